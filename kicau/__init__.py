@@ -1,0 +1,5 @@
+"""Kicau's shared library: the contracts several services must agree on.
+
+Event schemas and topic names, id generation, settings, client factories, Redis key names, Mastodon entity
+shapes and metrics helpers. No business rules live here: those belong to the service that owns them.
+"""

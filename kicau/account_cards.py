@@ -1,0 +1,74 @@
+"""Rendered Account entities, cached in Redis as JSON bytes and loaded from Cassandra on a miss.
+
+Several services embed accounts in what they return (statuses carry their author), so the read path lives
+here once. Writers that change what a card shows (follows, new statuses) drop the cached copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cassandra.cluster import Session
+from redis.asyncio import Redis
+
+from kicau import keys
+from kicau.clients import execute
+from kicau.entities import account_entity, dumps
+
+CARD_TTL_SECONDS = 300
+
+
+class AccountCards:
+    def __init__(self, redis: Redis, session: Session, public_url: str) -> None:
+        self._redis = redis
+        self._session = session
+        self._public_url = public_url
+        self._select_account = session.prepare("SELECT * FROM accounts WHERE id = ?")
+        self._select_stats = session.prepare(
+            "SELECT statuses_count, followers_count, following_count FROM account_stats WHERE account_id = ?"
+        )
+        self._select_last_status = session.prepare(
+            "SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT 1"
+        )
+
+    async def load_rows(self, account_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        rows = await execute(self._session, self._select_account, (account_id,))
+        if not rows:
+            return None, {}
+        stats = await execute(self._session, self._select_stats, (account_id,))
+        return rows[0], (stats[0] if stats else {})
+
+    async def entity(self, account_id: int) -> dict[str, Any] | None:
+        """The Account entity from Cassandra (fresh counts), refreshing the cache."""
+        row, stats = await self.load_rows(account_id)
+        if row is None:
+            return None
+        entity = account_entity(
+            row,
+            public_url=self._public_url,
+            statuses_count=int(stats.get("statuses_count") or 0),
+            followers_count=int(stats.get("followers_count") or 0),
+            following_count=int(stats.get("following_count") or 0),
+        )
+        await self._redis.set(keys.account_cache(account_id), dumps(entity), ex=CARD_TTL_SECONDS)
+        return entity
+
+    async def cards(self, account_ids: set[int]) -> dict[int, bytes]:
+        """Cached JSON of many accounts in one MGET; misses are loaded from Cassandra and cached."""
+        ordered = sorted(account_ids)
+        if not ordered:
+            return {}
+        cached = await self._redis.mget([keys.account_cache(a) for a in ordered])
+        found: dict[int, bytes] = {}
+        for account_id, raw in zip(ordered, cached, strict=True):
+            if raw is not None:
+                found[account_id] = raw
+            else:
+                entity = await self.entity(account_id)
+                if entity is not None:
+                    found[account_id] = dumps(entity)
+        return found
+
+    async def forget(self, *account_ids: int) -> None:
+        if account_ids:
+            await self._redis.delete(*[keys.account_cache(a) for a in account_ids])

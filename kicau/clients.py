@@ -1,0 +1,123 @@
+"""Factories for the engine clients, built once per process in its lifespan or ``main()``.
+
+Cassandra's driver is callback-based; :func:`execute` bridges its futures into asyncio so services await
+queries without blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Cluster, ExecutionProfile, ResponseFuture, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import PreparedStatement, dict_factory
+
+from kicau.settings import CommonSettings
+
+
+def redis_client(settings: CommonSettings, *, max_connections: int = 64) -> aioredis.Redis:
+    """One pooled client per process; bytes in and out because timeline members are packed ids."""
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        max_connections=max_connections,
+        decode_responses=False,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+        health_check_interval=30,
+    )
+
+
+def kafka_producer(settings: CommonSettings) -> AIOKafkaProducer:
+    # acks=all plus the idempotent producer: a status answered 2xx is on every in-sync replica, and a retry
+    # inside the producer never writes it twice.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        request_timeout_ms=5000,
+        retry_backoff_ms=100,
+        metadata_max_age_ms=30000,
+    )
+
+
+def kafka_consumer(settings: CommonSettings, *topics: str, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        # Offsets are committed by hand after the Redis writes succeed: at-least-once, made exact by
+        # idempotent timeline writes.
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 500,
+        "fetch_max_wait_ms": 5,
+        "session_timeout_ms": 10000,
+        "heartbeat_interval_ms": 2000,
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+def cassandra_session(settings: CommonSettings) -> Session:
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_read_consistency],
+        row_factory=dict_factory,
+        request_timeout=5.0,
+    )
+    cluster = Cluster(
+        settings.cassandra_host_list,
+        port=settings.cassandra_port,
+        execution_profiles={"default": profile},
+        protocol_version=5,
+        connect_timeout=5,
+    )
+    session = cluster.connect(settings.cassandra_keyspace)
+    return session
+
+
+def write_consistency(settings: CommonSettings) -> int:
+    return int(ConsistencyLevel.name_to_value[settings.cassandra_write_consistency])
+
+
+async def execute(
+    session: Session, statement: PreparedStatement | str, params: Sequence[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Run one statement without blocking the event loop; returns the rows of the first page onwards."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+    rows: list[dict[str, Any]] = []
+    future: ResponseFuture = session.execute_async(statement, params)
+
+    def on_page(page: list[dict[str, Any]]) -> None:
+        rows.extend(page)
+        if future.has_more_pages:
+            future.start_fetching_next_page()
+        else:
+            loop.call_soon_threadsafe(_settle, result, rows, None)
+
+    def on_error(exc: BaseException) -> None:
+        loop.call_soon_threadsafe(_settle, result, None, exc)
+
+    future.add_callbacks(on_page, on_error)
+    return await result
+
+
+def _settle(
+    result: asyncio.Future[list[dict[str, Any]]], rows: list[dict[str, Any]] | None, exc: BaseException | None
+) -> None:
+    if result.done():
+        return
+    if exc is not None:
+        result.set_exception(exc)
+    else:
+        result.set_result(rows or [])
+
+
+def close_cassandra(session: Session) -> None:
+    session.cluster.shutdown()

@@ -1,0 +1,160 @@
+"""Mastodon entity shapes (Account, Status, Relationship), rendered once and reused as bytes.
+
+A Status is stored and cached as a *fragment*: its JSON without the ``account`` member. Readers splice the
+author's cached Account JSON in front (:func:`compose_status`) so neither is parsed or re-encoded on reads.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def text_to_html(text: str) -> str:
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
+    return "".join(
+        "<p>" + html.escape(p, quote=True).replace("\n", "<br />") + "</p>" for p in paragraphs
+    )
+
+
+def account_entity(
+    row: dict[str, Any],
+    *,
+    public_url: str,
+    statuses_count: int = 0,
+    followers_count: int = 0,
+    following_count: int = 0,
+    last_status_at: datetime | None = None,
+) -> dict[str, Any]:
+    username = row["username"]
+    url = f"{public_url}/@{username}"
+    avatar = f"{public_url}/avatars/original/missing.png"
+    header = f"{public_url}/headers/original/missing.png"
+    return {
+        "id": str(row["id"]),
+        "username": username,
+        "acct": username,
+        "display_name": row.get("display_name") or "",
+        "locked": bool(row.get("locked")),
+        "bot": bool(row.get("bot")),
+        "group": False,
+        "discoverable": True,
+        "indexable": False,
+        "hide_collections": False,
+        "noindex": False,
+        "created_at": iso_time(row.get("created_at")),
+        "note": text_to_html(row["note"]) if row.get("note") else "",
+        "url": url,
+        "uri": f"{public_url}/users/{username}",
+        "avatar": avatar,
+        "avatar_static": avatar,
+        "header": header,
+        "header_static": header,
+        "followers_count": max(0, followers_count),
+        "following_count": max(0, following_count),
+        "statuses_count": max(0, statuses_count),
+        "last_status_at": last_status_at.strftime("%Y-%m-%d") if last_status_at else None,
+        "emojis": [],
+        "fields": [],
+        "roles": [],
+    }
+
+
+def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """verify_credentials adds the ``source`` block with the raw, unrendered profile."""
+    return {
+        **account,
+        "source": {
+            "privacy": "public",
+            "sensitive": False,
+            "language": None,
+            "note": row.get("note") or "",
+            "fields": [],
+            "follow_requests_count": 0,
+        },
+    }
+
+
+def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> bytes:
+    """The Status entity without ``account``, as JSON bytes. Never contains ``scheduled_at`` (toot reads its
+    presence as "this post was scheduled")."""
+    status_id = str(row["id"])
+    in_reply_to = row.get("in_reply_to_id")
+    body = {
+        "id": status_id,
+        "uri": f"{public_url}/users/{username}/statuses/{status_id}",
+        "url": f"{public_url}/@{username}/{status_id}",
+        "created_at": iso_time(row["created_at"]),
+        "content": row.get("content") or text_to_html(row.get("text") or ""),
+        "visibility": row.get("visibility") or "public",
+        "sensitive": bool(row.get("sensitive")),
+        "spoiler_text": row.get("spoiler_text") or "",
+        "media_attachments": [],
+        "mentions": [],
+        "tags": [],
+        "emojis": [],
+        "reblogs_count": 0,
+        "favourites_count": 0,
+        "replies_count": 0,
+        "in_reply_to_id": str(in_reply_to) if in_reply_to else None,
+        "in_reply_to_account_id": None,
+        "reblog": None,
+        "poll": None,
+        "card": None,
+        "language": row.get("language"),
+        "edited_at": None,
+        "application": None,
+        "favourited": False,
+        "reblogged": False,
+        "muted": False,
+        "bookmarked": False,
+        "pinned": False,
+        "filtered": [],
+    }
+    return _encode(body)
+
+
+def compose_status(fragment: bytes, account_json: bytes) -> bytes:
+    """Splice ``"account": {...}`` into a fragment without decoding either."""
+    return b'{"account":' + account_json + b"," + fragment[1:]
+
+
+def compose_status_list(items: list[bytes]) -> bytes:
+    return b"[" + b",".join(items) + b"]"
+
+
+def relationship_entity(target_id: int, *, following: bool, followed_by: bool) -> dict[str, Any]:
+    return {
+        "id": str(target_id),
+        "following": following,
+        "showing_reblogs": following,
+        "notifying": False,
+        "languages": None,
+        "followed_by": followed_by,
+        "blocking": False,
+        "blocked_by": False,
+        "muting": False,
+        "muting_notifications": False,
+        "requested": False,
+        "requested_by": False,
+        "domain_blocking": False,
+        "endorsed": False,
+        "note": "",
+    }
+
+
+def dumps(value: Any) -> bytes:
+    return _encode(value)

@@ -1,0 +1,78 @@
+"""The events that cross Kafka, typed and versioned, and the one serialisation used for them (msgspec JSON).
+
+Status events are keyed by author id so one author's creates and deletes stay ordered in one partition;
+follow events are keyed by follower id so one follower's follows and unfollows stay ordered.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+def _event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0
+
+
+class _Event(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+    schema_version: int = SCHEMA_VERSION
+    event_id: str = msgspec.field(default_factory=_event_id)
+    # Wall-clock milliseconds when the event was accepted; delivery latency is measured from here.
+    occurred_at: float = msgspec.field(default_factory=_now_ms)
+
+
+class StatusCreated(_Event, tag="status.created"):
+    status_id: int
+    account_id: int
+    # The Status entity without its "account" member, rendered once by the post service and reused verbatim
+    # by the cache, the timelines and the stream (serialise once).
+    status_json: str
+
+
+class StatusDeleted(_Event, tag="status.deleted"):
+    status_id: int
+    account_id: int
+
+
+class FollowCreated(_Event, tag="follow.created"):
+    follower_id: int
+    followee_id: int
+
+
+class FollowDeleted(_Event, tag="follow.deleted"):
+    follower_id: int
+    followee_id: int
+
+
+StatusEvent = StatusCreated | StatusDeleted
+FollowEvent = FollowCreated | FollowDeleted
+Event = StatusCreated | StatusDeleted | FollowCreated | FollowDeleted
+EventType = Literal["status.created", "status.deleted", "follow.created", "follow.deleted"]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(raw: bytes) -> Event:
+    """Decode one event; raises msgspec.DecodeError / ValidationError on anything malformed."""
+    return _decoder.decode(raw)
+
+
+def event_key(event: Event) -> bytes:
+    """The Kafka partitioning key that keeps the events that must stay ordered in one partition."""
+    if isinstance(event, StatusCreated | StatusDeleted):
+        return str(event.account_id).encode()
+    return str(event.follower_id).encode()

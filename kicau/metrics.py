@@ -1,0 +1,84 @@
+"""Prometheus helpers: one request histogram per service, labelled by route template (never by id)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "kicau_http_requests_total", "HTTP requests answered", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "kicau_http_request_duration_seconds",
+    "Time to answer an HTTP request (streams: time to first byte)",
+    ["service", "method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+STATUSES_CREATED = Counter("kicau_statuses_created_total", "Statuses accepted (2xx) by the post service")
+STATUSES_DELETED = Counter("kicau_statuses_deleted_total", "Statuses deleted by their author")
+FANOUT_ENTRIES = Counter("kicau_fanout_timeline_entries_total", "Home-timeline entries written by the fanout")
+FANOUT_EVENTS = Counter("kicau_fanout_events_total", "Events processed by the fanout", ["type"])
+FANOUT_BATCH_SECONDS = Histogram(
+    "kicau_fanout_batch_duration_seconds", "Time to apply one consumed batch", buckets=LATENCY_BUCKETS
+)
+CONSUMER_LAG = Gauge(
+    "kicau_fanout_consumer_lag", "Messages behind the end of each assigned partition", ["topic", "partition"]
+)
+OPEN_STREAMS = Gauge("kicau_streams_open", "Streaming connections open on this gateway", ["transport"])
+DELIVERY_LATENCY = Histogram(
+    "kicau_stream_delivery_latency_seconds",
+    "Status accepted to event written on a stream",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+def metrics_response(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Pure ASGI (no BaseHTTPMiddleware) so streaming responses pass through untouched and cheaply."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+        recorded = False
+        route = _route_template(scope)
+        method = scope["method"]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status_code, recorded
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                if not recorded:
+                    recorded = True
+                    HTTP_LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
+                    HTTP_REQUESTS.labels(self.service, method, route, str(status_code)).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"

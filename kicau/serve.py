@@ -1,0 +1,21 @@
+"""Running a service's ASGI app: uvloop, httptools, no access log on the hot path."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from kicau.web import configure_logging
+
+
+def run(app_path: str, *, host: str, port: int) -> None:
+    configure_logging()
+    uvicorn.run(
+        app_path,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,50 @@
+"""Settings shared by every service: where the engines are and how to reach the other services.
+
+Each service subclasses :class:`CommonSettings` with its own environment prefix for what only it uses; the
+engine endpoints are read from ``KICAU_*`` everywhere so one environment configures the whole system.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KICAU_", extra="ignore")
+
+    environment: str = "development"
+    public_url: str = "http://127.0.0.1:8080"
+    instance_domain: str = "kicau.local"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_statuses_topic: str = "kicau.statuses"
+    kafka_follows_topic: str = "kicau.follows"
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    cassandra_hosts: str = "127.0.0.1"
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "kicau"
+    # Consistency levels are configuration so a ring can run QUORUM while the local node runs ONE.
+    cassandra_read_consistency: str = "LOCAL_ONE"
+    cassandra_write_consistency: str = "LOCAL_ONE"
+
+    graph_url: str = "http://127.0.0.1:8084"
+    post_url: str = "http://127.0.0.1:8081"
+    timeline_url: str = "http://127.0.0.1:8082"
+
+    # Home timelines keep this many newest entries (Mastodon and Twitter both keep 800).
+    home_timeline_cap: int = Field(default=800, ge=20, le=5000)
+    # How many of a followee's statuses a new follow merges into the follower's home timeline.
+    follow_backfill: int = Field(default=200, ge=0, le=5000)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> CommonSettings:
+        if self.environment == "production" and self.public_url.startswith("http://127."):
+            raise ValueError("KICAU_PUBLIC_URL must be set to the public address in production")
+        return self
+
+    @property
+    def cassandra_host_list(self) -> list[str]:
+        return [h.strip() for h in self.cassandra_hosts.split(",") if h.strip()]

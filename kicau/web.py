@@ -1,0 +1,111 @@
+"""What every Kicau HTTP service has in common: Mastodon-style errors, health, readiness and metrics.
+
+Errors are always ``{"error": "..."}`` with a 4xx for anything the client sent wrong; a dependency that is
+down is a 503, never a 500, so a client knows to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kicau.metrics import MetricsMiddleware, metrics_response
+
+log = logging.getLogger("kicau")
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+class ApiError(Exception):
+    """A failure the client should see as-is: an HTTP status and a Mastodon error message."""
+
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code, headers=headers)
+
+
+def describe_validation_error(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{location or 'request'}: {err.get('msg', 'invalid')}")
+    return "Validation failed: " + "; ".join(parts)
+
+
+def install_common(
+    app: FastAPI, *, service: str, readiness: list[ReadinessCheck] | None = None
+) -> None:
+    """Error handlers, /healthz, /readyz and /metrics for one service."""
+    checks = readiness if readiness is not None else []
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status_code, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, describe_validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = {404: "Record not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Engine outages surface here as driver exceptions: the client gets a retryable 503, the log the cause.
+        log.exception("unhandled error in %s: %s", service, type(exc).__name__)
+        return error_response(503, "Service temporarily unavailable, try again")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("OK")
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        failures: dict[str, Any] = {}
+        for check in checks:
+            try:
+                await check()
+            except Exception as exc:
+                failures[getattr(check, "__name__", "check")] = f"{type(exc).__name__}: {exc}"
+        if failures:
+            return JSONResponse({"ready": False, "failures": failures}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, service=service)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def acting_account_id(value: str | None) -> int:
+    """The account a gateway-authenticated request acts for (``X-Kicau-Account``), or 401."""
+    if not value:
+        raise ApiError(401, "This method requires an authenticated user")
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ApiError(401, "This method requires an authenticated user") from exc
+
+
+# Headers the gateway sets on internal calls after it has authenticated the bearer token. Internal services
+# listen on loopback (or a private network in deploy/) and trust them; they are never accepted from clients.
+ACCOUNT_HEADER = "X-Kicau-Account"
+CLIENT_HEADER = "X-Kicau-Client"
+SCOPES_HEADER = "X-Kicau-Scopes"
+NEXT_CURSOR_HEADER = "X-Kicau-Next"

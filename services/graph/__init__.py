@@ -1,0 +1,1 @@
+"""Graph service: accounts, OAuth apps and tokens, and who follows whom."""

@@ -1,0 +1,216 @@
+"""HTTP transport and lifecycle of the graph service (internal API, called by the gateway)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from kicau import clients
+from kicau.account_cards import AccountCards
+from kicau.ids import SnowflakeGenerator, lease_worker
+from kicau.settings import CommonSettings
+from kicau.tokens import TokenInfo
+from kicau.web import (
+    ACCOUNT_HEADER,
+    CLIENT_HEADER,
+    NEXT_CURSOR_HEADER,
+    SCOPES_HEADER,
+    ApiError,
+    acting_account_id,
+    install_common,
+)
+from services.graph.passwords import Passwords
+from services.graph.service import GraphService
+from services.graph.settings import GraphSettings
+from services.graph.store import GraphStore
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AppForm(_Body):
+    client_name: StrictStr
+    redirect_uris: StrictStr = "urn:ietf:wg:oauth:2.0:oob"
+    scopes: StrictStr | None = None
+    website: StrictStr | None = None
+
+
+class TokenForm(_Body):
+    grant_type: StrictStr | None = None
+    client_id: StrictStr | None = None
+    client_secret: StrictStr | None = None
+    username: StrictStr | None = None
+    password: StrictStr | None = None
+    scope: StrictStr | None = None
+
+
+class RevokeForm(_Body):
+    token: StrictStr | None = None
+    client_id: StrictStr | None = None
+    client_secret: StrictStr | None = None
+
+
+class RegistrationForm(_Body):
+    username: StrictStr | None = None
+    email: StrictStr | None = None
+    password: StrictStr | None = None
+    agreement: bool = False
+    locale: StrictStr | None = None
+    reason: StrictStr | None = None
+
+
+def _service(request: Request) -> GraphService:
+    service: GraphService = request.app.state.service
+    return service
+
+
+Service = Annotated[GraphService, Depends(_service)]
+AccountHeader = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    common = CommonSettings()
+    own = GraphSettings()
+    redis = clients.redis_client(common)
+    session = clients.cassandra_session(common)
+    producer = clients.kafka_producer(common)
+    await producer.start()
+    try:
+        app.state.service = GraphService(
+            settings=common,
+            store=GraphStore(session, clients.write_consistency(common)),
+            redis=redis,
+            producer=producer,
+            cards=AccountCards(redis, session, common.public_url),
+            ids=SnowflakeGenerator(await lease_worker(redis)),
+            passwords=Passwords(
+                concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
+                memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
+            ),
+        )
+        app.state.redis = redis
+        app.state.session = session
+        yield
+    finally:
+        await producer.stop()
+        await redis.aclose()
+        clients.close_cassandra(session)
+
+
+app = FastAPI(title="Kicau graph service", lifespan=lifespan)
+
+
+async def redis_ready() -> None:
+    await app.state.redis.ping()
+
+
+async def cassandra_ready() -> None:
+    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
+
+
+install_common(app, service="graph", readiness=[redis_ready, cassandra_ready])
+
+
+@app.post("/internal/apps")
+async def create_app(form: AppForm, service: Service) -> dict[str, Any]:
+    return await service.create_app(
+        client_name=form.client_name, redirect_uris=form.redirect_uris, scopes=form.scopes, website=form.website
+    )
+
+
+@app.post("/internal/oauth/token")
+async def token(form: TokenForm, service: Service) -> dict[str, Any]:
+    return await service.issue_token(
+        grant_type=form.grant_type, client_id=form.client_id, client_secret=form.client_secret,
+        username=form.username, password=form.password, scope=form.scope,
+    )
+
+
+@app.post("/internal/oauth/revoke")
+async def revoke(form: RevokeForm, service: Service) -> dict[str, Any]:
+    await service.revoke(token=form.token, client_id=form.client_id, client_secret=form.client_secret)
+    return {}
+
+
+@app.get("/internal/tokens/{token_hash}")
+async def resolve_token(token_hash: str, service: Service) -> Response:
+    info = await service.resolve_token(token_hash)
+    if info is None:
+        raise ApiError(401, "The access token is invalid")
+    return JSONResponse({"account_id": info.account_id, "client_id": info.client_id, "scopes": info.scopes})
+
+
+@app.post("/internal/accounts")
+async def register(
+    form: RegistrationForm,
+    service: Service,
+    client_id: Annotated[str | None, Header(alias=CLIENT_HEADER)] = None,
+    scopes: Annotated[str | None, Header(alias=SCOPES_HEADER)] = None,
+) -> dict[str, Any]:
+    if not client_id:
+        raise ApiError(401, "This method requires an app token")
+    app_token = TokenInfo(account_id=None, client_id=client_id, scopes=(scopes or "").split())
+    return await service.register(
+        app_token=app_token, username=form.username, email=form.email, password=form.password,
+        agreement=form.agreement, locale=form.locale,
+    )
+
+
+@app.get("/internal/accounts/lookup")
+async def lookup(service: Service, acct: Annotated[str, Query(max_length=300)] = "") -> dict[str, Any]:
+    return await service.lookup(acct)
+
+
+@app.get("/internal/accounts/relationships")
+async def relationships(
+    service: Service, account: AccountHeader = None, ids: Annotated[list[int], Query(alias="id")] = []  # noqa: B006
+) -> list[dict[str, Any]]:
+    viewer = acting_account_id(account)
+    return [await service.relationship(viewer_id=viewer, target_id=target) for target in ids[:40]]
+
+
+@app.get("/internal/search/accounts")
+async def search_accounts(
+    service: Service, q: Annotated[str, Query(max_length=300)] = "", limit: int = 40
+) -> list[dict[str, Any]]:
+    return await service.search_accounts(query=q, limit=limit)
+
+
+@app.get("/internal/accounts/{account_id}")
+async def account(account_id: int, service: Service) -> dict[str, Any]:
+    return await service.account(account_id)
+
+
+@app.get("/internal/accounts/{account_id}/credentials")
+async def credentials(account_id: int, service: Service) -> dict[str, Any]:
+    return await service.credentials(account_id)
+
+
+@app.post("/internal/accounts/{account_id}/follow")
+async def follow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.follow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/unfollow")
+async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.get("/internal/accounts/{account_id}/{direction}")
+async def follow_list(
+    account_id: int, direction: str, service: Service, max_id: int | None = None, limit: int = 40
+) -> Response:
+    if direction not in ("followers", "following"):
+        raise ApiError(404, "Record not found")
+    entities, next_cursor = await service.follow_list(
+        account_id=account_id, direction=direction, max_id=max_id, limit=limit
+    )
+    headers = {NEXT_CURSOR_HEADER: str(next_cursor)} if next_cursor is not None else {}
+    return JSONResponse(entities, headers=headers)

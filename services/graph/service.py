@@ -1,0 +1,272 @@
+"""Accounts, OAuth and the follow graph: the domain rules, one function per verb.
+
+Uniqueness (usernames, emails, follow edges) is decided by Cassandra lightweight transactions so two racing
+requests cannot both win. A follow that is retried after a partial failure re-applies the remaining steps
+and republishes its event: every step is idempotent, so retries converge instead of double counting.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from kicau import tokens
+from kicau.account_cards import AccountCards
+from kicau.entities import credential_account_entity, relationship_entity
+from kicau.events import FollowCreated, FollowDeleted
+from kicau.ids import SnowflakeGenerator
+from kicau.publishing import publish
+from kicau.settings import CommonSettings
+from kicau.tokens import TokenInfo
+from kicau.web import ApiError
+from services.graph.passwords import Passwords
+from services.graph.store import GraphStore
+
+KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+MAX_PAGE = 80
+
+
+def parse_scopes(raw: str | None, default: str = "read") -> set[str]:
+    scopes = set((raw or default).replace("+", " ").split())
+    for scope in scopes:
+        if scope.split(":", 1)[0] not in KNOWN_SCOPES:
+            raise ApiError(400, f"The requested scope is invalid, unknown, or malformed: {scope}")
+    return scopes
+
+
+@dataclass
+class GraphService:
+    settings: CommonSettings
+    store: GraphStore
+    redis: Redis
+    producer: AIOKafkaProducer
+    cards: AccountCards
+    ids: SnowflakeGenerator
+    passwords: Passwords
+
+    # OAuth apps and tokens ----------------------------------------------------------------------------
+
+    async def create_app(
+        self, *, client_name: str, redirect_uris: str, scopes: str | None, website: str | None
+    ) -> dict[str, Any]:
+        granted = parse_scopes(scopes)
+        client_id = secrets.token_urlsafe(32)
+        client_secret = secrets.token_urlsafe(32)
+        await self.store.insert_app(
+            client_id=client_id, client_secret=client_secret, name=client_name, website=website,
+            redirect_uri=redirect_uris, scopes=granted,
+        )
+        return {
+            "id": str(self.ids.next_id()),
+            "name": client_name,
+            "website": website,
+            "scopes": sorted(granted),
+            "redirect_uri": redirect_uris,
+            "redirect_uris": redirect_uris.split(),
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "client_secret_expires_at": 0,
+            "vapid_key": "",
+        }
+
+    async def _authenticate_app(self, client_id: str | None, client_secret: str | None) -> dict[str, Any]:
+        app = await self.store.app(client_id) if client_id else None
+        if app is None or not client_secret or not secrets.compare_digest(app["client_secret"], client_secret):
+            raise ApiError(401, "Client authentication failed due to unknown client, no client authentication "
+                           "included, or unsupported authentication method.")
+        return app
+
+    async def issue_token(
+        self, *, grant_type: str | None, client_id: str | None, client_secret: str | None,
+        username: str | None, password: str | None, scope: str | None,
+    ) -> dict[str, Any]:
+        app = await self._authenticate_app(client_id, client_secret)
+        requested = parse_scopes(scope)
+        allowed = set(app["scopes"] or ())
+        if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
+            raise ApiError(400, "The requested scope is invalid, unknown, or malformed.")
+        account_id: int | None
+        if grant_type == "password":
+            account_id = await self._check_password(username, password)
+        elif grant_type == "client_credentials":
+            account_id = None
+        else:
+            raise ApiError(400, "The authorization grant type is not supported by the authorization server.")
+        return await self._new_token(account_id, app["client_id"], requested)
+
+    async def _check_password(self, login: str | None, password: str | None) -> int:
+        if not login or not password:
+            raise ApiError(400, "The provided authorization grant is invalid: username and password are required.")
+        login = login.strip()
+        if "@" in login:
+            account_id = await self.store.account_id_by_email(login.lower())
+        else:
+            account_id = await self.store.account_id_by_username(login.lower())
+        row = await self.store.account(account_id) if account_id is not None else None
+        if not await self.passwords.verify(row["password_hash"] if row else None, password):
+            raise ApiError(400, "The provided authorization grant is invalid, expired, revoked, does not match "
+                           "the redirection URI used in the authorization request, or was issued to another client.")
+        assert account_id is not None
+        return account_id
+
+    async def _new_token(self, account_id: int | None, client_id: str, scopes: set[str]) -> dict[str, Any]:
+        token = tokens.new_token()
+        token_hash = tokens.hash_token(token)
+        await self.store.insert_token(token_hash=token_hash, account_id=account_id, client_id=client_id,
+                                      scopes=scopes)
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "scope": " ".join(sorted(scopes)),
+            "created_at": int(time.time()),
+        }
+
+    async def resolve_token(self, token_hash: str) -> TokenInfo | None:
+        info = await tokens.cached(self.redis, token_hash)
+        if info is not None:
+            return info
+        row = await self.store.token(token_hash)
+        if row is None:
+            return None
+        info = TokenInfo(
+            account_id=row["account_id"], client_id=row["client_id"], scopes=sorted(row["scopes"] or ())
+        )
+        await tokens.cache(self.redis, token_hash, info)
+        return info
+
+    async def revoke(self, *, token: str | None, client_id: str | None, client_secret: str | None) -> None:
+        app = await self._authenticate_app(client_id, client_secret)
+        if not token:
+            raise ApiError(400, "token is required")
+        token_hash = tokens.hash_token(token)
+        row = await self.store.token(token_hash)
+        # RFC 7009: revoking an unknown token is a success; another client's token is left alone.
+        if row is None or row["client_id"] != app["client_id"]:
+            if row is not None:
+                raise ApiError(403, "You are not authorized to revoke this token")
+            return
+        await self.store.delete_token(token_hash)
+        await tokens.forget(self.redis, token_hash)
+
+    # Accounts -----------------------------------------------------------------------------------------
+
+    async def register(
+        self, *, app_token: TokenInfo, username: str | None, email: str | None, password: str | None,
+        agreement: bool, locale: str | None,
+    ) -> dict[str, Any]:
+        errors: dict[str, list[dict[str, str]]] = {}
+        if not username or not USERNAME_RE.match(username):
+            errors["username"] = [{"error": "ERR_INVALID", "description": "must be 1-30 letters, digits or _"}]
+        if not email or not EMAIL_RE.match(email):
+            errors["email"] = [{"error": "ERR_INVALID", "description": "is not a valid e-mail address"}]
+        if not password or not 8 <= len(password) <= 72:
+            errors["password"] = [{"error": "ERR_INVALID", "description": "must be 8 to 72 characters"}]
+        if not agreement:
+            errors["agreement"] = [{"error": "ERR_ACCEPTED", "description": "must be accepted"}]
+        if errors:
+            raise ApiError(422, "Validation failed: " + ", ".join(f"{k} is invalid" for k in errors))
+        assert username and email and password
+        account_id = self.ids.next_id()
+        username_key = username.lower()
+        email_key = email.lower()
+        if not await self.store.claim_username(username_key, account_id):
+            raise ApiError(422, "Validation failed: Username has already been taken")
+        try:
+            if not await self.store.claim_email(email_key, account_id):
+                raise ApiError(422, "Validation failed: E-mail has already been taken")
+            password_hash = await self.passwords.hash(password)
+            await self.store.insert_account(
+                account_id=account_id, username=username, email=email_key, display_name=username,
+                password_hash=password_hash,
+            )
+        except BaseException:
+            # Leave no half-registered account: release the name so the user can retry it.
+            await self.store.release_username(username_key, account_id)
+            raise
+        scopes = set(app_token.scopes) & {"read", "write", "follow", "push"} or {"read"}
+        return await self._new_token(account_id, app_token.client_id, scopes)
+
+    async def account(self, account_id: int) -> dict[str, Any]:
+        entity = await self.cards.entity(account_id)
+        if entity is None:
+            raise ApiError(404, "Record not found")
+        return entity
+
+    async def credentials(self, account_id: int) -> dict[str, Any]:
+        entity = await self.account(account_id)
+        row = await self.store.account(account_id)
+        return credential_account_entity(entity, row or {})
+
+    async def lookup(self, acct: str) -> dict[str, Any]:
+        username = acct.strip().lstrip("@").split("@", 1)[0].lower()
+        account_id = await self.store.account_id_by_username(username) if username else None
+        if account_id is None:
+            raise ApiError(404, "Record not found")
+        return await self.account(account_id)
+
+    async def search_accounts(self, *, query: str, limit: int) -> list[dict[str, Any]]:
+        username = query.strip().lstrip("@").split("@", 1)[0].lower()
+        if not username or not USERNAME_RE.match(username):
+            return []
+        account_id = await self.store.account_id_by_username(username)
+        if account_id is None or limit < 1:
+            return []
+        return [await self.account(account_id)]
+
+    # Follow graph -------------------------------------------------------------------------------------
+
+    async def _require_account(self, account_id: int) -> None:
+        if await self.store.account(account_id) is None:
+            raise ApiError(404, "Record not found")
+
+    async def follow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
+        if follower_id == followee_id:
+            raise ApiError(403, "You cannot follow yourself")
+        await self._require_account(followee_id)
+        if await self.store.claim_follow(follower_id, followee_id):
+            await self.store.change_counts(follower_id, followee_id, +1)
+        await self.store.add_follower_row(follower_id, followee_id)
+        # Published on every call, retries included: the fanout's backfill is idempotent, and a retry after a
+        # crash between the steps above must still reach the follower's timeline.
+        await publish(self.producer, self.settings.kafka_follows_topic,
+                      FollowCreated(follower_id=follower_id, followee_id=followee_id))
+        await self.cards.forget(follower_id, followee_id)
+        return await self.relationship(viewer_id=follower_id, target_id=followee_id)
+
+    async def unfollow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
+        await self._require_account(followee_id)
+        if await self.store.release_follow(follower_id, followee_id):
+            await self.store.change_counts(follower_id, followee_id, -1)
+        await self.store.remove_follower_row(follower_id, followee_id)
+        await publish(self.producer, self.settings.kafka_follows_topic,
+                      FollowDeleted(follower_id=follower_id, followee_id=followee_id))
+        await self.cards.forget(follower_id, followee_id)
+        return await self.relationship(viewer_id=follower_id, target_id=followee_id)
+
+    async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
+        following = await self.store.is_following(viewer_id, target_id)
+        followed_by = await self.store.is_following(target_id, viewer_id)
+        return relationship_entity(target_id, following=following, followed_by=followed_by)
+
+    async def follow_list(
+        self, *, account_id: int, direction: str, max_id: int | None, limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of followers or followees, highest id first, and the cursor of the next page."""
+        await self._require_account(account_id)
+        limit = max(1, min(limit, MAX_PAGE))
+        cursor = max_id if max_id is not None else (1 << 63) - 1
+        if direction == "followers":
+            ids = await self.store.followers_page(account_id, cursor, limit)
+        else:
+            ids = await self.store.following_page(account_id, cursor, limit)
+        entities = [e for e in [await self.cards.entity(i) for i in ids] if e is not None]
+        next_cursor = ids[-1] if len(ids) == limit else None
+        return entities, next_cursor

@@ -1,0 +1,168 @@
+"""Cassandra persistence of accounts, OAuth apps and tokens, and the follow graph."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
+
+from kicau.clients import execute
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class GraphStore:
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        prepare = session.prepare
+
+        def write(query: str) -> Any:
+            statement = prepare(query)
+            statement.consistency_level = write_consistency
+            return statement
+
+        self._claim_username = write(
+            "INSERT INTO accounts_by_username (username, account_id) VALUES (?, ?) IF NOT EXISTS"
+        )
+        self._release_username = write("DELETE FROM accounts_by_username WHERE username = ? IF account_id = ?")
+        self._claim_email = write("INSERT INTO accounts_by_email (email, account_id) VALUES (?, ?) IF NOT EXISTS")
+        self._insert_account = write(
+            "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?, false, false, ?, ?)"
+        )
+        self._by_username = prepare("SELECT account_id FROM accounts_by_username WHERE username = ?")
+        self._by_email = prepare("SELECT account_id FROM accounts_by_email WHERE email = ?")
+        self._account = prepare("SELECT * FROM accounts WHERE id = ?")
+        self._insert_app = write(
+            "INSERT INTO oauth_apps (client_id, client_secret, name, website, redirect_uri, scopes, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._app = prepare("SELECT * FROM oauth_apps WHERE client_id = ?")
+        self._insert_token = write(
+            "INSERT INTO oauth_tokens (token_hash, account_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?, ?)"
+        )
+        self._token = prepare("SELECT * FROM oauth_tokens WHERE token_hash = ?")
+        self._delete_token = write("DELETE FROM oauth_tokens WHERE token_hash = ?")
+        self._claim_follow = write(
+            "INSERT INTO following (follower_id, followee_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
+        )
+        self._release_follow = write("DELETE FROM following WHERE follower_id = ? AND followee_id = ? IF EXISTS")
+        self._insert_follower = write(
+            "INSERT INTO followers (followee_id, follower_id, created_at) VALUES (?, ?, ?)"
+        )
+        self._delete_follower = write("DELETE FROM followers WHERE followee_id = ? AND follower_id = ?")
+        self._is_following = prepare("SELECT followee_id FROM following WHERE follower_id = ? AND followee_id = ?")
+        self._count_change = write(
+            "UPDATE account_stats SET following_count = following_count + ? WHERE account_id = ?"
+        )
+        self._followers_change = write(
+            "UPDATE account_stats SET followers_count = followers_count + ? WHERE account_id = ?"
+        )
+        self._followers_page = prepare(
+            "SELECT follower_id FROM followers WHERE followee_id = ? AND follower_id < ? LIMIT ?"
+        )
+        self._following_page = prepare(
+            "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id < ? LIMIT ?"
+        )
+        self._write_consistency = write_consistency
+
+    # Accounts -----------------------------------------------------------------------------------------
+
+    async def claim_username(self, username_key: str, account_id: int) -> bool:
+        rows = await execute(self._session, self._claim_username, (username_key, account_id))
+        return bool(rows[0]["[applied]"])
+
+    async def release_username(self, username_key: str, account_id: int) -> None:
+        await execute(self._session, self._release_username, (username_key, account_id))
+
+    async def claim_email(self, email: str, account_id: int) -> bool:
+        rows = await execute(self._session, self._claim_email, (email, account_id))
+        return bool(rows[0]["[applied]"])
+
+    async def insert_account(
+        self, *, account_id: int, username: str, email: str, display_name: str, password_hash: str
+    ) -> None:
+        await execute(
+            self._session,
+            self._insert_account,
+            (account_id, username, email, display_name, "", password_hash, _now()),
+        )
+
+    async def account(self, account_id: int) -> dict[str, Any] | None:
+        rows = await execute(self._session, self._account, (account_id,))
+        return rows[0] if rows else None
+
+    async def account_id_by_username(self, username_key: str) -> int | None:
+        rows = await execute(self._session, self._by_username, (username_key,))
+        return int(rows[0]["account_id"]) if rows else None
+
+    async def account_id_by_email(self, email: str) -> int | None:
+        rows = await execute(self._session, self._by_email, (email,))
+        return int(rows[0]["account_id"]) if rows else None
+
+    # OAuth --------------------------------------------------------------------------------------------
+
+    async def insert_app(
+        self, *, client_id: str, client_secret: str, name: str, website: str | None, redirect_uri: str,
+        scopes: set[str],
+    ) -> None:
+        await execute(
+            self._session,
+            self._insert_app,
+            (client_id, client_secret, name, website, redirect_uri, scopes, _now()),
+        )
+
+    async def app(self, client_id: str) -> dict[str, Any] | None:
+        rows = await execute(self._session, self._app, (client_id,))
+        return rows[0] if rows else None
+
+    async def insert_token(
+        self, *, token_hash: str, account_id: int | None, client_id: str, scopes: set[str]
+    ) -> None:
+        await execute(self._session, self._insert_token, (token_hash, account_id, client_id, scopes, _now()))
+
+    async def token(self, token_hash: str) -> dict[str, Any] | None:
+        rows = await execute(self._session, self._token, (token_hash,))
+        return rows[0] if rows else None
+
+    async def delete_token(self, token_hash: str) -> None:
+        await execute(self._session, self._delete_token, (token_hash,))
+
+    # Follow graph -------------------------------------------------------------------------------------
+
+    async def claim_follow(self, follower_id: int, followee_id: int) -> bool:
+        """True when this call created the edge; a retry of an applied follow returns False."""
+        rows = await execute(self._session, self._claim_follow, (follower_id, followee_id, _now()))
+        return bool(rows[0]["[applied]"])
+
+    async def release_follow(self, follower_id: int, followee_id: int) -> bool:
+        rows = await execute(self._session, self._release_follow, (follower_id, followee_id))
+        return bool(rows[0]["[applied]"])
+
+    async def add_follower_row(self, follower_id: int, followee_id: int) -> None:
+        await execute(self._session, self._insert_follower, (followee_id, follower_id, _now()))
+
+    async def remove_follower_row(self, follower_id: int, followee_id: int) -> None:
+        await execute(self._session, self._delete_follower, (followee_id, follower_id))
+
+    async def change_counts(self, follower_id: int, followee_id: int, delta: int) -> None:
+        # Counter updates cannot share a batch with ordinary rows; they go in a counter batch of their own.
+        batch = BatchStatement(batch_type=BatchType.COUNTER, consistency_level=self._write_consistency)
+        batch.add(self._count_change, (delta, follower_id))
+        batch.add(self._followers_change, (delta, followee_id))
+        await execute(self._session, batch)
+
+    async def is_following(self, follower_id: int, followee_id: int) -> bool:
+        return bool(await execute(self._session, self._is_following, (follower_id, followee_id)))
+
+    async def followers_page(self, account_id: int, max_id: int, limit: int) -> list[int]:
+        rows = await execute(self._session, self._followers_page, (account_id, max_id, limit))
+        return [int(r["follower_id"]) for r in rows]
+
+    async def following_page(self, account_id: int, max_id: int, limit: int) -> list[int]:
+        rows = await execute(self._session, self._following_page, (account_id, max_id, limit))
+        return [int(r["followee_id"]) for r in rows]
