@@ -1,0 +1,379 @@
+"""The three engines: how to configure, start, probe and stop Kafka, Cassandra and Redis under .stack/."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from stack import classpath, probes, procs
+from stack.config import ENGINES_SRC, HOST, ROOT, STACK_DIR, StackError, ports
+
+Say = Callable[[str], None]
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def render(template: str, values: dict[str, object]) -> str:
+    """Fill {{name}} placeholders; a placeholder without a value is a bug in the template, not a blank."""
+
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise StackError(f"template placeholder {{{{{key}}}}} has no value", "fix stack/engines templates")
+        return str(values[key])
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
+def java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    found = procs.which("java")
+    if found is None:
+        raise StackError("`java` is not on PATH", "install a Java 17 JDK (apt-get install -y openjdk-17-jdk-headless)")
+    return found
+
+
+class Engine:
+    name: str = ""
+    marker: str = ""  # a substring of our process's command line, to tell it from a recycled pid
+
+    @property
+    def dir(self) -> Path:
+        return STACK_DIR / self.name
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "pid"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.dir / f"{self.name}.log"
+
+    @property
+    def logs(self) -> list[Path]:
+        return [self.stdout_log]
+
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def all_ports(self) -> list[int]:
+        return [self.port]
+
+    def probe(self) -> str | None:
+        raise NotImplementedError
+
+    def prepare(self, say: Say) -> list[str]:
+        """Write configs, do one-time setup, return the argv to start the engine."""
+        raise NotImplementedError
+
+    def pid(self) -> int | None:
+        return procs.live_pid(self.pid_file, self.marker)
+
+
+class Kafka(Engine):
+    name = "kafka"
+    marker = "kafka.Kafka"
+
+    @property
+    def port(self) -> int:
+        return ports().kafka
+
+    @property
+    def all_ports(self) -> list[int]:
+        return [ports().kafka, ports().kafka_controller]
+
+    def probe(self) -> str | None:
+        return probes.probe_kafka(self.port)
+
+    def _jvm_opts(self) -> list[str]:
+        return [
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.dir / 'logs'}",
+            "-Djava.awt.headless=true",
+        ]
+
+    def prepare(self, say: Say) -> list[str]:
+        jars = classpath.resolve(self.name, _Collector(say))
+        cp = os.pathsep.join(jars)
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        p = ports()
+        props = self.dir / "server.properties"
+        template = (ENGINES_SRC / "kafka" / "server.properties.tmpl").read_text()
+        _write_if_changed(
+            props,
+            render(template, {"host": HOST, "port": p.kafka, "controller_port": p.kafka_controller, "data_dir": data}),
+        )
+        _write_if_changed(self.dir / "log4j2.properties", (ENGINES_SRC / "kafka" / "log4j2.properties").read_text())
+        if not (data / "meta.properties").exists():
+            self._format(cp, props, say)
+        return [
+            java(), "-Xms256m", "-Xmx512m",
+            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
+            *self._jvm_opts(),
+            "-cp", cp, "kafka.Kafka", str(props),
+        ]  # fmt: skip
+
+    def cluster_id(self) -> str:
+        id_file = self.dir / "cluster.id"
+        if id_file.exists():
+            return id_file.read_text().strip()
+        # Same shape as Kafka's Uuid.randomUuid(): URL-safe base64 of 16 random bytes, never starting with '-'.
+        while True:
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            if not cid.startswith("-"):
+                break
+        id_file.write_text(cid + "\n")
+        return cid
+
+    def _format(self, cp: str, props: Path, say: Say) -> None:
+        say("formatting KRaft storage (first start)")
+        argv = [
+            java(), "-Xmx256m", "-XX:TieredStopAtLevel=1", *self._jvm_opts(),
+            "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone",
+            "-t", self.cluster_id(), "-c", str(props), "--ignore-formatted",
+        ]  # fmt: skip
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            out = (proc.stdout + proc.stderr).strip().splitlines()[-20:]
+            raise StackError("Kafka storage format failed:\n  " + "\n  ".join(out), "see the lines above")
+
+
+class Cassandra(Engine):
+    name = "cassandra"
+    marker = "CassandraDaemon"
+
+    @property
+    def logs(self) -> list[Path]:
+        return [self.stdout_log, self.dir / "logs" / "system.log"]
+
+    @property
+    def port(self) -> int:
+        return ports().cassandra
+
+    @property
+    def all_ports(self) -> list[int]:
+        p = ports()
+        return [p.cassandra, p.cassandra_storage, p.cassandra_jmx]
+
+    def probe(self) -> str | None:
+        return probes.probe_cassandra(self.port)
+
+    def prepare(self, say: Say) -> list[str]:
+        jars = classpath.resolve(self.name, _Collector(say))
+        data = self.dir / "data"
+        for sub in ("data", "commitlog", "saved_caches", "hints", "cdc_raw"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("logs", "triggers", "tmp"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        p = ports()
+        yaml = self.dir / "cassandra.yaml"
+        template = (ENGINES_SRC / "cassandra" / "cassandra.yaml.tmpl").read_text()
+        _write_if_changed(
+            yaml, render(template, {"host": HOST, "port": p.cassandra, "storage_port": p.cassandra_storage,
+                                    "data_dir": data})
+        )  # fmt: skip
+        _write_if_changed(self.dir / "logback.xml", (ENGINES_SRC / "cassandra" / "logback.xml").read_text())
+        jamm = classpath.find_jar(jars, "jamm-")
+        return [
+            java(), "-Xms1G", "-Xmx1G", "-Xss256k",
+            "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxGCPauseMillis=300",
+            "-XX:+HeapDumpOnOutOfMemoryError", f"-XX:HeapDumpPath={self.dir / 'logs'}",
+            "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem",
+            "-Djava.net.preferIPv4Stack=true", "-Dchronicle.analytics.disable=true",
+            *cassandra_jpms_flags(),
+            "-Dio.netty.tryReflectionSetAccessible=true", "-Dio.netty.allocator.useCacheForAllThreads=true",
+            "-Dio.netty.allocator.maxOrder=11",
+            f"-javaagent:{jamm}",
+            f"-Dcassandra.config={yaml.as_uri()}",
+            f"-Dlogback.configurationFile={self.dir / 'logback.xml'}",
+            f"-Dcassandra.logdir={self.dir / 'logs'}",
+            f"-Dcassandra.storagedir={data}",
+            f"-Dcassandra.triggers_dir={self.dir / 'triggers'}",
+            # JNA unpacks its native library here; /tmp may be mounted noexec.
+            f"-Djna.tmpdir={self.dir / 'tmp'}",
+            # Without it CassandraDaemon closes stdout/stderr and fatal start-up errors vanish.
+            "-Dcassandra-foreground=yes",
+            # A lone seed has nobody to settle gossip with; the default wait costs at least 8 s.
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            f"-Dcassandra.jmx.local.port={p.cassandra_jmx}",
+            "-cp", os.pathsep.join([str(self.dir), *jars]),
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]  # fmt: skip
+
+
+def cassandra_jpms_flags() -> list[str]:
+    """Cassandra 5.0's conf/jvm17-server.options: it reaches into JDK internals and dies without these."""
+    exports = [
+        "java.base/jdk.internal.misc", "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+        "java.management/com.sun.jmx.remote.security", "java.rmi/sun.rmi.registry", "java.rmi/sun.rmi.server",
+        "java.sql/java.sql", "java.base/java.lang.ref", "jdk.unsupported/sun.misc",
+        "jdk.attach/sun.tools.attach", "jdk.compiler/com.sun.tools.javac.file",
+    ]  # fmt: skip
+    opens = [
+        "java.base/java.lang.module", "java.base/jdk.internal.loader", "java.base/jdk.internal.ref",
+        "java.base/jdk.internal.reflect", "java.base/jdk.internal.math", "java.base/jdk.internal.module",
+        "java.base/jdk.internal.util.jar", "jdk.management/com.sun.management.internal", "java.base/sun.nio.ch",
+        "java.base/java.io", "java.base/java.lang.reflect", "java.base/java.lang", "java.base/java.util",
+        "java.base/java.nio", "jdk.compiler/com.sun.tools.javac",
+    ]  # fmt: skip
+    flags = ["-Djdk.attach.allowAttachSelf=true"]
+    flags += [f"--add-exports={m}=ALL-UNNAMED" for m in exports]
+    flags += [f"--add-opens={m}=ALL-UNNAMED" for m in opens]
+    return flags
+
+
+class Redis(Engine):
+    name = "redis"
+    marker = "redis-server"
+
+    @property
+    def port(self) -> int:
+        return ports().redis
+
+    def probe(self) -> str | None:
+        return probes.probe_redis(self.port)
+
+    def prepare(self, say: Say) -> list[str]:
+        binary = ensure_redis_installed(say)
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "redis.conf"
+        template = (ENGINES_SRC / "redis" / "redis.conf.tmpl").read_text()
+        _write_if_changed(conf, render(template, {"host": HOST, "port": self.port, "data_dir": data}))
+        return [binary, str(conf)]
+
+
+def ensure_redis_installed(say: Say) -> str:
+    found = procs.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise StackError("redis-server is not installed", "run: sudo apt-get install -y redis-server")
+    say("redis-server missing: installing the Debian package")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "redis-server"]
+    if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
+        # Fresh containers ship with empty package lists.
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
+        proc = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-10:]
+            raise StackError("apt-get install redis-server failed:\n  " + "\n  ".join(tail),
+                             "install redis-server 7.x by hand")  # fmt: skip
+    found = procs.which("redis-server")
+    if not found:
+        raise StackError("redis-server is still missing after apt-get install", "install redis-server by hand")
+    return found
+
+
+class _Collector(list[str]):
+    """A list that forwards appended progress lines to `say` as they come."""
+
+    def __init__(self, say: Say) -> None:
+        super().__init__()
+        self._say = say
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        self._say(line)
+
+
+ENGINES: list[Engine] = [Kafka(), Cassandra(), Redis()]
+
+
+def by_name(name: str) -> Engine | None:
+    return next((e for e in ENGINES if e.name == name), None)
+
+
+def log_tail(engine: Engine, lines: int = 40) -> str:
+    parts = []
+    for log in engine.logs:
+        text = procs.tail(log, lines)
+        if text:
+            parts.append(f"--- last {len(text)} lines of {log.relative_to(ROOT)} ---\n" + "\n".join(text))
+    return "\n".join(parts) or "(no log output)"
+
+
+def check_ports_free(engine: Engine) -> None:
+    for port in engine.all_ports:
+        owner = procs.port_owner(port)
+        if owner is not None:
+            raise StackError(
+                f"{engine.name}: port {port} is already taken by {owner.describe()}",
+                f"stop that process or set KICAU_{engine.name.upper()}_*PORT to another port",
+            )
+
+
+def ensure_running(engine: Engine, timeout: float, say: Say) -> str:
+    """Start the engine unless it already runs; wait until its probe answers. Returns a status word."""
+    pid = engine.pid()
+    if pid is not None:
+        if engine.probe() is None:
+            say(f"already running (pid {pid})")
+            return "running"
+        say(f"pid {pid} is alive but not answering yet: waiting")
+        wait_ready(engine, pid, None, timeout, say)
+        return "started"
+    check_ports_free(engine)
+    argv = engine.prepare(say)
+    start = time.monotonic()
+    proc = procs.spawn(argv, engine.stdout_log, cwd=engine.dir)
+    procs.write_pid(engine.pid_file, proc.pid)
+    say(f"started (pid {proc.pid}), waiting for it to answer on {HOST}:{engine.port}")
+    wait_ready(engine, proc.pid, proc, timeout, say)
+    say(f"ready in {time.monotonic() - start:.1f}s")
+    return "started"
+
+
+def wait_ready(engine: Engine, pid: int, proc: subprocess.Popen[bytes] | None, timeout: float, say: Say) -> None:
+    deadline = time.monotonic() + timeout
+    last = "not probed yet"
+    while time.monotonic() < deadline:
+        died = proc.poll() is not None if proc is not None else not procs.is_alive(pid)
+        if died:
+            engine.pid_file.unlink(missing_ok=True)
+            code = f" with exit code {proc.returncode}" if proc is not None else ""
+            raise StackError(
+                f"{engine.name} (pid {pid}) exited{code} during start-up\n{log_tail(engine)}",
+                f"fix the cause above; full logs in {engine.dir.relative_to(ROOT)}/",
+            )
+        problem = engine.probe()
+        if problem is None:
+            return
+        last = problem
+        time.sleep(0.5)
+    raise StackError(
+        f"{engine.name} did not answer on port {engine.port} within {timeout:.0f}s (last probe: {last})\n"
+        f"{log_tail(engine)}",
+        "raise KICAU_STACK_TIMEOUT on a slow machine, or `python -m stack logs " + engine.name + "`",
+    )
+
+
+def stop(engine: Engine, say: Say) -> None:
+    pid = engine.pid()
+    if pid is None:
+        say("not running")
+        return
+    say(f"stopping pid {pid}")
+    start = time.monotonic()
+    clean = procs.stop(pid, grace=60.0)
+    engine.pid_file.unlink(missing_ok=True)
+    say(f"stopped in {time.monotonic() - start:.1f}s" + ("" if clean else " (had to SIGKILL)"))
