@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack import probes, procs
-from stack.config import HOST, ROOT, STACK_DIR, VENV_PYTHON, StackError, env_int
+from stack.config import HOST, ROOT, STACK_DIR, VENV_PYTHON, StackError, cassandra_keyspace, env_int, ports
 
 Say = Callable[[str], None]
 
@@ -69,6 +69,23 @@ def python() -> str:
     raise StackError(f"{VENV_PYTHON.relative_to(ROOT)} is missing", "run `make venv` first")
 
 
+def service_env() -> dict[str, str]:
+    """The services read KICAU_* settings; point them at the ports this stack actually uses."""
+    p = ports()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("KICAU_KAFKA_BOOTSTRAP", f"{HOST}:{p.kafka}")
+    env.setdefault("KICAU_CASSANDRA_HOSTS", HOST)
+    env.setdefault("KICAU_CASSANDRA_PORT", str(p.cassandra))
+    env.setdefault("KICAU_CASSANDRA_KEYSPACE", cassandra_keyspace())
+    env.setdefault("KICAU_REDIS_URL", f"redis://{HOST}:{p.redis}/0")
+    for service in SERVICES:
+        env.setdefault(f"KICAU_{service.name.upper()}_URL", f"http://{HOST}:{service.port}")
+    gateway = by_name("gateway")
+    if gateway is not None:
+        env.setdefault("KICAU_PUBLIC_URL", f"http://{HOST}:{gateway.port}")
+    return env
+
+
 def start_all(timeout: float, say: Callable[[str, str], None]) -> list[str]:
     """Spawn every missing service, then wait for all of them together. Returns the names now running."""
     spawned: list[tuple[Service, int]] = []
@@ -86,7 +103,7 @@ def start_all(timeout: float, say: Callable[[str, str], None]) -> list[str]:
         if owner is not None:
             raise StackError(f"{service.name}: port {service.port} is already taken by {owner.describe()}",
                              f"stop that process or set KICAU_{service.name.upper()}_PORT")  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = service_env()
         proc = procs.spawn([python(), "-m", service.module], service.log, cwd=ROOT, env=env)
         procs.write_pid(service.pid_file, proc.pid)
         say(service.name, f"started (pid {proc.pid}) on port {service.port}")
