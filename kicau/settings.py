@@ -37,7 +37,7 @@ class CommonSettings(BaseSettings):
     # Home timelines keep this many newest entries (Mastodon and Twitter both keep 800).
     home_timeline_cap: int = Field(default=800, ge=20, le=5000)
     # How many of a followee's statuses a new follow merges into the follower's home timeline.
-    follow_backfill: int = Field(default=200, ge=0, le=5000)
+    follow_backfill: int = Field(default=800, ge=0, le=5000)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> CommonSettings:

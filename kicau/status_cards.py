@@ -1,0 +1,98 @@
+"""Rendered statuses for reads: the Redis status cache, with Cassandra behind it.
+
+A cached value is the author's id (8 bytes, big-endian) followed by the Status fragment JSON; an empty value
+is a tombstone for a deleted status. Hydrating a page is one pipelined round trip for the statuses and one
+for their authors' cards; only misses go to Cassandra, concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra.cluster import Session
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from kicau import keys
+from kicau.account_cards import AccountCards
+from kicau.clients import execute
+from kicau.entities import compose_status, status_fragment
+from kicau.ids import pack_id, unpack_id
+
+STATUS_CACHE_SECONDS = 24 * 3600
+TOMBSTONE = b""
+
+
+def cache_value(account_id: int, fragment: bytes) -> bytes:
+    return pack_id(account_id) + fragment
+
+
+def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes) -> None:
+    pipe.set(keys.status_cache(status_id), cache_value(account_id, fragment), ex=STATUS_CACHE_SECONDS)
+
+
+def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
+    pipe.set(keys.status_cache(status_id), TOMBSTONE, ex=STATUS_CACHE_SECONDS)
+
+
+class StatusCards:
+    def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str) -> None:
+        self._redis = redis
+        self._session = session
+        self._accounts = accounts
+        self._public_url = public_url
+        self._select = session.prepare("SELECT * FROM statuses WHERE id = ?")
+
+    async def fragments(self, status_ids: Sequence[int]) -> dict[int, tuple[int, bytes]]:
+        """Author id and fragment of each live status; deleted and unknown ids are left out."""
+        if not status_ids:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        for status_id in status_ids:
+            pipe.get(keys.status_cache(status_id))
+        cached = await pipe.execute()
+        found: dict[int, tuple[int, bytes]] = {}
+        missing: list[int] = []
+        for status_id, raw in zip(status_ids, cached, strict=True):
+            if raw is None:
+                missing.append(status_id)
+            elif raw != TOMBSTONE:
+                found[status_id] = (unpack_id(raw[:8]), raw[8:])
+        if missing:
+            loaded = await asyncio.gather(*(self._load(s) for s in missing))
+            fill = self._redis.pipeline(transaction=False)
+            for status_id, item in zip(missing, loaded, strict=True):
+                if item is None:
+                    queue_tombstone(fill, status_id)
+                else:
+                    found[status_id] = item
+                    queue_cache(fill, status_id, item[0], item[1])
+            await fill.execute()
+        return found
+
+    async def _load(self, status_id: int) -> tuple[int, bytes] | None:
+        rows = await execute(self._session, self._select, (status_id,))
+        if not rows or rows[0].get("deleted_at") is not None:
+            return None
+        row: dict[str, Any] = rows[0]
+        author, _ = await self._accounts.load_rows(int(row["account_id"]))
+        if author is None:
+            return None
+        return int(row["account_id"]), status_fragment(row, username=author["username"], public_url=self._public_url)
+
+    async def render(self, status_ids: Sequence[int]) -> list[bytes]:
+        """Full Status JSON for each live id, in the order given."""
+        fragments = await self.fragments(status_ids)
+        authors = await self._accounts.cards({author for author, _ in fragments.values()})
+        rendered = []
+        for status_id in status_ids:
+            item = fragments.get(status_id)
+            if item is not None and item[0] in authors:
+                rendered.append(compose_status(item[1], authors[item[0]]))
+        return rendered
+
+    async def render_one(self, status_id: int) -> bytes | None:
+        rendered = await self.render([status_id])
+        return rendered[0] if rendered else None

@@ -1,0 +1,1 @@
+"""Post service: the write side of statuses."""

@@ -1,0 +1,177 @@
+"""Creating and deleting statuses.
+
+The guarantee: a status answered 2xx is in Cassandra *and* acknowledged by Kafka (acks=all). The record is
+written first; if the event cannot be published the record is rolled back and the client gets a 503, so no
+half-written status remains. An Idempotency-Key is claimed by a lightweight transaction before anything is
+written, so concurrent retries with one key produce one status; a retry that finds its key already used
+republishes the original event (the fanout is idempotent) and answers the original status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from kicau.account_cards import AccountCards
+from kicau.entities import compose_status, dumps, status_fragment, text_to_html
+from kicau.events import Event, StatusCreated, StatusDeleted
+from kicau.ids import SnowflakeGenerator
+from kicau.metrics import STATUSES_CREATED, STATUSES_DELETED
+from kicau.publishing import publish
+from kicau.settings import CommonSettings
+from kicau.status_cards import StatusCards, queue_cache, queue_tombstone
+from kicau.web import ApiError
+from services.post.settings import PostSettings
+from services.post.store import StatusStore
+
+log = logging.getLogger(__name__)
+
+VISIBILITIES = {"public", "unlisted", "private", "direct"}
+MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True)
+class NewStatus:
+    text: str
+    visibility: str = "public"
+    sensitive: bool = False
+    spoiler_text: str = ""
+    language: str | None = None
+    in_reply_to_id: int | None = None
+
+
+def validate(draft: NewStatus, max_characters: int) -> None:
+    text = draft.text
+    if not text.strip():
+        raise ApiError(422, "Validation failed: Text can't be blank")
+    if "\x00" in text or "\x00" in draft.spoiler_text:
+        raise ApiError(422, "Validation failed: Text must not contain NUL characters")
+    # Mastodon counts characters as the user sees them: normalise so a decomposed "é" counts once.
+    length = len(unicodedata.normalize("NFC", text)) + len(draft.spoiler_text)
+    if length > max_characters:
+        raise ApiError(422, f"Validation failed: Text character limit of {max_characters} exceeded")
+    if draft.visibility not in VISIBILITIES:
+        raise ApiError(422, "Validation failed: Visibility is not included in the list")
+    if draft.language is not None and (len(draft.language) > 16 or not draft.language.replace("-", "").isalnum()):
+        raise ApiError(422, "Validation failed: Language is not a valid language code")
+
+
+@dataclass
+class PostService:
+    settings: CommonSettings
+    own: PostSettings
+    store: StatusStore
+    redis: Redis
+    producer: AIOKafkaProducer
+    accounts: AccountCards
+    statuses: StatusCards
+    ids: SnowflakeGenerator
+
+    async def _publish(self, event: Event) -> None:
+        async with asyncio.timeout(self.own.publish_timeout_seconds):
+            await publish(self.producer, self.settings.kafka_statuses_topic, event)
+
+    async def create(self, *, account_id: int, draft: NewStatus, idempotency_key: str | None) -> bytes:
+        validate(draft, self.own.max_characters)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
+        author = await self.accounts.load_rows(account_id)
+        if author[0] is None:
+            raise ApiError(401, "This method requires an authenticated user")
+        username = author[0]["username"]
+        status_id = self.ids.next_id()
+        if idempotency_key:
+            existing = await self.store.claim_idempotency_key(account_id, idempotency_key, status_id)
+            if existing is not None:
+                return await self._replay(existing, account_id, username)
+        row = {
+            "id": status_id,
+            "account_id": account_id,
+            "text": draft.text,
+            "content": text_to_html(draft.text),
+            "visibility": draft.visibility,
+            "sensitive": draft.sensitive,
+            "spoiler_text": draft.spoiler_text,
+            "language": draft.language,
+            "in_reply_to_id": draft.in_reply_to_id,
+            "created_at": datetime.now(UTC),
+        }
+        fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
+        try:
+            await self.store.insert(row)
+            await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
+                                              status_json=fragment.decode()))
+        except BaseException:
+            await self._roll_back(row, idempotency_key)
+            raise
+        STATUSES_CREATED.inc()
+        await self._after_change(status_id, account_id, fragment, +1)
+        return await self._render(status_id, account_id, fragment)
+
+    async def _replay(self, status_id: int, account_id: int, username: str) -> bytes:
+        row = await self.store.get(status_id)
+        if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
+            # The key's first request was rolled back or its status deleted since: Mastodon answers the
+            # original outcome; with nothing to return, say so rather than post a second status.
+            raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
+        fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
+        await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode()))
+        return await self._render(status_id, account_id, fragment)
+
+    async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
+        try:
+            await self.store.remove(row["id"], row["account_id"])
+            if idempotency_key:
+                await self.store.release_idempotency_key(row["account_id"], idempotency_key, row["id"])
+        except Exception:
+            # Both engines failing at once: the row may remain, unpublished. A retry with the same key
+            # republishes it (see _replay); without a key it stays out of every home timeline.
+            log.exception("could not roll back status %s", row["id"])
+
+    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None, delta: int) -> None:
+        """Best-effort bookkeeping after the status is safe: counts and caches. Failures here lose nothing."""
+        try:
+            await self.store.count(account_id, delta)
+            pipe = self.redis.pipeline(transaction=False)
+            if fragment is None:
+                queue_tombstone(pipe, status_id)
+            else:
+                queue_cache(pipe, status_id, account_id, fragment)
+            await pipe.execute()
+            await self.accounts.forget(account_id)
+        except Exception:
+            log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
+
+    async def _render(self, status_id: int, account_id: int, fragment: bytes) -> bytes:
+        cards = await self.accounts.cards({account_id})
+        return compose_status(fragment, cards[account_id])
+
+    async def get(self, status_id: int) -> bytes:
+        rendered = await self.statuses.render_one(status_id)
+        if rendered is None:
+            raise ApiError(404, "Record not found")
+        return rendered
+
+    async def delete(self, *, account_id: int, status_id: int) -> bytes:
+        row = await self.store.get(status_id)
+        # Someone else's status answers exactly like a missing one: 404, nothing changes, nothing leaks.
+        if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
+            raise ApiError(404, "Record not found")
+        rendered = await self.get(status_id)
+        await self.store.mark_deleted(status_id, account_id, datetime.now(UTC))
+        try:
+            await self._publish(StatusDeleted(status_id=status_id, account_id=account_id))
+        except BaseException:
+            await self.store.mark_deleted(status_id, account_id, None)
+            raise
+        STATUSES_DELETED.inc()
+        await self._after_change(status_id, account_id, None, -1)
+        # Mastodon returns the deleted status with its source text, for "delete and redraft".
+        return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"

@@ -1,0 +1,16 @@
+"""Settings only the post service reads (``KICAU_POST_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PostSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KICAU_POST_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    max_characters: int = Field(default=500, ge=1, le=100_000)
+    # A publish that has not been acknowledged by then is failed (503) and its status rolled back.
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)

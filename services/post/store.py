@@ -1,0 +1,87 @@
+"""Cassandra persistence of statuses and idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
+
+from kicau.clients import execute
+
+
+class StatusStore:
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        self._consistency = write_consistency
+        prepare = session.prepare
+
+        def write(query: str) -> Any:
+            statement = prepare(query)
+            statement.consistency_level = write_consistency
+            return statement
+
+        self._insert_status = write(
+            "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
+            " in_reply_to_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id) VALUES (?, ?)")
+        self._unindex_status = write("DELETE FROM statuses_by_account WHERE account_id = ? AND status_id = ?")
+        self._remove_status = write("DELETE FROM statuses WHERE id = ?")
+        self._mark_deleted = write("UPDATE statuses SET deleted_at = ? WHERE id = ?")
+        self._status = prepare("SELECT * FROM statuses WHERE id = ?")
+        self._claim_key = write(
+            "INSERT INTO status_idempotency (account_id, idempotency_key, status_id) VALUES (?, ?, ?) IF NOT EXISTS"
+        )
+        self._release_key = write(
+            "DELETE FROM status_idempotency WHERE account_id = ? AND idempotency_key = ? IF status_id = ?"
+        )
+        self._count = write("UPDATE account_stats SET statuses_count = statuses_count + ? WHERE account_id = ?")
+
+    async def claim_idempotency_key(self, account_id: int, key: str, status_id: int) -> int | None:
+        """None when this request owns the key; otherwise the status id the key already belongs to."""
+        rows = await execute(self._session, self._claim_key, (account_id, key, status_id))
+        if rows[0]["[applied]"]:
+            return None
+        return int(rows[0]["status_id"])
+
+    async def release_idempotency_key(self, account_id: int, key: str, status_id: int) -> None:
+        await execute(self._session, self._release_key, (account_id, key, status_id))
+
+    async def insert(self, row: dict[str, Any]) -> None:
+        # A logged batch: the status and its place in the author's list are written together or not at all.
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
+        batch.add(
+            self._insert_status,
+            (
+                row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
+                row["spoiler_text"], row["language"], row["in_reply_to_id"], row["created_at"],
+            ),
+        )
+        batch.add(self._index_status, (row["account_id"], row["id"]))
+        await execute(self._session, batch)
+
+    async def remove(self, status_id: int, account_id: int) -> None:
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
+        batch.add(self._remove_status, (status_id,))
+        batch.add(self._unindex_status, (account_id, status_id))
+        await execute(self._session, batch)
+
+    async def mark_deleted(self, status_id: int, account_id: int, when: datetime | None) -> None:
+        """Deleting keeps the row as a tombstone (so replays and rebuilds can tell it was deleted) and drops
+        it from the author's list; passing ``None`` undoes a delete whose event could not be published."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
+        batch.add(self._mark_deleted, (when, status_id))
+        if when is None:
+            batch.add(self._index_status, (account_id, status_id))
+        else:
+            batch.add(self._unindex_status, (account_id, status_id))
+        await execute(self._session, batch)
+
+    async def get(self, status_id: int) -> dict[str, Any] | None:
+        rows = await execute(self._session, self._status, (status_id,))
+        return rows[0] if rows else None
+
+    async def count(self, account_id: int, delta: int) -> None:
+        await execute(self._session, self._count, (delta, account_id))

@@ -1,0 +1,1 @@
+"""Timeline service: home and account timelines, read back and hydrated."""

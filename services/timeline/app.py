@@ -1,0 +1,104 @@
+"""HTTP transport and lifecycle of the timeline service (internal API, called by the gateway)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import Response
+
+from kicau import clients
+from kicau.account_cards import AccountCards
+from kicau.feeds import PageRequest
+from kicau.settings import CommonSettings
+from kicau.status_cards import StatusCards
+from kicau.web import ACCOUNT_HEADER, acting_account_id, install_common
+from services.timeline.service import Page, TimelineService, clamp_limit
+from services.timeline.settings import TimelineSettings
+from services.timeline.store import TimelineStore
+
+NEXT_HEADER = "X-Kicau-Next"
+PREV_HEADER = "X-Kicau-Prev"
+Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
+
+
+def _service(request: Request) -> TimelineService:
+    service: TimelineService = request.app.state.service
+    return service
+
+
+Service = Annotated[TimelineService, Depends(_service)]
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    common = CommonSettings()
+    own = TimelineSettings()
+    redis = clients.redis_client(common)
+    session = clients.cassandra_session(common)
+    try:
+        accounts = AccountCards(redis, session, common.public_url)
+        app.state.service = TimelineService(
+            settings=common,
+            own=own,
+            store=TimelineStore(session),
+            redis=redis,
+            statuses=StatusCards(redis, session, accounts, common.public_url),
+        )
+        app.state.redis = redis
+        app.state.session = session
+        yield
+    finally:
+        await redis.aclose()
+        clients.close_cassandra(session)
+
+
+app = FastAPI(title="Kicau timeline service", lifespan=lifespan)
+
+
+async def redis_ready() -> None:
+    await app.state.redis.ping()
+
+
+async def cassandra_ready() -> None:
+    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
+
+
+install_common(app, service="timeline", readiness=[redis_ready, cassandra_ready])
+
+
+def _respond(page: Page) -> Response:
+    headers = {}
+    if page.next_max_id is not None:
+        headers[NEXT_HEADER] = str(page.next_max_id)
+    if page.prev_min_id is not None:
+        headers[PREV_HEADER] = str(page.prev_min_id)
+    return Response(page.body, media_type="application/json", headers=headers)
+
+
+@app.get("/internal/timelines/home")
+async def home(
+    service: Service,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    max_id: Cursor = None,
+    since_id: Cursor = None,
+    min_id: Cursor = None,
+    limit: int | None = None,
+) -> Response:
+    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
+    return _respond(await service.home(acting_account_id(account), request))
+
+
+@app.get("/internal/accounts/{account_id}/statuses")
+async def account_statuses(
+    account_id: int,
+    service: Service,
+    max_id: Cursor = None,
+    since_id: Cursor = None,
+    min_id: Cursor = None,
+    limit: int | None = None,
+) -> Response:
+    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
+    return _respond(await service.account_statuses(account_id, request))

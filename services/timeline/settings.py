@@ -1,0 +1,16 @@
+"""Settings only the timeline service reads (``KICAU_TIMELINE_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TimelineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KICAU_TIMELINE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8082
+    # Concurrent Cassandra reads one timeline rebuild may issue (one per followed account).
+    rebuild_concurrency: int = Field(default=32, ge=1, le=512)
+    rebuild_lock_seconds: int = Field(default=30, ge=1)

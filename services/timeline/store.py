@@ -1,0 +1,44 @@
+"""Cassandra reads of the timeline service: account status lists and the follow graph for rebuilds."""
+
+from __future__ import annotations
+
+from cassandra.cluster import Session
+
+from kicau.clients import execute
+
+_MAX = (1 << 63) - 1
+
+
+class TimelineStore:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        prepare = session.prepare
+        self._newest = prepare(
+            "SELECT status_id FROM statuses_by_account WHERE account_id = ? AND status_id < ? AND status_id > ?"
+            " LIMIT ?"
+        )
+        self._oldest_above = prepare(
+            "SELECT status_id FROM statuses_by_account WHERE account_id = ? AND status_id > ? AND status_id < ?"
+            " ORDER BY status_id ASC LIMIT ?"
+        )
+        self._following = prepare("SELECT followee_id FROM following WHERE follower_id = ?")
+        self._account_exists = prepare("SELECT id FROM accounts WHERE id = ?")
+
+    async def account_exists(self, account_id: int) -> bool:
+        return bool(await execute(self._session, self._account_exists, (account_id,)))
+
+    async def account_status_ids(
+        self, account_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None, limit: int
+    ) -> list[int]:
+        """Newest first, Mastodon cursor semantics (min_id walks forward from the cursor)."""
+        upper = max_id if max_id is not None else _MAX
+        if min_id is not None:
+            rows = await execute(self._session, self._oldest_above, (account_id, min_id, upper, limit))
+            return [int(r["status_id"]) for r in reversed(rows)]
+        lower = since_id if since_id is not None else -1
+        rows = await execute(self._session, self._newest, (account_id, upper, lower, limit))
+        return [int(r["status_id"]) for r in rows]
+
+    async def followees(self, account_id: int) -> list[int]:
+        rows = await execute(self._session, self._following, (account_id,))
+        return [int(r["followee_id"]) for r in rows]
