@@ -1,0 +1,129 @@
+"""Round trips through each engine started by the stack, with the clients the services use."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from stack import probes
+from stack.config import KAFKA_TOPICS, cassandra_keyspace, ports
+from stack.migrate import apply_migrations, discover
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name=topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def consume_until(bootstrap: str, topic: str, key: bytes, patience: float = 30.0) -> bytes | None:
+    """Read the topic from its beginning until a record with `key` shows up; None if it never does."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    if record.key == key:
+                        value: bytes = record.value
+                        return value
+        return None
+    finally:
+        await consumer.stop()
+
+
+def test_probes_answer_on_running_engines(engines_up: None) -> None:
+    p = ports()
+    assert probes.probe_kafka(p.kafka) is None
+    assert probes.probe_cassandra(p.cassandra) is None
+    assert probes.probe_redis(p.redis) is None
+
+
+async def test_kafka_produce_consume(kafka_bootstrap: str) -> None:
+    topic = f"kicau.test.{uuid.uuid4().hex}"
+    await create_topic(kafka_bootstrap, topic)
+    key = uuid.uuid4().bytes
+    await produce(kafka_bootstrap, topic, key, b"hello kicau")
+    assert await consume_until(kafka_bootstrap, topic, key) == b"hello kicau"
+
+
+async def test_stack_created_topics(kafka_bootstrap: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        assert set(KAFKA_TOPICS) <= set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+def test_cassandra_write_read(cassandra_session: Any, scratch_keyspace: str) -> None:
+    row_id = uuid.uuid4()
+    cassandra_session.execute(
+        f"INSERT INTO {scratch_keyspace}.scratch (id, body) VALUES (%s, %s)", (row_id, "hello kicau")
+    )
+    row = cassandra_session.execute(f"SELECT body FROM {scratch_keyspace}.scratch WHERE id = %s", (row_id,)).one()
+    assert row is not None and row.body == "hello kicau"
+
+
+def test_stack_applied_migrations(cassandra_session: Any) -> None:
+    keyspace = cassandra_keyspace()
+    versions = {r.version for r in cassandra_session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}
+    assert {m.version for m in discover()} <= versions
+
+
+def test_apply_migrations_is_idempotent(cassandra_session: Any) -> None:
+    keyspace = f"kicau_migtest_{uuid.uuid4().hex[:12]}"
+    try:
+        applied = apply_migrations(cassandra_session, keyspace)
+        assert [m.version for m in applied] == [m.version for m in discover()]
+        assert apply_migrations(cassandra_session, keyspace) == []
+        tables = {
+            r.table_name
+            for r in cassandra_session.execute(
+                "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+            )
+        }
+        assert "schema_migrations" in tables and len(tables) > 1
+    finally:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+async def test_redis_round_trip(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    async with aioredis.from_url(redis_url) as client:
+        key = f"kicau:test:{uuid.uuid4().hex}"
+        await client.set(key, "hello kicau", ex=60)
+        assert await client.get(key) == b"hello kicau"
+        # Home timelines rely on the compact zset encoding configured in redis.conf.
+        config = await client.config_get("zset-max-listpack-*")
+        assert config["zset-max-listpack-entries"] == "1024"
+        assert config["zset-max-listpack-value"] == "64"
+        assert (await client.config_get("maxmemory-policy"))["maxmemory-policy"] == "noeviction"
+        await client.delete(key)

@@ -1,0 +1,187 @@
+"""Cheap checks of the stack's pieces: probes, port ownership, templates, statement splitting, Maven output."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack import classpath, engines, migrate, probes, procs
+from stack.config import ENGINES_SRC, StackError
+
+
+def serve_once(reply: bytes) -> Iterator[int]:
+    """A one-connection TCP server answering `reply` to whatever it receives; yields its port."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def handle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1024)
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=handle, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+        thread.join(timeout=2)
+
+
+@pytest.fixture
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_kafka_request_layout() -> None:
+    frame = probes.kafka_api_versions_request(42, "abc")
+    size, api_key, version, correlation, client_len = struct.unpack_from(">ihhih", frame)
+    assert (api_key, version, correlation, client_len) == (18, 0, 42, 3)
+    assert frame[14:] == b"abc" and size == len(frame) - 4
+
+
+def test_kafka_response_parsing() -> None:
+    ok = struct.pack(">ihi", 7, 0, 1) + struct.pack(">hhh", 18, 0, 4)
+    assert probes.parse_kafka_api_versions(ok, 7) is None
+    assert "correlation" in (probes.parse_kafka_api_versions(ok, 8) or "")
+    failed = struct.pack(">ihi", 7, 35, 0)
+    assert "error_code 35" in (probes.parse_kafka_api_versions(failed, 7) or "")
+
+
+def test_cql_header_parsing() -> None:
+    assert bytes([4, 0, 0, 0, 5, 0, 0, 0, 0]) == probes.CQL_OPTIONS_V4
+    assert probes.parse_cql_header(bytes([0x84, 0, 0, 0, 6, 0, 0, 0, 0])) is None
+    assert "opcode" in (probes.parse_cql_header(bytes([0x84, 0, 0, 0, 0, 0, 0, 0, 0])) or "")
+    assert "version" in (probes.parse_cql_header(bytes([0x83, 0, 0, 0, 6, 0, 0, 0, 0])) or "")
+
+
+def test_redis_probe_against_fake_server() -> None:
+    for port in serve_once(b"+PONG\r\n"):
+        assert probes.probe_redis(port) is None
+    for port in serve_once(b"-LOADING Redis is loading the dataset in memory\r\n"):
+        assert "LOADING" in (probes.probe_redis(port) or "")
+
+
+def test_cql_probe_against_fake_server() -> None:
+    for port in serve_once(bytes([0x84, 0, 0, 0, 6, 0, 0, 0, 2, 0, 0])):
+        assert probes.probe_cassandra(port) is None
+
+
+def test_probes_on_closed_port(free_port: int) -> None:
+    assert probes.probe_redis(free_port) == "connection refused"
+    assert probes.probe_kafka(free_port) == "connection refused"
+    assert probes.probe_cassandra(free_port) == "connection refused"
+    assert probes.probe_http(free_port) == "connection refused"
+
+
+def test_port_owner_finds_this_process() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        owner = procs.port_owner(port)
+        assert owner is not None and owner.pid == os.getpid()
+        assert "python" in owner.command or "pytest" in owner.command
+    assert procs.port_owner(port) is None
+
+
+def test_taken_port_is_reported_with_pid(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        monkeypatch.setenv("KICAU_REDIS_PORT", str(port))
+        with pytest.raises(StackError) as info:
+            engines.check_ports_free(engines.Redis())
+    assert f"port {port}" in str(info.value) and f"pid {os.getpid()}" in str(info.value)
+
+
+def test_stale_pid_file_is_removed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    assert procs.live_pid(pid_file, "no-such-marker-xyz") is None
+    assert not pid_file.exists()
+    pid_file.write_text("not a pid\n")
+    assert procs.live_pid(pid_file, "python") is None and not pid_file.exists()
+
+
+def test_render_fills_and_refuses_unknown_placeholders() -> None:
+    assert engines.render("a={{x}} b={{y}}", {"x": 1, "y": "z"}) == "a=1 b=z"
+    with pytest.raises(StackError):
+        engines.render("{{missing}}", {})
+
+
+def test_redis_conf_template() -> None:
+    text = engines.render(
+        (ENGINES_SRC / "redis" / "redis.conf.tmpl").read_text(), {"host": "127.0.0.1", "port": 6379, "data_dir": "/d"}
+    )
+    lines = {line.strip() for line in text.splitlines()}
+    for wanted in (
+        "bind 127.0.0.1", "daemonize no", "dir /d", "appendonly yes", "appendfsync everysec", 'save ""',
+        "zset-max-listpack-entries 1024", "zset-max-listpack-value 64", "maxmemory-policy noeviction",
+    ):  # fmt: skip
+        assert wanted in lines
+
+
+def test_templates_have_no_unfilled_placeholders() -> None:
+    values = {"host": "h", "port": 1, "controller_port": 2, "storage_port": 3, "data_dir": "/d"}
+    for template in ENGINES_SRC.glob("*/*.tmpl"):
+        assert "{{" not in engines.render(template.read_text(), values), template
+
+
+def test_split_statements() -> None:
+    cql = """
+    -- a comment; with a semicolon
+    CREATE TABLE a (id int PRIMARY KEY); // trailing comment
+    /* block; comment */ INSERT INTO a (id, t) VALUES (1, 'it''s; fine');
+    CREATE FUNCTION f() RETURNS int LANGUAGE java AS $$ return 1; $$
+    """
+    assert migrate.split_statements(cql) == [
+        "CREATE TABLE a (id int PRIMARY KEY)",
+        "INSERT INTO a (id, t) VALUES (1, 'it''s; fine')",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE java AS $$ return 1; $$",
+    ]
+
+
+def test_migrations_are_discovered_in_order() -> None:
+    found = migrate.discover()
+    assert found and [m.version for m in found] == sorted(m.version for m in found)
+    assert all(m.statements() for m in found)
+
+
+def test_maven_error_lines_name_the_artifact() -> None:
+    output = "\n".join(
+        [
+            "[INFO] scanning",
+            "[ERROR] Failed to execute goal on project x: Could not resolve dependencies for project a:b:pom:1: "
+            "The following artifacts could not be resolved: org.apache.cassandra:cassandra-all:jar:9.9.9",
+            "[ERROR] ",
+            "[ERROR] -> [Help 1]",
+        ]
+    )
+    lines = classpath.maven_error_lines(output)
+    assert "org.apache.cassandra:cassandra-all:jar:9.9.9" in lines[0]
+    assert "[ERROR]" not in [line.strip() for line in lines]
+
+
+def test_classpath_cache_is_dropped_when_a_jar_vanishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classpath, "STACK_DIR", tmp_path)
+    jar = tmp_path / "x.jar"
+    jar.write_text("")
+    (tmp_path / "classpath").mkdir()
+    (tmp_path / "classpath" / "kafka.cp").write_text(str(jar))
+    (tmp_path / "classpath" / "kafka.key").write_text(classpath.cache_key("kafka"))
+    assert classpath.cached("kafka") == [str(jar)]
+    jar.unlink()
+    assert classpath.cached("kafka") is None
