@@ -1,0 +1,34 @@
+"""What the fanout publishes to a gateway's channel: one message per status per gateway, naming the
+connected recipients, so a gateway never receives events for users it does not hold."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class StreamDelivery(msgspec.Struct, frozen=True):
+    event: Literal["update", "delete"]
+    status_id: int
+    # Milliseconds since the epoch when the post service accepted the status (delivery latency origin).
+    accepted_at: float
+    # Full Status JSON for "update", the id as a JSON string for "delete".
+    payload: str
+    recipients: list[int]
+    # Authors whose followers are merged at read time: the gateway delivers to its own connections that
+    # follow them (see the large-account path), so the fanout need not list them.
+    author_id: int = 0
+    followers_of_author: bool = False
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(StreamDelivery).decode
+
+
+def encode_delivery(delivery: StreamDelivery) -> bytes:
+    return _encode(delivery)
+
+
+def decode_delivery(raw: bytes) -> StreamDelivery:
+    return _decode(raw)

@@ -1,0 +1,87 @@
+"""Lifecycle of the fanout worker, plus its /healthz, /readyz and /metrics on a small HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kicau import clients
+from kicau.account_cards import AccountCards
+from kicau.presence import OnlineMirror
+from kicau.settings import CommonSettings
+from kicau.web import install_common
+from services.fanout.follow_graph import FollowGraph
+from services.fanout.service import Fanout
+from services.fanout.settings import FanoutSettings
+from services.fanout.worker import FanoutWorker
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    common = CommonSettings()
+    own = FanoutSettings()
+    redis = clients.redis_client(common)
+    session = clients.cassandra_session(common)
+    online = OnlineMirror(redis)
+    await online.start()
+    consumer = clients.kafka_consumer(
+        common, common.kafka_statuses_topic, common.kafka_follows_topic, group_id=own.group_id,
+        max_poll_records=own.max_batch,
+    )
+    await consumer.start()
+    fanout = Fanout(
+        settings=common, own=own, redis=redis, graph=FollowGraph(session),
+        accounts=AccountCards(redis, session, common.public_url), online=online,
+    )
+    worker = FanoutWorker(consumer, fanout, own.max_batch)
+    task = asyncio.create_task(worker.run(), name="fanout-worker")
+    task.add_done_callback(_crash_on_failure)
+    app.state.redis = redis
+    app.state.session = session
+    app.state.consumer = consumer
+    app.state.task = task
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+        await online.stop()
+        await redis.aclose()
+        clients.close_cassandra(session)
+
+
+def _crash_on_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # A worker that stopped consuming must not look healthy: exit so the supervisor restarts it.
+        log.critical("fanout worker died", exc_info=task.exception())
+        os._exit(1)
+
+
+app = FastAPI(title="Kicau fanout service", lifespan=lifespan)
+
+
+async def redis_ready() -> None:
+    await app.state.redis.ping()
+
+
+async def cassandra_ready() -> None:
+    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
+
+
+async def consuming() -> None:
+    # An idle member of a larger group may hold no partitions; a live consume loop is what readiness means.
+    if app.state.task.done():
+        raise RuntimeError("worker stopped")
+
+
+install_common(app, service="fanout", readiness=[redis_ready, cassandra_ready, consuming])

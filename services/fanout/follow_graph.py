@@ -1,0 +1,25 @@
+"""The Cassandra reads the fanout needs: who follows an author, and an author's newest statuses."""
+
+from __future__ import annotations
+
+from cassandra.cluster import Session
+
+from kicau.clients import execute
+
+
+class FollowGraph:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._followers = session.prepare("SELECT follower_id FROM followers WHERE followee_id = ?")
+        self._followers.fetch_size = 5000
+        self._newest = session.prepare("SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT ?")
+
+    async def followers(self, account_id: int) -> list[int]:
+        rows = await execute(self._session, self._followers, (account_id,))
+        return [int(r["follower_id"]) for r in rows]
+
+    async def newest_statuses(self, account_id: int, limit: int) -> list[int]:
+        if limit <= 0:
+            return []
+        rows = await execute(self._session, self._newest, (account_id, limit))
+        return [int(r["status_id"]) for r in rows]

@@ -1,0 +1,18 @@
+"""Settings only the fanout reads (``KICAU_FANOUT_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FanoutSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KICAU_FANOUT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8083
+    group_id: str = "kicau-fanout"
+    max_batch: int = Field(default=500, ge=1, le=10_000)
+    # Redis commands per pipeline flush: large enough to amortise round trips, small enough to keep one
+    # reply buffer modest when a single status reaches hundreds of thousands of timelines.
+    pipeline_chunk: int = Field(default=20_000, ge=100)

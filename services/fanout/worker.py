@@ -1,0 +1,74 @@
+"""The consume loop: fetch a batch, apply it, then commit its offsets (at-least-once, made exact by
+idempotent writes)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from kicau.events import Event, decode_event
+from kicau.metrics import CONSUMER_LAG, FANOUT_EVENTS
+from services.fanout.service import Fanout
+
+log = logging.getLogger(__name__)
+
+
+class FanoutWorker:
+    def __init__(self, consumer: AIOKafkaConsumer, fanout: Fanout, max_batch: int) -> None:
+        self.consumer = consumer
+        self.fanout = fanout
+        self.max_batch = max_batch
+        self.batches = 0
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+            if not batch:
+                await self._record_lag()
+                continue
+            await self._process(batch)
+            self.batches += 1
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        events: list[Event] = []
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    events.append(decode_event(record.value or b""))
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    # A malformed event can never be applied; skipping it keeps the partition moving.
+                    FANOUT_EVENTS.labels("malformed").inc()
+                    log.error("skipping malformed event at %s:%s offset %s", tp.topic, tp.partition, record.offset)
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        # Events of one partition keep their order; different partitions never need ordering between them.
+        await self._apply_with_retry(events)
+        await self.consumer.commit(offsets)
+        await self._record_lag()
+
+    async def _apply_with_retry(self, events: list[Event]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.fanout.apply(events)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis or Cassandra unavailable: hold the batch (uncommitted) and retry, never skip it.
+                log.warning("applying a batch of %d events failed; retrying in %.1fs", len(events), delay,
+                            exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _record_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self.consumer.position(tp)
+            CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))

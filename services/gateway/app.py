@@ -1,0 +1,65 @@
+"""The gateway's transport and lifecycle: Mastodon client API routes, auth, streaming."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kicau import clients
+from kicau.settings import CommonSettings
+from kicau.web import install_common
+from services.gateway.deps import Upstreams
+from services.gateway.routes import accounts, instance, oauth, statuses, timelines
+from services.gateway.settings import GatewaySettings
+from services.gateway.upstreams import Upstream
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    common = CommonSettings()
+    settings = GatewaySettings()
+    redis = clients.redis_client(common, max_connections=256)
+
+    def upstream(url: str) -> Upstream:
+        return Upstream(url, timeout=settings.upstream_timeout_seconds, connections=settings.upstream_connections)
+
+    upstreams = Upstreams(
+        graph=upstream(common.graph_url), post=upstream(common.post_url), timeline=upstream(common.timeline_url)
+    )
+    app.state.common = common
+    app.state.settings = settings
+    app.state.redis = redis
+    app.state.upstreams = upstreams
+    app.state.graph = upstreams.graph
+    try:
+        yield
+    finally:
+        for client in (upstreams.graph, upstreams.post, upstreams.timeline):
+            await client.aclose()
+        await redis.aclose()
+
+
+app = FastAPI(
+    title="Kicau",
+    summary="Mastodon client API subset over an event-driven backend",
+    version="0.1.0",
+    lifespan=lifespan,
+)
+
+
+async def redis_ready() -> None:
+    await app.state.redis.ping()
+
+
+async def services_ready() -> None:
+    for name in ("graph", "post", "timeline"):
+        answer = await getattr(app.state.upstreams, name).call("GET", "/readyz")
+        if answer.status_code != 200:
+            raise RuntimeError(f"{name} not ready")
+
+
+install_common(app, service="gateway", readiness=[redis_ready, services_ready])
+for module in (instance, oauth, accounts, timelines, statuses):
+    app.include_router(module.router)

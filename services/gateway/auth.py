@@ -1,0 +1,81 @@
+"""Bearer-token authentication and scope checks.
+
+A token is resolved from its Redis cache entry in one GET; on a miss (new token, or Redis lost) the graph
+service reads it from Cassandra and refills the cache. Token values are never logged: only their hashes
+leave this module.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from kicau import tokens
+from kicau.tokens import TokenInfo
+from kicau.web import ApiError
+from services.gateway.upstreams import Upstream
+
+
+def bearer_value(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        raise ApiError(401, "The access token is invalid")
+    return None
+
+
+async def resolve(redis: Redis, graph: Upstream, token: str) -> TokenInfo:
+    token_hash = tokens.hash_token(token)
+    try:
+        info = await tokens.cached(redis, token_hash)
+    except Exception:
+        info = None  # Redis down: Cassandra (through the graph service) still knows every token.
+    if info is not None:
+        return info
+    answer = await graph.call("GET", f"/internal/tokens/{token_hash}")
+    if answer.status_code == 401:
+        raise ApiError(401, "The access token is invalid")
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    body = answer.json()
+    return TokenInfo(account_id=body["account_id"], client_id=body["client_id"], scopes=body["scopes"])
+
+
+async def optional_token(request: Request) -> TokenInfo | None:
+    value = bearer_value(request)
+    if value is None:
+        return None
+    state = request.app.state
+    return await resolve(state.redis, state.graph, value)
+
+
+async def any_token(request: Request) -> TokenInfo:
+    info = await optional_token(request)
+    if info is None:
+        raise ApiError(401, "The access token is invalid")
+    return info
+
+
+def require(*scopes: str) -> object:
+    """A dependency: a user token that carries one of ``scopes`` (or a parent scope)."""
+
+    async def dependency(request: Request) -> TokenInfo:
+        info = await any_token(request)
+        if info.account_id is None:
+            raise ApiError(422, "This method requires an authenticated user")
+        if not any(info.allows(scope) for scope in scopes):
+            raise ApiError(403, "This action is outside the authorized scopes")
+        return info
+
+    return Depends(dependency)
+
+
+OptionalToken = Annotated[TokenInfo | None, Depends(optional_token)]
+AnyToken = Annotated[TokenInfo, Depends(any_token)]
+ReadUser = Annotated[TokenInfo, require("read")]
+WriteUser = Annotated[TokenInfo, require("write")]
+FollowUser = Annotated[TokenInfo, require("follow", "write:follows", "write")]

@@ -1,0 +1,77 @@
+"""Reading request parameters the way Mastodon clients send them: form-encoded, multipart or JSON bodies
+(Mastodon.py sends forms, toot sends JSON), with ``name[]`` meaning a list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import Request
+from starlette.datastructures import FormData
+
+from kicau.web import ApiError
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes whether or not a Content-Length was sent."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise ApiError(413, f"Request body is larger than {limit} bytes")
+        except ValueError as exc:
+            raise ApiError(400, "Invalid Content-Length") from exc
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _flatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, value in items:
+        if key.endswith("[]"):
+            params.setdefault(key[:-2], []).append(value)
+        else:
+            params[key] = value
+    return params
+
+
+async def read_params(request: Request, limit: int) -> dict[str, Any]:
+    """Body parameters merged over query parameters (Mastodon accepts either)."""
+    params = _flatten(list(request.query_params.multi_items()))
+    body = await read_body(request, limit)
+    if not body:
+        return params
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            decoded = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, "The request body is not valid JSON") from exc
+        if not isinstance(decoded, dict):
+            raise ApiError(422, "The request body must be a JSON object")
+        params.update({k[:-2] if k.endswith("[]") else k: v for k, v in decoded.items()})
+        return params
+    if content_type in FORM_TYPES:
+        # The body is already read and bounded; hand Starlette a request over those bytes to parse it.
+        request._body = body
+        form: FormData = await request.form(max_files=0, max_fields=100)
+        params.update(_flatten([(k, v) for k, v in form.multi_items() if isinstance(v, str)]))
+        return params
+    raise ApiError(415, f"Unsupported content type: {content_type or 'none'}")
+
+
+def optional_str(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"Validation failed: {name} must be a string")
+    return value

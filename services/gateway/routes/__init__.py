@@ -1,0 +1,1 @@
+"""Public routes of the Mastodon client API, one module per area."""

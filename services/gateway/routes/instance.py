@@ -1,0 +1,88 @@
+"""Instance metadata: what clients ask first (version, limits, where the stream is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from kicau.web import error_response
+from services.gateway.deps import Common, Settings
+
+router = APIRouter(tags=["instance"])
+
+# Mastodon.py and toot read the version to decide which features they may use.
+MASTODON_VERSION = "4.5.0"
+MASTODON_API_VERSION = 6
+KICAU_VERSION = "0.1.0"
+
+
+def _streaming_url(public_url: str) -> str:
+    return public_url.replace("https://", "wss://").replace("http://", "ws://")
+
+
+@router.get("/api/v1/instance")
+@router.get("/api/v1/instance/", include_in_schema=False)
+async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
+    return {
+        "uri": common.instance_domain,
+        "title": settings.instance_title,
+        "short_description": "An event-driven microblog backend",
+        "description": "Kicau speaks the Mastodon client API.",
+        "email": f"admin@{common.instance_domain}",
+        "version": MASTODON_VERSION,
+        "urls": {"streaming_api": _streaming_url(common.public_url)},
+        "stats": {"user_count": 0, "status_count": 0, "domain_count": 0},
+        "thumbnail": None,
+        "languages": ["en"],
+        "registrations": True,
+        "approval_required": False,
+        "invites_enabled": False,
+        "configuration": {
+            "accounts": {"max_featured_tags": 0},
+            "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
+            "media_attachments": {"supported_mime_types": []},
+            "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
+        },
+        "contact_account": None,
+        "rules": [],
+    }
+
+
+@router.get("/api/v2/instance")
+@router.get("/api/v2/instance/", include_in_schema=False)
+async def instance_v2(common: Common, settings: Settings) -> dict[str, Any]:
+    return {
+        "domain": common.instance_domain,
+        "title": settings.instance_title,
+        "version": MASTODON_VERSION,
+        "source_url": "https://example.invalid/kicau",
+        "description": "Kicau speaks the Mastodon client API.",
+        "usage": {"users": {"active_month": 0}},
+        "thumbnail": {"url": f"{common.public_url}/thumbnail.png"},
+        "languages": ["en"],
+        "api_versions": {"mastodon": MASTODON_API_VERSION},
+        "configuration": {
+            "urls": {"streaming": _streaming_url(common.public_url), "status": None},
+            "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 0},
+            "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
+            "media_attachments": {"supported_mime_types": []},
+            "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
+            "translation": {"enabled": False},
+            "timelines_access": {
+                "live_feeds": {"local": "public", "remote": "public"},
+                "hashtag_feeds": {"local": "public", "remote": "public"},
+                "trending_link_feeds": {"local": "public", "remote": "public"},
+            },
+        },
+        "registrations": {"enabled": True, "approval_required": False, "message": None},
+        "contact": {"email": f"admin@{common.instance_domain}", "account": None},
+        "rules": [],
+    }
+
+
+@router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
+async def oauth_metadata() -> Any:
+    # Only the password and client-credentials grants exist; answering 404 keeps Mastodon.py on its
+    # documented fallback instead of demanding https endpoints from a local instance.
+    return error_response(404, "Record not found")
