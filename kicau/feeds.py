@@ -89,14 +89,21 @@ async def read_page(redis: Redis, account_id: int, page: PageRequest) -> tuple[b
     return sentinel is not None, ids
 
 
-async def newest_after(redis: Redis, account_id: int, after_id: int, limit: int) -> tuple[bool, list[int]]:
-    """Entries newer than ``after_id``, oldest first, plus whether the timeline reaches back that far (its
-    oldest retained entry is not newer than the cursor). Used by stream resume."""
+async def newest_after(
+    redis: Redis, account_id: int, after_id: int, limit: int, cap: int
+) -> tuple[bool, list[int]]:
+    """Entries newer than ``after_id``, oldest first, and whether they are *all* the entries the reader
+    missed: the timeline must be materialised and either reach back to the cursor or never have been trimmed.
+    Used by stream resume; when it answers False the client has to refetch."""
     key = keys.home_feed(account_id)
     pipe = redis.pipeline(transaction=False)
     pipe.zrange(key, b"(" + pack_id(after_id), b"+", bylex=True, offset=0, num=limit)
     pipe.zrange(key, _SENTINEL_EXCLUSIVE, b"+", bylex=True, offset=0, num=1)
     pipe.zscore(key, keys.FEED_SENTINEL)
-    members, oldest, sentinel = await pipe.execute()
-    covered = sentinel is not None and bool(oldest) and unpack_id(oldest[0]) <= after_id
-    return covered, [unpack_id(m) for m in members]
+    pipe.zcard(key)
+    members, oldest, sentinel, size = await pipe.execute()
+    ids = [unpack_id(m) for m in members]
+    reaches_back = bool(oldest) and unpack_id(oldest[0]) <= after_id
+    never_trimmed = size - 1 < cap
+    covered = sentinel is not None and (reaches_back or never_trimmed) and len(ids) < limit
+    return covered, ids

@@ -11,8 +11,9 @@ from kicau import clients
 from kicau.settings import CommonSettings
 from kicau.web import install_common
 from services.gateway.deps import Upstreams
-from services.gateway.routes import accounts, instance, oauth, statuses, timelines
+from services.gateway.routes import accounts, instance, oauth, statuses, streaming, timelines
 from services.gateway.settings import GatewaySettings
+from services.gateway.streaming import StreamHub
 from services.gateway.upstreams import Upstream
 
 
@@ -33,9 +34,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.upstreams = upstreams
     app.state.graph = upstreams.graph
+    hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account)
+    await hub.start()
+    app.state.hub = hub
     try:
         yield
     finally:
+        await hub.stop()
         for client in (upstreams.graph, upstreams.post, upstreams.timeline):
             await client.aclose()
         await redis.aclose()
@@ -61,5 +66,5 @@ async def services_ready() -> None:
 
 
 install_common(app, service="gateway", readiness=[redis_ready, services_ready])
-for module in (instance, oauth, accounts, timelines, statuses):
+for module in (instance, oauth, accounts, timelines, statuses, streaming):
     app.include_router(module.router)

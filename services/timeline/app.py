@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from kicau import clients
 from kicau.account_cards import AccountCards
+from kicau.entities import compose_status_list
 from kicau.feeds import PageRequest
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -21,6 +22,7 @@ from services.timeline.store import TimelineStore
 
 NEXT_HEADER = "X-Kicau-Next"
 PREV_HEADER = "X-Kicau-Prev"
+COVERED_HEADER = "X-Kicau-Covered"
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 
 
@@ -102,3 +104,16 @@ async def account_statuses(
 ) -> Response:
     request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
     return _respond(await service.account_statuses(account_id, request))
+
+
+@app.get("/internal/timelines/home/after")
+async def home_after(
+    service: Service,
+    after: Annotated[int, Query(ge=0, lt=1 << 63)],
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    covered, statuses = await service.home_after(acting_account_id(account), after)
+    return Response(
+        compose_status_list(statuses), media_type="application/json",
+        headers={COVERED_HEADER: "1" if covered else "0"},
+    )

@@ -58,6 +58,15 @@ class TimelineService:
             materialised, ids = await feeds.read_page(self.redis, account_id, request)
         return await self._page(ids)
 
+    async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:
+        """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
+        that is provably everything the reader missed."""
+        if not await feeds.is_materialised(self.redis, account_id):
+            await self.rebuild(account_id)
+        cap = self.settings.home_timeline_cap
+        covered, ids = await feeds.newest_after(self.redis, account_id, after_id, cap + 1, cap)
+        return covered, await self.statuses.render(ids)
+
     async def account_statuses(self, account_id: int, request: feeds.PageRequest) -> Page:
         if not await self.store.account_exists(account_id):
             raise ApiError(404, "Record not found")

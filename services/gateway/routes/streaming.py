@@ -1,0 +1,224 @@
+"""The real-time stream, in Mastodon's wire formats: Server-Sent Events and WebSocket.
+
+Beyond Mastodon: every event carries ``id: <status id>``, and a client reconnecting with ``Last-Event-ID``
+first receives every status it missed from its home timeline (oldest first), then live events, with no gap
+and no duplicate. When the missed span reaches past what the timeline holds, a ``kicau.refetch`` event tells
+the client to reload its timeline instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from kicau.ids import parse_id
+from kicau.tokens import TokenInfo
+from kicau.web import ApiError
+from services.gateway.auth import bearer_value, resolve
+from services.gateway.streaming import Connection, StreamEvent, StreamHub
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["streaming"])
+
+REFETCH_EVENT = "kicau.refetch"
+OVERFLOW_EVENT = "kicau.overflow"
+OVERFLOW_DATA = '{"reason":"reader too slow, reconnect with Last-Event-ID"}'
+
+
+class _HasId(msgspec.Struct):
+    id: str
+
+
+_split = msgspec.json.Decoder(list[msgspec.Raw]).decode
+_read_id = msgspec.json.Decoder(_HasId).decode
+
+
+def sse_frame(event: StreamEvent) -> bytes:
+    head = f"id: {event.event_id}\n" if event.event_id else ""
+    return f"{head}event: {event.name}\ndata: {event.data}\n\n".encode()
+
+
+async def _stream_token(request: Request | WebSocket) -> TokenInfo:
+    """Bearer header, or for browsers (which cannot set headers on EventSource/WebSocket) the
+    ``access_token`` query parameter or the WebSocket subprotocol, as Mastodon accepts."""
+    value = bearer_value(request) if isinstance(request, Request) else None
+    if value is None and isinstance(request, WebSocket):
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            value = header[7:].strip()
+        value = value or request.headers.get("sec-websocket-protocol")
+    value = value or request.query_params.get("access_token")
+    if not value:
+        raise ApiError(401, "Missing access token")
+    info = await resolve(request.app.state.redis, request.app.state.graph, value)
+    if info.account_id is None:
+        raise ApiError(401, "This stream requires a user token")
+    if not (info.allows("read") or info.allows("read:statuses")):
+        raise ApiError(403, "This action is outside the authorized scopes")
+    return info
+
+
+async def _backlog(request: Request, token: TokenInfo, last_event_id: int) -> tuple[list[StreamEvent], bool]:
+    answer = await request.app.state.upstreams.timeline.call(
+        "GET", "/internal/timelines/home/after", params={"after": last_event_id}, token=token
+    )
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    events = [StreamEvent("update", _read_id(raw).id, bytes(raw).decode()) for raw in _split(answer.content)]
+    return events, answer.headers.get("x-kicau-covered") == "1"
+
+
+class EventStreamResponse(Response):
+    """Writes one SSE stream until the client leaves or falls behind; the connection is released in all cases."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, hub: StreamHub, connection: Connection, backlog: list[StreamEvent], heartbeat: float) -> None:
+        super().__init__(headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self.hub = hub
+        self.connection = connection
+        self.backlog = backlog
+        self.heartbeat = heartbeat
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def chunk(body: bytes) -> None:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+        async def write() -> None:
+            await chunk(b":)\n")
+            replayed = {e.event_id for e in self.backlog}
+            for event in self.backlog:
+                await chunk(sse_frame(event))
+            connection = self.connection
+            while True:
+                event = await connection.next(self.heartbeat)
+                if connection.overflowed:
+                    final = StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(chunk(sse_frame(final)), timeout=1.0)
+                    return
+                if event is None:
+                    await chunk(b":thump\n")
+                    continue
+                if event.event_id in replayed:
+                    replayed.discard(event.event_id)
+                    continue
+                await chunk(sse_frame(event))
+                connection.observe_delivery(event)
+
+        async def until_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        writer = asyncio.create_task(write())
+        watcher = asyncio.create_task(until_disconnect())
+        try:
+            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (writer, watcher):
+                task.cancel()
+            await self.hub.close(self.connection)
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+@router.get("/api/v1/streaming/health")
+async def streaming_health() -> PlainTextResponse:
+    return PlainTextResponse("OK")
+
+
+@router.get("/api/v1/streaming/user")
+async def stream_user(request: Request) -> Response:
+    token = await _stream_token(request)
+    assert token.account_id is not None
+    raw_last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    last_event_id = parse_id(raw_last) if raw_last else None
+    if raw_last and last_event_id is None:
+        raise ApiError(400, "Last-Event-ID must be a status id")
+    hub: StreamHub = request.app.state.hub
+    # Registered before the backlog is read: anything fanned out meanwhile is queued, then de-duplicated.
+    connection = await hub.open(token.account_id, "sse")
+    backlog: list[StreamEvent] = []
+    try:
+        if last_event_id is not None:
+            backlog, covered = await _backlog(request, token, last_event_id)
+            if not covered:
+                backlog = [StreamEvent(REFETCH_EVENT, None, '{"reason":"missed events exceed the home timeline"}')]
+    except BaseException:
+        await hub.close(connection)
+        raise
+    return EventStreamResponse(hub, connection, backlog, request.app.state.settings.heartbeat_seconds)
+
+
+@router.websocket("/api/v1/streaming")
+async def stream_websocket(websocket: WebSocket) -> None:
+    try:
+        token = await _stream_token(websocket)
+    except ApiError as error:
+        await websocket.close(code=4001 if error.status_code == 401 else 4003, reason=error.message)
+        return
+    assert token.account_id is not None
+    protocol = websocket.headers.get("sec-websocket-protocol")
+    await websocket.accept(subprotocol=protocol if protocol else None)
+    hub: StreamHub = websocket.app.state.hub
+    connection: Connection | None = None
+    sender: asyncio.Task[None] | None = None
+
+    async def send_events(conn: Connection) -> None:
+        while True:
+            event = await conn.next(hub_heartbeat)
+            if conn.overflowed:
+                await websocket.send_json({"stream": ["user"], "event": OVERFLOW_EVENT, "payload": "{}"})
+                await websocket.close(code=1008, reason="reader too slow")
+                return
+            if event is None:
+                continue  # the WebSocket layer keeps the connection alive with its own pings
+            await websocket.send_text(_ws_frame(event))
+            conn.observe_delivery(event)
+
+    hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
+    try:
+        if websocket.query_params.get("stream") == "user":
+            connection = await hub.open(token.account_id, "websocket")
+            sender = asyncio.create_task(send_events(connection))
+        while True:
+            message: Any = await websocket.receive_json()
+            kind = message.get("type") if isinstance(message, dict) else None
+            stream = message.get("stream") if isinstance(message, dict) else None
+            if kind == "subscribe" and stream == "user" and connection is None:
+                connection = await hub.open(token.account_id, "websocket")
+                sender = asyncio.create_task(send_events(connection))
+            elif kind == "unsubscribe" and stream == "user" and connection is not None:
+                if sender:
+                    sender.cancel()
+                await hub.close(connection)
+                connection = None
+            elif kind not in ("subscribe", "unsubscribe"):
+                await websocket.send_json({"error": "Unknown message type", "status": 400})
+            elif stream != "user":
+                await websocket.send_json({"error": f"Unknown stream type: {stream}", "status": 400})
+    except (WebSocketDisconnect, ValueError, RuntimeError):
+        pass
+    except ApiError as error:
+        with contextlib.suppress(Exception):
+            await websocket.send_json({"error": error.message, "status": error.status_code})
+            await websocket.close(code=4029 if error.status_code == 429 else 1011)
+    finally:
+        if sender:
+            sender.cancel()
+        if connection is not None:
+            await hub.close(connection)
+
+
+def _ws_frame(event: StreamEvent) -> str:
+    # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode a second time.
+    return msgspec.json.encode({"stream": ["user"], "event": event.name, "payload": event.data,
+                                "id": event.event_id}).decode()

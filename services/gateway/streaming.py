@@ -1,0 +1,176 @@
+"""The stream hub of one gateway process: its connections, their bounded queues, and its Redis channel.
+
+The fanout publishes each status once per gateway, naming the recipients connected there; the hub hands the
+event to those recipients' connections. Each connection has a bounded queue: a reader that falls behind
+overflows its own queue and is disconnected with a final event, and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS
+from kicau.presence import HEARTBEAT_SECONDS, GatewayPresence
+from kicau.stream_events import StreamDelivery, decode_delivery
+from kicau.web import ApiError
+
+log = logging.getLogger(__name__)
+
+STREAM_LEASE_SECONDS = 60
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    name: str
+    event_id: str | None
+    data: str
+    accepted_at: float | None = None
+
+
+@dataclass(eq=False)
+class Connection:
+    account_id: int
+    transport: str
+    limit: int
+    connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    overflowed: bool = False
+    _queue: collections.deque[StreamEvent] = field(default_factory=collections.deque)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def push(self, event: StreamEvent) -> None:
+        if self.overflowed:
+            return
+        if len(self._queue) >= self.limit:
+            # Falling behind by a whole queue: stop buffering for this reader and tell it to go.
+            self.overflowed = True
+            self._queue.clear()
+        else:
+            self._queue.append(event)
+        self._wake.set()
+
+    async def next(self, idle_seconds: float) -> StreamEvent | None:
+        """The next event, or None after ``idle_seconds`` without one (time for a heartbeat)."""
+        if not self._queue and not self.overflowed:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+        if self._queue:
+            return self._queue.popleft()
+        return None
+
+    def observe_delivery(self, event: StreamEvent) -> None:
+        if event.accepted_at is not None:
+            DELIVERY_LATENCY.observe(max(0.0, time.time() - event.accepted_at / 1000.0))
+
+
+def _lease_key(account_id: int) -> str:
+    return f"streams:{{u:{account_id}}}"
+
+
+class StreamHub:
+    def __init__(self, redis: Redis, *, queue_size: int, per_account: int) -> None:
+        self.redis = redis
+        self.presence = GatewayPresence(redis)
+        self.queue_size = queue_size
+        self.per_account = per_account
+        self._connections: dict[int, set[Connection]] = collections.defaultdict(set)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.presence.start()
+        self._tasks.append(asyncio.create_task(self._receive(), name="stream-hub-receive"))
+        self._tasks.append(asyncio.create_task(self._renew_leases(), name="stream-hub-leases"))
+        await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.presence.stop()
+
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self._connections.values())
+
+    async def open(self, account_id: int, transport: str) -> Connection:
+        """Register a stream, or 429 when the account already holds its cap of streams (on any gateway)."""
+        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size)
+        key = _lease_key(account_id)
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zremrangebyscore(key, 0, now - STREAM_LEASE_SECONDS)
+        pipe.zadd(key, {connection.connection_id: now})
+        pipe.zcard(key)
+        pipe.expire(key, STREAM_LEASE_SECONDS * 2)
+        _, _, count, _ = await pipe.execute()
+        if count > self.per_account:
+            await self.redis.zrem(key, connection.connection_id)
+            raise ApiError(429, f"Too many open streams for this account (at most {self.per_account})")
+        # Registered locally before presence is announced, so no event published after the announcement
+        # can miss this connection.
+        self._connections[account_id].add(connection)
+        await self.presence.change(account_id, +1)
+        OPEN_STREAMS.labels(transport).inc()
+        return connection
+
+    async def close(self, connection: Connection) -> None:
+        held = self._connections.get(connection.account_id)
+        if held is None or connection not in held:
+            return
+        held.discard(connection)
+        if not held:
+            del self._connections[connection.account_id]
+        OPEN_STREAMS.labels(connection.transport).dec()
+        try:
+            await self.presence.change(connection.account_id, -1)
+            await self.redis.zrem(_lease_key(connection.account_id), connection.connection_id)
+        except Exception:
+            log.warning("could not release stream of %s", connection.account_id, exc_info=True)
+
+    def dispatch(self, delivery: StreamDelivery) -> None:
+        event = StreamEvent(
+            name=delivery.event, event_id=str(delivery.status_id), data=delivery.payload,
+            accepted_at=delivery.accepted_at,
+        )
+        for account_id in delivery.recipients:
+            for connection in self._connections.get(account_id, ()):
+                connection.push(event)
+
+    async def _receive(self) -> None:
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.presence.channel)
+                self._subscribed.set()
+                async for message in pubsub.listen():
+                    try:
+                        self.dispatch(decode_delivery(message["data"]))
+                    except Exception:
+                        log.exception("dropping an undecodable stream delivery")
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception:
+                log.warning("stream channel lost; resubscribing", exc_info=True)
+                await pubsub.aclose()
+                await asyncio.sleep(0.5)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            now = time.time()
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for account_id, held in self._connections.items():
+                    pipe.zadd(_lease_key(account_id), {c.connection_id: now for c in held})
+                    pipe.expire(_lease_key(account_id), STREAM_LEASE_SECONDS * 2)
+                await pipe.execute()
+            except Exception:
+                log.warning("could not renew stream leases", exc_info=True)
