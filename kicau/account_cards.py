@@ -62,7 +62,7 @@ class AccountCards:
         found: dict[int, bytes] = {}
         for account_id, raw in zip(ordered, cached, strict=True):
             if raw is not None:
-                found[account_id] = raw
+                found[account_id] = raw if isinstance(raw, bytes) else raw.encode()
             else:
                 entity = await self.entity(account_id)
                 if entity is not None:

@@ -93,7 +93,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
     presence as "this post was scheduled")."""
     status_id = str(row["id"])
     in_reply_to = row.get("in_reply_to_id")
-    body = {
+    body: dict[str, Any] = {
         "id": status_id,
         "uri": f"{public_url}/users/{username}/statuses/{status_id}",
         "url": f"{public_url}/@{username}/{status_id}",

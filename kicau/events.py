@@ -23,7 +23,7 @@ def _now_ms() -> float:
     return time.time() * 1000.0
 
 
-class _Event(msgspec.Struct, tag_field="type", kw_only=True, frozen=True):
+class _Event(msgspec.Struct, tag_field="type", kw_only=True):
     schema_version: int = SCHEMA_VERSION
     event_id: str = msgspec.field(default_factory=_event_id)
     # Wall-clock milliseconds when the event was accepted; delivery latency is measured from here.
@@ -68,7 +68,8 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(raw: bytes) -> Event:
     """Decode one event; raises msgspec.DecodeError / ValidationError on anything malformed."""
-    return _decoder.decode(raw)
+    event: Event = _decoder.decode(raw)
+    return event
 
 
 def event_key(event: Event) -> bytes:

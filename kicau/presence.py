@@ -124,10 +124,10 @@ class OnlineMirror:
         if int(count) > 0:
             self._where[account_id].add(gateway)
         else:
-            gateways = self._where.get(account_id)
-            if gateways is not None:
-                gateways.discard(gateway)
-                if not gateways:
+            held = self._where.get(account_id)
+            if held is not None:
+                held.discard(gateway)
+                if not held:
                     del self._where[account_id]
 
     def _prune(self) -> None:
@@ -135,7 +135,7 @@ class OnlineMirror:
             del self._where[account_id]
 
     async def _snapshot(self) -> None:
-        gateways = [g.decode() for g in await self.redis.smembers(GATEWAYS)]
+        gateways = [g.decode() if isinstance(g, bytes) else g for g in await self.redis.smembers(GATEWAYS)]
         fresh: dict[int, set[str]] = defaultdict(set)
         for gateway in gateways:
             if not await self.redis.exists(_alive(gateway)):
@@ -159,14 +159,14 @@ class OnlineMirror:
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
-                        self._apply(message["data"].decode())
+                        self._apply(bytes(message["data"]).decode())
                     if asyncio.get_running_loop().time() > resync_at:
                         await self._snapshot()
                         resync_at = asyncio.get_running_loop().time() + HEARTBEAT_TTL
             except asyncio.CancelledError:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except Exception:
                 log.warning("presence mirror lost its subscription; resubscribing", exc_info=True)
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(1)

@@ -155,11 +155,11 @@ class StreamHub:
                     except Exception:
                         log.exception("dropping an undecodable stream delivery")
             except asyncio.CancelledError:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except Exception:
                 log.warning("stream channel lost; resubscribing", exc_info=True)
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(0.5)
 
     async def _renew_leases(self) -> None:

@@ -98,20 +98,20 @@ class EventStreamResponse(Response):
                 await chunk(sse_frame(event))
             connection = self.connection
             while True:
-                event = await connection.next(self.heartbeat)
+                pending = await connection.next(self.heartbeat)
                 if connection.overflowed:
                     final = StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(chunk(sse_frame(final)), timeout=1.0)
                     return
-                if event is None:
+                if pending is None:
                     await chunk(b":thump\n")
                     continue
-                if event.event_id in replayed:
-                    replayed.discard(event.event_id)
+                if pending.event_id in replayed:
+                    replayed.discard(pending.event_id)
                     continue
-                await chunk(sse_frame(event))
-                connection.observe_delivery(event)
+                await chunk(sse_frame(pending))
+                connection.observe_delivery(pending)
 
         async def until_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":

@@ -1,0 +1,1 @@
+"""Kicau services, one package per process."""
