@@ -1,0 +1,107 @@
+"""The real Mastodon.py client drives Kicau end to end: register, log in, post, follow, page the home
+timeline, read account statuses, delete, unfollow."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from mastodon import Mastodon
+from mastodon.errors import MastodonAPIError, MastodonNotFoundError
+
+from tests.conftest import eventually
+
+
+@pytest.fixture(scope="module")
+def app_keys(gateway_url: str) -> tuple[str, str]:
+    client_id, client_secret = Mastodon.create_app("kicau-mastodon-py", api_base_url=gateway_url,
+                                                   scopes=["read", "write", "follow", "push"])
+    return client_id, client_secret
+
+
+def register(gateway_url: str, app_keys: tuple[str, str], prefix: str) -> tuple[Mastodon, str, str]:
+    username = f"{prefix}{uuid.uuid4().hex[:8]}"
+    email = f"{username}@example.test"
+    password = "mastodon-py-password"
+    registrar = Mastodon(client_id=app_keys[0], client_secret=app_keys[1], api_base_url=gateway_url)
+    registrar.create_account(username, password, email, agreement=True)
+    # Log in again the way users do, with the e-mail address (as Mastodon and its clients send it).
+    client = Mastodon(client_id=app_keys[0], client_secret=app_keys[1], api_base_url=gateway_url)
+    client.log_in(email, password, scopes=["read", "write", "follow", "push"])
+    return client, username, email
+
+
+def collect_home(client: Mastodon, limit: int) -> list[str]:
+    ids: list[str] = []
+    page = client.timeline_home(limit=limit)
+    while page:
+        ids.extend(str(s["id"]) for s in page)
+        page = client.fetch_next(page)
+    return ids
+
+
+def test_full_client_journey(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    alice, alice_name, _ = register(gateway_url, app_keys, "alice")
+    bob, _, _ = register(gateway_url, app_keys, "bob")
+    me = alice.account_verify_credentials()
+    assert me["username"] == alice_name
+    assert bob.account_lookup(alice_name)["id"] == me["id"]
+
+    relationship = bob.account_follow(me["id"])
+    assert relationship["following"] is True
+    eventually(lambda: alice.account(me["id"])["followers_count"] == 1)
+
+    posted = [alice.status_post(f"status {n} from alice ✓")["id"] for n in range(45)]
+    newest_first = [str(i) for i in reversed(posted)]
+
+    # Home timeline paged through Link headers with fetch_next, 20 at a time: exactly alice's 45, in order.
+    eventually(lambda: collect_home(bob, 20) == newest_first, timeout=20)
+    # Alice sees her own statuses in her home timeline too.
+    eventually(lambda: collect_home(alice, 40) == newest_first)
+
+    account_page = alice.account_statuses(me["id"], limit=10)
+    assert [str(s["id"]) for s in account_page] == newest_first[:10]
+    second = alice.fetch_next(account_page)
+    assert [str(s["id"]) for s in second] == newest_first[10:20]
+    assert second[0]["account"]["username"] == alice_name
+    assert second[0]["content"].startswith("<p>status ")
+
+    # min_id pages walk forward from a cursor, as Mastodon.py's fetch_previous does.
+    newer = bob.timeline_home(min_id=newest_first[5], limit=3)
+    assert [str(s["id"]) for s in newer] == newest_first[2:5]
+
+    # Delete: the author only; it disappears from every read.
+    with pytest.raises(MastodonNotFoundError):
+        bob.status_delete(posted[0])
+    deleted = alice.status_delete(posted[0])
+    assert str(deleted["id"]) == str(posted[0])
+    with pytest.raises(MastodonNotFoundError):
+        bob.status(posted[0])
+    eventually(lambda: str(posted[0]) not in collect_home(bob, 40))
+    assert str(posted[0]) not in [str(s["id"]) for s in alice.account_statuses(me["id"], limit=40)]
+
+    # Unfollow removes the former followee's statuses from the home timeline.
+    assert bob.account_unfollow(me["id"])["following"] is False
+    eventually(lambda: collect_home(bob, 40) == [])
+    eventually(lambda: alice.account(me["id"])["followers_count"] == 0)
+    assert bob.account_verify_credentials()["following_count"] == 0
+
+
+def test_repeated_follow_keeps_counts_exact(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    carol, _, _ = register(gateway_url, app_keys, "carol")
+    dave, _, _ = register(gateway_url, app_keys, "dave")
+    carol_id = carol.account_verify_credentials()["id"]
+    for _ in range(3):
+        dave.account_follow(carol_id)
+    assert carol.account(carol_id)["followers_count"] == 1
+    assert [a["id"] for a in carol.account_followers(carol_id)] == [dave.account_verify_credentials()["id"]]
+    for _ in range(2):
+        dave.account_unfollow(carol_id)
+    assert carol.account(carol_id)["followers_count"] == 0
+
+
+def test_wrong_password_is_refused(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    _, _, email = register(gateway_url, app_keys, "erin")
+    client = Mastodon(client_id=app_keys[0], client_secret=app_keys[1], api_base_url=gateway_url)
+    with pytest.raises(MastodonAPIError):
+        client.log_in(email, "not the password")

@@ -1,0 +1,95 @@
+"""Fixtures for tests that drive the running system through its public API (started by `make test`)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+GATEWAY = os.environ.get("KICAU_TEST_GATEWAY", "http://127.0.0.1:8080")
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Poll until ``check`` returns a truthy value without raising; the fanout is asynchronous by design."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last_error = exc
+        if time.monotonic() > deadline:
+            if last_error is not None:
+                raise last_error
+            raise AssertionError(f"condition not met within {timeout}s (last value: {result!r})")
+        time.sleep(interval)
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def gateway_url() -> str:
+    try:
+        ready = httpx.get(f"{GATEWAY}/readyz", timeout=10)
+    except httpx.HTTPError as exc:
+        pytest.fail(f"gateway not reachable at {GATEWAY} ({exc}); start the system with `make up`")
+    assert ready.status_code == 200, ready.text
+    return GATEWAY
+
+
+@pytest.fixture(scope="session")
+def http(gateway_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def app_credentials(http: httpx.Client) -> dict[str, Any]:
+    answer = http.post("/api/v1/apps", data={"client_name": "kicau-tests", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+                                             "scopes": "read write follow push"})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+@pytest.fixture(scope="session")
+def make_user(http: httpx.Client, app_credentials: dict[str, Any]) -> Callable[..., User]:
+    """Registers a fresh account through the public API and logs it in with the password grant."""
+    app_token = http.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": app_credentials["client_id"],
+        "client_secret": app_credentials["client_secret"], "scope": "read write follow push",
+    }).json()["access_token"]
+
+    def make(prefix: str = "u") -> User:
+        username = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        email = f"{username}@example.test"
+        password = "correct horse battery staple"
+        registered = http.post("/api/v1/accounts", headers={"Authorization": f"Bearer {app_token}"}, data={
+            "username": username, "email": email, "password": password, "agreement": "true", "locale": "en",
+        })
+        assert registered.status_code == 200, registered.text
+        token = registered.json()["access_token"]
+        me = http.get("/api/v1/accounts/verify_credentials", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200, me.text
+        return User(id=me.json()["id"], username=username, email=email, password=password, token=token)
+
+    return make

@@ -1,0 +1,49 @@
+"""Event round trips and entity shapes: the contracts services share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from kicau.entities import compose_status, status_fragment, text_to_html
+from kicau.events import FollowCreated, StatusCreated, StatusDeleted, decode_event, encode_event, event_key
+
+
+def test_events_round_trip_with_their_type_tag() -> None:
+    for event in (
+        StatusCreated(status_id=1, account_id=2, status_json="{}"),
+        StatusDeleted(status_id=1, account_id=2),
+        FollowCreated(follower_id=3, followee_id=4),
+    ):
+        raw = encode_event(event)
+        assert decode_event(raw) == event
+        assert msgspec.json.decode(raw)["schema_version"] == 1
+
+
+def test_events_of_one_author_share_a_key() -> None:
+    assert event_key(StatusCreated(status_id=1, account_id=7, status_json="{}")) == event_key(
+        StatusDeleted(status_id=1, account_id=7)
+    )
+
+
+def test_malformed_events_are_rejected() -> None:
+    for raw in (b"", b"{", b'{"type": "status.created"}', b'{"type": "nope", "status_id": 1}'):
+        with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
+            decode_event(raw)
+
+
+def test_status_fragment_composes_into_a_full_status() -> None:
+    row = {"id": 42, "account_id": 7, "text": "a <b> & c\nd", "created_at": datetime(2026, 1, 2, tzinfo=UTC)}
+    fragment = status_fragment(row, username="ann", public_url="http://x")
+    status = msgspec.json.decode(compose_status(fragment, b'{"id":"7","username":"ann"}'))
+    assert status["account"] == {"id": "7", "username": "ann"}
+    assert status["id"] == "42" and status["created_at"] == "2026-01-02T00:00:00.000Z"
+    assert status["content"] == "<p>a &lt;b&gt; &amp; c<br />d</p>"
+    assert "scheduled_at" not in status
+    assert status["media_attachments"] == [] and status["reblog"] is None
+
+
+def test_text_to_html_escapes_everything() -> None:
+    assert text_to_html('<script>alert("x")</script>') == "<p>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</p>"
