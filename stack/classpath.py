@@ -105,11 +105,22 @@ def _run_maven(engine: str) -> None:
 
 
 _ARTIFACT = re.compile(r"[\w.\-]+:[\w.\-]+:(?:jar|pom)(?::[\w.\-]+)?:[\w.\-]+")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Maven's closing advice is the same for every failure and pushes the useful lines off the screen.
+_BOILERPLATE = ("To see the full stack trace", "Re-run Maven using", "For more information about", "[Help ")
 
 
-def maven_error_lines(output: str, limit: int = 12) -> list[str]:
-    """Maven's [ERROR] lines, those naming an artifact first, so the missing coordinate is always shown."""
-    errors = [line.strip() for line in output.splitlines() if "[ERROR]" in line and line.strip() != "[ERROR]"]
+def maven_error_lines(output: str, limit: int = 10) -> list[str]:
+    """Maven's distinct [ERROR] lines, those naming an artifact first, so the missing coordinate is shown."""
+    errors: list[str] = []
+    for raw in _ANSI.sub("", output).splitlines():
+        if "[ERROR]" not in raw:
+            continue
+        line = raw[raw.index("[ERROR]") :].replace("[ERROR] [ERROR]", "[ERROR]").strip()
+        text = line.removeprefix("[ERROR]").strip()
+        if not text or any(text.startswith(b) for b in _BOILERPLATE) or line in errors:
+            continue
+        errors.append(line)
     naming = [line for line in errors if _ARTIFACT.search(line)]
     rest = [line for line in errors if line not in naming]
     return (naming + rest)[:limit]

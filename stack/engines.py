@@ -360,6 +360,12 @@ def ensure_running(engine: Engine, timeout: float, say: Say) -> str:
         if engine.probe() is None:
             say(f"already running (pid {pid})")
             return "running"
+        owner = procs.port_owner(engine.port)
+        if owner is not None and not procs.owned_by(owner.pid, pid):
+            raise StackError(
+                f"{engine.name}: our pid {pid} runs, but port {engine.port} belongs to {owner.describe()}",
+                "was the port changed while the stack ran? `python -m stack down`, free the port, `up` again",
+            )
         say(f"pid {pid} is alive but not answering yet: waiting")
         wait_ready(engine, pid, None, timeout, say)
         return "started"

@@ -75,7 +75,8 @@ class PortOwner:
     def describe(self) -> str:
         if self.pid is None:
             return "an unknown process (not visible in /proc; another user or namespace?)"
-        return f"pid {self.pid} ({self.command or '?'})"
+        command = " ".join(self.command.split()) or "?"
+        return f"pid {self.pid} ({command[:117] + '...' if len(command) > 120 else command})"
 
 
 def _listening_inodes(port: int) -> set[int]:
