@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cassandra import ConsistencyLevel
-from cassandra.cluster import Cluster, ExecutionProfile, ResponseFuture, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, dict_factory
 
@@ -73,7 +73,7 @@ def cassandra_session(settings: CommonSettings) -> Session:
     cluster = Cluster(
         settings.cassandra_host_list,
         port=settings.cassandra_port,
-        execution_profiles={"default": profile},
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
         connect_timeout=5,
     )
@@ -95,7 +95,7 @@ async def execute(
     future: ResponseFuture = session.execute_async(statement, params)
 
     def on_page(page: list[dict[str, Any]]) -> None:
-        rows.extend(page)
+        rows.extend(page or ())
         if future.has_more_pages:
             future.start_fetching_next_page()
         else:

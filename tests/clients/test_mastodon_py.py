@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from mastodon import Mastodon
-from mastodon.errors import MastodonAPIError, MastodonNotFoundError
+from mastodon.errors import MastodonIllegalArgumentError, MastodonNotFoundError
 
 from tests.conftest import eventually
 
@@ -103,5 +103,5 @@ def test_repeated_follow_keeps_counts_exact(gateway_url: str, app_keys: tuple[st
 def test_wrong_password_is_refused(gateway_url: str, app_keys: tuple[str, str]) -> None:
     _, _, email = register(gateway_url, app_keys, "erin")
     client = Mastodon(client_id=app_keys[0], client_secret=app_keys[1], api_base_url=gateway_url)
-    with pytest.raises(MastodonAPIError):
+    with pytest.raises(MastodonIllegalArgumentError, match="authorization grant is invalid"):
         client.log_in(email, "not the password")
