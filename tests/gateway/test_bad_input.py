@@ -65,7 +65,7 @@ def test_length_counts_characters_not_bytes(http: httpx.Client, user: User) -> N
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}],
+    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}],
 )
 def test_bad_tokens(http: httpx.Client, headers: dict[str, str]) -> None:
     assert_error(http.post("/api/v1/statuses", headers=headers, data={"status": "hi"}), 401)

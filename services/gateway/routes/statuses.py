@@ -29,8 +29,6 @@ def _status_body(params: dict[str, Any]) -> dict[str, Any]:
             del body["in_reply_to_id"]
         else:
             body["in_reply_to_id"] = record_id(str(body["in_reply_to_id"]))
-    if isinstance(body.get("sensitive"), str):
-        body["sensitive"] = body["sensitive"].lower() in ("1", "true", "on", "yes")
     if body.get("language") == "":
         del body["language"]
     return body

@@ -81,7 +81,13 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, hub: StreamHub, connection: Connection, backlog: list[StreamEvent], heartbeat: float) -> None:
-        super().__init__(headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        super().__init__()
+        # Set by hand: Response would announce Content-Length: 0 for its empty body and end the stream.
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+            (b"x-accel-buffering", b"no"),
+        ]
         self.hub = hub
         self.connection = connection
         self.backlog = backlog
