@@ -1,0 +1,136 @@
+"""Locust load test for Kicau: the DeathStarBench mix (60% home reads, 30% account-timeline reads, 10% posts)
+plus streaming users that measure status -> stream delivery latency.
+
+Run headless with CSV and HTML output through ``make load``; see loadtests/README.md for knobs and for
+distributed runs. Everything is configured by environment variables (documented below) so the same file
+serves closed-loop and open-loop runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from locust import FastHttpUser, User, between, constant, constant_throughput, events, task
+
+# KICAU_LOAD_MIX: weights of home reads, account-timeline reads and posts (DeathStarBench's default).
+MIX = [int(x) for x in os.environ.get("KICAU_LOAD_MIX", "60,30,10").split(",")]
+# KICAU_LOAD_RATE: requests per second per user for an open-loop run (constant throughput); 0 = closed loop.
+RATE = float(os.environ.get("KICAU_LOAD_RATE", "0"))
+# Each API user follows this many of the accounts created before it.
+FOLLOWS = int(os.environ.get("KICAU_LOAD_FOLLOWS", "10"))
+PASSWORD = "locust-load-password"
+
+_accounts: list[tuple[str, str]] = []  # (account id, token) of every registered load user in this process
+_app: dict[str, str] = {}
+
+
+def _wait_time() -> Any:
+    return constant_throughput(RATE) if RATE > 0 else constant(0)
+
+
+def _register(client: Any) -> tuple[str, str]:
+    if not _app:
+        app = client.post("/api/v1/apps", data={"client_name": "locust", "scopes": "read write follow"},
+                          name="setup: app").json()
+        token = client.post("/oauth/token", data={
+            "grant_type": "client_credentials", "client_id": app["client_id"], "client_secret": app["client_secret"],
+            "scope": "read write follow"}, name="setup: app token").json()["access_token"]
+        _app.update(app, app_token=token)
+    name = f"load_{uuid.uuid4().hex[:12]}"
+    answer = client.post("/api/v1/accounts", headers={"Authorization": f"Bearer {_app['app_token']}"},
+                         data={"username": name, "email": f"{name}@load.test", "password": PASSWORD,
+                               "agreement": "true"}, name="setup: register")
+    token = answer.json()["access_token"]
+    me = client.get("/api/v1/accounts/verify_credentials", headers={"Authorization": f"Bearer {token}"},
+                    name="setup: verify_credentials").json()
+    return me["id"], token
+
+
+class ApiUser(FastHttpUser):
+    """Reads and posts in the configured mix."""
+
+    wait_time = _wait_time()
+    weight = 10
+
+    def on_start(self) -> None:
+        self.account_id, token = _register(self.client)
+        self.auth = {"Authorization": f"Bearer {token}"}
+        for followee, _ in random.sample(_accounts, min(FOLLOWS, len(_accounts))):
+            self.client.post(f"/api/v1/accounts/{followee}/follow", headers=self.auth, name="setup: follow")
+        _accounts.append((self.account_id, token))
+
+    @task(MIX[0])
+    def home(self) -> None:
+        self.client.get("/api/v1/timelines/home", headers=self.auth, name="/api/v1/timelines/home")
+
+    @task(MIX[1])
+    def account_statuses(self) -> None:
+        target = random.choice(_accounts)[0] if _accounts else self.account_id
+        self.client.get(f"/api/v1/accounts/{target}/statuses", headers=self.auth,
+                        name="/api/v1/accounts/:id/statuses")
+
+    @task(MIX[2])
+    def post(self) -> None:
+        self.client.post("/api/v1/statuses", headers=self.auth, json={"status": f"load {uuid.uuid4().hex}"},
+                         name="/api/v1/statuses")
+
+
+class StreamingUser(User):
+    """Holds a user stream open and reports each update's status -> stream latency as its own entry.
+
+    Reads the socket chunk by chunk: FastHttpSession's iter_lines buffers 1 KB chunks and would add seconds
+    of false latency on a quiet stream.
+    """
+
+    weight = int(os.environ.get("KICAU_LOAD_STREAM_WEIGHT", "1"))
+    wait_time = between(1, 2)
+
+    def on_start(self) -> None:
+        from locust.contrib.fasthttp import FastHttpSession
+
+        session = FastHttpSession(self.environment, base_url=self.host, user=self)
+        self.account_id, self.token = _register(session)
+        # Follow the posting users so their statuses reach this stream.
+        for followee, _ in _accounts[-50:]:
+            session.post(f"/api/v1/accounts/{followee}/follow",
+                         headers={"Authorization": f"Bearer {self.token}"}, name="setup: follow")
+
+    @task
+    def listen(self) -> None:
+        target = urlsplit(self.host)
+        sock = socket.create_connection((target.hostname or "127.0.0.1", target.port or 80), timeout=30)
+        sock.sendall((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {target.netloc}\r\n"
+                      f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
+        buffer = b""
+        deadline = time.time() + float(os.environ.get("KICAU_LOAD_STREAM_SECONDS", "60"))
+        try:
+            while time.time() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    frame, buffer = buffer.split(b"\n\n", 1)
+                    self._record(frame, time.time())
+        except TimeoutError:
+            pass
+        finally:
+            sock.close()
+
+    def _record(self, frame: bytes, received: float) -> None:
+        fields = dict(line.split(": ", 1) for line in frame.decode(errors="replace").split("\n") if ": " in line)
+        if fields.get("event") != "update":
+            return
+        status = json.loads(fields["data"])
+        created = datetime.fromisoformat(status["created_at"].replace("Z", "+00:00")).timestamp()
+        latency_ms = max(0.0, (received - created) * 1000)
+        events.request.fire(request_type="SSE", name="status -> stream delivery", response_time=latency_ms,
+                            response_length=len(frame), exception=None, context={})
