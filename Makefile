@@ -36,5 +36,4 @@ test: venv
 
 lint: venv
 	.venv/bin/ruff check kicau services stack tests
-	# tests/ has no __init__.py but imports tests.conftest: map modules by path so names stay unique.
-	.venv/bin/mypy --explicit-package-bases kicau services stack tests
+	.venv/bin/mypy kicau services stack tests

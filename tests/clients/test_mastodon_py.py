@@ -62,6 +62,7 @@ def test_full_client_journey(gateway_url: str, app_keys: tuple[str, str]) -> Non
     account_page = alice.account_statuses(me["id"], limit=10)
     assert [str(s["id"]) for s in account_page] == newest_first[:10]
     second = alice.fetch_next(account_page)
+    assert second is not None
     assert [str(s["id"]) for s in second] == newest_first[10:20]
     assert second[0]["account"]["username"] == alice_name
     assert second[0]["content"].startswith("<p>status ")

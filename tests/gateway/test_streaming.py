@@ -14,7 +14,7 @@ from mastodon import Mastodon, StreamListener
 from tests.conftest import User, eventually
 
 
-class Recorder(StreamListener):  # type: ignore[misc]
+class Recorder(StreamListener):
     def __init__(self) -> None:
         super().__init__()
         self.updates: list[str] = []

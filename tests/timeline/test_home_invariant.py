@@ -89,8 +89,12 @@ def test_home_timeline_invariant(http: httpx.Client, make_user: Callable[..., Us
             if not hasattr(self, "users"):
                 return
             for reader in range(USERS):
-                want = self.expected(reader)
-                eventually(lambda r=reader, w=want: home_ids(http, self.users[r]) == w, timeout=20)
+                want, user = self.expected(reader), self.users[reader]
+
+                def converged(user: User = user, want: list[str] = want) -> bool:
+                    return home_ids(http, user) == want
+
+                eventually(converged, timeout=20)
 
     HomeTimelines.TestCase.settings = settings(
         max_examples=6, stateful_step_count=12, deadline=None, derandomize=True,

@@ -1,0 +1,81 @@
+"""The real toot CLI drives Kicau: log in with an e-mail, post, follow, page the home timeline (toot's own
+pager, which follows the first Link header), read an account timeline, delete, unfollow."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import User, eventually
+
+TOOT = str(Path(sys.executable).with_name("toot"))
+IDS = re.compile(r"^ID (\d+)", re.MULTILINE)
+
+
+def toot(config: Path, *args: str, answers: str = "", tty: bool = False) -> str:
+    """Run toot with its own config directory; with ``tty`` its stdout is a terminal, so it pages."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config), "COLUMNS": "100"}
+    if not tty:
+        done = subprocess.run([TOOT, *args], env=env, input=answers, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([TOOT, *args], env=env, stdin=subprocess.PIPE, stdout=terminal, stderr=terminal,
+                               text=True)
+    os.close(terminal)
+    assert process.stdin is not None
+    process.stdin.write(answers)
+    process.stdin.close()
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0, output
+    os.close(controller)
+    return output.decode(errors="replace")
+
+
+def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
+    author, reader = make_user("ta"), make_user("tr")
+    author_cfg, reader_cfg = tmp_path / "author", tmp_path / "reader"
+    for user, config in ((author, author_cfg), (reader, reader_cfg)):
+        assert "Successfully logged in" in toot(config, "login_cli", "-i", gateway_url, "-e", user.email,
+                                                "-p", user.password)
+        assert user.username in toot(config, "whoami")
+
+    posted = []
+    for n in range(7):
+        out = toot(author_cfg, "post", f"toot says {n}")
+        match = re.search(r"Toot posted: \S+/@" + author.username + r"/(\d+)", out)
+        assert match, out
+        posted.append(match.group(1))
+    newest_first = list(reversed(posted))
+
+    assert "You are now following" in toot(reader_cfg, "follow", author.username)
+    eventually(lambda: [s["id"] for s in http.get("/api/v1/timelines/home?limit=40",
+                                                   headers=reader.auth).json()] == newest_first)
+
+    # toot's pager: 3 per page, answering "y" to continue, across three pages.
+    paged = toot(reader_cfg, "--no-color", "timeline", "-c", "3", answers="y\ny\ny\nn\n", tty=True)
+    assert IDS.findall(paged) == newest_first
+
+    account = toot(reader_cfg, "timeline", "-a", author.username, "--once", "-c", "20")
+    assert IDS.findall(account) == newest_first
+
+    toot(author_cfg, "delete", posted[0])
+    eventually(lambda: posted[0] not in IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")))
+
+    assert "You are no longer following" in toot(reader_cfg, "unfollow", author.username)
+    eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == [])
