@@ -37,6 +37,18 @@ from stack.migrate import Migration, apply_migrations
 
 DEFAULT_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 CONSISTENCY_LEVELS = ("ONE", "LOCAL_ONE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL")
+# Every variable this script reads (tests/deploy checks the manifests set no other KICAU_* name by mistake).
+ENVIRONMENT = (
+    "KICAU_CASSANDRA_HOSTS",
+    "KICAU_CASSANDRA_PORT",
+    "KICAU_CASSANDRA_KEYSPACE",
+    "KICAU_CASSANDRA_REPLICATION",
+    "KICAU_CASSANDRA_WRITE_CONSISTENCY",
+    "KICAU_CASSANDRA_LOCAL_DC",
+    "KICAU_CASSANDRA_USERNAME",
+    "KICAU_CASSANDRA_PASSWORD",
+    "KICAU_MIGRATE_TIMEOUT_SECONDS",
+)
 
 
 @dataclass(frozen=True)
