@@ -53,10 +53,21 @@ class FollowDeleted(_Event, tag="follow.deleted"):
     followee_id: int
 
 
-StatusEvent = StatusCreated | StatusDeleted
+class AccountScaleChanged(_Event, tag="account.scale_changed"):
+    """An account crossed the large-account threshold. Published on the statuses topic with the account's
+    key, so it is ordered with that account's own statuses: the fanout treats every status before it one way
+    and every status after it the other."""
+
+    account_id: int
+    large: bool
+
+
+StatusEvent = StatusCreated | StatusDeleted | AccountScaleChanged
 FollowEvent = FollowCreated | FollowDeleted
-Event = StatusCreated | StatusDeleted | FollowCreated | FollowDeleted
-EventType = Literal["status.created", "status.deleted", "follow.created", "follow.deleted"]
+Event = StatusCreated | StatusDeleted | AccountScaleChanged | FollowCreated | FollowDeleted
+EventType = Literal[
+    "status.created", "status.deleted", "account.scale_changed", "follow.created", "follow.deleted"
+]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
@@ -74,6 +85,6 @@ def decode_event(raw: bytes) -> Event:
 
 def event_key(event: Event) -> bytes:
     """The Kafka partitioning key that keeps the events that must stay ordered in one partition."""
-    if isinstance(event, StatusCreated | StatusDeleted):
+    if isinstance(event, StatusCreated | StatusDeleted | AccountScaleChanged):
         return str(event.account_id).encode()
     return str(event.follower_id).encode()

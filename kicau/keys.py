@@ -15,8 +15,14 @@ def home_feed(account_id: int) -> str:
     return f"feed:{{u:{account_id}}}:home"
 
 
-def feed_rebuild_lock(account_id: int) -> str:
-    return f"feed:{{u:{account_id}}}:rebuild"
+def author_feed(account_id: int) -> str:
+    """A large account's own newest statuses, merged into its followers' home timelines at read time."""
+    return f"feed:{{u:{account_id}}}:own"
+
+
+def feed_rebuild_lock(feed_key: str) -> str:
+    """Held while one process rebuilds a timeline (shares the timeline's hash tag)."""
+    return f"{feed_key}:rebuild"
 
 
 def status_cache(status_id: int) -> str:
@@ -36,9 +42,9 @@ def stream_channel(gateway_id: str) -> str:
     return f"stream:{{g:{gateway_id}}}"
 
 
-# Hash: account id -> "gateway_id=count,..." for users with at least one open stream.
-ONLINE_USERS = "online:users"
 PRESENCE_CHANNEL = "online:changes"
+# Every gateway listens here for statuses of large accounts, published once whatever the audience.
+LARGE_ACCOUNTS_CHANNEL = "stream:large"
 
 
 def last_seen(account_id: int) -> str:

@@ -31,6 +31,7 @@ FANOUT_BATCH_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "kicau_fanout_consumer_lag", "Messages behind the end of each assigned partition", ["topic", "partition"]
 )
+TIMELINE_REBUILDS = Counter("kicau_timeline_rebuilds_total", "Timelines rebuilt from Cassandra")
 OPEN_STREAMS = Gauge("kicau_streams_open", "Streaming connections open on this gateway", ["transport"])
 DELIVERY_LATENCY = Histogram(
     "kicau_stream_delivery_latency_seconds",

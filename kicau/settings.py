@@ -38,6 +38,14 @@ class CommonSettings(BaseSettings):
     home_timeline_cap: int = Field(default=800, ge=20, le=5000)
     # How many of a followee's statuses a new follow merges into the follower's home timeline.
     follow_backfill: int = Field(default=800, ge=0, le=5000)
+    # Accounts with at least this many followers are not fanned out on write: their statuses are merged into
+    # followers' home timelines at read time, so posting costs the same whatever the audience.
+    large_account_threshold: int = Field(default=10_000, ge=1)
+    # ...and stop being large only below threshold x ratio, so an account at the boundary does not flap.
+    large_account_exit_ratio: float = Field(default=0.9, gt=0, le=1)
+    # Home timelines not read for this many days expire; the fanout skips them and the next read rebuilds
+    # the timeline from Cassandra (Twitter kept timelines for users active in the last 30 days).
+    inactive_days: float = Field(default=30, gt=0)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> CommonSettings:

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 
 from kicau import clients
 from kicau.account_cards import AccountCards
+from kicau.feeds import Feeds
+from kicau.large_accounts import LargeAccounts
 from kicau.presence import OnlineMirror
 from kicau.settings import CommonSettings
 from kicau.web import install_common
@@ -37,9 +39,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_poll_records=own.max_batch,
     )
     await consumer.start()
+    large = LargeAccounts(session, max_age=5.0)
+    await large.reload()
     fanout = Fanout(
-        settings=common, own=own, redis=redis, graph=FollowGraph(session),
-        accounts=AccountCards(redis, session, common.public_url), online=online,
+        settings=common, own=own, redis=redis,
+        feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
+        graph=FollowGraph(session), accounts=AccountCards(redis, session, common.public_url), online=online,
+        large=large,
     )
     worker = FanoutWorker(consumer, fanout, own.max_batch)
     task = asyncio.create_task(worker.run(), name="fanout-worker")

@@ -34,7 +34,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.upstreams = upstreams
     app.state.graph = upstreams.graph
-    hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account)
+    async def followers_among(author: int, candidates: list[int]) -> list[int]:
+        answer = await upstreams.graph.call(
+            "POST", f"/internal/accounts/{author}/followers-among", json={"candidates": candidates}
+        )
+        answer.raise_for_status()
+        return list(answer.json()["followers"])
+
+    hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
+                    followers_among=followers_among)
     await hub.start()
     app.state.hub = hub
     try:

@@ -13,10 +13,14 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
+from kicau import keys
 from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS
 from kicau.presence import HEARTBEAT_SECONDS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
@@ -75,14 +79,21 @@ def _lease_key(account_id: int) -> str:
     return f"streams:{{u:{account_id}}}"
 
 
+FollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
+
+
 class StreamHub:
-    def __init__(self, redis: Redis, *, queue_size: int, per_account: int) -> None:
+    def __init__(
+        self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None
+    ) -> None:
         self.redis = redis
+        self.followers_among = followers_among
         self.presence = GatewayPresence(redis)
         self.queue_size = queue_size
         self.per_account = per_account
         self._connections: dict[int, set[Connection]] = collections.defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
+        self._inflight: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
@@ -147,13 +158,19 @@ class StreamHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.presence.channel)
+                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL)
                 self._subscribed.set()
                 async for message in pubsub.listen():
                     try:
-                        self.dispatch(decode_delivery(message["data"]))
+                        delivery = decode_delivery(message["data"])
                     except Exception:
                         log.exception("dropping an undecodable stream delivery")
+                        continue
+                    if delivery.followers_of_author:
+                        if self._connections:
+                            self._spawn(self._deliver_large(delivery))
+                    else:
+                        self.dispatch(delivery)
             except asyncio.CancelledError:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
@@ -161,6 +178,25 @@ class StreamHub:
                 log.warning("stream channel lost; resubscribing", exc_info=True)
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(0.5)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _deliver_large(self, delivery: StreamDelivery) -> None:
+        """A large account's status arrives once for every gateway: find which of this gateway's connected
+        accounts follow the author (one partition read per 100 of them) and deliver to those."""
+        author = delivery.author_id
+        candidates = [a for a in self._connections if a != author]
+        try:
+            followers = await self.followers_among(author, candidates) if candidates and self.followers_among else []
+        except Exception:
+            log.warning("could not resolve followers of %s for a stream delivery", author, exc_info=True)
+            return
+        recipients = [*followers, author] if author in self._connections else followers
+        if recipients:
+            self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
 
     async def _renew_leases(self) -> None:
         while True:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.ids import SnowflakeGenerator, lease_worker
+from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 from kicau.tokens import TokenInfo
 from kicau.web import (
@@ -56,6 +57,10 @@ class RevokeForm(_Body):
     client_secret: StrictStr | None = None
 
 
+class Candidates(_Body):
+    candidates: list[int]
+
+
 class RegistrationForm(_Body):
     username: StrictStr | None = None
     email: StrictStr | None = None
@@ -90,6 +95,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             producer=producer,
             cards=AccountCards(redis, session, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
+            large=LargeAccounts(session),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -201,6 +207,11 @@ async def follow(account_id: int, service: Service, account: AccountHeader = Non
 @app.post("/internal/accounts/{account_id}/unfollow")
 async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/followers-among")
+async def followers_among(account_id: int, body: Candidates, service: Service) -> dict[str, list[int]]:
+    return {"followers": await service.followers_among(account_id=account_id, candidates=body.candidates)}
 
 
 @app.get("/internal/accounts/{account_id}/{direction}")

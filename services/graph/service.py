@@ -19,8 +19,9 @@ from redis.asyncio import Redis
 from kicau import tokens
 from kicau.account_cards import AccountCards
 from kicau.entities import credential_account_entity, relationship_entity
-from kicau.events import FollowCreated, FollowDeleted
+from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.ids import SnowflakeGenerator
+from kicau.large_accounts import LargeAccounts
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
 from kicau.tokens import TokenInfo
@@ -51,6 +52,7 @@ class GraphService:
     cards: AccountCards
     ids: SnowflakeGenerator
     passwords: Passwords
+    large: LargeAccounts
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -238,6 +240,7 @@ class GraphService:
         # crash between the steps above must still reach the follower's timeline.
         await publish(self.producer, self.settings.kafka_follows_topic,
                       FollowCreated(follower_id=follower_id, followee_id=followee_id))
+        await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
         return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
@@ -248,8 +251,30 @@ class GraphService:
         await self.store.remove_follower_row(follower_id, followee_id)
         await publish(self.producer, self.settings.kafka_follows_topic,
                       FollowDeleted(follower_id=follower_id, followee_id=followee_id))
+        await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
         return await self.relationship(viewer_id=follower_id, target_id=followee_id)
+
+    async def _review_scale(self, account_id: int) -> None:
+        """Move an account in or out of the large-account registry when its audience crosses the threshold.
+
+        The registry is written before the event is published, and the event travels with the account's own
+        statuses (same topic, same key), so the fanout switches paths at one exact point of the account's
+        stream. Run on every follow and unfollow (retries too), so a crash between the steps heals."""
+        count = await self.store.followers_count(account_id)
+        threshold = self.settings.large_account_threshold
+        is_large = await self.large.contains(account_id)
+        if not is_large and count >= threshold:
+            await self.large.add(account_id)
+            await publish(self.producer, self.settings.kafka_statuses_topic,
+                          AccountScaleChanged(account_id=account_id, large=True))
+        elif is_large and count < threshold * self.settings.large_account_exit_ratio:
+            await self.large.remove(account_id)
+            await publish(self.producer, self.settings.kafka_statuses_topic,
+                          AccountScaleChanged(account_id=account_id, large=False))
+
+    async def followers_among(self, *, account_id: int, candidates: list[int]) -> list[int]:
+        return await self.store.followers_among(account_id, candidates)
 
     async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
         following = await self.store.is_following(viewer_id, target_id)

@@ -68,6 +68,10 @@ class GraphStore:
         self._following_page = prepare(
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id < ? LIMIT ?"
         )
+        self._followers_count = prepare("SELECT followers_count FROM account_stats WHERE account_id = ?")
+        self._followers_among = prepare(
+            "SELECT follower_id FROM followers WHERE followee_id = ? AND follower_id IN ?"
+        )
         self._write_consistency = write_consistency
 
     # Accounts -----------------------------------------------------------------------------------------
@@ -166,3 +170,17 @@ class GraphStore:
     async def following_page(self, account_id: int, max_id: int, limit: int) -> list[int]:
         rows = await execute(self._session, self._following_page, (account_id, max_id, limit))
         return [int(r["followee_id"]) for r in rows]
+
+    async def followers_count(self, account_id: int) -> int:
+        rows = await execute(self._session, self._followers_count, (account_id,))
+        return int(rows[0]["followers_count"] or 0) if rows else 0
+
+    async def followers_among(self, account_id: int, candidates: list[int]) -> list[int]:
+        """Which of ``candidates`` follow the account: reads inside its partition, 100 keys at a time."""
+        found: list[int] = []
+        for start in range(0, len(candidates), 100):
+            rows = await execute(
+                self._session, self._followers_among, (account_id, candidates[start: start + 100])
+            )
+            found.extend(int(r["follower_id"]) for r in rows)
+        return found

@@ -12,7 +12,8 @@ from fastapi.responses import Response
 from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status_list
-from kicau.feeds import PageRequest
+from kicau.feeds import Feeds, PageRequest
+from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.web import ACCOUNT_HEADER, acting_account_id, install_common
@@ -47,6 +48,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             own=own,
             store=TimelineStore(session),
             redis=redis,
+            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
+            large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url),
         )
         app.state.redis = redis

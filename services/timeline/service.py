@@ -1,8 +1,9 @@
 """Reading timelines: home (Redis, rebuilt from Cassandra when missing) and an account's own statuses.
 
 Home timeline contract: the newest-first merge of the reader's own statuses and those of every account the
-reader follows, capped at ``home_timeline_cap``. Deleted statuses never appear: hydration drops them even if
-an id is still in Redis.
+reader follows, capped at ``home_timeline_cap``. Statuses of large accounts (see kicau/large_accounts.py) are
+not in the reader's timeline but merged in at read time from the author's own feed, exactly, cursor for cursor.
+Deleted statuses never appear: hydration drops them even if an id is still in Redis.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from kicau import feeds, keys
+from kicau import keys
 from kicau.entities import compose_status_list
+from kicau.feeds import Feeds, PageRequest
+from kicau.large_accounts import LargeAccounts
+from kicau.metrics import TIMELINE_REBUILDS
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.web import ApiError
@@ -25,6 +30,7 @@ from services.timeline.store import TimelineStore
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 40
+AuthorsOf = Callable[[], Awaitable[list[int]]]
 DEFAULT_LIMIT = 20
 
 
@@ -48,26 +54,40 @@ class TimelineService:
     own: TimelineSettings
     store: TimelineStore
     redis: Redis
+    feeds: Feeds
+    large: LargeAccounts
     statuses: StatusCards
-    _rebuilds: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
-    async def home(self, account_id: int, request: feeds.PageRequest) -> Page:
-        materialised, ids = await feeds.read_page(self.redis, account_id, request)
-        if not materialised:
-            await self.rebuild(account_id)
-            materialised, ids = await feeds.read_page(self.redis, account_id, request)
-        return await self._page(ids)
+    async def large_followees(self, account_id: int) -> list[int]:
+        large = await self.large.current()
+        return await self.store.followees_among(account_id, large) if large else []
+
+    async def home(self, account_id: int, request: PageRequest) -> Page:
+        large_followees = await self.large_followees(account_id)
+        read = await self.feeds.read_page(account_id, request, large_followees)
+        if not read.home_materialised or read.missing_author_feeds:
+            rebuilds = [self.rebuild_author_feed(a) for a in read.missing_author_feeds]
+            if not read.home_materialised:
+                rebuilds.append(self.rebuild_home(account_id))
+            await asyncio.gather(*rebuilds)
+            read = await self.feeds.read_page(account_id, request, large_followees)
+        return await self._page(read.ids)
 
     async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:
         """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
         that is provably everything the reader missed."""
-        if not await feeds.is_materialised(self.redis, account_id):
-            await self.rebuild(account_id)
+        large_followees = await self.large_followees(account_id)
+        if not await self.feeds.is_materialised(keys.home_feed(account_id)):
+            await self.rebuild_home(account_id)
+        for author in large_followees:
+            if not await self.feeds.is_materialised(keys.author_feed(author)):
+                await self.rebuild_author_feed(author)
         cap = self.settings.home_timeline_cap
-        covered, ids = await feeds.newest_after(self.redis, account_id, after_id, cap + 1, cap)
+        covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, large_followees)
         return covered, await self.statuses.render(ids)
 
-    async def account_statuses(self, account_id: int, request: feeds.PageRequest) -> Page:
+    async def account_statuses(self, account_id: int, request: PageRequest) -> Page:
         if not await self.store.account_exists(account_id):
             raise ApiError(404, "Record not found")
         ids = await self.store.account_status_ids(
@@ -84,29 +104,45 @@ class TimelineService:
             prev_min_id=ids[0] if ids else None,
         )
 
-    async def rebuild(self, account_id: int) -> None:
-        """Rebuild one home timeline from Cassandra, at most once at a time per user across all processes:
-        concurrent readers in this process share one task, other processes wait on a Redis lock."""
-        task = self._rebuilds.get(account_id)
+    # Rebuilds ---------------------------------------------------------------------------------------------
+
+    async def rebuild_home(self, account_id: int) -> None:
+        """The reader's own statuses and those of everyone it follows, newest first, capped."""
+
+        async def authors() -> list[int]:
+            return [account_id, *await self.store.followees(account_id)]
+
+        await self._single_flight(keys.home_feed(account_id), authors)
+
+    async def rebuild_author_feed(self, account_id: int) -> None:
+        async def authors() -> list[int]:
+            return [account_id]
+
+        await self._single_flight(keys.author_feed(account_id), authors)
+
+    async def _single_flight(self, key: str, authors: AuthorsOf) -> None:
+        """At most one rebuild of a timeline at a time across all processes: concurrent readers in this process
+        share one task, other processes wait on a Redis lock."""
+        task = self._rebuilds.get(key)
         if task is None:
-            task = asyncio.create_task(self._rebuild_once(account_id))
-            self._rebuilds[account_id] = task
-            task.add_done_callback(lambda _: self._rebuilds.pop(account_id, None))
+            task = asyncio.create_task(self._rebuild_once(key, authors))
+            self._rebuilds[key] = task
+            task.add_done_callback(lambda _: self._rebuilds.pop(key, None))
         await asyncio.shield(task)
 
-    async def _rebuild_once(self, account_id: int) -> None:
-        lock = keys.feed_rebuild_lock(account_id)
+    async def _rebuild_once(self, key: str, authors_of: AuthorsOf) -> None:
+        lock = keys.feed_rebuild_lock(key)
         if not await self.redis.set(lock, b"1", nx=True, ex=self.own.rebuild_lock_seconds):
             # Another process is rebuilding this timeline: wait for it rather than rebuild twice.
             deadline = asyncio.get_running_loop().time() + self.own.rebuild_lock_seconds
             while asyncio.get_running_loop().time() < deadline:
-                if await feeds.is_materialised(self.redis, account_id):
+                if await self.feeds.is_materialised(key):
                     return
                 await asyncio.sleep(0.05)
-            log.warning("rebuild of %s by another process timed out; rebuilding here", account_id)
+            log.warning("rebuild of %s by another process timed out; rebuilding here", key)
         try:
             cap = self.settings.home_timeline_cap
-            authors = [account_id, *await self.store.followees(account_id)]
+            authors = await authors_of()
             slots = asyncio.Semaphore(self.own.rebuild_concurrency)
 
             async def newest(author: int) -> list[int]:
@@ -116,12 +152,13 @@ class TimelineService:
                     )
 
             lists = await asyncio.gather(*(newest(a) for a in authors))
-            merged = heapq.nlargest(cap, (s for ids in lists for s in ids))
+            merged = heapq.nlargest(cap, {s for ids in lists for s in ids})
             pipe = self.redis.pipeline(transaction=True)
-            feeds.materialise(pipe, account_id, merged, cap)
+            self.feeds.materialise(pipe, key, merged)
             pipe.delete(lock)
             await pipe.execute()
-            log.info("rebuilt home timeline of %s from %d authors: %d entries", account_id, len(authors), len(merged))
+            TIMELINE_REBUILDS.inc()
+            log.info("rebuilt %s from %d authors: %d entries", key, len(authors), len(merged))
         except BaseException:
             await self.redis.delete(lock)
             raise
