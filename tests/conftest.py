@@ -25,7 +25,8 @@ def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float
             result = check()
             if result:
                 return result
-        except AssertionError as exc:
+        except (AssertionError, httpx.TransportError) as exc:
+            # A service still starting refuses connections: that is "not yet", not a failure.
             last_error = exc
         if time.monotonic() > deadline:
             if last_error is not None:

@@ -1,0 +1,142 @@
+"""Large accounts: not fanned out on write, merged into followers' home timelines at read time with exact
+pagination, streamed to online followers through one broadcast, and correct on both sides of the threshold.
+
+A second graph service with a threshold of 3 followers drives the crossing (the running one keeps the default),
+talking to the same Cassandra, Kafka and Redis as everything else.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from kicau import keys
+from kicau.ids import pack_id
+from kicau.web import ACCOUNT_HEADER
+from tests.conftest import User, eventually
+from tests.gateway.test_streaming import read_events
+from tests.timeline.test_home_invariant import home_ids
+
+ROOT = Path(__file__).resolve().parents[2]
+THRESHOLD = 3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def low_threshold_graph() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "KICAU_GRAPH_PORT": str(port), "KICAU_LARGE_ACCOUNT_THRESHOLD": str(THRESHOLD)}
+    log = open(ROOT / ".stack" / "services" / "graph-low-threshold.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "services.graph"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, timeout=60, interval=0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def redis_client() -> Iterator[redis.Redis]:
+    port = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+    client = redis.Redis(port=port)
+    yield client
+    client.close()
+
+
+def graph_call(graph: str, verb: str, target: User, actor: User) -> None:
+    answer = httpx.post(f"{graph}/internal/accounts/{target.id}/{verb}", headers={ACCOUNT_HEADER: actor.id},
+                        timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+def in_home_feed(client: redis.Redis, reader: User, status_id: str) -> bool:
+    return client.zscore(keys.home_feed(int(reader.id)), pack_id(int(status_id))) is not None
+
+
+def test_large_account_crossing_both_ways(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+    redis_client: redis.Redis,
+) -> None:
+    star, plain = make_user("star"), make_user("plain")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    reader = fans[0]
+    http.post(f"/api/v1/accounts/{plain.id}/follow", headers=reader.auth)
+    before = [http.post("/api/v1/statuses", headers=star.auth, data={"status": f"small {n}"}).json()["id"]
+              for n in range(2)]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    # Materialise the reader's timeline, then open its stream.
+    eventually(lambda: set(before) <= set(home_ids(http, reader)))
+
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as streamer, \
+            streamer.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as stream:
+        lines = stream.iter_lines()
+        time.sleep(0.5)
+        # Interleave statuses of the large account and of a normal one.
+        large_posts, plain_posts = [], []
+        for n in range(6):
+            large_posts.append(http.post("/api/v1/statuses", headers=star.auth,
+                                         data={"status": f"large {n}"}).json()["id"])
+            plain_posts.append(http.post("/api/v1/statuses", headers=plain.auth,
+                                         data={"status": f"plain {n}"}).json()["id"])
+        received: list[str] = []
+        while len(received) < 12:
+            received.extend(e["id"] for e in read_events(lines, 1) if e.get("event") == "update")
+        assert set(received) == set(large_posts) | set(plain_posts)
+
+    expected = sorted([*before, *large_posts, *plain_posts], key=int, reverse=True)
+    eventually(lambda: home_ids(http, reader) == expected)
+    # Posts made while large were never written into followers' timelines: they are merged at read time.
+    assert not any(in_home_feed(redis_client, reader, s) for s in large_posts)
+    assert all(in_home_feed(redis_client, reader, s) for s in plain_posts)
+
+    # Exact pagination across the merge, with every cursor kind.
+    pages: list[str] = []
+    url = "/api/v1/timelines/home?limit=3"
+    while url:
+        answer = http.get(url, headers=reader.auth)
+        page = [s["id"] for s in answer.json()]
+        if not page:
+            break
+        pages.extend(page)
+        url = answer.links.get("next", {}).get("url", "")
+    assert pages == expected
+    pivot = expected[6]
+    newer = http.get(f"/api/v1/timelines/home?min_id={pivot}&limit=4", headers=reader.auth).json()
+    assert [s["id"] for s in newer] == expected[2:6]
+    since = http.get(f"/api/v1/timelines/home?since_id={pivot}&limit=4", headers=reader.auth).json()
+    assert [s["id"] for s in since] == expected[:4]
+
+    # Deleting a large account's status removes it from every read.
+    assert http.delete(f"/api/v1/statuses/{large_posts[1]}", headers=star.auth).status_code == 200
+    expected.remove(large_posts[1])
+    eventually(lambda: home_ids(http, reader) == expected)
+
+    # Back under the threshold (hysteresis: below 90% of it): statuses posted while large are written into the
+    # remaining followers' timelines, and new ones are fanned out on write again.
+    for fan in fans[1:]:
+        graph_call(low_threshold_graph, "unfollow", star, fan)
+    eventually(lambda: all(in_home_feed(redis_client, reader, s) for s in large_posts if s != large_posts[1]))
+    after = http.post("/api/v1/statuses", headers=star.auth, data={"status": "small again"}).json()["id"]
+    eventually(lambda: in_home_feed(redis_client, reader, after))
+    eventually(lambda: home_ids(http, reader) == [after, *expected])
+    # The unfollowers no longer see the star at all.
+    eventually(lambda: not set(home_ids(http, fans[1])) & {after, *large_posts, *before})
