@@ -11,6 +11,7 @@ from kicau import clients
 from kicau.settings import CommonSettings
 from kicau.web import install_common
 from services.gateway.deps import Upstreams
+from services.gateway.ratelimit import RateLimitMiddleware
 from services.gateway.routes import accounts, instance, oauth, statuses, streaming, timelines
 from services.gateway.settings import GatewaySettings
 from services.gateway.streaming import StreamHub
@@ -21,7 +22,7 @@ from services.gateway.upstreams import Upstream
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     settings = GatewaySettings()
-    redis = clients.redis_client(common, max_connections=256)
+    redis = clients.redis_client(common, name="gateway", max_connections=256)
 
     def upstream(url: str) -> Upstream:
         return Upstream(url, timeout=settings.upstream_timeout_seconds, connections=settings.upstream_connections)
@@ -73,6 +74,8 @@ async def services_ready() -> None:
             raise RuntimeError(f"{name} not ready")
 
 
+# Added before install_common so the metrics middleware stays outermost and counts the 429s too.
+app.add_middleware(RateLimitMiddleware)
 install_common(app, service="gateway", readiness=[redis_ready, services_ready])
 for module in (instance, oauth, accounts, timelines, statuses, streaming):
     app.include_router(module.router)

@@ -17,6 +17,10 @@ from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.upstreams import Upstream
 
+# The rate limiter (ratelimit.py) resolves the bearer token before the route runs and leaves
+# ``(token value, TokenInfo | ApiError)`` under this key of the request state: one lookup per request.
+RESOLVED_TOKEN = "kicau_resolved_token"
+
 
 def bearer_value(request: Request) -> str | None:
     header = request.headers.get("authorization")
@@ -49,6 +53,12 @@ async def optional_token(request: Request) -> TokenInfo | None:
     value = bearer_value(request)
     if value is None:
         return None
+    known = request.scope.get("state", {}).get(RESOLVED_TOKEN)
+    if known is not None and known[0] == value:
+        if isinstance(known[1], ApiError):
+            raise known[1]
+        resolved: TokenInfo = known[1]
+        return resolved
     state = request.app.state
     return await resolve(state.redis, state.graph, value)
 

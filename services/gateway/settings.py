@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from ipaddress import ip_network
+
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,3 +22,23 @@ class GatewaySettings(BaseSettings):
     streams_per_account: int = Field(default=8, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     instance_title: str = "Kicau"
+    # Request rate limits (ratelimit.py), fixed windows counted in Redis. Mastodon's documented defaults:
+    # 300 requests per 5 minutes per account (authenticated) and per IP (unauthenticated); load tests that
+    # drive one account harder raise KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS (see README.md).
+    rate_limit_enabled: bool = True
+    rate_limit_window_seconds: int = Field(default=300, ge=1)
+    rate_limit_account_requests: int = Field(default=300, ge=1)
+    rate_limit_ip_requests: int = Field(default=300, ge=1)
+    # Stricter per-IP buckets: password logins (POST /oauth/token) and sign-ups (POST /api/v1/accounts).
+    rate_limit_login_requests: int = Field(default=25, ge=1)
+    rate_limit_login_window_seconds: int = Field(default=300, ge=1)
+    rate_limit_registration_requests: int = Field(default=5, ge=1)
+    rate_limit_registration_window_seconds: int = Field(default=1800, ge=1)
+    # Peers that skip the per-IP buckets (per-account limits still apply): the host's own tests, load
+    # generators and probes, as Mastodon safelists localhost. JSON list in the environment.
+    rate_limit_exempt_networks: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    )
+    # Reverse proxies whose X-Forwarded-For names the client; without them every client would share the
+    # proxy's address (and, for a proxy on loopback, its exemption).
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)

@@ -1,0 +1,73 @@
+"""A second gateway process for tests that need settings of their own (tiny rate limits, a small stream queue,
+a short heartbeat). It runs the same code against the same running services, Redis and Kafka as the stack's
+gateway, on a free port, and is stopped (SIGTERM, so it withdraws its stream presence) when the test ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from stack.config import ROOT, VENV_PYTHON
+from stack.services import service_env
+
+
+@dataclass
+class Gateway:
+    url: str
+    port: int
+    log: Path
+    pid: int
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def spawned_gateway(log_dir: Path, **settings: str) -> Iterator[Gateway]:
+    """``settings`` are GatewaySettings fields (``rate_limit_ip_requests="3"``) set as KICAU_GATEWAY_*."""
+    port = free_port()
+    env = {**service_env(), "KICAU_GATEWAY_HOST": "127.0.0.1", "KICAU_GATEWAY_PORT": str(port)}
+    # Inherited gateway settings (a developer's raised limits, say) must not leak into the test's own.
+    env = {k: v for k, v in env.items() if not k.startswith("KICAU_GATEWAY_") or k in ("KICAU_GATEWAY_HOST",
+                                                                                         "KICAU_GATEWAY_PORT")}
+    env.update({f"KICAU_GATEWAY_{name.upper()}": value for name, value in settings.items()})
+    log = log_dir / f"gateway-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([str(VENV_PYTHON), "-m", "services.gateway"], cwd=ROOT, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+    gateway = Gateway(url=f"http://127.0.0.1:{port}", port=port, log=log, pid=process.pid)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"test gateway exited with {process.returncode}:\n{gateway.log_text()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{gateway.url}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"test gateway not ready within 60 s:\n{gateway.log_text()}")
+            time.sleep(0.2)
+        yield gateway
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
