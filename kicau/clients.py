@@ -20,10 +20,12 @@ from cassandra.query import PreparedStatement, dict_factory
 from kicau.settings import CommonSettings
 
 
-def redis_client(settings: CommonSettings, *, max_connections: int = 64) -> aioredis.Redis:
-    """One pooled client per process; bytes in and out because timeline members are packed ids."""
+def redis_client(settings: CommonSettings, *, name: str, max_connections: int = 64) -> aioredis.Redis:
+    """One pooled client per process; bytes in and out because timeline members are packed ids. The name shows
+    in CLIENT LIST and MONITOR, so an operator (or a benchmark) can tell which service sent what."""
     return aioredis.Redis.from_url(
         settings.redis_url,
+        client_name=f"kicau-{name}",
         max_connections=max_connections,
         decode_responses=False,
         socket_connect_timeout=2.0,

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = FanoutSettings()
-    redis = clients.redis_client(common)
+    redis = clients.redis_client(common, name="fanout")
     session = clients.cassandra_session(common)
     online = OnlineMirror(redis)
     await online.start()

@@ -83,7 +83,7 @@ AccountHeader = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = GraphSettings()
-    redis = clients.redis_client(common)
+    redis = clients.redis_client(common, name="graph")
     session = clients.cassandra_session(common)
     producer = clients.kafka_producer(common)
     await producer.start()

@@ -46,7 +46,7 @@ JSON = "application/json"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = PostSettings()
-    redis = clients.redis_client(common)
+    redis = clients.redis_client(common, name="post")
     session = clients.cassandra_session(common)
     producer = clients.kafka_producer(common)
     await producer.start()

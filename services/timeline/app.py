@@ -39,7 +39,7 @@ Service = Annotated[TimelineService, Depends(_service)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = TimelineSettings()
-    redis = clients.redis_client(common)
+    redis = clients.redis_client(common, name="timeline")
     session = clients.cassandra_session(common)
     try:
         accounts = AccountCards(redis, session, common.public_url)

@@ -1,0 +1,233 @@
+"""The very-large-account case: one status from an account with 1,000,000 followers.
+
+Side by side on the same stack:
+* hybrid (Kicau's path): the author is in the large-account registry; the status costs a constant number of
+  Redis commands (counted with MONITOR, attributed to the fanout's named connections), shows in sample
+  followers' home timelines through the read-time merge, and reaches their open streams through one broadcast;
+* fanout on write: the same author taken out of the registry, every follower's home timeline present, the same
+  status path writing one entry per follower; the time until the last entry is written.
+
+Run alone with ``python -m bench.celebrity [--followers N]``; ``make bench`` runs it as one section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+import redis
+
+from bench.common import (
+    CELEBRITY_AUTHOR,
+    CELEBRITY_FOLLOWERS,
+    FANOUT_METRICS,
+    GATEWAY,
+    REDIS_HOST,
+    REDIS_PORT,
+    log,
+    percentiles,
+    sample_sum,
+    scrape,
+)
+from bench.seed import Seeder, seed_followers
+from kicau import clients, keys
+from kicau.ids import pack_id
+from kicau.large_accounts import LargeAccounts
+from kicau.settings import CommonSettings
+
+SAMPLE = 200  # followers with tokens: they read their home timelines and hold streams
+REGISTRY_REFRESH_S = 6.0  # the fanout re-reads the registry every 5 s
+
+
+class CommandCounter:
+    """Counts the commands the fanout's connections send, from MONITOR, while it runs."""
+
+    def __init__(self) -> None:
+        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+        self.count = 0
+        self.names: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _fanout_addresses(self) -> set[str]:
+        return {c["addr"] for c in self.redis.client_list() if c.get("name") == "kicau-fanout"}
+
+    def __enter__(self) -> CommandCounter:
+        self._addresses = self._fanout_addresses()
+        self._thread.start()
+        time.sleep(0.3)
+        return self
+
+    def _run(self) -> None:
+        with self.redis.monitor() as monitor:  # type: ignore[no-untyped-call]
+            for command in monitor.listen():
+                if self._stop.is_set():
+                    return
+                if f"{command.get('client_address')}:{command.get('client_port')}" in self._addresses:
+                    self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            self.redis.ping()  # wakes the monitor loop so it sees the stop flag
+        self._thread.join(timeout=5)
+
+
+async def open_streams(tokens: list[str], received: dict[str, list[float]], ready: asyncio.Event) -> list[Any]:
+    """One SSE connection per token, read chunk by chunk; records arrival times per status id."""
+    host, port = GATEWAY.removeprefix("http://").split(":")
+    opened = 0
+
+    async def listen(token: str) -> None:
+        nonlocal opened
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                      "Accept: text/event-stream\r\n\r\n").encode())
+        await writer.drain()
+        buffer = b""
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                now = time.time()
+                if b":)" in chunk and not buffer:
+                    opened += 1
+                    if opened == len(tokens):
+                        ready.set()
+                buffer += chunk
+                while b"\n\n" in buffer:
+                    frame, buffer = buffer.split(b"\n\n", 1)
+                    fields = dict(line.split(": ", 1) for line in frame.decode().split("\n") if ": " in line)
+                    if fields.get("event") == "update":
+                        received.setdefault(fields["id"], []).append(now)
+        finally:
+            writer.close()
+
+    return [asyncio.create_task(listen(t)) for t in tokens]
+
+
+async def home_has(client: httpx.AsyncClient, token: str, status_id: str) -> bool:
+    answer = await client.get("/api/v1/timelines/home?limit=5", headers={"Authorization": f"Bearer {token}"})
+    return answer.status_code == 200 and status_id in [s["id"] for s in answer.json()]
+
+
+async def hybrid(followers: int, author_token: str, sample_tokens: list[str]) -> dict[str, Any]:
+    received: dict[str, list[float]] = {}
+    ready = asyncio.Event()
+    streams = await open_streams(sample_tokens, received, ready)
+    await asyncio.wait_for(ready.wait(), timeout=60)
+    await asyncio.sleep(1.0)
+    async with httpx.AsyncClient(base_url=GATEWAY, timeout=30) as client:
+        for token in sample_tokens:  # materialise the sample's home timelines before the post
+            await client.get("/api/v1/timelines/home?limit=1", headers={"Authorization": f"Bearer {token}"})
+        with CommandCounter() as counter:
+            started = time.time()
+            answer = await client.post("/api/v1/statuses", headers={"Authorization": f"Bearer {author_token}"},
+                                       json={"status": "one status, a million readers"})
+            answer.raise_for_status()
+            status = answer.json()
+            status_id = status["id"]
+            pending = set(sample_tokens)
+            while pending and time.time() - started < 30:
+                seen = await asyncio.gather(*(home_has(client, t, status_id) for t in pending))
+                pending = {t for t, ok in zip(pending, seen, strict=True) if not ok}
+            visible_ms = (time.time() - started) * 1000
+            deadline = time.time() + 10
+            while len(received.get(status_id, [])) < len(sample_tokens) and time.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+        commands = counter.count
+    for task in streams:
+        task.cancel()
+    accepted = time.mktime(time.strptime(status["created_at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    accepted += int(status["created_at"][20:23]) / 1000
+    latencies = [(t - accepted) * 1000 for t in received.get(status_id, [])]
+    stream = percentiles(latencies)
+    return {
+        "followers": followers,
+        "post_redis_commands": commands,
+        "visible_in_home_ms": round(visible_ms, 1) if not pending else None,
+        "home_sample": len(sample_tokens),
+        "stream_receivers": len(latencies),
+        "stream_p50_ms": stream["p50"],
+        "stream_p99_ms": stream["p99"],
+    }
+
+
+def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, loop: asyncio.AbstractEventLoop,
+                    ) -> dict[str, Any]:
+    """The same status path without the large-account registry: one timeline entry per follower."""
+    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    ids = range(CELEBRITY_FOLLOWERS, CELEBRITY_FOLLOWERS + followers)
+    log(f"  fanout on write: materialising {followers:,} home timelines")
+    for start in range(0, followers, 20_000):
+        pipe = r.pipeline(transaction=False)
+        for follower in ids[start:start + 20_000]:
+            pipe.zadd(keys.home_feed(follower), {keys.FEED_SENTINEL: 0})
+        pipe.execute()
+    loop.run_until_complete(registry.remove(CELEBRITY_AUTHOR))
+    time.sleep(REGISTRY_REFRESH_S)
+    try:
+        before = sample_sum(scrape(FANOUT_METRICS), "kicau_fanout_timeline_entries_total")
+        started = time.time()
+        with httpx.Client(base_url=GATEWAY, timeout=30) as client:
+            answer = client.post("/api/v1/statuses", headers={"Authorization": f"Bearer {author_token}"},
+                                 json={"status": "fanned out on write"})
+            answer.raise_for_status()
+            status_id = int(answer.json()["id"])
+        last = keys.home_feed(ids[-1])
+        while r.zscore(last, pack_id(status_id)) is None and time.time() - started < 600:
+            time.sleep(0.05)
+        elapsed = time.time() - started
+        written = sample_sum(scrape(FANOUT_METRICS), "kicau_fanout_timeline_entries_total") - before
+        log(f"  fanout on write: {written:,.0f} entries in {elapsed:.2f}s")
+    finally:
+        loop.run_until_complete(registry.add(CELEBRITY_AUTHOR))
+        log("  removing the materialised timelines")
+        for start in range(0, followers, 20_000):
+            pipe = r.pipeline(transaction=False)
+            for follower in ids[start:start + 20_000]:
+                pipe.unlink(keys.home_feed(follower))
+            pipe.execute()
+        r.close()
+    return {"fanout_on_write_s": round(elapsed, 2), "fanout_on_write_entries": int(written),
+            "fanout_on_write_redis_commands": int(written)}
+
+
+def run(followers: int = 1_000_000) -> dict[str, Any]:
+    log(f"celebrity: an account with {followers:,} followers")
+    seeder = Seeder()
+    try:
+        author_token = seed_followers(seeder, CELEBRITY_AUTHOR, "bench_celebrity", CELEBRITY_FOLLOWERS, followers)
+        sample_ids = {CELEBRITY_FOLLOWERS + i * (followers // SAMPLE): f"bench_celebrity_f{i}" for i in range(SAMPLE)}
+        sample_tokens = list(seeder.accounts(sample_ids).values())
+    finally:
+        seeder.close()
+    session = clients.cassandra_session(CommonSettings())
+    registry = LargeAccounts(session)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(registry.add(CELEBRITY_AUTHOR))
+        time.sleep(REGISTRY_REFRESH_S)
+        log("  hybrid: posting once, watching homes and streams")
+        result = loop.run_until_complete(hybrid(followers, author_token, sample_tokens))
+        log(f"  hybrid: {result['post_redis_commands']} Redis commands, visible in {result['visible_in_home_ms']} ms,"
+            f" stream p99 {result['stream_p99_ms']} ms")
+        result.update(fanout_on_write(followers, author_token, registry, loop))
+    finally:
+        loop.close()
+        clients.close_cassandra(session)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.celebrity")
+    parser.add_argument("--followers", type=int, default=1_000_000)
+    print(json.dumps(run(parser.parse_args().followers), indent=2))
