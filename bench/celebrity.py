@@ -8,6 +8,7 @@ Side by side on the same stack:
   status path writing one entry per follower; the time until the last entry is written.
 
 Run alone with ``python -m bench.celebrity [--followers N]``; ``make bench`` runs it as one section.
+(Owned by the large-account path: bench/__main__.py calls ``run(CelebrityOptions())``.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -201,7 +203,13 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
             "fanout_on_write_redis_commands": int(written)}
 
 
-def run(followers: int = 1_000_000) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CelebrityOptions:
+    followers: int = 1_000_000
+
+
+def run(options: CelebrityOptions | None = None) -> dict[str, Any]:
+    followers = (options or CelebrityOptions()).followers
     log(f"celebrity: an account with {followers:,} followers")
     seeder = Seeder()
     try:
@@ -230,4 +238,4 @@ def run(followers: int = 1_000_000) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.celebrity")
     parser.add_argument("--followers", type=int, default=1_000_000)
-    print(json.dumps(run(parser.parse_args().followers), indent=2))
+    print(json.dumps(run(CelebrityOptions(parser.parse_args().followers)), indent=2))
