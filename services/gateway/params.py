@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from fastapi import Request
 from starlette.datastructures import FormData
+from starlette.requests import ClientDisconnect
 
 from kicau.web import ApiError
 
@@ -25,11 +26,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise ApiError(400, "Invalid Content-Length") from exc
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"Request body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"Request body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        # Nobody is left to answer; say so quietly instead of logging an unhandled error.
+        raise ApiError(400, "The client closed the connection before sending the whole body") from exc
     return b"".join(chunks)
 
 
@@ -48,24 +53,48 @@ async def read_params(request: Request, limit: int) -> dict[str, Any]:
     params = _flatten(list(request.query_params.multi_items()))
     body = await read_body(request, limit)
     if not body:
-        return params
+        return _without_nul(params)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
             decoded = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8
             raise ApiError(400, "The request body is not valid JSON") from exc
         if not isinstance(decoded, dict):
             raise ApiError(422, "The request body must be a JSON object")
         params.update({k[:-2] if k.endswith("[]") else k: v for k, v in decoded.items()})
-        return params
+        return _without_nul(params)
     if content_type in FORM_TYPES:
         # The body is already read and bounded; hand Starlette a request over those bytes to parse it.
         request._body = body
         form: FormData = await request.form(max_files=0, max_fields=100)
         params.update(_flatten([(k, v) for k, v in form.multi_items() if isinstance(v, str)]))
-        return params
+        return _without_nul(params)
     raise ApiError(415, f"Unsupported content type: {content_type or 'none'}")
+
+
+def reject_nul(name: str, value: str) -> str:
+    """NUL is never part of a valid parameter; stores would truncate or refuse it, so refuse it first."""
+    if "\x00" in value:
+        raise ApiError(422, f"Validation failed: {name} must not contain NUL characters")
+    return value
+
+
+def _without_nul(params: dict[str, Any]) -> dict[str, Any]:
+    def walk(name: str, value: Any) -> None:
+        if isinstance(value, str):
+            reject_nul(name, value)
+        elif isinstance(value, list):
+            for item in value:
+                walk(name, item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(name, key)
+                walk(name, item)
+
+    for key, value in params.items():
+        walk(reject_nul("parameter name", key), value)
+    return params
 
 
 def optional_str(params: dict[str, Any], name: str) -> str | None:

@@ -85,6 +85,11 @@ class PostService:
         author = await self.accounts.load_rows(account_id)
         if author[0] is None:
             raise ApiError(401, "This method requires an authenticated user")
+        if draft.in_reply_to_id is not None:
+            parent = await self.store.get(draft.in_reply_to_id)
+            if parent is None or parent.get("deleted_at") is not None:
+                # As Mastodon answers: no reply to a status that does not exist (or no longer does).
+                raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
         username = author[0]["username"]
         status_id = self.ids.next_id()
         if idempotency_key:

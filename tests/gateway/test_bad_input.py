@@ -3,7 +3,10 @@ nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import html
+import json
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -138,3 +141,371 @@ def test_idempotency_key_yields_one_status(http: httpx.Client, user: User) -> No
     assert first.status_code == second.status_code == 200
     assert first.json()["id"] == second.json()["id"]
     assert status_count(http, user) == before + 1
+
+
+# The tests below send hundreds of authenticated requests; spread over a few accounts they stay inside the
+# per-account rate limit (300 requests / 5 minutes) of the stack's gateway.
+@pytest.fixture(scope="module")
+def accounts(make_user: Callable[..., User]) -> Iterator[User]:
+    made: list[User] = []
+
+    def cycle() -> Iterator[User]:
+        while True:
+            if len(made) < 8:
+                made.append(make_user("bad"))
+                yield made[-1]
+            else:
+                yield from made
+
+    return cycle()
+
+
+@pytest.fixture
+def someone(accounts: Iterator[User]) -> User:
+    return next(accounts)
+
+
+# --- Text that is hard for software, not for people: it comes back exactly as sent. -------------------------
+
+TRICKY_TEXTS = [
+    "🐦🏳️‍🌈👩🏽‍💻🇮🇩 family: 👨‍👩‍👧‍👦",  # astral plane, ZWJ sequences, flags, skin tones
+    "שלום עולם — مرحبا بالعالم",  # right-to-left scripts in one line
+    "\u202eevil\u202c \u200fRLM\u200e LRM",  # bidi overrides and marks
+    "e\u0301 n\u0303 Z\u0335\u0321\u034e\u0324a\u0334\u031bl\u0337g\u0336o\u0338",  # combining marks (Zalgo)
+    "Å vs A\u030a: NFC and NFD are different strings",  # not normalised away
+    "<b>not html</b> & \"quotes\" 'single'",  # escaped in content, verbatim in text
+    "\ufeffBOM, \u200bzero-width, \u00a0nbsp, tab\tend",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_unicode_round_trips_unchanged(http: httpx.Client, someone: User, text: str) -> None:
+    spoiler = text[::-1][:40]
+    posted = http.post("/api/v1/statuses", headers=someone.auth, json={"status": text, "spoiler_text": spoiler})
+    assert posted.status_code == 200, posted.text
+    status_id = posted.json()["id"]
+    expected_content = "<p>" + html.escape(text, quote=True) + "</p>"
+    fetched = http.get(f"/api/v1/statuses/{status_id}").json()
+    assert fetched["content"] == expected_content == posted.json()["content"]
+    assert fetched["spoiler_text"] == spoiler
+    listed = http.get(f"/api/v1/accounts/{someone.id}/statuses", params={"limit": 40}).json()
+    assert [s["content"] for s in listed if s["id"] == status_id] == [expected_content]
+    # Deleting returns the source text (for "delete and redraft"): byte for byte what was sent.
+    deleted = http.delete(f"/api/v1/statuses/{status_id}", headers=someone.auth)
+    assert deleted.status_code == 200 and deleted.json()["text"] == text
+
+
+# --- NUL bytes: never valid in any string a client sends. ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app_token(http: httpx.Client, app_credentials: dict[str, Any]) -> str:
+    answer = http.post("/oauth/token", data={"grant_type": "client_credentials",
+                                             "client_id": app_credentials["client_id"],
+                                             "client_secret": app_credentials["client_secret"], "scope": "read write"})
+    return str(answer.json()["access_token"])
+
+
+def registration(name: str = "", **fields: Any) -> dict[str, Any]:
+    name = name or f"bad_{uuid.uuid4().hex[:10]}"
+    return {"username": name, "email": f"{name}@example.test", "password": "long enough", "agreement": "1",
+            **fields}
+
+
+@pytest.mark.parametrize("encoding", ["json", "data"])
+@pytest.mark.parametrize(
+    "field", ["status", "spoiler_text", "visibility", "language", "in_reply_to_id"],
+)
+def test_nul_in_status_fields(http: httpx.Client, someone: User, field: str, encoding: str) -> None:
+    before = status_count(http, someone)
+    body = {"status": "fine", field: "a\x00b"}
+    answer = http.post("/api/v1/statuses", headers=someone.auth, **{encoding: body})  # type: ignore[arg-type]
+    assert 400 <= answer.status_code < 500, answer.text
+    assert_error(answer, answer.status_code)
+    assert status_count(http, someone) == before
+
+
+@pytest.mark.parametrize("encoding", ["json", "data"])
+@pytest.mark.parametrize("field", ["username", "email", "password", "locale"])
+def test_nul_in_registration_fields(http: httpx.Client, app_token: str, field: str, encoding: str) -> None:
+    name = f"nul_{uuid.uuid4().hex[:10]}"
+    form = registration(name)
+    form[field] = form[field][:3] + "\x00" + form[field][3:] if field != "locale" else "e\x00n"
+    answer = http.post("/api/v1/accounts", headers={"Authorization": f"Bearer {app_token}"},
+                       **{encoding: form})  # type: ignore[arg-type]
+    assert 400 <= answer.status_code < 500, answer.text
+    assert_error(answer, answer.status_code)
+    for candidate in (name, name[:3]):
+        assert_error(http.get("/api/v1/accounts/lookup", params={"acct": candidate}), 404)
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("/api/v1/apps", {"client_name": "a\x00b"}),
+        ("/api/v1/apps", {"client_name": "ok", "scopes": "read\x00"}),
+        ("/api/v1/apps", {"client_name": "ok", "website": "https://x\x00.test"}),
+        ("/api/v1/apps", {"client_name": "ok", "redirect_uris": "urn:\x00"}),
+        ("/oauth/token", {"grant_type": "pass\x00word", "client_id": "x", "client_secret": "y"}),
+        ("/oauth/token", {"grant_type": "password", "client_id": "x\x00", "client_secret": "y",
+                          "username": "a", "password": "b"}),
+        ("/oauth/token", {"grant_type": "password", "client_id": "x", "client_secret": "y",
+                          "username": "a\x00", "password": "b\x00"}),
+        ("/oauth/revoke", {"client_id": "x", "client_secret": "y", "token": "t\x00"}),
+    ],
+)
+@pytest.mark.parametrize("encoding", ["json", "data"])
+def test_nul_in_oauth_fields(http: httpx.Client, path: str, form: dict[str, str], encoding: str) -> None:
+    answer = http.post(path, **{encoding: form})  # type: ignore[arg-type]
+    assert 400 <= answer.status_code < 500, answer.text
+    assert_error(answer, answer.status_code)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v2/search", {"q": "bad\x00", "type": "accounts"}),
+        ("/api/v2/search", {"q": "\x00"}),
+        ("/api/v2/search", {"q": "ok", "type": "acc\x00ounts"}),
+        ("/api/v1/accounts/lookup", {"acct": "bad\x00"}),
+        ("/api/v1/accounts/lookup", {"acct": "\x00@example.test"}),
+        ("/api/v1/timelines/home", {"max_id": "1\x00"}),
+        ("/api/v1/timelines/home", {"limit": "5\x00"}),
+    ],
+)
+def test_nul_in_query_parameters(http: httpx.Client, someone: User, path: str, params: dict[str, str]) -> None:
+    answer = http.get(path, params=params, headers=someone.auth)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert_error(answer, answer.status_code)
+
+
+# --- 1 MB bodies: refused on every POST route with 413, declared or streamed. ----------------------------------
+
+MEGABYTE = 1024 * 1024
+
+
+def post_routes(someone: User, app_token: str) -> list[tuple[str, dict[str, str]]]:
+    return [
+        ("/api/v1/apps", {}),
+        ("/oauth/token", {}),
+        ("/oauth/revoke", {}),
+        ("/api/v1/accounts", {"Authorization": f"Bearer {app_token}"}),
+        ("/api/v1/statuses", someone.auth),
+        (f"/api/v1/accounts/{someone.id}/follow", someone.auth),
+        (f"/api/v1/accounts/{someone.id}/unfollow", someone.auth),
+    ]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x"])
+def test_megabyte_bodies_are_refused(http: httpx.Client, someone: User, app_token: str, content_type: str) -> None:
+    before = status_count(http, someone)
+    for path, headers in post_routes(someone, app_token):
+        body = b"status=" + b"x" * MEGABYTE if "form" in content_type else b'{"status": "' + b"x" * MEGABYTE + b'"}'
+        answer = http.post(path, headers={**headers, "Content-Type": content_type}, content=body)
+        assert_error(answer, 413)
+
+        def chunks(size: int = MEGABYTE) -> Iterator[bytes]:
+            for _ in range(size // 65536 + 1):
+                yield b"x" * 65536
+
+        # No Content-Length (chunked): the limit holds while reading.
+        streamed = http.post(path, headers={**headers, "Content-Type": content_type}, content=chunks())
+        assert_error(streamed, 413)
+    assert status_count(http, someone) == before
+
+
+# --- Ids: negative, zero, huge, not numbers — in every path and cursor: 404 or 400, never 5xx. ------------------
+
+BAD_IDS = ["-1", "-9223372036854775808", "0", "9223372036854775808", "18446744073709551616",
+           "9" * 30, "9" * 5000, "1e3", "0x10", "1.5", "NaN", "%00", "%20", "..%2F..%2Fetc"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_ids_in_paths(http: httpx.Client, someone: User, bad: str) -> None:
+    before = status_count(http, someone)
+    for method, template in [
+        ("GET", "/api/v1/statuses/{}"), ("DELETE", "/api/v1/statuses/{}"), ("GET", "/api/v1/accounts/{}"),
+        ("GET", "/api/v1/accounts/{}/statuses"), ("GET", "/api/v1/accounts/{}/followers"),
+        ("GET", "/api/v1/accounts/{}/following"), ("POST", "/api/v1/accounts/{}/follow"),
+        ("POST", "/api/v1/accounts/{}/unfollow"),
+    ]:
+        answer = http.request(method, template.format(bad), headers=someone.auth)
+        assert answer.status_code in (400, 404), (method, template, answer.status_code, answer.text)
+        assert_error(answer, answer.status_code)
+    assert status_count(http, someone) == before
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+def test_bad_ids_in_cursors(http: httpx.Client, someone: User, bad: str) -> None:
+    for path in ("/api/v1/timelines/home", f"/api/v1/accounts/{someone.id}/statuses"):
+        for cursor in ("max_id", "since_id", "min_id"):
+            answer = http.get(f"{path}?{cursor}={bad}", headers=someone.auth)
+            if bad == "0":  # the smallest id is a valid cursor (nothing is older)
+                assert answer.status_code == 200, (path, cursor, answer.status_code, answer.text)
+                continue
+            assert answer.status_code in (400, 404), (path, cursor, answer.status_code, answer.text)
+            assert_error(answer, answer.status_code)
+    for path in (f"/api/v1/accounts/{someone.id}/followers", f"/api/v1/accounts/{someone.id}/following"):
+        answer = http.get(f"{path}?max_id={bad}")
+        if bad == "0":
+            assert answer.status_code == 200, (path, answer.status_code, answer.text)
+            continue
+        assert answer.status_code in (400, 404), (path, answer.status_code, answer.text)
+        assert_error(answer, answer.status_code)
+    # Ids that cannot be records are dropped from a relationships query, never an error.
+    answer = http.get(f"/api/v1/accounts/relationships?id[]={bad}&id[]={someone.id}", headers=someone.auth)
+    assert answer.status_code == 200 and [r["id"] for r in answer.json()][-1] == someone.id
+    # A reply to a status that cannot exist creates nothing.
+    before = status_count(http, someone)
+    answer = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "r", "in_reply_to_id": bad})
+    assert answer.status_code in (404, 422), (answer.status_code, answer.text)
+    assert_error(answer, answer.status_code)
+    assert status_count(http, someone) == before
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "99999999999999999999", "9" * 5000, "1.5", "ten", "%00"])
+def test_odd_limits(http: httpx.Client, someone: User, limit: str) -> None:
+    for path in ("/api/v1/timelines/home", f"/api/v1/accounts/{someone.id}/statuses",
+                 f"/api/v1/accounts/{someone.id}/followers", "/api/v2/search?q=someone"):
+        sep = "&" if "?" in path else "?"
+        answer = http.get(f"{path}{sep}limit={limit}", headers=someone.auth)
+        # Out-of-range numbers are clamped (Mastodon does); what is not a number is a 400.
+        assert answer.status_code in (200, 400), (path, answer.status_code, answer.text)
+        if answer.status_code == 400:
+            assert_error(answer, 400)
+
+
+# --- Content types: what is neither a form nor JSON is a 415. -----------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b"status=hi"),
+        ("application/xml", b"<status>hi</status>"),
+        ("text/xml", b"<status>hi</status>"),
+        ("application/octet-stream", b"\x00\x01\x02"),
+        ("image/png", b"\x89PNG\r\n"),
+        ("", b"status=hi"),
+    ],
+)
+def test_wrong_content_types(http: httpx.Client, someone: User, app_token: str, content_type: str,
+                             body: bytes) -> None:
+    before = status_count(http, someone)
+    for path, headers in post_routes(someone, app_token):
+        answer = http.post(path, headers={**headers, "Content-Type": content_type}, content=body)
+        assert_error(answer, 415)
+    assert status_count(http, someone) == before
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\nContent-Disposition: form-data; name=\"status\"\r\n\r\nhi\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"garbage without any boundary"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n"
+                                            b"\r\nfile\r\n--x--\r\n"),
+        ("application/x-www-form-urlencoded", b"status=%FF%FE%00&&&=&%%%"),
+        ("application/json", b'{"status": "\xff\xfe invalid utf-8"}'),
+        ("application/json", b"[" * 60000 + b"]" * 60000),
+        ("application/json", b'{"status": "hi", "sensitive": 1e400}'),
+        ("application/json; charset=latin-1", b'{"status": 1}'),
+    ],
+)
+def test_malformed_bodies(http: httpx.Client, someone: User, content_type: str, body: bytes) -> None:
+    before = status_count(http, someone)
+    answer = http.post("/api/v1/statuses", headers={**someone.auth, "Content-Type": content_type}, content=body)
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+    assert_error(answer, answer.status_code)
+    assert status_count(http, someone) == before
+
+
+# --- JSON of the wrong type, for every field a route reads. ---------------------------------------------------------
+
+WRONG_VALUES: list[Any] = [123, 1.5, True, [], ["a"], {}, {"a": 1}]
+
+
+@pytest.mark.parametrize("value", WRONG_VALUES, ids=repr)
+@pytest.mark.parametrize("field", ["status", "visibility", "spoiler_text", "language", "sensitive",
+                                   "in_reply_to_id", "media_ids", "poll"])
+def test_wrong_json_types_for_statuses(http: httpx.Client, someone: User, field: str, value: Any) -> None:
+    if field == "sensitive" and value is True:
+        pytest.skip("a boolean is the right type")
+    if field in ("media_ids", "poll") and not value:
+        pytest.skip("an empty list or object asks for nothing")
+    before = status_count(http, someone)
+    answer = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "typed", field: value})
+    assert 400 <= answer.status_code < 500, (field, value, answer.status_code, answer.text)
+    assert_error(answer, answer.status_code)
+    assert status_count(http, someone) == before
+
+
+@pytest.mark.parametrize("value", WRONG_VALUES, ids=repr)
+@pytest.mark.parametrize("field", ["username", "email", "password", "agreement", "locale"])
+def test_wrong_json_types_for_registration(http: httpx.Client, app_token: str, field: str, value: Any) -> None:
+    if field == "agreement" and value is True:
+        pytest.skip("a boolean is the right type")
+    name = f"typ_{uuid.uuid4().hex[:10]}"
+    answer = http.post("/api/v1/accounts", headers={"Authorization": f"Bearer {app_token}"},
+                       json={**registration(name), field: value})
+    assert 400 <= answer.status_code < 500, (field, value, answer.status_code, answer.text)
+    assert_error(answer, answer.status_code)
+    assert_error(http.get("/api/v1/accounts/lookup", params={"acct": name}), 404)
+
+
+@pytest.mark.parametrize("value", [v for v in WRONG_VALUES if v != ["a"]], ids=repr)
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/api/v1/apps", "client_name"), ("/api/v1/apps", "scopes"), ("/api/v1/apps", "website"),
+     ("/api/v1/apps", "redirect_uris"), ("/oauth/token", "grant_type"), ("/oauth/token", "client_id"),
+     ("/oauth/token", "client_secret"), ("/oauth/token", "username"), ("/oauth/token", "password"),
+     ("/oauth/token", "scope"), ("/oauth/revoke", "token"), ("/oauth/revoke", "client_id"),
+     ("/oauth/revoke", "client_secret")],
+)
+def test_wrong_json_types_for_oauth(http: httpx.Client, app_credentials: dict[str, Any], someone: User, path: str,
+                                    field: str, value: Any) -> None:
+    body: dict[str, Any] = {
+        "/api/v1/apps": {"client_name": "typed", "scopes": "read"},
+        "/oauth/token": {"grant_type": "password", "client_id": app_credentials["client_id"],
+                         "client_secret": app_credentials["client_secret"], "username": someone.email,
+                         "password": someone.password, "scope": "read"},
+        "/oauth/revoke": {"client_id": app_credentials["client_id"],
+                          "client_secret": app_credentials["client_secret"], "token": "whatever"},
+    }[path]
+    if value == [] and field in ("scopes", "scope", "redirect_uris"):
+        pytest.skip("these accept lists (x[]); an empty one means the default")
+    answer = http.post(path, json={**body, field: value})
+    assert 400 <= answer.status_code < 500, (path, field, value, answer.status_code, answer.text)
+    assert_error(answer, answer.status_code)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/api/v1/statuses", "status"), ("/api/v1/statuses", "spoiler_text"), ("/api/v1/apps", "client_name"),
+     ("/oauth/token", "username"), ("/api/v1/accounts", "username")],
+)
+def test_lone_surrogates_are_refused(http: httpx.Client, someone: User, app_token: str, path: str,
+                                     field: str) -> None:
+    # Valid JSON (an escaped lone surrogate), but not a Unicode string: no store can keep it.
+    before = status_count(http, someone)
+    headers = {"/api/v1/statuses": someone.auth, "/api/v1/accounts": {"Authorization": f"Bearer {app_token}"}}
+    body = {"status": "ok", "client_name": "ok", "grant_type": "password", "client_id": "x", "client_secret": "y",
+            "password": "long enough", **(registration() if path == "/api/v1/accounts" else {})}
+    raw = json.dumps({**body, field: "x\ud800y"}).encode()
+    answer = http.post(path, headers={**headers.get(path, {}), "Content-Type": "application/json"}, content=raw)
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+    assert_error(answer, answer.status_code)
+    assert status_count(http, someone) == before
+
+
+def test_replies_need_a_status_to_reply_to(http: httpx.Client, someone: User) -> None:
+    parent = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "parent"}).json()["id"]
+    reply = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "reply", "in_reply_to_id": parent})
+    assert reply.status_code == 200 and reply.json()["in_reply_to_id"] == parent
+    # A well-formed id of nothing, given as a string or a number, and a deleted parent: 422, nothing created.
+    before = status_count(http, someone)
+    assert_error(http.post("/api/v1/statuses", headers=someone.auth, json={"status": "r", "in_reply_to_id": 123}), 422)
+    assert_error(http.post("/api/v1/statuses", headers=someone.auth, data={"status": "r", "in_reply_to_id": "5"}), 422)
+    assert http.delete(f"/api/v1/statuses/{parent}", headers=someone.auth).status_code == 200
+    assert_error(http.post("/api/v1/statuses", headers=someone.auth,
+                           json={"status": "r", "in_reply_to_id": parent}), 422)
+    assert status_count(http, someone) == before - 1

@@ -9,7 +9,7 @@ from kicau.web import NEXT_CURSOR_HEADER, ApiError
 from services.gateway.auth import FollowUser, OptionalToken, ReadUser
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import read_params
+from services.gateway.params import read_params, reject_nul
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["accounts"])
@@ -50,6 +50,8 @@ async def search(services: Services, token: OptionalToken, q: str = "", type: st
     accounts: bytes = b"[]"
     if len(q) > 500:
         raise ApiError(422, "Validation failed: q is too long")
+    reject_nul("q", q)
+    reject_nul("type", type or "")
     if type in (None, "", "accounts") and q.strip():
         answer = await services.graph.call(
             "GET", "/internal/search/accounts", params={"q": q, "limit": page_limit(limit, 20, 40)}
