@@ -6,6 +6,7 @@ here once. Writers that change what a card shows (follows, new statuses) drop th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from cassandra.cluster import Session
@@ -64,13 +65,15 @@ class AccountCards:
             pipe.get(keys.account_cache(account_id))
         cached = await pipe.execute()
         found: dict[int, bytes] = {}
+        missing: list[int] = []
         for account_id, raw in zip(ordered, cached, strict=True):
-            if raw is not None:
-                found[account_id] = raw if isinstance(raw, bytes) else raw.encode()
+            if raw is None:
+                missing.append(account_id)
             else:
-                entity = await self.entity(account_id)
-                if entity is not None:
-                    found[account_id] = dumps(entity)
+                found[account_id] = raw if isinstance(raw, bytes) else raw.encode()
+        for account_id, entity in zip(missing, await asyncio.gather(*map(self.entity, missing)), strict=True):
+            if entity is not None:
+                found[account_id] = dumps(entity)
         return found
 
     async def forget(self, *account_ids: int) -> None:
