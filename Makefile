@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: venv up down status logs reset test lint
+.PHONY: venv up down status logs reset test lint bench load
 
 venv: $(STAMP)
 
@@ -37,3 +37,22 @@ test: venv
 lint: venv
 	.venv/bin/ruff check kicau services stack tests
 	.venv/bin/mypy kicau services stack tests
+
+# Benchmarks of issue #6 against the running stack (`make up` first): fanout vs Redis, gateway vs hello world,
+# stream delivery latency, Redis bytes per timeline entry. Writes loadtests/results/latest.{json,md} and PNGs.
+# ARGS passes options through, e.g. `make bench ARGS="--quick"` or `ARGS="--only delivery --profile"`.
+ARGS ?=
+bench: venv
+	$(PY) -m bench $(ARGS)
+
+# Locust headless (loadtests/README.md): `make load USERS=50 SPAWN=10 DURATION=60s RATE=0`.
+USERS ?= 50
+SPAWN ?= 10
+DURATION ?= 60s
+RATE ?= 0
+HOST ?= http://127.0.0.1:8080
+load: venv
+	mkdir -p loadtests/results
+	KICAU_LOAD_RATE=$(RATE) $(PY) -m locust -f loadtests/locustfile.py --headless -u $(USERS) -r $(SPAWN) \
+		-t $(DURATION) --host $(HOST) --csv loadtests/results/load --html loadtests/results/load.html \
+		--only-summary $(LOAD_ARGS)

@@ -1,0 +1,246 @@
+"""What every benchmark section shares: progress output, the running stack's addresses, Prometheus scrapes,
+histogram quantiles, external tools and the machine's description.
+
+Everything here talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "loadtests" / "results"
+STATE = ROOT / ".stack" / "bench"  # git-ignored: the bench's per-machine token secret and scratch files
+
+GATEWAY = os.environ.get("KICAU_BENCH_GATEWAY", "http://127.0.0.1:8080")
+FANOUT_METRICS = os.environ.get("KICAU_BENCH_FANOUT_METRICS", "http://127.0.0.1:8083/metrics")
+GATEWAY_METRICS = f"{GATEWAY}/metrics"
+REDIS_HOST = "127.0.0.1"
+REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+REDIS_URL = os.environ.get("KICAU_REDIS_URL", f"redis://{REDIS_HOST}:{REDIS_PORT}/0")
+
+# Bench accounts live in an id range no snowflake reaches before the year 2200 (snowflakes are ms << 16), so
+# everything the bench writes in Redis can be found and removed by id, and never collides with real users.
+BENCH_BASE = 8_000_000_000_000_000_000
+FANOUT_AUTHORS = BENCH_BASE + 100_000  # + follower count: one author per size, so sizes never mix
+FANOUT_FOLLOWERS = BENCH_BASE + 1_000_000  # .. + followers
+DELIVERY_POSTERS = BENCH_BASE + 10  # .. + posters
+DELIVERY_LISTENERS = BENCH_BASE + 2_000_000  # .. + streams
+GATEWAY_READER = BENCH_BASE + 3_000_001
+GATEWAY_POSTER = BENCH_BASE + 3_000_002
+GATEWAY_FRIEND = BENCH_BASE + 3_000_003
+MEMORY_FEEDS = BENCH_BASE + 4_000_000  # .. + timelines (Redis only, no accounts)
+CELEBRITY_AUTHOR = BENCH_BASE + 5  # reserved for the celebrity section
+CELEBRITY_FOLLOWERS = BENCH_BASE + 6_000_000  # reserved for the celebrity section
+
+_STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    """One progress line with the time since the bench started."""
+    elapsed = time.monotonic() - _STARTED
+    print(f"[{int(elapsed // 60):02d}:{elapsed % 60:05.2f}] {message}", flush=True)
+
+
+class BenchError(RuntimeError):
+    """A precondition the bench cannot fix by itself (stack not running, tool missing)."""
+
+
+# --- external tools -----------------------------------------------------------------------------------------
+
+_TOOLS = {"wrk": "wrk", "redis-benchmark": "redis-tools"}
+
+
+def ensure_tools() -> None:
+    """wrk and redis-benchmark come from Debian; install them when missing (root only)."""
+    missing = sorted({pkg for tool, pkg in _TOOLS.items() if shutil.which(tool) is None})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise BenchError(f"missing tools {missing}: install them (apt-get install -y {' '.join(missing)})")
+    log(f"installing {' '.join(missing)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", *missing]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        subprocess.run(install, env=env, capture_output=True, check=True)
+    still = [tool for tool in _TOOLS if shutil.which(tool) is None]
+    if still:
+        raise BenchError(f"could not install {still}")
+
+
+def check_stack() -> None:
+    problems = []
+    for name, url in (("gateway", f"{GATEWAY}/readyz"), ("fanout", FANOUT_METRICS)):
+        try:
+            answer = httpx.get(url, timeout=5)
+            if answer.status_code != 200:
+                problems.append(f"{name}: HTTP {answer.status_code}")
+        except httpx.HTTPError as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise BenchError("the stack is not ready (" + "; ".join(problems) + "); start it with `make up`")
+
+
+def service_pid(name: str) -> int | None:
+    try:
+        return int((ROOT / ".stack" / "services" / f"{name}.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+# --- Prometheus -----------------------------------------------------------------------------------------------
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    text = httpx.get(url, timeout=10).text
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
+    return samples
+
+
+def sample_sum(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of every series of ``name`` whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and wanted <= set(lab))
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Cumulative bucket counts (upper bound -> count), as Prometheus exposes them, and their sum."""
+
+    buckets: tuple[tuple[float, float], ...]
+    total: float
+    count: float
+
+    @staticmethod
+    def read(samples: Samples, name: str) -> Histogram:
+        bounds: dict[float, float] = {}
+        for (n, labels), value in samples.items():
+            if n == f"{name}_bucket":
+                bound = float(dict(labels)["le"])
+                bounds[bound] = bounds.get(bound, 0.0) + value
+        return Histogram(
+            buckets=tuple(sorted(bounds.items())),
+            total=sample_sum(samples, f"{name}_sum"),
+            count=sample_sum(samples, f"{name}_count"),
+        )
+
+    def minus(self, before: Histogram) -> Histogram:
+        old = dict(before.buckets)
+        return Histogram(
+            buckets=tuple((b, c - old.get(b, 0.0)) for b, c in self.buckets),
+            total=self.total - before.total,
+            count=self.count - before.count,
+        )
+
+    def quantile(self, q: float) -> float | None:
+        """Linear interpolation inside the bucket that holds the q-quantile, like PromQL's histogram_quantile."""
+        if self.count <= 0 or not self.buckets:
+            return None
+        rank = q * self.count
+        lower_bound, lower_count = 0.0, 0.0
+        for bound, count in self.buckets:
+            if count >= rank:
+                if bound == float("inf"):
+                    return lower_bound
+                span = count - lower_count
+                fraction = (rank - lower_count) / span if span > 0 else 1.0
+                return lower_bound + (bound - lower_bound) * fraction
+            lower_bound, lower_count = bound, count
+        return lower_bound
+
+
+def percentiles(values: Sequence[float], qs: Iterable[float] = (0.5, 0.95, 0.99)) -> dict[str, float | None]:
+    """Nearest-rank percentiles, keyed p50/p95/p99/..."""
+    ordered = sorted(values)
+    out: dict[str, float | None] = {}
+    for q in qs:
+        key = f"p{round(q * 100, 1):g}".replace(".", "_")
+        if not ordered:
+            out[key] = None
+            continue
+        rank = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
+        out[key] = ordered[rank]
+    return out
+
+
+# --- the machine ------------------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict[str, object]:
+    memory_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    cpu_model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu": cpu_model,
+        "load_average_at_start": load,
+        "python": sys.version.split()[0],
+        "kernel": platform.release(),
+    }
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def write_json(path: Path, value: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")

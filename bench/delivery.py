@@ -1,0 +1,303 @@
+"""Section 3: status -> stream delivery latency with many open SSE streams, at several post rates.
+
+``streams`` bench accounts each hold one ``GET /api/v1/streaming/user`` open (raw sockets on one asyncio
+loop, read chunk by chunk) and follow every one of a few posting accounts. The posters publish through the
+public API on an open-loop schedule (one post every 1/rate s, whatever the answers' latency). Each ``update``
+frame is timed on arrival: latency = arrival (wall clock) - the status's ``created_at`` (ms precision, same
+machine, so the figure includes up to 1 ms of truncation). The gateway's own histogram
+``kicau_stream_delivery_latency_seconds`` (status accepted -> frame written) is read before and after each rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import msgspec
+from redis.asyncio import Redis
+
+from bench.common import (
+    DELIVERY_LISTENERS,
+    DELIVERY_POSTERS,
+    GATEWAY,
+    GATEWAY_METRICS,
+    REDIS_URL,
+    Histogram,
+    log,
+    percentiles,
+    scrape,
+)
+from bench.seed import Seeder
+from kicau import keys
+
+HISTOGRAM = "kicau_stream_delivery_latency_seconds"
+
+
+@dataclass
+class DeliveryOptions:
+    streams: int = 1000
+    posters: int = 2
+    rates: tuple[float, ...] = (2.0, 10.0, 25.0)
+    default_rate: float = 10.0
+    seconds: float = 15.0
+    drain_seconds: float = 5.0
+    connect_concurrency: int = 50
+
+
+class _Stamp(msgspec.Struct):
+    id: str
+    created_at: str
+
+
+_decode_stamp = msgspec.json.Decoder(_Stamp).decode
+
+
+def _epoch_ms(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000.0
+
+
+@dataclass
+class Samples:
+    """(status id, latency ms) of every update frame, shared by all connections."""
+
+    latencies: list[tuple[int, float]] = field(default_factory=list)
+    other_events: dict[str, int] = field(default_factory=dict)
+    parse_errors: int = 0
+
+
+class SseClient(asyncio.Protocol):
+    """One SSE stream: sends the request, checks the status line, then splits frames as bytes arrive."""
+
+    def __init__(self, token: str, samples: Samples) -> None:
+        self.token = token
+        self.samples = samples
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.headers_done = False
+        self.status: int | None = None
+        self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+        transport.write(  # type: ignore[attr-defined]
+            (f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
+             "Accept: text/event-stream\r\n\r\n").encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        received = time.time() * 1000.0
+        self.buffer += data
+        if not self.headers_done:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.headers_done = True
+            self.status = int(head.split(b" ", 2)[1])
+            if not self.opened.done():
+                self.opened.set_result(self.status)
+            # Chunked transfer encoding: chunk-size lines are not frames; strip them as we go (below).
+            self.buffer = rest
+        while b"\n\n" in self.buffer:
+            frame, self.buffer = self.buffer.split(b"\n\n", 1)
+            self._frame(frame, received)
+
+    def _frame(self, frame: bytes, received: float) -> None:
+        event = b""
+        data = b""
+        for line in frame.split(b"\n"):
+            line = line.rstrip(b"\r")
+            if line.startswith(b"event: "):
+                event = line[7:]
+            elif line.startswith(b"data: "):
+                data = line[6:]
+        if not event:
+            return
+        if event != b"update":
+            name = event.decode(errors="replace")
+            self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
+            return
+        try:
+            stamp = _decode_stamp(data)
+            self.samples.latencies.append((int(stamp.id), received - _epoch_ms(stamp.created_at)))
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            self.samples.parse_errors += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"stream closed before its headers: {exc}"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _open_streams(tokens: list[str], samples: Samples, concurrency: int) -> list[SseClient]:
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(concurrency)
+    clients: list[SseClient] = []
+
+    async def one(token: str) -> None:
+        async with slots:
+            client = SseClient(token, samples)
+            await loop.create_connection(lambda: client, "127.0.0.1", int(GATEWAY.rsplit(":", 1)[1]))
+            clients.append(client)
+            status = await asyncio.wait_for(client.opened, timeout=30)
+            if status != 200:
+                raise RuntimeError(f"stream answered HTTP {status}")
+
+    results = await asyncio.gather(*(one(t) for t in tokens), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        log(f"  {len(failures)} streams failed to open, e.g. {failures[0]!r}")
+    return clients
+
+
+async def _post_schedule(client: httpx.AsyncClient, tokens: list[str], rate: float, seconds: float,
+                         ) -> tuple[set[int], list[float], int]:
+    """Open loop: post number i leaves at start + i/rate, whatever earlier answers took."""
+    count = max(1, round(rate * seconds))
+    ids: set[int] = set()
+    answer_ms: list[float] = []
+    failed = 0
+
+    async def post(i: int) -> None:
+        nonlocal failed
+        sent = time.perf_counter()
+        try:
+            answer = await client.post("/api/v1/statuses", json={"status": f"bench delivery {i} at {time.time()}"},
+                                       headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"})
+            answer.raise_for_status()
+            ids.add(int(answer.json()["id"]))
+            answer_ms.append((time.perf_counter() - sent) * 1000)
+        except httpx.HTTPError:
+            failed += 1
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(count):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(post(i)))
+    await asyncio.gather(*tasks)
+    return ids, answer_ms, failed
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+async def run(opts: DeliveryOptions) -> dict[str, Any]:
+    posters = list(range(DELIVERY_POSTERS, DELIVERY_POSTERS + opts.posters))
+    listeners = list(range(DELIVERY_LISTENERS, DELIVERY_LISTENERS + opts.streams))
+    log(f"delivery: seeding {opts.streams} listening accounts following {opts.posters} posters")
+    seeder = Seeder()
+    try:
+        poster_tokens = seeder.accounts({p: f"bench_dl_poster_{p - DELIVERY_POSTERS}" for p in posters})
+        listener_tokens = seeder.accounts({a: f"bench_dl_{a - DELIVERY_LISTENERS}" for a in listeners})
+        for poster in posters:
+            seeder.follow(listeners, poster)
+            seeder.set_counts(poster, followers=len(listeners))
+        seeder.set_following_counts(listeners, len(posters))
+    finally:
+        seeder.close()
+
+    redis = Redis.from_url(REDIS_URL)
+    samples = Samples()
+    clients: list[SseClient] = []
+    per_rate: list[dict[str, Any]] = []
+    try:
+        pipe = redis.pipeline(transaction=False)
+        for account_id in [*posters, *listeners]:
+            pipe.zadd(keys.home_feed(account_id), {keys.FEED_SENTINEL: 0})
+        await pipe.execute()
+
+        log(f"delivery: opening {opts.streams} SSE streams")
+        opened_at = time.perf_counter()
+        clients = await _open_streams([listener_tokens[a] for a in listeners], samples, opts.connect_concurrency)
+        live = sum(1 for c in clients if c.status == 200 and not c.closed)
+        log(f"  {live} streams open in {time.perf_counter() - opened_at:.1f}s")
+        await asyncio.sleep(2.0)  # presence reaches the fanout's mirror through pub/sub
+
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=GATEWAY, timeout=30, limits=limits) as client:
+            # Warm-up: one post must reach every stream before measuring.
+            tokens = [poster_tokens[p] for p in posters]
+            warm_ids, _, _ = await _post_schedule(client, tokens, 1.0, 1.0)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                got = sum(1 for sid, _ in samples.latencies if sid in warm_ids)
+                if got >= live:
+                    break
+                await asyncio.sleep(0.1)
+            log(f"  warm-up post reached {got}/{live} streams")
+
+            for rate in opts.rates:
+                log(f"delivery: {rate:g} posts/s for {opts.seconds:g}s to {live} streams")
+                samples.latencies.clear()
+                before = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM)
+                started = time.perf_counter()
+                ids, answer_ms, failed = await _post_schedule(client, tokens, rate, opts.seconds)
+                posting_s = time.perf_counter() - started
+                expected = len(ids) * live
+                deadline = time.monotonic() + opts.drain_seconds
+                while time.monotonic() < deadline and len(samples.latencies) < expected:  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)
+                server = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM).minus(before)
+                latencies = [ms for sid, ms in samples.latencies if sid in ids]
+                client_p = percentiles(latencies)
+                answer_p = percentiles(answer_ms)
+                row = {
+                    "posts_per_s": rate,
+                    "posts": len(ids),
+                    "posts_failed": failed,
+                    "achieved_posts_per_s": round(len(ids) / posting_s, 2) if posting_s else None,
+                    "streams": live,
+                    "deliveries": len(latencies),
+                    "expected_deliveries": expected,
+                    "p50_ms": _round(client_p["p50"]),
+                    "p95_ms": _round(client_p["p95"]),
+                    "p99_ms": _round(client_p["p99"]),
+                    "max_ms": _round(max(latencies) if latencies else None),
+                    "server_p50_ms": _round(None if (q := server.quantile(0.5)) is None else q * 1000),
+                    "server_p95_ms": _round(None if (q := server.quantile(0.95)) is None else q * 1000),
+                    "server_p99_ms": _round(None if (q := server.quantile(0.99)) is None else q * 1000),
+                    "server_count": int(server.count),
+                    "post_answer_p50_ms": _round(answer_p["p50"]),
+                    "post_answer_p99_ms": _round(answer_p["p99"]),
+                }
+                per_rate.append(row)
+                log(f"  client p50/p95/p99 {row['p50_ms']}/{row['p95_ms']}/{row['p99_ms']} ms, "
+                    f"server p50/p99 {row['server_p50_ms']}/{row['server_p99_ms']} ms, "
+                    f"{row['deliveries']:,}/{expected:,} delivered, post answer p50 {row['post_answer_p50_ms']} ms")
+    finally:
+        for c in clients:
+            c.close()
+        await asyncio.sleep(0.5)
+        pipe = redis.pipeline(transaction=False)
+        for account_id in [*posters, *listeners]:
+            pipe.unlink(keys.home_feed(account_id))
+        with contextlib.suppress(Exception):
+            await pipe.execute()
+        await redis.aclose()
+
+    default = next((r for r in per_rate if r["posts_per_s"] == opts.default_rate), per_rate[0] if per_rate else {})
+    return {
+        "streams": default.get("streams"),
+        "posts_per_s": default.get("posts_per_s"),
+        "p50_ms": default.get("p50_ms"),
+        "p95_ms": default.get("p95_ms"),
+        "p99_ms": default.get("p99_ms"),
+        "server_p99_ms": default.get("server_p99_ms"),
+        "other_events": samples.other_events,
+        "parse_errors": samples.parse_errors,
+        "rates": per_rate,
+    }

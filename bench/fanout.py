@@ -1,0 +1,251 @@
+"""Section 1: timeline entries per second written by the real fanout service, against what Redis itself can
+take of the same command (``redis-benchmark``, measured right before, same machine).
+
+One author gets ``followers`` follower edges in Cassandra; every follower's home timeline is materialised
+first (the sentinel member, as a rebuild would leave it), so a fanout that writes only into existing
+timelines still writes all of them. The author then posts through the public API and the fanout's own
+counter ``kicau_fanout_timeline_entries_total`` is read until it has grown by posts x (followers + 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from bench import profiling
+from bench.common import (
+    FANOUT_AUTHORS,
+    FANOUT_FOLLOWERS,
+    FANOUT_METRICS,
+    GATEWAY,
+    REDIS_PORT,
+    REDIS_URL,
+    Histogram,
+    log,
+    sample_sum,
+    scrape,
+)
+from bench.seed import Seeder, seed_followers
+from kicau import keys
+from kicau.ids import pack_id
+
+LIMIT_KEY = "bench:limit:{u:__rand_int__}:home"
+# 8 bytes, like a packed status id (no NUL and all below 0x80: it travels as one argv string).
+LIMIT_MEMBER = "\x01\x1f\x4e\x22\x10\x01\x04\x01"
+# (pipeline depth, clients): the fanout sends one deep pipeline at a time; the limit is the best of these.
+LIMIT_CONFIGS = ((64, 1), (256, 1), (1000, 1), (256, 4), (1000, 4))
+SAFETY_TTL_SECONDS = 3600  # bench timelines vanish by themselves if a run is interrupted before its cleanup
+_RPS = re.compile(rb"([\d.]+) requests per second")
+
+
+@dataclass
+class FanoutOptions:
+    followers: int = 30_000
+    posts: int = 10
+    rounds: int = 2
+    limit_requests: int = 300_000
+    timeout_s: float = 180.0
+    profile: bool = False
+
+
+def redis_benchmark(command: list[str], *, pipeline: int, clients: int, requests: int, keyspace: int) -> float:
+    """Requests per second of one redis-benchmark run of ``command`` (``__rand_int__`` spread over keyspace)."""
+    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "-q", "-P", str(pipeline),
+            "-c", str(clients), "-n", str(requests), "-r", str(keyspace), *command]
+    done = subprocess.run(argv, capture_output=True, timeout=120, check=True)
+    found = _RPS.findall(done.stdout.replace(b"\r", b"\n"))
+    if not found:
+        raise RuntimeError(f"no result from {' '.join(argv)}: {done.stdout[-300:]!r} {done.stderr[-300:]!r}")
+    return float(found[-1])
+
+
+async def _delete_matching(redis: Redis, pattern: str) -> int:
+    removed = 0
+    batch: list[bytes] = []
+    async for key in redis.scan_iter(match=pattern, count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            removed += await redis.unlink(*batch)
+            batch = []
+    if batch:
+        removed += await redis.unlink(*batch)
+    return removed
+
+
+def measure_limit(opts: FanoutOptions) -> dict[str, Any]:
+    """Redis's own ceiling for the fanout's commands on this machine, measured just now."""
+    runs = []
+    zadd = ["ZADD", LIMIT_KEY, "0", LIMIT_MEMBER]
+    for pipeline, clients in LIMIT_CONFIGS:
+        rps = redis_benchmark(zadd, pipeline=pipeline, clients=clients, requests=opts.limit_requests,
+                              keyspace=opts.followers)
+        runs.append({"pipeline": pipeline, "clients": clients, "zadd_per_s": round(rps)})
+        log(f"  redis-benchmark ZADD -P {pipeline} -c {clients}: {rps:,.0f}/s")
+    best = max(runs, key=lambda r: r["zadd_per_s"])
+    # The fanout sends ZADD + ZREMRANGEBYRANK (the cap) per entry; the pair's ceiling is their harmonic sum.
+    trim = redis_benchmark(["ZREMRANGEBYRANK", LIMIT_KEY, "1", "-801"], pipeline=best["pipeline"],
+                           clients=best["clients"], requests=opts.limit_requests, keyspace=opts.followers)
+    log(f"  redis-benchmark ZREMRANGEBYRANK -P {best['pipeline']} -c {best['clients']}: {trim:,.0f}/s")
+    pair = 1.0 / (1.0 / best["zadd_per_s"] + 1.0 / trim)
+    script = _push_script()
+    push = None
+    if script is not None:
+        # What the fanout really sends per timeline: the push script (EXISTS, ZADD, ZREMRANGEBYRANK in one
+        # call), on keys that exist (the ZADD runs above created them).
+        sha = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "SCRIPT", "LOAD", script], capture_output=True,
+                             text=True, check=True, timeout=30).stdout.strip()
+        push = redis_benchmark(["EVALSHA", sha, "1", LIMIT_KEY, "800", LIMIT_MEMBER], pipeline=best["pipeline"],
+                               clients=best["clients"], requests=opts.limit_requests, keyspace=opts.followers)
+        log(f"  redis-benchmark EVALSHA <push script> -P {best['pipeline']} -c {best['clients']}: {push:,.0f}/s")
+    return {
+        "redis_zadd_pipelined_limit_per_s": best["zadd_per_s"],
+        "limit_runs": runs,
+        "limit_command": f"redis-benchmark -P {best['pipeline']} -c {best['clients']} -n {opts.limit_requests} "
+                         f"-r {opts.followers} ZADD {LIMIT_KEY} 0 <8-byte member>",
+        "redis_zremrangebyrank_limit_per_s": round(trim),
+        "redis_zadd_plus_trim_limit_entries_per_s": round(pair),
+        "redis_push_script_limit_per_s": round(push) if push is not None else None,
+    }
+
+
+def _push_script() -> str | None:
+    """The fanout's Lua push script, when kicau.feeds has one (the fanout writes through it)."""
+    from kicau import feeds
+
+    script = getattr(feeds, "_PUSH_IF_PRESENT", None)
+    return script if isinstance(script, str) else None
+
+
+async def _materialise_feeds(redis: Redis, account_ids: range) -> None:
+    """The sentinel in every follower's timeline: it exists (and counts as rebuilt) before the posts."""
+    for start in range(0, len(account_ids), 5000):
+        pipe = redis.pipeline(transaction=False)
+        for account_id in account_ids[start:start + 5000]:
+            pipe.zadd(keys.home_feed(account_id), {keys.FEED_SENTINEL: 0})
+            pipe.expire(keys.home_feed(account_id), SAFETY_TTL_SECONDS)
+        await pipe.execute()
+
+
+def _entries() -> tuple[float, float, float]:
+    samples = scrape(FANOUT_METRICS)
+    batch = Histogram.read(samples, "kicau_fanout_batch_duration_seconds")
+    return sample_sum(samples, "kicau_fanout_timeline_entries_total"), batch.total, batch.count
+
+
+async def _post(client: httpx.AsyncClient, token: str, text: str) -> int:
+    answer = await client.post("/api/v1/statuses", json={"status": text},
+                               headers={"Authorization": f"Bearer {token}"})
+    answer.raise_for_status()
+    return int(answer.json()["id"])
+
+
+async def _round(client: httpx.AsyncClient, token: str, posts: int, per_post: int,
+                 timeout_s: float) -> dict[str, Any]:
+    before, batch_s0, batches0 = _entries()
+    target = before + posts * per_post
+    started = time.perf_counter()
+    ids = await asyncio.gather(*(_post(client, token, f"bench fanout {i} {time.time()}") for i in range(posts)))
+    posted = time.perf_counter()
+    now = before
+    while now < target and time.perf_counter() - started < timeout_s:
+        await asyncio.sleep(0.02)
+        now, batch_s, batches = _entries()
+    finished = time.perf_counter()
+    now, batch_s, batches = _entries()
+    written = now - before
+    wall = finished - started
+    return {
+        "posts": posts,
+        "entries": int(written),
+        "expected_entries": posts * per_post,
+        "complete": written >= posts * per_post,
+        "seconds": round(wall, 3),
+        "post_seconds": round(posted - started, 3),
+        "entries_per_s": round(written / wall) if wall > 0 else None,
+        "batch_seconds": round(batch_s - batch_s0, 3),
+        "batches": int(batches - batches0),
+        "entries_per_batch_second": round(written / (batch_s - batch_s0)) if batch_s > batch_s0 else None,
+        "last_status_id": max(ids),
+    }
+
+
+async def run(opts: FanoutOptions) -> dict[str, Any]:
+    log(f"fanout: seeding an author with {opts.followers:,} followers")
+    if not 0 < opts.followers < 1_000_000:
+        raise ValueError("followers must be between 1 and 999,999")
+    author = FANOUT_AUTHORS + opts.followers
+    seeder = Seeder()
+    try:
+        token = seed_followers(seeder, author, f"bench_fanout_author_{opts.followers}", FANOUT_FOLLOWERS,
+                               opts.followers)
+        stored = seeder.followers_count(author)
+        if seeder.drop_large_account(author):
+            # This section measures fan-out on write, which a registered large account would skip.
+            log("  the bench author was registered as a large account; removed it from the registry")
+            await asyncio.sleep(2.0)  # services reload the registry every second
+    finally:
+        seeder.close()
+    per_post = stored + 1  # the author's own timeline too
+    followers = range(FANOUT_FOLLOWERS, FANOUT_FOLLOWERS + stored)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        log(f"fanout: materialising {stored:,} home timelines (sentinel member)")
+        await _materialise_feeds(redis, range(author, author + 1))
+        await _materialise_feeds(redis, followers)
+
+        log("fanout: Redis limit for the same command (redis-benchmark)")
+        limit = await asyncio.to_thread(measure_limit, opts)
+        await _delete_matching(redis, "bench:limit:*")
+
+        async with httpx.AsyncClient(base_url=GATEWAY, timeout=30) as client:
+            log("fanout: warm-up post")
+            warm = await _round(client, token, 1, per_post, opts.timeout_s)
+            log(f"  warm-up: {warm['entries']:,} entries in {warm['seconds']:.2f}s")
+            rounds = []
+            for number in range(opts.rounds):
+                profiler = None
+                if opts.profile and number == opts.rounds - 1:
+                    profiler = profiling.start("fanout", seconds=20)
+                log(f"fanout: round {number + 1}/{opts.rounds}: {opts.posts} posts x {per_post:,} timelines")
+                result = await _round(client, token, opts.posts, per_post, opts.timeout_s)
+                rounds.append(result)
+                log(f"  {result['entries']:,} entries in {result['seconds']:.2f}s = {result['entries_per_s']:,}/s "
+                    f"(inside fanout batches: {result['entries_per_batch_second'] or 0:,}/s)")
+                if profiler is not None:
+                    profiling.finish(profiler)
+        last_follower = followers[-1] if stored else author
+        last_id = rounds[-1]["last_status_id"]
+        in_last_feed = await redis.zscore(keys.home_feed(last_follower), pack_id(last_id)) is not None
+    finally:
+        removed = await _delete_matching(redis, "bench:limit:*")
+        pipe = redis.pipeline(transaction=False)
+        for account_id in [author, *followers]:
+            pipe.unlink(keys.home_feed(account_id))
+        await pipe.execute()
+        await redis.aclose()
+        del removed
+
+    best = max(rounds, key=lambda r: r["entries_per_s"] or 0)
+    limit_value = limit["redis_zadd_pipelined_limit_per_s"]
+    return {
+        "entries_per_s": best["entries_per_s"],
+        "redis_zadd_pipelined_limit_per_s": limit_value,
+        "ratio": round(best["entries_per_s"] / limit_value, 3) if limit_value and best["entries_per_s"] else None,
+        "followers": stored,
+        "posts_per_round": opts.posts,
+        "entries_per_batch_second": best["entries_per_batch_second"],
+        "ratio_vs_zadd_plus_trim": (round(best["entries_per_s"] / limit["redis_zadd_plus_trim_limit_entries_per_s"], 3)
+                                    if best["entries_per_s"] else None),
+        "ratio_vs_push_script": (round(best["entries_per_s"] / limit["redis_push_script_limit_per_s"], 3)
+                                 if best["entries_per_s"] and limit["redis_push_script_limit_per_s"] else None),
+        "last_follower_has_status": in_last_feed,
+        "rounds": rounds,
+        **{k: v for k, v in limit.items() if k != "redis_zadd_pipelined_limit_per_s"},
+    }

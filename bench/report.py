@@ -1,0 +1,214 @@
+"""Writing the results: latest.json (the schema of issue #6 plus detail), latest.md (a table with targets) and
+PNG plots beside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, write_json
+
+# (section, key, target, comparison, label)
+TARGETS = (
+    ("fanout", "ratio", 0.5, ">=", "fanout entries/s vs Redis ZADD limit"),
+    ("gateway", "home_ratio", 0.5, ">=", "home timeline req/s vs hello world"),
+    ("gateway", "post_ratio", 0.25, ">=", "post status req/s vs hello world"),
+    ("delivery", "p99_ms", 100.0, "<=", "stream delivery p99 (ms)"),
+)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) < 10 and digits < 3:
+            return f"{value:.{max(digits, 2)}f}".rstrip("0").rstrip(".") if value else "0"
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for section, key, target, op, label in TARGETS:
+        value = (results.get(section) or {}).get(key)
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        out.append({"what": label, "section": section, "key": key, "value": value, "target": f"{op} {target:g}",
+                    "met": met})
+    return out
+
+
+def markdown(results: dict[str, Any], command: str) -> str:
+    m = results["machine"]
+    f = results.get("fanout") or {}
+    g = results.get("gateway") or {}
+    d = results.get("delivery") or {}
+    c = results.get("celebrity") or {}
+    lines = [
+        "# Kicau benchmark (`make bench`)",
+        "",
+        f"Run {m.get('when')} on {m.get('cores')} cores, {m.get('memory_gb')} GB "
+        f"({m.get('cpu') or 'cpu unknown'}); load average at start {m.get('load_average_at_start')}, "
+        f"at end {results.get('load_average_at_end')}. Bench wall time {results.get('bench_seconds')} s. "
+        f"Command: `{command}`.",
+        "",
+        "The machine is shared with other work (engines of other checkouts, test suites): figures move "
+        "between runs; compare ratios measured in the same run rather than absolute numbers.",
+        "",
+        "## Targets",
+        "",
+        "| what | value | target | met |",
+        "|---|---:|---:|:---:|",
+    ]
+    for v in results.get("verdicts", []):
+        lines.append(f"| {v['what']} | {_fmt(v['value'], 3)} | {v['target']} | "
+                     f"{'—' if v['met'] is None else ('yes' if v['met'] else '**no**')} |")
+    lines += [
+        "",
+        "## 1. Fanout (real fanout service) vs Redis",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| followers of the posting account | {_fmt(f.get('followers'))} |",
+        f"| fanout timeline entries/s (wall, post to last entry) | {_fmt(f.get('entries_per_s'))} |",
+        f"| fanout entries/s inside its batches | {_fmt(f.get('entries_per_batch_second'))} |",
+        f"| Redis ZADD pipelined limit/s | {_fmt(f.get('redis_zadd_pipelined_limit_per_s'))} |",
+        f"| ratio (entries/s / ZADD limit) | {_fmt(f.get('ratio'), 3)} |",
+        "| Redis ZADD + ZREMRANGEBYRANK limit (entries/s) | "
+        f"{_fmt(f.get('redis_zadd_plus_trim_limit_entries_per_s'))} |",
+        f"| Redis push-script (EVALSHA) limit/s | {_fmt(f.get('redis_push_script_limit_per_s'))} |",
+        f"| ratio vs push-script limit | {_fmt(f.get('ratio_vs_push_script'), 3)} |",
+        f"| limit command | `{f.get('limit_command', '—')}` |",
+        "",
+        "## 2. Gateway vs hello world (same uvicorn options)",
+        "",
+        "| target | req/s | p50 ms | p99 ms | ratio to hello |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    runs = g.get("runs") or {}
+    for name in ("hello", "home", "post"):
+        best = max(runs.get(name) or [{}], key=lambda r: r.get("rps", 0))
+        ratio = g.get(f"{name}_ratio") if name != "hello" else 1.0
+        lines.append(f"| {name} | {_fmt(best.get('rps'))} | {_fmt(best.get('p50_ms'))} | {_fmt(best.get('p99_ms'))} "
+                     f"| {_fmt(ratio, 3)} |")
+    lines += [
+        "",
+        f"Load: {g.get('load', '—')}.",
+        "",
+        f"## 3. Stream delivery latency ({_fmt(d.get('streams'))} SSE streams)",
+        "",
+        "| posts/s | deliveries | p50 ms | p95 ms | p99 ms | max ms | server p50 ms | server p99 ms "
+        "| post answer p50 ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in d.get("rates", []):
+        lines.append(
+            f"| {_fmt(r['posts_per_s'])} | {_fmt(r['deliveries'])}/{_fmt(r['expected_deliveries'])} | "
+            f"{_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['max_ms'])} | "
+            f"{_fmt(r['server_p50_ms'])} | {_fmt(r['server_p99_ms'])} | {_fmt(r['post_answer_p50_ms'])} |")
+    lines += [
+        "",
+        "Client latency = frame arrival - status `created_at` (ms precision); server = gateway histogram "
+        "`kicau_stream_delivery_latency_seconds` (accepted → written), interpolated inside its buckets.",
+        "",
+        "## 4. Redis memory",
+        "",
+        f"{_fmt(results.get('redis_bytes_per_timeline_entry'), 2)} bytes per home-timeline entry "
+        f"(`MEMORY USAGE`, {_fmt((results.get('memory') or {}).get('timelines'))} full timelines, encoding "
+        f"{(results.get('memory') or {}).get('encoding', '—')}).",
+        "",
+        "## 5. Celebrity (large account)",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+    ]
+    for key in ("followers", "post_redis_commands", "visible_in_home_ms", "stream_p99_ms", "fanout_on_write_s"):
+        lines.append(f"| {key} | {_fmt(c.get(key))} |")
+    if c.get("todo"):
+        lines += ["", f"_{c['todo']}_"]
+    lines += ["", "Plots: `delivery_latency.png`, `fanout_throughput.png`, `gateway_throughput.png`.", ""]
+    return "\n".join(lines)
+
+
+def plots(results: dict[str, Any], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    d = results.get("delivery") or {}
+    rates = d.get("rates") or []
+    if rates:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        x = [r["posts_per_s"] for r in rates]
+        for key, style, label in (("p50_ms", "o-", "client p50"), ("p95_ms", "s-", "client p95"),
+                                  ("p99_ms", "^-", "client p99"), ("server_p99_ms", "v--", "server p99")):
+            ax.plot(x, [r.get(key) for r in rates], style, label=label)
+        ax.axhline(100, color="red", linestyle=":", label="target p99 100 ms")
+        ax.set_xlabel("posts per second (open loop)")
+        ax.set_ylabel("status → stream delivery (ms)")
+        ax.set_title(f"Delivery latency vs load, {d.get('streams')} SSE streams")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "delivery_latency.png", dpi=110)
+        plt.close(fig)
+        written.append("delivery_latency.png")
+
+    f = results.get("fanout") or {}
+    if f.get("entries_per_s"):
+        candidates = [("fanout\nentries/s", f.get("entries_per_s")),
+                ("Redis ZADD\nlimit", f.get("redis_zadd_pipelined_limit_per_s")),
+                ("Redis ZADD+trim\nlimit", f.get("redis_zadd_plus_trim_limit_entries_per_s")),
+                ("Redis push script\nlimit", f.get("redis_push_script_limit_per_s"))]
+        bars: list[tuple[str, float]] = [(n, float(v)) for n, v in candidates if v]
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        colors = ["tab:blue"] + ["tab:gray"] * (len(bars) - 1)
+        ax.bar([n for n, _ in bars], [v for _, v in bars], color=colors)
+        limit = float(f.get("redis_zadd_pipelined_limit_per_s") or 0)
+        ax.axhline(limit * 0.5, color="red", linestyle=":", label="target: 50% of ZADD limit")
+        for i, (_, v) in enumerate(bars):
+            ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=9)
+        ax.set_ylabel("per second")
+        ax.set_title(f"Fanout throughput vs Redis limit ({f.get('followers'):,} followers)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "fanout_throughput.png", dpi=110)
+        plt.close(fig)
+        written.append("fanout_throughput.png")
+
+    g = results.get("gateway") or {}
+    if g.get("hello_rps"):
+        names = ["hello world", "GET home", "POST status"]
+        values = [g["hello_rps"], g.get("home_rps") or 0, g.get("post_rps") or 0]
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        ax.bar(names, values, color=["tab:gray", "tab:blue", "tab:orange"])
+        ax.plot([0.6, 1.4], [g["hello_rps"] * 0.5] * 2, color="red", linestyle=":", label="target home: 50%")
+        ax.plot([1.6, 2.4], [g["hello_rps"] * 0.25] * 2, color="purple", linestyle=":", label="target post: 25%")
+        for i, v in enumerate(values):
+            ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=9)
+        ax.set_ylabel("requests per second (wrk)")
+        ax.set_title("Gateway throughput vs hello world (same uvicorn options)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "gateway_throughput.png", dpi=110)
+        plt.close(fig)
+        written.append("gateway_throughput.png")
+    return written
+
+
+def write(results: dict[str, Any], command: str, out: Path = RESULTS) -> list[Path]:
+    results["verdicts"] = verdicts(results)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "latest.json", results)
+    (out / "latest.md").write_text(markdown(results, command))
+    written = [out / "latest.json", out / "latest.md"]
+    written += [out / name for name in plots(results, out)]
+    return written
