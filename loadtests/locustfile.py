@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
+from gevent.lock import BoundedSemaphore
 from locust import FastHttpUser, User, between, constant, constant_throughput, events, task
 
 # KICAU_LOAD_MIX: weights of home reads, account-timeline reads and posts (DeathStarBench's default).
@@ -27,9 +29,18 @@ RATE = float(os.environ.get("KICAU_LOAD_RATE", "0"))
 # Each API user follows this many of the accounts created before it.
 FOLLOWS = int(os.environ.get("KICAU_LOAD_FOLLOWS", "10"))
 PASSWORD = "locust-load-password"
+# Registration hashes a password with Argon2id (deliberately slow, bounded concurrency in the graph service):
+# a whole spawn wave registering at once queues past the gateway's upstream timeout and gets 503s. Each
+# process registers at most this many at a time, and retries a 503/429 a few times after a pause.
+REGISTER_CONCURRENCY = int(os.environ.get("KICAU_LOAD_REGISTER_CONCURRENCY", "2"))
+REGISTER_TRIES = 5
+# A streaming user follows at most this many posting users, picked up between listening windows.
+STREAM_FOLLOWS = 50
 
 _accounts: list[tuple[str, str]] = []  # (account id, token) of every registered load user in this process
 _app: dict[str, str] = {}
+_app_lock = BoundedSemaphore(1)
+_register_slots = BoundedSemaphore(REGISTER_CONCURRENCY)
 
 
 def _wait_time() -> Any:
@@ -37,21 +48,31 @@ def _wait_time() -> Any:
 
 
 def _register(client: Any) -> tuple[str, str]:
-    if not _app:
-        app = client.post("/api/v1/apps", data={"client_name": "locust", "scopes": "read write follow"},
-                          name="setup: app").json()
-        token = client.post("/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": app["client_id"], "client_secret": app["client_secret"],
-            "scope": "read write follow"}, name="setup: app token").json()["access_token"]
-        _app.update(app, app_token=token)
+    with _app_lock:  # one OAuth app per process, not one per user of the first spawn wave
+        if not _app:
+            _create_app(client)
     name = f"load_{uuid.uuid4().hex[:12]}"
-    answer = client.post("/api/v1/accounts", headers={"Authorization": f"Bearer {_app['app_token']}"},
-                         data={"username": name, "email": f"{name}@load.test", "password": PASSWORD,
-                               "agreement": "true"}, name="setup: register")
+    for attempt in range(REGISTER_TRIES):
+        with _register_slots:
+            answer = client.post("/api/v1/accounts", headers={"Authorization": f"Bearer {_app['app_token']}"},
+                                 data={"username": name, "email": f"{name}@load.test", "password": PASSWORD,
+                                       "agreement": "true"}, name="setup: register")
+        if answer.status_code not in (429, 503) or attempt == REGISTER_TRIES - 1:
+            break
+        gevent.sleep(1.0 + attempt)
     token = answer.json()["access_token"]
     me = client.get("/api/v1/accounts/verify_credentials", headers={"Authorization": f"Bearer {token}"},
                     name="setup: verify_credentials").json()
     return me["id"], token
+
+
+def _create_app(client: Any) -> None:
+    app = client.post("/api/v1/apps", data={"client_name": "locust", "scopes": "read write follow"},
+                      name="setup: app").json()
+    token = client.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": app["client_id"], "client_secret": app["client_secret"],
+        "scope": "read write follow"}, name="setup: app token").json()["access_token"]
+    _app.update(app, app_token=token)
 
 
 class ApiUser(FastHttpUser):
@@ -91,26 +112,37 @@ class StreamingUser(User):
     """
 
     weight = int(os.environ.get("KICAU_LOAD_STREAM_WEIGHT", "1"))
-    wait_time = between(1, 2)
+    wait_time = between(0.1, 0.5)
 
     def on_start(self) -> None:
         from locust.contrib.fasthttp import FastHttpSession
 
-        session = FastHttpSession(self.environment, base_url=self.host, user=self)
-        self.account_id, self.token = _register(session)
-        # Follow the posting users so their statuses reach this stream.
-        for followee, _ in _accounts[-50:]:
-            session.post(f"/api/v1/accounts/{followee}/follow",
-                         headers={"Authorization": f"Bearer {self.token}"}, name="setup: follow")
+        # Locust 2.4x: FastHttpSession(base_url, request_event, user); it used to take the environment first.
+        self.session = FastHttpSession(base_url=self.host, request_event=self.environment.events.request, user=self)
+        self.account_id, self.token = _register(self.session)
+        self.followed: set[str] = set()
+
+    def _follow_new_posters(self) -> None:
+        """Follow posting users registered since the last window (they keep arriving during the ramp-up), so
+        their statuses reach this stream; at most STREAM_FOLLOWS in all."""
+        for followee, _ in _accounts[-STREAM_FOLLOWS:]:
+            if len(self.followed) >= STREAM_FOLLOWS:
+                break
+            if followee not in self.followed and followee != self.account_id:
+                self.session.post(f"/api/v1/accounts/{followee}/follow",
+                                  headers={"Authorization": f"Bearer {self.token}"}, name="setup: follow")
+                self.followed.add(followee)
 
     @task
     def listen(self) -> None:
+        self._follow_new_posters()
         target = urlsplit(self.host)
         sock = socket.create_connection((target.hostname or "127.0.0.1", target.port or 80), timeout=30)
         sock.sendall((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {target.netloc}\r\n"
                       f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
         buffer = b""
-        deadline = time.time() + float(os.environ.get("KICAU_LOAD_STREAM_SECONDS", "60"))
+        # Listening windows are short so new posters are followed between them.
+        deadline = time.time() + float(os.environ.get("KICAU_LOAD_STREAM_SECONDS", "15"))
         try:
             while time.time() < deadline:
                 chunk = sock.recv(65536)
