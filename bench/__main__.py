@@ -18,7 +18,16 @@ from typing import Any
 import uvloop
 
 from bench import celebrity, delivery, fanout, gateway, memory, report
-from bench.common import RESULTS, BenchError, check_stack, ensure_tools, load_average, log, machine_info
+from bench.common import (
+    RESULTS,
+    BenchError,
+    check_stack,
+    ensure_tools,
+    fanout_group_members,
+    load_average,
+    log,
+    machine_info,
+)
 
 SECTIONS = ("fanout", "gateway", "delivery", "memory", "celebrity")
 
@@ -74,6 +83,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         f"load average {results['machine']['load_average_at_start']}")
     ensure_tools()
     check_stack()
+    members = await fanout_group_members()
+    results["machine"]["fanout_group_members"] = members
+    if members is not None and members != 1:
+        log(f"!! consumer group kicau-fanout has {members} members (expected 1, the stack's fanout): another "
+            "process takes some partitions; the fanout and delivery sections may stall")
     plan: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
         "fanout": lambda: fanout.run(fanout.FanoutOptions(followers=args.fanout_followers, posts=args.fanout_posts,
                                                           rounds=1 if args.quick else 2, profile=args.profile)),

@@ -6,6 +6,8 @@ Everything here talks to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -94,6 +96,23 @@ def check_stack() -> None:
             problems.append(f"{name}: {exc}")
     if problems:
         raise BenchError("the stack is not ready (" + "; ".join(problems) + "); start it with `make up`")
+
+
+async def fanout_group_members(bootstrap: str = "127.0.0.1:9092", group: str = "kicau-fanout") -> int | None:
+    """Members of the fanout's consumer group: a stray worker from elsewhere (e.g. a test that forgot to point
+    its own fanout at its own Kafka) takes partitions, and what it does with them is not measured here."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(admin.start(), 10)
+        described = await asyncio.wait_for(admin.describe_consumer_groups([group]), 10)
+        return sum(len(g.groups[0][5]) for g in described if g.groups)
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 def service_pid(name: str) -> int | None:
