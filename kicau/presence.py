@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 GATEWAYS = "online:gateways"
 HEARTBEAT_SECONDS = 5
-HEARTBEAT_TTL = 20
+HEARTBEAT_TTL = 30
 
 
 def _hash(gateway_id: str) -> str:
@@ -40,7 +41,9 @@ class GatewayPresence:
     def __init__(self, redis: Redis, gateway_id: str | None = None) -> None:
         self.redis = redis
         self.gateway_id = gateway_id or uuid.uuid4().hex[:12]
-        self._task: asyncio.Task[None] | None = None
+        # The truth about this gateway's streams; Redis holds a copy that expires if the gateway dies.
+        self._local: dict[int, int] = {}
+        self.last_beat = 0.0
 
     @property
     def channel(self) -> str:
@@ -52,31 +55,48 @@ class GatewayPresence:
         pipe.sadd(GATEWAYS, self.gateway_id)
         pipe.set(_alive(self.gateway_id), b"1", ex=HEARTBEAT_TTL)
         await pipe.execute()
-        self._task = asyncio.create_task(self._heartbeat())
+        self.last_beat = time.monotonic()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
         pipe = self.redis.pipeline(transaction=False)
         pipe.delete(_hash(self.gateway_id), _alive(self.gateway_id))
         pipe.srem(GATEWAYS, self.gateway_id)
         pipe.publish(keys.PRESENCE_CHANNEL, f"{self.gateway_id} * 0")
         await pipe.execute()
 
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            try:
-                await self.redis.set(_alive(self.gateway_id), b"1", ex=HEARTBEAT_TTL)
-            except Exception:
-                log.warning("presence heartbeat failed", exc_info=True)
+    def healthy(self) -> bool:
+        return time.monotonic() - self.last_beat < HEARTBEAT_TTL
+
+    async def beat(self) -> None:
+        """Keep this gateway's presence alive. If it lapsed (a stall longer than the TTL, or Redis lost its
+        data), write it again from local truth and ask every fanout to reload it."""
+        previous = await self.redis.set(_alive(self.gateway_id), b"1", ex=HEARTBEAT_TTL, get=True)
+        pipe = self.redis.pipeline(transaction=True)
+        if previous is None:
+            log.warning("presence of gateway %s had lapsed; announcing it again", self.gateway_id)
+            pipe.delete(_hash(self.gateway_id))
+            if self._local:
+                pipe.hset(_hash(self.gateway_id), mapping={str(a): c for a, c in self._local.items()})
+            pipe.sadd(GATEWAYS, self.gateway_id)
+            pipe.publish(keys.PRESENCE_CHANNEL, f"{self.gateway_id} * resync")
+        pipe.expire(_hash(self.gateway_id), HEARTBEAT_TTL)
+        await pipe.execute()
+        self.last_beat = time.monotonic()
 
     async def change(self, account_id: int, delta: int) -> None:
-        count = int(await self.redis.hincrby(_hash(self.gateway_id), str(account_id), delta))
-        if count <= 0:
-            await self.redis.hdel(_hash(self.gateway_id), str(account_id))
-            count = 0
-        await self.redis.publish(keys.PRESENCE_CHANNEL, f"{self.gateway_id} {account_id} {count}")
+        count = self._local.get(account_id, 0) + delta
+        if count > 0:
+            self._local[account_id] = count
+        else:
+            self._local.pop(account_id, None)
+        pipe = self.redis.pipeline(transaction=True)
+        if count > 0:
+            pipe.hset(_hash(self.gateway_id), str(account_id), count)
+        else:
+            pipe.hdel(_hash(self.gateway_id), str(account_id))
+        pipe.expire(_hash(self.gateway_id), HEARTBEAT_TTL)
+        pipe.publish(keys.PRESENCE_CHANNEL, f"{self.gateway_id} {account_id} {max(count, 0)}")
+        await pipe.execute()
 
 
 class OnlineMirror:
@@ -87,6 +107,7 @@ class OnlineMirror:
         self._where: dict[int, set[str]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._resync_now = False
 
     def __len__(self) -> int:
         return len(self._where)
@@ -115,6 +136,9 @@ class OnlineMirror:
 
     def _apply(self, message: str) -> None:
         gateway, account, count = message.split(" ")
+        if account == "*" and count == "resync":
+            self._resync_now = True
+            return
         if account == "*":
             for gateways in self._where.values():
                 gateways.discard(gateway)
@@ -139,9 +163,9 @@ class OnlineMirror:
         fresh: dict[int, set[str]] = defaultdict(set)
         for gateway in gateways:
             if not await self.redis.exists(_alive(gateway)):
-                # A gateway that died without saying so: its streams are gone with it.
+                # Silent for longer than the TTL: dead, or stalled. Its hash expires on its own; a stalled
+                # gateway announces itself again (and asks for a resync) on its next heartbeat.
                 await self.redis.srem(GATEWAYS, gateway)
-                await self.redis.delete(_hash(gateway))
                 continue
             for account, count in (await self.redis.hgetall(_hash(gateway))).items():
                 if int(count) > 0:
@@ -160,7 +184,8 @@ class OnlineMirror:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._apply(bytes(message["data"]).decode())
-                    if asyncio.get_running_loop().time() > resync_at:
+                    if self._resync_now or asyncio.get_running_loop().time() > resync_at:
+                        self._resync_now = False
                         await self._snapshot()
                         resync_at = asyncio.get_running_loop().time() + HEARTBEAT_TTL
             except asyncio.CancelledError:

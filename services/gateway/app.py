@@ -76,6 +76,11 @@ async def services_ready() -> None:
 
 # Added before install_common so the metrics middleware stays outermost and counts the 429s too.
 app.add_middleware(RateLimitMiddleware)
-install_common(app, service="gateway", readiness=[redis_ready, services_ready])
+async def streams_ready() -> None:
+    if not app.state.hub.healthy():
+        raise RuntimeError("stream hub is not receiving or its presence lapsed")
+
+
+install_common(app, service="gateway", readiness=[redis_ready, services_ready, streams_ready])
 for module in (instance, oauth, accounts, timelines, statuses, streaming):
     app.include_router(module.router)

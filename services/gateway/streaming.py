@@ -48,6 +48,9 @@ class Connection:
     overflowed: bool = False
     _queue: collections.deque[StreamEvent] = field(default_factory=collections.deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set on overflow. The writer may be blocked in a send to a reader that stopped reading, where it never
+    # looks at ``overflowed``: whoever runs the connection waits on this to cut it off regardless.
+    overflow: asyncio.Event = field(default_factory=asyncio.Event)
 
     def push(self, event: StreamEvent) -> None:
         if self.overflowed:
@@ -56,6 +59,7 @@ class Connection:
             # Falling behind by a whole queue: stop buffering for this reader and tell it to go.
             self.overflowed = True
             self._queue.clear()
+            self.overflow.set()
         else:
             self._queue.append(event)
         self._wake.set()
@@ -94,15 +98,17 @@ class StreamHub:
         self._connections: dict[int, set[Connection]] = collections.defaultdict(set)
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
         await self.presence.start()
         self._tasks.append(asyncio.create_task(self._receive(), name="stream-hub-receive"))
-        self._tasks.append(asyncio.create_task(self._renew_leases(), name="stream-hub-leases"))
+        self._tasks.append(asyncio.create_task(self._maintain(), name="stream-hub-maintain"))
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await self.presence.stop()
@@ -198,15 +204,32 @@ class StreamHub:
         if recipients:
             self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
 
-    async def _renew_leases(self) -> None:
+    def healthy(self) -> bool:
+        """For /readyz: the receive and maintenance loops run and presence is fresh."""
+        return all(not t.done() for t in self._tasks) and self.presence.healthy()
+
+    async def _maintain(self) -> None:
+        """Every few seconds: presence heartbeat and stream-lease renewal. A failure is logged and retried on
+        the next round; nothing but stop() ends this loop, since a silent gateway stops receiving events."""
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            now = time.time()
             try:
-                pipe = self.redis.pipeline(transaction=False)
-                for account_id, held in self._connections.items():
-                    pipe.zadd(_lease_key(account_id), {c.connection_id: now for c in held})
-                    pipe.expire(_lease_key(account_id), STREAM_LEASE_SECONDS * 2)
-                await pipe.execute()
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+                await self.presence.beat()
+                await self._renew_leases()
+            except asyncio.CancelledError:
+                if self._stopping:
+                    raise
+                log.error("stream hub maintenance was cancelled unexpectedly; continuing")
             except Exception:
-                log.warning("could not renew stream leases", exc_info=True)
+                log.warning("stream hub maintenance failed; retrying", exc_info=True)
+
+    async def _renew_leases(self) -> None:
+        if not self._connections:
+            return
+        now = time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        for account_id, held in self._connections.items():
+            pipe.zadd(_lease_key(account_id), {c.connection_id: now for c in held})
+            pipe.expire(_lease_key(account_id), STREAM_LEASE_SECONDS * 2)
+        await pipe.execute()
+
