@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
+import signal
 import sys
 import time
 import traceback
@@ -131,6 +132,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli(argv: list[str]) -> int:
     args = parse_args(argv)
+    # SIGTERM (a stopped `make bench`) unwinds like Ctrl-C, so sections still remove what they wrote to Redis.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         results = uvloop.run(main(args))
     except BenchError as exc:

@@ -41,7 +41,8 @@ HISTOGRAM = "kicau_stream_delivery_latency_seconds"
 @dataclass
 class DeliveryOptions:
     streams: int = 1000
-    posters: int = 2
+    # Posts are spread over this many accounts: the gateway allows 300 requests per account per 5 minutes.
+    posters: int = 10
     rates: tuple[float, ...] = (2.0, 10.0, 25.0)
     default_rate: float = 10.0
     seconds: float = 15.0
@@ -217,6 +218,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
         pipe = redis.pipeline(transaction=False)
         for account_id in [*posters, *listeners]:
             pipe.zadd(keys.home_feed(account_id), {keys.FEED_SENTINEL: 0})
+            pipe.expire(keys.home_feed(account_id), 3600)  # gone by itself if the run is interrupted
         await pipe.execute()
 
         log(f"delivery: opening {opts.streams} SSE streams")

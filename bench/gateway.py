@@ -11,26 +11,33 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from bench import profiling
 from bench.common import (
     GATEWAY,
     GATEWAY_FRIEND,
-    GATEWAY_POSTER,
-    GATEWAY_READER,
+    GATEWAY_POSTERS,
+    GATEWAY_READERS,
+    REDIS_URL,
     ROOT,
+    STATE,
     BenchError,
     free_port,
     log,
     wait_for_port,
 )
-from bench.seed import Seeder
+from bench.seed import Seeder, token_for
+from kicau import keys
+from kicau.feeds import Feeds
+from kicau.settings import CommonSettings
+
+SAFETY_TTL_SECONDS = 3600  # bench timelines vanish by themselves if a run is interrupted before its cleanup
 
 WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 PAGE = 20  # Mastodon's default page: what a client's home request gets
@@ -43,11 +50,14 @@ class GatewayOptions:
     warmup_seconds: int = 3
     rounds: int = 2
     profile: bool = False
+    # Requests are spread over this many readers and posters: the gateway allows 300 requests per account
+    # per 5 minutes (Mastodon's default), and one account would measure the 429 path.
+    accounts: int = 500
 
 
-def wrk(url: str, *, seconds: int, connections: int, method: str = "GET", token: str | None = None,
+def wrk(url: str, *, seconds: int, connections: int, method: str = "GET", tokens: Path | None = None,
         body: str | None = None) -> dict[str, Any]:
-    env = {**os.environ, "BENCH_METHOD": method, "BENCH_TOKEN": token or "", "BENCH_BODY": body or ""}
+    env = {**os.environ, "BENCH_METHOD": method, "BENCH_TOKENS_FILE": str(tokens or ""), "BENCH_BODY": body or ""}
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(WRK_SCRIPT), url]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60)
     for line in done.stdout.splitlines():
@@ -68,47 +78,72 @@ def wrk(url: str, *, seconds: int, connections: int, method: str = "GET", token:
     raise BenchError(f"wrk gave no summary: {done.stdout[-500:]} {done.stderr[-500:]}")
 
 
-async def _prepare_home(reader_token: str, friend_token: str) -> int:
-    """Make the reader's home timeline hold at least a full page, through the public API."""
+async def _prepare_homes(readers: list[int], friend_token: str, friend: int) -> int:
+    """Give every reader a home timeline holding a full page: the followed account has at least a page of
+    statuses (posted through the API when missing) and each reader's timeline is written with them, as a
+    rebuild would; one reader is then read back through the API. Returns that page's size."""
     async with httpx.AsyncClient(base_url=GATEWAY, timeout=30) as client:
-        def auth(token: str) -> dict[str, str]:
-            return {"Authorization": f"Bearer {token}"}
-
-        async def page_size() -> int:
-            answer = await client.get("/api/v1/timelines/home", params={"limit": PAGE}, headers=auth(reader_token))
-            answer.raise_for_status()
-            return len(answer.json())
-
-        have = await page_size()  # also materialises the timeline (rebuild from Cassandra) when missing
-        if have < PAGE:
-            log(f"  posting {PAGE} statuses for the reader's home timeline")
-            for i in range(PAGE):
-                answer = await client.post("/api/v1/statuses", headers=auth(friend_token),
+        auth = {"Authorization": f"Bearer {friend_token}"}
+        answer = await client.get(f"/api/v1/accounts/{friend}/statuses", params={"limit": 40}, headers=auth)
+        answer.raise_for_status()
+        ids = [int(s["id"]) for s in answer.json()]
+        if len(ids) < PAGE:
+            log(f"  posting {PAGE - len(ids)} statuses for the readers' home timelines")
+            for i in range(PAGE - len(ids)):
+                posted = await client.post("/api/v1/statuses", headers=auth,
                                            json={"status": f"bench home page status {i}: " + "lorem ipsum " * 12})
-                answer.raise_for_status()
-            deadline = time.monotonic() + 30
-            while have < PAGE and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-                have = await page_size()
+                posted.raise_for_status()
+                ids.append(int(posted.json()["id"]))
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            feeds = Feeds(redis, cap=CommonSettings().home_timeline_cap, ttl_seconds=SAFETY_TTL_SECONDS)
+            pipe = redis.pipeline(transaction=False)
+            for reader in readers:
+                feeds.materialise(pipe, keys.home_feed(reader), ids)
+            await pipe.execute()
+        finally:
+            await redis.aclose()
+        page = await client.get("/api/v1/timelines/home", params={"limit": PAGE},
+                                headers={"Authorization": f"Bearer {token_for(readers[0])}"})
+        page.raise_for_status()
+        have = len(page.json())
         if have < PAGE:
-            raise BenchError(f"the reader's home timeline holds {have} statuses, expected {PAGE}")
+            raise BenchError(f"a reader's home timeline holds {have} statuses, expected {PAGE}")
         return have
 
 
+async def _drop_homes(readers: list[int]) -> None:
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        pipe = redis.pipeline(transaction=False)
+        for reader in readers:
+            pipe.unlink(keys.home_feed(reader))
+        await pipe.execute()
+    finally:
+        await redis.aclose()
+
+
 async def run(opts: GatewayOptions) -> dict[str, Any]:
-    log("gateway: seeding reader, poster and followed account")
+    readers = list(range(GATEWAY_READERS, GATEWAY_READERS + opts.accounts))
+    posters = list(range(GATEWAY_POSTERS, GATEWAY_POSTERS + opts.accounts))
+    log(f"gateway: seeding {opts.accounts} readers, {opts.accounts} posters and the account the readers follow")
     seeder = Seeder()
     try:
-        issued = seeder.accounts({GATEWAY_READER: "bench_gw_reader", GATEWAY_POSTER: "bench_gw_poster",
-                                  GATEWAY_FRIEND: "bench_gw_friend"})
-        seeder.follow([GATEWAY_READER], GATEWAY_FRIEND)
-        seeder.set_counts(GATEWAY_FRIEND, followers=1)
-        seeder.set_counts(GATEWAY_READER, following=1)
+        issued = seeder.accounts({GATEWAY_FRIEND: "bench_gw_friend"})
+        issued.update(seeder.accounts({r: f"bench_gw_reader_{r - GATEWAY_READERS}" for r in readers}))
+        issued.update(seeder.accounts({p: f"bench_gw_poster_{p - GATEWAY_POSTERS}" for p in posters}))
+        seeder.follow(readers, GATEWAY_FRIEND)
+        seeder.set_counts(GATEWAY_FRIEND, followers=len(readers))
+        seeder.set_following_counts(readers, 1)
     finally:
         seeder.close()
-    reader, poster, friend = issued[GATEWAY_READER], issued[GATEWAY_POSTER], issued[GATEWAY_FRIEND]
-    page = await _prepare_home(reader, friend)
-    log(f"  reader's home page: {page} statuses")
+    STATE.mkdir(parents=True, exist_ok=True)
+    reader_tokens = STATE / "gateway-readers.tokens"
+    poster_tokens = STATE / "gateway-posters.tokens"
+    reader_tokens.write_text("".join(f"{issued[r]}\n" for r in readers))
+    poster_tokens.write_text("".join(f"{issued[p]}\n" for p in posters))
+    page = await _prepare_homes(readers, issued[GATEWAY_FRIEND], GATEWAY_FRIEND)
+    log(f"  readers' home page: {page} statuses")
 
     port = free_port()
     hello = subprocess.Popen(  # noqa: ASYNC220 (started once, never waited on in the loop)
@@ -118,8 +153,8 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         wait_for_port(port)
         targets: dict[str, dict[str, Any]] = {
             "hello": {"url": f"http://127.0.0.1:{port}/hello"},
-            "home": {"url": f"{GATEWAY}/api/v1/timelines/home", "token": reader},
-            "post": {"url": f"{GATEWAY}/api/v1/statuses", "method": "POST", "token": poster,
+            "home": {"url": f"{GATEWAY}/api/v1/timelines/home", "tokens": reader_tokens},
+            "post": {"url": f"{GATEWAY}/api/v1/statuses", "method": "POST", "tokens": poster_tokens,
                      "body": json.dumps({"status": "bench wrk post: " + "lorem ipsum " * 8})},
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
@@ -128,18 +163,19 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 if number == 0 and opts.warmup_seconds:
                     await asyncio.to_thread(wrk, target["url"], seconds=opts.warmup_seconds,
                                             connections=opts.connections, method=target.get("method", "GET"),
-                                            token=target.get("token"), body=target.get("body"))
+                                            tokens=target.get("tokens"), body=target.get("body"))
                 profiler = None
                 if opts.profile and number == opts.rounds - 1 and name != "hello":
                     profiler = profiling.start("gateway", seconds=opts.seconds, suffix=f"-{name}")
                 result = await asyncio.to_thread(wrk, target["url"], seconds=opts.seconds,
                                                  connections=opts.connections, method=target.get("method", "GET"),
-                                                 token=target.get("token"), body=target.get("body"))
+                                                 tokens=target.get("tokens"), body=target.get("body"))
                 profiling.finish(profiler)
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:5s}: {result['rps']:8,.0f} req/s  "
                     f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}")
     finally:
+        await _drop_homes(readers)
         hello.terminate()
         try:
             hello.wait(timeout=15)
@@ -165,6 +201,6 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         "home_page_statuses": page,
         "runs_with_errors": sum(1 for r in runs.values() for x in r if not clean(x)),
         "load": f"wrk -t1 -c{opts.connections} -d{opts.seconds}s (closed loop), best of {opts.rounds} "
-                f"interleaved rounds",
+                f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",
         "runs": runs,
     }

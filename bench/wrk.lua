@@ -1,16 +1,40 @@
--- wrk script for the gateway section: method, body and bearer token from the environment, and a one-line
--- JSON summary (prefixed BENCH_JSON) that bench/gateway.py parses.
+-- wrk script for the gateway section. Method, body and bearer token(s) come from the environment; prints a
+-- one-line JSON summary (prefixed BENCH_JSON) that bench/gateway.py parses.
+--   BENCH_METHOD       GET (default) or POST
+--   BENCH_BODY         JSON request body (sent with Content-Type: application/json)
+--   BENCH_TOKEN        one bearer token for every request, or
+--   BENCH_TOKENS_FILE  a file of tokens, one a line, used round-robin: the gateway limits requests per
+--                      account (300 per 5 minutes by default), so load is spread over many accounts
 local method = os.getenv("BENCH_METHOD") or "GET"
 local token = os.getenv("BENCH_TOKEN")
 local body = os.getenv("BENCH_BODY")
+local tokens_file = os.getenv("BENCH_TOKENS_FILE")
 
+if body == "" then body = nil end
 wrk.method = method
-if token and token ~= "" then
-  wrk.headers["Authorization"] = "Bearer " .. token
-end
-if body and body ~= "" then
+if body then
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
+end
+
+local tokens = {}
+if tokens_file and tokens_file ~= "" then
+  for line in io.lines(tokens_file) do
+    if line ~= "" then tokens[#tokens + 1] = line end
+  end
+end
+
+if #tokens > 0 then
+  local i = math.random(#tokens)
+  request = function()
+    i = i % #tokens + 1
+    local headers = {}
+    for k, v in pairs(wrk.headers) do headers[k] = v end
+    headers["Authorization"] = "Bearer " .. tokens[i]
+    return wrk.format(nil, nil, headers, body)
+  end
+elseif token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
 end
 
 done = function(summary, latency, requests)
