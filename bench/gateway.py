@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,45 @@ def wrk(url: str, *, seconds: int, connections: int, method: str = "GET", tokens
                 "p99_ms": raw["p99_us"] / 1000,
                 "max_ms": raw["max_us"] / 1000,
             }
-    raise BenchError(f"wrk gave no summary: {done.stdout[-500:]} {done.stderr[-500:]}")
+    raise RuntimeError(f"wrk gave no summary: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+
+async def _wait_ready(url: str, patience_s: float = 90.0) -> bool:
+    """After a failed run: wait for the gateway to answer /readyz again (shared stacks get restarted)."""
+    deadline = time.monotonic() + patience_s
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(1.0)
+    return False
+
+
+async def _measure(target: dict[str, Any], *, seconds: int, connections: int) -> dict[str, Any]:
+    """One wrk run; when the server went away under it (connection refused, every request failing), wait
+    for it to come back and run once more. Both attempts are kept in the result."""
+    def once() -> dict[str, Any]:
+        return wrk(target["url"], seconds=seconds, connections=connections, method=target.get("method", "GET"),
+                   tokens=target.get("tokens"), body=target.get("body"))
+
+    try:
+        result = await asyncio.to_thread(once)
+        if result["requests"] and result["errors"] < 0.5 * result["requests"]:
+            return result
+        failed: dict[str, Any] | str = result
+    except RuntimeError as exc:
+        failed = str(exc)
+    base = "/".join(target["url"].split("/", 3)[:3])
+    ready_url = base + ("/readyz" if "/api/" in target["url"] else "/hello")
+    log(f"  run failed ({failed if isinstance(failed, str) else str(failed['errors']) + ' errors'}); "
+        "waiting for the server and retrying once")
+    await _wait_ready(ready_url)
+    result = await asyncio.to_thread(once)
+    result["retried_after"] = failed
+    return result
 
 
 async def _prepare_homes(readers: list[int], friend_token: str, friend: int) -> int:
@@ -161,15 +200,11 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         for number in range(opts.rounds):
             for name, target in targets.items():
                 if number == 0 and opts.warmup_seconds:
-                    await asyncio.to_thread(wrk, target["url"], seconds=opts.warmup_seconds,
-                                            connections=opts.connections, method=target.get("method", "GET"),
-                                            tokens=target.get("tokens"), body=target.get("body"))
+                    await _measure(target, seconds=opts.warmup_seconds, connections=opts.connections)
                 profiler = None
                 if opts.profile and number == opts.rounds - 1 and name != "hello":
                     profiler = profiling.start("gateway", seconds=opts.seconds, suffix=f"-{name}")
-                result = await asyncio.to_thread(wrk, target["url"], seconds=opts.seconds,
-                                                 connections=opts.connections, method=target.get("method", "GET"),
-                                                 tokens=target.get("tokens"), body=target.get("body"))
+                result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
                 profiling.finish(profiler)
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:5s}: {result['rps']:8,.0f} req/s  "
