@@ -106,9 +106,6 @@ class EventStreamResponse(Response):
             while True:
                 pending = await connection.next(self.heartbeat)
                 if connection.overflowed:
-                    final = StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(chunk(sse_frame(final)), timeout=1.0)
                     return
                 if pending is None:
                     await chunk(b":thump\n")
@@ -126,14 +123,20 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         writer = asyncio.create_task(write())
         watcher = asyncio.create_task(until_disconnect())
+        overflow = asyncio.create_task(self.connection.overflow.wait())
         try:
-            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({writer, watcher, overflow}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (writer, watcher):
+            for task in (writer, watcher, overflow):
                 task.cancel()
             await self.hub.close(self.connection)
+        # A reader that overflowed may not be reading at all, so every last write is bounded: if it cannot
+        # go out within a second the response is left unfinished and the server closes the connection.
         with contextlib.suppress(Exception):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async with asyncio.timeout(1.0):
+                if self.connection.overflowed:
+                    await chunk(sse_frame(StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)))
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @router.get("/api/v1/streaming/health")
@@ -179,16 +182,27 @@ async def stream_websocket(websocket: WebSocket) -> None:
     sender: asyncio.Task[None] | None = None
 
     async def send_events(conn: Connection) -> None:
-        while True:
-            event = await conn.next(hub_heartbeat)
-            if conn.overflowed:
-                await websocket.send_json({"stream": ["user"], "event": OVERFLOW_EVENT, "payload": "{}"})
-                await websocket.close(code=1008, reason="reader too slow")
-                return
-            if event is None:
-                continue  # the WebSocket layer keeps the connection alive with its own pings
-            await websocket.send_text(_ws_frame(event))
-            conn.observe_delivery(event)
+        async def pump() -> None:
+            while not conn.overflowed:
+                event = await conn.next(hub_heartbeat)
+                if event is None:
+                    continue  # the WebSocket layer keeps the connection alive with its own pings
+                await websocket.send_text(_ws_frame(event))
+                conn.observe_delivery(event)
+
+        # As for SSE: the pump may be stuck in a send to a reader that stopped reading; overflow ends it anyway.
+        pumping, overflow = asyncio.create_task(pump()), asyncio.create_task(conn.overflow.wait())
+        try:
+            await asyncio.wait({pumping, overflow}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pumping.cancel()
+            overflow.cancel()
+        if conn.overflowed:
+            await hub.close(conn)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await websocket.send_json({"stream": ["user"], "event": OVERFLOW_EVENT, "payload": "{}"})
+                    await websocket.close(code=1008, reason="reader too slow")
 
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
     try:
