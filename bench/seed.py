@@ -135,6 +135,11 @@ class Seeder:
         if with_following_rows:
             self._run(self._following, [(f, followee, now) for f in ids])
 
+    def followers_counter(self, account_id: int) -> int:
+        """The account's followers_count counter: seeding sets it last, so it marks a completed seed."""
+        rows = list(self.session.execute(self._stats, (account_id,)))
+        return int(rows[0]["followers_count"] or 0) if rows else 0
+
     def drop_large_account(self, account_id: int) -> bool:
         """Take a bench account out of the large-account registry (when the schema has one)."""
         try:
@@ -180,9 +185,11 @@ class Seeder:
 
 def seed_followers(seeder: Seeder, author: int, author_name: str, first_follower: int, count: int) -> str:
     """An author with ``count`` follower edges (graph rows only: followers need no account record for the
-    fanout). Skipped when that many edges are already stored. Returns the author's token."""
+    fanout). Skipped when a previous seed of that size completed. Returns the author's token."""
     token = seeder.accounts({author: author_name})[author]
-    if seeder.followers_count(author) == count:
+    # The counter is set after the last edge is written, so it equal to `count` means a completed seed
+    # (count(*) over a million-row partition times out on the server).
+    if seeder.followers_counter(author) == count:
         log(f"  {author_name}: {count} followers already seeded")
         return token
     log(f"  seeding {count} follower edges of {author_name} into Cassandra")
