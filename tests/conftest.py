@@ -16,7 +16,7 @@ GATEWAY = os.environ.get("KICAU_TEST_GATEWAY", "http://127.0.0.1:8080")
 T = TypeVar("T")
 
 
-def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.05) -> T:
+def eventually(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05) -> T:
     """Poll until ``check`` returns a truthy value without raising; the fanout is asynchronous by design."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None

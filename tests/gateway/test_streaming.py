@@ -43,7 +43,7 @@ def test_mastodon_py_stream_user_receives_updates_and_deletes(
         eventually(lambda: int(http.get("/metrics").status_code) == 200)
         # The stream registers asynchronously; post until the first one arrives, then check the rest.
         first = http.post("/api/v1/statuses", headers=author.auth, data={"status": "warm-up"}).json()["id"]
-        eventually(lambda: first in recorder.updates, timeout=10)
+        eventually(lambda: first in recorder.updates, timeout=30)
         posted = [http.post("/api/v1/statuses", headers=author.auth, data={"status": f"live {n}"}).json()["id"]
                   for n in range(5)]
         eventually(lambda: recorder.updates[-5:] == posted)
