@@ -96,7 +96,7 @@ def second_fanout_and_gateway() -> Iterator[int]:
     try:
         for port in (fanout_port, gateway_port):
             eventually(lambda p=port: httpx.get(f"http://127.0.0.1:{p}/readyz", timeout=2).status_code == 200,  # type: ignore[misc]
-                       timeout=60, interval=0.5)
+                       timeout=120, interval=0.5)
         yield gateway_port
     finally:
         for process in processes:

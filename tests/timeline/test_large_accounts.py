@@ -45,7 +45,7 @@ def low_threshold_graph() -> Iterator[str]:
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, timeout=60, interval=0.5)
+        eventually(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, timeout=120, interval=0.5)
         yield url
     finally:
         process.terminate()
