@@ -20,6 +20,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -227,6 +228,10 @@ def run(options: CelebrityOptions | None = None) -> dict[str, Any]:
         author_token = seed_followers(seeder, CELEBRITY_AUTHOR, "bench_celebrity", CELEBRITY_FOLLOWERS, followers)
         sample_ids = {CELEBRITY_FOLLOWERS + i * (followers // SAMPLE): f"bench_celebrity_f{i}" for i in range(SAMPLE)}
         sample_tokens = list(seeder.accounts(sample_ids).values())
+        # Readers merge large followees from their `following` rows; the bulk seed writes followers rows only.
+        now = datetime.now(UTC)
+        for follower in sample_ids:
+            seeder.session.execute(seeder._following, (follower, CELEBRITY_AUTHOR, now))
     finally:
         seeder.close()
     session = clients.cassandra_session(CommonSettings())
