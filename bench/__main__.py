@@ -28,6 +28,7 @@ from bench.common import (
     load_average,
     log,
     machine_info,
+    wait_for_stack,
 )
 
 SECTIONS = ("fanout", "gateway", "delivery", "memory", "celebrity")
@@ -105,6 +106,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for index, name in enumerate(wanted, 1):
         log(f"== [{index}/{len(wanted)}] {name}")
         section_started = time.perf_counter()
+        problems = await asyncio.to_thread(wait_for_stack)
+        if problems:
+            errors[name] = "stack not ready: " + "; ".join(problems)
+            log(f"!! {name} skipped: {errors[name]}")
+            continue
         try:
             outcome = await plan[name]()
         except BenchError:

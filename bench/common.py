@@ -85,7 +85,26 @@ def ensure_tools() -> None:
         raise BenchError(f"could not install {still}")
 
 
+def wait_for_stack(patience_s: float = 180.0) -> list[str]:
+    """Poll until the gateway and the fanout answer (the stack is shared and may be restarted between
+    sections); the problems still seen when patience runs out, or an empty list."""
+    deadline = time.monotonic() + patience_s
+    problems = stack_problems()
+    if problems:
+        log(f"  waiting up to {patience_s:.0f}s for the stack: {'; '.join(problems)}")
+    while problems and time.monotonic() < deadline:
+        time.sleep(2.0)
+        problems = stack_problems()
+    return problems
+
+
 def check_stack() -> None:
+    problems = stack_problems()
+    if problems:
+        raise BenchError("the stack is not ready (" + "; ".join(problems) + "); start it with `make up`")
+
+
+def stack_problems() -> list[str]:
     problems = []
     for name, url in (("gateway", f"{GATEWAY}/readyz"), ("fanout", FANOUT_METRICS)):
         try:
@@ -94,8 +113,7 @@ def check_stack() -> None:
                 problems.append(f"{name}: HTTP {answer.status_code}")
         except httpx.HTTPError as exc:
             problems.append(f"{name}: {exc}")
-    if problems:
-        raise BenchError("the stack is not ready (" + "; ".join(problems) + "); start it with `make up`")
+    return problems
 
 
 async def fanout_group_members(bootstrap: str = "127.0.0.1:9092", group: str = "kicau-fanout") -> int | None:
