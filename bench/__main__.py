@@ -32,6 +32,10 @@ from bench.common import (
 )
 
 SECTIONS = ("fanout", "gateway", "delivery", "memory", "celebrity")
+# Which services each section needs up (memory talks to Redis only).
+NEEDS: dict[str, tuple[str, ...]] = {"fanout": ("gateway", "fanout"), "gateway": ("gateway",),
+                                     "delivery": ("gateway", "fanout"), "memory": (),
+                                     "celebrity": ("gateway", "fanout")}
 
 
 async def _call(function: Callable[..., Any], *args: Any) -> dict[str, Any]:
@@ -106,7 +110,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for index, name in enumerate(wanted, 1):
         log(f"== [{index}/{len(wanted)}] {name}")
         section_started = time.perf_counter()
-        problems = await asyncio.to_thread(wait_for_stack)
+        problems = await asyncio.to_thread(wait_for_stack, NEEDS[name])
         if problems:
             errors[name] = "stack not ready: " + "; ".join(problems)
             log(f"!! {name} skipped: {errors[name]}")

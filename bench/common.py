@@ -85,28 +85,29 @@ def ensure_tools() -> None:
         raise BenchError(f"could not install {still}")
 
 
-def wait_for_stack(patience_s: float = 180.0) -> list[str]:
+def wait_for_stack(needs: tuple[str, ...] = ("gateway", "fanout"), patience_s: float = 180.0) -> list[str]:
     """Poll until the gateway and the fanout answer (the stack is shared and may be restarted between
     sections); the problems still seen when patience runs out, or an empty list."""
     deadline = time.monotonic() + patience_s
-    problems = stack_problems()
+    problems = stack_problems(needs)
     if problems:
         log(f"  waiting up to {patience_s:.0f}s for the stack: {'; '.join(problems)}")
     while problems and time.monotonic() < deadline:
         time.sleep(2.0)
-        problems = stack_problems()
+        problems = stack_problems(needs)
     return problems
 
 
 def check_stack() -> None:
-    problems = stack_problems()
+    problems = stack_problems(("gateway",))
     if problems:
         raise BenchError("the stack is not ready (" + "; ".join(problems) + "); start it with `make up`")
 
 
-def stack_problems() -> list[str]:
+def stack_problems(needs: tuple[str, ...] = ("gateway", "fanout")) -> list[str]:
     problems = []
-    for name, url in (("gateway", f"{GATEWAY}/readyz"), ("fanout", FANOUT_METRICS)):
+    probes = {"gateway": f"{GATEWAY}/readyz", "fanout": FANOUT_METRICS}
+    for name, url in ((n, probes[n]) for n in needs):
         try:
             answer = httpx.get(url, timeout=5)
             if answer.status_code != 200:
