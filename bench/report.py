@@ -149,7 +149,7 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         x = [r["posts_per_s"] for r in rates]
         for key, style, label in (("p50_ms", "o-", "client p50"), ("p95_ms", "s-", "client p95"),
                                   ("p99_ms", "^-", "client p99"), ("server_p99_ms", "v--", "server p99")):
-            ax.plot(x, [r.get(key) for r in rates], style, label=label)
+            ax.plot(x, [float("nan") if r.get(key) is None else r[key] for r in rates], style, label=label)
         ax.axhline(100, color="red", linestyle=":", label="target p99 100 ms")
         ax.set_xlabel("posts per second (open loop)")
         ax.set_ylabel("status → stream delivery (ms)")
