@@ -8,6 +8,7 @@ import logging
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from kicau.events import Event, decode_event
@@ -47,8 +48,22 @@ class FanoutWorker:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
         # Events of one partition keep their order; different partitions never need ordering between them.
         await self._apply_with_retry(events)
-        await self.consumer.commit(offsets)
+        await self._commit(offsets)
         await self._record_lag()
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit what this member still owns. A rebalance during the batch (another worker joined or left)
+        may have moved some partitions away: their new owner replays from the last commit, which changes
+        nothing because every write is idempotent, so losing those commits is safe and crashing is not."""
+        owned = {tp: offset for tp, offset in offsets.items() if tp in self.consumer.assignment()}
+        if len(owned) < len(offsets):
+            log.info("partitions moved during a batch; committing the %d still assigned", len(owned))
+        if not owned:
+            return
+        try:
+            await self.consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            log.warning("commit skipped after a rebalance (%s); the batch will be replayed idempotently", exc)
 
     async def _apply_with_retry(self, events: list[Event]) -> None:
         delay = 0.1
@@ -70,5 +85,8 @@ class FanoutWorker:
             highwater = self.consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = await self.consumer.position(tp)
+            try:
+                position = await self.consumer.position(tp)
+            except IllegalStateError:
+                continue  # revoked by a rebalance since assignment() was read
             CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
