@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from kicau.metrics import MetricsMiddleware, metrics_response
 
@@ -59,9 +60,12 @@ def install_common(
         return error_response(422, describe_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = {404: "Record not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
-        return error_response(exc.status_code, message, getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return error_response(exc.status_code, message, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -87,6 +91,17 @@ def install_common(
 
     app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)
     app.add_middleware(MetricsMiddleware, service=service)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path answers. Starlette's 405 names only the first route that matched the path, so
+    a path served by two routes (GET and DELETE of one status) would announce half of its methods."""
+    routes = request.app.router.routes
+    return ", ".join(m for m in HTTP_METHODS
+                     if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes))
 
 
 def configure_logging() -> None:

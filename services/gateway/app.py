@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from kicau import clients
 from kicau.settings import CommonSettings
 from kicau.web import install_common
+from services.gateway import openapi
 from services.gateway.deps import Upstreams
 from services.gateway.ratelimit import RateLimitMiddleware
 from services.gateway.routes import accounts, instance, oauth, statuses, streaming, timelines
@@ -84,3 +85,4 @@ async def streams_ready() -> None:
 install_common(app, service="gateway", readiness=[redis_ready, services_ready, streams_ready])
 for module in (instance, oauth, accounts, timelines, statuses, streaming):
     app.include_router(module.router)
+app.openapi = openapi.install(app)  # type: ignore[method-assign]

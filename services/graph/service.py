@@ -81,7 +81,9 @@ class GraphService:
 
     async def _authenticate_app(self, client_id: str | None, client_secret: str | None) -> dict[str, Any]:
         app = await self.store.app(client_id) if client_id else None
-        if app is None or not client_secret or not secrets.compare_digest(app["client_secret"], client_secret):
+        # compare_digest on str refuses non-ASCII (TypeError, a 503 for a wrong secret): compare the bytes.
+        if app is None or not client_secret or not secrets.compare_digest(app["client_secret"].encode(),
+                                                                          client_secret.encode()):
             raise ApiError(401, "Client authentication failed due to unknown client, no client authentication "
                            "included, or unsupported authentication method.")
         return app
@@ -165,9 +167,10 @@ class GraphService:
         agreement: bool, locale: str | None,
     ) -> dict[str, Any]:
         errors: dict[str, list[dict[str, str]]] = {}
-        if not username or not USERNAME_RE.match(username):
+        # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
+        if not username or not USERNAME_RE.fullmatch(username):
             errors["username"] = [{"error": "ERR_INVALID", "description": "must be 1-30 letters, digits or _"}]
-        if not email or not EMAIL_RE.match(email):
+        if not email or not EMAIL_RE.fullmatch(email):
             errors["email"] = [{"error": "ERR_INVALID", "description": "is not a valid e-mail address"}]
         if not password or not 8 <= len(password) <= 72:
             errors["password"] = [{"error": "ERR_INVALID", "description": "must be 8 to 72 characters"}]
@@ -216,7 +219,8 @@ class GraphService:
 
     async def search_accounts(self, *, query: str, limit: int) -> list[dict[str, Any]]:
         username = query.strip().lstrip("@").split("@", 1)[0].lower()
-        if not username or not USERNAME_RE.match(username):
+        # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
+        if not username or not USERNAME_RE.fullmatch(username):
             return []
         account_id = await self.store.account_id_by_username(username)
         if account_id is None or limit < 1:

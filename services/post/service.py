@@ -59,7 +59,9 @@ def validate(draft: NewStatus, max_characters: int) -> None:
         raise ApiError(422, f"Validation failed: Text character limit of {max_characters} exceeded")
     if draft.visibility not in VISIBILITIES:
         raise ApiError(422, "Validation failed: Visibility is not included in the list")
-    if draft.language is not None and (len(draft.language) > 16 or not draft.language.replace("-", "").isalnum()):
+    code = (draft.language or "").replace("-", "")
+    # ASCII: str.isalnum() alone also admits letters and digits of every other script.
+    if draft.language is not None and (len(draft.language) > 16 or not (code.isascii() and code.isalnum())):
         raise ApiError(422, "Validation failed: Language is not a valid language code")
 
 

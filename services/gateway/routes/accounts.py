@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kicau.web import NEXT_CURSOR_HEADER, ApiError
+from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, ReadUser
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
@@ -15,19 +18,25 @@ from services.gateway.upstreams import passthrough, raise_for_error
 router = APIRouter(tags=["accounts"])
 
 
-@router.get("/api/v1/accounts/verify_credentials")
+@router.get("/api/v1/accounts/verify_credentials", openapi_extra=doc.BEARER,
+            responses={**doc.ok(doc.Account), **doc.errors(401, 403, 422)})
 async def verify_credentials(token: ReadUser, services: Services) -> Response:
     return passthrough(await services.graph.call("GET", f"/internal/accounts/{token.account_id}/credentials"))
 
 
-@router.get("/api/v1/accounts/lookup")
+@router.get("/api/v1/accounts/lookup", responses={**doc.ok(doc.Account), **doc.errors(404)})
 async def lookup(services: Services, acct: str = "") -> Response:
     if not acct or len(acct) > 300:
         raise ApiError(404, "Record not found")
     return passthrough(await services.graph.call("GET", "/internal/accounts/lookup", params={"acct": acct}))
 
 
-@router.get("/api/v1/accounts/relationships")
+RELATIONSHIP_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"type": "string"}},
+                                              "Account ids (at most 40 are read; what is not an id is skipped)")]}
+
+
+@router.get("/api/v1/accounts/relationships", openapi_extra={**RELATIONSHIP_IDS, **doc.BEARER},
+            responses={**doc.ok(list[doc.Relationship]), **doc.errors(401, 403, 422)})
 async def relationships(request: Request, token: ReadUser, services: Services) -> Response:
     raw = request.query_params.getlist("id[]") + request.query_params.getlist("id")
     ids = [i for i in (record_id_or_none(v) for v in raw[:40]) if i is not None]
@@ -44,30 +53,42 @@ def record_id_or_none(value: str) -> int | None:
         return None
 
 
-@router.get("/api/v2/search")
-async def search(services: Services, token: OptionalToken, q: str = "", type: str | None = None,
-                 limit: str | None = None) -> Response:
+SEARCH = {"parameters": [
+    doc.query("q", doc.text(max_length=300), "An account's username or acct (user@domain)"),
+    doc.query("type", doc.text(), "accounts, statuses or hashtags (only accounts are searched)"),
+    doc.query("limit", doc.LIMIT, "Page size (clamped to 1..40)"),
+]}
+Hidden = Query(include_in_schema=False)  # declared in SEARCH, with the types the route really accepts
+
+
+@router.get("/api/v2/search", openapi_extra={**SEARCH, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(doc.SearchResults), **doc.errors(400, 401, 422)})
+async def search(services: Services, token: OptionalToken, q: Annotated[str, Hidden] = "",
+                 type: Annotated[str | None, Hidden] = None, limit: Annotated[str | None, Hidden] = None) -> Response:
     accounts: bytes = b"[]"
-    if len(q) > 500:
+    if len(q) > 300:  # as the graph service's own bound
         raise ApiError(422, "Validation failed: q is too long")
     reject_nul("q", q)
     reject_nul("type", type or "")
+    page = page_limit(limit, 20, 40)  # a bad limit is a 400 whether or not there is anything to search
     if type in (None, "", "accounts") and q.strip():
-        answer = await services.graph.call(
-            "GET", "/internal/search/accounts", params={"q": q, "limit": page_limit(limit, 20, 40)}
-        )
+        answer = await services.graph.call("GET", "/internal/search/accounts", params={"q": q, "limit": page})
         raise_for_error(answer)
         accounts = answer.content
     body = b'{"accounts":' + accounts + b',"statuses":[],"hashtags":[]}'
     return Response(body, media_type="application/json")
 
 
-@router.get("/api/v1/accounts/{account_id}")
+@router.get("/api/v1/accounts/{account_id}", responses={**doc.ok(doc.Account), **doc.errors(404)})
 async def account(account_id: str, services: Services) -> Response:
     return passthrough(await services.graph.call("GET", f"/internal/accounts/{record_id(account_id)}"))
 
 
-@router.post("/api/v1/accounts/{account_id}/follow")
+FOLLOW_DOC = {"openapi_extra": {**doc.FOLLOW_BODY, **doc.BEARER},
+              "responses": {**doc.ok(doc.Relationship), **doc.errors(400, 401, 403, 404, 413, 415, 422)}}
+
+
+@router.post("/api/v1/accounts/{account_id}/follow", **FOLLOW_DOC)  # type: ignore[arg-type]
 async def follow(account_id: str, request: Request, token: FollowUser, services: Services,
                  settings: Settings) -> Response:
     await read_params(request, settings.max_body_bytes)  # reblogs/notify/languages: accepted, not used yet
@@ -75,7 +96,7 @@ async def follow(account_id: str, request: Request, token: FollowUser, services:
     return passthrough(await services.graph.call("POST", f"/internal/accounts/{target}/follow", token=token))
 
 
-@router.post("/api/v1/accounts/{account_id}/unfollow")
+@router.post("/api/v1/accounts/{account_id}/unfollow", **FOLLOW_DOC)  # type: ignore[arg-type]
 async def unfollow(account_id: str, request: Request, token: FollowUser, services: Services,
                    settings: Settings) -> Response:
     await read_params(request, settings.max_body_bytes)
@@ -97,12 +118,16 @@ async def _follow_list(direction: str, account_id: str, request: Request, servic
     return passthrough(answer, {"Link": link} if link else None)
 
 
-@router.get("/api/v1/accounts/{account_id}/followers")
+FOLLOW_LIST = {"openapi_extra": {"parameters": doc.page_parameters("max_id")},
+               "responses": {**doc.ok(list[doc.Account]), **doc.errors(400, 404)}}
+
+
+@router.get("/api/v1/accounts/{account_id}/followers", **FOLLOW_LIST)  # type: ignore[arg-type]
 async def followers(account_id: str, request: Request, services: Services, common: Common) -> Response:
     return await _follow_list("followers", account_id, request, services, common)
 
 
-@router.get("/api/v1/accounts/{account_id}/following")
+@router.get("/api/v1/accounts/{account_id}/following", **FOLLOW_LIST)  # type: ignore[arg-type]
 async def following(account_id: str, request: Request, services: Services, common: Common) -> Response:
     return await _follow_list("following", account_id, request, services, common)
 

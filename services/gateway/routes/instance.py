@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from kicau.web import error_response
+from services.gateway import openapi as doc
 from services.gateway.deps import Common, Settings
 
 router = APIRouter(tags=["instance"])
@@ -21,7 +22,7 @@ def _streaming_url(public_url: str) -> str:
     return public_url.replace("https://", "wss://").replace("http://", "ws://")
 
 
-@router.get("/api/v1/instance")
+@router.get("/api/v1/instance", responses=doc.errors())
 @router.get("/api/v1/instance/", include_in_schema=False)
 async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
     return {
@@ -49,7 +50,7 @@ async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v2/instance")
+@router.get("/api/v2/instance", responses=doc.errors())
 @router.get("/api/v2/instance/", include_in_schema=False)
 async def instance_v2(common: Common, settings: Settings) -> dict[str, Any]:
     return {

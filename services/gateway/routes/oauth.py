@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from services.gateway import openapi as doc
 from services.gateway.auth import AnyToken
 from services.gateway.deps import Services, Settings
 from services.gateway.params import read_params
@@ -16,30 +17,41 @@ router = APIRouter(tags=["oauth"])
 
 
 def _strings(params: dict[str, Any]) -> dict[str, Any]:
-    """Lists sent as ``x[]`` collapse to space-separated strings where OAuth expects a string."""
-    return {k: " ".join(map(str, v)) if isinstance(v, list) and k in ("scopes", "redirect_uris", "scope") else v
-            for k, v in params.items()}
+    """Lists sent as ``x[]`` collapse to space-separated strings where OAuth expects a string (lists of
+    anything else stay lists, and are refused as such)."""
+    def collapse(key: str, value: Any) -> Any:
+        if key in ("scopes", "redirect_uris", "scope") and isinstance(value, list) \
+                and all(isinstance(item, str) for item in value):
+            return " ".join(value)
+        return value
+
+    return {k: collapse(k, v) for k, v in params.items()}
 
 
-@router.post("/api/v1/apps")
+@router.post("/api/v1/apps", openapi_extra=doc.APP_BODY,
+             responses={**doc.ok(doc.Application), **doc.errors(400, 413, 415, 422)})
 async def create_app(request: Request, services: Services, settings: Settings) -> Response:
     params = _strings(await read_params(request, settings.max_body_bytes))
     return passthrough(await services.graph.call("POST", "/internal/apps", json=params))
 
 
-@router.post("/oauth/token")
+@router.post("/oauth/token", openapi_extra=doc.TOKEN_BODY,
+             responses={**doc.ok(doc.Token), **doc.errors(400, 401, 413, 415, 422)})
 async def token(request: Request, services: Services, settings: Settings) -> Response:
     params = _strings(await read_params(request, settings.max_body_bytes))
     return passthrough(await services.graph.call("POST", "/internal/oauth/token", json=params))
 
 
-@router.post("/oauth/revoke")
+@router.post("/oauth/revoke", openapi_extra=doc.REVOKE_BODY,
+             responses={**doc.ok(dict[str, str], "Revoked (also when the token was unknown)"),
+                        **doc.errors(400, 401, 403, 413, 415, 422)})
 async def revoke(request: Request, services: Services, settings: Settings) -> Response:
     params = await read_params(request, settings.max_body_bytes)
     return passthrough(await services.graph.call("POST", "/internal/oauth/revoke", json=params))
 
 
-@router.post("/api/v1/accounts")
+@router.post("/api/v1/accounts", openapi_extra={**doc.REGISTRATION_BODY, **doc.BEARER},
+             responses={**doc.ok(doc.Token), **doc.errors(400, 401, 403, 413, 415, 422)})
 async def register(request: Request, token: AnyToken, services: Services, settings: Settings) -> Response:
     params = await read_params(request, settings.max_body_bytes)
     return passthrough(await services.graph.call("POST", "/internal/accounts", json=params, token=token))

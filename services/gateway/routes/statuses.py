@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kicau.web import ApiError
+from services.gateway import openapi as doc
 from services.gateway.auth import WriteUser
 from services.gateway.deps import Services, Settings, record_id
 from services.gateway.params import read_params
@@ -34,7 +35,15 @@ def _status_body(params: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-@router.post("/api/v1/statuses")
+IDEMPOTENCY_KEY = {"parameters": [{
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    "description": "Repeating a key (per account, for an hour) answers the original status instead of a new one",
+}]}
+
+
+@router.post("/api/v1/statuses", openapi_extra={**doc.STATUS_BODY, **doc.BEARER, **IDEMPOTENCY_KEY},
+             responses={**doc.ok(doc.Status), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def create_status(request: Request, token: WriteUser, services: Services, settings: Settings) -> Response:
     body = _status_body(await read_params(request, settings.max_body_bytes))
     headers = {}
@@ -45,11 +54,12 @@ async def create_status(request: Request, token: WriteUser, services: Services, 
                                                 headers=headers))
 
 
-@router.get("/api/v1/statuses/{status_id}")
+@router.get("/api/v1/statuses/{status_id}", responses={**doc.ok(doc.Status), **doc.errors(404)})
 async def get_status(status_id: str, services: Services) -> Response:
     return passthrough(await services.post.call("GET", f"/internal/statuses/{record_id(status_id)}"))
 
 
-@router.delete("/api/v1/statuses/{status_id}")
+@router.delete("/api/v1/statuses/{status_id}", openapi_extra=doc.BEARER,
+               responses={**doc.ok(doc.DeletedStatus), **doc.errors(401, 403, 404, 422)})
 async def delete_status(status_id: str, token: WriteUser, services: Services) -> Response:
     return passthrough(await services.post.call("DELETE", f"/internal/statuses/{record_id(status_id)}", token=token))

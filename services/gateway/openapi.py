@@ -1,0 +1,292 @@
+"""What the gateway's OpenAPI document says about the routes that read their parameters by hand.
+
+Mastodon clients send the same parameters as forms (Mastodon.py) or JSON (toot), so the routes read bodies and
+most query parameters themselves (params.py) instead of declaring them to FastAPI, which would also change how
+bad values are answered. The schema fragments here describe those parameters exactly as the routes accept
+them, for the routes' ``openapi_extra``; the entity models describe answers (for ``responses``), and
+``errors`` the ``{"error": "..."}`` body every failure carries. schemathesis checks the gateway against this
+document (tests/gateway/test_schemathesis.py), so it must stay true, not merely plausible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict
+
+JSONSchema = dict[str, Any]
+
+
+class Error(BaseModel):
+    """Every 4xx and 5xx answer: Mastodon's error entity."""
+
+    error: str
+
+
+class _Entity(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Account(_Entity):
+    id: str
+    username: str
+    acct: str
+    display_name: str
+    locked: bool
+    bot: bool
+    created_at: str
+    note: str
+    url: str
+    avatar: str
+    header: str
+    followers_count: int
+    following_count: int
+    statuses_count: int
+    last_status_at: str | None
+    emojis: list[Any]
+    fields: list[Any]
+
+
+class Status(_Entity):
+    id: str
+    uri: str
+    url: str | None
+    created_at: str
+    account: Account
+    content: str
+    visibility: str
+    sensitive: bool
+    spoiler_text: str
+    media_attachments: list[Any]
+    mentions: list[Any]
+    tags: list[Any]
+    emojis: list[Any]
+    reblogs_count: int
+    favourites_count: int
+    replies_count: int
+    in_reply_to_id: str | None
+    in_reply_to_account_id: str | None
+    reblog: Any | None
+    language: str | None
+
+
+class DeletedStatus(Status):
+    text: str
+
+
+class Relationship(_Entity):
+    id: str
+    following: bool
+    followed_by: bool
+    blocking: bool
+    muting: bool
+    requested: bool
+
+
+class Application(_Entity):
+    id: str
+    name: str
+    scopes: list[str]
+    redirect_uri: str
+    client_id: str
+    client_secret: str
+
+
+class Token(_Entity):
+    access_token: str
+    token_type: str
+    scope: str
+    created_at: int
+
+
+class SearchResults(_Entity):
+    accounts: list[Account]
+    statuses: list[Status]
+    hashtags: list[Any]
+
+
+_REASONS = {
+    400: "Malformed request (body that is not JSON, a cursor that is not an id, a grant that does not match)",
+    401: "Missing, invalid or revoked access token; unknown client",
+    403: "The token lacks the scope, or the action is not allowed",
+    404: "No such record (an id that is not one is no record either)",
+    413: "Request body larger than the gateway accepts",
+    415: "Body that is neither a form nor JSON",
+    422: "Validation failed",
+    429: "Rate limit exceeded (see the X-RateLimit-* headers)",
+    503: "A dependency is unavailable; retry",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries for the failures a route can answer; 422, 429 and 503 can happen to any of them
+    (and FastAPI would otherwise document its own 422 body, which the gateway never sends)."""
+    return {code: {"model": Error, "description": _REASONS[code]} for code in sorted({*codes, 422, 429, 503})}
+
+
+def ok(model: type[BaseModel] | Any, description: str = "Success") -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": description}}
+
+
+# Parameter and body schemas, exactly as the routes and the services behind them accept values. --------------
+
+# A record id: any path segment is accepted; what is not a record's id is a 404 like any missing record.
+# Cursors: Mastodon snowflakes (decimal 63-bit integers); anything else is a 400.
+# An empty value means "not given", as in Mastodon.
+_EMPTY: JSONSchema = {"type": "string", "maxLength": 0}
+CURSOR: JSONSchema = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": (1 << 63) - 1}, _EMPTY]}
+# Page sizes: out-of-range numbers are clamped, as Mastodon does; what is not an integer is a 400.
+LIMIT: JSONSchema = {"anyOf": [{"type": "integer"}, _EMPTY]}
+NO_NUL = "^[^\\u0000]*$"
+# Whitespace as Python's str.split() and str.strip() see it (the services use them), spelled out: the \\s of
+# ECMA regexes (the schema's dialect) differs (it lacks U+001C..U+001F and U+0085, and has U+FEFF).
+WS = "\\t\\n\\u000b\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def query(name: str, schema: JSONSchema, description: str) -> JSONSchema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def page_parameters(*cursors: str) -> list[JSONSchema]:
+    return [
+        query("limit", LIMIT, "Page size (clamped to the route's maximum)"),
+        *(query(c, CURSOR, f"Pagination cursor ({c})") for c in cursors),
+    ]
+
+
+def body(schema: JSONSchema, *, required: bool = True) -> JSONSchema:
+    """A request body accepted both as JSON (toot) and as a form (Mastodon.py), which has no null."""
+    content = {"application/json": {"schema": schema},
+               "application/x-www-form-urlencoded": {"schema": _without_null(schema)}}
+    return {"requestBody": {"required": required, "content": content}}
+
+
+def _without_null(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_without_null(s) for s in schema if s != {"type": "null"}]
+    if not isinstance(schema, dict):
+        return schema
+    result = {k: _without_null(v) for k, v in schema.items()}
+    if isinstance(result.get("anyOf"), list) and len(result["anyOf"]) == 1:
+        only = result.pop("anyOf")[0]
+        result = {**only, **result}
+    return result
+
+
+def text(*, min_length: int = 0, max_length: int | None = None, blank: bool = True) -> JSONSchema:
+    """A string without NUL (refused everywhere); ``blank=False`` also needs a character that is not a space."""
+    pattern = NO_NUL if blank else f"^[^\\u0000]*[^{WS}\\u0000][^\\u0000]*$"
+    schema: JSONSchema = {"type": "string", "pattern": pattern, "minLength": min_length}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def _any_case(*words: str) -> str:
+    return "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in w) for w in words)
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "t", "true", "y", "yes", "on"), ("0", "f", "false", "n", "no", "off")
+# Booleans as pydantic reads them (lax): JSON true/false or 1/0, and the words forms send (Mastodon.py: 1/0).
+BOOLEAN: JSONSchema = {"anyOf": [
+    {"type": "boolean"}, {"enum": [0, 1]},
+    {"type": "string", "pattern": f"^({_any_case(*TRUE_WORDS, *FALSE_WORDS)})$"},
+]}
+TRUE: JSONSchema = {"anyOf": [
+    {"enum": [True, 1]}, {"type": "string", "pattern": f"^({_any_case(*TRUE_WORDS)})$"},
+]}
+# Scopes, space- or plus-separated (lists too, as scopes[]); a scope is known by what precedes its colon.
+_SCOPE = f"(read|write|follow|push|profile)(:[^{WS}+\\u0000]*)?"
+_SCOPE_LIST = f"^[{WS}+]*({_SCOPE}([{WS}+]+{_SCOPE})*)?[{WS}+]*$"
+SCOPES: JSONSchema = {"anyOf": [
+    {"type": "string", "pattern": _SCOPE_LIST},
+    {"type": "array", "items": {"type": "string", "pattern": _SCOPE_LIST}},
+]}
+STRING_OR_LIST: JSONSchema = {"anyOf": [
+    {"type": "string", "pattern": "^[^\\u0000]*$"},
+    {"type": "array", "items": {"type": "string", "pattern": "^[^\\u0000]*$"}},
+]}
+
+# Any JSON without NUL in a string or a key: what a route accepts (and ignores) for parameters it does not read.
+CLEAN_REF: JSONSchema = {"$ref": "#/components/schemas/Clean"}
+CLEAN: JSONSchema = {"anyOf": [
+    {"type": ["null", "boolean", "number"]},
+    {"type": "string", "pattern": NO_NUL},
+    {"type": "array", "items": CLEAN_REF},
+    {"type": "object", "propertyNames": {"pattern": NO_NUL}, "additionalProperties": CLEAN_REF},
+]}
+
+
+def nullable(schema: JSONSchema) -> JSONSchema:
+    """An optional parameter that JSON may also send as null (meaning: not given)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def params(properties: dict[str, JSONSchema], *required: str) -> JSONSchema:
+    """An object of named parameters; others are ignored, as long as they carry no NUL."""
+    return {"type": "object", "required": list(required), "properties": properties,
+            "propertyNames": {"pattern": NO_NUL}, "additionalProperties": CLEAN_REF}
+
+
+STATUS_BODY = body(params({
+    # Text and spoiler together may hold 500 characters (Mastodon's rule: both count).
+    "status": text(min_length=1, max_length=500, blank=False),
+    "spoiler_text": nullable(text(max_length=500)),
+    "visibility": nullable({"type": "string", "enum": ["public", "unlisted", "private", "direct"]}),
+    "sensitive": nullable(BOOLEAN),
+    # Up to 16 characters: ASCII letters and digits, with hyphens between or around them.
+    "language": nullable({"type": "string", "maxLength": 16, "pattern": "^$|^(-*[A-Za-z0-9])+-*$"}),
+    # An existing status (anything that is not an id is a 404; the id of no status is a 422).
+    "in_reply_to_id": nullable({"type": ["string", "integer"]}),
+}, "status"))
+# Mastodon's reblogs, notify and languages are accepted and not used yet.
+FOLLOW_BODY = body(params({"reblogs": CLEAN_REF, "notify": CLEAN_REF, "languages": CLEAN_REF}), required=False)
+APP_BODY = body(params({
+    "client_name": text(),
+    "redirect_uris": STRING_OR_LIST,
+    "scopes": nullable(SCOPES),
+    "website": nullable(text()),
+}, "client_name"))
+TOKEN_BODY = body(params({
+    "grant_type": {"type": "string", "enum": ["password", "client_credentials"]},
+    "client_id": text(),
+    "client_secret": text(),
+    "username": nullable(text()),
+    "password": nullable(text()),
+    "scope": nullable(SCOPES),
+}, "grant_type", "client_id", "client_secret"))
+REVOKE_BODY = body(params({
+    "client_id": text(), "client_secret": text(), "token": text(min_length=1),
+}, "client_id", "client_secret", "token"))
+_MAILCHAR = f"[^@{WS}\\u0000]"
+REGISTRATION_BODY = body(params({
+    "username": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,30}$"},
+    "email": {"type": "string", "pattern": f"^{_MAILCHAR}{{1,64}}@{_MAILCHAR}{{1,255}}\\.{_MAILCHAR}{{1,63}}$"},
+    "password": {"type": "string", "pattern": NO_NUL, "minLength": 8, "maxLength": 72},
+    "agreement": TRUE,
+    "locale": nullable(text()),
+    "reason": nullable(text()),
+}, "username", "email", "password", "agreement"))
+BEARER: JSONSchema = {"security": [{"bearer": []}]}
+OPTIONAL_BEARER: JSONSchema = {"security": [{}, {"bearer": []}]}
+
+
+def install(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi``: FastAPI's document plus the bearer-token security scheme the routes refer to."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {})["Clean"] = CLEAN
+            components["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "An OAuth access token from POST /oauth/token or POST /api/v1/accounts"},
+            }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
