@@ -525,3 +525,43 @@ def test_replies_need_a_status_to_reply_to(http: httpx.Client, someone: User) ->
     assert_error(http.post("/api/v1/statuses", headers=someone.auth,
                            json={"status": "r", "in_reply_to_id": parent}), 422)
     assert status_count(http, someone) == before - 1
+
+
+# --- Regressions found by schemathesis (tests/gateway/test_schemathesis.py). --------------------------------------
+
+def test_non_ascii_client_secret_is_a_401(http: httpx.Client, app_credentials: dict[str, Any]) -> None:
+    # secrets.compare_digest refuses non-ASCII str: this used to be a 503.
+    for path, extra in (("/oauth/token", {"grant_type": "client_credentials"}), ("/oauth/revoke", {"token": "t"})):
+        answer = http.post(path, json={"client_id": app_credentials["client_id"], "client_secret": "sécret✓",
+                                       **extra})
+        assert_error(answer, 401)
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_trailing_newline_is_not_part_of_a_valid_name(http: httpx.Client, app_token: str, field: str) -> None:
+    name = f"nl_{uuid.uuid4().hex[:10]}"
+    form = registration(name)
+    form[field] += "\n"
+    assert_error(http.post("/api/v1/accounts", headers={"Authorization": f"Bearer {app_token}"}, json=form), 422)
+
+
+def test_method_not_allowed_names_every_method_of_the_path(http: httpx.Client) -> None:
+    answer = http.patch("/api/v1/statuses/1")
+    assert_error(answer, 405)
+    assert {m.strip() for m in answer.headers["Allow"].split(",")} == {"GET", "DELETE"}
+
+
+def test_search_limit_is_checked_without_a_query(http: httpx.Client) -> None:
+    assert_error(http.get("/api/v2/search?limit=ten"), 400)
+    assert_error(http.get("/api/v2/search", params={"q": "x" * 301}), 422)
+
+
+def test_language_codes_are_ascii(http: httpx.Client, someone: User) -> None:
+    assert_error(http.post("/api/v1/statuses", headers=someone.auth, json={"status": "hi", "language": "日本"}), 422)
+    ok = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "hi", "language": "pt-BR"})
+    assert ok.status_code == 200 and ok.json()["language"] == "pt-BR"
+
+
+def test_oauth_lists_of_non_strings_are_refused(http: httpx.Client) -> None:
+    assert_error(http.post("/api/v1/apps", json={"client_name": "x", "redirect_uris": [{}]}), 422)
+    assert_error(http.post("/api/v1/apps", json={"client_name": "x", "scopes": [1, 2]}), 422)
