@@ -264,6 +264,12 @@ async def run(opts: FanoutOptions) -> dict[str, Any]:
         del removed
 
     best = max(rounds, key=lambda r: r["entries_per_s"] or 0)
+    if not best["entries_per_s"]:
+        raise RuntimeError(
+            f"no round was fanned out completely within {opts.timeout_s:.0f}s (sampled fractions "
+            f"{[r['sampled_fraction_written'] for r in rounds]}, fanout :8083 counted "
+            f"{[r['fanout_counter_entries'] for r in rounds]}): was the fanout restarted or its partition "
+            "taken by another member of the consumer group?")
     limit_value = limit["redis_zadd_pipelined_limit_per_s"]
     return {
         "entries_per_s": best["entries_per_s"],
