@@ -180,6 +180,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
     hub: StreamHub = websocket.app.state.hub
     connection: Connection | None = None
     sender: asyncio.Task[None] | None = None
+    handler = asyncio.current_task()
+    cut_off = False
 
     async def send_events(conn: Connection) -> None:
         async def pump() -> None:
@@ -198,11 +200,18 @@ async def stream_websocket(websocket: WebSocket) -> None:
             pumping.cancel()
             overflow.cancel()
         if conn.overflowed:
+            nonlocal cut_off
             await hub.close(conn)
-            with contextlib.suppress(Exception):
+            try:
                 async with asyncio.timeout(1.0):
                     await websocket.send_json({"stream": ["user"], "event": OVERFLOW_EVENT, "payload": "{}"})
                     await websocket.close(code=1008, reason="reader too slow")
+            except Exception:
+                # Not even a close frame goes out (sends wait for the reader): end the handler, and the server
+                # closes the connection.
+                cut_off = True
+                if handler is not None:
+                    handler.cancel()
 
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
     try:
@@ -227,6 +236,9 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 await websocket.send_json({"error": f"Unknown stream type: {stream}", "status": 400})
     except (WebSocketDisconnect, ValueError, RuntimeError):
         pass
+    except asyncio.CancelledError:
+        if not cut_off:
+            raise
     except ApiError as error:
         with contextlib.suppress(Exception):
             await websocket.send_json({"error": error.message, "status": error.status_code})
