@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, dict_factory
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from kicau.settings import CommonSettings
 
@@ -31,6 +34,10 @@ def redis_client(settings: CommonSettings, *, name: str, max_connections: int = 
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=30,
+        # After Redis restarts, every pooled connection fails on its first use: retry such a command on a fresh
+        # connection instead of failing the request. Only connection errors: a command that timed out may have run.
+        retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.02), 3,
+                    supported_errors=(redis.exceptions.ConnectionError,)),
     )
 
 
@@ -78,6 +85,9 @@ def cassandra_session(settings: CommonSettings) -> Session:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
         connect_timeout=5,
+        # The driver's default backs off to 10 minutes: after an outage of a minute a service would stay
+        # unavailable for up to another minute once Cassandra answers again. Probe every few seconds instead.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0, max_attempts=None),
     )
     session = cluster.connect(settings.cassandra_keyspace)
     return session

@@ -1,15 +1,22 @@
 """The registry of large accounts (Cassandra ``large_accounts``), with an in-process copy that is refreshed
-at most every ``max_age`` seconds. Every service that treats large accounts differently reads it here."""
+at most every ``max_age`` seconds. Every service that treats large accounts differently reads it here.
+
+While Cassandra is unavailable the last copy is served and the reload is retried in the background, so reads
+that Redis alone can answer do not wait for (or fail with) Cassandra; ``degraded`` says so to callers.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 
 from cassandra.cluster import Session
 
 from kicau.clients import execute
+
+log = logging.getLogger(__name__)
 
 _SHARD = 0
 
@@ -21,6 +28,8 @@ class LargeAccounts:
         self._members: frozenset[int] = frozenset()
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._retry: asyncio.Task[None] | None = None
+        self.degraded = False  # the last reload failed: the copy may be stale and Cassandra is unreachable
         self._select_all = session.prepare("SELECT account_id FROM large_accounts WHERE shard = ?")
         self._select_one = session.prepare("SELECT account_id FROM large_accounts WHERE shard = ? AND account_id = ?")
         self._insert = session.prepare("INSERT INTO large_accounts (shard, account_id, since) VALUES (?, ?, ?)")
@@ -28,10 +37,30 @@ class LargeAccounts:
 
     async def current(self) -> frozenset[int]:
         if time.monotonic() - self._loaded_at > self._max_age:
+            if self.degraded:
+                if self._retry is None or self._retry.done():
+                    self._retry = asyncio.create_task(self._retry_reload())
+                return self._members
             async with self._lock:
-                if time.monotonic() - self._loaded_at > self._max_age:
-                    await self.reload()
+                if time.monotonic() - self._loaded_at > self._max_age and not self.degraded:
+                    try:
+                        await self.reload()
+                    except Exception:
+                        if not self._loaded_at:
+                            raise  # never loaded: nothing to fall back on
+                        self.degraded = True
+                        log.warning("large accounts: reload failed, serving the copy from %.0fs ago",
+                                    time.monotonic() - self._loaded_at, exc_info=True)
         return self._members
+
+    async def _retry_reload(self) -> None:
+        try:
+            await self.reload()
+        except Exception:
+            await asyncio.sleep(self._max_age)
+            return
+        self.degraded = False
+        log.info("large accounts: reloaded again")
 
     async def reload(self) -> frozenset[int]:
         rows = await execute(self._session, self._select_all, (_SHARD,))

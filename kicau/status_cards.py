@@ -30,7 +30,9 @@ def cache_value(account_id: int, fragment: bytes) -> bytes:
 
 
 def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes) -> None:
-    pipe.set(keys.status_cache(status_id), cache_value(account_id, fragment), ex=STATUS_CACHE_SECONDS)
+    # Only where nothing is cached yet: a status's fragment never changes, so the one case this skips is a
+    # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete.
+    pipe.set(keys.status_cache(status_id), cache_value(account_id, fragment), ex=STATUS_CACHE_SECONDS, nx=True)
 
 
 def queue_tombstone(pipe: Pipeline, status_id: int) -> None:

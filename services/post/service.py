@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +21,9 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from kicau.account_cards import AccountCards
-from kicau.entities import compose_status, dumps, status_fragment, text_to_html
+from kicau.entities import account_entity, compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
-from kicau.ids import SnowflakeGenerator
+from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.metrics import STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
@@ -35,6 +36,13 @@ log = logging.getLogger(__name__)
 
 VISIBILITIES = {"public", "unlisted", "private", "direct"}
 MAX_IDEMPOTENCY_KEY = 128
+AuthorRows = tuple[dict[str, Any] | None, dict[str, Any]]  # AccountCards.load_rows: account row, stats row
+# Longer than a request holding an Idempotency-Key can still write or publish its status after generating its
+# id (each Cassandra call and the publish time out after 5 s).
+IDEMPOTENCY_IN_FLIGHT_SECONDS = 30.0
+# Once a status is durable and published, what is left (counts, caches, the author's card for the answer) may
+# take this long before it is skipped: the answer must not turn into a timeout at the gateway (10 s).
+AFTER_COMMIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -95,9 +103,9 @@ class PostService:
         username = author[0]["username"]
         status_id = self.ids.next_id()
         if idempotency_key:
-            existing = await self.store.claim_idempotency_key(account_id, idempotency_key, status_id)
+            existing = await self._claim(account_id, idempotency_key, status_id)
             if existing is not None:
-                return await self._replay(existing, account_id, username)
+                return await self._replay(existing, account_id, username, author)
         row = {
             "id": status_id,
             "account_id": account_id,
@@ -120,9 +128,26 @@ class PostService:
             raise
         STATUSES_CREATED.inc()
         await self._after_change(status_id, account_id, fragment, +1)
-        return await self._render(status_id, account_id, fragment)
+        return await self._render(status_id, account_id, fragment, author)
 
-    async def _replay(self, status_id: int, account_id: int, username: str) -> bytes:
+    async def _claim(self, account_id: int, key: str, status_id: int) -> int | None:
+        """None once this request owns the key, else the id of the status the key already belongs to.
+
+        A key can name a status that was never written: its request failed and could not release the key
+        (e.g. the claim reached a paused Cassandra only after the client had its 503). Once no request can
+        still be writing that status, a retry takes the key over instead of failing for ever.
+        """
+        for _ in range(3):
+            existing = await self.store.claim_idempotency_key(account_id, key, status_id)
+            if existing is None or await self.store.get(existing) is not None:
+                return existing
+            if time.time() * 1000 - ms_from_id(existing) < IDEMPOTENCY_IN_FLIGHT_SECONDS * 1000:
+                break
+            if await self.store.take_over_idempotency_key(account_id, key, existing, status_id):
+                return None
+        raise ApiError(409, "A request with this Idempotency-Key is still in progress, try again shortly")
+
+    async def _replay(self, status_id: int, account_id: int, username: str, author: AuthorRows) -> bytes:
         row = await self.store.get(status_id)
         if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
             # The key's first request was rolled back or its status deleted since: Mastodon answers the
@@ -130,11 +155,15 @@ class PostService:
             raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode()))
-        return await self._render(status_id, account_id, fragment)
+        return await self._render(status_id, account_id, fragment, author)
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
         try:
             await self.store.remove(row["id"], row["account_id"])
+            # A publish that timed out may still be delivered: the idempotent producer retries its batch until
+            # the broker takes it, so the fanout can see this status later. The tombstone keeps it out of every
+            # read (the fanout's cache write never replaces one).
+            await self._tombstone(row["id"])
             if idempotency_key:
                 await self.store.release_idempotency_key(row["account_id"], idempotency_key, row["id"])
         except Exception:
@@ -142,23 +171,57 @@ class PostService:
             # republishes it (see _replay); without a key it stays out of every home timeline.
             log.exception("could not roll back status %s", row["id"])
 
-    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None, delta: int) -> None:
-        """Best-effort bookkeeping after the status is safe: counts and caches. Failures here lose nothing."""
+    async def _tombstone(self, status_id: int) -> None:
         try:
-            await self.store.count(account_id, delta)
             pipe = self.redis.pipeline(transaction=False)
-            if fragment is None:
-                queue_tombstone(pipe, status_id)
-            else:
-                queue_cache(pipe, status_id, account_id, fragment)
+            queue_tombstone(pipe, status_id)
             await pipe.execute()
-            await self.accounts.forget(account_id)
+        except Exception:
+            log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
+
+    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None, delta: int) -> None:
+        """Best-effort bookkeeping after the status is safe: counts and caches. Failures here lose nothing, and
+        it is bounded in time so that an engine stalling now cannot turn the success into a timeout."""
+        try:
+            async with asyncio.timeout(AFTER_COMMIT_SECONDS):
+                await self._bookkeeping(status_id, account_id, fragment, delta)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
 
-    async def _render(self, status_id: int, account_id: int, fragment: bytes) -> bytes:
-        cards = await self.accounts.cards({account_id})
-        return compose_status(fragment, cards[account_id])
+    async def _bookkeeping(self, status_id: int, account_id: int, fragment: bytes | None, delta: int) -> None:
+        await self.store.count(account_id, delta)
+        pipe = self.redis.pipeline(transaction=False)
+        if fragment is None:
+            queue_tombstone(pipe, status_id)
+        else:
+            queue_cache(pipe, status_id, account_id, fragment)
+        await pipe.execute()
+        await self.accounts.forget(account_id)
+
+    async def _render(
+        self, status_id: int, account_id: int, fragment: bytes, author: AuthorRows | None = None
+    ) -> bytes:
+        try:
+            async with asyncio.timeout(AFTER_COMMIT_SECONDS):
+                cards = await self.accounts.cards({account_id})
+            return compose_status(fragment, cards[account_id])
+        except Exception:
+            if author is None:
+                raise
+            # The status is durable and published: a 503 now would make a client without an Idempotency-Key
+            # post it again. Render its author from the rows read before the write instead.
+            log.warning("author card of %s unavailable; rendering status %s from the rows read before", account_id,
+                        status_id, exc_info=True)
+            row, stats = author
+            if row is None:
+                raise
+            card = account_entity(
+                row, public_url=self.settings.public_url,
+                statuses_count=int(stats.get("statuses_count") or 0) + 1,
+                followers_count=int(stats.get("followers_count") or 0),
+                following_count=int(stats.get("following_count") or 0),
+            )
+            return compose_status(fragment, dumps(card))
 
     async def get(self, status_id: int) -> bytes:
         rendered = await self.statuses.render_one(status_id)

@@ -34,6 +34,9 @@ class StatusStore:
         self._claim_key = write(
             "INSERT INTO status_idempotency (account_id, idempotency_key, status_id) VALUES (?, ?, ?) IF NOT EXISTS"
         )
+        self._take_over_key = write(
+            "UPDATE status_idempotency SET status_id = ? WHERE account_id = ? AND idempotency_key = ? IF status_id = ?"
+        )
         self._release_key = write(
             "DELETE FROM status_idempotency WHERE account_id = ? AND idempotency_key = ? IF status_id = ?"
         )
@@ -45,6 +48,11 @@ class StatusStore:
         if rows[0]["[applied]"]:
             return None
         return int(rows[0]["status_id"])
+
+    async def take_over_idempotency_key(self, account_id: int, key: str, stale_id: int, status_id: int) -> bool:
+        """Re-point a key from a status that was never written to a new one; False if the key changed meanwhile."""
+        rows = await execute(self._session, self._take_over_key, (status_id, account_id, key, stale_id))
+        return bool(rows[0]["[applied]"])
 
     async def release_idempotency_key(self, account_id: int, key: str, status_id: int) -> None:
         await execute(self._session, self._release_key, (account_id, key, status_id))

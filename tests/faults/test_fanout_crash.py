@@ -1,0 +1,125 @@
+"""Fanout workers crash (SIGKILL) or stall past their session timeout (SIGSTOP) in the middle of a burst of
+posts: every status answered 2xx still lands in the follower's home timeline exactly once, and the
+consumer group's lag returns to 0.
+
+The follower's timeline is materialised before the burst and never rebuilt during the test (the rebuild
+counter must not move), so what is counted is what the fanout wrote. Bursts stay below the home-timeline cap
+(800), so "exactly once" covers the whole burst; they are spread over several authors to stay below the
+gateway's per-account request limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import User
+from tests.faults import harness
+from tests.faults.conftest import Faults
+
+PER_AUTHOR = 100
+
+
+def _world(http: httpx.Client, make_user: Callable[..., User], authors: int, prefix: str) -> tuple[list[User], User]:
+    writers = [make_user(f"{prefix}a") for _ in range(authors)]
+    follower = make_user(f"{prefix}f")
+    for author in writers:
+        harness.follow(http, follower, author)
+    harness.materialise(http, follower)
+    return writers, follower
+
+
+def _converge(http: httpx.Client, follower: User, burst: harness.Burst, since: float,
+              timeout: float = 150.0) -> tuple[harness.Tally, float, float]:
+    """Wait for lag 0 and the whole burst in the follower's timeline (in Redis), then read it back through the
+    API; returns the API's tally and how long lag 0 and the full timeline took after ``since``."""
+    expected = burst.succeeded_ids()
+    redis = harness.redis_client()
+    harness.wait_for(lambda: harness.consumer_lag() == 0, timeout, "consumer lag back to 0")
+    lag_at = time.monotonic() - since
+    harness.wait_for(lambda: not harness.tally(expected, harness.redis_home_ids(redis, follower)).lost, 60,
+                     "every 2xx status in the follower's home timeline")
+    home_at = time.monotonic() - since
+    return harness.tally(expected, harness.home_ids(http, follower)), lag_at, home_at
+
+
+@pytest.mark.timeout(420)
+def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], faults: Faults
+) -> None:
+    authors, follower = _world(http, make_user, 4, "f")
+    count = PER_AUTHOR * len(authors)
+    victim = harness.service_pid("fanout")
+    rebuilds = harness.timeline_rebuilds()
+
+    burst = harness.Burst(gateway_url, authors, count, threads=4, text="fanout crash")
+    try:
+        burst.wait_progress(count // 2)
+        killed_at_posts = burst.done
+        faults.kill(victim)
+        killed_at = time.monotonic()
+        restart_seconds = harness.stack_up()
+        burst.wait()
+    finally:
+        burst.stop()
+
+    assert burst.codes() == {200: count}, f"posting does not depend on the fanout: {burst.codes()}"
+    result, lag_at, home_at = _converge(http, follower, burst, killed_at)
+    rebuilt = harness.timeline_rebuilds() - rebuilds
+    harness.figure(
+        f"fanout SIGKILL at {killed_at_posts} of {count} posts: {result}; restarted in {restart_seconds:.1f}s, "
+        f"consumer lag 0 {lag_at:.1f}s and the whole burst in the follower's timeline {home_at:.1f}s after the "
+        f"kill (the burst itself ended {(burst.finished or killed_at) - killed_at:.1f}s after it); "
+        f"timeline rebuilds {rebuilt:.0f}"
+    )
+    assert not result.lost and not result.duplicated and not result.unexpected, result
+    assert rebuilt == 0, "the follower's timeline was rebuilt: the fanout's writes were not what got counted"
+
+
+@pytest.mark.timeout(480)
+def test_two_fanout_workers_one_stalled_past_session_timeout_one_killed(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], faults: Faults
+) -> None:
+    authors, follower = _world(http, make_user, 5, "g")
+    count = PER_AUTHOR * len(authors)
+    first = harness.service_pid("fanout")
+    second = faults.spawn_fanout()
+    harness.wait_http_ready(second.port)
+    harness.wait_for(lambda: harness.group_members() == 2, 60, "two members in the fanout's group")
+    rebuilds = harness.timeline_rebuilds()
+
+    burst = harness.Burst(gateway_url, authors, count, threads=4, text="two workers")
+    try:
+        burst.wait_progress(count // 5)
+        paused_at_posts = burst.done
+        faults.pause(second.pid)
+        paused_at = time.monotonic()
+        # Past the session timeout (10 s): the group evicts the stalled member and the first takes over its
+        # partitions; resumed, the stalled one is a zombie of an old generation that must rejoin, not die.
+        time.sleep(14)
+        faults.resume(second.pid)
+        burst.wait_progress(count * 3 // 4)
+        killed_at_posts = burst.done
+        faults.kill(first)
+        # The survivor takes the dead member's partitions after the session timeout; the stack restarts it.
+        restart_seconds = harness.stack_up()
+        burst.wait()
+    finally:
+        burst.stop()
+
+    assert burst.codes() == {200: count}, burst.codes()
+    result, lag_at, home_at = _converge(http, follower, burst, paused_at)
+    rebuilt = harness.timeline_rebuilds() - rebuilds
+    alive = second.alive()
+    harness.figure(
+        f"two fanout workers, one SIGSTOPped 14 s at {paused_at_posts} and the other SIGKILLed at "
+        f"{killed_at_posts} of {count} posts (restarted in {restart_seconds:.1f}s): {result}; lag 0 "
+        f"{lag_at:.1f}s and the whole burst in the timeline {home_at:.1f}s after the pause began; stalled worker "
+        f"alive afterwards: {alive}; timeline rebuilds {rebuilt:.0f}"
+    )
+    assert not result.lost and not result.duplicated and not result.unexpected, result
+    assert rebuilt == 0, "the follower's timeline was rebuilt: the fanout's writes were not what got counted"
+    assert alive, f"the stalled fanout worker died when it came back (see {second.log})"
