@@ -231,7 +231,7 @@ def run(options: CelebrityOptions | None = None) -> dict[str, Any]:
         # Readers merge large followees from their `following` rows; the bulk seed writes followers rows only.
         now = datetime.now(UTC)
         for follower in sample_ids:
-            seeder.session.execute(seeder._following, (follower, CELEBRITY_AUTHOR, now))
+            seeder.session.execute(seeder._rows.following, (follower, CELEBRITY_AUTHOR, now))
     finally:
         seeder.close()
     session = clients.cassandra_session(CommonSettings())

@@ -26,6 +26,7 @@ from cassandra.query import BatchStatement, BatchType
 
 from bench.common import STATE, log
 from kicau import clients, tokens
+from kicau.bulk_rows import GraphRowWriters
 from kicau.settings import CommonSettings
 
 BENCH_CLIENT_ID = "bench"
@@ -52,29 +53,13 @@ class Seeder:
         settings = CommonSettings()
         self.session = clients.cassandra_session(settings)
         prepare = self.session.prepare
-        self._account = prepare(
-            "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at)"
-            " VALUES (?, ?, ?, ?, '', false, true, '!bench', ?)"
-        )
-        self._username = prepare("INSERT INTO accounts_by_username (username, account_id) VALUES (?, ?)")
-        self._email = prepare("INSERT INTO accounts_by_email (email, account_id) VALUES (?, ?)")
+        self._rows = GraphRowWriters.prepare(self.session, bot=True, password_hash="!bench")
         self._token = prepare(
             "INSERT INTO oauth_tokens (token_hash, account_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?, ?)"
         )
         self._app = prepare(
             "INSERT INTO oauth_apps (client_id, client_secret, name, website, redirect_uri, scopes, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        )
-        self._following = prepare("INSERT INTO following (follower_id, followee_id, created_at) VALUES (?, ?, ?)")
-        self._follower = prepare("INSERT INTO followers (followee_id, follower_id, created_at) VALUES (?, ?, ?)")
-        self._stats = prepare(
-            "SELECT statuses_count, followers_count, following_count FROM account_stats WHERE account_id = ?"
-        )
-        self._add_followers = prepare(
-            "UPDATE account_stats SET followers_count = followers_count + ? WHERE account_id = ?"
-        )
-        self._add_following = prepare(
-            "UPDATE account_stats SET following_count = following_count + ? WHERE account_id = ?"
         )
         self._app_done = False
 
@@ -100,9 +85,9 @@ class Seeder:
         now = datetime.now(UTC)
         self.app()
         rows = [(i, n, f"{n}@bench.invalid", n, now) for i, n in named.items()]
-        self._run(self._account, rows)
-        self._run(self._username, [(n.lower(), i) for i, n in named.items()])
-        self._run(self._email, [(f"{n.lower()}@bench.invalid", i) for i, n in named.items()])
+        self._run(self._rows.account, rows)
+        self._run(self._rows.username, [(n.lower(), i) for i, n in named.items()])
+        self._run(self._rows.email, [(f"{n.lower()}@bench.invalid", i) for i, n in named.items()])
         if not with_tokens:
             return {}
         issued = {i: token_for(i) for i in named}
@@ -124,7 +109,7 @@ class Seeder:
         for start in range(0, len(ids), FOLLOWER_BATCH):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for follower in ids[start:start + FOLLOWER_BATCH]:
-                batch.add(self._follower, (followee, follower, now))
+                batch.add(self._rows.follower, (followee, follower, now))
             batches.append(batch)
         futures = [self.session.execute_async(b) for b in batches[:32]]
         for index, batch in enumerate(batches[32:]):
@@ -133,11 +118,11 @@ class Seeder:
         for future in futures:
             future.result()
         if with_following_rows:
-            self._run(self._following, [(f, followee, now) for f in ids])
+            self._run(self._rows.following, [(f, followee, now) for f in ids])
 
     def followers_counter(self, account_id: int) -> int:
         """The account's followers_count counter: seeding sets it last, so it marks a completed seed."""
-        rows = list(self.session.execute(self._stats, (account_id,)))
+        rows = list(self.session.execute(self._rows.stats, (account_id,)))
         return int(rows[0]["followers_count"] or 0) if rows else 0
 
     def drop_large_account(self, account_id: int) -> bool:
@@ -153,26 +138,26 @@ class Seeder:
 
     def set_counts(self, account_id: int, *, followers: int | None = None, following: int | None = None) -> None:
         """Bring the counters to the given values (counters cannot be set, only moved)."""
-        rows = list(self.session.execute(self._stats, (account_id,)))
+        rows = list(self.session.execute(self._rows.stats, (account_id,)))
         current = rows[0] if rows else {}
         if followers is not None:
             delta = followers - int(current.get("followers_count") or 0)
             if delta:
-                self.session.execute(self._add_followers, (delta, account_id))
+                self.session.execute(self._rows.add_followers, (delta, account_id))
         if following is not None:
             delta = following - int(current.get("following_count") or 0)
             if delta:
-                self.session.execute(self._add_following, (delta, account_id))
+                self.session.execute(self._rows.add_following, (delta, account_id))
 
     def set_following_counts(self, account_ids: Sequence[int], following: int) -> None:
         """Same as set_counts(following=) for many accounts, assuming they were seeded by the bench only."""
         rows = self._run_select(account_ids)
         updates = [(following - have, i) for i, have in rows.items() if following - have]
         if updates:
-            self._run(self._add_following, updates)
+            self._run(self._rows.add_following, updates)
 
     def _run_select(self, account_ids: Sequence[int]) -> dict[int, int]:
-        results = execute_concurrent_with_args(self.session, self._stats, [(i,) for i in account_ids],
+        results = execute_concurrent_with_args(self.session, self._rows.stats, [(i,) for i in account_ids],
                                                concurrency=CONCURRENCY)
         out = {}
         for account_id, (ok, rows) in zip(account_ids, results, strict=True):

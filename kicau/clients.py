@@ -7,7 +7,9 @@ queries without blocking the loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -98,13 +100,18 @@ def write_consistency(settings: CommonSettings) -> int:
 
 
 async def execute(
-    session: Session, statement: PreparedStatement | str, params: Sequence[Any] | None = None
+    session: Session, statement: PreparedStatement | str, params: Sequence[Any] | None = None,
+    *, request_timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run one statement without blocking the event loop; returns the rows of the first page onwards."""
+    """Run one statement without blocking the event loop; returns the rows of the first page onwards.
+    ``request_timeout`` overrides the session's client-side request timeout."""
     loop = asyncio.get_running_loop()
     result: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
     rows: list[dict[str, Any]] = []
-    future: ResponseFuture = session.execute_async(statement, params)
+    future: ResponseFuture = (
+        session.execute_async(statement, params) if request_timeout is None
+        else session.execute_async(statement, params, timeout=request_timeout)
+    )
 
     def on_page(page: list[dict[str, Any]]) -> None:
         rows.extend(page or ())
@@ -133,3 +140,48 @@ def _settle(
 
 def close_cassandra(session: Session) -> None:
     session.cluster.shutdown()
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The engine connections a service holds for its lifetime."""
+
+    redis: aioredis.Redis
+    session: Session
+    producer: AIOKafkaProducer | None = None
+
+    def kafka(self) -> AIOKafkaProducer:
+        assert self.producer is not None, "opened without a Kafka producer"
+        return self.producer
+
+
+@contextlib.asynccontextmanager
+async def engines(settings: CommonSettings, *, name: str, producer: bool = False) -> AsyncIterator[Engines]:
+    """Redis, Cassandra and (when asked) a started Kafka producer; all closed on exit, also when one of
+    them fails to open."""
+    redis = redis_client(settings, name=name)
+    session: Session | None = None
+    kafka: AIOKafkaProducer | None = None
+    try:
+        session = cassandra_session(settings)
+        if producer:
+            kafka = kafka_producer(settings)
+            await kafka.start()
+        yield Engines(redis=redis, session=session, producer=kafka)
+    finally:
+        if kafka is not None:
+            await kafka.stop()
+        await redis.aclose()
+        if session is not None:
+            close_cassandra(session)
+
+
+def write_preparer(session: Session, consistency: int) -> Callable[[str], PreparedStatement]:
+    """Prepares writes at the configured write consistency (reads keep the session's default level)."""
+
+    def prepare_write(query: str) -> PreparedStatement:
+        statement = session.prepare(query)
+        statement.consistency_level = consistency
+        return statement
+
+    return prepare_write

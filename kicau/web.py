@@ -45,6 +45,26 @@ def describe_validation_error(exc: RequestValidationError) -> str:
     return "Validation failed: " + "; ".join(parts)
 
 
+def redis_ready(app: FastAPI) -> ReadinessCheck:
+    """Readiness of the service's Redis (``app.state.redis``, looked up when checked: set in the lifespan)."""
+
+    async def redis_ready() -> None:
+        await app.state.redis.ping()
+
+    return redis_ready
+
+
+def cassandra_ready(app: FastAPI) -> ReadinessCheck:
+    """Readiness of the service's Cassandra session (``app.state.session``): a query a coordinator answers."""
+
+    async def cassandra_ready() -> None:
+        from kicau.clients import execute  # the driver is heavy; services without Cassandra never import it
+
+        await execute(app.state.session, "SELECT release_version FROM system.local")
+
+    return cassandra_ready
+
+
 def install_common(
     app: FastAPI, *, service: str, readiness: list[ReadinessCheck] | None = None
 ) -> None:

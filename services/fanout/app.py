@@ -17,7 +17,7 @@ from kicau.feeds import Feeds
 from kicau.large_accounts import LargeAccounts
 from kicau.presence import OnlineMirror
 from kicau.settings import CommonSettings
-from kicau.web import install_common
+from kicau.web import cassandra_ready, install_common, redis_ready
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.service import Fanout
 from services.fanout.settings import FanoutSettings
@@ -30,40 +30,37 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = FanoutSettings()
-    redis = clients.redis_client(common, name="fanout")
-    session = clients.cassandra_session(common)
-    online = OnlineMirror(redis)
-    await online.start()
-    consumer = clients.kafka_consumer(
-        common, common.kafka_statuses_topic, common.kafka_follows_topic, group_id=own.group_id,
-        max_poll_records=own.max_batch,
-    )
-    await consumer.start()
-    large = LargeAccounts(session, max_age=5.0)
-    await large.reload()
-    fanout = Fanout(
-        settings=common, own=own, redis=redis,
-        feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
-        graph=FollowGraph(session), accounts=AccountCards(redis, session, common.public_url), online=online,
-        large=large,
-    )
-    worker = FanoutWorker(consumer, fanout, own.max_batch)
-    task = asyncio.create_task(worker.run(), name="fanout-worker")
-    task.add_done_callback(_crash_on_failure)
-    app.state.redis = redis
-    app.state.session = session
-    app.state.consumer = consumer
-    app.state.task = task
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await consumer.stop()
-        await online.stop()
-        await redis.aclose()
-        clients.close_cassandra(session)
+    async with clients.engines(common, name="fanout") as engines:
+        redis, session = engines.redis, engines.session
+        app.state.redis, app.state.session = redis, session  # what the readiness checks ask
+        online = OnlineMirror(redis)
+        await online.start()
+        consumer = clients.kafka_consumer(
+            common, common.kafka_statuses_topic, common.kafka_follows_topic, group_id=own.group_id,
+            max_poll_records=own.max_batch,
+        )
+        await consumer.start()
+        large = LargeAccounts(session, max_age=5.0)
+        await large.reload()
+        fanout = Fanout(
+            settings=common, own=own, redis=redis,
+            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
+            graph=FollowGraph(session), accounts=AccountCards(redis, session, common.public_url), online=online,
+            large=large,
+        )
+        worker = FanoutWorker(consumer, fanout, own.max_batch)
+        task = asyncio.create_task(worker.run(), name="fanout-worker")
+        task.add_done_callback(_crash_on_failure)
+        app.state.consumer = consumer
+        app.state.task = task
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.stop()
+            await online.stop()
 
 
 def _crash_on_failure(task: asyncio.Task[None]) -> None:
@@ -76,18 +73,10 @@ def _crash_on_failure(task: asyncio.Task[None]) -> None:
 app = FastAPI(title="Kicau fanout service", lifespan=lifespan)
 
 
-async def redis_ready() -> None:
-    await app.state.redis.ping()
-
-
-async def cassandra_ready() -> None:
-    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
-
-
 async def consuming() -> None:
     # An idle member of a larger group may hold no partitions; a live consume loop is what readiness means.
     if app.state.task.done():
         raise RuntimeError("worker stopped")
 
 
-install_common(app, service="fanout", readiness=[redis_ready, cassandra_ready, consuming])
+install_common(app, service="fanout", readiness=[redis_ready(app), cassandra_ready(app), consuming])

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from kicau import clients
 from kicau.settings import CommonSettings
-from kicau.web import install_common
+from kicau.web import install_common, redis_ready
 from services.gateway import openapi
 from services.gateway.deps import Upstreams
 from services.gateway.ratelimit import RateLimitMiddleware
@@ -64,10 +64,6 @@ app = FastAPI(
 )
 
 
-async def redis_ready() -> None:
-    await app.state.redis.ping()
-
-
 async def services_ready() -> None:
     for name in ("graph", "post", "timeline"):
         answer = await getattr(app.state.upstreams, name).call("GET", "/readyz")
@@ -82,7 +78,7 @@ async def streams_ready() -> None:
         raise RuntimeError("stream hub is not receiving or its presence lapsed")
 
 
-install_common(app, service="gateway", readiness=[redis_ready, services_ready, streams_ready])
+install_common(app, service="gateway", readiness=[redis_ready(app), services_ready, streams_ready])
 for module in (instance, oauth, accounts, timelines, statuses, streaming):
     app.include_router(module.router)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

@@ -23,7 +23,9 @@ from kicau.web import (
     SCOPES_HEADER,
     ApiError,
     acting_account_id,
+    cassandra_ready,
     install_common,
+    redis_ready,
 )
 from services.graph.passwords import Passwords
 from services.graph.service import GraphService
@@ -83,11 +85,10 @@ AccountHeader = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = GraphSettings()
-    redis = clients.redis_client(common, name="graph")
-    session = clients.cassandra_session(common)
-    producer = clients.kafka_producer(common)
-    await producer.start()
-    try:
+    async with clients.engines(common, name="graph", producer=True) as engines:
+        redis, session = engines.redis, engines.session
+        app.state.redis, app.state.session = redis, session  # what the readiness checks ask
+        producer = engines.kafka()
         app.state.service = GraphService(
             settings=common,
             store=GraphStore(session, clients.write_consistency(common)),
@@ -101,27 +102,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
             ),
         )
-        app.state.redis = redis
-        app.state.session = session
         yield
-    finally:
-        await producer.stop()
-        await redis.aclose()
-        clients.close_cassandra(session)
 
 
 app = FastAPI(title="Kicau graph service", lifespan=lifespan)
 
 
-async def redis_ready() -> None:
-    await app.state.redis.ping()
-
-
-async def cassandra_ready() -> None:
-    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
-
-
-install_common(app, service="graph", readiness=[redis_ready, cassandra_ready])
+install_common(app, service="graph", readiness=[redis_ready(app), cassandra_ready(app)])
 
 
 @app.post("/internal/apps")

@@ -31,16 +31,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cassandra import OperationTimedOut, Unavailable, WriteTimeout
 from cassandra.cluster import Session
+from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType
 
 from kicau import clients
+from kicau.bulk_rows import GraphRowWriters
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 
 SEED_WORKER = 63
 BATCH = 100
+ATTEMPTS = 6
+COUNTER_TIMEOUT = 120.0
+RETRYABLE = (OperationTimedOut, WriteTimeout, Unavailable, OverloadedErrorMessage)
 
 
 @dataclass
@@ -100,6 +106,7 @@ class Progress:
     def __init__(self, total: int) -> None:
         self.total = max(total, 1)
         self.done = 0
+        self.retries = 0
         self.started = time.monotonic()
         self._shown = 0.0
 
@@ -116,7 +123,8 @@ class Progress:
     def show(self) -> None:
         share = self.done / self.total
         bar = "#" * int(share * 40)
-        sys.stderr.write(f"\r[{bar:<40}] {share:6.1%} {self.done:>12,} rows {self.rate():>10,.0f} rows/s")
+        sys.stderr.write(f"\r[{bar:<40}] {share:6.1%} {self.done:>12,} rows {self.rate():>10,.0f} rows/s"
+                         + (f" ({self.retries} retried)" if self.retries else ""))
         sys.stderr.flush()
 
 
@@ -126,24 +134,23 @@ class Loader:
         self.slots = asyncio.Semaphore(concurrency)
         self.window = 2 * concurrency  # tasks created ahead of the semaphore, so memory stays flat
         self.progress = progress
-        prepare = session.prepare
-        self.account = prepare(
-            "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at)"
-            " VALUES (?, ?, ?, ?, '', false, false, '!seeded', ?)"
-        )
-        self.username = prepare("INSERT INTO accounts_by_username (username, account_id) VALUES (?, ?)")
-        self.follower = prepare("INSERT INTO followers (followee_id, follower_id, created_at) VALUES (?, ?, ?)")
-        self.following = prepare("INSERT INTO following (follower_id, followee_id, created_at) VALUES (?, ?, ?)")
-        self.followers_count = prepare(
-            "UPDATE account_stats SET followers_count = followers_count + ? WHERE account_id = ?"
-        )
-        self.following_count = prepare(
-            "UPDATE account_stats SET following_count = following_count + ? WHERE account_id = ?"
-        )
+        self.rows = GraphRowWriters.prepare(session, bot=False, password_hash="!seeded")
 
-    async def run(self, statement: Any, params: Any, rows: int = 1) -> None:
-        async with self.slots:
-            await clients.execute(self.session, statement, params)
+    async def run(self, statement: Any, params: Any, rows: int = 1, *, idempotent: bool = True) -> None:
+        """One write. Plain inserts are idempotent and retried when Cassandra times out or sheds load (a busy
+        node does, and one lost batch would leave a hole in the graph). A counter batch is not idempotent: it
+        gets a long timeout instead and is never retried, so a counter can never count twice."""
+        for attempt in itertools.count(1):
+            try:
+                async with self.slots:
+                    await clients.execute(self.session, statement, params,
+                                          request_timeout=None if idempotent else COUNTER_TIMEOUT)
+                break
+            except RETRYABLE:
+                if not idempotent or attempt >= ATTEMPTS:
+                    raise
+                self.progress.retries += 1
+                await asyncio.sleep(min(0.1 * 2 ** attempt, 5.0))
         self.progress.add(rows)
 
     async def gather(self, jobs: Iterator[Any]) -> None:
@@ -168,7 +175,7 @@ class Loader:
             batch = BatchStatement(batch_type=kind)
             for statement, params in chunk:
                 batch.add(statement, params)
-            yield self.run(batch, None, len(chunk))
+            yield self.run(batch, None, len(chunk), idempotent=kind is not BatchType.COUNTER)
 
 
 async def load(plan_: Plan, *, prefix: str, concurrency: int, settings: CommonSettings) -> tuple[int, float]:
@@ -178,7 +185,7 @@ async def load(plan_: Plan, *, prefix: str, concurrency: int, settings: CommonSe
         for follower in followers:
             following[follower] += 1
     edges = sum(len(f) for f in plan_.edges.values())
-    total = 2 * len(plan_.users) + 2 * edges + len(plan_.edges) + len(following)
+    total = 3 * len(plan_.users) + 2 * edges + len(plan_.edges) + len(following)
     progress = Progress(total)
     loader = Loader(session, concurrency, progress)
     now = datetime.now(UTC)
@@ -186,20 +193,21 @@ async def load(plan_: Plan, *, prefix: str, concurrency: int, settings: CommonSe
     def rows() -> Iterator[tuple[Any, tuple[Any, ...]]]:
         for n, account in enumerate(plan_.users):
             name = f"{prefix}_{n}"
-            yield loader.account, (account, name, f"{name}@seed.invalid", name, now)
-            yield loader.username, (name.lower(), account)
+            yield loader.rows.account, (account, name, f"{name}@seed.invalid", name, now)
+            yield loader.rows.username, (name.lower(), account)
+            yield loader.rows.email, (f"{name.lower()}@seed.invalid", account)
         for followee, followers in plan_.edges.items():
             for follower in followers:
-                yield loader.follower, (followee, follower, now)
+                yield loader.rows.follower, (followee, follower, now)
         for followee, followers in plan_.edges.items():
             for follower in followers:
-                yield loader.following, (follower, followee, now)
+                yield loader.rows.following, (follower, followee, now)
 
     def counters() -> Iterator[tuple[Any, tuple[Any, ...]]]:
         for followee, followers in plan_.edges.items():
-            yield loader.followers_count, (len(followers), followee)
+            yield loader.rows.add_followers, (len(followers), followee)
         for follower, count in following.items():
-            yield loader.following_count, (count, follower)
+            yield loader.rows.add_following, (count, follower)
 
     def jobs() -> Iterator[Any]:
         yield from loader.batched(rows(), BatchType.UNLOGGED)
@@ -226,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, action="append", default=[],
                         help="add an account with this many followers (repeatable)")
     parser.add_argument("--prefix", default="seed")
-    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, default=64,
+                        help="batches in flight (of 100 rows each)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.monotonic()

@@ -8,7 +8,7 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from kicau.clients import execute
+from kicau.clients import execute, write_preparer
 
 
 def _now() -> datetime:
@@ -20,10 +20,7 @@ class GraphStore:
         self._session = session
         prepare = session.prepare
 
-        def write(query: str) -> Any:
-            statement = prepare(query)
-            statement.consistency_level = write_consistency
-            return statement
+        write = write_preparer(session, write_consistency)
 
         self._claim_username = write(
             "INSERT INTO accounts_by_username (username, account_id) VALUES (?, ?) IF NOT EXISTS"

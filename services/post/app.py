@@ -15,7 +15,7 @@ from kicau.account_cards import AccountCards
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
-from kicau.web import ACCOUNT_HEADER, acting_account_id, install_common
+from kicau.web import ACCOUNT_HEADER, acting_account_id, cassandra_ready, install_common, redis_ready
 from services.post.service import NewStatus, PostService
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -46,11 +46,10 @@ JSON = "application/json"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = PostSettings()
-    redis = clients.redis_client(common, name="post")
-    session = clients.cassandra_session(common)
-    producer = clients.kafka_producer(common)
-    await producer.start()
-    try:
+    async with clients.engines(common, name="post", producer=True) as engines:
+        redis, session = engines.redis, engines.session
+        app.state.redis, app.state.session = redis, session  # what the readiness checks ask
+        producer = engines.kafka()
         accounts = AccountCards(redis, session, common.public_url)
         app.state.service = PostService(
             settings=common,
@@ -62,27 +61,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             statuses=StatusCards(redis, session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
         )
-        app.state.redis = redis
-        app.state.session = session
         yield
-    finally:
-        await producer.stop()
-        await redis.aclose()
-        clients.close_cassandra(session)
 
 
 app = FastAPI(title="Kicau post service", lifespan=lifespan)
 
 
-async def redis_ready() -> None:
-    await app.state.redis.ping()
-
-
-async def cassandra_ready() -> None:
-    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
-
-
-install_common(app, service="post", readiness=[redis_ready, cassandra_ready])
+install_common(app, service="post", readiness=[redis_ready(app), cassandra_ready(app)])
 
 
 @app.post("/internal/statuses")

@@ -8,7 +8,7 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from kicau.clients import execute
+from kicau.clients import execute, write_preparer
 
 
 class StatusStore:
@@ -17,10 +17,7 @@ class StatusStore:
         self._consistency = write_consistency
         prepare = session.prepare
 
-        def write(query: str) -> Any:
-            statement = prepare(query)
-            statement.consistency_level = write_consistency
-            return statement
+        write = write_preparer(session, write_consistency)
 
         self._insert_status = write(
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"

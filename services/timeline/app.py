@@ -16,7 +16,7 @@ from kicau.feeds import Feeds, PageRequest
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
-from kicau.web import ACCOUNT_HEADER, acting_account_id, install_common
+from kicau.web import ACCOUNT_HEADER, acting_account_id, cassandra_ready, install_common, redis_ready
 from services.timeline.service import Page, TimelineService, clamp_limit
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
@@ -39,9 +39,9 @@ Service = Annotated[TimelineService, Depends(_service)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = TimelineSettings()
-    redis = clients.redis_client(common, name="timeline")
-    session = clients.cassandra_session(common)
-    try:
+    async with clients.engines(common, name="timeline", producer=False) as engines:
+        redis, session = engines.redis, engines.session
+        app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         accounts = AccountCards(redis, session, common.public_url)
         app.state.service = TimelineService(
             settings=common,
@@ -52,26 +52,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url),
         )
-        app.state.redis = redis
-        app.state.session = session
         yield
-    finally:
-        await redis.aclose()
-        clients.close_cassandra(session)
 
 
 app = FastAPI(title="Kicau timeline service", lifespan=lifespan)
 
 
-async def redis_ready() -> None:
-    await app.state.redis.ping()
-
-
-async def cassandra_ready() -> None:
-    await clients.execute(app.state.session, "SELECT release_version FROM system.local")
-
-
-install_common(app, service="timeline", readiness=[redis_ready, cassandra_ready])
+install_common(app, service="timeline", readiness=[redis_ready(app), cassandra_ready(app)])
 
 
 def _respond(page: Page) -> Response:

@@ -70,7 +70,7 @@ class Faults:
 
 @pytest.fixture
 def faults(gateway_url: str) -> Iterator[Faults]:
-    # Only a stack started from this checkout may be harmed; anything else skips before a fault is injected.
+    # Only a stack started from this checkout may be harmed; anything else fails before a fault is injected.
     harness.service_pid("gateway")
     # Start from a healthy stack whatever the tests before did to it (a few seconds when all is up).
     harness.stack_up()

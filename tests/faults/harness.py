@@ -60,14 +60,17 @@ def _ours(port: int, pid: int) -> bool:
 
 
 def engine_pid(name: str) -> int:
-    """The pid of one engine of this checkout's stack; skips the test when the engine is not ours."""
+    """The pid of one engine of this checkout's stack. A stack this checkout did not start is never harmed: the
+    test fails before injecting anything (`make test` always starts its own, so this only stops a misuse)."""
     engine = engines.by_name(name)
     assert engine is not None, name
     if config.ROOT != ROOT:
-        pytest.skip(f"the stack package comes from {config.ROOT}, not from this checkout ({ROOT})")
+        pytest.fail(f"refusing to inject faults: the stack package comes from {config.ROOT}, "
+                    f"not from this checkout ({ROOT})")
     pid = engine.pid()
     if pid is None or not _ours(engine.port, pid):
-        pytest.skip(f"{name} on port {engine.port} was not started from {ROOT} (`python -m stack up` there)")
+        pytest.fail(f"refusing to inject faults: {name} on port {engine.port} was not started from {ROOT} "
+                    "(`python -m stack up` there)")
     return pid
 
 
@@ -75,10 +78,11 @@ def service_pid(name: str) -> int:
     service = services.by_name(name)
     assert service is not None, name
     if config.ROOT != ROOT:
-        pytest.skip(f"the stack package comes from {config.ROOT}, not from this checkout ({ROOT})")
+        pytest.fail(f"refusing to inject faults: the stack package comes from {config.ROOT}, "
+                    f"not from this checkout ({ROOT})")
     pid = service.pid()
     if pid is None or not _ours(service.port, pid):
-        pytest.skip(f"service {name} on port {service.port} was not started from {ROOT}")
+        pytest.fail(f"refusing to inject faults: service {name} on port {service.port} was not started from {ROOT}")
     return pid
 
 
