@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, dict_factory
@@ -74,23 +75,34 @@ def kafka_consumer(settings: CommonSettings, *topics: str, group_id: str, **over
     return AIOKafkaConsumer(*topics, **options)
 
 
-def cassandra_session(settings: CommonSettings) -> Session:
+def cassandra_cluster_options(settings: CommonSettings) -> dict[str, Any]:
+    """Everything the driver's ``Cluster`` is built with, from settings (kept apart so it can be checked
+    without a cluster)."""
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc or None)),
         consistency_level=ConsistencyLevel.name_to_value[settings.cassandra_read_consistency],
         row_factory=dict_factory,
         request_timeout=5.0,
     )
-    cluster = Cluster(
-        settings.cassandra_host_list,
-        port=settings.cassandra_port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        protocol_version=5,
-        connect_timeout=5,
+    options: dict[str, Any] = {
+        "contact_points": settings.cassandra_host_list,
+        "port": settings.cassandra_port,
+        "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+        "protocol_version": 5,
+        "connect_timeout": 5,
         # The driver's default backs off to 10 minutes: after an outage of a minute a service would stay
         # unavailable for up to another minute once Cassandra answers again. Probe every few seconds instead.
-        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0, max_attempts=None),
-    )
+        "reconnection_policy": ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0, max_attempts=None),
+    }
+    if settings.cassandra_username:
+        options["auth_provider"] = PlainTextAuthProvider(
+            username=settings.cassandra_username, password=settings.cassandra_password.get_secret_value()
+        )
+    return options
+
+
+def cassandra_session(settings: CommonSettings) -> Session:
+    cluster = Cluster(**cassandra_cluster_options(settings))
     session = cluster.connect(settings.cassandra_keyspace)
     return session
 

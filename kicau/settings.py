@@ -6,7 +6,7 @@ engine endpoints are read from ``KICAU_*`` everywhere so one environment configu
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,11 @@ class CommonSettings(BaseSettings):
     cassandra_hosts: str = "127.0.0.1"
     cassandra_port: int = 9042
     cassandra_keyspace: str = "kicau"
+    # The data centre whose nodes coordinate requests; empty: the driver takes the first contact point's.
+    cassandra_local_dc: str = ""
+    # PasswordAuthenticator credentials (K8ssandra turns it on by default); both or neither.
+    cassandra_username: str = ""
+    cassandra_password: SecretStr = SecretStr("")
     # Consistency levels are configuration so a ring can run QUORUM while the local node runs ONE.
     cassandra_read_consistency: str = "LOCAL_ONE"
     cassandra_write_consistency: str = "LOCAL_ONE"
@@ -51,6 +56,8 @@ class CommonSettings(BaseSettings):
     def _refuse_unsafe_production(self) -> CommonSettings:
         if self.environment == "production" and self.public_url.startswith("http://127."):
             raise ValueError("KICAU_PUBLIC_URL must be set to the public address in production")
+        if bool(self.cassandra_username) != bool(self.cassandra_password.get_secret_value()):
+            raise ValueError("set both KICAU_CASSANDRA_USERNAME and KICAU_CASSANDRA_PASSWORD, or neither")
         return self
 
     @property
