@@ -27,7 +27,7 @@ from kicau.entities import compose_status, dumps
 from kicau.events import AccountScaleChanged, Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
 from kicau.feeds import Feeds
 from kicau.large_accounts import LargeAccounts
-from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS
+from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.presence import OnlineMirror
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
@@ -121,6 +121,10 @@ class Fanout:
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *followers[event.account_id]])
         if len(pipe):
             await pipe.execute()
+            published_ms = time.time() * 1000.0
+            for plan in plans:
+                if isinstance(plan.event, StatusCreated | StatusDeleted):
+                    FANOUT_PUBLISH_LAG_SECONDS.observe(max(0.0, published_ms - plan.event.occurred_at) / 1000.0)
 
     async def _write_all(
         self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]]
