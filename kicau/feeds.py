@@ -18,32 +18,60 @@ cursors — so pagination stays exact across the merge.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
 
 from kicau import keys
 from kicau.ids import pack_id, unpack_id
+from kicau.resp import bulk, command
 
 _SENTINEL_EXCLUSIVE = b"(" + keys.FEED_SENTINEL
 
-# KEYS[1] = timeline; ARGV[1] = cap; ARGV[2..] = members. Adds and trims only if the timeline exists, so an
-# expired (inactive) or lost timeline costs nothing here and is rebuilt whole on its next read.
+# KEYS = timelines of one hash-tag bucket (one slot); ARGV[1] = cap; ARGV[2] = trim threshold (members,
+# sentinel included); ARGV[3..] = members. Adds only to timelines that exist, so an expired (inactive) or lost
+# timeline costs nothing here and is rebuilt whole on its next read; the check and the write are one atomic
+# step per timeline. Trimming is amortised: a timeline grows to the threshold, then is cut back to the cap in
+# one ZREMRANGEBYRANK, instead of shifting the whole listpack on every add once it is full.
 _PUSH_IF_PRESENT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cap = tonumber(ARGV[1])
+local threshold = tonumber(ARGV[2])
 local args = {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   args[#args + 1] = 0
   args[#args + 1] = ARGV[i]
 end
-redis.call('ZADD', KEYS[1], unpack(args))
-redis.call('ZREMRANGEBYRANK', KEYS[1], 1, -(tonumber(ARGV[1]) + 1))
-return 1
+local written = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('ZADD', key, unpack(args))
+    if redis.call('ZCARD', key) > threshold then
+      redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
+    end
+    written = written + 1
+  end
+end
+return written
 """
+
+# KEYS = timelines of one bucket; ARGV = members to remove from each (ZREM never creates a key).
+_UNPUSH = """
+for _, key in ipairs(KEYS) do
+  redis.call('ZREM', key, unpack(ARGV))
+end
+return #KEYS
+"""
+
+PUSH_SHA = hashlib.sha1(_PUSH_IF_PRESENT.encode()).hexdigest().encode()
+UNPUSH_SHA = hashlib.sha1(_UNPUSH.encode()).hexdigest().encode()
+# Keys per script call: enough to amortise the call, few enough that one call never holds Redis for long
+# (a 1M-follower status has ~1,000 followers per bucket; they go out in calls of this many).
+MAX_KEYS_PER_CALL = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,32 +93,26 @@ class PageRead:
 class Feeds:
     """Feed operations bound to one Redis client (the push script is registered once per client)."""
 
-    def __init__(self, redis: Redis, *, cap: int, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, *, cap: int, ttl_seconds: int, trim_slack: int | None = None) -> None:
         self.redis = redis
         self.cap = cap
         self.ttl_seconds = ttl_seconds
-        self._push: AsyncScript = redis.register_script(_PUSH_IF_PRESENT)
+        # A timeline may hold up to cap + slack entries between trims; the default keeps a full one (plus the
+        # sentinel) well inside a listpack of 1,024 entries.
+        self.trim_slack = max(1, cap // 16) if trim_slack is None else trim_slack
 
-    # Writes (queued on a pipeline; no round trip here) ---------------------------------------------------
+    # Writes ------------------------------------------------------------------------------------------------
 
-    def push(self, pipe: Pipeline, key: str, status_ids: Sequence[int]) -> None:
-        """Add statuses to one timeline if it exists, keeping it capped: one command per timeline."""
-        if status_ids:
-            # Registering the script on the pipeline makes it load the script (once) before executing, so
-            # a Redis that lost its script cache still runs the batch.
-            pipe.scripts.add(self._push)  # type: ignore[arg-type]  # the async pipeline takes AsyncScript
-            pipe.evalsha(self._push.sha, 1, key, self.cap, *(pack_id(s) for s in status_ids))
-
-    def unpush(self, pipe: Pipeline, key: str, status_ids: Iterable[int]) -> None:
-        members = [pack_id(s) for s in status_ids]
-        if members:
-            pipe.zrem(key, *members)
+    def writes(self) -> TimelineWrites:
+        """A buffer of timeline writes for many timelines, packed once (see ``TimelineWrites``)."""
+        return TimelineWrites(cap=self.cap, threshold=self.cap + 1 + self.trim_slack)
 
     def materialise(self, pipe: Pipeline, key: str, status_ids: Iterable[int]) -> None:
         """Write a rebuilt timeline. Merges with whatever the fanout added meanwhile instead of replacing it, so a
         status fanned out during the rebuild is not lost."""
         members = {pack_id(s): 0 for s in status_ids}
         members[keys.FEED_SENTINEL] = 0
+        # Cut to the cap exactly (the fanout lets a timeline grow to cap + slack between its own trims).
         pipe.zadd(key, members)
         pipe.zremrangebyrank(key, 1, -(self.cap + 1))
         pipe.expire(key, self.ttl_seconds)
@@ -172,3 +194,77 @@ def _merge(lists: list[list[int]], page: PageRequest) -> list[int]:
     if len(lists) == 1:
         return lists[0]
     return sorted({i for ids in lists for i in ids}, reverse=True)[: page.limit]
+
+
+@dataclass
+class TimelineWrites:
+    """Commands for the fanout, already serialised as RESP: the script call for a bucket is its header, the
+    keys, and an argument tail (cap, threshold, members) packed once per set of statuses, whatever the number
+    of timelines. Sent through ``kicau.resp.send`` in order on one connection.
+
+    The first commands load both scripts (SCRIPT LOAD is idempotent), so the EVALSHAs after them never meet a
+    Redis that lost its script cache: a restart also breaks the connection, and the batch is then retried."""
+
+    cap: int
+    threshold: int
+    chunks: list[bytes] = field(default_factory=list)
+    replies: int = 0
+    # Timelines (or other commands) queued: what bounds both the bytes buffered and Redis's time on them.
+    weight: int = 0
+
+    def __post_init__(self) -> None:
+        self.raw(command(b"SCRIPT", b"LOAD", _PUSH_IF_PRESENT.encode()), 1)
+        self.raw(command(b"SCRIPT", b"LOAD", _UNPUSH.encode()), 1)
+        self._limits = bulk(b"%d" % self.cap) + bulk(b"%d" % self.threshold)
+
+    def raw(self, packed: bytes, replies: int) -> None:
+        self.chunks.append(packed)
+        self.replies += replies
+        self.weight += replies
+
+    def take(self) -> tuple[list[bytes], int]:
+        """What is queued so far (packed commands, replies expected), leaving the buffer empty."""
+        taken = self.chunks, self.replies
+        self.chunks, self.replies, self.weight = [], 0, 0
+        return taken
+
+    def push(self, account_ids: Iterable[int], status_ids: Sequence[int]) -> None:
+        """Add statuses to the home timelines of ``account_ids`` that exist: one call per bucket."""
+        if status_ids:
+            tail = self._limits + _members(status_ids)
+            self._per_bucket(PUSH_SHA, account_ids, tail, 2 + len(status_ids))
+
+    def push_key(self, key: str, status_ids: Sequence[int]) -> None:
+        """The same push for one timeline given by key (a large account's author feed)."""
+        if status_ids:
+            tail = self._limits + _members(status_ids)
+            self._call(PUSH_SHA, [bulk(key.encode())], tail, 2 + len(status_ids))
+
+    def unpush(self, account_ids: Iterable[int], status_ids: Sequence[int]) -> None:
+        if status_ids:
+            self._per_bucket(UNPUSH_SHA, account_ids, _members(status_ids), len(status_ids))
+
+    def unpush_key(self, key: str, status_ids: Sequence[int]) -> None:
+        if status_ids:
+            self._call(UNPUSH_SHA, [bulk(key.encode())], _members(status_ids), len(status_ids))
+
+    def _per_bucket(self, sha: bytes, account_ids: Iterable[int], tail: bytes, tail_args: int) -> None:
+        grouped: dict[int, list[bytes]] = defaultdict(list)
+        bucket_of, key_in = keys.home_bucket, keys.home_feed_in
+        for account_id in account_ids:
+            bucket = bucket_of(account_id)
+            grouped[bucket].append(bulk(key_in(bucket, account_id).encode()))
+        for framed in grouped.values():
+            for start in range(0, len(framed), MAX_KEYS_PER_CALL):
+                self._call(sha, framed[start:start + MAX_KEYS_PER_CALL], tail, tail_args)
+
+    def _call(self, sha: bytes, framed_keys: list[bytes], tail: bytes, tail_args: int) -> None:
+        count = len(framed_keys)
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (3 + count + tail_args, sha) + bulk(b"%d" % count)
+        self.chunks.append(head + b"".join(framed_keys) + tail)
+        self.replies += 1
+        self.weight += count
+
+
+def _members(status_ids: Sequence[int]) -> bytes:
+    return b"".join(bulk(pack_id(s)) for s in status_ids)

@@ -1,7 +1,8 @@
 """Every Redis key name in one place.
 
-Keys that one operation touches together share a hash tag (``{u:<id>}``) so the layout works on Redis
-Cluster; no command in Kicau spans keys of different users.
+Keys that one operation touches together share a hash tag so the layout works on Redis Cluster: per-user keys
+carry ``{u:<id>}``; home timelines carry their bucket's ``{h:<bucket>}`` (see ``home_bucket``), the one case
+where a command spans keys of different users, always inside one bucket and so inside one slot.
 """
 
 from __future__ import annotations
@@ -11,8 +12,30 @@ from __future__ import annotations
 FEED_SENTINEL = b"\x00" * 8
 
 
+# Home timelines are spread over this many hash tags instead of one per user. The fanout writes thousands of
+# timelines per status; with one tag per user, every timeline sits in a slot of its own and each needs a
+# script call of its own (a multi-key call must stay in one slot on Redis Cluster). With buckets, the
+# followers of a status that share a bucket are written by one call, on Cluster as on a single node.
+# 1,024 buckets still spread evenly over any realistic number of Cluster nodes (a bucket is one slot).
+HOME_BUCKETS = 1024
+_BUCKET_SHIFT = 64 - (HOME_BUCKETS.bit_length() - 1)
+_FIBONACCI = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: multiplicative hashing mixes every bit of the id
+_MASK64 = (1 << 64) - 1
+
+
+def home_bucket(account_id: int) -> int:
+    """The hash-tag bucket of an account's home timeline. Snowflake ids keep a short sequence in their low
+    bits, so ``id % buckets`` would crowd a few buckets; the top bits of a multiplicative hash do not."""
+    return ((account_id * _FIBONACCI) & _MASK64) >> _BUCKET_SHIFT
+
+
 def home_feed(account_id: int) -> str:
-    return f"feed:{{u:{account_id}}}:home"
+    return home_feed_in(home_bucket(account_id), account_id)
+
+
+def home_feed_in(bucket: int, account_id: int) -> str:
+    """``home_feed`` for a caller that already computed the bucket (the fanout groups followers by it)."""
+    return f"feed:{{h:{bucket}}}:{account_id}:home"
 
 
 def author_feed(account_id: int) -> str:

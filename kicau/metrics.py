@@ -28,6 +28,12 @@ FANOUT_EVENTS = Counter("kicau_fanout_events_total", "Events processed by the fa
 FANOUT_BATCH_SECONDS = Histogram(
     "kicau_fanout_batch_duration_seconds", "Time to apply one consumed batch", buckets=LATENCY_BUCKETS
 )
+# Accepted (the event's occurred_at) -> published to the gateways: the fanout's share of stream delivery latency,
+# beside the gateway's kicau_stream_delivery_latency_seconds (accepted -> frame written).
+FANOUT_PUBLISH_LAG_SECONDS = Histogram(
+    "kicau_fanout_publish_lag_seconds", "Status accepted to stream delivery published by the fanout",
+    buckets=LATENCY_BUCKETS,
+)
 CONSUMER_LAG = Gauge(
     "kicau_fanout_consumer_lag", "Messages behind the end of each assigned partition", ["topic", "partition"]
 )

@@ -20,6 +20,7 @@ from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import compose_status, status_fragment
 from kicau.ids import pack_id, unpack_id
+from kicau.resp import command
 
 STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
@@ -29,14 +30,32 @@ def cache_value(account_id: int, fragment: bytes) -> bytes:
     return pack_id(account_id) + fragment
 
 
-def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes) -> None:
+def _cache_args(status_id: int, account_id: int, fragment: bytes) -> tuple[bytes, ...]:
     # Only where nothing is cached yet: a status's fragment never changes, so the one case this skips is a
     # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete.
-    pipe.set(keys.status_cache(status_id), cache_value(account_id, fragment), ex=STATUS_CACHE_SECONDS, nx=True)
+    return (b"SET", keys.status_cache(status_id).encode(), cache_value(account_id, fragment),
+            b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX")
+
+
+def _tombstone_args(status_id: int) -> tuple[bytes, ...]:
+    return b"SET", keys.status_cache(status_id).encode(), TOMBSTONE, b"EX", b"%d" % STATUS_CACHE_SECONDS
+
+
+def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes) -> None:
+    pipe.execute_command(*_cache_args(status_id, account_id, fragment))
 
 
 def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
-    pipe.set(keys.status_cache(status_id), TOMBSTONE, ex=STATUS_CACHE_SECONDS)
+    pipe.execute_command(*_tombstone_args(status_id))
+
+
+def cache_command(status_id: int, account_id: int, fragment: bytes) -> bytes:
+    """``queue_cache`` as one packed command (``kicau.resp``), for writers that bypass redis-py's pipelines."""
+    return command(*_cache_args(status_id, account_id, fragment))
+
+
+def tombstone_command(status_id: int) -> bytes:
+    return command(*_tombstone_args(status_id))
 
 
 class StatusCards:

@@ -27,31 +27,23 @@ from kicau.entities import compose_status, dumps
 from kicau.events import AccountScaleChanged, Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
 from kicau.feeds import Feeds
 from kicau.large_accounts import LargeAccounts
-from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS
+from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.presence import OnlineMirror
+from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
-from kicau.status_cards import queue_cache, queue_tombstone
+from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, encode_delivery
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
 
 
-class _ChunkedPipeline:
-    """A pipeline that flushes itself every ``chunk`` queued commands."""
+@dataclass
+class _Plan:
+    """How one event is applied, decided in stream order before anything is written: whether its author was
+    large at that point decides both its stream delivery and its timeline writes."""
 
-    def __init__(self, redis: Redis, chunk: int) -> None:
-        self._redis = redis
-        self._chunk = chunk
-        self.pipe: Pipeline = redis.pipeline(transaction=False)
-
-    async def maybe_flush(self) -> None:
-        if len(self.pipe) >= self._chunk:
-            await self.flush()
-
-    async def flush(self) -> None:
-        if len(self.pipe):
-            await self.pipe.execute()
-        self.pipe = self._redis.pipeline(transaction=False)
+    event: Event
+    large: bool
 
 
 @dataclass
@@ -73,14 +65,20 @@ class Fanout:
         # Whether an author is large is decided in stream order: a scale change seen in this batch applies to
         # the author's statuses after it, exactly as it will on a replay.
         needs_followers: set[int] = set()
+        plans: list[_Plan] = []
         scale = set(large)
         for event in events:
             if isinstance(event, AccountScaleChanged):
                 scale = scale | {event.account_id} if event.large else scale - {event.account_id}
                 if not event.large:
                     needs_followers.add(event.account_id)
-            elif isinstance(event, StatusCreated | StatusDeleted) and event.account_id not in scale:
-                needs_followers.add(event.account_id)
+                plans.append(_Plan(event, event.large))
+            elif isinstance(event, StatusCreated | StatusDeleted):
+                if event.account_id not in scale:
+                    needs_followers.add(event.account_id)
+                plans.append(_Plan(event, event.account_id in scale))
+            else:
+                plans.append(_Plan(event, False))
         followees = {e.followee_id for e in events if isinstance(e, FollowCreated | FollowDeleted)}
         backfilled = {e.account_id for e in events if isinstance(e, AccountScaleChanged) and not e.large}
         follower_ids, recent_ids = sorted(needs_followers), sorted(followees | backfilled)
@@ -91,77 +89,122 @@ class Fanout:
         )
         followers = dict(zip(follower_ids, follower_lists, strict=True))
         recent = dict(zip(recent_ids, status_lists, strict=True))
-        cards = await self._cards_for_online(events, followers, large)
-
-        out = _ChunkedPipeline(self.redis, self.own.pipeline_chunk)
-        entries = 0
-        for event in events:
-            FANOUT_EVENTS.labels(event.__struct_config__.tag).inc()
-            if isinstance(event, AccountScaleChanged):
-                if event.large:
-                    large.add(event.account_id)
-                else:
-                    large.discard(event.account_id)
-                    statuses = recent[event.account_id][:cap]
-                    for follower in followers[event.account_id]:
-                        self.feeds.push(out.pipe, keys.home_feed(follower), statuses)
-                        entries += len(statuses)
-                        await out.maybe_flush()
-                    out.pipe.delete(keys.author_feed(event.account_id))
-                self.large.note(event.account_id, event.large)
-            elif isinstance(event, StatusCreated):
-                fragment = event.status_json.encode()
-                card = cards.get(event.account_id)
-                payload = compose_status(fragment, card).decode() if card is not None else None
-                queue_cache(out.pipe, event.status_id, event.account_id, fragment)
-                self.feeds.push(out.pipe, keys.home_feed(event.account_id), (event.status_id,))
-                entries += 1
-                if event.account_id in large:
-                    self.feeds.push(out.pipe, keys.author_feed(event.account_id), (event.status_id,))
-                    if payload is not None:
-                        self._broadcast(out.pipe, "update", event, payload)
-                    continue
-                recipients = followers[event.account_id]
-                if payload is not None:
-                    self._deliver(out.pipe, "update", event, payload, [event.account_id, *recipients])
-                for follower in recipients:
-                    self.feeds.push(out.pipe, keys.home_feed(follower), (event.status_id,))
-                    entries += 1
-                    await out.maybe_flush()
-            elif isinstance(event, StatusDeleted):
-                payload = dumps(str(event.status_id)).decode()
-                queue_tombstone(out.pipe, event.status_id)
-                self.feeds.unpush(out.pipe, keys.home_feed(event.account_id), (event.status_id,))
-                if event.account_id in large:
-                    # Followers' timelines may still hold the id from before the account grew; reads drop
-                    # tombstoned statuses, so nothing per follower is needed here.
-                    self.feeds.unpush(out.pipe, keys.author_feed(event.account_id), (event.status_id,))
-                    self._broadcast(out.pipe, "delete", event, payload)
-                    continue
-                recipients = followers[event.account_id]
-                self._deliver(out.pipe, "delete", event, payload, [event.account_id, *recipients])
-                for follower in recipients:
-                    self.feeds.unpush(out.pipe, keys.home_feed(follower), (event.status_id,))
-                    await out.maybe_flush()
-            elif isinstance(event, FollowCreated):
-                backfill = recent[event.followee_id][: self.settings.follow_backfill]
-                self.feeds.push(out.pipe, keys.home_feed(event.follower_id), backfill)
-                entries += len(backfill)
-            else:
-                # Unfollow removes every status of the former followee the timeline can hold.
-                self.feeds.unpush(out.pipe, keys.home_feed(event.follower_id), recent[event.followee_id][:cap])
-            await out.maybe_flush()
-        await out.flush()
+        await self._deliver_all(plans, followers, large)
+        entries = await self._write_all(plans, followers, recent)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
+        return entries
+
+    async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int]) -> None:
+        """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
+        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes."""
+        if not len(self.online):
+            return
+        cards = await self._cards_for_online([p.event for p in plans], followers, large)
+        pipe = self.redis.pipeline(transaction=False)
+        for plan in plans:
+            event = plan.event
+            if isinstance(event, StatusCreated):
+                card = cards.get(event.account_id)
+                if card is None:
+                    continue
+                payload = compose_status(event.status_json.encode(), card).decode()
+                if plan.large:
+                    self._broadcast(pipe, "update", event, payload)
+                else:
+                    self._deliver(pipe, "update", event, payload, [event.account_id, *followers[event.account_id]])
+            elif isinstance(event, StatusDeleted):
+                payload = dumps(str(event.status_id)).decode()
+                if plan.large:
+                    self._broadcast(pipe, "delete", event, payload)
+                else:
+                    self._deliver(pipe, "delete", event, payload, [event.account_id, *followers[event.account_id]])
+        if len(pipe):
+            await pipe.execute()
+            published_ms = time.time() * 1000.0
+            for plan in plans:
+                if isinstance(plan.event, StatusCreated | StatusDeleted):
+                    FANOUT_PUBLISH_LAG_SECONDS.observe(max(0.0, published_ms - plan.event.occurred_at) / 1000.0)
+
+    async def _write_all(
+        self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]]
+    ) -> int:
+        """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
+
+        Consecutive new statuses are pushed together: the statuses of one author in such a run go to each
+        follower's timeline in one script call per bucket of followers, so a burst (or a fanout catching up)
+        costs one pass over the follower list per author, not per status. Anything else (a delete, a follow, a
+        scale change) closes the run first, so every write keeps its order relative to those."""
+        cap = self.settings.home_timeline_cap
+        entries = 0
+        writes = self.feeds.writes()
+        run: dict[int, list[int]] = {}  # author -> its new statuses in the current run, in order
+        chunk = self.own.pipeline_chunk
+
+        async def close_run(sender: Sender) -> int:
+            written = 0
+            for author, status_ids in run.items():
+                recipients = [author, *followers[author]]
+                for start in range(0, len(recipients), chunk):
+                    writes.push(recipients[start:start + chunk], status_ids)
+                    await flush_if_full(sender)
+                written += len(status_ids) * len(recipients)
+            run.clear()
+            return written
+
+        async def flush_if_full(sender: Sender) -> None:
+            if writes.weight >= chunk:
+                await sender.send(*writes.take())
+
+        async with Sender(self.redis) as sender:
+            for plan in plans:
+                event = plan.event
+                FANOUT_EVENTS.labels(event.__struct_config__.tag).inc()
+                if isinstance(event, StatusCreated):
+                    writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode()), 1)
+                    if plan.large:
+                        writes.push([event.account_id], (event.status_id,))
+                        writes.push_key(keys.author_feed(event.account_id), (event.status_id,))
+                        entries += 1
+                    else:
+                        run.setdefault(event.account_id, []).append(event.status_id)
+                    continue
+                entries += await close_run(sender)
+                if isinstance(event, AccountScaleChanged):
+                    if not event.large:
+                        statuses = recent[event.account_id][:cap]
+                        for start in range(0, len(followers[event.account_id]), chunk):
+                            writes.push(followers[event.account_id][start:start + chunk], statuses)
+                            await flush_if_full(sender)
+                        entries += len(statuses) * len(followers[event.account_id])
+                        writes.raw(command(b"DEL", keys.author_feed(event.account_id).encode()), 1)
+                    self.large.note(event.account_id, event.large)
+                elif isinstance(event, StatusDeleted):
+                    writes.raw(tombstone_command(event.status_id), 1)
+                    if plan.large:
+                        # Followers' timelines may still hold the id from before the account grew; reads drop
+                        # tombstoned statuses, so nothing per follower is needed here.
+                        writes.unpush([event.account_id], (event.status_id,))
+                        writes.unpush_key(keys.author_feed(event.account_id), (event.status_id,))
+                    else:
+                        writes.unpush([event.account_id, *followers[event.account_id]], (event.status_id,))
+                elif isinstance(event, FollowCreated):
+                    backfill = recent[event.followee_id][: self.settings.follow_backfill]
+                    writes.push([event.follower_id], backfill)
+                    entries += len(backfill)
+                else:
+                    # Unfollow removes every status of the former followee the timeline can hold.
+                    writes.unpush([event.follower_id], recent[event.followee_id][:cap])
+                await flush_if_full(sender)
+            entries += await close_run(sender)
+            await sender.send(*writes.take())
+            await sender.finish()
         return entries
 
     async def _cards_for_online(
         self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int]
     ) -> dict[int, bytes]:
         """Author cards, fetched only for statuses someone may be streaming right now."""
-        if not len(self.online):
-            return {}
         wanted = {
             e.account_id
             for e in events

@@ -13,6 +13,6 @@ class FanoutSettings(BaseSettings):
     port: int = 8083
     group_id: str = "kicau-fanout"
     max_batch: int = Field(default=500, ge=1, le=10_000)
-    # Redis commands per pipeline flush: large enough to amortise round trips, small enough to keep one
-    # reply buffer modest when a single status reaches hundreds of thousands of timelines.
+    # Timeline writes (plus other commands) per round trip: large enough to amortise round trips, small
+    # enough to bound the bytes buffered and to let the fanout pack the next run while Redis applies this one.
     pipeline_chunk: int = Field(default=20_000, ge=100)
