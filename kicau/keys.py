@@ -43,6 +43,11 @@ def author_feed(account_id: int) -> str:
     return f"feed:{{u:{account_id}}}:own"
 
 
+def large_followees(account_id: int) -> str:
+    """Which large accounts a reader follows (cached for its home reads; dropped on each follow or unfollow)."""
+    return f"follows:{{u:{account_id}}}:large"
+
+
 def feed_rebuild_lock(feed_key: str) -> str:
     """Held while one process rebuilds a timeline (shares the timeline's hash tag)."""
     return f"{feed_key}:rebuild"

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import tokens
+from kicau import keys, tokens
 from kicau.account_cards import AccountCards
 from kicau.entities import credential_account_entity, relationship_entity
 from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
@@ -246,6 +246,7 @@ class GraphService:
                       FollowCreated(follower_id=follower_id, followee_id=followee_id))
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
+        await self.redis.delete(keys.large_followees(follower_id))
         return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
     async def unfollow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
@@ -257,6 +258,7 @@ class GraphService:
                       FollowDeleted(follower_id=follower_id, followee_id=followee_id))
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
+        await self.redis.delete(keys.large_followees(follower_id))
         return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
     async def _review_scale(self, account_id: int) -> None:

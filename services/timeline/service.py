@@ -9,16 +9,19 @@ Deleted statuses never appear: hydration drops them even if an id is still in Re
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import msgspec
 from redis.asyncio import Redis
 
 from kicau import keys
 from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
+from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import TIMELINE_REBUILDS
 from kicau.settings import CommonSettings
@@ -30,6 +33,8 @@ from services.timeline.store import TimelineStore
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 40
+# A reader's cached large followees: bounds how long a copy can outlive a follow it raced with.
+LARGE_FOLLOWEES_SECONDS = 300
 AuthorsOf = Callable[[], Awaitable[list[int]]]
 DEFAULT_LIMIT = 20
 
@@ -40,6 +45,10 @@ class Page:
     # Cursors for the Link header: the oldest and newest ids read (before dropping deleted statuses).
     next_max_id: int | None
     prev_min_id: int | None
+
+
+def _registry_version(large: frozenset[int]) -> str:
+    return hashlib.blake2b(b"".join(pack_id(a) for a in sorted(large)), digest_size=8).hexdigest()
 
 
 def clamp_limit(limit: int | None) -> int:
@@ -60,12 +69,35 @@ class TimelineService:
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def large_followees(self, account_id: int) -> list[int]:
+        """The large accounts the reader follows, whose statuses are merged into its home timeline.
+
+        Cached in Redis per reader, tagged with the registry it was computed against: a home read then costs
+        no Cassandra query, an account changing scale invalidates every copy at once, and the graph service
+        drops a reader's copy on each follow and unfollow. While Cassandra is unavailable a stale copy is
+        served, or none: a home timeline is then served from Redis alone, without the large accounts'
+        statuses, rather than not at all."""
         large = await self.large.current()
-        if not large or self.large.degraded:
-            # Degraded: Cassandra did not answer the registry's reload. Until it does, a home timeline is served
-            # from Redis alone, without the large accounts' statuses, rather than not at all.
+        if not large:
             return []
-        return await self.store.followees_among(account_id, large)
+        version = _registry_version(large)
+        key = keys.large_followees(account_id)
+        cached = await self.redis.get(key)
+        stale: list[int] | None = None
+        if cached is not None:
+            cached_version, followees = msgspec.json.decode(cached, type=tuple[str, list[int]])
+            if cached_version == version:
+                return followees
+            stale = [a for a in followees if a in large]
+        if self.large.degraded:
+            return stale or []
+        try:
+            followees = await self.store.followees_among(account_id, large)
+        except Exception:
+            log.warning("large followees of %s unavailable; serving the home timeline without them", account_id,
+                        exc_info=True)
+            return stale or []
+        await self.redis.set(key, msgspec.json.encode((version, followees)), ex=LARGE_FOLLOWEES_SECONDS)
+        return followees
 
     async def home(self, account_id: int, request: PageRequest) -> Page:
         large_followees = await self.large_followees(account_id)
