@@ -28,8 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtests" / "results"
 STATE = ROOT / ".stack" / "bench"  # git-ignored: the bench's per-machine token secret and scratch files
 
-GATEWAY = os.environ.get("KICAU_BENCH_GATEWAY", "http://127.0.0.1:8080")
-FANOUT_METRICS = os.environ.get("KICAU_BENCH_FANOUT_METRICS", "http://127.0.0.1:8083/metrics")
+# A stack on other ports (several checkouts on one machine, each with its own KICAU_*_PORT) is measured where it
+# runs, not wherever the default ports point.
+GATEWAY = os.environ.get("KICAU_BENCH_GATEWAY", f"http://127.0.0.1:{os.environ.get('KICAU_GATEWAY_PORT', '8080')}")
+FANOUT_METRICS = os.environ.get("KICAU_BENCH_FANOUT_METRICS",
+                                f"http://127.0.0.1:{os.environ.get('KICAU_FANOUT_PORT', '8083')}/metrics")
+KAFKA_BOOTSTRAP = os.environ.get("KICAU_KAFKA_BOOTSTRAP",
+                                 f"127.0.0.1:{os.environ.get('KICAU_KAFKA_PORT', '9092')}")
 GATEWAY_METRICS = f"{GATEWAY}/metrics"
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
@@ -117,7 +122,7 @@ def stack_problems(needs: tuple[str, ...] = ("gateway", "fanout")) -> list[str]:
     return problems
 
 
-async def fanout_group_members(bootstrap: str = "127.0.0.1:9092", group: str = "kicau-fanout") -> int | None:
+async def fanout_group_members(bootstrap: str = KAFKA_BOOTSTRAP, group: str = "kicau-fanout") -> int | None:
     """Members of the fanout's consumer group: a stray worker from elsewhere (e.g. a test that forgot to point
     its own fanout at its own Kafka) takes partitions, and what it does with them is not measured here."""
     from aiokafka.admin import AIOKafkaAdminClient
