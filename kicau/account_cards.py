@@ -1,7 +1,8 @@
 """Rendered Account entities, cached in Redis as JSON bytes and loaded from Cassandra on a miss.
 
 Several services embed accounts in what they return (statuses carry their author), so the read path lives
-here once. Writers that change what a card shows (follows, new statuses) drop the cached copy.
+here once. Writers that change what a card shows drop the cached copy (follows), or replace it with their change
+applied when nobody else changed it meanwhile (new and deleted statuses, see ``replace_if_unchanged``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 from cassandra.cluster import Session
 from redis.asyncio import Redis
 
@@ -17,6 +19,26 @@ from kicau.clients import execute
 from kicau.entities import account_entity, dumps
 
 CARD_TTL_SECONDS = 300
+
+
+def with_statuses_count_moved(card: bytes, delta: int) -> bytes:
+    """The same card JSON with ``statuses_count`` moved by ``delta`` (encoded as a fresh card would be)."""
+    entity = msgspec.json.decode(card)
+    entity["statuses_count"] = max(0, int(entity.get("statuses_count") or 0) + delta)
+    return dumps(entity)
+
+
+# Replace a cached card only if it is still exactly the copy the writer started from, keeping its expiry (so a
+# card bumped again and again still goes back to Cassandra within CARD_TTL_SECONDS); otherwise drop it, since
+# someone else changed it meanwhile and the next reader must load the counts afresh.
+_REPLACE_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+    return 1
+end
+redis.call('DEL', KEYS[1])
+return 0
+"""
 
 
 class AccountCards:
@@ -31,12 +53,17 @@ class AccountCards:
         self._select_last_status = session.prepare(
             "SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT 1"
         )
+        self._replace_if_unchanged = redis.register_script(_REPLACE_IF_UNCHANGED)
 
     async def load_rows(self, account_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        rows = await execute(self._session, self._select_account, (account_id,))
+        # Both reads at once: one round trip of latency instead of two (the stats read of an account that does
+        # not exist is wasted, and rare).
+        rows, stats = await asyncio.gather(
+            execute(self._session, self._select_account, (account_id,)),
+            execute(self._session, self._select_stats, (account_id,)),
+        )
         if not rows:
             return None, {}
-        stats = await execute(self._session, self._select_stats, (account_id,))
         return rows[0], (stats[0] if stats else {})
 
     async def entity(self, account_id: int) -> dict[str, Any] | None:
@@ -75,6 +102,20 @@ class AccountCards:
             if entity is not None:
                 found[account_id] = dumps(entity)
         return found
+
+    async def card(self, account_id: int) -> bytes | None:
+        """One account's cached JSON (loaded from Cassandra on a miss), or None if it does not exist."""
+        return (await self.cards({account_id})).get(account_id)
+
+    async def replace_if_unchanged(self, account_id: int, old: bytes, new: bytes) -> bool:
+        """Cache ``new`` for the account if the cache still holds ``old`` (its expiry kept); otherwise drop the
+        cached card. One round trip (EVALSHA).
+
+        A writer that has just changed a count in Cassandra uses this instead of dropping the card and loading it
+        back (two Cassandra reads): the card it read before its write, plus its own change, is the new card,
+        unless a concurrent writer changed the card meanwhile, and then the next reader loads it afresh.
+        """
+        return bool(await self._replace_if_unchanged(keys=[keys.account_cache(account_id)], args=[old, new]))
 
     async def forget(self, *account_ids: int) -> None:
         if account_ids:

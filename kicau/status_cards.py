@@ -1,8 +1,9 @@
 """Rendered statuses for reads: the Redis status cache, with Cassandra behind it.
 
 A cached value is the author's id (8 bytes, big-endian) followed by the Status fragment JSON; an empty value
-is a tombstone for a deleted status. Hydrating a page is one pipelined round trip for the statuses and one
-for their authors' cards; only misses go to Cassandra, concurrently.
+is a tombstone for a deleted status. Hydrating a page is one pipelined round trip for the statuses and the cards
+of their authors when this process has seen those statuses before (a status's author never changes), else one
+more for the cards; only misses go to Cassandra, concurrently.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kicau.resp import command
 
 STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
+MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process (about 20 MB at most)
 
 
 def cache_value(account_id: int, fragment: bytes) -> bytes:
@@ -65,15 +67,24 @@ class StatusCards:
         self._accounts = accounts
         self._public_url = public_url
         self._select = session.prepare("SELECT * FROM statuses WHERE id = ?")
+        self._authors: dict[int, int] = {}
 
-    async def fragments(self, status_ids: Sequence[int]) -> dict[int, tuple[int, bytes]]:
-        """Author id and fragment of each live status; deleted and unknown ids are left out."""
+    async def fragments(
+        self, status_ids: Sequence[int], with_cards_of: Sequence[int] = ()
+    ) -> tuple[dict[int, tuple[int, bytes]], dict[int, bytes]]:
+        """Author id and fragment of each live status (deleted and unknown ids are left out), and the cached cards
+        of the accounts ``with_cards_of``, read in the same round trip (those not cached are left out)."""
         if not status_ids:
-            return {}
+            return {}, {}
         pipe = self._redis.pipeline(transaction=False)
         for status_id in status_ids:
             pipe.get(keys.status_cache(status_id))
-        cached = await pipe.execute()
+        for account_id in with_cards_of:
+            pipe.get(keys.account_cache(account_id))
+        replies = await pipe.execute()
+        cached, card_replies = replies[: len(status_ids)], replies[len(status_ids):]
+        cards = {a: raw if isinstance(raw, bytes) else raw.encode()
+                 for a, raw in zip(with_cards_of, card_replies, strict=True) if raw is not None}
         found: dict[int, tuple[int, bytes]] = {}
         missing: list[int] = []
         for status_id, raw in zip(status_ids, cached, strict=True):
@@ -91,7 +102,14 @@ class StatusCards:
                     found[status_id] = item
                     queue_cache(fill, status_id, item[0], item[1])
             await fill.execute()
-        return found
+        for status_id, (author, _) in found.items():
+            self._remember_author(status_id, author)
+        return found, cards
+
+    def _remember_author(self, status_id: int, author: int) -> None:
+        if status_id not in self._authors and len(self._authors) >= MAX_REMEMBERED_AUTHORS:
+            del self._authors[next(iter(self._authors))]  # the oldest entry (dicts keep insertion order)
+        self._authors[status_id] = author
 
     async def _load(self, status_id: int) -> tuple[int, bytes] | None:
         rows = await execute(self._session, self._select, (status_id,))
@@ -105,8 +123,13 @@ class StatusCards:
 
     async def render(self, status_ids: Sequence[int]) -> list[bytes]:
         """Full Status JSON for each live id, in the order given."""
-        fragments = await self.fragments(status_ids)
-        authors = await self._accounts.cards({author for author, _ in fragments.values()})
+        # The author of a status never changes, so this process remembers it: the cards of the authors it knows
+        # are read with the statuses, and only unknown (or uncached) authors take a second round trip.
+        known_authors = sorted({a for a in map(self._authors.get, status_ids) if a is not None})
+        fragments, authors = await self.fragments(status_ids, known_authors)
+        unread = {author for author, _ in fragments.values()} - authors.keys()
+        if unread:
+            authors.update(await self._accounts.cards(unread))
         rendered = []
         for status_id in status_ids:
             item = fragments.get(status_id)

@@ -40,9 +40,13 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def cached(redis: Redis, token_hash: str) -> TokenInfo | None:
-    raw = await redis.get(keys.token_cache(token_hash))
+def from_cache(raw: bytes | str | None) -> TokenInfo | None:
+    """A token cache entry as read from Redis (``None``: not cached)."""
     return _decode(raw) if raw else None
+
+
+async def cached(redis: Redis, token_hash: str) -> TokenInfo | None:
+    return from_cache(await redis.get(keys.token_cache(token_hash)))
 
 
 async def cache(redis: Redis, token_hash: str, info: TokenInfo) -> None:

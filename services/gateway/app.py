@@ -79,6 +79,11 @@ async def streams_ready() -> None:
 
 
 install_common(app, service="gateway", readiness=[redis_ready(app), services_ready, streams_ready])
-for module in (instance, oauth, accounts, timelines, statuses, streaming):
-    app.include_router(module.router)
+# The routers' routes are added to the application itself rather than with include_router: this FastAPI wraps an
+# included router in an object that matches its routes again, through extra layers, on every request (0.3-0.6 ms
+# to find the home timeline route, more than a whole hello-world request). These routers have no prefix or
+# dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
+# their order only decides how soon a route is found: the most requested first.
+for module in (timelines, statuses, accounts, oauth, instance, streaming):
+    app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

@@ -40,6 +40,11 @@ async def resolve(redis: Redis, graph: Upstream, token: str) -> TokenInfo:
         info = None  # Redis down: Cassandra (through the graph service) still knows every token.
     if info is not None:
         return info
+    return await resolve_uncached(graph, token_hash)
+
+
+async def resolve_uncached(graph: Upstream, token_hash: str) -> TokenInfo:
+    """A token the Redis cache did not have: the graph service reads it from Cassandra (and caches it)."""
     answer = await graph.call("GET", f"/internal/tokens/{token_hash}")
     if answer.status_code == 401:
         raise ApiError(401, "The access token is invalid")

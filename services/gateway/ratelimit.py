@@ -8,8 +8,9 @@ Each limited request is counted in exactly one bucket, chosen before the route r
 - ``ip``: any other request without a valid token, per client IP.
 
 Windows are fixed (``now // window``), like Mastodon's rack-attack: one ``INCR`` + ``EXPIRE`` pipelined, so a
-request costs one Redis round trip. A client may burst up to twice its limit across a window boundary; that is
-the price of the single counter. The answer carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+request costs one Redis round trip, which also looks the bearer token up when its bucket can be guessed (the
+token was seen before). A client may burst up to twice its limit across a window boundary; that is the price of
+the single counter. The answer carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
 ``X-RateLimit-Reset`` (ISO 8601, as Mastodon sends and Mastodon.py parses); beyond the limit it is a 429.
 
 Streams (they have their own per-account cap), health, readiness and metrics are not counted. Requests from
@@ -23,6 +24,7 @@ The token the limiter resolved is left in the request's state, so authentication
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -33,10 +35,10 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kicau import keys
+from kicau import keys, tokens
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
-from services.gateway.auth import RESOLVED_TOKEN, resolve
+from services.gateway.auth import RESOLVED_TOKEN, resolve_uncached
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 TOO_MANY = msgspec.json.encode({"error": "Too many requests"})
 EXEMPT_PREFIXES = ("/api/v1/streaming",)
 LIMITED_PREFIXES = ("/api/", "/oauth/")
+MAX_REMEMBERED_TOKENS = 100_000  # token -> bucket guesses kept (about 15 MB at most)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -91,7 +94,9 @@ def bearer(scope: Scope) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def reset_header(epoch_seconds: int) -> str:
+    # Cached: every request of a window carries the same value, and formatting it cost ~3% of a request.
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -101,6 +106,10 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._last_warning = 0.0
+        # Token hash -> the account subject its bucket had last time. Only a guess of which bucket to count in
+        # the same round trip as the token lookup: the token is still looked up in Redis on every request, so a
+        # revoked token is refused at once as before; a wrong guess is undone and counted again.
+        self._subjects: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_limited(scope["path"]):
@@ -111,12 +120,10 @@ class RateLimitMiddleware:
         if not settings.rate_limit_enabled:
             await self.app(scope, receive, send)
             return
-        bucket = await self._bucket(scope, state, settings)
-        counted = await self._count(state, bucket) if bucket is not None else None
-        if counted is None:
+        bucket, counted = await self._bucket_and_count(scope, state, settings)
+        if bucket is None or counted is None:
             await self.app(scope, receive, send)
             return
-        assert bucket is not None
         count, window_end = counted
         headers = [
             (b"x-ratelimit-limit", str(bucket.limit).encode()),
@@ -139,21 +146,63 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    async def _bucket(self, scope: Scope, state: Any, settings: GatewaySettings) -> Bucket | None:
+    async def _bucket_and_count(
+        self, scope: Scope, state: Any, settings: GatewaySettings
+    ) -> tuple[Bucket | None, tuple[int, int] | None]:
+        """The request's bucket and its count after this request (None: not counted)."""
         path, method = scope["path"], scope["method"]
         if method == "POST" and path in ("/oauth/token", "/api/v1/accounts"):
             login = path == "/oauth/token"
-            return self._ip_bucket(
+            bucket = self._ip_bucket(
                 scope, settings, "login" if login else "registration",
                 settings.rate_limit_login_requests if login else settings.rate_limit_registration_requests,
                 settings.rate_limit_login_window_seconds if login else settings.rate_limit_registration_window_seconds,
             )
-        token = await self._resolve(scope, state)
+            return bucket, await self._count(state, bucket) if bucket is not None else None
+        value = bearer(scope)
+        token: TokenInfo | None = None
+        if value is not None:
+            token_hash = tokens.hash_token(value)
+            guessed = self._subjects.get(token_hash)
+            if guessed is not None:
+                bucket = self._account_bucket(guessed, settings)
+                key, window_end = self._key(bucket)
+                looked_up = await self._look_up_and_count(state, token_hash, bucket, key)
+                if looked_up is not None:
+                    cached, count = looked_up
+                    counted = (count, window_end)
+                    info = cached if cached is not None else await self._resolve_uncached(state, token_hash)
+                    scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
+                    if isinstance(info, TokenInfo) and _subject(info) == guessed:
+                        return bucket, counted
+                    # Revoked, or now another account's bucket: this request was counted where it does not belong.
+                    self._subjects.pop(token_hash, None)
+                    await self._uncount(state, bucket, key)
+                    token = info if isinstance(info, TokenInfo) else None
+                else:
+                    token = await self._resolve(scope, state, value, token_hash)
+            else:
+                token = await self._resolve(scope, state, value, token_hash)
+            if token is not None:
+                self._remember(token_hash, _subject(token))
         if token is not None:
-            subject = f"a:{token.account_id}" if token.account_id is not None else f"c:{token.client_id}"
-            return Bucket("account", subject, settings.rate_limit_account_requests, settings.rate_limit_window_seconds)
-        return self._ip_bucket(scope, settings, "ip", settings.rate_limit_ip_requests,
-                               settings.rate_limit_window_seconds)
+            bucket = self._account_bucket(_subject(token), settings)
+        else:
+            ip_bucket = self._ip_bucket(scope, settings, "ip", settings.rate_limit_ip_requests,
+                                        settings.rate_limit_window_seconds)
+            if ip_bucket is None:
+                return None, None
+            bucket = ip_bucket
+        return bucket, await self._count(state, bucket)
+
+    @staticmethod
+    def _account_bucket(subject: str, settings: GatewaySettings) -> Bucket:
+        return Bucket("account", subject, settings.rate_limit_account_requests, settings.rate_limit_window_seconds)
+
+    def _remember(self, token_hash: str, subject: str) -> None:
+        if token_hash not in self._subjects and len(self._subjects) >= MAX_REMEMBERED_TOKENS:
+            del self._subjects[next(iter(self._subjects))]  # the oldest entry (dicts keep insertion order)
+        self._subjects[token_hash] = subject
 
     @staticmethod
     def _ip_bucket(scope: Scope, settings: GatewaySettings, name: str, limit: int, window: int) -> Bucket | None:
@@ -163,30 +212,72 @@ class RateLimitMiddleware:
         return Bucket(name, address, limit, window)
 
     @staticmethod
-    async def _resolve(scope: Scope, state: Any) -> TokenInfo | None:
-        value = bearer(scope)
-        if value is None:
-            return None
+    async def _resolve(scope: Scope, state: Any, value: str, token_hash: str) -> TokenInfo | None:
+        info: TokenInfo | ApiError | None
         try:
-            info: TokenInfo | ApiError = await resolve(state.redis, state.graph, value)
-        except ApiError as error:
-            info = error  # an invalid token is counted per IP; the route answers 401 without asking again
+            info = await tokens.cached(state.redis, token_hash)
+        except Exception:
+            info = None  # Redis down: Cassandra (through the graph service) still knows every token.
+        if info is None:
+            info = await RateLimitMiddleware._resolve_uncached(state, token_hash)
         scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
         return info if isinstance(info, TokenInfo) else None
 
+    @staticmethod
+    async def _resolve_uncached(state: Any, token_hash: str) -> TokenInfo | ApiError:
+        try:
+            return await resolve_uncached(state.graph, token_hash)
+        except ApiError as error:
+            return error  # an invalid token is counted per IP; the route answers 401 without asking again
+
+    @staticmethod
+    def _key(bucket: Bucket) -> tuple[str, int]:
+        """The bucket's Redis key in the current window, and the end of that window."""
+        window = int(time.time()) // bucket.window
+        return keys.rate_limit(bucket.name, bucket.subject, window), (window + 1) * bucket.window
+
+    @staticmethod
+    async def _look_up_and_count(
+        state: Any, token_hash: str, bucket: Bucket, key: str
+    ) -> tuple[TokenInfo | None, int] | None:
+        """The token's cache entry and the bucket's count, in one round trip; None when Redis failed."""
+        try:
+            pipe = state.redis.pipeline(transaction=False)
+            pipe.get(keys.token_cache(token_hash))
+            pipe.incr(key)
+            pipe.expire(key, bucket.window + 1)
+            raw, count, _ = await pipe.execute()
+            return tokens.from_cache(raw), int(count)
+        except Exception:
+            return None  # the ordinary path retries the lookup (and the graph service answers without Redis)
+
+    async def _uncount(self, state: Any, bucket: Bucket, key: str) -> None:
+        try:
+            pipe = state.redis.pipeline(transaction=False)
+            pipe.decr(key)
+            pipe.expire(key, bucket.window + 1)  # the window may have ended since: no counter without expiry
+            await pipe.execute()
+        except Exception:
+            self._warn()
+
     async def _count(self, state: Any, bucket: Bucket) -> tuple[int, int] | None:
         """The bucket's count after this request and the end of its window, or None when Redis failed."""
-        now = int(time.time())
-        window = now // bucket.window
-        key = keys.rate_limit(bucket.name, bucket.subject, window)
+        key, window_end = self._key(bucket)
         try:
             pipe = state.redis.pipeline(transaction=False)
             pipe.incr(key)
             pipe.expire(key, bucket.window + 1)
             count, _ = await pipe.execute()
         except Exception:
-            if time.monotonic() - self._last_warning > 10:
-                self._last_warning = time.monotonic()
-                log.warning("rate limits unavailable (Redis); requests pass uncounted", exc_info=True)
+            self._warn()
             return None
-        return int(count), (window + 1) * bucket.window
+        return int(count), window_end
+
+    def _warn(self) -> None:
+        if time.monotonic() - self._last_warning > 10:
+            self._last_warning = time.monotonic()
+            log.warning("rate limits unavailable (Redis); requests pass uncounted", exc_info=True)
+
+
+def _subject(token: TokenInfo) -> str:
+    return f"a:{token.account_id}" if token.account_id is not None else f"c:{token.client_id}"

@@ -1,31 +1,163 @@
-"""Calls from the gateway to the internal services over pooled keep-alive connections.
+"""Calls from the gateway to the internal services over a small pool of keep-alive HTTP/1.1 connections.
 
 An upstream's answer is passed through as bytes (status, body, content type): the services already render
 Mastodon entities, so the gateway never decodes and re-encodes them.
+
+Why not a general HTTP client: every client API request crosses this hop, and httpx/httpcore spent about half of
+the gateway's time on it (bench/README.md, "Gateway: home and post far below hello world"): its pool asks every
+idle connection whether it expired (a poll syscall each) on every request and response, detects the async library
+through the import machinery per call, and logs each request at INFO. The hop is narrow — our own uvicorn
+services on loopback or a private network, plain HTTP/1.1, small bodies with a Content-Length or chunked — so a
+connection here is an asyncio protocol with httptools (the parser uvicorn itself uses) and the pool is a stack of
+idle connections. The event loop reports a connection the service closed (``connection_lost``), so nothing is
+polled to know whether an idle connection is still usable.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlencode, urlsplit
 
-import httpx
+import httptools
+import msgspec
 from fastapi.responses import Response
 
 from kicau.tokens import TokenInfo
 from kicau.web import ACCOUNT_HEADER, CLIENT_HEADER, SCOPES_HEADER, ApiError
 
+CONNECT_TIMEOUT_SECONDS = 2.0
+# Methods whose request always says how long its body is (an empty POST still sends Content-Length: 0, which
+# HTTP/1.1 servers may otherwise require to find the end of the request).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_encode_json = msgspec.json.Encoder().encode
+
+
+class UpstreamError(Exception):
+    """The service could not be reached or broke the connection before answering in full."""
+
+
+class UpstreamStatusError(UpstreamError):
+    """``raise_for_status`` on an error answer."""
+
+
+class UpstreamResponse:
+    """What the gateway reads of an internal answer: status, headers (names lower-cased) and the whole body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.content)  # msgspec.DecodeError is a ValueError, as json.loads raises
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise UpstreamStatusError(f"upstream answered {self.status_code}")
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: at most one request in flight, its answer parsed as bytes arrive."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._waiter: asyncio.Future[UpstreamResponse] | None = None
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._received_any = False
+        self.open = False
+
+    # asyncio.Protocol ----------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TCP transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+        self.open = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        self._fail(UpstreamError(f"connection closed by the service: {exc!r}"))
+
+    def data_received(self, data: bytes) -> None:
+        self._received_any = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed answer: {exc}"))
+            self.close()
+
+    # httptools callbacks -------------------------------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # httptools joins a header split across reads before calling this; a repeated header is joined as one.
+        key = name.decode("latin-1").lower()
+        previous = self._headers.get(key)
+        text = value.decode("latin-1")
+        self._headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        answer = UpstreamResponse(self._parser.get_status_code(), self._headers, b"".join(self._body))
+        if not self._parser.should_keep_alive():
+            self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
+
+    # requests ------------------------------------------------------------------------------------------------
+
+    def send(self, request: bytes) -> asyncio.Future[UpstreamResponse]:
+        assert self._transport is not None and self._waiter is None
+        self._headers = {}
+        self._body = []
+        self._received_any = False
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.write(request)
+        return self._waiter
+
+    @property
+    def received_any(self) -> bool:
+        return self._received_any
+
+    def _fail(self, error: UpstreamError) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def close(self) -> None:
+        self.open = False
+        if self._transport is not None:
+            self._transport.close()
+
 
 class Upstream:
     def __init__(self, base_url: str, *, timeout: float, connections: int) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(timeout, connect=2.0),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
+        url = urlsplit(base_url)
+        if url.scheme != "http" or not url.hostname:
+            raise ValueError(f"an internal service URL is plain http://host:port, not {base_url!r}")
+        self._host = url.hostname
+        self._port = url.port or 80
+        self._prefix = url.path.rstrip("/")
+        self._host_header = f"Host: {url.netloc}\r\n".encode("latin-1")
+        self._timeout = timeout
+        # Bounds the requests in flight, hence the open connections (each request holds one).
+        self._slots = asyncio.Semaphore(connections)
+        # Most recently used last: reusing the newest keeps the set of warm connections as small as the load.
+        self._idle: collections.deque[_Connection] = collections.deque()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        while self._idle:
+            self._idle.pop().close()
 
     async def call(
         self,
@@ -36,20 +168,79 @@ class Upstream:
         json: Any = None,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> UpstreamResponse:
         sent: dict[str, str] = dict(headers or {})
         if token is not None:
             if token.account_id is not None:
                 sent[ACCOUNT_HEADER] = str(token.account_id)
             sent[CLIENT_HEADER] = token.client_id
             sent[SCOPES_HEADER] = " ".join(token.scopes)
+        request = self._request(method, path, json, params, sent)
         try:
-            return await self._client.request(method, path, json=json, params=params, headers=sent)
-        except httpx.HTTPError as exc:
+            async with self._slots, asyncio.timeout(self._timeout):
+                return await self._exchange(request)
+        except (UpstreamError, OSError, TimeoutError) as exc:
             raise ApiError(503, "Service temporarily unavailable, try again") from exc
 
+    def _request(self, method: str, path: str, json: Any, params: Mapping[str, Any] | list[tuple[str, Any]] | None,
+                 headers: Mapping[str, str]) -> bytes:
+        target = self._prefix + path
+        if params:
+            target += "?" + urlencode(params)
+        body = b"" if json is None else _encode_json(json)
+        lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._host_header]
+        if json is not None:
+            lines.append(b"Content-Type: application/json\r\n")
+        if body or method in _BODY_METHODS:
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+        for name, value in headers.items():
+            # Values come from clients (Idempotency-Key) and from stored tokens: a line break would let them
+            # add headers of their own to an internal request, such as the account the request acts for.
+            if "\r" in value or "\n" in value:
+                raise ApiError(400, f"Invalid {name} header")
+            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        lines.append(b"\r\n")
+        lines.append(body)
+        return b"".join(lines)
 
-def passthrough(upstream: httpx.Response, extra_headers: Mapping[str, str] | None = None) -> Response:
+    async def _exchange(self, request: bytes) -> UpstreamResponse:
+        connection = self._reuse()
+        if connection is not None:
+            try:
+                return await self._send(connection, request)
+            except UpstreamError:
+                # The service closed this idle connection (its keep-alive timeout) just as the request went out.
+                # It had not begun to answer, so it did not take the request: send it once more on a new one.
+                if connection.received_any:
+                    raise
+        return await self._send(await self._connect(), request)
+
+    def _reuse(self) -> _Connection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.open:
+                return connection
+        return None
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+            _, connection = await loop.create_connection(_Connection, self._host, self._port)
+        return connection
+
+    async def _send(self, connection: _Connection, request: bytes) -> UpstreamResponse:
+        try:
+            answer = await connection.send(request)
+        except BaseException:
+            # Cancelled or timed out mid-answer: the rest of it would arrive as the next request's answer.
+            connection.close()
+            raise
+        if connection.open:
+            self._idle.append(connection)
+        return answer
+
+
+def passthrough(upstream: UpstreamResponse, extra_headers: Mapping[str, str] | None = None) -> Response:
     headers = dict(extra_headers or {})
     return Response(
         content=upstream.content,
@@ -59,7 +250,7 @@ def passthrough(upstream: httpx.Response, extra_headers: Mapping[str, str] | Non
     )
 
 
-def raise_for_error(upstream: httpx.Response) -> None:
+def raise_for_error(upstream: UpstreamResponse) -> None:
     """Turn an upstream error answer into the same error for the client."""
     if upstream.status_code >= 400:
         try:

@@ -72,7 +72,8 @@ class RegistrationForm(_Body):
     reason: StrictStr | None = None
 
 
-def _service(request: Request) -> GraphService:
+# A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
+async def _service(request: Request) -> GraphService:
     service: GraphService = request.app.state.service
     return service
 

@@ -32,7 +32,8 @@ class StatusForm(BaseModel):
     in_reply_to_id: int | None = Field(default=None, ge=0, lt=1 << 63)
 
 
-def _service(request: Request) -> PostService:
+# A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
+async def _service(request: Request) -> PostService:
     service: PostService = request.app.state.service
     return service
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau.account_cards import AccountCards
-from kicau.entities import account_entity, compose_status, dumps, status_fragment, text_to_html
+from kicau.account_cards import AccountCards, with_statuses_count_moved
+from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.metrics import STATUSES_CREATED, STATUSES_DELETED
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 VISIBILITIES = {"public", "unlisted", "private", "direct"}
 MAX_IDEMPOTENCY_KEY = 128
-AuthorRows = tuple[dict[str, Any] | None, dict[str, Any]]  # AccountCards.load_rows: account row, stats row
 # Longer than a request holding an Idempotency-Key can still write or publish its status after generating its
 # id (each Cassandra call and the publish time out after 5 s).
 IDEMPOTENCY_IN_FLIGHT_SECONDS = 30.0
@@ -92,20 +92,22 @@ class PostService:
         validate(draft, self.own.max_characters)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
-        author = await self.accounts.load_rows(account_id)
-        if author[0] is None:
+        # The author's cached card (one Redis GET; Cassandra only on a miss) gives the username for the status and,
+        # with the new count, the account embedded in the answer.
+        card = await self.accounts.card(account_id)
+        if card is None:
             raise ApiError(401, "This method requires an authenticated user")
         if draft.in_reply_to_id is not None:
             parent = await self.store.get(draft.in_reply_to_id)
             if parent is None or parent.get("deleted_at") is not None:
                 # As Mastodon answers: no reply to a status that does not exist (or no longer does).
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
-        username = author[0]["username"]
+        username = str(msgspec.json.decode(card)["username"])
         status_id = self.ids.next_id()
         if idempotency_key:
             existing = await self._claim(account_id, idempotency_key, status_id)
             if existing is not None:
-                return await self._replay(existing, account_id, username, author)
+                return await self._replay(existing, account_id, username, card)
         row = {
             "id": status_id,
             "account_id": account_id,
@@ -127,8 +129,12 @@ class PostService:
             await self._roll_back(row, idempotency_key)
             raise
         STATUSES_CREATED.inc()
-        await self._after_change(status_id, account_id, fragment, +1)
-        return await self._render(status_id, account_id, fragment, author)
+        # The answer embeds the card as read plus this status, whether or not the bookkeeping gets through: the
+        # status is durable and published, and a 503 now would make a client without an Idempotency-Key post it
+        # again.
+        bumped = with_statuses_count_moved(card, +1)
+        await self._after_change(status_id, account_id, fragment, +1, (card, bumped))
+        return compose_status(fragment, bumped)
 
     async def _claim(self, account_id: int, key: str, status_id: int) -> int | None:
         """None once this request owns the key, else the id of the status the key already belongs to.
@@ -147,7 +153,7 @@ class PostService:
                 return None
         raise ApiError(409, "A request with this Idempotency-Key is still in progress, try again shortly")
 
-    async def _replay(self, status_id: int, account_id: int, username: str, author: AuthorRows) -> bytes:
+    async def _replay(self, status_id: int, account_id: int, username: str, card: bytes) -> bytes:
         row = await self.store.get(status_id)
         if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
             # The key's first request was rolled back or its status deleted since: Mastodon answers the
@@ -155,7 +161,7 @@ class PostService:
             raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode()))
-        return await self._render(status_id, account_id, fragment, author)
+        return compose_status(fragment, card)
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
         try:
@@ -179,49 +185,50 @@ class PostService:
         except Exception:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
 
-    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None, delta: int) -> None:
+    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None, delta: int,
+                            card_change: tuple[bytes, bytes] | None = None) -> None:
         """Best-effort bookkeeping after the status is safe: counts and caches. Failures here lose nothing, and
         it is bounded in time so that an engine stalling now cannot turn the success into a timeout."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                await self._bookkeeping(status_id, account_id, fragment, delta)
+                await self._bookkeeping(status_id, account_id, fragment, delta, card_change)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
+            await self._forget_card(account_id)
 
-    async def _bookkeeping(self, status_id: int, account_id: int, fragment: bytes | None, delta: int) -> None:
-        await self.store.count(account_id, delta)
-        pipe = self.redis.pipeline(transaction=False)
-        if fragment is None:
-            queue_tombstone(pipe, status_id)
-        else:
-            queue_cache(pipe, status_id, account_id, fragment)
-        await pipe.execute()
-        await self.accounts.forget(account_id)
+    async def _bookkeeping(self, status_id: int, account_id: int, fragment: bytes | None, delta: int,
+                           card_change: tuple[bytes, bytes] | None) -> None:
+        """The count in Cassandra, the status cache and the author's cached card, all at once: none waits on
+        another. The card is replaced by the one with the new count (``card_change``: as read before the write,
+        and bumped) if nobody changed it meanwhile, else dropped; without ``card_change`` it is dropped."""
 
-    async def _render(
-        self, status_id: int, account_id: int, fragment: bytes, author: AuthorRows | None = None
-    ) -> bytes:
+        async def cache_status() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            if fragment is None:
+                queue_tombstone(pipe, status_id)
+            else:
+                queue_cache(pipe, status_id, account_id, fragment)
+            await pipe.execute()
+
+        async def update_card() -> None:
+            if card_change is None:
+                await self.accounts.forget(account_id)
+            else:
+                await self.accounts.replace_if_unchanged(account_id, *card_change)
+
+        # Every part is attempted even if another fails; any failure reaches _after_change, which then drops the
+        # card (it may show a count that Cassandra does not have).
+        for outcome in await asyncio.gather(self.store.count(account_id, delta), cache_status(), update_card(),
+                                            return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _forget_card(self, account_id: int) -> None:
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                cards = await self.accounts.cards({account_id})
-            return compose_status(fragment, cards[account_id])
+                await self.accounts.forget(account_id)
         except Exception:
-            if author is None:
-                raise
-            # The status is durable and published: a 503 now would make a client without an Idempotency-Key
-            # post it again. Render its author from the rows read before the write instead.
-            log.warning("author card of %s unavailable; rendering status %s from the rows read before", account_id,
-                        status_id, exc_info=True)
-            row, stats = author
-            if row is None:
-                raise
-            card = account_entity(
-                row, public_url=self.settings.public_url,
-                statuses_count=int(stats.get("statuses_count") or 0) + 1,
-                followers_count=int(stats.get("followers_count") or 0),
-                following_count=int(stats.get("following_count") or 0),
-            )
-            return compose_status(fragment, dumps(card))
+            log.warning("could not drop the cached card of %s", account_id, exc_info=True)
 
     async def get(self, status_id: int) -> bytes:
         rendered = await self.statuses.render_one(status_id)

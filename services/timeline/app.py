@@ -27,7 +27,8 @@ COVERED_HEADER = "X-Kicau-Covered"
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 
 
-def _service(request: Request) -> TimelineService:
+# A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
+async def _service(request: Request) -> TimelineService:
     service: TimelineService = request.app.state.service
     return service
 
