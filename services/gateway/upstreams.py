@@ -32,6 +32,8 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 # Methods whose request always says how long its body is (an empty POST still sends Content-Length: 0, which
 # HTTP/1.1 servers may otherwise require to find the end of the request).
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Not sent twice after a connection broke under them, unless the client gave an Idempotency-Key.
+_UNSAFE_METHODS = frozenset({"POST", "PATCH"})
 _encode_json = msgspec.json.Encoder().encode
 
 
@@ -176,9 +178,11 @@ class Upstream:
             sent[CLIENT_HEADER] = token.client_id
             sent[SCOPES_HEADER] = " ".join(token.scopes)
         request = self._request(method, path, json, params, sent)
+        # A request may be sent twice only if doing it twice changes nothing more than doing it once.
+        repeatable = method not in _UNSAFE_METHODS or "Idempotency-Key" in sent
         try:
             async with self._slots, asyncio.timeout(self._timeout):
-                return await self._exchange(request)
+                return await self._exchange(request, repeatable)
         except (UpstreamError, OSError, TimeoutError) as exc:
             raise ApiError(503, "Service temporarily unavailable, try again") from exc
 
@@ -203,15 +207,17 @@ class Upstream:
         lines.append(body)
         return b"".join(lines)
 
-    async def _exchange(self, request: bytes) -> UpstreamResponse:
+    async def _exchange(self, request: bytes, repeatable: bool) -> UpstreamResponse:
         connection = self._reuse()
         if connection is not None:
             try:
                 return await self._send(connection, request)
             except UpstreamError:
-                # The service closed this idle connection (its keep-alive timeout) just as the request went out.
-                # It had not begun to answer, so it did not take the request: send it once more on a new one.
-                if connection.received_any:
+                # The service closed this idle connection (its keep-alive timeout) just as the request went out,
+                # before answering anything: send it once more on a new connection. Only when that is safe: the
+                # service may also have taken the request and died before answering, and a POST without an
+                # Idempotency-Key done twice would be two statuses (the client gets a 503 and decides).
+                if connection.received_any or not repeatable:
                     raise
         return await self._send(await self._connect(), request)
 

@@ -117,6 +117,29 @@ async def test_a_request_racing_the_services_close_is_sent_again() -> None:
     assert [r.split(b" ")[1] for r in server.requests] == [b"/a", b"/b", b"/b"] and server.connections == 2
 
 
+async def test_a_post_broken_off_is_sent_again_only_with_an_idempotency_key() -> None:
+    """The service may have taken a POST and died before answering: without a key, sending it again could make
+    a second status, so the client gets the 503 and decides; with a key, the second sending is harmless."""
+    async def close_on_second_request(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if len(server.requests) in (2, 4):
+            writer.close()
+            return
+        await reply_ok(request, writer)
+
+    async with serving(close_on_second_request) as (server, url):
+        upstream = Upstream(url, timeout=5, connections=4)
+        assert (await upstream.call("POST", "/statuses", json={"n": 1})).status_code == 200
+        with pytest.raises(ApiError) as refused:
+            await upstream.call("POST", "/statuses", json={"n": 2})
+        assert refused.value.status_code == 503
+        assert (await upstream.call("POST", "/statuses", json={"n": 3})).status_code == 200
+        keyed = await upstream.call("POST", "/statuses", json={"n": 4}, headers={"Idempotency-Key": "k4"})
+        assert keyed.status_code == 200
+        await upstream.aclose()
+    bodies = [r.rsplit(b"\r\n\r\n", 1)[1] for r in server.requests]
+    assert bodies == [b'{"n":1}', b'{"n":2}', b'{"n":3}', b'{"n":4}', b'{"n":4}']
+
+
 async def test_chunked_answer_and_error_status() -> None:
     async def chunked(_: bytes, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
