@@ -37,6 +37,23 @@ class StreamEvent:
     event_id: str | None
     data: str
     accepted_at: float | None = None
+    # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
+    # status followed by a thousand open streams is serialised once, not a thousand times.
+    _sse: bytes | None = None
+    _ws: str | None = None
+
+    def sse_frame(self) -> bytes:
+        if self._sse is None:
+            head = f"id: {self.event_id}\n" if self.event_id else ""
+            self._sse = f"{head}event: {self.name}\ndata: {self.data}\n\n".encode()
+        return self._sse
+
+    def ws_frame(self) -> str:
+        if self._ws is None:
+            # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
+            self._ws = msgspec.json.encode({"stream": ["user"], "event": self.name, "payload": self.data,
+                                            "id": self.event_id}).decode()
+        return self._ws
 
 
 @dataclass(eq=False)
@@ -68,8 +85,11 @@ class Connection:
         """The next event, or None after ``idle_seconds`` without one (time for a heartbeat)."""
         if not self._queue and not self.overflowed:
             self._wake.clear()
+            # asyncio.timeout rather than wait_for: no extra task per wait, and every open stream waits here
+            # once per event it receives.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):
+                    await self._wake.wait()
         if self._queue:
             return self._queue.popleft()
         return None

@@ -40,11 +40,6 @@ _split = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _read_id = msgspec.json.Decoder(_HasId).decode
 
 
-def sse_frame(event: StreamEvent) -> bytes:
-    head = f"id: {event.event_id}\n" if event.event_id else ""
-    return f"{head}event: {event.name}\ndata: {event.data}\n\n".encode()
-
-
 async def _stream_token(request: Request | WebSocket) -> TokenInfo:
     """Bearer header, or for browsers (which cannot set headers on EventSource/WebSocket) the
     ``access_token`` query parameter or the WebSocket subprotocol, as Mastodon accepts."""
@@ -101,7 +96,7 @@ class EventStreamResponse(Response):
             await chunk(b":)\n")
             replayed = {e.event_id for e in self.backlog}
             for event in self.backlog:
-                await chunk(sse_frame(event))
+                await chunk(event.sse_frame())
             connection = self.connection
             while True:
                 pending = await connection.next(self.heartbeat)
@@ -113,7 +108,7 @@ class EventStreamResponse(Response):
                 if pending.event_id in replayed:
                     replayed.discard(pending.event_id)
                     continue
-                await chunk(sse_frame(pending))
+                await chunk(pending.sse_frame())
                 connection.observe_delivery(pending)
 
         async def until_disconnect() -> None:
@@ -135,7 +130,7 @@ class EventStreamResponse(Response):
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
                 if self.connection.overflowed:
-                    await chunk(sse_frame(StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)))
+                    await chunk(StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA).sse_frame())
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -189,7 +184,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 event = await conn.next(hub_heartbeat)
                 if event is None:
                     continue  # the WebSocket layer keeps the connection alive with its own pings
-                await websocket.send_text(_ws_frame(event))
+                await websocket.send_text(event.ws_frame())
                 conn.observe_delivery(event)
 
         # As for SSE: the pump may be stuck in a send to a reader that stopped reading; overflow ends it anyway.
@@ -248,9 +243,3 @@ async def stream_websocket(websocket: WebSocket) -> None:
             sender.cancel()
         if connection is not None:
             await hub.close(connection)
-
-
-def _ws_frame(event: StreamEvent) -> str:
-    # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode a second time.
-    return msgspec.json.encode({"stream": ["user"], "event": event.name, "payload": event.data,
-                                "id": event.event_id}).decode()
