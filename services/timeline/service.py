@@ -177,6 +177,11 @@ class TimelineService:
                 await asyncio.sleep(0.05)
             log.warning("rebuild of %s by another process timed out; rebuilding here", key)
         try:
+            # A reader that found the timeline missing may get here only after another rebuild of it finished
+            # (the shared task is gone once done, and so is the lock): what it saw is already repaired.
+            if await self.feeds.is_materialised(key):
+                await self.redis.delete(lock)
+                return
             cap = self.settings.home_timeline_cap
             authors = await authors_of()
             slots = asyncio.Semaphore(self.own.rebuild_concurrency)
