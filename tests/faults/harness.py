@@ -59,31 +59,29 @@ def _ours(port: int, pid: int) -> bool:
     return owner is not None and procs.owned_by(owner.pid, pid)
 
 
-def engine_pid(name: str) -> int:
-    """The pid of one engine of this checkout's stack. A stack this checkout did not start is never harmed: the
-    test fails before injecting anything (`make test` always starts its own, so this only stops a misuse)."""
-    engine = engines.by_name(name)
-    assert engine is not None, name
+def _owned_pid(what: str, port: int, pid: int | None) -> int:
+    """``pid`` if it is this checkout's process listening on ``port``. A stack this checkout did not start is
+    never harmed: the test fails before injecting anything (`make test` always starts its own, so this only
+    stops a misuse)."""
     if config.ROOT != ROOT:
         pytest.fail(f"refusing to inject faults: the stack package comes from {config.ROOT}, "
                     f"not from this checkout ({ROOT})")
-    pid = engine.pid()
-    if pid is None or not _ours(engine.port, pid):
-        pytest.fail(f"refusing to inject faults: {name} on port {engine.port} was not started from {ROOT} "
+    if pid is None or not _ours(port, pid):
+        pytest.fail(f"refusing to inject faults: {what} on port {port} was not started from {ROOT} "
                     "(`python -m stack up` there)")
     return pid
+
+
+def engine_pid(name: str) -> int:
+    engine = engines.by_name(name)
+    assert engine is not None, name
+    return _owned_pid(name, engine.port, engine.pid())
 
 
 def service_pid(name: str) -> int:
     service = services.by_name(name)
     assert service is not None, name
-    if config.ROOT != ROOT:
-        pytest.fail(f"refusing to inject faults: the stack package comes from {config.ROOT}, "
-                    f"not from this checkout ({ROOT})")
-    pid = service.pid()
-    if pid is None or not _ours(service.port, pid):
-        pytest.fail(f"refusing to inject faults: service {name} on port {service.port} was not started from {ROOT}")
-    return pid
+    return _owned_pid(f"service {name}", service.port, service.pid())
 
 
 def service_port(name: str) -> int:
