@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from kicau import clients
 from kicau.settings import CommonSettings
@@ -15,7 +16,7 @@ from services.gateway.deps import Upstreams
 from services.gateway.ratelimit import RateLimitMiddleware
 from services.gateway.routes import accounts, instance, oauth, statuses, streaming, timelines
 from services.gateway.settings import GatewaySettings
-from services.gateway.streaming import StreamHub
+from services.gateway.streaming import SERVER_SEND_KEY, StreamHub
 from services.gateway.upstreams import Upstream
 
 
@@ -56,7 +57,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-app = FastAPI(
+class GatewayApp(FastAPI):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # The server's own send, before any middleware wraps it: an SSE stream writes its events straight
+            # onto the transport behind it (services/gateway/streaming.py).
+            scope[SERVER_SEND_KEY] = send
+        await super().__call__(scope, receive, send)
+
+
+app = GatewayApp(
     title="Kicau",
     summary="Mastodon client API subset over an event-driven backend",
     version="0.1.0",

@@ -19,6 +19,8 @@ class GatewaySettings(BaseSettings):
     upstream_connections: int = Field(default=200, ge=1)
     # Streaming bounds.
     stream_queue_size: int = Field(default=256, ge=1)
+    # The same bound for streams written straight onto their transport (SSE): bytes waiting in its buffer.
+    stream_buffer_bytes: int = Field(default=1024 * 1024, ge=4096)
     streams_per_account: int = Field(default=8, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     instance_title: str = "Kicau"

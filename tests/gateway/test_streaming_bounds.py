@@ -32,6 +32,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """A gateway with a small per-stream queue and a short heartbeat; generous request limits, since one
     author posts hundreds of statuses through it."""
     with spawned_gateway(tmp_path_factory.mktemp("stream-gateway"), stream_queue_size=str(QUEUE),
+                         stream_buffer_bytes=str(QUEUE * 4096),
                          heartbeat_seconds=str(HEARTBEAT), rate_limit_account_requests="100000") as gateway:
         yield gateway
 

@@ -22,7 +22,14 @@ from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import bearer_value, resolve
-from services.gateway.streaming import Connection, StreamEvent, StreamHub
+from services.gateway.streaming import (
+    SERVER_SEND_KEY,
+    Connection,
+    StreamEvent,
+    StreamHub,
+    TransportSink,
+    server_transport,
+)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
@@ -75,7 +82,8 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, hub: StreamHub, connection: Connection, backlog: list[StreamEvent], heartbeat: float) -> None:
+    def __init__(self, hub: StreamHub, connection: Connection, backlog: list[StreamEvent], heartbeat: float,
+                 buffer_bytes: int) -> None:
         super().__init__()
         # Set by hand: Response would announce Content-Length: 0 for its empty body and end the stream.
         self.raw_headers = [
@@ -87,26 +95,34 @@ class EventStreamResponse(Response):
         self.connection = connection
         self.backlog = backlog
         self.heartbeat = heartbeat
+        self.buffer_bytes = buffer_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def chunk(body: bytes) -> None:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
+        connection = self.connection
+        transport = server_transport(scope.get(SERVER_SEND_KEY) or send)
+
         async def write() -> None:
             await chunk(b":)\n")
-            replayed = {e.event_id for e in self.backlog}
+            connection.replayed.update(e.event_id for e in self.backlog if e.event_id)
             for event in self.backlog:
                 await chunk(event.sse_frame())
-            connection = self.connection
+            if transport is not None:
+                # From here the hub writes this stream's events itself (streaming.py); this task only keeps
+                # the connection alive between them.
+                connection.write_directly(TransportSink(transport, self.buffer_bytes))
+                while not connection.overflowed:
+                    await asyncio.sleep(self.heartbeat)
+                    connection.heartbeat()
+                return
             while True:
                 pending = await connection.next(self.heartbeat)
                 if connection.overflowed:
                     return
                 if pending is None:
                     await chunk(b":thump\n")
-                    continue
-                if pending.event_id in replayed:
-                    replayed.discard(pending.event_id)
                     continue
                 await chunk(pending.sse_frame())
                 connection.observe_delivery(pending)
@@ -118,19 +134,24 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         writer = asyncio.create_task(write())
         watcher = asyncio.create_task(until_disconnect())
-        overflow = asyncio.create_task(self.connection.overflow.wait())
+        overflow = asyncio.create_task(connection.overflow.wait())
         try:
             await asyncio.wait({writer, watcher, overflow}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (writer, watcher, overflow):
                 task.cancel()
-            await self.hub.close(self.connection)
+            await self.hub.close(connection)
         # A reader that overflowed may not be reading at all, so every last write is bounded: if it cannot
         # go out within a second the response is left unfinished and the server closes the connection.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                if self.connection.overflowed:
-                    await chunk(StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA).sse_frame())
+                if connection.overflowed:
+                    final = StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)
+                    if connection.sink is not None:
+                        # Past the bound by design: the reader gets it if it ever drains its buffer.
+                        connection.sink.transport.write(final.sse_chunk())
+                    else:
+                        await chunk(final.sse_frame())
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -159,7 +180,8 @@ async def stream_user(request: Request) -> Response:
     except BaseException:
         await hub.close(connection)
         raise
-    return EventStreamResponse(hub, connection, backlog, request.app.state.settings.heartbeat_seconds)
+    settings = request.app.state.settings
+    return EventStreamResponse(hub, connection, backlog, settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
 
 @router.websocket("/api/v1/streaming")
