@@ -20,12 +20,13 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from cassandra import InvalidRequest
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
 
-from bench.common import STATE, log
-from kicau import clients, tokens
+from bench.common import REDIS_URL, STATE, log
+from kicau import clients, follower_lists, tokens
 from kicau.bulk_rows import GraphRowWriters
 from kicau.settings import CommonSettings
 
@@ -117,6 +118,9 @@ class Seeder:
             futures[index % 32] = self.session.execute_async(batch)
         for future in futures:
             future.result()
+        # Written behind the graph service's back: the fanout must not keep using its copy of this list.
+        with redis.Redis.from_url(REDIS_URL) as client:
+            follower_lists.forget_now(client, [followee])
         if with_following_rows:
             self._run(self._rows.following, [(f, followee, now) for f in ids])
 

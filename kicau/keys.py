@@ -48,6 +48,11 @@ def large_followees(account_id: int) -> str:
     return f"follows:{{u:{account_id}}}:large"
 
 
+def followers_version(account_id: int) -> str:
+    """Version of an account's follower list, for copies of it held in memory (kicau/follower_lists.py)."""
+    return f"followers:{{u:{account_id}}}:v"
+
+
 def feed_rebuild_lock(feed_key: str) -> str:
     """Held while one process rebuilds a timeline (shares the timeline's hash tag)."""
     return f"{feed_key}:rebuild"

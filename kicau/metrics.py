@@ -25,6 +25,9 @@ STATUSES_CREATED = Counter("kicau_statuses_created_total", "Statuses accepted (2
 STATUSES_DELETED = Counter("kicau_statuses_deleted_total", "Statuses deleted by their author")
 FANOUT_ENTRIES = Counter("kicau_fanout_timeline_entries_total", "Home-timeline entries written by the fanout")
 FANOUT_EVENTS = Counter("kicau_fanout_events_total", "Events processed by the fanout", ["type"])
+FANOUT_FOLLOWER_LISTS = Counter(
+    "kicau_fanout_follower_lists_total", "Follower lists the fanout needed, by where they came from", ["source"]
+)
 FANOUT_BATCH_SECONDS = Histogram(
     "kicau_fanout_batch_duration_seconds", "Time to apply one consumed batch", buckets=LATENCY_BUCKETS
 )

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.feeds import Feeds
+from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.presence import OnlineMirror
 from kicau.settings import CommonSettings
@@ -42,10 +43,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await consumer.start()
         large = LargeAccounts(session, max_age=5.0)
         await large.reload()
+        graph = FollowGraph(session)
         fanout = Fanout(
             settings=common, own=own, redis=redis,
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
-            graph=FollowGraph(session), accounts=AccountCards(redis, session, common.public_url), online=online,
+            graph=graph, follower_lists=FollowerLists(redis, graph.followers, max_ids=own.follower_cache_ids),
+            accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large,
         )
         worker = FanoutWorker(consumer, fanout, own.max_batch)

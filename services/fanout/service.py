@@ -26,6 +26,7 @@ from kicau.account_cards import AccountCards
 from kicau.entities import compose_status, dumps
 from kicau.events import AccountScaleChanged, Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
 from kicau.feeds import Feeds
+from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.presence import OnlineMirror
@@ -53,6 +54,7 @@ class Fanout:
     redis: Redis
     feeds: Feeds
     graph: FollowGraph
+    follower_lists: FollowerLists
     accounts: AccountCards
     online: OnlineMirror
     large: LargeAccounts
@@ -83,11 +85,11 @@ class Fanout:
         backfilled = {e.account_id for e in events if isinstance(e, AccountScaleChanged) and not e.large}
         follower_ids, recent_ids = sorted(needs_followers), sorted(followees | backfilled)
         follower_lists, status_lists = await asyncio.gather(
-            asyncio.gather(*(self.graph.followers(a) for a in follower_ids)),
+            self.follower_lists.followers(follower_ids),
             asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
                              for f in recent_ids)),
         )
-        followers = dict(zip(follower_ids, follower_lists, strict=True))
+        followers = follower_lists
         recent = dict(zip(recent_ids, status_lists, strict=True))
         await self._deliver_all(plans, followers, large)
         entries = await self._write_all(plans, followers, recent)

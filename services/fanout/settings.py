@@ -16,3 +16,6 @@ class FanoutSettings(BaseSettings):
     # Timeline writes (plus other commands) per round trip: large enough to amortise round trips, small
     # enough to bound the bytes buffered and to let the fanout pack the next run while Redis applies this one.
     pipeline_chunk: int = Field(default=20_000, ge=100)
+    # Follower ids kept in memory for authors who post (kicau/follower_lists.py), 8 bytes each; 0 turns the
+    # copies off (every batch reads its authors' followers from Cassandra).
+    follower_cache_ids: int = Field(default=4_000_000, ge=0)

@@ -36,7 +36,7 @@ from cassandra.cluster import Session
 from cassandra.protocol import OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType
 
-from kicau import clients
+from kicau import clients, follower_lists
 from kicau.bulk_rows import GraphRowWriters
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
@@ -213,8 +213,11 @@ async def load(plan_: Plan, *, prefix: str, concurrency: int, settings: CommonSe
         yield from loader.batched(rows(), BatchType.UNLOGGED)
         yield from loader.batched(counters(), BatchType.COUNTER)
 
+    redis = clients.redis_client(settings, name="seed")
     try:
         await loader.gather(jobs())
+        # Rows written behind the graph service's back: drop any copy of these follower lists (the fanout's).
+        await follower_lists.forget(redis, *plan_.edges)
         registry = LargeAccounts(session)
         for account, followers in plan_.edges.items():
             if len(followers) >= settings.large_account_threshold:
@@ -223,6 +226,7 @@ async def load(plan_: Plan, *, prefix: str, concurrency: int, settings: CommonSe
         progress.show()
         sys.stderr.write("\n")
         clients.close_cassandra(session)
+        await redis.aclose()
     return progress.done, progress.rate()
 
 

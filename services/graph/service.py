@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import keys, tokens
+from kicau import follower_lists, keys, tokens
 from kicau.account_cards import AccountCards
 from kicau.entities import credential_account_entity, relationship_entity
 from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
@@ -239,7 +239,11 @@ class GraphService:
         await self._require_account(followee_id)
         if await self.store.claim_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, +1)
+        # The fanout's copies of the followee's follower list are dropped before and after the row changes
+        # (the protocol in kicau/follower_lists.py).
+        await follower_lists.forget(self.redis, followee_id)
         await self.store.add_follower_row(follower_id, followee_id)
+        await follower_lists.forget(self.redis, followee_id)
         # Published on every call, retries included: the fanout's backfill is idempotent, and a retry after a
         # crash between the steps above must still reach the follower's timeline.
         await publish(self.producer, self.settings.kafka_follows_topic,
@@ -253,7 +257,9 @@ class GraphService:
         await self._require_account(followee_id)
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
+        await follower_lists.forget(self.redis, followee_id)
         await self.store.remove_follower_row(follower_id, followee_id)
+        await follower_lists.forget(self.redis, followee_id)
         await publish(self.producer, self.settings.kafka_follows_topic,
                       FollowDeleted(follower_id=follower_id, followee_id=followee_id))
         await self._review_scale(followee_id)

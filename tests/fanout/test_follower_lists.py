@@ -1,0 +1,135 @@
+"""The fanout's in-memory follower lists (kicau/follower_lists.py) against the real Redis, and end to end: a
+follow or unfollow made while the fanout holds a copy of the followee's list takes effect on the next status."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Callable
+
+import httpx
+import redis as sync_redis
+from redis.asyncio import Redis
+
+from kicau import follower_lists, keys
+from kicau.follower_lists import FollowerLists
+from tests.conftest import User, eventually
+from tests.timeline.test_home_invariant import home_ids
+
+REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+
+
+class CountingReads:
+    """Stands in for the Cassandra read only to count calls; the lists it returns are the test's data."""
+
+    def __init__(self, lists: dict[int, list[int]]) -> None:
+        self.lists = lists
+        self.calls: list[int] = []
+
+    async def __call__(self, account_id: int) -> list[int]:
+        self.calls.append(account_id)
+        return list(self.lists[account_id])
+
+
+def test_copies_are_used_until_the_version_changes() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        base = random.randrange(10**12, 10**13)
+        a, b = base, base + 1
+        reads = CountingReads({a: [1, 2, 3], b: [4]})
+        lists = FollowerLists(redis, reads)
+        try:
+            assert await lists.followers([a, b]) == {a: [1, 2, 3], b: [4]}
+            assert sorted(reads.calls) == [a, b]
+            # Unchanged: served from memory, one Redis round trip, no read.
+            assert await lists.followers([a, b]) == {a: [1, 2, 3], b: [4]}
+            assert len(reads.calls) == 2
+            # A change (the graph service forgets the version): only that list is read again.
+            reads.lists[a] = [1, 2, 3, 9]
+            await follower_lists.forget(redis, a)
+            assert await lists.followers([a, b]) == {a: [1, 2, 3, 9], b: [4]}
+            assert reads.calls[2:] == [a]
+            # Redis losing the key (a flush, a restart without data) invalidates the copy the same way.
+            reads.lists[b] = [5]
+            await redis.delete(keys.followers_version(b))
+            assert await lists.followers([b]) == {b: [5]}
+            assert reads.calls[3:] == [b]
+            # Another fanout worker's copy follows the same versions: it reads once, then shares the token.
+            other = FollowerLists(redis, reads)
+            assert await other.followers([a]) == {a: [1, 2, 3, 9]}
+            assert await other.followers([a]) == {a: [1, 2, 3, 9]}
+            assert reads.calls[4:] == [a]
+        finally:
+            await redis.delete(keys.followers_version(a), keys.followers_version(b))
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_the_synchronous_forget_of_bulk_loaders() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        account = random.randrange(10**12, 10**13)
+        reads = CountingReads({account: [7]})
+        lists = FollowerLists(redis, reads)
+        try:
+            await lists.followers([account])
+            with sync_redis.Redis(port=REDIS_PORT) as client:
+                follower_lists.forget_now(client, [account])
+            reads.lists[account] = [7, 8]
+            assert await lists.followers([account]) == {account: [7, 8]}
+            assert len(reads.calls) == 2
+        finally:
+            await redis.delete(keys.followers_version(account))
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_memory_stays_within_its_budget() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        base = random.randrange(10**12, 10**13)
+        authors = [base + i for i in range(10)]
+        reads = CountingReads({a: list(range(100)) for a in authors})
+        lists = FollowerLists(redis, reads, max_ids=400)
+        try:
+            for author in authors:
+                await lists.followers([author])
+            assert len(lists) == 4  # 400 ids: the four most recent lists of 100
+            await lists.followers([authors[-1]])  # still held
+            assert len(reads.calls) == 10
+            await lists.followers([authors[0]])  # dropped long ago
+            assert len(reads.calls) == 11
+        finally:
+            for author in authors:
+                await redis.delete(keys.followers_version(author))
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_follow_and_unfollow_reach_a_cached_follower_list(
+    http: httpx.Client, make_user: Callable[..., User]
+) -> None:
+    author, steady, newcomer = make_user("fla"), make_user("fls"), make_user("fln")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=steady.auth).status_code == 200
+
+    def post(text: str) -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, data={"status": text})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    # The fanout now holds the author's follower list (one follower).
+    first = post("warm")
+    eventually(lambda: home_ids(http, steady) == [first])
+    # A follow made while that copy is held: the next status reaches the newcomer.
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=newcomer.auth).status_code == 200
+    second = post("after the follow")
+    eventually(lambda: second in home_ids(http, newcomer))
+    # And an unfollow: the next status reaches the steady follower but not the one who left.
+    assert http.post(f"/api/v1/accounts/{author.id}/unfollow", headers=newcomer.auth).status_code == 200
+    third = post("after the unfollow")
+    eventually(lambda: home_ids(http, steady)[:1] == [third])
+    assert third not in home_ids(http, newcomer)
