@@ -36,11 +36,14 @@ _SENTINEL_EXCLUSIVE = b"(" + keys.FEED_SENTINEL
 # KEYS = timelines of one hash-tag bucket (one slot); ARGV[1] = cap; ARGV[2] = trim threshold (members,
 # sentinel included); ARGV[3..] = members. Adds only to timelines that exist, so an expired (inactive) or lost
 # timeline costs nothing here and is rebuilt whole on its next read; the check and the write are one atomic
-# step per timeline. Trimming is amortised: a timeline grows to the threshold, then is cut back to the cap in
-# one ZREMRANGEBYRANK, instead of shifting the whole listpack on every add once it is full.
+# step per timeline. ZCARD is the existence check (a materialised timeline holds at least its sentinel) and
+# also the size the trim decision needs, so a timeline costs two commands. Trimming is amortised: a timeline
+# grows to the threshold, then is cut back to the cap in one ZREMRANGEBYRANK, instead of shifting the whole
+# listpack on every add once it is full (size + new members bounds the size after the add from above, so a
+# trim may come one add early, never late).
 _PUSH_IF_PRESENT = """
 local cap = tonumber(ARGV[1])
-local threshold = tonumber(ARGV[2])
+local threshold = tonumber(ARGV[2]) - (#ARGV - 2)
 local args = {}
 for i = 3, #ARGV do
   args[#args + 1] = 0
@@ -48,9 +51,10 @@ for i = 3, #ARGV do
 end
 local written = 0
 for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then
+  local size = redis.call('ZCARD', key)
+  if size > 0 then
     redis.call('ZADD', key, unpack(args))
-    if redis.call('ZCARD', key) > threshold then
+    if size > threshold then
       redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 1))
     end
     written = written + 1
