@@ -48,14 +48,14 @@ def test_push_writes_only_materialised_timelines_and_trims_to_the_cap() -> None:
             assert min(sizes[CAP:]) == CAP
             members = await redis.zrange(timeline, 0, -1)
             assert members[0] == keys.FEED_SENTINEL
-            kept = [unpack_id(bytes(m)) for m in members[1:]]
+            kept = [unpack_id(m) for m in members[1:] if isinstance(m, bytes)]
             assert kept == list(range(1040 - len(kept), 1040)), "the newest statuses are the ones kept"
 
             # A run of several statuses in one call obeys the same bound.
             await push(redis, feeds, [present], list(range(2000, 2000 + 2 * SLACK)))
             assert CAP <= await redis.zcard(timeline) - 1 <= CAP + SLACK
             newest = (await redis.zrange(timeline, -1, -1))[0]
-            assert unpack_id(bytes(newest)) == 2000 + 2 * SLACK - 1
+            assert isinstance(newest, bytes) and unpack_id(newest) == 2000 + 2 * SLACK - 1
         finally:
             await redis.delete(timeline, keys.home_feed(absent))
             await redis.aclose()
