@@ -2,17 +2,22 @@
 
 redis-py encodes every command argument by argument in Python, which made command packing the fanout's CPU hot
 spot. Here a command is built from byte strings whose framing is mostly precomputed, and a whole run of them
-is written on one pooled connection and answered by its (hiredis) parser: no Python object per command.
+is written on one pooled connection. The replies are parsed the same way, in bulk: redis-py reads one reply
+per awaited call, each under its own timeout context, which cost ~10 µs a reply; a status from an account
+with 1,000 followers gets ~1,000 script replies (one per hash-tag bucket of followers), so ``Sender`` feeds
+whatever the socket holds to one hiredis reader and takes every complete reply out of it at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError, ResponseError
 
 
 def bulk(value: bytes) -> bytes:
@@ -66,17 +71,28 @@ class Sender:
     async def _collect(self) -> list[Any]:
         if not self._in_flight:
             return []
-        assert self._connection is not None
+        connection = self._connection
+        assert connection is not None
+        # The connection's own stream. Between taking a connection from the pool and giving it back, this
+        # sender is its only user, and every earlier user read all of its replies, so nothing of ours sits in
+        # redis-py's parser: the bytes on the stream are exactly the replies of the runs sent here.
+        stream: asyncio.StreamReader | None = getattr(connection, "_reader", None)
+        if stream is None:
+            raise ConnectionError("Redis connection is closed")
+        parser = hiredis.Reader()
         replies: list[Any] = []
-        error: Exception | None = None
-        for _ in range(self._in_flight):
-            try:
-                replies.append(await self._connection.read_response(disable_decoding=True))
-            except ResponseError as exc:  # an error reply: keep reading so the connection stays in step
-                error = error or exc
-                replies.append(exc)
+        wanted = self._in_flight
+        async with asyncio.timeout(connection.socket_timeout):
+            while len(replies) < wanted:
+                data = await stream.read(1 << 16)
+                if not data:
+                    raise ConnectionError("Redis closed the connection mid-reply")
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    replies.append(reply)
         self._in_flight = 0
-        if error is not None:
-            raise error
+        errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+        if errors:
+            # An error reply (a script that failed): the connection stays in step, the batch is retried.
+            raise ResponseError(str(errors[0]))
         return replies
-
