@@ -71,7 +71,9 @@ def kafka_consumer(settings: CommonSettings, *topics: str, group_id: str, **over
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "max_poll_records": 500,
-        "fetch_max_wait_ms": 5,
+        # The broker answers a fetch as soon as one byte arrives, so a long wait costs no latency; a 5 ms wait
+        # made an idle fanout send 200 fetches a second (17% of a core, and 12% of Kafka's).
+        "fetch_max_wait_ms": 500,
         "session_timeout_ms": 10000,
         "heartbeat_interval_ms": 2000,
     }
