@@ -14,7 +14,7 @@ import msgspec
 from cassandra.cluster import Session
 from redis.asyncio import Redis
 
-from kicau import keys
+from kicau import keys, resp
 from kicau.clients import execute
 from kicau.entities import account_entity, dumps
 
@@ -87,10 +87,7 @@ class AccountCards:
         if not ordered:
             return {}
         # Pipelined GETs rather than MGET: one round trip either way, and no cross-slot command on Redis Cluster.
-        pipe = self._redis.pipeline(transaction=False)
-        for account_id in ordered:
-            pipe.get(keys.account_cache(account_id))
-        cached = await pipe.execute()
+        cached = await resp.round_trip(self._redis, [resp.get(keys.account_cache(a)) for a in ordered])
         found: dict[int, bytes] = {}
         missing: list[int] = []
         for account_id, raw in zip(ordered, cached, strict=True):

@@ -29,7 +29,7 @@ from redis.asyncio.client import Pipeline
 
 from kicau import keys
 from kicau.ids import pack_id, unpack_id
-from kicau.resp import bulk, command
+from kicau.resp import bulk, command, round_trip
 
 _SENTINEL_EXCLUSIVE = b"(" + keys.FEED_SENTINEL
 
@@ -131,12 +131,13 @@ class Feeds:
         large accounts followed; all in one pipelined round trip, which also refreshes the timeline's expiry."""
         home = keys.home_feed(account_id)
         sources = [home, *(keys.author_feed(a) for a in large_followees)]
-        pipe = self.redis.pipeline(transaction=False)
+        packed: list[bytes] = []
         for key in sources:
-            pipe.zscore(key, keys.FEED_SENTINEL)
-            _queue_range(pipe, key, page)
-        pipe.expire(home, self.ttl_seconds)
-        replies = await pipe.execute()
+            packed.append(command(b"ZSCORE", key.encode(), keys.FEED_SENTINEL))
+            packed.append(_range_command(key.encode(), page))
+        packed.append(command(b"EXPIRE", home.encode(), b"%d" % self.ttl_seconds))
+        # Hand-packed, replies parsed in bulk (kicau/resp.py): every home read comes through here.
+        replies = await round_trip(self.redis, packed)
         lists: list[list[int]] = []
         missing: list[int] = []
         for index, key in enumerate(sources):
@@ -174,18 +175,19 @@ class Feeds:
         return covered, sorted(found)[:limit]
 
 
-def _queue_range(pipe: Pipeline, key: str, page: PageRequest) -> None:
+def _range_command(key: bytes, page: PageRequest) -> bytes:
+    """ZRANGE ... BYLEX over the page's cursor range: newest first, or for ``min_id`` pages the ``limit``
+    entries just above the cursor, oldest first."""
     lower = _SENTINEL_EXCLUSIVE
     if page.min_id is not None:
         lower = b"(" + pack_id(page.min_id)
     elif page.since_id is not None:
         lower = b"(" + pack_id(page.since_id)
     upper = b"(" + pack_id(page.max_id) if page.max_id is not None else b"+"
+    limit = b"%d" % page.limit
     if page.min_id is not None:
-        # min_id pages walk forward from the cursor: the `limit` entries just above it, oldest first.
-        pipe.zrange(key, lower, upper, bylex=True, offset=0, num=page.limit)
-    else:
-        pipe.zrange(key, upper, lower, bylex=True, desc=True, offset=0, num=page.limit)
+        return command(b"ZRANGE", key, lower, upper, b"BYLEX", b"LIMIT", b"0", limit)
+    return command(b"ZRANGE", key, upper, lower, b"BYLEX", b"REV", b"LIMIT", b"0", limit)
 
 
 def _merge(lists: list[list[int]], page: PageRequest) -> list[int]:

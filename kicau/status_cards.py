@@ -16,7 +16,7 @@ from cassandra.cluster import Session
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys
+from kicau import keys, resp
 from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import compose_status, status_fragment
@@ -76,12 +76,10 @@ class StatusCards:
         of the accounts ``with_cards_of``, read in the same round trip (those not cached are left out)."""
         if not status_ids:
             return {}, {}
-        pipe = self._redis.pipeline(transaction=False)
-        for status_id in status_ids:
-            pipe.get(keys.status_cache(status_id))
-        for account_id in with_cards_of:
-            pipe.get(keys.account_cache(account_id))
-        replies = await pipe.execute()
+        replies = await resp.round_trip(self._redis, [
+            *(resp.get(keys.status_cache(s)) for s in status_ids),
+            *(resp.get(keys.account_cache(a)) for a in with_cards_of),
+        ])
         cached, card_replies = replies[: len(status_ids)], replies[len(status_ids):]
         cards = {a: raw if isinstance(raw, bytes) else raw.encode()
                  for a, raw in zip(with_cards_of, card_replies, strict=True) if raw is not None}
