@@ -35,7 +35,7 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kicau import keys, tokens
+from kicau import keys, resp, tokens
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import RESOLVED_TOKEN, resolve_uncached
@@ -242,11 +242,10 @@ class RateLimitMiddleware:
     ) -> tuple[TokenInfo | None, int] | None:
         """The token's cache entry and the bucket's count, in one round trip; None when Redis failed."""
         try:
-            pipe = state.redis.pipeline(transaction=False)
-            pipe.get(keys.token_cache(token_hash))
-            pipe.incr(key)
-            pipe.expire(key, bucket.window + 1)
-            raw, count, _ = await pipe.execute()
+            # Hand-packed and parsed in bulk (kicau/resp.py): this round trip precedes every request. One
+            # attempt: INCR must not be repeated on a fresh connection.
+            raw, count, _ = await resp.round_trip(state.redis, [
+                resp.get(keys.token_cache(token_hash)), *_counting(key, bucket)], attempts=1)
             return tokens.from_cache(raw), int(count)
         except Exception:
             return None  # the ordinary path retries the lookup (and the graph service answers without Redis)
@@ -264,10 +263,7 @@ class RateLimitMiddleware:
         """The bucket's count after this request and the end of its window, or None when Redis failed."""
         key, window_end = self._key(bucket)
         try:
-            pipe = state.redis.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, bucket.window + 1)
-            count, _ = await pipe.execute()
+            count, _ = await resp.round_trip(state.redis, _counting(key, bucket), attempts=1)
         except Exception:
             self._warn()
             return None
@@ -277,6 +273,12 @@ class RateLimitMiddleware:
         if time.monotonic() - self._last_warning > 10:
             self._last_warning = time.monotonic()
             log.warning("rate limits unavailable (Redis); requests pass uncounted", exc_info=True)
+
+
+def _counting(key: str, bucket: Bucket) -> list[bytes]:
+    """INCR the bucket's counter and (re)set its expiry: the window may end while a request is counted."""
+    framed = key.encode()
+    return [resp.command(b"INCR", framed), resp.command(b"EXPIRE", framed, b"%d" % (bucket.window + 1))]
 
 
 def _subject(token: TokenInfo) -> str:
