@@ -67,6 +67,8 @@ class Samples:
     """(status id, latency ms) of every update frame, shared by all connections."""
 
     latencies: list[tuple[int, float]] = field(default_factory=list)
+    # Status id (as sent in the frame's id line) -> created_at in epoch ms, decoded once per status.
+    created: dict[bytes, float] = field(default_factory=dict)
     other_events: dict[str, int] = field(default_factory=dict)
     parse_errors: int = 0
 
@@ -109,25 +111,33 @@ class SseClient(asyncio.Protocol):
             self._frame(frame, received)
 
     def _frame(self, frame: bytes, received: float) -> None:
+        # Kept cheap: a thousand streams receive each status at once and their callbacks run one after another
+        # on this loop, so time spent here would show up as latency of the streams read later. An update frame
+        # is recognised by its head (``id: <status id>`` then ``event: update``; chunk-size lines may precede
+        # it) and only the first copy of each status is decoded, for its ``created_at``.
+        at = frame.find(b"id: ")
+        if at >= 0:
+            end = frame.find(b"\n", at)
+            if frame.startswith(b"event: update\ndata: ", end + 1):
+                status_id = frame[at + 4:end]
+                created = self.samples.created.get(status_id)
+                if created is None:
+                    try:
+                        created = _epoch_ms(_decode_stamp(frame[end + 21:]).created_at)
+                    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                        self.samples.parse_errors += 1
+                        return
+                    self.samples.created[status_id] = created
+                self.samples.latencies.append((int(status_id), received - created))
+                return
         event = b""
-        data = b""
         for line in frame.split(b"\n"):
             line = line.rstrip(b"\r")
             if line.startswith(b"event: "):
                 event = line[7:]
-            elif line.startswith(b"data: "):
-                data = line[6:]
-        if not event:
-            return
-        if event != b"update":
+        if event:
             name = event.decode(errors="replace")
             self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
-            return
-        try:
-            stamp = _decode_stamp(data)
-            self.samples.latencies.append((int(stamp.id), received - _epoch_ms(stamp.created_at)))
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-            self.samples.parse_errors += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
