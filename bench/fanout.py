@@ -41,8 +41,13 @@ LIMIT_KEY = "bench:limit:{u:__rand_int__}:home"
 # __rand_int__ of a command separately, so one call names PUSH_KEYS different timelines).
 PUSH_KEY = "bench:limit:{h:7}:__rand_int__:home"
 PUSH_KEYS = 30
+# A new member per command, as the fanout writes new entries: redis-benchmark replaces each __rand_int__ with a
+# 12-digit number drawn from the key space, so every timeline gets ~10 distinct members over a run. (With one
+# fixed member, as measured before, every ZADD after a key's first is a no-op update that writes nothing;
+# that rate is still reported, as ``redis_zadd_same_member_per_s``.)
+LIMIT_MEMBER = "__rand_int__"
 # 8 bytes, like a packed status id (no NUL and all below 0x80: it travels as one argv string).
-LIMIT_MEMBER = "\x01\x1f\x4e\x22\x10\x01\x04\x01"
+SAME_MEMBER = "\x01\x1f\x4e\x22\x10\x01\x04\x01"
 # (pipeline depth, clients): the fanout sends one deep pipeline at a time; the limit is the best of these.
 LIMIT_CONFIGS = ((64, 1), (256, 1), (1000, 1), (256, 4), (1000, 4))
 SAFETY_TTL_SECONDS = 3600  # bench timelines vanish by themselves if a run is interrupted before its cleanup
@@ -93,6 +98,10 @@ def measure_limit(opts: FanoutOptions) -> dict[str, Any]:
         runs.append({"pipeline": pipeline, "clients": clients, "zadd_per_s": round(rps)})
         log(f"  redis-benchmark ZADD -P {pipeline} -c {clients}: {rps:,.0f}/s")
     best = max(runs, key=lambda r: r["zadd_per_s"])
+    same = redis_benchmark(["ZADD", LIMIT_KEY, "0", SAME_MEMBER], pipeline=best["pipeline"], clients=best["clients"],
+                           requests=opts.limit_requests, keyspace=opts.followers)
+    log(f"  redis-benchmark ZADD of one fixed member (no-op after the first) -P {best['pipeline']} "
+        f"-c {best['clients']}: {same:,.0f}/s")
     # The fanout sends ZADD + ZREMRANGEBYRANK (the cap) per entry; the pair's ceiling is their harmonic sum.
     trim = redis_benchmark(["ZREMRANGEBYRANK", LIMIT_KEY, "1", "-801"], pipeline=best["pipeline"],
                            clients=best["clients"], requests=opts.limit_requests, keyspace=opts.followers)
@@ -106,7 +115,7 @@ def measure_limit(opts: FanoutOptions) -> dict[str, Any]:
         # timelines in each of the 1,024 buckets, so calls carry PUSH_KEYS keys; the rate is in timelines/s.
         sha = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "SCRIPT", "LOAD", script], capture_output=True,
                              text=True, check=True, timeout=30).stdout.strip()
-        redis_benchmark(["ZADD", PUSH_KEY, "0", LIMIT_MEMBER], pipeline=best["pipeline"], clients=best["clients"],
+        redis_benchmark(["ZADD", PUSH_KEY, "0", SAME_MEMBER], pipeline=best["pipeline"], clients=best["clients"],
                         requests=opts.limit_requests, keyspace=opts.followers)
         calls = redis_benchmark(["EVALSHA", sha, str(PUSH_KEYS), *[PUSH_KEY] * PUSH_KEYS, "800", "850",
                                  LIMIT_MEMBER], pipeline=max(1, best["pipeline"] // PUSH_KEYS),
@@ -119,7 +128,8 @@ def measure_limit(opts: FanoutOptions) -> dict[str, Any]:
         "redis_zadd_pipelined_limit_per_s": best["zadd_per_s"],
         "limit_runs": runs,
         "limit_command": f"redis-benchmark -P {best['pipeline']} -c {best['clients']} -n {opts.limit_requests} "
-                         f"-r {opts.followers} ZADD {LIMIT_KEY} 0 <8-byte member>",
+                         f"-r {opts.followers} ZADD {LIMIT_KEY} 0 __rand_int__",
+        "redis_zadd_same_member_per_s": round(same),
         "redis_zremrangebyrank_limit_per_s": round(trim),
         "redis_zadd_plus_trim_limit_entries_per_s": round(pair),
         "redis_push_script_limit_per_s": round(push) if push is not None else None,
