@@ -102,7 +102,9 @@ class EventStreamResponse(Response):
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
         connection = self.connection
-        transport = server_transport(scope.get(SERVER_SEND_KEY) or send)
+        # Direct writes frame their own HTTP chunks, so only for a GET: should the route ever answer HEAD (it
+        # answers 405 now), that answer must carry no body.
+        transport = server_transport(scope.get(SERVER_SEND_KEY) or send) if scope.get("method") == "GET" else None
 
         async def write() -> None:
             await chunk(b":)\n")
