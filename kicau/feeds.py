@@ -23,6 +23,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -92,6 +93,8 @@ class PageRead:
     home_materialised: bool
     # Author feeds of large accounts that must be rebuilt before the page can be exact.
     missing_author_feeds: list[int]
+    # Replies of the caller's own commands sent in the same round trip (``prefetch``).
+    prefetched: list[Any]
 
 
 class Feeds:
@@ -126,9 +129,11 @@ class Feeds:
     async def is_materialised(self, key: str) -> bool:
         return await self.redis.zscore(key, keys.FEED_SENTINEL) is not None
 
-    async def read_page(self, account_id: int, page: PageRequest, large_followees: Sequence[int] = ()) -> PageRead:
+    async def read_page(self, account_id: int, page: PageRequest, large_followees: Sequence[int] = (),
+                        prefetch: Sequence[bytes] = ()) -> PageRead:
         """One page of status ids, newest first, merged across the home timeline and the author feeds of the
-        large accounts followed; all in one pipelined round trip, which also refreshes the timeline's expiry."""
+        large accounts followed; all in one round trip, which also refreshes the timeline's expiry and carries
+        the caller's ``prefetch`` commands (packed, read-only)."""
         home = keys.home_feed(account_id)
         sources = [home, *(keys.author_feed(a) for a in large_followees)]
         packed: list[bytes] = []
@@ -136,6 +141,7 @@ class Feeds:
             packed.append(command(b"ZSCORE", key.encode(), keys.FEED_SENTINEL))
             packed.append(_range_command(key.encode(), page))
         packed.append(command(b"EXPIRE", home.encode(), b"%d" % self.ttl_seconds))
+        packed.extend(prefetch)
         # Hand-packed, replies parsed in bulk (kicau/resp.py): every home read comes through here.
         replies = await round_trip(self.redis, packed)
         lists: list[list[int]] = []
@@ -146,7 +152,8 @@ class Feeds:
                 missing.append(large_followees[index - 1])
             lists.append([unpack_id(m) for m in members if m != keys.FEED_SENTINEL])
         ids = _merge(lists, page)
-        return PageRead(ids=ids, home_materialised=replies[0] is not None, missing_author_feeds=missing)
+        return PageRead(ids=ids, home_materialised=replies[0] is not None, missing_author_feeds=missing,
+                        prefetched=replies[2 * len(sources) + 1:])
 
     async def newest_after(
         self, account_id: int, after_id: int, limit: int, large_followees: Sequence[int] = ()

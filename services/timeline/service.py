@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import keys
+from kicau import keys, resp
 from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
@@ -79,9 +79,13 @@ class TimelineService:
         large = await self.large.current()
         if not large:
             return []
+        return await self._large_followees(account_id, large, await self.redis.get(keys.large_followees(account_id)))
+
+    async def _large_followees(self, account_id: int, large: frozenset[int], cached: bytes | str | None,
+                               ) -> list[int]:
+        """``large_followees`` given the reader's cached copy (``cached``, as read from Redis)."""
         version = _registry_version(large)
         key = keys.large_followees(account_id)
-        cached = await self.redis.get(key)
         stale: list[int] | None = None
         if cached is not None:
             cached_version, followees = msgspec.json.decode(cached, type=tuple[str, list[int]])
@@ -100,8 +104,18 @@ class TimelineService:
         return followees
 
     async def home(self, account_id: int, request: PageRequest) -> Page:
-        large_followees = await self.large_followees(account_id)
-        read = await self.feeds.read_page(account_id, request, large_followees)
+        large = await self.large.current()
+        large_followees: list[int] = []
+        if large:
+            # The reader's cached large followees ride along with the home page's own round trip; only a reader
+            # who follows some of them needs a second one, for their author feeds.
+            read = await self.feeds.read_page(account_id, request,
+                                              prefetch=[resp.get(keys.large_followees(account_id))])
+            large_followees = await self._large_followees(account_id, large, read.prefetched[0])
+            if large_followees:
+                read = await self.feeds.read_page(account_id, request, large_followees)
+        else:
+            read = await self.feeds.read_page(account_id, request)
         if not read.home_materialised or read.missing_author_feeds:
             rebuilds = [self.rebuild_author_feed(a) for a in read.missing_author_feeds]
             if not read.home_materialised:
