@@ -53,6 +53,11 @@ class Sender:
             # Replies may still be on the wire: this connection can never be trusted again.
             await connection.disconnect()
         await self._redis.connection_pool.release(connection)
+        if kind is not None and issubclass(kind, ConnectionError | OSError):
+            # A broken connection usually means Redis restarted, and then every idle connection in the pool is
+            # just as dead, though the pool's check on checkout may not see it yet: close them all, so the next
+            # user opens a fresh connection instead of taking the next dead one.
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
 
     async def send(self, chunks: Sequence[bytes], replies: int) -> list[Any]:
         """Write ``chunks`` (``replies`` commands), then read the replies of the run sent before it, if any;
@@ -108,7 +113,8 @@ async def round_trip(redis: Redis, packed: Sequence[bytes], *, attempts: int = 3
 
     For hot read paths (a page of status and account cards is ~25 GETs): redis-py parses a pipeline reply by
     reply, which cost more than the rest of a timeline request. Only for commands safe to repeat: a broken
-    connection (Redis restarted) is replaced and the whole round trip sent again."""
+    connection (Redis restarted) is replaced (``Sender`` closes the pool's idle ones too) and the whole round trip
+    sent again."""
     for attempt in range(attempts):
         try:
             async with Sender(redis) as sender:
