@@ -37,6 +37,14 @@ from kicau.web import ApiError
 log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
+
+
+def _chunked(body: bytes) -> bytes:
+    """``body`` as one HTTP/1.1 chunk (``Transfer-Encoding: chunked``), for writing straight onto a transport."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
+
+
+HEARTBEAT_CHUNK = _chunked(b":thump\n")
 # Scope key under which the gateway application keeps the server's own ``send`` (before middleware wraps it).
 SERVER_SEND_KEY = "kicau.server_send"
 
@@ -63,8 +71,7 @@ class StreamEvent:
         """The SSE frame as one HTTP/1.1 chunk (``Transfer-Encoding: chunked``), for writing straight onto a
         transport; encoded once per event like the frame itself."""
         if self._chunk is None:
-            frame = self.sse_frame()
-            self._chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
+            self._chunk = _chunked(self.sse_frame())
         return self._chunk
 
     def ws_frame(self) -> str:
@@ -128,12 +135,8 @@ class Connection:
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
             return
-        sink = self.sink
-        if sink is not None:
-            if sink.write(event.sse_chunk()):
-                self.observe_delivery(event)
-            else:
-                self._cut_off()
+        if self.sink is not None:
+            self._write(self.sink, event)
             return
         if len(self._queue) >= self.limit:
             self._cut_off()
@@ -152,16 +155,18 @@ class Connection:
         """Switch to direct writes: first whatever queued up meanwhile (synchronously, so nothing can slip in
         between), then every later event as it is dispatched."""
         while self._queue and not self.overflowed:
-            event = self._queue.popleft()
-            if sink.write(event.sse_chunk()):
-                self.observe_delivery(event)
-            else:
-                self._cut_off()
+            self._write(sink, self._queue.popleft())
         self.sink = sink
+
+    def _write(self, sink: TransportSink, event: StreamEvent) -> None:
+        if sink.write(event.sse_chunk()):
+            self.observe_delivery(event)
+        else:
+            self._cut_off()
 
     def heartbeat(self) -> None:
         """A direct connection's keep-alive comment, under the same bound as events."""
-        if self.sink is not None and not self.overflowed and not self.sink.write(b"7\r\n:thump\n\r\n"):
+        if self.sink is not None and not self.overflowed and not self.sink.write(HEARTBEAT_CHUNK):
             self._cut_off()
 
     async def next(self, idle_seconds: float) -> StreamEvent | None:
