@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError, ResponseError
 
+from kicau import autopipeline
+
 
 def bulk(value: bytes) -> bytes:
     """One RESP bulk string."""
@@ -109,17 +111,17 @@ def get(key: str) -> bytes:
 
 
 async def round_trip(redis: Redis, packed: Sequence[bytes], *, attempts: int = 3) -> list[Any]:
-    """Send read-only ``packed`` commands on one pooled connection and return their replies, parsed in bulk.
+    """Send ``packed`` commands and return their replies, on the connection this process shares for them
+    (``kicau.autopipeline``: written together with those of concurrent requests, replies parsed in bulk).
 
-    For hot read paths (a page of status and account cards is ~25 GETs): redis-py parses a pipeline reply by
-    reply, which cost more than the rest of a timeline request. Only for commands safe to repeat: a broken
-    connection (Redis restarted) is replaced (``Sender`` closes the pool's idle ones too) and the whole round trip
-    sent again."""
+    For hot read paths (a page of status and account cards is ~25 GETs): redis-py's pool checkout, per-command
+    timeout and per-reply parsing cost more than the rest of a timeline request. ``attempts`` > 1 only for
+    commands safe to repeat: when the connection broke (Redis restarted), the whole round trip is sent again on
+    a new one."""
+    pipeline = autopipeline.for_client(redis)
     for attempt in range(attempts):
         try:
-            async with Sender(redis) as sender:
-                await sender.send(packed, len(packed))
-                return await sender.finish()
+            return await pipeline.execute(packed)
         except (ConnectionError, OSError):
             if attempt == attempts - 1:
                 raise

@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from kicau import clients
+from kicau.hot_routes import ServiceApp
 from kicau.settings import CommonSettings
 from kicau.web import install_common, redis_ready
 from services.gateway import openapi
 from services.gateway.deps import Upstreams
-from services.gateway.ratelimit import RateLimitMiddleware
+from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from services.gateway.routes import accounts, instance, oauth, statuses, streaming, timelines
 from services.gateway.settings import GatewaySettings
 from services.gateway.streaming import SERVER_SEND_KEY, StreamHub
@@ -37,6 +38,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.upstreams = upstreams
     app.state.graph = upstreams.graph
+    app.state.limiter = RateLimiter(app.state)
+    if settings.hot_routes and isinstance(app, ServiceApp):
+        app.hot_routes.add("GET", "/api/v1/timelines/home", timelines.home_page)
     async def followers_among(author: int, candidates: list[int]) -> list[int]:
         answer = await upstreams.graph.call(
             "POST", f"/internal/accounts/{author}/followers-among", json={"candidates": candidates}
@@ -57,7 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-class GatewayApp(FastAPI):
+class GatewayApp(ServiceApp):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             # The server's own send, before any middleware wraps it: an SSE stream writes its events straight
@@ -67,6 +71,7 @@ class GatewayApp(FastAPI):
 
 
 app = GatewayApp(
+    service="gateway",
     title="Kicau",
     summary="Mastodon client API subset over an event-driven backend",
     version="0.1.0",

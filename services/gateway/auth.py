@@ -7,12 +7,13 @@ leave this module.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
+from starlette.types import Scope
 
-from kicau import tokens
+from kicau import hot_routes, tokens
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.upstreams import Upstream
@@ -23,7 +24,12 @@ RESOLVED_TOKEN = "kicau_resolved_token"
 
 
 def bearer_value(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+    return bearer_in(request.scope)
+
+
+def bearer_in(scope: Scope) -> str | None:
+    """The request's bearer token; None without an Authorization header, 401 with one of another kind."""
+    header = hot_routes.header(scope, b"authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
@@ -55,17 +61,32 @@ async def resolve_uncached(graph: Upstream, token_hash: str) -> TokenInfo:
 
 
 async def optional_token(request: Request) -> TokenInfo | None:
-    value = bearer_value(request)
+    return await token_of(request.scope, request.app.state)
+
+
+async def token_of(scope: Scope, state: Any) -> TokenInfo | None:
+    """The request's token, as the rate limiter resolved it (or looked up now); None without one."""
+    value = bearer_in(scope)
     if value is None:
         return None
-    known = request.scope.get("state", {}).get(RESOLVED_TOKEN)
+    known = scope.get("state", {}).get(RESOLVED_TOKEN)
     if known is not None and known[0] == value:
         if isinstance(known[1], ApiError):
             raise known[1]
         resolved: TokenInfo = known[1]
         return resolved
-    state = request.app.state
     return await resolve(state.redis, state.graph, value)
+
+
+def checked_user(info: TokenInfo | None, scopes: tuple[str, ...]) -> TokenInfo:
+    """A user token that carries one of ``scopes`` (or a parent scope), or the Mastodon error saying why not."""
+    if info is None:
+        raise ApiError(401, "The access token is invalid")
+    if info.account_id is None:
+        raise ApiError(422, "This method requires an authenticated user")
+    if not any(info.allows(scope) for scope in scopes):
+        raise ApiError(403, "This action is outside the authorized scopes")
+    return info
 
 
 async def any_token(request: Request) -> TokenInfo:
@@ -79,12 +100,7 @@ def require(*scopes: str) -> object:
     """A dependency: a user token that carries one of ``scopes`` (or a parent scope)."""
 
     async def dependency(request: Request) -> TokenInfo:
-        info = await any_token(request)
-        if info.account_id is None:
-            raise ApiError(422, "This method requires an authenticated user")
-        if not any(info.allows(scope) for scope in scopes):
-            raise ApiError(403, "This action is outside the authorized scopes")
-        return info
+        return checked_user(await optional_token(request), scopes)
 
     return Depends(dependency)
 

@@ -36,6 +36,7 @@ import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kicau import keys, resp, tokens
+from kicau.hot_routes import Answer
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import RESOLVED_TOKEN, resolve_uncached
@@ -100,30 +101,65 @@ def reset_header(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A counted request: the headers its answer carries, and the 429 to send instead when it is over."""
+
+    headers: list[tuple[bytes, bytes]]
+    refusal: Answer | None
+
+
 class RateLimitMiddleware:
-    """Pure ASGI, so streaming answers and the body limit of the routes are untouched."""
+    """Pure ASGI, so streaming answers and the body limit of the routes are untouched. The counting is the
+    application's ``RateLimiter`` (``app.state.limiter``), which hot routes call themselves."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_limited(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        limiter: RateLimiter = scope["app"].state.limiter
+        admission = await limiter.admit(scope)
+        if admission is None:
+            await self.app(scope, receive, send)
+            return
+        if admission.refusal is not None:
+            await send({"type": "http.response.start", "status": 429, "headers": [
+                (b"content-type", admission.refusal.content_type),
+                (b"content-length", b"%d" % len(admission.refusal.body)), *admission.refusal.headers,
+            ]})
+            await send({"type": "http.response.body", "body": admission.refusal.body})
+            return
+        headers = admission.headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RateLimiter:
+    def __init__(self, state: Any) -> None:
+        self._state = state  # the application's state: settings, redis, graph (filled in by the lifespan)
         self._last_warning = 0.0
         # Token hash -> the account subject its bucket had last time. Only a guess of which bucket to count in
         # the same round trip as the token lookup: the token is still looked up in Redis on every request, so a
         # revoked token is refused at once as before; a wrong guess is undone and counted again.
         self._subjects: dict[str, str] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_limited(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        state = scope["app"].state
+    async def admit(self, scope: Scope) -> Admission | None:
+        """Count the request in its bucket. None: not counted (limits off, an exempt peer, Redis down)."""
+        state = self._state
         settings: GatewaySettings = state.settings
         if not settings.rate_limit_enabled:
-            await self.app(scope, receive, send)
-            return
+            return None
         bucket, counted = await self._bucket_and_count(scope, state, settings)
         if bucket is None or counted is None:
-            await self.app(scope, receive, send)
-            return
+            return None
         count, window_end = counted
         headers = [
             (b"x-ratelimit-limit", str(bucket.limit).encode()),
@@ -132,19 +168,8 @@ class RateLimitMiddleware:
         ]
         if count > bucket.limit:
             retry_after = max(1, window_end - int(time.time()))
-            await send({"type": "http.response.start", "status": 429, "headers": [
-                *headers, (b"retry-after", str(retry_after).encode()),
-                (b"content-type", b"application/json"), (b"content-length", str(len(TOO_MANY)).encode()),
-            ]})
-            await send({"type": "http.response.body", "body": TOO_MANY})
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *headers]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+            return Admission(headers, Answer(TOO_MANY, 429, [*headers, (b"retry-after", str(retry_after).encode())]))
+        return Admission(headers, None)
 
     async def _bucket_and_count(
         self, scope: Scope, state: Any, settings: GatewaySettings
@@ -219,7 +244,7 @@ class RateLimitMiddleware:
         except Exception:
             info = None  # Redis down: Cassandra (through the graph service) still knows every token.
         if info is None:
-            info = await RateLimitMiddleware._resolve_uncached(state, token_hash)
+            info = await RateLimiter._resolve_uncached(state, token_hash)
         scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
         return info if isinstance(info, TokenInfo) else None
 

@@ -24,6 +24,9 @@ class GatewaySettings(BaseSettings):
     streams_per_account: int = Field(default=8, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     instance_title: str = "Kicau"
+    # The home timeline answered as a hot route (kicau/hot_routes.py), without FastAPI's layers; off, it goes
+    # through the ordinary route (same answers, about twice the gateway's CPU per page).
+    hot_routes: bool = True
     # Request rate limits (ratelimit.py), fixed windows counted in Redis. Mastodon's documented defaults:
     # 300 requests per 5 minutes per account (authenticated) and per IP (unauthenticated); load tests that
     # drive one account harder raise KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS (see README.md).

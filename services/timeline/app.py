@@ -9,11 +9,13 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
+from kicau.hot_routes import Answer, ServiceApp, header, query
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -25,6 +27,7 @@ from services.timeline.store import TimelineStore
 NEXT_HEADER = "X-Kicau-Next"
 PREV_HEADER = "X-Kicau-Prev"
 COVERED_HEADER = "X-Kicau-Covered"
+ACCOUNT_HEADER_KEY = ACCOUNT_HEADER.lower().encode()
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 
 
@@ -57,31 +60,41 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-app = FastAPI(title="Kicau timeline service", lifespan=lifespan)
+app = ServiceApp(service="timeline", title="Kicau timeline service", lifespan=lifespan)
 
 
 install_common(app, service="timeline", readiness=[redis_ready(app), cassandra_ready(app)])
 
 
-def _respond(page: Page) -> Response:
+def _cursor_headers(page: Page) -> dict[str, str]:
     headers = {}
     if page.next_max_id is not None:
         headers[NEXT_HEADER] = str(page.next_max_id)
     if page.prev_min_id is not None:
         headers[PREV_HEADER] = str(page.prev_min_id)
-    return Response(page.body, media_type="application/json", headers=headers)
+    return headers
+
+
+def _respond(page: Page) -> Response:
+    return Response(page.body, media_type="application/json", headers=_cursor_headers(page))
+
+
+async def home_page(scope: Scope) -> Answer:
+    """The home page, the request every client makes most: a hot route (kicau/hot_routes.py). Its parameters
+    are four integers, parsed here: FastAPI's parameter solving took as long as reading the page."""
+    params = query(scope)
+    page = PageRequest(max_id=_cursor(params.get("max_id"), "max_id"),
+                       since_id=_cursor(params.get("since_id"), "since_id"),
+                       min_id=_cursor(params.get("min_id"), "min_id"),
+                       limit=clamp_limit(_integer(params.get("limit"), "limit")))
+    service: TimelineService = app.state.service
+    read = await service.home(acting_account_id(header(scope, ACCOUNT_HEADER_KEY)), page)
+    return Answer(read.body, headers=[(k.lower().encode(), v.encode()) for k, v in _cursor_headers(read).items()])
 
 
 async def home(request: Request) -> Response:
-    """The home page every client asks for most: served by a plain Starlette route. FastAPI's parameter
-    solving and validation took as long as reading and rendering the page; the parameters are four integers."""
-    query = request.query_params
-    page = PageRequest(max_id=_cursor(query.get("max_id"), "max_id"),
-                       since_id=_cursor(query.get("since_id"), "since_id"),
-                       min_id=_cursor(query.get("min_id"), "min_id"),
-                       limit=clamp_limit(_integer(query.get("limit"), "limit")))
-    service: TimelineService = request.app.state.service
-    return _respond(await service.home(acting_account_id(request.headers.get(ACCOUNT_HEADER)), page))
+    """The same page as an ordinary route, for what the hot route does not answer (HEAD)."""
+    return (await home_page(request.scope)).response()
 
 
 def _integer(raw: str | None, name: str) -> int | None:
@@ -101,6 +114,7 @@ def _cursor(raw: str | None, name: str) -> int | None:
 
 
 app.router.routes.append(Route("/internal/timelines/home", home, methods=["GET"]))
+app.hot_routes.add("GET", "/internal/timelines/home", home_page)
 
 
 @app.get("/internal/accounts/{account_id}/statuses")

@@ -80,6 +80,8 @@ def test_per_account_limit_and_other_accounts_unaffected(gateway: Gateway, make_
         # A write beyond the limit is refused before it reaches the post service: nothing is created.
         before = http.get(f"/api/v1/accounts/{first.id}").json()["statuses_count"]
         assert_too_many(client.post("/api/v1/statuses", headers=first.auth, data={"status": "over"}), ACCOUNT)
+        # The home timeline is a hot route (kicau/hot_routes.py), counted by the same limiter.
+        assert_too_many(client.get("/api/v1/timelines/home", headers=first.auth), ACCOUNT)
         assert http.get(f"/api/v1/accounts/{first.id}").json()["statuses_count"] == before
         # Another account on the same connection and address has its own bucket.
         other = client.get("/api/v1/accounts/verify_credentials", headers=second.auth)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.types import Scope
 
+from kicau.hot_routes import Answer, error_answer, query_items
+from kicau.web import ApiError
 from services.gateway import openapi as doc
-from services.gateway.auth import ReadUser
+from services.gateway.auth import ReadUser, checked_user, token_of
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
-from services.gateway.pagination import link_header
+from services.gateway.pagination import link_header, page_links
+from services.gateway.ratelimit import RateLimiter
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["timelines"])
 
 
-def _page_params(request: Request) -> dict[str, int]:
-    query = request.query_params
+def _page_params(query: Mapping[str, str]) -> dict[str, int]:
     params = {"limit": page_limit(query.get("limit"), 20, 40)}
     for name in ("max_id", "since_id", "min_id"):
         value = cursor(query.get(name), name)
@@ -30,8 +35,10 @@ PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
 @router.get("/api/v1/timelines/home", openapi_extra={**PAGE, **doc.BEARER},
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 403, 422)})
 async def home(request: Request, token: ReadUser, services: Services, common: Common) -> Response:
-    answer = await services.timeline.call("GET", "/internal/timelines/home", params=_page_params(request),
-                                          token=token)
+    """The home timeline through the framework: documented here, and answered here when the gateway runs
+    without hot routes (``KICAU_GATEWAY_HOT_ROUTES=false``); otherwise ``home_page`` answers it."""
+    answer = await services.timeline.call("GET", "/internal/timelines/home",
+                                          params=_page_params(request.query_params), token=token)
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
@@ -42,9 +49,38 @@ async def home(request: Request, token: ReadUser, services: Services, common: Co
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 404)})
 async def account_statuses(account_id: str, request: Request, services: Services, common: Common) -> Response:
     answer = await services.timeline.call(
-        "GET", f"/internal/accounts/{record_id(account_id)}/statuses", params=_page_params(request)
+        "GET", f"/internal/accounts/{record_id(account_id)}/statuses", params=_page_params(request.query_params)
     )
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
     return passthrough(answer, {"Link": link} if link else None)
+
+
+READ = ("read",)
+
+
+async def home_page(scope: Scope) -> Answer:
+    """``GET /api/v1/timelines/home``, the request clients make most, as a hot route (kicau/hot_routes.py): the
+    same rate limit, token check, page and Link header as the route above, without the framework's layers."""
+    state = scope["app"].state
+    limiter: RateLimiter = state.limiter
+    admission = await limiter.admit(scope)
+    if admission is not None and admission.refusal is not None:
+        return admission.refusal
+    counted = admission.headers if admission is not None else []
+    try:
+        token = checked_user(await token_of(scope, state), READ)
+        items = query_items(scope)
+        answer = await state.upstreams.timeline.call("GET", "/internal/timelines/home",
+                                                     params=_page_params(dict(items)), token=token)
+        raise_for_error(answer)
+    except ApiError as error:
+        refused = error_answer(error.status_code, error.message, error.headers)
+        refused.headers.extend(counted)
+        return refused
+    link = page_links(state.common.public_url, scope["path"], items, answer.headers.get("x-kicau-next"),
+                      answer.headers.get("x-kicau-prev"))
+    headers = [*counted, (b"link", link.encode("latin-1"))] if link else counted
+    return Answer(answer.content, answer.status_code, headers,
+                  answer.headers.get("content-type", "application/json").encode("latin-1"))

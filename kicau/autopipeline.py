@@ -1,0 +1,246 @@
+"""One Redis connection shared by every concurrent request of a process, its commands written together.
+
+Why: each of a home page's round trips through redis-py's pool took a connection out and put it back (its
+``BlockingConnectionPool`` waits under ``asyncio.wait_for``, which starts a task per checkout), ran the command
+under a timeout context of its own, and wrote and read with a system call each. That was about a third of the
+timeline service's CPU per page. Here concurrent requests share one connection: what each sends is queued and
+all of it goes out in one write at the end of the event loop's turn, and the replies come back in the order
+the commands went out (Redis answers a connection's commands in order), so each request takes its replies off
+the front. One read, parsed by one hiredis reader, may then answer many requests at once, and Redis itself
+spends less per command on a pipelined connection.
+
+Only for commands that answer at once and return one reply each (no blocking pops, no pub/sub, no
+MULTI/EXEC), which is all the read paths send. A request that is cancelled or times out leaves its entry in
+the queue, so the replies still line up: they are read and dropped. A connection that breaks, or whose oldest
+command has waited longer than the socket timeout, fails every request waiting on it with ``ConnectionError``;
+the next request connects again (``kicau.resp.round_trip`` retries commands that are safe to repeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import hiredis
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, ResponseError
+
+
+@dataclass(slots=True)
+class _Waiting:
+    future: asyncio.Future[list[Any]]
+    expected: int
+    sent_at: float
+    replies: list[Any] = field(default_factory=list)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, owner: AutoPipeline) -> None:
+        self._owner = owner
+
+    def data_received(self, data: bytes) -> None:
+        self._owner._received(self, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._lost(self, exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where and how to connect, as redis-py's pool was told (``from_redis``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # a Unix socket instead of TCP
+    username: str | None = None
+    password: str | None = None
+    db: int = 0
+    client_name: str | None = None
+    connect_timeout: float = 2.0
+    timeout: float = 5.0
+
+
+class AutoPipeline:
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
+        self._connecting: asyncio.Future[None] | None = None
+        self._reader = hiredis.Reader()
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self._outbox: list[bytes] = []
+        self._flush_scheduled = False
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    async def execute(self, packed: Sequence[bytes]) -> list[Any]:
+        """The replies of ``packed`` commands (one reply each), in order. An error reply is raised as
+        ``ResponseError`` once all of them are read; a broken connection as ``ConnectionError``."""
+        if self._transport is None or self._loop is not asyncio.get_running_loop():
+            await self._connect()
+        replies = await self._send(b"".join(packed), len(packed))
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                raise ResponseError(str(reply))
+        return replies
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    # Sending ----------------------------------------------------------------------------------------------
+
+    def _send(self, data: bytes, expected: int) -> asyncio.Future[list[Any]]:
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._waiting.append(_Waiting(future, expected, time.monotonic()))
+        self._outbox.append(data)
+        if not self._flush_scheduled:
+            # Everything queued during this turn of the loop goes out in one write.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, []
+        if self._transport is not None and outbox:
+            self._transport.write(b"".join(outbox))
+
+    # Receiving --------------------------------------------------------------------------------------------
+
+    def _received(self, protocol: _Protocol, data: bytes) -> None:
+        if protocol is not self._protocol:
+            return  # a connection already given up on
+        reader = self._reader
+        reader.feed(data)
+        waiting = self._waiting
+        while waiting:
+            reply = reader.gets()
+            if reply is False:
+                return
+            head = waiting[0]
+            head.replies.append(reply)
+            if len(head.replies) == head.expected:
+                waiting.popleft()
+                if not head.future.done():  # a cancelled request's replies are read and dropped
+                    head.future.set_result(head.replies)
+
+    def _lost(self, protocol: _Protocol, exc: Exception | None) -> None:
+        if protocol is not self._protocol:
+            return
+        self._fail(ConnectionError(f"Redis connection lost: {exc!r}" if exc else "Redis closed the connection"))
+
+    def _fail(self, error: Exception) -> None:
+        """Forget the connection; every request still waiting on it fails."""
+        transport, self._transport, self._protocol = self._transport, None, None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        waiting, self._waiting = self._waiting, collections.deque()
+        self._outbox = []
+        self._reader = hiredis.Reader()
+        for entry in waiting:
+            if not entry.future.done():
+                entry.future.set_exception(error)
+        if transport is not None:
+            transport.abort()
+
+    def _watch(self) -> None:
+        """Give up on a connection whose oldest command has waited longer than the timeout (Redis hung, or the
+        network dropped without a reset): its requests fail instead of waiting forever."""
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        if self._waiting and time.monotonic() - self._waiting[0].sent_at > self._endpoint.timeout:
+            self._fail(ConnectionError(f"Redis did not answer within {self._endpoint.timeout} s"))
+            return
+        self._watchdog = loop.call_later(min(1.0, self._endpoint.timeout / 2), self._watch)
+
+    # Connecting -------------------------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            # First use, or a new event loop (tests run one per test): nothing of the old one can be reused.
+            self._loop, self._transport, self._protocol, self._connecting = loop, None, None, None
+            self._waiting, self._outbox, self._flush_scheduled = collections.deque(), [], False
+            self._reader = hiredis.Reader()
+        if self._connecting is None:
+            self._connecting = loop.create_future()
+            connecting = self._connecting
+            try:
+                await self._open()
+                connecting.set_result(None)
+            except BaseException as exc:
+                error = exc if isinstance(exc, ConnectionError) else ConnectionError(f"cannot reach Redis: {exc!r}")
+                connecting.set_exception(error)
+                connecting.exception()  # retrieved here: nobody else may be waiting
+                raise error from exc
+            finally:
+                self._connecting = None
+        else:
+            await asyncio.shield(self._connecting)
+
+    async def _open(self) -> None:
+        endpoint = self._endpoint
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        async with asyncio.timeout(endpoint.connect_timeout):
+            if endpoint.path:
+                transport, protocol = await loop.create_unix_connection(lambda: _Protocol(self), endpoint.path)
+            else:
+                transport, protocol = await loop.create_connection(
+                    lambda: _Protocol(self), endpoint.host, endpoint.port)
+        self._transport, self._protocol = transport, protocol
+        self._watchdog = loop.call_later(min(1.0, endpoint.timeout / 2), self._watch)
+        handshake: list[bytes] = []
+        if endpoint.password is not None:
+            credentials = [endpoint.username.encode()] if endpoint.username else []
+            handshake.append(_pack((b"AUTH", *credentials, endpoint.password.encode())))
+        if endpoint.db:
+            handshake.append(_pack((b"SELECT", b"%d" % endpoint.db)))
+        if endpoint.client_name:
+            handshake.append(_pack((b"CLIENT", b"SETNAME", endpoint.client_name.encode())))
+        if handshake:
+            try:
+                async with asyncio.timeout(endpoint.timeout):
+                    replies = await self._send(b"".join(handshake), len(handshake))
+            except BaseException:
+                self._fail(ConnectionError("Redis handshake failed"))
+                raise
+            errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+            if errors:
+                self._fail(ConnectionError(f"Redis refused the connection: {errors[0]}"))
+                raise ConnectionError(f"Redis refused the connection: {errors[0]}")
+
+
+def _pack(args: tuple[bytes, ...]) -> bytes:
+    # kicau.resp has the general packer; it imports this module, so the handshake packs its own few commands.
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+_PIPELINES: weakref.WeakKeyDictionary[Redis, AutoPipeline] = weakref.WeakKeyDictionary()
+
+
+def for_client(redis: Redis) -> AutoPipeline:
+    """The auto-pipeline that goes with a redis-py client: same server, credentials, database and timeouts."""
+    pipeline = _PIPELINES.get(redis)
+    if pipeline is None:
+        options: dict[str, Any] = redis.connection_pool.connection_kwargs
+        name = options.get("client_name")
+        pipeline = AutoPipeline(Endpoint(
+            host=str(options.get("host") or "127.0.0.1"),
+            port=int(options.get("port") or 6379),
+            path=options.get("path"),
+            username=options.get("username"),
+            password=options.get("password"),
+            db=int(options.get("db") or 0),
+            client_name=f"{name}-pipelined" if name else None,
+            connect_timeout=float(options.get("socket_connect_timeout") or 2.0),
+            timeout=float(options.get("socket_timeout") or 5.0),
+        ))
+        _PIPELINES[redis] = pipeline
+    return pipeline

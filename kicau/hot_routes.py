@@ -1,0 +1,140 @@
+"""Hot routes: the few requests a service answers most, served without the framework's per-request layers.
+
+Why: on the home timeline, FastAPI/Starlette's layers cost more than the work. Each request went through four
+middleware (each wrapping ``send`` in a closure of its own), the exception-handling wrappers, the router's walk
+and a Request object, about half of the ~1.2 ms of CPU the timeline service spent on a home page, where the
+work itself (two Redis round trips, twenty statuses composed) is the other half. bench/README.md has the
+profiles.
+
+A hot route is one exact method and path, answered by one coroutine that gets the ASGI scope and returns the
+whole answer. Everything the skipped layers gave those requests is kept here: Mastodon-style errors (an
+``ApiError`` becomes its status and ``{"error": ...}``; anything else is logged and answered 503, never 500)
+and the request metrics (the same series, names and labels as ``MetricsMiddleware``). Every other request goes
+to the full application unchanged, and a hot route should also be declared as an ordinary route, so that it is
+documented and the application still answers it when the hot route is switched off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import msgspec
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import Counter
+from prometheus_client.metrics import Histogram
+from starlette.types import Receive, Scope, Send
+
+from kicau.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from kicau.web import ApiError
+
+log = logging.getLogger("kicau")
+
+JSON = b"application/json"
+
+
+@dataclass(slots=True)
+class Answer:
+    body: bytes
+    status: int = 200
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    content_type: bytes = JSON
+
+    def response(self) -> Response:
+        """The same answer as a framework response, for an ordinary route that mirrors a hot one."""
+        response = Response(self.body, status_code=self.status, media_type=self.content_type.decode("latin-1"))
+        response.raw_headers.extend(self.headers)
+        return response
+
+
+HotHandler = Callable[[Scope], Awaitable[Answer]]
+
+
+def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(msgspec.json.encode({"error": message}), status,
+                  [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()])
+
+
+def query_items(scope: Scope) -> list[tuple[str, str]]:
+    """The query string's parameters in order, repeated ones included."""
+    raw: bytes = scope.get("query_string", b"")
+    return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+
+
+def query(scope: Scope) -> dict[str, str]:
+    """The query string's parameters; a repeated one keeps its last value (as Starlette's ``query_params``)."""
+    return dict(query_items(scope))
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header by lower-case name (the first, if repeated)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+@dataclass(slots=True)
+class _Route:
+    handler: HotHandler
+    latency: Histogram
+    requests: Counter
+    method: str
+    route: str
+    counted: dict[int, Any] = field(default_factory=dict)  # status -> its counter child, made once
+
+
+class HotRoutes:
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._routes: dict[tuple[str, str], _Route] = {}
+
+    def add(self, method: str, path: str, handler: HotHandler) -> None:
+        latency = HTTP_LATENCY.labels(self._service, method, path)
+        self._routes[(method, path)] = _Route(handler, latency, HTTP_REQUESTS, method, path)
+
+    def find(self, scope: Scope) -> _Route | None:
+        if scope["type"] != "http" or not self._routes:
+            return None
+        return self._routes.get((scope["method"], scope["path"]))
+
+    async def serve(self, route: _Route, scope: Scope, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            answer = await route.handler(scope)
+        except ApiError as exc:
+            answer = error_answer(exc.status_code, exc.message, exc.headers)
+        except Exception as exc:
+            log.exception("unhandled error in %s: %s", self._service, type(exc).__name__)
+            answer = error_answer(503, "Service temporarily unavailable, try again")
+        route.latency.observe(time.perf_counter() - started)
+        counter = route.counted.get(answer.status)
+        if counter is None:
+            counter = route.counted[answer.status] = route.requests.labels(
+                self._service, route.method, route.route, str(answer.status))
+        counter.inc()
+        await send({"type": "http.response.start", "status": answer.status, "headers": [
+            (b"content-type", answer.content_type), (b"content-length", b"%d" % len(answer.body)), *answer.headers,
+        ]})
+        await send({"type": "http.response.body", "body": answer.body})
+
+
+class ServiceApp(FastAPI):
+    """A FastAPI application that answers its hot routes before any of its own layers."""
+
+    def __init__(self, *, service: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hot_routes = HotRoutes(service)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.hot_routes.find(scope)
+        if route is not None:
+            scope["app"] = self  # as Starlette would set it: handlers find the application's state there
+            await self.hot_routes.serve(route, scope, send)
+            return
+        await super().__call__(scope, receive, send)

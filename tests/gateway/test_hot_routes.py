@@ -1,0 +1,111 @@
+"""The home timeline as a hot route (kicau/hot_routes.py) in the gateway and the timeline service: answered
+without the framework's layers, it must still give everything those layers gave: the request metrics of both
+services, the rate-limit headers on every answer (errors too), Mastodon errors and the Link header. The last test
+compares it, answer for answer, with a gateway that serves the same route through FastAPI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from kicau.settings import CommonSettings
+from tests.conftest import User
+from tests.gateway.gateways import Gateway, spawned_gateway
+
+ROUTE = "/api/v1/timelines/home"
+
+
+def requests_counted(url: str, service: str, route: str, status: int) -> float:
+    wanted = {"service": service, "method": "GET", "route": route, "status": str(status)}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "kicau_http_requests_total" and sample.labels == wanted:
+                return float(sample.value)
+    return 0.0
+
+
+def test_home_reads_are_counted_by_both_services(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    reader = make_user("hot")
+    timeline_url = CommonSettings().timeline_url
+    before = (requests_counted(str(http.base_url).rstrip("/"), "gateway", ROUTE, 200),
+              requests_counted(timeline_url, "timeline", "/internal/timelines/home", 200),
+              requests_counted(str(http.base_url).rstrip("/"), "gateway", ROUTE, 400))
+    for _ in range(3):
+        assert http.get(ROUTE, headers=reader.auth).status_code == 200
+    assert http.get(ROUTE, params={"limit": "many"}, headers=reader.auth).status_code == 400
+    after = (requests_counted(str(http.base_url).rstrip("/"), "gateway", ROUTE, 200),
+             requests_counted(timeline_url, "timeline", "/internal/timelines/home", 200),
+             requests_counted(str(http.base_url).rstrip("/"), "gateway", ROUTE, 400))
+    assert after[0] - before[0] >= 3 and after[1] - before[1] >= 3 and after[2] - before[2] >= 1
+    latency = http.get("/metrics").text
+    assert f'kicau_http_request_duration_seconds_count{{method="GET",route="{ROUTE}",service="gateway"}}' in latency
+
+
+def test_every_home_answer_carries_the_rate_limit_headers(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    reader = make_user("hot")
+    ok = http.get(ROUTE, headers=reader.auth)
+    bad = http.get(ROUTE, params={"max_id": "not-an-id"}, headers=reader.auth)
+    assert ok.status_code == 200 and bad.status_code == 400
+    assert bad.json() == {"error": "max_id must be a status id"}
+    assert bad.headers["content-type"] == "application/json"
+    for answer in (ok, bad):
+        assert int(answer.headers["x-ratelimit-limit"]) >= 1
+        assert "x-ratelimit-remaining" in answer.headers and answer.headers["x-ratelimit-reset"].endswith("Z")
+    assert int(bad.headers["x-ratelimit-remaining"]) == int(ok.headers["x-ratelimit-remaining"]) - 1
+
+
+def test_home_page_links_keep_the_other_parameters(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    reader = make_user("hot")
+    for text in ("one", "two", "three"):
+        assert http.post("/api/v1/statuses", headers=reader.auth, data={"status": text}).status_code == 200
+    page = http.get(ROUTE, params={"limit": 2, "local": "true"}, headers=reader.auth)
+    assert page.status_code == 200 and len(page.json()) == 2
+    links = dict((rel, url) for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', page.headers["link"]))
+    older = parse_qs(urlsplit(links["next"]).query)
+    assert older == {"limit": ["2"], "local": ["true"], "max_id": [page.json()[-1]["id"]]}
+    assert parse_qs(urlsplit(links["prev"]).query)["min_id"] == [page.json()[0]["id"]]
+    following = urlsplit(links["next"])
+    rest = http.get(f"{following.path}?{following.query}", headers=reader.auth)
+    assert [s["content"] for s in rest.json()] == ["<p>one</p>"]
+
+
+@pytest.fixture(scope="module")
+def framework_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The same gateway with the hot route switched off: every home read goes through FastAPI's layers."""
+    with spawned_gateway(tmp_path_factory.mktemp("gateway-no-hot-routes"), hot_routes="false") as gateway:
+        yield gateway
+
+
+def test_the_hot_route_answers_exactly_as_the_framework_route(http: httpx.Client, framework_gateway: Gateway,
+                                                              make_user: Callable[..., User]) -> None:
+    reader, other = make_user("hot"), make_user("hot")
+    for text in ("one", "two", "three"):
+        assert http.post("/api/v1/statuses", headers=reader.auth, data={"status": text}).status_code == 200
+    write_only = http.post("/oauth/token", data={
+        "grant_type": "client_credentials", **_app(http), "scope": "write"}).json()["access_token"]
+    cases: list[tuple[dict[str, str], dict[str, str]]] = [
+        ({}, reader.auth), ({"limit": "2", "local": "true"}, reader.auth), ({"limit": "1", "min_id": "1"}, reader.auth),
+        ({"limit": "many"}, reader.auth), ({"max_id": "x"}, reader.auth), ({"since_id": "-1"}, reader.auth),
+        ({}, {}), ({}, {"Authorization": "Bearer not-a-token"}), ({}, {"Authorization": "Basic abc"}),
+        ({}, {"Authorization": f"Bearer {write_only}"}), ({}, other.auth),
+    ]
+    with httpx.Client(base_url=framework_gateway.url, timeout=30) as framework:
+        for params, headers in cases:
+            hot, plain = http.get(ROUTE, params=params, headers=headers), framework.get(ROUTE, params=params,
+                                                                                         headers=headers)
+            assert (hot.status_code, hot.content) == (plain.status_code, plain.content), (params, headers)
+            assert hot.headers["content-type"] == plain.headers["content-type"]
+            # Links name the stack's public URL in both; rate-limit headers are present or absent in both.
+            assert hot.headers.get("link") == plain.headers.get("link")
+            assert ("x-ratelimit-limit" in hot.headers) == ("x-ratelimit-limit" in plain.headers), (params, headers)
+            assert hot.status_code < 500
+
+
+def _app(http: httpx.Client) -> dict[str, str]:
+    created = http.post("/api/v1/apps", data={"client_name": "hot-routes", "scopes": "read write"}).json()
+    return {"client_id": created["client_id"], "client_secret": created["client_secret"]}
