@@ -29,7 +29,9 @@ def bulk(value: bytes) -> bytes:
 
 def command(*args: bytes) -> bytes:
     """One RESP command (an array of bulk strings)."""
-    return b"*%d\r\n" % len(args) + b"".join(bulk(a) for a in args)
+    # Framed inline, in a list comprehension: a generator and a call per argument cost a third more, and a
+    # home read packs some thirty commands.
+    return b"*%d\r\n" % len(args) + b"".join([b"$%d\r\n%b\r\n" % (len(a), a) for a in args])
 
 
 class Sender:
@@ -107,7 +109,8 @@ class Sender:
 
 def get(key: str) -> bytes:
     """A packed GET."""
-    return b"*2\r\n$3\r\nGET\r\n" + bulk(key.encode())
+    framed = key.encode()
+    return b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(framed), framed)
 
 
 async def round_trip(redis: Redis, packed: Sequence[bytes], *, attempts: int = 3) -> list[Any]:

@@ -189,3 +189,23 @@ async def test_unreachable_and_slow_services_are_a_503() -> None:
         assert (await upstream.call("GET", "/next")).status_code == 200
         await upstream.aclose()
     assert slow.value.status_code == 503 and server.connections == 2
+
+
+async def test_a_request_waiting_for_a_busy_connection_gives_up_in_time() -> None:
+    async def stall(request: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(2.0)
+        await reply_ok(request, writer)
+
+    loop = asyncio.get_running_loop()
+    async with serving(stall) as (_, url):
+        upstream = Upstream(url, timeout=0.3, connections=1)
+        first = asyncio.create_task(upstream.call("GET", "/first"))
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        with pytest.raises(ApiError) as waited:
+            await upstream.call("GET", "/second")  # waits for the one connection, then for its own answer
+        assert waited.value.status_code == 503 and loop.time() - started < 1.2
+        with pytest.raises(ApiError) as timed_out:
+            await first
+        assert timed_out.value.status_code == 503
+        await upstream.aclose()
