@@ -286,3 +286,51 @@ def load_average() -> list[float]:
 def write_json(path: Path, value: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+STACK_SERVICES = ("gateway", "graph", "post", "timeline", "fanout")
+_ENGINE_PID_FILES = {"cassandra": ROOT / ".stack" / "cassandra" / "pid", "kafka": ROOT / ".stack" / "kafka" / "pid"}
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time a process has used so far (Linux ``/proc``), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def stack_pids(redis_pid: int | None) -> dict[str, int]:
+    """Every process of the running stack by name: the services, Redis, Cassandra and Kafka."""
+    pids = {name: pid for name in STACK_SERVICES if (pid := service_pid(name)) is not None}
+    for name, path in _ENGINE_PID_FILES.items():
+        with contextlib.suppress(OSError, ValueError):
+            pids[name] = int(path.read_text().strip())
+    if redis_pid is not None:
+        pids["redis"] = redis_pid
+    return pids
+
+
+class CpuMeter:
+    """CPU time per request of each process, over one load run: where the machine's time went."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self._pids = pids
+        self._before: dict[str, float] = {}
+        self._after: dict[str, float] = {}
+
+    def __enter__(self) -> CpuMeter:
+        self._before = {name: used for name, pid in self._pids.items() if (used := cpu_seconds(pid)) is not None}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._after = {name: used for name, pid in self._pids.items() if (used := cpu_seconds(pid)) is not None}
+
+    def per_request_us(self, requests: int) -> dict[str, float]:
+        if not requests:
+            return {}
+        return {name: round((self._after[name] - before) / requests * 1e6, 1)
+                for name, before in self._before.items() if name in self._after}

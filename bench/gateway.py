@@ -29,8 +29,10 @@ from bench.common import (
     ROOT,
     STATE,
     BenchError,
+    CpuMeter,
     free_port,
     log,
+    stack_pids,
     wait_for_port,
 )
 from bench.seed import Seeder, token_for
@@ -184,6 +186,11 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
     page = await _prepare_homes(readers, issued[GATEWAY_FRIEND], GATEWAY_FRIEND)
     log(f"  readers' home page: {page} statuses")
 
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        stack = stack_pids(int((await redis.info("server"))["process_id"]))
+    finally:
+        await redis.aclose()
     port = free_port()
     hello = subprocess.Popen(  # noqa: ASYNC220 (started once, never waited on in the loop)
         [sys.executable, "-m", "bench.hello", "--port", str(port)], cwd=ROOT,
@@ -204,7 +211,9 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 profiler = None
                 if opts.profile and number == opts.rounds - 1 and name != "hello":
                     profiler = profiling.start("gateway", seconds=opts.seconds, suffix=f"-{name}")
-                result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
+                with CpuMeter({"hello": hello.pid} if name == "hello" else stack) as meter:
+                    result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
+                result["cpu_us_per_request"] = meter.per_request_us(result["requests"])
                 profiling.finish(profiler)
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:5s}: {result['rps']:8,.0f} req/s  "
@@ -234,6 +243,9 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         "post_p99_ms": best["post"]["p99_ms"],
         "hello_p99_ms": best["hello"]["p99_ms"],
         "home_page_statuses": page,
+        # Where the time goes: CPU per request of each process during the best run (µs; /proc deltas). The stack's
+        # processes share the machine's cores with wrk, so their sum bounds the throughput.
+        "cpu_us_per_request": {name: best[name].get("cpu_us_per_request", {}) for name in ("hello", "home", "post")},
         "runs_with_errors": sum(1 for r in runs.values() for x in r if not clean(x)),
         "load": f"wrk -t1 -c{opts.connections} -d{opts.seconds}s (closed loop), best of {opts.rounds} "
                 f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",

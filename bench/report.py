@@ -96,6 +96,17 @@ def markdown(results: dict[str, Any], command: str) -> str:
         ratio = g.get(f"{name}_ratio") if name != "hello" else 1.0
         lines.append(f"| {name} | {_fmt(best.get('rps'))} | {_fmt(best.get('p50_ms'))} | {_fmt(best.get('p99_ms'))} "
                      f"| {_fmt(ratio, 3)} |")
+    cpu = g.get("cpu_us_per_request") or {}
+    processes = sorted({p for per in cpu.values() for p in per}, key=lambda p: -max(
+        per.get(p, 0.0) for per in cpu.values()))
+    if processes:
+        lines += ["", "CPU per request by process (µs, best run; wrk's own is not counted):", "",
+                  "| target | " + " | ".join(processes) + " | total |",
+                  "|---|" + "---:|" * (len(processes) + 1)]
+        for name in ("hello", "home", "post"):
+            per = cpu.get(name) or {}
+            lines.append(f"| {name} | " + " | ".join(_fmt(per.get(p)) if p in per else "—" for p in processes)
+                         + f" | {_fmt(sum(per.values()))} |")
     lines += [
         "",
         f"Load: {g.get('load', '—')}.",

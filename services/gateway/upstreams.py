@@ -41,6 +41,10 @@ class UpstreamError(Exception):
     """The service could not be reached or broke the connection before answering in full."""
 
 
+class UpstreamTimeoutError(UpstreamError):
+    """The service did not answer in time: it may still be working on the request."""
+
+
 class UpstreamStatusError(UpstreamError):
     """``raise_for_status`` on an error answer."""
 
@@ -119,7 +123,7 @@ class _Connection(asyncio.Protocol):
 
     # requests ------------------------------------------------------------------------------------------------
 
-    def send(self, request: bytes, timeout: float) -> asyncio.Future[UpstreamResponse]:
+    def send(self, request: bytes, deadline: float) -> asyncio.Future[UpstreamResponse]:
         assert self._transport is not None and self._waiter is None
         self._headers = {}
         self._body = []
@@ -128,14 +132,14 @@ class _Connection(asyncio.Protocol):
         self._waiter = loop.create_future()
         # One timer per exchange, cancelled by the answer: cheaper than a timeout context around the await,
         # which every client API request would pay.
-        self._deadline = loop.call_later(timeout, self._expire, timeout)
+        self._deadline = loop.call_at(deadline, self._expire)
         self._transport.write(request)
         return self._waiter
 
-    def _expire(self, timeout: float) -> None:
+    def _expire(self) -> None:
         self._deadline = None
         # An answer may still be on its way: this connection can never carry another request.
-        self._fail(UpstreamError(f"no answer within {timeout} s"))
+        self._fail(UpstreamTimeoutError("no answer in time"))
         self.close()
 
     @property
@@ -199,15 +203,16 @@ class Upstream:
         request = self._request(method, path, json, params, sent)
         # A request may be sent twice only if doing it twice changes nothing more than doing it once.
         repeatable = method not in _UNSAFE_METHODS or "Idempotency-Key" in sent
+        # The whole call (waiting for a connection, connecting, a second attempt) ends by one deadline.
+        deadline = asyncio.get_running_loop().time() + self._timeout
         try:
             if self._slots.locked():
-                # Every connection is busy: wait for one no longer than for an answer.
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout_at(deadline):
                     await self._slots.acquire()
             else:
                 await self._slots.acquire()
             try:
-                return await self._exchange(request, repeatable)
+                return await self._exchange(request, repeatable, deadline)
             finally:
                 self._slots.release()
         except (UpstreamError, OSError, TimeoutError) as exc:
@@ -234,11 +239,13 @@ class Upstream:
         lines.append(body)
         return b"".join(lines)
 
-    async def _exchange(self, request: bytes, repeatable: bool) -> UpstreamResponse:
+    async def _exchange(self, request: bytes, repeatable: bool, deadline: float) -> UpstreamResponse:
         connection = self._reuse()
         if connection is not None:
             try:
-                return await self._send(connection, request)
+                return await self._send(connection, request, deadline)
+            except UpstreamTimeoutError:
+                raise  # the service took the request and is slow: sending it again would only add to its load
             except UpstreamError:
                 # The service closed this idle connection (its keep-alive timeout) just as the request went out,
                 # before answering anything: send it once more on a new connection. Only when that is safe: the
@@ -246,7 +253,7 @@ class Upstream:
                 # Idempotency-Key done twice would be two statuses (the client gets a 503 and decides).
                 if connection.received_any or not repeatable:
                     raise
-        return await self._send(await self._connect(), request)
+        return await self._send(await self._connect(deadline), request, deadline)
 
     def _reuse(self) -> _Connection | None:
         while self._idle:
@@ -255,15 +262,15 @@ class Upstream:
                 return connection
         return None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+        async with asyncio.timeout_at(min(deadline, loop.time() + CONNECT_TIMEOUT_SECONDS)):
             _, connection = await loop.create_connection(_Connection, self._host, self._port)
         return connection
 
-    async def _send(self, connection: _Connection, request: bytes) -> UpstreamResponse:
+    async def _send(self, connection: _Connection, request: bytes, deadline: float) -> UpstreamResponse:
         try:
-            answer = await connection.send(request, self._timeout)
+            answer = await connection.send(request, deadline)
         except BaseException:
             # Cancelled or timed out mid-answer: the rest of it would arrive as the next request's answer.
             connection.close()

@@ -209,3 +209,22 @@ async def test_a_request_waiting_for_a_busy_connection_gives_up_in_time() -> Non
             await first
         assert timed_out.value.status_code == 503
         await upstream.aclose()
+
+
+async def test_a_request_the_service_is_slow_to_answer_is_never_sent_twice() -> None:
+    async def never(request: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5.0)
+
+    loop = asyncio.get_running_loop()
+    async with serving(never) as (server, url):
+        upstream = Upstream(url, timeout=0.3, connections=2)
+        # A reused connection first (the case that is retried when the service closed it unanswered).
+        server.answer = reply_ok
+        assert (await upstream.call("GET", "/warm")).status_code == 200
+        server.answer = never
+        started = loop.time()
+        with pytest.raises(ApiError) as slow:
+            await upstream.call("POST", "/statuses", json={"status": "once"}, headers={"Idempotency-Key": "k1"})
+        assert slow.value.status_code == 503 and loop.time() - started < 1.0
+        await upstream.aclose()
+    assert sum(1 for r in server.requests if r.startswith(b"POST")) == 1
