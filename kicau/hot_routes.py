@@ -6,19 +6,20 @@ and a Request object, about half of the ~1.2 ms of CPU the timeline service spen
 work itself (two Redis round trips, twenty statuses composed) is the other half. bench/README.md has the
 profiles.
 
-A hot route is one exact method and path, answered by one coroutine that gets the ASGI scope and returns the
-whole answer. Everything the skipped layers gave those requests is kept here: Mastodon-style errors (an
-``ApiError`` becomes its status and ``{"error": ...}``; anything else is logged and answered 503, never 500)
-and the request metrics (the same series, names and labels as ``MetricsMiddleware``). Every other request goes
-to the full application unchanged, and a hot route should also be declared as an ordinary route, so that it is
-documented and the application still answers it when the hot route is switched off.
+A hot route is one exact method and path, answered by one coroutine that gets the ASGI scope (and ``receive``,
+for a body) and returns the whole answer. Everything the skipped layers gave those requests is kept here:
+Mastodon-style errors (an ``ApiError`` becomes its status and ``{"error": ...}``; anything else is logged and
+answered 503, never 500) and the request metrics (the same series, names and labels as ``MetricsMiddleware``).
+Every other request goes to the full application unchanged, and a hot route should also be declared as an
+ordinary route, so that it is documented and the application still answers it when the hot route is switched
+off.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +29,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import Counter
 from prometheus_client.metrics import Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from kicau.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -52,12 +54,24 @@ class Answer:
         return response
 
 
-HotHandler = Callable[[Scope], Awaitable[Answer]]
+# Gets the scope and the ASGI ``receive`` (to read a body), returns the whole answer.
+HotHandler = Callable[[Scope, Receive], Awaitable[Answer]]
 
 
-def error_answer(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
+def error_answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
     return Answer(msgspec.json.encode({"error": message}), status,
                   [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()])
+
+
+def failure_answer(exc: Exception) -> Answer | None:
+    """The error answer the ordinary routes give for ``exc`` (kicau/web.py's handlers), None if it is not a
+    failure the client caused or should see as-is."""
+    if isinstance(exc, ApiError):
+        return error_answer(exc.status_code, exc.message, exc.headers)
+    if isinstance(exc, StarletteHTTPException):  # Starlette's own, e.g. a malformed multipart body (400)
+        message = {404: "Record not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
+        return error_answer(exc.status_code, message, exc.headers)
+    return None
 
 
 def query_items(scope: Scope) -> list[tuple[str, str]]:
@@ -103,15 +117,16 @@ class HotRoutes:
             return None
         return self._routes.get((scope["method"], scope["path"]))
 
-    async def serve(self, route: _Route, scope: Scope, send: Send) -> None:
+    async def serve(self, route: _Route, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         try:
-            answer = await route.handler(scope)
-        except ApiError as exc:
-            answer = error_answer(exc.status_code, exc.message, exc.headers)
+            answer = await route.handler(scope, receive)
         except Exception as exc:
-            log.exception("unhandled error in %s: %s", self._service, type(exc).__name__)
-            answer = error_answer(503, "Service temporarily unavailable, try again")
+            failed = failure_answer(exc)
+            if failed is None:
+                log.exception("unhandled error in %s: %s", self._service, type(exc).__name__)
+                failed = error_answer(503, "Service temporarily unavailable, try again")
+            answer = failed
         route.latency.observe(time.perf_counter() - started)
         counter = route.counted.get(answer.status)
         if counter is None:
@@ -135,6 +150,6 @@ class ServiceApp(FastAPI):
         route = self.hot_routes.find(scope)
         if route is not None:
             scope["app"] = self  # as Starlette would set it: handlers find the application's state there
-            await self.hot_routes.serve(route, scope, send)
+            await self.hot_routes.serve(route, scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
@@ -79,7 +79,7 @@ def _respond(page: Page) -> Response:
     return Response(page.body, media_type="application/json", headers=_cursor_headers(page))
 
 
-async def home_page(scope: Scope) -> Answer:
+async def home_page(scope: Scope, _: Receive | None = None) -> Answer:
     """The home page, the request every client makes most: a hot route (kicau/hot_routes.py). Its parameters
     are four integers, parsed here: FastAPI's parameter solving took as long as reading the page."""
     params = query(scope)

@@ -109,3 +109,56 @@ def test_the_hot_route_answers_exactly_as_the_framework_route(http: httpx.Client
 def _app(http: httpx.Client) -> dict[str, str]:
     created = http.post("/api/v1/apps", data={"client_name": "hot-routes", "scopes": "read write"}).json()
     return {"client_id": created["client_id"], "client_secret": created["client_secret"]}
+
+
+def test_posting_through_the_hot_route_answers_exactly_as_the_framework_route(
+        http: httpx.Client, framework_gateway: Gateway, make_user: Callable[..., User]) -> None:
+    author = make_user("hot")
+    read_only = http.post("/oauth/token", data={
+        "grant_type": "password", **_app(http), "username": author.email, "password": author.password,
+        "scope": "read"}).json()["access_token"]
+    json_header = {**author.auth, "Content-Type": "application/json"}
+    refused: list[tuple[dict[str, str], bytes | None, dict[str, str] | None]] = [
+        (author.auth, None, None),                                              # no status at all
+        (author.auth, None, {"status": "   "}),                                 # blank
+        (author.auth, None, {"status": "x" * 501}),                             # too long
+        (author.auth, None, {"status": "nul \x00 inside"}),
+        (author.auth, None, {"status": "reply", "in_reply_to_id": "not-an-id"}),
+        (author.auth, None, {"status": "reply", "in_reply_to_id": "1"}),         # no such status
+        (author.auth, None, {"status": "odd", "visibility": "everyone"}),
+        (json_header, b"{not json", None),
+        (json_header, b"[1, 2]", None),
+        ({**author.auth, "Content-Type": "text/plain"}, b"status=hi", None),
+        ({**author.auth, "Content-Type": "multipart/form-data"}, b"no boundary", None),
+        ({**author.auth, "Content-Type": "multipart/form-data; boundary=x"}, b"--x\r\ngarbage", None),
+        ({**author.auth, "Content-Type": "application/json"}, b'{"status": "' + b"y" * 70_000 + b'"}', None),
+        ({}, None, {"status": "anonymous"}),
+        ({"Authorization": f"Bearer {read_only}"}, None, {"status": "read-only token"}),
+        ({**author.auth, "Idempotency-Key": "x" * 129}, None, {"status": "long key"}),
+    ]
+    with httpx.Client(base_url=framework_gateway.url, timeout=30) as framework:
+        for headers, content, data in refused:
+            hot = http.post("/api/v1/statuses", headers=headers, content=content, data=data)
+            plain = framework.post("/api/v1/statuses", headers=headers, content=content, data=data)
+            assert (hot.status_code, hot.content) == (plain.status_code, plain.content), (headers, data)
+            assert 400 <= hot.status_code < 500, (hot.status_code, hot.text)
+            assert ("x-ratelimit-limit" in hot.headers) == ("x-ratelimit-limit" in plain.headers)
+        # Accepted the same way as a form, as JSON and as multipart; one Idempotency-Key across both routes
+        # names one status.
+        accepted = [
+            http.post("/api/v1/statuses", headers=author.auth, data={"status": "form", "visibility": "unlisted"}),
+            framework.post("/api/v1/statuses", headers=author.auth, data={"status": "form", "visibility": "unlisted"}),
+            http.post("/api/v1/statuses", headers=author.auth, json={"status": "json", "spoiler_text": "cw"}),
+            framework.post("/api/v1/statuses", headers=author.auth, json={"status": "json", "spoiler_text": "cw"}),
+            http.post("/api/v1/statuses", headers=author.auth, files={"status": (None, "multipart")}),
+            framework.post("/api/v1/statuses", headers=author.auth, files={"status": (None, "multipart")}),
+        ]
+        assert [a.status_code for a in accepted] == [200] * 6, [a.text for a in accepted]
+        shown = [(a.json()["content"], a.json()["visibility"], a.json()["spoiler_text"]) for a in accepted]
+        assert shown[0::2] == shown[1::2]
+        keyed = {**author.auth, "Idempotency-Key": "hot-and-plain"}
+        first = http.post("/api/v1/statuses", headers=keyed, data={"status": "once"})
+        again = framework.post("/api/v1/statuses", headers=keyed, data={"status": "once"})
+        assert first.status_code == again.status_code == 200
+        assert first.json()["id"] == again.json()["id"]
+    assert http.get(f"/api/v1/accounts/{author.id}").json()["statuses_count"] == 7

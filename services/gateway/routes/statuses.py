@@ -6,13 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.types import Receive, Scope
 
+from kicau.hot_routes import Answer
+from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import WriteUser
 from services.gateway.deps import Services, Settings, record_id
+from services.gateway.hot import counted_and_authorised
 from services.gateway.params import read_params
-from services.gateway.upstreams import passthrough
+from services.gateway.settings import GatewaySettings
+from services.gateway.upstreams import Upstream, UpstreamResponse, passthrough
 
 router = APIRouter(tags=["statuses"])
 
@@ -45,13 +50,33 @@ IDEMPOTENCY_KEY = {"parameters": [{
 @router.post("/api/v1/statuses", openapi_extra={**doc.STATUS_BODY, **doc.BEARER, **IDEMPOTENCY_KEY},
              responses={**doc.ok(doc.Status), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def create_status(request: Request, token: WriteUser, services: Services, settings: Settings) -> Response:
+    """Posting through the framework: documented here, and answered here when the gateway runs without hot
+    routes; otherwise ``create_status_hot`` answers it."""
+    return passthrough(await _create(request, token, services.post, settings))
+
+
+async def _create(request: Request, token: TokenInfo, post: Upstream, settings: GatewaySettings) -> UpstreamResponse:
     body = _status_body(await read_params(request, settings.max_body_bytes))
     headers = {}
     key = request.headers.get("idempotency-key")
     if key is not None:
         headers["Idempotency-Key"] = key
-    return passthrough(await services.post.call("POST", "/internal/statuses", json=body, token=token,
-                                                headers=headers))
+    return await post.call("POST", "/internal/statuses", json=body, token=token, headers=headers)
+
+
+WRITE = ("write",)
+
+
+async def create_status_hot(scope: Scope, receive: Receive) -> Answer:
+    """``POST /api/v1/statuses`` as a hot route (kicau/hot_routes.py): the same rate limit, token check, body
+    parsing and bounds as the route above, without the framework's layers."""
+
+    async def create(state: Any, token: TokenInfo) -> Answer:
+        answer = await _create(Request(scope, receive), token, state.upstreams.post, state.settings)
+        return Answer(answer.content, answer.status_code, [],
+                      answer.headers.get("content-type", "application/json").encode("latin-1"))
+
+    return await counted_and_authorised(scope, WRITE, create)
 
 
 @router.get("/api/v1/statuses/{status_id}", responses={**doc.ok(doc.Status), **doc.errors(404)})

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
-from kicau.hot_routes import Answer, error_answer, query_items
-from kicau.web import ApiError
+from kicau.hot_routes import Answer, query_items
+from kicau.tokens import TokenInfo
 from services.gateway import openapi as doc
-from services.gateway.auth import ReadUser, checked_user, token_of
+from services.gateway.auth import ReadUser
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
+from services.gateway.hot import counted_and_authorised
 from services.gateway.pagination import link_header, page_links
-from services.gateway.ratelimit import RateLimiter
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["timelines"])
@@ -60,27 +61,18 @@ async def account_statuses(account_id: str, request: Request, services: Services
 READ = ("read",)
 
 
-async def home_page(scope: Scope) -> Answer:
+async def home_page(scope: Scope, _: Receive) -> Answer:
     """``GET /api/v1/timelines/home``, the request clients make most, as a hot route (kicau/hot_routes.py): the
     same rate limit, token check, page and Link header as the route above, without the framework's layers."""
-    state = scope["app"].state
-    limiter: RateLimiter = state.limiter
-    admission = await limiter.admit(scope)
-    if admission is not None and admission.refusal is not None:
-        return admission.refusal
-    counted = admission.headers if admission is not None else []
-    try:
-        token = checked_user(await token_of(scope, state), READ)
+
+    async def page(state: Any, token: TokenInfo) -> Answer:
         items = query_items(scope)
         answer = await state.upstreams.timeline.call("GET", "/internal/timelines/home",
                                                      params=_page_params(dict(items)), token=token)
         raise_for_error(answer)
-    except ApiError as error:
-        refused = error_answer(error.status_code, error.message, error.headers)
-        refused.headers.extend(counted)
-        return refused
-    link = page_links(state.common.public_url, scope["path"], items, answer.headers.get("x-kicau-next"),
-                      answer.headers.get("x-kicau-prev"))
-    headers = [*counted, (b"link", link.encode("latin-1"))] if link else counted
-    return Answer(answer.content, answer.status_code, headers,
-                  answer.headers.get("content-type", "application/json").encode("latin-1"))
+        link = page_links(state.common.public_url, scope["path"], items, answer.headers.get("x-kicau-next"),
+                          answer.headers.get("x-kicau-prev"))
+        return Answer(answer.content, answer.status_code, [(b"link", link.encode("latin-1"))] if link else [],
+                      answer.headers.get("content-type", "application/json").encode("latin-1"))
+
+    return await counted_and_authorised(scope, READ, page)
