@@ -2,7 +2,7 @@
 
 Several services embed accounts in what they return (statuses carry their author), so the read path lives
 here once. Writers that change what a card shows drop the cached copy (follows), or replace it with their change
-applied when nobody else changed it meanwhile (new and deleted statuses, see ``replace_if_unchanged``).
+applied when nobody else changed it meanwhile (new and deleted statuses, see ``replace_if_unchanged_command``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ return 0
 """
 
 
+_REPLACE_IF_UNCHANGED_SOURCE = _REPLACE_IF_UNCHANGED.encode()
+
+
 class AccountCards:
     def __init__(self, redis: Redis, session: Session, public_url: str) -> None:
         self._redis = redis
@@ -53,7 +56,6 @@ class AccountCards:
         self._select_last_status = session.prepare(
             "SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT 1"
         )
-        self._replace_if_unchanged = redis.register_script(_REPLACE_IF_UNCHANGED)
 
     async def load_rows(self, account_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         # Both reads at once: one round trip of latency instead of two (the stats read of an account that does
@@ -104,15 +106,21 @@ class AccountCards:
         """One account's cached JSON (loaded from Cassandra on a miss), or None if it does not exist."""
         return (await self.cards({account_id})).get(account_id)
 
-    async def replace_if_unchanged(self, account_id: int, old: bytes, new: bytes) -> bool:
+    @staticmethod
+    def replace_if_unchanged_command(account_id: int, old: bytes, new: bytes) -> bytes:
         """Cache ``new`` for the account if the cache still holds ``old`` (its expiry kept); otherwise drop the
-        cached card. One round trip (EVALSHA).
+        cached card: one packed command (``kicau.resp``), sent with the writer's other cache writes.
 
         A writer that has just changed a count in Cassandra uses this instead of dropping the card and loading it
         back (two Cassandra reads): the card it read before its write, plus its own change, is the new card,
-        unless a concurrent writer changed the card meanwhile, and then the next reader loads it afresh.
-        """
-        return bool(await self._replace_if_unchanged(keys=[keys.account_cache(account_id)], args=[old, new]))
+        unless a concurrent writer changed the card meanwhile, and then the next reader loads it afresh. EVAL
+        rather than EVALSHA: nothing to load again after Redis restarts, and Redis compiles the script once."""
+        return resp.command(b"EVAL", _REPLACE_IF_UNCHANGED_SOURCE, b"1", keys.account_cache(account_id).encode(), old,
+                            new)
+
+    @staticmethod
+    def forget_command(account_id: int) -> bytes:
+        return resp.command(b"DEL", keys.account_cache(account_id).encode())
 
     async def forget(self, *account_ids: int) -> None:
         if account_ids:

@@ -21,6 +21,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
+from kicau import resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
@@ -28,7 +29,7 @@ from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.metrics import STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
-from kicau.status_cards import StatusCards, queue_cache, queue_tombstone
+from kicau.status_cards import StatusCards, cache_command, queue_tombstone, tombstone_command
 from kicau.web import ApiError
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -202,23 +203,16 @@ class PostService:
         another. The card is replaced by the one with the new count (``card_change``: as read before the write,
         and bumped) if nobody changed it meanwhile, else dropped; without ``card_change`` it is dropped."""
 
-        async def cache_status() -> None:
-            pipe = self.redis.pipeline(transaction=False)
-            if fragment is None:
-                queue_tombstone(pipe, status_id)
-            else:
-                queue_cache(pipe, status_id, account_id, fragment)
-            await pipe.execute()
-
-        async def update_card() -> None:
-            if card_change is None:
-                await self.accounts.forget(account_id)
-            else:
-                await self.accounts.replace_if_unchanged(account_id, *card_change)
-
+        # The status cache and the card in one hand-packed round trip. Sent once only: replacing the card is not
+        # safe to repeat (a second run finds the new card and drops it).
+        caches = resp.round_trip(self.redis, [
+            tombstone_command(status_id) if fragment is None else cache_command(status_id, account_id, fragment),
+            AccountCards.forget_command(account_id) if card_change is None
+            else AccountCards.replace_if_unchanged_command(account_id, *card_change),
+        ], attempts=1)
         # Every part is attempted even if another fails; any failure reaches _after_change, which then drops the
         # card (it may show a count that Cassandra does not have).
-        for outcome in await asyncio.gather(self.store.count(account_id, delta), cache_status(), update_card(),
+        for outcome in await asyncio.gather(self.store.count(account_id, delta), caches,
                                             return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome

@@ -1,0 +1,69 @@
+"""A writer's card update (kicau/account_cards.py) on the real Redis: the cached card is replaced by the
+writer's version only if nobody changed it since the writer read it (keeping its expiry), else dropped; and a
+concurrent burst of posts by one author leaves either the exact count or no card at all, never a wrong one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import msgspec
+from redis.asyncio import Redis
+
+from kicau import keys, resp
+from kicau.account_cards import AccountCards, with_statuses_count_moved
+
+REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+
+
+def card(count: int) -> bytes:
+    return msgspec.json.encode({"id": "1", "username": "someone", "statuses_count": count})
+
+
+async def test_the_card_is_replaced_only_if_unchanged_and_keeps_its_expiry() -> None:
+    redis = Redis(port=REDIS_PORT)
+    account = random.randrange(10**12, 10**13)
+    key = keys.account_cache(account)
+    try:
+        await redis.set(key, card(3), ex=100)
+        await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(account, card(3), card(4))],
+                              attempts=1)
+        assert await redis.get(key) == card(4)
+        assert 90 <= await redis.ttl(key) <= 100
+        # Someone changed it meanwhile (the writer read 3, the cache has 4 now): dropped, not overwritten.
+        await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(account, card(3), card(4))],
+                              attempts=1)
+        assert await redis.get(key) is None
+        # No card cached: nothing is created.
+        await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(account, card(3), card(4))],
+                              attempts=1)
+        assert await redis.get(key) is None
+        await redis.set(key, card(9), ex=100)
+        await resp.round_trip(redis, [AccountCards.forget_command(account)], attempts=1)
+        assert await redis.get(key) is None
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
+
+
+async def test_concurrent_writers_leave_the_exact_count_or_no_card() -> None:
+    redis = Redis(port=REDIS_PORT)
+    account = random.randrange(10**12, 10**13)
+    key = keys.account_cache(account)
+    try:
+        await redis.set(key, card(0), ex=100)
+
+        async def post() -> None:
+            read = await redis.get(key)
+            await asyncio.sleep(random.random() / 100)
+            if isinstance(read, bytes):
+                await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(
+                    account, read, with_statuses_count_moved(read, +1))], attempts=1)
+
+        await asyncio.gather(*(post() for _ in range(50)))
+        left = await redis.get(key)
+        assert left is None or msgspec.json.decode(left)["statuses_count"] == 50
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
