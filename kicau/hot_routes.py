@@ -74,6 +74,23 @@ def failure_answer(exc: Exception) -> Answer | None:
     return None
 
 
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request's whole body, refusing more than ``limit`` bytes (413)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ApiError(400, "The client closed the connection before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 def query_items(scope: Scope) -> list[tuple[str, str]]:
     """The query string's parameters in order, repeated ones included."""
     raw: bytes = scope.get("query_string", b"")

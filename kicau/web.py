@@ -7,7 +7,7 @@ down is a 503, never a 500, so a client knows to retry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,8 +38,13 @@ def error_response(status_code: int, message: str, headers: dict[str, str] | Non
 
 
 def describe_validation_error(exc: RequestValidationError) -> str:
+    return describe_errors(exc.errors())
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """Pydantic's validation errors as one Mastodon-style message (the first five)."""
     parts = []
-    for err in exc.errors()[:5]:
+    for err in errors[:5]:
         location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
         parts.append(f"{location or 'request'}: {err.get('msg', 'invalid')}")
     return "Validation failed: " + "; ".join(parts)
