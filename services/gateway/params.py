@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from fastapi import Request
 from starlette.datastructures import FormData
-from starlette.requests import ClientDisconnect
 
+from kicau import hot_routes
 from kicau.web import ApiError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -24,18 +24,7 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise ApiError(413, f"Request body is larger than {limit} bytes")
         except ValueError as exc:
             raise ApiError(400, "Invalid Content-Length") from exc
-    chunks = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"Request body is larger than {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect as exc:
-        # Nobody is left to answer; say so quietly instead of logging an unhandled error.
-        raise ApiError(400, "The client closed the connection before sending the whole body") from exc
-    return b"".join(chunks)
+    return await hot_routes.read_body(request.receive, limit)
 
 
 def _flatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
