@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from kicau.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from kicau.web import ApiError
+from kicau.web import ACCOUNT_HEADER, ApiError, acting_account_id
 
 log = logging.getLogger("kicau")
 
@@ -108,6 +108,14 @@ def header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+_ACCOUNT_HEADER_KEY = ACCOUNT_HEADER.lower().encode()
+
+
+def acting_account(scope: Scope) -> int:
+    """The account an internal request acts for (the gateway's ``X-Kicau-Account``), or 401."""
+    return acting_account_id(header(scope, _ACCOUNT_HEADER_KEY))
 
 
 @dataclass(slots=True)

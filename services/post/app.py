@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
-from kicau.hot_routes import Answer, ServiceApp, header, read_body
+from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -50,7 +50,6 @@ async def _service(request: Request) -> PostService:
 
 Service = Annotated[PostService, Depends(_service)]
 AccountHeader = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
-ACCOUNT_HEADER_KEY = ACCOUNT_HEADER.lower().encode()
 IDEMPOTENCY_KEY_HEADER = b"idempotency-key"
 JSON = "application/json"
 
@@ -101,7 +100,7 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
         language=form.language, in_reply_to_id=form.in_reply_to_id,
     )
     service: PostService = app.state.service
-    body = await service.create(account_id=acting_account_id(header(scope, ACCOUNT_HEADER_KEY)), draft=draft,
+    body = await service.create(account_id=acting_account(scope), draft=draft,
                                 idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER))
     return Answer(body)
 

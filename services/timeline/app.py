@@ -15,7 +15,7 @@ from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
-from kicau.hot_routes import Answer, ServiceApp, header, query
+from kicau.hot_routes import Answer, ServiceApp, acting_account, query
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -27,7 +27,6 @@ from services.timeline.store import TimelineStore
 NEXT_HEADER = "X-Kicau-Next"
 PREV_HEADER = "X-Kicau-Prev"
 COVERED_HEADER = "X-Kicau-Covered"
-ACCOUNT_HEADER_KEY = ACCOUNT_HEADER.lower().encode()
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 
 
@@ -88,7 +87,7 @@ async def home_page(scope: Scope, _: Receive | None = None) -> Answer:
                        min_id=_cursor(params.get("min_id"), "min_id"),
                        limit=clamp_limit(_integer(params.get("limit"), "limit")))
     service: TimelineService = app.state.service
-    read = await service.home(acting_account_id(header(scope, ACCOUNT_HEADER_KEY)), page)
+    read = await service.home(acting_account(scope), page)
     return Answer(read.body, headers=[(k.lower().encode(), v.encode()) for k, v in _cursor_headers(read).items()])
 
 
