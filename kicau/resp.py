@@ -1,11 +1,13 @@
-"""Hand-packed Redis commands for the write-heavy paths.
+"""Hand-packed Redis commands for the hot paths.
 
 redis-py encodes every command argument by argument in Python, which made command packing the fanout's CPU hot
-spot. Here a command is built from byte strings whose framing is mostly precomputed, and a whole run of them
-is written on one pooled connection. The replies are parsed the same way, in bulk: redis-py reads one reply
-per awaited call, each under its own timeout context, which cost ~10 µs a reply; a status from an account
-with 1,000 followers gets ~1,000 script replies (one per hash-tag bucket of followers), so ``Sender`` feeds
-whatever the socket holds to one hiredis reader and takes every complete reply out of it at once.
+spot. Here a command is built from byte strings whose framing is mostly precomputed. The fanout's ``Sender``
+writes a whole run of them on one pooled connection; the read paths' ``round_trip`` sends theirs on the
+connection the process shares among concurrent requests (``kicau.autopipeline``). Replies are parsed in bulk:
+redis-py reads one reply per awaited call, each under its own timeout context, which cost ~10 µs a reply; a
+status from an account with 1,000 followers gets ~1,000 script replies (one per hash-tag bucket of followers),
+so ``Sender`` feeds whatever the socket holds to one hiredis reader and takes every complete reply out of it at
+once.
 """
 
 from __future__ import annotations
