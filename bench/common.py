@@ -227,6 +227,13 @@ class Histogram:
             lower_bound, lower_count = bound, count
         return lower_bound
 
+    def upper_bound_of_largest(self) -> float | None:
+        """The bucket bound under which every observation fell: an upper bound on the largest one."""
+        for bound, count in self.buckets:
+            if count >= self.count > 0:
+                return bound
+        return None
+
 
 def percentiles(values: Sequence[float], qs: Iterable[float] = (0.5, 0.95, 0.99)) -> dict[str, float | None]:
     """Nearest-rank percentiles, keyed p50/p95/p99/..."""

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from bench.common import (
     DELIVERY_LISTENERS,
     DELIVERY_POSTERS,
+    FANOUT_METRICS,
     GATEWAY,
     GATEWAY_METRICS,
     REDIS_URL,
@@ -33,10 +34,41 @@ from bench.common import (
     percentiles,
     scrape,
 )
+from bench.common import Samples as Scraped
 from bench.seed import Seeder
 from kicau import keys
 
 HISTOGRAM = "kicau_stream_delivery_latency_seconds"
+PUBLISH_LAG = "kicau_fanout_publish_lag_seconds"
+GC_PAUSES = "kicau_gc_pause_seconds"
+
+
+@dataclass
+class ServerSide:
+    """What the gateway and the fanout say about one rate: where a late delivery's time went."""
+
+    gateway: Scraped
+    fanout: Scraped
+
+    @staticmethod
+    def read() -> ServerSide:
+        return ServerSide(scrape(GATEWAY_METRICS), scrape(FANOUT_METRICS))
+
+    def since(self, before: ServerSide) -> dict[str, Any]:
+        lag = Histogram.read(self.fanout, PUBLISH_LAG).minus(Histogram.read(before.fanout, PUBLISH_LAG))
+        out: dict[str, Any] = {
+            "fanout_publish_lag_p99_ms": _ms(lag.quantile(0.99)),
+            "fanout_publish_lag_max_ms_at_most": _ms(lag.upper_bound_of_largest()),
+        }
+        for name, now, then in (("gateway", self.gateway, before.gateway), ("fanout", self.fanout, before.fanout)):
+            pauses = Histogram.read(now, GC_PAUSES).minus(Histogram.read(then, GC_PAUSES))
+            out[f"{name}_gc_pauses"] = int(pauses.count)
+            out[f"{name}_gc_pause_max_ms_at_most"] = _ms(pauses.upper_bound_of_largest())
+        return out
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 @dataclass
@@ -262,6 +294,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                 gc.disable()
                 samples.latencies.clear()
                 before = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM)
+                sides_before = ServerSide.read()
                 started = time.perf_counter()
                 ids, answer_ms, failed = await _post_schedule(client, tokens, rate, opts.seconds)
                 posting_s = time.perf_counter() - started
@@ -271,6 +304,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)
                 server = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM).minus(before)
+                sides = ServerSide.read().since(sides_before)
                 latencies = [ms for sid, ms in samples.latencies if sid in ids]
                 # Per status: first and last stream to get it. A slow first delivery means the time went before
                 # the gateway (post path, Kafka, fanout); a wide spread, in writing to / reading from the streams.
@@ -301,13 +335,18 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     "post_answer_p50_ms": _round(answer_p["p50"]),
                     "post_answer_p99_ms": _round(answer_p["p99"]),
                     "slowest_posts_first_last_ms": [[_round(a), _round(b)] for a, b in slowest],
+                    **sides,
                 }
                 gc.enable()
                 per_rate.append(row)
                 log(f"  client p50/p95/p99 {row['p50_ms']}/{row['p95_ms']}/{row['p99_ms']} ms, "
                     f"server p50/p99 {row['server_p50_ms']}/{row['server_p99_ms']} ms, "
                     f"{row['deliveries']:,}/{expected:,} delivered, post answer p50 {row['post_answer_p50_ms']} ms; "
-                    f"slowest posts (first/last stream ms) {row['slowest_posts_first_last_ms']}")
+                    f"slowest posts (first/last stream ms) {row['slowest_posts_first_last_ms']}; "
+                    f"fanout publish lag p99 {row['fanout_publish_lag_p99_ms']} ms "
+                    f"(max <= {row['fanout_publish_lag_max_ms_at_most']}); GC pauses: gateway "
+                    f"{row['gateway_gc_pauses']} (max <= {row['gateway_gc_pause_max_ms_at_most']} ms), fanout "
+                    f"{row['fanout_gc_pauses']} (max <= {row['fanout_gc_pause_max_ms_at_most']} ms)")
     finally:
         for c in clients:
             c.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -47,6 +49,29 @@ DELIVERY_LATENCY = Histogram(
     "Status accepted to event written on a stream",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+
+
+# Every process pauses for its garbage collector; a full collection over a gateway holding thousands of open
+# streams can stall every one of them at once. Timed here because prometheus_client's own GC collector counts
+# collections but not how long they took.
+GC_PAUSE_SECONDS = Histogram(
+    "kicau_gc_pause_seconds", "Time the process stood still in one garbage collection", ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+_gc_started: list[float] = []
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[:] = [time.perf_counter()]
+    elif _gc_started:
+        GC_PAUSE_SECONDS.labels(str(info["generation"])).observe(time.perf_counter() - _gc_started.pop())
+
+
+def time_garbage_collections() -> None:
+    """Record every collection's pause in ``kicau_gc_pause_seconds`` (idempotent)."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
 
 
 def metrics_response(_: Request) -> Response:
