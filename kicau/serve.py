@@ -10,7 +10,6 @@ import uvicorn
 from kicau.metrics import time_garbage_collections
 from kicau.web import configure_logging
 
-
 GC_FIRST_GENERATION_THRESHOLD = 50_000
 
 
