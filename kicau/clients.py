@@ -123,26 +123,52 @@ async def execute(
 ) -> list[dict[str, Any]]:
     """Run one statement without blocking the event loop; returns the rows of the first page onwards.
     ``request_timeout`` overrides the session's client-side request timeout."""
-    loop = asyncio.get_running_loop()
-    result: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
-    rows: list[dict[str, Any]] = []
-    future: ResponseFuture = (
+    running = _Running(
+        asyncio.get_running_loop(),
         session.execute_async(statement, params) if request_timeout is None
-        else session.execute_async(statement, params, timeout=request_timeout)
+        else session.execute_async(statement, params, timeout=request_timeout),
     )
+    result = running.result
+    try:
+        return await result
+    finally:
+        # A raised error's traceback holds this frame: it must not hold the futures, which hold the error.
+        del running, result
 
-    def on_page(page: list[dict[str, Any]]) -> None:
-        rows.extend(page or ())
-        if future.has_more_pages:
-            future.start_fetching_next_page()
-        else:
-            loop.call_soon_threadsafe(_settle, result, rows, None)
 
-    def on_error(exc: BaseException) -> None:
-        loop.call_soon_threadsafe(_settle, result, None, exc)
+class _Running:
+    """One statement in flight. The driver calls ``on_page`` and ``on_error`` from its own thread.
 
-    future.add_callbacks(on_page, on_error)
-    return await result
+    Once it is done, the reference cycles the driver's ResponseFuture is part of are broken, so that freeing it
+    needs no garbage collection: its callbacks (these bound methods) hold it, and so does its request timer
+    (already cancelled when the result arrived, it calls the future's own method). Left to the collector, the
+    ~30 objects of every statement made the post service stand still ~110 ms every second or two under load
+    (``kicau_gc_pause_seconds``)."""
+
+    __slots__ = ("future", "loop", "result", "rows")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: ResponseFuture) -> None:
+        self.loop = loop
+        self.result: asyncio.Future[list[dict[str, Any]]] = loop.create_future()
+        self.rows: list[dict[str, Any]] = []
+        self.future = future
+        future.add_callbacks(self.on_page, self.on_error)
+
+    def on_page(self, page: list[dict[str, Any]]) -> None:
+        self.rows.extend(page or ())
+        if self.future.has_more_pages:
+            self.future.start_fetching_next_page()
+            return
+        self._release()
+        self.loop.call_soon_threadsafe(_settle, self.result, self.rows, None)
+
+    def on_error(self, exc: BaseException) -> None:
+        self._release()
+        self.loop.call_soon_threadsafe(_settle, self.result, None, exc)
+
+    def _release(self) -> None:
+        self.future.clear_callbacks()
+        self.future._timer = None  # no public way to drop it; the driver only ever cancels it
 
 
 def _settle(
