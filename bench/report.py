@@ -114,18 +114,24 @@ def markdown(results: dict[str, Any], command: str) -> str:
         f"## 3. Stream delivery latency ({_fmt(d.get('streams'))} SSE streams)",
         "",
         "| posts/s | deliveries | p50 ms | p95 ms | p99 ms | max ms | server p50 ms | server p99 ms "
-        "| post answer p50 ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| post answer p50 ms | fanout publish lag p99 ms | GC pauses gateway / fanout (longest ≤ ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in d.get("rates", []):
+        pauses = " / ".join(
+            f"{_fmt(r.get(f'{p}_gc_pauses'))} ({_fmt(r.get(f'{p}_gc_pause_max_ms_at_most'))})"
+            for p in ("gateway", "fanout"))
         lines.append(
             f"| {_fmt(r['posts_per_s'])} | {_fmt(r['deliveries'])}/{_fmt(r['expected_deliveries'])} | "
             f"{_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['max_ms'])} | "
-            f"{_fmt(r['server_p50_ms'])} | {_fmt(r['server_p99_ms'])} | {_fmt(r['post_answer_p50_ms'])} |")
+            f"{_fmt(r['server_p50_ms'])} | {_fmt(r['server_p99_ms'])} | {_fmt(r['post_answer_p50_ms'])} | "
+            f"{_fmt(r.get('fanout_publish_lag_p99_ms'))} | {pauses} |")
     lines += [
         "",
         "Client latency = frame arrival - status `created_at` (ms precision); server = gateway histogram "
-        "`kicau_stream_delivery_latency_seconds` (accepted → written), interpolated inside its buckets.",
+        "`kicau_stream_delivery_latency_seconds` (accepted → written), interpolated inside its buckets. Fanout "
+        "publish lag = `kicau_fanout_publish_lag_seconds` (accepted → published to the gateways); GC pauses = "
+        "collections during the rate and the bucket bound of the longest (`kicau_gc_pause_seconds`).",
         "",
         "## 4. Redis memory",
         "",
