@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.seed import Seeder, seed_followers
 from kicau import clients, keys
-from kicau.ids import pack_id
+from kicau.feeds import feed_member
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 
@@ -205,7 +205,7 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
             time.sleep(0.05)
         elapsed = time.time() - started
         sample = [keys.home_feed(ids[i]) for i in (0, followers // 2, followers - 1)]
-        if any(r.zscore(key, pack_id(status_id)) is None for key in sample):
+        if any(r.zscore(key, feed_member(status_id)) is None for key in sample):
             raise BenchError("fanout on write: the counter says done but a sampled timeline lacks the status")
         log(f"  fanout on write: {written:,.0f} entries in {elapsed:.2f}s")
     finally:

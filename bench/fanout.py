@@ -34,7 +34,7 @@ from bench.common import (
 )
 from bench.seed import Seeder, seed_followers
 from kicau import keys
-from kicau.ids import pack_id
+from kicau.feeds import feed_member
 
 LIMIT_KEY = "bench:limit:{u:__rand_int__}:home"
 # The push script's keys: one hash tag, like the timelines of one bucket (redis-benchmark draws each
@@ -169,7 +169,7 @@ async def _post(client: httpx.AsyncClient, token: str, text: str) -> int:
 
 async def _present(redis: Redis, sample: list[int], ids: list[int]) -> int:
     """How many (sampled timeline, posted status) pairs are in Redis already: one ZMSCORE per timeline."""
-    members = [pack_id(i) for i in ids]
+    members = [feed_member(i) for i in ids]
     pipe = redis.pipeline(transaction=False)
     for account_id in sample:
         pipe.zmscore(keys.home_feed(account_id), members)  # type: ignore[arg-type]  # bytes members
@@ -274,7 +274,7 @@ async def run(opts: FanoutOptions) -> dict[str, Any]:
                     profiling.finish(profiler)
         last_follower = followers[-1] if stored else author
         last_id = rounds[-1]["last_status_id"]
-        in_last_feed = await redis.zscore(keys.home_feed(last_follower), pack_id(last_id)) is not None
+        in_last_feed = await redis.zscore(keys.home_feed(last_follower), feed_member(last_id)) is not None
     finally:
         removed = await _delete_matching(redis, "bench:limit:*")
         pipe = redis.pipeline(transaction=False)

@@ -29,18 +29,21 @@ def home_bucket(account_id: int) -> int:
     return ((account_id * _FIBONACCI) & _MASK64) >> _BUCKET_SHIFT
 
 
+# "feed2": timelines whose members are newest first (kicau/feeds.py). Timelines under the earlier names
+# ("feed:...", oldest first) are never read again: each is rebuilt from Cassandra on its next read, as after a
+# Redis loss, and the old keys expire with their TTL.
 def home_feed(account_id: int) -> str:
     return home_feed_in(home_bucket(account_id), account_id)
 
 
 def home_feed_in(bucket: int, account_id: int) -> str:
     """``home_feed`` for a caller that already computed the bucket (the fanout groups followers by it)."""
-    return f"feed:{{h:{bucket}}}:{account_id}:home"
+    return f"feed2:{{h:{bucket}}}:{account_id}:home"
 
 
 def author_feed(account_id: int) -> str:
     """A large account's own newest statuses, merged into its followers' home timelines at read time."""
-    return f"feed:{{u:{account_id}}}:own"
+    return f"feed2:{{u:{account_id}}}:own"
 
 
 def large_followees(account_id: int) -> str:

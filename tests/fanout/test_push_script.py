@@ -10,8 +10,7 @@ import random
 from redis.asyncio import Redis
 
 from kicau import keys
-from kicau.feeds import Feeds
-from kicau.ids import pack_id, unpack_id
+from kicau.feeds import Feeds, feed_member, status_of
 from kicau.resp import Sender
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
@@ -37,7 +36,7 @@ def test_push_writes_only_materialised_timelines_and_trims_to_the_cap() -> None:
             await redis.zadd(timeline, {keys.FEED_SENTINEL: 0})
             await push(redis, feeds, [present, absent], [1000])
             assert not await redis.exists(keys.home_feed(absent)), "an absent timeline must stay absent"
-            assert await redis.zrange(timeline, 0, -1) == [keys.FEED_SENTINEL, pack_id(1000)]
+            assert await redis.zrange(timeline, 0, -1) == [keys.FEED_SENTINEL, feed_member(1000)]
 
             sizes = []
             for status_id in range(1001, 1040):
@@ -48,14 +47,15 @@ def test_push_writes_only_materialised_timelines_and_trims_to_the_cap() -> None:
             assert min(sizes[CAP:]) == CAP
             members = await redis.zrange(timeline, 0, -1)
             assert members[0] == keys.FEED_SENTINEL
-            kept = [unpack_id(m) for m in members[1:] if isinstance(m, bytes)]
-            assert kept == list(range(1040 - len(kept), 1040)), "the newest statuses are the ones kept"
+            kept = [status_of(m) for m in members[1:] if isinstance(m, bytes)]
+            # Newest first after the sentinel; the oldest were cut from the tail.
+            assert kept == list(range(1039, 1039 - len(kept), -1)), "the newest statuses are the ones kept"
 
             # A run of several statuses in one call obeys the same bound.
             await push(redis, feeds, [present], list(range(2000, 2000 + 2 * SLACK)))
             assert CAP <= await redis.zcard(timeline) - 1 <= CAP + SLACK
-            newest = (await redis.zrange(timeline, -1, -1))[0]
-            assert isinstance(newest, bytes) and unpack_id(newest) == 2000 + 2 * SLACK - 1
+            newest = (await redis.zrange(timeline, 1, 1))[0]
+            assert isinstance(newest, bytes) and status_of(newest) == 2000 + 2 * SLACK - 1
         finally:
             await redis.delete(timeline, keys.home_feed(absent))
             await redis.aclose()

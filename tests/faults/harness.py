@@ -30,7 +30,7 @@ import pytest
 import redis
 
 from kicau import keys
-from kicau.ids import unpack_id
+from kicau.feeds import status_of
 from stack import config, engines, procs, services
 from tests.conftest import User
 
@@ -313,7 +313,7 @@ def redis_home_ids(client: redis.Redis, user: User) -> list[str]:
     """The ids the fanout wrote into a home timeline, read from Redis itself (no read path, no rebuild, and
     no request counted against the reader's rate limit)."""
     members: list[bytes] = client.zrange(keys.home_feed(int(user.id)), 0, -1)  # type: ignore[assignment]
-    return [str(unpack_id(m)) for m in members if m != keys.FEED_SENTINEL]
+    return [str(status_of(m)) for m in members if m != keys.FEED_SENTINEL]
 
 
 def timeline_rebuilds() -> float:

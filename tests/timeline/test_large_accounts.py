@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from kicau import keys
-from kicau.ids import pack_id
+from kicau.feeds import feed_member
 from kicau.web import ACCOUNT_HEADER
 from tests.conftest import User, eventually
 from tests.gateway.test_streaming import read_events
@@ -68,7 +68,7 @@ def graph_call(graph: str, verb: str, target: User, actor: User) -> None:
 
 
 def in_home_feed(client: redis.Redis, reader: User, status_id: str) -> bool:
-    return client.zscore(keys.home_feed(int(reader.id)), pack_id(int(status_id))) is not None
+    return client.zscore(keys.home_feed(int(reader.id)), feed_member(int(status_id))) is not None
 
 
 def test_large_account_crossing_both_ways(

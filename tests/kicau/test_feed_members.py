@@ -1,0 +1,27 @@
+"""Timeline members (kicau/feeds.py): byte order is newest first, the sentinel sorts before every member, and
+the encoding round-trips every 63-bit id."""
+
+from __future__ import annotations
+
+import random
+
+from kicau import keys
+from kicau.feeds import feed_member, status_of
+
+EDGES = [0, 1, 2, (1 << 16) - 1, 1 << 32, (1 << 63) - 2, (1 << 63) - 1]
+
+
+def test_members_round_trip() -> None:
+    rng = random.Random(6)
+    for status_id in [*EDGES, *(rng.randrange(1 << 63) for _ in range(1000))]:
+        member = feed_member(status_id)
+        assert len(member) == 8
+        assert status_of(member) == status_id
+
+
+def test_byte_order_is_newest_first_after_the_sentinel() -> None:
+    rng = random.Random(7)
+    ids = sorted({*EDGES, *(rng.randrange(1 << 63) for _ in range(1000))}, reverse=True)
+    members = [feed_member(i) for i in ids]
+    assert members == sorted(members), "a newer status must sort before an older one"
+    assert all(keys.FEED_SENTINEL < m for m in members), "the sentinel must stay at the head"
