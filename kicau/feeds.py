@@ -142,7 +142,9 @@ class Feeds:
     def materialise(self, pipe: Pipeline, key: str, status_ids: Iterable[int]) -> None:
         """Write a rebuilt timeline. Merges with whatever the fanout added meanwhile instead of replacing it, so a
         status fanned out during the rebuild is not lost."""
-        members = {feed_member(s): 0 for s in status_ids}
+        # Oldest first: each member then lands at the head of the listpack (ZADD adds them in order), so
+        # writing a full timeline costs no walk through what is already there.
+        members = {feed_member(s): 0 for s in sorted(status_ids)}
         members[keys.FEED_SENTINEL] = 0
         # Cut to the cap exactly (the fanout lets a timeline grow to cap + slack between its own trims).
         pipe.zadd(key, members)

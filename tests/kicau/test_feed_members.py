@@ -24,4 +24,4 @@ def test_byte_order_is_newest_first_after_the_sentinel() -> None:
     ids = sorted({*EDGES, *(rng.randrange(1 << 63) for _ in range(1000))}, reverse=True)
     members = [feed_member(i) for i in ids]
     assert members == sorted(members), "a newer status must sort before an older one"
-    assert all(keys.FEED_SENTINEL < m for m in members), "the sentinel must stay at the head"
+    assert all(m > keys.FEED_SENTINEL for m in members), "the sentinel must stay at the head"
