@@ -108,3 +108,45 @@ class FollowerLists:
         while self._ids > self.max_ids:
             _, (_, _, dropped) = self._kept.popitem(last=False)
             self._ids -= len(dropped)
+
+
+AskFollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
+
+
+class KnownFollowers:
+    """Which of some accounts follow an author, remembered per author under the same version token as the lists
+    above: asked again about the same author, only accounts never asked about are looked up, as long as nobody
+    followed or unfollowed the author meanwhile (a change deletes the token, and every answer kept under it is
+    dropped). A gateway asks this for each status of a large account, about the accounts it holds streams for;
+    without it every status cost one read per 100 of them in the author's partition (~170 ms for 1,000)."""
+
+    def __init__(self, redis: Redis, ask: AskFollowersAmong, *, max_authors: int = 1024,
+                 max_answers: int = 100_000, max_age: float = 300.0) -> None:
+        self._redis = redis
+        self._ask = ask
+        self.max_authors = max_authors
+        self.max_answers = max_answers  # per author: beyond it, only the latest candidates' answers are kept
+        self.max_age = max_age
+        self._kept: OrderedDict[int, tuple[bytes, float, dict[int, bool]]] = OrderedDict()
+
+    async def __call__(self, author: int, candidates: list[int]) -> list[int]:
+        fresh = uuid.uuid4().hex.encode()
+        current = await self._redis.set(keys.followers_version(author), fresh, nx=True, get=True)
+        token = current if isinstance(current, bytes) else fresh  # None: ours was installed
+        now = time.monotonic()
+        kept = self._kept.pop(author, None)
+        answers: dict[int, bool] = {}
+        since = now
+        if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
+            answers, since = kept[2], kept[1]
+        unknown = [c for c in candidates if c not in answers]
+        if unknown:
+            follow = set(await self._ask(author, unknown))
+            answers.update((c, c in follow) for c in unknown)
+        found = [c for c in candidates if answers[c]]
+        if len(answers) > self.max_answers:
+            answers = {c: answers[c] for c in candidates}
+        self._kept[author] = (token, since, answers)
+        while len(self._kept) > self.max_authors:
+            self._kept.popitem(last=False)
+        return found

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from kicau import clients
+from kicau.follower_lists import KnownFollowers
 from kicau.hot_routes import ServiceApp
 from kicau.settings import CommonSettings
 from kicau.web import install_common, redis_ready
@@ -50,7 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         return list(answer.json()["followers"])
 
     hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
-                    followers_among=followers_among)
+                    followers_among=KnownFollowers(redis, followers_among))
     await hub.start()
     app.state.hub = hub
     try:

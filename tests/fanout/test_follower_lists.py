@@ -133,3 +133,38 @@ def test_follow_and_unfollow_reach_a_cached_follower_list(
     third = post("after the unfollow")
     eventually(lambda: home_ids(http, steady)[:1] == [third])
     assert third not in home_ids(http, newcomer)
+
+
+class CountingQuestions:
+    """Stands in for the graph service's followers-among lookup only to record the questions asked."""
+
+    def __init__(self, followers: set[int]) -> None:
+        self.followers = followers
+        self.asked: list[list[int]] = []
+
+    async def __call__(self, author: int, candidates: list[int]) -> list[int]:
+        self.asked.append(list(candidates))
+        return [c for c in candidates if c in self.followers]
+
+
+def test_known_followers_ask_only_about_new_accounts_until_the_version_changes() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        author = random.randrange(10**12, 10**13)
+        graph = CountingQuestions({1, 3})
+        known = follower_lists.KnownFollowers(redis, graph)
+        try:
+            assert await known(author, [1, 2, 3]) == [1, 3]
+            assert await known(author, [3, 2, 1]) == [3, 1]
+            assert await known(author, [1, 4]) == [1]
+            assert graph.asked == [[1, 2, 3], [4]], "only the account never asked about is looked up"
+
+            graph.followers = {2, 4}  # account 2 follows, 1 and 3 unfollow: the graph deletes the version
+            await follower_lists.forget(redis, author)
+            assert await known(author, [1, 2, 3, 4]) == [2, 4]
+            assert graph.asked[-1] == [1, 2, 3, 4], "every answer kept under the old version is dropped"
+        finally:
+            await redis.delete(keys.followers_version(author))
+            await redis.aclose()
+
+    asyncio.run(scenario())

@@ -7,6 +7,7 @@ talking to the same Cassandra, Kafka and Redis as everything else.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -140,3 +141,62 @@ def test_large_account_crossing_both_ways(
     eventually(lambda: home_ids(http, reader) == [after, *expected])
     # The unfollowers no longer see the star at all.
     eventually(lambda: not set(home_ids(http, fans[1])) & {after, *large_posts, *before})
+
+
+def next_update(lines: Iterator[str]) -> str:
+    while True:
+        event = read_events(lines, 1)[0]
+        if event.get("event") == "update":
+            return json.loads(event["data"])["id"]  # type: ignore[no-any-return]
+
+
+def test_large_account_streams_follow_the_graph_at_once(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+    redis_client: redis.Redis,
+) -> None:
+    """A gateway remembers which of its streams follow a large account (``kicau.follower_lists.KnownFollowers``):
+    a follow or an unfollow must change who gets the author's next status at once."""
+    star, plain = make_user("star"), make_user("plain")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    first, late = fans[0], make_user("late")
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    for reader in (first, late):
+        http.post(f"/api/v1/accounts/{plain.id}/follow", headers=reader.auth)
+        http.get("/api/v1/timelines/home", headers=reader.auth)
+
+    def post(author: User, text: str) -> str:
+        return str(http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).json()["id"])
+
+    timeout = httpx.Timeout(30, read=30)
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as one, httpx.Client(base_url=gateway_url,
+                                                                                   timeout=timeout) as two, \
+            one.stream("GET", "/api/v1/streaming/user", headers=first.auth) as first_stream, \
+            two.stream("GET", "/api/v1/streaming/user", headers=late.auth) as late_stream:
+        first_lines, late_lines = first_stream.iter_lines(), late_stream.iter_lines()
+        time.sleep(0.5)
+
+        # Only the follower gets it. Once it has, the delivery is done: a status posted after it is the next
+        # thing the other stream receives only if that stream was not among the recipients.
+        large = [post(star, "large 1")]
+        assert next_update(first_lines) == large[0]
+        marker = post(plain, "marker 1")
+        assert next_update(late_lines) == marker
+        assert next_update(first_lines) == marker
+
+        graph_call(low_threshold_graph, "follow", star, late)  # four followers: still large
+        large.append(post(star, "large 2"))
+        assert next_update(first_lines) == large[1]
+        assert next_update(late_lines) == large[1]
+
+        graph_call(low_threshold_graph, "unfollow", star, first)  # three: still large (hysteresis)
+        large.append(post(star, "large 3"))
+        assert next_update(late_lines) == large[2]
+        marker = post(plain, "marker 2")
+        assert next_update(first_lines) == marker
+
+    # Each went to its followers of the moment through the large-account broadcast, not the fanout on write. (The
+    # follow itself backfilled the first one into the late follower's timeline: the follow contract.)
+    assert not in_home_feed(redis_client, first, large[0])
+    assert not any(in_home_feed(redis_client, reader, large[1]) for reader in (first, late))
+    assert not in_home_feed(redis_client, late, large[2])
