@@ -121,13 +121,14 @@ class KnownFollowers:
     without it every status cost one read per 100 of them in the author's partition (~170 ms for 1,000)."""
 
     def __init__(self, redis: Redis, ask: AskFollowersAmong, *, max_authors: int = 1024,
-                 max_answers: int = 100_000, max_age: float = 300.0) -> None:
+                 max_answers: int = 500_000, max_age: float = 300.0) -> None:
         self._redis = redis
         self._ask = ask
         self.max_authors = max_authors
-        self.max_answers = max_answers  # per author: beyond it, only the latest candidates' answers are kept
+        self.max_answers = max_answers  # over all authors (~70 bytes each); least recently asked authors go first
         self.max_age = max_age
         self._kept: OrderedDict[int, tuple[bytes, float, dict[int, bool]]] = OrderedDict()
+        self._answers = 0
 
     async def __call__(self, author: int, candidates: list[int]) -> list[int]:
         fresh = uuid.uuid4().hex.encode()
@@ -137,16 +138,20 @@ class KnownFollowers:
         kept = self._kept.pop(author, None)
         answers: dict[int, bool] = {}
         since = now
-        if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
-            answers, since = kept[2], kept[1]
+        if kept is not None:
+            self._answers -= len(kept[2])
+            if kept[0] == token and now - kept[1] < self.max_age:
+                answers, since = kept[2], kept[1]
         unknown = [c for c in candidates if c not in answers]
         if unknown:
             follow = set(await self._ask(author, unknown))
             answers.update((c, c in follow) for c in unknown)
         found = [c for c in candidates if answers[c]]
-        if len(answers) > self.max_answers:
+        if len(answers) > 2 * len(candidates) + 1000:  # mostly accounts whose streams have closed since
             answers = {c: answers[c] for c in candidates}
         self._kept[author] = (token, since, answers)
-        while len(self._kept) > self.max_authors:
-            self._kept.popitem(last=False)
+        self._answers += len(answers)
+        while self._kept and (len(self._kept) > self.max_authors or self._answers > self.max_answers):
+            _, (_, _, dropped) = self._kept.popitem(last=False)
+            self._answers -= len(dropped)
         return found

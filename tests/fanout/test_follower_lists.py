@@ -168,3 +168,33 @@ def test_known_followers_ask_only_about_new_accounts_until_the_version_changes()
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_known_followers_stay_within_their_bounds() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        base = random.randrange(10**12, 10**13)
+        authors = [base, base + 1, base + 2]
+        graph = CountingQuestions(set(range(0, 100, 2)))
+        known = follower_lists.KnownFollowers(redis, graph, max_answers=120)
+        try:
+            for author in authors:
+                assert await known(author, list(range(50))) == list(range(0, 50, 2))
+            # 150 answers kept would pass the bound: the least recently asked author was dropped.
+            graph.asked.clear()
+            await known(authors[2], list(range(50)))
+            await known(authors[0], list(range(50)))
+            assert graph.asked == [list(range(50))], "only the dropped author is asked again"
+
+            # Streams that closed: an author's answers shrink to the accounts still asked about.
+            small = follower_lists.KnownFollowers(redis, graph)
+            await small(authors[1], list(range(2000)))
+            assert await small(authors[1], [4, 5]) == [4]
+            graph.asked.clear()
+            assert await small(authors[1], [4, 5, 6]) == [4, 6]
+            assert graph.asked == [[6]], "accounts dropped from the answers are asked again, the rest are not"
+        finally:
+            await redis.delete(*(keys.followers_version(a) for a in authors))
+            await redis.aclose()
+
+    asyncio.run(scenario())
