@@ -49,6 +49,22 @@ class User:
 
 
 @pytest.fixture(scope="session")
+def stack_cassandra() -> Iterator[Any]:
+    """A driver session on the stack's Cassandra, for tests that read or write rows themselves."""
+    from kicau import clients  # imported here: most tests never need the driver
+    from kicau.settings import CommonSettings
+    from stack.services import service_env
+
+    env = service_env()
+    session = clients.cassandra_session(CommonSettings(
+        cassandra_hosts=env["KICAU_CASSANDRA_HOSTS"], cassandra_port=int(env["KICAU_CASSANDRA_PORT"]),
+        cassandra_keyspace=env["KICAU_CASSANDRA_KEYSPACE"],
+    ))
+    yield session
+    clients.close_cassandra(session)
+
+
+@pytest.fixture(scope="session")
 def gateway_url() -> str:
     try:
         ready = httpx.get(f"{GATEWAY}/readyz", timeout=10)

@@ -6,27 +6,18 @@ from __future__ import annotations
 
 import random
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel
 
 from kicau import clients
-from kicau.settings import CommonSettings
 from services.graph.store import GraphStore
-from stack.services import service_env
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[Any]:
-    env = service_env()
-    session = clients.cassandra_session(CommonSettings(
-        cassandra_hosts=env["KICAU_CASSANDRA_HOSTS"], cassandra_port=int(env["KICAU_CASSANDRA_PORT"]),
-        cassandra_keyspace=env["KICAU_CASSANDRA_KEYSPACE"],
-    ))
-    yield session
-    clients.close_cassandra(session)
+def session(stack_cassandra: Any) -> Any:
+    return stack_cassandra
 
 
 async def test_followers_among_many_candidates(session: Any) -> None:

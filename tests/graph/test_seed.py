@@ -8,15 +8,12 @@ import re
 import secrets
 import statistics
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from cassandra.concurrent import execute_concurrent_with_args
 
-from kicau import clients
-from kicau.settings import CommonSettings
 from stack.config import ROOT, VENV_PYTHON
 from stack.services import service_env
 
@@ -24,15 +21,8 @@ USERS, MEAN_FOLLOWS, LARGE, THRESHOLD = 1500, 8, 3000, 2000
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[Any]:
-    env = service_env()
-    settings = CommonSettings(
-        cassandra_hosts=env["KICAU_CASSANDRA_HOSTS"], cassandra_port=int(env["KICAU_CASSANDRA_PORT"]),
-        cassandra_keyspace=env["KICAU_CASSANDRA_KEYSPACE"],
-    )
-    session = clients.cassandra_session(settings)
-    yield session
-    clients.close_cassandra(session)
+def session(stack_cassandra: Any) -> Any:
+    return stack_cassandra
 
 
 @pytest.fixture(scope="module")

@@ -6,28 +6,19 @@ two under load."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cassandra import InvalidRequest
 
 from kicau import clients
-from kicau.settings import CommonSettings
-from stack.services import service_env
 
 STATEMENTS = 50
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[Any]:
-    env = service_env()
-    session = clients.cassandra_session(CommonSettings(
-        cassandra_hosts=env["KICAU_CASSANDRA_HOSTS"], cassandra_port=int(env["KICAU_CASSANDRA_PORT"]),
-        cassandra_keyspace=env["KICAU_CASSANDRA_KEYSPACE"],
-    ))
-    yield session
-    clients.close_cassandra(session)
+def session(stack_cassandra: Any) -> Any:
+    return stack_cassandra
 
 
 async def _unreachable_after(run: Any) -> int:
