@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from kicau import keys, resp
@@ -21,49 +24,57 @@ def card(count: int) -> bytes:
     return msgspec.json.encode({"id": "1", "username": "someone", "statuses_count": count})
 
 
-async def test_the_card_is_replaced_only_if_unchanged_and_keeps_its_expiry() -> None:
+@dataclass
+class CachedCard:
+    redis: Redis
+    account: int
+    key: str
+
+    async def replace(self, read: bytes, written: bytes) -> None:
+        await resp.round_trip(self.redis, [AccountCards.replace_if_unchanged_command(self.account, read, written)],
+                              attempts=1)
+
+
+@pytest.fixture
+async def cached() -> AsyncIterator[CachedCard]:
+    """A fresh account's card key on the real Redis, removed afterwards."""
     redis = Redis(port=REDIS_PORT)
     account = random.randrange(10**12, 10**13)
     key = keys.account_cache(account)
     try:
-        await redis.set(key, card(3), ex=100)
-        await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(account, card(3), card(4))],
-                              attempts=1)
-        assert await redis.get(key) == card(4)
-        assert 90 <= await redis.ttl(key) <= 100
-        # Someone changed it meanwhile (the writer read 3, the cache has 4 now): dropped, not overwritten.
-        await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(account, card(3), card(4))],
-                              attempts=1)
-        assert await redis.get(key) is None
-        # No card cached: nothing is created.
-        await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(account, card(3), card(4))],
-                              attempts=1)
-        assert await redis.get(key) is None
-        await redis.set(key, card(9), ex=100)
-        await resp.round_trip(redis, [AccountCards.forget_command(account)], attempts=1)
-        assert await redis.get(key) is None
+        yield CachedCard(redis, account, key)
     finally:
         await redis.delete(key)
         await redis.aclose()
 
 
-async def test_concurrent_writers_leave_the_exact_count_or_no_card() -> None:
-    redis = Redis(port=REDIS_PORT)
-    account = random.randrange(10**12, 10**13)
-    key = keys.account_cache(account)
-    try:
-        await redis.set(key, card(0), ex=100)
+async def test_the_card_is_replaced_only_if_unchanged_and_keeps_its_expiry(cached: CachedCard) -> None:
+    redis, key = cached.redis, cached.key
+    await redis.set(key, card(3), ex=100)
+    await cached.replace(card(3), card(4))
+    assert await redis.get(key) == card(4)
+    assert 90 <= await redis.ttl(key) <= 100
+    # Someone changed it meanwhile (the writer read 3, the cache has 4 now): dropped, not overwritten.
+    await cached.replace(card(3), card(4))
+    assert await redis.get(key) is None
+    # No card cached: nothing is created.
+    await cached.replace(card(3), card(4))
+    assert await redis.get(key) is None
+    await redis.set(key, card(9), ex=100)
+    await resp.round_trip(redis, [AccountCards.forget_command(cached.account)], attempts=1)
+    assert await redis.get(key) is None
 
-        async def post() -> None:
-            read = await redis.get(key)
-            await asyncio.sleep(random.random() / 100)
-            if isinstance(read, bytes):
-                await resp.round_trip(redis, [AccountCards.replace_if_unchanged_command(
-                    account, read, with_statuses_count_moved(read, +1))], attempts=1)
 
-        await asyncio.gather(*(post() for _ in range(50)))
-        left = await redis.get(key)
-        assert left is None or msgspec.json.decode(left)["statuses_count"] == 50
-    finally:
-        await redis.delete(key)
-        await redis.aclose()
+async def test_concurrent_writers_leave_the_exact_count_or_no_card(cached: CachedCard) -> None:
+    redis, key = cached.redis, cached.key
+    await redis.set(key, card(0), ex=100)
+
+    async def post() -> None:
+        read = await redis.get(key)
+        await asyncio.sleep(random.random() / 100)
+        if isinstance(read, bytes):
+            await cached.replace(read, with_statuses_count_moved(read, +1))
+
+    await asyncio.gather(*(post() for _ in range(50)))
+    left = await redis.get(key)
+    assert left is None or msgspec.json.decode(left)["statuses_count"] == 50
