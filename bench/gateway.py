@@ -1,7 +1,9 @@
 """Section 2: gateway requests per second for a full home-timeline page and for posting a status, against a
 hello-world FastAPI app served with the same uvicorn options, all loaded by wrk (C, one thread) from this
-machine. Runs are interleaved (hello, home, post, hello, ...) so a noisy neighbour hits all three alike; the
-best run of each is reported, every run is kept.
+machine; and the same two requests through the floor (bench/floor.py: the same hops, bytes and durable writes
+with none of Kicau's own work), which says how much of each target the design leaves within reach. Runs are
+interleaved (hello, home, post, home floor, post floor, hello, ...) so a noisy neighbour hits all of them
+alike; the best run of each is reported, every run is kept.
 """
 
 from __future__ import annotations
@@ -56,6 +58,18 @@ class GatewayOptions:
     # Requests are spread over this many readers and posters: the gateway allows 300 requests per account
     # per 5 minutes (Mastodon's default), and one account would measure the 429 path.
     accounts: int = 500
+
+
+ENGINES = ("redis", "cassandra", "kafka")
+
+
+def share(part: float, whole: float) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _serve(module: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wrk(url: str, *, seconds: int, connections: int, method: str = "GET", tokens: Path | None = None,
@@ -119,10 +133,11 @@ async def _measure(target: dict[str, Any], *, seconds: int, connections: int) ->
     return result
 
 
-async def _prepare_homes(readers: list[int], friend_token: str, friend: int) -> int:
+async def _prepare_homes(readers: list[int], friend_token: str, friend: int) -> list[str]:
     """Give every reader a home timeline holding a full page: the followed account has at least a page of
     statuses (posted through the API when missing) and each reader's timeline is written with them, as a
-    rebuild would; one reader is then read back through the API. Returns that page's size."""
+    rebuild would; one reader is then read back through the API. Returns the Redis keys that page's statuses
+    and author card are cached under (what the floor's back reads)."""
     async with httpx.AsyncClient(base_url=GATEWAY, timeout=30) as client:
         auth = {"Authorization": f"Bearer {friend_token}"}
         answer = await client.get(f"/api/v1/accounts/{friend}/statuses", params={"limit": 40}, headers=auth)
@@ -147,10 +162,10 @@ async def _prepare_homes(readers: list[int], friend_token: str, friend: int) -> 
         page = await client.get("/api/v1/timelines/home", params={"limit": PAGE},
                                 headers={"Authorization": f"Bearer {token_for(readers[0])}"})
         page.raise_for_status()
-        have = len(page.json())
-        if have < PAGE:
-            raise BenchError(f"a reader's home timeline holds {have} statuses, expected {PAGE}")
-        return have
+        statuses = page.json()
+        if len(statuses) < PAGE:
+            raise BenchError(f"a reader's home timeline holds {len(statuses)} statuses, expected {PAGE}")
+        return [*(keys.status_cache(int(s["id"])) for s in statuses), keys.account_cache(friend)]
 
 
 async def _drop_homes(readers: list[int]) -> None:
@@ -183,25 +198,37 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
     poster_tokens = STATE / "gateway-posters.tokens"
     reader_tokens.write_text("".join(f"{issued[r]}\n" for r in readers))
     poster_tokens.write_text("".join(f"{issued[p]}\n" for p in posters))
-    page = await _prepare_homes(readers, issued[GATEWAY_FRIEND], GATEWAY_FRIEND)
+    page_keys = await _prepare_homes(readers, issued[GATEWAY_FRIEND], GATEWAY_FRIEND)
+    page = len(page_keys) - 1
     log(f"  readers' home page: {page} statuses")
+    page_keys_file = STATE / "floor-page.keys"
+    page_keys_file.write_text("".join(f"{key}\n" for key in page_keys))
 
     redis = Redis.from_url(REDIS_URL)
     try:
         stack = stack_pids(int((await redis.info("server"))["process_id"]))
     finally:
         await redis.aclose()
-    port = free_port()
-    hello = subprocess.Popen(  # noqa: ASYNC220 (started once, never waited on in the loop)
-        [sys.executable, "-m", "bench.hello", "--port", str(port)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, back_port, front_port = free_port(), free_port(), free_port()
+    started = [_serve("bench.hello", "--port", str(port)),
+               _serve("bench.floor", "--port", str(back_port), "--page-keys", str(page_keys_file))]
     try:
-        wait_for_port(port)
+        wait_for_port(back_port)  # the front's first requests must find the back
+        started.append(_serve("bench.floor", "--port", str(front_port), "--back", f"http://127.0.0.1:{back_port}"))
+        for serving in (port, front_port):
+            wait_for_port(serving)
+        hello, back, front = started
+        floor = {"floor_front": front.pid, "floor_back": back.pid,
+                 **{name: pid for name, pid in stack.items() if name in ENGINES}}
+        post_body = json.dumps({"status": "bench wrk post: " + "lorem ipsum " * 8})
         targets: dict[str, dict[str, Any]] = {
-            "hello": {"url": f"http://127.0.0.1:{port}/hello"},
-            "home": {"url": f"{GATEWAY}/api/v1/timelines/home", "tokens": reader_tokens},
+            "hello": {"url": f"http://127.0.0.1:{port}/hello", "pids": {"hello": hello.pid}},
+            "home": {"url": f"{GATEWAY}/api/v1/timelines/home", "tokens": reader_tokens, "pids": stack},
             "post": {"url": f"{GATEWAY}/api/v1/statuses", "method": "POST", "tokens": poster_tokens,
-                     "body": json.dumps({"status": "bench wrk post: " + "lorem ipsum " * 8})},
+                     "body": post_body, "pids": stack},
+            "home_floor": {"url": f"http://127.0.0.1:{front_port}/home", "pids": floor},
+            "post_floor": {"url": f"http://127.0.0.1:{front_port}/post", "method": "POST", "body": post_body,
+                           "pids": floor},
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for number in range(opts.rounds):
@@ -211,20 +238,22 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 profiler = None
                 if opts.profile and number == opts.rounds - 1 and name != "hello":
                     profiler = profiling.start("gateway", seconds=opts.seconds, suffix=f"-{name}")
-                with CpuMeter({"hello": hello.pid} if name == "hello" else stack) as meter:
+                with CpuMeter(target["pids"]) as meter:
                     result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
                 result["cpu_us_per_request"] = meter.per_request_us(result["requests"])
                 profiling.finish(profiler)
                 runs[name].append(result)
-                log(f"  round {number + 1}/{opts.rounds} {name:5s}: {result['rps']:8,.0f} req/s  "
+                log(f"  round {number + 1}/{opts.rounds} {name:10s}: {result['rps']:8,.0f} req/s  "
                     f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}")
     finally:
         await _drop_homes(readers)
-        hello.terminate()
-        try:
-            hello.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            hello.kill()
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
     def clean(run: dict[str, Any]) -> bool:
         # A run with errors (a service restarting under it, timeouts) does not count as throughput.
@@ -233,19 +262,31 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
     best = {name: max([x for x in r if clean(x)] or r, key=lambda x: x["rps"] if clean(x) else -1)
             for name, r in runs.items()}
     hello_rps = best["hello"]["rps"]
+
+    def ratio(rps: float) -> float | None:
+        return share(rps, hello_rps)
+
     return {
         "home_rps": best["home"]["rps"],
         "post_rps": best["post"]["rps"],
         "hello_rps": hello_rps,
-        "home_ratio": round(best["home"]["rps"] / hello_rps, 3) if hello_rps else None,
-        "post_ratio": round(best["post"]["rps"] / hello_rps, 3) if hello_rps else None,
+        "home_ratio": ratio(best["home"]["rps"]),
+        "post_ratio": ratio(best["post"]["rps"]),
         "home_p99_ms": best["home"]["p99_ms"],
         "post_p99_ms": best["post"]["p99_ms"],
         "hello_p99_ms": best["hello"]["p99_ms"],
         "home_page_statuses": page,
+        # The floor (bench/floor.py): the same hops and bytes with none of Kicau's own work. A target above the
+        # floor's ratio is out of reach for any code on this design and machine.
+        "home_floor_rps": best["home_floor"]["rps"],
+        "post_floor_rps": best["post_floor"]["rps"],
+        "home_floor_ratio": ratio(best["home_floor"]["rps"]),
+        "post_floor_ratio": ratio(best["post_floor"]["rps"]),
+        "home_of_floor": share(best["home"]["rps"], best["home_floor"]["rps"]),
+        "post_of_floor": share(best["post"]["rps"], best["post_floor"]["rps"]),
         # Where the time goes: CPU per request of each process during the best run (µs; /proc deltas). The stack's
         # processes share the machine's cores with wrk, so their sum bounds the throughput.
-        "cpu_us_per_request": {name: best[name].get("cpu_us_per_request", {}) for name in ("hello", "home", "post")},
+        "cpu_us_per_request": {name: best[name].get("cpu_us_per_request", {}) for name in targets},
         "runs_with_errors": sum(1 for r in runs.values() for x in r if not clean(x)),
         "load": f"wrk -t1 -c{opts.connections} -d{opts.seconds}s (closed loop), best of {opts.rounds} "
                 f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",
