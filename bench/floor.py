@@ -7,8 +7,9 @@ Two processes, served like every service (``kicau.serve.run``, hot routes of ``k
   (a GET of a token-sized value, INCR and EXPIRE of a counter), then the request relayed to the back through
   the gateway's own upstream client (``services.gateway.upstreams.Upstream``), whose answer it passes on;
 * the **back** stands where the timeline and post services do. ``GET /home`` reads the keys a real home page
-  reads (the status cache entries of a page and their author's card, from ``--page-keys``) in one round trip
-  and answers their values joined, unparsed. ``POST /post`` reads the body, writes one row to Cassandra and
+  reads (the status cache entries of a page and, last, their author's card, from ``--page-keys``) in one round
+  trip and answers each status value followed by the card, joined unparsed: an answer as large as the real
+  page, whose statuses each embed their author. ``POST /post`` reads the body, writes one row to Cassandra and
   sends one event to Kafka (``acks=all``, the services' idempotent producer), each awaited as a post's
   writes are, and answers a status-sized body.
 
@@ -121,8 +122,8 @@ async def _relay(method: str, path: str, body: bytes | None) -> Answer:
 async def home(scope: Scope, receive: Receive) -> Answer:
     if "back" in _state:
         return await _relay("GET", "/home", None)
-    values = await resp.round_trip(_state["redis"], _state["page"])
-    return Answer(b"[" + b",".join(v for v in values if v is not None) + b"]")
+    *statuses, card = await resp.round_trip(_state["redis"], _state["page"])
+    return Answer(b"[" + b",".join([status + card for status in statuses if status is not None]) + b"]")
 
 
 async def post(scope: Scope, receive: Receive) -> Answer:

@@ -127,9 +127,12 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
     return _encode(body)
 
 
+ACCOUNT_OPENING = b'{"account":'
+
+
 def compose_status(fragment: bytes, account_json: bytes) -> bytes:
     """Splice ``"account": {...}`` into a fragment without decoding either."""
-    return b'{"account":' + account_json + b"," + fragment[1:]
+    return ACCOUNT_OPENING + account_json + b"," + fragment[1:]
 
 
 def compose_status_list(items: list[bytes]) -> bytes:

@@ -54,6 +54,17 @@ def status_of(member: bytes) -> int:
     return _ALL_ONES - int(_MEMBER.unpack(member)[0])
 
 
+def statuses_of(members: list[bytes]) -> list[int]:
+    """``status_of`` for a whole range reply at once: one unpack of the joined members instead of one a member
+    (a page's range is decoded on every home read)."""
+    if not members:
+        return []
+    packed = b"".join(members)
+    if len(packed) != 8 * len(members):
+        raise ValueError("a timeline member is not 8 bytes")
+    return [_ALL_ONES - i for i in struct.unpack(f">{len(members)}Q", packed)]
+
+
 def _after(status_id: int) -> bytes:
     """A BYLEX bound excluding ``status_id``: with ``(`` the range starts or ends just past its member."""
     return b"(" + feed_member(status_id)
@@ -177,7 +188,7 @@ class Feeds:
             sentinel, members = replies[2 * index], replies[2 * index + 1]
             if sentinel is None and key != home:
                 missing.append(large_followees[index - 1])
-            lists.append([status_of(m) for m in members])
+            lists.append(statuses_of(members))
         ids = _merge(lists, page)
         return PageRead(ids=ids, home_materialised=replies[0] is not None, missing_author_feeds=missing,
                         prefetched=replies[2 * len(sources) + 1:])
@@ -202,7 +213,7 @@ class Feeds:
         found: set[int] = set()
         for index in range(len(sources)):
             members, oldest, sentinel, size = replies[4 * index: 4 * index + 4]
-            ids = [status_of(m) for m in members]
+            ids = statuses_of(members)
             reaches_back = bool(oldest) and status_of(oldest[0]) <= after_id
             never_trimmed = size - 1 < self.cap
             covered = covered and sentinel is not None and (reaches_back or never_trimmed) and len(ids) < limit

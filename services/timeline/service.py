@@ -20,7 +20,6 @@ import msgspec
 from redis.asyncio import Redis
 
 from kicau import keys, resp
-from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
@@ -51,6 +50,11 @@ class Page:
 @functools.lru_cache(maxsize=8)  # the registry changes rarely; hashing it for every home read cost ~1.5%
 def _registry_version(large: frozenset[int]) -> str:
     return hashlib.blake2b(b"".join(pack_id(a) for a in sorted(large)), digest_size=8).hexdigest()
+
+
+# A reader's cached large followees, (registry version, account ids): decoded on every home read while any
+# account is large, by one decoder built once.
+_decode_large_followees = msgspec.json.Decoder(tuple[str, list[int]]).decode
 
 
 def clamp_limit(limit: int | None) -> int:
@@ -90,7 +94,7 @@ class TimelineService:
         key = keys.large_followees(account_id)
         stale: list[int] | None = None
         if cached is not None:
-            cached_version, followees = msgspec.json.decode(cached, type=tuple[str, list[int]])
+            cached_version, followees = _decode_large_followees(cached)
             if cached_version == version:
                 return followees
             stale = [a for a in followees if a in large]
@@ -149,9 +153,8 @@ class TimelineService:
         return await self._page(ids)
 
     async def _page(self, ids: list[int]) -> Page:
-        rendered = await self.statuses.render(ids)
         return Page(
-            body=compose_status_list(rendered),
+            body=await self.statuses.render_array(ids),
             next_max_id=ids[-1] if ids else None,
             prev_min_id=ids[0] if ids else None,
         )

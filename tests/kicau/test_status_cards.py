@@ -1,0 +1,74 @@
+"""Hydrating a page (kicau/status_cards.py) on the real stack: statuses posted through the API, one deleted
+(a tombstone in the cache), one evicted from the cache (loaded back from Cassandra), one unknown. The page as
+one JSON array (``render_array``, spliced in place) must be exactly the list of ``render``'s statuses, in the
+order asked, without the deleted and unknown ones, each embedding its own author's card."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from kicau import keys
+from kicau.account_cards import AccountCards
+from kicau.entities import compose_status_list
+from kicau.status_cards import StatusCards
+from stack.services import service_env
+from tests.conftest import User
+
+REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+
+
+@pytest.fixture
+async def cards(stack_cassandra: Any) -> AsyncIterator[StatusCards]:
+    redis = Redis(port=REDIS_PORT)
+    public_url = service_env().get("KICAU_PUBLIC_URL", "http://127.0.0.1:8080")
+    try:
+        yield StatusCards(redis, stack_cassandra, AccountCards(redis, stack_cassandra, public_url), public_url)
+    finally:
+        await redis.aclose()
+
+
+def _post(http: httpx.Client, user: User, text: str) -> int:
+    answer = http.post("/api/v1/statuses", headers=user.auth, json={"status": text})
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["id"])
+
+
+@pytest.fixture
+def posted(http: httpx.Client, make_user: Callable[..., User]) -> tuple[list[int], User, User]:
+    """Four statuses of two authors through the API, the second deleted."""
+    alice, bob = make_user("cards_a"), make_user("cards_b")
+    ids = [_post(http, alice, "one"), _post(http, bob, "two"), _post(http, alice, "three"), _post(http, bob, "four")]
+    assert http.delete(f"/api/v1/statuses/{ids[1]}", headers=bob.auth).status_code == 200
+    return ids, alice, bob
+
+
+async def test_a_page_array_is_the_rendered_statuses_in_order(
+        posted: tuple[list[int], User, User], cards: StatusCards) -> None:
+    ids, alice, bob = posted
+    deleted, evicted = ids[1], ids[2]
+    redis = Redis(port=REDIS_PORT)
+    try:
+        await redis.delete(keys.status_cache(evicted))
+    finally:
+        await redis.aclose()
+    unknown = ids[-1] + 12345
+    asked = [ids[3], unknown, ids[2], ids[1], ids[0]]
+
+    for _ in range(2):  # the second time, the authors are known and their cards come with the statuses
+        rendered = await cards.render(asked)
+        array = await cards.render_array(asked)
+        assert array == compose_status_list(rendered)
+        page = msgspec.json.decode(array)
+        assert [int(s["id"]) for s in page] == [ids[3], ids[2], ids[0]]
+        assert [s["account"]["id"] for s in page] == [bob.id, alice.id, alice.id]
+        assert [s["content"] for s in page] == ["<p>four</p>", "<p>three</p>", "<p>one</p>"]
+
+    assert await cards.render_array([]) == b"[]"
+    assert await cards.render_array([deleted, unknown]) == b"[]"
