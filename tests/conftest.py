@@ -65,6 +65,18 @@ def stack_cassandra() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def stack_redis() -> Iterator[Any]:
+    """A (blocking) client of the stack's Redis, for tests that read or write keys themselves."""
+    import redis
+
+    from stack.services import service_env
+
+    client = redis.Redis.from_url(service_env()["KICAU_REDIS_URL"])
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
 def gateway_url() -> str:
     try:
         ready = httpx.get(f"{GATEWAY}/readyz", timeout=10)

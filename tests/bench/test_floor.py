@@ -9,7 +9,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.floor import COUNTER_KEY, KEYSPACE, STATUS_ANSWER, TABLE, TOPIC
 from stack.config import ROOT, VENV_PYTHON
 from stack.services import service_env
-from tests.gateway.gateways import free_port
+from tests.gateway.gateways import free_port, wait_until_answering
 
 
 @contextlib.contextmanager
@@ -35,15 +34,7 @@ def _floor(log: Path, *args: str) -> Iterator[str]:
                                    env=service_env(), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"floor exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/hello", timeout=2).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, f"floor not up within 120 s:\n{log.read_text(errors='replace')}"
-            time.sleep(0.2)
+        wait_until_answering(process, f"{url}/hello", log, "floor")
         yield url
     finally:
         os.kill(process.pid, signal.SIGTERM)
@@ -54,19 +45,12 @@ def _floor(log: Path, *args: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(service_env()["KICAU_REDIS_URL"])
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def page(redis_client: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]:
+def page(stack_redis: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]:
     run = uuid.uuid4().hex
     keys = [f"test:floor:{run}:{{s:{i}}}" for i in range(3)]
     values = [b'{"n":%d}' % i for i in range(3)]
     for key, value in zip(keys, values, strict=True):
-        redis_client.set(key, value, ex=600)
+        stack_redis.set(key, value, ex=600)
     path = tmp_path_factory.mktemp("floor") / "page.keys"
     path.write_text("\n".join(keys) + "\n")
     return path, values
@@ -81,13 +65,13 @@ def floor(page: tuple[Path, list[bytes]], tmp_path_factory: pytest.TempPathFacto
 
 
 def test_home_floor_answers_the_pages_cached_values_through_a_counted_relay(
-        floor: str, page: tuple[Path, list[bytes]], redis_client: redis.Redis) -> None:
-    before = int(redis_client.get(COUNTER_KEY) or 0)
+        floor: str, page: tuple[Path, list[bytes]], stack_redis: redis.Redis) -> None:
+    before = int(stack_redis.get(COUNTER_KEY) or 0)
     answer = httpx.get(f"{floor}/home", timeout=10)
     assert answer.status_code == 200
     *statuses, card = page[1]
     assert answer.content == b"[" + b",".join(status + card for status in statuses) + b"]"
-    assert int(redis_client.get(COUNTER_KEY) or 0) > before  # the front's rate-limiter-shaped round trip ran
+    assert int(stack_redis.get(COUNTER_KEY) or 0) > before  # the front's rate-limiter-shaped round trip ran
 
 
 def _events() -> int:

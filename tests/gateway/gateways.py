@@ -37,6 +37,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_until_answering(process: subprocess.Popen[bytes], url: str, log: Path, what: str) -> None:
+    """Until ``url`` answers 200. Fails with the process's log if it exits first or 120 s pass (a loaded
+    2-core machine needs that long)."""
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not ready within 120 s:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def spawned_gateway(log_dir: Path, **settings: str) -> Iterator[Gateway]:
     """``settings`` are GatewaySettings fields (``rate_limit_ip_requests="3"``) set as KICAU_GATEWAY_*."""
@@ -52,16 +67,7 @@ def spawned_gateway(log_dir: Path, **settings: str) -> Iterator[Gateway]:
                                    stdout=out, stderr=subprocess.STDOUT)
     gateway = Gateway(url=f"http://127.0.0.1:{port}", port=port, log=log, pid=process.pid)
     try:
-        deadline = time.monotonic() + 120  # a loaded 2-core machine needs it
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"test gateway exited with {process.returncode}:\n{gateway.log_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{gateway.url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"test gateway not ready within 120 s:\n{gateway.log_text()}")
-            time.sleep(0.2)
+        wait_until_answering(process, f"{gateway.url}/readyz", log, "test gateway")
         yield gateway
     finally:
         if process.poll() is None:

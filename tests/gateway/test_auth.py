@@ -5,7 +5,7 @@ and a login failure does not tell whether the account exists."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import redis
 
 from kicau import keys, tokens
 from stack.config import STACK_DIR
-from stack.services import service_env
 from tests.conftest import User
 from tests.gateway.test_streaming import read_events
 
@@ -26,10 +25,8 @@ INTERNAL = ("X-Kicau-Account", "X-Kicau-Client", "X-Kicau-Scopes")
 
 
 @pytest.fixture(scope="module")
-def cache() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(service_env()["KICAU_REDIS_URL"])
-    yield client
-    client.close()
+def cache(stack_redis: redis.Redis) -> redis.Redis:
+    return stack_redis
 
 
 @pytest.fixture(scope="module")
