@@ -64,6 +64,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rates", type=_rates, default=(2.0, 10.0, 25.0), help="delivery post rates, e.g. 2,10,25")
     p.add_argument("--default-rate", type=float, default=10.0, help="the rate reported in `delivery`")
     p.add_argument("--rate-seconds", type=float, default=15.0)
+    p.add_argument("--stream-transport", choices=("sse", "websocket"), default="sse",
+                   help="how the delivery section's listeners hold their streams")
     p.add_argument("--wrk-seconds", type=int, default=10)
     p.add_argument("--wrk-connections", type=int, default=32)
     p.add_argument("--timelines", type=int, default=1000, help="full timelines for the memory section")
@@ -102,7 +104,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                                                               rounds=1 if args.quick else 2, profile=args.profile)),
         "delivery": lambda: delivery.run(delivery.DeliveryOptions(streams=args.streams, rates=args.rates,
                                                                   default_rate=args.default_rate,
-                                                                  seconds=args.rate_seconds)),
+                                                                  seconds=args.rate_seconds,
+                                                                  transport=args.stream_transport)),
         "memory": lambda: memory.run(memory.MemoryOptions(timelines=args.timelines)),
         "celebrity": lambda: _call(celebrity.run, celebrity.CelebrityOptions()),
     }

@@ -11,8 +11,10 @@ machine, so the figure includes up to 1 ms of truncation). The gateway's own his
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gc
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +83,8 @@ class DeliveryOptions:
     seconds: float = 15.0
     drain_seconds: float = 5.0
     connect_concurrency: int = 50
+    # "sse" (``GET /api/v1/streaming/user``) or "websocket" (``/api/v1/streaming?stream=user``, Mastodon's frames).
+    transport: str = "sse"
 
 
 class _Stamp(msgspec.Struct):
@@ -89,6 +93,13 @@ class _Stamp(msgspec.Struct):
 
 
 _decode_stamp = msgspec.json.Decoder(_Stamp).decode
+
+
+class _WsFrame(msgspec.Struct):
+    payload: str
+
+
+_decode_ws_frame = msgspec.json.Decoder(_WsFrame).decode
 
 
 def _epoch_ms(iso: str) -> float:
@@ -182,14 +193,123 @@ class SseClient(asyncio.Protocol):
             self.transport.close()
 
 
-async def _open_streams(tokens: list[str], samples: Samples, concurrency: int) -> list[SseClient]:
+class WsClient(asyncio.Protocol):
+    """One WebSocket stream: the upgrade request, then frames split as bytes arrive. The server's pings are
+    answered (a client that does not is disconnected after uvicorn's ping timeout)."""
+
+    def __init__(self, token: str, samples: Samples) -> None:
+        self.token = token
+        self.samples = samples
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.headers_done = False
+        self.status: int | None = None
+        self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(  # type: ignore[attr-defined]
+            (f"GET /api/v1/streaming?stream=user HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             f"Authorization: Bearer {self.token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+        )
+
+    def data_received(self, data: bytes) -> None:
+        received = time.time() * 1000.0
+        self.buffer += data
+        if not self.headers_done:
+            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.headers_done = True
+            self.status = int(head.split(b" ", 2)[1])
+            status = 200 if self.status == 101 else self.status
+            if not self.opened.done():
+                self.opened.set_result(status)
+            self.buffer = rest
+        buffer, at = self.buffer, 0
+        while len(buffer) - at >= 2:
+            first, second = buffer[at], buffer[at + 1]
+            length, size = second & 0x7F, 2
+            if length == 126:
+                if len(buffer) - at < 4:
+                    break
+                length, size = int.from_bytes(buffer[at + 2:at + 4], "big"), 4
+            elif length == 127:
+                if len(buffer) - at < 10:
+                    break
+                length, size = int.from_bytes(buffer[at + 2:at + 10], "big"), 10
+            if len(buffer) - at < size + length:
+                break
+            payload = buffer[at + size:at + size + length]
+            at += size + length
+            opcode = first & 0x0F
+            if opcode == 0x1 and first & 0x80:
+                self._message(payload, received)
+            elif opcode == 0x9:
+                self._pong(payload)
+            elif opcode == 0x8:
+                self.close()
+            elif opcode in (0x0, 0x1):
+                self.samples.parse_errors += 1  # fragmented messages: the gateway never sends them
+        self.buffer = buffer[at:]
+
+    def _message(self, message: bytes, received: float) -> None:
+        # As the SSE client: kept cheap, and each status decoded once. The gateway's frame ends with the event id
+        # (a Kicau addition to Mastodon's frame), so the id is found without decoding the frame.
+        if b'"event":"update"' not in message:
+            name = "other"
+            with contextlib.suppress(ValueError):
+                start = message.index(b'"event":"') + 9
+                name = message[start:message.index(b'"', start)].decode(errors="replace")
+            self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
+            return
+        at = message.rfind(b'"id":"')
+        if at < 0:
+            self.samples.parse_errors += 1
+            return
+        status_id = message[at + 6:message.index(b'"', at + 6)]
+        created = self.samples.created.get(status_id)
+        if created is None:
+            try:
+                created = _epoch_ms(_decode_stamp(_decode_ws_frame(message).payload).created_at)
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                self.samples.parse_errors += 1
+                return
+            self.samples.created[status_id] = created
+        self.samples.latencies.append((int(status_id), received - created))
+
+    def _pong(self, payload: bytes) -> None:
+        # A client's frames are masked (RFC 6455 5.3); a ping's payload is at most 125 bytes.
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        if self.transport is not None:
+            self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"stream closed before its upgrade: {exc}"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+StreamClient = SseClient | WsClient
+
+
+async def _open_streams(tokens: list[str], samples: Samples, concurrency: int, transport: str,
+                        ) -> list[StreamClient]:
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(concurrency)
-    clients: list[SseClient] = []
+    clients: list[StreamClient] = []
 
     async def one(token: str) -> None:
         async with slots:
-            client = SseClient(token, samples)
+            client: StreamClient = WsClient(token, samples) if transport == "websocket" else SseClient(token, samples)
             await loop.create_connection(lambda: client, "127.0.0.1", int(GATEWAY.rsplit(":", 1)[1]))
             clients.append(client)
             status = await asyncio.wait_for(client.opened, timeout=30)
@@ -255,7 +375,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
 
     redis = Redis.from_url(REDIS_URL)
     samples = Samples()
-    clients: list[SseClient] = []
+    clients: list[StreamClient] = []
     per_rate: list[dict[str, Any]] = []
     try:
         pipe = redis.pipeline(transaction=False)
@@ -264,9 +384,11 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
             pipe.expire(keys.home_feed(account_id), 3600)  # gone by itself if the run is interrupted
         await pipe.execute()
 
-        log(f"delivery: opening {opts.streams} SSE streams")
+        kind = "WebSocket" if opts.transport == "websocket" else "SSE"
+        log(f"delivery: opening {opts.streams} {kind} streams")
         opened_at = time.perf_counter()
-        clients = await _open_streams([listener_tokens[a] for a in listeners], samples, opts.connect_concurrency)
+        clients = await _open_streams([listener_tokens[a] for a in listeners], samples, opts.connect_concurrency,
+                                      opts.transport)
         live = sum(1 for c in clients if c.status == 200 and not c.closed)
         log(f"  {live} streams open in {time.perf_counter() - opened_at:.1f}s")
         await asyncio.sleep(2.0)  # presence reaches the fanout's mirror through pub/sub
@@ -360,6 +482,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
 
     default = next((r for r in per_rate if r["posts_per_s"] == opts.default_rate), per_rate[0] if per_rate else {})
     return {
+        "transport": opts.transport,
         "streams": default.get("streams"),
         "posts_per_s": default.get("posts_per_s"),
         "p50_ms": default.get("p50_ms"),
