@@ -46,6 +46,13 @@ async def _call(function: Callable[..., Any], *args: Any) -> dict[str, Any]:
     return dict(await asyncio.to_thread(function, *args))
 
 
+def _delivery(args: argparse.Namespace) -> Any:
+    both = args.stream_transport == "both"
+    opts = delivery.DeliveryOptions(streams=args.streams, rates=args.rates, default_rate=args.default_rate,
+                                    seconds=args.rate_seconds, transport="sse" if both else args.stream_transport)
+    return delivery.run_both(opts) if both else delivery.run(opts)
+
+
 def _rates(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(",") if x.strip())
 
@@ -64,8 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rates", type=_rates, default=(2.0, 10.0, 25.0), help="delivery post rates, e.g. 2,10,25")
     p.add_argument("--default-rate", type=float, default=10.0, help="the rate reported in `delivery`")
     p.add_argument("--rate-seconds", type=float, default=15.0)
-    p.add_argument("--stream-transport", choices=("sse", "websocket"), default="sse",
-                   help="how the delivery section's listeners hold their streams")
+    p.add_argument("--stream-transport", choices=("both", "sse", "websocket"), default="both",
+                   help="how the delivery section's listeners hold their streams: both = every rate over SSE, "
+                        "then the default rate over WebSocket")
     p.add_argument("--wrk-seconds", type=int, default=10)
     p.add_argument("--wrk-connections", type=int, default=32)
     p.add_argument("--timelines", type=int, default=1000, help="full timelines for the memory section")
@@ -102,10 +110,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "gateway": lambda: gateway.run(gateway.GatewayOptions(connections=args.wrk_connections,
                                                               seconds=args.wrk_seconds,
                                                               rounds=1 if args.quick else 2, profile=args.profile)),
-        "delivery": lambda: delivery.run(delivery.DeliveryOptions(streams=args.streams, rates=args.rates,
-                                                                  default_rate=args.default_rate,
-                                                                  seconds=args.rate_seconds,
-                                                                  transport=args.stream_transport)),
+        "delivery": lambda: _delivery(args),
         "memory": lambda: memory.run(memory.MemoryOptions(timelines=args.timelines)),
         "celebrity": lambda: _call(celebrity.run, celebrity.CelebrityOptions()),
     }

@@ -16,7 +16,7 @@ import contextlib
 import gc
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -224,10 +224,10 @@ class WsClient(asyncio.Protocol):
             if not sep:
                 return
             self.headers_done = True
-            self.status = int(head.split(b" ", 2)[1])
-            status = 200 if self.status == 101 else self.status
+            code = int(head.split(b" ", 2)[1])
+            self.status = 200 if code == 101 else code  # switched protocols: the stream is open, as SSE's 200
             if not self.opened.done():
-                self.opened.set_result(status)
+                self.opened.set_result(self.status)
             self.buffer = rest
         buffer, at = self.buffer, 0
         while len(buffer) - at >= 2:
@@ -493,3 +493,13 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
         "parse_errors": samples.parse_errors,
         "rates": per_rate,
     }
+
+
+async def run_both(opts: DeliveryOptions) -> dict[str, Any]:
+    """The section as ``make bench`` runs it: every rate over SSE (the figures reported), then the default rate
+    once more with the listeners on WebSocket, under ``websocket``."""
+    result = await run(opts)
+    over_websocket = await run(replace(opts, transport="websocket", rates=(opts.default_rate,)))
+    result["websocket"] = {key: over_websocket.get(key) for key in (
+        "streams", "posts_per_s", "p50_ms", "p95_ms", "p99_ms", "server_p99_ms", "parse_errors", "rates")}
+    return result

@@ -123,18 +123,20 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "",
         f"Load: {g.get('load', '—')}.",
         "",
-        f"## 3. Stream delivery latency ({_fmt(d.get('streams'))} SSE streams)",
+        f"## 3. Stream delivery latency ({_fmt(d.get('streams'))} SSE streams; the last rows over WebSocket)",
         "",
         "| posts/s | deliveries | p50 ms | p95 ms | p99 ms | max ms | server p50 ms | server p99 ms "
         "| post answer p50 ms | fanout publish lag p99 ms | GC pauses gateway / fanout (longest ≤ ms) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in d.get("rates", []):
+    websocket_rates = [{**r, "over": "WebSocket"} for r in (d.get("websocket") or {}).get("rates", [])]
+    for r in [*d.get("rates", []), *websocket_rates]:
         pauses = " / ".join(
             f"{_fmt(r.get(f'{p}_gc_pauses'))} ({_fmt(r.get(f'{p}_gc_pause_max_ms_at_most'))})"
             for p in ("gateway", "fanout"))
+        over = f" over {r['over']}" if "over" in r else ""
         lines.append(
-            f"| {_fmt(r['posts_per_s'])} | {_fmt(r['deliveries'])}/{_fmt(r['expected_deliveries'])} | "
+            f"| {_fmt(r['posts_per_s'])}{over} | {_fmt(r['deliveries'])}/{_fmt(r['expected_deliveries'])} | "
             f"{_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['max_ms'])} | "
             f"{_fmt(r['server_p50_ms'])} | {_fmt(r['server_p99_ms'])} | {_fmt(r['post_answer_p50_ms'])} | "
             f"{_fmt(r.get('fanout_publish_lag_p99_ms'))} | {pauses} |")

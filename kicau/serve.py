@@ -45,5 +45,9 @@ def run(app_path: str, *, host: str, port: int) -> None:
         proxy_headers=False,
         log_level="info",
         timeout_graceful_shutdown=10,
+        # No permessage-deflate: a stream event is then the same frame bytes for every connection, encoded once
+        # and written straight onto each (services/gateway/streaming.py), where compression would deflate it
+        # again for each of a thousand readers. Mastodon's own streaming server does not compress either.
+        ws_per_message_deflate=False,
     )
     _Server(config).run()

@@ -65,9 +65,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 class GatewayApp(ServiceApp):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            # The server's own send, before any middleware wraps it: an SSE stream writes its events straight
-            # onto the transport behind it (services/gateway/streaming.py).
+        if scope["type"] in ("http", "websocket"):
+            # The server's own send, before any middleware wraps it: SSE and WebSocket streams write their events
+            # straight onto the transport behind it (services/gateway/streaming.py).
             scope[SERVER_SEND_KEY] = send
             try:
                 await super().__call__(scope, receive, send)

@@ -9,8 +9,10 @@ chunk onto the connection's transport in the same loop that receives the deliver
 timer to re-arm and no middleware ``send`` wrappers per event. With a thousand streams following one author
 that is the difference between ~100 ms and ~15 ms from the first stream written to the last (see
 ``bench/README.md``). The bounded queue of such a connection is its transport's write buffer, bounded in bytes;
-a reader that lets it grow past the bound is cut off as above. WebSockets, and SSE under a server whose
-transport cannot be reached, keep the queue and a writer task per connection.
+a reader that lets it grow past the bound is cut off as above. A WebSocket is written the same way once it is
+open, with each event's frame encoded once for every connection (the server never compresses frames, so they
+are the same bytes for all). Under a server whose transport cannot be reached, connections keep the queue and
+a writer task each.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ def _chunked(body: bytes) -> bytes:
 
 
 HEARTBEAT_CHUNK = _chunked(b":thump\n")
+
+
+def websocket_text_frame(payload: bytes) -> bytes:
+    """A final text frame (FIN, opcode 1) carrying ``payload``, unmasked as a server's frames are."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
 # Scope key under which the gateway application keeps the server's own ``send`` (before middleware wraps it).
 SERVER_SEND_KEY = "kicau.server_send"
 
@@ -60,6 +72,7 @@ class StreamEvent:
     _sse: bytes | None = None
     _chunk: bytes | None = None
     _ws: str | None = None
+    _ws_wire: bytes | None = None
 
     def sse_frame(self) -> bytes:
         if self._sse is None:
@@ -74,6 +87,13 @@ class StreamEvent:
             self._chunk = _chunked(self.sse_frame())
         return self._chunk
 
+    def ws_wire(self) -> bytes:
+        """``ws_frame`` as one unfragmented, uncompressed WebSocket text frame as a server sends it (RFC 6455
+        5.2, unmasked), for writing straight onto a transport; encoded once per event."""
+        if self._ws_wire is None:
+            self._ws_wire = websocket_text_frame(self.ws_frame().encode())
+        return self._ws_wire
+
     def ws_frame(self) -> str:
         if self._ws is None:
             # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
@@ -84,19 +104,25 @@ class StreamEvent:
 
 @dataclass(slots=True)
 class TransportSink:
-    """Where a direct SSE connection's chunks go: the server's transport for that HTTP connection.
+    """Where a direct connection's frames go: the server's transport for that connection.
 
     ``write`` never blocks: it appends to the transport's buffer (uvloop sends at once when the socket takes
     it). The buffer is this connection's queue, bounded by ``limit_bytes``; a write that finds it past the
-    bound reports the reader as too slow instead of buffering more."""
+    bound reports the reader as too slow instead of buffering more. ``wire`` encodes an event for this kind of
+    connection (an SSE chunk, a WebSocket frame); ``heartbeat`` is what keeps it alive between events, None
+    where the server does that itself (WebSocket pings); ``is_open`` says whether frames may still be sent (a
+    WebSocket that began its closing handshake takes no more)."""
 
     transport: asyncio.WriteTransport
     limit_bytes: int
+    wire: Callable[[StreamEvent], bytes] = StreamEvent.sse_chunk
+    heartbeat: bytes | None = HEARTBEAT_CHUNK
+    is_open: Callable[[], bool] | None = None
 
     def write(self, chunk: bytes) -> bool:
         transport = self.transport
-        if transport.is_closing():
-            return True  # the client left; the response's disconnect watcher ends the stream
+        if transport.is_closing() or (self.is_open is not None and not self.is_open()):
+            return True  # the client left; whoever runs the connection ends the stream
         if transport.get_write_buffer_size() > self.limit_bytes:
             return False
         transport.write(chunk)
@@ -109,6 +135,30 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     needed = ("write", "get_write_buffer_size", "is_closing")
     return transport if all(callable(getattr(transport, n, None)) for n in needed) else None
+
+
+def websocket_sink(send: Callable[..., Awaitable[None]] | None, limit_bytes: int) -> TransportSink | None:
+    """A direct sink for an accepted WebSocket under uvicorn's websockets protocols (``send`` is the protocol's
+    ASGI send, a bound method), or None: another server or implementation, or a connection that negotiated an
+    extension (compressed frames are per connection, so a shared frame would be wrong). Frames written here go
+    out between the library's own (pings, pongs, the close), each a whole frame in one write; the library keeps
+    no state about data frames sent unfragmented, so it is not misled."""
+    protocol: Any = getattr(send, "__self__", None)
+    transport = server_transport(send) if send is not None else None
+    # The sans-I/O implementation (uvicorn's default with websockets >= 14) keeps the connection's state in a
+    # ``websockets`` ServerProtocol; the legacy one is that protocol itself.
+    connection: Any = getattr(protocol, "conn", protocol)
+    state = getattr(connection, "state", None)
+    if protocol is None or transport is None or state is None or getattr(connection, "extensions", None) != []:
+        return None
+    open_state = getattr(type(state), "OPEN", None)
+    if open_state is None or state is not open_state:
+        return None
+
+    def is_open() -> bool:
+        return connection.state is open_state
+
+    return TransportSink(transport, limit_bytes, wire=StreamEvent.ws_wire, heartbeat=None, is_open=is_open)
 
 
 @dataclass(eq=False)
@@ -159,14 +209,15 @@ class Connection:
         self.sink = sink
 
     def _write(self, sink: TransportSink, event: StreamEvent) -> None:
-        if sink.write(event.sse_chunk()):
+        if sink.write(sink.wire(event)):
             self.observe_delivery(event)
         else:
             self._cut_off()
 
     def heartbeat(self) -> None:
         """A direct connection's keep-alive comment, under the same bound as events."""
-        if self.sink is not None and not self.overflowed and not self.sink.write(HEARTBEAT_CHUNK):
+        sink = self.sink
+        if sink is not None and sink.heartbeat is not None and not self.overflowed and not sink.write(sink.heartbeat):
             self._cut_off()
 
     async def next(self, idle_seconds: float) -> StreamEvent | None:

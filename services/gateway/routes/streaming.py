@@ -29,6 +29,7 @@ from services.gateway.streaming import (
     StreamHub,
     TransportSink,
     server_transport,
+    websocket_sink,
 )
 
 log = logging.getLogger(__name__)
@@ -211,13 +212,20 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 await websocket.send_text(event.ws_frame())
                 conn.observe_delivery(event)
 
-        # As for SSE: the pump may be stuck in a send to a reader that stopped reading; overflow ends it anyway.
-        pumping, overflow = asyncio.create_task(pump()), asyncio.create_task(conn.overflow.wait())
-        try:
-            await asyncio.wait({pumping, overflow}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            pumping.cancel()
-            overflow.cancel()
+        sink = websocket_sink(websocket.scope.get(SERVER_SEND_KEY), websocket.app.state.settings.stream_buffer_bytes)
+        if sink is not None:
+            # As for SSE: from here the hub writes this stream's frames itself, each encoded once for every
+            # connection (streaming.py); this task only waits for the reader to fall too far behind.
+            conn.write_directly(sink)
+            await conn.overflow.wait()
+        else:
+            # The pump may be stuck in a send to a reader that stopped reading; overflow ends it anyway.
+            pumping, overflow = asyncio.create_task(pump()), asyncio.create_task(conn.overflow.wait())
+            try:
+                await asyncio.wait({pumping, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pumping.cancel()
+                overflow.cancel()
         if conn.overflowed:
             nonlocal cut_off
             await hub.close(conn)

@@ -1,0 +1,120 @@
+"""The WebSocket frames the gateway writes straight onto a connection (services/gateway/streaming.py), checked
+against the ``websockets`` library's own frame parser, and when a connection may be written that way at all.
+The streams themselves are tested end to end in test_streaming_bounds.py (subscribe, update, delete, a reader
+that never reads) and measured by the delivery bench over WebSocket."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from services.gateway.streaming import StreamEvent, websocket_sink, websocket_text_frame
+
+
+def _parse(wire: bytes) -> tuple[Frame, bytes]:
+    """The first frame in ``wire`` as a client parses it, and what is left after it."""
+    reader = StreamReader()
+    reader.feed_data(wire)
+    reader.feed_eof()
+    parser = Frame.parse(reader.read_exact, mask=False, max_size=None, extensions=[])
+    try:
+        next(parser)
+    except StopIteration as done:
+        return done.value, bytes(reader.buffer)
+    raise AssertionError("the frame is incomplete")
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 200_000])
+def test_text_frames_parse_back_at_every_length_encoding(size: int) -> None:
+    payload = bytes(ord("a") + i % 26 for i in range(size))
+    frame, rest = _parse(websocket_text_frame(payload) + b"next")
+    assert (frame.opcode, frame.fin, frame.rsv1, frame.data) == (Opcode.TEXT, True, False, payload)
+    assert rest == b"next"
+
+
+def test_an_event_frame_is_mastodons_message_encoded_once() -> None:
+    event = StreamEvent("update", "123", '{"id":"123","content":"<p>hi \\u00e9</p>"}')
+    wire = event.ws_wire()
+    assert event.ws_wire() is wire
+    frame, _ = _parse(wire)
+    message = msgspec.json.decode(frame.data)
+    assert message == {"stream": ["user"], "event": "update", "payload": event.data, "id": "123"}
+
+
+class State(enum.Enum):
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.written))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@dataclass
+class Connection:
+    state: State = State.OPEN
+    extensions: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Protocol:
+    """uvicorn's sans-I/O WebSocket protocol as the sink sees it: a transport and a connection's state."""
+
+    conn: Connection = field(default_factory=Connection)
+    transport: Transport = field(default_factory=Transport)
+
+    async def send(self, message: Any) -> None:
+        raise AssertionError("a direct sink never goes through the ASGI send")
+
+
+def test_an_open_connection_without_extensions_is_written_directly_until_it_closes() -> None:
+    protocol = Protocol()
+    sink = websocket_sink(protocol.send, limit_bytes=1 << 20)
+    assert sink is not None and sink.heartbeat is None
+    event = StreamEvent("update", "1", "{}")
+    assert sink.write(sink.wire(event))
+    assert protocol.transport.written == [event.ws_wire()]
+    protocol.conn.state = State.CLOSING
+    assert sink.write(sink.wire(event))  # taken and dropped: the closing handshake has begun
+    assert protocol.transport.written == [event.ws_wire()]
+
+
+def test_a_full_buffer_reports_the_reader_as_too_slow() -> None:
+    protocol = Protocol()
+    sink = websocket_sink(protocol.send, limit_bytes=10)
+    assert sink is not None
+    assert sink.write(b"x" * 11)
+    assert not sink.write(b"y")
+
+
+@pytest.mark.parametrize("protocol", [
+    Protocol(Connection(extensions=["permessage-deflate"])),  # compressed frames are per connection
+    Protocol(Connection(state=State.CONNECTING)),
+])
+def test_no_direct_sink_for_compressed_or_unopened_connections(protocol: Protocol) -> None:
+    assert websocket_sink(protocol.send, limit_bytes=1 << 20) is None
+
+
+def test_no_direct_sink_under_another_server() -> None:
+    async def send(message: Any) -> None:
+        return None
+
+    assert websocket_sink(send, limit_bytes=1 << 20) is None
+    assert websocket_sink(None, limit_bytes=1 << 20) is None
