@@ -57,6 +57,8 @@ def websocket_text_frame(payload: bytes) -> bytes:
     if size < 1 << 16:
         return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
     return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
+
 # Scope key under which the gateway application keeps the server's own ``send`` (before middleware wraps it).
 SERVER_SEND_KEY = "kicau.server_send"
 
