@@ -11,10 +11,8 @@ machine, so the figure includes up to 1 ms of truncation). The gateway's own his
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gc
-import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -39,6 +37,7 @@ from bench.common import (
 from bench.common import Samples as Scraped
 from bench.seed import Seeder
 from kicau import keys
+from loadtests import wsframes
 
 HISTOGRAM = "kicau_stream_delivery_latency_seconds"
 PUBLISH_LAG = "kicau_fanout_publish_lag_seconds"
@@ -194,8 +193,8 @@ class SseClient(asyncio.Protocol):
 
 
 class WsClient(asyncio.Protocol):
-    """One WebSocket stream: the upgrade request, then frames split as bytes arrive. The server's pings are
-    answered (a client that does not is disconnected after uvicorn's ping timeout)."""
+    """One WebSocket stream: the upgrade request, then frames split as bytes arrive (loadtests/wsframes.py).
+    The server's pings are answered (a client that does not is disconnected after uvicorn's ping timeout)."""
 
     def __init__(self, token: str, samples: Samples) -> None:
         self.token = token
@@ -209,12 +208,8 @@ class WsClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(  # type: ignore[attr-defined]
-            (f"GET /api/v1/streaming?stream=user HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-             f"Authorization: Bearer {self.token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-        )
+        request = wsframes.upgrade_request("/api/v1/streaming?stream=user", "127.0.0.1", self.token)
+        transport.write(request)  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         received = time.time() * 1000.0
@@ -229,32 +224,16 @@ class WsClient(asyncio.Protocol):
             if not self.opened.done():
                 self.opened.set_result(self.status)
             self.buffer = rest
-        buffer, at = self.buffer, 0
-        while len(buffer) - at >= 2:
-            first, second = buffer[at], buffer[at + 1]
-            length, size = second & 0x7F, 2
-            if length == 126:
-                if len(buffer) - at < 4:
-                    break
-                length, size = int.from_bytes(buffer[at + 2:at + 4], "big"), 4
-            elif length == 127:
-                if len(buffer) - at < 10:
-                    break
-                length, size = int.from_bytes(buffer[at + 2:at + 10], "big"), 10
-            if len(buffer) - at < size + length:
-                break
-            payload = buffer[at + size:at + size + length]
-            at += size + length
-            opcode = first & 0x0F
-            if opcode == 0x1 and first & 0x80:
+        frames, self.buffer = wsframes.split_frames(self.buffer)
+        for opcode, final, payload in frames:
+            if opcode == wsframes.TEXT and final:
                 self._message(payload, received)
-            elif opcode == 0x9:
-                self._pong(payload)
-            elif opcode == 0x8:
+            elif opcode == wsframes.PING and self.transport is not None:
+                self.transport.write(wsframes.pong(payload))
+            elif opcode == wsframes.CLOSE:
                 self.close()
-            elif opcode in (0x0, 0x1):
-                self.samples.parse_errors += 1  # fragmented messages: the gateway never sends them
-        self.buffer = buffer[at:]
+            else:
+                self.samples.parse_errors += 1  # fragmented or binary messages: the gateway never sends them
 
     def _message(self, message: bytes, received: float) -> None:
         # As the SSE client: kept cheap, and each status decoded once. The gateway's frame ends with the event id
@@ -280,13 +259,6 @@ class WsClient(asyncio.Protocol):
                 return
             self.samples.created[status_id] = created
         self.samples.latencies.append((int(status_id), received - created))
-
-    def _pong(self, payload: bytes) -> None:
-        # A client's frames are masked (RFC 6455 5.3); a ping's payload is at most 125 bytes.
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        if self.transport is not None:
-            self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

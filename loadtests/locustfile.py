@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import wsframes  # loadtests/wsframes.py: Locust puts the locustfile's folder on the import path
 from gevent.lock import BoundedSemaphore
 from locust import FastHttpUser, User, between, constant, constant_throughput, events, task
 
@@ -26,6 +27,9 @@ from locust import FastHttpUser, User, between, constant, constant_throughput, e
 MIX = [int(x) for x in os.environ.get("KICAU_LOAD_MIX", "60,30,10").split(",")]
 # KICAU_LOAD_RATE: requests per second per user for an open-loop run (constant throughput); 0 = closed loop.
 RATE = float(os.environ.get("KICAU_LOAD_RATE", "0"))
+# KICAU_LOAD_STREAM_TRANSPORT: how streaming users listen, "sse" (GET /api/v1/streaming/user) or "websocket"
+# (/api/v1/streaming?stream=user, Mastodon's messages); each is its own Locust entry.
+STREAM_TRANSPORT = os.environ.get("KICAU_LOAD_STREAM_TRANSPORT", "sse")
 # Each API user follows this many of the accounts created before it.
 FOLLOWS = int(os.environ.get("KICAU_LOAD_FOLLOWS", "10"))
 PASSWORD = "locust-load-password"
@@ -138,9 +142,14 @@ class StreamingUser(User):
         self._follow_new_posters()
         target = urlsplit(self.host)
         sock = socket.create_connection((target.hostname or "127.0.0.1", target.port or 80), timeout=30)
-        sock.sendall((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {target.netloc}\r\n"
-                      f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
+        websocket = STREAM_TRANSPORT == "websocket"
+        if websocket:
+            sock.sendall(wsframes.upgrade_request("/api/v1/streaming?stream=user", target.netloc, self.token))
+        else:
+            sock.sendall((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {target.netloc}\r\n"
+                          f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
         buffer = b""
+        headers_done = False
         # Listening windows are short so new posters are followed between them.
         deadline = time.time() + float(os.environ.get("KICAU_LOAD_STREAM_SECONDS", "15"))
         try:
@@ -148,10 +157,26 @@ class StreamingUser(User):
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
+                received = time.time()
                 buffer += chunk
+                if websocket:
+                    if not headers_done:
+                        head, sep, rest = buffer.partition(b"\r\n\r\n")
+                        if not sep:
+                            continue
+                        if not head.startswith(b"HTTP/1.1 101"):
+                            raise ConnectionError(f"stream upgrade refused: {head[:80]!r}")
+                        headers_done, buffer = True, rest
+                    frames, buffer = wsframes.split_frames(buffer)
+                    for opcode, _, payload in frames:
+                        if opcode == wsframes.TEXT:
+                            self._record_message(payload, received)
+                        elif opcode == wsframes.PING:
+                            sock.sendall(wsframes.pong(payload))
+                    continue
                 while b"\n\n" in buffer:
                     frame, buffer = buffer.split(b"\n\n", 1)
-                    self._record(frame, time.time())
+                    self._record(frame, received)
         except TimeoutError:
             pass
         finally:
@@ -159,10 +184,17 @@ class StreamingUser(User):
 
     def _record(self, frame: bytes, received: float) -> None:
         fields = dict(line.split(": ", 1) for line in frame.decode(errors="replace").split("\n") if ": " in line)
-        if fields.get("event") != "update":
-            return
-        status = json.loads(fields["data"])
+        if fields.get("event") == "update":
+            self._delivered(json.loads(fields["data"]), received, len(frame), "SSE")
+
+    def _record_message(self, message: bytes, received: float) -> None:
+        """A Mastodon WebSocket message: the status is a JSON string inside it."""
+        decoded = json.loads(message)
+        if decoded.get("event") == "update":
+            self._delivered(json.loads(decoded["payload"]), received, len(message), "WebSocket")
+
+    def _delivered(self, status: dict[str, Any], received: float, size: int, kind: str) -> None:
         created = datetime.fromisoformat(status["created_at"].replace("Z", "+00:00")).timestamp()
         latency_ms = max(0.0, (received - created) * 1000)
-        events.request.fire(request_type="SSE", name="status -> stream delivery", response_time=latency_ms,
-                            response_length=len(frame), exception=None, context={})
+        events.request.fire(request_type=kind, name="status -> stream delivery", response_time=latency_ms,
+                            response_length=size, exception=None, context={})
