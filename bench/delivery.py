@@ -116,8 +116,9 @@ class Samples:
     parse_errors: int = 0
 
 
-class SseClient(asyncio.Protocol):
-    """One SSE stream: sends the request, checks the status line, then splits frames as bytes arrive."""
+class _StreamClient(asyncio.Protocol):
+    """One stream on a raw socket: sends ``request()``, reads the answer's head (its status, with a switch of
+    protocols counted as the stream opening, like SSE's 200), then hands every byte after it to ``body``."""
 
     def __init__(self, token: str, samples: Samples) -> None:
         self.token = token
@@ -129,12 +130,16 @@ class SseClient(asyncio.Protocol):
         self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.closed = False
 
+    def request(self) -> bytes:
+        raise NotImplementedError
+
+    def body(self, received: float) -> None:
+        """Consume what ``self.buffer`` holds of whole frames; ``received`` is when these bytes arrived."""
+        raise NotImplementedError
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        transport.write(  # type: ignore[attr-defined]
-            (f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
-             "Accept: text/event-stream\r\n\r\n").encode()
-        )
+        transport.write(self.request())  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         received = time.time() * 1000.0
@@ -144,11 +149,32 @@ class SseClient(asyncio.Protocol):
             if not sep:
                 return
             self.headers_done = True
-            self.status = int(head.split(b" ", 2)[1])
+            code = int(head.split(b" ", 2)[1])
+            self.status = 200 if code == 101 else code
             if not self.opened.done():
                 self.opened.set_result(self.status)
-            # Chunked transfer encoding: chunk-size lines are not frames; strip them as we go (below).
             self.buffer = rest
+        self.body(received)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"stream closed before its headers: {exc}"))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class SseClient(_StreamClient):
+    """One SSE stream, its frames split as bytes arrive (chunk-size lines of the chunked encoding are skipped
+    by ``_frame``)."""
+
+    def request(self) -> bytes:
+        return (f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
+                "Accept: text/event-stream\r\n\r\n").encode()
+
+    def body(self, received: float) -> None:
         while b"\n\n" in self.buffer:
             frame, self.buffer = self.buffer.split(b"\n\n", 1)
             self._frame(frame, received)
@@ -182,48 +208,15 @@ class SseClient(asyncio.Protocol):
             name = event.decode(errors="replace")
             self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"stream closed before its headers: {exc}"))
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-class WsClient(asyncio.Protocol):
+class WsClient(_StreamClient):
     """One WebSocket stream: the upgrade request, then frames split as bytes arrive (loadtests/wsframes.py).
     The server's pings are answered (a client that does not is disconnected after uvicorn's ping timeout)."""
 
-    def __init__(self, token: str, samples: Samples) -> None:
-        self.token = token
-        self.samples = samples
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
-        self.headers_done = False
-        self.status: int | None = None
-        self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.closed = False
+    def request(self) -> bytes:
+        return wsframes.upgrade_request("/api/v1/streaming?stream=user", "127.0.0.1", self.token)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        request = wsframes.upgrade_request("/api/v1/streaming?stream=user", "127.0.0.1", self.token)
-        transport.write(request)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        received = time.time() * 1000.0
-        self.buffer += data
-        if not self.headers_done:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            self.headers_done = True
-            code = int(head.split(b" ", 2)[1])
-            self.status = 200 if code == 101 else code  # switched protocols: the stream is open, as SSE's 200
-            if not self.opened.done():
-                self.opened.set_result(self.status)
-            self.buffer = rest
+    def body(self, received: float) -> None:
         frames, self.buffer = wsframes.split_frames(self.buffer)
         for opcode, final, payload in frames:
             if opcode == wsframes.TEXT and final:
@@ -259,15 +252,6 @@ class WsClient(asyncio.Protocol):
                 return
             self.samples.created[status_id] = created
         self.samples.latencies.append((int(status_id), received - created))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"stream closed before its upgrade: {exc}"))
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 StreamClient = SseClient | WsClient
