@@ -116,7 +116,7 @@ class Samples:
     parse_errors: int = 0
 
 
-class _StreamClient(asyncio.Protocol):
+class StreamClient(asyncio.Protocol):
     """One stream on a raw socket: sends ``request()``, reads the answer's head (its status, with a switch of
     protocols counted as the stream opening, like SSE's 200), then hands every byte after it to ``body``."""
 
@@ -166,7 +166,7 @@ class _StreamClient(asyncio.Protocol):
             self.transport.close()
 
 
-class SseClient(_StreamClient):
+class SseClient(StreamClient):
     """One SSE stream, its frames split as bytes arrive (chunk-size lines of the chunked encoding are skipped
     by ``_frame``)."""
 
@@ -209,7 +209,7 @@ class SseClient(_StreamClient):
             self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
 
 
-class WsClient(_StreamClient):
+class WsClient(StreamClient):
     """One WebSocket stream: the upgrade request, then frames split as bytes arrive (loadtests/wsframes.py).
     The server's pings are answered (a client that does not is disconnected after uvicorn's ping timeout)."""
 
@@ -252,9 +252,6 @@ class WsClient(_StreamClient):
                 return
             self.samples.created[status_id] = created
         self.samples.latencies.append((int(status_id), received - created))
-
-
-StreamClient = SseClient | WsClient
 
 
 async def _open_streams(tokens: list[str], samples: Samples, concurrency: int, transport: str,
