@@ -7,6 +7,7 @@ import socket
 
 import uvicorn
 
+from kicau.coalesced_writes import CoalescingHttpProtocol
 from kicau.metrics import time_garbage_collections
 from kicau.web import configure_logging
 
@@ -37,7 +38,8 @@ def run(app_path: str, *, host: str, port: int) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a response's head and body written in one system call (kicau/coalesced_writes.py).
+        http=CoalescingHttpProtocol,
         access_log=False,
         # Client addresses are the gateway's own business (``KICAU_GATEWAY_TRUSTED_PROXIES``, ratelimit.py):
         # uvicorn's proxy-header middleware would also rewrite them, trusting any X-Forwarded-For from
