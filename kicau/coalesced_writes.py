@@ -6,9 +6,12 @@ receiver's share of the TCP work too, so each costs the sender far more than cop
 write alone was ~11% of the gateway's CPU on a home page (py-spy, bench/README.md). Every request a service
 answers pays it, and a home page crosses two services.
 
-Here a connection's transport holds the first write of a loop turn and sends it together with the next one
-(``writelines``, one ``writev``), or alone at the end of the turn if no other write follows. Bytes go out in the
-order they were written, never later than the turn they were written in. Everything else is the transport's own.
+Here the protocol tells the connection's transport when a request's headers are in: the transport then holds
+the next write (the answer's head) and sends it together with the one after it (``writelines``, one ``writev``),
+or alone at the end of the loop's turn if nothing follows in that turn (a stream's head). Every other write goes
+straight through, so the events of an SSE or WebSocket stream, written onto the transport by the stream hub
+(services/gateway/streaming.py), pay nothing for this. Bytes leave in the order they were written, never later
+than the turn they were written in.
 """
 
 from __future__ import annotations
@@ -20,25 +23,33 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
 class CoalescingTransport:
-    """Wraps a stream transport: consecutive writes in one turn of the loop leave in one system call."""
+    """Wraps a stream transport: after ``hold_next``, the next write waits for the one after it (or the end of the
+    loop's turn) and both leave in one system call."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_armed", "_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
+        self._armed = False
         self._held: bytes | None = None
 
+    def hold_next(self) -> None:
+        self._armed = True
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        held = self._held
-        if held is None:
-            if not data:
-                return
-            self._held = bytes(data)
-            self._loop.call_soon(self._flush)
+        if not data:
             return
-        self._held = None
-        self._transport.writelines((held, data))
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.writelines((held, data))
+        elif self._armed:
+            self._armed = False
+            self._held = bytes(data)  # the caller may reuse a bytearray once write returns
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
 
     def writelines(self, chunks: Any) -> None:
         held, self._held = self._held, None
@@ -69,7 +80,15 @@ class CoalescingTransport:
 
 
 class CoalescingHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through a ``CoalescingTransport``."""
+    """uvicorn's httptools protocol writing through a ``CoalescingTransport``: each request's answer head waits
+    for what follows it."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(self._coalescing)  # type: ignore[arg-type]
+
+    def on_headers_complete(self) -> None:
+        # httptools' callback once a request's headers are parsed, before uvicorn starts its answer (or hands the
+        # connection to WebSocket, whose handshake answer is then the held write).
+        self._coalescing.hold_next()
+        super().on_headers_complete()

@@ -64,6 +64,7 @@ async def _next_turn() -> None:
 
 async def test_a_head_and_its_body_leave_in_one_call_in_order() -> None:
     transport, inner = _wrapped()
+    transport.hold_next()
     transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n")
     transport.write(b"hello")
     assert inner.calls == [("writelines", b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")]
@@ -71,33 +72,41 @@ async def test_a_head_and_its_body_leave_in_one_call_in_order() -> None:
     assert len(inner.calls) == 1  # nothing left over for the end of the turn
 
 
-async def test_a_lone_write_leaves_by_the_end_of_the_turn() -> None:
+async def test_a_head_alone_in_its_turn_leaves_by_the_end_of_the_turn() -> None:
     transport, inner = _wrapped()
-    transport.write(bytearray(b"event: update\n\n"))
+    transport.hold_next()
+    head = bytearray(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+    transport.write(head)
+    head[:] = b"reused by the caller"
     assert inner.calls == []
-    assert transport.get_write_buffer_size() == len(b"event: update\n\n")
+    assert transport.get_write_buffer_size() == len(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
     await _next_turn()
-    assert inner.calls == [("write", b"event: update\n\n")]
+    assert inner.calls == [("write", b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")]
     assert transport.get_write_buffer_size() == 0
 
 
-async def test_a_third_write_is_held_again_and_order_is_kept() -> None:
+async def test_writes_not_after_a_request_head_go_straight_through_in_order() -> None:
     transport, inner = _wrapped()
+    transport.write(b"event 1")  # a stream's event written by the hub: never held
+    assert inner.calls == [("write", b"event 1")]
+    transport.hold_next()
+    transport.write(b"")  # nothing to send: nothing held, still armed
     for part in (b"a", b"b", b"c"):
         transport.write(part)
     transport.writelines([b"d", b"e"])
-    transport.write(b"")  # nothing to send: no call, nothing held
     await _next_turn()
-    assert inner.calls == [("writelines", b"ab"), ("writelines", b"cde")]
+    assert inner.calls == [("write", b"event 1"), ("writelines", b"ab"), ("write", b"c"), ("writelines", b"de")]
 
 
 async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
     transport, inner = _wrapped()
+    transport.hold_next()
     transport.write(b"last words")
     transport.close()
     assert inner.calls == [("write", b"last words"), ("close", b"")]
 
     transport, inner = _wrapped()
+    transport.hold_next()
     transport.write(b"never sent")
     transport.abort()
     await _next_turn()
@@ -107,6 +116,7 @@ async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
 async def test_everything_else_is_the_transports_own() -> None:
     transport, inner = _wrapped()
     inner.buffered = 100
+    transport.hold_next()
     transport.write(b"12345")
     assert transport.get_write_buffer_size() == 105
     assert transport.get_extra_info("peername") == "extra:peername"
