@@ -20,9 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from stack.services import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtests" / "results"
@@ -37,7 +40,10 @@ KAFKA_BOOTSTRAP = os.environ.get("KICAU_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.enviro
 GATEWAY_METRICS = f"{GATEWAY}/metrics"
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
-REDIS_URL = os.environ.get("KICAU_REDIS_URL", f"redis://{REDIS_HOST}:{REDIS_PORT}/0")
+# As the services reach Redis (stack/services.py): on the stack's Unix socket when it has one.
+REDIS_URL = os.environ.get("KICAU_REDIS_URL") or redis_url()
+# The socket in REDIS_URL, for tools that take a path (redis-benchmark -s), or None over TCP.
+REDIS_SOCKET = urlsplit(REDIS_URL).path if REDIS_URL.startswith("unix:") else None
 
 # Bench accounts live in an id range no snowflake reaches before the year 2200 (snowflakes are ms << 16), so
 # everything the bench writes in Redis can be found and removed by id, and never collides with real users.

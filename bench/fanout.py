@@ -26,6 +26,7 @@ from bench.common import (
     FANOUT_METRICS,
     GATEWAY,
     REDIS_PORT,
+    REDIS_SOCKET,
     REDIS_URL,
     Histogram,
     log,
@@ -66,7 +67,9 @@ class FanoutOptions:
 
 def redis_benchmark(command: list[str], *, pipeline: int, clients: int, requests: int, keyspace: int) -> float:
     """Requests per second of one redis-benchmark run of ``command`` (``__rand_int__`` spread over keyspace)."""
-    argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(REDIS_PORT), "-q", "-P", str(pipeline),
+    # Over the same transport as the fanout's own connection: the Unix socket when the services use it.
+    server = ["-s", REDIS_SOCKET] if REDIS_SOCKET else ["-h", "127.0.0.1", "-p", str(REDIS_PORT)]
+    argv = ["redis-benchmark", *server, "-q", "-P", str(pipeline),
             "-c", str(clients), "-n", str(requests), "-r", str(keyspace), *command]
     done = subprocess.run(argv, capture_output=True, timeout=120, check=True)
     found = _RPS.findall(done.stdout.replace(b"\r", b"\n"))

@@ -155,13 +155,14 @@ def main() -> None:
     role = parser.add_mutually_exclusive_group(required=True)
     role.add_argument("--back", help="the front: relay to the back at this URL")
     role.add_argument("--page-keys", type=Path, help="the back: the Redis keys one home page reads, one a line")
+    parser.add_argument("--socket", default="", help="also listen on this Unix socket (as the services do)")
     args = parser.parse_args()
     # Read by the lifespan in the process uvicorn imports the application into.
     if args.back:
         os.environ["KICAU_BENCH_FLOOR_BACK"] = args.back
     else:
         os.environ["KICAU_BENCH_FLOOR_PAGE_KEYS"] = str(args.page_keys.resolve())
-    run("bench.floor:app", host="127.0.0.1", port=args.port)
+    run("bench.floor:app", host="127.0.0.1", port=args.port, unix_socket=args.socket)
 
 
 if __name__ == "__main__":

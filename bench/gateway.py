@@ -41,6 +41,8 @@ from bench.seed import Seeder, token_for
 from kicau import keys
 from kicau.feeds import Feeds
 from kicau.settings import CommonSettings
+from stack.config import fits_socket_address
+from stack.services import service_env
 
 SAFETY_TTL_SECONDS = 3600  # bench timelines vanish by themselves if a run is interrupted before its cleanup
 
@@ -68,7 +70,8 @@ def share(part: float, whole: float) -> float | None:
 
 
 def _serve(module: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+    # The services' own environment: the floor reaches the engines exactly as they do (Redis on its socket).
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=service_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -210,11 +213,17 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
     finally:
         await redis.aclose()
     port, back_port, front_port = free_port(), free_port(), free_port()
+    # The front reaches the back as the gateway reaches the services: on a Unix socket where the stack gives the
+    # services one.
+    back_socket = STATE / "floor-back.sock"
+    socketed = fits_socket_address(back_socket) and "KICAU_TIMELINE_SOCKET" in service_env()
+    back_url = f"unix://{back_socket}" if socketed else f"http://127.0.0.1:{back_port}"
     started = [_serve("bench.hello", "--port", str(port)),
-               _serve("bench.floor", "--port", str(back_port), "--page-keys", str(page_keys_file))]
+               _serve("bench.floor", "--port", str(back_port), "--page-keys", str(page_keys_file),
+                      *(["--socket", str(back_socket)] if socketed else []))]
     try:
         wait_for_port(back_port)  # the front's first requests must find the back
-        started.append(_serve("bench.floor", "--port", str(front_port), "--back", f"http://127.0.0.1:{back_port}"))
+        started.append(_serve("bench.floor", "--port", str(front_port), "--back", back_url))
         for serving in (port, front_port):
             wait_for_port(serving)
         hello, back, front = started

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import gc
+import os
 import socket
+import stat
+from typing import Any
 
 import uvicorn
 
@@ -15,8 +21,21 @@ GC_FIRST_GENERATION_THRESHOLD = 50_000
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, unix_socket: str = "") -> None:
+        super().__init__(config)
+        self._unix_socket = unix_socket
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self._unix_socket and not self.should_exit:
+            # Listening only once the application has started, as uvicorn does on its port: until then a caller
+            # is refused at once rather than left waiting.
+            config = self.config
+            protocol: Any = config.http_protocol_class
+            self.servers.append(await asyncio.get_running_loop().create_unix_server(
+                functools.partial(protocol, config=config, server_state=self.server_state,
+                                  app_state=self.lifespan.state),
+                sock=unix_listener(self._unix_socket), backlog=config.backlog))
         # Everything alive once the application has started (modules, settings, clients, prepared statements)
         # lives as long as the process: moved out of the collector's sight, a full collection no longer walks
         # it. Measured: a full collection over the ~90,000 objects of a started service took 75-220 ms here,
@@ -30,7 +49,27 @@ class _Server(uvicorn.Server):
         gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, 10, 10)
 
 
-def run(app_path: str, *, host: str, port: int) -> None:
+def unix_listener(path: str) -> socket.socket:
+    """A Unix socket bound at ``path``, reachable by this user only: internal services trust the caller's
+    account header, so no other local user may connect. A socket file left by a killed process is replaced;
+    any other file there is refused."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise SystemExit(f"{path} exists and is not a socket: refusing to replace it")
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # created 0600, never briefly open to others
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    return listener
+
+
+def run(app_path: str, *, host: str, port: int, unix_socket: str = "") -> None:
+    """Serve ``app_path`` on ``host:port`` and, when ``unix_socket`` is a path, on that Unix socket too: callers
+    on the same host (the gateway, under the stack) skip the TCP stack on both ends of every request. Measured
+    with the stack's Redis also on a socket: ~7% less CPU per home page (bench/README.md)."""
     configure_logging()
     time_garbage_collections()
     config = uvicorn.Config(
@@ -52,4 +91,9 @@ def run(app_path: str, *, host: str, port: int) -> None:
         # again for each of a thousand readers. Mastodon's own streaming server does not compress either.
         ws_per_message_deflate=False,
     )
-    _Server(config).run()
+    try:
+        _Server(config, unix_socket).run()
+    finally:
+        if unix_socket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(unix_socket)

@@ -10,6 +10,15 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class InternalListener(BaseSettings):
+    """Where an internal service listens, read under the service's own prefix: TCP always, and a Unix socket
+    too when ``socket`` is a path (the stack sets one: the gateway on the same host calls it there)."""
+
+    host: str = "127.0.0.1"
+    port: int
+    socket: str = ""
+
+
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KICAU_", extra="ignore")
 
@@ -35,6 +44,7 @@ class CommonSettings(BaseSettings):
     cassandra_read_consistency: str = "LOCAL_ONE"
     cassandra_write_consistency: str = "LOCAL_ONE"
 
+    # Internal services, as http://host:port or, on the same host, unix:///path/to/their/socket.
     graph_url: str = "http://127.0.0.1:8084"
     post_url: str = "http://127.0.0.1:8081"
     timeline_url: str = "http://127.0.0.1:8082"

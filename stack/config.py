@@ -8,6 +8,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = ROOT / ".stack"
+# Clients on this host reach Redis here (stack/services.py: redis_url).
+REDIS_SOCKET = STACK_DIR / "redis" / "redis.sock"
+
+
+def fits_socket_address(path: Path) -> bool:
+    """Whether ``path`` can name a Unix socket (108 bytes on Linux, with room to spare); a checkout at a longer
+    path keeps to TCP."""
+    return len(str(path).encode()) < 100
 ENGINES_SRC = Path(__file__).resolve().parent / "engines"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VENV_PYTHON = ROOT / ".venv" / "bin" / "python"

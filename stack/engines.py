@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stack import classpath, probes, procs
-from stack.config import ENGINES_SRC, HOST, ROOT, STACK_DIR, StackError, ports
+from stack.config import ENGINES_SRC, HOST, REDIS_SOCKET, ROOT, STACK_DIR, StackError, fits_socket_address, ports
 
 Say = Callable[[str], None]
 
@@ -297,8 +297,16 @@ class Redis(Engine):
         data.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "redis.conf"
         template = (ENGINES_SRC / "redis" / "redis.conf.tmpl").read_text()
-        _write_if_changed(conf, render(template, {"host": HOST, "port": self.port, "data_dir": data}))
+        _write_if_changed(conf, render(template, {
+            "host": HOST, "port": self.port, "data_dir": data, "unix_socket": redis_unix_socket(REDIS_SOCKET)}))
         return [binary, str(conf)]
+
+
+def redis_unix_socket(path: Path) -> str:
+    """redis.conf's lines for its Unix socket at ``path`` (this user only), or a comment saying why there is none."""
+    if not fits_socket_address(path):
+        return "# no Unix socket: this checkout's path is too long for a socket address"
+    return f"unixsocket {path}\nunixsocketperm 700"
 
 
 def ensure_redis_installed(say: Say) -> str:

@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack import probes, procs
-from stack.config import HOST, ROOT, STACK_DIR, VENV_PYTHON, StackError, cassandra_keyspace, env_int, ports
+from stack.config import (
+    HOST,
+    REDIS_SOCKET,
+    ROOT,
+    STACK_DIR,
+    VENV_PYTHON,
+    StackError,
+    cassandra_keyspace,
+    env_int,
+    fits_socket_address,
+    ports,
+)
 
 Say = Callable[[str], None]
 
@@ -39,6 +50,14 @@ class Service:
     def log(self) -> Path:
         return STACK_DIR / "services" / f"{self.name}.log"
 
+    @property
+    def socket(self) -> Path | None:
+        """The Unix socket an internal service also listens on, or None: the gateway is reached over TCP only, the
+        fanout serves nothing but metrics, and a path too long for a socket address (108 bytes on Linux) is
+        left to TCP."""
+        path = STACK_DIR / "services" / f"{self.name}.sock"
+        return path if self.name in INTERNAL and fits_socket_address(path) else None
+
     def exists(self) -> bool:
         return (ROOT / "services" / self.name / "__main__.py").is_file()
 
@@ -49,6 +68,8 @@ class Service:
         return probes.probe_http(self.port, "/readyz")
 
 
+# Called by the gateway: each also listens on a Unix socket under the stack (``Service.socket``).
+INTERNAL = frozenset({"graph", "post", "timeline"})
 # Start order: dependencies of the gateway first, so it finds them answering.
 SERVICES: list[Service] = [
     Service("graph", 8084),
@@ -69,6 +90,15 @@ def python() -> str:
     raise StackError(f"{VENV_PYTHON.relative_to(ROOT)} is missing", "run `make venv` first")
 
 
+def redis_url() -> str:
+    """The stack's Redis as its clients on this host reach it: on its Unix socket (stack/engines/redis), or over
+    TCP when that path is too long for a socket address. Measured with the services' own sockets: ~7% less CPU
+    per home page (bench/README.md)."""
+    if fits_socket_address(REDIS_SOCKET):
+        return f"unix://{REDIS_SOCKET}?db=0"
+    return f"redis://{HOST}:{ports().redis}/0"
+
+
 def service_env() -> dict[str, str]:
     """The services read KICAU_* settings; point them at the ports this stack actually uses."""
     p = ports()
@@ -77,9 +107,16 @@ def service_env() -> dict[str, str]:
     env.setdefault("KICAU_CASSANDRA_HOSTS", HOST)
     env.setdefault("KICAU_CASSANDRA_PORT", str(p.cassandra))
     env.setdefault("KICAU_CASSANDRA_KEYSPACE", cassandra_keyspace())
-    env.setdefault("KICAU_REDIS_URL", f"redis://{HOST}:{p.redis}/0")
+    env.setdefault("KICAU_REDIS_URL", redis_url())
     for service in SERVICES:
-        env.setdefault(f"KICAU_{service.name.upper()}_URL", f"http://{HOST}:{service.port}")
+        name = service.name.upper()
+        socket = service.socket
+        if socket is not None and f"KICAU_{name}_URL" not in env:
+            # Callers on this host (the gateway) reach the service on its Unix socket; it listens on its port too,
+            # for probes, tests and anyone else.
+            env.setdefault(f"KICAU_{name}_SOCKET", str(socket))
+            env[f"KICAU_{name}_URL"] = f"unix://{socket}"
+        env.setdefault(f"KICAU_{name}_URL", f"http://{HOST}:{service.port}")
     gateway = by_name("gateway")
     if gateway is not None:
         env.setdefault("KICAU_PUBLIC_URL", f"http://{HOST}:{gateway.port}")

@@ -168,12 +168,14 @@ class _Connection(asyncio.Protocol):
 class Upstream:
     def __init__(self, base_url: str, *, timeout: float, connections: int) -> None:
         url = urlsplit(base_url)
-        if url.scheme != "http" or not url.hostname:
-            raise ValueError(f"an internal service URL is plain http://host:port, not {base_url!r}")
-        self._host = url.hostname
+        # unix:///path: the service's Unix socket on this host (kicau/serve.py), no TCP stack on either end.
+        self._socket = url.path if url.scheme == "unix" and url.path.startswith("/") and not url.netloc else None
+        if self._socket is None and (url.scheme != "http" or not url.hostname):
+            raise ValueError(f"an internal service URL is http://host:port or unix:///path, not {base_url!r}")
+        self._host = url.hostname or "localhost"
         self._port = url.port or 80
-        self._prefix = url.path.rstrip("/")
-        self._host_header = f"Host: {url.netloc}\r\n".encode("latin-1")
+        self._prefix = "" if self._socket else url.path.rstrip("/")
+        self._host_header = f"Host: {url.netloc or 'localhost'}\r\n".encode("latin-1")
         self._timeout = timeout
         # Bounds the requests in flight, hence the open connections (each request holds one).
         self._slots = asyncio.Semaphore(connections)
@@ -265,7 +267,10 @@ class Upstream:
     async def _connect(self, deadline: float) -> _Connection:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout_at(min(deadline, loop.time() + CONNECT_TIMEOUT_SECONDS)):
-            _, connection = await loop.create_connection(_Connection, self._host, self._port)
+            if self._socket is not None:
+                _, connection = await loop.create_unix_connection(_Connection, self._socket)
+            else:
+                _, connection = await loop.create_connection(_Connection, self._host, self._port)
         return connection
 
     async def _send(self, connection: _Connection, request: bytes, deadline: float) -> UpstreamResponse:

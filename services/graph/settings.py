@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from kicau.settings import InternalListener
 
 
-class GraphSettings(BaseSettings):
+class GraphSettings(InternalListener):
     model_config = SettingsConfigDict(env_prefix="KICAU_GRAPH_", extra="ignore")
 
-    host: str = "127.0.0.1"
     port: int = 8084
     # RFC 9106's second recommended profile (64 MiB, t=3, p=4) by default; lower only for load-test rigs.
     argon2_time_cost: int = Field(default=3, ge=1)

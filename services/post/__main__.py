@@ -3,4 +3,4 @@ from services.post.settings import PostSettings
 
 if __name__ == "__main__":
     settings = PostSettings()
-    run("services.post.app:app", host=settings.host, port=settings.port)
+    run("services.post.app:app", host=settings.host, port=settings.port, unix_socket=settings.socket)

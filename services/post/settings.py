@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from kicau.settings import InternalListener
 
 
-class PostSettings(BaseSettings):
+class PostSettings(InternalListener):
     model_config = SettingsConfigDict(env_prefix="KICAU_POST_", extra="ignore")
 
-    host: str = "127.0.0.1"
     port: int = 8081
     max_characters: int = Field(default=500, ge=1, le=100_000)
     # A publish that has not been acknowledged by then is failed (503) and its status rolled back.

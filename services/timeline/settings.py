@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from kicau.settings import InternalListener
 
 
-class TimelineSettings(BaseSettings):
+class TimelineSettings(InternalListener):
     model_config = SettingsConfigDict(env_prefix="KICAU_TIMELINE_", extra="ignore")
 
-    host: str = "127.0.0.1"
     port: int = 8082
     # Concurrent Cassandra reads one timeline rebuild may issue (one per followed account).
     rebuild_concurrency: int = Field(default=32, ge=1, le=512)

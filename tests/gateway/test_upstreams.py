@@ -1,12 +1,13 @@
 """The gateway's client to the internal services (services/gateway/upstreams.py), against a scripted HTTP/1.1
-server on loopback: keep-alive reuse, a connection the service closed while idle, chunked answers, timeouts,
-an unreachable service and header values that would split the request. No stack needed."""
+server on loopback or a Unix socket: keep-alive reuse, a connection the service closed while idle, chunked
+answers, timeouts, an unreachable service and header values that would split the request. No stack needed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,28 @@ async def test_a_request_the_service_is_slow_to_answer_is_never_sent_twice() -> 
         assert slow.value.status_code == 503 and loop.time() - started < 1.0
         await upstream.aclose()
     assert sum(1 for r in server.requests if r.startswith(b"POST")) == 1
+
+
+async def test_a_service_on_this_host_is_reached_on_its_unix_socket(tmp_path: Path) -> None:
+    server = Server(reply_ok)
+    path = tmp_path / "timeline.sock"
+    listener = await asyncio.start_unix_server(server.handle, str(path))
+    try:
+        upstream = Upstream(f"unix://{path}", timeout=5, connections=2)
+        answers = [await upstream.call("GET", "/internal/timelines/home", params={"limit": 20}) for _ in range(3)]
+        await upstream.aclose()
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert [a.json() for a in answers] == [{"ok": True}] * 3
+    assert server.connections == 1  # kept alive, as over TCP
+    assert server.requests[0].startswith(b"GET /internal/timelines/home?limit=20 HTTP/1.1\r\nHost: localhost\r\n")
+    with pytest.raises(ApiError) as gone:  # the socket's service is not running
+        await Upstream(f"unix://{path}", timeout=5, connections=1).call("GET", "/readyz")
+    assert gone.value.status_code == 503
+
+
+@pytest.mark.parametrize("url", ["unix://host/a.sock", "unix:a.sock", "https://timeline:8082", "timeline:8082"])
+def test_an_internal_url_is_http_or_an_absolute_socket_path(url: str) -> None:
+    with pytest.raises(ValueError, match="http://host:port or unix:///path"):
+        Upstream(url, timeout=5, connections=1)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stack import classpath, engines, migrate, probes, procs
-from stack.config import ENGINES_SRC, StackError
+from stack import classpath, engines, migrate, probes, procs, services
+from stack.config import ENGINES_SRC, REDIS_SOCKET, STACK_DIR, StackError, fits_socket_address
 
 
 def serve_once(reply: bytes) -> Iterator[int]:
@@ -124,18 +124,43 @@ def test_render_fills_and_refuses_unknown_placeholders() -> None:
 
 def test_redis_conf_template() -> None:
     text = engines.render(
-        (ENGINES_SRC / "redis" / "redis.conf.tmpl").read_text(), {"host": "127.0.0.1", "port": 6379, "data_dir": "/d"}
+        (ENGINES_SRC / "redis" / "redis.conf.tmpl").read_text(),
+        {"host": "127.0.0.1", "port": 6379, "data_dir": "/d",
+         "unix_socket": engines.redis_unix_socket(Path("/s/r.sock"))},
     )
     lines = {line.strip() for line in text.splitlines()}
     for wanted in (
         "bind 127.0.0.1", "daemonize no", "dir /d", "appendonly yes", "appendfsync everysec", 'save ""',
         "zset-max-listpack-entries 1024", "zset-max-listpack-value 64", "maxmemory-policy noeviction",
+        "unixsocket /s/r.sock", "unixsocketperm 700",
     ):  # fmt: skip
         assert wanted in lines
+    # A checkout too deep for a socket address keeps Redis on TCP only.
+    assert engines.redis_unix_socket(Path("/" + "d" * 120) / "redis.sock").startswith("#")
+
+
+def test_services_on_this_host_are_reached_on_their_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REDIS", "GRAPH", "POST", "TIMELINE", "FANOUT", "GATEWAY"):
+        monkeypatch.delenv(f"KICAU_{name}_URL", raising=False)
+        monkeypatch.delenv(f"KICAU_{name}_SOCKET", raising=False)
+    env = services.service_env()
+    assert env["KICAU_REDIS_URL"] == f"unix://{REDIS_SOCKET}?db=0"
+    for name in ("graph", "post", "timeline"):
+        path = STACK_DIR / "services" / f"{name}.sock"
+        assert env[f"KICAU_{name.upper()}_SOCKET"] == str(path)
+        assert env[f"KICAU_{name.upper()}_URL"] == f"unix://{path}"
+    # The gateway is public and the fanout serves only metrics: reached on their ports.
+    assert env["KICAU_GATEWAY_URL"].startswith("http://127.0.0.1:") and "KICAU_GATEWAY_SOCKET" not in env
+    assert env["KICAU_FANOUT_URL"].startswith("http://127.0.0.1:") and "KICAU_FANOUT_SOCKET" not in env
+    # An address the user set is kept as it is.
+    monkeypatch.setenv("KICAU_TIMELINE_URL", "http://10.0.0.5:8082")
+    env = services.service_env()
+    assert env["KICAU_TIMELINE_URL"] == "http://10.0.0.5:8082" and "KICAU_TIMELINE_SOCKET" not in env
+    assert not fits_socket_address(Path("/" + "d" * 120) / "timeline.sock")
 
 
 def test_templates_have_no_unfilled_placeholders() -> None:
-    values = {"host": "h", "port": 1, "controller_port": 2, "storage_port": 3, "data_dir": "/d"}
+    values = {"host": "h", "port": 1, "controller_port": 2, "storage_port": 3, "data_dir": "/d", "unix_socket": ""}
     for template in ENGINES_SRC.glob("*/*.tmpl"):
         assert "{{" not in engines.render(template.read_text(), values), template
 
