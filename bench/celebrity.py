@@ -2,7 +2,7 @@
 
 Side by side on the same stack:
 * hybrid (Kicau's path): the author is in the large-account registry; the status costs a constant number of
-  Redis commands (counted with MONITOR, attributed to the fanout's named connections), shows in sample
+  Redis commands (counted from Redis's slow log, attributed to the fanout's named connections), shows in sample
   followers' home timelines through the read-time merge, and reaches their open streams through one broadcast;
 * fanout on write: the same author taken out of the registry, every follower's home timeline present, the same
   status path writing one entry per follower; the time until the last entry is written.
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,8 +29,7 @@ from bench.common import (
     CELEBRITY_FOLLOWERS,
     FANOUT_METRICS,
     GATEWAY,
-    REDIS_HOST,
-    REDIS_PORT,
+    REDIS_URL,
     BenchError,
     log,
     percentiles,
@@ -51,37 +48,42 @@ REGISTRY_REFRESH_S = 6.0  # the fanout re-reads the registry every 5 s
 
 
 class CommandCounter:
-    """Counts the commands the fanout's connections send, from MONITOR, while it runs."""
+    """Counts the commands the fanout's connections run while it is open, from Redis's slow log set to keep every
+    command with the name of the client that sent it. (MONITOR names a client by its address only, and every
+    service's connections share one address on the stack's Unix socket.) A script's inner commands are not
+    logged, as MONITOR's address filter did not count them either: a script call is one command."""
+
+    SLOWLOG_ENTRIES = 1_000_000
 
     def __init__(self) -> None:
-        self.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+        self.redis = redis.Redis.from_url(REDIS_URL)
         self.count = 0
-        self.names: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _fanout_addresses(self) -> set[str]:
-        return {c["addr"] for c in self.redis.client_list() if c.get("name") == "kicau-fanout"}
+        self.commands: list[str] = []  # the commands counted, oldest first (each cut to 60 characters)
+        self._saved: dict[str, str] = {}
 
     def __enter__(self) -> CommandCounter:
-        self._addresses = self._fanout_addresses()
-        self._thread.start()
-        time.sleep(0.3)
+        for name in ("slowlog-log-slower-than", "slowlog-max-len"):
+            self._saved[name] = _text(self.redis.config_get(name)[name])
+        self.redis.config_set("slowlog-max-len", self.SLOWLOG_ENTRIES)
+        self.redis.slowlog_reset()
+        self.redis.config_set("slowlog-log-slower-than", 0)
         return self
 
-    def _run(self) -> None:
-        with self.redis.monitor() as monitor:  # type: ignore[no-untyped-call]
-            for command in monitor.listen():
-                if self._stop.is_set():
-                    return
-                if f"{command.get('client_address')}:{command.get('client_port')}" in self._addresses:
-                    self.count += 1
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        with contextlib.suppress(Exception):
-            self.redis.ping()  # wakes the monitor loop so it sees the stop flag
-        self._thread.join(timeout=5)
+        try:
+            self.redis.config_set("slowlog-log-slower-than", self._saved["slowlog-log-slower-than"])
+            logged = self.redis.slowlog_get(self.SLOWLOG_ENTRIES)
+            mine = [entry for entry in logged if _text(entry.get("client_name")).startswith("kicau-fanout")]
+            self.count = len(mine)
+            self.commands = [_text(entry.get("command"))[:60] for entry in reversed(mine)]
+        finally:
+            self.redis.slowlog_reset()
+            self.redis.config_set("slowlog-max-len", self._saved["slowlog-max-len"])
+            self.redis.close()
+
+
+def _text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
 
 
 async def open_streams(tokens: list[str], received: dict[str, list[float]], ready: asyncio.Event) -> list[Any]:
@@ -155,7 +157,7 @@ async def hybrid(followers: int, author_token: str, sample_tokens: list[str]) ->
             while len(received.get(status_id, [])) < len(sample_tokens) and time.time() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
-        commands = counter.count
+        commands, command_names = counter.count, counter.commands
     for task in streams:
         task.cancel()
     accepted = time.mktime(time.strptime(status["created_at"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
@@ -165,6 +167,7 @@ async def hybrid(followers: int, author_token: str, sample_tokens: list[str]) ->
     return {
         "followers": followers,
         "post_redis_commands": commands,
+        "post_redis_command_names": command_names,
         "visible_in_home_ms": round(visible_ms, 1) if not pending else None,
         "home_sample": READERS,
         "stream_receivers": len(latencies),
@@ -176,7 +179,7 @@ async def hybrid(followers: int, author_token: str, sample_tokens: list[str]) ->
 def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, loop: asyncio.AbstractEventLoop,
                     ) -> dict[str, Any]:
     """The same status path without the large-account registry: one timeline entry per follower."""
-    r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    r = redis.Redis.from_url(REDIS_URL)
     ids = range(CELEBRITY_FOLLOWERS, CELEBRITY_FOLLOWERS + followers)
     log(f"  fanout on write: materialising {followers:,} home timelines")
     for start in range(0, followers, 20_000):
