@@ -68,8 +68,8 @@ def unix_listener(path: str) -> socket.socket:
 
 def run(app_path: str, *, host: str, port: int, unix_socket: str = "") -> None:
     """Serve ``app_path`` on ``host:port`` and, when ``unix_socket`` is a path, on that Unix socket too: callers
-    on the same host (the gateway, under the stack) skip the TCP stack on both ends of every request. Measured
-    with the stack's Redis also on a socket: ~7% less CPU per home page (bench/README.md)."""
+    on the same host (the gateway, under the stack) skip the TCP stack on both ends of every request: ~6% less
+    CPU per home page for the timeline's (bench/README.md)."""
     configure_logging()
     time_garbage_collections()
     config = uvicorn.Config(

@@ -92,8 +92,8 @@ def python() -> str:
 
 def redis_url() -> str:
     """The stack's Redis as its clients on this host reach it: on its Unix socket (stack/engines/redis), or over
-    TCP when that path is too long for a socket address. Measured with the services' own sockets: ~7% less CPU
-    per home page (bench/README.md)."""
+    TCP when that path is too long for a socket address: ~9% less CPU per home page than over TCP
+    (bench/README.md)."""
     # The socket exists once the stack's Redis runs with it (a Redis started before it had one keeps to TCP).
     if fits_socket_address(REDIS_SOCKET) and REDIS_SOCKET.is_socket():
         return f"unix://{REDIS_SOCKET}?db=0"
