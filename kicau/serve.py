@@ -25,6 +25,14 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._unix_socket = unix_socket
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # Here rather than after ``run``: uvicorn re-raises the SIGTERM it caught once serving ends, which ends
+        # the process before anything after ``run`` would execute.
+        if self._unix_socket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._unix_socket)
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self._unix_socket and not self.should_exit:
@@ -91,9 +99,4 @@ def run(app_path: str, *, host: str, port: int, unix_socket: str = "") -> None:
         # again for each of a thousand readers. Mastodon's own streaming server does not compress either.
         ws_per_message_deflate=False,
     )
-    try:
-        _Server(config, unix_socket).run()
-    finally:
-        if unix_socket:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(unix_socket)
+    _Server(config, unix_socket).run()

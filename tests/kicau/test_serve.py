@@ -1,12 +1,17 @@
 """How the services listen (kicau/serve.py): the Unix socket an internal service also listens on is this user's
-only, replaces one a killed process left behind and never replaces anything else; on the running stack, the
+only, replaces one a killed process left behind, never replaces anything else and is removed when the service
+is stopped; on the running stack, the
 internal services answer on their sockets and the gateway and the services reach Redis on its socket."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +59,26 @@ def test_the_stacks_internal_services_answer_on_their_sockets(stack_redis: Any) 
     named = [c for c in stack_redis.client_list() if str(c.get("name", "")).startswith("kicau-")]
     assert {c["name"].removesuffix("-pipelined") for c in named} >= {"kicau-gateway", "kicau-timeline"}
     assert all(c["addr"].startswith("/") for c in named), named
+
+
+def test_a_service_stopped_by_sigterm_removes_its_socket(tmp_path: Path) -> None:
+    """As `stack down` stops a service: the socket answers while it serves and is gone once it has stopped."""
+    path = tmp_path / "hello.sock"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = subprocess.Popen([sys.executable, "-c", "from kicau.serve import run; "
+                               f"run('bench.hello:app', host='127.0.0.1', port={port}, unix_socket={str(path)!r})"],
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 30
+        while not path.exists():
+            assert served.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as client:
+            assert client.get("http://localhost/hello").json() == {"hello": "world"}
+        served.send_signal(signal.SIGTERM)
+        served.wait(timeout=20)
+    finally:
+        served.kill()
+    assert not path.exists()
