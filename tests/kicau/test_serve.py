@@ -1,7 +1,7 @@
 """How the services listen (kicau/serve.py): the Unix socket an internal service also listens on is this user's
 only, replaces one a killed process left behind, never replaces anything else and is removed when the service
-is stopped; on the running stack, the
-internal services answer on their sockets and the gateway and the services reach Redis on its socket."""
+is stopped; on the running stack, the internal services answer on their sockets and the gateway and the
+services reach Redis on its socket."""
 
 from __future__ import annotations
 
