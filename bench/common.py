@@ -36,6 +36,8 @@ STATE = ROOT / ".stack" / "bench"  # git-ignored: the bench's per-machine token 
 GATEWAY = os.environ.get("KICAU_BENCH_GATEWAY", f"http://127.0.0.1:{os.environ.get('KICAU_GATEWAY_PORT', '8080')}")
 FANOUT_METRICS = os.environ.get(
     "KICAU_BENCH_FANOUT_METRICS", f"http://127.0.0.1:{os.environ.get('KICAU_FANOUT_PORT', '8083')}/metrics")
+TIMELINE_METRICS = os.environ.get(
+    "KICAU_BENCH_TIMELINE_METRICS", f"http://127.0.0.1:{os.environ.get('KICAU_TIMELINE_PORT', '8082')}/metrics")
 KAFKA_BOOTSTRAP = os.environ.get("KICAU_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('KICAU_KAFKA_PORT', '9092')}")
 GATEWAY_METRICS = f"{GATEWAY}/metrics"
 REDIS_HOST = "127.0.0.1"

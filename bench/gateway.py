@@ -30,10 +30,13 @@ from bench.common import (
     REDIS_URL,
     ROOT,
     STATE,
+    TIMELINE_METRICS,
     BenchError,
     CpuMeter,
     free_port,
     log,
+    sample_sum,
+    scrape,
     stack_pids,
     wait_for_port,
 )
@@ -240,6 +243,7 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                            "pids": floor},
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        copies_before = _local_copy_reads()
         for number in range(opts.rounds):
             for name, target in targets.items():
                 if number == 0 and opts.warmup_seconds:
@@ -254,6 +258,7 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:10s}: {result['rps']:8,.0f} req/s  "
                     f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}")
+        copies_after = _local_copy_reads()
     finally:
         await _drop_homes(readers)
         for process in started:
@@ -285,6 +290,10 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         "post_p99_ms": best["post"]["p99_ms"],
         "hello_p99_ms": best["hello"]["p99_ms"],
         "home_page_statuses": page,
+        # Of the statuses and cards the home pages needed, the share the timeline served from the copies it keeps
+        # (kicau/tracked_cache.py) rather than reading Redis. Every reader here reads the same page, so nearly all
+        # are held: the figure of a real audience depends on how much its home timelines overlap.
+        "home_local_copy_share": _copy_share(copies_before, copies_after),
         # The floor (bench/floor.py): the same hops and bytes with none of Kicau's own work. A target above the
         # floor's ratio is out of reach for any code on this design and machine.
         "home_floor_rps": best["home_floor"]["rps"],
@@ -301,3 +310,20 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",
         "runs": runs,
     }
+
+
+def _local_copy_reads() -> tuple[float, float] | None:
+    """The timeline's reads served from its copies and from Redis so far (hits, misses); None if unknown."""
+    try:
+        samples = scrape(TIMELINE_METRICS)
+    except httpx.HTTPError:
+        return None
+    return (sample_sum(samples, "kicau_local_cache_reads_total", result="hit"),
+            sample_sum(samples, "kicau_local_cache_reads_total", result="miss"))
+
+
+def _copy_share(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    if before is None or after is None:
+        return None
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    return round(hits / (hits + misses), 4) if hits + misses else None

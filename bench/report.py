@@ -104,10 +104,15 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "Kicau's own work: a front where the gateway stands (one Redis round trip like the rate limiter's, "
             "then the gateway's upstream client) and a back where the timeline and post services stand (the "
             "page's cached cards in one Redis round trip; one Cassandra row and one Kafka event with `acks=all`). "
-            "A target above its floor's ratio is out of reach for any code on this design and machine. "
+            "The home floor reads its cards from Redis on every page, where the timeline serves those it holds "
+            "from its own copies (kicau/tracked_cache.py): Kicau's home reads may come near or past it. "
             f"Kicau's home reads run at {_fmt(g.get('home_of_floor'), 3)} of their floor's rate, "
             f"posts at {_fmt(g.get('post_of_floor'), 3)}.",
         ]
+    if g.get("home_local_copy_share") is not None:
+        lines += ["", f"Statuses and cards the home pages took from the timeline's own copies: "
+                      f"{_fmt(100 * g['home_local_copy_share'], 1)}% (every reader here reads the same page; "
+                      "a real audience's share depends on how much its home timelines overlap)."]
     cpu = g.get("cpu_us_per_request") or {}
     processes = sorted({p for per in cpu.values() for p in per}, key=lambda p: -max(
         per.get(p, 0.0) for per in cpu.values()))

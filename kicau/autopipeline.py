@@ -14,6 +14,11 @@ MULTI/EXEC), which is all the read paths send. A request that is cancelled or ti
 the queue, so the replies still line up: they are read and dropped. A connection that breaks, or whose oldest
 command has waited longer than the socket timeout, fails every request waiting on it with ``ConnectionError``;
 the next request connects again (``kicau.resp.round_trip`` retries commands that are safe to repeat).
+
+A pipeline may also carry Redis's invalidation messages for a process-local cache (``kicau.tracked_cache``):
+it then speaks RESP3 and turns tracking on as it connects, hands each push message to ``on_push`` as it is
+read, between replies, and calls ``on_reset`` whenever a connection is given up, since the server forgets what
+a closed connection was tracking.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import collections
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -37,6 +42,9 @@ class _Waiting:
     expected: int
     sent_at: float
     replies: list[Any] = field(default_factory=list)
+    # Called with the replies as soon as the last one is read, before any byte after it: what it records can
+    # then never miss a push message that follows the replies on the connection.
+    on_replies: Callable[[list[Any]], None] | None = None
 
 
 class _Protocol(asyncio.Protocol):
@@ -65,9 +73,18 @@ class Endpoint:
     timeout: float = 5.0
 
 
+Push = list[Any]  # a RESP3 push message, e.g. [b"invalidate", [b"key", ...]]
+
+
 class AutoPipeline:
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, *, tracking: bool = False,
+                 on_push: Callable[[Push], None] | None = None, on_reset: Callable[[], None] | None = None) -> None:
+        """``tracking``: the connection speaks RESP3 with ``CLIENT TRACKING ON``, so Redis sends it an
+        invalidation push for every key it read once that key changes (``on_push``)."""
         self._endpoint = endpoint
+        self._tracking = tracking
+        self._on_push = on_push
+        self._on_reset = on_reset
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: asyncio.Transport | None = None
         self._protocol: _Protocol | None = None
@@ -78,12 +95,14 @@ class AutoPipeline:
         self._flush_scheduled = False
         self._watchdog: asyncio.TimerHandle | None = None
 
-    async def execute(self, packed: Sequence[bytes]) -> list[Any]:
+    async def execute(self, packed: Sequence[bytes],
+                      on_replies: Callable[[list[Any]], None] | None = None) -> list[Any]:
         """The replies of ``packed`` commands (one reply each), in order. An error reply is raised as
-        ``ResponseError`` once all of them are read; a broken connection as ``ConnectionError``."""
+        ``ResponseError`` once all of them are read; a broken connection as ``ConnectionError``.
+        ``on_replies`` gets them first, the moment they are read (even if the caller was cancelled since)."""
         if self._transport is None or self._loop is not asyncio.get_running_loop():
             await self._connect()
-        replies = await self._send(b"".join(packed), len(packed))
+        replies = await self._send(b"".join(packed), len(packed), on_replies)
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
                 raise ResponseError(str(reply))
@@ -95,10 +114,11 @@ class AutoPipeline:
 
     # Sending ----------------------------------------------------------------------------------------------
 
-    def _send(self, data: bytes, expected: int) -> asyncio.Future[list[Any]]:
+    def _send(self, data: bytes, expected: int,
+              on_replies: Callable[[list[Any]], None] | None = None) -> asyncio.Future[list[Any]]:
         loop = cast(asyncio.AbstractEventLoop, self._loop)
         future: asyncio.Future[list[Any]] = loop.create_future()
-        self._waiting.append(_Waiting(future, expected, time.monotonic()))
+        self._waiting.append(_Waiting(future, expected, time.monotonic(), on_replies=on_replies))
         self._outbox.append(data)
         if not self._flush_scheduled:
             # Everything queued during this turn of the loop goes out in one write.
@@ -120,14 +140,22 @@ class AutoPipeline:
         reader = self._reader
         reader.feed(data)
         waiting = self._waiting
-        while waiting:
-            reply = reader.gets()
-            if reply is False:
+        while (reply := reader.gets()) is not False:
+            if isinstance(reply, hiredis.PushNotification):
+                # Read at once, waiting requests or not: an invalidation left in the buffer until the next
+                # reply would let a stale copy be served meanwhile.
+                if self._on_push is not None:
+                    self._on_push(reply)
+                continue
+            if not waiting:
+                self._fail(ConnectionError("Redis sent a reply nobody asked for"))
                 return
             head = waiting[0]
             head.replies.append(reply)
             if len(head.replies) == head.expected:
                 waiting.popleft()
+                if head.on_replies is not None:
+                    head.on_replies(head.replies)
                 if not head.future.done():  # a cancelled request's replies are read and dropped
                     head.future.set_result(head.replies)
 
@@ -150,6 +178,8 @@ class AutoPipeline:
                 entry.future.set_exception(error)
         if transport is not None:
             transport.abort()
+        if self._on_reset is not None:
+            self._on_reset()
 
     def _watch(self) -> None:
         """Give up on a connection whose oldest command has waited longer than the timeout (Redis hung, or the
@@ -169,6 +199,8 @@ class AutoPipeline:
             self._loop, self._transport, self._protocol, self._connecting = loop, None, None, None
             self._waiting, self._outbox, self._flush_scheduled = collections.deque(), [], False
             self._reader = hiredis.Reader()
+            if self._on_reset is not None:
+                self._on_reset()
         if self._connecting is None:
             self._connecting = loop.create_future()
             connecting = self._connecting
@@ -204,6 +236,10 @@ class AutoPipeline:
             handshake.append(_pack((b"SELECT", b"%d" % endpoint.db)))
         if endpoint.client_name:
             handshake.append(_pack((b"CLIENT", b"SETNAME", endpoint.client_name.encode())))
+        if self._tracking:
+            # In RESP3 the invalidations come on this connection itself, in order with its replies; RESP2
+            # would need them redirected to another connection, with no order between the two.
+            handshake += [_pack((b"HELLO", b"3")), _pack((b"CLIENT", b"TRACKING", b"ON"))]
         if handshake:
             try:
                 async with asyncio.timeout(endpoint.timeout):
@@ -225,22 +261,28 @@ def _pack(args: tuple[bytes, ...]) -> bytes:
 _PIPELINES: weakref.WeakKeyDictionary[Redis, AutoPipeline] = weakref.WeakKeyDictionary()
 
 
+def endpoint_of(redis: Redis, role: str) -> Endpoint:
+    """Where a redis-py client connects (server, credentials, database, timeouts), its name suffixed with
+    ``role`` so that ``CLIENT LIST`` tells the connections apart."""
+    options: dict[str, Any] = redis.connection_pool.connection_kwargs
+    name = options.get("client_name")
+    return Endpoint(
+        host=str(options.get("host") or "127.0.0.1"),
+        port=int(options.get("port") or 6379),
+        path=options.get("path"),
+        username=options.get("username"),
+        password=options.get("password"),
+        db=int(options.get("db") or 0),
+        client_name=f"{name}-{role}" if name else None,
+        connect_timeout=float(options.get("socket_connect_timeout") or 2.0),
+        timeout=float(options.get("socket_timeout") or 5.0),
+    )
+
+
 def for_client(redis: Redis) -> AutoPipeline:
     """The auto-pipeline that goes with a redis-py client: same server, credentials, database and timeouts."""
     pipeline = _PIPELINES.get(redis)
     if pipeline is None:
-        options: dict[str, Any] = redis.connection_pool.connection_kwargs
-        name = options.get("client_name")
-        pipeline = AutoPipeline(Endpoint(
-            host=str(options.get("host") or "127.0.0.1"),
-            port=int(options.get("port") or 6379),
-            path=options.get("path"),
-            username=options.get("username"),
-            password=options.get("password"),
-            db=int(options.get("db") or 0),
-            client_name=f"{name}-pipelined" if name else None,
-            connect_timeout=float(options.get("socket_connect_timeout") or 2.0),
-            timeout=float(options.get("socket_timeout") or 5.0),
-        ))
+        pipeline = AutoPipeline(endpoint_of(redis, "pipelined"))
         _PIPELINES[redis] = pipeline
     return pipeline

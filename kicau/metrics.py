@@ -43,6 +43,17 @@ CONSUMER_LAG = Gauge(
     "kicau_fanout_consumer_lag", "Messages behind the end of each assigned partition", ["topic", "partition"]
 )
 TIMELINE_REBUILDS = Counter("kicau_timeline_rebuilds_total", "Timelines rebuilt from Cassandra")
+# Copies of Redis values a process keeps, invalidated by Redis (kicau/tracked_cache.py).
+LOCAL_CACHE_READS = Counter(
+    "kicau_local_cache_reads_total", "Values asked of the process-local cache, by whether a copy was held",
+    ["result"],
+)
+LOCAL_CACHE_INVALIDATIONS = Counter(
+    "kicau_local_cache_invalidations_total", "Keys Redis reported changed to the process-local cache"
+)
+LOCAL_CACHE_FLUSHES = Counter(
+    "kicau_local_cache_flushes_total", "Times the process-local cache dropped every copy (connection lost, flush)"
+)
 OPEN_STREAMS = Gauge("kicau_streams_open", "Streaming connections open on this gateway", ["transport"])
 DELIVERY_LATENCY = Histogram(
     "kicau_stream_delivery_latency_seconds",

@@ -13,7 +13,7 @@ once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -123,10 +123,15 @@ async def round_trip(redis: Redis, packed: Sequence[bytes], *, attempts: int = 3
     timeout and per-reply parsing cost more than the rest of a timeline request. ``attempts`` > 1 only for
     commands safe to repeat: when the connection broke (Redis restarted), the whole round trip is sent again on
     a new one."""
-    pipeline = autopipeline.for_client(redis)
+    return await round_trip_on(autopipeline.for_client(redis), packed, attempts=attempts)
+
+
+async def round_trip_on(pipeline: autopipeline.AutoPipeline, packed: Sequence[bytes], *, attempts: int = 3,
+                        on_replies: Callable[[list[Any]], None] | None = None) -> list[Any]:
+    """``round_trip`` on a given auto-pipeline (``on_replies``: see ``AutoPipeline.execute``)."""
     for attempt in range(attempts):
         try:
-            return await pipeline.execute(packed)
+            return await pipeline.execute(packed, on_replies)
         except (ConnectionError, OSError):
             if attempt == attempts - 1:
                 raise

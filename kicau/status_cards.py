@@ -3,7 +3,8 @@
 A cached value is the author's id (8 bytes, big-endian) followed by the Status fragment JSON; an empty value
 is a tombstone for a deleted status. Hydrating a page is one pipelined round trip for the statuses and the cards
 of their authors when this process has seen those statuses before (a status's author never changes), else one
-more for the cards; only misses go to Cassandra, concurrently.
+more for the cards; only misses go to Cassandra, concurrently. With a ``TrackedCache``, the statuses and cards
+this process already holds (kept true by Redis's invalidations, kicau/tracked_cache.py) are not read at all.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.ids import pack_id
 from kicau.resp import command
+from kicau.tracked_cache import TrackedCache
 
 STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
@@ -63,8 +65,10 @@ def tombstone_command(status_id: int) -> bytes:
 
 
 class StatusCards:
-    def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str) -> None:
+    def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str,
+                 copies: TrackedCache | None = None) -> None:
         self._redis = redis
+        self._copies = copies
         self._session = session
         self._accounts = accounts
         self._public_url = public_url
@@ -82,10 +86,11 @@ class StatusCards:
             return []
         remembered = self._authors
         known_authors = sorted({a for a in map(remembered.get, status_ids) if a is not None})
-        replies = await resp.round_trip(self._redis, [
-            *[resp.get(keys.status_cache(s)) for s in status_ids],
-            *[resp.get(keys.account_cache(a)) for a in known_authors],
-        ])
+        wanted = [*map(keys.status_cache, status_ids), *map(keys.account_cache, known_authors)]
+        if self._copies is not None:
+            replies = await self._copies.get_many(wanted)
+        else:
+            replies = await resp.round_trip(self._redis, [resp.get(key) for key in wanted])
         count = len(status_ids)
         cards = {a: raw if isinstance(raw, bytes) else raw.encode()
                  for a, raw in zip(known_authors, replies[count:], strict=True) if raw is not None}

@@ -19,6 +19,7 @@ from kicau.hot_routes import Answer, ServiceApp, acting_account, query
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tracked_cache import TrackedCache
 from kicau.web import ACCOUNT_HEADER, ApiError, acting_account_id, cassandra_ready, install_common, redis_ready
 from services.timeline.service import Page, TimelineService, clamp_limit
 from services.timeline.settings import TimelineSettings
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis, session = engines.redis, engines.session
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         accounts = AccountCards(redis, session, common.public_url)
+        copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
         app.state.service = TimelineService(
             settings=common,
             own=own,
@@ -54,9 +56,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             redis=redis,
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
             large=LargeAccounts(session, max_age=1.0),
-            statuses=StatusCards(redis, session, accounts, common.public_url),
+            statuses=StatusCards(redis, session, accounts, common.public_url, copies),
         )
-        yield
+        try:
+            yield
+        finally:
+            if copies is not None:
+                copies.close()
 
 
 app = ServiceApp(service="timeline", title="Kicau timeline service", lifespan=lifespan)

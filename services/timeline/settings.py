@@ -15,3 +15,6 @@ class TimelineSettings(InternalListener):
     # Concurrent Cassandra reads one timeline rebuild may issue (one per followed account).
     rebuild_concurrency: int = Field(default=32, ge=1, le=512)
     rebuild_lock_seconds: int = Field(default=30, ge=1)
+    # Statuses and account cards kept in this process, kept true by Redis (kicau/tracked_cache.py); 0: none.
+    # A status is ~1.6 KB and a card ~1 KB, so 20,000 copies hold ~30 MB.
+    local_cache_entries: int = Field(default=20_000, ge=0)

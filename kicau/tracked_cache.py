@@ -1,0 +1,106 @@
+"""Process-local copies of Redis values, kept true by Redis itself (server-assisted client-side caching).
+
+Why: a home page reads twenty statuses and their authors' cards, and most of them are the same few hundred
+recent statuses for every reader. Fetching them from Redis on every page was a round trip of ~21 GETs and
+~31 KB: the largest share of the timeline service's CPU per page and most of Redis's (bench/README.md). Here a
+process keeps what it read and asks Redis only for what it does not hold.
+
+Coherence comes from Redis's ``CLIENT TRACKING``: the values are read on a connection of their own
+(``kicau.autopipeline`` in RESP3, tracking on), and Redis remembers every key that connection read. When such a
+key changes (a status tombstoned on delete, a card whose counts moved, an expiry, a flush), Redis pushes an
+invalidation on that same connection, and the copy is dropped the moment the push is read. Because the push
+travels on the connection that carried the value, in order with its replies, a copy is stored as its reply is
+read and a later change always arrives after it; a change that came earlier was applied before the read and
+is already in the value. When the connection is lost, Redis forgets what it tracked, so every copy is dropped
+too. A reader therefore sees a change as soon as this process has read its invalidation, a fraction of a
+millisecond after the write; a writer's own answer reaches its client only after Redis has sent that push.
+
+Only values that change rarely belong here: each change costs one push to every process holding the key.
+Copies are bounded in number; the oldest go first. Missing keys are not kept (a missing status is loaded and
+written by the reader itself, which then reads it again). Redis reports an expiry only once it removes the key,
+which for a key nobody reads may be long after its time: so no copy is kept longer than ``max_age`` seconds
+either (all are dropped together, which costs one read of each again).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from time import monotonic
+from typing import Any
+
+from redis.asyncio import Redis
+
+from kicau import resp
+from kicau.autopipeline import AutoPipeline, Push, endpoint_of
+from kicau.metrics import LOCAL_CACHE_FLUSHES, LOCAL_CACHE_INVALIDATIONS, LOCAL_CACHE_READS
+
+_HITS = LOCAL_CACHE_READS.labels("hit")
+_MISSES = LOCAL_CACHE_READS.labels("miss")
+
+
+class TrackedCache:
+    def __init__(self, redis: Redis, *, max_entries: int, max_age: float = 60.0) -> None:
+        if max_entries < 1 or max_age <= 0:
+            raise ValueError("a tracked cache holds at least one entry, for some time")
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._renewal = monotonic() + max_age
+        self._copies: OrderedDict[str, bytes] = OrderedDict()
+        self._pipeline = AutoPipeline(endpoint_of(redis, "tracked"), tracking=True,
+                                      on_push=self._pushed, on_reset=self.clear)
+
+    def __len__(self) -> int:
+        return len(self._copies)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._copies
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Each key's value (None where Redis has none), from the copies held here, the rest read from Redis
+        in one round trip on the tracking connection."""
+        if monotonic() >= self._renewal:
+            self._renewal = monotonic() + self._max_age
+            self.clear()
+        copies = self._copies
+        found: list[bytes | None] = [copies.get(key) for key in keys]
+        missing = [key for key, value in zip(keys, found, strict=True) if value is None]
+        if len(missing) < len(keys):
+            _HITS.inc(len(keys) - len(missing))
+        if not missing:
+            return found
+        _MISSES.inc(len(missing))
+        replies = await resp.round_trip_on(self._pipeline, [resp.get(key) for key in missing],
+                                           on_replies=lambda read: self._keep(missing, read))
+        fetched = iter(replies)
+        return [value if value is not None else next(fetched) for value in found]
+
+    def _keep(self, keys: list[str], replies: list[Any]) -> None:
+        # Runs as the replies are read, before any push behind them (kicau/autopipeline.py).
+        copies = self._copies
+        for key, value in zip(keys, replies, strict=True):
+            if isinstance(value, bytes):
+                copies[key] = value
+                copies.move_to_end(key)
+        while len(copies) > self._max_entries:
+            copies.popitem(last=False)
+
+    def _pushed(self, push: Push) -> None:
+        if len(push) < 2 or push[0] != b"invalidate":
+            return
+        changed = push[1]
+        if changed is None:  # FLUSHALL / FLUSHDB, or the server's tracking table overflowed
+            self.clear()
+            return
+        LOCAL_CACHE_INVALIDATIONS.inc(len(changed))
+        copies = self._copies
+        for key in changed:
+            copies.pop(key.decode() if isinstance(key, bytes) else key, None)
+
+    def clear(self) -> None:
+        if self._copies:
+            LOCAL_CACHE_FLUSHES.inc()
+            self._copies.clear()
+
+    def close(self) -> None:
+        self._pipeline.close()
