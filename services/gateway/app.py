@@ -12,6 +12,7 @@ from kicau import clients
 from kicau.follower_lists import KnownFollowers
 from kicau.hot_routes import ServiceApp
 from kicau.settings import CommonSettings
+from kicau.tracked_cache import TrackedCache
 from kicau.web import install_common, redis_ready
 from services.gateway import openapi
 from services.gateway.deps import Upstreams
@@ -39,6 +40,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.upstreams = upstreams
     app.state.graph = upstreams.graph
+    # Copies of the token cache's entries (kicau/tracked_cache.py): a known token costs no round trip.
+    app.state.token_copies = TrackedCache(redis, max_entries=settings.token_copies) if settings.token_copies else None
     app.state.limiter = RateLimiter(app.state)
     if settings.hot_routes and isinstance(app, ServiceApp):
         app.hot_routes.add("GET", "/api/v1/timelines/home", timelines.home_page)
@@ -60,6 +63,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.stop()
         for client in (upstreams.graph, upstreams.post, upstreams.timeline):
             await client.aclose()
+        if app.state.token_copies is not None:
+            app.state.token_copies.close()
         await redis.aclose()
 
 

@@ -1,8 +1,9 @@
 """Bearer-token authentication and scope checks.
 
-A token is resolved from its Redis cache entry in one GET; on a miss (new token, or Redis lost) the graph
-service reads it from Cassandra and refills the cache. Token values are never logged: only their hashes
-leave this module.
+A token is resolved from its Redis cache entry in one GET, or from this process's copy of that entry
+(``kicau/tracked_cache.py``: Redis drops the copy when the graph service deletes the entry on revocation); on a
+miss (new token, or Redis lost) the graph service reads it from Cassandra and refills the cache. Token values
+are never logged: only their hashes leave this module.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from starlette.types import Scope
 
-from kicau import hot_routes, tokens
+from kicau import hot_routes, keys, tokens
 from kicau.tokens import TokenInfo
+from kicau.tracked_cache import TrackedCache
 from kicau.web import ApiError
 from services.gateway.upstreams import Upstream
 
@@ -38,10 +40,13 @@ def bearer_in(scope: Scope) -> str | None:
     return None
 
 
-async def resolve(redis: Redis, graph: Upstream, token: str) -> TokenInfo:
+async def resolve(redis: Redis, graph: Upstream, token: str, copies: TrackedCache | None = None) -> TokenInfo:
     token_hash = tokens.hash_token(token)
     try:
-        info = await tokens.cached(redis, token_hash)
+        if copies is not None:
+            info = tokens.from_cache((await copies.get_many([keys.token_cache(token_hash)]))[0])
+        else:
+            info = await tokens.cached(redis, token_hash)
     except Exception:
         info = None  # Redis down: Cassandra (through the graph service) still knows every token.
     if info is not None:
@@ -75,7 +80,7 @@ async def token_of(scope: Scope, state: Any) -> TokenInfo | None:
             raise known[1]
         resolved: TokenInfo = known[1]
         return resolved
-    return await resolve(state.redis, state.graph, value)
+    return await resolve(state.redis, state.graph, value, getattr(state, "token_copies", None))
 
 
 def checked_user(info: TokenInfo | None, scopes: tuple[str, ...]) -> TokenInfo:

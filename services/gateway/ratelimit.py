@@ -7,11 +7,20 @@ Each limited request is counted in exactly one bucket, chosen before the route r
 - ``account``: any other request with a valid user token, per account (an app token counts per app);
 - ``ip``: any other request without a valid token, per client IP.
 
-Windows are fixed (``now // window``), like Mastodon's rack-attack: one ``INCR`` + ``EXPIRE`` pipelined, so a
-request costs one Redis round trip, which also looks the bearer token up when its bucket can be guessed (the
-token was seen before). A client may burst up to twice its limit across a window boundary; that is the price of
-the single counter. The answer carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
-``X-RateLimit-Reset`` (ISO 8601, as Mastodon sends and Mastodon.py parses); beyond the limit it is a 429.
+Windows are fixed (``now // window``), like Mastodon's rack-attack: one counter per bucket and window. A client
+may burst up to twice its limit across a window boundary; that is the price of the single counter. The answer
+carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (ISO 8601, as Mastodon sends
+and Mastodon.py parses); beyond the limit it is a 429.
+
+Counts are taken from Redis in small leases (``INCRBY`` + ``EXPIRE``, one round trip) and spent in the process:
+a lease is at most 16 counts and an eighth of what the window had left, so near the limit every request takes
+one count and the figures are exact. Every count a request spends was granted once from the shared counter, so
+all the gateway processes together never admit more than the limit; a lease a process does not spend before its
+window ends only makes the limit stricter (by at most 15 requests per process), and with several processes
+``X-RateLimit-Remaining`` also leaves out what the others hold unspent. Concurrent requests of one bucket wait
+for one lease rather than each taking its own. The bearer token is looked up in this process's copies of the
+token cache (``kicau/tracked_cache.py``, which Redis invalidates when a token is revoked), so a request of a
+known token with a lease in hand costs no round trip at all.
 
 Streams (they have their own per-account cap), health, readiness and metrics are not counted. Requests from
 ``rate_limit_exempt_networks`` (loopback by default, as Mastodon's own rack-attack safelists localhost) skip the
@@ -24,10 +33,12 @@ The token the limiter resolved is left in the request's state, so authentication
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,11 +46,11 @@ from typing import Any
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kicau import keys, resp, tokens
+from kicau import keys, resp
 from kicau.hot_routes import Answer
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
-from services.gateway.auth import RESOLVED_TOKEN, resolve_uncached
+from services.gateway.auth import RESOLVED_TOKEN, resolve
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -47,7 +58,9 @@ log = logging.getLogger(__name__)
 TOO_MANY = msgspec.json.encode({"error": "Too many requests"})
 EXEMPT_PREFIXES = ("/api/v1/streaming",)
 LIMITED_PREFIXES = ("/api/", "/oauth/")
-MAX_REMEMBERED_TOKENS = 100_000  # token -> bucket guesses kept (about 15 MB at most)
+LEASE_MAX = 16  # counts one lease takes at most
+LEASE_SHARE = 8  # ... and at most this fraction of what the window had left
+MAX_LEASES = 100_000  # buckets with a lease kept in process (about 15 MB at most); the oldest go first
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -101,6 +114,17 @@ def reset_header(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(slots=True)
+class _Lease:
+    top: int  # the bucket's count in Redis once this lease was taken
+    left: int  # counts taken and not spent yet
+
+
+def lease_size(limit: int, counted: int) -> int:
+    """How many counts to take when the bucket is known to have ``counted`` already (0 before its first)."""
+    return max(1, min(LEASE_MAX, (limit - counted) // LEASE_SHARE))
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
     """A counted request: the headers its answer carries, and the 429 to send instead when it is over."""
@@ -144,12 +168,10 @@ class RateLimitMiddleware:
 
 class RateLimiter:
     def __init__(self, state: Any) -> None:
-        self._state = state  # the application's state: settings, redis, graph (filled in by the lifespan)
+        self._state = state  # the application's state: settings, redis, graph, token copies (filled by the lifespan)
         self._last_warning = 0.0
-        # Token hash -> the account subject its bucket had last time. Only a guess of which bucket to count in
-        # the same round trip as the token lookup: the token is still looked up in Redis on every request, so a
-        # revoked token is refused at once as before; a wrong guess is undone and counted again.
-        self._subjects: dict[str, str] = {}
+        self._leases: OrderedDict[str, _Lease] = OrderedDict()  # the bucket's key in its window -> its lease
+        self._taking: dict[str, asyncio.Future[None]] = {}  # keys a lease is being taken for
 
     async def admit(self, scope: Scope) -> Admission | None:
         """Count the request in its bucket. None: not counted (limits off, an exempt peer, Redis down)."""
@@ -187,31 +209,10 @@ class RateLimiter:
         value = bearer(scope)
         token: TokenInfo | None = None
         if value is not None:
-            token_hash = tokens.hash_token(value)
-            guessed = self._subjects.get(token_hash)
-            if guessed is not None:
-                bucket = self._account_bucket(guessed, settings)
-                key, window_end = self._key(bucket)
-                looked_up = await self._look_up_and_count(state, token_hash, bucket, key)
-                if looked_up is not None:
-                    cached, count = looked_up
-                    counted = (count, window_end)
-                    info = cached if cached is not None else await self._resolve_uncached(state, token_hash)
-                    scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
-                    if isinstance(info, TokenInfo) and _subject(info) == guessed:
-                        return bucket, counted
-                    # Revoked, or now another account's bucket: this request was counted where it does not belong.
-                    self._subjects.pop(token_hash, None)
-                    await self._uncount(state, bucket, key)
-                    token = info if isinstance(info, TokenInfo) else None
-                else:
-                    token = await self._resolve(scope, state, value, token_hash)
-            else:
-                token = await self._resolve(scope, state, value, token_hash)
-            if token is not None:
-                self._remember(token_hash, _subject(token))
+            token = await self._resolve(scope, state, value)
         if token is not None:
-            bucket = self._account_bucket(_subject(token), settings)
+            bucket = Bucket("account", _subject(token), settings.rate_limit_account_requests,
+                            settings.rate_limit_window_seconds)
         else:
             ip_bucket = self._ip_bucket(scope, settings, "ip", settings.rate_limit_ip_requests,
                                         settings.rate_limit_window_seconds)
@@ -221,15 +222,6 @@ class RateLimiter:
         return bucket, await self._count(state, bucket)
 
     @staticmethod
-    def _account_bucket(subject: str, settings: GatewaySettings) -> Bucket:
-        return Bucket("account", subject, settings.rate_limit_account_requests, settings.rate_limit_window_seconds)
-
-    def _remember(self, token_hash: str, subject: str) -> None:
-        if token_hash not in self._subjects and len(self._subjects) >= MAX_REMEMBERED_TOKENS:
-            del self._subjects[next(iter(self._subjects))]  # the oldest entry (dicts keep insertion order)
-        self._subjects[token_hash] = subject
-
-    @staticmethod
     def _ip_bucket(scope: Scope, settings: GatewaySettings, name: str, limit: int, window: int) -> Bucket | None:
         address = client_ip(scope, settings.trusted_proxies)
         if _in(address, settings.rate_limit_exempt_networks):
@@ -237,23 +229,15 @@ class RateLimiter:
         return Bucket(name, address, limit, window)
 
     @staticmethod
-    async def _resolve(scope: Scope, state: Any, value: str, token_hash: str) -> TokenInfo | None:
-        info: TokenInfo | ApiError | None
+    async def _resolve(scope: Scope, state: Any, value: str) -> TokenInfo | None:
+        """The token, left in the request's state for the route (an invalid one as its 401)."""
+        info: TokenInfo | ApiError
         try:
-            info = await tokens.cached(state.redis, token_hash)
-        except Exception:
-            info = None  # Redis down: Cassandra (through the graph service) still knows every token.
-        if info is None:
-            info = await RateLimiter._resolve_uncached(state, token_hash)
+            info = await resolve(state.redis, state.graph, value, getattr(state, "token_copies", None))
+        except ApiError as error:
+            info = error  # an invalid token is counted per IP; the route answers 401 without asking again
         scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
         return info if isinstance(info, TokenInfo) else None
-
-    @staticmethod
-    async def _resolve_uncached(state: Any, token_hash: str) -> TokenInfo | ApiError:
-        try:
-            return await resolve_uncached(state.graph, token_hash)
-        except ApiError as error:
-            return error  # an invalid token is counted per IP; the route answers 401 without asking again
 
     @staticmethod
     def _key(bucket: Bucket) -> tuple[str, int]:
@@ -261,38 +245,35 @@ class RateLimiter:
         window = int(time.time()) // bucket.window
         return keys.rate_limit(bucket.name, bucket.subject, window), (window + 1) * bucket.window
 
-    @staticmethod
-    async def _look_up_and_count(
-        state: Any, token_hash: str, bucket: Bucket, key: str
-    ) -> tuple[TokenInfo | None, int] | None:
-        """The token's cache entry and the bucket's count, in one round trip; None when Redis failed."""
-        try:
-            # Hand-packed and parsed in bulk (kicau/resp.py): this round trip precedes every request. One
-            # attempt: INCR must not be repeated on a fresh connection.
-            raw, count, _ = await resp.round_trip(state.redis, [
-                resp.get(keys.token_cache(token_hash)), *_counting(key, bucket)], attempts=1)
-            return tokens.from_cache(raw), int(count)
-        except Exception:
-            return None  # the ordinary path retries the lookup (and the graph service answers without Redis)
-
-    async def _uncount(self, state: Any, bucket: Bucket, key: str) -> None:
-        try:
-            pipe = state.redis.pipeline(transaction=False)
-            pipe.decr(key)
-            pipe.expire(key, bucket.window + 1)  # the window may have ended since: no counter without expiry
-            await pipe.execute()
-        except Exception:
-            self._warn()
-
     async def _count(self, state: Any, bucket: Bucket) -> tuple[int, int] | None:
         """The bucket's count after this request and the end of its window, or None when Redis failed."""
         key, window_end = self._key(bucket)
+        while True:
+            lease = self._leases.get(key)
+            if lease is not None and lease.left > 0:
+                lease.left -= 1
+                return lease.top - lease.left, window_end
+            taking = self._taking.get(key)
+            if taking is None:
+                break
+            await asyncio.shield(taking)  # another request of this bucket is taking a lease: share it
+        size = lease_size(bucket.limit, lease.top if lease is not None else 0)
+        taken = self._taking[key] = asyncio.get_running_loop().create_future()
         try:
-            count, _ = await resp.round_trip(state.redis, _counting(key, bucket), attempts=1)
+            top, _ = await resp.round_trip(state.redis, _counting(key, bucket, size), attempts=1)
+            top = int(top)
         except Exception:
             self._warn()
             return None
-        return int(count), window_end
+        finally:
+            del self._taking[key]
+            taken.set_result(None)
+        # This request spends the lease's first count; the requests that waited for it, the next ones.
+        self._leases[key] = _Lease(top, size - 1)
+        self._leases.move_to_end(key)
+        if len(self._leases) > MAX_LEASES:
+            self._leases.popitem(last=False)
+        return top - size + 1, window_end
 
     def _warn(self) -> None:
         if time.monotonic() - self._last_warning > 10:
@@ -300,10 +281,11 @@ class RateLimiter:
             log.warning("rate limits unavailable (Redis); requests pass uncounted", exc_info=True)
 
 
-def _counting(key: str, bucket: Bucket) -> list[bytes]:
-    """INCR the bucket's counter and (re)set its expiry: the window may end while a request is counted."""
+def _counting(key: str, bucket: Bucket, size: int) -> list[bytes]:
+    """Take ``size`` counts of the bucket's counter and (re)set its expiry: the window may end meanwhile."""
     framed = key.encode()
-    return [resp.command(b"INCR", framed), resp.command(b"EXPIRE", framed, b"%d" % (bucket.window + 1))]
+    return [resp.command(b"INCRBY", framed, b"%d" % size),
+            resp.command(b"EXPIRE", framed, b"%d" % (bucket.window + 1))]
 
 
 def _subject(token: TokenInfo) -> str:

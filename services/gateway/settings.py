@@ -31,6 +31,8 @@ class GatewaySettings(BaseSettings):
     # 300 requests per 5 minutes per account (authenticated) and per IP (unauthenticated); load tests that
     # drive one account harder raise KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS (see README.md).
     rate_limit_enabled: bool = True
+    # Tokens whose cache entry this process keeps a copy of (kicau/tracked_cache.py; ~150 bytes each); 0: none.
+    token_copies: int = Field(default=100_000, ge=0)
     rate_limit_window_seconds: int = Field(default=300, ge=1)
     rate_limit_account_requests: int = Field(default=300, ge=1)
     rate_limit_ip_requests: int = Field(default=300, ge=1)
