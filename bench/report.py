@@ -104,8 +104,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "Kicau's own work: a front where the gateway stands (one Redis round trip like the rate limiter's, "
             "then the gateway's upstream client) and a back where the timeline and post services stand (the "
             "page's cached cards in one Redis round trip; one Cassandra row and one Kafka event with `acks=all`). "
-            "The home floor reads its cards from Redis on every page, where the timeline serves those it holds "
-            "from its own copies (kicau/tracked_cache.py): Kicau's home reads may come near or past it. "
+            "The floors still make the round trips Kicau now mostly skips: the front's rate-limiter-shaped one "
+            "(the gateway spends leased counts and keeps copies of tokens) and the back's reading of the cards "
+            "(the timeline keeps copies of statuses and cards; both kicau/tracked_cache.py), so Kicau's home "
+            "reads may come near or past their floor. "
             f"Kicau's home reads run at {_fmt(g.get('home_of_floor'), 3)} of their floor's rate, "
             f"posts at {_fmt(g.get('post_of_floor'), 3)}.",
         ]
