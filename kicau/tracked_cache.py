@@ -20,6 +20,8 @@ Copies are bounded in number; the oldest go first. Missing keys are not kept (a 
 written by the reader itself, which then reads it again). Redis reports an expiry only once it removes the key,
 which for a key nobody reads may be long after its time: so no copy is kept longer than ``max_age`` seconds
 either (all are dropped together, which costs one read of each again).
+
+Needs Redis 6 or later (RESP3 and ``CLIENT TRACKING``); the stack, the compose file and the manifests run 7.
 """
 
 from __future__ import annotations
