@@ -196,11 +196,12 @@ class AutoPipeline:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             # First use, or a new event loop (tests run one per test): nothing of the old one can be reused.
+            used_before = self._loop is not None
             self._loop, self._transport, self._protocol, self._connecting = loop, None, None, None
             self._waiting, self._outbox, self._flush_scheduled = collections.deque(), [], False
             self._reader = hiredis.Reader()
-            if self._on_reset is not None:
-                self._on_reset()
+            if used_before and self._on_reset is not None:
+                self._on_reset()  # the old loop's connection, and what it tracked, are gone
         if self._connecting is None:
             self._connecting = loop.create_future()
             connecting = self._connecting

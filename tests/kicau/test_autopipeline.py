@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -101,6 +102,48 @@ async def test_a_killed_connection_is_replaced() -> None:
     finally:
         pipeline.close()
         await observer.aclose()
+
+
+async def test_push_messages_between_replies_leave_the_replies_in_step() -> None:
+    """A tracking pipeline (RESP3, for kicau/tracked_cache.py) gets invalidation pushes in the middle of its
+    replies while another client writes the keys it reads: each goes to ``on_push``, every request still gets
+    exactly its own replies, ``on_replies`` sees them first, and a lost connection calls ``on_reset``."""
+    pushes: list[list[Any]] = []
+    resets: list[bool] = []
+    seen: list[list[Any]] = []
+    name = _name()
+    pipeline = AutoPipeline(Endpoint(port=REDIS_PORT, client_name=name), tracking=True,
+                            on_push=pushes.append, on_reset=lambda: resets.append(True))
+    writer = Redis(port=REDIS_PORT)
+    keys = [f"kicau:test:autopipeline:{uuid.uuid4().hex}".encode() for _ in range(40)]
+    try:
+        for round_ in range(30):
+            await writer.mset({key: b"%d:%d" % (round_, i) for i, key in enumerate(keys)})
+
+            async def read(first: int, expected_round: int = round_) -> None:
+                part = keys[first:first + 10]
+                replies = await pipeline.execute([resp.command(b"GET", key) for key in part],
+                                                 on_replies=seen.append)
+                assert replies == [b"%d:%d" % (expected_round, first + i) for i in range(10)]
+                assert any(first_seen is replies for first_seen in seen)  # handed to on_replies, then returned
+
+            await asyncio.gather(*(read(first) for first in range(0, 40, 10)))
+        # Every key was read each round and written again in the next: Redis pushed an invalidation for each.
+        invalidated = {key for push in pushes if push[0] == b"invalidate" for key in push[1]}
+        assert invalidated == set(keys)
+        assert not resets
+        [connection] = await _connections_named(writer, name)
+        assert connection["resp"] == "3" and "t" in connection["flags"]
+        assert await writer.client_kill_filter(_id=str(connection["id"])) == 1
+        for _ in range(100):
+            if resets:
+                break
+            await asyncio.sleep(0.01)
+        assert resets
+    finally:
+        await writer.delete(*keys)
+        await writer.aclose()
+        pipeline.close()
 
 
 async def test_the_redis_py_clients_database_and_name_are_kept() -> None:
