@@ -91,7 +91,7 @@ class TrackedCache:
         if len(push) < 2 or push[0] != b"invalidate":
             return
         changed = push[1]
-        if changed is None:  # FLUSHALL / FLUSHDB, or the server's tracking table overflowed
+        if changed is None:  # FLUSHALL / FLUSHDB (a full tracking table names the keys it lets go)
             self.clear()
             return
         LOCAL_CACHE_INVALIDATIONS.inc(len(changed))

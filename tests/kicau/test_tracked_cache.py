@@ -164,7 +164,7 @@ async def test_missing_keys_are_not_kept(world: tuple[Redis, str, str]) -> None:
         cache.close()
 
 
-async def test_a_flush_or_an_overflowing_tracking_table_drops_every_copy(world: tuple[Redis, str, str]) -> None:
+async def test_a_flush_drops_every_copy(world: tuple[Redis, str, str]) -> None:
     """Redis says so with an invalidation that names no key (FLUSHALL cannot be run on the shared stack)."""
     writer, prefix, _ = world
     cache = _cache(world)
