@@ -9,6 +9,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
@@ -19,21 +20,35 @@ from kicau.tracked_cache import TrackedCache
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
 
 
+@dataclass
+class World:
+    """A client that writes (not tracked), a key prefix for this test, and the caches it made (closed after)."""
+
+    writer: Redis
+    prefix: str
+    name: str  # of the connections: the tracked one is named ``<name>-tracked``
+    caches: list[TrackedCache] = field(default_factory=list)
+
+    def key(self, suffix: object) -> str:
+        return f"{self.prefix}:{suffix}"
+
+    def cache(self, max_entries: int = 100, max_age: float = 60.0) -> TrackedCache:
+        made = TrackedCache(Redis(port=REDIS_PORT, client_name=self.name), max_entries=max_entries,
+                            max_age=max_age)
+        self.caches.append(made)
+        return made
+
+
 @pytest.fixture
-async def world() -> AsyncIterator[tuple[Redis, str, str]]:
-    """A client that writes (not tracked), a key prefix, and the name the tracked connection will carry."""
-    name = f"kicau-test-{uuid.uuid4().hex[:10]}"
-    prefix = f"kicau:test:tracked:{uuid.uuid4().hex}"
-    writer = Redis(port=REDIS_PORT)
-    yield writer, prefix, f"{name}-tracked"
+async def world() -> AsyncIterator[World]:
+    made = World(Redis(port=REDIS_PORT), f"kicau:test:tracked:{uuid.uuid4().hex}",
+                 f"kicau-test-{uuid.uuid4().hex[:10]}")
+    yield made
+    for cache in made.caches:
+        cache.close()
     # Every key the tests write (each with an expiry besides): scanning the stack's keyspace takes seconds.
-    await writer.delete(*(f"{prefix}:{suffix}" for suffix in [*"abx", *"01234", "status", "aging", "later"]))
-    await writer.aclose()
-
-
-def _cache(world: tuple[Redis, str, str], max_entries: int = 100, max_age: float = 60.0) -> TrackedCache:
-    client = Redis(port=REDIS_PORT, client_name=world[2].removesuffix("-tracked"))
-    return TrackedCache(client, max_entries=max_entries, max_age=max_age)
+    await made.writer.delete(*map(made.key, [*"abx", *"01234", "status", "aging", "later"]))
+    await made.writer.aclose()
 
 
 async def _until(check: Callable[[], bool]) -> None:
@@ -48,135 +63,107 @@ def _hits() -> float:
     return float(LOCAL_CACHE_READS.labels("hit")._value.get())
 
 
-async def test_a_value_read_once_is_served_from_the_copy(world: tuple[Redis, str, str]) -> None:
-    writer, prefix, _ = world
-    cache = _cache(world)
-    try:
-        await writer.set(f"{prefix}:a", b"alpha", ex=60)
-        await writer.set(f"{prefix}:b", b"", ex=60)  # an empty value (a tombstone) is a value too
-        assert await cache.get_many([f"{prefix}:a", f"{prefix}:b"]) == [b"alpha", b""]
-        before = _hits()
-        assert await cache.get_many([f"{prefix}:b", f"{prefix}:a"]) == [b"", b"alpha"]
-        assert _hits() - before == 2
-    finally:
-        cache.close()
+async def test_a_value_read_once_is_served_from_the_copy(world: World) -> None:
+    writer, cache = world.writer, world.cache()
+    await writer.set(world.key("a"), b"alpha", ex=60)
+    await writer.set(world.key("b"), b"", ex=60)  # an empty value (a tombstone) is a value too
+    assert await cache.get_many([world.key("a"), world.key("b")]) == [b"alpha", b""]
+    before = _hits()
+    assert await cache.get_many([world.key("b"), world.key("a")]) == [b"", b"alpha"]
+    assert _hits() - before == 2
 
 
-async def test_changes_by_other_clients_drop_the_copy_without_a_read(world: tuple[Redis, str, str]) -> None:
-    writer, prefix, _ = world
-    cache = _cache(world)
-    key = f"{prefix}:status"
-    try:
-        await writer.set(key, b"v1", ex=60)
-        assert await cache.get_many([key]) == [b"v1"]
-        assert key in cache
+async def test_changes_by_other_clients_drop_the_copy_without_a_read(world: World) -> None:
+    writer, cache = world.writer, world.cache()
+    key = world.key("status")
+    await writer.set(key, b"v1", ex=60)
+    assert await cache.get_many([key]) == [b"v1"]
+    assert key in cache
 
-        await writer.set(key, b"v2", ex=60)
-        await _until(lambda: key not in cache)
-        assert await cache.get_many([key]) == [b"v2"]  # read again, and tracked again
+    await writer.set(key, b"v2", ex=60)
+    await _until(lambda: key not in cache)
+    assert await cache.get_many([key]) == [b"v2"]  # read again, and tracked again
 
-        await writer.delete(key)
-        await _until(lambda: key not in cache)
-        assert await cache.get_many([key]) == [None]
+    await writer.delete(key)
+    await _until(lambda: key not in cache)
+    assert await cache.get_many([key]) == [None]
 
-        await writer.set(key, b"short-lived", px=100)
-        assert await cache.get_many([key]) == [b"short-lived"]
-        await asyncio.sleep(0.2)
-        assert await writer.exists(key) == 0  # Redis removes the expired key as it is touched, and says so
-        await _until(lambda: key not in cache)
-        assert await cache.get_many([key]) == [None]
-    finally:
-        cache.close()
+    await writer.set(key, b"short-lived", px=100)
+    assert await cache.get_many([key]) == [b"short-lived"]
+    await asyncio.sleep(0.2)
+    assert await writer.exists(key) == 0  # Redis removes the expired key as it is touched, and says so
+    await _until(lambda: key not in cache)
+    assert await cache.get_many([key]) == [None]
 
 
-async def test_a_lost_connection_drops_every_copy_and_tracking_resumes(world: tuple[Redis, str, str]) -> None:
-    writer, prefix, tracked_name = world
-    cache = _cache(world)
-    keys = [f"{prefix}:{i}" for i in range(3)]
-    try:
-        for key in keys:
-            await writer.set(key, key.encode(), ex=60)
-        await cache.get_many(keys)
-        assert len(cache) == 3
-        # Redis forgets what a closed connection tracked: copies kept past that could never be invalidated.
-        tracked = [c for c in await writer.client_list() if c.get("name") == tracked_name]
-        assert len(tracked) == 1 and tracked[0]["resp"] == "3" and "t" in tracked[0]["flags"]  # tracking on
-        assert await writer.client_kill_filter(_id=str(tracked[0]["id"])) == 1
-        await _until(lambda: len(cache) == 0)
+async def test_a_lost_connection_drops_every_copy_and_tracking_resumes(world: World) -> None:
+    writer, cache = world.writer, world.cache()
+    keys = [world.key(i) for i in range(3)]
+    for key in keys:
+        await writer.set(key, key.encode(), ex=60)
+    await cache.get_many(keys)
+    assert len(cache) == 3
+    # Redis forgets what a closed connection tracked: copies kept past that could never be invalidated.
+    tracked = [c for c in await writer.client_list() if c.get("name") == f"{world.name}-tracked"]
+    assert len(tracked) == 1 and tracked[0]["resp"] == "3" and "t" in tracked[0]["flags"]  # tracking on
+    assert await writer.client_kill_filter(_id=str(tracked[0]["id"])) == 1
+    await _until(lambda: len(cache) == 0)
 
-        assert await cache.get_many(keys) == [key.encode() for key in keys]  # a new connection, tracking on
-        assert len(cache) == 3
-        await writer.set(keys[1], b"changed", ex=60)
-        await _until(lambda: keys[1] not in cache)
-        assert await cache.get_many(keys) == [keys[0].encode(), b"changed", keys[2].encode()]
-    finally:
-        cache.close()
+    assert await cache.get_many(keys) == [key.encode() for key in keys]  # a new connection, tracking on
+    assert len(cache) == 3
+    await writer.set(keys[1], b"changed", ex=60)
+    await _until(lambda: keys[1] not in cache)
+    assert await cache.get_many(keys) == [keys[0].encode(), b"changed", keys[2].encode()]
 
 
-async def test_no_copy_outlives_max_age(world: tuple[Redis, str, str]) -> None:
+async def test_no_copy_outlives_max_age(world: World) -> None:
     """An expired key nobody touches is reported only when Redis gets round to removing it: copies are renewed
     every ``max_age`` seconds regardless."""
-    writer, prefix, _ = world
-    cache = _cache(world, max_age=0.3)
-    key = f"{prefix}:aging"
-    try:
-        await writer.set(key, b"v", ex=60)
+    writer, cache = world.writer, world.cache(max_age=0.3)
+    key = world.key("aging")
+    await writer.set(key, b"v", ex=60)
+    await cache.get_many([key])
+    before = _hits()
+    assert await cache.get_many([key]) == [b"v"]
+    assert _hits() - before == 1
+    await asyncio.sleep(0.4)
+    before = _hits()
+    assert await cache.get_many([key]) == [b"v"]
+    assert _hits() - before == 0  # read from Redis again
+    assert key in cache
+
+
+async def test_copies_are_bounded_and_the_oldest_go_first(world: World) -> None:
+    writer, cache = world.writer, world.cache(max_entries=3)
+    keys = [world.key(i) for i in range(5)]
+    for key in keys:
+        await writer.set(key, key.encode(), ex=60)
+    for key in keys:
         await cache.get_many([key])
-        before = _hits()
-        assert await cache.get_many([key]) == [b"v"]
-        assert _hits() - before == 1
-        await asyncio.sleep(0.4)
-        before = _hits()
-        assert await cache.get_many([key]) == [b"v"]
-        assert _hits() - before == 0  # read from Redis again
-        assert key in cache
-    finally:
-        cache.close()
+    assert len(cache) == 3
+    assert [key in cache for key in keys] == [False, False, True, True, True]
+    # A bounded cache still answers everything, from Redis where it holds no copy.
+    assert await cache.get_many(keys) == [key.encode() for key in keys]
 
 
-async def test_copies_are_bounded_and_the_oldest_go_first(world: tuple[Redis, str, str]) -> None:
-    writer, prefix, _ = world
-    cache = _cache(world, max_entries=3)
-    keys = [f"{prefix}:{i}" for i in range(5)]
-    try:
-        for key in keys:
-            await writer.set(key, key.encode(), ex=60)
-        for key in keys:
-            await cache.get_many([key])
-        assert len(cache) == 3
-        assert [key in cache for key in keys] == [False, False, True, True, True]
-        # A bounded cache still answers everything, from Redis where it holds no copy.
-        assert await cache.get_many(keys) == [key.encode() for key in keys]
-    finally:
-        cache.close()
+async def test_missing_keys_are_not_kept(world: World) -> None:
+    writer, cache = world.writer, world.cache()
+    key = world.key("later")
+    assert await cache.get_many([key]) == [None]
+    assert key not in cache
+    await writer.set(key, b"now", ex=60)
+    assert await cache.get_many([key]) == [b"now"]
 
 
-async def test_missing_keys_are_not_kept(world: tuple[Redis, str, str]) -> None:
-    writer, prefix, _ = world
-    cache = _cache(world)
-    key = f"{prefix}:later"
-    try:
-        assert await cache.get_many([key]) == [None]
-        assert key not in cache
-        await writer.set(key, b"now", ex=60)
-        assert await cache.get_many([key]) == [b"now"]
-    finally:
-        cache.close()
-
-
-async def test_a_flush_drops_every_copy(world: tuple[Redis, str, str]) -> None:
+async def test_a_flush_drops_every_copy(world: World) -> None:
     """Redis says so with an invalidation that names no key (FLUSHALL cannot be run on the shared stack)."""
-    writer, prefix, _ = world
-    cache = _cache(world)
-    try:
-        await writer.set(f"{prefix}:x", b"x", ex=60)
-        await cache.get_many([f"{prefix}:x"])
-        cache._pushed([b"message", b"some channel"])  # other pushes are not invalidations
-        assert len(cache) == 1
-        cache._pushed([b"invalidate", None])
-        assert len(cache) == 0
-    finally:
-        cache.close()
+    writer, cache = world.writer, world.cache()
+    await writer.set(world.key("x"), b"x", ex=60)
+    await cache.get_many([world.key("x")])
+    cache._pushed([b"message", b"some channel"])  # other pushes are not invalidations
+    assert len(cache) == 1
+    cache._pushed([b"invalidate", None])
+    assert len(cache) == 0
 
 
 def test_a_cache_holds_at_least_one_entry() -> None:
