@@ -80,7 +80,12 @@ async def token_of(scope: Scope, state: Any) -> TokenInfo | None:
             raise known[1]
         resolved: TokenInfo = known[1]
         return resolved
-    return await resolve(state.redis, state.graph, value, getattr(state, "token_copies", None))
+    return await resolve_with(state, value)
+
+
+async def resolve_with(state: Any, token: str) -> TokenInfo:
+    """``resolve`` with the application's Redis, graph service and token copies (None where it keeps none)."""
+    return await resolve(state.redis, state.graph, token, getattr(state, "token_copies", None))
 
 
 def checked_user(info: TokenInfo | None, scopes: tuple[str, ...]) -> TokenInfo:

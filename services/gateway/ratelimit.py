@@ -50,7 +50,7 @@ from kicau import keys, resp
 from kicau.hot_routes import Answer
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
-from services.gateway.auth import RESOLVED_TOKEN, resolve
+from services.gateway.auth import RESOLVED_TOKEN, resolve_with
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class RateLimiter:
         """The token, left in the request's state for the route (an invalid one as its 401)."""
         info: TokenInfo | ApiError
         try:
-            info = await resolve(state.redis, state.graph, value, getattr(state, "token_copies", None))
+            info = await resolve_with(state, value)
         except ApiError as error:
             info = error  # an invalid token is counted per IP; the route answers 401 without asking again
         scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
