@@ -69,15 +69,15 @@ def _after(status_id: int) -> bytes:
     """A BYLEX bound excluding ``status_id``: with ``(`` the range starts or ends just past its member."""
     return b"(" + feed_member(status_id)
 
-# KEYS = timelines of one hash-tag bucket (one slot); ARGV[1] = cap; ARGV[2] = trim threshold (members,
-# sentinel included); ARGV[3..] = members. Adds only to timelines that exist, so an expired (inactive) or lost
-# timeline costs nothing here and is rebuilt whole on its next read; the check and the write are one atomic
-# step per timeline. ZCARD is the existence check (a materialised timeline holds at least its sentinel) and
-# also the size the trim decision needs, so a timeline costs two commands. Trimming is amortised: a timeline
-# grows to the threshold, then is cut back to the cap in one ZREMRANGEBYRANK, instead of shifting the whole
-# listpack on every add once it is full (size + new members bounds the size after the add from above, so a
-# trim may come one add early, never late). Members are newest first after the sentinel (rank 0), so the trim
-# keeps ranks 0..cap and cuts the oldest, at the tail.
+# KEYS = timelines (on Redis Cluster, of one hash-tag bucket: one slot); ARGV[1] = cap; ARGV[2] = trim threshold
+# (members, sentinel included); ARGV[3..] = members. Adds only to timelines that exist, so an expired (inactive) or
+# lost timeline costs nothing here and is rebuilt whole on its next read; the check and the write are one atomic step
+# per timeline. ZCARD is the existence check (a materialised timeline holds at least its sentinel) and also the size
+# the trim decision needs, so a timeline costs two commands. Trimming is amortised: a timeline grows to the threshold,
+# then is cut back to the cap in one ZREMRANGEBYRANK, instead of shifting the whole listpack on every add once it is
+# full (size + new members bounds the size after the add from above, so a trim may come one add early, never late).
+# Members are newest first after the sentinel (rank 0), so the trim keeps ranks 0..cap and cuts the oldest, at the
+# tail.
 _PUSH_IF_PRESENT = """
 local cap = tonumber(ARGV[1])
 local threshold = tonumber(ARGV[2]) - (#ARGV - 2)
@@ -100,7 +100,7 @@ end
 return written
 """
 
-# KEYS = timelines of one bucket; ARGV = members to remove from each (ZREM never creates a key).
+# KEYS = timelines (as above); ARGV = members to remove from each (ZREM never creates a key).
 _UNPUSH = """
 for _, key in ipairs(KEYS) do
   redis.call('ZREM', key, unpack(ARGV))
@@ -113,6 +113,16 @@ UNPUSH_SHA = hashlib.sha1(_UNPUSH.encode()).hexdigest().encode()
 # Keys per script call: enough to amortise the call, few enough that one call never holds Redis for long
 # (a 1M-follower status has ~1,000 followers per bucket; they go out in calls of this many).
 MAX_KEYS_PER_CALL = 256
+
+
+async def calls_must_stay_in_one_slot(redis: Redis) -> bool:
+    """Whether this Redis is a Cluster node, where a multi-key call must name keys of one hash slot only.
+
+    A single node takes any keys in one call, so the fanout then packs timelines of every bucket into each
+    script call: followers of a status spread over the buckets (1,000 followers fall into ~630 of 1,024), and one
+    call per bucket would be one call (~10 µs of Redis time beyond the writes themselves) per follower."""
+    info = await redis.info("cluster")
+    return bool(int(info.get("cluster_enabled", 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +146,12 @@ class PageRead:
 class Feeds:
     """Feed operations bound to one Redis client (the push script is registered once per client)."""
 
-    def __init__(self, redis: Redis, *, cap: int, ttl_seconds: int, trim_slack: int | None = None) -> None:
+    def __init__(self, redis: Redis, *, cap: int, ttl_seconds: int, trim_slack: int | None = None,
+                 one_slot_per_call: bool = True) -> None:
         self.redis = redis
         self.cap = cap
+        # False only for a single Redis node (``calls_must_stay_in_one_slot``): see ``TimelineWrites``.
+        self.one_slot_per_call = one_slot_per_call
         self.ttl_seconds = ttl_seconds
         # A timeline may hold up to cap + slack entries between trims; the default keeps a full one (plus the
         # sentinel) well inside a listpack of 1,024 entries.
@@ -148,7 +161,8 @@ class Feeds:
 
     def writes(self) -> TimelineWrites:
         """A buffer of timeline writes for many timelines, packed once (see ``TimelineWrites``)."""
-        return TimelineWrites(cap=self.cap, threshold=self.cap + 1 + self.trim_slack)
+        return TimelineWrites(cap=self.cap, threshold=self.cap + 1 + self.trim_slack,
+                              one_slot_per_call=self.one_slot_per_call)
 
     def materialise(self, pipe: Pipeline, key: str, status_ids: Iterable[int]) -> None:
         """Write a rebuilt timeline. Merges with whatever the fanout added meanwhile instead of replacing it, so a
@@ -256,10 +270,14 @@ class TimelineWrites:
     of timelines. Sent through ``kicau.resp.send`` in order on one connection.
 
     The first commands load both scripts (SCRIPT LOAD is idempotent), so the EVALSHAs after them never meet a
-    Redis that lost its script cache: a restart also breaks the connection, and the batch is then retried."""
+    Redis that lost its script cache: a restart also breaks the connection, and the batch is then retried.
+
+    A call takes up to ``MAX_KEYS_PER_CALL`` timelines. With ``one_slot_per_call`` (Redis Cluster) they are
+    timelines of one bucket; on a single node, timelines of any buckets."""
 
     cap: int
     threshold: int
+    one_slot_per_call: bool = True
     chunks: list[bytes] = field(default_factory=list)
     replies: int = 0
     # Timelines (or other commands) queued: what bounds both the bytes buffered and Redis's time on them.
@@ -285,7 +303,7 @@ class TimelineWrites:
         """Add statuses to the home timelines of ``account_ids`` that exist: one call per bucket."""
         if status_ids:
             tail = self._limits + _members(status_ids)
-            self._per_bucket(PUSH_SHA, account_ids, tail, 2 + len(status_ids))
+            self._per_timelines(PUSH_SHA, account_ids, tail, 2 + len(status_ids))
 
     def push_key(self, key: str, status_ids: Sequence[int]) -> None:
         """The same push for one timeline given by key (a large account's author feed)."""
@@ -295,19 +313,24 @@ class TimelineWrites:
 
     def unpush(self, account_ids: Iterable[int], status_ids: Sequence[int]) -> None:
         if status_ids:
-            self._per_bucket(UNPUSH_SHA, account_ids, _members(status_ids), len(status_ids))
+            self._per_timelines(UNPUSH_SHA, account_ids, _members(status_ids), len(status_ids))
 
     def unpush_key(self, key: str, status_ids: Sequence[int]) -> None:
         if status_ids:
             self._call(UNPUSH_SHA, [bulk(key.encode())], _members(status_ids), len(status_ids))
 
-    def _per_bucket(self, sha: bytes, account_ids: Iterable[int], tail: bytes, tail_args: int) -> None:
-        grouped: dict[int, list[bytes]] = defaultdict(list)
-        bucket_of, key_in = keys.home_bucket, keys.home_feed_in
-        for account_id in account_ids:
-            bucket = bucket_of(account_id)
-            grouped[bucket].append(bulk(key_in(bucket, account_id).encode()))
-        for framed in grouped.values():
+    def _per_timelines(self, sha: bytes, account_ids: Iterable[int], tail: bytes, tail_args: int) -> None:
+        groups: Iterable[list[bytes]]
+        if self.one_slot_per_call:
+            grouped: dict[int, list[bytes]] = defaultdict(list)
+            bucket_of, key_in = keys.home_bucket, keys.home_feed_in
+            for account_id in account_ids:
+                bucket = bucket_of(account_id)
+                grouped[bucket].append(bulk(key_in(bucket, account_id).encode()))
+            groups = grouped.values()
+        else:
+            groups = [[bulk(keys.home_feed(account_id).encode()) for account_id in account_ids]]
+        for framed in groups:
             for start in range(0, len(framed), MAX_KEYS_PER_CALL):
                 self._call(sha, framed[start:start + MAX_KEYS_PER_CALL], tail, tail_args)
 

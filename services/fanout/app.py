@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from kicau import clients
 from kicau.account_cards import AccountCards
-from kicau.feeds import Feeds
+from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.presence import OnlineMirror
@@ -46,7 +46,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         graph = FollowGraph(session)
         fanout = Fanout(
             settings=common, own=own, redis=redis,
-            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
+            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
+                        one_slot_per_call=await calls_must_stay_in_one_slot(redis)),
             graph=graph, follower_lists=FollowerLists(redis, graph.followers, max_ids=own.follower_cache_ids),
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large,

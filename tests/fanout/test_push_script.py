@@ -10,7 +10,7 @@ import random
 from redis.asyncio import Redis
 
 from kicau import keys
-from kicau.feeds import Feeds, feed_member, status_of
+from kicau.feeds import MAX_KEYS_PER_CALL, Feeds, calls_must_stay_in_one_slot, feed_member, status_of
 from kicau.resp import Sender
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
@@ -58,6 +58,47 @@ def test_push_writes_only_materialised_timelines_and_trims_to_the_cap() -> None:
             assert isinstance(newest, bytes) and status_of(newest) == 2000 + 2 * SLACK - 1
         finally:
             await redis.delete(timeline, keys.home_feed(absent))
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_single_node_takes_timelines_of_every_bucket_in_one_call() -> None:
+    """On a single node (what the stack runs) a script call packs timelines of any buckets: 700 followers go
+    out in 3 calls instead of one call per bucket (~500 here), with the same outcome: every materialised
+    timeline gets the status, no absent one is created, and the calls report 600 timelines written."""
+
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        assert not await calls_must_stay_in_one_slot(redis), "the stack's Redis is a single node"
+        base = random.randrange(10**12, 10**13)
+        present = [base + 2 * i for i in range(600)]
+        absent = [base + 2 * i + 1 for i in range(100)]
+        readers = present + absent
+        buckets = {keys.home_bucket(reader) for reader in readers}
+        try:
+            pipe = redis.pipeline(transaction=False)
+            for reader in present:
+                pipe.zadd(keys.home_feed(reader), {keys.FEED_SENTINEL: 0})
+            await pipe.execute()
+            for one_slot, status_id in ((True, 1000), (False, 1001)):
+                writes = Feeds(redis, cap=CAP, ttl_seconds=60, one_slot_per_call=one_slot).writes()
+                writes.push(readers, [status_id])
+                chunks, replies = writes.take()
+                calls = replies - 2  # after the two SCRIPT LOADs
+                assert calls == (len(buckets) if one_slot else -(-len(readers) // MAX_KEYS_PER_CALL))
+                async with Sender(redis) as sender:
+                    await sender.send(chunks, replies)
+                    written = (await sender.finish())[2:]
+                assert sum(written) == len(present)
+            pipe = redis.pipeline(transaction=False)
+            for reader in readers:
+                pipe.zrange(keys.home_feed(reader), 0, -1)
+            timelines = await pipe.execute()
+            assert timelines[:len(present)] == [[keys.FEED_SENTINEL, feed_member(1001), feed_member(1000)]] * 600
+            assert timelines[len(present):] == [[]] * len(absent), "an absent timeline must stay absent"
+        finally:
+            await redis.delete(*(keys.home_feed(reader) for reader in readers))
             await redis.aclose()
 
     asyncio.run(scenario())
