@@ -12,11 +12,12 @@ from __future__ import annotations
 FEED_SENTINEL = b"\x00" * 8
 
 
-# Home timelines are spread over this many hash tags instead of one per user. The fanout writes thousands of
-# timelines per status; with one tag per user, every timeline sits in a slot of its own and each needs a
-# script call of its own (a multi-key call must stay in one slot on Redis Cluster). With buckets, the
-# followers of a status that share a bucket are written by one call on Cluster; a single node takes followers of
-# any buckets in one call (``kicau.feeds.calls_must_stay_in_one_slot``). 1,024 buckets still spread evenly over any realistic number of Cluster nodes (a bucket is one slot).
+# Home timelines are spread over this many hash tags instead of one per user. The fanout writes thousands of timelines
+# per status; with one tag per user, every timeline sits in a slot of its own and each needs a script call of its own
+# (a multi-key call must stay in one slot on Redis Cluster). With buckets, the followers of a status that share a
+# bucket are written by one call on Cluster; a single node takes followers of any buckets in one call
+# (``kicau.feeds.calls_must_stay_in_one_slot``). 1,024 buckets still spread evenly over any realistic number of
+# Cluster nodes (a bucket is one slot).
 HOME_BUCKETS = 1024
 _BUCKET_SHIFT = 64 - (HOME_BUCKETS.bit_length() - 1)
 _FIBONACCI = 0x9E3779B97F4A7C15  # 2**64 / golden ratio: multiplicative hashing mixes every bit of the id
