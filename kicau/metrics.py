@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 import gc
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -55,7 +61,47 @@ LOCAL_CACHE_FLUSHES = Counter(
     "kicau_local_cache_flushes_total", "Times the process-local cache dropped every copy (connection lost, flush)"
 )
 OPEN_STREAMS = Gauge("kicau_streams_open", "Streaming connections open on this gateway", ["transport"])
-DELIVERY_LATENCY = Histogram(
+
+
+class CheapHistogram:
+    """A histogram without labels whose ``observe`` costs a bisect and an increment under a lock.
+
+    For a value observed per stream per event: prometheus_client's ``Histogram.observe`` walks its bounds in Python
+    and increments through value objects, ~2.5 µs in all, which a gateway writing 1,000 streams 25 times a second
+    paid 25,000 times a second (~10% of its time, py-spy). Exposed exactly as a Histogram is (``_bucket``
+    cumulative with ``+Inf``, ``_count``, ``_sum``)."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
+                 registry: CollectorRegistry | None = REGISTRY) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = sorted(float(b) for b in buckets)
+        # As prometheus_client writes ``le`` (the function has no annotations).
+        self._labels: list[str] = [floatToGoString(b) for b in self._bounds]  # type: ignore[no-untyped-call]
+        # counts[i]: values in (bounds[i-1], bounds[i]]; the last slot is above every bound.
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._sum = 0.0
+        self._lock = threading.Lock()  # /metrics may be collected on another thread
+        if registry is not None:
+            registry.register(self)
+
+    def observe(self, value: float) -> None:
+        slot = bisect.bisect_left(self._bounds, value)
+        with self._lock:
+            self._counts[slot] += 1
+            self._sum += value
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for label, count in zip([*self._labels, "+Inf"], counts, strict=True):
+            running += count
+            cumulative.append((label, float(running)))
+        yield HistogramMetricFamily(self._name, self._documentation, buckets=cumulative, sum_value=total)
+
+
+DELIVERY_LATENCY = CheapHistogram(
     "kicau_stream_delivery_latency_seconds",
     "Status accepted to event written on a stream",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
