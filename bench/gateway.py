@@ -254,6 +254,7 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 with CpuMeter(target["pids"]) as meter:
                     result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
                 result["cpu_us_per_request"] = meter.per_request_us(result["requests"])
+                result["jit_us_per_request"] = meter.jit_per_request_us(result["requests"])
                 profiling.finish(profiler)
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:10s}: {result['rps']:8,.0f} req/s  "
@@ -305,6 +306,8 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         # Where the time goes: CPU per request of each process during the best run (µs; /proc deltas). The stack's
         # processes share the machine's cores with wrk, so their sum bounds the throughput.
         "cpu_us_per_request": {name: best[name].get("cpu_us_per_request", {}) for name in targets},
+        # Of the above, the JVMs' JIT compiling: a cost of a stack just started, not of a request.
+        "jit_us_per_request": {name: best[name].get("jit_us_per_request", {}) for name in targets},
         "runs_with_errors": sum(1 for r in runs.values() for x in r if not clean(x)),
         "load": f"wrk -t1 -c{opts.connections} -d{opts.seconds}s (closed loop), best of {opts.rounds} "
                 f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",

@@ -126,6 +126,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
             per = cpu.get(name) or {}
             cells = " | ".join(_fmt(per.get(p)) if p in per else "—" for p in processes)
             lines.append(f"| {name.replace('_', ' ')} | {cells} | {_fmt(sum(per.values()))} |")
+        jit = g.get("jit_us_per_request") or {}
+        compiling = [f"{name.replace('_', ' ')}: " + ", ".join(f"{jvm} {_fmt(us)}" for jvm, us in per.items())
+                     for name, per in jit.items() if any(us > 0 for us in per.values())]
+        if compiling:
+            lines += ["", "Of which the JVMs spent JIT compiling (µs per request; a cost of a freshly started stack "
+                          "that falls as it warms, not of the request): " + "; ".join(compiling) + "."]
     lines += [
         "",
         f"Load: {g.get('load', '—')}.",
