@@ -36,11 +36,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         online = OnlineMirror(redis)
         await online.start()
-        consumer = clients.kafka_consumer(
-            common, common.kafka_statuses_topic, common.kafka_follows_topic, group_id=own.group_id,
-            max_poll_records=own.max_batch,
-        )
-        await consumer.start()
+        # Subscribed below, once the worker that listens for rebalances exists.
+        consumer = clients.kafka_consumer(common, group_id=own.group_id, max_poll_records=own.max_batch)
         large = LargeAccounts(session, max_age=5.0)
         await large.reload()
         graph = FollowGraph(session)
@@ -52,7 +49,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large,
         )
-        worker = FanoutWorker(consumer, fanout, own.max_batch)
+        worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds)
+        consumer.subscribe([common.kafka_statuses_topic, common.kafka_follows_topic], listener=worker.listener)
+        await consumer.start()
         task = asyncio.create_task(worker.run(), name="fanout-worker")
         task.add_done_callback(_crash_on_failure)
         app.state.consumer = consumer
@@ -63,6 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            try:
+                await worker.commit_pending()  # what was applied, so that a restart does not replay it
+            except Exception:
+                log.warning("could not commit the applied offsets before stopping", exc_info=True)
             await consumer.stop()
             await online.stop()
 

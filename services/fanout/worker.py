@@ -1,13 +1,20 @@
 """The consume loop: fetch a batch, apply it, then commit its offsets (at-least-once, made exact by
-idempotent writes)."""
+idempotent writes).
+
+Offsets are committed once applied, but at most every ``commit_interval`` seconds: a commit is a write to
+Kafka's offsets log, and one per batch cost Kafka more than the statuses themselves. What is applied and not yet
+committed is committed as soon as the fanout falls idle, before it stops, and before a rebalance hands its
+partitions to another worker, so only a crash replays it (up to one interval more than before).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
@@ -19,20 +26,39 @@ log = logging.getLogger(__name__)
 
 
 class FanoutWorker:
-    def __init__(self, consumer: AIOKafkaConsumer, fanout: Fanout, max_batch: int) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, fanout: Fanout, max_batch: int,
+                 commit_interval: float = 0.0) -> None:
         self.consumer = consumer
         self.fanout = fanout
         self.max_batch = max_batch
+        self.commit_interval = commit_interval
         self.batches = 0
+        # Offsets of batches applied but not yet committed, and when the last commit was sent.
+        self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._committed_at = time.monotonic()
+        self.listener = _CommitBeforeRevoke(self)
 
     async def run(self) -> None:
         while True:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
             if not batch:
+                await self.commit_pending()  # idle: leave nothing applied and uncommitted
                 await self._record_lag()
                 continue
             await self._process(batch)
             self.batches += 1
+
+    async def commit_pending(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit the applied offsets not yet committed (of the partitions in ``only``, if given)."""
+        if only is None:
+            offsets, self._pending = self._pending, {}
+        else:
+            offsets = {tp: offset for tp, offset in self._pending.items() if tp in only}
+            for tp in offsets:
+                del self._pending[tp]
+        if offsets:
+            self._committed_at = time.monotonic()
+            await self._commit(offsets)
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         events: list[Event] = []
@@ -48,7 +74,9 @@ class FanoutWorker:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
         # Events of one partition keep their order; different partitions never need ordering between them.
         await self._apply_with_retry(events)
-        await self._commit(offsets)
+        self._pending.update(offsets)
+        if time.monotonic() - self._committed_at >= self.commit_interval:
+            await self.commit_pending()
         await self._record_lag()
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
@@ -90,3 +118,17 @@ class FanoutWorker:
             except IllegalStateError:
                 continue  # revoked by a rebalance since assignment() was read
             CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what was applied of the partitions a rebalance takes away before it does, so that their next owner
+    starts where this worker stopped instead of replaying (online followers would get those events twice)."""
+
+    def __init__(self, worker: FanoutWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._worker.commit_pending(only=set(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        pass

@@ -1,0 +1,190 @@
+"""When the fanout worker commits its offsets (services/fanout/worker.py), on the real Kafka: at most once per
+interval while it is busy, at once when it falls idle, before it hands partitions over in a rebalance, and
+never for a batch it has not applied. The fanout's own work is stood in for by a recorder: what is tested is
+the consume-apply-commit loop against the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import OffsetAndMetadata
+
+from kicau import clients
+from kicau.events import Event, StatusDeleted, encode_event
+from kicau.settings import CommonSettings
+from services.fanout.worker import FanoutWorker
+from stack.services import service_env
+
+PARTITIONS = 2
+
+
+class Recorder:
+    """Stands where the fanout service does: keeps what it is asked to apply, taking ``seconds`` per batch."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.applied: list[int] = []
+        self.seconds = seconds
+
+    async def apply(self, events: Sequence[Event]) -> None:
+        await asyncio.sleep(self.seconds)
+        self.applied += [event.status_id for event in events if isinstance(event, StatusDeleted)]
+
+
+class CountingWorker(FanoutWorker):
+    commits = 0
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.commits += 1
+        await super()._commit(offsets)
+
+
+def _bootstrap() -> str:
+    return service_env()["KICAU_KAFKA_BOOTSTRAP"]
+
+
+@contextlib.asynccontextmanager
+async def _topic() -> AsyncIterator[tuple[str, AIOKafkaAdminClient]]:
+    topic = f"kicau.test.commits.{uuid.uuid4().hex[:10]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        yield topic, admin
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.delete_topics([topic])
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def _worker(topic: str, group: str, fanout: Recorder, interval: float,
+                  max_batch: int = 500) -> AsyncIterator[CountingWorker]:
+    settings = CommonSettings(kafka_bootstrap=_bootstrap())
+    consumer = clients.kafka_consumer(settings, group_id=group, fetch_max_wait_ms=100)
+    worker = CountingWorker(consumer, fanout, max_batch, interval)  # type: ignore[arg-type]
+    consumer.subscribe([topic], listener=worker.listener)
+    await consumer.start()
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await consumer.stop()
+
+
+async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    """Messages of ``topic`` the group has committed, over all partitions."""
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset >= 0)
+
+
+async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``check`` (it asks the broker or the worker, which signal nothing) until it holds, within 30 s."""
+    async with asyncio.timeout(30):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _produce(producer: AIOKafkaProducer, topic: str, status_id: int) -> None:
+    await producer.send_and_wait(topic, encode_event(StatusDeleted(status_id=status_id, account_id=status_id % 7)),
+                                 key=b"%d" % (status_id % 7))
+
+
+def test_busy_commits_wait_for_the_interval_and_an_idle_worker_commits_at_once() -> None:
+    async def scenario() -> None:
+        async with _topic() as (topic, admin):
+            group = f"kicau-test-{uuid.uuid4().hex[:8]}"
+            producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
+            await producer.start()
+            fanout = Recorder(seconds=0.2)
+            try:
+                async with _worker(topic, group, fanout, interval=60.0, max_batch=4) as worker:
+                    await _produce(producer, topic, 0)
+                    await _until(lambda: _committed_is(admin, group, topic, 1))  # idle once it was applied
+                    idle_commits = worker.commits
+                    # 40 statuses at once, taken 4 at a time at 200 ms a batch: two seconds without an idle poll.
+                    for status_id in range(1, 41):
+                        await _produce(producer, topic, status_id)
+                    await _until(lambda: _true(len(fanout.applied) >= 21))
+                    assert await _committed(admin, group, topic) == 1, "applied, but the interval has not passed"
+                    assert worker.commits == idle_commits
+                    await _until(lambda: _committed_is(admin, group, topic, 41))
+                    assert worker.commits == idle_commits + 1, "one commit once it fell idle"
+                    assert sorted(fanout.applied) == list(range(41))
+            finally:
+                await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_interval_zero_commits_after_every_batch() -> None:
+    async def scenario() -> None:
+        async with _topic() as (topic, admin):
+            group = f"kicau-test-{uuid.uuid4().hex[:8]}"
+            producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
+            await producer.start()
+            fanout = Recorder()
+            try:
+                async with _worker(topic, group, fanout, interval=0.0) as worker:
+                    for status_id in range(5):
+                        await _produce(producer, topic, status_id)
+                        await _until(lambda n=status_id + 1: _committed_is(admin, group, topic, n))  # type: ignore[misc]
+                    assert worker.batches == worker.commits == 5
+            finally:
+                await producer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_partitions_handed_over_in_a_rebalance_carry_their_applied_offsets() -> None:
+    """What was applied and not yet committed is committed for the partitions a rebalance takes away, and only
+    for those; the rest waits for the interval, the worker falling idle, or its stop."""
+
+    async def scenario() -> None:
+        async with _topic() as (topic, admin):
+            group = f"kicau-test-{uuid.uuid4().hex[:8]}"
+            producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
+            await producer.start()
+            settings = CommonSettings(kafka_bootstrap=_bootstrap())
+            consumer = clients.kafka_consumer(settings, group_id=group, fetch_max_wait_ms=100)
+            worker = FanoutWorker(consumer, Recorder(), 500, 60.0)  # type: ignore[arg-type]
+            consumer.subscribe([topic], listener=worker.listener)
+            await consumer.start()
+            try:
+                for status_id in range(20):
+                    await _produce(producer, topic, status_id)
+                taken: dict[TopicPartition, int] = {}
+                while sum(taken.values()) < 20:
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    await worker._process(batch)  # one turn of the loop, without the idle commit of ``run``
+                    for tp, records in batch.items():
+                        taken[tp] = taken.get(tp, 0) + len(records)
+                assert await _committed(admin, group, topic) == 0, "applied, but the interval has not passed"
+                assert len(taken) == PARTITIONS, "the statuses' keys cover both partitions"
+                handed_over = min(taken, key=lambda tp: tp.partition)
+                await worker.listener.on_partitions_revoked([handed_over])
+                assert await _committed(admin, group, topic) == taken[handed_over]
+                await worker.commit_pending()
+                assert await _committed(admin, group, topic) == 20
+            finally:
+                await consumer.stop()
+                await producer.stop()
+
+    asyncio.run(scenario())
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _committed_is(admin: AIOKafkaAdminClient, group: str, topic: str, count: int) -> bool:
+    return await _committed(admin, group, topic) == count
