@@ -220,8 +220,7 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
                 pipe.unlink(keys.home_feed(follower))
             pipe.execute()
         r.close()
-    return {"fanout_on_write_s": round(elapsed, 2), "fanout_on_write_entries": int(written),
-            "fanout_on_write_redis_commands": int(written)}
+    return {"fanout_on_write_s": round(elapsed, 2), "fanout_on_write_entries": int(written)}
 
 
 @dataclass(frozen=True)
