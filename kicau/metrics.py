@@ -61,6 +61,10 @@ LOCAL_CACHE_FLUSHES = Counter(
     "kicau_local_cache_flushes_total", "Times the process-local cache dropped every copy (connection lost, flush)"
 )
 OPEN_STREAMS = Gauge("kicau_streams_open", "Streaming connections open on this gateway", ["transport"])
+STREAM_DELIVERIES_REPEATED = Counter(
+    "kicau_stream_deliveries_repeated_total",
+    "Stream deliveries a gateway dropped as already dispatched (the fanout replaying after a crash or retry)",
+)
 
 
 class CheapHistogram:

@@ -31,7 +31,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from kicau import keys, resp
-from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS
+from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
 from kicau.presence import HEARTBEAT_SECONDS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
 from kicau.web import ApiError
@@ -39,6 +39,10 @@ from kicau.web import ApiError
 log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
+# Deliveries (event kind, status id) a gateway remembers having dispatched, to drop a second copy: the fanout
+# publishes again what it had applied but not committed when it crashed or retried a batch (up to its commit
+# interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
+RECENT_DELIVERIES = 10_000
 
 
 def _chunked(body: bytes) -> bytes:
@@ -261,6 +265,7 @@ class StreamHub:
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
+        self._dispatched: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
 
     async def start(self) -> None:
         await self.presence.start()
@@ -312,6 +317,19 @@ class StreamHub:
         except Exception:
             log.warning("could not release stream of %s", connection.account_id, exc_info=True)
 
+    def _dispatched_before(self, delivery: StreamDelivery) -> bool:
+        """Whether this gateway already dispatched this event of this status (see ``RECENT_DELIVERIES``). The
+        fanout publishes one delivery per status and gateway, so a second one is a replay."""
+        key = (delivery.event, delivery.status_id)
+        dispatched = self._dispatched
+        if key in dispatched:
+            STREAM_DELIVERIES_REPEATED.inc()
+            return True
+        dispatched[key] = None
+        if len(dispatched) > RECENT_DELIVERIES:
+            dispatched.popitem(last=False)
+        return False
+
     def dispatch(self, delivery: StreamDelivery) -> None:
         event = StreamEvent(
             name=delivery.event, event_id=str(delivery.status_id), data=delivery.payload,
@@ -332,6 +350,8 @@ class StreamHub:
                         delivery = decode_delivery(message["data"])
                     except Exception:
                         log.exception("dropping an undecodable stream delivery")
+                        continue
+                    if self._dispatched_before(delivery):
                         continue
                     if delivery.followers_of_author:
                         if self._connections:

@@ -1,6 +1,7 @@
 """Fanout workers crash (SIGKILL) or stall past their session timeout (SIGSTOP) in the middle of a burst of
 posts: every status answered 2xx still lands in the follower's home timeline exactly once, and the
-consumer group's lag returns to 0.
+consumer group's lag returns to 0. A killed worker's replacement replays what was applied but not committed;
+the follower's open stream still gets each status once.
 
 The follower's timeline is materialised before the burst and never rebuilt during the test (the rebuild
 counter must not move), so what is counted is what the fanout wrote. Bursts stay below the home-timeline cap
@@ -54,6 +55,9 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
     count = PER_AUTHOR * len(authors)
     victim = harness.service_pid("fanout")
     rebuilds = harness.timeline_rebuilds()
+    stream = harness.Listener(gateway_url, follower)
+    stream.start()
+    assert stream.opened.wait(30), "the follower's stream did not open"
 
     burst = harness.Burst(gateway_url, authors, count, threads=4, text="fanout crash")
     try:
@@ -69,13 +73,20 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
     assert burst.codes() == {200: count}, f"posting does not depend on the fanout: {burst.codes()}"
     result, lag_at, home_at = _converge(http, follower, burst, killed_at)
     rebuilt = harness.timeline_rebuilds() - rebuilds
+    expected = burst.succeeded_ids()
+    harness.wait_for(lambda: set(expected) <= set(stream.updates), 60, "every 2xx status on the follower's stream")
+    time.sleep(1.0)  # anything replayed twice would follow at once
+    stream.closing.set()
+    on_stream = harness.tally(expected, stream.updates)
     harness.figure(
-        f"fanout SIGKILL at {killed_at_posts} of {count} posts: {result}; restarted in {restart_seconds:.1f}s, "
+        f"fanout SIGKILL at {killed_at_posts} of {count} posts: {result}; on the follower's stream: {on_stream}; "
+        f"restarted in {restart_seconds:.1f}s, "
         f"consumer lag 0 {lag_at:.1f}s and the whole burst in the follower's timeline {home_at:.1f}s after the "
         f"kill (the burst itself ended {(burst.finished or killed_at) - killed_at:.1f}s after it); "
         f"timeline rebuilds {rebuilt:.0f}"
     )
     assert not result.lost and not result.duplicated and not result.unexpected, result
+    assert not on_stream.lost and not on_stream.duplicated and not on_stream.unexpected, on_stream
     assert rebuilt == 0, "the follower's timeline was rebuilt: the fanout's writes were not what got counted"
 
 
