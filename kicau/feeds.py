@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import logging
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -35,9 +36,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from kicau import keys
 from kicau.resp import bulk, command, round_trip
+
+log = logging.getLogger(__name__)
 
 _SENTINEL_EXCLUSIVE = b"(" + keys.FEED_SENTINEL
 _MEMBER = struct.Struct(">Q")
@@ -120,8 +124,15 @@ async def calls_must_stay_in_one_slot(redis: Redis) -> bool:
 
     A single node takes any keys in one call, so the fanout then packs timelines of every bucket into each
     script call: followers of a status spread over the buckets (1,000 followers fall into ~630 of 1,024), and one
-    call per bucket would be one call (~10 µs of Redis time beyond the writes themselves) per follower."""
-    info = await redis.info("cluster")
+    call per bucket would be one call (~10 µs of Redis time beyond the writes themselves) per follower.
+
+    A Redis that refuses to say (``INFO`` disabled, as some managed services do) is taken for a Cluster node:
+    calls within one slot are correct everywhere, only slower on a single node."""
+    try:
+        info = await redis.info("cluster")
+    except ResponseError:
+        log.warning("Redis refused INFO cluster; writing timelines one hash-tag bucket per call")
+        return True
     return bool(int(info.get("cluster_enabled", 0)))
 
 

@@ -102,3 +102,24 @@ def test_a_single_node_takes_timelines_of_every_bucket_in_one_call() -> None:
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_redis_that_refuses_info_is_written_one_slot_per_call() -> None:
+    """Some managed Redis services disable INFO: the fanout then keeps each call inside one slot, which is
+    correct on a single node and on Cluster alike (an ACL user without INFO stands in for such a service)."""
+
+    async def scenario() -> None:
+        admin = Redis(port=REDIS_PORT)
+        user, password = f"kicau-test-noinfo-{random.randrange(10**9)}", "pw"
+        await admin.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"],
+                                commands=["+@all", "-info"])
+        limited = Redis(port=REDIS_PORT, username=user, password=password)
+        try:
+            assert await calls_must_stay_in_one_slot(limited)
+            assert not await calls_must_stay_in_one_slot(admin)
+        finally:
+            await limited.aclose()
+            await admin.acl_deluser(user)
+            await admin.aclose()
+
+    asyncio.run(scenario())
