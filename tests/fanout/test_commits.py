@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -47,27 +48,52 @@ def _bootstrap() -> str:
     return service_env()["KICAU_KAFKA_BOOTSTRAP"]
 
 
+@dataclass
+class Broker:
+    """A scratch topic of the real Kafka, a consumer group name of its own, an admin client and a producer."""
+
+    topic: str
+    group: str
+    admin: AIOKafkaAdminClient
+    producer: AIOKafkaProducer
+
+    async def produce(self, status_id: int) -> None:
+        event = StatusDeleted(status_id=status_id, account_id=status_id % 7)
+        await self.producer.send_and_wait(self.topic, encode_event(event), key=b"%d" % (status_id % 7))
+
+    async def committed(self) -> int:
+        """Messages of the topic the group has committed, over all partitions."""
+        offsets = await self.admin.list_consumer_group_offsets(self.group)
+        return sum(o.offset for tp, o in offsets.items() if tp.topic == self.topic and o.offset >= 0)
+
+    async def committed_is(self, count: int) -> bool:
+        return await self.committed() == count
+
+
 @contextlib.asynccontextmanager
-async def _topic() -> AsyncIterator[tuple[str, AIOKafkaAdminClient]]:
+async def _broker() -> AsyncIterator[Broker]:
     topic = f"kicau.test.commits.{uuid.uuid4().hex[:10]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap())
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
     await admin.start()
+    await producer.start()
     try:
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        yield topic, admin
+        yield Broker(topic, f"kicau-test-{uuid.uuid4().hex[:8]}", admin, producer)
     finally:
+        await producer.stop()
         with contextlib.suppress(Exception):
             await admin.delete_topics([topic])
         await admin.close()
 
 
 @contextlib.asynccontextmanager
-async def _worker(topic: str, group: str, fanout: Recorder, interval: float,
+async def _worker(kafka: Broker, fanout: Recorder, interval: float,
                   max_batch: int = 500) -> AsyncIterator[CountingWorker]:
     settings = CommonSettings(kafka_bootstrap=_bootstrap())
-    consumer = clients.kafka_consumer(settings, group_id=group, fetch_max_wait_ms=100)
+    consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
     worker = CountingWorker(consumer, fanout, max_batch, interval)  # type: ignore[arg-type]
-    consumer.subscribe([topic], listener=worker.listener)
+    consumer.subscribe([kafka.topic], listener=worker.listener)
     await consumer.start()
     task = asyncio.create_task(worker.run())
     try:
@@ -79,12 +105,6 @@ async def _worker(topic: str, group: str, fanout: Recorder, interval: float,
         await consumer.stop()
 
 
-async def _committed(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
-    """Messages of ``topic`` the group has committed, over all partitions."""
-    offsets = await admin.list_consumer_group_offsets(group)
-    return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset >= 0)
-
-
 async def _until(check: Callable[[], Awaitable[bool]]) -> None:
     """Poll ``check`` (it asks the broker or the worker, which signal nothing) until it holds, within 30 s."""
     async with asyncio.timeout(30):
@@ -94,53 +114,34 @@ async def _until(check: Callable[[], Awaitable[bool]]) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _produce(producer: AIOKafkaProducer, topic: str, status_id: int) -> None:
-    await producer.send_and_wait(topic, encode_event(StatusDeleted(status_id=status_id, account_id=status_id % 7)),
-                                 key=b"%d" % (status_id % 7))
-
-
 def test_busy_commits_wait_for_the_interval_and_an_idle_worker_commits_at_once() -> None:
     async def scenario() -> None:
-        async with _topic() as (topic, admin):
-            group = f"kicau-test-{uuid.uuid4().hex[:8]}"
-            producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
-            await producer.start()
+        async with _broker() as kafka:
             fanout = Recorder(seconds=0.2)
-            try:
-                async with _worker(topic, group, fanout, interval=60.0, max_batch=4) as worker:
-                    await _produce(producer, topic, 0)
-                    await _until(lambda: _committed_is(admin, group, topic, 1))  # idle once it was applied
-                    idle_commits = worker.commits
-                    # 40 statuses at once, taken 4 at a time at 200 ms a batch: two seconds without an idle poll.
-                    for status_id in range(1, 41):
-                        await _produce(producer, topic, status_id)
-                    await _until(lambda: _true(len(fanout.applied) >= 21))
-                    assert await _committed(admin, group, topic) == 1, "applied, but the interval has not passed"
-                    assert worker.commits == idle_commits
-                    await _until(lambda: _committed_is(admin, group, topic, 41))
-                    assert worker.commits == idle_commits + 1, "one commit once it fell idle"
-                    assert sorted(fanout.applied) == list(range(41))
-            finally:
-                await producer.stop()
+            async with _worker(kafka, fanout, interval=60.0, max_batch=4) as worker:
+                await kafka.produce(0)
+                await _until(lambda: kafka.committed_is(1))  # idle once it was applied
+                idle_commits = worker.commits
+                # 40 statuses at once, taken 4 at a time at 200 ms a batch: two seconds without an idle poll.
+                for status_id in range(1, 41):
+                    await kafka.produce(status_id)
+                await _until(lambda: _true(len(fanout.applied) >= 21))
+                assert await kafka.committed() == 1, "applied, but the interval has not passed"
+                assert worker.commits == idle_commits
+                await _until(lambda: kafka.committed_is(41))
+                assert worker.commits == idle_commits + 1, "one commit once it fell idle"
+                assert sorted(fanout.applied) == list(range(41))
 
     asyncio.run(scenario())
 
 
 def test_interval_zero_commits_after_every_batch() -> None:
     async def scenario() -> None:
-        async with _topic() as (topic, admin):
-            group = f"kicau-test-{uuid.uuid4().hex[:8]}"
-            producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
-            await producer.start()
-            fanout = Recorder()
-            try:
-                async with _worker(topic, group, fanout, interval=0.0) as worker:
-                    for status_id in range(5):
-                        await _produce(producer, topic, status_id)
-                        await _until(lambda n=status_id + 1: _committed_is(admin, group, topic, n))  # type: ignore[misc]
-                    assert worker.batches == worker.commits == 5
-            finally:
-                await producer.stop()
+        async with _broker() as kafka, _worker(kafka, Recorder(), interval=0.0) as worker:
+            for status_id in range(5):
+                await kafka.produce(status_id)
+                await _until(lambda n=status_id + 1: kafka.committed_is(n))  # type: ignore[misc]
+            assert worker.batches == worker.commits == 5
 
     asyncio.run(scenario())
 
@@ -150,41 +151,33 @@ def test_partitions_handed_over_in_a_rebalance_carry_their_applied_offsets() -> 
     for those; the rest waits for the interval, the worker falling idle, or its stop."""
 
     async def scenario() -> None:
-        async with _topic() as (topic, admin):
-            group = f"kicau-test-{uuid.uuid4().hex[:8]}"
-            producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(), acks="all")
-            await producer.start()
+        async with _broker() as kafka:
             settings = CommonSettings(kafka_bootstrap=_bootstrap())
-            consumer = clients.kafka_consumer(settings, group_id=group, fetch_max_wait_ms=100)
+            consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
             worker = FanoutWorker(consumer, Recorder(), 500, 60.0)  # type: ignore[arg-type]
-            consumer.subscribe([topic], listener=worker.listener)
+            consumer.subscribe([kafka.topic], listener=worker.listener)
             await consumer.start()
             try:
                 for status_id in range(20):
-                    await _produce(producer, topic, status_id)
+                    await kafka.produce(status_id)
                 taken: dict[TopicPartition, int] = {}
                 while sum(taken.values()) < 20:
                     batch = await consumer.getmany(timeout_ms=1000)
                     await worker._process(batch)  # one turn of the loop, without the idle commit of ``run``
                     for tp, records in batch.items():
                         taken[tp] = taken.get(tp, 0) + len(records)
-                assert await _committed(admin, group, topic) == 0, "applied, but the interval has not passed"
+                assert await kafka.committed() == 0, "applied, but the interval has not passed"
                 assert len(taken) == PARTITIONS, "the statuses' keys cover both partitions"
                 handed_over = min(taken, key=lambda tp: tp.partition)
                 await worker.listener.on_partitions_revoked([handed_over])
-                assert await _committed(admin, group, topic) == taken[handed_over]
+                assert await kafka.committed() == taken[handed_over]
                 await worker.commit_pending()
-                assert await _committed(admin, group, topic) == 20
+                assert await kafka.committed() == 20
             finally:
                 await consumer.stop()
-                await producer.stop()
 
     asyncio.run(scenario())
 
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _committed_is(admin: AIOKafkaAdminClient, group: str, topic: str, count: int) -> bool:
-    return await _committed(admin, group, topic) == count
