@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import redis as sync_redis
 from redis.asyncio import Redis
 
-from kicau import keys
+from kicau import keys, resp
 from kicau.metrics import FANOUT_FOLLOWER_LISTS
 
 ReadFollowers = Callable[[int], Awaitable[list[int]]]
@@ -73,11 +73,14 @@ class FollowerLists:
         """The follower lists of ``account_ids``: one Redis round trip, then Cassandra for stale ones only."""
         if not account_ids:
             return {}
-        pipe = self._redis.pipeline(transaction=False)
         fresh = uuid.uuid4().hex.encode()
-        for account_id in account_ids:
-            pipe.set(keys.followers_version(account_id), fresh, nx=True, get=True)
-        claimed = await pipe.execute()
+        # Packed by hand on the shared connection (kicau/resp.py): through a redis-py pipeline this round trip,
+        # made for every batch, was ~7% of the fanout's CPU under posts. Safe to send again: a claim that
+        # reached Redis before the connection broke returns this same token the second time.
+        claimed = await resp.round_trip(self._redis, [
+            resp.command(b"SET", keys.followers_version(account_id).encode(), fresh, b"NX", b"GET")
+            for account_id in account_ids
+        ])
         now = time.monotonic()
         found: dict[int, list[int]] = {}
         stale: list[tuple[int, bytes]] = []
