@@ -15,7 +15,7 @@ import time
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, RebalanceInProgressError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from kicau.events import Event, decode_event
@@ -56,9 +56,17 @@ class FanoutWorker:
             offsets = {tp: offset for tp, offset in self._pending.items() if tp in only}
             for tp in offsets:
                 del self._pending[tp]
-        if offsets:
-            self._committed_at = time.monotonic()
+        if not offsets:
+            return
+        self._committed_at = time.monotonic()
+        try:
             await self._commit(offsets)
+        except KafkaError as exc:
+            # Kafka unreachable (it restarts, the coordinator moved): keep the offsets for the next chance instead
+            # of ending the worker; a newer offset of a partition, added meanwhile, wins.
+            log.warning("could not commit applied offsets (%s); trying again later", exc)
+            for tp, offset in offsets.items():
+                self._pending.setdefault(tp, offset)
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         events: list[Event] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import OffsetAndMetadata
 
 from kicau import clients
@@ -181,3 +182,39 @@ def test_partitions_handed_over_in_a_rebalance_carry_their_applied_offsets() -> 
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_a_commit_kafka_refuses_is_kept_for_the_next_chance() -> None:
+    """Kafka failing a commit (here: the consumer's commit raising as when the broker is unreachable) leaves
+    the applied offsets pending instead of ending the worker; the next chance commits them."""
+
+    async def scenario() -> None:
+        async with _broker() as kafka:
+            settings = CommonSettings(kafka_bootstrap=_bootstrap())
+            consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
+            worker = FanoutWorker(consumer, Recorder(), 500, 60.0)  # type: ignore[arg-type]
+            consumer.subscribe([kafka.topic], listener=worker.listener)
+            await consumer.start()
+            try:
+                for status_id in range(10):
+                    await kafka.produce(status_id)
+                taken = 0
+                while taken < 10:
+                    batch = await consumer.getmany(timeout_ms=1000)
+                    await worker._process(batch)
+                    taken += sum(len(records) for records in batch.values())
+                real_commit = consumer.commit
+
+                async def unreachable(*_: object, **__: object) -> None:
+                    raise KafkaConnectionError("broker unreachable")
+
+                consumer.commit = unreachable
+                await worker.commit_pending()
+                assert await kafka.committed() == 0
+                consumer.commit = real_commit
+                await worker.commit_pending()
+                assert await kafka.committed() == 10
+            finally:
+                await consumer.stop()
+
+    asyncio.run(scenario())
