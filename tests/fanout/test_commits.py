@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import OffsetAndMetadata
@@ -89,21 +89,44 @@ async def _broker() -> AsyncIterator[Broker]:
 
 
 @contextlib.asynccontextmanager
-async def _worker(kafka: Broker, fanout: Recorder, interval: float,
-                  max_batch: int = 500) -> AsyncIterator[CountingWorker]:
+async def _subscribed(kafka: Broker, fanout: Recorder, interval: float,
+                      max_batch: int = 500) -> AsyncIterator[tuple[AIOKafkaConsumer, CountingWorker]]:
+    """A worker of the scratch group, subscribed with its rebalance listener as the fanout's is, not yet running."""
     settings = CommonSettings(kafka_bootstrap=_bootstrap())
     consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
     worker = CountingWorker(consumer, fanout, max_batch, interval)  # type: ignore[arg-type]
     consumer.subscribe([kafka.topic], listener=worker.listener)
     await consumer.start()
-    task = asyncio.create_task(worker.run())
     try:
-        yield worker
+        yield consumer, worker
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _worker(kafka: Broker, fanout: Recorder, interval: float,
+                  max_batch: int = 500) -> AsyncIterator[CountingWorker]:
+    """The same worker running its loop, as the fanout's does."""
+    async with _subscribed(kafka, fanout, interval, max_batch) as (_, worker):
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _apply_by_hand(consumer: AIOKafkaConsumer, worker: FanoutWorker, count: int) -> dict[TopicPartition, int]:
+    """Turns of the worker's loop taken by hand, without the idle commit of ``run``, until ``count`` records are
+    applied; returns how many came from each partition."""
+    taken: dict[TopicPartition, int] = {}
+    while sum(taken.values()) < count:
+        batch = await consumer.getmany(timeout_ms=1000)
+        await worker._process(batch)
+        for tp, records in batch.items():
+            taken[tp] = taken.get(tp, 0) + len(records)
+    return taken
 
 
 async def _until(check: Callable[[], Awaitable[bool]]) -> None:
@@ -152,30 +175,17 @@ def test_partitions_handed_over_in_a_rebalance_carry_their_applied_offsets() -> 
     for those; the rest waits for the interval, the worker falling idle, or its stop."""
 
     async def scenario() -> None:
-        async with _broker() as kafka:
-            settings = CommonSettings(kafka_bootstrap=_bootstrap())
-            consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
-            worker = FanoutWorker(consumer, Recorder(), 500, 60.0)  # type: ignore[arg-type]
-            consumer.subscribe([kafka.topic], listener=worker.listener)
-            await consumer.start()
-            try:
-                for status_id in range(20):
-                    await kafka.produce(status_id)
-                taken: dict[TopicPartition, int] = {}
-                while sum(taken.values()) < 20:
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    await worker._process(batch)  # one turn of the loop, without the idle commit of ``run``
-                    for tp, records in batch.items():
-                        taken[tp] = taken.get(tp, 0) + len(records)
-                assert await kafka.committed() == 0, "applied, but the interval has not passed"
-                assert len(taken) == PARTITIONS, "the statuses' keys cover both partitions"
-                handed_over = min(taken, key=lambda tp: tp.partition)
-                await worker.listener.on_partitions_revoked([handed_over])
-                assert await kafka.committed() == taken[handed_over]
-                await worker.commit_pending()
-                assert await kafka.committed() == 20
-            finally:
-                await consumer.stop()
+        async with _broker() as kafka, _subscribed(kafka, Recorder(), 60.0) as (consumer, worker):
+            for status_id in range(20):
+                await kafka.produce(status_id)
+            taken = await _apply_by_hand(consumer, worker, 20)
+            assert await kafka.committed() == 0, "applied, but the interval has not passed"
+            assert len(taken) == PARTITIONS, "the statuses' keys cover both partitions"
+            handed_over = min(taken, key=lambda tp: tp.partition)
+            await worker.listener.on_partitions_revoked([handed_over])
+            assert await kafka.committed() == taken[handed_over]
+            await worker.commit_pending()
+            assert await kafka.committed() == 20
 
     asyncio.run(scenario())
 
@@ -189,32 +199,20 @@ def test_a_commit_kafka_refuses_is_kept_for_the_next_chance() -> None:
     the applied offsets pending instead of ending the worker; the next chance commits them."""
 
     async def scenario() -> None:
-        async with _broker() as kafka:
-            settings = CommonSettings(kafka_bootstrap=_bootstrap())
-            consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
-            worker = FanoutWorker(consumer, Recorder(), 500, 60.0)  # type: ignore[arg-type]
-            consumer.subscribe([kafka.topic], listener=worker.listener)
-            await consumer.start()
-            try:
-                for status_id in range(10):
-                    await kafka.produce(status_id)
-                taken = 0
-                while taken < 10:
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    await worker._process(batch)
-                    taken += sum(len(records) for records in batch.values())
-                real_commit = consumer.commit
+        async with _broker() as kafka, _subscribed(kafka, Recorder(), 60.0) as (consumer, worker):
+            for status_id in range(10):
+                await kafka.produce(status_id)
+            await _apply_by_hand(consumer, worker, 10)
+            real_commit = consumer.commit
 
-                async def unreachable(*_: object, **__: object) -> None:
-                    raise KafkaConnectionError("broker unreachable")
+            async def unreachable(*_: object, **__: object) -> None:
+                raise KafkaConnectionError("broker unreachable")
 
-                consumer.commit = unreachable
-                await worker.commit_pending()
-                assert await kafka.committed() == 0
-                consumer.commit = real_commit
-                await worker.commit_pending()
-                assert await kafka.committed() == 10
-            finally:
-                await consumer.stop()
+            consumer.commit = unreachable
+            await worker.commit_pending()
+            assert await kafka.committed() == 0
+            consumer.commit = real_commit
+            await worker.commit_pending()
+            assert await kafka.committed() == 10
 
     asyncio.run(scenario())
