@@ -312,9 +312,13 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 def cpu_seconds(pid: int) -> float | None:
     """User plus system CPU time a process has used so far (Linux ``/proc``), or None if it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return _cpu_seconds_of(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
+
+
+def _cpu_seconds_of(stat: str) -> float:
+    """User plus system CPU time in a ``/proc/<pid>/stat`` (or ``/proc/<pid>/task/<tid>/stat``) line."""
     fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
@@ -330,12 +334,10 @@ def jit_seconds(pid: int) -> float:
     total = 0.0
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            if not (task / "comm").read_text().startswith(_JIT_THREAD_PREFIXES):
-                continue
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            if task.joinpath("comm").read_text().startswith(_JIT_THREAD_PREFIXES):
+                total += _cpu_seconds_of(task.joinpath("stat").read_text())
         except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+            continue  # the thread ended meanwhile
     return total
 
 

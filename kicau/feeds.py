@@ -311,7 +311,8 @@ class TimelineWrites:
         return taken
 
     def push(self, account_ids: Iterable[int], status_ids: Sequence[int]) -> None:
-        """Add statuses to the home timelines of ``account_ids`` that exist: one call per bucket."""
+        """Add statuses to the home timelines of ``account_ids`` that exist, in calls of up to
+        ``MAX_KEYS_PER_CALL`` timelines (of one bucket each on Redis Cluster)."""
         if status_ids:
             tail = self._limits + _members(status_ids)
             self._per_timelines(PUSH_SHA, account_ids, tail, 2 + len(status_ids))
