@@ -141,7 +141,8 @@ class HotRoutes:
             return None
         return self._routes.get((scope["method"], scope["path"]))
 
-    async def serve(self, route: _Route, scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(self, route: _Route, scope: Scope, receive: Receive) -> Answer:
+        """The route's whole answer, errors answered as the ordinary routes answer them, counted and timed."""
         started = time.perf_counter()
         try:
             answer = await route.handler(scope, receive)
@@ -157,6 +158,10 @@ class HotRoutes:
             counter = route.counted[answer.status] = HTTP_REQUESTS.labels(
                 self._service, route.method, route.route, str(answer.status))
         counter.inc()
+        return answer
+
+    async def serve(self, route: _Route, scope: Scope, receive: Receive, send: Send) -> None:
+        answer = await self.answer(route, scope, receive)
         await send({"type": "http.response.start", "status": answer.status, "headers": [
             (b"content-type", answer.content_type), (b"content-length", b"%d" % len(answer.body)), *answer.headers,
         ]})

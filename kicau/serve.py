@@ -12,8 +12,11 @@ import stat
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.importer import import_from_string
 
 from kicau.coalesced_writes import CoalescingHttpProtocol
+from kicau.internal_rpc import CallServer
 from kicau.metrics import time_garbage_collections
 from kicau.web import configure_logging
 
@@ -21,17 +24,22 @@ GC_FIRST_GENERATION_THRESHOLD = 50_000
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, unix_socket: str = "") -> None:
+    def __init__(self, config: uvicorn.Config, unix_socket: str = "", call_socket: str = "") -> None:
         super().__init__(config)
         self._unix_socket = unix_socket
+        self._call_socket = call_socket
+        self._call_server: asyncio.AbstractServer | None = None
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._call_server is not None:
+            self._call_server.close()  # no new callers; calls in flight are answered
         await super().shutdown(sockets)
         # Here rather than after ``run``: uvicorn re-raises the SIGTERM it caught once serving ends, which ends
         # the process before anything after ``run`` would execute.
-        if self._unix_socket:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._unix_socket)
+        for path in (self._unix_socket, self._call_socket):
+            if path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -44,6 +52,12 @@ class _Server(uvicorn.Server):
                 functools.partial(protocol, config=config, server_state=self.server_state,
                                   app_state=self.lifespan.state),
                 sock=unix_listener(self._unix_socket), backlog=config.backlog))
+        if self._call_socket and not self.should_exit:
+            # The same application answers internal calls as frames (kicau/internal_rpc.py) on its call socket.
+            app: ASGIApp = import_from_string(self.config.app)
+            self._call_server = await asyncio.get_running_loop().create_unix_server(
+                functools.partial(CallServer, app), sock=unix_listener(self._call_socket),
+                backlog=self.config.backlog)
         # Everything alive once the application has started (modules, settings, clients, prepared statements)
         # lives as long as the process: moved out of the collector's sight, a full collection no longer walks
         # it. Measured: a full collection over the ~90,000 objects of a started service took 75-220 ms here,
@@ -74,10 +88,11 @@ def unix_listener(path: str) -> socket.socket:
     return listener
 
 
-def run(app_path: str, *, host: str, port: int, unix_socket: str = "") -> None:
-    """Serve ``app_path`` on ``host:port`` and, when ``unix_socket`` is a path, on that Unix socket too: callers
-    on the same host (the gateway, under the stack) skip the TCP stack on both ends of every request: ~6% less
-    CPU per home page for the timeline's (bench/README.md)."""
+def run(app_path: str, *, host: str, port: int, unix_socket: str = "", call_socket: str = "") -> None:
+    """Serve ``app_path`` on ``host:port``; when ``unix_socket`` is a path, HTTP on that Unix socket too: callers
+    on the same host skip the TCP stack on both ends of every request: ~6% less CPU per home page for the
+    timeline's (bench/README.md); and when ``call_socket`` is a path, internal calls as frames on it
+    (kicau/internal_rpc.py: what the gateway uses under the stack)."""
     configure_logging()
     time_garbage_collections()
     config = uvicorn.Config(
@@ -99,4 +114,4 @@ def run(app_path: str, *, host: str, port: int, unix_socket: str = "") -> None:
         # again for each of a thousand readers. Mastodon's own streaming server does not compress either.
         ws_per_message_deflate=False,
     )
-    _Server(config, unix_socket).run()
+    _Server(config, unix_socket, call_socket).run()

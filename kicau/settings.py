@@ -11,12 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class InternalListener(BaseSettings):
-    """Where an internal service listens, read under the service's own prefix: TCP always, and a Unix socket
-    too when ``socket`` is a path (the stack sets one: the gateway on the same host calls it there)."""
+    """Where an internal service listens, read under the service's own prefix: HTTP on TCP always, HTTP on a Unix
+    socket too when ``socket`` is a path, and internal calls as frames (kicau/internal_rpc.py) when
+    ``call_socket`` is one (the stack sets it: the gateway on the same host calls the service there)."""
 
     host: str = "127.0.0.1"
     port: int
     socket: str = ""
+    call_socket: str = ""
 
 
 class CommonSettings(BaseSettings):

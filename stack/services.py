@@ -51,11 +51,11 @@ class Service:
         return STACK_DIR / "services" / f"{self.name}.log"
 
     @property
-    def socket(self) -> Path | None:
-        """The Unix socket an internal service also listens on, or None: the gateway is reached over TCP only, the
-        fanout serves nothing but metrics, and a path too long for a socket address (108 bytes on Linux) is
-        left to TCP."""
-        path = STACK_DIR / "services" / f"{self.name}.sock"
+    def call_socket(self) -> Path | None:
+        """The Unix socket an internal service also answers internal calls on (kicau/internal_rpc.py), or None:
+        the gateway is reached over TCP only, the fanout serves nothing but metrics, and a path too long for a
+        socket address (108 bytes on Linux) is left to HTTP on TCP."""
+        path = STACK_DIR / "services" / f"{self.name}.call.sock"
         return path if self.name in INTERNAL and fits_socket_address(path) else None
 
     def exists(self) -> bool:
@@ -68,7 +68,7 @@ class Service:
         return probes.probe_http(self.port, "/readyz")
 
 
-# Called by the gateway: each also listens on a Unix socket under the stack (``Service.socket``).
+# Called by the gateway: each also answers calls on a Unix socket under the stack (``Service.call_socket``).
 INTERNAL = frozenset({"graph", "post", "timeline"})
 # Start order: dependencies of the gateway first, so it finds them answering.
 SERVICES: list[Service] = [
@@ -111,12 +111,12 @@ def service_env() -> dict[str, str]:
     env.setdefault("KICAU_REDIS_URL", redis_url())
     for service in SERVICES:
         name = service.name.upper()
-        socket = service.socket
+        socket = service.call_socket
         if socket is not None and f"KICAU_{name}_URL" not in env:
-            # Callers on this host (the gateway) reach the service on its Unix socket; it listens on its port too,
-            # for probes, tests and anyone else.
-            env.setdefault(f"KICAU_{name}_SOCKET", str(socket))
-            env[f"KICAU_{name}_URL"] = f"unix://{socket}"
+            # Callers on this host (the gateway) call the service on its call socket; it answers HTTP on its port
+            # too, for probes, tests and anyone else.
+            env.setdefault(f"KICAU_{name}_CALL_SOCKET", str(socket))
+            env[f"KICAU_{name}_URL"] = f"kicau+unix://{socket}"
         env.setdefault(f"KICAU_{name}_URL", f"http://{HOST}:{service.port}")
     gateway = by_name("gateway")
     if gateway is not None:

@@ -20,7 +20,8 @@ from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from services.gateway.routes import accounts, instance, oauth, statuses, streaming, timelines
 from services.gateway.settings import GatewaySettings
 from services.gateway.streaming import SERVER_SEND_KEY, StreamHub
-from services.gateway.upstreams import Upstream
+from services.gateway.upstreams import Caller
+from services.gateway.upstreams import upstream as upstreams_at
 
 
 @asynccontextmanager
@@ -29,8 +30,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = GatewaySettings()
     redis = clients.redis_client(common, name="gateway", max_connections=256)
 
-    def upstream(url: str) -> Upstream:
-        return Upstream(url, timeout=settings.upstream_timeout_seconds, connections=settings.upstream_connections)
+    def upstream(url: str) -> Caller:
+        return upstreams_at(url, timeout=settings.upstream_timeout_seconds,
+                            connections=settings.upstream_connections)
 
     upstreams = Upstreams(
         graph=upstream(common.graph_url), post=upstream(common.post_url), timeline=upstream(common.timeline_url)

@@ -18,7 +18,7 @@ from kicau import hot_routes, keys, tokens
 from kicau.tokens import TokenInfo
 from kicau.tracked_cache import TrackedCache
 from kicau.web import ApiError
-from services.gateway.upstreams import Upstream
+from services.gateway.upstreams import Caller
 
 # The rate limiter (ratelimit.py) resolves the bearer token before the route runs and leaves
 # ``(token value, TokenInfo | ApiError)`` under this key of the request state: one lookup per request.
@@ -40,7 +40,7 @@ def bearer_in(scope: Scope) -> str | None:
     return None
 
 
-async def resolve(redis: Redis, graph: Upstream, token: str, copies: TrackedCache | None = None) -> TokenInfo:
+async def resolve(redis: Redis, graph: Caller, token: str, copies: TrackedCache | None = None) -> TokenInfo:
     token_hash = tokens.hash_token(token)
     try:
         if copies is not None:
@@ -54,7 +54,7 @@ async def resolve(redis: Redis, graph: Upstream, token: str, copies: TrackedCach
     return await resolve_uncached(graph, token_hash)
 
 
-async def resolve_uncached(graph: Upstream, token_hash: str) -> TokenInfo:
+async def resolve_uncached(graph: Caller, token_hash: str) -> TokenInfo:
     """A token the Redis cache did not have: the graph service reads it from Cassandra (and caches it)."""
     answer = await graph.call("GET", f"/internal/tokens/{token_hash}")
     if answer.status_code == 401:

@@ -11,14 +11,14 @@ from kicau.ids import parse_id
 from kicau.settings import CommonSettings
 from kicau.web import ApiError
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstreams import Upstream
+from services.gateway.upstreams import Caller
 
 
 @dataclass
 class Upstreams:
-    graph: Upstream
-    post: Upstream
-    timeline: Upstream
+    graph: Caller
+    post: Caller
+    timeline: Caller
 
 
 # Dependencies are coroutines even though they only read app.state: FastAPI runs a plain ``def`` dependency in

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlencode, urlsplit
 
 import httptools
 import msgspec
 from fastapi.responses import Response
 
+from kicau.internal_rpc import CallClient, CallLostError, CallTimeoutError
 from kicau.tokens import TokenInfo
 from kicau.web import ACCOUNT_HEADER, CLIENT_HEADER, SCOPES_HEADER, ApiError
 
@@ -196,12 +197,7 @@ class Upstream:
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        sent: dict[str, str] = dict(headers or {})
-        if token is not None:
-            if token.account_id is not None:
-                sent[ACCOUNT_HEADER] = str(token.account_id)
-            sent[CLIENT_HEADER] = token.client_id
-            sent[SCOPES_HEADER] = " ".join(token.scopes)
+        sent = _internal_headers(token, headers)
         request = self._request(method, path, json, params, sent)
         # A request may be sent twice only if doing it twice changes nothing more than doing it once.
         repeatable = method not in _UNSAFE_METHODS or "Idempotency-Key" in sent
@@ -232,10 +228,6 @@ class Upstream:
         if body or method in _BODY_METHODS:
             lines.append(b"Content-Length: %d\r\n" % len(body))
         for name, value in headers.items():
-            # Values come from clients (Idempotency-Key) and from stored tokens: a line break would let them
-            # add headers of their own to an internal request, such as the account the request acts for.
-            if "\r" in value or "\n" in value:
-                raise ApiError(400, f"Invalid {name} header")
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
         lines.append(b"\r\n")
         lines.append(body)
@@ -283,6 +275,97 @@ class Upstream:
         if connection.open:
             self._idle.append(connection)
         return answer
+
+
+class Caller(Protocol):
+    """How the gateway calls an internal service: over HTTP (``Upstream``) or on its call socket
+    (``CallUpstream``), with the same requests and answers."""
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: TokenInfo | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class CallUpstream:
+    """A service on this host reached on its call socket (``kicau+unix:///path``, kicau/internal_rpc.py): the same
+    requests and answers as over HTTP, as frames, many in flight on one connection."""
+
+    def __init__(self, path: str, *, timeout: float) -> None:
+        self._client = CallClient(path, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        self._timeout = timeout
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: TokenInfo | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
+        sent = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in _internal_headers(token, headers).items()]
+        body = b""
+        if json is not None:
+            body = _encode_json(json)
+            sent.append((b"content-type", b"application/json"))
+        query = _query_string(params).encode("latin-1") if params else b""
+        repeatable = method not in _UNSAFE_METHODS or any(name == b"idempotency-key" for name, _ in sent)
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        try:
+            try:
+                status, answered, content = await self._client.call(method, path, query, sent, body, deadline)
+            except CallLostError:
+                # The service closed the connection (it restarted) with this call in flight: as over HTTP, sent once
+                # more only when doing it twice changes nothing more than doing it once.
+                if not repeatable:
+                    raise
+                status, answered, content = await self._client.call(method, path, query, sent, body, deadline)
+        except (CallLostError, CallTimeoutError, OSError, TimeoutError) as exc:
+            raise ApiError(503, "Service temporarily unavailable, try again") from exc
+        return UpstreamResponse(status, {name.decode("latin-1"): value.decode("latin-1") for name, value in answered},
+                                content)
+
+
+def upstream(url: str, *, timeout: float, connections: int) -> Caller:
+    """The caller of the internal service at ``url``: ``kicau+unix:///path`` for its call socket on this host,
+    ``http://host:port`` or ``unix:///path`` for HTTP."""
+    parts = urlsplit(url)
+    if parts.scheme == "kicau+unix":
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError(f"a call socket URL is kicau+unix:///path, not {url!r}")
+        return CallUpstream(parts.path, timeout=timeout)
+    return Upstream(url, timeout=timeout, connections=connections)
+
+
+def _internal_headers(token: TokenInfo | None, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """An internal request's headers: the caller's own and, for a user's request, who acts (account, client,
+    scopes), which the services trust."""
+    sent: dict[str, str] = dict(headers or {})
+    if token is not None:
+        if token.account_id is not None:
+            sent[ACCOUNT_HEADER] = str(token.account_id)
+        sent[CLIENT_HEADER] = token.client_id
+        sent[SCOPES_HEADER] = " ".join(token.scopes)
+    for name, value in sent.items():
+        # Values come from clients (Idempotency-Key) and from stored tokens: a line break would let them add
+        # headers of their own to an internal request, such as the account the request acts for.
+        if "\r" in value or "\n" in value:
+            raise ApiError(400, f"Invalid {name} header")
+    return sent
 
 
 def _query_string(params: Mapping[str, Any] | list[tuple[str, Any]]) -> str:

@@ -142,20 +142,20 @@ def test_redis_conf_template() -> None:
 def test_services_on_this_host_are_reached_on_their_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REDIS", "GRAPH", "POST", "TIMELINE", "FANOUT", "GATEWAY"):
         monkeypatch.delenv(f"KICAU_{name}_URL", raising=False)
-        monkeypatch.delenv(f"KICAU_{name}_SOCKET", raising=False)
+        monkeypatch.delenv(f"KICAU_{name}_CALL_SOCKET", raising=False)
     env = services.service_env()
     assert env["KICAU_REDIS_URL"] == f"unix://{REDIS_SOCKET}?db=0"
     for name in ("graph", "post", "timeline"):
-        path = STACK_DIR / "services" / f"{name}.sock"
-        assert env[f"KICAU_{name.upper()}_SOCKET"] == str(path)
-        assert env[f"KICAU_{name.upper()}_URL"] == f"unix://{path}"
+        path = STACK_DIR / "services" / f"{name}.call.sock"
+        assert env[f"KICAU_{name.upper()}_CALL_SOCKET"] == str(path)
+        assert env[f"KICAU_{name.upper()}_URL"] == f"kicau+unix://{path}"
     # The gateway is public and the fanout serves only metrics: reached on their ports.
-    assert env["KICAU_GATEWAY_URL"].startswith("http://127.0.0.1:") and "KICAU_GATEWAY_SOCKET" not in env
-    assert env["KICAU_FANOUT_URL"].startswith("http://127.0.0.1:") and "KICAU_FANOUT_SOCKET" not in env
+    assert env["KICAU_GATEWAY_URL"].startswith("http://127.0.0.1:") and "KICAU_GATEWAY_CALL_SOCKET" not in env
+    assert env["KICAU_FANOUT_URL"].startswith("http://127.0.0.1:") and "KICAU_FANOUT_CALL_SOCKET" not in env
     # An address the user set is kept as it is.
     monkeypatch.setenv("KICAU_TIMELINE_URL", "http://10.0.0.5:8082")
     env = services.service_env()
-    assert env["KICAU_TIMELINE_URL"] == "http://10.0.0.5:8082" and "KICAU_TIMELINE_SOCKET" not in env
+    assert env["KICAU_TIMELINE_URL"] == "http://10.0.0.5:8082" and "KICAU_TIMELINE_CALL_SOCKET" not in env
     assert not fits_socket_address(Path("/" + "d" * 120) / "timeline.sock")
 
 

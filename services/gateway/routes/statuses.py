@@ -17,7 +17,7 @@ from services.gateway.deps import Services, Settings, record_id
 from services.gateway.hot import counted_and_authorised
 from services.gateway.params import read_params
 from services.gateway.settings import GatewaySettings
-from services.gateway.upstreams import Upstream, UpstreamResponse, passthrough
+from services.gateway.upstreams import Caller, UpstreamResponse, passthrough
 
 router = APIRouter(tags=["statuses"])
 
@@ -55,7 +55,7 @@ async def create_status(request: Request, token: WriteUser, services: Services, 
     return passthrough(await _create(request, token, services.post, settings))
 
 
-async def _create(request: Request, token: TokenInfo, post: Upstream, settings: GatewaySettings) -> UpstreamResponse:
+async def _create(request: Request, token: TokenInfo, post: Caller, settings: GatewaySettings) -> UpstreamResponse:
     body = _status_body(await read_params(request, settings.max_body_bytes))
     headers = {}
     key = request.headers.get("idempotency-key")
