@@ -1,10 +1,12 @@
 """How the services listen (kicau/serve.py): the Unix socket an internal service also listens on is this user's
 only, replaces one a killed process left behind, never replaces anything else and is removed when the service
-is stopped; on the running stack, the internal services answer on their sockets and the gateway and the
+is stopped; on the running stack, the internal services answer calls on their call sockets and the gateway and the
 services reach Redis on its socket."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kicau.internal_rpc import CallClient
 from kicau.serve import unix_listener
 from stack.services import SERVICES, service_env
 
@@ -46,39 +49,52 @@ def test_anything_but_a_socket_is_never_replaced(tmp_path: Path) -> None:
     assert path.read_text() == "someone's data"
 
 
-def test_the_stacks_internal_services_answer_on_their_sockets(stack_redis: Any) -> None:
+async def test_the_stacks_internal_services_answer_on_their_call_sockets(stack_redis: Any) -> None:
     env = service_env()
-    internal = [s for s in SERVICES if s.socket is not None]
+    internal = [s for s in SERVICES if s.call_socket is not None]
     assert {s.name for s in internal} == {"graph", "post", "timeline"}
     for service in internal:
-        assert env[f"KICAU_{service.name.upper()}_URL"] == f"unix://{service.socket}"
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(service.socket)), timeout=10) as client:
-            ready = client.get("http://localhost/readyz")
-        assert ready.status_code == 200 and ready.json() == {"ready": True}, (service.name, ready.text)
+        assert env[f"KICAU_{service.name.upper()}_URL"] == f"kicau+unix://{service.call_socket}"
+        assert stat.S_IMODE(os.stat(str(service.call_socket)).st_mode) == 0o600
+        client = CallClient(str(service.call_socket))
+        status, _, body = await client.call("GET", "/readyz", b"", [], b"", asyncio.get_running_loop().time() + 10)
+        await client.aclose()
+        assert (status, json.loads(body)) == (200, {"ready": True}), (service.name, body)
     # Every service's Redis connections come over Redis's own socket (its address is the socket's path).
     named = [c for c in stack_redis.client_list() if str(c.get("name", "")).startswith("kicau-")]
     assert {c["name"].removesuffix("-pipelined") for c in named} >= {"kicau-gateway", "kicau-timeline"}
     assert all(c["addr"].startswith("/") for c in named), named
 
 
-def test_a_service_stopped_by_sigterm_removes_its_socket(tmp_path: Path) -> None:
-    """As `stack down` stops a service: the socket answers while it serves and is gone once it has stopped."""
-    path = tmp_path / "hello.sock"
+def test_a_service_stopped_by_sigterm_removes_its_sockets(tmp_path: Path) -> None:
+    """As `stack down` stops a service: the sockets answer while it serves and are gone once it has stopped."""
+    path, calls = tmp_path / "hello.sock", tmp_path / "hello.call.sock"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     served = subprocess.Popen([sys.executable, "-c", "from kicau.serve import run; "
-                               f"run('bench.hello:app', host='127.0.0.1', port={port}, unix_socket={str(path)!r})"],
+                               f"run('bench.hello:app', host='127.0.0.1', port={port}, unix_socket={str(path)!r}, "
+                               f"call_socket={str(calls)!r})"],
                               cwd=Path(__file__).resolve().parents[2])
     try:
         deadline = time.monotonic() + 30
-        while not path.exists():
+        while not (path.exists() and calls.exists()):
             assert served.poll() is None and time.monotonic() < deadline, "the server did not start"
             time.sleep(0.05)
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as client:
             assert client.get("http://localhost/hello").json() == {"hello": "world"}
+        assert asyncio.run(_call_hello(calls)) == (200, b'{"hello":"world"}')
         served.send_signal(signal.SIGTERM)
         served.wait(timeout=20)
     finally:
         served.kill()
-    assert not path.exists()
+    assert not path.exists() and not calls.exists()
+
+
+async def _call_hello(path: Path) -> tuple[int, bytes]:
+    client = CallClient(str(path))
+    try:
+        status, _, body = await client.call("GET", "/hello", b"", [], b"", asyncio.get_running_loop().time() + 10)
+        return status, body
+    finally:
+        await client.aclose()
