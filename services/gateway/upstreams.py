@@ -204,11 +204,7 @@ class Upstream:
         # The whole call (waiting for a connection, connecting, a second attempt) ends by one deadline.
         deadline = asyncio.get_running_loop().time() + self._timeout
         try:
-            if self._slots.locked():
-                async with asyncio.timeout_at(deadline):
-                    await self._slots.acquire()
-            else:
-                await self._slots.acquire()
+            await _take(self._slots, deadline)
             try:
                 return await self._exchange(request, repeatable, deadline)
             finally:
@@ -299,9 +295,12 @@ class CallUpstream:
     """A service on this host reached on its call socket (``kicau+unix:///path``, kicau/internal_rpc.py): the same
     requests and answers as over HTTP, as frames, many in flight on one connection."""
 
-    def __init__(self, path: str, *, timeout: float) -> None:
+    def __init__(self, path: str, *, timeout: float, in_flight: int) -> None:
         self._client = CallClient(path, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         self._timeout = timeout
+        # As many calls in flight as HTTP would have connections: an overloaded service gets no more work than
+        # it is already late with, and callers beyond it wait here, within their deadline.
+        self._slots = asyncio.Semaphore(in_flight)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -326,6 +325,7 @@ class CallUpstream:
         repeatable = method not in _UNSAFE_METHODS or any(name == b"idempotency-key" for name, _ in sent)
         deadline = asyncio.get_running_loop().time() + self._timeout
         try:
+            await _take(self._slots, deadline)
             try:
                 status, answered, content = await self._client.call(method, path, query, sent, body, deadline)
             except CallLostError:
@@ -334,6 +334,8 @@ class CallUpstream:
                 if not repeatable:
                     raise
                 status, answered, content = await self._client.call(method, path, query, sent, body, deadline)
+            finally:
+                self._slots.release()
         except (CallLostError, CallTimeoutError, OSError, TimeoutError) as exc:
             raise ApiError(503, "Service temporarily unavailable, try again") from exc
         return UpstreamResponse(status, {name.decode("latin-1"): value.decode("latin-1") for name, value in answered},
@@ -347,8 +349,17 @@ def upstream(url: str, *, timeout: float, connections: int) -> Caller:
     if parts.scheme == "kicau+unix":
         if parts.netloc or not parts.path.startswith("/"):
             raise ValueError(f"a call socket URL is kicau+unix:///path, not {url!r}")
-        return CallUpstream(parts.path, timeout=timeout)
+        return CallUpstream(parts.path, timeout=timeout, in_flight=connections)
     return Upstream(url, timeout=timeout, connections=connections)
+
+
+async def _take(slots: asyncio.Semaphore, deadline: float) -> None:
+    """A place among the calls in flight, waiting for one no later than ``deadline`` (TimeoutError)."""
+    if slots.locked():
+        async with asyncio.timeout_at(deadline):
+            await slots.acquire()
+    else:
+        await slots.acquire()  # no timeout context when a place is free, as it nearly always is
 
 
 def _internal_headers(token: TokenInfo | None, headers: Mapping[str, str] | None) -> dict[str, str]:

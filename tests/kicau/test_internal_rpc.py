@@ -25,6 +25,7 @@ from kicau.web import ApiError, install_common
 from services.gateway.upstreams import CallUpstream, upstream
 
 released = asyncio.Event()  # lets /slow answer; tests share one event loop (pyproject.toml)
+slow_calls: list[int] = []
 
 
 def service() -> ServiceApp:
@@ -54,6 +55,7 @@ def service() -> ServiceApp:
 
     @app.get("/slow")
     async def slow() -> JSONResponse:
+        slow_calls.append(1)
         await released.wait()
         return JSONResponse({"slow": True})
 
@@ -182,7 +184,7 @@ async def test_the_gateway_sends_a_lost_call_again_only_when_that_is_safe(tmp_pa
 
     listener = await asyncio.start_unix_server(every_odd_call_lost, sock=unix_listener(str(path)))
     try:
-        caller = CallUpstream(str(path), timeout=5)
+        caller = CallUpstream(str(path), timeout=5, in_flight=4)
         assert (await caller.call("GET", "/hot")).status_code == 200
         assert len(calls) == 2  # a read: sent again
         assert (await caller.call("POST", "/statuses", json={}, headers={"Idempotency-Key": "k"})).status_code == 200
@@ -195,9 +197,24 @@ async def test_the_gateway_sends_a_lost_call_again_only_when_that_is_safe(tmp_pa
         listener.close()
 
 
+async def test_calls_beyond_the_bound_in_flight_wait_for_a_place(tmp_path: Path) -> None:
+    path = tmp_path / "s.call.sock"
+    async with serving(path):
+        caller = CallUpstream(str(path), timeout=10, in_flight=2)
+        released.clear()
+        slow_calls.clear()
+        calls = [asyncio.ensure_future(caller.call("GET", "/slow")) for _ in range(3)]
+        await asyncio.sleep(0.3)
+        assert len(slow_calls) == 2  # the third waits in the gateway, not in the service
+        released.set()
+        assert [answer.status_code for answer in await asyncio.gather(*calls)] == [200, 200, 200]
+        assert len(slow_calls) == 3
+        await caller.aclose()
+
+
 async def test_an_unreachable_or_silent_service_is_a_503(tmp_path: Path) -> None:
     with pytest.raises(ApiError) as unreachable:
-        await CallUpstream(str(tmp_path / "nobody.call.sock"), timeout=1).call("GET", "/hot")
+        await CallUpstream(str(tmp_path / "nobody.call.sock"), timeout=1, in_flight=1).call("GET", "/hot")
     assert unreachable.value.status_code == 503
     path = tmp_path / "silent.call.sock"
 
@@ -207,7 +224,7 @@ async def test_an_unreachable_or_silent_service_is_a_503(tmp_path: Path) -> None
     listener = await asyncio.start_unix_server(silent, sock=unix_listener(str(path)))
     try:
         with pytest.raises(ApiError) as slow:
-            await CallUpstream(str(path), timeout=0.3).call("GET", "/hot")
+            await CallUpstream(str(path), timeout=0.3, in_flight=1).call("GET", "/hot")
         assert slow.value.status_code == 503
     finally:
         listener.close()
