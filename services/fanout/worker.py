@@ -36,6 +36,8 @@ class FanoutWorker:
         # Offsets of batches applied but not yet committed, and when the last commit was sent.
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
         self._committed_at = time.monotonic()
+        # Rebalances seen so far: a batch applied across one is never committed by this worker (``_process``).
+        self._rebalances = 0
         self.listener = _CommitBeforeRevoke(self)
 
     async def run(self) -> None:
@@ -68,7 +70,20 @@ class FanoutWorker:
             for tp, offset in offsets.items():
                 self._pending.setdefault(tp, offset)
 
+    async def hand_over(self, revoked: list[TopicPartition]) -> None:
+        """A rebalance takes ``revoked`` away: commit what was applied of them, once, and keep nothing of theirs.
+
+        Offsets of a partition kept past its revocation could be committed after a later rebalance gives it back,
+        moving the group's commit back behind what another member committed meanwhile: the partition would
+        then sit behind its log's end with nobody to read it again (seen with a worker stalled past the session
+        timeout while the other was killed, tests/faults/test_fanout_crash.py)."""
+        self._rebalances += 1
+        await self.commit_pending(only=set(revoked))
+        for tp in revoked:
+            self._pending.pop(tp, None)  # a failed commit put them back for a retry that must not happen
+
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        rebalances = self._rebalances
         events: list[Event] = []
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         for tp, records in batch.items():
@@ -82,6 +97,12 @@ class FanoutWorker:
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
         # Events of one partition keep their order; different partitions never need ordering between them.
         await self._apply_with_retry(events)
+        if rebalances != self._rebalances:
+            # The batch was fetched before a rebalance that took its partitions (and may have given some back):
+            # their owner starts from the last commit and applies it again, which changes nothing.
+            log.info("a rebalance came during a batch: its offsets are left to the partitions' owners")
+            await self._record_lag()
+            return
         self._pending.update(offsets)
         if time.monotonic() - self._committed_at >= self.commit_interval:
             await self.commit_pending()
@@ -136,7 +157,7 @@ class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._worker.commit_pending(only=set(revoked))
+        await self._worker.hand_over(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         pass

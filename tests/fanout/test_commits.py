@@ -10,6 +10,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -186,6 +187,42 @@ def test_partitions_handed_over_in_a_rebalance_carry_their_applied_offsets() -> 
             assert await kafka.committed() == taken[handed_over]
             await worker.commit_pending()
             assert await kafka.committed() == 20
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_applied_across_a_rebalance_is_left_to_the_partitions_owners() -> None:
+    """A batch fetched before a rebalance and applied after it is not committed by this worker, not even for a
+    partition the rebalance gives back: that partition's owner starts from the last commit and applies the
+    batch again (idempotent). Committed later, it could move the group's commit back behind another member's,
+    and the partition would sit behind its log's end with nobody to read it (the fault suite's stalled worker,
+    tests/faults/test_fanout_crash.py)."""
+
+    async def scenario() -> None:
+        async with _broker() as kafka:
+            applied = asyncio.Event()
+
+            class HeldUntilRebalanced(Recorder):
+                async def apply(self, events: Sequence[Event]) -> None:
+                    await applied.wait()
+                    await super().apply(events)
+
+            async with _subscribed(kafka, HeldUntilRebalanced(), 60.0) as (consumer, worker):
+                for status_id in range(20):
+                    await kafka.produce(status_id)
+                batch: dict[TopicPartition, list[Any]] = {}
+                async with asyncio.timeout(30):
+                    while len(batch) < PARTITIONS:
+                        batch.update(await consumer.getmany(timeout_ms=1000))
+                applying = asyncio.create_task(worker._process(batch))
+                # A second member joins: the group takes both partitions from the first and deals them out again,
+                # one each, while the first is still applying its batch.
+                async with _subscribed(kafka, Recorder(), 60.0) as (other, _):
+                    await _until(lambda: _true(len(other.assignment()) == 1 and len(consumer.assignment()) == 1))
+                    applied.set()
+                    await applying
+                    await worker.commit_pending()
+                    assert await kafka.committed() == 0, "a batch of an earlier assignment was committed"
 
     asyncio.run(scenario())
 
