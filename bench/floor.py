@@ -5,7 +5,8 @@ Two processes, served like every service (``kicau.serve.run``, hot routes of ``k
 
 * the **front** stands where the gateway does: per request one Redis round trip shaped like the rate limiter's
   (a GET of a token-sized value, INCR and EXPIRE of a counter), then the request relayed to the back through
-  the gateway's own upstream client (``services.gateway.upstreams.Upstream``), whose answer it passes on;
+  the gateway's own upstream client (``services.gateway.upstreams.upstream``: on a call socket when the back
+  answers on one, as the stack's services do), whose answer it passes on;
 * the **back** stands where the timeline and post services do. ``GET /home`` reads the keys a real home page
   reads (the status cache entries of a page and, last, their author's card, from ``--page-keys``) in one round
   trip and answers each status value followed by the card, joined unparsed: an answer as large as the real
@@ -86,13 +87,13 @@ async def _start_back(page_keys: Path) -> None:
 async def _lifespan(_: ServiceApp) -> AsyncIterator[None]:
     from kicau.clients import close_cassandra, redis_client
     from kicau.settings import CommonSettings
-    from services.gateway.upstreams import Upstream
+    from services.gateway.upstreams import upstream
 
     _state["redis"] = redis = redis_client(CommonSettings(), name="bench-floor")
     back = os.environ.get("KICAU_BENCH_FLOOR_BACK")
     if back:
         await redis.set(TOKEN_KEY, TOKEN_VALUE, ex=ROW_SECONDS)
-        _state["back"] = Upstream(back, timeout=10.0, connections=128)
+        _state["back"] = upstream(back, timeout=10.0, connections=128)
     else:
         await _start_back(Path(os.environ["KICAU_BENCH_FLOOR_PAGE_KEYS"]))
     try:
@@ -155,14 +156,15 @@ def main() -> None:
     role = parser.add_mutually_exclusive_group(required=True)
     role.add_argument("--back", help="the front: relay to the back at this URL")
     role.add_argument("--page-keys", type=Path, help="the back: the Redis keys one home page reads, one a line")
-    parser.add_argument("--socket", default="", help="also listen on this Unix socket (as the services do)")
+    parser.add_argument("--call-socket", default="",
+                        help="also answer calls on this Unix socket (kicau/internal_rpc.py, as the services do)")
     args = parser.parse_args()
     # Read by the lifespan in the process uvicorn imports the application into.
     if args.back:
         os.environ["KICAU_BENCH_FLOOR_BACK"] = args.back
     else:
         os.environ["KICAU_BENCH_FLOOR_PAGE_KEYS"] = str(args.page_keys.resolve())
-    run("bench.floor:app", host="127.0.0.1", port=args.port, unix_socket=args.socket)
+    run("bench.floor:app", host="127.0.0.1", port=args.port, call_socket=args.call_socket)
 
 
 if __name__ == "__main__":

@@ -216,14 +216,14 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
     finally:
         await redis.aclose()
     port, back_port, front_port = free_port(), free_port(), free_port()
-    # The front reaches the back as the gateway reaches the services: on a Unix socket where the stack gives the
-    # services one.
-    back_socket = STATE / "floor-back.sock"
-    socketed = fits_socket_address(back_socket) and "KICAU_TIMELINE_SOCKET" in service_env()
-    back_url = f"unix://{back_socket}" if socketed else f"http://127.0.0.1:{back_port}"
+    # The front reaches the back as the gateway reaches the services: on a call socket where the stack gives the
+    # services one (kicau/internal_rpc.py).
+    back_socket = STATE / "floor-back.call.sock"
+    socketed = fits_socket_address(back_socket) and "KICAU_TIMELINE_CALL_SOCKET" in service_env()
+    back_url = f"kicau+unix://{back_socket}" if socketed else f"http://127.0.0.1:{back_port}"
     started = [_serve("bench.hello", "--port", str(port)),
                _serve("bench.floor", "--port", str(back_port), "--page-keys", str(page_keys_file),
-                      *(["--socket", str(back_socket)] if socketed else []))]
+                      *(["--call-socket", str(back_socket)] if socketed else []))]
     try:
         wait_for_port(back_port)  # the front's first requests must find the back
         started.append(_serve("bench.floor", "--port", str(front_port), "--back", back_url))

@@ -59,8 +59,9 @@ def page(stack_redis: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def floor(page: tuple[Path, list[bytes]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("floor-logs")
-    with _floor(logs / "back.log", "--page-keys", str(page[0])) as back, \
-            _floor(logs / "front.log", "--back", back) as front:
+    calls = logs / "back.call.sock"  # the front reaches the back on a call socket, as the stack's gateway does
+    with _floor(logs / "back.log", "--page-keys", str(page[0]), "--call-socket", str(calls)), \
+            _floor(logs / "front.log", "--back", f"kicau+unix://{calls}") as front:
         yield front
 
 
