@@ -67,28 +67,39 @@ class _Frames(asyncio.Protocol):
         self.open = True
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
+        # Frames are cut from what arrived without first copying it into the buffer, which holds only the start
+        # of a frame still arriving: a page's body is copied once, into the bytes handed on.
+        if self._buffer:
+            self._buffer += data
+            source: bytes | bytearray = self._buffer
+        else:
+            source = data
+        view = memoryview(source)
         start = 0
         try:
-            while len(buffer) - start >= _HEAD.size:
-                envelope_size, body_size = _HEAD.unpack_from(buffer, start)
+            while len(source) - start >= _HEAD.size:
+                envelope_size, body_size = _HEAD.unpack_from(source, start)
                 end = start + _HEAD.size + envelope_size + body_size
                 if end - start > MAX_FRAME_BYTES:
                     raise FrameError(f"a frame of {end - start} bytes")
-                if len(buffer) < end:
+                if len(source) < end:
                     break
                 middle = start + _HEAD.size + envelope_size
-                envelope = _decode(memoryview(buffer)[start + _HEAD.size:middle])
-                body = bytes(buffer[middle:end])
+                envelope = _decode(view[start + _HEAD.size:middle])
+                body = bytes(view[middle:end])
                 start = end
                 self.frame_received(envelope, body)
         except (FrameError, msgspec.DecodeError, ValueError, TypeError) as exc:
             log.warning("internal call connection closed: %s", exc)
+            view.release()
+            self._buffer = bytearray()
             self.close()
             return
-        finally:
-            del buffer[:start]
+        view.release()
+        if source is self._buffer:
+            del self._buffer[:start]
+        elif start < len(data):
+            self._buffer = bytearray(data[start:])
 
     def frame_received(self, envelope: Any, body: bytes) -> None:
         raise NotImplementedError

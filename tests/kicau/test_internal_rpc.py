@@ -10,6 +10,7 @@ import contextlib
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope
 
 from kicau.hot_routes import Answer, ServiceApp, read_body
-from kicau.internal_rpc import CallClient, CallLostError, CallServer, CallTimeoutError, frame
+from kicau.internal_rpc import CallClient, CallLostError, CallServer, CallTimeoutError, _Frames, frame
 from kicau.serve import unix_listener
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError, install_common
@@ -246,3 +247,22 @@ async def test_a_peer_that_does_not_speak_frames_is_disconnected(tmp_path: Path)
 def test_a_call_socket_url_is_an_absolute_path(url: str) -> None:
     with pytest.raises(ValueError, match=r"kicau\+unix:///path"):
         upstream(url, timeout=1, connections=1)
+
+
+class _Collected(_Frames):
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[tuple[Any, bytes]] = []
+
+    def frame_received(self, envelope: Any, body: bytes) -> None:
+        self.frames.append((envelope, body))
+
+
+@pytest.mark.parametrize("piece", [1, 7, 8, 4096, 1 << 20])
+def test_frames_are_cut_alike_however_the_bytes_arrive(piece: int) -> None:
+    sent = [([n, "GET", "/p"], bytes([n]) * (n * 1500)) for n in range(12)]
+    stream = b"".join(frame(envelope, body) for envelope, body in sent)
+    receiver = _Collected()
+    for at in range(0, len(stream), piece):
+        receiver.data_received(stream[at:at + piece])
+    assert receiver.frames == sent
