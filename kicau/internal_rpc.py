@@ -2,10 +2,10 @@
 Unix socket connection, handed to the service's application without an HTTP server.
 
 Why: a home page is two requests, the client's to the gateway and the gateway's to the timeline service, where
-hello world is one. Under uvicorn the second cost the timeline ~100 µs of CPU beyond its own work (a request
-cycle, a task, the ASGI messages, an HTTP head written and parsed) and the gateway ~50 µs more to write and parse
-it: with the timeline run inside the gateway (measured, bench/README.md) a page cost 512-538 µs of CPU instead of
-~700. A call keeps its shape (method, path, query, headers, body; status, headers, body), so a service answers
+hello world is one. With the timeline run inside the gateway (measured, bench/README.md) a page cost 512-538 µs
+of CPU instead of ~700: the second request's HTTP cycle on both sides (a request head written and parsed, a
+server's request cycle, a task and the ASGI messages) was most of the difference. Over frames a page costs ~70
+µs less than over HTTP on a Unix socket, nearly all of it in the service. A call keeps its shape (method, path, query, headers, body; status, headers, body), so a service answers
 it with the same code and errors as over HTTP, and the gateway sees the same answers; only the transport is
 leaner. Calls in flight share one connection (request ids), and frames queued in one turn of the event loop
 leave in one write on either side.
