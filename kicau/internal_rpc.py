@@ -4,11 +4,11 @@ Unix socket connection, handed to the service's application without an HTTP serv
 Why: a home page is two requests, the client's to the gateway and the gateway's to the timeline service, where
 hello world is one. With the timeline run inside the gateway (measured, bench/README.md) a page cost 512-538 µs
 of CPU instead of ~700: the second request's HTTP cycle on both sides (a request head written and parsed, a
-server's request cycle, a task and the ASGI messages) was most of the difference. Over frames a page costs ~70
-µs less than over HTTP on a Unix socket, nearly all of it in the service. A call keeps its shape (method, path, query, headers, body; status, headers, body), so a service answers
-it with the same code and errors as over HTTP, and the gateway sees the same answers; only the transport is
-leaner. Calls in flight share one connection (request ids), and frames queued in one turn of the event loop
-leave in one write on either side.
+server's request cycle, a task and the ASGI messages) was most of the difference. Over frames a page costs
+~70 µs less than over HTTP on a Unix socket, nearly all of it in the service. A call keeps its shape (method,
+path, query, headers, body; status, headers, body), so a service answers it with the same code and errors as
+over HTTP, and the gateway sees the same answers; only the transport is leaner. Calls in flight share one
+connection (request ids), and frames queued in one turn of the event loop leave in one write on either side.
 
 A frame is an 8-byte head, the envelope's length and the body's (big-endian), then a msgpack envelope, then
 the body as it is (a 32 KB page is not encoded again):
