@@ -159,11 +159,11 @@ class CallServer(_Frames):
 async def answer_call(app: ASGIApp, scope: Scope, body: bytes) -> Answer:
     """A call's answer from ``app``: by its hot route's handler when it has one for the call (counted and timed
     as over HTTP), else through the whole application, middleware and error handlers included."""
-    route = app.hot_routes.find(scope) if isinstance(app, ServiceApp) else None
-    if route is not None:
-        assert isinstance(app, ServiceApp)
-        scope["app"] = app
-        return await app.hot_routes.answer(route, scope, _Receive(body))
+    if isinstance(app, ServiceApp):
+        route = app.hot_routes.find(scope)
+        if route is not None:
+            scope["app"] = app
+            return await app.hot_routes.answer(route, scope, _Receive(body))
     return await _Exchange(body).run(app, scope)
 
 
