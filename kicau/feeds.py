@@ -29,9 +29,10 @@ import hashlib
 import heapq
 import logging
 import struct
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,10 +41,14 @@ from redis.exceptions import ResponseError
 
 from kicau import keys
 from kicau.resp import bulk, command, round_trip
+from kicau.tracked_cache import TrackedCache
 
 log = logging.getLogger(__name__)
 
 _SENTINEL_EXCLUSIVE = b"(" + keys.FEED_SENTINEL
+# Home timelines whose expiry this process remembers refreshing (``Feeds.read_page``); one forgotten is
+# refreshed again on its next read.
+_REFRESHES_KEPT = 100_000
 _MEMBER = struct.Struct(">Q")
 _ALL_ONES = (1 << 64) - 1
 
@@ -158,9 +163,15 @@ class Feeds:
     """Feed operations bound to one Redis client (the push script is registered once per client)."""
 
     def __init__(self, redis: Redis, *, cap: int, ttl_seconds: int, trim_slack: int | None = None,
-                 one_slot_per_call: bool = True) -> None:
+                 one_slot_per_call: bool = True, copies: TrackedCache | None = None,
+                 expiry_refresh_seconds: float = 3600.0) -> None:
         self.redis = redis
         self.cap = cap
+        # Page reads kept in this process until Redis reports their timeline changed (``read_page``); a
+        # reader's timeline has its expiry pushed back at most every ``expiry_refresh_seconds`` then.
+        self.copies = copies
+        self.expiry_refresh_seconds = min(expiry_refresh_seconds, ttl_seconds / 4)
+        self._refreshed: OrderedDict[str, float] = OrderedDict()
         # False only for a single Redis node (``calls_must_stay_in_one_slot``): see ``TimelineWrites``.
         self.one_slot_per_call = one_slot_per_call
         self.ttl_seconds = ttl_seconds
@@ -193,20 +204,35 @@ class Feeds:
         return await self.redis.zscore(key, keys.FEED_SENTINEL) is not None
 
     async def read_page(self, account_id: int, page: PageRequest, large_followees: Sequence[int] = (),
-                        prefetch: Sequence[bytes] = ()) -> PageRead:
+                        prefetch: Sequence[tuple[str, bytes]] = (), fresh: bool = False) -> PageRead:
         """One page of status ids, newest first, merged across the home timeline and the author feeds of the
-        large accounts followed; all in one round trip, which also refreshes the timeline's expiry and carries
-        the caller's ``prefetch`` commands (packed, read-only)."""
+        large accounts followed, in one round trip that also carries the caller's ``prefetch`` reads (each
+        ``(key, packed read-only command)``).
+
+        With ``copies``, whatever of that this process read before and Redis has not reported changed since is
+        not read again: a page of a timeline nobody wrote into costs no round trip. Reading refreshes the home
+        timeline's expiry; with copies it does so at most every ``expiry_refresh_seconds`` (an EXPIRE is a
+        change too: it would drop the copy), and that read goes around the copies. So does one with ``fresh``:
+        after a rebuild, which the copies may not have heard of yet."""
         home = keys.home_feed(account_id)
         sources = [home, *(keys.author_feed(a) for a in large_followees)]
-        packed: list[bytes] = []
+        reads: list[tuple[str, bytes]] = []
         for key in sources:
-            packed.append(command(b"ZSCORE", key.encode(), keys.FEED_SENTINEL))
-            packed.append(_range_command(key.encode(), page))
-        packed.append(command(b"EXPIRE", home.encode(), b"%d" % self.ttl_seconds))
-        packed.extend(prefetch)
-        # Hand-packed, replies parsed in bulk (kicau/resp.py): every home read comes through here.
-        replies = await round_trip(self.redis, packed)
+            framed = key.encode()
+            reads.append((key, command(b"ZSCORE", framed, keys.FEED_SENTINEL)))
+            reads.append((key, _range_command(framed, page)))
+        reads.extend(prefetch)
+        if self.copies is not None and not fresh and not self._expiry_due(home):
+            replies = await self.copies.read_many(reads)
+        else:
+            # Hand-packed, replies parsed in bulk (kicau/resp.py): every home read comes through here.
+            packed = [read for _, read in reads]
+            packed.append(command(b"EXPIRE", home.encode(), b"%d" % self.ttl_seconds))
+            replies = (await round_trip(self.redis, packed))[:-1]
+            self._refreshed[home] = monotonic()
+            self._refreshed.move_to_end(home)
+            if len(self._refreshed) > _REFRESHES_KEPT:
+                self._refreshed.popitem(last=False)
         lists: list[list[int]] = []
         missing: list[int] = []
         for index, key in enumerate(sources):
@@ -216,7 +242,11 @@ class Feeds:
             lists.append(statuses_of(members))
         ids = _merge(lists, page)
         return PageRead(ids=ids, home_materialised=replies[0] is not None, missing_author_feeds=missing,
-                        prefetched=replies[2 * len(sources) + 1:])
+                        prefetched=replies[2 * len(sources):])
+
+    def _expiry_due(self, home: str) -> bool:
+        refreshed = self._refreshed.get(home)
+        return refreshed is None or monotonic() - refreshed >= self.expiry_refresh_seconds
 
     async def newest_after(
         self, account_id: int, after_id: int, limit: int, large_followees: Sequence[int] = ()

@@ -15,7 +15,11 @@ is already in the value. When the connection is lost, Redis forgets what it trac
 too. A reader therefore sees a change as soon as this process has read its invalidation, a fraction of a
 millisecond after the write; a writer's own answer reaches its client only after Redis has sent that push.
 
-Only values that change rarely belong here: each change costs one push to every process holding the key.
+Besides values (``get_many``), a process may keep the replies of other read-only commands on one key
+(``read_many``): a home timeline's page range, say, kept until the fanout writes into that timeline.
+
+Only values that change rarely belong here: each change costs one push to every process holding the key
+(Redis then forgets the key for that process until it reads it again, so at most one push a read).
 Copies are bounded in number; the oldest go first. Missing keys are not kept (a missing status is loaded and
 written by the reader itself, which then reads it again). Redis reports an expiry only once it removes the key,
 which for a key nobody reads may be long after its time: so no copy is kept longer than ``max_age`` seconds
@@ -31,6 +35,7 @@ from collections.abc import Sequence
 from time import monotonic
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 
 from kicau import resp
@@ -39,6 +44,9 @@ from kicau.metrics import LOCAL_CACHE_FLUSHES, LOCAL_CACHE_INVALIDATIONS, LOCAL_
 
 _HITS = LOCAL_CACHE_READS.labels("hit")
 _MISSES = LOCAL_CACHE_READS.labels("miss")
+_ABSENT = object()
+# Replies kept per key (a reader paging back through its timeline asks for one range after another).
+_REPLIES_PER_KEY = 16
 
 
 class TrackedCache:
@@ -49,21 +57,26 @@ class TrackedCache:
         self._max_age = max_age
         self._renewal = monotonic() + max_age
         self._copies: OrderedDict[str, bytes] = OrderedDict()
+        # key -> {packed command: its reply}, for ``read_many``.
+        self._replies: OrderedDict[str, dict[bytes, Any]] = OrderedDict()
         self._pipeline = AutoPipeline(endpoint_of(redis, "tracked"), tracking=True,
                                       on_push=self._pushed, on_reset=self.clear)
 
     def __len__(self) -> int:
-        return len(self._copies)
+        return len(self._copies) + len(self._replies)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._copies
+        return key in self._copies or key in self._replies
+
+    def _renew(self) -> None:
+        if monotonic() >= self._renewal:
+            self._renewal = monotonic() + self._max_age
+            self.clear()
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Each key's value (None where Redis has none), from the copies held here, the rest read from Redis
         in one round trip on the tracking connection."""
-        if monotonic() >= self._renewal:
-            self._renewal = monotonic() + self._max_age
-            self.clear()
+        self._renew()
         copies = self._copies
         found: list[bytes | None] = [copies.get(key) for key in keys]
         missing = [key for key, value in zip(keys, found, strict=True) if value is None]
@@ -87,6 +100,51 @@ class TrackedCache:
         while len(copies) > self._max_entries:
             copies.popitem(last=False)
 
+    async def read_many(self, reads: Sequence[tuple[str, bytes]]) -> list[Any]:
+        """The replies of read-only commands, each reading the one key it is given with, as ``(key, packed
+        command)``: those held here, the rest from Redis in one round trip on the tracking connection. A reply
+        is kept until its key changes, whatever it was, None included: Redis tracks a key it was asked about
+        whether or not the key exists, so a missing key's creation is pushed like any change.
+
+        A process that writes a key it reads here must not take a copy for the written value the moment its
+        write is answered: the push may still be on its way. It reads around the copies (or waits for the
+        push) instead."""
+        self._renew()
+        held = self._replies
+        found: list[Any] = []
+        missing: list[int] = []
+        for index, (key, packed) in enumerate(reads):
+            kept = held.get(key)
+            reply = _ABSENT if kept is None else kept.get(packed, _ABSENT)
+            if reply is _ABSENT:
+                missing.append(index)
+            found.append(reply)
+        if len(missing) < len(reads):
+            _HITS.inc(len(reads) - len(missing))
+        if not missing:
+            return found
+        _MISSES.inc(len(missing))
+        asked = [reads[index] for index in missing]
+        replies = await resp.round_trip_on(self._pipeline, [packed for _, packed in asked],
+                                           on_replies=lambda read: self._keep_replies(asked, read))
+        for index, reply in zip(missing, replies, strict=True):
+            found[index] = reply
+        return found
+
+    def _keep_replies(self, reads: list[tuple[str, bytes]], replies: list[Any]) -> None:
+        # Runs as the replies are read, before any push behind them (kicau/autopipeline.py).
+        held = self._replies
+        for (key, packed), reply in zip(reads, replies, strict=True):
+            if isinstance(reply, hiredis.ReplyError):
+                continue
+            kept = held.get(key)
+            if kept is None or len(kept) >= _REPLIES_PER_KEY:
+                kept = held[key] = {}
+            kept[packed] = reply
+            held.move_to_end(key)
+        while len(held) > self._max_entries:
+            held.popitem(last=False)
+
     def _pushed(self, push: Push) -> None:
         if len(push) < 2 or push[0] != b"invalidate":
             return
@@ -95,14 +153,17 @@ class TrackedCache:
             self.clear()
             return
         LOCAL_CACHE_INVALIDATIONS.inc(len(changed))
-        copies = self._copies
+        copies, replies = self._copies, self._replies
         for key in changed:
-            copies.pop(key.decode() if isinstance(key, bytes) else key, None)
+            name = key.decode() if isinstance(key, bytes) else key
+            copies.pop(name, None)
+            replies.pop(name, None)
 
     def clear(self) -> None:
-        if self._copies:
+        if self._copies or self._replies:
             LOCAL_CACHE_FLUSHES.inc()
             self._copies.clear()
+            self._replies.clear()
 
     def close(self) -> None:
         self._pipeline.close()

@@ -54,7 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             own=own,
             store=TimelineStore(session),
             redis=redis,
-            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400)),
+            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
+                        copies=copies),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies),
         )

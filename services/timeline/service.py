@@ -115,8 +115,8 @@ class TimelineService:
         if large:
             # The reader's cached large followees ride along with the home page's own round trip; only a reader
             # who follows some of them needs a second one, for their author feeds.
-            read = await self.feeds.read_page(account_id, request,
-                                              prefetch=[resp.get(keys.large_followees(account_id))])
+            cached = keys.large_followees(account_id)
+            read = await self.feeds.read_page(account_id, request, prefetch=[(cached, resp.get(cached))])
             large_followees = await self._large_followees(account_id, large, read.prefetched[0])
             if large_followees:
                 read = await self.feeds.read_page(account_id, request, large_followees)
@@ -127,7 +127,7 @@ class TimelineService:
             if not read.home_materialised:
                 rebuilds.append(self.rebuild_home(account_id))
             await asyncio.gather(*rebuilds)
-            read = await self.feeds.read_page(account_id, request, large_followees)
+            read = await self.feeds.read_page(account_id, request, large_followees, fresh=True)
         return await self._page(read.ids)
 
     async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:

@@ -1,7 +1,8 @@
 """Process-local copies kept true by Redis (kicau/tracked_cache.py), on the real Redis: a value read once is
 served from the copy; a change by any other client (write, delete, expiry) drops the copy by itself, with no
 read needed to notice; no copy outlives ``max_age``; a lost connection drops every copy and tracking resumes
-on the next one; copies are bounded, oldest first; missing keys are not kept."""
+on the next one; copies are bounded, oldest first; missing keys are not kept. Replies of other read-only commands
+(``read_many``) are kept the same way, a missing key's included, and dropped when their key changes."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from kicau.metrics import LOCAL_CACHE_READS
+from kicau.resp import command
 from kicau.tracked_cache import TrackedCache
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
@@ -47,7 +50,7 @@ async def world() -> AsyncIterator[World]:
     for cache in made.caches:
         cache.close()
     # Every key the tests write (each with an expiry besides): scanning the stack's keyspace takes seconds.
-    await made.writer.delete(*map(made.key, [*"abx", *"01234", "status", "aging", "later"]))
+    await made.writer.delete(*map(made.key, [*"abx", *"01234", "status", "aging", "later", "feed", "new", "text"]))
     await made.writer.aclose()
 
 
@@ -164,6 +167,40 @@ async def test_a_flush_drops_every_copy(world: World) -> None:
     assert len(cache) == 1
     cache._pushed([b"invalidate", None])
     assert len(cache) == 0
+
+
+async def test_replies_of_reads_are_kept_until_their_key_changes(world: World) -> None:
+    writer, cache = world.writer, world.cache()
+    feed, new = world.key("feed"), world.key("new")
+    await writer.zadd(feed, {b"a": 0, b"b": 0, b"c": 0})
+    await writer.expire(feed, 60)
+    head = (feed, command(b"ZRANGE", feed.encode(), b"-", b"+", b"BYLEX", b"LIMIT", b"0", b"2"))
+    size = (feed, command(b"ZCARD", feed.encode()))
+    absent = (new, command(b"ZSCORE", new.encode(), b"a"))
+    assert await cache.read_many([head, size, absent]) == [[b"a", b"b"], 3, None]
+    before = _hits()
+    assert await cache.read_many([absent, head, size]) == [None, [b"a", b"b"], 3]
+    assert _hits() - before == 3  # no round trip: the missing key's reply is kept too
+
+    # A write to the key drops every reply kept for it, with no read needed to notice.
+    await writer.zadd(feed, {b"0": 0})
+    await _until(lambda: feed not in cache)
+    assert new in cache
+    assert await cache.read_many([head, size]) == [[b"0", b"a"], 4]
+    # So does the creation of a key that was missing when read.
+    await writer.zadd(new, {b"a": 1})
+    await writer.expire(new, 60)
+    await _until(lambda: new not in cache)
+    assert await cache.read_many([absent]) == [1.0]  # RESP3 answers a score as a double
+
+
+async def test_error_replies_are_not_kept(world: World) -> None:
+    writer, cache = world.writer, world.cache()
+    text = world.key("text")
+    await writer.set(text, b"not a sorted set", ex=60)
+    with pytest.raises(ResponseError):
+        await cache.read_many([(text, command(b"ZCARD", text.encode()))])
+    assert text not in cache
 
 
 def test_a_cache_holds_at_least_one_entry() -> None:
