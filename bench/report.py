@@ -106,15 +106,17 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "page's cached cards in one Redis round trip; one Cassandra row and one Kafka event with `acks=all`). "
             "The floors still make the round trips Kicau now mostly skips: the front's rate-limiter-shaped one "
             "(the gateway spends leased counts and keeps copies of tokens) and the back's reading of the cards "
-            "(the timeline keeps copies of statuses and cards; both kicau/tracked_cache.py), so Kicau's home "
+            "(the timeline keeps copies of statuses, cards and page ranges; all kicau/tracked_cache.py), so Kicau's "
+            "home "
             "reads may come near or past their floor. "
             f"Kicau's home reads run at {_fmt(g.get('home_of_floor'), 3)} of their floor's rate, "
             f"posts at {_fmt(g.get('post_of_floor'), 3)}.",
         ]
     if g.get("home_local_copy_share") is not None:
-        lines += ["", f"Statuses and cards the home pages took from the timeline's own copies: "
-                      f"{_fmt(100 * g['home_local_copy_share'], 1)}% (every reader here reads the same page; "
-                      "a real audience's share depends on how much its home timelines overlap)."]
+        lines += ["", f"Reads of statuses, cards and page ranges the home pages took from the timeline's own "
+                      f"copies: {_fmt(100 * g['home_local_copy_share'], 1)}%. Every reader here reads the same "
+                      "page of a home timeline nobody writes into during the run; a real audience's share depends "
+                      "on how much its home timelines overlap and how often they change between reads."]
     cpu = g.get("cpu_us_per_request") or {}
     processes = sorted({p for per in cpu.values() for p in per}, key=lambda p: -max(
         per.get(p, 0.0) for per in cpu.values()))

@@ -55,7 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             store=TimelineStore(session),
             redis=redis,
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
-                        copies=copies),
+                        copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies),
         )

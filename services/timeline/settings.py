@@ -18,3 +18,6 @@ class TimelineSettings(InternalListener):
     # Statuses and account cards kept in this process, kept true by Redis (kicau/tracked_cache.py); 0: none.
     # A status is ~1.6 KB and a card ~1 KB, so 20,000 copies hold ~30 MB.
     local_cache_entries: int = Field(default=20_000, ge=0)
+    # Keep home page reads (the timeline's range) among those copies too, until the fanout writes into that
+    # timeline: a reread of an unchanged timeline then costs no Redis round trip (kicau/feeds.py).
+    home_page_copies: bool = True
