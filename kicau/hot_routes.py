@@ -6,8 +6,10 @@ and a Request object, about half of the ~1.2 ms of CPU the timeline service spen
 work itself (two Redis round trips, twenty statuses composed) is the other half. bench/README.md has the
 profiles.
 
-A hot route is one exact method and path, answered by one coroutine that gets the ASGI scope (and ``receive``,
-for a body) and returns the whole answer. Everything the skipped layers gave those requests is kept here:
+A hot route is one method and path, answered by one coroutine that gets the ASGI scope (and ``receive``, for a
+body) and returns the whole answer. A path may hold one parameter segment (``/accounts/{account_id}/statuses``):
+its value is in ``scope["path_params"]``, as Starlette's router puts it, and the metrics name the template,
+never the id. Everything the skipped layers gave those requests is kept here:
 Mastodon-style errors (an ``ApiError`` becomes its status and ``{"error": ...}``; anything else is logged and
 answered 503, never 500) and the request metrics (the same series, names and labels as ``MetricsMiddleware``).
 Every other request goes to the full application unchanged, and a hot route should also be declared as an
@@ -127,19 +129,54 @@ class _Route:
     counted: dict[int, Counter] = field(default_factory=dict)  # status -> its child of HTTP_REQUESTS
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """A path with one parameter segment: ``prefix{name}suffix``."""
+
+    method: str
+    prefix: str
+    name: str
+    suffix: str
+    route: _Route
+
+    def match(self, method: str, path: str) -> str | None:
+        if method != self.method or not path.startswith(self.prefix) or not path.endswith(self.suffix):
+            return None
+        value = path[len(self.prefix):len(path) - len(self.suffix)]
+        return value if value and "/" not in value else None
+
+
 class HotRoutes:
     def __init__(self, service: str) -> None:
         self._service = service
         self._routes: dict[tuple[str, str], _Route] = {}
+        self._templates: list[_Template] = []
 
     def add(self, method: str, path: str, handler: HotHandler) -> None:
         latency = HTTP_LATENCY.labels(self._service, method, path)
-        self._routes[(method, path)] = _Route(handler, latency, method, path)
+        route = _Route(handler, latency, method, path)
+        if "{" not in path:
+            self._routes[(method, path)] = route
+            return
+        prefix, _, rest = path.partition("{")
+        name, _, suffix = rest.partition("}")
+        if not name or "{" in suffix or "/" in name:
+            raise ValueError(f"a hot route's path holds at most one parameter segment: {path}")
+        self._templates.append(_Template(method, prefix, name, suffix, route))
 
     def find(self, scope: Scope) -> _Route | None:
-        if scope["type"] != "http" or not self._routes:
+        if scope["type"] != "http":
             return None
-        return self._routes.get((scope["method"], scope["path"]))
+        method, path = scope["method"], scope["path"]
+        route = self._routes.get((method, path))
+        if route is not None or not self._templates:
+            return route
+        for template in self._templates:
+            value = template.match(method, path)
+            if value is not None:
+                scope["path_params"] = {template.name: value}
+                return template.route
+        return None
 
     async def answer(self, route: _Route, scope: Scope, receive: Receive) -> Answer:
         """The route's whole answer, errors answered as the ordinary routes answer them, counted and timed."""

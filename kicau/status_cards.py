@@ -135,6 +135,18 @@ class StatusCards:
             return None
         return int(row["account_id"]), status_fragment(row, username=author["username"], public_url=self._public_url)
 
+    async def account_card(self, account_id: int) -> bytes | None:
+        """The account's cached card (from this process's copy when it holds one), or None if there is no such
+        account (asked of Cassandra on a miss, and cached)."""
+        key = keys.account_cache(account_id)
+        if self._copies is not None:
+            (raw,) = await self._copies.get_many([key])
+        else:
+            (raw,) = await resp.round_trip(self._redis, [resp.get(key)])
+        if raw is not None:
+            return raw if isinstance(raw, bytes) else bytes(raw)
+        return await self._accounts.card(account_id)
+
     async def render(self, status_ids: Sequence[int]) -> list[bytes]:
         """Full Status JSON for each live id, in the order given."""
         return [compose_status(value[_AUTHOR.size:], card) for value, card in await self._hydrate(status_ids)]

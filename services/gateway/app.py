@@ -47,6 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.limiter = RateLimiter(app.state)
     if settings.hot_routes and isinstance(app, ServiceApp):
         app.hot_routes.add("GET", "/api/v1/timelines/home", timelines.home_page)
+        app.hot_routes.add("GET", "/api/v1/accounts/{account_id}/statuses", timelines.account_statuses_page)
         app.hot_routes.add("POST", "/api/v1/statuses", statuses.create_status_hot)
     async def followers_among(author: int, candidates: list[int]) -> list[int]:
         answer = await upstreams.graph.call(

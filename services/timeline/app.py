@@ -88,14 +88,20 @@ def _respond(page: Page) -> Response:
 async def home_page(scope: Scope, _: Receive | None = None) -> Answer:
     """The home page, the request every client makes most: a hot route (kicau/hot_routes.py). Its parameters
     are four integers, parsed here: FastAPI's parameter solving took as long as reading the page."""
+    service: TimelineService = app.state.service
+    return _answer(await service.home(acting_account(scope), _page_request(scope)))
+
+
+def _page_request(scope: Scope) -> PageRequest:
     params = query(scope)
-    page = PageRequest(max_id=_cursor(params.get("max_id"), "max_id"),
+    return PageRequest(max_id=_cursor(params.get("max_id"), "max_id"),
                        since_id=_cursor(params.get("since_id"), "since_id"),
                        min_id=_cursor(params.get("min_id"), "min_id"),
                        limit=clamp_limit(_integer(params.get("limit"), "limit")))
-    service: TimelineService = app.state.service
-    read = await service.home(acting_account(scope), page)
-    return Answer(read.body, headers=[(k.lower().encode(), v.encode()) for k, v in _cursor_headers(read).items()])
+
+
+def _answer(page: Page) -> Answer:
+    return Answer(page.body, headers=[(k.lower().encode(), v.encode()) for k, v in _cursor_headers(page).items()])
 
 
 async def home(request: Request) -> Response:
@@ -121,6 +127,19 @@ def _cursor(raw: str | None, name: str) -> int | None:
 
 app.router.routes.append(Route("/internal/timelines/home", home, methods=["GET"]))
 app.hot_routes.add("GET", "/internal/timelines/home", home_page)
+
+
+async def account_statuses_page(scope: Scope, _: Receive | None = None) -> Answer:
+    """An account's statuses as a hot route, like the home page (the FastAPI route below answers HEAD)."""
+    raw: str = scope["path_params"]["account_id"]
+    account_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else -1
+    if not 0 <= account_id < 1 << 63:
+        raise ApiError(404, "Record not found")
+    service: TimelineService = app.state.service
+    return _answer(await service.account_statuses(account_id, _page_request(scope)))
+
+
+app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_statuses_page)
 
 
 @app.get("/internal/accounts/{account_id}/statuses")

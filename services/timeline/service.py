@@ -144,7 +144,8 @@ class TimelineService:
         return covered, await self.statuses.render(ids)
 
     async def account_statuses(self, account_id: int, request: PageRequest) -> Page:
-        if not await self.store.account_exists(account_id):
+        # An account exists when it has a card: usually this process's copy, so no Cassandra read.
+        if await self.statuses.account_card(account_id) is None:
             raise ApiError(404, "Record not found")
         ids = await self.store.account_status_ids(
             account_id, max_id=request.max_id, since_id=request.since_id, min_id=request.min_id,

@@ -28,10 +28,6 @@ class TimelineStore:
         self._following_among = prepare(
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?"
         )
-        self._account_exists = prepare("SELECT id FROM accounts WHERE id = ?")
-
-    async def account_exists(self, account_id: int) -> bool:
-        return bool(await execute(self._session, self._account_exists, (account_id,)))
 
     async def account_status_ids(
         self, account_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None, limit: int

@@ -1,7 +1,8 @@
-"""The home timeline as a hot route (kicau/hot_routes.py) in the gateway and the timeline service: answered
-without the framework's layers, it must still give everything those layers gave: the request metrics of both
-services, the rate-limit headers on every answer (errors too), Mastodon errors and the Link header. The last test
-compares it, answer for answer, with a gateway that serves the same route through FastAPI."""
+"""The home timeline and an account's statuses as hot routes (kicau/hot_routes.py) in the gateway and the timeline
+service: answered without the framework's layers, they must still give everything those layers gave: the request
+metrics of both services (named by route template, never by id), the rate-limit headers on every answer (errors
+too), Mastodon errors and the Link header. The last tests compare them, answer for answer, with a gateway that
+serves the same routes through FastAPI."""
 
 from __future__ import annotations
 
@@ -104,6 +105,46 @@ def test_the_hot_route_answers_exactly_as_the_framework_route(http: httpx.Client
             assert hot.headers.get("link") == plain.headers.get("link")
             assert ("x-ratelimit-limit" in hot.headers) == ("x-ratelimit-limit" in plain.headers), (params, headers)
             assert hot.status_code < 500
+
+
+def test_account_statuses_answer_exactly_as_the_framework_route(http: httpx.Client, framework_gateway: Gateway,
+                                                                make_user: Callable[..., User]) -> None:
+    author, reader = make_user("hotacct"), make_user("hotacct")
+    for text in ("one", "two", "three"):
+        assert http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).status_code == 200
+    route = "/api/v1/accounts/{account_id}/statuses"
+    gateway_url = str(http.base_url).rstrip("/")
+    timeline_url = CommonSettings().timeline_url
+    internal = "/internal/accounts/{account_id}/statuses"
+    def counts() -> tuple[float, float, float]:
+        return (requests_counted(gateway_url, "gateway", route, 200), requests_counted(gateway_url, "gateway", route, 404),
+                requests_counted(timeline_url, "timeline", internal, 200))
+
+    before = counts()
+    missing = str(int(author.id) + 10**12)
+    cases: list[tuple[str, dict[str, str], dict[str, str]]] = [
+        (author.id, {}, {}), (author.id, {}, reader.auth), (author.id, {"limit": "2", "local": "true"}, {}),
+        (author.id, {"limit": "1", "min_id": "1"}, {}), (author.id, {"limit": "many"}, {}),
+        (author.id, {"max_id": "x"}, {}), (author.id, {"since_id": "-1"}, {}),
+        (author.id, {}, {"Authorization": "Bearer not-a-token"}), (missing, {}, {}), ("not-an-id", {}, {}),
+        ("99999999999999999999999", {}, {}), ("-5", {}, {}),
+    ]
+    with httpx.Client(base_url=framework_gateway.url, timeout=30) as framework:
+        for account, params, headers in cases:
+            path = f"/api/v1/accounts/{account}/statuses"
+            hot, plain = http.get(path, params=params, headers=headers), framework.get(path, params=params,
+                                                                                       headers=headers)
+            assert (hot.status_code, hot.content) == (plain.status_code, plain.content), (account, params, headers)
+            assert hot.headers["content-type"] == plain.headers["content-type"]
+            assert hot.headers.get("link") == plain.headers.get("link")
+            assert ("x-ratelimit-limit" in hot.headers) == ("x-ratelimit-limit" in plain.headers)
+            assert hot.status_code < 500
+    page = http.get(f"/api/v1/accounts/{author.id}/statuses", params={"limit": 2})
+    assert [s["content"] for s in page.json()] == ["<p>three</p>", "<p>two</p>"]
+    assert http.get(f"/api/v1/accounts/{missing}/statuses").json() == {"error": "Record not found"}
+    after = counts()
+    assert after[0] - before[0] >= 6 and after[1] - before[1] >= 4 and after[2] - before[2] >= 6
+    assert author.id not in http.get("/metrics").text  # routes are counted by template, never by id
 
 
 def _app(http: httpx.Client) -> dict[str, str]:
