@@ -116,8 +116,10 @@ def test_account_statuses_answer_exactly_as_the_framework_route(http: httpx.Clie
     gateway_url = str(http.base_url).rstrip("/")
     timeline_url = CommonSettings().timeline_url
     internal = "/internal/accounts/{account_id}/statuses"
+
     def counts() -> tuple[float, float, float]:
-        return (requests_counted(gateway_url, "gateway", route, 200), requests_counted(gateway_url, "gateway", route, 404),
+        return (requests_counted(gateway_url, "gateway", route, 200),
+                requests_counted(gateway_url, "gateway", route, 404),
                 requests_counted(timeline_url, "timeline", internal, 200))
 
     before = counts()
