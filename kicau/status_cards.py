@@ -144,7 +144,7 @@ class StatusCards:
         else:
             (raw,) = await resp.round_trip(self._redis, [resp.get(key)])
         if raw is not None:
-            return raw if isinstance(raw, bytes) else bytes(raw)
+            return raw if isinstance(raw, bytes) else raw.encode()
         return await self._accounts.card(account_id)
 
     async def render(self, status_ids: Sequence[int]) -> list[bytes]:

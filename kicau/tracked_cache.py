@@ -20,10 +20,11 @@ Besides values (``get_many``), a process may keep the replies of other read-only
 
 Only values that change rarely belong here: each change costs one push to every process holding the key
 (Redis then forgets the key for that process until it reads it again, so at most one push a read).
-Copies are bounded in number; the oldest go first. Missing keys are not kept (a missing status is loaded and
-written by the reader itself, which then reads it again). Redis reports an expiry only once it removes the key,
-which for a key nobody reads may be long after its time: so no copy is kept longer than ``max_age`` seconds
-either (all are dropped together, which costs one read of each again).
+Copies are bounded in number; the oldest go first. ``get_many`` keeps no copy of a missing key (a missing
+status is loaded and written by the reader itself, which then reads it again); ``read_many`` keeps every reply.
+Redis reports an expiry only once it removes the key, which for a key nobody reads may be long after its time:
+so no copy is kept longer than ``max_age`` seconds either (all are dropped together, which costs one read of each
+again).
 
 Needs Redis 6 or later (RESP3 and ``CLIENT TRACKING``); the stack, the compose file and the manifests run 7.
 """
