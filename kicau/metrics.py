@@ -48,6 +48,11 @@ FANOUT_PUBLISH_LAG_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "kicau_fanout_consumer_lag", "Messages behind the end of each assigned partition", ["topic", "partition"]
 )
+# Writes that left together in one batch (kicau/write_groups.py), by statement: 1 while Cassandra keeps up.
+CASSANDRA_WRITE_GROUP_SIZE = Histogram(
+    "kicau_cassandra_write_group_size", "Writes of one statement sent to Cassandra as one batch", ["statement"],
+    buckets=(1, 2, 3, 4, 6, 8, 10, 16, 32),
+)
 TIMELINE_REBUILDS = Counter("kicau_timeline_rebuilds_total", "Timelines rebuilt from Cassandra")
 # Copies of Redis values a process keeps, invalidated by Redis (kicau/tracked_cache.py).
 LOCAL_CACHE_READS = Counter(

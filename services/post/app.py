@@ -66,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = PostService(
             settings=common,
             own=own,
-            store=StatusStore(session, clients.write_consistency(common)),
+            store=StatusStore(session, clients.write_consistency(common), group_max=own.write_group_max,
+                              groups_in_flight=own.write_groups_in_flight),
             redis=redis,
             producer=producer,
             accounts=accounts,

@@ -15,3 +15,7 @@ class PostSettings(InternalListener):
     max_characters: int = Field(default=500, ge=1, le=100_000)
     # A publish that has not been acknowledged by then is failed (503) and its status rolled back.
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Concurrent posts' writes leave for Cassandra together, one batch per statement (kicau/write_groups.py):
+    # at most this many writes a batch (1: every write alone) and this many batches of a statement in flight.
+    write_group_max: int = Field(default=10, ge=1, le=100)
+    write_groups_in_flight: int = Field(default=1, ge=1, le=64)

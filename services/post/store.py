@@ -6,13 +6,18 @@ from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from kicau.clients import execute, write_preparer
+from kicau.write_groups import MAX_GROUP, GroupedWrite, sum_by_key
 
 
 class StatusStore:
-    def __init__(self, session: Session, write_consistency: int) -> None:
+    """``group_max`` and ``groups_in_flight``: how the writes of every post (its row, its place in the author's
+    list, the author's count) go out grouped with those of concurrent posts (kicau/write_groups.py)."""
+
+    def __init__(self, session: Session, write_consistency: int, *, group_max: int = MAX_GROUP,
+                 groups_in_flight: int = 1) -> None:
         self._session = session
         self._consistency = write_consistency
         prepare = session.prepare
@@ -39,6 +44,15 @@ class StatusStore:
         )
         self._count = write("UPDATE account_stats SET statuses_count = statuses_count + ? WHERE account_id = ?")
 
+        def grouped(statement: PreparedStatement, name: str, **options: Any) -> GroupedWrite:
+            return GroupedWrite(session, statement, name=name, max_group=group_max, max_in_flight=groups_in_flight,
+                                **options)
+
+        self._status_rows = grouped(self._insert_status, "status_row")
+        self._account_lists = grouped(self._index_status, "status_in_account_list")
+        self._counts = grouped(self._count, "statuses_count", batch_type=BatchType.COUNTER,
+                               merge=sum_by_key(delta_at=0, key_at=1))
+
     async def claim_idempotency_key(self, account_id: int, key: str, status_id: int) -> int | None:
         """None when this request owns the key; otherwise the status id the key already belongs to."""
         rows = await execute(self._session, self._claim_key, (account_id, key, status_id))
@@ -62,13 +76,14 @@ class StatusStore:
         writes succeeded, and if either fails the caller rolls both back (``remove``). The row goes first so that
         the list never names a status a reader cannot load yet (a reader that found nothing would cache a
         tombstone for it). A crash between the two leaves a status outside its author's list that no event
-        ever named, invisible as if never posted.
+        ever named, invisible as if never posted. Each write may leave in one batch with the same write of
+        concurrent posts; the order between a post's two writes holds all the same.
         """
-        await execute(self._session, self._insert_status, (
+        await self._status_rows.write((
             row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
             row["spoiler_text"], row["language"], row["in_reply_to_id"], row["created_at"],
         ))
-        await execute(self._session, self._index_status, (row["account_id"], row["id"]))
+        await self._account_lists.write((row["account_id"], row["id"]))
 
     async def remove(self, status_id: int, account_id: int) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
@@ -92,4 +107,4 @@ class StatusStore:
         return rows[0] if rows else None
 
     async def count(self, account_id: int, delta: int) -> None:
-        await execute(self._session, self._count, (delta, account_id))
+        await self._counts.write((delta, account_id))
