@@ -1,0 +1,149 @@
+"""Group commit (kicau/write_groups.py) on the stack's real Cassandra: concurrent writes leave in fewer batches
+and all land; a lone write goes at once; counter increments of one key are summed; a bad value fails only its
+own write, also when Cassandra refuses it inside a batch; a batch that fails fails each of its writes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cassandra import InvalidRequest
+from cassandra.query import BatchType
+from prometheus_client import REGISTRY
+
+from kicau import clients
+from kicau.write_groups import GroupedWrite, sum_by_key
+
+KEYSPACE = "kicau_test_scratch"
+
+
+@pytest.fixture(scope="module")
+def session(stack_cassandra: Any) -> Iterator[Any]:
+    stack_cassandra.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication ="
+                            " {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    stack_cassandra.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.rows (k bigint PRIMARY KEY, v text)")
+    stack_cassandra.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.counts (k text PRIMARY KEY, n counter)")
+    yield stack_cassandra
+
+
+def _name() -> str:
+    return f"test_{uuid.uuid4().hex[:8]}"
+
+
+def _sizes(name: str) -> tuple[float, float]:
+    """(batches sent, writes they carried) for one GroupedWrite's name."""
+    count = REGISTRY.get_sample_value("kicau_cassandra_write_group_size_count", {"statement": name}) or 0.0
+    total = REGISTRY.get_sample_value("kicau_cassandra_write_group_size_sum", {"statement": name}) or 0.0
+    return count, total
+
+
+def _rows(session: Any, keys: list[int]) -> dict[int, str]:
+    found = session.execute(f"SELECT k, v FROM {KEYSPACE}.rows WHERE k IN ({','.join(map(str, keys))})")
+    return {row["k"]: row["v"] for row in found}
+
+
+def _insert(session: Any, name: str, **options: Any) -> GroupedWrite:
+    return GroupedWrite(session, session.prepare(f"INSERT INTO {KEYSPACE}.rows (k, v) VALUES (?, ?)"),
+                        name=name, **options)
+
+
+async def test_concurrent_writes_leave_together_and_all_land(session: Any) -> None:
+    name = _name()
+    rows = _insert(session, name)
+    keys = [uuid.uuid4().int >> 65 for _ in range(40)]
+    await asyncio.gather(*[rows.write((key, f"value {key}")) for key in keys])
+    assert _rows(session, keys) == {key: f"value {key}" for key in keys}
+    batches, carried = _sizes(name)
+    assert carried == 40
+    # The first write leaves alone at once; the 39 that queued behind it leave at most 10 a batch.
+    assert batches == 1 + 4
+
+
+async def test_a_lone_write_leaves_at_once_and_groups_stay_under_their_byte_limit(session: Any) -> None:
+    name = _name()
+    rows = _insert(session, name, max_group_bytes=3000)
+    key = uuid.uuid4().int >> 65
+    await rows.write((key, "alone"))
+    assert _sizes(name) == (1.0, 1.0)
+    keys = [uuid.uuid4().int >> 65 for _ in range(7)]
+    # 998 bytes each with the key: three fit under 3,000, so the 6 queued behind the first leave as 3 + 3.
+    await asyncio.gather(*[rows.write((k, "x" * 990)) for k in keys])
+    assert _sizes(name) == (1.0 + 1 + 2, 1.0 + 7)
+    assert set(_rows(session, keys)) == set(keys)
+
+
+async def test_counter_increments_of_one_key_are_summed(session: Any) -> None:
+    name = _name()
+    counts = GroupedWrite(session, session.prepare(f"UPDATE {KEYSPACE}.counts SET n = n + ? WHERE k = ?"),
+                          name=name, batch_type=BatchType.COUNTER, merge=sum_by_key(delta_at=0, key_at=1),
+                          max_group=20)
+    a, b, c = _name(), _name(), _name()
+    writes = [(1, a)] * 6 + [(-1, a)] * 2 + [(5, b), (-5, c), (2, c)] + [(1, b)] * 3 + [(1, c), (-1, c)]
+    await asyncio.gather(*[counts.write(params) for params in writes])
+    found = {row["k"]: row["n"] for row in session.execute(
+        f"SELECT k, n FROM {KEYSPACE}.counts WHERE k IN ('{a}', '{b}', '{c}')")}
+    assert found == {a: 4, b: 8, c: -3}
+    batches, carried = _sizes(name)
+    # The first write alone, then the other 15 in one batch of one statement per key.
+    assert (batches, carried) == (2, 1 + 3)
+
+
+def test_merging_drops_increments_that_cancel_out() -> None:
+    merge = sum_by_key(delta_at=0, key_at=1)
+    assert merge([(1, "a"), (2, "b"), (-1, "a"), (3, "b")]) == [[5, "b"]]
+    assert merge([(1, "a")]) == [[1, "a"]]
+
+
+async def test_a_value_that_cannot_be_bound_fails_only_its_own_write(session: Any) -> None:
+    rows = _insert(session, _name())
+    keys = [uuid.uuid4().int >> 65 for _ in range(4)]
+    outcomes = await asyncio.gather(rows.write((keys[0], "first")), rows.write((keys[1], "ok")),
+                                    rows.write(("not a bigint", "bad")), rows.write((keys[2], "ok too")),
+                                    return_exceptions=True)
+    assert outcomes[0] is None and outcomes[1] is None and outcomes[3] is None
+    assert isinstance(outcomes[2], TypeError)
+    assert set(_rows(session, keys[:3])) == set(keys[:3])
+
+
+async def test_a_write_cassandra_refuses_in_a_batch_fails_alone(session: Any) -> None:
+    """A null partition key passes binding but not Cassandra: the batch is refused whole, then each write goes
+    alone, so the others still land and only the bad one fails."""
+    rows = _insert(session, _name())
+    keys = [uuid.uuid4().int >> 65 for _ in range(3)]
+    outcomes = await asyncio.gather(rows.write((keys[0], "first")), rows.write((keys[1], "ok")),
+                                    rows.write((None, "no key")), rows.write((keys[2], "ok too")),
+                                    return_exceptions=True)
+    assert [outcome is None for outcome in outcomes] == [True, True, False, True]
+    assert isinstance(outcomes[2], InvalidRequest)
+    assert set(_rows(session, keys)) == set(keys)
+
+
+async def test_a_batch_that_fails_fails_each_of_its_writes(session: Any) -> None:
+    """A client-side timeout shorter than any round trip: the first write (alone) and the batch behind it fail,
+    and every caller hears so; the group then carries on with later writes."""
+    rows = _insert(session, _name())
+    original = clients.execute
+
+    async def timing_out(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return await original(*args, **kwargs, request_timeout=0.000001)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("kicau.write_groups.execute", timing_out)
+        outcomes = await asyncio.gather(*[rows.write((uuid.uuid4().int >> 65, "late")) for _ in range(5)],
+                                        return_exceptions=True)
+    assert all(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    key = uuid.uuid4().int >> 65
+    await rows.write((key, "after"))
+    assert _rows(session, [key]) == {key: "after"}
+
+
+async def test_with_grouping_off_each_write_is_its_own_statement(session: Any) -> None:
+    name = _name()
+    rows = _insert(session, name, max_group=1)
+    keys = [uuid.uuid4().int >> 65 for _ in range(5)]
+    await asyncio.gather(*[rows.write((key, "single")) for key in keys])
+    assert set(_rows(session, keys)) == set(keys)
+    assert _sizes(name) == (0.0, 0.0)  # no group was ever formed
