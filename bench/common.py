@@ -38,6 +38,8 @@ FANOUT_METRICS = os.environ.get(
     "KICAU_BENCH_FANOUT_METRICS", f"http://127.0.0.1:{os.environ.get('KICAU_FANOUT_PORT', '8083')}/metrics")
 TIMELINE_METRICS = os.environ.get(
     "KICAU_BENCH_TIMELINE_METRICS", f"http://127.0.0.1:{os.environ.get('KICAU_TIMELINE_PORT', '8082')}/metrics")
+POST_METRICS = os.environ.get(
+    "KICAU_BENCH_POST_METRICS", f"http://127.0.0.1:{os.environ.get('KICAU_POST_PORT', '8081')}/metrics")
 KAFKA_BOOTSTRAP = os.environ.get("KICAU_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('KICAU_KAFKA_PORT', '9092')}")
 GATEWAY_METRICS = f"{GATEWAY}/metrics"
 REDIS_HOST = "127.0.0.1"

@@ -27,6 +27,7 @@ from bench.common import (
     GATEWAY_FRIEND,
     GATEWAY_POSTERS,
     GATEWAY_READERS,
+    POST_METRICS,
     REDIS_URL,
     ROOT,
     STATE,
@@ -244,6 +245,7 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         }
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         copies_before = _local_copy_reads()
+        groups_before = _write_groups()
         for number in range(opts.rounds):
             for name, target in targets.items():
                 if number == 0 and opts.warmup_seconds:
@@ -260,6 +262,7 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 log(f"  round {number + 1}/{opts.rounds} {name:10s}: {result['rps']:8,.0f} req/s  "
                     f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}")
         copies_after = _local_copy_reads()
+        groups_after = _write_groups()
     finally:
         await _drop_homes(readers)
         for process in started:
@@ -295,6 +298,8 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         # (kicau/tracked_cache.py) rather than reading Redis. Every reader here reads the same page, so nearly all
         # are held: the figure of a real audience depends on how much its home timelines overlap.
         "home_local_copy_share": _copy_share(copies_before, copies_after),
+        # The post service's writes per Cassandra batch over the post runs (kicau/write_groups.py), by statement.
+        "post_writes_per_batch": _per_batch(groups_before, groups_after),
         # The floor (bench/floor.py): the same hops and bytes with none of Kicau's own work. A target above the
         # floor's ratio is out of reach for any code on this design and machine.
         "home_floor_rps": best["home_floor"]["rps"],
@@ -323,6 +328,31 @@ def _local_copy_reads() -> tuple[float, float] | None:
         return None
     return (sample_sum(samples, "kicau_local_cache_reads_total", result="hit"),
             sample_sum(samples, "kicau_local_cache_reads_total", result="miss"))
+
+
+def _write_groups() -> dict[str, tuple[float, float]] | None:
+    """The post service's Cassandra batches so far, by statement: (batches, writes they carried)."""
+    try:
+        samples = scrape(POST_METRICS)
+    except httpx.HTTPError:
+        return None
+    statements = {dict(labels)["statement"] for name, labels in samples
+                  if name == "kicau_cassandra_write_group_size_count"}
+    return {statement: (sample_sum(samples, "kicau_cassandra_write_group_size_count", statement=statement),
+                        sample_sum(samples, "kicau_cassandra_write_group_size_sum", statement=statement))
+            for statement in sorted(statements)}
+
+
+def _per_batch(before: dict[str, tuple[float, float]] | None,
+               after: dict[str, tuple[float, float]] | None) -> dict[str, float] | None:
+    if before is None or after is None:
+        return None
+    per_batch = {}
+    for statement, (batches, writes) in after.items():
+        sent = batches - before.get(statement, (0.0, 0.0))[0]
+        if sent:
+            per_batch[statement] = round((writes - before.get(statement, (0.0, 0.0))[1]) / sent, 2)
+    return per_batch
 
 
 def _copy_share(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:

@@ -117,6 +117,10 @@ def markdown(results: dict[str, Any], command: str) -> str:
                       f"copies: {_fmt(100 * g['home_local_copy_share'], 1)}%. Every reader here reads the same "
                       "page of a home timeline nobody writes into during the run; a real audience's share depends "
                       "on how much its home timelines overlap and how often they change between reads."]
+    if g.get("post_writes_per_batch"):
+        lines += ["", "Posts' Cassandra writes per batch (group commit, kicau/write_groups.py; 1 = every write "
+                      "alone): " + ", ".join(f"{statement} {_fmt(size, 2)}"
+                                            for statement, size in g["post_writes_per_batch"].items()) + "."]
     cpu = g.get("cpu_us_per_request") or {}
     processes = sorted({p for per in cpu.values() for p in per}, key=lambda p: -max(
         per.get(p, 0.0) for per in cpu.values()))
