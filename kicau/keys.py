@@ -57,6 +57,12 @@ def followers_version(account_id: int) -> str:
     return f"followers:{{u:{account_id}}}:v"
 
 
+def account_statuses_version(account_id: int) -> str:
+    """Version of an account's list of statuses, for copies of its newest page held in memory by the timeline
+    service (kicau/newest_ids.py); the post service deletes it after each change to the list."""
+    return f"statuses:{{u:{account_id}}}:v"
+
+
 def feed_rebuild_lock(feed_key: str) -> str:
     """Held while one process rebuilds a timeline (shares the timeline's hash tag)."""
     return f"{feed_key}:rebuild"

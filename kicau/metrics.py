@@ -65,6 +65,10 @@ LOCAL_CACHE_INVALIDATIONS = Counter(
 LOCAL_CACHE_FLUSHES = Counter(
     "kicau_local_cache_flushes_total", "Times the process-local cache dropped every copy (connection lost, flush)"
 )
+ACCOUNT_NEWEST_PAGES = Counter(
+    "kicau_account_newest_pages_total",
+    "Newest pages of an account's statuses the timeline served, by where their ids came from", ["source"],
+)
 OPEN_STREAMS = Gauge("kicau_streams_open", "Streaming connections open on this gateway", ["transport"])
 STREAM_DELIVERIES_REPEATED = Counter(
     "kicau_stream_deliveries_repeated_total",

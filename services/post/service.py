@@ -21,7 +21,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import resp
+from kicau import keys, newest_ids, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
@@ -169,8 +169,9 @@ class PostService:
             await self.store.remove(row["id"], row["account_id"])
             # A publish that timed out may still be delivered: the idempotent producer retries its batch until
             # the broker takes it, so the fanout can see this status later. The tombstone keeps it out of every
-            # read (the fanout's cache write never replaces one).
-            await self._tombstone(row["id"])
+            # read (the fanout's cache write never replaces one). A profile read meanwhile may have kept the
+            # list with it: that copy dies too.
+            await self._tombstone(row["id"], row["account_id"])
             if idempotency_key:
                 await self.store.release_idempotency_key(row["account_id"], idempotency_key, row["id"])
         except Exception:
@@ -178,10 +179,11 @@ class PostService:
             # republishes it (see _replay); without a key it stays out of every home timeline.
             log.exception("could not roll back status %s", row["id"])
 
-    async def _tombstone(self, status_id: int) -> None:
+    async def _tombstone(self, status_id: int, account_id: int) -> None:
         try:
             pipe = self.redis.pipeline(transaction=False)
             queue_tombstone(pipe, status_id)
+            pipe.delete(keys.account_statuses_version(account_id))
             await pipe.execute()
         except Exception:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
@@ -195,7 +197,7 @@ class PostService:
                 await self._bookkeeping(status_id, account_id, fragment, delta, card_change)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
-            await self._forget_card(account_id)
+            await self._forget_cached(account_id)
 
     async def _bookkeeping(self, status_id: int, account_id: int, fragment: bytes | None, delta: int,
                            card_change: tuple[bytes, bytes] | None) -> None:
@@ -209,20 +211,25 @@ class PostService:
             tombstone_command(status_id) if fragment is None else cache_command(status_id, account_id, fragment),
             AccountCards.forget_command(account_id) if card_change is None
             else AccountCards.replace_if_unchanged_command(account_id, *card_change),
+            # The author's list changed: every copy of its newest page is dead (kicau/newest_ids.py).
+            newest_ids.forget_command(account_id),
         ], attempts=1)
         # Every part is attempted even if another fails; any failure reaches _after_change, which then drops the
-        # card (it may show a count that Cassandra does not have).
+        # card (it may show a count that Cassandra does not have) and the list's version again.
         for outcome in await asyncio.gather(self.store.count(account_id, delta), caches,
                                             return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _forget_card(self, account_id: int) -> None:
+    async def _forget_cached(self, account_id: int) -> None:
+        """Drop the author's cached card and the copies of its newest page, after a change whose bookkeeping
+        failed; if Redis refuses this too, copies of the page live at most a minute (kicau/newest_ids.py)."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                await self.accounts.forget(account_id)
+                await resp.round_trip(self.redis, [AccountCards.forget_command(account_id),
+                                                   newest_ids.forget_command(account_id)])
         except Exception:
-            log.warning("could not drop the cached card of %s", account_id, exc_info=True)
+            log.warning("could not drop the cached card and page of %s", account_id, exc_info=True)
 
     async def get(self, status_id: int) -> bytes:
         rendered = await self.statuses.render_one(status_id)
@@ -241,6 +248,8 @@ class PostService:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id))
         except BaseException:
             await self.store.mark_deleted(status_id, account_id, None)
+            # Back in its author's list: a profile read in between kept the list without it.
+            await self._forget_cached(account_id)
             raise
         STATUSES_DELETED.inc()
         await self._after_change(status_id, account_id, None, -1)

@@ -17,6 +17,7 @@ from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query
 from kicau.large_accounts import LargeAccounts
+from kicau.newest_ids import NewestIds
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.tracked_cache import TrackedCache
@@ -48,16 +49,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis, session = engines.redis, engines.session
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         accounts = AccountCards(redis, session, common.public_url)
+        store = TimelineStore(session)
         copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
         app.state.service = TimelineService(
             settings=common,
             own=own,
-            store=TimelineStore(session),
+            store=store,
             redis=redis,
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
                         copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies),
+            newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
+            if own.newest_ids_accounts else None,
         )
         try:
             yield

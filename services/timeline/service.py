@@ -24,6 +24,8 @@ from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import TIMELINE_REBUILDS
+from kicau.newest_ids import KEPT as NEWEST_KEPT
+from kicau.newest_ids import NewestIds
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.web import ApiError
@@ -72,6 +74,7 @@ class TimelineService:
     feeds: Feeds
     large: LargeAccounts
     statuses: StatusCards
+    newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def large_followees(self, account_id: int) -> list[int]:
@@ -147,10 +150,15 @@ class TimelineService:
         # An account exists when it has a card: usually this process's copy, so no Cassandra read.
         if await self.statuses.account_card(account_id) is None:
             raise ApiError(404, "Record not found")
-        ids = await self.store.account_status_ids(
-            account_id, max_id=request.max_id, since_id=request.since_id, min_id=request.min_id,
-            limit=request.limit,
-        )
+        if (self.newest_ids is not None and request.max_id is None and request.since_id is None
+                and request.min_id is None and request.limit <= NEWEST_KEPT):
+            # The first page, as most profile reads are: its ids as kept in memory, unless the list has changed.
+            ids = await self.newest_ids.newest(account_id, request.limit)
+        else:
+            ids = await self.store.account_status_ids(
+                account_id, max_id=request.max_id, since_id=request.since_id, min_id=request.min_id,
+                limit=request.limit,
+            )
         return await self._page(ids)
 
     async def _page(self, ids: list[int]) -> Page:

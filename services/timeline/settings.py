@@ -21,3 +21,6 @@ class TimelineSettings(InternalListener):
     # Keep home page reads (the timeline's range) among those copies too, until the fanout writes into that
     # timeline: a reread of an unchanged timeline then costs no Redis round trip (kicau/feeds.py).
     home_page_copies: bool = True
+    # Keep the newest ids of accounts whose profiles are read (kicau/newest_ids.py), at most this many accounts
+    # (~400 bytes each); 0: read every profile's ids from Cassandra.
+    newest_ids_accounts: int = Field(default=50_000, ge=0)

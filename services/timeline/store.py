@@ -41,6 +41,9 @@ class TimelineStore:
         rows = await execute(self._session, self._newest, (account_id, upper, lower, limit))
         return [int(r["status_id"]) for r in rows]
 
+    async def newest_status_ids(self, account_id: int, limit: int) -> list[int]:
+        return await self.account_status_ids(account_id, max_id=None, since_id=None, min_id=None, limit=limit)
+
     async def followees(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._following, (account_id,))
         return [int(r["followee_id"]) for r in rows]
