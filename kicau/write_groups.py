@@ -142,7 +142,6 @@ class GroupedWrite:
                 if not queued.done.done():
                     queued.done.set_result(None)
 
-
     async def _send_alone(self, group: list[_Queued]) -> None:
         outcomes = await asyncio.gather(*[execute(self._session, queued.bound) for queued in group],
                                         return_exceptions=True)
