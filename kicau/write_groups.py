@@ -29,6 +29,7 @@ to land before another awaits the first before it starts the second, grouped or 
 Cassandra warns about (and at ``batch_size_fail_threshold``, default 50 KiB, refuses) large batches, and warns
 when an unlogged batch spans more partitions than ``unlogged_batch_across_partitions_warn_threshold`` (10). A
 group stays under both by default: at most 10 writes and 40 KiB of values (a larger write still goes, alone).
+The size warning comes at 5 KiB, though: the stack's node and the compose file raise the warn limits.
 """
 
 from __future__ import annotations
