@@ -21,7 +21,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import keys, newest_ids, resp
+from kicau import newest_ids, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
@@ -29,7 +29,7 @@ from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.metrics import STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
-from kicau.status_cards import StatusCards, cache_command, queue_tombstone, tombstone_command
+from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.web import ApiError
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -181,10 +181,7 @@ class PostService:
 
     async def _tombstone(self, status_id: int, account_id: int) -> None:
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            queue_tombstone(pipe, status_id)
-            pipe.delete(keys.account_statuses_version(account_id))
-            await pipe.execute()
+            await resp.round_trip(self.redis, [tombstone_command(status_id), newest_ids.forget_command(account_id)])
         except Exception:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
 
