@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from kicau import keys, resp
 from kicau.clients import execute
 from kicau.entities import account_entity, dumps
+from kicau.status_counts import StatusCounts
 
 CARD_TTL_SECONDS = 300
 
@@ -51,22 +52,21 @@ class AccountCards:
         self._public_url = public_url
         self._select_account = session.prepare("SELECT * FROM accounts WHERE id = ?")
         self._select_stats = session.prepare(
-            "SELECT statuses_count, followers_count, following_count FROM account_stats WHERE account_id = ?"
+            "SELECT followers_count, following_count FROM account_stats WHERE account_id = ?"
         )
-        self._select_last_status = session.prepare(
-            "SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT 1"
-        )
+        self._statuses = StatusCounts(session)
 
     async def load_rows(self, account_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        # Both reads at once: one round trip of latency instead of two (the stats read of an account that does
-        # not exist is wasted, and rare).
-        rows, stats = await asyncio.gather(
+        # All reads at once: one round trip of latency instead of three (the counts of an account that does not
+        # exist are wasted, and rare).
+        rows, stats, statuses = await asyncio.gather(
             execute(self._session, self._select_account, (account_id,)),
             execute(self._session, self._select_stats, (account_id,)),
+            self._statuses.count(account_id),
         )
         if not rows:
             return None, {}
-        return rows[0], (stats[0] if stats else {})
+        return rows[0], {**(stats[0] if stats else {}), "statuses_count": statuses}
 
     async def entity(self, account_id: int) -> dict[str, Any] | None:
         """The Account entity from Cassandra (fresh counts), refreshing the cache."""

@@ -134,7 +134,7 @@ class PostService:
         # status is durable and published, and a 503 now would make a client without an Idempotency-Key post it
         # again.
         bumped = with_statuses_count_moved(card, +1)
-        await self._after_change(status_id, account_id, fragment, +1, (card, bumped))
+        await self._after_change(status_id, account_id, fragment, (card, bumped))
         return compose_status(fragment, bumped)
 
     async def _claim(self, account_id: int, key: str, status_id: int) -> int | None:
@@ -185,38 +185,33 @@ class PostService:
         except Exception:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
 
-    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None, delta: int,
+    async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None,
                             card_change: tuple[bytes, bytes] | None = None) -> None:
-        """Best-effort bookkeeping after the status is safe: counts and caches. Failures here lose nothing, and
-        it is bounded in time so that an engine stalling now cannot turn the success into a timeout."""
+        """Best-effort bookkeeping after the status is safe: the caches. Failures here lose nothing, and it is
+        bounded in time so that an engine stalling now cannot turn the success into a timeout."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                await self._bookkeeping(status_id, account_id, fragment, delta, card_change)
+                await self._refresh_caches(status_id, account_id, fragment, card_change)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
             await self._forget_cached(account_id)
 
-    async def _bookkeeping(self, status_id: int, account_id: int, fragment: bytes | None, delta: int,
-                           card_change: tuple[bytes, bytes] | None) -> None:
-        """The count in Cassandra, the status cache and the author's cached card, all at once: none waits on
-        another. The card is replaced by the one with the new count (``card_change``: as read before the write,
-        and bumped) if nobody changed it meanwhile, else dropped; without ``card_change`` it is dropped."""
-
-        # The status cache and the card in one hand-packed round trip. Sent once only: replacing the card is not
-        # safe to repeat (a second run finds the new card and drops it).
-        caches = resp.round_trip(self.redis, [
+    async def _refresh_caches(self, status_id: int, account_id: int, fragment: bytes | None,
+                              card_change: tuple[bytes, bytes] | None) -> None:
+        """The status cache and the author's cached card in one hand-packed round trip. The card is replaced by
+        the one with the new count (``card_change``: as read before the write, and bumped) if nobody changed it
+        meanwhile, else dropped; without ``card_change`` it is dropped. Nothing in Cassandra: the count is the
+        length of the author's list, which the status's own writes have already changed
+        (kicau/status_counts.py)."""
+        # Sent once only: replacing the card is not safe to repeat (a second run finds the new card and drops it).
+        # A failure reaches _after_change, which then drops the card and the list's version again.
+        await resp.round_trip(self.redis, [
             tombstone_command(status_id) if fragment is None else cache_command(status_id, account_id, fragment),
             AccountCards.forget_command(account_id) if card_change is None
             else AccountCards.replace_if_unchanged_command(account_id, *card_change),
             # The author's list changed: every copy of its newest page is dead (kicau/newest_ids.py).
             newest_ids.forget_command(account_id),
         ], attempts=1)
-        # Every part is attempted even if another fails; any failure reaches _after_change, which then drops the
-        # card (it may show a count that Cassandra does not have) and the list's version again.
-        for outcome in await asyncio.gather(self.store.count(account_id, delta), caches,
-                                            return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
 
     async def _forget_cached(self, account_id: int) -> None:
         """Drop the author's cached card and the copies of its newest page, after a change whose bookkeeping
@@ -249,6 +244,6 @@ class PostService:
             await self._forget_cached(account_id)
             raise
         STATUSES_DELETED.inc()
-        await self._after_change(status_id, account_id, None, -1)
+        await self._after_change(status_id, account_id, None)
         # Mastodon returns the deleted status with its source text, for "delete and redraft".
         return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"

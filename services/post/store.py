@@ -9,12 +9,16 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from kicau.clients import execute, write_preparer
-from kicau.write_groups import MAX_GROUP, GroupedWrite, sum_by_key
+from kicau.status_counts import FORGET_MARK
+from kicau.write_groups import MAX_GROUP, GroupedWrite
 
 
 class StatusStore:
-    """``group_max`` and ``groups_in_flight``: how the writes of every post (its row, its place in the author's
-    list, the author's count) go out grouped with those of concurrent posts (kicau/write_groups.py)."""
+    """``group_max`` and ``groups_in_flight``: how the writes of every post (its row and its place in the
+    author's list) go out grouped with those of concurrent posts (kicau/write_groups.py).
+
+    No count is written: the author's statuses_count is the length of its list (kicau/status_counts.py). What
+    removes or re-adds an entry of the list drops the list's count mark in the same logged batch."""
 
     def __init__(self, session: Session, write_consistency: int, *, group_max: int = MAX_GROUP,
                  groups_in_flight: int = 1) -> None:
@@ -42,7 +46,7 @@ class StatusStore:
         self._release_key = write(
             "DELETE FROM status_idempotency WHERE account_id = ? AND idempotency_key = ? IF status_id = ?"
         )
-        self._count = write("UPDATE account_stats SET statuses_count = statuses_count + ? WHERE account_id = ?")
+        self._forget_count_mark = write(FORGET_MARK)
 
         def grouped(statement: PreparedStatement, name: str, **options: Any) -> GroupedWrite:
             return GroupedWrite(session, statement, name=name, max_group=group_max, max_in_flight=groups_in_flight,
@@ -50,8 +54,6 @@ class StatusStore:
 
         self._status_rows = grouped(self._insert_status, "status_row")
         self._account_lists = grouped(self._index_status, "status_in_account_list")
-        self._counts = grouped(self._count, "statuses_count", batch_type=BatchType.COUNTER,
-                               merge=sum_by_key(delta_at=0, key_at=1))
 
     async def claim_idempotency_key(self, account_id: int, key: str, status_id: int) -> int | None:
         """None when this request owns the key; otherwise the status id the key already belongs to."""
@@ -89,6 +91,7 @@ class StatusStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
         batch.add(self._remove_status, (status_id,))
         batch.add(self._unindex_status, (account_id, status_id))
+        batch.add(self._forget_count_mark, (account_id,))
         await execute(self._session, batch)
 
     async def mark_deleted(self, status_id: int, account_id: int, when: datetime | None) -> None:
@@ -100,11 +103,9 @@ class StatusStore:
             batch.add(self._index_status, (account_id, status_id))
         else:
             batch.add(self._unindex_status, (account_id, status_id))
+        batch.add(self._forget_count_mark, (account_id,))
         await execute(self._session, batch)
 
     async def get(self, status_id: int) -> dict[str, Any] | None:
         rows = await execute(self._session, self._status, (status_id,))
         return rows[0] if rows else None
-
-    async def count(self, account_id: int, delta: int) -> None:
-        await self._counts.write((delta, account_id))
