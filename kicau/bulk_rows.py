@@ -23,7 +23,7 @@ class GraphRowWriters:
     following: Any  # (follower_id, followee_id, created_at)
     add_followers: Any  # (delta, account_id)
     add_following: Any  # (delta, account_id)
-    stats: Any  # (account_id,) -> statuses_count, followers_count, following_count
+    stats: Any  # (account_id,) -> followers_count, following_count
 
     @classmethod
     def prepare(cls, session: Session, *, bot: bool, password_hash: str) -> GraphRowWriters:
@@ -50,6 +50,6 @@ class GraphRowWriters:
                 "UPDATE account_stats SET following_count = following_count + ? WHERE account_id = ?"
             ),
             stats=session.prepare(
-                "SELECT statuses_count, followers_count, following_count FROM account_stats WHERE account_id = ?"
+                "SELECT followers_count, following_count FROM account_stats WHERE account_id = ?"
             ),
         )

@@ -1,8 +1,8 @@
 """Group commit for Cassandra writes: concurrent executions of one prepared write leave as one batch.
 
 Most of a small write's cost is the request around it (framing, the native-transport queue, a system call each
-way, the driver's thread hand-offs), and a batch pays it once. Measured on the 2-core bench machine, a post's
-three writes (its row, its place in the author's list, the author's count):
+way, the driver's thread hand-offs), and a batch pays it once. Measured on the 2-core bench machine, when a post
+made three writes (its row, its place in the author's list, and a counter since dropped, kicau/status_counts.py):
 
 * the writes alone, 5,000 posts: batches of 8 cost Cassandra 0.4-0.6 ms of CPU a post and the client 0.3 ms,
   against 1.0-1.4 ms and 0.8-1.3 ms one statement at a time;
@@ -35,7 +35,7 @@ The size warning comes at 5 KiB, though: the stack's node and the compose file r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from cassandra import InvalidRequest
@@ -49,9 +49,6 @@ MAX_GROUP = 10
 MAX_GROUP_BYTES = 40 * 1024
 
 Params = Sequence[Any]
-# Folds a group's parameters into fewer statements with the same effect (e.g. two increments of one counter
-# into one).
-Merge = Callable[[list[Params]], list[Params]]
 
 
 def _value_bytes(params: Params) -> int:
@@ -65,15 +62,12 @@ def _value_bytes(params: Params) -> int:
 class GroupedWrite:
     """One prepared write statement; ``await write(params)`` as with :func:`kicau.clients.execute`."""
 
-    def __init__(self, session: Session, statement: PreparedStatement, *, name: str,
-                 batch_type: BatchType = BatchType.UNLOGGED, merge: Merge | None = None,
-                 max_group: int = MAX_GROUP, max_group_bytes: int = MAX_GROUP_BYTES, max_in_flight: int = 1) -> None:
+    def __init__(self, session: Session, statement: PreparedStatement, *, name: str, max_group: int = MAX_GROUP,
+                 max_group_bytes: int = MAX_GROUP_BYTES, max_in_flight: int = 1) -> None:
         if max_group < 1 or max_in_flight < 1:
             raise ValueError("a group holds at least one write, and at least one group is in flight")
         self._session = session
         self._statement = statement
-        self._batch_type = batch_type
-        self._merge = merge
         self._max_group = max_group
         self._max_group_bytes = max_group_bytes
         self._max_in_flight = max_in_flight
@@ -87,7 +81,7 @@ class GroupedWrite:
         if self._max_group == 1:  # grouping turned off: each write is its own statement, as many in flight as asked
             await execute(self._session, bound)
             return
-        queued = _Queued(params, bound, _value_bytes(params), asyncio.get_running_loop().create_future())
+        queued = _Queued(bound, _value_bytes(params), asyncio.get_running_loop().create_future())
         self._queued.append(queued)
         if self._in_flight < self._max_in_flight:
             self._send_next()
@@ -113,16 +107,14 @@ class GroupedWrite:
 
     async def _send(self, group: list[_Queued]) -> None:
         try:
-            statements = ([self._statement.bind(params) for params in self._merge([q.params for q in group])]
-                          if self._merge is not None else [queued.bound for queued in group])
-            self._sizes.observe(len(statements))
-            if len(statements) == 1:
-                await execute(self._session, statements[0])
-            elif statements:
-                batch = BatchStatement(batch_type=self._batch_type,
+            self._sizes.observe(len(group))
+            if len(group) == 1:
+                await execute(self._session, group[0].bound)
+            else:
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED,
                                        consistency_level=self._statement.consistency_level)
-                for statement in statements:
-                    batch.add(statement)
+                for queued in group:
+                    batch.add(queued.bound)
                 try:
                     await execute(self._session, batch)
                 except InvalidRequest:
@@ -156,29 +148,10 @@ class GroupedWrite:
 
 
 class _Queued:
-    __slots__ = ("bound", "done", "params", "size")
+    __slots__ = ("bound", "done", "size")
 
-    def __init__(self, params: Params, bound: BoundStatement, size: int, done: asyncio.Future[None]) -> None:
-        self.params = params
+    def __init__(self, bound: BoundStatement, size: int, done: asyncio.Future[None]) -> None:
         self.bound = bound
         self.size = size
         self.done = done
 
-
-def sum_by_key(delta_at: int, key_at: int) -> Merge:
-    """A merge for counter increments: one statement per key, its deltas summed (a zero sum is left out).
-
-    Two increments of one counter in one batch are summed by Cassandra too, but this keeps the batch small and
-    does not lean on how a batch reconciles updates to one cell."""
-
-    def merge(group: list[Params]) -> list[Params]:
-        merged: dict[Any, list[Any]] = {}  # in first-seen order
-        for params in group:
-            key = params[key_at]
-            if key in merged:
-                merged[key][delta_at] += params[delta_at]
-            else:
-                merged[key] = list(params)
-        return [params for params in merged.values() if params[delta_at] != 0]
-
-    return merge

@@ -1,6 +1,6 @@
 """Group commit (kicau/write_groups.py) on the stack's real Cassandra: concurrent writes leave in fewer batches
-and all land; a lone write goes at once; counter increments of one key are summed; a bad value fails only its
-own write, also when Cassandra refuses it inside a batch; a batch that fails fails each of its writes."""
+and all land; a lone write goes at once; a bad value fails only its own write, also when Cassandra refuses it
+inside a batch; a batch that fails fails each of its writes."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 from cassandra import InvalidRequest
-from cassandra.query import BatchType
 from prometheus_client import REGISTRY
 
 from kicau import clients
-from kicau.write_groups import GroupedWrite, sum_by_key
+from kicau.write_groups import GroupedWrite
 
 KEYSPACE = "kicau_test_scratch"
 
@@ -25,7 +24,6 @@ def session(stack_cassandra: Any) -> Iterator[Any]:
     stack_cassandra.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication ="
                             " {'class': 'SimpleStrategy', 'replication_factor': 1}")
     stack_cassandra.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.rows (k bigint PRIMARY KEY, v text)")
-    stack_cassandra.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.counts (k text PRIMARY KEY, n counter)")
     yield stack_cassandra
 
 
@@ -73,28 +71,6 @@ async def test_a_lone_write_leaves_at_once_and_groups_stay_under_their_byte_limi
     await asyncio.gather(*[rows.write((k, "x" * 990)) for k in keys])
     assert _sizes(name) == (1.0 + 1 + 2, 1.0 + 7)
     assert set(_rows(session, keys)) == set(keys)
-
-
-async def test_counter_increments_of_one_key_are_summed(session: Any) -> None:
-    name = _name()
-    counts = GroupedWrite(session, session.prepare(f"UPDATE {KEYSPACE}.counts SET n = n + ? WHERE k = ?"),
-                          name=name, batch_type=BatchType.COUNTER, merge=sum_by_key(delta_at=0, key_at=1),
-                          max_group=20)
-    a, b, c = _name(), _name(), _name()
-    writes = [(1, a)] * 6 + [(-1, a)] * 2 + [(5, b), (-5, c), (2, c)] + [(1, b)] * 3 + [(1, c), (-1, c)]
-    await asyncio.gather(*[counts.write(params) for params in writes])
-    found = {row["k"]: row["n"] for row in session.execute(
-        f"SELECT k, n FROM {KEYSPACE}.counts WHERE k IN ('{a}', '{b}', '{c}')")}
-    assert found == {a: 4, b: 8, c: -3}
-    batches, carried = _sizes(name)
-    # The first write alone, then the other 15 in one batch of one statement per key.
-    assert (batches, carried) == (2, 1 + 3)
-
-
-def test_merging_drops_increments_that_cancel_out() -> None:
-    merge = sum_by_key(delta_at=0, key_at=1)
-    assert merge([(1, "a"), (2, "b"), (-1, "a"), (3, "b")]) == [[5, "b"]]
-    assert merge([(1, "a")]) == [[1, "a"]]
 
 
 async def test_a_value_that_cannot_be_bound_fails_only_its_own_write(session: Any) -> None:
