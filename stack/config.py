@@ -73,7 +73,7 @@ def service_timeout() -> float:
 def kafka_partitions() -> int:
     # A partition is the unit of the fanout's parallelism: this stack runs one fanout member (two in the scale-out
     # test) on two cores. Every fetch of the fanout carries every partition of both topics, so partitions beyond
-    # the members are paid for on each fetch, by the fanout and by Kafka: six a topic cost ~130 µs of CPU a post
+    # the members are paid for on each fetch, by the fanout and by Kafka: six a topic cost ~150 µs of CPU a post
     # more than two at ~450 posts/s (stack/README.md). Deployments choose their own (deploy/).
     return env_int("KICAU_KAFKA_PARTITIONS", 2)
 
