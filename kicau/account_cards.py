@@ -8,6 +8,7 @@ applied when nobody else changed it meanwhile (new and deleted statuses, see ``r
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import msgspec
@@ -55,6 +56,8 @@ class AccountCards:
             "SELECT followers_count, following_count FROM account_stats WHERE account_id = ?"
         )
         self._statuses = StatusCounts(session)
+        # Card misses being loaded in this process, by account (``_load_once``).
+        self._loading: dict[int, asyncio.Task[dict[str, Any] | None]] = {}
 
     async def load_rows(self, account_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         # All reads at once: one round trip of latency instead of three (the counts of an account that does not
@@ -97,10 +100,30 @@ class AccountCards:
                 missing.append(account_id)
             else:
                 found[account_id] = raw if isinstance(raw, bytes) else raw.encode()
-        for account_id, entity in zip(missing, await asyncio.gather(*map(self.entity, missing)), strict=True):
+        for account_id, entity in zip(missing, await asyncio.gather(*map(self._load_once, missing)), strict=True):
             if entity is not None:
                 found[account_id] = dumps(entity)
         return found
+
+    def _load_once(self, account_id: int) -> asyncio.Future[dict[str, Any] | None]:
+        """A miss joins the load of the same card already under way in this process. When a popular card
+        expires, every page rendered at that moment misses it at once, and each load counts the author's statuses
+        (kicau/status_counts.py): a whole list after a delete. Joining a load begun a moment earlier gives what
+        arriving a moment earlier would have; ``entity``, for writers that want counts read after their write,
+        never joins one."""
+        loading = self._loading.get(account_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self.entity(account_id))
+            self._loading[account_id] = loading
+            loading.add_done_callback(functools.partial(self._loaded, account_id))
+        # A caller that gives up (its request was cancelled) leaves the load to the others.
+        return asyncio.shield(loading)
+
+    def _loaded(self, account_id: int, loading: asyncio.Task[dict[str, Any] | None]) -> None:
+        if self._loading.get(account_id) is loading:
+            del self._loading[account_id]
+        if not loading.cancelled():
+            loading.exception()  # retrieved here too: every caller may have given up before it failed
 
     async def card(self, account_id: int) -> bytes | None:
         """One account's cached JSON (loaded from Cassandra on a miss), or None if it does not exist."""
