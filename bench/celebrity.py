@@ -185,7 +185,8 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
     for start in range(0, followers, 20_000):
         pipe = r.pipeline(transaction=False)
         for follower in ids[start:start + 20_000]:
-            pipe.zadd(keys.home_feed(follower), {keys.FEED_SENTINEL: 0})
+            pipe.unlink(keys.home_feed(follower))
+            pipe.rpush(keys.home_feed(follower), keys.FEED_SENTINEL)
         pipe.execute()
     loop.run_until_complete(registry.remove(CELEBRITY_AUTHOR))
     time.sleep(REGISTRY_REFRESH_S)
@@ -208,7 +209,7 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
             time.sleep(0.05)
         elapsed = time.time() - started
         sample = [keys.home_feed(ids[i]) for i in (0, followers // 2, followers - 1)]
-        if any(r.zscore(key, feed_member(status_id)) is None for key in sample):
+        if any(r.lpos(key, feed_member(status_id).decode()) is None for key in sample):
             raise BenchError("fanout on write: the counter says done but a sampled timeline lacks the status")
         log(f"  fanout on write: {written:,.0f} entries in {elapsed:.2f}s")
     finally:

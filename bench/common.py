@@ -60,6 +60,7 @@ GATEWAY_FRIEND = BENCH_BASE + 3_000_003  # the account the gateway section's rea
 GATEWAY_READERS = BENCH_BASE + 3_100_000  # .. + accounts (load spread over accounts: per-account rate limits)
 GATEWAY_POSTERS = BENCH_BASE + 3_200_000  # .. + accounts
 MEMORY_FEEDS = BENCH_BASE + 4_000_000  # .. + timelines (Redis only, no accounts)
+PUSH_TIMELINES = BENCH_BASE + 4_500_000  # .. + timelines: the fanout section's push-script measure (Redis only)
 CELEBRITY_AUTHOR = BENCH_BASE + 5  # reserved for the celebrity section
 CELEBRITY_FOLLOWERS = BENCH_BASE + 6_000_000  # reserved for the celebrity section
 

@@ -433,7 +433,8 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
     try:
         pipe = redis.pipeline(transaction=False)
         for account_id in [*posters, *listeners]:
-            pipe.zadd(keys.home_feed(account_id), {keys.FEED_SENTINEL: 0})
+            pipe.unlink(keys.home_feed(account_id))
+            pipe.rpush(keys.home_feed(account_id), keys.FEED_SENTINEL)
             pipe.expire(keys.home_feed(account_id), 3600)  # gone by itself if the run is interrupted
         await pipe.execute()
 

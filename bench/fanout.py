@@ -2,9 +2,10 @@
 take of the same command (``redis-benchmark``, measured right before, same machine).
 
 One author gets ``followers`` follower edges in Cassandra; every follower's home timeline is materialised
-first (the sentinel member, as a rebuild would leave it), so a fanout that writes only into existing
-timelines still writes all of them. The author then posts through the public API and the fanout's own
-counter ``kicau_fanout_timeline_entries_total`` is read until it has grown by posts x (followers + 1).
+first (the sentinel alone, as a rebuild for a reader who follows nobody would leave it), so a fanout that
+writes only into existing timelines still writes all of them. The author then posts through the public API
+and the fanout's own counter ``kicau_fanout_timeline_entries_total`` is read until it has grown by posts x
+(followers + 1).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from bench.common import (
     FANOUT_FOLLOWERS,
     FANOUT_METRICS,
     GATEWAY,
+    PUSH_TIMELINES,
     REDIS_PORT,
     REDIS_SOCKET,
     REDIS_URL,
+    BenchError,
     Histogram,
     log,
     sample_sum,
@@ -35,13 +38,14 @@ from bench.common import (
 )
 from bench.seed import Seeder, seed_followers
 from kicau import keys
-from kicau.feeds import feed_member
+from kicau.feeds import Feeds, calls_must_stay_in_one_slot, feed_member
+from kicau.resp import Sender
+from kicau.settings import CommonSettings
 
 LIMIT_KEY = "bench:limit:{u:__rand_int__}:home"
-# The push script's keys: one hash tag, like the timelines of one bucket (redis-benchmark draws each
-# __rand_int__ of a command separately, so one call names PUSH_KEYS different timelines).
-PUSH_KEY = "bench:limit:{h:7}:__rand_int__:home"
-PUSH_KEYS = 30
+# The push script's measure (``measure_push_script``): timelines and rounds of one new status each.
+PUSH_SCRIPT_TIMELINES = 3_000
+PUSH_ROUNDS = 5
 # A new member per command, as the fanout writes new entries: redis-benchmark replaces each __rand_int__ with a
 # 12-digit number drawn from the key space, so every timeline gets ~10 distinct members over a run. (With one
 # fixed member, as measured before, every ZADD after a key's first is a no-op update that writes nothing;
@@ -110,23 +114,6 @@ def measure_limit(opts: FanoutOptions) -> dict[str, Any]:
                            clients=best["clients"], requests=opts.limit_requests, keyspace=opts.followers)
     log(f"  redis-benchmark ZREMRANGEBYRANK -P {best['pipeline']} -c {best['clients']}: {trim:,.0f}/s")
     pair = 1.0 / (1.0 / best["zadd_per_s"] + 1.0 / trim)
-    script = _push_script()
-    push = None
-    if script is not None:
-        # What the fanout really sends: the push script, one call per bucket of timelines (keys sharing one
-        # hash tag, as the fanout groups followers), on keys that exist. A 30,000-follower status puts ~30
-        # timelines in each of the 1,024 buckets, so calls carry PUSH_KEYS keys; the rate is in timelines/s.
-        sha = subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "SCRIPT", "LOAD", script], capture_output=True,
-                             text=True, check=True, timeout=30).stdout.strip()
-        redis_benchmark(["ZADD", PUSH_KEY, "0", SAME_MEMBER], pipeline=best["pipeline"], clients=best["clients"],
-                        requests=opts.limit_requests, keyspace=opts.followers)
-        calls = redis_benchmark(["EVALSHA", sha, str(PUSH_KEYS), *[PUSH_KEY] * PUSH_KEYS, "800", "850",
-                                 LIMIT_MEMBER], pipeline=max(1, best["pipeline"] // PUSH_KEYS),
-                                clients=best["clients"], requests=max(1000, opts.limit_requests // PUSH_KEYS),
-                                keyspace=opts.followers)
-        push = calls * PUSH_KEYS
-        log(f"  redis-benchmark EVALSHA <push script> ({PUSH_KEYS} keys per call) -c {best['clients']}: "
-            f"{push:,.0f} timelines/s")
     return {
         "redis_zadd_pipelined_limit_per_s": best["zadd_per_s"],
         "limit_runs": runs,
@@ -135,16 +122,49 @@ def measure_limit(opts: FanoutOptions) -> dict[str, Any]:
         "redis_zadd_same_member_per_s": round(same),
         "redis_zremrangebyrank_limit_per_s": round(trim),
         "redis_zadd_plus_trim_limit_entries_per_s": round(pair),
-        "redis_push_script_limit_per_s": round(push) if push is not None else None,
     }
 
 
-def _push_script() -> str | None:
-    """The fanout's Lua push script, when kicau.feeds has one (the fanout writes through it)."""
-    from kicau import feeds
-
-    script = getattr(feeds, "_PUSH_IF_PRESENT", None)
-    return script if isinstance(script, str) else None
+async def measure_push_script(redis: Redis, timelines: int, fill: int) -> dict[str, Any]:
+    """What Redis can take of the fanout's own push script (kicau/feeds.py), packed as the fanout packs it
+    (``TimelineWrites``), into ``timelines`` timelines holding ``fill`` entries each (0: just materialised; the
+    cap: full, as the timelines of active readers are in the steady state). Each round pushes one new status,
+    newer than every entry, to all of them in one pipeline. Reported: timelines per second of Redis's own time
+    in the script (``INFO commandstats``, so another process's load does not count), and of wall clock."""
+    feeds = Feeds(redis, cap=CommonSettings().home_timeline_cap, ttl_seconds=SAFETY_TTL_SECONDS,
+                  one_slot_per_call=await calls_must_stay_in_one_slot(redis))
+    ids = range(PUSH_TIMELINES, PUSH_TIMELINES + timelines)
+    newest = 10**18
+    try:
+        for start in range(0, timelines, 200):
+            pipe = redis.pipeline(transaction=False)
+            for account_id in ids[start:start + 200]:
+                feeds.materialise(pipe, keys.home_feed(account_id), range(newest - fill, newest))
+            await pipe.execute()
+        usec = 0.0
+        started = time.perf_counter()
+        for status_id in range(newest, newest + PUSH_ROUNDS):
+            writes = feeds.writes()
+            writes.push(ids, [status_id])
+            before = (await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("usec", 0)
+            async with Sender(redis) as sender:
+                await sender.send(*writes.take())
+                written = (await sender.finish())[2:]  # after the two SCRIPT LOADs
+            usec += (await redis.info("commandstats"))["cmdstat_evalsha"]["usec"] - before
+            if sum(written) != timelines:
+                raise BenchError(f"push script: {sum(written)} of {timelines} timelines written")
+        wall = time.perf_counter() - started
+    finally:
+        for start in range(0, timelines, 1000):
+            await redis.unlink(*[keys.home_feed(a) for a in ids[start:start + 1000]])
+    per_redis_second = timelines * PUSH_ROUNDS / (usec / 1e6)
+    log(f"  push script into {timelines:,} timelines of {fill} entries: {per_redis_second:,.0f} timelines per "
+        f"second of Redis time ({usec / (timelines * PUSH_ROUNDS):.2f} µs each), "
+        f"{timelines * PUSH_ROUNDS / wall:,.0f}/s wall clock")
+    return {"timelines": timelines, "entries_before": fill, "rounds": PUSH_ROUNDS,
+            "timelines_per_redis_second": round(per_redis_second),
+            "redis_us_per_timeline": round(usec / (timelines * PUSH_ROUNDS), 2),
+            "timelines_per_s_wall": round(timelines * PUSH_ROUNDS / wall)}
 
 
 async def _materialise_feeds(redis: Redis, account_ids: range) -> None:
@@ -152,7 +172,8 @@ async def _materialise_feeds(redis: Redis, account_ids: range) -> None:
     for start in range(0, len(account_ids), 5000):
         pipe = redis.pipeline(transaction=False)
         for account_id in account_ids[start:start + 5000]:
-            pipe.zadd(keys.home_feed(account_id), {keys.FEED_SENTINEL: 0})
+            pipe.unlink(keys.home_feed(account_id))
+            pipe.rpush(keys.home_feed(account_id), keys.FEED_SENTINEL)
             pipe.expire(keys.home_feed(account_id), SAFETY_TTL_SECONDS)
         await pipe.execute()
 
@@ -171,12 +192,12 @@ async def _post(client: httpx.AsyncClient, token: str, text: str) -> int:
 
 
 async def _present(redis: Redis, sample: list[int], ids: list[int]) -> int:
-    """How many (sampled timeline, posted status) pairs are in Redis already: one ZMSCORE per timeline."""
-    members = [feed_member(i) for i in ids]
+    """How many (sampled timeline, posted status) pairs are in Redis already: one LRANGE per timeline."""
+    wanted = {feed_member(i) for i in ids}
     pipe = redis.pipeline(transaction=False)
     for account_id in sample:
-        pipe.zmscore(keys.home_feed(account_id), members)  # type: ignore[arg-type]  # bytes members
-    return sum(1 for scores in await pipe.execute() for score in scores if score is not None)
+        pipe.lrange(keys.home_feed(account_id), 0, -1)
+    return sum(len(wanted.intersection(entries)) for entries in await pipe.execute())
 
 
 async def _round(client: httpx.AsyncClient, redis: Redis, token: str, posts: int, timelines: list[int],
@@ -250,6 +271,10 @@ async def run(opts: FanoutOptions) -> dict[str, Any]:
         log("fanout: Redis limit for the same command (redis-benchmark)")
         limit = await asyncio.to_thread(measure_limit, opts)
         await _delete_matching(redis, "bench:limit:*")
+        log("fanout: the push script's own cost in Redis, into empty and into full timelines")
+        push_script = {"empty": await measure_push_script(redis, PUSH_SCRIPT_TIMELINES, 0),
+                       "full": await measure_push_script(redis, PUSH_SCRIPT_TIMELINES,
+                                                         CommonSettings().home_timeline_cap)}
 
         async with httpx.AsyncClient(base_url=GATEWAY, timeout=30) as client:
             log("fanout: warm-up post")
@@ -277,7 +302,7 @@ async def run(opts: FanoutOptions) -> dict[str, Any]:
                     profiling.finish(profiler)
         last_follower = followers[-1] if stored else author
         last_id = rounds[-1]["last_status_id"]
-        in_last_feed = await redis.zscore(keys.home_feed(last_follower), feed_member(last_id)) is not None
+        in_last_feed = await redis.lpos(keys.home_feed(last_follower), feed_member(last_id).decode()) is not None
     finally:
         removed = await _delete_matching(redis, "bench:limit:*")
         pipe = redis.pipeline(transaction=False)
@@ -304,8 +329,9 @@ async def run(opts: FanoutOptions) -> dict[str, Any]:
         "entries_per_batch_second": best["entries_per_batch_second"],
         "ratio_vs_zadd_plus_trim": (round(best["entries_per_s"] / limit["redis_zadd_plus_trim_limit_entries_per_s"], 3)
                                     if best["entries_per_s"] else None),
-        "ratio_vs_push_script": (round(best["entries_per_s"] / limit["redis_push_script_limit_per_s"], 3)
-                                 if best["entries_per_s"] and limit["redis_push_script_limit_per_s"] else None),
+        # The rounds write into timelines holding a few entries: against the script's rate into such timelines.
+        "ratio_vs_push_script": round(best["entries_per_s"] / push_script["empty"]["timelines_per_redis_second"], 3),
+        "push_script": push_script,
         "last_follower_has_status": in_last_feed,
         "rounds": rounds,
         **{k: v for k, v in limit.items() if k != "redis_zadd_pipelined_limit_per_s"},

@@ -1,9 +1,10 @@
 """Section 4: Redis bytes per home-timeline entry.
 
 ``timelines`` full home timelines (the cap, 800 newest, plus the sentinel) are written with the project's own
-writer (``kicau.feeds.Feeds.materialise``, the member format the fanout and the rebuild use) under bench
-account ids, then measured with ``MEMORY USAGE <key> SAMPLES 0`` (exact for a listpack) and with the growth
-of ``used_memory``. The keys are removed afterwards (and expire within the hour if the run is interrupted).
+writer (``kicau.feeds.Feeds.materialise``, the entry format the fanout and the rebuild use) under bench
+account ids, then measured with ``MEMORY USAGE <key> SAMPLES 0`` (exact: every node of the list is counted)
+and with the growth of ``used_memory``. The keys are removed afterwards (and expire within the hour if the run
+is interrupted).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def run(opts: MemoryOptions) -> dict[str, Any]:
     ids = range(MEMORY_FEEDS, MEMORY_FEEDS + opts.timelines)
     rng = random.Random(6)
     try:
-        config = await redis.config_get("zset-max-listpack-*")
+        config = await redis.config_get("list-max-listpack-*")
         await redis.unlink(*[keys.home_feed(a) for a in ids])
         before = int((await redis.info("memory"))["used_memory"])
         log(f"memory: filling {opts.timelines} home timelines to the cap ({cap} entries + sentinel)")
@@ -56,7 +57,7 @@ async def run(opts: MemoryOptions) -> dict[str, Any]:
         pipe = redis.pipeline(transaction=False)
         for account_id in ids:
             pipe.execute_command("MEMORY", "USAGE", keys.home_feed(account_id), "SAMPLES", "0")
-            pipe.zcard(keys.home_feed(account_id))
+            pipe.llen(keys.home_feed(account_id))
         replies = await pipe.execute()
         encoding = await redis.object("encoding", keys.home_feed(ids[0]))
     finally:

@@ -17,6 +17,11 @@ TARGETS = (
 )
 
 
+
+def _push(fanout: dict[str, Any], fill: str, figure: str = "timelines_per_redis_second") -> Any:
+    """A figure of the fanout section's push-script measure (``fill``: "empty" or "full")."""
+    return ((fanout.get("push_script") or {}).get(fill) or {}).get(figure)
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "—"
@@ -81,8 +86,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
         f"| ratio (entries/s / ZADD limit) | {_fmt(f.get('ratio'), 3)} |",
         "| Redis ZADD + ZREMRANGEBYRANK limit (entries/s) | "
         f"{_fmt(f.get('redis_zadd_plus_trim_limit_entries_per_s'))} |",
-        f"| Redis push-script (EVALSHA) limit/s | {_fmt(f.get('redis_push_script_limit_per_s'))} |",
-        f"| ratio vs push-script limit | {_fmt(f.get('ratio_vs_push_script'), 3)} |",
+        "| the push script, timelines per second of Redis time: into just-materialised / full timelines | "
+        f"{_fmt(_push(f, 'empty'))} / {_fmt(_push(f, 'full'))} |",
+        "| the push script, Redis µs per timeline: just-materialised / full | "
+        f"{_fmt(_push(f, 'empty', 'redis_us_per_timeline'), 2)} / "
+        f"{_fmt(_push(f, 'full', 'redis_us_per_timeline'), 2)} |",
+        f"| ratio vs push script into just-materialised timelines | {_fmt(f.get('ratio_vs_push_script'), 3)} |",
         f"| limit command | `{f.get('limit_command', '—')}` |",
         "",
         "## 2. Gateway vs hello world (same uvicorn options)",
@@ -217,7 +226,8 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         candidates = [("fanout\nentries/s", f.get("entries_per_s")),
                 ("Redis ZADD\nlimit", f.get("redis_zadd_pipelined_limit_per_s")),
                 ("Redis ZADD+trim\nlimit", f.get("redis_zadd_plus_trim_limit_entries_per_s")),
-                ("Redis push script\nlimit", f.get("redis_push_script_limit_per_s"))]
+                ("push script,\nempty timelines", _push(f, "empty")),
+                ("push script,\nfull timelines", _push(f, "full"))]
         bars: list[tuple[str, float]] = [(n, float(v)) for n, v in candidates if v]
         fig, ax = plt.subplots(figsize=(7, 4.2))
         colors = ["tab:blue"] + ["tab:gray"] * (len(bars) - 1)

@@ -1,22 +1,24 @@
 """Home timelines in Redis: the representation the fanout writes and the timeline service reads.
 
-A timeline is a sorted set whose members are 8-byte big-endian *complements* of status ids (``2**64 - 1 -
-id``, see ``feed_member``), all with score 0. Equal scores make Redis order members by their bytes, so the
-newest status comes first and pagination cursors (``max_id``, ``since_id``, ``min_id``) become exact
-lexicographic ranges — float scores cannot represent 64-bit ids exactly. With ``zset-max-listpack-entries`` at
-or above the cap, a full timeline stays a listpack of ~12 bytes per entry instead of a skiplist of several
-times that.
+A timeline is a Redis *list* of status ids, newest first, as decimal strings (a listpack stores each as an
+integer: ~10 bytes an entry), ending with the sentinel ``0``. The list is kept in order by its writers, so a
+page is a range by position: the newest page is ``LRANGE 0 limit``, and a cursor (``max_id``, ``since_id``,
+``min_id``) is found by a short scan from the head in a script (pages are read newest first, so a cursor
+usually lies within the first few dozen entries).
 
-Newest first matters for the fanout's cost: ZADD into a listpack walks it from the head to the insertion
-point, so a new status, which always belongs at the head, is placed at once, and the trim cuts the tail. With
-ids in ascending order each add walked a full timeline to its end: ``redis-benchmark`` ZADD into 3,000
-timelines of 800 entries ran at 16,380/s that way against 48,141/s newest first (bench/README.md).
+Why a list and not a sorted set: adding to a sorted set first looks the member up, and in a compact (listpack)
+sorted set that lookup walks every entry. Into full timelines of 800 entries the fanout's script cost Redis
+24-41 µs a timeline, so a status to a thousand followers at 25 statuses a second took most of Redis's core; a
+list push never looks: 8-13 µs a timeline whatever its length, and ~11 bytes an entry against ~13 (measured
+side by side on the stack's Redis, bench/README.md). What the lookup gave, the push script keeps by itself: a
+status newer than the head (nearly every push) goes on the head at once; one that is not is looked for (a
+replay changes nothing) and otherwise inserted in its place, so the list stays exactly ordered and free of
+duplicates.
 
-The sentinel member (eight zero bytes, smaller than any member: complements of 63-bit ids start with a set
-bit) marks a timeline as materialised; it stays at the head, reads exclude it, trims keep it, and its absence
-tells the reader to rebuild from Cassandra. Reads refresh the key's expiry:
+The sentinel marks a timeline as materialised (a list cannot be empty, so an empty but real timeline holds
+just the sentinel); a missing key tells the reader to rebuild from Cassandra. Reads refresh the key's expiry:
 a timeline nobody reads for ``inactive_days`` disappears, and the fanout, which only writes into timelines that
-exist (a Lua script checks and writes in one step), stops spending anything on that user until they return.
+exist (the script checks and writes in one step), stops spending anything on that user until they return.
 
 Large accounts are not fanned out: each has an *author feed* of its own newest statuses, and a reader's page is
 the exact merge of its home timeline and the author feeds of the large accounts it follows, cut by the same
@@ -28,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
-import struct
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,63 +46,85 @@ from kicau.tracked_cache import TrackedCache
 
 log = logging.getLogger(__name__)
 
-_SENTINEL_EXCLUSIVE = b"(" + keys.FEED_SENTINEL
 # Home timelines whose expiry this process remembers refreshing (``Feeds.read_page``); one forgotten is
 # refreshed again on its next read.
 _REFRESHES_KEPT = 100_000
-_MEMBER = struct.Struct(">Q")
-_ALL_ONES = (1 << 64) - 1
 
 
 def feed_member(status_id: int) -> bytes:
-    """A status id as a timeline member: the complement makes byte order newest first."""
-    return _MEMBER.pack(_ALL_ONES - status_id)
+    """A status id as a timeline entry."""
+    return b"%d" % status_id
 
 
-def status_of(member: bytes) -> int:
-    """The status id a timeline member stands for."""
-    return _ALL_ONES - int(_MEMBER.unpack(member)[0])
+def status_of(member: bytes | str) -> int:
+    """The status id a timeline entry stands for."""
+    return int(member)
 
 
-def statuses_of(members: list[bytes]) -> list[int]:
-    """``status_of`` for a whole range reply at once: one unpack of the joined members instead of one a member
-    (a page's range is decoded on every home read)."""
-    if not members:
-        return []
-    packed = b"".join(members)
-    if len(packed) != 8 * len(members):
-        raise ValueError("a timeline member is not 8 bytes")
-    return [_ALL_ONES - i for i in struct.unpack(f">{len(members)}Q", packed)]
+def statuses_of(members: Sequence[bytes | str]) -> list[int]:
+    """The status ids of a range reply, the sentinel (0) left out."""
+    return [status_id for status_id in map(int, members) if status_id]
 
 
-def _after(status_id: int) -> bytes:
-    """A BYLEX bound excluding ``status_id``: with ``(`` the range starts or ends just past its member."""
-    return b"(" + feed_member(status_id)
+# Shared by the scripts: whether status id ``a`` is newer than ``b``, both decimal strings without leading zeros
+# (the sentinel '0' is older than every id): the longer is larger, and of two as long the one that sorts after.
+# Lua compares strings with strcoll, in the server's locale; strings of digits alone and of one length collate
+# digit by digit in every locale, as they do byte by byte. (Converting to numbers instead, in two parts since
+# Lua's doubles hold 53 bits, cost the push script ~4 of its ~10 µs a timeline.)
+_NEWER = """
+local SENTINEL = '0'
+local function newer(a, b)
+  if #a ~= #b then return #a > #b end
+  return a > b
+end
+"""
 
 # KEYS = timelines (on Redis Cluster, of one hash-tag bucket: one slot); ARGV[1] = cap; ARGV[2] = trim threshold
-# (members, sentinel included); ARGV[3..] = members. Adds only to timelines that exist, so an expired (inactive) or
-# lost timeline costs nothing here and is rebuilt whole on its next read; the check and the write are one atomic step
-# per timeline. ZCARD is the existence check (a materialised timeline holds at least its sentinel) and also the size
-# the trim decision needs, so a timeline costs two commands. Trimming is amortised: a timeline grows to the threshold,
-# then is cut back to the cap in one ZREMRANGEBYRANK, instead of shifting the whole listpack on every add once it is
-# full (size + new members bounds the size after the add from above, so a trim may come one add early, never late).
-# Members are newest first after the sentinel (rank 0), so the trim keeps ranks 0..cap and cuts the oldest, at the
-# tail.
-_PUSH_IF_PRESENT = """
+# (entries, sentinel included); ARGV[3..] = status ids, oldest first. Adds only to timelines that exist, so an
+# expired (inactive) or lost timeline costs nothing here and is rebuilt whole on its next read; the check and the
+# write are one atomic step per timeline. LINDEX of the head is both the existence check and the order check: a
+# status newer than the head is pushed on it (two commands a timeline). An older one is looked for (LPOS: a
+# replay changes nothing) and otherwise inserted before the first older entry, unless it is older than every entry
+# of a timeline at its cap. Trimming is amortised: a timeline grows to the threshold, then is cut back to the cap
+# and the sentinel put back at its end.
+_PUSH_IF_PRESENT = _NEWER + """
 local cap = tonumber(ARGV[1])
-local threshold = tonumber(ARGV[2]) - (#ARGV - 2)
-local args = {}
-for i = 3, #ARGV do
-  args[#args + 1] = 0
-  args[#args + 1] = ARGV[i]
+local threshold = tonumber(ARGV[2])
+local function insert_older(key, m)
+  if redis.call('LPOS', key, m) then return 0 end
+  local start = 0
+  while true do
+    local window = redis.call('LRANGE', key, start, start + 63)
+    for _, v in ipairs(window) do
+      if newer(m, v) then
+        -- Older than every entry of a timeline at its cap: the next trim would cut it, and until then the
+        -- statuses trimmed before would be missing above it.
+        if v == SENTINEL and redis.call('LLEN', key) - 1 >= cap then return 0 end
+        return redis.call('LINSERT', key, 'BEFORE', v, m)
+      end
+    end
+    if #window < 64 then return 0 end
+    start = start + 64
+  end
 end
 local written = 0
 for _, key in ipairs(KEYS) do
-  local size = redis.call('ZCARD', key)
-  if size > 0 then
-    redis.call('ZADD', key, unpack(args))
+  local head = redis.call('LINDEX', key, 0)
+  if head then
+    local size = 0
+    for i = 3, #ARGV do
+      local m = ARGV[i]
+      if newer(m, head) then
+        size = redis.call('LPUSH', key, m)
+        head = m
+      elseif m ~= head then
+        local grown = insert_older(key, m)
+        if grown > 0 then size = grown end
+      end
+    end
     if size > threshold then
-      redis.call('ZREMRANGEBYRANK', key, cap + 1, -1)
+      redis.call('LTRIM', key, 0, cap - 1)
+      redis.call('RPUSH', key, SENTINEL)
     end
     written = written + 1
   end
@@ -109,12 +132,87 @@ end
 return written
 """
 
-# KEYS = timelines (as above); ARGV = members to remove from each (ZREM never creates a key).
+# KEYS = timelines (as above); ARGV = status ids to remove from each (LREM never creates a key).
 _UNPUSH = """
 for _, key in ipairs(KEYS) do
-  redis.call('ZREM', key, unpack(ARGV))
+  for i = 1, #ARGV do
+    redis.call('LREM', key, 1, ARGV[i])
+  end
 end
 return #KEYS
+"""
+
+# KEYS[1] = a timeline; ARGV = max_id, since_id, min_id ('' when absent), limit. The page's entries inside the
+# cursors: newest first, or for a ``min_id`` page the ``limit`` entries just newer than it, oldest first; nil
+# for a missing timeline. A cursor's place is found by scanning from the head, 64 entries at a time.
+_READ_RANGE = _NEWER + """
+local key = KEYS[1]
+local max_id, since_id, min_id, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.call('EXISTS', key) == 0 then return false end
+local function first_index(past)
+  local start = 0
+  while true do
+    local window = redis.call('LRANGE', key, start, start + 63)
+    for i, v in ipairs(window) do
+      if past(v) then return start + i - 1 end
+    end
+    if #window < 64 then return start + #window end
+    start = start + 64
+  end
+end
+local from = 0
+if max_id ~= '' then
+  from = first_index(function(v) return newer(max_id, v) end)
+end
+if min_id ~= '' then
+  local to = first_index(function(v) return not newer(v, min_id) end) - 1
+  if to < from then return {} end
+  local page = redis.call('LRANGE', key, math.max(from, to - limit + 1), to)
+  local oldest_first = {}
+  for i = #page, 1, -1 do oldest_first[#oldest_first + 1] = page[i] end
+  return oldest_first
+end
+local kept = {}
+for _, v in ipairs(redis.call('LRANGE', key, from, from + limit - 1)) do
+  if v ~= SENTINEL and (since_id == '' or newer(v, since_id)) then kept[#kept + 1] = v end
+end
+return kept
+"""
+
+# KEYS[1] = a timeline; ARGV[1] = cap; ARGV[2] = expiry (s); ARGV[3..] = status ids, newest first. A rebuilt
+# timeline, merged with whatever the fanout added meanwhile instead of replacing it (a status fanned out during
+# the rebuild is not lost), cut to the cap, the sentinel at its end.
+_MATERIALISE = _NEWER + """
+local key = KEYS[1]
+local cap = tonumber(ARGV[1])
+local have = {}
+if redis.call('TYPE', key)['ok'] == 'list' then have = redis.call('LRANGE', key, 0, -1) end
+local merged = {}
+local i, j = 1, 3
+while #merged < cap do
+  local a = have[i]
+  if a == SENTINEL then a = nil end
+  local b = ARGV[j]
+  if a == nil and b == nil then break end
+  if b == nil or (a ~= nil and newer(a, b)) then
+    merged[#merged + 1] = a
+    i = i + 1
+  elseif a == nil or newer(b, a) then
+    merged[#merged + 1] = b
+    j = j + 1
+  else
+    merged[#merged + 1] = a
+    i = i + 1
+    j = j + 1
+  end
+end
+merged[#merged + 1] = SENTINEL
+redis.call('DEL', key)
+for start = 1, #merged, 1000 do
+  redis.call('RPUSH', key, unpack(merged, start, math.min(start + 999, #merged)))
+end
+redis.call('EXPIRE', key, ARGV[2])
+return #merged - 1
 """
 
 PUSH_SHA = hashlib.sha1(_PUSH_IF_PRESENT.encode()).hexdigest().encode()
@@ -175,8 +273,7 @@ class Feeds:
         # False only for a single Redis node (``calls_must_stay_in_one_slot``): see ``TimelineWrites``.
         self.one_slot_per_call = one_slot_per_call
         self.ttl_seconds = ttl_seconds
-        # A timeline may hold up to cap + slack entries between trims; the default keeps a full one (plus the
-        # sentinel) well inside a listpack of 1,024 entries.
+        # A timeline may hold up to cap + slack entries between trims (one LTRIM for every ``slack`` pushes).
         self.trim_slack = max(1, cap // 16) if trim_slack is None else trim_slack
 
     # Writes ------------------------------------------------------------------------------------------------
@@ -187,21 +284,15 @@ class Feeds:
                               one_slot_per_call=self.one_slot_per_call)
 
     def materialise(self, pipe: Pipeline, key: str, status_ids: Iterable[int]) -> None:
-        """Write a rebuilt timeline. Merges with whatever the fanout added meanwhile instead of replacing it, so a
-        status fanned out during the rebuild is not lost."""
-        # Oldest first: each member then lands at the head of the listpack (ZADD adds them in order), so
-        # writing a full timeline costs no walk through what is already there.
-        members = {feed_member(s): 0 for s in sorted(status_ids)}
-        members[keys.FEED_SENTINEL] = 0
-        # Cut to the cap exactly (the fanout lets a timeline grow to cap + slack between its own trims).
-        pipe.zadd(key, members)
-        pipe.zremrangebyrank(key, self.cap + 1, -1)
-        pipe.expire(key, self.ttl_seconds)
+        """Write a rebuilt timeline (cut to the cap exactly), merged with whatever the fanout added meanwhile
+        instead of replacing it, so a status fanned out during the rebuild is not lost; sets its expiry."""
+        newest_first = sorted(set(status_ids), reverse=True)
+        pipe.eval(_MATERIALISE, 1, key, self.cap, self.ttl_seconds, *newest_first)
 
     # Reads ----------------------------------------------------------------------------------------------
 
     async def is_materialised(self, key: str) -> bool:
-        return await self.redis.zscore(key, keys.FEED_SENTINEL) is not None
+        return bool(await self.redis.exists(key))
 
     async def read_page(self, account_id: int, page: PageRequest, large_followees: Sequence[int] = (),
                         prefetch: Sequence[tuple[str, bytes]] = (), fresh: bool = False) -> PageRead:
@@ -216,11 +307,8 @@ class Feeds:
         after a rebuild, which the copies may not have heard of yet."""
         home = keys.home_feed(account_id)
         sources = [home, *(keys.author_feed(a) for a in large_followees)]
-        reads: list[tuple[str, bytes]] = []
-        for key in sources:
-            framed = key.encode()
-            reads.append((key, command(b"ZSCORE", framed, keys.FEED_SENTINEL)))
-            reads.append((key, _range_command(framed, page)))
+        newest = page.max_id is None and page.since_id is None and page.min_id is None
+        reads: list[tuple[str, bytes]] = [(key, _range_command(key.encode(), page)) for key in sources]
         reads.extend(prefetch)
         if self.copies is not None and not fresh and not self._expiry_due(home):
             replies = await self.copies.read_many(reads)
@@ -234,15 +322,18 @@ class Feeds:
             if len(self._refreshed) > _REFRESHES_KEPT:
                 self._refreshed.popitem(last=False)
         lists: list[list[int]] = []
-        missing: list[int] = []
-        for index, key in enumerate(sources):
-            sentinel, members = replies[2 * index], replies[2 * index + 1]
-            if sentinel is None and key != home:
-                missing.append(large_followees[index - 1])
-            lists.append(statuses_of(members))
+        materialised: list[bool] = []
+        for index in range(len(sources)):
+            reply = replies[index]
+            # The newest page is a plain range: a timeline that exists yields at least its sentinel (or more
+            # entries than the page). A cursor page comes from the script, nil for a missing timeline.
+            materialised.append(bool(reply) if newest else reply is not None)
+            ids = statuses_of(reply or [])
+            lists.append(ids[:page.limit] if newest else ids)
+        missing = [large_followees[index - 1] for index in range(1, len(sources)) if not materialised[index]]
         ids = _merge(lists, page)
-        return PageRead(ids=ids, home_materialised=replies[0] is not None, missing_author_feeds=missing,
-                        prefetched=replies[2 * len(sources):])
+        return PageRead(ids=ids, home_materialised=materialised[0], missing_author_feeds=missing,
+                        prefetched=replies[len(sources):])
 
     def _expiry_due(self, home: str) -> bool:
         refreshed = self._refreshed.get(home)
@@ -254,42 +345,36 @@ class Feeds:
         """Entries newer than ``after_id``, oldest first, across the home timeline and the author feeds of the
         large accounts followed, and whether they are provably *all* the entries the reader missed: every source
         must be materialised and either reach back to the cursor or never have been trimmed. Used by stream
-        resume; when it answers False the client has to refetch."""
+        resume (rare): each source is read whole; when it answers False the client has to refetch."""
         sources = [keys.home_feed(account_id), *(keys.author_feed(a) for a in large_followees)]
-        pipe = self.redis.pipeline(transaction=False)
-        for key in sources:
-            # Newer than the cursor, oldest first: the members just before the cursor's, read backwards.
-            pipe.zrange(key, _after(after_id), _SENTINEL_EXCLUSIVE, desc=True, bylex=True, offset=0, num=limit)
-            pipe.zrange(key, b"+", _SENTINEL_EXCLUSIVE, desc=True, bylex=True, offset=0, num=1)  # the oldest
-            pipe.zscore(key, keys.FEED_SENTINEL)
-            pipe.zcard(key)
-        replies = await pipe.execute()
+        replies = await round_trip(self.redis, [command(b"LRANGE", key.encode(), b"0", b"-1") for key in sources])
         covered = True
         found: set[int] = set()
-        for index in range(len(sources)):
-            members, oldest, sentinel, size = replies[4 * index: 4 * index + 4]
-            ids = statuses_of(members)
-            reaches_back = bool(oldest) and status_of(oldest[0]) <= after_id
-            never_trimmed = size - 1 < self.cap
-            covered = covered and sentinel is not None and (reaches_back or never_trimmed) and len(ids) < limit
-            found.update(ids)
+        for members in replies:
+            entries = statuses_of(members or [])  # newest first
+            newer = [status_id for status_id in entries if status_id > after_id]
+            reaches_back = bool(entries) and entries[-1] <= after_id
+            never_trimmed = len(entries) < self.cap
+            covered = covered and bool(members) and (reaches_back or never_trimmed) and len(newer) < limit
+            found.update(newer)
         return covered, sorted(found)[:limit]
 
 
 def _range_command(key: bytes, page: PageRequest) -> bytes:
-    """ZRANGE ... BYLEX over the page's cursor range: newest first, or for ``min_id`` pages the ``limit``
-    entries just above the cursor, oldest first. Members are newest first, so ``max_id`` (older than) bounds
-    the range from below and ``since_id``/``min_id`` (newer than) from above."""
-    newest = _after(page.max_id) if page.max_id is not None else _SENTINEL_EXCLUSIVE
-    oldest = b"+"
-    if page.min_id is not None:
-        oldest = _after(page.min_id)
-    elif page.since_id is not None:
-        oldest = _after(page.since_id)
-    limit = b"%d" % page.limit
-    if page.min_id is not None:
-        return command(b"ZRANGE", key, oldest, newest, b"BYLEX", b"REV", b"LIMIT", b"0", limit)
-    return command(b"ZRANGE", key, newest, oldest, b"BYLEX", b"LIMIT", b"0", limit)
+    """The read of one source for ``page``: the newest page is ``LRANGE 0 limit`` (one more than the page, so
+    that it also shows whether the timeline exists: the sentinel or a full page); a page with cursors is the
+    range script (``_READ_RANGE``)."""
+    if page.max_id is None and page.since_id is None and page.min_id is None:
+        return command(b"LRANGE", key, b"0", b"%d" % page.limit)
+    return command(b"EVAL", _READ_RANGE_SCRIPT, b"1", key, _cursor(page.max_id), _cursor(page.since_id),
+                   _cursor(page.min_id), b"%d" % page.limit)
+
+
+_READ_RANGE_SCRIPT = _READ_RANGE.encode()
+
+
+def _cursor(status_id: int | None) -> bytes:
+    return b"" if status_id is None else b"%d" % status_id
 
 
 def _merge(lists: list[list[int]], page: PageRequest) -> list[int]:
@@ -344,13 +429,13 @@ class TimelineWrites:
         """Add statuses to the home timelines of ``account_ids`` that exist, in calls of up to
         ``MAX_KEYS_PER_CALL`` timelines (of one bucket each on Redis Cluster)."""
         if status_ids:
-            tail = self._limits + _members(status_ids)
+            tail = self._limits + _members(sorted(status_ids))  # oldest first: the newest ends on the head
             self._per_timelines(PUSH_SHA, account_ids, tail, 2 + len(status_ids))
 
     def push_key(self, key: str, status_ids: Sequence[int]) -> None:
         """The same push for one timeline given by key (a large account's author feed)."""
         if status_ids:
-            tail = self._limits + _members(status_ids)
+            tail = self._limits + _members(sorted(status_ids))
             self._call(PUSH_SHA, [bulk(key.encode())], tail, 2 + len(status_ids))
 
     def unpush(self, account_ids: Iterable[int], status_ids: Sequence[int]) -> None:

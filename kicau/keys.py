@@ -7,9 +7,10 @@ where a command spans keys of different users: on Redis Cluster always inside on
 
 from __future__ import annotations
 
-# The smallest possible member of a home timeline. Its presence marks a timeline as materialised, so an
-# empty-but-real timeline is told apart from one lost with Redis (which is rebuilt from Cassandra).
-FEED_SENTINEL = b"\x00" * 8
+# The last entry of every home timeline (older than any status id). A timeline that exists is materialised,
+# and a Redis list cannot be empty: the sentinel lets an empty-but-real timeline exist, told apart from one lost
+# with Redis (which is rebuilt from Cassandra).
+FEED_SENTINEL = b"0"
 
 
 # Home timelines are spread over this many hash tags instead of one per user. The fanout writes thousands of timelines
@@ -30,8 +31,8 @@ def home_bucket(account_id: int) -> int:
     return ((account_id * _FIBONACCI) & _MASK64) >> _BUCKET_SHIFT
 
 
-# "feed2": timelines whose members are newest first (kicau/feeds.py). Timelines under the earlier names
-# ("feed:...", oldest first) are never read again: each is rebuilt from Cassandra on its next read, as after a
+# "feed3": timelines kept as lists, newest first (kicau/feeds.py). Timelines under the earlier names ("feed:..."
+# and "feed2:...", sorted sets) are never read again: each is rebuilt from Cassandra on its next read, as after a
 # Redis loss, and the old keys expire with their TTL.
 def home_feed(account_id: int) -> str:
     return home_feed_in(home_bucket(account_id), account_id)
@@ -39,12 +40,12 @@ def home_feed(account_id: int) -> str:
 
 def home_feed_in(bucket: int, account_id: int) -> str:
     """``home_feed`` for a caller that already computed the bucket (the fanout groups followers by it)."""
-    return f"feed2:{{h:{bucket}}}:{account_id}:home"
+    return f"feed3:{{h:{bucket}}}:{account_id}:home"
 
 
 def author_feed(account_id: int) -> str:
     """A large account's own newest statuses, merged into its followers' home timelines at read time."""
-    return f"feed2:{{u:{account_id}}}:own"
+    return f"feed3:{{u:{account_id}}}:own"
 
 
 def large_followees(account_id: int) -> str:

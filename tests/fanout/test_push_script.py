@@ -1,5 +1,6 @@
 """The fanout's timeline push script (kicau/feeds.py) on the real Redis: it writes only into materialised
-timelines, keeps the sentinel, and trims a timeline back to the cap once it passes cap + slack."""
+timelines, keeps the sentinel at the end, and trims a timeline back to the cap once it passes cap + slack.
+Pushes out of order and replays are in tests/kicau/test_feed_lists.py."""
 
 from __future__ import annotations
 
@@ -33,28 +34,28 @@ def test_push_writes_only_materialised_timelines_and_trims_to_the_cap() -> None:
         present, absent = base, base + 1
         timeline = keys.home_feed(present)
         try:
-            await redis.zadd(timeline, {keys.FEED_SENTINEL: 0})
+            await redis.rpush(timeline, keys.FEED_SENTINEL)
             await push(redis, feeds, [present, absent], [1000])
             assert not await redis.exists(keys.home_feed(absent)), "an absent timeline must stay absent"
-            assert await redis.zrange(timeline, 0, -1) == [keys.FEED_SENTINEL, feed_member(1000)]
+            assert await redis.lrange(timeline, 0, -1) == [feed_member(1000), keys.FEED_SENTINEL]
 
             sizes = []
             for status_id in range(1001, 1040):
                 await push(redis, feeds, [present], [status_id])
-                sizes.append(await redis.zcard(timeline) - 1)  # entries, sentinel excluded
+                sizes.append(await redis.llen(timeline) - 1)  # entries, sentinel excluded
             # Grows to cap + slack, then is cut back to the cap: never beyond the threshold.
             assert max(sizes) == CAP + SLACK
             assert min(sizes[CAP:]) == CAP
-            members = await redis.zrange(timeline, 0, -1)
-            assert members[0] == keys.FEED_SENTINEL
-            kept = [status_of(m) for m in members[1:] if isinstance(m, bytes)]
-            # Newest first after the sentinel; the oldest were cut from the tail.
+            members = await redis.lrange(timeline, 0, -1)
+            assert members[-1] == keys.FEED_SENTINEL
+            kept = [status_of(m) for m in members[:-1] if isinstance(m, bytes)]
+            # Newest first, the sentinel last; the oldest were cut from the tail.
             assert kept == list(range(1039, 1039 - len(kept), -1)), "the newest statuses are the ones kept"
 
             # A run of several statuses in one call obeys the same bound.
             await push(redis, feeds, [present], list(range(2000, 2000 + 2 * SLACK)))
-            assert CAP <= await redis.zcard(timeline) - 1 <= CAP + SLACK
-            newest = (await redis.zrange(timeline, 1, 1))[0]
+            assert CAP <= await redis.llen(timeline) - 1 <= CAP + SLACK
+            newest = await redis.lindex(timeline, 0)
             assert isinstance(newest, bytes) and status_of(newest) == 2000 + 2 * SLACK - 1
         finally:
             await redis.delete(timeline, keys.home_feed(absent))
@@ -79,7 +80,7 @@ def test_a_single_node_takes_timelines_of_every_bucket_in_one_call() -> None:
         try:
             pipe = redis.pipeline(transaction=False)
             for reader in present:
-                pipe.zadd(keys.home_feed(reader), {keys.FEED_SENTINEL: 0})
+                pipe.rpush(keys.home_feed(reader), keys.FEED_SENTINEL)
             await pipe.execute()
             for one_slot, status_id in ((True, 1000), (False, 1001)):
                 writes = Feeds(redis, cap=CAP, ttl_seconds=60, one_slot_per_call=one_slot).writes()
@@ -93,9 +94,9 @@ def test_a_single_node_takes_timelines_of_every_bucket_in_one_call() -> None:
                 assert sum(written) == len(present)
             pipe = redis.pipeline(transaction=False)
             for reader in readers:
-                pipe.zrange(keys.home_feed(reader), 0, -1)
+                pipe.lrange(keys.home_feed(reader), 0, -1)
             timelines = await pipe.execute()
-            assert timelines[:len(present)] == [[keys.FEED_SENTINEL, feed_member(1001), feed_member(1000)]] * 600
+            assert timelines[:len(present)] == [[feed_member(1001), feed_member(1000), keys.FEED_SENTINEL]] * 600
             assert timelines[len(present):] == [[]] * len(absent), "an absent timeline must stay absent"
         finally:
             await redis.delete(*(keys.home_feed(reader) for reader in readers))

@@ -312,7 +312,7 @@ def redis_client() -> redis.Redis:
 def redis_home_ids(client: redis.Redis, user: User) -> list[str]:
     """The ids the fanout wrote into a home timeline, read from Redis itself (no read path, no rebuild, and
     no request counted against the reader's rate limit)."""
-    members: list[bytes] = client.zrange(keys.home_feed(int(user.id)), 0, -1)  # type: ignore[assignment]
+    members: list[bytes] = client.lrange(keys.home_feed(int(user.id)), 0, -1)  # type: ignore[assignment]
     return [str(status_of(m)) for m in members if m != keys.FEED_SENTINEL]
 
 

@@ -69,7 +69,7 @@ def graph_call(graph: str, verb: str, target: User, actor: User) -> None:
 
 
 def in_home_feed(client: redis.Redis, reader: User, status_id: str) -> bool:
-    return client.zscore(keys.home_feed(int(reader.id)), feed_member(int(status_id))) is not None
+    return client.lpos(keys.home_feed(int(reader.id)), feed_member(int(status_id)).decode()) is not None
 
 
 def test_large_account_crossing_both_ways(

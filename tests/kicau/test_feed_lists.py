@@ -1,0 +1,191 @@
+"""Home timelines as Redis lists (kicau/feeds.py), on the real Redis, against a plain Python model of what a
+timeline must hold: every status pushed to it while it existed, newest first, each once, the newest ``cap``
+kept (up to ``cap + slack`` between trims). Pushes come in order, out of order and again (replays); pages with
+every combination of cursors must equal the model's; a rebuild merges with what is there."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import pytest
+from redis.asyncio import Redis
+
+from kicau import keys
+from kicau.feeds import _NEWER, Feeds, PageRequest, feed_member, status_of, statuses_of
+from kicau.resp import Sender
+
+REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+EDGES = [1, 9, 10, 99_999_999_999_999, 10**15 - 1, 10**15, 10**15 + 1, 2**53 - 1, 2**53, 2**53 + 1,
+         10**18 - 1, 10**18, (1 << 63) - 2, (1 << 63) - 1]
+
+
+def test_entries_round_trip_and_the_sentinel_is_left_out_of_ranges() -> None:
+    rng = random.Random(6)
+    for status_id in [*EDGES, *(rng.randrange(1, 1 << 63) for _ in range(1000))]:
+        assert status_of(feed_member(status_id)) == status_id
+    assert statuses_of([feed_member(5), feed_member(3), keys.FEED_SENTINEL]) == [5, 3]
+
+
+def test_the_scripts_compare_ids_as_numbers_at_every_length() -> None:
+    """Lua's numbers are doubles: ids past 2^53 must still compare exactly, and the sentinel below all."""
+    rng = random.Random(7)
+    ids = [*EDGES, *(rng.randrange(1, 1 << 63) for _ in range(300)),
+           *(10**18 + rng.randrange(10**9) * 10**9 + k for k in (0, 1) for _ in range(50))]
+    pairs = [(a, b) for a in ids[:40] for b in ids[:40]] + [(rng.choice(ids), rng.choice(ids)) for _ in range(3000)]
+    pairs += [(a, a + 1) for a in ids if a + 1 < 1 << 63] + [(a, 0) for a in ids]
+    script = _NEWER + """
+local out = {}
+for i = 1, #ARGV, 2 do out[#out + 1] = newer(ARGV[i], ARGV[i + 1]) and 1 or 0 end
+return out
+"""
+
+    async def compare() -> list[int]:
+        redis = Redis(port=REDIS_PORT)
+        try:
+            args = [b"%d" % n for pair in pairs for n in pair]
+            return await redis.eval(script, 0, *args)  # type: ignore[no-any-return]
+        finally:
+            await redis.aclose()
+
+    answers = asyncio.run(compare())
+    assert answers == [int(a > b) for a, b in pairs]
+
+
+CAP, SLACK = 30, 5
+
+
+class Model:
+    """What a timeline must hold: a set of ids, the newest ``cap`` visible once trimmed."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+
+    def push(self, ids: list[int]) -> None:
+        self.ids.update(ids)
+
+    def newest_first(self) -> list[int]:
+        return sorted(self.ids, reverse=True)
+
+
+async def _push(redis: Redis, feeds: Feeds, reader: int, status_ids: list[int]) -> None:
+    writes = feeds.writes()
+    writes.push([reader], status_ids)
+    async with Sender(redis) as sender:
+        await sender.send(*writes.take())
+        await sender.finish()
+
+
+def _expected_page(entries: list[int], page: PageRequest) -> list[int]:
+    """The page as Mastodon defines it, over a newest-first list of ids (``min_id`` wins over ``since_id``)."""
+    newer_than = page.min_id if page.min_id is not None else page.since_id
+    inside = [i for i in entries
+              if (page.max_id is None or i < page.max_id) and (newer_than is None or i > newer_than)]
+    if page.min_id is not None:
+        return sorted(inside)[:page.limit][::-1]
+    return inside[:page.limit]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pushes_in_any_order_and_replays_keep_the_list_exact_and_pages_match_the_model(seed: int) -> None:
+    async def scenario() -> None:
+        rng = random.Random(seed)
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+        reader = rng.randrange(10**12, 10**13)
+        key = keys.home_feed(reader)
+        model = Model()
+        base = 10**18 + rng.randrange(10**17)
+        pushed: list[int] = []
+        try:
+            await redis.delete(key)
+            await _push(redis, feeds, reader, [base])
+            assert not await redis.exists(key), "a missing timeline stays missing"
+            pipe = redis.pipeline(transaction=False)
+            feeds.materialise(pipe, key, [])
+            await pipe.execute()
+            assert await redis.lrange(key, 0, -1) == [keys.FEED_SENTINEL]
+            for step in range(300):
+                kind = rng.random()
+                if kind < 0.6 or not pushed:  # newer than everything: the common case
+                    batch = [base + step * 1000 + rng.randrange(1000) for _ in range(rng.choice((1, 1, 1, 3)))]
+                elif kind < 0.85:  # out of order: older than the head
+                    batch = [rng.randrange(base, base + step * 1000 + 1)]
+                else:  # a replay of something pushed before
+                    batch = [rng.choice(pushed)]
+                await _push(redis, feeds, reader, batch)
+                model.push(batch)
+                pushed.extend(batch)
+                held = await redis.lrange(key, 0, -1)
+                assert held[-1] == keys.FEED_SENTINEL, "the sentinel ends the list"
+                entries = statuses_of(held)
+                assert entries == sorted(set(entries), reverse=True), "newest first, each id once"
+                assert len(entries) <= CAP + SLACK
+                # Every id the model holds that is newer than the list's oldest entry is in the list: trims
+                # only ever cut the oldest.
+                assert entries == [i for i in model.newest_first() if i >= entries[-1]]
+                if step % 10 == 9:
+                    for _ in range(6):
+                        around = rng.choice([*entries, base - 1, base + 10**9])
+                        page = PageRequest(
+                            max_id=around if rng.random() < 0.5 else None,
+                            since_id=rng.choice(entries) if rng.random() < 0.3 else None,
+                            min_id=rng.choice(entries) if rng.random() < 0.3 else None,
+                            limit=rng.choice((1, 5, 20, 40)))
+                        read = await feeds.read_page(reader, page, fresh=True)
+                        assert read.home_materialised
+                        assert read.ids == _expected_page(entries, page), page
+        finally:
+            await redis.delete(key)
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_rebuild_merges_with_what_the_fanout_added_and_keeps_the_cap() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+        reader = random.randrange(10**12, 10**13)
+        key = keys.home_feed(reader)
+        try:
+            await redis.delete(key)
+            pipe = redis.pipeline(transaction=False)
+            feeds.materialise(pipe, key, [])
+            await pipe.execute()
+            await _push(redis, feeds, reader, [5_000, 5_001])  # fanned out while the rebuild read Cassandra
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, [*range(4_000, 4_040), 5_000])
+            await pipe.execute()
+            entries = statuses_of(await redis.lrange(key, 0, -1))
+            assert entries == [5_001, 5_000, *range(4_039, 4_039 - (CAP - 2), -1)]
+            assert 0 < await redis.ttl(key) <= 60
+            read = await feeds.read_page(reader, PageRequest(limit=3), fresh=True)
+            assert (read.ids, read.home_materialised) == ([5_001, 5_000, 4_039], True)
+            covered, newer = await feeds.newest_after(reader, 4_030, limit=100)
+            assert covered and newer == [*range(4_031, 4_040), 5_000, 5_001]
+            covered, _ = await feeds.newest_after(reader, 10, limit=100)
+            assert not covered, "the list was cut to its cap: what came before its oldest entry is unknown"
+        finally:
+            await redis.delete(key)
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_missing_timeline_reads_as_not_materialised_with_and_without_cursors() -> None:
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60)
+        reader = random.randrange(10**12, 10**13)
+        try:
+            for page in (PageRequest(), PageRequest(max_id=10), PageRequest(min_id=10), PageRequest(since_id=1)):
+                read = await feeds.read_page(reader, page, fresh=True)
+                assert (read.ids, read.home_materialised) == ([], False)
+            assert not await feeds.is_materialised(keys.home_feed(reader))
+        finally:
+            await redis.delete(keys.home_feed(reader))
+            await redis.aclose()
+
+    asyncio.run(scenario())
