@@ -347,16 +347,37 @@ class Poster:
 
     async def post(self, token: str, text: str) -> tuple[int, bytes]:
         """(status code, body) of ``POST /api/v1/statuses``; raises ConnectionError or TimeoutError."""
-        reader = self._idle.pop() if self._idle else None
-        if reader is None:
-            _, reader = await asyncio.get_running_loop().create_connection(_AnswerReader, self.host, self.port)
-        assert reader.transport is not None
+        request = self._request(token, text)
+        reader = self._reusable()
+        if reader is not None:
+            try:
+                return await self._exchange(reader, request)
+            except ConnectionError:
+                # The server closed the idle connection just as the request left (its keep-alive timeout is 5 s,
+                # rates are further apart): it never read the request, so it goes again on a new connection.
+                if reader.buffer:
+                    raise
+        _, fresh = await asyncio.get_running_loop().create_connection(_AnswerReader, self.host, self.port)
+        return await self._exchange(fresh, request)
+
+    def _request(self, token: str, text: str) -> bytes:
         body = msgspec.json.encode({"status": text})
+        return (b"POST /api/v1/statuses HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (self.host.encode(), token.encode(), len(body), body))
+
+    def _reusable(self) -> _AnswerReader | None:
+        """An idle connection the server has not closed meanwhile, if any."""
+        while self._idle:
+            reader = self._idle.pop()
+            if reader.usable and reader.transport is not None and not reader.transport.is_closing():
+                return reader
+        return None
+
+    async def _exchange(self, reader: _AnswerReader, request: bytes) -> tuple[int, bytes]:
+        assert reader.transport is not None
         reader.answer = asyncio.get_running_loop().create_future()
-        reader.transport.write(
-            b"POST /api/v1/statuses HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-            % (self.host.encode(), token.encode(), len(body), body))
+        reader.transport.write(request)
         try:
             async with asyncio.timeout(self.timeout):
                 answer = await reader.answer
