@@ -248,6 +248,11 @@ class PageRequest:
     min_id: int | None = None
     limit: int = 20
 
+    @property
+    def newest(self) -> bool:
+        """No cursor: the newest ``limit`` entries, read as a plain range (``_range_command``)."""
+        return self.max_id is None and self.since_id is None and self.min_id is None
+
 
 @dataclass(frozen=True, slots=True)
 class PageRead:
@@ -309,7 +314,7 @@ class Feeds:
         after a rebuild, which the copies may not have heard of yet."""
         home = keys.home_feed(account_id)
         sources = [home, *(keys.author_feed(a) for a in large_followees)]
-        newest = page.max_id is None and page.since_id is None and page.min_id is None
+        newest = page.newest
         reads: list[tuple[str, bytes]] = [(key, _range_command(key.encode(), page)) for key in sources]
         reads.extend(prefetch)
         if self.copies is not None and not fresh and not self._expiry_due(home):
@@ -366,7 +371,7 @@ def _range_command(key: bytes, page: PageRequest) -> bytes:
     """The read of one source for ``page``: the newest page is ``LRANGE 0 limit`` (one more than the page, so
     that it also shows whether the timeline exists: the sentinel or a full page); a page with cursors is the
     range script (``_READ_RANGE``)."""
-    if page.max_id is None and page.since_id is None and page.min_id is None:
+    if page.newest:
         return command(b"LRANGE", key, b"0", b"%d" % page.limit)
     return command(b"EVAL", _READ_RANGE_SCRIPT, b"1", key, _cursor(page.max_id), _cursor(page.since_id),
                    _cursor(page.min_id), b"%d" % page.limit)

@@ -242,8 +242,7 @@ class Connection:
         if sink.write(wire(events[0]) if len(events) == 1 else b"".join([wire(event) for event in events])):
             now = time.time()
             for event in events:
-                if event.accepted_at is not None:
-                    DELIVERY_LATENCY.observe(max(0.0, now - event.accepted_at / 1000.0))
+                self.observe_delivery(event, now)
         else:
             self._cut_off()
 
@@ -266,9 +265,10 @@ class Connection:
             return self._queue.popleft()
         return None
 
-    def observe_delivery(self, event: StreamEvent) -> None:
+    def observe_delivery(self, event: StreamEvent, now: float | None = None) -> None:
+        """The event's latency, from its acceptance to ``now`` (the write; the clock is read once a write)."""
         if event.accepted_at is not None:
-            DELIVERY_LATENCY.observe(max(0.0, time.time() - event.accepted_at / 1000.0))
+            DELIVERY_LATENCY.observe(max(0.0, (time.time() if now is None else now) - event.accepted_at / 1000.0))
 
 
 def _lease_key(account_id: int) -> str:
