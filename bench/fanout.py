@@ -51,7 +51,7 @@ PUSH_ROUNDS = 5
 # fixed member, as measured before, every ZADD after a key's first is a no-op update that writes nothing;
 # that rate is still reported, as ``redis_zadd_same_member_per_s``.)
 LIMIT_MEMBER = "__rand_int__"
-# 8 bytes, like a packed status id (no NUL and all below 0x80: it travels as one argv string).
+# One fixed 8-byte member for the no-op rate (no NUL and all below 0x80: it travels as one argv string).
 SAME_MEMBER = "\x01\x1f\x4e\x22\x10\x01\x04\x01"
 # (pipeline depth, clients): the fanout sends one deep pipeline at a time; the limit is the best of these.
 LIMIT_CONFIGS = ((64, 1), (256, 1), (1000, 1), (256, 4), (1000, 4))
