@@ -191,7 +191,10 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
     loop.run_until_complete(registry.remove(CELEBRITY_AUTHOR))
     time.sleep(REGISTRY_REFRESH_S)
     try:
-        before = sample_sum(scrape(FANOUT_METRICS), "kicau_fanout_timeline_entries_total")
+        metrics = scrape(FANOUT_METRICS)
+        before = sample_sum(metrics, "kicau_fanout_timeline_entries_total")
+        read_before = (sample_sum(metrics, "kicau_fanout_follower_read_duration_seconds_sum"),
+                       sample_sum(metrics, "kicau_fanout_followers_read_total"))
         started = time.time()
         with httpx.Client(base_url=GATEWAY, timeout=30) as client:
             answer = client.post("/api/v1/statuses", headers={"Authorization": f"Bearer {author_token}"},
@@ -208,10 +211,16 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
                 break
             time.sleep(0.05)
         elapsed = time.time() - started
+        metrics = scrape(FANOUT_METRICS)
+        # The part spent reading the follower list from Cassandra: all of it when the fanout holds no copy (its
+        # first status since it started, or since the copy expired), none when it does.
+        read_s = sample_sum(metrics, "kicau_fanout_follower_read_duration_seconds_sum") - read_before[0]
+        read_ids = sample_sum(metrics, "kicau_fanout_followers_read_total") - read_before[1]
         sample = [keys.home_feed(ids[i]) for i in (0, followers // 2, followers - 1)]
         if any(r.lpos(key, feed_member(status_id).decode()) is None for key in sample):
             raise BenchError("fanout on write: the counter says done but a sampled timeline lacks the status")
-        log(f"  fanout on write: {written:,.0f} entries in {elapsed:.2f}s")
+        log(f"  fanout on write: {written:,.0f} entries in {elapsed:.2f}s, of which {read_s:.2f}s reading"
+            f" {read_ids:,.0f} follower ids from Cassandra")
     finally:
         loop.run_until_complete(registry.add(CELEBRITY_AUTHOR))
         log("  removing the materialised timelines")
@@ -221,7 +230,8 @@ def fanout_on_write(followers: int, author_token: str, registry: LargeAccounts, 
                 pipe.unlink(keys.home_feed(follower))
             pipe.execute()
         r.close()
-    return {"fanout_on_write_s": round(elapsed, 2), "fanout_on_write_entries": int(written)}
+    return {"fanout_on_write_s": round(elapsed, 2), "fanout_on_write_entries": int(written),
+            "fanout_on_write_follower_read_s": round(read_s, 2), "fanout_on_write_followers_read": int(read_ids)}
 
 
 @dataclass(frozen=True)

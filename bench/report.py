@@ -186,7 +186,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "| figure | value |",
         "|---|---:|",
     ]
-    for key in ("followers", "post_redis_commands", "visible_in_home_ms", "stream_p99_ms", "fanout_on_write_s"):
+    for key in ("followers", "post_redis_commands", "visible_in_home_ms", "stream_p99_ms", "fanout_on_write_s",
+                "fanout_on_write_follower_read_s", "fanout_on_write_followers_read"):
         lines.append(f"| {key} | {_fmt(c.get(key))} |")
     if c.get("todo"):
         lines += ["", f"_{c['todo']}_"]

@@ -30,7 +30,7 @@ import redis as sync_redis
 from redis.asyncio import Redis
 
 from kicau import keys, resp
-from kicau.metrics import FANOUT_FOLLOWER_LISTS
+from kicau.metrics import FANOUT_FOLLOWER_LISTS, FANOUT_FOLLOWER_READ_SECONDS, FANOUT_FOLLOWERS_READ
 
 ReadFollowers = Callable[[int], Awaitable[list[int]]]
 
@@ -92,7 +92,12 @@ class FollowerLists:
                 found[account_id] = kept[2].tolist()
             else:
                 stale.append((account_id, token))
-        lists = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
+        lists: list[list[int]] = []
+        if stale:
+            started = time.perf_counter()
+            lists = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
+            FANOUT_FOLLOWER_READ_SECONDS.observe(time.perf_counter() - started)
+            FANOUT_FOLLOWERS_READ.inc(sum(len(f) for f in lists))
         for (account_id, token), followers in zip(stale, lists, strict=True):
             self._keep(account_id, token, now, followers)
             found[account_id] = followers

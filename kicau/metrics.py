@@ -36,6 +36,15 @@ FANOUT_EVENTS = Counter("kicau_fanout_events_total", "Events processed by the fa
 FANOUT_FOLLOWER_LISTS = Counter(
     "kicau_fanout_follower_lists_total", "Follower lists the fanout needed, by where they came from", ["source"]
 )
+# The Cassandra reads of the follower lists a batch lacked (all of them at once, from the first sent to the last
+# answered): a cold list of a large author is read page by page before its first timeline is written.
+FANOUT_FOLLOWER_READ_SECONDS = Histogram(
+    "kicau_fanout_follower_read_duration_seconds", "Time to read a batch's missing follower lists from Cassandra",
+    buckets=LATENCY_BUCKETS,
+)
+FANOUT_FOLLOWERS_READ = Counter(
+    "kicau_fanout_followers_read_total", "Follower ids read from Cassandra (lists not held in memory)"
+)
 FANOUT_BATCH_SECONDS = Histogram(
     "kicau_fanout_batch_duration_seconds", "Time to apply one consumed batch", buckets=LATENCY_BUCKETS
 )

@@ -14,10 +14,19 @@ from redis.asyncio import Redis
 
 from kicau import follower_lists, keys
 from kicau.follower_lists import FollowerLists
+from kicau.metrics import FANOUT_FOLLOWER_READ_SECONDS, FANOUT_FOLLOWERS_READ
 from tests.conftest import User, eventually
 from tests.timeline.test_home_invariant import home_ids
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+
+
+def _read_metrics() -> tuple[float, float]:
+    """(Cassandra read rounds timed, follower ids read) so far, from this process's registry."""
+    rounds = next(s.value for m in FANOUT_FOLLOWER_READ_SECONDS.collect() for s in m.samples
+                  if s.name.endswith("_count"))
+    ids = next(s.value for m in FANOUT_FOLLOWERS_READ.collect() for s in m.samples if s.name.endswith("_total"))
+    return rounds, ids
 
 
 class CountingReads:
@@ -40,11 +49,15 @@ def test_copies_are_used_until_the_version_changes() -> None:
         reads = CountingReads({a: [1, 2, 3], b: [4]})
         lists = FollowerLists(redis, reads)
         try:
+            rounds, ids = _read_metrics()
             assert await lists.followers([a, b]) == {a: [1, 2, 3], b: [4]}
             assert sorted(reads.calls) == [a, b]
-            # Unchanged: served from memory, one Redis round trip, no read.
+            # Both lists were read in one timed round: 4 ids.
+            assert _read_metrics() == (rounds + 1, ids + 4)
+            # Unchanged: served from memory, one Redis round trip, no read (and no read timed).
             assert await lists.followers([a, b]) == {a: [1, 2, 3], b: [4]}
             assert len(reads.calls) == 2
+            assert _read_metrics() == (rounds + 1, ids + 4)
             # A change (the graph service forgets the version): only that list is read again.
             reads.lists[a] = [1, 2, 3, 9]
             await follower_lists.forget(redis, a)
