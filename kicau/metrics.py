@@ -45,6 +45,9 @@ FANOUT_FOLLOWER_READ_SECONDS = Histogram(
 FANOUT_FOLLOWERS_READ = Counter(
     "kicau_fanout_followers_read_total", "Follower ids read from Cassandra (lists not held in memory)"
 )
+# Batches taken late on purpose under a busy stream (services/fanout/worker.py, BatchPacer), and the time waited.
+FANOUT_LINGERS = Counter("kicau_fanout_lingers_total", "Batches the fanout waited for under a busy stream")
+FANOUT_LINGER_SECONDS = Counter("kicau_fanout_linger_seconds_total", "Time the fanout waited before batches")
 FANOUT_BATCH_SECONDS = Histogram(
     "kicau_fanout_batch_duration_seconds", "Time to apply one consumed batch", buckets=LATENCY_BUCKETS
 )

@@ -22,7 +22,7 @@ from kicau.web import cassandra_ready, install_common, redis_ready
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.service import Fanout
 from services.fanout.settings import FanoutSettings
-from services.fanout.worker import FanoutWorker
+from services.fanout.worker import BatchPacer, FanoutWorker
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large,
         )
-        worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds)
+        worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
+                              pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second))
         consumer.subscribe([common.kafka_statuses_topic, common.kafka_follows_topic], listener=worker.listener)
         await consumer.start()
         task = asyncio.create_task(worker.run(), name="fanout-worker")

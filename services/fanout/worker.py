@@ -19,7 +19,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, Re
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from kicau.events import Event, decode_event
-from kicau.metrics import CONSUMER_LAG, FANOUT_EVENTS
+from kicau.metrics import CONSUMER_LAG, FANOUT_EVENTS, FANOUT_LINGER_SECONDS, FANOUT_LINGERS
 from services.fanout.service import Fanout
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,53 @@ log = logging.getLogger(__name__)
 LAG_INTERVAL_SECONDS = 0.5
 
 
+class BatchPacer:
+    """When the worker takes its next batch: at once, unless events have been arriving faster than
+    ``above_per_second`` and the last batch held more than one; then no sooner than ``linger`` after the
+    previous batch was taken.
+
+    Meanwhile the consumer's fetcher keeps what arrived (it fetches no partition that still holds unread
+    records), so a busy fanout applies fewer, larger batches: the work per batch (the fetch, the follower-list
+    versions, a pipeline's round trip, the offsets) is paid once for more statuses. The rate is the last
+    batches' events over the time between them, smoothed, and forgotten after an empty poll: a status that
+    ends a quiet spell is taken the moment it arrives, and two statuses that happen to land close together in
+    a slow stream (batches of one) do not make the next one wait."""
+
+    SMOOTHING = 0.5  # weight of the newest batch in the rate
+
+    def __init__(self, linger: float, above_per_second: float) -> None:
+        self.linger = linger
+        self.above_per_second = above_per_second
+        self.rate = 0.0  # events per second, smoothed over batches
+        self._taken_at: float | None = None
+        self._last_events = 0
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before taking the next batch."""
+        if self._taken_at is None or self._last_events < 2 or self.rate < self.above_per_second:
+            return 0.0
+        return max(0.0, self._taken_at + self.linger - now)
+
+    def taken(self, events: int, now: float) -> None:
+        """A batch of ``events`` was taken at ``now``."""
+        if self._taken_at is not None:
+            current = events / max(now - self._taken_at, 1e-3)
+            self.rate = self.SMOOTHING * current + (1 - self.SMOOTHING) * self.rate
+        self._taken_at, self._last_events = now, events
+
+    def idle(self) -> None:
+        """A poll found nothing: the stream is not busy."""
+        self.rate, self._taken_at, self._last_events = 0.0, None, 0
+
+
 class FanoutWorker:
     def __init__(self, consumer: AIOKafkaConsumer, fanout: Fanout, max_batch: int,
-                 commit_interval: float = 0.0) -> None:
+                 commit_interval: float = 0.0, pacer: BatchPacer | None = None) -> None:
         self.consumer = consumer
         self.fanout = fanout
         self.max_batch = max_batch
         self.commit_interval = commit_interval
+        self.pacer = pacer or BatchPacer(0.0, 1.0)
         self.batches = 0
         # Offsets of batches applied but not yet committed, and when the last commit was sent.
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -45,11 +85,18 @@ class FanoutWorker:
 
     async def run(self) -> None:
         while True:
+            wait = self.pacer.wait(time.monotonic())
+            if wait > 0:
+                FANOUT_LINGERS.inc()
+                FANOUT_LINGER_SECONDS.inc(wait)
+                await asyncio.sleep(wait)
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
             if not batch:
+                self.pacer.idle()
                 await self.commit_pending()  # idle: leave nothing applied and uncommitted
                 await self._record_lag()
                 continue
+            self.pacer.taken(sum(len(records) for records in batch.values()), time.monotonic())
             await self._process(batch)
             self.batches += 1
 
