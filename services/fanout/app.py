@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=large,
         )
         worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
-                              pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second))
+                              pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch))
         consumer.subscribe([common.kafka_statuses_topic, common.kafka_follows_topic], listener=worker.listener)
         await consumer.start()
         task = asyncio.create_task(worker.run(), name="fanout-worker")

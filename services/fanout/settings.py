@@ -27,6 +27,7 @@ class FanoutSettings(BaseSettings):
     # Under a stream of statuses faster than ``linger_above_per_second``, a batch is taken no sooner than
     # ``linger_seconds`` after the one before (services/fanout/worker.py, ``BatchPacer``): each batch costs
     # ~2.3 ms of the fanout's CPU whatever its size, and at 500 statuses/s batches held ~5.5 events. Slower
-    # streams are taken as they come, so a status after a quiet spell waits for nothing. 0 turns it off.
+    # streams are taken as they come, so a status after a quiet spell waits for nothing, and so is a backlog
+    # (full batches). 0 turns it off.
     linger_seconds: float = Field(default=0.05, ge=0.0, le=1.0)
     linger_above_per_second: float = Field(default=100.0, gt=0.0)

@@ -29,8 +29,8 @@ LAG_INTERVAL_SECONDS = 0.5
 
 class BatchPacer:
     """When the worker takes its next batch: at once, unless events have been arriving faster than
-    ``above_per_second`` and the last batch held more than one; then no sooner than ``linger`` after the
-    previous batch was taken.
+    ``above_per_second`` and the last batch held more than one but less than ``full`` (a full batch means a
+    backlog: the next one is waiting already); then no sooner than ``linger`` after the previous was taken.
 
     Meanwhile the consumer's fetcher keeps what arrived (it fetches no partition that still holds unread
     records), so a busy fanout applies fewer, larger batches: the work per batch (the fetch, the follower-list
@@ -41,16 +41,18 @@ class BatchPacer:
 
     SMOOTHING = 0.5  # weight of the newest batch in the rate
 
-    def __init__(self, linger: float, above_per_second: float) -> None:
+    def __init__(self, linger: float, above_per_second: float, full: int) -> None:
         self.linger = linger
         self.above_per_second = above_per_second
+        self.full = full
         self.rate = 0.0  # events per second, smoothed over batches
         self._taken_at: float | None = None
         self._last_events = 0
 
     def wait(self, now: float) -> float:
         """Seconds to wait before taking the next batch."""
-        if self._taken_at is None or self._last_events < 2 or self.rate < self.above_per_second:
+        if (self._taken_at is None or not 2 <= self._last_events < self.full
+                or self.rate < self.above_per_second):
             return 0.0
         return max(0.0, self._taken_at + self.linger - now)
 
@@ -73,7 +75,7 @@ class FanoutWorker:
         self.fanout = fanout
         self.max_batch = max_batch
         self.commit_interval = commit_interval
-        self.pacer = pacer or BatchPacer(0.0, 1.0)
+        self.pacer = pacer or BatchPacer(0.0, 1.0, max_batch)
         self.batches = 0
         # Offsets of batches applied but not yet committed, and when the last commit was sent.
         self._pending: dict[TopicPartition, OffsetAndMetadata] = {}

@@ -8,7 +8,7 @@ from services.fanout.worker import BatchPacer
 
 
 def test_a_first_batch_and_a_slow_stream_are_taken_at_once() -> None:
-    pacer = BatchPacer(linger=0.05, above_per_second=100)
+    pacer = BatchPacer(linger=0.05, above_per_second=100, full=500)
     assert pacer.wait(0.0) == 0.0
     now = 0.0
     for _ in range(50):  # 25 statuses a second, one a batch
@@ -18,7 +18,7 @@ def test_a_first_batch_and_a_slow_stream_are_taken_at_once() -> None:
 
 
 def test_two_statuses_landing_close_together_in_a_slow_stream_do_not_make_the_next_wait() -> None:
-    pacer = BatchPacer(linger=0.05, above_per_second=100)
+    pacer = BatchPacer(linger=0.05, above_per_second=100, full=500)
     pacer.taken(1, 0.0)
     pacer.taken(1, 0.002)  # 500/s for an instant, but batches of one
     assert pacer.rate > 100
@@ -26,7 +26,7 @@ def test_two_statuses_landing_close_together_in_a_slow_stream_do_not_make_the_ne
 
 
 def test_a_busy_stream_waits_out_the_linger_after_each_batch() -> None:
-    pacer = BatchPacer(linger=0.05, above_per_second=100)
+    pacer = BatchPacer(linger=0.05, above_per_second=100, full=500)
     now = 0.0
     for _ in range(5):  # 500 statuses a second arriving in batches of ~5
         pacer.taken(5, now)
@@ -46,7 +46,7 @@ def test_a_busy_stream_waits_out_the_linger_after_each_batch() -> None:
 
 
 def test_an_empty_poll_ends_the_lingering() -> None:
-    pacer = BatchPacer(linger=0.05, above_per_second=100)
+    pacer = BatchPacer(linger=0.05, above_per_second=100, full=500)
     pacer.taken(10, 0.0)
     pacer.taken(10, 0.01)
     assert pacer.wait(0.02) > 0
@@ -58,7 +58,21 @@ def test_an_empty_poll_ends_the_lingering() -> None:
 
 
 def test_zero_linger_never_waits() -> None:
-    pacer = BatchPacer(linger=0.0, above_per_second=100)
+    pacer = BatchPacer(linger=0.0, above_per_second=100, full=500)
     for i in range(20):
         pacer.taken(50, i * 0.001)
         assert pacer.wait(i * 0.001) == 0.0
+
+
+def test_a_backlog_is_not_held_back() -> None:
+    """Full batches mean the fanout is behind (catching up after a restart, say): the next batch is waiting
+    already, so waiting would only slow the catch-up."""
+    pacer = BatchPacer(linger=0.05, above_per_second=100, full=500)
+    now = 0.0
+    for _ in range(5):
+        pacer.taken(500, now)
+        now += 0.01
+        assert pacer.wait(now) == 0.0
+    assert pacer.rate > 100
+    pacer.taken(120, now)  # the backlog's tail: caught up, and still busy
+    assert pacer.wait(now + 0.001) > 0
