@@ -90,7 +90,7 @@ class CommandCounter:
 def _is_presence_read(command: str) -> bool:
     name, _, rest = command.partition(" ")
     return name.upper() in {"SMEMBERS", "EXISTS", "HGETALL"} and rest.startswith(
-        (presence.GATEWAYS, "online:{g:"))
+        (presence.GATEWAYS, presence.GATEWAY_KEYS_PREFIX))
 
 
 def _text(value: object) -> str:

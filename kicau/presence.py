@@ -23,16 +23,17 @@ from kicau import keys
 log = logging.getLogger(__name__)
 
 GATEWAYS = "online:gateways"
+GATEWAY_KEYS_PREFIX = "online:{g:"  # every key of one gateway's presence starts so (its hash tag)
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_TTL = 30
 
 
 def _hash(gateway_id: str) -> str:
-    return f"online:{{g:{gateway_id}}}"
+    return f"{GATEWAY_KEYS_PREFIX}{gateway_id}}}"
 
 
 def _alive(gateway_id: str) -> str:
-    return f"online:{{g:{gateway_id}}}:alive"
+    return f"{_hash(gateway_id)}:alive"
 
 
 class GatewayPresence:
