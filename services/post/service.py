@@ -26,7 +26,7 @@ from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import SnowflakeGenerator, ms_from_id
-from kicau.metrics import STATUSES_CREATED, STATUSES_DELETED
+from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
@@ -35,6 +35,9 @@ from services.post.settings import PostSettings
 from services.post.store import StatusStore
 
 log = logging.getLogger(__name__)
+
+_CARD_SECONDS, _PUBLISH_SECONDS, _CACHES_SECONDS = (POST_STAGE_SECONDS.labels(stage)
+                                                    for stage in ("card", "publish", "caches"))
 
 VISIBILITIES = {"public", "unlisted", "private", "direct"}
 MAX_IDEMPOTENCY_KEY = 128
@@ -95,7 +98,9 @@ class PostService:
             raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
         # The author's cached card (one Redis GET; Cassandra only on a miss) gives the username for the status and,
         # with the new count, the account embedded in the answer.
+        started = time.perf_counter()
         card = await self.accounts.card(account_id)
+        _CARD_SECONDS.observe(time.perf_counter() - started)
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
         if draft.in_reply_to_id is not None:
@@ -124,8 +129,10 @@ class PostService:
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         try:
             await self.store.insert(row)
+            started = time.perf_counter()
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
                                               status_json=fragment.decode()))
+            _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
             raise
@@ -134,7 +141,9 @@ class PostService:
         # status is durable and published, and a 503 now would make a client without an Idempotency-Key post it
         # again.
         bumped = with_statuses_count_moved(card, +1)
+        started = time.perf_counter()
         await self._after_change(status_id, account_id, fragment, (card, bumped))
+        _CACHES_SECONDS.observe(time.perf_counter() - started)
         return compose_status(fragment, bumped)
 
     async def _claim(self, account_id: int, key: str, status_id: int) -> int | None:

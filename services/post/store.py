@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -9,8 +10,11 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from kicau.clients import execute, write_preparer
+from kicau.metrics import POST_STAGE_SECONDS
 from kicau.status_counts import FORGET_MARK
 from kicau.write_groups import MAX_GROUP, GroupedWrite
+
+_ROW_SECONDS, _LIST_SECONDS = (POST_STAGE_SECONDS.labels(stage) for stage in ("status_row", "account_list"))
 
 
 class StatusStore:
@@ -81,11 +85,15 @@ class StatusStore:
         ever named, invisible as if never posted. Each write may leave in one batch with the same write of
         concurrent posts; the order between a post's two writes holds all the same.
         """
+        started = time.perf_counter()
         await self._status_rows.write((
             row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
             row["spoiler_text"], row["language"], row["in_reply_to_id"], row["created_at"],
         ))
+        written = time.perf_counter()
+        _ROW_SECONDS.observe(written - started)
         await self._account_lists.write((row["account_id"], row["id"]))
+        _LIST_SECONDS.observe(time.perf_counter() - written)
 
     async def remove(self, status_id: int, account_id: int) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
