@@ -32,7 +32,7 @@ HTTP_LATENCY = Histogram(
 STATUSES_CREATED = Counter("kicau_statuses_created_total", "Statuses accepted (2xx) by the post service")
 STATUSES_DELETED = Counter("kicau_statuses_deleted_total", "Statuses deleted by their author")
 # Where a created status's time goes in the post service, stage by stage (awaits included: group-commit rounds
-# and the producer's batching are waits, not work). Stages: card, status_row, account_list, publish, caches.
+# and the producer's batching are waits, not work). Stages: card, status_writes, publish, caches.
 POST_STAGE_SECONDS = Histogram(
     "kicau_post_stage_duration_seconds", "Time a status creation spends in each stage", ["stage"],
     buckets=LATENCY_BUCKETS,

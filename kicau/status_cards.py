@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from kicau import keys, resp
 from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
-from kicau.ids import pack_id
+from kicau.ids import ms_from_id, pack_id
 from kicau.resp import command
 from kicau.tracked_cache import TrackedCache
 
@@ -30,6 +31,13 @@ STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
 _AUTHOR = struct.Struct(">Q")  # the author id heading a cached value
 MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process (about 20 MB at most)
+# A status's row and its place in the author's list are written in one unlogged batch (services/post/store.py), so
+# for a moment a reader may find the entry in the list and no row yet; a crash of Cassandra in between may leave
+# it so. A status this young that has no row is left out of the answer but not cached as a tombstone, so it shows
+# as soon as its row lands; an older one is a tombstone, as a deleted status. A minute is far more than a write
+# can take (Cassandra gives up on one after 2 s, the driver's request after 10 s).
+UNWRITTEN_GRACE_SECONDS = 60.0
+_UNWRITTEN = "unwritten"
 
 
 def cache_value(account_id: int, fragment: bytes) -> bytes:
@@ -81,7 +89,8 @@ class StatusCards:
 
         The author of a status never changes, so this process remembers it: the cards of the authors it knows
         are read in the same round trip as the statuses, and only unknown (or uncached) authors take a second
-        one. Misses are loaded from Cassandra, concurrently, and cached (a deleted status as a tombstone)."""
+        one. Misses are loaded from Cassandra, concurrently, and cached (a deleted status as a tombstone; one too
+        young to tell is left out uncached, see ``UNWRITTEN_GRACE_SECONDS``)."""
         if not status_ids:
             return []
         remembered = self._authors
@@ -100,7 +109,9 @@ class StatusCards:
             loaded = await asyncio.gather(*(self._load(status_ids[index]) for index in missing))
             fill = self._redis.pipeline(transaction=False)
             for index, item in zip(missing, loaded, strict=True):
-                if item is None:
+                if isinstance(item, str):  # _UNWRITTEN
+                    values[index] = TOMBSTONE  # left out of this answer only
+                elif item is None:
                     queue_tombstone(fill, status_ids[index])
                     values[index] = TOMBSTONE
                 else:
@@ -125,9 +136,14 @@ class StatusCards:
             del self._authors[next(iter(self._authors))]  # the oldest entry (dicts keep insertion order)
         self._authors[status_id] = author
 
-    async def _load(self, status_id: int) -> tuple[int, bytes] | None:
+    async def _load(self, status_id: int) -> tuple[int, bytes] | str | None:
+        """(author id, fragment); None for a deleted or unknown status; ``_UNWRITTEN`` for one whose row may
+        still be on its way."""
         rows = await execute(self._session, self._select, (status_id,))
-        if not rows or rows[0].get("deleted_at") is not None:
+        if not rows:
+            young = time.time() * 1000 - ms_from_id(status_id) < UNWRITTEN_GRACE_SECONDS * 1000
+            return _UNWRITTEN if young else None
+        if rows[0].get("deleted_at") is not None:
             return None
         row: dict[str, Any] = rows[0]
         author, _ = await self._accounts.load_rows(int(row["account_id"]))

@@ -60,14 +60,23 @@ def _value_bytes(params: Params) -> int:
 
 
 class GroupedWrite:
-    """One prepared write statement; ``await write(params)`` as with :func:`kicau.clients.execute`."""
+    """One prepared write statement, or several that each caller makes together; ``await write(params, ...)``
+    (one set of values for each statement) as with :func:`kicau.clients.execute`.
 
-    def __init__(self, session: Session, statement: PreparedStatement, *, name: str, max_group: int = MAX_GROUP,
-                 max_group_bytes: int = MAX_GROUP_BYTES, max_in_flight: int = 1) -> None:
+    Several statements make one write of a caller's: they leave in the same batch, and ``max_group`` counts
+    callers. They land with no order between them, and a failure or a crash of Cassandra may leave some of them
+    applied and not the others (as for an unlogged batch); a caller that needs an order makes two writes.
+    """
+
+    def __init__(self, session: Session, statement: PreparedStatement | Sequence[PreparedStatement], *, name: str,
+                 max_group: int = MAX_GROUP, max_group_bytes: int = MAX_GROUP_BYTES, max_in_flight: int = 1) -> None:
         if max_group < 1 or max_in_flight < 1:
             raise ValueError("a group holds at least one write, and at least one group is in flight")
         self._session = session
-        self._statement = statement
+        self._statements = (statement,) if isinstance(statement, PreparedStatement) else tuple(statement)
+        if not self._statements:
+            raise ValueError("a write makes at least one statement")
+        self._consistency = self._statements[0].consistency_level
         self._max_group = max_group
         self._max_group_bytes = max_group_bytes
         self._max_in_flight = max_in_flight
@@ -75,13 +84,16 @@ class GroupedWrite:
         self._queued: list[_Queued] = []
         self._in_flight = 0
 
-    async def write(self, params: Params) -> None:
+    async def write(self, *params: Params) -> None:
+        if len(params) != len(self._statements):
+            raise ValueError(f"{len(self._statements)} sets of values expected, one for each statement")
         # Bound here, so that a value of the wrong type fails this caller alone and never the batch it would join.
-        bound = self._statement.bind(params)
-        if self._max_group == 1:  # grouping turned off: each write is its own statement, as many in flight as asked
-            await execute(self._session, bound)
+        bound = [statement.bind(values) for statement, values in zip(self._statements, params, strict=True)]
+        if self._max_group == 1:  # grouping turned off: each write is its own request, as many in flight as asked
+            await self._execute_alone(bound)
             return
-        queued = _Queued(bound, _value_bytes(params), asyncio.get_running_loop().create_future())
+        size = sum(map(_value_bytes, params))
+        queued = _Queued(bound, size, asyncio.get_running_loop().create_future())
         self._queued.append(queued)
         if self._in_flight < self._max_in_flight:
             self._send_next()
@@ -109,12 +121,12 @@ class GroupedWrite:
         try:
             self._sizes.observe(len(group))
             if len(group) == 1:
-                await execute(self._session, group[0].bound)
+                await self._execute_alone(group[0].bound)
             else:
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED,
-                                       consistency_level=self._statement.consistency_level)
+                batch = self._batch()
                 for queued in group:
-                    batch.add(queued.bound)
+                    for bound in queued.bound:
+                        batch.add(bound)
                 try:
                     await execute(self._session, batch)
                 except InvalidRequest:
@@ -135,8 +147,21 @@ class GroupedWrite:
                 if not queued.done.done():
                     queued.done.set_result(None)
 
+    def _batch(self) -> BatchStatement:
+        return BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=self._consistency)
+
+    async def _execute_alone(self, bound: list[BoundStatement]) -> None:
+        """One caller's write: its statement, or its statements in one batch."""
+        if len(bound) == 1:
+            await execute(self._session, bound[0])
+            return
+        batch = self._batch()
+        for statement in bound:
+            batch.add(statement)
+        await execute(self._session, batch)
+
     async def _send_alone(self, group: list[_Queued]) -> None:
-        outcomes = await asyncio.gather(*[execute(self._session, queued.bound) for queued in group],
+        outcomes = await asyncio.gather(*[self._execute_alone(queued.bound) for queued in group],
                                         return_exceptions=True)
         for queued, outcome in zip(group, outcomes, strict=True):
             if queued.done.done():
@@ -150,7 +175,7 @@ class GroupedWrite:
 class _Queued:
     __slots__ = ("bound", "done", "size")
 
-    def __init__(self, bound: BoundStatement, size: int, done: asyncio.Future[None]) -> None:
+    def __init__(self, bound: list[BoundStatement], size: int, done: asyncio.Future[None]) -> None:
         self.bound = bound
         self.size = size
         self.done = done

@@ -24,6 +24,8 @@ def session(stack_cassandra: Any) -> Iterator[Any]:
     stack_cassandra.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication ="
                             " {'class': 'SimpleStrategy', 'replication_factor': 1}")
     stack_cassandra.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.rows (k bigint PRIMARY KEY, v text)")
+    stack_cassandra.execute(f"CREATE TABLE IF NOT EXISTS {KEYSPACE}.index_rows (g bigint, k bigint,"
+                            " PRIMARY KEY (g, k))")
     yield stack_cassandra
 
 
@@ -123,3 +125,59 @@ async def test_with_grouping_off_each_write_is_its_own_statement(session: Any) -
     await asyncio.gather(*[rows.write((key, "single")) for key in keys])
     assert set(_rows(session, keys)) == set(keys)
     assert _sizes(name) == (0.0, 0.0)  # no group was ever formed
+
+
+def _pair(session: Any, name: str, **options: Any) -> GroupedWrite:
+    """A row and its entry in a second table, written together (as a status and its place in a list)."""
+    return GroupedWrite(session, [session.prepare(f"INSERT INTO {KEYSPACE}.rows (k, v) VALUES (?, ?)"),
+                                  session.prepare(f"INSERT INTO {KEYSPACE}.index_rows (g, k) VALUES (?, ?)")],
+                        name=name, **options)
+
+
+def _indexed(session: Any, group: int) -> set[int]:
+    return {row["k"] for row in session.execute(f"SELECT k FROM {KEYSPACE}.index_rows WHERE g = {group}")}
+
+
+async def test_a_write_of_two_statements_leaves_whole_in_one_batch(session: Any) -> None:
+    """``max_group`` counts callers: 21 writes of two statements leave as 1 + 10 + 10 batches, and each caller's
+    row and entry both land."""
+    name = _name()
+    pairs = _pair(session, name)
+    group = uuid.uuid4().int >> 65
+    keys = [uuid.uuid4().int >> 65 for _ in range(21)]
+    await asyncio.gather(*[pairs.write((key, f"row {key}"), (group, key)) for key in keys])
+    assert _rows(session, keys) == {key: f"row {key}" for key in keys}
+    assert _indexed(session, group) == set(keys)
+    assert _sizes(name) == (3.0, 21.0)
+
+
+async def test_a_write_of_two_statements_fails_whole_and_alone(session: Any) -> None:
+    """One caller's second statement is refused by Cassandra (a null partition key): the group goes again one
+    caller at a time, that caller fails and nothing of its write lands; the others land whole. A caller giving
+    the wrong number of value sets fails at once."""
+    pairs = _pair(session, _name())
+    group = uuid.uuid4().int >> 65
+    keys = [uuid.uuid4().int >> 65 for _ in range(4)]
+    outcomes = await asyncio.gather(pairs.write((keys[0], "first"), (group, keys[0])),
+                                    pairs.write((keys[1], "ok"), (group, keys[1])),
+                                    pairs.write((keys[2], "bad"), (None, keys[2])),
+                                    pairs.write((keys[3], "ok too"), (group, keys[3])),
+                                    return_exceptions=True)
+    assert [outcome is None for outcome in outcomes] == [True, True, False, True]
+    assert isinstance(outcomes[2], InvalidRequest)
+    assert set(_rows(session, keys)) == {keys[0], keys[1], keys[3]}
+    assert _indexed(session, group) == {keys[0], keys[1], keys[3]}
+    with pytest.raises(ValueError):
+        await pairs.write((keys[0], "one set only"))
+    with pytest.raises(ValueError):
+        GroupedWrite(session, [], name=_name())
+
+
+async def test_with_grouping_off_a_write_of_two_statements_is_one_batch_each(session: Any) -> None:
+    name = _name()
+    pairs = _pair(session, name, max_group=1)
+    group = uuid.uuid4().int >> 65
+    keys = [uuid.uuid4().int >> 65 for _ in range(3)]
+    await asyncio.gather(*[pairs.write((key, "single"), (group, key)) for key in keys])
+    assert set(_rows(session, keys)) == set(keys) and _indexed(session, group) == set(keys)
+    assert _sizes(name) == (0.0, 0.0)

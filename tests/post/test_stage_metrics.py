@@ -1,5 +1,5 @@
 """The post service times each stage of a status's creation (``kicau_post_stage_duration_seconds{stage}``), so
-an operator can see where a post's latency goes: the card, the status row, the author's list entry, the Kafka
+an operator can see where a post's latency goes: the card, the status row with its place in the author's list, the Kafka
 publish and the cache bookkeeping. Against the running stack."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kicau.settings import CommonSettings
 from tests.conftest import User
 
-STAGES = ("card", "status_row", "account_list", "publish", "caches")
+STAGES = ("card", "status_writes", "publish", "caches")
 
 
 def _stage_counts() -> dict[str, float]:
@@ -42,4 +42,4 @@ def test_a_refused_status_times_no_write(http: httpx.Client, make_user: Callable
     answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": ""})
     assert answer.status_code == 422
     after = _stage_counts()
-    assert after["status_row"] == before["status_row"] and after["publish"] == before["publish"]
+    assert after["status_writes"] == before["status_writes"] and after["publish"] == before["publish"]
