@@ -108,8 +108,15 @@ def test_pushes_in_any_order_and_replays_keep_the_list_exact_and_pages_match_the
             assert await redis.lrange(key, 0, -1) == [keys.FEED_SENTINEL]
             for step in range(300):
                 kind = rng.random()
-                if kind < 0.6 or not pushed:  # newer than everything: the common case
+                if kind < 0.5 or not pushed:  # newer than everything: the common case (ids may repeat in a batch)
                     batch = [base + step * 1000 + rng.randrange(1000) for _ in range(rng.choice((1, 1, 1, 3)))]
+                    if len(batch) == 3:
+                        batch.append(batch[1])  # an event delivered twice in one batch (a retried publish)
+                elif kind < 0.53:  # a burst newer than everything, more than one LPUSH of the script takes
+                    batch = rng.sample(range(base + step * 1000, base + step * 1000 + 1000), 300)
+                elif kind < 0.6:  # new statuses with an older one among them
+                    batch = [rng.randrange(base, base + step * 1000 + 1), base + step * 1000 + rng.randrange(1000),
+                             base + step * 1000 + rng.randrange(1000)]
                 elif kind < 0.85:  # out of order: older than the head
                     batch = [rng.randrange(base, base + step * 1000 + 1)]
                 else:  # a replay of something pushed before
