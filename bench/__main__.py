@@ -23,11 +23,13 @@ from bench.common import (
     RESULTS,
     BenchError,
     check_stack,
+    cpu_ticks,
     ensure_tools,
     fanout_group_members,
     load_average,
     log,
     machine_info,
+    steal_share,
     wait_for_stack,
 )
 
@@ -94,6 +96,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         args.wrk_seconds = min(args.wrk_seconds, 4)
         args.timelines = min(args.timelines, 100)
     results: dict[str, Any] = {"machine": machine_info()}
+    ticks_at_start = cpu_ticks()
     started = time.perf_counter()
     log(f"kicau bench: sections {', '.join(wanted)} on {results['machine']['cores']} cores, "
         f"load average {results['machine']['load_average_at_start']}")
@@ -145,6 +148,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["errors"] = errors
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["load_average_at_end"] = load_average()
+    results["machine"]["steal_share"] = steal_share(ticks_at_start, cpu_ticks())
     return results
 
 

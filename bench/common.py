@@ -294,6 +294,26 @@ def machine_info() -> dict[str, object]:
     }
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(stolen, all) clock ticks of the machine's CPUs so far (``/proc/stat``; (0, 0) where unreadable).
+
+    Steal is time the hypervisor ran something else while this virtual machine had work to run: during a run it
+    slows everything measured alike, and no load average shows it."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Of the machine's CPU time between two ``cpu_ticks()``, the share stolen by the hypervisor."""
+    elapsed = after[1] - before[1]
+    return round((after[0] - before[0]) / elapsed, 3) if elapsed > 0 else None
+
+
 def load_average() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -364,6 +384,7 @@ class CpuMeter:
         self._after: dict[str, float] = {}
         self._jit_before: dict[str, float] = {}
         self._jit_after: dict[str, float] = {}
+        self._ticks_before = self._ticks_after = (0, 0)
 
     def _jit(self) -> dict[str, float]:
         return {name: jit_seconds(pid) for name, pid in self._pids.items() if name in _JVMS}
@@ -371,11 +392,17 @@ class CpuMeter:
     def __enter__(self) -> CpuMeter:
         self._before = {name: used for name, pid in self._pids.items() if (used := cpu_seconds(pid)) is not None}
         self._jit_before = self._jit()
+        self._ticks_before = cpu_ticks()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._ticks_after = cpu_ticks()
         self._after = {name: used for name, pid in self._pids.items() if (used := cpu_seconds(pid)) is not None}
         self._jit_after = self._jit()
+
+    def steal_share(self) -> float | None:
+        """The machine's CPU time stolen by the hypervisor during the run (see ``cpu_ticks``)."""
+        return steal_share(self._ticks_before, self._ticks_after)
 
     def per_request_us(self, requests: int) -> dict[str, float]:
         if not requests:

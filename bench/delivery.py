@@ -30,9 +30,11 @@ from bench.common import (
     GATEWAY_METRICS,
     REDIS_URL,
     Histogram,
+    cpu_ticks,
     log,
     percentiles,
     scrape,
+    steal_share,
 )
 from bench.common import Samples as Scraped
 from bench.seed import Seeder
@@ -492,6 +494,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                 samples.latencies.clear()
                 before = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM)
                 sides_before = ServerSide.read()
+                ticks_before = cpu_ticks()
                 started = time.perf_counter()
                 ids, answer_ms, failed = await _post_schedule(client, tokens, rate, opts.seconds)
                 posting_s = time.perf_counter() - started
@@ -500,6 +503,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                 while time.monotonic() < deadline and len(samples.latencies) < expected:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)
+                stolen = steal_share(ticks_before, cpu_ticks())
                 server = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM).minus(before)
                 sides = ServerSide.read().since(sides_before)
                 latencies = [ms for sid, ms in samples.latencies if sid in ids]
@@ -532,6 +536,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     "post_answer_p50_ms": _round(answer_p["p50"]),
                     "post_answer_p99_ms": _round(answer_p["p99"]),
                     "slowest_posts_first_last_ms": [[_round(a), _round(b)] for a, b in slowest],
+                    "machine_steal_share": stolen,
                     **sides,
                 }
                 gc.enable()
@@ -543,7 +548,8 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     f"fanout publish lag p99 {row['fanout_publish_lag_p99_ms']} ms "
                     f"(max <= {row['fanout_publish_lag_max_ms_at_most']}); GC pauses: gateway "
                     f"{row['gateway_gc_pauses']} (max <= {row['gateway_gc_pause_max_ms_at_most']} ms), fanout "
-                    f"{row['fanout_gc_pauses']} (max <= {row['fanout_gc_pause_max_ms_at_most']} ms)")
+                    f"{row['fanout_gc_pauses']} (max <= {row['fanout_gc_pause_max_ms_at_most']} ms); "
+                    f"machine steal {'unknown' if stolen is None else f'{stolen:.0%}'}")
         finally:
             client.close()
     finally:

@@ -257,10 +257,12 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                     result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
                 result["cpu_us_per_request"] = meter.per_request_us(result["requests"])
                 result["jit_us_per_request"] = meter.jit_per_request_us(result["requests"])
+                result["machine_steal_share"] = meter.steal_share()
                 profiling.finish(profiler)
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:10s}: {result['rps']:8,.0f} req/s  "
-                    f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}")
+                    f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}  "
+                    f"steal {_percent(result['machine_steal_share'])}")
         copies_after = _local_copy_reads()
         groups_after = _write_groups()
     finally:
@@ -313,11 +315,17 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         "cpu_us_per_request": {name: best[name].get("cpu_us_per_request", {}) for name in targets},
         # Of the above, the JVMs' JIT compiling: a cost of a stack just started, not of a request.
         "jit_us_per_request": {name: best[name].get("jit_us_per_request", {}) for name in targets},
+        # The share of the machine's CPU time the hypervisor took during each best run (bench/common.py).
+        "machine_steal_share": {name: best[name].get("machine_steal_share") for name in targets},
         "runs_with_errors": sum(1 for r in runs.values() for x in r if not clean(x)),
         "load": f"wrk -t1 -c{opts.connections} -d{opts.seconds}s (closed loop), best of {opts.rounds} "
                 f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",
         "runs": runs,
     }
+
+
+def _percent(share: float | None) -> str:
+    return "unknown" if share is None else f"{share:.0%}"
 
 
 def _local_copy_reads() -> tuple[float, float] | None:

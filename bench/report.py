@@ -22,6 +22,11 @@ def _push(fanout: dict[str, Any], fill: str, figure: str = "timelines_per_redis_
     """A figure of the fanout section's push-script measure (``fill``: "empty" or "full")."""
     return ((fanout.get("push_script") or {}).get(fill) or {}).get(figure)
 
+def _share(value: Any) -> str:
+    """A share as a percentage; runs written before a figure was recorded show a dash."""
+    return "—" if not isinstance(value, int | float) else f"{value:.0%}"
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "—"
@@ -59,7 +64,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "",
         f"Run {m.get('when')} on {m.get('cores')} cores, {m.get('memory_gb')} GB "
         f"({m.get('cpu') or 'cpu unknown'}); load average at start {m.get('load_average_at_start')}, "
-        f"at end {results.get('load_average_at_end')}. Bench wall time {results.get('bench_seconds')} s. "
+        f"at end {results.get('load_average_at_end')}; CPU time stolen by the hypervisor over the run "
+        f"{_share(m.get('steal_share'))}. Bench wall time {results.get('bench_seconds')} s. "
         f"Command: `{command}`.",
         "",
         "The machine is shared with other work (engines of other checkouts, test suites): figures move "
@@ -96,8 +102,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "",
         "## 2. Gateway vs hello world (same uvicorn options)",
         "",
-        "| target | req/s | p50 ms | p99 ms | ratio to hello |",
-        "|---|---:|---:|---:|---:|",
+        "| target | req/s | p50 ms | p99 ms | ratio to hello | machine steal |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     runs = g.get("runs") or {}
     targets = [name for name in ("hello", "home", "post", "home_floor", "post_floor") if name in runs]
@@ -105,7 +111,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         best = max(runs.get(name) or [{}], key=lambda r: r.get("rps", 0))
         ratio = g.get(f"{name}_ratio") if name != "hello" else 1.0
         lines.append(f"| {name.replace('_', ' ')} | {_fmt(best.get('rps'))} | {_fmt(best.get('p50_ms'))} "
-                     f"| {_fmt(best.get('p99_ms'))} | {_fmt(ratio, 3)} |")
+                     f"| {_fmt(best.get('p99_ms'))} | {_fmt(ratio, 3)} | {_share(best.get('machine_steal_share'))} |")
     if "home_floor" in runs:
         lines += [
             "",
@@ -154,8 +160,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
         f"## 3. Stream delivery latency ({_fmt(d.get('streams'))} SSE streams; the last rows over WebSocket)",
         "",
         "| posts/s | deliveries | p50 ms | p95 ms | p99 ms | max ms | server p50 ms | server p99 ms "
-        "| post answer p50 ms | fanout publish lag p99 ms | GC pauses gateway / fanout (longest ≤ ms) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| post answer p50 ms | fanout publish lag p99 ms | GC pauses gateway / fanout (longest ≤ ms) "
+        "| machine steal |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     websocket_rates = [{**r, "over": "WebSocket"} for r in (d.get("websocket") or {}).get("rates", [])]
     for r in [*d.get("rates", []), *websocket_rates]:
@@ -167,7 +174,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"| {_fmt(r['posts_per_s'])}{over} | {_fmt(r['deliveries'])}/{_fmt(r['expected_deliveries'])} | "
             f"{_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['max_ms'])} | "
             f"{_fmt(r['server_p50_ms'])} | {_fmt(r['server_p99_ms'])} | {_fmt(r['post_answer_p50_ms'])} | "
-            f"{_fmt(r.get('fanout_publish_lag_p99_ms'))} | {pauses} |")
+            f"{_fmt(r.get('fanout_publish_lag_p99_ms'))} | {pauses} | {_share(r.get('machine_steal_share'))} |")
     lines += [
         "",
         "Client latency = frame arrival - status `created_at` (ms precision); server = gateway histogram "
