@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
 from kicau.clients import execute, write_preparer
 from kicau.metrics import POST_STAGE_SECONDS
@@ -15,6 +15,12 @@ from kicau.status_counts import FORGET_MARK
 from kicau.write_groups import MAX_GROUP, GroupedWrite
 
 _WRITES_SECONDS = POST_STAGE_SECONDS.labels("status_writes")
+
+
+def _unset_if_none(value: Any) -> Any:
+    """A new row's missing value is left unset: binding None would write a tombstone cell for nothing, which
+    Cassandra stores, compacts and skips on reads until gc_grace_seconds pass."""
+    return UNSET_VALUE if value is None else value
 
 
 class StatusStore:
@@ -92,7 +98,8 @@ class StatusStore:
         started = time.perf_counter()
         await self._statuses.write((
             row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
-            row["spoiler_text"], row["language"], row["in_reply_to_id"], row["created_at"],
+            row["spoiler_text"], _unset_if_none(row["language"]), _unset_if_none(row["in_reply_to_id"]),
+            row["created_at"],
         ), (row["account_id"], row["id"]))
         _WRITES_SECONDS.observe(time.perf_counter() - started)
 
