@@ -39,7 +39,8 @@ def _flatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
 
 async def read_params(request: Request, limit: int) -> dict[str, Any]:
     """Body parameters merged over query parameters (Mastodon accepts either)."""
-    params = _flatten(list(request.query_params.multi_items()))
+    # Most bodies come without a query string: skip building Starlette's QueryParams for nothing.
+    params = _flatten(list(request.query_params.multi_items())) if request.scope.get("query_string") else {}
     body = await read_body(request, limit)
     if not body:
         return _without_nul(params)
