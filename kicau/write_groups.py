@@ -1,4 +1,6 @@
-"""Group commit for Cassandra writes: concurrent executions of one prepared write leave as one batch.
+"""Group commit for Cassandra writes: concurrent executions of one prepared write leave as one batch. A write may
+be several statements that its caller makes together (a status's row and its place in the author's list): they
+leave in the same batch, with no order between them.
 
 Most of a small write's cost is the request around it (framing, the native-transport queue, a system call each
 way, the driver's thread hand-offs), and a batch pays it once. Measured on the 2-core bench machine, when a post
@@ -28,8 +30,9 @@ to land before another awaits the first before it starts the second, grouped or 
 
 Cassandra warns about (and at ``batch_size_fail_threshold``, default 50 KiB, refuses) large batches, and warns
 when an unlogged batch spans more partitions than ``unlogged_batch_across_partitions_warn_threshold`` (10). A
-group stays under both by default: at most 10 writes and 40 KiB of values (a larger write still goes, alone).
-The size warning comes at 5 KiB, though: the stack's node and the compose file raise the warn limits.
+group stays under the refusal by default: at most 10 writes and 40 KiB of values (a larger write still goes,
+alone). The size warning comes at 5 KiB, though, and ten writes of two statements span up to 20 partitions: the
+stack's node and the compose file raise both warn limits (64 KiB, 1,000 partitions).
 """
 
 from __future__ import annotations
