@@ -1,11 +1,12 @@
 """Section 3: status -> stream delivery latency with many open SSE streams, at several post rates.
 
-``streams`` bench accounts each hold one ``GET /api/v1/streaming/user`` open (raw sockets on one asyncio
-loop, read chunk by chunk) and follow every one of a few posting accounts. The posters publish through the
-public API on an open-loop schedule (one post every 1/rate s, whatever the answers' latency). Each ``update``
-frame is timed on arrival: latency = arrival (wall clock) - the status's ``created_at`` (ms precision, same
-machine, so the figure includes up to 1 ms of truncation). The gateway's own histogram
-``kicau_stream_delivery_latency_seconds`` (status accepted -> frame written) is read before and after each rate.
+``streams`` bench accounts each hold one ``GET /api/v1/streaming/user`` open (a goroutine a stream in
+bench/listeners, a Go program; see ``Listeners``) and follow every one of a few posting accounts. The posters
+publish through the public API on an open-loop schedule (one post every 1/rate s, whatever the answers'
+latency). Each ``update`` frame is timed on arrival: latency = arrival (wall clock) - the status's
+``created_at`` (ms precision, same machine, so the figure includes up to 1 ms of truncation). The gateway's own
+histogram ``kicau_stream_delivery_latency_seconds`` (status accepted -> frame written) is read before and after
+each rate.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
+import os
+import shutil
+import subprocess
 import time
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +34,7 @@ from bench.common import (
     GATEWAY,
     GATEWAY_METRICS,
     REDIS_URL,
+    STATE,
     Histogram,
     cpu_ticks,
     log,
@@ -39,7 +45,6 @@ from bench.common import (
 from bench.common import Samples as Scraped
 from bench.seed import Seeder
 from kicau import keys
-from loadtests import wsframes
 
 HISTOGRAM = "kicau_stream_delivery_latency_seconds"
 PUBLISH_LAG = "kicau_fanout_publish_lag_seconds"
@@ -88,202 +93,109 @@ class DeliveryOptions:
     transport: str = "sse"
 
 
-class _Stamp(msgspec.Struct):
-    id: str
-    created_at: str
+class _Dump(msgspec.Struct):
+    deliveries: list[tuple[int, float]]
+    other_events: dict[str, int]
+    parse_errors: int
+    closed: int
+    cpu_seconds: float
 
 
-_decode_stamp = msgspec.json.Decoder(_Stamp).decode
+_decode_dump = msgspec.json.Decoder(_Dump).decode
+
+LISTENERS_SOURCE = Path(__file__).parent / "listeners"
 
 
-class _WsFrame(msgspec.Struct):
-    payload: str
+def _go() -> str:
+    found = shutil.which("go") or next((str(p) for p in (Path("/usr/local/go/bin/go"),) if p.exists()), None)
+    if found is None:
+        raise RuntimeError("the delivery section's stream client (bench/listeners) is written in Go: "
+                           "install Go 1.22 or newer (`go` on PATH or /usr/local/go)")
+    return found
 
 
-_decode_ws_frame = msgspec.json.Decoder(_WsFrame).decode
+def build_listeners() -> Path:
+    """The stream client's binary, built once per version of its sources (named by their hash)."""
+    sources = [*sorted(LISTENERS_SOURCE.glob("*.go")), LISTENERS_SOURCE / "go.mod"]
+    digest = hashlib.sha256(b"".join(p.name.encode() + p.read_bytes() for p in sources)).hexdigest()[:12]
+    binary = STATE / f"listeners-{digest}"
+    if not binary.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_suffix(".partial")
+        subprocess.run([_go(), "build", "-o", str(partial), "."], cwd=LISTENERS_SOURCE, check=True,
+                       env={**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"})
+        partial.rename(binary)
+    return binary
 
 
-def _epoch_ms(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000.0
+class Listeners:
+    """The streams, held by bench/listeners (Go) in a process of their own: one goroutine a stream, each frame
+    timed as its bytes are read.
 
+    Why not this process's asyncio loop, as before: a thousand streams receive each status at once, and one loop
+    handled their reads one after another (~30 µs each), so the last stream was timed ~30 ms after the first by
+    the client's own queue; at 25 posts/s the client took ~80% of a core of the two it shares with the system
+    it measures. The Go client costs a few µs a delivery."""
 
-@dataclass
-class Samples:
-    """(status id, latency ms) of every update frame, shared by all connections."""
+    def __init__(self, tokens: list[str], transport: str, concurrency: int) -> None:
+        self._tokens = STATE / f"listeners-{os.getpid()}.tokens"
+        self._tokens.write_text("\n".join(tokens) + "\n")
+        self._dump = STATE / f"listeners-{os.getpid()}.json"
+        self.process = subprocess.Popen(
+            [str(build_listeners()), "-addr", urlsplit(GATEWAY).netloc, "-transport", transport, "-tokens",
+             str(self._tokens), "-concurrency", str(concurrency)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.opened, self.failed, self.first_error = 0, 0, ""
 
-    latencies: list[tuple[int, float]] = field(default_factory=list)
-    # Status id (as sent in the frame's id line) -> created_at in epoch ms, decoded once per status.
-    created: dict[bytes, float] = field(default_factory=dict)
-    other_events: dict[str, int] = field(default_factory=dict)
-    parse_errors: int = 0
+    async def wait_open(self) -> int:
+        """The number of streams that answered 200 (101 for WebSocket); the others are logged."""
+        line = await asyncio.to_thread(self._line)
+        _, opened, failed, reason = line.split(" ", 3)
+        self.opened, self.failed, self.first_error = int(opened), int(failed), reason
+        if self.failed:
+            log(f"  {self.failed} streams failed to open, e.g. {reason}")
+        return self.opened
 
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench/listeners exited (code {self.process.wait()})")
+        return line.strip()
 
-class StreamClient(asyncio.Protocol):
-    """One stream on a raw socket: sends ``request()``, reads the answer's head (its status, with a switch of
-    protocols counted as the stream opening, like SSE's 200), then hands every byte after it to ``body``."""
+    def _ask(self, command: str) -> str:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        answer = self._line()
+        if answer.startswith("error"):
+            raise RuntimeError(f"bench/listeners: {command}: {answer}")
+        return answer
 
-    def __init__(self, token: str, samples: Samples) -> None:
-        self.token = token
-        self.samples = samples
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
-        self.headers_done = False
-        self.status: int | None = None
-        self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.closed = False
+    def mark(self) -> None:
+        """Forget what was recorded so far."""
+        self._ask("mark")
 
-    def request(self) -> bytes:
-        raise NotImplementedError
+    def count(self) -> int:
+        """Deliveries recorded since the last mark."""
+        return int(self._ask("count"))
 
-    def body(self, received: float) -> None:
-        """Consume what ``self.buffer`` holds of whole frames; ``received`` is when these bytes arrived."""
-        raise NotImplementedError
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        transport.write(self.request())  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        received = time.time() * 1000.0
-        self.buffer += data
-        if not self.headers_done:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            self.headers_done = True
-            code = int(head.split(b" ", 2)[1])
-            self.status = 200 if code == 101 else code
-            if not self.opened.done():
-                self.opened.set_result(self.status)
-            self.buffer = rest
-        self.body(received)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"stream closed before its headers: {exc}"))
+    def dump(self) -> _Dump:
+        """Everything recorded since the last mark."""
+        self._ask(f"dump {self._dump}")
+        return _decode_dump(self._dump.read_bytes())
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
-class SseClient(StreamClient):
-    """One SSE stream, its frames split as bytes arrive (chunk-size lines of the chunked encoding are skipped
-    by ``_frame``)."""
-
-    def request(self) -> bytes:
-        return (f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.token}\r\n"
-                "Accept: text/event-stream\r\n\r\n").encode()
-
-    def body(self, received: float) -> None:
-        # The gateway writes all the events of one of its turns in one write, so a read may hold several frames:
-        # cut them by position and keep the rest once, instead of copying the remainder after every frame.
-        buffer = self.buffer
-        start = 0
-        end = buffer.find(b"\n\n")
-        while end >= 0:
-            self._frame(buffer[start:end], received)
-            start = end + 2
-            end = buffer.find(b"\n\n", start)
-        if start:
-            self.buffer = buffer[start:]
-
-    def _frame(self, frame: bytes, received: float) -> None:
-        # Kept cheap: a thousand streams receive each status at once and their callbacks run one after another
-        # on this loop, so time spent here would show up as latency of the streams read later. An update frame
-        # is recognised by its head (``id: <status id>`` then ``event: update``; chunk-size lines may precede
-        # it) and only the first copy of each status is decoded, for its ``created_at``.
-        at = frame.find(b"id: ")
-        if at >= 0:
-            end = frame.find(b"\n", at)
-            if frame.startswith(b"event: update\ndata: ", end + 1):
-                status_id = frame[at + 4:end]
-                created = self.samples.created.get(status_id)
-                if created is None:
-                    try:
-                        created = _epoch_ms(_decode_stamp(frame[end + 21:]).created_at)
-                    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-                        self.samples.parse_errors += 1
-                        return
-                    self.samples.created[status_id] = created
-                self.samples.latencies.append((int(status_id), received - created))
-                return
-        event = b""
-        for line in frame.split(b"\n"):
-            line = line.rstrip(b"\r")
-            if line.startswith(b"event: "):
-                event = line[7:]
-        if event:
-            name = event.decode(errors="replace")
-            self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
-
-
-class WsClient(StreamClient):
-    """One WebSocket stream: the upgrade request, then frames split as bytes arrive (loadtests/wsframes.py).
-    The server's pings are answered (a client that does not is disconnected after uvicorn's ping timeout)."""
-
-    def request(self) -> bytes:
-        return wsframes.upgrade_request("/api/v1/streaming?stream=user", "127.0.0.1", self.token)
-
-    def body(self, received: float) -> None:
-        frames, self.buffer = wsframes.split_frames(self.buffer)
-        for opcode, final, payload in frames:
-            if opcode == wsframes.TEXT and final:
-                self._message(payload, received)
-            elif opcode == wsframes.PING and self.transport is not None:
-                self.transport.write(wsframes.pong(payload))
-            elif opcode == wsframes.CLOSE:
-                self.close()
-            else:
-                self.samples.parse_errors += 1  # fragmented or binary messages: the gateway never sends them
-
-    def _message(self, message: bytes, received: float) -> None:
-        # As the SSE client: kept cheap, and each status decoded once. The gateway's frame ends with the event id
-        # (a Kicau addition to Mastodon's frame), so the id is found without decoding the frame.
-        if b'"event":"update"' not in message:
-            name = "other"
-            with contextlib.suppress(ValueError):
-                start = message.index(b'"event":"') + 9
-                name = message[start:message.index(b'"', start)].decode(errors="replace")
-            self.samples.other_events[name] = self.samples.other_events.get(name, 0) + 1
-            return
-        at = message.rfind(b'"id":"')
-        if at < 0:
-            self.samples.parse_errors += 1
-            return
-        status_id = message[at + 6:message.index(b'"', at + 6)]
-        created = self.samples.created.get(status_id)
-        if created is None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            with contextlib.suppress(OSError):
+                self.process.stdin.write("quit\n")  # answered by closing every stream and exiting
+                self.process.stdin.close()
             try:
-                created = _epoch_ms(_decode_stamp(_decode_ws_frame(message).payload).created_at)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-                self.samples.parse_errors += 1
-                return
-            self.samples.created[status_id] = created
-        self.samples.latencies.append((int(status_id), received - created))
-
-
-async def _open_streams(tokens: list[str], samples: Samples, concurrency: int, transport: str,
-                        ) -> list[StreamClient]:
-    loop = asyncio.get_running_loop()
-    slots = asyncio.Semaphore(concurrency)
-    clients: list[StreamClient] = []
-
-    async def one(token: str) -> None:
-        async with slots:
-            client: StreamClient = WsClient(token, samples) if transport == "websocket" else SseClient(token, samples)
-            await loop.create_connection(lambda: client, "127.0.0.1", int(GATEWAY.rsplit(":", 1)[1]))
-            clients.append(client)
-            status = await asyncio.wait_for(client.opened, timeout=30)
-            if status != 200:
-                raise RuntimeError(f"stream answered HTTP {status}")
-
-    results = await asyncio.gather(*(one(t) for t in tokens), return_exceptions=True)
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:
-        log(f"  {len(failures)} streams failed to open, e.g. {failures[0]!r}")
-    return clients
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        for path in (self._tokens, self._dump):
+            path.unlink(missing_ok=True)
 
 
 class _Posted(msgspec.Struct):
@@ -450,8 +362,9 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
         seeder.close()
 
     redis = Redis.from_url(REDIS_URL)
-    samples = Samples()
-    clients: list[StreamClient] = []
+    listeners_client: Listeners | None = None
+    other_events: dict[str, int] = {}
+    parse_errors = 0
     per_rate: list[dict[str, Any]] = []
     try:
         pipe = redis.pipeline(transaction=False)
@@ -464,9 +377,9 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
         kind = "WebSocket" if opts.transport == "websocket" else "SSE"
         log(f"delivery: opening {opts.streams} {kind} streams")
         opened_at = time.perf_counter()
-        clients = await _open_streams([listener_tokens[a] for a in listeners], samples, opts.connect_concurrency,
-                                      opts.transport)
-        live = sum(1 for c in clients if c.status == 200 and not c.closed)
+        listeners_client = Listeners([listener_tokens[a] for a in listeners], opts.transport,
+                                     opts.connect_concurrency)
+        live = await listeners_client.wait_open()
         log(f"  {live} streams open in {time.perf_counter() - opened_at:.1f}s")
         await asyncio.sleep(2.0)  # presence reaches the fanout's mirror through pub/sub
 
@@ -475,10 +388,11 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
             # Warm-up: one post from each poster must reach every stream before measuring, so the figures are
             # of the steady state (connections open, caches holding the posters' cards and follower lists).
             tokens = [poster_tokens[p] for p in posters]
+            listeners_client.mark()
             warm_ids, _, _ = await _post_schedule(client, tokens, 5.0, len(tokens) / 5.0)
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
-                got = sum(1 for sid, _ in samples.latencies if sid in warm_ids)
+                got = listeners_client.count()
                 if got >= live * len(warm_ids):
                     break
                 await asyncio.sleep(0.1)
@@ -486,31 +400,35 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
 
             for rate in opts.rates:
                 log(f"delivery: {rate:g} posts/s for {opts.seconds:g}s to {live} streams")
-                # The client's own garbage collections (it keeps a sample per delivery) paused every stream's
-                # reading for up to ~100 ms, which is not latency of the system measured: collect between
-                # rates, never during one.
+                # This process's garbage collections would hold up the open-loop posting schedule: collect
+                # between rates, never during one.
                 gc.collect()
                 gc.disable()
-                samples.latencies.clear()
+                listeners_client.mark()
                 before = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM)
                 sides_before = ServerSide.read()
                 ticks_before = cpu_ticks()
+                client_cpu_before = listeners_client.dump().cpu_seconds
                 started = time.perf_counter()
                 ids, answer_ms, failed = await _post_schedule(client, tokens, rate, opts.seconds)
                 posting_s = time.perf_counter() - started
                 expected = len(ids) * live
                 deadline = time.monotonic() + opts.drain_seconds
-                while time.monotonic() < deadline and len(samples.latencies) < expected:  # noqa: ASYNC110
+                while time.monotonic() < deadline and listeners_client.count() < expected:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(0.5)
+                recorded = listeners_client.dump()
+                for name, n in recorded.other_events.items():
+                    other_events[name] = other_events.get(name, 0) + n
+                parse_errors += recorded.parse_errors
                 stolen = steal_share(ticks_before, cpu_ticks())
                 server = Histogram.read(scrape(GATEWAY_METRICS), HISTOGRAM).minus(before)
                 sides = ServerSide.read().since(sides_before)
-                latencies = [ms for sid, ms in samples.latencies if sid in ids]
+                latencies = [ms for sid, ms in recorded.deliveries if sid in ids]
                 # Per status: first and last stream to get it. A slow first delivery means the time went before
                 # the gateway (post path, Kafka, fanout); a wide spread, in writing to / reading from the streams.
                 spans: dict[int, list[float]] = {}
-                for sid, ms in samples.latencies:
+                for sid, ms in recorded.deliveries:
                     if sid in ids:
                         span = spans.setdefault(sid, [ms, ms])
                         span[0], span[1] = min(span[0], ms), max(span[1], ms)
@@ -537,6 +455,10 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     "post_answer_p99_ms": _round(answer_p["p99"]),
                     "slowest_posts_first_last_ms": [[_round(a), _round(b)] for a, b in slowest],
                     "machine_steal_share": stolen,
+                    # What the stream client itself cost the machine (bench/listeners), per delivery.
+                    "client_cpu_us_per_delivery": _round(
+                        (recorded.cpu_seconds - client_cpu_before) * 1e6 / len(recorded.deliveries), 2,
+                    ) if recorded.deliveries else None,
                     **sides,
                 }
                 gc.enable()
@@ -549,12 +471,13 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     f"(max <= {row['fanout_publish_lag_max_ms_at_most']}); GC pauses: gateway "
                     f"{row['gateway_gc_pauses']} (max <= {row['gateway_gc_pause_max_ms_at_most']} ms), fanout "
                     f"{row['fanout_gc_pauses']} (max <= {row['fanout_gc_pause_max_ms_at_most']} ms); "
-                    f"machine steal {'unknown' if stolen is None else f'{stolen:.0%}'}")
+                    f"machine steal {'unknown' if stolen is None else f'{stolen:.0%}'}; "
+                    f"stream client {row['client_cpu_us_per_delivery']} µs of CPU a delivery")
         finally:
             client.close()
     finally:
-        for c in clients:
-            c.close()
+        if listeners_client is not None:
+            listeners_client.close()
         await asyncio.sleep(0.5)
         pipe = redis.pipeline(transaction=False)
         for account_id in [*posters, *listeners]:
@@ -572,8 +495,8 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
         "p95_ms": default.get("p95_ms"),
         "p99_ms": default.get("p99_ms"),
         "server_p99_ms": default.get("server_p99_ms"),
-        "other_events": samples.other_events,
-        "parse_errors": samples.parse_errors,
+        "other_events": other_events,
+        "parse_errors": parse_errors,
         "rates": per_rate,
     }
 

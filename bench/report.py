@@ -161,8 +161,8 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "",
         "| posts/s | deliveries | p50 ms | p95 ms | p99 ms | max ms | server p50 ms | server p99 ms "
         "| post answer p50 ms | fanout publish lag p99 ms | GC pauses gateway / fanout (longest ≤ ms) "
-        "| machine steal |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| machine steal | client µs a delivery |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     websocket_rates = [{**r, "over": "WebSocket"} for r in (d.get("websocket") or {}).get("rates", [])]
     for r in [*d.get("rates", []), *websocket_rates]:
@@ -174,10 +174,12 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"| {_fmt(r['posts_per_s'])}{over} | {_fmt(r['deliveries'])}/{_fmt(r['expected_deliveries'])} | "
             f"{_fmt(r['p50_ms'])} | {_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {_fmt(r['max_ms'])} | "
             f"{_fmt(r['server_p50_ms'])} | {_fmt(r['server_p99_ms'])} | {_fmt(r['post_answer_p50_ms'])} | "
-            f"{_fmt(r.get('fanout_publish_lag_p99_ms'))} | {pauses} | {_share(r.get('machine_steal_share'))} |")
+            f"{_fmt(r.get('fanout_publish_lag_p99_ms'))} | {pauses} | {_share(r.get('machine_steal_share'))} | "
+            f"{_fmt(r.get('client_cpu_us_per_delivery'))} |")
     lines += [
         "",
-        "Client latency = frame arrival - status `created_at` (ms precision); server = gateway histogram "
+        "Client latency = frame arrival - status `created_at` (ms precision), timed by bench/listeners (Go, a "
+        "level-triggered epoll a core; its own CPU in the last column); server = gateway histogram "
         "`kicau_stream_delivery_latency_seconds` (accepted → written), interpolated inside its buckets. Fanout "
         "publish lag = `kicau_fanout_publish_lag_seconds` (accepted → published to the gateways); GC pauses = "
         "collections during the rate and the bucket bound of the longest (`kicau_gc_pause_seconds`).",

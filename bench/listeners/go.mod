@@ -1,0 +1,3 @@
+module kicau/bench/listeners
+
+go 1.22
