@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from typing import Any
 
 import msgspec
@@ -21,6 +22,15 @@ from kicau.entities import account_entity, dumps
 from kicau.status_counts import StatusCounts
 
 CARD_TTL_SECONDS = 300
+# Each card lives CARD_TTL_SECONDS less up to this much, at random. Cards loaded together (after a restart, or by
+# the bench's 500 posters in their first second) would otherwise expire together and all be reloaded in the same
+# second (a load is four Cassandra reads: the account, its stats, the count mark and the entries after it).
+CARD_TTL_JITTER_SECONDS = 60
+
+
+def card_ttl_seconds() -> int:
+    """A fresh card's expiry: CARD_TTL_SECONDS less a random part of CARD_TTL_JITTER_SECONDS."""
+    return CARD_TTL_SECONDS - random.randrange(CARD_TTL_JITTER_SECONDS)
 
 
 def with_statuses_count_moved(card: bytes, delta: int) -> bytes:
@@ -83,7 +93,7 @@ class AccountCards:
             followers_count=int(stats.get("followers_count") or 0),
             following_count=int(stats.get("following_count") or 0),
         )
-        await self._redis.set(keys.account_cache(account_id), dumps(entity), ex=CARD_TTL_SECONDS)
+        await self._redis.set(keys.account_cache(account_id), dumps(entity), ex=card_ttl_seconds())
         return entity
 
     async def cards(self, account_ids: set[int]) -> dict[int, bytes]:

@@ -15,7 +15,13 @@ import pytest
 from redis.asyncio import Redis
 
 from kicau import keys, resp
-from kicau.account_cards import AccountCards, with_statuses_count_moved
+from kicau.account_cards import (
+    CARD_TTL_JITTER_SECONDS,
+    CARD_TTL_SECONDS,
+    AccountCards,
+    card_ttl_seconds,
+    with_statuses_count_moved,
+)
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
 
@@ -78,3 +84,10 @@ async def test_concurrent_writers_leave_the_exact_count_or_no_card(cached: Cache
     await asyncio.gather(*(post() for _ in range(50)))
     left = await redis.get(key)
     assert left is None or msgspec.json.decode(left)["statuses_count"] == 50
+
+
+def test_cards_loaded_together_do_not_expire_together() -> None:
+    ttls = [card_ttl_seconds() for _ in range(2_000)]
+    assert all(CARD_TTL_SECONDS - CARD_TTL_JITTER_SECONDS < ttl <= CARD_TTL_SECONDS for ttl in ttls)
+    # Spread over the whole window, not bunched: every 10-second slice of it holds some.
+    assert {(CARD_TTL_SECONDS - ttl) // 10 for ttl in ttls} == set(range(CARD_TTL_JITTER_SECONDS // 10))
