@@ -183,8 +183,8 @@ async def hybrid(followers: int, author_token: str, sample_tokens: list[str]) ->
         "visible_in_home_ms": round(visible_ms, 1) if not pending else None,
         "home_sample": READERS,
         "stream_receivers": len(latencies),
-        "stream_p50_ms": stream["p50"],
-        "stream_p99_ms": stream["p99"],
+        "stream_p50_ms": None if stream["p50"] is None else round(stream["p50"], 1),
+        "stream_p99_ms": None if stream["p99"] is None else round(stream["p99"], 1),
     }
 
 
