@@ -138,6 +138,7 @@ class Listeners:
     it measures. The Go client costs a few µs a delivery."""
 
     def __init__(self, tokens: list[str], transport: str, concurrency: int) -> None:
+        STATE.mkdir(parents=True, exist_ok=True)  # absent in a fresh checkout
         self._tokens = STATE / f"listeners-{os.getpid()}.tokens"
         self._tokens.write_text("\n".join(tokens) + "\n")
         self._dump = STATE / f"listeners-{os.getpid()}.json"
