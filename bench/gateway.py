@@ -60,7 +60,7 @@ class GatewayOptions:
     seconds: int = 10
     warmup_seconds: int = 3
     # Best of three interleaved rounds: with two, one round slowed by the hypervisor decided a ratio (hello
-    # world's two rounds differed by 9-23% in the three runs of 2026-12-01 16:23-16:43Z).
+    # world's two rounds differed by 10-24% in the three runs of 2026-12-01 16:23-16:43Z).
     rounds: int = 3
     profile: bool = False
     # Requests are spread over this many readers and posters: the gateway allows 300 requests per account
