@@ -4,7 +4,8 @@
 // Why not Python: a thousand streams receive each status at once. On one asyncio loop their reads are handled
 // one after another at ~30 µs each, so the last stream was timed ~30 ms after the first by the client's own
 // queue, and the client took ~80% of a core at 25 posts/s on a 2-core machine it shares with the system it
-// measures. Here each stream has its own goroutine and a delivery costs a few µs.
+// measures. Here the sockets are read through a level-triggered epoll a core (see poller): 12-31 µs of CPU a
+// delivery.
 //
 // Latency of a delivery = the time its bytes were read (wall clock) - the status's created_at (ms precision, same
 // machine). Control is by lines on stdin, each answered by one line on stdout:
