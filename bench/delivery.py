@@ -107,7 +107,7 @@ LISTENERS_SOURCE = Path(__file__).parent / "listeners"
 
 
 def _go() -> str:
-    found = shutil.which("go") or next((str(p) for p in (Path("/usr/local/go/bin/go"),) if p.exists()), None)
+    found = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if found is None:
         raise RuntimeError("the delivery section's stream client (bench/listeners) is written in Go: "
                            "install Go 1.22 or newer (`go` on PATH or /usr/local/go)")
@@ -139,12 +139,12 @@ class Listeners:
     share each wait)."""
 
     def __init__(self, tokens: list[str], transport: str, concurrency: int) -> None:
-        STATE.mkdir(parents=True, exist_ok=True)  # absent in a fresh checkout
+        binary = build_listeners()  # first: it creates STATE, absent in a fresh checkout
         self._tokens = STATE / f"listeners-{os.getpid()}.tokens"
         self._tokens.write_text("\n".join(tokens) + "\n")
         self._dump = STATE / f"listeners-{os.getpid()}.json"
         self.process = subprocess.Popen(
-            [str(build_listeners()), "-addr", urlsplit(GATEWAY).netloc, "-transport", transport, "-tokens",
+            [str(binary), "-addr", urlsplit(GATEWAY).netloc, "-transport", transport, "-tokens",
              str(self._tokens), "-concurrency", str(concurrency)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.opened, self.failed, self.first_error = 0, 0, ""
