@@ -15,8 +15,10 @@ is already in the value. When the connection is lost, Redis forgets what it trac
 too. A reader therefore sees a change as soon as this process has read its invalidation, a fraction of a
 millisecond after the write; a writer's own answer reaches its client only after Redis has sent that push.
 
-Besides values (``get_many``), a process may keep the replies of other read-only commands on one key
-(``read_many``): a home timeline's page range, say, kept until the fanout writes into that timeline.
+A value may also be kept decoded (``get_decoded``: the gateway's token entries, resolved on every request),
+decoded once per copy and retired with it. Besides values (``get_many``), a process may keep the replies of
+other read-only commands on one key (``read_many``): a home timeline's page range, say, kept until the fanout
+writes into that timeline.
 
 Only values that change rarely belong here: each change costs one push to every process holding the key
 (Redis then forgets the key for that process until it reads it again, so at most one push a read).
@@ -32,9 +34,9 @@ Needs Redis 6 or later (RESP3 and ``CLIENT TRACKING``); the stack, the compose f
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 import hiredis
 from redis.asyncio import Redis
@@ -49,6 +51,8 @@ _ABSENT = object()
 # Replies kept per key (a reader paging back through its timeline asks for one range after another).
 _REPLIES_PER_KEY = 16
 
+T = TypeVar("T")
+
 
 class TrackedCache:
     def __init__(self, redis: Redis, *, max_entries: int, max_age: float = 60.0) -> None:
@@ -58,6 +62,9 @@ class TrackedCache:
         self._max_age = max_age
         self._renewal = monotonic() + max_age
         self._copies: OrderedDict[str, bytes] = OrderedDict()
+        # key -> (the copy it was decoded from, what ``get_decoded`` made of it); valid while that very copy is
+        # held (compared by identity), so dropping or replacing the copy is enough to retire it.
+        self._decoded: dict[str, tuple[bytes, Any]] = {}
         # key -> {packed command: its reply}, for ``read_many``.
         self._replies: OrderedDict[str, dict[bytes, Any]] = OrderedDict()
         self._pipeline = AutoPipeline(endpoint_of(redis, "tracked"), tracking=True,
@@ -90,6 +97,34 @@ class TrackedCache:
                                            on_replies=lambda read: self._keep(missing, read))
         fetched = iter(replies)
         return [value if value is not None else next(fetched) for value in found]
+
+    async def get_decoded(self, key: str, decode: Callable[[bytes], T]) -> T | None:
+        """``decode`` of the key's value (None where Redis has none), decoded once per copy held here.
+
+        Why: the gateway resolves a bearer token on every request, and decoding the same cached token entry
+        each time cost more than finding it."""
+        self._renew()
+        held = self._copies.get(key)
+        if held is not None:
+            memo = self._decoded.get(key)
+            _HITS.inc()
+            if memo is not None and memo[0] is held:
+                remembered: T = memo[1]
+                return remembered
+            value = held
+        else:
+            (read,) = await self.get_many([key])
+            if read is None:
+                return None
+            value = read
+        decoded = decode(value)
+        if self._copies.get(key) is value:  # still the copy held (a push may have dropped it meanwhile)
+            memos = self._decoded
+            memos.pop(key, None)
+            memos[key] = (value, decoded)
+            if len(memos) > self._max_entries:
+                del memos[next(iter(memos))]
+        return decoded
 
     def _keep(self, keys: list[str], replies: list[Any]) -> None:
         # Runs as the replies are read, before any push behind them (kicau/autopipeline.py).
@@ -155,16 +190,19 @@ class TrackedCache:
             return
         LOCAL_CACHE_INVALIDATIONS.inc(len(changed))
         copies, replies = self._copies, self._replies
+        decoded = self._decoded
         for key in changed:
             name = key.decode() if isinstance(key, bytes) else key
             copies.pop(name, None)
             replies.pop(name, None)
+            decoded.pop(name, None)
 
     def clear(self) -> None:
         if self._copies or self._replies:
             LOCAL_CACHE_FLUSHES.inc()
             self._copies.clear()
             self._replies.clear()
+        self._decoded.clear()
 
     def close(self) -> None:
         self._pipeline.close()

@@ -44,7 +44,7 @@ async def resolve(redis: Redis, graph: Caller, token: str, copies: TrackedCache 
     token_hash = tokens.hash_token(token)
     try:
         if copies is not None:
-            info = tokens.from_cache((await copies.get_many([keys.token_cache(token_hash)]))[0])
+            info = await copies.get_decoded(keys.token_cache(token_hash), tokens.from_cache)
         else:
             info = await tokens.cached(redis, token_hash)
     except Exception:

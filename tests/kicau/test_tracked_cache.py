@@ -1,8 +1,9 @@
-"""Process-local copies kept true by Redis (kicau/tracked_cache.py), on the real Redis: a value read once is
-served from the copy; a change by any other client (write, delete, expiry) drops the copy by itself, with no
-read needed to notice; no copy outlives ``max_age``; a lost connection drops every copy and tracking resumes
-on the next one; copies are bounded, oldest first; missing keys are not kept. Replies of other read-only commands
-(``read_many``) are kept the same way, a missing key's included, and dropped when their key changes."""
+"""Process-local copies kept true by Redis (kicau/tracked_cache.py), on the real Redis: a value read once is served
+from the copy; a change by any other client (write, delete, expiry) drops the copy by itself, with no read needed
+to notice; no copy outlives ``max_age``; a lost connection drops every copy and tracking resumes on the next one;
+copies are bounded, oldest first; missing keys are not kept; a value kept decoded is decoded once per copy.
+Replies of other read-only commands (``read_many``) are kept the same way, a missing key's included, and dropped
+when their key changes."""
 
 from __future__ import annotations
 
@@ -201,6 +202,41 @@ async def test_error_replies_are_not_kept(world: World) -> None:
     with pytest.raises(ResponseError):
         await cache.read_many([(text, command(b"ZCARD", text.encode()))])
     assert text not in cache
+
+
+async def test_a_value_is_decoded_once_per_copy_and_again_after_it_changes(world: World) -> None:
+    writer, cache = world.writer, world.cache(max_entries=2)
+    key = world.key("a")
+    decoded: list[bytes] = []
+
+    def decode(raw: bytes) -> str:
+        decoded.append(raw)
+        return raw.decode().upper()
+
+    await writer.set(key, b"alpha", ex=60)
+    assert [await cache.get_decoded(key, decode) for _ in range(3)] == ["ALPHA"] * 3
+    assert decoded == [b"alpha"]  # read and decoded once, then served decoded
+
+    await writer.set(key, b"beta", ex=60)
+    await _until(lambda: key not in cache)
+    assert await cache.get_decoded(key, decode) == "BETA"
+    assert await cache.get_decoded(key, decode) == "BETA"
+    assert decoded == [b"alpha", b"beta"]
+
+    await writer.delete(key)
+    await _until(lambda: key not in cache)
+    assert await cache.get_decoded(key, decode) is None  # nothing to decode, and nothing kept
+    assert decoded == [b"alpha", b"beta"]
+
+    # A copy evicted for room (no push involved) is read and decoded afresh, never answered from its old memo.
+    await writer.set(key, b"gamma", ex=60)
+    assert await cache.get_decoded(key, decode) == "GAMMA"
+    for other in (world.key("b"), world.key("x")):
+        await writer.set(other, b"other", ex=60)
+        await cache.get_many([other])
+    assert key not in cache
+    assert await cache.get_decoded(key, decode) == "GAMMA"
+    assert decoded == [b"alpha", b"beta", b"gamma", b"gamma"]
 
 
 def test_a_cache_holds_at_least_one_entry() -> None:
