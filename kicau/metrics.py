@@ -122,6 +122,13 @@ class CheapHistogram:
             self._counts[slot] += 1
             self._sum += value
 
+    def observe_many(self, value: float, count: int) -> None:
+        """``count`` observations of the same ``value``, for the price of one."""
+        slot = bisect.bisect_left(self._bounds, value)
+        with self._lock:
+            self._counts[slot] += count
+            self._sum += value * count
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         with self._lock:
             counts, total = list(self._counts), self._sum

@@ -51,6 +51,8 @@ STREAM_LEASE_SECONDS = 60
 # publishes again what it had applied but not committed when it crashed or retried a batch (up to its commit
 # interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
 RECENT_DELIVERIES = 10_000
+# A write round reads the clock once per this many connections written, for the delivery latency of all of them.
+TIMING_BLOCK = 32
 
 
 def _chunked(body: bytes) -> bytes:
@@ -228,18 +230,21 @@ class Connection:
             self._write(sink, [self._queue.popleft()])
         self.sink = sink
 
-    def write_held(self) -> None:
-        """The hub's write round: every event held since the last one, in one write."""
+    def write_held(self, tally: DeliveryTally | None = None) -> None:
+        """The hub's write round: every event held since the last one, in one write (timed by ``tally``)."""
         events = self._held
         if not events:
             return
         self._held = []
         if self.sink is not None and not self.overflowed:
-            self._write(self.sink, events)
+            self._write(self.sink, events, tally)
 
-    def _write(self, sink: TransportSink, events: list[StreamEvent]) -> None:
+    def _write(self, sink: TransportSink, events: list[StreamEvent], tally: DeliveryTally | None = None) -> None:
         wire = sink.wire
         if sink.write(wire(events[0]) if len(events) == 1 else b"".join([wire(event) for event in events])):
+            if tally is not None:
+                tally.add(events)
+                return
             now = time.time()
             for event in events:
                 self.observe_delivery(event, now)
@@ -269,6 +274,49 @@ class Connection:
         """The event's latency, from its acceptance to ``now`` (the write; the clock is read once a write)."""
         if event.accepted_at is not None:
             DELIVERY_LATENCY.observe(max(0.0, (time.time() if now is None else now) - event.accepted_at / 1000.0))
+
+
+class DeliveryTally:
+    """The delivery latencies of one write round, observed in blocks of ``TIMING_BLOCK`` connections: the clock
+    is read when a block is complete, and each event's deliveries in it are observed at once, as that many.
+
+    Why: timed one by one (a clock read and a histogram observation per stream per event) the latencies were
+    ~11% of the gateway's time at 25 statuses a second to a thousand streams (py-spy), beside the write itself.
+    A block's deliveries are timed at its end, never earlier than they happened: a latency is over-stated by at
+    most the block's own writing time (32 writes, under a millisecond), never under-stated."""
+
+    __slots__ = ("_counts", "_events", "_writes")
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}  # id(event) -> deliveries in this block
+        self._events: dict[int, StreamEvent] = {}  # ... and the event (held, so its id stays its own)
+        self._writes = 0
+
+    def add(self, events: list[StreamEvent]) -> None:
+        counts = self._counts
+        for event in events:
+            key = id(event)
+            if key in counts:
+                counts[key] += 1
+            else:
+                counts[key] = 1
+                self._events[key] = event
+        self._writes += 1
+        if self._writes >= TIMING_BLOCK:
+            self.observe()
+
+    def observe(self) -> None:
+        """Observe the block so far (the end of a round calls it for the last, partial block)."""
+        if not self._counts:
+            return
+        now = time.time()
+        for key, count in self._counts.items():
+            accepted_at = self._events[key].accepted_at
+            if accepted_at is not None:
+                DELIVERY_LATENCY.observe_many(max(0.0, now - accepted_at / 1000.0), count)
+        self._counts.clear()
+        self._events.clear()
+        self._writes = 0
 
 
 def _lease_key(account_id: int) -> str:
@@ -376,8 +424,10 @@ class StreamHub:
     def _write_round(self) -> None:
         """Write every connection that holds events, each once; see the module doc."""
         connections, self._round = self._round, []
+        tally = DeliveryTally()
         for connection in connections:
-            connection.write_held()
+            connection.write_held(tally)
+        tally.observe()
 
     async def _receive(self) -> None:
         while True:

@@ -1,16 +1,19 @@
 """Write rounds of directly written streams (services/gateway/streaming.py): the events dispatched in one turn of
 the loop reach each connection in one write, in order, at the start of the next turn; a lone event is not held
-longer than that. The hub's Redis is never used here (no connection is opened): the streams end to end are
-tested in test_streaming.py and test_streaming_bounds.py, and measured by the delivery bench."""
+longer than that; every delivery is timed once. The hub's Redis is never used here (no connection is opened): the
+streams end to end are tested in test_streaming.py and test_streaming_bounds.py, and measured by the delivery
+bench."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from redis.asyncio import Redis
 
+from kicau.metrics import DELIVERY_LATENCY
 from kicau.stream_events import StreamDelivery
-from services.gateway.streaming import Connection, StreamEvent, StreamHub, TransportSink
+from services.gateway.streaming import TIMING_BLOCK, Connection, DeliveryTally, StreamEvent, StreamHub, TransportSink
 
 
 class Transport:
@@ -94,3 +97,47 @@ async def test_a_closed_transport_is_not_written() -> None:
     transports[1].closing = True
     await _next_turn()
     assert transports[1].writes == []
+
+
+def _latencies() -> tuple[float, float, float]:
+    """The delivery histogram's count, sum, and count at or under 100 ms."""
+    (family,) = DELIVERY_LATENCY.collect()
+    by_name = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+    return (by_name[("kicau_stream_delivery_latency_seconds_count", None)],
+            by_name[("kicau_stream_delivery_latency_seconds_sum", None)],
+            by_name[("kicau_stream_delivery_latency_seconds_bucket", "0.1")])
+
+
+async def test_every_delivery_of_a_round_is_timed_once_and_never_earlier_than_written() -> None:
+    """Rounds time their writes in blocks (``DeliveryTally``): 70 streams are three blocks, the last partial."""
+    readers = list(range(1, 71))
+    hub, transports = _hub_with(*readers)
+    count, total, _ = _latencies()
+    accepted = time.time() * 1000.0 - 200.0  # accepted 200 ms ago
+    hub.dispatch(StreamDelivery(event="update", status_id=10, accepted_at=accepted, payload='{"id":"10"}',
+                                recipients=readers))
+    hub.dispatch(StreamDelivery(event="update", status_id=11, accepted_at=accepted, payload='{"id":"11"}',
+                                recipients=readers[:5]))
+    await _next_turn()
+    written_by = time.time()
+    assert all(len(transports[r].writes) == 1 for r in readers)
+    after, after_total, fast = _latencies()
+    assert after - count == 75  # one observation per stream and event, none twice, none lost
+    mean = (after_total - total) / 75
+    assert 0.2 <= mean <= written_by - accepted / 1000.0
+    assert fast == _latencies()[2]  # and none of them under 100 ms
+
+
+def test_a_tally_observes_each_block_at_its_end() -> None:
+    tally = DeliveryTally()
+    event = StreamEvent("update", "1", "{}", accepted_at=time.time() * 1000.0 - 50.0)
+    count, _, _ = _latencies()
+    for _ in range(TIMING_BLOCK - 1):
+        tally.add([event])
+    assert _latencies()[0] == count, "a block is observed once complete"
+    tally.add([event])
+    assert _latencies()[0] == count + TIMING_BLOCK
+    tally.add([event, StreamEvent("update", "2", "{}")])  # an event without an acceptance time is not timed
+    tally.observe()
+    tally.observe()  # nothing left: observes nothing
+    assert _latencies()[0] == count + TIMING_BLOCK + 1

@@ -33,6 +33,17 @@ def test_exposed_as_prometheus_client_exposes_a_histogram() -> None:
     assert any('le="+Inf"} 5017.0' in line for line in _exposition(registry, "cheap_seconds"))
 
 
+def test_many_observations_of_one_value_count_as_that_many() -> None:
+    registry = CollectorRegistry()
+    many = CheapHistogram("many_seconds", "doc", BUCKETS, registry=registry)
+    single = CheapHistogram("single_seconds", "doc", BUCKETS, registry=registry)
+    for value, count in ((0.25, 3), (0.001, 2), (7.5, 1), (0.0625, 40)):  # sums exact in binary
+        many.observe_many(value, count)
+        for _ in range(count):
+            single.observe(value)
+    assert _exposition(registry, "many_seconds") == _exposition(registry, "single_seconds")
+
+
 def test_observations_from_several_threads_are_all_counted() -> None:
     registry = CollectorRegistry()
     cheap = CheapHistogram("threads_seconds", "doc", BUCKETS, registry=registry)
