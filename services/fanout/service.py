@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -37,23 +37,34 @@ from kicau.stream_events import StreamDelivery, encode_delivery
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
 
+# The (timeline, author) pairs grouped at once: past this, a run is grouped in parts (authors in run order), so
+# a fanout catching up on thousands of authors holds a bounded map (~100 bytes a pair), as it streamed before.
+MAX_GROUPED_PAIRS = 200_000
 
-def timeline_groups(run: dict[int, list[int]], followers: dict[int, list[int]]) -> list[tuple[list[int], list[int]]]:
+
+def timeline_groups(run: dict[int, list[int]], followers: dict[int, list[int]],
+                    max_pairs: int = MAX_GROUPED_PAIRS) -> Iterator[tuple[list[int], list[int]]]:
     """The timelines a run of new statuses goes to, grouped by the statuses each receives: ``(recipients,
     status ids)``. ``run`` maps each author to its statuses in the run; an author receives its own.
 
     Why by timeline and not by author: a batch interleaves authors (statuses 104 and 106 of one, 105 of
     another), and pushed author after author, 105 would reach every shared follower after 106, older than the
-    head: the push script's out-of-order path, ~2.5 times the cost of a push on the head (bench/README.md). In
-    the delivery bench that path took 20-60% of the pushes at 25 posts/s. Grouped, a timeline receives the
+    head: the push script's out-of-order path, ~2.5 times the cost of a push on the head (services/fanout/README.md).
+    In the delivery bench that path took 20-60% of the pushes at 25 posts/s. Grouped, a timeline receives the
     run's statuses it is due in one call, oldest first, in one LPUSH; only a status that arrives in a later batch
     than a newer one still takes that path. Followers of the same authors share a group (and its packed
     arguments), so the common cases cost no more calls than before: one author, or followers of them all."""
     if len(run) == 1:
         ((author, status_ids),) = run.items()
-        return [([author, *followers[author]], status_ids)]
+        yield [author, *followers[author]], status_ids
+        return
     receives: dict[int, list[int]] = {}  # recipient -> the run's authors it receives, in run order
+    pairs = 0
     for author in run:
+        if pairs and pairs + 1 + len(followers[author]) > max_pairs:
+            yield from _grouped(receives, run)
+            receives, pairs = {}, 0
+        pairs += 1 + len(followers[author])
         receives.setdefault(author, []).append(author)
         for follower in followers[author]:
             authors = receives.get(follower)
@@ -61,11 +72,15 @@ def timeline_groups(run: dict[int, list[int]], followers: dict[int, list[int]]) 
                 receives[follower] = [author]
             else:
                 authors.append(author)
+    yield from _grouped(receives, run)
+
+
+def _grouped(receives: dict[int, list[int]], run: dict[int, list[int]]) -> Iterator[tuple[list[int], list[int]]]:
     groups: dict[tuple[int, ...], list[int]] = {}
     for recipient, authors in receives.items():
         groups.setdefault(tuple(authors), []).append(recipient)
-    return [(recipients, [status for author in authors for status in run[author]])
-            for authors, recipients in groups.items()]
+    for group, recipients in groups.items():
+        yield recipients, [status for author in group for status in run[author]]
 
 
 @dataclass
