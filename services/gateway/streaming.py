@@ -40,6 +40,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from kicau import keys, resp
+from kicau.coalesced_writes import unwrapped
 from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
 from kicau.presence import HEARTBEAT_SECONDS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
@@ -135,6 +136,9 @@ class TransportSink:
     wire: Callable[[StreamEvent], bytes] = StreamEvent.sse_chunk
     heartbeat: bytes | None = HEARTBEAT_CHUNK
     is_open: Callable[[], bool] | None = None
+
+    def __post_init__(self) -> None:
+        self.transport = unwrapped(self.transport)  # past the stream's head: kicau/coalesced_writes.py
 
     def write(self, chunk: bytes) -> bool:
         transport = self.transport

@@ -17,7 +17,7 @@ import uvicorn
 import uvloop
 from starlette.types import Receive, Scope, Send
 
-from kicau.coalesced_writes import CoalescingHttpProtocol, CoalescingTransport
+from kicau.coalesced_writes import CoalescingHttpProtocol, CoalescingTransport, unwrapped
 
 
 class RecordingTransport:
@@ -111,6 +111,19 @@ async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
     transport.abort()
     await _next_turn()
     assert inner.calls == [("abort", b"")]
+
+
+async def test_a_stream_past_its_head_is_written_beneath_the_wrapper() -> None:
+    transport, inner = _wrapped()
+    assert unwrapped(inner) is inner  # not wrapped: as given
+    transport.hold_next()
+    assert unwrapped(transport) is transport  # a head is expected: it must leave first
+    transport.write(b"head")
+    assert unwrapped(transport) is transport  # the head is held
+    transport.write(b"first chunk")
+    assert unwrapped(transport) is inner
+    unwrapped(transport).write(b"event")
+    assert inner.calls == [("writelines", b"headfirst chunk"), ("write", b"event")]
 
 
 async def test_everything_else_is_the_transports_own() -> None:
