@@ -179,9 +179,10 @@ class Fanout:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
         Consecutive new statuses are pushed together (``timeline_groups``): every status of such a run that a
-        timeline receives goes to it in one script call, so a burst (or a fanout catching up) costs one call per
-        timeline, not one per status or per author. Anything else (a delete, a follow, a
-        scale change) closes the run first, so every write keeps its order relative to those."""
+        timeline receives goes to it in the same script call (which writes up to 256 timelines), so a burst (or a
+        fanout catching up) visits each timeline once, not once per status or per author. Anything else (a
+        delete, a follow, a scale change) closes the run first, so every write keeps its order relative to
+        those."""
         cap = self.settings.home_timeline_cap
         entries = 0
         writes = self.feeds.writes()
