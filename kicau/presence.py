@@ -132,6 +132,11 @@ class OnlineMirror:
                     grouped[gateway].append(account_id)
         return grouped
 
+    def any_online(self, account_ids: Iterable[int]) -> bool:
+        """Whether any of ``account_ids`` is online: ``gateways_of`` without grouping, stopping at the first."""
+        where = self._where
+        return any(where.get(account_id) for account_id in account_ids)
+
     def online_accounts(self) -> set[int]:
         return set(self._where)
 

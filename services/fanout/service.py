@@ -257,7 +257,7 @@ class Fanout:
             for e in events
             if isinstance(e, StatusCreated)
             and (e.account_id in large or e.account_id not in followers
-                 or self.online.gateways_of([e.account_id, *followers[e.account_id]]))
+                 or self.online.any_online([e.account_id, *followers[e.account_id]]))
         }
         return await self.accounts.cards(wanted) if wanted else {}
 
