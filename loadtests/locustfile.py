@@ -9,19 +9,31 @@ serves closed-loop and open-loop runs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
-import wsframes  # loadtests/wsframes.py: Locust puts the locustfile's folder on the import path
+import locust.runners
 from gevent.lock import BoundedSemaphore
 from locust import FastHttpUser, User, between, constant, constant_throughput, events, task
+from locust.env import Environment
+from locust.rpc import Message
+from locust.runners import MasterRunner, WorkerRunner
+
+# Locust loads this file by its path and puts only its folder on the import path; the stream readers are imported
+# from the repository's root, as the tests import them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from loadtests import streamframes
 
 # KICAU_LOAD_MIX: weights of home reads, account-timeline reads and posts (DeathStarBench's default).
 MIX = [int(x) for x in os.environ.get("KICAU_LOAD_MIX", "60,30,10").split(",")]
@@ -38,13 +50,57 @@ PASSWORD = "locust-load-password"
 # process registers at most this many at a time, and retries a 503/429 a few times after a pause.
 REGISTER_CONCURRENCY = int(os.environ.get("KICAU_LOAD_REGISTER_CONCURRENCY", "2"))
 REGISTER_TRIES = 5
+# KICAU_LOAD_HEARTBEAT_LIVENESS: heartbeats (one a second) a distributed run's master lets a worker miss before it
+# counts the worker missing and stops the test. Locust's own is 3: on a 2-core machine shared with the system
+# under test and other work, workers starved of CPU for 3 s were dropped 5 s into a run (loadtests/README.md).
+# Locust reads the module's constant each time it resets a worker's count, so setting it here is enough.
+locust.runners.HEARTBEAT_LIVENESS = int(os.environ.get("KICAU_LOAD_HEARTBEAT_LIVENESS", "10"))
 # A streaming user follows at most this many posting users, picked up between listening windows.
 STREAM_FOLLOWS = 50
 
-_accounts: list[tuple[str, str]] = []  # (account id, token) of every registered load user in this process
+# Ids of the load's registered API users, oldest first: every process's in a distributed run (each worker tells
+# the master, which tells every worker), so the follow graph spans workers as it would span real clients.
+_accounts: list[str] = []
+_accounts_known: set[str] = set()
+_registered_here = 0
+ACCOUNT_MESSAGE = "kicau_account"
 _app: dict[str, str] = {}
 _app_lock = BoundedSemaphore(1)
 _register_slots = BoundedSemaphore(REGISTER_CONCURRENCY)
+
+
+def _learn(account_id: str) -> None:
+    if account_id not in _accounts_known:
+        _accounts_known.add(account_id)
+        _accounts.append(account_id)
+
+
+def _share_accounts(environment: Environment, **_: Any) -> None:
+    """In a distributed run, the master passes each worker's new API user on to every worker."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        def relay(msg: Message, **_: Any) -> None:
+            runner.send_message(ACCOUNT_MESSAGE, msg.data)
+
+        runner.register_message(ACCOUNT_MESSAGE, relay)
+    elif isinstance(runner, WorkerRunner):
+        def learn(msg: Message, **_: Any) -> None:
+            _learn(str(msg.data["id"]))
+
+        runner.register_message(ACCOUNT_MESSAGE, learn)
+
+
+def _tell_accounts(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        logging.info("kicau: %d API users known to this process, %d of them registered by it",
+                     len(_accounts), _registered_here)
+
+
+# Typed here: Locust's own hooks are not.
+_on_init: Callable[[Callable[..., None]], object] = events.init.add_listener
+_on_init(_share_accounts)
+_on_test_stop: Callable[[Callable[..., None]], object] = events.test_stop.add_listener
+_on_test_stop(_tell_accounts)
 
 
 def _wait_time() -> Any:
@@ -88,9 +144,13 @@ class ApiUser(FastHttpUser):
     def on_start(self) -> None:
         self.account_id, token = _register(self.client)
         self.auth = {"Authorization": f"Bearer {token}"}
-        for followee, _ in random.sample(_accounts, min(FOLLOWS, len(_accounts))):
+        for followee in random.sample(_accounts, min(FOLLOWS, len(_accounts))):
             self.client.post(f"/api/v1/accounts/{followee}/follow", headers=self.auth, name="setup: follow")
-        _accounts.append((self.account_id, token))
+        global _registered_here
+        _registered_here += 1
+        _learn(self.account_id)
+        if isinstance(self.environment.runner, WorkerRunner):
+            self.environment.runner.send_message(ACCOUNT_MESSAGE, {"id": self.account_id})
 
     @task(MIX[0])
     def home(self) -> None:
@@ -98,7 +158,7 @@ class ApiUser(FastHttpUser):
 
     @task(MIX[1])
     def account_statuses(self) -> None:
-        target = random.choice(_accounts)[0] if _accounts else self.account_id
+        target = random.choice(_accounts) if _accounts else self.account_id
         self.client.get(f"/api/v1/accounts/{target}/statuses", headers=self.auth,
                         name="/api/v1/accounts/:id/statuses")
 
@@ -129,7 +189,7 @@ class StreamingUser(User):
     def _follow_new_posters(self) -> None:
         """Follow posting users registered since the last window (they keep arriving during the ramp-up), so
         their statuses reach this stream; at most STREAM_FOLLOWS in all."""
-        for followee, _ in _accounts[-STREAM_FOLLOWS:]:
+        for followee in _accounts[-STREAM_FOLLOWS:]:
             if len(self.followed) >= STREAM_FOLLOWS:
                 break
             if followee not in self.followed and followee != self.account_id:
@@ -140,16 +200,17 @@ class StreamingUser(User):
     @task
     def listen(self) -> None:
         self._follow_new_posters()
-        target = urlsplit(self.host)
+        target = urlsplit(str(self.host))
         sock = socket.create_connection((target.hostname or "127.0.0.1", target.port or 80), timeout=30)
-        websocket = STREAM_TRANSPORT == "websocket"
-        if websocket:
-            sock.sendall(wsframes.upgrade_request("/api/v1/streaming?stream=user", target.netloc, self.token))
+        reader: streamframes.SseReader | streamframes.WebSocketReader
+        if STREAM_TRANSPORT == "websocket":
+            reader = streamframes.WebSocketReader()
+            sock.sendall(streamframes.upgrade_request("/api/v1/streaming?stream=user", target.netloc, self.token))
         else:
+            reader = streamframes.SseReader()
             sock.sendall((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {target.netloc}\r\n"
                           f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
-        buffer = b""
-        headers_done = False
+        kind = "WebSocket" if STREAM_TRANSPORT == "websocket" else "SSE"
         # Listening windows are short so new posters are followed between them.
         deadline = time.time() + float(os.environ.get("KICAU_LOAD_STREAM_SECONDS", "15"))
         try:
@@ -158,43 +219,32 @@ class StreamingUser(User):
                 if not chunk:
                     break
                 received = time.time()
-                buffer += chunk
-                if websocket:
-                    if not headers_done:
-                        head, sep, rest = buffer.partition(b"\r\n\r\n")
-                        if not sep:
-                            continue
-                        if not head.startswith(b"HTTP/1.1 101"):
-                            raise ConnectionError(f"stream upgrade refused: {head[:80]!r}")
-                        headers_done, buffer = True, rest
-                    frames, buffer = wsframes.split_frames(buffer)
-                    for opcode, _, payload in frames:
-                        if opcode == wsframes.TEXT:
-                            self._record_message(payload, received)
-                        elif opcode == wsframes.PING:
-                            sock.sendall(wsframes.pong(payload))
-                    continue
-                while b"\n\n" in buffer:
-                    frame, buffer = buffer.split(b"\n\n", 1)
-                    self._record(frame, received)
+                try:
+                    messages = reader.feed(chunk)
+                except streamframes.StreamRefusedError as refused:
+                    _report(kind, "stream: open", 0.0, 0, refused)
+                    return
+                for message in messages:
+                    if message.event == "update":
+                        self._delivered(json.loads(message.payload), received, len(message.payload), kind)
+                if isinstance(reader, streamframes.WebSocketReader):
+                    for reply in reader.take_replies():
+                        sock.sendall(reply)
+                    if reader.closed:
+                        break
         except TimeoutError:
             pass
         finally:
             sock.close()
 
-    def _record(self, frame: bytes, received: float) -> None:
-        fields = dict(line.split(": ", 1) for line in frame.decode(errors="replace").split("\n") if ": " in line)
-        if fields.get("event") == "update":
-            self._delivered(json.loads(fields["data"]), received, len(frame), "SSE")
-
-    def _record_message(self, message: bytes, received: float) -> None:
-        """A Mastodon WebSocket message: the status is a JSON string inside it."""
-        decoded = json.loads(message)
-        if decoded.get("event") == "update":
-            self._delivered(json.loads(decoded["payload"]), received, len(message), "WebSocket")
-
     def _delivered(self, status: dict[str, Any], received: float, size: int, kind: str) -> None:
         created = datetime.fromisoformat(status["created_at"].replace("Z", "+00:00")).timestamp()
         latency_ms = max(0.0, (received - created) * 1000)
-        events.request.fire(request_type=kind, name="status -> stream delivery", response_time=latency_ms,
-                            response_length=size, exception=None, context={})
+        _report(kind, "status -> stream delivery", latency_ms, size, None)
+
+
+def _report(kind: str, name: str, response_time_ms: float, size: int, error: Exception | None) -> None:
+    """A Locust entry of its own (web UI, CSV, HTML report), as if it were a request."""
+    fire: Callable[..., None] = events.request.fire
+    fire(request_type=kind, name=name, response_time=response_time_ms, response_length=size, exception=error,
+         context={})

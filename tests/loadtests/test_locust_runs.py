@@ -1,0 +1,75 @@
+"""``make load``'s Locust runs against the running stack, as a user starts them: one process, and distributed
+(a master and two workers, ``--processes 2``). Each must finish with no failed request, give every request of
+the mix and the streaming users' delivery entry in the CSV and the HTML report, and, distributed, give every
+worker the API users of all of them (the follow graph spans workers)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GATEWAY
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = 6  # Locust gives 5 of them to ApiUser and 1 to StreamingUser (weights 10 and 1)
+MIX = ["/api/v1/timelines/home", "/api/v1/accounts/:id/statuses", "/api/v1/statuses"]
+
+
+Stats = dict[str, dict[str, str]]  # load_stats.csv: its rows by request name
+
+
+def run_locust(workdir: Path, transport: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], Stats]:
+    env = {
+        **os.environ,
+        # Open loop at 2 requests a second per user: under the gateway's 300 requests per account per 5 minutes.
+        "KICAU_LOAD_RATE": "2",
+        "KICAU_LOAD_STREAM_SECONDS": "4",  # short listening windows: posters are followed as they register
+        "KICAU_LOAD_STREAM_TRANSPORT": transport,
+    }
+    # Run from elsewhere than the repository, by the locustfile's path: its imports must not depend on the cwd.
+    run = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
+         "-u", str(USERS), "-r", str(USERS), "-t", "45s", "--host", GATEWAY, "--csv", str(workdir / "load"),
+         "--html", str(workdir / "load.html"), "--only-summary", *extra],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=240,
+    )
+    with (workdir / "load_stats.csv").open() as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    return run, rows
+
+
+def check_run(run: subprocess.CompletedProcess[str], rows: Stats, workdir: Path, kind: str) -> None:
+    assert run.returncode == 0, run.stderr[-3000:]  # Locust exits 1 when any request failed
+    for name in [*MIX, "status -> stream delivery"]:
+        assert name in rows, (name, sorted(rows))
+        assert int(rows[name]["Request Count"]) > 0 and int(rows[name]["Failure Count"]) == 0, rows[name]
+    assert rows["status -> stream delivery"]["Type"] == kind
+    assert "stream: open" not in rows  # no stream was refused
+    assert "status -\\u003e stream delivery" in (workdir / "load.html").read_text()  # the report's JSON escapes ">"
+
+
+def test_a_single_process_run_reports_the_mix_and_sse_deliveries(tmp_path: Path) -> None:
+    run, rows = run_locust(tmp_path, "sse")
+    check_run(run, rows, tmp_path, "SSE")
+    # The mix's weights (60 / 30 / 10) show in the counts.
+    home, account, post = (int(rows[name]["Request Count"]) for name in MIX)
+    assert home > account > post > 0, (home, account, post)
+
+
+@pytest.mark.parametrize("transport", ["websocket"])
+def test_a_distributed_run_shares_its_users_between_workers(tmp_path: Path, transport: str) -> None:
+    run, rows = run_locust(tmp_path, transport, "--processes", "2")
+    check_run(run, rows, tmp_path, "WebSocket")
+    workers = [(int(known), int(own)) for known, own in
+               re.findall(r"kicau: (\d+) API users known to this process, (\d+) of them registered by it", run.stderr)]
+    assert len(workers) == 2, run.stderr[-3000:]
+    api_users = sum(own for _, own in workers)
+    assert api_users == USERS - 1
+    assert all(0 < own < api_users for _, own in workers), workers  # both workers ran API users...
+    assert all(known == api_users for known, _ in workers), workers  # ...and each knew all of them
