@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import gevent
 import locust.runners
 from gevent.lock import BoundedSemaphore
-from locust import FastHttpUser, User, between, constant, constant_throughput, events, task
+from locust import FastHttpUser, User, between, constant, events, task
 from locust.env import Environment
 from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
@@ -34,11 +34,20 @@ from locust.runners import MasterRunner, WorkerRunner
 # from the repository's root, as the tests import them.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loadtests import streamframes
+from loadtests.pacing import OpenLoop
+
+
+class OverloadedError(Exception):
+    """The system under test answers too slowly for the offered open-loop load."""
 
 # KICAU_LOAD_MIX: weights of home reads, account-timeline reads and posts (DeathStarBench's default).
 MIX = [int(x) for x in os.environ.get("KICAU_LOAD_MIX", "60,30,10").split(",")]
-# KICAU_LOAD_RATE: requests per second per user for an open-loop run (constant throughput); 0 = closed loop.
+# KICAU_LOAD_RATE: requests per second per API user, sent on a fixed schedule whatever the answers' latency (open
+# loop, loadtests/pacing.py); 0 = closed loop (each user's next request when its last one is answered).
 RATE = float(os.environ.get("KICAU_LOAD_RATE", "0"))
+# KICAU_LOAD_MAX_IN_FLIGHT: in an open loop, requests an API user keeps out at most; one due beyond that is not
+# sent and counts as a failure of the entry "open loop: behind schedule" (the offered load was not met).
+MAX_IN_FLIGHT = int(os.environ.get("KICAU_LOAD_MAX_IN_FLIGHT", "20"))
 # KICAU_LOAD_STREAM_TRANSPORT: how streaming users listen, "sse" (GET /api/v1/streaming/user) or "websocket"
 # (/api/v1/streaming?stream=user, Mastodon's messages); each is its own Locust entry.
 STREAM_TRANSPORT = os.environ.get("KICAU_LOAD_STREAM_TRANSPORT", "sse")
@@ -103,10 +112,6 @@ _on_test_stop: Callable[[Callable[..., None]], object] = events.test_stop.add_li
 _on_test_stop(_tell_accounts)
 
 
-def _wait_time() -> Any:
-    return constant_throughput(RATE) if RATE > 0 else constant(0)
-
-
 def _register(client: Any) -> tuple[str, str]:
     with _app_lock:  # one OAuth app per process, not one per user of the first spawn wave
         if not _app:
@@ -136,10 +141,12 @@ def _create_app(client: Any) -> None:
 
 
 class ApiUser(FastHttpUser):
-    """Reads and posts in the configured mix."""
+    """Reads and posts in the configured mix: one request after another (closed loop), or on a fixed schedule of
+    ``KICAU_LOAD_RATE`` a second, however long the answers take (open loop, loadtests/pacing.py)."""
 
-    wait_time = _wait_time()
+    wait_time = constant(0)
     weight = 10
+    concurrency = MAX_IN_FLIGHT  # FastHttpUser's connections per user: one per request in flight
 
     def on_start(self) -> None:
         self.account_id, token = _register(self.client)
@@ -152,17 +159,32 @@ class ApiUser(FastHttpUser):
         if isinstance(self.environment.runner, WorkerRunner):
             self.environment.runner.send_message(ACCOUNT_MESSAGE, {"id": self.account_id})
 
-    @task(MIX[0])
+    @task
+    def requests(self) -> None:
+        if RATE <= 0:
+            self.one_of_the_mix()
+            return
+        loop = OpenLoop(RATE, MAX_IN_FLIGHT)
+        try:
+            loop.run(self.one_of_the_mix, self._behind_schedule)
+        finally:
+            loop.stop()
+
+    def one_of_the_mix(self) -> None:
+        random.choices((self.home, self.account_statuses, self.post), weights=MIX)[0]()
+
+    def _behind_schedule(self, lateness_seconds: float) -> None:
+        _report("open loop", "behind schedule", lateness_seconds * 1000, 0, OverloadedError(
+            f"{MAX_IN_FLIGHT} requests of this user still in flight when the next was due"))
+
     def home(self) -> None:
         self.client.get("/api/v1/timelines/home", headers=self.auth, name="/api/v1/timelines/home")
 
-    @task(MIX[1])
     def account_statuses(self) -> None:
         target = random.choice(_accounts) if _accounts else self.account_id
         self.client.get(f"/api/v1/accounts/{target}/statuses", headers=self.auth,
                         name="/api/v1/accounts/:id/statuses")
 
-    @task(MIX[2])
     def post(self) -> None:
         self.client.post("/api/v1/statuses", headers=self.auth, json={"status": f"load {uuid.uuid4().hex}"},
                          name="/api/v1/statuses")
