@@ -99,10 +99,27 @@ def _share_accounts(environment: Environment, **_: Any) -> None:
         runner.register_message(ACCOUNT_MESSAGE, learn)
 
 
+_rate_limited = 0  # answers 429 (the gateway's rate limits) this process got
+
+
+def _count_rate_limited(response: Any = None, **_: Any) -> None:
+    global _rate_limited
+    if getattr(response, "status_code", None) == 429:
+        _rate_limited += 1
+
+
 def _tell_accounts(environment: Environment, **_: Any) -> None:
-    if not isinstance(environment.runner, MasterRunner):
-        logging.info("kicau: %d API users known to this process, %d of them registered by it",
-                     len(_accounts), _registered_here)
+    if isinstance(environment.runner, MasterRunner):
+        return
+    logging.info("kicau: %d API users known to this process, %d of them registered by it",
+                 len(_accounts), _registered_here)
+    if _rate_limited:
+        # The figures then measure the rate limiter, not the system: say so, and how to run without it.
+        logging.warning(
+            "kicau: %d requests were refused by the gateway's rate limits (429). Each account may make 300 "
+            "requests in 5 minutes (Mastodon's default), about 1 a second, and a closed-loop user makes far more. "
+            "Either run an open loop within it (KICAU_LOAD_RATE=0.8) or start the gateway with a limit for load "
+            "tests, e.g. KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS=100000000 (loadtests/README.md).", _rate_limited)
 
 
 # Typed here: Locust's own hooks are not.
@@ -110,6 +127,8 @@ _on_init: Callable[[Callable[..., None]], object] = events.init.add_listener
 _on_init(_share_accounts)
 _on_test_stop: Callable[[Callable[..., None]], object] = events.test_stop.add_listener
 _on_test_stop(_tell_accounts)
+_on_request: Callable[[Callable[..., None]], object] = events.request.add_listener
+_on_request(_count_rate_limited)
 
 
 def _register(client: Any) -> tuple[str, str]:
