@@ -36,14 +36,18 @@ class StreamMessage:
     payload: str
 
 
-def _split_head(buffer: bytes) -> tuple[bytes, bytes] | None:
-    """(head, the bytes after it), or None while the head is still arriving."""
+def _take_head(buffer: bytes, expected_status: int) -> tuple[dict[str, str], bytes] | None:
+    """The answer's headers and the bytes after its head, or None while the head is still arriving. An answer
+    with another status than ``expected_status`` is refused, with what the server said."""
     head, separator, rest = buffer.partition(b"\r\n\r\n")
     if not separator:
         if len(buffer) > MAX_HEAD_BYTES:
             raise StreamRefusedError(f"no end of the answer's head in {len(buffer)} bytes")
         return None
-    return head, rest
+    status, headers = _status_and_headers(head)
+    if status != expected_status:
+        raise StreamRefusedError(f"HTTP {status}: {(head + b' ' + rest)[:200]!r}")
+    return headers, rest
 
 
 def _status_and_headers(head: bytes) -> tuple[int, dict[str, str]]:
@@ -75,13 +79,10 @@ class SseReader:
     def feed(self, data: bytes) -> list[StreamMessage]:
         self._raw += data
         if not self._head_read:
-            split = _split_head(self._raw)
-            if split is None:
+            taken = _take_head(self._raw, 200)
+            if taken is None:
                 return []
-            head, self._raw = split
-            status, headers = _status_and_headers(head)
-            if status != 200:
-                raise StreamRefusedError(f"HTTP {status}: {(head + b' ' + self._raw)[:200]!r}")
+            headers, self._raw = taken
             self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
             self._head_read = True
         if self._chunked:
@@ -190,13 +191,10 @@ class WebSocketReader:
     def feed(self, data: bytes) -> list[StreamMessage]:
         self._raw += data
         if not self._upgraded:
-            split = _split_head(self._raw)
-            if split is None:
+            taken = _take_head(self._raw, 101)
+            if taken is None:
                 return []
-            head, self._raw = split
-            status, _ = _status_and_headers(head)
-            if status != 101:
-                raise StreamRefusedError(f"HTTP {status}: upgrade refused: {head[:200]!r}")
+            self._raw = taken[1]
             self._upgraded = True
         frames, self._raw = split_frames(self._raw)
         messages: list[StreamMessage] = []

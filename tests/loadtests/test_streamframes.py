@@ -159,3 +159,10 @@ def test_split_frames_leaves_a_frame_still_arriving_in_the_buffer() -> None:
     frame = ws_frame(TEXT, b"x" * 300)
     frames, rest = split_frames(frame + frame[:3])
     assert frames == [(TEXT, True, b"x" * 300)] and rest == frame[:3]
+
+
+def test_an_answer_head_that_never_ends_is_refused_rather_than_buffered_for_good() -> None:
+    reader = SseReader()
+    assert reader.feed(b"HTTP/1.1 200 OK\r\nx-filler: " + b"a" * 60_000) == []  # still arriving: wait
+    with pytest.raises(StreamRefusedError, match="no end of the answer's head"):
+        reader.feed(b"a" * 10_000)
