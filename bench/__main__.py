@@ -70,7 +70,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fanout-followers", type=int, default=30_000)
     p.add_argument("--fanout-posts", type=int, default=10)
     p.add_argument("--streams", type=int, default=1000)
-    p.add_argument("--rates", type=_rates, default=(2.0, 10.0, 25.0), help="delivery post rates, e.g. 2,10,25")
+    p.add_argument("--rates", type=_rates, default=delivery.DEFAULT_RATES,
+                   help="delivery post rates, e.g. 2,10,25 (default 2,10,15,20,25)")
     p.add_argument("--default-rate", type=float, default=10.0, help="the rate reported in `delivery`")
     p.add_argument("--rate-seconds", type=float, default=15.0)
     p.add_argument("--stream-transport", choices=("both", "sse", "websocket"), default="both",

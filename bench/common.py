@@ -42,6 +42,7 @@ POST_METRICS = os.environ.get(
     "KICAU_BENCH_POST_METRICS", f"http://127.0.0.1:{os.environ.get('KICAU_POST_PORT', '8081')}/metrics")
 KAFKA_BOOTSTRAP = os.environ.get("KICAU_KAFKA_BOOTSTRAP", f"127.0.0.1:{os.environ.get('KICAU_KAFKA_PORT', '9092')}")
 GATEWAY_METRICS = f"{GATEWAY}/metrics"
+DELIVERY_P99_TARGET_MS = 100.0  # issue #6: status -> stream delivery p99 with 1,000 open streams
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
 # As the services reach Redis (stack/services.py): on the stack's Unix socket when it has one.
