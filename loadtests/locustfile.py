@@ -36,10 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loadtests import streamframes
 from loadtests.pacing import OpenLoop
 
-
-class OverloadedError(Exception):
-    """The system under test answers too slowly for the offered open-loop load."""
-
 # KICAU_LOAD_MIX: weights of home reads, account-timeline reads and posts (DeathStarBench's default).
 MIX = [int(x) for x in os.environ.get("KICAU_LOAD_MIX", "60,30,10").split(",")]
 # KICAU_LOAD_RATE: requests per second per API user, sent on a fixed schedule whatever the answers' latency (open
@@ -66,6 +62,11 @@ REGISTER_TRIES = 5
 locust.runners.HEARTBEAT_LIVENESS = int(os.environ.get("KICAU_LOAD_HEARTBEAT_LIVENESS", "10"))
 # A streaming user follows at most this many posting users, picked up between listening windows.
 STREAM_FOLLOWS = 50
+
+
+class OverloadedError(Exception):
+    """The system under test answers too slowly for the offered open-loop load."""
+
 
 # Ids of the load's registered API users, oldest first: every process's in a distributed run (each worker tells
 # the master, which tells every worker), so the follow graph spans workers as it would span real clients.
@@ -262,12 +263,12 @@ class StreamingUser(User):
                 received = time.time()
                 try:
                     messages = reader.feed(chunk)
-                except streamframes.StreamRefusedError as refused:
-                    _report(kind, "stream: open", 0.0, 0, refused)
+                    updates = [(json.loads(m.payload), len(m.payload)) for m in messages if m.event == "update"]
+                except (streamframes.StreamRefusedError, ValueError) as refused:
+                    _report(kind, "stream: refused or unreadable", 0.0, 0, refused)
                     return
-                for message in messages:
-                    if message.event == "update":
-                        self._delivered(json.loads(message.payload), received, len(message.payload), kind)
+                for status, size in updates:
+                    self._delivered(status, received, size, kind)
                 if isinstance(reader, streamframes.WebSocketReader):
                     for reply in reader.take_replies():
                         sock.sendall(reply)

@@ -24,7 +24,8 @@ MAX_HEAD_BYTES = 64 * 1024  # an answer head larger than this is no stream's
 
 
 class StreamRefusedError(ConnectionError):
-    """The server answered the stream's request with something else than a stream (a 401, a 429...)."""
+    """The server answered the stream's request with something else than a stream (a 401, a 429...), or sent
+    what cannot be read as one (broken chunk framing, a WebSocket message that is not JSON)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +223,11 @@ class WebSocketReader:
 
 
 def _mastodon_message(message: bytes) -> StreamMessage:
-    decoded = json.loads(message)
+    try:
+        decoded = json.loads(message)
+    except ValueError:
+        raise StreamRefusedError(f"a message that is not JSON: {message[:80]!r}") from None
+    if not isinstance(decoded, dict):
+        raise StreamRefusedError(f"a message that is not a JSON object: {message[:80]!r}")
     payload = decoded.get("payload")
     return StreamMessage(str(decoded.get("event", "")), payload if isinstance(payload, str) else json.dumps(payload))

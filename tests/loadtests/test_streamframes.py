@@ -166,3 +166,9 @@ def test_an_answer_head_that_never_ends_is_refused_rather_than_buffered_for_good
     assert reader.feed(b"HTTP/1.1 200 OK\r\nx-filler: " + b"a" * 60_000) == []  # still arriving: wait
     with pytest.raises(StreamRefusedError, match="no end of the answer's head"):
         reader.feed(b"a" * 10_000)
+
+
+@pytest.mark.parametrize("message", [b"not json", b"[1, 2]"])
+def test_a_websocket_message_that_is_not_a_json_object_is_unreadable_not_an_event(message: bytes) -> None:
+    with pytest.raises(StreamRefusedError, match="not"):
+        WebSocketReader().feed(WS_HEAD + ws_frame(TEXT, message))
