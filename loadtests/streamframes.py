@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 TEXT, CONTINUATION, CLOSE, PING = 0x1, 0x0, 0x8, 0x9
 MAX_HEAD_BYTES = 64 * 1024  # an answer head larger than this is no stream's
+HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class StreamRefusedError(ConnectionError):
@@ -115,10 +116,10 @@ class SseReader:
                 if end < 0:
                     break  # the size line is still arriving
                 size_field = raw[at:end].split(b";", 1)[0].strip()  # chunk extensions are ignored
-                try:
-                    size = int(size_field, 16)
-                except ValueError:
-                    raise StreamRefusedError(f"not a chunk size: {size_field[:20]!r}") from None
+                # Hex digits only: int(..., 16) would also take a sign, a 0x prefix and underscores.
+                if not size_field or size_field.strip(HEX_DIGITS):
+                    raise StreamRefusedError(f"not a chunk size: {size_field[:20]!r}")
+                size = int(size_field, 16)
                 at = end + 2
                 if size == 0:
                     self.ended = True

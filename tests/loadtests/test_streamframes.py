@@ -98,8 +98,9 @@ def test_an_answer_that_is_not_a_stream_is_refused_with_what_the_server_said(ans
 
 
 def test_broken_chunk_framing_is_refused_not_read_as_events() -> None:
-    with pytest.raises(StreamRefusedError, match="chunk size"):
-        SseReader().feed(SSE_HEAD + b"zz\r\n")
+    for size_line in (b"zz", b"-5", b"0x10", b"1_0", b""):
+        with pytest.raises(StreamRefusedError, match="chunk size"):
+            SseReader().feed(SSE_HEAD + size_line + b"\r\n")
     with pytest.raises(StreamRefusedError, match="CRLF"):
         SseReader().feed(SSE_HEAD + b"3\r\nabcXY")
 
