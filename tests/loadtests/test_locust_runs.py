@@ -24,18 +24,19 @@ MIX = ["/api/v1/timelines/home", "/api/v1/accounts/:id/statuses", "/api/v1/statu
 Stats = dict[str, dict[str, str]]  # load_stats.csv: its rows by request name
 
 
-def run_locust(workdir: Path, transport: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], Stats]:
+def run_locust(workdir: Path, transport: str, *extra: str, rate: str = "2", users: int = USERS,
+               seconds: int = 45) -> tuple[subprocess.CompletedProcess[str], Stats]:
     env = {
         **os.environ,
         # Open loop at 2 requests a second per user: under the gateway's 300 requests per account per 5 minutes.
-        "KICAU_LOAD_RATE": "2",
+        "KICAU_LOAD_RATE": rate,
         "KICAU_LOAD_STREAM_SECONDS": "4",  # short listening windows: posters are followed as they register
         "KICAU_LOAD_STREAM_TRANSPORT": transport,
     }
     # Run from elsewhere than the repository, by the locustfile's path: its imports must not depend on the cwd.
     run = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"), "--headless",
-         "-u", str(USERS), "-r", str(USERS), "-t", "45s", "--host", GATEWAY, "--csv", str(workdir / "load"),
+         "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", GATEWAY, "--csv", str(workdir / "load"),
          "--html", str(workdir / "load.html"), "--only-summary", *extra],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=240,
     )
@@ -73,3 +74,18 @@ def test_a_distributed_run_shares_its_users_between_workers(tmp_path: Path, tran
     assert api_users == USERS - 1
     assert all(0 < own < api_users for _, own in workers), workers  # both workers ran API users...
     assert all(known == api_users for known, _ in workers), workers  # ...and each knew all of them
+
+
+def test_a_closed_loop_against_the_usual_rate_limits_fails_and_says_why(tmp_path: Path) -> None:
+    # One closed-loop API user makes hundreds of requests a second; its account may make 300 in 5 minutes.
+    run, rows = run_locust(tmp_path, "sse", rate="0", users=2, seconds=15)
+    assert run.returncode == 1, run.stderr[-3000:]  # the refused requests are failures
+    refused = re.search(r"kicau: (\d+) requests were refused by the gateway's rate limits \(429\)", run.stderr)
+    assert refused is not None, run.stderr[-3000:]
+    with (tmp_path / "load_failures.csv").open() as listed:
+        errors = {row["Error"] for row in csv.DictReader(listed)}
+    assert errors == {"LocustBadStatusCode(code=429)"}, errors  # the limiter's answers, and nothing else
+    failures = sum(int(rows[name]["Failure Count"]) for name in MIX if name in rows)
+    # The process counts to its very end; the CSV may be written a moment before.
+    assert int(refused.group(1)) >= failures > 0
+    assert "KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS" in run.stderr  # ...and how to run without measuring them
