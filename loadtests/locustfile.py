@@ -17,7 +17,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +32,7 @@ from locust.runners import MasterRunner, WorkerRunner
 # Locust loads this file by its path and puts only its folder on the import path; the stream readers are imported
 # from the repository's root, as the tests import them.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from loadtests import streamframes
+from loadtests import clock, streamframes
 from loadtests.pacing import OpenLoop
 
 # KICAU_LOAD_MIX: weights of home reads, account-timeline reads and posts (DeathStarBench's default).
@@ -62,6 +61,18 @@ REGISTER_TRIES = 5
 locust.runners.HEARTBEAT_LIVENESS = int(os.environ.get("KICAU_LOAD_HEARTBEAT_LIVENESS", "10"))
 # A streaming user follows at most this many posting users, picked up between listening windows.
 STREAM_FOLLOWS = 50
+# KICAU_LOAD_CLOCK_SAMPLES: statuses each process posts (and deletes) before its first stream, to learn how far the
+# server's clock is from its own (loadtests/clock.py); deliveries are then timed on the server's clock, so a run
+# from other machines than Kicau's stays true. 0: the clocks are taken as one (one machine, or well synchronised).
+CLOCK_SAMPLES = int(os.environ.get("KICAU_LOAD_CLOCK_SAMPLES", "5"))
+# KICAU_LOAD_CLOCK_SHIFT_MS: pretend this process's clock is that far ahead (negative: behind) of the real one, to
+# see what a skewed load machine would measure, and that the correction above undoes it.
+CLOCK_SHIFT_S = float(os.environ.get("KICAU_LOAD_CLOCK_SHIFT_MS", "0")) / 1000
+
+
+def _now() -> float:
+    """This process's clock, as deliveries are timed on it."""
+    return time.time() + CLOCK_SHIFT_S
 
 
 class OverloadedError(Exception):
@@ -76,6 +87,9 @@ _registered_here = 0
 ACCOUNT_MESSAGE = "kicau_account"
 _app: dict[str, str] = {}
 _app_lock = BoundedSemaphore(1)
+_server_clock: list[clock.ClockOffset] = []  # this process's, once measured
+_clock_lock = BoundedSemaphore(1)
+_early: list[float] = []  # deliveries that arrived before their created_at even on the corrected clock (ms early)
 _register_slots = BoundedSemaphore(REGISTER_CONCURRENCY)
 
 
@@ -114,6 +128,12 @@ def _tell_accounts(environment: Environment, **_: Any) -> None:
         return
     logging.info("kicau: %d API users known to this process, %d of them registered by it",
                  len(_accounts), _registered_here)
+    if _server_clock:
+        logging.info("kicau: the server's clock is %s", _server_clock[0].describe())
+    if _early:
+        # Reported as 0 ms: the clocks moved apart during the run, or the estimate is off (see its ±).
+        logging.warning("kicau: %d deliveries arrived before their created_at by up to %.1f ms on the corrected "
+                        "clock; they count as 0 ms", len(_early), max(_early))
     if _rate_limited:
         # The figures then measure the rate limiter, not the system: say so, and how to run without it.
         logging.warning(
@@ -149,6 +169,31 @@ def _register(client: Any) -> tuple[str, str]:
     me = client.get("/api/v1/accounts/verify_credentials", headers={"Authorization": f"Bearer {token}"},
                     name="setup: verify_credentials").json()
     return me["id"], token
+
+
+def _measure_server_clock(session: Any, token: str) -> None:
+    """Once per process: post CLOCK_SAMPLES statuses, time each round trip, and delete them again."""
+    with _clock_lock:
+        if _server_clock:
+            return
+        if CLOCK_SAMPLES <= 0:
+            _server_clock.append(clock.SAME_CLOCK)
+            return
+        auth = {"Authorization": f"Bearer {token}"}
+        samples = []
+        for _ in range(CLOCK_SAMPLES):
+            sent = _now()
+            answer = session.post("/api/v1/statuses", headers=auth, json={"status": "clock sample"},
+                                  name="setup: clock sample")
+            received = _now()
+            if answer.status_code != 200:
+                continue  # a failure of its own entry already
+            status = answer.json()
+            samples.append(clock.Sample(sent, received, clock.created_at(status)))
+            session.delete(f"/api/v1/statuses/{status['id']}", headers=auth, name="setup: clock sample delete")
+        if not samples:
+            logging.warning("kicau: no clock sample could be posted; deliveries are timed with the clocks as they are")
+        _server_clock.append(clock.estimate(samples) if samples else clock.SAME_CLOCK)
 
 
 def _create_app(client: Any) -> None:
@@ -226,6 +271,8 @@ class StreamingUser(User):
         # Locust 2.4x: FastHttpSession(base_url, request_event, user); it used to take the environment first.
         self.session = FastHttpSession(base_url=self.host, request_event=self.environment.events.request, user=self)
         self.account_id, self.token = _register(self.session)
+        # Before it follows anyone: nobody follows a streaming user, so its samples reach no stream.
+        _measure_server_clock(self.session, self.token)
         self.followed: set[str] = set()
 
     def _follow_new_posters(self) -> None:
@@ -260,7 +307,7 @@ class StreamingUser(User):
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
-                received = time.time()
+                received = _now()
                 try:
                     messages = reader.feed(chunk)
                     updates = [(json.loads(m.payload), len(m.payload)) for m in messages if m.event == "update"]
@@ -280,9 +327,10 @@ class StreamingUser(User):
             sock.close()
 
     def _delivered(self, status: dict[str, Any], received: float, size: int, kind: str) -> None:
-        created = datetime.fromisoformat(status["created_at"].replace("Z", "+00:00")).timestamp()
-        latency_ms = max(0.0, (received - created) * 1000)
-        _report(kind, "status -> stream delivery", latency_ms, size, None)
+        latency_ms = _server_clock[0].latency_ms(received, clock.created_at(status))
+        if latency_ms < 0:
+            _early.append(-latency_ms)
+        _report(kind, "status -> stream delivery", max(0.0, latency_ms), size, None)
 
 
 def _report(kind: str, name: str, response_time_ms: float, size: int, error: Exception | None) -> None:

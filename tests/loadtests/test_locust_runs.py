@@ -25,9 +25,10 @@ Stats = dict[str, dict[str, str]]  # load_stats.csv: its rows by request name
 
 
 def run_locust(workdir: Path, transport: str, *extra: str, rate: str = "2", users: int = USERS,
-               seconds: int = 45) -> tuple[subprocess.CompletedProcess[str], Stats]:
+               seconds: int = 45, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], Stats]:
     env = {
         **os.environ,
+        **(env or {}),
         # Open loop at 2 requests a second per user: under the gateway's 300 requests per account per 5 minutes.
         "KICAU_LOAD_RATE": rate,
         "KICAU_LOAD_STREAM_SECONDS": "4",  # short listening windows: posters are followed as they register
@@ -56,11 +57,23 @@ def check_run(run: subprocess.CompletedProcess[str], rows: Stats, workdir: Path,
 
 
 def test_a_single_process_run_reports_the_mix_and_sse_deliveries(tmp_path: Path) -> None:
-    run, rows = run_locust(tmp_path, "sse")
+    # As if Locust ran on a machine whose clock is 4 s ahead of the server's: uncorrected, every delivery would
+    # take 4 s more than it did.
+    run, rows = run_locust(tmp_path, "sse", env={"KICAU_LOAD_CLOCK_SHIFT_MS": "4000"})
     check_run(run, rows, tmp_path, "SSE")
     # The mix's weights (60 / 30 / 10) show in the counts.
     home, account, post = (int(rows[name]["Request Count"]) for name in MIX)
     assert home > account > post > 0, (home, account, post)
+    # The process measured the skew, to within the bound it states...
+    measured = re.search(r"kicau: the server's clock is ([\d.]+) ms (ahead of|behind) this process's "
+                         r"\(± ([\d.]+) ms, best of 5 posts\)", run.stderr)
+    assert measured is not None, run.stderr[-3000:]
+    offset_ms = float(measured.group(1)) * (1 if measured.group(2) == "ahead of" else -1)
+    assert abs(offset_ms - -4000) <= float(measured.group(3)) + 0.1, measured.group(0)  # + the log's rounding
+    # ...and timed the deliveries on the server's clock.
+    assert int(rows["status -> stream delivery"]["Median Response Time"]) < 2000, rows["status -> stream delivery"]
+    assert int(rows["setup: clock sample"]["Request Count"]) == 5
+    assert int(rows["setup: clock sample delete"]["Request Count"]) == 5
 
 
 @pytest.mark.parametrize("transport", ["websocket"])
