@@ -36,6 +36,9 @@ class StatusCreated(_Event, tag="status.created"):
     # The Status entity without its "account" member, rendered once by the post service and reused verbatim
     # by the cache, the timelines and the stream (serialise once).
     status_json: str
+    # Who the fanout writes it to (kicau/visibility.py): a direct status goes to its author alone. Events
+    # published before the field existed read as public, as they were fanned out then.
+    visibility: str = "public"
 
 
 class StatusDeleted(_Event, tag="status.deleted"):

@@ -35,7 +35,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from kicau.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from kicau.web import ACCOUNT_HEADER, ApiError, acting_account_id
+from kicau.visibility import Reader
+from kicau.web import ACCOUNT_HEADER, ApiError, acting_account_id, reader_of
 
 log = logging.getLogger("kicau")
 
@@ -118,6 +119,11 @@ _ACCOUNT_HEADER_KEY = ACCOUNT_HEADER.lower().encode()
 def acting_account(scope: Scope) -> int:
     """The account an internal request acts for (the gateway's ``X-Kicau-Account``), or 401."""
     return acting_account_id(header(scope, _ACCOUNT_HEADER_KEY))
+
+
+def reading_account(scope: Scope) -> Reader:
+    """Who an internal read is for: the account of the token it was made with, or anonymous."""
+    return reader_of(header(scope, _ACCOUNT_HEADER_KEY))
 
 
 @dataclass(slots=True)

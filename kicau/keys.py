@@ -70,7 +70,9 @@ def feed_rebuild_lock(feed_key: str) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    return f"status:{{s:{status_id}}}"
+    # "status2": the value carries who may see the status (kicau/status_cards.py). Values under "status:" lack
+    # that byte; they expire within a day, and reads never look at them.
+    return f"status2:{{s:{status_id}}}"
 
 
 def account_cache(account_id: int) -> str:

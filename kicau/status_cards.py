@@ -1,10 +1,15 @@
 """Rendered statuses for reads: the Redis status cache, with Cassandra behind it.
 
-A cached value is the author's id (8 bytes, big-endian) followed by the Status fragment JSON; an empty value
-is a tombstone for a deleted status. Hydrating a page is one pipelined round trip for the statuses and the cards
+A cached value is the author's id (8 bytes, big-endian) and who may see the status (one byte,
+``kicau.visibility.audience``), followed by the Status fragment JSON; an empty value is a tombstone for a deleted
+status. Hydrating a page is one pipelined round trip for the statuses and the cards
 of their authors when this process has seen those statuses before (a status's author never changes), else one
 more for the cards; only misses go to Cassandra, concurrently. With a ``TrackedCache``, the statuses and cards
 this process already holds (kept true by Redis's invalidations, kicau/tracked_cache.py) are not read at all.
+
+Every read says who reads (``kicau.visibility.Reader``), and a status that reader may not see is left out as a
+deleted one is; a followers-only status of an author the reader may follow costs one Cassandra read of the
+reader's follows for all such authors of the page.
 """
 
 from __future__ import annotations
@@ -19,17 +24,19 @@ from cassandra.cluster import Session
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys, resp
+from kicau import keys, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
-from kicau.ids import ms_from_id, pack_id
+from kicau.ids import ms_from_id
 from kicau.resp import command
 from kicau.tracked_cache import TrackedCache
+from kicau.visibility import Reader
 
 STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
-_AUTHOR = struct.Struct(">Q")  # the author id heading a cached value
+_HEAD = struct.Struct(">QB")  # the author id and audience heading a cached value
+_FRAGMENT_AT = _HEAD.size
 MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process (about 20 MB at most)
 # A status's row and its place in the author's list are written in one unlogged batch (services/post/store.py), so
 # for a moment a reader may find the entry in the list and no row yet; a crash of Cassandra in between may leave
@@ -41,7 +48,7 @@ _UNWRITTEN = "unwritten"
 
 
 def cache_value(account_id: int, fragment: bytes) -> bytes:
-    return pack_id(account_id) + fragment
+    return _HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment))) + fragment
 
 
 def _cache_args(status_id: int, account_id: int, fragment: bytes) -> tuple[bytes, ...]:
@@ -81,18 +88,21 @@ class StatusCards:
         self._accounts = accounts
         self._public_url = public_url
         self._select = session.prepare("SELECT * FROM statuses WHERE id = ?")
+        self._follows_among = session.prepare(
+            "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?")
         self._authors: dict[int, int] = {}
 
-    async def _hydrate(self, status_ids: Sequence[int]) -> list[tuple[bytes, bytes]]:
-        """The cached value (author id, then Status fragment) of each live status and its author's card, in the
-        order given; deleted and unknown statuses, and any whose author has no card, are left out.
+    async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """The cached value (author id, audience, then Status fragment) of each live status and its author's card,
+        in the order given; deleted and unknown statuses, and any whose author has no card, are left out. And
+        whether any of them is not for everyone to see.
 
         The author of a status never changes, so this process remembers it: the cards of the authors it knows
         are read in the same round trip as the statuses, and only unknown (or uncached) authors take a second
         one. Misses are loaded from Cassandra, concurrently, and cached (a deleted status as a tombstone; one too
         young to tell is left out uncached, see ``UNWRITTEN_GRACE_SECONDS``)."""
         if not status_ids:
-            return []
+            return [], False
         remembered = self._authors
         known_authors = sorted({a for a in map(remembered.get, status_ids) if a is not None})
         wanted = [*map(keys.status_cache, status_ids), *map(keys.account_cache, known_authors)]
@@ -119,17 +129,19 @@ class StatusCards:
                     values[index] = cache_value(item[0], item[1])
             await fill.execute()
         live: list[tuple[int, bytes]] = []
+        restricted = visibility.EVERYONE
         for status_id, value in zip(status_ids, values, strict=True):
             if not value:
                 continue  # a tombstone: the status was deleted
-            author = int(_AUTHOR.unpack_from(value)[0])
+            author, audience = _HEAD.unpack_from(value)
+            restricted |= audience
             if remembered.get(status_id) != author:
                 self._remember_author(status_id, author)
             live.append((author, value))
         unread = {author for author, _ in live} - cards.keys()
         if unread:
             cards.update(await self._accounts.cards(unread))
-        return [(value, cards[author]) for author, value in live if author in cards]
+        return [(value, cards[author]) for author, value in live if author in cards], restricted != visibility.EVERYONE
 
     def _remember_author(self, status_id: int, author: int) -> None:
         if status_id not in self._authors and len(self._authors) >= MAX_REMEMBERED_AUTHORS:
@@ -163,23 +175,39 @@ class StatusCards:
             return raw if isinstance(raw, bytes) else raw.encode()
         return await self._accounts.card(account_id)
 
-    async def render(self, status_ids: Sequence[int]) -> list[bytes]:
-        """Full Status JSON for each live id, in the order given."""
-        return [compose_status(value[_AUTHOR.size:], card) for value, card in await self._hydrate(status_ids)]
+    async def _seen_by(self, hydrated: list[tuple[bytes, bytes]], reader: Reader) -> list[tuple[bytes, bytes]]:
+        """The hydrated statuses the reader may see (``kicau.visibility``), in order."""
+        heads = [_HEAD.unpack_from(value) for value, _ in hydrated]
+        ask = {author for author, audience in heads if visibility.needs_follow_check(audience, author, reader)}
+        followed: set[int] = set()
+        if ask and reader.account_id is not None:
+            rows = await execute(self._session, self._follows_among, (reader.account_id, sorted(ask)))
+            followed = {int(row["followee_id"]) for row in rows}
+        return [item for item, (author, audience) in zip(hydrated, heads, strict=True)
+                if visibility.may_see(audience, author, reader, author in followed)]
 
-    async def render_array(self, status_ids: Sequence[int]) -> bytes:
-        """``compose_status_list(render(status_ids))``, built by one join that splices each cached fragment in
-        place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
+    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[bytes, bytes]]:
+        hydrated, restricted = await self._hydrate(status_ids)
+        # The usual page is for everyone to see: nothing to decide.
+        return await self._seen_by(hydrated, reader) if restricted else hydrated
+
+    async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
+        """Full Status JSON for each live id the reader may see, in the order given."""
+        return [compose_status(value[_FRAGMENT_AT:], card) for value, card in await self._visible(status_ids, reader)]
+
+    async def render_array(self, status_ids: Sequence[int], reader: Reader) -> bytes:
+        """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
+        in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        for value, card in await self._hydrate(status_ids):
+        for value, card in await self._visible(status_ids, reader):
             # As compose_status: the card under "account", then the fragment without its opening brace.
-            parts += (ACCOUNT_OPENING, card, b",", memoryview(value)[_AUTHOR.size + 1:], b",")
+            parts += (ACCOUNT_OPENING, card, b",", memoryview(value)[_FRAGMENT_AT + 1:], b",")
         if len(parts) > 1:
             parts[-1] = b"]"
         else:
             parts.append(b"]")
         return b"".join(parts)
 
-    async def render_one(self, status_id: int) -> bytes | None:
-        rendered = await self.render([status_id])
+    async def render_one(self, status_id: int, reader: Reader) -> bytes | None:
+        rendered = await self.render([status_id], reader)
         return rendered[0] if rendered else None

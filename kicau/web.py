@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from kicau.metrics import MetricsMiddleware, metrics_response
+from kicau.visibility import ANONYMOUS, Reader
 
 log = logging.getLogger("kicau")
 
@@ -141,6 +142,12 @@ def acting_account_id(value: str | None) -> int:
         return int(value)
     except ValueError as exc:
         raise ApiError(401, "This method requires an authenticated user") from exc
+
+
+def reader_of(value: str | None) -> Reader:
+    """Who reads, from ``X-Kicau-Account``: the gateway sends it with a read made with a user's token, and none
+    with an anonymous one."""
+    return ANONYMOUS if not value else Reader(acting_account_id(value))
 
 
 # Headers the gateway sets on internal calls after it has authenticated the bearer token. Internal services

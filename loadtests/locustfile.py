@@ -183,8 +183,9 @@ def _measure_server_clock(session: Any, token: str) -> None:
         samples = []
         for _ in range(CLOCK_SAMPLES):
             sent = _now()
-            answer = session.post("/api/v1/statuses", headers=auth, json={"status": "clock sample"},
-                                  name="setup: clock sample")
+            # Direct: a status for its author alone (kicau/visibility.py), in no one else's timeline or stream.
+            answer = session.post("/api/v1/statuses", headers=auth,
+                                  json={"status": "clock sample", "visibility": "direct"}, name="setup: clock sample")
             received = _now()
             if answer.status_code != 200:
                 continue  # a failure of its own entry already
@@ -271,7 +272,7 @@ class StreamingUser(User):
         # Locust 2.4x: FastHttpSession(base_url, request_event, user); it used to take the environment first.
         self.session = FastHttpSession(base_url=self.host, request_event=self.environment.events.request, user=self)
         self.account_id, self.token = _register(self.session)
-        # Before it follows anyone: nobody follows a streaming user, so its samples reach no stream.
+        # Before its first stream opens, which would otherwise receive its own samples.
         _measure_server_clock(self.session, self.token)
         self.followed: set[str] = set()
 

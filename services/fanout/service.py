@@ -5,6 +5,8 @@ so a batch replayed after a crash changes nothing: offsets are committed only af
 Redis. Cassandra reads for the batch are issued concurrently up front; the Redis writes then go out in
 pipelined chunks, never one round trip per follower.
 
+A direct status goes to its author's own timeline and streams only (kicau/visibility.py).
+
 Statuses of large accounts are not fanned out: they go to the author's own feed (merged into followers' home
 timelines at read time) and one broadcast to every gateway, a constant number of Redis commands whatever the
 audience. When an account stops being large, its newest statuses are pushed into its (now bounded) followers'
@@ -34,6 +36,7 @@ from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, encode_delivery
+from kicau.visibility import reaches_followers
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
 
@@ -156,7 +159,9 @@ class Fanout:
                 if card is None:
                     continue
                 payload = compose_status(event.status_json.encode(), card).decode()
-                if plan.large:
+                if not reaches_followers(event.visibility):
+                    self._deliver(pipe, "update", event, payload, [event.account_id])
+                elif plan.large:
                     self._broadcast(pipe, "update", event, payload)
                 else:
                     self._deliver(pipe, "update", event, payload, [event.account_id, *followers[event.account_id]])
@@ -209,7 +214,12 @@ class Fanout:
                 FANOUT_EVENTS.labels(event.__struct_config__.tag).inc()
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode()), 1)
-                    if plan.large:
+                    if not reaches_followers(event.visibility):
+                        # Its author's own timeline alone (kicau/visibility.py); after the run before it, so the
+                        # author's timeline still receives its statuses oldest first.
+                        entries += await close_run(sender) + 1
+                        writes.push([event.account_id], (event.status_id,))
+                    elif plan.large:
                         writes.push([event.account_id], (event.status_id,))
                         writes.push_key(keys.author_feed(event.account_id), (event.status_id,))
                         entries += 1

@@ -24,6 +24,7 @@ from kicau.web import (
     cassandra_ready,
     describe_errors,
     install_common,
+    reader_of,
     redis_ready,
 )
 from services.post.service import NewStatus, PostService
@@ -110,8 +111,8 @@ app.hot_routes.add("POST", "/internal/statuses", create_status)
 
 
 @app.get("/internal/statuses/{status_id}")
-async def get_status(status_id: int, service: Service) -> Response:
-    return Response(await service.get(status_id), media_type=JSON)
+async def get_status(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.get(status_id, reader_of(account)), media_type=JSON)
 
 
 @app.delete("/internal/statuses/{status_id}")

@@ -30,6 +30,7 @@ from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
+from kicau.visibility import PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 _CARD_SECONDS, _PUBLISH_SECONDS, _CACHES_SECONDS = (POST_STAGE_SECONDS.labels(stage)
                                                     for stage in ("card", "publish", "caches"))
 
-VISIBILITIES = {"public", "unlisted", "private", "direct"}
 MAX_IDEMPOTENCY_KEY = 128
 # Longer than a request holding an Idempotency-Key can still write or publish its status after generating its
 # id (each Cassandra call and the publish time out after 5 s).
@@ -104,9 +104,10 @@ class PostService:
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
         if draft.in_reply_to_id is not None:
-            parent = await self.store.get(draft.in_reply_to_id)
-            if parent is None or parent.get("deleted_at") is not None:
-                # As Mastodon answers: no reply to a status that does not exist (or no longer does).
+            parent = await self.statuses.render_one(draft.in_reply_to_id, Reader(account_id))
+            if parent is None:
+                # As Mastodon answers: no reply to a status that does not exist (or no longer does), nor to one
+                # the author may not see (kicau/visibility.py), which must look the same.
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
         username = str(msgspec.json.decode(card)["username"])
         status_id = self.ids.next_id()
@@ -131,7 +132,7 @@ class PostService:
             await self.store.insert(row)
             started = time.perf_counter()
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
-                                              status_json=fragment.decode()))
+                                              status_json=fragment.decode(), visibility=draft.visibility))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -170,7 +171,8 @@ class PostService:
             # original outcome; with nothing to return, say so rather than post a second status.
             raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
-        await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode()))
+        await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode(),
+                                          visibility=row.get("visibility") or PUBLIC))
         return compose_status(fragment, card)
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
@@ -232,8 +234,9 @@ class PostService:
         except Exception:
             log.warning("could not drop the cached card and page of %s", account_id, exc_info=True)
 
-    async def get(self, status_id: int) -> bytes:
-        rendered = await self.statuses.render_one(status_id)
+    async def get(self, status_id: int, reader: Reader) -> bytes:
+        """The status, if ``reader`` may see it (``kicau.visibility``); one it may not is missing to it."""
+        rendered = await self.statuses.render_one(status_id, reader)
         if rendered is None:
             raise ApiError(404, "Record not found")
         return rendered
@@ -243,7 +246,7 @@ class PostService:
         # Someone else's status answers exactly like a missing one: 404, nothing changes, nothing leaks.
         if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
             raise ApiError(404, "Record not found")
-        rendered = await self.get(status_id)
+        rendered = await self.get(status_id, Reader(account_id))
         await self.store.mark_deleted(status_id, account_id, datetime.now(UTC))
         try:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id))

@@ -15,13 +15,21 @@ from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status_list
 from kicau.feeds import Feeds, PageRequest
-from kicau.hot_routes import Answer, ServiceApp, acting_account, query
+from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
 from kicau.newest_ids import NewestIds
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.tracked_cache import TrackedCache
-from kicau.web import ACCOUNT_HEADER, ApiError, acting_account_id, cassandra_ready, install_common, redis_ready
+from kicau.web import (
+    ACCOUNT_HEADER,
+    ApiError,
+    acting_account_id,
+    cassandra_ready,
+    install_common,
+    reader_of,
+    redis_ready,
+)
 from services.timeline.service import Page, TimelineService, clamp_limit
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
@@ -140,7 +148,7 @@ async def account_statuses_page(scope: Scope, _: Receive | None = None) -> Answe
     if not 0 <= account_id < 1 << 63:
         raise ApiError(404, "Record not found")
     service: TimelineService = app.state.service
-    return _answer(await service.account_statuses(account_id, _page_request(scope)))
+    return _answer(await service.account_statuses(account_id, _page_request(scope), reading_account(scope)))
 
 
 app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_statuses_page)
@@ -154,9 +162,10 @@ async def account_statuses(
     since_id: Cursor = None,
     min_id: Cursor = None,
     limit: int | None = None,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
 ) -> Response:
     request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
-    return _respond(await service.account_statuses(account_id, request))
+    return _respond(await service.account_statuses(account_id, request, reader_of(account)))
 
 
 @app.get("/internal/timelines/home/after")

@@ -28,6 +28,7 @@ from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.visibility import Reader
 from kicau.web import ApiError
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
@@ -131,7 +132,7 @@ class TimelineService:
                 rebuilds.append(self.rebuild_home(account_id))
             await asyncio.gather(*rebuilds)
             read = await self.feeds.read_page(account_id, request, large_followees, fresh=True)
-        return await self._page(read.ids)
+        return await self._page(read.ids, Reader.home_of(account_id))
 
     async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:
         """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
@@ -144,9 +145,11 @@ class TimelineService:
                 await self.rebuild_author_feed(author)
         cap = self.settings.home_timeline_cap
         covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, large_followees)
-        return covered, await self.statuses.render(ids)
+        return covered, await self.statuses.render(ids, Reader.home_of(account_id))
 
-    async def account_statuses(self, account_id: int, request: PageRequest) -> Page:
+    async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader) -> Page:
+        """The account's statuses that ``reader`` may see (``kicau.visibility``): followers-only ones to its
+        followers, direct ones to the account alone."""
         # An account exists when it has a card: usually this process's copy, so no Cassandra read.
         if await self.statuses.account_card(account_id) is None:
             raise ApiError(404, "Record not found")
@@ -159,11 +162,13 @@ class TimelineService:
                 account_id, max_id=request.max_id, since_id=request.since_id, min_id=request.min_id,
                 limit=request.limit,
             )
-        return await self._page(ids)
+        return await self._page(ids, reader)
 
-    async def _page(self, ids: list[int]) -> Page:
+    async def _page(self, ids: list[int], reader: Reader) -> Page:
+        # The cursors are those of the ids read, as for deleted statuses: a page may hold fewer than asked, and
+        # the next one goes on from where this one stopped reading.
         return Page(
-            body=await self.statuses.render_array(ids),
+            body=await self.statuses.render_array(ids, reader),
             next_max_id=ids[-1] if ids else None,
             prev_min_id=ids[0] if ids else None,
         )

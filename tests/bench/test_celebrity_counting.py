@@ -17,7 +17,7 @@ def test_the_presence_mirrors_periodic_reads_are_recognised() -> None:
 
 def test_the_status_s_own_commands_are_counted() -> None:
     for command in ("GET account:{u:8000000000000000005}", "PUBLISH stream:large {}",
-                    "SET status:{s:1} x", "EVALSHA 7f71 1 feed3:{h:1}:2:home 800 851 3",
+                    "SET status2:{s:1} x", "EVALSHA 7f71 1 feed3:{h:1}:2:home 800 851 3",
                     "SCRIPT LOAD for _, key in ipairs(KEYS)", "EXISTS feed3:{h:1}:2:home",
                     "HGETALL account:{u:1}", "PUBLISH online:changes x"):
         assert not _is_presence_read(command), command

@@ -20,6 +20,7 @@ from kicau.account_cards import AccountCards
 from kicau.entities import compose_status_list
 from kicau.ids import id_from_ms
 from kicau.status_cards import UNWRITTEN_GRACE_SECONDS, StatusCards
+from kicau.visibility import ANONYMOUS
 from stack.services import service_env
 from tests.conftest import User
 
@@ -64,16 +65,16 @@ async def test_a_page_array_is_the_rendered_statuses_in_order(
     asked = [ids[3], unknown, ids[2], ids[1], ids[0]]
 
     for _ in range(2):  # the second time, the authors are known and their cards come with the statuses
-        rendered = await cards.render(asked)
-        array = await cards.render_array(asked)
+        rendered = await cards.render(asked, ANONYMOUS)
+        array = await cards.render_array(asked, ANONYMOUS)
         assert array == compose_status_list(rendered)
         page = msgspec.json.decode(array)
         assert [int(s["id"]) for s in page] == [ids[3], ids[2], ids[0]]
         assert [s["account"]["id"] for s in page] == [bob.id, alice.id, alice.id]
         assert [s["content"] for s in page] == ["<p>four</p>", "<p>three</p>", "<p>one</p>"]
 
-    assert await cards.render_array([]) == b"[]"
-    assert await cards.render_array([deleted, unknown]) == b"[]"
+    assert await cards.render_array([], ANONYMOUS) == b"[]"
+    assert await cards.render_array([deleted, unknown], ANONYMOUS) == b"[]"
 
 
 async def test_a_young_status_with_no_row_yet_is_left_out_but_not_tombstoned(
@@ -89,7 +90,7 @@ async def test_a_young_status_with_no_row_yet_is_left_out_but_not_tombstoned(
     redis = Redis(port=REDIS_PORT)
     try:
         await redis.delete(keys.status_cache(young), keys.status_cache(old))
-        assert await cards.render([young, old]) == []
+        assert await cards.render([young, old], ANONYMOUS) == []
         assert await redis.get(keys.status_cache(young)) is None
         assert await redis.get(keys.status_cache(old)) == b""
 
@@ -97,7 +98,7 @@ async def test_a_young_status_with_no_row_yet_is_left_out_but_not_tombstoned(
         stack_cassandra.execute(
             f"INSERT INTO statuses (id, {', '.join(columns)}) VALUES (%s{', %s' * len(columns)})",
             (young, *(row[name] for name in columns)))
-        (shown,) = [msgspec.json.decode(status) for status in await cards.render([young])]
+        (shown,) = [msgspec.json.decode(status) for status in await cards.render([young], ANONYMOUS)]
         assert int(shown["id"]) == young and shown["content"] == "<p>the row as it lands</p>"
         assert await redis.get(keys.status_cache(young)) not in (None, b"")
     finally:

@@ -200,3 +200,38 @@ def test_large_account_streams_follow_the_graph_at_once(
     assert not in_home_feed(redis_client, first, large[0])
     assert not any(in_home_feed(redis_client, reader, large[1]) for reader in (first, late))
     assert not in_home_feed(redis_client, late, large[2])
+
+
+def test_a_large_accounts_direct_status_stays_with_it(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+    redis_client: redis.Redis,
+) -> None:
+    """A direct status (kicau/visibility.py) of a large account goes neither into its author feed, which followers'
+    home reads merge, nor out in the broadcast to its followers' streams."""
+    star, plain = make_user("star"), make_user("plain")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    reader = fans[0]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    http.post(f"/api/v1/accounts/{plain.id}/follow", headers=reader.auth)
+    http.get("/api/v1/timelines/home", headers=reader.auth)
+
+    def post(author: User, text: str, visibility: str = "public") -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, "visibility": visibility})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as streamer, \
+            streamer.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as stream:
+        lines = stream.iter_lines()
+        time.sleep(0.5)
+        shown = post(star, "large and public")
+        assert next_update(lines) == shown  # the stream is open and the star large
+        secret = post(star, "large and direct", visibility="direct")
+        marker = post(plain, "marker")
+        assert next_update(lines) == marker
+
+    assert redis_client.lpos(keys.author_feed(int(star.id)), feed_member(int(shown)).decode()) is not None
+    assert redis_client.lpos(keys.author_feed(int(star.id)), feed_member(int(secret)).decode()) is None
+    assert secret not in home_ids(http, reader)
+    assert home_ids(http, star)[:2] == [secret, shown]

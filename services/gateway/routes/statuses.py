@@ -12,7 +12,7 @@ from kicau.hot_routes import Answer
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
-from services.gateway.auth import WriteUser
+from services.gateway.auth import OptionalToken, WriteUser
 from services.gateway.deps import Services, Settings, record_id
 from services.gateway.hot import counted_and_authorised
 from services.gateway.params import read_params
@@ -79,9 +79,12 @@ async def create_status_hot(scope: Scope, receive: Receive) -> Answer:
     return await counted_and_authorised(scope, WRITE, create)
 
 
-@router.get("/api/v1/statuses/{status_id}", responses={**doc.ok(doc.Status), **doc.errors(404)})
-async def get_status(status_id: str, services: Services) -> Response:
-    return passthrough(await services.post.call("GET", f"/internal/statuses/{record_id(status_id)}"))
+@router.get("/api/v1/statuses/{status_id}", openapi_extra=doc.OPTIONAL_BEARER,
+            responses={**doc.ok(doc.Status), **doc.errors(401, 404)})
+async def get_status(status_id: str, services: Services, token: OptionalToken) -> Response:
+    """Anyone may read a status; a followers-only or direct one only with the token of a user who may see it
+    (kicau/visibility.py), and to anyone else it is missing."""
+    return passthrough(await services.post.call("GET", f"/internal/statuses/{record_id(status_id)}", token=token))
 
 
 @router.delete("/api/v1/statuses/{status_id}", openapi_extra=doc.BEARER,

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope
 from kicau.hot_routes import Answer, query_items
 from kicau.tokens import TokenInfo
 from services.gateway import openapi as doc
-from services.gateway.auth import ReadUser
+from services.gateway.auth import OptionalToken, ReadUser, token_of
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
 from services.gateway.hot import counted, counted_and_authorised
 from services.gateway.pagination import link_header, page_links
@@ -46,13 +46,16 @@ async def home(request: Request, token: ReadUser, services: Services, common: Co
     return passthrough(answer, {"Link": link} if link else None)
 
 
-@router.get("/api/v1/accounts/{account_id}/statuses", openapi_extra=PAGE,
-            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 404)})
-async def account_statuses(account_id: str, request: Request, services: Services, common: Common) -> Response:
+@router.get("/api/v1/accounts/{account_id}/statuses", openapi_extra={**PAGE, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 404)})
+async def account_statuses(account_id: str, request: Request, services: Services, common: Common,
+                           token: OptionalToken) -> Response:
     """An account's statuses through the framework: documented here, and answered here when the gateway runs
-    without hot routes; otherwise ``account_statuses_page`` answers it."""
+    without hot routes; otherwise ``account_statuses_page`` answers it. Anyone may read them; with a user's token
+    the page also holds the followers-only statuses of an account the user follows (kicau/visibility.py)."""
     answer = await services.timeline.call(
-        "GET", f"/internal/accounts/{record_id(account_id)}/statuses", params=_page_params(request.query_params)
+        "GET", f"/internal/accounts/{record_id(account_id)}/statuses", params=_page_params(request.query_params),
+        token=token,
     )
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
@@ -86,11 +89,12 @@ async def home_page(scope: Scope, _: Receive) -> Answer:
 
 async def account_statuses_page(scope: Scope, _: Receive) -> Answer:
     """``GET /api/v1/accounts/{account_id}/statuses`` as a hot route: a profile is the second read clients make
-    most (30% of DeathStarBench's mix). Public, like the route above: counted by the rate limiter, no token
-    needed."""
+    most (30% of DeathStarBench's mix). Public, like the route above: counted by the rate limiter, a token
+    optional (it says who reads)."""
 
     async def page(state: Any) -> Answer:
         account_id = record_id(scope["path_params"]["account_id"])
-        return await _relayed_page(state, scope, f"/internal/accounts/{account_id}/statuses")
+        token = await token_of(scope, state)
+        return await _relayed_page(state, scope, f"/internal/accounts/{account_id}/statuses", token)
 
     return await counted(scope, page)

@@ -1,0 +1,72 @@
+"""The visibility rule (kicau/visibility.py) as pure logic, and reading it from rendered statuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kicau import visibility
+from kicau.entities import status_fragment
+from kicau.status_cards import cache_value
+from kicau.visibility import ANONYMOUS, Reader
+
+AUTHOR, FOLLOWER, STRANGER = 1, 2, 3
+
+
+def fragment(text: str, shown: str | None, spoiler: str = "") -> bytes:
+    row = {"id": 42, "account_id": AUTHOR, "text": text, "visibility": shown, "spoiler_text": spoiler,
+           "created_at": datetime(2026, 12, 1, tzinfo=UTC)}
+    return status_fragment(row, username="someone", public_url="https://kicau.test")
+
+
+@pytest.mark.parametrize("shown", sorted(visibility.VISIBILITIES))
+def test_the_visibility_is_read_from_the_rendered_status_whatever_its_text_says(shown: str) -> None:
+    sly = '"visibility":"direct" "visibility":"public" \\"visibility\\":\\"private\\"'
+    assert visibility.of_fragment(fragment(sly, shown, spoiler=sly)) == shown
+    assert visibility.of_fragment(b"\0" * 8 + fragment("hi", shown), 8) == shown  # as cached: after the author id
+    assert visibility.of_fragment(memoryview(fragment("hi", shown))) == shown
+
+
+def test_a_status_stored_without_one_is_public() -> None:
+    assert visibility.of_fragment(fragment("old", None)) == "public"
+    assert visibility.of_fragment(b'{"id":"1"}') == "public"
+
+
+def test_only_direct_statuses_stay_out_of_followers_timelines() -> None:
+    assert [v for v in sorted(visibility.VISIBILITIES) if not visibility.reaches_followers(v)] == ["direct"]
+
+
+@pytest.mark.parametrize(("shown", "seen_by"), [
+    ("public", {"author", "follower", "stranger", "anonymous", "home"}),
+    ("unlisted", {"author", "follower", "stranger", "anonymous", "home"}),
+    ("private", {"author", "follower", "home"}),
+    ("direct", {"author"}),
+    ("something new", {"author"}),  # a value this code does not know is kept from everyone else
+])
+def test_who_may_see_what(shown: str, seen_by: set[str]) -> None:
+    readers = {
+        "author": (Reader(AUTHOR), False),
+        "follower": (Reader(FOLLOWER), True),
+        "stranger": (Reader(STRANGER), False),
+        "anonymous": (ANONYMOUS, False),
+        "home": (Reader.home_of(FOLLOWER), False),  # a home timeline: its authors are followed by its reader
+    }
+    audience = visibility.audience(shown)
+    assert {name for name, (reader, follows) in readers.items()
+            if visibility.may_see(audience, AUTHOR, reader, follows)} == seen_by
+
+
+def test_a_follow_is_asked_only_where_it_decides() -> None:
+    asked = {(shown, name) for shown in sorted(visibility.VISIBILITIES)
+             for name, reader in [("author", Reader(AUTHOR)), ("other", Reader(STRANGER)), ("anonymous", ANONYMOUS),
+                                  ("home", Reader.home_of(STRANGER))]
+             if visibility.needs_follow_check(visibility.audience(shown), AUTHOR, reader)}
+    assert asked == {("private", "other")}
+
+
+def test_cached_statuses_carry_their_audience() -> None:
+    for shown in visibility.VISIBILITIES:
+        value = cache_value(AUTHOR, fragment("hi", shown))
+        assert value[:8] == AUTHOR.to_bytes(8, "big") and value[8] == visibility.audience(shown)
+        assert value[9:] == fragment("hi", shown)
