@@ -44,6 +44,8 @@ class StatusCreated(_Event, tag="status.created"):
 class StatusDeleted(_Event, tag="status.deleted"):
     status_id: int
     account_id: int
+    # The deleted status's: a direct status's delete is streamed to its author alone, as its update was.
+    visibility: str = "public"
 
 
 class FollowCreated(_Event, tag="follow.created"):

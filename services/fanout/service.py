@@ -25,7 +25,7 @@ from redis.asyncio.client import Pipeline
 
 from kicau import keys
 from kicau.account_cards import AccountCards
-from kicau.entities import compose_status, dumps
+from kicau.entities import compose_status
 from kicau.events import AccountScaleChanged, Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
 from kicau.feeds import Feeds
 from kicau.follower_lists import FollowerLists
@@ -166,8 +166,11 @@ class Fanout:
                 else:
                     self._deliver(pipe, "update", event, payload, [event.account_id, *followers[event.account_id]])
             elif isinstance(event, StatusDeleted):
-                payload = dumps(str(event.status_id)).decode()
-                if plan.large:
+                # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
+                payload = str(event.status_id)
+                if not reaches_followers(event.visibility):
+                    self._deliver(pipe, "delete", event, payload, [event.account_id])
+                elif plan.large:
                     self._broadcast(pipe, "delete", event, payload)
                 else:
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *followers[event.account_id]])

@@ -249,7 +249,8 @@ class PostService:
         rendered = await self.get(status_id, Reader(account_id))
         await self.store.mark_deleted(status_id, account_id, datetime.now(UTC))
         try:
-            await self._publish(StatusDeleted(status_id=status_id, account_id=account_id))
+            await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
+                                              visibility=row.get("visibility") or PUBLIC))
         except BaseException:
             await self.store.mark_deleted(status_id, account_id, None)
             # Back in its author's list: a profile read in between kept the list without it.

@@ -79,7 +79,7 @@ def test_followers_only_and_direct_statuses_reach_only_whom_they_may(
     assert reply(author, direct).status_code == 200
 
 
-def test_a_direct_status_streams_to_its_author_only(
+def test_a_direct_status_and_its_deletion_stream_to_its_author_only(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
 ) -> None:
     author, follower = make_user("vst_a"), make_user("vst_f")
@@ -106,3 +106,9 @@ def test_a_direct_status_streams_to_its_author_only(
         assert [e["id"] for e in read_events(author_lines, 2)] == [secret, after]
         # The follower's next update is the public one: the direct status never came.
         assert read_events(follower_lines, 1)[0]["id"] == after
+        # Nor does its deletion.
+        assert http.delete(f"/api/v1/statuses/{secret}", headers=author.auth).status_code == 200
+        later = post(http, author, "to everyone, later")
+        assert [(e["event"], e["data"]) for e in read_events(author_lines, 1)] == [("delete", secret)]
+        assert [(e["event"], e["id"]) for e in read_events(author_lines, 1)] == [("update", later)]
+        assert [(e["event"], e["id"]) for e in read_events(follower_lines, 1)] == [("update", later)]
