@@ -75,6 +75,22 @@ def test_home_floor_answers_the_pages_cached_values_through_a_counted_relay(
     assert int(stack_redis.get(COUNTER_KEY) or 0) > before  # the front's rate-limiter-shaped round trip ran
 
 
+def test_home_floor_outlives_the_cards_expiry(floor: str, page: tuple[Path, list[bytes]],
+                                              stack_redis: redis.Redis) -> None:
+    """Account cards expire after ~5 minutes, and nothing refills one during a floor run: the floor then answers
+    the card it last read (every request of a run failed while it was gone)."""
+    *statuses, card = page[1]
+    card_key = page[0].read_text().split()[-1]
+    assert httpx.get(f"{floor}/home", timeout=10).status_code == 200
+    stack_redis.delete(card_key)
+    try:
+        answer = httpx.get(f"{floor}/home", timeout=10)
+        assert answer.status_code == 200
+        assert answer.content == b"[" + b",".join(status + card for status in statuses) + b"]"
+    finally:
+        stack_redis.set(card_key, card, ex=600)
+
+
 def _events() -> int:
     """How many events the floor's topic holds (its partitions' end offsets added up)."""
 
