@@ -6,7 +6,9 @@ Kicau resolves no mentions, so a direct status is its author's alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -79,6 +81,29 @@ def test_followers_only_and_direct_statuses_reach_only_whom_they_may(
     assert reply(author, direct).status_code == 200
 
 
+def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str]) -> None:
+    """Post as ``author`` every 0.3 s, from a thread of its own, until the stream read by ``lines`` gets one: a
+    blocking read never waits for a post that is not coming."""
+    posted: list[str] = []
+    done = threading.Event()
+
+    def keep_posting() -> None:
+        with httpx.Client(base_url=gateway_url, timeout=30) as poster:
+            while not done.is_set():
+                posted.append(post(poster, author, f"warm-up {len(posted)}"))
+                done.wait(0.3)
+
+    thread = threading.Thread(target=keep_posting, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while read_events(lines, 1)[0].get("id") not in posted:
+            assert time.monotonic() < deadline, "the stream got none of the warm-up posts within 60 s"
+    finally:
+        done.set()
+        thread.join(timeout=30)
+
+
 def test_a_direct_status_and_its_deletion_stream_to_its_author_only(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
 ) -> None:
@@ -91,16 +116,14 @@ def test_a_direct_status_and_its_deletion_stream_to_its_author_only(
             theirs.stream("GET", "/api/v1/streaming/user", headers=follower.auth) as follower_stream:
         assert author_stream.status_code == follower_stream.status_code == 200
         author_lines, follower_lines = author_stream.iter_lines(), follower_stream.iter_lines()
-        # Streams register asynchronously: post until the follower's sees one, then read the author's up to it.
-        warm: list[str] = []
-
-        def warmed() -> bool:
-            warm.append(post(http, author, f"warm-up {len(warm)}"))
-            return read_events(follower_lines, 1)[0]["id"] in warm
-
-        eventually(warmed, timeout=30, interval=0.5)
-        while read_events(author_lines, 1)[0]["id"] != warm[-1]:
-            pass
+        # Streams register asynchronously, the fanout learning of them late when the machine is loaded: each is
+        # read while warm-ups keep coming until it gets one; then both read up to a marker posted after that.
+        for lines in (author_lines, follower_lines):
+            warm_until_seen(gateway_url, author, lines)
+        marker = post(http, author, "marker")
+        for lines in (author_lines, follower_lines):
+            while read_events(lines, 1)[0].get("id") != marker:
+                pass
         secret = post(http, author, "to myself", visibility="direct")
         after = post(http, author, "to everyone")
         assert [e["id"] for e in read_events(author_lines, 2)] == [secret, after]
