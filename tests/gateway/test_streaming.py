@@ -4,6 +4,7 @@ without a gap or a duplicate; bad tokens are refused before the stream starts.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -70,6 +71,36 @@ def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
         name, _, value = line.partition(": ")
         frame[name] = value
     return events
+
+
+def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str]) -> None:
+    """Post as ``author`` every 0.3 s, from a thread of its own, until the stream read by ``lines`` gets one (a
+    blocking read never waits for a post that is not coming), then read the stream past the last of them: the
+    next event it gives is what comes after."""
+    posted: list[str] = []
+    done = threading.Event()
+
+    def keep_posting() -> None:
+        with httpx.Client(base_url=gateway_url, timeout=30) as poster:
+            while not done.is_set():
+                answer = poster.post("/api/v1/statuses", headers=author.auth, data={"status": f"warm-up {len(posted)}"})
+                assert answer.status_code == 200, answer.text
+                posted.append(str(answer.json()["id"]))
+                done.wait(0.3)
+
+    thread = threading.Thread(target=keep_posting, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        seen = read_events(lines, 1)[0].get("id")
+        while seen not in posted:
+            assert time.monotonic() < deadline, "the stream got none of the warm-up posts within 60 s"
+            seen = read_events(lines, 1)[0].get("id")
+    finally:
+        done.set()
+        thread.join(timeout=30)
+    while seen != posted[-1]:  # one more may have been on its way when the stream got the first
+        seen = read_events(lines, 1)[0].get("id")
 
 
 def test_sse_wire_format_and_resume_with_last_event_id(

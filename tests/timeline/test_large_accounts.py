@@ -24,7 +24,7 @@ from kicau import keys
 from kicau.feeds import feed_member
 from kicau.web import ACCOUNT_HEADER
 from tests.conftest import User, eventually
-from tests.gateway.test_streaming import read_events
+from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.timeline.test_home_invariant import home_ids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -224,9 +224,9 @@ def test_a_large_accounts_direct_status_stays_with_it(
     with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as streamer, \
             streamer.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as stream:
         lines = stream.iter_lines()
-        time.sleep(0.5)
+        warm_until_seen(gateway_url, plain, lines)  # the fanout knows of the stream (the marker below needs it)
         shown = post(star, "large and public")
-        assert next_update(lines) == shown  # the stream is open and the star large
+        assert next_update(lines) == shown  # the star is large, and its broadcast reaches the stream
         secret = post(star, "large and direct", visibility="direct")
         marker = post(plain, "marker")
         assert next_update(lines) == marker

@@ -6,16 +6,14 @@ Kicau resolves no mentions, so a direct status is its author's alone.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import redis
 
 from tests.conftest import User, eventually
-from tests.gateway.test_streaming import read_events
+from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.timeline.test_home_invariant import home_ids
 from tests.timeline.test_large_accounts import in_home_feed
 
@@ -81,29 +79,6 @@ def test_followers_only_and_direct_statuses_reach_only_whom_they_may(
     assert reply(author, direct).status_code == 200
 
 
-def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str]) -> None:
-    """Post as ``author`` every 0.3 s, from a thread of its own, until the stream read by ``lines`` gets one: a
-    blocking read never waits for a post that is not coming."""
-    posted: list[str] = []
-    done = threading.Event()
-
-    def keep_posting() -> None:
-        with httpx.Client(base_url=gateway_url, timeout=30) as poster:
-            while not done.is_set():
-                posted.append(post(poster, author, f"warm-up {len(posted)}"))
-                done.wait(0.3)
-
-    thread = threading.Thread(target=keep_posting, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while read_events(lines, 1)[0].get("id") not in posted:
-            assert time.monotonic() < deadline, "the stream got none of the warm-up posts within 60 s"
-    finally:
-        done.set()
-        thread.join(timeout=30)
-
-
 def test_a_direct_status_and_its_deletion_stream_to_its_author_only(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
 ) -> None:
@@ -117,7 +92,8 @@ def test_a_direct_status_and_its_deletion_stream_to_its_author_only(
         assert author_stream.status_code == follower_stream.status_code == 200
         author_lines, follower_lines = author_stream.iter_lines(), follower_stream.iter_lines()
         # Streams register asynchronously, the fanout learning of them late when the machine is loaded: each is
-        # read while warm-ups keep coming until it gets one; then both read up to a marker posted after that.
+        # read while warm-ups keep coming until it gets one; then both read up to a marker posted after that (the
+        # author's stream also got the follower's warm-ups).
         for lines in (author_lines, follower_lines):
             warm_until_seen(gateway_url, author, lines)
         marker = post(http, author, "marker")
