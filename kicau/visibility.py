@@ -9,8 +9,10 @@ apply them.
   reaches its author alone: the fanout writes it into the author's own home timeline and stream only, and every
   read leaves it out for anyone else. The author still sees it everywhere it sees its own statuses.
 
-Reads test the rule against the cached Status JSON (``kicau.entities.status_fragment``) without decoding it: in
-that JSON every quote inside a string value is escaped, so ``"visibility":"`` occurs once, as the key.
+Reads apply the rule to a status's ``audience``, a number the status cache keeps beside each status
+(kicau/status_cards.py). It is taken once, when a status is cached, from its rendered JSON
+(``kicau.entities.status_fragment``) without decoding it: in that JSON every quote inside a string value is
+escaped, so ``"visibility":"`` occurs once, as the key.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def reaches_followers(visibility: str) -> bool:
     return visibility != DIRECT
 
 
-# The four values by their first six bytes, which differ: a page's statuses are told apart without decoding.
+# The four values by their first six bytes, which differ: told apart without decoding the value.
 _BY_OPENING = {value.encode()[:6]: value for value in VISIBILITIES}
 
 
