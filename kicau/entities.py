@@ -7,10 +7,14 @@ author's cached Account JSON in front (:func:`compose_status`) so neither is par
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+
+from kicau.mentions import MENTION, Mention, link_html, local_domains, local_username, stored
+from kicau.mentions import entity as mention_entity
 
 _encode = msgspec.json.Encoder().encode
 
@@ -23,11 +27,32 @@ def iso_time(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def text_to_html(text: str) -> str:
-    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n")]
-    return "".join(
-        "<p>" + html.escape(p, quote=True).replace("\n", "<br />") + "</p>" for p in paragraphs
-    )
+def _inline_html(text: str) -> str:
+    return html.escape(text, quote=True).replace("\n", "<br />")
+
+
+def _paragraph_html(paragraph: str, mentions: Mapping[str, Mention], public_url: str,
+                    domains: frozenset[str]) -> str:
+    if not mentions or "@" not in paragraph:
+        return _inline_html(paragraph)
+    parts: list[str] = []
+    done = 0
+    for match in MENTION.finditer(paragraph):
+        mention = mentions.get(local_username(match, domains) or "")
+        if mention is not None:
+            parts += (_inline_html(paragraph[done:match.start()]), link_html(mention, public_url))
+            done = match.end()
+    parts.append(_inline_html(paragraph[done:]))
+    return "".join(parts)
+
+
+def text_to_html(text: str, mentions: Sequence[Mention] = (), public_url: str = "") -> str:
+    """Plain text as Mastodon's HTML: paragraphs, line breaks, and each resolved mention linked to its account
+    (``mentions``: the accounts the text names, ``kicau.mentions.MentionResolver``)."""
+    by_name = {m.username.lower(): m for m in mentions}
+    domains = local_domains(public_url) if by_name else frozenset()
+    paragraphs = text.replace("\r\n", "\n").split("\n\n")
+    return "".join("<p>" + _paragraph_html(p, by_name, public_url, domains) + "</p>" for p in paragraphs)
 
 
 def account_entity(
@@ -103,7 +128,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "sensitive": bool(row.get("sensitive")),
         "spoiler_text": row.get("spoiler_text") or "",
         "media_attachments": [],
-        "mentions": [],
+        "mentions": [mention_entity(m, public_url) for m in stored(row.get("mentions"))],
         "tags": [],
         "emojis": [],
         "reblogs_count": 0,

@@ -39,13 +39,18 @@ class StatusCreated(_Event, tag="status.created"):
     # Who the fanout writes it to (kicau/visibility.py): a direct status goes to its author alone. Events
     # published before the field existed read as public, as they were fanned out then.
     visibility: str = "public"
+    # The local accounts it mentions (kicau/mentions.py): a direct status also reaches those of them that follow
+    # its author.
+    mentions: list[int] = msgspec.field(default_factory=list)
 
 
 class StatusDeleted(_Event, tag="status.deleted"):
     status_id: int
     account_id: int
-    # The deleted status's: a direct status's delete is streamed to its author alone, as its update was.
+    # The deleted status's: a direct status's delete is streamed to its author and the accounts it mentions, the
+    # only ones its update can have reached.
     visibility: str = "public"
+    mentions: list[int] = msgspec.field(default_factory=list)
 
 
 class FollowCreated(_Event, tag="follow.created"):

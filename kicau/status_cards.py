@@ -9,7 +9,7 @@ this process already holds (kept true by Redis's invalidations, kicau/tracked_ca
 
 Every read says who reads (``kicau.visibility.Reader``), and a status that reader may not see is left out as a
 deleted one is; a followers-only status of an author the reader may follow costs one Cassandra read of the
-reader's follows for all such authors of the page.
+reader's follows for all such authors of the page (none if the status mentions the reader).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.ids import ms_from_id
+from kicau.mentions import mentioned_in
 from kicau.resp import command
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
@@ -178,13 +179,17 @@ class StatusCards:
     async def _seen_by(self, hydrated: list[tuple[bytes, bytes]], reader: Reader) -> list[tuple[bytes, bytes]]:
         """The hydrated statuses the reader may see (``kicau.visibility``), in order."""
         heads = [_HEAD.unpack_from(value) for value, _ in hydrated]
-        ask = {author for author, audience in heads if visibility.needs_follow_check(audience, author, reader)}
+        mentioned = [visibility.needs_mentions(audience, author, reader)
+                     and reader.account_id in mentioned_in(memoryview(value)[_FRAGMENT_AT:])
+                     for (value, _), (author, audience) in zip(hydrated, heads, strict=True)]
+        ask = {author for (author, audience), named in zip(heads, mentioned, strict=True)
+               if not named and visibility.needs_follow_check(audience, author, reader)}
         followed: set[int] = set()
         if ask and reader.account_id is not None:
             rows = await execute(self._session, self._follows_among, (reader.account_id, sorted(ask)))
             followed = {int(row["followee_id"]) for row in rows}
-        return [item for item, (author, audience) in zip(hydrated, heads, strict=True)
-                if visibility.may_see(audience, author, reader, author in followed)]
+        return [item for item, (author, audience), named in zip(hydrated, heads, mentioned, strict=True)
+                if visibility.may_see(audience, author, reader, author in followed, named)]
 
     async def _visible(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[bytes, bytes]]:
         hydrated, restricted = await self._hydrate(status_ids)

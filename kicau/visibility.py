@@ -2,17 +2,18 @@
 apply them.
 
 - ``public`` and ``unlisted``: anyone (Kicau has no public timelines, so the two differ in nothing yet).
-- ``private`` (followers only): the author and the accounts that follow it. It is fanned out as a public status
-  is (only followers receive anything), and left out of the author's profile and of ``GET /statuses/:id`` for
-  anyone else, anonymous readers included.
-- ``direct``: the author and the accounts it mentions. Kicau does not resolve mentions, so a direct status
-  reaches its author alone: the fanout writes it into the author's own home timeline and stream only, and every
-  read leaves it out for anyone else. The author still sees it everywhere it sees its own statuses.
+- ``private`` (followers only): the author, the accounts that follow it, and the accounts the status mentions
+  (kicau/mentions.py). It is fanned out as a public status is (only followers receive anything), and left out of
+  the author's profile and of ``GET /statuses/:id`` for anyone else, anonymous readers included.
+- ``direct``: the author and the accounts it mentions. The fanout writes it into the author's home timeline and
+  stream and into those of the mentioned accounts that follow the author (as Mastodon does: a home timeline
+  holds the statuses of accounts one follows); the others read it by id or on the author's profile.
 
 Reads apply the rule to a status's ``audience``, a number the status cache keeps beside each status
 (kicau/status_cards.py). It is taken once, when a status is cached, from its rendered JSON
 (``kicau.entities.status_fragment``) without decoding it: in that JSON every quote inside a string value is
-escaped, so ``"visibility":"`` occurs once, as the key.
+escaped, so ``"visibility":"`` occurs once, as the key. Whom a restricted status mentions is read from its JSON
+only when someone other than its author reads it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ _KEY = b'"visibility":"'
 
 
 def reaches_followers(visibility: str) -> bool:
-    """Whether the fanout writes a status into its author's followers' timelines and streams."""
+    """Whether the fanout writes a status into all its author's followers' timelines and streams (a direct status
+    reaches only the followers it mentions)."""
     return visibility != DIRECT
 
 
@@ -90,11 +92,22 @@ def needs_follow_check(audience: int, author: int, reader: Reader) -> bool:
         and reader.account_id is not None
 
 
-def may_see(audience: int, author: int, reader: Reader, follows_author: bool = False) -> bool:
+def needs_mentions(audience: int, author: int, reader: Reader) -> bool:
+    """Whether the status's mentions can decide if the reader sees it."""
+    if audience == EVERYONE or author == reader.account_id or reader.account_id is None:
+        return False
+    return audience != FOLLOWERS or not reader.follows_every_author
+
+
+def may_see(audience: int, author: int, reader: Reader, follows_author: bool = False,
+            mentioned: bool = False) -> bool:
     """The rule itself, for a status's ``audience``; ``follows_author``: whether the reader follows the author
-    (asked only when ``needs_follow_check``)."""
+    (asked only when ``needs_follow_check``); ``mentioned``: whether the status mentions the reader (asked only
+    when ``needs_mentions``)."""
     if audience == EVERYONE or author == reader.account_id:
         return True
+    if reader.account_id is None:
+        return False
     if audience == FOLLOWERS:
-        return reader.follows_every_author or (reader.account_id is not None and follows_author)
-    return False  # direct: its author alone (mentions are not resolved)
+        return reader.follows_every_author or follows_author or mentioned
+    return mentioned  # direct: its author and the accounts it mentions

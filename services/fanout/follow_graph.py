@@ -12,11 +12,21 @@ class FollowGraph:
         self._session = session
         self._followers = session.prepare("SELECT follower_id FROM followers WHERE followee_id = ?")
         self._followers.fetch_size = 5000
+        self._followers_among = session.prepare(
+            "SELECT follower_id FROM followers WHERE followee_id = ? AND follower_id IN ?")
         self._newest = session.prepare("SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT ?")
 
     async def followers(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._followers, (account_id,))
         return [int(r["follower_id"]) for r in rows]
+
+    async def followers_among(self, account_id: int, candidates: list[int]) -> list[int]:
+        """Those of ``candidates`` that follow the account, in the order given (one read, whatever its size)."""
+        if not candidates:
+            return []
+        rows = await execute(self._session, self._followers_among, (account_id, sorted(set(candidates))))
+        following = {int(r["follower_id"]) for r in rows}
+        return [c for c in candidates if c in following]
 
     async def newest_statuses(self, account_id: int, limit: int) -> list[int]:
         if limit <= 0:

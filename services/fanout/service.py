@@ -5,7 +5,8 @@ so a batch replayed after a crash changes nothing: offsets are committed only af
 Redis. Cassandra reads for the batch are issued concurrently up front; the Redis writes then go out in
 pipelined chunks, never one round trip per follower.
 
-A direct status goes to its author's own timeline and streams only (kicau/visibility.py).
+A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
+author, and nowhere else (kicau/visibility.py).
 
 Statuses of large accounts are not fanned out: they go to the author's own feed (merged into followers' home
 timelines at read time) and one broadcast to every gateway, a constant number of Redis commands whatever the
@@ -86,6 +87,12 @@ def _grouped(receives: dict[int, list[int]], run: dict[int, list[int]]) -> Itera
         yield recipients, [status for author in group for status in run[author]]
 
 
+def _addressees(event: StatusCreated, addressed: dict[int, list[int]]) -> list[int]:
+    """Whose timelines and streams a direct status goes to: its author's, and those of the accounts it mentions
+    that follow its author (read when its batch is applied)."""
+    return addressed.get(event.status_id, [event.account_id])
+
+
 @dataclass
 class _Plan:
     """How one event is applied, decided in stream order before anything is written: whether its author was
@@ -132,22 +139,29 @@ class Fanout:
         followees = {e.followee_id for e in events if isinstance(e, FollowCreated | FollowDeleted)}
         backfilled = {e.account_id for e in events if isinstance(e, AccountScaleChanged) and not e.large}
         follower_ids, recent_ids = sorted(needs_followers), sorted(followees | backfilled)
-        follower_lists, status_lists = await asyncio.gather(
+        direct = [e for e in events
+                  if isinstance(e, StatusCreated) and not reaches_followers(e.visibility) and e.mentions]
+        follower_lists, status_lists, mentioned_followers = await asyncio.gather(
             self.follower_lists.followers(follower_ids),
             asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
                              for f in recent_ids)),
+            asyncio.gather(*(self.graph.followers_among(e.account_id, [m for m in e.mentions if m != e.account_id])
+                             for e in direct)),
         )
         followers = follower_lists
         recent = dict(zip(recent_ids, status_lists, strict=True))
-        await self._deliver_all(plans, followers, large)
-        entries = await self._write_all(plans, followers, recent)
+        addressed = {e.status_id: [e.account_id, *among] for e, among in zip(direct, mentioned_followers, strict=True)}
+        await self._deliver_all(plans, followers, large, addressed)
+        entries = await self._write_all(plans, followers, recent, addressed)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
 
-    async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int]) -> None:
+    async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
+                           addressed: dict[int, list[int]]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
-        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes."""
+        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
+        ``addressed``: who receives each direct status that mentions anyone (``_addressees``)."""
         if not len(self.online):
             return
         cards = await self._cards_for_online([p.event for p in plans], followers, large)
@@ -160,7 +174,7 @@ class Fanout:
                     continue
                 payload = compose_status(event.status_json.encode(), card).decode()
                 if not reaches_followers(event.visibility):
-                    self._deliver(pipe, "update", event, payload, [event.account_id])
+                    self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
                 elif plan.large:
                     self._broadcast(pipe, "update", event, payload)
                 else:
@@ -169,7 +183,8 @@ class Fanout:
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
                 if not reaches_followers(event.visibility):
-                    self._deliver(pipe, "delete", event, payload, [event.account_id])
+                    # Every account its update may have reached; to the others, the id of a status they may read.
+                    self._deliver(pipe, "delete", event, payload, [event.account_id, *event.mentions])
                 elif plan.large:
                     self._broadcast(pipe, "delete", event, payload)
                 else:
@@ -182,7 +197,8 @@ class Fanout:
                     FANOUT_PUBLISH_LAG_SECONDS.observe(max(0.0, published_ms - plan.event.occurred_at) / 1000.0)
 
     async def _write_all(
-        self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]]
+        self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]],
+        addressed: dict[int, list[int]],
     ) -> int:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
@@ -218,10 +234,11 @@ class Fanout:
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode()), 1)
                     if not reaches_followers(event.visibility):
-                        # Its author's own timeline alone (kicau/visibility.py); after the run before it, so the
-                        # author's timeline still receives its statuses oldest first.
-                        entries += await close_run(sender) + 1
-                        writes.push([event.account_id], (event.status_id,))
+                        # Its author's and its mentioned followers' timelines alone (kicau/visibility.py); after
+                        # the run before it, so they still receive their statuses oldest first.
+                        recipients = _addressees(event, addressed)
+                        entries += await close_run(sender) + len(recipients)
+                        writes.push(recipients, (event.status_id,))
                     elif plan.large:
                         writes.push([event.account_id], (event.status_id,))
                         writes.push_key(keys.author_feed(event.account_id), (event.status_id,))
@@ -244,7 +261,8 @@ class Fanout:
                     if plan.large:
                         # Followers' timelines may still hold the id from before the account grew; reads drop
                         # tombstoned statuses, so nothing per follower is needed here.
-                        writes.unpush([event.account_id], (event.status_id,))
+                        mentioned = event.mentions if not reaches_followers(event.visibility) else []
+                        writes.unpush([event.account_id, *mentioned], (event.status_id,))
                         writes.unpush_key(keys.author_feed(event.account_id), (event.status_id,))
                     else:
                         writes.unpush([event.account_id, *followers[event.account_id]], (event.status_id,))

@@ -15,6 +15,7 @@ from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
+from kicau.mentions import MentionResolver
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.web import (
@@ -73,6 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             producer=producer,
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url),
+            mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
         )
         yield

@@ -26,6 +26,7 @@ from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import SnowflakeGenerator, ms_from_id
+from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
@@ -86,6 +87,7 @@ class PostService:
     producer: AIOKafkaProducer
     accounts: AccountCards
     statuses: StatusCards
+    mentions: MentionResolver
     ids: SnowflakeGenerator
 
     async def _publish(self, event: Event) -> None:
@@ -110,6 +112,8 @@ class PostService:
                 # the author may not see (kicau/visibility.py), which must look the same.
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
         username = str(msgspec.json.decode(card)["username"])
+        # Before anything is written: a status's mentions are resolved once, and kept with it (kicau/mentions.py).
+        mentions = await self.mentions.resolve(draft.text)
         status_id = self.ids.next_id()
         if idempotency_key:
             existing = await self._claim(account_id, idempotency_key, status_id)
@@ -119,20 +123,22 @@ class PostService:
             "id": status_id,
             "account_id": account_id,
             "text": draft.text,
-            "content": text_to_html(draft.text),
+            "content": text_to_html(draft.text, mentions, self.settings.public_url),
             "visibility": draft.visibility,
             "sensitive": draft.sensitive,
             "spoiler_text": draft.spoiler_text,
             "language": draft.language,
             "in_reply_to_id": draft.in_reply_to_id,
             "created_at": datetime.now(UTC),
+            "mentions": mentions,
         }
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         try:
             await self.store.insert(row)
             started = time.perf_counter()
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
-                                              status_json=fragment.decode(), visibility=draft.visibility))
+                                              status_json=fragment.decode(), visibility=draft.visibility,
+                                              mentions=[m.account_id for m in mentions]))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -172,7 +178,8 @@ class PostService:
             raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode(),
-                                          visibility=row.get("visibility") or PUBLIC))
+                                          visibility=row.get("visibility") or PUBLIC,
+                                          mentions=[m.account_id for m in stored(row.get("mentions"))]))
         return compose_status(fragment, card)
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
@@ -250,7 +257,8 @@ class PostService:
         await self.store.mark_deleted(status_id, account_id, datetime.now(UTC))
         try:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
-                                              visibility=row.get("visibility") or PUBLIC))
+                                              visibility=row.get("visibility") or PUBLIC,
+                                              mentions=[m.account_id for m in stored(row.get("mentions"))]))
         except BaseException:
             await self.store.mark_deleted(status_id, account_id, None)
             # Back in its author's list: a profile read in between kept the list without it.

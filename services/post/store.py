@@ -40,7 +40,7 @@ class StatusStore:
 
         self._insert_status = write(
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
-            " in_reply_to_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " in_reply_to_id, created_at, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id) VALUES (?, ?)")
         self._unindex_status = write("DELETE FROM statuses_by_account WHERE account_id = ? AND status_id = ?")
@@ -99,7 +99,7 @@ class StatusStore:
         await self._statuses.write((
             row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
             row["spoiler_text"], _unset_if_none(row["language"]), _unset_if_none(row["in_reply_to_id"]),
-            row["created_at"],
+            row["created_at"], row["mentions"] or UNSET_VALUE,
         ), (row["account_id"], row["id"]))
         _WRITES_SECONDS.observe(time.perf_counter() - started)
 

@@ -38,23 +38,34 @@ def test_only_direct_statuses_stay_out_of_followers_timelines() -> None:
 
 
 @pytest.mark.parametrize(("shown", "seen_by"), [
-    ("public", {"author", "follower", "stranger", "anonymous", "home"}),
-    ("unlisted", {"author", "follower", "stranger", "anonymous", "home"}),
-    ("private", {"author", "follower", "home"}),
-    ("direct", {"author"}),
-    ("something new", {"author"}),  # a value this code does not know is kept from everyone else
+    ("public", {"author", "follower", "stranger", "anonymous", "home", "mentioned", "mentioned follower"}),
+    ("unlisted", {"author", "follower", "stranger", "anonymous", "home", "mentioned", "mentioned follower"}),
+    ("private", {"author", "follower", "home", "mentioned", "mentioned follower"}),
+    ("direct", {"author", "mentioned", "mentioned follower"}),
+    # A value this code does not know is kept from everyone else, as a direct status.
+    ("something new", {"author", "mentioned", "mentioned follower"}),
 ])
 def test_who_may_see_what(shown: str, seen_by: set[str]) -> None:
-    readers = {
-        "author": (Reader(AUTHOR), False),
-        "follower": (Reader(FOLLOWER), True),
-        "stranger": (Reader(STRANGER), False),
-        "anonymous": (ANONYMOUS, False),
-        "home": (Reader.home_of(FOLLOWER), False),  # a home timeline: its authors are followed by its reader
+    readers = {  # reader, follows the author, is mentioned
+        "author": (Reader(AUTHOR), False, False),
+        "follower": (Reader(FOLLOWER), True, False),
+        "stranger": (Reader(STRANGER), False, False),
+        "anonymous": (ANONYMOUS, False, False),
+        "home": (Reader.home_of(FOLLOWER), False, False),  # a home timeline: its authors are followed by its reader
+        "mentioned": (Reader(STRANGER), False, True),
+        "mentioned follower": (Reader.home_of(FOLLOWER), False, True),
     }
     audience = visibility.audience(shown)
-    assert {name for name, (reader, follows) in readers.items()
-            if visibility.may_see(audience, AUTHOR, reader, follows)} == seen_by
+    assert {name for name, (reader, follows, mentioned) in readers.items()
+            if visibility.may_see(audience, AUTHOR, reader, follows, mentioned)} == seen_by
+
+
+def test_mentions_are_read_only_where_they_decide() -> None:
+    asked = {(shown, name) for shown in sorted(visibility.VISIBILITIES)
+             for name, reader in [("author", Reader(AUTHOR)), ("other", Reader(STRANGER)), ("anonymous", ANONYMOUS),
+                                  ("home", Reader.home_of(STRANGER))]
+             if visibility.needs_mentions(visibility.audience(shown), AUTHOR, reader)}
+    assert asked == {("private", "other"), ("direct", "other"), ("direct", "home")}
 
 
 def test_a_follow_is_asked_only_where_it_decides() -> None:

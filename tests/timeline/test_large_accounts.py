@@ -207,14 +207,16 @@ def test_a_large_accounts_direct_status_stays_with_it(
     redis_client: redis.Redis,
 ) -> None:
     """A direct status (kicau/visibility.py) of a large account goes neither into its author feed, which followers'
-    home reads merge, nor out in the broadcast to its followers' streams."""
+    home reads merge, nor out in the broadcast to its followers' streams; only into the home timelines of the
+    followers it mentions."""
     star, plain = make_user("star"), make_user("plain")
     fans = [make_user("fan") for _ in range(THRESHOLD)]
     reader = fans[0]
     for fan in fans:
         graph_call(low_threshold_graph, "follow", star, fan)
     http.post(f"/api/v1/accounts/{plain.id}/follow", headers=reader.auth)
-    http.get("/api/v1/timelines/home", headers=reader.auth)
+    for fan in (reader, fans[1]):
+        http.get("/api/v1/timelines/home", headers=fan.auth)  # a timeline of its own, so the fanout writes to it
 
     def post(author: User, text: str, visibility: str = "public") -> str:
         answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, "visibility": visibility})
@@ -230,8 +232,15 @@ def test_a_large_accounts_direct_status_stays_with_it(
         secret = post(star, "large and direct", visibility="direct")
         marker = post(plain, "marker")
         assert next_update(lines) == marker
+        # One that names a follower goes into its home timeline, as any account's would.
+        addressed = post(star, f"large, direct, to @{fans[1].username}", visibility="direct")
+        marker = post(plain, "marker")
+        assert next_update(lines) == marker
 
     assert redis_client.lpos(keys.author_feed(int(star.id)), feed_member(int(shown)).decode()) is not None
     assert redis_client.lpos(keys.author_feed(int(star.id)), feed_member(int(secret)).decode()) is None
     assert secret not in home_ids(http, reader)
-    assert home_ids(http, star)[:2] == [secret, shown]
+    assert home_ids(http, star)[:3] == [addressed, secret, shown]
+    assert in_home_feed(redis_client, fans[1], addressed) and not in_home_feed(redis_client, reader, addressed)
+    assert addressed in home_ids(http, fans[1]) and addressed not in home_ids(http, reader)
+    assert redis_client.lpos(keys.author_feed(int(star.id)), feed_member(int(addressed)).decode()) is None

@@ -1,7 +1,8 @@
 """Followers-only and direct statuses (kicau/visibility.py), through the public API of the running system: who
 finds them in home timelines, on the author's profile, by id, in streams, and as the status replied to.
 
-Kicau resolves no mentions, so a direct status is its author's alone.
+The statuses here mention nobody, so a direct status is its author's alone; tests/timeline/test_mentions.py has
+the statuses that do.
 """
 
 from __future__ import annotations
