@@ -86,9 +86,9 @@ def test_a_direct_status_reaches_the_accounts_it_mentions(
     # By id, on the profile, and as the status replied to: whoever it names may see it, whether or not it follows.
     may_see = {direct: [author, follower, mentioned], private: [author, follower, bystander, mentioned]}
     for status_id, readers in may_see.items():
-        for reader in (author, follower, mentioned, stranger, bystander, None):
-            answer = status(http, status_id, reader)
-            if reader in readers:
+        for someone in (author, follower, mentioned, stranger, bystander, None):
+            answer = status(http, status_id, someone)
+            if someone in readers:
                 assert answer.status_code == 200 and answer.json()["id"] == status_id, answer.text
             else:
                 assert (answer.status_code, answer.json()) == (404, {"error": "Record not found"}), answer.text
