@@ -56,6 +56,9 @@ class StatusDeleted(_Event, tag="status.deleted"):
 class FollowCreated(_Event, tag="follow.created"):
     follower_id: int
     followee_id: int
+    # The id of the followee's "follow" notification (kicau/notifications.py), given when the follow is new; 0
+    # on a repeated follow (published again so that the fanout's backfill is retried), which notifies no one.
+    notification_id: int = 0
 
 
 class FollowDeleted(_Event, tag="follow.deleted"):

@@ -46,6 +46,7 @@ MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process
 # can take (Cassandra gives up on one after 2 s, the driver's request after 10 s).
 UNWRITTEN_GRACE_SECONDS = 60.0
 _UNWRITTEN = "unwritten"
+_ID_OPENING = b'{"id":"'
 
 
 def cache_value(account_id: int, fragment: bytes) -> bytes:
@@ -212,6 +213,16 @@ class StatusCards:
         else:
             parts.append(b"]")
         return b"".join(parts)
+
+    async def render_each(self, status_ids: Sequence[int], reader: Reader) -> dict[int, bytes]:
+        """``render`` by status id, for what embeds statuses in an order of its own (notifications)."""
+        rendered = {}
+        for value, card in await self._visible(list(dict.fromkeys(status_ids)), reader):
+            fragment = value[_FRAGMENT_AT:]
+            # A fragment opens with its id (kicau.entities.status_fragment): '{"id":"123",'.
+            status_id = int(fragment[len(_ID_OPENING):fragment.index(b'"', len(_ID_OPENING))])
+            rendered[status_id] = compose_status(fragment, card)
+        return rendered
 
     async def render_one(self, status_id: int, reader: Reader) -> bytes | None:
         rendered = await self.render([status_id], reader)

@@ -9,12 +9,14 @@ import msgspec
 
 
 class StreamDelivery(msgspec.Struct, frozen=True):
-    event: Literal["update", "delete"]
+    event: Literal["update", "delete", "notification"]
+    # The status's id; a notification's own id for a "notification" (kicau/notifications.py).
     status_id: int
     # Milliseconds since the epoch when the post service accepted the status (delivery latency origin).
     accepted_at: float
-    # Full Status JSON for "update"; for "delete" the id alone (digits, not JSON-quoted), as Mastodon's streaming
-    # server sends it (until 2026-12-01 Kicau sent it quoted: `data: "123"`, where Mastodon sends `data: 123`).
+    # Full Status JSON for "update", Notification JSON for "notification"; for "delete" the id alone (digits, not
+    # JSON-quoted), as Mastodon's streaming server sends it (until 2026-12-01 Kicau sent it quoted: `data: "123"`,
+    # where Mastodon sends `data: 123`).
     payload: str
     recipients: list[int]
     # Authors whose followers are merged at read time: the gateway delivers to its own connections that

@@ -16,6 +16,7 @@ from kicau.account_cards import AccountCards
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
+from kicau.notifications import NotificationStore
 from kicau.presence import OnlineMirror
 from kicau.settings import CommonSettings
 from kicau.web import cassandra_ready, install_common, redis_ready
@@ -47,7 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         one_slot_per_call=await calls_must_stay_in_one_slot(redis)),
             graph=graph, follower_lists=FollowerLists(redis, graph.followers, max_ids=own.follower_cache_ids),
             accounts=AccountCards(redis, session, common.public_url), online=online,
-            large=large,
+            large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
         )
         worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
                               pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch))

@@ -5,6 +5,10 @@ so a batch replayed after a crash changes nothing: offsets are committed only af
 Redis. Cassandra reads for the batch are issued concurrently up front; the Redis writes then go out in
 pipelined chunks, never one round trip per follower.
 
+Notifications (kicau/notifications.py) are recorded in Cassandra alongside the batch's Redis writes: a mention
+for each account a new status mentions, a follow for each new follow; a deleted status's mentions are removed.
+Online accounts get them on their streams with the batch's other deliveries.
+
 A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
 author, and nowhere else (kicau/visibility.py).
 
@@ -32,6 +36,7 @@ from kicau.feeds import Feeds
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
+from kicau.notifications import FOLLOW, MENTION, Notification, NotificationStore, rendered
 from kicau.presence import OnlineMirror
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
@@ -93,6 +98,25 @@ def _addressees(event: StatusCreated, addressed: dict[int, list[int]]) -> list[i
     return addressed.get(event.status_id, [event.account_id])
 
 
+def notifications_of(events: Sequence[Event]) -> list[Notification]:
+    """What the batch's events notify (kicau/notifications.py): each account a new status mentions, other than
+    its author; the followee of each new follow."""
+    found: list[Notification] = []
+    for event in events:
+        if isinstance(event, StatusCreated):
+            found += [Notification(mentioned, event.status_id, MENTION, event.account_id, event.status_id)
+                      for mentioned in dict.fromkeys(event.mentions) if mentioned != event.account_id]
+        elif isinstance(event, FollowCreated) and event.notification_id:
+            found.append(Notification(event.followee_id, event.notification_id, FOLLOW, event.follower_id))
+    return found
+
+
+def mentions_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
+    """The (account, notification id) of each mention a deleted status had made."""
+    return [(mentioned, event.status_id) for event in events if isinstance(event, StatusDeleted)
+            for mentioned in dict.fromkeys(event.mentions) if mentioned != event.account_id]
+
+
 @dataclass
 class _Plan:
     """How one event is applied, decided in stream order before anything is written: whether its author was
@@ -113,6 +137,7 @@ class Fanout:
     accounts: AccountCards
     online: OnlineMirror
     large: LargeAccounts
+    notifications: NotificationStore
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -151,21 +176,32 @@ class Fanout:
         followers = follower_lists
         recent = dict(zip(recent_ids, status_lists, strict=True))
         addressed = {e.status_id: [e.account_id, *among] for e, among in zip(direct, mentioned_followers, strict=True)}
-        await self._deliver_all(plans, followers, large, addressed)
-        entries = await self._write_all(plans, followers, recent, addressed)
+        removed = mentions_removed(events)
+        # A status deleted in the same batch as it was posted notifies no one (and its row is not raced by its
+        # removal).
+        gone = {status_id for _, status_id in removed}
+        notices = [n for n in notifications_of(events) if n.status_id not in gone]
+        await self._deliver_all(plans, followers, large, addressed, notices)
+        entries, _ = await asyncio.gather(
+            self._write_all(plans, followers, recent, addressed),
+            self.notifications.apply(notices, removed),
+        )
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
 
     async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
-                           addressed: dict[int, list[int]]) -> None:
+                           addressed: dict[int, list[int]], notices: list[Notification]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
         status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
         ``addressed``: who receives each direct status that mentions anyone (``_addressees``)."""
         if not len(self.online):
             return
-        cards = await self._cards_for_online([p.event for p in plans], followers, large)
+        notices = [n for n in notices if self.online.any_online((n.account_id,))]
+        cards = await self._cards_for_online([p.event for p in plans], followers, large,
+                                             {n.from_account_id for n in notices})
         pipe = self.redis.pipeline(transaction=False)
+        updates: dict[int, str] = {}  # status id -> its Status JSON, for the mentions among ``notices``
         for plan in plans:
             event = plan.event
             if isinstance(event, StatusCreated):
@@ -173,6 +209,7 @@ class Fanout:
                 if card is None:
                     continue
                 payload = compose_status(event.status_json.encode(), card).decode()
+                updates[event.status_id] = payload
                 if not reaches_followers(event.visibility):
                     self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
                 elif plan.large:
@@ -189,6 +226,16 @@ class Fanout:
                     self._broadcast(pipe, "delete", event, payload)
                 else:
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *followers[event.account_id]])
+        # When each notification's event was accepted, by notification id (a mention's is its status's).
+        accepted = {e.status_id if isinstance(e, StatusCreated) else e.notification_id: e.occurred_at
+                    for e in (p.event for p in plans) if isinstance(e, StatusCreated | FollowCreated)}
+        for notice in notices:
+            from_card = cards.get(notice.from_account_id)
+            status = updates.get(notice.status_id) if notice.status_id is not None else None
+            if from_card is None or (notice.status_id is not None and status is None):
+                continue
+            self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None).decode(),
+                         accepted[notice.id])
         if len(pipe):
             await pipe.execute()
             published_ms = time.time() * 1000.0
@@ -280,16 +327,17 @@ class Fanout:
         return entries
 
     async def _cards_for_online(
-        self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int]
+        self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int], notifiers: set[int],
     ) -> dict[int, bytes]:
-        """Author cards, fetched only for statuses someone may be streaming right now."""
+        """Author cards, fetched only for statuses someone may be streaming right now; and the cards of who
+        caused the notifications of online accounts (``notifiers``)."""
         wanted = {
             e.account_id
             for e in events
             if isinstance(e, StatusCreated)
             and (e.account_id in large or e.account_id not in followers
                  or self.online.any_online([e.account_id, *followers[e.account_id]]))
-        }
+        } | notifiers
         return await self.accounts.cards(wanted) if wanted else {}
 
     def _deliver(
@@ -304,6 +352,12 @@ class Fanout:
                 payload=payload,
                 recipients=online,
             )
+            pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
+
+    def _notify(self, pipe: Pipeline, notice: Notification, payload: str, accepted_at: float) -> None:
+        for gateway, online in self.online.gateways_of((notice.account_id,)).items():
+            delivery = StreamDelivery(event="notification", status_id=notice.id, accepted_at=accepted_at,
+                                      payload=payload, recipients=online)
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 
     def _broadcast(self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str) -> None:

@@ -102,6 +102,15 @@ class Token(_Entity):
     created_at: int
 
 
+class Notification(_Entity):
+    id: str
+    type: str
+    created_at: str
+    group_key: str
+    account: Account
+    status: Status | None = None
+
+
 class SearchResults(_Entity):
     accounts: list[Account]
     statuses: list[Status]

@@ -414,8 +414,9 @@ class StreamHub:
 
     def dispatch(self, delivery: StreamDelivery) -> None:
         event = StreamEvent(
-            name=delivery.event, event_id=str(delivery.status_id), data=delivery.payload,
-            accepted_at=delivery.accepted_at,
+            # A notification carries no SSE id: ids are the home timeline's resume points (Last-Event-ID).
+            name=delivery.event, event_id=str(delivery.status_id) if delivery.event != "notification" else None,
+            data=delivery.payload, accepted_at=delivery.accepted_at,
         )
         round_due = bool(self._round)
         joining = self._round

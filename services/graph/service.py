@@ -237,8 +237,12 @@ class GraphService:
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
         await self._require_account(followee_id)
+        notification_id = 0
         if await self.store.claim_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, +1)
+            # Only a new follow notifies. A crash before the publish below loses its notification: the retry
+            # finds the follow claimed (the follow itself, and the backfill, are not lost).
+            notification_id = self.ids.next_id()
         # The fanout's copies of the followee's follower list are dropped before and after the row changes
         # (the protocol in kicau/follower_lists.py).
         await follower_lists.forget(self.redis, followee_id)
@@ -247,7 +251,8 @@ class GraphService:
         # Published on every call, retries included: the fanout's backfill is idempotent, and a retry after a
         # crash between the steps above must still reach the follower's timeline.
         await publish(self.producer, self.settings.kafka_follows_topic,
-                      FollowCreated(follower_id=follower_id, followee_id=followee_id))
+                      FollowCreated(follower_id=follower_id, followee_id=followee_id,
+                                    notification_id=notification_id))
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
         await self.redis.delete(keys.large_followees(follower_id))

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope
@@ -18,6 +18,7 @@ from kicau.feeds import Feeds, PageRequest
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
 from kicau.newest_ids import NewestIds
+from kicau.notifications import NotificationStore, wanted_types
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.tracked_cache import TrackedCache
@@ -68,6 +69,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies),
+            accounts=accounts,
+            notifications=NotificationStore(session, clients.write_consistency(common)),
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -179,3 +182,57 @@ async def home_after(
         compose_status_list(statuses), media_type="application/json",
         headers={COVERED_HEADER: "1" if covered else "0"},
     )
+
+
+# Notifications (kicau/notifications.py): the gateway passes the reader's account, the page's cursors, and the
+# types as comma-separated lists.
+NOTIFICATIONS_DEFAULT_LIMIT, NOTIFICATIONS_MAX_LIMIT = 40, 80  # Mastodon's
+
+
+def _names(raw: str | None) -> list[str]:
+    return [name for name in (raw or "").split(",") if name]
+
+
+@app.get("/internal/notifications")
+async def notifications(
+    service: Service,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    max_id: Cursor = None,
+    since_id: Cursor = None,
+    min_id: Cursor = None,
+    limit: int | None = None,
+    types: str | None = None,
+    exclude_types: str | None = None,
+    account_id: Cursor = None,
+) -> Response:
+    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=max(1, min(
+        NOTIFICATIONS_DEFAULT_LIMIT if limit is None else limit, NOTIFICATIONS_MAX_LIMIT)))
+    page = await service.notification_page(acting_account_id(account), request,
+                                           wanted_types(_names(types), _names(exclude_types)), account_id)
+    return _respond(page)
+
+
+@app.post("/internal/notifications/clear")
+async def clear_notifications(
+    service: Service, account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    await service.clear_notifications(acting_account_id(account))
+    return Response(b"{}", media_type="application/json")
+
+
+@app.get("/internal/notifications/{notification_id}")
+async def notification(
+    notification_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    return Response(await service.notification(acting_account_id(account), notification_id),
+                    media_type="application/json")
+
+
+@app.post("/internal/notifications/{notification_id}/dismiss")
+async def dismiss_notification(
+    notification_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    await service.dismiss_notification(acting_account_id(account), notification_id)
+    return Response(b"{}", media_type="application/json")

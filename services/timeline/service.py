@@ -20,12 +20,14 @@ import msgspec
 from redis.asyncio import Redis
 
 from kicau import keys, resp
+from kicau.account_cards import AccountCards
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import TIMELINE_REBUILDS
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
+from kicau.notifications import RECORDED, Notification, NotificationStore, rendered
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.visibility import Reader
@@ -40,6 +42,8 @@ MAX_LIMIT = 40
 LARGE_FOLLOWEES_SECONDS = 300
 AuthorsOf = Callable[[], Awaitable[list[int]]]
 DEFAULT_LIMIT = 20
+# Rows a filtered notifications page (types[], exclude_types[], account_id) reads for its limit at most.
+NOTIFICATION_SCAN = 400
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class TimelineService:
     feeds: Feeds
     large: LargeAccounts
     statuses: StatusCards
+    accounts: AccountCards
+    notifications: NotificationStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -172,6 +178,63 @@ class TimelineService:
             next_max_id=ids[-1] if ids else None,
             prev_min_id=ids[0] if ids else None,
         )
+
+    # Notifications (kicau/notifications.py) --------------------------------------------------------------
+
+    async def notification_page(self, account_id: int, request: PageRequest, wanted: frozenset[str],
+                                from_account: int | None = None) -> Page:
+        """The account's notifications of the ``wanted`` types (and from ``from_account`` alone, if given),
+        newest first, with Mastodon's cursors. A filtered page scans up to ``NOTIFICATION_SCAN`` rows for its
+        ``limit``; its cursors then go on from where the scan stopped, so paging never skips one."""
+        store = self.notifications
+        filtered = wanted != RECORDED or from_account is not None
+        scan = max(request.limit, NOTIFICATION_SCAN) if filtered else request.limit
+        rows = await store.page(account_id, max_id=request.max_id, since_id=request.since_id,
+                                min_id=request.min_id, limit=scan) if wanted else []
+        matching = [n for n in rows
+                    if n.type in wanted and (from_account is None or n.from_account_id == from_account)]
+        forward = request.min_id is not None  # the page nearest min_id: the oldest matches, shown newest first
+        kept = matching[-request.limit:] if forward else matching[:request.limit]
+        full = len(kept) == request.limit
+        older = kept[-1] if kept and (forward or full) else (rows[-1] if rows else None)
+        newer = kept[0] if kept and (full or not forward) else (rows[0] if rows else None)
+        return Page(body=b"[" + b",".join(await self._rendered(account_id, kept)) + b"]",
+                    next_max_id=older.id if older else None, prev_min_id=newer.id if newer else None)
+
+    async def notification(self, account_id: int, notification_id: int) -> bytes:
+        found = await self.notifications.one(account_id, notification_id)
+        rendered = await self._rendered(account_id, [found]) if found is not None else []
+        if not rendered:
+            raise ApiError(404, "Record not found")
+        return rendered[0]
+
+    async def dismiss_notification(self, account_id: int, notification_id: int) -> None:
+        # Mastodon answers 404 for a notification that is not the reader's (or not there).
+        store = self.notifications
+        if await store.one(account_id, notification_id) is None:
+            raise ApiError(404, "Record not found")
+        await store.dismiss(account_id, notification_id)
+
+    async def clear_notifications(self, account_id: int) -> None:
+        await self.notifications.clear(account_id)
+
+    async def _rendered(self, account_id: int, notifications: list[Notification]) -> list[bytes]:
+        """Each notification whose account still has a card and whose status its reader may still see (a deleted
+        status takes its mentions with it)."""
+        if not notifications:
+            return []
+        cards, statuses = await asyncio.gather(
+            self.accounts.cards({n.from_account_id for n in notifications}),
+            self.statuses.render_each([n.status_id for n in notifications if n.status_id is not None],
+                                      Reader(account_id)),
+        )
+        shown = []
+        for notice in notifications:
+            card = cards.get(notice.from_account_id)
+            status = statuses.get(notice.status_id) if notice.status_id is not None else None
+            if card is not None and (notice.status_id is None or status is not None):
+                shown.append(rendered(notice, card, status))
+        return shown
 
     # Rebuilds ---------------------------------------------------------------------------------------------
 

@@ -106,3 +106,31 @@ def test_wrong_password_is_refused(gateway_url: str, app_keys: tuple[str, str]) 
     client = Mastodon(client_id=app_keys[0], client_secret=app_keys[1], api_base_url=gateway_url)
     with pytest.raises(MastodonIllegalArgumentError, match="authorization grant is invalid"):
         client.log_in(email, "not the password")
+
+
+def test_mentions_and_notifications(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py reads a status's mentions and pages, fetches, dismisses and clears notifications."""
+    frank, frank_name, _ = register(gateway_url, app_keys, "frank")
+    gina, _, _ = register(gateway_url, app_keys, "gina")
+    frank_id, gina_id = frank.account_verify_credentials()["id"], gina.account_verify_credentials()["id"]
+    frank.account_follow(gina_id)
+    said = [gina.status_post(f"@{frank_name} number {n}") for n in range(3)]
+    assert [m["acct"] for m in said[0]["mentions"]] == [frank_name]
+    assert said[0]["mentions"][0]["id"] == frank_id
+
+    eventually(lambda: len(frank.notifications(types=["mention"])) == 3)
+    mentions = frank.notifications(types=["mention"], limit=2)
+    assert [n["status"]["id"] for n in mentions] == [said[2]["id"], said[1]["id"]]
+    rest = frank.fetch_next(mentions)
+    assert rest is not None and [n["status"]["id"] for n in rest] == [said[0]["id"]]
+    eventually(lambda: [n["type"] for n in gina.notifications()] == ["follow"])
+    followed = gina.notifications()[0]
+    assert followed["account"]["acct"] == frank_name and gina.notifications(id=followed["id"])["id"] == followed["id"]
+    assert gina.notifications(exclude_types=["follow"]) == []
+
+    frank.notifications_dismiss(mentions[0]["id"])
+    assert [n["id"] for n in frank.notifications()] == [mentions[1]["id"], rest[0]["id"]]
+    with pytest.raises(MastodonNotFoundError):
+        frank.notifications(id=mentions[0]["id"])
+    frank.notifications_clear()
+    assert frank.notifications() == []

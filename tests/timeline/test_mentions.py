@@ -132,9 +132,13 @@ def test_a_direct_status_and_its_deletion_stream_to_the_mentioned_follower(
                 pass
         secret = post(http, author, f"to @{follower.username}", visibility="direct")
         after = post(http, author, "to everyone")
-        updates = read_events(follower_lines, 2)
+        # The update, the mention's notification (kicau/notifications.py) beside it, then the public status.
+        events = read_events(follower_lines, 3)
+        updates = [e for e in events if e["event"] == "update"]
         assert [e["id"] for e in updates] == [secret, after]
         assert json.loads(updates[0]["data"])["mentions"] == [mention_of(follower)]
+        (notified,) = [json.loads(e["data"]) for e in events if e["event"] == "notification"]
+        assert (notified["type"], notified["status"]["id"]) == ("mention", secret)
         assert read_events(bystander_lines, 1)[0]["id"] == after  # the direct status never came
         assert http.delete(f"/api/v1/statuses/{secret}", headers=author.auth).status_code == 200
         later = post(http, author, "to everyone, later")

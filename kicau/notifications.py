@@ -1,0 +1,110 @@
+"""Notifications: an account is told when a status mentions it and when someone starts following it.
+
+They are derived from events, as home timelines are. The fanout records them in Cassandra (``notifications``,
+one partition an account, newest first) in the batch that applies the event, and delivers them to the account's
+open streams as Mastodon's ``notification`` event; the timeline service serves, dismisses and clears them
+(``/api/v1/notifications``). A notification's id orders it in time as Mastodon's do: a mention's is its status's
+id (one status mentions an account once), a follow's is assigned by the graph service when the follow is new
+(``FollowCreated.notification_id``). Recording the same event twice writes the same row.
+
+A notification holds ids, never copies: it is rendered when read from the account's cached card and the status
+as the reader may see it, so a deleted status's mention is gone with it, as in Mastodon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cassandra.cluster import Session
+
+from kicau.clients import execute, write_preparer
+from kicau.entities import iso_time
+from kicau.ids import ms_from_id
+
+MENTION: Final = "mention"
+FOLLOW: Final = "follow"
+# The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
+RECORDED: Final = frozenset({MENTION, FOLLOW})
+_MAX: Final = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    account_id: int  # who is notified
+    id: int
+    type: str
+    from_account_id: int  # who mentioned, or followed
+    status_id: int | None = None  # the mentioning status
+
+
+def rendered(notification: Notification, account_card: bytes, status: bytes | None) -> bytes:
+    """Mastodon's Notification entity, with the account's card and the status (Status JSON, as its reader may
+    see it) spliced in undecoded."""
+    moment = iso_time(datetime.fromtimestamp(ms_from_id(notification.id) / 1000, UTC))
+    head = (f'{{"id":"{notification.id}","type":"{notification.type}","created_at":"{moment}",'
+            f'"group_key":"ungrouped-{notification.id}","account":').encode()
+    return head + account_card + (b',"status":' + status if status is not None else b"") + b"}"
+
+
+class NotificationStore:
+    """The ``notifications`` table: recorded by the fanout, read and dismissed by the timeline service."""
+
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        write = write_preparer(session, write_consistency)
+        self._insert = write("INSERT INTO notifications (account_id, id, type, from_account_id, status_id)"
+                             " VALUES (?, ?, ?, ?, ?)")
+        self._delete = write("DELETE FROM notifications WHERE account_id = ? AND id = ?")
+        self._clear = write("DELETE FROM notifications WHERE account_id = ?")
+        prepare = session.prepare
+        self._newest = prepare("SELECT * FROM notifications WHERE account_id = ? AND id < ? AND id > ? LIMIT ?")
+        self._oldest_above = prepare("SELECT * FROM notifications WHERE account_id = ? AND id > ? AND id < ?"
+                                     " ORDER BY id ASC LIMIT ?")
+        self._one = prepare("SELECT * FROM notifications WHERE account_id = ? AND id = ?")
+
+    async def apply(self, recorded: Iterable[Notification], removed: Iterable[tuple[int, int]] = ()) -> None:
+        """Record notifications and remove others ((account, id) pairs): each a write of its own, all at once,
+        since they fall in as many partitions as accounts notified. Never one notification both recorded and
+        removed in a call: the two writes would race."""
+        await asyncio.gather(
+            *(execute(self._session, self._insert, (n.account_id, n.id, n.type, n.from_account_id, n.status_id))
+              for n in recorded),
+            *(execute(self._session, self._delete, pair) for pair in removed),
+        )
+
+    async def page(self, account_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
+                   limit: int) -> list[Notification]:
+        """Newest first, with Mastodon's cursors (``min_id`` walks forward from the cursor)."""
+        upper = max_id if max_id is not None else _MAX
+        if min_id is not None:
+            rows = await execute(self._session, self._oldest_above, (account_id, min_id, upper, limit))
+            rows.reverse()
+        else:
+            lower = since_id if since_id is not None else -1
+            rows = await execute(self._session, self._newest, (account_id, upper, lower, limit))
+        return [_from_row(row) for row in rows]
+
+    async def one(self, account_id: int, notification_id: int) -> Notification | None:
+        rows = await execute(self._session, self._one, (account_id, notification_id))
+        return _from_row(rows[0]) if rows else None
+
+    async def dismiss(self, account_id: int, notification_id: int) -> None:
+        await execute(self._session, self._delete, (account_id, notification_id))
+
+    async def clear(self, account_id: int) -> None:
+        await execute(self._session, self._clear, (account_id,))
+
+
+def _from_row(row: dict[str, Any]) -> Notification:
+    status_id = row.get("status_id")
+    return Notification(int(row["account_id"]), int(row["id"]), str(row["type"]), int(row["from_account_id"]),
+                        int(status_id) if status_id is not None else None)
+
+
+def wanted_types(types: Sequence[str], exclude: Sequence[str]) -> frozenset[str]:
+    """The recorded types a request asks for: ``types[]`` (all if none), less ``exclude_types[]``."""
+    return (frozenset(types) & RECORDED if types else RECORDED) - frozenset(exclude)

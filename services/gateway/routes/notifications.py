@@ -1,0 +1,92 @@
+"""Notifications (kicau/notifications.py): mentions and new followers, served by the timeline service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import QueryParams
+
+from kicau.ids import parse_id
+from kicau.tokens import TokenInfo
+from kicau.web import ApiError
+from services.gateway import openapi as doc
+from services.gateway.auth import require
+from services.gateway.deps import Common, Services, cursor, page_limit, record_id
+from services.gateway.pagination import link_header
+from services.gateway.params import reject_nul
+from services.gateway.upstreams import passthrough, raise_for_error
+
+router = APIRouter(tags=["notifications"])
+
+NotificationsReader = Annotated[TokenInfo, require("read:notifications")]
+NotificationsWriter = Annotated[TokenInfo, require("write:notifications")]
+
+# Bounds on the type lists a request may give (Mastodon has a dozen types; Kicau records two).
+MAX_TYPES, MAX_TYPE_LENGTH = 20, 64
+
+NAMES = {"type": "array", "items": doc.text(max_length=MAX_TYPE_LENGTH), "maxItems": MAX_TYPES}
+PAGE = {"parameters": [  # page_parameters' limit: 40 by default, at most 80 here
+    *doc.page_parameters("max_id", "since_id", "min_id"),
+    doc.query("types[]", NAMES, "Only these types (Kicau records mention and follow)"),
+    doc.query("exclude_types[]", NAMES, "Not these types"),
+    doc.query("account_id", doc.CURSOR, "Only those caused by this account"),
+]}
+
+
+def _types(query: QueryParams, name: str) -> list[str]:
+    """``name[]`` (as Mastodon.py sends it), or ``name``, repeated; each may also list names separated by
+    commas."""
+    given = query.getlist(f"{name}[]") + query.getlist(name)
+    if len(given) > MAX_TYPES or any(len(value) > MAX_TYPE_LENGTH for value in given):
+        raise ApiError(422, f"Validation failed: {name} names at most {MAX_TYPES} types of {MAX_TYPE_LENGTH}"
+                            " characters")
+    return [part.strip() for value in given for part in reject_nul(name, value).split(",") if part.strip()]
+
+
+@router.get("/api/v1/notifications", openapi_extra={**PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.Notification]), **doc.errors(400, 401, 403, 422)})
+async def notifications(request: Request, token: NotificationsReader, services: Services, common: Common) -> Response:
+    query = request.query_params
+    params: dict[str, object] = {"limit": page_limit(query.get("limit"), 40, 80)}
+    for name in ("max_id", "since_id", "min_id"):
+        value = cursor(query.get(name), name)
+        if value is not None:
+            params[name] = value
+    for name in ("types", "exclude_types"):
+        names = _types(query, name)  # only empty names (``types[]=``) are as none
+        if names:
+            params[name] = ",".join(names)
+    from_account = query.get("account_id")
+    if from_account:
+        account_id = parse_id(from_account)
+        if account_id is None:
+            raise ApiError(400, "account_id must be an account id")
+        params["account_id"] = account_id
+    answer = await services.timeline.call("GET", "/internal/notifications", params=params, token=token)
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
+                       answer.headers.get("x-kicau-prev"))
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+@router.post("/api/v1/notifications/clear", openapi_extra=doc.BEARER,
+             responses={**doc.ok(dict[str, str], "Every notification of the account dismissed"),
+                        **doc.errors(401, 403)})
+async def clear(token: NotificationsWriter, services: Services) -> Response:
+    return passthrough(await services.timeline.call("POST", "/internal/notifications/clear", token=token))
+
+
+@router.get("/api/v1/notifications/{notification_id}", openapi_extra=doc.BEARER,
+            responses={**doc.ok(doc.Notification), **doc.errors(401, 403, 404)})
+async def notification(notification_id: str, token: NotificationsReader, services: Services) -> Response:
+    return passthrough(await services.timeline.call(
+        "GET", f"/internal/notifications/{record_id(notification_id)}", token=token))
+
+
+@router.post("/api/v1/notifications/{notification_id}/dismiss", openapi_extra=doc.BEARER,
+             responses={**doc.ok(dict[str, str], "Dismissed"), **doc.errors(401, 403, 404)})
+async def dismiss(notification_id: str, token: NotificationsWriter, services: Services) -> Response:
+    return passthrough(await services.timeline.call(
+        "POST", f"/internal/notifications/{record_id(notification_id)}/dismiss", token=token))

@@ -1,0 +1,57 @@
+"""Notifications as pure logic (kicau/notifications.py, services/fanout/service.py): what events notify, the
+types a request asks for, and the entity as rendered. Recording, serving and streaming them run against the real
+system in tests/timeline/test_notifications.py."""
+
+from __future__ import annotations
+
+import msgspec
+
+from kicau.events import FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
+from kicau.ids import id_from_ms
+from kicau.notifications import FOLLOW, MENTION, Notification, rendered, wanted_types
+from services.fanout.service import mentions_removed, notifications_of
+
+AUTHOR, BOB, CAROL = 1, 2, 3
+
+
+def created(status_id: int, mentions: list[int], visibility: str = "public") -> StatusCreated:
+    return StatusCreated(status_id=status_id, account_id=AUTHOR, status_json="{}", visibility=visibility,
+                         mentions=mentions)
+
+
+def test_what_events_notify() -> None:
+    events = [
+        created(10, [BOB, AUTHOR, CAROL, BOB]),  # its author is not told; each account once
+        created(11, []),
+        created(12, [CAROL], visibility="direct"),
+        FollowCreated(follower_id=BOB, followee_id=CAROL, notification_id=13),
+        FollowCreated(follower_id=BOB, followee_id=AUTHOR),  # a repeated follow: no id, no notification
+        FollowDeleted(follower_id=BOB, followee_id=CAROL),
+        StatusDeleted(status_id=10, account_id=AUTHOR, mentions=[BOB, AUTHOR, CAROL]),
+    ]
+    assert notifications_of(events) == [
+        Notification(BOB, 10, MENTION, AUTHOR, 10), Notification(CAROL, 10, MENTION, AUTHOR, 10),
+        Notification(CAROL, 12, MENTION, AUTHOR, 12), Notification(CAROL, 13, FOLLOW, BOB),
+    ]
+    assert mentions_removed(events) == [(BOB, 10), (CAROL, 10)]
+
+
+def test_the_types_a_request_asks_for() -> None:
+    assert wanted_types([], []) == {MENTION, FOLLOW}
+    assert wanted_types(["mention", "favourite"], []) == {MENTION}
+    assert wanted_types([], ["follow", "poll"]) == {MENTION}
+    assert wanted_types(["follow"], ["follow"]) == set()
+    assert wanted_types(["reblog"], []) == set()
+
+
+def test_the_rendered_entity() -> None:
+    moment = 1_764_633_600_123  # 2025-12-02T00:00:00.123Z
+    card, status = b'{"id":"2","username":"bob"}', b'{"id":"77","content":"<p>hi</p>"}'
+    mention = Notification(CAROL, id_from_ms(moment) | 5, MENTION, BOB, 77)
+    assert msgspec.json.decode(rendered(mention, card, status)) == {
+        "id": str(mention.id), "type": "mention", "created_at": "2025-12-02T00:00:00.123Z",
+        "group_key": f"ungrouped-{mention.id}", "account": {"id": "2", "username": "bob"},
+        "status": {"id": "77", "content": "<p>hi</p>"},
+    }
+    follow = Notification(CAROL, id_from_ms(moment), FOLLOW, BOB)
+    assert "status" not in msgspec.json.decode(rendered(follow, card, None))
