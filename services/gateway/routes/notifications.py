@@ -78,15 +78,17 @@ async def clear(token: NotificationsWriter, services: Services) -> Response:
     return passthrough(await services.timeline.call("POST", "/internal/notifications/clear", token=token))
 
 
-@router.get("/api/v1/notifications/{notification_id}", openapi_extra=doc.BEARER,
+# Ids are digits in the path itself (``:int``): otherwise GET /{notification_id} would also match /clear, and an
+# OPTIONS of /clear would list GET among its methods. A path that is not digits is a 404, as any unknown path.
+@router.get("/api/v1/notifications/{notification_id:int}", openapi_extra=doc.BEARER,
             responses={**doc.ok(doc.Notification), **doc.errors(401, 403, 404)})
-async def notification(notification_id: str, token: NotificationsReader, services: Services) -> Response:
+async def notification(notification_id: int, token: NotificationsReader, services: Services) -> Response:
     return passthrough(await services.timeline.call(
-        "GET", f"/internal/notifications/{record_id(notification_id)}", token=token))
+        "GET", f"/internal/notifications/{record_id(str(notification_id))}", token=token))
 
 
-@router.post("/api/v1/notifications/{notification_id}/dismiss", openapi_extra=doc.BEARER,
+@router.post("/api/v1/notifications/{notification_id:int}/dismiss", openapi_extra=doc.BEARER,
              responses={**doc.ok(dict[str, str], "Dismissed"), **doc.errors(401, 403, 404)})
-async def dismiss(notification_id: str, token: NotificationsWriter, services: Services) -> Response:
+async def dismiss(notification_id: int, token: NotificationsWriter, services: Services) -> Response:
     return passthrough(await services.timeline.call(
-        "POST", f"/internal/notifications/{record_id(notification_id)}/dismiss", token=token))
+        "POST", f"/internal/notifications/{record_id(str(notification_id))}/dismiss", token=token))
