@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kicau.events import FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
+from kicau.events import Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
 from kicau.ids import id_from_ms
 from kicau.notifications import FOLLOW, MENTION, Notification, rendered, wanted_types
 from services.fanout.service import mentions_removed, notifications_of
@@ -20,7 +20,7 @@ def created(status_id: int, mentions: list[int], visibility: str = "public") -> 
 
 
 def test_what_events_notify() -> None:
-    events = [
+    events: list[Event] = [
         created(10, [BOB, AUTHOR, CAROL, BOB]),  # its author is not told; each account once
         created(11, []),
         created(12, [CAROL], visibility="direct"),
