@@ -115,8 +115,10 @@ class StreamEvent:
     def ws_frame(self) -> str:
         if self._ws is None:
             # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
-            self._ws = msgspec.json.encode({"stream": ["user"], "event": self.name, "payload": self.data,
-                                            "id": self.event_id}).decode()
+            frame = {"stream": ["user"], "event": self.name, "payload": self.data}
+            if self.event_id is not None:  # a notification has none (see ``dispatch``)
+                frame["id"] = self.event_id
+            self._ws = msgspec.json.encode(frame).decode()
         return self._ws
 
 

@@ -102,6 +102,13 @@ def test_websocket_subscribe_update_delete_unsubscribe(
         deleted = next_frame(ws)
         assert deleted["stream"] == ["user"] and deleted["event"] == "delete"
         assert deleted["payload"] == status  # the id alone, as Mastodon sends it (not JSON within the string)
+        # A mention: its update, then its notification (kicau/notifications.py), with no id of its own.
+        mention = post(http, author, f"ws @{reader.username}")
+        frames = [next_frame(ws), next_frame(ws)]
+        assert [(f["event"], "id" in f) for f in frames] == [("update", True), ("notification", False)]
+        notified = json.loads(str(frames[1]["payload"]))
+        assert (notified["type"], notified["account"]["id"], notified["status"]["id"]) == ("mention", author.id,
+                                                                                          mention)
         # Unsubscribed: nothing more arrives.
         ws.send(json.dumps({"type": "unsubscribe", "stream": "user"}))
         time.sleep(0.5)
