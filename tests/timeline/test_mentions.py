@@ -13,10 +13,10 @@ import redis
 
 from kicau import keys
 from tests.conftest import User, eventually
-from tests.gateway.test_streaming import read_events, warm_until_seen
+from tests.gateway.test_streaming import read_events
 from tests.timeline.test_home_invariant import home_ids
 from tests.timeline.test_large_accounts import in_home_feed
-from tests.timeline.test_visibility import post, profile
+from tests.timeline.test_visibility import post, profile, user_streams
 
 PUBLIC_URL = "http://127.0.0.1:8080"  # the stack's KICAU_PUBLIC_URL (kicau/settings.py)
 
@@ -117,19 +117,7 @@ def test_a_direct_status_and_its_deletion_stream_to_the_mentioned_follower(
     author, follower, bystander = make_user("mds_a"), make_user("mds_f"), make_user("mds_b")
     for reader in (follower, bystander):
         assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
-    timeout = httpx.Timeout(30, read=30)
-    with httpx.Client(base_url=gateway_url, timeout=timeout) as named, \
-            httpx.Client(base_url=gateway_url, timeout=timeout) as unnamed, \
-            named.stream("GET", "/api/v1/streaming/user", headers=follower.auth) as follower_stream, \
-            unnamed.stream("GET", "/api/v1/streaming/user", headers=bystander.auth) as bystander_stream:
-        assert follower_stream.status_code == bystander_stream.status_code == 200
-        follower_lines, bystander_lines = follower_stream.iter_lines(), bystander_stream.iter_lines()
-        for lines in (follower_lines, bystander_lines):
-            warm_until_seen(gateway_url, author, lines)
-        marker = post(http, author, "marker")
-        for lines in (follower_lines, bystander_lines):
-            while read_events(lines, 1)[0].get("id") != marker:
-                pass
+    with user_streams(gateway_url, http, author, follower, bystander) as (follower_lines, bystander_lines):
         secret = post(http, author, f"to @{follower.username}", visibility="direct")
         after = post(http, author, "to everyone")
         # The update, the mention's notification (kicau/notifications.py) beside it, then the public status.

@@ -7,7 +7,8 @@ the statuses that do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -30,6 +31,29 @@ def profile(http: httpx.Client, author: User, reader: User | None) -> list[str]:
     answer = http.get(f"/api/v1/accounts/{author.id}/statuses?limit=40", headers=reader.auth if reader else {})
     assert answer.status_code == 200, answer.text
     return [status["id"] for status in answer.json()]
+
+
+@contextlib.contextmanager
+def user_streams(gateway_url: str, http: httpx.Client, author: User, *readers: User) -> Iterator[list[Iterator[str]]]:
+    """The user streams of ``readers``, open and each read past a marker ``author`` posted: the next event each
+    gives is one of what comes after. Streams register asynchronously, the fanout learning of them late when the
+    machine is loaded: each is read while warm-ups by ``author`` keep coming until it gets one; then all read up
+    to the marker (one stream may also have got warm-ups meant for another)."""
+    timeout = httpx.Timeout(30, read=30)
+    with contextlib.ExitStack() as opened:
+        streams = []
+        for reader in readers:
+            client = opened.enter_context(httpx.Client(base_url=gateway_url, timeout=timeout))
+            stream = opened.enter_context(client.stream("GET", "/api/v1/streaming/user", headers=reader.auth))
+            assert stream.status_code == 200
+            streams.append(stream.iter_lines())
+        for lines in streams:
+            warm_until_seen(gateway_url, author, lines)
+        marker = post(http, author, "marker")
+        for lines in streams:
+            while read_events(lines, 1)[0].get("id") != marker:
+                pass
+        yield streams
 
 
 def test_followers_only_and_direct_statuses_reach_only_whom_they_may(
@@ -85,22 +109,7 @@ def test_a_direct_status_and_its_deletion_stream_to_its_author_only(
 ) -> None:
     author, follower = make_user("vst_a"), make_user("vst_f")
     assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
-    timeout = httpx.Timeout(30, read=30)
-    with httpx.Client(base_url=gateway_url, timeout=timeout) as own, \
-            httpx.Client(base_url=gateway_url, timeout=timeout) as theirs, \
-            own.stream("GET", "/api/v1/streaming/user", headers=author.auth) as author_stream, \
-            theirs.stream("GET", "/api/v1/streaming/user", headers=follower.auth) as follower_stream:
-        assert author_stream.status_code == follower_stream.status_code == 200
-        author_lines, follower_lines = author_stream.iter_lines(), follower_stream.iter_lines()
-        # Streams register asynchronously, the fanout learning of them late when the machine is loaded: each is
-        # read while warm-ups keep coming until it gets one; then both read up to a marker posted after that (the
-        # author's stream also got the follower's warm-ups).
-        for lines in (author_lines, follower_lines):
-            warm_until_seen(gateway_url, author, lines)
-        marker = post(http, author, "marker")
-        for lines in (author_lines, follower_lines):
-            while read_events(lines, 1)[0].get("id") != marker:
-                pass
+    with user_streams(gateway_url, http, author, author, follower) as (author_lines, follower_lines):
         secret = post(http, author, "to myself", visibility="direct")
         after = post(http, author, "to everyone")
         assert [e["id"] for e in read_events(author_lines, 2)] == [secret, after]
