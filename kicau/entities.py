@@ -135,7 +135,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "favourites_count": 0,
         "replies_count": 0,
         "in_reply_to_id": str(in_reply_to) if in_reply_to else None,
-        "in_reply_to_account_id": None,
+        "in_reply_to_account_id": str(row["in_reply_to_account_id"]) if row.get("in_reply_to_account_id") else None,
         "reblog": None,
         "poll": None,
         "card": None,

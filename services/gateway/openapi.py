@@ -102,6 +102,11 @@ class Token(_Entity):
     created_at: int
 
 
+class Context(_Entity):
+    ancestors: list[Status]
+    descendants: list[Status]
+
+
 class Notification(_Entity):
     id: str
     type: str

@@ -50,6 +50,18 @@ IDEMPOTENCY_IN_FLIGHT_SECONDS = 30.0
 AFTER_COMMIT_SECONDS = 2.0
 
 
+class _Id(msgspec.Struct):
+    id: str
+
+
+class _Authored(msgspec.Struct):
+    account: _Id
+
+
+# The author of a rendered Status (the members it does not name are skipped unparsed).
+_read_author = msgspec.json.Decoder(_Authored).decode
+
+
 @dataclass(frozen=True)
 class NewStatus:
     text: str
@@ -105,12 +117,14 @@ class PostService:
         _CARD_SECONDS.observe(time.perf_counter() - started)
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
+        parent_author = None
         if draft.in_reply_to_id is not None:
             parent = await self.statuses.render_one(draft.in_reply_to_id, Reader(account_id))
             if parent is None:
                 # As Mastodon answers: no reply to a status that does not exist (or no longer does), nor to one
                 # the author may not see (kicau/visibility.py), which must look the same.
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
+            parent_author = int(_read_author(parent).account.id)
         username = str(msgspec.json.decode(card)["username"])
         # Before anything is written: a status's mentions are resolved once, and kept with it (kicau/mentions.py).
         mentions = await self.mentions.resolve(draft.text)
@@ -129,6 +143,7 @@ class PostService:
             "spoiler_text": draft.spoiler_text,
             "language": draft.language,
             "in_reply_to_id": draft.in_reply_to_id,
+            "in_reply_to_account_id": parent_author,
             "created_at": datetime.now(UTC),
             "mentions": mentions,
         }
@@ -184,7 +199,7 @@ class PostService:
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
         try:
-            await self.store.remove(row["id"], row["account_id"])
+            await self.store.remove(row["id"], row["account_id"], row["in_reply_to_id"])
             # A publish that timed out may still be delivered: the idempotent producer retries its batch until
             # the broker takes it, so the fanout can see this status later. The tombstone keeps it out of every
             # read (the fanout's cache write never replaces one). A profile read meanwhile may have kept the

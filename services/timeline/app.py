@@ -236,3 +236,12 @@ async def dismiss_notification(
 ) -> Response:
     await service.dismiss_notification(acting_account_id(account), notification_id)
     return Response(b"{}", media_type="application/json")
+
+
+@app.get("/internal/statuses/{status_id}/context")
+async def context(
+    status_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    """A thread around a status (``TimelineService.context``), for its reader: the token is optional."""
+    return Response(await service.context(status_id, reader_of(account)), media_type="application/json")

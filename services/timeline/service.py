@@ -42,6 +42,23 @@ MAX_LIMIT = 40
 LARGE_FOLLOWEES_SECONDS = 300
 AuthorsOf = Callable[[], Awaitable[list[int]]]
 DEFAULT_LIMIT = 20
+# Mastodon's bounds on a thread's context.
+MAX_ANCESTORS, MAX_DESCENDANTS, MAX_DEPTH = 40, 60, 20
+
+
+class _Reply(msgspec.Struct):
+    in_reply_to_id: str | None = None
+
+
+_read_reply = msgspec.json.Decoder(_Reply).decode
+
+
+def _replied_to(status: bytes) -> int | None:
+    """The status a rendered Status replies to (the members it does not name are skipped unparsed)."""
+    parent = _read_reply(status).in_reply_to_id
+    return int(parent) if parent else None
+
+
 # Rows a filtered notifications page (types[], exclude_types[], account_id) reads for its limit at most.
 NOTIFICATION_SCAN = 400
 
@@ -178,6 +195,52 @@ class TimelineService:
             next_max_id=ids[-1] if ids else None,
             prev_min_id=ids[0] if ids else None,
         )
+
+    # Threads ----------------------------------------------------------------------------------------------
+
+    async def context(self, status_id: int, reader: Reader) -> bytes:
+        """Mastodon's Context of a status the reader may see: the statuses it replies to, oldest first, and the
+        replies to it and to them, depth first, as Mastodon orders them; each that the reader may see (a deleted
+        one, or one it may not see, is left out, and the thread goes on past it)."""
+        focus = await self.statuses.render_each([status_id], reader)
+        if status_id not in focus:
+            raise ApiError(404, "Record not found")
+        ancestors: list[bytes] = []
+        parent = _replied_to(focus[status_id])
+        seen = {status_id}
+        while parent is not None and parent not in seen and len(ancestors) < MAX_ANCESTORS:
+            seen.add(parent)
+            shown = (await self.statuses.render_each([parent], reader)).get(parent)
+            if shown is None:
+                break  # deleted or not the reader's to see: what it replied to is not known from here
+            ancestors.append(shown)
+            parent = _replied_to(shown)
+        ancestors.reverse()
+        order = await self._descendants(status_id)
+        shown_replies = await self.statuses.render_each(order, reader)
+        descendants = [shown_replies[i] for i in order if i in shown_replies]
+        return (b'{"ancestors":[' + b",".join(ancestors) + b'],"descendants":[' + b",".join(descendants)
+                + b"]}")
+
+    async def _descendants(self, status_id: int) -> list[int]:
+        """The replies under a status, depth first (each reply followed by its own), at most
+        ``MAX_DESCENDANTS`` of them and ``MAX_DEPTH`` levels down: one level's reads at a time, concurrently."""
+        children: dict[int, list[int]] = {}
+        level, found = [status_id], 0
+        for _ in range(MAX_DEPTH):
+            if not level or found >= MAX_DESCENDANTS:
+                break
+            replies = await asyncio.gather(*(self.store.replies(s, MAX_DESCENDANTS) for s in level))
+            children.update(zip(level, replies, strict=True))
+            level = [r for rs in replies for r in rs if r not in children]
+            found += len(level)
+        order: list[int] = []
+        stack = list(reversed(children.get(status_id, [])))
+        while stack and len(order) < MAX_DESCENDANTS:
+            reply = stack.pop()
+            order.append(reply)
+            stack.extend(reversed(children.get(reply, [])))
+        return order
 
     # Notifications (kicau/notifications.py) --------------------------------------------------------------
 

@@ -25,6 +25,7 @@ class TimelineStore:
             " ORDER BY status_id ASC LIMIT ?"
         )
         self._following = prepare("SELECT followee_id FROM following WHERE follower_id = ?")
+        self._replies = prepare("SELECT reply_id FROM replies WHERE status_id = ? LIMIT ?")
         self._following_among = prepare(
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?"
         )
@@ -43,6 +44,11 @@ class TimelineStore:
 
     async def newest_status_ids(self, account_id: int, limit: int) -> list[int]:
         return await self.account_status_ids(account_id, max_id=None, since_id=None, min_id=None, limit=limit)
+
+    async def replies(self, status_id: int, limit: int) -> list[int]:
+        """The first ``limit`` replies to a status, oldest first (deleted ones included)."""
+        rows = await execute(self._session, self._replies, (status_id, limit))
+        return [int(r["reply_id"]) for r in rows]
 
     async def followees(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._following, (account_id,))

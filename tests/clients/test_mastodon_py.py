@@ -134,3 +134,19 @@ def test_mentions_and_notifications(gateway_url: str, app_keys: tuple[str, str])
         frank.notifications(id=mentions[0]["id"])
     frank.notifications_clear()
     assert frank.notifications() == []
+
+
+def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py posts replies and reads a thread's context."""
+    hana, _, _ = register(gateway_url, app_keys, "hana")
+    ivan, _, _ = register(gateway_url, app_keys, "ivan")
+    root = hana.status_post("what now?")
+    answer = ivan.status_reply(root, "this")  # Mastodon.py mentions the author it replies to
+    assert answer["in_reply_to_id"] == root["id"]
+    assert answer["in_reply_to_account_id"] == root["account"]["id"]
+    assert [m["id"] for m in answer["mentions"]] == [root["account"]["id"]]
+    thanks = hana.status_reply(answer, "thanks")
+    around = ivan.status_context(answer["id"])
+    assert [s["id"] for s in around["ancestors"]] == [root["id"]]
+    assert [s["id"] for s in around["descendants"]] == [thanks["id"]]
+    assert [s["id"] for s in hana.status_context(root["id"])["descendants"]] == [answer["id"], thanks["id"]]

@@ -37,3 +37,21 @@ def test_a_status_row_holds_what_was_posted_and_nothing_for_what_was_not(
     read = {s["id"]: s for s in (http.get(f"/api/v1/statuses/{i}").json() for i in (plain_id, reply_id))}
     assert read[str(plain_id)]["language"] is None and read[str(plain_id)]["in_reply_to_id"] is None
     assert read[str(reply_id)]["language"] == "id" and read[str(reply_id)]["in_reply_to_id"] == str(plain_id)
+    assert read[str(plain_id)]["in_reply_to_account_id"] is None
+    assert read[str(reply_id)]["in_reply_to_account_id"] == author.id
+
+
+def test_a_reply_names_the_account_it_answers(http: httpx.Client, make_user: Callable[..., User],
+                                              stack_cassandra: Any, stack_redis: Any) -> None:
+    asker, answerer = make_user("ask"), make_user("answer")
+    question = http.post("/api/v1/statuses", headers=asker.auth, json={"status": "anyone?"}).json()
+    answer = http.post("/api/v1/statuses", headers=answerer.auth,
+                       json={"status": f"@{asker.username} me", "in_reply_to_id": question["id"]})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["in_reply_to_id"], answer.json()["in_reply_to_account_id"]) == (question["id"], asker.id)
+    assert question["in_reply_to_account_id"] is None
+    (row,) = stack_cassandra.execute("SELECT in_reply_to_account_id FROM statuses WHERE id = %s",
+                                     (int(answer.json()["id"]),))
+    assert row["in_reply_to_account_id"] == int(asker.id)
+    stack_redis.delete(keys.status_cache(int(answer.json()["id"])))  # and as read back from Cassandra
+    assert http.get(f"/api/v1/statuses/{answer.json()['id']}").json()["in_reply_to_account_id"] == asker.id

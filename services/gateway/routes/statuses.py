@@ -87,6 +87,14 @@ async def get_status(status_id: str, services: Services, token: OptionalToken) -
     return passthrough(await services.post.call("GET", f"/internal/statuses/{record_id(status_id)}", token=token))
 
 
+@router.get("/api/v1/statuses/{status_id}/context", openapi_extra=doc.OPTIONAL_BEARER,
+            responses={**doc.ok(doc.Context), **doc.errors(401, 404)})
+async def context(status_id: str, services: Services, token: OptionalToken) -> Response:
+    """The thread around a status: what it replies to and the replies under it, as its reader may see them."""
+    return passthrough(await services.timeline.call(
+        "GET", f"/internal/statuses/{record_id(status_id)}/context", token=token))
+
+
 @router.delete("/api/v1/statuses/{status_id}", openapi_extra=doc.BEARER,
                responses={**doc.ok(doc.DeletedStatus), **doc.errors(401, 403, 404, 422)})
 async def delete_status(status_id: str, token: WriteUser, services: Services) -> Response:
