@@ -182,10 +182,11 @@ class Fanout:
         gone = {status_id for _, status_id in removed}
         notices = [n for n in notifications_of(events) if n.status_id not in gone]
         await self._deliver_all(plans, followers, large, addressed, notices)
-        entries, _ = await asyncio.gather(
-            self._write_all(plans, followers, recent, addressed),
-            self.notifications.apply(notices, removed),
-        )
+        if notices or removed:
+            entries, _ = await asyncio.gather(self._write_all(plans, followers, recent, addressed),
+                                              self.notifications.apply(notices, removed))
+        else:  # the usual batch: no task for nothing
+            entries = await self._write_all(plans, followers, recent, addressed)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
