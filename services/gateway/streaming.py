@@ -79,6 +79,11 @@ def websocket_text_frame(payload: bytes) -> bytes:
 SERVER_SEND_KEY = "kicau.server_send"
 
 
+# Mastodon's stream names: the user's timeline and notifications, and its notifications alone.
+USER_STREAM = "user"
+NOTIFICATION_STREAM = "user:notification"
+
+
 @dataclass(slots=True)
 class StreamEvent:
     name: str
@@ -112,14 +117,25 @@ class StreamEvent:
             self._ws_wire = websocket_text_frame(self.ws_frame().encode())
         return self._ws_wire
 
-    def ws_frame(self) -> str:
+    def ws_frame(self, stream: str = USER_STREAM) -> str:
+        """The WebSocket frame of this event on ``stream`` (as subscribed); encoded once for ``user``, the stream
+        nearly every event goes out on."""
+        if stream != USER_STREAM:
+            return self._encode_ws(stream)
         if self._ws is None:
-            # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
-            frame = {"stream": ["user"], "event": self.name, "payload": self.data}
-            if self.event_id is not None:  # a notification has none (see ``dispatch``)
-                frame["id"] = self.event_id
-            self._ws = msgspec.json.encode(frame).decode()
+            self._ws = self._encode_ws(stream)
         return self._ws
+
+    def ws_wire_on(self, stream: str) -> bytes:
+        """``ws_wire`` for a subscription to ``stream``."""
+        return self.ws_wire() if stream == USER_STREAM else websocket_text_frame(self.ws_frame(stream).encode())
+
+    def _encode_ws(self, stream: str) -> str:
+        # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
+        frame = {"stream": [stream], "event": self.name, "payload": self.data}
+        if self.event_id is not None:  # a notification has none (see ``dispatch``)
+            frame["id"] = self.event_id
+        return msgspec.json.encode(frame).decode()
 
 
 @dataclass(slots=True)
@@ -160,7 +176,8 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
     return transport if all(callable(getattr(transport, n, None)) for n in needed) else None
 
 
-def websocket_sink(send: Callable[..., Awaitable[None]] | None, limit_bytes: int) -> TransportSink | None:
+def websocket_sink(send: Callable[..., Awaitable[None]] | None, limit_bytes: int,
+                   stream: str = USER_STREAM) -> TransportSink | None:
     """A direct sink for an accepted WebSocket under uvicorn's websockets protocols (``send`` is the protocol's
     ASGI send, a bound method), or None: another server or implementation, or a connection that negotiated an
     extension (compressed frames are per connection, so a shared frame would be wrong). Frames written here go
@@ -181,7 +198,11 @@ def websocket_sink(send: Callable[..., Awaitable[None]] | None, limit_bytes: int
     def is_open() -> bool:
         return connection.state is open_state
 
-    return TransportSink(transport, limit_bytes, wire=StreamEvent.ws_wire, heartbeat=None, is_open=is_open)
+    def wire(event: StreamEvent) -> bytes:
+        return event.ws_wire_on(stream)
+
+    return TransportSink(transport, limit_bytes, wire=StreamEvent.ws_wire if stream == USER_STREAM else wire,
+                         heartbeat=None, is_open=is_open)
 
 
 @dataclass(eq=False)
@@ -189,6 +210,8 @@ class Connection:
     account_id: int
     transport: str
     limit: int
+    # The one kind of event this connection takes (Mastodon's ``user:notification`` stream), or None: all.
+    only: str | None = None
     connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     overflowed: bool = False
     _queue: collections.deque[StreamEvent] = field(default_factory=collections.deque)
@@ -207,7 +230,7 @@ class Connection:
     def push(self, event: StreamEvent) -> bool:
         """Take one event; True when it is held for the hub's next write round and this connection was not yet
         part of that round (the hub then lists it, once)."""
-        if self.overflowed:
+        if self.overflowed or (self.only is not None and event.name != self.only):
             return False
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
@@ -366,9 +389,10 @@ class StreamHub:
     def connection_count(self) -> int:
         return sum(len(c) for c in self._connections.values())
 
-    async def open(self, account_id: int, transport: str) -> Connection:
-        """Register a stream, or 429 when the account already holds its cap of streams (on any gateway)."""
-        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size)
+    async def open(self, account_id: int, transport: str, only: str | None = None) -> Connection:
+        """Register a stream (of ``only`` events, if given), or 429 when the account already holds its cap of
+        streams (on any gateway)."""
+        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size, only=only)
         key = _lease_key(account_id)
         now = time.time()
         pipe = self.redis.pipeline(transaction=True)

@@ -3,6 +3,7 @@ without a gap or a duplicate; bad tokens are refused before the stream starts.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -73,17 +74,26 @@ def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
     return events
 
 
-def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str]) -> None:
-    """Post as ``author`` every 0.3 s, from a thread of its own, until the stream read by ``lines`` gets one (a
-    blocking read never waits for a post that is not coming), then read the stream past the last of them: the
-    next event it gives is what comes after."""
+def status_of(event: dict[str, str]) -> str | None:
+    """The status an SSE event is about: its id, or for a notification, its status's."""
+    if event.get("event") == "notification":
+        status = json.loads(event["data"]).get("status")
+        return str(status["id"]) if status else None
+    return event.get("id")
+
+
+def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str], text: str = "warm-up") -> None:
+    """Post ``text`` as ``author`` every 0.3 s, from a thread of its own, until the stream read by ``lines`` gets
+    one (a blocking read never waits for a post that is not coming), then read the stream past the last of them:
+    the next event it gives is what comes after. A notification counts as its status (``status_of``): a text
+    that mentions the stream's reader warms a stream of notifications alone."""
     posted: list[str] = []
     done = threading.Event()
 
     def keep_posting() -> None:
         with httpx.Client(base_url=gateway_url, timeout=30) as poster:
             while not done.is_set():
-                answer = poster.post("/api/v1/statuses", headers=author.auth, data={"status": f"warm-up {len(posted)}"})
+                answer = poster.post("/api/v1/statuses", headers=author.auth, data={"status": f"{text} {len(posted)}"})
                 assert answer.status_code == 200, answer.text
                 posted.append(str(answer.json()["id"]))
                 done.wait(0.3)
@@ -92,15 +102,15 @@ def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str]) -> Non
     thread.start()
     try:
         deadline = time.monotonic() + 60
-        seen = read_events(lines, 1)[0].get("id")
+        seen = status_of(read_events(lines, 1)[0])
         while seen not in posted:
             assert time.monotonic() < deadline, "the stream got none of the warm-up posts within 60 s"
-            seen = read_events(lines, 1)[0].get("id")
+            seen = status_of(read_events(lines, 1)[0])
     finally:
         done.set()
         thread.join(timeout=30)
     while seen != posted[-1]:  # one more may have been on its way when the stream got the first
-        seen = read_events(lines, 1)[0].get("id")
+        seen = status_of(read_events(lines, 1)[0])
 
 
 def test_sse_wire_format_and_resume_with_last_event_id(

@@ -122,6 +122,42 @@ def test_websocket_subscribe_update_delete_unsubscribe(
         assert "error" in next_frame(ws)
 
 
+def test_websocket_notification_stream(gateway_url: str, http: httpx.Client, make_user: Callable[..., User]) -> None:
+    """Mastodon's ``user:notification`` stream: a socket subscribed to it gets notifications alone, in frames
+    naming that stream; one subscription a socket."""
+    author, reader = make_user("wna"), make_user("wnr")
+    follow(http, reader, author)  # the author's statuses reach the reader's user stream, and not this one
+    with connect(ws_url(gateway_url), additional_headers=reader.auth, open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "subscribe", "stream": "user:notification"}))
+        deadline = time.monotonic() + 30
+        while True:  # the subscription registers asynchronously
+            post(http, author, f"@{reader.username} warm-up")
+            try:
+                next_frame(ws, timeout=1)
+                break
+            except TimeoutError:
+                assert time.monotonic() < deadline, "no notification within 30 s of subscribing"
+        while True:  # past the warm-up mentions still arriving
+            try:
+                next_frame(ws, timeout=1)
+            except TimeoutError:
+                break
+        post(http, author, "not a notification")
+        mention = post(http, author, f"@{reader.username} now")
+        frame = next_frame(ws)
+        assert frame["stream"] == ["user:notification"] and frame["event"] == "notification" and "id" not in frame
+        notified = json.loads(str(frame["payload"]))
+        assert (notified["type"], notified["status"]["id"]) == ("mention", mention)
+        ws.send(json.dumps({"type": "subscribe", "stream": "user"}))
+        assert next_frame(ws) == {"error": "Already subscribed to user:notification: one stream a socket",
+                                  "status": 400}
+        ws.send(json.dumps({"type": "unsubscribe", "stream": "user:notification"}))
+        time.sleep(0.5)
+        post(http, author, f"@{reader.username} after unsubscribing")
+        with pytest.raises(TimeoutError):
+            next_frame(ws, timeout=2)
+
+
 def test_websocket_token_as_query_parameter_and_stream_on_connect(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User]
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import User, eventually
-from tests.gateway.test_streaming import read_events, warm_until_seen
+from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
 from tests.timeline.test_visibility import post
 
 
@@ -173,3 +173,20 @@ def test_notifications_reach_the_user_stream(
     assert (followed["type"], followed["account"]["id"], "status" in followed) == ("follow", fan.id, False)
     # The same notifications as the API serves.
     assert [n["id"] for n in notifications(http, reader)] == [followed["id"], mention["id"]]
+
+
+def test_the_notification_stream_carries_notifications_alone(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """``GET /api/v1/streaming/user/notification``: Mastodon's ``user:notification`` stream over SSE."""
+    reader, author = make_user("ntn_r"), make_user("ntn_a")
+    follow(http, reader, author)  # the author's statuses reach the reader's user stream, and not this one
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as streamer, \
+            streamer.stream("GET", "/api/v1/streaming/user/notification", headers=reader.auth) as stream:
+        assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        warm_until_seen(gateway_url, author, lines, text=f"@{reader.username} warm-up")
+        post(http, author, "not a notification")
+        mention = post(http, author, f"@{reader.username} now")
+        (event,) = read_events(lines, 1)
+    assert event["event"] == "notification" and "id" not in event and status_of(event) == mention

@@ -23,7 +23,9 @@ from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import bearer_value, resolve
 from services.gateway.streaming import (
+    NOTIFICATION_STREAM,
     SERVER_SEND_KEY,
+    USER_STREAM,
     Connection,
     StreamEvent,
     StreamHub,
@@ -187,6 +189,22 @@ async def stream_user(request: Request) -> Response:
     return EventStreamResponse(hub, connection, backlog, settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
 
+@router.get("/api/v1/streaming/user/notification")
+async def stream_user_notifications(request: Request) -> Response:
+    """Mastodon's ``user:notification`` stream: the user stream's ``notification`` events alone
+    (kicau/notifications.py). Nothing to resume: ``Last-Event-ID`` is ignored, as notifications carry no id."""
+    token = await _stream_token(request)
+    assert token.account_id is not None
+    hub: StreamHub = request.app.state.hub
+    connection = await hub.open(token.account_id, "sse", only="notification")
+    settings = request.app.state.settings
+    return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
+
+
+# What each stream a WebSocket may subscribe to takes: every event, or notifications alone.
+_STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification"}
+
+
 @router.websocket("/api/v1/streaming")
 async def stream_websocket(websocket: WebSocket) -> None:
     try:
@@ -199,20 +217,22 @@ async def stream_websocket(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol=protocol if protocol else None)
     hub: StreamHub = websocket.app.state.hub
     connection: Connection | None = None
+    subscribed = USER_STREAM  # the stream ``connection`` is; a socket holds one subscription at a time
     sender: asyncio.Task[None] | None = None
     handler = asyncio.current_task()
     cut_off = False
 
-    async def send_events(conn: Connection) -> None:
+    async def send_events(conn: Connection, stream: str) -> None:
         async def pump() -> None:
             while not conn.overflowed:
                 event = await conn.next(hub_heartbeat)
                 if event is None:
                     continue  # the WebSocket layer keeps the connection alive with its own pings
-                await websocket.send_text(event.ws_frame())
+                await websocket.send_text(event.ws_frame(stream))
                 conn.observe_delivery(event)
 
-        sink = websocket_sink(websocket.scope.get(SERVER_SEND_KEY), websocket.app.state.settings.stream_buffer_bytes)
+        sink = websocket_sink(websocket.scope.get(SERVER_SEND_KEY), websocket.app.state.settings.stream_buffer_bytes,
+                              stream)
         if sink is not None:
             # As for SSE: from here the hub writes this stream's frames itself, each encoded once for every
             # connection (streaming.py); this task only waits for the reader to fall too far behind.
@@ -231,7 +251,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
             await hub.close(conn)
             try:
                 async with asyncio.timeout(1.0):
-                    await websocket.send_json({"stream": ["user"], "event": OVERFLOW_EVENT, "payload": "{}"})
+                    await websocket.send_json({"stream": [stream], "event": OVERFLOW_EVENT, "payload": "{}"})
                     await websocket.close(code=1008, reason="reader too slow")
             except Exception:
                 # Not even a close frame goes out (sends wait for the reader): end the handler, and the server
@@ -242,25 +262,32 @@ async def stream_websocket(websocket: WebSocket) -> None:
 
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
     try:
-        if websocket.query_params.get("stream") == "user":
-            connection = await hub.open(token.account_id, "websocket")
-            sender = asyncio.create_task(send_events(connection))
+        on_connect = websocket.query_params.get("stream")
+        if on_connect in _STREAM_EVENTS:
+            subscribed = on_connect
+            connection = await hub.open(token.account_id, "websocket", only=_STREAM_EVENTS[subscribed])
+            sender = asyncio.create_task(send_events(connection, subscribed))
         while True:
             message: Any = await websocket.receive_json()
             kind = message.get("type") if isinstance(message, dict) else None
             stream = message.get("stream") if isinstance(message, dict) else None
-            if kind == "subscribe" and stream == "user" and connection is None:
-                connection = await hub.open(token.account_id, "websocket")
-                sender = asyncio.create_task(send_events(connection))
-            elif kind == "unsubscribe" and stream == "user" and connection is not None:
+            if kind not in ("subscribe", "unsubscribe"):
+                await websocket.send_json({"error": "Unknown message type", "status": 400})
+            elif not isinstance(stream, str) or stream not in _STREAM_EVENTS:
+                await websocket.send_json({"error": f"Unknown stream type: {stream}", "status": 400})
+            elif kind == "subscribe" and connection is None:
+                subscribed = stream
+                connection = await hub.open(token.account_id, "websocket", only=_STREAM_EVENTS[stream])
+                sender = asyncio.create_task(send_events(connection, stream))
+            elif kind == "subscribe" and stream != subscribed:
+                # The user stream already carries the notifications: two subscriptions would send each twice.
+                await websocket.send_json({"error": f"Already subscribed to {subscribed}: one stream a socket",
+                                           "status": 400})
+            elif kind == "unsubscribe" and stream == subscribed and connection is not None:
                 if sender:
                     sender.cancel()
                 await hub.close(connection)
                 connection = None
-            elif kind not in ("subscribe", "unsubscribe"):
-                await websocket.send_json({"error": "Unknown message type", "status": 400})
-            elif stream != "user":
-                await websocket.send_json({"error": f"Unknown stream type: {stream}", "status": 400})
     except (WebSocketDisconnect, ValueError, RuntimeError):
         pass
     except asyncio.CancelledError:
