@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -31,7 +31,7 @@ from kicau.web import (
     reader_of,
     redis_ready,
 )
-from services.timeline.service import Page, TimelineService, clamp_limit
+from services.timeline.service import Page, ProfileFilter, TimelineService, clamp_limit
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 
@@ -151,7 +151,15 @@ async def account_statuses_page(scope: Scope, _: Receive | None = None) -> Answe
     if not 0 <= account_id < 1 << 63:
         raise ApiError(404, "Record not found")
     service: TimelineService = app.state.service
-    return _answer(await service.account_statuses(account_id, _page_request(scope), reading_account(scope)))
+    return _answer(await service.account_statuses(account_id, _page_request(scope), reading_account(scope),
+                                                  _profile_filter(query(scope))))
+
+
+def _profile_filter(params: Mapping[str, str | None]) -> ProfileFilter:
+    """The gateway passes Mastodon's profile parameters on as ``1`` when they are set (``pinned``, ``only_media``,
+    ``tagged``, ``exclude_replies``)."""
+    return ProfileFilter(exclude_replies=params.get("exclude_replies") == "1",
+                         nothing=any(params.get(name) == "1" for name in ("pinned", "only_media", "tagged")))
 
 
 app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_statuses_page)
@@ -166,9 +174,15 @@ async def account_statuses(
     min_id: Cursor = None,
     limit: int | None = None,
     account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    exclude_replies: str | None = None,
+    pinned: str | None = None,
+    only_media: str | None = None,
+    tagged: str | None = None,
 ) -> Response:
     request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
-    return _respond(await service.account_statuses(account_id, request, reader_of(account)))
+    shown = _profile_filter({"exclude_replies": exclude_replies, "pinned": pinned, "only_media": only_media,
+                             "tagged": tagged})
+    return _respond(await service.account_statuses(account_id, request, reader_of(account), shown))
 
 
 @app.get("/internal/timelines/home/after")

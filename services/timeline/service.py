@@ -42,6 +42,37 @@ MAX_LIMIT = 40
 LARGE_FOLLOWEES_SECONDS = 300
 AuthorsOf = Callable[[], Awaitable[list[int]]]
 DEFAULT_LIMIT = 20
+# A profile page without replies reads this many ids at a time (or its limit, if more), at most REPLY_SCANS times.
+REPLY_SCAN, REPLY_SCANS = 40, 5
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileFilter:
+    """What of an account's statuses a profile read asks for (Mastodon's parameters). ``nothing``: it asks for
+    pinned statuses, statuses with media or statuses with a tag, none of which Kicau has."""
+
+    exclude_replies: bool = False
+    nothing: bool = False
+
+
+EVERY_STATUS = ProfileFilter()
+
+
+class _ReplyOf(msgspec.Struct):
+    in_reply_to_id: str | None = None
+    in_reply_to_account_id: str | None = None
+
+
+_read_reply_of = msgspec.json.Decoder(_ReplyOf).decode
+
+
+def _replies_to_another(status: bytes, account_id: int) -> bool:
+    """Whether a rendered Status is a reply to another account's status (one stored before replies kept the
+    account they answer counts as such)."""
+    reply = _read_reply_of(status)
+    return reply.in_reply_to_id is not None and reply.in_reply_to_account_id != str(account_id)
+
+
 # Mastodon's bounds on a thread's context.
 MAX_ANCESTORS, MAX_DESCENDANTS, MAX_DEPTH = 40, 60, 20
 
@@ -170,12 +201,17 @@ class TimelineService:
         covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, large_followees)
         return covered, await self.statuses.render(ids, Reader.home_of(account_id))
 
-    async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader) -> Page:
+    async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,
+                               shown: ProfileFilter = EVERY_STATUS) -> Page:
         """The account's statuses that ``reader`` may see (``kicau.visibility``): followers-only ones to its
-        followers, direct ones to the account alone."""
+        followers, direct ones to the account alone; of them, those ``shown`` asks for."""
         # An account exists when it has a card: usually this process's copy, so no Cassandra read.
         if await self.statuses.account_card(account_id) is None:
             raise ApiError(404, "Record not found")
+        if shown.nothing:
+            return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        if shown.exclude_replies:
+            return await self._without_replies(account_id, request, reader)
         if (self.newest_ids is not None and request.max_id is None and request.since_id is None
                 and request.min_id is None and request.limit <= NEWEST_KEPT):
             # The first page, as most profile reads are: its ids as kept in memory, unless the list has changed.
@@ -186,6 +222,38 @@ class TimelineService:
                 limit=request.limit,
             )
         return await self._page(ids, reader)
+
+    async def _without_replies(self, account_id: int, request: PageRequest, reader: Reader) -> Page:
+        """A profile page without the account's replies to others (its replies to itself, a thread, stay, as in
+        Mastodon). Reads ``REPLY_SCAN`` ids at a time (or ``limit``, if more), at most ``REPLY_SCANS`` times, to
+        fill the page; the cursors go on from the last status kept when it is full, else from where the reading
+        stopped. A page comes back empty only after a run of more replies than those reads hold (200)."""
+        chunk = max(request.limit, REPLY_SCAN)
+        kept: list[tuple[int, bytes]] = []
+        cursor = request
+        forward = request.min_id is not None
+        read: list[int] = []
+        for _ in range(REPLY_SCANS):
+            ids = await self.store.account_status_ids(account_id, max_id=cursor.max_id, since_id=cursor.since_id,
+                                                      min_id=cursor.min_id, limit=chunk)
+            if not ids:
+                break
+            read += ids
+            rendered = await self.statuses.render_each(ids, reader)
+            batch = [(i, rendered[i]) for i in ids
+                     if i in rendered and not _replies_to_another(rendered[i], account_id)]
+            # Newest first; walking forward (min_id), each batch is newer than the one before.
+            kept = batch + kept if forward else kept + batch
+            if len(kept) >= request.limit or len(ids) < chunk:
+                break
+            cursor = (PageRequest(max_id=cursor.max_id, min_id=ids[0]) if forward
+                      else PageRequest(max_id=ids[-1], since_id=cursor.since_id))
+        kept = kept[-request.limit:] if forward else kept[:request.limit]
+        full = len(kept) == request.limit
+        older = kept[-1][0] if kept and (forward or full) else (min(read) if read else None)
+        newer = kept[0][0] if kept and (full or not forward) else (max(read) if read else None)
+        return Page(body=b"[" + b",".join(status for _, status in kept) + b"]", next_max_id=older,
+                    prev_min_id=newer)
 
     async def _page(self, ids: list[int], reader: Reader) -> Page:
         # The cursors are those of the ids read, as for deleted statuses: a page may hold fewer than asked, and

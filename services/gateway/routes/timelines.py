@@ -32,6 +32,27 @@ def _page_params(query: Mapping[str, str]) -> dict[str, int]:
 
 PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
 
+# Mastodon's profile parameters. Kicau has no pinned statuses, media or tags: asking for those gives an empty page.
+PROFILE_FLAGS = ("exclude_replies", "pinned", "only_media")
+PROFILE_PAGE = {"parameters": [
+    *PAGE["parameters"],
+    doc.query("exclude_replies", doc.text(max_length=16), "Leave out replies to other accounts (a boolean)"),
+    doc.query("exclude_reblogs", doc.text(max_length=16), "Leave out reblogs (a boolean; Kicau has none)"),
+    doc.query("pinned", doc.text(max_length=16), "Pinned statuses only (a boolean; Kicau has none)"),
+    doc.query("only_media", doc.text(max_length=16), "Statuses with media only (a boolean; Kicau has none)"),
+    doc.query("tagged", doc.text(max_length=100), "Statuses with this hashtag only (Kicau has none)"),
+]}
+# Rails' false values, which Mastodon's boolean parameters follow: any other value is true.
+_FALSE = frozenset({"", "0", "f", "false", "off"})
+
+
+def _profile_params(query: Mapping[str, str]) -> dict[str, int]:
+    """The profile parameters set, as ``1`` for the timeline service."""
+    flags = {name: 1 for name in PROFILE_FLAGS if (query.get(name) or "").strip().lower() not in _FALSE}
+    if (query.get("tagged") or "").strip():
+        flags["tagged"] = 1
+    return flags
+
 
 @router.get("/api/v1/timelines/home", openapi_extra={**PAGE, **doc.BEARER},
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 403, 422)})
@@ -46,16 +67,17 @@ async def home(request: Request, token: ReadUser, services: Services, common: Co
     return passthrough(answer, {"Link": link} if link else None)
 
 
-@router.get("/api/v1/accounts/{account_id}/statuses", openapi_extra={**PAGE, **doc.OPTIONAL_BEARER},
+@router.get("/api/v1/accounts/{account_id}/statuses", openapi_extra={**PROFILE_PAGE, **doc.OPTIONAL_BEARER},
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 404)})
 async def account_statuses(account_id: str, request: Request, services: Services, common: Common,
                            token: OptionalToken) -> Response:
     """An account's statuses through the framework: documented here, and answered here when the gateway runs
     without hot routes; otherwise ``account_statuses_page`` answers it. Anyone may read them; with a user's token
     the page also holds the followers-only statuses of an account the user follows (kicau/visibility.py)."""
+    query = request.query_params
     answer = await services.timeline.call(
-        "GET", f"/internal/accounts/{record_id(account_id)}/statuses", params=_page_params(request.query_params),
-        token=token,
+        "GET", f"/internal/accounts/{record_id(account_id)}/statuses",
+        params={**_page_params(query), **_profile_params(query)}, token=token,
     )
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
@@ -66,10 +88,14 @@ async def account_statuses(account_id: str, request: Request, services: Services
 READ = ("read",)
 
 
-async def _relayed_page(state: Any, scope: Scope, internal_path: str, token: TokenInfo | None = None) -> Answer:
-    """The timeline service's page at ``internal_path`` for the hot routes below, with its Link header."""
+async def _relayed_page(state: Any, scope: Scope, internal_path: str, token: TokenInfo | None = None,
+                        profile: bool = False) -> Answer:
+    """The timeline service's page at ``internal_path`` for the hot routes below, with its Link header
+    (``profile``: with the profile parameters)."""
     items = query_items(scope)
-    answer = await state.upstreams.timeline.call("GET", internal_path, params=_page_params(dict(items)), token=token)
+    query = dict(items)
+    params = {**_page_params(query), **_profile_params(query)} if profile else _page_params(query)
+    answer = await state.upstreams.timeline.call("GET", internal_path, params=params, token=token)
     raise_for_error(answer)
     link = page_links(state.common.public_url, scope["path"], items, answer.headers.get("x-kicau-next"),
                       answer.headers.get("x-kicau-prev"))
@@ -95,6 +121,6 @@ async def account_statuses_page(scope: Scope, _: Receive) -> Answer:
     async def page(state: Any) -> Answer:
         account_id = record_id(scope["path_params"]["account_id"])
         token = await token_of(scope, state)
-        return await _relayed_page(state, scope, f"/internal/accounts/{account_id}/statuses", token)
+        return await _relayed_page(state, scope, f"/internal/accounts/{account_id}/statuses", token, profile=True)
 
     return await counted(scope, page)
