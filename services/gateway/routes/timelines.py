@@ -34,13 +34,14 @@ PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
 
 # Mastodon's profile parameters. Kicau has no pinned statuses, media or tags: asking for those gives an empty page.
 PROFILE_FLAGS = ("exclude_replies", "pinned", "only_media")
+_ANY: dict[str, str] = {"type": "string"}  # read as booleans (or a tag) and never stored: any value is taken
 PROFILE_PAGE = {"parameters": [
     *PAGE["parameters"],
-    doc.query("exclude_replies", doc.text(max_length=16), "Leave out replies to other accounts (a boolean)"),
-    doc.query("exclude_reblogs", doc.text(max_length=16), "Leave out reblogs (a boolean; Kicau has none)"),
-    doc.query("pinned", doc.text(max_length=16), "Pinned statuses only (a boolean; Kicau has none)"),
-    doc.query("only_media", doc.text(max_length=16), "Statuses with media only (a boolean; Kicau has none)"),
-    doc.query("tagged", doc.text(max_length=100), "Statuses with this hashtag only (Kicau has none)"),
+    doc.query("exclude_replies", _ANY, "Leave out replies to other accounts (a boolean)"),
+    doc.query("exclude_reblogs", _ANY, "Leave out reblogs (a boolean; Kicau has none)"),
+    doc.query("pinned", _ANY, "Pinned statuses only (a boolean; Kicau has none)"),
+    doc.query("only_media", _ANY, "Statuses with media only (a boolean; Kicau has none)"),
+    doc.query("tagged", _ANY, "Statuses with this hashtag only (Kicau has none)"),
 ]}
 # Rails' false values, which Mastodon's boolean parameters follow: any other value is true.
 _FALSE = frozenset({"", "0", "f", "false", "off"})
