@@ -130,7 +130,16 @@ class PostService:
         mentions = await self.mentions.resolve(draft.text)
         status_id = self.ids.next_id()
         if idempotency_key:
-            existing = await self._claim(account_id, idempotency_key, status_id)
+            try:
+                existing = await self._claim(account_id, idempotency_key, status_id)
+            except ApiError:
+                raise
+            except Exception:
+                # A claim that failed may still have been applied (a lightweight transaction that timed out, as
+                # Cassandra's do under load): the key would then name a status never written, and retries would
+                # get 409 until IDEMPOTENCY_IN_FLIGHT_SECONDS pass. Give it back if it is ours.
+                await self._release_quietly(account_id, idempotency_key, status_id)
+                raise
             if existing is not None:
                 return await self._replay(existing, account_id, username, card)
         row = {
@@ -211,6 +220,13 @@ class PostService:
             # Both engines failing at once: the row may remain, unpublished. A retry with the same key
             # republishes it (see _replay); without a key it stays out of every home timeline.
             log.exception("could not roll back status %s", row["id"])
+
+    async def _release_quietly(self, account_id: int, key: str, status_id: int) -> None:
+        try:
+            await self.store.release_idempotency_key(account_id, key, status_id)
+        except Exception:
+            log.warning("could not release Idempotency-Key of status %s after a failed claim", status_id,
+                        exc_info=True)
 
     async def _tombstone(self, status_id: int, account_id: int) -> None:
         try:
