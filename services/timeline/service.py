@@ -59,6 +59,8 @@ EVERY_STATUS = ProfileFilter()
 
 
 class _ReplyOf(msgspec.Struct):
+    """What a rendered Status answers; the members it does not name are skipped unparsed."""
+
     in_reply_to_id: str | None = None
     in_reply_to_account_id: str | None = None
 
@@ -73,21 +75,14 @@ def _replies_to_another(status: bytes, account_id: int) -> bool:
     return reply.in_reply_to_id is not None and reply.in_reply_to_account_id != str(account_id)
 
 
+def _replied_to(status: bytes) -> int | None:
+    """The status a rendered Status replies to."""
+    parent = _read_reply_of(status).in_reply_to_id
+    return int(parent) if parent else None
+
+
 # Mastodon's bounds on a thread's context.
 MAX_ANCESTORS, MAX_DESCENDANTS, MAX_DEPTH = 40, 60, 20
-
-
-class _Reply(msgspec.Struct):
-    in_reply_to_id: str | None = None
-
-
-_read_reply = msgspec.json.Decoder(_Reply).decode
-
-
-def _replied_to(status: bytes) -> int | None:
-    """The status a rendered Status replies to (the members it does not name are skipped unparsed)."""
-    parent = _read_reply(status).in_reply_to_id
-    return int(parent) if parent else None
 
 
 # Rows a filtered notifications page (types[], exclude_types[], account_id) reads for its limit at most.
