@@ -115,10 +115,6 @@ class MentionResolver:
         self._by_username = session.prepare("SELECT account_id FROM accounts_by_username WHERE username = ?")
         self._ids: dict[str, int] = {}
 
-    @property
-    def domains(self) -> frozenset[str]:
-        return self._domains
-
     async def resolve(self, text: str) -> list[Mention]:
         """The accounts the text mentions, in the order they first appear; names of no account are left out."""
         usernames = named(text, self._domains)
