@@ -82,6 +82,8 @@ SERVER_SEND_KEY = "kicau.server_send"
 # Mastodon's stream names: the user's timeline and notifications, and its notifications alone.
 USER_STREAM = "user"
 NOTIFICATION_STREAM = "user:notification"
+# The kind of event each stream carries, or None: every kind.
+STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification"}
 
 
 @dataclass(slots=True)
@@ -176,13 +178,57 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
     return transport if all(callable(getattr(transport, n, None)) for n in needed) else None
 
 
+class Subscriptions:
+    """The streams one WebSocket subscribed to, in the order it did, as Mastodon lets a socket hold several.
+
+    An event goes out once for every subscribed stream that carries it, each frame naming its stream: with both
+    ``user`` and ``user:notification``, a notification arrives twice, as Mastodon sends it. The socket keeps one
+    hub connection whatever it subscribes to (one stream lease, one bounded buffer), and that connection takes
+    the kinds of event ``accepts`` names."""
+
+    __slots__ = ("streams",)
+
+    def __init__(self) -> None:
+        self.streams: list[str] = []
+
+    def add(self, stream: str) -> bool:
+        """Subscribe; False when already subscribed (Mastodon ignores the repeat)."""
+        if stream in self.streams:
+            return False
+        self.streams.append(stream)
+        return True
+
+    def remove(self, stream: str) -> bool:
+        if stream not in self.streams:
+            return False
+        self.streams.remove(stream)
+        return True
+
+    def accepts(self) -> frozenset[str] | None:
+        """The kinds of event these streams carry together (None: all), for ``Connection.accepts``."""
+        kinds = [STREAM_EVENTS[stream] for stream in self.streams]
+        return None if None in kinds else frozenset(kind for kind in kinds if kind is not None)
+
+    def carrying(self, event: StreamEvent) -> list[str]:
+        return [s for s in self.streams if STREAM_EVENTS[s] in (None, event.name)]
+
+    def wire(self, event: StreamEvent) -> bytes:
+        """The event's frames on this socket, for a direct sink: one per subscribed stream that carries it (none
+        when the subscription changed after the event was taken)."""
+        streams = self.streams
+        if len(streams) == 1 and streams[0] == USER_STREAM:  # nearly every socket: the frame encoded once for all
+            return event.ws_wire()
+        return b"".join([event.ws_wire_on(stream) for stream in self.carrying(event)])
+
+
 def websocket_sink(send: Callable[..., Awaitable[None]] | None, limit_bytes: int,
-                   stream: str = USER_STREAM) -> TransportSink | None:
+                   subscriptions: Subscriptions | None = None) -> TransportSink | None:
     """A direct sink for an accepted WebSocket under uvicorn's websockets protocols (``send`` is the protocol's
     ASGI send, a bound method), or None: another server or implementation, or a connection that negotiated an
     extension (compressed frames are per connection, so a shared frame would be wrong). Frames written here go
     out between the library's own (pings, pongs, the close), each a whole frame in one write; the library keeps
-    no state about data frames sent unfragmented, so it is not misled."""
+    no state about data frames sent unfragmented, so it is not misled. Without ``subscriptions``, every event
+    goes out on the ``user`` stream."""
     protocol: Any = getattr(send, "__self__", None)
     transport = server_transport(send) if send is not None else None
     # The sans-I/O implementation (uvicorn's default with websockets >= 14) keeps the connection's state in a
@@ -198,10 +244,8 @@ def websocket_sink(send: Callable[..., Awaitable[None]] | None, limit_bytes: int
     def is_open() -> bool:
         return connection.state is open_state
 
-    def wire(event: StreamEvent) -> bytes:
-        return event.ws_wire_on(stream)
-
-    return TransportSink(transport, limit_bytes, wire=StreamEvent.ws_wire if stream == USER_STREAM else wire,
+    return TransportSink(transport, limit_bytes,
+                         wire=StreamEvent.ws_wire if subscriptions is None else subscriptions.wire,
                          heartbeat=None, is_open=is_open)
 
 
@@ -210,8 +254,9 @@ class Connection:
     account_id: int
     transport: str
     limit: int
-    # The one kind of event this connection takes (Mastodon's ``user:notification`` stream), or None: all.
-    only: str | None = None
+    # The kinds of event this connection takes (``STREAM_EVENTS`` of its streams), or None: all. A WebSocket's
+    # changes as it subscribes and unsubscribes (``Subscriptions``).
+    accepts: frozenset[str] | None = None
     connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     overflowed: bool = False
     _queue: collections.deque[StreamEvent] = field(default_factory=collections.deque)
@@ -230,7 +275,7 @@ class Connection:
     def push(self, event: StreamEvent) -> bool:
         """Take one event; True when it is held for the hub's next write round and this connection was not yet
         part of that round (the hub then lists it, once)."""
-        if self.overflowed or (self.only is not None and event.name != self.only):
+        if self.overflowed or (self.accepts is not None and event.name not in self.accepts):
             return False
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
@@ -389,10 +434,11 @@ class StreamHub:
     def connection_count(self) -> int:
         return sum(len(c) for c in self._connections.values())
 
-    async def open(self, account_id: int, transport: str, only: str | None = None) -> Connection:
-        """Register a stream (of ``only`` events, if given), or 429 when the account already holds its cap of
-        streams (on any gateway)."""
-        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size, only=only)
+    async def open(self, account_id: int, transport: str, accepts: frozenset[str] | None = None) -> Connection:
+        """Register a stream (of the ``accepts`` kinds of event, if given), or 429 when the account already holds
+        its cap of streams (on any gateway)."""
+        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
+                                accepts=accepts)
         key = _lease_key(account_id)
         now = time.time()
         pipe = self.redis.pipeline(transaction=True)

@@ -124,7 +124,7 @@ def test_websocket_subscribe_update_delete_unsubscribe(
 
 def test_websocket_notification_stream(gateway_url: str, http: httpx.Client, make_user: Callable[..., User]) -> None:
     """Mastodon's ``user:notification`` stream: a socket subscribed to it gets notifications alone, in frames
-    naming that stream; one subscription a socket."""
+    naming that stream; several subscriptions on one socket."""
     author, reader = make_user("wna"), make_user("wnr")
     follow(http, reader, author)  # the author's statuses reach the reader's user stream, and not this one
     with connect(ws_url(gateway_url), additional_headers=reader.auth, open_timeout=10) as ws:
@@ -148,14 +148,43 @@ def test_websocket_notification_stream(gateway_url: str, http: httpx.Client, mak
         assert frame["stream"] == ["user:notification"] and frame["event"] == "notification" and "id" not in frame
         notified = json.loads(str(frame["payload"]))
         assert (notified["type"], notified["status"]["id"]) == ("mention", mention)
+        # Both streams on one socket, as Mastodon allows: a notification goes out once on each, in the order
+        # subscribed, and a status on ``user`` alone. A repeated subscription changes nothing.
         ws.send(json.dumps({"type": "subscribe", "stream": "user"}))
-        assert next_frame(ws) == {"error": "Already subscribed to user:notification: one stream a socket",
-                                  "status": 400}
+        ws.send(json.dumps({"type": "subscribe", "stream": "user:notification"}))
+        time.sleep(0.5)
+        both = post(http, author, f"@{reader.username} on both")
+        frames = [next_frame(ws) for _ in range(3)]
+        assert [(f["stream"], f["event"]) for f in frames] == [
+            (["user"], "update"), (["user:notification"], "notification"), (["user"], "notification")]
+        assert json.loads(str(frames[0]["payload"]))["id"] == both
+        assert frames[1]["payload"] == frames[2]["payload"]
+        with pytest.raises(TimeoutError):
+            next_frame(ws, timeout=1)
+        # Unsubscribed from notifications alone: the user stream goes on, with its own notifications.
         ws.send(json.dumps({"type": "unsubscribe", "stream": "user:notification"}))
+        time.sleep(0.5)
+        post(http, author, f"@{reader.username} on user")
+        frames = [next_frame(ws) for _ in range(2)]
+        assert [(f["stream"], f["event"]) for f in frames] == [(["user"], "update"), (["user"], "notification")]
+        with pytest.raises(TimeoutError):
+            next_frame(ws, timeout=1)
+        ws.send(json.dumps({"type": "unsubscribe", "stream": "user"}))
         time.sleep(0.5)
         post(http, author, f"@{reader.username} after unsubscribing")
         with pytest.raises(TimeoutError):
             next_frame(ws, timeout=2)
+        # Subscribing again after the last unsubscription opens the stream again.
+        ws.send(json.dumps({"type": "subscribe", "stream": "user:notification"}))
+        deadline = time.monotonic() + 30
+        while True:
+            post(http, author, f"@{reader.username} again")
+            try:
+                frame = next_frame(ws, timeout=1)
+                break
+            except TimeoutError:
+                assert time.monotonic() < deadline, "no notification within 30 s of subscribing again"
+        assert (frame["stream"], frame["event"]) == (["user:notification"], "notification")
 
 
 def test_websocket_token_as_query_parameter_and_stream_on_connect(

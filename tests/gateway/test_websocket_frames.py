@@ -14,7 +14,7 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from services.gateway.streaming import StreamEvent, websocket_sink, websocket_text_frame
+from services.gateway.streaming import StreamEvent, Subscriptions, websocket_sink, websocket_text_frame
 
 
 def _parse(wire: bytes) -> tuple[Frame, bytes]:
@@ -118,3 +118,25 @@ def test_no_direct_sink_under_another_server() -> None:
 
     assert websocket_sink(send, limit_bytes=1 << 20) is None
     assert websocket_sink(None, limit_bytes=1 << 20) is None
+
+
+def test_subscriptions_send_an_event_once_on_each_stream_that_carries_it() -> None:
+    subscriptions = Subscriptions()
+    update, notification = StreamEvent("update", "1", "{}"), StreamEvent("notification", None, '{"n":1}')
+    assert subscriptions.accepts() == frozenset()  # nothing subscribed: the connection takes nothing
+    assert subscriptions.add("user:notification") and not subscriptions.add("user:notification")
+    assert subscriptions.accepts() == frozenset({"notification"})
+    assert subscriptions.wire(update) == b""  # taken before an unsubscription: it goes out on no stream
+    assert subscriptions.wire(notification) == notification.ws_wire_on("user:notification")
+    assert subscriptions.add("user")
+    assert subscriptions.accepts() is None
+    assert subscriptions.wire(update) == update.ws_wire()
+    assert subscriptions.wire(notification) == (notification.ws_wire_on("user:notification")
+                                                + notification.ws_wire_on("user"))
+    first, rest = _parse(subscriptions.wire(notification))
+    second, rest = _parse(rest)
+    assert rest == b""
+    assert [msgspec.json.decode(frame.data)["stream"] for frame in (first, second)] == [["user:notification"],
+                                                                                      ["user"]]
+    assert subscriptions.remove("user:notification") and not subscriptions.remove("user:notification")
+    assert subscriptions.streams == ["user"] and subscriptions.wire(notification) == notification.ws_wire()

@@ -23,12 +23,13 @@ from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import bearer_value, resolve
 from services.gateway.streaming import (
-    NOTIFICATION_STREAM,
     SERVER_SEND_KEY,
+    STREAM_EVENTS,
     USER_STREAM,
     Connection,
     StreamEvent,
     StreamHub,
+    Subscriptions,
     TransportSink,
     server_transport,
     websocket_sink,
@@ -196,45 +197,45 @@ async def stream_user_notifications(request: Request) -> Response:
     token = await _stream_token(request)
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    connection = await hub.open(token.account_id, "sse", only="notification")
+    connection = await hub.open(token.account_id, "sse", accepts=frozenset({"notification"}))
     settings = request.app.state.settings
     return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
 
-# What each stream a WebSocket may subscribe to takes: every event, or notifications alone.
-_STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification"}
-
-
 @router.websocket("/api/v1/streaming")
 async def stream_websocket(websocket: WebSocket) -> None:
+    """Mastodon's WebSocket stream: ``subscribe`` and ``unsubscribe`` messages (or ``?stream=`` on connecting),
+    any number of subscriptions a socket (``Subscriptions``), all served by one hub connection."""
     try:
         token = await _stream_token(websocket)
     except ApiError as error:
         await websocket.close(code=4001 if error.status_code == 401 else 4003, reason=error.message)
         return
-    assert token.account_id is not None
+    account_id = token.account_id
+    assert account_id is not None
     protocol = websocket.headers.get("sec-websocket-protocol")
     await websocket.accept(subprotocol=protocol if protocol else None)
     hub: StreamHub = websocket.app.state.hub
-    connection: Connection | None = None
-    subscribed = USER_STREAM  # the stream ``connection`` is; a socket holds one subscription at a time
+    subscriptions = Subscriptions()
+    connection: Connection | None = None  # open while anything is subscribed
     sender: asyncio.Task[None] | None = None
     handler = asyncio.current_task()
     cut_off = False
 
-    async def send_events(conn: Connection, stream: str) -> None:
+    async def send_events(conn: Connection) -> None:
         async def pump() -> None:
             while not conn.overflowed:
                 event = await conn.next(hub_heartbeat)
                 if event is None:
                     continue  # the WebSocket layer keeps the connection alive with its own pings
-                await websocket.send_text(event.ws_frame(stream))
+                for stream in subscriptions.carrying(event):
+                    await websocket.send_text(event.ws_frame(stream))
                 conn.observe_delivery(event)
 
         sink = websocket_sink(websocket.scope.get(SERVER_SEND_KEY), websocket.app.state.settings.stream_buffer_bytes,
-                              stream)
+                              subscriptions)
         if sink is not None:
-            # As for SSE: from here the hub writes this stream's frames itself, each encoded once for every
+            # As for SSE: from here the hub writes this socket's frames itself, each encoded once for every
             # connection (streaming.py); this task only waits for the reader to fall too far behind.
             conn.write_directly(sink)
             await conn.overflow.wait()
@@ -251,7 +252,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             await hub.close(conn)
             try:
                 async with asyncio.timeout(1.0):
-                    await websocket.send_json({"stream": [stream], "event": OVERFLOW_EVENT, "payload": "{}"})
+                    await websocket.send_json({"stream": subscriptions.streams or [USER_STREAM],
+                                               "event": OVERFLOW_EVENT, "payload": "{}"})
                     await websocket.close(code=1008, reason="reader too slow")
             except Exception:
                 # Not even a close frame goes out (sends wait for the reader): end the handler, and the server
@@ -260,34 +262,46 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 if handler is not None:
                     handler.cancel()
 
+    async def subscribe(stream: str) -> None:
+        nonlocal connection, sender
+        if not subscriptions.add(stream):
+            return
+        if connection is None:
+            connection = await hub.open(account_id, "websocket", accepts=subscriptions.accepts())
+            sender = asyncio.create_task(send_events(connection))
+        else:
+            connection.accepts = subscriptions.accepts()
+
+    async def unsubscribe(stream: str) -> None:
+        nonlocal connection, sender
+        if not subscriptions.remove(stream) or connection is None:
+            return
+        if subscriptions.streams:
+            connection.accepts = subscriptions.accepts()
+            return
+        # Nothing left: the stream lease goes back until the next subscription.
+        if sender:
+            sender.cancel()
+        await hub.close(connection)
+        connection = None
+
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
     try:
         on_connect = websocket.query_params.get("stream")
-        if on_connect in _STREAM_EVENTS:
-            subscribed = on_connect
-            connection = await hub.open(token.account_id, "websocket", only=_STREAM_EVENTS[subscribed])
-            sender = asyncio.create_task(send_events(connection, subscribed))
+        if on_connect in STREAM_EVENTS:
+            await subscribe(on_connect)
         while True:
             message: Any = await websocket.receive_json()
             kind = message.get("type") if isinstance(message, dict) else None
             stream = message.get("stream") if isinstance(message, dict) else None
             if kind not in ("subscribe", "unsubscribe"):
                 await websocket.send_json({"error": "Unknown message type", "status": 400})
-            elif not isinstance(stream, str) or stream not in _STREAM_EVENTS:
+            elif not isinstance(stream, str) or stream not in STREAM_EVENTS:
                 await websocket.send_json({"error": f"Unknown stream type: {stream}", "status": 400})
-            elif kind == "subscribe" and connection is None:
-                subscribed = stream
-                connection = await hub.open(token.account_id, "websocket", only=_STREAM_EVENTS[stream])
-                sender = asyncio.create_task(send_events(connection, stream))
-            elif kind == "subscribe" and stream != subscribed:
-                # The user stream already carries the notifications: two subscriptions would send each twice.
-                await websocket.send_json({"error": f"Already subscribed to {subscribed}: one stream a socket",
-                                           "status": 400})
-            elif kind == "unsubscribe" and stream == subscribed and connection is not None:
-                if sender:
-                    sender.cancel()
-                await hub.close(connection)
-                connection = None
+            elif kind == "subscribe":
+                await subscribe(stream)
+            else:
+                await unsubscribe(stream)
     except (WebSocketDisconnect, ValueError, RuntimeError):
         pass
     except asyncio.CancelledError:
