@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from kicau import follower_lists, keys, tokens
 from kicau.account_cards import AccountCards
+from kicau.crash_points import crash_point
 from kicau.entities import credential_account_entity, relationship_entity
 from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.ids import SnowflakeGenerator
@@ -237,12 +238,13 @@ class GraphService:
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
         await self._require_account(followee_id)
-        notification_id = 0
-        if await self.store.claim_follow(follower_id, followee_id):
+        # Only a new follow notifies. The edge itself records the notification it owes until the event carrying
+        # it is published: a retry after a crash anywhere in between publishes it again, with the same id (the
+        # fanout records it once), and a repeated follow of a settled edge notifies no one.
+        claim = await self.store.claim_follow(follower_id, followee_id, self.ids.next_id())
+        if claim.created:
             await self.store.change_counts(follower_id, followee_id, +1)
-            # Only a new follow notifies. A crash before the publish below loses its notification: the retry
-            # finds the follow claimed (the follow itself, and the backfill, are not lost).
-            notification_id = self.ids.next_id()
+        crash_point("graph.follow.claimed")
         # The fanout's copies of the followee's follower list are dropped before and after the row changes
         # (the protocol in kicau/follower_lists.py).
         await follower_lists.forget(self.redis, followee_id)
@@ -252,7 +254,9 @@ class GraphService:
         # crash between the steps above must still reach the follower's timeline.
         await publish(self.producer, self.settings.kafka_follows_topic,
                       FollowCreated(follower_id=follower_id, followee_id=followee_id,
-                                    notification_id=notification_id))
+                                    notification_id=claim.unsent_notification))
+        if claim.unsent_notification:
+            await self.store.notification_sent(follower_id, followee_id, claim.unsent_notification)
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
         await self.redis.delete(keys.large_followees(follower_id))

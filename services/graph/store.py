@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
@@ -17,6 +17,11 @@ FOLLOWERS_AMONG_CONCURRENCY = 8
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class FollowClaim(NamedTuple):
+    created: bool  # this call created the edge
+    unsent_notification: int  # the follow notification not yet published, or 0
 
 
 class GraphStore:
@@ -49,7 +54,14 @@ class GraphStore:
         self._token = prepare("SELECT * FROM oauth_tokens WHERE token_hash = ?")
         self._delete_token = write("DELETE FROM oauth_tokens WHERE token_hash = ?")
         self._claim_follow = write(
-            "INSERT INTO following (follower_id, followee_id, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
+            "INSERT INTO following (follower_id, followee_id, created_at, unsent_notification) VALUES (?, ?, ?, ?)"
+            " IF NOT EXISTS"
+        )
+        self._notification_sent = write(
+            # Conditional, as the claim is: a plain write beside lightweight transactions on the same row may
+            # order before them (Paxos and the client stamp differently).
+            "UPDATE following SET unsent_notification = null WHERE follower_id = ? AND followee_id = ?"
+            " IF unsent_notification = ?"
         )
         self._release_follow = write("DELETE FROM following WHERE follower_id = ? AND followee_id = ? IF EXISTS")
         self._insert_follower = write(
@@ -139,10 +151,17 @@ class GraphStore:
 
     # Follow graph -------------------------------------------------------------------------------------
 
-    async def claim_follow(self, follower_id: int, followee_id: int) -> bool:
-        """True when this call created the edge; a retry of an applied follow returns False."""
-        rows = await execute(self._session, self._claim_follow, (follower_id, followee_id, _now()))
-        return bool(rows[0]["[applied]"])
+    async def claim_follow(self, follower_id: int, followee_id: int, notification_id: int) -> FollowClaim:
+        """Create the edge, owing ``notification_id`` to the followee, unless it exists: then what the existing
+        edge still owes (a lightweight transaction that is not applied returns the row it found)."""
+        rows = await execute(self._session, self._claim_follow, (follower_id, followee_id, _now(), notification_id))
+        row = rows[0]
+        if row["[applied]"]:
+            return FollowClaim(created=True, unsent_notification=notification_id)
+        return FollowClaim(created=False, unsent_notification=int(row.get("unsent_notification") or 0))
+
+    async def notification_sent(self, follower_id: int, followee_id: int, notification_id: int) -> None:
+        await execute(self._session, self._notification_sent, (follower_id, followee_id, notification_id))
 
     async def release_follow(self, follower_id: int, followee_id: int) -> bool:
         rows = await execute(self._session, self._release_follow, (follower_id, followee_id))

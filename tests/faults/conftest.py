@@ -61,6 +61,12 @@ class Faults:
         self.extra.append(extra)
         return extra
 
+    def spawn_service(self, name: str, env: dict[str, str]) -> harness.ExtraProcess:
+        """``name`` in the place of the stack's own, which must be down (``kill`` it first)."""
+        extra = harness.spawn_service(name, env)
+        self.extra.append(extra)
+        return extra
+
     def restore(self) -> None:
         for pid in list(self.paused):
             self.resume(pid)

@@ -179,10 +179,19 @@ class ExtraProcess:
 
 def spawn_fanout(port: int) -> ExtraProcess:
     """Another member of the fanout's consumer group, with the stack's environment and its own HTTP port."""
-    env = {**service_env(), "KICAU_FANOUT_PORT": str(port)}
-    log = config.STACK_DIR / "services" / f"fanout-extra-{port}.log"
-    proc = procs.spawn([services.python(), "-m", "services.fanout"], log, cwd=ROOT, env=env)
-    return ExtraProcess("fanout", port, proc, log)
+    return spawn_service("fanout", {"KICAU_FANOUT_PORT": str(port)}, port)
+
+
+def spawn_service(name: str, env: dict[str, str], port: int | None = None) -> ExtraProcess:
+    """The service ``name`` with the stack's environment plus ``env``: on its own ``port``, or in the place of
+    the stack's own (its port and call socket) when that one is down."""
+    service = services.by_name(name)
+    assert service is not None, name
+    port = service.port if port is None else port
+    log = config.STACK_DIR / "services" / f"{name}-extra-{port}.log"
+    proc = procs.spawn([services.python(), "-m", f"services.{name}"], log, cwd=ROOT,
+                       env={**service_env(), **env})
+    return ExtraProcess(name, port, proc, log)
 
 
 # --- Kafka: consumer lag of the fanout's group ----------------------------------------------------------
