@@ -353,6 +353,21 @@ class Feeds:
         return PageRead(ids=ids, home_materialised=materialised[0], missing_author_feeds=missing,
                         prefetched=replies[len(sources):])
 
+    async def read_list(self, key: str, page: PageRequest, fresh: bool = False) -> tuple[list[int], bool]:
+        """One page of a single timeline given by key (the public timeline), newest first, and whether that
+        timeline exists (else it is to be rebuilt): as ``read_page`` reads a home timeline without large
+        followees, through the copies and with the same expiry refresh."""
+        read = _range_command(key.encode(), page)
+        if self.copies is not None and not fresh and not self._expiry_due(key):
+            (reply,) = await self.copies.read_many([(key, read)])
+        else:
+            reply, _ = await round_trip(self.redis, [read, command(b"EXPIRE", key.encode(), b"%d" % self.ttl_seconds)])
+            self._refreshed[key] = monotonic()
+            self._refreshed.move_to_end(key)
+        materialised = bool(reply) if page.newest else reply is not None
+        ids = statuses_of(reply or [])
+        return _merge([ids[:page.limit] if page.newest else ids], page), materialised
+
     def _expiry_due(self, home: str) -> bool:
         refreshed = self._refreshed.get(home)
         return refreshed is None or monotonic() - refreshed >= self.expiry_refresh_seconds

@@ -48,6 +48,11 @@ def author_feed(account_id: int) -> str:
     return f"feed3:{{u:{account_id}}}:own"
 
 
+def public_feed() -> str:
+    """The public timeline (kicau/public_timeline.py), in the representation of a home timeline."""
+    return "feed3:{p}:public"
+
+
 def large_followees(account_id: int) -> str:
     """Which large accounts a reader follows (cached for its home reads; dropped on each follow or unfollow)."""
     return f"follows:{{u:{account_id}}}:large"

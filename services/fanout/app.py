@@ -18,6 +18,7 @@ from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.notifications import NotificationStore
 from kicau.presence import OnlineMirror
+from kicau.public_timeline import PublicStatuses
 from kicau.settings import CommonSettings
 from kicau.web import cassandra_ready, install_common, redis_ready
 from services.fanout.follow_graph import FollowGraph
@@ -49,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             graph=graph, follower_lists=FollowerLists(redis, graph.followers, max_ids=own.follower_cache_ids),
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
+            public=PublicStatuses(session, clients.write_consistency(common)),
         )
         worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
                               pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch))

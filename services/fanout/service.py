@@ -9,6 +9,9 @@ Notifications (kicau/notifications.py) are recorded in Cassandra alongside the b
 for each account a new status mentions, a follow for each new follow; a deleted status's mentions are removed.
 Online accounts get them on their streams with the batch's other deliveries.
 
+A public status also goes to the public timeline (kicau/public_timeline.py): Redis's, with the batch's other
+timeline writes, and Cassandra's record of it, alongside the notifications.
+
 A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
 author, and nowhere else (kicau/visibility.py).
 
@@ -38,11 +41,12 @@ from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.notifications import FOLLOW, MENTION, Notification, NotificationStore, rendered
 from kicau.presence import OnlineMirror
+from kicau.public_timeline import PublicStatuses
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, encode_delivery
-from kicau.visibility import reaches_followers
+from kicau.visibility import PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
 
@@ -117,6 +121,17 @@ def mentions_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
             for mentioned in dict.fromkeys(event.mentions) if mentioned != event.account_id]
 
 
+def public_changes(events: Sequence[Event]) -> tuple[list[int], list[int]]:
+    """The public statuses the batch adds to the public timeline's record and those it removes. One posted and
+    deleted in the same batch is neither (its two writes would race)."""
+    deleted = [e.status_id for e in events if isinstance(e, StatusDeleted) and e.visibility == PUBLIC]
+    gone = set(deleted)
+    return ([e.status_id for e in events
+             if isinstance(e, StatusCreated) and e.visibility == PUBLIC and e.status_id not in gone],
+            [status_id for status_id in deleted
+             if not any(isinstance(e, StatusCreated) and e.status_id == status_id for e in events)])
+
+
 @dataclass
 class _Plan:
     """How one event is applied, decided in stream order before anything is written: whether its author was
@@ -138,6 +153,7 @@ class Fanout:
     online: OnlineMirror
     large: LargeAccounts
     notifications: NotificationStore
+    public: PublicStatuses
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -181,11 +197,18 @@ class Fanout:
         # removal).
         gone = {status_id for _, status_id in removed}
         notices = [n for n in notifications_of(events) if n.status_id not in gone]
+        published, unpublished = public_changes(events)
         await self._deliver_all(plans, followers, large, addressed, notices)
+        records = []  # Cassandra's records of the batch, written beside its Redis writes
         if notices or removed:
-            entries, _ = await asyncio.gather(self._write_all(plans, followers, recent, addressed),
-                                              self.notifications.apply(notices, removed))
-        else:  # the usual batch: no task for nothing
+            records.append(self.notifications.apply(notices, removed))
+        if published or unpublished:
+            records.append(self.public.apply(published, unpublished))
+        if records:
+            writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed))
+            await asyncio.gather(writing, *records)
+            entries = writing.result()
+        else:  # no task for nothing
             entries = await self._write_all(plans, followers, recent, addressed)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -281,6 +304,8 @@ class Fanout:
                 FANOUT_EVENTS.labels(event.__struct_config__.tag).inc()
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode()), 1)
+                    if event.visibility == PUBLIC:
+                        writes.push_key(keys.public_feed(), (event.status_id,))
                     if not reaches_followers(event.visibility):
                         # Its author's and its mentioned followers' timelines alone (kicau/visibility.py); after
                         # the run before it, so they still receive their statuses oldest first.
@@ -306,6 +331,8 @@ class Fanout:
                     self.large.note(event.account_id, event.large)
                 elif isinstance(event, StatusDeleted):
                     writes.raw(tombstone_command(event.status_id), 1)
+                    if event.visibility == PUBLIC:
+                        writes.unpush_key(keys.public_feed(), (event.status_id,))
                     if plan.large:
                         # Followers' timelines may still hold the id from before the account grew; reads drop
                         # tombstoned statuses, so nothing per follower is needed here.

@@ -19,6 +19,7 @@ from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_
 from kicau.large_accounts import LargeAccounts
 from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
+from kicau.public_timeline import PublicStatuses
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.tracked_cache import TrackedCache
@@ -71,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             statuses=StatusCards(redis, session, accounts, common.public_url, copies),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
+            public=PublicStatuses(session, clients.write_consistency(common)),
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -183,6 +185,24 @@ async def account_statuses(
     shown = _profile_filter({"exclude_replies": exclude_replies, "pinned": pinned, "only_media": only_media,
                              "tagged": tagged})
     return _respond(await service.account_statuses(account_id, request, reader_of(account), shown))
+
+
+@app.get("/internal/timelines/public")
+async def public_timeline(
+    service: Service,
+    max_id: Cursor = None,
+    since_id: Cursor = None,
+    min_id: Cursor = None,
+    limit: int | None = None,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    remote: str | None = None,
+    only_media: str | None = None,
+) -> Response:
+    """The public timeline; the gateway passes Mastodon's ``remote`` and ``only_media`` on as ``1`` when set
+    (``local`` changes nothing: every status here is local)."""
+    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
+    return _respond(await service.public_timeline(request, reader_of(account), remote=remote == "1",
+                                                  only_media=only_media == "1"))
 
 
 @app.get("/internal/timelines/home/after")

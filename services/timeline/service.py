@@ -28,6 +28,7 @@ from kicau.metrics import TIMELINE_REBUILDS
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
 from kicau.notifications import RECORDED, Notification, NotificationStore, rendered
+from kicau.public_timeline import PublicStatuses
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.visibility import Reader
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 40
 # A reader's cached large followees: bounds how long a copy can outlive a follow it raced with.
 LARGE_FOLLOWEES_SECONDS = 300
-AuthorsOf = Callable[[], Awaitable[list[int]]]
+NewestOf = Callable[[], Awaitable[list[int]]]  # a timeline's newest statuses, for its rebuild
 DEFAULT_LIMIT = 20
 # A profile page without replies reads this many ids at a time (or its limit, if more), at most REPLY_SCANS times.
 REPLY_SCAN, REPLY_SCANS = 40, 5
@@ -124,6 +125,7 @@ class TimelineService:
     statuses: StatusCards
     accounts: AccountCards
     notifications: NotificationStore
+    public: PublicStatuses
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -195,6 +197,18 @@ class TimelineService:
         cap = self.settings.home_timeline_cap
         covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, large_followees)
         return covered, await self.statuses.render(ids, Reader.home_of(account_id))
+
+    async def public_timeline(self, request: PageRequest, reader: Reader, *, remote: bool = False,
+                              only_media: bool = False) -> Page:
+        """Every public status, newest first (kicau/public_timeline.py). Kicau's statuses are all local and none
+        has media: ``remote`` or ``only_media`` get an empty page, as Mastodon's would here."""
+        if remote or only_media:
+            return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        ids, materialised = await self.feeds.read_list(keys.public_feed(), request)
+        if not materialised:
+            await self.rebuild_public()
+            ids, _ = await self.feeds.read_list(keys.public_feed(), request, fresh=True)
+        return await self._page(ids, reader)
 
     async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,
                                shown: ProfileFilter = EVERY_STATUS) -> Page:
@@ -367,28 +381,46 @@ class TimelineService:
     async def rebuild_home(self, account_id: int) -> None:
         """The reader's own statuses and those of everyone it follows, newest first, capped."""
 
-        async def authors() -> list[int]:
-            return [account_id, *await self.store.followees(account_id)]
+        async def newest() -> list[int]:
+            return await self._newest_of([account_id, *await self.store.followees(account_id)])
 
-        await self._single_flight(keys.home_feed(account_id), authors)
+        await self._single_flight(keys.home_feed(account_id), newest)
 
     async def rebuild_author_feed(self, account_id: int) -> None:
-        async def authors() -> list[int]:
-            return [account_id]
+        async def newest() -> list[int]:
+            return await self._newest_of([account_id])
 
-        await self._single_flight(keys.author_feed(account_id), authors)
+        await self._single_flight(keys.author_feed(account_id), newest)
 
-    async def _single_flight(self, key: str, authors: AuthorsOf) -> None:
+    async def rebuild_public(self) -> None:
+        async def newest() -> list[int]:
+            return await self.public.newest(self.settings.home_timeline_cap)
+
+        await self._single_flight(keys.public_feed(), newest)
+
+    async def _newest_of(self, authors: list[int]) -> list[int]:
+        """The newest statuses of all ``authors`` together, newest first, capped."""
+        cap = self.settings.home_timeline_cap
+        slots = asyncio.Semaphore(self.own.rebuild_concurrency)
+
+        async def newest(author: int) -> list[int]:
+            async with slots:
+                return await self.store.account_status_ids(author, max_id=None, since_id=None, min_id=None, limit=cap)
+
+        lists = await asyncio.gather(*(newest(a) for a in authors))
+        return heapq.nlargest(cap, {s for ids in lists for s in ids})
+
+    async def _single_flight(self, key: str, newest: NewestOf) -> None:
         """At most one rebuild of a timeline at a time across all processes: concurrent readers in this process
         share one task, other processes wait on a Redis lock."""
         task = self._rebuilds.get(key)
         if task is None:
-            task = asyncio.create_task(self._rebuild_once(key, authors))
+            task = asyncio.create_task(self._rebuild_once(key, newest))
             self._rebuilds[key] = task
             task.add_done_callback(lambda _: self._rebuilds.pop(key, None))
         await asyncio.shield(task)
 
-    async def _rebuild_once(self, key: str, authors_of: AuthorsOf) -> None:
+    async def _rebuild_once(self, key: str, newest: NewestOf) -> None:
         lock = keys.feed_rebuild_lock(key)
         if not await self.redis.set(lock, b"1", nx=True, ex=self.own.rebuild_lock_seconds):
             # Another process is rebuilding this timeline: wait for it rather than rebuild twice.
@@ -404,24 +436,13 @@ class TimelineService:
             if await self.feeds.is_materialised(key):
                 await self.redis.delete(lock)
                 return
-            cap = self.settings.home_timeline_cap
-            authors = await authors_of()
-            slots = asyncio.Semaphore(self.own.rebuild_concurrency)
-
-            async def newest(author: int) -> list[int]:
-                async with slots:
-                    return await self.store.account_status_ids(
-                        author, max_id=None, since_id=None, min_id=None, limit=cap
-                    )
-
-            lists = await asyncio.gather(*(newest(a) for a in authors))
-            merged = heapq.nlargest(cap, {s for ids in lists for s in ids})
+            merged = await newest()
             pipe = self.redis.pipeline(transaction=True)
             self.feeds.materialise(pipe, key, merged)
             pipe.delete(lock)
             await pipe.execute()
             TIMELINE_REBUILDS.inc()
-            log.info("rebuilt %s from %d authors: %d entries", key, len(authors), len(merged))
+            log.info("rebuilt %s: %d entries", key, len(merged))
         except BaseException:
             await self.redis.delete(lock)
             raise

@@ -1,4 +1,5 @@
-"""Timelines: the reader's home timeline and an account's statuses, with Mastodon pagination."""
+"""Timelines: the reader's home timeline, the public timeline and an account's statuses, with Mastodon
+pagination."""
 
 from __future__ import annotations
 
@@ -47,9 +48,31 @@ PROFILE_PAGE = {"parameters": [
 _FALSE = frozenset({"", "0", "f", "false", "off"})
 
 
+# Mastodon's public timeline parameters. Every status here is local and none has media: ``remote`` and
+# ``only_media`` get an empty page, ``local`` changes nothing.
+PUBLIC_FLAGS = ("local", "remote", "only_media")
+PUBLIC_PAGE = {"parameters": [
+    *PAGE["parameters"],
+    doc.query("local", _ANY, "Local statuses only (a boolean; every status here is local)"),
+    doc.query("remote", _ANY, "Remote statuses only (a boolean; Kicau has none)"),
+    doc.query("only_media", _ANY, "Statuses with media only (a boolean; Kicau has none)"),
+]}
+
+
+def _flags(query: Mapping[str, str], names: tuple[str, ...]) -> dict[str, int]:
+    """The boolean parameters among ``names`` that are set, as ``1`` for the timeline service."""
+    return {name: 1 for name in names if (query.get(name) or "").strip().lower() not in _FALSE}
+
+
+def _public_params(query: Mapping[str, str]) -> dict[str, int]:
+    flags = _flags(query, PUBLIC_FLAGS)
+    flags.pop("local", None)
+    return flags
+
+
 def _profile_params(query: Mapping[str, str]) -> dict[str, int]:
     """The profile parameters set, as ``1`` for the timeline service."""
-    flags = {name: 1 for name in PROFILE_FLAGS if (query.get(name) or "").strip().lower() not in _FALSE}
+    flags = _flags(query, PROFILE_FLAGS)
     if (query.get("tagged") or "").strip():
         flags["tagged"] = 1
     return flags
@@ -62,6 +85,20 @@ async def home(request: Request, token: ReadUser, services: Services, common: Co
     without hot routes (``KICAU_GATEWAY_HOT_ROUTES=false``); otherwise ``home_page`` answers it."""
     answer = await services.timeline.call("GET", "/internal/timelines/home",
                                           params=_page_params(request.query_params), token=token)
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
+                       answer.headers.get("x-kicau-prev"))
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+@router.get("/api/v1/timelines/public", openapi_extra={**PUBLIC_PAGE, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401)})
+async def public_timeline(request: Request, services: Services, common: Common, token: OptionalToken) -> Response:
+    """Every public status on this server, newest first (kicau/public_timeline.py). Anyone may read it, as on
+    a Mastodon server that has not restricted it."""
+    query = request.query_params
+    answer = await services.timeline.call("GET", "/internal/timelines/public",
+                                          params={**_page_params(query), **_public_params(query)}, token=token)
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
