@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 GATEWAYS = "online:gateways"
 GATEWAY_KEYS_PREFIX = "online:{g:"  # every key of one gateway's presence starts so (its hash tag)
+# Whose presence on a gateway says it holds streams of the public timeline (Mastodon's ``public`` stream): no
+# account has this id (snowflake ids are never 0), and the fanout publishes each public status to the gateways
+# where it is "online", as to an account's (kicau/public_timeline.py).
+PUBLIC_LISTENERS = 0
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_TTL = 30
 

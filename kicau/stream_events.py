@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 
 
-class StreamDelivery(msgspec.Struct, frozen=True):
+class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     event: Literal["update", "delete", "notification"]
     # The status's id; a notification's own id for a "notification" (kicau/notifications.py).
     status_id: int
@@ -23,6 +23,9 @@ class StreamDelivery(msgspec.Struct, frozen=True):
     # follow them (see the large-account path), so the fanout need not list them.
     author_id: int = 0
     followers_of_author: bool = False
+    # For the gateway's public-timeline streams (``recipients`` is then ``[PUBLIC_LISTENERS]``,
+    # kicau/presence.py), not for any account's own.
+    public: bool = False
 
 
 _encode = msgspec.json.Encoder().encode

@@ -40,7 +40,7 @@ from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.notifications import FOLLOW, MENTION, Notification, NotificationStore, rendered
-from kicau.presence import OnlineMirror
+from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
@@ -222,8 +222,9 @@ class Fanout:
         if not len(self.online):
             return
         notices = [n for n in notices if self.online.any_online((n.account_id,))]
+        public_listened = self.online.any_online((PUBLIC_LISTENERS,))
         cards = await self._cards_for_online([p.event for p in plans], followers, large,
-                                             {n.from_account_id for n in notices})
+                                             {n.from_account_id for n in notices}, public_listened)
         pipe = self.redis.pipeline(transaction=False)
         updates: dict[int, str] = {}  # status id -> its Status JSON, for the mentions among ``notices``
         for plan in plans:
@@ -234,6 +235,8 @@ class Fanout:
                     continue
                 payload = compose_status(event.status_json.encode(), card).decode()
                 updates[event.status_id] = payload
+                if public_listened and event.visibility == PUBLIC:
+                    self._deliver(pipe, "update", event, payload, [PUBLIC_LISTENERS], public=True)
                 if not reaches_followers(event.visibility):
                     self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
                 elif plan.large:
@@ -243,6 +246,8 @@ class Fanout:
             elif isinstance(event, StatusDeleted):
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
+                if public_listened and event.visibility == PUBLIC:
+                    self._deliver(pipe, "delete", event, payload, [PUBLIC_LISTENERS], public=True)
                 if not reaches_followers(event.visibility):
                     # Every account its update may have reached; to the others, the id of a status they may read.
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *event.mentions])
@@ -356,20 +361,24 @@ class Fanout:
 
     async def _cards_for_online(
         self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int], notifiers: set[int],
+        public_listened: bool = False,
     ) -> dict[int, bytes]:
-        """Author cards, fetched only for statuses someone may be streaming right now; and the cards of who
-        caused the notifications of online accounts (``notifiers``)."""
+        """Author cards, fetched only for statuses someone may be streaming right now (on the public timeline's
+        streams too, when ``public_listened``); and the cards of who caused the notifications of online accounts
+        (``notifiers``)."""
         wanted = {
             e.account_id
             for e in events
             if isinstance(e, StatusCreated)
             and (e.account_id in large or e.account_id not in followers
+                 or (public_listened and e.visibility == PUBLIC)
                  or self.online.any_online([e.account_id, *followers[e.account_id]]))
         } | notifiers
         return await self.accounts.cards(wanted) if wanted else {}
 
     def _deliver(
-        self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str, recipients: list[int]
+        self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str, recipients: list[int],
+        public: bool = False,
     ) -> None:
         # Queued ahead of the timeline writes of the same status, so streams are not held up by a large fanout.
         for gateway, online in self.online.gateways_of(recipients).items():
@@ -379,6 +388,7 @@ class Fanout:
                 accepted_at=event.occurred_at,
                 payload=payload,
                 recipients=online,
+                public=public,
             )
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 

@@ -42,16 +42,16 @@ from redis.asyncio import Redis
 from kicau import keys, resp
 from kicau.coalesced_writes import unwrapped
 from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
-from kicau.presence import HEARTBEAT_SECONDS, GatewayPresence
+from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
 from kicau.web import ApiError
 
 log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
-# Deliveries (event kind, status id) a gateway remembers having dispatched, to drop a second copy: the fanout
-# publishes again what it had applied but not committed when it crashed or retried a batch (up to its commit
-# interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
+# Deliveries (event kind, status id, public or not) a gateway remembers having dispatched, to drop a second copy:
+# the fanout publishes again what it had applied but not committed when it crashed or retried a batch (up to its
+# commit interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
 RECENT_DELIVERIES = 10_000
 # A write round reads the clock once per this many connections written, for the delivery latency of all of them.
 TIMING_BLOCK = 32
@@ -79,11 +79,16 @@ def websocket_text_frame(payload: bytes) -> bytes:
 SERVER_SEND_KEY = "kicau.server_send"
 
 
-# Mastodon's stream names: the user's timeline and notifications, and its notifications alone.
+# Mastodon's stream names: the user's timeline and notifications, and its notifications alone; the public
+# timeline (kicau/public_timeline.py), which is also the local one here (Kicau does not federate).
 USER_STREAM = "user"
 NOTIFICATION_STREAM = "user:notification"
-# The kind of event each stream carries, or None: every kind.
-STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification"}
+PUBLIC_STREAM = "public"
+PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
+# The kind of event each stream carries, or None: every kind (of the user's own events, or of the public
+# timeline's for the public streams).
+STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification",
+                                        **dict.fromkeys(PUBLIC_STREAMS)}
 
 
 @dataclass(slots=True)
@@ -92,6 +97,8 @@ class StreamEvent:
     event_id: str | None
     data: str
     accepted_at: float | None = None
+    # An event of the public timeline's streams, not of an account's own (``Hub.dispatch``).
+    public: bool = False
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -112,6 +119,11 @@ class StreamEvent:
             self._chunk = _chunked(self.sse_frame())
         return self._chunk
 
+    @property
+    def stream(self) -> str:
+        """The stream nearly every connection that takes this event takes it on: ``user``, or ``public``."""
+        return PUBLIC_STREAM if self.public else USER_STREAM
+
     def ws_wire(self) -> bytes:
         """``ws_frame`` as one unfragmented, uncompressed WebSocket text frame as a server sends it (RFC 6455
         5.2, unmasked), for writing straight onto a transport; encoded once per event."""
@@ -119,18 +131,18 @@ class StreamEvent:
             self._ws_wire = websocket_text_frame(self.ws_frame().encode())
         return self._ws_wire
 
-    def ws_frame(self, stream: str = USER_STREAM) -> str:
-        """The WebSocket frame of this event on ``stream`` (as subscribed); encoded once for ``user``, the stream
-        nearly every event goes out on."""
-        if stream != USER_STREAM:
+    def ws_frame(self, stream: str | None = None) -> str:
+        """The WebSocket frame of this event on ``stream`` (as subscribed); encoded once for ``self.stream``,
+        the stream nearly every connection takes it on."""
+        if stream is not None and stream != self.stream:
             return self._encode_ws(stream)
         if self._ws is None:
-            self._ws = self._encode_ws(stream)
+            self._ws = self._encode_ws(self.stream)
         return self._ws
 
     def ws_wire_on(self, stream: str) -> bytes:
         """``ws_wire`` for a subscription to ``stream``."""
-        return self.ws_wire() if stream == USER_STREAM else websocket_text_frame(self.ws_frame(stream).encode())
+        return self.ws_wire() if stream == self.stream else websocket_text_frame(self.ws_frame(stream).encode())
 
     def _encode_ws(self, stream: str) -> str:
         # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
@@ -182,9 +194,10 @@ class Subscriptions:
     """The streams one WebSocket subscribed to, in the order it did, as Mastodon lets a socket hold several.
 
     An event goes out once for every subscribed stream that carries it, each frame naming its stream: with both
-    ``user`` and ``user:notification``, a notification arrives twice, as Mastodon sends it. The socket keeps one
-    hub connection whatever it subscribes to (one stream lease, one bounded buffer), and that connection takes
-    the kinds of event ``accepts`` names."""
+    ``user`` and ``user:notification``, a notification arrives twice, as Mastodon sends it; a public status of an
+    account the user follows arrives on ``user`` and on ``public``. The socket keeps one hub connection whatever
+    it subscribes to (one stream lease, one bounded buffer): that connection takes the kinds of the user's own
+    events ``accepts`` names, and the public timeline's events while ``public`` holds."""
 
     __slots__ = ("streams",)
 
@@ -205,18 +218,26 @@ class Subscriptions:
         return True
 
     def accepts(self) -> frozenset[str] | None:
-        """The kinds of event these streams carry together (None: all), for ``Connection.accepts``."""
-        kinds = [STREAM_EVENTS[stream] for stream in self.streams]
+        """The kinds of the user's own events these streams carry together (None: all), for
+        ``Connection.accepts``."""
+        kinds = [STREAM_EVENTS[stream] for stream in self.streams if stream not in PUBLIC_STREAMS]
         return None if None in kinds else frozenset(kind for kind in kinds if kind is not None)
 
+    @property
+    def public(self) -> bool:
+        """Whether a public timeline's stream is among these (``StreamHub.listen_public``)."""
+        return any(stream in PUBLIC_STREAMS for stream in self.streams)
+
     def carrying(self, event: StreamEvent) -> list[str]:
-        return [s for s in self.streams if STREAM_EVENTS[s] in (None, event.name)]
+        if event.public:
+            return [s for s in self.streams if s in PUBLIC_STREAMS]
+        return [s for s in self.streams if s not in PUBLIC_STREAMS and STREAM_EVENTS[s] in (None, event.name)]
 
     def wire(self, event: StreamEvent) -> bytes:
         """The event's frames on this socket, for a direct sink: one per subscribed stream that carries it (none
         when the subscription changed after the event was taken)."""
         streams = self.streams
-        if len(streams) == 1 and streams[0] == USER_STREAM:  # nearly every socket: the frame encoded once for all
+        if len(streams) == 1 and streams[0] == event.stream:  # nearly every socket: the frame encoded once for all
             return event.ws_wire()
         return b"".join([event.ws_wire_on(stream) for stream in self.carrying(event)])
 
@@ -254,8 +275,9 @@ class Connection:
     account_id: int
     transport: str
     limit: int
-    # The kinds of event this connection takes (``STREAM_EVENTS`` of its streams), or None: all. A WebSocket's
-    # changes as it subscribes and unsubscribes (``Subscriptions``).
+    # The kinds of the account's own events this connection takes (``STREAM_EVENTS`` of its streams), or None:
+    # all. A WebSocket's changes as it subscribes and unsubscribes (``Subscriptions``). The public timeline's
+    # events reach only connections listening to it, and are not filtered here.
     accepts: frozenset[str] | None = None
     connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     overflowed: bool = False
@@ -275,7 +297,7 @@ class Connection:
     def push(self, event: StreamEvent) -> bool:
         """Take one event; True when it is held for the hub's next write round and this connection was not yet
         part of that round (the hub then lists it, once)."""
-        if self.overflowed or (self.accepts is not None and event.name not in self.accepts):
+        if self.overflowed or (self.accepts is not None and not event.public and event.name not in self.accepts):
             return False
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
@@ -411,11 +433,13 @@ class StreamHub:
         self.queue_size = queue_size
         self.per_account = per_account
         self._connections: dict[int, set[Connection]] = collections.defaultdict(set)
+        # Connections listening to the public timeline (each also among ``_connections``, by its account).
+        self._public: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
-        self._dispatched: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
+        self._dispatched: collections.OrderedDict[tuple[str, int, bool], None] = collections.OrderedDict()
         # Direct connections holding events for the next write round (module doc); empty when none is due.
         self._round: list[Connection] = []
 
@@ -457,7 +481,25 @@ class StreamHub:
         OPEN_STREAMS.labels(transport).inc()
         return connection
 
+    async def listen_public(self, connection: Connection) -> None:
+        """Give an open connection the public timeline's events too; announced as the presence of
+        ``PUBLIC_LISTENERS``, so the fanout publishes public statuses to this gateway."""
+        if connection in self._public:
+            return
+        self._public.add(connection)
+        await self.presence.change(PUBLIC_LISTENERS, +1)
+
+    async def unlisten_public(self, connection: Connection) -> None:
+        if connection not in self._public:
+            return
+        self._public.discard(connection)
+        try:
+            await self.presence.change(PUBLIC_LISTENERS, -1)
+        except Exception:
+            log.warning("could not announce a public stream's end", exc_info=True)
+
     async def close(self, connection: Connection) -> None:
+        await self.unlisten_public(connection)
         held = self._connections.get(connection.account_id)
         if held is None or connection not in held:
             return
@@ -472,9 +514,10 @@ class StreamHub:
             log.warning("could not release stream of %s", connection.account_id, exc_info=True)
 
     def _dispatched_before(self, delivery: StreamDelivery) -> bool:
-        """Whether this gateway already dispatched this event of this status (see ``RECENT_DELIVERIES``). The
-        fanout publishes one delivery per status and gateway, so a second one is a replay."""
-        key = (delivery.event, delivery.status_id)
+        """Whether this gateway already dispatched this event of this status, to accounts or to the public
+        timeline's streams (see ``RECENT_DELIVERIES``). The fanout publishes one delivery of each per status and
+        gateway, so a second one is a replay."""
+        key = (delivery.event, delivery.status_id, delivery.public)
         dispatched = self._dispatched
         if key in dispatched:
             STREAM_DELIVERIES_REPEATED.inc()
@@ -485,17 +528,25 @@ class StreamHub:
         return False
 
     def dispatch(self, delivery: StreamDelivery) -> None:
+        public = delivery.public
         event = StreamEvent(
-            # A notification carries no SSE id: ids are the home timeline's resume points (Last-Event-ID).
-            name=delivery.event, event_id=str(delivery.status_id) if delivery.event != "notification" else None,
-            data=delivery.payload, accepted_at=delivery.accepted_at,
+            # Neither a notification nor a public timeline's event carries an SSE id: ids are the home timeline's
+            # resume points (Last-Event-ID).
+            name=delivery.event,
+            event_id=str(delivery.status_id) if delivery.event != "notification" and not public else None,
+            data=delivery.payload, accepted_at=delivery.accepted_at, public=public,
         )
         round_due = bool(self._round)
         joining = self._round
-        for account_id in delivery.recipients:
-            for connection in self._connections.get(account_id, ()):
+        if public:
+            for connection in self._public:
                 if connection.push(event):
                     joining.append(connection)
+        else:
+            for account_id in delivery.recipients:
+                for connection in self._connections.get(account_id, ()):
+                    if connection.push(event):
+                        joining.append(connection)
         if joining and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
 

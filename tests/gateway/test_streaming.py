@@ -75,10 +75,15 @@ def read_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:
 
 
 def status_of(event: dict[str, str]) -> str | None:
-    """The status an SSE event is about: its id, or for a notification, its status's."""
+    """The status an SSE event is about: its id, or for a notification, its status's; for an event of the public
+    timeline's streams, which carry no id, the status's own (an update's) or the id deleted."""
     if event.get("event") == "notification":
         status = json.loads(event["data"]).get("status")
         return str(status["id"]) if status else None
+    if "id" not in event and event.get("event") == "update":
+        return str(json.loads(event["data"])["id"])
+    if "id" not in event and event.get("event") == "delete":
+        return event["data"]
     return event.get("id")
 
 

@@ -140,3 +140,19 @@ def test_subscriptions_send_an_event_once_on_each_stream_that_carries_it() -> No
                                                                                       ["user"]]
     assert subscriptions.remove("user:notification") and not subscriptions.remove("user:notification")
     assert subscriptions.streams == ["user"] and subscriptions.wire(notification) == notification.ws_wire()
+
+
+def test_public_timeline_events_go_out_on_the_public_streams_alone() -> None:
+    subscriptions = Subscriptions()
+    public = StreamEvent("update", None, "{}", public=True)
+    own = StreamEvent("update", "1", "{}")
+    assert subscriptions.add("public") and subscriptions.public
+    assert subscriptions.accepts() == frozenset()  # none of the account's own events
+    assert subscriptions.wire(public) == public.ws_wire()  # encoded once for every socket on ``public``
+    assert msgspec.json.decode(_parse(public.ws_wire())[0].data)["stream"] == ["public"]
+    assert subscriptions.wire(own) == b""
+    assert subscriptions.add("user") and subscriptions.add("public:local")
+    assert subscriptions.accepts() is None
+    assert subscriptions.carrying(public) == ["public", "public:local"]
+    assert subscriptions.carrying(own) == ["user"]
+    assert subscriptions.remove("public") and subscriptions.remove("public:local") and not subscriptions.public

@@ -202,6 +202,34 @@ async def stream_user_notifications(request: Request) -> Response:
     return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
 
+async def _public_stream(request: Request) -> Response:
+    token = await _stream_token(request)
+    assert token.account_id is not None
+    hub: StreamHub = request.app.state.hub
+    # None of the account's own events; the public timeline's, from the moment it listens.
+    connection = await hub.open(token.account_id, "sse", accepts=frozenset())
+    try:
+        await hub.listen_public(connection)
+    except BaseException:
+        await hub.close(connection)
+        raise
+    settings = request.app.state.settings
+    return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
+
+
+@router.get("/api/v1/streaming/public")
+async def stream_public(request: Request) -> Response:
+    """Mastodon's ``public`` stream: every public status as it is posted, and its deletion
+    (kicau/public_timeline.py); with a user's token, as every Kicau stream. No resume: its events carry no id."""
+    return await _public_stream(request)
+
+
+@router.get("/api/v1/streaming/public/local")
+async def stream_public_local(request: Request) -> Response:
+    """``public:local``: the same as ``public``, since every status here is local."""
+    return await _public_stream(request)
+
+
 @router.websocket("/api/v1/streaming")
 async def stream_websocket(websocket: WebSocket) -> None:
     """Mastodon's WebSocket stream: ``subscribe`` and ``unsubscribe`` messages (or ``?stream=`` on connecting),
@@ -271,6 +299,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             sender = asyncio.create_task(send_events(connection))
         else:
             connection.accepts = subscriptions.accepts()
+        if subscriptions.public:
+            await hub.listen_public(connection)
 
     async def unsubscribe(stream: str) -> None:
         nonlocal connection, sender
@@ -278,6 +308,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             return
         if subscriptions.streams:
             connection.accepts = subscriptions.accepts()
+            if not subscriptions.public:
+                await hub.unlisten_public(connection)
             return
         # Nothing left: the stream lease goes back until the next subscription.
         if sender:
