@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 
 from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
 
 from kicau.clients import execute, write_preparer
 from kicau.ids import ms_from_id
@@ -36,6 +37,7 @@ class PublicStatuses:
 
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
+        self._consistency = write_consistency
         write = write_preparer(session, write_consistency)
         self._insert = write("INSERT INTO public_statuses (hour, status_id) VALUES (?, ?)")
         self._delete = write("DELETE FROM public_statuses WHERE hour = ? AND status_id = ?")
@@ -43,12 +45,24 @@ class PublicStatuses:
 
     async def apply(self, added: Iterable[int], removed: Iterable[int]) -> None:
         """Record public statuses and remove deleted ones; never one status both added and removed in a call (the
-        two writes would race). A write each, all at once: a batch's statuses fall in one or two partitions, but
-        an unlogged batch would only move the fan-in to the coordinator."""
-        await asyncio.gather(
-            *(execute(self._session, self._insert, (hour_of(s), s)) for s in added),
-            *(execute(self._session, self._delete, (hour_of(s), s)) for s in removed),
-        )
+        two writes would race). One unlogged batch an hour, all at once: a fanout batch's statuses fall in one
+        partition or two, and a single-partition batch costs Cassandra about one write, where a write a status
+        would have cost it nearly as much again as the post's own writes."""
+        by_hour: dict[int, BatchStatement] = {}
+
+        def batch_of(status_id: int) -> BatchStatement:
+            hour = hour_of(status_id)
+            batch = by_hour.get(hour)
+            if batch is None:
+                batch = by_hour[hour] = BatchStatement(batch_type=BatchType.UNLOGGED,
+                                                       consistency_level=self._consistency)
+            return batch
+
+        for status_id in added:
+            batch_of(status_id).add(self._insert, (hour_of(status_id), status_id))
+        for status_id in removed:
+            batch_of(status_id).add(self._delete, (hour_of(status_id), status_id))
+        await asyncio.gather(*(execute(self._session, batch) for batch in by_hour.values()))
 
     async def newest(self, limit: int, now_ms: float | None = None) -> list[int]:
         """Up to ``limit`` of the newest public statuses, newest first: the hours from now back, a day's hours

@@ -299,6 +299,12 @@ class Fanout:
             run.clear()
             return written
 
+        public_run: list[int] = []  # the run's public statuses, for the public timeline in one push
+
+        def close_public_run() -> None:
+            writes.push_key(keys.public_feed(), public_run)
+            public_run.clear()
+
         async def flush_if_full(sender: Sender) -> None:
             if writes.weight >= chunk:
                 await sender.send(*writes.take())
@@ -310,7 +316,7 @@ class Fanout:
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode()), 1)
                     if event.visibility == PUBLIC:
-                        writes.push_key(keys.public_feed(), (event.status_id,))
+                        public_run.append(event.status_id)
                     if not reaches_followers(event.visibility):
                         # Its author's and its mentioned followers' timelines alone (kicau/visibility.py); after
                         # the run before it, so they still receive their statuses oldest first.
@@ -325,6 +331,7 @@ class Fanout:
                         run.setdefault(event.account_id, []).append(event.status_id)
                     continue
                 entries += await close_run(sender)
+                close_public_run()
                 if isinstance(event, AccountScaleChanged):
                     if not event.large:
                         statuses = recent[event.account_id][:cap]
@@ -355,6 +362,7 @@ class Fanout:
                     writes.unpush([event.follower_id], recent[event.followee_id][:cap])
                 await flush_if_full(sender)
             entries += await close_run(sender)
+            close_public_run()
             await sender.send(*writes.take())
             await sender.finish()
         return entries
