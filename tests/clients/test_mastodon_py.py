@@ -4,9 +4,10 @@ timeline, read account statuses, delete, unfollow."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
-from mastodon import Mastodon
+from mastodon import Mastodon, StreamListener
 from mastodon.errors import MastodonIllegalArgumentError, MastodonNotFoundError
 
 from tests.conftest import eventually
@@ -155,3 +156,49 @@ def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert [s["id"] for s in ivan.account_statuses(hana_id, exclude_replies=True)] == [root["id"]]
     assert [s["id"] for s in ivan.account_statuses(hana_id)] == [thanks["id"], root["id"]]
     assert ivan.account_statuses(hana_id, pinned=True) == []
+
+
+def test_the_public_timeline_and_its_stream(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py reads the public (and local) timeline and listens to the public stream."""
+    jan, _, _ = register(gateway_url, app_keys, "jan")
+    kim, _, _ = register(gateway_url, app_keys, "kim")
+
+    class Listener(StreamListener):
+        def __init__(self) -> None:
+            super().__init__()
+            self.updates: list[str] = []
+            self.deleted: list[str] = []
+
+        def on_update(self, status: Any) -> None:
+            self.updates.append(str(status["id"]))
+
+        def on_delete(self, status_id: Any) -> None:
+            self.deleted.append(str(status_id))
+
+    listener = Listener()
+    handle = kim.stream_public(listener, run_async=True, local=True)
+    try:
+        # The stream registers asynchronously: post until it delivers.
+        warm: list[str] = []
+
+        def delivered() -> bool:
+            warm.append(str(jan.status_post(f"warm-up {len(warm)}")["id"]))
+            return bool(set(warm) & set(listener.updates))
+
+        eventually(delivered, timeout=30, interval=0.3)
+        hidden = jan.status_post("unlisted", visibility="unlisted")
+        shown = jan.status_post("for everyone")
+        eventually(lambda: str(shown["id"]) in listener.updates)
+        assert str(hidden["id"]) not in listener.updates
+        jan.status_delete(shown["id"])
+        eventually(lambda: str(shown["id"]) in listener.deleted)
+    finally:
+        handle.close()
+
+    latest = jan.status_post("the newest")
+    eventually(lambda: str(kim.timeline_public(limit=1)[0]["id"]) == str(latest["id"]))
+    assert str(kim.timeline_local(limit=1)[0]["id"]) == str(latest["id"])
+    everyone = [str(s["id"]) for s in kim.timeline_public(limit=40)]
+    assert str(hidden["id"]) not in everyone and str(shown["id"]) not in everyone
+    older = kim.fetch_next(kim.timeline_public(limit=2))
+    assert older is not None and len(older) == 2

@@ -77,6 +77,11 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
     account = toot(reader_cfg, "timeline", "-a", author.username, "--once", "-c", "20")
     assert IDS.findall(account) == newest_first
 
+    # The public and local timelines: every status here is public and local; the newest are the author's.
+    for flag in ("--public", "--local"):
+        public = toot(reader_cfg, "timeline", "--public", *([flag] if flag == "--local" else []), "--once", "-c", "7")
+        assert IDS.findall(public) == newest_first, public
+
     toot(author_cfg, "delete", posted[0])
     eventually(lambda: posted[0] not in IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")))
 
