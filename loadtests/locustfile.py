@@ -46,6 +46,13 @@ MAX_IN_FLIGHT = int(os.environ.get("KICAU_LOAD_MAX_IN_FLIGHT", "20"))
 # KICAU_LOAD_STREAM_TRANSPORT: how streaming users listen, "sse" (GET /api/v1/streaming/user) or "websocket"
 # (/api/v1/streaming?stream=user, Mastodon's messages); each is its own Locust entry.
 STREAM_TRANSPORT = os.environ.get("KICAU_LOAD_STREAM_TRANSPORT", "sse")
+# KICAU_LOAD_STREAM: what streaming users listen to, "user" (their home timeline: the statuses of the posting users
+# they follow) or "public" (the public timeline: every status posted, Mastodon's ``public`` stream, followed by no
+# one); the entry is "status -> stream delivery" or "status -> public stream delivery".
+STREAM = os.environ.get("KICAU_LOAD_STREAM", "user")
+if STREAM not in ("user", "public"):
+    raise SystemExit(f"KICAU_LOAD_STREAM must be user or public, not {STREAM!r}")
+DELIVERY_ENTRY = "status -> stream delivery" if STREAM == "user" else "status -> public stream delivery"
 # Each API user follows this many of the accounts created before it.
 FOLLOWS = int(os.environ.get("KICAU_LOAD_FOLLOWS", "10"))
 PASSWORD = "locust-load-password"
@@ -257,7 +264,8 @@ class ApiUser(FastHttpUser):
 
 
 class StreamingUser(User):
-    """Holds a user stream open and reports each update's status -> stream latency as its own entry.
+    """Holds a user stream (or the public one, ``KICAU_LOAD_STREAM``) open and reports each update's status ->
+    stream latency as its own entry.
 
     Reads the socket chunk by chunk: FastHttpSession's iter_lines buffers 1 KB chunks and would add seconds
     of false latency on a quiet stream.
@@ -289,16 +297,18 @@ class StreamingUser(User):
 
     @task
     def listen(self) -> None:
-        self._follow_new_posters()
+        if STREAM == "user":
+            self._follow_new_posters()
         target = urlsplit(str(self.host))
         sock = socket.create_connection((target.hostname or "127.0.0.1", target.port or 80), timeout=30)
         reader: streamframes.SseReader | streamframes.WebSocketReader
         if STREAM_TRANSPORT == "websocket":
             reader = streamframes.WebSocketReader()
-            sock.sendall(streamframes.upgrade_request("/api/v1/streaming?stream=user", target.netloc, self.token))
+            sock.sendall(streamframes.upgrade_request(f"/api/v1/streaming?stream={STREAM}", target.netloc,
+                                                      self.token))
         else:
             reader = streamframes.SseReader()
-            sock.sendall((f"GET /api/v1/streaming/user HTTP/1.1\r\nHost: {target.netloc}\r\n"
+            sock.sendall((f"GET /api/v1/streaming/{STREAM} HTTP/1.1\r\nHost: {target.netloc}\r\n"
                           f"Authorization: Bearer {self.token}\r\nAccept: text/event-stream\r\n\r\n").encode())
         kind = "WebSocket" if STREAM_TRANSPORT == "websocket" else "SSE"
         # Listening windows are short so new posters are followed between them.
@@ -331,7 +341,7 @@ class StreamingUser(User):
         latency_ms = _server_clock[0].latency_ms(received, clock.created_at(status))
         if latency_ms < 0:
             _early.append(-latency_ms)
-        _report(kind, "status -> stream delivery", max(0.0, latency_ms), size, None)
+        _report(kind, DELIVERY_ENTRY, max(0.0, latency_ms), size, None)
 
 
 def _report(kind: str, name: str, response_time_ms: float, size: int, error: Exception | None) -> None:

@@ -69,11 +69,14 @@ def test_gateway_conforms_to_its_openapi(gateway: Gateway, make_user: Callable[.
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG.format(target=target.id))
     started = time.monotonic()
+    # One worker: with two threads, hypothesis (describing a strategy's lambda) parsed source concurrently and
+    # CPython 3.11.7 failed the run with "SystemError: AST constructor recursion depth mismatch" (2026-12-02,
+    # once; the same run passed again). One worker takes ~34 s where two took ~30.
     run = subprocess.run(
         [str(SCHEMATHESIS), "--config-file", str(config), "--no-color", "run", f"{gateway.url}/openapi.json",
          "--checks", "all", "--header", f"Authorization: Bearer {user.token}",
          "--seed", str(SEED), "--generation-deterministic", "--max-examples", str(MAX_EXAMPLES),
-         "--exclude-path-regex", "^/api/v1/streaming", "--workers", "2", "--request-timeout", "30",
+         "--exclude-path-regex", "^/api/v1/streaming", "--workers", "1", "--request-timeout", "30",
          "--report", "junit", "--report-dir", str(tmp_path / "report")],
         cwd=tmp_path, capture_output=True, text=True, timeout=540,
     )

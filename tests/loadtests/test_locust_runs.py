@@ -46,14 +46,16 @@ def run_locust(workdir: Path, transport: str, *extra: str, rate: str = "2", user
     return run, rows
 
 
-def check_run(run: subprocess.CompletedProcess[str], rows: Stats, workdir: Path, kind: str) -> None:
+def check_run(run: subprocess.CompletedProcess[str], rows: Stats, workdir: Path, kind: str,
+              entry: str = "status -> stream delivery") -> None:
     assert run.returncode == 0, run.stderr[-3000:]  # Locust exits 1 when any request failed
-    for name in [*MIX, "status -> stream delivery"]:
+    for name in [*MIX, entry]:
         assert name in rows, (name, sorted(rows))
         assert int(rows[name]["Request Count"]) > 0 and int(rows[name]["Failure Count"]) == 0, rows[name]
-    assert rows["status -> stream delivery"]["Type"] == kind
+    assert rows[entry]["Type"] == kind
     assert "stream: refused or unreadable" not in rows
-    assert "status -\\u003e stream delivery" in (workdir / "load.html").read_text()  # the report's JSON escapes ">"
+    # The report's JSON escapes ">".
+    assert entry.replace(">", "\\u003e") in (workdir / "load.html").read_text()
 
 
 def test_a_single_process_run_reports_the_mix_and_sse_deliveries(tmp_path: Path) -> None:
@@ -74,6 +76,13 @@ def test_a_single_process_run_reports_the_mix_and_sse_deliveries(tmp_path: Path)
     assert int(rows["status -> stream delivery"]["Median Response Time"]) < 2000, rows["status -> stream delivery"]
     assert int(rows["setup: clock sample"]["Request Count"]) == 5
     assert int(rows["setup: clock sample delete"]["Request Count"]) == 5
+
+
+def test_streaming_users_on_the_public_stream(tmp_path: Path) -> None:
+    """``KICAU_LOAD_STREAM=public``: the streaming user follows no one and gets every status posted."""
+    run, rows = run_locust(tmp_path, "sse", env={"KICAU_LOAD_STREAM": "public"}, seconds=30)
+    check_run(run, rows, tmp_path, "SSE", entry="status -> public stream delivery")
+    assert "status -> stream delivery" not in rows
 
 
 @pytest.mark.parametrize("transport", ["websocket"])
