@@ -1,7 +1,8 @@
 """The events that cross Kafka, typed and versioned, and the one serialisation used for them (msgspec JSON).
 
 Status events are keyed by author id so one author's creates and deletes stay ordered in one partition;
-follow events are keyed by follower id so one follower's follows and unfollows stay ordered.
+follow events are keyed by follower id so one follower's follows and unfollows stay ordered, and favourite events
+by the account that favourites, for the same reason.
 """
 
 from __future__ import annotations
@@ -75,11 +76,33 @@ class AccountScaleChanged(_Event, tag="account.scale_changed"):
     large: bool
 
 
-StatusEvent = StatusCreated | StatusDeleted | AccountScaleChanged
+class StatusFavourited(_Event, tag="status.favourited"):
+    """A new favourite (kicau/favourites.py): the status's author is notified, unless it favourites its own."""
+
+    account_id: int  # who favourites
+    status_id: int
+    author_id: int
+    favourite_id: int  # the notification's id too
+    # The Status as its author sees it once favourited, for the notification's stream event.
+    status: str
+
+
+class StatusUnfavourited(_Event, tag="status.unfavourited"):
+    """A favourite given back: its notification goes."""
+
+    account_id: int
+    status_id: int
+    author_id: int
+    favourite_id: int
+
+
+StatusEvent = StatusCreated | StatusDeleted | AccountScaleChanged | StatusFavourited | StatusUnfavourited
 FollowEvent = FollowCreated | FollowDeleted
-Event = StatusCreated | StatusDeleted | AccountScaleChanged | FollowCreated | FollowDeleted
+Event = (StatusCreated | StatusDeleted | AccountScaleChanged | FollowCreated | FollowDeleted | StatusFavourited
+         | StatusUnfavourited)
 EventType = Literal[
-    "status.created", "status.deleted", "account.scale_changed", "follow.created", "follow.deleted"
+    "status.created", "status.deleted", "account.scale_changed", "follow.created", "follow.deleted",
+    "status.favourited", "status.unfavourited",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -98,6 +121,6 @@ def decode_event(raw: bytes) -> Event:
 
 def event_key(event: Event) -> bytes:
     """The Kafka partitioning key that keeps the events that must stay ordered in one partition."""
-    if isinstance(event, StatusCreated | StatusDeleted | AccountScaleChanged):
+    if isinstance(event, StatusCreated | StatusDeleted | AccountScaleChanged | StatusFavourited | StatusUnfavourited):
         return str(event.account_id).encode()
     return str(event.follower_id).encode()

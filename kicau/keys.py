@@ -75,9 +75,14 @@ def feed_rebuild_lock(feed_key: str) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    # "status2": the value carries who may see the status (kicau/status_cards.py). Values under "status:" lack
-    # that byte; they expire within a day, and reads never look at them.
-    return f"status2:{{s:{status_id}}}"
+    # "status3": the value carries who may see the status and its favourites_count (kicau/status_cards.py).
+    # Values under "status:" and "status2:" lack those; they expire within a day, and reads never look at them.
+    return f"status3:{{s:{status_id}}}"
+
+
+def favourited(account_id: int) -> str:
+    """The statuses an account favourites, for ``favourited`` on its reads (kicau/favourites.py)."""
+    return f"favourited:{{u:{account_id}}}"
 
 
 def account_cache(account_id: int) -> str:

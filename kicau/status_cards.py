@@ -1,10 +1,14 @@
 """Rendered statuses for reads: the Redis status cache, with Cassandra behind it.
 
-A cached value is the author's id (8 bytes, big-endian) and who may see the status (one byte,
-``kicau.visibility.audience``), followed by the Status fragment JSON; an empty value is a tombstone for a deleted
-status. Hydrating a page is one pipelined round trip for the statuses and the cards
-of their authors when this process has seen those statuses before (a status's author never changes), else one
-more for the cards; only misses go to Cassandra, concurrently. With a ``TrackedCache``, the statuses and cards
+A cached value is the author's id (8 bytes, big-endian), who may see the status (one byte,
+``kicau.visibility.audience``) and its ``favourites_count`` (4 bytes, moved in place by the post service,
+kicau/favourites.py), followed by the Status fragment JSON; an empty value is a tombstone for a deleted status.
+The fragment never changes: the count, and whether the reader favourites the status, are spliced in when it is
+rendered, the latter from the reader's set of favourited statuses (``FavouritedSets``).
+
+Hydrating a page is one pipelined round trip for the statuses and the cards of their authors when this process
+has seen those statuses before (a status's author never changes), else one more for the cards; only misses go to
+Cassandra, concurrently. With a ``TrackedCache``, the statuses and cards
 this process already holds (kept true by Redis's invalidations, kicau/tracked_cache.py) are not read at all.
 
 Every read says who reads (``kicau.visibility.Reader``), and a status that reader may not see is left out as a
@@ -28,6 +32,7 @@ from kicau import keys, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
+from kicau.favourites import COUNT_QUERY, FavouritedSets
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
 from kicau.resp import command
@@ -36,7 +41,7 @@ from kicau.visibility import Reader
 
 STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
-_HEAD = struct.Struct(">QB")  # the author id and audience heading a cached value
+_HEAD = struct.Struct(">QBI")  # the author id, audience and favourites_count heading a cached value
 _FRAGMENT_AT = _HEAD.size
 MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process (about 20 MB at most)
 # A status's row and its place in the author's list are written in one unlogged batch (services/post/store.py), so
@@ -46,26 +51,51 @@ MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process
 # can take (Cassandra gives up on one after 2 s, the driver's request after 10 s).
 UNWRITTEN_GRACE_SECONDS = 60.0
 _UNWRITTEN = "unwritten"
-_ID_OPENING = b'{"id":"'
+Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its author's card
 
 
-def cache_value(account_id: int, fragment: bytes) -> bytes:
-    return _HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment))) + fragment
+_COUNT_AT = 9  # where the favourites_count begins (kicau/favourites.py moves it there)
+_FAVOURITES_ZERO = b'"favourites_count":0'
+_NOT_FAVOURITED = b'"favourited":false'
 
 
-def _cache_args(status_id: int, account_id: int, fragment: bytes) -> tuple[bytes, ...]:
+def cache_value(account_id: int, fragment: bytes, favourites: int = 0) -> bytes:
+    return _HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites) + fragment
+
+
+def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: int = 0) -> tuple[bytes, ...]:
     # Only where nothing is cached yet: a status's fragment never changes, so the one case this skips is a
-    # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete.
-    return (b"SET", keys.status_cache(status_id).encode(), cache_value(account_id, fragment),
+    # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete, and
+    # a count already moved by a favourite.
+    return (b"SET", keys.status_cache(status_id).encode(), cache_value(account_id, fragment, favourites),
             b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX")
+
+
+def shown_fragment(value: bytes, favourited: bool) -> bytes | memoryview:
+    """The Status fragment of a cached value with its favourites_count and the reader's ``favourited`` spliced in:
+    the cached bytes themselves (no copy) for the usual status, which no one favourites. Neither key can occur
+    earlier in the fragment, as a string's own quotes are escaped."""
+    (count,) = _COUNT.unpack_from(value, _COUNT_AT)
+    fragment = memoryview(value)[_FRAGMENT_AT:]
+    if not count and not favourited:
+        return fragment
+    patched = bytes(fragment)
+    if count:
+        patched = patched.replace(_FAVOURITES_ZERO, b'"favourites_count":%d' % count, 1)
+    if favourited:
+        patched = patched.replace(_NOT_FAVOURITED, b'"favourited":true', 1)
+    return patched
+
+
+_COUNT = struct.Struct(">I")
 
 
 def _tombstone_args(status_id: int) -> tuple[bytes, ...]:
     return b"SET", keys.status_cache(status_id).encode(), TOMBSTONE, b"EX", b"%d" % STATUS_CACHE_SECONDS
 
 
-def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes) -> None:
-    pipe.execute_command(*_cache_args(status_id, account_id, fragment))
+def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes, favourites: int = 0) -> None:
+    pipe.execute_command(*_cache_args(status_id, account_id, fragment, favourites))
 
 
 def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
@@ -83,9 +113,12 @@ def tombstone_command(status_id: int) -> bytes:
 
 class StatusCards:
     def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str,
-                 copies: TrackedCache | None = None) -> None:
+                 copies: TrackedCache | None = None, favourited: FavouritedSets | None = None) -> None:
         self._redis = redis
         self._copies = copies
+        # Without it (tools that render no reader's page), ``favourited`` is false everywhere.
+        self._favourited = favourited
+        self._count_favourites = session.prepare(COUNT_QUERY)
         self._session = session
         self._accounts = accounts
         self._public_url = public_url
@@ -94,10 +127,10 @@ class StatusCards:
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?")
         self._authors: dict[int, int] = {}
 
-    async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """The cached value (author id, audience, then Status fragment) of each live status and its author's card,
-        in the order given; deleted and unknown statuses, and any whose author has no card, are left out. And
-        whether any of them is not for everyone to see.
+    async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[Hydrated], bool]:
+        """(status id, cached value, author's card) of each live status, in the order given (the value: author
+        id, audience, favourites_count, then the Status fragment); deleted and unknown statuses, and any whose
+        author has no card, are left out. And whether any of them is not for everyone to see.
 
         The author of a status never changes, so this process remembers it: the cards of the authors it knows
         are read in the same round trip as the statuses, and only unknown (or uncached) authors take a second
@@ -127,33 +160,35 @@ class StatusCards:
                     queue_tombstone(fill, status_ids[index])
                     values[index] = TOMBSTONE
                 else:
-                    queue_cache(fill, status_ids[index], item[0], item[1])
-                    values[index] = cache_value(item[0], item[1])
+                    queue_cache(fill, status_ids[index], *item)
+                    values[index] = cache_value(*item)
             await fill.execute()
-        live: list[tuple[int, bytes]] = []
+        live: list[tuple[int, int, bytes]] = []
         restricted = visibility.EVERYONE
         for status_id, value in zip(status_ids, values, strict=True):
             if not value:
                 continue  # a tombstone: the status was deleted
-            author, audience = _HEAD.unpack_from(value)
+            author, audience, _ = _HEAD.unpack_from(value)
             restricted |= audience
             if remembered.get(status_id) != author:
                 self._remember_author(status_id, author)
-            live.append((author, value))
-        unread = {author for author, _ in live} - cards.keys()
+            live.append((status_id, author, value))
+        unread = {author for _, author, _ in live} - cards.keys()
         if unread:
             cards.update(await self._accounts.cards(unread))
-        return [(value, cards[author]) for author, value in live if author in cards], restricted != visibility.EVERYONE
+        return ([(status_id, value, cards[author]) for status_id, author, value in live if author in cards],
+                restricted != visibility.EVERYONE)
 
     def _remember_author(self, status_id: int, author: int) -> None:
         if status_id not in self._authors and len(self._authors) >= MAX_REMEMBERED_AUTHORS:
             del self._authors[next(iter(self._authors))]  # the oldest entry (dicts keep insertion order)
         self._authors[status_id] = author
 
-    async def _load(self, status_id: int) -> tuple[int, bytes] | str | None:
-        """(author id, fragment); None for a deleted or unknown status; ``_UNWRITTEN`` for one whose row may
-        still be on its way."""
-        rows = await execute(self._session, self._select, (status_id,))
+    async def _load(self, status_id: int) -> tuple[int, bytes, int] | str | None:
+        """(author id, fragment, favourites_count); None for a deleted or unknown status; ``_UNWRITTEN`` for one
+        whose row may still be on its way."""
+        rows, counted = await asyncio.gather(execute(self._session, self._select, (status_id,)),
+                                             execute(self._session, self._count_favourites, (status_id,)))
         if not rows:
             young = time.time() * 1000 - ms_from_id(status_id) < UNWRITTEN_GRACE_SECONDS * 1000
             return _UNWRITTEN if young else None
@@ -163,7 +198,8 @@ class StatusCards:
         author, _ = await self._accounts.load_rows(int(row["account_id"]))
         if author is None:
             return None
-        return int(row["account_id"]), status_fragment(row, username=author["username"], public_url=self._public_url)
+        fragment = status_fragment(row, username=author["username"], public_url=self._public_url)
+        return int(row["account_id"]), fragment, int(counted[0]["n"]) if counted else 0
 
     async def account_card(self, account_id: int) -> bytes | None:
         """The account's cached card (from this process's copy when it holds one), or None if there is no such
@@ -177,37 +213,43 @@ class StatusCards:
             return raw if isinstance(raw, bytes) else raw.encode()
         return await self._accounts.card(account_id)
 
-    async def _seen_by(self, hydrated: list[tuple[bytes, bytes]], reader: Reader) -> list[tuple[bytes, bytes]]:
+    async def _seen_by(self, hydrated: list[Hydrated], reader: Reader) -> list[Hydrated]:
         """The hydrated statuses the reader may see (``kicau.visibility``), in order."""
-        heads = [_HEAD.unpack_from(value) for value, _ in hydrated]
+        heads = [_HEAD.unpack_from(value) for _, value, _ in hydrated]
         mentioned = [visibility.needs_mentions(audience, author, reader)
                      and reader.account_id in mentioned_in(memoryview(value)[_FRAGMENT_AT:])
-                     for (value, _), (author, audience) in zip(hydrated, heads, strict=True)]
-        ask = {author for (author, audience), named in zip(heads, mentioned, strict=True)
+                     for (_, value, _), (author, audience, _) in zip(hydrated, heads, strict=True)]
+        ask = {author for (author, audience, _), named in zip(heads, mentioned, strict=True)
                if not named and visibility.needs_follow_check(audience, author, reader)}
         followed: set[int] = set()
         if ask and reader.account_id is not None:
             rows = await execute(self._session, self._follows_among, (reader.account_id, sorted(ask)))
             followed = {int(row["followee_id"]) for row in rows}
-        return [item for item, (author, audience), named in zip(hydrated, heads, mentioned, strict=True)
+        return [item for item, (author, audience, _), named in zip(hydrated, heads, mentioned, strict=True)
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
-    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[bytes, bytes]]:
+    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[int, bytes | memoryview, bytes]]:
+        """(status id, Status fragment as the reader is shown it, author's card) of each status the reader may
+        see, in order."""
         hydrated, restricted = await self._hydrate(status_ids)
         # The usual page is for everyone to see: nothing to decide.
-        return await self._seen_by(hydrated, reader) if restricted else hydrated
+        seen = await self._seen_by(hydrated, reader) if restricted else hydrated
+        favourited: set[int] = set()
+        if seen and reader.account_id is not None and self._favourited is not None:
+            favourited = await self._favourited.among(reader.account_id, [status_id for status_id, _, _ in seen])
+        return [(status_id, shown_fragment(value, status_id in favourited), card) for status_id, value, card in seen]
 
     async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
         """Full Status JSON for each live id the reader may see, in the order given."""
-        return [compose_status(value[_FRAGMENT_AT:], card) for value, card in await self._visible(status_ids, reader)]
+        return [compose_status(bytes(fragment), card) for _, fragment, card in await self._visible(status_ids, reader)]
 
     async def render_array(self, status_ids: Sequence[int], reader: Reader) -> bytes:
         """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        for value, card in await self._visible(status_ids, reader):
+        for _, fragment, card in await self._visible(status_ids, reader):
             # As compose_status: the card under "account", then the fragment without its opening brace.
-            parts += (ACCOUNT_OPENING, card, b",", memoryview(value)[_FRAGMENT_AT + 1:], b",")
+            parts += (ACCOUNT_OPENING, card, b",", fragment[1:], b",")
         if len(parts) > 1:
             parts[-1] = b"]"
         else:
@@ -216,13 +258,8 @@ class StatusCards:
 
     async def render_each(self, status_ids: Sequence[int], reader: Reader) -> dict[int, bytes]:
         """``render`` by status id, for what embeds statuses in an order of its own (notifications)."""
-        rendered = {}
-        for value, card in await self._visible(list(dict.fromkeys(status_ids)), reader):
-            fragment = value[_FRAGMENT_AT:]
-            # A fragment opens with its id (kicau.entities.status_fragment): '{"id":"123",'.
-            status_id = int(fragment[len(_ID_OPENING):fragment.index(b'"', len(_ID_OPENING))])
-            rendered[status_id] = compose_status(fragment, card)
-        return rendered
+        return {status_id: compose_status(bytes(fragment), card)
+                for status_id, fragment, card in await self._visible(list(dict.fromkeys(status_ids)), reader)}
 
     async def render_one(self, status_id: int, reader: Reader) -> bytes | None:
         rendered = await self.render([status_id], reader)

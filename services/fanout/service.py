@@ -34,12 +34,21 @@ from redis.asyncio.client import Pipeline
 from kicau import keys
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status
-from kicau.events import AccountScaleChanged, Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
+from kicau.events import (
+    AccountScaleChanged,
+    Event,
+    FollowCreated,
+    FollowDeleted,
+    StatusCreated,
+    StatusDeleted,
+    StatusFavourited,
+    StatusUnfavourited,
+)
 from kicau.feeds import Feeds
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
-from kicau.notifications import FOLLOW, MENTION, Notification, NotificationStore, rendered
+from kicau.notifications import FAVOURITE, FOLLOW, MENTION, Notification, NotificationStore, rendered
 from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
 from kicau.resp import Sender, command
@@ -104,7 +113,8 @@ def _addressees(event: StatusCreated, addressed: dict[int, list[int]]) -> list[i
 
 def notifications_of(events: Sequence[Event]) -> list[Notification]:
     """What the batch's events notify (kicau/notifications.py): each account a new status mentions, other than
-    its author; the followee of each new follow."""
+    its author; the followee of each new follow; the author of each newly favourited status, unless it
+    favourites its own."""
     found: list[Notification] = []
     for event in events:
         if isinstance(event, StatusCreated):
@@ -112,13 +122,23 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
                       for mentioned in dict.fromkeys(event.mentions) if mentioned != event.account_id]
         elif isinstance(event, FollowCreated) and event.notification_id:
             found.append(Notification(event.followee_id, event.notification_id, FOLLOW, event.follower_id))
+        elif isinstance(event, StatusFavourited) and event.author_id != event.account_id:
+            found.append(Notification(event.author_id, event.favourite_id, FAVOURITE, event.account_id,
+                                      event.status_id))
     return found
 
 
-def mentions_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
-    """The (account, notification id) of each mention a deleted status had made."""
-    return [(mentioned, event.status_id) for event in events if isinstance(event, StatusDeleted)
-            for mentioned in dict.fromkeys(event.mentions) if mentioned != event.account_id]
+def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
+    """The (account, notification id) of each mention a deleted status had made, and of each favourite given
+    back."""
+    removed: list[tuple[int, int]] = []
+    for event in events:
+        if isinstance(event, StatusDeleted):
+            removed += [(mentioned, event.status_id) for mentioned in dict.fromkeys(event.mentions)
+                        if mentioned != event.account_id]
+        elif isinstance(event, StatusUnfavourited) and event.author_id != event.account_id:
+            removed.append((event.author_id, event.favourite_id))
+    return removed
 
 
 def public_changes(events: Sequence[Event]) -> tuple[list[int], list[int]]:
@@ -192,11 +212,13 @@ class Fanout:
         followers = follower_lists
         recent = dict(zip(recent_ids, status_lists, strict=True))
         addressed = {e.status_id: [e.account_id, *among] for e, among in zip(direct, mentioned_followers, strict=True)}
-        removed = mentions_removed(events)
-        # A status deleted in the same batch as it was posted notifies no one (and its row is not raced by its
-        # removal).
-        gone = {status_id for _, status_id in removed}
-        notices = [n for n in notifications_of(events) if n.status_id not in gone]
+        removed = notifications_removed(events)
+        # A status deleted in the same batch as it was posted notifies no one, nor does a favourite given back in
+        # the batch that made it (and their rows are not raced by their removal).
+        gone = {e.status_id for e in events if isinstance(e, StatusDeleted)}
+        taken_back = set(removed)
+        notices = [n for n in notifications_of(events)
+                   if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
         published, unpublished = public_changes(events)
         await self._deliver_all(plans, followers, large, addressed, notices)
         records = []  # Cassandra's records of the batch, written beside its Redis writes
@@ -256,11 +278,20 @@ class Fanout:
                 else:
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *followers[event.account_id]])
         # When each notification's event was accepted, by notification id (a mention's is its status's).
-        accepted = {e.status_id if isinstance(e, StatusCreated) else e.notification_id: e.occurred_at
-                    for e in (p.event for p in plans) if isinstance(e, StatusCreated | FollowCreated)}
+        accepted: dict[int, float] = {}
+        favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
+        for event in (p.event for p in plans):
+            if isinstance(event, StatusCreated):
+                accepted[event.status_id] = event.occurred_at
+            elif isinstance(event, FollowCreated):
+                accepted[event.notification_id] = event.occurred_at
+            elif isinstance(event, StatusFavourited):
+                accepted[event.favourite_id] = event.occurred_at
+                favoured[event.favourite_id] = event.status
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
-            status = updates.get(notice.status_id) if notice.status_id is not None else None
+            status = (favoured.get(notice.id) if notice.type == FAVOURITE
+                      else updates.get(notice.status_id) if notice.status_id is not None else None)
             if from_card is None or (notice.status_id is not None and status is None):
                 continue
             self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None).decode(),
@@ -330,6 +361,8 @@ class Fanout:
                     else:
                         run.setdefault(event.account_id, []).append(event.status_id)
                     continue
+                if isinstance(event, StatusFavourited | StatusUnfavourited):
+                    continue  # nothing in Redis: its notification is recorded with the batch's others
                 entries += await close_run(sender)
                 close_public_run()
                 if isinstance(event, AccountScaleChanged):

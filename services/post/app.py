@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
+from kicau.favourites import FavouritedSets, FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
@@ -65,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         producer = engines.kafka()
         accounts = AccountCards(redis, session, common.public_url)
+        favourites = FavouriteStore(session, clients.write_consistency(common))
         app.state.service = PostService(
             settings=common,
             own=own,
@@ -73,9 +75,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             redis=redis,
             producer=producer,
             accounts=accounts,
-            statuses=StatusCards(redis, session, accounts, common.public_url),
+            statuses=StatusCards(redis, session, accounts, common.public_url,
+                                 favourited=FavouritedSets(redis, favourites)),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
+            favourites=favourites,
         )
         yield
 
@@ -115,6 +119,18 @@ app.hot_routes.add("POST", "/internal/statuses", create_status)
 @app.get("/internal/statuses/{status_id}")
 async def get_status(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     return Response(await service.get(status_id, reader_of(account)), media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/favourite")
+async def favourite(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.favourite(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/unfavourite")
+async def unfavourite(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.unfavourite(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
 
 
 @app.delete("/internal/statuses/{status_id}")

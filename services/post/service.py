@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 from kicau import newest_ids, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
-from kicau.events import Event, StatusCreated, StatusDeleted
+from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited, StatusUnfavourited
+from kicau.favourites import FavouriteStore, count_command, set_commands
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
@@ -60,6 +61,10 @@ class _Authored(msgspec.Struct):
 
 # The author of a rendered Status (the members it does not name are skipped unparsed).
 _read_author = msgspec.json.Decoder(_Authored).decode
+
+
+def _author_of(status: bytes) -> int:
+    return int(_read_author(status).account.id)
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class PostService:
     statuses: StatusCards
     mentions: MentionResolver
     ids: SnowflakeGenerator
+    favourites: FavouriteStore
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -278,6 +284,45 @@ class PostService:
         if rendered is None:
             raise ApiError(404, "Record not found")
         return rendered
+
+    # Favourites (kicau/favourites.py) ---------------------------------------------------------------------
+
+    async def favourite(self, *, account_id: int, status_id: int) -> bytes:
+        """Favourite a status the account may see; the status as it now sees it. Every step is repeated by a retry
+        without harm, and a retry after a crash finishes what the crash left: the lists, the reader's set and,
+        while the claim says it is unsent, the author's notification. Only the cached count is moved by the
+        call that made the claim (a crash just before that leaves it one short until the status is cached
+        again)."""
+        reader = Reader(account_id)
+        author = _author_of(await self.get(status_id, reader))
+        claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
+        await self.favourites.add_to_lists(account_id, status_id, claim.favourite_id)
+        changes = set_commands(account_id, status_id, favourited=True)
+        if claim.created:
+            changes.append(count_command(status_id, +1))
+        await resp.round_trip(self.redis, changes)
+        if claim.unsent:
+            # The status as its author sees it, for the notification's stream event.
+            status = await self.get(status_id, Reader(author))
+            await self._publish(StatusFavourited(account_id=account_id, status_id=status_id, author_id=author,
+                                                 favourite_id=claim.favourite_id, status=status.decode()))
+            await self.favourites.sent(account_id, status_id, claim.favourite_id)
+        return await self.get(status_id, reader)
+
+    async def unfavourite(self, *, account_id: int, status_id: int) -> bytes:
+        """Give a favourite back (nothing to do if there is none); the status as the account now sees it. The
+        claim goes last, so a retry after a crash finds it and repeats the rest."""
+        reader = Reader(account_id)
+        author = _author_of(await self.get(status_id, reader))
+        favourite_id = await self.favourites.claim_of(account_id, status_id)
+        if favourite_id is not None:
+            await self.favourites.remove_from_lists(account_id, status_id, favourite_id)
+            await resp.round_trip(self.redis, set_commands(account_id, status_id, favourited=False))
+            await self._publish(StatusUnfavourited(account_id=account_id, status_id=status_id, author_id=author,
+                                                   favourite_id=favourite_id))
+            if await self.favourites.release(account_id, status_id, favourite_id):
+                await resp.round_trip(self.redis, [count_command(status_id, -1)])
+        return await self.get(status_id, reader)
 
     async def delete(self, *, account_id: int, status_id: int) -> bytes:
         row = await self.store.get(status_id)

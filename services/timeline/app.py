@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope
 from kicau import clients
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status_list
+from kicau.favourites import FavouritedSets, FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
@@ -61,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         accounts = AccountCards(redis, session, common.public_url)
         store = TimelineStore(session)
         copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
+        favourites = FavouriteStore(session, clients.write_consistency(common))
         app.state.service = TimelineService(
             settings=common,
             own=own,
@@ -69,10 +71,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
                         copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
-            statuses=StatusCards(redis, session, accounts, common.public_url, copies),
+            statuses=StatusCards(redis, session, accounts, common.public_url, copies,
+                                 favourited=FavouritedSets(redis, favourites, copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
+            favourite_store=favourites,
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -270,6 +274,34 @@ async def dismiss_notification(
 ) -> Response:
     await service.dismiss_notification(acting_account_id(account), notification_id)
     return Response(b"{}", media_type="application/json")
+
+
+@app.get("/internal/favourites")
+async def favourites(
+    service: Service,
+    max_id: Cursor = None,
+    since_id: Cursor = None,
+    min_id: Cursor = None,
+    limit: int | None = None,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
+    return _respond(await service.favourites(acting_account_id(account), request))
+
+
+@app.get("/internal/statuses/{status_id}/favourited_by")
+async def favourited_by(
+    status_id: Annotated[int, Path(ge=0, lt=1 << 63)],
+    service: Service,
+    max_id: Cursor = None,
+    since_id: Cursor = None,
+    min_id: Cursor = None,
+    limit: int | None = None,
+    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+) -> Response:
+    # Accounts, as Mastodon pages them: 40 by default, at most 80.
+    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=max(1, min(limit or 40, 80)))
+    return _respond(await service.favourited_by(status_id, request, reader_of(account)))
 
 
 @app.get("/internal/statuses/{status_id}/context")

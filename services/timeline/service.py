@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from kicau import keys, resp
 from kicau.account_cards import AccountCards
+from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
@@ -126,6 +127,7 @@ class TimelineService:
     accounts: AccountCards
     notifications: NotificationStore
     public: PublicStatuses
+    favourite_store: FavouriteStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -272,6 +274,27 @@ class TimelineService:
             next_max_id=ids[-1] if ids else None,
             prev_min_id=ids[0] if ids else None,
         )
+
+    # Favourites (kicau/favourites.py) ---------------------------------------------------------------------
+
+    async def favourites(self, account_id: int, request: PageRequest) -> Page:
+        """The statuses the account favourites, most recently favourited first, as it may see them now; the
+        cursors are favourite ids, as in Mastodon's Link headers."""
+        found = await self.favourite_store.of_account(account_id, max_id=request.max_id, since_id=request.since_id,
+                                                      min_id=request.min_id, limit=request.limit)
+        return Page(body=await self.statuses.render_array([status_id for _, status_id in found],
+                                                          Reader(account_id)),
+                    next_max_id=found[-1][0] if found else None, prev_min_id=found[0][0] if found else None)
+
+    async def favourited_by(self, status_id: int, request: PageRequest, reader: Reader) -> Page:
+        """The accounts that favourite a status the reader may see, most recent first (404 for one it may not)."""
+        if await self.statuses.render_one(status_id, reader) is None:
+            raise ApiError(404, "Record not found")
+        found = await self.favourite_store.of_status(status_id, max_id=request.max_id, since_id=request.since_id,
+                                                     min_id=request.min_id, limit=request.limit)
+        cards = await self.accounts.cards({account_id for _, account_id in found})
+        return Page(body=b"[" + b",".join(cards[a] for _, a in found if a in cards) + b"]",
+                    next_max_id=found[-1][0] if found else None, prev_min_id=found[0][0] if found else None)
 
     # Threads ----------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import msgspec
 from kicau.events import Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
 from kicau.ids import id_from_ms
 from kicau.notifications import FOLLOW, MENTION, Notification, rendered, wanted_types
-from services.fanout.service import mentions_removed, notifications_of
+from services.fanout.service import notifications_of, notifications_removed
 
 AUTHOR, BOB, CAROL = 1, 2, 3
 
@@ -33,7 +33,7 @@ def test_what_events_notify() -> None:
         Notification(BOB, 10, MENTION, AUTHOR, 10), Notification(CAROL, 10, MENTION, AUTHOR, 10),
         Notification(CAROL, 12, MENTION, AUTHOR, 12), Notification(CAROL, 13, FOLLOW, BOB),
     ]
-    assert mentions_removed(events) == [(BOB, 10), (CAROL, 10)]
+    assert notifications_removed(events) == [(BOB, 10), (CAROL, 10)]
 
 
 def test_the_types_a_request_asks_for() -> None:
