@@ -202,3 +202,25 @@ def test_the_public_timeline_and_its_stream(gateway_url: str, app_keys: tuple[st
     assert str(hidden["id"]) not in everyone and str(shown["id"]) not in everyone
     older = kim.fetch_next(kim.timeline_public(limit=2))
     assert older is not None and len(older) == 2
+
+
+def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
+    the notification."""
+    lena, _, _ = register(gateway_url, app_keys, "lena")
+    mo, mo_name, _ = register(gateway_url, app_keys, "mo")
+    first, second = lena.status_post("first"), lena.status_post("second")
+    liked = mo.status_favourite(first["id"])
+    assert liked["favourited"] is True and liked["favourites_count"] == 1
+    mo.status_favourite(second["id"])
+    assert [s["id"] for s in mo.favourites()] == [second["id"], first["id"]]
+    older = mo.fetch_next(mo.favourites(limit=1))
+    assert older is not None and [s["id"] for s in older] == [first["id"]]
+    assert [a["acct"] for a in lena.status_favourited_by(first["id"])] == [mo_name]
+    assert lena.status(first["id"])["favourites_count"] == 1
+    eventually(lambda: len(lena.notifications(types=["favourite"])) == 2)
+    assert lena.notifications(types=["favourite"])[0]["status"]["id"] == second["id"]
+    given_back = mo.status_unfavourite(first["id"])
+    assert given_back["favourited"] is False and given_back["favourites_count"] == 0
+    assert [s["id"] for s in mo.favourites()] == [second["id"]]
+    eventually(lambda: [n["status"]["id"] for n in lena.notifications(types=["favourite"])] == [second["id"]])

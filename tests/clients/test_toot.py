@@ -82,6 +82,13 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
         public = toot(reader_cfg, "timeline", "--public", *([flag] if flag == "--local" else []), "--once", "-c", "7")
         assert IDS.findall(public) == newest_first, public
 
+    # Favourited and given back from toot, seen through the API.
+    assert "favourited" in toot(reader_cfg, "favourite", posted[1]).lower()
+    liked = http.get(f"/api/v1/statuses/{posted[1]}", headers=reader.auth).json()
+    assert (liked["favourites_count"], liked["favourited"]) == (1, True)
+    assert "unfavourited" in toot(reader_cfg, "unfavourite", posted[1]).lower()
+    assert http.get(f"/api/v1/statuses/{posted[1]}", headers=reader.auth).json()["favourites_count"] == 0
+
     toot(author_cfg, "delete", posted[0])
     eventually(lambda: posted[0] not in IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")))
 

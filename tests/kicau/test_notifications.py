@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import msgspec
 
-from kicau.events import Event, FollowCreated, FollowDeleted, StatusCreated, StatusDeleted
+from kicau.events import (
+    Event,
+    FollowCreated,
+    FollowDeleted,
+    StatusCreated,
+    StatusDeleted,
+    StatusFavourited,
+    StatusUnfavourited,
+)
 from kicau.ids import id_from_ms
-from kicau.notifications import FOLLOW, MENTION, Notification, rendered, wanted_types
+from kicau.notifications import FAVOURITE, FOLLOW, MENTION, Notification, rendered, wanted_types
 from services.fanout.service import notifications_of, notifications_removed
 
 AUTHOR, BOB, CAROL = 1, 2, 3
@@ -28,18 +36,23 @@ def test_what_events_notify() -> None:
         FollowCreated(follower_id=BOB, followee_id=AUTHOR),  # a repeated follow: no id, no notification
         FollowDeleted(follower_id=BOB, followee_id=CAROL),
         StatusDeleted(status_id=10, account_id=AUTHOR, mentions=[BOB, AUTHOR, CAROL]),
+        StatusFavourited(account_id=BOB, status_id=11, author_id=AUTHOR, favourite_id=14, status="{}"),
+        StatusFavourited(account_id=AUTHOR, status_id=11, author_id=AUTHOR, favourite_id=15, status="{}"),  # own
+        StatusUnfavourited(account_id=CAROL, status_id=11, author_id=AUTHOR, favourite_id=9),
+        StatusUnfavourited(account_id=AUTHOR, status_id=11, author_id=AUTHOR, favourite_id=15),
     ]
     assert notifications_of(events) == [
         Notification(BOB, 10, MENTION, AUTHOR, 10), Notification(CAROL, 10, MENTION, AUTHOR, 10),
         Notification(CAROL, 12, MENTION, AUTHOR, 12), Notification(CAROL, 13, FOLLOW, BOB),
+        Notification(AUTHOR, 14, FAVOURITE, BOB, 11),
     ]
-    assert notifications_removed(events) == [(BOB, 10), (CAROL, 10)]
+    assert notifications_removed(events) == [(BOB, 10), (CAROL, 10), (AUTHOR, 9)]
 
 
 def test_the_types_a_request_asks_for() -> None:
-    assert wanted_types([], []) == {MENTION, FOLLOW}
-    assert wanted_types(["mention", "favourite"], []) == {MENTION}
-    assert wanted_types([], ["follow", "poll"]) == {MENTION}
+    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE}
+    assert wanted_types(["mention", "favourite", "reblog"], []) == {MENTION, FAVOURITE}
+    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE}
     assert wanted_types(["follow"], ["follow"]) == set()
     assert wanted_types(["reblog"], []) == set()
 

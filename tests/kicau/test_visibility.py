@@ -78,6 +78,7 @@ def test_a_follow_is_asked_only_where_it_decides() -> None:
 
 def test_cached_statuses_carry_their_audience() -> None:
     for shown in visibility.VISIBILITIES:
-        value = cache_value(AUTHOR, fragment("hi", shown))
+        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3)
         assert value[:8] == AUTHOR.to_bytes(8, "big") and value[8] == visibility.audience(shown)
-        assert value[9:] == fragment("hi", shown)
+        assert value[9:13] == (3).to_bytes(4, "big")  # favourites_count (kicau/favourites.py)
+        assert value[13:] == fragment("hi", shown)
