@@ -9,7 +9,7 @@ import redis
 
 from kicau import keys
 from kicau.entities import status_fragment
-from kicau.favourites import count_command
+from kicau.favourites import MOVE_COUNT
 from kicau.status_cards import STATUS_CACHE_SECONDS, cache_value, shown_fragment
 
 ROW = {"id": 5, "created_at": None, "text": 'say "favourites_count":0 and "favourited":false', "visibility": "public"}
@@ -40,7 +40,7 @@ def test_the_count_moves_in_place_keeping_the_expiry_and_never_below_zero(stack_
     stack_redis.expire(key, 1000)
 
     def move(delta: int) -> object:
-        return stack_redis.execute_command(*_args(count_command(status_id, delta)))
+        return stack_redis.eval(MOVE_COUNT, 1, key, delta)
 
     assert move(+1) == 1 and move(+1) == 2 and move(-1) == 1
     assert move(-1) == 0 and move(-1) == 0
@@ -51,8 +51,3 @@ def test_the_count_moves_in_place_keeping_the_expiry_and_never_below_zero(stack_
     stack_redis.delete(key)
     assert move(+1) is None and not stack_redis.exists(key)
 
-
-def _args(packed: bytes) -> list[bytes]:
-    """A packed command's arguments (kicau.resp.command), to send it through redis-py."""
-    parts = packed.split(b"\r\n")
-    return [parts[i] for i in range(2, len(parts) - 1, 2)]
