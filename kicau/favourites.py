@@ -15,10 +15,13 @@ values that do are kept beside it and spliced in when a status is rendered:
 
 * ``favourites_count`` is a 4-byte count in the head of the status's cached value. A new status is cached with 0;
   a status cached from Cassandra counts its ``favourites_by_status`` partition; a favourite or unfavourite moves
-  the count of a cached status by one in place (``MOVE_COUNT``, one script call, which keeps the value's expiry).
-  A crash between the record's change and the count's, or a count read from Cassandra just before a favourite
-  landed and cached just after, leaves a count one off until the value is cached again (at most a day,
-  ``STATUS_CACHE_SECONDS``); the lists and the claims are exact.
+  the count of a cached status by one in place (``MOVE_COUNT``, one script call, which keeps the value's expiry;
+  a viral status favourited a hundred times a second is not counted again each time). Where a crash may have
+  come between the record's change and the count's (a favourite retried while its claim is unsent, an
+  unfavourite that finds no claim), the cached value is dropped instead (``RECOUNT``) and counted again when
+  next read. What is left: a count read from Cassandra just before a favourite landed and cached just after it
+  stays one off until the value is cached again (at most a day, ``STATUS_CACHE_SECONDS``); the lists and the
+  claims are exact.
 * ``favourited`` comes from the reader's set of favourited status ids in Redis (``keys.favourited``), holding
   the member ``0`` once it was built from the claims, so a set lost with Redis (or expired, after a day) is told
   apart from an empty one and built again. A page asks it whether it holds the page's ids in one command
@@ -56,6 +59,12 @@ local count = struct.unpack('>I4', head) + tonumber(ARGV[1])
 if count < 0 then count = 0 end
 redis.call('SETRANGE', KEYS[1], 9, struct.pack('>I4', count))
 return count
+"""
+# KEYS[1] = a status's cached value. Drops it, unless it is a tombstone (which must stay): the next read caches
+# the status again with its count read from Cassandra. For what a crash may have left one off (module doc).
+RECOUNT: Final = """
+if redis.call('STRLEN', KEYS[1]) > 0 then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 COUNT_QUERY: Final = "SELECT COUNT(*) AS n FROM favourites_by_status WHERE status_id = ?"
 
@@ -216,6 +225,10 @@ def set_commands(account_id: int, status_id: int, favourited: bool) -> list[byte
     without its ``0`` is built again (and merged) on its next read."""
     key = keys.favourited(account_id).encode()
     return [command(b"SADD" if favourited else b"SREM", key, b"%d" % status_id)]
+
+
+def recount_command(status_id: int) -> bytes:
+    return command(b"EVAL", RECOUNT.encode(), b"1", keys.status_cache(status_id).encode())
 
 
 def count_command(status_id: int, delta: int) -> bytes:

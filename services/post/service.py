@@ -23,9 +23,10 @@ from redis.asyncio import Redis
 
 from kicau import newest_ids, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
+from kicau.crash_points import crash_point
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited, StatusUnfavourited
-from kicau.favourites import FavouriteStore, count_command, set_commands
+from kicau.favourites import FavouriteStore, count_command, recount_command, set_commands
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
@@ -296,11 +297,15 @@ class PostService:
         reader = Reader(account_id)
         author = _author_of(await self.get(status_id, reader))
         claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
+        crash_point("post.favourite.claimed")
         await self.favourites.add_to_lists(account_id, status_id, claim.favourite_id)
         changes = set_commands(account_id, status_id, favourited=True)
         if claim.created:
             changes.append(count_command(status_id, +1))
+        elif claim.unsent:  # a retry: the call that made the claim may have died before or after counting it
+            changes.append(recount_command(status_id))
         await resp.round_trip(self.redis, changes)
+        crash_point("post.favourite.counted")
         if claim.unsent:
             # The status as its author sees it, for the notification's stream event.
             status = await self.get(status_id, Reader(author))
@@ -315,12 +320,16 @@ class PostService:
         reader = Reader(account_id)
         author = _author_of(await self.get(status_id, reader))
         favourite_id = await self.favourites.claim_of(account_id, status_id)
-        if favourite_id is not None:
+        if favourite_id is None:
+            # Nothing to give back, or a retry of a call that died after giving it back: counted again.
+            await resp.round_trip(self.redis, [recount_command(status_id)])
+        else:
             await self.favourites.remove_from_lists(account_id, status_id, favourite_id)
             await resp.round_trip(self.redis, set_commands(account_id, status_id, favourited=False))
             await self._publish(StatusUnfavourited(account_id=account_id, status_id=status_id, author_id=author,
                                                    favourite_id=favourite_id))
             if await self.favourites.release(account_id, status_id, favourite_id):
+                crash_point("post.unfavourite.released")
                 await resp.round_trip(self.redis, [count_command(status_id, -1)])
         return await self.get(status_id, reader)
 
