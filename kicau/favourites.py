@@ -48,6 +48,7 @@ _MAX: Final = (1 << 63) - 1
 # A reader's set of favourited statuses is built again from Cassandra after this long, whatever happened to it.
 FAVOURITED_SET_SECONDS: Final = 24 * 3600
 _BUILT: Final = b"0"  # the member a built set always holds (no status has id 0)
+_PACKED_KEPT: Final = 100_000  # readers whose first reads are kept packed (~250 bytes each)
 
 # KEYS[1] = a status's cached value; ARGV[1] = +1 or -1. Moves the favourites_count in the value's head (bytes
 # 10-13, after the author id and the audience: kicau/status_cards.py), unless the value is missing or a tombstone.
@@ -187,21 +188,44 @@ class FavouritedSets:
         self._store = store
         self._copies = copies
         self._builds: dict[int, asyncio.Task[None]] = {}
+        self._packed: dict[int, tuple[str, list[bytes]]] = {}
 
     async def among(self, account_id: int, status_ids: Sequence[int]) -> set[int]:
-        """Which of ``status_ids`` the account favourites."""
+        """Which of ``status_ids`` the account favourites.
+
+        First whether the set was built and how large it is (two tiny reads, through the copies: nothing to ask
+        Redis while the set is unchanged), then, only for an account that favourites anything, the page's ids.
+        Asking for the ids at once cost ~10 µs a page to pack, ~3% of a home page, for the many readers with
+        nothing to find."""
         if not status_ids:
             return set()
-        key = keys.favourited(account_id)
-        read = command(b"SMISMEMBER", key.encode(), _BUILT, *(b"%d" % s for s in status_ids))
-        if self._copies is not None:
-            (held,) = await self._copies.read_many([(key, read)])
-        else:
-            (held,) = await round_trip(self._redis, [read])
-        if not held[0]:
+        key, first = self._first_reads(account_id)
+        built, size = await self._read(key, first)
+        if not built:
             await self._build(account_id)
-            (held,) = await round_trip(self._redis, [read])
-        return {status_id for status_id, member in zip(status_ids, held[1:], strict=True) if member}
+            built, size = await round_trip(self._redis, first)
+        if size <= 1:
+            return set()  # the "0" alone
+        (held,) = await self._read(key, [command(b"SMISMEMBER", key.encode(), *(b"%d" % s for s in status_ids))])
+        return {status_id for status_id, member in zip(status_ids, held, strict=True) if member}
+
+    def _first_reads(self, account_id: int) -> tuple[str, list[bytes]]:
+        """The account's key and its two first reads, packed once per account (bounded: starts over past
+        ``_PACKED_KEPT``)."""
+        found = self._packed.get(account_id)
+        if found is None:
+            if len(self._packed) >= _PACKED_KEPT:
+                self._packed.clear()
+            key = keys.favourited(account_id)
+            framed = key.encode()
+            found = self._packed[account_id] = (key, [command(b"SISMEMBER", framed, _BUILT),
+                                                      command(b"SCARD", framed)])
+        return found
+
+    async def _read(self, key: str, reads: list[bytes]) -> list[Any]:
+        if self._copies is not None:
+            return await self._copies.read_many([(key, read) for read in reads])
+        return await round_trip(self._redis, reads)
 
     async def _build(self, account_id: int) -> None:
         """The set from the account's claims, merged into whatever the post service added meanwhile; one build

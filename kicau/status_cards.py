@@ -55,6 +55,7 @@ Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its a
 
 
 _COUNT_AT = 9  # where the favourites_count begins (kicau/favourites.py moves it there)
+_NO_FAVOURITES = bytes(4)
 _FAVOURITES_ZERO = b'"favourites_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
 
@@ -228,28 +229,38 @@ class StatusCards:
         return [item for item, (author, audience, _), named in zip(hydrated, heads, mentioned, strict=True)
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
-    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[int, bytes | memoryview, bytes]]:
-        """(status id, Status fragment as the reader is shown it, author's card) of each status the reader may
-        see, in order."""
+    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> tuple[list[Hydrated], set[int]]:
+        """Each status the reader may see, in order, and which of them it favourites."""
         hydrated, restricted = await self._hydrate(status_ids)
         # The usual page is for everyone to see: nothing to decide.
         seen = await self._seen_by(hydrated, reader) if restricted else hydrated
         favourited: set[int] = set()
         if seen and reader.account_id is not None and self._favourited is not None:
             favourited = await self._favourited.among(reader.account_id, [status_id for status_id, _, _ in seen])
+        return seen, favourited
+
+    async def _shown(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[int, bytes | memoryview, bytes]]:
+        """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
+        seen, favourited = await self._visible(status_ids, reader)
         return [(status_id, shown_fragment(value, status_id in favourited), card) for status_id, value, card in seen]
 
     async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
         """Full Status JSON for each live id the reader may see, in the order given."""
-        return [compose_status(bytes(fragment), card) for _, fragment, card in await self._visible(status_ids, reader)]
+        return [compose_status(bytes(fragment), card) for _, fragment, card in await self._shown(status_ids, reader)]
 
     async def render_array(self, status_ids: Sequence[int], reader: Reader) -> bytes:
         """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        for _, fragment, card in await self._visible(status_ids, reader):
-            # As compose_status: the card under "account", then the fragment without its opening brace.
-            parts += (ACCOUNT_OPENING, card, b",", fragment[1:], b",")
+        seen, favourited = await self._visible(status_ids, reader)
+        for status_id, value, card in seen:
+            # As compose_status: the card under "account", then the fragment without its opening brace. The usual
+            # status (no favourites, not the reader's) straight from its cached bytes; this is every home page.
+            if value[_COUNT_AT:_FRAGMENT_AT] == _NO_FAVOURITES and status_id not in favourited:
+                fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
+            else:
+                fragment = shown_fragment(value, status_id in favourited)[1:]
+            parts += (ACCOUNT_OPENING, card, b",", fragment, b",")
         if len(parts) > 1:
             parts[-1] = b"]"
         else:
@@ -259,7 +270,7 @@ class StatusCards:
     async def render_each(self, status_ids: Sequence[int], reader: Reader) -> dict[int, bytes]:
         """``render`` by status id, for what embeds statuses in an order of its own (notifications)."""
         return {status_id: compose_status(bytes(fragment), card)
-                for status_id, fragment, card in await self._visible(list(dict.fromkeys(status_ids)), reader)}
+                for status_id, fragment, card in await self._shown(list(dict.fromkeys(status_ids)), reader)}
 
     async def render_one(self, status_id: int, reader: Reader) -> bytes | None:
         rendered = await self.render([status_id], reader)
