@@ -98,7 +98,6 @@ class FavouriteStore:
                                      " VALUES (?, ?, ?)")
         self._unlist_by_account = write("DELETE FROM favourites_by_account WHERE account_id = ? AND favourite_id = ?")
         self._unlist_by_status = write("DELETE FROM favourites_by_status WHERE status_id = ? AND favourite_id = ?")
-        self._count = prepare(COUNT_QUERY)
         self._account_newest = prepare("SELECT favourite_id, status_id FROM favourites_by_account"
                                        " WHERE account_id = ? AND favourite_id < ? AND favourite_id > ? LIMIT ?")
         self._account_oldest = prepare("SELECT favourite_id, status_id FROM favourites_by_account"
@@ -146,10 +145,6 @@ class FavouriteStore:
         return bool(rows[0]["[applied]"])
 
     # Reads ---------------------------------------------------------------------------------------------------
-
-    async def count(self, status_id: int) -> int:
-        rows = await execute(self._session, self._count, (status_id,))
-        return int(rows[0]["n"]) if rows else 0
 
     async def favourited(self, account_id: int) -> list[int]:
         """Every status the account favourites (to build its set)."""
