@@ -360,9 +360,19 @@ def log_tail(engine: Engine, lines: int = 40) -> str:
     return "\n".join(parts) or "(no log output)"
 
 
+# How long a listening socket no process owns may take to go. An engine that has just exited (a `down` a moment
+# ago) can leave one while the kernel tears the process down: seen once for Cassandra's JMX port on 2026-12-02,
+# right after `stack down` in tests/stack/test_stack_engines.py.
+ORPHAN_SOCKET_SECONDS = 15.0
+
+
 def check_ports_free(engine: Engine) -> None:
     for port in engine.all_ports:
         owner = procs.port_owner(port)
+        deadline = time.monotonic() + ORPHAN_SOCKET_SECONDS
+        while owner is not None and owner.pid is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            owner = procs.port_owner(port)
         if owner is not None:
             raise StackError(
                 f"{engine.name}: port {port} is already taken by {owner.describe()}",
