@@ -32,11 +32,11 @@ values that do are kept beside it and spliced in when a status is rendered:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from redis.asyncio import Redis
 
 from kicau import keys
@@ -76,6 +76,15 @@ class Claim(NamedTuple):
     unsent: bool  # its event is still to be published
 
 
+def _list_reads(prepare: Callable[[str], PreparedStatement], table: str, key: str,
+                column: str) -> tuple[PreparedStatement, PreparedStatement]:
+    """The two reads of a favourites list with Mastodon's cursors: newest first below a cursor (``max_id``,
+    ``since_id``), and oldest first just above one (``min_id``)."""
+    head = f"SELECT favourite_id, {column} FROM {table} WHERE {key} = ? AND favourite_id"
+    return (prepare(f"{head} < ? AND favourite_id > ? LIMIT ?"),
+            prepare(f"{head} > ? AND favourite_id < ? ORDER BY favourite_id ASC LIMIT ?"))
+
+
 class FavouriteStore:
     """The favourites' Cassandra tables."""
 
@@ -98,16 +107,8 @@ class FavouriteStore:
                                      " VALUES (?, ?, ?)")
         self._unlist_by_account = write("DELETE FROM favourites_by_account WHERE account_id = ? AND favourite_id = ?")
         self._unlist_by_status = write("DELETE FROM favourites_by_status WHERE status_id = ? AND favourite_id = ?")
-        self._account_newest = prepare("SELECT favourite_id, status_id FROM favourites_by_account"
-                                       " WHERE account_id = ? AND favourite_id < ? AND favourite_id > ? LIMIT ?")
-        self._account_oldest = prepare("SELECT favourite_id, status_id FROM favourites_by_account"
-                                       " WHERE account_id = ? AND favourite_id > ? AND favourite_id < ?"
-                                       " ORDER BY favourite_id ASC LIMIT ?")
-        self._status_newest = prepare("SELECT favourite_id, account_id FROM favourites_by_status"
-                                      " WHERE status_id = ? AND favourite_id < ? AND favourite_id > ? LIMIT ?")
-        self._status_oldest = prepare("SELECT favourite_id, account_id FROM favourites_by_status"
-                                      " WHERE status_id = ? AND favourite_id > ? AND favourite_id < ?"
-                                      " ORDER BY favourite_id ASC LIMIT ?")
+        self._of_account = _list_reads(prepare, "favourites_by_account", "account_id", "status_id")
+        self._of_status = _list_reads(prepare, "favourites_by_status", "status_id", "account_id")
 
     # Writes (the post service) ------------------------------------------------------------------------------
 
@@ -155,17 +156,16 @@ class FavouriteStore:
                          limit: int) -> list[tuple[int, int]]:
         """(favourite id, status id) of the account's favourites, newest first, with Mastodon's cursors (which
         are favourite ids, as Mastodon's Link headers give them)."""
-        return await self._page(self._account_newest, self._account_oldest, account_id, max_id, since_id, min_id,
-                                limit, "status_id")
+        return await self._page(self._of_account, account_id, max_id, since_id, min_id, limit, "status_id")
 
     async def of_status(self, status_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                         limit: int) -> list[tuple[int, int]]:
         """(favourite id, account id) of the status's favourites, newest first, as ``of_account``."""
-        return await self._page(self._status_newest, self._status_oldest, status_id, max_id, since_id, min_id,
-                                limit, "account_id")
+        return await self._page(self._of_status, status_id, max_id, since_id, min_id, limit, "account_id")
 
-    async def _page(self, newest: Any, oldest: Any, key: int, max_id: int | None, since_id: int | None,
-                    min_id: int | None, limit: int, column: str) -> list[tuple[int, int]]:
+    async def _page(self, reads: tuple[PreparedStatement, PreparedStatement], key: int, max_id: int | None,
+                    since_id: int | None, min_id: int | None, limit: int, column: str) -> list[tuple[int, int]]:
+        newest, oldest = reads
         upper = max_id if max_id is not None else _MAX
         if min_id is not None:
             rows = await execute(self._session, oldest, (key, min_id, upper, limit))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
@@ -33,7 +33,7 @@ from kicau.web import (
     reader_of,
     redis_ready,
 )
-from services.timeline.service import Page, ProfileFilter, TimelineService, clamp_limit
+from services.timeline.service import DEFAULT_LIMIT, MAX_LIMIT, Page, ProfileFilter, TimelineService, clamp_limit
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 
@@ -41,6 +41,23 @@ NEXT_HEADER = "X-Kicau-Next"
 PREV_HEADER = "X-Kicau-Prev"
 COVERED_HEADER = "X-Kicau-Covered"
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
+AccountHeader = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
+
+
+def _pages(default: int, most: int) -> Any:
+    """A dependency: Mastodon's cursors and ``limit`` (``default`` when absent, clamped to 1..``most``)."""
+
+    async def page(max_id: Cursor = None, since_id: Cursor = None, min_id: Cursor = None,
+                   limit: int | None = None) -> PageRequest:
+        return PageRequest(max_id=max_id, since_id=since_id, min_id=min_id,
+                           limit=max(1, min(default if limit is None else limit, most)))
+
+    return Depends(page)
+
+
+StatusPage = Annotated[PageRequest, _pages(DEFAULT_LIMIT, MAX_LIMIT)]
+# Accounts and notifications, as Mastodon pages them.
+LongPage = Annotated[PageRequest, _pages(40, 80)]
 
 
 # A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
@@ -175,17 +192,13 @@ app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_st
 async def account_statuses(
     account_id: int,
     service: Service,
-    max_id: Cursor = None,
-    since_id: Cursor = None,
-    min_id: Cursor = None,
-    limit: int | None = None,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    request: StatusPage,
+    account: AccountHeader = None,
     exclude_replies: str | None = None,
     pinned: str | None = None,
     only_media: str | None = None,
     tagged: str | None = None,
 ) -> Response:
-    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
     shown = _profile_filter({"exclude_replies": exclude_replies, "pinned": pinned, "only_media": only_media,
                              "tagged": tagged})
     return _respond(await service.account_statuses(account_id, request, reader_of(account), shown))
@@ -194,17 +207,13 @@ async def account_statuses(
 @app.get("/internal/timelines/public")
 async def public_timeline(
     service: Service,
-    max_id: Cursor = None,
-    since_id: Cursor = None,
-    min_id: Cursor = None,
-    limit: int | None = None,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    request: StatusPage,
+    account: AccountHeader = None,
     remote: str | None = None,
     only_media: str | None = None,
 ) -> Response:
     """The public timeline; the gateway passes Mastodon's ``remote`` and ``only_media`` on as ``1`` when set
     (``local`` changes nothing: every status here is local)."""
-    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
     return _respond(await service.public_timeline(request, reader_of(account), remote=remote == "1",
                                                   only_media=only_media == "1"))
 
@@ -213,7 +222,7 @@ async def public_timeline(
 async def home_after(
     service: Service,
     after: Annotated[int, Query(ge=0, lt=1 << 63)],
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    account: AccountHeader = None,
 ) -> Response:
     covered, statuses = await service.home_after(acting_account_id(account), after)
     return Response(
@@ -224,7 +233,6 @@ async def home_after(
 
 # Notifications (kicau/notifications.py): the gateway passes the reader's account, the page's cursors, and the
 # types as comma-separated lists.
-NOTIFICATIONS_DEFAULT_LIMIT, NOTIFICATIONS_MAX_LIMIT = 40, 80  # Mastodon's
 
 
 def _names(raw: str | None) -> list[str]:
@@ -234,17 +242,12 @@ def _names(raw: str | None) -> list[str]:
 @app.get("/internal/notifications")
 async def notifications(
     service: Service,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
-    max_id: Cursor = None,
-    since_id: Cursor = None,
-    min_id: Cursor = None,
-    limit: int | None = None,
+    request: LongPage,
+    account: AccountHeader = None,
     types: str | None = None,
     exclude_types: str | None = None,
     account_id: Cursor = None,
 ) -> Response:
-    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=max(1, min(
-        NOTIFICATIONS_DEFAULT_LIMIT if limit is None else limit, NOTIFICATIONS_MAX_LIMIT)))
     page = await service.notification_page(acting_account_id(account), request,
                                            wanted_types(_names(types), _names(exclude_types)), account_id)
     return _respond(page)
@@ -252,7 +255,7 @@ async def notifications(
 
 @app.post("/internal/notifications/clear")
 async def clear_notifications(
-    service: Service, account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    service: Service, account: AccountHeader = None,
 ) -> Response:
     await service.clear_notifications(acting_account_id(account))
     return Response(b"{}", media_type="application/json")
@@ -261,7 +264,7 @@ async def clear_notifications(
 @app.get("/internal/notifications/{notification_id}")
 async def notification(
     notification_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    account: AccountHeader = None,
 ) -> Response:
     return Response(await service.notification(acting_account_id(account), notification_id),
                     media_type="application/json")
@@ -270,44 +273,29 @@ async def notification(
 @app.post("/internal/notifications/{notification_id}/dismiss")
 async def dismiss_notification(
     notification_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    account: AccountHeader = None,
 ) -> Response:
     await service.dismiss_notification(acting_account_id(account), notification_id)
     return Response(b"{}", media_type="application/json")
 
 
 @app.get("/internal/favourites")
-async def favourites(
-    service: Service,
-    max_id: Cursor = None,
-    since_id: Cursor = None,
-    min_id: Cursor = None,
-    limit: int | None = None,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
-) -> Response:
-    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=clamp_limit(limit))
+async def favourites(service: Service, request: StatusPage, account: AccountHeader = None) -> Response:
     return _respond(await service.favourites(acting_account_id(account), request))
 
 
 @app.get("/internal/statuses/{status_id}/favourited_by")
 async def favourited_by(
-    status_id: Annotated[int, Path(ge=0, lt=1 << 63)],
-    service: Service,
-    max_id: Cursor = None,
-    since_id: Cursor = None,
-    min_id: Cursor = None,
-    limit: int | None = None,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    status_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service, request: LongPage,
+    account: AccountHeader = None,
 ) -> Response:
-    # Accounts, as Mastodon pages them: 40 by default, at most 80.
-    request = PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=max(1, min(limit or 40, 80)))
     return _respond(await service.favourited_by(status_id, request, reader_of(account)))
 
 
 @app.get("/internal/statuses/{status_id}/context")
 async def context(
     status_id: Annotated[int, Path(ge=0, lt=1 << 63)], service: Service,
-    account: Annotated[str | None, Header(alias=ACCOUNT_HEADER)] = None,
+    account: AccountHeader = None,
 ) -> Response:
     """A thread around a status (``TimelineService.context``), for its reader: the token is optional."""
     return Response(await service.context(status_id, reader_of(account)), media_type="application/json")
