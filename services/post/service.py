@@ -131,7 +131,7 @@ class PostService:
                 # As Mastodon answers: no reply to a status that does not exist (or no longer does), nor to one
                 # the author may not see (kicau/visibility.py), which must look the same.
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
-            parent_author = int(_read_author(parent).account.id)
+            parent_author = _author_of(parent)
         username = str(msgspec.json.decode(card)["username"])
         # Before anything is written: a status's mentions are resolved once, and kept with it (kicau/mentions.py).
         mentions = await self.mentions.resolve(draft.text)
@@ -291,9 +291,9 @@ class PostService:
     async def favourite(self, *, account_id: int, status_id: int) -> bytes:
         """Favourite a status the account may see; the status as it now sees it. Every step is repeated by a retry
         without harm, and a retry after a crash finishes what the crash left: the lists, the reader's set and,
-        while the claim says it is unsent, the author's notification. Only the cached count is moved by the
-        call that made the claim (a crash just before that leaves it one short until the status is cached
-        again)."""
+        while the claim says it is unsent, the author's notification. The call that made the claim moves the
+        cached count by one; a retry of an unsent claim has it counted again instead (the first call may have
+        died before or after moving it)."""
         reader = Reader(account_id)
         author = _author_of(await self.get(status_id, reader))
         claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
