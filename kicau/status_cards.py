@@ -54,7 +54,8 @@ _UNWRITTEN = "unwritten"
 Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its author's card
 
 
-_COUNT_AT = 9  # where the favourites_count begins (kicau/favourites.py moves it there)
+_COUNT_AT = 9  # where the favourites_count begins (kicau/favourites.py moves it there: GETRANGE 9 12)
+_COUNT = struct.Struct(">I")
 _NO_FAVOURITES = bytes(4)
 _FAVOURITES_ZERO = b'"favourites_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
@@ -86,9 +87,6 @@ def shown_fragment(value: bytes, favourited: bool) -> bytes | memoryview:
     if favourited:
         patched = patched.replace(_NOT_FAVOURITED, b'"favourited":true', 1)
     return patched
-
-
-_COUNT = struct.Struct(">I")
 
 
 def _tombstone_args(status_id: int) -> tuple[bytes, ...]:
