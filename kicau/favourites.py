@@ -13,15 +13,12 @@ The record is Cassandra's (stack/migrations/0010_favourites.cql). The post servi
 Reads render each status from its cached fragment (kicau/status_cards.py), which never changes, so the two
 values that do are kept beside it and spliced in when a status is rendered:
 
-* ``favourites_count`` is a 4-byte count in the head of the status's cached value. A new status is cached with 0;
-  a status cached from Cassandra counts its ``favourites_by_status`` partition; a favourite or unfavourite moves
-  the count of a cached status by one in place (``MOVE_COUNT``, one script call, which keeps the value's expiry;
-  a viral status favourited a hundred times a second is not counted again each time). Where a crash may have
-  come between the record's change and the count's (a favourite retried while its claim is unsent, an
-  unfavourite that finds no claim), the cached value is dropped instead (``RECOUNT``) and counted again when
-  next read. What is left: a count read from Cassandra just before a favourite landed and cached just after it
-  stays one off until the value is cached again (at most a day, ``STATUS_CACHE_SECONDS``); the lists and the
-  claims are exact.
+* ``favourites_count`` is a count in the head of the status's cached value (kicau/status_tallies.py). A new
+  status is cached with 0; a status cached from Cassandra counts its ``favourites_by_status`` partition
+  (``COUNT_QUERY``); a favourite or unfavourite moves the count of a cached status by one in place. Where a crash
+  may have come between the record's change and the count's (a favourite retried while its claim is unsent, an
+  unfavourite that finds no claim), the cached value is dropped instead and counted again when next read. The
+  lists and the claims are exact.
 * ``favourited`` comes from the reader's set of favourited status ids in Redis (``keys.favourited``), holding
   the member ``0`` once it was built from the claims, so a set lost with Redis (or expired, after a day) is told
   apart from an empty one and built again. A page asks it whether it holds the page's ids in one command
@@ -50,23 +47,6 @@ FAVOURITED_SET_SECONDS: Final = 24 * 3600
 _BUILT: Final = b"0"  # the member a built set always holds (no status has id 0)
 _PACKED_KEPT: Final = 100_000  # readers whose first reads are kept packed (~250 bytes each)
 
-# KEYS[1] = a status's cached value; ARGV[1] = +1 or -1. Moves the favourites_count in the value's head (bytes
-# 10-13, after the author id and the audience: kicau/status_cards.py), unless the value is missing or a tombstone.
-# SETRANGE changes the value in place and keeps its expiry.
-MOVE_COUNT: Final = """
-local head = redis.call('GETRANGE', KEYS[1], 9, 12)
-if #head < 4 then return false end
-local count = struct.unpack('>I4', head) + tonumber(ARGV[1])
-if count < 0 then count = 0 end
-redis.call('SETRANGE', KEYS[1], 9, struct.pack('>I4', count))
-return count
-"""
-# KEYS[1] = a status's cached value. Drops it, unless it is a tombstone (which must stay): the next read caches
-# the status again with its count read from Cassandra. For what a crash may have left one off (module doc).
-RECOUNT: Final = """
-if redis.call('STRLEN', KEYS[1]) > 0 then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 COUNT_QUERY: Final = "SELECT COUNT(*) AS n FROM favourites_by_status WHERE status_id = ?"
 
 
@@ -245,11 +225,3 @@ def set_commands(account_id: int, status_id: int, favourited: bool) -> list[byte
     key = keys.favourited(account_id).encode()
     return [command(b"SADD" if favourited else b"SREM", key, b"%d" % status_id)]
 
-
-def recount_command(status_id: int) -> bytes:
-    return command(b"EVAL", RECOUNT.encode(), b"1", keys.status_cache(status_id).encode())
-
-
-def count_command(status_id: int, delta: int) -> bytes:
-    """``MOVE_COUNT`` by ``delta`` (a favourite is no hot path: the script goes whole, never missing from Redis)."""
-    return command(b"EVAL", MOVE_COUNT.encode(), b"1", keys.status_cache(status_id).encode(), b"%d" % delta)

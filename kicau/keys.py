@@ -75,9 +75,10 @@ def feed_rebuild_lock(feed_key: str) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    # "status3": the value carries who may see the status and its favourites_count (kicau/status_cards.py).
-    # Values under "status:" and "status2:" lack those; they expire within a day, and reads never look at them.
-    return f"status3:{{s:{status_id}}}"
+    # "status4": the value carries who may see the status, its favourites_count and its replies_count
+    # (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they expire
+    # within a day, and reads never look at them.
+    return f"status4:{{s:{status_id}}}"
 
 
 def favourited(account_id: int) -> str:

@@ -1,10 +1,10 @@
 """Rendered statuses for reads: the Redis status cache, with Cassandra behind it.
 
 A cached value is the author's id (8 bytes, big-endian), who may see the status (one byte,
-``kicau.visibility.audience``) and its ``favourites_count`` (4 bytes, moved in place by the post service,
-kicau/favourites.py), followed by the Status fragment JSON; an empty value is a tombstone for a deleted status.
-The fragment never changes: the count, and whether the reader favourites the status, are spliced in when it is
-rendered, the latter from the reader's set of favourited statuses (``FavouritedSets``).
+``kicau.visibility.audience``) and its ``favourites_count`` and ``replies_count`` (4 bytes each, moved in place by
+the post service, kicau/status_tallies.py), followed by the Status fragment JSON; an empty value is a tombstone for
+a deleted status. The fragment never changes: the counts, and whether the reader favourites the status, are
+spliced in when it is rendered, the latter from the reader's set of favourited statuses (``FavouritedSets``).
 
 Hydrating a page is one pipelined round trip for the statuses and the cards of their authors when this process
 has seen those statuses before (a status's author never changes), else one more for the cards; only misses go to
@@ -19,10 +19,9 @@ reader's follows for all such authors of the page (none if the status mentions t
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from cassandra.cluster import Session
 from redis.asyncio import Redis
@@ -35,14 +34,15 @@ from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.favourites import COUNT_QUERY, FavouritedSets
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
+from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
+from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, NO_COUNTS
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
 
 STATUS_CACHE_SECONDS = 24 * 3600
 TOMBSTONE = b""
-_HEAD = struct.Struct(">QBI")  # the author id, audience and favourites_count heading a cached value
-_FRAGMENT_AT = _HEAD.size
+_FRAGMENT_AT = HEAD.size
 MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process (about 20 MB at most)
 # A status's row and its place in the author's list are written in one unlogged batch (services/post/store.py), so
 # for a moment a reader may find the entry in the list and no row yet; a crash of Cassandra in between may leave
@@ -54,36 +54,47 @@ _UNWRITTEN = "unwritten"
 Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its author's card
 
 
-_COUNT_AT = 9  # where the favourites_count begins (kicau/favourites.py moves it there: GETRANGE 9 12)
-_COUNT = struct.Struct(">I")
-_NO_FAVOURITES = bytes(4)
 _FAVOURITES_ZERO = b'"favourites_count":0'
+_REPLIES_ZERO = b'"replies_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
 
 
-def cache_value(account_id: int, fragment: bytes, favourites: int = 0) -> bytes:
-    return _HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites) + fragment
+class Loaded(NamedTuple):
+    """A status read from Cassandra, as it is cached."""
+
+    account_id: int
+    fragment: bytes
+    favourites: int = 0
+    replies: int = 0
 
 
-def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: int = 0) -> tuple[bytes, ...]:
+def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0) -> bytes:
+    return HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites,
+                     replies) + fragment
+
+
+def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: int = 0,
+                replies: int = 0) -> tuple[bytes, ...]:
     # Only where nothing is cached yet: a status's fragment never changes, so the one case this skips is a
     # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete, and
-    # a count already moved by a favourite.
-    return (b"SET", keys.status_cache(status_id).encode(), cache_value(account_id, fragment, favourites),
+    # counts already moved by a favourite or a reply.
+    return (b"SET", keys.status_cache(status_id).encode(), cache_value(account_id, fragment, favourites, replies),
             b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX")
 
 
 def shown_fragment(value: bytes, favourited: bool) -> bytes | memoryview:
-    """The Status fragment of a cached value with its favourites_count and the reader's ``favourited`` spliced in:
-    the cached bytes themselves (no copy) for the usual status, which no one favourites. Neither key can occur
-    earlier in the fragment, as a string's own quotes are escaped."""
-    (count,) = _COUNT.unpack_from(value, _COUNT_AT)
+    """The Status fragment of a cached value with its counts and the reader's ``favourited`` spliced in: the
+    cached bytes themselves (no copy) for the usual status, which no one favourites or answers. None of the keys
+    can occur earlier in the fragment, as a string's own quotes are escaped."""
+    favourites, replies = COUNTS.unpack_from(value, COUNTS_AT)
     fragment = memoryview(value)[_FRAGMENT_AT:]
-    if not count and not favourited:
+    if not favourites and not replies and not favourited:
         return fragment
     patched = bytes(fragment)
-    if count:
-        patched = patched.replace(_FAVOURITES_ZERO, b'"favourites_count":%d' % count, 1)
+    if replies:
+        patched = patched.replace(_REPLIES_ZERO, b'"replies_count":%d' % replies, 1)
+    if favourites:
+        patched = patched.replace(_FAVOURITES_ZERO, b'"favourites_count":%d' % favourites, 1)
     if favourited:
         patched = patched.replace(_NOT_FAVOURITED, b'"favourited":true', 1)
     return patched
@@ -93,8 +104,8 @@ def _tombstone_args(status_id: int) -> tuple[bytes, ...]:
     return b"SET", keys.status_cache(status_id).encode(), TOMBSTONE, b"EX", b"%d" % STATUS_CACHE_SECONDS
 
 
-def queue_cache(pipe: Pipeline, status_id: int, account_id: int, fragment: bytes, favourites: int = 0) -> None:
-    pipe.execute_command(*_cache_args(status_id, account_id, fragment, favourites))
+def queue_cache(pipe: Pipeline, status_id: int, loaded: Loaded) -> None:
+    pipe.execute_command(*_cache_args(status_id, *loaded))
 
 
 def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
@@ -118,6 +129,7 @@ class StatusCards:
         # Without it (tools that render no reader's page), ``favourited`` is false everywhere.
         self._favourited = favourited
         self._count_favourites = session.prepare(COUNT_QUERY)
+        self._count_replies = session.prepare(COUNT_REPLIES_QUERY)
         self._session = session
         self._accounts = accounts
         self._public_url = public_url
@@ -159,7 +171,7 @@ class StatusCards:
                     queue_tombstone(fill, status_ids[index])
                     values[index] = TOMBSTONE
                 else:
-                    queue_cache(fill, status_ids[index], *item)
+                    queue_cache(fill, status_ids[index], item)
                     values[index] = cache_value(*item)
             await fill.execute()
         live: list[tuple[int, int, bytes]] = []
@@ -167,7 +179,7 @@ class StatusCards:
         for status_id, value in zip(status_ids, values, strict=True):
             if not value:
                 continue  # a tombstone: the status was deleted
-            author, audience, _ = _HEAD.unpack_from(value)
+            author, audience, _, _ = HEAD.unpack_from(value)
             restricted |= audience
             if remembered.get(status_id) != author:
                 self._remember_author(status_id, author)
@@ -183,11 +195,13 @@ class StatusCards:
             del self._authors[next(iter(self._authors))]  # the oldest entry (dicts keep insertion order)
         self._authors[status_id] = author
 
-    async def _load(self, status_id: int) -> tuple[int, bytes, int] | str | None:
-        """(author id, fragment, favourites_count); None for a deleted or unknown status; ``_UNWRITTEN`` for one
-        whose row may still be on its way."""
-        rows, counted = await asyncio.gather(execute(self._session, self._select, (status_id,)),
-                                             execute(self._session, self._count_favourites, (status_id,)))
+    async def _load(self, status_id: int) -> Loaded | str | None:
+        """The status and its counts; None for a deleted or unknown status; ``_UNWRITTEN`` for one whose row may
+        still be on its way."""
+        rows, favourites, replies = await asyncio.gather(
+            execute(self._session, self._select, (status_id,)),
+            execute(self._session, self._count_favourites, (status_id,)),
+            execute(self._session, self._count_replies, (status_id,)))
         if not rows:
             young = time.time() * 1000 - ms_from_id(status_id) < UNWRITTEN_GRACE_SECONDS * 1000
             return _UNWRITTEN if young else None
@@ -198,7 +212,8 @@ class StatusCards:
         if author is None:
             return None
         fragment = status_fragment(row, username=author["username"], public_url=self._public_url)
-        return int(row["account_id"]), fragment, int(counted[0]["n"]) if counted else 0
+        return Loaded(int(row["account_id"]), fragment, int(favourites[0]["n"]) if favourites else 0,
+                      int(replies[0]["n"]) if replies else 0)
 
     async def account_card(self, account_id: int) -> bytes | None:
         """The account's cached card (from this process's copy when it holds one), or None if there is no such
@@ -214,17 +229,17 @@ class StatusCards:
 
     async def _seen_by(self, hydrated: list[Hydrated], reader: Reader) -> list[Hydrated]:
         """The hydrated statuses the reader may see (``kicau.visibility``), in order."""
-        heads = [_HEAD.unpack_from(value) for _, value, _ in hydrated]
+        heads = [HEAD.unpack_from(value)[:2] for _, value, _ in hydrated]
         mentioned = [visibility.needs_mentions(audience, author, reader)
                      and reader.account_id in mentioned_in(memoryview(value)[_FRAGMENT_AT:])
-                     for (_, value, _), (author, audience, _) in zip(hydrated, heads, strict=True)]
-        ask = {author for (author, audience, _), named in zip(heads, mentioned, strict=True)
+                     for (_, value, _), (author, audience) in zip(hydrated, heads, strict=True)]
+        ask = {author for (author, audience), named in zip(heads, mentioned, strict=True)
                if not named and visibility.needs_follow_check(audience, author, reader)}
         followed: set[int] = set()
         if ask and reader.account_id is not None:
             rows = await execute(self._session, self._follows_among, (reader.account_id, sorted(ask)))
             followed = {int(row["followee_id"]) for row in rows}
-        return [item for item, (author, audience, _), named in zip(hydrated, heads, mentioned, strict=True)
+        return [item for item, (author, audience), named in zip(hydrated, heads, mentioned, strict=True)
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
     async def _visible(self, status_ids: Sequence[int], reader: Reader) -> tuple[list[Hydrated], set[int]]:
@@ -253,8 +268,8 @@ class StatusCards:
         seen, favourited = await self._visible(status_ids, reader)
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
-            # status (no favourites, not the reader's) straight from its cached bytes; this is every home page.
-            if value[_COUNT_AT:_FRAGMENT_AT] == _NO_FAVOURITES and status_id not in favourited:
+            # status (no favourites, no replies) straight from its cached bytes; this is most of every home page.
+            if value[COUNTS_AT:_FRAGMENT_AT] == NO_COUNTS and status_id not in favourited:
                 fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
             else:
                 fragment = shown_fragment(value, status_id in favourited)[1:]

@@ -21,18 +21,19 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import newest_ids, resp
+from kicau import newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.crash_points import crash_point
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited, StatusUnfavourited
-from kicau.favourites import FavouriteStore, count_command, recount_command, set_commands
+from kicau.favourites import FavouriteStore, set_commands
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
+from kicau.status_tallies import Tally, move_command, recount_command
 from kicau.visibility import PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.settings import PostSettings
@@ -66,6 +67,12 @@ _read_author = msgspec.json.Decoder(_Authored).decode
 
 def _author_of(status: bytes) -> int:
     return int(_read_author(status).account.id)
+
+
+def _counted_parent(row: dict[str, Any]) -> int | None:
+    """The status whose replies_count counts this one (kicau/replies.py), if any."""
+    parent: int | None = row.get("in_reply_to_id")
+    return parent if parent is not None and replies.counted(row.get("visibility")) else None
 
 
 @dataclass(frozen=True)
@@ -175,12 +182,13 @@ class PostService:
             await self._roll_back(row, idempotency_key)
             raise
         STATUSES_CREATED.inc()
+        crash_point("post.status.published")
         # The answer embeds the card as read plus this status, whether or not the bookkeeping gets through: the
         # status is durable and published, and a 503 now would make a client without an Idempotency-Key post it
         # again.
         bumped = with_statuses_count_moved(card, +1)
         started = time.perf_counter()
-        await self._after_change(status_id, account_id, fragment, (card, bumped))
+        await self._after_change(status_id, account_id, fragment, (card, bumped), _counted_parent(row), +1)
         _CACHES_SECONDS.observe(time.perf_counter() - started)
         return compose_status(fragment, bumped)
 
@@ -211,6 +219,10 @@ class PostService:
         await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode(),
                                           visibility=row.get("visibility") or PUBLIC,
                                           mentions=[m.account_id for m in stored(row.get("mentions"))]))
+        parent = _counted_parent(row)
+        if parent is not None:
+            # The first request may have died before or after counting the reply: its parent is counted again.
+            await self._recount_quietly(parent)
         return compose_status(fragment, card)
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
@@ -242,32 +254,48 @@ class PostService:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
 
     async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None,
-                            card_change: tuple[bytes, bytes] | None = None) -> None:
+                            card_change: tuple[bytes, bytes] | None = None, parent: int | None = None,
+                            replies_moved: int = 0) -> None:
         """Best-effort bookkeeping after the status is safe: the caches. Failures here lose nothing, and it is
         bounded in time so that an engine stalling now cannot turn the success into a timeout."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                await self._refresh_caches(status_id, account_id, fragment, card_change)
+                await self._refresh_caches(status_id, account_id, fragment, card_change, parent, replies_moved)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
             await self._forget_cached(account_id)
+            if parent is not None:
+                await self._recount_quietly(parent)
 
     async def _refresh_caches(self, status_id: int, account_id: int, fragment: bytes | None,
-                              card_change: tuple[bytes, bytes] | None) -> None:
-        """The status cache and the author's cached card in one hand-packed round trip. The card is replaced by
-        the one with the new count (``card_change``: as read before the write, and bumped) if nobody changed it
-        meanwhile, else dropped; without ``card_change`` it is dropped. Nothing in Cassandra: the count is the
-        length of the author's list, which the status's own writes have already changed
-        (kicau/status_counts.py)."""
-        # Sent once only: replacing the card is not safe to repeat (a second run finds the new card and drops it).
-        # A failure reaches _after_change, which then drops the card and the list's version again.
-        await resp.round_trip(self.redis, [
+                              card_change: tuple[bytes, bytes] | None, parent: int | None,
+                              replies_moved: int) -> None:
+        """The status cache and the author's cached card in one hand-packed round trip, with the replies_count of
+        the status it counts under (``parent``) moved by ``replies_moved``. The card is replaced by the one with
+        the new count (``card_change``: as read before the write, and bumped) if nobody changed it meanwhile, else
+        dropped; without ``card_change`` it is dropped. Nothing in Cassandra: the count is the length of the
+        author's list, which the status's own writes have already changed (kicau/status_counts.py)."""
+        # Sent once only: neither replacing the card nor moving a count is safe to repeat (a second run finds the
+        # new card and drops it; it counts the reply twice). A failure reaches _after_change, which then drops the
+        # card, the list's version and the parent's cached value.
+        commands = [
             tombstone_command(status_id) if fragment is None else cache_command(status_id, account_id, fragment),
             AccountCards.forget_command(account_id) if card_change is None
             else AccountCards.replace_if_unchanged_command(account_id, *card_change),
             # The author's list changed: every copy of its newest page is dead (kicau/newest_ids.py).
             newest_ids.forget_command(account_id),
-        ], attempts=1)
+        ]
+        if parent is not None and replies_moved:
+            commands.append(move_command(parent, Tally.REPLIES, replies_moved))
+        await resp.round_trip(self.redis, commands, attempts=1)
+
+    async def _recount_quietly(self, status_id: int) -> None:
+        """Drop a status's cached value (a tombstone stays), so that it is counted again when next read."""
+        try:
+            async with asyncio.timeout(AFTER_COMMIT_SECONDS):
+                await resp.round_trip(self.redis, [recount_command(status_id)])
+        except Exception:
+            log.warning("could not have status %s counted again", status_id, exc_info=True)
 
     async def _forget_cached(self, account_id: int) -> None:
         """Drop the author's cached card and the copies of its newest page, after a change whose bookkeeping
@@ -301,7 +329,7 @@ class PostService:
         await self.favourites.add_to_lists(account_id, status_id, claim.favourite_id)
         changes = set_commands(account_id, status_id, favourited=True)
         if claim.created:
-            changes.append(count_command(status_id, +1))
+            changes.append(move_command(status_id, Tally.FAVOURITES, +1))
         elif claim.unsent:  # a retry: the call that made the claim may have died before or after counting it
             changes.append(recount_command(status_id))
         await resp.round_trip(self.redis, changes)
@@ -330,7 +358,7 @@ class PostService:
                                                    favourite_id=favourite_id))
             if await self.favourites.release(account_id, status_id, favourite_id):
                 crash_point("post.unfavourite.released")
-                await resp.round_trip(self.redis, [count_command(status_id, -1)])
+                await resp.round_trip(self.redis, [move_command(status_id, Tally.FAVOURITES, -1)])
         return await self.get(status_id, reader)
 
     async def delete(self, *, account_id: int, status_id: int) -> bytes:
@@ -339,17 +367,17 @@ class PostService:
         if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
             raise ApiError(404, "Record not found")
         rendered = await self.get(status_id, Reader(account_id))
-        await self.store.mark_deleted(status_id, account_id, datetime.now(UTC))
+        await self.store.mark_deleted(row, datetime.now(UTC))
         try:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
                                               visibility=row.get("visibility") or PUBLIC,
                                               mentions=[m.account_id for m in stored(row.get("mentions"))]))
         except BaseException:
-            await self.store.mark_deleted(status_id, account_id, None)
+            await self.store.mark_deleted(row, None)
             # Back in its author's list: a profile read in between kept the list without it.
             await self._forget_cached(account_id)
             raise
         STATUSES_DELETED.inc()
-        await self._after_change(status_id, account_id, None)
+        await self._after_change(status_id, account_id, None, parent=_counted_parent(row), replies_moved=-1)
         # Mastodon returns the deleted status with its source text, for "delete and redraft".
         return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"

@@ -10,12 +10,18 @@ from typing import Any
 from cassandra.cluster import Session
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement
 
+from kicau import replies
 from kicau.clients import execute, write_preparer
 from kicau.metrics import POST_STAGE_SECONDS
 from kicau.status_counts import FORGET_MARK
 from kicau.write_groups import MAX_GROUP, GroupedWrite
 
 _WRITES_SECONDS = POST_STAGE_SECONDS.labels("status_writes")
+
+
+def _reply_values(row: dict[str, Any]) -> tuple[int, int, Any]:
+    """A reply's row among its parent's: whether it counts is set only when it does (kicau/replies.py)."""
+    return row["in_reply_to_id"], row["id"], True if replies.counted(row.get("visibility")) else UNSET_VALUE
 
 
 def _unset_if_none(value: Any) -> Any:
@@ -58,8 +64,9 @@ class StatusStore:
             "DELETE FROM status_idempotency WHERE account_id = ? AND idempotency_key = ? IF status_id = ?"
         )
         self._forget_count_mark = write(FORGET_MARK)
-        self._index_reply = write("INSERT INTO replies (status_id, reply_id) VALUES (?, ?)")
+        self._index_reply = write("INSERT INTO replies (status_id, reply_id, counted) VALUES (?, ?, ?)")
         self._unindex_reply = write("DELETE FROM replies WHERE status_id = ? AND reply_id = ?")
+        self._uncount_reply = write("DELETE counted FROM replies WHERE status_id = ? AND reply_id = ?")
 
         def grouped(statement: PreparedStatement, name: str, **options: Any) -> GroupedWrite:
             return GroupedWrite(session, statement, name=name, max_group=group_max, max_in_flight=groups_in_flight,
@@ -103,7 +110,7 @@ class StatusStore:
             # Its place among the parent's replies (a thread's descendants), beside the grouped writes: a reader
             # that finds it before the row leaves the reply out, as a status found in a list before its row.
             await asyncio.gather(self._write_status(row), execute(
-                self._session, self._index_reply, (row["in_reply_to_id"], row["id"])))
+                self._session, self._index_reply, _reply_values(row)))
         else:
             await self._write_status(row)
         _WRITES_SECONDS.observe(time.perf_counter() - started)
@@ -124,15 +131,22 @@ class StatusStore:
         batch.add(self._forget_count_mark, (account_id,))
         await execute(self._session, batch)
 
-    async def mark_deleted(self, status_id: int, account_id: int, when: datetime | None) -> None:
-        """Deleting keeps the row as a tombstone (so replays and rebuilds can tell it was deleted) and drops
-        it from the author's list; passing ``None`` undoes a delete whose event could not be published."""
+    async def mark_deleted(self, row: dict[str, Any], when: datetime | None) -> None:
+        """Deleting keeps the row as a tombstone (so replays and rebuilds can tell it was deleted), drops it from
+        the author's list and, for a reply, from its parent's replies_count (its place in the thread stays: the
+        replies below it are still reached through it); passing ``None`` undoes a delete whose event could not be
+        published."""
+        status_id, account_id = row["id"], row["account_id"]
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
         batch.add(self._mark_deleted, (when, status_id))
         if when is None:
             batch.add(self._index_status, (account_id, status_id))
+            if row.get("in_reply_to_id") is not None:
+                batch.add(self._index_reply, _reply_values(row))
         else:
             batch.add(self._unindex_status, (account_id, status_id))
+            if row.get("in_reply_to_id") is not None:
+                batch.add(self._uncount_reply, (row["in_reply_to_id"], status_id))
         batch.add(self._forget_count_mark, (account_id,))
         await execute(self._session, batch)
 

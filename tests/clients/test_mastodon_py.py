@@ -151,6 +151,8 @@ def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert [s["id"] for s in around["ancestors"]] == [root["id"]]
     assert [s["id"] for s in around["descendants"]] == [thanks["id"]]
     assert [s["id"] for s in hana.status_context(root["id"])["descendants"]] == [answer["id"], thanks["id"]]
+    # Each counts one reply: its own, not those below it (as Mastodon counts).
+    assert (ivan.status(root["id"])["replies_count"], ivan.status(answer["id"])["replies_count"]) == (1, 1)
     # A profile without replies to others, as Mastodon's web profile asks for it; and no pinned statuses.
     hana_id = root["account"]["id"]
     assert [s["id"] for s in ivan.account_statuses(hana_id, exclude_replies=True)] == [root["id"]]

@@ -9,10 +9,11 @@ import redis
 
 from kicau import keys
 from kicau.entities import status_fragment
-from kicau.favourites import MOVE_COUNT
 from kicau.status_cards import STATUS_CACHE_SECONDS, cache_value, shown_fragment
+from kicau.status_tallies import MOVE, Tally
 
-ROW = {"id": 5, "created_at": None, "text": 'say "favourites_count":0 and "favourited":false', "visibility": "public"}
+ROW = {"id": 5, "created_at": None, "text": 'say "favourites_count":0, "replies_count":0 and "favourited":false',
+       "visibility": "public"}
 
 
 def fragment() -> bytes:
@@ -27,22 +28,30 @@ def test_the_usual_status_is_its_cached_bytes_and_the_others_are_spliced() -> No
     plain = shown_fragment(value, favourited=False)
     assert isinstance(plain, memoryview) and plain.obj is value  # no copy
     liked = msgspec.json.decode(bytes(shown_fragment(cache_value(7, fragment(), favourites=12), favourited=True)))
-    assert (liked["favourites_count"], liked["favourited"]) == (12, True)
+    assert (liked["favourites_count"], liked["favourited"], liked["replies_count"]) == (12, True, 0)
+    answered = msgspec.json.decode(bytes(shown_fragment(cache_value(7, fragment(), replies=3), favourited=False)))
+    assert (answered["favourites_count"], answered["favourited"], answered["replies_count"]) == (0, False, 3)
+    both = msgspec.json.decode(bytes(shown_fragment(cache_value(7, fragment(), 4, 5), favourited=True)))
+    assert (both["favourites_count"], both["favourited"], both["replies_count"]) == (4, True, 5)
+    assert both["content"] == answered["content"]
     # The text says the same words, quoted: the splice leaves it alone.
     assert liked["content"] == msgspec.json.decode(fragment())["content"]
     assert msgspec.json.decode(bytes(shown_fragment(value, favourited=True)))["favourites_count"] == 0
 
 
-def test_the_count_moves_in_place_keeping_the_expiry_and_never_below_zero(stack_redis: redis.Redis) -> None:
+def test_the_counts_move_in_place_keeping_the_expiry_and_never_below_zero(stack_redis: redis.Redis) -> None:
     status_id = 1 << 40 | 12345
     key = keys.status_cache(status_id)
     stack_redis.set(key, cache_value(7, fragment()), ex=STATUS_CACHE_SECONDS)
     stack_redis.expire(key, 1000)
 
-    def move(delta: int) -> object:
-        return stack_redis.eval(MOVE_COUNT, 1, key, delta)
+    def move(delta: int, tally: Tally = Tally.FAVOURITES) -> object:
+        return stack_redis.eval(MOVE, 1, key, delta, int(tally))
 
     assert move(+1) == 1 and move(+1) == 2 and move(-1) == 1
+    assert move(+1, Tally.REPLIES) == 1 and move(+1, Tally.REPLIES) == 2
+    assert stack_redis.get(key) == cache_value(7, fragment(), favourites=1, replies=2)
+    assert move(-1, Tally.REPLIES) == 1 and move(-1, Tally.REPLIES) == 0 and move(-1, Tally.REPLIES) == 0
     assert move(-1) == 0 and move(-1) == 0
     assert 990 < stack_redis.ttl(key) <= 1000
     assert stack_redis.get(key) == cache_value(7, fragment())

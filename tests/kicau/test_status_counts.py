@@ -86,13 +86,13 @@ async def test_a_delete_and_its_undo_drop_the_mark(stack_cassandra: Any) -> None
     assert mark is not None and mark[0] == len(ids)
 
     # A settled entry deleted: below the mark, which would still say len(ids).
-    await store.mark_deleted(ids[0], account, datetime.now(UTC))
+    await store.mark_deleted({"id": ids[0], "account_id": account}, datetime.now(UTC))
     assert _mark(stack_cassandra, account) is None
     assert await counts.count(account) == len(ids) - 1
 
     # The delete undone (its event could not be published): the entry is back, and so is the count. The mark
     # the count above wrote was started before the undo, so it is hidden by the undo's own drop.
-    await store.mark_deleted(ids[0], account, None)
+    await store.mark_deleted({"id": ids[0], "account_id": account}, None)
     assert await counts.count(account) == len(ids)
 
 
@@ -120,7 +120,7 @@ async def test_a_mark_counted_before_a_delete_never_shows_after_it(stack_cassand
         _post(stack_cassandra, account, status_id)
     reader_started_us = time.time_ns() // 1000
     through = ids[-1]
-    await store.mark_deleted(ids[0], account, datetime.now(UTC))
+    await store.mark_deleted({"id": ids[0], "account_id": account}, datetime.now(UTC))
     await counts._move_mark(account, len(ids), through, reader_started_us - CLOCK_MARGIN_US)
     assert _mark(stack_cassandra, account) is None
     assert await counts.count(account) == len(ids) - 1

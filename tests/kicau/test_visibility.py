@@ -78,7 +78,8 @@ def test_a_follow_is_asked_only_where_it_decides() -> None:
 
 def test_cached_statuses_carry_their_audience() -> None:
     for shown in visibility.VISIBILITIES:
-        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3)
+        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3, replies=4)
         assert value[:8] == AUTHOR.to_bytes(8, "big") and value[8] == visibility.audience(shown)
-        assert value[9:13] == (3).to_bytes(4, "big")  # favourites_count (kicau/favourites.py)
-        assert value[13:] == fragment("hi", shown)
+        # favourites_count and replies_count (kicau/status_tallies.py)
+        assert value[9:17] == (3).to_bytes(4, "big") + (4).to_bytes(4, "big")
+        assert value[17:] == fragment("hi", shown)

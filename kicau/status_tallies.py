@@ -1,0 +1,65 @@
+"""The counts a status's cached value carries in its head: ``favourites_count`` and ``replies_count``.
+
+A cached status (kicau/status_cards.py) is its author's id (8 bytes, big-endian), who may see it (1 byte), the two
+counts (4 bytes each, big-endian) and then the Status fragment, which never changes. The counts do change, so they
+live beside the fragment and are spliced into it when it is rendered.
+
+The writer of what a count counts (the post service: a favourite, a reply) moves the count of a cached status by
+one in place (``MOVE``, one script call that keeps the value's expiry): a viral status favourited or answered a
+hundred times a second is not counted again each time. A status cached from Cassandra is counted there
+(kicau/favourites.py, kicau/replies.py). Where a crash may have come between the record's change and the count's,
+the writer drops the cached value instead (``RECOUNT``), and the next read counts it again. What is left: a count
+read from Cassandra just before a change landed and cached just after it stays one off until the value is cached
+again, at most a day (``kicau.status_cards.STATUS_CACHE_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Final
+
+from kicau import keys
+from kicau.resp import command
+
+HEAD: Final = struct.Struct(">QBII")  # the author id, who may see the status, favourites_count, replies_count
+COUNTS: Final = struct.Struct(">II")
+COUNTS_AT: Final = 9  # after the author id and the audience
+NO_COUNTS: Final = bytes(COUNTS.size)
+
+
+class Tally(enum.IntEnum):
+    """A count in the head, by where it begins."""
+
+    FAVOURITES = COUNTS_AT
+    REPLIES = COUNTS_AT + 4
+
+
+# KEYS[1] = a status's cached value; ARGV[1] = +1 or -1; ARGV[2] = where the count begins (a Tally). Moves it,
+# never below zero, unless the value is missing or a tombstone (empty). SETRANGE changes the value in place and
+# keeps its expiry.
+MOVE: Final = """
+local at = tonumber(ARGV[2])
+local head = redis.call('GETRANGE', KEYS[1], at, at + 3)
+if #head < 4 then return false end
+local count = struct.unpack('>I4', head) + tonumber(ARGV[1])
+if count < 0 then count = 0 end
+redis.call('SETRANGE', KEYS[1], at, struct.pack('>I4', count))
+return count
+"""
+# KEYS[1] = a status's cached value. Drops it, unless it is a tombstone (which must stay): the next read caches the
+# status again with its counts read from Cassandra.
+RECOUNT: Final = """
+if redis.call('STRLEN', KEYS[1]) > 0 then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def move_command(status_id: int, tally: Tally, delta: int) -> bytes:
+    """``MOVE`` by ``delta`` (no hot path: the script goes whole, never missing from Redis)."""
+    return command(b"EVAL", MOVE.encode(), b"1", keys.status_cache(status_id).encode(), b"%d" % delta,
+                   b"%d" % tally)
+
+
+def recount_command(status_id: int) -> bytes:
+    return command(b"EVAL", RECOUNT.encode(), b"1", keys.status_cache(status_id).encode())
