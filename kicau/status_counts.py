@@ -1,5 +1,9 @@
 """How many statuses an account has: the entries of its list (``statuses_by_account``), counted from a mark.
 
+Direct statuses are in the list (their author's profile shows them to the author) but not in the count, as on
+Mastodon: anyone may read an account's statuses_count, and it must not tell them of private messages. Their
+entries carry ``direct = true`` (unset on every other), and each scan counts both, ``COUNT(*) - COUNT(direct)``.
+
 Posting writes no count. A Cassandra counter bumped by every post cost Cassandra about as much as the status row
 and the list entry together (a counter write reads its shard and locks it), and it could drift: a counter write
 that times out may or may not have been applied, and cannot be retried safely. The list is the truth; counting it
@@ -43,6 +47,7 @@ SETTLE_MS = 60_000
 CLOCK_MARGIN_US = 1_000_000
 
 FORGET_MARK = "DELETE FROM status_count_marks WHERE account_id = ?"
+_COUNTED = "COUNT(*) AS n, COUNT(direct) AS direct"  # every entry, and the direct ones among them
 
 
 class StatusCounts:
@@ -50,10 +55,10 @@ class StatusCounts:
         self._session = session
         self._mark = session.prepare("SELECT statuses, through FROM status_count_marks WHERE account_id = ?")
         self._count_between = session.prepare(
-            "SELECT COUNT(*) AS n FROM statuses_by_account WHERE account_id = ? AND status_id > ? AND status_id <= ?"
+            f"SELECT {_COUNTED} FROM statuses_by_account WHERE account_id = ? AND status_id > ? AND status_id <= ?"
         )
         self._count_after = session.prepare(
-            "SELECT COUNT(*) AS n FROM statuses_by_account WHERE account_id = ? AND status_id > ?"
+            f"SELECT {_COUNTED} FROM statuses_by_account WHERE account_id = ? AND status_id > ?"
         )
         self._write_mark = session.prepare(
             "INSERT INTO status_count_marks (account_id, statuses, through) VALUES (?, ?, ?) USING TIMESTAMP ?"
@@ -66,18 +71,22 @@ class StatusCounts:
         statuses, through = (int(marks[0]["statuses"]), int(marks[0]["through"])) if marks else (0, -1)
         settled = id_from_ms(started_us // 1000 - SETTLE_MS) - 1  # the newest id that is SETTLE_MS old
         if settled <= through:
-            return statuses + await self._count(self._count_after, (account_id, through))
-        older, younger = await asyncio.gather(
+            return statuses + (await self._count(self._count_after, (account_id, through)))[0]
+        (older, scanned), (younger, _) = await asyncio.gather(
             self._count(self._count_between, (account_id, through, settled)),
             self._count(self._count_after, (account_id, settled)),
         )
-        if older >= MARK_AFTER:
+        if scanned >= MARK_AFTER:  # entries read, direct ones too: they cost the next reader as much
             await self._move_mark(account_id, statuses + older, settled, started_us - CLOCK_MARGIN_US)
         return statuses + older + younger
 
-    async def _count(self, statement: PreparedStatement, params: tuple[int, ...]) -> int:
+    async def _count(self, statement: PreparedStatement, params: tuple[int, ...]) -> tuple[int, int]:
+        """(entries counted, entries read): direct ones are read, not counted."""
         rows = await execute(self._session, statement, params)
-        return int(rows[0]["n"]) if rows else 0
+        if not rows:
+            return 0, 0
+        entries = int(rows[0]["n"])
+        return entries - int(rows[0]["direct"]), entries
 
     async def _move_mark(self, account_id: int, statuses: int, through: int, timestamp_us: int) -> None:
         try:

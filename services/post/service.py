@@ -34,7 +34,7 @@ from kicau.publishing import publish
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
-from kicau.visibility import PUBLIC, VISIBILITIES, Reader
+from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -186,7 +186,8 @@ class PostService:
         # The answer embeds the card as read plus this status, whether or not the bookkeeping gets through: the
         # status is durable and published, and a 503 now would make a client without an Idempotency-Key post it
         # again.
-        bumped = with_statuses_count_moved(card, +1)
+        # A direct status is not counted (kicau/status_counts.py).
+        bumped = card if draft.visibility == DIRECT else with_statuses_count_moved(card, +1)
         started = time.perf_counter()
         await self._after_change(status_id, account_id, fragment, (card, bumped), _counted_parent(row), +1)
         _CACHES_SECONDS.observe(time.perf_counter() - started)

@@ -14,9 +14,16 @@ from kicau import replies
 from kicau.clients import execute, write_preparer
 from kicau.metrics import POST_STAGE_SECONDS
 from kicau.status_counts import FORGET_MARK
+from kicau.visibility import DIRECT
 from kicau.write_groups import MAX_GROUP, GroupedWrite
 
 _WRITES_SECONDS = POST_STAGE_SECONDS.labels("status_writes")
+
+
+def _entry_values(row: dict[str, Any]) -> tuple[int, int, Any]:
+    """A status's entry in its author's list, marked when it is direct: statuses_count leaves those out
+    (kicau/status_counts.py)."""
+    return row["account_id"], row["id"], True if row.get("visibility") == DIRECT else UNSET_VALUE
 
 
 def _reply_values(row: dict[str, Any]) -> tuple[int, int, Any]:
@@ -49,7 +56,7 @@ class StatusStore:
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
             " in_reply_to_id, in_reply_to_account_id, created_at, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id) VALUES (?, ?)")
+        self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct) VALUES (?, ?, ?)")
         self._unindex_status = write("DELETE FROM statuses_by_account WHERE account_id = ? AND status_id = ?")
         self._remove_status = write("DELETE FROM statuses WHERE id = ?")
         self._mark_deleted = write("UPDATE statuses SET deleted_at = ? WHERE id = ?")
@@ -120,7 +127,7 @@ class StatusStore:
             row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
             row["spoiler_text"], _unset_if_none(row["language"]), _unset_if_none(row["in_reply_to_id"]),
             _unset_if_none(row["in_reply_to_account_id"]), row["created_at"], row["mentions"] or UNSET_VALUE,
-        ), (row["account_id"], row["id"]))
+        ), _entry_values(row))
 
     async def remove(self, status_id: int, account_id: int, in_reply_to_id: int | None = None) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
@@ -140,7 +147,7 @@ class StatusStore:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
         batch.add(self._mark_deleted, (when, status_id))
         if when is None:
-            batch.add(self._index_status, (account_id, status_id))
+            batch.add(self._index_status, _entry_values(row))
             if row.get("in_reply_to_id") is not None:
                 batch.add(self._index_reply, _reply_values(row))
         else:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cassandra import ConsistencyLevel
+from cassandra.query import UNSET_VALUE
 
 from kicau.ids import id_from_ms
 from kicau.status_counts import CLOCK_MARGIN_US, MARK_AFTER, SETTLE_MS, StatusCounts
@@ -28,10 +29,11 @@ def _ids(count: int, *, age_ms: int) -> list[int]:
     return [id_from_ms(start + i) + 7 for i in range(count)]
 
 
-def _add_to_list(session: Any, account_id: int, ids: list[int]) -> None:
-    insert = session.prepare("INSERT INTO statuses_by_account (account_id, status_id) VALUES (?, ?)")
+def _add_to_list(session: Any, account_id: int, ids: list[int], direct: bool = False) -> None:
+    """Entries as the post service writes them: a direct status's marked (services/post/store.py)."""
+    insert = session.prepare("INSERT INTO statuses_by_account (account_id, status_id, direct) VALUES (?, ?, ?)")
     for status_id in ids:
-        session.execute(insert, (account_id, status_id))
+        session.execute(insert, (account_id, status_id, True if direct else UNSET_VALUE))
 
 
 def _mark(session: Any, account_id: int) -> tuple[int, int] | None:
@@ -72,6 +74,24 @@ async def test_counts_the_list_and_marks_only_settled_entries(stack_cassandra: A
     _add_to_list(stack_cassandra, account, more)
     assert await counts.count(account) == len(young) + len(settled) + len(more)
     assert _mark(stack_cassandra, account) == mark
+
+
+async def test_direct_statuses_are_listed_but_not_counted_on_either_side_of_the_mark(stack_cassandra: Any) -> None:
+    counts = StatusCounts(stack_cassandra)
+    account = _account()
+    settled = _ids(MARK_AFTER + 20, age_ms=3 * SETTLE_MS)
+    _add_to_list(stack_cassandra, account, settled[:MARK_AFTER])
+    _add_to_list(stack_cassandra, account, settled[MARK_AFTER:], direct=True)
+    young = _ids(6, age_ms=SETTLE_MS // 2)
+    _add_to_list(stack_cassandra, account, young[:4])
+    _add_to_list(stack_cassandra, account, young[4:], direct=True)
+    assert await counts.count(account) == MARK_AFTER + 4
+    mark = _mark(stack_cassandra, account)
+    assert mark is not None and mark[0] == MARK_AFTER  # the mark holds the count, direct ones left out
+    assert await counts.count(account) == MARK_AFTER + 4
+    listed = stack_cassandra.execute("SELECT COUNT(*) AS n FROM statuses_by_account WHERE account_id = %s",
+                                     (account,)).one()["n"]
+    assert listed == len(settled) + len(young)
 
 
 async def test_a_delete_and_its_undo_drop_the_mark(stack_cassandra: Any) -> None:

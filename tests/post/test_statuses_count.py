@@ -1,6 +1,6 @@
-"""An account's statuses_count, as clients read it, is the length of its list whatever happened to the cached
-card: posts (concurrent ones too), a retried Idempotency-Key and a delete, then the card dropped so that the count
-is read back from Cassandra (kicau/status_counts.py)."""
+"""An account's statuses_count, as clients read it, is the length of its list (direct statuses left out), whatever
+happened to the cached card: posts (concurrent ones too), a retried Idempotency-Key and a delete, then the card
+dropped so that the count is read back from Cassandra (kicau/status_counts.py)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,23 @@ def test_the_count_follows_posts_retries_and_deletes(http: httpx.Client, make_us
     # The card embedded in a new status carries the count too.
     assert http.post("/api/v1/statuses", json={"status": "one more"},
                      headers=author.auth).json()["account"]["statuses_count"] == 13
+
+
+def test_direct_statuses_are_not_counted(http: httpx.Client, make_user: Callable[..., User],
+                                         stack_redis: Any) -> None:
+    """As on Mastodon: anyone may read the count, and it must not tell them of private messages."""
+    author, friend = make_user("dm_count"), make_user("dm_friend")
+    public = http.post("/api/v1/statuses", json={"status": "hello all"}, headers=author.auth)
+    assert public.json()["account"]["statuses_count"] == 1
+    direct = http.post("/api/v1/statuses", headers=author.auth,
+                       json={"status": f"@{friend.username} psst", "visibility": "direct"})
+    assert direct.status_code == 200, direct.text
+    assert direct.json()["account"]["statuses_count"] == 1
+    assert _count(http, author) == 1
+    stack_redis.delete(keys.account_cache(int(author.id)))
+    assert _count(http, author) == 1  # counted again from Cassandra
+    # The author's profile still lists it, to the author.
+    listed = http.get(f"/api/v1/accounts/{author.id}/statuses", headers=author.auth).json()
+    assert [s["id"] for s in listed] == [direct.json()["id"], public.json()["id"]]
+    assert http.delete(f"/api/v1/statuses/{direct.json()['id']}", headers=author.auth).status_code == 200
+    assert _count(http, author) == 1
