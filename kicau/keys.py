@@ -81,9 +81,10 @@ def status_cache(status_id: int) -> str:
     return f"status4:{{s:{status_id}}}"
 
 
-def favourited(account_id: int) -> str:
-    """The statuses an account favourites, for ``favourited`` on its reads (kicau/favourites.py)."""
-    return f"favourited:{{u:{account_id}}}"
+def marks(account_id: int) -> str:
+    """The statuses an account favourites and bookmarks, for ``favourited`` and ``bookmarked`` on its reads
+    (kicau/reader_marks.py). Sets under "favourited:" held favourites alone; they expire within a day."""
+    return f"marks:{{u:{account_id}}}"
 
 
 def account_cache(account_id: int) -> str:

@@ -3,8 +3,8 @@
 A cached value is the author's id (8 bytes, big-endian), who may see the status (one byte,
 ``kicau.visibility.audience``) and its ``favourites_count`` and ``replies_count`` (4 bytes each, moved in place by
 the post service, kicau/status_tallies.py), followed by the Status fragment JSON; an empty value is a tombstone for
-a deleted status. The fragment never changes: the counts, and whether the reader favourites the status, are
-spliced in when it is rendered, the latter from the reader's set of favourited statuses (``FavouritedSets``).
+a deleted status. The fragment never changes: the counts, and whether the reader favourites or bookmarks the
+status, are spliced in when it is rendered, the latter from the reader's set of marks (kicau/reader_marks.py).
 
 Hydrating a page is one pipelined round trip for the statuses and the cards of their authors when this process
 has seen those statuses before (a status's author never changes), else one more for the cards; only misses go to
@@ -31,9 +31,10 @@ from kicau import keys, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
-from kicau.favourites import COUNT_QUERY, FavouritedSets
+from kicau.favourites import COUNT_QUERY
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
+from kicau.reader_marks import NOTHING, Marked, ReaderMarks
 from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
 from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, NO_COUNTS
@@ -57,6 +58,7 @@ Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its a
 _FAVOURITES_ZERO = b'"favourites_count":0'
 _REPLIES_ZERO = b'"replies_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
+_NOT_BOOKMARKED = b'"bookmarked":false'
 
 
 class Loaded(NamedTuple):
@@ -82,13 +84,13 @@ def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: in
             b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX")
 
 
-def shown_fragment(value: bytes, favourited: bool) -> bytes | memoryview:
-    """The Status fragment of a cached value with its counts and the reader's ``favourited`` spliced in: the
-    cached bytes themselves (no copy) for the usual status, which no one favourites or answers. None of the keys
-    can occur earlier in the fragment, as a string's own quotes are escaped."""
+def shown_fragment(value: bytes, favourited: bool, bookmarked: bool = False) -> bytes | memoryview:
+    """The Status fragment of a cached value with its counts and the reader's ``favourited`` and ``bookmarked``
+    spliced in: the cached bytes themselves (no copy) for the usual status, which no one favourites or answers.
+    None of the keys can occur earlier in the fragment, as a string's own quotes are escaped."""
     favourites, replies = COUNTS.unpack_from(value, COUNTS_AT)
     fragment = memoryview(value)[_FRAGMENT_AT:]
-    if not favourites and not replies and not favourited:
+    if not favourites and not replies and not favourited and not bookmarked:
         return fragment
     patched = bytes(fragment)
     if replies:
@@ -97,6 +99,8 @@ def shown_fragment(value: bytes, favourited: bool) -> bytes | memoryview:
         patched = patched.replace(_FAVOURITES_ZERO, b'"favourites_count":%d' % favourites, 1)
     if favourited:
         patched = patched.replace(_NOT_FAVOURITED, b'"favourited":true', 1)
+    if bookmarked:
+        patched = patched.replace(_NOT_BOOKMARKED, b'"bookmarked":true', 1)
     return patched
 
 
@@ -123,11 +127,11 @@ def tombstone_command(status_id: int) -> bytes:
 
 class StatusCards:
     def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str,
-                 copies: TrackedCache | None = None, favourited: FavouritedSets | None = None) -> None:
+                 copies: TrackedCache | None = None, marks: ReaderMarks | None = None) -> None:
         self._redis = redis
         self._copies = copies
-        # Without it (tools that render no reader's page), ``favourited`` is false everywhere.
-        self._favourited = favourited
+        # Without it (tools that render no reader's page), ``favourited`` and ``bookmarked`` are false everywhere.
+        self._marks = marks
         self._count_favourites = session.prepare(COUNT_QUERY)
         self._count_replies = session.prepare(COUNT_REPLIES_QUERY)
         self._session = session
@@ -242,20 +246,21 @@ class StatusCards:
         return [item for item, (author, audience), named in zip(hydrated, heads, mentioned, strict=True)
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
-    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> tuple[list[Hydrated], set[int]]:
-        """Each status the reader may see, in order, and which of them it favourites."""
+    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> tuple[list[Hydrated], Marked]:
+        """Each status the reader may see, in order, and which of them it favourites and bookmarks."""
         hydrated, restricted = await self._hydrate(status_ids)
         # The usual page is for everyone to see: nothing to decide.
         seen = await self._seen_by(hydrated, reader) if restricted else hydrated
-        favourited: set[int] = set()
-        if seen and reader.account_id is not None and self._favourited is not None:
-            favourited = await self._favourited.among(reader.account_id, [status_id for status_id, _, _ in seen])
-        return seen, favourited
+        marked = NOTHING
+        if seen and reader.account_id is not None and self._marks is not None:
+            marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen])
+        return seen, marked
 
     async def _shown(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        seen, favourited = await self._visible(status_ids, reader)
-        return [(status_id, shown_fragment(value, status_id in favourited), card) for status_id, value, card in seen]
+        seen, (favourited, bookmarked) = await self._visible(status_ids, reader)
+        return [(status_id, shown_fragment(value, status_id in favourited, status_id in bookmarked), card)
+                for status_id, value, card in seen]
 
     async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
         """Full Status JSON for each live id the reader may see, in the order given."""
@@ -265,14 +270,16 @@ class StatusCards:
         """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        seen, favourited = await self._visible(status_ids, reader)
+        seen, (favourited, bookmarked) = await self._visible(status_ids, reader)
+        marked = favourited | bookmarked
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
-            # status (no favourites, no replies) straight from its cached bytes; this is most of every home page.
-            if value[COUNTS_AT:_FRAGMENT_AT] == NO_COUNTS and status_id not in favourited:
+            # status (no favourites, no replies, not marked by the reader) straight from its cached bytes; this is
+            # most of every home page.
+            if value[COUNTS_AT:_FRAGMENT_AT] == NO_COUNTS and status_id not in marked:
                 fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
             else:
-                fragment = shown_fragment(value, status_id in favourited)[1:]
+                fragment = shown_fragment(value, status_id in favourited, status_id in bookmarked)[1:]
             parts += (ACCOUNT_OPENING, card, b",", fragment, b",")
         if len(parts) > 1:
             parts[-1] = b"]"

@@ -13,10 +13,12 @@ from starlette.types import Receive, Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
-from kicau.favourites import FavouritedSets, FavouriteStore
+from kicau.bookmarks import BookmarkStore
+from kicau.favourites import FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
+from kicau.reader_marks import ReaderMarks
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.web import (
@@ -67,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer = engines.kafka()
         accounts = AccountCards(redis, session, common.public_url)
         favourites = FavouriteStore(session, clients.write_consistency(common))
+        bookmarks = BookmarkStore(session, clients.write_consistency(common))
         app.state.service = PostService(
             settings=common,
             own=own,
@@ -76,10 +79,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             producer=producer,
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url,
-                                 favourited=FavouritedSets(redis, favourites)),
+                                 marks=ReaderMarks(redis, favourites, bookmarks)),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             favourites=favourites,
+            bookmarks=bookmarks,
         )
         yield
 
@@ -130,6 +134,18 @@ async def favourite(status_id: int, service: Service, account: AccountHeader = N
 @app.post("/internal/statuses/{status_id}/unfavourite")
 async def unfavourite(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     return Response(await service.unfavourite(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/bookmark")
+async def bookmark(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.bookmark(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/unbookmark")
+async def unbookmark(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.unbookmark(account_id=acting_account_id(account), status_id=status_id),
                     media_type=JSON)
 
 

@@ -23,14 +23,16 @@ from redis.asyncio import Redis
 
 from kicau import newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
+from kicau.bookmarks import BookmarkStore
 from kicau.crash_points import crash_point
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited, StatusUnfavourited
-from kicau.favourites import FavouriteStore, set_commands
+from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
+from kicau.reader_marks import Mark, mark_commands
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
@@ -115,6 +117,7 @@ class PostService:
     mentions: MentionResolver
     ids: SnowflakeGenerator
     favourites: FavouriteStore
+    bookmarks: BookmarkStore
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -328,7 +331,7 @@ class PostService:
         claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
         crash_point("post.favourite.claimed")
         await self.favourites.add_to_lists(account_id, status_id, claim.favourite_id)
-        changes = set_commands(account_id, status_id, favourited=True)
+        changes = mark_commands(account_id, status_id, Mark.FAVOURITE, True)
         if claim.created:
             changes.append(move_command(status_id, Tally.FAVOURITES, +1))
         elif claim.unsent:  # a retry: the call that made the claim may have died before or after counting it
@@ -354,12 +357,38 @@ class PostService:
             await resp.round_trip(self.redis, [recount_command(status_id)])
         else:
             await self.favourites.remove_from_lists(account_id, status_id, favourite_id)
-            await resp.round_trip(self.redis, set_commands(account_id, status_id, favourited=False))
+            await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.FAVOURITE, False))
             await self._publish(StatusUnfavourited(account_id=account_id, status_id=status_id, author_id=author,
                                                    favourite_id=favourite_id))
             if await self.favourites.release(account_id, status_id, favourite_id):
                 crash_point("post.unfavourite.released")
                 await resp.round_trip(self.redis, [move_command(status_id, Tally.FAVOURITES, -1)])
+        return await self.get(status_id, reader)
+
+    # Bookmarks (kicau/bookmarks.py) -----------------------------------------------------------------------
+
+    async def bookmark(self, *, account_id: int, status_id: int) -> bytes:
+        """Bookmark a status the account may see; the status as it now sees it. Every step is repeated by a retry
+        without harm, so a retry after a crash finishes what the crash left."""
+        reader = Reader(account_id)
+        await self.get(status_id, reader)
+        claim = await self.bookmarks.claim(account_id, status_id, self.ids.next_id())
+        crash_point("post.bookmark.claimed")
+        await self.bookmarks.add_to_list(account_id, status_id, claim.bookmark_id)
+        await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.BOOKMARK, True))
+        return await self.get(status_id, reader)
+
+    async def unbookmark(self, *, account_id: int, status_id: int) -> bytes:
+        """Give a bookmark back (nothing to do if there is none); the status as the account now sees it. The
+        claim goes last, so a retry after a crash finds it and repeats the rest."""
+        reader = Reader(account_id)
+        await self.get(status_id, reader)
+        bookmark_id = await self.bookmarks.claim_of(account_id, status_id)
+        if bookmark_id is not None:
+            await self.bookmarks.remove_from_list(account_id, bookmark_id)
+            await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.BOOKMARK, False))
+            crash_point("post.unbookmark.unlisted")
+            await self.bookmarks.release(account_id, status_id, bookmark_id)
         return await self.get(status_id, reader)
 
     async def delete(self, *, account_id: int, status_id: int) -> bytes:

@@ -13,14 +13,16 @@ from starlette.types import Receive, Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
+from kicau.bookmarks import BookmarkStore
 from kicau.entities import compose_status_list
-from kicau.favourites import FavouritedSets, FavouriteStore
+from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
 from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
 from kicau.public_timeline import PublicStatuses
+from kicau.reader_marks import ReaderMarks
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.tracked_cache import TrackedCache
@@ -80,6 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = TimelineStore(session)
         copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
         favourites = FavouriteStore(session, clients.write_consistency(common))
+        bookmarks = BookmarkStore(session, clients.write_consistency(common))
         app.state.service = TimelineService(
             settings=common,
             own=own,
@@ -89,11 +92,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies,
-                                 favourited=FavouritedSets(redis, favourites, copies)),
+                                 marks=ReaderMarks(redis, favourites, bookmarks, copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             favourite_store=favourites,
+            bookmark_store=bookmarks,
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -282,6 +286,11 @@ async def dismiss_notification(
 @app.get("/internal/favourites")
 async def favourites(service: Service, request: StatusPage, account: AccountHeader = None) -> Response:
     return _respond(await service.favourites(acting_account_id(account), request))
+
+
+@app.get("/internal/bookmarks")
+async def bookmarks(service: Service, request: StatusPage, account: AccountHeader = None) -> Response:
+    return _respond(await service.bookmarks(acting_account_id(account), request))
 
 
 @app.get("/internal/statuses/{status_id}/favourited_by")

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from kicau import keys, resp
 from kicau.account_cards import AccountCards
+from kicau.bookmarks import BookmarkStore
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
@@ -128,6 +129,7 @@ class TimelineService:
     notifications: NotificationStore
     public: PublicStatuses
     favourite_store: FavouriteStore
+    bookmark_store: BookmarkStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -282,8 +284,19 @@ class TimelineService:
         cursors are favourite ids, as in Mastodon's Link headers."""
         found = await self.favourite_store.of_account(account_id, max_id=request.max_id, since_id=request.since_id,
                                                       min_id=request.min_id, limit=request.limit)
-        return Page(body=await self.statuses.render_array([status_id for _, status_id in found],
-                                                          Reader(account_id)),
+        return await self._marked_page(found, Reader(account_id))
+
+    async def bookmarks(self, account_id: int, request: PageRequest) -> Page:
+        """The statuses the account bookmarks (kicau/bookmarks.py), most recently bookmarked first, as it may see
+        them now; the cursors are bookmark ids, as in Mastodon's Link headers."""
+        found = await self.bookmark_store.of_account(account_id, max_id=request.max_id, since_id=request.since_id,
+                                                     min_id=request.min_id, limit=request.limit)
+        return await self._marked_page(found, Reader(account_id))
+
+    async def _marked_page(self, found: list[tuple[int, int]], reader: Reader) -> Page:
+        """A page of (mark id, status id), newest first: the statuses the reader may see, and the marks' cursors
+        (a status deleted since, or no longer the reader's to see, is left out, and the cursors go past it)."""
+        return Page(body=await self.statuses.render_array([status_id for _, status_id in found], reader),
                     next_max_id=found[-1][0] if found else None, prev_min_id=found[0][0] if found else None)
 
     async def favourited_by(self, status_id: int, request: PageRequest, reader: Reader) -> Page:

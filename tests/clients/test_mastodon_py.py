@@ -226,3 +226,19 @@ def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert given_back["favourited"] is False and given_back["favourites_count"] == 0
     assert [s["id"] for s in mo.favourites()] == [second["id"]]
     eventually(lambda: [n["status"]["id"] for n in lena.notifications(types=["favourite"])] == [second["id"]])
+
+
+def test_bookmarks(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py bookmarks, lists its bookmarks a page at a time, and gives one back."""
+    nia, _, _ = register(gateway_url, app_keys, "nia")
+    olu, _, _ = register(gateway_url, app_keys, "olu")
+    first, second = nia.status_post("first"), nia.status_post("second")
+    kept = olu.status_bookmark(first["id"])
+    assert kept["bookmarked"] is True and kept["favourited"] is False
+    olu.status_bookmark(second["id"])
+    assert [s["id"] for s in olu.bookmarks()] == [second["id"], first["id"]]
+    older = olu.fetch_next(olu.bookmarks(limit=1))
+    assert older is not None and [s["id"] for s in older] == [first["id"]]
+    assert nia.status(first["id"])["bookmarked"] is False  # the author does not see olu's bookmark
+    assert olu.status_unbookmark(first["id"])["bookmarked"] is False
+    assert [s["id"] for s in olu.bookmarks()] == [second["id"]]

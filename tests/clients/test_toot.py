@@ -89,6 +89,13 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
     assert "unfavourited" in toot(reader_cfg, "unfavourite", posted[1]).lower()
     assert http.get(f"/api/v1/statuses/{posted[1]}", headers=reader.auth).json()["favourites_count"] == 0
 
+    # Bookmarked, listed and given back from toot.
+    assert "bookmarked" in toot(reader_cfg, "bookmark", posted[2]).lower()
+    assert http.get(f"/api/v1/statuses/{posted[2]}", headers=reader.auth).json()["bookmarked"] is True
+    assert IDS.findall(toot(reader_cfg, "bookmarks", "--once", "-c", "5")) == [posted[2]]
+    assert "unbookmarked" in toot(reader_cfg, "unbookmark", posted[2]).lower()
+    assert http.get(f"/api/v1/statuses/{posted[2]}", headers=reader.auth).json()["bookmarked"] is False
+
     toot(author_cfg, "delete", posted[0])
     eventually(lambda: posted[0] not in IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")))
 

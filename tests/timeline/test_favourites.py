@@ -165,11 +165,11 @@ def test_counts_and_flags_come_back_after_redis_lost_them(
     status = post(http, author, "remember me")
     favourite(http, fan, status)
     favourite(http, other, status)
-    stack_redis.delete(keys.status_cache(int(status)), keys.favourited(int(fan.id)), keys.favourited(int(other.id)))
+    stack_redis.delete(keys.status_cache(int(status)), keys.marks(int(fan.id)), keys.marks(int(other.id)))
     assert shown(http, status, fan) == (2, True)  # counted from Cassandra, the set built from the claims
-    assert stack_redis.sismember(keys.favourited(int(fan.id)), status)
+    assert stack_redis.sismember(keys.marks(int(fan.id)), status)
     # A favourite into a set Redis lost (it has no "0"): the next read merges the claims in.
-    stack_redis.delete(keys.favourited(int(fan.id)))
+    stack_redis.delete(keys.marks(int(fan.id)))
     second = post(http, author, "and me")
     favourite(http, fan, second)
     assert shown(http, status, fan) == (2, True)

@@ -22,7 +22,8 @@ FavouritesWriter = Annotated[TokenInfo, require("write:favourites")]
 PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
 
 
-def _page(request: Request, default: int, most: int) -> dict[str, int]:
+def marked_page(request: Request, default: int, most: int) -> dict[str, int]:
+    """The upstream parameters of a list paged by mark ids (favourites, bookmarks: kicau/marked_lists.py)."""
     query = request.query_params
     params = {"limit": page_limit(query.get("limit"), default, most)}
     for name in ("max_id", "since_id", "min_id"):
@@ -32,7 +33,8 @@ def _page(request: Request, default: int, most: int) -> dict[str, int]:
     return params
 
 
-def _paged(request: Request, common: Common, answer: UpstreamResponse) -> Response:
+def paged(request: Request, common: Common, answer: UpstreamResponse) -> Response:
+    """The upstream page, with Mastodon's Link header built from its cursors."""
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
@@ -62,13 +64,14 @@ async def favourited_by(status_id: str, request: Request, services: Services, co
     """The accounts that favourite a status, most recent first (40 a page by default, at most 80); the cursors
     are favourite ids, as the Link header gives them."""
     answer = await services.timeline.call("GET", f"/internal/statuses/{record_id(status_id)}/favourited_by",
-                                          params=_page(request, 40, 80), token=token)
-    return _paged(request, common, answer)
+                                          params=marked_page(request, 40, 80), token=token)
+    return paged(request, common, answer)
 
 
 @router.get("/api/v1/favourites", openapi_extra={**PAGE, **doc.BEARER},
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 403)})
 async def favourites(request: Request, token: FavouritesReader, services: Services, common: Common) -> Response:
     """The statuses the user favourites, most recently favourited first (20 a page by default, at most 40)."""
-    answer = await services.timeline.call("GET", "/internal/favourites", params=_page(request, 20, 40), token=token)
-    return _paged(request, common, answer)
+    answer = await services.timeline.call("GET", "/internal/favourites", params=marked_page(request, 20, 40),
+                                          token=token)
+    return paged(request, common, answer)

@@ -1,0 +1,47 @@
+"""The lists of what accounts mark (favourites, bookmarks), paged by the mark's own id with Mastodon's cursors.
+
+A mark's id is a snowflake taken when it is made, so the lists are in the order the marks were made, and the Link
+headers Mastodon gives for them (``max_id``, ``since_id``, ``min_id``) are those ids, not the statuses'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cassandra.cluster import Session
+from cassandra.query import PreparedStatement
+
+from kicau.clients import execute
+
+_MAX: Final = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class MarkedList:
+    """One list: its table, partitioned by ``key``, clustered by the ``mark`` id, holding ``column``."""
+
+    newest: PreparedStatement  # newest first below a cursor (max_id, since_id)
+    oldest: PreparedStatement  # oldest first just above one (min_id)
+    mark: str
+    column: str
+
+    @classmethod
+    def prepare(cls, prepare: Callable[[str], PreparedStatement], table: str, key: str, mark: str,
+                column: str) -> MarkedList:
+        head = f"SELECT {mark}, {column} FROM {table} WHERE {key} = ? AND {mark}"
+        return cls(prepare(f"{head} < ? AND {mark} > ? LIMIT ?"),
+                   prepare(f"{head} > ? AND {mark} < ? ORDER BY {mark} ASC LIMIT ?"), mark, column)
+
+    async def page(self, session: Session, key: int, *, max_id: int | None, since_id: int | None,
+                   min_id: int | None, limit: int) -> list[tuple[int, int]]:
+        """(mark id, the other column) newest first, with Mastodon's cursors (``min_id``: the page just above
+        it, as Mastodon gives it)."""
+        upper = max_id if max_id is not None else _MAX
+        if min_id is not None:
+            rows = await execute(session, self.oldest, (key, min_id, upper, limit))
+            rows.reverse()
+        else:
+            rows = await execute(session, self.newest, (key, upper, since_id if since_id is not None else -1, limit))
+        return [(int(row[self.mark]), int(row[self.column])) for row in rows]
