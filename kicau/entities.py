@@ -115,15 +115,18 @@ def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> d
 
 def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> bytes:
     """The Status entity without ``account``, as JSON bytes. Never contains ``scheduled_at`` (toot reads its
-    presence as "this post was scheduled")."""
+    presence as "this post was scheduled"). A reblog's has no content and ``"reblog":null``, where readers splice
+    the reblogged status in (kicau/status_cards.py)."""
     status_id = str(row["id"])
     in_reply_to = row.get("in_reply_to_id")
+    reblog = bool(row.get("reblog_of_id"))
     body: dict[str, Any] = {
         "id": status_id,
-        "uri": f"{public_url}/users/{username}/statuses/{status_id}",
-        "url": f"{public_url}/@{username}/{status_id}",
+        # As Mastodon's: a reblog is an activity, with no page of its own (kicau/reblogs.py).
+        "uri": f"{public_url}/users/{username}/statuses/{status_id}{'/activity' if reblog else ''}",
+        "url": None if reblog else f"{public_url}/@{username}/{status_id}",
         "created_at": iso_time(row["created_at"]),
-        "content": row.get("content") or text_to_html(row.get("text") or ""),
+        "content": "" if reblog else row.get("content") or text_to_html(row.get("text") or ""),
         "visibility": row.get("visibility") or "public",
         "sensitive": bool(row.get("sensitive")),
         "spoiler_text": row.get("spoiler_text") or "",

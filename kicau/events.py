@@ -43,6 +43,12 @@ class StatusCreated(_Event, tag="status.created"):
     # The local accounts it mentions (kicau/mentions.py): a direct status also reaches those of them that follow
     # its author.
     mentions: list[int] = msgspec.field(default_factory=list)
+    # A reblog (kicau/reblogs.py): the status it reblogs and that status's author (who is notified), and that
+    # status as no one in particular sees it (every flag false), spliced into the stream's update and the
+    # notification. 0, 0 and "" for any other status.
+    reblog_of: int = 0
+    reblog_author: int = 0
+    reblog: str = ""
 
 
 class StatusDeleted(_Event, tag="status.deleted"):
@@ -52,6 +58,9 @@ class StatusDeleted(_Event, tag="status.deleted"):
     # only ones its update can have reached.
     visibility: str = "public"
     mentions: list[int] = msgspec.field(default_factory=list)
+    # A reblog given back: the reblogged status's author loses the notification.
+    reblog_of: int = 0
+    reblog_author: int = 0
 
 
 class FollowCreated(_Event, tag="follow.created"):

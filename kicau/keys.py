@@ -75,10 +75,10 @@ def feed_rebuild_lock(feed_key: str) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    # "status4": the value carries who may see the status, its favourites_count and its replies_count
+    # "status5": the value carries who may see the status, its counts and the status it reblogs
     # (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they expire
     # within a day, and reads never look at them.
-    return f"status4:{{s:{status_id}}}"
+    return f"status5:{{s:{status_id}}}"
 
 
 def marks(account_id: int) -> str:

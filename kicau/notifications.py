@@ -1,13 +1,13 @@
 """Notifications: an account is told when a status mentions it, when someone starts following it and when
-someone favourites one of its statuses (kicau/favourites.py).
+someone favourites or reblogs one of its statuses (kicau/favourites.py, kicau/reblogs.py).
 
 They are derived from events, as home timelines are. The fanout records them in Cassandra (``notifications``,
 one partition an account, newest first) in the batch that applies the event, and delivers them to the account's
 open streams as Mastodon's ``notification`` event; the timeline service serves, dismisses and clears them
 (``/api/v1/notifications``). A notification's id orders it in time as Mastodon's do: a mention's is its status's
 id (one status mentions an account once), a follow's is assigned by the graph service when the follow is new
-(``FollowCreated.notification_id``), a favourite's is the favourite's own id (given back, the favourite's
-notification goes). Recording the same event twice writes the same row.
+(``FollowCreated.notification_id``), a favourite's is the favourite's own id and a reblog's the reblog's (given
+back, their notifications go). Recording the same event twice writes the same row.
 
 A notification holds ids, never copies: it is rendered when read from the account's cached card and the status
 as the reader may see it, so a deleted status's mention is gone with it, as in Mastodon.
@@ -30,8 +30,9 @@ from kicau.ids import ms_from_id
 MENTION: Final = "mention"
 FOLLOW: Final = "follow"
 FAVOURITE: Final = "favourite"
+REBLOG: Final = "reblog"
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
-RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE})
+RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG})
 _MAX: Final = (1 << 63) - 1
 
 
@@ -40,8 +41,8 @@ class Notification:
     account_id: int  # who is notified
     id: int
     type: str
-    from_account_id: int  # who mentioned, or followed
-    status_id: int | None = None  # the mentioning status
+    from_account_id: int  # who mentioned, followed, favourited or reblogged
+    status_id: int | None = None  # the mentioning status, or the one favourited or reblogged
 
 
 def rendered(notification: Notification, account_card: bytes, status: bytes | None) -> bytes:

@@ -1,10 +1,10 @@
-"""What a reader has marked, for ``favourited`` and ``bookmarked`` on every status it reads.
+"""What a reader has marked, for ``favourited``, ``reblogged`` and ``bookmarked`` on every status it reads.
 
-One Redis set a reader (``keys.marks``) holds the ids of the statuses it favourites (``<id>``) and of those it
-bookmarks (``b<id>``), and the member ``0`` once it was built from Cassandra's claims (kicau/favourites.py,
-kicau/bookmarks.py): a set lost with Redis, or expired after a day, is told apart from an empty one and built
-again. The post service adds and removes members as it records each mark, whether or not the set exists (a set
-without its ``0`` is built again, and merged, on its next read).
+One Redis set a reader (``keys.marks``) holds the ids of the statuses it favourites (``<id>``), reblogs (``r<id>``)
+and bookmarks (``b<id>``), and the member ``0`` once it was built from Cassandra's claims (kicau/favourites.py,
+kicau/reblogs.py, kicau/bookmarks.py): a set lost with Redis, or expired after a day, is told apart from an empty
+one and built again. The post service adds and removes members as it records each mark, whether or not the set
+exists (a set without its ``0`` is built again, and merged, on its next read).
 
 A page first asks whether the set was built and how large it is: two tiny reads, packed once per reader and
 answered through the copies Redis keeps true (kicau/tracked_cache.py), so a reader who marked nothing new costs
@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from kicau import keys
 from kicau.bookmarks import BookmarkStore
 from kicau.favourites import FavouriteStore
+from kicau.reblogs import ReblogStore
 from kicau.resp import command, round_trip
 from kicau.tracked_cache import TrackedCache
 
@@ -37,6 +38,7 @@ class Mark(enum.Enum):
     """A kind of mark, by the prefix of its members."""
 
     FAVOURITE = b""
+    REBLOG = b"r"
     BOOKMARK = b"b"
 
     def member(self, status_id: int) -> bytes:
@@ -44,29 +46,31 @@ class Mark(enum.Enum):
 
 
 class Marked(NamedTuple):
-    """Which statuses of a page the reader favourites, and which it bookmarks."""
+    """Which statuses of a page the reader favourites, reblogs and bookmarks."""
 
     favourited: frozenset[int]
+    reblogged: frozenset[int]
     bookmarked: frozenset[int]
 
 
-NOTHING: Final = Marked(frozenset(), frozenset())
+NOTHING: Final = Marked(frozenset(), frozenset(), frozenset())
 
 
 class ReaderMarks:
     """Readers' sets of marks in Redis (module doc)."""
 
-    def __init__(self, redis: Redis, favourites: FavouriteStore, bookmarks: BookmarkStore,
+    def __init__(self, redis: Redis, favourites: FavouriteStore, reblogs: ReblogStore, bookmarks: BookmarkStore,
                  copies: TrackedCache | None = None) -> None:
         self._redis = redis
         self._favourites = favourites
+        self._reblogs = reblogs
         self._bookmarks = bookmarks
         self._copies = copies
         self._builds: dict[int, asyncio.Task[None]] = {}
         self._packed: dict[int, tuple[str, list[bytes]]] = {}
 
     async def among(self, account_id: int, status_ids: Sequence[int]) -> Marked:
-        """Which of ``status_ids`` the account favourites and bookmarks."""
+        """Which of ``status_ids`` the account favourites, reblogs and bookmarks."""
         if not status_ids:
             return NOTHING
         key, first = self._first_reads(account_id)
@@ -79,8 +83,8 @@ class ReaderMarks:
         members = [mark.member(s) for mark in Mark for s in status_ids]
         (held,) = await self._read(key, [command(b"SMISMEMBER", key.encode(), *members)])
         count = len(status_ids)
-        return Marked(frozenset(s for s, member in zip(status_ids, held[:count], strict=True) if member),
-                      frozenset(s for s, member in zip(status_ids, held[count:], strict=True) if member))
+        return Marked(*(frozenset(s for s, member in zip(status_ids, held[start:start + count], strict=True)
+                                  if member) for start in range(0, len(held), count)))
 
     def _first_reads(self, account_id: int) -> tuple[str, list[bytes]]:
         """The account's key and its two first reads, packed once per account (bounded: starts over past
@@ -111,9 +115,11 @@ class ReaderMarks:
         await asyncio.shield(task)
 
     async def _build_once(self, account_id: int) -> None:
-        favourited, bookmarked = await asyncio.gather(self._favourites.favourited(account_id),
-                                                      self._bookmarks.bookmarked(account_id))
-        members = [_BUILT, *map(Mark.FAVOURITE.member, favourited), *map(Mark.BOOKMARK.member, bookmarked)]
+        favourited, reblogged, bookmarked = await asyncio.gather(self._favourites.favourited(account_id),
+                                                                 self._reblogs.reblogged(account_id),
+                                                                 self._bookmarks.bookmarked(account_id))
+        members = [_BUILT, *map(Mark.FAVOURITE.member, favourited), *map(Mark.REBLOG.member, reblogged),
+                   *map(Mark.BOOKMARK.member, bookmarked)]
         key = keys.marks(account_id).encode()
         await round_trip(self._redis, [command(b"SADD", key, *members),
                                        command(b"EXPIRE", key, b"%d" % MARKS_SET_SECONDS)])

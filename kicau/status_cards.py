@@ -1,10 +1,15 @@
 """Rendered statuses for reads: the Redis status cache, with Cassandra behind it.
 
 A cached value is the author's id (8 bytes, big-endian), who may see the status (one byte,
-``kicau.visibility.audience``) and its ``favourites_count`` and ``replies_count`` (4 bytes each, moved in place by
-the post service, kicau/status_tallies.py), followed by the Status fragment JSON; an empty value is a tombstone for
-a deleted status. The fragment never changes: the counts, and whether the reader favourites or bookmarks the
-status, are spliced in when it is rendered, the latter from the reader's set of marks (kicau/reader_marks.py).
+``kicau.visibility.audience``), its counts (moved in place by the post service) and the id of the status it
+reblogs, if it is a reblog (kicau/status_tallies.py), followed by the Status fragment JSON; an empty value is a
+tombstone for a deleted status. The fragment never changes: the counts, and whether the reader favourites,
+reblogs or bookmarks the status, are spliced in when it is rendered, the latter from the reader's set of marks
+(kicau/reader_marks.py).
+
+A reblog's fragment is its own (the booster's account, no content) with ``"reblog":null``: the reblogged status
+is rendered for the reader beside the page's other statuses, with its own counts and flags, and spliced in there
+(kicau/reblogs.py). A reblog of a status deleted since, or that the reader may not see, is left out.
 
 Hydrating a page is one pipelined round trip for the statuses and the cards of their authors when this process
 has seen those statuses before (a status's author never changes), else one more for the cards; only misses go to
@@ -19,6 +24,7 @@ reader's follows for all such authors of the page (none if the status mentions t
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -35,9 +41,11 @@ from kicau.favourites import COUNT_QUERY
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
 from kicau.reader_marks import NOTHING, Marked, ReaderMarks
+from kicau.reblogs import COUNT_QUERY as COUNT_REBLOGS_QUERY
+from kicau.reblogs import with_reblog
 from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
-from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, NO_COUNTS
+from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, PLAIN, REBLOG_OF, REBLOG_OF_AT
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
 
@@ -53,11 +61,15 @@ MAX_REMEMBERED_AUTHORS = 200_000  # status id -> author id pairs kept in process
 UNWRITTEN_GRACE_SECONDS = 60.0
 _UNWRITTEN = "unwritten"
 Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its author's card
+_AUTHOR_AUDIENCE = struct.Struct(">QB")  # the head's first two
+_NOT_A_REBLOG = bytes(REBLOG_OF.size)
 
 
 _FAVOURITES_ZERO = b'"favourites_count":0'
 _REPLIES_ZERO = b'"replies_count":0'
+_REBLOGS_ZERO = b'"reblogs_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
+_NOT_REBLOGGED = b'"reblogged":false'
 _NOT_BOOKMARKED = b'"bookmarked":false'
 
 
@@ -68,39 +80,57 @@ class Loaded(NamedTuple):
     fragment: bytes
     favourites: int = 0
     replies: int = 0
+    reblogs: int = 0
+    reblog_of: int = 0  # the status it reblogs, if it is a reblog
 
 
-def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0) -> bytes:
-    return HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites,
-                     replies) + fragment
+def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0, reblogs: int = 0,
+                reblog_of: int = 0) -> bytes:
+    return HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites, replies,
+                     reblogs, reblog_of) + fragment
 
 
-def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: int = 0,
-                replies: int = 0) -> tuple[bytes, ...]:
+def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0,
+                reblogs: int = 0, reblog_of: int = 0) -> tuple[bytes, ...]:
     # Only where nothing is cached yet: a status's fragment never changes, so the one case this skips is a
     # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete, and
-    # counts already moved by a favourite or a reply.
-    return (b"SET", keys.status_cache(status_id).encode(), cache_value(account_id, fragment, favourites, replies),
-            b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX")
+    # counts already moved by a favourite, a reply or a reblog.
+    value = cache_value(account_id, fragment, favourites, replies, reblogs, reblog_of)
+    return b"SET", keys.status_cache(status_id).encode(), value, b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX"
 
 
-def shown_fragment(value: bytes, favourited: bool, bookmarked: bool = False) -> bytes | memoryview:
-    """The Status fragment of a cached value with its counts and the reader's ``favourited`` and ``bookmarked``
-    spliced in: the cached bytes themselves (no copy) for the usual status, which no one favourites or answers.
-    None of the keys can occur earlier in the fragment, as a string's own quotes are escaped."""
-    favourites, replies = COUNTS.unpack_from(value, COUNTS_AT)
+def reblog_of(value: bytes) -> int:
+    """The status a cached value's status reblogs; 0 if it is no reblog."""
+    (reblogged,) = REBLOG_OF.unpack_from(value, REBLOG_OF_AT)
+    return int(reblogged)
+
+
+def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = False, reblogged: bool = False,
+                   reblog: bytes | None = None) -> bytes | memoryview:
+    """The Status fragment of a cached value with its counts, the reader's ``favourited``, ``bookmarked`` and
+    ``reblogged``, and for a reblog the reblogged status (``reblog``, full Status JSON) spliced in: the cached
+    bytes themselves (no copy) for the usual status, which no one favourites, answers or reblogs. None of the keys
+    can occur earlier in the fragment, as a string's own quotes are escaped; the reblogged status goes in last,
+    since its own keys would come before the reblog's flags."""
+    favourites, replies, reblogs = COUNTS.unpack_from(value, COUNTS_AT)
     fragment = memoryview(value)[_FRAGMENT_AT:]
-    if not favourites and not replies and not favourited and not bookmarked:
+    if not (favourites or replies or reblogs or favourited or bookmarked or reblogged or reblog is not None):
         return fragment
     patched = bytes(fragment)
-    if replies:
-        patched = patched.replace(_REPLIES_ZERO, b'"replies_count":%d' % replies, 1)
+    if reblogs:
+        patched = patched.replace(_REBLOGS_ZERO, b'"reblogs_count":%d' % reblogs, 1)
     if favourites:
         patched = patched.replace(_FAVOURITES_ZERO, b'"favourites_count":%d' % favourites, 1)
+    if replies:
+        patched = patched.replace(_REPLIES_ZERO, b'"replies_count":%d' % replies, 1)
     if favourited:
         patched = patched.replace(_NOT_FAVOURITED, b'"favourited":true', 1)
+    if reblogged:
+        patched = patched.replace(_NOT_REBLOGGED, b'"reblogged":true', 1)
     if bookmarked:
         patched = patched.replace(_NOT_BOOKMARKED, b'"bookmarked":true', 1)
+    if reblog is not None:
+        patched = with_reblog(patched, reblog)
     return patched
 
 
@@ -116,13 +146,30 @@ def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
     pipe.execute_command(*_tombstone_args(status_id))
 
 
-def cache_command(status_id: int, account_id: int, fragment: bytes) -> bytes:
-    """``queue_cache`` as one packed command (``kicau.resp``), for writers that bypass redis-py's pipelines."""
-    return command(*_cache_args(status_id, account_id, fragment))
+def cache_command(status_id: int, account_id: int, fragment: bytes, reblog_of: int = 0) -> bytes:
+    """``queue_cache`` of a new status as one packed command (``kicau.resp``), for writers that bypass redis-py's
+    pipelines."""
+    return command(*_cache_args(status_id, account_id, fragment, reblog_of=reblog_of))
 
 
 def tombstone_command(status_id: int) -> bytes:
     return command(*_tombstone_args(status_id))
+
+
+def _counted(rows: list[dict[str, Any]]) -> int:
+    return int(rows[0]["n"]) if rows else 0
+
+
+class Visible(NamedTuple):
+    seen: list[Hydrated]
+    marked: Marked
+    originals: dict[int, bytes]  # reblog id -> the reblogged status, rendered for the reader
+
+
+def _shown_fragment(status_id: int, value: bytes, marked: Marked,
+                    originals: dict[int, bytes]) -> bytes | memoryview:
+    return shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
+                          status_id in marked.reblogged, originals.get(status_id))
 
 
 class StatusCards:
@@ -134,6 +181,7 @@ class StatusCards:
         self._marks = marks
         self._count_favourites = session.prepare(COUNT_QUERY)
         self._count_replies = session.prepare(COUNT_REPLIES_QUERY)
+        self._count_reblogs = session.prepare(COUNT_REBLOGS_QUERY)
         self._session = session
         self._accounts = accounts
         self._public_url = public_url
@@ -183,7 +231,7 @@ class StatusCards:
         for status_id, value in zip(status_ids, values, strict=True):
             if not value:
                 continue  # a tombstone: the status was deleted
-            author, audience, _, _ = HEAD.unpack_from(value)
+            author, audience = _AUTHOR_AUDIENCE.unpack_from(value)
             restricted |= audience
             if remembered.get(status_id) != author:
                 self._remember_author(status_id, author)
@@ -202,10 +250,11 @@ class StatusCards:
     async def _load(self, status_id: int) -> Loaded | str | None:
         """The status and its counts; None for a deleted or unknown status; ``_UNWRITTEN`` for one whose row may
         still be on its way."""
-        rows, favourites, replies = await asyncio.gather(
+        rows, favourites, replies, reblogs = await asyncio.gather(
             execute(self._session, self._select, (status_id,)),
             execute(self._session, self._count_favourites, (status_id,)),
-            execute(self._session, self._count_replies, (status_id,)))
+            execute(self._session, self._count_replies, (status_id,)),
+            execute(self._session, self._count_reblogs, (status_id,)))
         if not rows:
             young = time.time() * 1000 - ms_from_id(status_id) < UNWRITTEN_GRACE_SECONDS * 1000
             return _UNWRITTEN if young else None
@@ -216,8 +265,8 @@ class StatusCards:
         if author is None:
             return None
         fragment = status_fragment(row, username=author["username"], public_url=self._public_url)
-        return Loaded(int(row["account_id"]), fragment, int(favourites[0]["n"]) if favourites else 0,
-                      int(replies[0]["n"]) if replies else 0)
+        return Loaded(int(row["account_id"]), fragment, _counted(favourites), _counted(replies), _counted(reblogs),
+                      int(row.get("reblog_of_id") or 0))
 
     async def account_card(self, account_id: int) -> bytes | None:
         """The account's cached card (from this process's copy when it holds one), or None if there is no such
@@ -233,7 +282,7 @@ class StatusCards:
 
     async def _seen_by(self, hydrated: list[Hydrated], reader: Reader) -> list[Hydrated]:
         """The hydrated statuses the reader may see (``kicau.visibility``), in order."""
-        heads = [HEAD.unpack_from(value)[:2] for _, value, _ in hydrated]
+        heads = [_AUTHOR_AUDIENCE.unpack_from(value) for _, value, _ in hydrated]
         mentioned = [visibility.needs_mentions(audience, author, reader)
                      and reader.account_id in mentioned_in(memoryview(value)[_FRAGMENT_AT:])
                      for (_, value, _), (author, audience) in zip(hydrated, heads, strict=True)]
@@ -246,20 +295,34 @@ class StatusCards:
         return [item for item, (author, audience), named in zip(hydrated, heads, mentioned, strict=True)
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
-    async def _visible(self, status_ids: Sequence[int], reader: Reader) -> tuple[list[Hydrated], Marked]:
-        """Each status the reader may see, in order, and which of them it favourites and bookmarks."""
+    async def _visible(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
+                       reblogs: bool = True) -> Visible:
+        """Each status the reader may see, in order; which of them it marked (``marks``: or none); and, for each
+        reblog among them, the reblogged status rendered for the reader (a reblog whose status the reader may not
+        see, or that was deleted, is left out; so is every reblog without ``reblogs``, for what a reblog never
+        reblogs)."""
         hydrated, restricted = await self._hydrate(status_ids)
         # The usual page is for everyone to see: nothing to decide.
         seen = await self._seen_by(hydrated, reader) if restricted else hydrated
+        reblogged = {status_id: reblog_of(value) for status_id, value, _ in seen
+                     if value[REBLOG_OF_AT:_FRAGMENT_AT] != _NOT_A_REBLOG}
+        originals: dict[int, bytes] = {}
+        if reblogged:
+            if reblogs:
+                shown = await self.render_each(list(reblogged.values()), reader, marks=marks, reblogs=False)
+                originals = {status_id: shown[original] for status_id, original in reblogged.items()
+                             if original in shown}
+            seen = [item for item in seen if item[0] not in reblogged or item[0] in originals]
         marked = NOTHING
-        if seen and reader.account_id is not None and self._marks is not None:
+        if marks and seen and reader.account_id is not None and self._marks is not None:
             marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen])
-        return seen, marked
+        return Visible(seen, marked, originals)
 
-    async def _shown(self, status_ids: Sequence[int], reader: Reader) -> list[tuple[int, bytes | memoryview, bytes]]:
+    async def _shown(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
+                     reblogs: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        seen, (favourited, bookmarked) = await self._visible(status_ids, reader)
-        return [(status_id, shown_fragment(value, status_id in favourited, status_id in bookmarked), card)
+        seen, marked, originals = await self._visible(status_ids, reader, marks, reblogs)
+        return [(status_id, _shown_fragment(status_id, value, marked, originals), card)
                 for status_id, value, card in seen]
 
     async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
@@ -270,16 +333,16 @@ class StatusCards:
         """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        seen, (favourited, bookmarked) = await self._visible(status_ids, reader)
-        marked = favourited | bookmarked
+        seen, marked, originals = await self._visible(status_ids, reader)
+        anything = marked.favourited | marked.bookmarked | marked.reblogged
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
-            # status (no favourites, no replies, not marked by the reader) straight from its cached bytes; this is
-            # most of every home page.
-            if value[COUNTS_AT:_FRAGMENT_AT] == NO_COUNTS and status_id not in marked:
+            # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most
+            # of every home page.
+            if value[COUNTS_AT:_FRAGMENT_AT] == PLAIN and status_id not in anything:
                 fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
             else:
-                fragment = shown_fragment(value, status_id in favourited, status_id in bookmarked)[1:]
+                fragment = _shown_fragment(status_id, value, marked, originals)[1:]
             parts += (ACCOUNT_OPENING, card, b",", fragment, b",")
         if len(parts) > 1:
             parts[-1] = b"]"
@@ -287,11 +350,14 @@ class StatusCards:
             parts.append(b"]")
         return b"".join(parts)
 
-    async def render_each(self, status_ids: Sequence[int], reader: Reader) -> dict[int, bytes]:
-        """``render`` by status id, for what embeds statuses in an order of its own (notifications)."""
-        return {status_id: compose_status(bytes(fragment), card)
-                for status_id, fragment, card in await self._shown(list(dict.fromkeys(status_ids)), reader)}
+    async def render_each(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
+                          reblogs: bool = True) -> dict[int, bytes]:
+        """``render`` by status id, for what embeds statuses in an order of its own (notifications, reblogs)."""
+        shown = await self._shown(list(dict.fromkeys(status_ids)), reader, marks, reblogs)
+        return {status_id: compose_status(bytes(fragment), card) for status_id, fragment, card in shown}
 
-    async def render_one(self, status_id: int, reader: Reader) -> bytes | None:
-        rendered = await self.render([status_id], reader)
-        return rendered[0] if rendered else None
+    async def render_one(self, status_id: int, reader: Reader, marks: bool = True) -> bytes | None:
+        """The status as the reader sees it; without ``marks``, as no one in particular (every flag false: what a
+        stream event carries to all its readers)."""
+        shown = await self._shown([status_id], reader, marks)
+        return compose_status(bytes(shown[0][1]), shown[0][2]) if shown else None

@@ -1,16 +1,18 @@
-"""The counts a status's cached value carries in its head: ``favourites_count`` and ``replies_count``.
+"""The head of a status's cached value: its counts (``favourites_count``, ``replies_count``, ``reblogs_count``)
+and, for a reblog, the status it reblogs.
 
-A cached status (kicau/status_cards.py) is its author's id (8 bytes, big-endian), who may see it (1 byte), the two
-counts (4 bytes each, big-endian) and then the Status fragment, which never changes. The counts do change, so they
-live beside the fragment and are spliced into it when it is rendered.
+A cached status (kicau/status_cards.py) is its author's id (8 bytes, big-endian), who may see it (1 byte), the
+three counts (4 bytes each, big-endian), the id of the status it reblogs (8 bytes, 0 for any other status) and
+then the Status fragment, which never changes. The counts do change, so they live beside the fragment and are
+spliced into it when it is rendered.
 
-The writer of what a count counts (the post service: a favourite, a reply) moves the count of a cached status by
-one in place (``MOVE``, one script call that keeps the value's expiry): a viral status favourited or answered a
-hundred times a second is not counted again each time. A status cached from Cassandra is counted there
-(kicau/favourites.py, kicau/replies.py). Where a crash may have come between the record's change and the count's,
-the writer drops the cached value instead (``RECOUNT``), and the next read counts it again. What is left: a count
-read from Cassandra just before a change landed and cached just after it stays one off until the value is cached
-again, at most a day (``kicau.status_cards.STATUS_CACHE_SECONDS``).
+The writer of what a count counts (the post service: a favourite, a reply, a reblog) moves the count of a cached
+status by one in place (``MOVE``, one script call that keeps the value's expiry): a viral status favourited or
+answered a hundred times a second is not counted again each time. A status cached from Cassandra is counted there
+(kicau/favourites.py, kicau/replies.py, kicau/reblogs.py). Where a crash may have come between the record's change
+and the count's, the writer drops the cached value instead (``RECOUNT``), and the next read counts it again. What is
+left: a count read from Cassandra just before a change landed and cached just after it stays one off until the value
+is cached again, at most a day (``kicau.status_cards.STATUS_CACHE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from typing import Final
 from kicau import keys
 from kicau.resp import command
 
-HEAD: Final = struct.Struct(">QBII")  # the author id, who may see the status, favourites_count, replies_count
-COUNTS: Final = struct.Struct(">II")
+# The author id, who may see the status, favourites_count, replies_count, reblogs_count, the reblogged status's id.
+HEAD: Final = struct.Struct(">QBIIIQ")
+COUNTS: Final = struct.Struct(">III")
 COUNTS_AT: Final = 9  # after the author id and the audience
-NO_COUNTS: Final = bytes(COUNTS.size)
+REBLOG_OF: Final = struct.Struct(">Q")
+REBLOG_OF_AT: Final = COUNTS_AT + COUNTS.size
+# What follows the audience in the head of the usual status: no counts, no reblog.
+PLAIN: Final = bytes(HEAD.size - COUNTS_AT)
 
 
 class Tally(enum.IntEnum):
@@ -33,6 +39,7 @@ class Tally(enum.IntEnum):
 
     FAVOURITES = COUNTS_AT
     REPLIES = COUNTS_AT + 4
+    REBLOGS = COUNTS_AT + 8
 
 
 # KEYS[1] = a status's cached value; ARGV[1] = +1 or -1; ARGV[2] = where the count begins (a Tally). Moves it,

@@ -48,9 +48,10 @@ from kicau.feeds import Feeds
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
-from kicau.notifications import FAVOURITE, FOLLOW, MENTION, Notification, NotificationStore, rendered
+from kicau.notifications import FAVOURITE, FOLLOW, MENTION, REBLOG, Notification, NotificationStore, rendered
 from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
+from kicau.reblogs import with_reblog
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
@@ -113,8 +114,8 @@ def _addressees(event: StatusCreated, addressed: dict[int, list[int]]) -> list[i
 
 def notifications_of(events: Sequence[Event]) -> list[Notification]:
     """What the batch's events notify (kicau/notifications.py): each account a new status mentions, other than
-    its author; the followee of each new follow; the author of each newly favourited status, unless it
-    favourites its own."""
+    its author; the followee of each new follow; the author of each newly favourited or reblogged status, unless
+    it favourites or reblogs its own."""
     found: list[Notification] = []
     for event in events:
         if isinstance(event, StatusCreated):
@@ -125,17 +126,22 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
         elif isinstance(event, StatusFavourited) and event.author_id != event.account_id:
             found.append(Notification(event.author_id, event.favourite_id, FAVOURITE, event.account_id,
                                       event.status_id))
+        if isinstance(event, StatusCreated) and event.reblog_of and event.reblog_author != event.account_id:
+            found.append(Notification(event.reblog_author, event.status_id, REBLOG, event.account_id,
+                                      event.reblog_of))
     return found
 
 
 def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
-    """The (account, notification id) of each mention a deleted status had made, and of each favourite given
-    back."""
+    """The (account, notification id) of each mention a deleted status had made, and of each favourite or reblog
+    given back."""
     removed: list[tuple[int, int]] = []
     for event in events:
         if isinstance(event, StatusDeleted):
             removed += [(mentioned, event.status_id) for mentioned in dict.fromkeys(event.mentions)
                         if mentioned != event.account_id]
+            if event.reblog_of and event.reblog_author != event.account_id:
+                removed.append((event.reblog_author, event.status_id))
         elif isinstance(event, StatusUnfavourited) and event.author_id != event.account_id:
             removed.append((event.author_id, event.favourite_id))
     return removed
@@ -143,11 +149,14 @@ def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
 
 def public_changes(events: Sequence[Event]) -> tuple[list[int], list[int]]:
     """The public statuses the batch adds to the public timeline's record and those it removes. One posted and
-    deleted in the same batch is neither (its two writes would race)."""
-    deleted = [e.status_id for e in events if isinstance(e, StatusDeleted) and e.visibility == PUBLIC]
+    deleted in the same batch is neither (its two writes would race). Reblogs are in neither, as on Mastodon's
+    public timelines."""
+    deleted = [e.status_id for e in events
+               if isinstance(e, StatusDeleted) and e.visibility == PUBLIC and not e.reblog_of]
     gone = set(deleted)
     return ([e.status_id for e in events
-             if isinstance(e, StatusCreated) and e.visibility == PUBLIC and e.status_id not in gone],
+             if isinstance(e, StatusCreated) and e.visibility == PUBLIC and not e.reblog_of
+             and e.status_id not in gone],
             [status_id for status_id in deleted
              if not any(isinstance(e, StatusCreated) and e.status_id == status_id for e in events)])
 
@@ -249,15 +258,20 @@ class Fanout:
                                              {n.from_account_id for n in notices}, public_listened)
         pipe = self.redis.pipeline(transaction=False)
         updates: dict[int, str] = {}  # status id -> its Status JSON, for the mentions among ``notices``
+        reblogged: dict[int, str] = {}  # reblog id -> the reblogged Status JSON, for the reblogs among ``notices``
         for plan in plans:
             event = plan.event
             if isinstance(event, StatusCreated):
                 card = cards.get(event.account_id)
                 if card is None:
                     continue
-                payload = compose_status(event.status_json.encode(), card).decode()
+                fragment = event.status_json.encode()
+                if event.reblog:
+                    fragment = with_reblog(fragment, event.reblog.encode())
+                    reblogged[event.status_id] = event.reblog
+                payload = compose_status(fragment, card).decode()
                 updates[event.status_id] = payload
-                if public_listened and event.visibility == PUBLIC:
+                if public_listened and event.visibility == PUBLIC and not event.reblog_of:
                     self._deliver(pipe, "update", event, payload, [PUBLIC_LISTENERS], public=True)
                 if not reaches_followers(event.visibility):
                     self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
@@ -268,7 +282,7 @@ class Fanout:
             elif isinstance(event, StatusDeleted):
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
-                if public_listened and event.visibility == PUBLIC:
+                if public_listened and event.visibility == PUBLIC and not event.reblog_of:
                     self._deliver(pipe, "delete", event, payload, [PUBLIC_LISTENERS], public=True)
                 if not reaches_followers(event.visibility):
                     # Every account its update may have reached; to the others, the id of a status they may read.
@@ -291,6 +305,7 @@ class Fanout:
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
             status = (favoured.get(notice.id) if notice.type == FAVOURITE
+                      else reblogged.get(notice.id) if notice.type == REBLOG
                       else updates.get(notice.status_id) if notice.status_id is not None else None)
             if from_card is None or (notice.status_id is not None and status is None):
                 continue
@@ -345,8 +360,9 @@ class Fanout:
                 event = plan.event
                 FANOUT_EVENTS.labels(event.__struct_config__.tag).inc()
                 if isinstance(event, StatusCreated):
-                    writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode()), 1)
-                    if event.visibility == PUBLIC:
+                    writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode(),
+                                             event.reblog_of), 1)
+                    if event.visibility == PUBLIC and not event.reblog_of:
                         public_run.append(event.status_id)
                     if not reaches_followers(event.visibility):
                         # Its author's and its mentioned followers' timelines alone (kicau/visibility.py); after

@@ -256,6 +256,10 @@ STATUS_BODY = body(params({
     # An existing status (anything that is not an id is a 404; the id of no status is a 422).
     "in_reply_to_id": nullable({"type": ["string", "integer"]}),
 }, "status"))
+# Whom a reblog is shown to (kicau/reblogs.py: a followers-only status's reblog stays followers-only).
+REBLOG_BODY = body(params({
+    "visibility": nullable({"type": "string", "enum": ["public", "unlisted", "private"]}),
+}), required=False)
 # Mastodon's reblogs, notify and languages are accepted and not used yet.
 FOLLOW_BODY = body(params({"reblogs": CLEAN_REF, "notify": CLEAN_REF, "languages": CLEAN_REF}), required=False)
 APP_BODY = body(params({

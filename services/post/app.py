@@ -19,8 +19,10 @@ from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_bo
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
 from kicau.reader_marks import ReaderMarks
+from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.visibility import PUBLIC
 from kicau.web import (
     ACCOUNT_HEADER,
     ApiError,
@@ -70,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         accounts = AccountCards(redis, session, common.public_url)
         favourites = FavouriteStore(session, clients.write_consistency(common))
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
+        reblogs = ReblogStore(session, clients.write_consistency(common))
         app.state.service = PostService(
             settings=common,
             own=own,
@@ -79,10 +82,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             producer=producer,
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url,
-                                 marks=ReaderMarks(redis, favourites, bookmarks)),
+                                 marks=ReaderMarks(redis, favourites, reblogs, bookmarks)),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             favourites=favourites,
+            reblogs=reblogs,
             bookmarks=bookmarks,
         )
         yield
@@ -134,6 +138,19 @@ async def favourite(status_id: int, service: Service, account: AccountHeader = N
 @app.post("/internal/statuses/{status_id}/unfavourite")
 async def unfavourite(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     return Response(await service.unfavourite(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/reblog")
+async def reblog(status_id: int, service: Service, account: AccountHeader = None,
+                 visibility: str = PUBLIC) -> Response:
+    return Response(await service.reblog(account_id=acting_account_id(account), status_id=status_id,
+                                         visibility=visibility), media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/unreblog")
+async def unreblog(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.unreblog(account_id=acting_account_id(account), status_id=status_id),
                     media_type=JSON)
 
 

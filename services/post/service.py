@@ -15,7 +15,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -33,6 +33,8 @@ from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.reader_marks import Mark, mark_commands
+from kicau.reblogs import VISIBILITIES as REBLOG_VISIBILITIES
+from kicau.reblogs import ReblogClaim, ReblogStore, may_reblog, reblog_visibility
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
@@ -77,6 +79,14 @@ def _counted_parent(row: dict[str, Any]) -> int | None:
     return parent if parent is not None and replies.counted(row.get("visibility")) else None
 
 
+class Moved(NamedTuple):
+    """A count of another status that a change moves (kicau/status_tallies.py)."""
+
+    status_id: int
+    tally: Tally
+    delta: int
+
+
 @dataclass(frozen=True)
 class NewStatus:
     text: str
@@ -117,6 +127,7 @@ class PostService:
     mentions: MentionResolver
     ids: SnowflakeGenerator
     favourites: FavouriteStore
+    reblogs: ReblogStore
     bookmarks: BookmarkStore
 
     async def _publish(self, event: Event) -> None:
@@ -192,7 +203,9 @@ class PostService:
         # A direct status is not counted (kicau/status_counts.py).
         bumped = card if draft.visibility == DIRECT else with_statuses_count_moved(card, +1)
         started = time.perf_counter()
-        await self._after_change(status_id, account_id, fragment, (card, bumped), _counted_parent(row), +1)
+        counted_under = _counted_parent(row)
+        await self._after_change(status_id, account_id, fragment, (card, bumped),
+                                 None if counted_under is None else Moved(counted_under, Tally.REPLIES, +1))
         _CACHES_SECONDS.observe(time.perf_counter() - started)
         return compose_status(fragment, bumped)
 
@@ -258,39 +271,41 @@ class PostService:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
 
     async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None,
-                            card_change: tuple[bytes, bytes] | None = None, parent: int | None = None,
-                            replies_moved: int = 0) -> None:
+                            card_change: tuple[bytes, bytes] | None = None, moved: Moved | None = None,
+                            reblog_of: int = 0) -> None:
         """Best-effort bookkeeping after the status is safe: the caches. Failures here lose nothing, and it is
         bounded in time so that an engine stalling now cannot turn the success into a timeout."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                await self._refresh_caches(status_id, account_id, fragment, card_change, parent, replies_moved)
+                await self._refresh_caches(status_id, account_id, fragment, card_change, moved, reblog_of)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
             await self._forget_cached(account_id)
-            if parent is not None:
-                await self._recount_quietly(parent)
+            if moved is not None:
+                await self._recount_quietly(moved.status_id)
 
     async def _refresh_caches(self, status_id: int, account_id: int, fragment: bytes | None,
-                              card_change: tuple[bytes, bytes] | None, parent: int | None,
-                              replies_moved: int) -> None:
-        """The status cache and the author's cached card in one hand-packed round trip, with the replies_count of
-        the status it counts under (``parent``) moved by ``replies_moved``. The card is replaced by the one with
-        the new count (``card_change``: as read before the write, and bumped) if nobody changed it meanwhile, else
-        dropped; without ``card_change`` it is dropped. Nothing in Cassandra: the count is the length of the
-        author's list, which the status's own writes have already changed (kicau/status_counts.py)."""
+                              card_change: tuple[bytes, bytes] | None, moved: Moved | None,
+                              reblog_of: int) -> None:
+        """The status cache (a new status's, or its tombstone) and the author's cached card in one hand-packed
+        round trip, with a count of another status (``moved``: a reply's parent, a reblogged status) moved by one.
+        The card is replaced by the one with the new count (``card_change``: as read before the write, and
+        bumped) if nobody changed it meanwhile, else dropped; without ``card_change`` it is dropped. Nothing in
+        Cassandra: the count is the length of the author's list, which the status's own writes have already
+        changed (kicau/status_counts.py)."""
         # Sent once only: neither replacing the card nor moving a count is safe to repeat (a second run finds the
         # new card and drops it; it counts the reply twice). A failure reaches _after_change, which then drops the
-        # card, the list's version and the parent's cached value.
+        # card, the list's version and the other status's cached value.
         commands = [
-            tombstone_command(status_id) if fragment is None else cache_command(status_id, account_id, fragment),
+            tombstone_command(status_id) if fragment is None
+            else cache_command(status_id, account_id, fragment, reblog_of),
             AccountCards.forget_command(account_id) if card_change is None
             else AccountCards.replace_if_unchanged_command(account_id, *card_change),
             # The author's list changed: every copy of its newest page is dead (kicau/newest_ids.py).
             newest_ids.forget_command(account_id),
         ]
-        if parent is not None and replies_moved:
-            commands.append(move_command(parent, Tally.REPLIES, replies_moved))
+        if moved is not None:
+            commands.append(move_command(*moved))
         await resp.round_trip(self.redis, commands, attempts=1)
 
     async def _recount_quietly(self, status_id: int) -> None:
@@ -365,6 +380,108 @@ class PostService:
                 await resp.round_trip(self.redis, [move_command(status_id, Tally.FAVOURITES, -1)])
         return await self.get(status_id, reader)
 
+    # Reblogs (kicau/reblogs.py) ---------------------------------------------------------------------------
+
+    async def _reblogged(self, status_id: int, reader: Reader) -> dict[str, Any]:
+        """The row of the status a reblog (or unreblog) of ``status_id`` is about, if the reader may see it: the
+        status itself, or the one it reblogs (a reblog of a reblog reblogs the original)."""
+        await self.get(status_id, reader)
+        row = await self.store.get(status_id)
+        if row is not None and row.get("reblog_of_id"):
+            return await self._reblogged(int(row["reblog_of_id"]), reader)
+        if row is None or row.get("deleted_at") is not None:
+            raise ApiError(404, "Record not found")
+        return row
+
+    async def reblog(self, *, account_id: int, status_id: int, visibility: str = PUBLIC) -> bytes:
+        """Reblog a status the account may see and Mastodon's policy lets it reblog; the reblog as it sees it.
+        Again: the same reblog. A retry after a crash finishes what the crash left while the claim is unsent."""
+        if visibility not in REBLOG_VISIBILITIES:
+            raise ApiError(422, "Validation failed: Visibility is not included in the list")
+        reader = Reader(account_id)
+        original = await self._reblogged(status_id, reader)
+        status_id, author = int(original["id"]), int(original["account_id"])
+        shown_to = original.get("visibility") or PUBLIC
+        if not may_reblog(shown_to, author, account_id):
+            raise ApiError(403, "This action is not allowed")
+        for _ in range(2):
+            claim = await self.reblogs.claim(account_id, status_id, self.ids.next_id())
+            crash_point("post.reblog.claimed")
+            if claim.unsent:
+                await self._send_reblog(account_id, original, claim, reblog_visibility(shown_to, visibility))
+            rendered = await self.statuses.render_one(claim.reblog_id, reader)
+            if rendered is not None:
+                return rendered
+            # A claim whose reblog is gone: an unreblog died before giving it back. Finish that, and reblog anew.
+            if await self.reblogs.release(account_id, status_id, claim.reblog_id):
+                await self._recount_quietly(status_id)
+        raise ApiError(503, "The reblog could not be made, try again")
+
+    async def _send_reblog(self, account_id: int, original: dict[str, Any], claim: ReblogClaim,
+                           visibility: str) -> None:
+        """Write the reblog (the same rows again on a retry), publish it, count it, mark the claim sent."""
+        status_id, author = int(original["id"]), int(original["account_id"])
+        card = await self.accounts.card(account_id)
+        if card is None:
+            raise ApiError(401, "This method requires an authenticated user")
+        row = {
+            "id": claim.reblog_id, "account_id": account_id, "text": "", "content": "", "visibility": visibility,
+            "sensitive": False, "spoiler_text": "", "language": None, "in_reply_to_id": None,
+            "in_reply_to_account_id": None, "mentions": [], "reblog_of_id": status_id,
+            # From its id, so that a retry writes the same row.
+            "created_at": datetime.fromtimestamp(ms_from_id(claim.reblog_id) / 1000, UTC),
+        }
+        username = str(msgspec.json.decode(card)["username"])
+        fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
+        # As no one in particular sees it (every flag false): what every stream reader and the author receive.
+        neutral = await self.statuses.render_one(status_id, Reader(author), marks=False)
+        if neutral is None:
+            raise ApiError(404, "Record not found")
+        await asyncio.gather(self.store.insert(row), self.reblogs.add_to_list(account_id, status_id, claim.reblog_id))
+        await self._publish(StatusCreated(status_id=claim.reblog_id, account_id=account_id,
+                                          status_json=fragment.decode(), visibility=visibility,
+                                          reblog_of=status_id, reblog_author=author, reblog=neutral.decode()))
+        crash_point("post.reblog.published")
+        await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.REBLOG, True))
+        if claim.created:
+            STATUSES_CREATED.inc()
+            await self._after_change(claim.reblog_id, account_id, fragment, (card, with_statuses_count_moved(card, +1)),
+                                     Moved(status_id, Tally.REBLOGS, +1), reblog_of=status_id)
+        else:
+            # A retry: the first call may have died before or after counting the reblog, on the status and on the
+            # booster's card. Both are counted again.
+            await self._recount_quietly(status_id)
+            await self._after_change(claim.reblog_id, account_id, fragment, None, reblog_of=status_id)
+        await self.reblogs.sent(account_id, status_id, claim.reblog_id)
+
+    async def unreblog(self, *, account_id: int, status_id: int) -> bytes:
+        """Give a reblog back (nothing to do if there is none); the reblogged status as the account now sees it.
+        The reblog is deleted as a status is, and the claim given back last, so a retry after a crash finds the
+        claim and repeats the rest."""
+        reader = Reader(account_id)
+        original = await self._reblogged(status_id, reader)
+        status_id, author = int(original["id"]), int(original["account_id"])
+        reblog_id = await self.reblogs.claim_of(account_id, status_id)
+        if reblog_id is None:
+            # Nothing to give back, or a retry of a call that died after giving it back: counted again.
+            await self._recount_quietly(status_id)
+            return await self.get(status_id, reader)
+        reblog = await self.store.get(reblog_id)
+        if reblog is not None and reblog.get("deleted_at") is None:
+            await self.store.mark_deleted(reblog, datetime.now(UTC))
+        await self.reblogs.remove_from_list(status_id, reblog_id)
+        # Out of every read at once; the event takes it out of timelines, streams and the author's notifications.
+        await resp.round_trip(self.redis, [tombstone_command(reblog_id),
+                                           *mark_commands(account_id, status_id, Mark.REBLOG, False)])
+        await self._publish(StatusDeleted(status_id=reblog_id, account_id=account_id,
+                                          visibility=(reblog or {}).get("visibility") or PUBLIC,
+                                          reblog_of=status_id, reblog_author=author))
+        crash_point("post.unreblog.published")
+        if await self.reblogs.release(account_id, status_id, reblog_id):
+            STATUSES_DELETED.inc()
+            await self._after_change(reblog_id, account_id, None, moved=Moved(status_id, Tally.REBLOGS, -1))
+        return await self.get(status_id, reader)
+
     # Bookmarks (kicau/bookmarks.py) -----------------------------------------------------------------------
 
     async def bookmark(self, *, account_id: int, status_id: int) -> bytes:
@@ -397,6 +514,9 @@ class PostService:
         if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
             raise ApiError(404, "Record not found")
         rendered = await self.get(status_id, Reader(account_id))
+        if row.get("reblog_of_id"):  # deleting a reblog gives it back, as Mastodon does
+            await self.unreblog(account_id=account_id, status_id=int(row["reblog_of_id"]))
+            return rendered
         await self.store.mark_deleted(row, datetime.now(UTC))
         try:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
@@ -408,6 +528,8 @@ class PostService:
             await self._forget_cached(account_id)
             raise
         STATUSES_DELETED.inc()
-        await self._after_change(status_id, account_id, None, parent=_counted_parent(row), replies_moved=-1)
+        parent = _counted_parent(row)
+        await self._after_change(status_id, account_id, None,
+                                 moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
         # Mastodon returns the deleted status with its source text, for "delete and redraft".
         return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"

@@ -54,7 +54,8 @@ class StatusStore:
 
         self._insert_status = write(
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
-            " in_reply_to_id, in_reply_to_account_id, created_at, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " in_reply_to_id, in_reply_to_account_id, created_at, mentions, reblog_of_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct) VALUES (?, ?, ?)")
         self._unindex_status = write("DELETE FROM statuses_by_account WHERE account_id = ? AND status_id = ?")
@@ -127,6 +128,7 @@ class StatusStore:
             row["id"], row["account_id"], row["content"], row["text"], row["visibility"], row["sensitive"],
             row["spoiler_text"], _unset_if_none(row["language"]), _unset_if_none(row["in_reply_to_id"]),
             _unset_if_none(row["in_reply_to_account_id"]), row["created_at"], row["mentions"] or UNSET_VALUE,
+            _unset_if_none(row.get("reblog_of_id")),
         ), _entry_values(row))
 
     async def remove(self, status_id: int, account_id: int, in_reply_to_id: int | None = None) -> None:

@@ -23,6 +23,7 @@ from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
 from kicau.public_timeline import PublicStatuses
 from kicau.reader_marks import ReaderMarks
+from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.tracked_cache import TrackedCache
@@ -83,6 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
         favourites = FavouriteStore(session, clients.write_consistency(common))
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
+        reblogs = ReblogStore(session, clients.write_consistency(common))
         app.state.service = TimelineService(
             settings=common,
             own=own,
@@ -92,12 +94,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies,
-                                 marks=ReaderMarks(redis, favourites, bookmarks, copies)),
+                                 marks=ReaderMarks(redis, favourites, reblogs, bookmarks, copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             favourite_store=favourites,
             bookmark_store=bookmarks,
+            reblog_store=reblogs,
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -286,6 +289,13 @@ async def dismiss_notification(
 @app.get("/internal/favourites")
 async def favourites(service: Service, request: StatusPage, account: AccountHeader = None) -> Response:
     return _respond(await service.favourites(acting_account_id(account), request))
+
+
+@app.get("/internal/statuses/{status_id}/reblogged_by")
+async def reblogged_by(
+    status_id: int, service: Service, request: LongPage, account: AccountHeader = None,
+) -> Response:
+    return _respond(await service.reblogged_by(status_id, request, reader_of(account)))
 
 
 @app.get("/internal/bookmarks")

@@ -29,8 +29,9 @@ from kicau.large_accounts import LargeAccounts
 from kicau.metrics import TIMELINE_REBUILDS
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
-from kicau.notifications import RECORDED, Notification, NotificationStore, rendered
+from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.public_timeline import PublicStatuses
+from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.visibility import Reader
@@ -130,6 +131,7 @@ class TimelineService:
     public: PublicStatuses
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
+    reblog_store: ReblogStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -305,6 +307,19 @@ class TimelineService:
             raise ApiError(404, "Record not found")
         found = await self.favourite_store.of_status(status_id, max_id=request.max_id, since_id=request.since_id,
                                                      min_id=request.min_id, limit=request.limit)
+        return await self._accounts_page(found)
+
+    async def reblogged_by(self, status_id: int, request: PageRequest, reader: Reader) -> Page:
+        """The accounts that reblog a status the reader may see, most recent first (404 for one it may not; an
+        empty page for a reblog, which no one reblogs: a reblog of it reblogs the original)."""
+        if await self.statuses.render_one(status_id, reader) is None:
+            raise ApiError(404, "Record not found")
+        found = await self.reblog_store.of_status(status_id, max_id=request.max_id, since_id=request.since_id,
+                                                  min_id=request.min_id, limit=request.limit)
+        return await self._accounts_page(found)
+
+    async def _accounts_page(self, found: list[tuple[int, int]]) -> Page:
+        """A page of (mark id, account id), newest first: the accounts' cards, and the marks' cursors."""
         cards = await self.accounts.cards({account_id for _, account_id in found})
         return Page(body=b"[" + b",".join(cards[a] for _, a in found if a in cards) + b"]",
                     next_max_id=found[-1][0] if found else None, prev_min_id=found[0][0] if found else None)
@@ -396,18 +411,21 @@ class TimelineService:
 
     async def _rendered(self, account_id: int, notifications: list[Notification]) -> list[bytes]:
         """Each notification whose account still has a card and whose status its reader may still see (a deleted
-        status takes its mentions with it)."""
+        status takes its mentions with it, and a reblog given back its notification: a reblog's notification shows
+        the reblogged status, and is shown while the reblog, whose id it bears, is there)."""
         if not notifications:
             return []
         cards, statuses = await asyncio.gather(
             self.accounts.cards({n.from_account_id for n in notifications}),
-            self.statuses.render_each([n.status_id for n in notifications if n.status_id is not None],
-                                      Reader(account_id)),
+            self.statuses.render_each([*(n.status_id for n in notifications if n.status_id is not None),
+                                       *(n.id for n in notifications if n.type == REBLOG)], Reader(account_id)),
         )
         shown = []
         for notice in notifications:
             card = cards.get(notice.from_account_id)
             status = statuses.get(notice.status_id) if notice.status_id is not None else None
+            if notice.type == REBLOG and notice.id not in statuses:
+                continue
             if card is not None and (notice.status_id is None or status is not None):
                 shown.append(rendered(notice, card, status))
         return shown

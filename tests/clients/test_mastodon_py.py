@@ -228,6 +228,21 @@ def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     eventually(lambda: [n["status"]["id"] for n in lena.notifications(types=["favourite"])] == [second["id"]])
 
 
+def test_reblogs(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py reblogs, reads who reblogged, and gives the reblog back; the author reads the notification."""
+    pia, _, _ = register(gateway_url, app_keys, "pia")
+    quin, quin_name, _ = register(gateway_url, app_keys, "quin")
+    status = pia.status_post("boost me")
+    shared = quin.status_reblog(status["id"])
+    assert shared["reblog"]["id"] == status["id"] and shared["reblog"]["reblogged"] is True
+    assert pia.status(status["id"])["reblogs_count"] == 1
+    assert [a["acct"] for a in pia.status_reblogged_by(status["id"])] == [quin_name]
+    eventually(lambda: [n["status"]["id"] for n in pia.notifications(types=["reblog"])] == [status["id"]])
+    assert [s["id"] for s in quin.account_statuses(shared["account"]["id"])] == [shared["id"]]
+    given_back = quin.status_unreblog(status["id"])
+    assert given_back["reblogged"] is False and given_back["reblogs_count"] == 0
+    eventually(lambda: pia.notifications(types=["reblog"]) == [])
+
 def test_bookmarks(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py bookmarks, lists its bookmarks a page at a time, and gives one back."""
     nia, _, _ = register(gateway_url, app_keys, "nia")

@@ -89,6 +89,12 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
     assert "unfavourited" in toot(reader_cfg, "unfavourite", posted[1]).lower()
     assert http.get(f"/api/v1/statuses/{posted[1]}", headers=reader.auth).json()["favourites_count"] == 0
 
+    # Reblogged and given back from toot, seen through the API.
+    assert "reblogged" in toot(reader_cfg, "reblog", posted[3]).lower()
+    assert http.get(f"/api/v1/statuses/{posted[3]}", headers=reader.auth).json()["reblogged"] is True
+    assert "unreblogged" in toot(reader_cfg, "unreblog", posted[3]).lower()
+    assert http.get(f"/api/v1/statuses/{posted[3]}", headers=reader.auth).json()["reblogs_count"] == 0
+
     # Bookmarked, listed and given back from toot.
     assert "bookmarked" in toot(reader_cfg, "bookmark", posted[2]).lower()
     assert http.get(f"/api/v1/statuses/{posted[2]}", headers=reader.auth).json()["bookmarked"] is True

@@ -34,6 +34,13 @@ def test_the_usual_status_is_its_cached_bytes_and_the_others_are_spliced() -> No
     both = msgspec.json.decode(bytes(shown_fragment(cache_value(7, fragment(), 4, 5), favourited=True)))
     assert (both["favourites_count"], both["favourited"], both["replies_count"]) == (4, True, 5)
     assert both["content"] == answered["content"]
+    # Every count and flag, and a reblog's reblogged status spliced in last (its own flags stay its own).
+    reblogged = b'{"id":"9","favourited":false,"reblogged":false,"bookmarked":false}'
+    shared = msgspec.json.decode(bytes(shown_fragment(cache_value(7, fragment(), 1, 2, 3, reblog_of=9), True, True,
+                                                      True, reblog=reblogged)))
+    assert (shared["favourites_count"], shared["replies_count"], shared["reblogs_count"]) == (1, 2, 3)
+    assert (shared["favourited"], shared["reblogged"], shared["bookmarked"]) == (True, True, True)
+    assert shared["reblog"] == {"id": "9", "favourited": False, "reblogged": False, "bookmarked": False}
     # The text says the same words, quoted: the splice leaves it alone.
     assert liked["content"] == msgspec.json.decode(fragment())["content"]
     assert msgspec.json.decode(bytes(shown_fragment(value, favourited=True)))["favourites_count"] == 0

@@ -78,8 +78,8 @@ def test_a_follow_is_asked_only_where_it_decides() -> None:
 
 def test_cached_statuses_carry_their_audience() -> None:
     for shown in visibility.VISIBILITIES:
-        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3, replies=4)
+        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3, replies=4, reblogs=5, reblog_of=6)
         assert value[:8] == AUTHOR.to_bytes(8, "big") and value[8] == visibility.audience(shown)
-        # favourites_count and replies_count (kicau/status_tallies.py)
-        assert value[9:17] == (3).to_bytes(4, "big") + (4).to_bytes(4, "big")
-        assert value[17:] == fragment("hi", shown)
+        # favourites_count, replies_count, reblogs_count and the reblogged status (kicau/status_tallies.py)
+        assert value[9:29] == b"".join(n.to_bytes(4, "big") for n in (3, 4, 5)) + (6).to_bytes(8, "big")
+        assert value[29:] == fragment("hi", shown)

@@ -1,4 +1,5 @@
-"""Notifications (kicau/notifications.py): mentions, new followers and favourites, served by the timeline service."""
+"""Notifications (kicau/notifications.py): mentions, new followers, favourites and reblogs, served by the timeline
+service."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ MAX_TYPES, MAX_TYPE_LENGTH = 20, 64
 NAMES = {"type": "array", "items": doc.text(max_length=MAX_TYPE_LENGTH), "maxItems": MAX_TYPES}
 PAGE = {"parameters": [  # page_parameters' limit: 40 by default, at most 80 here
     *doc.page_parameters("max_id", "since_id", "min_id"),
-    doc.query("types[]", NAMES, "Only these types (Kicau records mention, follow and favourite)"),
+    doc.query("types[]", NAMES, "Only these types (Kicau records mention, follow, favourite and reblog)"),
     doc.query("exclude_types[]", NAMES, "Not these types"),
     doc.query("account_id", doc.CURSOR, "Only those caused by this account"),
 ]}
