@@ -134,8 +134,9 @@ def test_who_may_reblog_what(http: httpx.Client, make_user: Callable[..., User])
         answer = http.post(path, headers=who.auth if who else {})
         assert answer.status_code == code, (path, answer.text)
         assert set(answer.json()) == {"error"}, answer.text
-    for body in ({"visibility": "direct"}, {"visibility": "everyone"}, {"visibility": 3}, {"visibility": {}},
-                 {"visibility": ""}):
+    bad: list[dict[str, Any]] = [{"visibility": "direct"}, {"visibility": "everyone"}, {"visibility": 3},
+                                 {"visibility": {}}, {"visibility": ""}]
+    for body in bad:
         answer = http.post(f"/api/v1/statuses/{public}/reblog", headers=fan.auth, json=body)
         assert answer.status_code == 422 and set(answer.json()) == {"error"}, (body, answer.text)
     assert counted(http, public, fan) == (0, False)  # nothing was written
