@@ -45,7 +45,7 @@ from kicau.reblogs import COUNT_QUERY as COUNT_REBLOGS_QUERY
 from kicau.reblogs import with_reblog
 from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
-from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, PLAIN, REBLOG_OF, REBLOG_OF_AT
+from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, PLAIN, REBLOG_OF_AT
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
 
@@ -62,7 +62,9 @@ UNWRITTEN_GRACE_SECONDS = 60.0
 _UNWRITTEN = "unwritten"
 Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its author's card
 _AUTHOR_AUDIENCE = struct.Struct(">QB")  # the head's first two
-_NOT_A_REBLOG = bytes(REBLOG_OF.size)
+# The author, the audience and the reblogged status, past the counts: what hydrating a page reads of each head.
+_NONE: frozenset[int] = frozenset()
+_HYDRATED_HEAD = struct.Struct(f">QB{REBLOG_OF_AT - _AUTHOR_AUDIENCE.size}xQ")
 
 
 _FAVOURITES_ZERO = b'"favourites_count":0'
@@ -97,12 +99,6 @@ def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: in
     # counts already moved by a favourite, a reply or a reblog.
     value = cache_value(account_id, fragment, favourites, replies, reblogs, reblog_of)
     return b"SET", keys.status_cache(status_id).encode(), value, b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX"
-
-
-def reblog_of(value: bytes) -> int:
-    """The status a cached value's status reblogs; 0 if it is no reblog."""
-    (reblogged,) = REBLOG_OF.unpack_from(value, REBLOG_OF_AT)
-    return int(reblogged)
 
 
 def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = False, reblogged: bool = False,
@@ -190,17 +186,18 @@ class StatusCards:
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?")
         self._authors: dict[int, int] = {}
 
-    async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[Hydrated], bool]:
-        """(status id, cached value, author's card) of each live status, in the order given (the value: author
-        id, audience, favourites_count, then the Status fragment); deleted and unknown statuses, and any whose
-        author has no card, are left out. And whether any of them is not for everyone to see.
+    async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[Hydrated], bool, dict[int, int]]:
+        """(status id, cached value, author's card) of each live status, in the order given (the value: its head,
+        kicau/status_tallies.py, then the Status fragment); deleted and unknown statuses, and any whose author has
+        no card, are left out. And whether any of them is not for everyone to see, and the status each reblog
+        among them reblogs (read here, with the rest of the head, as this loop is the one every page pays for).
 
         The author of a status never changes, so this process remembers it: the cards of the authors it knows
         are read in the same round trip as the statuses, and only unknown (or uncached) authors take a second
         one. Misses are loaded from Cassandra, concurrently, and cached (a deleted status as a tombstone; one too
         young to tell is left out uncached, see ``UNWRITTEN_GRACE_SECONDS``)."""
         if not status_ids:
-            return [], False
+            return [], False, {}
         remembered = self._authors
         known_authors = sorted({a for a in map(remembered.get, status_ids) if a is not None})
         wanted = [*map(keys.status_cache, status_ids), *map(keys.account_cache, known_authors)]
@@ -228,11 +225,14 @@ class StatusCards:
             await fill.execute()
         live: list[tuple[int, int, bytes]] = []
         restricted = visibility.EVERYONE
+        reblogs: dict[int, int] = {}
         for status_id, value in zip(status_ids, values, strict=True):
             if not value:
                 continue  # a tombstone: the status was deleted
-            author, audience = _AUTHOR_AUDIENCE.unpack_from(value)
+            author, audience, reblogged = _HYDRATED_HEAD.unpack_from(value)
             restricted |= audience
+            if reblogged:
+                reblogs[status_id] = reblogged
             if remembered.get(status_id) != author:
                 self._remember_author(status_id, author)
             live.append((status_id, author, value))
@@ -240,7 +240,7 @@ class StatusCards:
         if unread:
             cards.update(await self._accounts.cards(unread))
         return ([(status_id, value, cards[author]) for status_id, author, value in live if author in cards],
-                restricted != visibility.EVERYONE)
+                restricted != visibility.EVERYONE, reblogs)
 
     def _remember_author(self, status_id: int, author: int) -> None:
         if status_id not in self._authors and len(self._authors) >= MAX_REMEMBERED_AUTHORS:
@@ -301,13 +301,14 @@ class StatusCards:
         reblog among them, the reblogged status rendered for the reader (a reblog whose status the reader may not
         see, or that was deleted, is left out; so is every reblog without ``reblogs``, for what a reblog never
         reblogs)."""
-        hydrated, restricted = await self._hydrate(status_ids)
+        hydrated, restricted, reblogged = await self._hydrate(status_ids)
         # The usual page is for everyone to see: nothing to decide.
         seen = await self._seen_by(hydrated, reader) if restricted else hydrated
-        reblogged = {status_id: reblog_of(value) for status_id, value, _ in seen
-                     if value[REBLOG_OF_AT:_FRAGMENT_AT] != _NOT_A_REBLOG}
         originals: dict[int, bytes] = {}
         if reblogged:
+            if restricted:  # only those the reader may see
+                kept = {status_id for status_id, _, _ in seen}
+                reblogged = {s: original for s, original in reblogged.items() if s in kept}
             if reblogs:
                 shown = await self.render_each(list(reblogged.values()), reader, marks=marks, reblogs=False)
                 originals = {status_id: shown[original] for status_id, original in reblogged.items()
@@ -334,7 +335,7 @@ class StatusCards:
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
         seen, marked, originals = await self._visible(status_ids, reader)
-        anything = marked.favourited | marked.bookmarked | marked.reblogged
+        anything = _NONE if marked is NOTHING else marked.favourited | marked.reblogged | marked.bookmarked
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most

@@ -28,8 +28,7 @@ from kicau.resp import command
 HEAD: Final = struct.Struct(">QBIIIQ")
 COUNTS: Final = struct.Struct(">III")
 COUNTS_AT: Final = 9  # after the author id and the audience
-REBLOG_OF: Final = struct.Struct(">Q")
-REBLOG_OF_AT: Final = COUNTS_AT + COUNTS.size
+REBLOG_OF_AT: Final = COUNTS_AT + COUNTS.size  # the reblogged status's id (8 bytes)
 # What follows the audience in the head of the usual status: no counts, no reblog.
 PLAIN: Final = bytes(HEAD.size - COUNTS_AT)
 

@@ -55,6 +55,10 @@ IDEMPOTENCY_IN_FLIGHT_SECONDS = 30.0
 # Once a status is durable and published, what is left (counts, caches, the author's card for the answer) may
 # take this long before it is skipped: the answer must not turn into a timeout at the gateway (10 s).
 AFTER_COMMIT_SECONDS = 2.0
+# A deleted status's reblogs are deleted with it, this many at once, for at most this long before its delete
+# answers; what is left is left out of every read (kicau/status_cards.py).
+REBLOGS_TAKEN_BACK_AT_ONCE = 32
+REBLOGS_TAKEN_BACK_SECONDS = 5.0
 
 
 class _Id(msgspec.Struct):
@@ -465,7 +469,12 @@ class PostService:
         if reblog_id is None:
             # Nothing to give back, or a retry of a call that died after giving it back: counted again.
             await self._recount_quietly(status_id)
-            return await self.get(status_id, reader)
+        else:
+            await self._take_back(account_id, status_id, author, reblog_id)
+        return await self.get(status_id, reader)
+
+    async def _take_back(self, account_id: int, status_id: int, author: int, reblog_id: int) -> None:
+        """Delete the account's reblog of a status as a status is deleted, then give the claim back and count."""
         reblog = await self.store.get(reblog_id)
         if reblog is not None and reblog.get("deleted_at") is None:
             await self.store.mark_deleted(reblog, datetime.now(UTC))
@@ -480,7 +489,19 @@ class PostService:
         if await self.reblogs.release(account_id, status_id, reblog_id):
             STATUSES_DELETED.inc()
             await self._after_change(reblog_id, account_id, None, moved=Moved(status_id, Tally.REBLOGS, -1))
-        return await self.get(status_id, reader)
+
+    async def _take_back_all(self, status_id: int, author: int) -> None:
+        """After a status is deleted: every reblog of it deleted too, as Mastodon does, so that they leave their
+        boosters' lists and counts and their readers' streams get a ``delete``. Best effort and bounded in time
+        (``REBLOGS_TAKEN_BACK_SECONDS``): reads leave out what is left, a reblog of a deleted status."""
+        try:
+            async with asyncio.timeout(REBLOGS_TAKEN_BACK_SECONDS):
+                while found := await self.reblogs.of_status(status_id, max_id=None, since_id=None, min_id=None,
+                                                            limit=REBLOGS_TAKEN_BACK_AT_ONCE):
+                    await asyncio.gather(*(self._take_back(booster, status_id, author, reblog_id)
+                                           for reblog_id, booster in found))
+        except Exception:
+            log.warning("could not take back every reblog of deleted status %s", status_id, exc_info=True)
 
     # Bookmarks (kicau/bookmarks.py) -----------------------------------------------------------------------
 
@@ -531,5 +552,6 @@ class PostService:
         parent = _counted_parent(row)
         await self._after_change(status_id, account_id, None,
                                  moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
+        await self._take_back_all(status_id, account_id)
         # Mastodon returns the deleted status with its source text, for "delete and redraft".
         return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"

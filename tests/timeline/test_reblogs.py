@@ -68,7 +68,7 @@ def test_a_reblog_reaches_the_boosters_followers_and_goes_when_given_back(
     assert reblog(http, booster, status)["id"] == reblog_id  # again: the same reblog
     assert counted(http, status) == (1, False) and counted(http, status, booster) == (1, True)
 
-    eventually(lambda: home(http, follower)[:1] == [(reblog_id, status)])
+    eventually(lambda: home(http, follower)[:1] == [(reblog_id, status)], interval=0.5)
     assert [s["id"] for s in http.get(f"/api/v1/accounts/{booster.id}/statuses").json()] == [reblog_id]
     assert statuses_count(http, booster) == 1
     by_id = http.get(f"/api/v1/statuses/{reblog_id}").json()
@@ -82,7 +82,7 @@ def test_a_reblog_reaches_the_boosters_followers_and_goes_when_given_back(
     assert (given_back["id"], given_back["reblogs_count"], given_back["reblogged"]) == (status, 0, False)
     assert unreblog(http, booster, status)["reblogged"] is False  # again: nothing to give back
     assert counted(http, status, booster) == (0, False)
-    eventually(lambda: home(http, follower) == [])
+    eventually(lambda: home(http, follower) == [], interval=0.5)
     assert http.get(f"/api/v1/statuses/{reblog_id}").status_code == 404
     assert ids(http.get(f"/api/v1/statuses/{status}/reblogged_by")) == []
     assert statuses_count(http, booster) == 0
@@ -153,18 +153,29 @@ def test_who_may_reblog_what(http: httpx.Client, make_user: Callable[..., User])
     assert http.get(f"/api/v1/statuses/{quiet['id']}/reblogged_by").json() == []
 
 
-def test_a_deleted_status_takes_its_reblogs_out_of_reads(
-    http: httpx.Client, make_user: Callable[..., User],
+def test_a_deleted_status_takes_its_reblogs_with_it(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
 ) -> None:
-    author, booster, follower = make_user("rbd_a"), make_user("rbd_b"), make_user("rbd_f")
+    """As on Mastodon: the reblogs are deleted too, out of their boosters' profiles and counts, and their
+    readers' streams get a ``delete`` for each."""
+    author, booster, other, follower = (make_user("rbd_a"), make_user("rbd_b"), make_user("rbd_o"),
+                                        make_user("rbd_f"))
     follow(http, follower, booster)
     status = post(http, author, "soon gone")
-    reblog_id = reblog(http, booster, status)["id"]
-    eventually(lambda: home(http, follower) == [(reblog_id, status)])
-    assert http.delete(f"/api/v1/statuses/{status}", headers=author.auth).status_code == 200
-    eventually(lambda: home(http, follower) == [])
+    with user_streams(gateway_url, http, booster, follower) as (lines,):  # the booster posts markers
+        markers = statuses_count(http, booster)
+        reblog_id = reblog(http, booster, status)["id"]
+        reblog(http, other, status)
+        assert read_events(lines, 1)[0]["id"] == reblog_id
+        eventually(lambda: home(http, follower)[:1] == [(reblog_id, status)], interval=0.5)
+        assert http.delete(f"/api/v1/statuses/{status}", headers=author.auth).status_code == 200
+        (gone,) = read_events(lines, 1)
+        assert (gone["event"], gone["data"]) == ("delete", reblog_id)
+    eventually(lambda: reblog_id not in [entry for entry, _ in home(http, follower)], interval=0.5)
     assert http.get(f"/api/v1/statuses/{reblog_id}").status_code == 404
-    assert http.get(f"/api/v1/accounts/{booster.id}/statuses").json() == []
+    assert reblog_id not in [s["id"] for s in http.get(f"/api/v1/accounts/{booster.id}/statuses").json()]
+    assert statuses_count(http, booster) == markers
+    assert http.get(f"/api/v1/accounts/{other.id}/statuses").json() == [] and statuses_count(http, other) == 0
     assert notifications(http, author) == []
 
 
