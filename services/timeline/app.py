@@ -187,8 +187,9 @@ async def account_statuses_page(scope: Scope, _: Receive | None = None) -> Answe
 
 def _profile_filter(params: Mapping[str, str | None]) -> ProfileFilter:
     """The gateway passes Mastodon's profile parameters on as ``1`` when they are set (``pinned``, ``only_media``,
-    ``tagged``, ``exclude_replies``)."""
+    ``tagged``, ``exclude_replies``, ``exclude_reblogs``)."""
     return ProfileFilter(exclude_replies=params.get("exclude_replies") == "1",
+                         exclude_reblogs=params.get("exclude_reblogs") == "1",
                          nothing=any(params.get(name) == "1" for name in ("pinned", "only_media", "tagged")))
 
 
@@ -202,12 +203,13 @@ async def account_statuses(
     request: StatusPage,
     account: AccountHeader = None,
     exclude_replies: str | None = None,
+    exclude_reblogs: str | None = None,
     pinned: str | None = None,
     only_media: str | None = None,
     tagged: str | None = None,
 ) -> Response:
-    shown = _profile_filter({"exclude_replies": exclude_replies, "pinned": pinned, "only_media": only_media,
-                             "tagged": tagged})
+    shown = _profile_filter({"exclude_replies": exclude_replies, "exclude_reblogs": exclude_reblogs,
+                             "pinned": pinned, "only_media": only_media, "tagged": tagged})
     return _respond(await service.account_statuses(account_id, request, reader_of(account), shown))
 
 

@@ -46,8 +46,9 @@ MAX_LIMIT = 40
 LARGE_FOLLOWEES_SECONDS = 300
 NewestOf = Callable[[], Awaitable[list[int]]]  # a timeline's newest statuses, for its rebuild
 DEFAULT_LIMIT = 20
-# A profile page without replies reads this many ids at a time (or its limit, if more), at most REPLY_SCANS times.
-REPLY_SCAN, REPLY_SCANS = 40, 5
+# A profile page without replies or reblogs reads this many ids at a time (or its limit, if more), at most
+# FILTER_SCANS times.
+FILTER_SCAN, FILTER_SCANS = 40, 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,32 +57,41 @@ class ProfileFilter:
     pinned statuses, statuses with media or statuses with a tag, none of which Kicau has."""
 
     exclude_replies: bool = False
+    exclude_reblogs: bool = False
     nothing: bool = False
+
+    def keeps(self, status: bytes, account_id: int) -> bool:
+        """Whether a rendered status of the account's is on the page."""
+        if not (self.exclude_replies or self.exclude_reblogs):
+            return True
+        shown = _read_shown(status)
+        return not (self.exclude_reblogs and shown.reblog is not None
+                    or self.exclude_replies and shown.in_reply_to_id is not None
+                    and shown.in_reply_to_account_id != str(account_id))
 
 
 EVERY_STATUS = ProfileFilter()
 
 
-class _ReplyOf(msgspec.Struct):
-    """What a rendered Status answers; the members it does not name are skipped unparsed."""
+class _Id(msgspec.Struct):
+    id: str
+
+
+class _Shown(msgspec.Struct):
+    """What a rendered Status answers, and what it reblogs; the members it does not name are skipped unparsed. A
+    reply stored before replies kept the account they answer counts as a reply to another account."""
 
     in_reply_to_id: str | None = None
     in_reply_to_account_id: str | None = None
+    reblog: _Id | None = None
 
 
-_read_reply_of = msgspec.json.Decoder(_ReplyOf).decode
-
-
-def _replies_to_another(status: bytes, account_id: int) -> bool:
-    """Whether a rendered Status is a reply to another account's status (one stored before replies kept the
-    account they answer counts as such)."""
-    reply = _read_reply_of(status)
-    return reply.in_reply_to_id is not None and reply.in_reply_to_account_id != str(account_id)
+_read_shown = msgspec.json.Decoder(_Shown).decode
 
 
 def _replied_to(status: bytes) -> int | None:
     """The status a rendered Status replies to."""
-    parent = _read_reply_of(status).in_reply_to_id
+    parent = _read_shown(status).in_reply_to_id
     return int(parent) if parent else None
 
 
@@ -225,8 +235,8 @@ class TimelineService:
             raise ApiError(404, "Record not found")
         if shown.nothing:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
-        if shown.exclude_replies:
-            return await self._without_replies(account_id, request, reader)
+        if shown.exclude_replies or shown.exclude_reblogs:
+            return await self._filtered(account_id, request, reader, shown)
         if (self.newest_ids is not None and request.max_id is None and request.since_id is None
                 and request.min_id is None and request.limit <= NEWEST_KEPT):
             # The first page, as most profile reads are: its ids as kept in memory, unless the list has changed.
@@ -238,25 +248,25 @@ class TimelineService:
             )
         return await self._page(ids, reader)
 
-    async def _without_replies(self, account_id: int, request: PageRequest, reader: Reader) -> Page:
+    async def _filtered(self, account_id: int, request: PageRequest, reader: Reader, shown: ProfileFilter) -> Page:
         """A profile page without the account's replies to others (its replies to itself, a thread, stay, as in
-        Mastodon). Reads ``REPLY_SCAN`` ids at a time (or ``limit``, if more), at most ``REPLY_SCANS`` times, to
-        fill the page; the cursors go on from the last status kept when it is full, else from where the reading
-        stopped. A page comes back empty only after a run of more replies than those reads hold (200)."""
-        chunk = max(request.limit, REPLY_SCAN)
+        Mastodon), or without its reblogs, or both. Reads ``FILTER_SCAN`` ids at a time (or ``limit``, if more),
+        at most ``FILTER_SCANS`` times, to fill the page; the cursors go on from the last status kept when it is
+        full, else from where the reading stopped. A page comes back empty only after a run of more statuses left
+        out than those reads hold (200)."""
+        chunk = max(request.limit, FILTER_SCAN)
         kept: list[tuple[int, bytes]] = []
         cursor = request
         forward = request.min_id is not None
         read: list[int] = []
-        for _ in range(REPLY_SCANS):
+        for _ in range(FILTER_SCANS):
             ids = await self.store.account_status_ids(account_id, max_id=cursor.max_id, since_id=cursor.since_id,
                                                       min_id=cursor.min_id, limit=chunk)
             if not ids:
                 break
             read += ids
             rendered = await self.statuses.render_each(ids, reader)
-            batch = [(i, rendered[i]) for i in ids
-                     if i in rendered and not _replies_to_another(rendered[i], account_id)]
+            batch = [(i, rendered[i]) for i in ids if i in rendered and shown.keeps(rendered[i], account_id)]
             # Newest first; walking forward (min_id), each batch is newer than the one before.
             kept = batch + kept if forward else kept + batch
             if len(kept) >= request.limit or len(ids) < chunk:

@@ -1,6 +1,7 @@
 """Mastodon's profile parameters on ``GET /api/v1/accounts/:id/statuses``: ``exclude_replies`` leaves out replies
-to other accounts (a thread of one's own stays), paging past runs of them; ``pinned``, ``only_media`` and
-``tagged`` ask for what Kicau does not have, and get an empty page."""
+to other accounts (a thread of one's own stays), paging past runs of them; ``exclude_reblogs`` leaves out reblogs,
+alone or with replies; ``pinned``, ``only_media`` and ``tagged`` ask for what Kicau does not have, and get an
+empty page."""
 
 from __future__ import annotations
 
@@ -62,3 +63,19 @@ def test_a_profile_without_replies_and_with_what_kicau_does_not_have(
         answer = page(http, author, query)
         assert answer.json() == [] and "link" not in answer.headers, query
     assert ids(page(http, author, "?pinned=false&only_media=0&exclude_reblogs=true&limit=40")) == everything
+
+
+def test_a_profile_without_reblogs(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    author, other = make_user("prb_a"), make_user("prb_o")
+    theirs = reply(http, other, None, "worth sharing")
+    mine = reply(http, author, None, "my own")
+    shared = [http.post(f"/api/v1/statuses/{status}/reblog", headers=author.auth).json()["id"]
+              for status in (theirs, reply(http, other, None, "and this"))]
+    answer = reply(http, author, theirs, f"@{other.username} agreed")
+    newest = reply(http, author, None, "the newest")
+    assert ids(page(http, author, "?limit=40")) == [newest, answer, *reversed(shared), mine]
+    assert ids(page(http, author, "?exclude_reblogs=true")) == [newest, answer, mine]
+    assert walk(http, author, "?exclude_reblogs=1&limit=1") == [newest, answer, mine]
+    assert ids(page(http, author, "?exclude_reblogs=true&exclude_replies=true")) == [newest, mine]
+    assert ids(page(http, author, "?exclude_replies=true")) == [newest, *reversed(shared), mine]
+    assert ids(page(http, author, "?exclude_reblogs=false&limit=40")) == [newest, answer, *reversed(shared), mine]
