@@ -65,9 +65,9 @@ class ProfileFilter:
         if not (self.exclude_replies or self.exclude_reblogs):
             return True
         shown = _read_shown(status)
-        return not (self.exclude_reblogs and shown.reblog is not None
-                    or self.exclude_replies and shown.in_reply_to_id is not None
-                    and shown.in_reply_to_account_id != str(account_id))
+        reblog = shown.reblog is not None
+        reply_to_another = shown.in_reply_to_id is not None and shown.in_reply_to_account_id != str(account_id)
+        return not ((self.exclude_reblogs and reblog) or (self.exclude_replies and reply_to_another))
 
 
 EVERY_STATUS = ProfileFilter()
