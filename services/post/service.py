@@ -77,6 +77,12 @@ def _author_of(status: bytes) -> int:
     return int(_read_author(status).account.id)
 
 
+def _with_source(rendered: bytes, row: dict[str, Any]) -> bytes:
+    """A deleted status as Mastodon answers it: with its source text, for "delete and redraft" (a reblog's is
+    empty)."""
+    return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"
+
+
 def _counted_parent(row: dict[str, Any]) -> int | None:
     """The status whose replies_count counts this one (kicau/replies.py), if any."""
     parent: int | None = row.get("in_reply_to_id")
@@ -537,7 +543,7 @@ class PostService:
         rendered = await self.get(status_id, Reader(account_id))
         if row.get("reblog_of_id"):  # deleting a reblog gives it back, as Mastodon does
             await self.unreblog(account_id=account_id, status_id=int(row["reblog_of_id"]))
-            return rendered
+            return _with_source(rendered, row)
         await self.store.mark_deleted(row, datetime.now(UTC))
         try:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
@@ -553,5 +559,4 @@ class PostService:
         await self._after_change(status_id, account_id, None,
                                  moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
         await self._take_back_all(status_id, account_id)
-        # Mastodon returns the deleted status with its source text, for "delete and redraft".
-        return rendered[:-1] + b',"text":' + dumps(row.get("text") or "") + b"}"
+        return _with_source(rendered, row)

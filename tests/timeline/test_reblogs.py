@@ -93,6 +93,7 @@ def test_a_reblog_reaches_the_boosters_followers_and_goes_when_given_back(
     assert again != reblog_id
     deleted = http.delete(f"/api/v1/statuses/{again}", headers=booster.auth)
     assert deleted.status_code == 200 and deleted.json()["id"] == again, deleted.text
+    assert (deleted.json()["text"], deleted.json()["reblog"]["id"]) == ("", status)
     assert counted(http, status, booster) == (0, False)
 
 
