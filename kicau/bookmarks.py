@@ -15,32 +15,21 @@ deleted, or that its reader may no longer see, is left out of the list when it i
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from cassandra.cluster import Session
 
+from kicau.claims import Claims
 from kicau.clients import execute, write_preparer
 from kicau.marked_lists import MarkedList
 
 
-class BookmarkClaim(NamedTuple):
-    bookmark_id: int
-    created: bool  # this call made the claim
-
-
-class BookmarkStore:
-    """The bookmarks' Cassandra tables."""
+class BookmarkStore(Claims):
+    """The bookmarks' Cassandra tables: the claims (kicau/claims.py; no event) and the account's list."""
 
     def __init__(self, session: Session, write_consistency: int) -> None:
+        super().__init__(session, write_consistency, table="bookmark_claims", mark="bookmark_id", evented=False)
         self._session = session
         write = write_preparer(session, write_consistency)
         prepare = session.prepare
-        self._claim = write("INSERT INTO bookmark_claims (account_id, status_id, bookmark_id) VALUES (?, ?, ?)"
-                            " IF NOT EXISTS")
-        self._release = write("DELETE FROM bookmark_claims WHERE account_id = ? AND status_id = ?"
-                              " IF bookmark_id = ?")
-        self._claim_of = prepare("SELECT bookmark_id FROM bookmark_claims WHERE account_id = ? AND status_id = ?")
-        self._claimed = prepare("SELECT status_id FROM bookmark_claims WHERE account_id = ?")
         self._list = write("INSERT INTO bookmarks_by_account (account_id, bookmark_id, status_id) VALUES (?, ?, ?)")
         self._unlist = write("DELETE FROM bookmarks_by_account WHERE account_id = ? AND bookmark_id = ?")
         self._of_account = MarkedList.prepare(prepare, "bookmarks_by_account", "account_id", "bookmark_id",
@@ -48,36 +37,12 @@ class BookmarkStore:
 
     # Writes (the post service) ------------------------------------------------------------------------------
 
-    async def claim(self, account_id: int, status_id: int, bookmark_id: int) -> BookmarkClaim:
-        """Claim the bookmark under ``bookmark_id``, or find the claim already made (a lightweight transaction
-        that is not applied returns the row it found)."""
-        row = (await execute(self._session, self._claim, (account_id, status_id, bookmark_id)))[0]
-        if row["[applied]"]:
-            return BookmarkClaim(bookmark_id, created=True)
-        return BookmarkClaim(int(row["bookmark_id"]), created=False)
-
     async def add_to_list(self, account_id: int, status_id: int, bookmark_id: int) -> None:
         """Idempotent: a retry writes the same row."""
         await execute(self._session, self._list, (account_id, bookmark_id, status_id))
 
-    async def claim_of(self, account_id: int, status_id: int) -> int | None:
-        rows = await execute(self._session, self._claim_of, (account_id, status_id))
-        return int(rows[0]["bookmark_id"]) if rows else None
-
     async def remove_from_list(self, account_id: int, bookmark_id: int) -> None:
         await execute(self._session, self._unlist, (account_id, bookmark_id))
-
-    async def release(self, account_id: int, status_id: int, bookmark_id: int) -> bool:
-        """Give the claim back; True when this call did (a concurrent unbookmark may have)."""
-        rows = await execute(self._session, self._release, (account_id, status_id, bookmark_id))
-        return bool(rows[0]["[applied]"])
-
-    # Reads ---------------------------------------------------------------------------------------------------
-
-    async def bookmarked(self, account_id: int) -> list[int]:
-        """Every status the account bookmarks (to build its set of marks)."""
-        rows = await execute(self._session, self._claimed, (account_id,))
-        return [int(row["status_id"]) for row in rows]
 
     async def of_account(self, account_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                          limit: int) -> list[tuple[int, int]]:

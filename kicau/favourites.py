@@ -25,39 +25,28 @@ values that do are kept beside it and spliced in when a status is rendered:
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
 
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
+from kicau.claims import Claims
 from kicau.clients import execute, write_preparer
 from kicau.marked_lists import MarkedList
 
 COUNT_QUERY: Final = "SELECT COUNT(*) AS n FROM favourites_by_status WHERE status_id = ?"
 
 
-class Claim(NamedTuple):
-    favourite_id: int
-    created: bool  # this call made the claim
-    unsent: bool  # its event is still to be published
-
-
-class FavouriteStore:
-    """The favourites' Cassandra tables."""
+class FavouriteStore(Claims):
+    """The favourites' Cassandra tables: the claims (kicau/claims.py, ``unsent`` until the author's notification
+    is published) and the two lists."""
 
     def __init__(self, session: Session, write_consistency: int) -> None:
+        super().__init__(session, write_consistency, table="favourite_claims", mark="favourite_id", evented=True)
         self._session = session
         self._consistency = write_consistency
         write = write_preparer(session, write_consistency)
         prepare = session.prepare
-        self._claim = write("INSERT INTO favourite_claims (account_id, status_id, favourite_id, unsent)"
-                            " VALUES (?, ?, ?, true) IF NOT EXISTS")
-        self._sent = write("UPDATE favourite_claims SET unsent = null WHERE account_id = ? AND status_id = ?"
-                           " IF favourite_id = ?")
-        self._release = write("DELETE FROM favourite_claims WHERE account_id = ? AND status_id = ?"
-                              " IF favourite_id = ?")
-        self._claim_of = prepare("SELECT favourite_id FROM favourite_claims WHERE account_id = ? AND status_id = ?")
-        self._claimed = prepare("SELECT status_id FROM favourite_claims WHERE account_id = ?")
         self._list_by_account = write("INSERT INTO favourites_by_account (account_id, favourite_id, status_id)"
                                       " VALUES (?, ?, ?)")
         self._list_by_status = write("INSERT INTO favourites_by_status (status_id, favourite_id, account_id)"
@@ -71,14 +60,6 @@ class FavouriteStore:
 
     # Writes (the post service) ------------------------------------------------------------------------------
 
-    async def claim(self, account_id: int, status_id: int, favourite_id: int) -> Claim:
-        """Claim the favourite under ``favourite_id``, or find the claim already made (a lightweight transaction
-        that is not applied returns the row it found)."""
-        row = (await execute(self._session, self._claim, (account_id, status_id, favourite_id)))[0]
-        if row["[applied]"]:
-            return Claim(favourite_id, created=True, unsent=True)
-        return Claim(int(row["favourite_id"]), created=False, unsent=bool(row.get("unsent")))
-
     async def add_to_lists(self, account_id: int, status_id: int, favourite_id: int) -> None:
         """Both lists, in one logged batch: both or neither. Idempotent."""
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
@@ -86,30 +67,11 @@ class FavouriteStore:
         batch.add(self._list_by_status, (status_id, favourite_id, account_id))
         await execute(self._session, batch)
 
-    async def sent(self, account_id: int, status_id: int, favourite_id: int) -> None:
-        await execute(self._session, self._sent, (account_id, status_id, favourite_id))
-
-    async def claim_of(self, account_id: int, status_id: int) -> int | None:
-        rows = await execute(self._session, self._claim_of, (account_id, status_id))
-        return int(rows[0]["favourite_id"]) if rows else None
-
     async def remove_from_lists(self, account_id: int, status_id: int, favourite_id: int) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
         batch.add(self._unlist_by_account, (account_id, favourite_id))
         batch.add(self._unlist_by_status, (status_id, favourite_id))
         await execute(self._session, batch)
-
-    async def release(self, account_id: int, status_id: int, favourite_id: int) -> bool:
-        """Give the claim back; True when this call did (a concurrent unfavourite may have)."""
-        rows = await execute(self._session, self._release, (account_id, status_id, favourite_id))
-        return bool(rows[0]["[applied]"])
-
-    # Reads ---------------------------------------------------------------------------------------------------
-
-    async def favourited(self, account_id: int) -> list[int]:
-        """Every status the account favourites (to build its set)."""
-        rows = await execute(self._session, self._claimed, (account_id,))
-        return [int(row["status_id"]) for row in rows]
 
     async def of_account(self, account_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                          limit: int) -> list[tuple[int, int]]:

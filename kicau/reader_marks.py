@@ -115,9 +115,9 @@ class ReaderMarks:
         await asyncio.shield(task)
 
     async def _build_once(self, account_id: int) -> None:
-        favourited, reblogged, bookmarked = await asyncio.gather(self._favourites.favourited(account_id),
-                                                                 self._reblogs.reblogged(account_id),
-                                                                 self._bookmarks.bookmarked(account_id))
+        favourited, reblogged, bookmarked = await asyncio.gather(self._favourites.claimed(account_id),
+                                                                 self._reblogs.claimed(account_id),
+                                                                 self._bookmarks.claimed(account_id))
         members = [_BUILT, *map(Mark.FAVOURITE.member, favourited), *map(Mark.REBLOG.member, reblogged),
                    *map(Mark.BOOKMARK.member, bookmarked)]
         key = keys.marks(account_id).encode()

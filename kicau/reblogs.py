@@ -24,10 +24,11 @@ status is cached again; ``reblogged`` is the member ``r<id>`` of the reader's se
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
 
 from cassandra.cluster import Session
 
+from kicau.claims import Claims
 from kicau.clients import execute, write_preparer
 from kicau.marked_lists import MarkedList
 from kicau.visibility import DIRECT, PRIVATE, PUBLIC, UNLISTED
@@ -35,12 +36,6 @@ from kicau.visibility import DIRECT, PRIVATE, PUBLIC, UNLISTED
 COUNT_QUERY: Final = "SELECT COUNT(*) AS n FROM reblogs_by_status WHERE status_id = ?"
 _NO_REBLOG: Final = b'"reblog":null'
 VISIBILITIES: Final = (PUBLIC, UNLISTED, PRIVATE)  # what a reblog may be shown to (Mastodon's choice)
-
-
-class ReblogClaim(NamedTuple):
-    reblog_id: int
-    created: bool  # this call made the claim
-    unsent: bool  # its event is still to be published
 
 
 def with_reblog(fragment: bytes, reblogged: bytes) -> bytes:
@@ -59,59 +54,27 @@ def reblog_visibility(original: str, asked: str) -> str:
     return original if original == PRIVATE else asked
 
 
-class ReblogStore:
-    """The reblogs' Cassandra tables (the reblog's own status row is the post service's StatusStore's)."""
+class ReblogStore(Claims):
+    """The reblogs' Cassandra tables: the claims (kicau/claims.py, ``unsent`` until the reblog is published) and
+    ``reblogs_by_status`` (the reblog's own status row is the post service's StatusStore's)."""
 
     def __init__(self, session: Session, write_consistency: int) -> None:
+        super().__init__(session, write_consistency, table="reblog_claims", mark="reblog_id", evented=True)
         self._session = session
         write = write_preparer(session, write_consistency)
         prepare = session.prepare
-        self._claim = write("INSERT INTO reblog_claims (account_id, status_id, reblog_id, unsent)"
-                            " VALUES (?, ?, ?, true) IF NOT EXISTS")
-        self._sent = write("UPDATE reblog_claims SET unsent = null WHERE account_id = ? AND status_id = ?"
-                           " IF reblog_id = ?")
-        self._release = write("DELETE FROM reblog_claims WHERE account_id = ? AND status_id = ? IF reblog_id = ?")
-        self._claim_of = prepare("SELECT reblog_id FROM reblog_claims WHERE account_id = ? AND status_id = ?")
-        self._claimed = prepare("SELECT status_id FROM reblog_claims WHERE account_id = ?")
         self._list = write("INSERT INTO reblogs_by_status (status_id, reblog_id, account_id) VALUES (?, ?, ?)")
         self._unlist = write("DELETE FROM reblogs_by_status WHERE status_id = ? AND reblog_id = ?")
         self._of_status = MarkedList.prepare(prepare, "reblogs_by_status", "status_id", "reblog_id", "account_id")
 
     # Writes (the post service) ------------------------------------------------------------------------------
 
-    async def claim(self, account_id: int, status_id: int, reblog_id: int) -> ReblogClaim:
-        """Claim the reblog under ``reblog_id``, or find the claim already made (a lightweight transaction that is
-        not applied returns the row it found)."""
-        row = (await execute(self._session, self._claim, (account_id, status_id, reblog_id)))[0]
-        if row["[applied]"]:
-            return ReblogClaim(reblog_id, created=True, unsent=True)
-        return ReblogClaim(int(row["reblog_id"]), created=False, unsent=bool(row.get("unsent")))
-
     async def add_to_list(self, account_id: int, status_id: int, reblog_id: int) -> None:
         """Idempotent: a retry writes the same row."""
         await execute(self._session, self._list, (status_id, reblog_id, account_id))
 
-    async def sent(self, account_id: int, status_id: int, reblog_id: int) -> None:
-        await execute(self._session, self._sent, (account_id, status_id, reblog_id))
-
-    async def claim_of(self, account_id: int, status_id: int) -> int | None:
-        rows = await execute(self._session, self._claim_of, (account_id, status_id))
-        return int(rows[0]["reblog_id"]) if rows else None
-
     async def remove_from_list(self, status_id: int, reblog_id: int) -> None:
         await execute(self._session, self._unlist, (status_id, reblog_id))
-
-    async def release(self, account_id: int, status_id: int, reblog_id: int) -> bool:
-        """Give the claim back; True when this call did (a concurrent unreblog may have)."""
-        rows = await execute(self._session, self._release, (account_id, status_id, reblog_id))
-        return bool(rows[0]["[applied]"])
-
-    # Reads ---------------------------------------------------------------------------------------------------
-
-    async def reblogged(self, account_id: int) -> list[int]:
-        """Every status the account reblogs (to build its set of marks)."""
-        rows = await execute(self._session, self._claimed, (account_id,))
-        return [int(row["status_id"]) for row in rows]
 
     async def of_status(self, status_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                         limit: int) -> list[tuple[int, int]]:

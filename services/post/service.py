@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from kicau import newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
+from kicau.claims import Claim
 from kicau.crash_points import crash_point
 from kicau.entities import compose_status, dumps, status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited, StatusUnfavourited
@@ -34,7 +35,7 @@ from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
 from kicau.publishing import publish
 from kicau.reader_marks import Mark, mark_commands
 from kicau.reblogs import VISIBILITIES as REBLOG_VISIBILITIES
-from kicau.reblogs import ReblogClaim, ReblogStore, may_reblog, reblog_visibility
+from kicau.reblogs import ReblogStore, may_reblog, reblog_visibility
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
@@ -355,7 +356,7 @@ class PostService:
         author = _author_of(await self.get(status_id, reader))
         claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
         crash_point("post.favourite.claimed")
-        await self.favourites.add_to_lists(account_id, status_id, claim.favourite_id)
+        await self.favourites.add_to_lists(account_id, status_id, claim.id)
         changes = mark_commands(account_id, status_id, Mark.FAVOURITE, True)
         if claim.created:
             changes.append(move_command(status_id, Tally.FAVOURITES, +1))
@@ -367,8 +368,8 @@ class PostService:
             # The status as its author sees it, for the notification's stream event.
             status = await self.get(status_id, Reader(author))
             await self._publish(StatusFavourited(account_id=account_id, status_id=status_id, author_id=author,
-                                                 favourite_id=claim.favourite_id, status=status.decode()))
-            await self.favourites.sent(account_id, status_id, claim.favourite_id)
+                                                 favourite_id=claim.id, status=status.decode()))
+            await self.favourites.sent(account_id, status_id, claim.id)
         return await self.get(status_id, reader)
 
     async def unfavourite(self, *, account_id: int, status_id: int) -> bytes:
@@ -419,15 +420,15 @@ class PostService:
             crash_point("post.reblog.claimed")
             if claim.unsent:
                 await self._send_reblog(account_id, original, claim, reblog_visibility(shown_to, visibility))
-            rendered = await self.statuses.render_one(claim.reblog_id, reader)
+            rendered = await self.statuses.render_one(claim.id, reader)
             if rendered is not None:
                 return rendered
             # A claim whose reblog is gone: an unreblog died before giving it back. Finish that, and reblog anew.
-            if await self.reblogs.release(account_id, status_id, claim.reblog_id):
+            if await self.reblogs.release(account_id, status_id, claim.id):
                 await self._recount_quietly(status_id)
         raise ApiError(503, "The reblog could not be made, try again")
 
-    async def _send_reblog(self, account_id: int, original: dict[str, Any], claim: ReblogClaim,
+    async def _send_reblog(self, account_id: int, original: dict[str, Any], claim: Claim,
                            visibility: str) -> None:
         """Write the reblog (the same rows again on a retry), publish it, count it, mark the claim sent."""
         status_id, author = int(original["id"]), int(original["account_id"])
@@ -435,11 +436,11 @@ class PostService:
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
         row = {
-            "id": claim.reblog_id, "account_id": account_id, "text": "", "content": "", "visibility": visibility,
+            "id": claim.id, "account_id": account_id, "text": "", "content": "", "visibility": visibility,
             "sensitive": False, "spoiler_text": "", "language": None, "in_reply_to_id": None,
             "in_reply_to_account_id": None, "mentions": [], "reblog_of_id": status_id,
             # From its id, so that a retry writes the same row.
-            "created_at": datetime.fromtimestamp(ms_from_id(claim.reblog_id) / 1000, UTC),
+            "created_at": datetime.fromtimestamp(ms_from_id(claim.id) / 1000, UTC),
         }
         username = str(msgspec.json.decode(card)["username"])
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
@@ -447,22 +448,22 @@ class PostService:
         neutral = await self.statuses.render_one(status_id, Reader(author), marks=False)
         if neutral is None:
             raise ApiError(404, "Record not found")
-        await asyncio.gather(self.store.insert(row), self.reblogs.add_to_list(account_id, status_id, claim.reblog_id))
-        await self._publish(StatusCreated(status_id=claim.reblog_id, account_id=account_id,
+        await asyncio.gather(self.store.insert(row), self.reblogs.add_to_list(account_id, status_id, claim.id))
+        await self._publish(StatusCreated(status_id=claim.id, account_id=account_id,
                                           status_json=fragment.decode(), visibility=visibility,
                                           reblog_of=status_id, reblog_author=author, reblog=neutral.decode()))
         crash_point("post.reblog.published")
         await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.REBLOG, True))
         if claim.created:
             STATUSES_CREATED.inc()
-            await self._after_change(claim.reblog_id, account_id, fragment, (card, with_statuses_count_moved(card, +1)),
+            await self._after_change(claim.id, account_id, fragment, (card, with_statuses_count_moved(card, +1)),
                                      Moved(status_id, Tally.REBLOGS, +1), reblog_of=status_id)
         else:
             # A retry: the first call may have died before or after counting the reblog, on the status and on the
             # booster's card. Both are counted again.
             await self._recount_quietly(status_id)
-            await self._after_change(claim.reblog_id, account_id, fragment, None, reblog_of=status_id)
-        await self.reblogs.sent(account_id, status_id, claim.reblog_id)
+            await self._after_change(claim.id, account_id, fragment, None, reblog_of=status_id)
+        await self.reblogs.sent(account_id, status_id, claim.id)
 
     async def unreblog(self, *, account_id: int, status_id: int) -> bytes:
         """Give a reblog back (nothing to do if there is none); the reblogged status as the account now sees it.
@@ -518,7 +519,7 @@ class PostService:
         await self.get(status_id, reader)
         claim = await self.bookmarks.claim(account_id, status_id, self.ids.next_id())
         crash_point("post.bookmark.claimed")
-        await self.bookmarks.add_to_list(account_id, status_id, claim.bookmark_id)
+        await self.bookmarks.add_to_list(account_id, status_id, claim.id)
         await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.BOOKMARK, True))
         return await self.get(status_id, reader)
 
