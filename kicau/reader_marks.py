@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from redis.asyncio import Redis
 
 from kicau import keys
-from kicau.bookmarks import BookmarkStore
-from kicau.favourites import FavouriteStore
-from kicau.reblogs import ReblogStore
+from kicau.claims import Claims
 from kicau.resp import command, round_trip
 from kicau.tracked_cache import TrackedCache
 
@@ -59,12 +57,12 @@ NOTHING: Final = Marked(frozenset(), frozenset(), frozenset())
 class ReaderMarks:
     """Readers' sets of marks in Redis (module doc)."""
 
-    def __init__(self, redis: Redis, favourites: FavouriteStore, reblogs: ReblogStore, bookmarks: BookmarkStore,
-                 copies: TrackedCache | None = None) -> None:
+    def __init__(self, redis: Redis, claims: Mapping[Mark, Claims], copies: TrackedCache | None = None) -> None:
+        """``claims``: each kind of mark's claims table (kicau/claims.py), to build a set from."""
+        if set(claims) != set(Mark):
+            raise ValueError("every kind of mark needs its claims table")
         self._redis = redis
-        self._favourites = favourites
-        self._reblogs = reblogs
-        self._bookmarks = bookmarks
+        self._claims = claims
         self._copies = copies
         self._builds: dict[int, asyncio.Task[None]] = {}
         self._packed: dict[int, tuple[str, list[bytes]]] = {}
@@ -115,11 +113,9 @@ class ReaderMarks:
         await asyncio.shield(task)
 
     async def _build_once(self, account_id: int) -> None:
-        favourited, reblogged, bookmarked = await asyncio.gather(self._favourites.claimed(account_id),
-                                                                 self._reblogs.claimed(account_id),
-                                                                 self._bookmarks.claimed(account_id))
-        members = [_BUILT, *map(Mark.FAVOURITE.member, favourited), *map(Mark.REBLOG.member, reblogged),
-                   *map(Mark.BOOKMARK.member, bookmarked)]
+        kinds = list(Mark)
+        claimed = await asyncio.gather(*(self._claims[mark].claimed(account_id) for mark in kinds))
+        members = [_BUILT, *(mark.member(s) for mark, ids in zip(kinds, claimed, strict=True) for s in ids)]
         key = keys.marks(account_id).encode()
         await round_trip(self._redis, [command(b"SADD", key, *members),
                                        command(b"EXPIRE", key, b"%d" % MARKS_SET_SECONDS)])

@@ -18,7 +18,7 @@ from kicau.favourites import FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
-from kicau.reader_marks import ReaderMarks
+from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -82,7 +82,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             producer=producer,
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url,
-                                 marks=ReaderMarks(redis, favourites, reblogs, bookmarks)),
+                                 marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
+                                                         Mark.BOOKMARK: bookmarks})),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             favourites=favourites,

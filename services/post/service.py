@@ -423,9 +423,10 @@ class PostService:
             rendered = await self.statuses.render_one(claim.id, reader)
             if rendered is not None:
                 return rendered
-            # A claim whose reblog is gone: an unreblog died before giving it back. Finish that, and reblog anew.
-            if await self.reblogs.release(account_id, status_id, claim.id):
-                await self._recount_quietly(status_id)
+            # A claim whose reblog is gone: an unreblog died before giving it back. Finish it as an unreblog would
+            # (what it left may be more than the claim), then reblog anew; counted again from the record.
+            await self._take_back(account_id, status_id, author, claim.id)
+            await self._recount_quietly(status_id)
         raise ApiError(503, "The reblog could not be made, try again")
 
     async def _send_reblog(self, account_id: int, original: dict[str, Any], claim: Claim,

@@ -22,7 +22,7 @@ from kicau.large_accounts import LargeAccounts
 from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
 from kicau.public_timeline import PublicStatuses
-from kicau.reader_marks import ReaderMarks
+from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -94,7 +94,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                         copies=copies if own.home_page_copies else None),
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies,
-                                 marks=ReaderMarks(redis, favourites, reblogs, bookmarks, copies)),
+                                 marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
+                                                         Mark.BOOKMARK: bookmarks}, copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),

@@ -83,3 +83,33 @@ def test_a_reblog_retried_after_a_post_service_crash_is_whole(
     harness.figure(f"post service died at {crash_at}: answered {broken.status_code}; restarted in "
                    f"{restart_seconds:.1f}s; the retry left the reblog whole (counted, delivered and notified "
                    f"once{', or not at all once given back' if undo else ''})")
+
+
+@pytest.mark.timeout(300)
+def test_a_reblog_after_an_unreblog_that_died_finishes_it_and_reblogs_anew(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults,
+) -> None:
+    """The post service dies after an unreblog's event was published, before the claim was given back; the user
+    then reblogs again (rather than retrying the unreblog). The stale claim is finished as an unreblog would
+    finish it, and a new reblog is made: counted once, listed once, the author notified of it once."""
+    author, booster = make_user("rca_a"), make_user("rca_b")
+    created = http.post("/api/v1/statuses", headers=author.auth, json={"status": "reblog me twice"})
+    status_id = created.json()["id"]
+    first = _reblog(http, booster, status_id)
+    assert first.status_code == 200, first.text
+    harness.wait_for(lambda: len(_notified(http, author)) == 1, 60, "the first reblog's notification")
+
+    faults.kill(harness.service_pid("post"))
+    crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": "post.unreblog.published"})
+    harness.wait_http_ready(crashing.port)
+    broken = _reblog(http, booster, status_id, undo=True)
+    assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
+    assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, "the post service did not die at its crash point"
+
+    harness.stack_up()
+    again = _reblog(http, booster, status_id)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] != first.json()["id"]
+    assert _state(http, booster, status_id) == (1, True, [booster.id])
+    harness.wait_for(lambda: [n["id"] for n in _notified(http, author)] == [again.json()["id"]], 60,
+                     "only the new reblog's notification")
