@@ -16,7 +16,9 @@ replay changes nothing) and otherwise inserted in its place, so the list stays e
 duplicates.
 
 The sentinel marks a timeline as materialised (a list cannot be empty, so an empty but real timeline holds
-just the sentinel); a missing key tells the reader to rebuild from Cassandra. Reads refresh the key's expiry:
+just the sentinel); a missing key tells the reader to rebuild from Cassandra. A rebuild first creates the
+timeline *pending* (ending with ``keys.FEED_PENDING`` instead), so that statuses the fanout pushes while the
+rebuild reads Cassandra land in it and are merged, not lost (``_BEGIN_REBUILD``). Reads refresh the key's expiry:
 a timeline nobody reads for ``inactive_days`` disappears, and the fanout, which only writes into timelines that
 exist (the script checks and writes in one step), stops spending anything on that user until they return.
 
@@ -73,6 +75,7 @@ def statuses_of(members: Sequence[bytes | str]) -> list[int]:
 # Lua's doubles hold 53 bits, cost the push script ~4 of its ~10 µs a timeline.)
 _NEWER = """
 local SENTINEL = '0'
+local PENDING = '00'
 local function newer(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
@@ -133,7 +136,8 @@ for _, key in ipairs(KEYS) do
         end
       end
     end
-    if size > threshold then
+    -- (A pending timeline is cut only by its rebuild, which merges it with Cassandra's record.)
+    if size > threshold and redis.call('LINDEX', key, -1) ~= PENDING then
       redis.call('LTRIM', key, 0, cap - 1)
       redis.call('RPUSH', key, SENTINEL)
     end
@@ -155,11 +159,13 @@ return #KEYS
 
 # KEYS[1] = a timeline; ARGV = max_id, since_id, min_id ('' when absent), limit. The page's entries inside the
 # cursors: newest first, or for a ``min_id`` page the ``limit`` entries just newer than it, oldest first; nil
-# for a missing timeline. A cursor's place is found by scanning from the head, 64 entries at a time.
+# for a missing timeline or one being rebuilt (its last entry ``PENDING``: ``_BEGIN_REBUILD``). A cursor's
+# place is found by scanning from the head, 64 entries at a time.
 _READ_RANGE = _NEWER + """
 local key = KEYS[1]
 local max_id, since_id, min_id, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-if redis.call('EXISTS', key) == 0 then return false end
+local tail = redis.call('LINDEX', key, -1)
+if not tail or tail == PENDING then return false end
 local function first_index(past)
   local start = 0
   while true do
@@ -202,7 +208,7 @@ local merged = {}
 local i, j = 1, 3
 while #merged < cap do
   local a = have[i]
-  if a == SENTINEL then a = nil end
+  if a == SENTINEL or a == PENDING then a = nil end
   local b = ARGV[j]
   if a == nil and b == nil then break end
   if b == nil or (a ~= nil and newer(a, b)) then
@@ -224,6 +230,24 @@ for start = 1, #merged, 1000 do
 end
 redis.call('EXPIRE', key, ARGV[2])
 return #merged - 1
+"""
+
+# KEYS[1] = a timeline about to be rebuilt; ARGV[1] = how long (s) it may stay pending. 1 if it is materialised
+# (ends with the sentinel: nothing to rebuild); else 0, and a missing timeline is created pending (just
+# ``PENDING``) before the rebuild reads Cassandra. The push script writes into a pending timeline as into any
+# that exists, and ``_MATERIALISE`` merges what it holds: a status whose record the rebuild's read missed
+# (written just after it) was pushed after the timeline became pending, so it is in the timeline. Were the
+# timeline created only by ``_MATERIALISE``, a push between the rebuild's read and its write found no timeline
+# and was dropped, and the status was missing until the timeline expired. A rebuild that dies leaves the pending
+# timeline to expire.
+_BEGIN_REBUILD = _NEWER + """
+local tail = redis.call('LINDEX', KEYS[1], -1)
+if tail == SENTINEL then return 1 end
+if not tail then
+  redis.call('RPUSH', KEYS[1], PENDING)
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 PUSH_SHA = hashlib.sha1(_PUSH_IF_PRESENT.encode()).hexdigest().encode()
@@ -310,7 +334,14 @@ class Feeds:
     # Reads ----------------------------------------------------------------------------------------------
 
     async def is_materialised(self, key: str) -> bool:
-        return bool(await self.redis.exists(key))
+        """Whether the timeline exists and is not being rebuilt: it ends with the sentinel."""
+        return bool(await self.redis.lindex(key, -1) == keys.FEED_SENTINEL)
+
+    async def begin_rebuild(self, key: str, pending_seconds: int) -> bool:
+        """Before a rebuild reads Cassandra: False, with the timeline now existing as pending if it was missing,
+        so that the fanout's pushes from here on land in it (``_BEGIN_REBUILD``); True if it is materialised
+        already (nothing to rebuild)."""
+        return bool(await self.redis.eval(_BEGIN_REBUILD, 1, key, pending_seconds))
 
     async def read_page(self, account_id: int, page: PageRequest, large_followees: Sequence[int] = (),
                         prefetch: Sequence[tuple[str, bytes]] = (), fresh: bool = False) -> PageRead:
@@ -345,7 +376,7 @@ class Feeds:
             reply = replies[index]
             # The newest page is a plain range: a timeline that exists yields at least its sentinel (or more
             # entries than the page). A cursor page comes from the script, nil for a missing timeline.
-            materialised.append(bool(reply) if newest else reply is not None)
+            materialised.append(_exists(reply) if newest else reply is not None)
             ids = statuses_of(reply or [])
             lists.append(ids[:page.limit] if newest else ids)
         missing = [large_followees[index - 1] for index in range(1, len(sources)) if not materialised[index]]
@@ -364,7 +395,7 @@ class Feeds:
             reply, _ = await round_trip(self.redis, [read, command(b"EXPIRE", key.encode(), b"%d" % self.ttl_seconds)])
             self._refreshed[key] = monotonic()
             self._refreshed.move_to_end(key)
-        materialised = bool(reply) if page.newest else reply is not None
+        materialised = _exists(reply) if page.newest else reply is not None
         ids = statuses_of(reply or [])
         return _merge([ids[:page.limit] if page.newest else ids], page), materialised
 
@@ -388,9 +419,17 @@ class Feeds:
             newer = [status_id for status_id in entries if status_id > after_id]
             reaches_back = bool(entries) and entries[-1] <= after_id
             never_trimmed = len(entries) < self.cap
-            covered = covered and bool(members) and (reaches_back or never_trimmed) and len(newer) < limit
+            covered = covered and _exists(members) and (reaches_back or never_trimmed) and len(newer) < limit
             found.update(newer)
         return covered, sorted(found)[:limit]
+
+
+def _exists(newest: list[bytes] | None) -> bool:
+    """Whether a range from a timeline's head shows it materialised: it exists (a list is never empty) and is
+    not being rebuilt. A pending timeline's last entry shows in the range unless the fanout pushed more than the
+    range into it during its rebuild (milliseconds); the range then holds its newest statuses, as it would have
+    once rebuilt, but for one fanned out (out of order) before the rebuild began."""
+    return newest is not None and len(newest) > 0 and newest[-1] != keys.FEED_PENDING
 
 
 def _range_command(key: bytes, page: PageRequest) -> bytes:

@@ -7,10 +7,16 @@ where a command spans keys of different users: on Redis Cluster always inside on
 
 from __future__ import annotations
 
-# The last entry of every home timeline (older than any status id). A timeline that exists is materialised,
+# The last entry of every home timeline (older than any status id). A timeline that ends with it is materialised,
 # and a Redis list cannot be empty: the sentinel lets an empty-but-real timeline exist, told apart from one lost
 # with Redis (which is rebuilt from Cassandra).
 FEED_SENTINEL = b"0"
+# The last entry of a timeline being rebuilt: older than the sentinel and than any status id of two digits or
+# more (every snowflake has 17 or more), and read as the integer 0, so ``statuses_of`` leaves it out as it does
+# the sentinel. Until the rebuild writes the timeline, the fanout pushes into the pending list as into any
+# timeline that exists, so a status fanned out while the rebuild reads Cassandra is not lost; readers take a
+# pending timeline for a missing one (kicau/feeds.py).
+FEED_PENDING = b"00"
 
 
 # Home timelines are spread over this many hash tags instead of one per user. The fanout writes thousands of timelines

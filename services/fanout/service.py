@@ -9,8 +9,8 @@ Notifications (kicau/notifications.py) are recorded in Cassandra alongside the b
 for each account a new status mentions, a follow for each new follow; a deleted status's mentions are removed.
 Online accounts get them on their streams with the batch's other deliveries.
 
-A public status also goes to the public timeline (kicau/public_timeline.py): Redis's, with the batch's other
-timeline writes, and Cassandra's record of it, alongside the notifications.
+A public status also goes to the public timeline (kicau/public_timeline.py): Cassandra's record of it,
+alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list.
 
 A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
 author, and nowhere else (kicau/visibility.py).
@@ -234,7 +234,7 @@ class Fanout:
         if notices or removed:
             records.append(self.notifications.apply(notices, removed))
         if published or unpublished:
-            records.append(self.public.apply(published, unpublished))
+            records.append(self._publish(published, unpublished))
         if records:
             writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed))
             await asyncio.gather(writing, *records)
@@ -244,6 +244,18 @@ class Fanout:
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
+
+    async def _publish(self, published: list[int], unpublished: list[int]) -> None:
+        """The batch's changes to the public timeline: Cassandra's record first, then Redis's list. In that order
+        because the list's rebuild reads the record: a status pushed before its row landed could be missed by a
+        rebuild that read the record just before (kicau/feeds.py, ``_BEGIN_REBUILD``)."""
+        await self.public.apply(published, unpublished)
+        writes = self.feeds.writes()
+        writes.unpush_key(keys.public_feed(), unpublished)
+        writes.push_key(keys.public_feed(), published)
+        async with Sender(self.redis) as sender:
+            await sender.send(*writes.take())
+            await sender.finish()
 
     async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
                            addressed: dict[int, list[int]], notices: list[Notification]) -> None:
@@ -345,12 +357,6 @@ class Fanout:
             run.clear()
             return written
 
-        public_run: list[int] = []  # the run's public statuses, for the public timeline in one push
-
-        def close_public_run() -> None:
-            writes.push_key(keys.public_feed(), public_run)
-            public_run.clear()
-
         async def flush_if_full(sender: Sender) -> None:
             if writes.weight >= chunk:
                 await sender.send(*writes.take())
@@ -362,8 +368,6 @@ class Fanout:
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode(),
                                              event.reblog_of), 1)
-                    if event.visibility == PUBLIC and not event.reblog_of:
-                        public_run.append(event.status_id)
                     if not reaches_followers(event.visibility):
                         # Its author's and its mentioned followers' timelines alone (kicau/visibility.py); after
                         # the run before it, so they still receive their statuses oldest first.
@@ -380,7 +384,6 @@ class Fanout:
                 if isinstance(event, StatusFavourited | StatusUnfavourited):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
                 entries += await close_run(sender)
-                close_public_run()
                 if isinstance(event, AccountScaleChanged):
                     if not event.large:
                         statuses = recent[event.account_id][:cap]
@@ -392,8 +395,6 @@ class Fanout:
                     self.large.note(event.account_id, event.large)
                 elif isinstance(event, StatusDeleted):
                     writes.raw(tombstone_command(event.status_id), 1)
-                    if event.visibility == PUBLIC:
-                        writes.unpush_key(keys.public_feed(), (event.status_id,))
                     if plan.large:
                         # Followers' timelines may still hold the id from before the account grew; reads drop
                         # tombstoned statuses, so nothing per follower is needed here.
@@ -411,7 +412,6 @@ class Fanout:
                     writes.unpush([event.follower_id], recent[event.followee_id][:cap])
                 await flush_if_full(sender)
             entries += await close_run(sender)
-            close_public_run()
             await sender.send(*writes.take())
             await sender.finish()
         return entries

@@ -496,8 +496,9 @@ class TimelineService:
             log.warning("rebuild of %s by another process timed out; rebuilding here", key)
         try:
             # A reader that found the timeline missing may get here only after another rebuild of it finished
-            # (the shared task is gone once done, and so is the lock): what it saw is already repaired.
-            if await self.feeds.is_materialised(key):
+            # (the shared task is gone once done, and so is the lock): what it saw is already repaired. Else the
+            # timeline is made pending before Cassandra is read, so no push from here on is lost.
+            if await self.feeds.begin_rebuild(key, self.own.rebuild_lock_seconds):
                 await self.redis.delete(lock)
                 return
             merged = await newest()

@@ -196,3 +196,79 @@ def test_a_missing_timeline_reads_as_not_materialised_with_and_without_cursors()
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_timeline_being_rebuilt_keeps_what_the_fanout_pushes_meanwhile_and_reads_as_missing() -> None:
+    """The race a rebuild must not lose: the rebuild reads Cassandra, then a status's record lands and the
+    fanout pushes it, then the rebuild writes what it read. The push lands in the pending timeline and the
+    rebuild's write merges it in."""
+
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+        reader = random.randrange(10**12, 10**13)
+        key = keys.home_feed(reader)
+        base = 10**17
+        try:
+            await redis.delete(key)
+            assert not await feeds.begin_rebuild(key, pending_seconds=20)
+            assert await redis.lrange(key, 0, -1) == [keys.FEED_PENDING]
+            assert 0 < await redis.ttl(key) <= 20, "a rebuild that dies leaves its pending timeline to expire"
+            assert not await feeds.begin_rebuild(key, pending_seconds=20), "a second rebuild finds it pending"
+            read_by_the_rebuild = [base + 3, base + 1]
+            await _push(redis, feeds, reader, [base + 4])  # its record landed after the rebuild's read
+            await _push(redis, feeds, reader, [base + 2])  # out of order: inserted in its place
+            assert await redis.lrange(key, 0, -1) == [feed_member(base + 4), feed_member(base + 2), keys.FEED_PENDING]
+            # Pending reads as missing, for every kind of page and for the stream's resume.
+            assert not await feeds.is_materialised(key)
+            pages = PageRequest(), PageRequest(max_id=base + 9), PageRequest(min_id=base), PageRequest(since_id=1)
+            for page in pages:
+                read = await feeds.read_page(reader, page, fresh=True)
+                assert not read.home_materialised, page
+                assert not (await feeds.read_list(key, page, fresh=True))[1], page
+            covered, _ = await feeds.newest_after(reader, base, limit=100)
+            assert not covered
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, read_by_the_rebuild)
+            await pipe.execute()
+            assert await redis.lrange(key, 0, -1) == [*map(feed_member, (base + 4, base + 3, base + 2, base + 1)),
+                                                      keys.FEED_SENTINEL]
+            assert await feeds.is_materialised(key)
+            assert await feeds.begin_rebuild(key, pending_seconds=20), "materialised: nothing to rebuild"
+            read = await feeds.read_page(reader, PageRequest(limit=2), fresh=True)
+            assert (read.ids, read.home_materialised) == ([base + 4, base + 3], True)
+        finally:
+            await redis.delete(key)
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_pending_timeline_is_not_trimmed_by_the_fanout() -> None:
+    """More pushes than the cap while a rebuild reads: the push script leaves the cut to the rebuild, which
+    merges them with what it read and cuts to the cap with the sentinel at the end."""
+
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+        reader = random.randrange(10**12, 10**13)
+        key = keys.home_feed(reader)
+        base = 10**17
+        try:
+            await redis.delete(key)
+            await feeds.begin_rebuild(key, pending_seconds=20)
+            pushed = [base + 100 + i for i in range(CAP + SLACK + 10)]
+            for status_id in pushed:
+                await _push(redis, feeds, reader, [status_id])
+            held = await redis.lrange(key, 0, -1)
+            assert held[-1] == keys.FEED_PENDING and statuses_of(held) == pushed[::-1]
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, [base + 1, base])
+            await pipe.execute()
+            held = await redis.lrange(key, 0, -1)
+            assert held[-1] == keys.FEED_SENTINEL and statuses_of(held) == pushed[::-1][:CAP]
+        finally:
+            await redis.delete(key)
+            await redis.aclose()
+
+    asyncio.run(scenario())
