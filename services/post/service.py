@@ -78,6 +78,19 @@ def _author_of(status: bytes) -> int:
     return int(_read_author(status).account.id)
 
 
+class _Reblog(msgspec.Struct):
+    reblog: _Id | None = None
+
+
+_read_reblog = msgspec.json.Decoder(_Reblog).decode
+
+
+def _reblogged_id(status: bytes) -> int | None:
+    """The id of the status a rendered Status reblogs, if it is a reblog."""
+    reblog = _read_reblog(status).reblog
+    return None if reblog is None else int(reblog.id)
+
+
 def _with_source(rendered: bytes, row: dict[str, Any]) -> bytes:
     """A deleted status as Mastodon answers it: with its source text, for "delete and redraft" (a reblog's is
     empty)."""
@@ -353,7 +366,8 @@ class PostService:
         cached count by one; a retry of an unsent claim has it counted again instead (the first call may have
         died before or after moving it)."""
         reader = Reader(account_id)
-        author = _author_of(await self.get(status_id, reader))
+        requested = status_id
+        status_id, author = await self._marked(status_id, reader)
         claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
         crash_point("post.favourite.claimed")
         await self.favourites.add_to_lists(account_id, status_id, claim.id)
@@ -370,13 +384,14 @@ class PostService:
             await self._publish(StatusFavourited(account_id=account_id, status_id=status_id, author_id=author,
                                                  favourite_id=claim.id, status=status.decode()))
             await self.favourites.sent(account_id, status_id, claim.id)
-        return await self.get(status_id, reader)
+        return await self.get(requested, reader)
 
     async def unfavourite(self, *, account_id: int, status_id: int) -> bytes:
         """Give a favourite back (nothing to do if there is none); the status as the account now sees it. The
         claim goes last, so a retry after a crash finds it and repeats the rest."""
         reader = Reader(account_id)
-        author = _author_of(await self.get(status_id, reader))
+        requested = status_id
+        status_id, author = await self._marked(status_id, reader)
         favourite_id = await self.favourites.claim_of(account_id, status_id)
         if favourite_id is None:
             # Nothing to give back, or a retry of a call that died after giving it back: counted again.
@@ -389,7 +404,19 @@ class PostService:
             if await self.favourites.release(account_id, status_id, favourite_id):
                 crash_point("post.unfavourite.released")
                 await resp.round_trip(self.redis, [move_command(status_id, Tally.FAVOURITES, -1)])
-        return await self.get(status_id, reader)
+        return await self.get(requested, reader)
+
+    async def _marked(self, status_id: int, reader: Reader) -> tuple[int, int]:
+        """The status a favourite or a bookmark of ``status_id`` is about, if the reader may see it, and its
+        author: the status itself, or the one it reblogs. As on Mastodon, favouriting or bookmarking a reblog
+        (clients act on the id of the timeline's entry) marks the reblogged status: a reblog has no content of its
+        own to favour, and its booster is not the one to notify."""
+        rendered = await self.get(status_id, reader)
+        reblogged = _reblogged_id(rendered)
+        if reblogged is None:
+            return status_id, _author_of(rendered)
+        # A reblog is shown only while the reader may see the status it reblogs (kicau/status_cards.py).
+        return reblogged, _author_of(await self.get(reblogged, reader))
 
     # Reblogs (kicau/reblogs.py) ---------------------------------------------------------------------------
 
@@ -517,25 +544,27 @@ class PostService:
         """Bookmark a status the account may see; the status as it now sees it. Every step is repeated by a retry
         without harm, so a retry after a crash finishes what the crash left."""
         reader = Reader(account_id)
-        await self.get(status_id, reader)
+        requested = status_id
+        status_id, _ = await self._marked(status_id, reader)
         claim = await self.bookmarks.claim(account_id, status_id, self.ids.next_id())
         crash_point("post.bookmark.claimed")
         await self.bookmarks.add_to_list(account_id, status_id, claim.id)
         await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.BOOKMARK, True))
-        return await self.get(status_id, reader)
+        return await self.get(requested, reader)
 
     async def unbookmark(self, *, account_id: int, status_id: int) -> bytes:
         """Give a bookmark back (nothing to do if there is none); the status as the account now sees it. The
         claim goes last, so a retry after a crash finds it and repeats the rest."""
         reader = Reader(account_id)
-        await self.get(status_id, reader)
+        requested = status_id
+        status_id, _ = await self._marked(status_id, reader)
         bookmark_id = await self.bookmarks.claim_of(account_id, status_id)
         if bookmark_id is not None:
             await self.bookmarks.remove_from_list(account_id, bookmark_id)
             await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.BOOKMARK, False))
             crash_point("post.unbookmark.unlisted")
             await self.bookmarks.release(account_id, status_id, bookmark_id)
-        return await self.get(status_id, reader)
+        return await self.get(requested, reader)
 
     async def delete(self, *, account_id: int, status_id: int) -> bytes:
         row = await self.store.get(status_id)

@@ -97,6 +97,48 @@ def test_a_reblog_reaches_the_boosters_followers_and_goes_when_given_back(
     assert counted(http, status, booster) == (0, False)
 
 
+def test_favouriting_or_bookmarking_a_reblog_marks_the_status_it_reblogs(
+    http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """As on Mastodon: clients act on the id of the timeline's entry, which for a reblog is the reblog's. The
+    favourite (counted, notified to the status's author, not to the booster) and the bookmark go to the
+    reblogged status; the answer is the reblog, the status inside it marked; giving back by either id works."""
+    author, booster, reader = make_user("rbf_a"), make_user("rbf_b"), make_user("rbf_r")
+    original = post(http, author, "favour me through a boost")
+    boost = reblog(http, booster, original)["id"]
+
+    shown = http.post(f"/api/v1/statuses/{boost}/favourite", headers=reader.auth)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["id"] == boost and shown.json()["reblog"]["id"] == original
+    assert shown.json()["reblog"]["favourited"] is True and shown.json()["reblog"]["favourites_count"] == 1
+    status = http.get(f"/api/v1/statuses/{original}", headers=reader.auth).json()
+    assert (status["favourited"], status["favourites_count"]) == (True, 1)
+    assert ids(http.get("/api/v1/favourites", headers=reader.auth)) == [original]
+    assert http.get(f"/api/v1/statuses/{boost}/favourited_by").json() == []
+    assert [a["id"] for a in http.get(f"/api/v1/statuses/{original}/favourited_by").json()] == [reader.id]
+    assert eventually(lambda: ("favourite", reader.id, original) in summary(notifications(http, author)))
+    assert not any(n["type"] == "favourite" for n in notifications(http, booster))
+    # Again, by the status's own id: the same favourite.
+    again = http.post(f"/api/v1/statuses/{original}/favourite", headers=reader.auth).json()
+    assert (again["favourited"], again["favourites_count"]) == (True, 1)
+
+    marked = http.post(f"/api/v1/statuses/{boost}/bookmark", headers=reader.auth)
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["reblog"]["bookmarked"] is True
+    assert ids(http.get("/api/v1/bookmarks", headers=reader.auth)) == [original]
+    assert http.get(f"/api/v1/statuses/{original}", headers=reader.auth).json()["bookmarked"] is True
+
+    # Given back through the reblog's id.
+    taken = http.post(f"/api/v1/statuses/{boost}/unfavourite", headers=reader.auth).json()
+    assert (taken["reblog"]["favourited"], taken["reblog"]["favourites_count"]) == (False, 0)
+    unmarked = http.post(f"/api/v1/statuses/{boost}/unbookmark", headers=reader.auth).json()
+    assert unmarked["reblog"]["bookmarked"] is False
+    assert ids(http.get("/api/v1/favourites", headers=reader.auth)) == []
+    assert ids(http.get("/api/v1/bookmarks", headers=reader.auth)) == []
+    status = http.get(f"/api/v1/statuses/{original}", headers=reader.auth).json()
+    assert (status["favourited"], status["favourites_count"], status["bookmarked"]) == (False, 0, False)
+
+
 def test_the_stream_carries_the_reblog_and_its_deletion(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
 ) -> None:
