@@ -1,10 +1,12 @@
-"""What a reader has marked, for ``favourited``, ``reblogged`` and ``bookmarked`` on every status it reads.
+"""What a reader has marked, for ``favourited``, ``reblogged``, ``bookmarked`` and ``pinned`` on every status it
+reads.
 
-One Redis set a reader (``keys.marks``) holds the ids of the statuses it favourites (``<id>``), reblogs (``r<id>``)
-and bookmarks (``b<id>``), and the member ``0`` once it was built from Cassandra's claims (kicau/favourites.py,
-kicau/reblogs.py, kicau/bookmarks.py): a set lost with Redis, or expired after a day, is told apart from an empty
-one and built again. The post service adds and removes members as it records each mark, whether or not the set
-exists (a set without its ``0`` is built again, and merged, on its next read).
+One Redis set a reader (``keys.marks``) holds the ids of the statuses it favourites (``<id>``), reblogs (``r<id>``),
+bookmarks (``b<id>``) and pins (``p<id>``), and the member ``0`` once it was built from Cassandra's claims
+(kicau/favourites.py, kicau/reblogs.py, kicau/bookmarks.py, kicau/pins.py): a set lost with Redis, or expired
+after a day, is told apart from an empty one and built again. The post service adds and removes members as it
+records each mark, whether or not the set exists (a set without its ``0`` is built again, and merged, on its next
+read).
 
 A page first asks whether the set was built and how large it is: two tiny reads, packed once per reader and
 answered through the copies Redis keeps true (kicau/tracked_cache.py), so a reader who marked nothing new costs
@@ -38,20 +40,22 @@ class Mark(enum.Enum):
     FAVOURITE = b""
     REBLOG = b"r"
     BOOKMARK = b"b"
+    PIN = b"p"
 
     def member(self, status_id: int) -> bytes:
         return b"%s%d" % (self.value, status_id)
 
 
 class Marked(NamedTuple):
-    """Which statuses of a page the reader favourites, reblogs and bookmarks."""
+    """Which statuses of a page the reader favourites, reblogs, bookmarks and pins (fields in ``Mark``'s order)."""
 
     favourited: frozenset[int]
     reblogged: frozenset[int]
     bookmarked: frozenset[int]
+    pinned: frozenset[int]
 
 
-NOTHING: Final = Marked(frozenset(), frozenset(), frozenset())
+NOTHING: Final = Marked(frozenset(), frozenset(), frozenset(), frozenset())
 
 
 class ReaderMarks:
@@ -68,7 +72,7 @@ class ReaderMarks:
         self._packed: dict[int, tuple[str, list[bytes]]] = {}
 
     async def among(self, account_id: int, status_ids: Sequence[int]) -> Marked:
-        """Which of ``status_ids`` the account favourites, reblogs and bookmarks."""
+        """Which of ``status_ids`` the account favourites, reblogs, bookmarks and pins."""
         if not status_ids:
             return NOTHING
         key, first = self._first_reads(account_id)

@@ -73,6 +73,7 @@ _REBLOGS_ZERO = b'"reblogs_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
 _NOT_REBLOGGED = b'"reblogged":false'
 _NOT_BOOKMARKED = b'"bookmarked":false'
+_NOT_PINNED = b'"pinned":false'
 
 
 class Loaded(NamedTuple):
@@ -102,15 +103,17 @@ def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: in
 
 
 def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = False, reblogged: bool = False,
-                   reblog: bytes | None = None) -> bytes | memoryview:
-    """The Status fragment of a cached value with its counts, the reader's ``favourited``, ``bookmarked`` and
-    ``reblogged``, and for a reblog the reblogged status (``reblog``, full Status JSON) spliced in: the cached
-    bytes themselves (no copy) for the usual status, which no one favourites, answers or reblogs. None of the keys
-    can occur earlier in the fragment, as a string's own quotes are escaped; the reblogged status goes in last,
-    since its own keys would come before the reblog's flags."""
+                   reblog: bytes | None = None, pinned: bool = False) -> bytes | memoryview:
+    """The Status fragment of a cached value with its counts, the reader's ``favourited``, ``bookmarked``,
+    ``reblogged`` and ``pinned`` (only an author pins, its own), and for a reblog the reblogged status
+    (``reblog``, full Status JSON) spliced in: the cached bytes themselves (no copy) for the usual status, which no
+    one favourites, answers or reblogs. None of the keys can occur earlier in the fragment, as a string's own
+    quotes are escaped; the reblogged status goes in last, since its own keys would come before the reblog's
+    flags."""
     favourites, replies, reblogs = COUNTS.unpack_from(value, COUNTS_AT)
     fragment = memoryview(value)[_FRAGMENT_AT:]
-    if not (favourites or replies or reblogs or favourited or bookmarked or reblogged or reblog is not None):
+    if not (favourites or replies or reblogs or favourited or bookmarked or reblogged or pinned
+            or reblog is not None):
         return fragment
     patched = bytes(fragment)
     if reblogs:
@@ -125,6 +128,8 @@ def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = Fa
         patched = patched.replace(_NOT_REBLOGGED, b'"reblogged":true', 1)
     if bookmarked:
         patched = patched.replace(_NOT_BOOKMARKED, b'"bookmarked":true', 1)
+    if pinned:
+        patched = patched.replace(_NOT_PINNED, b'"pinned":true', 1)
     if reblog is not None:
         patched = with_reblog(patched, reblog)
     return patched
@@ -165,7 +170,7 @@ class Visible(NamedTuple):
 def _shown_fragment(status_id: int, value: bytes, marked: Marked,
                     originals: dict[int, bytes]) -> bytes | memoryview:
     return shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
-                          status_id in marked.reblogged, originals.get(status_id))
+                          status_id in marked.reblogged, originals.get(status_id), status_id in marked.pinned)
 
 
 class StatusCards:
@@ -173,7 +178,7 @@ class StatusCards:
                  copies: TrackedCache | None = None, marks: ReaderMarks | None = None) -> None:
         self._redis = redis
         self._copies = copies
-        # Without it (tools that render no reader's page), ``favourited`` and ``bookmarked`` are false everywhere.
+        # Without it (tools that render no reader's page), the reader's flags (``favourited``...) are false everywhere.
         self._marks = marks
         self._count_favourites = session.prepare(COUNT_QUERY)
         self._count_replies = session.prepare(COUNT_REPLIES_QUERY)
@@ -335,7 +340,8 @@ class StatusCards:
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
         seen, marked, originals = await self._visible(status_ids, reader)
-        anything = _NONE if marked is NOTHING else marked.favourited | marked.reblogged | marked.bookmarked
+        anything = (_NONE if marked is NOTHING
+                    else marked.favourited | marked.reblogged | marked.bookmarked | marked.pinned)
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most

@@ -24,6 +24,7 @@ from services.gateway.routes import (
     instance,
     notifications,
     oauth,
+    pins,
     reblogs,
     statuses,
     streaming,
@@ -128,7 +129,7 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # to find the home timeline route, more than a whole hello-world request). These routers have no prefix or
 # dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
 # their order only decides how soon a route is found: the most requested first.
-for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, oauth, instance,
-               streaming):
+for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, oauth,
+               instance, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

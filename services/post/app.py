@@ -18,6 +18,7 @@ from kicau.favourites import FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
+from kicau.pins import PinStore
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
@@ -72,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         accounts = AccountCards(redis, session, common.public_url)
         favourites = FavouriteStore(session, clients.write_consistency(common))
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
+        pins = PinStore(session, clients.write_consistency(common))
         reblogs = ReblogStore(session, clients.write_consistency(common))
         app.state.service = PostService(
             settings=common,
@@ -83,12 +85,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url,
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                         Mark.BOOKMARK: bookmarks})),
+                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins})),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             favourites=favourites,
             reblogs=reblogs,
             bookmarks=bookmarks,
+            pins=pins,
         )
         yield
 
@@ -152,6 +155,18 @@ async def reblog(status_id: int, service: Service, account: AccountHeader = None
 @app.post("/internal/statuses/{status_id}/unreblog")
 async def unreblog(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     return Response(await service.unreblog(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/pin")
+async def pin(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.pin(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/unpin")
+async def unpin(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.unpin(account_id=acting_account_id(account), status_id=status_id),
                     media_type=JSON)
 
 

@@ -32,6 +32,7 @@ from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
+from kicau.pins import MAX_PINS, PinStore
 from kicau.publishing import publish
 from kicau.reader_marks import Mark, mark_commands
 from kicau.reblogs import VISIBILITIES as REBLOG_VISIBILITIES
@@ -153,6 +154,7 @@ class PostService:
     favourites: FavouriteStore
     reblogs: ReblogStore
     bookmarks: BookmarkStore
+    pins: PinStore
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -566,6 +568,69 @@ class PostService:
             await self.bookmarks.release(account_id, status_id, bookmark_id)
         return await self.get(requested, reader)
 
+    # Pins (kicau/pins.py) ---------------------------------------------------------------------------------
+
+    async def pin(self, *, account_id: int, status_id: int) -> bytes:
+        """Pin one of the account's own statuses (Mastodon's rules: not a reblog, not a direct one, at most
+        ``MAX_PINS``); the status as it now sees it. Again: the same pin. Every step is repeated by a retry without
+        harm, so a retry after a crash finishes what the crash left."""
+        reader = Reader(account_id)
+        await self.get(status_id, reader)  # 404 for what the account may not see
+        row = await self.store.get(status_id)
+        if row is None or row.get("deleted_at") is not None:
+            raise ApiError(404, "Record not found")
+        if row.get("reblog_of_id"):
+            raise ApiError(422, "Validation failed: A boost cannot be pinned")
+        if int(row["account_id"]) != account_id:
+            raise ApiError(422, "Validation failed: Someone else's post cannot be pinned")
+        if row.get("visibility") == DIRECT:
+            raise ApiError(422, "Validation failed: Posts that are only visible to mentioned users cannot be pinned")
+        if await self.pins.claim_of(account_id, status_id) is None:
+            await self._room_for_a_pin(account_id)
+        claim = await self.pins.claim(account_id, status_id, self.ids.next_id())
+        crash_point("post.pin.claimed")
+        await self.pins.add_to_list(account_id, status_id, claim.id)
+        await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.PIN, True))
+        return await self.get(status_id, reader)
+
+    async def _room_for_a_pin(self, account_id: int) -> None:
+        """422 once the account pins ``MAX_PINS`` live statuses. Claims left on deleted statuses (a delete that
+        died before giving its pin back) are given back here instead of counting."""
+        pinned = await self.pins.claimed(account_id)
+        if len(pinned) < MAX_PINS:
+            return
+        rows = await asyncio.gather(*(self.store.get(s) for s in pinned))
+        gone = [s for s, row in zip(pinned, rows, strict=True) if row is None or row.get("deleted_at") is not None]
+        for status_id in gone:
+            await self._unpin(account_id, status_id)
+        if len(pinned) - len(gone) >= MAX_PINS:
+            raise ApiError(422, "Validation failed: You have already pinned the maximum number of posts")
+
+    async def unpin(self, *, account_id: int, status_id: int) -> bytes:
+        """Give a pin back (nothing to do if there is none); the status as the account now sees it."""
+        reader = Reader(account_id)
+        await self.get(status_id, reader)
+        await self._unpin(account_id, status_id)
+        return await self.get(status_id, reader)
+
+    async def _unpin(self, account_id: int, status_id: int) -> None:
+        """The list entry and the mark, then the claim (last, so a retry after a crash finds it and repeats)."""
+        pin_id = await self.pins.claim_of(account_id, status_id)
+        if pin_id is not None:
+            await self.pins.remove_from_list(account_id, pin_id)
+            await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.PIN, False))
+            crash_point("post.unpin.unlisted")
+            await self.pins.release(account_id, status_id, pin_id)
+
+    async def _unpin_quietly(self, account_id: int, status_id: int) -> None:
+        """After a status is deleted: its pin given back (best effort: reads leave out a deleted status, and the
+        next pin that finds the limit reached gives back what is left)."""
+        try:
+            async with asyncio.timeout(AFTER_COMMIT_SECONDS):
+                await self._unpin(account_id, status_id)
+        except Exception:
+            log.warning("could not give back the pin of deleted status %s", status_id, exc_info=True)
+
     async def delete(self, *, account_id: int, status_id: int) -> bytes:
         row = await self.store.get(status_id)
         # Someone else's status answers exactly like a missing one: 404, nothing changes, nothing leaks.
@@ -590,4 +655,5 @@ class PostService:
         await self._after_change(status_id, account_id, None,
                                  moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
         await self._take_back_all(status_id, account_id)
+        await self._unpin_quietly(account_id, status_id)
         return _with_source(rendered, row)

@@ -21,6 +21,7 @@ from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_
 from kicau.large_accounts import LargeAccounts
 from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
+from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
@@ -84,6 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
         favourites = FavouriteStore(session, clients.write_consistency(common))
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
+        pins = PinStore(session, clients.write_consistency(common))
         reblogs = ReblogStore(session, clients.write_consistency(common))
         app.state.service = TimelineService(
             settings=common,
@@ -95,12 +97,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies,
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                         Mark.BOOKMARK: bookmarks}, copies)),
+                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             favourite_store=favourites,
             bookmark_store=bookmarks,
+            pin_store=pins,
             reblog_store=reblogs,
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
@@ -191,7 +194,8 @@ def _profile_filter(params: Mapping[str, str | None]) -> ProfileFilter:
     ``tagged``, ``exclude_replies``, ``exclude_reblogs``)."""
     return ProfileFilter(exclude_replies=params.get("exclude_replies") == "1",
                          exclude_reblogs=params.get("exclude_reblogs") == "1",
-                         nothing=any(params.get(name) == "1" for name in ("pinned", "only_media", "tagged")))
+                         pinned=params.get("pinned") == "1",
+                         nothing=any(params.get(name) == "1" for name in ("only_media", "tagged")))
 
 
 app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_statuses_page)

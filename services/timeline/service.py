@@ -30,6 +30,7 @@ from kicau.metrics import TIMELINE_REBUILDS
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
 from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
+from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
@@ -53,11 +54,13 @@ FILTER_SCAN, FILTER_SCANS = 40, 5
 
 @dataclass(frozen=True, slots=True)
 class ProfileFilter:
-    """What of an account's statuses a profile read asks for (Mastodon's parameters). ``nothing``: it asks for
-    pinned statuses, statuses with media or statuses with a tag, none of which Kicau has."""
+    """What of an account's statuses a profile read asks for (Mastodon's parameters). ``pinned``: its pinned
+    statuses alone (kicau/pins.py). ``nothing``: it asks for statuses with media or statuses with a tag, none of
+    which Kicau has."""
 
     exclude_replies: bool = False
     exclude_reblogs: bool = False
+    pinned: bool = False
     nothing: bool = False
 
     def keeps(self, status: bytes, account_id: int) -> bool:
@@ -141,6 +144,7 @@ class TimelineService:
     public: PublicStatuses
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
+    pin_store: PinStore
     reblog_store: ReblogStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -235,6 +239,8 @@ class TimelineService:
             raise ApiError(404, "Record not found")
         if shown.nothing:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        if shown.pinned:
+            return await self._pinned(account_id, request, reader)
         if shown.exclude_replies or shown.exclude_reblogs:
             return await self._filtered(account_id, request, reader, shown)
         if (self.newest_ids is not None and request.max_id is None and request.since_id is None
@@ -247,6 +253,16 @@ class TimelineService:
                 limit=request.limit,
             )
         return await self._page(ids, reader)
+
+    async def _pinned(self, account_id: int, request: PageRequest, reader: Reader) -> Page:
+        """The account's pinned statuses that ``reader`` may see, most recently pinned first, as Mastodon lists
+        them: the cursors (status ids) and the limit cut the few there are, and the page links nowhere (Mastodon
+        pages pins by pin, which its Link headers do not carry)."""
+        ids = [status_id for status_id in await self.pin_store.of_account(account_id)
+               if (request.max_id is None or status_id < request.max_id)
+               and (request.since_id is None or status_id > request.since_id)
+               and (request.min_id is None or status_id > request.min_id)][:request.limit]
+        return Page(body=await self.statuses.render_array(ids, reader), next_max_id=None, prev_min_id=None)
 
     async def _filtered(self, account_id: int, request: PageRequest, reader: Reader, shown: ProfileFilter) -> Page:
         """A profile page without the account's replies to others (its replies to itself, a thread, stay, as in

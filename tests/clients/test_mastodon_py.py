@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from mastodon import Mastodon, StreamListener
-from mastodon.errors import MastodonIllegalArgumentError, MastodonNotFoundError
+from mastodon.errors import MastodonAPIError, MastodonIllegalArgumentError, MastodonNotFoundError
 
 from tests.conftest import eventually
 
@@ -257,3 +257,22 @@ def test_bookmarks(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert nia.status(first["id"])["bookmarked"] is False  # the author does not see olu's bookmark
     assert olu.status_unbookmark(first["id"])["bookmarked"] is False
     assert [s["id"] for s in olu.bookmarks()] == [second["id"]]
+
+
+def test_pins(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py pins its own status, reads the profile's pinned statuses (as another user too), and unpins;
+    pinning someone else's is Mastodon's error."""
+    ria, _, _ = register(gateway_url, app_keys, "ria")
+    sol, _, _ = register(gateway_url, app_keys, "sol")
+    status, other = ria.status_post("pin this"), ria.status_post("not this")
+    shown = ria.status_pin(status["id"])
+    assert shown["pinned"] is True
+    account = ria.me()["id"]
+    assert [s["id"] for s in ria.account_statuses(account, pinned=True)] == [status["id"]]
+    assert [s["id"] for s in sol.account_statuses(account, pinned=True)] == [status["id"]]
+    assert [s["pinned"] for s in ria.account_statuses(account)] == [False, True]
+    assert ria.instance()["configuration"]["accounts"]["max_pinned_statuses"] == 5
+    with pytest.raises(MastodonAPIError, match="Someone else's post cannot be pinned"):
+        sol.status_pin(other["id"])
+    assert ria.status_unpin(status["id"])["pinned"] is False
+    assert ria.account_statuses(account, pinned=True) == []

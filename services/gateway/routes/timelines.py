@@ -33,14 +33,14 @@ def _page_params(query: Mapping[str, str]) -> dict[str, int]:
 
 PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
 
-# Mastodon's profile parameters. Kicau has no pinned statuses, media or tags: asking for those gives an empty page.
+# Mastodon's profile parameters. Kicau has no media or tags: asking for those gives an empty page.
 PROFILE_FLAGS = ("exclude_replies", "exclude_reblogs", "pinned", "only_media")
 _ANY: dict[str, str] = {"type": "string"}  # read as booleans (or a tag) and never stored: any value is taken
 PROFILE_PAGE = {"parameters": [
     *PAGE["parameters"],
     doc.query("exclude_replies", _ANY, "Leave out replies to other accounts (a boolean)"),
     doc.query("exclude_reblogs", _ANY, "Leave out reblogs (a boolean)"),
-    doc.query("pinned", _ANY, "Pinned statuses only (a boolean; Kicau has none)"),
+    doc.query("pinned", _ANY, "Pinned statuses only, most recently pinned first (a boolean)"),
     doc.query("only_media", _ANY, "Statuses with media only (a boolean; Kicau has none)"),
     doc.query("tagged", _ANY, "Statuses with this hashtag only (Kicau has none)"),
 ]}
