@@ -102,6 +102,12 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
     assert "unbookmarked" in toot(reader_cfg, "unbookmark", posted[2]).lower()
     assert http.get(f"/api/v1/statuses/{posted[2]}", headers=reader.auth).json()["bookmarked"] is False
 
+    # Pinned and unpinned by its author from toot, seen through the API.
+    assert "pinned" in toot(author_cfg, "pin", posted[4]).lower()
+    assert http.get(f"/api/v1/accounts/{author.id}/statuses?pinned=true").json()[0]["id"] == posted[4]
+    assert "unpinned" in toot(author_cfg, "unpin", posted[4]).lower()
+    assert http.get(f"/api/v1/accounts/{author.id}/statuses?pinned=true").json() == []
+
     toot(author_cfg, "delete", posted[0])
     eventually(lambda: posted[0] not in IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")))
 
