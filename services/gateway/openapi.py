@@ -116,6 +116,12 @@ class Notification(_Entity):
     status: Status | None = None
 
 
+class Marker(_Entity):
+    last_read_id: str
+    version: int
+    updated_at: str
+
+
 class SearchResults(_Entity):
     accounts: list[Account]
     statuses: list[Status]
@@ -127,6 +133,7 @@ _REASONS = {
     401: "Missing, invalid or revoked access token; unknown client",
     403: "The token lacks the scope, or the action is not allowed",
     404: "No such record (an id that is not one is no record either)",
+    409: "Another request changed the record at the same moment; try again",
     413: "Request body larger than the gateway accepts",
     415: "Body that is neither a form nor JSON",
     422: "Validation failed",
@@ -288,6 +295,9 @@ REGISTRATION_BODY = body(params({
     "locale": nullable(text()),
     "reason": nullable(text()),
 }, "username", "email", "password", "agreement"))
+# Markers (Mastodon's shape): `home[last_read_id]=<id>` in a form (Mastodon.py), {"home": {"last_read_id": <id>}}
+# in JSON; `notifications` likewise; other names are ignored. What is not an id is a 422.
+MARKERS_BODY = body(params({}), required=False)
 BEARER: JSONSchema = {"security": [{"bearer": []}]}
 OPTIONAL_BEARER: JSONSchema = {"security": [{}, {"bearer": []}]}
 

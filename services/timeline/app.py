@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
 from starlette.routing import Route
@@ -19,6 +20,7 @@ from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
+from kicau.markers import TIMELINES, MarkerStore
 from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
 from kicau.pins import PinStore
@@ -100,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                          Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
+            markers=MarkerStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             favourite_store=favourites,
             bookmark_store=bookmarks,
@@ -291,6 +294,28 @@ async def dismiss_notification(
 ) -> Response:
     await service.dismiss_notification(acting_account_id(account), notification_id)
     return Response(b"{}", media_type="application/json")
+
+
+@app.get("/internal/markers")
+async def markers(service: Service, account: AccountHeader = None, timeline: str = "") -> Response:
+    """The account's markers of the timelines named (comma-separated), each only if ever saved."""
+    found = await service.markers.of(acting_account_id(account), timeline.split(","))
+    return Response(msgspec.json.encode(found), media_type="application/json")
+
+
+@app.post("/internal/markers")
+async def save_markers(service: Service, request: Request, account: AccountHeader = None) -> Response:
+    """Save markers: a JSON object of timeline name -> last read id (the gateway checked both)."""
+    try:
+        wanted = msgspec.json.decode(await request.body(), type=dict[str, Annotated[int, msgspec.Meta(ge=0)]])
+    except msgspec.DecodeError as exc:
+        raise ApiError(422, f"Validation failed: {exc}") from exc
+    if not set(wanted) <= set(TIMELINES):
+        raise ApiError(422, f"Validation failed: a marker's timeline is one of {', '.join(TIMELINES)}")
+    account_id = acting_account_id(account)
+    saved = {timeline: await service.markers.save(account_id, timeline, last_read_id)
+             for timeline, last_read_id in wanted.items()}
+    return Response(msgspec.json.encode(saved), media_type="application/json")
 
 
 @app.get("/internal/favourites")

@@ -26,6 +26,7 @@ from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
+from kicau.markers import MarkerStore
 from kicau.metrics import TIMELINE_REBUILDS
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
@@ -141,6 +142,7 @@ class TimelineService:
     statuses: StatusCards
     accounts: AccountCards
     notifications: NotificationStore
+    markers: MarkerStore
     public: PublicStatuses
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore

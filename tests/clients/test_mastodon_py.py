@@ -276,3 +276,15 @@ def test_pins(gateway_url: str, app_keys: tuple[str, str]) -> None:
         sol.status_pin(other["id"])
     assert ria.status_unpin(status["id"])["pinned"] is False
     assert ria.account_statuses(account, pinned=True) == []
+
+
+def test_markers(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py saves where it stopped reading, and a second client of the same account reads it back."""
+    tia, _, email = register(gateway_url, app_keys, "tia")
+    status = tia.status_post("read up to here")
+    saved = tia.markers_set(["home"], [status["id"]])
+    assert saved["home"]["last_read_id"] == status["id"] and saved["home"]["version"] == 1
+    second = Mastodon(client_id=app_keys[0], client_secret=app_keys[1], api_base_url=gateway_url)
+    second.log_in(email, "mastodon-py-password", scopes=["read", "write"])
+    found = second.markers_get(["home", "notifications"])
+    assert set(found) == {"home"} and found["home"]["last_read_id"] == status["id"]

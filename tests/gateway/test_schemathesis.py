@@ -50,6 +50,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-name = "POST /api/v1/statuses/{{status_id}}/pin"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
+# A marker's body is documented loosely (its form keys have brackets, its JSON nests): what is not an id is a 422.
+[[operations]]
+include-name = "POST /api/v1/markers"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
 # Follows of a real account (random ids only ever reach the 404 of a missing one).
 [[operations]]
 include-name = "POST /api/v1/accounts/{{account_id}}/follow"
