@@ -124,10 +124,15 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def allowed_methods(request: Request) -> str:
     """Every method the path answers. Starlette's 405 names only the first route that matched the path, so
-    a path served by two routes (GET and DELETE of one status) would announce half of its methods."""
+    a path served by two routes (GET and DELETE of one status) would announce half of its methods. A path that
+    a route names literally is that route's: PATCH /api/v1/accounts/update_credentials is not also the GET of an
+    account whose id is "update_credentials" (that would answer 404)."""
     routes = request.app.router.routes
-    return ", ".join(m for m in HTTP_METHODS
-                     if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes))
+    matching = [(m, r) for m in HTTP_METHODS for r in routes
+                if r.matches({**request.scope, "method": m})[0] == Match.FULL]
+    literal = [(m, r) for m, r in matching if not getattr(r, "param_convertors", None)]
+    methods = {m for m, _ in literal or matching}
+    return ", ".join(m for m in HTTP_METHODS if m in methods)
 
 
 def configure_logging() -> None:

@@ -295,6 +295,12 @@ REGISTRATION_BODY = body(params({
     "locale": nullable(text()),
     "reason": nullable(text()),
 }, "username", "email", "password", "agreement"))
+# update_credentials: what Kicau keeps; the rest of Mastodon's fields are checked by the route (422 unless unchanged).
+PROFILE_BODY = body(params({
+    "display_name": nullable(text(max_length=30)),
+    "note": nullable(text(max_length=500)),
+    "bot": nullable(BOOLEAN),
+}), required=False)
 # Markers (Mastodon's shape): `home[last_read_id]=<id>` in a form (Mastodon.py), {"home": {"last_read_id": <id>}}
 # in JSON; `notifications` likewise; other names are ignored. What is not an id is a 422.
 MARKERS_BODY = body(params({}), required=False)

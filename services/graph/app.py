@@ -53,6 +53,15 @@ class TokenForm(_Body):
     scope: StrictStr | None = None
 
 
+class ProfileChanges(_Body):
+    """PATCH update_credentials as the gateway passes it on: only the fields given (booleans read as pydantic's
+    lax mode reads them, as Rails' words are)."""
+
+    display_name: StrictStr | None = None
+    note: StrictStr | None = None
+    bot: bool | None = None
+
+
 class RevokeForm(_Body):
     token: StrictStr | None = None
     client_id: StrictStr | None = None
@@ -155,6 +164,14 @@ async def register(
         app_token=app_token, username=form.username, email=form.email, password=form.password,
         agreement=form.agreement, locale=form.locale,
     )
+
+
+@app.patch("/internal/accounts/{account_id}/profile")
+async def update_profile(account_id: int, changes: ProfileChanges, service: Service,
+                         account: AccountHeader = None) -> dict[str, Any]:
+    if acting_account_id(account) != account_id:
+        raise ApiError(403, "This action is not allowed")
+    return await service.update_profile(account_id, changes.model_dump(exclude_none=True))
 
 
 @app.get("/internal/accounts/lookup")

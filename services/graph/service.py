@@ -34,6 +34,8 @@ KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
+# Mastodon's limits on a local account's profile.
+MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
 
 
 def parse_scopes(raw: str | None, default: str = "read") -> set[str]:
@@ -210,6 +212,21 @@ class GraphService:
         entity = await self.account(account_id)
         row = await self.store.account(account_id)
         return credential_account_entity(entity, row or {})
+
+    async def update_profile(self, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change the account's display name, note or bot flag (Mastodon's limits: 30 and 500 characters); the
+        account as verify_credentials shows it. The cached card goes after the write, and every copy of it
+        with it (status pages, notifications and streams splice the card in as they render)."""
+        display_name, note = changes.get("display_name"), changes.get("note")
+        if display_name is not None and len(display_name) > MAX_DISPLAY_NAME:
+            raise ApiError(422, f"Validation failed: Display name is too long (maximum is {MAX_DISPLAY_NAME}"
+                                " characters)")
+        if note is not None and len(note) > MAX_NOTE:
+            raise ApiError(422, f"Validation failed: Note is too long (maximum is {MAX_NOTE} characters)")
+        if changes:
+            await self.store.update_profile(account_id, changes)
+            await self.cards.forget(account_id)
+        return await self.credentials(account_id)
 
     async def lookup(self, acct: str) -> dict[str, Any]:
         username = acct.strip().lstrip("@").split("@", 1)[0].lower()

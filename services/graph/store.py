@@ -13,6 +13,8 @@ from kicau.clients import execute, write_preparer
 
 # Reads of one large account's followers among a gateway's connected accounts in flight at once.
 FOLLOWERS_AMONG_CONCURRENCY = 8
+# The profile fields an account may change (PATCH /api/v1/accounts/update_credentials).
+PROFILE_FIELDS = ("display_name", "note", "bot")
 
 
 def _now() -> datetime:
@@ -40,6 +42,10 @@ class GraphStore:
             "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at)"
             " VALUES (?, ?, ?, ?, ?, false, false, ?, ?)"
         )
+        # One statement per profile field: an update writes only the fields it changes, so two updates of
+        # different fields at once both stand (a read-merge-write would let one undo the other).
+        self._set_profile = {field: write(f"UPDATE accounts SET {field} = ? WHERE id = ?")
+                             for field in PROFILE_FIELDS}
         self._by_username = prepare("SELECT account_id FROM accounts_by_username WHERE username = ?")
         self._by_email = prepare("SELECT account_id FROM accounts_by_email WHERE email = ?")
         self._account = prepare("SELECT * FROM accounts WHERE id = ?")
@@ -108,6 +114,14 @@ class GraphStore:
             self._insert_account,
             (account_id, username, email, display_name, "", password_hash, _now()),
         )
+
+    async def update_profile(self, account_id: int, changes: dict[str, Any]) -> None:
+        """Write the given profile fields (of ``PROFILE_FIELDS``) in one batch of one partition: all or none."""
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED,
+                               consistency_level=self._write_consistency)
+        for field, value in changes.items():
+            batch.add(self._set_profile[field], (value, account_id))
+        await execute(self._session, batch)
 
     async def account(self, account_id: int) -> dict[str, Any] | None:
         rows = await execute(self._session, self._account, (account_id,))

@@ -288,3 +288,15 @@ def test_markers(gateway_url: str, app_keys: tuple[str, str]) -> None:
     second.log_in(email, "mastodon-py-password", scopes=["read", "write"])
     found = second.markers_get(["home", "notifications"])
     assert set(found) == {"home"} and found["home"]["last_read_id"] == status["id"]
+
+
+def test_profile_update(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py changes the display name, note and bot flag; another user reads the profile as changed."""
+    uma, _, _ = register(gateway_url, app_keys, "uma")
+    vic, _, _ = register(gateway_url, app_keys, "vic")
+    changed = uma.account_update_credentials(display_name="Uma U.", note="hello there", bot=True)
+    assert (changed["display_name"], changed["bot"], changed["source"]["note"]) == ("Uma U.", True, "hello there")
+    seen = vic.account(changed["id"])
+    assert (seen["display_name"], seen["note"], seen["bot"]) == ("Uma U.", "<p>hello there</p>", True)
+    with pytest.raises(MastodonAPIError, match="Display name is too long"):
+        uma.account_update_credentials(display_name="u" * 31)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, ApiError
 from services.gateway import openapi as doc
-from services.gateway.auth import FollowUser, OptionalToken, ReadUser
+from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import read_params, reject_nul
@@ -22,6 +23,52 @@ router = APIRouter(tags=["accounts"])
             responses={**doc.ok(doc.Account), **doc.errors(401, 403, 422)})
 async def verify_credentials(token: ReadUser, services: Services) -> Response:
     return passthrough(await services.graph.call("GET", f"/internal/accounts/{token.account_id}/credentials"))
+
+
+AccountsWriter = Annotated[TokenInfo, require("write:accounts")]
+# Profile fields Kicau keeps, and those it has no place for: given with anything but the value every Kicau account
+# has, the latter are a 422 rather than taken and dropped (Mastodon's edit-profile screens send them all).
+PROFILE_FIELDS = ("display_name", "note", "bot")
+FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
+    "locked": (False, "false", "0", "f", "off", "no", "n", 0),
+    "discoverable": (True, "true", "1", "t", "on", "yes", "y", 1),
+    "source[privacy]": ("public",),
+    "source[sensitive]": (False, "false", "0", "f", "off", "no", "n", 0),
+    "source[language]": ("",),
+}
+
+
+@router.patch("/api/v1/accounts/update_credentials", openapi_extra={**doc.PROFILE_BODY, **doc.BEARER},
+              responses={**doc.ok(doc.Account), **doc.errors(400, 401, 403, 413, 415, 422)})
+async def update_credentials(request: Request, token: AccountsWriter, services: Services,
+                             settings: Settings) -> Response:
+    """Change the user's display name (30 characters), note (500) and bot flag; the account as
+    verify_credentials shows it. Kicau accounts are never locked and have no avatar, header, profile fields or
+    posting defaults: a request to change those is a 422."""
+    given = await read_params(request, settings.max_body_bytes)
+    source = given.get("source")
+    if isinstance(source, dict):  # JSON nests what a form spells source[privacy]
+        given.update({f"source[{key}]": value for key, value in source.items()})
+    for name, allowed in FIXED_FIELDS.items():
+        value = given.get(name)
+        if value is not None and value not in allowed and not (isinstance(value, str) and value.lower() in allowed):
+            raise ApiError(422, f"Validation failed: Kicau does not support changing {name}")
+    for name, value in given.items():
+        # Files, and profile fields: a form spells them fields_attributes[0][name], JSON nests them.
+        if name.split("[", 1)[0] in ("avatar", "header", "fields_attributes") and not _blank(value):
+            raise ApiError(422, f"Validation failed: Kicau does not support {name.split('[', 1)[0]}")
+    changes = {name: given[name] for name in PROFILE_FIELDS if given.get(name) is not None}
+    return passthrough(await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile",
+                                                 json=changes, token=token))
+
+
+def _blank(value: Any) -> bool:
+    """Nothing given: an empty string, or a list or object of nothing but those (clients send empty fields)."""
+    if isinstance(value, dict):
+        return all(_blank(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_blank(v) for v in value)
+    return value is None or value == ""
 
 
 @router.get("/api/v1/accounts/lookup", responses={**doc.ok(doc.Account), **doc.errors(404)})
