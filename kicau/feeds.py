@@ -331,6 +331,19 @@ class Feeds:
         newest_first = sorted(set(status_ids), reverse=True)
         pipe.eval(_MATERIALISE, 1, key, self.cap, self.ttl_seconds, *newest_first)
 
+    def key_changes(self, key: str, pushed: Sequence[int], unpushed: Sequence[int]) -> list[bytes]:
+        """A single timeline's pushes and removals (the public timeline's) as self-contained commands: EVAL of
+        the scripts' text rather than EVALSHA after SCRIPT LOADs, so that they can go on a connection of their
+        own, in one command each whatever Redis's script cache holds (Redis hashes the ~2 KB text per call: a
+        few µs, once a batch)."""
+        commands = []
+        if unpushed:
+            commands.append(command(b"EVAL", _UNPUSH_SCRIPT, b"1", key.encode(), *map(feed_member, unpushed)))
+        if pushed:
+            commands.append(command(b"EVAL", _PUSH_SCRIPT, b"1", key.encode(), b"%d" % self.cap,
+                                    b"%d" % (self.cap + 1 + self.trim_slack), *map(feed_member, sorted(set(pushed)))))
+        return commands
+
     # Reads ----------------------------------------------------------------------------------------------
 
     async def is_materialised(self, key: str) -> bool:
@@ -443,6 +456,8 @@ def _range_command(key: bytes, page: PageRequest) -> bytes:
 
 
 _READ_RANGE_SCRIPT = _READ_RANGE.encode()
+_PUSH_SCRIPT = _PUSH_IF_PRESENT.encode()
+_UNPUSH_SCRIPT = _UNPUSH.encode()
 
 
 def _cursor(status_id: int | None) -> bytes:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys
+from kicau import keys, resp
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status
 from kicau.events import (
@@ -250,12 +250,8 @@ class Fanout:
         because the list's rebuild reads the record: a status pushed before its row landed could be missed by a
         rebuild that read the record just before (kicau/feeds.py, ``_BEGIN_REBUILD``)."""
         await self.public.apply(published, unpublished)
-        writes = self.feeds.writes()
-        writes.unpush_key(keys.public_feed(), unpublished)
-        writes.push_key(keys.public_feed(), published)
-        async with Sender(self.redis) as sender:
-            await sender.send(*writes.take())
-            await sender.finish()
+        # Safe to send again if the connection breaks: a push or removal repeated changes nothing.
+        await resp.round_trip(self.redis, self.feeds.key_changes(keys.public_feed(), published, unpublished))
 
     async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
                            addressed: dict[int, list[int]], notices: list[Notification]) -> None:
