@@ -26,6 +26,8 @@ async def verify_credentials(token: ReadUser, services: Services) -> Response:
 
 
 AccountsWriter = Annotated[TokenInfo, require("write:accounts")]
+AccountsReader = Annotated[TokenInfo, require("read:accounts")]
+FollowRequestsReader = Annotated[TokenInfo, require("read:follows", "follow")]
 # Profile fields Kicau keeps, and those it has no place for: given with anything but the value every Kicau account
 # has, the latter are a 422 rather than taken and dropped (Mastodon's edit-profile screens send them all).
 PROFILE_FIELDS = ("display_name", "note", "bot")
@@ -69,6 +71,32 @@ def _blank(value: Any) -> bool:
     if isinstance(value, list):
         return all(_blank(v) for v in value)
     return value is None or value == ""
+
+
+# Mastodon's preferences as every Kicau account has them: there are no per-account posting or reading defaults
+# (update_credentials refuses to change source[privacy], source[sensitive] and source[language]).
+PREFERENCES = {
+    "posting:default:visibility": "public",
+    "posting:default:sensitive": False,
+    "posting:default:language": None,
+    "reading:expand:media": "default",
+    "reading:expand:spoilers": False,
+}
+
+
+@router.get("/api/v1/preferences", openapi_extra=doc.BEARER,
+            responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403)})
+async def preferences(token: AccountsReader) -> dict[str, Any]:
+    """The user's posting and reading defaults (clients read them on start): Kicau's, the same for everyone."""
+    return PREFERENCES
+
+
+@router.get("/api/v1/follow_requests", openapi_extra=doc.BEARER,
+            responses={**doc.ok(list[doc.Account]), **doc.errors(401, 403)})
+async def follow_requests(token: FollowRequestsReader) -> list[Any]:
+    """Accounts asking to follow the user: none ever, as no Kicau account is locked (update_credentials refuses
+    ``locked``): every follow is accepted at once."""
+    return []
 
 
 @router.get("/api/v1/accounts/lookup", responses={**doc.ok(doc.Account), **doc.errors(404)})

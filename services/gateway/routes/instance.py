@@ -83,6 +83,12 @@ async def instance_v2(common: Common, settings: Settings) -> dict[str, Any]:
     }
 
 
+@router.get("/api/v1/custom_emojis", responses={**doc.ok(list[Any]), **doc.errors()})
+async def custom_emojis() -> list[Any]:
+    """The server's custom emoji, which clients load on start: Kicau has none."""
+    return []
+
+
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
 async def oauth_metadata() -> Any:
     # Only the password and client-credentials grants exist; answering 404 keeps Mastodon.py on its
