@@ -18,6 +18,11 @@ from kicau.mentions import entity as mention_entity
 
 _encode = msgspec.json.Encoder().encode
 
+# The profile fields an account may change (PATCH /api/v1/accounts/update_credentials: the gateway passes them on,
+# the graph service writes them), and Mastodon's limits on a local account's.
+PROFILE_FIELDS = ("display_name", "note", "bot")
+MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
+
 
 def iso_time(moment: datetime | None) -> str | None:
     if moment is None:

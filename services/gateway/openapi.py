@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
+from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
+
 JSONSchema = dict[str, Any]
 
 
@@ -297,8 +299,8 @@ REGISTRATION_BODY = body(params({
 }, "username", "email", "password", "agreement"))
 # update_credentials: what Kicau keeps; the rest of Mastodon's fields are checked by the route (422 unless unchanged).
 PROFILE_BODY = body(params({
-    "display_name": nullable(text(max_length=30)),
-    "note": nullable(text(max_length=500)),
+    "display_name": nullable(text(max_length=MAX_DISPLAY_NAME)),
+    "note": nullable(text(max_length=MAX_NOTE)),
     "bot": nullable(BOOLEAN),
 }), required=False)
 # Markers (Mastodon's shape): `home[last_read_id]=<id>` in a form (Mastodon.py), {"home": {"last_read_id": <id>}}

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from kicau import follower_lists, keys, tokens
 from kicau.account_cards import AccountCards
 from kicau.crash_points import crash_point
-from kicau.entities import credential_account_entity, relationship_entity
+from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
 from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
@@ -34,8 +34,6 @@ KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
-# Mastodon's limits on a local account's profile.
-MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
 
 
 def parse_scopes(raw: str | None, default: str = "read") -> set[str]:

@@ -10,11 +10,10 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from kicau.clients import execute, write_preparer
+from kicau.entities import PROFILE_FIELDS
 
 # Reads of one large account's followers among a gateway's connected accounts in flight at once.
 FOLLOWERS_AMONG_CONCURRENCY = 8
-# The profile fields an account may change (PATCH /api/v1/accounts/update_credentials).
-PROFILE_FIELDS = ("display_name", "note", "bot")
 
 
 def _now() -> datetime:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kicau.entities import PROFILE_FIELDS
 from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, ApiError
 from services.gateway import openapi as doc
@@ -30,7 +31,6 @@ AccountsReader = Annotated[TokenInfo, require("read:accounts")]
 FollowRequestsReader = Annotated[TokenInfo, require("read:follows", "follow")]
 # Profile fields Kicau keeps, and those it has no place for: given with anything but the value every Kicau account
 # has, the latter are a 422 rather than taken and dropped (Mastodon's edit-profile screens send them all).
-PROFILE_FIELDS = ("display_name", "note", "bot")
 FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
     "locked": (False, "false", "0", "f", "off", "no", "n", 0),
     "discoverable": (True, "true", "1", "t", "on", "yes", "y", 1),
