@@ -25,6 +25,12 @@ from services.fanout.service import Fanout
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL_SECONDS = 0.5
+# How long a commit may wait. aiokafka retries a commit until the group coordinator answers; after a broker
+# restart the fanout once sat in such a commit for good (a fresh-clone CI run, 2026-12-02: no fetch, no log, for 18
+# minutes after Kafka was back). A commit that gives up loses nothing: its offsets are kept for the next one, and
+# at worst a batch is applied again, which changes nothing.
+COMMIT_SECONDS = 10.0
+LAG_READ_SECONDS = 0.5
 
 
 class BatchPacer:
@@ -114,11 +120,12 @@ class FanoutWorker:
             return
         self._committed_at = time.monotonic()
         try:
-            await self._commit(offsets)
-        except KafkaError as exc:
+            async with asyncio.timeout(COMMIT_SECONDS):
+                await self._commit(offsets)
+        except (KafkaError, TimeoutError) as exc:
             # Kafka unreachable (it restarts, the coordinator moved): keep the offsets for the next chance instead
             # of ending the worker; a newer offset of a partition, added meanwhile, wins.
-            log.warning("could not commit applied offsets (%s); trying again later", exc)
+            log.warning("could not commit applied offsets (%r); trying again later", exc)
             for tp, offset in offsets.items():
                 self._pending.setdefault(tp, offset)
 
@@ -199,9 +206,12 @@ class FanoutWorker:
             if highwater is None:
                 continue
             try:
-                position = await self.consumer.position(tp)
-            except IllegalStateError:
-                continue  # revoked by a rebalance since assignment() was read
+                # A partition just assigned has no position until its committed offset is fetched, and
+                # position() waits for that as long as the coordinator is away: the gauge is not worth a stall.
+                async with asyncio.timeout(LAG_READ_SECONDS):
+                    position = await self.consumer.position(tp)
+            except (IllegalStateError, TimeoutError):
+                continue  # revoked by a rebalance since assignment() was read, or no position yet
             CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
 
