@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kicau.settings import InternalListener
+from kicau.write_groups import MAX_GROUP
 
 
 class PostSettings(InternalListener):
@@ -17,5 +18,5 @@ class PostSettings(InternalListener):
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
     # Concurrent posts' writes leave for Cassandra together, one batch per statement (kicau/write_groups.py):
     # at most this many writes a batch (1: every write alone) and this many batches of a statement in flight.
-    write_group_max: int = Field(default=10, ge=1, le=100)
+    write_group_max: int = Field(default=MAX_GROUP, ge=1, le=100)
     write_groups_in_flight: int = Field(default=1, ge=1, le=64)

@@ -17,6 +17,15 @@ def test_no_credentials_by_default() -> None:
     assert "auth_provider" not in options
 
 
+def test_requests_leave_at_once() -> None:
+    """Nagle's algorithm off: the driver keeps it on unless told, and a write of a group of posts then waited
+    ~40 ms for a delayed ACK (kicau/clients.py)."""
+    import socket
+
+    options = cassandra_cluster_options(CommonSettings())
+    assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in options["sockopts"]
+
+
 def test_credentials_and_data_centre_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KICAU_CASSANDRA_USERNAME", "kicau")
     monkeypatch.setenv("KICAU_CASSANDRA_PASSWORD", "s3cret")

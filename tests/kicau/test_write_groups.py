@@ -52,7 +52,7 @@ def _insert(session: Any, name: str, **options: Any) -> GroupedWrite:
 
 async def test_concurrent_writes_leave_together_and_all_land(session: Any) -> None:
     name = _name()
-    rows = _insert(session, name)
+    rows = _insert(session, name, max_group=10)
     keys = [uuid.uuid4().int >> 65 for _ in range(40)]
     await asyncio.gather(*[rows.write((key, f"value {key}")) for key in keys])
     assert _rows(session, keys) == {key: f"value {key}" for key in keys}
@@ -142,7 +142,7 @@ async def test_a_write_of_two_statements_leaves_whole_in_one_batch(session: Any)
     """``max_group`` counts callers: 21 writes of two statements leave as 1 + 10 + 10 batches, and each caller's
     row and entry both land."""
     name = _name()
-    pairs = _pair(session, name)
+    pairs = _pair(session, name, max_group=10)
     group = uuid.uuid4().int >> 65
     keys = [uuid.uuid4().int >> 65 for _ in range(21)]
     await asyncio.gather(*[pairs.write((key, f"row {key}"), (group, key)) for key in keys])
