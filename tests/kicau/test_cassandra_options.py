@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
@@ -24,6 +26,17 @@ def test_requests_leave_at_once() -> None:
 
     options = cassandra_cluster_options(CommonSettings())
     assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in options["sockopts"]
+
+
+def test_the_driver_sockets_have_nagle_off(stack_cassandra: Any) -> None:
+    """On the real driver and node: every connection the session holds (its pool's and the control connection)
+    has TCP_NODELAY set, as the option above asks."""
+    import socket
+
+    connections = [conn for pool in stack_cassandra.get_pools() for conn in pool.get_connections()]
+    connections.append(stack_cassandra.cluster.control_connection._connection)
+    assert len(connections) >= 2
+    assert all(conn._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for conn in connections)
 
 
 def test_credentials_and_data_centre_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
