@@ -1,7 +1,9 @@
-"""How settings become the Cassandra driver's options: credentials, the local data centre, consistency."""
+"""How settings become the Cassandra driver's options: credentials, the local data centre, consistency, and sockets
+with Nagle's algorithm off."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -22,8 +24,6 @@ def test_no_credentials_by_default() -> None:
 def test_requests_leave_at_once() -> None:
     """Nagle's algorithm off: the driver keeps it on unless told, and a write of a group of posts then waited
     ~40 ms for a delayed ACK (kicau/clients.py)."""
-    import socket
-
     options = cassandra_cluster_options(CommonSettings())
     assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in options["sockopts"]
 
@@ -31,8 +31,6 @@ def test_requests_leave_at_once() -> None:
 def test_the_driver_sockets_have_nagle_off(stack_cassandra: Any) -> None:
     """On the real driver and node: every connection the session holds (its pool's and the control connection)
     has TCP_NODELAY set, as the option above asks."""
-    import socket
-
     connections = [conn for pool in stack_cassandra.get_pools() for conn in pool.get_connections()]
     connections.append(stack_cassandra.cluster.control_connection._connection)
     assert len(connections) >= 2
