@@ -25,11 +25,18 @@ MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
 
 
 def iso_time(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC to the millisecond, as Mastodon writes times (a naive datetime is taken as UTC).
+
+    Formatted field by field: strftime's ``%Y`` leaves years before 1000 unpadded on glibc ("5-01-02T..."),
+    which is not ISO 8601, and it was the slower of the two."""
     if moment is None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    elif moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+            f"{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
 
 
 def _inline_html(text: str) -> str:

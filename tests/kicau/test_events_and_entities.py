@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 import pytest
 
-from kicau.entities import compose_status, status_fragment, text_to_html
+from kicau.entities import compose_status, iso_time, status_fragment, text_to_html
 from kicau.events import FollowCreated, StatusCreated, StatusDeleted, decode_event, encode_event, event_key
 
 
@@ -47,3 +47,14 @@ def test_status_fragment_composes_into_a_full_status() -> None:
 
 def test_text_to_html_escapes_everything() -> None:
     assert text_to_html('<script>alert("x")</script>') == "<p>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;</p>"
+
+
+@pytest.mark.parametrize(("moment", "written"), [
+    (datetime(2026, 12, 2, 15, 4, 5, 678_901, tzinfo=UTC), "2026-12-02T15:04:05.678Z"),
+    (datetime(2026, 12, 2, 15, 4, 5, 999_999), "2026-12-02T15:04:05.999Z"),  # naive: taken as UTC
+    (datetime(2026, 12, 3, 1, 0, 0, 1_000, tzinfo=timezone(timedelta(hours=7))), "2026-12-02T18:00:00.001Z"),
+    (datetime(5, 1, 2, 3, 4, 5, tzinfo=UTC), "0005-01-02T03:04:05.000Z"),  # strftime wrote "5-01-02..."
+])
+def test_times_are_written_as_mastodon_writes_them(moment: datetime, written: str) -> None:
+    assert iso_time(moment) == written
+    assert iso_time(None) is None
