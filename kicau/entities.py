@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from kicau import hashtags
 from kicau.mentions import MENTION, Mention, link_html, local_domains, local_username, stored
 from kicau.mentions import entity as mention_entity
 
@@ -45,22 +46,32 @@ def _inline_html(text: str) -> str:
 
 def _paragraph_html(paragraph: str, mentions: Mapping[str, Mention], public_url: str,
                     domains: frozenset[str]) -> str:
-    if not mentions or "@" not in paragraph:
+    links: list[tuple[int, int, str]] = []  # (start, end, the link's HTML), in the order they appear
+    if mentions and "@" in paragraph:
+        for match in MENTION.finditer(paragraph):
+            mention = mentions.get(local_username(match, domains) or "")
+            if mention is not None:
+                links.append((match.start(), match.end(), link_html(mention, public_url)))
+    if public_url:
+        links += ((match.start(), match.end(), hashtags.link_html(match.group(1), public_url))
+                  for match in hashtags.found(paragraph))
+        links.sort()
+    if not links:
         return _inline_html(paragraph)
     parts: list[str] = []
     done = 0
-    for match in MENTION.finditer(paragraph):
-        mention = mentions.get(local_username(match, domains) or "")
-        if mention is not None:
-            parts += (_inline_html(paragraph[done:match.start()]), link_html(mention, public_url))
-            done = match.end()
+    for start, end, link in links:
+        if start >= done:  # a hashtag never lies inside a mention, nor one inside it; kept safe all the same
+            parts += (_inline_html(paragraph[done:start]), link)
+            done = end
     parts.append(_inline_html(paragraph[done:]))
     return "".join(parts)
 
 
 def text_to_html(text: str, mentions: Sequence[Mention] = (), public_url: str = "") -> str:
-    """Plain text as Mastodon's HTML: paragraphs, line breaks, and each resolved mention linked to its account
-    (``mentions``: the accounts the text names, ``kicau.mentions.MentionResolver``)."""
+    """Plain text as Mastodon's HTML: paragraphs, line breaks, each resolved mention linked to its account
+    (``mentions``: the accounts the text names, ``kicau.mentions.MentionResolver``) and, given the server's
+    ``public_url``, each hashtag to its page (kicau/hashtags.py)."""
     by_name = {m.username.lower(): m for m in mentions}
     domains = local_domains(public_url) if by_name else frozenset()
     paragraphs = text.replace("\r\n", "\n").split("\n\n")
@@ -144,7 +155,8 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "spoiler_text": row.get("spoiler_text") or "",
         "media_attachments": [],
         "mentions": [mention_entity(m, public_url) for m in stored(row.get("mentions"))],
-        "tags": [],
+        # From the text, never stored apart from it (kicau/hashtags.py); a reblog's are its reblogged status's.
+        "tags": [] if reblog else [hashtags.entity(name, public_url) for name in hashtags.names(row.get("text") or "")],
         "emojis": [],
         "reblogs_count": 0,
         "favourites_count": 0,

@@ -49,6 +49,8 @@ class StatusCreated(_Event, tag="status.created"):
     reblog_of: int = 0
     reblog_author: int = 0
     reblog: str = ""
+    # Its hashtags in normal form (kicau/hashtags.py): a public one is listed on each hashtag's timeline.
+    tags: list[str] = msgspec.field(default_factory=list)
 
 
 class StatusDeleted(_Event, tag="status.deleted"):
@@ -61,6 +63,8 @@ class StatusDeleted(_Event, tag="status.deleted"):
     # A reblog given back: the reblogged status's author loses the notification.
     reblog_of: int = 0
     reblog_author: int = 0
+    # The deleted status's hashtags: it leaves their timelines.
+    tags: list[str] = msgspec.field(default_factory=list)
 
 
 class FollowCreated(_Event, tag="follow.created"):

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import struct
 from typing import Any, cast
+from urllib.parse import unquote
 
 import msgspec
 from starlette.types import ASGIApp, Message, Scope
@@ -138,7 +139,9 @@ class CallServer(_Frames):
         call_id, method, path, query_string, headers = envelope
         scope: dict[str, Any] = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "scheme": "http",
-            "method": method, "path": path, "raw_path": path.encode("latin-1"), "root_path": "",
+            # As ASGI has it (and uvicorn gives it): ``path`` percent-decoded, ``raw_path`` as sent.
+            "method": method, "path": unquote(path) if "%" in path else path, "raw_path": path.encode("latin-1"),
+            "root_path": "",
             "query_string": query_string, "headers": [(name, value) for name, value in headers],
             "client": None, "server": None, "state": {},
         }

@@ -10,7 +10,8 @@ for each account a new status mentions, a follow for each new follow; a deleted 
 Online accounts get them on their streams with the batch's other deliveries.
 
 A public status also goes to the public timeline (kicau/public_timeline.py): Cassandra's record of it,
-alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list.
+alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list; and, for each
+of its hashtags, to that hashtag's timeline (kicau/tag_timeline.py, Cassandra only).
 
 A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
 author, and nowhere else (kicau/visibility.py).
@@ -56,6 +57,7 @@ from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, encode_delivery
+from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
@@ -161,6 +163,17 @@ def public_changes(events: Sequence[Event]) -> tuple[list[int], list[int]]:
              if not any(isinstance(e, StatusCreated) and e.status_id == status_id for e in events)])
 
 
+def tag_changes(events: Sequence[Event]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The (hashtag, status id) pairs the batch lists on hashtag timelines and those it unlists: the public
+    statuses of ``public_changes``, each with its hashtags."""
+    added, removed = public_changes(events)
+    if not added and not removed:
+        return [], []
+    tags = {e.status_id: e.tags for e in events if isinstance(e, (StatusCreated, StatusDeleted)) and e.tags}
+    return ([(tag, status_id) for status_id in added for tag in tags.get(status_id, ())],
+            [(tag, status_id) for status_id in removed for tag in tags.get(status_id, ())])
+
+
 @dataclass
 class _Plan:
     """How one event is applied, decided in stream order before anything is written: whether its author was
@@ -183,6 +196,7 @@ class Fanout:
     large: LargeAccounts
     notifications: NotificationStore
     public: PublicStatuses
+    tagged: TaggedStatuses
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -229,12 +243,15 @@ class Fanout:
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
         published, unpublished = public_changes(events)
+        tagged, untagged = tag_changes(events)
         await self._deliver_all(plans, followers, large, addressed, notices)
         records = []  # Cassandra's records of the batch, written beside its Redis writes
         if notices or removed:
             records.append(self.notifications.apply(notices, removed))
         if published or unpublished:
             records.append(self._publish(published, unpublished))
+        if tagged or untagged:
+            records.append(self.tagged.apply(tagged, untagged))
         if records:
             writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed))
             await asyncio.gather(writing, *records)

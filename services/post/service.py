@@ -21,7 +21,7 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import newest_ids, replies, resp
+from kicau import hashtags, newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -216,7 +216,8 @@ class PostService:
             started = time.perf_counter()
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
                                               status_json=fragment.decode(), visibility=draft.visibility,
-                                              mentions=[m.account_id for m in mentions]))
+                                              mentions=[m.account_id for m in mentions],
+                                              tags=hashtags.names(draft.text)))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -261,7 +262,8 @@ class PostService:
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode(),
                                           visibility=row.get("visibility") or PUBLIC,
-                                          mentions=[m.account_id for m in stored(row.get("mentions"))]))
+                                          mentions=[m.account_id for m in stored(row.get("mentions"))],
+                                          tags=hashtags.names(row.get("text") or "")))
         parent = _counted_parent(row)
         if parent is not None:
             # The first request may have died before or after counting the reply: its parent is counted again.
@@ -644,7 +646,8 @@ class PostService:
         try:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
                                               visibility=row.get("visibility") or PUBLIC,
-                                              mentions=[m.account_id for m in stored(row.get("mentions"))]))
+                                              mentions=[m.account_id for m in stored(row.get("mentions"))],
+                                              tags=hashtags.names(row.get("text") or "")))
         except BaseException:
             await self.store.mark_deleted(row, None)
             # Back in its author's list: a profile read in between kept the list without it.

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope
 
-from kicau import clients
+from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.bookmarks import BookmarkStore
 from kicau.entities import compose_status_list
@@ -29,6 +29,7 @@ from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tag_timeline import TaggedStatuses
 from kicau.tracked_cache import TrackedCache
 from kicau.web import (
     ACCOUNT_HEADER,
@@ -61,6 +62,8 @@ def _pages(default: int, most: int) -> Any:
     return Depends(page)
 
 
+# Hashtags a hashtag timeline reads of each of ``any``, ``all`` and ``none``.
+TAGS_PER_MODE = 4
 StatusPage = Annotated[PageRequest, _pages(DEFAULT_LIMIT, MAX_LIMIT)]
 # Accounts and notifications, as Mastodon pages them.
 LongPage = Annotated[PageRequest, _pages(40, 80)]
@@ -104,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             notifications=NotificationStore(session, clients.write_consistency(common)),
             markers=MarkerStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
+            tagged=TaggedStatuses(session, clients.write_consistency(common)),
             favourite_store=favourites,
             bookmark_store=bookmarks,
             pin_store=pins,
@@ -193,12 +197,15 @@ async def account_statuses_page(scope: Scope, _: Receive | None = None) -> Answe
 
 
 def _profile_filter(params: Mapping[str, str | None]) -> ProfileFilter:
-    """The gateway passes Mastodon's profile parameters on as ``1`` when they are set (``pinned``, ``only_media``,
-    ``tagged``, ``exclude_replies``, ``exclude_reblogs``)."""
+    """The gateway passes Mastodon's boolean profile parameters on as ``1`` when they are set (``pinned``,
+    ``only_media``, ``exclude_replies``, ``exclude_reblogs``), and ``tagged`` as the hashtag it names, ``#``
+    or not, in any case (a name that is no hashtag's finds nothing)."""
+    tagged = (params.get("tagged") or "").removeprefix("#")
     return ProfileFilter(exclude_replies=params.get("exclude_replies") == "1",
                          exclude_reblogs=params.get("exclude_reblogs") == "1",
                          pinned=params.get("pinned") == "1",
-                         nothing=any(params.get(name) == "1" for name in ("only_media", "tagged")))
+                         tagged=hashtags.normal(tagged) if hashtags.valid(tagged) else "",
+                         nothing=params.get("only_media") == "1" or bool(tagged and not hashtags.valid(tagged)))
 
 
 app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_statuses_page)
@@ -233,6 +240,36 @@ async def public_timeline(
     (``local`` changes nothing: every status here is local)."""
     return _respond(await service.public_timeline(request, reader_of(account), remote=remote == "1",
                                                   only_media=only_media == "1"))
+
+
+@app.get("/internal/timelines/tag/{tag}")
+async def tag_timeline(
+    tag: str,
+    service: Service,
+    request: StatusPage,
+    account: AccountHeader = None,
+    any_of: Annotated[list[str], Query(alias="any")] = [],  # noqa: B006 (FastAPI copies a default)
+    all_of: Annotated[list[str], Query(alias="all")] = [],  # noqa: B006
+    none_of: Annotated[list[str], Query(alias="none")] = [],  # noqa: B006
+    remote: str | None = None,
+    only_media: str | None = None,
+) -> Response:
+    """A hashtag's timeline (its name with or without ``#``, in any case); a name that is no hashtag's has an
+    empty one, as on Mastodon, and is left out of ``any``, ``all`` and ``none`` (Mastodon's ``any[]``,
+    ``all[]``, ``none[]``), except that an ``all`` naming no hashtag finds nothing. ``remote`` and
+    ``only_media`` as for the public timeline."""
+    name = tag.removeprefix("#")
+    if not hashtags.valid(name) or not all(hashtags.valid(t.removeprefix("#")) for t in all_of):
+        return _respond(Page(body=b"[]", next_max_id=None, prev_min_id=None))
+
+    def normal(names: list[str]) -> list[str]:
+        # The first few of each, as Mastodon reads them (``TagFeed::LIMIT_PER_MODE``).
+        return [hashtags.normal(n) for n in (t.removeprefix("#") for t in names[:TAGS_PER_MODE]) if hashtags.valid(n)]
+
+    return _respond(await service.tag_timeline(hashtags.normal(name), request, reader_of(account),
+                                               any_of=normal(any_of), all_of=normal(all_of),
+                                               none_of=normal(none_of), remote=remote == "1",
+                                               only_media=only_media == "1"))
 
 
 @app.get("/internal/timelines/home/after")

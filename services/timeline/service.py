@@ -13,7 +13,7 @@ import functools
 import hashlib
 import heapq
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -36,6 +36,7 @@ from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import Reader
 from kicau.web import ApiError
 from services.timeline.settings import TimelineSettings
@@ -56,22 +57,30 @@ FILTER_SCAN, FILTER_SCANS = 40, 5
 @dataclass(frozen=True, slots=True)
 class ProfileFilter:
     """What of an account's statuses a profile read asks for (Mastodon's parameters). ``pinned``: its pinned
-    statuses alone (kicau/pins.py). ``nothing``: it asks for statuses with media or statuses with a tag, none of
-    which Kicau has."""
+    statuses alone (kicau/pins.py). ``tagged``: those carrying this hashtag (its normal form, kicau/hashtags.py).
+    ``nothing``: it asks for statuses with media (Kicau has none) or with a name that is no hashtag's."""
 
     exclude_replies: bool = False
     exclude_reblogs: bool = False
     pinned: bool = False
+    tagged: str = ""
     nothing: bool = False
+
+    @property
+    def filters(self) -> bool:
+        return self.exclude_replies or self.exclude_reblogs or bool(self.tagged)
 
     def keeps(self, status: bytes, account_id: int) -> bool:
         """Whether a rendered status of the account's is on the page."""
-        if not (self.exclude_replies or self.exclude_reblogs):
+        if not self.filters:
             return True
         shown = _read_shown(status)
         reblog = shown.reblog is not None
         reply_to_another = shown.in_reply_to_id is not None and shown.in_reply_to_account_id != str(account_id)
-        return not ((self.exclude_reblogs and reblog) or (self.exclude_replies and reply_to_another))
+        # A reblog's own tags are empty: it carries the hashtag only as the reblogged status does, as in Mastodon's
+        # profile, which lists the account's own statuses with the hashtag.
+        untagged = bool(self.tagged) and not any(tag.name == self.tagged for tag in shown.tags)
+        return not ((self.exclude_reblogs and reblog) or (self.exclude_replies and reply_to_another) or untagged)
 
 
 EVERY_STATUS = ProfileFilter()
@@ -81,13 +90,18 @@ class _Id(msgspec.Struct):
     id: str
 
 
+class _Tag(msgspec.Struct):
+    name: str
+
+
 class _Shown(msgspec.Struct):
-    """What a rendered Status answers, and what it reblogs; the members it does not name are skipped unparsed. A
-    reply stored before replies kept the account they answer counts as a reply to another account."""
+    """What a rendered Status answers, what it reblogs and its hashtags; the members it does not name are skipped
+    unparsed. A reply stored before replies kept the account they answer counts as a reply to another account."""
 
     in_reply_to_id: str | None = None
     in_reply_to_account_id: str | None = None
     reblog: _Id | None = None
+    tags: list[_Tag] = msgspec.field(default_factory=list)
 
 
 _read_shown = msgspec.json.Decoder(_Shown).decode
@@ -144,6 +158,7 @@ class TimelineService:
     notifications: NotificationStore
     markers: MarkerStore
     public: PublicStatuses
+    tagged: TaggedStatuses
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
     pin_store: PinStore
@@ -232,6 +247,36 @@ class TimelineService:
             ids, _ = await self.feeds.read_list(keys.public_feed(), request, fresh=True)
         return await self._page(ids, reader)
 
+    async def tag_timeline(self, tag: str, request: PageRequest, reader: Reader, *, any_of: Sequence[str] = (),
+                           all_of: Sequence[str] = (), none_of: Sequence[str] = (), remote: bool = False,
+                           only_media: bool = False) -> Page:
+        """The public statuses carrying a hashtag, or any of ``any_of`` too, newest first (kicau/tag_timeline.py;
+        names in normal form). Of those, only the ones also carrying every hashtag of ``all_of`` and none of
+        ``none_of``: filtered from the page read, so a page may hold fewer than asked, and its cursors go on from
+        where the reading stopped, as for deleted statuses. As for the public timeline, ``remote`` or
+        ``only_media`` get an empty page."""
+        if remote or only_media:
+            return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        tags = list(dict.fromkeys((tag, *any_of)))
+        pages = await asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
+                                                        min_id=request.min_id, limit=request.limit) for t in tags))
+        ids = sorted(set().union(*pages), reverse=True)
+        # Each tag's page holds its newest (or, after min_id, its oldest) statuses: so does their union's.
+        ids = ids[-request.limit:] if request.min_id is not None else ids[:request.limit]
+        if not all_of and not none_of:
+            return await self._page(ids, reader)
+        rendered = await self.statuses.render_each(ids, reader)
+        wanted, unwanted = set(all_of), set(none_of)
+        kept = []
+        for status_id in ids:
+            status = rendered.get(status_id)
+            if status is not None:
+                names = {t.name for t in _read_shown(status).tags}
+                if wanted <= names and not unwanted & names:
+                    kept.append(status)
+        return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
+                    prev_min_id=ids[0] if ids else None)
+
     async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,
                                shown: ProfileFilter = EVERY_STATUS) -> Page:
         """The account's statuses that ``reader`` may see (``kicau.visibility``): followers-only ones to its
@@ -243,7 +288,7 @@ class TimelineService:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         if shown.pinned:
             return await self._pinned(account_id, request, reader)
-        if shown.exclude_replies or shown.exclude_reblogs:
+        if shown.filters:
             return await self._filtered(account_id, request, reader, shown)
         if (self.newest_ids is not None and request.max_id is None and request.since_id is None
                 and request.min_id is None and request.limit <= NEWEST_KEPT):

@@ -1,10 +1,11 @@
-"""Timelines: the reader's home timeline, the public timeline and an account's statuses, with Mastodon
+"""Timelines: the reader's home timeline, the public and hashtag timelines and an account's statuses, with Mastodon
 pagination."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -33,7 +34,7 @@ def _page_params(query: Mapping[str, str]) -> dict[str, int]:
 
 PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
 
-# Mastodon's profile parameters. Kicau has no media or tags: asking for those gives an empty page.
+# Mastodon's profile parameters. Kicau has no media: asking for it gives an empty page.
 PROFILE_FLAGS = ("exclude_replies", "exclude_reblogs", "pinned", "only_media")
 _ANY: dict[str, str] = {"type": "string"}  # read as booleans (or a tag) and never stored: any value is taken
 PROFILE_PAGE = {"parameters": [
@@ -42,7 +43,7 @@ PROFILE_PAGE = {"parameters": [
     doc.query("exclude_reblogs", _ANY, "Leave out reblogs (a boolean)"),
     doc.query("pinned", _ANY, "Pinned statuses only, most recently pinned first (a boolean)"),
     doc.query("only_media", _ANY, "Statuses with media only (a boolean; Kicau has none)"),
-    doc.query("tagged", _ANY, "Statuses with this hashtag only (Kicau has none)"),
+    doc.query("tagged", _ANY, "Statuses with this hashtag only (with or without #, in any case)"),
 ]}
 # Rails' false values, which Mastodon's boolean parameters follow: any other value is true.
 _FALSE = frozenset({"", "0", "f", "false", "off"})
@@ -70,12 +71,14 @@ def _public_params(query: Mapping[str, str]) -> dict[str, int]:
     return flags
 
 
-def _profile_params(query: Mapping[str, str]) -> dict[str, int]:
-    """The profile parameters set, as ``1`` for the timeline service."""
-    flags = _flags(query, PROFILE_FLAGS)
-    if (query.get("tagged") or "").strip():
-        flags["tagged"] = 1
-    return flags
+def _profile_params(query: Mapping[str, str]) -> dict[str, int | str]:
+    """The profile parameters set: the booleans as ``1`` for the timeline service, ``tagged`` as given (the
+    timeline service reads it as a hashtag, kicau/hashtags.py)."""
+    params: dict[str, int | str] = {**_flags(query, PROFILE_FLAGS)}
+    tagged = (query.get("tagged") or "").strip()
+    if tagged:
+        params["tagged"] = tagged
+    return params
 
 
 @router.get("/api/v1/timelines/home", openapi_extra={**PAGE, **doc.BEARER},
@@ -99,6 +102,33 @@ async def public_timeline(request: Request, services: Services, common: Common, 
     query = request.query_params
     answer = await services.timeline.call("GET", "/internal/timelines/public",
                                           params={**_page_params(query), **_public_params(query)}, token=token)
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
+                       answer.headers.get("x-kicau-prev"))
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+TAG_MODES = ("any", "all", "none")
+TAG_PAGE = {"parameters": [
+    *PUBLIC_PAGE["parameters"],
+    *(doc.query(f"{mode}[]", {"type": "array", "items": {"type": "string"}},
+                f"Statuses with {mode} of these hashtags too (at most 4 are read)") for mode in TAG_MODES),
+]}
+
+
+@router.get("/api/v1/timelines/tag/{hashtag}", openapi_extra={**TAG_PAGE, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401)})
+async def tag_timeline(hashtag: str, request: Request, services: Services, common: Common,
+                       token: OptionalToken) -> Response:
+    """The public statuses carrying a hashtag, newest first (kicau/tag_timeline.py). Anyone may read it, as the
+    public timeline. A name that is no hashtag's has an empty timeline, as on Mastodon."""
+    query = request.query_params
+    # Rails reads ``any[]=a&any[]=b``; a client that leaves the brackets out is read the same.
+    modes = [(mode, value) for mode in TAG_MODES for value in (*query.getlist(f"{mode}[]"), *query.getlist(mode))]
+    answer = await services.timeline.call(
+        "GET", f"/internal/timelines/tag/{quote(hashtag, safe='')}",
+        params=[*_page_params(query).items(), *_public_params(query).items(), *modes], token=token,
+    )
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))

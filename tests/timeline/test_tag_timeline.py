@@ -1,0 +1,150 @@
+"""Hashtags against the running stack: a status's ``tags`` and content links (kicau/hashtags.py), its hashtag
+timelines (``GET /api/v1/timelines/tag/:hashtag``, kicau/tag_timeline.py) with Mastodon's cursors and ``any[]``,
+``all[]``, ``none[]``, ``local``, ``remote``, ``only_media``; only public statuses, never a reblog; a deleted
+status leaves them; a profile's ``tagged``; and bad input answered 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+
+from kicau import hashtags
+from kicau.tag_timeline import TaggedStatuses, day_of
+from tests.conftest import User, eventually
+from tests.timeline.test_visibility import post
+
+
+def tagged(http: httpx.Client, tag: str, query: str = "", reader: User | None = None) -> httpx.Response:
+    answer = http.get(f"/api/v1/timelines/tag/{tag}{query}", headers=reader.auth if reader else {})
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def ids(answer: httpx.Response) -> list[str]:
+    statuses: list[dict[str, Any]] = answer.json()
+    return [s["id"] for s in statuses]
+
+
+def fresh_tag() -> str:
+    """A hashtag no other test uses (the tables outlive a test)."""
+    return "t" + uuid.uuid4().hex[:12]
+
+
+def test_a_status_names_its_hashtags_and_links_them(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    author = make_user("tag_shape")
+    tag = fresh_tag()
+    answer = http.post("/api/v1/statuses", headers=author.auth,
+                       json={"status": f"Hello #{tag.upper()} and #Kicau, again #kicau; not a#b nor #123"})
+    assert answer.status_code == 200, answer.text
+    status = answer.json()
+    assert status["tags"] == [{"name": tag, "url": f"{status['url'].split('/@')[0]}/tags/{tag}"},
+                              {"name": "kicau", "url": f"{status['url'].split('/@')[0]}/tags/kicau"}]
+    content = status["content"]
+    assert f'<a href="{status["tags"][0]["url"]}" class="mention hashtag" rel="tag">#<span>{tag.upper()}</span></a>' \
+        in content
+    assert content.count('class="mention hashtag"') == 3  # the text's spelling kept, each occurrence linked
+    assert "a#b" in content and "#123" in content
+    # The same status as every reader gets it.
+    assert http.get(f"/api/v1/statuses/{status['id']}").json()["tags"] == status["tags"]
+
+
+def test_hashtag_timeline_public_statuses_newest_first(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    author, reader = make_user("tag_a"), make_user("tag_r")
+    tag, other = fresh_tag(), fresh_tag()
+    first = post(http, author, f"one #{tag}")
+    post(http, author, f"unlisted #{tag}", visibility="unlisted")
+    post(http, author, f"followers only #{tag}", visibility="private")
+    post(http, author, f"@{reader.username} direct #{tag}", visibility="direct")
+    both = post(http, author, f"two #{tag} #{other}")
+    doomed = post(http, author, f"deleted #{tag}")
+    third = post(http, author, f"three #{tag.upper()}")
+    only_other = post(http, author, f"just #{other}")
+    assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
+    # A reblog of a tagged status is not listed again (Mastodon lists the status, not its reblogs).
+    assert http.post(f"/api/v1/statuses/{first}/reblog", headers=reader.auth).status_code == 200
+
+    newest = [third, both, first]
+    assert eventually(lambda: ids(tagged(http, tag, "?limit=40")) == newest or None), ids(tagged(http, tag))
+    assert ids(tagged(http, tag.upper())) == newest  # any case
+    assert ids(tagged(http, f"%23{tag}")) == newest  # with its '#'
+    assert ids(tagged(http, tag, "", reader)) == newest  # a user's token changes nothing
+    assert ids(tagged(http, tag, "?local=true")) == newest
+    assert tagged(http, tag, "?remote=true").json() == []
+    assert tagged(http, tag, "?only_media=1").json() == []
+
+    # Cursors.
+    assert ids(tagged(http, tag, f"?max_id={third}")) == [both, first]
+    assert ids(tagged(http, tag, f"?since_id={first}")) == [third, both]
+    assert ids(tagged(http, tag, f"?min_id={first}&limit=1")) == [both]
+    paged = tagged(http, tag, "?limit=1")
+    assert ids(paged) == [third]
+    following = re.search(r'<([^>]+)>; rel="next"', paged.headers["link"])
+    assert following and f"max_id={third}" in following.group(1) and f"/timelines/tag/{tag}?" in following.group(1)
+    assert ids(http.get(following.group(1))) == [both]
+
+    # any[], all[], none[], as Mastodon reads them (with or without the brackets).
+    assert eventually(lambda: ids(tagged(http, other)) == [only_other, both] or None)
+    assert ids(tagged(http, tag, f"?any[]={other}")) == [only_other, third, both, first]
+    assert ids(tagged(http, tag, f"?any={other}&limit=2")) == [only_other, third]
+    assert ids(tagged(http, tag, f"?all[]={other}")) == [both]
+    assert ids(tagged(http, tag, f"?none[]={other}")) == [third, first]
+    assert tagged(http, tag, "?all[]=!!").json() == []  # no hashtag is all of those
+
+
+def test_a_profile_lists_the_statuses_with_a_hashtag(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    author = make_user("tag_profile")
+    tag = fresh_tag()
+    with_tag = post(http, author, f"with #{tag}")
+    post(http, author, "without")
+    private = post(http, author, f"followers only #{tag}", visibility="private")
+    page = http.get(f"/api/v1/accounts/{author.id}/statuses?tagged={tag.upper()}", headers=author.auth)
+    assert page.status_code == 200, page.text
+    assert ids(page) == [private, with_tag]  # the author sees its own followers-only status
+    assert ids(http.get(f"/api/v1/accounts/{author.id}/statuses?tagged=%23{tag}")) == [with_tag]
+    assert http.get(f"/api/v1/accounts/{author.id}/statuses?tagged=!!").json() == []
+
+
+def test_names_that_are_no_hashtags_have_empty_timelines(http: httpx.Client) -> None:
+    for name in ("123", "a%20b", "%E2%80%8B", "x" * 101, "!!", "%25"):
+        answer = http.get(f"/api/v1/timelines/tag/{name}")
+        assert answer.status_code == 200 and answer.json() == [], (name, answer.text)
+
+
+def test_bad_cursors_and_limits_answer_400(http: httpx.Client) -> None:
+    for query in ("?max_id=abc", "?since_id=-1", "?min_id=99999999999999999999", "?limit=abc"):
+        answer = http.get(f"/api/v1/timelines/tag/kicau{query}")
+        assert 400 <= answer.status_code < 500 and "error" in answer.json(), (query, answer.text)
+
+
+def test_pages_walk_across_days_and_skip_empty_ones(stack_cassandra: Session) -> None:
+    """The store alone, on the real Cassandra: statuses on three days far apart (ids made for those days), read
+    newest first and, after min_id, oldest first; the days between hold nothing and are never read."""
+    store = TaggedStatuses(stack_cassandra, ConsistencyLevel.ONE)  # the stack's single node
+    tag = fresh_tag()
+    day_ms = 86_400_000
+    base = 1_700_000_000_000
+    ids_by_day = [[((base + d * 40 * day_ms + i) << 16) for i in range(3)] for d in range(3)]
+    every = sorted((i for day in ids_by_day for i in day), reverse=True)
+    assert len({day_of(i) for i in every}) == 3
+
+    async def scenario() -> None:
+        await store.apply([(tag, i) for i in every], [])
+        assert await store.page(tag, limit=40) == every
+        assert await store.page(tag, limit=4) == every[:4]
+        assert await store.page(tag, max_id=every[3], limit=4) == every[4:8]
+        assert await store.page(tag, since_id=every[5], limit=40) == every[:5]
+        assert await store.page(tag, min_id=every[-1], limit=4) == every[-5:-1]
+        assert await store.page(tag, min_id=every[-1], max_id=every[2], limit=40) == every[3:-1]
+        assert await store.page(tag, max_id=every[-1], limit=40) == []
+        await store.apply([], [(tag, every[0]), (tag, every[4])])
+        assert await store.page(tag, limit=40) == [i for i in every if i not in (every[0], every[4])]
+        assert await store.page(hashtags.normal(tag.upper()), limit=1) == [every[1]]
+
+    asyncio.run(scenario())
