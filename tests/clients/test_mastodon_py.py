@@ -206,6 +206,24 @@ def test_the_public_timeline_and_its_stream(gateway_url: str, app_keys: tuple[st
     assert older is not None and len(older) == 2
 
 
+def test_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py reads a status's tags and pages a hashtag timeline (``timeline_hashtag``, with its
+    ``local`` and Link-header paging), and a profile's ``tagged``."""
+    lea, _, _ = register(gateway_url, app_keys, "lea")
+    tag = "py" + uuid.uuid4().hex[:10]
+    posted = [lea.status_post(f"number {n} #{tag.upper()}") for n in range(3)]
+    assert posted[0]["tags"][0]["name"] == tag
+    lea.status_post(f"not public #{tag}", visibility="unlisted")
+    newest = [str(s["id"]) for s in reversed(posted)]
+    eventually(lambda: [str(s["id"]) for s in lea.timeline_hashtag(tag)] == newest)
+    assert [str(s["id"]) for s in lea.timeline_hashtag(tag.upper(), local=True, limit=40)] == newest
+    first = lea.timeline_hashtag(tag, limit=2)
+    rest = lea.fetch_next(first)
+    assert rest is not None and [str(s["id"]) for s in [*first, *rest]] == newest
+    me = lea.account_verify_credentials()
+    assert len(lea.account_statuses(me["id"], tagged=tag)) == 4  # her own unlisted one too
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""
