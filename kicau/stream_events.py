@@ -24,8 +24,9 @@ class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     author_id: int = 0
     followers_of_author: bool = False
     # For the gateway's public-timeline streams (``recipients`` is then ``[PUBLIC_LISTENERS]``,
-    # kicau/presence.py), not for any account's own.
+    # kicau/presence.py), not for any account's own; and the status's hashtags, for its hashtag streams.
     public: bool = False
+    tags: tuple[str, ...] = ()
 
 
 _encode = msgspec.json.Encoder().encode

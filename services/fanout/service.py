@@ -297,7 +297,8 @@ class Fanout:
                 payload = compose_status(fragment, card).decode()
                 updates[event.status_id] = payload
                 if public_listened and event.visibility == PUBLIC and not event.reblog_of:
-                    self._deliver(pipe, "update", event, payload, [PUBLIC_LISTENERS], public=True)
+                    self._deliver(pipe, "update", event, payload, [PUBLIC_LISTENERS], public=True,
+                                  tags=tuple(event.tags))
                 if not reaches_followers(event.visibility):
                     self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
                 elif plan.large:
@@ -308,7 +309,8 @@ class Fanout:
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
                 if public_listened and event.visibility == PUBLIC and not event.reblog_of:
-                    self._deliver(pipe, "delete", event, payload, [PUBLIC_LISTENERS], public=True)
+                    self._deliver(pipe, "delete", event, payload, [PUBLIC_LISTENERS], public=True,
+                                  tags=tuple(event.tags))
                 if not reaches_followers(event.visibility):
                     # Every account its update may have reached; to the others, the id of a status they may read.
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *event.mentions])
@@ -448,7 +450,7 @@ class Fanout:
 
     def _deliver(
         self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str, recipients: list[int],
-        public: bool = False,
+        public: bool = False, tags: tuple[str, ...] = (),
     ) -> None:
         # Queued ahead of the timeline writes of the same status, so streams are not held up by a large fanout.
         for gateway, online in self.online.gateways_of(recipients).items():
@@ -459,6 +461,7 @@ class Fanout:
                 payload=payload,
                 recipients=online,
                 public=public,
+                tags=tags,
             )
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 

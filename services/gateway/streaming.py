@@ -32,7 +32,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,22 @@ PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
 # timeline's for the public streams).
 STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification",
                                         **dict.fromkeys(PUBLIC_STREAMS)}
+# A hashtag's streams (kicau/tag_timeline.py): the public timeline's events of statuses carrying the hashtag.
+# Each names its hashtag: a subscription to one is kept as ``<stream>#<hashtag>`` (``stream_key``; no stream name
+# and no hashtag holds a ``#``), and its frames name ``[<stream>, <hashtag>]``, as Mastodon's do.
+HASHTAG_STREAMS = frozenset({"hashtag", "hashtag:local"})
+STREAMS = frozenset(STREAM_EVENTS) | HASHTAG_STREAMS
+
+
+def stream_key(stream: str, tag: str | None = None) -> str:
+    """How a subscription is kept: the stream's name, and a hashtag stream's hashtag after a ``#``."""
+    return stream if tag is None else f"{stream}#{tag}"
+
+
+def _tag_of(key: str) -> str | None:
+    """The hashtag a subscription follows, or None."""
+    stream, _, tag = key.partition("#")
+    return tag if stream in HASHTAG_STREAMS else None
 
 
 @dataclass(slots=True)
@@ -97,8 +113,10 @@ class StreamEvent:
     event_id: str | None
     data: str
     accepted_at: float | None = None
-    # An event of the public timeline's streams, not of an account's own (``Hub.dispatch``).
+    # An event of the public timeline's streams, not of an account's own (``Hub.dispatch``), and the hashtags of
+    # its status (for the hashtag streams).
     public: bool = False
+    tags: tuple[str, ...] = ()
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -146,7 +164,7 @@ class StreamEvent:
 
     def _encode_ws(self, stream: str) -> str:
         # Mastodon's WebSocket frames carry the payload as a JSON *string*, which clients decode again.
-        frame = {"stream": [stream], "event": self.name, "payload": self.data}
+        frame = {"stream": stream.split("#", 1), "event": self.name, "payload": self.data}
         if self.event_id is not None:  # a notification has none (see ``dispatch``)
             frame["id"] = self.event_id
         return msgspec.json.encode(frame).decode()
@@ -190,14 +208,19 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
     return transport if all(callable(getattr(transport, n, None)) for n in needed) else None
 
 
+# The streams of an account's own events.
+_OWN_STREAMS = frozenset(STREAM_EVENTS) - PUBLIC_STREAMS
+
+
 class Subscriptions:
     """The streams one WebSocket subscribed to, in the order it did, as Mastodon lets a socket hold several.
 
     An event goes out once for every subscribed stream that carries it, each frame naming its stream: with both
     ``user`` and ``user:notification``, a notification arrives twice, as Mastodon sends it; a public status of an
-    account the user follows arrives on ``user`` and on ``public``. The socket keeps one hub connection whatever
-    it subscribes to (one stream lease, one bounded buffer): that connection takes the kinds of the user's own
-    events ``accepts`` names, and the public timeline's events while ``public`` holds."""
+    account the user follows arrives on ``user`` and on ``public`` (and on ``hashtag`` for each of its hashtags
+    subscribed). The socket keeps one hub connection whatever it subscribes to (one stream lease, one bounded
+    buffer): that connection takes the kinds of the user's own events ``accepts`` names, the public timeline's
+    events while ``public`` holds, and those of the hashtags in ``tags``. Streams are kept by ``stream_key``."""
 
     __slots__ = ("streams",)
 
@@ -220,18 +243,23 @@ class Subscriptions:
     def accepts(self) -> frozenset[str] | None:
         """The kinds of the user's own events these streams carry together (None: all), for
         ``Connection.accepts``."""
-        kinds = [STREAM_EVENTS[stream] for stream in self.streams if stream not in PUBLIC_STREAMS]
+        kinds = [STREAM_EVENTS[stream] for stream in self.streams if stream in _OWN_STREAMS]
         return None if None in kinds else frozenset(kind for kind in kinds if kind is not None)
 
     @property
     def public(self) -> bool:
-        """Whether a public timeline's stream is among these (``StreamHub.listen_public``)."""
+        """Whether a public timeline's stream is among these (``StreamHub.listen``)."""
         return any(stream in PUBLIC_STREAMS for stream in self.streams)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """The hashtags whose streams are among these (``StreamHub.listen``)."""
+        return frozenset(tag for tag in map(_tag_of, self.streams) if tag is not None)
 
     def carrying(self, event: StreamEvent) -> list[str]:
         if event.public:
-            return [s for s in self.streams if s in PUBLIC_STREAMS]
-        return [s for s in self.streams if s not in PUBLIC_STREAMS and STREAM_EVENTS[s] in (None, event.name)]
+            return [s for s in self.streams if s in PUBLIC_STREAMS or (event.tags and _tag_of(s) in event.tags)]
+        return [s for s in self.streams if s in _OWN_STREAMS and STREAM_EVENTS[s] in (None, event.name)]
 
     def wire(self, event: StreamEvent) -> bytes:
         """The event's frames on this socket, for a direct sink: one per subscribed stream that carries it (none
@@ -433,8 +461,12 @@ class StreamHub:
         self.queue_size = queue_size
         self.per_account = per_account
         self._connections: dict[int, set[Connection]] = collections.defaultdict(set)
-        # Connections listening to the public timeline (each also among ``_connections``, by its account).
+        # Connections listening to the public timeline, and to each hashtag's (each also among ``_connections``,
+        # by its account); the hashtags each connection listens to; and those announced as listening to either.
         self._public: set[Connection] = set()
+        self._tagged: dict[str, set[Connection]] = {}
+        self._tags_of: dict[Connection, frozenset[str]] = {}
+        self._announced: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -481,25 +513,38 @@ class StreamHub:
         OPEN_STREAMS.labels(transport).inc()
         return connection
 
-    async def listen_public(self, connection: Connection) -> None:
-        """Give an open connection the public timeline's events too; announced as the presence of
-        ``PUBLIC_LISTENERS``, so the fanout publishes public statuses to this gateway."""
-        if connection in self._public:
-            return
-        self._public.add(connection)
-        await self.presence.change(PUBLIC_LISTENERS, +1)
-
-    async def unlisten_public(self, connection: Connection) -> None:
-        if connection not in self._public:
-            return
-        self._public.discard(connection)
-        try:
-            await self.presence.change(PUBLIC_LISTENERS, -1)
-        except Exception:
-            log.warning("could not announce a public stream's end", exc_info=True)
+    async def listen(self, connection: Connection, *, public: bool, tags: frozenset[str] = frozenset()) -> None:
+        """Give an open connection the public timeline's events (``public``) and those of statuses carrying any
+        of ``tags``, and no others of the public timeline's. A connection listening to either is announced as
+        the presence of ``PUBLIC_LISTENERS``, so the fanout publishes public statuses (with their hashtags) to
+        this gateway; hashtags are matched here."""
+        if public:
+            self._public.add(connection)
+        else:
+            self._public.discard(connection)
+        before = self._tags_of.pop(connection, frozenset())
+        for tag in before - tags:
+            listeners = self._tagged[tag]
+            listeners.discard(connection)
+            if not listeners:
+                del self._tagged[tag]
+        for tag in tags - before:
+            self._tagged.setdefault(tag, set()).add(connection)
+        if tags:
+            self._tags_of[connection] = tags
+        listening = public or bool(tags)
+        if listening and connection not in self._announced:
+            self._announced.add(connection)
+            await self.presence.change(PUBLIC_LISTENERS, +1)
+        elif not listening and connection in self._announced:
+            self._announced.discard(connection)
+            try:
+                await self.presence.change(PUBLIC_LISTENERS, -1)
+            except Exception:
+                log.warning("could not announce a public stream's end", exc_info=True)
 
     async def close(self, connection: Connection) -> None:
-        await self.unlisten_public(connection)
+        await self.listen(connection, public=False)
         held = self._connections.get(connection.account_id)
         if held is None or connection not in held:
             return
@@ -539,7 +584,11 @@ class StreamHub:
         round_due = bool(self._round)
         joining = self._round
         if public:
-            for connection in self._public:
+            listeners: Iterable[Connection] = self._public
+            if delivery.tags and self._tagged:
+                event.tags = delivery.tags
+                listeners = self._public.union(*(self._tagged.get(tag, ()) for tag in delivery.tags))
+            for connection in listeners:
                 if connection.push(event):
                     joining.append(connection)
         else:

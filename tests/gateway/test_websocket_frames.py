@@ -14,7 +14,13 @@ import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from services.gateway.streaming import StreamEvent, Subscriptions, websocket_sink, websocket_text_frame
+from services.gateway.streaming import (
+    StreamEvent,
+    Subscriptions,
+    stream_key,
+    websocket_sink,
+    websocket_text_frame,
+)
 
 
 def _parse(wire: bytes) -> tuple[Frame, bytes]:
@@ -156,3 +162,19 @@ def test_public_timeline_events_go_out_on_the_public_streams_alone() -> None:
     assert subscriptions.carrying(public) == ["public", "public:local"]
     assert subscriptions.carrying(own) == ["user"]
     assert subscriptions.remove("public") and subscriptions.remove("public:local") and not subscriptions.public
+
+
+def test_hashtag_streams_carry_the_public_events_of_their_hashtag() -> None:
+    subscriptions = Subscriptions()
+    tagged = StreamEvent("update", None, "{}", public=True, tags=("kicau", "other"))
+    untagged = StreamEvent("update", None, "{}", public=True)
+    assert subscriptions.add(stream_key("hashtag", "kicau")) and subscriptions.add(stream_key("hashtag:local", "x"))
+    assert not subscriptions.add(stream_key("hashtag", "kicau"))
+    assert subscriptions.tags == frozenset({"kicau", "x"}) and not subscriptions.public
+    assert subscriptions.accepts() == frozenset()  # none of the account's own events
+    assert subscriptions.carrying(tagged) == ["hashtag#kicau"] and subscriptions.carrying(untagged) == []
+    assert msgspec.json.decode(_parse(subscriptions.wire(tagged))[0].data)["stream"] == ["hashtag", "kicau"]
+    assert subscriptions.add("public")
+    assert subscriptions.carrying(tagged) == ["hashtag#kicau", "public"]
+    assert subscriptions.carrying(untagged) == ["public"]
+    assert subscriptions.remove(stream_key("hashtag", "kicau")) and subscriptions.tags == frozenset({"x"})

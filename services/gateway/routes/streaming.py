@@ -18,13 +18,15 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from kicau import hashtags
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import bearer_value, resolve
 from services.gateway.streaming import (
+    HASHTAG_STREAMS,
     SERVER_SEND_KEY,
-    STREAM_EVENTS,
+    STREAMS,
     USER_STREAM,
     Connection,
     StreamEvent,
@@ -32,6 +34,7 @@ from services.gateway.streaming import (
     Subscriptions,
     TransportSink,
     server_transport,
+    stream_key,
     websocket_sink,
 )
 
@@ -202,14 +205,18 @@ async def stream_user_notifications(request: Request) -> Response:
     return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
 
-async def _public_stream(request: Request) -> Response:
+async def _public_stream(request: Request, tag: str | None = None) -> Response:
+    """The public timeline's stream, or (``tag``, in normal form) a hashtag's."""
     token = await _stream_token(request)
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    # None of the account's own events; the public timeline's, from the moment it listens.
+    # None of the account's own events; the public timeline's (or the hashtag's), from the moment it listens.
     connection = await hub.open(token.account_id, "sse", accepts=frozenset())
     try:
-        await hub.listen_public(connection)
+        if tag is None:
+            await hub.listen(connection, public=True)
+        else:
+            await hub.listen(connection, public=False, tags=frozenset({tag}))
     except BaseException:
         await hub.close(connection)
         raise
@@ -230,10 +237,35 @@ async def stream_public_local(request: Request) -> Response:
     return await _public_stream(request)
 
 
+def hashtag_of(tag: Any) -> str:
+    """The hashtag a ``hashtag`` stream names (``tag``, with or without ``#``, in any case), in normal form; 400
+    when there is none or it is no hashtag's name."""
+    if not isinstance(tag, str) or not tag:
+        raise ApiError(400, "No tag for stream provided")
+    name = tag.removeprefix("#")
+    if not hashtags.valid(name):
+        raise ApiError(400, f"Not a hashtag: {tag[:120]}")
+    return hashtags.normal(name)
+
+
+@router.get("/api/v1/streaming/hashtag")
+async def stream_hashtag(request: Request) -> Response:
+    """Mastodon's ``hashtag`` stream (``?tag=``): the public statuses carrying the hashtag as they are posted,
+    and their deletions (kicau/tag_timeline.py). No resume, as for ``public``."""
+    return await _public_stream(request, hashtag_of(request.query_params.get("tag")))
+
+
+@router.get("/api/v1/streaming/hashtag/local")
+async def stream_hashtag_local(request: Request) -> Response:
+    """``hashtag:local``: the same as ``hashtag``, since every status here is local."""
+    return await _public_stream(request, hashtag_of(request.query_params.get("tag")))
+
+
 @router.websocket("/api/v1/streaming")
 async def stream_websocket(websocket: WebSocket) -> None:
     """Mastodon's WebSocket stream: ``subscribe`` and ``unsubscribe`` messages (or ``?stream=`` on connecting),
-    any number of subscriptions a socket (``Subscriptions``), all served by one hub connection."""
+    with ``tag`` for the ``hashtag`` streams, any number of subscriptions a socket (``Subscriptions``), all served
+    by one hub connection."""
     try:
         token = await _stream_token(websocket)
     except ApiError as error:
@@ -280,7 +312,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             await hub.close(conn)
             try:
                 async with asyncio.timeout(1.0):
-                    await websocket.send_json({"stream": subscriptions.streams or [USER_STREAM],
+                    await websocket.send_json({"stream": [key.partition("#")[0] for key in subscriptions.streams]
+                                               or [USER_STREAM],
                                                "event": OVERFLOW_EVENT, "payload": "{}"})
                     await websocket.close(code=1008, reason="reader too slow")
             except Exception:
@@ -299,8 +332,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
             sender = asyncio.create_task(send_events(connection))
         else:
             connection.accepts = subscriptions.accepts()
-        if subscriptions.public:
-            await hub.listen_public(connection)
+        await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags)
 
     async def unsubscribe(stream: str) -> None:
         nonlocal connection, sender
@@ -308,8 +340,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
             return
         if subscriptions.streams:
             connection.accepts = subscriptions.accepts()
-            if not subscriptions.public:
-                await hub.unlisten_public(connection)
+            await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags)
             return
         # Nothing left: the stream lease goes back until the next subscription.
         if sender:
@@ -317,23 +348,38 @@ async def stream_websocket(websocket: WebSocket) -> None:
         await hub.close(connection)
         connection = None
 
+    def key_of(stream: Any, tag: Any) -> str:
+        """The subscription a message (or the query on connecting) names; 400 for an unknown stream or a
+        ``hashtag`` stream without a hashtag."""
+        if not isinstance(stream, str) or stream not in STREAMS:
+            raise ApiError(400, f"Unknown stream type: {str(stream)[:120]}")
+        return stream_key(stream, hashtag_of(tag) if stream in HASHTAG_STREAMS else None)
+
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
     try:
         on_connect = websocket.query_params.get("stream")
-        if on_connect in STREAM_EVENTS:
-            await subscribe(on_connect)
+        if on_connect in STREAMS:
+            try:
+                await subscribe(key_of(on_connect, websocket.query_params.get("tag")))
+            except ApiError as error:
+                if error.status_code != 400:
+                    raise
+                await websocket.send_json({"error": error.message, "status": 400})
         while True:
             message: Any = await websocket.receive_json()
             kind = message.get("type") if isinstance(message, dict) else None
-            stream = message.get("stream") if isinstance(message, dict) else None
             if kind not in ("subscribe", "unsubscribe"):
                 await websocket.send_json({"error": "Unknown message type", "status": 400})
-            elif not isinstance(stream, str) or stream not in STREAM_EVENTS:
-                await websocket.send_json({"error": f"Unknown stream type: {stream}", "status": 400})
-            elif kind == "subscribe":
-                await subscribe(stream)
+                continue
+            try:
+                key = key_of(message.get("stream"), message.get("tag"))
+            except ApiError as error:
+                await websocket.send_json({"error": error.message, "status": error.status_code})
+                continue
+            if kind == "subscribe":
+                await subscribe(key)
             else:
-                await unsubscribe(stream)
+                await unsubscribe(key)
     except (WebSocketDisconnect, ValueError, RuntimeError):
         pass
     except asyncio.CancelledError:
