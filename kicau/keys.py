@@ -59,6 +59,16 @@ def public_feed() -> str:
     return "feed3:{p}:public"
 
 
+def tag_uses(tag: str, day: int) -> str:
+    """The statuses that used a hashtag on a day (kicau/tag_history.py): a HyperLogLog of status ids."""
+    return f"tag:{{t:{tag}}}:{day}:uses"
+
+
+def tag_accounts(tag: str, day: int) -> str:
+    """The accounts that used a hashtag on a day: a HyperLogLog of account ids, in the slot of ``tag_uses``."""
+    return f"tag:{{t:{tag}}}:{day}:accounts"
+
+
 def large_followees(account_id: int) -> str:
     """Which large accounts a reader follows (cached for its home reads; dropped on each follow or unfollow)."""
     return f"follows:{{u:{account_id}}}:large"

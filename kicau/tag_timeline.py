@@ -49,6 +49,7 @@ class TaggedStatuses:
             "SELECT day FROM tag_days WHERE tag = ? AND day <= ? AND day >= ? LIMIT ?")
         self._days_forward = session.prepare(
             "SELECT day FROM tag_days WHERE tag = ? AND day >= ? AND day <= ? ORDER BY day ASC LIMIT ?")
+        self._any_day = session.prepare("SELECT day FROM tag_days WHERE tag = ? LIMIT 1")
         self._back = session.prepare("SELECT status_id FROM statuses_by_tag WHERE tag = ? AND day = ?"
                                      " AND status_id < ? AND status_id > ? LIMIT ?")
         self._forward = session.prepare("SELECT status_id FROM statuses_by_tag WHERE tag = ? AND day = ?"
@@ -82,6 +83,10 @@ class TaggedStatuses:
                 listing.add(self._list_day, (tag, day))
             listings.append(listing)
         await asyncio.gather(*(execute(self._session, batch) for batch in [*batches.values(), *listings]))
+
+    async def exists(self, tag: str) -> bool:
+        """Whether a public status ever carried the hashtag (a day is listed for it)."""
+        return bool(await execute(self._session, self._any_day, (tag,)))
 
     async def page(self, tag: str, *, max_id: int | None = None, since_id: int | None = None,
                    min_id: int | None = None, limit: int = 20) -> list[int]:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys, resp
+from kicau import keys, resp, tag_history
 from kicau.account_cards import AccountCards
 from kicau.entities import compose_status
 from kicau.events import (
@@ -245,13 +245,19 @@ class Fanout:
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events)
         await self._deliver_all(plans, followers, large, addressed, notices)
-        records = []  # Cassandra's records of the batch, written beside its Redis writes
+        # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
+        records: list[Awaitable[object]] = []
         if notices or removed:
             records.append(self.notifications.apply(notices, removed))
         if published or unpublished:
             records.append(self._publish(published, unpublished))
         if tagged or untagged:
             records.append(self.tagged.apply(tagged, untagged))
+        if tagged:
+            # Their hashtags' recent use (kicau/tag_history.py): counts of distinct members, safe to repeat.
+            authors = {e.status_id: e.account_id for e in events if isinstance(e, StatusCreated)}
+            records.append(resp.round_trip(self.redis, tag_history.count_commands(
+                (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
             writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed))
             await asyncio.gather(writing, *records)

@@ -124,10 +124,23 @@ class Marker(_Entity):
     updated_at: str
 
 
+class TagHistory(_Entity):
+    day: str
+    uses: str
+    accounts: str
+
+
+class Tag(_Entity):
+    name: str
+    url: str
+    history: list[TagHistory]
+    following: bool | None = None
+
+
 class SearchResults(_Entity):
     accounts: list[Account]
     statuses: list[Status]
-    hashtags: list[Any]
+    hashtags: list[Tag]
 
 
 _REASONS = {

@@ -272,6 +272,16 @@ async def tag_timeline(
                                                only_media=only_media == "1"))
 
 
+@app.get("/internal/tags/{tag}")
+async def tag(tag: str, service: Service, account: AccountHeader = None) -> Response:
+    """Mastodon's Tag for a hashtag (its name with or without ``#``, in any case), or 404 when it is no
+    hashtag's or no public status has carried it."""
+    name = tag.removeprefix("#")
+    if not hashtags.valid(name):
+        raise ApiError(404, "Record not found")
+    return Response(await service.tag(hashtags.normal(name), reader_of(account)), media_type="application/json")
+
+
 @app.get("/internal/timelines/home/after")
 async def home_after(
     service: Service,

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import keys, resp
+from kicau import keys, resp, tag_history
 from kicau.account_cards import AccountCards
 from kicau.bookmarks import BookmarkStore
+from kicau.entities import dumps
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
@@ -276,6 +277,17 @@ class TimelineService:
                     kept.append(status)
         return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
                     prev_min_id=ids[0] if ids else None)
+
+    async def tag(self, tag: str, reader: Reader) -> bytes:
+        """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), or 404 when no public status has
+        carried it; ``following`` (always false: Kicau has no followed hashtags yet) for a reader with an
+        account."""
+        if not await self.tagged.exists(tag):
+            raise ApiError(404, "Record not found")
+        days = tag_history.history_days()
+        counts = await resp.round_trip(self.redis, tag_history.history_commands(tag, days))
+        return dumps(tag_history.entity(tag, self.settings.public_url, days, [int(c) for c in counts],
+                                        following=False if reader.account_id is not None else None))
 
     async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,
                                shown: ProfileFilter = EVERY_STATUS) -> Page:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from kicau import hashtags
+from kicau import hashtags, tag_history
 from kicau.entities import status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import id_from_ms
@@ -81,3 +81,19 @@ def test_statuses_fall_in_the_partition_of_their_day() -> None:
     start = 1_800_000_000_000 // DAY_MS * DAY_MS
     assert day_of(id_from_ms(start)) == day_of(id_from_ms(start + DAY_MS - 1)) == start // DAY_MS
     assert day_of(id_from_ms(start + DAY_MS)) == start // DAY_MS + 1
+
+
+def test_a_tags_history_is_mastodons_strings_today_first() -> None:
+    now_ms = 1_800_000_000_000
+    days = tag_history.history_days(now_ms)
+    assert days == [now_ms // DAY_MS - back for back in range(7)]
+    counts = [3, 2] + [0, 0] * 6
+    tag = tag_history.entity("kicau", URL, days, counts)
+    history = [{"day": str(day * 86_400), "uses": str(counts[2 * i]), "accounts": str(counts[2 * i + 1])}
+               for i, day in enumerate(days)]
+    assert tag == {"name": "kicau", "url": f"{URL}/tags/kicau", "history": history}
+    assert tag["history"][0] == {"day": str(now_ms // DAY_MS * 86_400), "uses": "3", "accounts": "2"}
+    assert tag_history.entity("kicau", URL, days, counts, following=False)["following"] is False
+    # Each use: its status and its account into their day's counts, both kept past the history's week.
+    packed = tag_history.count_commands([("kicau", id_from_ms(now_ms), 42)])
+    assert len(packed) == 4 and b"PFADD" in packed[0] and b"42" in packed[2] and b"691200" in packed[1]

@@ -1,21 +1,25 @@
 """Hashtags against the running stack: a status's ``tags`` and content links (kicau/hashtags.py), its hashtag
 timelines (``GET /api/v1/timelines/tag/:hashtag``, kicau/tag_timeline.py) with Mastodon's cursors and ``any[]``,
 ``all[]``, ``none[]``, ``local``, ``remote``, ``only_media``; only public statuses, never a reblog; a deleted
-status leaves them; a profile's ``tagged``; and bad input answered 4xx."""
+status leaves them; a profile's ``tagged``; a hashtag's Tag and its recent use (kicau/tag_history.py), found by
+search too; and bad input answered 4xx."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import redis
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 
-from kicau import hashtags
+from kicau import hashtags, keys, tag_history
 from kicau.tag_timeline import TaggedStatuses, day_of
 from tests.conftest import User, eventually
 from tests.timeline.test_visibility import post
@@ -148,3 +152,64 @@ def test_pages_walk_across_days_and_skip_empty_ones(stack_cassandra: Session) ->
         assert await store.page(hashtags.normal(tag.upper()), limit=1) == [every[1]]
 
     asyncio.run(scenario())
+
+
+def test_a_hashtag_and_its_recent_use(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    """``GET /api/v1/tags/:name``: 404 until a public status carries the hashtag; then Mastodon's Tag with seven
+    days of history, today first, counting public statuses and their accounts."""
+    ann, bob = make_user("tag_use_a"), make_user("tag_use_b")
+    tag = fresh_tag()
+    missing = http.get(f"/api/v1/tags/{tag}")
+    assert missing.status_code == 404 and set(missing.json()) == {"error"}, missing.text
+    post(http, ann, f"first #{tag}")
+    post(http, ann, f"second #{tag.upper()}")
+    post(http, bob, f"bob's #{tag}")
+    post(http, bob, f"unlisted #{tag}", visibility="unlisted")  # on no hashtag timeline, and not counted
+
+    def counted() -> dict[str, Any] | None:
+        answer = http.get(f"/api/v1/tags/%23{tag.upper()}")
+        if answer.status_code != 200:
+            return None
+        body: dict[str, Any] = answer.json()
+        return body if sum(int(day["uses"]) for day in body["history"]) == 3 else None
+
+    body = eventually(counted)
+    assert body is not None
+    assert (body["name"], body["url"].endswith(f"/tags/{tag}"), "following" in body) == (tag, True, False)
+    days = [int(day["day"]) for day in body["history"]]
+    assert len(days) == 7 and all(a - b == 86_400 for a, b in itertools.pairwise(days))
+    assert days[0] <= time.time() < days[0] + 86_400  # today first
+    used = [(day["uses"], day["accounts"]) for day in body["history"] if day["uses"] != "0"]
+    # All on one day, unless the statuses straddled midnight (then an account may count on both days).
+    assert used == [("3", "2")] or (len(used) == 2 and sum(int(a) for _, a in used) in (2, 3)), used
+    assert http.get(f"/api/v1/tags/{tag}", headers=ann.auth).json()["following"] is False
+    for name in ("123", "a%20b", "!!"):
+        answer = http.get(f"/api/v1/tags/{name}")
+        assert answer.status_code == 404 and set(answer.json()) == {"error"}, (name, answer.text)
+
+    # Search finds it by name, with or without '#', alone or beside accounts.
+    for query in (f"?q=%23{tag}&type=hashtags", f"?q={tag.upper()}", f"?q={tag}&type=hashtags&limit=5"):
+        found = http.get(f"/api/v2/search{query}")
+        assert found.status_code == 200, found.text
+        assert [t["name"] for t in found.json()["hashtags"]] == [tag], query
+    assert http.get(f"/api/v2/search?q={tag}&type=accounts").json()["hashtags"] == []
+    assert http.get(f"/api/v2/search?q={fresh_tag()}&type=hashtags").json()["hashtags"] == []
+
+
+def test_counting_a_use_again_changes_nothing(stack_redis: redis.Redis) -> None:
+    """The fanout's counts survive its replays: a batch applied again after a crash counts no status twice."""
+    tag = fresh_tag()
+    status_id = int(time.time() * 1000) << 16
+    packed = tag_history.count_commands([(tag, status_id, 7), (tag, status_id + 1, 7)])
+
+    def run(command: bytes) -> Any:
+        """One packed command (RESP: the arguments are every other line after the first two)."""
+        return stack_redis.execute_command(*command.split(b"\r\n")[2::2])  # type: ignore[no-untyped-call]
+
+    for _ in range(2):
+        for command in packed:
+            run(command)
+    days = tag_history.history_days()
+    counts = [run(command) for command in tag_history.history_commands(tag, days)]
+    assert counts[:2] == [2, 1] and set(counts[2:]) == {0}
+    assert 0 < stack_redis.ttl(keys.tag_uses(tag, days[0])) <= 8 * 86_400

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kicau import hashtags
 from kicau.entities import PROFILE_FIELDS
 from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, ApiError
@@ -129,8 +132,8 @@ def record_id_or_none(value: str) -> int | None:
 
 
 SEARCH = {"parameters": [
-    doc.query("q", doc.text(max_length=300), "An account's username or acct (user@domain)"),
-    doc.query("type", doc.text(), "accounts, statuses or hashtags (only accounts are searched)"),
+    doc.query("q", doc.text(max_length=300), "An account's username or acct (user@domain), or a hashtag"),
+    doc.query("type", doc.text(), "accounts, statuses or hashtags (statuses are not searched)"),
     doc.query("limit", doc.LIMIT, "Page size (clamped to 1..40)"),
 ]}
 Hidden = Query(include_in_schema=False)  # declared in SEARCH, with the types the route really accepts
@@ -146,12 +149,41 @@ async def search(services: Services, token: OptionalToken, q: Annotated[str, Hid
     reject_nul("q", q)
     reject_nul("type", type or "")
     page = page_limit(limit, 20, 40)  # a bad limit is a 400 whether or not there is anything to search
-    if type in (None, "", "accounts") and q.strip():
+    found: bytes = b"[]"
+
+    async def search_accounts() -> None:
+        nonlocal accounts
         answer = await services.graph.call("GET", "/internal/search/accounts", params={"q": q, "limit": page})
         raise_for_error(answer)
         accounts = answer.content
-    body = b'{"accounts":' + accounts + b',"statuses":[],"hashtags":[]}'
+
+    async def search_hashtags() -> None:
+        # The hashtag the query names, if a public status ever carried it (Mastodon's search also suggests
+        # hashtags that begin with it: not here, where hashtags are found by name only).
+        nonlocal found
+        answer = await services.timeline.call("GET", f"/internal/tags/{quote(name, safe='')}", token=token)
+        if answer.status_code == 404:
+            return
+        raise_for_error(answer)
+        found = b"[" + answer.content + b"]"
+
+    name = q.strip().removeprefix("#")
+    searches = []
+    if type in (None, "", "accounts") and q.strip():
+        searches.append(search_accounts())
+    if type in (None, "", "hashtags") and hashtags.valid(name):
+        searches.append(search_hashtags())
+    await asyncio.gather(*searches)
+    body = b'{"accounts":' + accounts + b',"statuses":[],"hashtags":' + found + b"}"
     return Response(body, media_type="application/json")
+
+
+@router.get("/api/v1/tags/{name}", openapi_extra=doc.OPTIONAL_BEARER,
+            responses={**doc.ok(doc.Tag), **doc.errors(401, 404)})
+async def tag(name: str, services: Services, token: OptionalToken) -> Response:
+    """A hashtag (with or without ``#``, in any case) and its use over the last seven days
+    (kicau/tag_history.py); 404 when it is no hashtag's name or no public status has carried it."""
+    return passthrough(await services.timeline.call("GET", f"/internal/tags/{quote(name, safe='')}", token=token))
 
 
 @router.get("/api/v1/accounts/{account_id}", responses={**doc.ok(doc.Account), **doc.errors(404)})

@@ -1,0 +1,70 @@
+"""A hashtag's recent use: Mastodon's Tag entity (``GET /api/v1/tags/:name``, hashtag search results), whose
+``history`` says, for each of the last seven days, how many statuses used the hashtag and from how many accounts.
+
+Counted in Redis as Mastodon counts them there: per hashtag and day, a HyperLogLog of the status ids and one of
+the account ids (``keys.tag_uses``, ``keys.tag_accounts``), which the fanout adds to with the batch that lists
+the statuses on their hashtag timelines. A HyperLogLog counts distinct members, so a batch replayed after a crash
+adds nothing, and a deleted status stays counted (as in Mastodon's history). Exact for the small counts most
+hashtags have (Redis keeps small HyperLogLogs sparse), within ~1% beyond. Kept ``HISTORY_DAYS`` + 1 days; lost
+with Redis (the statuses stay on their timelines: this is a trend, not a record).
+
+A hashtag *exists* once a public status has used it: Cassandra's ``tag_days`` lists a day for it
+(kicau/tag_timeline.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kicau import hashtags, keys
+from kicau.resp import command
+from kicau.tag_timeline import DAY_MS, day_of
+
+HISTORY_DAYS = 7
+_KEPT_SECONDS = (HISTORY_DAYS + 1) * 86_400
+
+
+def count_commands(used: Iterable[tuple[str, int, int]]) -> list[bytes]:
+    """Packed commands counting (hashtag, status id, account id) uses: the status into its day's uses, the
+    account into its day's accounts, each key kept ``HISTORY_DAYS`` + 1 days from its last use."""
+    packed: list[bytes] = []
+    for tag, status_id, account_id in used:
+        day = day_of(status_id)
+        uses, accounts = keys.tag_uses(tag, day).encode(), keys.tag_accounts(tag, day).encode()
+        ttl = str(_KEPT_SECONDS).encode()
+        packed += (command(b"PFADD", uses, str(status_id).encode()), command(b"EXPIRE", uses, ttl),
+                   command(b"PFADD", accounts, str(account_id).encode()), command(b"EXPIRE", accounts, ttl))
+    return packed
+
+
+def history_days(now_ms: float | None = None) -> list[int]:
+    """The days a history covers, today first."""
+    today = int((time.time() * 1000 if now_ms is None else now_ms) // DAY_MS)
+    return [today - back for back in range(HISTORY_DAYS)]
+
+
+def history_commands(tag: str, days: Sequence[int]) -> list[bytes]:
+    """Packed PFCOUNTs of ``days``' uses and accounts, in that order for each day."""
+    packed: list[bytes] = []
+    for day in days:
+        packed += (command(b"PFCOUNT", keys.tag_uses(tag, day).encode()),
+                   command(b"PFCOUNT", keys.tag_accounts(tag, day).encode()))
+    return packed
+
+
+def entity(tag: str, public_url: str, days: Sequence[int], counts: Sequence[int],
+           following: bool | None = None) -> dict[str, Any]:
+    """Mastodon's Tag: the name in normal form, its page, and its history (``counts`` as ``history_commands``
+    read them), today first, with Mastodon's strings (``day`` the day's start in seconds since the epoch).
+    ``following`` only for a reader with a user token, as Mastodon gives it."""
+    body: dict[str, Any] = {
+        "name": tag,
+        "url": hashtags.url(tag, public_url),
+        "history": [{"day": str(day * DAY_MS // 1000), "uses": str(counts[2 * i]), "accounts": str(counts[2 * i + 1])}
+                    for i, day in enumerate(days)],
+    }
+    if following is not None:
+        body["following"] = following
+    return body
