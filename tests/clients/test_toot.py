@@ -1,5 +1,6 @@
 """The real toot CLI drives Kicau: log in with an e-mail, post, follow, page the home timeline (toot's own
-pager, which follows the first Link header), read an account timeline, delete, unfollow."""
+pager, which follows the first Link header), read an account timeline, delete, unfollow; read a hashtag's
+timeline and the hashtag."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pty
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +115,28 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
 
     assert "You are no longer following" in toot(reader_cfg, "unfollow", author.username)
     eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == [])
+
+
+def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
+    """toot reads a hashtag's timeline (``timeline -t``, ``--local`` too) and the hashtag itself (``tags info``)."""
+    author = make_user("tt")
+    config = tmp_path / "author"
+
+    def log_in() -> str:
+        return toot(config, "login_cli", "-i", gateway_url, "-e", author.email, "-p", author.password)
+
+    assert "Successfully logged in" in eventually(log_in, timeout=60, interval=2)
+    tag = "toot" + uuid.uuid4().hex[:10]
+    posted = []
+    for n in range(3):
+        out = toot(config, "post", f"#{tag.upper()} number {n}")
+        match = re.search(r"Toot posted: \S+/@" + author.username + r"/(\d+)", out)
+        assert match, out
+        posted.append(match.group(1))
+    newest_first = list(reversed(posted))
+    eventually(lambda: [s["id"] for s in http.get(f"/api/v1/timelines/tag/{tag}").json()] == newest_first)
+    for local in ((), ("--local",)):
+        listed = toot(config, "timeline", "-t", tag, *local, "--once", "-c", "20")
+        assert IDS.findall(listed) == newest_first, listed
+    info = toot(config, "tags", "info", tag)
+    assert f"#{tag}" in info, info
