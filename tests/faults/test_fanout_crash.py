@@ -1,7 +1,8 @@
 """Fanout workers crash (SIGKILL) or stall past their session timeout (SIGSTOP) in the middle of a burst of
 posts: every status answered 2xx still lands in the follower's home timeline exactly once, and the
 consumer group's lag returns to 0. A killed worker's replacement replays what was applied but not committed;
-the follower's open stream still gets each status once, and its notifications hold each mention once.
+the follower's open stream still gets each status once, its notifications hold each mention once, and the
+hashtag every status carries lists each once (the first test).
 
 The follower's timeline is materialised before the burst and never rebuilt during the test (the rebuild
 counter must not move), so what is counted is what the fanout wrote. Bursts stay below the home-timeline cap
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -48,6 +50,20 @@ def _converge(http: httpx.Client, follower: User, burst: harness.Burst, since: f
     return harness.tally(expected, harness.home_ids(http, follower)), lag_at, home_at
 
 
+def _on_hashtag_timeline(http: httpx.Client, tag: str) -> list[str]:
+    """Every status on a hashtag's timeline, walked through the API's Link header (kicau/tag_timeline.py)."""
+    statuses: list[str] = []
+    url: str | None = f"/api/v1/timelines/tag/{tag}?limit=40"
+    while url:
+        answer = http.get(url)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        statuses += [s["id"] for s in page]
+        found = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
+        url = found.group(1) if found and page else None
+    return statuses
+
+
 def _mentioned_in_notifications(http: httpx.Client, reader: User) -> list[str]:
     """The status of every mention notification the reader has, walked through the API's Link header."""
     statuses: list[str] = []
@@ -75,8 +91,10 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
     assert stream.opened.wait(30), "the follower's stream did not open"
 
     # Each status mentions the follower: its notification (kicau/notifications.py) is recorded in the same batch
-    # as its timeline writes, and must come through the crash exactly once too.
-    burst = harness.Burst(gateway_url, authors, count, threads=4, text=f"fanout crash @{follower.username}")
+    # as its timeline writes, and must come through the crash exactly once too; and each carries a hashtag of
+    # its own, whose timeline (written by the fanout in Cassandra, kicau/tag_timeline.py) must hold it too.
+    tag = f"crash{uuid.uuid4().hex[:10]}"
+    burst = harness.Burst(gateway_url, authors, count, threads=4, text=f"fanout crash @{follower.username} #{tag}")
     try:
         burst.wait_progress(count // 2)
         killed_at_posts = burst.done
@@ -96,9 +114,10 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
     stream.closing.set()
     on_stream = harness.tally(expected, stream.updates)
     notified = harness.tally(expected, _mentioned_in_notifications(http, follower))
+    tagged = harness.tally(expected, _on_hashtag_timeline(http, tag))
     harness.figure(
         f"fanout SIGKILL at {killed_at_posts} of {count} posts: {result}; on the follower's stream: {on_stream}; "
-        f"in the follower's notifications: {notified}; "
+        f"in the follower's notifications: {notified}; on the hashtag's timeline: {tagged}; "
         f"restarted in {restart_seconds:.1f}s, "
         f"consumer lag 0 {lag_at:.1f}s and the whole burst in the follower's timeline {home_at:.1f}s after the "
         f"kill (the burst itself ended {(burst.finished or killed_at) - killed_at:.1f}s after it); "
@@ -107,6 +126,7 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
     assert not result.lost and not result.duplicated and not result.unexpected, result
     assert not on_stream.lost and not on_stream.duplicated and not on_stream.unexpected, on_stream
     assert not notified.lost and not notified.duplicated and not notified.unexpected, notified
+    assert not tagged.lost and not tagged.duplicated and not tagged.unexpected, tagged
     assert rebuilt == 0, "the follower's timeline was rebuilt: the fanout's writes were not what got counted"
 
 
