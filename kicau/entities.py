@@ -52,7 +52,7 @@ def _paragraph_html(paragraph: str, mentions: Mapping[str, Mention], public_url:
             mention = mentions.get(local_username(match, domains) or "")
             if mention is not None:
                 links.append((match.start(), match.end(), link_html(mention, public_url)))
-    if public_url:
+    if public_url and hashtags.may_carry(paragraph):
         links += ((match.start(), match.end(), hashtags.link_html(match.group(1), public_url))
                   for match in hashtags.found(paragraph))
         links.sort()
@@ -156,7 +156,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "media_attachments": [],
         "mentions": [mention_entity(m, public_url) for m in stored(row.get("mentions"))],
         # From the text, never stored apart from it (kicau/hashtags.py); a reblog's are its reblogged status's.
-        "tags": [] if reblog else [hashtags.entity(name, public_url) for name in hashtags.names(row.get("text") or "")],
+        "tags": _tags(row.get("text") or "", public_url) if not reblog else [],
         "emojis": [],
         "reblogs_count": 0,
         "favourites_count": 0,
@@ -177,6 +177,12 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "filtered": [],
     }
     return _encode(body)
+
+
+def _tags(text: str, public_url: str) -> list[dict[str, str]]:
+    if not hashtags.may_carry(text):
+        return []
+    return [hashtags.entity(name, public_url) for name in hashtags.names(text)]
 
 
 ACCOUNT_OPENING = b'{"account":'

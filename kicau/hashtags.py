@@ -46,9 +46,15 @@ def valid(name: str) -> bool:
     return 0 < len(name) <= MAX_NAME and NAME.fullmatch(name) is not None
 
 
+def may_carry(text: str) -> bool:
+    """Whether the text may hold a hashtag at all: most statuses hold no number sign, and cost no more than this
+    test (a post renders its text twice and makes its event: ~3.5 µs a post without it, 0.3 µs with it)."""
+    return "#" in text or "\uff03" in text
+
+
 def found(text: str) -> Iterator[re.Match[str]]:
     """Each hashtag in the text, its name as written in ``group(1)``."""
-    if "#" in text or "\uff03" in text:
+    if may_carry(text):
         for match in HASHTAG.finditer(text):
             if len(match.group(1)) <= MAX_NAME:
                 yield match
@@ -56,6 +62,8 @@ def found(text: str) -> Iterator[re.Match[str]]:
 
 def names(text: str) -> list[str]:
     """The hashtags the text carries, in normal form, each once, in the order they first appear."""
+    if not may_carry(text):
+        return []
     return list(dict.fromkeys(normal(match.group(1)) for match in found(text)))
 
 
