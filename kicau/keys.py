@@ -69,6 +69,11 @@ def tag_accounts(tag: str, day: int) -> str:
     return f"tag:{{t:{tag}}}:{day}:accounts"
 
 
+def tag_names() -> str:
+    """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
+    return "tags:{names}"
+
+
 def large_followees(account_id: int) -> str:
     """Which large accounts a reader follows (cached for its home reads; dropped on each follow or unfollow)."""
     return f"follows:{{u:{account_id}}}:large"

@@ -1,12 +1,17 @@
-"""A hashtag's recent use: Mastodon's Tag entity (``GET /api/v1/tags/:name``, hashtag search results), whose
-``history`` says, for each of the last seven days, how many statuses used the hashtag and from how many accounts.
+"""A hashtag's recent use, and the names of every hashtag used: Mastodon's Tag entity (``GET /api/v1/tags/:name``,
+hashtag search results), whose ``history`` says, for each of the last seven days, how many statuses used the
+hashtag and from how many accounts, and the hashtags a search suggests.
 
-Counted in Redis as Mastodon counts them there: per hashtag and day, a HyperLogLog of the status ids and one of
-the account ids (``keys.tag_uses``, ``keys.tag_accounts``), which the fanout adds to with the batch that lists
+Use is counted in Redis as Mastodon counts it there: per hashtag and day, a HyperLogLog of the status ids and one
+of the account ids (``keys.tag_uses``, ``keys.tag_accounts``), which the fanout adds to with the batch that lists
 the statuses on their hashtag timelines. A HyperLogLog counts distinct members, so a batch replayed after a crash
 adds nothing, and a deleted status stays counted (as in Mastodon's history). Exact for the small counts most
 hashtags have (Redis keeps small HyperLogLogs sparse), within ~1% beyond. Kept ``HISTORY_DAYS`` + 1 days; lost
 with Redis (the statuses stay on their timelines: this is a trend, not a record).
+
+Names go into one sorted set (``keys.tag_names``, every score 0, so it is ordered by name and read by prefix
+with ``ZRANGEBYLEX``), added to by the same round trip; its member ``""`` says it exists. Lost with Redis, it is
+rebuilt from Cassandra's ``tag_days``, whose partitions are the hashtags (``TagNames``).
 
 A hashtag *exists* once a public status has used it: Cassandra's ``tag_days`` lists a day for it
 (kicau/tag_timeline.py).
@@ -14,22 +19,36 @@ A hashtag *exists* once a public status has used it: Cassandra's ``tag_days`` li
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
-from kicau import hashtags, keys
+from cassandra.cluster import Session
+from redis.asyncio import Redis
+
+from kicau import hashtags, keys, resp
+from kicau.clients import execute
 from kicau.resp import command
 from kicau.tag_timeline import DAY_MS, day_of
 
 HISTORY_DAYS = 7
 _KEPT_SECONDS = (HISTORY_DAYS + 1) * 86_400
+_NAMES = keys.tag_names().encode()
+_PRESENT = b""  # the index's member that says it exists: no hashtag's name is empty, and it sorts first
+# A prefix a search may look up: what a hashtag's name is made of (kicau/hashtags.py).
+PREFIX: Final = re.compile(r"[\w\u00b7\u30fb\u200c]{1,100}")
 
 
 def count_commands(used: Iterable[tuple[str, int, int]]) -> list[bytes]:
     """Packed commands counting (hashtag, status id, account id) uses: the status into its day's uses, the
-    account into its day's accounts, each key kept ``HISTORY_DAYS`` + 1 days from its last use."""
-    packed: list[bytes] = []
+    account into its day's accounts, each key kept ``HISTORY_DAYS`` + 1 days from its last use; and the
+    hashtags into the index of names."""
+    used = list(used)
+    names = sorted({tag for tag, _, _ in used})
+    packed: list[bytes] = [command(b"ZADD", _NAMES, *(part for name in names for part in (b"0", name.encode())))] \
+        if names else []
     for tag, status_id, account_id in used:
         day = day_of(status_id)
         uses, accounts = keys.tag_uses(tag, day).encode(), keys.tag_accounts(tag, day).encode()
@@ -68,3 +87,40 @@ def entity(tag: str, public_url: str, days: Sequence[int], counts: Sequence[int]
     if following is not None:
         body["following"] = following
     return body
+
+
+class TagNames:
+    """The index of hashtag names, read by prefix; rebuilt from Cassandra when Redis has lost it."""
+
+    def __init__(self, redis: Redis, session: Session) -> None:
+        self._redis = redis
+        self._session = session
+        self._every_tag = session.prepare("SELECT DISTINCT tag FROM tag_days")
+        self._rebuilding: asyncio.Task[None] | None = None
+
+    async def starting_with(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` names that begin with ``prefix`` (in normal form), in order: the name itself first."""
+        low, high = b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff"  # UTF-8 never holds 0xff
+        read = [command(b"ZSCORE", _NAMES, _PRESENT),
+                command(b"ZRANGEBYLEX", _NAMES, low, high, b"LIMIT", b"0", str(limit).encode())]
+        present, names = await resp.round_trip(self._redis, read)
+        if present is None:
+            await self._rebuild()
+            present, names = await resp.round_trip(self._redis, read)
+        return [name.decode() for name in names]
+
+    async def _rebuild(self) -> None:
+        """Every hashtag Cassandra lists, into the index, with its marker; one rebuild at a time in this process
+        (two processes rebuilding at once write the same members)."""
+        if self._rebuilding is None:
+            self._rebuilding = asyncio.create_task(self._rebuild_once())
+            self._rebuilding.add_done_callback(lambda _: setattr(self, "_rebuilding", None))
+        await asyncio.shield(self._rebuilding)
+
+    async def _rebuild_once(self) -> None:
+        names = [str(row["tag"]) for row in await execute(self._session, self._every_tag)]
+        packed = [command(b"ZADD", _NAMES, *(part for name in names[start:start + 1000]
+                                             for part in (b"0", name.encode())))
+                  for start in range(0, len(names), 1000)]
+        # The marker last: a reader that finds it finds every name before it.
+        await resp.round_trip(self._redis, [*packed, command(b"ZADD", _NAMES, b"0", _PRESENT)])

@@ -29,6 +29,7 @@ from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tag_history import PREFIX, TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.tracked_cache import TrackedCache
 from kicau.web import (
@@ -108,6 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             markers=MarkerStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
+            tag_names=TagNames(redis, session),
             favourite_store=favourites,
             bookmark_store=bookmarks,
             pin_store=pins,
@@ -270,6 +272,17 @@ async def tag_timeline(
                                                any_of=normal(any_of), all_of=normal(all_of),
                                                none_of=normal(none_of), remote=remote == "1",
                                                only_media=only_media == "1"))
+
+
+@app.get("/internal/tags")
+async def tags_starting(service: Service, q: str = "", limit: Annotated[int, Query(ge=1, le=40)] = 20,
+                        account: AccountHeader = None) -> Response:
+    """The hashtags whose names begin with ``q`` (with or without ``#``, in any case), the one named ``q``
+    first; none for a ``q`` no hashtag's name can begin with."""
+    prefix = hashtags.normal(q.strip().removeprefix("#"))
+    if not PREFIX.fullmatch(prefix):
+        return Response(b"[]", media_type="application/json")
+    return Response(await service.tags_starting(prefix, reader_of(account), limit), media_type="application/json")
 
 
 @app.get("/internal/tags/{tag}")

@@ -15,6 +15,7 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -37,6 +38,7 @@ from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tag_history import TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import Reader
 from kicau.web import ApiError
@@ -160,6 +162,7 @@ class TimelineService:
     markers: MarkerStore
     public: PublicStatuses
     tagged: TaggedStatuses
+    tag_names: TagNames
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
     pin_store: PinStore
@@ -284,10 +287,24 @@ class TimelineService:
         account."""
         if not await self.tagged.exists(tag):
             raise ApiError(404, "Record not found")
+        return dumps((await self._tags([tag], reader))[0])
+
+    async def tags_starting(self, prefix: str, reader: Reader, limit: int) -> bytes:
+        """The Tags of up to ``limit`` hashtags whose names begin with ``prefix`` (in normal form), the one named
+        ``prefix`` first, then by name."""
+        names = await self.tag_names.starting_with(prefix, limit)
+        return dumps(await self._tags(names, reader)) if names else b"[]"
+
+    async def _tags(self, names: list[str], reader: Reader) -> list[dict[str, Any]]:
+        """Tags with their histories, counted in one round trip."""
         days = tag_history.history_days()
-        counts = await resp.round_trip(self.redis, tag_history.history_commands(tag, days))
-        return dumps(tag_history.entity(tag, self.settings.public_url, days, [int(c) for c in counts],
-                                        following=False if reader.account_id is not None else None))
+        counts = await resp.round_trip(self.redis, [c for tag in names
+                                                    for c in tag_history.history_commands(tag, days)])
+        per_tag = 2 * len(days)
+        following = False if reader.account_id is not None else None
+        return [tag_history.entity(tag, self.settings.public_url, days,
+                                   [int(c) for c in counts[i * per_tag:(i + 1) * per_tag]], following=following)
+                for i, tag in enumerate(names)]
 
     async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,
                                shown: ProfileFilter = EVERY_STATUS) -> Page:

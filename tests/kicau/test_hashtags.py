@@ -94,6 +94,9 @@ def test_a_tags_history_is_mastodons_strings_today_first() -> None:
     assert tag == {"name": "kicau", "url": f"{URL}/tags/kicau", "history": history}
     assert tag["history"][0] == {"day": str(now_ms // DAY_MS * 86_400), "uses": "3", "accounts": "2"}
     assert tag_history.entity("kicau", URL, days, counts, following=False)["following"] is False
-    # Each use: its status and its account into their day's counts, both kept past the history's week.
-    packed = tag_history.count_commands([("kicau", id_from_ms(now_ms), 42)])
-    assert len(packed) == 4 and b"PFADD" in packed[0] and b"42" in packed[2] and b"691200" in packed[1]
+    # The names into the index, once each; each use: its status and its account into their day's counts, both
+    # kept past the history's week.
+    packed = tag_history.count_commands([("kicau", id_from_ms(now_ms), 42), ("kicau", id_from_ms(now_ms) + 1, 43)])
+    assert packed[0] == b"*4\r\n$4\r\nZADD\r\n$12\r\ntags:{names}\r\n$1\r\n0\r\n$5\r\nkicau\r\n"
+    assert len(packed) == 9 and b"PFADD" in packed[1] and b"42" in packed[3] and b"691200" in packed[2]
+    assert tag_history.count_commands([]) == []

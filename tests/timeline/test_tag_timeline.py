@@ -213,3 +213,27 @@ def test_counting_a_use_again_changes_nothing(stack_redis: redis.Redis) -> None:
     counts = [run(command) for command in tag_history.history_commands(tag, days)]
     assert counts[:2] == [2, 1] and set(counts[2:]) == {0}
     assert 0 < stack_redis.ttl(keys.tag_uses(tag, days[0])) <= 8 * 86_400
+
+
+def test_search_suggests_the_hashtags_a_query_begins(http: httpx.Client, make_user: Callable[..., User],
+                                                     stack_redis: redis.Redis) -> None:
+    """``GET /api/v2/search`` suggests the hashtags whose names begin with the query, the one it names first, as
+    Mastodon does; the index of names, lost with Redis, is rebuilt from Cassandra on the next search."""
+    author = make_user("tag_sugg")
+    stem = fresh_tag()
+    for name in (f"{stem}b", stem, f"{stem}a", f"{stem}_c"):
+        post(http, author, f"suggest #{name}")
+    want = [stem, f"{stem}_c", f"{stem}a", f"{stem}b"]  # the query's own first, then by name
+
+    def suggested(query: str) -> list[str]:
+        answer = http.get(f"/api/v2/search?{query}")
+        assert answer.status_code == 200, answer.text
+        return [tag["name"] for tag in answer.json()["hashtags"]]
+
+    assert eventually(lambda: suggested(f"q={stem}&type=hashtags") == want or None), suggested(f"q={stem}")
+    assert suggested(f"q=%23{stem.upper()}") == want
+    assert suggested(f"q={stem}&type=hashtags&limit=2") == want[:2]
+    assert suggested(f"q={stem}a") == [f"{stem}a"]
+    assert suggested("q=%21%21&type=hashtags") == []  # nothing a hashtag's name can begin with
+    stack_redis.delete(keys.tag_names())
+    assert suggested(f"q={stem}&type=hashtags") == want

@@ -9,7 +9,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kicau import hashtags
 from kicau.entities import PROFILE_FIELDS
 from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, ApiError
@@ -132,7 +131,7 @@ def record_id_or_none(value: str) -> int | None:
 
 
 SEARCH = {"parameters": [
-    doc.query("q", doc.text(max_length=300), "An account's username or acct (user@domain), or a hashtag"),
+    doc.query("q", doc.text(max_length=300), "An account's username or acct (user@domain), or a hashtag's start"),
     doc.query("type", doc.text(), "accounts, statuses or hashtags (statuses are not searched)"),
     doc.query("limit", doc.LIMIT, "Page size (clamped to 1..40)"),
 ]}
@@ -158,20 +157,17 @@ async def search(services: Services, token: OptionalToken, q: Annotated[str, Hid
         accounts = answer.content
 
     async def search_hashtags() -> None:
-        # The hashtag the query names, if a public status ever carried it (Mastodon's search also suggests
-        # hashtags that begin with it: not here, where hashtags are found by name only).
+        # The hashtags public statuses carried whose names begin with the query, the one it names first
+        # (kicau/tag_history.py), as Mastodon suggests them.
         nonlocal found
-        answer = await services.timeline.call("GET", f"/internal/tags/{quote(name, safe='')}", token=token)
-        if answer.status_code == 404:
-            return
+        answer = await services.timeline.call("GET", "/internal/tags", params={"q": q, "limit": page}, token=token)
         raise_for_error(answer)
-        found = b"[" + answer.content + b"]"
+        found = answer.content
 
-    name = q.strip().removeprefix("#")
     searches = []
     if type in (None, "", "accounts") and q.strip():
         searches.append(search_accounts())
-    if type in (None, "", "hashtags") and hashtags.valid(name):
+    if type in (None, "", "hashtags") and q.strip().removeprefix("#"):
         searches.append(search_hashtags())
     await asyncio.gather(*searches)
     body = b'{"accounts":' + accounts + b',"statuses":[],"hashtags":' + found + b"}"
