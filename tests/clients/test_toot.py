@@ -49,6 +49,14 @@ def toot(config: Path, *args: str, answers: str = "", tty: bool = False) -> str:
     return output.decode(errors="replace")
 
 
+def post(config: Path, author: User, text: str) -> str:
+    """Post with toot; the new status's id, from the URL toot prints."""
+    out = toot(config, "post", text)
+    match = re.search(r"Toot posted: \S+/@" + author.username + r"/(\d+)", out)
+    assert match, out
+    return match.group(1)
+
+
 def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
     author, reader = make_user("ta"), make_user("tr")
     author_cfg, reader_cfg = tmp_path / "author", tmp_path / "reader"
@@ -60,12 +68,7 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
         assert "Successfully logged in" in eventually(log_in, timeout=60, interval=2)
         assert user.username in toot(config, "whoami")
 
-    posted = []
-    for n in range(7):
-        out = toot(author_cfg, "post", f"toot says {n}")
-        match = re.search(r"Toot posted: \S+/@" + author.username + r"/(\d+)", out)
-        assert match, out
-        posted.append(match.group(1))
+    posted = [post(author_cfg, author, f"toot says {n}") for n in range(7)]
     newest_first = list(reversed(posted))
 
     assert "You are now following" in toot(reader_cfg, "follow", author.username)
@@ -127,12 +130,7 @@ def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable
 
     assert "Successfully logged in" in eventually(log_in, timeout=60, interval=2)
     tag = "toot" + uuid.uuid4().hex[:10]
-    posted = []
-    for n in range(3):
-        out = toot(config, "post", f"#{tag.upper()} number {n}")
-        match = re.search(r"Toot posted: \S+/@" + author.username + r"/(\d+)", out)
-        assert match, out
-        posted.append(match.group(1))
+    posted = [post(config, author, f"#{tag.upper()} number {n}") for n in range(3)]
     newest_first = list(reversed(posted))
     eventually(lambda: [s["id"] for s in http.get(f"/api/v1/timelines/tag/{tag}").json()] == newest_first)
     for local in ((), ("--local",)):

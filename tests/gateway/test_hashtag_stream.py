@@ -15,7 +15,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import User
-from tests.gateway.test_public_stream import public_stream
+from tests.gateway.test_public_stream import public_stream, warm_until_public
 from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
 from tests.gateway.test_streaming_bounds import next_frame, post, ws_url
 
@@ -68,20 +68,8 @@ def test_hashtag_streams_refuse_bad_requests(gateway_url: str, make_user: Callab
 
 
 def warm_until_tagged(http: httpx.Client, author: User, ws: ClientConnection, tag: str) -> None:
-    """Post with ``tag`` until the socket's hashtag subscription (registered asynchronously) delivers, then read
-    past what came."""
-    for _ in range(100):
-        post(http, author, f"warm-up #{tag}")
-        try:
-            next_frame(ws, timeout=0.5)
-            break
-        except TimeoutError:
-            continue
-    else:
-        raise AssertionError("the hashtag subscription delivered nothing")
-    with contextlib.suppress(TimeoutError):
-        while True:
-            next_frame(ws, timeout=1)
+    """Post with ``tag`` until the socket's hashtag subscription (registered asynchronously) delivers."""
+    warm_until_public(http, author, ws, text=f"warm-up #{tag}")
 
 
 def frames_until_quiet(ws: ClientConnection) -> Iterator[dict[str, object]]:

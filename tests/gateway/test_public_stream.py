@@ -101,20 +101,21 @@ def test_public_beside_user_on_one_websocket(gateway_url: str, http: httpx.Clien
             next_frame(ws, timeout=1)
 
 
-def warm_until_public(http: httpx.Client, author: User, ws: object) -> None:
-    """Post until the public subscription (registered asynchronously) delivers, then read past what came."""
+def warm_until_public(http: httpx.Client, author: User, ws: object, text: str = "warm-up") -> None:
+    """Post ``text`` until the public subscription (or a hashtag's, for a text that carries the hashtag),
+    registered asynchronously, delivers, then read past what came."""
     from websockets.sync.client import ClientConnection
 
     assert isinstance(ws, ClientConnection)
     for _ in range(100):
-        post(http, author, "warm-up")
+        post(http, author, text)
         try:
             next_frame(ws, timeout=0.5)
             break
         except TimeoutError:
             continue
     else:
-        raise AssertionError("the public subscription delivered nothing")
+        raise AssertionError(f"the subscription delivered none of the posts of {text!r}")
     with contextlib.suppress(TimeoutError):
         while True:
             next_frame(ws, timeout=1)
