@@ -11,7 +11,8 @@ Mastodon. The normal form is what a status's ``tags`` array names, what its ``/t
 the key of its hashtag timeline (kicau/tag_timeline.py); the text keeps the name as written.
 
 Names are found in the text whenever a status is rendered or its events are made, never stored on their own:
-the text is the record, so a status posted before hashtags existed gets them on its next rendering.
+the text is the record, so a status posted before hashtags existed gets its ``tags`` on its next rendering (not
+its content's links: a status's content is rendered once, when it is posted).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def valid(name: str) -> bool:
 
 def may_carry(text: str) -> bool:
     """Whether the text may hold a hashtag at all: most statuses hold no number sign, and cost no more than this
-    test (a post renders its text twice and makes its event: ~3.5 µs a post without it, 0.3 µs with it)."""
+    test (a post renders its text twice and makes its event: ~3.5 µs a post without it, under 1 µs with it)."""
     return "#" in text or "\uff03" in text
 
 
