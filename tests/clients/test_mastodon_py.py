@@ -224,6 +224,38 @@ def test_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert len(lea.account_statuses(me["id"], tagged=tag)) == 4  # her own unlisted one too
 
 
+def test_hashtag_stream(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py listens to a hashtag's stream (``stream_hashtag``, local): the public statuses carrying it."""
+    max_, _, _ = register(gateway_url, app_keys, "max")
+    tag = "pys" + uuid.uuid4().hex[:10]
+
+    class Listener(StreamListener):
+        def __init__(self) -> None:
+            super().__init__()
+            self.updates: list[str] = []
+
+        def on_update(self, status: Any) -> None:
+            self.updates.append(str(status["id"]))
+
+    listener = Listener()
+    handle = max_.stream_hashtag(tag, listener, local=True, run_async=True)
+    try:
+        # The stream registers asynchronously: post until it delivers.
+        warm: list[str] = []
+
+        def delivered() -> bool:
+            warm.append(str(max_.status_post(f"warm-up #{tag}")["id"]))
+            return bool(set(warm) & set(listener.updates))
+
+        eventually(delivered, timeout=30, interval=0.3)
+        untagged = max_.status_post("no hashtag here")
+        tagged = max_.status_post(f"with #{tag.upper()}")
+        eventually(lambda: str(tagged["id"]) in listener.updates)
+        assert str(untagged["id"]) not in listener.updates
+    finally:
+        handle.close()
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""
