@@ -163,10 +163,10 @@ def public_changes(events: Sequence[Event]) -> tuple[list[int], list[int]]:
              if not any(isinstance(e, StatusCreated) and e.status_id == status_id for e in events)])
 
 
-def tag_changes(events: Sequence[Event]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+def tag_changes(events: Sequence[Event], added: list[int], removed: list[int],
+                ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """The (hashtag, status id) pairs the batch lists on hashtag timelines and those it unlists: the public
-    statuses of ``public_changes``, each with its hashtags."""
-    added, removed = public_changes(events)
+    statuses the batch adds and removes (``public_changes``), each with its hashtags."""
     if not added and not removed:
         return [], []
     tags = {e.status_id: e.tags for e in events if isinstance(e, (StatusCreated, StatusDeleted)) and e.tags}
@@ -243,7 +243,7 @@ class Fanout:
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
         published, unpublished = public_changes(events)
-        tagged, untagged = tag_changes(events)
+        tagged, untagged = tag_changes(events, published, unpublished)
         await self._deliver_all(plans, followers, large, addressed, notices)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []

@@ -32,6 +32,32 @@ def register(gateway_url: str, app_keys: tuple[str, str], prefix: str) -> tuple[
     return client, username, email
 
 
+class Updates(StreamListener):
+    """The ids of the statuses a stream brought, and of those it said were deleted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: list[str] = []
+        self.deleted: list[str] = []
+
+    def on_update(self, status: Any) -> None:
+        self.updates.append(str(status["id"]))
+
+    def on_delete(self, status_id: Any) -> None:
+        self.deleted.append(str(status_id))
+
+
+def warm_up(poster: Mastodon, listener: Updates, text: str) -> None:
+    """Post ``text`` until the stream (registered asynchronously) delivers one of the posts."""
+    warm: list[str] = []
+
+    def delivered() -> bool:
+        warm.append(str(poster.status_post(text)["id"]))
+        return bool(set(warm) & set(listener.updates))
+
+    eventually(delivered, timeout=30, interval=0.3)
+
+
 def collect_home(client: Mastodon, limit: int) -> list[str]:
     ids: list[str] = []
     page = client.timeline_home(limit=limit)
@@ -165,29 +191,10 @@ def test_the_public_timeline_and_its_stream(gateway_url: str, app_keys: tuple[st
     jan, _, _ = register(gateway_url, app_keys, "jan")
     kim, _, _ = register(gateway_url, app_keys, "kim")
 
-    class Listener(StreamListener):
-        def __init__(self) -> None:
-            super().__init__()
-            self.updates: list[str] = []
-            self.deleted: list[str] = []
-
-        def on_update(self, status: Any) -> None:
-            self.updates.append(str(status["id"]))
-
-        def on_delete(self, status_id: Any) -> None:
-            self.deleted.append(str(status_id))
-
-    listener = Listener()
+    listener = Updates()
     handle = kim.stream_public(listener, run_async=True, local=True)
     try:
-        # The stream registers asynchronously: post until it delivers.
-        warm: list[str] = []
-
-        def delivered() -> bool:
-            warm.append(str(jan.status_post(f"warm-up {len(warm)}")["id"]))
-            return bool(set(warm) & set(listener.updates))
-
-        eventually(delivered, timeout=30, interval=0.3)
+        warm_up(jan, listener, "warm-up")
         hidden = jan.status_post("unlisted", visibility="unlisted")
         shown = jan.status_post("for everyone")
         eventually(lambda: str(shown["id"]) in listener.updates)
@@ -229,25 +236,10 @@ def test_hashtag_stream(gateway_url: str, app_keys: tuple[str, str]) -> None:
     max_, _, _ = register(gateway_url, app_keys, "max")
     tag = "pys" + uuid.uuid4().hex[:10]
 
-    class Listener(StreamListener):
-        def __init__(self) -> None:
-            super().__init__()
-            self.updates: list[str] = []
-
-        def on_update(self, status: Any) -> None:
-            self.updates.append(str(status["id"]))
-
-    listener = Listener()
+    listener = Updates()
     handle = max_.stream_hashtag(tag, listener, local=True, run_async=True)
     try:
-        # The stream registers asynchronously: post until it delivers.
-        warm: list[str] = []
-
-        def delivered() -> bool:
-            warm.append(str(max_.status_post(f"warm-up #{tag}")["id"]))
-            return bool(set(warm) & set(listener.updates))
-
-        eventually(delivered, timeout=30, interval=0.3)
+        warm_up(max_, listener, f"warm-up #{tag}")
         untagged = max_.status_post("no hashtag here")
         tagged = max_.status_post(f"with #{tag.upper()}")
         eventually(lambda: str(tagged["id"]) in listener.updates)

@@ -14,7 +14,7 @@ from kicau.entities import status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import id_from_ms
 from kicau.tag_timeline import DAY_MS, day_of
-from services.fanout.service import tag_changes
+from services.fanout.service import public_changes, tag_changes
 
 URL = "https://kicau.test"
 
@@ -73,8 +73,8 @@ def test_a_batch_lists_its_public_tagged_statuses_and_unlists_deleted_ones() -> 
         StatusDeleted(status_id=5, account_id=1, tags=["c"]),
         StatusDeleted(status_id=6, account_id=1, visibility="unlisted", tags=["c"]),
     ]
-    assert tag_changes(events) == ([("a", 10), ("b", 10)], [("c", 5)])
-    assert tag_changes([created(20, [])]) == ([], [])
+    assert tag_changes(events, *public_changes(events)) == ([("a", 10), ("b", 10)], [("c", 5)])
+    assert tag_changes([created(20, [])], [20], []) == ([], [])
 
 
 def test_statuses_fall_in_the_partition_of_their_day() -> None:
