@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Generic, TypeVar
 
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
@@ -16,26 +16,34 @@ from cassandra.query import PreparedStatement
 from kicau.clients import execute
 
 _MAX: Final = (1 << 63) - 1
+Held = TypeVar("Held")
 
 
 @dataclass(frozen=True)
-class MarkedList:
-    """One list: its table, partitioned by ``key``, clustered by the ``mark`` id, holding ``column``."""
+class MarkedList(Generic[Held]):
+    """One list: its table, partitioned by ``key``, clustered by the ``mark`` id, holding ``column`` (read as
+    ``held`` reads it: a status or account id by default, a hashtag's name for followed hashtags)."""
 
     newest: PreparedStatement  # newest first below a cursor (max_id, since_id)
     oldest: PreparedStatement  # oldest first just above one (min_id)
     mark: str
     column: str
+    held: Callable[[Any], Held]
 
     @classmethod
     def prepare(cls, prepare: Callable[[str], PreparedStatement], table: str, key: str, mark: str,
-                column: str) -> MarkedList:
+                column: str) -> MarkedList[int]:
+        return MarkedList.prepare_of(int, prepare, table, key, mark, column)
+
+    @staticmethod
+    def prepare_of(held: Callable[[Any], Held], prepare: Callable[[str], PreparedStatement], table: str, key: str,
+                   mark: str, column: str) -> MarkedList[Held]:
         head = f"SELECT {mark}, {column} FROM {table} WHERE {key} = ? AND {mark}"
-        return cls(prepare(f"{head} < ? AND {mark} > ? LIMIT ?"),
-                   prepare(f"{head} > ? AND {mark} < ? ORDER BY {mark} ASC LIMIT ?"), mark, column)
+        return MarkedList(prepare(f"{head} < ? AND {mark} > ? LIMIT ?"),
+                          prepare(f"{head} > ? AND {mark} < ? ORDER BY {mark} ASC LIMIT ?"), mark, column, held)
 
     async def page(self, session: Session, key: int, *, max_id: int | None, since_id: int | None,
-                   min_id: int | None, limit: int) -> list[tuple[int, int]]:
+                   min_id: int | None, limit: int) -> list[tuple[int, Held]]:
         """(mark id, the other column) newest first, with Mastodon's cursors (``min_id``: the page just above
         it, as Mastodon gives it)."""
         upper = max_id if max_id is not None else _MAX
@@ -44,4 +52,4 @@ class MarkedList:
             rows.reverse()
         else:
             rows = await execute(session, self.newest, (key, upper, since_id if since_id is not None else -1, limit))
-        return [(int(row[self.mark]), int(row[self.column])) for row in rows]
+        return [(int(row[self.mark]), self.held(row[self.column])) for row in rows]

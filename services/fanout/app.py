@@ -20,6 +20,7 @@ from kicau.notifications import NotificationStore
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
 from kicau.settings import CommonSettings
+from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
 from kicau.web import cassandra_ready, install_common, redis_ready
 from services.fanout.follow_graph import FollowGraph
@@ -53,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
+            tag_follows=TagFollowStore(session, clients.write_consistency(common)),
         )
         worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
                               pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch))

@@ -13,6 +13,9 @@ A public status also goes to the public timeline (kicau/public_timeline.py): Cas
 alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list; and, for each
 of its hashtags, to that hashtag's timeline (kicau/tag_timeline.py, Cassandra only).
 
+A public status with hashtags (not a reblog) also goes to the home timelines and streams of the accounts that
+follow any of them (kicau/tag_follows.py) and not its author, once each; its deletion is removed from them.
+
 A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
 author, and nowhere else (kicau/visibility.py).
 
@@ -57,6 +60,7 @@ from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, encode_delivery
+from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
@@ -174,6 +178,32 @@ def tag_changes(events: Sequence[Event], added: list[int], removed: list[int],
             [(tag, status_id) for status_id in removed for tag in tags.get(status_id, ())])
 
 
+def tag_followed(events: Sequence[Event]) -> list[StatusCreated | StatusDeleted]:
+    """The batch's statuses (and deletions) that go to their hashtags' followers: public ones, not reblogs, as
+    Mastodon's fanout delivers to hashtag followers."""
+    return [e for e in events if isinstance(e, StatusCreated | StatusDeleted) and e.tags
+            and e.visibility == PUBLIC and not e.reblog_of]
+
+
+def tag_audiences(statuses: Sequence[StatusCreated | StatusDeleted], tag_followers: dict[str, list[int]],
+                  reached: dict[int, list[int]]) -> dict[int, list[int]]:
+    """For each status id, the followers of its hashtags that its author's audience does not already reach:
+    not its author, nor any of ``reached[author]`` (the author's followers, when they are known). In the
+    order first met, each once."""
+    audiences: dict[int, list[int]] = {}
+    for event in statuses:
+        excluded = {event.account_id, *reached.get(event.account_id, ())}
+        audience = [a for a in dict.fromkeys(a for tag in event.tags for a in tag_followers.get(tag, ()))
+                    if a not in excluded]
+        if audience:
+            audiences[event.status_id] = audience
+    return audiences
+
+
+async def _no_followers() -> dict[str, list[int]]:
+    return {}
+
+
 @dataclass
 class _Plan:
     """How one event is applied, decided in stream order before anything is written: whether its author was
@@ -197,6 +227,7 @@ class Fanout:
     notifications: NotificationStore
     public: PublicStatuses
     tagged: TaggedStatuses
+    tag_follows: TagFollowStore
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -225,14 +256,17 @@ class Fanout:
         follower_ids, recent_ids = sorted(needs_followers), sorted(followees | backfilled)
         direct = [e for e in events
                   if isinstance(e, StatusCreated) and not reaches_followers(e.visibility) and e.mentions]
-        follower_lists, status_lists, mentioned_followers = await asyncio.gather(
+        hashtagged = tag_followed(events)
+        follower_lists, status_lists, mentioned_followers, tag_followers = await asyncio.gather(
             self.follower_lists.followers(follower_ids),
             asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
                              for f in recent_ids)),
             asyncio.gather(*(self.graph.followers_among(e.account_id, [m for m in e.mentions if m != e.account_id])
                              for e in direct)),
+            self.tag_follows.followers(t for e in hashtagged for t in e.tags) if hashtagged else _no_followers(),
         )
         followers = follower_lists
+        by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers)
         recent = dict(zip(recent_ids, status_lists, strict=True))
         addressed = {e.status_id: [e.account_id, *among] for e, among in zip(direct, mentioned_followers, strict=True)}
         removed = notifications_removed(events)
@@ -244,7 +278,7 @@ class Fanout:
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events, published, unpublished)
-        await self._deliver_all(plans, followers, large, addressed, notices)
+        await self._deliver_all(plans, followers, large, addressed, notices, by_tags)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []
         if notices or removed:
@@ -259,14 +293,31 @@ class Fanout:
             records.append(resp.round_trip(self.redis, tag_history.count_commands(
                 (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
-            writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed))
+            writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed, by_tags))
             await asyncio.gather(writing, *records)
             entries = writing.result()
         else:  # no task for nothing
-            entries = await self._write_all(plans, followers, recent, addressed)
+            entries = await self._write_all(plans, followers, recent, addressed, by_tags)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
+
+    async def _tag_audiences(self, plans: list[_Plan], hashtagged: list[StatusCreated | StatusDeleted],
+                             tag_followers: dict[str, list[int]], followers: dict[int, list[int]],
+                             ) -> dict[int, list[int]]:
+        """``tag_audiences`` of the batch. A large author's followers are never read whole (its followers
+        receive its statuses at read time and by broadcast): the audience of each of its statuses is checked
+        against them with one read."""
+        audiences = tag_audiences(hashtagged, tag_followers, followers)
+        large = [(p.event.status_id, p.event.account_id) for p in plans
+                 if p.large and isinstance(p.event, StatusCreated | StatusDeleted) and p.event.status_id in audiences]
+        if large:
+            among = await asyncio.gather(*(self.graph.followers_among(author, audiences[status_id])
+                                           for status_id, author in large))
+            for (status_id, _), following in zip(large, among, strict=True):
+                reached = set(following)
+                audiences[status_id] = [a for a in audiences[status_id] if a not in reached]
+        return audiences
 
     async def _publish(self, published: list[int], unpublished: list[int]) -> None:
         """The batch's changes to the public timeline: Cassandra's record first, then Redis's list. In that order
@@ -277,16 +328,18 @@ class Fanout:
         await resp.round_trip(self.redis, self.feeds.key_changes(keys.public_feed(), published, unpublished))
 
     async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
-                           addressed: dict[int, list[int]], notices: list[Notification]) -> None:
+                           addressed: dict[int, list[int]], notices: list[Notification],
+                           by_tags: dict[int, list[int]]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
         status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
-        ``addressed``: who receives each direct status that mentions anyone (``_addressees``)."""
+        ``addressed``: who receives each direct status that mentions anyone (``_addressees``); ``by_tags``: who
+        else receives a public status for its hashtags (``tag_audiences``)."""
         if not len(self.online):
             return
         notices = [n for n in notices if self.online.any_online((n.account_id,))]
         public_listened = self.online.any_online((PUBLIC_LISTENERS,))
         cards = await self._cards_for_online([p.event for p in plans], followers, large,
-                                             {n.from_account_id for n in notices}, public_listened)
+                                             {n.from_account_id for n in notices}, public_listened, by_tags)
         pipe = self.redis.pipeline(transaction=False)
         updates: dict[int, str] = {}  # status id -> its Status JSON, for the mentions among ``notices``
         reblogged: dict[int, str] = {}  # reblog id -> the reblogged Status JSON, for the reblogs among ``notices``
@@ -309,8 +362,12 @@ class Fanout:
                     self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
                 elif plan.large:
                     self._broadcast(pipe, "update", event, payload)
+                    if event.status_id in by_tags:  # none of them follows the author (``_tag_audiences``)
+                        self._deliver(pipe, "update", event, payload, by_tags[event.status_id])
                 else:
-                    self._deliver(pipe, "update", event, payload, [event.account_id, *followers[event.account_id]])
+                    # One delivery a gateway for a status: a gateway drops a second as a replay.
+                    self._deliver(pipe, "update", event, payload,
+                                  [event.account_id, *followers[event.account_id], *by_tags.get(event.status_id, ())])
             elif isinstance(event, StatusDeleted):
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
@@ -322,8 +379,12 @@ class Fanout:
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *event.mentions])
                 elif plan.large:
                     self._broadcast(pipe, "delete", event, payload)
+                    if event.status_id in by_tags:  # none of them follows the author (``_tag_audiences``)
+                        self._deliver(pipe, "delete", event, payload, by_tags[event.status_id])
                 else:
-                    self._deliver(pipe, "delete", event, payload, [event.account_id, *followers[event.account_id]])
+                    # One delivery a gateway for a status: a gateway drops a second as a replay.
+                    self._deliver(pipe, "delete", event, payload,
+                                  [event.account_id, *followers[event.account_id], *by_tags.get(event.status_id, ())])
         # When each notification's event was accepted, by notification id (a mention's is its status's).
         accepted: dict[int, float] = {}
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
@@ -353,7 +414,7 @@ class Fanout:
 
     async def _write_all(
         self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]],
-        addressed: dict[int, list[int]],
+        addressed: dict[int, list[int]], by_tags: dict[int, list[int]],
     ) -> int:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
@@ -382,6 +443,18 @@ class Fanout:
             if writes.weight >= chunk:
                 await sender.send(*writes.take())
 
+        async def to_tag_followers(sender: Sender, event: StatusCreated | StatusDeleted) -> int:
+            # Pushed (or removed) at the status's place in the batch, not with its author's run: a timeline
+            # that receives a newer status of the run this way takes the push script's out-of-order path.
+            audience = by_tags.get(event.status_id, [])
+            for start in range(0, len(audience), chunk):
+                if isinstance(event, StatusCreated):
+                    writes.push(audience[start:start + chunk], (event.status_id,))
+                else:
+                    writes.unpush(audience[start:start + chunk], (event.status_id,))
+                await flush_if_full(sender)
+            return len(audience) if isinstance(event, StatusCreated) else 0
+
         async with Sender(self.redis) as sender:
             for plan in plans:
                 event = plan.event
@@ -401,6 +474,7 @@ class Fanout:
                         entries += 1
                     else:
                         run.setdefault(event.account_id, []).append(event.status_id)
+                    entries += await to_tag_followers(sender, event)
                     continue
                 if isinstance(event, StatusFavourited | StatusUnfavourited):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
@@ -424,6 +498,7 @@ class Fanout:
                         writes.unpush_key(keys.author_feed(event.account_id), (event.status_id,))
                     else:
                         writes.unpush([event.account_id, *followers[event.account_id]], (event.status_id,))
+                    await to_tag_followers(sender, event)
                 elif isinstance(event, FollowCreated):
                     backfill = recent[event.followee_id][: self.settings.follow_backfill]
                     writes.push([event.follower_id], backfill)
@@ -439,18 +514,20 @@ class Fanout:
 
     async def _cards_for_online(
         self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int], notifiers: set[int],
-        public_listened: bool = False,
+        public_listened: bool = False, by_tags: dict[int, list[int]] | None = None,
     ) -> dict[int, bytes]:
         """Author cards, fetched only for statuses someone may be streaming right now (on the public timeline's
-        streams too, when ``public_listened``); and the cards of who caused the notifications of online accounts
-        (``notifiers``)."""
+        streams too, when ``public_listened``; followers of their hashtags, ``by_tags``); and the cards of who
+        caused the notifications of online accounts (``notifiers``)."""
+        by_tags = by_tags or {}
         wanted = {
             e.account_id
             for e in events
             if isinstance(e, StatusCreated)
             and (e.account_id in large or e.account_id not in followers
                  or (public_listened and e.visibility == PUBLIC)
-                 or self.online.any_online([e.account_id, *followers[e.account_id]]))
+                 or self.online.any_online([e.account_id, *followers[e.account_id]])
+                 or self.online.any_online(by_tags.get(e.status_id, ())))
         } | notifiers
         return await self.accounts.cards(wanted) if wanted else {}
 

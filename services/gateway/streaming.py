@@ -471,7 +471,7 @@ class StreamHub:
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
-        self._dispatched: collections.OrderedDict[tuple[str, int, bool], None] = collections.OrderedDict()
+        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool], None] = collections.OrderedDict()
         # Direct connections holding events for the next write round (module doc); empty when none is due.
         self._round: list[Connection] = []
 
@@ -559,10 +559,11 @@ class StreamHub:
             log.warning("could not release stream of %s", connection.account_id, exc_info=True)
 
     def _dispatched_before(self, delivery: StreamDelivery) -> bool:
-        """Whether this gateway already dispatched this event of this status, to accounts or to the public
-        timeline's streams (see ``RECENT_DELIVERIES``). The fanout publishes one delivery of each per status and
-        gateway, so a second one is a replay."""
-        key = (delivery.event, delivery.status_id, delivery.public)
+        """Whether this gateway already dispatched this event of this status, to accounts, to the public
+        timeline's streams or to a large author's followers (see ``RECENT_DELIVERIES``). The fanout publishes one
+        delivery of each per status and gateway, so a second one is a replay. (A large author's status may have
+        both a broadcast and a delivery to accounts: the followers of its hashtags, kicau/tag_follows.py.)"""
+        key = (delivery.event, delivery.status_id, delivery.public, delivery.followers_of_author)
         dispatched = self._dispatched
         if key in dispatched:
             STREAM_DELIVERIES_REPEATED.inc()

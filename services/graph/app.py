@@ -10,11 +10,12 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 
-from kicau import clients
+from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
+from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import (
     ACCOUNT_HEADER,
@@ -107,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             cards=AccountCards(redis, session, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             large=LargeAccounts(session),
+            tag_follows=TagFollowStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -230,3 +232,24 @@ async def follow_list(
     )
     headers = {NEXT_CURSOR_HEADER: str(next_cursor)} if next_cursor is not None else {}
     return JSONResponse(entities, headers=headers)
+
+
+def _hashtag(tag: str) -> str:
+    """A hashtag's normal form from its name in a path (with or without ``#``, in any case); 404 for no
+    hashtag's name, as Mastodon answers."""
+    name = tag.removeprefix("#")
+    if not hashtags.valid(name):
+        raise ApiError(404, "Record not found")
+    return hashtags.normal(name)
+
+
+@app.post("/internal/tags/{tag}/follow")
+async def follow_tag(tag: str, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.follow_tag(account_id=acting_account_id(account), tag=_hashtag(tag))
+    return {}
+
+
+@app.post("/internal/tags/{tag}/unfollow")
+async def unfollow_tag(tag: str, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.unfollow_tag(account_id=acting_account_id(account), tag=_hashtag(tag))
+    return {}

@@ -25,6 +25,7 @@ from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
+from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.graph.passwords import Passwords
@@ -54,6 +55,7 @@ class GraphService:
     ids: SnowflakeGenerator
     passwords: Passwords
     large: LargeAccounts
+    tag_follows: TagFollowStore
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -308,6 +310,19 @@ class GraphService:
             await self.large.remove(account_id)
             await publish(self.producer, self.settings.kafka_statuses_topic,
                           AccountScaleChanged(account_id=account_id, large=False))
+
+    # Followed hashtags (kicau/tag_follows.py) ----------------------------------------------------------
+
+    async def follow_tag(self, *, account_id: int, tag: str) -> None:
+        """Follow a hashtag (in normal form; again: nothing changes). Its public statuses reach the account's
+        home timeline and stream from the fanout's next batch on."""
+        follow_id = await self.tag_follows.claim(account_id, tag, self.ids.next_id())
+        crash_point("graph.tag_follow.claimed")
+        await self.tag_follows.list_follow(account_id, tag, follow_id)
+
+    async def unfollow_tag(self, *, account_id: int, tag: str) -> None:
+        """Stop following a hashtag (not followed: nothing changes)."""
+        await self.tag_follows.unfollow(account_id, tag)
 
     async def followers_among(self, *, account_id: int, candidates: list[int]) -> list[int]:
         return await self.store.followers_among(account_id, candidates)

@@ -29,6 +29,7 @@ from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import PREFIX, TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.tracked_cache import TrackedCache
@@ -68,6 +69,8 @@ TAGS_PER_MODE = 4
 StatusPage = Annotated[PageRequest, _pages(DEFAULT_LIMIT, MAX_LIMIT)]
 # Accounts and notifications, as Mastodon pages them.
 LongPage = Annotated[PageRequest, _pages(40, 80)]
+# Followed hashtags, as Mastodon pages them.
+TagPage = Annotated[PageRequest, _pages(100, 200)]
 
 
 # A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
@@ -110,6 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_names=TagNames(redis, session),
+            tag_follows=TagFollowStore(session, clients.write_consistency(common)),
             favourite_store=favourites,
             bookmark_store=bookmarks,
             pin_store=pins,
@@ -286,13 +290,20 @@ async def tags_starting(service: Service, q: str = "", limit: Annotated[int, Que
 
 
 @app.get("/internal/tags/{tag}")
-async def tag(tag: str, service: Service, account: AccountHeader = None) -> Response:
+async def tag(tag: str, service: Service, account: AccountHeader = None, known: str | None = None) -> Response:
     """Mastodon's Tag for a hashtag (its name with or without ``#``, in any case), or 404 when it is no
-    hashtag's or no public status has carried it."""
+    hashtag's, or no public status has carried it and the reader does not follow it (``known=1``: whether or
+    not, for the answer to a follow or unfollow)."""
     name = tag.removeprefix("#")
     if not hashtags.valid(name):
         raise ApiError(404, "Record not found")
-    return Response(await service.tag(hashtags.normal(name), reader_of(account)), media_type="application/json")
+    return Response(await service.tag(hashtags.normal(name), reader_of(account), known=known == "1"),
+                    media_type="application/json")
+
+
+@app.get("/internal/followed_tags")
+async def followed_tags(service: Service, request: TagPage, account: AccountHeader = None) -> Response:
+    return _respond(await service.followed_tags(acting_account_id(account), request))
 
 
 @app.get("/internal/timelines/home/after")

@@ -38,6 +38,7 @@ from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import Reader
@@ -163,6 +164,7 @@ class TimelineService:
     public: PublicStatuses
     tagged: TaggedStatuses
     tag_names: TagNames
+    tag_follows: TagFollowStore
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
     pin_store: PinStore
@@ -281,13 +283,23 @@ class TimelineService:
         return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
                     prev_min_id=ids[0] if ids else None)
 
-    async def tag(self, tag: str, reader: Reader) -> bytes:
-        """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), or 404 when no public status has
-        carried it; ``following`` (always false: Kicau has no followed hashtags yet) for a reader with an
-        account."""
-        if not await self.tagged.exists(tag):
+    async def tag(self, tag: str, reader: Reader, *, known: bool = False) -> bytes:
+        """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), with ``following`` for a reader
+        with an account (kicau/tag_follows.py); 404 when no public status has carried it and the reader does not
+        follow it, unless ``known`` (the answer to a follow or unfollow, as Mastodon's names any hashtag)."""
+        if not known and not await self.tagged.exists(tag) and (
+                reader.account_id is None or await self.tag_follows.follow_id(reader.account_id, tag) is None):
             raise ApiError(404, "Record not found")
         return dumps((await self._tags([tag], reader))[0])
+
+    async def followed_tags(self, account_id: int, request: PageRequest) -> Page:
+        """The hashtags the account follows, most recently followed first, as Tags; the cursors are follow ids,
+        as in Mastodon's Link headers."""
+        found = await self.tag_follows.of_account(account_id, max_id=request.max_id, since_id=request.since_id,
+                                                  min_id=request.min_id, limit=request.limit)
+        tags = await self._tags([tag for _, tag in found], Reader(account_id), followed=True) if found else []
+        return Page(body=dumps(tags), next_max_id=found[-1][0] if found else None,
+                    prev_min_id=found[0][0] if found else None)
 
     async def tags_starting(self, prefix: str, reader: Reader, limit: int) -> bytes:
         """The Tags of up to ``limit`` hashtags whose names begin with ``prefix`` (in normal form), the one named
@@ -295,15 +307,20 @@ class TimelineService:
         names = await self.tag_names.starting_with(prefix, limit)
         return dumps(await self._tags(names, reader)) if names else b"[]"
 
-    async def _tags(self, names: list[str], reader: Reader) -> list[dict[str, Any]]:
-        """Tags with their histories, counted in one round trip."""
+    async def _tags(self, names: list[str], reader: Reader, *, followed: bool = False) -> list[dict[str, Any]]:
+        """Tags with their histories, counted in one round trip, and (for a reader with an account) whether it
+        follows each, read at once; ``followed``: the caller knows it follows them all."""
         days = tag_history.history_days()
-        counts = await resp.round_trip(self.redis, [c for tag in names
-                                                    for c in tag_history.history_commands(tag, days)])
+        commands = [c for tag in names for c in tag_history.history_commands(tag, days)]
+        if reader.account_id is None or followed:
+            counts, following = await resp.round_trip(self.redis, commands), set(names) if followed else None
+        else:
+            counts, following = await asyncio.gather(resp.round_trip(self.redis, commands),
+                                                      self.tag_follows.followed_among(reader.account_id, names))
         per_tag = 2 * len(days)
-        following = False if reader.account_id is not None else None
         return [tag_history.entity(tag, self.settings.public_url, days,
-                                   [int(c) for c in counts[i * per_tag:(i + 1) * per_tag]], following=following)
+                                   [int(c) for c in counts[i * per_tag:(i + 1) * per_tag]],
+                                   following=None if following is None else tag in following)
                 for i, tag in enumerate(names)]
 
     async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,

@@ -17,6 +17,7 @@ from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import read_params, reject_nul
+from services.gateway.routes.favourites import PAGE, marked_page, paged
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["accounts"])
@@ -30,7 +31,8 @@ async def verify_credentials(token: ReadUser, services: Services) -> Response:
 
 AccountsWriter = Annotated[TokenInfo, require("write:accounts")]
 AccountsReader = Annotated[TokenInfo, require("read:accounts")]
-FollowRequestsReader = Annotated[TokenInfo, require("read:follows", "follow")]
+FollowsReader = Annotated[TokenInfo, require("read:follows", "follow")]
+
 # Profile fields Kicau keeps, and those it has no place for: given with anything but the value every Kicau account
 # has, the latter are a 422 rather than taken and dropped (Mastodon's edit-profile screens send them all).
 FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
@@ -95,7 +97,7 @@ async def preferences(token: AccountsReader) -> dict[str, Any]:
 
 @router.get("/api/v1/follow_requests", openapi_extra=doc.BEARER,
             responses={**doc.ok(list[doc.Account]), **doc.errors(401, 403)})
-async def follow_requests(token: FollowRequestsReader) -> list[Any]:
+async def follow_requests(token: FollowsReader) -> list[Any]:
     """Accounts asking to follow the user: none ever, as no Kicau account is locked (update_credentials refuses
     ``locked``): every follow is accepted at once."""
     return []
@@ -180,6 +182,41 @@ async def tag(name: str, services: Services, token: OptionalToken) -> Response:
     """A hashtag (with or without ``#``, in any case) and its use over the last seven days
     (kicau/tag_history.py); 404 when it is no hashtag's name or no public status has carried it."""
     return passthrough(await services.timeline.call("GET", f"/internal/tags/{quote(name, safe='')}", token=token))
+
+
+async def _tag_change(name: str, change: str, token: TokenInfo, services: Services) -> Response:
+    """Follow or unfollow a hashtag (the graph service, kicau/tag_follows.py), then the Tag as the user now sees
+    it (the timeline service)."""
+    path = f"/internal/tags/{quote(name, safe='')}"
+    raise_for_error(await services.graph.call("POST", f"{path}/{change}", token=token))
+    return passthrough(await services.timeline.call("GET", path, params={"known": "1"}, token=token))
+
+
+@router.post("/api/v1/tags/{name}/follow", openapi_extra=doc.BEARER,
+             responses={**doc.ok(doc.Tag), **doc.errors(401, 403, 404)})
+async def follow_tag(name: str, token: FollowUser, services: Services) -> Response:
+    """Follow a hashtag (again: nothing changes): its public statuses reach the user's home timeline and
+    stream from then on; the Tag, ``following`` true. 404 when it is no hashtag's name."""
+    return await _tag_change(name, "follow", token, services)
+
+
+@router.post("/api/v1/tags/{name}/unfollow", openapi_extra=doc.BEARER,
+             responses={**doc.ok(doc.Tag), **doc.errors(401, 403, 404)})
+async def unfollow_tag(name: str, token: FollowUser, services: Services) -> Response:
+    """Stop following a hashtag (not followed: nothing changes); the Tag, ``following`` false."""
+    return await _tag_change(name, "unfollow", token, services)
+
+
+
+
+@router.get("/api/v1/followed_tags", openapi_extra={**PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.Tag]), **doc.errors(400, 401, 403)})
+async def followed_tags(request: Request, token: FollowsReader, services: Services, common: Common) -> Response:
+    """The hashtags the user follows, most recently followed first (100 a page by default, at most 200); the
+    cursors are follow ids, as the Link header gives them."""
+    answer = await services.timeline.call("GET", "/internal/followed_tags", params=marked_page(request, 100, 200),
+                                          token=token)
+    return paged(request, common, answer)
 
 
 @router.get("/api/v1/accounts/{account_id}", responses={**doc.ok(doc.Account), **doc.errors(404)})
