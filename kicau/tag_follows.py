@@ -67,15 +67,14 @@ class TagFollowStore:
         await asyncio.gather(execute(self._session, self._list, (account_id, follow_id, tag)),
                              execute(self._session, self._add_follower, (tag, account_id)))
 
-    async def unfollow(self, account_id: int, tag: str) -> bool:
-        """Stop following ``tag``; True when this call gave the claim back (False: there was none, or a
-        concurrent unfollow gave it back)."""
-        follow_id = await self.follow_id(account_id, tag)
-        if follow_id is None:
-            # No claim: nothing the fanout reads can be left either (the claim is released last).
-            return False
+    async def unlist_follow(self, account_id: int, tag: str, follow_id: int) -> None:
+        """Remove the hashtag's follower row and the account's list entry of a follow (idempotent); the claim
+        is given back after (``release``)."""
         await asyncio.gather(execute(self._session, self._remove_follower, (tag, account_id)),
                              execute(self._session, self._unlist, (account_id, follow_id)))
+
+    async def release(self, account_id: int, tag: str, follow_id: int) -> bool:
+        """Give the claim back; True when this call did (a concurrent unfollow may have)."""
         rows = await execute(self._session, self._release, (account_id, tag, follow_id))
         return bool(rows[0]["[applied]"])
 

@@ -321,8 +321,14 @@ class GraphService:
         await self.tag_follows.list_follow(account_id, tag, follow_id)
 
     async def unfollow_tag(self, *, account_id: int, tag: str) -> None:
-        """Stop following a hashtag (not followed: nothing changes)."""
-        await self.tag_follows.unfollow(account_id, tag)
+        """Stop following a hashtag (not followed: nothing changes). The claim goes last: with no claim, nothing
+        the fanout reads is left."""
+        follow_id = await self.tag_follows.follow_id(account_id, tag)
+        if follow_id is None:
+            return
+        await self.tag_follows.unlist_follow(account_id, tag, follow_id)
+        crash_point("graph.tag_unfollow.unlisted")
+        await self.tag_follows.release(account_id, tag, follow_id)
 
     async def followers_among(self, *, account_id: int, candidates: list[int]) -> list[int]:
         return await self.store.followers_among(account_id, candidates)

@@ -248,6 +248,30 @@ def test_hashtag_stream(gateway_url: str, app_keys: tuple[str, str]) -> None:
         handle.close()
 
 
+def test_followed_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py follows a hashtag (``tag_follow``), lists those followed (``followed_tags``, paged), reads
+    ``following`` (``tag``), finds a followed hashtag's statuses in its home timeline, and unfollows."""
+    ria, _, _ = register(gateway_url, app_keys, "ria")
+    sam, _, _ = register(gateway_url, app_keys, "sam")
+    tags = ["pyf" + uuid.uuid4().hex[:10] for _ in range(3)]
+    assert ria.timeline_home() == []  # her timeline exists before the post: the fanout writes into it
+    for tag in tags:
+        followed = ria.tag_follow(tag.upper())
+        assert (followed["name"], followed["following"]) == (tag, True)
+    assert [t["name"] for t in ria.followed_tags()] == list(reversed(tags))
+    first = ria.followed_tags(limit=2)
+    rest = ria.fetch_next(first)
+    assert rest is not None and [t["name"] for t in [*first, *rest]] == list(reversed(tags))
+    assert ria.tag(tags[0])["following"] is True
+
+    shown = sam.status_post(f"for the followers of #{tags[0]}")
+    eventually(lambda: [str(s["id"]) for s in ria.timeline_home()] == [str(shown["id"])] or None)
+    assert sam.tag(tags[0])["following"] is False
+
+    assert ria.tag_unfollow(tags[0])["following"] is False
+    assert [t["name"] for t in ria.followed_tags()] == [tags[2], tags[1]]
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""

@@ -121,7 +121,8 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
 
 
 def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
-    """toot reads a hashtag's timeline (``timeline -t``, ``--local`` too) and the hashtag itself (``tags info``)."""
+    """toot reads a hashtag's timeline (``timeline -t``, ``--local`` too) and the hashtag itself (``tags info``),
+    follows it, lists it among those followed and unfollows it (``tags follow``, ``followed``, ``unfollow``)."""
     author = make_user("tt")
     config = tmp_path / "author"
 
@@ -137,4 +138,11 @@ def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable
         listed = toot(config, "timeline", "-t", tag, *local, "--once", "-c", "20")
         assert IDS.findall(listed) == newest_first, listed
     info = toot(config, "tags", "info", tag)
-    assert f"#{tag}" in info, info
+    assert f"#{tag}" in info and "Not followed" in info, info
+
+    # Followed, listed and unfollowed from toot (kicau/tag_follows.py).
+    assert f"You are now following #{tag.upper()}" in toot(config, "tags", "follow", f"#{tag.upper()}")
+    assert "Followed" in toot(config, "tags", "info", tag).replace("Not followed", "")
+    assert f"#{tag}" in toot(config, "tags", "followed")
+    assert f"You are no longer following #{tag}" in toot(config, "tags", "unfollow", tag)
+    assert "not following any hashtags" in toot(config, "tags", "followed")

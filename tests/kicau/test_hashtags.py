@@ -14,7 +14,7 @@ from kicau.entities import status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import id_from_ms
 from kicau.tag_timeline import DAY_MS, day_of
-from services.fanout.service import public_changes, tag_changes
+from services.fanout.service import public_changes, tag_audiences, tag_changes, tag_followed
 
 URL = "https://kicau.test"
 
@@ -75,6 +75,23 @@ def test_a_batch_lists_its_public_tagged_statuses_and_unlists_deleted_ones() -> 
     ]
     assert tag_changes(events, *public_changes(events)) == ([("a", 10), ("b", 10)], [("c", 5)])
     assert tag_changes([created(20, [])], [20], []) == ([], [])
+
+
+def test_a_batch_goes_to_its_hashtags_followers_beyond_the_authors_audience() -> None:
+    """Followed hashtags (kicau/tag_follows.py): public statuses and their deletions, never a reblog or one
+    that is not public; each follower once, in the order first met, never the author nor the author's
+    followers."""
+    events: list[Event] = [
+        created(10, ["a", "b"]), created(11, ["a"], "unlisted"), created(12, ["a"], "private"),
+        created(13, []), StatusCreated(status_id=16, account_id=1, status_json="{}", tags=["a"], reblog_of=10),
+        StatusDeleted(status_id=5, account_id=2, tags=["b"]),
+        StatusDeleted(status_id=6, account_id=1, visibility="unlisted", tags=["a"]),
+    ]
+    statuses = tag_followed(events)
+    assert [e.status_id for e in statuses] == [10, 5]
+    followers = {"a": [7, 1, 8], "b": [8, 9, 2]}
+    assert tag_audiences(statuses, followers, {1: [9]}) == {10: [7, 8, 2], 5: [8, 9]}
+    assert tag_audiences(statuses, {"c": [7]}, {}) == {}  # no follower of theirs: no entry
 
 
 def test_statuses_fall_in_the_partition_of_their_day() -> None:

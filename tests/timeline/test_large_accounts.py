@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -244,3 +245,45 @@ def test_a_large_accounts_direct_status_stays_with_it(
     assert in_home_feed(redis_client, fans[1], addressed) and not in_home_feed(redis_client, reader, addressed)
     assert addressed in home_ids(http, fans[1]) and addressed not in home_ids(http, reader)
     assert redis_client.lpos(keys.author_feed(int(star.id)), feed_member(int(addressed)).decode()) is None
+
+
+def test_a_large_accounts_tagged_status_reaches_its_hashtags_followers_once(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+    redis_client: redis.Redis,
+) -> None:
+    """A large account's public status with a hashtag goes, on write, to the home timelines and streams of the
+    hashtag's followers that do not follow the account (kicau/tag_follows.py); those that do get it as every
+    follower does, merged at read time and by the broadcast, once."""
+    star = make_user("star")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    fan, stranger = fans[0], make_user("tagfan")
+    tag = "lt" + uuid.uuid4().hex[:12]
+    for follower in fans:
+        graph_call(low_threshold_graph, "follow", star, follower)
+    for reader in (fan, stranger):
+        assert http.post(f"/api/v1/tags/{tag}/follow", headers=reader.auth).status_code == 200
+        http.get("/api/v1/timelines/home", headers=reader.auth)  # a timeline of its own, so the fanout writes to it
+
+    timeout = httpx.Timeout(30, read=30)
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as one, httpx.Client(base_url=gateway_url,
+                                                                                   timeout=timeout) as two, \
+            one.stream("GET", "/api/v1/streaming/user", headers=fan.auth) as fan_stream, \
+            two.stream("GET", "/api/v1/streaming/user", headers=stranger.auth) as stranger_stream:
+        fan_lines, stranger_lines = fan_stream.iter_lines(), stranger_stream.iter_lines()
+        warm_until_seen(gateway_url, star, fan_lines, text=f"warm-up #{tag}")
+        warm_until_seen(gateway_url, star, stranger_lines, text=f"warm-up #{tag}")
+        # The fan got the stranger's warm-ups too: read past the last.
+        marker = str(http.post("/api/v1/statuses", headers=star.auth, data={"status": f"marker #{tag}"}).json()["id"])
+        for lines in (fan_lines, stranger_lines):
+            while next_update(lines) != marker:
+                pass
+        shown = str(http.post("/api/v1/statuses", headers=star.auth, data={"status": f"large #{tag}"}).json()["id"])
+        last = str(http.post("/api/v1/statuses", headers=star.auth, data={"status": f"last #{tag}"}).json()["id"])
+        for lines in (fan_lines, stranger_lines):
+            assert [next_update(lines), next_update(lines)] == [shown, last]
+
+    assert in_home_feed(redis_client, stranger, shown)  # written for the hashtag
+    assert not in_home_feed(redis_client, fan, shown)  # a follower's: merged at read time
+    for reader in (fan, stranger):
+        home = home_ids(http, reader)
+        assert home[:2] == [last, shown] and home.count(shown) == 1, home
