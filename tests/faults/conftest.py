@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from kicau.crash_points import CRASH_EXIT_CODE
 from tests.faults import harness
 
 HERE = Path(__file__).resolve().parent
@@ -66,6 +68,19 @@ class Faults:
         extra = harness.spawn_service(name, env)
         self.extra.append(extra)
         return extra
+
+    def crash_during(self, name: str, crash_at: str,
+                     request: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+        """Run service ``name`` armed to die at ``crash_at`` (kicau/crash_points.py) in place of the stack's own;
+        make ``request``, which must answer a Mastodon error (502 or 503, never 500) as the service dies there;
+        then bring the stack back. The broken answer, and the seconds the stack took to come back."""
+        self.kill(harness.service_pid(name))
+        crashing = self.spawn_service(name, {"KICAU_CRASH_AT": crash_at})
+        harness.wait_http_ready(crashing.port)
+        broken = request()
+        assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
+        assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, f"the {name} service did not die at {crash_at}"
+        return broken, harness.stack_up()
 
     def restore(self) -> None:
         for pid in list(self.paused):

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from kicau.crash_points import CRASH_EXIT_CODE
 from tests.conftest import User
 from tests.faults import harness
 from tests.faults.conftest import Faults
@@ -40,14 +39,8 @@ def test_a_bookmark_retried_after_a_post_service_crash_is_whole(
     if undo:
         assert _bookmark(http, reader, status_id).status_code == 200
 
-    faults.kill(harness.service_pid("post"))
-    crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": crash_at})
-    harness.wait_http_ready(crashing.port)
-    broken = _bookmark(http, reader, status_id, undo)
-    assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
-    assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, "the post service did not die at its crash point"
+    broken, restart_seconds = faults.crash_during("post", crash_at, lambda: _bookmark(http, reader, status_id, undo))
 
-    restart_seconds = harness.stack_up()
     retried = _bookmark(http, reader, status_id, undo)
     assert retried.status_code == 200, retried.text
     assert retried.json()["bookmarked"] is not undo

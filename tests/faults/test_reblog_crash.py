@@ -57,14 +57,8 @@ def test_a_reblog_retried_after_a_post_service_crash_is_whole(
         assert _reblog(http, booster, status_id).status_code == 200
         harness.wait_for(lambda: len(_notified(http, author)) == 1, 60, "the reblog's notification")
 
-    faults.kill(harness.service_pid("post"))
-    crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": crash_at})
-    harness.wait_http_ready(crashing.port)
-    broken = _reblog(http, booster, status_id, undo)
-    assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
-    assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, "the post service did not die at its crash point"
+    broken, restart_seconds = faults.crash_during("post", crash_at, lambda: _reblog(http, booster, status_id, undo))
 
-    restart_seconds = harness.stack_up()
     retried = _reblog(http, booster, status_id, undo)
     assert retried.status_code == 200, retried.text
     if undo:

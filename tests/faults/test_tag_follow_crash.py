@@ -11,7 +11,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from kicau.crash_points import CRASH_EXIT_CODE
 from tests.conftest import User, eventually
 from tests.faults import harness
 from tests.faults.conftest import Faults
@@ -42,14 +41,8 @@ def test_a_tag_follow_retried_after_a_graph_crash_is_whole(
         assert _change(http, reader, tag).status_code == 200
     assert home_ids(http, reader) == []  # a timeline of its own, so the fanout writes into it
 
-    faults.kill(harness.service_pid("graph"))
-    crashing = faults.spawn_service("graph", {"KICAU_CRASH_AT": crash_at})
-    harness.wait_http_ready(crashing.port)
-    broken = _change(http, reader, tag, undo)
-    assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
-    assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, "the graph service did not die at its crash point"
+    broken, restart_seconds = faults.crash_during("graph", crash_at, lambda: _change(http, reader, tag, undo))
 
-    restart_seconds = harness.stack_up()
     retried = _change(http, reader, tag, undo)
     assert retried.status_code == 200, retried.text
     assert retried.json()["following"] is not undo

@@ -7,6 +7,7 @@ talking to the same Cassandra, Kafka and Redis as everything else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -144,6 +145,19 @@ def test_large_account_crossing_both_ways(
     eventually(lambda: not set(home_ids(http, fans[1])) & {after, *large_posts, *before})
 
 
+@contextlib.contextmanager
+def user_streams(gateway_url: str, *readers: User) -> Iterator[list[Iterator[str]]]:
+    """The user streams of ``readers``, open (not yet read)."""
+    with contextlib.ExitStack() as opened:
+        streams = []
+        for reader in readers:
+            client = opened.enter_context(httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)))
+            stream = opened.enter_context(client.stream("GET", "/api/v1/streaming/user", headers=reader.auth))
+            assert stream.status_code == 200
+            streams.append(stream.iter_lines())
+        yield streams
+
+
 def next_update(lines: Iterator[str]) -> str:
     while True:
         event = read_events(lines, 1)[0]
@@ -169,12 +183,7 @@ def test_large_account_streams_follow_the_graph_at_once(
     def post(author: User, text: str) -> str:
         return str(http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).json()["id"])
 
-    timeout = httpx.Timeout(30, read=30)
-    with httpx.Client(base_url=gateway_url, timeout=timeout) as one, httpx.Client(base_url=gateway_url,
-                                                                                   timeout=timeout) as two, \
-            one.stream("GET", "/api/v1/streaming/user", headers=first.auth) as first_stream, \
-            two.stream("GET", "/api/v1/streaming/user", headers=late.auth) as late_stream:
-        first_lines, late_lines = first_stream.iter_lines(), late_stream.iter_lines()
+    with user_streams(gateway_url, first, late) as (first_lines, late_lines):
         time.sleep(0.5)
 
         # Only the follower gets it. Once it has, the delivery is done: a status posted after it is the next
@@ -264,12 +273,7 @@ def test_a_large_accounts_tagged_status_reaches_its_hashtags_followers_once(
         assert http.post(f"/api/v1/tags/{tag}/follow", headers=reader.auth).status_code == 200
         http.get("/api/v1/timelines/home", headers=reader.auth)  # a timeline of its own, so the fanout writes to it
 
-    timeout = httpx.Timeout(30, read=30)
-    with httpx.Client(base_url=gateway_url, timeout=timeout) as one, httpx.Client(base_url=gateway_url,
-                                                                                   timeout=timeout) as two, \
-            one.stream("GET", "/api/v1/streaming/user", headers=fan.auth) as fan_stream, \
-            two.stream("GET", "/api/v1/streaming/user", headers=stranger.auth) as stranger_stream:
-        fan_lines, stranger_lines = fan_stream.iter_lines(), stranger_stream.iter_lines()
+    with user_streams(gateway_url, fan, stranger) as (fan_lines, stranger_lines):
         warm_until_seen(gateway_url, star, fan_lines, text=f"warm-up #{tag}")
         warm_until_seen(gateway_url, star, stranger_lines, text=f"warm-up #{tag}")
         # The fan got the stranger's warm-ups too: read past the last.

@@ -17,7 +17,7 @@ from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import read_params, reject_nul
-from services.gateway.routes.favourites import PAGE, marked_page, paged
+from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["accounts"])
@@ -207,16 +207,12 @@ async def unfollow_tag(name: str, token: FollowUser, services: Services) -> Resp
     return await _tag_change(name, "unfollow", token, services)
 
 
-
-
 @router.get("/api/v1/followed_tags", openapi_extra={**PAGE, **doc.BEARER},
             responses={**doc.ok(list[doc.Tag]), **doc.errors(400, 401, 403)})
 async def followed_tags(request: Request, token: FollowsReader, services: Services, common: Common) -> Response:
     """The hashtags the user follows, most recently followed first (100 a page by default, at most 200); the
     cursors are follow ids, as the Link header gives them."""
-    answer = await services.timeline.call("GET", "/internal/followed_tags", params=marked_page(request, 100, 200),
-                                          token=token)
-    return paged(request, common, answer)
+    return await marked_list(request, common, services, token, "/internal/followed_tags", 100, 200)
 
 
 @router.get("/api/v1/accounts/{account_id}", responses={**doc.ok(doc.Account), **doc.errors(404)})

@@ -12,7 +12,7 @@ from kicau.tokens import TokenInfo
 from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, record_id
-from services.gateway.routes.favourites import PAGE, marked_page, paged
+from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough
 
 router = APIRouter(tags=["bookmarks"])
@@ -42,6 +42,4 @@ async def unbookmark(status_id: str, token: BookmarksWriter, services: Services)
 async def bookmarks(request: Request, token: BookmarksReader, services: Services, common: Common) -> Response:
     """The statuses the user bookmarks, most recently bookmarked first (20 a page by default, at most 40); the
     cursors are bookmark ids, as the Link header gives them."""
-    answer = await services.timeline.call("GET", "/internal/bookmarks", params=marked_page(request, 20, 40),
-                                          token=token)
-    return paged(request, common, answer)
+    return await marked_list(request, common, services, token, "/internal/bookmarks", 20, 40)

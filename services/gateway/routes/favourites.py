@@ -33,6 +33,14 @@ def marked_page(request: Request, default: int, most: int) -> dict[str, int]:
     return params
 
 
+async def marked_list(request: Request, common: Common, services: Services, token: TokenInfo, path: str,
+                      default: int, most: int) -> Response:
+    """A list paged by mark ids (``marked_page``), read from the timeline service at ``path``, with its Link
+    header."""
+    answer = await services.timeline.call("GET", path, params=marked_page(request, default, most), token=token)
+    return paged(request, common, answer)
+
+
 def paged(request: Request, common: Common, answer: UpstreamResponse) -> Response:
     """The upstream page, with Mastodon's Link header built from its cursors."""
     raise_for_error(answer)
@@ -72,6 +80,4 @@ async def favourited_by(status_id: str, request: Request, services: Services, co
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 403)})
 async def favourites(request: Request, token: FavouritesReader, services: Services, common: Common) -> Response:
     """The statuses the user favourites, most recently favourited first (20 a page by default, at most 40)."""
-    answer = await services.timeline.call("GET", "/internal/favourites", params=marked_page(request, 20, 40),
-                                          token=token)
-    return paged(request, common, answer)
+    return await marked_list(request, common, services, token, "/internal/favourites", 20, 40)
