@@ -24,7 +24,8 @@ import time
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, TypeVar, cast
 
 import redis as sync_redis
 from redis.asyncio import Redis
@@ -32,15 +33,25 @@ from redis.asyncio import Redis
 from kicau import keys, resp
 from kicau.metrics import FANOUT_FOLLOWER_LISTS, FANOUT_FOLLOWER_READ_SECONDS, FANOUT_FOLLOWERS_READ
 
-ReadFollowers = Callable[[int], Awaitable[list[int]]]
+Followed = TypeVar("Followed", bound=Hashable)  # who has the followers: an account's id, a hashtag's name
+ReadFollowers = Callable[[Followed], Awaitable[list[int]]]
 
 
 async def forget(redis: Redis, *account_ids: int) -> None:
     """Invalidate every in-memory copy of these accounts' follower lists (call before and after the change)."""
+    await _forget(redis, [keys.followers_version(account_id) for account_id in account_ids])
+
+
+async def forget_tags(redis: Redis, *tags: str) -> None:
+    """``forget`` for hashtags' lists of followers (kicau/tag_follows.py)."""
+    await _forget(redis, [keys.tag_followers_version(tag) for tag in tags])
+
+
+async def _forget(redis: Redis, versions: list[str]) -> None:
     pipe = redis.pipeline(transaction=False)
-    for account_id in account_ids:
-        pipe.delete(keys.followers_version(account_id))  # one key per command: each may live on its own node
-    if account_ids:
+    for version in versions:
+        pipe.delete(version)  # one key per command: each may live on its own node
+    if versions:
         await pipe.execute()
 
 
@@ -53,23 +64,26 @@ def forget_now(redis: sync_redis.Redis, account_ids: Sequence[int]) -> None:
         pipe.execute()
 
 
-class FollowerLists:
-    """Follower lists of recently posting authors, at most ``max_ids`` ids in all (least recently used
-    lists are dropped first); ids are kept as 8-byte machine integers, not Python ints."""
+class FollowerLists(Generic[Followed]):
+    """Follower lists of recently posting authors (or of the hashtags recent statuses carry: ``version`` names
+    the key of a list's version), at most ``max_ids`` ids in all (least recently used lists are dropped first);
+    ids are kept as 8-byte machine integers, not Python ints."""
 
-    def __init__(self, redis: Redis, read: ReadFollowers, *, max_ids: int = 4_000_000,
-                 max_age: float = 300.0) -> None:
+    def __init__(self, redis: Redis, read: ReadFollowers[Followed], *, max_ids: int = 4_000_000,
+                 max_age: float = 300.0, version: Callable[[Followed], str] | None = None) -> None:
         self._redis = redis
         self._read = read
+        # An account's list by default.
+        self._version = version if version is not None else cast(Callable[[Followed], str], keys.followers_version)
         self.max_ids = max_ids
         self.max_age = max_age
-        self._kept: OrderedDict[int, tuple[bytes, float, array[int]]] = OrderedDict()
+        self._kept: OrderedDict[Followed, tuple[bytes, float, array[int]]] = OrderedDict()
         self._ids = 0
 
     def __len__(self) -> int:
         return len(self._kept)
 
-    async def followers(self, account_ids: Sequence[int]) -> dict[int, list[int]]:
+    async def followers(self, account_ids: Sequence[Followed]) -> dict[Followed, list[int]]:
         """The follower lists of ``account_ids``: one Redis round trip, then Cassandra for stale ones only."""
         if not account_ids:
             return {}
@@ -78,12 +92,12 @@ class FollowerLists:
         # made for every batch, was ~7% of the fanout's CPU under posts. Safe to send again: a claim that
         # reached Redis before the connection broke returns this same token the second time.
         claimed = await resp.round_trip(self._redis, [
-            resp.command(b"SET", keys.followers_version(account_id).encode(), fresh, b"NX", b"GET")
+            resp.command(b"SET", self._version(account_id).encode(), fresh, b"NX", b"GET")
             for account_id in account_ids
         ])
         now = time.monotonic()
-        found: dict[int, list[int]] = {}
-        stale: list[tuple[int, bytes]] = []
+        found: dict[Followed, list[int]] = {}
+        stale: list[tuple[Followed, bytes]] = []
         for account_id, current in zip(account_ids, claimed, strict=True):
             token = fresh if current is None else bytes(current)
             kept = self._kept.get(account_id)
@@ -105,7 +119,7 @@ class FollowerLists:
         FANOUT_FOLLOWER_LISTS.labels("cassandra").inc(len(stale))
         return found
 
-    def _keep(self, account_id: int, token: bytes, now: float, followers: list[int]) -> None:
+    def _keep(self, account_id: Followed, token: bytes, now: float, followers: list[int]) -> None:
         old = self._kept.pop(account_id, None)
         if old is not None:
             self._ids -= len(old[2])

@@ -84,6 +84,12 @@ def followers_version(account_id: int) -> str:
     return f"followers:{{u:{account_id}}}:v"
 
 
+def tag_followers_version(tag: str) -> str:
+    """Version of a hashtag's list of followers (kicau/tag_follows.py), for copies of it held in memory, under the
+    same protocol as accounts' (kicau/follower_lists.py)."""
+    return f"tag:{{t:{tag}}}:followers:v"
+
+
 def account_statuses_version(account_id: int) -> str:
     """Version of an account's list of statuses, for copies of its newest page held in memory by the timeline
     service (kicau/newest_ids.py); the post service deletes it after each change to the list."""

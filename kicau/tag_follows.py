@@ -11,7 +11,8 @@ between accounts are:
 * **unfollow**: the hashtag's followers and the list entry first, then the claim given back (conditional on its
   id): a crash in between leaves the claim, and the retry removes the rows again and gives it back.
 
-The fanout reads ``tag_followers`` for the hashtags of each batch's public statuses (not reblogs) and adds them
+The fanout reads ``tag_followers`` (through copies in memory, invalidated as account follower lists are,
+kicau/follower_lists.py) for the hashtags of each batch's public statuses (not reblogs) and adds them
 to those statuses' home-timeline writes and stream deliveries, as Mastodon's fanout delivers to hashtag
 followers. A follow applies from the next batch on: statuses posted before it are not backfilled, and a home
 timeline rebuilt from Cassandra holds the statuses of followed accounts only (as Mastodon's feed regeneration).
@@ -99,8 +100,9 @@ class TagFollowStore:
         return await self._of_account.page(self._session, account_id, max_id=max_id, since_id=since_id,
                                            min_id=min_id, limit=limit)
 
-    async def followers(self, tags: Iterable[str]) -> dict[str, list[int]]:
-        """The accounts following each of ``tags`` (read concurrently, every page)."""
-        names = sorted(set(tags))
-        found = await asyncio.gather(*(execute(self._session, self._followers, (tag,)) for tag in names))
-        return {tag: [int(row["account_id"]) for row in rows] for tag, rows in zip(names, found, strict=True)}
+    async def followers(self, tag: str) -> list[int]:
+        """The accounts following ``tag`` (every page). The fanout keeps copies of these lists
+        (kicau/follower_lists.py, ``keys.tag_followers_version``): a change to a hashtag's followers
+        invalidates them before and after it writes (``follower_lists.forget_tags``)."""
+        rows = await execute(self._session, self._followers, (tag,))
+        return [int(row["account_id"]) for row in rows]

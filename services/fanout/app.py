@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from kicau import clients
+from kicau import clients, keys
 from kicau.account_cards import AccountCards
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follower_lists import FollowerLists
@@ -54,7 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
-            tag_follows=TagFollowStore(session, clients.write_consistency(common)),
+            tag_followers=FollowerLists(redis, TagFollowStore(session, clients.write_consistency(common)).followers,
+                                        max_ids=own.follower_cache_ids, version=keys.tag_followers_version),
         )
         worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
                               pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch))

@@ -60,7 +60,6 @@ from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, encode_delivery
-from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
@@ -200,10 +199,6 @@ def tag_audiences(statuses: Sequence[StatusCreated | StatusDeleted], tag_followe
     return audiences
 
 
-async def _no_followers() -> dict[str, list[int]]:
-    return {}
-
-
 @dataclass
 class _Plan:
     """How one event is applied, decided in stream order before anything is written: whether its author was
@@ -220,14 +215,14 @@ class Fanout:
     redis: Redis
     feeds: Feeds
     graph: FollowGraph
-    follower_lists: FollowerLists
+    follower_lists: FollowerLists[int]
     accounts: AccountCards
     online: OnlineMirror
     large: LargeAccounts
     notifications: NotificationStore
     public: PublicStatuses
     tagged: TaggedStatuses
-    tag_follows: TagFollowStore
+    tag_followers: FollowerLists[str]  # of hashtags (kicau/tag_follows.py)
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -263,7 +258,7 @@ class Fanout:
                              for f in recent_ids)),
             asyncio.gather(*(self.graph.followers_among(e.account_id, [m for m in e.mentions if m != e.account_id])
                              for e in direct)),
-            self.tag_follows.followers(t for e in hashtagged for t in e.tags) if hashtagged else _no_followers(),
+            self.tag_followers.followers(sorted({t for e in hashtagged for t in e.tags})),
         )
         followers = follower_lists
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers)

@@ -318,7 +318,11 @@ class GraphService:
         home timeline and stream from the fanout's next batch on."""
         follow_id = await self.tag_follows.claim(account_id, tag, self.ids.next_id())
         crash_point("graph.tag_follow.claimed")
+        # The fanout's copies of the hashtag's followers are dropped before and after the row changes (the
+        # protocol in kicau/follower_lists.py).
+        await follower_lists.forget_tags(self.redis, tag)
         await self.tag_follows.list_follow(account_id, tag, follow_id)
+        await follower_lists.forget_tags(self.redis, tag)
 
     async def unfollow_tag(self, *, account_id: int, tag: str) -> None:
         """Stop following a hashtag (not followed: nothing changes). The claim goes last: with no claim, nothing
@@ -326,7 +330,9 @@ class GraphService:
         follow_id = await self.tag_follows.follow_id(account_id, tag)
         if follow_id is None:
             return
+        await follower_lists.forget_tags(self.redis, tag)
         await self.tag_follows.unlist_follow(account_id, tag, follow_id)
+        await follower_lists.forget_tags(self.redis, tag)
         crash_point("graph.tag_unfollow.unlisted")
         await self.tag_follows.release(account_id, tag, follow_id)
 

@@ -211,3 +211,37 @@ def test_known_followers_stay_within_their_bounds() -> None:
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+def test_hashtags_lists_of_followers_follow_their_own_versions() -> None:
+    """The fanout's copies of hashtags' followers (kicau/tag_follows.py) are kept under the hashtags' versions,
+    which the graph service forgets around each follow and unfollow of a hashtag (``forget_tags``)."""
+
+    class TagReads:
+        def __init__(self, lists: dict[str, list[int]]) -> None:
+            self.lists = lists
+            self.calls: list[str] = []
+
+        async def __call__(self, tag: str) -> list[int]:
+            self.calls.append(tag)
+            return list(self.lists[tag])
+
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        tag = f"v{random.randrange(10**12, 10**13)}"
+        reads = TagReads({tag: [1, 2]})
+        lists: FollowerLists[str] = FollowerLists(redis, reads, version=keys.tag_followers_version)
+        try:
+            assert await lists.followers([tag]) == {tag: [1, 2]}
+            assert await lists.followers([tag]) == {tag: [1, 2]}
+            assert reads.calls == [tag]
+            assert await redis.exists(keys.tag_followers_version(tag)) == 1
+            reads.lists[tag] = [1, 2, 3]
+            await follower_lists.forget_tags(redis, tag)
+            assert await lists.followers([tag]) == {tag: [1, 2, 3]}
+            assert reads.calls == [tag, tag]
+        finally:
+            await redis.delete(keys.tag_followers_version(tag))
+            await redis.aclose()
+
+    asyncio.run(scenario())
