@@ -73,6 +73,13 @@ def history_commands(tag: str, days: Sequence[int]) -> list[bytes]:
     return packed
 
 
+async def history_counts(redis: Redis, names: Sequence[str], days: Sequence[int]) -> list[list[int]]:
+    """Each hashtag's counts over ``days`` (as ``entity`` takes them), in one round trip."""
+    counts = await resp.round_trip(redis, [c for tag in names for c in history_commands(tag, days)])
+    per_tag = 2 * len(days)
+    return [[int(c) for c in counts[i * per_tag:(i + 1) * per_tag]] for i in range(len(names))]
+
+
 def entity(tag: str, public_url: str, days: Sequence[int], counts: Sequence[int],
            following: bool | None = None) -> dict[str, Any]:
     """Mastodon's Tag: the name in normal form, its page, and its history (``counts`` as ``history_commands``

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from kicau import clients, keys
 from kicau.account_cards import AccountCards
+from kicau.featured_tags import AccountTagUses
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
@@ -54,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
+            tag_uses=AccountTagUses(session, clients.write_consistency(common)),
             tag_followers=FollowerLists(redis, TagFollowStore(session, clients.write_consistency(common)).followers,
                                         max_ids=own.follower_cache_ids, version=keys.tag_followers_version),
         )

@@ -13,6 +13,9 @@ A public status also goes to the public timeline (kicau/public_timeline.py): Cas
 alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list; and, for each
 of its hashtags, to that hashtag's timeline (kicau/tag_timeline.py, Cassandra only).
 
+Each public or unlisted status with hashtags (not a reblog) is recorded under its author and each hashtag, for
+featured hashtags' counts (kicau/featured_tags.py), beside the batch's other records.
+
 A public status with hashtags (not a reblog) also goes to the home timelines and streams of the accounts that
 follow any of them (kicau/tag_follows.py) and not its author, once each; its deletion is removed from them.
 
@@ -48,6 +51,7 @@ from kicau.events import (
     StatusFavourited,
     StatusUnfavourited,
 )
+from kicau.featured_tags import COUNTED, AccountTagUses
 from kicau.feeds import Feeds
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
@@ -177,6 +181,21 @@ def tag_changes(events: Sequence[Event], added: list[int], removed: list[int],
             [(tag, status_id) for status_id in removed for tag in tags.get(status_id, ())])
 
 
+def account_tag_changes(events: Sequence[Event]) -> tuple[list[tuple[int, str, int]], list[tuple[int, str, int]]]:
+    """The (account, hashtag, status id) uses the batch records for featured hashtags (kicau/featured_tags.py) and
+    those it removes: public and unlisted statuses with hashtags, no reblogs. One posted and deleted in the same
+    batch is neither (its two writes would race)."""
+    counted = [e for e in events if isinstance(e, StatusCreated | StatusDeleted) and e.tags
+               and e.visibility in COUNTED and not e.reblog_of]
+    if not counted:
+        return [], []
+    created = {e.status_id for e in counted if isinstance(e, StatusCreated)}
+    both = created & {e.status_id for e in counted if isinstance(e, StatusDeleted)}
+    uses = [(e, (e.account_id, tag, e.status_id)) for e in counted if e.status_id not in both for tag in e.tags]
+    return ([use for e, use in uses if isinstance(e, StatusCreated)],
+            [use for e, use in uses if isinstance(e, StatusDeleted)])
+
+
 def tag_followed(events: Sequence[Event]) -> list[StatusCreated | StatusDeleted]:
     """The batch's statuses (and deletions) that go to their hashtags' followers: public ones, not reblogs, as
     Mastodon's fanout delivers to hashtag followers."""
@@ -223,6 +242,7 @@ class Fanout:
     public: PublicStatuses
     tagged: TaggedStatuses
     tag_followers: FollowerLists[str]  # of hashtags (kicau/tag_follows.py)
+    tag_uses: AccountTagUses
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -273,6 +293,7 @@ class Fanout:
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events, published, unpublished)
+        used, unused = account_tag_changes(events)
         await self._deliver_all(plans, followers, large, addressed, notices, by_tags)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []
@@ -282,6 +303,8 @@ class Fanout:
             records.append(self._publish(published, unpublished))
         if tagged or untagged:
             records.append(self.tagged.apply(tagged, untagged))
+        if used or unused:
+            records.append(self.tag_uses.apply(used, unused))
         if tagged:
             # Their hashtags' recent use (kicau/tag_history.py): counts of distinct members, safe to repeat.
             authors = {e.status_id: e.account_id for e in events if isinstance(e, StatusCreated)}

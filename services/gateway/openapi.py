@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
+from kicau import hashtags
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
 
 JSONSchema = dict[str, Any]
@@ -135,6 +136,14 @@ class Tag(_Entity):
     url: str
     history: list[TagHistory]
     following: bool | None = None
+
+
+class FeaturedTag(_Entity):
+    id: str
+    name: str
+    url: str
+    statuses_count: str
+    last_status_at: str | None
 
 
 class SearchResults(_Entity):
@@ -279,6 +288,9 @@ STATUS_BODY = body(params({
     "in_reply_to_id": nullable({"type": ["string", "integer"]}),
 }, "status"))
 # Whom a reblog is shown to (kicau/reblogs.py: a followers-only status's reblog stays followers-only).
+# A hashtag's name, with or without its '#' (kicau/hashtags.py): anything else is a 422.
+FEATURE_BODY = body(params({"name": {"type": "string", "maxLength": hashtags.MAX_NAME + 1,
+                                     "pattern": f"^#?{hashtags.NAME.pattern}$"}}, "name"))
 REBLOG_BODY = body(params({
     "visibility": nullable({"type": "string", "enum": ["public", "unlisted", "private"]}),
 }), required=False)

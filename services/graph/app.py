@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
+from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
@@ -73,6 +74,10 @@ class Candidates(_Body):
     candidates: list[int]
 
 
+class FeatureForm(_Body):
+    name: StrictStr = ""
+
+
 class RegistrationForm(_Body):
     username: StrictStr | None = None
     email: StrictStr | None = None
@@ -109,6 +114,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ids=SnowflakeGenerator(await lease_worker(redis)),
             large=LargeAccounts(session),
             tag_follows=TagFollowStore(session, clients.write_consistency(common)),
+            featured=FeaturedTagStore(session, clients.write_consistency(common)),
+            tag_uses=AccountTagUses(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -219,6 +226,32 @@ async def unfollow(account_id: int, service: Service, account: AccountHeader = N
 @app.post("/internal/accounts/{account_id}/followers-among")
 async def followers_among(account_id: int, body: Candidates, service: Service) -> dict[str, list[int]]:
     return {"followers": await service.followers_among(account_id=account_id, candidates=body.candidates)}
+
+
+@app.get("/internal/accounts/{account_id}/featured_tags")
+async def account_featured_tags(account_id: int, service: Service) -> list[dict[str, Any]]:
+    return await service.featured_tags(account_id)
+
+
+@app.get("/internal/featured_tags")
+async def featured_tags(service: Service, account: AccountHeader = None) -> list[dict[str, Any]]:
+    return await service.featured_tags(acting_account_id(account))
+
+
+@app.post("/internal/featured_tags")
+async def feature_tag(form: FeatureForm, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.feature_tag(acting_account_id(account), form.name)
+
+
+@app.get("/internal/featured_tags/suggestions")
+async def featured_tag_suggestions(service: Service, account: AccountHeader = None) -> list[dict[str, Any]]:
+    return await service.featured_tag_suggestions(acting_account_id(account))
+
+
+@app.delete("/internal/featured_tags/{featured_id}")
+async def unfeature_tag(featured_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.unfeature_tag(acting_account_id(account), featured_id)
+    return {}
 
 
 @app.get("/internal/accounts/{account_id}/{direction}")

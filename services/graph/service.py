@@ -7,6 +7,7 @@ and republishes its event: every step is idempotent, so retries converge instead
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -16,11 +17,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import follower_lists, keys, tokens
+from kicau import featured_tags, follower_lists, hashtags, keys, tag_history, tokens
 from kicau.account_cards import AccountCards
 from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
 from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
+from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
 from kicau.publishing import publish
@@ -56,6 +58,8 @@ class GraphService:
     passwords: Passwords
     large: LargeAccounts
     tag_follows: TagFollowStore
+    featured: FeaturedTagStore
+    tag_uses: AccountTagUses
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -335,6 +339,60 @@ class GraphService:
         await follower_lists.forget_tags(self.redis, tag)
         crash_point("graph.tag_unfollow.unlisted")
         await self.tag_follows.release(account_id, tag, follow_id)
+
+    # Featured hashtags (kicau/featured_tags.py) ---------------------------------------------------------
+
+    async def featured_tags(self, account_id: int) -> list[dict[str, Any]]:
+        """The account's featured hashtags as FeaturedTags, most used first (as Mastodon orders them), then in
+        the order featured; 404 for no account."""
+        card = await self.cards.entity(account_id)
+        if card is None:
+            raise ApiError(404, "Record not found")
+        featured = await self.featured.of_account(account_id)
+        counts = await self.tag_uses.counts(account_id, [tag for _, tag in featured])
+        entities = [featured_tags.entity(featured_id, tag, card["username"], self.settings.public_url, count, newest)
+                    for (featured_id, tag), (count, newest) in zip(featured, counts, strict=True)]
+        entities.sort(key=lambda e: -int(e["statuses_count"]))  # stable: the order featured breaks ties
+        return entities
+
+    async def feature_tag(self, account_id: int, name: str) -> dict[str, Any]:
+        """Feature a hashtag on the account's profile (again: nothing changes); its FeaturedTag. 422 for a name
+        that is no hashtag's, or an eleventh."""
+        name = name.strip().removeprefix("#")
+        if not hashtags.valid(name):
+            raise ApiError(422, "Validation failed: Tag is invalid")
+        tag = hashtags.normal(name)
+        featured = await self.featured.of_account(account_id)
+        featured_id = next((i for i, t in featured if t == tag), None)
+        if featured_id is None:
+            if len(featured) >= featured_tags.MAX_FEATURED:
+                raise ApiError(422, f"Validation failed: You cannot feature more than "
+                                    f"{featured_tags.MAX_FEATURED} hashtags")
+            featured_id = await self.featured.feature(account_id, tag, self.ids.next_id())
+        card = await self.cards.entity(account_id)
+        (count, newest), = await self.tag_uses.counts(account_id, [tag])
+        return featured_tags.entity(featured_id, tag, card["username"] if card else "", self.settings.public_url,
+                                    count, newest)
+
+    async def unfeature_tag(self, account_id: int, featured_id: int) -> None:
+        """Stop featuring the account's featured hashtag ``featured_id``; 404 for none of its own."""
+        tag = next((t for i, t in await self.featured.of_account(account_id) if i == featured_id), None)
+        if tag is None:
+            raise ApiError(404, "Record not found")
+        await self.featured.unfeature(account_id, tag, featured_id)
+
+    async def featured_tag_suggestions(self, account_id: int) -> list[dict[str, Any]]:
+        """The hashtags the account used most recently and does not feature, as Tags (up to ten)."""
+        featured = {tag for _, tag in await self.featured.of_account(account_id)}
+        names = [tag for tag in await self.tag_uses.recent(account_id) if tag not in featured]
+        names = names[:featured_tags.SUGGESTED]
+        if not names:
+            return []
+        days = tag_history.history_days()
+        counts, following = await asyncio.gather(tag_history.history_counts(self.redis, names, days),
+                                                  self.tag_follows.followed_among(account_id, names))
+        return [tag_history.entity(tag, self.settings.public_url, days, counts[i], following=tag in following)
+                for i, tag in enumerate(names)]
 
     async def followers_among(self, *, account_id: int, candidates: list[int]) -> list[int]:
         return await self.store.followers_among(account_id, candidates)

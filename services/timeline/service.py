@@ -311,15 +311,13 @@ class TimelineService:
         """Tags with their histories, counted in one round trip, and (for a reader with an account) whether it
         follows each, read at once; ``followed``: the caller knows it follows them all."""
         days = tag_history.history_days()
-        commands = [c for tag in names for c in tag_history.history_commands(tag, days)]
         if reader.account_id is None or followed:
-            counts, following = await resp.round_trip(self.redis, commands), set(names) if followed else None
+            counts = await tag_history.history_counts(self.redis, names, days)
+            following = set(names) if followed else None
         else:
-            counts, following = await asyncio.gather(resp.round_trip(self.redis, commands),
+            counts, following = await asyncio.gather(tag_history.history_counts(self.redis, names, days),
                                                       self.tag_follows.followed_among(reader.account_id, names))
-        per_tag = 2 * len(days)
-        return [tag_history.entity(tag, self.settings.public_url, days,
-                                   [int(c) for c in counts[i * per_tag:(i + 1) * per_tag]],
+        return [tag_history.entity(tag, self.settings.public_url, days, counts[i],
                                    following=None if following is None else tag in following)
                 for i, tag in enumerate(names)]
 

@@ -272,6 +272,23 @@ def test_followed_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert [t["name"] for t in ria.followed_tags()] == [tags[2], tags[1]]
 
 
+def test_featured_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py features hashtags (``featured_tag_create``), lists them with their counts (``featured_tags``,
+    ``account_featured_tags``), reads the suggestions and unfeatures (``featured_tag_delete``)."""
+    uma, _, _ = register(gateway_url, app_keys, "uma")
+    used, other = "pyt" + uuid.uuid4().hex[:10], "pyt" + uuid.uuid4().hex[:10]
+    uma.status_post(f"about #{used}")
+    uma.status_post(f"about #{other}", visibility="unlisted")
+    me = uma.account_verify_credentials()
+    shown = uma.featured_tag_create(used)
+    assert shown["name"] == used
+    eventually(lambda: [(t["name"], int(t["statuses_count"])) for t in uma.featured_tags()] == [(used, 1)] or None)
+    assert [t["name"] for t in uma.account_featured_tags(me["id"])] == [used]
+    assert [t["name"] for t in uma.featured_tag_suggestions()] == [other]
+    uma.featured_tag_delete(shown["id"])
+    assert uma.featured_tags() == []
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""

@@ -122,7 +122,8 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
 
 def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
     """toot reads a hashtag's timeline (``timeline -t``, ``--local`` too) and the hashtag itself (``tags info``),
-    follows it, lists it among those followed and unfollows it (``tags follow``, ``followed``, ``unfollow``)."""
+    follows it, lists it among those followed and unfollows it (``tags follow``, ``followed``, ``unfollow``), and
+    features it (``tags feature``, ``featured``, ``unfeature``)."""
     author = make_user("tt")
     config = tmp_path / "author"
 
@@ -146,3 +147,9 @@ def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable
     assert f"#{tag}" in toot(config, "tags", "followed")
     assert f"You are no longer following #{tag}" in toot(config, "tags", "unfollow", tag)
     assert "not following any hashtags" in toot(config, "tags", "followed")
+
+    # Featured on the profile, listed and unfeatured from toot (kicau/featured_tags.py).
+    assert f"Tag #{tag} is now featured" in toot(config, "tags", "feature", tag)
+    assert f"#{tag}" in toot(config, "tags", "featured")
+    assert f"Tag #{tag} is no longer featured" in toot(config, "tags", "unfeature", f"#{tag}")
+    assert "don't have any featured hashtags" in toot(config, "tags", "featured")

@@ -11,7 +11,8 @@ the positive-data check are widened for that operation only, with the reason:
 - POST /oauth/token: a password that does not match is the OAuth 2 ``invalid_grant``, a 400;
 - POST /api/v1/accounts: a username or e-mail address already taken is a 422;
 - POST /api/v1/statuses: text and spoiler share one 500-character budget, a reply needs an existing status,
-  and an Idempotency-Key reused after its status was deleted has nothing to answer: 422.
+  and an Idempotency-Key reused after its status was deleted has nothing to answer: 422;
+- POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 # Mastodon answers a status the user may not pin (someone else's, a boost, a direct one, a sixth) with 422.
 [[operations]]
 include-name = "POST /api/v1/statuses/{{status_id}}/pin"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# Mastodon answers an eleventh featured hashtag with 422 (the run features more than ten).
+[[operations]]
+include-name = "POST /api/v1/featured_tags"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 # A marker's body is documented loosely (its form keys have brackets, its JSON nests): what is not an id is a 422.

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from kicau import hashtags, tag_history
+from kicau import featured_tags, hashtags, tag_history
 from kicau.entities import status_fragment, text_to_html
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.ids import id_from_ms
 from kicau.tag_timeline import DAY_MS, day_of
-from services.fanout.service import public_changes, tag_audiences, tag_changes, tag_followed
+from services.fanout.service import account_tag_changes, public_changes, tag_audiences, tag_changes, tag_followed
 
 URL = "https://kicau.test"
 
@@ -92,6 +92,31 @@ def test_a_batch_goes_to_its_hashtags_followers_beyond_the_authors_audience() ->
     followers = {"a": [7, 1, 8], "b": [8, 9, 2]}
     assert tag_audiences(statuses, followers, {1: [9]}) == {10: [7, 8, 2], 5: [8, 9]}
     assert tag_audiences(statuses, {"c": [7]}, {}) == {}  # no follower of theirs: no entry
+
+
+def test_a_batch_records_its_authors_uses_of_hashtags() -> None:
+    """Featured hashtags' counts (kicau/featured_tags.py): public and unlisted statuses, never a private or direct
+    one, nor a reblog; one posted and deleted in the same batch is neither."""
+    events: list[Event] = [
+        created(10, ["a", "b"]), created(11, ["a"], "unlisted"), created(12, ["a"], "private"),
+        created(13, ["a"], "direct"), StatusCreated(status_id=16, account_id=2, status_json="{}", tags=["a"],
+                                                    reblog_of=10),
+        created(14, ["a"]), StatusDeleted(status_id=14, account_id=1, tags=["a"]),
+        StatusDeleted(status_id=5, account_id=1, visibility="unlisted", tags=["c"]),
+        StatusDeleted(status_id=6, account_id=1, visibility="private", tags=["c"]),
+    ]
+    assert account_tag_changes(events) == ([(1, "a", 10), (1, "b", 10), (1, "a", 11)], [(1, "c", 5)])
+    assert account_tag_changes([created(20, [])]) == ([], [])
+
+
+def test_a_featured_tag_is_mastodons() -> None:
+    status_id = id_from_ms(1_800_000_000_000)
+    assert featured_tags.entity(7, "día", "ana", URL, 3, status_id) == {
+        "id": "7", "name": "día", "url": f"{URL}/@ana/tagged/d%C3%ADa", "statuses_count": "3",
+        "last_status_at": "2027-01-15"}
+    assert featured_tags.entity(7, "x", "ana", URL, 0, None)["last_status_at"] is None
+    # A later status's use is written with a later timestamp, whatever the order the writes arrive in.
+    assert featured_tags.use_timestamp(id_from_ms(1_800_000_000_001)) > featured_tags.use_timestamp(status_id)
 
 
 def test_statuses_fall_in_the_partition_of_their_day() -> None:

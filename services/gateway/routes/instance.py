@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
 from kicau.web import error_response
 from services.gateway import openapi as doc
@@ -41,7 +42,7 @@ async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
         "approval_required": False,
         "invites_enabled": False,
         "configuration": {
-            "accounts": {"max_featured_tags": 0},
+            "accounts": {"max_featured_tags": MAX_FEATURED},
             "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
             "media_attachments": {"supported_mime_types": []},
             "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
@@ -66,7 +67,7 @@ async def instance_v2(common: Common, settings: Settings) -> dict[str, Any]:
         "api_versions": {"mastodon": MASTODON_API_VERSION},
         "configuration": {
             "urls": {"streaming": _streaming_url(common.public_url), "status": None},
-            "accounts": {"max_featured_tags": 0, "max_pinned_statuses": MAX_PINS},
+            "accounts": {"max_featured_tags": MAX_FEATURED, "max_pinned_statuses": MAX_PINS},
             "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
             "media_attachments": {"supported_mime_types": []},
             "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
