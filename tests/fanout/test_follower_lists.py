@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 import httpx
 import redis as sync_redis
@@ -19,6 +20,7 @@ from tests.conftest import User, eventually
 from tests.timeline.test_home_invariant import home_ids
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
+Key = TypeVar("Key", bound=Hashable)
 
 
 def _read_metrics() -> tuple[float, float]:
@@ -29,16 +31,17 @@ def _read_metrics() -> tuple[float, float]:
     return rounds, ids
 
 
-class CountingReads:
-    """Stands in for the Cassandra read only to count calls; the lists it returns are the test's data."""
+class CountingReads(Generic[Key]):
+    """Stands in for the Cassandra read only to count calls; the lists it returns are the test's data (keyed by
+    account id, or by hashtag)."""
 
-    def __init__(self, lists: dict[int, list[int]]) -> None:
+    def __init__(self, lists: dict[Key, list[int]]) -> None:
         self.lists = lists
-        self.calls: list[int] = []
+        self.calls: list[Key] = []
 
-    async def __call__(self, account_id: int) -> list[int]:
-        self.calls.append(account_id)
-        return list(self.lists[account_id])
+    async def __call__(self, followed: Key) -> list[int]:
+        self.calls.append(followed)
+        return list(self.lists[followed])
 
 
 def test_copies_are_used_until_the_version_changes() -> None:
@@ -217,19 +220,10 @@ def test_hashtags_lists_of_followers_follow_their_own_versions() -> None:
     """The fanout's copies of hashtags' followers (kicau/tag_follows.py) are kept under the hashtags' versions,
     which the graph service forgets around each follow and unfollow of a hashtag (``forget_tags``)."""
 
-    class TagReads:
-        def __init__(self, lists: dict[str, list[int]]) -> None:
-            self.lists = lists
-            self.calls: list[str] = []
-
-        async def __call__(self, tag: str) -> list[int]:
-            self.calls.append(tag)
-            return list(self.lists[tag])
-
     async def scenario() -> None:
         redis = Redis(port=REDIS_PORT)
         tag = f"v{random.randrange(10**12, 10**13)}"
-        reads = TagReads({tag: [1, 2]})
+        reads = CountingReads({tag: [1, 2]})
         lists: FollowerLists[str] = FollowerLists(redis, reads, version=keys.tag_followers_version)
         try:
             assert await lists.followers([tag]) == {tag: [1, 2]}
