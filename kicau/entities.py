@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from kicau import hashtags
+from kicau.blocks_and_mutes import Between
 from kicau.mentions import MENTION, Mention, link_html, local_domains, local_username, stored
 from kicau.mentions import entity as mention_entity
 
@@ -197,7 +198,11 @@ def compose_status_list(items: list[bytes]) -> bytes:
     return b"[" + b",".join(items) + b"]"
 
 
-def relationship_entity(target_id: int, *, following: bool, followed_by: bool) -> dict[str, Any]:
+def relationship_entity(target_id: int, *, following: bool, followed_by: bool,
+                        hiding: Between | None = None) -> dict[str, Any]:
+    """A Relationship; ``hiding``: the viewer's block and mute of the target and the target's block of the viewer
+    (kicau/blocks_and_mutes.py), none when not given."""
+    hiding = hiding or Between()
     return {
         "id": str(target_id),
         "following": following,
@@ -205,10 +210,10 @@ def relationship_entity(target_id: int, *, following: bool, followed_by: bool) -
         "notifying": False,
         "languages": None,
         "followed_by": followed_by,
-        "blocking": False,
-        "blocked_by": False,
-        "muting": False,
-        "muting_notifications": False,
+        "blocking": hiding.blocking,
+        "blocked_by": hiding.blocked_by,
+        "muting": hiding.muting,
+        "muting_notifications": hiding.muting_notifications,
         "requested": False,
         "requested_by": False,
         "domain_blocking": False,

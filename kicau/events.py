@@ -1,7 +1,8 @@
 """The events that cross Kafka, typed and versioned, and the one serialisation used for them (msgspec JSON).
 
 Status events are keyed by author id so one author's creates and deletes stay ordered in one partition;
-follow events are keyed by follower id so one follower's follows and unfollows stay ordered, and favourite events
+follow events are keyed by follower id so one follower's follows and unfollows stay ordered (and a block's or mute's
+with them, by the account that hides), and favourite events
 by the account that favourites, for the same reason.
 """
 
@@ -80,6 +81,14 @@ class FollowDeleted(_Event, tag="follow.deleted"):
     followee_id: int
 
 
+class AccountHidden(_Event, tag="account.hidden"):
+    """An account blocked or muted another (kicau/blocks_and_mutes.py): the target's statuses leave the account's
+    home timeline. Published on the follows topic with the account's key, ordered with its follows."""
+
+    account_id: int  # who hides
+    target_id: int
+
+
 class AccountScaleChanged(_Event, tag="account.scale_changed"):
     """An account crossed the large-account threshold. Published on the statuses topic with the account's
     key, so it is ordered with that account's own statuses: the fanout treats every status before it one way
@@ -110,12 +119,12 @@ class StatusUnfavourited(_Event, tag="status.unfavourited"):
 
 
 StatusEvent = StatusCreated | StatusDeleted | AccountScaleChanged | StatusFavourited | StatusUnfavourited
-FollowEvent = FollowCreated | FollowDeleted
+FollowEvent = FollowCreated | FollowDeleted | AccountHidden
 Event = (StatusCreated | StatusDeleted | AccountScaleChanged | FollowCreated | FollowDeleted | StatusFavourited
-         | StatusUnfavourited)
+         | StatusUnfavourited | AccountHidden)
 EventType = Literal[
     "status.created", "status.deleted", "account.scale_changed", "follow.created", "follow.deleted",
-    "status.favourited", "status.unfavourited",
+    "status.favourited", "status.unfavourited", "account.hidden",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -136,4 +145,6 @@ def event_key(event: Event) -> bytes:
     """The Kafka partitioning key that keeps the events that must stay ordered in one partition."""
     if isinstance(event, StatusCreated | StatusDeleted | AccountScaleChanged | StatusFavourited | StatusUnfavourited):
         return str(event.account_id).encode()
+    if isinstance(event, AccountHidden):
+        return str(event.account_id).encode()  # with the hider's follows
     return str(event.follower_id).encode()

@@ -23,6 +23,8 @@ class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     # follow them (see the large-account path), so the fanout need not list them.
     author_id: int = 0
     followers_of_author: bool = False
+    # Of those followers, who must not receive it: they block or mute the author (or a reblog's author).
+    hidden_from: list[int] = msgspec.field(default_factory=list)
     # For the gateway's public-timeline streams (``recipients`` is then ``[PUBLIC_LISTENERS]``,
     # kicau/presence.py), not for any account's own; and the status's hashtags, for its hashtag streams.
     public: bool = False

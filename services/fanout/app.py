@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from kicau import clients, keys
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import BlocksAndMutes
 from kicau.featured_tags import AccountTagUses
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follower_lists import FollowerLists
@@ -45,12 +46,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         consumer = clients.kafka_consumer(common, group_id=own.group_id, max_poll_records=own.max_batch)
         large = LargeAccounts(session, max_age=5.0)
         await large.reload()
-        graph = FollowGraph(session)
+        hides = BlocksAndMutes(session, clients.write_consistency(common))
+        graph = FollowGraph(session, hides)
         fanout = Fanout(
             settings=common, own=own, redis=redis,
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
                         one_slot_per_call=await calls_must_stay_in_one_slot(redis)),
-            graph=graph, follower_lists=FollowerLists(redis, graph.followers, max_ids=own.follower_cache_ids),
+            graph=graph, follower_lists=FollowerLists(redis, graph.audience, max_ids=own.follower_cache_ids),
+            # Under the same versions as the lists above: a hide drops both.
+            hiders=FollowerLists(redis, hides.hiders, max_ids=own.follower_cache_ids),
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),

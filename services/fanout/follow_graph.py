@@ -1,15 +1,19 @@
-"""The Cassandra reads the fanout needs: who follows an author, and an author's newest statuses."""
+"""The Cassandra reads the fanout needs: who follows an author (and hides it), and an author's newest statuses."""
 
 from __future__ import annotations
 
+import asyncio
+
 from cassandra.cluster import Session
 
+from kicau.blocks_and_mutes import BlocksAndMutes, status_hiders
 from kicau.clients import execute
 
 
 class FollowGraph:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, hides: BlocksAndMutes) -> None:
         self._session = session
+        self.hides = hides
         self._followers = session.prepare("SELECT follower_id FROM followers WHERE followee_id = ?")
         self._followers.fetch_size = 5000
         self._followers_among = session.prepare(
@@ -19,6 +23,16 @@ class FollowGraph:
     async def followers(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._followers, (account_id,))
         return [int(r["follower_id"]) for r in rows]
+
+    async def audience(self, account_id: int) -> list[int]:
+        """The followers an author's statuses go to: those that neither block nor mute it
+        (kicau/blocks_and_mutes.py). Kept in memory under the author's follower list version, which a hide drops
+        as a follow does."""
+        followers, hiders = await asyncio.gather(self.followers(account_id), self.hides.hiders(account_id))
+        if not hiders:
+            return followers
+        hidden = status_hiders(hiders)
+        return [f for f in followers if f not in hidden]
 
     async def followers_among(self, account_id: int, candidates: list[int]) -> list[int]:
         """Those of ``candidates`` that follow the account, in the order given (one read, whatever its size)."""

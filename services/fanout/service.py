@@ -22,6 +22,12 @@ follow any of them (kicau/tag_follows.py) and not its author, once each; its del
 A direct status goes to the timelines and streams of its author and of the accounts it mentions that follow its
 author, and nowhere else (kicau/visibility.py).
 
+Nothing reaches an account that blocks or mutes its author (kicau/blocks_and_mutes.py): follower lists come without
+those accounts (``FollowGraph.audience``), and the author's hiders are read (through copies kept under the same
+versions) for what reaches anyone else: the followers of a reblogged author's hider, the accounts a direct status
+mentions, the followers of its hashtags, the streams of a large account's followers, and notifications. A block or
+mute removes the target's statuses from the hider's home timeline.
+
 Statuses of large accounts are not fanned out: they go to the author's own feed (merged into followers' home
 timelines at read time) and one broadcast to every gateway, a constant number of Redis commands whatever the
 audience. When an account stops being large, its newest statuses are pushed into its (now bounded) followers'
@@ -40,8 +46,10 @@ from redis.asyncio.client import Pipeline
 
 from kicau import keys, resp, tag_history
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.entities import compose_status
 from kicau.events import (
+    AccountHidden,
     AccountScaleChanged,
     Event,
     FollowCreated,
@@ -141,6 +149,38 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
     return found
 
 
+def hiders_wanted(events: Sequence[Event], notices: Sequence[Notification], large: set[int]) -> list[int]:
+    """The authors whose hiders a batch must know beyond its follower lists (which come without them): the
+    authors of reblogged statuses, of direct statuses that mention anyone, of public statuses with hashtags
+    (their followers may hide the author), of large accounts' statuses (streamed to their followers by
+    broadcast), and whoever caused a notification."""
+    wanted = {n.from_account_id for n in notices}
+    for event in events:
+        if isinstance(event, StatusCreated) and event.reblog_of:
+            wanted.add(event.reblog_author)
+        if isinstance(event, StatusCreated | StatusDeleted) and (
+                event.account_id in large or event.tags
+                or (event.mentions and not reaches_followers(event.visibility))):
+            wanted.add(event.account_id)
+    return sorted(wanted)
+
+
+def narrowed_reblogs(events: Sequence[Event], followers: dict[int, list[int]],
+                     hidden: dict[int, set[int]]) -> dict[int, list[int]]:
+    """Who receives each reblog that some of its reblogger's followers must not: those who block or mute the
+    reblogged author (Mastodon keeps such reblogs out of their home timelines). Only reblogs some follower hides
+    are listed: ``{status id: [reblogger, *its other followers]}``."""
+    narrowed: dict[int, list[int]] = {}
+    for event in events:
+        if not (isinstance(event, StatusCreated) and event.reblog_of and event.account_id in followers):
+            continue
+        hiding = hidden.get(event.reblog_author)
+        audience = followers[event.account_id]
+        if hiding and not hiding.isdisjoint(audience):
+            narrowed[event.status_id] = [event.account_id, *(f for f in audience if f not in hiding)]
+    return narrowed
+
+
 def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
     """The (account, notification id) of each mention a deleted status had made, and of each favourite or reblog
     given back."""
@@ -204,13 +244,14 @@ def tag_followed(events: Sequence[Event]) -> list[StatusCreated | StatusDeleted]
 
 
 def tag_audiences(statuses: Sequence[StatusCreated | StatusDeleted], tag_followers: dict[str, list[int]],
-                  reached: dict[int, list[int]]) -> dict[int, list[int]]:
+                  reached: dict[int, list[int]], hidden: dict[int, set[int]] | None = None) -> dict[int, list[int]]:
     """For each status id, the followers of its hashtags that its author's audience does not already reach:
-    not its author, nor any of ``reached[author]`` (the author's followers, when they are known). In the
-    order first met, each once."""
+    not its author, nor any of ``reached[author]`` (the author's followers, when they are known), nor any of
+    ``hidden[author]`` (who blocks or mutes it). In the order first met, each once."""
     audiences: dict[int, list[int]] = {}
+    hidden = hidden or {}
     for event in statuses:
-        excluded = {event.account_id, *reached.get(event.account_id, ())}
+        excluded = {event.account_id, *reached.get(event.account_id, ()), *hidden.get(event.account_id, ())}
         audience = [a for a in dict.fromkeys(a for tag in event.tags for a in tag_followers.get(tag, ()))
                     if a not in excluded]
         if audience:
@@ -243,6 +284,7 @@ class Fanout:
     tagged: TaggedStatuses
     tag_followers: FollowerLists[str]  # of hashtags (kicau/tag_follows.py)
     tag_uses: AccountTagUses
+    hiders: FollowerLists[int]  # who blocks or mutes an author (kicau/blocks_and_mutes.py), encoded
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -266,24 +308,13 @@ class Fanout:
                 plans.append(_Plan(event, event.account_id in scale))
             else:
                 plans.append(_Plan(event, False))
-        followees = {e.followee_id for e in events if isinstance(e, FollowCreated | FollowDeleted)}
+        followees = ({e.followee_id for e in events if isinstance(e, FollowCreated | FollowDeleted)}
+                     | {e.target_id for e in events if isinstance(e, AccountHidden)})
         backfilled = {e.account_id for e in events if isinstance(e, AccountScaleChanged) and not e.large}
         follower_ids, recent_ids = sorted(needs_followers), sorted(followees | backfilled)
         direct = [e for e in events
                   if isinstance(e, StatusCreated) and not reaches_followers(e.visibility) and e.mentions]
         hashtagged = tag_followed(events)
-        follower_lists, status_lists, mentioned_followers, tag_followers = await asyncio.gather(
-            self.follower_lists.followers(follower_ids),
-            asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
-                             for f in recent_ids)),
-            asyncio.gather(*(self.graph.followers_among(e.account_id, [m for m in e.mentions if m != e.account_id])
-                             for e in direct)),
-            self.tag_followers.followers(sorted({t for e in hashtagged for t in e.tags})),
-        )
-        followers = follower_lists
-        by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers)
-        recent = dict(zip(recent_ids, status_lists, strict=True))
-        addressed = {e.status_id: [e.account_id, *among] for e, among in zip(direct, mentioned_followers, strict=True)}
         removed = notifications_removed(events)
         # A status deleted in the same batch as it was posted notifies no one, nor does a favourite given back in
         # the batch that made it (and their rows are not raced by their removal).
@@ -291,10 +322,28 @@ class Fanout:
         taken_back = set(removed)
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
+        follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists = await asyncio.gather(
+            self.follower_lists.followers(follower_ids),
+            asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
+                             for f in recent_ids)),
+            asyncio.gather(*(self.graph.followers_among(e.account_id, [m for m in e.mentions if m != e.account_id])
+                             for e in direct)),
+            self.tag_followers.followers(sorted({t for e in hashtagged for t in e.tags})),
+            self.hiders.followers(hiders_wanted(events, notices, scale | large)),
+        )
+        followers = follower_lists
+        hidden = {author: status_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
+        silenced = {author: notification_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
+        notices = [n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())]
+        by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
+        recent = dict(zip(recent_ids, status_lists, strict=True))
+        addressed = {e.status_id: [e.account_id, *(m for m in among if m not in hidden.get(e.account_id, ()))]
+                     for e, among in zip(direct, mentioned_followers, strict=True)}
+        narrowed = narrowed_reblogs(events, followers, hidden)
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events, published, unpublished)
         used, unused = account_tag_changes(events)
-        await self._deliver_all(plans, followers, large, addressed, notices, by_tags)
+        await self._deliver_all(plans, followers, large, addressed, notices, by_tags, narrowed, hidden)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []
         if notices or removed:
@@ -311,22 +360,22 @@ class Fanout:
             records.append(resp.round_trip(self.redis, tag_history.count_commands(
                 (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
-            writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed, by_tags))
+            writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed, by_tags, narrowed))
             await asyncio.gather(writing, *records)
             entries = writing.result()
         else:  # no task for nothing
-            entries = await self._write_all(plans, followers, recent, addressed, by_tags)
+            entries = await self._write_all(plans, followers, recent, addressed, by_tags, narrowed)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
 
     async def _tag_audiences(self, plans: list[_Plan], hashtagged: list[StatusCreated | StatusDeleted],
                              tag_followers: dict[str, list[int]], followers: dict[int, list[int]],
-                             ) -> dict[int, list[int]]:
+                             hidden: dict[int, set[int]]) -> dict[int, list[int]]:
         """``tag_audiences`` of the batch. A large author's followers are never read whole (its followers
         receive its statuses at read time and by broadcast): the audience of each of its statuses is checked
         against them with one read."""
-        audiences = tag_audiences(hashtagged, tag_followers, followers)
+        audiences = tag_audiences(hashtagged, tag_followers, followers, hidden)
         large = [(p.event.status_id, p.event.account_id) for p in plans
                  if p.large and isinstance(p.event, StatusCreated | StatusDeleted) and p.event.status_id in audiences]
         if large:
@@ -347,11 +396,14 @@ class Fanout:
 
     async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
                            addressed: dict[int, list[int]], notices: list[Notification],
-                           by_tags: dict[int, list[int]]) -> None:
+                           by_tags: dict[int, list[int]], narrowed: dict[int, list[int]],
+                           hidden: dict[int, set[int]]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
         status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
         ``addressed``: who receives each direct status that mentions anyone (``_addressees``); ``by_tags``: who
-        else receives a public status for its hashtags (``tag_audiences``)."""
+        else receives a public status for its hashtags (``tag_audiences``); ``narrowed``: who receives a reblog
+        some followers hide (``narrowed_reblogs``); ``hidden``: who hides an author (large accounts' broadcasts
+        name them)."""
         if not len(self.online):
             return
         notices = [n for n in notices if self.online.any_online((n.account_id,))]
@@ -379,9 +431,12 @@ class Fanout:
                 if not reaches_followers(event.visibility):
                     self._deliver(pipe, "update", event, payload, _addressees(event, addressed))
                 elif plan.large:
-                    self._broadcast(pipe, "update", event, payload)
+                    self._broadcast(pipe, "update", event, payload,
+                                    hidden.get(event.account_id, set()) | hidden.get(event.reblog_author, set()))
                     if event.status_id in by_tags:  # none of them follows the author (``_tag_audiences``)
                         self._deliver(pipe, "update", event, payload, by_tags[event.status_id])
+                elif event.status_id in narrowed:
+                    self._deliver(pipe, "update", event, payload, narrowed[event.status_id])
                 else:
                     # One delivery a gateway for a status: a gateway drops a second as a replay.
                     self._deliver(pipe, "update", event, payload,
@@ -396,7 +451,7 @@ class Fanout:
                     # Every account its update may have reached; to the others, the id of a status they may read.
                     self._deliver(pipe, "delete", event, payload, [event.account_id, *event.mentions])
                 elif plan.large:
-                    self._broadcast(pipe, "delete", event, payload)
+                    self._broadcast(pipe, "delete", event, payload, hidden.get(event.account_id, set()))
                     if event.status_id in by_tags:  # none of them follows the author (``_tag_audiences``)
                         self._deliver(pipe, "delete", event, payload, by_tags[event.status_id])
                 else:
@@ -432,7 +487,7 @@ class Fanout:
 
     async def _write_all(
         self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]],
-        addressed: dict[int, list[int]], by_tags: dict[int, list[int]],
+        addressed: dict[int, list[int]], by_tags: dict[int, list[int]], narrowed: dict[int, list[int]],
     ) -> int:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
@@ -480,12 +535,16 @@ class Fanout:
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode(),
                                              event.reblog_of), 1)
-                    if not reaches_followers(event.visibility):
-                        # Its author's and its mentioned followers' timelines alone (kicau/visibility.py); after
-                        # the run before it, so they still receive their statuses oldest first.
-                        recipients = _addressees(event, addressed)
+                    if not reaches_followers(event.visibility) or event.status_id in narrowed:
+                        # Its author's and its mentioned followers' timelines alone (kicau/visibility.py), or a
+                        # reblog's audience without who hides the reblogged author; after the run before it, so
+                        # they still receive their statuses oldest first.
+                        recipients = (narrowed[event.status_id] if event.status_id in narrowed
+                                      else _addressees(event, addressed))
                         entries += await close_run(sender) + len(recipients)
-                        writes.push(recipients, (event.status_id,))
+                        for start in range(0, len(recipients), chunk):
+                            writes.push(recipients[start:start + chunk], (event.status_id,))
+                            await flush_if_full(sender)
                     elif plan.large:
                         writes.push([event.account_id], (event.status_id,))
                         writes.push_key(keys.author_feed(event.account_id), (event.status_id,))
@@ -521,6 +580,9 @@ class Fanout:
                     backfill = recent[event.followee_id][: self.settings.follow_backfill]
                     writes.push([event.follower_id], backfill)
                     entries += len(backfill)
+                elif isinstance(event, AccountHidden):
+                    # A block or mute removes every status of its target the timeline can hold.
+                    writes.unpush([event.account_id], recent[event.target_id][:cap])
                 else:
                     # Unfollow removes every status of the former followee the timeline can hold.
                     writes.unpush([event.follower_id], recent[event.followee_id][:cap])
@@ -572,8 +634,10 @@ class Fanout:
                                       payload=payload, recipients=online)
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 
-    def _broadcast(self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str) -> None:
-        """One message for every gateway; each delivers to its own connections that follow the author."""
+    def _broadcast(self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str,
+                   hidden_from: set[int]) -> None:
+        """One message for every gateway; each delivers to its own connections that follow the author, but not
+        to those in ``hidden_from`` (who block or mute the author, or a reblog's)."""
         delivery = StreamDelivery(
             event="update" if kind == "update" else "delete",
             status_id=event.status_id,
@@ -582,5 +646,6 @@ class Fanout:
             recipients=[],
             author_id=event.account_id,
             followers_of_author=True,
+            hidden_from=sorted(hidden_from),
         )
         pipe.publish(keys.LARGE_ACCOUNTS_CHANNEL, encode_delivery(delivery))

@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 
 from kicau import hashtags
+from kicau.blocks_and_mutes import MAX_MUTE_SECONDS
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
 
 JSONSchema = dict[str, Any]
@@ -78,6 +79,10 @@ class Status(_Entity):
 
 class DeletedStatus(Status):
     text: str
+
+
+class MutedAccount(Account):
+    mute_expires_at: str | None
 
 
 class Relationship(_Entity):
@@ -293,6 +298,12 @@ FEATURE_BODY = body(params({"name": {"type": "string", "maxLength": hashtags.MAX
                                      "pattern": f"^#?{hashtags.NAME.pattern}$"}}, "name"))
 REBLOG_BODY = body(params({
     "visibility": nullable({"type": "string", "enum": ["public", "unlisted", "private"]}),
+}), required=False)
+# A mute: whether it hides notifications too, and for how many seconds (0: until unmuted; at most 20 years).
+MUTE_BODY = body(params({
+    "notifications": nullable(BOOLEAN),
+    "duration": nullable({"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_MUTE_SECONDS},
+                                    {"type": "string", "pattern": "^[0-9]{1,8}$"}]}),
 }), required=False)
 # Mastodon's reblogs, notify and languages are accepted and not used yet.
 FOLLOW_BODY = body(params({"reblogs": CLEAN_REF, "notify": CLEAN_REF, "languages": CLEAN_REF}), required=False)

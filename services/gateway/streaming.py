@@ -644,7 +644,8 @@ class StreamHub:
         """A large account's status arrives once for every gateway: find which of this gateway's connected
         accounts follow the author (one partition read per 100 of them) and deliver to those."""
         author = delivery.author_id
-        candidates = [a for a in self._connections if a != author]
+        hidden = set(delivery.hidden_from)  # who blocks or mutes the author (kicau/blocks_and_mutes.py)
+        candidates = [a for a in self._connections if a != author and a not in hidden]
         try:
             followers = await self.followers_among(author, candidates) if candidates and self.followers_among else []
         except Exception:

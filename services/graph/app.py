@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
@@ -74,6 +75,14 @@ class Candidates(_Body):
     candidates: list[int]
 
 
+class MuteForm(_Body):
+    """A mute as the gateway passes it on, checked there: whether it hides notifications too, and for how many
+    seconds (0: until unmuted)."""
+
+    notifications: bool = True
+    duration: Annotated[int, Field(ge=0, le=MAX_MUTE_SECONDS)] = 0
+
+
 class FeatureForm(_Body):
     name: StrictStr = ""
 
@@ -116,6 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tag_follows=TagFollowStore(session, clients.write_consistency(common)),
             featured=FeaturedTagStore(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),
+            hides=BlocksAndMutes(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -221,6 +231,27 @@ async def follow(account_id: int, service: Service, account: AccountHeader = Non
 @app.post("/internal/accounts/{account_id}/unfollow")
 async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/block")
+async def block(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.block(account_id=acting_account_id(account), target_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/unblock")
+async def unblock(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.unblock(account_id=acting_account_id(account), target_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/mute")
+async def mute(account_id: int, form: MuteForm, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.mute(account_id=acting_account_id(account), target_id=account_id,
+                              notifications=form.notifications, duration=form.duration)
+
+
+@app.post("/internal/accounts/{account_id}/unmute")
+async def unmute(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.unmute(account_id=acting_account_id(account), target_id=account_id)
 
 
 @app.post("/internal/accounts/{account_id}/followers-among")

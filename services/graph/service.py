@@ -19,9 +19,10 @@ from redis.asyncio import Redis
 
 from kicau import featured_tags, follower_lists, hashtags, keys, tag_history, tokens
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind
 from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
-from kicau.events import AccountScaleChanged, FollowCreated, FollowDeleted
+from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
@@ -60,6 +61,7 @@ class GraphService:
     tag_follows: TagFollowStore
     featured: FeaturedTagStore
     tag_uses: AccountTagUses
+    hides: BlocksAndMutes
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -259,6 +261,8 @@ class GraphService:
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
         await self._require_account(followee_id)
+        if await self.hides.blocked_either_way(follower_id, followee_id):
+            raise ApiError(403, "This action is not allowed")
         # Only a new follow notifies. The edge itself records the notification it owes until the event carrying
         # it is published: a retry after a crash anywhere in between publishes it again, with the same id (the
         # fanout records it once), and a repeated follow of a settled edge notifies no one.
@@ -285,6 +289,12 @@ class GraphService:
 
     async def unfollow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
         await self._require_account(followee_id)
+        await self._end_follow(follower_id, followee_id)
+        return await self.relationship(viewer_id=follower_id, target_id=followee_id)
+
+    async def _end_follow(self, follower_id: int, followee_id: int) -> None:
+        """Every step of an unfollow (each idempotent; a follow that is not there: only the event, which removes
+        nothing)."""
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
         await follower_lists.forget(self.redis, followee_id)
@@ -295,7 +305,6 @@ class GraphService:
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
         await self.redis.delete(keys.large_followees(follower_id))
-        return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
     async def _review_scale(self, account_id: int) -> None:
         """Move an account in or out of the large-account registry when its audience crosses the threshold.
@@ -314,6 +323,69 @@ class GraphService:
             await self.large.remove(account_id)
             await publish(self.producer, self.settings.kafka_statuses_topic,
                           AccountScaleChanged(account_id=account_id, large=False))
+
+    # Blocks and mutes (kicau/blocks_and_mutes.py) -----------------------------------------------------------
+
+    async def block(self, *, account_id: int, target_id: int) -> dict[str, Any]:
+        """Block an account (again: nothing changes): the follows between the two end, both ways, and neither
+        may follow the other until it is undone; the target's statuses leave the account's home timeline."""
+        await self._hide(account_id, target_id, BLOCK, notifications=True, ttl=0)
+        # The follows end after the hider row is written: the fanout never again writes the target's statuses to
+        # the account, whatever it reads of the follows meanwhile. Each is a plain unfollow (its event removes the
+        # other's statuses), repeated by a retry.
+        await self._end_follow(account_id, target_id)
+        await self._end_follow(target_id, account_id)
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def mute(self, *, account_id: int, target_id: int, notifications: bool, duration: int) -> dict[str, Any]:
+        """Mute an account (again: its ``notifications`` and ``duration`` replace the previous ones), for
+        ``duration`` seconds or, with 0, until unmuted; the follow stays."""
+        await self._hide(account_id, target_id, MUTE, notifications=notifications, ttl=duration)
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def unblock(self, *, account_id: int, target_id: int) -> dict[str, Any]:
+        await self._unhide(account_id, target_id, BLOCK)
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def unmute(self, *, account_id: int, target_id: int) -> dict[str, Any]:
+        """Unmute an account; if the account follows it, its newest statuses come back to the home timeline (the
+        follow's backfill, published again: it notifies no one)."""
+        if await self._unhide(account_id, target_id, MUTE) and await self.store.is_following(account_id, target_id):
+            await publish(self.producer, self.settings.kafka_follows_topic,
+                          FollowCreated(follower_id=account_id, followee_id=target_id))
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def _hide(self, account_id: int, target_id: int, kind: Kind, *, notifications: bool, ttl: int) -> None:
+        if account_id == target_id:
+            raise ApiError(403, "This action is not allowed")
+        await self._require_account(target_id)
+        hide_id = await self.hides.claim(account_id, target_id, kind, self.ids.next_id(), ttl)
+        crash_point("graph.hide.claimed")
+        # The fanout's copies of the target's followers and hiders are dropped before and after the rows change
+        # (the protocol in kicau/follower_lists.py), so its next batch leaves the account out.
+        await follower_lists.forget(self.redis, target_id)
+        await self.hides.settle(account_id, target_id, kind, hide_id, notifications=notifications, ttl=ttl)
+        await follower_lists.forget(self.redis, target_id)
+        # What the account's home timeline already holds of the target goes; published on every call, retries
+        # included (removing what is gone changes nothing).
+        await publish(self.producer, self.settings.kafka_follows_topic,
+                      AccountHidden(account_id=account_id, target_id=target_id))
+        await self.redis.delete(keys.large_followees(account_id))
+
+    async def _unhide(self, account_id: int, target_id: int, kind: Kind) -> bool:
+        """Undo a block or mute (none: nothing changes); whether there was one. The claim goes last: with no
+        claim, nothing the fanout reads is left."""
+        await self._require_account(target_id)
+        hide = (await self.hides.hides(account_id, target_id)).get(kind)
+        if hide is None:
+            return False
+        await follower_lists.forget(self.redis, target_id)
+        await self.hides.unsettle(account_id, target_id, kind, hide.hide_id)
+        await follower_lists.forget(self.redis, target_id)
+        crash_point("graph.unhide.unlisted")
+        await self.hides.release(account_id, target_id, kind, hide.hide_id)
+        await self.redis.delete(keys.large_followees(account_id))
+        return True
 
     # Followed hashtags (kicau/tag_follows.py) ----------------------------------------------------------
 
@@ -398,9 +470,10 @@ class GraphService:
         return await self.store.followers_among(account_id, candidates)
 
     async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
-        following = await self.store.is_following(viewer_id, target_id)
-        followed_by = await self.store.is_following(target_id, viewer_id)
-        return relationship_entity(target_id, following=following, followed_by=followed_by)
+        following, followed_by, between = await asyncio.gather(
+            self.store.is_following(viewer_id, target_id), self.store.is_following(target_id, viewer_id),
+            self.hides.between(viewer_id, target_id))
+        return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between)
 
     async def follow_list(
         self, *, account_id: int, direction: str, max_id: int | None, limit: int

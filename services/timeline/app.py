@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes
 from kicau.bookmarks import BookmarkStore
 from kicau.entities import compose_status_list
 from kicau.favourites import FavouriteStore
@@ -71,6 +72,7 @@ StatusPage = Annotated[PageRequest, _pages(DEFAULT_LIMIT, MAX_LIMIT)]
 LongPage = Annotated[PageRequest, _pages(40, 80)]
 # Followed hashtags, as Mastodon pages them.
 TagPage = Annotated[PageRequest, _pages(100, 200)]
+AccountPage = Annotated[PageRequest, _pages(40, 80)]
 
 
 # A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
@@ -118,6 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             bookmark_store=bookmarks,
             pin_store=pins,
             reblog_store=reblogs,
+            hides=BlocksAndMutes(session, clients.write_consistency(common)),
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -304,6 +307,16 @@ async def tag(tag: str, service: Service, account: AccountHeader = None, known: 
 @app.get("/internal/followed_tags")
 async def followed_tags(service: Service, request: TagPage, account: AccountHeader = None) -> Response:
     return _respond(await service.followed_tags(acting_account_id(account), request))
+
+
+@app.get("/internal/blocks")
+async def blocks(service: Service, request: AccountPage, account: AccountHeader = None) -> Response:
+    return _respond(await service.hidden_accounts(acting_account_id(account), BLOCK, request))
+
+
+@app.get("/internal/mutes")
+async def mutes(service: Service, request: AccountPage, account: AccountHeader = None) -> Response:
+    return _respond(await service.hidden_accounts(acting_account_id(account), MUTE, request))
 
 
 @app.get("/internal/timelines/home/after")

@@ -22,8 +22,9 @@ from redis.asyncio import Redis
 
 from kicau import keys, resp, tag_history
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, Kind
 from kicau.bookmarks import BookmarkStore
-from kicau.entities import dumps
+from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.ids import pack_id
@@ -106,6 +107,7 @@ class _Shown(msgspec.Struct):
     in_reply_to_account_id: str | None = None
     reblog: _Id | None = None
     tags: list[_Tag] = msgspec.field(default_factory=list)
+    account: _Id | None = None
 
 
 _read_shown = msgspec.json.Decoder(_Shown).decode
@@ -169,16 +171,18 @@ class TimelineService:
     bookmark_store: BookmarkStore
     pin_store: PinStore
     reblog_store: ReblogStore
+    hides: BlocksAndMutes
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def large_followees(self, account_id: int) -> list[int]:
-        """The large accounts the reader follows, whose statuses are merged into its home timeline.
+        """The large accounts the reader follows and neither blocks nor mutes, whose statuses are merged into its
+        home timeline.
 
         Cached in Redis per reader, tagged with the registry it was computed against: a home read then costs
         no Cassandra query, an account changing scale invalidates every copy at once, and the graph service
-        drops a reader's copy on each follow and unfollow. While Cassandra is unavailable a stale copy is
-        served, or none: a home timeline is then served from Redis alone, without the large accounts'
+        drops a reader's copy on each follow and unfollow, block and mute. While Cassandra is unavailable a stale
+        copy is served, or none: a home timeline is then served from Redis alone, without the large accounts'
         statuses, rather than not at all."""
         large = await self.large.current()
         if not large:
@@ -199,7 +203,9 @@ class TimelineService:
         if self.large.degraded:
             return stale or []
         try:
-            followees = await self.store.followees_among(account_id, large)
+            among, hidden = await asyncio.gather(self.store.followees_among(account_id, large),
+                                                 self.hides.hidden_by(account_id))
+            followees = [a for a in among if a not in hidden]
         except Exception:
             log.warning("large followees of %s unavailable; serving the home timeline without them", account_id,
                         exc_info=True)
@@ -243,15 +249,49 @@ class TimelineService:
 
     async def public_timeline(self, request: PageRequest, reader: Reader, *, remote: bool = False,
                               only_media: bool = False) -> Page:
-        """Every public status, newest first (kicau/public_timeline.py). Kicau's statuses are all local and none
-        has media: ``remote`` or ``only_media`` get an empty page, as Mastodon's would here."""
+        """Every public status, newest first (kicau/public_timeline.py), but those of accounts the reader blocks
+        or mutes or that block it. Kicau's statuses are all local and none has media: ``remote`` or
+        ``only_media`` get an empty page, as Mastodon's would here."""
         if remote or only_media:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
-        ids, materialised = await self.feeds.read_list(keys.public_feed(), request)
+        (ids, materialised), unwanted = await asyncio.gather(self.feeds.read_list(keys.public_feed(), request),
+                                                             self._unwanted_authors(reader))
         if not materialised:
             await self.rebuild_public()
             ids, _ = await self.feeds.read_list(keys.public_feed(), request, fresh=True)
+        if unwanted:
+            return await self._filtered_page(ids, reader, unwanted=unwanted)
         return await self._page(ids, reader)
+
+    async def _unwanted_authors(self, reader: Reader) -> set[int]:
+        """Whose statuses the reader's public and hashtag timelines leave out, as Mastodon's do: the accounts it
+        blocks or mutes and those that block it (kicau/blocks_and_mutes.py). Two reads, for a reader with an
+        account."""
+        if reader.account_id is None:
+            return set()
+        hidden, blockers = await asyncio.gather(self.hides.hidden_by(reader.account_id),
+                                                self.hides.blocked_by(reader.account_id))
+        return hidden | blockers
+
+    async def _filtered_page(self, ids: list[int], reader: Reader, *, all_of: Sequence[str] = (),
+                             none_of: Sequence[str] = (), unwanted: set[int] | frozenset[int] = frozenset()) -> Page:
+        """``_page`` of the statuses that carry every hashtag of ``all_of`` and none of ``none_of``, by none of the
+        ``unwanted`` authors: a page may hold fewer than asked, and its cursors go on from where the reading
+        stopped, as for deleted statuses."""
+        rendered = await self.statuses.render_each(ids, reader)
+        wanted, unwanted_tags = set(all_of), set(none_of)
+        kept = []
+        for status_id in ids:
+            status = rendered.get(status_id)
+            if status is None:
+                continue
+            shown = _read_shown(status)
+            names = {t.name for t in shown.tags}
+            if (wanted <= names and not unwanted_tags & names
+                    and not (shown.account is not None and int(shown.account.id) in unwanted)):
+                kept.append(status)
+        return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
+                    prev_min_id=ids[0] if ids else None)
 
     async def tag_timeline(self, tag: str, request: PageRequest, reader: Reader, *, any_of: Sequence[str] = (),
                            all_of: Sequence[str] = (), none_of: Sequence[str] = (), remote: bool = False,
@@ -260,28 +300,21 @@ class TimelineService:
         names in normal form). Of those, only the ones also carrying every hashtag of ``all_of`` and none of
         ``none_of``: filtered from the page read, so a page may hold fewer than asked, and its cursors go on from
         where the reading stopped, as for deleted statuses. As for the public timeline, ``remote`` or
-        ``only_media`` get an empty page."""
+        ``only_media`` get an empty page. Statuses of accounts the reader blocks or mutes, or that block it, are
+        left out too."""
         if remote or only_media:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         tags = list(dict.fromkeys((tag, *any_of)))
-        pages = await asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
-                                                        min_id=request.min_id, limit=request.limit) for t in tags))
+        pages, unwanted = await asyncio.gather(
+            asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
+                                              min_id=request.min_id, limit=request.limit) for t in tags)),
+            self._unwanted_authors(reader))
         ids = sorted(set().union(*pages), reverse=True)
         # Each tag's page holds its newest (or, after min_id, its oldest) statuses: so does their union's.
         ids = ids[-request.limit:] if request.min_id is not None else ids[:request.limit]
-        if not all_of and not none_of:
+        if not all_of and not none_of and not unwanted:
             return await self._page(ids, reader)
-        rendered = await self.statuses.render_each(ids, reader)
-        wanted, unwanted = set(all_of), set(none_of)
-        kept = []
-        for status_id in ids:
-            status = rendered.get(status_id)
-            if status is not None:
-                names = {t.name for t in _read_shown(status).tags}
-                if wanted <= names and not unwanted & names:
-                    kept.append(status)
-        return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
-                    prev_min_id=ids[0] if ids else None)
+        return await self._filtered_page(ids, reader, all_of=all_of, none_of=none_of, unwanted=unwanted)
 
     async def tag(self, tag: str, reader: Reader, *, known: bool = False) -> bytes:
         """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), with ``following`` for a reader
@@ -404,6 +437,27 @@ class TimelineService:
         found = await self.favourite_store.of_account(account_id, max_id=request.max_id, since_id=request.since_id,
                                                       min_id=request.min_id, limit=request.limit)
         return await self._marked_page(found, Reader(account_id))
+
+    async def hidden_accounts(self, account_id: int, kind: Kind, request: PageRequest) -> Page:
+        """The accounts the account blocks or mutes (kicau/blocks_and_mutes.py), most recent first; the cursors are
+        block or mute ids, as in Mastodon's Link headers. A muted account carries its ``mute_expires_at``."""
+        found = await self.hides.page(account_id, kind, max_id=request.max_id, since_id=request.since_id,
+                                      min_id=request.min_id, limit=request.limit)
+        cards = await self.accounts.cards({target for _, target in found})
+        ends: list[str | None] = [None] * len(found)
+        if kind == MUTE and found:
+            mutes = await asyncio.gather(*(self.hides.hides(account_id, target) for _, target in found))
+            ends = [iso_time(m[MUTE].expires_at) if MUTE in m and m[MUTE].expires_at else None for m in mutes]
+        items = []
+        for (_, target), ends_at in zip(found, ends, strict=True):
+            card = cards.get(target)
+            if card is None:
+                continue
+            if kind == MUTE:
+                card = card[:-1] + b',"mute_expires_at":' + dumps(ends_at) + b"}"
+            items.append(card)
+        return Page(body=b"[" + b",".join(items) + b"]", next_max_id=found[-1][0] if found else None,
+                    prev_min_id=found[0][0] if found else None)
 
     async def bookmarks(self, account_id: int, request: PageRequest) -> Page:
         """The statuses the account bookmarks (kicau/bookmarks.py), most recently bookmarked first, as it may see
@@ -550,10 +604,13 @@ class TimelineService:
     # Rebuilds ---------------------------------------------------------------------------------------------
 
     async def rebuild_home(self, account_id: int) -> None:
-        """The reader's own statuses and those of everyone it follows, newest first, capped."""
+        """The reader's own statuses and those of everyone it follows and neither blocks nor mutes, newest first,
+        capped."""
 
         async def newest() -> list[int]:
-            return await self._newest_of([account_id, *await self.store.followees(account_id)])
+            followees, hidden = await asyncio.gather(self.store.followees(account_id),
+                                                     self.hides.hidden_by(account_id))
+            return await self._newest_of([account_id, *(a for a in followees if a not in hidden)])
 
         await self._single_flight(keys.home_feed(account_id), newest)
 

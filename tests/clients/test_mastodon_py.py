@@ -289,6 +289,32 @@ def test_featured_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert uma.featured_tags() == []
 
 
+def test_blocks_and_mutes(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py blocks and mutes (``account_block``, ``account_mute`` with its options), reads them back
+    (``account_relationships``, ``blocks``, ``mutes``) and undoes them (``account_unblock``, ``account_unmute``)."""
+    vic, _, _ = register(gateway_url, app_keys, "vic")
+    wes, _, _ = register(gateway_url, app_keys, "wes")
+    xan, _, _ = register(gateway_url, app_keys, "xan")
+    wes_id, xan_id = wes.account_verify_credentials()["id"], xan.account_verify_credentials()["id"]
+    vic.account_follow(wes_id)
+    said = str(wes.status_post("before the mute")["id"])
+    eventually(lambda: said in collect_home(vic, 20) or None)
+
+    muted = vic.account_mute(wes_id, notifications=False, duration=3600)
+    assert (muted["muting"], muted["muting_notifications"], muted["following"]) == (True, False, True)
+    eventually(lambda: said not in collect_home(vic, 20) or None)
+    assert [(str(a["id"]), a["mute_expires_at"] is not None) for a in vic.mutes()] == [(str(wes_id), True)]
+    blocked = vic.account_block(xan_id)
+    assert blocked["blocking"] is True
+    assert xan.account_relationships(vic.account_verify_credentials()["id"])[0]["blocked_by"] is True
+    assert [str(a["id"]) for a in vic.blocks()] == [str(xan_id)]
+
+    assert vic.account_unmute(wes_id)["muting"] is False
+    eventually(lambda: said in collect_home(vic, 20) or None)
+    assert vic.account_unblock(xan_id)["blocking"] is False
+    assert vic.mutes() == [] and vic.blocks() == []
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""

@@ -116,6 +116,23 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
     toot(author_cfg, "delete", posted[0])
     eventually(lambda: posted[0] not in IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")))
 
+    # Muted and blocked from toot (kicau/blocks_and_mutes.py): listed, and the author's statuses leave the home
+    # timeline while muted; a block ends the follow.
+    assert f"You have muted {author.username}" in toot(reader_cfg, "mute", author.username)
+    assert author.username in toot(reader_cfg, "muted")
+    eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == [])
+    assert f"{author.username} is no longer muted" in toot(reader_cfg, "unmute", author.username)
+    assert "No accounts muted" in toot(reader_cfg, "muted")
+    eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == newest_first[:-1])
+    assert f"You are now blocking {author.username}" in toot(reader_cfg, "block", author.username)
+    assert author.username in toot(reader_cfg, "blocked")
+    assert http.get(f"/api/v1/accounts/relationships?id[]={author.id}",
+                    headers=reader.auth).json()[0]["following"] is False
+    assert f"{author.username} is no longer blocked" in toot(reader_cfg, "unblock", author.username)
+    assert "No accounts blocked" in toot(reader_cfg, "blocked")
+    eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == [])
+
+    assert "You are now following" in toot(reader_cfg, "follow", author.username)
     assert "You are no longer following" in toot(reader_cfg, "unfollow", author.username)
     eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == [])
 

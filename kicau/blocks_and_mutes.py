@@ -1,0 +1,194 @@
+"""Blocks and mutes: accounts hiding other accounts (``/api/v1/accounts/:id/block``, ``/mute``, ``/api/v1/blocks``,
+``/api/v1/mutes``, a Relationship's ``blocking``, ``blocked_by``, ``muting``, ``muting_notifications``).
+
+The record is Cassandra's (stack/migrations/0020_blocks_and_mutes.cql), written by the graph service as followed
+hashtags are (kicau/tag_follows.py):
+
+* **hide** (block or mute): a claim per (account, target, kind) with a lightweight transaction (``account_hides``),
+  so a repeated block or mute is one and keeps its id (the account's list is ordered and paged by it); then the
+  account's list (``blocks_by_account`` or ``mutes_by_account``), the target's hider row (``account_hiders``) and
+  the claim's own columns, written again by every retry, so a crash after the claim is repaired by the next
+  attempt. A mute with a duration writes all of them with the duration as their TTL: it ends by itself.
+* **unhide**: the hider row and the list entry first, then the claim given back (conditional on its id).
+
+What hiding does (Mastodon's rules): neither a blocked nor a muted account's statuses reach the hider's home
+timeline or streams, nor reblogs of them, nor its direct statuses, nor those its hashtags would bring; their
+notifications reach the hider unless it is a mute that keeps them (``notifications`` false). A block also ends
+the follows between the two accounts, both ways, and neither may follow the other while it lasts. Statuses
+already in the hider's home timeline are removed when the hide is made (``AccountHidden``); unmuting a followed
+account puts its newest statuses back, as a follow would.
+
+The fanout learns who hides an author from ``hiders`` through copies in memory kept under the author's follower
+list version (kicau/follower_lists.py): the graph service drops that version before and after it writes a hider
+row, so a hide counts from the fanout's next batch on, exactly as a follow or unfollow does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from cassandra.cluster import Session
+
+from kicau.clients import execute, write_preparer
+from kicau.marked_lists import MarkedList
+
+Kind = Literal["block", "mute"]
+BLOCK: Final = "block"
+MUTE: Final = "mute"
+
+# The longest mute with an end: Cassandra's largest TTL (20 years); longer, mute without one.
+MAX_MUTE_SECONDS: Final = 20 * 365 * 86400
+# An author's hiders are read in pages of this many rows.
+HIDERS_FETCH_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class Hide:
+    """One block or mute as its claim holds it."""
+
+    kind: str
+    hide_id: int
+    notifications: bool  # whether the target's notifications are hidden too (always, for a block)
+    expires_at: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class Between:
+    """What one account hides of another, and whether the other blocks it: a Relationship's hiding fields."""
+
+    blocking: bool = False
+    muting: bool = False
+    muting_notifications: bool = False
+    blocked_by: bool = False
+
+
+def encode_hiders(rows: Iterable[tuple[int, str, bool]]) -> list[int]:
+    """An author's hiders as the fanout keeps them, from (account, kind, notifications) rows: one int each, the
+    account's id when it hides the author's notifications as well as its statuses (a block, or a mute of both),
+    its negated id when it hides the statuses only (a mute that keeps notifications). Negated, so a list of
+    them stays a flat array of machine integers in the fanout's cache (kicau/follower_lists.py)."""
+    hides_notifications: dict[int, bool] = {}
+    for account_id, kind, notifications in rows:
+        both = kind == BLOCK or bool(notifications)
+        hides_notifications[account_id] = hides_notifications.get(account_id, False) or both
+    return [account if both else -account for account, both in hides_notifications.items()]
+
+
+def status_hiders(encoded: Sequence[int]) -> set[int]:
+    """Who hides the author's statuses: every hider (``encode_hiders``)."""
+    return {abs(a) for a in encoded}
+
+
+def notification_hiders(encoded: Sequence[int]) -> set[int]:
+    """Who hides the author's notifications: blocks, and mutes that hide notifications too."""
+    return {a for a in encoded if a > 0}
+
+
+class BlocksAndMutes:
+    """The blocks' and mutes' Cassandra tables: the claims, each account's lists and each author's hiders."""
+
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        write = write_preparer(session, write_consistency)
+        prepare = session.prepare
+        self._claim = write("INSERT INTO account_hides (account_id, target_id, kind, hide_id) VALUES (?, ?, ?, ?)"
+                            " IF NOT EXISTS USING TTL ?")
+        self._settle = write("INSERT INTO account_hides (account_id, target_id, kind, hide_id, notifications,"
+                             " expires_at) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?")
+        self._release = write("DELETE FROM account_hides WHERE account_id = ? AND target_id = ? AND kind = ?"
+                              " IF hide_id = ?")
+        self._between = prepare("SELECT kind, hide_id, notifications, expires_at FROM account_hides"
+                                " WHERE account_id = ? AND target_id = ?")
+        self._hidden = prepare("SELECT target_id FROM account_hides WHERE account_id = ?")
+        self._hidden.fetch_size = HIDERS_FETCH_SIZE
+        self._list = {BLOCK: write("INSERT INTO blocks_by_account (account_id, block_id, target_id) VALUES (?, ?, ?)"
+                                   " USING TTL ?"),
+                      MUTE: write("INSERT INTO mutes_by_account (account_id, mute_id, target_id) VALUES (?, ?, ?)"
+                                  " USING TTL ?")}
+        self._unlist = {BLOCK: write("DELETE FROM blocks_by_account WHERE account_id = ? AND block_id = ?"),
+                        MUTE: write("DELETE FROM mutes_by_account WHERE account_id = ? AND mute_id = ?")}
+        self._add_hider = write("INSERT INTO account_hiders (target_id, account_id, kind, notifications)"
+                                " VALUES (?, ?, ?, ?) USING TTL ?")
+        self._remove_hider = write("DELETE FROM account_hiders WHERE target_id = ? AND account_id = ? AND kind = ?")
+        self._hiders = prepare("SELECT account_id, kind, notifications FROM account_hiders WHERE target_id = ?")
+        self._hiders.fetch_size = HIDERS_FETCH_SIZE
+        self._pages = {BLOCK: MarkedList.prepare(prepare, "blocks_by_account", "account_id", "block_id", "target_id"),
+                       MUTE: MarkedList.prepare(prepare, "mutes_by_account", "account_id", "mute_id", "target_id")}
+
+    # Writes (the graph service) ------------------------------------------------------------------------------
+
+    async def claim(self, account_id: int, target_id: int, kind: Kind, hide_id: int, ttl: int) -> int:
+        """Claim the hide under ``hide_id`` (a TTL of ``ttl`` seconds, 0 for none), or find the claim already made;
+        the hide's id. The caller then writes ``settle``, on every call, so a retry repairs a crash between."""
+        row = (await execute(self._session, self._claim, (account_id, target_id, kind, hide_id, ttl)))[0]
+        return hide_id if row["[applied]"] else int(row["hide_id"])
+
+    async def settle(self, account_id: int, target_id: int, kind: Kind, hide_id: int, *, notifications: bool,
+                     ttl: int) -> None:
+        """The list entry, the hider row and the claim's columns of a claimed hide (idempotent; a repeated mute
+        takes its new ``notifications`` and duration)."""
+        expires_at = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=ttl)) if ttl else None
+        await asyncio.gather(
+            execute(self._session, self._list[kind], (account_id, hide_id, target_id, ttl)),
+            execute(self._session, self._add_hider, (target_id, account_id, kind, notifications, ttl)),
+            execute(self._session, self._settle, (account_id, target_id, kind, hide_id, notifications, expires_at,
+                                                  ttl)))
+
+    async def unsettle(self, account_id: int, target_id: int, kind: Kind, hide_id: int) -> None:
+        """Remove the hider row and the list entry of a hide (idempotent); the claim is given back after."""
+        await asyncio.gather(execute(self._session, self._remove_hider, (target_id, account_id, kind)),
+                             execute(self._session, self._unlist[kind], (account_id, hide_id)))
+
+    async def release(self, account_id: int, target_id: int, kind: Kind, hide_id: int) -> bool:
+        """Give the claim back; True when this call did (a concurrent undo may have)."""
+        rows = await execute(self._session, self._release, (account_id, target_id, kind, hide_id))
+        return bool(rows[0]["[applied]"])
+
+    # Reads --------------------------------------------------------------------------------------------------
+
+    async def hides(self, account_id: int, target_id: int) -> dict[str, Hide]:
+        """The account's block and mute of the target, by kind (one read)."""
+        rows = await execute(self._session, self._between, (account_id, target_id))
+        return {row["kind"]: Hide(row["kind"], int(row["hide_id"]),
+                                  row["kind"] == BLOCK or bool(row["notifications"]), row["expires_at"])
+                for row in rows}
+
+    async def between(self, account_id: int, target_id: int) -> Between:
+        """What the account hides of the target and whether the target blocks it (two reads at once)."""
+        mine, theirs = await asyncio.gather(self.hides(account_id, target_id), self.hides(target_id, account_id))
+        mute = mine.get(MUTE)
+        return Between(blocking=BLOCK in mine, muting=mute is not None,
+                       muting_notifications=mute is not None and mute.notifications, blocked_by=BLOCK in theirs)
+
+    async def blocked_either_way(self, account_id: int, target_id: int) -> bool:
+        """Whether either account blocks the other: then neither may follow the other."""
+        mine, theirs = await asyncio.gather(self.hides(account_id, target_id), self.hides(target_id, account_id))
+        return BLOCK in mine or BLOCK in theirs
+
+    async def hidden_by(self, account_id: int) -> set[int]:
+        """Every account the account blocks or mutes (every page)."""
+        rows = await execute(self._session, self._hidden, (account_id,))
+        return {int(row["target_id"]) for row in rows}
+
+    async def blocked_by(self, account_id: int) -> set[int]:
+        """Every account that blocks the account (every page)."""
+        rows = await execute(self._session, self._hiders, (account_id,))
+        return {int(row["account_id"]) for row in rows if row["kind"] == BLOCK}
+
+    async def hiders(self, target_id: int) -> list[int]:
+        """Who blocks or mutes the account, encoded for the fanout (``encode_hiders``). The fanout keeps copies of
+        these lists under the account's follower list version, which the graph service drops before and after
+        each hide and unhide (``follower_lists.forget``)."""
+        rows = await execute(self._session, self._hiders, (target_id,))
+        return encode_hiders((int(row["account_id"]), row["kind"], bool(row["notifications"])) for row in rows)
+
+    async def page(self, account_id: int, kind: Kind, *, max_id: int | None, since_id: int | None,
+                   min_id: int | None, limit: int) -> list[tuple[int, int]]:
+        """(hide id, target) of the account's blocks or mutes, most recent first, with Mastodon's cursors (hide
+        ids, as Mastodon's Link headers give them)."""
+        return await self._pages[kind].page(self._session, account_id, max_id=max_id, since_id=since_id,
+                                            min_id=min_id, limit=limit)
