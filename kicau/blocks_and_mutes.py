@@ -40,8 +40,9 @@ Kind = Literal["block", "mute"]
 BLOCK: Final = "block"
 MUTE: Final = "mute"
 
-# The longest mute with an end: Cassandra's largest TTL (20 years); longer, mute without one.
-MAX_MUTE_SECONDS: Final = 20 * 365 * 86400
+# The longest mute with an end, a year: a mute's rows carry its duration as their TTL, and Cassandra refuses a TTL
+# whose expiry falls past 2038-01-19 (in its 4.x-compatible storage mode); longer, mute without an end.
+MAX_MUTE_SECONDS: Final = 365 * 86400
 # An author's hiders are read in pages of this many rows.
 HIDERS_FETCH_SIZE = 5000
 

@@ -153,9 +153,12 @@ def hiders_wanted(events: Sequence[Event], notices: Sequence[Notification], larg
     """The authors whose hiders a batch must know beyond its follower lists (which come without them): the
     authors of reblogged statuses, of direct statuses that mention anyone, of public statuses with hashtags
     (their followers may hide the author), of large accounts' statuses (streamed to their followers by
-    broadcast), and whoever caused a notification."""
+    broadcast), whoever caused a notification, and the followee of each follow (its backfill skips a follower that
+    hides it)."""
     wanted = {n.from_account_id for n in notices}
     for event in events:
+        if isinstance(event, FollowCreated):
+            wanted.add(event.followee_id)
         if isinstance(event, StatusCreated) and event.reblog_of:
             wanted.add(event.reblog_author)
         if isinstance(event, StatusCreated | StatusDeleted) and (
@@ -360,11 +363,12 @@ class Fanout:
             records.append(resp.round_trip(self.redis, tag_history.count_commands(
                 (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
-            writing = asyncio.ensure_future(self._write_all(plans, followers, recent, addressed, by_tags, narrowed))
+            writing = asyncio.ensure_future(
+                self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden))
             await asyncio.gather(writing, *records)
             entries = writing.result()
         else:  # no task for nothing
-            entries = await self._write_all(plans, followers, recent, addressed, by_tags, narrowed)
+            entries = await self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
@@ -488,6 +492,7 @@ class Fanout:
     async def _write_all(
         self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]],
         addressed: dict[int, list[int]], by_tags: dict[int, list[int]], narrowed: dict[int, list[int]],
+        hidden: dict[int, set[int]],
     ) -> int:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
@@ -577,7 +582,9 @@ class Fanout:
                         writes.unpush([event.account_id, *followers[event.account_id]], (event.status_id,))
                     await to_tag_followers(sender, event)
                 elif isinstance(event, FollowCreated):
-                    backfill = recent[event.followee_id][: self.settings.follow_backfill]
+                    # Nothing for a follower that blocks or mutes the followee (Mastodon's merge filters it so).
+                    hides = event.follower_id in hidden.get(event.followee_id, ())
+                    backfill = [] if hides else recent[event.followee_id][: self.settings.follow_backfill]
                     writes.push([event.follower_id], backfill)
                     entries += len(backfill)
                 elif isinstance(event, AccountHidden):

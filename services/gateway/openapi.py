@@ -299,11 +299,11 @@ FEATURE_BODY = body(params({"name": {"type": "string", "maxLength": hashtags.MAX
 REBLOG_BODY = body(params({
     "visibility": nullable({"type": "string", "enum": ["public", "unlisted", "private"]}),
 }), required=False)
-# A mute: whether it hides notifications too, and for how many seconds (0: until unmuted; at most 20 years).
+# A mute: whether it hides notifications too, and for how many seconds (0: until unmuted; at most a year).
 MUTE_BODY = body(params({
     "notifications": nullable(BOOLEAN),
     "duration": nullable({"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_MUTE_SECONDS},
-                                    {"type": "string", "pattern": "^[0-9]{1,8}$"}]}),
+                                    {"type": "string", "pattern": "^[0-9]{1,7}$"}]}),
 }), required=False)
 # Mastodon's reblogs, notify and languages are accepted and not used yet.
 FOLLOW_BODY = body(params({"reblogs": CLEAN_REF, "notify": CLEAN_REF, "languages": CLEAN_REF}), required=False)

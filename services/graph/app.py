@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
@@ -81,6 +82,15 @@ class MuteForm(_Body):
 
     notifications: bool = True
     duration: Annotated[int, Field(ge=0, le=MAX_MUTE_SECONDS)] = 0
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: object) -> object:
+        # Pydantic's lax mode would read JSON's false as 0 and 1.0 as 1: neither is a number of seconds. A form
+        # sends digits.
+        if isinstance(value, bool | float) or (isinstance(value, str) and not re.fullmatch(r"[0-9]{1,12}", value)):
+            raise ValueError("must be a whole number of seconds")
+        return value
 
 
 class FeatureForm(_Body):

@@ -7,7 +7,16 @@ from __future__ import annotations
 import msgspec
 
 from kicau.blocks_and_mutes import BLOCK, MUTE, encode_hiders, notification_hiders, status_hiders
-from kicau.events import AccountHidden, Event, StatusCreated, StatusDeleted, decode_event, encode_event, event_key
+from kicau.events import (
+    AccountHidden,
+    Event,
+    FollowCreated,
+    StatusCreated,
+    StatusDeleted,
+    decode_event,
+    encode_event,
+    event_key,
+)
 from kicau.notifications import MENTION, Notification
 from kicau.stream_events import StreamDelivery, decode_delivery, encode_delivery
 from services.fanout.service import hiders_wanted, narrowed_reblogs, tag_audiences
@@ -41,9 +50,10 @@ def test_the_authors_whose_hiders_a_batch_reads() -> None:
         created(5, 7, tags=["kicau"]),  # its hashtags' followers may hide it
         created(6, LARGE),  # broadcast to a large account's followers
         StatusDeleted(status_id=7, account_id=LARGE),
+        FollowCreated(follower_id=9, followee_id=10),  # the backfill skips a follower that hides the followee
     ]
     notices = [Notification(5, 3, MENTION, 8, 3)]  # whoever causes a notification
-    assert hiders_wanted(events, notices, {LARGE}) == [AUTHOR, LARGE, 4, 7, 8]
+    assert hiders_wanted(events, notices, {LARGE}) == [AUTHOR, LARGE, 4, 7, 8, 10]
 
 
 def test_a_reblog_skips_the_followers_who_hide_the_reblogged_author() -> None:

@@ -291,3 +291,42 @@ def test_a_large_accounts_tagged_status_reaches_its_hashtags_followers_once(
     for reader in (fan, stranger):
         home = home_ids(http, reader)
         assert home[:2] == [last, shown] and home.count(shown) == 1, home
+
+
+def test_a_large_account_muted_by_a_follower_reaches_it_nowhere(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """A large account's statuses reach its followers at read time (its author feed, merged into their home pages)
+    and by one broadcast to their streams: a follower that mutes it (the follow stays, kicau/blocks_and_mutes.py)
+    gets them from neither, nor those already posted; a follower that does not still gets them."""
+    star, plain = make_user("star"), make_user("plain")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    muter, kept = fans[0], fans[1]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    for reader in (muter, kept):
+        assert http.post(f"/api/v1/accounts/{plain.id}/follow", headers=reader.auth).status_code == 200
+
+    def post(author: User, text: str) -> str:
+        return str(http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).json()["id"])
+
+    before = post(star, "before the mute")
+    eventually(lambda: before in home_ids(http, muter) or None)
+    assert http.post(f"/api/v1/accounts/{star.id}/mute", headers=muter.auth).status_code == 200
+    assert before not in home_ids(http, muter)  # the author feed is no longer merged
+
+    with user_streams(gateway_url, muter, kept) as (muter_lines, kept_lines):
+        warm_until_seen(gateway_url, plain, muter_lines)
+        warm_until_seen(gateway_url, plain, kept_lines)
+        # Each got the other's warm-ups too: read past the last.
+        settled = post(plain, "settled")
+        for lines in (muter_lines, kept_lines):
+            while next_update(lines) != settled:
+                pass
+        large = post(star, "while muted")
+        assert next_update(kept_lines) == large
+        marker = post(plain, "marker")
+        assert next_update(kept_lines) == marker
+        assert next_update(muter_lines) == marker  # the large status never came
+
+    assert large not in home_ids(http, muter) and large in home_ids(http, kept)

@@ -47,8 +47,8 @@ async def unblock(account_id: str, token: BlocksWriter, services: Services) -> R
 async def mute(account_id: str, request: Request, token: MutesWriter, services: Services,
                settings: Settings) -> Response:
     """Mute an account: its statuses (and reblogs of them) no longer reach the user's home timeline or streams,
-    nor, unless ``notifications`` is false, its notifications; for ``duration`` seconds, or until unmuted (0, the
-    default). Again: the new ``notifications`` and ``duration`` replace the old. The follow stays; the
+    nor, unless ``notifications`` is false, its notifications; for ``duration`` seconds (at most a year), or until
+    unmuted (0, the default). Again: the new ``notifications`` and ``duration`` replace the old. The follow stays; the
     Relationship."""
     given = await read_params(request, settings.max_body_bytes)
     body = {name: given[name] for name in ("notifications", "duration") if given.get(name) is not None}
@@ -65,7 +65,7 @@ async def unmute(account_id: str, token: MutesWriter, services: Services) -> Res
 
 
 @router.get("/api/v1/blocks", openapi_extra={**PAGE, **doc.BEARER},
-            responses={**doc.ok(list[doc.Account]), **doc.errors(401, 403)})
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 401, 403)})
 async def blocks(request: Request, token: BlocksReader, services: Services, common: Common) -> Response:
     """The accounts the user blocks, most recently blocked first (40 a page by default, at most 80); the cursors
     are block ids, as the Link header gives them."""
@@ -73,7 +73,7 @@ async def blocks(request: Request, token: BlocksReader, services: Services, comm
 
 
 @router.get("/api/v1/mutes", openapi_extra={**PAGE, **doc.BEARER},
-            responses={**doc.ok(list[doc.MutedAccount]), **doc.errors(401, 403)})
+            responses={**doc.ok(list[doc.MutedAccount]), **doc.errors(400, 401, 403)})
 async def mutes(request: Request, token: MutesReader, services: Services, common: Common) -> Response:
     """The accounts the user mutes, most recently muted first, each with its ``mute_expires_at`` (null: until
     unmuted); 40 a page by default, at most 80; the cursors are mute ids, as the Link header gives them."""
