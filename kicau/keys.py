@@ -130,6 +130,9 @@ def stream_channel(gateway_id: str) -> str:
 PRESENCE_CHANNEL = "online:changes"
 # Every gateway listens here for statuses of large accounts, published once whatever the audience.
 LARGE_ACCOUNTS_CHANNEL = "stream:large"
+# Every gateway listens here for blocks and mutes made and undone ("<account>:<target>", kicau/blocks_and_mutes.py):
+# the public and hashtag streams of either account filter again.
+HIDES_CHANNEL = "hides:changes"
 
 
 def last_seen(account_id: int) -> str:

@@ -20,7 +20,8 @@ class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     payload: str
     recipients: list[int]
     # Authors whose followers are merged at read time: the gateway delivers to its own connections that
-    # follow them (see the large-account path), so the fanout need not list them.
+    # follow them (see the large-account path), so the fanout need not list them. A public delivery's author
+    # too, whose blockers and muters (and those it blocks) do not get it on their public and hashtag streams.
     author_id: int = 0
     followers_of_author: bool = False
     # Of those followers, who must not receive it: they block or mute the author (or a reblog's author).

@@ -100,6 +100,18 @@ def app_credentials(http: httpx.Client) -> dict[str, Any]:
     return dict(answer.json())
 
 
+def narrow_token(http: httpx.Client, app_credentials: dict[str, Any], user: User,
+                 scope: str = "read:statuses write:statuses") -> dict[str, str]:
+    """Headers with a token of ``user``'s that carries ``scope`` alone (by default, none of the follows, blocks,
+    mutes or accounts scopes)."""
+    token = http.post("/oauth/token", data={
+        "grant_type": "password", "client_id": app_credentials["client_id"],
+        "client_secret": app_credentials["client_secret"], "username": user.email, "password": user.password,
+        "scope": scope})
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 @pytest.fixture(scope="session")
 def make_user(http: httpx.Client, app_credentials: dict[str, Any]) -> Callable[..., User]:
     """Registers a fresh account through the public API and logs it in with the password grant."""

@@ -630,6 +630,9 @@ class Fanout:
                 accepted_at=event.occurred_at,
                 payload=payload,
                 recipients=online,
+                # A public timeline's event names its author: a gateway leaves it out of the streams of
+                # accounts that block or mute the author or that it blocks (kicau/blocks_and_mutes.py).
+                author_id=event.account_id if public else 0,
                 public=public,
                 tags=tags,
             )

@@ -71,8 +71,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         answer.raise_for_status()
         return list(answer.json()["followers"])
 
+    async def unwanted_of(account_id: int) -> list[int]:
+        answer = await upstreams.timeline.call("GET", f"/internal/accounts/{account_id}/unwanted_authors")
+        answer.raise_for_status()
+        return list(answer.json()["accounts"])
+
     hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
-                    followers_among=KnownFollowers(redis, followers_among))
+                    followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of)
     await hub.start()
     app.state.hub = hub
     try:

@@ -49,6 +49,7 @@ from kicau.web import ApiError
 log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
+HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
 # Deliveries (event kind, status id, public or not) a gateway remembers having dispatched, to drop a second copy:
 # the fanout publishes again what it had applied but not committed when it crashed or retried a batch (up to its
 # commit interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
@@ -449,14 +450,23 @@ def _lease_key(account_id: int) -> str:
 
 
 FollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
+# Whose statuses an account's public and hashtag streams leave out: the accounts it blocks or mutes and those that
+# block it (kicau/blocks_and_mutes.py).
+UnwantedOf = Callable[[int], Awaitable[list[int]]]
 
 
 class StreamHub:
     def __init__(
-        self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None
+        self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None,
+        unwanted_of: UnwantedOf | None = None,
     ) -> None:
         self.redis = redis
         self.followers_among = followers_among
+        self.unwanted_of = unwanted_of
+        # Per account holding a public or hashtag stream here: the authors those streams leave out, and a count of
+        # the hide changes seen for it (a load that saw one arrive meanwhile reads again).
+        self._unwanted: dict[int, frozenset[int]] = {}
+        self._hide_changes: dict[int, int] = {}
         self.presence = GatewayPresence(redis)
         self.queue_size = queue_size
         self.per_account = per_account
@@ -533,6 +543,8 @@ class StreamHub:
         if tags:
             self._tags_of[connection] = tags
         listening = public or bool(tags)
+        if listening and connection.account_id not in self._unwanted:
+            await self._load_unwanted(connection.account_id)
         if listening and connection not in self._announced:
             self._announced.add(connection)
             await self.presence.change(PUBLIC_LISTENERS, +1)
@@ -551,6 +563,8 @@ class StreamHub:
         held.discard(connection)
         if not held:
             del self._connections[connection.account_id]
+            self._unwanted.pop(connection.account_id, None)
+            self._hide_changes.pop(connection.account_id, None)
         OPEN_STREAMS.labels(connection.transport).dec()
         try:
             await self.presence.change(connection.account_id, -1)
@@ -573,6 +587,44 @@ class StreamHub:
             dispatched.popitem(last=False)
         return False
 
+    async def _load_unwanted(self, account_id: int) -> None:
+        """Read whose statuses the account's public and hashtag streams leave out, again if a hide of its changed
+        meanwhile. Unreadable (the timeline service is away): the streams go unfiltered until the next change, a
+        warning logged, rather than not at all."""
+        if self.unwanted_of is None:
+            return
+        for _ in range(5):
+            seen = self._hide_changes.get(account_id, 0)
+            try:
+                found = frozenset(await self.unwanted_of(account_id))
+            except Exception:
+                log.warning("could not read whom %s blocks or mutes; its public streams go unfiltered", account_id,
+                            exc_info=True)
+                return
+            if self._hide_changes.get(account_id, 0) == seen:
+                if account_id in self._connections:
+                    self._unwanted[account_id] = found
+                return
+
+    def _hides_changed(self, raw: bytes) -> None:
+        """A block or mute was made or undone between two accounts (``account:target:1|0:1|0``, whether each now
+        leaves the other out, as the graph service announces it): the public and hashtag streams of either, if held
+        here, take the change at once, and read their whole list again (two changes of one pair may be announced
+        in either order)."""
+        try:
+            account_id, target_id, unwanted, unwanted_back = (int(part) for part in raw.split(b":"))
+        except ValueError:
+            log.error("dropping an unreadable hide change %r", raw)
+            return
+        for holder, other, leaves_out in ((account_id, target_id, unwanted), (target_id, account_id, unwanted_back)):
+            if holder not in self._connections:
+                continue
+            self._hide_changes[holder] = self._hide_changes.get(holder, 0) + 1
+            current = self._unwanted.get(holder)
+            if current is not None:
+                self._unwanted[holder] = current | {other} if leaves_out else current - {other}
+                self._spawn(self._load_unwanted(holder))
+
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
         event = StreamEvent(
@@ -589,7 +641,10 @@ class StreamHub:
             if delivery.tags and self._tagged:
                 event.tags = delivery.tags
                 listeners = self._public.union(*(self._tagged.get(tag, ()) for tag in delivery.tags))
+            author, unwanted = delivery.author_id, self._unwanted
             for connection in listeners:
+                if unwanted and author in unwanted.get(connection.account_id, ()):
+                    continue  # an author the listener blocks or mutes, or that blocks it
                 if connection.push(event):
                     joining.append(connection)
         else:
@@ -612,9 +667,15 @@ class StreamHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL)
+                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, keys.HIDES_CHANNEL)
+                if self._subscribed.is_set():  # subscribed again: hide changes may have been missed meanwhile
+                    for account_id in list(self._unwanted):
+                        self._spawn(self._load_unwanted(account_id))
                 self._subscribed.set()
                 async for message in pubsub.listen():
+                    if message["channel"] == HIDES_CHANNEL:
+                        self._hides_changed(message["data"])
+                        continue
                     try:
                         delivery = decode_delivery(message["data"])
                     except Exception:

@@ -371,6 +371,7 @@ class GraphService:
         await publish(self.producer, self.settings.kafka_follows_topic,
                       AccountHidden(account_id=account_id, target_id=target_id))
         await self.redis.delete(keys.large_followees(account_id))
+        await self._announce_hides(account_id, target_id)
 
     async def _unhide(self, account_id: int, target_id: int, kind: Kind) -> bool:
         """Undo a block or mute (none: nothing changes); whether there was one. The claim goes last: with no
@@ -385,7 +386,18 @@ class GraphService:
         crash_point("graph.unhide.unlisted")
         await self.hides.release(account_id, target_id, kind, hide.hide_id)
         await self.redis.delete(keys.large_followees(account_id))
+        await self._announce_hides(account_id, target_id)
         return True
+
+    async def _announce_hides(self, account_id: int, target_id: int) -> None:
+        """Tell the gateways what each of two accounts' public and hashtag streams now leave out of the other's
+        (``keys.HIDES_CHANNEL``): ``account:target:1|0:1|0``, whether the account's streams leave the target out (it
+        blocks or mutes the target, or the target blocks it), then the same the other way."""
+        mine, theirs = await asyncio.gather(self.hides.hides(account_id, target_id),
+                                            self.hides.hides(target_id, account_id))
+        unwanted = bool(mine) or BLOCK in theirs
+        unwanted_back = bool(theirs) or BLOCK in mine
+        await self.redis.publish(keys.HIDES_CHANNEL, f"{account_id}:{target_id}:{unwanted:d}:{unwanted_back:d}")
 
     # Followed hashtags (kicau/tag_follows.py) ----------------------------------------------------------
 

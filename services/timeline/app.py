@@ -34,6 +34,7 @@ from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import PREFIX, TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.tracked_cache import TrackedCache
+from kicau.visibility import Reader
 from kicau.web import (
     ACCOUNT_HEADER,
     ApiError,
@@ -307,6 +308,12 @@ async def tag(tag: str, service: Service, account: AccountHeader = None, known: 
 @app.get("/internal/followed_tags")
 async def followed_tags(service: Service, request: TagPage, account: AccountHeader = None) -> Response:
     return _respond(await service.followed_tags(acting_account_id(account), request))
+
+
+@app.get("/internal/accounts/{account_id}/unwanted_authors")
+async def unwanted_authors(account_id: int, service: Service) -> dict[str, list[int]]:
+    """Whose statuses the account's public and hashtag timelines and streams leave out (the gateway's streams)."""
+    return {"accounts": sorted(await service.unwanted_authors(Reader(account_id)))}
 
 
 @app.get("/internal/blocks")

@@ -255,7 +255,7 @@ class TimelineService:
         if remote or only_media:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         (ids, materialised), unwanted = await asyncio.gather(self.feeds.read_list(keys.public_feed(), request),
-                                                             self._unwanted_authors(reader))
+                                                             self.unwanted_authors(reader))
         if not materialised:
             await self.rebuild_public()
             ids, _ = await self.feeds.read_list(keys.public_feed(), request, fresh=True)
@@ -263,7 +263,7 @@ class TimelineService:
             return await self._filtered_page(ids, reader, unwanted=unwanted)
         return await self._page(ids, reader)
 
-    async def _unwanted_authors(self, reader: Reader) -> set[int]:
+    async def unwanted_authors(self, reader: Reader) -> set[int]:
         """Whose statuses the reader's public and hashtag timelines leave out, as Mastodon's do: the accounts it
         blocks or mutes and those that block it (kicau/blocks_and_mutes.py). Two reads, for a reader with an
         account."""
@@ -308,7 +308,7 @@ class TimelineService:
         pages, unwanted = await asyncio.gather(
             asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
                                               min_id=request.min_id, limit=request.limit) for t in tags)),
-            self._unwanted_authors(reader))
+            self.unwanted_authors(reader))
         ids = sorted(set().union(*pages), reverse=True)
         # Each tag's page holds its newest (or, after min_id, its oldest) statuses: so does their union's.
         ids = ids[-request.limit:] if request.min_id is not None else ids[:request.limit]

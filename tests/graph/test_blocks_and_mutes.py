@@ -15,7 +15,7 @@ import httpx
 import redis
 
 from kicau import keys
-from tests.conftest import User, eventually
+from tests.conftest import User, eventually, narrow_token
 from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.timeline.test_home_invariant import home_ids
 from tests.timeline.test_large_accounts import in_home_feed
@@ -138,12 +138,7 @@ def test_blocks_and_mutes_answer_bad_input_with_4xx(
             answer = http.get(f"/api/v1/{which}{query}", headers=user.auth)
             assert answer.status_code == 400 and set(answer.json()) == {"error"}, (query, answer.text)
     # A token without the blocks and mutes scopes may do none of it.
-    token = http.post("/oauth/token", data={
-        "grant_type": "password", "client_id": app_credentials["client_id"],
-        "client_secret": app_credentials["client_secret"],
-        "username": user.email, "password": user.password, "scope": "read:statuses write:statuses"})
-    assert token.status_code == 200, token.text
-    narrow = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    narrow = narrow_token(http, app_credentials, user)
     for verb, path in (("POST", f"/api/v1/accounts/{other.id}/block"), ("POST", f"/api/v1/accounts/{other.id}/mute"),
                        ("GET", "/api/v1/blocks"), ("GET", "/api/v1/mutes")):
         answer = http.request(verb, path, headers=narrow)
@@ -257,3 +252,40 @@ def test_a_hidden_accounts_statuses_never_reach_the_stream(
         marker = post(http, friend, "after them")
         event = read_events(lines, 1)[0]
         assert event["event"] == "update" and f'"id":"{marker}"' in event["data"], event
+
+
+def test_public_and_hashtag_streams_leave_hidden_accounts_out(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """Mastodon's streaming server leaves out of an account's public and hashtag streams the statuses of accounts it
+    blocks or mutes and of those that block it, from the moment of the change (the gateway reads them again when
+    the graph service announces one), and lets them through again once undone."""
+    reader, muted, blocker, other = (make_user("bmp_r"), make_user("bmp_m"), make_user("bmp_b"),
+                                     make_user("bmp_o"))
+    tag = fresh_tag()
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as client, \
+            client.stream("GET", "/api/v1/streaming/public", headers=reader.auth) as public, \
+            client.stream("GET", f"/api/v1/streaming/hashtag?tag={tag}", headers=reader.auth) as tagged:
+        assert public.status_code == tagged.status_code == 200
+        public_lines, tag_lines = public.iter_lines(), tagged.iter_lines()
+        warm_until_seen(gateway_url, other, public_lines, text=f"warm-up #{tag}")
+        warm_until_seen(gateway_url, other, tag_lines, text=f"warm-up #{tag}")
+        settled = post(http, other, f"settled #{tag}")
+        for lines in (public_lines, tag_lines):
+            while f'"id":"{settled}"' not in read_events(lines, 1)[0]["data"]:
+                pass
+
+        change(http, reader, muted, "mute")  # made while the streams are open
+        change(http, blocker, reader, "block")
+        post(http, muted, f"muted #{tag}")
+        post(http, blocker, f"blocking #{tag}")
+        marker = post(http, other, f"marker #{tag}")
+        for lines in (public_lines, tag_lines):
+            event = read_events(lines, 1)[0]
+            assert f'"id":"{marker}"' in event["data"], event
+
+        change(http, reader, muted, "unmute")
+        back = post(http, muted, f"unmuted #{tag}")
+        for lines in (public_lines, tag_lines):
+            event = read_events(lines, 1)[0]
+            assert f'"id":"{back}"' in event["data"], event

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import User, eventually
+from tests.conftest import User, eventually, narrow_token
 from tests.timeline.test_visibility import post
 
 
@@ -121,12 +121,7 @@ def test_featured_tags_answer_bad_input_with_4xx(http: httpx.Client, make_user: 
                        ("GET", "/api/v1/featured_tags/suggestions"), ("DELETE", "/api/v1/featured_tags/1")):
         answer = http.request(verb, path)
         assert answer.status_code == 401 and set(answer.json()) == {"error"}, (path, answer.text)
-    token = http.post("/oauth/token", data={
-        "grant_type": "password", "client_id": app_credentials["client_id"],
-        "client_secret": app_credentials["client_secret"], "username": user.email, "password": user.password,
-        "scope": "read:statuses write:statuses"})
-    assert token.status_code == 200, token.text
-    narrow = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    narrow = narrow_token(http, app_credentials, user)
     for verb, path in (("GET", "/api/v1/featured_tags"), ("POST", "/api/v1/featured_tags")):
         answer = http.request(verb, path, headers=narrow)
         assert answer.status_code == 403 and set(answer.json()) == {"error"}, answer.text

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import redis
 
-from tests.conftest import User, eventually
+from tests.conftest import User, eventually, narrow_token
 from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.timeline.test_home_invariant import home_ids
 from tests.timeline.test_large_accounts import in_home_feed
@@ -116,12 +116,7 @@ def test_tag_follows_answer_bad_input_with_4xx(http: httpx.Client, make_user: Ca
         answer = http.get(f"/api/v1/followed_tags{query}", headers=reader.auth)
         assert answer.status_code == 400 and set(answer.json()) == {"error"}, (query, answer.text)
     # A token without the follows scopes may neither follow nor list.
-    token = http.post("/oauth/token", data={
-        "grant_type": "password", "client_id": app_credentials["client_id"],
-        "client_secret": app_credentials["client_secret"],
-        "username": reader.email, "password": reader.password, "scope": "read:statuses write:statuses"})
-    assert token.status_code == 200, token.text
-    narrow = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    narrow = narrow_token(http, app_credentials, reader)
     for verb, path in (("POST", "/api/v1/tags/kicau/follow"), ("GET", "/api/v1/followed_tags")):
         answer = http.request(verb, path, headers=narrow)
         assert answer.status_code == 403 and set(answer.json()) == {"error"}, answer.text
