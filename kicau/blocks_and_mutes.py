@@ -117,6 +117,9 @@ class BlocksAndMutes:
         self._remove_hider = write("DELETE FROM account_hiders WHERE target_id = ? AND account_id = ? AND kind = ?")
         self._hiders = prepare("SELECT account_id, kind, notifications FROM account_hiders WHERE target_id = ?")
         self._hiders.fetch_size = HIDERS_FETCH_SIZE
+        # The account's blocks as its list holds them: written and removed with the hider rows (not the claims).
+        self._blocked = prepare("SELECT target_id FROM blocks_by_account WHERE account_id = ?")
+        self._blocked.fetch_size = HIDERS_FETCH_SIZE
         self._pages = {BLOCK: MarkedList.prepare(prepare, "blocks_by_account", "account_id", "block_id", "target_id"),
                        MUTE: MarkedList.prepare(prepare, "mutes_by_account", "account_id", "mute_id", "target_id")}
 
@@ -181,11 +184,15 @@ class BlocksAndMutes:
         return {int(row["account_id"]) for row in rows if row["kind"] == BLOCK}
 
     async def hiders(self, target_id: int) -> list[int]:
-        """Who blocks or mutes the account, encoded for the fanout (``encode_hiders``). The fanout keeps copies of
-        these lists under the account's follower list version, which the graph service drops before and after
-        each hide and unhide (``follower_lists.forget``)."""
-        rows = await execute(self._session, self._hiders, (target_id,))
-        return encode_hiders((int(row["account_id"]), row["kind"], bool(row["notifications"])) for row in rows)
+        """Whom the account's statuses and notifications must not reach: who blocks or mutes it, and whom it blocks
+        (Mastodon keeps a blocker's statuses from the blocked too), encoded for the fanout (``encode_hiders``). The
+        fanout keeps copies of these lists under the account's follower list version, which the graph service
+        drops before and after each hide and unhide of the account, and each block by it
+        (``follower_lists.forget``)."""
+        hiders, blocked = await asyncio.gather(execute(self._session, self._hiders, (target_id,)),
+                                               execute(self._session, self._blocked, (target_id,)))
+        return encode_hiders([*((int(row["account_id"]), row["kind"], bool(row["notifications"])) for row in hiders),
+                              *((int(row["target_id"]), BLOCK, True) for row in blocked)])
 
     async def page(self, account_id: int, kind: Kind, *, max_id: int | None, since_id: int | None,
                    min_id: int | None, limit: int) -> list[tuple[int, int]]:

@@ -361,11 +361,13 @@ class GraphService:
         await self._require_account(target_id)
         hide_id = await self.hides.claim(account_id, target_id, kind, self.ids.next_id(), ttl)
         crash_point("graph.hide.claimed")
-        # The fanout's copies of the target's followers and hiders are dropped before and after the rows change
-        # (the protocol in kicau/follower_lists.py), so its next batch leaves the account out.
-        await follower_lists.forget(self.redis, target_id)
+        # The fanout's copies of the target's followers and hiders (and, for a block, the account's: its statuses
+        # no longer reach the target either) are dropped before and after the rows change (the protocol in
+        # kicau/follower_lists.py), so its next batch leaves the account out.
+        changed = (target_id, account_id) if kind == BLOCK else (target_id,)
+        await follower_lists.forget(self.redis, *changed)
         await self.hides.settle(account_id, target_id, kind, hide_id, notifications=notifications, ttl=ttl)
-        await follower_lists.forget(self.redis, target_id)
+        await follower_lists.forget(self.redis, *changed)
         # What the account's home timeline already holds of the target goes; published on every call, retries
         # included (removing what is gone changes nothing).
         await publish(self.producer, self.settings.kafka_follows_topic,
@@ -380,9 +382,10 @@ class GraphService:
         hide = (await self.hides.hides(account_id, target_id)).get(kind)
         if hide is None:
             return False
-        await follower_lists.forget(self.redis, target_id)
+        changed = (target_id, account_id) if kind == BLOCK else (target_id,)
+        await follower_lists.forget(self.redis, *changed)
         await self.hides.unsettle(account_id, target_id, kind, hide.hide_id)
-        await follower_lists.forget(self.redis, target_id)
+        await follower_lists.forget(self.redis, *changed)
         crash_point("graph.unhide.unlisted")
         await self.hides.release(account_id, target_id, kind, hide.hide_id)
         await self.redis.delete(keys.large_followees(account_id))

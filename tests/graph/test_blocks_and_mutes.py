@@ -220,6 +220,24 @@ def test_following_a_muted_account_brings_nothing_of_it(
     assert not in_home_feed(stack_redis, reader, old) and not in_home_feed(stack_redis, reader, later)
 
 
+def test_a_blockers_statuses_do_not_reach_the_blocked(
+    http: httpx.Client, make_user: Callable[..., User], stack_redis: redis.Redis,
+) -> None:
+    """Mastodon keeps a blocker's statuses from the account it blocks as well: here, those its hashtags would
+    bring to a follower of them, and the mention's notification."""
+    blocker, blocked, fan = make_user("bmx_b"), make_user("bmx_d"), make_user("bmx_f")
+    tag = fresh_tag()
+    for reader in (blocked, fan):
+        follow_tag(http, reader, tag)
+        assert home_ids(http, reader) == []
+    change(http, blocker, blocked, "block")
+    hidden = post(http, blocker, f"@{blocked.username} for the hashtag #{tag}")
+    eventually(lambda: hidden in home_ids(http, fan) or None)  # the hashtag's other follower has it
+    eventually(lambda: hidden in home_ids(http, blocker) or None)  # and the batch that carried it is applied
+    assert not in_home_feed(stack_redis, blocked, hidden) and home_ids(http, blocked) == []
+    assert notification_ids(http, blocked) == []
+
+
 def test_notifications_from_hidden_accounts(http: httpx.Client, make_user: Callable[..., User]) -> None:
     user, blocked, quiet, loud, friend = (make_user("bmn_u"), make_user("bmn_b"), make_user("bmn_q"),
                                           make_user("bmn_l"), make_user("bmn_f"))
