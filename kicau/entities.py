@@ -15,6 +15,7 @@ import msgspec
 
 from kicau import hashtags
 from kicau.blocks_and_mutes import Between
+from kicau.follow_options import FollowOptions
 from kicau.mentions import MENTION, Mention, link_html, local_domains, local_username, stored
 from kicau.mentions import entity as mention_entity
 
@@ -199,16 +200,18 @@ def compose_status_list(items: list[bytes]) -> bytes:
 
 
 def relationship_entity(target_id: int, *, following: bool, followed_by: bool,
-                        hiding: Between | None = None) -> dict[str, Any]:
+                        hiding: Between | None = None, options: FollowOptions | None = None) -> dict[str, Any]:
     """A Relationship; ``hiding``: the viewer's block and mute of the target and the target's block of the viewer
-    (kicau/blocks_and_mutes.py), none when not given."""
+    (kicau/blocks_and_mutes.py), none when not given; ``options``: the viewer's follow's (kicau/follow_options.py),
+    the defaults when not given."""
     hiding = hiding or Between()
+    options = options or FollowOptions()
     return {
         "id": str(target_id),
         "following": following,
-        "showing_reblogs": following,
-        "notifying": False,
-        "languages": None,
+        "showing_reblogs": following and options.reblogs,
+        "notifying": following and options.notify,
+        "languages": sorted(options.languages) if following and options.languages else None,
         "followed_by": followed_by,
         "blocking": hiding.blocking,
         "blocked_by": hiding.blocked_by,

@@ -52,6 +52,11 @@ class StatusCreated(_Event, tag="status.created"):
     reblog: str = ""
     # Its hashtags in normal form (kicau/hashtags.py): a public one is listed on each hashtag's timeline.
     tags: list[str] = msgspec.field(default_factory=list)
+    # The author of the status it replies to (0: none), and its language ("": none given): a follow's options
+    # (kicau/follow_options.py) notify of no reply to someone else and keep out languages the follower did not
+    # ask for. Events from before the fields read as no reply, no language.
+    in_reply_to_account: int = 0
+    language: str = ""
 
 
 class StatusDeleted(_Event, tag="status.deleted"):

@@ -79,6 +79,9 @@ class FollowerLists(Generic[Followed]):
         self.max_age = max_age
         self._kept: OrderedDict[Followed, tuple[bytes, float, array[int]]] = OrderedDict()
         self._ids = 0
+        # The version token each list of the last ``followers`` call was used under: what copies of other lists
+        # kept under the same versions check against (kicau/follow_options.py), without a round trip of their own.
+        self.claimed: dict[Followed, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -86,6 +89,7 @@ class FollowerLists(Generic[Followed]):
     async def followers(self, account_ids: Sequence[Followed]) -> dict[Followed, list[int]]:
         """The follower lists of ``account_ids``: one Redis round trip, then Cassandra for stale ones only."""
         if not account_ids:
+            self.claimed = {}
             return {}
         fresh = uuid.uuid4().hex.encode()
         # Packed by hand on the shared connection (kicau/resp.py): through a redis-py pipeline this round trip,
@@ -98,8 +102,10 @@ class FollowerLists(Generic[Followed]):
         now = time.monotonic()
         found: dict[Followed, list[int]] = {}
         stale: list[tuple[Followed, bytes]] = []
+        self.claimed = {}
         for account_id, current in zip(account_ids, claimed, strict=True):
             token = fresh if current is None else bytes(current)
+            self.claimed[account_id] = token
             kept = self._kept.get(account_id)
             if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
                 self._kept.move_to_end(account_id)

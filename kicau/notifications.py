@@ -1,5 +1,7 @@
-"""Notifications: an account is told when a status mentions it, when someone starts following it and when
-someone favourites or reblogs one of its statuses (kicau/favourites.py, kicau/reblogs.py).
+"""Notifications: an account is told when a status mentions it, when someone starts following it, when someone
+favourites or reblogs one of its statuses (kicau/favourites.py, kicau/reblogs.py), and when an account it follows
+with ``notify`` posts (kicau/follow_options.py; its id is the status's, as a mention's: a status that mentions the
+follower notifies it once, of the mention).
 
 They are derived from events, as home timelines are. The fanout records them in Cassandra (``notifications``,
 one partition an account, newest first) in the batch that applies the event, and delivers them to the account's
@@ -31,8 +33,9 @@ MENTION: Final = "mention"
 FOLLOW: Final = "follow"
 FAVOURITE: Final = "favourite"
 REBLOG: Final = "reblog"
+STATUS: Final = "status"  # a new status of an account followed with ``notify`` (kicau/follow_options.py)
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
-RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG})
+RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS})
 _MAX: Final = (1 << 63) - 1
 
 

@@ -16,6 +16,7 @@ from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BlocksAndMutes
 from kicau.featured_tags import AccountTagUses
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
+from kicau.follow_options import FollowOptionStore, KeptOptions
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.notifications import NotificationStore
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             graph=graph, follower_lists=FollowerLists(redis, graph.audience, max_ids=own.follower_cache_ids),
             # Under the same versions as the lists above: a hide drops both.
             hiders=FollowerLists(redis, hides.hiders, max_ids=own.follower_cache_ids),
+            follow_options=KeptOptions(FollowOptionStore(session, clients.write_consistency(common))),
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),

@@ -8,6 +8,7 @@ from cassandra.cluster import Session
 
 from kicau.blocks_and_mutes import BlocksAndMutes, status_hiders
 from kicau.clients import execute
+from kicau.follow_options import NEWEST_ENTRIES, ListEntry, entry_of
 
 
 class FollowGraph:
@@ -18,7 +19,7 @@ class FollowGraph:
         self._followers.fetch_size = 5000
         self._followers_among = session.prepare(
             "SELECT follower_id FROM followers WHERE followee_id = ? AND follower_id IN ?")
-        self._newest = session.prepare("SELECT status_id FROM statuses_by_account WHERE account_id = ? LIMIT ?")
+        self._newest = session.prepare(NEWEST_ENTRIES)
 
     async def followers(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._followers, (account_id,))
@@ -42,8 +43,10 @@ class FollowGraph:
         following = {int(r["follower_id"]) for r in rows}
         return [c for c in candidates if c in following]
 
-    async def newest_statuses(self, account_id: int, limit: int) -> list[int]:
+    async def newest_statuses(self, account_id: int, limit: int) -> list[ListEntry]:
+        """The account's newest ``limit`` entries, newest first: whether each is a reblog, and its language."""
         if limit <= 0:
             return []
         rows = await execute(self._session, self._newest, (account_id, limit))
-        return [int(r["status_id"]) for r in rows]
+        return [entry_of(row) for row in rows]
+

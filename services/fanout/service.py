@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -61,10 +61,20 @@ from kicau.events import (
 )
 from kicau.featured_tags import COUNTED, AccountTagUses
 from kicau.feeds import Feeds
+from kicau.follow_options import FollowOptions, KeptOptions, admitted
 from kicau.follower_lists import FollowerLists
 from kicau.large_accounts import LargeAccounts
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
-from kicau.notifications import FAVOURITE, FOLLOW, MENTION, REBLOG, Notification, NotificationStore, rendered
+from kicau.notifications import (
+    FAVOURITE,
+    FOLLOW,
+    MENTION,
+    REBLOG,
+    STATUS,
+    Notification,
+    NotificationStore,
+    rendered,
+)
 from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import with_reblog
@@ -168,20 +178,48 @@ def hiders_wanted(events: Sequence[Event], notices: Sequence[Notification], larg
     return sorted(wanted)
 
 
-def narrowed_reblogs(events: Sequence[Event], followers: dict[int, list[int]],
-                     hidden: dict[int, set[int]]) -> dict[int, list[int]]:
-    """Who receives each reblog that some of its reblogger's followers must not: those who block or mute the
-    reblogged author (Mastodon keeps such reblogs out of their home timelines). Only reblogs some follower hides
-    are listed: ``{status id: [reblogger, *its other followers]}``."""
+def narrowed_audiences(events: Sequence[Event], followers: dict[int, list[int]], hidden: dict[int, set[int]],
+                       options: Mapping[int, Mapping[int, FollowOptions]]) -> dict[int, list[int]]:
+    """Who receives each status that some of its author's followers must not, as Mastodon keeps them out of home
+    timelines: for a reblog, the followers who block or mute the reblogged author (``hidden``) and those whose
+    follow hides the reblogger's reblogs; for any status, those whose follow names other languages (``options``,
+    kicau/follow_options.py). Only such statuses are listed: ``{status id: [author, *its other followers]}``."""
     narrowed: dict[int, list[int]] = {}
     for event in events:
-        if not (isinstance(event, StatusCreated) and event.reblog_of and event.account_id in followers):
+        if not (isinstance(event, StatusCreated) and event.account_id in followers
+                and reaches_followers(event.visibility)):
             continue
-        hiding = hidden.get(event.reblog_author)
+        excluded = set(hidden.get(event.reblog_author, ())) if event.reblog_of else set()
+        chosen = options.get(event.account_id)
+        if chosen:
+            excluded.update(follower for follower, option in chosen.items()
+                            if (event.reblog_of and not option.reblogs) or not option.takes(event.language))
         audience = followers[event.account_id]
-        if hiding and not hiding.isdisjoint(audience):
-            narrowed[event.status_id] = [event.account_id, *(f for f in audience if f not in hiding)]
+        if excluded and not excluded.isdisjoint(audience):
+            narrowed[event.status_id] = [event.account_id, *(f for f in audience if f not in excluded)]
     return narrowed
+
+
+def status_notifications(events: Sequence[Event], followers: dict[int, list[int]],
+                         options: Mapping[int, Mapping[int, FollowOptions]],
+                         narrowed: dict[int, list[int]]) -> list[Notification]:
+    """The ``status`` notifications of a batch: for each new status that is neither a reblog nor a reply to someone
+    else, each follower that follows its author with ``notify`` and receives it, unless the status mentions it
+    (its mention notifies it, under the same id)."""
+    found: list[Notification] = []
+    for event in events:
+        if not (isinstance(event, StatusCreated) and not event.reblog_of
+                and event.in_reply_to_account in (0, event.account_id) and reaches_followers(event.visibility)):
+            continue
+        chosen = options.get(event.account_id)
+        notified = [follower for follower, option in chosen.items() if option.notify] if chosen else []
+        if not notified:
+            continue
+        receivers = set(narrowed.get(event.status_id, followers.get(event.account_id, ())))
+        mentioned = set(event.mentions)
+        found += [Notification(follower, event.status_id, STATUS, event.account_id, event.status_id)
+                  for follower in notified if follower in receivers and follower not in mentioned]
+    return found
 
 
 def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
@@ -288,6 +326,7 @@ class Fanout:
     tag_followers: FollowerLists[str]  # of hashtags (kicau/tag_follows.py)
     tag_uses: AccountTagUses
     hiders: FollowerLists[int]  # who blocks or mutes an author (kicau/blocks_and_mutes.py), encoded
+    follow_options: KeptOptions  # followers' options of each author, under its follower list's version
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -325,7 +364,9 @@ class Fanout:
         taken_back = set(removed)
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
-        follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists = await asyncio.gather(
+        follows = [e for e in events if isinstance(e, FollowCreated)]
+        (follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists,
+         follows_options) = await asyncio.gather(
             self.follower_lists.followers(follower_ids),
             asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
                              for f in recent_ids)),
@@ -333,16 +374,27 @@ class Fanout:
                              for e in direct)),
             self.tag_followers.followers(sorted({t for e in hashtagged for t in e.tags})),
             self.hiders.followers(hiders_wanted(events, notices, scale | large)),
+            # Each follow's own options, for its backfill (a follow is rare beside statuses: a read each).
+            asyncio.gather(*(self.follow_options.store.of_follow(e.follower_id, e.followee_id) for e in follows)),
         )
         followers = follower_lists
         hidden = {author: status_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         silenced = {author: notification_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         notices = [n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())]
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
-        recent = dict(zip(recent_ids, status_lists, strict=True))
+        recent_entries = dict(zip(recent_ids, status_lists, strict=True))
+        recent = {author: [entry.status_id for entry in entries] for author, entries in recent_entries.items()}
+        backfill = self.settings.follow_backfill
+        backfills = {(e.follower_id, e.followee_id): admitted(recent_entries[e.followee_id][:backfill], option)
+                     for e, option in zip(follows, follows_options, strict=True)}
         addressed = {e.status_id: [e.account_id, *(m for m in among if m not in hidden.get(e.account_id, ()))]
                      for e, among in zip(direct, mentioned_followers, strict=True)}
-        narrowed = narrowed_reblogs(events, followers, hidden)
+        # The followers' options of the authors whose lists were just claimed (kicau/follow_options.py): read from
+        # Cassandra only for a list whose version changed.
+        options = await self.follow_options.options(self.follower_lists.claimed)
+        narrowed = narrowed_audiences(events, followers, hidden, options)
+        notices += [n for n in status_notifications(events, followers, options, narrowed)
+                    if n.status_id not in gone]
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events, published, unpublished)
         used, unused = account_tag_changes(events)
@@ -364,11 +416,11 @@ class Fanout:
                 (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
             writing = asyncio.ensure_future(
-                self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden))
+                self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden, backfills))
             await asyncio.gather(writing, *records)
             entries = writing.result()
         else:  # no task for nothing
-            entries = await self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden)
+            entries = await self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden, backfills)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
@@ -405,9 +457,9 @@ class Fanout:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
         status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
         ``addressed``: who receives each direct status that mentions anyone (``_addressees``); ``by_tags``: who
-        else receives a public status for its hashtags (``tag_audiences``); ``narrowed``: who receives a reblog
-        some followers hide (``narrowed_reblogs``); ``hidden``: who hides an author (large accounts' broadcasts
-        name them)."""
+        else receives a public status for its hashtags (``tag_audiences``); ``narrowed``: who receives a status
+        some followers must not get (``narrowed_audiences``); ``hidden``: who hides an author (large accounts'
+        broadcasts name them)."""
         if not len(self.online):
             return
         notices = [n for n in notices if self.online.any_online((n.account_id,))]
@@ -492,7 +544,7 @@ class Fanout:
     async def _write_all(
         self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]],
         addressed: dict[int, list[int]], by_tags: dict[int, list[int]], narrowed: dict[int, list[int]],
-        hidden: dict[int, set[int]],
+        hidden: dict[int, set[int]], backfills: dict[tuple[int, int], list[int]],
     ) -> int:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
@@ -584,7 +636,7 @@ class Fanout:
                 elif isinstance(event, FollowCreated):
                     # Nothing for a follower that blocks or mutes the followee (Mastodon's merge filters it so).
                     hides = event.follower_id in hidden.get(event.followee_id, ())
-                    backfill = [] if hides else recent[event.followee_id][: self.settings.follow_backfill]
+                    backfill = [] if hides else backfills[event.follower_id, event.followee_id]
                     writes.push([event.follower_id], backfill)
                     entries += len(backfill)
                 elif isinstance(event, AccountHidden):

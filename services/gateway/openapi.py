@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from kicau import hashtags
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
+from kicau.follow_options import MAX_LANGUAGES
+from services.gateway.params import FALSE_WORDS, TRUE_WORDS
 
 JSONSchema = dict[str, Any]
 
@@ -239,7 +241,6 @@ def _any_case(*words: str) -> str:
     return "|".join("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in w) for w in words)
 
 
-TRUE_WORDS, FALSE_WORDS = ("1", "t", "true", "y", "yes", "on"), ("0", "f", "false", "n", "no", "off")
 # Booleans as pydantic reads them (lax): JSON true/false or 1/0, and the words forms send (Mastodon.py: 1/0).
 BOOLEAN: JSONSchema = {"anyOf": [
     {"type": "boolean"}, {"enum": [0, 1]},
@@ -305,8 +306,15 @@ MUTE_BODY = body(params({
     "duration": nullable({"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_MUTE_SECONDS},
                                     {"type": "string", "pattern": "^[0-9]{1,7}$"}]}),
 }), required=False)
-# Mastodon's reblogs, notify and languages are accepted and not used yet.
-FOLLOW_BODY = body(params({"reblogs": CLEAN_REF, "notify": CLEAN_REF, "languages": CLEAN_REF}), required=False)
+# A follow's options (kicau/follow_options.py): its reblogs shown, notifications of its statuses, its languages.
+LANGUAGE = {"type": "string", "maxLength": 16, "pattern": "^(-*[A-Za-z0-9])+-*$"}
+FOLLOW_BODY = body(params({
+    "reblogs": nullable(BOOLEAN),
+    "notify": nullable(BOOLEAN),
+    "languages": nullable({"anyOf": [LANGUAGE, {"type": "array", "items": LANGUAGE, "maxItems": MAX_LANGUAGES}]}),
+}), required=False)
+# Mastodon's unfollow takes no parameters: any are ignored.
+UNFOLLOW_BODY = body(params({}), required=False)
 APP_BODY = body(params({
     "client_name": text(),
     "redirect_uris": STRING_OR_LIST,

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
+from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
 from kicau.settings import CommonSettings
@@ -76,6 +77,16 @@ class Candidates(_Body):
     candidates: list[int]
 
 
+class FollowForm(_Body):
+    """A follow's options as the gateway passes them on (kicau/follow_options.py); those not given stay as they
+    are. Languages: up to 50 codes of up to 16 letters, digits and hyphens (as a status's language)."""
+
+    reblogs: StrictBool | None = None
+    notify: StrictBool | None = None
+    languages: Annotated[list[Annotated[StrictStr, Field(max_length=16, pattern=r"^(-*[A-Za-z0-9])+-*$")]],
+                         Field(max_length=MAX_LANGUAGES)] | None = None
+
+
 class MuteForm(_Body):
     """A mute as the gateway passes it on, checked there: whether it hides notifications too, and for how many
     seconds (0: until unmuted)."""
@@ -86,8 +97,10 @@ class MuteForm(_Body):
     @field_validator("duration", mode="before")
     @classmethod
     def _whole_seconds(cls, value: object) -> object:
-        # Pydantic's lax mode would read JSON's false as 0 and 1.0 as 1: neither is a number of seconds. A form
-        # sends digits.
+        # Pydantic's lax mode would read JSON's false as 0, which is no number of seconds. A whole float (3600.0)
+        # is JSON Schema's integer too; a form sends digits.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 3600.0 is JSON Schema's integer too
         if isinstance(value, bool | float) or (isinstance(value, str) and not re.fullmatch(r"[0-9]{1,12}", value)):
             raise ValueError("must be a whole number of seconds")
         return value
@@ -136,6 +149,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             featured=FeaturedTagStore(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),
             hides=BlocksAndMutes(session, clients.write_consistency(common)),
+            follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -234,8 +248,11 @@ async def credentials(account_id: int, service: Service) -> dict[str, Any]:
 
 
 @app.post("/internal/accounts/{account_id}/follow")
-async def follow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
-    return await service.follow(follower_id=acting_account_id(account), followee_id=account_id)
+async def follow(account_id: int, service: Service, account: AccountHeader = None,
+                 form: FollowForm | None = None) -> dict[str, Any]:
+    form = form or FollowForm()
+    return await service.follow(follower_id=acting_account_id(account), followee_id=account_id,
+                                reblogs=form.reblogs, notify=form.notify, languages=form.languages)
 
 
 @app.post("/internal/accounts/{account_id}/unfollow")

@@ -24,6 +24,7 @@ from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
 from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
+from kicau.follow_options import DEFAULT, FollowOptionStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
 from kicau.publishing import publish
@@ -62,6 +63,7 @@ class GraphService:
     featured: FeaturedTagStore
     tag_uses: AccountTagUses
     hides: BlocksAndMutes
+    follow_options: FollowOptionStore
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -257,7 +259,11 @@ class GraphService:
         if await self.store.account(account_id) is None:
             raise ApiError(404, "Record not found")
 
-    async def follow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
+    async def follow(self, *, follower_id: int, followee_id: int, reblogs: bool | None = None,
+                     notify: bool | None = None, languages: list[str] | None = None) -> dict[str, Any]:
+        """Follow an account, or change an existing follow's options (kicau/follow_options.py): those given
+        replace the follow's own (an empty ``languages``: every language), the others stay; a new follow starts
+        from the defaults."""
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
         await self._require_account(followee_id)
@@ -274,6 +280,11 @@ class GraphService:
         # (the protocol in kicau/follower_lists.py).
         await follower_lists.forget(self.redis, followee_id)
         await self.store.add_follower_row(follower_id, followee_id)
+        if claim.created or reblogs is not None or notify is not None or languages is not None:
+            # Between the two drops, as the row: the fanout reads the options under the follower list's version.
+            current = DEFAULT if claim.created else await self.follow_options.of_follow(follower_id, followee_id)
+            await self.follow_options.write(follower_id, followee_id,
+                                            current.changed(reblogs=reblogs, notify=notify, languages=languages))
         await follower_lists.forget(self.redis, followee_id)
         # Published on every call, retries included: the fanout's backfill is idempotent, and a retry after a
         # crash between the steps above must still reach the follower's timeline.
@@ -298,7 +309,8 @@ class GraphService:
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
         await follower_lists.forget(self.redis, followee_id)
-        await self.store.remove_follower_row(follower_id, followee_id)
+        await asyncio.gather(self.store.remove_follower_row(follower_id, followee_id),
+                             self.follow_options.remove(follower_id, followee_id))
         await follower_lists.forget(self.redis, followee_id)
         await publish(self.producer, self.settings.kafka_follows_topic,
                       FollowDeleted(follower_id=follower_id, followee_id=followee_id))
@@ -485,10 +497,11 @@ class GraphService:
         return await self.store.followers_among(account_id, candidates)
 
     async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
-        following, followed_by, between = await asyncio.gather(
+        following, followed_by, between, options = await asyncio.gather(
             self.store.is_following(viewer_id, target_id), self.store.is_following(target_id, viewer_id),
-            self.hides.between(viewer_id, target_id))
-        return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between)
+            self.hides.between(viewer_id, target_id), self.follow_options.of_follow(viewer_id, target_id))
+        return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between,
+                                   options=options)
 
     async def follow_list(
         self, *, account_id: int, direction: str, max_id: int | None, limit: int

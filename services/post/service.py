@@ -217,7 +217,9 @@ class PostService:
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
                                               status_json=fragment.decode(), visibility=draft.visibility,
                                               mentions=[m.account_id for m in mentions],
-                                              tags=hashtags.names(draft.text)))
+                                              tags=hashtags.names(draft.text),
+                                              in_reply_to_account=parent_author or 0,
+                                              language=draft.language or ""))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -263,7 +265,9 @@ class PostService:
         await self._publish(StatusCreated(status_id=status_id, account_id=account_id, status_json=fragment.decode(),
                                           visibility=row.get("visibility") or PUBLIC,
                                           mentions=[m.account_id for m in stored(row.get("mentions"))],
-                                          tags=hashtags.names(row.get("text") or "")))
+                                          tags=hashtags.names(row.get("text") or ""),
+                                          in_reply_to_account=int(row.get("in_reply_to_account_id") or 0),
+                                          language=row.get("language") or ""))
         parent = _counted_parent(row)
         if parent is not None:
             # The first request may have died before or after counting the reply: its parent is counted again.

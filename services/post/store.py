@@ -20,10 +20,12 @@ from kicau.write_groups import MAX_GROUP, GroupedWrite
 _WRITES_SECONDS = POST_STAGE_SECONDS.labels("status_writes")
 
 
-def _entry_values(row: dict[str, Any]) -> tuple[int, int, Any]:
-    """A status's entry in its author's list, marked when it is direct: statuses_count leaves those out
-    (kicau/status_counts.py)."""
-    return row["account_id"], row["id"], True if row.get("visibility") == DIRECT else UNSET_VALUE
+def _entry_values(row: dict[str, Any]) -> tuple[int, int, Any, Any, Any]:
+    """A status's entry in its author's list, marked when it is direct (statuses_count leaves those out,
+    kicau/status_counts.py) and when it is a reblog, with its language if it has one (a follow's backfill leaves
+    out what the follow's options would, kicau/follow_options.py)."""
+    return (row["account_id"], row["id"], True if row.get("visibility") == DIRECT else UNSET_VALUE,
+            True if row.get("reblog_of_id") else UNSET_VALUE, row.get("language") or UNSET_VALUE)
 
 
 def _reply_values(row: dict[str, Any]) -> tuple[int, int, Any]:
@@ -57,7 +59,8 @@ class StatusStore:
             " in_reply_to_id, in_reply_to_account_id, created_at, mentions, reblog_of_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
-        self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct) VALUES (?, ?, ?)")
+        self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct, reblog, language)"
+                                   " VALUES (?, ?, ?, ?, ?)")
         self._unindex_status = write("DELETE FROM statuses_by_account WHERE account_id = ? AND status_id = ?")
         self._remove_status = write("DELETE FROM statuses WHERE id = ?")
         self._mark_deleted = write("UPDATE statuses SET deleted_at = ? WHERE id = ?")

@@ -19,6 +19,7 @@ from kicau.bookmarks import BookmarkStore
 from kicau.entities import compose_status_list
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
+from kicau.follow_options import FollowOptionStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
 from kicau.markers import TIMELINES, MarkerStore
@@ -122,6 +123,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             pin_store=pins,
             reblog_store=reblogs,
             hides=BlocksAndMutes(session, clients.write_consistency(common)),
+            follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )

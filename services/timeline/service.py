@@ -27,6 +27,7 @@ from kicau.bookmarks import BookmarkStore
 from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
+from kicau.follow_options import FollowOptionStore, admitted
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.markers import MarkerStore
@@ -172,6 +173,7 @@ class TimelineService:
     pin_store: PinStore
     reblog_store: ReblogStore
     hides: BlocksAndMutes
+    follow_options: FollowOptionStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -605,12 +607,24 @@ class TimelineService:
 
     async def rebuild_home(self, account_id: int) -> None:
         """The reader's own statuses and those of everyone it follows and neither blocks nor mutes, newest first,
-        capped."""
+        capped; of each followee's, those its follow's options let in (kicau/follow_options.py: no reblogs when it
+        hides them, only the languages it names)."""
 
         async def newest() -> list[int]:
             followees, hidden = await asyncio.gather(self.store.followees(account_id),
                                                      self.hides.hidden_by(account_id))
-            return await self._newest_of([account_id, *(a for a in followees if a not in hidden)])
+            cap = self.settings.home_timeline_cap
+            slots = asyncio.Semaphore(self.own.rebuild_concurrency)
+
+            async def admitted_of(followee: int) -> list[int]:
+                async with slots:
+                    entries, options = await asyncio.gather(self.store.newest_entries(followee, cap),
+                                                            self.follow_options.of_follow(account_id, followee))
+                return admitted(entries, options)
+
+            lists = await asyncio.gather(self._newest_of([account_id]),
+                                         *(admitted_of(a) for a in followees if a not in hidden))
+            return heapq.nlargest(cap, {s for ids in lists for s in ids})
 
         await self._single_flight(keys.home_feed(account_id), newest)
 

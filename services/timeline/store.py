@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from cassandra.cluster import Session
 
 from kicau.clients import execute
+from kicau.follow_options import NEWEST_ENTRIES, ListEntry, entry_of
 
 _MAX = (1 << 63) - 1
 _IN_CHUNK = 100
@@ -25,6 +26,7 @@ class TimelineStore:
             " ORDER BY status_id ASC LIMIT ?"
         )
         self._following = prepare("SELECT followee_id FROM following WHERE follower_id = ?")
+        self._newest_entries = prepare(NEWEST_ENTRIES)
         self._replies = prepare("SELECT reply_id FROM replies WHERE status_id = ? LIMIT ?")
         self._following_among = prepare(
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?"
@@ -49,6 +51,11 @@ class TimelineStore:
         """The first ``limit`` replies to a status, oldest first (deleted ones included)."""
         rows = await execute(self._session, self._replies, (status_id, limit))
         return [int(r["reply_id"]) for r in rows]
+
+    async def newest_entries(self, account_id: int, limit: int) -> list[ListEntry]:
+        """The account's newest list entries, with what a follow's options look at (kicau/follow_options.py)."""
+        rows = await execute(self._session, self._newest_entries, (account_id, limit))
+        return [entry_of(row) for row in rows]
 
     async def followees(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._following, (account_id,))

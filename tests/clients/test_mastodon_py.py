@@ -289,6 +289,27 @@ def test_featured_hashtags(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert uma.featured_tags() == []
 
 
+def test_follow_options(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py follows with options (``account_follow(reblogs=False, notify=True)``): the Relationship shows
+    them, the followee's new status notifies (``notifications(types=["status"])``) and its reblogs stay out of the
+    home timeline."""
+    yan, _, _ = register(gateway_url, app_keys, "yan")
+    zoe, _, _ = register(gateway_url, app_keys, "zoe")
+    zoe_id = zoe.account_verify_credentials()["id"]
+    followed = yan.account_follow(zoe_id, reblogs=False, notify=True)
+    assert (followed["following"], followed["showing_reblogs"], followed["notifying"]) == (True, False, True)
+    said = str(zoe.status_post("tell my subscribers")["id"])
+    zoe.status_reblog(yan.status_post("yan's own")["id"])
+    last = str(zoe.status_post("after the reblog")["id"])  # zoe's statuses are fanned out in order
+    eventually(lambda: last in collect_home(yan, 20) or None)
+    assert not any(s["reblog"] for s in yan.timeline_home(limit=20))
+    eventually(lambda: [str(n["status"]["id"]) for n in yan.notifications(types=["status"])] == [last, said]
+               or None)
+    # Mastodon.py sends the defaults when none are named: following again restores them.
+    again = yan.account_follow(zoe_id)
+    assert (again["showing_reblogs"], again["notifying"]) == (True, False)
+
+
 def test_blocks_and_mutes(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py blocks and mutes (``account_block``, ``account_mute`` with its options), reads them back
     (``account_relationships``, ``blocks``, ``mutes``) and undoes them (``account_unblock``, ``account_unmute``)."""

@@ -19,7 +19,7 @@ from kicau.events import (
 )
 from kicau.notifications import MENTION, Notification
 from kicau.stream_events import StreamDelivery, decode_delivery, encode_delivery
-from services.fanout.service import hiders_wanted, narrowed_reblogs, tag_audiences
+from services.fanout.service import hiders_wanted, narrowed_audiences, tag_audiences
 
 AUTHOR, REBLOGGER, LARGE = 1, 2, 3
 
@@ -60,12 +60,12 @@ def test_a_reblog_skips_the_followers_who_hide_the_reblogged_author() -> None:
     reblog = created(2, REBLOGGER, reblog_of=1, reblog_author=AUTHOR)
     own = created(3, REBLOGGER)
     followers = {REBLOGGER: [20, 21, 22]}
-    assert narrowed_reblogs([reblog, own], followers, {AUTHOR: {21, 99}}) == {2: [REBLOGGER, 20, 22]}
+    assert narrowed_audiences([reblog, own], followers, {AUTHOR: {21, 99}}, {}) == {2: [REBLOGGER, 20, 22]}
     # No follower hides it, or nobody hides the author: the reblog goes with its reblogger's other statuses.
-    assert narrowed_reblogs([reblog], followers, {AUTHOR: {99}}) == {}
-    assert narrowed_reblogs([reblog], followers, {}) == {}
+    assert narrowed_audiences([reblog], followers, {AUTHOR: {99}}, {}) == {}
+    assert narrowed_audiences([reblog], followers, {}, {}) == {}
     # A large reblogger's followers are never read: its broadcast names who hides the author instead.
-    assert narrowed_reblogs([reblog], {}, {AUTHOR: {21}}) == {}
+    assert narrowed_audiences([reblog], {}, {AUTHOR: {21}}, {}) == {}
 
 
 def test_a_hashtags_followers_who_hide_the_author_are_left_out() -> None:

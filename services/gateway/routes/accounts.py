@@ -16,7 +16,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import read_params, reject_nul
+from services.gateway.params import optional_flag, read_params, reject_nul
 from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough, raise_for_error
 
@@ -222,17 +222,29 @@ async def account(account_id: str, services: Services) -> Response:
 
 FOLLOW_DOC = {"openapi_extra": {**doc.FOLLOW_BODY, **doc.BEARER},
               "responses": {**doc.ok(doc.Relationship), **doc.errors(400, 401, 403, 404, 413, 415, 422)}}
+UNFOLLOW_DOC = {"openapi_extra": {**doc.UNFOLLOW_BODY, **doc.BEARER},
+                "responses": {**doc.ok(doc.Relationship), **doc.errors(400, 401, 403, 404, 413, 415, 422)}}
 
 
 @router.post("/api/v1/accounts/{account_id}/follow", **FOLLOW_DOC)  # type: ignore[arg-type]
 async def follow(account_id: str, request: Request, token: FollowUser, services: Services,
                  settings: Settings) -> Response:
-    await read_params(request, settings.max_body_bytes)  # reblogs/notify/languages: accepted, not used yet
+    """Follow an account, or change the options of a follow (kicau/follow_options.py): ``reblogs`` (its reblogs in
+    the home timeline, default true), ``notify`` (a notification for each of its new statuses, default false),
+    ``languages`` (only its statuses in these; none: all). Options not given stay as they were. 403 for the user's
+    own account and between a blocker and the blocked."""
+    given = await read_params(request, settings.max_body_bytes)
+    options: dict[str, Any] = {name: flag for name in ("reblogs", "notify")
+                               if (flag := optional_flag(given, name)) is not None}
+    languages = given.get("languages")
+    if languages is not None:
+        options["languages"] = [languages] if isinstance(languages, str) else languages
     target = record_id(account_id)
-    return passthrough(await services.graph.call("POST", f"/internal/accounts/{target}/follow", token=token))
+    return passthrough(await services.graph.call("POST", f"/internal/accounts/{target}/follow", json=options,
+                                                 token=token))
 
 
-@router.post("/api/v1/accounts/{account_id}/unfollow", **FOLLOW_DOC)  # type: ignore[arg-type]
+@router.post("/api/v1/accounts/{account_id}/unfollow", **UNFOLLOW_DOC)  # type: ignore[arg-type]
 async def unfollow(account_id: str, request: Request, token: FollowUser, services: Services,
                    settings: Settings) -> Response:
     await read_params(request, settings.max_body_bytes)
