@@ -24,9 +24,10 @@ author, and nowhere else (kicau/visibility.py).
 
 Nothing reaches an account that blocks or mutes its author (kicau/blocks_and_mutes.py): follower lists come without
 those accounts (``FollowGraph.audience``), and the author's hiders are read (through copies kept under the same
-versions) for what reaches anyone else: the followers of a reblogged author's hider, the accounts a direct status
-mentions, the followers of its hashtags, the streams of a large account's followers, and notifications. A block or
-mute removes the target's statuses from the hider's home timeline.
+versions) for what reaches anyone else: a reblogger's followers who hide the reblogged author, the accounts a direct
+status mentions, the followers of its hashtags, the streams of a large account's followers, and notifications. A
+block or mute removes the target's statuses from the hider's home timeline. A follow's options (kicau/follow_options.py)
+narrow the same way what reaches a follower, and may notify it of its followee's statuses.
 
 Statuses of large accounts are not fanned out: they go to the author's own feed (merged into followers' home
 timelines at read time) and one broadcast to every gateway, a constant number of Redis commands whatever the
@@ -310,6 +311,18 @@ class _Plan:
 
 
 @dataclass
+class _Audiences:
+    """Who receives the batch's statuses, decided before anything is written."""
+
+    followers: dict[int, list[int]]  # each author's followers, without those that hide it
+    addressed: dict[int, list[int]]  # a direct status's: its author and the followers it mentions (``_addressees``)
+    by_tags: dict[int, list[int]]  # a public status's other receivers: its hashtags' followers (``tag_audiences``)
+    narrowed: dict[int, list[int]]  # a status some followers must not get: who gets it (``narrowed_audiences``)
+    hidden: dict[int, set[int]]  # who hides an author (a large account's broadcast names them)
+    backfills: dict[tuple[int, int], list[int]]  # what each new (follower, followee) follow backfills
+
+
+@dataclass
 class Fanout:
     settings: CommonSettings
     own: FanoutSettings
@@ -384,8 +397,12 @@ class Fanout:
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
         recent_entries = dict(zip(recent_ids, status_lists, strict=True))
         recent = {author: [entry.status_id for entry in entries] for author, entries in recent_entries.items()}
+        # Nothing for a follower that blocks or mutes the followee (Mastodon's merge filters it so); otherwise what
+        # the follow's options let in.
         backfill = self.settings.follow_backfill
-        backfills = {(e.follower_id, e.followee_id): admitted(recent_entries[e.followee_id][:backfill], option)
+        backfills = {(e.follower_id, e.followee_id):
+                     [] if e.follower_id in hidden.get(e.followee_id, ())
+                     else admitted(recent_entries[e.followee_id][:backfill], option)
                      for e, option in zip(follows, follows_options, strict=True)}
         addressed = {e.status_id: [e.account_id, *(m for m in among if m not in hidden.get(e.account_id, ()))]
                      for e, among in zip(direct, mentioned_followers, strict=True)}
@@ -395,10 +412,11 @@ class Fanout:
         narrowed = narrowed_audiences(events, followers, hidden, options)
         notices += [n for n in status_notifications(events, followers, options, narrowed)
                     if n.status_id not in gone]
+        audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills)
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events, published, unpublished)
         used, unused = account_tag_changes(events)
-        await self._deliver_all(plans, followers, large, addressed, notices, by_tags, narrowed, hidden)
+        await self._deliver_all(plans, audiences, large, notices)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []
         if notices or removed:
@@ -415,12 +433,11 @@ class Fanout:
             records.append(resp.round_trip(self.redis, tag_history.count_commands(
                 (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
-            writing = asyncio.ensure_future(
-                self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden, backfills))
+            writing = asyncio.ensure_future(self._write_all(plans, audiences, recent))
             await asyncio.gather(writing, *records)
             entries = writing.result()
         else:  # no task for nothing
-            entries = await self._write_all(plans, followers, recent, addressed, by_tags, narrowed, hidden, backfills)
+            entries = await self._write_all(plans, audiences, recent)
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
@@ -450,16 +467,12 @@ class Fanout:
         # Safe to send again if the connection breaks: a push or removal repeated changes nothing.
         await resp.round_trip(self.redis, self.feeds.key_changes(keys.public_feed(), published, unpublished))
 
-    async def _deliver_all(self, plans: list[_Plan], followers: dict[int, list[int]], large: set[int],
-                           addressed: dict[int, list[int]], notices: list[Notification],
-                           by_tags: dict[int, list[int]], narrowed: dict[int, list[int]],
-                           hidden: dict[int, set[int]]) -> None:
+    async def _deliver_all(self, plans: list[_Plan], audiences: _Audiences, large: set[int],
+                           notices: list[Notification]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
-        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
-        ``addressed``: who receives each direct status that mentions anyone (``_addressees``); ``by_tags``: who
-        else receives a public status for its hashtags (``tag_audiences``); ``narrowed``: who receives a status
-        some followers must not get (``narrowed_audiences``); ``hidden``: who hides an author (large accounts'
-        broadcasts name them)."""
+        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes."""
+        followers, addressed, by_tags = audiences.followers, audiences.addressed, audiences.by_tags
+        narrowed, hidden = audiences.narrowed, audiences.hidden
         if not len(self.online):
             return
         notices = [n for n in notices if self.online.any_online((n.account_id,))]
@@ -541,11 +554,7 @@ class Fanout:
                 if isinstance(plan.event, StatusCreated | StatusDeleted):
                     FANOUT_PUBLISH_LAG_SECONDS.observe(max(0.0, published_ms - plan.event.occurred_at) / 1000.0)
 
-    async def _write_all(
-        self, plans: list[_Plan], followers: dict[int, list[int]], recent: dict[int, list[int]],
-        addressed: dict[int, list[int]], by_tags: dict[int, list[int]], narrowed: dict[int, list[int]],
-        hidden: dict[int, set[int]], backfills: dict[tuple[int, int], list[int]],
-    ) -> int:
+    async def _write_all(self, plans: list[_Plan], audiences: _Audiences, recent: dict[int, list[int]]) -> int:
         """Every Redis write of the batch, in event order, on one connection, packed by ``TimelineWrites``.
 
         Consecutive new statuses are pushed together (``timeline_groups``): every status of such a run that a
@@ -553,6 +562,8 @@ class Fanout:
         fanout catching up) visits each timeline once, not once per status or per author. Anything else (a
         delete, a follow, a scale change) closes the run first, so every write keeps its order relative to
         those."""
+        followers, addressed, by_tags, narrowed = (audiences.followers, audiences.addressed, audiences.by_tags,
+                                                   audiences.narrowed)
         cap = self.settings.home_timeline_cap
         entries = 0
         writes = self.feeds.writes()
@@ -634,9 +645,7 @@ class Fanout:
                         writes.unpush([event.account_id, *followers[event.account_id]], (event.status_id,))
                     await to_tag_followers(sender, event)
                 elif isinstance(event, FollowCreated):
-                    # Nothing for a follower that blocks or mutes the followee (Mastodon's merge filters it so).
-                    hides = event.follower_id in hidden.get(event.followee_id, ())
-                    backfill = [] if hides else backfills[event.follower_id, event.followee_id]
+                    backfill = audiences.backfills[event.follower_id, event.followee_id]
                     writes.push([event.follower_id], backfill)
                     entries += len(backfill)
                 elif isinstance(event, AccountHidden):
