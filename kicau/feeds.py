@@ -357,7 +357,8 @@ class Feeds:
         return bool(await self.redis.eval(_BEGIN_REBUILD, 1, key, pending_seconds))
 
     async def read_page(self, account_id: int, page: PageRequest, large_followees: Sequence[int] = (),
-                        prefetch: Sequence[tuple[str, bytes]] = (), fresh: bool = False) -> PageRead:
+                        prefetch: Sequence[tuple[str, bytes]] = (), fresh: bool = False,
+                        key: str | None = None) -> PageRead:
         """One page of status ids, newest first, merged across the home timeline and the author feeds of the
         large accounts followed, in one round trip that also carries the caller's ``prefetch`` reads (each
         ``(key, packed read-only command)``).
@@ -366,8 +367,9 @@ class Feeds:
         not read again: a page of a timeline nobody wrote into costs no round trip. Reading refreshes the home
         timeline's expiry; with copies it does so at most every ``expiry_refresh_seconds`` (an EXPIRE is a
         change too: it would drop the copy), and that read goes around the copies. So does one with ``fresh``:
-        after a rebuild, which the copies may not have heard of yet."""
-        home = keys.home_feed(account_id)
+        after a rebuild, which the copies may not have heard of yet. ``key``: a list's timeline read instead of
+        the home timeline (kicau/lists.py), merged with its large members' author feeds the same way."""
+        home = key if key is not None else keys.home_feed(account_id)
         sources = [home, *(keys.author_feed(a) for a in large_followees)]
         newest = page.newest
         reads: list[tuple[str, bytes]] = [(key, _range_command(key.encode(), page)) for key in sources]

@@ -15,9 +15,6 @@ read only when the version changed.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -25,6 +22,7 @@ from typing import Any, NamedTuple
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
+from kicau.follower_lists import KeptUnderVersions
 
 # The most languages a follow may name (a form's fields are bounded: 100 in all, kicau's gateway).
 MAX_LANGUAGES = 50
@@ -123,35 +121,14 @@ class FollowOptionStore:
         return {int(row["follower_id"]): _from_row(row) for row in rows}
 
 
-class KeptOptions:
+class KeptOptions(KeptUnderVersions[dict[int, FollowOptions]]):
     """Followees' options held by the fanout, under the follower list versions it has just claimed
-    (``FollowerLists.claimed``): kept while the version still holds the token it was read under, at most
-    ``max_age`` seconds, for the ``max_followees`` most recently used followees."""
+    (``FollowerLists.claimed``), for the ``max_followees`` most recently used followees."""
 
     def __init__(self, store: FollowOptionStore, *, max_followees: int = 100_000, max_age: float = 300.0) -> None:
+        super().__init__(store.of_followee, max_kept=max_followees, max_age=max_age)
         self.store = store
-        self.max_followees = max_followees
-        self.max_age = max_age
-        self._kept: OrderedDict[int, tuple[bytes, float, dict[int, FollowOptions]]] = OrderedDict()
 
     async def options(self, claimed: Mapping[int, bytes]) -> dict[int, dict[int, FollowOptions]]:
         """The non-default options of each followee's followers, for followees whose version token is given."""
-        now = time.monotonic()
-        found: dict[int, dict[int, FollowOptions]] = {}
-        stale: list[tuple[int, bytes]] = []
-        for followee, token in claimed.items():
-            kept = self._kept.get(followee)
-            if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
-                self._kept.move_to_end(followee)
-                found[followee] = kept[2]
-            else:
-                stale.append((followee, token))
-        if stale:
-            read = await asyncio.gather(*(self.store.of_followee(followee) for followee, _ in stale))
-            for (followee, token), options in zip(stale, read, strict=True):
-                self._kept[followee] = (token, now, options)
-                self._kept.move_to_end(followee)
-                found[followee] = options
-            while len(self._kept) > self.max_followees:
-                self._kept.popitem(last=False)
-        return found
+        return await self.of(claimed)

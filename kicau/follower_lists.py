@@ -24,7 +24,7 @@ import time
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar, cast
 
 import redis as sync_redis
@@ -33,7 +33,8 @@ from redis.asyncio import Redis
 from kicau import keys, resp
 from kicau.metrics import FANOUT_FOLLOWER_LISTS, FANOUT_FOLLOWER_READ_SECONDS, FANOUT_FOLLOWERS_READ
 
-Followed = TypeVar("Followed", bound=Hashable)  # who has the followers: an account's id, a hashtag's name
+Followed = TypeVar("Followed", bound=Hashable)
+Kept = TypeVar("Kept")  # who has the followers: an account's id, a hashtag's name
 ReadFollowers = Callable[[Followed], Awaitable[list[int]]]
 
 
@@ -182,4 +183,41 @@ class KnownFollowers:
         while self._kept and (len(self._kept) > self.max_authors or self._answers > self.max_answers):
             _, (_, _, dropped) = self._kept.popitem(last=False)
             self._answers -= len(dropped)
+        return found
+
+
+class KeptUnderVersions(Generic[Kept]):
+    """What else the fanout keeps of an account beside its follower list, under the version token it has just
+    claimed for that list (``FollowerLists.claimed``): no Redis command of its own, and a Cassandra read (``read``)
+    only when the version changed. Whoever changes what is kept drops the version before and after, as for the
+    follower list itself. Kept for the ``max_kept`` most recently used accounts, at most ``max_age`` seconds.
+    Followers' options (kicau/follow_options.py) and the lists an author is in (kicau/lists.py) are kept so."""
+
+    def __init__(self, read: Callable[[int], Awaitable[Kept]], *, max_kept: int = 100_000,
+                 max_age: float = 300.0) -> None:
+        self._read = read
+        self.max_kept = max_kept
+        self.max_age = max_age
+        self._kept: OrderedDict[int, tuple[bytes, float, Kept]] = OrderedDict()
+
+    async def of(self, claimed: Mapping[int, bytes]) -> dict[int, Kept]:
+        """What is kept of each account whose version token is given."""
+        now = time.monotonic()
+        found: dict[int, Kept] = {}
+        stale: list[tuple[int, bytes]] = []
+        for account_id, token in claimed.items():
+            kept = self._kept.get(account_id)
+            if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
+                self._kept.move_to_end(account_id)
+                found[account_id] = kept[2]
+            else:
+                stale.append((account_id, token))
+        if stale:
+            read = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
+            for (account_id, token), value in zip(stale, read, strict=True):
+                self._kept[account_id] = (token, now, value)
+                self._kept.move_to_end(account_id)
+                found[account_id] = value
+            while len(self._kept) > self.max_kept:
+                self._kept.popitem(last=False)
         return found

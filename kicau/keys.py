@@ -54,6 +54,11 @@ def author_feed(account_id: int) -> str:
     return f"feed3:{{u:{account_id}}}:own"
 
 
+def list_feed(list_id: int) -> str:
+    """A list's timeline (kicau/lists.py), in the representation of a home timeline."""
+    return f"feed3:{{l:{list_id}}}:list"
+
+
 def public_feed() -> str:
     """The public timeline (kicau/public_timeline.py), in the representation of a home timeline."""
     return "feed3:{p}:public"

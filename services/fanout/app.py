@@ -17,8 +17,9 @@ from kicau.blocks_and_mutes import BlocksAndMutes
 from kicau.featured_tags import AccountTagUses
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follow_options import FollowOptionStore, KeptOptions
-from kicau.follower_lists import FollowerLists
+from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.large_accounts import LargeAccounts
+from kicau.lists import ListStore
 from kicau.notifications import NotificationStore
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
@@ -57,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             # Under the same versions as the lists above: a hide drops both.
             hiders=FollowerLists(redis, hides.hiders, max_ids=own.follower_cache_ids),
             follow_options=KeptOptions(FollowOptionStore(session, clients.write_consistency(common))),
+            list_memberships=KeptUnderVersions(ListStore(session, clients.write_consistency(common)).lists_of_member),
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),

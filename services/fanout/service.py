@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -63,8 +63,9 @@ from kicau.events import (
 from kicau.featured_tags import COUNTED, AccountTagUses
 from kicau.feeds import Feeds
 from kicau.follow_options import FollowOptions, KeptOptions, admitted
-from kicau.follower_lists import FollowerLists
+from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.large_accounts import LargeAccounts
+from kicau.lists import Membership
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.notifications import (
     FAVOURITE,
@@ -223,6 +224,54 @@ def status_notifications(events: Sequence[Event], followers: dict[int, list[int]
     return found
 
 
+def list_audiences(events: Sequence[Event], followers: dict[int, list[int]], narrowed: dict[int, list[int]],
+                   memberships: Mapping[int, list[Membership]]) -> dict[int, list[Membership]]:
+    """The lists each status of the batch goes to (kicau/lists.py): for a new status that reaches its author's
+    followers, the author's lists whose owners it reaches (``narrowed``, else every follower: the owner's blocks,
+    mutes and follow options apply to its lists as to its home timeline); for a deleted one, every list of its
+    author. A large author's statuses are merged into lists at read time, as into home timelines."""
+    found: dict[int, list[Membership]] = {}
+    reached: dict[int, set[int]] = {}  # each author's followers, made a set once a batch
+    for event in events:
+        if not isinstance(event, StatusCreated | StatusDeleted) or event.account_id not in followers:
+            continue
+        lists = memberships.get(event.account_id)
+        if not lists:
+            continue
+        if isinstance(event, StatusDeleted):
+            found[event.status_id] = lists
+            continue
+        if not reaches_followers(event.visibility):
+            continue
+        if event.status_id in narrowed:
+            receivers = set(narrowed[event.status_id])
+        else:
+            receivers = reached.setdefault(event.account_id, set(followers[event.account_id]))
+        chosen = [m for m in lists if m.owner_id in receivers]
+        if chosen:
+            found[event.status_id] = chosen
+    return found
+
+
+def exclusive_narrowed(events: Sequence[Event], followers: dict[int, list[int]], narrowed: dict[int, list[int]],
+                       memberships: Mapping[int, list[Membership]]) -> dict[int, list[int]]:
+    """Who receives each new status that the owner of an exclusive list holding its author must not get in its
+    home timeline and user stream (kicau/lists.py): its audience (``narrowed``, else the author and every
+    follower) without those owners. Only such statuses are listed."""
+    changed: dict[int, list[int]] = {}
+    for event in events:
+        if not (isinstance(event, StatusCreated) and event.account_id in followers
+                and reaches_followers(event.visibility)):
+            continue
+        apart = {m.owner_id for m in memberships.get(event.account_id, ()) if m.exclusive}
+        if not apart:
+            continue
+        audience = narrowed.get(event.status_id) or [event.account_id, *followers[event.account_id]]
+        if not apart.isdisjoint(audience):
+            changed[event.status_id] = [a for a in audience if a not in apart]
+    return changed
+
+
 def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
     """The (account, notification id) of each mention a deleted status had made, and of each favourite or reblog
     given back."""
@@ -320,6 +369,7 @@ class _Audiences:
     narrowed: dict[int, list[int]]  # a status some followers must not get: who gets it (``narrowed_audiences``)
     hidden: dict[int, set[int]]  # who hides an author (a large account's broadcast names them)
     backfills: dict[tuple[int, int], list[int]]  # what each new (follower, followee) follow backfills
+    lists: dict[int, list[Membership]] = field(default_factory=dict)  # a status's lists (``list_audiences``)
 
 
 @dataclass
@@ -340,6 +390,7 @@ class Fanout:
     tag_uses: AccountTagUses
     hiders: FollowerLists[int]  # who blocks or mutes an author (kicau/blocks_and_mutes.py), encoded
     follow_options: KeptOptions  # followers' options of each author, under its follower list's version
+    list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -408,11 +459,15 @@ class Fanout:
                      for e, among in zip(direct, mentioned_followers, strict=True)}
         # The followers' options of the authors whose lists were just claimed (kicau/follow_options.py): read from
         # Cassandra only for a list whose version changed.
-        options = await self.follow_options.options(self.follower_lists.claimed)
+        # The lists its authors are in (kicau/lists.py), kept the same way.
+        options, memberships = await asyncio.gather(self.follow_options.options(self.follower_lists.claimed),
+                                                    self.list_memberships.of(self.follower_lists.claimed))
         narrowed = narrowed_audiences(events, followers, hidden, options)
         notices += [n for n in status_notifications(events, followers, options, narrowed)
                     if n.status_id not in gone]
-        audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills)
+        lists = list_audiences(events, followers, narrowed, memberships)
+        narrowed.update(exclusive_narrowed(events, followers, narrowed, memberships))
+        audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills, lists)
         published, unpublished = public_changes(events)
         tagged, untagged = tag_changes(events, published, unpublished)
         used, unused = account_tag_changes(events)
@@ -505,7 +560,8 @@ class Fanout:
                     if event.status_id in by_tags:  # none of them follows the author (``_tag_audiences``)
                         self._deliver(pipe, "update", event, payload, by_tags[event.status_id])
                 elif event.status_id in narrowed:
-                    self._deliver(pipe, "update", event, payload, narrowed[event.status_id])
+                    self._deliver(pipe, "update", event, payload,
+                                  [*narrowed[event.status_id], *by_tags.get(event.status_id, ())])
                 else:
                     # One delivery a gateway for a status: a gateway drops a second as a replay.
                     self._deliver(pipe, "update", event, payload,
@@ -596,6 +652,17 @@ class Fanout:
                 await flush_if_full(sender)
             return len(audience) if isinstance(event, StatusCreated) else 0
 
+        def to_lists(event: StatusCreated | StatusDeleted) -> int:
+            # Pushed (or removed) at the status's place in the batch, into list timelines that exist
+            # (kicau/lists.py): one script call a list.
+            lists = audiences.lists.get(event.status_id, ())
+            for membership in lists:
+                if isinstance(event, StatusCreated):
+                    writes.push_key(keys.list_feed(membership.list_id), (event.status_id,))
+                else:
+                    writes.unpush_key(keys.list_feed(membership.list_id), (event.status_id,))
+            return len(lists) if isinstance(event, StatusCreated) else 0
+
         async with Sender(self.redis) as sender:
             for plan in plans:
                 event = plan.event
@@ -620,6 +687,7 @@ class Fanout:
                     else:
                         run.setdefault(event.account_id, []).append(event.status_id)
                     entries += await to_tag_followers(sender, event)
+                    entries += to_lists(event)
                     continue
                 if isinstance(event, StatusFavourited | StatusUnfavourited):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
@@ -644,6 +712,7 @@ class Fanout:
                     else:
                         writes.unpush([event.account_id, *followers[event.account_id]], (event.status_id,))
                     await to_tag_followers(sender, event)
+                    to_lists(event)
                 elif isinstance(event, FollowCreated):
                     backfill = audiences.backfills[event.follower_id, event.followee_id]
                     writes.push([event.follower_id], backfill)

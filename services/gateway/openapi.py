@@ -21,6 +21,7 @@ from kicau import hashtags
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
 from kicau.follow_options import MAX_LANGUAGES
+from kicau.lists import MAX_TITLE, REPLIES_POLICIES
 from services.gateway.params import FALSE_WORDS, TRUE_WORDS
 
 JSONSchema = dict[str, Any]
@@ -151,6 +152,13 @@ class FeaturedTag(_Entity):
     url: str
     statuses_count: str
     last_status_at: str | None
+
+
+class List(_Entity):
+    id: str
+    title: str
+    replies_policy: str
+    exclusive: bool
 
 
 class SearchResults(_Entity):
@@ -313,6 +321,18 @@ FOLLOW_BODY = body(params({
     "notify": nullable(BOOLEAN),
     "languages": nullable({"anyOf": [LANGUAGE, {"type": "array", "items": LANGUAGE, "maxItems": MAX_LANGUAGES}]}),
 }), required=False)
+# A list's title and settings (kicau/lists.py): the title required to make one, each optional to change one.
+_LIST_FIELDS: dict[str, JSONSchema] = {
+    "title": text(min_length=1, max_length=MAX_TITLE, blank=False),
+    "replies_policy": nullable({"type": "string", "enum": list(REPLIES_POLICIES)}),
+    "exclusive": nullable(BOOLEAN),
+}
+LIST_BODY = body(params(_LIST_FIELDS, "title"))
+LIST_CHANGE_BODY = body(params({**_LIST_FIELDS, "title": nullable(_LIST_FIELDS["title"])}), required=False)
+# The accounts to add to a list or take out of it: one id, or up to 100 (what is not an account's id is a 404).
+_ACCOUNT_ID: JSONSchema = {"type": "string", "pattern": NO_NUL}
+MEMBERS_BODY = body(params({"account_ids": {"anyOf": [
+    _ACCOUNT_ID, {"type": "array", "items": _ACCOUNT_ID, "minItems": 1, "maxItems": 100}]}}, "account_ids"))
 # Mastodon's unfollow takes no parameters: any are ignored.
 UNFOLLOW_BODY = body(params({}), required=False)
 APP_BODY = body(params({

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +18,7 @@ from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
+from kicau.lists import ListStore
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
@@ -106,6 +107,20 @@ class MuteForm(_Body):
         return value
 
 
+class ListForm(_Body):
+    """A list's title and settings as the gateway passes them on (those not given: unchanged, or the defaults)."""
+
+    title: StrictStr | None = None
+    replies_policy: Literal["followed", "list", "none"] | None = None
+    exclusive: StrictBool | None = None
+
+
+class MembersForm(_Body):
+    """The accounts to add to a list or take out of it (as many as a request's form may name)."""
+
+    account_ids: Annotated[list[Annotated[int, Field(ge=0, lt=1 << 63)]], Field(max_length=100)]
+
+
 class FeatureForm(_Body):
     name: StrictStr = ""
 
@@ -150,6 +165,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),
             hides=BlocksAndMutes(session, clients.write_consistency(common)),
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
+            lists=ListStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -310,6 +326,57 @@ async def featured_tag_suggestions(service: Service, account: AccountHeader = No
 async def unfeature_tag(featured_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     await service.unfeature_tag(acting_account_id(account), featured_id)
     return {}
+
+
+@app.get("/internal/lists")
+async def lists(service: Service, account: AccountHeader = None) -> list[dict[str, Any]]:
+    return [found.entity() for found in await service.lists.of_owner(acting_account_id(account))]
+
+
+@app.post("/internal/lists")
+async def create_list(form: ListForm, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.create_list(acting_account_id(account), title=form.title or "",
+                                     replies_policy=form.replies_policy, exclusive=form.exclusive)
+
+
+@app.get("/internal/lists/{list_id}")
+async def one_list(list_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return (await service.own_list(acting_account_id(account), list_id)).entity()
+
+
+@app.put("/internal/lists/{list_id}")
+async def update_list(list_id: int, form: ListForm, service: Service, account: AccountHeader = None,
+                      ) -> dict[str, Any]:
+    return await service.update_list(acting_account_id(account), list_id, title=form.title,
+                                     replies_policy=form.replies_policy, exclusive=form.exclusive)
+
+
+@app.delete("/internal/lists/{list_id}")
+async def delete_list(list_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.delete_list(acting_account_id(account), list_id)
+    return {}
+
+
+@app.post("/internal/lists/{list_id}/accounts")
+async def add_to_list(list_id: int, form: MembersForm, service: Service, account: AccountHeader = None,
+                      ) -> dict[str, Any]:
+    await service.add_to_list(acting_account_id(account), list_id, form.account_ids)
+    return {}
+
+
+@app.post("/internal/lists/{list_id}/accounts/remove")
+async def remove_from_list(list_id: int, form: MembersForm, service: Service, account: AccountHeader = None,
+                           ) -> dict[str, Any]:
+    await service.remove_from_list(acting_account_id(account), list_id, form.account_ids)
+    return {}
+
+
+@app.get("/internal/accounts/{account_id}/lists")
+async def lists_holding(account_id: int, service: Service, account: AccountHeader = None) -> list[dict[str, Any]]:
+    """The reader's lists that hold the account (none for an account it does not follow)."""
+    owner = acting_account_id(account)
+    held = set(await service.lists.holding(owner, account_id))
+    return [found.entity() for found in await service.lists.of_owner(owner) if found.list_id in held]
 
 
 @app.get("/internal/accounts/{account_id}/{direction}")

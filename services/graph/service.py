@@ -11,7 +11,7 @@ import asyncio
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -27,6 +27,7 @@ from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import DEFAULT, FollowOptionStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
+from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
@@ -39,6 +40,15 @@ KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
+
+
+def _list_title(title: str) -> str:
+    """A list's title as given, but not blank nor longer than ``MAX_TITLE`` (422)."""
+    if not title.strip():
+        raise ApiError(422, "Validation failed: Title can't be blank")
+    if len(title) > MAX_TITLE:
+        raise ApiError(422, f"Validation failed: Title is too long (maximum is {MAX_TITLE} characters)")
+    return title
 
 
 def parse_scopes(raw: str | None, default: str = "read") -> set[str]:
@@ -64,6 +74,7 @@ class GraphService:
     tag_uses: AccountTagUses
     hides: BlocksAndMutes
     follow_options: FollowOptionStore
+    lists: ListStore
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -309,9 +320,14 @@ class GraphService:
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
         await follower_lists.forget(self.redis, followee_id)
+        # The followee leaves the follower's lists too (kicau/lists.py), as on Mastodon.
+        holding = await self.lists.holding(follower_id, followee_id)
         await asyncio.gather(self.store.remove_follower_row(follower_id, followee_id),
-                             self.follow_options.remove(follower_id, followee_id))
+                             self.follow_options.remove(follower_id, followee_id),
+                             *(self.lists.remove_member(follower_id, list_id, followee_id) for list_id in holding))
         await follower_lists.forget(self.redis, followee_id)
+        if holding:
+            await self.redis.delete(*(keys.list_feed(list_id) for list_id in holding))
         await publish(self.producer, self.settings.kafka_follows_topic,
                       FollowDeleted(follower_id=follower_id, followee_id=followee_id))
         await self._review_scale(followee_id)
@@ -413,6 +429,97 @@ class GraphService:
         unwanted = bool(mine) or BLOCK in theirs
         unwanted_back = bool(theirs) or BLOCK in mine
         await self.redis.publish(keys.HIDES_CHANNEL, f"{account_id}:{target_id}:{unwanted:d}:{unwanted_back:d}")
+
+    # Lists (kicau/lists.py) --------------------------------------------------------------------------------
+
+    async def own_list(self, account_id: int, list_id: int) -> AccountList:
+        """The account's list ``list_id``; 404 for none of its own."""
+        found = await self.lists.one(account_id, list_id)
+        if found is None:
+            raise ApiError(404, "Record not found")
+        return found
+
+    async def create_list(self, account_id: int, *, title: str, replies_policy: str | None,
+                          exclusive: bool | None) -> dict[str, Any]:
+        """A new list (a repeated request makes another, as on Mastodon); 422 for a blank title or a list past
+        ``MAX_LISTS``."""
+        if len(await self.lists.of_owner(account_id)) >= MAX_LISTS:
+            raise ApiError(422, f"Validation failed: You cannot have more than {MAX_LISTS} lists")
+        made = AccountList(self.ids.next_id(), account_id, _list_title(title),
+                           replies_policy or DEFAULT_REPLIES_POLICY, bool(exclusive))
+        await self.lists.save(made)
+        return made.entity()
+
+    async def update_list(self, account_id: int, list_id: int, *, title: str | None, replies_policy: str | None,
+                          exclusive: bool | None) -> dict[str, Any]:
+        """Change a list's title, replies policy or exclusiveness (those given). Made exclusive (or not), its
+        members' copies for the fanout change between two drops of their follower list versions, and the owner's
+        home reads see its large members again."""
+        current = await self.own_list(account_id, list_id)
+        changed = replace(current, title=current.title if title is None else _list_title(title),
+                          replies_policy=replies_policy or current.replies_policy,
+                          exclusive=current.exclusive if exclusive is None else exclusive)
+        if changed.exclusive != current.exclusive:
+            members = await self.lists.members(list_id)
+            await follower_lists.forget(self.redis, *members)
+            await self.lists.save(changed)
+            await asyncio.gather(*(self.lists.add_member(changed, member) for member in members))
+            await follower_lists.forget(self.redis, *members)
+            await self.redis.delete(keys.large_followees(account_id))
+        elif changed != current:
+            await self.lists.save(changed)
+        return changed.entity()
+
+    async def delete_list(self, account_id: int, list_id: int) -> None:
+        """Delete a list: its memberships first, the list last, so a retry after a crash finds it and finishes."""
+        found = await self.own_list(account_id, list_id)
+        members = await self.lists.members(list_id)
+        await self._unlist_members(found, members)
+        await self.lists.drop(account_id, list_id)
+
+    async def add_to_list(self, account_id: int, list_id: int, member_ids: list[int]) -> None:
+        """Add accounts the owner follows to its list. Nothing is written unless all may be added: 404 for an
+        account that is not there or that the owner does not follow, 422 for one already in the list or past
+        ``MAX_MEMBERS``. A membership's rows are written again by a retry (a crash in between leaves the list's
+        own row unwritten, so the account is not yet taken)."""
+        found = await self.own_list(account_id, list_id)
+        wanted = list(dict.fromkeys(member_ids))
+        members, following = await asyncio.gather(
+            self.lists.members(list_id),
+            asyncio.gather(*(self.store.is_following(account_id, member) for member in wanted)))
+        if not all(following):
+            raise ApiError(404, "Record not found")
+        if set(wanted) & set(members):
+            raise ApiError(422, "Validation failed: Account has already been taken")
+        if len(members) + len(wanted) > MAX_MEMBERS:
+            raise ApiError(422, f"Validation failed: A list holds at most {MAX_MEMBERS} accounts")
+        if not wanted:
+            return
+        await follower_lists.forget(self.redis, *wanted)
+        await asyncio.gather(*(self.lists.add_member(found, member) for member in wanted))
+        await follower_lists.forget(self.redis, *wanted)
+        await self._list_changed(found)
+
+    async def remove_from_list(self, account_id: int, list_id: int, member_ids: list[int]) -> None:
+        """Take accounts out of the owner's list (those not in it: nothing changes)."""
+        found = await self.own_list(account_id, list_id)
+        await self._unlist_members(found, list(dict.fromkeys(member_ids)))
+
+    async def _unlist_members(self, found: AccountList, members: list[int]) -> None:
+        if members:
+            await follower_lists.forget(self.redis, *members)
+            await asyncio.gather(*(self.lists.remove_member(found.owner_id, found.list_id, member)
+                                   for member in members))
+            await follower_lists.forget(self.redis, *members)
+        await self._list_changed(found)
+
+    async def _list_changed(self, changed: AccountList) -> None:
+        """After a change of membership: the list's timeline goes (its next read rebuilds it from the members'
+        statuses), and so does the owner's copy of its large followees when the list keeps members out of home."""
+        doomed = [keys.list_feed(changed.list_id)]
+        if changed.exclusive:
+            doomed.append(keys.large_followees(changed.owner_id))
+        await self.redis.delete(*doomed)
 
     # Followed hashtags (kicau/tag_follows.py) ----------------------------------------------------------
 

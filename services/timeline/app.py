@@ -22,6 +22,7 @@ from kicau.feeds import Feeds, PageRequest
 from kicau.follow_options import FollowOptionStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
+from kicau.lists import MAX_MEMBERS, ListStore
 from kicau.markers import TIMELINES, MarkerStore
 from kicau.newest_ids import NewestIds
 from kicau.notifications import NotificationStore, wanted_types
@@ -124,6 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             reblog_store=reblogs,
             hides=BlocksAndMutes(session, clients.write_consistency(common)),
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
+            lists=ListStore(session, clients.write_consistency(common)),
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -316,6 +318,25 @@ async def followed_tags(service: Service, request: TagPage, account: AccountHead
 async def unwanted_authors(account_id: int, service: Service) -> dict[str, list[int]]:
     """Whose statuses the account's public and hashtag timelines and streams leave out (the gateway's streams)."""
     return {"accounts": sorted(await service.unwanted_authors(Reader(account_id)))}
+
+
+async def _member_page(max_id: Cursor = None, since_id: Cursor = None, min_id: Cursor = None,
+                       limit: int | None = None) -> PageRequest:
+    """A list's members as Mastodon pages them: 40 by default, at most 80, and every one with ``limit=0``."""
+    chosen = 40 if limit is None else MAX_MEMBERS if limit == 0 else max(1, min(limit, 80))
+    return PageRequest(max_id=max_id, since_id=since_id, min_id=min_id, limit=chosen)
+
+
+@app.get("/internal/lists/{list_id}/accounts")
+async def list_members(list_id: int, service: Service, request: Annotated[PageRequest, Depends(_member_page)],
+                       account: AccountHeader = None) -> Response:
+    return _respond(await service.list_members(acting_account_id(account), list_id, request))
+
+
+@app.get("/internal/timelines/list/{list_id}")
+async def list_timeline(list_id: int, service: Service, request: StatusPage, account: AccountHeader = None,
+                        ) -> Response:
+    return _respond(await service.list_timeline(acting_account_id(account), list_id, request))
 
 
 @app.get("/internal/blocks")

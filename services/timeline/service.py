@@ -30,6 +30,7 @@ from kicau.feeds import Feeds, PageRequest
 from kicau.follow_options import FollowOptionStore, admitted
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
+from kicau.lists import AccountList, ListStore, shows_reply
 from kicau.markers import MarkerStore
 from kicau.metrics import TIMELINE_REBUILDS
 from kicau.newest_ids import KEPT as NEWEST_KEPT
@@ -174,12 +175,13 @@ class TimelineService:
     reblog_store: ReblogStore
     hides: BlocksAndMutes
     follow_options: FollowOptionStore
+    lists: ListStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def large_followees(self, account_id: int) -> list[int]:
-        """The large accounts the reader follows and neither blocks nor mutes, whose statuses are merged into its
-        home timeline.
+        """The large accounts the reader follows and neither blocks nor mutes nor keeps in an exclusive list
+        (kicau/lists.py), whose statuses are merged into its home timeline.
 
         Cached in Redis per reader, tagged with the registry it was computed against: a home read then costs
         no Cassandra query, an account changing scale invalidates every copy at once, and the graph service
@@ -205,9 +207,10 @@ class TimelineService:
         if self.large.degraded:
             return stale or []
         try:
-            among, hidden = await asyncio.gather(self.store.followees_among(account_id, large),
-                                                 self.hides.hidden_by(account_id))
-            followees = [a for a in among if a not in hidden]
+            among, hidden, apart = await asyncio.gather(self.store.followees_among(account_id, large),
+                                                        self.hides.hidden_by(account_id),
+                                                        self.exclusive_members(account_id))
+            followees = [a for a in among if a not in hidden and a not in apart]
         except Exception:
             log.warning("large followees of %s unavailable; serving the home timeline without them", account_id,
                         exc_info=True)
@@ -431,6 +434,55 @@ class TimelineService:
             prev_min_id=ids[0] if ids else None,
         )
 
+    # Lists (kicau/lists.py) --------------------------------------------------------------------------------
+
+    async def _own_list(self, account_id: int, list_id: int) -> AccountList:
+        found = await self.lists.one(account_id, list_id)
+        if found is None:
+            raise ApiError(404, "Record not found")
+        return found
+
+    async def list_members(self, account_id: int, list_id: int, request: PageRequest) -> Page:
+        """The accounts in the reader's list, highest id first; the cursors are account ids."""
+        await self._own_list(account_id, list_id)
+        ids = await self.lists.members_page(list_id, max_id=request.max_id, since_id=request.since_id,
+                                            min_id=request.min_id, limit=request.limit)
+        return await self._accounts_page([(member, member) for member in ids])
+
+    async def list_timeline(self, account_id: int, list_id: int, request: PageRequest) -> Page:
+        """A page of the reader's list's timeline: its members' statuses (Redis, rebuilt from Cassandra when
+        missing) merged with the author feeds of its large members, as a home page is, then the replies its
+        policy leaves out left out (the cursors are those of the statuses read, so a page may hold fewer)."""
+        found = await self._own_list(account_id, list_id)
+        members = await self.lists.members(list_id)
+        large = await self.large.current()
+        large_members = [m for m in members if m in large]
+        if large_members:
+            hidden = await self.hides.hidden_by(account_id)
+            large_members = [m for m in large_members if m not in hidden]
+        key = keys.list_feed(list_id)
+        read = await self.feeds.read_page(account_id, request, large_members, key=key)
+        if not read.home_materialised or read.missing_author_feeds:
+            rebuilds = [self.rebuild_author_feed(a) for a in read.missing_author_feeds]
+            if not read.home_materialised:
+                rebuilds.append(self.rebuild_list(found, members))
+            await asyncio.gather(*rebuilds)
+            read = await self.feeds.read_page(account_id, request, large_members, key=key, fresh=True)
+        ids = read.ids
+        rendered = await self.statuses.render_each(ids, Reader.home_of(account_id))
+        shown = {i: _read_shown(status) for i, status in rendered.items()}
+        replied = {i: int(s.in_reply_to_account_id) for i, s in shown.items() if s.in_reply_to_account_id}
+        followed: set[int] = set()
+        if found.replies_policy == "followed" and replied:
+            followed = set(await self.store.followees_among(account_id, set(replied.values())))
+        member_set = set(members)
+        authors = {i: int(account.id) for i, s in shown.items() if (account := s.account) is not None}
+        kept = [rendered[i] for i in ids if i in rendered and shows_reply(
+            found.replies_policy, owner_id=account_id, author_id=authors.get(i, 0), replied_to=replied.get(i, 0),
+            members=member_set, followed=followed)]
+        return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
+                    prev_min_id=ids[0] if ids else None)
+
     # Favourites (kicau/favourites.py) ---------------------------------------------------------------------
 
     async def favourites(self, account_id: int, request: PageRequest) -> Page:
@@ -606,27 +658,52 @@ class TimelineService:
     # Rebuilds ---------------------------------------------------------------------------------------------
 
     async def rebuild_home(self, account_id: int) -> None:
-        """The reader's own statuses and those of everyone it follows and neither blocks nor mutes, newest first,
-        capped; of each followee's, those its follow's options let in (kicau/follow_options.py: no reblogs when it
-        hides them, only the languages it names)."""
+        """The reader's own statuses and those of everyone it follows and neither blocks nor mutes nor keeps in an
+        exclusive list (kicau/lists.py), newest first, capped; of each followee's, those its follow's options let
+        in."""
 
         async def newest() -> list[int]:
-            followees, hidden = await asyncio.gather(self.store.followees(account_id),
-                                                     self.hides.hidden_by(account_id))
-            cap = self.settings.home_timeline_cap
-            slots = asyncio.Semaphore(self.own.rebuild_concurrency)
-
-            async def admitted_of(followee: int) -> list[int]:
-                async with slots:
-                    entries, options = await asyncio.gather(self.store.newest_entries(followee, cap),
-                                                            self.follow_options.of_follow(account_id, followee))
-                return admitted(entries, options)
-
-            lists = await asyncio.gather(self._newest_of([account_id]),
-                                         *(admitted_of(a) for a in followees if a not in hidden))
-            return heapq.nlargest(cap, {s for ids in lists for s in ids})
+            followees, hidden, apart = await asyncio.gather(self.store.followees(account_id),
+                                                            self.hides.hidden_by(account_id),
+                                                            self.exclusive_members(account_id))
+            lists = await asyncio.gather(
+                self._newest_of([account_id]),
+                self._admitted_newest(account_id, [a for a in followees if a not in hidden and a not in apart]))
+            return heapq.nlargest(self.settings.home_timeline_cap, {s for ids in lists for s in ids})
 
         await self._single_flight(keys.home_feed(account_id), newest)
+
+    async def rebuild_list(self, found: AccountList, members: list[int]) -> None:
+        """A list's timeline: the newest statuses of its members that the owner follows and neither blocks nor
+        mutes, as their follows' options let them into its home timeline; the replies policy applies when read."""
+
+        async def newest() -> list[int]:
+            followed, hidden = await asyncio.gather(self.store.followees_among(found.owner_id, members),
+                                                    self.hides.hidden_by(found.owner_id))
+            return await self._admitted_newest(found.owner_id, [m for m in followed if m not in hidden])
+
+        await self._single_flight(keys.list_feed(found.list_id), newest)
+
+    async def _admitted_newest(self, account_id: int, followees: list[int]) -> list[int]:
+        """The newest statuses of ``followees`` that each follow's options let in (kicau/follow_options.py: no
+        reblogs when it hides them, only the languages it names), newest first, capped."""
+        cap = self.settings.home_timeline_cap
+        slots = asyncio.Semaphore(self.own.rebuild_concurrency)
+
+        async def admitted_of(followee: int) -> list[int]:
+            async with slots:
+                entries, options = await asyncio.gather(self.store.newest_entries(followee, cap),
+                                                        self.follow_options.of_follow(account_id, followee))
+            return admitted(entries, options)
+
+        lists = await asyncio.gather(*(admitted_of(a) for a in followees))
+        return heapq.nlargest(cap, {s for ids in lists for s in ids})
+
+    async def exclusive_members(self, account_id: int) -> set[int]:
+        """The members of the account's exclusive lists, whose statuses its home timeline leaves out."""
+        exclusive = [found.list_id for found in await self.lists.of_owner(account_id) if found.exclusive]
+        members = await asyncio.gather(*(self.lists.members(list_id) for list_id in exclusive))
+        return {member for listed in members for member in listed}
 
     async def rebuild_author_feed(self, account_id: int) -> None:
         async def newest() -> list[int]:

@@ -23,7 +23,7 @@ from services.gateway.upstreams import passthrough, raise_for_error
 router = APIRouter(tags=["timelines"])
 
 
-def _page_params(query: Mapping[str, str]) -> dict[str, int]:
+def status_page_params(query: Mapping[str, str]) -> dict[str, int]:
     params = {"limit": page_limit(query.get("limit"), 20, 40)}
     for name in ("max_id", "since_id", "min_id"):
         value = cursor(query.get(name), name)
@@ -87,7 +87,7 @@ async def home(request: Request, token: ReadUser, services: Services, common: Co
     """The home timeline through the framework: documented here, and answered here when the gateway runs
     without hot routes (``KICAU_GATEWAY_HOT_ROUTES=false``); otherwise ``home_page`` answers it."""
     answer = await services.timeline.call("GET", "/internal/timelines/home",
-                                          params=_page_params(request.query_params), token=token)
+                                          params=status_page_params(request.query_params), token=token)
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
@@ -101,7 +101,7 @@ async def public_timeline(request: Request, services: Services, common: Common, 
     a Mastodon server that has not restricted it."""
     query = request.query_params
     answer = await services.timeline.call("GET", "/internal/timelines/public",
-                                          params={**_page_params(query), **_public_params(query)}, token=token)
+                                          params={**status_page_params(query), **_public_params(query)}, token=token)
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
@@ -127,7 +127,7 @@ async def tag_timeline(hashtag: str, request: Request, services: Services, commo
     modes = [(mode, value) for mode in TAG_MODES for value in (*query.getlist(f"{mode}[]"), *query.getlist(mode))]
     answer = await services.timeline.call(
         "GET", f"/internal/timelines/tag/{quote(hashtag, safe='')}",
-        params=[*_page_params(query).items(), *_public_params(query).items(), *modes], token=token,
+        params=[*status_page_params(query).items(), *_public_params(query).items(), *modes], token=token,
     )
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
@@ -145,7 +145,7 @@ async def account_statuses(account_id: str, request: Request, services: Services
     query = request.query_params
     answer = await services.timeline.call(
         "GET", f"/internal/accounts/{record_id(account_id)}/statuses",
-        params={**_page_params(query), **_profile_params(query)}, token=token,
+        params={**status_page_params(query), **_profile_params(query)}, token=token,
     )
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
@@ -162,7 +162,7 @@ async def _relayed_page(state: Any, scope: Scope, internal_path: str, token: Tok
     (``profile``: with the profile parameters)."""
     items = query_items(scope)
     query = dict(items)
-    params = {**_page_params(query), **_profile_params(query)} if profile else _page_params(query)
+    params = {**status_page_params(query), **_profile_params(query)} if profile else status_page_params(query)
     answer = await state.upstreams.timeline.call("GET", internal_path, params=params, token=token)
     raise_for_error(answer)
     link = page_links(state.common.public_url, scope["path"], items, answer.headers.get("x-kicau-next"),
