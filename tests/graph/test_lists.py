@@ -167,9 +167,11 @@ def test_lists_answer_bad_input_with_4xx_and_write_nothing(
     assert answer.status_code == 415, answer.text
 
     # Members: none named, not strings, not ids, more than a request may name.
-    for body, status in (({}, 422), ({"account_ids": []}, 422), ({"account_ids": [True]}, 404),
-                         ({"account_ids": ["x"]}, 404), ({"account_ids": [{"id": 1}]}, 404),
-                         ({"account_ids": [member.id] * 101}, 422), ({"account_ids": "9" * 30}, 404)):
+    cases: list[tuple[dict[str, Any], int]] = [
+        ({}, 422), ({"account_ids": []}, 422), ({"account_ids": [True]}, 404), ({"account_ids": ["x"]}, 404),
+        ({"account_ids": [{"id": 1}]}, 404), ({"account_ids": [member.id] * 101}, 422),
+        ({"account_ids": "9" * 30}, 404)]
+    for body, status in cases:
         for method in ("POST", "DELETE"):
             answer = http.request(method, f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth, json=body)
             assert answer.status_code == status and "error" in answer.json(), (method, body, answer.text)

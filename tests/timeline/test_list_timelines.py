@@ -33,9 +33,22 @@ def in_list_feed(client: redis.Redis, list_id: str, status_id: str) -> bool:
     return feed_member(int(status_id)) in client.lrange(keys.list_feed(int(list_id)), 0, -1)
 
 
-def list_headed_by(http: httpx.Client, owner: User, list_id: str, newest: str) -> list[str] | None:
-    ids = list_ids(http, owner, list_id)
-    return ids if ids[:1] == [newest] else None
+def list_headed_by(http: httpx.Client, owner: User, list_id: str, newest: str) -> list[str]:
+    """The list's timeline once ``newest`` heads it."""
+
+    def headed() -> list[str] | None:
+        ids = list_ids(http, owner, list_id)
+        return ids if ids[:1] == [newest] else None
+
+    found = eventually(headed)
+    assert found is not None
+    return found
+
+
+def home_headed(http: httpx.Client, reader: User, newest: str) -> list[str]:
+    found = eventually(lambda: home_headed_by(http, reader, newest))
+    assert found is not None
+    return found
 
 
 def test_members_statuses_reach_the_list_as_they_are_posted_and_leave_when_deleted(
@@ -54,7 +67,7 @@ def test_members_statuses_reach_the_list_as_they_are_posted_and_leave_when_delet
     private = post(http, second, "followers only", visibility="private")
     direct = post(http, first, f"@{owner.username} just for you", visibility="direct")
     last = post(http, second, "the last")
-    ids = eventually(lambda: list_headed_by(http, owner, list_id, last))
+    ids = list_headed_by(http, owner, list_id, last)
     assert ids == [last, private, boosted, theirs]
     assert mine not in ids and elsewhere not in ids and direct not in ids
     assert all(in_list_feed(stack_redis, list_id, s) for s in ids)  # pushed by the fanout, not rebuilt
@@ -97,7 +110,7 @@ def test_a_list_timeline_is_rebuilt_from_its_members_when_missing_or_changed(
     stack_redis.delete(keys.list_feed(int(list_id)))
     assert list_ids(http, owner, list_id) == [other]
     newer = post(http, second, "after the rebuild")
-    eventually(lambda: list_headed_by(http, owner, list_id, newer))
+    list_headed_by(http, owner, list_id, newer)
 
 
 def test_replies_follow_the_lists_policy(http: httpx.Client, make_user: Callable[..., User]) -> None:
@@ -116,7 +129,7 @@ def test_replies_follow_the_lists_policy(http: httpx.Client, make_user: Callable
     to_owner, to_self, to_fellow, to_followed, to_stranger = (reply(owner), reply(member), reply(fellow),
                                                               reply(followed), reply(stranger))
     marker = post(http, fellow, "marker")
-    eventually(lambda: list_headed_by(http, owner, list_id, marker))
+    list_headed_by(http, owner, list_id, marker)
     expected: dict[str, set[str]] = {
         "list": {to_owner, to_self, to_fellow},
         "followed": {to_owner, to_self, to_fellow, to_followed},
@@ -149,7 +162,7 @@ def test_the_owners_blocks_mutes_and_follow_options_apply_to_its_lists(
     elsewhere = post(http, outsider, "to be reblogged")
     boost = http.post(f"/api/v1/statuses/{elsewhere}/reblog", headers=quiet.auth).json()["id"]
     marker = post(http, other, "marker")
-    ids = eventually(lambda: list_headed_by(http, owner, list_id, marker))
+    ids = list_headed_by(http, owner, list_id, marker)
     assert own in ids and hushed not in ids and boost not in ids
     # A rebuild leaves them out too.
     assert http.delete(f"/api/v1/lists/{list_id}/accounts", headers=owner.auth,
@@ -177,7 +190,7 @@ def test_an_exclusive_list_keeps_its_members_out_of_the_home_timeline_and_stream
         marker = post(http, plain, "marker")
         streamed = [e["id"] for e in read_events(lines, 2)]
     assert streamed == [in_both, marker]  # the exclusive member's status never reached the user stream
-    home = eventually(lambda: home_headed_by(http, owner, marker))
+    home = home_headed(http, owner, marker)
     assert in_both in home and kept_apart not in home
     assert list_ids(http, owner, exclusive)[:1] == [kept_apart]
     assert list_ids(http, owner, ordinary)[:1] == [in_both]
@@ -192,4 +205,4 @@ def test_an_exclusive_list_keeps_its_members_out_of_the_home_timeline_and_stream
                                        json={"exclusive": False}).json()
     assert changed["exclusive"] is False
     back = post(http, apart, "at home again")
-    assert back in eventually(lambda: home_headed_by(http, owner, back))
+    assert back in home_headed(http, owner, back)
