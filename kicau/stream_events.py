@@ -30,6 +30,8 @@ class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     # kicau/presence.py), not for any account's own; and the status's hashtags, for its hashtag streams.
     public: bool = False
     tags: tuple[str, ...] = ()
+    # For the streams of this list's timeline (kicau/lists.py) alone, of its owner (``recipients``).
+    list_id: int = 0
 
 
 _encode = msgspec.json.Encoder().encode

@@ -562,10 +562,12 @@ class Fanout:
                 elif event.status_id in narrowed:
                     self._deliver(pipe, "update", event, payload,
                                   [*narrowed[event.status_id], *by_tags.get(event.status_id, ())])
+                    self._deliver_to_lists(pipe, "update", event, payload, audiences.lists)
                 else:
                     # One delivery a gateway for a status: a gateway drops a second as a replay.
                     self._deliver(pipe, "update", event, payload,
                                   [event.account_id, *followers[event.account_id], *by_tags.get(event.status_id, ())])
+                    self._deliver_to_lists(pipe, "update", event, payload, audiences.lists)
             elif isinstance(event, StatusDeleted):
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
@@ -583,6 +585,7 @@ class Fanout:
                     # One delivery a gateway for a status: a gateway drops a second as a replay.
                     self._deliver(pipe, "delete", event, payload,
                                   [event.account_id, *followers[event.account_id], *by_tags.get(event.status_id, ())])
+                    self._deliver_to_lists(pipe, "delete", event, payload, audiences.lists)
         # When each notification's event was accepted, by notification id (a mention's is its status's).
         accepted: dict[int, float] = {}
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
@@ -750,7 +753,7 @@ class Fanout:
 
     def _deliver(
         self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str, recipients: list[int],
-        public: bool = False, tags: tuple[str, ...] = (),
+        public: bool = False, tags: tuple[str, ...] = (), list_id: int = 0,
     ) -> None:
         # Queued ahead of the timeline writes of the same status, so streams are not held up by a large fanout.
         for gateway, online in self.online.gateways_of(recipients).items():
@@ -765,8 +768,16 @@ class Fanout:
                 author_id=event.account_id if public else 0,
                 public=public,
                 tags=tags,
+                list_id=list_id,
             )
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
+
+    def _deliver_to_lists(self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str,
+                          lists: dict[int, list[Membership]]) -> None:
+        """The status's deliveries to the streams of the lists it goes to (kicau/lists.py), one a list and gateway
+        of its online owner (gateways tell them apart from the owner's own by the list)."""
+        for membership in lists.get(event.status_id, ()):
+            self._deliver(pipe, kind, event, payload, [membership.owner_id], list_id=membership.list_id)
 
     def _notify(self, pipe: Pipeline, notice: Notification, payload: str, accepted_at: float) -> None:
         for gateway, online in self.online.gateways_of((notice.account_id,)).items():

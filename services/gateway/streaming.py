@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -94,7 +94,9 @@ STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: 
 # Each names its hashtag: a subscription to one is kept as ``<stream>#<hashtag>`` (``stream_key``; no stream name
 # and no hashtag holds a ``#``), and its frames name ``[<stream>, <hashtag>]``, as Mastodon's do.
 HASHTAG_STREAMS = frozenset({"hashtag", "hashtag:local"})
-STREAMS = frozenset(STREAM_EVENTS) | HASHTAG_STREAMS
+# A list's stream (kicau/lists.py): its timeline's events, kept as ``list#<list id>`` and framed ``["list", "<id>"]``.
+LIST_STREAM = "list"
+STREAMS = frozenset(STREAM_EVENTS) | HASHTAG_STREAMS | {LIST_STREAM}
 
 
 def stream_key(stream: str, tag: str | None = None) -> str:
@@ -108,6 +110,12 @@ def _tag_of(key: str) -> str | None:
     return tag if stream in HASHTAG_STREAMS else None
 
 
+def _list_of(key: str) -> int | None:
+    """The list a subscription follows, or None."""
+    stream, _, list_id = key.partition("#")
+    return int(list_id) if stream == LIST_STREAM else None
+
+
 @dataclass(slots=True)
 class StreamEvent:
     name: str
@@ -118,6 +126,8 @@ class StreamEvent:
     # its status (for the hashtag streams).
     public: bool = False
     tags: tuple[str, ...] = ()
+    # An event of a list's timeline (kicau/lists.py), for the connections listening to that list alone.
+    list_id: int = 0
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -140,7 +150,10 @@ class StreamEvent:
 
     @property
     def stream(self) -> str:
-        """The stream nearly every connection that takes this event takes it on: ``user``, or ``public``."""
+        """The stream nearly every connection that takes this event takes it on: ``user``, ``public``, or the
+        list's."""
+        if self.list_id:
+            return stream_key(LIST_STREAM, str(self.list_id))
         return PUBLIC_STREAM if self.public else USER_STREAM
 
     def ws_wire(self) -> bytes:
@@ -257,7 +270,14 @@ class Subscriptions:
         """The hashtags whose streams are among these (``StreamHub.listen``)."""
         return frozenset(tag for tag in map(_tag_of, self.streams) if tag is not None)
 
+    @property
+    def lists(self) -> frozenset[int]:
+        """The lists whose streams are among these (``StreamHub.listen``)."""
+        return frozenset(list_id for list_id in map(_list_of, self.streams) if list_id is not None)
+
     def carrying(self, event: StreamEvent) -> list[str]:
+        if event.list_id:
+            return [s for s in self.streams if _list_of(s) == event.list_id]
         if event.public:
             return [s for s in self.streams if s in PUBLIC_STREAMS or (event.tags and _tag_of(s) in event.tags)]
         return [s for s in self.streams if s in _OWN_STREAMS and STREAM_EVENTS[s] in (None, event.name)]
@@ -326,7 +346,8 @@ class Connection:
     def push(self, event: StreamEvent) -> bool:
         """Take one event; True when it is held for the hub's next write round and this connection was not yet
         part of that round (the hub then lists it, once)."""
-        if self.overflowed or (self.accepts is not None and not event.public and event.name not in self.accepts):
+        if self.overflowed or (self.accepts is not None and not (event.public or event.list_id)
+                               and event.name not in self.accepts):
             return False
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
@@ -476,12 +497,15 @@ class StreamHub:
         self._public: set[Connection] = set()
         self._tagged: dict[str, set[Connection]] = {}
         self._tags_of: dict[Connection, frozenset[str]] = {}
+        # Connections listening to each list's stream (kicau/lists.py), and the lists each listens to.
+        self._listing: dict[int, set[Connection]] = {}
+        self._lists_of: dict[Connection, frozenset[int]] = {}
         self._announced: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
-        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool], None] = collections.OrderedDict()
+        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool, int], None] = collections.OrderedDict()
         # Direct connections holding events for the next write round (module doc); empty when none is due.
         self._round: list[Connection] = []
 
@@ -523,25 +547,19 @@ class StreamHub:
         OPEN_STREAMS.labels(transport).inc()
         return connection
 
-    async def listen(self, connection: Connection, *, public: bool, tags: frozenset[str] = frozenset()) -> None:
+    async def listen(self, connection: Connection, *, public: bool, tags: frozenset[str] = frozenset(),
+                     lists: frozenset[int] = frozenset()) -> None:
         """Give an open connection the public timeline's events (``public``) and those of statuses carrying any
-        of ``tags``, and no others of the public timeline's. A connection listening to either is announced as
-        the presence of ``PUBLIC_LISTENERS``, so the fanout publishes public statuses (with their hashtags) to
-        this gateway; hashtags are matched here."""
+        of ``tags``, and no others of the public timeline's; and the events of the timelines of ``lists`` (its
+        account's own: the caller checks), which the fanout delivers to the account like its own. A connection
+        listening to the public timeline or hashtags is announced as the presence of ``PUBLIC_LISTENERS``, so the
+        fanout publishes public statuses (with their hashtags) to this gateway; hashtags are matched here."""
+        _regroup(self._listing, self._lists_of, connection, lists)
         if public:
             self._public.add(connection)
         else:
             self._public.discard(connection)
-        before = self._tags_of.pop(connection, frozenset())
-        for tag in before - tags:
-            listeners = self._tagged[tag]
-            listeners.discard(connection)
-            if not listeners:
-                del self._tagged[tag]
-        for tag in tags - before:
-            self._tagged.setdefault(tag, set()).add(connection)
-        if tags:
-            self._tags_of[connection] = tags
+        _regroup(self._tagged, self._tags_of, connection, tags)
         listening = public or bool(tags)
         if listening and connection.account_id not in self._unwanted:
             await self._load_unwanted(connection.account_id)
@@ -577,7 +595,7 @@ class StreamHub:
         timeline's streams or to a large author's followers (see ``RECENT_DELIVERIES``). The fanout publishes one
         delivery of each per status and gateway, so a second one is a replay. (A large author's status may have
         both a broadcast and a delivery to accounts: the followers of its hashtags, kicau/tag_follows.py.)"""
-        key = (delivery.event, delivery.status_id, delivery.public, delivery.followers_of_author)
+        key = (delivery.event, delivery.status_id, delivery.public, delivery.followers_of_author, delivery.list_id)
         dispatched = self._dispatched
         if key in dispatched:
             STREAM_DELIVERIES_REPEATED.inc()
@@ -628,15 +646,20 @@ class StreamHub:
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
         event = StreamEvent(
-            # Neither a notification nor a public timeline's event carries an SSE id: ids are the home timeline's
-            # resume points (Last-Event-ID).
+            # Neither a notification nor a public timeline's or a list's event carries an SSE id: ids are the home
+            # timeline's resume points (Last-Event-ID).
             name=delivery.event,
-            event_id=str(delivery.status_id) if delivery.event != "notification" and not public else None,
-            data=delivery.payload, accepted_at=delivery.accepted_at, public=public,
+            event_id=str(delivery.status_id)
+            if delivery.event != "notification" and not public and not delivery.list_id else None,
+            data=delivery.payload, accepted_at=delivery.accepted_at, public=public, list_id=delivery.list_id,
         )
         round_due = bool(self._round)
         joining = self._round
-        if public:
+        if delivery.list_id:
+            for connection in self._listing.get(delivery.list_id, ()):
+                if connection.push(event):
+                    joining.append(connection)
+        elif public:
             listeners: Iterable[Connection] = self._public
             if delivery.tags and self._tagged:
                 event.tags = delivery.tags
@@ -750,3 +773,21 @@ class StreamHub:
             packed.append(resp.command(b"ZADD", key, *members))
             packed.append(resp.command(b"EXPIRE", key, ttl))
         await resp.round_trip(self.redis, packed)  # idempotent: safe to repeat on a fresh connection
+
+
+Grouped = TypeVar("Grouped", str, int)  # what connections listen to: a hashtag, a list
+
+
+def _regroup(listeners: dict[Grouped, set[Connection]], held: dict[Connection, frozenset[Grouped]],
+             connection: Connection, now: frozenset[Grouped]) -> None:
+    """Move a connection between the groups of listeners it is in (``held``) and those of ``now``."""
+    before = held.pop(connection, frozenset())
+    for key in before - now:
+        group = listeners[key]
+        group.discard(connection)
+        if not group:
+            del listeners[key]
+    for key in now - before:
+        listeners.setdefault(key, set()).add(connection)
+    if now:
+        held[connection] = now

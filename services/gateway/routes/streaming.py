@@ -23,8 +23,10 @@ from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import bearer_value, resolve
+from services.gateway.deps import Upstreams
 from services.gateway.streaming import (
     HASHTAG_STREAMS,
+    LIST_STREAM,
     SERVER_SEND_KEY,
     STREAMS,
     USER_STREAM,
@@ -37,6 +39,7 @@ from services.gateway.streaming import (
     stream_key,
     websocket_sink,
 )
+from services.gateway.upstreams import raise_for_error
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
@@ -261,11 +264,42 @@ async def stream_hashtag_local(request: Request) -> Response:
     return await _public_stream(request, hashtag_of(request.query_params.get("tag")))
 
 
+async def list_of(request: Request | WebSocket, token: TokenInfo, list_id: Any) -> int:
+    """The list a ``list`` stream names (``list``): one of the user's own (kicau/lists.py), else 404; 400 when none
+    is named."""
+    if not isinstance(list_id, str | int) or isinstance(list_id, bool) or list_id == "":
+        raise ApiError(400, "No list for stream provided")
+    parsed = parse_id(list_id)
+    if parsed is None:
+        raise ApiError(404, "Record not found")
+    upstreams: Upstreams = request.app.state.upstreams
+    raise_for_error(await upstreams.graph.call("GET", f"/internal/lists/{parsed}", token=token))
+    return parsed
+
+
+@router.get("/api/v1/streaming/list")
+async def stream_list(request: Request) -> Response:
+    """Mastodon's ``list`` stream (``?list=``): the statuses reaching one of the user's lists' timelines as they are
+    posted, and their deletions (kicau/lists.py). No resume, as for ``public``."""
+    token = await _stream_token(request)
+    assert token.account_id is not None
+    list_id = await list_of(request, token, request.query_params.get("list"))
+    hub: StreamHub = request.app.state.hub
+    connection = await hub.open(token.account_id, "sse", accepts=frozenset())
+    try:
+        await hub.listen(connection, public=False, lists=frozenset({list_id}))
+    except BaseException:
+        await hub.close(connection)
+        raise
+    settings = request.app.state.settings
+    return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
+
+
 @router.websocket("/api/v1/streaming")
 async def stream_websocket(websocket: WebSocket) -> None:
     """Mastodon's WebSocket stream: ``subscribe`` and ``unsubscribe`` messages (or ``?stream=`` on connecting),
-    with ``tag`` for the ``hashtag`` streams, any number of subscriptions a socket (``Subscriptions``), all served
-    by one hub connection."""
+    with ``tag`` for the ``hashtag`` streams and ``list`` for the ``list`` stream, any number of subscriptions a
+    socket (``Subscriptions``), all served by one hub connection."""
     try:
         token = await _stream_token(websocket)
     except ApiError as error:
@@ -332,7 +366,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             sender = asyncio.create_task(send_events(connection))
         else:
             connection.accepts = subscriptions.accepts()
-        await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags)
+        await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags,
+                         lists=subscriptions.lists)
 
     async def unsubscribe(stream: str) -> None:
         nonlocal connection, sender
@@ -340,7 +375,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             return
         if subscriptions.streams:
             connection.accepts = subscriptions.accepts()
-            await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags)
+            await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags,
+                         lists=subscriptions.lists)
             return
         # Nothing left: the stream lease goes back until the next subscription.
         if sender:
@@ -348,11 +384,13 @@ async def stream_websocket(websocket: WebSocket) -> None:
         await hub.close(connection)
         connection = None
 
-    def key_of(stream: Any, tag: Any) -> str:
-        """The subscription a message (or the query on connecting) names; 400 for an unknown stream or a
-        ``hashtag`` stream without a hashtag."""
+    async def key_of(stream: Any, tag: Any, list_id: Any) -> str:
+        """The subscription a message (or the query on connecting) names; 400 for an unknown stream, a ``hashtag``
+        stream without a hashtag or a ``list`` stream without a list, 404 for a list not the user's."""
         if not isinstance(stream, str) or stream not in STREAMS:
             raise ApiError(400, f"Unknown stream type: {str(stream)[:120]}")
+        if stream == LIST_STREAM:
+            return stream_key(stream, str(await list_of(websocket, token, list_id)))
         return stream_key(stream, hashtag_of(tag) if stream in HASHTAG_STREAMS else None)
 
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
@@ -360,11 +398,12 @@ async def stream_websocket(websocket: WebSocket) -> None:
         on_connect = websocket.query_params.get("stream")
         if on_connect in STREAMS:
             try:
-                await subscribe(key_of(on_connect, websocket.query_params.get("tag")))
+                query = websocket.query_params
+                await subscribe(await key_of(on_connect, query.get("tag"), query.get("list")))
             except ApiError as error:
-                if error.status_code != 400:
+                if error.status_code not in (400, 404):
                     raise
-                await websocket.send_json({"error": error.message, "status": 400})
+                await websocket.send_json({"error": error.message, "status": error.status_code})
         while True:
             message: Any = await websocket.receive_json()
             kind = message.get("type") if isinstance(message, dict) else None
@@ -372,7 +411,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 await websocket.send_json({"error": "Unknown message type", "status": 400})
                 continue
             try:
-                key = key_of(message.get("stream"), message.get("tag"))
+                key = await key_of(message.get("stream"), message.get("tag"), message.get("list"))
             except ApiError as error:
                 await websocket.send_json({"error": error.message, "status": error.status_code})
                 continue

@@ -1,0 +1,93 @@
+"""Mastodon's ``list`` stream (kicau/lists.py): the statuses reaching one of the user's lists' timelines as they are
+posted, and their deletions; never a status of an account outside the list. Over SSE (``?list=``) and over a
+WebSocket beside ``user``, each frame naming its stream as Mastodon's do (``["list", "<id>"]``); a list that is not
+the user's is a 404, none named a 400."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+from websockets.sync.client import connect
+
+from tests.conftest import User
+from tests.gateway.test_hashtag_stream import frames_until_quiet
+from tests.gateway.test_public_stream import public_stream, warm_until_public
+from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
+from tests.gateway.test_streaming_bounds import next_frame, post, ws_url
+from tests.graph.test_lists import add, follow, make_list
+
+
+def test_a_lists_statuses_and_their_deletions_stream_to_its_owner(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    owner, member, outsider = make_user("lst_o"), make_user("lst_m"), make_user("lst_x")
+    follow(http, owner, member, outsider)
+    list_id = make_list(http, owner, "Streamed")["id"]
+    assert add(http, owner, list_id, member).status_code == 200
+    with public_stream(gateway_url, owner, f"/api/v1/streaming/list?list={list_id}") as lines:
+        warm_until_seen(gateway_url, member, lines)
+        post(http, outsider, "followed, but not in the list")
+        post(http, owner, "the owner's own")
+        shown = post(http, member, "in the list")
+        (update,) = read_events(lines, 1)
+        # The first event after the warm-up is the member's: neither of the others was streamed. No resume id.
+        assert update["event"] == "update" and "id" not in update, update
+        assert json.loads(update["data"])["id"] == shown
+        assert http.delete(f"/api/v1/statuses/{shown}", headers=member.auth).status_code == 200
+        (deleted,) = read_events(lines, 1)
+        assert (deleted["event"], status_of(deleted)) == ("delete", shown)
+
+
+def test_a_list_beside_user_on_one_websocket(gateway_url: str, http: httpx.Client,
+                                             make_user: Callable[..., User]) -> None:
+    owner, member, outsider = make_user("lws_o"), make_user("lws_m"), make_user("lws_x")
+    follow(http, owner, member, outsider)
+    list_id = make_list(http, owner, "Beside")["id"]
+    assert add(http, owner, list_id, member).status_code == 200
+    with connect(ws_url(gateway_url) + f"?stream=list&list={list_id}", additional_headers=owner.auth,
+                 open_timeout=10) as ws:
+        warm_until_public(http, member, ws)
+        ws.send(json.dumps({"type": "subscribe", "stream": "user"}))
+        for _ in range(60):
+            marker = post(http, outsider, "user marker")
+            if any(f["stream"] == ["user"] and json.loads(str(f["payload"]))["id"] == marker
+                   for f in frames_until_quiet(ws)):
+                break
+        else:
+            raise AssertionError("the user subscription delivered nothing")
+        listed = post(http, member, "on both")
+        home_only = post(http, outsider, "at home only")
+        frames = [(f["stream"], json.loads(str(f["payload"]))["id"]) for f in frames_until_quiet(ws)]
+        assert sorted(frames) == sorted([(["list", list_id], listed), (["user"], listed), (["user"], home_only)])
+
+        # Unsubscribed from the list: its statuses come on ``user`` alone.
+        ws.send(json.dumps({"type": "unsubscribe", "stream": "list", "list": list_id}))
+        list(frames_until_quiet(ws))
+        later = post(http, member, "after unsubscribing")
+        assert [(f["stream"], json.loads(str(f["payload"]))["id"]) for f in frames_until_quiet(ws)] == [
+            (["user"], later)]
+
+
+def test_list_streams_refuse_bad_requests(gateway_url: str, http: httpx.Client,
+                                          make_user: Callable[..., User]) -> None:
+    owner, other = make_user("lsb_o"), make_user("lsb_x")
+    list_id = make_list(http, owner)["id"]
+    for query, status in (("", 400), ("?list=", 400), ("?list=x", 404), ("?list=123", 404)):
+        answer = httpx.get(f"{gateway_url}/api/v1/streaming/list{query}", headers=owner.auth, timeout=30)
+        assert answer.status_code == status and set(answer.json()) == {"error"}, (query, answer.text)
+    answer = httpx.get(f"{gateway_url}/api/v1/streaming/list?list={list_id}", headers=other.auth, timeout=30)
+    assert (answer.status_code, answer.json()) == (404, {"error": "Record not found"}), answer.text
+    answer = httpx.get(f"{gateway_url}/api/v1/streaming/list?list={list_id}", timeout=30)
+    assert answer.status_code == 401, answer.text
+    with connect(ws_url(gateway_url), additional_headers=other.auth, open_timeout=10) as ws:
+        for message, status in (({"type": "subscribe", "stream": "list"}, 400),
+                                ({"type": "subscribe", "stream": "list", "list": True}, 400),
+                                ({"type": "subscribe", "stream": "list", "list": list_id}, 404)):
+            ws.send(json.dumps(message))
+            reply = next_frame(ws)
+            assert reply["status"] == status and isinstance(reply["error"], str), reply
+    with connect(ws_url(gateway_url) + f"?stream=list&list={list_id}", additional_headers=other.auth,
+                 open_timeout=10) as ws:
+        assert next_frame(ws) == {"error": "Record not found", "status": 404}
