@@ -336,6 +336,44 @@ def test_blocks_and_mutes(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert vic.mutes() == [] and vic.blocks() == []
 
 
+def test_lists(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py lists (``list_create``, ``list_update``, ``list_accounts_add``, ``list_accounts``,
+    ``account_lists``, ``timeline_list``, ``stream_list``, ``list_accounts_delete``, ``list_delete``)."""
+    amy, _, _ = register(gateway_url, app_keys, "amy")
+    ben, _, _ = register(gateway_url, app_keys, "ben")
+    cat, _, _ = register(gateway_url, app_keys, "cat")
+    ben_id, cat_id = ben.account_verify_credentials()["id"], cat.account_verify_credentials()["id"]
+    amy.account_follow(ben_id)
+    amy.account_follow(cat_id)
+    made = amy.list_create("Friends", replies_policy="followed", exclusive=True)
+    assert (made["title"], made["replies_policy"], made["exclusive"]) == ("Friends", "followed", True)
+    changed = amy.list_update(made["id"], "Close friends")  # Mastodon.py sends the other settings' defaults too
+    assert (changed["title"], changed["replies_policy"], changed["exclusive"]) == ("Close friends", "list", False)
+    assert [str(found["id"]) for found in amy.lists()] == [str(made["id"])]
+    amy.list_accounts_add(made["id"], [ben_id])
+    assert [str(a["id"]) for a in amy.list_accounts(made["id"])] == [str(ben_id)]
+    assert [str(found["id"]) for found in amy.account_lists(ben_id)] == [str(made["id"])]
+    with pytest.raises(MastodonNotFoundError):
+        amy.list_accounts_add(made["id"], [amy.account_verify_credentials()["id"]])  # not followed
+
+    assert amy.timeline_list(made["id"]) == []  # read once: from here the fanout writes it
+    listener = Updates()
+    handle = amy.stream_list(made["id"], listener, run_async=True)
+    try:
+        warm_up(ben, listener, "warm-up")
+        said = str(ben.status_post("for the list")["id"])
+        cat.status_post("not for the list")
+        eventually(lambda: said in listener.updates or None)
+        eventually(lambda: [str(s["id"]) for s in amy.timeline_list(made["id"], limit=1)] == [said] or None)
+        assert all(str(s["account"]["id"]) == str(ben_id) for s in amy.timeline_list(made["id"], limit=40))
+    finally:
+        handle.close()
+    amy.list_accounts_delete(made["id"], [ben_id])
+    assert amy.list_accounts(made["id"]) == []
+    amy.list_delete(made["id"])
+    assert amy.lists() == []
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""

@@ -137,6 +137,31 @@ def test_toot_journey(gateway_url: str, http: httpx.Client, make_user: Callable[
     eventually(lambda: IDS.findall(toot(reader_cfg, "timeline", "--once", "-c", "20")) == [])
 
 
+def test_toot_lists(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
+    """toot's ``lists`` commands (create, add, accounts, list, remove, delete) and its list timeline."""
+    author, reader = make_user("tla"), make_user("tlr")
+    config = tmp_path / "reader"
+    assert "Successfully logged in" in eventually(
+        lambda: toot(config, "login_cli", "-i", gateway_url, "-e", reader.email, "-p", reader.password),
+        timeout=60, interval=2)
+    assert "You are now following" in toot(config, "follow", author.username)
+    assert "created" in toot(config, "lists", "create", "Friends", "--replies-policy", "list").lower()
+    (made,) = http.get("/api/v1/lists", headers=reader.auth).json()
+    assert (made["title"], made["replies_policy"]) == ("Friends", "list")
+    assert "added" in toot(config, "lists", "add", "Friends", author.username).lower()
+    assert author.username in toot(config, "lists", "accounts", "Friends")
+    assert "Friends" in toot(config, "lists", "list")
+
+    assert http.get(f"/api/v1/timelines/list/{made['id']}", headers=reader.auth).json() == []
+    said = http.post("/api/v1/statuses", headers=author.auth, json={"status": "for the list"}).json()["id"]
+    eventually(lambda: IDS.findall(toot(config, "timeline", "--list", "Friends", "--once", "-c", "5")) == [said])
+
+    assert "removed" in toot(config, "lists", "remove", "Friends", author.username).lower()
+    assert http.get(f"/api/v1/lists/{made['id']}/accounts", headers=reader.auth).json() == []
+    assert "deleted" in toot(config, "lists", "delete", "Friends").lower()
+    assert http.get("/api/v1/lists", headers=reader.auth).json() == []
+
+
 def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
     """toot reads a hashtag's timeline (``timeline -t``, ``--local`` too) and the hashtag itself (``tags info``),
     follows it, lists it among those followed and unfollows it (``tags follow``, ``followed``, ``unfollow``), and

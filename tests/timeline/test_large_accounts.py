@@ -340,3 +340,41 @@ def test_a_large_account_muted_by_a_follower_reaches_it_nowhere(
         assert next_update(muter_lines) == marker  # the large status never came
 
     assert large not in home_ids(http, muter) and large in home_ids(http, kept)
+
+
+def test_a_large_members_statuses_are_merged_into_its_lists(
+    http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """A large account's statuses are not fanned out into the timelines of the lists it is in (kicau/lists.py): a
+    list's page merges its large members' author feeds at read time, as a home page does, exactly and in order;
+    an exclusive list keeps them out of its owner's home page."""
+    star, plain = make_user("lstar"), make_user("lplain")
+    fans = [make_user("lfan") for _ in range(THRESHOLD)]
+    owner = fans[0]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    assert http.post(f"/api/v1/accounts/{plain.id}/follow", headers=owner.auth).status_code == 200
+    made = http.post("/api/v1/lists", headers=owner.auth, json={"title": "Stars", "exclusive": True}).json()
+    answer = http.post(f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth,
+                       json={"account_ids": [star.id, plain.id]})
+    assert answer.status_code == 200, answer.text
+
+    def post(author: User, text: str) -> str:
+        return str(http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).json()["id"])
+
+    def list_page() -> list[str]:
+        answer = http.get(f"/api/v1/timelines/list/{made['id']}?limit=40", headers=owner.auth)
+        assert answer.status_code == 200, answer.text
+        return [s["id"] for s in answer.json()]
+
+    posted = [post(star, "large 1"), post(plain, "plain 1"), post(star, "large 2"), post(plain, "plain 2")]
+    newest_first = posted[::-1]
+    assert eventually(lambda: list_page()[:4] == newest_first or None)
+    # Paged across the merge: two pages of two.
+    first = http.get(f"/api/v1/timelines/list/{made['id']}?limit=2", headers=owner.auth)
+    assert [s["id"] for s in first.json()] == newest_first[:2]
+    assert [s["id"] for s in http.get(first.links["next"]["url"], headers=owner.auth).json()] == newest_first[2:]
+    # Exclusive: neither member's statuses reach the owner's home, the large one's merged feed included.
+    home = home_ids(http, owner)
+    assert not set(posted) & set(home), home
+    assert all(s in home_ids(http, fans[1]) for s in posted[0::2])  # another fan still gets the large ones
