@@ -329,8 +329,9 @@ _LIST_FIELDS: dict[str, JSONSchema] = {
 }
 LIST_BODY = body(params(_LIST_FIELDS, "title"))
 LIST_CHANGE_BODY = body(params({**_LIST_FIELDS, "title": nullable(_LIST_FIELDS["title"])}), required=False)
-# The accounts to add to a list or take out of it: one id, or up to 100 (what is not an account's id is a 404).
-_ACCOUNT_ID: JSONSchema = {"type": "string", "pattern": NO_NUL}
+# The accounts to add to a list or take out of it: one id, or up to 100 (what is not an account's id is a 404), as
+# strings or, in JSON, numbers.
+_ACCOUNT_ID: JSONSchema = {"anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "integer"}]}
 MEMBERS_BODY = body(params({"account_ids": {"anyOf": [
     _ACCOUNT_ID, {"type": "array", "items": _ACCOUNT_ID, "minItems": 1, "maxItems": 100}]}}, "account_ids"))
 # Mastodon's unfollow takes no parameters: any are ignored.
