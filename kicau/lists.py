@@ -127,19 +127,30 @@ class ListStore:
         await execute(self._session, self._drop, (owner_id, list_id))
 
     async def add_member(self, entry: AccountList, member_id: int) -> None:
-        """The three rows of a membership (idempotent; written again to change ``exclusive``)."""
+        """The two rows of a membership beside the list's own (idempotent; written again to change
+        ``exclusive``). The list's own row goes after (``list_member``): an account listed there is wholly a
+        member, and ``GraphService.add_to_list`` takes it as one."""
         await asyncio.gather(
             execute(self._session, self._add_membership, (entry.owner_id, member_id, entry.list_id)),
             execute(self._session, self._add_member_list, (member_id, entry.list_id, entry.owner_id,
                                                            entry.exclusive)))
-        # The list's own row last: an account listed there is wholly a member (``add_to_list`` takes it as one).
-        await execute(self._session, self._add_member, (entry.list_id, member_id))
+
+    async def list_member(self, list_id: int, member_id: int) -> None:
+        await execute(self._session, self._add_member, (list_id, member_id))
 
     async def remove_member(self, owner_id: int, list_id: int, member_id: int) -> None:
-        """The three rows of a membership, the list's own last: a retry after a crash finds the member still
-        listed and removes the rest again (idempotent)."""
-        await asyncio.gather(execute(self._session, self._remove_member_list, (member_id, list_id)),
-                             execute(self._session, self._remove_membership, (owner_id, member_id, list_id)))
+        """The two rows of a membership beside the list's own, which goes after (``unlist_member``): a retry
+        after a crash finds the member still listed and removes the rest again (idempotent)."""
+        await asyncio.gather(self.drop_member_list(list_id, member_id),
+                             self.drop_membership(owner_id, list_id, member_id))
+
+    async def drop_member_list(self, list_id: int, member_id: int) -> None:
+        await execute(self._session, self._remove_member_list, (member_id, list_id))
+
+    async def drop_membership(self, owner_id: int, list_id: int, member_id: int) -> None:
+        await execute(self._session, self._remove_membership, (owner_id, member_id, list_id))
+
+    async def unlist_member(self, list_id: int, member_id: int) -> None:
         await execute(self._session, self._remove_member, (list_id, member_id))
 
     # Reads ----------------------------------------------------------------------------------------------

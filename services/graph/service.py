@@ -320,11 +320,14 @@ class GraphService:
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
         await follower_lists.forget(self.redis, followee_id)
-        # The followee leaves the follower's lists too (kicau/lists.py), as on Mastodon.
+        # The followee leaves the follower's lists too (kicau/lists.py), as on Mastodon; the memberships it was
+        # found by go last, so a retry after a crash finds them again.
         holding = await self.lists.holding(follower_id, followee_id)
         await asyncio.gather(self.store.remove_follower_row(follower_id, followee_id),
                              self.follow_options.remove(follower_id, followee_id),
-                             *(self.lists.remove_member(follower_id, list_id, followee_id) for list_id in holding))
+                             *(self.lists.drop_member_list(list_id, followee_id) for list_id in holding),
+                             *(self.lists.unlist_member(list_id, followee_id) for list_id in holding))
+        await asyncio.gather(*(self.lists.drop_membership(follower_id, list_id, followee_id) for list_id in holding))
         await follower_lists.forget(self.redis, followee_id)
         if holding:
             await self.redis.delete(*(keys.list_feed(list_id) for list_id in holding))
@@ -497,6 +500,8 @@ class GraphService:
             return
         await follower_lists.forget(self.redis, *wanted)
         await asyncio.gather(*(self.lists.add_member(found, member) for member in wanted))
+        crash_point("graph.list.membered")
+        await asyncio.gather(*(self.lists.list_member(list_id, member) for member in wanted))
         await follower_lists.forget(self.redis, *wanted)
         await self._list_changed(found)
 
@@ -510,6 +515,8 @@ class GraphService:
             await follower_lists.forget(self.redis, *members)
             await asyncio.gather(*(self.lists.remove_member(found.owner_id, found.list_id, member)
                                    for member in members))
+            crash_point("graph.list.unmembered")
+            await asyncio.gather(*(self.lists.unlist_member(found.list_id, member) for member in members))
             await follower_lists.forget(self.redis, *members)
         await self._list_changed(found)
 
