@@ -211,15 +211,20 @@ async def stream_user_notifications(request: Request) -> Response:
 async def _public_stream(request: Request, tag: str | None = None) -> Response:
     """The public timeline's stream, or (``tag``, in normal form) a hashtag's."""
     token = await _stream_token(request)
+    if tag is None:
+        return await _listening_stream(request, token, public=True)
+    return await _listening_stream(request, token, tags=frozenset({tag}))
+
+
+async def _listening_stream(request: Request, token: TokenInfo, *, public: bool = False,
+                            tags: frozenset[str] = frozenset(), lists: frozenset[int] = frozenset()) -> Response:
+    """An SSE stream of none of the account's own events: the public timeline's, hashtags' or lists' it listens
+    to (``StreamHub.listen``), from the moment it listens."""
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    # None of the account's own events; the public timeline's (or the hashtag's), from the moment it listens.
     connection = await hub.open(token.account_id, "sse", accepts=frozenset())
     try:
-        if tag is None:
-            await hub.listen(connection, public=True)
-        else:
-            await hub.listen(connection, public=False, tags=frozenset({tag}))
+        await hub.listen(connection, public=public, tags=tags, lists=lists)
     except BaseException:
         await hub.close(connection)
         raise
@@ -282,17 +287,8 @@ async def stream_list(request: Request) -> Response:
     """Mastodon's ``list`` stream (``?list=``): the statuses reaching one of the user's lists' timelines as they are
     posted, and their deletions (kicau/lists.py). No resume, as for ``public``."""
     token = await _stream_token(request)
-    assert token.account_id is not None
     list_id = await list_of(request, token, request.query_params.get("list"))
-    hub: StreamHub = request.app.state.hub
-    connection = await hub.open(token.account_id, "sse", accepts=frozenset())
-    try:
-        await hub.listen(connection, public=False, lists=frozenset({list_id}))
-    except BaseException:
-        await hub.close(connection)
-        raise
-    settings = request.app.state.settings
-    return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
+    return await _listening_stream(request, token, lists=frozenset({list_id}))
 
 
 @router.websocket("/api/v1/streaming")
