@@ -29,6 +29,8 @@ class _Server(uvicorn.Server):
         self._unix_socket = unix_socket
         self._call_socket = call_socket
         self._call_server: asyncio.AbstractServer | None = None
+        # The socket files this process bound, by path: its own inode each (``unlink_if_ours``).
+        self._bound: dict[str, int] = {}
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._call_server is not None:
@@ -36,10 +38,8 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
         # Here rather than after ``run``: uvicorn re-raises the SIGTERM it caught once serving ends, which ends
         # the process before anything after ``run`` would execute.
-        for path in (self._unix_socket, self._call_socket):
-            if path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+        for path, inode in self._bound.items():
+            unlink_if_ours(path, inode)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -51,12 +51,12 @@ class _Server(uvicorn.Server):
             self.servers.append(await asyncio.get_running_loop().create_unix_server(
                 functools.partial(protocol, config=config, server_state=self.server_state,
                                   app_state=self.lifespan.state),
-                sock=unix_listener(self._unix_socket), backlog=config.backlog))
+                sock=self._listener(self._unix_socket), backlog=config.backlog))
         if self._call_socket and not self.should_exit:
             # The same application answers internal calls as frames (kicau/internal_rpc.py) on its call socket.
             app: ASGIApp = import_from_string(self.config.app)
             self._call_server = await asyncio.get_running_loop().create_unix_server(
-                functools.partial(CallServer, app), sock=unix_listener(self._call_socket),
+                functools.partial(CallServer, app), sock=self._listener(self._call_socket),
                 backlog=self.config.backlog)
         # Everything alive once the application has started (modules, settings, clients, prepared statements)
         # lives as long as the process: moved out of the collector's sight, a full collection no longer walks
@@ -69,6 +69,21 @@ class _Server(uvicorn.Server):
         # were ~8% of the gateway's time under load. Cyclic garbage is rare once requests leave none (see
         # services/gateway/app.py), so collecting after 50,000 costs at most a few MB.
         gc.set_threshold(GC_FIRST_GENERATION_THRESHOLD, 10, 10)
+
+
+    def _listener(self, path: str) -> socket.socket:
+        listener = unix_listener(path)
+        self._bound[path] = os.stat(path).st_ino
+        return listener
+
+
+def unlink_if_ours(path: str, inode: int) -> None:
+    """Remove the socket file at ``path`` if it is still the one this process bound (``inode``): a successor
+    started while this process was exiting may already have bound its own there, which must stay (a bench run
+    right after another lost its floor's call socket so, 2026-12-03)."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
 
 
 def unix_listener(path: str) -> socket.socket:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from kicau.internal_rpc import CallClient
-from kicau.serve import unix_listener
+from kicau.serve import unix_listener, unlink_if_ours
 from stack.services import SERVICES, service_env
 
 
@@ -39,6 +39,22 @@ def test_a_socket_is_this_users_only_and_replaces_a_stale_one(tmp_path: Path) ->
             client.connect(path)  # the new socket is the one listening
     finally:
         listener.close()
+
+
+def test_an_exiting_process_leaves_its_successors_socket(tmp_path: Path) -> None:
+    path = str(tmp_path / "call.sock")
+    old = unix_listener(path)
+    old_inode = os.stat(path).st_ino
+    new = unix_listener(path)  # a successor binds while the old process is still exiting
+    try:
+        unlink_if_ours(path, old_inode)
+        assert stat.S_ISSOCK(os.lstat(path).st_mode)  # the successor's socket stays
+        unlink_if_ours(path, os.stat(path).st_ino)
+        assert not os.path.exists(path)
+        unlink_if_ours(path, old_inode)  # gone already: nothing to do
+    finally:
+        old.close()
+        new.close()
 
 
 def test_anything_but_a_socket_is_never_replaced(tmp_path: Path) -> None:
