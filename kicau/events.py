@@ -87,8 +87,9 @@ class FollowDeleted(_Event, tag="follow.deleted"):
 
 
 class AccountHidden(_Event, tag="account.hidden"):
-    """An account blocked or muted another (kicau/blocks_and_mutes.py): the target's statuses leave the account's
-    home timeline. Published on the follows topic with the account's key, ordered with its follows."""
+    """An account blocked or muted another (kicau/blocks_and_mutes.py), or put it in an exclusive list
+    (kicau/lists.py): the target's statuses leave the account's home timeline. Published on the follows topic with
+    the account's key, ordered with its follows."""
 
     account_id: int  # who hides
     target_id: int

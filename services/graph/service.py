@@ -381,7 +381,8 @@ class GraphService:
     async def unmute(self, *, account_id: int, target_id: int) -> dict[str, Any]:
         """Unmute an account; if the account follows it, its newest statuses come back to the home timeline (the
         follow's backfill, published again: it notifies no one)."""
-        if await self._unhide(account_id, target_id, MUTE) and await self.store.is_following(account_id, target_id):
+        if (await self._unhide(account_id, target_id, MUTE) and await self.store.is_following(account_id, target_id)
+                and not await self._kept_apart(account_id, [target_id])):
             await publish(self.producer, self.settings.kafka_follows_topic,
                           FollowCreated(follower_id=account_id, followee_id=target_id))
         return await self.relationship(viewer_id=account_id, target_id=target_id)
@@ -469,6 +470,10 @@ class GraphService:
             await asyncio.gather(*(self.lists.add_member(changed, member) for member in members))
             await follower_lists.forget(self.redis, *members)
             await self.redis.delete(keys.large_followees(account_id))
+            if changed.exclusive:
+                await self._keep_out_of_home(account_id, members)
+            else:
+                await self._bring_back_home(account_id, members)
         elif changed != current:
             await self.lists.save(changed)
         return changed.entity()
@@ -479,6 +484,8 @@ class GraphService:
         members = await self.lists.members(list_id)
         await self._unlist_members(found, members)
         await self.lists.drop(account_id, list_id)
+        if found.exclusive:
+            await self._bring_back_home(account_id, members)
 
     async def add_to_list(self, account_id: int, list_id: int, member_ids: list[int]) -> None:
         """Add accounts the owner follows to its list. Nothing is written unless all may be added: 404 for an
@@ -504,11 +511,16 @@ class GraphService:
         await asyncio.gather(*(self.lists.list_member(list_id, member) for member in wanted))
         await follower_lists.forget(self.redis, *wanted)
         await self._list_changed(found)
+        if found.exclusive:
+            await self._keep_out_of_home(account_id, wanted)
 
     async def remove_from_list(self, account_id: int, list_id: int, member_ids: list[int]) -> None:
         """Take accounts out of the owner's list (those not in it: nothing changes)."""
         found = await self.own_list(account_id, list_id)
-        await self._unlist_members(found, list(dict.fromkeys(member_ids)))
+        members = list(dict.fromkeys(member_ids))
+        await self._unlist_members(found, members)
+        if found.exclusive:
+            await self._bring_back_home(account_id, members)
 
     async def _unlist_members(self, found: AccountList, members: list[int]) -> None:
         if members:
@@ -519,6 +531,32 @@ class GraphService:
             await asyncio.gather(*(self.lists.unlist_member(found.list_id, member) for member in members))
             await follower_lists.forget(self.redis, *members)
         await self._list_changed(found)
+
+    async def _keep_out_of_home(self, owner_id: int, members: list[int]) -> None:
+        """Members of an exclusive list: their statuses leave the owner's home timeline (``AccountHidden``), as a
+        block's or mute's do; published on every call, retries included (removing what is gone changes nothing)."""
+        for member in members:
+            await publish(self.producer, self.settings.kafka_follows_topic,
+                          AccountHidden(account_id=owner_id, target_id=member))
+
+    async def _bring_back_home(self, owner_id: int, members: list[int]) -> None:
+        """Accounts no longer in an exclusive list: the newest statuses of those the owner still follows and keeps
+        in no other exclusive list come back to its home timeline (the follow's backfill, published again as an
+        unmute does: it notifies no one, and leaves out what the owner blocks or mutes)."""
+        still_apart = await self._kept_apart(owner_id, members)
+        followed = await asyncio.gather(*(self.store.is_following(owner_id, m) for m in members))
+        for member, following in zip(members, followed, strict=True):
+            if following and member not in still_apart:
+                await publish(self.producer, self.settings.kafka_follows_topic,
+                              FollowCreated(follower_id=owner_id, followee_id=member))
+
+    async def _kept_apart(self, owner_id: int, accounts: list[int]) -> set[int]:
+        """Which of ``accounts`` the owner keeps in any of its exclusive lists."""
+        exclusive = {found.list_id for found in await self.lists.of_owner(owner_id) if found.exclusive}
+        if not exclusive:
+            return set()
+        holding = await asyncio.gather(*(self.lists.holding(owner_id, account) for account in accounts))
+        return {account for account, lists in zip(accounts, holding, strict=True) if exclusive.intersection(lists)}
 
     async def _list_changed(self, changed: AccountList) -> None:
         """After a change of membership: the list's timeline goes (its next read rebuilds it from the members'

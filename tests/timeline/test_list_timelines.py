@@ -206,3 +206,43 @@ def test_an_exclusive_list_keeps_its_members_out_of_the_home_timeline_and_stream
     assert changed["exclusive"] is False
     back = post(http, apart, "at home again")
     assert back in home_headed(http, owner, back)
+
+
+def test_joining_or_leaving_an_exclusive_list_moves_the_members_statuses_out_of_home_and_back(
+    http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    owner, member = make_user("lj_o"), make_user("lj_m")
+    follow(http, owner, member)
+    home_ids(http, owner)
+    earlier = post(http, member, "before any list")
+    home_headed(http, owner, earlier)
+
+    def in_home() -> bool:
+        return earlier in home_ids(http, owner)
+
+    def settles_to(expected: bool) -> None:
+        eventually(lambda: in_home() is expected or None)
+
+    list_id = make_list(http, owner, "Apart", exclusive=True)["id"]
+    assert add(http, owner, list_id, member).status_code == 200
+    settles_to(False)  # joined an exclusive list: out of home
+    assert http.delete(f"/api/v1/lists/{list_id}/accounts", headers=owner.auth,
+                       params={"account_ids[]": [member.id]}).status_code == 200
+    settles_to(True)  # left it: back
+    assert add(http, owner, list_id, member).status_code == 200
+    settles_to(False)
+    assert http.put(f"/api/v1/lists/{list_id}", headers=owner.auth, json={"exclusive": False}).status_code == 200
+    settles_to(True)  # the list no longer exclusive
+    assert http.put(f"/api/v1/lists/{list_id}", headers=owner.auth, json={"exclusive": True}).status_code == 200
+    settles_to(False)
+    # An unmute puts back a followed account's statuses, but not those of one kept in an exclusive list. (A later
+    # follow's backfill, on the same topic and key as the unmute's would be, shows the fanout got that far.)
+    other = make_user("lj_x")
+    marker = post(http, other, "a later follow's backfill")
+    assert http.post(f"/api/v1/accounts/{member.id}/mute", headers=owner.auth).status_code == 200
+    assert http.post(f"/api/v1/accounts/{member.id}/unmute", headers=owner.auth).status_code == 200
+    follow(http, owner, other)
+    home_headed(http, owner, marker)
+    assert not in_home()
+    assert http.delete(f"/api/v1/lists/{list_id}", headers=owner.auth).status_code == 200
+    settles_to(True)  # the list deleted
