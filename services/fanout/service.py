@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -369,7 +369,7 @@ class _Audiences:
     narrowed: dict[int, list[int]]  # a status some followers must not get: who gets it (``narrowed_audiences``)
     hidden: dict[int, set[int]]  # who hides an author (a large account's broadcast names them)
     backfills: dict[tuple[int, int], list[int]]  # what each new (follower, followee) follow backfills
-    lists: dict[int, list[Membership]] = field(default_factory=dict)  # a status's lists (``list_audiences``)
+    lists: dict[int, list[Membership]]  # the lists each status goes to (``list_audiences``)
 
 
 @dataclass
@@ -457,9 +457,8 @@ class Fanout:
                      for e, option in zip(follows, follows_options, strict=True)}
         addressed = {e.status_id: [e.account_id, *(m for m in among if m not in hidden.get(e.account_id, ()))]
                      for e, among in zip(direct, mentioned_followers, strict=True)}
-        # The followers' options of the authors whose lists were just claimed (kicau/follow_options.py): read from
-        # Cassandra only for a list whose version changed.
-        # The lists its authors are in (kicau/lists.py), kept the same way.
+        # The followers' options of the authors whose lists were just claimed (kicau/follow_options.py), and the
+        # lists those authors are in (kicau/lists.py): read from Cassandra only for a list whose version changed.
         options, memberships = await asyncio.gather(self.follow_options.options(self.follower_lists.claimed),
                                                     self.list_memberships.of(self.follower_lists.claimed))
         narrowed = narrowed_audiences(events, followers, hidden, options)

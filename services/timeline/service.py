@@ -26,7 +26,7 @@ from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, Kind
 from kicau.bookmarks import BookmarkStore
 from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
-from kicau.feeds import Feeds, PageRequest
+from kicau.feeds import Feeds, PageRead, PageRequest
 from kicau.follow_options import FollowOptionStore, admitted
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
@@ -231,13 +231,21 @@ class TimelineService:
                 read = await self.feeds.read_page(account_id, request, large_followees)
         else:
             read = await self.feeds.read_page(account_id, request)
-        if not read.home_materialised or read.missing_author_feeds:
-            rebuilds = [self.rebuild_author_feed(a) for a in read.missing_author_feeds]
-            if not read.home_materialised:
-                rebuilds.append(self.rebuild_home(account_id))
-            await asyncio.gather(*rebuilds)
-            read = await self.feeds.read_page(account_id, request, large_followees, fresh=True)
+        read = await self._repaired(read, account_id, request, large_followees,
+                                    functools.partial(self.rebuild_home, account_id))
         return await self._page(read.ids, Reader.home_of(account_id))
+
+    async def _repaired(self, read: PageRead, account_id: int, request: PageRequest, large_followees: list[int],
+                        rebuild: Callable[[], Awaitable[None]], key: str | None = None) -> PageRead:
+        """``read`` itself when its timeline and author feeds were all there; else, once the missing ones are
+        rebuilt (the timeline by ``rebuild``), the page read again."""
+        if read.home_materialised and not read.missing_author_feeds:
+            return read
+        rebuilds: list[Awaitable[None]] = [self.rebuild_author_feed(a) for a in read.missing_author_feeds]
+        if not read.home_materialised:
+            rebuilds.append(rebuild())
+        await asyncio.gather(*rebuilds)
+        return await self.feeds.read_page(account_id, request, large_followees, key=key, fresh=True)
 
     async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:
         """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
@@ -461,13 +469,9 @@ class TimelineService:
             hidden = await self.hides.hidden_by(account_id)
             large_members = [m for m in large_members if m not in hidden]
         key = keys.list_feed(list_id)
-        read = await self.feeds.read_page(account_id, request, large_members, key=key)
-        if not read.home_materialised or read.missing_author_feeds:
-            rebuilds = [self.rebuild_author_feed(a) for a in read.missing_author_feeds]
-            if not read.home_materialised:
-                rebuilds.append(self.rebuild_list(found, members))
-            await asyncio.gather(*rebuilds)
-            read = await self.feeds.read_page(account_id, request, large_members, key=key, fresh=True)
+        read = await self._repaired(await self.feeds.read_page(account_id, request, large_members, key=key),
+                                    account_id, request, large_members,
+                                    functools.partial(self.rebuild_list, found, members), key)
         ids = read.ids
         rendered = await self.statuses.render_each(ids, Reader.home_of(account_id))
         shown = {i: _read_shown(status) for i, status in rendered.items()}
