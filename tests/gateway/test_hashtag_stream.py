@@ -78,6 +78,18 @@ def frames_until_quiet(ws: ClientConnection) -> Iterator[dict[str, object]]:
             yield next_frame(ws, timeout=1.5)
 
 
+def subscribe_until_delivered(http: httpx.Client, author: User, ws: ClientConnection, stream: str) -> None:
+    """Subscribe the socket to ``stream`` (registered asynchronously) and post as ``author`` until a marker arrives
+    on it, reading past everything that came meanwhile."""
+    ws.send(json.dumps({"type": "subscribe", "stream": stream}))
+    for _ in range(60):
+        marker = post(http, author, f"{stream} marker")
+        if any(f["stream"] == [stream] and json.loads(str(f["payload"]))["id"] == marker
+               for f in frames_until_quiet(ws)):
+            return
+    raise AssertionError(f"the {stream} subscription delivered nothing")
+
+
 def test_several_hashtags_beside_public_on_one_websocket(gateway_url: str, http: httpx.Client,
                                                          make_user: Callable[..., User]) -> None:
     author, reader = make_user("hws_a"), make_user("hws_r")
@@ -97,14 +109,7 @@ def test_several_hashtags_beside_public_on_one_websocket(gateway_url: str, http:
                                          (["hashtag:local", two], only_two)]), frames
 
         # Beside public: a tagged status comes on each stream that carries it, an untagged one on public alone.
-        ws.send(json.dumps({"type": "subscribe", "stream": "public"}))
-        for _ in range(60):
-            marker = post(http, author, "public marker")
-            if any(f["stream"] == ["public"] and json.loads(str(f["payload"]))["id"] == marker
-                   for f in frames_until_quiet(ws)):
-                break
-        else:
-            raise AssertionError("the public subscription delivered nothing")
+        subscribe_until_delivered(http, author, ws, "public")
         tagged = post(http, author, f"#{one}, public")
         untagged = post(http, author, "untagged, public")
         frames = [(f["stream"], json.loads(str(f["payload"]))["id"]) for f in frames_until_quiet(ws)]

@@ -12,7 +12,7 @@ import httpx
 from websockets.sync.client import connect
 
 from tests.conftest import User
-from tests.gateway.test_hashtag_stream import frames_until_quiet
+from tests.gateway.test_hashtag_stream import frames_until_quiet, subscribe_until_delivered
 from tests.gateway.test_public_stream import public_stream, warm_until_public
 from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
 from tests.gateway.test_streaming_bounds import next_frame, post, ws_url
@@ -49,14 +49,7 @@ def test_a_list_beside_user_on_one_websocket(gateway_url: str, http: httpx.Clien
     with connect(ws_url(gateway_url) + f"?stream=list&list={list_id}", additional_headers=owner.auth,
                  open_timeout=10) as ws:
         warm_until_public(http, member, ws)
-        ws.send(json.dumps({"type": "subscribe", "stream": "user"}))
-        for _ in range(60):
-            marker = post(http, outsider, "user marker")
-            if any(f["stream"] == ["user"] and json.loads(str(f["payload"]))["id"] == marker
-                   for f in frames_until_quiet(ws)):
-                break
-        else:
-            raise AssertionError("the user subscription delivered nothing")
+        subscribe_until_delivered(http, outsider, ws, "user")
         listed = post(http, member, "on both")
         home_only = post(http, outsider, "at home only")
         frames = [(f["stream"], json.loads(str(f["payload"]))["id"]) for f in frames_until_quiet(ws)]
