@@ -169,7 +169,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "poll": None,
         "card": None,
         "language": row.get("language"),
-        "edited_at": None,
+        "edited_at": iso_time(row.get("edited_at")),
         "application": None,
         "favourited": False,
         "reblogged": False,
@@ -179,6 +179,19 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "filtered": [],
     }
     return _encode(body)
+
+
+def status_edit_fragment(version: dict[str, Any], made_at: datetime | None) -> bytes:
+    """One StatusEdit of a status's history (services/post/edits.py) without ``account``, as JSON bytes."""
+    return _encode({
+        "content": version.get("content") or "",
+        "spoiler_text": version.get("spoiler_text") or "",
+        "sensitive": bool(version.get("sensitive")),
+        "created_at": iso_time(made_at),
+        "poll": None,
+        "media_attachments": [],
+        "emojis": [],
+    })
 
 
 def _tags(text: str, public_url: str) -> list[dict[str, str]]:

@@ -73,6 +73,25 @@ class StatusDeleted(_Event, tag="status.deleted"):
     tags: list[str] = msgspec.field(default_factory=list)
 
 
+class StatusEdited(_Event, tag="status.edited"):
+    """A status rewritten by its author (services/post/edits.py): its streams get a ``status.update``, its
+    hashtags' timelines follow its new text. Home and list timelines hold ids, and reads render the new version."""
+
+    status_id: int
+    account_id: int
+    # The new version's id (a snowflake, when it was made): two edits of one status are two stream events.
+    version_id: int
+    # The Status entity without "account", as the new version renders (edited_at set), for the streams.
+    status_json: str
+    visibility: str = "public"
+    # The accounts either version mentions: a direct status's update goes to its author and these.
+    mentions: list[int] = msgspec.field(default_factory=list)
+    # The hashtags of the new version and of the one before: it joins the timelines of those added and leaves
+    # those of the ones removed.
+    tags: list[str] = msgspec.field(default_factory=list)
+    tags_before: list[str] = msgspec.field(default_factory=list)
+
+
 class FollowCreated(_Event, tag="follow.created"):
     follower_id: int
     followee_id: int
@@ -124,13 +143,14 @@ class StatusUnfavourited(_Event, tag="status.unfavourited"):
     favourite_id: int
 
 
-StatusEvent = StatusCreated | StatusDeleted | AccountScaleChanged | StatusFavourited | StatusUnfavourited
+StatusEvent = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
+               | StatusUnfavourited)
 FollowEvent = FollowCreated | FollowDeleted | AccountHidden
-Event = (StatusCreated | StatusDeleted | AccountScaleChanged | FollowCreated | FollowDeleted | StatusFavourited
-         | StatusUnfavourited | AccountHidden)
+Event = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | FollowCreated | FollowDeleted
+         | StatusFavourited | StatusUnfavourited | AccountHidden)
 EventType = Literal[
-    "status.created", "status.deleted", "account.scale_changed", "follow.created", "follow.deleted",
-    "status.favourited", "status.unfavourited", "account.hidden",
+    "status.created", "status.deleted", "status.edited", "account.scale_changed", "follow.created",
+    "follow.deleted", "status.favourited", "status.unfavourited", "account.hidden",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -149,7 +169,8 @@ def decode_event(raw: bytes) -> Event:
 
 def event_key(event: Event) -> bytes:
     """The Kafka partitioning key that keeps the events that must stay ordered in one partition."""
-    if isinstance(event, StatusCreated | StatusDeleted | AccountScaleChanged | StatusFavourited | StatusUnfavourited):
+    if isinstance(event, StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
+                  | StatusUnfavourited):
         return str(event.account_id).encode()
     if isinstance(event, AccountHidden):
         return str(event.account_id).encode()  # with the hider's follows

@@ -31,6 +31,7 @@ HTTP_LATENCY = Histogram(
 )
 STATUSES_CREATED = Counter("kicau_statuses_created_total", "Statuses accepted (2xx) by the post service")
 STATUSES_DELETED = Counter("kicau_statuses_deleted_total", "Statuses deleted by their author")
+STATUSES_EDITED = Counter("kicau_statuses_edited_total", "Status edits accepted (a new version kept)")
 # Where a created status's time goes in the post service, stage by stage (awaits included: group-commit rounds
 # and the producer's batching are waits, not work). Stages: card, status_writes, publish, caches.
 POST_STAGE_SECONDS = Histogram(

@@ -7,16 +7,19 @@ from typing import Literal
 
 import msgspec
 
+# Mastodon's streaming event names: a new status, a deleted one (its id), a notification, an edited status.
+StreamKind = Literal["update", "delete", "notification", "status.update"]
+
 
 class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
-    event: Literal["update", "delete", "notification"]
+    event: StreamKind
     # The status's id; a notification's own id for a "notification" (kicau/notifications.py).
     status_id: int
     # Milliseconds since the epoch when the post service accepted the status (delivery latency origin).
     accepted_at: float
-    # Full Status JSON for "update", Notification JSON for "notification"; for "delete" the id alone (digits, not
-    # JSON-quoted), as Mastodon's streaming server sends it (until 2026-12-01 Kicau sent it quoted: `data: "123"`,
-    # where Mastodon sends `data: 123`).
+    # Full Status JSON for "update" and "status.update", Notification JSON for "notification"; for "delete" the id
+    # alone (digits, not JSON-quoted), as Mastodon's streaming server sends it (until 2026-12-01 Kicau sent it
+    # quoted: `data: "123"`, where Mastodon sends `data: 123`).
     payload: str
     recipients: list[int]
     # Authors whose followers are merged at read time: the gateway delivers to its own connections that
@@ -32,6 +35,8 @@ class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     tags: tuple[str, ...] = ()
     # For the streams of this list's timeline (kicau/lists.py) alone, of its owner (``recipients``).
     list_id: int = 0
+    # A "status.update"'s version (services/post/edits.py): each edit of a status is its own event, not a replay.
+    version_id: int = 0
 
 
 _encode = msgspec.json.Encoder().encode

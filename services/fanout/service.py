@@ -41,6 +41,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -57,6 +58,7 @@ from kicau.events import (
     FollowDeleted,
     StatusCreated,
     StatusDeleted,
+    StatusEdited,
     StatusFavourited,
     StatusUnfavourited,
 )
@@ -83,7 +85,7 @@ from kicau.reblogs import with_reblog
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
-from kicau.stream_events import StreamDelivery, encode_delivery
+from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
 from kicau.tag_timeline import TaggedStatuses
 from kicau.visibility import PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
@@ -173,7 +175,7 @@ def hiders_wanted(events: Sequence[Event], notices: Sequence[Notification], larg
             wanted.add(event.followee_id)
         if isinstance(event, StatusCreated) and event.reblog_of:
             wanted.add(event.reblog_author)
-        if isinstance(event, StatusCreated | StatusDeleted) and (
+        if isinstance(event, StatusCreated | StatusDeleted | StatusEdited) and (
                 event.account_id in large or event.tags
                 or (event.mentions and not reaches_followers(event.visibility))):
             wanted.add(event.account_id)
@@ -229,16 +231,17 @@ def list_audiences(events: Sequence[Event], followers: dict[int, list[int]], nar
     """The lists each status of the batch goes to (kicau/lists.py): for a new status that reaches its author's
     followers, the author's lists whose owners it reaches (``narrowed``, else every follower: the owner's blocks,
     mutes and follow options apply to its lists as to its home timeline); for a deleted one, every list of its
-    author. A large author's statuses are merged into lists at read time, as into home timelines."""
+    author, as for an edited one (its ``status.update``). A large author's statuses are merged into lists at read
+    time, as into home timelines."""
     found: dict[int, list[Membership]] = {}
     reached: dict[int, set[int]] = {}  # each author's followers, made a set once a batch
     for event in events:
-        if not isinstance(event, StatusCreated | StatusDeleted) or event.account_id not in followers:
+        if not isinstance(event, StatusCreated | StatusDeleted | StatusEdited) or event.account_id not in followers:
             continue
         lists = memberships.get(event.account_id)
         if not lists:
             continue
-        if isinstance(event, StatusDeleted):
+        if isinstance(event, StatusDeleted | StatusEdited):
             found[event.status_id] = lists
             continue
         if not reaches_followers(event.visibility):
@@ -312,6 +315,41 @@ def tag_changes(events: Sequence[Event], added: list[int], removed: list[int],
             [(tag, status_id) for status_id in removed for tag in tags.get(status_id, ())])
 
 
+PUBLIC_ONLY = frozenset({PUBLIC})
+
+
+def stream_tags(event: StatusCreated | StatusDeleted | StatusEdited) -> list[str]:
+    """The hashtags whose streams and followers an event goes to: an edit's goes to those of both versions (the
+    followers of a hashtag the edit removed had the status too)."""
+    if isinstance(event, StatusEdited):
+        return [*event.tags, *(tag for tag in event.tags_before if tag not in event.tags)]
+    return event.tags
+
+
+def edited_tags(events: Sequence[Event], listed: list[tuple[Any, ...]], unlisted: list[tuple[Any, ...]],
+                visibilities: frozenset[str], account: bool = False,
+                ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """``listed`` and ``unlisted`` (hashtag timeline or featured-hashtag changes of the batch's new and deleted
+    statuses) with its edits applied after them, in order: an edit of a status of one of ``visibilities`` lists
+    it under the hashtags it added and unlists it from those it dropped. Each pair (or triple, with the author
+    first when ``account``) ends in one of the two lists at most, as its last change left it."""
+    edits = [e for e in events if isinstance(e, StatusEdited) and e.visibility in visibilities
+             and e.tags != e.tags_before]
+    if not edits:
+        return listed, unlisted
+    state = {**dict.fromkeys(listed, True), **dict.fromkeys(unlisted, False)}
+    for e in edits:
+        def key(tag: str, e: StatusEdited = e) -> tuple[Any, ...]:
+            return (e.account_id, tag, e.status_id) if account else (tag, e.status_id)
+        for tag in e.tags_before:
+            if tag not in e.tags:
+                state[key(tag)] = False
+        for tag in e.tags:
+            if tag not in e.tags_before:
+                state[key(tag)] = True
+    return [k for k, v in state.items() if v], [k for k, v in state.items() if not v]
+
+
 def account_tag_changes(events: Sequence[Event]) -> tuple[list[tuple[int, str, int]], list[tuple[int, str, int]]]:
     """The (account, hashtag, status id) uses the batch records for featured hashtags (kicau/featured_tags.py) and
     those it removes: public and unlisted statuses with hashtags, no reblogs. One posted and deleted in the same
@@ -327,14 +365,15 @@ def account_tag_changes(events: Sequence[Event]) -> tuple[list[tuple[int, str, i
             [use for e, use in uses if isinstance(e, StatusDeleted)])
 
 
-def tag_followed(events: Sequence[Event]) -> list[StatusCreated | StatusDeleted]:
-    """The batch's statuses (and deletions) that go to their hashtags' followers: public ones, not reblogs, as
-    Mastodon's fanout delivers to hashtag followers."""
-    return [e for e in events if isinstance(e, StatusCreated | StatusDeleted) and e.tags
-            and e.visibility == PUBLIC and not e.reblog_of]
+def tag_followed(events: Sequence[Event]) -> list[StatusCreated | StatusDeleted | StatusEdited]:
+    """The batch's statuses (and deletions, and edits) that go to their hashtags' followers: public ones, not
+    reblogs, as Mastodon's fanout delivers to hashtag followers."""
+    return [e for e in events if isinstance(e, StatusCreated | StatusDeleted | StatusEdited) and stream_tags(e)
+            and e.visibility == PUBLIC and not (isinstance(e, StatusCreated | StatusDeleted) and e.reblog_of)]
 
 
-def tag_audiences(statuses: Sequence[StatusCreated | StatusDeleted], tag_followers: dict[str, list[int]],
+def tag_audiences(statuses: Sequence[StatusCreated | StatusDeleted | StatusEdited],
+                  tag_followers: dict[str, list[int]],
                   reached: dict[int, list[int]], hidden: dict[int, set[int]] | None = None) -> dict[int, list[int]]:
     """For each status id, the followers of its hashtags that its author's audience does not already reach:
     not its author, nor any of ``reached[author]`` (the author's followers, when they are known), nor any of
@@ -343,7 +382,7 @@ def tag_audiences(statuses: Sequence[StatusCreated | StatusDeleted], tag_followe
     hidden = hidden or {}
     for event in statuses:
         excluded = {event.account_id, *reached.get(event.account_id, ()), *hidden.get(event.account_id, ())}
-        audience = [a for a in dict.fromkeys(a for tag in event.tags for a in tag_followers.get(tag, ()))
+        audience = [a for a in dict.fromkeys(a for tag in stream_tags(event) for a in tag_followers.get(tag, ()))
                     if a not in excluded]
         if audience:
             audiences[event.status_id] = audience
@@ -408,7 +447,7 @@ class Fanout:
                 if not event.large:
                     needs_followers.add(event.account_id)
                 plans.append(_Plan(event, event.large))
-            elif isinstance(event, StatusCreated | StatusDeleted):
+            elif isinstance(event, StatusCreated | StatusDeleted | StatusEdited):
                 if event.account_id not in scale:
                     needs_followers.add(event.account_id)
                 plans.append(_Plan(event, event.account_id in scale))
@@ -436,7 +475,7 @@ class Fanout:
                              for f in recent_ids)),
             asyncio.gather(*(self.graph.followers_among(e.account_id, [m for m in e.mentions if m != e.account_id])
                              for e in direct)),
-            self.tag_followers.followers(sorted({t for e in hashtagged for t in e.tags})),
+            self.tag_followers.followers(sorted({t for e in hashtagged for t in stream_tags(e)})),
             self.hiders.followers(hiders_wanted(events, notices, scale | large)),
             # Each follow's own options, for its backfill (a follow is rare beside statuses: a read each).
             asyncio.gather(*(self.follow_options.store.of_follow(e.follower_id, e.followee_id) for e in follows)),
@@ -468,8 +507,8 @@ class Fanout:
         narrowed.update(exclusive_narrowed(events, followers, narrowed, memberships))
         audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills, lists)
         published, unpublished = public_changes(events)
-        tagged, untagged = tag_changes(events, published, unpublished)
-        used, unused = account_tag_changes(events)
+        tagged, untagged = edited_tags(events, *tag_changes(events, published, unpublished), PUBLIC_ONLY)
+        used, unused = edited_tags(events, *account_tag_changes(events), COUNTED, account=True)
         await self._deliver_all(plans, audiences, large, notices)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []
@@ -483,7 +522,7 @@ class Fanout:
             records.append(self.tag_uses.apply(used, unused))
         if tagged:
             # Their hashtags' recent use (kicau/tag_history.py): counts of distinct members, safe to repeat.
-            authors = {e.status_id: e.account_id for e in events if isinstance(e, StatusCreated)}
+            authors = {e.status_id: e.account_id for e in events if isinstance(e, StatusCreated | StatusEdited)}
             records.append(resp.round_trip(self.redis, tag_history.count_commands(
                 (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
@@ -496,7 +535,7 @@ class Fanout:
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
 
-    async def _tag_audiences(self, plans: list[_Plan], hashtagged: list[StatusCreated | StatusDeleted],
+    async def _tag_audiences(self, plans: list[_Plan], hashtagged: list[StatusCreated | StatusDeleted | StatusEdited],
                              tag_followers: dict[str, list[int]], followers: dict[int, list[int]],
                              hidden: dict[int, set[int]]) -> dict[int, list[int]]:
         """``tag_audiences`` of the batch. A large author's followers are never read whole (its followers
@@ -504,7 +543,8 @@ class Fanout:
         against them with one read."""
         audiences = tag_audiences(hashtagged, tag_followers, followers, hidden)
         large = [(p.event.status_id, p.event.account_id) for p in plans
-                 if p.large and isinstance(p.event, StatusCreated | StatusDeleted) and p.event.status_id in audiences]
+                 if p.large and isinstance(p.event, StatusCreated | StatusDeleted | StatusEdited)
+                 and p.event.status_id in audiences]
         if large:
             among = await asyncio.gather(*(self.graph.followers_among(author, audiences[status_id])
                                            for status_id, author in large))
@@ -585,6 +625,11 @@ class Fanout:
                     self._deliver(pipe, "delete", event, payload,
                                   [event.account_id, *followers[event.account_id], *by_tags.get(event.status_id, ())])
                     self._deliver_to_lists(pipe, "delete", event, payload, audiences.lists)
+            elif isinstance(event, StatusEdited):
+                card = cards.get(event.account_id)
+                if card is not None:
+                    self._deliver_edit(pipe, plan, event, compose_status(event.status_json.encode(), card).decode(),
+                                       audiences, public_listened)
         # When each notification's event was accepted, by notification id (a mention's is its status's).
         accepted: dict[int, float] = {}
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
@@ -609,7 +654,7 @@ class Fanout:
             await pipe.execute()
             published_ms = time.time() * 1000.0
             for plan in plans:
-                if isinstance(plan.event, StatusCreated | StatusDeleted):
+                if isinstance(plan.event, StatusCreated | StatusDeleted | StatusEdited):
                     FANOUT_PUBLISH_LAG_SECONDS.observe(max(0.0, published_ms - plan.event.occurred_at) / 1000.0)
 
     async def _write_all(self, plans: list[_Plan], audiences: _Audiences, recent: dict[int, list[int]]) -> int:
@@ -693,6 +738,8 @@ class Fanout:
                     continue
                 if isinstance(event, StatusFavourited | StatusUnfavourited):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
+                if isinstance(event, StatusEdited):
+                    continue  # timelines hold ids: reads render the new version (services/post/edits.py)
                 entries += await close_run(sender)
                 if isinstance(event, AccountScaleChanged):
                     if not event.large:
@@ -731,6 +778,26 @@ class Fanout:
             await sender.finish()
         return entries
 
+    def _deliver_edit(self, pipe: Pipeline, plan: _Plan, event: StatusEdited, payload: str, audiences: _Audiences,
+                      public_listened: bool) -> None:
+        """An edit's ``status.update``, to the streams its status went to: as a delete's, to its author and
+        followers (or their gateways, for a large author), its hashtags' followers and streams (of both
+        versions' hashtags), its author's lists, and a direct status's mentioned accounts (of either version)."""
+        by_tags = audiences.by_tags.get(event.status_id, [])
+        if public_listened and event.visibility == PUBLIC:
+            self._deliver(pipe, "status.update", event, payload, [PUBLIC_LISTENERS], public=True,
+                          tags=tuple(stream_tags(event)))
+        if not reaches_followers(event.visibility):
+            self._deliver(pipe, "status.update", event, payload, [event.account_id, *event.mentions])
+        elif plan.large:
+            self._broadcast(pipe, "status.update", event, payload, audiences.hidden.get(event.account_id, set()))
+            if by_tags:
+                self._deliver(pipe, "status.update", event, payload, by_tags)
+        else:
+            self._deliver(pipe, "status.update", event, payload,
+                          [event.account_id, *audiences.followers[event.account_id], *by_tags])
+            self._deliver_to_lists(pipe, "status.update", event, payload, audiences.lists)
+
     async def _cards_for_online(
         self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int], notifiers: set[int],
         public_listened: bool = False, by_tags: dict[int, list[int]] | None = None,
@@ -742,7 +809,7 @@ class Fanout:
         wanted = {
             e.account_id
             for e in events
-            if isinstance(e, StatusCreated)
+            if isinstance(e, StatusCreated | StatusEdited)
             and (e.account_id in large or e.account_id not in followers
                  or (public_listened and e.visibility == PUBLIC)
                  or self.online.any_online([e.account_id, *followers[e.account_id]])
@@ -751,14 +818,16 @@ class Fanout:
         return await self.accounts.cards(wanted) if wanted else {}
 
     def _deliver(
-        self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str, recipients: list[int],
+        self, pipe: Pipeline, kind: StreamKind, event: StatusCreated | StatusDeleted | StatusEdited, payload: str,
+        recipients: list[int],
         public: bool = False, tags: tuple[str, ...] = (), list_id: int = 0,
     ) -> None:
         # Queued ahead of the timeline writes of the same status, so streams are not held up by a large fanout.
         for gateway, online in self.online.gateways_of(recipients).items():
             delivery = StreamDelivery(
-                event="update" if kind == "update" else "delete",
+                event=kind,
                 status_id=event.status_id,
+                version_id=event.version_id if isinstance(event, StatusEdited) else 0,
                 accepted_at=event.occurred_at,
                 payload=payload,
                 recipients=online,
@@ -771,8 +840,8 @@ class Fanout:
             )
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 
-    def _deliver_to_lists(self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str,
-                          lists: dict[int, list[Membership]]) -> None:
+    def _deliver_to_lists(self, pipe: Pipeline, kind: StreamKind, event: StatusCreated | StatusDeleted | StatusEdited,
+                          payload: str, lists: dict[int, list[Membership]]) -> None:
         """The status's deliveries to the streams of the lists it goes to (kicau/lists.py), one a list and gateway
         of its online owner (gateways tell them apart from the owner's own by the list)."""
         for membership in lists.get(event.status_id, ()):
@@ -784,13 +853,14 @@ class Fanout:
                                       payload=payload, recipients=online)
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 
-    def _broadcast(self, pipe: Pipeline, kind: str, event: StatusCreated | StatusDeleted, payload: str,
-                   hidden_from: set[int]) -> None:
+    def _broadcast(self, pipe: Pipeline, kind: StreamKind, event: StatusCreated | StatusDeleted | StatusEdited,
+                   payload: str, hidden_from: set[int]) -> None:
         """One message for every gateway; each delivers to its own connections that follow the author, but not
         to those in ``hidden_from`` (who block or mute the author, or a reblog's)."""
         delivery = StreamDelivery(
-            event="update" if kind == "update" else "delete",
+            event=kind,
             status_id=event.status_id,
+            version_id=event.version_id if isinstance(event, StatusEdited) else 0,
             accepted_at=event.occurred_at,
             payload=payload,
             recipients=[],

@@ -84,6 +84,24 @@ class DeletedStatus(Status):
     text: str
 
 
+class StatusEdit(_Entity):
+    """One version of a status (GET /api/v1/statuses/:id/history)."""
+
+    content: str
+    spoiler_text: str
+    sensitive: bool
+    created_at: str
+    account: Account
+    media_attachments: list[Any]
+    emojis: list[Any]
+
+
+class StatusSource(_Entity):
+    id: str
+    text: str
+    spoiler_text: str
+
+
 class MutedAccount(Account):
     mute_expires_at: str | None
 
@@ -300,6 +318,13 @@ STATUS_BODY = body(params({
     "language": nullable({"type": "string", "maxLength": 16, "pattern": "^$|^(-*[A-Za-z0-9])+-*$"}),
     # An existing status (anything that is not an id is a 404; the id of no status is a 422).
     "in_reply_to_id": nullable({"type": ["string", "integer"]}),
+}, "status"))
+# An edit's (services/post/edits.py): the text required, the rest optional (the language kept unless given).
+STATUS_EDIT_BODY = body(params({
+    "status": text(min_length=1, max_length=500, blank=False),
+    "spoiler_text": nullable(text(max_length=500)),
+    "sensitive": nullable(BOOLEAN),
+    "language": nullable({"type": "string", "maxLength": 16, "pattern": "^$|^(-*[A-Za-z0-9])+-*$"}),
 }, "status"))
 # Whom a reblog is shown to (kicau/reblogs.py: a followers-only status's reblog stays followers-only).
 # A hashtag's name, with or without its '#' (kicau/hashtags.py): anything else is a 422.

@@ -224,6 +224,8 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
 
 # The streams of an account's own events.
 _OWN_STREAMS = frozenset(STREAM_EVENTS) - PUBLIC_STREAMS
+# The events whose SSE id is a resume point: a home timeline's new and deleted statuses.
+_RESUMABLE = frozenset({"update", "delete"})
 
 
 class Subscriptions:
@@ -505,7 +507,8 @@ class StreamHub:
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
-        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool, int], None] = collections.OrderedDict()
+        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool, int, int], None] = (
+            collections.OrderedDict())
         # Direct connections holding events for the next write round (module doc); empty when none is due.
         self._round: list[Connection] = []
 
@@ -595,7 +598,8 @@ class StreamHub:
         timeline's streams or to a large author's followers (see ``RECENT_DELIVERIES``). The fanout publishes one
         delivery of each per status and gateway, so a second one is a replay. (A large author's status may have
         both a broadcast and a delivery to accounts: the followers of its hashtags, kicau/tag_follows.py.)"""
-        key = (delivery.event, delivery.status_id, delivery.public, delivery.followers_of_author, delivery.list_id)
+        key = (delivery.event, delivery.status_id, delivery.public, delivery.followers_of_author, delivery.list_id,
+               delivery.version_id)
         dispatched = self._dispatched
         if key in dispatched:
             STREAM_DELIVERIES_REPEATED.inc()
@@ -646,11 +650,11 @@ class StreamHub:
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
         event = StreamEvent(
-            # Neither a notification nor a public timeline's or a list's event carries an SSE id: ids are the home
-            # timeline's resume points (Last-Event-ID).
+            # Neither a notification, an edit, nor a public timeline's or a list's event carries an SSE id: ids are
+            # the home timeline's resume points (Last-Event-ID).
             name=delivery.event,
             event_id=str(delivery.status_id)
-            if delivery.event != "notification" and not public and not delivery.list_id else None,
+            if delivery.event in _RESUMABLE and not public and not delivery.list_id else None,
             data=delivery.payload, accepted_at=delivery.accepted_at, public=public, list_id=delivery.list_id,
         )
         round_due = bool(self._round)

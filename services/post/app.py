@@ -34,9 +34,21 @@ from kicau.web import (
     reader_of,
     redis_ready,
 )
+from services.post.edits import EditStore, StatusChange
 from services.post.service import NewStatus, PostService
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
+
+
+class StatusChangeForm(BaseModel):
+    """An edit's body (services/post/edits.py): what Mastodon's update takes beside media and polls."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: StrictStr
+    sensitive: bool = False
+    spoiler_text: StrictStr = ""
+    language: StrictStr | None = None
 
 
 class StatusForm(BaseModel):
@@ -92,6 +104,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             reblogs=reblogs,
             bookmarks=bookmarks,
             pins=pins,
+            edits=EditStore(session, clients.write_consistency(common)),
         )
         yield
 
@@ -131,6 +144,25 @@ app.hot_routes.add("POST", "/internal/statuses", create_status)
 @app.get("/internal/statuses/{status_id}")
 async def get_status(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     return Response(await service.get(status_id, reader_of(account)), media_type=JSON)
+
+
+@app.put("/internal/statuses/{status_id}")
+async def edit_status(status_id: int, form: StatusChangeForm, service: Service,
+                      account: AccountHeader = None) -> Response:
+    change = StatusChange(text=form.status, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
+                          language=form.language)
+    return Response(await service.edit(account_id=acting_account_id(account), status_id=status_id, change=change),
+                    media_type=JSON)
+
+
+@app.get("/internal/statuses/{status_id}/history")
+async def status_history(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.history(status_id, reader_of(account)), media_type=JSON)
+
+
+@app.get("/internal/statuses/{status_id}/source")
+async def status_source(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.source(status_id, reader_of(account)), media_type=JSON)
 
 
 @app.post("/internal/statuses/{status_id}/favourite")

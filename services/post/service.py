@@ -26,12 +26,19 @@ from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
 from kicau.crash_points import crash_point
-from kicau.entities import compose_status, dumps, status_fragment, text_to_html
-from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited, StatusUnfavourited
+from kicau.entities import (
+    compose_status,
+    compose_status_list,
+    dumps,
+    status_edit_fragment,
+    status_fragment,
+    text_to_html,
+)
+from kicau.events import Event, StatusCreated, StatusDeleted, StatusEdited, StatusFavourited, StatusUnfavourited
 from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
-from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED
+from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
 from kicau.pins import MAX_PINS, PinStore
 from kicau.publishing import publish
 from kicau.reader_marks import Mark, mark_commands
@@ -42,6 +49,7 @@ from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
+from services.post.edits import EditStore, StatusChange, changes_anything, version_time
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
 
@@ -155,6 +163,7 @@ class PostService:
     reblogs: ReblogStore
     bookmarks: BookmarkStore
     pins: PinStore
+    edits: EditStore
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -664,3 +673,95 @@ class PostService:
         await self._take_back_all(status_id, account_id)
         await self._unpin_quietly(account_id, status_id)
         return _with_source(rendered, row)
+
+    # Edits (services/post/edits.py) ----------------------------------------------------------------------
+
+    async def _own_status(self, account_id: int, status_id: int) -> dict[str, Any]:
+        """The account's own live status's row; anyone else's answers exactly like a missing one."""
+        row = await self.store.get(status_id)
+        if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
+            raise ApiError(404, "Record not found")
+        return row
+
+    async def edit(self, *, account_id: int, status_id: int, change: StatusChange) -> bytes:
+        """Rewrite the account's own status; the status as it now reads.
+
+        Cassandra first (the row and its versions together), then the cached value dropped, then the event: a
+        failure before the event is out takes the edit back, so an answered edit is durable, read everywhere and
+        streamed, and a failed one left nothing. A crash after the write and before the event leaves the edit in
+        Cassandra, unstreamed and perhaps cached as before: the client's retry finds nothing left to change and
+        sends both again (edits are safe to repeat)."""
+        row = await self._own_status(account_id, status_id)
+        if row.get("reblog_of_id"):
+            raise ApiError(422, "Validation failed: A reblog cannot be edited")
+        change = change.applied_to(row)
+        validate(NewStatus(text=change.text, visibility=row.get("visibility") or PUBLIC, sensitive=change.sensitive,
+                           spoiler_text=change.spoiler_text, language=change.language), self.own.max_characters)
+        card = await self.accounts.card(account_id)
+        if card is None:
+            raise ApiError(401, "This method requires an authenticated user")
+        changed = changes_anything(row, change)
+        if not changed and row.get("edited_at") is None:
+            return await self.get(status_id, Reader(account_id))  # nothing to keep, nothing to stream
+        version_id = self.ids.next_id()
+        if changed:
+            mentions = await self.mentions.resolve(change.text)
+            edited_at = version_time(status_id, version_id, row["created_at"])
+            after = {**row, "text": change.text, "sensitive": change.sensitive, "spoiler_text": change.spoiler_text,
+                     "language": change.language, "mentions": mentions, "edited_at": edited_at,
+                     "content": text_to_html(change.text, mentions, self.settings.public_url)}
+            before_text = row.get("text") or ""
+            await self.edits.write(row, after, version_id, edited_at)
+        else:
+            # A retry of an edit already written: the event again, from the version before it.
+            after = row
+            versions = await self.edits.versions(status_id)
+            before_text = versions[-2]["text"] if len(versions) > 1 else row.get("text") or ""
+        username = str(msgspec.json.decode(card)["username"])
+        fragment = status_fragment(after, username=username, public_url=self.settings.public_url)
+        try:
+            await resp.round_trip(self.redis, [recount_command(status_id)])
+            crash_point("post.edit.written")
+            await self._publish(StatusEdited(
+                status_id=status_id, account_id=account_id, version_id=version_id, status_json=fragment.decode(),
+                visibility=row.get("visibility") or PUBLIC,
+                mentions=sorted({m.account_id for m in (*stored(row.get("mentions")), *stored(after.get("mentions")))}),
+                tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text)))
+        except BaseException:
+            if changed:
+                await self._undo_edit(row, version_id)
+            raise
+        if changed:
+            STATUSES_EDITED.inc()
+        return await self.get(status_id, Reader(account_id))
+
+    async def _undo_edit(self, row: dict[str, Any], version_id: int) -> None:
+        try:
+            await self.edits.undo(row, version_id)
+            await resp.round_trip(self.redis, [recount_command(row["id"])])
+        except Exception:
+            # Both engines failing at once: the edit stays written, unstreamed; a retry of it streams it.
+            log.exception("could not take back the edit of status %s", row["id"])
+
+    async def history(self, status_id: int, reader: Reader) -> bytes:
+        """Every version of a status the reader may see, oldest first, each with its author's card."""
+        await self.get(status_id, reader)
+        row = await self.store.get(status_id)
+        card = None if row is None else await self.accounts.card(int(row["account_id"]))
+        if row is None or card is None:
+            raise ApiError(404, "Record not found")
+        versions = await self.edits.versions(status_id) if row.get("edited_at") is not None else []
+        if not versions:
+            versions = [{**row, "version_id": status_id}]
+        return compose_status_list([
+            compose_status(status_edit_fragment(v, version_time(status_id, v["version_id"], row["created_at"])), card)
+            for v in versions])
+
+    async def source(self, status_id: int, reader: Reader) -> bytes:
+        """The text a status was written in, for an edit form."""
+        await self.get(status_id, reader)
+        row = await self.store.get(status_id)
+        if row is None:
+            raise ApiError(404, "Record not found")
+        return msgspec.json.encode({"id": str(status_id), "text": row.get("text") or "",
+                                    "spoiler_text": row.get("spoiler_text") or ""})

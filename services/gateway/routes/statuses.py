@@ -1,8 +1,8 @@
-"""Statuses: post, read, delete."""
+"""Statuses: post, read, edit, delete."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -12,7 +12,7 @@ from kicau.hot_routes import Answer
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
-from services.gateway.auth import OptionalToken, WriteUser
+from services.gateway.auth import OptionalToken, WriteUser, require
 from services.gateway.deps import Services, Settings, record_id
 from services.gateway.hot import counted_and_authorised
 from services.gateway.params import read_params
@@ -22,10 +22,14 @@ from services.gateway.upstreams import Caller, UpstreamResponse, passthrough
 router = APIRouter(tags=["statuses"])
 
 STATUS_FIELDS = ("status", "visibility", "sensitive", "spoiler_text", "language", "in_reply_to_id")
+# What an edit may change (services/post/edits.py): neither the visibility nor the status replied to.
+EDIT_FIELDS = ("status", "sensitive", "spoiler_text", "language")
+StatusWriter = Annotated[TokenInfo, require("write:statuses")]
+StatusReader = Annotated[TokenInfo, require("read:statuses")]
 
 
-def _status_body(params: dict[str, Any]) -> dict[str, Any]:
-    body = {k: params[k] for k in STATUS_FIELDS if k in params and params[k] is not None}
+def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS) -> dict[str, Any]:
+    body = {k: params[k] for k in fields if k in params and params[k] is not None}
     if "status" not in body:
         raise ApiError(422, "Validation failed: Text can't be blank")
     if params.get("media_ids") or params.get("poll"):
@@ -99,3 +103,30 @@ async def context(status_id: str, services: Services, token: OptionalToken) -> R
                responses={**doc.ok(doc.DeletedStatus), **doc.errors(401, 403, 404, 422)})
 async def delete_status(status_id: str, token: WriteUser, services: Services) -> Response:
     return passthrough(await services.post.call("DELETE", f"/internal/statuses/{record_id(status_id)}", token=token))
+
+
+@router.put("/api/v1/statuses/{status_id}", openapi_extra={**doc.STATUS_EDIT_BODY, **doc.BEARER},
+            responses={**doc.ok(doc.Status), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
+async def edit_status(status_id: str, request: Request, token: StatusWriter, services: Services,
+                      settings: Settings) -> Response:
+    """Rewrite one's own status: its text, spoiler, sensitivity and language (the last kept unless given); its
+    followers' streams get a ``status.update``. Anyone else's status is a 404, as a missing one."""
+    body = _status_body(await read_params(request, settings.max_body_bytes), EDIT_FIELDS)
+    return passthrough(await services.post.call("PUT", f"/internal/statuses/{record_id(status_id)}", json=body,
+                                                token=token))
+
+
+@router.get("/api/v1/statuses/{status_id}/history", openapi_extra=doc.OPTIONAL_BEARER,
+            responses={**doc.ok(list[doc.StatusEdit]), **doc.errors(401, 404)})
+async def status_history(status_id: str, services: Services, token: OptionalToken) -> Response:
+    """Every version of a status its reader may see, oldest first (one, if it was never edited)."""
+    return passthrough(await services.post.call("GET", f"/internal/statuses/{record_id(status_id)}/history",
+                                                token=token))
+
+
+@router.get("/api/v1/statuses/{status_id}/source", openapi_extra=doc.BEARER,
+            responses={**doc.ok(doc.StatusSource), **doc.errors(401, 403, 404)})
+async def status_source(status_id: str, services: Services, token: StatusReader) -> Response:
+    """The plain text a status was written in, for an edit form."""
+    return passthrough(await services.post.call("GET", f"/internal/statuses/{record_id(status_id)}/source",
+                                                token=token))

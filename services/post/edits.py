@@ -1,0 +1,114 @@
+"""Status edits: ``PUT /api/v1/statuses/:id`` rewrites a status's text, spoiler, sensitivity and language, and
+every version is kept for ``GET /api/v1/statuses/:id/history``.
+
+The status's row is rewritten in place (its id, author, visibility, reply and creation time never change) and
+the versions go to ``status_edits`` in the same logged batch: the first edit also keeps the status as posted,
+under the status's own id, so a history is whole from its first edit on. A status never edited has no rows
+there, and its history is its one version, as Mastodon answers it.
+
+Home and list timelines hold ids, so nothing in them changes: the status's cached value is dropped and the next
+read renders the new version from the row. The hashtags' timelines follow the new text and the streams that had
+the status get a ``status.update`` (the fanout, on ``StatusEdited``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
+
+from kicau.clients import execute, write_preparer
+from kicau.ids import ms_from_id
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """What an edit may change (Mastodon's update takes no visibility and no reply). Without a language the
+    status keeps its own, as Mastodon's does; the spoiler and sensitivity are as given (absent: none)."""
+
+    text: str
+    sensitive: bool = False
+    spoiler_text: str = ""
+    language: str | None = None
+
+    def applied_to(self, row: dict[str, Any]) -> StatusChange:
+        """The change with the status's language where it names none."""
+        return self if self.language is not None else replace(self, language=row.get("language"))
+
+
+def changes_anything(row: dict[str, Any], change: StatusChange) -> bool:
+    """Whether the edit differs from the status as it stands: an edit that changes nothing keeps no version (and
+    a retried one, whose first try was written, finds it so)."""
+    return ((row.get("text") or "", bool(row.get("sensitive")), row.get("spoiler_text") or "", row.get("language"))
+            != (change.text, change.sensitive, change.spoiler_text, change.language))
+
+
+def version_time(status_id: int, version_id: int, created_at: datetime) -> datetime:
+    """When a version was made: the status's own creation for the version as posted, else its snowflake's."""
+    if version_id == status_id:
+        return created_at
+    return datetime.fromtimestamp(ms_from_id(version_id) / 1000, UTC)
+
+
+class EditStore:
+    """Cassandra's side of an edit: the row rewritten and the versions kept, in one logged batch (both or
+    neither: a history never shows a version the status does not have, nor the reverse)."""
+
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        self._consistency = write_consistency
+        write = write_preparer(session, write_consistency)
+        self._rewrite = write(
+            "UPDATE statuses SET text = ?, content = ?, spoiler_text = ?, sensitive = ?, language = ?, mentions = ?,"
+            " edited_at = ? WHERE id = ?")
+        self._keep_version = write(
+            "INSERT INTO status_edits (status_id, version_id, text, content, spoiler_text, sensitive, language)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self._forget_version = write("DELETE FROM status_edits WHERE status_id = ? AND version_id = ?")
+        # A follow's languages are matched against the author's list entries (kicau/follow_options.py).
+        self._entry_language = write(
+            "UPDATE statuses_by_account SET language = ? WHERE account_id = ? AND status_id = ?")
+        self._versions = session.prepare(
+            "SELECT version_id, text, content, spoiler_text, sensitive, language FROM status_edits"
+            " WHERE status_id = ?")
+
+    def _batch(self) -> BatchStatement:
+        return BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
+
+    def _version_values(self, status_id: int, version_id: int, row: dict[str, Any]) -> tuple[Any, ...]:
+        return (status_id, version_id, row.get("text") or "", row.get("content") or "",
+                row.get("spoiler_text") or "", bool(row.get("sensitive")), row.get("language"))
+
+    def _row_values(self, status_id: int, row: dict[str, Any], edited_at: datetime | None) -> tuple[Any, ...]:
+        return (row.get("text") or "", row.get("content") or "", row.get("spoiler_text") or "",
+                bool(row.get("sensitive")), row.get("language"), row.get("mentions") or None, edited_at, status_id)
+
+    async def write(self, before: dict[str, Any], after: dict[str, Any], version_id: int,
+                    edited_at: datetime) -> None:
+        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit)."""
+        status_id = before["id"]
+        batch = self._batch()
+        if before.get("edited_at") is None:
+            batch.add(self._keep_version, self._version_values(status_id, status_id, before))
+        batch.add(self._keep_version, self._version_values(status_id, version_id, after))
+        batch.add(self._rewrite, self._row_values(status_id, after, edited_at))
+        if after.get("language") != before.get("language"):
+            batch.add(self._entry_language, (after.get("language"), before["account_id"], status_id))
+        await execute(self._session, batch)
+
+    async def undo(self, before: dict[str, Any], version_id: int) -> None:
+        """An edit whose event could not be published, taken back: the row as it was, the new version gone (the
+        version as posted may stay: a history reads versions only once the row says it was edited)."""
+        status_id = before["id"]
+        batch = self._batch()
+        batch.add(self._forget_version, (status_id, version_id))
+        batch.add(self._rewrite, self._row_values(status_id, before, before.get("edited_at")))
+        batch.add(self._entry_language, (before.get("language"), before["account_id"], status_id))
+        await execute(self._session, batch)
+
+    async def versions(self, status_id: int) -> list[dict[str, Any]]:
+        """Every kept version, oldest first."""
+        return list(await execute(self._session, self._versions, (status_id,)))

@@ -1,0 +1,159 @@
+"""Status edits against the running stack (services/post/edits.py): ``PUT /api/v1/statuses/:id`` rewrites the
+status everywhere it is read (the status itself, its author's and followers' timelines, cached or not), keeps each
+version for ``/history``, gives ``/source``, moves the status between hashtag timelines, and streams a
+``status.update`` to its followers' and the public streams; bad input is a 4xx that changes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tests.conftest import User, eventually, narrow_token
+from tests.gateway.test_public_stream import public_stream
+from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
+from tests.timeline.test_tag_timeline import fresh_tag, ids, tagged
+
+
+def post(http: httpx.Client, author: User, text: str, **fields: Any) -> dict[str, Any]:
+    answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, **fields})
+    assert answer.status_code == 200, answer.text
+    posted: dict[str, Any] = answer.json()
+    return posted
+
+
+def edit(http: httpx.Client, author: User, status_id: str, text: str, **fields: Any) -> httpx.Response:
+    return http.put(f"/api/v1/statuses/{status_id}", headers=author.auth, json={"status": text, **fields})
+
+
+def history(http: httpx.Client, status_id: str, reader: User | None = None) -> list[dict[str, Any]]:
+    answer = http.get(f"/api/v1/statuses/{status_id}/history", headers=reader.auth if reader else {})
+    assert answer.status_code == 200, answer.text
+    versions: list[dict[str, Any]] = answer.json()
+    return versions
+
+
+def contents(http: httpx.Client, reader: User, path: str) -> dict[str, str]:
+    answer = http.get(path, headers=reader.auth)
+    assert answer.status_code == 200, answer.text
+    return {s["id"]: s["content"] for s in answer.json()}
+
+
+def test_an_edit_is_read_everywhere_and_every_version_is_kept(http: httpx.Client,
+                                                              make_user: Callable[..., User]) -> None:
+    author, follower = make_user("ed_a"), make_user("ed_f")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
+    first, second = fresh_tag(), fresh_tag()
+    posted = post(http, author, f"first words #{first}", spoiler_text="cw", language="en")
+    status_id = posted["id"]
+    assert posted["edited_at"] is None
+    assert history(http, status_id) == [{**history(http, status_id)[0], "content": posted["content"],
+                                         "spoiler_text": "cw", "sensitive": False, "created_at": posted["created_at"]}]
+    # Every reader has it cached before the edit: home, the author's profile, the status itself, the hashtag.
+    eventually(lambda: status_id in contents(http, follower, "/api/v1/timelines/home") or None)
+    assert contents(http, follower, f"/api/v1/accounts/{author.id}/statuses")[status_id] == posted["content"]
+    assert eventually(lambda: ids(tagged(http, first)) == [status_id] or None)
+
+    answer = edit(http, author, status_id, f"second words #{second} @{follower.username}", sensitive=True)
+    assert answer.status_code == 200, answer.text
+    edited = answer.json()
+    assert edited["id"] == status_id and edited["created_at"] == posted["created_at"]
+    assert "second words" in edited["content"] and f"/tags/{second}" in edited["content"]
+    assert [m["id"] for m in edited["mentions"]] == [follower.id]
+    assert [t["name"] for t in edited["tags"]] == [second]
+    # Without a spoiler the edit has none; without a language it keeps the status's own (as Mastodon's).
+    assert (edited["spoiler_text"], edited["sensitive"], edited["language"]) == ("", True, "en")
+    assert edited["edited_at"] is not None and edited["edited_at"] > edited["created_at"]
+    assert edited["account"]["statuses_count"] == posted["account"]["statuses_count"]
+
+    for path in ("/api/v1/timelines/home", f"/api/v1/accounts/{author.id}/statuses"):
+        assert contents(http, follower, path)[status_id] == edited["content"], path
+    shown = http.get(f"/api/v1/statuses/{status_id}", headers=follower.auth).json()
+    assert (shown["content"], shown["edited_at"]) == (edited["content"], edited["edited_at"])
+    # The hashtag timelines follow the text: off the one it dropped, onto the one it gained.
+    eventually(lambda: (ids(tagged(http, first)), ids(tagged(http, second))) == ([], [status_id]) or None)
+
+    source = http.get(f"/api/v1/statuses/{status_id}/source", headers=follower.auth)
+    assert source.json() == {"id": status_id, "text": f"second words #{second} @{follower.username}",
+                             "spoiler_text": ""}, source.text
+
+    third = edit(http, author, status_id, "third words", language="de").json()
+    assert third["edited_at"] > edited["edited_at"] and third["language"] == "de"
+    versions = history(http, status_id, follower)
+    assert [v["content"] for v in versions] == [posted["content"], edited["content"], third["content"]]
+    assert [v["created_at"] for v in versions] == [posted["created_at"], edited["edited_at"], third["edited_at"]]
+    assert [v["sensitive"] for v in versions] == [False, True, False]
+    assert [v["spoiler_text"] for v in versions] == ["cw", "", ""]
+    assert all(v["account"]["id"] == author.id for v in versions)
+    eventually(lambda: ids(tagged(http, second)) == [] or None)
+
+    # An edit that changes nothing keeps no version.
+    same = edit(http, author, status_id, "third words", language="de").json()
+    assert same["edited_at"] == third["edited_at"] and len(history(http, status_id)) == 3
+
+
+def test_an_edit_streams_a_status_update(gateway_url: str, http: httpx.Client,
+                                         make_user: Callable[..., User]) -> None:
+    author, follower, stranger = make_user("eds_a"), make_user("eds_f"), make_user("eds_s")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
+    with public_stream(gateway_url, follower, "/api/v1/streaming/user") as home, \
+            public_stream(gateway_url, stranger, "/api/v1/streaming/public") as public:
+        warm_until_seen(gateway_url, author, home)
+        warm_until_seen(gateway_url, author, public, text="public warm-up")
+        # The home stream got the public warm-ups too (how many, it tells): read both up to the new status.
+        status_id = post(http, author, "before")["id"]
+        for lines in (home, public):
+            while status_of(read_events(lines, 1)[0]) != status_id:
+                pass
+        for round_ in range(2):  # each edit is its own event
+            edited = edit(http, author, status_id, f"after {round_}").json()
+            for lines in (home, public):
+                (event,) = read_events(lines, 1)
+                # Mastodon's name; no SSE id (a resume point is a new status's).
+                assert event["event"] == "status.update" and "id" not in event, event
+                streamed = json.loads(event["data"])
+                assert (streamed["id"], streamed["content"], streamed["edited_at"]) == (
+                    status_id, edited["content"], edited["edited_at"])
+                assert streamed["account"]["id"] == author.id
+
+
+def test_bad_edits_answer_4xx_and_change_nothing(http: httpx.Client, make_user: Callable[..., User],
+                                                 app_credentials: dict[str, Any]) -> None:
+    author, other = make_user("edb_a"), make_user("edb_o")
+    status_id = post(http, author, "as posted")["id"]
+    private_id = post(http, author, "followers only", visibility="private")["id"]
+    reblog_id = http.post(f"/api/v1/statuses/{status_id}/reblog", headers=other.auth).json()["id"]
+
+    def refused(answer: httpx.Response, code: int) -> None:
+        assert answer.status_code == code and set(answer.json()) == {"error"}, answer.text
+
+    refused(edit(http, other, status_id, "not mine"), 404)  # someone else's: as a missing one
+    refused(edit(http, author, "999999999999", "nothing there"), 404)
+    refused(edit(http, author, "not-an-id", "nothing there"), 404)
+    refused(edit(http, other, reblog_id, "a reblog"), 422)
+    refused(http.put(f"/api/v1/statuses/{status_id}", headers=author.auth, json={"sensitive": True}), 422)
+    refused(edit(http, author, status_id, "   "), 422)
+    refused(edit(http, author, status_id, "x" * 501), 422)
+    refused(edit(http, author, status_id, "x" * 400, spoiler_text="y" * 101), 422)
+    refused(edit(http, author, status_id, "bad language", language="e n"), 422)
+    refused(edit(http, author, status_id, "with media", media_ids=["1"]), 422)
+    refused(edit(http, author, status_id, "nul \x00"), 422)
+    refused(http.put(f"/api/v1/statuses/{status_id}", json={"status": "no token"}), 401)
+    reader_only = narrow_token(http, app_credentials, author, "read")
+    refused(http.put(f"/api/v1/statuses/{status_id}", headers=reader_only, json={"status": "read scope"}), 403)
+    refused(http.put(f"/api/v1/statuses/{status_id}", headers={**author.auth, "Content-Type": "application/json"},
+                     content=b"{not json"), 400)
+    # The status is as posted, with one version.
+    shown = http.get(f"/api/v1/statuses/{status_id}").json()
+    assert (shown["content"], shown["edited_at"]) == ("<p>as posted</p>", None)
+    assert [v["content"] for v in history(http, status_id)] == ["<p>as posted</p>"]
+    # What a reader may not see has no history or source either; a source needs a token.
+    refused(http.get(f"/api/v1/statuses/{private_id}/history", headers=other.auth), 404)
+    refused(http.get(f"/api/v1/statuses/{private_id}/source", headers=other.auth), 404)
+    refused(http.get(f"/api/v1/statuses/{status_id}/source"), 401)
+    refused(http.get("/api/v1/statuses/123/history"), 404)
+    # A deleted status is not edited.
+    assert http.delete(f"/api/v1/statuses/{status_id}", headers=author.auth).status_code == 200
+    refused(edit(http, author, status_id, "too late"), 404)
