@@ -40,7 +40,7 @@ from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
 from kicau.pins import MAX_PINS, PinStore
-from kicau.publishing import publish
+from kicau.publishing import enqueue, publish
 from kicau.reader_marks import Mark, mark_commands
 from kicau.reblogs import VISIBILITIES as REBLOG_VISIBILITIES
 from kicau.reblogs import ReblogStore, may_reblog, reblog_visibility
@@ -718,30 +718,48 @@ class PostService:
             versions = await self.edits.versions(status_id)
             before_text = versions[-2]["text"] if len(versions) > 1 else row.get("text") or ""
         username = str(msgspec.json.decode(card)["username"])
-        fragment = status_fragment(after, username=username, public_url=self.settings.public_url)
+        edited = self._edited_event(row, after, version_id, username, before_text)
         try:
             await resp.round_trip(self.redis, [recount_command(status_id)])
             crash_point("post.edit.written")
-            await self._publish(StatusEdited(
-                status_id=status_id, account_id=account_id, version_id=version_id, status_json=fragment.decode(),
-                visibility=row.get("visibility") or PUBLIC,
-                mentions=sorted({m.account_id for m in (*stored(row.get("mentions")), *stored(after.get("mentions")))}),
-                tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text)))
+            await self._publish(edited)
         except BaseException:
             if changed:
-                await self._undo_edit(row, version_id)
+                await self._undo_edit(row, self._edited_event(after, row, self.ids.next_id(), username,
+                                                              after["text"]), version_id)
             raise
         if changed:
             STATUSES_EDITED.inc()
         return await self.get(status_id, Reader(account_id))
 
-    async def _undo_edit(self, row: dict[str, Any], version_id: int) -> None:
+    def _edited_event(self, before: dict[str, Any], after: dict[str, Any], version_id: int, username: str,
+                      before_text: str) -> StatusEdited:
+        """The event of a status going from ``before`` to ``after`` (``before_text``: the text whose hashtags it
+        leaves)."""
+        return StatusEdited(
+            status_id=after["id"], account_id=after["account_id"], version_id=version_id,
+            status_json=status_fragment(after, username=username, public_url=self.settings.public_url).decode(),
+            visibility=after.get("visibility") or PUBLIC,
+            mentions=sorted({m.account_id for m in (*stored(before.get("mentions")), *stored(after.get("mentions")))}),
+            tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text))
+
+    async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int) -> None:
+        """Take back an edit whose event was not acknowledged: the row and versions as they were, the cached
+        value dropped, and ``restored`` (the edit back to ``row``) handed to the producer. An event that timed out
+        may still reach the broker (the producer retries it): the restoring one follows it on the author's
+        partition, so the streams and hashtag timelines end where the status is."""
         try:
             await self.edits.undo(row, version_id)
             await resp.round_trip(self.redis, [recount_command(row["id"])])
         except Exception:
             # Both engines failing at once: the edit stays written, unstreamed; a retry of it streams it.
             log.exception("could not take back the edit of status %s", row["id"])
+            return
+        try:
+            async with asyncio.timeout(AFTER_COMMIT_SECONDS):
+                await enqueue(self.producer, self.settings.kafka_statuses_topic, restored)
+        except Exception:
+            log.warning("could not hand over the event restoring status %s", row["id"], exc_info=True)
 
     async def history(self, status_id: int, reader: Reader) -> bytes:
         """Every version of a status the reader may see, oldest first, each with its author's card."""

@@ -39,12 +39,16 @@ class Updates(StreamListener):
         super().__init__()
         self.updates: list[str] = []
         self.deleted: list[str] = []
+        self.edited: list[tuple[str, str]] = []  # (id, content) of each status.update
 
     def on_update(self, status: Any) -> None:
         self.updates.append(str(status["id"]))
 
     def on_delete(self, status_id: Any) -> None:
         self.deleted.append(str(status_id))
+
+    def on_status_update(self, status: Any) -> None:
+        self.edited.append((str(status["id"]), status["content"]))
 
 
 def warm_up(poster: Mastodon, listener: Updates, text: str) -> None:
@@ -372,6 +376,32 @@ def test_lists(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert amy.list_accounts(made["id"]) == []
     amy.list_delete(made["id"])
     assert amy.lists() == []
+
+
+def test_edits(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py edits (``status_update``, ``status_history``, ``status_source``, ``on_status_update``)."""
+    amy, _, _ = register(gateway_url, app_keys, "amy")
+    ben, _, _ = register(gateway_url, app_keys, "ben")
+    ben.account_follow(amy.account_verify_credentials()["id"])
+    listener = Updates()
+    handle = ben.stream_user(listener, run_async=True)
+    try:
+        warm_up(amy, listener, "warm-up")
+        posted = amy.status_post("first draft", spoiler_text="draft")
+        changed = amy.status_update(posted["id"], "second draft", sensitive=True)
+        assert (changed["content"], changed["spoiler_text"], changed["sensitive"]) == ("<p>second draft</p>", "",
+                                                                                       True)
+        assert changed["edited_at"] is not None and changed["edited_at"] >= changed["created_at"]
+        eventually(lambda: (str(posted["id"]), "<p>second draft</p>") in listener.edited or None)
+    finally:
+        handle.close()
+    versions = ben.status_history(posted["id"])
+    assert [(v["content"], v["spoiler_text"]) for v in versions] == [("<p>first draft</p>", "draft"),
+                                                                      ("<p>second draft</p>", "")]
+    assert amy.status_source(posted["id"])["text"] == "second draft"
+    assert ben.status(posted["id"])["content"] == "<p>second draft</p>"
+    with pytest.raises(MastodonNotFoundError):
+        ben.status_update(posted["id"], "not mine")
 
 
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:

@@ -1,0 +1,91 @@
+"""Status edits meeting faults (services/post/edits.py).
+
+- The post service dies (``os._exit`` at a crash point, as a SIGKILL would end it) after the edit is written to
+  Cassandra and the cached value dropped, before its event is published: the client gets a Mastodon error, never
+  500, and its retry, once `stack up` has restarted the service, finds the edit written and publishes it: one new
+  version, read everywhere, the status moved to its new hashtag's timeline.
+- Kafka is paused (SIGSTOP) while an edit is published: the edit answers 503 and is taken back (the status reads
+  as before, with one version), and once Kafka resumes, the event that timed out, if the producer still delivers
+  it, is followed by the one restoring the status: its hashtag timelines end as its text says."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import User, eventually
+from tests.faults import harness
+from tests.faults.conftest import Faults
+from tests.post.test_edits import edit, history, post
+from tests.timeline.test_home_invariant import home_ids
+from tests.timeline.test_tag_timeline import fresh_tag, ids, tagged
+
+
+def _read_by(http: httpx.Client, reader: User, status_id: str) -> str:
+    answer = http.get(f"/api/v1/statuses/{status_id}", headers=reader.auth)
+    assert answer.status_code == 200, answer.text
+    content: str = answer.json()["content"]
+    return content
+
+
+def _fanned_out(http: httpx.Client, author: User, reader: User) -> None:
+    """Wait until the fanout has dealt with every event of ``author`` so far: a new status of its reaches
+    ``reader``'s home timeline (one author's events are fanned out in order)."""
+    marker = post(http, author, "marker")["id"]
+    eventually(lambda: marker in home_ids(http, reader) or None, timeout=60)
+
+
+@pytest.mark.timeout(300)
+def test_an_edit_retried_after_a_post_service_crash_is_published_once(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults,
+) -> None:
+    author, follower = make_user("efc_a"), make_user("efc_f")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
+    assert home_ids(http, follower) == []  # read once: from here the fanout writes it
+    before, after = fresh_tag(), fresh_tag()
+    status_id = post(http, author, f"as posted #{before}")["id"]
+    eventually(lambda: ids(tagged(http, before)) == [status_id] or None)
+    assert _read_by(http, follower, status_id) == _read_by(http, author, status_id)  # cached for both
+
+    broken, restart_seconds = faults.crash_during(
+        "post", "post.edit.written", lambda: edit(http, author, status_id, f"as edited #{after}"))
+
+    retried = edit(http, author, status_id, f"as edited #{after}")
+    assert retried.status_code == 200, retried.text
+    assert [v["content"] for v in history(http, status_id)][1:] == [retried.json()["content"]]
+    assert _read_by(http, follower, status_id) == retried.json()["content"]
+    # The retry published the edit: its hashtag timelines moved.
+    eventually(lambda: (ids(tagged(http, before)), ids(tagged(http, after))) == ([], [status_id]) or None)
+    harness.figure(f"post service died at post.edit.written: answered {broken.status_code}; restarted in "
+                   f"{restart_seconds:.1f}s; the retry published the edit once")
+
+
+@pytest.mark.timeout(300)
+def test_an_edit_kafka_does_not_take_is_taken_back(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults,
+) -> None:
+    author, follower = make_user("efk_a"), make_user("efk_f")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
+    assert home_ids(http, follower) == []
+    before, after = fresh_tag(), fresh_tag()
+    posted = post(http, author, f"as posted #{before}")
+    status_id = posted["id"]
+    eventually(lambda: ids(tagged(http, before)) == [status_id] or None)
+
+    broker = harness.engine_pid("kafka")
+    faults.pause(broker)
+    try:
+        refused = edit(http, author, status_id, f"never kept #{after}")
+    finally:
+        faults.resume(broker)
+    assert refused.status_code == 503 and set(refused.json()) == {"error"}, refused.text
+    shown = http.get(f"/api/v1/statuses/{status_id}").json()
+    assert (shown["content"], shown["edited_at"]) == (posted["content"], None)
+    assert [v["content"] for v in history(http, status_id)] == [posted["content"]]
+
+    _fanned_out(http, author, follower)
+    assert (ids(tagged(http, before)), ids(tagged(http, after))) == ([status_id], [])
+    assert _read_by(http, follower, status_id) == posted["content"]
+    harness.figure("Kafka paused during an edit: answered 503, the status as before, its hashtags' timelines too")
