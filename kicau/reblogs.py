@@ -76,6 +76,18 @@ class ReblogStore(Claims):
     async def remove_from_list(self, status_id: int, reblog_id: int) -> None:
         await execute(self._session, self._unlist, (status_id, reblog_id))
 
+    async def boosters(self, status_id: int, page: int = 1000) -> list[int]:
+        """Every account that reblogs the status (an edit notifies each, services/post/edits.py), read a page at a
+        time."""
+        found: list[int] = []
+        cursor = None
+        while rows := await self.of_status(status_id, max_id=cursor, since_id=None, min_id=None, limit=page):
+            found += [account_id for _, account_id in rows]
+            if len(rows) < page:
+                break
+            cursor = rows[-1][0]
+        return found
+
     async def of_status(self, status_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                         limit: int) -> list[tuple[int, int]]:
         """(reblog id, account id) of the status's reblogs, newest first, with Mastodon's cursors (reblog ids)."""

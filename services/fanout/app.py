@@ -23,6 +23,7 @@ from kicau.lists import ListStore
 from kicau.notifications import NotificationStore
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
+from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
@@ -61,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             list_memberships=KeptUnderVersions(ListStore(session, clients.write_consistency(common)).lists_of_member),
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
+            reblogs=ReblogStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),

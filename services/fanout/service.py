@@ -75,13 +75,14 @@ from kicau.notifications import (
     MENTION,
     REBLOG,
     STATUS,
+    UPDATE,
     Notification,
     NotificationStore,
     rendered,
 )
 from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
-from kicau.reblogs import with_reblog
+from kicau.reblogs import ReblogStore, with_reblog
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
@@ -161,6 +162,14 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
             found.append(Notification(event.reblog_author, event.status_id, REBLOG, event.account_id,
                                       event.reblog_of))
     return found
+
+
+def update_notifications(edits: Sequence[StatusEdited], boosters: Sequence[list[int]]) -> list[Notification]:
+    """An ``update`` for each account that reblogged an edited status (``boosters``, each edit's), as Mastodon
+    notifies an edit; never the author itself. Its id is the edit's version: each edit notifies once."""
+    return [Notification(account, edit.version_id, UPDATE, edit.account_id, edit.status_id)
+            for edit, accounts in zip(edits, boosters, strict=True)
+            for account in dict.fromkeys(accounts) if account != edit.account_id]
 
 
 def hiders_wanted(events: Sequence[Event], notices: Sequence[Notification], large: set[int]) -> list[int]:
@@ -430,6 +439,7 @@ class Fanout:
     hiders: FollowerLists[int]  # who blocks or mutes an author (kicau/blocks_and_mutes.py), encoded
     follow_options: KeptOptions  # followers' options of each author, under its follower list's version
     list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
+    reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -467,6 +477,10 @@ class Fanout:
         taken_back = set(removed)
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
+        edits = [e for e in events if isinstance(e, StatusEdited) and e.status_id not in gone]
+        if edits:  # rare: a read of each edited status's reblogs
+            notices += update_notifications(edits, await asyncio.gather(*(self.reblogs.boosters(e.status_id)
+                                                                          for e in edits)))
         follows = [e for e in events if isinstance(e, FollowCreated)]
         (follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists,
          follows_options) = await asyncio.gather(
@@ -628,8 +642,8 @@ class Fanout:
             elif isinstance(event, StatusEdited):
                 card = cards.get(event.account_id)
                 if card is not None:
-                    self._deliver_edit(pipe, plan, event, compose_status(event.status_json.encode(), card).decode(),
-                                       audiences, public_listened)
+                    updates[event.status_id] = compose_status(event.status_json.encode(), card).decode()
+                    self._deliver_edit(pipe, plan, event, updates[event.status_id], audiences, public_listened)
         # When each notification's event was accepted, by notification id (a mention's is its status's).
         accepted: dict[int, float] = {}
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
@@ -641,6 +655,8 @@ class Fanout:
             elif isinstance(event, StatusFavourited):
                 accepted[event.favourite_id] = event.occurred_at
                 favoured[event.favourite_id] = event.status
+            elif isinstance(event, StatusEdited):
+                accepted[event.version_id] = event.occurred_at
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
             status = (favoured.get(notice.id) if notice.type == FAVOURITE

@@ -1,5 +1,5 @@
 """Mastodon's ``list`` stream (kicau/lists.py): the statuses reaching one of the user's lists' timelines as they are
-posted, and their deletions; never a status of an account outside the list. Over SSE (``?list=``) and over a
+posted, their edits and their deletions; never a status of an account outside the list. Over SSE (``?list=``) and over a
 WebSocket beside ``user``, each frame naming its stream as Mastodon's do (``["list", "<id>"]``); a list that is not
 the user's is a 404, none named a 400."""
 
@@ -35,6 +35,12 @@ def test_a_lists_statuses_and_their_deletions_stream_to_its_owner(
         # The first event after the warm-up is the member's: neither of the others was streamed. No resume id.
         assert update["event"] == "update" and "id" not in update, update
         assert json.loads(update["data"])["id"] == shown
+        # An edit of it comes as Mastodon's status.update (services/post/edits.py).
+        edited = http.put(f"/api/v1/statuses/{shown}", headers=member.auth, json={"status": "in the list, edited"})
+        assert edited.status_code == 200, edited.text
+        (update,) = read_events(lines, 1)
+        assert update["event"] == "status.update" and "id" not in update, update
+        assert json.loads(update["data"])["content"] == edited.json()["content"]
         assert http.delete(f"/api/v1/statuses/{shown}", headers=member.auth).status_code == 200
         (deleted,) = read_events(lines, 1)
         assert (deleted["event"], status_of(deleted)) == ("delete", shown)

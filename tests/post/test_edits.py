@@ -157,3 +157,35 @@ def test_bad_edits_answer_4xx_and_change_nothing(http: httpx.Client, make_user: 
     # A deleted status is not edited.
     assert http.delete(f"/api/v1/statuses/{status_id}", headers=author.auth).status_code == 200
     refused(edit(http, author, status_id, "too late"), 404)
+
+
+def test_an_edit_notifies_who_reblogged_it(gateway_url: str, http: httpx.Client,
+                                           make_user: Callable[..., User]) -> None:
+    """As Mastodon's: each edit of a status notifies every account that reblogged it (``update``), over its
+    streams and in its notifications, never the author for its own reblog; the notification shows the status as
+    it now reads."""
+    author, booster, other = make_user("edn_a"), make_user("edn_b"), make_user("edn_o")
+    status_id = post(http, author, "to be boosted")["id"]
+    for account in (booster, author):
+        assert http.post(f"/api/v1/statuses/{status_id}/reblog", headers=account.auth).status_code == 200
+    with public_stream(gateway_url, booster, "/api/v1/streaming/user/notification") as lines:
+        warm_until_seen(gateway_url, other, lines, text=f"warm-up @{booster.username}")
+        changed = edit(http, author, status_id, "boosted, then edited").json()
+        (event,) = read_events(lines, 1)
+        assert event["event"] == "notification", event
+        notice = json.loads(event["data"])
+        assert (notice["type"], notice["account"]["id"], notice["status"]["id"]) == ("update", author.id, status_id)
+        assert notice["status"]["content"] == changed["content"]
+
+    def updates(reader: User) -> list[dict[str, Any]]:
+        answer = http.get("/api/v1/notifications?types[]=update", headers=reader.auth)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()
+        return found
+
+    (listed,) = updates(booster)
+    assert (listed["id"], listed["status"]["content"]) == (notice["id"], changed["content"])
+    assert updates(author) == []
+    again = edit(http, author, status_id, "edited twice").json()
+    eventually(lambda: len(updates(booster)) == 2 or None)
+    assert [n["status"]["content"] for n in updates(booster)] == [again["content"]] * 2

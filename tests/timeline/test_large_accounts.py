@@ -219,6 +219,33 @@ def test_large_account_streams_follow_the_graph_at_once(
     assert not in_home_feed(redis_client, late, large[2])
 
 
+def test_a_large_accounts_edit_reaches_its_followers_streams(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """A large account's edit goes out as its statuses do, by broadcast to the gateways (each delivers it to its
+    own streams that follow the author): a follower gets the ``status.update``, a stream that does not follow the
+    author does not; a follower's home page, merged at read time, reads the new version."""
+    star, outsider = make_user("estar"), make_user("eout")
+    fans = [make_user("efan") for _ in range(THRESHOLD)]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    with user_streams(gateway_url, fans[0], outsider) as (fan_lines, outsider_lines):
+        time.sleep(0.5)
+        status_id = str(http.post("/api/v1/statuses", headers=star.auth, json={"status": "as posted"}).json()["id"])
+        assert next_update(fan_lines) == status_id
+        edited = http.put(f"/api/v1/statuses/{status_id}", headers=star.auth, json={"status": "as edited"})
+        assert edited.status_code == 200, edited.text
+        (event,) = read_events(fan_lines, 1)
+        assert event["event"] == "status.update", event
+        assert json.loads(event["data"])["content"] == edited.json()["content"]
+        # The outsider's stream: its own next status is the first thing it gets.
+        marker = str(http.post("/api/v1/statuses", headers=outsider.auth, json={"status": "mine"}).json()["id"])
+        (first,) = read_events(outsider_lines, 1)
+        assert (first["event"], first.get("id")) == ("update", marker), first
+    home = {s["id"]: s["content"] for s in http.get("/api/v1/timelines/home", headers=fans[1].auth).json()}
+    assert home[status_id] == edited.json()["content"]
+
+
 def test_a_large_accounts_direct_status_stays_with_it(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
     redis_client: redis.Redis,
