@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from toot import App, api
+from toot import User as TootUser
 
 from tests.conftest import User, eventually
 
@@ -195,3 +197,22 @@ def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable
     assert f"#{tag}" in toot(config, "tags", "featured")
     assert f"Tag #{tag} is no longer featured" in toot(config, "tags", "unfeature", f"#{tag}")
     assert "don't have any featured hashtags" in toot(config, "tags", "featured")
+
+
+def test_toot_edits_as_its_tui_does(http: httpx.Client, make_user: Callable[..., User],
+                                    app_credentials: dict[str, str], gateway_url: str) -> None:
+    """toot's TUI edits through ``toot.api``: it reads the status's source, then sends the new text with the
+    status's visibility, a spoiler and ``sensitive: false`` (and, in JSON, no media). Kicau keeps the visibility,
+    which an edit cannot change."""
+    author = make_user("tted")
+    app = App("kicau", gateway_url, app_credentials["client_id"], app_credentials["client_secret"])
+    user = TootUser("kicau", author.username, author.auth["Authorization"].removeprefix("Bearer "))
+    posted = api.post_status(app, user, "from toot", visibility="unlisted").json()
+    source = api.fetch_status_source(app, user, posted["id"]).json()
+    assert (source["text"], source["spoiler_text"]) == ("from toot", "")
+    edited = api.edit_status(app, user, posted["id"], source["text"] + ", edited", spoiler_text="cw",
+                             visibility="public").json()
+    assert (edited["content"], edited["spoiler_text"], edited["visibility"]) == ("<p>from toot, edited</p>", "cw",
+                                                                                  "unlisted")
+    assert edited["edited_at"] is not None
+    assert http.get(f"/api/v1/statuses/{posted['id']}").json()["content"] == "<p>from toot, edited</p>"
