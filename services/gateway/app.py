@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 from kicau import clients
 from kicau.follower_lists import KnownFollowers
 from kicau.hot_routes import ServiceApp
+from kicau.lists import Membership
 from kicau.settings import CommonSettings
 from kicau.tracked_cache import TrackedCache
 from kicau.web import install_common, redis_ready
@@ -77,8 +78,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         answer.raise_for_status()
         return list(answer.json()["accounts"])
 
+    async def memberships_of(author: int) -> list[Membership]:
+        answer = await upstreams.graph.call("GET", f"/internal/accounts/{author}/memberships")
+        answer.raise_for_status()
+        return [Membership(list_id, owner_id, bool(exclusive))
+                for list_id, owner_id, exclusive in answer.json()["lists"]]
+
     hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
-                    followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of)
+                    followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of,
+                    memberships_of=memberships_of)
     await hub.start()
     app.state.hub = hub
     try:

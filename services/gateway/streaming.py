@@ -41,6 +41,7 @@ from redis.asyncio import Redis
 
 from kicau import keys, resp
 from kicau.coalesced_writes import unwrapped
+from kicau.lists import Membership
 from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
 from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
@@ -476,16 +477,19 @@ FollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
 # Whose statuses an account's public and hashtag streams leave out: the accounts it blocks or mutes and those that
 # block it (kicau/blocks_and_mutes.py).
 UnwantedOf = Callable[[int], Awaitable[list[int]]]
+# The lists an author is in (kicau/lists.py), for a large author's statuses on list streams.
+MembershipsOf = Callable[[int], Awaitable[list[Membership]]]
 
 
 class StreamHub:
     def __init__(
         self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None,
-        unwanted_of: UnwantedOf | None = None,
+        unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
     ) -> None:
         self.redis = redis
         self.followers_among = followers_among
         self.unwanted_of = unwanted_of
+        self.memberships_of = memberships_of
         # Per account holding a public or hashtag stream here: the authors those streams leave out, and a count of
         # the hide changes seen for it (a load that saw one arrive meanwhile reads again).
         self._unwanted: dict[int, frozenset[int]] = {}
@@ -730,18 +734,30 @@ class StreamHub:
 
     async def _deliver_large(self, delivery: StreamDelivery) -> None:
         """A large account's status arrives once for every gateway: find which of this gateway's connected
-        accounts follow the author (one partition read per 100 of them) and deliver to those."""
+        accounts follow the author (one partition read per 100 of them) and deliver to those, and, with the lists
+        the author is in (one read, made beside it), to this gateway's streams of those lists. An owner of an
+        exclusive list holding the author gets it on that list's stream alone, as its home timeline leaves it out
+        (kicau/lists.py)."""
         author = delivery.author_id
         hidden = set(delivery.hidden_from)  # who blocks or mutes the author (kicau/blocks_and_mutes.py)
         candidates = [a for a in self._connections if a != author and a not in hidden]
         try:
-            followers = await self.followers_among(author, candidates) if candidates and self.followers_among else []
+            followers, memberships = await asyncio.gather(
+                self.followers_among(author, candidates) if candidates and self.followers_among else _none(),
+                self.memberships_of(author) if candidates and self.memberships_of else _none())
         except Exception:
             log.warning("could not resolve followers of %s for a stream delivery", author, exc_info=True)
             return
-        recipients = [*followers, author] if author in self._connections else followers
+        apart = {m.owner_id for m in memberships if m.exclusive}
+        recipients = [a for a in followers if a not in apart] if apart else followers
+        if author in self._connections:
+            recipients = [*recipients, author]
         if recipients:
             self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
+        for membership in memberships:
+            if membership.list_id in self._listing and membership.owner_id not in hidden:
+                self.dispatch(msgspec.structs.replace(delivery, recipients=[membership.owner_id],
+                                                      list_id=membership.list_id, followers_of_author=False))
 
     def healthy(self) -> bool:
         """For /readyz: the receive and maintenance loops run and presence is fresh."""
@@ -777,6 +793,10 @@ class StreamHub:
             packed.append(resp.command(b"ZADD", key, *members))
             packed.append(resp.command(b"EXPIRE", key, ttl))
         await resp.round_trip(self.redis, packed)  # idempotent: safe to repeat on a fresh connection
+
+
+async def _none() -> list[Any]:
+    return []
 
 
 Grouped = TypeVar("Grouped", str, int)  # what connections listen to: a hashtag, a list

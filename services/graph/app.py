@@ -379,6 +379,14 @@ async def lists_holding(account_id: int, service: Service, account: AccountHeade
     return [found.entity() for found in await service.lists.of_owner(owner) if found.list_id in held]
 
 
+@app.get("/internal/accounts/{account_id}/memberships")
+async def memberships(account_id: int, service: Service) -> dict[str, list[list[int]]]:
+    """Every list the account is in, as ``[list id, owner id, exclusive (0 or 1)]``: a gateway's stream of a list
+    gets a large member's statuses by this, and an exclusive list's owner's user stream is left without them."""
+    held = await service.lists.lists_of_member(account_id)
+    return {"lists": [[m.list_id, m.owner_id, int(m.exclusive)] for m in held]}
+
+
 @app.get("/internal/accounts/{account_id}/{direction}")
 async def follow_list(
     account_id: int, direction: str, service: Service, max_id: int | None = None, limit: int = 40

@@ -548,7 +548,7 @@ def test_trailing_newline_is_not_part_of_a_valid_name(http: httpx.Client, app_to
 def test_method_not_allowed_names_every_method_of_the_path(http: httpx.Client) -> None:
     answer = http.patch("/api/v1/statuses/1")
     assert_error(answer, 405)
-    assert {m.strip() for m in answer.headers["Allow"].split(",")} == {"GET", "DELETE"}
+    assert {m.strip() for m in answer.headers["Allow"].split(",")} == {"GET", "PUT", "DELETE"}
 
 
 def test_search_limit_is_checked_without_a_query(http: httpx.Client) -> None:

@@ -16,7 +16,17 @@ from kicau.events import (
     StatusUnfavourited,
 )
 from kicau.ids import id_from_ms
-from kicau.notifications import FAVOURITE, FOLLOW, MENTION, REBLOG, STATUS, Notification, rendered, wanted_types
+from kicau.notifications import (
+    FAVOURITE,
+    FOLLOW,
+    MENTION,
+    REBLOG,
+    STATUS,
+    UPDATE,
+    Notification,
+    rendered,
+    wanted_types,
+)
 from services.fanout.service import notifications_of, notifications_removed
 
 AUTHOR, BOB, CAROL = 1, 2, 3
@@ -50,9 +60,9 @@ def test_what_events_notify() -> None:
 
 
 def test_the_types_a_request_asks_for() -> None:
-    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS}
+    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE}
     assert wanted_types(["mention", "favourite", "poll"], []) == {MENTION, FAVOURITE}
-    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS}
+    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE}
     assert wanted_types(["follow"], ["follow"]) == set()
     assert wanted_types(["poll"], []) == set()
 

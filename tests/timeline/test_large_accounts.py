@@ -405,3 +405,41 @@ def test_a_large_members_statuses_are_merged_into_its_lists(
     home = home_ids(http, owner)
     assert not set(posted) & set(home), home
     assert all(s in home_ids(http, fans[1]) for s in posted[0::2])  # another fan still gets the large ones
+
+
+def test_a_large_members_statuses_stream_on_its_lists(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """A large account's statuses reach the streams of the lists it is in (each gateway reads the lists holding
+    the author beside its followers among the gateway's readers), their edits and deletes too; the owner of an
+    exclusive list holding it gets them on that list's stream and not on its user stream, as its home leaves them
+    out, while another follower's user stream gets them."""
+    star = make_user("sstar")
+    fans = [make_user("sfan") for _ in range(THRESHOLD)]
+    owner, other = fans[0], fans[1]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    made = http.post("/api/v1/lists", headers=owner.auth, json={"title": "Large", "exclusive": True}).json()
+    answer = http.post(f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth, json={"account_ids": [star.id]})
+    assert answer.status_code == 200, answer.text
+
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as client, \
+            client.stream("GET", f"/api/v1/streaming/list?list={made['id']}", headers=owner.auth) as listed, \
+            user_streams(gateway_url, owner, other) as (owner_home, other_home):
+        assert listed.status_code == 200
+        list_lines = listed.iter_lines()
+        time.sleep(0.5)
+        status_id = str(http.post("/api/v1/statuses", headers=star.auth, json={"status": "to my list"}).json()["id"])
+        assert next_update(list_lines) == status_id
+        assert next_update(other_home) == status_id
+        edited = http.put(f"/api/v1/statuses/{status_id}", headers=star.auth, json={"status": "to my list, edited"})
+        assert edited.status_code == 200, edited.text
+        (event,) = read_events(list_lines, 1)
+        assert (event["event"], json.loads(event["data"])["content"]) == ("status.update", edited.json()["content"])
+        assert http.delete(f"/api/v1/statuses/{status_id}", headers=star.auth).status_code == 200
+        (event,) = read_events(list_lines, 1)
+        assert (event["event"], event["data"]) == ("delete", status_id)
+        # The owner's user stream got none of it: its own next status is the first thing there.
+        marker = str(http.post("/api/v1/statuses", headers=owner.auth, json={"status": "mine"}).json()["id"])
+        (first,) = read_events(owner_home, 1)
+        assert (first["event"], first.get("id")) == ("update", marker), first
