@@ -178,6 +178,11 @@ class BlocksAndMutes:
         rows = await execute(self._session, self._hidden, (account_id,))
         return {int(row["target_id"]) for row in rows}
 
+    async def blocking(self, account_id: int) -> set[int]:
+        """Every account the account blocks (every page)."""
+        rows = await execute(self._session, self._blocked, (account_id,))
+        return {int(row["target_id"]) for row in rows}
+
     async def blocked_by(self, account_id: int) -> set[int]:
         """Every account that blocks the account (every page)."""
         rows = await execute(self._session, self._hiders, (account_id,))

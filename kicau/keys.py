@@ -146,3 +146,8 @@ def last_seen(account_id: int) -> str:
 
 def rate_limit(bucket: str, subject: str, window: int) -> str:
     return f"ratelimit:{{{bucket}:{subject}}}:{window}"
+
+
+def account_names() -> str:
+    """Every account's username (kicau/account_names.py): a sorted set of ``<username>:<id>`` read by prefix."""
+    return "accounts:{names}"

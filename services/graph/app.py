@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
+from kicau.account_names import AccountNames
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
@@ -166,6 +167,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             hides=BlocksAndMutes(session, clients.write_consistency(common)),
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             lists=ListStore(session, clients.write_consistency(common)),
+            names=AccountNames(redis, session),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -248,9 +250,12 @@ async def relationships(
 
 @app.get("/internal/search/accounts")
 async def search_accounts(
-    service: Service, q: Annotated[str, Query(max_length=300)] = "", limit: int = 40
+    service: Service, q: Annotated[str, Query(max_length=300)] = "", limit: Annotated[int, Query(ge=0)] = 40,
+    offset: Annotated[int, Query(ge=0)] = 0, following: bool = False, account: AccountHeader = None,
 ) -> list[dict[str, Any]]:
-    return await service.search_accounts(query=q, limit=limit)
+    viewer = None if account is None else acting_account_id(account)
+    return await service.search_accounts(query=q, limit=limit, offset=offset, viewer=viewer,
+                                         following=following and viewer is not None)
 
 
 @app.get("/internal/accounts/{account_id}")

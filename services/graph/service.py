@@ -17,8 +17,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import featured_tags, follower_lists, hashtags, keys, tag_history, tokens
+from kicau import account_names, featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
 from kicau.account_cards import AccountCards
+from kicau.account_names import AccountNames
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind
 from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
@@ -38,6 +39,12 @@ from services.graph.store import GraphStore
 
 KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+# How deep an account search reads the index of names (kicau/account_names.py): an offset past it finds nothing.
+SEARCHED_NAMES = 400
+
+
+async def _nothing() -> set[int]:
+    return set()
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
 
@@ -75,6 +82,7 @@ class GraphService:
     hides: BlocksAndMutes
     follow_options: FollowOptionStore
     lists: ListStore
+    names: AccountNames
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -209,6 +217,8 @@ class GraphService:
         try:
             if not await self.store.claim_email(email_key, account_id):
                 raise ApiError(422, "Validation failed: E-mail has already been taken")
+            # Searchable before it exists (kicau/account_names.py): an entry left by a failure names no account.
+            await resp.round_trip(self.redis, [account_names.add_command(username_key, account_id)])
             password_hash = await self.passwords.hash(password)
             await self.store.insert_account(
                 account_id=account_id, username=username, email=email_key, display_name=username,
@@ -254,15 +264,53 @@ class GraphService:
             raise ApiError(404, "Record not found")
         return await self.account(account_id)
 
-    async def search_accounts(self, *, query: str, limit: int) -> list[dict[str, Any]]:
+    async def search_accounts(self, *, query: str, limit: int, offset: int = 0, viewer: int | None = None,
+                              following: bool = False) -> list[dict[str, Any]]:
+        """Accounts whose username begins with the query's (``@name`` or ``name@domain`` read as ``name``), the
+        one it names first, then in order of name (kicau/account_names.py); with a ``viewer``, none it blocks or
+        that blocks it, and with ``following``, only those it follows. ``offset`` skips that many. The index is
+        read a window at a time, ``SEARCHED_NAMES`` entries deep at most (ten times that for ``following``, whose
+        accounts may be few among many names)."""
         username = query.strip().lstrip("@").split("@", 1)[0].lower()
         # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
-        if not username or not USERNAME_RE.fullmatch(username):
+        if not username or not USERNAME_RE.fullmatch(username) or limit < 1:
             return []
-        account_id = await self.store.account_id_by_username(username)
-        if account_id is None or limit < 1:
-            return []
-        return [await self.account(account_id)]
+        wanted = offset + limit
+        depth = SEARCHED_NAMES * (10 if following else 1)
+        # The name itself from Cassandra first (what registration claims), then the index's names.
+        exact, blocking, blocked_by = await asyncio.gather(
+            self.store.account_id_by_username(username),
+            self.hides.blocking(viewer) if viewer is not None else _nothing(),
+            self.hides.blocked_by(viewer) if viewer is not None else _nothing())
+        unwanted = blocking | blocked_by
+        pending = [] if exact is None else [exact]
+        found: list[dict[str, Any]] = []
+        seen: set[int] = set()
+        after: tuple[str, int] | None = None
+        while len(found) < wanted and depth > 0:
+            window = min(depth, max(2 * wanted + 10, 100))
+            entries = await self.names.starting_with(username, window, after)
+            depth -= window
+            candidates = [i for i in dict.fromkeys([*pending, *(i for _, i in entries)]) if i not in seen]
+            pending = []
+            seen.update(candidates)
+            found += await self._searched(candidates, username, unwanted, viewer if following else None)
+            if len(entries) < window:
+                break
+            after = entries[-1]
+        return found[offset:wanted]
+
+    async def _searched(self, candidates: list[int], username: str, unwanted: set[int],
+                        follower: int | None) -> list[dict[str, Any]]:
+        """The entities of the ``candidates`` that exist under a name beginning with ``username``, are not
+        ``unwanted`` and, given a ``follower``, are followed by it (``search_accounts``), in order."""
+        entities = await asyncio.gather(*(self.cards.entity(i) for i in candidates))
+        found = [(i, e) for i, e in zip(candidates, entities, strict=True)
+                 if e is not None and i not in unwanted and str(e["username"]).lower().startswith(username)]
+        if follower is not None and found:
+            followed = await self.store.followees_among(follower, [i for i, _ in found])
+            found = [(i, e) for i, e in found if i in followed]
+        return [e for _, e in found]
 
     # Follow graph -------------------------------------------------------------------------------------
 

@@ -74,6 +74,8 @@ class GraphStore:
         )
         self._delete_follower = write("DELETE FROM followers WHERE followee_id = ? AND follower_id = ?")
         self._is_following = prepare("SELECT followee_id FROM following WHERE follower_id = ? AND followee_id = ?")
+        self._followees_among = prepare(
+            "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?")
         self._count_change = write(
             "UPDATE account_stats SET following_count = following_count + ? WHERE account_id = ?"
         )
@@ -207,6 +209,13 @@ class GraphStore:
     async def followers_count(self, account_id: int) -> int:
         rows = await execute(self._session, self._followers_count, (account_id,))
         return int(rows[0]["followers_count"] or 0) if rows else 0
+
+    async def followees_among(self, follower_id: int, candidates: list[int]) -> set[int]:
+        """Which of ``candidates`` the account follows: reads inside its partition, 100 keys at a time."""
+        chunks = [candidates[start: start + 100] for start in range(0, len(candidates), 100)]
+        found = await asyncio.gather(*(execute(self._session, self._followees_among, (follower_id, chunk))
+                                       for chunk in chunks))
+        return {int(r["followee_id"]) for rows in found for r in rows}
 
     async def followers_among(self, account_id: int, candidates: list[int]) -> list[int]:
         """Which of ``candidates`` follow the account: reads inside its partition, 100 keys at a time, up to

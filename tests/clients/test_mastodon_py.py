@@ -404,6 +404,17 @@ def test_edits(gateway_url: str, app_keys: tuple[str, str]) -> None:
         ben.status_update(posted["id"], "not mine")
 
 
+def test_account_search(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py ``account_search`` (``@`` completion): accounts by the start of their username."""
+    amy, amy_name, _ = register(gateway_url, app_keys, "srch")
+    ben, _, _ = register(gateway_url, app_keys, "srch")
+    assert [a["username"] for a in amy.account_search(amy_name[:-2])] == [amy_name]
+    assert [a["username"] for a in ben.account_search(f"@{amy_name[:-1]}")] == [amy_name]
+    ben.account_follow(amy.account_verify_credentials()["id"])
+    # Among every account named "srch..." (each run of this test adds two), the one ben follows.
+    assert [a["username"] for a in ben.account_search("srch", following=True)] == [amy_name]
+
+
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py favourites and gives back, lists its favourites and who favourites a status; the author reads
     the notification."""

@@ -40,6 +40,9 @@ def test_a_tag_follow_retried_after_a_graph_crash_is_whole(
     if undo:
         assert _change(http, reader, tag).status_code == 200
     assert home_ids(http, reader) == []  # a timeline of its own, so the fanout writes into it
+    # The author's too: waiting for its status there then waits for the fanout (a missing one would be rebuilt
+    # from Cassandra, where the status is before the fanout has seen it).
+    assert home_ids(http, author) == []
 
     broken, restart_seconds = faults.crash_during("graph", crash_at, lambda: _change(http, reader, tag, undo))
 

@@ -39,6 +39,12 @@ MAX_EXAMPLES = 20
 SCHEMATHESIS = ROOT / ".venv" / "bin" / "schemathesis"
 
 CONFIG = """
+# Every check, set here rather than with `--checks all` on the command line: there it would be explicit for every
+# operation and override their own settings below (schemathesis 4.32.5 ranks the command line first), as it did for
+# the list members' 404 (a stateful run in CI, 2026-12-03, failed on it).
+[checks]
+enabled = true
+
 [[operations]]
 include-name = "POST /oauth/token"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
@@ -111,7 +117,7 @@ def test_gateway_conforms_to_its_openapi(gateway: Gateway, make_user: Callable[.
     # once; the same run passed again). One worker takes ~34 s where two took ~30.
     run = subprocess.run(
         [str(SCHEMATHESIS), "--config-file", str(config), "--no-color", "run", f"{gateway.url}/openapi.json",
-         "--checks", "all", "--header", f"Authorization: Bearer {user.token}",
+         "--header", f"Authorization: Bearer {user.token}",
          "--seed", str(SEED), "--generation-deterministic", "--max-examples", str(MAX_EXAMPLES),
          "--exclude-path-regex", "^/api/v1/streaming", "--workers", "1", "--request-timeout", "30",
          "--report", "junit", "--report-dir", str(tmp_path / "report")],

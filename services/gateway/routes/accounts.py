@@ -16,7 +16,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import optional_flag, read_params, reject_nul
+from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, read_params, reject_nul
 from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough, raise_for_error
 
@@ -140,6 +140,56 @@ SEARCH = {"parameters": [
 Hidden = Query(include_in_schema=False)  # declared in SEARCH, with the types the route really accepts
 
 
+ACCOUNT_SEARCH = {"parameters": [
+    doc.query("q", doc.text(max_length=300), "The start of an account's username (``@name`` and ``name@domain`` too)"),
+    doc.query("limit", doc.LIMIT, "Page size (clamped to 1..80; 40 when absent)"),
+    doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many results to skip (empty: none)"),
+    doc.query("following", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
+              "Only accounts the user follows"),
+    doc.query("resolve", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
+              "Accepted, changes nothing: Kicau has no remote accounts"),
+]}
+
+
+def _offset(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise ApiError(400, "offset must be a non-negative integer")
+    return int(value)
+
+
+async def _found_accounts(services: Any, token: TokenInfo | None, q: str, limit: int, offset: int = 0,
+                          following: bool = False) -> bytes:
+    """The accounts whose username begins with ``q`` (kicau/account_names.py), as the reader may find them."""
+    params: dict[str, Any] = {"q": q, "limit": limit, "offset": offset, "following": following}
+    answer = await services.graph.call("GET", "/internal/search/accounts", params=params, token=token)
+    raise_for_error(answer)
+    found: bytes = answer.content
+    return found
+
+
+@router.get("/api/v1/accounts/search", openapi_extra={**ACCOUNT_SEARCH, **doc.BEARER},
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 401, 403)})
+async def search_accounts(services: Services, token: AccountsReader, q: Annotated[str, Hidden] = "",
+                          limit: Annotated[str | None, Hidden] = None, offset: Annotated[str | None, Hidden] = None,
+                          following: Annotated[str | None, Hidden] = None,
+                          resolve: Annotated[str | None, Hidden] = None) -> Response:
+    """A client's ``@`` completion: accounts by the start of their username, the one it names first, then in
+    order of name; never one the user blocks or that blocks it (``following``: only those it follows)."""
+    if len(q) > 300:
+        raise ApiError(422, "Validation failed: q is too long")
+    reject_nul("q", q)
+    page = page_limit(limit, 40, 80)
+    skipped = _offset(offset)
+    only_followed = optional_flag({"following": following}, "following") or False
+    optional_flag({"resolve": resolve}, "resolve")
+    if not q.strip():
+        return Response(b"[]", media_type="application/json")
+    return Response(await _found_accounts(services, token, q, page, skipped, only_followed),
+                    media_type="application/json")
+
+
 @router.get("/api/v2/search", openapi_extra={**SEARCH, **doc.OPTIONAL_BEARER},
             responses={**doc.ok(doc.SearchResults), **doc.errors(400, 401, 422)})
 async def search(services: Services, token: OptionalToken, q: Annotated[str, Hidden] = "",
@@ -154,9 +204,7 @@ async def search(services: Services, token: OptionalToken, q: Annotated[str, Hid
 
     async def search_accounts() -> None:
         nonlocal accounts
-        answer = await services.graph.call("GET", "/internal/search/accounts", params={"q": q, "limit": page})
-        raise_for_error(answer)
-        accounts = answer.content
+        accounts = await _found_accounts(services, token, q, page)
 
     async def search_hashtags() -> None:
         # The hashtags public statuses carried whose names begin with the query, the one it names first
