@@ -29,6 +29,7 @@ from cassandra.cluster import Session
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
 from kicau.ids import ms_from_id
+from kicau.notification_groups import group_key
 
 MENTION: Final = "mention"
 FOLLOW: Final = "follow"
@@ -54,8 +55,9 @@ def rendered(notification: Notification, account_card: bytes, status: bytes | No
     """Mastodon's Notification entity, with the account's card and the status (Status JSON, as its reader may
     see it) spliced in undecoded."""
     moment = iso_time(datetime.fromtimestamp(ms_from_id(notification.id) / 1000, UTC))
+    key = group_key(notification.id, notification.type, notification.status_id)
     head = (f'{{"id":"{notification.id}","type":"{notification.type}","created_at":"{moment}",'
-            f'"group_key":"ungrouped-{notification.id}","account":').encode()
+            f'"group_key":"{key}","account":').encode()
     return head + account_card + (b',"status":' + status if status is not None else b"") + b"}"
 
 

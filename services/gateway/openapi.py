@@ -131,6 +131,26 @@ class Token(_Entity):
     created_at: int
 
 
+class NotificationGroup(_Entity):
+    group_key: str
+    notifications_count: int
+    type: str
+    most_recent_notification_id: str
+    page_min_id: str
+    page_max_id: str
+    latest_page_notification_at: str
+    sample_account_ids: list[str]
+    status_id: str | None = None
+
+
+class GroupedNotifications(_Entity):
+    """GET /api/v2/notifications (kicau/notification_groups.py)."""
+
+    accounts: list[Account]
+    statuses: list[Status]
+    notification_groups: list[NotificationGroup]
+
+
 class Context(_Entity):
     ancestors: list[Status]
     descendants: list[Status]

@@ -10,13 +10,14 @@ from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
 from kicau.ids import parse_id
+from kicau.notification_groups import GROUPED_TYPES, grouped_page
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import reject_nul
+from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, reject_nul
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["notifications"])
@@ -46,10 +47,8 @@ def _types(query: QueryParams, name: str) -> list[str]:
     return [part.strip() for value in given for part in reject_nul(name, value).split(",") if part.strip()]
 
 
-@router.get("/api/v1/notifications", openapi_extra={**PAGE, **doc.BEARER},
-            responses={**doc.ok(list[doc.Notification]), **doc.errors(400, 401, 403, 422)})
-async def notifications(request: Request, token: NotificationsReader, services: Services, common: Common) -> Response:
-    query = request.query_params
+def _page_params(query: QueryParams) -> dict[str, object]:
+    """The timeline service's parameters for a page of notifications: its size, cursors and filters."""
     params: dict[str, object] = {"limit": page_limit(query.get("limit"), 40, 80)}
     for name in ("max_id", "since_id", "min_id"):
         value = cursor(query.get(name), name)
@@ -65,11 +64,60 @@ async def notifications(request: Request, token: NotificationsReader, services: 
         if account_id is None:
             raise ApiError(400, "account_id must be an account id")
         params["account_id"] = account_id
-    answer = await services.timeline.call("GET", "/internal/notifications", params=params, token=token)
+    return params
+
+
+async def _page(request: Request, token: TokenInfo, services: Services, common: Common,
+                ) -> tuple[bytes, dict[str, str] | None]:
+    """A page of notifications (Notification JSON) and its Link header, if any."""
+    answer = await services.timeline.call("GET", "/internal/notifications", params=_page_params(request.query_params),
+                                          token=token)
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
-    return passthrough(answer, {"Link": link} if link else None)
+    content: bytes = answer.content
+    return content, {"Link": link} if link else None
+
+
+@router.get("/api/v1/notifications", openapi_extra={**PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.Notification]), **doc.errors(400, 401, 403, 422)})
+async def notifications(request: Request, token: NotificationsReader, services: Services, common: Common) -> Response:
+    page, headers = await _page(request, token, services, common)
+    return Response(page, media_type="application/json", headers=headers)
+
+
+# How many notifications a grouped page is made from (the timeline service's largest page).
+GROUPED_WINDOW = 80
+GROUPED_PAGE = {"parameters": [
+    *PAGE["parameters"],
+    doc.query("grouped_types[]", NAMES, "The types grouped (favourite, follow and reblog when none is named)"),
+    doc.query("expand_accounts", {"type": "string", "enum": ["full", "partial_avatars"]},
+              "Accepted; accounts always come in full"),
+    doc.query("include_filtered", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
+              "Accepted; nothing is filtered"),
+]}
+
+
+@router.get("/api/v2/notifications", openapi_extra={**GROUPED_PAGE, **doc.BEARER},
+            responses={**doc.ok(doc.GroupedNotifications), **doc.errors(400, 401, 403, 422)})
+async def grouped_notifications(request: Request, token: NotificationsReader, services: Services,
+                                common: Common) -> Response:
+    """Mastodon's grouped notifications (kicau/notification_groups.py): ``limit`` groups (40, at most 80) made
+    from a window of the newest notifications below the cursor, with the v1 list's filters, and a Link header."""
+    query = request.query_params
+    grouped = _types(query, "grouped_types") or GROUPED_TYPES
+    if query.get("expand_accounts") not in (None, "full", "partial_avatars"):
+        raise ApiError(422, "Validation failed: expand_accounts must be full or partial_avatars")
+    optional_flag({"include_filtered": query.get("include_filtered")}, "include_filtered")
+    params = _page_params(query)
+    limit = int(str(params["limit"]))
+    params["limit"] = GROUPED_WINDOW
+    answer = await services.timeline.call("GET", "/internal/notifications", params=params, token=token)
+    raise_for_error(answer)
+    body, next_max_id, prev_min_id = grouped_page(answer.content, limit, answer.headers.get("x-kicau-next") is not None,
+                                                  grouped)
+    link = link_header(request, common.public_url, next_max_id, prev_min_id)
+    return Response(body, media_type="application/json", headers={"Link": link} if link else None)
 
 
 @router.post("/api/v1/notifications/clear", openapi_extra=doc.BEARER,

@@ -1,0 +1,90 @@
+"""Grouped notifications: Mastodon's ``/api/v2/notifications`` (what its web client and recent apps read once a
+server says its API is version 2 or later, as Kicau's instance does).
+
+A notification's ``group_key`` is a function of the notification alone, so that the v1 list, the stream and the
+v2 groups agree: favourites and reblogs of one status within one window of ``GROUP_SPAN_HOURS`` share a group
+(``favourite-<status id>-<window>``), as do follows (``follow-<window>``); any other notification is alone
+(``ungrouped-<id>``). Mastodon keeps a group open for 12 hours from its first notification (a window that starts
+with the group); Kicau's windows are fixed 12-hour spans of time, so two notifications a minute apart across a
+window's end land in two groups.
+
+A v2 page holds ``limit`` groups: read from a window of the newest notifications below the cursor (the v1 list's,
+with its filters), the groups whose newest notification is newest, each with its notifications down to the newest
+of the last group (``next``, the next page's cursor). A group with older notifications than that shows again on
+a later page with them, its ``page_min_id`` and ``page_max_id`` saying which; each group's count is of the
+notifications on the page (Mastodon counts every notification of a group), its sample the accounts of its newest
+eight, and the accounts and statuses the groups name come once each beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import msgspec
+
+from kicau.ids import ms_from_id
+
+GROUP_SPAN_HOURS: Final = 12
+_SPAN_MS: Final = GROUP_SPAN_HOURS * 3600 * 1000
+# The types grouped when a request names none (Mastodon's default ``grouped_types[]``).
+GROUPED_TYPES: Final = frozenset({"favourite", "follow", "reblog"})
+SAMPLE_ACCOUNTS: Final = 8
+
+
+def group_key(notification_id: int, kind: str, status_id: int | None, grouped: Iterable[str] = GROUPED_TYPES) -> str:
+    window = ms_from_id(notification_id) // _SPAN_MS
+    if kind in grouped and kind in ("favourite", "reblog") and status_id is not None:
+        return f"{kind}-{status_id}-{window}"
+    if kind in grouped and kind == "follow":
+        return f"follow-{window}"
+    return f"ungrouped-{notification_id}"
+
+
+_decode = msgspec.json.Decoder(list[dict[str, Any]]).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def grouped_page(window: bytes, limit: int, more: bool, grouped: Iterable[str] = GROUPED_TYPES,
+                 ) -> tuple[bytes, str | None, str | None]:
+    """A window of notifications (Notification JSON, newest first; ``more``: older ones exist beyond it) as a v2
+    ``GroupedNotificationsResults`` of ``limit`` groups at most, with the next page's ``max_id`` and the previous
+    page's ``min_id`` (None where there is none)."""
+    kinds = frozenset(grouped)
+    notices = _decode(window)
+    keys = [group_key(int(n["id"]), n["type"], int(n["status"]["id"]) if n.get("status") else None, kinds)
+            for n in notices]
+    chosen = list(dict.fromkeys(keys))[:limit]
+    next_max_id = notices[-1]["id"] if more and notices else None
+    if len(chosen) == limit and (more or len(set(keys)) > limit):
+        boundary = keys.index(chosen[-1])  # the newest notification of the last group shown
+        next_max_id = notices[boundary]["id"]
+        notices, keys = notices[:boundary + 1], keys[:boundary + 1]
+        wanted = set(chosen)
+        kept = [(n, k) for n, k in zip(notices, keys, strict=True) if k in wanted]
+    else:
+        kept = list(zip(notices, keys, strict=True))
+    groups: dict[str, dict[str, Any]] = {}
+    accounts: dict[str, Any] = {}
+    statuses: dict[str, Any] = {}
+    for notice, key in kept:
+        status, account = notice.get("status"), notice["account"]
+        group = groups.get(key)
+        if group is None:  # the newest of its group on the page
+            group = groups[key] = {
+                "group_key": key, "notifications_count": 0, "type": notice["type"],
+                "most_recent_notification_id": notice["id"], "page_min_id": notice["id"],
+                "page_max_id": notice["id"], "latest_page_notification_at": notice["created_at"],
+                "sample_account_ids": [],
+            }
+            if status:
+                group["status_id"] = status["id"]
+                statuses.setdefault(status["id"], status)
+        group["notifications_count"] += 1
+        group["page_min_id"] = notice["id"]
+        if len(group["sample_account_ids"]) < SAMPLE_ACCOUNTS and account["id"] not in group["sample_account_ids"]:
+            group["sample_account_ids"].append(account["id"])
+            accounts.setdefault(account["id"], account)
+    body = _encode({"accounts": list(accounts.values()), "statuses": list(statuses.values()),
+                    "notification_groups": list(groups.values())})
+    return body, next_max_id, kept[0][0]["id"] if kept else None

@@ -1,0 +1,88 @@
+"""Grouped notifications against the running stack (kicau/notification_groups.py): ``GET /api/v2/notifications``
+groups a page's favourites and reblogs of one status, and its follows, as their ``group_key``s (the same in the v1
+list) say; mentions stay alone; accounts and statuses come once each; ``grouped_types[]``, ``types[]`` and the
+cursors apply; bad input is a 4xx. Mastodon.py's ``grouped_notifications`` reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from mastodon import Mastodon
+
+from tests.conftest import User, eventually
+from tests.timeline.test_notifications import follow, notifications
+from tests.timeline.test_visibility import post
+
+
+def grouped(http: httpx.Client, reader: User, query: str = "") -> dict[str, Any]:
+    answer = http.get(f"/api/v2/notifications{query}", headers=reader.auth)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def test_a_pages_notifications_are_grouped(gateway_url: str, http: httpx.Client,
+                                           make_user: Callable[..., User]) -> None:
+    author = make_user("gn_a")
+    fans = [make_user("gn_f") for _ in range(3)]
+    status = post(http, author, "to be liked")
+    for fan in fans:
+        assert http.post(f"/api/v1/statuses/{status}/favourite", headers=fan.auth).status_code == 200
+    assert http.post(f"/api/v1/statuses/{status}/reblog", headers=fans[0].auth).status_code == 200
+    follow(http, fans[1], author)
+    follow(http, fans[2], author)
+    mention = post(http, fans[0], f"hello @{author.username}")
+    eventually(lambda: len(notifications(http, author)) == 7 or None)
+
+    page = grouped(http, author)
+    groups = page["notification_groups"]
+    assert [(g["type"], g["notifications_count"]) for g in groups] == [
+        ("mention", 1), ("follow", 2), ("reblog", 1), ("favourite", 3)]
+    mentioned, followed, reblogged, favourited = groups
+    assert favourited["sample_account_ids"] == [fans[2].id, fans[1].id, fans[0].id]  # newest first
+    assert (favourited["status_id"], reblogged["status_id"], mentioned["status_id"]) == (status, status, mention)
+    assert followed["sample_account_ids"] == [fans[2].id, fans[1].id] and "status_id" not in followed
+    assert favourited["page_max_id"] == favourited["most_recent_notification_id"] > favourited["page_min_id"]
+    assert sorted(a["id"] for a in page["accounts"]) == sorted(f.id for f in fans)
+    assert sorted(s["id"] for s in page["statuses"]) == sorted([status, mention])
+    # The v1 list names the same groups; a mention is a group of its own.
+    v1 = notifications(http, author)
+    assert {n["group_key"] for n in v1} == {g["group_key"] for g in groups}
+    assert mentioned["group_key"] == f"ungrouped-{mentioned['most_recent_notification_id']}"
+
+    # Only the types named are grouped; the filters and cursors are the v1 list's.
+    alone = grouped(http, author, "?grouped_types[]=follow&types[]=favourite")["notification_groups"]
+    assert [g["notifications_count"] for g in alone] == [1, 1, 1]
+    assert all(g["group_key"].startswith("ungrouped-") for g in alone)
+    # Paged by groups: a page holds its groups' notifications down to the newest of its last group; the follow
+    # group's older notification shows with it again on the next page.
+    pages: list[list[tuple[str, int, str]]] = []
+    url = "/api/v2/notifications?limit=2"
+    while url:
+        answer = http.get(url, headers=author.auth)
+        shown = [(g["type"], g["notifications_count"], g["group_key"]) for g in answer.json()["notification_groups"]]
+        if not shown:
+            break
+        pages.append(shown)
+        url = answer.links.get("next", {}).get("url", "")
+    assert [[(kind, count) for kind, count, _ in page] for page in pages] == [
+        [("mention", 1), ("follow", 1)], [("follow", 1), ("reblog", 1)], [("favourite", 3)]]
+    assert pages[0][1][2] == pages[1][0][2] == followed["group_key"]
+
+    client = Mastodon(access_token=author.token, api_base_url=gateway_url, version_check_mode="none")
+    found = client.grouped_notifications(expand_accounts="full")
+    assert [(g.type, g.notifications_count) for g in found.notification_groups] == [
+        ("mention", 1), ("follow", 2), ("reblog", 1), ("favourite", 3)]
+
+
+def test_grouped_notifications_refuse_bad_input(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    reader = make_user("gn_bad")
+    for query, code in (("?limit=many", 400), ("?max_id=x", 400), ("?expand_accounts=some", 422),
+                        ("?include_filtered=maybe", 422), ("?account_id=x", 400)):
+        answer = http.get(f"/api/v2/notifications{query}", headers=reader.auth)
+        assert answer.status_code == code and set(answer.json()) == {"error"}, (query, answer.text)
+    answer = http.get("/api/v2/notifications")
+    assert answer.status_code == 401 and set(answer.json()) == {"error"}, answer.text
+    assert grouped(http, reader) == {"accounts": [], "statuses": [], "notification_groups": []}
