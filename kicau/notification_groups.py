@@ -18,12 +18,14 @@ eight, and the accounts and statuses the groups name come once each beside them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 
-from kicau.ids import ms_from_id
+from kicau.ids import id_from_ms, ms_from_id
 
 GROUP_SPAN_HOURS: Final = 12
 _SPAN_MS: Final = GROUP_SPAN_HOURS * 3600 * 1000
@@ -41,6 +43,47 @@ def group_key(notification_id: int, kind: str, status_id: int | None, grouped: I
     return f"ungrouped-{notification_id}"
 
 
+_KEY = re.compile(r"(?:(favourite|reblog)-([0-9]{1,19})|(follow))-([0-9]{1,12})|ungrouped-([0-9]{1,19})")
+
+
+@dataclass(frozen=True)
+class GroupSpan:
+    """The notifications a group key can name: of a ``kind`` (about a status, for favourites and reblogs), with
+    ids from ``min_id`` (inclusive) to ``max_id`` (exclusive), the group's window."""
+
+    kind: str
+    status_id: int | None
+    min_id: int
+    max_id: int
+
+
+def parse_group_key(key: str) -> int | GroupSpan | None:
+    """An ungrouped key's notification id, a grouped key's span, or None for what is no group key."""
+    found = _KEY.fullmatch(key)
+    if found is None:
+        return None
+    kind, status_id, follow, window, alone = found.groups()
+    if alone is not None:
+        return int(alone)
+    start = int(window) * _SPAN_MS
+    return GroupSpan(kind or follow, int(status_id) if status_id else None, id_from_ms(start),
+                     id_from_ms(start + _SPAN_MS))
+
+
+def notices_of(page: bytes) -> list[dict[str, Any]]:
+    return _decode(page)
+
+
+def key_of(notice: dict[str, Any], grouped: Iterable[str] = GROUPED_TYPES) -> str:
+    """A rendered Notification's group key (as ``group_key`` makes it)."""
+    status = notice.get("status")
+    return group_key(int(notice["id"]), notice["type"], int(status["id"]) if status else None, grouped)
+
+
+def encode(value: Any) -> bytes:
+    return _encode(value)
+
+
 _decode = msgspec.json.Decoder(list[dict[str, Any]]).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -52,8 +95,7 @@ def grouped_page(window: bytes, limit: int, more: bool, grouped: Iterable[str] =
     page's ``min_id`` (None where there is none)."""
     kinds = frozenset(grouped)
     notices = _decode(window)
-    keys = [group_key(int(n["id"]), n["type"], int(n["status"]["id"]) if n.get("status") else None, kinds)
-            for n in notices]
+    keys = [key_of(n, kinds) for n in notices]
     chosen = list(dict.fromkeys(keys))[:limit]
     next_max_id = notices[-1]["id"] if more and notices else None
     if len(chosen) == limit and (more or len(set(keys)) > limit):

@@ -71,10 +71,40 @@ def test_a_pages_notifications_are_grouped(gateway_url: str, http: httpx.Client,
         [("mention", 1), ("follow", 1)], [("follow", 1), ("reblog", 1)], [("favourite", 3)]]
     assert pages[0][1][2] == pages[1][0][2] == followed["group_key"]
 
+    # One group, with all its notifications; its accounts; unread counts from the notifications marker.
+    one = http.get(f"/api/v2/notifications/{favourited['group_key']}", headers=author.auth).json()
+    assert [(g["group_key"], g["notifications_count"]) for g in one["notification_groups"]] == [
+        (favourited["group_key"], 3)]
+    accounts = http.get(f"/api/v2/notifications/{favourited['group_key']}/accounts", headers=author.auth).json()
+    assert [a["id"] for a in accounts] == [fans[2].id, fans[1].id, fans[0].id]
+    alone = http.get(f"/api/v2/notifications/{mentioned['group_key']}", headers=author.auth).json()
+    assert [g["status_id"] for g in alone["notification_groups"]] == [mention]
+    for key in ("nothing", f"favourite-{status}-1", "ungrouped-123"):
+        answer = http.get(f"/api/v2/notifications/{key}", headers=author.auth)
+        assert answer.status_code == 404 and set(answer.json()) == {"error"}, (key, answer.text)
+
+    def unread(version: int, query: str = "") -> int:
+        answer = http.get(f"/api/v{version}/notifications/unread_count{query}", headers=author.auth)
+        assert answer.status_code == 200, answer.text
+        count: int = answer.json()["count"]
+        return count
+
+    assert (unread(1), unread(2), unread(1, "?limit=2"), unread(1, "?types[]=favourite")) == (7, 4, 2, 3)
+    newest_follow = followed["most_recent_notification_id"]
+    marked = http.post("/api/v1/markers", headers=author.auth, json={"notifications": {"last_read_id": newest_follow}})
+    assert marked.status_code == 200, marked.text
+    assert (unread(1), unread(2)) == (1, 1)
+
+    # Dismissing a group dismisses its every notification.
+    dismissed = http.post(f"/api/v2/notifications/{favourited['group_key']}/dismiss", headers=author.auth)
+    assert dismissed.status_code == 200, dismissed.text
+    assert [n["type"] for n in notifications(http, author)] == ["mention", "follow", "follow", "reblog"]
+
     client = Mastodon(access_token=author.token, api_base_url=gateway_url, version_check_mode="none")
     found = client.grouped_notifications(expand_accounts="full")
     assert [(g.type, g.notifications_count) for g in found.notification_groups] == [
-        ("mention", 1), ("follow", 2), ("reblog", 1), ("favourite", 3)]
+        ("mention", 1), ("follow", 2), ("reblog", 1)]
+    assert client.grouped_notification(followed["group_key"]).notification_groups[0].notifications_count == 2
 
 
 def test_grouped_notifications_refuse_bad_input(http: httpx.Client, make_user: Callable[..., User]) -> None:
@@ -83,6 +113,13 @@ def test_grouped_notifications_refuse_bad_input(http: httpx.Client, make_user: C
                         ("?include_filtered=maybe", 422), ("?account_id=x", 400)):
         answer = http.get(f"/api/v2/notifications{query}", headers=reader.auth)
         assert answer.status_code == code and set(answer.json()) == {"error"}, (query, answer.text)
-    answer = http.get("/api/v2/notifications")
-    assert answer.status_code == 401 and set(answer.json()) == {"error"}, answer.text
+    for path in ("/api/v1/notifications/unread_count?limit=x", "/api/v2/notifications/unread_count?account_id=x"):
+        answer = http.get(path, headers=reader.auth)
+        assert answer.status_code == 400 and set(answer.json()) == {"error"}, (path, answer.text)
+    for method, path in (("GET", "/api/v2/notifications"), ("GET", "/api/v1/notifications/unread_count"),
+                         ("GET", "/api/v2/notifications/follow-1"), ("POST", "/api/v2/notifications/follow-1/dismiss")):
+        answer = http.request(method, path)
+        assert answer.status_code == 401 and set(answer.json()) == {"error"}, (path, answer.text)
+    answer = http.post("/api/v2/notifications/follow-1/dismiss", headers=reader.auth)
+    assert answer.status_code == 404 and set(answer.json()) == {"error"}, answer.text
     assert grouped(http, reader) == {"accounts": [], "statuses": [], "notification_groups": []}

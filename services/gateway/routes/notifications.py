@@ -3,14 +3,22 @@ service."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 
 from kicau.ids import parse_id
-from kicau.notification_groups import GROUPED_TYPES, grouped_page
+from kicau.notification_groups import (
+    GROUPED_TYPES,
+    GroupSpan,
+    encode,
+    grouped_page,
+    key_of,
+    notices_of,
+    parse_group_key,
+)
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
@@ -29,12 +37,13 @@ NotificationsWriter = Annotated[TokenInfo, require("write:notifications")]
 MAX_TYPES, MAX_TYPE_LENGTH = 20, 64
 
 NAMES = {"type": "array", "items": doc.text(max_length=MAX_TYPE_LENGTH), "maxItems": MAX_TYPES}
-PAGE = {"parameters": [  # page_parameters' limit: 40 by default, at most 80 here
-    *doc.page_parameters("max_id", "since_id", "min_id"),
-    doc.query("types[]", NAMES, "Only these types (Kicau records mention, follow, favourite and reblog)"),
+FILTERS = [
+    doc.query("types[]", NAMES, "Only these types (Kicau records mention, follow, favourite, reblog, status, update)"),
     doc.query("exclude_types[]", NAMES, "Not these types"),
     doc.query("account_id", doc.CURSOR, "Only those caused by this account"),
-]}
+]
+PAGE = {"parameters": [  # page_parameters' limit: 40 by default, at most 80 here
+    *doc.page_parameters("max_id", "since_id", "min_id"), *FILTERS]}
 
 
 def _types(query: QueryParams, name: str) -> list[str]:
@@ -88,9 +97,11 @@ async def notifications(request: Request, token: NotificationsReader, services: 
 
 # How many notifications a grouped page is made from (the timeline service's largest page).
 GROUPED_WINDOW = 80
+GROUPED_TYPES_PARAMETER = doc.query("grouped_types[]", NAMES,
+                                    "The types grouped (favourite, follow and reblog when none is named)")
 GROUPED_PAGE = {"parameters": [
     *PAGE["parameters"],
-    doc.query("grouped_types[]", NAMES, "The types grouped (favourite, follow and reblog when none is named)"),
+    GROUPED_TYPES_PARAMETER,
     doc.query("expand_accounts", {"type": "string", "enum": ["full", "partial_avatars"]},
               "Accepted; accounts always come in full"),
     doc.query("include_filtered", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
@@ -118,6 +129,110 @@ async def grouped_notifications(request: Request, token: NotificationsReader, se
                                                   grouped)
     link = link_header(request, common.public_url, next_max_id, prev_min_id)
     return Response(body, media_type="application/json", headers={"Link": link} if link else None)
+
+
+# How deep a group's or an unread count's reads go: pages of the timeline service's largest size.
+GROUP_PAGES, UNREAD_MAX = 10, 1000
+
+
+async def _read_all(services: Services, token: TokenInfo, params: dict[str, object], enough: int,
+                    ) -> list[dict[str, Any]]:
+    """Notifications newest first, a page at a time, until ``enough`` or none is left (``params``: the filters)."""
+    found: list[dict[str, Any]] = []
+    cursor: object = params.get("max_id")
+    for _ in range(GROUP_PAGES * 10):
+        query = {**params, "limit": GROUPED_WINDOW} | ({"max_id": cursor} if cursor is not None else {})
+        answer = await services.timeline.call("GET", "/internal/notifications", params=query, token=token)
+        raise_for_error(answer)
+        page = notices_of(answer.content)
+        found += page
+        if len(page) < GROUPED_WINDOW or len(found) >= enough:
+            break
+        cursor = page[-1]["id"]
+    return found
+
+
+async def _group(group_key: str, token: TokenInfo, services: Services) -> list[dict[str, Any]]:
+    """The notifications of one group, newest first (its window's, up to ``GROUP_PAGES`` pages); 404 for none."""
+    named = parse_group_key(group_key)
+    if isinstance(named, int):
+        answer = await services.timeline.call("GET", f"/internal/notifications/{named}", token=token)
+        raise_for_error(answer)
+        return notices_of(b"[" + answer.content + b"]")
+    if not isinstance(named, GroupSpan):
+        raise ApiError(404, "Record not found")
+    span = named
+    found = [n for n in await _read_all(services, token, {"types": span.kind, "max_id": span.max_id,
+                                                          "since_id": span.min_id - 1}, GROUP_PAGES * GROUPED_WINDOW)
+             if key_of(n) == group_key]
+    if not found:
+        raise ApiError(404, "Record not found")
+    return found
+
+
+# The unread counts' routes come before the group routes: "unread_count" would otherwise be taken for a group key.
+UNREAD = {"parameters": [doc.query("limit", doc.LIMIT, "Counted up to (100 when absent, at most 1,000)"), *FILTERS]}
+
+
+async def _unread(request: Request, token: TokenInfo, services: Services) -> list[dict[str, Any]]:
+    """The notifications newer than the account's notifications marker (all, without one), with the v1 list's
+    filters, ``limit`` (100, at most 1,000) at most."""
+    query = request.query_params
+    limit = page_limit(query.get("limit"), 100, UNREAD_MAX)
+    params = {k: v for k, v in _page_params(query).items() if k not in ("limit", "max_id", "since_id", "min_id")}
+    answer = await services.timeline.call("GET", "/internal/markers", params={"timeline": "notifications"},
+                                          token=token)
+    raise_for_error(answer)
+    marker = answer.json().get("notifications")
+    if marker is not None:
+        params["since_id"] = int(marker["last_read_id"])
+    return (await _read_all(services, token, params, limit))[:limit]
+
+
+@router.get("/api/v1/notifications/unread_count", openapi_extra={**UNREAD, **doc.BEARER},
+            responses={**doc.ok(dict[str, int], "How many"), **doc.errors(400, 401, 403, 422)})
+async def unread_count(request: Request, token: NotificationsReader, services: Services) -> dict[str, int]:
+    """How many notifications came since the notifications marker."""
+    return {"count": len(await _unread(request, token, services))}
+
+
+@router.get("/api/v2/notifications/unread_count", openapi_extra={
+    "parameters": [*UNREAD["parameters"], GROUPED_TYPES_PARAMETER], **doc.BEARER},
+            responses={**doc.ok(dict[str, int], "How many groups"), **doc.errors(400, 401, 403, 422)})
+async def unread_group_count(request: Request, token: NotificationsReader, services: Services) -> dict[str, int]:
+    """How many groups the notifications since the notifications marker make."""
+    grouped = _types(request.query_params, "grouped_types") or GROUPED_TYPES
+    return {"count": len({key_of(n, grouped) for n in await _unread(request, token, services)})}
+
+
+GROUP_KEY = {"parameters": [{"name": "group_key", "in": "path", "required": True, "schema": doc.text(max_length=80),
+                             "description": "A notification group's key (anything else is a 404)"}]}
+
+
+@router.get("/api/v2/notifications/{group_key}", openapi_extra={**GROUP_KEY, **doc.BEARER},
+            responses={**doc.ok(doc.GroupedNotifications), **doc.errors(401, 403, 404)})
+async def notification_group(group_key: str, token: NotificationsReader, services: Services) -> Response:
+    """One group, with every notification of it (in its window), as a page holding it alone."""
+    body, _, _ = grouped_page(encode(await _group(group_key, token, services)), 1, False)
+    return Response(body, media_type="application/json")
+
+
+@router.get("/api/v2/notifications/{group_key}/accounts", openapi_extra={**GROUP_KEY, **doc.BEARER},
+            responses={**doc.ok(list[doc.Account]), **doc.errors(401, 403, 404)})
+async def notification_group_accounts(group_key: str, token: NotificationsReader, services: Services) -> Response:
+    """Every account of a group, each once, the newest first."""
+    accounts = {n["account"]["id"]: n["account"] for n in await _group(group_key, token, services)}
+    return Response(encode(list(accounts.values())), media_type="application/json")
+
+
+@router.post("/api/v2/notifications/{group_key}/dismiss", openapi_extra={**GROUP_KEY, **doc.BEARER},
+             responses={**doc.ok(dict[str, str], "Every notification of the group dismissed"),
+                        **doc.errors(401, 403, 404)})
+async def dismiss_notification_group(group_key: str, token: NotificationsWriter, services: Services) -> Response:
+    for notice in await _group(group_key, token, services):
+        raise_for_error(await services.timeline.call(
+            "POST", f"/internal/notifications/{notice['id']}/dismiss", token=token))
+    return Response(b"{}", media_type="application/json")
 
 
 @router.post("/api/v1/notifications/clear", openapi_extra=doc.BEARER,
