@@ -151,6 +151,11 @@ class GroupedNotifications(_Entity):
     notification_groups: list[NotificationGroup]
 
 
+class FamiliarFollowers(_Entity):
+    id: str
+    accounts: list[Account]
+
+
 class Context(_Entity):
     ancestors: list[Status]
     descendants: list[Status]

@@ -248,6 +248,13 @@ async def relationships(
     return [await service.relationship(viewer_id=viewer, target_id=target) for target in ids[:40]]
 
 
+@app.get("/internal/accounts/familiar_followers")
+async def familiar_followers(
+    service: Service, account: AccountHeader = None, ids: Annotated[list[int], Query(alias="id")] = []  # noqa: B006
+) -> list[dict[str, Any]]:
+    return await service.familiar_followers(viewer_id=acting_account_id(account), targets=ids)
+
+
 @app.get("/internal/search/accounts")
 async def search_accounts(
     service: Service, q: Annotated[str, Query(max_length=300)] = "", limit: Annotated[int, Query(ge=0)] = 40,

@@ -39,6 +39,10 @@ from services.graph.store import GraphStore
 
 KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+# Familiar followers (GET /api/v1/accounts/familiar_followers): how many targets a request reads, how many of the
+# viewer's follows are matched against each target's followers, and how many are shown for each.
+FAMILIAR_TARGETS, FAMILIAR_FOLLOWS_READ, FAMILIAR_SHOWN = 10, 5000, 40
+MAX_ID = (1 << 63) - 1
 # How deep an account search reads the index of names (kicau/account_names.py): an offset past it finds nothing.
 SEARCHED_NAMES = 400
 
@@ -311,6 +315,28 @@ class GraphService:
             followed = await self.store.followees_among(follower, [i for i, _ in found])
             found = [(i, e) for i, e in found if i in followed]
         return [e for _, e in found]
+
+    async def familiar_followers(self, *, viewer_id: int, targets: list[int]) -> list[dict[str, Any]]:
+        """For each of the first ``FAMILIAR_TARGETS`` targets (each once), its followers the viewer follows: the
+        viewer's follows (``FAMILIAR_FOLLOWS_READ`` at most, by account id) matched against the target's followers
+        100 at a time, the first ``FAMILIAR_SHOWN`` shown."""
+        targets = list(dict.fromkeys(targets))[:FAMILIAR_TARGETS]
+        if not targets:
+            return []
+        follows: list[int] = []
+        while len(follows) < FAMILIAR_FOLLOWS_READ:
+            page = await self.store.following_page(viewer_id, follows[-1] if follows else MAX_ID,
+                                                   min(1000, FAMILIAR_FOLLOWS_READ - len(follows)))
+            follows += page
+            if len(page) < 1000:
+                break
+        among = await asyncio.gather(*(self.store.followers_among(t, [f for f in follows if f != t])
+                                       for t in targets)) if follows else [[] for _ in targets]
+        shown = [found[:FAMILIAR_SHOWN] for found in among]
+        entities = await asyncio.gather(*(self.cards.entity(i) for i in {i for found in shown for i in found}))
+        by_id = {int(e["id"]): e for e in entities if e is not None}
+        return [{"id": str(target), "accounts": [by_id[i] for i in found if i in by_id]}
+                for target, found in zip(targets, shown, strict=True)]
 
     # Follow graph -------------------------------------------------------------------------------------
 

@@ -125,6 +125,23 @@ async def relationships(request: Request, token: ReadUser, services: Services) -
     return passthrough(answer)
 
 
+FAMILIAR_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"type": "string"}},
+                                          "Account ids (the first 10 are read; what is not an id is skipped)")]}
+
+
+@router.get("/api/v1/accounts/familiar_followers", openapi_extra={**FAMILIAR_IDS, **doc.BEARER},
+            responses={**doc.ok(list[doc.FamiliarFollowers]), **doc.errors(401, 403)})
+async def familiar_followers(request: Request, token: FollowsReader, services: Services) -> Response:
+    """For each account named, its followers the user follows (40 at most each; the user's follows read 5,000
+    deep at most), as Mastodon's web client shows them on a profile."""
+    raw = request.query_params.getlist("id[]") + request.query_params.getlist("id")
+    ids = [i for i in (record_id_or_none(v) for v in raw[:40]) if i is not None]
+    answer = await services.graph.call(
+        "GET", "/internal/accounts/familiar_followers", params=[("id", i) for i in ids], token=token
+    )
+    return passthrough(answer)
+
+
 def record_id_or_none(value: str) -> int | None:
     try:
         return record_id(value)
