@@ -13,6 +13,9 @@ from kicau import hot_routes
 from kicau.web import ApiError
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# How many fields a form body may hold (Starlette's default): the body's size is bounded apart, and a documented
+# body (a list's 100 account ids, beside any other fields a client adds) must fit.
+MAX_FORM_FIELDS = 1000
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -57,7 +60,7 @@ async def read_params(request: Request, limit: int) -> dict[str, Any]:
     if content_type in FORM_TYPES:
         # The body is already read and bounded; hand Starlette a request over those bytes to parse it.
         request._body = body
-        form: FormData = await request.form(max_files=0, max_fields=100)
+        form: FormData = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
         params.update(_flatten([(k, v) for k, v in form.multi_items() if isinstance(v, str)]))
         return _without_nul(params)
     raise ApiError(415, f"Unsupported content type: {content_type or 'none'}")

@@ -270,11 +270,12 @@ class GraphService:
 
     async def search_accounts(self, *, query: str, limit: int, offset: int = 0, viewer: int | None = None,
                               following: bool = False) -> list[dict[str, Any]]:
-        """Accounts whose username begins with the query's (``@name`` or ``name@domain`` read as ``name``), the
-        one it names first, then in order of name (kicau/account_names.py); with a ``viewer``, none it blocks or
-        that blocks it, and with ``following``, only those it follows. ``offset`` skips that many. The index is
-        read a window at a time, ``SEARCHED_NAMES`` entries deep at most (ten times that for ``following``, whose
-        accounts may be few among many names)."""
+        """Accounts whose username begins with the query's (``@name`` or ``name@domain`` read as ``name``): the
+        one it names first, then in order of name (kicau/account_names.py). As on Mastodon, the account it names is
+        found whatever blocks lie between (toot unblocks an account by finding it so); of the others, none the
+        viewer blocks or that blocks it; with ``following``, only accounts the viewer follows. ``offset`` skips
+        that many. The index is read a window at a time, ``SEARCHED_NAMES`` entries deep at most (ten times that
+        for ``following``, whose accounts may be few among many names)."""
         username = query.strip().lstrip("@").split("@", 1)[0].lower()
         # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
         if not username or not USERNAME_RE.fullmatch(username) or limit < 1:
@@ -286,17 +287,17 @@ class GraphService:
             self.store.account_id_by_username(username),
             self.hides.blocking(viewer) if viewer is not None else _nothing(),
             self.hides.blocked_by(viewer) if viewer is not None else _nothing())
-        unwanted = blocking | blocked_by
-        pending = [] if exact is None else [exact]
         found: list[dict[str, Any]] = []
-        seen: set[int] = set()
+        if exact is not None:
+            found += await self._searched([exact], username, set(), viewer if following else None)
+        unwanted = blocking | blocked_by
+        seen: set[int] = {exact} if exact is not None else set()
         after: tuple[str, int] | None = None
         while len(found) < wanted and depth > 0:
             window = min(depth, max(2 * wanted + 10, 100))
             entries = await self.names.starting_with(username, window, after)
             depth -= window
-            candidates = [i for i in dict.fromkeys([*pending, *(i for _, i in entries)]) if i not in seen]
-            pending = []
+            candidates = [i for i in dict.fromkeys(i for _, i in entries) if i not in seen]
             seen.update(candidates)
             found += await self._searched(candidates, username, unwanted, viewer if following else None)
             if len(entries) < window:

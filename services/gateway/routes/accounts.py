@@ -131,10 +131,13 @@ FAMILIAR_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"ty
 
 @router.get("/api/v1/accounts/familiar_followers", openapi_extra={**FAMILIAR_IDS, **doc.BEARER},
             responses={**doc.ok(list[doc.FamiliarFollowers]), **doc.errors(401, 403)})
-async def familiar_followers(request: Request, token: FollowsReader, services: Services) -> Response:
+async def familiar_followers(request: Request, token: FollowsReader, services: Services,
+                             settings: Settings) -> Response:
     """For each account named, its followers the user follows (40 at most each; the user's follows read 5,000
-    deep at most), as Mastodon's web client shows them on a profile."""
-    raw = request.query_params.getlist("id[]") + request.query_params.getlist("id")
+    deep at most), as Mastodon's web client shows them on a profile. The ids in the query, or (as Mastodon.py
+    sends them, and Rails reads them) in a JSON body."""
+    named = (await read_params(request, settings.max_body_bytes)).get("id", [])
+    raw = [str(v) for v in (named if isinstance(named, list) else [named])]
     ids = [i for i in (record_id_or_none(v) for v in raw[:40]) if i is not None]
     answer = await services.graph.call(
         "GET", "/internal/accounts/familiar_followers", params=[("id", i) for i in ids], token=token
