@@ -19,7 +19,6 @@ A hashtag *exists* once a public status has used it: Cassandra's ``tag_days`` li
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -30,13 +29,13 @@ from redis.asyncio import Redis
 
 from kicau import hashtags, keys, resp
 from kicau.clients import execute
+from kicau.lex_index import LexIndex
 from kicau.resp import command
 from kicau.tag_timeline import DAY_MS, day_of
 
 HISTORY_DAYS = 7
 _KEPT_SECONDS = (HISTORY_DAYS + 1) * 86_400
 _NAMES = keys.tag_names().encode()
-_PRESENT = b""  # the index's member that says it exists: no hashtag's name is empty, and it sorts first
 # A prefix a search may look up: what a hashtag's name is made of (kicau/hashtags.py).
 PREFIX: Final = re.compile(r"[\w\u00b7\u30fb\u200c]{1,100}")
 
@@ -97,37 +96,16 @@ def entity(tag: str, public_url: str, days: Sequence[int], counts: Sequence[int]
 
 
 class TagNames:
-    """The index of hashtag names, read by prefix; rebuilt from Cassandra when Redis has lost it."""
+    """The index of hashtag names, read by prefix (kicau/lex_index.py); rebuilt from Cassandra's ``tag_days``."""
 
     def __init__(self, redis: Redis, session: Session) -> None:
-        self._redis = redis
-        self._session = session
-        self._every_tag = session.prepare("SELECT DISTINCT tag FROM tag_days")
-        self._rebuilding: asyncio.Task[None] | None = None
+        every_tag = session.prepare("SELECT DISTINCT tag FROM tag_days")
+
+        async def record() -> list[bytes]:
+            return [str(row["tag"]).encode() for row in await execute(session, every_tag)]
+
+        self._index = LexIndex(redis, keys.tag_names(), record)
 
     async def starting_with(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` names that begin with ``prefix`` (in normal form), in order: the name itself first."""
-        low, high = b"[" + prefix.encode(), b"[" + prefix.encode() + b"\xff"  # UTF-8 never holds 0xff
-        read = [command(b"ZSCORE", _NAMES, _PRESENT),
-                command(b"ZRANGEBYLEX", _NAMES, low, high, b"LIMIT", b"0", str(limit).encode())]
-        present, names = await resp.round_trip(self._redis, read)
-        if present is None:
-            await self._rebuild()
-            present, names = await resp.round_trip(self._redis, read)
-        return [name.decode() for name in names]
-
-    async def _rebuild(self) -> None:
-        """Every hashtag Cassandra lists, into the index, with its marker; one rebuild at a time in this process
-        (two processes rebuilding at once write the same members)."""
-        if self._rebuilding is None:
-            self._rebuilding = asyncio.create_task(self._rebuild_once())
-            self._rebuilding.add_done_callback(lambda _: setattr(self, "_rebuilding", None))
-        await asyncio.shield(self._rebuilding)
-
-    async def _rebuild_once(self) -> None:
-        names = [str(row["tag"]) for row in await execute(self._session, self._every_tag)]
-        packed = [command(b"ZADD", _NAMES, *(part for name in names[start:start + 1000]
-                                             for part in (b"0", name.encode())))
-                  for start in range(0, len(names), 1000)]
-        # The marker last: a reader that finds it finds every name before it.
-        await resp.round_trip(self._redis, [*packed, command(b"ZADD", _NAMES, b"0", _PRESENT)])
+        return [name.decode() for name in await self._index.starting_with(prefix.encode(), limit)]

@@ -17,7 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import account_names, featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
+from kicau import featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind
@@ -222,7 +222,7 @@ class GraphService:
             if not await self.store.claim_email(email_key, account_id):
                 raise ApiError(422, "Validation failed: E-mail has already been taken")
             # Searchable before it exists (kicau/account_names.py): an entry left by a failure names no account.
-            await resp.round_trip(self.redis, [account_names.add_command(username_key, account_id)])
+            await resp.round_trip(self.redis, [self.names.add_command(username_key, account_id)])
             password_hash = await self.passwords.hash(password)
             await self.store.insert_account(
                 account_id=account_id, username=username, email=email_key, display_name=username,
