@@ -57,6 +57,9 @@ class StatusCreated(_Event, tag="status.created"):
     # ask for. Events from before the fields read as no reply, no language.
     in_reply_to_account: int = 0
     language: str = ""
+    # The root of its thread (kicau/conversations.py): a direct status joins its members' conversation of that
+    # thread. 0 for the status's own id (a status that replies to nothing, and events from before the field).
+    conversation_id: int = 0
 
 
 class StatusDeleted(_Event, tag="status.deleted"):
@@ -71,6 +74,8 @@ class StatusDeleted(_Event, tag="status.deleted"):
     reblog_author: int = 0
     # The deleted status's hashtags: it leaves their timelines.
     tags: list[str] = msgspec.field(default_factory=list)
+    # The root of its thread, as on its StatusCreated: a direct status leaves its members' conversations.
+    conversation_id: int = 0
 
 
 class StatusEdited(_Event, tag="status.edited"):

@@ -7,8 +7,9 @@ from typing import Literal
 
 import msgspec
 
-# Mastodon's streaming event names: a new status, a deleted one (its id), a notification, an edited status.
-StreamKind = Literal["update", "delete", "notification", "status.update"]
+# Mastodon's streaming event names: a new status, a deleted one (its id), a notification, an edited status, and a
+# direct conversation a status joined (kicau/conversations.py: its member's ``direct`` stream alone).
+StreamKind = Literal["update", "delete", "notification", "status.update", "conversation"]
 
 
 class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -17,7 +18,8 @@ class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):
     status_id: int
     # Milliseconds since the epoch when the post service accepted the status (delivery latency origin).
     accepted_at: float
-    # Full Status JSON for "update" and "status.update", Notification JSON for "notification"; for "delete" the id
+    # Full Status JSON for "update" and "status.update", Notification JSON for "notification", the member's
+    # Conversation JSON for "conversation" (one delivery a member: each reads it its own way); for "delete" the id
     # alone (digits, not JSON-quoted), as Mastodon's streaming server sends it (until 2026-12-01 Kicau sent it
     # quoted: `data: "123"`, where Mastodon sends `data: 123`).
     payload: str

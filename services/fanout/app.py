@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from kicau import clients, keys
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BlocksAndMutes
+from kicau.conversations import ConversationStore
 from kicau.featured_tags import AccountTagUses
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
 from kicau.follow_options import FollowOptionStore, KeptOptions
@@ -63,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             reblogs=ReblogStore(session, clients.write_consistency(common)),
+            conversations=ConversationStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),

@@ -46,9 +46,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys, resp, tag_history
+from kicau import conversations, keys, resp, tag_history
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
+from kicau.conversations import Conversation, ConversationChange, ConversationStore
 from kicau.entities import compose_status
 from kicau.events import (
     AccountHidden,
@@ -440,6 +441,7 @@ class Fanout:
     follow_options: KeptOptions  # followers' options of each author, under its follower list's version
     list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
     reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
+    conversations: ConversationStore  # the direct conversations of direct statuses' authors and mentioned accounts
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -498,6 +500,8 @@ class Fanout:
         hidden = {author: status_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         silenced = {author: notification_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         notices = [n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())]
+        # The conversations of direct statuses: their authors' and those of the accounts notified of them.
+        joining, leaving = conversations.joined(events, notices), conversations.left(events)
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
         recent_entries = dict(zip(recent_ids, status_lists, strict=True))
         recent = {author: [entry.status_id for entry in entries] for author, entries in recent_entries.items()}
@@ -523,11 +527,13 @@ class Fanout:
         published, unpublished = public_changes(events)
         tagged, untagged = edited_tags(events, *tag_changes(events, published, unpublished), PUBLIC_ONLY)
         used, unused = edited_tags(events, *account_tag_changes(events), COUNTED, account=True)
-        await self._deliver_all(plans, audiences, large, notices)
+        await self._deliver_all(plans, audiences, large, notices, joining)
         # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
         records: list[Awaitable[object]] = []
         if notices or removed:
             records.append(self.notifications.apply(notices, removed))
+        if joining or leaving:
+            records.append(self.conversations.apply(joining, leaving))
         if published or unpublished:
             records.append(self._publish(published, unpublished))
         if tagged or untagged:
@@ -576,7 +582,7 @@ class Fanout:
         await resp.round_trip(self.redis, self.feeds.key_changes(keys.public_feed(), published, unpublished))
 
     async def _deliver_all(self, plans: list[_Plan], audiences: _Audiences, large: set[int],
-                           notices: list[Notification]) -> None:
+                           notices: list[Notification], joining: list[ConversationChange]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
         status reaches open streams in the time of one small pipeline, not after the batch's timeline writes."""
         followers, addressed, by_tags = audiences.followers, audiences.addressed, audiences.by_tags
@@ -666,6 +672,8 @@ class Fanout:
                 continue
             self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None).decode(),
                          accepted[notice.id])
+        await self._deliver_conversations(pipe, [c for c in joining if self.online.any_online((c.account_id,))],
+                                          updates, cards, accepted)
         if len(pipe):
             await pipe.execute()
             published_ms = time.time() * 1000.0
@@ -862,6 +870,29 @@ class Fanout:
         of its online owner (gateways tell them apart from the owner's own by the list)."""
         for membership in lists.get(event.status_id, ()):
             self._deliver(pipe, kind, event, payload, [membership.owner_id], list_id=membership.list_id)
+
+    async def _deliver_conversations(self, pipe: Pipeline, joining: list[ConversationChange], updates: dict[int, str],
+                                     cards: dict[int, bytes], accepted: dict[int, float]) -> None:
+        """A ``conversation`` event on the ``direct`` stream of each online member of a conversation a status
+        joined: the conversation as that member reads it (its other accounts, unread but for the author), with the
+        status as no one in particular sees it, as the status's own ``update``."""
+        joining = [c for c in joining if c.status_id in updates]
+        if not joining:
+            return
+        wanted = {a for c in joining for a in conversations.shown_accounts(c)}
+        missing = wanted - cards.keys()
+        if missing:
+            cards = {**cards, **await self.accounts.cards(missing)}
+        for change in joining:
+            conversation = Conversation(change.account_id, change.conversation_id, change.root_id,
+                                        change.participants, frozenset({change.status_id}), change.unread)
+            accounts = [cards[a] for a in conversations.shown_accounts(change) if a in cards]
+            payload = conversations.rendered(conversation, accounts, updates[change.status_id].encode()).decode()
+            for gateway, online in self.online.gateways_of((change.account_id,)).items():
+                delivery = StreamDelivery(event="conversation", status_id=change.status_id,
+                                          accepted_at=accepted[change.status_id], payload=payload,
+                                          recipients=online)
+                pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
 
     def _notify(self, pipe: Pipeline, notice: Notification, payload: str, accepted_at: float) -> None:
         for gateway, online in self.online.gateways_of((notice.account_id,)).items():

@@ -170,6 +170,13 @@ class Notification(_Entity):
     status: Status | None = None
 
 
+class Conversation(_Entity):
+    id: str
+    unread: bool
+    accounts: list[Account]
+    last_status: Status | None = None
+
+
 class Marker(_Entity):
     last_read_id: str
     version: int

@@ -81,23 +81,26 @@ def websocket_text_frame(payload: bytes) -> bytes:
 SERVER_SEND_KEY = "kicau.server_send"
 
 
-# Mastodon's stream names: the user's timeline and notifications, and its notifications alone; the public
-# timeline (kicau/public_timeline.py), which is also the local one here (Kicau does not federate).
+# Mastodon's stream names: the user's timeline and notifications, its notifications alone, and its direct
+# conversations (kicau/conversations.py); the public timeline (kicau/public_timeline.py), which is also the local one
+# here (Kicau does not federate).
 USER_STREAM = "user"
 NOTIFICATION_STREAM = "user:notification"
+DIRECT_STREAM = "direct"
 PUBLIC_STREAM = "public"
 PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
-# The kind of event each stream carries, or None: every kind (of the user's own events, or of the public
-# timeline's for the public streams).
-STREAM_EVENTS: dict[str, str | None] = {USER_STREAM: None, NOTIFICATION_STREAM: "notification",
-                                        **dict.fromkeys(PUBLIC_STREAMS)}
+# The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
+# Mastodon. (The public streams carry every kind of the public timeline's events.)
+USER_EVENTS = frozenset({"update", "delete", "notification", "status.update"})
+STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS, NOTIFICATION_STREAM: frozenset({"notification"}),
+                                            DIRECT_STREAM: frozenset({"conversation"})}
 # A hashtag's streams (kicau/tag_timeline.py): the public timeline's events of statuses carrying the hashtag.
 # Each names its hashtag: a subscription to one is kept as ``<stream>#<hashtag>`` (``stream_key``; no stream name
 # and no hashtag holds a ``#``), and its frames name ``[<stream>, <hashtag>]``, as Mastodon's do.
 HASHTAG_STREAMS = frozenset({"hashtag", "hashtag:local"})
 # A list's stream (kicau/lists.py): its timeline's events, kept as ``list#<list id>`` and framed ``["list", "<id>"]``.
 LIST_STREAM = "list"
-STREAMS = frozenset(STREAM_EVENTS) | HASHTAG_STREAMS | {LIST_STREAM}
+STREAMS = frozenset(STREAM_EVENTS) | PUBLIC_STREAMS | HASHTAG_STREAMS | {LIST_STREAM}
 
 
 def stream_key(stream: str, tag: str | None = None) -> str:
@@ -151,11 +154,13 @@ class StreamEvent:
 
     @property
     def stream(self) -> str:
-        """The stream nearly every connection that takes this event takes it on: ``user``, ``public``, or the
-        list's."""
+        """The stream nearly every connection that takes this event takes it on: ``user``, ``public``, the
+        list's, or ``direct`` for a conversation."""
         if self.list_id:
             return stream_key(LIST_STREAM, str(self.list_id))
-        return PUBLIC_STREAM if self.public else USER_STREAM
+        if self.public:
+            return PUBLIC_STREAM
+        return DIRECT_STREAM if self.name == "conversation" else USER_STREAM
 
     def ws_wire(self) -> bytes:
         """``ws_frame`` as one unfragmented, uncompressed WebSocket text frame as a server sends it (RFC 6455
@@ -224,7 +229,7 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
 
 
 # The streams of an account's own events.
-_OWN_STREAMS = frozenset(STREAM_EVENTS) - PUBLIC_STREAMS
+_OWN_STREAMS = frozenset(STREAM_EVENTS)
 # The events whose SSE id is a resume point: a home timeline's new and deleted statuses.
 _RESUMABLE = frozenset({"update", "delete"})
 
@@ -257,11 +262,9 @@ class Subscriptions:
         self.streams.remove(stream)
         return True
 
-    def accepts(self) -> frozenset[str] | None:
-        """The kinds of the user's own events these streams carry together (None: all), for
-        ``Connection.accepts``."""
-        kinds = [STREAM_EVENTS[stream] for stream in self.streams if stream in _OWN_STREAMS]
-        return None if None in kinds else frozenset(kind for kind in kinds if kind is not None)
+    def accepts(self) -> frozenset[str]:
+        """The kinds of the user's own events these streams carry together, for ``Connection.accepts``."""
+        return frozenset().union(*(STREAM_EVENTS[stream] for stream in self.streams if stream in _OWN_STREAMS))
 
     @property
     def public(self) -> bool:
@@ -283,7 +286,7 @@ class Subscriptions:
             return [s for s in self.streams if _list_of(s) == event.list_id]
         if event.public:
             return [s for s in self.streams if s in PUBLIC_STREAMS or (event.tags and _tag_of(s) in event.tags)]
-        return [s for s in self.streams if s in _OWN_STREAMS and STREAM_EVENTS[s] in (None, event.name)]
+        return [s for s in self.streams if s in _OWN_STREAMS and event.name in STREAM_EVENTS[s]]
 
     def wire(self, event: StreamEvent) -> bytes:
         """The event's frames on this socket, for a direct sink: one per subscribed stream that carries it (none
@@ -327,10 +330,10 @@ class Connection:
     account_id: int
     transport: str
     limit: int
-    # The kinds of the account's own events this connection takes (``STREAM_EVENTS`` of its streams), or None:
-    # all. A WebSocket's changes as it subscribes and unsubscribes (``Subscriptions``). The public timeline's
-    # events reach only connections listening to it, and are not filtered here.
-    accepts: frozenset[str] | None = None
+    # The kinds of the account's own events this connection takes (``STREAM_EVENTS`` of its streams): by
+    # default the user stream's. A WebSocket's changes as it subscribes and unsubscribes (``Subscriptions``). The
+    # public timeline's events reach only connections listening to it, and are not filtered here.
+    accepts: frozenset[str] = USER_EVENTS
     connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     overflowed: bool = False
     _queue: collections.deque[StreamEvent] = field(default_factory=collections.deque)
@@ -349,8 +352,7 @@ class Connection:
     def push(self, event: StreamEvent) -> bool:
         """Take one event; True when it is held for the hub's next write round and this connection was not yet
         part of that round (the hub then lists it, once)."""
-        if self.overflowed or (self.accepts is not None and not (event.public or event.list_id)
-                               and event.name not in self.accepts):
+        if self.overflowed or (not (event.public or event.list_id) and event.name not in self.accepts):
             return False
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
@@ -511,7 +513,7 @@ class StreamHub:
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
-        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool, int, int], None] = (
+        self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool, int, int, int], None] = (
             collections.OrderedDict())
         # Direct connections holding events for the next write round (module doc); empty when none is due.
         self._round: list[Connection] = []
@@ -531,7 +533,7 @@ class StreamHub:
     def connection_count(self) -> int:
         return sum(len(c) for c in self._connections.values())
 
-    async def open(self, account_id: int, transport: str, accepts: frozenset[str] | None = None) -> Connection:
+    async def open(self, account_id: int, transport: str, accepts: frozenset[str] = USER_EVENTS) -> Connection:
         """Register a stream (of the ``accepts`` kinds of event, if given), or 429 when the account already holds
         its cap of streams (on any gateway)."""
         connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
@@ -602,8 +604,10 @@ class StreamHub:
         timeline's streams or to a large author's followers (see ``RECENT_DELIVERIES``). The fanout publishes one
         delivery of each per status and gateway, so a second one is a replay. (A large author's status may have
         both a broadcast and a delivery to accounts: the followers of its hashtags, kicau/tag_follows.py.)"""
+        # A conversation's delivery is one a member (each reads it its own way): the member tells them apart.
+        member = delivery.recipients[0] if delivery.event == "conversation" and delivery.recipients else 0
         key = (delivery.event, delivery.status_id, delivery.public, delivery.followers_of_author, delivery.list_id,
-               delivery.version_id)
+               delivery.version_id, member)
         dispatched = self._dispatched
         if key in dispatched:
             STREAM_DELIVERIES_REPEATED.inc()

@@ -25,6 +25,7 @@ from kicau import hashtags, newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
+from kicau.conversations import thread_root
 from kicau.crash_points import crash_point
 from kicau.entities import (
     compose_status,
@@ -180,14 +181,18 @@ class PostService:
         _CARD_SECONDS.observe(time.perf_counter() - started)
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
-        parent_author = None
+        parent_author = root = None
         if draft.in_reply_to_id is not None:
-            parent = await self.statuses.render_one(draft.in_reply_to_id, Reader(account_id))
-            if parent is None:
+            # The parent's row beside its rendering: the root of its thread is the reply's (kicau/conversations.py).
+            parent, parent_row = await asyncio.gather(
+                self.statuses.render_one(draft.in_reply_to_id, Reader(account_id)),
+                self.store.get(draft.in_reply_to_id))
+            if parent is None or parent_row is None:
                 # As Mastodon answers: no reply to a status that does not exist (or no longer does), nor to one
                 # the author may not see (kicau/visibility.py), which must look the same.
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
             parent_author = _author_of(parent)
+            root = thread_root(parent_row)
         username = str(msgspec.json.decode(card)["username"])
         # Before anything is written: a status's mentions are resolved once, and kept with it (kicau/mentions.py).
         mentions = await self.mentions.resolve(draft.text)
@@ -218,6 +223,7 @@ class PostService:
             "in_reply_to_account_id": parent_author,
             "created_at": datetime.now(UTC),
             "mentions": mentions,
+            "conversation_id": root,
         }
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         try:
@@ -228,7 +234,7 @@ class PostService:
                                               mentions=[m.account_id for m in mentions],
                                               tags=hashtags.names(draft.text),
                                               in_reply_to_account=parent_author or 0,
-                                              language=draft.language or ""))
+                                              language=draft.language or "", conversation_id=root or 0))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -276,7 +282,8 @@ class PostService:
                                           mentions=[m.account_id for m in stored(row.get("mentions"))],
                                           tags=hashtags.names(row.get("text") or ""),
                                           in_reply_to_account=int(row.get("in_reply_to_account_id") or 0),
-                                          language=row.get("language") or ""))
+                                          language=row.get("language") or "",
+                                          conversation_id=int(row.get("conversation_id") or 0)))
         parent = _counted_parent(row)
         if parent is not None:
             # The first request may have died before or after counting the reply: its parent is counted again.
@@ -660,7 +667,8 @@ class PostService:
             await self._publish(StatusDeleted(status_id=status_id, account_id=account_id,
                                               visibility=row.get("visibility") or PUBLIC,
                                               mentions=[m.account_id for m in stored(row.get("mentions"))],
-                                              tags=hashtags.names(row.get("text") or "")))
+                                              tags=hashtags.names(row.get("text") or ""),
+                                              conversation_id=int(row.get("conversation_id") or 0)))
         except BaseException:
             await self.store.mark_deleted(row, None)
             # Back in its author's list: a profile read in between kept the list without it.

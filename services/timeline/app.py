@@ -16,6 +16,7 @@ from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes
 from kicau.bookmarks import BookmarkStore
+from kicau.conversations import ConversationStore
 from kicau.entities import compose_status_list
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
@@ -126,6 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             hides=BlocksAndMutes(session, clients.write_consistency(common)),
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             lists=ListStore(session, clients.write_consistency(common)),
+            conversations=ConversationStore(session, clients.write_consistency(common)),
             newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
             if own.newest_ids_accounts else None,
         )
@@ -407,6 +409,30 @@ async def dismiss_notification(
     account: AccountHeader = None,
 ) -> Response:
     await service.dismiss_notification(acting_account_id(account), notification_id)
+    return Response(b"{}", media_type="application/json")
+
+
+# Direct conversations (kicau/conversations.py), as Mastodon pages them (20 by default, at most 40).
+ConversationPage = Annotated[PageRequest, _pages(20, 40)]
+ConversationId = Annotated[int, Path(ge=0, lt=1 << 63)]
+
+
+@app.get("/internal/conversations")
+async def conversations(service: Service, request: ConversationPage, account: AccountHeader = None) -> Response:
+    return _respond(await service.conversation_page(acting_account_id(account), request))
+
+
+@app.post("/internal/conversations/{conversation_id}/read")
+async def read_conversation(conversation_id: ConversationId, service: Service,
+                            account: AccountHeader = None) -> Response:
+    return Response(await service.read_conversation(acting_account_id(account), conversation_id),
+                    media_type="application/json")
+
+
+@app.post("/internal/conversations/{conversation_id}/forget")
+async def forget_conversation(conversation_id: ConversationId, service: Service,
+                              account: AccountHeader = None) -> Response:
+    await service.forget_conversation(acting_account_id(account), conversation_id)
     return Response(b"{}", media_type="application/json")
 
 

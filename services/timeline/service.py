@@ -20,10 +20,11 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import keys, resp, tag_history
+from kicau import conversations, keys, resp, tag_history
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, Kind
 from kicau.bookmarks import BookmarkStore
+from kicau.conversations import Conversation, ConversationStore
 from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRead, PageRequest
@@ -176,6 +177,7 @@ class TimelineService:
     hides: BlocksAndMutes
     follow_options: FollowOptionStore
     lists: ListStore
+    conversations: ConversationStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -637,6 +639,46 @@ class TimelineService:
 
     async def clear_notifications(self, account_id: int) -> None:
         await self.notifications.clear(account_id)
+
+    # Direct conversations (kicau/conversations.py) ------------------------------------------------------------
+
+    async def conversation_page(self, account_id: int, request: PageRequest) -> Page:
+        """The account's conversations, newest last status first; the cursors are last status ids, as in Mastodon's
+        Link headers. One whose last status the account may no longer see is left out, and the cursors go past
+        it."""
+        found = await self.conversations.page(account_id, max_id=request.max_id, since_id=request.since_id,
+                                              min_id=request.min_id, limit=request.limit)
+        shown = await self._rendered_conversations(account_id, found)
+        return Page(body=b"[" + b",".join(body for body in shown if body is not None) + b"]",
+                    next_max_id=found[-1].last_status_id if found else None,
+                    prev_min_id=found[0].last_status_id if found else None)
+
+    async def read_conversation(self, account_id: int, conversation_id: int) -> bytes:
+        """Mark one of the account's conversations read (404: it has none of that id); the conversation."""
+        conversation = await self.conversations.mark_read(account_id, conversation_id)
+        if conversation is None:
+            raise ApiError(404, "Record not found")
+        body, = await self._rendered_conversations(account_id, [conversation], missing_status=True)
+        assert body is not None
+        return body
+
+    async def forget_conversation(self, account_id: int, conversation_id: int) -> None:
+        if not await self.conversations.forget(account_id, conversation_id):
+            raise ApiError(404, "Record not found")
+
+    async def _rendered_conversations(self, account_id: int, found: list[Conversation],
+                                      missing_status: bool = False) -> list[bytes | None]:
+        """Each conversation as its member reads it; None for one whose last status it may no longer see (or,
+        with ``missing_status``, the conversation with ``last_status`` null)."""
+        if not found:
+            return []
+        statuses, cards = await asyncio.gather(
+            self.statuses.render_each([c.last_status_id for c in found], Reader(account_id)),
+            self.accounts.cards({a for c in found for a in conversations.shown_accounts(c)}))
+        return [conversations.rendered(c, [cards[a] for a in conversations.shown_accounts(c) if a in cards],
+                                       statuses.get(c.last_status_id))
+                if c.last_status_id in statuses or missing_status else None
+                for c in found]
 
     async def _rendered(self, account_id: int, notifications: list[Notification]) -> list[bytes]:
         """Each notification whose account still has a card and whose status its reader may still see (a deleted

@@ -404,6 +404,47 @@ def test_edits(gateway_url: str, app_keys: tuple[str, str]) -> None:
         ben.status_update(posted["id"], "not mine")
 
 
+class Conversations(StreamListener):
+    """The last status of each ``conversation`` event a direct stream brought."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: list[str] = []
+
+    def on_conversation(self, conversation: Any) -> None:
+        self.last.append(str(conversation["last_status"]["id"]))
+
+
+def test_conversations(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py direct conversations (``conversations``, ``conversations_read``, ``stream_direct`` with
+    ``on_conversation``, paging with ``fetch_next``)."""
+    amy, _, _ = register(gateway_url, app_keys, "dma")
+    ben, ben_name, _ = register(gateway_url, app_keys, "dmb")
+    listener = Conversations()
+    handle = ben.stream_direct(listener, run_async=True)
+    try:
+        warm: list[str] = []
+
+        def delivered() -> bool:
+            warm.append(str(amy.status_post(f"@{ben_name} warm-up", visibility="direct")["id"]))
+            return bool(set(warm) & set(listener.last))
+
+        eventually(delivered, timeout=30, interval=0.3)
+        posted = amy.status_post(f"@{ben_name} just us", visibility="direct")
+        eventually(lambda: str(posted["id"]) in listener.last or None)
+    finally:
+        handle.close()
+    eventually(lambda: ben.conversations(limit=1)[0]["last_status"]["id"] == posted["id"])
+    newest = ben.conversations(limit=1)
+    assert newest[0]["unread"] is True
+    assert newest[0]["accounts"][0]["id"] == amy.account_verify_credentials()["id"]
+    read = ben.conversations_read(newest[0]["id"])
+    assert read["unread"] is False and read["id"] == newest[0]["id"]
+    # The next page, by the Link header's cursor: the warm-up's conversations, older first to come.
+    after = ben.fetch_next(newest)
+    assert after and str(after[0]["last_status"]["id"]) == warm[-1]
+
+
 def test_account_search(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py ``account_search`` (``@`` completion): accounts by the start of their username."""
     amy, amy_name, _ = register(gateway_url, app_keys, "srch")

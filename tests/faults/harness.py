@@ -406,12 +406,13 @@ class Burst:
 
     def __init__(self, gateway: str, authors: Sequence[User], count: int, *, threads: int = 4,
                  retry_for: float = 0.0, text: str = "burst", pad: int = 0, idempotency: bool = True,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, visibility: str = "public") -> None:
         # Posts go round-robin over the authors, each staying under the gateway's per-account request limit.
         self.authors = list(authors)
         self.retry_for = retry_for
         self.idempotency = idempotency
         self.text = text
+        self.visibility = visibility
         self.pad = pad
         tag = uuid.uuid4().hex[:8]
         self.posts = [Post(i, f"m-{tag}-{i}", f"k-{tag}-{i}") for i in range(count)]
@@ -435,7 +436,8 @@ class Burst:
             headers["Idempotency-Key"] = post.key
         began = time.monotonic()
         try:
-            answer = self._client.post("/api/v1/statuses", data={"status": body}, headers=headers)
+            answer = self._client.post("/api/v1/statuses", data={"status": body, "visibility": self.visibility},
+                                       headers=headers)
         except httpx.HTTPError as exc:
             now = time.monotonic()
             return Attempt(post.key, 0, now - began, None, now, f"{type(exc).__name__}: {exc}")

@@ -130,6 +130,59 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
     assert rebuilt == 0, "the follower's timeline was rebuilt: the fanout's writes were not what got counted"
 
 
+def _conversations_of(http: httpx.Client, reader: User) -> list[str]:
+    """The last status of every conversation the reader has (kicau/conversations.py), walked through the API's
+    Link header."""
+    statuses: list[str] = []
+    url: str | None = "/api/v1/conversations?limit=40"
+    while url:
+        answer = http.get(url, headers=reader.auth)
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        statuses += [c["last_status"]["id"] for c in page]
+        found = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
+        url = found.group(1) if found and page else None
+    return statuses
+
+
+@pytest.mark.timeout(300)
+def test_fanout_sigkill_mid_burst_of_direct_statuses_keeps_each_conversation_once(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], faults: Faults
+) -> None:
+    """Direct statuses to one account, each beginning a conversation of its own: the conversations the fanout
+    writes (a read and a logged batch each, kicau/conversations.py) come through its crash and replay each once,
+    for the mentioned account and for the author, unread for the one and read for the other."""
+    writers = [make_user("dca") for _ in range(2)]
+    reader = make_user("dcr")
+    count = 120
+    victim = harness.service_pid("fanout")
+    burst = harness.Burst(gateway_url, writers, count, threads=4, text=f"direct crash @{reader.username}",
+                          visibility="direct")
+    try:
+        burst.wait_progress(count // 2)
+        killed_at_posts = burst.done
+        faults.kill(victim)
+        restart_seconds = harness.stack_up()
+        burst.wait()
+    finally:
+        burst.stop()
+    assert burst.codes() == {200: count}, burst.codes()
+    expected = burst.succeeded_ids()
+    harness.wait_for(lambda: harness.consumer_lag() == 0, 150, "consumer lag back to 0")
+    harness.wait_for(lambda: not harness.tally(expected, _conversations_of(http, reader)).lost, 60,
+                     "every 2xx direct status in a conversation of the reader's")
+    received = harness.tally(expected, _conversations_of(http, reader))
+    written = harness.tally(expected, [s for w in writers for s in _conversations_of(http, w)])
+    harness.figure(f"fanout SIGKILL at {killed_at_posts} of {count} direct posts (restarted in "
+                   f"{restart_seconds:.1f}s): the reader's conversations {received}, the authors' {written}")
+    assert not received.lost and not received.duplicated and not received.unexpected, received
+    assert not written.lost and not written.duplicated and not written.unexpected, written
+    unread = {c["unread"] for c in http.get("/api/v1/conversations?limit=40", headers=reader.auth).json()}
+    assert unread == {True}
+    assert {c["unread"] for c in http.get("/api/v1/conversations?limit=40", headers=writers[0].auth).json()} == {
+        False}
+
+
 @pytest.mark.timeout(480)
 def test_two_fanout_workers_one_stalled_past_session_timeout_one_killed(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], faults: Faults

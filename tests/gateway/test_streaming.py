@@ -80,6 +80,8 @@ def status_of(event: dict[str, str]) -> str | None:
     if event.get("event") == "notification":
         status = json.loads(event["data"]).get("status")
         return str(status["id"]) if status else None
+    if event.get("event") == "conversation":  # the direct stream's: the conversation's last status
+        return str(json.loads(event["data"])["last_status"]["id"])
     if "id" not in event and event.get("event") == "update":
         return str(json.loads(event["data"])["id"])
     if "id" not in event and event.get("event") == "delete":
@@ -87,18 +89,21 @@ def status_of(event: dict[str, str]) -> str | None:
     return event.get("id")
 
 
-def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str], text: str = "warm-up") -> None:
+def warm_until_seen(gateway_url: str, author: User, lines: Iterator[str], text: str = "warm-up",
+                    visibility: str = "public") -> None:
     """Post ``text`` as ``author`` every 0.3 s, from a thread of its own, until the stream read by ``lines`` gets
     one (a blocking read never waits for a post that is not coming), then read the stream past the last of them:
     the next event it gives is what comes after. A notification counts as its status (``status_of``): a text
-    that mentions the stream's reader warms a stream of notifications alone."""
+    that mentions the stream's reader warms a stream of notifications alone; a direct one (``visibility``), its
+    direct stream."""
     posted: list[str] = []
     done = threading.Event()
 
     def keep_posting() -> None:
         with httpx.Client(base_url=gateway_url, timeout=30) as poster:
             while not done.is_set():
-                answer = poster.post("/api/v1/statuses", headers=author.auth, data={"status": f"{text} {len(posted)}"})
+                answer = poster.post("/api/v1/statuses", headers=author.auth,
+                                     data={"status": f"{text} {len(posted)}", "visibility": visibility})
                 assert answer.status_code == 200, answer.text
                 posted.append(str(answer.json()["id"]))
                 done.wait(0.3)

@@ -15,6 +15,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from services.gateway.streaming import (
+    USER_EVENTS,
     StreamEvent,
     Subscriptions,
     stream_key,
@@ -135,7 +136,7 @@ def test_subscriptions_send_an_event_once_on_each_stream_that_carries_it() -> No
     assert subscriptions.wire(update) == b""  # taken before an unsubscription: it goes out on no stream
     assert subscriptions.wire(notification) == notification.ws_wire_on("user:notification")
     assert subscriptions.add("user")
-    assert subscriptions.accepts() is None
+    assert subscriptions.accepts() == USER_EVENTS
     assert subscriptions.wire(update) == update.ws_wire()
     assert subscriptions.wire(notification) == (notification.ws_wire_on("user:notification")
                                                 + notification.ws_wire_on("user"))
@@ -148,6 +149,20 @@ def test_subscriptions_send_an_event_once_on_each_stream_that_carries_it() -> No
     assert subscriptions.streams == ["user"] and subscriptions.wire(notification) == notification.ws_wire()
 
 
+def test_conversations_go_out_on_the_direct_stream_alone() -> None:
+    """Mastodon's ``direct`` stream carries the ``conversation`` events, which ``user`` does not."""
+    subscriptions = Subscriptions()
+    conversation, update = StreamEvent("conversation", None, '{"c":1}'), StreamEvent("update", "1", "{}")
+    assert "conversation" not in USER_EVENTS
+    assert subscriptions.add("user") and subscriptions.wire(conversation) == b""
+    assert subscriptions.add("direct")
+    assert subscriptions.accepts() == USER_EVENTS | {"conversation"}
+    assert subscriptions.carrying(conversation) == ["direct"] and subscriptions.carrying(update) == ["user"]
+    assert msgspec.json.decode(_parse(conversation.ws_wire())[0].data)["stream"] == ["direct"]
+    assert subscriptions.remove("user") and subscriptions.accepts() == frozenset({"conversation"})
+    assert subscriptions.wire(conversation) == conversation.ws_wire() and subscriptions.wire(update) == b""
+
+
 def test_public_timeline_events_go_out_on_the_public_streams_alone() -> None:
     subscriptions = Subscriptions()
     public = StreamEvent("update", None, "{}", public=True)
@@ -158,7 +173,7 @@ def test_public_timeline_events_go_out_on_the_public_streams_alone() -> None:
     assert msgspec.json.decode(_parse(public.ws_wire())[0].data)["stream"] == ["public"]
     assert subscriptions.wire(own) == b""
     assert subscriptions.add("user") and subscriptions.add("public:local")
-    assert subscriptions.accepts() is None
+    assert subscriptions.accepts() == USER_EVENTS
     assert subscriptions.carrying(public) == ["public", "public:local"]
     assert subscriptions.carrying(own) == ["user"]
     assert subscriptions.remove("public") and subscriptions.remove("public:local") and not subscriptions.public

@@ -25,9 +25,12 @@ from kicau.web import ApiError
 from services.gateway.auth import bearer_value, resolve
 from services.gateway.deps import Upstreams
 from services.gateway.streaming import (
+    DIRECT_STREAM,
     HASHTAG_STREAMS,
     LIST_STREAM,
+    NOTIFICATION_STREAM,
     SERVER_SEND_KEY,
+    STREAM_EVENTS,
     STREAMS,
     USER_STREAM,
     Connection,
@@ -203,7 +206,20 @@ async def stream_user_notifications(request: Request) -> Response:
     token = await _stream_token(request)
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    connection = await hub.open(token.account_id, "sse", accepts=frozenset({"notification"}))
+    connection = await hub.open(token.account_id, "sse", accepts=STREAM_EVENTS[NOTIFICATION_STREAM])
+    settings = request.app.state.settings
+    return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
+
+
+@router.get("/api/v1/streaming/direct")
+async def stream_direct(request: Request) -> Response:
+    """Mastodon's ``direct`` stream: a ``conversation`` event each time a direct status joins one of the user's
+    conversations (kicau/conversations.py), the conversation as the user reads it. Nothing to resume, as for
+    notifications."""
+    token = await _stream_token(request)
+    assert token.account_id is not None
+    hub: StreamHub = request.app.state.hub
+    connection = await hub.open(token.account_id, "sse", accepts=STREAM_EVENTS[DIRECT_STREAM])
     settings = request.app.state.settings
     return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
