@@ -119,6 +119,15 @@ def marks(account_id: int) -> str:
     return f"marks:{{u:{account_id}}}"
 
 
+def filters(account_id: int) -> str:
+    """The account's filters as its readers hold them (kicau/filters.py), and the version each change moves."""
+    return f"filters:{{u:{account_id}}}"
+
+
+def filters_version(account_id: int) -> str:
+    return f"filtersv:{{u:{account_id}}}"
+
+
 def account_cache(account_id: int) -> str:
     return f"account:{{u:{account_id}}}"
 
@@ -138,6 +147,9 @@ LARGE_ACCOUNTS_CHANNEL = "stream:large"
 # Every gateway listens here for blocks and mutes made and undone ("<account>:<target>", kicau/blocks_and_mutes.py):
 # the public and hashtag streams of either account filter again.
 HIDES_CHANNEL = "hides:changes"
+# And here for accounts whose filters changed (the account id, kicau/filters.py): its streams filter again and get
+# Mastodon's ``filters_changed`` event.
+FILTERS_CHANNEL = "filters:changes"
 
 
 def last_seen(account_id: int) -> str:

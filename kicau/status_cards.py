@@ -38,6 +38,7 @@ from kicau.account_cards import AccountCards
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.favourites import COUNT_QUERY
+from kicau.filters import ContextFilters, FilterCopies, text_of, with_results
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
 from kicau.reader_marks import NOTHING, Marked, ReaderMarks
@@ -165,18 +166,50 @@ class Visible(NamedTuple):
     seen: list[Hydrated]
     marked: Marked
     originals: dict[int, bytes]  # reblog id -> the reblogged status, rendered for the reader
+    # status id -> its FilterResults (kicau/filters.py), for the statuses the reader's filters warn of
+    filtered: dict[int, bytes] = {}  # a shared default, never changed
 
 
-def _shown_fragment(status_id: int, value: bytes, marked: Marked,
-                    originals: dict[int, bytes]) -> bytes | memoryview:
-    return shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
-                          status_id in marked.reblogged, originals.get(status_id), status_id in marked.pinned)
+def _shown_fragment(status_id: int, value: bytes, marked: Marked, originals: dict[int, bytes],
+                    filtered: dict[int, bytes] | None = None) -> bytes | memoryview:
+    shown = shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
+                           status_id in marked.reblogged, originals.get(status_id), status_id in marked.pinned)
+    if filtered and status_id in filtered:
+        return with_results(bytes(shown), filtered[status_id])
+    return shown
+
+
+def _filter(seen: list[Hydrated], active: ContextFilters, reblogged: dict[int, int],
+            originals: dict[int, bytes]) -> tuple[list[Hydrated], dict[int, bytes]]:
+    """The statuses the reader's filters leave (those of a ``hide`` filter go), and the FilterResults of those a
+    filter warns of. A reblog is matched by the status it reblogs (its text, and its id beside the reblog's)."""
+    kept: list[Hydrated] = []
+    filtered: dict[int, bytes] = {}
+    text_needed = active.needs_text
+    for item in seen:
+        status_id, value, _ = item
+        original = reblogged.get(status_id)
+        ids = (status_id,) if original is None else (status_id, original)
+        text = None
+        if text_needed:
+            text = text_of(originals[status_id]) if original is not None and status_id in originals \
+                else text_of(memoryview(value)[_FRAGMENT_AT:])
+        hide, results = active.results(ids, text)
+        if hide:
+            continue
+        if results is not None:
+            filtered[status_id] = results
+        kept.append(item)
+    return kept, filtered
 
 
 class StatusCards:
     def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str,
-                 copies: TrackedCache | None = None, marks: ReaderMarks | None = None) -> None:
+                 copies: TrackedCache | None = None, marks: ReaderMarks | None = None,
+                 filters: FilterCopies | None = None) -> None:
         self._redis = redis
+        # Without it (the post service's answers, tools), no reader's filters apply.
+        self._filters = filters
         self._copies = copies
         # Without it (tools that render no reader's page), the reader's flags (``favourited``...) are false everywhere.
         self._marks = marks
@@ -322,13 +355,18 @@ class StatusCards:
         marked = NOTHING
         if marks and seen and reader.account_id is not None and self._marks is not None:
             marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen])
+        if reader.context and seen and reader.account_id is not None and self._filters is not None:
+            active = (await self._filters.of(reader.account_id)).in_context(reader.context)
+            if active is not None:  # rare: most readers have no filters
+                seen, filtered = _filter(seen, active, reblogged, originals)
+                return Visible(seen, marked, originals, filtered)
         return Visible(seen, marked, originals)
 
     async def _shown(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
                      reblogs: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        seen, marked, originals = await self._visible(status_ids, reader, marks, reblogs)
-        return [(status_id, _shown_fragment(status_id, value, marked, originals), card)
+        seen, marked, originals, filtered = await self._visible(status_ids, reader, marks, reblogs)
+        return [(status_id, _shown_fragment(status_id, value, marked, originals, filtered), card)
                 for status_id, value, card in seen]
 
     async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
@@ -339,9 +377,11 @@ class StatusCards:
         """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        seen, marked, originals = await self._visible(status_ids, reader)
+        seen, marked, originals, filtered = await self._visible(status_ids, reader)
         anything = (_NONE if marked is NOTHING
                     else marked.favourited | marked.reblogged | marked.bookmarked | marked.pinned)
+        if filtered:
+            anything = anything | filtered.keys()
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most
@@ -349,7 +389,7 @@ class StatusCards:
             if value[COUNTS_AT:_FRAGMENT_AT] == PLAIN and status_id not in anything:
                 fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
             else:
-                fragment = _shown_fragment(status_id, value, marked, originals)[1:]
+                fragment = _shown_fragment(status_id, value, marked, originals, filtered)[1:]
             parts += (ACCOUNT_OPENING, card, b",", fragment, b",")
         if len(parts) > 1:
             parts[-1] = b"]"

@@ -77,10 +77,13 @@ class Reader:
     # A home timeline holds the reader's own statuses and its followees' only (an unfollow takes the followee's
     # out): the followers-only statuses in it are the reader's to see, with no follow to check.
     follows_every_author: bool = False
+    # Where it reads, for its filters (kicau/filters.py: ``home``, ``public``, ``account``, ``thread``,
+    # ``notifications``); "" where filters do not apply.
+    context: str = ""
 
     @classmethod
     def home_of(cls, account_id: int) -> Reader:
-        return cls(account_id, follows_every_author=True)
+        return cls(account_id, follows_every_author=True, context="home")
 
 
 ANONYMOUS: Final = Reader(None)

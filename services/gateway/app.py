@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from kicau import clients
+from kicau.filters import ReaderFilters
+from kicau.filters import decode as decode_filters
 from kicau.follower_lists import KnownFollowers
 from kicau.hot_routes import ServiceApp
 from kicau.lists import Membership
@@ -25,6 +27,7 @@ from services.gateway.routes import (
     conversations,
     favourites,
     featured_tags,
+    filters,
     instance,
     lists,
     markers,
@@ -85,9 +88,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         return [Membership(list_id, owner_id, bool(exclusive))
                 for list_id, owner_id, exclusive in answer.json()["lists"]]
 
+    async def filters_of(account_id: int) -> ReaderFilters:
+        answer = await upstreams.graph.call("GET", f"/internal/accounts/{account_id}/filters")
+        answer.raise_for_status()
+        return ReaderFilters(decode_filters(answer.content))
+
     hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
                     followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of,
-                    memberships_of=memberships_of)
+                    memberships_of=memberships_of, filters_of=filters_of)
     await hub.start()
     app.state.hub = hub
     try:
@@ -148,6 +156,6 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
 # their order only decides how soon a route is found: the most requested first.
 for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, markers,
-               featured_tags, blocks_and_mutes, lists, conversations, oauth, instance, streaming):
+               featured_tags, blocks_and_mutes, lists, conversations, filters, oauth, instance, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

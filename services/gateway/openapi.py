@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict
 from kicau import hashtags
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
+from kicau.filters import ACTIONS as FILTER_ACTIONS
+from kicau.filters import CONTEXTS as FILTER_CONTEXTS
+from kicau.filters import MAX_EXPIRES_IN as FILTER_MAX_EXPIRES_IN
+from kicau.filters import MAX_KEYWORD as FILTER_MAX_KEYWORD
+from kicau.filters import MAX_RULES as FILTER_MAX_RULES
+from kicau.filters import MAX_TITLE as FILTER_MAX_TITLE
 from kicau.follow_options import MAX_LANGUAGES
 from kicau.lists import MAX_TITLE, REPLIES_POLICIES
 from services.gateway.params import FALSE_WORDS, TRUE_WORDS
@@ -175,6 +181,36 @@ class Conversation(_Entity):
     unread: bool
     accounts: list[Account]
     last_status: Status | None = None
+
+
+class FilterKeyword(_Entity):
+    id: str
+    keyword: str
+    whole_word: bool
+
+
+class FilterStatus(_Entity):
+    id: str
+    status_id: str
+
+
+class Filter(_Entity):
+    id: str
+    title: str
+    context: list[str]
+    expires_at: str | None
+    filter_action: str
+    keywords: list[FilterKeyword]
+    statuses: list[FilterStatus]
+
+
+class FilterV1(_Entity):
+    id: str
+    phrase: str
+    context: list[str]
+    whole_word: bool
+    expires_at: str | None
+    irreversible: bool
 
 
 class Marker(_Entity):
@@ -386,6 +422,35 @@ _LIST_FIELDS: dict[str, JSONSchema] = {
 }
 LIST_BODY = body(params(_LIST_FIELDS, "title"))
 LIST_CHANGE_BODY = body(params({**_LIST_FIELDS, "title": nullable(_LIST_FIELDS["title"])}), required=False)
+# A filter (kicau/filters.py), documented as JSON (what Mastodon.py and the web client send; a form's keywords are
+# Rails' indexed keys, keywords_attributes[0][keyword], which a schema of the form cannot name).
+def json_body(schema: JSONSchema, *, required: bool = True) -> JSONSchema:
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+_CONTEXT: JSONSchema = {"type": "string", "enum": list(FILTER_CONTEXTS)}
+_KEYWORD_FIELDS: dict[str, JSONSchema] = {
+    "keyword": text(min_length=1, max_length=FILTER_MAX_KEYWORD, blank=False),
+    "whole_word": nullable(BOOLEAN),
+}
+_FILTER_FIELDS: dict[str, JSONSchema] = {
+    "title": text(min_length=1, max_length=FILTER_MAX_TITLE, blank=False),
+    "context": {"anyOf": [_CONTEXT, {"type": "array", "items": _CONTEXT, "minItems": 1}]},
+    "filter_action": nullable({"type": "string", "enum": list(FILTER_ACTIONS)}),
+    "expires_in": nullable({"anyOf": [{"type": "integer", "minimum": 1, "maximum": FILTER_MAX_EXPIRES_IN},
+                                      {"type": "string", "pattern": "^[1-9][0-9]{0,7}$"}, {"enum": [""]}]}),
+    "keywords_attributes": nullable({"type": "array", "maxItems": FILTER_MAX_RULES, "items": {
+        "type": "object", "required": ["keyword"], "properties": {**_KEYWORD_FIELDS, "_destroy": nullable(BOOLEAN)},
+        "additionalProperties": CLEAN_REF}}),
+}
+FILTER_BODY = json_body(params(_FILTER_FIELDS, "title", "context"))
+FILTER_CHANGE_BODY = json_body(params({
+    **{name: nullable(schema) for name, schema in _FILTER_FIELDS.items() if name != "keywords_attributes"},
+    "keywords_attributes": _FILTER_FIELDS["keywords_attributes"],
+}), required=False)
+KEYWORD_BODY = body(params(_KEYWORD_FIELDS, "keyword"))
+FILTER_STATUS_BODY = body(params({"status_id": {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,19}$"},
+                                                           {"type": "integer", "minimum": 0}]}}, "status_id"))
 # The accounts to add to a list or take out of it: one id, or up to 100 (what is not an account's id is a 404), as
 # strings or, in JSON, numbers.
 _ACCOUNT_ID: JSONSchema = {"anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "integer"}]}

@@ -41,6 +41,11 @@ from redis.asyncio import Redis
 
 from kicau import keys, resp
 from kicau.coalesced_writes import unwrapped
+from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
+from kicau.filters import HOME as HOME_CONTEXT
+from kicau.filters import PUBLIC as PUBLIC_CONTEXT
+from kicau.filters import ReaderFilters, searchable_text, with_results
+from kicau.filters import decode as decode_filters
 from kicau.lists import Membership
 from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
 from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
@@ -51,6 +56,44 @@ log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
 HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
+FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
+# The events a reader's filters apply to on its streams: statuses (Mastodon's streaming server filters these).
+_FILTERED_EVENTS = frozenset({"update", "status.update"})
+
+
+class _Matched:
+    """One status event as each reader's filters leave it: its status read once, for the first reader with
+    filters; the event made again for a reader a filter warns of, or None for one a filter hides it from."""
+
+    __slots__ = ("_event", "_ids", "_text")
+
+    def __init__(self, event: StreamEvent) -> None:
+        self._event = event
+        self._ids: tuple[int, ...] | None = None
+        self._text = ""
+
+    def for_reader(self, filtering: dict[int, ReaderFilters] | None, account_id: int,
+                   context: str) -> StreamEvent | None:
+        found = filtering.get(account_id) if filtering else None
+        active = found.in_context(context) if found is not None else None
+        if active is None:
+            return self._event
+        if self._ids is None:
+            try:
+                status = msgspec.json.decode(self._event.data)
+                proper = status.get("reblog") or status
+                self._ids = tuple(int(s["id"]) for s in (status, proper) if s.get("id")) or (0,)
+                self._text = searchable_text(proper.get("content") or "", proper.get("spoiler_text") or "")
+            except (msgspec.DecodeError, AttributeError, TypeError, ValueError):
+                self._ids = ()
+        hide, results = active.results(self._ids, self._text)
+        if hide:
+            return None
+        if results is None:
+            return self._event
+        event = self._event
+        return StreamEvent(event.name, event.event_id, with_results(event.data.encode(), results).decode(),
+                           event.accepted_at, event.public, event.tags, event.list_id)
 # Deliveries (event kind, status id, public or not) a gateway remembers having dispatched, to drop a second copy:
 # the fanout publishes again what it had applied but not committed when it crashed or retried a batch (up to its
 # commit interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
@@ -91,7 +134,7 @@ PUBLIC_STREAM = "public"
 PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
 # The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
-USER_EVENTS = frozenset({"update", "delete", "notification", "status.update"})
+USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed"})
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS, NOTIFICATION_STREAM: frozenset({"notification"}),
                                             DIRECT_STREAM: frozenset({"conversation"})}
 # A hashtag's streams (kicau/tag_timeline.py): the public timeline's events of statuses carrying the hashtag.
@@ -481,14 +524,22 @@ FollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
 UnwantedOf = Callable[[int], Awaitable[list[int]]]
 # The lists an author is in (kicau/lists.py), for a large author's statuses on list streams.
 MembershipsOf = Callable[[int], Awaitable[list[Membership]]]
+# An account's filters (kicau/filters.py), as the graph service gives them.
+FiltersOf = Callable[[int], Awaitable[ReaderFilters]]
 
 
 class StreamHub:
     def __init__(
         self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None,
         unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
+        filters_of: FiltersOf | None = None,
     ) -> None:
         self.redis = redis
+        self.filters_of = filters_of
+        # The filters (kicau/filters.py) of each account holding streams here that has any, and a count of the
+        # changes seen for each account held (a load that saw one arrive meanwhile keeps what the change said).
+        self._filters: dict[int, ReaderFilters] = {}
+        self._filter_changes: dict[int, int] = {}
         self.followers_among = followers_among
         self.unwanted_of = unwanted_of
         self.memberships_of = memberships_of
@@ -549,6 +600,8 @@ class StreamHub:
         if count > self.per_account:
             await self.redis.zrem(key, connection.connection_id)
             raise ApiError(429, f"Too many open streams for this account (at most {self.per_account})")
+        if account_id not in self._connections:
+            await self._load_filters(account_id)
         # Registered locally before presence is announced, so no event published after the announcement
         # can miss this connection.
         self._connections[account_id].add(connection)
@@ -592,6 +645,8 @@ class StreamHub:
             del self._connections[connection.account_id]
             self._unwanted.pop(connection.account_id, None)
             self._hide_changes.pop(connection.account_id, None)
+            self._filters.pop(connection.account_id, None)
+            self._filter_changes.pop(connection.account_id, None)
         OPEN_STREAMS.labels(connection.transport).dec()
         try:
             await self.presence.change(connection.account_id, -1)
@@ -655,6 +710,40 @@ class StreamHub:
                 self._unwanted[holder] = current | {other} if leaves_out else current - {other}
                 self._spawn(self._load_unwanted(holder))
 
+    async def _load_filters(self, account_id: int) -> None:
+        """The account's filters, before its first stream here opens. Unreadable (the graph service is away): its
+        streams go unfiltered until its filters next change, a warning logged, rather than not at all."""
+        if self.filters_of is None:
+            return
+        seen = self._filter_changes.get(account_id, 0)
+        try:
+            found = await self.filters_of(account_id)
+        except Exception:
+            log.warning("could not read the filters of %s; its streams go unfiltered", account_id, exc_info=True)
+            return
+        if self._filter_changes.get(account_id, 0) == seen and found.filters:
+            self._filters[account_id] = found
+
+    def _filters_changed(self, raw: bytes) -> None:
+        """An account's filters changed (``<account>:<filters>``, as the graph service announces them, in the form
+        readers keep them): its streams here filter with them from now on, and its user streams are told
+        (Mastodon's ``filters_changed``, which carries no payload)."""
+        account, _, encoded = raw.partition(b":")
+        try:
+            account_id, found = int(account), ReaderFilters(decode_filters(encoded))
+        except ValueError:
+            log.error("dropping an unreadable filters change %r", raw[:200])
+            return
+        if account_id not in self._connections:
+            return
+        self._filter_changes[account_id] = self._filter_changes.get(account_id, 0) + 1
+        if found.filters:
+            self._filters[account_id] = found
+        else:
+            self._filters.pop(account_id, None)
+        self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
+                                     payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
+
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
         event = StreamEvent(
@@ -667,9 +756,13 @@ class StreamHub:
         )
         round_due = bool(self._round)
         joining = self._round
+        # Accounts with filters are few: only their events are read and, where a filter matches, made again.
+        filtering = self._filters if self._filters and delivery.event in _FILTERED_EVENTS else None
+        matched = _Matched(event) if filtering else None
         if delivery.list_id:
             for connection in self._listing.get(delivery.list_id, ()):
-                if connection.push(event):
+                shown = matched.for_reader(filtering, connection.account_id, HOME_CONTEXT) if matched else event
+                if shown is not None and connection.push(shown):
                     joining.append(connection)
         elif public:
             listeners: Iterable[Connection] = self._public
@@ -680,12 +773,18 @@ class StreamHub:
             for connection in listeners:
                 if unwanted and author in unwanted.get(connection.account_id, ()):
                     continue  # an author the listener blocks or mutes, or that blocks it
-                if connection.push(event):
+                shown = matched.for_reader(filtering, connection.account_id, PUBLIC_CONTEXT) if matched else event
+                if shown is not None and connection.push(shown):
                     joining.append(connection)
         else:
             for account_id in delivery.recipients:
+                shown = event
+                if matched is not None and filtering and account_id in filtering:
+                    shown = matched.for_reader(filtering, account_id, HOME_CONTEXT)
+                    if shown is None:
+                        continue  # hidden by its filters
                 for connection in self._connections.get(account_id, ()):
-                    if connection.push(event):
+                    if connection.push(shown):
                         joining.append(connection)
         if joining and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
@@ -702,14 +801,20 @@ class StreamHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, keys.HIDES_CHANNEL)
-                if self._subscribed.is_set():  # subscribed again: hide changes may have been missed meanwhile
+                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, keys.HIDES_CHANNEL,
+                                       keys.FILTERS_CHANNEL)
+                if self._subscribed.is_set():  # subscribed again: hide and filter changes may have been missed
                     for account_id in list(self._unwanted):
                         self._spawn(self._load_unwanted(account_id))
+                    for account_id in list(self._connections):
+                        self._spawn(self._load_filters(account_id))
                 self._subscribed.set()
                 async for message in pubsub.listen():
                     if message["channel"] == HIDES_CHANNEL:
                         self._hides_changed(message["data"])
+                        continue
+                    if message["channel"] == FILTERS_CHANNEL:
+                        self._filters_changed(message["data"])
                         continue
                     try:
                         delivery = decode_delivery(message["data"])

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+import msgspec
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
@@ -16,6 +17,7 @@ from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
+from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
@@ -34,6 +36,7 @@ from kicau.web import (
     install_common,
     redis_ready,
 )
+from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.service import GraphService
 from services.graph.settings import GraphSettings
@@ -153,13 +156,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis, session = engines.redis, engines.session
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         producer = engines.kafka()
+        ids = SnowflakeGenerator(await lease_worker(redis))
         app.state.service = GraphService(
             settings=common,
             store=GraphStore(session, clients.write_consistency(common)),
             redis=redis,
             producer=producer,
             cards=AccountCards(redis, session, common.public_url),
-            ids=SnowflakeGenerator(await lease_worker(redis)),
+            ids=ids,
             large=LargeAccounts(session),
             tag_follows=TagFollowStore(session, clients.write_consistency(common)),
             featured=FeaturedTagStore(session, clients.write_consistency(common)),
@@ -168,6 +172,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             lists=ListStore(session, clients.write_consistency(common)),
             names=AccountNames(redis, session),
+            filters=FilterService(FilterStore(session, clients.write_consistency(common)), redis, ids, session),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -431,3 +436,106 @@ async def follow_tag(tag: str, service: Service, account: AccountHeader = None) 
 async def unfollow_tag(tag: str, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     await service.unfollow_tag(account_id=acting_account_id(account), tag=_hashtag(tag))
     return {}
+
+
+# Filters (kicau/filters.py, services/graph/filters.py): the gateway passes the reader's account and the body as JSON.
+
+FilterId = Annotated[int, Path(ge=0, lt=1 << 63)]
+
+
+async def _given(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    given = msgspec.json.decode(body) if body else {}
+    if not isinstance(given, dict):
+        raise ApiError(422, "Validation failed: the body must be an object")
+    return given
+
+
+@app.get("/internal/filters")
+async def filters(service: Service, account: AccountHeader = None) -> list[dict[str, Any]]:
+    return await service.filters.entities(acting_account_id(account))
+
+
+@app.get("/internal/accounts/{account_id}/filters")
+async def filters_of(account_id: int, service: Service) -> Response:
+    """An account's filters in the form readers keep them (``kicau.filters.encode``), for the gateways' streams."""
+    return Response(encode(await service.filters.all(account_id)), media_type="application/json")
+
+
+@app.post("/internal/filters")
+async def create_filter(request: Request, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.create(acting_account_id(account), await _given(request))
+
+
+@app.get("/internal/filters/keywords/{keyword_id}")
+async def filter_keyword(keyword_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.keyword(acting_account_id(account), keyword_id)
+
+
+@app.put("/internal/filters/keywords/{keyword_id}")
+async def update_filter_keyword(keyword_id: FilterId, request: Request, service: Service,
+                                account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.update_keyword(acting_account_id(account), keyword_id, await _given(request))
+
+
+@app.delete("/internal/filters/keywords/{keyword_id}")
+async def delete_filter_keyword(keyword_id: FilterId, service: Service, account: AccountHeader = None,
+                                ) -> dict[str, Any]:
+    await service.filters.delete_keyword(acting_account_id(account), keyword_id)
+    return {}
+
+
+@app.get("/internal/filters/statuses/{rule_id}")
+async def filter_status(rule_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.status_rule(acting_account_id(account), rule_id)
+
+
+@app.delete("/internal/filters/statuses/{rule_id}")
+async def delete_filter_status(rule_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.filters.delete_status(acting_account_id(account), rule_id)
+    return {}
+
+
+@app.get("/internal/filters/{filter_id}")
+async def one_filter(filter_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return filter_entity(await service.filters.one(acting_account_id(account), filter_id))
+
+
+@app.put("/internal/filters/{filter_id}")
+async def update_filter(filter_id: FilterId, request: Request, service: Service,
+                        account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.update(acting_account_id(account), filter_id, await _given(request))
+
+
+@app.delete("/internal/filters/{filter_id}")
+async def delete_filter(filter_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.filters.delete(acting_account_id(account), filter_id)
+    return {}
+
+
+@app.get("/internal/filters/{filter_id}/keywords")
+async def filter_keywords(filter_id: FilterId, service: Service, account: AccountHeader = None,
+                          ) -> list[dict[str, Any]]:
+    return await service.filters.keywords(acting_account_id(account), filter_id)
+
+
+@app.post("/internal/filters/{filter_id}/keywords")
+async def add_filter_keyword(filter_id: FilterId, request: Request, service: Service,
+                             account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.add_keyword(acting_account_id(account), filter_id, await _given(request))
+
+
+@app.get("/internal/filters/{filter_id}/statuses")
+async def filter_statuses(filter_id: FilterId, service: Service, account: AccountHeader = None,
+                          ) -> list[dict[str, Any]]:
+    return await service.filters.statuses(acting_account_id(account), filter_id)
+
+
+@app.post("/internal/filters/{filter_id}/statuses")
+async def add_filter_status(filter_id: FilterId, request: Request, service: Service,
+                            account: AccountHeader = None) -> dict[str, Any]:
+    given = await _given(request)
+    status_id = given.get("status_id")
+    if not isinstance(status_id, int) or isinstance(status_id, bool):
+        raise ApiError(404, "Record not found")
+    return await service.filters.add_status(acting_account_id(account), filter_id, status_id)

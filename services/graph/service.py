@@ -34,6 +34,7 @@ from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
+from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.store import GraphStore
 
@@ -87,6 +88,7 @@ class GraphService:
     follow_options: FollowOptionStore
     lists: ListStore
     names: AccountNames
+    filters: FilterService
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from kicau.conversations import ConversationStore
 from kicau.entities import compose_status_list
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRequest
+from kicau.filters import FilterCopies, FilterStore
 from kicau.follow_options import FollowOptionStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
@@ -112,7 +113,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=LargeAccounts(session, max_age=1.0),
             statuses=StatusCards(redis, session, accounts, common.public_url, copies,
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies)),
+                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies),
+                                 filters=FilterCopies(redis, FilterStore(session, clients.write_consistency(common)),
+                                                      copies)),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             markers=MarkerStore(session, clients.write_consistency(common)),

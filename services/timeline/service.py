@@ -14,7 +14,7 @@ import hashlib
 import heapq
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -28,6 +28,10 @@ from kicau.conversations import Conversation, ConversationStore
 from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRead, PageRequest
+from kicau.filters import ACCOUNT as ACCOUNT_CONTEXT
+from kicau.filters import NOTIFICATIONS as NOTIFICATIONS_CONTEXT
+from kicau.filters import PUBLIC as PUBLIC_CONTEXT
+from kicau.filters import THREAD
 from kicau.follow_options import FollowOptionStore, admitted
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
@@ -269,6 +273,7 @@ class TimelineService:
         ``only_media`` get an empty page, as Mastodon's would here."""
         if remote or only_media:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        reader = replace(reader, context=PUBLIC_CONTEXT)
         (ids, materialised), unwanted = await asyncio.gather(self.feeds.read_list(keys.public_feed(), request),
                                                              self.unwanted_authors(reader))
         if not materialised:
@@ -319,6 +324,7 @@ class TimelineService:
         left out too."""
         if remote or only_media:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        reader = replace(reader, context=PUBLIC_CONTEXT)
         tags = list(dict.fromkeys((tag, *any_of)))
         pages, unwanted = await asyncio.gather(
             asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
@@ -376,6 +382,7 @@ class TimelineService:
         # An account exists when it has a card: usually this process's copy, so no Cassandra read.
         if await self.statuses.account_card(account_id) is None:
             raise ApiError(404, "Record not found")
+        reader = replace(reader, context=ACCOUNT_CONTEXT)
         if shown.nothing:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         if shown.pinned:
@@ -564,19 +571,24 @@ class TimelineService:
         focus = await self.statuses.render_each([status_id], reader)
         if status_id not in focus:
             raise ApiError(404, "Record not found")
-        ancestors: list[bytes] = []
+        above: list[int] = []
         parent = _replied_to(focus[status_id])
         seen = {status_id}
-        while parent is not None and parent not in seen and len(ancestors) < MAX_ANCESTORS:
+        while parent is not None and parent not in seen and len(above) < MAX_ANCESTORS:
             seen.add(parent)
             shown = (await self.statuses.render_each([parent], reader)).get(parent)
             if shown is None:
                 break  # deleted or not the reader's to see: what it replied to is not known from here
-            ancestors.append(shown)
+            above.append(parent)
             parent = _replied_to(shown)
-        ancestors.reverse()
+        above.reverse()
+        # The thread as the reader's ``thread`` filters leave it (kicau/filters.py): walked without them, so a
+        # status they hide does not cut the thread above it.
+        in_thread = replace(reader, context=THREAD)
         order = await self._descendants(status_id)
-        shown_replies = await self.statuses.render_each(order, reader)
+        shown_above, shown_replies = await asyncio.gather(self.statuses.render_each(above, in_thread),
+                                                          self.statuses.render_each(order, in_thread))
+        ancestors = [shown_above[i] for i in above if i in shown_above]
         descendants = [shown_replies[i] for i in order if i in shown_replies]
         return (b'{"ancestors":[' + b",".join(ancestors) + b'],"descendants":[' + b",".join(descendants)
                 + b"]}")
@@ -689,7 +701,8 @@ class TimelineService:
         cards, statuses = await asyncio.gather(
             self.accounts.cards({n.from_account_id for n in notifications}),
             self.statuses.render_each([*(n.status_id for n in notifications if n.status_id is not None),
-                                       *(n.id for n in notifications if n.type == REBLOG)], Reader(account_id)),
+                                       *(n.id for n in notifications if n.type == REBLOG)],
+                                      Reader(account_id, context=NOTIFICATIONS_CONTEXT)),
         )
         shown = []
         for notice in notifications:
