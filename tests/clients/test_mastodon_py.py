@@ -445,6 +445,33 @@ def test_conversations(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert after and str(after[0]["last_status"]["id"]) == warm[-1]
 
 
+def test_filters(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py filters (``create_filter_v2``, ``filters_v2``, ``update_filter_v2``, ``add_filter_keyword_v2``,
+    ``add_filter_status_v2``, ``filters``, ``delete_filter_v2``) and a home timeline they apply to."""
+    amy, _, _ = register(gateway_url, app_keys, "fla")
+    ben, _, _ = register(gateway_url, app_keys, "flb")
+    amy.account_follow(ben.account_verify_credentials()["id"])
+    made = amy.create_filter_v2("Spoilers", ["home"], "warn", keywords_attributes=[{"keyword": "finale"}])
+    assert [k["keyword"] for k in made["keywords"]] == ["finale"]
+    amy.add_filter_keyword_v2(made["id"], "twist", whole_word=False)
+    hidden = amy.create_filter_v2("Hidden", ["home"], "hide", keywords_attributes=[{"keyword": "taxes"}])
+    warned = ben.status_post("what a finale")
+    ben.status_post("about my taxes")
+    plain = ben.status_post("plain")
+    amy.add_filter_status_v2(made["id"], plain["id"])
+    eventually(lambda: any(s["id"] == plain["id"] for s in amy.timeline_home()) or None)
+    shown = {s["id"]: s for s in amy.timeline_home()}
+    assert [r["keyword_matches"] for r in shown[warned["id"]]["filtered"]] == [["finale"]]
+    assert [r["status_matches"] for r in shown[plain["id"]]["filtered"]] == [[str(plain["id"])]]
+    assert len(shown) == 2  # the hidden one left out
+    assert sorted(f["title"] for f in amy.filters_v2()) == ["Hidden", "Spoilers"]
+    assert sorted(f["phrase"] for f in amy.filters()) == ["finale", "taxes", "twist"]
+    changed = amy.update_filter_v2(made["id"], title="Plot")
+    assert changed["title"] == "Plot" and len(changed["keywords"]) == 2
+    amy.delete_filter_v2(hidden["id"])
+    eventually(lambda: len(amy.timeline_home()) == 3 or None)
+
+
 def test_account_search(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py ``account_search`` (``@`` completion): accounts by the start of their username."""
     amy, amy_name, _ = register(gateway_url, app_keys, "srch")
