@@ -443,12 +443,18 @@ _FILTER_FIELDS: dict[str, JSONSchema] = {
         "type": "object", "required": ["keyword"], "properties": {**_KEYWORD_FIELDS, "_destroy": nullable(BOOLEAN)},
         "additionalProperties": CLEAN_REF}}),
 }
+# Changing a filter, its keywords are named by ``id`` (their own, else a 404) or made without one.
+_KEYWORD_CHANGE: JSONSchema = {"type": "object", "properties": {
+    "id": nullable({"type": "string", "pattern": "^([0-9]{1,19})?$"}), "keyword": nullable(_KEYWORD_FIELDS["keyword"]),
+    "whole_word": _KEYWORD_FIELDS["whole_word"], "_destroy": nullable(BOOLEAN)}, "additionalProperties": CLEAN_REF}
 FILTER_BODY = json_body(params(_FILTER_FIELDS, "title", "context"))
 FILTER_CHANGE_BODY = json_body(params({
     **{name: nullable(schema) for name, schema in _FILTER_FIELDS.items() if name != "keywords_attributes"},
-    "keywords_attributes": _FILTER_FIELDS["keywords_attributes"],
+    "keywords_attributes": nullable({"type": "array", "maxItems": FILTER_MAX_RULES, "items": _KEYWORD_CHANGE}),
 }), required=False)
 KEYWORD_BODY = body(params(_KEYWORD_FIELDS, "keyword"))
+KEYWORD_CHANGE_BODY = body(params({"keyword": nullable(_KEYWORD_FIELDS["keyword"]),
+                                   "whole_word": _KEYWORD_FIELDS["whole_word"]}), required=False)
 FILTER_STATUS_BODY = body(params({"status_id": {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,19}$"},
                                                            {"type": "integer", "minimum": 0}]}}, "status_id"))
 # The accounts to add to a list or take out of it: one id, or up to 100 (what is not an account's id is a 404), as

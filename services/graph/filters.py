@@ -100,16 +100,37 @@ def _keyword(value: Any) -> str:
     return value.strip()
 
 
-def _attributes(value: Any) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class _Given:
+    """One keyword of ``keywords_attributes``, checked whole (a dropped one too)."""
+
+    id: int | None
+    keyword: str | None
+    whole_word: bool | None
+    destroy: bool
+
+
+def _attributes(value: Any, *, adding: bool) -> list[_Given]:
+    """``keywords_attributes``: a list of keywords (a form's indexed keys come as one, services/gateway); each
+    checked whole, ``keyword`` required where it makes one (``adding``, or an item without an ``id``)."""
     if value is None:
         return []
-    if isinstance(value, dict):  # Rails' indexed form: {"0": {...}, "1": {...}}
-        value = [value[k] for k in sorted(value, key=lambda k: int(k) if str(k).isdigit() else 0)]
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise _invalid("keywords_attributes must be a list of keywords")
     if len(value) > MAX_RULES:
         raise _invalid(f"a filter holds at most {MAX_RULES} keywords")
-    return value
+    found = []
+    for item in value:
+        raw_id = None if adding else item.get("id")
+        keyword_id = None
+        if raw_id is not None and raw_id != "":
+            keyword_id = int(raw_id) if isinstance(raw_id, str | int) and str(raw_id).isdigit() else -1
+        whole = item.get("whole_word")
+        found.append(_Given(
+            keyword_id,
+            _keyword(item.get("keyword")) if keyword_id is None or item.get("keyword") is not None else None,
+            None if whole is None else _flag(whole, DEFAULT_WHOLE_WORD), _flag(item.get("_destroy"), False)))
+    return found
 
 
 @dataclass
@@ -144,10 +165,11 @@ class FilterService:
     async def create(self, account_id: int, given: dict[str, Any]) -> dict[str, Any]:
         """A new filter with its keywords; 422 for anything Mastodon would refuse, or past ``MAX_FILTERS``."""
         made = Filter(self.ids.next_id(), _title(given.get("title")), _contexts(given.get("context")),
-                      _action(given.get("filter_action") or "warn"), _expires_at(given.get("expires_in")))
-        words = [Keyword(self.ids.next_id(), made.id, _keyword(item.get("keyword")),
-                         _flag(item.get("whole_word"), DEFAULT_WHOLE_WORD))
-                 for item in _attributes(given.get("keywords_attributes")) if not _flag(item.get("_destroy"), False)]
+                      "warn" if given.get("filter_action") is None else _action(given["filter_action"]),
+                      _expires_at(given.get("expires_in")))
+        words = [Keyword(self.ids.next_id(), made.id, item.keyword or "",
+                         DEFAULT_WHOLE_WORD if item.whole_word is None else item.whole_word)
+                 for item in _attributes(given.get("keywords_attributes"), adding=True) if not item.destroy]
         if len(await self.store.all(account_id)) >= MAX_FILTERS:
             raise _invalid(f"You cannot have more than {MAX_FILTERS} filters")
         made = replace(made, keywords=tuple(words))
@@ -169,23 +191,20 @@ class FilterService:
         kept = {k.id: k for k in current.keywords}
         written: list[Keyword] = []
         dropped: list[int] = []
-        for item in _attributes(given.get("keywords_attributes")):
-            raw_id = item.get("id")
-            if raw_id is None or raw_id == "":
-                if not _flag(item.get("_destroy"), False):
-                    written.append(Keyword(self.ids.next_id(), filter_id, _keyword(item.get("keyword")),
-                                           _flag(item.get("whole_word"), DEFAULT_WHOLE_WORD)))
+        for item in _attributes(given.get("keywords_attributes"), adding=False):
+            if item.id is None:
+                if not item.destroy:
+                    written.append(Keyword(self.ids.next_id(), filter_id, item.keyword or "",
+                                           DEFAULT_WHOLE_WORD if item.whole_word is None else item.whole_word))
                 continue
-            keyword_id = int(raw_id) if str(raw_id).isdigit() else -1
-            if keyword_id not in kept:
+            if item.id not in kept:
                 raise ApiError(404, "Record not found")
-            if _flag(item.get("_destroy"), False):
-                dropped.append(keyword_id)
+            if item.destroy:
+                dropped.append(item.id)
                 continue
-            old = kept[keyword_id]
-            written.append(replace(old, keyword=old.keyword if item.get("keyword") is None
-                                   else _keyword(item["keyword"]),
-                                   whole_word=_flag(item.get("whole_word"), old.whole_word)))
+            old = kept[item.id]
+            written.append(replace(old, keyword=item.keyword or old.keyword,
+                                   whole_word=old.whole_word if item.whole_word is None else item.whole_word))
         words = {**kept, **{k.id: k for k in written}}
         for keyword_id in dropped:
             words.pop(keyword_id, None)

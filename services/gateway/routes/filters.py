@@ -72,7 +72,7 @@ async def filter_keyword(keyword_id: str, token: FiltersReader, services: Servic
     return await _graph(services, "GET", f"/internal/filters/keywords/{record_id(keyword_id)}", token)
 
 
-@router.put("/api/v2/filters/keywords/{keyword_id}", openapi_extra={**doc.KEYWORD_BODY, **doc.BEARER},
+@router.put("/api/v2/filters/keywords/{keyword_id}", openapi_extra={**doc.KEYWORD_CHANGE_BODY, **doc.BEARER},
             responses=KEYWORD)
 async def update_filter_keyword(keyword_id: str, request: Request, token: FiltersWriter, services: Services,
                                 settings: Settings) -> Response:
