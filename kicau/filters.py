@@ -334,7 +334,10 @@ if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then
 end
 return 1
 """
-COPY_SECONDS: Final = 24 * 3600
+# How long a copy lives: a graph service that dies between a change's write and the copy's drop leaves the copy
+# behind (its version moved before the write, but a build may have read Cassandra just before the write), at most
+# this long; a reader with a copy rebuilds it this often (three reads of small partitions).
+COPY_SECONDS: Final = 300
 
 
 class FilterCopies:
@@ -388,7 +391,7 @@ _COMPILED_KEPT: Final = 10_000
 
 
 def change_commands(account_id: int) -> list[bytes]:
-    """What a change of the account's filters does to its copy, after Cassandra's write: the version moved and the
-    copy dropped (every reader's tracked copy with it)."""
+    """What a change of the account's filters does to its copy, before Cassandra's write and again after it: the
+    version moved (a build under way stores nothing) and the copy dropped (every reader's tracked copy with it)."""
     return [command(b"INCR", keys.filters_version(account_id).encode()),
             command(b"DEL", keys.filters(account_id).encode())]

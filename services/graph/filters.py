@@ -143,6 +143,10 @@ class FilterService:
     def __post_init__(self) -> None:
         self._status = self.session.prepare("SELECT id, deleted_at FROM statuses WHERE id = ?")
 
+    async def _changing(self, account_id: int) -> None:
+        """Before Cassandra's write: a copy built meanwhile is not stored (kicau/filters.py, ``COPY_SECONDS``)."""
+        await round_trip(self.redis, change_commands(account_id))
+
     async def _changed(self, account_id: int) -> None:
         """After Cassandra's write: the readers' copy dropped under a new version, and the filters as they now are
         announced to the gateways (``<account>:<filters>``), which filter its streams with them from then on."""
@@ -173,6 +177,7 @@ class FilterService:
         if len(await self.store.all(account_id)) >= MAX_FILTERS:
             raise _invalid(f"You cannot have more than {MAX_FILTERS} filters")
         made = replace(made, keywords=tuple(words))
+        await self._changing(account_id)
         await self.store.write(account_id, made, keywords=words)
         await self._changed(account_id)
         return filter_entity(made)
@@ -211,12 +216,14 @@ class FilterService:
         if len(words) + len(current.statuses) > MAX_RULES:
             raise _invalid(f"a filter holds at most {MAX_RULES} keywords and statuses")
         changed = replace(changed, keywords=tuple(sorted(words.values(), key=lambda k: k.id)))
+        await self._changing(account_id)
         await self.store.write(account_id, changed, keywords=written, dropped_keywords=dropped)
         await self._changed(account_id)
         return filter_entity(changed)
 
     async def delete(self, account_id: int, filter_id: int) -> None:
         found = await self.one(account_id, filter_id)
+        await self._changing(account_id)
         await self.store.delete(account_id, found)
         await self._changed(account_id)
 
@@ -240,6 +247,7 @@ class FilterService:
         self._room(found)
         made = Keyword(self.ids.next_id(), filter_id, _keyword(given.get("keyword")),
                        _flag(given.get("whole_word"), DEFAULT_WHOLE_WORD))
+        await self._changing(account_id)
         await self.store.rules(account_id, keywords=[made])
         await self._changed(account_id)
         return keyword_entity(made)
@@ -248,12 +256,14 @@ class FilterService:
         old = await self._keyword(account_id, keyword_id)
         changed = replace(old, keyword=old.keyword if given.get("keyword") is None else _keyword(given["keyword"]),
                           whole_word=_flag(given.get("whole_word"), old.whole_word))
+        await self._changing(account_id)
         await self.store.rules(account_id, keywords=[changed])
         await self._changed(account_id)
         return keyword_entity(changed)
 
     async def delete_keyword(self, account_id: int, keyword_id: int) -> None:
         await self._keyword(account_id, keyword_id)
+        await self._changing(account_id)
         await self.store.rules(account_id, dropped_keywords=[keyword_id])
         await self._changed(account_id)
 
@@ -280,12 +290,14 @@ class FilterService:
         if any(rule.status_id == status_id for rule in found.statuses):
             raise _invalid("Status has already been taken")
         made = StatusRule(self.ids.next_id(), filter_id, status_id)
+        await self._changing(account_id)
         await self.store.rules(account_id, statuses=[made])
         await self._changed(account_id)
         return status_entity(made)
 
     async def delete_status(self, account_id: int, rule_id: int) -> None:
         await self._status_rule(account_id, rule_id)
+        await self._changing(account_id)
         await self.store.rules(account_id, dropped_statuses=[rule_id])
         await self._changed(account_id)
 
