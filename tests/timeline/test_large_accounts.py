@@ -350,7 +350,10 @@ def test_a_large_account_muted_by_a_follower_reaches_it_nowhere(
     before = post(star, "before the mute")
     eventually(lambda: before in home_ids(http, muter) or None)
     assert http.post(f"/api/v1/accounts/{star.id}/mute", headers=muter.auth).status_code == 200
-    assert before not in home_ids(http, muter)  # the author feed is no longer merged
+    # The author feed is no longer merged: once the timeline's copy of the reader's large followees is gone, which
+    # Redis tells it a moment after the mute's answer (kicau/tracked_cache.py; a run under load, 2026-12-03, read
+    # the page in between).
+    eventually(lambda: before not in home_ids(http, muter) or None)
 
     with user_streams(gateway_url, muter, kept) as (muter_lines, kept_lines):
         warm_until_seen(gateway_url, plain, muter_lines)
