@@ -16,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -50,32 +51,30 @@ def _converge(http: httpx.Client, follower: User, burst: harness.Burst, since: f
     return harness.tally(expected, harness.home_ids(http, follower)), lag_at, home_at
 
 
-def _on_hashtag_timeline(http: httpx.Client, tag: str) -> list[str]:
-    """Every status on a hashtag's timeline, walked through the API's Link header (kicau/tag_timeline.py)."""
-    statuses: list[str] = []
-    url: str | None = f"/api/v1/timelines/tag/{tag}?limit=40"
-    while url:
-        answer = http.get(url)
+def _walked(http: httpx.Client, url: str, pick: Callable[[dict[str, Any]], str],
+            headers: dict[str, str] | None = None) -> list[str]:
+    """``pick`` of every item of a paged list, walked through the API's Link header."""
+    found: list[str] = []
+    next_url: str | None = url
+    while next_url:
+        answer = http.get(next_url, headers=headers or {})
         assert answer.status_code == 200, answer.text
         page = answer.json()
-        statuses += [s["id"] for s in page]
-        found = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
-        url = found.group(1) if found and page else None
-    return statuses
+        found += [pick(item) for item in page]
+        link = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
+        next_url = link.group(1) if link and page else None
+    return found
+
+
+def _on_hashtag_timeline(http: httpx.Client, tag: str) -> list[str]:
+    """Every status on a hashtag's timeline (kicau/tag_timeline.py)."""
+    return _walked(http, f"/api/v1/timelines/tag/{tag}?limit=40", lambda s: str(s["id"]))
 
 
 def _mentioned_in_notifications(http: httpx.Client, reader: User) -> list[str]:
-    """The status of every mention notification the reader has, walked through the API's Link header."""
-    statuses: list[str] = []
-    url: str | None = "/api/v1/notifications?types[]=mention&limit=80"
-    while url:
-        answer = http.get(url, headers=reader.auth)
-        assert answer.status_code == 200, answer.text
-        page = answer.json()
-        statuses += [n["status"]["id"] for n in page]
-        found = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
-        url = found.group(1) if found and page else None
-    return statuses
+    """The status of every mention notification the reader has."""
+    return _walked(http, "/api/v1/notifications?types[]=mention&limit=80", lambda n: str(n["status"]["id"]),
+                   reader.auth)
 
 
 @pytest.mark.timeout(420)
@@ -131,18 +130,8 @@ def test_fanout_sigkill_mid_burst_loses_and_duplicates_nothing(
 
 
 def _conversations_of(http: httpx.Client, reader: User) -> list[str]:
-    """The last status of every conversation the reader has (kicau/conversations.py), walked through the API's
-    Link header."""
-    statuses: list[str] = []
-    url: str | None = "/api/v1/conversations?limit=40"
-    while url:
-        answer = http.get(url, headers=reader.auth)
-        assert answer.status_code == 200, answer.text
-        page = answer.json()
-        statuses += [c["last_status"]["id"] for c in page]
-        found = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
-        url = found.group(1) if found and page else None
-    return statuses
+    """The last status of every conversation the reader has (kicau/conversations.py)."""
+    return _walked(http, "/api/v1/conversations?limit=40", lambda c: str(c["last_status"]["id"]), reader.auth)
 
 
 @pytest.mark.timeout(300)
