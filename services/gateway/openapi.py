@@ -452,6 +452,13 @@ FILTER_CHANGE_BODY = json_body(params({
     **{name: nullable(schema) for name, schema in _FILTER_FIELDS.items() if name != "keywords_attributes"},
     "keywords_attributes": nullable({"type": "array", "maxItems": FILTER_MAX_RULES, "items": _KEYWORD_CHANGE}),
 }), required=False)
+_FILTER_V1_FIELDS: dict[str, JSONSchema] = {
+    "phrase": _KEYWORD_FIELDS["keyword"], "context": _FILTER_FIELDS["context"],
+    "irreversible": nullable(BOOLEAN), "whole_word": nullable(BOOLEAN), "expires_in": _FILTER_FIELDS["expires_in"],
+}
+FILTER_V1_BODY = body(params(_FILTER_V1_FIELDS, "phrase", "context"))
+FILTER_V1_CHANGE_BODY = body(params({name: nullable(schema) for name, schema in _FILTER_V1_FIELDS.items()}),
+                             required=False)
 KEYWORD_BODY = body(params(_KEYWORD_FIELDS, "keyword"))
 KEYWORD_CHANGE_BODY = body(params({"keyword": nullable(_KEYWORD_FIELDS["keyword"]),
                                    "whole_word": _KEYWORD_FIELDS["whole_word"]}), required=False)

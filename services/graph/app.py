@@ -539,3 +539,20 @@ async def add_filter_status(filter_id: FilterId, request: Request, service: Serv
     if not isinstance(status_id, int) or isinstance(status_id, bool):
         raise ApiError(404, "Record not found")
     return await service.filters.add_status(acting_account_id(account), filter_id, status_id)
+
+
+@app.post("/internal/filters/v1")
+async def create_filter_v1(request: Request, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.create_v1(acting_account_id(account), await _given(request))
+
+
+@app.put("/internal/filters/v1/{keyword_id}")
+async def update_filter_v1(keyword_id: FilterId, request: Request, service: Service,
+                           account: AccountHeader = None) -> dict[str, Any]:
+    return await service.filters.update_v1(acting_account_id(account), keyword_id, await _given(request))
+
+
+@app.delete("/internal/filters/v1/{keyword_id}")
+async def delete_filter_v1(keyword_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.filters.delete_v1(acting_account_id(account), keyword_id)
+    return {}

@@ -31,6 +31,7 @@ from kicau.filters import (
     filter_entity,
     keyword_entity,
     status_entity,
+    v1_entities,
 )
 from kicau.ids import SnowflakeGenerator
 from kicau.resp import round_trip
@@ -300,6 +301,48 @@ class FilterService:
         await self._changing(account_id)
         await self.store.rules(account_id, dropped_statuses=[rule_id])
         await self._changed(account_id)
+
+    # The v1 API: a filter of one keyword, named by the keyword's id ---------------------------------------------
+
+    async def create_v1(self, account_id: int, given: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/filters``: a filter titled by its ``phrase``, of that one keyword (``hide`` when
+        ``irreversible``), as Mastodon makes one for a v1 client."""
+        phrase = _keyword(given.get("phrase"))
+        made = await self.create(account_id, {
+            "title": phrase[:MAX_TITLE], "context": given.get("context"), "expires_in": given.get("expires_in"),
+            "filter_action": "hide" if _flag(given.get("irreversible"), False) else "warn",
+            "keywords_attributes": [{"keyword": phrase, "whole_word": _flag(given.get("whole_word"), True)}]})
+        return v1_entities([made])[0]
+
+    async def _holding(self, account_id: int, keyword_id: int) -> tuple[Filter, Keyword]:
+        for found in await self.store.all(account_id):
+            for keyword in found.keywords:
+                if keyword.id == keyword_id:
+                    return found, keyword
+        raise ApiError(404, "Record not found")
+
+    async def update_v1(self, account_id: int, keyword_id: int, given: dict[str, Any]) -> dict[str, Any]:
+        """``PUT /api/v1/filters/:id``: the keyword's phrase and whole-word, and its filter's contexts, action and
+        expiry (those given)."""
+        found, _ = await self._holding(account_id, keyword_id)
+        changes: dict[str, Any] = {"keywords_attributes": [{
+            "id": str(keyword_id), "keyword": given.get("phrase"), "whole_word": given.get("whole_word")}]}
+        if given.get("context") is not None:
+            changes["context"] = given["context"]
+        if given.get("irreversible") is not None:
+            changes["filter_action"] = "hide" if _flag(given["irreversible"], False) else "warn"
+        if "expires_in" in given:
+            changes["expires_in"] = given["expires_in"]
+        changed = await self.update(account_id, found.id, changes)
+        return next(v for v in v1_entities([changed]) if v["id"] == str(keyword_id))
+
+    async def delete_v1(self, account_id: int, keyword_id: int) -> None:
+        """``DELETE /api/v1/filters/:id``: the keyword, and its filter with it when nothing else is left in it."""
+        found, _ = await self._holding(account_id, keyword_id)
+        if len(found.keywords) == 1 and not found.statuses:
+            await self.delete(account_id, found.id)
+        else:
+            await self.delete_keyword(account_id, keyword_id)
 
     @staticmethod
     def _room(found: Filter, adding: Sequence[object] = (None,)) -> None:

@@ -470,6 +470,13 @@ def test_filters(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert changed["title"] == "Plot" and len(changed["keywords"]) == 2
     amy.delete_filter_v2(hidden["id"])
     eventually(lambda: len(amy.timeline_home()) == 3 or None)
+    # v1: a filter of one phrase (``filter_create``, ``filter_update``, ``filter_delete``).
+    phrase = amy.filter_create("plain", ["home"], irreversible=True)  # a list, as its check reads it
+    assert (phrase["phrase"], phrase["irreversible"]) == ("plain", True)
+    eventually(lambda: len(amy.timeline_home()) == 2 or None)
+    assert amy.filter_update(phrase["id"], phrase="nothing")["phrase"] == "nothing"
+    amy.filter_delete(phrase["id"])
+    assert sorted(f["title"] for f in amy.filters_v2()) == ["Plot"]
 
 
 def test_account_search(gateway_url: str, app_keys: tuple[str, str]) -> None:

@@ -14,7 +14,8 @@ the positive-data check are widened for that operation only, with the reason:
   and an Idempotency-Key reused after its status was deleted has nothing to answer: 422;
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
-- POST /api/v2/filters, PUT /api/v2/filters/{filter_id}, POST .../keywords and .../statuses: a hundred-and-first
+- POST /api/v2/filters (and /api/v1/filters), PUT /api/v2/filters/{filter_id}, POST .../keywords and .../statuses:
+  a hundred-and-first
   filter, or rule of a filter, is a 422, and so is a status a filter already holds.
 
 And one stateful check is off for one operation: POST /api/v1/lists/{list_id}/accounts answers 404 for an account
@@ -78,6 +79,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 # status a filter already holds. A keyword's id that is not the filter's is a 404.
 [[operations]]
 include-name = "POST /api/v2/filters"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+include-name = "POST /api/v1/filters"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 [[operations]]

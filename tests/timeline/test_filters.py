@@ -1,8 +1,8 @@
 """Filters (kicau/filters.py) through the public API of the running system: making, reading, changing and deleting
-filters and their keywords and statuses; what they do where the user reads (home, lists, public and hashtag
-timelines, profiles, threads, notifications: ``warn`` marks a status ``filtered``, ``hide`` leaves it out), in their
-contexts only, until they expire; whole words; reblogs matched by what they reblog; bad input; and the streams
-(filtered there too, and told ``filters_changed``)."""
+filters and their keywords and statuses (and v1's filters of one phrase); what they do where the user reads (home,
+lists, public and hashtag timelines, profiles, threads, notifications: ``warn`` marks a status ``filtered``, ``hide``
+leaves it out), in their contexts only, until they expire; whole words; reblogs matched by what they reblog; bad
+input; and the streams (filtered there too, and told ``filters_changed``)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,25 @@ def test_filters_are_made_read_changed_and_deleted(http: httpx.Client, make_user
 
     assert http.delete(f"/api/v2/filters/{made['id']}", headers=amy.auth).json() == {}
     assert http.get("/api/v2/filters", headers=amy.auth).json() == []
+
+    # Made, changed and deleted through v1: a filter of one phrase.
+    v1_made = http.post("/api/v1/filters", headers=amy.auth, data={"phrase": "boring", "context[]": ["home"],
+                                                                   "irreversible": "true"})
+    assert v1_made.status_code == 200, v1_made.text
+    assert {k: v1_made.json()[k] for k in ("phrase", "context", "irreversible", "whole_word")} == {
+        "phrase": "boring", "context": ["home"], "irreversible": True, "whole_word": True}
+    (as_v2,) = http.get("/api/v2/filters", headers=amy.auth).json()
+    assert (as_v2["title"], as_v2["filter_action"], [k["id"] for k in as_v2["keywords"]]) == (
+        "boring", "hide", [v1_made.json()["id"]])
+    v1_changed = http.put(f"/api/v1/filters/{v1_made.json()['id']}", headers=amy.auth,
+                          json={"phrase": "dull", "irreversible": False, "context": ["home", "thread"]})
+    assert v1_changed.status_code == 200, v1_changed.text
+    assert {k: v1_changed.json()[k] for k in ("phrase", "context", "irreversible")} == {
+        "phrase": "dull", "context": ["home", "thread"], "irreversible": False}
+    assert http.delete(f"/api/v1/filters/{v1_made.json()['id']}", headers=amy.auth).json() == {}
+    assert http.get("/api/v2/filters", headers=amy.auth).json() == []  # its only phrase gone, the filter too
+    assert http.put("/api/v1/filters/123", headers=amy.auth, json={"phrase": "x"}).status_code == 404
+    assert http.post("/api/v1/filters", headers=amy.auth, json={"phrase": "x"}).status_code == 422  # no context
     gone = http.delete(f"/api/v2/filters/{made['id']}", headers=amy.auth)
     assert (gone.status_code, gone.json()) == (404, {"error": "Record not found"})
 

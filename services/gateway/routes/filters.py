@@ -153,7 +153,7 @@ async def add_filter_status(filter_id: str, request: Request, token: FiltersWrit
     return await _graph(services, "POST", f"/internal/filters/{target}/statuses", token, {"status_id": status_id})
 
 
-# Mastodon's v1 view, read only: one filter a keyword.
+# Mastodon's v1 API: one filter a keyword (a v2 filter of that keyword alone, when made here), named by its id.
 
 
 @router.get("/api/v1/filters", openapi_extra=doc.BEARER,
@@ -175,3 +175,26 @@ async def filter_v1(keyword_id: str, token: FiltersReader, services: Services) -
         if found["id"] == wanted:
             return Response(msgspec.json.encode(found), media_type="application/json")
     raise ApiError(404, "Record not found")
+
+
+@router.post("/api/v1/filters", openapi_extra={**doc.FILTER_V1_BODY, **doc.BEARER},
+             responses={**doc.ok(doc.FilterV1), **doc.errors(400, 401, 403, 413, 415, 422)})
+async def create_filter_v1(request: Request, token: FiltersWriter, services: Services,
+                           settings: Settings) -> Response:
+    """A filter of one ``phrase`` (``context[]``, ``irreversible``: hide rather than warn, ``whole_word``,
+    ``expires_in``), as Mastodon makes one for a v1 client."""
+    return await _graph(services, "POST", "/internal/filters/v1", token, await _body(request, settings))
+
+
+@router.put("/api/v1/filters/{keyword_id}", openapi_extra={**doc.FILTER_V1_CHANGE_BODY, **doc.BEARER},
+            responses={**doc.ok(doc.FilterV1), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
+async def update_filter_v1(keyword_id: str, request: Request, token: FiltersWriter, services: Services,
+                           settings: Settings) -> Response:
+    target = record_id(keyword_id)
+    return await _graph(services, "PUT", f"/internal/filters/v1/{target}", token, await _body(request, settings))
+
+
+@router.delete("/api/v1/filters/{keyword_id}", openapi_extra=doc.BEARER, responses=DONE)
+async def delete_filter_v1(keyword_id: str, token: FiltersWriter, services: Services) -> Response:
+    """The phrase, and its filter with it when nothing else is left in it."""
+    return await _graph(services, "DELETE", f"/internal/filters/v1/{record_id(keyword_id)}", token)
