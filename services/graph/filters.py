@@ -234,11 +234,7 @@ class FilterService:
         return [keyword_entity(k) for k in (await self.one(account_id, filter_id)).keywords]
 
     async def _keyword(self, account_id: int, keyword_id: int) -> Keyword:
-        for found in await self.store.all(account_id):
-            for keyword in found.keywords:
-                if keyword.id == keyword_id:
-                    return keyword
-        raise ApiError(404, "Record not found")
+        return (await self._holding(account_id, keyword_id))[1]
 
     async def keyword(self, account_id: int, keyword_id: int) -> dict[str, Any]:
         return keyword_entity(await self._keyword(account_id, keyword_id))
