@@ -18,6 +18,11 @@ the follows between the two accounts, both ways, and neither may follow the othe
 already in the hider's home timeline are removed when the hide is made (``AccountHidden``); unmuting a followed
 account puts its newest statuses back, as a follow would.
 
+What is already written is left out as it is shown (``Hides``, read through a copy of each reader's, kept by
+``HideCopies`` as kicau/reader_copies.py keeps such copies): a status of an account that blocks the reader is not
+the reader's to see anywhere, and a reblog of a status by an account the reader hides leaves every page, so a
+reblog that was in the home timeline before the hide leaves it too (rules in ``Hides``).
+
 The fanout learns who hides an author from ``hiders`` through copies in memory kept under the author's follower
 list version (kicau/follower_lists.py): the graph service drops that version before and after it writes a hider
 row, so a hide counts from the fanout's next batch on, exactly as a follow or unfollow does.
@@ -27,14 +32,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+import msgspec
 from cassandra.cluster import Session
+from redis.asyncio import Redis
 
+from kicau import keys
 from kicau.clients import execute, write_preparer
 from kicau.marked_lists import MarkedList
+from kicau.reader_copies import COPY_SECONDS, ReaderCopies, change_commands
+from kicau.tracked_cache import TrackedCache
 
 Kind = Literal["block", "mute"]
 BLOCK: Final = "block"
@@ -89,6 +101,80 @@ def notification_hiders(encoded: Sequence[int]) -> set[int]:
     return {a for a in encoded if a > 0}
 
 
+@dataclass(frozen=True, slots=True)
+class Hides:
+    """What an account's reads leave out, by author: the accounts it blocks or mutes (``hidden``), and those that
+    block it (``blockers``).
+
+    Mastodon's rules, applied as statuses are shown (kicau/status_cards.py): a status of an account that blocks the
+    reader is not the reader's to see anywhere (a profile, a thread, a status by its id, a reblog of it); the
+    statuses of accounts the reader blocks or mutes are left out of its home and list timelines, the public and
+    hashtag timelines and threads (``hiding_contexts``), though still shown on their own profile or by id; and a
+    reblog of a status by any of them is left out everywhere."""
+
+    hidden: frozenset[int] = frozenset()
+    blockers: frozenset[int] = frozenset()
+    # When the first of the reader's mutes with a duration ends (seconds since the epoch), if it has one: a copy
+    # is not used past it.
+    ends_at: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.hidden or self.blockers)
+
+    def hides(self, author: int, *, hidden_too: bool) -> bool:
+        """Whether a status by ``author`` is left out: always when the author blocks the reader; when the reader
+        hides the author, only where ``hidden_too``."""
+        return author in self.blockers or (hidden_too and author in self.hidden)
+
+    def unwanted(self) -> frozenset[int]:
+        """Every author left out of the reader's public and hashtag timelines."""
+        return self.hidden | self.blockers
+
+
+NO_HIDES: Final = Hides()
+
+
+def encode_hides(hides: Hides) -> bytes:
+    return msgspec.json.encode((sorted(hides.hidden), sorted(hides.blockers), hides.ends_at))
+
+
+def decode_hides(raw: bytes) -> Hides:
+    hidden, blockers, ends_at = msgspec.json.decode(raw, type=tuple[list[int], list[int], float | None])
+    return Hides(frozenset(hidden), frozenset(blockers), ends_at) if hidden or blockers else NO_HIDES
+
+
+class HideCopies:
+    """A reader's side: what each account's reads leave out (``Hides``), from its copy (kicau/reader_copies.py),
+    built from Cassandra when missing and kept no longer than its first mute with a duration lasts."""
+
+    def __init__(self, redis: Redis, store: BlocksAndMutes, copies: TrackedCache | None = None) -> None:
+        self._store = store
+        self._copies = ReaderCopies(redis, copies, key=keys.hides, version=keys.hides_version, build=self._build,
+                                    decode=decode_hides)
+
+    async def of(self, account_id: int) -> Hides:
+        hides = await self._copies.of(account_id)
+        if hides.ends_at is not None and time.time() >= hides.ends_at:
+            # A mute has ended: Redis drops an expired copy only when it gets to it (and only then tells the
+            # processes holding it), so the copy is rebuilt here rather than trusted.
+            hides = decode_hides(await self._copies.build(account_id))
+        return hides
+
+    async def _build(self, account_id: int) -> tuple[bytes, int]:
+        hides, first_end = await self._store.hidden_from(account_id)
+        if first_end is None:
+            return encode_hides(hides), COPY_SECONDS
+        ends_at = (first_end.replace(tzinfo=datetime.UTC) if first_end.tzinfo is None else first_end).timestamp()
+        return (encode_hides(Hides(hides.hidden, hides.blockers, ends_at)),
+                math.ceil(min(COPY_SECONDS, ends_at - time.time())))
+
+
+def copy_changes(*account_ids: int) -> list[bytes]:
+    """What a block, mute, unblock or unmute does to the copies of the two accounts' ``Hides``, before its writes and
+    again after them (kicau/reader_copies.py)."""
+    return change_commands(*((keys.hides(a), keys.hides_version(a)) for a in account_ids))
+
+
 class BlocksAndMutes:
     """The blocks' and mutes' Cassandra tables: the claims, each account's lists and each author's hiders."""
 
@@ -104,7 +190,7 @@ class BlocksAndMutes:
                               " IF hide_id = ?")
         self._between = prepare("SELECT kind, hide_id, notifications, expires_at FROM account_hides"
                                 " WHERE account_id = ? AND target_id = ?")
-        self._hidden = prepare("SELECT target_id FROM account_hides WHERE account_id = ?")
+        self._hidden = prepare("SELECT target_id, expires_at FROM account_hides WHERE account_id = ?")
         self._hidden.fetch_size = HIDERS_FETCH_SIZE
         self._list = {BLOCK: write("INSERT INTO blocks_by_account (account_id, block_id, target_id) VALUES (?, ?, ?)"
                                    " USING TTL ?"),
@@ -177,6 +263,15 @@ class BlocksAndMutes:
         """Every account the account blocks or mutes (every page)."""
         rows = await execute(self._session, self._hidden, (account_id,))
         return {int(row["target_id"]) for row in rows}
+
+    async def hidden_from(self, account_id: int) -> tuple[Hides, datetime.datetime | None]:
+        """What the account's reads leave out (``Hides``, two reads at once), and when the first of its mutes with
+        a duration ends (None for none)."""
+        hidden, blockers = await asyncio.gather(execute(self._session, self._hidden, (account_id,)),
+                                                self.blocked_by(account_id))
+        ends = [row["expires_at"] for row in hidden if row["expires_at"] is not None]
+        return (Hides(frozenset(int(row["target_id"]) for row in hidden), frozenset(blockers)),
+                min(ends) if ends else None)
 
     async def blocking(self, account_id: int) -> set[int]:
         """Every account the account blocks (every page)."""

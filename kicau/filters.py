@@ -34,7 +34,8 @@ from redis.asyncio import Redis
 from kicau import keys
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.resp import command, round_trip
+from kicau.reader_copies import COPY_SECONDS, ReaderCopies
+from kicau.reader_copies import change_commands as copy_changes
 from kicau.tracked_cache import TrackedCache
 
 CONTEXTS: Final = ("home", "notifications", "public", "thread", "account")
@@ -326,72 +327,27 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-# Set the copy only if no change came since the version was read: a build that read Cassandra before a change
-# never stores what it read (the change dropped the copy and moved the version after its own write).
-_STORE_IF_CURRENT: Final = """
-if (redis.call('GET', KEYS[2]) or '0') == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-end
-return 1
-"""
-# How long a copy lives: a graph service that dies between a change's write and the copy's drop leaves the copy
-# behind (its version moved before the write, but a build may have read Cassandra just before the write), at most
-# this long; a reader with a copy rebuilds it this often (three reads of small partitions).
-COPY_SECONDS: Final = 300
-
-
 class FilterCopies:
-    """A reader's side: each account's filters from its Redis copy (through the copies Redis keeps true, when
-    given), built from Cassandra when missing; compiled once per copy."""
+    """A reader's side: each account's filters, compiled, from its copy (kicau/reader_copies.py), built from
+    Cassandra when missing."""
 
     def __init__(self, redis: Redis, store: FilterStore, copies: TrackedCache | None = None) -> None:
-        self._redis = redis
         self._store = store
-        self._copies = copies
-        self._compiled: dict[bytes, ReaderFilters] = {}
-        self._packed: dict[int, tuple[str, list[bytes]]] = {}
-
-    def _reads(self, account_id: int) -> tuple[str, list[bytes]]:
-        found = self._packed.get(account_id)
-        if found is None:
-            if len(self._packed) >= _PACKED_KEPT:
-                self._packed.clear()
-            key = keys.filters(account_id)
-            found = self._packed[account_id] = (key, [command(b"GET", key.encode())])
-        return found
+        self._copies = ReaderCopies(redis, copies, key=keys.filters, version=keys.filters_version,
+                                    build=self._build, decode=_compiled)
 
     async def of(self, account_id: int) -> ReaderFilters:
-        key, reads = self._reads(account_id)
-        if self._copies is not None:
-            (raw,) = await self._copies.read_many([(key, reads[0])])
-        else:
-            (raw,) = await round_trip(self._redis, reads)
-        if raw is None:
-            raw = await self._build(account_id)
-        if raw in (b"[]", "[]"):
-            return NO_FILTERS
-        raw = raw if isinstance(raw, bytes) else raw.encode()
-        compiled = self._compiled.get(raw)
-        if compiled is None:
-            if len(self._compiled) >= _COMPILED_KEPT:
-                self._compiled.clear()
-            compiled = self._compiled[raw] = ReaderFilters(decode(raw))
-        return compiled
+        return await self._copies.of(account_id)
 
-    async def _build(self, account_id: int) -> bytes:
-        version = await self._redis.get(keys.filters_version(account_id))
-        raw = encode(await self._store.all(account_id))
-        await self._redis.eval(_STORE_IF_CURRENT, 2, keys.filters(account_id),
-                               keys.filters_version(account_id), version or b"0", raw, COPY_SECONDS)
-        return raw
+    async def _build(self, account_id: int) -> tuple[bytes, int]:
+        return encode(await self._store.all(account_id)), COPY_SECONDS
 
 
-_PACKED_KEPT: Final = 100_000
-_COMPILED_KEPT: Final = 10_000
+def _compiled(raw: bytes) -> ReaderFilters:
+    return NO_FILTERS if raw == b"[]" else ReaderFilters(decode(raw))
 
 
 def change_commands(account_id: int) -> list[bytes]:
-    """What a change of the account's filters does to its copy, before Cassandra's write and again after it: the
-    version moved (a build under way stores nothing) and the copy dropped (every reader's tracked copy with it)."""
-    return [command(b"INCR", keys.filters_version(account_id).encode()),
-            command(b"DEL", keys.filters(account_id).encode())]
+    """What a change of the account's filters does to its copy, before Cassandra's write and again after it
+    (kicau/reader_copies.py)."""
+    return copy_changes((keys.filters(account_id), keys.filters_version(account_id)))

@@ -128,6 +128,16 @@ def filters_version(account_id: int) -> str:
     return f"filtersv:{{u:{account_id}}}"
 
 
+def hides(account_id: int) -> str:
+    """What the account's reads leave out (the accounts it blocks or mutes, those that block it) as its readers
+    hold it (kicau/blocks_and_mutes.py), and the version each block, mute or undo moves."""
+    return f"hides:{{u:{account_id}}}"
+
+
+def hides_version(account_id: int) -> str:
+    return f"hidesv:{{u:{account_id}}}"
+
+
 def account_cache(account_id: int) -> str:
     return f"account:{{u:{account_id}}}"
 

@@ -27,7 +27,7 @@ import asyncio
 import struct
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from cassandra.cluster import Session
 from redis.asyncio import Redis
@@ -35,10 +35,11 @@ from redis.asyncio.client import Pipeline
 
 from kicau import keys, resp, visibility
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import HideCopies
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.favourites import COUNT_QUERY
-from kicau.filters import ContextFilters, FilterCopies, text_of, with_results
+from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, text_of, with_results
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
 from kicau.reader_marks import NOTHING, Marked, ReaderMarks
@@ -63,6 +64,9 @@ UNWRITTEN_GRACE_SECONDS = 60.0
 _UNWRITTEN = "unwritten"
 Hydrated = tuple[int, bytes, bytes]  # a status's id, its cached value and its author's card
 _AUTHOR_AUDIENCE = struct.Struct(">QB")  # the head's first two
+# Where the statuses of accounts the reader blocks or mutes are left out (kicau/blocks_and_mutes.py, ``Hides``):
+# its home and list timelines, the public and hashtag ones, threads.
+HIDING_CONTEXTS: Final = frozenset({HOME, PUBLIC, THREAD})
 # The author, the audience and the reblogged status, past the counts: what hydrating a page reads of each head.
 _NONE: frozenset[int] = frozenset()
 _HYDRATED_HEAD = struct.Struct(f">QB{REBLOG_OF_AT - _AUTHOR_AUDIENCE.size}xQ")
@@ -206,8 +210,10 @@ def _filter(seen: list[Hydrated], active: ContextFilters, reblogged: dict[int, i
 class StatusCards:
     def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str,
                  copies: TrackedCache | None = None, marks: ReaderMarks | None = None,
-                 filters: FilterCopies | None = None) -> None:
+                 filters: FilterCopies | None = None, hides: HideCopies | None = None) -> None:
         self._redis = redis
+        # Without it (tools), no reader's blocks and mutes, nor those of it, apply.
+        self._hides = hides
         # Without it (the post service's answers, tools), no reader's filters apply.
         self._filters = filters
         self._copies = copies
@@ -334,23 +340,31 @@ class StatusCards:
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
     async def _visible(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
-                       reblogs: bool = True) -> Visible:
+                       reblogs: bool = True, reblogged_here: bool = False) -> Visible:
         """Each status the reader may see, in order; which of them it marked (``marks``: or none); and, for each
         reblog among them, the reblogged status rendered for the reader (a reblog whose status the reader may not
         see, or that was deleted, is left out; so is every reblog without ``reblogs``, for what a reblog never
-        reblogs)."""
+        reblogs). Statuses by accounts that block the reader are left out, and, where the reader's context says
+        so or they are reblogged (``reblogged_here``), those by accounts it blocks or mutes (``Hides``)."""
         hydrated, restricted, reblogged = await self._hydrate(status_ids)
+        if hydrated and reader.account_id is not None and self._hides is not None:
+            hides = await self._hides.of(reader.account_id)
+            if hides:  # rare: most readers hide no one and are blocked by no one
+                hidden_too = reblogged_here or reader.context in HIDING_CONTEXTS
+                hydrated = [item for item in hydrated
+                            if not hides.hides(_AUTHOR_AUDIENCE.unpack_from(item[1])[0], hidden_too=hidden_too)]
         # The usual page is for everyone to see: nothing to decide.
         seen = await self._seen_by(hydrated, reader) if restricted else hydrated
         originals: dict[int, bytes] = {}
         if reblogged:
-            if restricted:  # only those the reader may see
-                kept = {status_id for status_id, _, _ in seen}
-                reblogged = {s: original for s, original in reblogged.items() if s in kept}
-            if reblogs:
-                shown = await self.render_each(list(reblogged.values()), reader, marks=marks, reblogs=False)
-                originals = {status_id: shown[original] for status_id, original in reblogged.items()
-                             if original in shown}
+            kept = {status_id for status_id, _, _ in seen}
+            reblogged = {s: original for s, original in reblogged.items() if s in kept}
+            if reblogs and reblogged:
+                shown = await self._shown(list(dict.fromkeys(reblogged.values())), reader, marks, reblogs=False,
+                                          reblogged_here=True)
+                composed = {status_id: compose_status(bytes(fragment), card) for status_id, fragment, card in shown}
+                originals = {status_id: composed[original] for status_id, original in reblogged.items()
+                             if original in composed}
             seen = [item for item in seen if item[0] not in reblogged or item[0] in originals]
         marked = NOTHING
         if marks and seen and reader.account_id is not None and self._marks is not None:
@@ -363,9 +377,9 @@ class StatusCards:
         return Visible(seen, marked, originals)
 
     async def _shown(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
-                     reblogs: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
+                     reblogs: bool = True, reblogged_here: bool = False) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        seen, marked, originals, filtered = await self._visible(status_ids, reader, marks, reblogs)
+        seen, marked, originals, filtered = await self._visible(status_ids, reader, marks, reblogs, reblogged_here)
         return [(status_id, _shown_fragment(status_id, value, marked, originals, filtered), card)
                 for status_id, value, card in seen]
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from kicau import featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames
-from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind
+from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
 from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
@@ -468,6 +468,10 @@ class GraphService:
         if account_id == target_id:
             raise ApiError(403, "This action is not allowed")
         await self._require_account(target_id)
+        # The readers' copies of what each of the two leaves out are dropped before the claim and after the rows
+        # (the protocol in kicau/reader_copies.py): the account's reads leave the target out from the answer on,
+        # and, for a block, the target's leave the account out.
+        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
         hide_id = await self.hides.claim(account_id, target_id, kind, self.ids.next_id(), ttl)
         crash_point("graph.hide.claimed")
         # The fanout's copies of the target's followers and hiders (and, for a block, the account's: its statuses
@@ -477,6 +481,7 @@ class GraphService:
         await follower_lists.forget(self.redis, *changed)
         await self.hides.settle(account_id, target_id, kind, hide_id, notifications=notifications, ttl=ttl)
         await follower_lists.forget(self.redis, *changed)
+        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
         # What the account's home timeline already holds of the target goes; published on every call, retries
         # included (removing what is gone changes nothing).
         await publish(self.producer, self.settings.kafka_follows_topic,
@@ -493,10 +498,13 @@ class GraphService:
             return False
         changed = (target_id, account_id) if kind == BLOCK else (target_id,)
         await follower_lists.forget(self.redis, *changed)
+        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
         await self.hides.unsettle(account_id, target_id, kind, hide.hide_id)
         await follower_lists.forget(self.redis, *changed)
         crash_point("graph.unhide.unlisted")
         await self.hides.release(account_id, target_id, kind, hide.hide_id)
+        # After the claim too: the copies are built from the claims.
+        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
         await self.redis.delete(keys.large_followees(account_id))
         await self._announce_hides(account_id, target_id)
         return True

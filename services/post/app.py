@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope
 
 from kicau import clients
 from kicau.account_cards import AccountCards
+from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
 from kicau.favourites import FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
@@ -97,7 +98,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url,
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins})),
+                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins}),
+                                 hides=HideCopies(redis, BlocksAndMutes(session, clients.write_consistency(common)))),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             favourites=favourites,

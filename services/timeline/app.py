@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
-from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes
+from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import ConversationStore
 from kicau.entities import compose_status_list
@@ -38,7 +38,6 @@ from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import PREFIX, TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.tracked_cache import TrackedCache
-from kicau.visibility import Reader
 from kicau.web import (
     ACCOUNT_HEADER,
     ApiError,
@@ -103,6 +102,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
         pins = PinStore(session, clients.write_consistency(common))
         reblogs = ReblogStore(session, clients.write_consistency(common))
+        hides = BlocksAndMutes(session, clients.write_consistency(common))
+        hide_copies = HideCopies(redis, hides, copies)
         app.state.service = TimelineService(
             settings=common,
             own=own,
@@ -115,7 +116,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
                                                          Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies),
                                  filters=FilterCopies(redis, FilterStore(session, clients.write_consistency(common)),
-                                                      copies)),
+                                                      copies),
+                                 hides=hide_copies),
             accounts=accounts,
             notifications=NotificationStore(session, clients.write_consistency(common)),
             markers=MarkerStore(session, clients.write_consistency(common)),
@@ -127,7 +129,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             bookmark_store=bookmarks,
             pin_store=pins,
             reblog_store=reblogs,
-            hides=BlocksAndMutes(session, clients.write_consistency(common)),
+            hides=hides,
+            hide_copies=hide_copies,
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             lists=ListStore(session, clients.write_consistency(common)),
             conversations=ConversationStore(session, clients.write_consistency(common)),
@@ -322,7 +325,7 @@ async def followed_tags(service: Service, request: TagPage, account: AccountHead
 @app.get("/internal/accounts/{account_id}/unwanted_authors")
 async def unwanted_authors(account_id: int, service: Service) -> dict[str, list[int]]:
     """Whose statuses the account's public and hashtag timelines and streams leave out (the gateway's streams)."""
-    return {"accounts": sorted(await service.unwanted_authors(Reader(account_id)))}
+    return {"accounts": sorted(await service.unwanted_authors(account_id))}
 
 
 async def _member_page(max_id: Cursor = None, since_id: Cursor = None, min_id: Cursor = None,

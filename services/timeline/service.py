@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from kicau import conversations, keys, resp, tag_history
 from kicau.account_cards import AccountCards
-from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, Kind
+from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import Conversation, ConversationStore
 from kicau.entities import dumps, iso_time
@@ -179,6 +179,7 @@ class TimelineService:
     pin_store: PinStore
     reblog_store: ReblogStore
     hides: BlocksAndMutes
+    hide_copies: HideCopies
     follow_options: FollowOptionStore
     lists: ListStore
     conversations: ConversationStore
@@ -273,31 +274,24 @@ class TimelineService:
         ``only_media`` get an empty page, as Mastodon's would here."""
         if remote or only_media:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
+        # The statuses of accounts the reader blocks or mutes, or that block it, are left out as the page is shown
+        # (the public context, kicau/status_cards.py).
         reader = replace(reader, context=PUBLIC_CONTEXT)
-        (ids, materialised), unwanted = await asyncio.gather(self.feeds.read_list(keys.public_feed(), request),
-                                                             self.unwanted_authors(reader))
+        ids, materialised = await self.feeds.read_list(keys.public_feed(), request)
         if not materialised:
             await self.rebuild_public()
             ids, _ = await self.feeds.read_list(keys.public_feed(), request, fresh=True)
-        if unwanted:
-            return await self._filtered_page(ids, reader, unwanted=unwanted)
         return await self._page(ids, reader)
 
-    async def unwanted_authors(self, reader: Reader) -> set[int]:
-        """Whose statuses the reader's public and hashtag timelines leave out, as Mastodon's do: the accounts it
-        blocks or mutes and those that block it (kicau/blocks_and_mutes.py). Two reads, for a reader with an
-        account."""
-        if reader.account_id is None:
-            return set()
-        hidden, blockers = await asyncio.gather(self.hides.hidden_by(reader.account_id),
-                                                self.hides.blocked_by(reader.account_id))
-        return hidden | blockers
+    async def unwanted_authors(self, account_id: int) -> frozenset[int]:
+        """Whose statuses the account's public and hashtag streams leave out, as its timelines do: the accounts it
+        blocks or mutes and those that block it (kicau/blocks_and_mutes.py)."""
+        return (await self.hide_copies.of(account_id)).unwanted()
 
-    async def _filtered_page(self, ids: list[int], reader: Reader, *, all_of: Sequence[str] = (),
-                             none_of: Sequence[str] = (), unwanted: set[int] | frozenset[int] = frozenset()) -> Page:
-        """``_page`` of the statuses that carry every hashtag of ``all_of`` and none of ``none_of``, by none of the
-        ``unwanted`` authors: a page may hold fewer than asked, and its cursors go on from where the reading
-        stopped, as for deleted statuses."""
+    async def _filtered_page(self, ids: list[int], reader: Reader, *, all_of: Sequence[str],
+                             none_of: Sequence[str]) -> Page:
+        """``_page`` of the statuses that carry every hashtag of ``all_of`` and none of ``none_of``: a page may
+        hold fewer than asked, and its cursors go on from where the reading stopped, as for deleted statuses."""
         rendered = await self.statuses.render_each(ids, reader)
         wanted, unwanted_tags = set(all_of), set(none_of)
         kept = []
@@ -307,8 +301,7 @@ class TimelineService:
                 continue
             shown = _read_shown(status)
             names = {t.name for t in shown.tags}
-            if (wanted <= names and not unwanted_tags & names
-                    and not (shown.account is not None and int(shown.account.id) in unwanted)):
+            if wanted <= names and not unwanted_tags & names:
                 kept.append(status)
         return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
                     prev_min_id=ids[0] if ids else None)
@@ -326,16 +319,14 @@ class TimelineService:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         reader = replace(reader, context=PUBLIC_CONTEXT)
         tags = list(dict.fromkeys((tag, *any_of)))
-        pages, unwanted = await asyncio.gather(
-            asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
-                                              min_id=request.min_id, limit=request.limit) for t in tags)),
-            self.unwanted_authors(reader))
+        pages = await asyncio.gather(*(self.tagged.page(t, max_id=request.max_id, since_id=request.since_id,
+                                                        min_id=request.min_id, limit=request.limit) for t in tags))
         ids = sorted(set().union(*pages), reverse=True)
         # Each tag's page holds its newest (or, after min_id, its oldest) statuses: so does their union's.
         ids = ids[-request.limit:] if request.min_id is not None else ids[:request.limit]
-        if not all_of and not none_of and not unwanted:
+        if not all_of and not none_of:
             return await self._page(ids, reader)
-        return await self._filtered_page(ids, reader, all_of=all_of, none_of=none_of, unwanted=unwanted)
+        return await self._filtered_page(ids, reader, all_of=all_of, none_of=none_of)
 
     async def tag(self, tag: str, reader: Reader, *, known: bool = False) -> bytes:
         """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), with ``following`` for a reader
