@@ -316,7 +316,8 @@ def test_follow_options(gateway_url: str, app_keys: tuple[str, str]) -> None:
 
 def test_blocks_and_mutes(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py blocks and mutes (``account_block``, ``account_mute`` with its options), reads them back
-    (``account_relationships``, ``blocks``, ``mutes``) and undoes them (``account_unblock``, ``account_unmute``)."""
+    (``account_relationships``, ``blocks``, ``mutes``), reads what a block hides, and undoes them
+    (``account_unblock``, ``account_unmute``)."""
     vic, _, _ = register(gateway_url, app_keys, "vic")
     wes, _, _ = register(gateway_url, app_keys, "wes")
     xan, _, _ = register(gateway_url, app_keys, "xan")
@@ -329,15 +330,22 @@ def test_blocks_and_mutes(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert (muted["muting"], muted["muting_notifications"], muted["following"]) == (True, False, True)
     eventually(lambda: said not in collect_home(vic, 20) or None)
     assert [(str(a["id"]), a["mute_expires_at"] is not None) for a in vic.mutes()] == [(str(wes_id), True)]
+    vic_id, own = vic.account_verify_credentials()["id"], vic.status_post("vic's own")["id"]
+    assert xan.status(own)["id"] == own
     blocked = vic.account_block(xan_id)
     assert blocked["blocking"] is True
-    assert xan.account_relationships(vic.account_verify_credentials()["id"])[0]["blocked_by"] is True
+    assert xan.account_relationships(vic_id)[0]["blocked_by"] is True
     assert [str(a["id"]) for a in vic.blocks()] == [str(xan_id)]
+    # A blocker's statuses are not the blocked account's to see (``status``, ``account_statuses``).
+    with pytest.raises(MastodonNotFoundError):
+        xan.status(own)
+    assert xan.account_statuses(vic_id) == []
 
     assert vic.account_unmute(wes_id)["muting"] is False
     eventually(lambda: said in collect_home(vic, 20) or None)
     assert vic.account_unblock(xan_id)["blocking"] is False
     assert vic.mutes() == [] and vic.blocks() == []
+    assert xan.status(own)["id"] == own
 
 
 def test_lists(gateway_url: str, app_keys: tuple[str, str]) -> None:
