@@ -10,12 +10,16 @@ The record is Cassandra's ``follow_options`` (stack/migrations/0021_follow_optio
 between the two drops of the followee's follower list version that every follow and unfollow makes, and only for
 follows whose options are not the defaults. The fanout reads a followee's partition through copies kept under the
 version it has just claimed for the follower list (``KeptOptions``): no Redis command of their own, and a Cassandra
-read only when the version changed.
+read only when the version changed. A large account's statuses are not fanned out: a reader's options for the large
+accounts it follows apply as its home page is shown (``Reader.followed_options``), and a gateway's answer of which
+of its streams follow a large account carries each follow's options (``FollowOptionStore.among``), applied to the
+broadcast status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -43,6 +47,10 @@ class FollowOptions:
     def takes(self, language: str) -> bool:
         """Whether a status in ``language`` ("" for none given) reaches the follower."""
         return self.languages is None or not language or language in self.languages
+
+    def admits(self, *, reblog: bool, language: str) -> bool:
+        """Whether a status of the followee (a reblog or not, in ``language``) reaches the follower."""
+        return (self.reblogs or not reblog) and self.takes(language)
 
     def changed(self, *, reblogs: bool | None, notify: bool | None,
                 languages: Iterable[str] | None) -> FollowOptions:
@@ -77,8 +85,23 @@ def entry_of(row: dict[str, Any]) -> ListEntry:
 def admitted(entries: Iterable[ListEntry], options: FollowOptions) -> list[int]:
     """The statuses of a followee's list a follow lets into the follower's home timeline (a follow's backfill, a
     home timeline's rebuild): not reblogs, when it hides them; not statuses in languages it did not name."""
-    return [entry.status_id for entry in entries
-            if (options.reblogs or not entry.reblog) and options.takes(entry.language)]
+    return [entry.status_id for entry in entries if options.admits(reblog=entry.reblog, language=entry.language)]
+
+
+# A follow's options as they travel between services and sit in caches: (followee or follower id, reblogs, notify,
+# languages or None), for options other than the defaults.
+EncodedOptions = list[tuple[int, bool, bool, list[str] | None]]
+
+
+def encode_options(options: Mapping[int, FollowOptions]) -> EncodedOptions:
+    return [(account_id, o.reblogs, o.notify, sorted(o.languages) if o.languages is not None else None)
+            for account_id, o in options.items() if not o.default]
+
+
+def decode_options(encoded: Iterable[Sequence[Any]]) -> dict[int, FollowOptions]:
+    return {int(account_id): FollowOptions(bool(reblogs), bool(notify),
+                                           frozenset(languages) if languages else None)
+            for account_id, reblogs, notify, languages in encoded}
 
 
 def _from_row(row: dict[str, Any]) -> FollowOptions:
@@ -99,6 +122,7 @@ class FollowOptionStore:
         self._one = session.prepare("SELECT * FROM follow_options WHERE followee_id = ? AND follower_id = ?")
         self._of_followee = session.prepare("SELECT * FROM follow_options WHERE followee_id = ?")
         self._of_followee.fetch_size = OPTIONS_FETCH_SIZE
+        self._among = session.prepare("SELECT * FROM follow_options WHERE followee_id = ? AND follower_id IN ?")
 
     async def write(self, follower_id: int, followee_id: int, options: FollowOptions) -> None:
         """Record a follow's options (the defaults: no row). Idempotent."""
@@ -114,6 +138,19 @@ class FollowOptionStore:
     async def of_follow(self, follower_id: int, followee_id: int) -> FollowOptions:
         rows = await execute(self._session, self._one, (followee_id, follower_id))
         return _from_row(rows[0]) if rows else DEFAULT
+
+    async def among(self, followee_id: int, followers: Sequence[int]) -> dict[int, FollowOptions]:
+        """The options of those of ``followers`` whose follows of the followee are not the defaults: reads inside
+        the followee's partition, 100 keys at a time, all at once."""
+        chunks = [list(followers[start:start + 100]) for start in range(0, len(followers), 100)]
+        read = await asyncio.gather(*(execute(self._session, self._among, (followee_id, chunk)) for chunk in chunks))
+        return {int(row["follower_id"]): _from_row(row) for rows in read for row in rows}
+
+    async def of_follower(self, follower_id: int, followees: Sequence[int]) -> dict[int, FollowOptions]:
+        """The follower's options for each of ``followees`` that are not the defaults (one read each, at once: a
+        reader follows few large accounts)."""
+        found = await asyncio.gather(*(self.of_follow(follower_id, followee) for followee in followees))
+        return {followee: options for followee, options in zip(followees, found, strict=True) if not options.default}
 
     async def of_followee(self, followee_id: int) -> dict[int, FollowOptions]:
         """The options of the followee's followers that are not the defaults (every page)."""

@@ -25,7 +25,7 @@ import uuid
 from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import redis as sync_redis
 from redis.asyncio import Redis
@@ -139,7 +139,11 @@ class FollowerLists(Generic[Followed]):
             self._ids -= len(dropped)
 
 
-AskFollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
+if TYPE_CHECKING:  # kicau/follow_options.py keeps its copies with this module's classes
+    from kicau.follow_options import FollowOptions
+
+    # Which of some accounts follow an author, each with its follow's options.
+    AskFollowersAmong = Callable[[int, list[int]], Awaitable[dict[int, FollowOptions]]]
 
 
 class KnownFollowers:
@@ -147,7 +151,8 @@ class KnownFollowers:
     above: asked again about the same author, only accounts never asked about are looked up, as long as nobody
     followed or unfollowed the author meanwhile (a change deletes the token, and every answer kept under it is
     dropped). A gateway asks this for each status of a large account, about the accounts it holds streams for;
-    without it every status cost one read per 100 of them in the author's partition (~170 ms for 1,000)."""
+    without it every status cost one read per 100 of them in the author's partition (~170 ms for 1,000). Each
+    follower comes with its follow's options, written under the same version (kicau/follow_options.py)."""
 
     def __init__(self, redis: Redis, ask: AskFollowersAmong, *, max_authors: int = 1024,
                  max_answers: int = 500_000, max_age: float = 300.0) -> None:
@@ -156,16 +161,18 @@ class KnownFollowers:
         self.max_authors = max_authors
         self.max_answers = max_answers  # over all authors (~70 bytes each); least recently asked authors go first
         self.max_age = max_age
-        self._kept: OrderedDict[int, tuple[bytes, float, dict[int, bool]]] = OrderedDict()
+        # author -> (version token, since when, {candidate: its follow's options, or None for no follow})
+        self._kept: OrderedDict[int, tuple[bytes, float, dict[int, FollowOptions | None]]] = OrderedDict()
         self._answers = 0
 
-    async def __call__(self, author: int, candidates: list[int]) -> list[int]:
+    async def __call__(self, author: int, candidates: list[int]) -> dict[int, FollowOptions]:
+        """The candidates that follow the author, in the order given, with their follows' options."""
         fresh = uuid.uuid4().hex.encode()
         current = await self._redis.set(keys.followers_version(author), fresh, nx=True, get=True)
         token = current if isinstance(current, bytes) else fresh  # None: ours was installed
         now = time.monotonic()
         kept = self._kept.pop(author, None)
-        answers: dict[int, bool] = {}
+        answers: dict[int, FollowOptions | None] = {}
         since = now
         if kept is not None:
             self._answers -= len(kept[2])
@@ -173,9 +180,9 @@ class KnownFollowers:
                 answers, since = kept[2], kept[1]
         unknown = [c for c in candidates if c not in answers]
         if unknown:
-            follow = set(await self._ask(author, unknown))
-            answers.update((c, c in follow) for c in unknown)
-        found = [c for c in candidates if answers[c]]
+            follow = await self._ask(author, unknown)
+            answers.update((c, follow.get(c)) for c in unknown)
+        found = {c: options for c in candidates if (options := answers[c]) is not None}
         if len(answers) > 2 * len(candidates) + 1000:  # mostly accounts whose streams have closed since
             answers = {c: answers[c] for c in candidates}
         self._kept[author] = (token, since, answers)

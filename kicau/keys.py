@@ -80,8 +80,9 @@ def tag_names() -> str:
 
 
 def large_followees(account_id: int) -> str:
-    """Which large accounts a reader follows (cached for its home reads; dropped on each follow or unfollow)."""
-    return f"follows:{{u:{account_id}}}:large"
+    """Which large accounts a reader follows, with its follows' options for them (cached for its home reads;
+    dropped on each follow or unfollow). Named anew when its form changed (``:large`` held no options)."""
+    return f"follows:{{u:{account_id}}}:large2"
 
 
 def followers_version(account_id: int) -> str:

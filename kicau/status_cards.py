@@ -24,6 +24,7 @@ reader's follows for all such authors of the page (none if the status mentions t
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from redis.asyncio.client import Pipeline
 
 from kicau import keys, resp, visibility
 from kicau.account_cards import AccountCards
-from kicau.blocks_and_mutes import HideCopies
+from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.favourites import COUNT_QUERY
@@ -164,6 +165,17 @@ def tombstone_command(status_id: int) -> bytes:
 
 def _counted(rows: list[dict[str, Any]]) -> int:
     return int(rows[0]["n"]) if rows else 0
+
+
+# A status's language in its cached fragment: the first ``"language":`` whose quotes are not escaped is the
+# Status's own (inside a JSON string every quote is escaped), and a fragment holds no other status.
+_LANGUAGE = re.compile(rb'"language":(?:"([^"\\]*)"|null)')
+
+
+def _language_of(value: bytes) -> str:
+    """The language of a cached status ("" for none given)."""
+    found = _LANGUAGE.search(value, _FRAGMENT_AT)
+    return found.group(1).decode() if found is not None and found.group(1) is not None else ""
 
 
 class Visible(NamedTuple):
@@ -340,46 +352,68 @@ class StatusCards:
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
     async def _visible(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
-                       reblogs: bool = True, reblogged_here: bool = False) -> Visible:
+                       reblogs: bool = True, reblogged: bool = False) -> Visible:
         """Each status the reader may see, in order; which of them it marked (``marks``: or none); and, for each
         reblog among them, the reblogged status rendered for the reader (a reblog whose status the reader may not
         see, or that was deleted, is left out; so is every reblog without ``reblogs``, for what a reblog never
-        reblogs). Statuses by accounts that block the reader are left out, and, where the reader's context says
-        so or they are reblogged (``reblogged_here``), those by accounts it blocks or mutes (``Hides``)."""
-        hydrated, restricted, reblogged = await self._hydrate(status_ids)
+        reblogs). Statuses by accounts that block the reader are left out; so are, where the reader's context
+        says so, those by accounts it blocks or mutes, and, everywhere, others' reblogs of them (``Hides``); and
+        statuses the reader's follows' options do not admit (``Reader.followed_options``). Statuses shown inside
+        reblogs (``reblogged``) are left out only by the first and third rules: the reblogs decide the rest."""
+        hydrated, restricted, reblogs_of = await self._hydrate(status_ids)
+        hides = NO_HIDES
         if hydrated and reader.account_id is not None and self._hides is not None:
             hides = await self._hides.of(reader.account_id)
             if hides:  # rare: most readers hide no one and are blocked by no one
-                hidden_too = reblogged_here or reader.context in HIDING_CONTEXTS
+                hidden_too = not reblogged and reader.context in HIDING_CONTEXTS
                 hydrated = [item for item in hydrated
                             if not hides.hides(_AUTHOR_AUDIENCE.unpack_from(item[1])[0], hidden_too=hidden_too)]
+        options = None if reblogged else reader.followed_options
+        if options and hydrated:
+            hydrated = [item for item in hydrated
+                        if (taken := options.get(_AUTHOR_AUDIENCE.unpack_from(item[1])[0])) is None
+                        or taken.admits(reblog=item[0] in reblogs_of, language=_language_of(item[1]))]
         # The usual page is for everyone to see: nothing to decide.
         seen = await self._seen_by(hydrated, reader) if restricted else hydrated
         originals: dict[int, bytes] = {}
-        if reblogged:
+        if reblogs_of:
             kept = {status_id for status_id, _, _ in seen}
-            reblogged = {s: original for s, original in reblogged.items() if s in kept}
-            if reblogs and reblogged:
-                shown = await self._shown(list(dict.fromkeys(reblogged.values())), reader, marks, reblogs=False,
-                                          reblogged_here=True)
-                composed = {status_id: compose_status(bytes(fragment), card) for status_id, fragment, card in shown}
-                originals = {status_id: composed[original] for status_id, original in reblogged.items()
-                             if original in composed}
-            seen = [item for item in seen if item[0] not in reblogged or item[0] in originals]
+            reblogs_of = {s: original for s, original in reblogs_of.items() if s in kept}
+            if reblogs and reblogs_of:
+                originals = await self._originals(reblogs_of, seen, reader, marks, hides)
+            seen = [item for item in seen if item[0] not in reblogs_of or item[0] in originals]
         marked = NOTHING
         if marks and seen and reader.account_id is not None and self._marks is not None:
             marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen])
         if reader.context and seen and reader.account_id is not None and self._filters is not None:
             active = (await self._filters.of(reader.account_id)).in_context(reader.context)
             if active is not None:  # rare: most readers have no filters
-                seen, filtered = _filter(seen, active, reblogged, originals)
+                seen, filtered = _filter(seen, active, reblogs_of, originals)
                 return Visible(seen, marked, originals, filtered)
         return Visible(seen, marked, originals)
 
+    async def _originals(self, reblogged: dict[int, int], seen: list[Hydrated], reader: Reader, marks: bool,
+                         hides: Hides) -> dict[int, bytes]:
+        """For each reblog (``reblogged``: reblog -> original), the status it reblogs as the reader sees it; none
+        where the reader may not see it, or where someone else reblogs a status of an account the reader blocks or
+        mutes (the reader's own reblog of one still shows it)."""
+        inner = await self._visible(list(dict.fromkeys(reblogged.values())), reader, marks, reblogs=False,
+                                    reblogged=True)
+        shown = {status_id: (value, compose_status(bytes(_shown_fragment(status_id, value, inner.marked,
+                                                                         inner.originals, inner.filtered)), card))
+                 for status_id, value, card in inner.seen}
+        if hides.hidden:
+            rebloggers = {status_id: _AUTHOR_AUDIENCE.unpack_from(value)[0] for status_id, value, _ in seen
+                          if status_id in reblogged}
+            return {s: shown[o][1] for s, o in reblogged.items()
+                    if o in shown and (rebloggers.get(s) == reader.account_id
+                                       or _AUTHOR_AUDIENCE.unpack_from(shown[o][0])[0] not in hides.hidden)}
+        return {s: shown[o][1] for s, o in reblogged.items() if o in shown}
+
     async def _shown(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
-                     reblogs: bool = True, reblogged_here: bool = False) -> list[tuple[int, bytes | memoryview, bytes]]:
+                     reblogs: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        seen, marked, originals, filtered = await self._visible(status_ids, reader, marks, reblogs, reblogged_here)
+        seen, marked, originals, filtered = await self._visible(status_ids, reader, marks, reblogs)
         return [(status_id, _shown_fragment(status_id, value, marked, originals, filtered), card)
                 for status_id, value, card in seen]
 

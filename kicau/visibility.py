@@ -18,8 +18,12 @@ only when someone other than its author reads it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from kicau.follow_options import FollowOptions
 
 PUBLIC: Final = "public"
 UNLISTED: Final = "unlisted"
@@ -80,10 +84,13 @@ class Reader:
     # Where it reads, for its filters (kicau/filters.py: ``home``, ``public``, ``account``, ``thread``,
     # ``notifications``); "" where filters do not apply.
     context: str = ""
+    # Its follows' options (kicau/follow_options.py) for authors whose statuses reach its page at read time (large
+    # accounts merged into its home timeline): those the options do not admit are left out.
+    followed_options: Mapping[int, FollowOptions] | None = None
 
     @classmethod
-    def home_of(cls, account_id: int) -> Reader:
-        return cls(account_id, follows_every_author=True, context="home")
+    def home_of(cls, account_id: int, followed_options: Mapping[int, FollowOptions] | None = None) -> Reader:
+        return cls(account_id, follows_every_author=True, context="home", followed_options=followed_options or None)
 
 
 ANONYMOUS: Final = Reader(None)

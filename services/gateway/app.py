@@ -11,6 +11,8 @@ from starlette.types import Receive, Scope, Send
 from kicau import clients
 from kicau.filters import ReaderFilters
 from kicau.filters import decode as decode_filters
+from kicau.follow_options import DEFAULT as DEFAULT_OPTIONS
+from kicau.follow_options import FollowOptions, decode_options
 from kicau.follower_lists import KnownFollowers
 from kicau.hot_routes import ServiceApp
 from kicau.lists import Membership
@@ -70,12 +72,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.hot_routes.add("GET", "/api/v1/timelines/home", timelines.home_page)
         app.hot_routes.add("GET", "/api/v1/accounts/{account_id}/statuses", timelines.account_statuses_page)
         app.hot_routes.add("POST", "/api/v1/statuses", statuses.create_status_hot)
-    async def followers_among(author: int, candidates: list[int]) -> list[int]:
+    async def followers_among(author: int, candidates: list[int]) -> dict[int, FollowOptions]:
         answer = await upstreams.graph.call(
             "POST", f"/internal/accounts/{author}/followers-among", json={"candidates": candidates}
         )
         answer.raise_for_status()
-        return list(answer.json()["followers"])
+        found = answer.json()
+        options = decode_options(found["options"])
+        return {int(follower): options.get(int(follower), DEFAULT_OPTIONS) for follower in found["followers"]}
 
     async def unwanted_of(account_id: int) -> list[int]:
         answer = await upstreams.timeline.call("GET", f"/internal/accounts/{account_id}/unwanted_authors")

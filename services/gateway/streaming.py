@@ -46,6 +46,7 @@ from kicau.filters import HOME as HOME_CONTEXT
 from kicau.filters import PUBLIC as PUBLIC_CONTEXT
 from kicau.filters import ReaderFilters, searchable_text, with_results
 from kicau.filters import decode as decode_filters
+from kicau.follow_options import FollowOptions
 from kicau.lists import Membership
 from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
 from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
@@ -518,7 +519,7 @@ def _lease_key(account_id: int) -> str:
     return f"streams:{{u:{account_id}}}"
 
 
-FollowersAmong = Callable[[int, list[int]], Awaitable[list[int]]]
+FollowersAmong = Callable[[int, list[int]], Awaitable[dict[int, FollowOptions]]]
 # Whose statuses an account's public and hashtag streams leave out: the accounts it blocks or mutes and those that
 # block it (kicau/blocks_and_mutes.py).
 UnwantedOf = Callable[[int], Awaitable[list[int]]]
@@ -843,7 +844,8 @@ class StreamHub:
 
     async def _deliver_large(self, delivery: StreamDelivery) -> None:
         """A large account's status arrives once for every gateway: find which of this gateway's connected
-        accounts follow the author (one partition read per 100 of them) and deliver to those, and, with the lists
+        accounts follow the author (one partition read per 100 of them) and deliver to those whose follows'
+        options admit the status (kicau/follow_options.py), and, with the lists
         the author is in (one read, made beside it), to this gateway's streams of those lists. An owner of an
         exclusive list holding the author gets it on that list's stream alone, as its home timeline leaves it out
         (kicau/lists.py)."""
@@ -857,8 +859,15 @@ class StreamHub:
         except Exception:
             log.warning("could not resolve followers of %s for a stream delivery", author, exc_info=True)
             return
+        followers = followers or {}  # none asked about
         apart = {m.owner_id for m in memberships if m.exclusive}
-        recipients = [a for a in followers if a not in apart] if apart else followers
+        recipients = [a for a in followers if a not in apart] if apart else list(followers)
+        if any(not options.default for options in followers.values()):
+            # Their follows' options (kicau/follow_options.py), which the fanout applies to everyone else's.
+            traits = _status_traits(delivery)
+            if traits is not None:
+                recipients = [a for a in recipients if followers[a].admits(reblog=traits.reblog is not None,
+                                                                          language=traits.language or "")]
         if author in self._connections:
             recipients = [*recipients, author]
         if recipients:
@@ -924,3 +933,25 @@ def _regroup(listeners: dict[Grouped, set[Connection]], held: dict[Connection, f
         listeners.setdefault(key, set()).add(connection)
     if now:
         held[connection] = now
+
+
+class _StatusTraits(msgspec.Struct):
+    """What a follow's options look at in a status (kicau/follow_options.py)."""
+
+    reblog: Any = None
+    language: str | None = None
+
+
+_decode_traits = msgspec.json.Decoder(_StatusTraits).decode
+
+
+def _status_traits(delivery: StreamDelivery) -> _StatusTraits | None:
+    """Whether the delivered status is a reblog, and its language: for ``update`` and ``status.update``, whose
+    payload is the Status; None for other events (a delete reaches every follower)."""
+    if delivery.event not in ("update", "status.update"):
+        return None
+    try:
+        return _decode_traits(delivery.payload)
+    except msgspec.DecodeError:
+        log.error("a large account's status of %s could not be read for its followers' options", delivery.author_id)
+        return None

@@ -315,8 +315,9 @@ async def unmute(account_id: int, service: Service, account: AccountHeader = Non
 
 
 @app.post("/internal/accounts/{account_id}/followers-among")
-async def followers_among(account_id: int, body: Candidates, service: Service) -> dict[str, list[int]]:
-    return {"followers": await service.followers_among(account_id=account_id, candidates=body.candidates)}
+async def followers_among(account_id: int, body: Candidates, service: Service) -> dict[str, Any]:
+    followers, options = await service.followers_among(account_id=account_id, candidates=body.candidates)
+    return {"followers": followers, "options": options}
 
 
 @app.get("/internal/accounts/{account_id}/featured_tags")

@@ -25,7 +25,7 @@ from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
 from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
-from kicau.follow_options import DEFAULT, FollowOptionStore
+from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, encode_options
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
@@ -730,8 +730,12 @@ class GraphService:
         return [tag_history.entity(tag, self.settings.public_url, days, counts[i], following=tag in following)
                 for i, tag in enumerate(names)]
 
-    async def followers_among(self, *, account_id: int, candidates: list[int]) -> list[int]:
-        return await self.store.followers_among(account_id, candidates)
+    async def followers_among(self, *, account_id: int, candidates: list[int]) -> tuple[list[int], EncodedOptions]:
+        """Which of ``candidates`` follow the account, and the options of their follows that are not the defaults
+        (kicau/follow_options.py): a gateway applies them to the account's statuses when it is a large account."""
+        followers = await self.store.followers_among(account_id, candidates)
+        options = await self.follow_options.among(account_id, followers) if followers else {}
+        return followers, encode_options(options)
 
     async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
         following, followed_by, between, options = await asyncio.gather(

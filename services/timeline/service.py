@@ -15,7 +15,7 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from redis.asyncio import Redis
@@ -32,7 +32,14 @@ from kicau.filters import ACCOUNT as ACCOUNT_CONTEXT
 from kicau.filters import NOTIFICATIONS as NOTIFICATIONS_CONTEXT
 from kicau.filters import PUBLIC as PUBLIC_CONTEXT
 from kicau.filters import THREAD
-from kicau.follow_options import FollowOptionStore, admitted
+from kicau.follow_options import (
+    EncodedOptions,
+    FollowOptions,
+    FollowOptionStore,
+    admitted,
+    decode_options,
+    encode_options,
+)
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import AccountList, ListStore, shows_reply
@@ -147,9 +154,20 @@ def _registry_version(large: frozenset[int]) -> str:
     return hashlib.blake2b(b"".join(pack_id(a) for a in sorted(large)), digest_size=8).hexdigest()
 
 
-# A reader's cached large followees, (registry version, account ids): decoded on every home read while any
+class LargeFollowees(NamedTuple):
+    """The large accounts a reader follows (and neither hides nor keeps apart), whose statuses are merged into its
+    home timeline as it reads it, and its follows' options for those of them where they are not the defaults
+    (kicau/follow_options.py), applied as the page is shown: there is no per-follower write to apply them in."""
+
+    ids: list[int]
+    options: dict[int, FollowOptions]
+
+
+NO_LARGE_FOLLOWEES: Final = LargeFollowees([], {})
+
+# A reader's cached large followees, (registry version, account ids, options): decoded on every home read while any
 # account is large, by one decoder built once.
-_decode_large_followees = msgspec.json.Decoder(tuple[str, list[int]]).decode
+_decode_large_followees = msgspec.json.Decoder(tuple[str, list[int], EncodedOptions]).decode
 
 
 def clamp_limit(limit: int | None) -> int:
@@ -186,7 +204,7 @@ class TimelineService:
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
-    async def large_followees(self, account_id: int) -> list[int]:
+    async def large_followees(self, account_id: int) -> LargeFollowees:
         """The large accounts the reader follows and neither blocks nor mutes nor keeps in an exclusive list
         (kicau/lists.py), whose statuses are merged into its home timeline.
 
@@ -197,50 +215,52 @@ class TimelineService:
         statuses, rather than not at all."""
         large = await self.large.current()
         if not large:
-            return []
+            return NO_LARGE_FOLLOWEES
         return await self._large_followees(account_id, large, await self.redis.get(keys.large_followees(account_id)))
 
     async def _large_followees(self, account_id: int, large: frozenset[int], cached: bytes | str | None,
-                               ) -> list[int]:
+                               ) -> LargeFollowees:
         """``large_followees`` given the reader's cached copy (``cached``, as read from Redis)."""
         version = _registry_version(large)
         key = keys.large_followees(account_id)
-        stale: list[int] | None = None
+        stale: LargeFollowees | None = None
         if cached is not None:
-            cached_version, followees = _decode_large_followees(cached)
+            cached_version, followees, options = _decode_large_followees(cached)
             if cached_version == version:
-                return followees
-            stale = [a for a in followees if a in large]
+                return LargeFollowees(followees, decode_options(options))
+            stale = LargeFollowees([a for a in followees if a in large], decode_options(options))
         if self.large.degraded:
-            return stale or []
+            return stale or NO_LARGE_FOLLOWEES
         try:
             among, hidden, apart = await asyncio.gather(self.store.followees_among(account_id, large),
                                                         self.hides.hidden_by(account_id),
                                                         self.exclusive_members(account_id))
             followees = [a for a in among if a not in hidden and a not in apart]
+            found = LargeFollowees(followees, await self.follow_options.of_follower(account_id, followees))
         except Exception:
             log.warning("large followees of %s unavailable; serving the home timeline without them", account_id,
                         exc_info=True)
-            return stale or []
-        await self.redis.set(key, msgspec.json.encode((version, followees)), ex=LARGE_FOLLOWEES_SECONDS)
-        return followees
+            return stale or NO_LARGE_FOLLOWEES
+        await self.redis.set(key, msgspec.json.encode((version, found.ids, encode_options(found.options))),
+                             ex=LARGE_FOLLOWEES_SECONDS)
+        return found
 
     async def home(self, account_id: int, request: PageRequest) -> Page:
         large = await self.large.current()
-        large_followees: list[int] = []
+        followed = NO_LARGE_FOLLOWEES
         if large:
             # The reader's cached large followees ride along with the home page's own round trip; only a reader
             # who follows some of them needs a second one, for their author feeds.
             cached = keys.large_followees(account_id)
             read = await self.feeds.read_page(account_id, request, prefetch=[(cached, resp.get(cached))])
-            large_followees = await self._large_followees(account_id, large, read.prefetched[0])
-            if large_followees:
-                read = await self.feeds.read_page(account_id, request, large_followees)
+            followed = await self._large_followees(account_id, large, read.prefetched[0])
+            if followed.ids:
+                read = await self.feeds.read_page(account_id, request, followed.ids)
         else:
             read = await self.feeds.read_page(account_id, request)
-        read = await self._repaired(read, account_id, request, large_followees,
+        read = await self._repaired(read, account_id, request, followed.ids,
                                     functools.partial(self.rebuild_home, account_id))
-        return await self._page(read.ids, Reader.home_of(account_id))
+        return await self._page(read.ids, Reader.home_of(account_id, followed.options))
 
     async def _repaired(self, read: PageRead, account_id: int, request: PageRequest, large_followees: list[int],
                         rebuild: Callable[[], Awaitable[None]], key: str | None = None) -> PageRead:
@@ -257,15 +277,15 @@ class TimelineService:
     async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:
         """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
         that is provably everything the reader missed."""
-        large_followees = await self.large_followees(account_id)
+        followed = await self.large_followees(account_id)
         if not await self.feeds.is_materialised(keys.home_feed(account_id)):
             await self.rebuild_home(account_id)
-        for author in large_followees:
+        for author in followed.ids:
             if not await self.feeds.is_materialised(keys.author_feed(author)):
                 await self.rebuild_author_feed(author)
         cap = self.settings.home_timeline_cap
-        covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, large_followees)
-        return covered, await self.statuses.render(ids, Reader.home_of(account_id))
+        covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, followed.ids)
+        return covered, await self.statuses.render(ids, Reader.home_of(account_id, followed.options))
 
     async def public_timeline(self, request: PageRequest, reader: Reader, *, remote: bool = False,
                               only_media: bool = False) -> Page:

@@ -14,6 +14,7 @@ import redis as sync_redis
 from redis.asyncio import Redis
 
 from kicau import follower_lists, keys
+from kicau.follow_options import DEFAULT, FollowOptions
 from kicau.follower_lists import FollowerLists
 from kicau.metrics import FANOUT_FOLLOWER_READ_SECONDS, FANOUT_FOLLOWERS_READ
 from tests.conftest import User, eventually
@@ -156,11 +157,12 @@ class CountingQuestions:
 
     def __init__(self, followers: set[int]) -> None:
         self.followers = followers
+        self.options: dict[int, FollowOptions] = {}
         self.asked: list[list[int]] = []
 
-    async def __call__(self, author: int, candidates: list[int]) -> list[int]:
+    async def __call__(self, author: int, candidates: list[int]) -> dict[int, FollowOptions]:
         self.asked.append(list(candidates))
-        return [c for c in candidates if c in self.followers]
+        return {c: self.options.get(c, DEFAULT) for c in candidates if c in self.followers}
 
 
 def test_known_followers_ask_only_about_new_accounts_until_the_version_changes() -> None:
@@ -170,14 +172,19 @@ def test_known_followers_ask_only_about_new_accounts_until_the_version_changes()
         graph = CountingQuestions({1, 3})
         known = follower_lists.KnownFollowers(redis, graph)
         try:
-            assert await known(author, [1, 2, 3]) == [1, 3]
-            assert await known(author, [3, 2, 1]) == [3, 1]
-            assert await known(author, [1, 4]) == [1]
+            assert list(await known(author, [1, 2, 3])) == [1, 3]
+            assert list(await known(author, [3, 2, 1])) == [3, 1]
+            assert list(await known(author, [1, 4])) == [1]
+            # Each follower comes with its follow's options, kept with the answer.
+            graph.options[5] = FollowOptions(reblogs=False)
+            graph.followers.add(5)
+            assert await known(author, [5, 1]) == {5: FollowOptions(reblogs=False), 1: DEFAULT}
+            graph.asked.pop()
             assert graph.asked == [[1, 2, 3], [4]], "only the account never asked about is looked up"
 
-            graph.followers = {2, 4}  # account 2 follows, 1 and 3 unfollow: the graph deletes the version
+            graph.followers = {2, 4}  # account 2 follows, 1, 3 and 5 unfollow: the graph deletes the version
             await follower_lists.forget(redis, author)
-            assert await known(author, [1, 2, 3, 4]) == [2, 4]
+            assert list(await known(author, [1, 2, 3, 4])) == [2, 4]
             assert graph.asked[-1] == [1, 2, 3, 4], "every answer kept under the old version is dropped"
         finally:
             await redis.delete(keys.followers_version(author))
@@ -195,7 +202,7 @@ def test_known_followers_stay_within_their_bounds() -> None:
         known = follower_lists.KnownFollowers(redis, graph, max_answers=120)
         try:
             for author in authors:
-                assert await known(author, list(range(50))) == list(range(0, 50, 2))
+                assert list(await known(author, list(range(50)))) == list(range(0, 50, 2))
             # 150 answers kept would pass the bound: the least recently asked author was dropped.
             graph.asked.clear()
             await known(authors[2], list(range(50)))
@@ -205,9 +212,9 @@ def test_known_followers_stay_within_their_bounds() -> None:
             # Streams that closed: an author's answers shrink to the accounts still asked about.
             small = follower_lists.KnownFollowers(redis, graph)
             await small(authors[1], list(range(2000)))
-            assert await small(authors[1], [4, 5]) == [4]
+            assert list(await small(authors[1], [4, 5])) == [4]
             graph.asked.clear()
-            assert await small(authors[1], [4, 5, 6]) == [4, 6]
+            assert list(await small(authors[1], [4, 5, 6])) == [4, 6]
             assert graph.asked == [[6]], "accounts dropped from the answers are asked again, the rest are not"
         finally:
             await redis.delete(*(keys.followers_version(a) for a in authors))

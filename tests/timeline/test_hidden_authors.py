@@ -5,8 +5,9 @@ against the running stack: Mastodon's rules for what is already written.
   done to it: no favourite, reblog or reply), on its author's profile, in a thread, in its bookmarks, as a reblog
   in its home timeline, in the public timeline. Anyone else still sees it; an unblock gives it back.
 * The statuses of an account the reader blocks or mutes leave its home timeline (kicau/fanout), the public and
-  hashtag timelines and threads (the thread goes on past them), and a reblog of one leaves every page, a
-  profile's included; the status itself is still shown by its id and on its author's profile, as on Mastodon.
+  hashtag timelines and threads (the thread goes on past them), and another account's reblog of one leaves every
+  page, a profile's included; the status itself is still shown by its id and on its author's profile, and in the
+  reader's own reblog of it, as on Mastodon.
   A reblog already in the home timeline when the mute is made leaves it too, and a mute with a duration gives
   everything back when it ends.
 """
@@ -149,12 +150,17 @@ def test_what_a_reader_blocks_or_mutes_leaves_its_pages_but_stays_on_their_own(
     assert profile(http, blocked, reader)[:2] == [blocked_said, blocked_reply]
     for status_id in (muted_said, blocked_said):
         assert http.get(f"/api/v1/statuses/{status_id}", headers=reader.auth).status_code == 200
+    # The reader's own reblog of a muted account's status is its own to see, on its profile and in its home.
+    own = reblog(http, reader, muted_said)
+    assert profile_reblogs(http, reader, reader) == [muted_said]
+    eventually(lambda: own in home_ids(http, reader) or None)
 
     # Undone, everything is back.
     change(http, reader, muted, "unmute")
     change(http, reader, blocked, "unblock")
     eventually(lambda: set(shared) <= set(home_ids(http, reader)) or None)
     assert thread(http, reader, opening) == ([], [muted_reply, friend_reply, blocked_reply])
+    assert profile_reblogs(http, friend, reader) == [blocked_said, muted_said]
 
 
 def test_a_mute_with_a_duration_gives_everything_back_when_it_ends(

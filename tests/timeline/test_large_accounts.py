@@ -446,3 +446,55 @@ def test_a_large_members_statuses_stream_on_its_lists(
         marker = str(http.post("/api/v1/statuses", headers=owner.auth, json={"status": "mine"}).json()["id"])
         (first,) = read_events(owner_home, 1)
         assert (first["event"], first.get("id")) == ("update", marker), first
+
+
+def test_a_follows_options_apply_to_a_large_accounts_statuses(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+    redis_client: redis.Redis,
+) -> None:
+    """A large account's statuses reach its followers at read time and by broadcast, with no per-follower write to
+    apply a follow's options in (kicau/follow_options.py): a follower that hides the account's reblogs, or named
+    languages, gets neither those reblogs nor statuses in other languages, in its home timeline (merged as it reads
+    it) or on its stream; a follower with the default options gets everything."""
+    star, plain, other = make_user("star"), make_user("plain"), make_user("other")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    picky, easy = fans[0], fans[1]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    # Options through the same (low-threshold) graph service, which keeps the star large.
+    answer = httpx.post(f"{low_threshold_graph}/internal/accounts/{star.id}/follow",
+                        headers={ACCOUNT_HEADER: picky.id}, json={"reblogs": False, "languages": ["de"]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["showing_reblogs"], answer.json()["languages"]) == (False, ["de"])
+    for reader in (picky, easy):
+        assert http.post(f"/api/v1/accounts/{plain.id}/follow", headers=reader.auth).status_code == 200
+        home_ids(http, reader)  # materialised now: a rebuild later would write what it finds (options applied)
+
+    def post(author: User, text: str, **fields: str) -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, **fields})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    german, english, unsaid = post(star, "auf Deutsch", language="de"), post(star, "in English", language="en"), \
+        post(star, "in no language given")
+    shared = http.post(f"/api/v1/statuses/{post(other, 'worth sharing')}/reblog", headers=star.auth)
+    assert shared.status_code == 200, shared.text
+    reblog = str(shared.json()["id"])
+    everything = [reblog, unsaid, english, german]
+    eventually(lambda: home_ids(http, easy)[:4] == everything or None)
+    eventually(lambda: home_ids(http, picky)[:2] == [unsaid, german] or None)
+    assert not {reblog, english} & set(home_ids(http, picky))
+    assert not any(in_home_feed(redis_client, picky, s) for s in everything)  # merged as read, never written
+
+    with user_streams(gateway_url, picky, easy) as (picky_lines, easy_lines):
+        warm_until_seen(gateway_url, plain, picky_lines)
+        warm_until_seen(gateway_url, plain, easy_lines)
+        settled = post(plain, "settled")
+        for lines in (picky_lines, easy_lines):
+            while next_update(lines) != settled:
+                pass
+        english = post(star, "more English", language="en")
+        assert next_update(easy_lines) == english
+        german = post(star, "mehr Deutsch", language="de")
+        assert next_update(easy_lines) == german
+        assert next_update(picky_lines) == german  # the English one never came
