@@ -114,6 +114,8 @@ class Hides:
 
     hidden: frozenset[int] = frozenset()
     blockers: frozenset[int] = frozenset()
+    # Of ``hidden``, those it blocks: it may not favourite or reblog their statuses either.
+    blocking: frozenset[int] = frozenset()
     # When the first of the reader's mutes with a duration ends (seconds since the epoch), if it has one: a copy
     # is not used past it.
     ends_at: float | None = None
@@ -135,12 +137,14 @@ NO_HIDES: Final = Hides()
 
 
 def encode_hides(hides: Hides) -> bytes:
-    return msgspec.json.encode((sorted(hides.hidden), sorted(hides.blockers), hides.ends_at))
+    return msgspec.json.encode((sorted(hides.hidden), sorted(hides.blockers), sorted(hides.blocking), hides.ends_at))
 
 
 def decode_hides(raw: bytes) -> Hides:
-    hidden, blockers, ends_at = msgspec.json.decode(raw, type=tuple[list[int], list[int], float | None])
-    return Hides(frozenset(hidden), frozenset(blockers), ends_at) if hidden or blockers else NO_HIDES
+    hidden, blockers, blocking, ends_at = msgspec.json.decode(
+        raw, type=tuple[list[int], list[int], list[int], float | None])
+    return Hides(frozenset(hidden), frozenset(blockers), frozenset(blocking), ends_at) if hidden or blockers \
+        else NO_HIDES
 
 
 class HideCopies:
@@ -165,7 +169,7 @@ class HideCopies:
         if first_end is None:
             return encode_hides(hides), COPY_SECONDS
         ends_at = (first_end.replace(tzinfo=datetime.UTC) if first_end.tzinfo is None else first_end).timestamp()
-        return (encode_hides(Hides(hides.hidden, hides.blockers, ends_at)),
+        return (encode_hides(Hides(hides.hidden, hides.blockers, hides.blocking, ends_at)),
                 math.ceil(min(COPY_SECONDS, ends_at - time.time())))
 
 
@@ -190,7 +194,7 @@ class BlocksAndMutes:
                               " IF hide_id = ?")
         self._between = prepare("SELECT kind, hide_id, notifications, expires_at FROM account_hides"
                                 " WHERE account_id = ? AND target_id = ?")
-        self._hidden = prepare("SELECT target_id, expires_at FROM account_hides WHERE account_id = ?")
+        self._hidden = prepare("SELECT target_id, kind, expires_at FROM account_hides WHERE account_id = ?")
         self._hidden.fetch_size = HIDERS_FETCH_SIZE
         self._list = {BLOCK: write("INSERT INTO blocks_by_account (account_id, block_id, target_id) VALUES (?, ?, ?)"
                                    " USING TTL ?"),
@@ -270,7 +274,8 @@ class BlocksAndMutes:
         hidden, blockers = await asyncio.gather(execute(self._session, self._hidden, (account_id,)),
                                                 self.blocked_by(account_id))
         ends = [row["expires_at"] for row in hidden if row["expires_at"] is not None]
-        return (Hides(frozenset(int(row["target_id"]) for row in hidden), frozenset(blockers)),
+        return (Hides(frozenset(int(row["target_id"]) for row in hidden), frozenset(blockers),
+                      frozenset(int(row["target_id"]) for row in hidden if row["kind"] == BLOCK)),
                 min(ends) if ends else None)
 
     async def blocking(self, account_id: int) -> set[int]:

@@ -324,6 +324,10 @@ class StatusCards:
         return Loaded(int(row["account_id"]), fragment, _counted(favourites), _counted(replies), _counted(reblogs),
                       int(row.get("reblog_of_id") or 0))
 
+    async def hides_of(self, account_id: int) -> Hides:
+        """What the account's reads leave out (kicau/blocks_and_mutes.py); nothing without the copies."""
+        return await self._hides.of(account_id) if self._hides is not None else NO_HIDES
+
     async def account_card(self, account_id: int) -> bytes | None:
         """The account's cached card (from this process's copy when it holds one), or None if there is no such
         account (asked of Cassandra on a miss, and cached)."""

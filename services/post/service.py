@@ -392,6 +392,8 @@ class PostService:
         reader = Reader(account_id)
         requested = status_id
         status_id, author = await self._marked(status_id, reader)
+        if author in (await self.statuses.hides_of(account_id)).blocking:  # as Mastodon's status policy has it
+            raise ApiError(403, "This action is not allowed")
         claim = await self.favourites.claim(account_id, status_id, self.ids.next_id())
         crash_point("post.favourite.claimed")
         await self.favourites.add_to_lists(account_id, status_id, claim.id)
@@ -464,7 +466,9 @@ class PostService:
         original = await self._reblogged(status_id, reader)
         status_id, author = int(original["id"]), int(original["account_id"])
         shown_to = original.get("visibility") or PUBLIC
-        if not may_reblog(shown_to, author, account_id):
+        # Not a status the account may not reblog, nor one of an account it blocks (Mastodon's status policy).
+        blocking = (await self.statuses.hides_of(account_id)).blocking
+        if not may_reblog(shown_to, author, account_id) or author in blocking:
             raise ApiError(403, "This action is not allowed")
         for _ in range(2):
             claim = await self.reblogs.claim(account_id, status_id, self.ids.next_id())

@@ -105,7 +105,7 @@ def test_what_a_readers_pages_leave_out() -> None:
 
 def test_the_form_readers_keep() -> None:
     ends = time.time() + 60
-    for hides in (Hides(frozenset({5, 1}), frozenset({9}), ends), Hides(frozenset(), frozenset({2}))):
+    for hides in (Hides(frozenset({5, 1}), frozenset({9}), frozenset({5}), ends), Hides(frozenset(), frozenset({2}))):
         assert decode_hides(encode_hides(hides)) == hides
     assert decode_hides(encode_hides(NO_HIDES)) is NO_HIDES
-    assert encode_hides(Hides(frozenset({5, 1}), frozenset())) == b"[[1,5],[],null]"
+    assert encode_hides(Hides(frozenset({5, 1}), frozenset())) == b"[[1,5],[],[],null]"

@@ -150,6 +150,11 @@ def test_what_a_reader_blocks_or_mutes_leaves_its_pages_but_stays_on_their_own(
     assert profile(http, blocked, reader)[:2] == [blocked_said, blocked_reply]
     for status_id in (muted_said, blocked_said):
         assert http.get(f"/api/v1/statuses/{status_id}", headers=reader.auth).status_code == 200
+    # A blocked account's statuses may not be favourited or reblogged (a muted one's may), as on Mastodon.
+    forbidden = {"error": "This action is not allowed"}
+    for action in ("favourite", "reblog"):
+        assert refused(http.post(f"/api/v1/statuses/{blocked_said}/{action}", headers=reader.auth), 403, forbidden)
+    assert http.post(f"/api/v1/statuses/{muted_said}/favourite", headers=reader.auth).status_code == 200
     # The reader's own reblog of a muted account's status is its own to see, on its profile and in its home.
     own = reblog(http, reader, muted_said)
     assert profile_reblogs(http, reader, reader) == [muted_said]
