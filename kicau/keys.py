@@ -171,6 +171,11 @@ def rate_limit(bucket: str, subject: str, window: int) -> str:
     return f"ratelimit:{{{bucket}:{subject}}}:{window}"
 
 
+def display_name_words() -> str:
+    """The words of accounts' display names (kicau/account_names.py): a sorted set of ``<word>:<id>``."""
+    return "accounts:{words}"
+
+
 def account_names() -> str:
     """Every account's username (kicau/account_names.py): a sorted set of ``<username>:<id>`` read by prefix."""
     return "accounts:{names}"

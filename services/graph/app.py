@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
-from kicau.account_names import AccountNames
+from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
@@ -172,6 +172,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             follow_options=FollowOptionStore(session, clients.write_consistency(common)),
             lists=ListStore(session, clients.write_consistency(common)),
             names=AccountNames(redis, session),
+            name_words=DisplayNameWords(redis, session),
             filters=FilterService(FilterStore(session, clients.write_consistency(common)), redis, ids, session),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,

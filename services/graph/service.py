@@ -11,6 +11,7 @@ import asyncio
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 
 from kicau import featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
 from kicau.account_cards import AccountCards
-from kicau.account_names import AccountNames
+from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
@@ -50,6 +51,14 @@ SEARCHED_NAMES = 400
 
 async def _nothing() -> set[int]:
     return set()
+
+
+async def _no_account() -> int | None:
+    return None
+
+
+# A read of a prefix index of names (kicau/account_names.py): (prefix, how many, after which entry) -> entries.
+IndexRead = Callable[[str, int, tuple[str, int] | None], Awaitable[list[tuple[str, int]]]]
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
 
@@ -88,6 +97,7 @@ class GraphService:
     follow_options: FollowOptionStore
     lists: ListStore
     names: AccountNames
+    name_words: DisplayNameWords
     filters: FilterService
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
@@ -259,8 +269,19 @@ class GraphService:
         if note is not None and len(note) > MAX_NOTE:
             raise ApiError(422, f"Validation failed: Note is too long (maximum is {MAX_NOTE} characters)")
         if changes:
+            old_name = None
+            if display_name is not None:
+                # Found by its new name's words before it has it, its old name's other words gone once it has
+                # not (kicau/account_names.py: readers check each entry against the name).
+                row = await self.store.account(account_id)
+                old_name = str((row or {}).get("display_name") or "")
+                await resp.round_trip(self.redis, self.name_words.add_commands(account_id, display_name))
             await self.store.update_profile(account_id, changes)
             await self.cards.forget(account_id)
+            if old_name is not None and display_name is not None:
+                gone = self.name_words.remove_commands(account_id, old_name, display_name)
+                if gone:
+                    await resp.round_trip(self.redis, gone)
         return await self.credentials(account_id)
 
     async def lookup(self, acct: str) -> dict[str, Any]:
@@ -273,47 +294,69 @@ class GraphService:
     async def search_accounts(self, *, query: str, limit: int, offset: int = 0, viewer: int | None = None,
                               following: bool = False) -> list[dict[str, Any]]:
         """Accounts whose username begins with the query's (``@name`` or ``name@domain`` read as ``name``): the
-        one it names first, then in order of name (kicau/account_names.py). As on Mastodon, the account it names is
-        found whatever blocks lie between (toot unblocks an account by finding it so); of the others, none the
-        viewer blocks or that blocks it; with ``following``, only accounts the viewer follows. ``offset`` skips
-        that many. The index is read a window at a time, ``SEARCHED_NAMES`` entries deep at most (ten times that
-        for ``following``, whose accounts may be few among many names)."""
+        one it names first, then in order of name; then accounts whose display name has a word beginning with
+        each of the query's words, in order of the first such word (kicau/account_names.py). As on Mastodon, the
+        account it names is found whatever blocks lie between (toot unblocks an account by finding it so); of the
+        others, none the viewer blocks or that blocks it; with ``following``, only accounts the viewer follows.
+        ``offset`` skips that many. Each index is read a window at a time, ``SEARCHED_NAMES`` entries deep at most
+        (ten times that for ``following``, whose accounts may be few among many names)."""
+        if limit < 1:
+            return []
         username = query.strip().lstrip("@").split("@", 1)[0].lower()
+        terms = name_words(query)
         # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
-        if not username or not USERNAME_RE.fullmatch(username) or limit < 1:
+        by_username = bool(username) and USERNAME_RE.fullmatch(username) is not None
+        if not by_username and not terms:
             return []
         wanted = offset + limit
         depth = SEARCHED_NAMES * (10 if following else 1)
-        # The name itself from Cassandra first (what registration claims), then the index's names.
+        # The name itself from Cassandra first (what registration claims), then the indexes' names.
         exact, blocking, blocked_by = await asyncio.gather(
-            self.store.account_id_by_username(username),
+            self.store.account_id_by_username(username) if by_username else _no_account(),
             self.hides.blocking(viewer) if viewer is not None else _nothing(),
             self.hides.blocked_by(viewer) if viewer is not None else _nothing())
+        follower = viewer if following else None
         found: list[dict[str, Any]] = []
         if exact is not None:
-            found += await self._searched([exact], username, set(), viewer if following else None)
+            found += await self._searched([exact], set(), follower, lambda e: True)
         unwanted = blocking | blocked_by
         seen: set[int] = {exact} if exact is not None else set()
+        if by_username:
+            found += await self._search_index(self.names.starting_with, username, wanted - len(found), depth, seen,
+                                              unwanted, follower,
+                                              lambda e: str(e["username"]).lower().startswith(username))
+        if terms and len(found) < wanted:
+            found += await self._search_index(self.name_words.starting_with, terms[0], wanted - len(found), depth,
+                                              seen, unwanted, follower,
+                                              lambda e: names_match(str(e.get("display_name") or ""), terms))
+        return found[offset:wanted]
+
+    async def _search_index(self, read: IndexRead, prefix: str, wanted: int, depth: int, seen: set[int],
+                            unwanted: set[int], follower: int | None,
+                            matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Up to ``wanted`` accounts whose entries in one index begin with ``prefix``, read a window at a time and
+        ``depth`` entries deep at most, each account once (``seen``, updated) and as ``_searched`` keeps them."""
+        found: list[dict[str, Any]] = []
         after: tuple[str, int] | None = None
         while len(found) < wanted and depth > 0:
             window = min(depth, max(2 * wanted + 10, 100))
-            entries = await self.names.starting_with(username, window, after)
+            entries = await read(prefix, window, after)
             depth -= window
             candidates = [i for i in dict.fromkeys(i for _, i in entries) if i not in seen]
             seen.update(candidates)
-            found += await self._searched(candidates, username, unwanted, viewer if following else None)
+            found += await self._searched(candidates, unwanted, follower, matches)
             if len(entries) < window:
                 break
             after = entries[-1]
-        return found[offset:wanted]
+        return found
 
-    async def _searched(self, candidates: list[int], username: str, unwanted: set[int],
-                        follower: int | None) -> list[dict[str, Any]]:
-        """The entities of the ``candidates`` that exist under a name beginning with ``username``, are not
-        ``unwanted`` and, given a ``follower``, are followed by it (``search_accounts``), in order."""
+    async def _searched(self, candidates: list[int], unwanted: set[int], follower: int | None,
+                        matches: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The entities of the ``candidates`` that exist and still ``matches`` (an index's entry may outlive a
+        change of name), are not ``unwanted`` and, given a ``follower``, are followed by it, in order."""
         entities = await asyncio.gather(*(self.cards.entity(i) for i in candidates))
         found = [(i, e) for i, e in zip(candidates, entities, strict=True)
-                 if e is not None and i not in unwanted and str(e["username"]).lower().startswith(username)]
+                 if e is not None and i not in unwanted and matches(e)]
         if follower is not None and found:
             followed = await self.store.followees_among(follower, [i for i, _ in found])
             found = [(i, e) for i, e in found if i in followed]

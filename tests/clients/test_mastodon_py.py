@@ -488,7 +488,8 @@ def test_filters(gateway_url: str, app_keys: tuple[str, str]) -> None:
 
 
 def test_account_search(gateway_url: str, app_keys: tuple[str, str]) -> None:
-    """Mastodon.py ``account_search`` (``@`` completion): accounts by the start of their username."""
+    """Mastodon.py ``account_search`` (``@`` completion): accounts by the start of their username, or of the words
+    of their display name."""
     amy, amy_name, _ = register(gateway_url, app_keys, "srch")
     ben, _, _ = register(gateway_url, app_keys, "srch")
     assert [a["username"] for a in amy.account_search(amy_name[:-2])] == [amy_name]
@@ -496,6 +497,9 @@ def test_account_search(gateway_url: str, app_keys: tuple[str, str]) -> None:
     ben.account_follow(amy.account_verify_credentials()["id"])
     # Among every account named "srch..." (each run of this test adds two), the one ben follows.
     assert [a["username"] for a in ben.account_search("srch", following=True)] == [amy_name]
+    word = "w" + uuid.uuid4().hex[:9]
+    amy.account_update_credentials(display_name=f"Amy {word}")
+    assert [a["username"] for a in ben.account_search(f"amy {word[:6]}")] == [amy_name]
 
 
 def test_favourites(gateway_url: str, app_keys: tuple[str, str]) -> None:

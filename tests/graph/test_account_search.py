@@ -95,3 +95,46 @@ def test_account_search_refuses_bad_input(http: httpx.Client, make_user: Callabl
     assert found(http, reader, "q=") == [] and found(http, reader, "q=%20") == []
     assert found(http, reader, "q=not!a!name") == []
     assert found(http, reader, f"q={reader.username}&resolve=true&limit=500") == [reader.username]
+
+
+def rename(http: httpx.Client, user: User, display_name: str) -> None:
+    answer = http.patch("/api/v1/accounts/update_credentials", headers=user.auth,
+                        data={"display_name": display_name})
+    assert answer.status_code == 200 and answer.json()["display_name"] == display_name, answer.text
+
+
+def test_accounts_are_found_by_the_words_of_their_display_name(
+    http: httpx.Client, make_user: Callable[..., User], app_credentials: dict[str, Any], stack_redis: redis.Redis,
+) -> None:
+    word, other = "dn" + uuid.uuid4().hex[:8], "dn" + uuid.uuid4().hex[:8]
+    named = register(http, app_credentials, "zz" + uuid.uuid4().hex[:10])
+    by_username = register(http, app_credentials, word + "_user")
+    blocker, reader = make_user("dn_b"), make_user("dn_r")
+    rename(http, named, f"Zoë {word.upper()} Quartz")
+    rename(http, blocker, f"{word} the blocker")
+    assert http.post(f"/api/v1/accounts/{reader.id}/block", headers=blocker.auth).status_code == 200
+
+    # A word's start, in any case (NFKC, case-folded); every word of the query must begin a word of the name;
+    # accounts found by their username come first; a blocker is left out.
+    assert found(http, reader, f"q={word}") == [by_username.username, named.username]
+    assert found(http, reader, f"q={word[:5].upper()}") == [by_username.username, named.username]
+    assert found(http, reader, f"q=ZOË%20{word[:4]}") == [named.username]
+    assert found(http, reader, f"q=quartz%20{word}%20zo") == [named.username]
+    assert found(http, reader, f"q={word}%20nowhere") == []
+    assert found(http, reader, f"q={word}&limit=1&offset=1") == [named.username]
+    entity = http.get(f"/api/v1/accounts/search?q=quartz%20{word}", headers=reader.auth).json()[0]
+    assert (entity["id"], entity["display_name"]) == (named.id, f"Zoë {word.upper()} Quartz")
+    v2 = http.get(f"/api/v2/search?q=zo%C3%AB%20{word}&type=accounts", headers=reader.auth).json()
+    assert [a["id"] for a in v2["accounts"]] == [named.id]
+
+    # Renamed: found by the new name's words, no longer by the old's.
+    rename(http, named, f"Ana {other}")
+    assert found(http, reader, f"q={word}") == [by_username.username]
+    assert found(http, reader, f"q=ana%20{other}") == [named.username]
+    # An entry left behind (a crash between a rename's steps) is checked against the name; the index, lost, is
+    # rebuilt from Cassandra.
+    stack_redis.zadd(keys.display_name_words(), {f"{word}:{named.id}": 0})
+    assert found(http, reader, f"q={word}") == [by_username.username]
+    stack_redis.delete(keys.display_name_words())
+    assert found(http, reader, f"q={other}") == [named.username]
+    assert stack_redis.zscore(keys.display_name_words(), f"{other}:{named.id}") == 0
