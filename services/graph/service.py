@@ -275,7 +275,9 @@ class GraphService:
                 # not (kicau/account_names.py: readers check each entry against the name).
                 row = await self.store.account(account_id)
                 old_name = str((row or {}).get("display_name") or "")
-                await resp.round_trip(self.redis, self.name_words.add_commands(account_id, display_name))
+                added = self.name_words.add_commands(account_id, display_name)
+                if added:  # an empty name, or one of no words, has none
+                    await resp.round_trip(self.redis, added)
             await self.store.update_profile(account_id, changes)
             await self.cards.forget(account_id)
             if old_name is not None and display_name is not None:
