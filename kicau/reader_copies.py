@@ -17,6 +17,7 @@ value itself says it ends sooner (a mute with a duration).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from typing import Final, Generic, TypeVar
 
@@ -27,8 +28,13 @@ from kicau.tracked_cache import TrackedCache
 
 T = TypeVar("T")
 
-# How long a copy lives at most (see the module's docstring); a reader with a copy rebuilds it this often.
-COPY_SECONDS: Final = 300
+# How long a copy lives at most (see the module's docstring); a reader with a copy rebuilds it about this often,
+# each copy at a time drawn from its last fifth (``COPY_JITTER``), so that copies built together (a gateway's readers
+# after a restart) are not rebuilt together. At 300 s, 2,000 readers' filters and hides, built in one bench round,
+# were rebuilt in one round five minutes later: ~10,000 Cassandra reads in ten seconds, the round's home pages
+# 16 times as slow (2026-12-03); and every active reader cost ~1 read a minute.
+COPY_SECONDS: Final = 3600
+COPY_JITTER: Final = 0.2
 
 # Set the copy only if no change came since the version was read.
 _STORE_IF_CURRENT: Final = """
@@ -42,7 +48,7 @@ return 1
 class ReaderCopies(Generic[T]):
     """One kind of per-account value as readers hold it: ``of`` gives it decoded, from this process's tracked copy
     when it holds one (decoded once per copy), else from Redis, else built from Cassandra by ``build``, which
-    returns the encoded value and how many seconds it may be kept (at most ``COPY_SECONDS``)."""
+    returns the encoded value and how many seconds it may be kept (at most ``COPY_SECONDS``, less a jitter)."""
 
     def __init__(self, redis: Redis, copies: TrackedCache | None, *, key: Callable[[int], str],
                  version: Callable[[int], str], build: Callable[[int], Awaitable[tuple[bytes, int]]],
@@ -71,8 +77,9 @@ class ReaderCopies(Generic[T]):
         version_key = self._version(account_id)
         version = await self._redis.get(version_key)
         raw, seconds = await self._build(account_id)
+        lifetime = random.randint(int(COPY_SECONDS * (1 - COPY_JITTER)), COPY_SECONDS)
         await self._redis.eval(_STORE_IF_CURRENT, 2, self._key(account_id), version_key, version or b"0", raw,
-                               max(1, min(seconds, COPY_SECONDS)))
+                               max(1, min(seconds, lifetime)))
         return raw
 
 

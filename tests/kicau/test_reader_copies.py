@@ -58,7 +58,7 @@ async def test_a_copy_is_built_once_and_a_change_retires_it(redis: Redis) -> Non
     copies, prefix = copies_of(redis, record)
     assert await copies.of(7) == b"first" and await copies.of(7) == b"first"
     assert record.builds == 1
-    assert 0 < await redis.ttl(f"{prefix}:7") <= COPY_SECONDS
+    assert COPY_SECONDS * 0.8 - 5 <= await redis.ttl(f"{prefix}:7") <= COPY_SECONDS  # drawn from its last fifth
     record.value = b"second"
     assert await copies.of(7) == b"first"  # the copy, until the change is announced
     await round_trip(redis, change_commands((f"{prefix}:7", f"{prefix}:v:7")))
