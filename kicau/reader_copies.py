@@ -77,10 +77,14 @@ class ReaderCopies(Generic[T]):
         version_key = self._version(account_id)
         version = await self._redis.get(version_key)
         raw, seconds = await self._build(account_id)
-        lifetime = random.randint(int(COPY_SECONDS * (1 - COPY_JITTER)), COPY_SECONDS)
         await self._redis.eval(_STORE_IF_CURRENT, 2, self._key(account_id), version_key, version or b"0", raw,
-                               max(1, min(seconds, lifetime)))
+                               max(1, min(seconds, copy_lifetime())))
         return raw
+
+
+def copy_lifetime(seconds: int = COPY_SECONDS) -> int:
+    """A copy's lifetime: drawn from the last fifth of ``seconds`` (``COPY_JITTER``)."""
+    return random.randint(int(seconds * (1 - COPY_JITTER)), seconds)
 
 
 def change_commands(*key_and_version: tuple[str, str]) -> list[bytes]:
