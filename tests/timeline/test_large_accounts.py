@@ -172,6 +172,19 @@ def next_update(lines: Iterator[str]) -> str:
             return json.loads(event["data"])["id"]  # type: ignore[no-any-return]
 
 
+def settle(gateway_url: str, http: httpx.Client, author: User, *streams: Iterator[str]) -> None:
+    """Warm each stream with ``author``'s statuses, then read each past one more (each also got the others'
+    warm-ups): what a stream gets next is what comes after."""
+    for lines in streams:
+        warm_until_seen(gateway_url, author, lines)
+    answer = http.post("/api/v1/statuses", headers=author.auth, data={"status": "settled"})
+    assert answer.status_code == 200, answer.text
+    settled = str(answer.json()["id"])
+    for lines in streams:
+        while next_update(lines) != settled:
+            pass
+
+
 def test_large_account_streams_follow_the_graph_at_once(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
     redis_client: redis.Redis,
@@ -356,13 +369,7 @@ def test_a_large_account_muted_by_a_follower_reaches_it_nowhere(
     eventually(lambda: before not in home_ids(http, muter) or None)
 
     with user_streams(gateway_url, muter, kept) as (muter_lines, kept_lines):
-        warm_until_seen(gateway_url, plain, muter_lines)
-        warm_until_seen(gateway_url, plain, kept_lines)
-        # Each got the other's warm-ups too: read past the last.
-        settled = post(plain, "settled")
-        for lines in (muter_lines, kept_lines):
-            while next_update(lines) != settled:
-                pass
+        settle(gateway_url, http, plain, muter_lines, kept_lines)
         large = post(star, "while muted")
         assert next_update(kept_lines) == large
         marker = post(plain, "marker")
@@ -487,12 +494,7 @@ def test_a_follows_options_apply_to_a_large_accounts_statuses(
     assert not any(in_home_feed(redis_client, picky, s) for s in everything)  # merged as read, never written
 
     with user_streams(gateway_url, picky, easy) as (picky_lines, easy_lines):
-        warm_until_seen(gateway_url, plain, picky_lines)
-        warm_until_seen(gateway_url, plain, easy_lines)
-        settled = post(plain, "settled")
-        for lines in (picky_lines, easy_lines):
-            while next_update(lines) != settled:
-                pass
+        settle(gateway_url, http, plain, picky_lines, easy_lines)
         english = post(star, "more English", language="en")
         assert next_update(easy_lines) == english
         german = post(star, "mehr Deutsch", language="de")
