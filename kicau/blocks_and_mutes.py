@@ -20,8 +20,8 @@ account puts its newest statuses back, as a follow would.
 
 What is already written is left out as it is shown (``Hides``, read through a copy of each reader's, kept by
 ``HideCopies`` as kicau/reader_copies.py keeps such copies): a status of an account that blocks the reader is not
-the reader's to see anywhere, and a reblog of a status by an account the reader hides leaves every page, so a
-reblog that was in the home timeline before the hide leaves it too (rules in ``Hides``).
+the reader's to see anywhere, and another account's reblog of a status by an account the reader hides leaves every
+page, so a reblog that was in the home timeline before the hide leaves it too (rules in ``Hides``).
 
 The fanout learns who hides an author from ``hiders`` through copies in memory kept under the author's follower
 list version (kicau/follower_lists.py): the graph service drops that version before and after it writes a hider
@@ -109,8 +109,8 @@ class Hides:
     Mastodon's rules, applied as statuses are shown (kicau/status_cards.py): a status of an account that blocks the
     reader is not the reader's to see anywhere (a profile, a thread, a status by its id, a reblog of it); the
     statuses of accounts the reader blocks or mutes are left out of its home and list timelines, the public and
-    hashtag timelines and threads (``hiding_contexts``), though still shown on their own profile or by id; and a
-    reblog of a status by any of them is left out everywhere."""
+    hashtag timelines and threads (``kicau.status_cards.HIDING_CONTEXTS``), though still shown on their own profile
+    or by id; and another account's reblog of a status by any of them is left out everywhere."""
 
     hidden: frozenset[int] = frozenset()
     blockers: frozenset[int] = frozenset()

@@ -363,7 +363,7 @@ class StatusCards:
         reblogs). Statuses by accounts that block the reader are left out; so are, where the reader's context
         says so, those by accounts it blocks or mutes, and, everywhere, others' reblogs of them (``Hides``); and
         statuses the reader's follows' options do not admit (``Reader.followed_options``). Statuses shown inside
-        reblogs (``reblogged``) are left out only by the first and third rules: the reblogs decide the rest."""
+        reblogs (``reblogged``) are left out by the first rule alone: the reblogs decide the rest (``_originals``)."""
         hydrated, restricted, reblogs_of = await self._hydrate(status_ids)
         hides = NO_HIDES
         if hydrated and reader.account_id is not None and self._hides is not None:
