@@ -80,10 +80,15 @@ def tag_names() -> str:
 
 
 def large_followees(account_id: int) -> str:
-    """Which large accounts a reader follows, with its follows' options for them (cached for its home reads;
-    dropped on each follow or unfollow). Named anew when its form changed (``:large`` held no options)."""
+    """Which large accounts a reader follows, with its follows' options for them (cached for its home reads; kept
+    true under ``large_followees_version``, kicau/large_accounts.py). Named anew when its form changed (``:large``
+    held no options)."""
     return f"follows:{{u:{account_id}}}:large2"
 
+
+def large_followees_version(account_id: int) -> str:
+    """The version each change of what ``large_followees`` holds moves (the protocol in kicau/reader_copies.py)."""
+    return f"follows:{{u:{account_id}}}:largev"
 
 def followers_version(account_id: int) -> str:
     """Version of an account's follower list, for copies of it held in memory (kicau/follower_lists.py)."""

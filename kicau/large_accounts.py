@@ -3,6 +3,12 @@ at most every ``max_age`` seconds. Every service that treats large accounts diff
 
 While Cassandra is unavailable the last copy is served and the reload is retried in the background, so reads
 that Redis alone can answer do not wait for (or fail with) Cassandra; ``degraded`` says so to callers.
+
+Readers merge the statuses of the large accounts they follow into their home timelines as they read them, so each
+reader's large followees are kept in a Redis copy (``keys.large_followees``, built by the timeline service) under the
+protocol of kicau/reader_copies.py: every change of what it holds (a follow or unfollow, a follow's options, a block
+or mute, an exclusive list's members) moves the reader's version and drops its copy before its writes and after
+them (``followee_changes``), and a build stores what it read only while the version is unchanged.
 """
 
 from __future__ import annotations
@@ -14,11 +20,19 @@ from datetime import UTC, datetime
 
 from cassandra.cluster import Session
 
+from kicau import keys
 from kicau.clients import execute
+from kicau.reader_copies import change_commands
 
 log = logging.getLogger(__name__)
 
 _SHARD = 0
+
+
+def followee_changes(*reader_ids: int) -> list[bytes]:
+    """What a change of the readers' large followees does to their copies, before its writes and again after them
+    (the protocol in kicau/reader_copies.py): each reader's version moved and its copy dropped."""
+    return change_commands(*((keys.large_followees(r), keys.large_followees_version(r)) for r in reader_ids))
 
 
 class LargeAccounts:

@@ -28,7 +28,7 @@ from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, Foll
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, encode_options
 from kicau.ids import SnowflakeGenerator
-from kicau.large_accounts import LargeAccounts
+from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
 from kicau.publishing import publish
 from kicau.settings import CommonSettings
@@ -402,6 +402,9 @@ class GraphService:
         await self._require_account(followee_id)
         if await self.hides.blocked_either_way(follower_id, followee_id):
             raise ApiError(403, "This action is not allowed")
+        # The reader's copy of its large followees (kicau/large_accounts.py) is dropped before the edge and options
+        # change and again after.
+        await resp.round_trip(self.redis, followee_changes(follower_id))
         # Only a new follow notifies. The edge itself records the notification it owes until the event carrying
         # it is published: a retry after a crash anywhere in between publishes it again, with the same id (the
         # fanout records it once), and a repeated follow of a settled edge notifies no one.
@@ -428,7 +431,7 @@ class GraphService:
             await self.store.notification_sent(follower_id, followee_id, claim.unsent_notification)
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
-        await self.redis.delete(keys.large_followees(follower_id))
+        await resp.round_trip(self.redis, followee_changes(follower_id))
         return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
     async def unfollow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
@@ -439,6 +442,7 @@ class GraphService:
     async def _end_follow(self, follower_id: int, followee_id: int) -> None:
         """Every step of an unfollow (each idempotent; a follow that is not there: only the event, which removes
         nothing)."""
+        await resp.round_trip(self.redis, followee_changes(follower_id))
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
         await follower_lists.forget(self.redis, followee_id)
@@ -457,7 +461,7 @@ class GraphService:
                       FollowDeleted(follower_id=follower_id, followee_id=followee_id))
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
-        await self.redis.delete(keys.large_followees(follower_id))
+        await resp.round_trip(self.redis, followee_changes(follower_id))
 
     async def _review_scale(self, account_id: int) -> None:
         """Move an account in or out of the large-account registry when its audience crosses the threshold.
@@ -515,8 +519,8 @@ class GraphService:
         await self._require_account(target_id)
         # The readers' copies of what each of the two leaves out are dropped before the claim and after the rows
         # (the protocol in kicau/reader_copies.py): the account's reads leave the target out from the answer on,
-        # and, for a block, the target's leave the account out.
-        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
+        # and, for a block, the target's leave the account out. So is the account's copy of its large followees.
+        await resp.round_trip(self.redis, [*copy_changes(account_id, target_id), *followee_changes(account_id)])
         hide_id = await self.hides.claim(account_id, target_id, kind, self.ids.next_id(), ttl)
         crash_point("graph.hide.claimed")
         # The fanout's copies of the target's followers and hiders (and, for a block, the account's: its statuses
@@ -526,12 +530,11 @@ class GraphService:
         await follower_lists.forget(self.redis, *changed)
         await self.hides.settle(account_id, target_id, kind, hide_id, notifications=notifications, ttl=ttl)
         await follower_lists.forget(self.redis, *changed)
-        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
+        await resp.round_trip(self.redis, [*copy_changes(account_id, target_id), *followee_changes(account_id)])
         # What the account's home timeline already holds of the target goes; published on every call, retries
         # included (removing what is gone changes nothing).
         await publish(self.producer, self.settings.kafka_follows_topic,
                       AccountHidden(account_id=account_id, target_id=target_id))
-        await self.redis.delete(keys.large_followees(account_id))
         await self._announce_hides(account_id, target_id)
 
     async def _unhide(self, account_id: int, target_id: int, kind: Kind) -> bool:
@@ -543,14 +546,13 @@ class GraphService:
             return False
         changed = (target_id, account_id) if kind == BLOCK else (target_id,)
         await follower_lists.forget(self.redis, *changed)
-        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
+        await resp.round_trip(self.redis, [*copy_changes(account_id, target_id), *followee_changes(account_id)])
         await self.hides.unsettle(account_id, target_id, kind, hide.hide_id)
         await follower_lists.forget(self.redis, *changed)
         crash_point("graph.unhide.unlisted")
         await self.hides.release(account_id, target_id, kind, hide.hide_id)
         # After the claim too: the copies are built from the claims.
-        await resp.round_trip(self.redis, copy_changes(account_id, target_id))
-        await self.redis.delete(keys.large_followees(account_id))
+        await resp.round_trip(self.redis, [*copy_changes(account_id, target_id), *followee_changes(account_id)])
         await self._announce_hides(account_id, target_id)
         return True
 
@@ -596,10 +598,11 @@ class GraphService:
         if changed.exclusive != current.exclusive:
             members = await self.lists.members(list_id)
             await follower_lists.forget(self.redis, *members)
+            await resp.round_trip(self.redis, followee_changes(account_id))
             await self.lists.save(changed)
             await asyncio.gather(*(self.lists.add_member(changed, member) for member in members))
             await follower_lists.forget(self.redis, *members)
-            await self.redis.delete(keys.large_followees(account_id))
+            await resp.round_trip(self.redis, followee_changes(account_id))
             if changed.exclusive:
                 await self._keep_out_of_home(account_id, members)
             else:
@@ -636,6 +639,7 @@ class GraphService:
         if not wanted:
             return
         await follower_lists.forget(self.redis, *wanted)
+        await self._exclusive_members_change(found)
         await asyncio.gather(*(self.lists.add_member(found, member) for member in wanted))
         crash_point("graph.list.membered")
         await asyncio.gather(*(self.lists.list_member(list_id, member) for member in wanted))
@@ -655,6 +659,7 @@ class GraphService:
     async def _unlist_members(self, found: AccountList, members: list[int]) -> None:
         if members:
             await follower_lists.forget(self.redis, *members)
+            await self._exclusive_members_change(found)
             await asyncio.gather(*(self.lists.remove_member(found.owner_id, found.list_id, member)
                                    for member in members))
             crash_point("graph.list.unmembered")
@@ -688,13 +693,17 @@ class GraphService:
         holding = await asyncio.gather(*(self.lists.holding(owner_id, account) for account in accounts))
         return {account for account, lists in zip(accounts, holding, strict=True) if exclusive.intersection(lists)}
 
+    async def _exclusive_members_change(self, changed: AccountList) -> None:
+        """Before and after a change of an exclusive list's members: the owner's copy of its large followees
+        (kicau/large_accounts.py), which leaves out the accounts such lists keep apart."""
+        if changed.exclusive:
+            await resp.round_trip(self.redis, followee_changes(changed.owner_id))
+
     async def _list_changed(self, changed: AccountList) -> None:
         """After a change of membership: the list's timeline goes (its next read rebuilds it from the members'
-        statuses), and so does the owner's copy of its large followees when the list keeps members out of home."""
-        doomed = [keys.list_feed(changed.list_id)]
-        if changed.exclusive:
-            doomed.append(keys.large_followees(changed.owner_id))
-        await self.redis.delete(*doomed)
+        statuses), and the owner's copy of its large followees changes when the list keeps members out of home."""
+        await self.redis.delete(keys.list_feed(changed.list_id))
+        await self._exclusive_members_change(changed)
 
     # Followed hashtags (kicau/tag_follows.py) ----------------------------------------------------------
 

@@ -50,7 +50,7 @@ from kicau.newest_ids import NewestIds
 from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
-from kicau.reader_copies import copy_lifetime
+from kicau.reader_copies import ReaderCopies, copy_lifetime
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
@@ -65,11 +65,6 @@ from services.timeline.store import TimelineStore
 log = logging.getLogger(__name__)
 
 MAX_LIMIT = 40
-# A reader's cached large followees: bounds how long a copy can outlive a follow it raced with. Each copy lives a
-# time drawn from the last fifth of it (kicau/reader_copies.py), so that copies made together (every reader of a
-# bench round) are not all read again from Cassandra in one later moment (2026-12-03: one home round in three,
-# 16 times as slow).
-LARGE_FOLLOWEES_SECONDS = 300
 NewestOf = Callable[[], Awaitable[list[int]]]  # a timeline's newest statuses, for its rebuild
 DEFAULT_LIMIT = 20
 # A profile page without replies or reblogs reads this many ids at a time (or its limit, if more), at most
@@ -207,6 +202,14 @@ class TimelineService:
     conversations: ConversationStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _followee_copies: ReaderCopies[bytes] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Each reader's large followees as its copy holds them (the protocol in kicau/large_accounts.py). Read
+        # with the home page's own round trip (``home``), so only the builds go through here.
+        self._followee_copies = ReaderCopies(self.redis, None, key=keys.large_followees,
+                                             version=keys.large_followees_version,
+                                             build=self._build_large_followees, decode=bytes)
 
     async def large_followees(self, account_id: int) -> LargeFollowees:
         """The large accounts the reader follows and neither blocks nor mutes nor keeps in an exclusive list
@@ -214,7 +217,8 @@ class TimelineService:
 
         Cached in Redis per reader, tagged with the registry it was computed against: a home read then costs
         no Cassandra query, an account changing scale invalidates every copy at once, and the graph service
-        drops a reader's copy on each follow and unfollow, block and mute. While Cassandra is unavailable a stale
+        retires a reader's copy on each follow and unfollow, block and mute (kicau/large_accounts.py), so a copy
+        built from what Cassandra held before one is never stored. While Cassandra is unavailable a stale
         copy is served, or none: a home timeline is then served from Redis alone, without the large accounts'
         statuses, rather than not at all."""
         large = await self.large.current()
@@ -226,7 +230,6 @@ class TimelineService:
                                ) -> LargeFollowees:
         """``large_followees`` given the reader's cached copy (``cached``, as read from Redis)."""
         version = _registry_version(large)
-        key = keys.large_followees(account_id)
         stale: LargeFollowees | None = None
         if cached is not None:
             cached_version, followees, options = _decode_large_followees(cached)
@@ -236,18 +239,23 @@ class TimelineService:
         if self.large.degraded:
             return stale or NO_LARGE_FOLLOWEES
         try:
-            among, hidden, apart = await asyncio.gather(self.store.followees_among(account_id, large),
-                                                        self.hides.hidden_by(account_id),
-                                                        self.exclusive_members(account_id))
-            followees = [a for a in among if a not in hidden and a not in apart]
-            found = LargeFollowees(followees, await self.follow_options.of_follower(account_id, followees))
+            _, followees, options = _decode_large_followees(await self._followee_copies.build(account_id))
         except Exception:
             log.warning("large followees of %s unavailable; serving the home timeline without them", account_id,
                         exc_info=True)
             return stale or NO_LARGE_FOLLOWEES
-        await self.redis.set(key, msgspec.json.encode((version, found.ids, encode_options(found.options))),
-                             ex=copy_lifetime(LARGE_FOLLOWEES_SECONDS))
-        return found
+        return LargeFollowees(followees, decode_options(options))
+
+    async def _build_large_followees(self, account_id: int) -> tuple[bytes, int]:
+        """The reader's large followees as Cassandra holds them now, encoded as its copy holds them, and how long
+        the copy may be kept."""
+        large = await self.large.current()
+        among, hidden, apart = await asyncio.gather(self.store.followees_among(account_id, large),
+                                                    self.hides.hidden_by(account_id),
+                                                    self.exclusive_members(account_id))
+        followees = [a for a in among if a not in hidden and a not in apart]
+        options = await self.follow_options.of_follower(account_id, followees)
+        return msgspec.json.encode((_registry_version(large), followees, encode_options(options))), copy_lifetime()
 
     async def home(self, account_id: int, request: PageRequest) -> Page:
         large = await self.large.current()
