@@ -41,7 +41,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -214,22 +214,38 @@ def narrowed_audiences(events: Sequence[Event], followers: dict[int, list[int]],
     return narrowed
 
 
+def notifies_followers(event: Event) -> TypeGuard[StatusCreated]:
+    """Whether a status may bring ``status`` notifications to followers that asked for them: a new status that
+    reaches its author's followers and is neither a reblog nor a reply to someone else."""
+    return (isinstance(event, StatusCreated) and not event.reblog_of
+            and event.in_reply_to_account in (0, event.account_id) and reaches_followers(event.visibility))
+
+
 def status_notifications(events: Sequence[Event], followers: dict[int, list[int]],
-                         options: Mapping[int, Mapping[int, FollowOptions]],
-                         narrowed: dict[int, list[int]]) -> list[Notification]:
-    """The ``status`` notifications of a batch: for each new status that is neither a reblog nor a reply to someone
-    else, each follower that follows its author with ``notify`` and receives it, unless the status mentions it
-    (its mention notifies it, under the same id)."""
+                         options: Mapping[int, Mapping[int, FollowOptions]], narrowed: dict[int, list[int]],
+                         large: Mapping[int, set[int]] | None = None) -> list[Notification]:
+    """The ``status`` notifications of a batch: for each status that ``notifies_followers``, each follower that
+    follows its author with ``notify`` and receives it, unless the status mentions it (its mention notifies it,
+    under the same id).
+
+    A status posted while its author was large (``large``: each such status's author's followers that hide it or
+    its notifications) is not fanned out and its followers are never read whole: its receivers among those asking
+    to be notified are those its author's options name (every follow with options of its own has a row,
+    kicau/follow_options.py) whose languages take it and who do not hide the author. The work is that of the
+    notifications themselves, not of the follower count."""
     found: list[Notification] = []
     for event in events:
-        if not (isinstance(event, StatusCreated) and not event.reblog_of
-                and event.in_reply_to_account in (0, event.account_id) and reaches_followers(event.visibility)):
+        if not notifies_followers(event):
             continue
         chosen = options.get(event.account_id)
         notified = [follower for follower, option in chosen.items() if option.notify] if chosen else []
         if not notified:
             continue
-        receivers = set(narrowed.get(event.status_id, followers.get(event.account_id, ())))
+        if large is not None and event.status_id in large:
+            hiding = large[event.status_id]
+            receivers = {f for f in notified if f not in hiding and options[event.account_id][f].takes(event.language)}
+        else:
+            receivers = set(narrowed.get(event.status_id, followers.get(event.account_id, ())))
         mentioned = set(event.mentions)
         found += [Notification(follower, event.status_id, STATUS, event.account_id, event.status_id)
                   for follower in notified if follower in receivers and follower not in mentioned]
@@ -516,10 +532,18 @@ class Fanout:
                      for e, among in zip(direct, mentioned_followers, strict=True)}
         # The followers' options of the authors whose lists were just claimed (kicau/follow_options.py), and the
         # lists those authors are in (kicau/lists.py): read from Cassandra only for a list whose version changed.
-        options, memberships = await asyncio.gather(self.follow_options.options(self.follower_lists.claimed),
-                                                    self.list_memberships.of(self.follower_lists.claimed))
+        # Of a large author that posted a status that may notify, only the options: under its list's version,
+        # claimed without reading the list.
+        notifying_large = {p.event.status_id: p.event.account_id for p in plans
+                           if p.large and notifies_followers(p.event) and p.event.status_id not in gone}
+        options, memberships, large_options = await asyncio.gather(
+            self.follow_options.options(self.follower_lists.claimed),
+            self.list_memberships.of(self.follower_lists.claimed),
+            self._large_options(sorted(set(notifying_large.values()))))
         narrowed = narrowed_audiences(events, followers, hidden, options)
-        notices += [n for n in status_notifications(events, followers, options, narrowed)
+        hiding = {status_id: hidden.get(author, set()) | silenced.get(author, set())
+                  for status_id, author in notifying_large.items()}
+        notices += [n for n in status_notifications(events, followers, {**large_options, **options}, narrowed, hiding)
                     if n.status_id not in gone]
         lists = list_audiences(events, followers, narrowed, memberships)
         narrowed.update(exclusive_narrowed(events, followers, narrowed, memberships))
@@ -554,6 +578,12 @@ class Fanout:
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
+
+    async def _large_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
+        """The non-default options of large authors' followers, kept under their follower lists' versions."""
+        if not authors:
+            return {}
+        return await self.follow_options.options(await self.follower_lists.claim(authors))
 
     async def _tag_audiences(self, plans: list[_Plan], hashtagged: list[StatusCreated | StatusDeleted | StatusEdited],
                              tag_followers: dict[str, list[int]], followers: dict[int, list[int]],

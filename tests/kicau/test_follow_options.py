@@ -59,6 +59,21 @@ def test_whom_a_status_notifies() -> None:
     assert status_notifications([english], FOLLOWERS, picky_nosy, narrowed) == []
 
 
+def test_whom_a_large_accounts_status_notifies() -> None:
+    """A large author's followers are never read: those its options name with ``notify`` are told, unless they hide
+    it or its notifications, or their languages skip the status."""
+    german_nosy, muter = 6, 7
+    options = {AUTHOR: {**OPTIONS[AUTHOR], german_nosy: FollowOptions(notify=True, languages=frozenset({"de"})),
+                        muter: FollowOptions(notify=True)}}
+    english, german, reblog = created(30, language="en"), created(31, language="de"), created(32, reblog_of=9,
+                                                                                         reblog_author=8)
+    hiding = {30: {muter}, 31: {muter}, 32: {muter}}
+    assert status_notifications([english, german, reblog], {}, options, {}, hiding) == [
+        Notification(NOSY, 30, STATUS, AUTHOR, 30),
+        Notification(NOSY, 31, STATUS, AUTHOR, 31), Notification(german_nosy, 31, STATUS, AUTHOR, 31)]
+    assert status_notifications([english], {}, {}, {}, hiding) == []  # no options: no one asked
+
+
 class CountingStore(FollowOptionStore):
     def __init__(self) -> None:  # no Cassandra: reads are counted and answered from a dict
         self.reads: list[int] = []

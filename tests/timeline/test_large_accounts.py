@@ -553,3 +553,43 @@ def test_a_copy_of_large_followees_read_before_a_follow_is_never_kept(
     eventually(lambda: posted in home_ids(http, reader) or None)
     assert not in_home_feed(redis_client, reader, posted)  # merged as read: the copy now names the star
     assert msgspec.json.decode(redis_client.get(copy_key) or b"null")[1] == [int(star.id)]
+
+
+def test_a_large_accounts_followers_who_asked_are_notified_of_its_statuses(
+    http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """A follow with ``notify`` brings a ``status`` notification for each new status of the followee, a large one's
+    too, whose followers are never read whole (the fanout reads only its followers' options): not to a follower
+    that did not ask, nor to one whose languages skip the status, nor for a reblog."""
+    star, other = make_user("star"), make_user("other")
+    fans = [make_user("fan") for _ in range(THRESHOLD)]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    bell, german_bell, quiet = fans
+    for reader, options in ((bell, {"notify": True}), (german_bell, {"notify": True, "languages": ["de"]})):
+        answer = httpx.post(f"{low_threshold_graph}/internal/accounts/{star.id}/follow",
+                            headers={ACCOUNT_HEADER: reader.id}, json=options, timeout=30)
+        assert answer.status_code == 200 and answer.json()["notifying"], answer.text
+
+    def post(author: User, text: str, **fields: str) -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, **fields})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    def notices(reader: User, *types: str) -> list[str]:
+        answer = http.get("/api/v1/notifications", params=[("types[]", kind) for kind in types], headers=reader.auth)
+        assert answer.status_code == 200, answer.text
+        return [n["status"]["id"] for n in answer.json()]
+
+    def status_notices(reader: User) -> list[str]:
+        return notices(reader, "status")
+
+    english, german = post(star, "news in English", language="en"), post(star, "Neuigkeiten", language="de")
+    assert http.post(f"/api/v1/statuses/{post(other, 'shared')}/reblog", headers=star.auth).status_code == 200
+    eventually(lambda: status_notices(bell) == [german, english] or None)
+    eventually(lambda: status_notices(german_bell) == [german] or None)
+    # Applied together with the ones above: a marker mention to the quiet follower settles that nothing came.
+    marker = post(star, f"@{quiet.username} marker")
+    eventually(lambda: marker in notices(quiet, "mention") or None)
+    assert status_notices(quiet) == []
+    assert status_notices(bell) == [marker, german, english]  # a mention of someone else notifies the bell too
