@@ -846,7 +846,8 @@ class StreamHub:
         """A large account's status arrives once for every gateway: find which of this gateway's connected
         accounts follow the author (one partition read per 100 of them) and deliver to those whose follows'
         options admit the status (kicau/follow_options.py), and, with the lists
-        the author is in (one read, made beside it), to this gateway's streams of those lists. An owner of an
+        the author is in (one read, made beside it), to this gateway's streams of those lists whose owners' options
+        admit it too. An owner of an
         exclusive list holding the author gets it on that list's stream alone, as its home timeline leaves it out
         (kicau/lists.py)."""
         author = delivery.author_id
@@ -862,18 +863,22 @@ class StreamHub:
         followers = followers or {}  # none asked about
         apart = {m.owner_id for m in memberships if m.exclusive}
         recipients = [a for a in followers if a not in apart] if apart else list(followers)
+        refused: set[int] = set()
         if any(not options.default for options in followers.values()):
-            # Their follows' options (kicau/follow_options.py), which the fanout applies to everyone else's.
+            # Their follows' options (kicau/follow_options.py), which the fanout applies to everyone else's, on
+            # their home and list streams alike.
             traits = _status_traits(delivery)
             if traits is not None:
-                recipients = [a for a in recipients if followers[a].admits(reblog=traits.reblog is not None,
-                                                                          language=traits.language or "")]
+                refused = {a for a, options in followers.items()
+                           if not options.admits(reblog=traits.reblog is not None, language=traits.language or "")}
+                recipients = [a for a in recipients if a not in refused]
         if author in self._connections:
             recipients = [*recipients, author]
         if recipients:
             self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
         for membership in memberships:
-            if membership.list_id in self._listing and membership.owner_id not in hidden:
+            if (membership.list_id in self._listing and membership.owner_id not in hidden
+                    and membership.owner_id not in refused):
                 self.dispatch(msgspec.structs.replace(delivery, recipients=[membership.owner_id],
                                                       list_id=membership.list_id, followers_of_author=False))
 

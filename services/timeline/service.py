@@ -497,15 +497,19 @@ class TimelineService:
         members = await self.lists.members(list_id)
         large = await self.large.current()
         large_members = [m for m in members if m in large]
+        options: dict[int, FollowOptions] = {}
         if large_members:
             hidden = await self.hides.hidden_by(account_id)
             large_members = [m for m in large_members if m not in hidden]
+            # The owner's follows' options for them apply as the page is shown, as on its home page: their
+            # statuses were never written per follower, where the fanout applies them for the other members.
+            options = await self.follow_options.of_follower(account_id, large_members)
         key = keys.list_feed(list_id)
         read = await self._repaired(await self.feeds.read_page(account_id, request, large_members, key=key),
                                     account_id, request, large_members,
                                     functools.partial(self.rebuild_list, found, members), key)
         ids = read.ids
-        rendered = await self.statuses.render_each(ids, Reader.home_of(account_id))
+        rendered = await self.statuses.render_each(ids, Reader.home_of(account_id, options))
         shown = {i: _read_shown(status) for i, status in rendered.items()}
         replied = {i: int(s.in_reply_to_account_id) for i, s in shown.items() if s.in_reply_to_account_id}
         followed: set[int] = set()

@@ -593,3 +593,48 @@ def test_a_large_accounts_followers_who_asked_are_notified_of_its_statuses(
     eventually(lambda: marker in notices(quiet, "mention") or None)
     assert status_notices(quiet) == []
     assert status_notices(bell) == [marker, german, english]  # a mention of someone else notifies the bell too
+
+
+def test_a_follows_options_apply_to_a_large_members_statuses_in_lists(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """A list's owner's options for a large member (here: German only) apply on the list's page, which merges the
+    member's author feed as it is read, and on the list's stream, fed by the large account's broadcast: the fanout,
+    which applies them for every other member, never writes a large member's statuses per list."""
+    star, plain = make_user("ostar"), make_user("oplain")
+    fans = [make_user("ofan") for _ in range(THRESHOLD)]
+    owner = fans[0]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    answer = httpx.post(f"{low_threshold_graph}/internal/accounts/{star.id}/follow",
+                        headers={ACCOUNT_HEADER: owner.id}, json={"languages": ["de"]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert http.post(f"/api/v1/accounts/{plain.id}/follow", headers=owner.auth).status_code == 200
+    made = http.post("/api/v1/lists", headers=owner.auth, json={"title": "German stars"}).json()
+    answer = http.post(f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth,
+                       json={"account_ids": [star.id, plain.id]})
+    assert answer.status_code == 200, answer.text
+
+    def post(author: User, text: str, **fields: str) -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, **fields})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    def list_page() -> list[str]:
+        answer = http.get(f"/api/v1/timelines/list/{made['id']}?limit=40", headers=owner.auth)
+        assert answer.status_code == 200, answer.text
+        return [s["id"] for s in answer.json()]
+
+    english, german = post(star, "in English", language="en"), post(star, "auf Deutsch", language="de")
+    marker = post(plain, "marker")
+    eventually(lambda: list_page()[:2] == [marker, german] or None)
+    assert english not in list_page()
+
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as client, \
+            client.stream("GET", f"/api/v1/streaming/list?list={made['id']}", headers=owner.auth) as listed:
+        assert listed.status_code == 200
+        lines = listed.iter_lines()
+        warm_until_seen(gateway_url, plain, lines, text="warm-up")
+        post(star, "more English", language="en")
+        german = post(star, "mehr Deutsch", language="de")
+        assert next_update(lines) == german  # the English one never came
