@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple
 
+import msgspec
 from cassandra.cluster import Session
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -170,6 +171,14 @@ def _counted(rows: list[dict[str, Any]]) -> int:
 # A status's language in its cached fragment: the first ``"language":`` whose quotes are not escaped is the
 # Status's own (inside a JSON string every quote is escaped), and a fragment holds no other status.
 _LANGUAGE = re.compile(rb'"language":(?:"([^"\\]*)"|null)')
+
+
+class _Parent(msgspec.Struct):
+    in_reply_to_id: str | None = None
+
+
+# The status a cached fragment replies to; the fragment's other members are skipped unparsed.
+_read_parent = msgspec.json.Decoder(_Parent).decode
 
 
 def _language_of(value: bytes) -> str:
@@ -454,6 +463,16 @@ class StatusCards:
         """``render`` by status id, for what embeds statuses in an order of its own (notifications, reblogs)."""
         shown = await self._shown(list(dict.fromkeys(status_ids)), reader, marks, reblogs)
         return {status_id: compose_status(bytes(fragment), card) for status_id, fragment, card in shown}
+
+    async def parent_of(self, status_id: int) -> int | None:
+        """What a status replies to, whoever may see it: its parent's id, 0 for none; None for a status deleted or
+        unknown. Mastodon walks a thread up past the statuses its reader may not see (those of an account that
+        blocks it, a private one), showing only those it may: so does the timeline's ``context``."""
+        hydrated, _, _ = await self._hydrate([status_id])
+        if not hydrated:
+            return None
+        parent = _read_parent(memoryview(hydrated[0][1])[_FRAGMENT_AT:]).in_reply_to_id
+        return int(parent) if parent else 0
 
     async def render_one(self, status_id: int, reader: Reader, marks: bool = True) -> bytes | None:
         """The status as the reader sees it; without ``marks``, as no one in particular (every flag false: what a

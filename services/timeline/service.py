@@ -601,13 +601,15 @@ class TimelineService:
         above: list[int] = []
         parent = _replied_to(focus[status_id])
         seen = {status_id}
-        while parent is not None and parent not in seen and len(above) < MAX_ANCESTORS:
+        # Walked up whatever the reader may see (``parent_of``): a status it may not see (an account's that blocks
+        # it, a private one) is left out below, and the thread goes on above it, as on Mastodon.
+        while parent and parent not in seen and len(above) < MAX_ANCESTORS:
             seen.add(parent)
-            shown = (await self.statuses.render_each([parent], reader)).get(parent)
-            if shown is None:
-                break  # deleted or not the reader's to see: what it replied to is not known from here
+            grandparent = await self.statuses.parent_of(parent)
+            if grandparent is None:
+                break  # deleted: what it replied to is not known from here
             above.append(parent)
-            parent = _replied_to(shown)
+            parent = grandparent
         above.reverse()
         # The thread as the reader's ``thread`` filters leave it (kicau/filters.py): walked without them, so a
         # status they hide does not cut the thread above it.

@@ -52,3 +52,10 @@ def test_a_threads_context_for_each_reader(http: httpx.Client, make_user: Callab
     for status_id, reader in [(first, None), (hidden, stranger), (hidden, None), ("123", None), ("x", None)]:
         missing = http.get(f"/api/v1/statuses/{status_id}/context", headers=reader.auth if reader else {})
         assert (missing.status_code, missing.json()) == (404, {"error": "Record not found"}), status_id
+
+    # A private reply in the middle of a thread: a reader who may not see it sees the thread on both sides of it,
+    # as Mastodon walks a thread up past what its reader may not see.
+    below = reply(http, carol, hidden, "carol answers the followers-only one")
+    assert context(http, below, carol) == ([root, hidden], [])
+    assert context(http, below, stranger) == ([root], [])
+    assert context(http, below, None) == ([root], [])
