@@ -34,6 +34,10 @@ def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS
         raise ApiError(422, "Validation failed: Text can't be blank")
     if params.get("media_ids") or params.get("poll"):
         raise ApiError(422, "Validation failed: media attachments and polls are not supported")
+    if params.get("scheduled_at"):
+        # Posting it now would answer a Status where the client waits for a ScheduledStatus, and publish early
+        # what its author meant for later: refused, as clearly as media and polls.
+        raise ApiError(422, "Validation failed: scheduled statuses are not supported")
     if "in_reply_to_id" in body:
         if body["in_reply_to_id"] == "":
             del body["in_reply_to_id"]
