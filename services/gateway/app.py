@@ -37,6 +37,7 @@ from services.gateway.routes import (
     oauth,
     pins,
     reblogs,
+    scheduled_statuses,
     statuses,
     streaming,
     timelines,
@@ -160,6 +161,7 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
 # their order only decides how soon a route is found: the most requested first.
 for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, markers,
-               featured_tags, blocks_and_mutes, lists, conversations, filters, oauth, instance, streaming):
+               featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses, oauth, instance,
+               streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

@@ -102,6 +102,24 @@ class StatusEdit(_Entity):
     emojis: list[Any]
 
 
+class ScheduledParams(_Entity):
+    text: str
+    visibility: str
+    sensitive: bool
+    spoiler_text: str | None
+    language: str | None
+    in_reply_to_id: str | None
+
+
+class ScheduledStatus(_Entity):
+    """A status kept to be posted later (POST /api/v1/statuses with ``scheduled_at``; services/post/scheduled.py)."""
+
+    id: str
+    scheduled_at: str
+    params: ScheduledParams
+    media_attachments: list[Any]
+
+
 class StatusSource(_Entity):
     id: str
     text: str
@@ -386,7 +404,13 @@ STATUS_BODY = body(params({
     "language": nullable({"type": "string", "maxLength": 16, "pattern": "^$|^(-*[A-Za-z0-9])+-*$"}),
     # An existing status (anything that is not an id is a 404; the id of no status is a 422).
     "in_reply_to_id": nullable({"type": ["string", "integer"]}),
+    # ISO 8601, at least five minutes ahead: the status is kept and posted then (a ScheduledStatus is answered);
+    # empty (a form's blank field): posted now, as on Mastodon.
+    "scheduled_at": nullable({"anyOf": [{"type": "string", "format": "date-time"},
+                                        {"type": "string", "maxLength": 0}]}),
 }, "status"))
+# Moving a scheduled status (services/post/scheduled.py): its new time.
+RESCHEDULE_BODY = body(params({"scheduled_at": {"type": "string", "format": "date-time"}}, "scheduled_at"))
 # An edit's (services/post/edits.py): the text required, the rest optional (the language kept unless given).
 STATUS_EDIT_BODY = body(params({
     "status": text(min_length=1, max_length=500, blank=False),

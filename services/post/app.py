@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.types import Receive, Scope
@@ -36,6 +38,7 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, StatusChange
+from services.post.scheduled import ScheduledStore, Scheduler
 from services.post.service import NewStatus, PostService
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -61,6 +64,14 @@ class StatusForm(BaseModel):
     spoiler_text: StrictStr = ""
     language: StrictStr | None = None
     in_reply_to_id: int | None = Field(default=None, ge=0, lt=1 << 63)
+    # Given: kept for later (services/post/scheduled.py) and answered as a ScheduledStatus.
+    scheduled_at: StrictStr | None = None
+
+
+class RescheduleForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    scheduled_at: StrictStr
 
 
 # A coroutine: FastAPI would run a plain ``def`` dependency in its thread pool, a hand-off per request.
@@ -107,8 +118,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             bookmarks=bookmarks,
             pins=pins,
             edits=EditStore(session, clients.write_consistency(common)),
+            scheduled=ScheduledStore(session, clients.write_consistency(common)),
         )
-        yield
+        service: PostService = app.state.service
+        scheduler = asyncio.create_task(Scheduler(service.scheduled, service.publish_scheduled,
+                                                  poll_seconds=own.scheduled_poll_seconds).run())
+        try:
+            yield
+        finally:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
 
 
 app = ServiceApp(service="post", title="Kicau post service", lifespan=lifespan)
@@ -135,6 +155,9 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
         language=form.language, in_reply_to_id=form.in_reply_to_id,
     )
     service: PostService = app.state.service
+    if form.scheduled_at:
+        return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
+                                             scheduled_at=form.scheduled_at))
     body = await service.create(account_id=acting_account(scope), draft=draft,
                                 idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER))
     return Answer(body)
@@ -220,3 +243,39 @@ async def unbookmark(status_id: int, service: Service, account: AccountHeader = 
 async def delete_status(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     body = await service.delete(account_id=acting_account_id(account), status_id=status_id)
     return Response(body, media_type=JSON)
+
+
+# Scheduled statuses (services/post/scheduled.py) ----------------------------------------------------------------
+
+Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
+NEXT_HEADER, PREV_HEADER = "X-Kicau-Next", "X-Kicau-Prev"
+
+
+@app.get("/internal/scheduled_statuses")
+async def scheduled_statuses(service: Service, account: AccountHeader = None, max_id: Cursor = None,
+                             since_id: Cursor = None, min_id: Cursor = None,
+                             limit: Annotated[int, Query(ge=1, le=40)] = 20) -> Response:
+    body, older, newer = await service.scheduled_page(account_id=acting_account_id(account), max_id=max_id,
+                                                      since_id=since_id, min_id=min_id, limit=limit)
+    headers = {**({NEXT_HEADER: str(older)} if older is not None else {}),
+               **({PREV_HEADER: str(newer)} if newer is not None else {})}
+    return Response(body, media_type=JSON, headers=headers)
+
+
+@app.get("/internal/scheduled_statuses/{scheduled_id}")
+async def scheduled_status(scheduled_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.scheduled_status(account_id=acting_account_id(account), scheduled_id=scheduled_id),
+                    media_type=JSON)
+
+
+@app.put("/internal/scheduled_statuses/{scheduled_id}")
+async def reschedule(scheduled_id: int, form: RescheduleForm, service: Service,
+                     account: AccountHeader = None) -> Response:
+    return Response(await service.reschedule(account_id=acting_account_id(account), scheduled_id=scheduled_id,
+                                             scheduled_at=form.scheduled_at), media_type=JSON)
+
+
+@app.delete("/internal/scheduled_statuses/{scheduled_id}")
+async def unschedule(scheduled_id: int, service: Service, account: AccountHeader = None) -> Response:
+    await service.unschedule(account_id=acting_account_id(account), scheduled_id=scheduled_id)
+    return Response(b"{}", media_type=JSON)

@@ -14,7 +14,7 @@ import logging
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import msgspec
@@ -51,6 +51,15 @@ from kicau.status_tallies import Tally, move_command, recount_command
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import EditStore, StatusChange, changes_anything, version_time
+from services.post.scheduled import (
+    Params,
+    ScheduledStatus,
+    ScheduledStore,
+    check_time,
+    idempotency_key,
+    iso,
+    parse_time,
+)
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
 
@@ -165,6 +174,7 @@ class PostService:
     bookmarks: BookmarkStore
     pins: PinStore
     edits: EditStore
+    scheduled: ScheduledStore
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -795,3 +805,67 @@ class PostService:
             raise ApiError(404, "Record not found")
         return msgspec.json.encode({"id": str(status_id), "text": row.get("text") or "",
                                     "spoiler_text": row.get("spoiler_text") or ""})
+
+    # Scheduled statuses (services/post/scheduled.py) ---------------------------------------------------------
+
+    async def schedule(self, *, account_id: int, draft: NewStatus, scheduled_at: str,
+                       application_id: int | None = None) -> bytes:
+        """Keep a status to be posted at ``scheduled_at``: checked now as a new status is (and its time as
+        Mastodon checks it), answered as a ScheduledStatus."""
+        validate(draft, self.own.max_characters)
+        moment = parse_time(scheduled_at)
+        if draft.in_reply_to_id is not None and await self.statuses.render_one(
+                draft.in_reply_to_id, Reader(account_id)) is None:
+            raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
+        check_time(moment, datetime.now(UTC), await self.scheduled.times(account_id), self._min_lead)
+        scheduled = ScheduledStatus(id=str(self.ids.next_id()), scheduled_at=iso(moment), params=Params(
+            text=draft.text, visibility=draft.visibility, sensitive=draft.sensitive,
+            spoiler_text=draft.spoiler_text or None, language=draft.language,
+            in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
+            application_id=application_id))
+        await self.scheduled.keep(account_id, scheduled, moment)
+        return msgspec.json.encode(scheduled)
+
+    @property
+    def _min_lead(self) -> timedelta:
+        return timedelta(seconds=self.own.scheduled_min_lead_seconds)
+
+    async def _own_scheduled(self, account_id: int, scheduled_id: int) -> tuple[datetime, ScheduledStatus]:
+        found = await self.scheduled.one(account_id, scheduled_id)
+        if found is None:
+            raise ApiError(404, "Record not found")
+        return found
+
+    async def scheduled_status(self, *, account_id: int, scheduled_id: int) -> bytes:
+        return msgspec.json.encode((await self._own_scheduled(account_id, scheduled_id))[1])
+
+    async def scheduled_page(self, *, account_id: int, max_id: int | None, since_id: int | None,
+                             min_id: int | None, limit: int) -> tuple[bytes, int | None, int | None]:
+        """The account's scheduled statuses, most recently scheduled first, and the page's cursors."""
+        found = await self.scheduled.page(account_id, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit)
+        body = b"[" + b",".join(entity.encode() for _, entity in found) + b"]"
+        return body, (found[-1][0] if found else None), (found[0][0] if found else None)
+
+    async def reschedule(self, *, account_id: int, scheduled_id: int, scheduled_at: str) -> bytes:
+        """Move a scheduled status to another time (checked as a new one's)."""
+        before, scheduled = await self._own_scheduled(account_id, scheduled_id)
+        moment = parse_time(scheduled_at)
+        waiting = await self.scheduled.times(account_id)
+        waiting.remove(before)
+        check_time(moment, datetime.now(UTC), waiting, self._min_lead)
+        moved = msgspec.structs.replace(scheduled, scheduled_at=iso(moment))
+        await self.scheduled.keep(account_id, moved, moment, before=before)
+        return msgspec.json.encode(moved)
+
+    async def unschedule(self, *, account_id: int, scheduled_id: int) -> None:
+        before, _ = await self._own_scheduled(account_id, scheduled_id)
+        await self.scheduled.drop(account_id, scheduled_id, before)
+
+    async def publish_scheduled(self, account_id: int, scheduled: ScheduledStatus) -> bytes:
+        """Post a scheduled status as its author, now, under the key that makes it once (``Scheduler``)."""
+        params = scheduled.params
+        draft = NewStatus(text=params.text, visibility=params.visibility, sensitive=params.sensitive,
+                          spoiler_text=params.spoiler_text or "", language=params.language,
+                          in_reply_to_id=int(params.in_reply_to_id) if params.in_reply_to_id else None)
+        return await self.create(account_id=account_id, draft=draft,
+                                 idempotency_key=idempotency_key(int(scheduled.id)))

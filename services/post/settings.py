@@ -20,3 +20,7 @@ class PostSettings(InternalListener):
     # at most this many writes a batch (1: every write alone) and this many batches of a statement in flight.
     write_group_max: int = Field(default=MAX_GROUP, ge=1, le=100)
     write_groups_in_flight: int = Field(default=1, ge=1, le=64)
+    # Scheduled statuses (services/post/scheduled.py): how far ahead one must be (Mastodon: five minutes), and how
+    # often the scheduler looks for what is due.
+    scheduled_min_lead_seconds: float = Field(default=300.0, ge=0)
+    scheduled_poll_seconds: float = Field(default=1.0, gt=0)

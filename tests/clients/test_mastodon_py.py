@@ -4,6 +4,7 @@ timeline, read account statuses, delete, unfollow."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -596,3 +597,22 @@ def test_profile_update(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert (seen["display_name"], seen["note"], seen["bot"]) == ("Uma U.", "<p>hello there</p>", True)
     with pytest.raises(MastodonAPIError, match="Display name is too long"):
         uma.account_update_credentials(display_name="u" * 31)
+
+
+def test_scheduled_statuses(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py schedules a status (and gets its ScheduledStatus back, parsed), lists, reads, moves and drops
+    scheduled statuses; a time too soon is Mastodon's error."""
+    pia, _, _ = register(gateway_url, app_keys, "pia")
+    when = datetime.now(UTC) + timedelta(hours=1)
+    kept = pia.status_post("see you in an hour", scheduled_at=when, visibility="unlisted")
+    assert kept["params"]["text"] == "see you in an hour" and kept["params"]["visibility"] == "unlisted"
+    assert abs((kept["scheduled_at"] - when).total_seconds()) < 1  # parsed as a datetime
+    assert [s["id"] for s in pia.scheduled_statuses()] == [kept["id"]]
+    assert pia.scheduled_status(kept["id"])["params"]["text"] == "see you in an hour"
+    moved = pia.scheduled_status_update(kept["id"], when + timedelta(hours=1))
+    assert abs((moved["scheduled_at"] - when - timedelta(hours=1)).total_seconds()) < 1
+    with pytest.raises(MastodonAPIError):
+        pia.status_post("too soon", scheduled_at=datetime.now(UTC) + timedelta(minutes=1))
+    pia.scheduled_status_delete(kept["id"])
+    assert pia.scheduled_statuses() == []
+    assert pia.account_statuses(pia.me()["id"]) == []

@@ -7,7 +7,6 @@ import html
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -446,19 +445,6 @@ def test_wrong_json_types_for_statuses(http: httpx.Client, someone: User, field:
     answer = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "typed", field: value})
     assert 400 <= answer.status_code < 500, (field, value, answer.status_code, answer.text)
     assert_error(answer, answer.status_code)
-    assert status_count(http, someone) == before
-
-
-def test_a_scheduled_status_is_refused_not_posted_early(http: httpx.Client, someone: User) -> None:
-    """Kicau keeps no scheduled statuses: a status asked for later is refused with a 422 rather than published now
-    (a client would wait for a ScheduledStatus and get a Status, and the author's followers would read it early)."""
-    before = status_count(http, someone)
-    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    answer = http.post("/api/v1/statuses", headers=someone.auth, json={"status": "for later", "scheduled_at": later})
-    assert_error(answer, 422)
-    assert "scheduled" in answer.json()["error"]
-    answer = http.post("/api/v1/statuses", headers=someone.auth, data={"status": "for later", "scheduled_at": later})
-    assert_error(answer, 422)
     assert status_count(http, someone) == before
 
 

@@ -11,7 +11,8 @@ the positive-data check are widened for that operation only, with the reason:
 - POST /oauth/token: a password that does not match is the OAuth 2 ``invalid_grant``, a 400;
 - POST /api/v1/accounts: a username or e-mail address already taken is a 422;
 - POST /api/v1/statuses: text and spoiler share one 500-character budget, a reply needs an existing status,
-  and an Idempotency-Key reused after its status was deleted has nothing to answer: 422;
+  an Idempotency-Key reused after its status was deleted has nothing to answer, and a scheduled time must be five
+  minutes ahead: 422 (and so for PUT /api/v1/scheduled_statuses/{scheduled_id});
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
 - POST /api/v2/filters (and /api/v1/filters), PUT /api/v2/filters/{filter_id}, POST .../keywords and .../statuses:
@@ -58,6 +59,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]
 include-name = "POST /api/v1/statuses"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# A scheduled status moved to a time too soon, or to a day past its limit, is Mastodon's 422
+# (services/post/scheduled.py).
+[[operations]]
+include-name = "PUT /api/v1/scheduled_statuses/{{scheduled_id}}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 # Mastodon answers a status the user may not pin (someone else's, a boost, a direct one, a sixth) with 422.

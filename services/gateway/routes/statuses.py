@@ -21,7 +21,7 @@ from services.gateway.upstreams import Caller, UpstreamResponse, passthrough
 
 router = APIRouter(tags=["statuses"])
 
-STATUS_FIELDS = ("status", "visibility", "sensitive", "spoiler_text", "language", "in_reply_to_id")
+STATUS_FIELDS = ("status", "visibility", "sensitive", "spoiler_text", "language", "in_reply_to_id", "scheduled_at")
 # What an edit may change (services/post/edits.py): neither the visibility nor the status replied to.
 EDIT_FIELDS = ("status", "sensitive", "spoiler_text", "language")
 StatusWriter = Annotated[TokenInfo, require("write:statuses")]
@@ -34,10 +34,8 @@ def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS
         raise ApiError(422, "Validation failed: Text can't be blank")
     if params.get("media_ids") or params.get("poll"):
         raise ApiError(422, "Validation failed: media attachments and polls are not supported")
-    if params.get("scheduled_at"):
-        # Posting it now would answer a Status where the client waits for a ScheduledStatus, and publish early
-        # what its author meant for later: refused, as clearly as media and polls.
-        raise ApiError(422, "Validation failed: scheduled statuses are not supported")
+    if body.get("scheduled_at") == "":
+        del body["scheduled_at"]  # an empty form field: posted now
     if "in_reply_to_id" in body:
         if body["in_reply_to_id"] == "":
             del body["in_reply_to_id"]
@@ -56,7 +54,8 @@ IDEMPOTENCY_KEY = {"parameters": [{
 
 
 @router.post("/api/v1/statuses", openapi_extra={**doc.STATUS_BODY, **doc.BEARER, **IDEMPOTENCY_KEY},
-             responses={**doc.ok(doc.Status), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
+             responses={**doc.ok(doc.Status | doc.ScheduledStatus, "The status (with scheduled_at: a ScheduledStatus)"),
+                        **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def create_status(request: Request, token: WriteUser, services: Services, settings: Settings) -> Response:
     """Posting through the framework: documented here, and answered here when the gateway runs without hot
     routes; otherwise ``create_status_hot`` answers it."""
