@@ -157,7 +157,8 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
     service: PostService = app.state.service
     if form.scheduled_at:
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
-                                             scheduled_at=form.scheduled_at))
+                                             scheduled_at=form.scheduled_at,
+                                             idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER)))
     body = await service.create(account_id=acting_account(scope), draft=draft,
                                 idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER))
     return Answer(body)

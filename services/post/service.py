@@ -809,21 +809,37 @@ class PostService:
     # Scheduled statuses (services/post/scheduled.py) ---------------------------------------------------------
 
     async def schedule(self, *, account_id: int, draft: NewStatus, scheduled_at: str,
-                       application_id: int | None = None) -> bytes:
+                       idempotency_key: str | None = None, application_id: int | None = None) -> bytes:
         """Keep a status to be posted at ``scheduled_at``: checked now as a new status is (and its time as
-        Mastodon checks it), answered as a ScheduledStatus."""
+        Mastodon checks it), answered as a ScheduledStatus. A repeated Idempotency-Key answers the one it
+        scheduled (the key's claim names the scheduled status's id, as a post's names its status's)."""
         validate(draft, self.own.max_characters)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
         moment = parse_time(scheduled_at)
         if draft.in_reply_to_id is not None and await self.statuses.render_one(
                 draft.in_reply_to_id, Reader(account_id)) is None:
             raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
         check_time(moment, datetime.now(UTC), await self.scheduled.times(account_id), self._min_lead)
-        scheduled = ScheduledStatus(id=str(self.ids.next_id()), scheduled_at=iso(moment), params=Params(
+        scheduled_id = self.ids.next_id()
+        if idempotency_key:
+            existing = await self.store.claim_idempotency_key(account_id, idempotency_key, scheduled_id)
+            if existing is not None:
+                found = await self.scheduled.one(account_id, existing)
+                if found is None:  # published, dropped, or a post's key
+                    raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
+                return msgspec.json.encode(found[1])
+        scheduled = ScheduledStatus(id=str(scheduled_id), scheduled_at=iso(moment), params=Params(
             text=draft.text, visibility=draft.visibility, sensitive=draft.sensitive,
             spoiler_text=draft.spoiler_text or None, language=draft.language,
             in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
             application_id=application_id))
-        await self.scheduled.keep(account_id, scheduled, moment)
+        try:
+            await self.scheduled.keep(account_id, scheduled, moment)
+        except BaseException:
+            if idempotency_key:
+                await self._release_quietly(account_id, idempotency_key, scheduled_id)
+            raise
         return msgspec.json.encode(scheduled)
 
     @property

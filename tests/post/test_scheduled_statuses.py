@@ -70,7 +70,11 @@ def test_a_scheduled_status_is_kept_listed_moved_and_dropped(
     assert profile_texts(http, author) == []
     assert http.get("/api/v1/accounts/verify_credentials", headers=author.auth).json()["statuses_count"] == 0
 
-    second = schedule(http, author, "for even later", later(hours=3)).json()
+    # A repeated Idempotency-Key answers the status it scheduled, once.
+    again = {"status": "for even later", "scheduled_at": later(hours=3)}
+    keyed = {**author.auth, "Idempotency-Key": f"sch-{author.id}"}
+    second = http.post("/api/v1/statuses", headers=keyed, json=again).json()
+    assert http.post("/api/v1/statuses", headers=keyed, json=again).json() == second
     assert scheduled_ids(http, author) == [second["id"], kept["id"]]
     page = http.get("/api/v1/scheduled_statuses?limit=1", headers=author.auth)
     assert [s["id"] for s in page.json()] == [second["id"]]
