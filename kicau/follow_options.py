@@ -123,17 +123,33 @@ class FollowOptionStore:
         self._of_followee = session.prepare("SELECT * FROM follow_options WHERE followee_id = ?")
         self._of_followee.fetch_size = OPTIONS_FETCH_SIZE
         self._among = session.prepare("SELECT * FROM follow_options WHERE followee_id = ? AND follower_id IN ?")
+        self._notify = write("INSERT INTO notified_followers (followee_id, follower_id, languages) VALUES (?, ?, ?)")
+        self._unnotify = write("DELETE FROM notified_followers WHERE followee_id = ? AND follower_id = ?")
+        self._notified = session.prepare("SELECT follower_id, languages FROM notified_followers WHERE followee_id = ?")
+        self._notified.fetch_size = OPTIONS_FETCH_SIZE
 
     async def write(self, follower_id: int, followee_id: int, options: FollowOptions) -> None:
-        """Record a follow's options (the defaults: no row). Idempotent."""
+        """Record a follow's options (the defaults: no row), and whether it notifies (``notified``). Idempotent."""
         if options.default:
             await self.remove(follower_id, followee_id)
-        else:
-            await execute(self._session, self._insert, (followee_id, follower_id, not options.reblogs, options.notify,
-                                                        sorted(options.languages) if options.languages else None))
+            return
+        languages = sorted(options.languages) if options.languages else None
+        await asyncio.gather(
+            execute(self._session, self._insert, (followee_id, follower_id, not options.reblogs, options.notify,
+                                                  languages)),
+            execute(self._session, self._notify, (followee_id, follower_id, languages)) if options.notify
+            else execute(self._session, self._unnotify, (followee_id, follower_id)))
 
     async def remove(self, follower_id: int, followee_id: int) -> None:
-        await execute(self._session, self._delete, (followee_id, follower_id))
+        await asyncio.gather(execute(self._session, self._delete, (followee_id, follower_id)),
+                             execute(self._session, self._unnotify, (followee_id, follower_id)))
+
+    async def notified(self, followee_id: int) -> dict[int, FollowOptions]:
+        """The followee's followers that follow it with ``notify``, with the languages they take: no longer than the
+        notifications each of its statuses sends (a large account's other options are not read with them)."""
+        rows = await execute(self._session, self._notified, (followee_id,))
+        return {int(row["follower_id"]): FollowOptions(notify=True, languages=frozenset(row["languages"])
+                                                       if row["languages"] else None) for row in rows}
 
     async def of_follow(self, follower_id: int, followee_id: int) -> FollowOptions:
         rows = await execute(self._session, self._one, (followee_id, follower_id))
@@ -160,11 +176,13 @@ class FollowOptionStore:
 
 class KeptOptions(KeptUnderVersions[dict[int, FollowOptions]]):
     """Followees' options held by the fanout, under the follower list versions it has just claimed
-    (``FollowerLists.claimed``), for the ``max_followees`` most recently used followees."""
+    (``FollowerLists.claimed``), for the ``max_followees`` most recently used followees; and, kept the same way,
+    the followers of large accounts that asked to be notified (``notified``)."""
 
     def __init__(self, store: FollowOptionStore, *, max_followees: int = 100_000, max_age: float = 300.0) -> None:
         super().__init__(store.of_followee, max_kept=max_followees, max_age=max_age)
         self.store = store
+        self.notified = KeptUnderVersions(store.notified, max_kept=max_followees, max_age=max_age)
 
     async def options(self, claimed: Mapping[int, bytes]) -> dict[int, dict[int, FollowOptions]]:
         """The non-default options of each followee's followers, for followees whose version token is given."""

@@ -580,10 +580,12 @@ class Fanout:
         return entries
 
     async def _large_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
-        """The non-default options of large authors' followers, kept under their follower lists' versions."""
+        """Large authors' followers that asked to be notified (with the languages they take), kept under their
+        follower lists' versions: only those, whose number is the notifications' own (the partition of every
+        non-default option of a large account could be as long as a good part of its audience)."""
         if not authors:
             return {}
-        return await self.follow_options.options(await self.follower_lists.claim(authors))
+        return await self.follow_options.notified.of(await self.follower_lists.claim(authors))
 
     async def _tag_audiences(self, plans: list[_Plan], hashtagged: list[StatusCreated | StatusDeleted | StatusEdited],
                              tag_followers: dict[str, list[int]], followers: dict[int, list[int]],

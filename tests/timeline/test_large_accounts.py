@@ -593,6 +593,13 @@ def test_a_large_accounts_followers_who_asked_are_notified_of_its_statuses(
     eventually(lambda: marker in notices(quiet, "mention") or None)
     assert status_notices(quiet) == []
     assert status_notices(bell) == [marker, german, english]  # a mention of someone else notifies the bell too
+    # Turned off (its row in notified_followers goes with it): no more, while the German bell still rings.
+    answer = httpx.post(f"{low_threshold_graph}/internal/accounts/{star.id}/follow",
+                        headers={ACCOUNT_HEADER: bell.id}, json={"notify": False}, timeout=30)
+    assert answer.status_code == 200 and not answer.json()["notifying"], answer.text
+    quiet_now = post(star, "after the bell", language="de")
+    eventually(lambda: status_notices(german_bell)[:1] == [quiet_now] or None)
+    assert status_notices(bell) == [marker, german, english]
 
 
 def test_a_follows_options_apply_to_a_large_members_statuses_in_lists(
