@@ -13,7 +13,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import OptionalToken, require
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.upstreams import UpstreamResponse, passthrough, raise_for_error
+from services.gateway.upstreams import Caller, UpstreamResponse, passthrough, raise_for_error
 
 router = APIRouter(tags=["favourites"])
 
@@ -34,10 +34,11 @@ def marked_page(request: Request, default: int, most: int) -> dict[str, int]:
 
 
 async def marked_list(request: Request, common: Common, services: Services, token: TokenInfo, path: str,
-                      default: int, most: int) -> Response:
-    """A list paged by mark ids (``marked_page``), read from the timeline service at ``path``, with its Link
-    header."""
-    answer = await services.timeline.call("GET", path, params=marked_page(request, default, most), token=token)
+                      default: int, most: int, upstream: Caller | None = None) -> Response:
+    """A list paged by mark ids (``marked_page``), read at ``path`` from ``upstream`` (the timeline service unless
+    given), with its Link header."""
+    caller = upstream if upstream is not None else services.timeline
+    answer = await caller.call("GET", path, params=marked_page(request, default, most), token=token)
     return paged(request, common, answer)
 
 

@@ -13,7 +13,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, Settings, record_id
 from services.gateway.params import read_params
-from services.gateway.routes.favourites import PAGE, marked_page, paged
+from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough
 
 router = APIRouter(tags=["scheduled statuses"])
@@ -28,9 +28,8 @@ async def scheduled_statuses(request: Request, token: ScheduledReader, services:
                              common: Common) -> Response:
     """The user's scheduled statuses, most recently scheduled first (20 a page by default, at most 40); the cursors
     are their ids, as the Link header gives them."""
-    answer = await services.post.call("GET", "/internal/scheduled_statuses", params=marked_page(request, 20, 40),
-                                      token=token)
-    return paged(request, common, answer)
+    return await marked_list(request, common, services, token, "/internal/scheduled_statuses", 20, 40,
+                             upstream=services.post)
 
 
 @router.get("/api/v1/scheduled_statuses/{scheduled_id}", openapi_extra=doc.BEARER,
