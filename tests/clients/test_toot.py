@@ -164,6 +164,22 @@ def test_toot_lists(gateway_url: str, http: httpx.Client, make_user: Callable[..
     assert http.get("/api/v1/lists", headers=reader.auth).json() == []
 
 
+def test_toot_schedules_a_status(gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+                                 tmp_path: Path) -> None:
+    """``toot post --scheduled-in`` gets a ScheduledStatus back and says when it will be posted; nothing is posted
+    yet."""
+    author = make_user("tsch")
+    config = tmp_path / "author"
+    assert "Successfully logged in" in eventually(
+        lambda: toot(config, "login_cli", "-i", gateway_url, "-e", author.email, "-p", author.password),
+        timeout=60, interval=2)
+    out = toot(config, "post", "see you tomorrow", "--scheduled-in", "1 day")
+    (kept,) = http.get("/api/v1/scheduled_statuses", headers=author.auth).json()
+    assert kept["params"]["text"] == "see you tomorrow", kept
+    assert f"Toot scheduled for: {kept['scheduled_at'][:10]}" in out, out
+    assert http.get(f"/api/v1/accounts/{author.id}/statuses", headers=author.auth).json() == []
+
+
 def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
     """toot reads a hashtag's timeline (``timeline -t``, ``--local`` too) and the hashtag itself (``tags info``),
     follows it, lists it among those followed and unfollows it (``tags follow``, ``followed``, ``unfollow``), and
