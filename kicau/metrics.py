@@ -72,6 +72,11 @@ CASSANDRA_WRITE_GROUP_SIZE = Histogram(
     "kicau_cassandra_write_group_size", "Writes of one statement sent to Cassandra as one batch", ["statement"],
     buckets=(1, 2, 3, 4, 6, 8, 10, 16, 32),
 )
+# Scheduled statuses the post services took up when due (services/post/scheduled.py): posted, or dropped as no
+# longer postable (a reply whose parent was deleted).
+SCHEDULED_TAKEN_UP = Counter(
+    "kicau_scheduled_statuses_due_total", "Scheduled statuses taken up when due, by outcome", ["outcome"]
+)
 TIMELINE_REBUILDS = Counter("kicau_timeline_rebuilds_total", "Timelines rebuilt from Cassandra")
 # Copies of Redis values a process keeps, invalidated by Redis (kicau/tracked_cache.py).
 LOCAL_CACHE_READS = Counter(

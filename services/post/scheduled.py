@@ -31,6 +31,7 @@ from cassandra.query import BatchStatement, BatchType
 from kicau.clients import execute, write_preparer
 from kicau.crash_points import crash_point
 from kicau.marked_lists import MarkedList
+from kicau.metrics import SCHEDULED_TAKEN_UP
 from kicau.web import ApiError
 
 log = logging.getLogger(__name__)
@@ -241,12 +242,15 @@ class Scheduler:
         if found is None or found[0] != due.scheduled_at:
             await self._store.unplan(due)  # dropped, or moved to another time meanwhile
             return 0
+        outcome = "posted"
         try:
             await self._publish(due.account_id, found[1])
         except ApiError as error:
             if error.status_code >= 500 or error.status_code == 409:
                 raise  # the engines, or another publisher still at it: tried again next round
             log.info("scheduled status %s dropped: %s", due.scheduled_id, error.message)
+            outcome = "dropped"
         crash_point("post.scheduled.published")
+        SCHEDULED_TAKEN_UP.labels(outcome).inc()
         await self._store.drop(due.account_id, due.scheduled_id, due.scheduled_at)
         return 1

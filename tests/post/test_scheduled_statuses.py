@@ -11,6 +11,7 @@ first to find them due.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import pytest
 from kicau.crash_points import CRASH_EXIT_CODE
 from kicau.web import ACCOUNT_HEADER, ApiError
 from services.post.scheduled import DAILY_LIMIT, TOTAL_LIMIT, check_time, iso, parse_time
+from services.post.settings import PostSettings
 from stack.services import service_env
 from tests.conftest import User, eventually
 from tests.timeline.test_home_invariant import home_ids
@@ -177,6 +179,20 @@ def eager_post_service() -> Iterator[Callable[..., tuple[str, subprocess.Popen[b
         log.close()
 
 
+STACK_POST = f"http://127.0.0.1:{PostSettings().port}"  # the stack's post service, on its HTTP port
+
+
+def taken_up(*urls: str) -> dict[str, float]:
+    """``kicau_scheduled_statuses_due_total`` by outcome, summed over the post services at ``urls``."""
+    found: dict[str, float] = {}
+    for url in urls:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        for outcome, value in re.findall(r'^kicau_scheduled_statuses_due_total\{outcome="(\w+)"\} (\S+)$', text,
+                                         re.MULTILINE):
+            found[outcome] = found.get(outcome, 0.0) + float(value)
+    return found
+
+
 def schedule_on(url: str, author: User, text: str, seconds: float, **fields: Any) -> dict[str, Any]:
     answer = httpx.post(f"{url}/internal/statuses", headers={ACCOUNT_HEADER: author.id}, timeout=30,
                         json={"status": text, "scheduled_at": later(seconds=seconds), **fields})
@@ -193,6 +209,7 @@ def test_a_scheduled_status_is_posted_once_when_its_time_comes(
     assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
     assert home_ids(http, follower) == []
     url, _ = eager_post_service()
+    before = taken_up(STACK_POST)
     parent = http.post("/api/v1/statuses", headers=author.auth, json={"status": "the thread"}).json()["id"]
     kept = schedule_on(url, author, "posted by the scheduler", 2, spoiler_text="later", language="de")
     schedule_on(url, author, "a scheduled reply", 2, in_reply_to_id=parent)
@@ -212,6 +229,11 @@ def test_a_scheduled_status_is_posted_once_when_its_time_comes(
     assert (posted["spoiler_text"], posted["language"], posted["visibility"]) == ("later", "de", "public")
     assert datetime.fromisoformat(posted["created_at"]) >= datetime.fromisoformat(kept["scheduled_at"])
     assert by_text["<p>a scheduled reply</p>"]["in_reply_to_id"] == parent
+    # Counted where they were taken up (the stack's post service may take up one the eager one has just posted:
+    # its retry is answered the status already posted, and counts as posted too).
+    after = taken_up(url, STACK_POST)
+    assert after.get("posted", 0) - before.get("posted", 0) >= 2
+    assert after.get("dropped", 0) - before.get("dropped", 0) >= 1
     # Fanned out as any status: the follower's home timeline has it.
     eventually(lambda: posted["id"] in home_ids(http, follower) or None)
 
