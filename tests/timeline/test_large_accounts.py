@@ -592,7 +592,8 @@ def test_a_large_accounts_followers_who_asked_are_notified_of_its_statuses(
     marker = post(star, f"@{quiet.username} marker")
     eventually(lambda: marker in notices(quiet, "mention") or None)
     assert status_notices(quiet) == []
-    assert status_notices(bell) == [marker, german, english]  # a mention of someone else notifies the bell too
+    # A mention of someone else notifies the bell too (recorded beside the mention, not necessarily before it).
+    eventually(lambda: status_notices(bell) == [marker, german, english] or None)
     # Turned off (its row in notified_followers goes with it): no more, while the German bell still rings.
     answer = httpx.post(f"{low_threshold_graph}/internal/accounts/{star.id}/follow",
                         headers={ACCOUNT_HEADER: bell.id}, json={"notify": False}, timeout=30)
