@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
 from kicau import clients, keys
@@ -71,13 +72,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             tag_followers=FollowerLists(redis, TagFollowStore(session, clients.write_consistency(common)).followers,
                                         max_ids=own.follower_cache_ids, version=keys.tag_followers_version),
         )
+        topics = [common.kafka_statuses_topic, common.kafka_follows_topic]
+
+        async def renew() -> AIOKafkaConsumer:
+            replacement = clients.kafka_consumer(common, group_id=own.group_id, max_poll_records=own.max_batch)
+            replacement.subscribe(topics, listener=worker.listener)
+            try:
+                await replacement.start()
+            except BaseException:
+                await replacement.stop()
+                raise
+            return replacement
+
         worker = FanoutWorker(consumer, fanout, own.max_batch, own.commit_interval_seconds,
-                              pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch))
-        consumer.subscribe([common.kafka_statuses_topic, common.kafka_follows_topic], listener=worker.listener)
+                              pacer=BatchPacer(own.linger_seconds, own.linger_above_per_second, own.max_batch),
+                              renew=renew)
+        consumer.subscribe(topics, listener=worker.listener)
         await consumer.start()
         task = asyncio.create_task(worker.run(), name="fanout-worker")
         task.add_done_callback(_crash_on_failure)
-        app.state.consumer = consumer
+        app.state.worker = worker
         app.state.task = task
         try:
             yield
@@ -89,7 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await worker.commit_pending()  # what was applied, so that a restart does not replay it
             except Exception:
                 log.warning("could not commit the applied offsets before stopping", exc_info=True)
-            await consumer.stop()
+            await worker.consumer.stop()
             await online.stop()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -31,6 +32,11 @@ LAG_INTERVAL_SECONDS = 0.5
 # at worst a batch is applied again, which changes nothing.
 COMMIT_SECONDS = 10.0
 LAG_READ_SECONDS = 0.5
+# A consumer whose commits have all failed for this long is replaced by a new one (``_renew``). After a broker
+# restart a consumer was once left fetching nothing, every commit timing out, long after Kafka was back (a
+# fresh-clone CI run, 2026-12-03: from the Kafka crash test on, 7 minutes, until the suite ended); a new member
+# joins the group, is assigned the partitions and resumes from the last commit (what is replayed changes nothing).
+RENEW_AFTER_SECONDS = 30.0
 
 
 class BatchPacer:
@@ -76,8 +82,13 @@ class BatchPacer:
 
 class FanoutWorker:
     def __init__(self, consumer: AIOKafkaConsumer, fanout: Fanout, max_batch: int,
-                 commit_interval: float = 0.0, pacer: BatchPacer | None = None) -> None:
+                 commit_interval: float = 0.0, pacer: BatchPacer | None = None,
+                 renew: Callable[[], Awaitable[AIOKafkaConsumer]] | None = None) -> None:
         self.consumer = consumer
+        # Makes, subscribes and starts a replacement consumer (``RENEW_AFTER_SECONDS``); None: never replaced.
+        self._make_consumer = renew
+        self._failing_since: float | None = None  # when the commits began to fail, while they all do
+        self.renewals = 0
         self.fanout = fanout
         self.max_batch = max_batch
         self.commit_interval = commit_interval
@@ -103,6 +114,7 @@ class FanoutWorker:
                 self.pacer.idle()
                 await self.commit_pending()  # idle: leave nothing applied and uncommitted
                 await self._record_lag()
+                await self._renew_if_stuck()
                 continue
             self.pacer.taken(sum(len(records) for records in batch.values()), time.monotonic())
             await self._process(batch)
@@ -122,12 +134,42 @@ class FanoutWorker:
         try:
             async with asyncio.timeout(COMMIT_SECONDS):
                 await self._commit(offsets)
+            self._failing_since = None
         except (KafkaError, TimeoutError) as exc:
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             # Kafka unreachable (it restarts, the coordinator moved): keep the offsets for the next chance instead
             # of ending the worker; a newer offset of a partition, added meanwhile, wins.
             log.warning("could not commit applied offsets (%r); trying again later", exc)
             for tp, offset in offsets.items():
                 self._pending.setdefault(tp, offset)
+
+    async def _renew_if_stuck(self) -> None:
+        """Replace the consumer once its commits have all failed for ``RENEW_AFTER_SECONDS``: the old one is stopped
+        (bounded), what it applied and could not commit is left to be replayed (a batch applied across the change
+        is not committed either), and a new one joins the group. A replacement that cannot start yet (Kafka still
+        away) is tried again on the next idle poll."""
+        since = self._failing_since
+        if self._make_consumer is None or since is None or time.monotonic() - since < RENEW_AFTER_SECONDS:
+            return
+        log.warning("fanout consumer: every commit failed for %.0f s; replacing it", time.monotonic() - since)
+        old = self.consumer
+        try:
+            async with asyncio.timeout(COMMIT_SECONDS):
+                await old.stop()
+        except Exception as exc:  # a wedged consumer may not stop cleanly: it is dropped all the same
+            log.warning("the old consumer did not stop cleanly (%r)", exc)
+        self._pending.clear()
+        self._rebalances += 1
+        while True:
+            try:
+                self.consumer = await self._make_consumer()
+                break
+            except Exception as exc:  # Kafka still away: nothing to consume meanwhile
+                log.warning("could not start a new consumer yet (%r); trying again", exc)
+                await asyncio.sleep(1.0)
+        self._failing_since = None
+        self.renewals += 1
 
     async def hand_over(self, revoked: list[TopicPartition]) -> None:
         """A rebalance takes ``revoked`` away: commit what was applied of them, once, and keep nothing of theirs.

@@ -20,6 +20,7 @@ from aiokafka.structs import OffsetAndMetadata
 from kicau import clients
 from kicau.events import Event, StatusDeleted, encode_event
 from kicau.settings import CommonSettings
+from services.fanout import worker as worker_module
 from services.fanout.worker import FanoutWorker
 from stack.services import service_env
 
@@ -251,5 +252,61 @@ def test_a_commit_kafka_refuses_is_kept_for_the_next_chance() -> None:
             consumer.commit = real_commit
             await worker.commit_pending()
             assert await kafka.committed() == 10
+
+    asyncio.run(scenario())
+
+
+class WedgedWorker(CountingWorker):
+    """A worker whose commits time out while ``wedged``, as they did for good after a broker restart (the
+    consumer's coordinator stuck: services/fanout/worker.py, ``RENEW_AFTER_SECONDS``)."""
+
+    wedged = True
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if self.wedged:
+            raise TimeoutError
+        await super()._commit(offsets)
+
+
+def test_a_consumer_whose_commits_all_fail_is_replaced_and_the_new_one_consumes(monkeypatch: Any) -> None:
+    """Once every commit has failed for ``RENEW_AFTER_SECONDS`` (here a second), the worker stops its consumer and
+    a new member of the group takes the partitions: what was applied and never committed is applied again
+    (idempotent), and what comes next is consumed and committed."""
+    monkeypatch.setattr(worker_module, "RENEW_AFTER_SECONDS", 1.0)
+
+    async def scenario() -> None:
+        async with _broker() as kafka:
+            settings = CommonSettings(kafka_bootstrap=_bootstrap())
+            fanout = Recorder()
+            started: list[AIOKafkaConsumer] = []
+
+            async def renew() -> AIOKafkaConsumer:
+                consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
+                consumer.subscribe([kafka.topic], listener=worker.listener)
+                await consumer.start()
+                started.append(consumer)
+                return consumer
+
+            first = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
+            worker = WedgedWorker(first, fanout, 500, 0.0, renew=renew)  # type: ignore[arg-type]
+            first.subscribe([kafka.topic], listener=worker.listener)
+            await first.start()
+            task = asyncio.create_task(worker.run())
+            try:
+                await kafka.produce(1)
+                await _until(lambda: _true(worker.renewals >= 1))
+                assert worker.consumer in started and worker.consumer is not first
+                assert await kafka.committed() == 0  # nothing could be committed before the change
+                worker.wedged = False
+                await kafka.produce(2)
+                await _until(lambda: kafka.committed_is(2))
+                assert set(fanout.applied) == {1, 2} and fanout.applied.count(1) >= 1
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                for consumer in (first, *started):
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
 
     asyncio.run(scenario())
