@@ -809,7 +809,7 @@ class PostService:
     # Scheduled statuses (services/post/scheduled.py) ---------------------------------------------------------
 
     async def schedule(self, *, account_id: int, draft: NewStatus, scheduled_at: str,
-                       idempotency_key: str | None = None, application_id: int | None = None) -> bytes:
+                       idempotency_key: str | None = None) -> bytes:
         """Keep a status to be posted at ``scheduled_at``: checked now as a new status is (and its time as
         Mastodon checks it), answered as a ScheduledStatus. A repeated Idempotency-Key answers the one it
         scheduled (the key's claim names the scheduled status's id, as a post's names its status's)."""
@@ -832,8 +832,7 @@ class PostService:
         scheduled = ScheduledStatus(id=str(scheduled_id), scheduled_at=iso(moment), params=Params(
             text=draft.text, visibility=draft.visibility, sensitive=draft.sensitive,
             spoiler_text=draft.spoiler_text or None, language=draft.language,
-            in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
-            application_id=application_id))
+            in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None))
         try:
             await self.scheduled.keep(account_id, scheduled, moment)
         except BaseException:
