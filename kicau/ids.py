@@ -69,16 +69,28 @@ def unpack_id(raw: bytes) -> int:
 
 
 def parse_id(value: str | int | None) -> int | None:
-    """A client-supplied id, or None when it is absent or not a non-negative 63-bit integer."""
-    if value is None or value == "":
+    """A client-supplied id, or None when it is absent or not a non-negative 63-bit integer. A string must be ASCII
+    digits only: ``int()`` alone would also take " 7", "+7", "7_0" and other scripts' digits for ids."""
+    if value is None or isinstance(value, bool):
         return None
-    try:
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > 19:
+            return None  # beyond 19 digits it cannot fit, and int() refuses over 4,300 digits
         number = int(value)
-    except (TypeError, ValueError):
-        return None
+    else:
+        number = value
     if number < 0 or number >= 1 << 63:
         return None
     return number
+
+
+def is_digits(value: object) -> bool:
+    """A non-negative integer, or a string of ASCII digits: the shape of an id, whether or not it fits 63 bits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and value.isascii() and value.isdigit()
 
 
 async def lease_worker(redis: Redis) -> int:

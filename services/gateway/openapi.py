@@ -490,7 +490,7 @@ FILTER_STATUS_BODY = body(params({"status_id": {"anyOf": [{"type": "string", "pa
                                                            {"type": "integer", "minimum": 0}]}}, "status_id"))
 # The accounts to add to a list or take out of it: one id, or up to 100 (what is not an account's id is a 404), as
 # strings or, in JSON, numbers.
-_ACCOUNT_ID: JSONSchema = {"anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "integer"}]}
+_ACCOUNT_ID: JSONSchema = {"anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}]}
 MEMBERS_BODY = body(params({"account_ids": {"anyOf": [
     _ACCOUNT_ID, {"type": "array", "items": _ACCOUNT_ID, "minItems": 1, "maxItems": 100}]}}, "account_ids"))
 # Mastodon's unfollow takes no parameters: any are ignored.

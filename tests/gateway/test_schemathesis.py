@@ -19,9 +19,11 @@ the positive-data check are widened for that operation only, with the reason:
   a hundred-and-first
   filter, or rule of a filter, is a 422, and so is a status a filter already holds.
 
-And one stateful check is off for one operation: POST /api/v1/lists/{list_id}/accounts answers 404 for an account
-the user does not follow (as Mastodon does), which schemathesis, having just made the list, takes for the list
-missing.
+And one stateful check is off for two operations: POST /api/v1/lists/{list_id}/accounts answers 404 for an account
+the user does not follow, and POST /api/v2/filters/{filter_id}/statuses for a status that is not there (both as
+Mastodon does), which schemathesis, having just made the list or the filter, takes for the list or filter missing.
+(DELETE /api/v1/lists/{list_id}/accounts needs no such exception: an id that is no id is a 422, one not in the list
+changes nothing; its 404 for a malformed id failed a CI run on 2026-12-04.)
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "POST /api/v2/filters/{{filter_id}}/statuses"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+checks.ensure_resource_availability.enabled = false
 
 # A 404 names an account the user does not follow (Mastodon's answer), not a missing list.
 [[operations]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from kicau.ids import SnowflakeGenerator, id_from_ms, ms_from_id, pack_id, parse_id, unpack_id
+from kicau.ids import SnowflakeGenerator, id_from_ms, is_digits, ms_from_id, pack_id, parse_id, unpack_id
 
 
 def test_ids_are_strictly_increasing_and_unique_across_threads() -> None:
@@ -48,6 +48,16 @@ def test_packing_preserves_order() -> None:
 
 
 def test_parse_id_rejects_what_is_not_an_id() -> None:
-    assert parse_id("123") == 123
-    for bad in ("", None, "abc", "-1", "1e9", str(1 << 63), "12.5"):
-        assert parse_id(bad) is None
+    assert parse_id("123") == parse_id(123) == parse_id("0123") == 123
+    assert parse_id(str((1 << 63) - 1)) == (1 << 63) - 1
+    assert parse_id("0" * 30 + "7") == 7
+    for bad in ("", None, "abc", "-1", "1e9", str(1 << 63), "12.5", " 7", "+7", "7_0", "\u0667", "9" * 5000, -1,
+                1 << 63, True):
+        assert parse_id(bad) is None, bad
+
+
+def test_is_digits_is_the_shape_of_an_id() -> None:
+    for shaped in ("0", "123", "9" * 30, 0, 1 << 70):
+        assert is_digits(shaped), shaped
+    for not_shaped in ("", " 1", "+1", "-1", "1.5", "\u0667", -1, 1.0, True, None, ["1"]):
+        assert not is_digits(not_shaped), not_shaped

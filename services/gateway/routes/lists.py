@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kicau.ids import parse_id
+from kicau.ids import is_digits, parse_id
 from kicau.lists import REPLIES_POLICIES
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
@@ -49,19 +49,18 @@ async def _list_form(request: Request, settings: Settings) -> dict[str, Any]:
     return form
 
 
-async def _members_form(request: Request, settings: Settings) -> dict[str, list[int]]:
-    """``account_ids[]``: 422 when none are given or they are not strings; 404 for one that is no account's id."""
+async def _members_form(request: Request, settings: Settings) -> tuple[list[int], bool]:
+    """``account_ids[]``: the ids, and whether some were digits too long to name any account. 422 when none are
+    given, more than 100, or one is not digits at all (a 404 would read as "no such list" to a client, and the list
+    is there); whether each id names an account is the graph's to say."""
     given = (await read_params(request, settings.max_body_bytes)).get("account_ids")
     named = [given] if isinstance(given, str | int) and not isinstance(given, bool) else given
     if not isinstance(named, list) or not named or len(named) > 100:
         raise ApiError(422, "Validation failed: account_ids[] must name 1 to 100 accounts")
-    ids = []
-    for raw in named:
-        parsed = parse_id(str(raw)) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
-        if parsed is None:
-            raise ApiError(404, "Record not found")
-        ids.append(parsed)
-    return {"account_ids": ids}
+    if not all(is_digits(raw) for raw in named):
+        raise ApiError(422, "Validation failed: account_ids[] must be account ids")
+    ids = [parse_id(raw) for raw in named]
+    return [i for i in ids if i is not None], None in ids
 
 
 @router.get("/api/v1/lists", openapi_extra=doc.BEARER, responses={**doc.ok(list[doc.List]), **doc.errors(401, 403)})
@@ -125,9 +124,11 @@ async def add_to_list(list_id: str, request: Request, token: ListsWriter, servic
     """Add accounts the user follows to one of its lists (``account_ids[]``). Nothing is added unless all can be:
     404 for an account that is not there or not followed, 422 for one already in the list."""
     target = record_id(list_id)
-    form = await _members_form(request, settings)
-    return passthrough(await services.graph.call("POST", f"/internal/lists/{target}/accounts", json=form,
-                                                 token=token))
+    ids, beyond_any = await _members_form(request, settings)
+    if beyond_any:
+        raise ApiError(404, "Record not found")
+    return passthrough(await services.graph.call("POST", f"/internal/lists/{target}/accounts",
+                                                 json={"account_ids": ids}, token=token))
 
 
 @router.delete("/api/v1/lists/{list_id}/accounts", openapi_extra={**doc.MEMBERS_BODY, **doc.BEARER},
@@ -136,9 +137,9 @@ async def remove_from_list(list_id: str, request: Request, token: ListsWriter, s
                            settings: Settings) -> Response:
     """Take accounts out of one of the user's lists (``account_ids[]``; one not in it: nothing changes)."""
     target = record_id(list_id)
-    form = await _members_form(request, settings)
-    return passthrough(await services.graph.call("POST", f"/internal/lists/{target}/accounts/remove", json=form,
-                                                 token=token))
+    ids, _ = await _members_form(request, settings)  # an id no account can have is in no list: nothing to take out
+    return passthrough(await services.graph.call("POST", f"/internal/lists/{target}/accounts/remove",
+                                                 json={"account_ids": ids}, token=token))
 
 
 @router.get("/api/v1/accounts/{account_id}/lists", openapi_extra=doc.BEARER,
