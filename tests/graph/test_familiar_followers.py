@@ -47,3 +47,7 @@ def test_the_followers_a_user_also_follows(gateway_url: str, http: httpx.Client,
     refused = http.get(f"/api/v1/accounts/familiar_followers?id={target.id}", headers=narrow)
     assert refused.status_code == 403 and set(refused.json()) == {"error"}, refused.text
     assert http.get("/api/v1/accounts/familiar_followers", headers=viewer.auth).json() == []
+    # A NUL anywhere in the parameters is refused, as in every body (the schema says so: schemathesis checks it).
+    refused = http.get(f"/api/v1/accounts/familiar_followers?id[]={target.id}&id[]=a%00b", headers=viewer.auth)
+    assert (refused.status_code, refused.json()) == (
+        422, {"error": "Validation failed: id must not contain NUL characters"}), refused.text

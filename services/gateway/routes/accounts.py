@@ -125,12 +125,13 @@ async def relationships(request: Request, token: ReadUser, services: Services) -
     return passthrough(answer)
 
 
-FAMILIAR_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"type": "string"}},
+# NUL is refused here (read_params, as in any body): the ids may come in a JSON body too.
+FAMILIAR_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"type": "string", "pattern": doc.NO_NUL}},
                                           "Account ids (the first 10 are read; what is not an id is skipped)")]}
 
 
 @router.get("/api/v1/accounts/familiar_followers", openapi_extra={**FAMILIAR_IDS, **doc.BEARER},
-            responses={**doc.ok(list[doc.FamiliarFollowers]), **doc.errors(401, 403)})
+            responses={**doc.ok(list[doc.FamiliarFollowers]), **doc.errors(401, 403, 422)})
 async def familiar_followers(request: Request, token: FollowsReader, services: Services,
                              settings: Settings) -> Response:
     """For each account named, its followers the user follows (40 at most each; the user's follows read 5,000
