@@ -53,6 +53,10 @@ FANOUT_FOLLOWERS_READ = Counter(
     "kicau_fanout_followers_read_total", "Follower ids read from Cassandra (lists not held in memory)"
 )
 # Batches taken late on purpose under a busy stream (services/fanout/worker.py, BatchPacer), and the time waited.
+FANOUT_CONSUMER_RENEWALS = Counter(
+    "kicau_fanout_consumer_renewals_total",
+    "Fanout consumers replaced by a new group member, by why: commits failing, or records waiting unfetched",
+    ["reason"])
 FANOUT_LINGERS = Counter("kicau_fanout_lingers_total", "Batches the fanout waited for under a busy stream")
 FANOUT_LINGER_SECONDS = Counter("kicau_fanout_linger_seconds_total", "Time the fanout waited before batches")
 FANOUT_BATCH_SECONDS = Histogram(

@@ -20,7 +20,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, Re
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from kicau.events import Event, decode_event
-from kicau.metrics import CONSUMER_LAG, FANOUT_EVENTS, FANOUT_LINGER_SECONDS, FANOUT_LINGERS
+from kicau.metrics import (
+    CONSUMER_LAG,
+    FANOUT_CONSUMER_RENEWALS,
+    FANOUT_EVENTS,
+    FANOUT_LINGER_SECONDS,
+    FANOUT_LINGERS,
+)
 from services.fanout.service import Fanout
 
 log = logging.getLogger(__name__)
@@ -32,11 +38,18 @@ LAG_INTERVAL_SECONDS = 0.5
 # at worst a batch is applied again, which changes nothing.
 COMMIT_SECONDS = 10.0
 LAG_READ_SECONDS = 0.5
-# A consumer whose commits have all failed for this long is replaced by a new one (``_renew``). After a broker
-# restart a consumer was once left fetching nothing, every commit timing out, long after Kafka was back (a
-# fresh-clone CI run, 2026-12-03: from the Kafka crash test on, 7 minutes, until the suite ended); a new member
-# joins the group, is assigned the partitions and resumes from the last commit (what is replayed changes nothing).
+# A consumer stuck this long is replaced by a new one (``_renew_if_stuck``): every commit failing, or records
+# waiting in its partitions while its polls come back empty. After a broker restart a consumer was once left
+# fetching nothing, every commit timing out, long after Kafka was back (a fresh-clone CI run, 2026-12-03: from the
+# Kafka crash test on, 7 minutes, until the suite ended); a new member joins the group, is assigned the partitions
+# and resumes from the last commit (what is replayed changes nothing).
 RENEW_AFTER_SECONDS = 30.0
+# While idle, how often the worker asks Kafka whether its partitions hold records it has not fetched. The
+# consumer's own high-water marks come from its fetches, so a fetcher that stopped cannot tell: the log's end
+# offsets are asked of the partition leaders (one ListOffsets request), and a wedged consumer whose commits
+# have nothing to fail is caught too.
+STALL_CHECK_SECONDS = 5.0
+STALL_CHECK_TIMEOUT_SECONDS = 2.0
 
 
 class BatchPacer:
@@ -88,6 +101,10 @@ class FanoutWorker:
         # Makes, subscribes and starts a replacement consumer (``RENEW_AFTER_SECONDS``); None: never replaced.
         self._make_consumer = renew
         self._failing_since: float | None = None  # when the commits began to fail, while they all do
+        # Since when idle polls have come back empty while the partitions held unfetched records (or their ends
+        # could not be read); None once a batch arrives or nothing waits.
+        self._stalled_since: float | None = None
+        self._stall_checked_at = time.monotonic()
         self.renewals = 0
         self.fanout = fanout
         self.max_batch = max_batch
@@ -114,8 +131,10 @@ class FanoutWorker:
                 self.pacer.idle()
                 await self.commit_pending()  # idle: leave nothing applied and uncommitted
                 await self._record_lag()
+                await self._check_stalled()
                 await self._renew_if_stuck()
                 continue
+            self._stalled_since = None
             self.pacer.taken(sum(len(records) for records in batch.values()), time.monotonic())
             await self._process(batch)
             self.batches += 1
@@ -144,15 +163,50 @@ class FanoutWorker:
             for tp, offset in offsets.items():
                 self._pending.setdefault(tp, offset)
 
-    async def _renew_if_stuck(self) -> None:
-        """Replace the consumer once its commits have all failed for ``RENEW_AFTER_SECONDS``: the old one is stopped
-        (bounded), what it applied and could not commit is left to be replayed (a batch applied across the change
-        is not committed either), and a new one joins the group. A replacement that cannot start yet (Kafka still
-        away) is tried again on the next idle poll."""
-        since = self._failing_since
-        if self._make_consumer is None or since is None or time.monotonic() - since < RENEW_AFTER_SECONDS:
+    async def _check_stalled(self) -> None:
+        """Every ``STALL_CHECK_SECONDS`` while idle: do the assigned partitions hold records beyond the consumer's
+        position? Then the consumer is not fetching them (an idle poll came back empty). A check that cannot be
+        answered in time counts as a stall too: a consumer that cannot read its own positions consumes nothing."""
+        now = time.monotonic()
+        if now - self._stall_checked_at < STALL_CHECK_SECONDS:
             return
-        log.warning("fanout consumer: every commit failed for %.0f s; replacing it", time.monotonic() - since)
+        self._stall_checked_at = now
+        assigned = list(self.consumer.assignment())
+        waiting = False
+        try:
+            async with asyncio.timeout(STALL_CHECK_TIMEOUT_SECONDS):
+                ends = await self.consumer.end_offsets(assigned) if assigned else {}
+                for tp in assigned:
+                    if ends.get(tp, 0) > await self.consumer.position(tp):
+                        waiting = True
+                        break
+        except IllegalStateError:
+            waiting = False  # a rebalance took a partition since assignment() was read: ask again next time
+        except (KafkaError, TimeoutError) as exc:
+            log.info("could not read the partitions' ends and positions (%r)", exc)
+            waiting = True
+        if not waiting:
+            self._stalled_since = None
+        elif self._stalled_since is None:
+            self._stalled_since = now
+
+    async def _renew_if_stuck(self) -> None:
+        """Replace the consumer once its commits have all failed, or its polls have come back empty while records
+        waited, for ``RENEW_AFTER_SECONDS``: the old one is stopped (bounded), what it applied and could not commit
+        is left to be replayed (a batch applied across the change is not committed either), and a new one joins the
+        group. A replacement that cannot start yet (Kafka still away) is tried again until one does."""
+        if self._make_consumer is None:
+            return
+        now = time.monotonic()
+        failing, stalled = self._failing_since, self._stalled_since
+        if failing is not None and now - failing >= RENEW_AFTER_SECONDS:
+            reason = "commits_failing"
+            log.warning("fanout consumer: every commit failed for %.0f s; replacing it", now - failing)
+        elif stalled is not None and now - stalled >= RENEW_AFTER_SECONDS:
+            reason = "not_fetching"
+            log.warning("fanout consumer: records waited unfetched for %.0f s; replacing it", now - stalled)
+        else:
+            return
         old = self.consumer
         try:
             async with asyncio.timeout(COMMIT_SECONDS):
@@ -168,8 +222,10 @@ class FanoutWorker:
             except Exception as exc:  # Kafka still away: nothing to consume meanwhile
                 log.warning("could not start a new consumer yet (%r); trying again", exc)
                 await asyncio.sleep(1.0)
-        self._failing_since = None
+        self._failing_since = self._stalled_since = None
+        self._stall_checked_at = time.monotonic()
         self.renewals += 1
+        FANOUT_CONSUMER_RENEWALS.labels(reason).inc()
 
     async def hand_over(self, revoked: list[TopicPartition]) -> None:
         """A rebalance takes ``revoked`` away: commit what was applied of them, once, and keep nothing of theirs.

@@ -19,6 +19,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from kicau import clients
 from kicau.events import Event, StatusDeleted, encode_event
+from kicau.metrics import FANOUT_CONSUMER_RENEWALS
 from kicau.settings import CommonSettings
 from services.fanout import worker as worker_module
 from services.fanout.worker import FanoutWorker
@@ -301,6 +302,71 @@ def test_a_consumer_whose_commits_all_fail_is_replaced_and_the_new_one_consumes(
                 await kafka.produce(2)
                 await _until(lambda: kafka.committed_is(2))
                 assert set(fanout.applied) == {1, 2} and fanout.applied.count(1) >= 1
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                for consumer in (first, *started):
+                    with contextlib.suppress(Exception):
+                        await consumer.stop()
+
+    asyncio.run(scenario())
+
+
+class DeafConsumer:
+    """A real consumer whose polls all come back empty, as a wedged fetcher's did: nothing applied, so no commit
+    to fail. Everything else (assignment, positions, the log's ends) is the real consumer's."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, Any]:
+        await asyncio.sleep(timeout_ms / 1000)
+        return {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.consumer, name)
+
+
+def test_a_consumer_that_fetches_nothing_while_records_wait_is_replaced(monkeypatch: Any) -> None:
+    """Polls that come back empty while the partitions hold records beyond the consumer's position, for
+    ``RENEW_AFTER_SECONDS`` (here a second), replace the consumer; polls that come back empty because nothing
+    waits do not."""
+    monkeypatch.setattr(worker_module, "RENEW_AFTER_SECONDS", 1.0)
+    monkeypatch.setattr(worker_module, "STALL_CHECK_SECONDS", 0.2)
+    renewed = FANOUT_CONSUMER_RENEWALS.labels("not_fetching")
+
+    async def scenario() -> None:
+        async with _broker() as kafka:
+            settings = CommonSettings(kafka_bootstrap=_bootstrap())
+            fanout = Recorder()
+            started: list[AIOKafkaConsumer] = []
+
+            async def renew() -> AIOKafkaConsumer:
+                consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
+                consumer.subscribe([kafka.topic], listener=worker.listener)
+                await consumer.start()
+                started.append(consumer)
+                return consumer
+
+            first = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
+            worker = FanoutWorker(DeafConsumer(first), fanout, 500, 0.0, renew=renew)  # type: ignore[arg-type]
+            first.subscribe([kafka.topic], listener=worker.listener)
+            await first.start()
+            task = asyncio.create_task(worker.run())
+            try:
+                await _until(lambda: _true(len(first.assignment()) == PARTITIONS))
+                await asyncio.sleep(2.5)  # idle with nothing waiting: ten checks, no replacement
+                assert worker.renewals == 0 and fanout.applied == []
+                before = renewed._value.get()
+                await kafka.produce(1)
+                await _until(lambda: _true(worker.renewals >= 1))
+                assert worker.consumer in started and renewed._value.get() == before + 1
+                await _until(lambda: kafka.committed_is(1))
+                assert fanout.applied == [1]
+                await kafka.produce(2)
+                await _until(lambda: kafka.committed_is(2))
+                assert fanout.applied == [1, 2] and worker.renewals == 1
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
