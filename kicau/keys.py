@@ -112,6 +112,12 @@ def feed_rebuild_lock(feed_key: str) -> str:
     return f"{feed_key}:rebuild"
 
 
+def status_edit_lock(status_id: int) -> str:
+    """Held while the post service edits a status (services/post/service.py ``edit``): edits of one status run
+    one at a time, so the row and its history always end at the same version."""
+    return f"status:{{s:{status_id}}}:editing"
+
+
 def status_cache(status_id: int) -> str:
     # "status5": the value carries who may see the status, its counts and the status it reblogs
     # (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they expire

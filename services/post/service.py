@@ -10,6 +10,7 @@ republishes the original event (the fanout is idempotent) and answers the origin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import unicodedata
@@ -20,8 +21,9 @@ from typing import Any, NamedTuple
 import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 
-from kicau import hashtags, newest_ids, replies, resp
+from kicau import hashtags, keys, newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -75,6 +77,11 @@ IDEMPOTENCY_IN_FLIGHT_SECONDS = 30.0
 # Once a status is durable and published, what is left (counts, caches, the author's card for the answer) may
 # take this long before it is skipped: the answer must not turn into a timeout at the gateway (10 s).
 AFTER_COMMIT_SECONDS = 2.0
+# Edits of one status run one at a time (``edit``): two at once would each keep a version and rewrite the row, and
+# the row could end at one while the history ends at the other. One waits this long for the other to finish (well
+# inside the gateway's 10 s), and a lock left by a crashed service lapses after EDIT_LOCK_SECONDS.
+EDIT_WAIT_SECONDS = 3.0
+EDIT_LOCK_SECONDS = 15.0
 # A deleted status's reblogs are deleted with it, this many at once, for at most this long before its delete
 # answers; what is left is left out of every read (kicau/status_cards.py).
 REBLOGS_TAKEN_BACK_AT_ONCE = 32
@@ -706,6 +713,19 @@ class PostService:
         return row
 
     async def edit(self, *, account_id: int, status_id: int, change: StatusChange) -> bytes:
+        """Rewrite the account's own status, one edit of it at a time (``EDIT_WAIT_SECONDS``); the status as it
+        now reads."""
+        lock = self.redis.lock(keys.status_edit_lock(status_id), timeout=EDIT_LOCK_SECONDS,
+                               blocking_timeout=EDIT_WAIT_SECONDS)
+        if not await lock.acquire():
+            raise ApiError(409, "Another edit of this status is in progress; try again")
+        try:
+            return await self._edit(account_id=account_id, status_id=status_id, change=change)
+        finally:
+            with contextlib.suppress(LockError):  # lapsed meanwhile (EDIT_LOCK_SECONDS): nothing left to release
+                await lock.release()
+
+    async def _edit(self, *, account_id: int, status_id: int, change: StatusChange) -> bytes:
         """Rewrite the account's own status; the status as it now reads.
 
         Cassandra first (the row and its versions together), then the cached value dropped, then the event: a

@@ -170,14 +170,15 @@ def test_lists_answer_bad_input_with_4xx_and_write_nothing(
     cases: list[tuple[dict[str, Any], int]] = [
         ({}, 422), ({"account_ids": []}, 422), ({"account_ids": [True]}, 422), ({"account_ids": ["x"]}, 422),
         ({"account_ids": [{"id": 1}]}, 422), ({"account_ids": [member.id] * 101}, 422),
-        ({"account_ids": ["+1"]}, 422), ({"account_ids": [-1]}, 422), ({"account_ids": [""]}, 422)]
+        ({"account_ids": ["+1"]}, 422), ({"account_ids": [-1]}, 422), ({"account_ids": [""]}, 422),
+        ({"account_ids": [1.5]}, 422)]
     for body, status in cases:
         for method in ("POST", "DELETE"):
             answer = http.request(method, f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth, json=body)
             assert answer.status_code == status and "error" in answer.json(), (method, body, answer.text)
     # Ids that name no account (one beyond 63 bits too): none can be added (404), and taking them out changes
     # nothing (as on Mastodon).
-    for nobody in ({"account_ids": [str(int(member.id) + 1)]}, {"account_ids": ["9" * 30]}):
+    for nobody in ({"account_ids": [str(int(member.id) + 1)]}, {"account_ids": ["9" * 30]}, {"account_ids": 4934.0}):
         answer = http.post(f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth, json=nobody)
         assert (answer.status_code, answer.json()) == (404, {"error": "Record not found"}), (nobody, answer.text)
         answer = http.request("DELETE", f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth, json=nobody)

@@ -6,11 +6,14 @@ version for ``/history``, gives ``/source``, moves the status between hashtag ti
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 
+from kicau import keys
 from tests.conftest import User, eventually, narrow_token
 from tests.gateway.test_public_stream import public_stream
 from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
@@ -189,3 +192,36 @@ def test_an_edit_notifies_who_reblogged_it(gateway_url: str, http: httpx.Client,
     again = edit(http, author, status_id, "edited twice").json()
     eventually(lambda: len(updates(booster)) == 2 or None)
     assert [n["status"]["content"] for n in updates(booster)] == [again["content"]] * 2
+
+
+def test_edits_of_one_status_run_one_at_a_time(http: httpx.Client, make_user: Callable[..., User],
+                                               stack_redis: Any) -> None:
+    """Eight edits sent at once: each is answered (200, or 409 after waiting its turn too long), and the status,
+    its history and the answers agree: one version for each edit answered 200, the status reading as the last."""
+    author = make_user("ed_c")
+    posted = post(http, author, "before the race")
+    status_id = posted["id"]
+    texts = [f"edit number {n}" for n in range(8)]
+    with ThreadPoolExecutor(len(texts)) as pool:
+        answers = list(pool.map(lambda text: edit(http, author, status_id, text), texts))
+    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers]
+    done = [a.json() for a in answers if a.status_code == 200]
+    assert done and all(a.json() == {"error": "Another edit of this status is in progress; try again"}
+                        for a in answers if a.status_code == 409)
+    versions = history(http, status_id)
+    assert len(versions) == 1 + len(done)
+    assert sorted(v["content"] for v in versions[1:]) == sorted(d["content"] for d in done)
+    assert [v["created_at"] for v in versions[1:]] == sorted(d["edited_at"] for d in done)
+    shown = http.get(f"/api/v1/statuses/{status_id}", headers=author.auth).json()
+    assert (shown["content"], shown["edited_at"]) == (versions[-1]["content"], versions[-1]["created_at"])
+
+    # An edit left holding the lock (a post service that died mid-edit): the next waits its 3 s, then is a 409
+    # that changes nothing; once the lock lapses, edits go through.
+    stack_redis.set(keys.status_edit_lock(int(status_id)), b"someone else", px=60_000)
+    started = time.monotonic()
+    answer = edit(http, author, status_id, "while locked")
+    assert answer.status_code == 409 and time.monotonic() - started >= 2.5, answer.text
+    assert len(history(http, status_id)) == 1 + len(done)
+    stack_redis.delete(keys.status_edit_lock(int(status_id)))
+    assert edit(http, author, status_id, "after the lock").status_code == 200
+    assert history(http, status_id)[-1]["content"] == "<p>after the lock</p>"

@@ -49,12 +49,19 @@ async def _list_form(request: Request, settings: Settings) -> dict[str, Any]:
     return form
 
 
+def _whole(value: object) -> object:
+    """A JSON number with no fraction (``4934.0``) as the integer it is: JSON Schema's ``integer`` counts it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 async def _members_form(request: Request, settings: Settings) -> tuple[list[int], bool]:
     """``account_ids[]``: the ids, and whether some were digits too long to name any account. 422 when none are
     given, more than 100, or one is not digits at all (a 404 would read as "no such list" to a client, and the list
     is there); whether each id names an account is the graph's to say."""
-    given = (await read_params(request, settings.max_body_bytes)).get("account_ids")
+    given = _whole((await read_params(request, settings.max_body_bytes)).get("account_ids"))
     named = [given] if isinstance(given, str | int) and not isinstance(given, bool) else given
+    if isinstance(named, list):
+        named = [_whole(raw) for raw in named]
     if not isinstance(named, list) or not named or len(named) > 100:
         raise ApiError(422, "Validation failed: account_ids[] must name 1 to 100 accounts")
     if not all(is_digits(raw) for raw in named):
