@@ -95,6 +95,10 @@ class StatusEdited(_Event, tag="status.edited"):
     # those of the ones removed.
     tags: list[str] = msgspec.field(default_factory=list)
     tags_before: list[str] = msgspec.field(default_factory=list)
+    # The accounts the new version mentions and the one before did not: each is notified of the mention, as of a
+    # new status's (Mastodon tells them nothing, its issue 20543; a mention added to fix a wrong handle is the
+    # usual edit). An event taking an edit back adds none.
+    mentions_added: list[int] = msgspec.field(default_factory=list)
 
 
 class FollowCreated(_Event, tag="follow.created"):

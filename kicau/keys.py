@@ -118,6 +118,12 @@ def status_edit_lock(status_id: int) -> str:
     return f"status:{{s:{status_id}}}:editing"
 
 
+def status_edited(status_id: int) -> str:
+    """Set when a status is edited, for as long as a cached value lives (kicau/status_cards.py ``cache_command``):
+    a creation event applied after the edit (late, or replayed) must not cache the first version again."""
+    return f"status:{{s:{status_id}}}:edited"
+
+
 def status_cache(status_id: int) -> str:
     # "status5": the value carries who may see the status, its counts and the status it reblogs
     # (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they expire

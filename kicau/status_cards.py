@@ -154,10 +154,28 @@ def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
     pipe.execute_command(*_tombstone_args(status_id))
 
 
+# KEYS[1] = a status's cached value, KEYS[2] = its edited mark (same hash tag); ARGV = the value, its lifetime.
+# Caches the value unless one is cached or the status was edited: the fragment a creation event carries is the
+# first version, and the event may be applied after an edit dropped the cached value (the fanout behind the edit,
+# or replaying after a crash); the next read then caches the edited row from Cassandra.
+CACHE_NEW: Final = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+"""
+
+
 def cache_command(status_id: int, account_id: int, fragment: bytes, reblog_of: int = 0) -> bytes:
-    """``queue_cache`` of a new status as one packed command (``kicau.resp``), for writers that bypass redis-py's
-    pipelines."""
-    return command(*_cache_args(status_id, account_id, fragment, reblog_of=reblog_of))
+    """The value of a new status, from its creation (the post service's answer, the fanout's event), as one packed
+    command (``kicau.resp``): ``CACHE_NEW``. EVAL of the text, not EVALSHA: nothing to load again after a restart
+    of Redis, which compiles the script once."""
+    return command(b"EVAL", CACHE_NEW.encode(), b"2", keys.status_cache(status_id).encode(),
+                   keys.status_edited(status_id).encode(), cache_value(account_id, fragment, reblog_of=reblog_of),
+                   b"%d" % STATUS_CACHE_SECONDS)
+
+
+def edited_command(status_id: int) -> bytes:
+    """Mark a status edited (``CACHE_NEW``), for as long as a cached value lives; sent before its value is dropped."""
+    return command(b"SET", keys.status_edited(status_id).encode(), b"1", b"EX", b"%d" % STATUS_CACHE_SECONDS)
 
 
 def tombstone_command(status_id: int) -> bytes:

@@ -146,14 +146,17 @@ def _addressees(event: StatusCreated, addressed: dict[int, list[int]]) -> list[i
 
 
 def notifications_of(events: Sequence[Event]) -> list[Notification]:
-    """What the batch's events notify (kicau/notifications.py): each account a new status mentions, other than
-    its author; the followee of each new follow; the author of each newly favourited or reblogged status, unless
-    it favourites or reblogs its own."""
+    """What the batch's events notify (kicau/notifications.py): each account a new status mentions, or an edit
+    adds a mention of, other than its author; the followee of each new follow; the author of each newly favourited
+    or reblogged status, unless it favourites or reblogs its own."""
     found: list[Notification] = []
     for event in events:
-        if isinstance(event, StatusCreated):
-            found += [Notification(mentioned, event.status_id, MENTION, event.account_id, event.status_id)
-                      for mentioned in dict.fromkeys(event.mentions) if mentioned != event.account_id]
+        if isinstance(event, StatusCreated | StatusEdited):
+            # An edit notifies the accounts it adds a mention of; the notification is the status's mention (its id
+            # the status's), so an account mentioned, dropped and mentioned again has the one notification.
+            mentioned = event.mentions if isinstance(event, StatusCreated) else event.mentions_added
+            found += [Notification(account, event.status_id, MENTION, event.account_id, event.status_id)
+                      for account in dict.fromkeys(mentioned) if account != event.account_id]
         elif isinstance(event, FollowCreated) and event.notification_id:
             found.append(Notification(event.followee_id, event.notification_id, FOLLOW, event.follower_id))
         elif isinstance(event, StatusFavourited) and event.author_id != event.account_id:

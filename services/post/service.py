@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 import msgspec
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
 
 from kicau import hashtags, keys, newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
@@ -48,7 +49,7 @@ from kicau.reader_marks import Mark, mark_commands
 from kicau.reblogs import VISIBILITIES as REBLOG_VISIBILITIES
 from kicau.reblogs import ReblogStore, may_reblog, reblog_visibility
 from kicau.settings import CommonSettings
-from kicau.status_cards import StatusCards, cache_command, tombstone_command
+from kicau.status_cards import StatusCards, cache_command, edited_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
@@ -79,9 +80,11 @@ IDEMPOTENCY_IN_FLIGHT_SECONDS = 30.0
 AFTER_COMMIT_SECONDS = 2.0
 # Edits of one status run one at a time (``edit``): two at once would each keep a version and rewrite the row, and
 # the row could end at one while the history ends at the other. One waits this long for the other to finish (well
-# inside the gateway's 10 s), and a lock left by a crashed service lapses after EDIT_LOCK_SECONDS.
+# inside the gateway's 10 s). The lock's lease is short and renewed while its edit runs: one left by a service that
+# died mid-edit lapses within EDIT_LEASE_SECONDS, before the client's retry comes back through a restarted service
+# (the retry is what publishes an edit written and not yet streamed: tests/faults/test_edit_faults.py).
 EDIT_WAIT_SECONDS = 3.0
-EDIT_LOCK_SECONDS = 15.0
+EDIT_LEASE_SECONDS = 2.0
 # A deleted status's reblogs are deleted with it, this many at once, for at most this long before its delete
 # answers; what is left is left out of every read (kicau/status_cards.py).
 REBLOGS_TAKEN_BACK_AT_ONCE = 32
@@ -163,6 +166,20 @@ def validate(draft: NewStatus, max_characters: int) -> None:
     # ASCII: str.isalnum() alone also admits letters and digits of every other script.
     if draft.language is not None and (len(draft.language) > 16 or not (code.isascii() and code.isalnum())):
         raise ApiError(422, "Validation failed: Language is not a valid language code")
+
+
+async def _keep_lease(lock: Lock) -> None:
+    """Renew ``lock``'s lease while its holder runs (cancelled when it is done). Redis unreachable for a moment
+    only shortens the lease; one already lost (the holder stalled past it) is logged, as the edit goes on."""
+    while True:
+        await asyncio.sleep(EDIT_LEASE_SECONDS / 3)
+        try:
+            await lock.reacquire()
+        except LockError:
+            log.warning("the lease of %s lapsed while its edit ran", lock.name)
+            return
+        except RedisError as exc:
+            log.info("could not renew the lease of %s (%r)", lock.name, exc)
 
 
 @dataclass
@@ -715,14 +732,16 @@ class PostService:
     async def edit(self, *, account_id: int, status_id: int, change: StatusChange) -> bytes:
         """Rewrite the account's own status, one edit of it at a time (``EDIT_WAIT_SECONDS``); the status as it
         now reads."""
-        lock = self.redis.lock(keys.status_edit_lock(status_id), timeout=EDIT_LOCK_SECONDS,
+        lock = self.redis.lock(keys.status_edit_lock(status_id), timeout=EDIT_LEASE_SECONDS,
                                blocking_timeout=EDIT_WAIT_SECONDS)
         if not await lock.acquire():
             raise ApiError(409, "Another edit of this status is in progress; try again")
+        keeper = asyncio.create_task(_keep_lease(lock))
         try:
             return await self._edit(account_id=account_id, status_id=status_id, change=change)
         finally:
-            with contextlib.suppress(LockError):  # lapsed meanwhile (EDIT_LOCK_SECONDS): nothing left to release
+            keeper.cancel()
+            with contextlib.suppress(LockError, asyncio.CancelledError):  # lapsed meanwhile: nothing to release
                 await lock.release()
 
     async def _edit(self, *, account_id: int, status_id: int, change: StatusChange) -> bytes:
@@ -753,37 +772,46 @@ class PostService:
                      "language": change.language, "mentions": mentions, "edited_at": edited_at,
                      "content": text_to_html(change.text, mentions, self.settings.public_url)}
             before_text = row.get("text") or ""
+            mentioned_before = {m.account_id for m in stored(row.get("mentions"))}
             await self.edits.write(row, after, version_id, edited_at)
         else:
             # A retry of an edit already written: the event again, from the version before it.
             after = row
             versions = await self.edits.versions(status_id)
             before_text = versions[-2]["text"] if len(versions) > 1 else row.get("text") or ""
+            # The version before keeps its text, not its mentions: resolved again, as the edit resolved them.
+            mentioned_before = {m.account_id for m in await self.mentions.resolve(before_text)}
         username = str(msgspec.json.decode(card)["username"])
-        edited = self._edited_event(row, after, version_id, username, before_text)
+        edited = self._edited_event(row, after, version_id, username, before_text, mentioned_before)
         try:
-            await resp.round_trip(self.redis, [recount_command(status_id)])
+            # Marked edited before the value is dropped: a creation event applied later caches nothing.
+            await resp.round_trip(self.redis, [edited_command(status_id), recount_command(status_id)])
             crash_point("post.edit.written")
             await self._publish(edited)
         except BaseException:
             if changed:
                 await self._undo_edit(row, self._edited_event(after, row, self.ids.next_id(), username,
-                                                              after["text"]), version_id)
+                                                              after["text"], None), version_id)
             raise
         if changed:
             STATUSES_EDITED.inc()
         return await self.get(status_id, Reader(account_id))
 
     def _edited_event(self, before: dict[str, Any], after: dict[str, Any], version_id: int, username: str,
-                      before_text: str) -> StatusEdited:
+                      before_text: str, mentioned_before: set[int] | None) -> StatusEdited:
         """The event of a status going from ``before`` to ``after`` (``before_text``: the text whose hashtags it
-        leaves)."""
+        leaves; ``mentioned_before``: whom the version before mentioned, so that those the edit adds are told, or
+        None for an event that must tell no one, as the one taking an edit back)."""
+        mentioned_now = [m.account_id for m in stored(after.get("mentions"))]
+        added = [] if mentioned_before is None else [a for a in dict.fromkeys(mentioned_now)
+                                                       if a not in mentioned_before]
         return StatusEdited(
             status_id=after["id"], account_id=after["account_id"], version_id=version_id,
             status_json=status_fragment(after, username=username, public_url=self.settings.public_url).decode(),
             visibility=after.get("visibility") or PUBLIC,
             mentions=sorted({m.account_id for m in (*stored(before.get("mentions")), *stored(after.get("mentions")))}),
-            tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text))
+            tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text),
+            mentions_added=added)
 
     async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int) -> None:
         """Take back an edit whose event was not acknowledged: the row and versions as they were, the cached

@@ -12,6 +12,7 @@ from kicau.events import (
     FollowDeleted,
     StatusCreated,
     StatusDeleted,
+    StatusEdited,
     StatusFavourited,
     StatusUnfavourited,
 )
@@ -50,11 +51,15 @@ def test_what_events_notify() -> None:
         StatusFavourited(account_id=AUTHOR, status_id=11, author_id=AUTHOR, favourite_id=15, status="{}"),  # own
         StatusUnfavourited(account_id=CAROL, status_id=11, author_id=AUTHOR, favourite_id=9),
         StatusUnfavourited(account_id=AUTHOR, status_id=11, author_id=AUTHOR, favourite_id=15),
+        # An edit tells the accounts it adds a mention of (never the author), not those its versions share.
+        StatusEdited(status_id=11, account_id=AUTHOR, version_id=16, status_json="{}", mentions=[BOB, CAROL],
+                     mentions_added=[CAROL, AUTHOR]),
+        StatusEdited(status_id=12, account_id=AUTHOR, version_id=17, status_json="{}", mentions=[CAROL]),
     ]
     assert notifications_of(events) == [
         Notification(BOB, 10, MENTION, AUTHOR, 10), Notification(CAROL, 10, MENTION, AUTHOR, 10),
         Notification(CAROL, 12, MENTION, AUTHOR, 12), Notification(CAROL, 13, FOLLOW, BOB),
-        Notification(AUTHOR, 14, FAVOURITE, BOB, 11),
+        Notification(AUTHOR, 14, FAVOURITE, BOB, 11), Notification(CAROL, 11, MENTION, AUTHOR, 11),
     ]
     assert notifications_removed(events) == [(BOB, 10), (CAROL, 10), (AUTHOR, 9)]
 
