@@ -257,6 +257,27 @@ def test_a_commit_kafka_refuses_is_kept_for_the_next_chance() -> None:
     asyncio.run(scenario())
 
 
+class Members:
+    """Consumers of one scratch topic's group: the first (``make``) and the replacements a worker asks for
+    (``renew``, subscribed with the worker's ``listener``), kept in ``started`` for the test to stop."""
+
+    def __init__(self, kafka: Broker) -> None:
+        self.kafka = kafka
+        self.settings = CommonSettings(kafka_bootstrap=_bootstrap())
+        self.listener: Any = None
+        self.started: list[AIOKafkaConsumer] = []
+
+    def make(self) -> AIOKafkaConsumer:
+        return clients.kafka_consumer(self.settings, group_id=self.kafka.group, fetch_max_wait_ms=100)
+
+    async def renew(self) -> AIOKafkaConsumer:
+        consumer = self.make()
+        consumer.subscribe([self.kafka.topic], listener=self.listener)
+        await consumer.start()
+        self.started.append(consumer)
+        return consumer
+
+
 class WedgedWorker(CountingWorker):
     """A worker whose commits time out while ``wedged``, as they did for good after a broker restart (the
     consumer's coordinator stuck: services/fanout/worker.py, ``RENEW_AFTER_SECONDS``)."""
@@ -277,19 +298,12 @@ def test_a_consumer_whose_commits_all_fail_is_replaced_and_the_new_one_consumes(
 
     async def scenario() -> None:
         async with _broker() as kafka:
-            settings = CommonSettings(kafka_bootstrap=_bootstrap())
             fanout = Recorder()
-            started: list[AIOKafkaConsumer] = []
-
-            async def renew() -> AIOKafkaConsumer:
-                consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
-                consumer.subscribe([kafka.topic], listener=worker.listener)
-                await consumer.start()
-                started.append(consumer)
-                return consumer
-
-            first = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
-            worker = WedgedWorker(first, fanout, 500, 0.0, renew=renew)  # type: ignore[arg-type]
+            members = Members(kafka)
+            started = members.started
+            first = members.make()
+            worker = WedgedWorker(first, fanout, 500, 0.0, renew=members.renew)  # type: ignore[arg-type]
+            members.listener = worker.listener
             first.subscribe([kafka.topic], listener=worker.listener)
             await first.start()
             task = asyncio.create_task(worker.run())
@@ -338,19 +352,13 @@ def test_a_consumer_that_fetches_nothing_while_records_wait_is_replaced(monkeypa
 
     async def scenario() -> None:
         async with _broker() as kafka:
-            settings = CommonSettings(kafka_bootstrap=_bootstrap())
             fanout = Recorder()
-            started: list[AIOKafkaConsumer] = []
-
-            async def renew() -> AIOKafkaConsumer:
-                consumer = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
-                consumer.subscribe([kafka.topic], listener=worker.listener)
-                await consumer.start()
-                started.append(consumer)
-                return consumer
-
-            first = clients.kafka_consumer(settings, group_id=kafka.group, fetch_max_wait_ms=100)
-            worker = FanoutWorker(DeafConsumer(first), fanout, 500, 0.0, renew=renew)  # type: ignore[arg-type]
+            members = Members(kafka)
+            started = members.started
+            first = members.make()
+            worker = FanoutWorker(DeafConsumer(first), fanout, 500, 0.0,  # type: ignore[arg-type]
+                                  renew=members.renew)
+            members.listener = worker.listener
             first.subscribe([kafka.topic], listener=worker.listener)
             await first.start()
             task = asyncio.create_task(worker.run())
