@@ -277,6 +277,15 @@ class Members:
         self.started.append(consumer)
         return consumer
 
+    async def end(self, task: asyncio.Task[None], first: AIOKafkaConsumer) -> None:
+        """Stop the worker's ``task`` and every consumer of the group, the first included."""
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        for consumer in (first, *self.started):
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
 
 class WedgedWorker(CountingWorker):
     """A worker whose commits time out while ``wedged``, as they did for good after a broker restart (the
@@ -300,7 +309,6 @@ def test_a_consumer_whose_commits_all_fail_is_replaced_and_the_new_one_consumes(
         async with _broker() as kafka:
             fanout = Recorder()
             members = Members(kafka)
-            started = members.started
             first = members.make()
             worker = WedgedWorker(first, fanout, 500, 0.0, renew=members.renew)  # type: ignore[arg-type]
             members.listener = worker.listener
@@ -310,19 +318,14 @@ def test_a_consumer_whose_commits_all_fail_is_replaced_and_the_new_one_consumes(
             try:
                 await kafka.produce(1)
                 await _until(lambda: _true(worker.renewals >= 1))
-                assert worker.consumer in started and worker.consumer is not first
+                assert worker.consumer in members.started and worker.consumer is not first
                 assert await kafka.committed() == 0  # nothing could be committed before the change
                 worker.wedged = False
                 await kafka.produce(2)
                 await _until(lambda: kafka.committed_is(2))
                 assert set(fanout.applied) == {1, 2} and fanout.applied.count(1) >= 1
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                for consumer in (first, *started):
-                    with contextlib.suppress(Exception):
-                        await consumer.stop()
+                await members.end(task, first)
 
     asyncio.run(scenario())
 
@@ -354,7 +357,6 @@ def test_a_consumer_that_fetches_nothing_while_records_wait_is_replaced(monkeypa
         async with _broker() as kafka:
             fanout = Recorder()
             members = Members(kafka)
-            started = members.started
             first = members.make()
             worker = FanoutWorker(DeafConsumer(first), fanout, 500, 0.0,  # type: ignore[arg-type]
                                   renew=members.renew)
@@ -369,18 +371,13 @@ def test_a_consumer_that_fetches_nothing_while_records_wait_is_replaced(monkeypa
                 before = renewed._value.get()
                 await kafka.produce(1)
                 await _until(lambda: _true(worker.renewals >= 1))
-                assert worker.consumer in started and renewed._value.get() == before + 1
+                assert worker.consumer in members.started and renewed._value.get() == before + 1
                 await _until(lambda: kafka.committed_is(1))
                 assert fanout.applied == [1]
                 await kafka.produce(2)
                 await _until(lambda: kafka.committed_is(2))
                 assert fanout.applied == [1, 2] and worker.renewals == 1
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                for consumer in (first, *started):
-                    with contextlib.suppress(Exception):
-                        await consumer.stop()
+                await members.end(task, first)
 
     asyncio.run(scenario())
