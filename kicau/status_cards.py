@@ -100,13 +100,15 @@ def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: 
                      reblogs, reblog_of) + fragment
 
 
-def _cache_args(status_id: int, account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0,
-                reblogs: int = 0, reblog_of: int = 0) -> tuple[bytes, ...]:
-    # Only where nothing is cached yet: a status's fragment never changes, so the one case this skips is a
-    # tombstone, which must win over an event delivered late (a rolled-back post) or replayed after a delete, and
-    # counts already moved by a favourite, a reply or a reblog.
-    value = cache_value(account_id, fragment, favourites, replies, reblogs, reblog_of)
-    return b"SET", keys.status_cache(status_id).encode(), value, b"EX", b"%d" % STATUS_CACHE_SECONDS, b"NX"
+# KEYS[1] = a status's cached value, KEYS[2] = its edited mark; ARGV = the value as read from Cassandra, its
+# lifetime, and the mark as it was before that read ('' for none). Caches the value only where nothing is cached
+# (a tombstone must win over a late load, and counts already moved by a favourite, a reply or a reblog stay) and
+# only if no edit came since the mark was read: an edit writes the row, moves the mark, then drops the value, so a
+# load that read the row before the edit and caches after the drop would keep the version before for a day.
+CACHE_READ: Final = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then return false end
+return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+"""
 
 
 def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = False, reblogged: bool = False,
@@ -146,8 +148,10 @@ def _tombstone_args(status_id: int) -> tuple[bytes, ...]:
     return b"SET", keys.status_cache(status_id).encode(), TOMBSTONE, b"EX", b"%d" % STATUS_CACHE_SECONDS
 
 
-def queue_cache(pipe: Pipeline, status_id: int, loaded: Loaded) -> None:
-    pipe.execute_command(*_cache_args(status_id, *loaded))
+def queue_cache(pipe: Pipeline, status_id: int, loaded: Loaded, mark: bytes | None) -> None:
+    """Cache a status loaded from Cassandra (``CACHE_READ``), ``mark`` its edited mark as read before the load."""
+    pipe.execute_command(b"EVAL", CACHE_READ, 2, keys.status_cache(status_id), keys.status_edited(status_id),
+                         cache_value(*loaded), STATUS_CACHE_SECONDS, mark or b"")
 
 
 def queue_tombstone(pipe: Pipeline, status_id: int) -> None:
@@ -173,9 +177,11 @@ def cache_command(status_id: int, account_id: int, fragment: bytes, reblog_of: i
                    b"%d" % STATUS_CACHE_SECONDS)
 
 
-def edited_command(status_id: int) -> bytes:
-    """Mark a status edited (``CACHE_NEW``), for as long as a cached value lives; sent before its value is dropped."""
-    return command(b"SET", keys.status_edited(status_id).encode(), b"1", b"EX", b"%d" % STATUS_CACHE_SECONDS)
+def edited_command(status_id: int, version_id: int) -> bytes:
+    """Mark a status edited, by the edit's version (``CACHE_NEW``, ``CACHE_READ``), for as long as a cached value
+    lives; sent after the row is written and before its value is dropped."""
+    return command(b"SET", keys.status_edited(status_id).encode(), b"%d" % version_id, b"EX",
+                   b"%d" % STATUS_CACHE_SECONDS)
 
 
 def tombstone_command(status_id: int) -> bytes:
@@ -294,16 +300,19 @@ class StatusCards:
         values: list[bytes | None] = replies[:count]
         missing = [index for index, raw in enumerate(values) if raw is None]
         if missing:
+            # The edited marks before the rows (``CACHE_READ``): a load that an edit overtakes caches nothing.
+            marks = await resp.round_trip(self._redis, [resp.get(keys.status_edited(status_ids[index]))
+                                                        for index in missing])
             loaded = await asyncio.gather(*(self._load(status_ids[index]) for index in missing))
             fill = self._redis.pipeline(transaction=False)
-            for index, item in zip(missing, loaded, strict=True):
+            for index, item, mark in zip(missing, loaded, marks, strict=True):
                 if isinstance(item, str):  # _UNWRITTEN
                     values[index] = TOMBSTONE  # left out of this answer only
                 elif item is None:
                     queue_tombstone(fill, status_ids[index])
                     values[index] = TOMBSTONE
                 else:
-                    queue_cache(fill, status_ids[index], item)
+                    queue_cache(fill, status_ids[index], item, mark)
                     values[index] = cache_value(*item)
             await fill.execute()
         live: list[tuple[int, int, bytes]] = []

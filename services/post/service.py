@@ -785,7 +785,8 @@ class PostService:
         edited = self._edited_event(row, after, version_id, username, before_text, mentioned_before)
         try:
             # Marked edited before the value is dropped: a creation event applied later caches nothing.
-            await resp.round_trip(self.redis, [edited_command(status_id), recount_command(status_id)])
+            await resp.round_trip(self.redis, [edited_command(status_id, version_id),
+                                               recount_command(status_id)])
             crash_point("post.edit.written")
             await self._publish(edited)
         except BaseException:

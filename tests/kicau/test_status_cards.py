@@ -104,3 +104,35 @@ async def test_a_young_status_with_no_row_yet_is_left_out_but_not_tombstoned(
     finally:
         await redis.delete(keys.status_cache(young), keys.status_cache(old))
         await redis.aclose()
+
+
+async def test_a_load_an_edit_overtakes_caches_nothing(http: httpx.Client, gateway_url: str,
+                                                       make_user: Callable[..., User], cards: StatusCards,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that misses the cache loads the status from Cassandra; an edit written, marked and dropped between
+    that load and the reader's cache write must not leave the version the reader read in the cache."""
+    author = make_user("cards_e")
+    status_id = _post(http, author, "as posted")
+    redis = Redis(port=REDIS_PORT)
+    client = httpx.AsyncClient(base_url=gateway_url, timeout=30)
+    try:
+        await redis.delete(keys.status_cache(status_id))  # evicted: the next read loads it
+        load = cards._load
+
+        async def load_then_edited(wanted: int) -> Any:
+            row = await load(wanted)  # the version as posted
+            answer = await client.put(f"/api/v1/statuses/{status_id}", headers=author.auth,
+                                      json={"status": "as edited"})
+            assert answer.status_code == 200, answer.text
+            await redis.delete(keys.status_cache(status_id))  # the edit's answer cached it again: as if it had not
+            return row
+
+        monkeypatch.setattr(cards, "_load", load_then_edited)
+        page = await cards.render_array([status_id], ANONYMOUS)
+        assert b"as posted" in page  # this answer was read before the edit: it shows the version before
+        assert await redis.get(keys.status_cache(status_id)) is None  # and leaves nothing cached
+        shown = (await client.get(f"/api/v1/statuses/{status_id}", headers=author.auth)).json()
+        assert shown["content"] == "<p>as edited</p>"
+    finally:
+        await redis.aclose()
+        await client.aclose()
