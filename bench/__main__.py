@@ -66,7 +66,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip", default="", help="comma-separated sections to skip")
     p.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke test, ~3 min)")
     p.add_argument("--profile", action="store_true",
-                   help="py-spy flame graphs of the fanout and gateway while loaded (loadtests/results/profiles/)")
+                   help="py-spy profiles of the services each section loads (loadtests/results/profiles/*.folded)")
     p.add_argument("--fanout-followers", type=int, default=30_000)
     p.add_argument("--fanout-posts", type=int, default=10)
     p.add_argument("--streams", type=int, default=1000)

@@ -257,9 +257,10 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         post_body = json.dumps({"status": "bench wrk post: " + "lorem ipsum " * 8})
         targets: dict[str, dict[str, Any]] = {
             "hello": {"url": f"http://127.0.0.1:{port}/hello", "pids": {"hello": hello.pid}},
-            "home": {"url": f"{GATEWAY}/api/v1/timelines/home", "tokens": reader_tokens, "pids": stack},
+            "home": {"url": f"{GATEWAY}/api/v1/timelines/home", "tokens": reader_tokens, "pids": stack,
+                     "profile": ("gateway", "timeline")},
             "post": {"url": f"{GATEWAY}/api/v1/statuses", "method": "POST", "tokens": poster_tokens,
-                     "body": post_body, "pids": stack},
+                     "body": post_body, "pids": stack, "profile": ("gateway", "post", "fanout")},
             "home_floor": {"url": f"http://127.0.0.1:{front_port}/home", "pids": floor},
             "post_floor": {"url": f"http://127.0.0.1:{front_port}/post", "method": "POST", "body": post_body,
                            "pids": floor},
@@ -271,15 +272,17 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
             for name, target in targets.items():
                 if number == 0 and opts.warmup_seconds:
                     await _measure(target, seconds=opts.warmup_seconds, connections=opts.connections)
-                profiler = None
-                if opts.profile and number == opts.rounds - 1 and name != "hello":
-                    profiler = profiling.start("gateway", seconds=opts.seconds, suffix=f"-{name}")
+                profilers = []
+                if opts.profile and number == opts.rounds - 1:
+                    profilers = [profiling.start(service, seconds=opts.seconds, suffix=f"-{name}")
+                                 for service in target.get("profile", ())]
                 with CpuMeter(target["pids"]) as meter:
                     result = await _measure(target, seconds=opts.seconds, connections=opts.connections)
                 result["cpu_us_per_request"] = meter.per_request_us(result["requests"])
                 result["jit_us_per_request"] = meter.jit_per_request_us(result["requests"])
                 result["machine_steal_share"] = meter.steal_share()
-                profiling.finish(profiler)
+                for profiler in profilers:
+                    profiling.finish(profiler)
                 runs[name].append(result)
                 log(f"  round {number + 1}/{opts.rounds} {name:10s}: {result['rps']:8,.0f} req/s  "
                     f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  errors {result['errors']}  "

@@ -1,7 +1,9 @@
-"""Optional sampling profiles (py-spy) of a running service while a section loads it (``--profile``).
+"""Optional sampling profiles (py-spy) of the services a section loads (``--profile``).
 
 py-spy comes from PyPI as a self-contained binary; it is installed into ``.stack/bench/pyspy`` on first use
-rather than into the project's environment. Flame graphs go to ``loadtests/results/profiles/<service>.svg``.
+rather than into the project's environment. Collapsed stacks go to
+``loadtests/results/profiles/<service>-<target>.folded`` (open them in speedscope or flamegraph.pl), and the
+section's log shows each one's top frames.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from bench.common import RESULTS, STATE, log, service_pid
@@ -33,16 +36,19 @@ def pyspy() -> Path | None:
 
 
 def start(service: str, *, seconds: int, suffix: str = "") -> subprocess.Popen[bytes] | None:
+    """Sample ``service`` for ``seconds``: collapsed stacks (``<service><suffix>.folded``, one line a stack and its
+    sample count, which speedscope and flamegraph.pl read) that ``summary`` reduces to the top frames."""
     pid = service_pid(service)
     binary = pyspy()
     if pid is None or binary is None:
         log(f"  no profile of {service} (pid {pid}, py-spy {binary})")
         return None
-    out = RESULTS / "profiles" / f"{service}{suffix}.svg"
+    out = RESULTS / "profiles" / f"{service}{suffix}.folded"
     out.parent.mkdir(parents=True, exist_ok=True)
     log(f"  profiling {service} (pid {pid}) for {seconds}s -> {out.relative_to(RESULTS.parent.parent)}")
     return subprocess.Popen([str(binary), "record", "-d", str(seconds), "-r", "100", "-p", str(pid),
-                             "-o", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "-o", str(out), "-f", "raw", "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def finish(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> None:
@@ -55,3 +61,49 @@ def finish(process: subprocess.Popen[bytes] | None, timeout: float = 60.0) -> No
     except subprocess.TimeoutExpired:
         process.terminate()
         process.wait(timeout=10)
+        return
+    out = _output(process)
+    if out is not None and out.exists():
+        for line in summary(out):
+            log(f"    {line}")
+
+
+def _output(process: subprocess.Popen[bytes]) -> Path | None:
+    argv = [str(arg) for arg in process.args] if isinstance(process.args, list) else []
+    return Path(argv[argv.index("-o") + 1]) if "-o" in argv else None
+
+
+def summary(folded: Path, top: int = 12) -> list[str]:
+    """The frames with the most samples of their own (where the CPU went) and, under the event loop's callbacks,
+    the frames most often on the stack (what it was doing), as shares of the samples taken."""
+    own: Counter[str] = Counter()
+    inside: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = stack.split(";")
+        own[_short(frames[-1])] += samples
+        for frame in {_short(frame) for frame in frames}:
+            inside[frame] += samples
+    if not total:
+        return ["no samples"]
+    lines = [f"{total} samples; own time:"]
+    lines += [f"  {count / total:6.1%}  {frame}" for frame, count in own.most_common(top)]
+    lines.append("on the stack:")
+    lines += [f"  {count / total:6.1%}  {frame}" for frame, count in inside.most_common(top + 8)
+              if count < total]
+    return lines
+
+
+def _short(frame: str) -> str:
+    # "handle (kicau/serve.py:40)" -> "handle (kicau/serve.py)": lines split one function's samples.
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "/work/ci/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})" if path else name
