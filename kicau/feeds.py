@@ -147,11 +147,18 @@ end
 return written
 """
 
-# KEYS = timelines (as above); ARGV = status ids to remove from each (LREM never creates a key).
-_UNPUSH = """
+# KEYS = timelines (as above); ARGV = status ids to remove from each (LREM never creates a key). A removal comes
+# after a change in Cassandra (an unfollow, a block, a delete); a timeline being rebuilt may have read Cassandra
+# before it, and would write the statuses removed here back. So a pending timeline is dropped instead: its
+# rebuild finds it gone and starts again (``_MATERIALISE_REBUILT``), reading Cassandra after the change.
+_UNPUSH = _NEWER + """
 for _, key in ipairs(KEYS) do
-  for i = 1, #ARGV do
-    redis.call('LREM', key, 1, ARGV[i])
+  if redis.call('LINDEX', key, -1) == PENDING then
+    redis.call('DEL', key)
+  else
+    for i = 1, #ARGV do
+      redis.call('LREM', key, 1, ARGV[i])
+    end
   end
 end
 return #KEYS
@@ -199,7 +206,7 @@ return kept
 # KEYS[1] = a timeline; ARGV[1] = cap; ARGV[2] = expiry (s); ARGV[3..] = status ids, newest first. A rebuilt
 # timeline, merged with whatever the fanout added meanwhile instead of replacing it (a status fanned out during
 # the rebuild is not lost), cut to the cap, the sentinel at its end.
-_MATERIALISE = _NEWER + """
+_MERGE_AND_WRITE = """
 local key = KEYS[1]
 local cap = tonumber(ARGV[1])
 local have = {}
@@ -231,6 +238,14 @@ end
 redis.call('EXPIRE', key, ARGV[2])
 return #merged - 1
 """
+_MATERIALISE = _NEWER + _MERGE_AND_WRITE
+# The same for a rebuild, which began by making the timeline pending (``_BEGIN_REBUILD``): -1, writing nothing, if
+# the timeline is gone since. What dropped it was a change the rebuild's read of Cassandra may predate (a change of
+# a list's members deletes the list's timeline; a removal drops a pending timeline, ``_UNPUSH``), or the pending
+# timeline expired under a rebuild that took too long; either way the rebuild starts again.
+_MATERIALISE_REBUILT = _NEWER + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+""" + _MERGE_AND_WRITE
 
 # KEYS[1] = a timeline about to be rebuilt; ARGV[1] = how long (s) it may stay pending. 1 if it is materialised
 # (ends with the sentinel: nothing to rebuild); else 0, and a missing timeline is created pending (just
@@ -325,11 +340,14 @@ class Feeds:
         return TimelineWrites(cap=self.cap, threshold=self.cap + 1 + self.trim_slack,
                               one_slot_per_call=self.one_slot_per_call, framed_keys=self.framed_keys)
 
-    def materialise(self, pipe: Pipeline, key: str, status_ids: Iterable[int]) -> None:
-        """Write a rebuilt timeline (cut to the cap exactly), merged with whatever the fanout added meanwhile
-        instead of replacing it, so a status fanned out during the rebuild is not lost; sets its expiry."""
+    def materialise(self, pipe: Pipeline, key: str, status_ids: Iterable[int], *, rebuilt: bool = False) -> None:
+        """Write a timeline (cut to the cap exactly), merged with whatever the fanout added meanwhile instead of
+        replacing it, so a status fanned out during a rebuild is not lost; sets its expiry. ``rebuilt``: the
+        ids come from a rebuild begun with ``begin_rebuild``, and nothing is written if the timeline was dropped
+        since (the pipeline's reply is then -1: rebuild again)."""
         newest_first = sorted(set(status_ids), reverse=True)
-        pipe.eval(_MATERIALISE, 1, key, self.cap, self.ttl_seconds, *newest_first)
+        script = _MATERIALISE_REBUILT if rebuilt else _MATERIALISE
+        pipe.eval(script, 1, key, self.cap, self.ttl_seconds, *newest_first)
 
     def key_changes(self, key: str, pushed: Sequence[int], unpushed: Sequence[int]) -> list[bytes]:
         """A single timeline's pushes and removals (the public timeline's) as self-contained commands: EVAL of

@@ -82,6 +82,9 @@ SCHEDULED_TAKEN_UP = Counter(
     "kicau_scheduled_statuses_due_total", "Scheduled statuses taken up when due, by outcome", ["outcome"]
 )
 TIMELINE_REBUILDS = Counter("kicau_timeline_rebuilds_total", "Timelines rebuilt from Cassandra")
+TIMELINE_REBUILDS_RESTARTED = Counter(
+    "kicau_timeline_rebuilds_restarted_total",
+    "Rebuilds that found their pending timeline dropped by a change while they read Cassandra, and read again")
 # Copies of Redis values a process keeps, invalidated by Redis (kicau/tracked_cache.py).
 LOCAL_CACHE_READS = Counter(
     "kicau_local_cache_reads_total", "Values asked of the process-local cache, by whether a copy was held",

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import msgspec
+from cassandra.cluster import Session
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
+from redis.asyncio import Redis
 from starlette.routing import Route
 from starlette.types import Receive, Scope
 
@@ -88,6 +90,53 @@ async def _service(request: Request) -> TimelineService:
 Service = Annotated[TimelineService, Depends(_service)]
 
 
+def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, session: Session,
+                  copies: TrackedCache | None) -> TimelineService:
+    """The timeline service over the engines' clients: its stores, caches and copies (``copies``: this
+    process's tracked copies of Redis values, or None)."""
+    accounts = AccountCards(redis, session, common.public_url)
+    store = TimelineStore(session)
+    favourites = FavouriteStore(session, clients.write_consistency(common))
+    bookmarks = BookmarkStore(session, clients.write_consistency(common))
+    pins = PinStore(session, clients.write_consistency(common))
+    reblogs = ReblogStore(session, clients.write_consistency(common))
+    hides = BlocksAndMutes(session, clients.write_consistency(common))
+    hide_copies = HideCopies(redis, hides, copies)
+    return TimelineService(
+        settings=common,
+        own=own,
+        store=store,
+        redis=redis,
+        feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
+                    copies=copies if own.home_page_copies else None),
+        large=LargeAccounts(session, max_age=1.0),
+        statuses=StatusCards(redis, session, accounts, common.public_url, copies,
+                             marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
+                                                     Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies),
+                             filters=FilterCopies(redis, FilterStore(session, clients.write_consistency(common)),
+                                                  copies),
+                             hides=hide_copies),
+        accounts=accounts,
+        notifications=NotificationStore(session, clients.write_consistency(common)),
+        markers=MarkerStore(session, clients.write_consistency(common)),
+        public=PublicStatuses(session, clients.write_consistency(common)),
+        tagged=TaggedStatuses(session, clients.write_consistency(common)),
+        tag_names=TagNames(redis, session),
+        tag_follows=TagFollowStore(session, clients.write_consistency(common)),
+        favourite_store=favourites,
+        bookmark_store=bookmarks,
+        pin_store=pins,
+        reblog_store=reblogs,
+        hides=hides,
+        hide_copies=hide_copies,
+        follow_options=FollowOptionStore(session, clients.write_consistency(common)),
+        lists=ListStore(session, clients.write_consistency(common)),
+        conversations=ConversationStore(session, clients.write_consistency(common)),
+        newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
+        if own.newest_ids_accounts else None,
+    )
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
@@ -95,48 +144,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with clients.engines(common, name="timeline", producer=False) as engines:
         redis, session = engines.redis, engines.session
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
-        accounts = AccountCards(redis, session, common.public_url)
-        store = TimelineStore(session)
         copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
-        favourites = FavouriteStore(session, clients.write_consistency(common))
-        bookmarks = BookmarkStore(session, clients.write_consistency(common))
-        pins = PinStore(session, clients.write_consistency(common))
-        reblogs = ReblogStore(session, clients.write_consistency(common))
-        hides = BlocksAndMutes(session, clients.write_consistency(common))
-        hide_copies = HideCopies(redis, hides, copies)
-        app.state.service = TimelineService(
-            settings=common,
-            own=own,
-            store=store,
-            redis=redis,
-            feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
-                        copies=copies if own.home_page_copies else None),
-            large=LargeAccounts(session, max_age=1.0),
-            statuses=StatusCards(redis, session, accounts, common.public_url, copies,
-                                 marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies),
-                                 filters=FilterCopies(redis, FilterStore(session, clients.write_consistency(common)),
-                                                      copies),
-                                 hides=hide_copies),
-            accounts=accounts,
-            notifications=NotificationStore(session, clients.write_consistency(common)),
-            markers=MarkerStore(session, clients.write_consistency(common)),
-            public=PublicStatuses(session, clients.write_consistency(common)),
-            tagged=TaggedStatuses(session, clients.write_consistency(common)),
-            tag_names=TagNames(redis, session),
-            tag_follows=TagFollowStore(session, clients.write_consistency(common)),
-            favourite_store=favourites,
-            bookmark_store=bookmarks,
-            pin_store=pins,
-            reblog_store=reblogs,
-            hides=hides,
-            hide_copies=hide_copies,
-            follow_options=FollowOptionStore(session, clients.write_consistency(common)),
-            lists=ListStore(session, clients.write_consistency(common)),
-            conversations=ConversationStore(session, clients.write_consistency(common)),
-            newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
-            if own.newest_ids_accounts else None,
-        )
+        app.state.service = build_service(common, own, redis, session, copies)
         try:
             yield
         finally:

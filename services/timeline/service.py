@@ -44,7 +44,7 @@ from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import AccountList, ListStore, shows_reply
 from kicau.markers import MarkerStore
-from kicau.metrics import TIMELINE_REBUILDS
+from kicau.metrics import TIMELINE_REBUILDS, TIMELINE_REBUILDS_RESTARTED
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
 from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
@@ -63,6 +63,9 @@ from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 
 log = logging.getLogger(__name__)
+# A rebuild that a change overtakes reads Cassandra again, at most this often (changes during one read are rare;
+# a timeline left unbuilt is rebuilt by its next read).
+_REBUILD_ATTEMPTS = 3
 
 MAX_LIMIT = 40
 NewestOf = Callable[[], Awaitable[list[int]]]  # a timeline's newest statuses, for its rebuild
@@ -507,7 +510,7 @@ class TimelineService:
         key = keys.list_feed(list_id)
         read = await self._repaired(await self.feeds.read_page(account_id, request, large_members, key=key),
                                     account_id, request, large_members,
-                                    functools.partial(self.rebuild_list, found, members), key)
+                                    functools.partial(self.rebuild_list, found), key)
         ids = read.ids
         rendered = await self.statuses.render_each(ids, Reader.home_of(account_id, options))
         shown = {i: _read_shown(status) for i, status in rendered.items()}
@@ -761,11 +764,14 @@ class TimelineService:
 
         await self._single_flight(keys.home_feed(account_id), newest)
 
-    async def rebuild_list(self, found: AccountList, members: list[int]) -> None:
+    async def rebuild_list(self, found: AccountList) -> None:
         """A list's timeline: the newest statuses of its members that the owner follows and neither blocks nor
-        mutes, as their follows' options let them into its home timeline; the replies policy applies when read."""
+        mutes, as their follows' options let them into its home timeline; the replies policy applies when read.
+        The members are read once the timeline is pending: a change of them after that drops the pending
+        timeline, and the rebuild reads them again."""
 
         async def newest() -> list[int]:
+            members = await self.lists.members(found.list_id)
             followed, hidden = await asyncio.gather(self.store.followees_among(found.owner_id, members),
                                                     self.hides.hidden_by(found.owner_id))
             return await self._admitted_newest(found.owner_id, [m for m in followed if m not in hidden])
@@ -838,19 +844,25 @@ class TimelineService:
                 await asyncio.sleep(0.05)
             log.warning("rebuild of %s by another process timed out; rebuilding here", key)
         try:
-            # A reader that found the timeline missing may get here only after another rebuild of it finished
-            # (the shared task is gone once done, and so is the lock): what it saw is already repaired. Else the
-            # timeline is made pending before Cassandra is read, so no push from here on is lost.
-            if await self.feeds.begin_rebuild(key, self.own.rebuild_lock_seconds):
-                await self.redis.delete(lock)
-                return
-            merged = await newest()
-            pipe = self.redis.pipeline(transaction=True)
-            self.feeds.materialise(pipe, key, merged)
-            pipe.delete(lock)
-            await pipe.execute()
-            TIMELINE_REBUILDS.inc()
-            log.info("rebuilt %s: %d entries", key, len(merged))
-        except BaseException:
+            for attempt in range(1, _REBUILD_ATTEMPTS + 1):
+                # A reader that found the timeline missing may get here only after another rebuild of it finished
+                # (the shared task is gone once done, and so is the lock): what it saw is already repaired. Else
+                # the timeline is made pending before Cassandra is read, so no push from here on is lost.
+                if await self.feeds.begin_rebuild(key, self.own.rebuild_lock_seconds):
+                    break
+                merged = await newest()
+                pipe = self.redis.pipeline(transaction=True)
+                self.feeds.materialise(pipe, key, merged, rebuilt=True)
+                written, *_ = await pipe.execute()
+                if written >= 0:
+                    TIMELINE_REBUILDS.inc()
+                    log.info("rebuilt %s: %d entries", key, len(merged))
+                    break
+                # Dropped while Cassandra was read (a follow, a block or a list's members changed: what was read
+                # may predate the change): read again.
+                TIMELINE_REBUILDS_RESTARTED.inc()
+                log.info("rebuild of %s overtaken by a change (attempt %d); reading again", key, attempt)
+            else:
+                log.warning("rebuild of %s overtaken %d times; left for the next read", key, _REBUILD_ATTEMPTS)
+        finally:
             await self.redis.delete(lock)
-            raise

@@ -272,3 +272,76 @@ def test_a_pending_timeline_is_not_trimmed_by_the_fanout() -> None:
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+async def _unpush(redis: Redis, feeds: Feeds, reader: int, status_ids: list[int]) -> None:
+    writes = feeds.writes()
+    writes.unpush([reader], status_ids)
+    async with Sender(redis) as sender:
+        await sender.send(*writes.take())
+        await sender.finish()
+
+
+def test_a_removal_while_a_timeline_is_rebuilt_makes_the_rebuild_read_again() -> None:
+    """An unfollow (or a block, or a delete) reaches the fanout after Cassandra changed; a rebuild that read
+    Cassandra before that would write the removed statuses back. The removal drops the pending timeline instead,
+    and the rebuild's write then writes nothing and says so (-1); a materialised timeline just loses the ids."""
+
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+        reader = random.randrange(10**12, 10**13)
+        key = keys.home_feed(reader)
+        base = 10**17
+        try:
+            await redis.delete(key)
+            assert not await feeds.begin_rebuild(key, pending_seconds=20)
+            await _push(redis, feeds, reader, [base + 5])
+            read_before_the_unfollow = [base + 3, base + 2, base + 1]  # base + 2: the former followee's
+            await _unpush(redis, feeds, reader, [base + 2])
+            assert not await redis.exists(key), "the pending timeline is dropped"
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, read_before_the_unfollow, rebuilt=True)
+            assert await pipe.execute() == [-1]
+            assert not await redis.exists(key), "and nothing is written back"
+            # The rebuild reads again, after the change: it no longer finds base + 2.
+            assert not await feeds.begin_rebuild(key, pending_seconds=20)
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, [base + 5, base + 3, base + 1], rebuilt=True)
+            assert await pipe.execute() == [3]
+            assert statuses_of(await redis.lrange(key, 0, -1)) == [base + 5, base + 3, base + 1]
+            await _unpush(redis, feeds, reader, [base + 3])
+            assert await redis.lrange(key, 0, -1) == [feed_member(base + 5), feed_member(base + 1),
+                                                      keys.FEED_SENTINEL]
+        finally:
+            await redis.delete(key)
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_rebuild_writes_nothing_into_a_timeline_deleted_while_it_read() -> None:
+    """A change of a list's members deletes the list's timeline, pending or not; a rebuild under way must not
+    create it again from the members it read before. A plain ``materialise`` (no rebuild) still creates one."""
+
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+        key = keys.list_feed(random.randrange(10**12, 10**13))
+        base = 10**17
+        try:
+            assert not await feeds.begin_rebuild(key, pending_seconds=20)
+            await redis.delete(key)  # the list's members changed
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, [base + 1], rebuilt=True)
+            assert await pipe.execute() == [-1]
+            assert not await redis.exists(key)
+            pipe = redis.pipeline(transaction=True)
+            feeds.materialise(pipe, key, [base + 1])
+            assert await pipe.execute() == [1]
+            assert await feeds.is_materialised(key)
+        finally:
+            await redis.delete(key)
+            await redis.aclose()
+
+    asyncio.run(scenario())
