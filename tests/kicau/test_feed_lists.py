@@ -6,14 +6,16 @@ every combination of cursors must equal the model's; a rebuild merges with what 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
+from collections.abc import AsyncIterator, Iterable
 
 import pytest
 from redis.asyncio import Redis
 
 from kicau import keys
-from kicau.feeds import _NEWER, Feeds, PageRequest, feed_member, status_of, statuses_of
+from kicau.feeds import _NEWER, Feeds, PageRequest, TimelineWrites, feed_member, status_of, statuses_of
 from kicau.resp import Sender
 
 REDIS_PORT = int(os.environ.get("KICAU_REDIS_PORT", "6379"))
@@ -72,9 +74,44 @@ class Model:
 async def _push(redis: Redis, feeds: Feeds, reader: int, status_ids: list[int]) -> None:
     writes = feeds.writes()
     writes.push([reader], status_ids)
+    await _send(redis, writes)
+
+
+async def _unpush(redis: Redis, feeds: Feeds, reader: int, status_ids: list[int]) -> None:
+    writes = feeds.writes()
+    writes.unpush([reader], status_ids)
+    await _send(redis, writes)
+
+
+async def _send(redis: Redis, writes: TimelineWrites) -> None:
     async with Sender(redis) as sender:
         await sender.send(*writes.take())
         await sender.finish()
+
+
+@contextlib.asynccontextmanager
+async def _timeline(key: str | None = None) -> AsyncIterator[tuple[Redis, Feeds, int, str]]:
+    """Redis, the timelines, a new reader and its home timeline's key (or the timeline ``key``), missing at
+    first and deleted after."""
+    redis = Redis(port=REDIS_PORT)
+    feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
+    reader = random.randrange(10**12, 10**13)
+    key = key or keys.home_feed(reader)
+    try:
+        await redis.delete(key)
+        yield redis, feeds, reader, key
+    finally:
+        await redis.delete(key)
+        await redis.aclose()
+
+
+async def _materialise(redis: Redis, feeds: Feeds, key: str, status_ids: Iterable[int], *,
+                       rebuilt: bool = False) -> int:
+    """Write a timeline as a rebuild does (``rebuilt``: one begun with ``begin_rebuild``); the script's reply."""
+    pipe = redis.pipeline(transaction=True)
+    feeds.materialise(pipe, key, status_ids, rebuilt=rebuilt)
+    (written,) = await pipe.execute()
+    return int(written)
 
 
 def _expected_page(entries: list[int], page: PageRequest) -> list[int]:
@@ -102,9 +139,7 @@ def test_pushes_in_any_order_and_replays_keep_the_list_exact_and_pages_match_the
             await redis.delete(key)
             await _push(redis, feeds, reader, [base])
             assert not await redis.exists(key), "a missing timeline stays missing"
-            pipe = redis.pipeline(transaction=False)
-            feeds.materialise(pipe, key, [])
-            await pipe.execute()
+            await _materialise(redis, feeds, key, [])
             assert await redis.lrange(key, 0, -1) == [keys.FEED_SENTINEL]
             for step in range(300):
                 kind = rng.random()
@@ -152,19 +187,10 @@ def test_pushes_in_any_order_and_replays_keep_the_list_exact_and_pages_match_the
 
 def test_a_rebuild_merges_with_what_the_fanout_added_and_keeps_the_cap() -> None:
     async def scenario() -> None:
-        redis = Redis(port=REDIS_PORT)
-        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
-        reader = random.randrange(10**12, 10**13)
-        key = keys.home_feed(reader)
-        try:
-            await redis.delete(key)
-            pipe = redis.pipeline(transaction=False)
-            feeds.materialise(pipe, key, [])
-            await pipe.execute()
+        async with _timeline() as (redis, feeds, reader, key):
+            await _materialise(redis, feeds, key, [])
             await _push(redis, feeds, reader, [5_000, 5_001])  # fanned out while the rebuild read Cassandra
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, [*range(4_000, 4_040), 5_000])
-            await pipe.execute()
+            await _materialise(redis, feeds, key, [*range(4_000, 4_040), 5_000])
             entries = statuses_of(await redis.lrange(key, 0, -1))
             assert entries == [5_001, 5_000, *range(4_039, 4_039 - (CAP - 2), -1)]
             assert 0 < await redis.ttl(key) <= 60
@@ -174,9 +200,6 @@ def test_a_rebuild_merges_with_what_the_fanout_added_and_keeps_the_cap() -> None
             assert covered and newer == [*range(4_031, 4_040), 5_000, 5_001]
             covered, _ = await feeds.newest_after(reader, 10, limit=100)
             assert not covered, "the list was cut to its cap: what came before its oldest entry is unknown"
-        finally:
-            await redis.delete(key)
-            await redis.aclose()
 
     asyncio.run(scenario())
 
@@ -204,13 +227,8 @@ def test_a_timeline_being_rebuilt_keeps_what_the_fanout_pushes_meanwhile_and_rea
     rebuild's write merges it in."""
 
     async def scenario() -> None:
-        redis = Redis(port=REDIS_PORT)
-        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
-        reader = random.randrange(10**12, 10**13)
-        key = keys.home_feed(reader)
         base = 10**17
-        try:
-            await redis.delete(key)
+        async with _timeline() as (redis, feeds, reader, key):
             assert not await feeds.begin_rebuild(key, pending_seconds=20)
             assert await redis.lrange(key, 0, -1) == [keys.FEED_PENDING]
             assert 0 < await redis.ttl(key) <= 20, "a rebuild that dies leaves its pending timeline to expire"
@@ -228,18 +246,13 @@ def test_a_timeline_being_rebuilt_keeps_what_the_fanout_pushes_meanwhile_and_rea
                 assert not (await feeds.read_list(key, page, fresh=True))[1], page
             covered, _ = await feeds.newest_after(reader, base, limit=100)
             assert not covered
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, read_by_the_rebuild)
-            await pipe.execute()
+            await _materialise(redis, feeds, key, read_by_the_rebuild)
             assert await redis.lrange(key, 0, -1) == [*map(feed_member, (base + 4, base + 3, base + 2, base + 1)),
                                                       keys.FEED_SENTINEL]
             assert await feeds.is_materialised(key)
             assert await feeds.begin_rebuild(key, pending_seconds=20), "materialised: nothing to rebuild"
             read = await feeds.read_page(reader, PageRequest(limit=2), fresh=True)
             assert (read.ids, read.home_materialised) == ([base + 4, base + 3], True)
-        finally:
-            await redis.delete(key)
-            await redis.aclose()
 
     asyncio.run(scenario())
 
@@ -249,37 +262,19 @@ def test_a_pending_timeline_is_not_trimmed_by_the_fanout() -> None:
     merges them with what it read and cuts to the cap with the sentinel at the end."""
 
     async def scenario() -> None:
-        redis = Redis(port=REDIS_PORT)
-        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
-        reader = random.randrange(10**12, 10**13)
-        key = keys.home_feed(reader)
         base = 10**17
-        try:
-            await redis.delete(key)
+        async with _timeline() as (redis, feeds, reader, key):
             await feeds.begin_rebuild(key, pending_seconds=20)
             pushed = [base + 100 + i for i in range(CAP + SLACK + 10)]
             for status_id in pushed:
                 await _push(redis, feeds, reader, [status_id])
             held = await redis.lrange(key, 0, -1)
             assert held[-1] == keys.FEED_PENDING and statuses_of(held) == pushed[::-1]
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, [base + 1, base])
-            await pipe.execute()
+            await _materialise(redis, feeds, key, [base + 1, base])
             held = await redis.lrange(key, 0, -1)
             assert held[-1] == keys.FEED_SENTINEL and statuses_of(held) == pushed[::-1][:CAP]
-        finally:
-            await redis.delete(key)
-            await redis.aclose()
 
     asyncio.run(scenario())
-
-
-async def _unpush(redis: Redis, feeds: Feeds, reader: int, status_ids: list[int]) -> None:
-    writes = feeds.writes()
-    writes.unpush([reader], status_ids)
-    async with Sender(redis) as sender:
-        await sender.send(*writes.take())
-        await sender.finish()
 
 
 def test_a_removal_while_a_timeline_is_rebuilt_makes_the_rebuild_read_again() -> None:
@@ -288,34 +283,22 @@ def test_a_removal_while_a_timeline_is_rebuilt_makes_the_rebuild_read_again() ->
     and the rebuild's write then writes nothing and says so (-1); a materialised timeline just loses the ids."""
 
     async def scenario() -> None:
-        redis = Redis(port=REDIS_PORT)
-        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
-        reader = random.randrange(10**12, 10**13)
-        key = keys.home_feed(reader)
         base = 10**17
-        try:
-            await redis.delete(key)
+        async with _timeline() as (redis, feeds, reader, key):
             assert not await feeds.begin_rebuild(key, pending_seconds=20)
             await _push(redis, feeds, reader, [base + 5])
             read_before_the_unfollow = [base + 3, base + 2, base + 1]  # base + 2: the former followee's
             await _unpush(redis, feeds, reader, [base + 2])
             assert not await redis.exists(key), "the pending timeline is dropped"
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, read_before_the_unfollow, rebuilt=True)
-            assert await pipe.execute() == [-1]
+            assert await _materialise(redis, feeds, key, read_before_the_unfollow, rebuilt=True) == -1
             assert not await redis.exists(key), "and nothing is written back"
             # The rebuild reads again, after the change: it no longer finds base + 2.
             assert not await feeds.begin_rebuild(key, pending_seconds=20)
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, [base + 5, base + 3, base + 1], rebuilt=True)
-            assert await pipe.execute() == [3]
+            assert await _materialise(redis, feeds, key, [base + 5, base + 3, base + 1], rebuilt=True) == 3
             assert statuses_of(await redis.lrange(key, 0, -1)) == [base + 5, base + 3, base + 1]
             await _unpush(redis, feeds, reader, [base + 3])
             assert await redis.lrange(key, 0, -1) == [feed_member(base + 5), feed_member(base + 1),
                                                       keys.FEED_SENTINEL]
-        finally:
-            await redis.delete(key)
-            await redis.aclose()
 
     asyncio.run(scenario())
 
@@ -325,23 +308,13 @@ def test_a_rebuild_writes_nothing_into_a_timeline_deleted_while_it_read() -> Non
     create it again from the members it read before. A plain ``materialise`` (no rebuild) still creates one."""
 
     async def scenario() -> None:
-        redis = Redis(port=REDIS_PORT)
-        feeds = Feeds(redis, cap=CAP, ttl_seconds=60, trim_slack=SLACK)
-        key = keys.list_feed(random.randrange(10**12, 10**13))
         base = 10**17
-        try:
+        async with _timeline(keys.list_feed(random.randrange(10**12, 10**13))) as (redis, feeds, _, key):
             assert not await feeds.begin_rebuild(key, pending_seconds=20)
             await redis.delete(key)  # the list's members changed
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, [base + 1], rebuilt=True)
-            assert await pipe.execute() == [-1]
+            assert await _materialise(redis, feeds, key, [base + 1], rebuilt=True) == -1
             assert not await redis.exists(key)
-            pipe = redis.pipeline(transaction=True)
-            feeds.materialise(pipe, key, [base + 1])
-            assert await pipe.execute() == [1]
+            assert await _materialise(redis, feeds, key, [base + 1]) == 1
             assert await feeds.is_materialised(key)
-        finally:
-            await redis.delete(key)
-            await redis.aclose()
 
     asyncio.run(scenario())
