@@ -441,7 +441,7 @@ FOLLOW_BODY = body(params({
 # A list's title and settings (kicau/lists.py): the title required to make one, each optional to change one.
 _LIST_FIELDS: dict[str, JSONSchema] = {
     "title": text(min_length=1, max_length=MAX_TITLE, blank=False),
-    "replies_policy": nullable({"type": "string", "enum": list(REPLIES_POLICIES)}),
+    "replies_policy": nullable({"anyOf": [{"type": "string", "enum": list(REPLIES_POLICIES)}, _EMPTY]}),
     "exclusive": nullable(BOOLEAN),
 }
 LIST_BODY = body(params(_LIST_FIELDS, "title"))

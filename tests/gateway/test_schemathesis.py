@@ -63,6 +63,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-name = "POST /api/v1/statuses"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
+# An edit is checked as a new status is (text blank once trimmed, too long once counted as Mastodon counts it), and a
+# reblog cannot be edited: Mastodon's 422s (services/post/service.py).
+[[operations]]
+include-name = "PUT /api/v1/statuses/{{status_id}}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
 # A scheduled status moved to a time too soon, or to a day past its limit, is Mastodon's 422
 # (services/post/scheduled.py).
 [[operations]]
