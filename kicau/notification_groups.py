@@ -11,15 +11,17 @@ window's end land in two groups.
 A v2 page holds ``limit`` groups: read from a window of the newest notifications below the cursor (the v1 list's,
 with its filters), the groups whose newest notification is newest, each with its notifications down to the newest
 of the last group (``next``, the next page's cursor). A group with older notifications than that shows again on
-a later page with them, its ``page_min_id`` and ``page_max_id`` saying which; each group's count is of the
-notifications on the page (Mastodon counts every notification of a group), its sample the accounts of its newest
-eight, and the accounts and statuses the groups name come once each beside them.
+a later page with them, its ``page_min_id`` and ``page_max_id`` saying which. Each group's count is of all its
+notifications, as Mastodon's: counted in the window where the window holds the whole group's span, and otherwise
+by the timeline service (``uncounted``: the gateway asks for those groups' counts in one call). Its sample is the
+accounts of its newest eight, and the accounts and statuses the groups name come once each beside them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -88,14 +90,41 @@ _decode = msgspec.json.Decoder(list[dict[str, Any]]).decode
 _encode = msgspec.json.Encoder().encode
 
 
+@dataclass
+class GroupedPage:
+    """A page of groups, before its counts are settled: ``uncounted`` names the groups whose span reaches past the
+    window read (newer than its cursor, older than its oldest notification), whose whole count the page cannot
+    know; ``body`` takes their counts."""
+
+    groups: dict[str, dict[str, Any]]
+    accounts: dict[str, Any]
+    statuses: dict[str, Any]
+    next_max_id: str | None
+    prev_min_id: str | None
+    uncounted: list[str]
+
+    def body(self, counts: Mapping[str, int] | None = None) -> bytes:
+        """``GroupedNotificationsResults``; a group counted (``counts``) never counts fewer than the page shows of
+        it (a notification dismissed between the two reads)."""
+        groups = list(self.groups.values())
+        if counts:
+            groups = [{**group, "notifications_count": max(counts[key], group["notifications_count"])}
+                      if (key := group["group_key"]) in counts else group for group in groups]
+        return _encode({"accounts": list(self.accounts.values()), "statuses": list(self.statuses.values()),
+                        "notification_groups": groups})
+
+
 def grouped_page(window: bytes, limit: int, more: bool, grouped: Iterable[str] = GROUPED_TYPES,
-                 ) -> tuple[bytes, str | None, str | None]:
-    """A window of notifications (Notification JSON, newest first; ``more``: older ones exist beyond it) as a v2
-    ``GroupedNotificationsResults`` of ``limit`` groups at most, with the next page's ``max_id`` and the previous
-    page's ``min_id`` (None where there is none)."""
+                 below: int | None = None, bounded: bool = False) -> GroupedPage:
+    """A window of notifications (Notification JSON, newest first; ``more``: older ones exist beyond it) as a page
+    of ``limit`` groups at most, with the next page's ``max_id`` and the previous page's ``min_id`` (None where
+    there is none). The window was read below ``below`` (the request's ``max_id``), and ``bounded`` below too (a
+    ``since_id`` or ``min_id``): a group's span past either bound is ``uncounted``."""
     kinds = frozenset(grouped)
     notices = _decode(window)
     keys = [key_of(n, kinds) for n in notices]
+    in_window = Counter(keys)
+    oldest = int(notices[-1]["id"]) if notices else None
     chosen = list(dict.fromkeys(keys))[:limit]
     next_max_id = notices[-1]["id"] if more and notices else None
     if len(chosen) == limit and (more or len(set(keys)) > limit):
@@ -127,6 +156,16 @@ def grouped_page(window: bytes, limit: int, more: bool, grouped: Iterable[str] =
         if len(group["sample_account_ids"]) < SAMPLE_ACCOUNTS and account["id"] not in group["sample_account_ids"]:
             group["sample_account_ids"].append(account["id"])
             accounts.setdefault(account["id"], account)
-    body = _encode({"accounts": list(accounts.values()), "statuses": list(statuses.values()),
-                    "notification_groups": list(groups.values())})
-    return body, next_max_id, kept[0][0]["id"] if kept else None
+    uncounted = []
+    for key, group in groups.items():
+        span = parse_group_key(key)
+        if not isinstance(span, GroupSpan):
+            continue
+        # The window holds the whole span when nothing of it lies above the cursor or below what was read.
+        whole = ((below is None or span.max_id <= below) and not bounded
+                 and (not more or (oldest is not None and span.min_id > oldest)))
+        if whole:
+            group["notifications_count"] = in_window[key]  # those past the page's last group too
+        else:
+            uncounted.append(key)
+    return GroupedPage(groups, accounts, statuses, next_max_id, kept[0][0]["id"] if kept else None, uncounted)

@@ -491,6 +491,11 @@ class StatusCards:
         shown = await self._shown(list(dict.fromkeys(status_ids)), reader, marks, reblogs)
         return {status_id: compose_status(bytes(fragment), card) for status_id, fragment, card in shown}
 
+    async def visible_ids(self, status_ids: Sequence[int], reader: Reader) -> set[int]:
+        """Those of the statuses that ``render_each`` would render, without rendering them (what a count needs)."""
+        seen = (await self._visible(list(dict.fromkeys(status_ids)), reader, marks=False)).seen
+        return {status_id for status_id, _, _ in seen}
+
     async def parent_of(self, status_id: int) -> int | None:
         """What a status replies to, whoever may see it: its parent's id, 0 for none; None for a status deleted or
         unknown. Mastodon walks a thread up past the statuses its reader may not see (those of an account that

@@ -29,6 +29,7 @@ from kicau.large_accounts import LargeAccounts
 from kicau.lists import MAX_MEMBERS, ListStore
 from kicau.markers import TIMELINES, MarkerStore
 from kicau.newest_ids import NewestIds
+from kicau.notification_groups import GroupSpan, parse_group_key
 from kicau.notifications import NotificationStore, wanted_types
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
@@ -407,6 +408,24 @@ async def clear_notifications(
 ) -> Response:
     await service.clear_notifications(acting_account_id(account))
     return Response(b"{}", media_type="application/json")
+
+
+# A page's groups at most (the gateway's grouped page holds up to 80).
+MAX_GROUP_KEYS = 80
+
+
+@app.get("/internal/notifications/group_counts")
+async def notification_group_counts(
+    service: Service, keys: str, account: AccountHeader = None, account_id: Cursor = None,
+) -> dict[str, int]:
+    """Each named group's whole count (kicau/notification_groups.py); ``keys`` comma-separated grouped keys."""
+    spans = {key: parse_group_key(key) for key in _names(keys)}
+    if not spans or len(spans) > MAX_GROUP_KEYS:
+        raise ApiError(400, f"keys must name 1 to {MAX_GROUP_KEYS} groups")
+    named = {key: span for key, span in spans.items() if isinstance(span, GroupSpan)}
+    if len(named) != len(spans):
+        raise ApiError(400, "keys must be grouped notification keys")
+    return await service.notification_group_counts(acting_account_id(account), named, account_id)
 
 
 @app.get("/internal/notifications/{notification_id}")

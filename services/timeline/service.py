@@ -13,7 +13,7 @@ import functools
 import hashlib
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, NamedTuple
 
@@ -47,6 +47,7 @@ from kicau.markers import MarkerStore
 from kicau.metrics import TIMELINE_REBUILDS, TIMELINE_REBUILDS_RESTARTED
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
+from kicau.notification_groups import GroupSpan
 from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
@@ -141,6 +142,8 @@ MAX_ANCESTORS, MAX_DESCENDANTS, MAX_DEPTH = 40, 60, 20
 
 # Rows a filtered notifications page (types[], exclude_types[], account_id) reads for its limit at most.
 NOTIFICATION_SCAN = 400
+# How many rows of a notification group's window its count reads at most (every type's: the table is by id).
+GROUP_COUNT_SCAN: Final = 2_000
 
 
 @dataclass(frozen=True)
@@ -667,6 +670,28 @@ class TimelineService:
         return Page(body=b"[" + b",".join(await self._rendered(account_id, kept)) + b"]",
                     next_max_id=older.id if older else None, prev_min_id=newer.id if newer else None)
 
+    async def notification_group_counts(self, account_id: int, spans: Mapping[str, GroupSpan],
+                                        from_account: int | None = None) -> dict[str, int]:
+        """How many notifications each group (by key: its span) holds that its account is shown, as a page shows
+        them (and from ``from_account`` alone, if given). Each span reads its newest ``GROUP_COUNT_SCAN`` rows of
+        every type at most: a count past that is a floor."""
+
+        async def members(span: GroupSpan) -> list[Notification]:
+            rows = await self.notifications.page(account_id, max_id=span.max_id, since_id=span.min_id - 1,
+                                                 min_id=None, limit=GROUP_COUNT_SCAN)
+            return [n for n in rows if n.type == span.kind and n.status_id == span.status_id
+                    and (from_account is None or n.from_account_id == from_account)]
+
+        found = dict(zip(spans, await asyncio.gather(*(members(span) for span in spans.values())), strict=True))
+        everyone = [n for notices in found.values() for n in notices]
+        if not everyone:
+            return dict.fromkeys(found, 0)
+        cards, statuses = await asyncio.gather(
+            self.accounts.cards({n.from_account_id for n in everyone}),
+            self.statuses.visible_ids(_statuses_shown_with(everyone),
+                                      Reader(account_id, context=NOTIFICATIONS_CONTEXT)))
+        return {key: sum(_shows(n, cards, statuses) for n in notices) for key, notices in found.items()}
+
     async def notification(self, account_id: int, notification_id: int) -> bytes:
         found = await self.notifications.one(account_id, notification_id)
         rendered = await self._rendered(account_id, [found]) if found is not None else []
@@ -732,19 +757,12 @@ class TimelineService:
             return []
         cards, statuses = await asyncio.gather(
             self.accounts.cards({n.from_account_id for n in notifications}),
-            self.statuses.render_each([*(n.status_id for n in notifications if n.status_id is not None),
-                                       *(n.id for n in notifications if n.type == REBLOG)],
+            self.statuses.render_each(_statuses_shown_with(notifications),
                                       Reader(account_id, context=NOTIFICATIONS_CONTEXT)),
         )
-        shown = []
-        for notice in notifications:
-            card = cards.get(notice.from_account_id)
-            status = statuses.get(notice.status_id) if notice.status_id is not None else None
-            if notice.type == REBLOG and notice.id not in statuses:
-                continue
-            if card is not None and (notice.status_id is None or status is not None):
-                shown.append(rendered(notice, card, status))
-        return shown
+        return [rendered(notice, cards[notice.from_account_id],
+                         statuses[notice.status_id] if notice.status_id is not None else None)
+                for notice in notifications if _shows(notice, cards, statuses)]
 
     # Rebuilds ---------------------------------------------------------------------------------------------
 
@@ -866,3 +884,18 @@ class TimelineService:
                 log.warning("rebuild of %s overtaken %d times; left for the next read", key, _REBUILD_ATTEMPTS)
         finally:
             await self.redis.delete(lock)
+
+
+def _statuses_shown_with(notifications: Sequence[Notification]) -> list[int]:
+    """The statuses whose visibility decides whether notifications show: each one's status, and a reblog's own
+    id (its notification shows while the reblog is there)."""
+    return [*(n.status_id for n in notifications if n.status_id is not None),
+            *(n.id for n in notifications if n.type == REBLOG)]
+
+
+def _shows(notice: Notification, cards: Container[int], statuses: Container[int]) -> bool:
+    """Whether a notification shows: its account still has a card, and its reader may still see its status (a
+    deleted status takes its mentions with it) and, for a reblog, the reblog (given back, it takes its notification
+    with it). ``cards`` and ``statuses``: those there and seen."""
+    return (notice.from_account_id in cards and (notice.status_id is None or notice.status_id in statuses)
+            and (notice.type != REBLOG or notice.id in statuses))

@@ -40,16 +40,53 @@ def test_a_window_becomes_a_page_of_groups() -> None:
     window = json.dumps([_notice(a, "favourite", "1", "9"), _notice(b, "mention", "2", "8"),
                          _notice(c, "favourite", "3", "9"), _notice(d, "follow", "4"),
                          _notice(e, "favourite", "1", "9")]).encode()
-    body, next_max_id, prev_min_id = grouped_page(window, 2, more=True)
-    page = json.loads(body)
+    grouped = grouped_page(window, 2, more=True)
+    page = json.loads(grouped.body())
     assert [(g["type"], g["notifications_count"]) for g in page["notification_groups"]] == [
         ("favourite", 1), ("mention", 1)]  # down to the mention: the older favourites wait for the next page
-    assert (next_max_id, prev_min_id) == (str(b), str(a))
-    body, next_max_id, _ = grouped_page(window, 3, more=False)
-    page = json.loads(body)
+    assert (grouped.next_max_id, grouped.prev_min_id) == (str(b), str(a))
+    # Older notifications exist below the window, in the favourites' span: their whole count is the service's.
+    favourites_key = page["notification_groups"][0]["group_key"]
+    assert grouped.uncounted == [favourites_key]
+    counted = json.loads(grouped.body({favourites_key: 5}))["notification_groups"]
+    assert [g["notifications_count"] for g in counted] == [5, 1]
+    # A count read after a dismissal never shows fewer than the page holds.
+    assert json.loads(grouped.body({favourites_key: 0}))["notification_groups"][0]["notifications_count"] == 1
+
+    grouped = grouped_page(window, 3, more=False)
+    page = json.loads(grouped.body())
     assert [(g["type"], g["notifications_count"]) for g in page["notification_groups"]] == [
         ("favourite", 3), ("mention", 1), ("follow", 1)]
+    assert grouped.uncounted == [] and grouped.next_max_id is None
     favourites = page["notification_groups"][0]
     # Each account once in the sample, newest first; the group's oldest notification on the page.
     assert (favourites["sample_account_ids"], favourites["page_min_id"]) == (["1", "3"], str(e))
-    assert [s["id"] for s in page["statuses"]] == ["9", "8"] and next_max_id is None
+    assert [s["id"] for s in page["statuses"]] == ["9", "8"]
+
+
+def test_a_group_counts_the_notifications_past_its_page_in_the_window() -> None:
+    a, b, c, d = sorted(ids_at(1, 2, 3, 4), reverse=True)
+    window = json.dumps([_notice(a, "follow", "1"), _notice(b, "mention", "2", "8"),
+                         _notice(c, "follow", "3"), _notice(d, "follow", "4")]).encode()
+    grouped = grouped_page(window, 1, more=False)
+    (follows,) = json.loads(grouped.body())["notification_groups"]
+    # One follow on the page (down to the next group), three in the group: the window read holds its whole span.
+    assert (follows["notifications_count"], follows["page_min_id"], grouped.uncounted) == (3, str(a), [])
+
+
+def test_a_span_past_the_read_is_uncounted() -> None:
+    a, b = sorted(ids_at(1, 2), reverse=True)
+    (later,) = ids_at(12.5)  # the next window's
+    window = json.dumps([_notice(later, "reblog", "1", "9"), _notice(a, "reblog", "2", "9"),
+                         _notice(b, "favourite", "3", "9")]).encode()
+    whole = grouped_page(window, 3, more=True)
+    # Older ones exist: only the span wholly above the oldest read is known whole.
+    assert [k.split("-")[0] for k in whole.uncounted] == ["reblog", "favourite"]
+    assert json.loads(whole.body())["notification_groups"][0]["notifications_count"] == 1
+    # Read below a cursor inside the spans (the next page's) or above a lower cursor: the groups are uncounted;
+    # below a cursor past the spans' window, they are whole.
+    older = json.dumps([_notice(a, "reblog", "2", "9"), _notice(b, "favourite", "3", "9")]).encode()
+    (inside,) = ids_at(6)
+    assert len(grouped_page(older, 3, more=False, below=inside).uncounted) == 2
+    assert len(grouped_page(older, 3, more=False, bounded=True).uncounted) == 2
+    assert grouped_page(older, 3, more=False, below=later).uncounted == []

@@ -57,7 +57,9 @@ def test_a_pages_notifications_are_grouped(gateway_url: str, http: httpx.Client,
     assert [g["notifications_count"] for g in alone] == [1, 1, 1]
     assert all(g["group_key"].startswith("ungrouped-") for g in alone)
     # Paged by groups: a page holds its groups' notifications down to the newest of its last group; the follow
-    # group's older notification shows with it again on the next page.
+    # group's older notification shows with it again on the next page. A group counts all its notifications, on
+    # every page it shows on (the later pages' counts come from the timeline service: their spans reach above
+    # the cursor).
     pages: list[list[tuple[str, int, str]]] = []
     url = "/api/v2/notifications?limit=2"
     while url:
@@ -68,8 +70,12 @@ def test_a_pages_notifications_are_grouped(gateway_url: str, http: httpx.Client,
         pages.append(shown)
         url = answer.links.get("next", {}).get("url", "")
     assert [[(kind, count) for kind, count, _ in page] for page in pages] == [
-        [("mention", 1), ("follow", 1)], [("follow", 1), ("reblog", 1)], [("favourite", 3)]]
+        [("mention", 1), ("follow", 2)], [("follow", 2), ("reblog", 1)], [("favourite", 3)]]
     assert pages[0][1][2] == pages[1][0][2] == followed["group_key"]
+    # From one account: its notifications alone, counted so too.
+    below_mention = f"?max_id={mentioned['most_recent_notification_id']}&account_id={fans[1].id}"
+    assert [(g["type"], g["notifications_count"]) for g in grouped(http, author, below_mention)["notification_groups"]
+            ] == [("follow", 1), ("favourite", 1)]
 
     # One group, with all its notifications; its accounts; unread counts from the notifications marker.
     one = http.get(f"/api/v2/notifications/{favourited['group_key']}", headers=author.auth).json()
@@ -123,3 +129,30 @@ def test_grouped_notifications_refuse_bad_input(http: httpx.Client, make_user: C
     answer = http.post("/api/v2/notifications/follow-1/dismiss", headers=reader.auth)
     assert answer.status_code == 404 and set(answer.json()) == {"error"}, answer.text
     assert grouped(http, reader) == {"accounts": [], "statuses": [], "notification_groups": []}
+
+
+def test_a_group_counts_notifications_older_than_the_window(http: httpx.Client,
+                                                            make_user: Callable[..., User]) -> None:
+    """A group whose oldest notification lies below the 80 a page is made from counts it too: the page asks the
+    timeline service for the group's whole count."""
+    author = make_user("gn_deep")
+    fans = [make_user("gn_df") for _ in range(3)]
+    talkers = [make_user("gn_dt") for _ in range(2)]
+    status = post(http, author, "liked, then buried")
+    assert http.post(f"/api/v1/statuses/{status}/favourite", headers=fans[0].auth).status_code == 200
+    for n in range(79):
+        post(http, talkers[n % 2], f"@{author.username} number {n}")
+    for fan in fans[1:]:
+        assert http.post(f"/api/v1/statuses/{status}/favourite", headers=fan.auth).status_code == 200
+    eventually(lambda: len(notifications(http, author, "?types[]=mention&limit=80")) == 79 or None)
+
+    groups = grouped(http, author, "?limit=5")["notification_groups"]
+    # The window: the two newest favourites and 78 mentions; the first favourite lies below it.
+    assert [(g["type"], g["notifications_count"]) for g in groups] == [("favourite", 3)] + [("mention", 1)] * 4
+    assert groups[0]["sample_account_ids"] == [fans[2].id, fans[1].id]  # the page's own
+    one = http.get(f"/api/v2/notifications/{groups[0]['group_key']}", headers=author.auth).json()
+    assert [g["notifications_count"] for g in one["notification_groups"]] == [3]
+    # A favourite dismissed is no longer counted.
+    oldest = notifications(http, author, "?types[]=favourite")[-1]
+    assert http.post(f"/api/v1/notifications/{oldest['id']}/dismiss", headers=author.auth).status_code == 200
+    assert grouped(http, author, "?limit=1")["notification_groups"][0]["notifications_count"] == 2

@@ -125,10 +125,25 @@ async def grouped_notifications(request: Request, token: NotificationsReader, se
     params["limit"] = GROUPED_WINDOW
     answer = await services.timeline.call("GET", "/internal/notifications", params=params, token=token)
     raise_for_error(answer)
-    body, next_max_id, prev_min_id = grouped_page(answer.content, limit, answer.headers.get("x-kicau-next") is not None,
-                                                  grouped)
-    link = link_header(request, common.public_url, next_max_id, prev_min_id)
-    return Response(body, media_type="application/json", headers={"Link": link} if link else None)
+    max_id = params.get("max_id")
+    page = grouped_page(answer.content, limit, answer.headers.get("x-kicau-next") is not None, grouped,
+                        below=max_id if isinstance(max_id, int) else None,
+                        bounded="since_id" in params or "min_id" in params)
+    counts = await _whole_counts(services, token, page.uncounted, params.get("account_id"))
+    link = link_header(request, common.public_url, page.next_max_id, page.prev_min_id)
+    return Response(page.body(counts), media_type="application/json", headers={"Link": link} if link else None)
+
+
+async def _whole_counts(services: Services, token: TokenInfo, keys: list[str], from_account: object = None,
+                        ) -> dict[str, int]:
+    """The whole count of each group named (grouped keys), from the timeline service; one call for them all."""
+    if not keys:
+        return {}
+    params = {"keys": ",".join(keys)} | ({"account_id": from_account} if from_account is not None else {})
+    answer = await services.timeline.call("GET", "/internal/notifications/group_counts", params=params, token=token)
+    raise_for_error(answer)
+    counts: dict[str, int] = answer.json()
+    return counts
 
 
 # How deep a group's or an unread count's reads go: pages of the timeline service's largest size.
@@ -212,9 +227,11 @@ GROUP_KEY = {"parameters": [{"name": "group_key", "in": "path", "required": True
 @router.get("/api/v2/notifications/{group_key}", openapi_extra={**GROUP_KEY, **doc.BEARER},
             responses={**doc.ok(doc.GroupedNotifications), **doc.errors(401, 403, 404)})
 async def notification_group(group_key: str, token: NotificationsReader, services: Services) -> Response:
-    """One group, with every notification of it (in its window), as a page holding it alone."""
-    body, _, _ = grouped_page(encode(await _group(group_key, token, services)), 1, False)
-    return Response(body, media_type="application/json")
+    """One group, with its notifications (in its window, up to ``GROUP_PAGES`` pages) and its whole count, as a
+    page holding it alone."""
+    page = grouped_page(encode(await _group(group_key, token, services)), 1, False)
+    spanned = [group_key] if isinstance(parse_group_key(group_key), GroupSpan) else []
+    return Response(page.body(await _whole_counts(services, token, spanned)), media_type="application/json")
 
 
 @router.get("/api/v2/notifications/{group_key}/accounts", openapi_extra={**GROUP_KEY, **doc.BEARER},
