@@ -74,6 +74,11 @@ def tag_accounts(tag: str, day: int) -> str:
     return f"tag:{{t:{tag}}}:{day}:accounts"
 
 
+def tag_trend_day(day: int) -> str:
+    """The hashtags public statuses used on a day, scored by how many accounts used each (kicau/tag_trends.py)."""
+    return f"trends:{{tags}}:{day}"
+
+
 def tag_names() -> str:
     """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
     return "tags:{names}"

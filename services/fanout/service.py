@@ -46,7 +46,7 @@ from typing import Any, TypeGuard
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import conversations, keys, resp, tag_history
+from kicau import conversations, keys, resp, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.conversations import Conversation, ConversationChange, ConversationStore
@@ -568,10 +568,11 @@ class Fanout:
         if used or unused:
             records.append(self.tag_uses.apply(used, unused))
         if tagged:
-            # Their hashtags' recent use (kicau/tag_history.py): counts of distinct members, safe to repeat.
+            # Their hashtags' recent use (kicau/tag_history.py) and trends (kicau/tag_trends.py): counts of
+            # distinct members, safe to repeat.
             authors = {e.status_id: e.account_id for e in events if isinstance(e, StatusCreated | StatusEdited)}
-            records.append(resp.round_trip(self.redis, tag_history.count_commands(
-                (tag, status_id, authors[status_id]) for tag, status_id in tagged)))
+            records.append(tag_trends.count_uses(
+                self.redis, ((tag, status_id, authors[status_id]) for tag, status_id in tagged)))
         if records:
             writing = asyncio.ensure_future(self._write_all(plans, audiences, recent))
             await asyncio.gather(writing, *records)

@@ -43,6 +43,7 @@ from kicau.tag_timeline import TaggedStatuses
 from kicau.tracked_cache import TrackedCache
 from kicau.web import (
     ACCOUNT_HEADER,
+    NEXT_OFFSET_HEADER,
     ApiError,
     acting_account_id,
     cassandra_ready,
@@ -313,6 +314,16 @@ async def tags_starting(service: Service, q: str = "", limit: Annotated[int, Que
     if not PREFIX.fullmatch(prefix):
         return Response(b"[]", media_type="application/json")
     return Response(await service.tags_starting(prefix, reader_of(account), limit), media_type="application/json")
+
+
+@app.get("/internal/trends/tags")
+async def trending_tags(service: Service, limit: Annotated[int, Query(ge=1, le=20)] = 10,
+                        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                        account: AccountHeader = None) -> Response:
+    """The hashtags that trend (kicau/tag_trends.py), most first, as Tags, from ``offset``."""
+    body, more = await service.trending_tags(reader_of(account), limit, offset)
+    return Response(body, media_type="application/json",
+                    headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
 
 
 @app.get("/internal/tags/{tag}")

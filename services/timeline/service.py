@@ -13,6 +13,7 @@ import functools
 import hashlib
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, NamedTuple
@@ -20,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import conversations, keys, resp, tag_history
+from kicau import conversations, keys, resp, tag_history, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
@@ -208,6 +209,9 @@ class TimelineService:
     conversations: ConversationStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # The trending hashtags as last ranked (kicau/tag_trends.py), and when (monotonic seconds); one ranking at a time.
+    _trends: tuple[float, list[str]] | None = None
+    _ranking: asyncio.Lock = field(default_factory=asyncio.Lock)
     _followee_copies: ReaderCopies[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -389,6 +393,21 @@ class TimelineService:
         ``prefix`` first, then by name."""
         names = await self.tag_names.starting_with(prefix, limit)
         return dumps(await self._tags(names, reader)) if names else b"[]"
+
+    async def trending_tags(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
+        """The Tags of the hashtags that trend (kicau/tag_trends.py), most first, from ``offset``, and whether
+        more trend after them: ranked again when the ranking this process holds is older than
+        ``trend_rank_seconds``."""
+        trending = await self._trending()
+        names = trending[offset:offset + limit]
+        return (dumps(await self._tags(names, reader)) if names else b"[]"), len(trending) > offset + limit
+
+    async def _trending(self) -> list[str]:
+        async with self._ranking:  # concurrent readers wait for one ranking instead of each making their own
+            held = self._trends
+            if held is None or time.monotonic() - held[0] >= self.own.trend_rank_seconds:
+                held = self._trends = (time.monotonic(), await tag_trends.trending(self.redis, time.time() * 1000))
+        return held[1]
 
     async def _tags(self, names: list[str], reader: Reader, *, followed: bool = False) -> list[dict[str, Any]]:
         """Tags with their histories, counted in one round trip, and (for a reader with an account) whether it

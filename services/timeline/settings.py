@@ -24,3 +24,6 @@ class TimelineSettings(InternalListener):
     # Keep the newest ids of accounts whose profiles are read (kicau/newest_ids.py), at most this many accounts
     # (~400 bytes each); 0: read every profile's ids from Cassandra.
     newest_ids_accounts: int = Field(default=50_000, ge=0)
+    # How long a ranking of trending hashtags (kicau/tag_trends.py) is served before it is ranked again; each
+    # ranking reads ~400 hashtags' seven-day histories in one Redis round trip.
+    trend_rank_seconds: float = Field(default=15.0, ge=0)

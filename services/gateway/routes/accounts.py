@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kicau.entities import PROFILE_FIELDS
+from kicau.tag_trends import MAX_TRENDS
 from kicau.tokens import TokenInfo
-from kicau.web import NEXT_CURSOR_HEADER, ApiError
+from kicau.web import NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
 from services.gateway.deps import Common, Services, Settings, page_limit, record_id
@@ -251,6 +252,38 @@ async def tag(name: str, services: Services, token: OptionalToken) -> Response:
     """A hashtag (with or without ``#``, in any case) and its use over the last seven days
     (kicau/tag_history.py); 404 when it is no hashtag's name or no public status has carried it."""
     return passthrough(await services.timeline.call("GET", f"/internal/tags/{quote(name, safe='')}", token=token))
+
+
+TRENDS = {"parameters": [
+    doc.query("limit", doc.LIMIT, "Page size (clamped to 1..20; 10 when absent)"),
+    doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many trending hashtags to skip"),
+]}
+
+
+@router.get("/api/v1/trends/tags", openapi_extra={**TRENDS, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Tag]), **doc.errors(400, 401)})
+@router.get("/api/v1/trends", openapi_extra={**TRENDS, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Tag]), **doc.errors(400, 401)})
+async def trending_tags(request: Request, services: Services, token: OptionalToken, common: Common,
+                        limit: Annotated[str | None, Hidden] = None,
+                        offset: Annotated[str | None, Hidden] = None) -> Response:
+    """The hashtags public statuses use more than usual (kicau/tag_trends.py), most first, with their use over
+    the last seven days; paged by ``offset``, with a Link header as Mastodon's. ``/api/v1/trends`` is Mastodon's
+    older name for it."""
+    page, skipped = page_limit(limit, 10, 20), min(_offset(offset), MAX_TRENDS)
+    answer = await services.timeline.call("GET", "/internal/trends/tags", params={"limit": page, "offset": skipped},
+                                          token=token)
+    raise_for_error(answer)
+    kept = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "offset"])
+    base = f"{common.public_url}{request.url.path}?{kept + '&' if kept else ''}offset="
+    links = []
+    next_offset = answer.headers.get(NEXT_OFFSET_HEADER.lower())
+    if next_offset is not None:
+        links.append(f'<{base}{int(next_offset)}>; rel="next"')
+    if skipped:
+        links.append(f'<{base}{max(0, skipped - page)}>; rel="prev"')
+    content: bytes = answer.content
+    return Response(content, media_type="application/json", headers={"Link": ", ".join(links)} if links else None)
 
 
 async def _tag_change(name: str, change: str, token: TokenInfo, services: Services) -> Response:
