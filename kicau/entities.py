@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from kicau import hashtags
+from kicau.account_notes import Annotations
 from kicau.blocks_and_mutes import Between
 from kicau.follow_options import FollowOptions
 from kicau.mentions import MENTION, Mention, link_html, local_domains, local_username, stored
@@ -213,12 +214,15 @@ def compose_status_list(items: list[bytes]) -> bytes:
 
 
 def relationship_entity(target_id: int, *, following: bool, followed_by: bool,
-                        hiding: Between | None = None, options: FollowOptions | None = None) -> dict[str, Any]:
+                        hiding: Between | None = None, options: FollowOptions | None = None,
+                        annotations: Annotations | None = None) -> dict[str, Any]:
     """A Relationship; ``hiding``: the viewer's block and mute of the target and the target's block of the viewer
     (kicau/blocks_and_mutes.py), none when not given; ``options``: the viewer's follow's (kicau/follow_options.py),
-    the defaults when not given."""
+    the defaults when not given; ``annotations``: the viewer's note on the target and its endorsement
+    (kicau/account_notes.py), none when not given."""
     hiding = hiding or Between()
     options = options or FollowOptions()
+    annotations = annotations or Annotations()
     return {
         "id": str(target_id),
         "following": following,
@@ -233,8 +237,8 @@ def relationship_entity(target_id: int, *, following: bool, followed_by: bool,
         "requested": False,
         "requested_by": False,
         "domain_blocking": False,
-        "endorsed": False,
-        "note": "",
+        "endorsed": annotations.endorsed,
+        "note": annotations.note,
     }
 
 

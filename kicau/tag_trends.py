@@ -2,17 +2,18 @@
 
 *Counted* by the fanout with each batch's hashtag history (kicau/tag_history.py): after the day's HyperLogLogs take
 the batch's statuses and accounts, the same round trip reads how many accounts used each hashtag that day, and a
-second one raises the hashtag's score in that day's candidates (``keys.tag_trend_day``, a sorted set of hashtag
-names scored by accounts) with ``ZADD GT``. A replayed batch counts no one twice (the HyperLogLog) and lowers
-nothing (``GT``), so a crash between the two round trips leaves a score that the hashtag's next use sets right.
+second one raises the hashtag's score in that day's candidates (``keys.tag_trend_day``, a sorted set of hashtag names
+scored by accounts) with ``ZADD GT``. A replayed batch counts no one twice (the HyperLogLog) and lowers nothing
+(``GT``), so a crash between the two round trips leaves a score that the hashtag's next use sets right.
 
-*Ranked* when read: the candidates are the ``CANDIDATES`` hashtags with the most accounts today and yesterday;
-each one's last seven days are read (one round trip, as the Tag entity's history) and scored by how far its
-recent use passes its usual use (what Mastodon's trends measure too, with a formula and decay of their own): recent = today's accounts plus yesterday's times the
-share of the day still to come (a day that slides instead of starting at midnight), usual = the mean of the five
-days before yesterday; a hashtag trends when ``TREND_MIN_ACCOUNTS`` (Mastodon's threshold, 5) used it recently and
-more than usually, ranked by the difference. A deleted status stays counted, as in the history; all of it is lost
-with Redis (a trend, not a record), and built again as hashtags are used.
+*Ranked* when read: the candidates are the ``CANDIDATES`` hashtags with the most accounts today and yesterday; each
+one's last seven days are read (one round trip, as the Tag entity's history) and scored by how far its recent use
+passes its usual use (what Mastodon's trends measure too, with a formula and decay of their own): recent = today's
+accounts plus yesterday's times the share of the day still to come (a day that slides instead of starting at
+midnight), usual = the mean of the five days before yesterday; a hashtag trends when ``TREND_MIN_ACCOUNTS``
+(Mastodon's threshold, 5) used it recently and more than usually, ranked by the difference. A deleted status stays
+counted, as in the history; all of it is lost with Redis (a trend, not a record), and built again as hashtags are
+used.
 """
 
 from __future__ import annotations

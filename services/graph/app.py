@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords
+from kicau.account_notes import AccountNoteStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
@@ -90,6 +91,13 @@ class FollowForm(_Body):
     notify: StrictBool | None = None
     languages: Annotated[list[Annotated[StrictStr, Field(max_length=16, pattern=r"^(-*[A-Za-z0-9])+-*$")]],
                          Field(max_length=MAX_LANGUAGES)] | None = None
+
+
+class NoteForm(_Body):
+    """A private note on an account (kicau/account_notes.py); empty removes it. Its length is checked by the
+    service, for Mastodon's message."""
+
+    comment: StrictStr = ""
 
 
 class MuteForm(_Body):
@@ -174,6 +182,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             names=AccountNames(redis, session),
             name_words=DisplayNameWords(redis, session),
             filters=FilterService(FilterStore(session, clients.write_consistency(common)), redis, ids, session),
+            notes=AccountNoteStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -292,6 +301,31 @@ async def follow(account_id: int, service: Service, account: AccountHeader = Non
 @app.post("/internal/accounts/{account_id}/unfollow")
 async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/note")
+async def note(account_id: int, service: Service, account: AccountHeader = None,
+               form: NoteForm | None = None) -> dict[str, Any]:
+    return await service.save_note(account_id=acting_account_id(account), target_id=account_id,
+                                   comment=(form or NoteForm()).comment)
+
+
+@app.post("/internal/accounts/{account_id}/pin")
+async def endorse(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.endorse(account_id=acting_account_id(account), target_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/unpin")
+async def unendorse(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.unendorse(account_id=acting_account_id(account), target_id=account_id)
+
+
+@app.get("/internal/accounts/{account_id}/endorsements")
+async def endorsements(account_id: int, service: Service, max_id: Annotated[int | None, Query(ge=0)] = None,
+                       limit: Annotated[int, Query(ge=1, le=80)] = 40) -> Response:
+    """The accounts an account endorses (and still follows), most recently endorsed first."""
+    entities, next_cursor = await service.endorsements(account_id=account_id, max_id=max_id, limit=limit)
+    return JSONResponse(entities, headers={NEXT_CURSOR_HEADER: str(next_cursor)} if next_cursor is not None else {})
 
 
 @app.post("/internal/accounts/{account_id}/block")

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from kicau import featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
+from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
@@ -99,6 +100,7 @@ class GraphService:
     names: AccountNames
     name_words: DisplayNameWords
     filters: FilterService
+    notes: AccountNoteStore
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -451,6 +453,7 @@ class GraphService:
         holding = await self.lists.holding(follower_id, followee_id)
         await asyncio.gather(self.store.remove_follower_row(follower_id, followee_id),
                              self.follow_options.remove(follower_id, followee_id),
+                             self.notes.unendorse(follower_id, followee_id),
                              *(self.lists.drop_member_list(list_id, followee_id) for list_id in holding),
                              *(self.lists.unlist_member(list_id, followee_id) for list_id in holding))
         await asyncio.gather(*(self.lists.drop_membership(follower_id, list_id, followee_id) for list_id in holding))
@@ -792,11 +795,46 @@ class GraphService:
         return followers, encode_options(options)
 
     async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
-        following, followed_by, between, options = await asyncio.gather(
+        following, followed_by, between, options, annotations = await asyncio.gather(
             self.store.is_following(viewer_id, target_id), self.store.is_following(target_id, viewer_id),
-            self.hides.between(viewer_id, target_id), self.follow_options.of_follow(viewer_id, target_id))
+            self.hides.between(viewer_id, target_id), self.follow_options.of_follow(viewer_id, target_id),
+            self.notes.annotations(viewer_id, target_id))
         return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between,
-                                   options=options)
+                                   options=options, annotations=annotations)
+
+    # Notes and endorsements (kicau/account_notes.py) ---------------------------------------------------------
+
+    async def save_note(self, *, account_id: int, target_id: int, comment: str) -> dict[str, Any]:
+        """Set the account's private note on the target (empty: none); the Relationship."""
+        await self._require_account(target_id)
+        if len(comment) > MAX_NOTE_LENGTH:
+            raise ApiError(422, f"Validation failed: Comment is too long (maximum is {MAX_NOTE_LENGTH} characters)")
+        await self.notes.save_note(account_id, target_id, comment)
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def endorse(self, *, account_id: int, target_id: int) -> dict[str, Any]:
+        """Feature a followed account on the account's profile (again: nothing changes); the Relationship."""
+        await self._require_account(target_id)
+        if not await self.store.is_following(account_id, target_id):
+            raise ApiError(422, "Validation failed: You must be already following the person you want to endorse")
+        await self.notes.endorse(account_id, target_id, self.ids.next_id())
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def unendorse(self, *, account_id: int, target_id: int) -> dict[str, Any]:
+        await self._require_account(target_id)
+        await self.notes.unendorse(account_id, target_id)
+        return await self.relationship(viewer_id=account_id, target_id=target_id)
+
+    async def endorsements(self, *, account_id: int, max_id: int | None, limit: int,
+                           ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of the accounts the account endorses and still follows, most recently endorsed first, and the
+        cursor of the next page (an endorsement id)."""
+        await self._require_account(account_id)
+        limit = max(1, min(limit, MAX_PAGE))
+        found = await self.notes.endorsed(account_id, max_id, limit)
+        followed = await self.store.followees_among(account_id, [target for _, target in found]) if found else set()
+        entities = [e for e in [await self.cards.entity(t) for _, t in found if t in followed] if e is not None]
+        return entities, found[-1][0] if len(found) == limit else None
 
     async def follow_list(
         self, *, account_id: int, direction: str, max_id: int | None, limit: int

@@ -15,6 +15,7 @@ the positive-data check are widened for that operation only, with the reason:
   minutes ahead: 422 (and so for PUT /api/v1/scheduled_statuses/{scheduled_id});
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
+- POST /api/v1/accounts/{account_id}/pin: endorsing an account the user does not follow is a 422, as on Mastodon;
 - POST /api/v2/filters (and /api/v1/filters), PUT /api/v2/filters/{filter_id}, POST .../keywords and .../statuses:
   a hundred-and-first
   filter, or rule of a filter, is a 422, and so is a status a filter already holds.
@@ -78,6 +79,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 # Mastodon answers a status the user may not pin (someone else's, a boost, a direct one, a sixth) with 422.
 [[operations]]
 include-name = "POST /api/v1/statuses/{{status_id}}/pin"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# Mastodon answers an endorsement of an account the user does not follow with 422 (kicau/account_notes.py).
+[[operations]]
+include-name = "POST /api/v1/accounts/{{account_id}}/pin"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 # Mastodon answers an eleventh featured hashtag with 422 (the run features more than ten).

@@ -9,15 +9,16 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kicau.account_notes import MAX_NOTE_LENGTH
 from kicau.entities import PROFILE_FIELDS
 from kicau.tag_trends import MAX_TRENDS
 from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
-from services.gateway.deps import Common, Services, Settings, page_limit, record_id
+from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, read_params, reject_nul
+from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, optional_str, read_params, reject_nul
 from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough, raise_for_error
 
@@ -354,6 +355,70 @@ async def unfollow(account_id: str, request: Request, token: FollowUser, service
     return passthrough(await services.graph.call("POST", f"/internal/accounts/{target}/unfollow", token=token))
 
 
+NOTE_DOC = {"openapi_extra": {**doc.body(doc.params({"comment": doc.nullable(doc.text(max_length=MAX_NOTE_LENGTH))}),
+                                        required=False), **doc.BEARER},
+            "responses": {**doc.ok(doc.Relationship), **doc.errors(400, 401, 403, 404, 413, 415, 422)}}
+ENDORSE_DOC = {"openapi_extra": {**doc.UNFOLLOW_BODY, **doc.BEARER},
+               "responses": {**doc.ok(doc.Relationship), **doc.errors(400, 401, 403, 404, 413, 415, 422)}}
+
+
+@router.post("/api/v1/accounts/{account_id}/note", **NOTE_DOC)  # type: ignore[arg-type]
+async def note(account_id: str, request: Request, token: AccountsWriter, services: Services,
+               settings: Settings) -> Response:
+    """Set the user's private note on an account (``comment``; empty or absent: none), shown in their
+    Relationship to the user alone (kicau/account_notes.py)."""
+    comment = optional_str(await read_params(request, settings.max_body_bytes), "comment") or ""
+    return passthrough(await services.graph.call("POST", f"/internal/accounts/{record_id(account_id)}/note",
+                                                 json={"comment": comment}, token=token))
+
+
+@router.post("/api/v1/accounts/{account_id}/pin", **ENDORSE_DOC)  # type: ignore[arg-type]
+async def endorse(account_id: str, request: Request, token: AccountsWriter, services: Services,
+                  settings: Settings) -> Response:
+    """Feature an account the user follows on the user's profile (its endorsements); 422 for one it does not
+    follow."""
+    await read_params(request, settings.max_body_bytes)
+    return passthrough(await services.graph.call("POST", f"/internal/accounts/{record_id(account_id)}/pin",
+                                                 token=token))
+
+
+@router.post("/api/v1/accounts/{account_id}/unpin", **ENDORSE_DOC)  # type: ignore[arg-type]
+async def unendorse(account_id: str, request: Request, token: AccountsWriter, services: Services,
+                    settings: Settings) -> Response:
+    await read_params(request, settings.max_body_bytes)
+    return passthrough(await services.graph.call("POST", f"/internal/accounts/{record_id(account_id)}/unpin",
+                                                 token=token))
+
+
+async def _endorsements(account_id: int, request: Request, services: Services, common: Common) -> Response:
+    params: dict[str, object] = {"limit": page_limit(request.query_params.get("limit"), 40, 80)}
+    max_id = cursor(request.query_params.get("max_id"), "max_id")
+    if max_id is not None:
+        params["max_id"] = max_id
+    answer = await services.graph.call("GET", f"/internal/accounts/{account_id}/endorsements", params=params)
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get(NEXT_CURSOR_HEADER.lower()), None)
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+ENDORSEMENTS = {"parameters": doc.page_parameters("max_id")}
+
+
+@router.get("/api/v1/endorsements", openapi_extra={**ENDORSEMENTS, **doc.BEARER},
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 401, 403)})
+async def own_endorsements(request: Request, token: AccountsReader, services: Services, common: Common) -> Response:
+    """The accounts the user features on its profile, most recently endorsed first, with a Link header."""
+    assert token.account_id is not None  # a user token
+    return await _endorsements(token.account_id, request, services, common)
+
+
+@router.get("/api/v1/accounts/{account_id}/endorsements", openapi_extra=ENDORSEMENTS,
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 404)})
+async def account_endorsements(account_id: str, request: Request, services: Services, common: Common) -> Response:
+    """The accounts an account features on its profile (Mastodon's featured accounts), as anyone sees them."""
+    return await _endorsements(record_id(account_id), request, services, common)
+
+
 async def _follow_list(direction: str, account_id: str, request: Request, services: Services,
                        common: Common) -> Response:
     params: dict[str, object] = {"limit": page_limit(request.query_params.get("limit"), 40, 80)}
@@ -364,7 +429,7 @@ async def _follow_list(direction: str, account_id: str, request: Request, servic
         "GET", f"/internal/accounts/{record_id(account_id)}/{direction}", params=params
     )
     raise_for_error(answer)
-    link = link_header(request, common.public_url, answer.headers.get(NEXT_CURSOR_HEADER), None)
+    link = link_header(request, common.public_url, answer.headers.get(NEXT_CURSOR_HEADER.lower()), None)
     return passthrough(answer, {"Link": link} if link else None)
 
 
