@@ -79,6 +79,11 @@ def tag_trend_day(day: int) -> str:
     return f"trends:{{tags}}:{day}"
 
 
+def status_trend_day(day: int) -> str:
+    """The statuses favourited or reblogged on a day, scored by how many times (kicau/status_trends.py)."""
+    return f"trends:{{statuses}}:{day}"
+
+
 def tag_names() -> str:
     """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
     return "tags:{names}"

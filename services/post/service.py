@@ -51,6 +51,7 @@ from kicau.reblogs import ReblogStore, may_reblog, reblog_visibility
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, edited_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
+from kicau.status_trends import engagement_commands
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import EditStore, StatusChange, changes_anything, version_time
@@ -432,8 +433,9 @@ class PostService:
         crash_point("post.favourite.claimed")
         await self.favourites.add_to_lists(account_id, status_id, claim.id)
         changes = mark_commands(account_id, status_id, Mark.FAVOURITE, True)
-        if claim.created:
-            changes.append(move_command(status_id, Tally.FAVOURITES, +1))
+        if claim.created:  # and one engagement for the trends (kicau/status_trends.py)
+            changes += (move_command(status_id, Tally.FAVOURITES, +1),
+                        *engagement_commands(status_id, time.time() * 1000))
         elif claim.unsent:  # a retry: the call that made the claim may have died before or after counting it
             changes.append(recount_command(status_id))
         await resp.round_trip(self.redis, changes)
@@ -543,7 +545,9 @@ class PostService:
                                           status_json=fragment.decode(), visibility=visibility,
                                           reblog_of=status_id, reblog_author=author, reblog=neutral.decode()))
         crash_point("post.reblog.published")
-        await resp.round_trip(self.redis, mark_commands(account_id, status_id, Mark.REBLOG, True))
+        await resp.round_trip(self.redis, [*mark_commands(account_id, status_id, Mark.REBLOG, True),
+                                           *(engagement_commands(status_id, time.time() * 1000) if claim.created
+                                             else ())])
         if claim.created:
             STATUSES_CREATED.inc()
             await self._after_change(claim.id, account_id, fragment, (card, with_statuses_count_moved(card, +1)),

@@ -326,6 +326,16 @@ async def trending_tags(service: Service, limit: Annotated[int, Query(ge=1, le=2
                     headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
 
 
+@app.get("/internal/trends/statuses")
+async def trending_statuses(service: Service, limit: Annotated[int, Query(ge=1, le=40)] = 20,
+                            offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                            account: AccountHeader = None) -> Response:
+    """The statuses that trend (kicau/status_trends.py), most first, as the reader may see them, from ``offset``."""
+    body, more = await service.trending_statuses(reader_of(account), limit, offset)
+    return Response(body, media_type="application/json",
+                    headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
+
+
 @app.get("/internal/tags/{tag}")
 async def tag(tag: str, service: Service, account: AccountHeader = None, known: str | None = None) -> Response:
     """Mastodon's Tag for a hashtag (its name with or without ``#``, in any case), or 404 when it is no

@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import conversations, keys, resp, tag_history, tag_trends
+from kicau import conversations, keys, resp, status_trends, tag_history, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
@@ -209,8 +209,9 @@ class TimelineService:
     conversations: ConversationStore
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    # The trending hashtags as last ranked (kicau/tag_trends.py), and when (monotonic seconds); one ranking at a time.
-    _trends: tuple[float, list[str]] | None = None
+    # Trends as last ranked (hashtags: kicau/tag_trends.py; statuses: kicau/status_trends.py), and when (monotonic
+    # seconds); one ranking at a time.
+    _rankings: dict[str, tuple[float, list[Any]]] = field(default_factory=dict)
     _ranking: asyncio.Lock = field(default_factory=asyncio.Lock)
     _followee_copies: ReaderCopies[bytes] = field(init=False)
 
@@ -398,15 +399,32 @@ class TimelineService:
         """The Tags of the hashtags that trend (kicau/tag_trends.py), most first, from ``offset``, and whether
         more trend after them: ranked again when the ranking this process holds is older than
         ``trend_rank_seconds``."""
-        trending = await self._trending()
+        trending = await self._ranked("tags", lambda: tag_trends.trending(self.redis, time.time() * 1000))
         names = trending[offset:offset + limit]
         return (dumps(await self._tags(names, reader)) if names else b"[]"), len(trending) > offset + limit
 
-    async def _trending(self) -> list[str]:
+    async def trending_statuses(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
+        """The statuses that trend (kicau/status_trends.py), most first, from ``offset``, as the reader may see
+        them (in the ``public`` context of its filters), and whether more trend after them."""
+        trending = await self._ranked("statuses", self._rank_statuses)
+        shown = trending[offset:offset + limit]
+        body = await self.statuses.render_array(shown, replace(reader, context=PUBLIC_CONTEXT)) if shown else b"[]"
+        return body, len(trending) > offset + limit
+
+    async def _rank_statuses(self) -> list[int]:
+        """The candidates that trend, of those that may (rendered as no one in particular sees them)."""
+        now = time.time() * 1000
+        order = status_trends.ranked(await status_trends.candidates(self.redis, now), now, status_trends.CANDIDATES)
+        neutral = await self.statuses.render_each(order, Reader(None), marks=False) if order else {}
+        return [s for s in order
+                if s in neutral and status_trends.may_trend(msgspec.json.decode(neutral[s]))][:status_trends.MAX_TRENDS]
+
+    async def _ranked(self, kind: str, rank: Callable[[], Awaitable[list[Any]]]) -> list[Any]:
+        """A trend's ranking, ranked again when the one this process holds is older than ``trend_rank_seconds``."""
         async with self._ranking:  # concurrent readers wait for one ranking instead of each making their own
-            held = self._trends
+            held = self._rankings.get(kind)
             if held is None or time.monotonic() - held[0] >= self.own.trend_rank_seconds:
-                held = self._trends = (time.monotonic(), await tag_trends.trending(self.redis, time.time() * 1000))
+                held = self._rankings[kind] = (time.monotonic(), await rank())
         return held[1]
 
     async def _tags(self, names: list[str], reader: Reader, *, followed: bool = False) -> list[dict[str, Any]]:

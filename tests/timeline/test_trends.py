@@ -99,3 +99,59 @@ def test_counting_a_use_again_changes_no_score(stack_redis: redis.Redis) -> None
     day = int(time.time() * 1000) // DAY_MS
     assert stack_redis.zscore(keys.tag_trend_day(day), tag) == 2
     assert 0 < stack_redis.ttl(keys.tag_trend_day(day)) <= 3 * 86_400
+
+
+def test_statuses_enough_accounts_favourite_or_reblog_trend(gateway_url: str, http: httpx.Client,
+                                                            make_user: Callable[..., User]) -> None:
+    """``GET /api/v1/trends/statuses``: a public status favourited and reblogged by five accounts trends, one with
+    four does not, nor a reply, nor one with a content warning; a reader does not see those of an account it blocks;
+    a favourite repeated counts once."""
+    author, other = make_user("trend_sa"), make_user("trend_so")
+    fans = [make_user("trend_sf") for _ in range(6)]
+    most = post(http, author, "liked by everyone")
+    enough = post(http, other, "liked by five")
+    too_few = post(http, author, "liked by four")
+    reply = post(http, other, "a reply", in_reply_to_id=most)
+    warned = post(http, other, "behind a warning", spoiler_text="cw")
+
+    def engage(status: str, users: list[User], verb: str = "favourite") -> None:
+        for user in users:
+            answer = http.post(f"/api/v1/statuses/{status}/{verb}", headers=user.auth)
+            assert answer.status_code == 200, answer.text
+
+    engage(most, fans[:5])
+    engage(most, fans[5:], "reblog")
+    engage(enough, fans[:4])
+    engage(enough, fans[:1])  # again: one favourite
+    engage(enough, fans[4:5], "reblog")
+    engage(too_few, fans[:4])
+    engage(too_few, fans[:4])
+    engage(reply, fans[:5])
+    engage(warned, fans[:5])
+
+    def trending(reader: User | None = None) -> list[str]:
+        found: list[str] = []
+        url = "/api/v1/trends/statuses?limit=40"
+        while url:
+            answer = http.get(url, headers=reader.auth if reader else {})
+            assert answer.status_code == 200, answer.text
+            found += [s["id"] for s in answer.json()]
+            url = answer.links.get("next", {}).get("url", "").removeprefix(gateway_url)
+        return found
+
+    def ranked_both() -> list[str]:
+        found = trending()
+        return found if most in found and enough in found else []
+
+    ids = eventually(ranked_both)  # each timeline process ranks again at most every 15 s
+    assert ids.index(most) < ids.index(enough)
+    assert too_few not in ids and reply not in ids and warned not in ids
+    # As each reader may see them: one that blocks the other author does not see its status.
+    blocker = make_user("trend_sb")
+    assert http.post(f"/api/v1/accounts/{other.id}/block", headers=blocker.auth).status_code == 200
+    assert enough not in trending(blocker) and most in trending(blocker)
+    client = Mastodon(api_base_url=gateway_url, version_check_mode="none")
+    assert [str(s.id) for s in client.trending_statuses(limit=40)] == ids[:40]
+    for query in ("limit=x", "offset=y"):
+        answer = http.get(f"/api/v1/trends/statuses?{query}")
+        assert answer.status_code == 400 and set(answer.json()) == {"error"}, (query, answer.text)

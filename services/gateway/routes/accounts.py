@@ -271,8 +271,30 @@ async def trending_tags(request: Request, services: Services, token: OptionalTok
     """The hashtags public statuses use more than usual (kicau/tag_trends.py), most first, with their use over
     the last seven days; paged by ``offset``, with a Link header as Mastodon's. ``/api/v1/trends`` is Mastodon's
     older name for it."""
-    page, skipped = page_limit(limit, 10, 20), min(_offset(offset), MAX_TRENDS)
-    answer = await services.timeline.call("GET", "/internal/trends/tags", params={"limit": page, "offset": skipped},
+    return await _trends("tags", request, services, token, common, page_limit(limit, 10, 20), _offset(offset))
+
+
+TRENDING_STATUSES = {"parameters": [
+    doc.query("limit", doc.LIMIT, "Page size (clamped to 1..40; 20 when absent)"),
+    doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many trending statuses to skip"),
+]}
+
+
+@router.get("/api/v1/trends/statuses", openapi_extra={**TRENDING_STATUSES, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401)})
+async def trending_statuses(request: Request, services: Services, token: OptionalToken, common: Common,
+                            limit: Annotated[str | None, Hidden] = None,
+                            offset: Annotated[str | None, Hidden] = None) -> Response:
+    """The public statuses most favourited and reblogged of late (kicau/status_trends.py), as the reader may see
+    them; paged by ``offset``, with a Link header as Mastodon's."""
+    return await _trends("statuses", request, services, token, common, page_limit(limit, 20, 40), _offset(offset))
+
+
+async def _trends(kind: str, request: Request, services: Services, token: TokenInfo | None, common: Common,
+                  page: int, offset: int) -> Response:
+    """A page of a trend's ranking from the timeline service, with Link headers that move its ``offset``."""
+    skipped = min(offset, MAX_TRENDS)
+    answer = await services.timeline.call("GET", f"/internal/trends/{kind}", params={"limit": page, "offset": skipped},
                                           token=token)
     raise_for_error(answer)
     kept = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "offset"])
