@@ -27,7 +27,7 @@ from kicau import keys, resp
 from kicau.ids import ms_from_id
 from kicau.resp import command
 from kicau.tag_timeline import DAY_MS
-from kicau.tag_trends import MAX_TRENDS  # the same length as the hashtags' ranking
+from kicau.tag_trends import MAX_TRENDS as MAX_TRENDS  # the same length as the hashtags' ranking
 
 TREND_MIN_ENGAGEMENTS: Final = 5
 HALF_LIFE_HOURS: Final = 12.0

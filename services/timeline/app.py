@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from cassandra.cluster import Session
@@ -316,22 +316,13 @@ async def tags_starting(service: Service, q: str = "", limit: Annotated[int, Que
     return Response(await service.tags_starting(prefix, reader_of(account), limit), media_type="application/json")
 
 
-@app.get("/internal/trends/tags")
-async def trending_tags(service: Service, limit: Annotated[int, Query(ge=1, le=20)] = 10,
-                        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-                        account: AccountHeader = None) -> Response:
-    """The hashtags that trend (kicau/tag_trends.py), most first, as Tags, from ``offset``."""
-    body, more = await service.trending_tags(reader_of(account), limit, offset)
-    return Response(body, media_type="application/json",
-                    headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
-
-
-@app.get("/internal/trends/statuses")
-async def trending_statuses(service: Service, limit: Annotated[int, Query(ge=1, le=40)] = 20,
-                            offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-                            account: AccountHeader = None) -> Response:
-    """The statuses that trend (kicau/status_trends.py), most first, as the reader may see them, from ``offset``."""
-    body, more = await service.trending_statuses(reader_of(account), limit, offset)
+@app.get("/internal/trends/{kind}")
+async def trends(kind: Literal["tags", "statuses"], service: Service, limit: Annotated[int, Query(ge=1, le=40)] = 20,
+                 offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, account: AccountHeader = None) -> Response:
+    """What trends, most first, from ``offset``: hashtags as Tags (kicau/tag_trends.py) or statuses as the reader
+    may see them (kicau/status_trends.py); the gateway sets each one's page size."""
+    ranking = service.trending_tags if kind == "tags" else service.trending_statuses
+    body, more = await ranking(reader_of(account), limit, offset)
     return Response(body, media_type="application/json",
                     headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
 
