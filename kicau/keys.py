@@ -84,6 +84,11 @@ def status_trend_day(day: int) -> str:
     return f"trends:{{statuses}}:{day}"
 
 
+def most_followed() -> str:
+    """Accounts scored by their followers counts (kicau/follow_suggestions.py)."""
+    return "suggest:{accounts}:followers"
+
+
 def tag_names() -> str:
     """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
     return "tags:{names}"

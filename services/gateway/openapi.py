@@ -175,6 +175,14 @@ class GroupedNotifications(_Entity):
     notification_groups: list[NotificationGroup]
 
 
+class Suggestion(_Entity):
+    """GET /api/v2/suggestions (kicau/follow_suggestions.py)."""
+
+    source: str
+    sources: list[str]
+    account: Account
+
+
 class FamiliarFollowers(_Entity):
     id: str
     accounts: list[Account]

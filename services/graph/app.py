@@ -20,6 +20,7 @@ from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
+from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
@@ -183,6 +184,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             name_words=DisplayNameWords(redis, session),
             filters=FilterService(FilterStore(session, clients.write_consistency(common)), redis, ids, session),
             notes=AccountNoteStore(session, clients.write_consistency(common)),
+            dismissals=DismissalStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -301,6 +303,18 @@ async def follow(account_id: int, service: Service, account: AccountHeader = Non
 @app.post("/internal/accounts/{account_id}/unfollow")
 async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.get("/internal/suggestions")
+async def suggestions(service: Service, account: AccountHeader = None,
+                      limit: Annotated[int, Query(ge=1, le=80)] = 40) -> list[dict[str, Any]]:
+    return await service.suggestions(account_id=acting_account_id(account), limit=limit)
+
+
+@app.delete("/internal/suggestions/{account_id}")
+async def dismiss_suggestion(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.dismiss_suggestion(account_id=acting_account_id(account), target_id=account_id)
+    return {}
 
 
 @app.post("/internal/accounts/{account_id}/note")

@@ -18,7 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import featured_tags, follower_lists, hashtags, keys, resp, tag_history, tokens
+from kicau import featured_tags, follow_suggestions, follower_lists, hashtags, keys, resp, tag_history, tokens
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
@@ -28,6 +28,7 @@ from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity
 from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, encode_options
+from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
@@ -101,6 +102,7 @@ class GraphService:
     name_words: DisplayNameWords
     filters: FilterService
     notes: AccountNoteStore
+    dismissals: DismissalStore
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -473,6 +475,9 @@ class GraphService:
         statuses (same topic, same key), so the fanout switches paths at one exact point of the account's
         stream. Run on every follow and unfollow (retries too), so a crash between the steps heals."""
         count = await self.store.followers_count(account_id)
+        # Its place among the most followed, for follow suggestions (kicau/follow_suggestions.py): the count itself,
+        # so a retry sets the same.
+        await resp.round_trip(self.redis, [follow_suggestions.followers_command(account_id, count)])
         threshold = self.settings.large_account_threshold
         is_large = await self.large.contains(account_id)
         if not is_large and count >= threshold:
@@ -801,6 +806,29 @@ class GraphService:
             self.notes.annotations(viewer_id, target_id))
         return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between,
                                    options=options, annotations=annotations)
+
+    # Follow suggestions (kicau/follow_suggestions.py) --------------------------------------------------------
+
+    async def suggestions(self, *, account_id: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` accounts to follow, each with its sources (Mastodon's Suggestion entity)."""
+        friends = await self.store.following_page(account_id, (1 << 63) - 1, follow_suggestions.FRIENDS)
+        friends_follows, popular, (hides, _), dismissed = await asyncio.gather(
+            asyncio.gather(*(self.store.following_page(f, (1 << 63) - 1, follow_suggestions.FRIENDS_FOLLOWS)
+                             for f in friends)),
+            resp.round_trip(self.redis, [follow_suggestions.most_followed_command(4 * limit)]),
+            self.hides.hidden_from(account_id), self.dismissals.dismissed(account_id))
+        most_followed = [int(bytes(member)) for member in popular[0]]
+        left_out = {account_id, *hides.hidden, *hides.blockers, *dismissed}
+        found = follow_suggestions.ranked(friends_follows, most_followed, left_out, 4 * limit)
+        followed = await self.store.followees_among(account_id, [a for a, _ in found]) if found else set()
+        chosen = [(a, sources) for a, sources in found if a not in followed][:limit]
+        entities = await asyncio.gather(*(self.cards.entity(a) for a, _ in chosen))
+        return [{"source": follow_suggestions.SOURCE[sources[0]], "sources": sources, "account": entity}
+                for (_, sources), entity in zip(chosen, entities, strict=True) if entity is not None]
+
+    async def dismiss_suggestion(self, *, account_id: int, target_id: int) -> None:
+        await self._require_account(target_id)
+        await self.dismissals.dismiss(account_id, target_id)
 
     # Notes and endorsements (kicau/account_notes.py) ---------------------------------------------------------
 

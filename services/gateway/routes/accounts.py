@@ -6,6 +6,7 @@ import asyncio
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
@@ -375,6 +376,41 @@ async def unfollow(account_id: str, request: Request, token: FollowUser, service
     await read_params(request, settings.max_body_bytes)
     target = record_id(account_id)
     return passthrough(await services.graph.call("POST", f"/internal/accounts/{target}/unfollow", token=token))
+
+
+SUGGESTIONS = {"parameters": [doc.query("limit", doc.LIMIT, "How many (clamped to 1..80; 40 when absent)")]}
+
+
+async def _suggestions(request: Request, token: TokenInfo, services: Services) -> list[dict[str, Any]]:
+    answer = await services.graph.call("GET", "/internal/suggestions", token=token,
+                                       params={"limit": page_limit(request.query_params.get("limit"), 40, 80)})
+    raise_for_error(answer)
+    found: list[dict[str, Any]] = answer.json()
+    return found
+
+
+@router.get("/api/v2/suggestions", openapi_extra={**SUGGESTIONS, **doc.BEARER},
+            responses={**doc.ok(list[doc.Suggestion]), **doc.errors(400, 401, 403)})
+async def suggestions(request: Request, token: AccountsReader, services: Services) -> Response:
+    """Accounts the user may want to follow (kicau/follow_suggestions.py): followed by those it follows, or
+    followed by the most, with their sources."""
+    return Response(msgspec.json.encode(await _suggestions(request, token, services)), media_type="application/json")
+
+
+@router.get("/api/v1/suggestions", openapi_extra={**SUGGESTIONS, **doc.BEARER},
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 401, 403)})
+async def suggested_accounts(request: Request, token: AccountsReader, services: Services) -> Response:
+    """The v2 suggestions' accounts alone (Mastodon's older form)."""
+    found = await _suggestions(request, token, services)
+    return Response(msgspec.json.encode([s["account"] for s in found]), media_type="application/json")
+
+
+@router.delete("/api/v1/suggestions/{account_id}", openapi_extra=doc.BEARER,
+               responses={**doc.ok(dict[str, str], "Never suggested again"), **doc.errors(401, 403, 404)})
+async def dismiss_suggestion(account_id: str, token: AccountsWriter, services: Services) -> Response:
+    """Never suggest this account to the user again."""
+    return passthrough(await services.graph.call("DELETE", f"/internal/suggestions/{record_id(account_id)}",
+                                                 token=token))
 
 
 NOTE_DOC = {"openapi_extra": {**doc.body(doc.params({"comment": doc.nullable(doc.text(max_length=MAX_NOTE_LENGTH))}),
