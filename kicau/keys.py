@@ -89,6 +89,16 @@ def most_followed() -> str:
     return "suggest:{accounts}:followers"
 
 
+def directory_new() -> str:
+    """Every account, scored with the time it registered (kicau/directory.py)."""
+    return "directory:{accounts}:new"
+
+
+def directory_active() -> str:
+    """The accounts that posted, scored with the time of their newest status (kicau/directory.py)."""
+    return "directory:{accounts}:active"
+
+
 def tag_names() -> str:
     """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
     return "tags:{names}"

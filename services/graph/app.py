@@ -17,6 +17,7 @@ from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
+from kicau.directory import Directory
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
@@ -185,6 +186,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             filters=FilterService(FilterStore(session, clients.write_consistency(common)), redis, ids, session),
             notes=AccountNoteStore(session, clients.write_consistency(common)),
             dismissals=DismissalStore(session, clients.write_consistency(common)),
+            directory_index=Directory(redis, session),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -303,6 +305,14 @@ async def follow(account_id: int, service: Service, account: AccountHeader = Non
 @app.post("/internal/accounts/{account_id}/unfollow")
 async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.get("/internal/directory")
+async def directory(service: Service, account: AccountHeader = None, order: Literal["active", "new"] = "active",
+                    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                    limit: Annotated[int, Query(ge=1, le=80)] = 40) -> list[dict[str, Any]]:
+    viewer = None if account is None else acting_account_id(account)
+    return await service.directory(order=order, offset=offset, limit=limit, viewer=viewer)
 
 
 @app.get("/internal/suggestions")

@@ -18,12 +18,23 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from kicau import featured_tags, follow_suggestions, follower_lists, hashtags, keys, resp, tag_history, tokens
+from kicau import (
+    directory,
+    featured_tags,
+    follow_suggestions,
+    follower_lists,
+    hashtags,
+    keys,
+    resp,
+    tag_history,
+    tokens,
+)
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
+from kicau.directory import Directory
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
 from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
@@ -103,6 +114,7 @@ class GraphService:
     filters: FilterService
     notes: AccountNoteStore
     dismissals: DismissalStore
+    directory_index: Directory
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -237,8 +249,10 @@ class GraphService:
         try:
             if not await self.store.claim_email(email_key, account_id):
                 raise ApiError(422, "Validation failed: E-mail has already been taken")
-            # Searchable before it exists (kicau/account_names.py): an entry left by a failure names no account.
-            await resp.round_trip(self.redis, [self.names.add_command(username_key, account_id)])
+            # Searchable and in the directory before it exists (kicau/account_names.py, kicau/directory.py): an
+            # entry left by a failure names no account.
+            await resp.round_trip(self.redis, [self.names.add_command(username_key, account_id),
+                                               directory.joined_command(account_id)])
             password_hash = await self.passwords.hash(password)
             await self.store.insert_account(
                 account_id=account_id, username=username, email=email_key, display_name=username,
@@ -806,6 +820,18 @@ class GraphService:
             self.notes.annotations(viewer_id, target_id))
         return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between,
                                    options=options, annotations=annotations)
+
+    # The profile directory (kicau/directory.py) ---------------------------------------------------------------
+
+    async def directory(self, *, order: str, offset: int, limit: int, viewer: int | None) -> list[dict[str, Any]]:
+        """A page of the directory's accounts; for a viewer, less those it blocks or mutes and those that block
+        it (the page may then hold fewer)."""
+        found = await self.directory_index.page(order, offset, limit)
+        if viewer is not None and found:
+            hides, _ = await self.hides.hidden_from(viewer)
+            found = [a for a in found if a not in hides.hidden and a not in hides.blockers]
+        entities = await asyncio.gather(*(self.cards.entity(a) for a in found))
+        return [e for e in entities if e is not None]
 
     # Follow suggestions (kicau/follow_suggestions.py) --------------------------------------------------------
 

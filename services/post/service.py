@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from kicau import hashtags, keys, newest_ids, replies, resp
+from kicau import directory, hashtags, keys, newest_ids, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -389,6 +389,8 @@ class PostService:
         ]
         if moved is not None:
             commands.append(move_command(*moved))
+        if fragment is not None:  # the author's place in the profile directory (kicau/directory.py)
+            commands.append(directory.posted_command(account_id, status_id))
         await resp.round_trip(self.redis, commands, attempts=1)
 
     async def _recount_quietly(self, status_id: int) -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kicau.account_notes import MAX_NOTE_LENGTH
+from kicau.directory import ORDERS
 from kicau.entities import PROFILE_FIELDS
 from kicau.tag_trends import MAX_TRENDS
 from kicau.tokens import TokenInfo
@@ -376,6 +377,30 @@ async def unfollow(account_id: str, request: Request, token: FollowUser, service
     await read_params(request, settings.max_body_bytes)
     target = record_id(account_id)
     return passthrough(await services.graph.call("POST", f"/internal/accounts/{target}/unfollow", token=token))
+
+
+DIRECTORY = {"parameters": [
+    doc.query("limit", doc.LIMIT, "How many (clamped to 1..80; 40 when absent)"),
+    doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many accounts to skip"),
+    doc.query("order", {"type": "string", "enum": ["", *ORDERS]},
+              "active (by newest status, the default) or new (newest accounts first)"),
+    doc.query("local", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
+              "Accepted, changes nothing: every Kicau account is local"),
+]}
+
+
+@router.get("/api/v1/directory", openapi_extra={**DIRECTORY, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 401, 422)})
+async def directory(services: Services, token: OptionalToken, limit: Annotated[str | None, Hidden] = None,
+                    offset: Annotated[str | None, Hidden] = None, order: Annotated[str | None, Hidden] = None,
+                    local: Annotated[str | None, Hidden] = None) -> Response:
+    """The profile directory (kicau/directory.py): the accounts by their newest status, or newest first; a
+    signed-in reader's blocks and mutes left out."""
+    if order not in (None, "", *ORDERS):
+        raise ApiError(422, "Validation failed: order must be active or new")
+    optional_flag({"local": local}, "local")
+    params = {"limit": page_limit(limit, 40, 80), "offset": min(_offset(offset), 1_000_000), "order": order or "active"}
+    return passthrough(await services.graph.call("GET", "/internal/directory", params=params, token=token))
 
 
 SUGGESTIONS = {"parameters": [doc.query("limit", doc.LIMIT, "How many (clamped to 1..80; 40 when absent)")]}

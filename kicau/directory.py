@@ -1,0 +1,80 @@
+"""The profile directory: Mastodon's ``GET /api/v1/directory``, the accounts of the server by their newest status
+(``order=active``, the default) or newest first (``order=new``).
+
+Two Redis sorted sets of account ids:
+
+* ``keys.directory_new``: every account, scored with the time of its id (the time it registered), added by the
+  graph service before the account's row is written, as its name is to the search index (kicau/account_names.py):
+  an id a failed registration left names no account, and readers skip it. Its member ``""`` says the set exists;
+  a reader that misses it rebuilds it from Cassandra's ``accounts``.
+* ``keys.directory_active``: the accounts that posted, scored with the time of their newest status (``ZADD GT``
+  in the round trip that caches the status, kicau/status_cards.py: one command more a post). Lost with Redis, it
+  fills again as accounts post.
+
+Mastodon lists only the accounts that chose to be discoverable; every Kicau account is (``discoverable`` true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from cassandra.cluster import Session
+from redis.asyncio import Redis
+
+from kicau import keys, resp
+from kicau.clients import execute
+from kicau.ids import ms_from_id
+from kicau.resp import command
+
+ORDERS: Final = ("active", "new")
+_PRESENT: Final = b""
+_REBUILD_CHUNK: Final = 1000
+
+
+def joined_command(account_id: int) -> bytes:
+    """An account's place among the newest (safe to repeat)."""
+    return command(b"ZADD", keys.directory_new().encode(), str(ms_from_id(account_id)).encode(),
+                   str(account_id).encode())
+
+
+def posted_command(account_id: int, status_id: int) -> bytes:
+    """An account's place among the active, moved up to its status's time, never down."""
+    return command(b"ZADD", keys.directory_active().encode(), b"GT", str(ms_from_id(status_id)).encode(),
+                   str(account_id).encode())
+
+
+class Directory:
+    def __init__(self, redis: Redis, session: Session) -> None:
+        self._redis = redis
+        self._every_account = session.prepare("SELECT id FROM accounts")
+        self._session = session
+        self._rebuilding: asyncio.Task[None] | None = None
+
+    async def page(self, order: str, offset: int, limit: int) -> list[int]:
+        """Account ids, ``limit`` at most from ``offset``, newest (``new``) or most recently posting (``active``)
+        first."""
+        key = (keys.directory_new() if order == "new" else keys.directory_active()).encode()
+        read = [command(b"ZSCORE", keys.directory_new().encode(), _PRESENT),
+                command(b"ZRANGE", key, str(offset).encode(), str(offset + limit - 1).encode(), b"REV")]
+        present, members = await resp.round_trip(self._redis, read)
+        if present is None and order == "new":
+            await self._rebuild()
+            present, members = await resp.round_trip(self._redis, read)
+        return [int(bytes(member)) for member in members if bytes(member) != _PRESENT]
+
+    async def _rebuild(self) -> None:
+        """One rebuild at a time in this process (two processes rebuilding at once write the same members)."""
+        if self._rebuilding is None:
+            self._rebuilding = asyncio.create_task(self._rebuild_once())
+            self._rebuilding.add_done_callback(lambda _: setattr(self, "_rebuilding", None))
+        await asyncio.shield(self._rebuilding)
+
+    async def _rebuild_once(self) -> None:
+        ids = [int(row["id"]) for row in await execute(self._session, self._every_account)]
+        key = keys.directory_new().encode()
+        packed = [command(b"ZADD", key, *(part for account_id in ids[start:start + _REBUILD_CHUNK]
+                                          for part in (str(ms_from_id(account_id)).encode(),
+                                                       str(account_id).encode())))
+                  for start in range(0, len(ids), _REBUILD_CHUNK)]
+        await resp.round_trip(self._redis, [*packed, command(b"ZADD", key, b"0", _PRESENT)])
