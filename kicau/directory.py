@@ -3,10 +3,11 @@
 
 Two Redis sorted sets of account ids:
 
-* ``keys.directory_new``: every account, scored with the time of its id (the time it registered), added by the
+* ``keys.directory_new``: every account, scored with the time it registered (its id's), added by the
   graph service before the account's row is written, as its name is to the search index (kicau/account_names.py):
   an id a failed registration left names no account, and readers skip it. Its member ``""`` says the set exists;
-  a reader that misses it rebuilds it from Cassandra's ``accounts``.
+  a reader that misses it rebuilds it from Cassandra's ``accounts`` (their ``created_at``: the accounts the
+  seeding tools write have ids from no clock).
 * ``keys.directory_active``: the accounts that posted, scored with the time of their newest status (``ZADD GT``
   in the round trip that caches the status, kicau/status_cards.py: one command more a post). Lost with Redis, it
   fills again as accounts post.
@@ -17,6 +18,7 @@ Mastodon lists only the accounts that chose to be discoverable; every Kicau acco
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 from typing import Final
 
 from cassandra.cluster import Session
@@ -47,7 +49,7 @@ def posted_command(account_id: int, status_id: int) -> bytes:
 class Directory:
     def __init__(self, redis: Redis, session: Session) -> None:
         self._redis = redis
-        self._every_account = session.prepare("SELECT id FROM accounts")
+        self._every_account = session.prepare("SELECT id, created_at FROM accounts")
         self._session = session
         self._rebuilding: asyncio.Task[None] | None = None
 
@@ -71,10 +73,13 @@ class Directory:
         await asyncio.shield(self._rebuilding)
 
     async def _rebuild_once(self) -> None:
-        ids = [int(row["id"]) for row in await execute(self._session, self._every_account)]
+        # Registered when its row says (accounts the seeding tools wrote have ids from no clock), else when its id
+        # does.
+        rows = await execute(self._session, self._every_account)
+        joined = [(int(row["id"]), ms_from_id(int(row["id"])) if row["created_at"] is None
+                   else int(row["created_at"].replace(tzinfo=UTC).timestamp() * 1000)) for row in rows]
         key = keys.directory_new().encode()
-        packed = [command(b"ZADD", key, *(part for account_id in ids[start:start + _REBUILD_CHUNK]
-                                          for part in (str(ms_from_id(account_id)).encode(),
-                                                       str(account_id).encode())))
-                  for start in range(0, len(ids), _REBUILD_CHUNK)]
+        packed = [command(b"ZADD", key, *(part for account_id, ms in joined[start:start + _REBUILD_CHUNK]
+                                          for part in (str(ms).encode(), str(account_id).encode())))
+                  for start in range(0, len(joined), _REBUILD_CHUNK)]
         await resp.round_trip(self._redis, [*packed, command(b"ZADD", key, b"0", _PRESENT)])
