@@ -554,13 +554,23 @@ class Fanout:
         published, unpublished = public_changes(events)
         tagged, untagged = edited_tags(events, *tag_changes(events, published, unpublished), PUBLIC_ONLY)
         used, unused = edited_tags(events, *account_tag_changes(events), COUNTED, account=True)
-        await self._deliver_all(plans, audiences, large, notices, joining)
-        # Cassandra's records of the batch (and the hashtags' counts), written beside its Redis writes
-        records: list[Awaitable[object]] = []
+        # What a stream announces is listed by the time a client asks for it (Mastodon saves a notification
+        # before it streams it): the notifications and conversations are recorded before any delivery carrying
+        # one goes out. Deliveries of statuses alone do not wait for them.
+        listed: list[Awaitable[object]] = []
         if notices or removed:
-            records.append(self.notifications.apply(notices, removed))
+            listed.append(self.notifications.apply(notices, removed))
         if joining or leaving:
-            records.append(self.conversations.apply(joining, leaving))
+            listed.append(self.conversations.apply(joining, leaving))
+        listing = asyncio.ensure_future(asyncio.gather(*listed)) if listed else None
+        try:
+            await self._deliver_all(plans, audiences, large, notices, joining, listing)
+        except BaseException:
+            if listing is not None:  # retrieved, so a failed write is not also reported as never awaited
+                await asyncio.gather(listing, return_exceptions=True)
+            raise
+        # Cassandra's other records of the batch (and the hashtags' counts), written beside its Redis writes
+        records: list[Awaitable[object]] = [listing] if listing is not None else []
         if published or unpublished:
             records.append(self._publish(published, unpublished))
         if tagged or untagged:
@@ -618,9 +628,11 @@ class Fanout:
         await resp.round_trip(self.redis, self.feeds.key_changes(keys.public_feed(), published, unpublished))
 
     async def _deliver_all(self, plans: list[_Plan], audiences: _Audiences, large: set[int],
-                           notices: list[Notification], joining: list[ConversationChange]) -> None:
+                           notices: list[Notification], joining: list[ConversationChange],
+                           listing: asyncio.Future[list[object]] | None) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
-        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes."""
+        status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
+        If it carries a notification or a conversation, it goes out once ``listing`` (their records) is done."""
         followers, addressed, by_tags = audiences.followers, audiences.addressed, audiences.by_tags
         narrowed, hidden = audiences.narrowed, audiences.hidden
         if not len(self.online):
@@ -708,8 +720,10 @@ class Fanout:
                 continue
             self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None).decode(),
                          accepted[notice.id])
-        await self._deliver_conversations(pipe, [c for c in joining if self.online.any_online((c.account_id,))],
-                                          updates, cards, accepted)
+        joining = [c for c in joining if self.online.any_online((c.account_id,))]
+        await self._deliver_conversations(pipe, joining, updates, cards, accepted)
+        if listing is not None and (notices or joining):
+            await asyncio.shield(listing)  # shielded: the batch awaits it again with its other records
         if len(pipe):
             await pipe.execute()
             published_ms = time.time() * 1000.0
