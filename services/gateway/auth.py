@@ -117,6 +117,4 @@ def require(*scopes: str) -> object:
 
 OptionalToken = Annotated[TokenInfo | None, Depends(optional_token)]
 AnyToken = Annotated[TokenInfo, Depends(any_token)]
-ReadUser = Annotated[TokenInfo, require("read")]
-WriteUser = Annotated[TokenInfo, require("write")]
 FollowUser = Annotated[TokenInfo, require("follow", "write:follows", "write")]

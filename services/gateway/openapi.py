@@ -510,13 +510,23 @@ APP_BODY = body(params({
     "website": nullable(text()),
 }, "client_name"))
 TOKEN_BODY = body(params({
-    "grant_type": {"type": "string", "enum": ["password", "client_credentials"]},
+    "grant_type": {"type": "string", "enum": ["password", "client_credentials", "authorization_code"]},
     "client_id": text(),
     "client_secret": text(),
     "username": nullable(text()),
     "password": nullable(text()),
     "scope": nullable(SCOPES),
+    "code": nullable(text()),
+    "redirect_uri": nullable(text()),
+    "code_verifier": nullable(text()),
 }, "grant_type", "client_id", "client_secret"))
+# The form of GET /oauth/authorize, sent back approved or denied (routes/authorize.py).
+AUTHORIZE_BODY = {"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": _without_null(params({
+        "response_type": text(), "client_id": text(), "redirect_uri": text(), "scope": SCOPES, "state": text(),
+        "code_challenge": text(), "code_challenge_method": text(), "login": text(), "password": text(),
+        "decision": {"type": "string", "enum": ["approve", "deny"]},
+    }, "response_type", "client_id"))}}}}
 REVOKE_BODY = body(params({
     "client_id": text(), "client_secret": text(), "token": text(min_length=1),
 }, "client_id", "client_secret", "token"))

@@ -2,8 +2,9 @@
 
 Each limited request is counted in exactly one bucket, chosen before the route runs:
 
-- ``login`` (``POST /oauth/token``) and ``registration`` (``POST /api/v1/accounts``): per client IP, with their
-  own, stricter limits (password guessing costs an Argon2 hash; sign-ups are the spam vector);
+- ``login`` (``POST /oauth/token`` and ``POST /oauth/authorize``, which check passwords) and ``registration``
+  (``POST /api/v1/accounts``): per client IP, with their own, stricter limits (password guessing costs an
+  Argon2 hash; sign-ups are the spam vector);
 - ``account``: any other request with a valid user token, per account (an app token counts per app);
 - ``ip``: any other request without a valid token, per client IP.
 
@@ -198,8 +199,8 @@ class RateLimiter:
     ) -> tuple[Bucket | None, tuple[int, int] | None]:
         """The request's bucket and its count after this request (None: not counted)."""
         path, method = scope["path"], scope["method"]
-        if method == "POST" and path in ("/oauth/token", "/api/v1/accounts"):
-            login = path == "/oauth/token"
+        if method == "POST" and path in ("/oauth/token", "/oauth/authorize", "/api/v1/accounts"):
+            login = path != "/api/v1/accounts"
             bucket = self._ip_bucket(
                 scope, settings, "login" if login else "registration",
                 settings.rate_limit_login_requests if login else settings.rate_limit_registration_requests,

@@ -39,6 +39,7 @@ from kicau.web import (
     install_common,
     redis_ready,
 )
+from services.graph.authorization import AuthorizationCodes
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.service import GraphService
@@ -64,6 +65,22 @@ class TokenForm(_Body):
     username: StrictStr | None = None
     password: StrictStr | None = None
     scope: StrictStr | None = None
+    code: StrictStr | None = None  # grant_type=authorization_code
+    redirect_uri: StrictStr | None = None
+    code_verifier: StrictStr | None = None
+
+
+class AuthorizationRequest(_Body):
+    """GET /oauth/authorize's parameters (services/graph/authorization.py), and with them, once the user has
+    signed in and approved, its login and password."""
+    response_type: StrictStr | None = None
+    client_id: StrictStr | None = None
+    redirect_uri: StrictStr | None = None
+    scope: StrictStr | None = None
+    code_challenge: StrictStr | None = None
+    code_challenge_method: StrictStr | None = None
+    login: StrictStr | None = None
+    password: StrictStr | None = None
 
 
 class ProfileChanges(_Body):
@@ -187,6 +204,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             notes=AccountNoteStore(session, clients.write_consistency(common)),
             dismissals=DismissalStore(session, clients.write_consistency(common)),
             directory_index=Directory(redis, session),
+            codes=AuthorizationCodes(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -213,7 +231,25 @@ async def token(form: TokenForm, service: Service) -> dict[str, Any]:
     return await service.issue_token(
         grant_type=form.grant_type, client_id=form.client_id, client_secret=form.client_secret,
         username=form.username, password=form.password, scope=form.scope,
+        code=form.code, redirect_uri=form.redirect_uri, code_verifier=form.code_verifier,
     )
+
+
+@app.post("/internal/oauth/authorization_request")
+async def authorization_request(form: AuthorizationRequest, service: Service) -> dict[str, Any]:
+    """What the approval form shows, once the request is found valid."""
+    return await service.authorization_request(
+        response_type=form.response_type, client_id=form.client_id, redirect_uri=form.redirect_uri,
+        scope=form.scope, code_challenge=form.code_challenge, code_challenge_method=form.code_challenge_method)
+
+
+@app.post("/internal/oauth/authorize")
+async def authorize(form: AuthorizationRequest, service: Service) -> dict[str, Any]:
+    """The user approved: a code for the app, and where to send it."""
+    return await service.authorize(
+        response_type=form.response_type, client_id=form.client_id, redirect_uri=form.redirect_uri,
+        scope=form.scope, code_challenge=form.code_challenge, code_challenge_method=form.code_challenge_method,
+        login=form.login, password=form.password)
 
 
 @app.post("/internal/oauth/revoke")

@@ -48,6 +48,8 @@ from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
+from services.graph import authorization
+from services.graph.authorization import AuthorizationCodes
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.store import GraphStore
@@ -115,6 +117,7 @@ class GraphService:
     notes: AccountNoteStore
     dismissals: DismissalStore
     directory_index: Directory
+    codes: AuthorizationCodes
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -153,8 +156,12 @@ class GraphService:
     async def issue_token(
         self, *, grant_type: str | None, client_id: str | None, client_secret: str | None,
         username: str | None, password: str | None, scope: str | None,
+        code: str | None = None, redirect_uri: str | None = None, code_verifier: str | None = None,
     ) -> dict[str, Any]:
         app = await self._authenticate_app(client_id, client_secret)
+        if grant_type == "authorization_code":
+            # The scopes are the code's, approved by the user; a ``scope`` sent along is not another request.
+            return await self._exchange_code(app, code, redirect_uri, code_verifier)
         requested = parse_scopes(scope)
         allowed = set(app["scopes"] or ())
         if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
@@ -167,6 +174,57 @@ class GraphService:
         else:
             raise ApiError(400, "The authorization grant type is not supported by the authorization server.")
         return await self._new_token(account_id, app["client_id"], requested)
+
+    async def authorization_request(
+        self, *, response_type: str | None, client_id: str | None, redirect_uri: str | None, scope: str | None,
+        code_challenge: str | None, code_challenge_method: str | None,
+    ) -> dict[str, Any]:
+        """A request to ``/oauth/authorize`` checked as the form is shown and again as it is approved: the app,
+        where the code may go, the scopes (within the app's) and the PKCE challenge."""
+        if response_type != "code":
+            raise ApiError(400, "The authorization server does not support this response type: use code.")
+        app = await self.store.app(client_id) if client_id else None
+        if app is None:
+            raise ApiError(400, "Client authentication failed due to unknown client.")
+        redirect = authorization.redirect_for(app["redirect_uri"] or "", redirect_uri)
+        requested = parse_scopes(scope)
+        allowed = set(app["scopes"] or ())
+        if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
+            raise ApiError(400, "The requested scope is invalid, unknown, or malformed.")
+        challenge = authorization.checked_challenge(code_challenge, code_challenge_method)
+        return {"client_id": app["client_id"], "client_name": app["name"], "website": app["website"],
+                "redirect_uri": redirect, "scopes": sorted(requested), "code_challenge": challenge}
+
+    async def authorize(
+        self, *, response_type: str | None, client_id: str | None, redirect_uri: str | None, scope: str | None,
+        code_challenge: str | None, code_challenge_method: str | None, login: str | None, password: str | None,
+    ) -> dict[str, Any]:
+        """The user signed in and approved the request: a code for it, and the address to send it to."""
+        request = await self.authorization_request(
+            response_type=response_type, client_id=client_id, redirect_uri=redirect_uri, scope=scope,
+            code_challenge=code_challenge, code_challenge_method=code_challenge_method)
+        if not login or not password:
+            raise ApiError(401, "Sign in with your username (or e-mail address) and password.")
+        try:
+            account_id = await self._check_password(login, password)
+        except ApiError as refused:
+            raise ApiError(401, "Invalid username, e-mail address or password.") from refused
+        code = await self.codes.issue(client_id=request["client_id"], account_id=account_id,
+                                      scopes=set(request["scopes"]), redirect_uri=request["redirect_uri"],
+                                      challenge=request["code_challenge"])
+        return {"code": code, "redirect_uri": request["redirect_uri"]}
+
+    async def _exchange_code(self, app: dict[str, Any], code: str | None, redirect_uri: str | None,
+                             code_verifier: str | None) -> dict[str, Any]:
+        if not code:
+            raise ApiError(400, "The authorization grant is missing: code is required.")
+        row = await self.codes.spend(code)
+        # Spent before it is checked: a code tried with a wrong verifier or address is not tried again.
+        if (row is None or row["client_id"] != app["client_id"]
+                or (redirect_uri or row["redirect_uri"]) != row["redirect_uri"]
+                or not authorization.verifies(row["code_challenge"], code_verifier)):
+            raise ApiError(400, authorization.INVALID_GRANT)
+        return await self._new_token(row["account_id"], app["client_id"], set(row["scopes"] or ()))
 
     async def _check_password(self, login: str | None, password: str | None) -> int:
         if not login or not password:

@@ -1,6 +1,6 @@
-"""The real toot CLI drives Kicau: log in with an e-mail, post, follow, page the home timeline (toot's own
-pager, which follows the first Link header), read an account timeline, delete, unfollow; read a hashtag's
-timeline and the hashtag."""
+"""The real toot CLI drives Kicau: log in with an e-mail (and through the browser, toot's recommended way), post,
+follow, page the home timeline (toot's own pager, which follows the first Link header), read an account timeline,
+delete, unfollow; read a hashtag's timeline and the hashtag."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from toot import App, api
 from toot import User as TootUser
 
 from tests.conftest import User, eventually
+from tests.graph.test_authorization_code import HTML, read_page
 
 TOOT = str(Path(sys.executable).with_name("toot"))
 IDS = re.compile(r"^ID (\d+)", re.MULTILINE)
@@ -232,3 +233,37 @@ def test_toot_edits_as_its_tui_does(http: httpx.Client, make_user: Callable[...,
                                                                                   "unlisted")
     assert edited["edited_at"] is not None
     assert http.get(f"/api/v1/statuses/{posted['id']}").json()["content"] == "<p>from toot, edited</p>"
+
+
+def test_toot_logs_in_through_the_browser(gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+                                          tmp_path: Path) -> None:
+    """``toot login``: it prints the sign-in page's address, the user approves there (the test plays the browser)
+    and pastes the code shown (``urn:ietf:wg:oauth:2.0:oob``) at toot's prompt."""
+    user = make_user("tb")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "COLUMNS": "100"}
+    process = subprocess.Popen([TOOT, "login", "-i", gateway_url], env=env, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write("n\n")  # "Open link in default browser?": no
+        process.stdin.flush()
+        printed: list[str] = []
+        for line in process.stdout:
+            printed.append(line)
+            if "/oauth/authorize" in line:
+                break
+        url = printed[-1].strip()
+        assert url.startswith(f"{gateway_url}/oauth/authorize/?"), printed
+        page = http.get(url, headers=HTML)
+        assert page.status_code == 200, page.text
+        fields = {**read_page(page.text).fields, "login": user.email, "password": user.password,
+                  "decision": "approve"}
+        shown = http.post("/oauth/authorize", data=fields, headers=HTML)
+        code = read_page(shown.text).code
+        assert shown.status_code == 200 and code, shown.text
+        rest, _ = process.communicate(f"{code}\n", timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0 and "Successfully logged in" in rest, "".join(printed) + rest
+    assert user.username in toot(tmp_path, "whoami")

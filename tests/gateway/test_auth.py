@@ -140,6 +140,32 @@ def test_scopes_are_enforced(http: httpx.Client, app: dict[str, Any], user: User
     assert http.get(f"/api/v1/accounts/{user.id}").json()["statuses_count"] == 2
 
 
+def test_granular_scopes_grant_what_mastodons_do(http: httpx.Client, app: dict[str, Any], user: User,
+                                                 make_user: Callable[..., User]) -> None:
+    """Mastodon's own scope for each route, not only its parent: a client asking ``read:statuses write:statuses``
+    (as many do) reads its home timeline and posts; ``profile`` (Mastodon 4.3) reads the token's own account."""
+    target = make_user("ag")
+    statuses = login(http, app, user, "read:statuses write:statuses")
+    assert http.get("/api/v1/timelines/home", headers=bearer(statuses)).status_code == 200
+    written = http.post("/api/v1/statuses", headers=bearer(statuses), data={"status": "granular"})
+    assert written.status_code == 200, written.text
+    assert http.delete(f"/api/v1/statuses/{written.json()['id']}", headers=bearer(statuses)).status_code == 200
+    assert_error(http.get("/api/v1/accounts/verify_credentials", headers=bearer(statuses)), 403)
+    assert_error(http.get("/api/v1/accounts/relationships", params={"id[]": target.id},
+                          headers=bearer(statuses)), 403)
+    accounts = login(http, app, user, "read:accounts read:follows")
+    assert http.get("/api/v1/accounts/verify_credentials", headers=bearer(accounts)).json()["id"] == user.id
+    assert http.get("/api/v1/accounts/relationships", params={"id[]": target.id},
+                    headers=bearer(accounts)).json()[0]["id"] == target.id
+    assert_error(http.get("/api/v1/timelines/home", headers=bearer(accounts)), 403)
+    assert_error(http.post("/api/v1/statuses", headers=bearer(accounts), data={"status": "nope"}), 403)
+    with_profile = http.post("/api/v1/apps", data={"client_name": "profile", "scopes": "profile",
+                                                   "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"}).json()
+    profile = login(http, with_profile, user, "profile")
+    assert http.get("/api/v1/accounts/verify_credentials", headers=bearer(profile)).json()["id"] == user.id
+    assert_error(http.get("/api/v1/timelines/home", headers=bearer(profile)), 403)
+
+
 def test_scopes_beyond_the_app_are_refused(http: httpx.Client, user: User) -> None:
     narrow = http.post("/api/v1/apps", data={"client_name": "narrow", "scopes": "read"}).json()
     answer = http.post("/oauth/token", data={

@@ -9,6 +9,8 @@ Where the document cannot say in advance whether a well-formed request succeeds,
 the positive-data check are widened for that operation only, with the reason:
 
 - POST /oauth/token: a password that does not match is the OAuth 2 ``invalid_grant``, a 400;
+- GET and POST /oauth/authorize: an app that is not registered, or a redirect URI it did not register, is a 400
+  (never a redirect), a wrong password a 401, a denial for ``urn:ietf:wg:oauth:2.0:oob`` a 403;
 - POST /api/v1/accounts: a username or e-mail address already taken is a 422;
 - POST /api/v1/statuses: text and spoiler share one 500-character budget, a reply needs an existing status,
   an Idempotency-Key reused after its status was deleted has nothing to answer, and a scheduled time must be five
@@ -55,6 +57,14 @@ enabled = true
 [[operations]]
 include-name = "POST /oauth/token"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-name = "GET /oauth/authorize"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
+
+[[operations]]
+include-name = "POST /oauth/authorize"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "302", "400", "401", "403", "429"]
 
 [[operations]]
 include-name = "POST /api/v1/accounts"

@@ -17,7 +17,7 @@ from kicau.tag_trends import MAX_TRENDS
 from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, ApiError
 from services.gateway import openapi as doc
-from services.gateway.auth import FollowUser, OptionalToken, ReadUser, require
+from services.gateway.auth import FollowUser, OptionalToken, require
 from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, optional_str, read_params, reject_nul
@@ -25,11 +25,15 @@ from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["accounts"])
+# Mastodon's scopes for these: its own profile with read:accounts or, since 4.3, profile alone; relationships with
+# read:follows (or the old follow). A parent scope (read) grants them too.
+ProfileReader = Annotated[TokenInfo, require("read:accounts", "profile")]
+RelationshipsReader = Annotated[TokenInfo, require("read:follows", "follow")]
 
 
 @router.get("/api/v1/accounts/verify_credentials", openapi_extra=doc.BEARER,
             responses={**doc.ok(doc.Account), **doc.errors(401, 403, 422)})
-async def verify_credentials(token: ReadUser, services: Services) -> Response:
+async def verify_credentials(token: ProfileReader, services: Services) -> Response:
     return passthrough(await services.graph.call("GET", f"/internal/accounts/{token.account_id}/credentials"))
 
 
@@ -120,7 +124,7 @@ RELATIONSHIP_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": 
 
 @router.get("/api/v1/accounts/relationships", openapi_extra={**RELATIONSHIP_IDS, **doc.BEARER},
             responses={**doc.ok(list[doc.Relationship]), **doc.errors(401, 403, 422)})
-async def relationships(request: Request, token: ReadUser, services: Services) -> Response:
+async def relationships(request: Request, token: RelationshipsReader, services: Services) -> Response:
     raw = request.query_params.getlist("id[]") + request.query_params.getlist("id")
     ids = [i for i in (record_id_or_none(v) for v in raw[:40]) if i is not None]
     answer = await services.graph.call(

@@ -12,7 +12,7 @@ from kicau.hot_routes import Answer
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
-from services.gateway.auth import OptionalToken, WriteUser, require
+from services.gateway.auth import OptionalToken, require
 from services.gateway.deps import Services, Settings, record_id
 from services.gateway.hot import counted_and_authorised
 from services.gateway.params import read_params
@@ -56,7 +56,7 @@ IDEMPOTENCY_KEY = {"parameters": [{
 @router.post("/api/v1/statuses", openapi_extra={**doc.STATUS_BODY, **doc.BEARER, **IDEMPOTENCY_KEY},
              responses={**doc.ok(doc.Status | doc.ScheduledStatus, "The status (with scheduled_at: a ScheduledStatus)"),
                         **doc.errors(400, 401, 403, 404, 413, 415, 422)})
-async def create_status(request: Request, token: WriteUser, services: Services, settings: Settings) -> Response:
+async def create_status(request: Request, token: StatusWriter, services: Services, settings: Settings) -> Response:
     """Posting through the framework: documented here, and answered here when the gateway runs without hot
     routes; otherwise ``create_status_hot`` answers it."""
     return passthrough(await _create(request, token, services.post, settings))
@@ -71,7 +71,7 @@ async def _create(request: Request, token: TokenInfo, post: Caller, settings: Ga
     return await post.call("POST", "/internal/statuses", json=body, token=token, headers=headers)
 
 
-WRITE = ("write",)
+WRITE = ("write:statuses",)  # or its parent, write (TokenInfo.allows), as StatusWriter
 
 
 async def create_status_hot(scope: Scope, receive: Receive) -> Answer:
@@ -104,7 +104,7 @@ async def context(status_id: str, services: Services, token: OptionalToken) -> R
 
 @router.delete("/api/v1/statuses/{status_id}", openapi_extra=doc.BEARER,
                responses={**doc.ok(doc.DeletedStatus), **doc.errors(401, 403, 404, 422)})
-async def delete_status(status_id: str, token: WriteUser, services: Services) -> Response:
+async def delete_status(status_id: str, token: StatusWriter, services: Services) -> Response:
     return passthrough(await services.post.call("DELETE", f"/internal/statuses/{record_id(status_id)}", token=token))
 
 

@@ -4,7 +4,7 @@ pagination."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -14,13 +14,14 @@ from starlette.types import Receive, Scope
 from kicau.hot_routes import Answer, query_items
 from kicau.tokens import TokenInfo
 from services.gateway import openapi as doc
-from services.gateway.auth import OptionalToken, ReadUser, token_of
+from services.gateway.auth import OptionalToken, require, token_of
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
 from services.gateway.hot import counted, counted_and_authorised
 from services.gateway.pagination import link_header, page_links
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["timelines"])
+HomeReader = Annotated[TokenInfo, require("read:statuses")]
 
 
 def status_page_params(query: Mapping[str, str]) -> dict[str, int]:
@@ -83,7 +84,7 @@ def _profile_params(query: Mapping[str, str]) -> dict[str, int | str]:
 
 @router.get("/api/v1/timelines/home", openapi_extra={**PAGE, **doc.BEARER},
             responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 403, 422)})
-async def home(request: Request, token: ReadUser, services: Services, common: Common) -> Response:
+async def home(request: Request, token: HomeReader, services: Services, common: Common) -> Response:
     """The home timeline through the framework: documented here, and answered here when the gateway runs
     without hot routes (``KICAU_GATEWAY_HOT_ROUTES=false``); otherwise ``home_page`` answers it."""
     answer = await services.timeline.call("GET", "/internal/timelines/home",
@@ -153,7 +154,7 @@ async def account_statuses(account_id: str, request: Request, services: Services
     return passthrough(answer, {"Link": link} if link else None)
 
 
-READ = ("read",)
+READ = ("read:statuses",)  # or its parent, read (TokenInfo.allows), as HomeReader
 
 
 async def _relayed_page(state: Any, scope: Scope, internal_path: str, token: TokenInfo | None = None,
