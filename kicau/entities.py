@@ -24,7 +24,7 @@ _encode = msgspec.json.Encoder().encode
 
 # The profile fields an account may change (PATCH /api/v1/accounts/update_credentials: the gateway passes them on,
 # the graph service writes them), and Mastodon's limits on a local account's.
-PROFILE_FIELDS = ("display_name", "note", "bot")
+PROFILE_FIELDS = ("display_name", "note", "bot", "locked")
 MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
 
 
@@ -215,11 +215,13 @@ def compose_status_list(items: list[bytes]) -> bytes:
 
 def relationship_entity(target_id: int, *, following: bool, followed_by: bool,
                         hiding: Between | None = None, options: FollowOptions | None = None,
-                        annotations: Annotations | None = None) -> dict[str, Any]:
+                        annotations: Annotations | None = None, requested: bool = False,
+                        requested_by: bool = False) -> dict[str, Any]:
     """A Relationship; ``hiding``: the viewer's block and mute of the target and the target's block of the viewer
     (kicau/blocks_and_mutes.py), none when not given; ``options``: the viewer's follow's (kicau/follow_options.py),
     the defaults when not given; ``annotations``: the viewer's note on the target and its endorsement
-    (kicau/account_notes.py), none when not given."""
+    (kicau/account_notes.py), none when not given; ``requested``, ``requested_by``: a follow request waiting either
+    way (kicau/follow_requests.py)."""
     hiding = hiding or Between()
     options = options or FollowOptions()
     annotations = annotations or Annotations()
@@ -234,8 +236,8 @@ def relationship_entity(target_id: int, *, following: bool, followed_by: bool,
         "blocked_by": hiding.blocked_by,
         "muting": hiding.muting,
         "muting_notifications": hiding.muting_notifications,
-        "requested": False,
-        "requested_by": False,
+        "requested": requested,
+        "requested_by": requested_by,
         "domain_blocking": False,
         "endorsed": annotations.endorsed,
         "note": annotations.note,

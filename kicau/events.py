@@ -114,6 +114,24 @@ class FollowDeleted(_Event, tag="follow.deleted"):
     followee_id: int
 
 
+class FollowRequested(_Event, tag="follow.requested"):
+    """An account asked to follow a locked one (kicau/follow_requests.py): the target's ``follow_request``
+    notification, whose id is the request's. Published again by a retry (the same id: recorded once)."""
+
+    requester_id: int
+    target_id: int
+    request_id: int
+
+
+class FollowRequestSettled(_Event, tag="follow.request_settled"):
+    """A follow request was authorized, rejected or withdrawn: its notification goes. On the requester's key, as
+    the request, so always after it."""
+
+    requester_id: int
+    target_id: int
+    request_id: int
+
+
 class AccountHidden(_Event, tag="account.hidden"):
     """An account blocked or muted another (kicau/blocks_and_mutes.py), or put it in an exclusive list
     (kicau/lists.py): the target's statuses leave the account's home timeline. Published on the follows topic with
@@ -154,12 +172,13 @@ class StatusUnfavourited(_Event, tag="status.unfavourited"):
 
 StatusEvent = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
                | StatusUnfavourited)
-FollowEvent = FollowCreated | FollowDeleted | AccountHidden
+FollowEvent = FollowCreated | FollowDeleted | AccountHidden | FollowRequested | FollowRequestSettled
 Event = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | FollowCreated | FollowDeleted
-         | StatusFavourited | StatusUnfavourited | AccountHidden)
+         | StatusFavourited | StatusUnfavourited | AccountHidden | FollowRequested | FollowRequestSettled)
 EventType = Literal[
     "status.created", "status.deleted", "status.edited", "account.scale_changed", "follow.created",
-    "follow.deleted", "status.favourited", "status.unfavourited", "account.hidden",
+    "follow.deleted", "status.favourited", "status.unfavourited", "account.hidden", "follow.requested",
+    "follow.request_settled",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -183,4 +202,6 @@ def event_key(event: Event) -> bytes:
         return str(event.account_id).encode()
     if isinstance(event, AccountHidden):
         return str(event.account_id).encode()  # with the hider's follows
+    if isinstance(event, FollowRequested | FollowRequestSettled):
+        return str(event.requester_id).encode()  # with the requester's follows
     return str(event.follower_id).encode()

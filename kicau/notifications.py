@@ -2,7 +2,8 @@
 favourites or reblogs one of its statuses (kicau/favourites.py, kicau/reblogs.py), when an account it follows
 with ``notify`` posts (kicau/follow_options.py; its id is the status's, as a mention's: a status that mentions the
 follower notifies it once, of the mention), and when a status it reblogged is edited (``update``; its id is the
-edit's version id, services/post/edits.py).
+edit's version id, services/post/edits.py), and when an account asks to follow it, locked (``follow_request``, its
+id the request's, kicau/follow_requests.py; removed when the request ends).
 
 They are derived from events, as home timelines are. The fanout records them in Cassandra (``notifications``,
 one partition an account, newest first) in the batch that applies the event, and delivers them to the account's
@@ -37,8 +38,9 @@ FAVOURITE: Final = "favourite"
 REBLOG: Final = "reblog"
 STATUS: Final = "status"  # a new status of an account followed with ``notify`` (kicau/follow_options.py)
 UPDATE: Final = "update"  # a status the account reblogged was edited (services/post/edits.py)
+FOLLOW_REQUEST: Final = "follow_request"  # an account asks to follow this locked one (kicau/follow_requests.py)
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
-RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE})
+RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST})
 _MAX: Final = (1 << 63) - 1
 
 

@@ -57,6 +57,8 @@ from kicau.events import (
     Event,
     FollowCreated,
     FollowDeleted,
+    FollowRequested,
+    FollowRequestSettled,
     StatusCreated,
     StatusDeleted,
     StatusEdited,
@@ -73,6 +75,7 @@ from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, F
 from kicau.notifications import (
     FAVOURITE,
     FOLLOW,
+    FOLLOW_REQUEST,
     MENTION,
     REBLOG,
     STATUS,
@@ -159,6 +162,8 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
                       for account in dict.fromkeys(mentioned) if account != event.account_id]
         elif isinstance(event, FollowCreated) and event.notification_id:
             found.append(Notification(event.followee_id, event.notification_id, FOLLOW, event.follower_id))
+        elif isinstance(event, FollowRequested):
+            found.append(Notification(event.target_id, event.request_id, FOLLOW_REQUEST, event.requester_id))
         elif isinstance(event, StatusFavourited) and event.author_id != event.account_id:
             found.append(Notification(event.author_id, event.favourite_id, FAVOURITE, event.account_id,
                                       event.status_id))
@@ -305,8 +310,8 @@ def exclusive_narrowed(events: Sequence[Event], followers: dict[int, list[int]],
 
 
 def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
-    """The (account, notification id) of each mention a deleted status had made, and of each favourite or reblog
-    given back."""
+    """The (account, notification id) of each mention a deleted status had made, of each favourite or reblog
+    given back, and of each follow request that ended."""
     removed: list[tuple[int, int]] = []
     for event in events:
         if isinstance(event, StatusDeleted):
@@ -316,6 +321,8 @@ def notifications_removed(events: Sequence[Event]) -> list[tuple[int, int]]:
                 removed.append((event.reblog_author, event.status_id))
         elif isinstance(event, StatusUnfavourited) and event.author_id != event.account_id:
             removed.append((event.author_id, event.favourite_id))
+        elif isinstance(event, FollowRequestSettled):
+            removed.append((event.target_id, event.request_id))
     return removed
 
 
@@ -711,6 +718,8 @@ class Fanout:
                 favoured[event.favourite_id] = event.status
             elif isinstance(event, StatusEdited):
                 accepted[event.version_id] = event.occurred_at
+            elif isinstance(event, FollowRequested):
+                accepted[event.request_id] = event.occurred_at
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
             status = (favoured.get(notice.id) if notice.type == FAVOURITE
@@ -810,7 +819,7 @@ class Fanout:
                     entries += await to_tag_followers(sender, event)
                     entries += to_lists(event)
                     continue
-                if isinstance(event, StatusFavourited | StatusUnfavourited):
+                if isinstance(event, StatusFavourited | StatusUnfavourited | FollowRequested | FollowRequestSettled):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
                 if isinstance(event, StatusEdited):
                     continue  # timelines hold ids: reads render the new version (services/post/edits.py)

@@ -544,6 +544,7 @@ PROFILE_BODY = body(params({
     "display_name": nullable(text(max_length=MAX_DISPLAY_NAME)),
     "note": nullable(text(max_length=MAX_NOTE)),
     "bot": nullable(BOOLEAN),
+    "locked": nullable(BOOLEAN),
 }), required=False)
 # Markers (Mastodon's shape): `home[last_read_id]=<id>` in a form (Mastodon.py), {"home": {"last_read_id": <id>}}
 # in JSON; `notifications` likewise; other names are ignored. What is not an id is a 422.

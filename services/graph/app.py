@@ -21,6 +21,7 @@ from kicau.directory import Directory
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
+from kicau.follow_requests import FollowRequestStore
 from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
@@ -90,6 +91,7 @@ class ProfileChanges(_Body):
     display_name: StrictStr | None = None
     note: StrictStr | None = None
     bot: bool | None = None
+    locked: bool | None = None
 
 
 class RevokeForm(_Body):
@@ -205,6 +207,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             dismissals=DismissalStore(session, clients.write_consistency(common)),
             directory_index=Directory(redis, session),
             codes=AuthorizationCodes(session, clients.write_consistency(common)),
+            requests=FollowRequestStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -341,6 +344,32 @@ async def follow(account_id: int, service: Service, account: AccountHeader = Non
 @app.post("/internal/accounts/{account_id}/unfollow")
 async def unfollow(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     return await service.unfollow(follower_id=acting_account_id(account), followee_id=account_id)
+
+
+@app.post("/internal/accounts/{account_id}/remove_from_followers")
+async def remove_from_followers(account_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.remove_follower(account_id=acting_account_id(account), follower_id=account_id)
+
+
+@app.get("/internal/follow_requests")
+async def follow_requests(service: Service, account: AccountHeader = None,
+                          max_id: Annotated[int | None, Query(ge=0)] = None,
+                          limit: Annotated[int, Query(ge=1, le=80)] = 40) -> Response:
+    """The accounts asking to follow the acting account (kicau/follow_requests.py), newest request first."""
+    entities, next_cursor = await service.follow_requests(account_id=acting_account_id(account), max_id=max_id,
+                                                          limit=limit)
+    return JSONResponse(entities, headers={NEXT_CURSOR_HEADER: str(next_cursor)} if next_cursor is not None else {})
+
+
+@app.post("/internal/follow_requests/{requester_id}/authorize")
+async def authorize_follow_request(requester_id: int, service: Service,
+                                   account: AccountHeader = None) -> dict[str, Any]:
+    return await service.authorize_request(account_id=acting_account_id(account), requester_id=requester_id)
+
+
+@app.post("/internal/follow_requests/{requester_id}/reject")
+async def reject_follow_request(requester_id: int, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.reject_request(account_id=acting_account_id(account), requester_id=requester_id)
 
 
 @app.get("/internal/directory")

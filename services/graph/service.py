@@ -11,7 +11,7 @@ import asyncio
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,9 +36,17 @@ from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_chang
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
 from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
-from kicau.events import AccountHidden, AccountScaleChanged, FollowCreated, FollowDeleted
+from kicau.events import (
+    AccountHidden,
+    AccountScaleChanged,
+    FollowCreated,
+    FollowDeleted,
+    FollowRequested,
+    FollowRequestSettled,
+)
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, encode_options
+from kicau.follow_requests import FollowRequest, FollowRequestStore
 from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts, followee_changes
@@ -76,6 +84,7 @@ async def _no_account() -> int | None:
 IndexRead = Callable[[str, int, tuple[str, int] | None], Awaitable[list[tuple[str, int]]]]
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
+AUTHORIZED_AT_ONCE = 8  # follow requests authorized at once when an account unlocks
 
 
 def _list_title(title: str) -> str:
@@ -118,6 +127,7 @@ class GraphService:
     dismissals: DismissalStore
     directory_index: Directory
     codes: AuthorizationCodes
+    requests: FollowRequestStore
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
@@ -335,7 +345,7 @@ class GraphService:
         return credential_account_entity(entity, row or {})
 
     async def update_profile(self, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the account's display name, note or bot flag (Mastodon's limits: 30 and 500 characters); the
+        """Change the account's display name, note, bot or locked flag (Mastodon's limits: 30 and 500 characters); the
         account as verify_credentials shows it. The cached card goes after the write, and every copy of it
         with it (status pages, notifications and streams splice the card in as they render)."""
         display_name, note = changes.get("display_name"), changes.get("note")
@@ -356,6 +366,9 @@ class GraphService:
                     await resp.round_trip(self.redis, added)
             await self.store.update_profile(account_id, changes)
             await self.cards.forget(account_id)
+            if changes.get("locked") is False:
+                # Unlocked (or said again, as a retry would): whoever was waiting follows now.
+                await self._authorize_all(account_id)
             if old_name is not None and display_name is not None:
                 gone = self.name_words.remove_commands(account_id, old_name, display_name)
                 if gone:
@@ -472,19 +485,39 @@ class GraphService:
                      notify: bool | None = None, languages: list[str] | None = None) -> dict[str, Any]:
         """Follow an account, or change an existing follow's options (kicau/follow_options.py): those given
         replace the follow's own (an empty ``languages``: every language), the others stay; a new follow starts
-        from the defaults."""
+        from the defaults. A locked account not yet followed is asked instead (kicau/follow_requests.py)."""
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
-        await self._require_account(followee_id)
+        followee = await self.store.account(followee_id)
+        if followee is None:
+            raise ApiError(404, "Record not found")
         if await self.hides.blocked_either_way(follower_id, followee_id):
             raise ApiError(403, "This action is not allowed")
+        if followee.get("locked") and not await self.store.is_following(follower_id, followee_id):
+            options = DEFAULT.changed(reblogs=reblogs, notify=notify, languages=languages)
+            claim = await self.requests.claim(follower_id, followee_id, self.ids.next_id(), options)
+            crash_point("graph.follow_request.claimed")
+            # Published on every call, retries and repeats included: the notification's id is the request's, so
+            # the fanout records it once.
+            await publish(self.producer, self.settings.kafka_follows_topic,
+                          FollowRequested(requester_id=follower_id, target_id=followee_id,
+                                          request_id=claim.request.request_id))
+            return await self.relationship(viewer_id=follower_id, target_id=followee_id)
+        await self._follow_edge(follower_id, followee_id, reblogs=reblogs, notify=notify, languages=languages,
+                                notification_id=self.ids.next_id())
+        return await self.relationship(viewer_id=follower_id, target_id=followee_id)
+
+    async def _follow_edge(self, follower_id: int, followee_id: int, *, reblogs: bool | None,
+                           notify: bool | None, languages: Iterable[str] | None, notification_id: int) -> None:
+        """Every step of a follow (each idempotent). ``notification_id``: the followee's ``follow``
+        notification, if the edge is new; 0 for none (an authorized request notified already)."""
         # The reader's copy of its large followees (kicau/large_accounts.py) is dropped before the edge and options
         # change and again after.
         await resp.round_trip(self.redis, followee_changes(follower_id))
         # Only a new follow notifies. The edge itself records the notification it owes until the event carrying
         # it is published: a retry after a crash anywhere in between publishes it again, with the same id (the
         # fanout records it once), and a repeated follow of a settled edge notifies no one.
-        claim = await self.store.claim_follow(follower_id, followee_id, self.ids.next_id())
+        claim = await self.store.claim_follow(follower_id, followee_id, notification_id)
         if claim.created:
             await self.store.change_counts(follower_id, followee_id, +1)
         crash_point("graph.follow.claimed")
@@ -508,16 +541,81 @@ class GraphService:
         await self._review_scale(followee_id)
         await self.cards.forget(follower_id, followee_id)
         await resp.round_trip(self.redis, followee_changes(follower_id))
-        return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
     async def unfollow(self, *, follower_id: int, followee_id: int) -> dict[str, Any]:
+        """End a follow, or withdraw a request to follow."""
         await self._require_account(followee_id)
         await self._end_follow(follower_id, followee_id)
         return await self.relationship(viewer_id=follower_id, target_id=followee_id)
 
+    async def remove_follower(self, *, account_id: int, follower_id: int) -> dict[str, Any]:
+        """The account ends another's follow of it (Mastodon's remove_from_followers): an unfollow made for the
+        follower, its statuses leaving the follower's home timeline as after any unfollow."""
+        await self._require_account(follower_id)
+        await self._end_follow(follower_id, account_id)
+        return await self.relationship(viewer_id=account_id, target_id=follower_id)
+
+    # Follow requests (kicau/follow_requests.py) ----------------------------------------------------------------
+
+    async def follow_requests(self, *, account_id: int, max_id: int | None, limit: int,
+                              ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of the accounts asking to follow the account, newest request first, and the next page's
+        cursor (a request id)."""
+        limit = max(1, min(limit, MAX_PAGE))
+        found = await self.requests.page(account_id, max_id if max_id is not None else MAX_ID, limit)
+        entities = await asyncio.gather(*(self.cards.entity(requester) for _, requester in found))
+        return [e for e in entities if e is not None], found[-1][0] if len(found) == limit else None
+
+    async def authorize_request(self, *, account_id: int, requester_id: int) -> dict[str, Any]:
+        """The account lets the requester follow it: the follow, with the request's options and no notification
+        (the request gave one), then the request ends. A retry after a crash in between finds the request still
+        there and does both again (each idempotent)."""
+        request = await self.requests.find(requester_id, account_id)
+        if request is None:
+            raise ApiError(404, "Record not found")
+        if not await self.hides.blocked_either_way(requester_id, account_id):
+            options = request.options
+            await self._follow_edge(requester_id, account_id, reblogs=options.reblogs, notify=options.notify,
+                                    languages=options.languages or (), notification_id=0)
+        crash_point("graph.follow_request.authorized")
+        await self._settle_request(request)
+        return await self.relationship(viewer_id=account_id, target_id=requester_id)
+
+    async def reject_request(self, *, account_id: int, requester_id: int) -> dict[str, Any]:
+        request = await self.requests.find(requester_id, account_id)
+        if request is None:
+            raise ApiError(404, "Record not found")
+        await self._settle_request(request)
+        return await self.relationship(viewer_id=account_id, target_id=requester_id)
+
+    async def _settle_request(self, request: FollowRequest) -> None:
+        """End a request however it ends. Its notification's removal is published first: a retry after a crash
+        finds the request still there and publishes it again (removing a notification twice removes it)."""
+        await publish(self.producer, self.settings.kafka_follows_topic,
+                      FollowRequestSettled(requester_id=request.requester_id, target_id=request.target_id,
+                                           request_id=request.request_id))
+        await self.requests.settle(request)
+
+    async def _withdraw_request(self, requester_id: int, target_id: int) -> None:
+        request = await self.requests.find(requester_id, target_id)
+        if request is not None:
+            await self._settle_request(request)
+
+    async def _authorize_all(self, account_id: int) -> None:
+        """Every request waiting for an account that unlocked, authorized (Mastodon's does so too), a page at a
+        time; a PATCH repeated after a crash does the rest."""
+        while True:
+            found = await self.requests.page(account_id, MAX_ID, MAX_PAGE)
+            for start in range(0, len(found), AUTHORIZED_AT_ONCE):
+                await asyncio.gather(*(self.authorize_request(account_id=account_id, requester_id=requester)
+                                       for _, requester in found[start:start + AUTHORIZED_AT_ONCE]))
+            if len(found) < MAX_PAGE:
+                return
+
     async def _end_follow(self, follower_id: int, followee_id: int) -> None:
         """Every step of an unfollow (each idempotent; a follow that is not there: only the event, which removes
-        nothing)."""
+        nothing), and a request to follow withdrawn."""
+        await self._withdraw_request(follower_id, followee_id)
         await resp.round_trip(self.redis, followee_changes(follower_id))
         if await self.store.release_follow(follower_id, followee_id):
             await self.store.change_counts(follower_id, followee_id, -1)
@@ -872,12 +970,14 @@ class GraphService:
         return followers, encode_options(options)
 
     async def relationship(self, *, viewer_id: int, target_id: int) -> dict[str, Any]:
-        following, followed_by, between, options, annotations = await asyncio.gather(
+        following, followed_by, between, options, annotations, (requested, requested_by) = await asyncio.gather(
             self.store.is_following(viewer_id, target_id), self.store.is_following(target_id, viewer_id),
             self.hides.between(viewer_id, target_id), self.follow_options.of_follow(viewer_id, target_id),
-            self.notes.annotations(viewer_id, target_id))
+            self.notes.annotations(viewer_id, target_id),
+            asyncio.gather(self.requests.find(viewer_id, target_id), self.requests.find(target_id, viewer_id)))
         return relationship_entity(target_id, following=following, followed_by=followed_by, hiding=between,
-                                   options=options, annotations=annotations)
+                                   options=options, annotations=annotations, requested=requested is not None,
+                                   requested_by=requested_by is not None)
 
     # The profile directory (kicau/directory.py) ---------------------------------------------------------------
 

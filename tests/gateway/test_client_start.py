@@ -1,6 +1,6 @@
 """What Mastodon clients read when they start, beyond the instance: the user's preferences, the server's custom
-emoji and the user's follow requests, each answered as it is for every Kicau account (no per-account defaults,
-no custom emoji, no locked accounts), with Mastodon's scopes; and the same through Mastodon.py."""
+emoji and the user's follow requests, each answered as it is for a new Kicau account (no per-account defaults,
+no custom emoji, no requests), with Mastodon's scopes; and the same through Mastodon.py."""
 
 from __future__ import annotations
 

@@ -10,16 +10,20 @@ from kicau.events import (
     Event,
     FollowCreated,
     FollowDeleted,
+    FollowRequested,
+    FollowRequestSettled,
     StatusCreated,
     StatusDeleted,
     StatusEdited,
     StatusFavourited,
     StatusUnfavourited,
+    event_key,
 )
 from kicau.ids import id_from_ms
 from kicau.notifications import (
     FAVOURITE,
     FOLLOW,
+    FOLLOW_REQUEST,
     MENTION,
     REBLOG,
     STATUS,
@@ -64,10 +68,21 @@ def test_what_events_notify() -> None:
     assert notifications_removed(events) == [(BOB, 10), (CAROL, 10), (AUTHOR, 9)]
 
 
+def test_a_follow_request_notifies_until_it_ends() -> None:
+    """A follow request's notification (kicau/follow_requests.py) has the request's id; however the request ends,
+    that notification is removed."""
+    events: list[Event] = [FollowRequested(requester_id=BOB, target_id=CAROL, request_id=20),
+                           FollowRequestSettled(requester_id=AUTHOR, target_id=CAROL, request_id=18)]
+    assert notifications_of(events) == [Notification(CAROL, 20, FOLLOW_REQUEST, BOB)]
+    assert notifications_removed(events) == [(CAROL, 18)]
+    # Both ride with the requester's follows, so the settlement comes after its request.
+    assert event_key(events[0]) == event_key(FollowCreated(follower_id=BOB, followee_id=CAROL)) == b"2"
+
+
 def test_the_types_a_request_asks_for() -> None:
-    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE}
+    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST}
     assert wanted_types(["mention", "favourite", "poll"], []) == {MENTION, FAVOURITE}
-    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE}
+    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST}
     assert wanted_types(["follow"], ["follow"]) == set()
     assert wanted_types(["poll"], []) == set()
 

@@ -44,7 +44,6 @@ FollowsReader = Annotated[TokenInfo, require("read:follows", "follow")]
 # Profile fields Kicau keeps, and those it has no place for: given with anything but the value every Kicau account
 # has, the latter are a 422 rather than taken and dropped (Mastodon's edit-profile screens send them all).
 FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
-    "locked": (False, "false", "0", "f", "off", "no", "n", 0),
     "discoverable": (True, "true", "1", "t", "on", "yes", "y", 1),
     "source[privacy]": ("public",),
     "source[sensitive]": (False, "false", "0", "f", "off", "no", "n", 0),
@@ -56,9 +55,9 @@ FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
               responses={**doc.ok(doc.Account), **doc.errors(400, 401, 403, 413, 415, 422)})
 async def update_credentials(request: Request, token: AccountsWriter, services: Services,
                              settings: Settings) -> Response:
-    """Change the user's display name (30 characters), note (500) and bot flag; the account as
-    verify_credentials shows it. Kicau accounts are never locked and have no avatar, header, profile fields or
-    posting defaults: a request to change those is a 422."""
+    """Change the user's display name (30 characters), note (500), bot and locked flags (unlocking authorizes
+    every follow request waiting); the account as verify_credentials shows it. Kicau accounts have no avatar,
+    header, profile fields or posting defaults: a request to change those is a 422."""
     given = await read_params(request, settings.max_body_bytes)
     source = given.get("source")
     if isinstance(source, dict):  # JSON nests what a form spells source[privacy]
@@ -103,12 +102,55 @@ async def preferences(token: AccountsReader) -> dict[str, Any]:
     return PREFERENCES
 
 
-@router.get("/api/v1/follow_requests", openapi_extra=doc.BEARER,
-            responses={**doc.ok(list[doc.Account]), **doc.errors(401, 403)})
-async def follow_requests(token: FollowsReader) -> list[Any]:
-    """Accounts asking to follow the user: none ever, as no Kicau account is locked (update_credentials refuses
-    ``locked``): every follow is accepted at once."""
-    return []
+FollowsWriter = Annotated[TokenInfo, require("write:follows", "follow")]
+FOLLOW_REQUESTS = {"parameters": doc.page_parameters("max_id")}
+
+
+@router.get("/api/v1/follow_requests", openapi_extra={**FOLLOW_REQUESTS, **doc.BEARER},
+            responses={**doc.ok(list[doc.Account]), **doc.errors(400, 401, 403)})
+async def follow_requests(request: Request, token: FollowsReader, services: Services, common: Common) -> Response:
+    """The accounts asking to follow the user, locked (kicau/follow_requests.py), newest request first, with a
+    Link header."""
+    params: dict[str, object] = {"limit": page_limit(request.query_params.get("limit"), 40, 80)}
+    max_id = cursor(request.query_params.get("max_id"), "max_id")
+    if max_id is not None:
+        params["max_id"] = max_id
+    answer = await services.graph.call("GET", "/internal/follow_requests", params=params, token=token)
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get(NEXT_CURSOR_HEADER.lower()), None)
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+@router.post("/api/v1/accounts/{account_id}/remove_from_followers", openapi_extra=doc.BEARER,
+             responses={**doc.ok(doc.Relationship), **doc.errors(401, 403, 404, 413, 415)})
+async def remove_from_followers(account_id: str, request: Request, token: FollowsWriter, services: Services,
+                                settings: Settings) -> Response:
+    """End the account's follow of the user; the Relationship with it (``followed_by`` false)."""
+    await read_params(request, settings.max_body_bytes)
+    return passthrough(await services.graph.call(
+        "POST", f"/internal/accounts/{record_id(account_id)}/remove_from_followers", token=token))
+
+
+FOLLOW_REQUEST_DOC = {"openapi_extra": doc.BEARER,
+                      "responses": {**doc.ok(doc.Relationship), **doc.errors(401, 403, 404, 413, 415)}}
+
+
+@router.post("/api/v1/follow_requests/{account_id}/authorize", **FOLLOW_REQUEST_DOC)  # type: ignore[arg-type]
+async def authorize_follow_request(account_id: str, request: Request, token: FollowsWriter, services: Services,
+                                   settings: Settings) -> Response:
+    """Let the account follow the user; the Relationship with it. 404 if it is not asking."""
+    await read_params(request, settings.max_body_bytes)
+    return passthrough(await services.graph.call(
+        "POST", f"/internal/follow_requests/{record_id(account_id)}/authorize", token=token))
+
+
+@router.post("/api/v1/follow_requests/{account_id}/reject", **FOLLOW_REQUEST_DOC)  # type: ignore[arg-type]
+async def reject_follow_request(account_id: str, request: Request, token: FollowsWriter, services: Services,
+                                settings: Settings) -> Response:
+    """Refuse the account's request to follow the user; the Relationship with it. 404 if it is not asking."""
+    await read_params(request, settings.max_body_bytes)
+    return passthrough(await services.graph.call(
+        "POST", f"/internal/follow_requests/{record_id(account_id)}/reject", token=token))
 
 
 @router.get("/api/v1/accounts/lookup", responses={**doc.ok(doc.Account), **doc.errors(404)})
