@@ -15,8 +15,9 @@ anywhere finishes what it began; a list entry whose claim is gone (a crash betwe
 and removed by the next settlement.
 
 The request's id is also its notification's, published with ``follow.requested`` (kicau/events.py) on the follows
-topic keyed by the requester; ``follow.request_settled``, on the same partition and so after it, removes that
-notification when the request ends however it ends.
+topic keyed by the requester, once: the claim records that it was (``notified``), so a repeated request notifies
+no one and a retry after a crash before the publish still does; ``follow.request_settled``, on the same partition
+and so after it, removes that notification when the request ends however it ends.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class FollowRequest:
 class RequestClaim:
     request: FollowRequest
     created: bool  # False: the request was there already (a repeat, or a retry)
+    notified: bool  # its notification was published (False on a retry after a crash before that)
 
 
 class FollowRequestStore:
@@ -55,6 +57,11 @@ class FollowRequestStore:
                            " VALUES (?, ?, ?)")
         self._unlist = write("DELETE FROM follow_requests_by_target WHERE target_id = ? AND request_id = ?")
         self._release = write("DELETE FROM follow_requests WHERE target_id = ? AND requester_id = ?")
+        # Lightweight transactions: an update of a request ended meanwhile must not bring back part of its row.
+        self._notified = write("UPDATE follow_requests SET notified = true WHERE target_id = ? AND requester_id = ?"
+                               " IF EXISTS")
+        self._options = write("UPDATE follow_requests SET reblogs = ?, notify = ?, languages = ?"
+                              " WHERE target_id = ? AND requester_id = ? IF EXISTS")
         self._one = session.prepare("SELECT * FROM follow_requests WHERE target_id = ? AND requester_id = ?")
         self._page = session.prepare("SELECT request_id, requester_id FROM follow_requests_by_target"
                                      " WHERE target_id = ? AND request_id < ? LIMIT ?")
@@ -71,7 +78,16 @@ class FollowRequestStore:
         request = (FollowRequest(requester_id, target_id, request_id, options) if row["[applied]"]
                    else _from_row(row))
         await execute(self._session, self._list, (target_id, request.request_id, requester_id))
-        return RequestClaim(request, bool(row["[applied]"]))
+        return RequestClaim(request, bool(row["[applied]"]), not row["[applied]"] and bool(row.get("notified")))
+
+    async def notified(self, request: FollowRequest) -> None:
+        await execute(self._session, self._notified, (request.target_id, request.requester_id))
+
+    async def change_options(self, request: FollowRequest, options: FollowOptions) -> None:
+        """A request repeated with other options (as Mastodon's, the follow is then made with those)."""
+        languages = sorted(options.languages) if options.languages else None
+        await execute(self._session, self._options, (options.reblogs, options.notify, languages, request.target_id,
+                                                     request.requester_id))
 
     async def find(self, requester_id: int, target_id: int) -> FollowRequest | None:
         rows = await execute(self._session, self._one, (target_id, requester_id))

@@ -496,12 +496,16 @@ class GraphService:
         if followee.get("locked") and not await self.store.is_following(follower_id, followee_id):
             options = DEFAULT.changed(reblogs=reblogs, notify=notify, languages=languages)
             claim = await self.requests.claim(follower_id, followee_id, self.ids.next_id(), options)
+            if not claim.created and (reblogs is not None or notify is not None or languages is not None):
+                await self.requests.change_options(claim.request, claim.request.options.changed(
+                    reblogs=reblogs, notify=notify, languages=languages))
             crash_point("graph.follow_request.claimed")
-            # Published on every call, retries and repeats included: the notification's id is the request's, so
-            # the fanout records it once.
-            await publish(self.producer, self.settings.kafka_follows_topic,
-                          FollowRequested(requester_id=follower_id, target_id=followee_id,
-                                          request_id=claim.request.request_id))
+            if not claim.notified:
+                # With the request's id as the notification's: a publish repeated after a crash records it once.
+                await publish(self.producer, self.settings.kafka_follows_topic,
+                              FollowRequested(requester_id=follower_id, target_id=followee_id,
+                                              request_id=claim.request.request_id))
+                await self.requests.notified(claim.request)
             return await self.relationship(viewer_id=follower_id, target_id=followee_id)
         await self._follow_edge(follower_id, followee_id, reblogs=reblogs, notify=notify, languages=languages,
                                 notification_id=self.ids.next_id())
@@ -573,13 +577,17 @@ class GraphService:
         request = await self.requests.find(requester_id, account_id)
         if request is None:
             raise ApiError(404, "Record not found")
+        await self._authorize(request)
+        return await self.relationship(viewer_id=account_id, target_id=requester_id)
+
+    async def _authorize(self, request: FollowRequest) -> None:
+        requester_id, account_id = request.requester_id, request.target_id
         if not await self.hides.blocked_either_way(requester_id, account_id):
             options = request.options
             await self._follow_edge(requester_id, account_id, reblogs=options.reblogs, notify=options.notify,
                                     languages=options.languages or (), notification_id=0)
         crash_point("graph.follow_request.authorized")
         await self._settle_request(request)
-        return await self.relationship(viewer_id=account_id, target_id=requester_id)
 
     async def reject_request(self, *, account_id: int, requester_id: int) -> dict[str, Any]:
         request = await self.requests.find(requester_id, account_id)
@@ -607,8 +615,10 @@ class GraphService:
         while True:
             found = await self.requests.page(account_id, MAX_ID, MAX_PAGE)
             for start in range(0, len(found), AUTHORIZED_AT_ONCE):
-                await asyncio.gather(*(self.authorize_request(account_id=account_id, requester_id=requester)
-                                       for _, requester in found[start:start + AUTHORIZED_AT_ONCE]))
+                # Each read again: one withdrawn or rejected since the page was read is skipped, not an error.
+                requests = await asyncio.gather(*(self.requests.find(requester, account_id)
+                                                  for _, requester in found[start:start + AUTHORIZED_AT_ONCE]))
+                await asyncio.gather(*(self._authorize(r) for r in requests if r is not None))
             if len(found) < MAX_PAGE:
                 return
 

@@ -22,6 +22,7 @@ from services.gateway.deps import Common, Services, Settings, cursor, page_limit
 from services.gateway.pagination import link_header
 from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, optional_str, read_params, reject_nul
 from services.gateway.routes.favourites import PAGE, marked_list
+from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["accounts"])
@@ -126,9 +127,15 @@ async def follow_requests(request: Request, token: FollowsReader, services: Serv
 async def remove_from_followers(account_id: str, request: Request, token: FollowsWriter, services: Services,
                                 settings: Settings) -> Response:
     """End the account's follow of the user; the Relationship with it (``followed_by`` false)."""
+    return await _relationship_change(f"/internal/accounts/{record_id(account_id)}/remove_from_followers",
+                                      request, token, services, settings)
+
+
+async def _relationship_change(path: str, request: Request, token: TokenInfo, services: Services,
+                               settings: GatewaySettings) -> Response:
+    """A graph service call that changes a relationship and answers it (the body, if any, read and bounded)."""
     await read_params(request, settings.max_body_bytes)
-    return passthrough(await services.graph.call(
-        "POST", f"/internal/accounts/{record_id(account_id)}/remove_from_followers", token=token))
+    return passthrough(await services.graph.call("POST", path, token=token))
 
 
 FOLLOW_REQUEST_DOC = {"openapi_extra": doc.BEARER,
@@ -139,18 +146,16 @@ FOLLOW_REQUEST_DOC = {"openapi_extra": doc.BEARER,
 async def authorize_follow_request(account_id: str, request: Request, token: FollowsWriter, services: Services,
                                    settings: Settings) -> Response:
     """Let the account follow the user; the Relationship with it. 404 if it is not asking."""
-    await read_params(request, settings.max_body_bytes)
-    return passthrough(await services.graph.call(
-        "POST", f"/internal/follow_requests/{record_id(account_id)}/authorize", token=token))
+    return await _relationship_change(f"/internal/follow_requests/{record_id(account_id)}/authorize", request,
+                                      token, services, settings)
 
 
 @router.post("/api/v1/follow_requests/{account_id}/reject", **FOLLOW_REQUEST_DOC)  # type: ignore[arg-type]
 async def reject_follow_request(account_id: str, request: Request, token: FollowsWriter, services: Services,
                                 settings: Settings) -> Response:
     """Refuse the account's request to follow the user; the Relationship with it. 404 if it is not asking."""
-    await read_params(request, settings.max_body_bytes)
-    return passthrough(await services.graph.call(
-        "POST", f"/internal/follow_requests/{record_id(account_id)}/reject", token=token))
+    return await _relationship_change(f"/internal/follow_requests/{record_id(account_id)}/reject", request,
+                                      token, services, settings)
 
 
 @router.get("/api/v1/accounts/lookup", responses={**doc.ok(doc.Account), **doc.errors(404)})
