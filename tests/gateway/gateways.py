@@ -53,14 +53,17 @@ def wait_until_answering(process: subprocess.Popen[bytes], url: str, log: Path, 
 
 
 @contextlib.contextmanager
-def spawned_gateway(log_dir: Path, **settings: str) -> Iterator[Gateway]:
-    """``settings`` are GatewaySettings fields (``rate_limit_ip_requests="3"``) set as KICAU_GATEWAY_*."""
+def spawned_gateway(log_dir: Path, *, public_url: str | None = None, **settings: str) -> Iterator[Gateway]:
+    """``settings`` are GatewaySettings fields (``rate_limit_ip_requests="3"``) set as KICAU_GATEWAY_*;
+    ``public_url``, the instance's own (KICAU_PUBLIC_URL) if not the stack's."""
     port = free_port()
     env = {**service_env(), "KICAU_GATEWAY_HOST": "127.0.0.1", "KICAU_GATEWAY_PORT": str(port)}
     # Inherited gateway settings (a developer's raised limits, say) must not leak into the test's own.
     env = {k: v for k, v in env.items() if not k.startswith("KICAU_GATEWAY_") or k in ("KICAU_GATEWAY_HOST",
                                                                                          "KICAU_GATEWAY_PORT")}
     env.update({f"KICAU_GATEWAY_{name.upper()}": value for name, value in settings.items()})
+    if public_url is not None:
+        env["KICAU_PUBLIC_URL"] = public_url
     log = log_dir / f"gateway-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen([str(VENV_PYTHON), "-m", "services.gateway"], cwd=ROOT, env=env,

@@ -9,6 +9,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,6 +18,7 @@ import pytest
 from mastodon import Mastodon
 
 from tests.conftest import User
+from tests.gateway.gateways import spawned_gateway
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 CALLBACK = "https://app.example/callback?from=kicau"
@@ -230,3 +232,20 @@ def test_mastodon_py_logs_in_with_the_code_flow(gateway_url: str, http: httpx.Cl
     client.log_in(code=code, redirect_uri=CALLBACK, scopes=["read", "write"])
     assert client.account_verify_credentials()["id"] == user.id
     assert client.status_post("posted after the code flow")["content"] == "<p>posted after the code flow</p>"
+
+
+def test_an_https_instance_publishes_its_authorization_server_metadata(http: httpx.Client, tmp_path: Path) -> None:
+    """RFC 8414 metadata, as Mastodon 4.3+ serves it, where its endpoints are https; a local http instance answers
+    404, which keeps Mastodon.py on the usual paths (it refuses endpoints found there that are not https)."""
+    missing = http.get("/.well-known/oauth-authorization-server")
+    assert missing.status_code == 404 and set(missing.json()) == {"error"}
+    with spawned_gateway(tmp_path, public_url="https://kicau.example") as gateway:
+        found = httpx.get(f"{gateway.url}/.well-known/oauth-authorization-server", timeout=30)
+    assert found.status_code == 200, found.text
+    metadata = found.json()
+    assert metadata["issuer"] == "https://kicau.example/"
+    assert metadata["authorization_endpoint"] == "https://kicau.example/oauth/authorize"
+    assert metadata["token_endpoint"] == "https://kicau.example/oauth/token"
+    assert {"authorization_code", "password", "client_credentials"} == set(metadata["grant_types_supported"])
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert {"read", "write:statuses", "profile"} <= set(metadata["scopes_supported"])

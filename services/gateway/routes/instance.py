@@ -90,8 +90,36 @@ async def custom_emojis() -> list[Any]:
     return []
 
 
+# The scopes an app may ask (services/graph/service.py takes any scope under these five): Mastodon's list.
+SCOPES_SUPPORTED = (
+    "read", "write", "follow", "push", "profile",
+    *(f"read:{s}" for s in ("accounts", "blocks", "bookmarks", "favourites", "filters", "follows", "lists",
+                            "mutes", "notifications", "search", "statuses")),
+    *(f"write:{s}" for s in ("accounts", "blocks", "bookmarks", "conversations", "favourites", "filters",
+                             "follows", "lists", "media", "mutes", "notifications", "reports", "statuses")),
+)
+
+
 @router.get("/.well-known/oauth-authorization-server", include_in_schema=False)
-async def oauth_metadata() -> Any:
-    # Only the password and client-credentials grants exist; answering 404 keeps Mastodon.py on its
-    # documented fallback instead of demanding https endpoints from a local instance.
-    return error_response(404, "Record not found")
+async def oauth_metadata(common: Common) -> Any:
+    """The authorization server's metadata (RFC 8414), as Mastodon 4.3 and later serve it, for an instance served
+    over https. Over http (a local instance) it is a 404: Mastodon.py refuses any endpoint found here that is not
+    https, and without this document it uses the usual paths."""
+    base = common.public_url.rstrip("/")
+    if not base.startswith("https://"):
+        return error_response(404, "Record not found")
+    return {
+        "issuer": f"{base}/",
+        "service_documentation": "https://docs.joinmastodon.org/",
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "app_registration_endpoint": f"{base}/api/v1/apps",
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "password", "client_credentials"],
+        # The client's credentials are read from the request's body only (no HTTP Basic).
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+    }
