@@ -104,6 +104,15 @@ def parse_scopes(raw: str | None, default: str = "read") -> set[str]:
     return scopes
 
 
+def _scopes_within(app: dict[str, Any], scope: str | None) -> set[str]:
+    """The scopes a token or a code asks (``read`` if none), each the app's or under one of the app's."""
+    requested = parse_scopes(scope)
+    allowed = set(app["scopes"] or ())
+    if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
+        raise ApiError(400, "The requested scope is invalid, unknown, or malformed.")
+    return requested
+
+
 @dataclass
 class GraphService:
     settings: CommonSettings
@@ -172,10 +181,7 @@ class GraphService:
         if grant_type == "authorization_code":
             # The scopes are the code's, approved by the user; a ``scope`` sent along is not another request.
             return await self._exchange_code(app, code, redirect_uri, code_verifier)
-        requested = parse_scopes(scope)
-        allowed = set(app["scopes"] or ())
-        if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
-            raise ApiError(400, "The requested scope is invalid, unknown, or malformed.")
+        requested = _scopes_within(app, scope)
         account_id: int | None
         if grant_type == "password":
             account_id = await self._check_password(username, password)
@@ -197,10 +203,7 @@ class GraphService:
         if app is None:
             raise ApiError(400, "Client authentication failed due to unknown client.")
         redirect = authorization.redirect_for(app["redirect_uri"] or "", redirect_uri)
-        requested = parse_scopes(scope)
-        allowed = set(app["scopes"] or ())
-        if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
-            raise ApiError(400, "The requested scope is invalid, unknown, or malformed.")
+        requested = _scopes_within(app, scope)
         challenge = authorization.checked_challenge(code_challenge, code_challenge_method)
         return {"client_id": app["client_id"], "client_name": app["name"], "website": app["website"],
                 "redirect_uri": redirect, "scopes": sorted(requested), "code_challenge": challenge}
