@@ -17,7 +17,6 @@ Mastodon lists only the accounts that chose to be discoverable; every Kicau acco
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC
 from typing import Final
 
@@ -28,6 +27,7 @@ from kicau import keys, resp
 from kicau.clients import execute
 from kicau.ids import ms_from_id
 from kicau.resp import command
+from kicau.single_flight import SingleFlight
 
 ORDERS: Final = ("active", "new")
 _PRESENT: Final = b""
@@ -51,7 +51,7 @@ class Directory:
         self._redis = redis
         self._every_account = session.prepare("SELECT id, created_at FROM accounts")
         self._session = session
-        self._rebuilding: asyncio.Task[None] | None = None
+        self._rebuild = SingleFlight(self._rebuild_once)  # one rebuild at a time in this process
 
     async def page(self, order: str, offset: int, limit: int) -> list[int]:
         """Account ids, ``limit`` at most from ``offset``, newest (``new``) or most recently posting (``active``)
@@ -64,13 +64,6 @@ class Directory:
             await self._rebuild()
             present, members = await resp.round_trip(self._redis, read)
         return [int(bytes(member)) for member in members if bytes(member) != _PRESENT]
-
-    async def _rebuild(self) -> None:
-        """One rebuild at a time in this process (two processes rebuilding at once write the same members)."""
-        if self._rebuilding is None:
-            self._rebuilding = asyncio.create_task(self._rebuild_once())
-            self._rebuilding.add_done_callback(lambda _: setattr(self, "_rebuilding", None))
-        await asyncio.shield(self._rebuilding)
 
     async def _rebuild_once(self) -> None:
         # Registered when its row says (accounts the seeding tools wrote have ids from no clock), else when its id

@@ -8,7 +8,6 @@ the marker last, so that a reader finding the marker finds every member before i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -16,6 +15,7 @@ from redis.asyncio import Redis
 
 from kicau import resp
 from kicau.resp import command
+from kicau.single_flight import SingleFlight
 
 PRESENT: Final = b""
 _REBUILD_CHUNK: Final = 1000
@@ -28,7 +28,7 @@ class LexIndex:
         self._redis = redis
         self.key = key.encode()
         self._record = record
-        self._rebuilding: asyncio.Task[None] | None = None
+        self._rebuild = SingleFlight(self._rebuild_once)  # one rebuild at a time in this process
 
     def add_command(self, member: bytes) -> bytes:
         """A member's addition (safe to repeat)."""
@@ -46,13 +46,6 @@ class LexIndex:
             present, members = await resp.round_trip(self._redis, read)
         found: list[bytes] = members
         return found
-
-    async def _rebuild(self) -> None:
-        """One rebuild at a time in this process (two processes rebuilding at once write the same members)."""
-        if self._rebuilding is None:
-            self._rebuilding = asyncio.create_task(self._rebuild_once())
-            self._rebuilding.add_done_callback(lambda _: setattr(self, "_rebuilding", None))
-        await asyncio.shield(self._rebuilding)
 
     async def _rebuild_once(self) -> None:
         members = await self._record()
