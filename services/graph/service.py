@@ -577,11 +577,15 @@ class GraphService:
         """The account lets the requester follow it: the follow, with the request's options and no notification
         (the request gave one), then the request ends. A retry after a crash in between finds the request still
         there and does both again (each idempotent)."""
+        await self._authorize(await self._waiting_request(account_id, requester_id))
+        return await self.relationship(viewer_id=account_id, target_id=requester_id)
+
+    async def _waiting_request(self, account_id: int, requester_id: int) -> FollowRequest:
+        """The requester's request to follow the account, or a 404 (none, or ended already)."""
         request = await self.requests.find(requester_id, account_id)
         if request is None:
             raise ApiError(404, "Record not found")
-        await self._authorize(request)
-        return await self.relationship(viewer_id=account_id, target_id=requester_id)
+        return request
 
     async def _authorize(self, request: FollowRequest) -> None:
         requester_id, account_id = request.requester_id, request.target_id
@@ -593,10 +597,7 @@ class GraphService:
         await self._settle_request(request)
 
     async def reject_request(self, *, account_id: int, requester_id: int) -> dict[str, Any]:
-        request = await self.requests.find(requester_id, account_id)
-        if request is None:
-            raise ApiError(404, "Record not found")
-        await self._settle_request(request)
+        await self._settle_request(await self._waiting_request(account_id, requester_id))
         return await self.relationship(viewer_id=account_id, target_id=requester_id)
 
     async def _settle_request(self, request: FollowRequest) -> None:
