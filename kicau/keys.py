@@ -150,10 +150,10 @@ def status_edited(status_id: int) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    # "status5": the value carries who may see the status, its counts and the status it reblogs
-    # (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they expire
-    # within a day, and reads never look at them.
-    return f"status5:{{s:{status_id}}}"
+    # "status6": the value carries who may see the status, its counts, the status it reblogs and the root of its
+    # thread (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they
+    # expire within a day, and reads never look at them.
+    return f"status6:{{s:{status_id}}}"
 
 
 def marks(account_id: int) -> str:

@@ -1,16 +1,18 @@
-"""What a reader has marked, for ``favourited``, ``reblogged``, ``bookmarked`` and ``pinned`` on every status it
-reads.
+"""What a reader has marked, for ``favourited``, ``reblogged``, ``bookmarked``, ``pinned`` and ``muted`` on every
+status it reads.
 
 One Redis set a reader (``keys.marks``) holds the ids of the statuses it favourites (``<id>``), reblogs (``r<id>``),
-bookmarks (``b<id>``) and pins (``p<id>``), and the member ``0`` once it was built from Cassandra's claims
-(kicau/favourites.py, kicau/reblogs.py, kicau/bookmarks.py, kicau/pins.py): a set lost with Redis, or expired
+bookmarks (``b<id>``) and pins (``p<id>``), the roots of the threads it mutes (``m<root id>``), and the member ``0``
+once it was built from Cassandra's claims (kicau/favourites.py, kicau/reblogs.py, kicau/bookmarks.py,
+kicau/pins.py, kicau/thread_mutes.py): a set lost with Redis, or expired
 after a day, is told apart from an empty one and built again. The post service adds and removes members as it
 records each mark, whether or not the set exists (a set without its ``0`` is built again, and merged, on its next
 read).
 
 A page first asks whether the set was built and how large it is: two tiny reads, packed once per reader and
 answered through the copies Redis keeps true (kicau/tracked_cache.py), so a reader who marked nothing new costs
-no round trip. Only a reader who marked anything asks for the page's ids, in one ``SMISMEMBER``. Asking for the
+no round trip. Only a reader who marked anything asks for the page's ids (and their threads' roots), in one
+``SMISMEMBER``. Asking for the
 ids at once cost ~10 µs a page to pack, ~3% of a home page, for the many readers with nothing to find.
 """
 
@@ -41,21 +43,26 @@ class Mark(enum.Enum):
     REBLOG = b"r"
     BOOKMARK = b"b"
     PIN = b"p"
+    MUTE = b"m"  # of a thread, by its root's id: every status of it reads ``muted``
 
     def member(self, status_id: int) -> bytes:
         return b"%s%d" % (self.value, status_id)
 
 
 class Marked(NamedTuple):
-    """Which statuses of a page the reader favourites, reblogs, bookmarks and pins (fields in ``Mark``'s order)."""
+    """Which statuses of a page the reader favourites, reblogs, bookmarks and pins, and which are in threads it
+    mutes (fields in ``Mark``'s order)."""
 
     favourited: frozenset[int]
     reblogged: frozenset[int]
     bookmarked: frozenset[int]
     pinned: frozenset[int]
+    muted: frozenset[int]
 
 
-NOTHING: Final = Marked(frozenset(), frozenset(), frozenset(), frozenset())
+NOTHING: Final = Marked(frozenset(), frozenset(), frozenset(), frozenset(), frozenset())
+# The kinds whose members are the page's status ids; the last, MUTE, is of their threads' roots.
+_BY_STATUS: Final = tuple(mark for mark in Mark if mark is not Mark.MUTE)
 
 
 class ReaderMarks:
@@ -71,8 +78,9 @@ class ReaderMarks:
         self._builds: dict[int, asyncio.Task[None]] = {}
         self._packed: dict[int, tuple[str, list[bytes]]] = {}
 
-    async def among(self, account_id: int, status_ids: Sequence[int]) -> Marked:
-        """Which of ``status_ids`` the account favourites, reblogs, bookmarks and pins."""
+    async def among(self, account_id: int, status_ids: Sequence[int], roots: Sequence[int] = ()) -> Marked:
+        """Which of ``status_ids`` the account favourites, reblogs, bookmarks and pins, and which of them are in
+        threads it mutes (``roots``: each status's thread's root, in the same order; none given, none muted)."""
         if not status_ids:
             return NOTHING
         key, first = self._first_reads(account_id)
@@ -82,11 +90,13 @@ class ReaderMarks:
             built, size = await round_trip(self._redis, first)
         if size <= 1:
             return NOTHING  # the "0" alone
-        members = [mark.member(s) for mark in Mark for s in status_ids]
+        members = [mark.member(s) for mark in _BY_STATUS for s in status_ids]
+        members += (Mark.MUTE.member(root) for root in roots)
         (held,) = await self._read(key, [command(b"SMISMEMBER", key.encode(), *members)])
         count = len(status_ids)
-        return Marked(*(frozenset(s for s, member in zip(status_ids, held[start:start + count], strict=True)
-                                  if member) for start in range(0, len(held), count)))
+        found = [frozenset(s for s, member in zip(status_ids, held[start:start + count], strict=True) if member)
+                 for start in range(0, len(held), count)]
+        return Marked(*found, *(() if roots else (frozenset(),)))
 
     def _first_reads(self, account_id: int) -> tuple[str, list[bytes]]:
         """The account's key and its two first reads, packed once per account (bounded: starts over past

@@ -49,7 +49,7 @@ from kicau.reblogs import COUNT_QUERY as COUNT_REBLOGS_QUERY
 from kicau.reblogs import with_reblog
 from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
-from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, PLAIN, REBLOG_OF_AT
+from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, PLAIN, REBLOG_OF_AT, ROOT_AT
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
 
@@ -72,6 +72,7 @@ HIDING_CONTEXTS: Final = frozenset({HOME, PUBLIC, THREAD})
 # The author, the audience and the reblogged status, past the counts: what hydrating a page reads of each head.
 _NONE: frozenset[int] = frozenset()
 _HYDRATED_HEAD = struct.Struct(f">QB{REBLOG_OF_AT - _AUTHOR_AUDIENCE.size}xQ")
+_ROOT = struct.Struct(">Q")
 
 
 _FAVOURITES_ZERO = b'"favourites_count":0'
@@ -81,6 +82,7 @@ _NOT_FAVOURITED = b'"favourited":false'
 _NOT_REBLOGGED = b'"reblogged":false'
 _NOT_BOOKMARKED = b'"bookmarked":false'
 _NOT_PINNED = b'"pinned":false'
+_NOT_MUTED = b'"muted":false'
 
 
 class Loaded(NamedTuple):
@@ -92,12 +94,18 @@ class Loaded(NamedTuple):
     replies: int = 0
     reblogs: int = 0
     reblog_of: int = 0  # the status it reblogs, if it is a reblog
+    root: int = 0  # the root of its thread (kicau/conversations.py), 0 for the status itself
 
 
 def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0, reblogs: int = 0,
-                reblog_of: int = 0) -> bytes:
+                reblog_of: int = 0, root: int = 0) -> bytes:
     return HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites, replies,
-                     reblogs, reblog_of) + fragment
+                     reblogs, reblog_of, root) + fragment
+
+
+def thread_of(status_id: int, value: bytes) -> int:
+    """The root of the thread of a status, from its cached value."""
+    return _ROOT.unpack_from(value, ROOT_AT)[0] or status_id
 
 
 # KEYS[1] = a status's cached value, KEYS[2] = its edited mark; ARGV = the value as read from Cassandra, its
@@ -112,16 +120,17 @@ return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
 
 
 def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = False, reblogged: bool = False,
-                   reblog: bytes | None = None, pinned: bool = False) -> bytes | memoryview:
+                   reblog: bytes | None = None, pinned: bool = False, muted: bool = False) -> bytes | memoryview:
     """The Status fragment of a cached value with its counts, the reader's ``favourited``, ``bookmarked``,
-    ``reblogged`` and ``pinned`` (only an author pins, its own), and for a reblog the reblogged status
+    ``reblogged``, ``pinned`` (only an author pins, its own) and ``muted`` (its thread), and for a reblog the
+    reblogged status
     (``reblog``, full Status JSON) spliced in: the cached bytes themselves (no copy) for the usual status, which no
     one favourites, answers or reblogs. None of the keys can occur earlier in the fragment, as a string's own
     quotes are escaped; the reblogged status goes in last, since its own keys would come before the reblog's
     flags."""
     favourites, replies, reblogs = COUNTS.unpack_from(value, COUNTS_AT)
     fragment = memoryview(value)[_FRAGMENT_AT:]
-    if not (favourites or replies or reblogs or favourited or bookmarked or reblogged or pinned
+    if not (favourites or replies or reblogs or favourited or bookmarked or reblogged or pinned or muted
             or reblog is not None):
         return fragment
     patched = bytes(fragment)
@@ -139,6 +148,8 @@ def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = Fa
         patched = patched.replace(_NOT_BOOKMARKED, b'"bookmarked":true', 1)
     if pinned:
         patched = patched.replace(_NOT_PINNED, b'"pinned":true', 1)
+    if muted:
+        patched = patched.replace(_NOT_MUTED, b'"muted":true', 1)
     if reblog is not None:
         patched = with_reblog(patched, reblog)
     return patched
@@ -168,13 +179,13 @@ return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
 """
 
 
-def cache_command(status_id: int, account_id: int, fragment: bytes, reblog_of: int = 0) -> bytes:
+def cache_command(status_id: int, account_id: int, fragment: bytes, reblog_of: int = 0, root: int = 0) -> bytes:
     """The value of a new status, from its creation (the post service's answer, the fanout's event), as one packed
     command (``kicau.resp``): ``CACHE_NEW``. EVAL of the text, not EVALSHA: nothing to load again after a restart
-    of Redis, which compiles the script once."""
+    of Redis, which compiles the script once. ``root``: its thread's (0: the status is its own)."""
     return command(b"EVAL", CACHE_NEW.encode(), b"2", keys.status_cache(status_id).encode(),
-                   keys.status_edited(status_id).encode(), cache_value(account_id, fragment, reblog_of=reblog_of),
-                   b"%d" % STATUS_CACHE_SECONDS)
+                   keys.status_edited(status_id).encode(),
+                   cache_value(account_id, fragment, reblog_of=reblog_of, root=root), b"%d" % STATUS_CACHE_SECONDS)
 
 
 def edited_command(status_id: int, version_id: int) -> bytes:
@@ -222,7 +233,8 @@ class Visible(NamedTuple):
 def _shown_fragment(status_id: int, value: bytes, marked: Marked, originals: dict[int, bytes],
                     filtered: dict[int, bytes] | None = None) -> bytes | memoryview:
     shown = shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
-                           status_id in marked.reblogged, originals.get(status_id), status_id in marked.pinned)
+                           status_id in marked.reblogged, originals.get(status_id), status_id in marked.pinned,
+                           status_id in marked.muted)
     if filtered and status_id in filtered:
         return with_results(bytes(shown), filtered[status_id])
     return shown
@@ -358,7 +370,7 @@ class StatusCards:
             return None
         fragment = status_fragment(row, username=author["username"], public_url=self._public_url)
         return Loaded(int(row["account_id"]), fragment, _counted(favourites), _counted(replies), _counted(reblogs),
-                      int(row.get("reblog_of_id") or 0))
+                      int(row.get("reblog_of_id") or 0), int(row.get("conversation_id") or 0))
 
     async def hides_of(self, account_id: int) -> Hides:
         """What the account's reads leave out (kicau/blocks_and_mutes.py); nothing without the copies."""
@@ -424,7 +436,8 @@ class StatusCards:
             seen = [item for item in seen if item[0] not in reblogs_of or item[0] in originals]
         marked = NOTHING
         if marks and seen and reader.account_id is not None and self._marks is not None:
-            marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen])
+            marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen],
+                                             [thread_of(status_id, value) for status_id, value, _ in seen])
         if reader.context and seen and reader.account_id is not None and self._filters is not None:
             active = (await self._filters.of(reader.account_id)).in_context(reader.context)
             if active is not None:  # rare: most readers have no filters
@@ -467,14 +480,14 @@ class StatusCards:
         parts: list[bytes | memoryview] = [b"["]
         seen, marked, originals, filtered = await self._visible(status_ids, reader)
         anything = (_NONE if marked is NOTHING
-                    else marked.favourited | marked.reblogged | marked.bookmarked | marked.pinned)
+                    else marked.favourited | marked.reblogged | marked.bookmarked | marked.pinned | marked.muted)
         if filtered:
             anything = anything | filtered.keys()
         for status_id, value, card in seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most
             # of every home page.
-            if value[COUNTS_AT:_FRAGMENT_AT] == PLAIN and status_id not in anything:
+            if value[COUNTS_AT:ROOT_AT] == PLAIN and status_id not in anything:
                 fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
             else:
                 fragment = _shown_fragment(status_id, value, marked, originals, filtered)[1:]

@@ -29,6 +29,7 @@ from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
+from kicau.thread_mutes import ThreadMuteStore
 from kicau.web import cassandra_ready, install_common, redis_ready
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.service import Fanout
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             reblogs=ReblogStore(session, clients.write_consistency(common)),
             conversations=ConversationStore(session, clients.write_consistency(common)),
+            thread_mutes=ThreadMuteStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),

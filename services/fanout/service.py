@@ -92,6 +92,7 @@ from kicau.settings import CommonSettings
 from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
 from kicau.tag_timeline import TaggedStatuses
+from kicau.thread_mutes import ThreadMuteStore, unmuted
 from kicau.visibility import PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
@@ -468,6 +469,7 @@ class Fanout:
     list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
     reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
     conversations: ConversationStore  # the direct conversations of direct statuses' authors and mentioned accounts
+    thread_mutes: ThreadMuteStore  # the threads accounts mute: nothing in them notifies them
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -555,6 +557,7 @@ class Fanout:
                   for status_id, author in notifying_large.items()}
         notices += [n for n in status_notifications(events, followers, {**large_options, **options}, narrowed, hiding)
                     if n.status_id not in gone]
+        notices = await self._unmuted(events, notices)
         lists = list_audiences(events, followers, narrowed, memberships)
         narrowed.update(exclusive_narrowed(events, followers, narrowed, memberships))
         audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills, lists)
@@ -599,6 +602,18 @@ class Fanout:
         FANOUT_ENTRIES.inc(entries)
         FANOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
         return entries
+
+    async def _unmuted(self, events: Sequence[Event], notices: list[Notification]) -> list[Notification]:
+        """The notices but those about a status in a thread their account mutes (kicau/thread_mutes.py), as
+        Mastodon drops them. One read of the notified accounts' muted threads; the roots of the statuses they are
+        about, beyond the batch's new ones, only for an account that mutes any."""
+        muted = await self.thread_mutes.muted_by({n.account_id for n in notices if n.status_id})
+        if not muted:
+            return notices
+        roots = {e.status_id: e.conversation_id or e.status_id for e in events if isinstance(e, StatusCreated)}
+        roots.update(await self.thread_mutes.roots_of({n.status_id for n in notices if n.status_id
+                                                       and n.account_id in muted and n.status_id not in roots}))
+        return unmuted(notices, muted, roots)
 
     async def _large_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
         """Large authors' followers that asked to be notified (with the languages they take), kept under their
@@ -799,7 +814,7 @@ class Fanout:
                 FANOUT_EVENTS.labels(event.__struct_config__.tag).inc()
                 if isinstance(event, StatusCreated):
                     writes.raw(cache_command(event.status_id, event.account_id, event.status_json.encode(),
-                                             event.reblog_of), 1)
+                                             event.reblog_of, event.conversation_id), 1)
                     if not reaches_followers(event.visibility) or event.status_id in narrowed:
                         # Its author's and its mentioned followers' timelines alone (kicau/visibility.py), or a
                         # reblog's audience without who hides the reblogged author; after the run before it, so

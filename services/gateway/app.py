@@ -41,6 +41,7 @@ from services.gateway.routes import (
     scheduled_statuses,
     statuses,
     streaming,
+    thread_mutes,
     timelines,
 )
 from services.gateway.settings import GatewaySettings
@@ -161,8 +162,8 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # to find the home timeline route, more than a whole hello-world request). These routers have no prefix or
 # dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
 # their order only decides how soon a route is found: the most requested first.
-for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, markers,
-               featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses, oauth, authorize,
-               instance, streaming):
+for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, thread_mutes,
+               markers, featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses, oauth,
+               authorize, instance, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

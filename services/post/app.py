@@ -26,6 +26,7 @@ from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
+from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import PUBLIC
 from kicau.web import (
     ACCOUNT_HEADER,
@@ -99,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
         pins = PinStore(session, clients.write_consistency(common))
         reblogs = ReblogStore(session, clients.write_consistency(common))
+        thread_mutes = ThreadMuteStore(session, clients.write_consistency(common))
         app.state.service = PostService(
             settings=common,
             own=own,
@@ -109,7 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=accounts,
             statuses=StatusCards(redis, session, accounts, common.public_url,
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins}),
+                                                         Mark.BOOKMARK: bookmarks, Mark.PIN: pins,
+                                                         Mark.MUTE: thread_mutes}),
                                  hides=HideCopies(redis, BlocksAndMutes(session, clients.write_consistency(common)))),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
@@ -117,6 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             reblogs=reblogs,
             bookmarks=bookmarks,
             pins=pins,
+            thread_mutes=thread_mutes,
             edits=EditStore(session, clients.write_consistency(common)),
             scheduled=ScheduledStore(session, clients.write_consistency(common)),
         )
@@ -225,6 +229,18 @@ async def pin(status_id: int, service: Service, account: AccountHeader = None) -
 @app.post("/internal/statuses/{status_id}/unpin")
 async def unpin(status_id: int, service: Service, account: AccountHeader = None) -> Response:
     return Response(await service.unpin(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/mute")
+async def mute_thread(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.mute_thread(account_id=acting_account_id(account), status_id=status_id),
+                    media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/unmute")
+async def unmute_thread(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.unmute_thread(account_id=acting_account_id(account), status_id=status_id),
                     media_type=JSON)
 
 

@@ -52,6 +52,7 @@ from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards, cache_command, edited_command, tombstone_command
 from kicau.status_tallies import Tally, move_command, recount_command
 from kicau.status_trends import engagement_commands
+from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import EditStore, StatusChange, changes_anything, version_time
@@ -198,6 +199,7 @@ class PostService:
     reblogs: ReblogStore
     bookmarks: BookmarkStore
     pins: PinStore
+    thread_mutes: ThreadMuteStore
     edits: EditStore
     scheduled: ScheduledStore
 
@@ -284,7 +286,8 @@ class PostService:
         started = time.perf_counter()
         counted_under = _counted_parent(row)
         await self._after_change(status_id, account_id, fragment, (card, bumped),
-                                 None if counted_under is None else Moved(counted_under, Tally.REPLIES, +1))
+                                 None if counted_under is None else Moved(counted_under, Tally.REPLIES, +1),
+                                 root=root or 0)
         _CACHES_SECONDS.observe(time.perf_counter() - started)
         return compose_status(fragment, bumped)
 
@@ -355,12 +358,12 @@ class PostService:
 
     async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None,
                             card_change: tuple[bytes, bytes] | None = None, moved: Moved | None = None,
-                            reblog_of: int = 0) -> None:
+                            reblog_of: int = 0, root: int = 0) -> None:
         """Best-effort bookkeeping after the status is safe: the caches. Failures here lose nothing, and it is
         bounded in time so that an engine stalling now cannot turn the success into a timeout."""
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
-                await self._refresh_caches(status_id, account_id, fragment, card_change, moved, reblog_of)
+                await self._refresh_caches(status_id, account_id, fragment, card_change, moved, reblog_of, root)
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
             await self._forget_cached(account_id)
@@ -369,7 +372,7 @@ class PostService:
 
     async def _refresh_caches(self, status_id: int, account_id: int, fragment: bytes | None,
                               card_change: tuple[bytes, bytes] | None, moved: Moved | None,
-                              reblog_of: int) -> None:
+                              reblog_of: int, root: int) -> None:
         """The status cache (a new status's, or its tombstone) and the author's cached card in one hand-packed
         round trip, with a count of another status (``moved``: a reply's parent, a reblogged status) moved by one.
         The card is replaced by the one with the new count (``card_change``: as read before the write, and
@@ -381,7 +384,7 @@ class PostService:
         # card, the list's version and the other status's cached value.
         commands = [
             tombstone_command(status_id) if fragment is None
-            else cache_command(status_id, account_id, fragment, reblog_of),
+            else cache_command(status_id, account_id, fragment, reblog_of, root),
             AccountCards.forget_command(account_id) if card_change is None
             else AccountCards.replace_if_unchanged_command(account_id, *card_change),
             # The author's list changed: every copy of its newest page is dead (kicau/newest_ids.py).
@@ -696,6 +699,39 @@ class PostService:
                 await self._unpin(account_id, status_id)
         except Exception:
             log.warning("could not give back the pin of deleted status %s", status_id, exc_info=True)
+
+    # Muted threads (kicau/thread_mutes.py) -----------------------------------------------------------------
+
+    async def mute_thread(self, *, account_id: int, status_id: int) -> bytes:
+        """Mute the thread of a status the account may see; the status as it now sees it. Again: the same mute.
+        Every step is repeated by a retry without harm, so a retry after a crash finishes what the crash left."""
+        reader = Reader(account_id)
+        root = await self._thread_of(status_id, reader)
+        await self.thread_mutes.claim(account_id, root, self.ids.next_id())
+        crash_point("post.thread_mute.claimed")
+        await resp.round_trip(self.redis, mark_commands(account_id, root, Mark.MUTE, True))
+        return await self.get(status_id, reader)
+
+    async def unmute_thread(self, *, account_id: int, status_id: int) -> bytes:
+        """Unmute the thread of a status the account may see (nothing to do if it is not muted); the status as it
+        now sees it. The claim goes last, so a retry after a crash finds it and repeats the rest."""
+        reader = Reader(account_id)
+        root = await self._thread_of(status_id, reader)
+        mute_id = await self.thread_mutes.claim_of(account_id, root)
+        if mute_id is not None:
+            await resp.round_trip(self.redis, mark_commands(account_id, root, Mark.MUTE, False))
+            crash_point("post.thread_unmute.unmarked")
+            await self.thread_mutes.release(account_id, root, mute_id)
+        return await self.get(status_id, reader)
+
+    async def _thread_of(self, status_id: int, reader: Reader) -> int:
+        """The root of the thread a mute of ``status_id`` is about, if the reader may see the status: its own, or
+        for a reblog that of the status it reblogs (what a client shows)."""
+        shown, _ = await self._marked(status_id, reader)
+        row = await self.store.get(shown)
+        if row is None or row.get("deleted_at") is not None:
+            raise ApiError(404, "Record not found")
+        return thread_root(row)
 
     async def delete(self, *, account_id: int, status_id: int) -> bytes:
         row = await self.store.get(status_id)

@@ -40,6 +40,7 @@ from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import PREFIX, TagNames
 from kicau.tag_timeline import TaggedStatuses
+from kicau.thread_mutes import ThreadMuteStore
 from kicau.tracked_cache import TrackedCache
 from kicau.web import (
     ACCOUNT_HEADER,
@@ -102,6 +103,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
     bookmarks = BookmarkStore(session, clients.write_consistency(common))
     pins = PinStore(session, clients.write_consistency(common))
     reblogs = ReblogStore(session, clients.write_consistency(common))
+    thread_mutes = ThreadMuteStore(session, clients.write_consistency(common))
     hides = BlocksAndMutes(session, clients.write_consistency(common))
     hide_copies = HideCopies(redis, hides, copies)
     return TimelineService(
@@ -114,7 +116,9 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         large=LargeAccounts(session, max_age=1.0),
         statuses=StatusCards(redis, session, accounts, common.public_url, copies,
                              marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
-                                                     Mark.BOOKMARK: bookmarks, Mark.PIN: pins}, copies),
+                                                     Mark.BOOKMARK: bookmarks, Mark.PIN: pins,
+                                                     Mark.MUTE: thread_mutes},
+                                         copies),
                              filters=FilterCopies(redis, FilterStore(session, clients.write_consistency(common)),
                                                   copies),
                              hides=hide_copies),

@@ -575,6 +575,22 @@ def test_pins(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert ria.account_statuses(account, pinned=True) == []
 
 
+def test_muted_threads(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py mutes a conversation: its statuses read ``muted``, a reply in it notifies no one, a mention
+    elsewhere still does; unmuted, it reads so."""
+    uma, _, _ = register(gateway_url, app_keys, "uma")
+    vic, _, _ = register(gateway_url, app_keys, "vic")
+    root = uma.status_post("quiet please")
+    assert uma.status_mute(root["id"])["muted"] is True
+    answer = vic.status_reply(root, "noise")  # mentions uma, in the muted thread
+    assert uma.status(answer["id"])["muted"] is True and vic.status(answer["id"])["muted"] is False
+    uma_name = uma.me()["acct"]
+    elsewhere = vic.status_post(f"@{uma_name} over here")
+    eventually(lambda: [n["status"]["id"] for n in uma.notifications(types=["mention"])] == [elsewhere["id"]])
+    assert uma.status_unmute(answer["id"])["muted"] is False
+    assert uma.status(root["id"])["muted"] is False
+
+
 def test_markers(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py saves where it stopped reading, and a second client of the same account reads it back."""
     tia, _, email = register(gateway_url, app_keys, "tia")
