@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from redis.asyncio import Redis
@@ -78,9 +78,11 @@ class ReaderMarks:
         self._builds: dict[int, asyncio.Task[None]] = {}
         self._packed: dict[int, tuple[str, list[bytes]]] = {}
 
-    async def among(self, account_id: int, status_ids: Sequence[int], roots: Sequence[int] = ()) -> Marked:
+    async def among(self, account_id: int, status_ids: Sequence[int],
+                    roots: Callable[[], Sequence[int]] | None = None) -> Marked:
         """Which of ``status_ids`` the account favourites, reblogs, bookmarks and pins, and which of them are in
-        threads it mutes (``roots``: each status's thread's root, in the same order; none given, none muted)."""
+        threads it mutes (``roots``: gives each status's thread's root, in the same order, asked only of a reader
+        who marked anything; none given, none muted)."""
         if not status_ids:
             return NOTHING
         key, first = self._first_reads(account_id)
@@ -91,12 +93,13 @@ class ReaderMarks:
         if size <= 1:
             return NOTHING  # the "0" alone
         members = [mark.member(s) for mark in _BY_STATUS for s in status_ids]
-        members += (Mark.MUTE.member(root) for root in roots)
+        if roots is not None:
+            members += (Mark.MUTE.member(root) for root in roots())
         (held,) = await self._read(key, [command(b"SMISMEMBER", key.encode(), *members)])
         count = len(status_ids)
         found = [frozenset(s for s, member in zip(status_ids, held[start:start + count], strict=True) if member)
                  for start in range(0, len(held), count)]
-        return Marked(*found, *(() if roots else (frozenset(),)))
+        return Marked(*found, *(() if roots is not None else (frozenset(),)))
 
     def _first_reads(self, account_id: int) -> tuple[str, list[bytes]]:
         """The account's key and its two first reads, packed once per account (bounded: starts over past

@@ -437,7 +437,7 @@ class StatusCards:
         marked = NOTHING
         if marks and seen and reader.account_id is not None and self._marks is not None:
             marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen],
-                                             [thread_of(status_id, value) for status_id, value, _ in seen])
+                                             lambda: [thread_of(status_id, value) for status_id, value, _ in seen])
         if reader.context and seen and reader.account_id is not None and self._filters is not None:
             active = (await self._filters.of(reader.account_id)).in_context(reader.context)
             if active is not None:  # rare: most readers have no filters

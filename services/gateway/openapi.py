@@ -144,6 +144,9 @@ class Application(_Entity):
     name: str
     scopes: list[str]
     redirect_uri: str
+
+
+class CredentialApplication(Application):
     client_id: str
     client_secret: str
 

@@ -229,6 +229,11 @@ async def create_app(form: AppForm, service: Service) -> dict[str, Any]:
     )
 
 
+@app.get("/internal/apps/{client_id}")
+async def application(client_id: str, service: Service) -> dict[str, Any]:
+    return await service.application(client_id)
+
+
 @app.post("/internal/oauth/token")
 async def token(form: TokenForm, service: Service) -> dict[str, Any]:
     return await service.issue_token(

@@ -575,6 +575,14 @@ def test_pins(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert ria.account_statuses(account, pinned=True) == []
 
 
+def test_app_verify_credentials(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py checks its app's credentials with a user's token."""
+    wes, _, _ = register(gateway_url, app_keys, "wes")
+    shown = wes.app_verify_credentials()
+    assert (shown["name"], shown["scopes"]) == ("kicau-mastodon-py", ["follow", "push", "read", "write"])
+    assert "client_secret" not in shown
+
+
 def test_muted_threads(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py mutes a conversation: its statuses read ``muted``, a reply in it notifies no one, a mention
     elsewhere still does; unmuted, it reads so."""

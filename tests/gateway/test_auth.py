@@ -199,6 +199,30 @@ def test_app_token_is_not_a_user(http: httpx.Client, app: dict[str, Any], user: 
     assert http.get(f"/api/v1/accounts/{user.id}").json()["statuses_count"] == 1
 
 
+def test_an_app_verifies_its_credentials_with_any_of_its_tokens(
+    http: httpx.Client, app: dict[str, Any], user: User,
+) -> None:
+    answer = http.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": app["client_id"],
+                                             "client_secret": app["client_secret"], "scope": "read"})
+    app_token = answer.json()["access_token"]
+    USED_TOKENS.append(app_token)
+    expected = {"id": app["id"], "name": "auth-tests", "website": None, "scopes": ["follow", "read", "write"],
+                "redirect_uri": "urn:ietf:wg:oauth:2.0:oob", "redirect_uris": ["urn:ietf:wg:oauth:2.0:oob"],
+                "vapid_key": ""}
+    for token in (app_token, login(http, app, user, "read:accounts")):  # the app's own, and a user's
+        shown = http.get("/api/v1/apps/verify_credentials", headers=bearer(token))
+        assert shown.status_code == 200, shown.text
+        assert shown.json() == expected  # never the secret
+    # Another app's token names that app; none, or one revoked, names none.
+    assert http.get("/api/v1/apps/verify_credentials", headers=user.auth).json()["name"] == "kicau-tests"
+    assert_error(http.get("/api/v1/apps/verify_credentials"), 401)
+    assert_error(http.get("/api/v1/apps/verify_credentials", headers=bearer("not-a-token")), 401)
+    revoked = http.post("/oauth/revoke", data={"client_id": app["client_id"], "client_secret": app["client_secret"],
+                                               "token": app_token})
+    assert revoked.status_code == 200, revoked.text
+    assert_error(http.get("/api/v1/apps/verify_credentials", headers=bearer(app_token)), 401)
+
+
 def test_cross_account_writes_are_refused_and_change_nothing(
     http: httpx.Client, make_user: Callable[..., User]
 ) -> None:

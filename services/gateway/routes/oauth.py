@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -29,10 +30,18 @@ def _strings(params: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/api/v1/apps", openapi_extra=doc.APP_BODY,
-             responses={**doc.ok(doc.Application), **doc.errors(400, 413, 415, 422)})
+             responses={**doc.ok(doc.CredentialApplication), **doc.errors(400, 413, 415, 422)})
 async def create_app(request: Request, services: Services, settings: Settings) -> Response:
     params = _strings(await read_params(request, settings.max_body_bytes))
     return passthrough(await services.graph.call("POST", "/internal/apps", json=params))
+
+
+@router.get("/api/v1/apps/verify_credentials", openapi_extra=doc.BEARER,
+            responses={**doc.ok(doc.Application), **doc.errors(401)})
+async def verify_app_credentials(token: AnyToken, services: Services) -> Response:
+    """The app the token was issued to (any token: the app's own or a user's), without its secrets: how a client
+    checks that its credentials still work."""
+    return passthrough(await services.graph.call("GET", f"/internal/apps/{quote(token.client_id, safe='')}"))
 
 
 @router.post("/oauth/token", openapi_extra=doc.TOKEN_BODY,
