@@ -51,6 +51,16 @@ def record_id(value: str) -> int:
     return parsed
 
 
+def listed_ids(request: Request, most: int) -> list[int]:
+    """The ids of an ``id[]`` query (``id`` too), each once, in the order given; what is not an id is skipped (no
+    record has it). More than ``most`` is Mastodon's 422."""
+    raw = request.query_params.getlist("id[]") + request.query_params.getlist("id")
+    ids = list(dict.fromkeys(i for i in map(parse_id, raw) if i is not None))
+    if len(ids) > most:
+        raise ApiError(422, f"Validation failed: at most {most} ids at once")
+    return ids
+
+
 def cursor(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None

@@ -328,6 +328,14 @@ async def search_accounts(
                                          following=following and viewer is not None)
 
 
+@app.get("/internal/accounts")
+async def accounts(
+    service: Service,
+    ids: Annotated[list[Annotated[int, Field(ge=0, lt=1 << 63)]], Query(alias="id", max_length=40)] = [],  # noqa: B006
+) -> Response:
+    return Response(await service.accounts(ids), media_type="application/json")
+
+
 @app.get("/internal/accounts/{account_id}")
 async def account(account_id: int, service: Service) -> dict[str, Any]:
     return await service.account(account_id)

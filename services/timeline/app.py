@@ -10,6 +10,7 @@ import msgspec
 from cassandra.cluster import Session
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 from redis.asyncio import Redis
 from starlette.routing import Route
 from starlette.types import Receive, Scope
@@ -531,6 +532,15 @@ async def favourited_by(
     account: AccountHeader = None,
 ) -> Response:
     return _respond(await service.favourited_by(status_id, request, reader_of(account)))
+
+
+@app.get("/internal/statuses")
+async def statuses_by_id(
+    service: Service, account: AccountHeader = None,
+    ids: Annotated[list[Annotated[int, Field(ge=0, lt=1 << 63)]], Query(alias="id", max_length=40)] = [],  # noqa: B006
+) -> Response:
+    """Statuses by id (``TimelineService.statuses_by_id``), for their reader: the token is optional."""
+    return Response(await service.statuses_by_id(ids, reader_of(account)), media_type="application/json")
 
 
 @app.get("/internal/statuses/{status_id}/context")

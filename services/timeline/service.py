@@ -634,6 +634,13 @@ class TimelineService:
 
     # Threads ----------------------------------------------------------------------------------------------
 
+    async def statuses_by_id(self, status_ids: list[int], reader: Reader) -> bytes:
+        """Each of the statuses the reader may see, in the order asked (each once); a missing, deleted or hidden
+        one is left out, as Mastodon's ``GET /api/v1/statuses`` does."""
+        wanted = list(dict.fromkeys(status_ids))
+        shown = await self.statuses.render_each(wanted, reader)
+        return b"[" + b",".join(shown[s] for s in wanted if s in shown) + b"]"
+
     async def context(self, status_id: int, reader: Reader) -> bytes:
         """Mastodon's Context of a status the reader may see: the statuses it replies to, oldest first, and the
         replies to it and to them, depth first, as Mastodon orders them; each that the reader may see (a deleted

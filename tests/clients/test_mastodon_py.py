@@ -583,6 +583,16 @@ def test_app_verify_credentials(gateway_url: str, app_keys: tuple[str, str]) -> 
     assert "client_secret" not in shown
 
 
+def test_many_at_once(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py fetches several statuses and several accounts in one request each."""
+    xia, _, _ = register(gateway_url, app_keys, "xia")
+    yan, _, _ = register(gateway_url, app_keys, "yan")
+    first, second = xia.status_post("one"), xia.status_post("two")
+    assert [s["id"] for s in yan.statuses([second["id"], first["id"]])] == [second["id"], first["id"]]
+    people = [xia.me()["id"], yan.me()["id"]]
+    assert [a["id"] for a in yan.accounts(people)] == people
+
+
 def test_muted_threads(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py mutes a conversation: its statuses read ``muted``, a reply in it notifies no one, a mention
     elsewhere still does; unmuted, it reads so."""

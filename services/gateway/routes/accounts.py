@@ -18,7 +18,7 @@ from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, require
-from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
+from services.gateway.deps import Common, Services, Settings, cursor, listed_ids, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, optional_str, read_params, reject_nul
 from services.gateway.routes.favourites import PAGE, marked_list
@@ -391,6 +391,20 @@ async def followed_tags(request: Request, token: FollowsReader, services: Servic
     """The hashtags the user follows, most recently followed first (100 a page by default, at most 200); the
     cursors are follow ids, as the Link header gives them."""
     return await marked_list(request, common, services, token, "/internal/followed_tags", 100, 200)
+
+
+MANY_ACCOUNTS = 40  # Mastodon's DEFAULT_ACCOUNTS_LIMIT
+ACCOUNT_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"type": "string"}},
+                                        f"Account ids (at most {MANY_ACCOUNTS}; what is not an id is skipped)")]}
+
+
+@router.get("/api/v1/accounts", openapi_extra=ACCOUNT_IDS, responses={**doc.ok(list[doc.Account]), **doc.errors(422)})
+async def accounts(request: Request, services: Services) -> Response:
+    """Several accounts at once, in the order asked (each once); an id with no account is left out."""
+    ids = listed_ids(request, MANY_ACCOUNTS)
+    if not ids:
+        return Response(b"[]", media_type="application/json")
+    return passthrough(await services.graph.call("GET", "/internal/accounts", params=[("id", i) for i in ids]))
 
 
 @router.get("/api/v1/accounts/{account_id}", responses={**doc.ok(doc.Account), **doc.errors(404)})

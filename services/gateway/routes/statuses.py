@@ -13,7 +13,7 @@ from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import OptionalToken, require
-from services.gateway.deps import Services, Settings, record_id
+from services.gateway.deps import Services, Settings, listed_ids, record_id
 from services.gateway.hot import counted_and_authorised
 from services.gateway.params import read_params
 from services.gateway.settings import GatewaySettings
@@ -84,6 +84,23 @@ async def create_status_hot(scope: Scope, receive: Receive) -> Answer:
                       answer.headers.get("content-type", "application/json").encode("latin-1"))
 
     return await counted_and_authorised(scope, WRITE, create)
+
+
+MANY_STATUSES = 20  # Mastodon's DEFAULT_STATUSES_LIMIT
+STATUS_IDS = {"parameters": [doc.query("id[]", {"type": "array", "items": {"type": "string"}},
+                                       f"Status ids (at most {MANY_STATUSES}; what is not an id is skipped)")]}
+
+
+@router.get("/api/v1/statuses", openapi_extra={**STATUS_IDS, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(401, 422)})
+async def statuses(request: Request, services: Services, token: OptionalToken) -> Response:
+    """Several statuses at once, in the order asked (each once), as the reader sees them: one missing, deleted or
+    not the reader's to see is left out."""
+    ids = listed_ids(request, MANY_STATUSES)
+    if not ids:
+        return Response(b"[]", media_type="application/json")
+    return passthrough(await services.timeline.call("GET", "/internal/statuses", params=[("id", i) for i in ids],
+                                                    token=token))
 
 
 @router.get("/api/v1/statuses/{status_id}", openapi_extra=doc.OPTIONAL_BEARER,
