@@ -99,6 +99,11 @@ def directory_active() -> str:
     return "directory:{accounts}:active"
 
 
+def statuses_count() -> str:
+    """How many statuses the server holds, as its instance reports them (kicau/instance_usage.py)."""
+    return "usage:{instance}:statuses"
+
+
 def tag_names() -> str:
     """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
     return "tags:{names}"

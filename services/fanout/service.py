@@ -46,7 +46,7 @@ from typing import Any, TypeGuard
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import conversations, keys, resp, tag_trends
+from kicau import conversations, instance_usage, keys, resp, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.conversations import Conversation, ConversationChange, ConversationStore
@@ -221,6 +221,13 @@ def narrowed_audiences(events: Sequence[Event], followers: dict[int, list[int]],
         if excluded and not excluded.isdisjoint(audience):
             narrowed[event.status_id] = [event.account_id, *(f for f in audience if f not in excluded)]
     return narrowed
+
+
+def statuses_counted(events: Sequence[Event]) -> int:
+    """How a batch moves the instance's count of statuses (kicau/instance_usage.py): its statuses posted less
+    those deleted, direct ones left out, as Mastodon counts them."""
+    return sum(1 if isinstance(e, StatusCreated) else -1 for e in events
+               if isinstance(e, StatusCreated | StatusDeleted) and reaches_followers(e.visibility))
 
 
 def notifies_followers(event: Event) -> TypeGuard[StatusCreated]:
@@ -768,6 +775,9 @@ class Fanout:
         cap = self.settings.home_timeline_cap
         entries = 0
         writes = self.feeds.writes()
+        counted = statuses_counted([plan.event for plan in plans])
+        if counted:  # the instance's count of statuses (kicau/instance_usage.py), with the batch's other writes
+            writes.raw(instance_usage.statuses_command(counted), 1)
         run: dict[int, list[int]] = {}  # author -> its new statuses in the current run, in order
         chunk = self.own.pipeline_chunk
 

@@ -24,6 +24,8 @@ class GatewaySettings(BaseSettings):
     streams_per_account: int = Field(default=8, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     instance_title: str = "Kicau"
+    # How long one reading of the server's use (the instance's stats, kicau/instance_usage.py) is reported.
+    instance_usage_seconds: float = Field(default=60.0, ge=0)
     # The home timeline answered as a hot route (kicau/hot_routes.py), without FastAPI's layers; off, it goes
     # through the ordinary route (same answers, about twice the gateway's CPU per page).
     hot_routes: bool = True

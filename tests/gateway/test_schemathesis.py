@@ -22,9 +22,12 @@ the positive-data check are widened for that operation only, with the reason:
   a hundred-and-first
   filter, or rule of a filter, is a 422, and so is a status a filter already holds.
 
-And one stateful check is off for two operations: POST /api/v1/lists/{list_id}/accounts answers 404 for an account
+And one stateful check is off for some operations: POST /api/v1/lists/{list_id}/accounts answers 404 for an account
 the user does not follow, and POST /api/v2/filters/{filter_id}/statuses for a status that is not there (both as
-Mastodon does), which schemathesis, having just made the list or the filter, takes for the list or filter missing.
+Mastodon does), which schemathesis, having just made the list or the filter, takes for the list or filter missing;
+and every operation on /api/v1/statuses/{status_id}: POST /api/v1/statuses with ``scheduled_at`` makes a
+ScheduledStatus, whose id names no status (a stateful run failed on the pin of one, 2026-12-04, once the
+multi-status read was added and the seeded scenarios changed).
 (DELETE /api/v1/lists/{list_id}/accounts needs no such exception: an id that is no id is a 422, one not in the list
 changes nothing; its 404 for a malformed id failed a CI run on 2026-12-04.)
 """
@@ -79,6 +82,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "PUT /api/v1/statuses/{{status_id}}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+checks.ensure_resource_availability.enabled = false
 
 # A scheduled status moved to a time too soon, or to a day past its limit, is Mastodon's 422
 # (services/post/scheduled.py).
@@ -90,6 +94,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "POST /api/v1/statuses/{{status_id}}/pin"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+checks.ensure_resource_availability.enabled = false
 
 # Mastodon answers an endorsement of an account the user does not follow with 422 (kicau/account_notes.py).
 [[operations]]
@@ -144,6 +149,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "PATCH /api/v1/accounts/update_credentials"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# POST /api/v1/statuses answers a ScheduledStatus when given scheduled_at (as Mastodon does), whose id names no status:
+# an operation on that id answers 404, rightly, which the stateful check takes for a status gone missing. (Kept off
+# in the two blocks above too, which match those operations first.)
+[[operations]]
+include-path-regex = "^/api/v1/statuses/.+"
+checks.ensure_resource_availability.enabled = false
 
 # Follows of a real account (random ids only ever reach the 404 of a missing one).
 [[operations]]

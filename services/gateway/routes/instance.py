@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import struct
+import time
+import zlib
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
+from kicau import instance_usage
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
 from kicau.web import error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Common, Settings
+from services.gateway.settings import GatewaySettings
 
 router = APIRouter(tags=["instance"])
 
@@ -20,13 +26,24 @@ MASTODON_API_VERSION = 6
 KICAU_VERSION = "0.1.0"
 
 
+async def _usage_of(request: Request, settings: GatewaySettings) -> instance_usage.Usage:
+    """The server's use (kicau/instance_usage.py), read by this process at most once in
+    ``instance_usage_seconds`` (clients ask for the instance on every start)."""
+    now = time.monotonic()
+    kept: tuple[float, instance_usage.Usage] | None = getattr(request.app.state, "instance_usage", None)
+    if kept is None or now - kept[0] >= settings.instance_usage_seconds:
+        kept = request.app.state.instance_usage = (now, await instance_usage.usage(request.app.state.redis))
+    return kept[1]
+
+
 def _streaming_url(public_url: str) -> str:
     return public_url.replace("https://", "wss://").replace("http://", "ws://")
 
 
 @router.get("/api/v1/instance", responses=doc.errors())
 @router.get("/api/v1/instance/", include_in_schema=False)
-async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
+async def instance_v1(request: Request, common: Common, settings: Settings) -> dict[str, Any]:
+    usage = await _usage_of(request, settings)
     return {
         "uri": common.instance_domain,
         "title": settings.instance_title,
@@ -35,7 +52,8 @@ async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
         "email": f"admin@{common.instance_domain}",
         "version": MASTODON_VERSION,
         "urls": {"streaming_api": _streaming_url(common.public_url)},
-        "stats": {"user_count": 0, "status_count": 0, "domain_count": 0},
+        # No other server is known (Kicau does not federate): no domain.
+        "stats": {"user_count": usage.accounts, "status_count": usage.statuses, "domain_count": 0},
         "thumbnail": None,
         "languages": ["en"],
         "registrations": True,
@@ -54,14 +72,15 @@ async def instance_v1(common: Common, settings: Settings) -> dict[str, Any]:
 
 @router.get("/api/v2/instance", responses=doc.errors())
 @router.get("/api/v2/instance/", include_in_schema=False)
-async def instance_v2(common: Common, settings: Settings) -> dict[str, Any]:
+async def instance_v2(request: Request, common: Common, settings: Settings) -> dict[str, Any]:
+    usage = await _usage_of(request, settings)
     return {
         "domain": common.instance_domain,
         "title": settings.instance_title,
         "version": MASTODON_VERSION,
         "source_url": "https://example.invalid/kicau",
         "description": "Kicau speaks the Mastodon client API.",
-        "usage": {"users": {"active_month": 0}},
+        "usage": {"users": {"active_month": usage.active_month}},
         "thumbnail": {"url": f"{common.public_url}/thumbnail.png"},
         "languages": ["en"],
         "api_versions": {"mastodon": MASTODON_API_VERSION},
@@ -82,6 +101,24 @@ async def instance_v2(common: Common, settings: Settings) -> dict[str, Any]:
         "contact": {"email": f"admin@{common.instance_domain}", "account": None},
         "rules": [],
     }
+
+
+def _solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour (8-bit RGB, no filter), as the PNG specification lays one out."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = (b"\x00" + bytes(rgb) * width) * height
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+# The instance's picture, which /api/v2/instance names and clients show on its "about" page: Kicau's colour.
+THUMBNAIL = _solid_png(64, 64, (0x2E, 0x7D, 0x32))
+
+
+@router.get("/thumbnail.png", include_in_schema=False)
+async def thumbnail() -> Response:
+    return Response(THUMBNAIL, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/api/v1/custom_emojis", responses={**doc.ok(list[Any]), **doc.errors()})

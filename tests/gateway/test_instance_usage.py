@@ -1,0 +1,69 @@
+"""What the instance reports of the server's use (kicau/instance_usage.py), through the public API of the running
+system: accounts, statuses as Mastodon counts them (no direct ones; reblogs; deletes), the accounts active this
+month; and the picture it names. On a gateway of its own that reads the use afresh on every request (the stack's
+reads it once a minute)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import User, eventually
+from tests.gateway.gateways import spawned_gateway
+from tests.timeline.test_visibility import post
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with spawned_gateway(tmp_path_factory.mktemp("gateway-usage"), instance_usage_seconds="0") as gateway, \
+            httpx.Client(base_url=gateway.url, timeout=10) as client:
+        yield client
+
+
+def reported(client: httpx.Client) -> tuple[int, int, int]:
+    """(accounts, statuses, active this month), as /api/v1/instance and /api/v2/instance both say."""
+    v1, v2 = client.get("/api/v1/instance").json(), client.get("/api/v2/instance").json()
+    assert v1["stats"]["domain_count"] == 0  # Kicau knows no other server
+    return v1["stats"]["user_count"], v1["stats"]["status_count"], v2["usage"]["users"]["active_month"]
+
+
+def settled(client: httpx.Client) -> tuple[int, int, int]:
+    """The figures once the fanout has applied what earlier tests posted: the same twice, a second apart."""
+    last: list[tuple[int, int, int]] = [reported(client)]
+
+    def steady() -> bool:
+        time.sleep(1.0)
+        now = reported(client)
+        same = now == last[0]
+        last[0] = now
+        return same
+
+    eventually(steady, timeout=60)
+    return last[0]
+
+
+def test_the_instance_counts_accounts_statuses_and_the_active(
+    fresh: httpx.Client, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    accounts, statuses, active = settled(fresh)
+    author, booster = make_user("usg_a"), make_user("usg_b")
+    assert reported(fresh)[0] == accounts + 2
+    kept = [post(http, author, "counted"), post(http, author, "counted too", visibility="unlisted"),
+            post(http, author, "for followers, counted", visibility="private")]
+    post(http, author, f"@{booster.username} direct: not counted", visibility="direct")
+    gone = post(http, author, "deleted: counted, then not")
+    boosted = http.post(f"/api/v1/statuses/{kept[0]}/reblog", headers=booster.auth)
+    assert boosted.status_code == 200, boosted.text
+    assert http.delete(f"/api/v1/statuses/{gone}", headers=author.auth).status_code == 200
+    # Three statuses and a reblog stay; both accounts posted this month.
+    eventually(lambda: reported(fresh) == (accounts + 2, statuses + 4, active + 2))
+
+
+def test_the_instance_picture_is_served(fresh: httpx.Client) -> None:
+    assert fresh.get("/api/v2/instance").json()["thumbnail"]["url"].endswith("/thumbnail.png")
+    picture = fresh.get("/thumbnail.png")
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
+    assert picture.content.startswith(b"\x89PNG\r\n\x1a\n")
