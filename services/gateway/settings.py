@@ -24,6 +24,11 @@ class GatewaySettings(BaseSettings):
     streams_per_account: int = Field(default=8, ge=1)
     heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     instance_title: str = "Kicau"
+    instance_description: str = "Kicau speaks the Mastodon client API."
+    # The server's rules, in order (JSON list in the environment), as sign-up and report screens show them; and
+    # its longer "about" text (plain text: paragraphs apart by blank lines).
+    instance_rules: list[str] = Field(default_factory=list)
+    instance_extended_description: str = ""
     # How long one reading of the server's use (the instance's stats, kicau/instance_usage.py) is reported.
     instance_usage_seconds: float = Field(default=60.0, ge=0)
     # The home timeline answered as a hot route (kicau/hot_routes.py), without FastAPI's layers; off, it goes

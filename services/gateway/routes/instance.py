@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import struct
 import time
 import zlib
@@ -48,7 +49,7 @@ async def instance_v1(request: Request, common: Common, settings: Settings) -> d
         "uri": common.instance_domain,
         "title": settings.instance_title,
         "short_description": "An event-driven microblog backend",
-        "description": "Kicau speaks the Mastodon client API.",
+        "description": settings.instance_description,
         "email": f"admin@{common.instance_domain}",
         "version": MASTODON_VERSION,
         "urls": {"streaming_api": _streaming_url(common.public_url)},
@@ -66,7 +67,7 @@ async def instance_v1(request: Request, common: Common, settings: Settings) -> d
             "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
         },
         "contact_account": None,
-        "rules": [],
+        "rules": _rules(settings),
     }
 
 
@@ -79,7 +80,7 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
         "title": settings.instance_title,
         "version": MASTODON_VERSION,
         "source_url": "https://example.invalid/kicau",
-        "description": "Kicau speaks the Mastodon client API.",
+        "description": settings.instance_description,
         "usage": {"users": {"active_month": usage.active_month}},
         "thumbnail": {"url": f"{common.public_url}/thumbnail.png"},
         "languages": ["en"],
@@ -99,8 +100,41 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
         },
         "registrations": {"enabled": True, "approval_required": False, "message": None},
         "contact": {"email": f"admin@{common.instance_domain}", "account": None},
-        "rules": [],
+        "rules": _rules(settings),
     }
+
+
+def _rules(settings: GatewaySettings) -> list[dict[str, str]]:
+    """Mastodon's Rule entities, numbered in order."""
+    return [{"id": str(number), "text": text, "hint": ""}
+            for number, text in enumerate(settings.instance_rules, start=1)]
+
+
+@router.get("/api/v1/instance/rules", responses={**doc.ok(list[Any]), **doc.errors()})
+async def rules(settings: Settings) -> list[dict[str, str]]:
+    """The server's rules (``KICAU_GATEWAY_INSTANCE_RULES``), as sign-up and report screens show them."""
+    return _rules(settings)
+
+
+@router.get("/api/v1/instance/extended_description", responses={**doc.ok(Any), **doc.errors()})
+async def extended_description(settings: Settings) -> dict[str, Any]:
+    """The server's longer "about" text (``KICAU_GATEWAY_INSTANCE_EXTENDED_DESCRIPTION``) as HTML: a paragraph for
+    each part apart by a blank line, escaped. No time it was changed is known (it is configuration)."""
+    parts = [part.strip() for part in settings.instance_extended_description.split("\n\n") if part.strip()]
+    content = "".join(f"<p>{html.escape(part).replace(chr(10), '<br>')}</p>" for part in parts)
+    return {"updated_at": None, "content": content}
+
+
+@router.get("/api/v1/instance/peers", responses={**doc.ok(list[str]), **doc.errors()})
+async def peers() -> list[str]:
+    """The other servers this one knows: none, as Kicau federates with no one."""
+    return []
+
+
+@router.get("/api/v1/instance/translation_languages", responses={**doc.ok(Any), **doc.errors()})
+async def translation_languages() -> dict[str, list[str]]:
+    """What statuses may be translated into, from each language: nothing (``translation.enabled`` is false)."""
+    return {}
 
 
 def _solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:

@@ -1,10 +1,12 @@
-"""What the instance reports of the server's use (kicau/instance_usage.py), through the public API of the running
-system: accounts, statuses as Mastodon counts them (no direct ones; reblogs; deletes), the accounts active this
-month; and the picture it names. On a gateway of its own that reads the use afresh on every request (the stack's
-reads it once a minute)."""
+"""What the instance says of itself, through the public API of the running system: the server's use
+(kicau/instance_usage.py: accounts, statuses as Mastodon counts them, no direct ones, reblogs and deletes counted,
+the accounts active this month), the picture it names, its rules and "about" text as configured, and no peers. On a
+gateway of its own, configured so, that reads the use afresh on every request (the stack's reads it once a
+minute)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -15,10 +17,14 @@ from tests.conftest import User, eventually
 from tests.gateway.gateways import spawned_gateway
 from tests.timeline.test_visibility import post
 
+RULES = ["Be kind.", "No <spam> & no bots posting for others."]
+ABOUT = "Who we are.\nA small server.\n\nWhat we ask: <b>kindness</b> & patience."
+
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with spawned_gateway(tmp_path_factory.mktemp("gateway-usage"), instance_usage_seconds="0") as gateway, \
+    with spawned_gateway(tmp_path_factory.mktemp("gateway-usage"), instance_usage_seconds="0",
+                         instance_rules=json.dumps(RULES), instance_extended_description=ABOUT) as gateway, \
             httpx.Client(base_url=gateway.url, timeout=10) as client:
         yield client
 
@@ -67,3 +73,20 @@ def test_the_instance_picture_is_served(fresh: httpx.Client) -> None:
     picture = fresh.get("/thumbnail.png")
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
     assert picture.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_rules_and_about_text_are_the_configured_ones(fresh: httpx.Client, http: httpx.Client) -> None:
+    numbered = [{"id": "1", "text": RULES[0], "hint": ""}, {"id": "2", "text": RULES[1], "hint": ""}]
+    assert fresh.get("/api/v1/instance/rules").json() == numbered
+    assert fresh.get("/api/v1/instance").json()["rules"] == numbered
+    assert fresh.get("/api/v2/instance").json()["rules"] == numbered
+    assert fresh.get("/api/v1/instance/extended_description").json() == {
+        "updated_at": None,
+        "content": ("<p>Who we are.<br>A small server.</p>"
+                    "<p>What we ask: &lt;b&gt;kindness&lt;/b&gt; &amp; patience.</p>")}
+    # Unconfigured (the stack's gateway): none, and an empty text.
+    assert http.get("/api/v1/instance/rules").json() == []
+    assert http.get("/api/v1/instance/extended_description").json() == {"updated_at": None, "content": ""}
+    # Kicau federates with no one, and translates nothing.
+    assert fresh.get("/api/v1/instance/peers").json() == []
+    assert fresh.get("/api/v1/instance/translation_languages").json() == {}
