@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from kicau import hashtags
+from kicau import hashtags, polls
 from kicau.account_notes import Annotations
 from kicau.blocks_and_mutes import Between
 from kicau.follow_options import FollowOptions
@@ -167,7 +167,8 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "in_reply_to_id": str(in_reply_to) if in_reply_to else None,
         "in_reply_to_account_id": str(row["in_reply_to_account_id"]) if row.get("in_reply_to_account_id") else None,
         "reblog": None,
-        "poll": None,
+        # As posted (no votes): every read puts the poll as it is now in its place (kicau/polls.py).
+        "poll": polls.entity(int(row["id"]), poll) if (poll := polls.read(row.get("poll"))) and not reblog else None,
         "card": None,
         "language": row.get("language"),
         "edited_at": iso_time(row.get("edited_at")),

@@ -101,6 +101,18 @@ class StatusEdited(_Event, tag="status.edited"):
     mentions_added: list[int] = msgspec.field(default_factory=list)
 
 
+class PollEnded(_Event, tag="poll.ended"):
+    """A status's poll ended (kicau/polls.py): its author and everyone who voted are notified (``poll``). Published
+    by the post service's scheduler (services/post/poll_endings.py), again by a retry, with the same id."""
+
+    status_id: int
+    account_id: int  # the poll's author
+    notification_id: int  # a snowflake of the moment it ended, the same however often it is published
+    # The status as anyone sees it now (the poll ended, its counts shown), Status JSON with its account, for the
+    # notification the streams carry.
+    status_json: str
+
+
 class FollowCreated(_Event, tag="follow.created"):
     follower_id: int
     followee_id: int
@@ -171,14 +183,14 @@ class StatusUnfavourited(_Event, tag="status.unfavourited"):
 
 
 StatusEvent = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
-               | StatusUnfavourited)
+               | StatusUnfavourited | PollEnded)
 FollowEvent = FollowCreated | FollowDeleted | AccountHidden | FollowRequested | FollowRequestSettled
 Event = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | FollowCreated | FollowDeleted
-         | StatusFavourited | StatusUnfavourited | AccountHidden | FollowRequested | FollowRequestSettled)
+         | StatusFavourited | StatusUnfavourited | AccountHidden | FollowRequested | FollowRequestSettled | PollEnded)
 EventType = Literal[
     "status.created", "status.deleted", "status.edited", "account.scale_changed", "follow.created",
     "follow.deleted", "status.favourited", "status.unfavourited", "account.hidden", "follow.requested",
-    "follow.request_settled",
+    "follow.request_settled", "poll.ended",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -198,7 +210,7 @@ def decode_event(raw: bytes) -> Event:
 def event_key(event: Event) -> bytes:
     """The Kafka partitioning key that keeps the events that must stay ordered in one partition."""
     if isinstance(event, StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
-                  | StatusUnfavourited):
+                  | StatusUnfavourited | PollEnded):
         return str(event.account_id).encode()
     if isinstance(event, AccountHidden):
         return str(event.account_id).encode()  # with the hider's follows

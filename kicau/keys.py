@@ -99,6 +99,16 @@ def directory_active() -> str:
     return "directory:{accounts}:active"
 
 
+def poll_tallies(status_id: int) -> str:
+    """A poll's votes so far, a hash (kicau/polls.py), beside its status's cached value (same hash tag)."""
+    return f"poll:{{s:{status_id}}}"
+
+
+def poll_waiting(status_id: int) -> str:
+    """Votes waiting for the poll's tallies to be built (kicau/polls.py)."""
+    return f"pollwait:{{s:{status_id}}}"
+
+
 def statuses_count() -> str:
     """How many statuses the server holds, as its instance reports them (kicau/instance_usage.py)."""
     return "usage:{instance}:statuses"
@@ -155,10 +165,10 @@ def status_edited(status_id: int) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    # "status6": the value carries who may see the status, its counts, the status it reblogs and the root of its
-    # thread (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack some of those; they
-    # expire within a day, and reads never look at them.
-    return f"status6:{{s:{status_id}}}"
+    # "status7": the value carries who may see the status, its counts, the status it reblogs, the root of its thread
+    # and whether it has a poll (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack
+    # some of those; they expire within a day, and reads never look at them.
+    return f"status7:{{s:{status_id}}}"
 
 
 def marks(account_id: int) -> str:

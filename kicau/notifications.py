@@ -39,8 +39,9 @@ REBLOG: Final = "reblog"
 STATUS: Final = "status"  # a new status of an account followed with ``notify`` (kicau/follow_options.py)
 UPDATE: Final = "update"  # a status the account reblogged was edited (services/post/edits.py)
 FOLLOW_REQUEST: Final = "follow_request"  # an account asks to follow this locked one (kicau/follow_requests.py)
+POLL: Final = "poll"  # a poll the account posted or voted in ended (kicau/polls.py)
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
-RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST})
+RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL})
 _MAX: Final = (1 << 63) - 1
 
 

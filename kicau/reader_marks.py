@@ -4,16 +4,15 @@ status it reads.
 One Redis set a reader (``keys.marks``) holds the ids of the statuses it favourites (``<id>``), reblogs (``r<id>``),
 bookmarks (``b<id>``) and pins (``p<id>``), the roots of the threads it mutes (``m<root id>``), and the member ``0``
 once it was built from Cassandra's claims (kicau/favourites.py, kicau/reblogs.py, kicau/bookmarks.py,
-kicau/pins.py, kicau/thread_mutes.py): a set lost with Redis, or expired
-after a day, is told apart from an empty one and built again. The post service adds and removes members as it
-records each mark, whether or not the set exists (a set without its ``0`` is built again, and merged, on its next
-read).
+kicau/pins.py, kicau/thread_mutes.py): a set lost with Redis, or expired after a day, is told apart from an empty one
+and built again. The post service adds and removes members as it records each mark, whether or not the set exists
+(a set without its ``0`` is built again, and merged, on its next read).
 
 A page first asks whether the set was built and how large it is: two tiny reads, packed once per reader and
 answered through the copies Redis keeps true (kicau/tracked_cache.py), so a reader who marked nothing new costs
 no round trip. Only a reader who marked anything asks for the page's ids (and their threads' roots), in one
-``SMISMEMBER``. Asking for the
-ids at once cost ~10 µs a page to pack, ~3% of a home page, for the many readers with nothing to find.
+``SMISMEMBER``. Asking for the ids at once cost ~10 µs a page to pack, ~3% of a home page, for the many readers
+with nothing to find.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from cassandra.cluster import Session
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys, resp, visibility
+from kicau import keys, polls, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
@@ -49,7 +49,7 @@ from kicau.reblogs import COUNT_QUERY as COUNT_REBLOGS_QUERY
 from kicau.reblogs import with_reblog
 from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
-from kicau.status_tallies import COUNTS, COUNTS_AT, HEAD, PLAIN, REBLOG_OF_AT, ROOT_AT
+from kicau.status_tallies import COUNTS, COUNTS_AT, FLAGS_AT, HAS_POLL, HEAD, PLAIN, REBLOG_OF_AT, ROOT_AT
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
 
@@ -99,8 +99,9 @@ class Loaded(NamedTuple):
 
 def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0, reblogs: int = 0,
                 reblog_of: int = 0, root: int = 0) -> bytes:
+    flags = HAS_POLL if polls.poll_in(fragment) is not None else 0
     return HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites, replies,
-                     reblogs, reblog_of, root) + fragment
+                     reblogs, reblog_of, root, flags) + fragment
 
 
 def thread_of(status_id: int, value: bytes) -> int:
@@ -228,13 +229,17 @@ class Visible(NamedTuple):
     originals: dict[int, bytes]  # reblog id -> the reblogged status, rendered for the reader
     # status id -> its FilterResults (kicau/filters.py), for the statuses the reader's filters warn of
     filtered: dict[int, bytes] = {}  # a shared default, never changed
+    # status id -> its poll as it is now, as the reader sees it (kicau/polls.py), for the statuses with one
+    polls: dict[int, bytes] = {}  # a shared default, never changed
 
 
-def _shown_fragment(status_id: int, value: bytes, marked: Marked, originals: dict[int, bytes],
-                    filtered: dict[int, bytes] | None = None) -> bytes | memoryview:
+def _shown_fragment(status_id: int, value: bytes, visible: Visible) -> bytes | memoryview:
+    marked, filtered = visible.marked, visible.filtered
     shown = shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
-                           status_id in marked.reblogged, originals.get(status_id), status_id in marked.pinned,
-                           status_id in marked.muted)
+                           status_id in marked.reblogged, visible.originals.get(status_id),
+                           status_id in marked.pinned, status_id in marked.muted)
+    if status_id in visible.polls:
+        shown = polls.with_poll(shown, visible.polls[status_id])
     if filtered and status_id in filtered:
         return with_results(bytes(shown), filtered[status_id])
     return shown
@@ -267,8 +272,11 @@ def _filter(seen: list[Hydrated], active: ContextFilters, reblogged: dict[int, i
 class StatusCards:
     def __init__(self, redis: Redis, session: Session, accounts: AccountCards, public_url: str,
                  copies: TrackedCache | None = None, marks: ReaderMarks | None = None,
-                 filters: FilterCopies | None = None, hides: HideCopies | None = None) -> None:
+                 filters: FilterCopies | None = None, hides: HideCopies | None = None,
+                 poll_votes: polls.PollVotes | None = None) -> None:
         self._redis = redis
+        # Without it (tools), a poll is shown as it was posted.
+        self._polls = poll_votes
         # Without it (tools), no reader's blocks and mutes, nor those of it, apply.
         self._hides = hides
         # Without it (the post service's answers, tools), no reader's filters apply.
@@ -438,12 +446,26 @@ class StatusCards:
         if marks and seen and reader.account_id is not None and self._marks is not None:
             marked = await self._marks.among(reader.account_id, [status_id for status_id, _, _ in seen],
                                              lambda: [thread_of(status_id, value) for status_id, value, _ in seen])
+        filtered: dict[int, bytes] = {}
         if reader.context and seen and reader.account_id is not None and self._filters is not None:
             active = (await self._filters.of(reader.account_id)).in_context(reader.context)
             if active is not None:  # rare: most readers have no filters
                 seen, filtered = _filter(seen, active, reblogs_of, originals)
-                return Visible(seen, marked, originals, filtered)
-        return Visible(seen, marked, originals)
+        return Visible(seen, marked, originals, filtered, await self._polls_now(seen, reader))
+
+    async def _polls_now(self, seen: list[Hydrated], reader: Reader) -> dict[int, bytes]:
+        """The poll of each status that has one, as it is now and as the reader sees it (kicau/polls.py): one
+        round trip for the page's polls; nothing for a page without any (a byte of each head says)."""
+        if self._polls is None or not any(value[FLAGS_AT] & HAS_POLL for _, value, _ in seen):
+            return {}
+        asked = {status_id: found for status_id, value, _ in seen if value[FLAGS_AT] & HAS_POLL
+                 and (found := polls.definition_in(memoryview(value)[_FRAGMENT_AT:])) is not None}
+        reading = reader.account_id
+        tallies = await self._polls.tallies({s: len(poll.options) for s, poll in asked.items()}, reading)
+        authors = {status_id: _AUTHOR_AUDIENCE.unpack_from(value)[0] for status_id, value, _ in seen
+                   if status_id in asked}
+        return {s: polls.encoded(polls.entity(s, poll, tallies[s], reader=reading, author=authors[s]))
+                for s, poll in asked.items()}
 
     async def _originals(self, reblogged: dict[int, int], seen: list[Hydrated], reader: Reader, marks: bool,
                          hides: Hides) -> dict[int, bytes]:
@@ -452,8 +474,7 @@ class StatusCards:
         mutes (the reader's own reblog of one still shows it)."""
         inner = await self._visible(list(dict.fromkeys(reblogged.values())), reader, marks, reblogs=False,
                                     reblogged=True)
-        shown = {status_id: (value, compose_status(bytes(_shown_fragment(status_id, value, inner.marked,
-                                                                         inner.originals, inner.filtered)), card))
+        shown = {status_id: (value, compose_status(bytes(_shown_fragment(status_id, value, inner)), card))
                  for status_id, value, card in inner.seen}
         if hides.hidden:
             rebloggers = {status_id: _AUTHOR_AUDIENCE.unpack_from(value)[0] for status_id, value, _ in seen
@@ -466,9 +487,9 @@ class StatusCards:
     async def _shown(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
                      reblogs: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        seen, marked, originals, filtered = await self._visible(status_ids, reader, marks, reblogs)
-        return [(status_id, _shown_fragment(status_id, value, marked, originals, filtered), card)
-                for status_id, value, card in seen]
+        visible = await self._visible(status_ids, reader, marks, reblogs)
+        return [(status_id, _shown_fragment(status_id, value, visible), card)
+                for status_id, value, card in visible.seen]
 
     async def render(self, status_ids: Sequence[int], reader: Reader) -> list[bytes]:
         """Full Status JSON for each live id the reader may see, in the order given."""
@@ -478,19 +499,22 @@ class StatusCards:
         """``compose_status_list(render(status_ids, reader))``, built by one join that splices each cached fragment
         in place: a page is ~30 KB, and composing each status, then the list, copied all of it twice."""
         parts: list[bytes | memoryview] = [b"["]
-        seen, marked, originals, filtered = await self._visible(status_ids, reader)
+        visible = await self._visible(status_ids, reader)
+        marked = visible.marked
         anything = (_NONE if marked is NOTHING
                     else marked.favourited | marked.reblogged | marked.bookmarked | marked.pinned | marked.muted)
-        if filtered:
-            anything = anything | filtered.keys()
-        for status_id, value, card in seen:
+        if visible.filtered:
+            anything = anything | visible.filtered.keys()
+        if visible.polls:
+            anything = anything | visible.polls.keys()
+        for status_id, value, card in visible.seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most
             # of every home page.
             if value[COUNTS_AT:ROOT_AT] == PLAIN and status_id not in anything:
                 fragment: bytes | memoryview = memoryview(value)[_FRAGMENT_AT + 1:]
             else:
-                fragment = _shown_fragment(status_id, value, marked, originals, filtered)[1:]
+                fragment = _shown_fragment(status_id, value, visible)[1:]
             parts += (ACCOUNT_OPENING, card, b",", fragment, b",")
         if len(parts) > 1:
             parts[-1] = b"]"

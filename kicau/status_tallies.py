@@ -4,8 +4,9 @@ for a reblog the status it reblogs, and the root of its thread.
 A cached status (kicau/status_cards.py) is its author's id (8 bytes, big-endian), who may see it (1 byte), the
 three counts (4 bytes each, big-endian), the id of the status it reblogs (8 bytes, 0 for any other status), the
 root of its thread (8 bytes, kicau/conversations.py; 0 for a status that is its own root: ``muted``, through the
-reader's muted threads, kicau/reader_marks.py) and then the Status fragment, which never changes. The counts do
-change, so they live beside the fragment and are spliced into it when it is rendered.
+reader's muted threads, kicau/reader_marks.py), a byte of flags (``HAS_POLL``: its fragment carries a poll, which
+every read replaces with the poll as it is now, kicau/polls.py) and then the Status fragment, which never changes.
+The counts do change, so they live beside the fragment and are spliced into it when it is rendered.
 
 The writer of what a count counts (the post service: a favourite, a reply, a reblog) moves the count of a cached
 status by one in place (``MOVE``, one script call that keeps the value's expiry): a viral status favourited or
@@ -26,12 +27,14 @@ from kicau import keys
 from kicau.resp import command
 
 # The author id, who may see the status, favourites_count, replies_count, reblogs_count, the reblogged status's id,
-# the root of its thread.
-HEAD: Final = struct.Struct(">QBIIIQQ")
+# the root of its thread, flags.
+HEAD: Final = struct.Struct(">QBIIIQQB")
 COUNTS: Final = struct.Struct(">III")
 COUNTS_AT: Final = 9  # after the author id and the audience
 REBLOG_OF_AT: Final = COUNTS_AT + COUNTS.size  # the reblogged status's id (8 bytes)
 ROOT_AT: Final = REBLOG_OF_AT + 8  # the root of its thread (8 bytes)
+FLAGS_AT: Final = ROOT_AT + 8  # one byte
+HAS_POLL: Final = 1
 # What follows the audience in the head of the usual status, up to its thread's root: no counts, no reblog.
 PLAIN: Final = bytes(ROOT_AT - COUNTS_AT)
 

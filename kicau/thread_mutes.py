@@ -4,7 +4,7 @@ An account mutes the thread a status belongs to (its root's, kicau/conversations
 from then on:
 
 * nothing about a status of that thread notifies it: no mention, favourite, reblog, edit (``update``) or
-  ``status`` notification, as Mastodon's notify service drops them (the fanout asks, ``muted_among``);
+  ``status`` notification, as Mastodon's notify service drops them (the fanout asks, ``muted_by``);
 * every status of the thread reads ``muted: true`` for it, from the member ``m<root id>`` in its set of marks
   (kicau/reader_marks.py) matched against the root each cached status carries (kicau/status_tallies.py).
 

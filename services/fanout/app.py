@@ -23,6 +23,7 @@ from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
 from kicau.notifications import NotificationStore
+from kicau.polls import PollVotes
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import ReblogStore
@@ -68,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             reblogs=ReblogStore(session, clients.write_consistency(common)),
             conversations=ConversationStore(session, clients.write_consistency(common)),
             thread_mutes=ThreadMuteStore(session, clients.write_consistency(common)),
+            poll_votes=PollVotes(redis, session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),

@@ -59,6 +59,7 @@ from kicau.events import (
     FollowDeleted,
     FollowRequested,
     FollowRequestSettled,
+    PollEnded,
     StatusCreated,
     StatusDeleted,
     StatusEdited,
@@ -77,6 +78,7 @@ from kicau.notifications import (
     FOLLOW,
     FOLLOW_REQUEST,
     MENTION,
+    POLL,
     REBLOG,
     STATUS,
     UPDATE,
@@ -84,6 +86,7 @@ from kicau.notifications import (
     NotificationStore,
     rendered,
 )
+from kicau.polls import PollVotes
 from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
 from kicau.reblogs import ReblogStore, with_reblog
@@ -180,6 +183,14 @@ def update_notifications(edits: Sequence[StatusEdited], boosters: Sequence[list[
     return [Notification(account, edit.version_id, UPDATE, edit.account_id, edit.status_id)
             for edit, accounts in zip(edits, boosters, strict=True)
             for account in dict.fromkeys(accounts) if account != edit.account_id]
+
+
+def poll_notifications(endings: Sequence[PollEnded], voters: Sequence[list[int]]) -> list[Notification]:
+    """A ``poll`` notification for the author of each poll that ended and for everyone who voted in it, as
+    Mastodon notifies them; its id is the end's (published again: the same notification)."""
+    return [Notification(account, ended.notification_id, POLL, ended.account_id, ended.status_id)
+            for ended, accounts in zip(endings, voters, strict=True)
+            for account in dict.fromkeys([ended.account_id, *accounts])]
 
 
 def hiders_wanted(events: Sequence[Event], notices: Sequence[Notification], large: set[int]) -> list[int]:
@@ -477,6 +488,7 @@ class Fanout:
     reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
     conversations: ConversationStore  # the direct conversations of direct statuses' authors and mentioned accounts
     thread_mutes: ThreadMuteStore  # the threads accounts mute: nothing in them notifies them
+    poll_votes: PollVotes  # who voted in a poll that ended (notified of its end)
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -518,6 +530,10 @@ class Fanout:
         if edits:  # rare: a read of each edited status's reblogs
             notices += update_notifications(edits, await asyncio.gather(*(self.reblogs.boosters(e.status_id)
                                                                           for e in edits)))
+        endings = [e for e in events if isinstance(e, PollEnded) and e.status_id not in gone]
+        if endings:  # rare: a read of each ended poll's voters
+            notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
+                                                                          for e in endings)))
         follows = [e for e in events if isinstance(e, FollowCreated)]
         (follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists,
          follows_options) = await asyncio.gather(
@@ -730,6 +746,7 @@ class Fanout:
         # When each notification's event was accepted, by notification id (a mention's is its status's).
         accepted: dict[int, float] = {}
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
+        ended: dict[int, str] = {}  # a poll's end's notification id -> its status's JSON
         for event in (p.event for p in plans):
             if isinstance(event, StatusCreated):
                 accepted[event.status_id] = event.occurred_at
@@ -742,9 +759,13 @@ class Fanout:
                 accepted[event.version_id] = event.occurred_at
             elif isinstance(event, FollowRequested):
                 accepted[event.request_id] = event.occurred_at
+            elif isinstance(event, PollEnded):
+                accepted[event.notification_id] = event.occurred_at
+                ended[event.notification_id] = event.status_json
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
             status = (favoured.get(notice.id) if notice.type == FAVOURITE
+                      else ended.get(notice.id) if notice.type == POLL
                       else reblogged.get(notice.id) if notice.type == REBLOG
                       else updates.get(notice.status_id) if notice.status_id is not None else None)
             if from_card is None or (notice.status_id is not None and status is None):
@@ -844,7 +865,8 @@ class Fanout:
                     entries += await to_tag_followers(sender, event)
                     entries += to_lists(event)
                     continue
-                if isinstance(event, StatusFavourited | StatusUnfavourited | FollowRequested | FollowRequestSettled):
+                if isinstance(event, StatusFavourited | StatusUnfavourited | FollowRequested | FollowRequestSettled
+                              | PollEnded):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
                 if isinstance(event, StatusEdited):
                     continue  # timelines hold ids: reads render the new version (services/post/edits.py)

@@ -37,6 +37,7 @@ from services.gateway.routes import (
     notifications,
     oauth,
     pins,
+    polls,
     reblogs,
     scheduled_statuses,
     statuses,
@@ -163,7 +164,7 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
 # their order only decides how soon a route is found: the most requested first.
 for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, thread_mutes,
-               markers, featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses, oauth,
-               authorize, instance, streaming):
+               polls, markers, featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses,
+               oauth, authorize, instance, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

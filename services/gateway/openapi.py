@@ -151,6 +151,14 @@ class CredentialApplication(Application):
     client_secret: str
 
 
+class Poll(_Entity):
+    id: str
+    expired: bool
+    multiple: bool
+    votes_count: int
+    options: list[dict[str, Any]]
+
+
 class Token(_Entity):
     access_token: str
     token_type: str
@@ -420,6 +428,12 @@ STATUS_BODY = body(params({
     "scheduled_at": nullable({"anyOf": [{"type": "string", "format": "date-time"},
                                         {"type": "string", "maxLength": 0}]}),
 }, "status"))
+# A vote (kicau/polls.py): the indices of the options chosen, as strings (a form) or numbers (JSON).
+VOTE_BODY = body(params({"choices": {"anyOf": [
+    {"type": "string", "pattern": "^[0-9]{1,2}$"}, {"type": "integer", "minimum": 0, "maximum": 99},
+    {"type": "array", "minItems": 1, "maxItems": 4,
+     "items": {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,2}$"}, {"type": "integer", "minimum": 0,
+                                                                          "maximum": 99}]}}]}}, "choices"))
 # Moving a scheduled status (services/post/scheduled.py): its new time.
 RESCHEDULE_BODY = body(params({"scheduled_at": {"type": "string", "format": "date-time"}}, "scheduled_at"))
 # An edit's (services/post/edits.py): the text required, the rest optional (the language kept unless given).

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.types import Receive, Scope
 
-from kicau import clients
+from kicau import clients, polls
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
@@ -22,6 +22,7 @@ from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_bo
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
 from kicau.pins import PinStore
+from kicau.polls import PollVotes
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
@@ -39,14 +40,25 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, StatusChange
+from services.post.poll_endings import PollEndings, PollEndingStore
 from services.post.scheduled import ScheduledStore, Scheduler
 from services.post.service import NewStatus, PostService
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
 
 
+class PollForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    options: Any = None
+    expires_in: Any = None
+    multiple: Any = False
+    hide_totals: Any = False
+
+
 class StatusChangeForm(BaseModel):
-    """An edit's body (services/post/edits.py): what Mastodon's update takes beside media and polls."""
+    """An edit's body (services/post/edits.py): what Mastodon's update takes beside media (a poll it names must be
+    the status's own: kicau/polls.py)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -54,6 +66,7 @@ class StatusChangeForm(BaseModel):
     sensitive: bool = False
     spoiler_text: StrictStr = ""
     language: StrictStr | None = None
+    poll: PollForm | None = None
 
 
 class StatusForm(BaseModel):
@@ -67,6 +80,8 @@ class StatusForm(BaseModel):
     in_reply_to_id: int | None = Field(default=None, ge=0, lt=1 << 63)
     # Given: kept for later (services/post/scheduled.py) and answered as a ScheduledStatus.
     scheduled_at: StrictStr | None = None
+    # A poll (kicau/polls.py): options, expires_in, multiple, hide_totals, checked there.
+    poll: PollForm | None = None
 
 
 class RescheduleForm(BaseModel):
@@ -101,6 +116,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pins = PinStore(session, clients.write_consistency(common))
         reblogs = ReblogStore(session, clients.write_consistency(common))
         thread_mutes = ThreadMuteStore(session, clients.write_consistency(common))
+        poll_votes = PollVotes(redis, session, clients.write_consistency(common))
         app.state.service = PostService(
             settings=common,
             own=own,
@@ -113,7 +129,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                  marks=ReaderMarks(redis, {Mark.FAVOURITE: favourites, Mark.REBLOG: reblogs,
                                                          Mark.BOOKMARK: bookmarks, Mark.PIN: pins,
                                                          Mark.MUTE: thread_mutes}),
-                                 hides=HideCopies(redis, BlocksAndMutes(session, clients.write_consistency(common)))),
+                                 hides=HideCopies(redis, BlocksAndMutes(session, clients.write_consistency(common))),
+                                 poll_votes=poll_votes),
             mentions=MentionResolver(session, accounts, common.public_url),
             ids=SnowflakeGenerator(await lease_worker(redis)),
             favourites=favourites,
@@ -121,18 +138,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             bookmarks=bookmarks,
             pins=pins,
             thread_mutes=thread_mutes,
+            poll_votes=poll_votes,
+            poll_endings=PollEndingStore(session, clients.write_consistency(common)),
             edits=EditStore(session, clients.write_consistency(common)),
             scheduled=ScheduledStore(session, clients.write_consistency(common)),
         )
         service: PostService = app.state.service
-        scheduler = asyncio.create_task(Scheduler(service.scheduled, service.publish_scheduled,
-                                                  poll_seconds=own.scheduled_poll_seconds).run())
+        schedulers = [
+            asyncio.create_task(Scheduler(service.scheduled, service.publish_scheduled,
+                                          poll_seconds=own.scheduled_poll_seconds).run()),
+            asyncio.create_task(PollEndings(service.poll_endings, service.publish_poll_end,
+                                            poll_seconds=own.scheduled_poll_seconds).run()),
+        ]
         try:
             yield
         finally:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
+            for scheduler in schedulers:
+                scheduler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scheduler
 
 
 app = ServiceApp(service="post", title="Kicau post service", lifespan=lifespan)
@@ -154,12 +178,17 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
         form = _VALIDATE_FORM(await read_body(receive, MAX_CREATE_BODY_BYTES))
     except ValidationError as exc:
         raise ApiError(422, describe_errors(exc.errors())) from None
+    poll = form.poll
     draft = NewStatus(
         text=form.status, visibility=form.visibility, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
         language=form.language, in_reply_to_id=form.in_reply_to_id,
+        poll=None if poll is None else polls.definition(poll.options, poll.expires_in, poll.multiple,
+                                                        poll.hide_totals),
     )
     service: PostService = app.state.service
     if form.scheduled_at:
+        if poll is not None:
+            raise ApiError(422, "Validation failed: a scheduled status cannot carry a poll on this server")
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
                                              scheduled_at=form.scheduled_at,
                                              idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER)))
@@ -176,11 +205,28 @@ async def get_status(status_id: int, service: Service, account: AccountHeader = 
     return Response(await service.get(status_id, reader_of(account)), media_type=JSON)
 
 
+@app.get("/internal/polls/{status_id}")
+async def get_poll(status_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.poll(status_id=status_id, reader=reader_of(account)), media_type=JSON)
+
+
+class VoteForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    choices: Any = None
+
+
+@app.post("/internal/polls/{status_id}/votes")
+async def vote(status_id: int, form: VoteForm, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.vote(account_id=acting_account_id(account), status_id=status_id,
+                                       choices=form.choices), media_type=JSON)
+
+
 @app.put("/internal/statuses/{status_id}")
 async def edit_status(status_id: int, form: StatusChangeForm, service: Service,
                       account: AccountHeader = None) -> Response:
     change = StatusChange(text=form.status, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
-                          language=form.language)
+                          language=form.language, poll=form.poll.options if form.poll is not None else None)
     return Response(await service.edit(account_id=acting_account_id(account), status_id=status_id, change=change),
                     media_type=JSON)
 

@@ -33,6 +33,9 @@ class StatusChange:
     sensitive: bool = False
     spoiler_text: str = ""
     language: str | None = None
+    # A poll the edit names (clients send the status's own back): it must be the one the status has, as this
+    # server does not change a poll (kicau/polls.py). None: not named.
+    poll: Any = None
 
     def applied_to(self, row: dict[str, Any]) -> StatusChange:
         """The change with the status's language where it names none."""

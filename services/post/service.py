@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from kicau import directory, hashtags, keys, newest_ids, replies, resp
+from kicau import directory, hashtags, keys, newest_ids, polls, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -38,7 +38,15 @@ from kicau.entities import (
     status_fragment,
     text_to_html,
 )
-from kicau.events import Event, StatusCreated, StatusDeleted, StatusEdited, StatusFavourited, StatusUnfavourited
+from kicau.events import (
+    Event,
+    PollEnded,
+    StatusCreated,
+    StatusDeleted,
+    StatusEdited,
+    StatusFavourited,
+    StatusUnfavourited,
+)
 from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
@@ -56,6 +64,7 @@ from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import EditStore, StatusChange, changes_anything, version_time
+from services.post.poll_endings import Ending, PollEndingStore, notification_id
 from services.post.scheduled import (
     Params,
     ScheduledStatus,
@@ -150,6 +159,7 @@ class NewStatus:
     spoiler_text: str = ""
     language: str | None = None
     in_reply_to_id: int | None = None
+    poll: polls.Definition | None = None  # checked when it was made (kicau/polls.py)
 
 
 def validate(draft: NewStatus, max_characters: int) -> None:
@@ -200,6 +210,8 @@ class PostService:
     bookmarks: BookmarkStore
     pins: PinStore
     thread_mutes: ThreadMuteStore
+    poll_votes: polls.PollVotes
+    poll_endings: PollEndingStore
     edits: EditStore
     scheduled: ScheduledStore
 
@@ -261,10 +273,13 @@ class PostService:
             "created_at": datetime.now(UTC),
             "mentions": mentions,
             "conversation_id": root,
+            "poll": polls.stored(draft.poll) if draft.poll is not None else None,
         }
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         try:
             await self.store.insert(row)
+            if draft.poll is not None:  # its end notifies its voters (services/post/poll_endings.py)
+                await self.poll_endings.plan(status_id, account_id, draft.poll.ends())
             started = time.perf_counter()
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
                                               status_json=fragment.decode(), visibility=draft.visibility,
@@ -289,6 +304,9 @@ class PostService:
                                  None if counted_under is None else Moved(counted_under, Tally.REPLIES, +1),
                                  root=root or 0)
         _CACHES_SECONDS.observe(time.perf_counter() - started)
+        if draft.poll is not None:  # as its author reads it (kicau/polls.py): no votes yet, and "voted"
+            fragment = polls.with_poll(fragment, polls.encoded(polls.entity(status_id, draft.poll, reader=account_id,
+                                                                            author=account_id)))
         return compose_status(fragment, bumped)
 
     async def _claim(self, account_id: int, key: str, status_id: int) -> int | None:
@@ -700,6 +718,61 @@ class PostService:
         except Exception:
             log.warning("could not give back the pin of deleted status %s", status_id, exc_info=True)
 
+    # Polls (kicau/polls.py) --------------------------------------------------------------------------------
+
+    async def _poll_of(self, status_id: int, reader: Reader) -> tuple[polls.Definition, int]:
+        """The poll of a status the reader may see, and its author (404: no such status for it, or one without a
+        poll)."""
+        await self.get(status_id, reader)
+        row = await self.store.get(status_id)
+        poll = polls.read(row.get("poll")) if row is not None and row.get("deleted_at") is None else None
+        if row is None or poll is None:
+            raise ApiError(404, "Record not found")
+        return poll, int(row["account_id"])
+
+    async def poll(self, *, status_id: int, reader: Reader) -> bytes:
+        """Mastodon's Poll of a status the reader may see, as it sees it now (a poll's id is its status's)."""
+        poll, author = await self._poll_of(status_id, reader)
+        return await self._poll_entity(status_id, poll, author, reader)
+
+    async def _poll_entity(self, status_id: int, poll: polls.Definition, author: int, reader: Reader) -> bytes:
+        tallies = await self.poll_votes.tallies({status_id: len(poll.options)}, reader.account_id)
+        return polls.encoded(polls.entity(status_id, poll, tallies[status_id], reader=reader.account_id,
+                                          author=author))
+
+    async def publish_poll_end(self, ending: Ending) -> bool:
+        """A poll ended: ``poll.ended`` with its status as anyone sees it now (its author's read of it, with the
+        poll as no one in particular sees it), for its author's and voters' notifications. False: the status is
+        gone (deleted, or its row never written), and no one is told."""
+        try:
+            status, (poll, _) = await asyncio.gather(self.get(ending.status_id, Reader(ending.author_id)),
+                                                     self._poll_of(ending.status_id, Reader(ending.author_id)))
+        except ApiError as error:
+            if error.status_code == 404:
+                return False
+            raise
+        tallies = await self.poll_votes.tallies({ending.status_id: len(poll.options)}, None)
+        shown = polls.with_poll(status, polls.encoded(polls.entity(ending.status_id, poll, tallies[ending.status_id])))
+        await self._publish(PollEnded(status_id=ending.status_id, account_id=ending.author_id,
+                                      notification_id=notification_id(ending.status_id, ending.ends_at),
+                                      status_json=shown.decode()))
+        return True
+
+    async def vote(self, *, account_id: int, status_id: int, choices: Any) -> bytes:
+        """The account's vote in the poll of a status it may see, once (Mastodon's 422s: its own poll, one that
+        ended, an option that is not there, two for a poll of one choice, a second vote); the poll as it now sees
+        it. A retry after a crash between the vote's record and its count counts it (kicau/polls.py)."""
+        reader = Reader(account_id)
+        poll, author = await self._poll_of(status_id, reader)
+        if author == account_id:
+            raise ApiError(422, "Validation failed: You cannot vote in your own polls")
+        if poll.expired():
+            raise ApiError(422, "Validation failed: The poll has already ended")
+        picked = polls.choices_of(choices, poll)
+        if not await self.poll_votes.vote(status_id, account_id, picked):
+            raise ApiError(422, "Validation failed: You have already voted on this poll")
+        return await self._poll_entity(status_id, poll, author, reader)
+
     # Muted threads (kicau/thread_mutes.py) -----------------------------------------------------------------
 
     async def mute_thread(self, *, account_id: int, status_id: int) -> bytes:
@@ -797,6 +870,11 @@ class PostService:
         row = await self._own_status(account_id, status_id)
         if row.get("reblog_of_id"):
             raise ApiError(422, "Validation failed: A reblog cannot be edited")
+        if change.poll is not None:
+            kept = polls.read(row.get("poll"))
+            named = change.poll if isinstance(change.poll, list) else None
+            if kept is None or named is None or [str(o).strip() for o in named] != kept.options:
+                raise ApiError(422, "Validation failed: a poll cannot be added or changed by an edit on this server")
         change = change.applied_to(row)
         validate(NewStatus(text=change.text, visibility=row.get("visibility") or PUBLIC, sensitive=change.sensitive,
                            spoiler_text=change.spoiler_text, language=change.language), self.own.max_characters)

@@ -33,6 +33,7 @@ from kicau.newest_ids import NewestIds
 from kicau.notification_groups import GroupSpan, parse_group_key
 from kicau.notifications import NotificationStore, wanted_types
 from kicau.pins import PinStore
+from kicau.polls import PollVotes
 from kicau.public_timeline import PublicStatuses
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
@@ -122,7 +123,8 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
                                          copies),
                              filters=FilterCopies(redis, FilterStore(session, clients.write_consistency(common)),
                                                   copies),
-                             hides=hide_copies),
+                             hides=hide_copies,
+                             poll_votes=PollVotes(redis, session, clients.write_consistency(common))),
         accounts=accounts,
         notifications=NotificationStore(session, clients.write_consistency(common)),
         markers=MarkerStore(session, clients.write_consistency(common)),

@@ -593,6 +593,21 @@ def test_many_at_once(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert [a["id"] for a in yan.accounts(people)] == people
 
 
+def test_polls(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py posts a poll, votes in it, and reads it back with its own votes; a second vote is Mastodon's
+    error."""
+    zoe, _, _ = register(gateway_url, app_keys, "zoe")
+    ada, _, _ = register(gateway_url, app_keys, "ada")
+    asked = zoe.status_post("lunch?", poll=zoe.make_poll(["soup", "salad", "both"], expires_in=600, multiple=True))
+    assert [o["title"] for o in asked["poll"]["options"]] == ["soup", "salad", "both"]
+    voted = ada.poll_vote(asked["poll"]["id"], [0, 2])
+    assert (voted["votes_count"], voted["voters_count"], voted["own_votes"]) == (2, 1, [0, 2])
+    assert [o["votes_count"] for o in zoe.poll(asked["poll"]["id"])["options"]] == [1, 0, 1]
+    with pytest.raises(MastodonAPIError, match="already voted"):
+        ada.poll_vote(asked["poll"]["id"], 1)
+    assert zoe.instance()["configuration"]["polls"]["max_options"] == 4
+
+
 def test_muted_threads(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py mutes a conversation: its statuses read ``muted``, a reply in it notifies no one, a mention
     elsewhere still does; unmuted, it reads so."""

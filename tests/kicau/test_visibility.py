@@ -80,8 +80,8 @@ def test_cached_statuses_carry_their_audience() -> None:
     for shown in visibility.VISIBILITIES:
         value = cache_value(AUTHOR, fragment("hi", shown), favourites=3, replies=4, reblogs=5, reblog_of=6, root=2)
         assert value[:8] == AUTHOR.to_bytes(8, "big") and value[8] == visibility.audience(shown)
-        # favourites_count, replies_count, reblogs_count, the reblogged status and the thread's root
-        # (kicau/status_tallies.py)
-        assert value[9:37] == (b"".join(n.to_bytes(4, "big") for n in (3, 4, 5)) + (6).to_bytes(8, "big")
-                               + (2).to_bytes(8, "big"))
-        assert value[37:] == fragment("hi", shown)
+        # favourites_count, replies_count, reblogs_count, the reblogged status, the thread's root and no flags (no
+        # poll) (kicau/status_tallies.py)
+        assert value[9:38] == (b"".join(n.to_bytes(4, "big") for n in (3, 4, 5)) + (6).to_bytes(8, "big")
+                               + (2).to_bytes(8, "big") + b"\x00")
+        assert value[38:] == fragment("hi", shown)

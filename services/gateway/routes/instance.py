@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kicau import instance_usage
+from kicau import instance_usage, polls
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
 from kicau.web import error_response
@@ -64,7 +64,7 @@ async def instance_v1(request: Request, common: Common, settings: Settings) -> d
             "accounts": {"max_featured_tags": MAX_FEATURED},
             "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
             "media_attachments": {"supported_mime_types": []},
-            "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
+            "polls": polls.CONFIGURATION,
         },
         "contact_account": None,
         "rules": _rules(settings),
@@ -90,7 +90,7 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
             "accounts": {"max_featured_tags": MAX_FEATURED, "max_pinned_statuses": MAX_PINS},
             "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
             "media_attachments": {"supported_mime_types": []},
-            "polls": {"max_options": 0, "max_characters_per_option": 0, "min_expiration": 0, "max_expiration": 0},
+            "polls": polls.CONFIGURATION,
             "translation": {"enabled": False},
             "timelines_access": {
                 "live_feeds": {"local": "public", "remote": "public"},

@@ -28,12 +28,30 @@ StatusWriter = Annotated[TokenInfo, require("write:statuses")]
 StatusReader = Annotated[TokenInfo, require("read:statuses")]
 
 
+POLL_FIELDS = ("options", "expires_in", "multiple", "hide_totals")
+
+
+def _poll(params: dict[str, Any]) -> dict[str, Any] | None:
+    """A poll as JSON nests it (``"poll": {"options": [...], ...}``) or as a form spells it (``poll[options][]``,
+    ``poll[expires_in]``...); checked by the post service (kicau/polls.py)."""
+    nested = params.get("poll")
+    if nested is not None and not isinstance(nested, dict):
+        raise ApiError(422, "Validation failed: poll must be an object")
+    spelled = {name: params[f"poll[{name}]"] for name in POLL_FIELDS if f"poll[{name}]" in params}
+    if not nested and not spelled:
+        return None
+    return {name: value for name, value in {**(nested or {}), **spelled}.items() if name in POLL_FIELDS}
+
+
 def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS) -> dict[str, Any]:
     body = {k: params[k] for k in fields if k in params and params[k] is not None}
     if "status" not in body:
         raise ApiError(422, "Validation failed: Text can't be blank")
-    if params.get("media_ids") or params.get("poll"):
-        raise ApiError(422, "Validation failed: media attachments and polls are not supported")
+    if params.get("media_ids"):
+        raise ApiError(422, "Validation failed: media attachments are not supported")
+    poll = _poll(params)
+    if poll is not None:
+        body["poll"] = poll
     if body.get("scheduled_at") == "":
         del body["scheduled_at"]  # an empty form field: posted now
     if "in_reply_to_id" in body:
