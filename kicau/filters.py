@@ -217,18 +217,31 @@ class ReaderFilters:
 NO_FILTERS: Final = ReaderFilters(())
 
 
+class _Option(msgspec.Struct):
+    title: str = ""
+
+
+class _Poll(msgspec.Struct):
+    options: list[_Option] = msgspec.field(default_factory=list)
+
+
 class _Text(msgspec.Struct):
     content: str = ""
     spoiler_text: str = ""
+    poll: _Poll | None = None
 
 
 _read_text = msgspec.json.Decoder(_Text).decode
 
 
 def text_of(status_json: bytes | memoryview | str) -> str:
-    """The searchable text of a Status JSON (or a fragment of one)."""
+    """The searchable text of a Status JSON (or a fragment of one): its spoiler and content, and its poll's options
+    (kicau/polls.py), as Mastodon's ``searchable_text`` has them."""
     found = _read_text(status_json)
-    return searchable_text(found.content, found.spoiler_text)
+    text = searchable_text(found.content, found.spoiler_text)
+    if found.poll is not None and found.poll.options:
+        text += "\n\n" + "\n\n".join(option.title for option in found.poll.options)
+    return text
 
 
 _NONE_FILTERED: Final = b'"filtered":[]}'

@@ -15,6 +15,7 @@ from kicau.filters import (
     encode,
     filter_entity,
     searchable_text,
+    text_of,
     v1_entities,
     with_results,
 )
@@ -42,6 +43,10 @@ def test_keywords_match_as_mastodon_matches_them() -> None:
     assert words("hotdogs") == ["dog"]  # not whole_word: anywhere
     assert words("nothing") is None
     assert searchable_text("<p>Tom &amp; Jerry<br>again</p>", "cw") == "cw\n\nTom & Jerry\nagain\n"
+    # A poll's options are matched too (kicau/polls.py), as Mastodon's searchable_text has them.
+    polled = json.dumps({"content": "<p>vote</p>", "spoiler_text": "", "poll": {"options": [{"title": "cats"},
+                                                                                          {"title": "dogs"}]}})
+    assert text_of(polled).endswith("vote\n\n\ncats\n\ndogs") and words(text_of(polled)) == ["dog"]
 
 
 def test_actions_contexts_statuses_and_expiry() -> None:

@@ -25,6 +25,7 @@ from kicau.notifications import (
     FOLLOW,
     FOLLOW_REQUEST,
     MENTION,
+    POLL,
     REBLOG,
     STATUS,
     UPDATE,
@@ -80,11 +81,11 @@ def test_a_follow_request_notifies_until_it_ends() -> None:
 
 
 def test_the_types_a_request_asks_for() -> None:
-    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST}
-    assert wanted_types(["mention", "favourite", "poll"], []) == {MENTION, FAVOURITE}
+    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL}
+    assert wanted_types(["mention", "favourite", "admin.report"], []) == {MENTION, FAVOURITE}
     assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST}
     assert wanted_types(["follow"], ["follow"]) == set()
-    assert wanted_types(["poll"], []) == set()
+    assert wanted_types(["admin.sign_up"], []) == set()  # Mastodon's, never recorded here
 
 
 def test_the_rendered_entity() -> None:
