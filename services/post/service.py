@@ -720,19 +720,19 @@ class PostService:
 
     # Polls (kicau/polls.py) --------------------------------------------------------------------------------
 
-    async def _poll_of(self, status_id: int, reader: Reader) -> tuple[polls.Definition, int]:
-        """The poll of a status the reader may see, and its author (404: no such status for it, or one without a
-        poll)."""
-        await self.get(status_id, reader)
+    async def _poll_of(self, status_id: int, reader: Reader) -> tuple[polls.Definition, int, bytes]:
+        """The poll of a status the reader may see, its author, and the status as the reader sees it (404: no such
+        status for it, or one without a poll)."""
+        shown = await self.get(status_id, reader)
         row = await self.store.get(status_id)
         poll = polls.read(row.get("poll")) if row is not None and row.get("deleted_at") is None else None
         if row is None or poll is None:
             raise ApiError(404, "Record not found")
-        return poll, int(row["account_id"])
+        return poll, int(row["account_id"]), shown
 
     async def poll(self, *, status_id: int, reader: Reader) -> bytes:
         """Mastodon's Poll of a status the reader may see, as it sees it now (a poll's id is its status's)."""
-        poll, author = await self._poll_of(status_id, reader)
+        poll, author, _ = await self._poll_of(status_id, reader)
         return await self._poll_entity(status_id, poll, author, reader)
 
     async def _poll_entity(self, status_id: int, poll: polls.Definition, author: int, reader: Reader) -> bytes:
@@ -745,8 +745,7 @@ class PostService:
         poll as no one in particular sees it), for its author's and voters' notifications. False: the status is
         gone (deleted, or its row never written), and no one is told."""
         try:
-            status, (poll, _) = await asyncio.gather(self.get(ending.status_id, Reader(ending.author_id)),
-                                                     self._poll_of(ending.status_id, Reader(ending.author_id)))
+            poll, _, status = await self._poll_of(ending.status_id, Reader(ending.author_id))
         except ApiError as error:
             if error.status_code == 404:
                 return False
@@ -763,7 +762,7 @@ class PostService:
         ended, an option that is not there, two for a poll of one choice, a second vote); the poll as it now sees
         it. A retry after a crash between the vote's record and its count counts it (kicau/polls.py)."""
         reader = Reader(account_id)
-        poll, author = await self._poll_of(status_id, reader)
+        poll, author, _ = await self._poll_of(status_id, reader)
         if author == account_id:
             raise ApiError(422, "Validation failed: You cannot vote in your own polls")
         if poll.expired():

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -179,6 +180,25 @@ def test_toot_schedules_a_status(gateway_url: str, http: httpx.Client, make_user
     assert kept["params"]["text"] == "see you tomorrow", kept
     assert f"Toot scheduled for: {kept['scheduled_at'][:10]}" in out, out
     assert http.get(f"/api/v1/accounts/{author.id}/statuses", headers=author.auth).json() == []
+
+
+def test_toot_posts_a_poll(gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+                           tmp_path: Path) -> None:
+    """``toot post --poll-option`` posts a status with a poll that ends when toot says, that others vote in."""
+    author, voter = make_user("tpol"), make_user("tpov")
+    config = tmp_path / "author"
+    assert "Successfully logged in" in eventually(
+        lambda: toot(config, "login_cli", "-i", gateway_url, "-e", author.email, "-p", author.password),
+        timeout=60, interval=2)
+    toot(config, "post", "tabs or spaces?", "--poll-option", "tabs", "--poll-option", "spaces",
+         "--poll-expires-in", "2 hours", "--poll-multiple")
+    (status,) = http.get(f"/api/v1/accounts/{author.id}/statuses", headers=voter.auth).json()
+    poll = status["poll"]
+    assert ([o["title"] for o in poll["options"]], poll["multiple"]) == (["tabs", "spaces"], True)
+    ends = datetime.fromisoformat(poll["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=119) < ends - datetime.now(UTC) <= timedelta(hours=2)
+    voted = http.post(f"/api/v1/polls/{poll['id']}/votes", headers=voter.auth, json={"choices": [0, 1]})
+    assert voted.status_code == 200 and voted.json()["votes_count"] == 2, voted.text
 
 
 def test_toot_hashtags(gateway_url: str, http: httpx.Client, make_user: Callable[..., User], tmp_path: Path) -> None:
