@@ -218,6 +218,9 @@ HIDES_CHANNEL = "hides:changes"
 # And here for accounts whose filters changed (the account id, kicau/filters.py): its streams filter again and get
 # Mastodon's ``filters_changed`` event.
 FILTERS_CHANNEL = "filters:changes"
+# And here for the operator's announcements (kicau/announcements.py): each user stream gets Mastodon's
+# ``announcement``, ``announcement.reaction`` and ``announcement.delete``.
+ANNOUNCEMENTS_CHANNEL = "announcements:changes"
 
 
 def last_seen(account_id: int) -> str:

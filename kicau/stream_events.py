@@ -10,7 +10,8 @@ import msgspec
 # Mastodon's streaming event names: a new status, a deleted one (its id), a notification, an edited status, and a
 # direct conversation a status joined (kicau/conversations.py: its member's ``direct`` stream alone); and, from a
 # gateway to its own streams, an account's filters changed (kicau/filters.py).
-StreamKind = Literal["update", "delete", "notification", "status.update", "conversation", "filters_changed"]
+StreamKind = Literal["update", "delete", "notification", "status.update", "conversation", "filters_changed",
+                     "announcement", "announcement.reaction", "announcement.delete"]
 
 
 class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):

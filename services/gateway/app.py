@@ -24,6 +24,7 @@ from services.gateway.deps import Upstreams
 from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from services.gateway.routes import (
     accounts,
+    announcements,
     authorize,
     blocks_and_mutes,
     bookmarks,
@@ -165,6 +166,6 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # their order only decides how soon a route is found: the most requested first.
 for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, thread_mutes,
                polls, markers, featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses,
-               oauth, authorize, instance, streaming):
+               oauth, authorize, instance, announcements, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

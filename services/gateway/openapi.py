@@ -151,6 +151,13 @@ class CredentialApplication(Application):
     client_secret: str
 
 
+class Announcement(_Entity):
+    id: str
+    content: str
+    read: bool
+    reactions: list[dict[str, Any]]
+
+
 class Poll(_Entity):
     id: str
     expired: bool

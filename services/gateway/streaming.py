@@ -40,6 +40,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from kicau import keys, resp
+from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
 from kicau.filters import HOME as HOME_CONTEXT
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 STREAM_LEASE_SECONDS = 60
 HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
 FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
+ANNOUNCEMENTS_CHANNEL = keys.ANNOUNCEMENTS_CHANNEL.encode()
 # The events a reader's filters apply to on its streams: statuses (Mastodon's streaming server filters these).
 _FILTERED_EVENTS = frozenset({"update", "status.update"})
 
@@ -135,7 +137,8 @@ PUBLIC_STREAM = "public"
 PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
 # The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
-USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed"})
+USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
+                         "announcement.reaction", "announcement.delete"})
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS, NOTIFICATION_STREAM: frozenset({"notification"}),
                                             DIRECT_STREAM: frozenset({"conversation"})}
 # A hashtag's streams (kicau/tag_timeline.py): the public timeline's events of statuses carrying the hashtag.
@@ -745,6 +748,18 @@ class StreamHub:
         self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
                                      payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
 
+    def _announcement_changed(self, raw: bytes) -> None:
+        """The operator's announcements changed (kicau/announcements.py): every user stream here is told, with the
+        same payload for all (as Mastodon's, rendered for no one in particular)."""
+        try:
+            change = decode_announcement_change(raw)
+        except ValueError:
+            log.error("dropping an unreadable announcement change %r", raw[:200])
+            return
+        if self._connections:
+            self.dispatch(StreamDelivery(event=change.event, status_id=0, accepted_at=time.time() * 1000,
+                                         payload=change.payload, recipients=list(self._connections)))
+
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
         event = StreamEvent(
@@ -803,7 +818,7 @@ class StreamHub:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, keys.HIDES_CHANNEL,
-                                       keys.FILTERS_CHANNEL)
+                                       keys.FILTERS_CHANNEL, keys.ANNOUNCEMENTS_CHANNEL)
                 if self._subscribed.is_set():  # subscribed again: hide and filter changes may have been missed
                     for account_id in list(self._unwanted):
                         self._spawn(self._load_unwanted(account_id))
@@ -816,6 +831,9 @@ class StreamHub:
                         continue
                     if message["channel"] == FILTERS_CHANNEL:
                         self._filters_changed(message["data"])
+                        continue
+                    if message["channel"] == ANNOUNCEMENTS_CHANNEL:
+                        self._announcement_changed(message["data"])
                         continue
                     try:
                         delivery = decode_delivery(message["data"])

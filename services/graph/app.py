@@ -16,6 +16,7 @@ from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
+from kicau.announcements import AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.directory import Directory
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
@@ -208,6 +209,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             directory_index=Directory(redis, session),
             codes=AuthorizationCodes(session, clients.write_consistency(common)),
             requests=FollowRequestStore(session, clients.write_consistency(common)),
+            announcements=AnnouncementStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -232,6 +234,31 @@ async def create_app(form: AppForm, service: Service) -> dict[str, Any]:
 @app.get("/internal/apps/{client_id}")
 async def application(client_id: str, service: Service) -> dict[str, Any]:
     return await service.application(client_id)
+
+
+@app.get("/internal/announcements")
+async def announcements(service: Service, account: AccountHeader = None, with_dismissed: bool = False) -> Any:
+    return await service.announcement_list(acting_account_id(account), with_dismissed=with_dismissed)
+
+
+@app.post("/internal/announcements/{announcement_id}/dismiss")
+async def dismiss_announcement(announcement_id: int, service: Service, account: AccountHeader = None) -> Any:
+    await service.dismiss_announcement(acting_account_id(account), announcement_id)
+    return {}
+
+
+@app.put("/internal/announcements/{announcement_id}/reactions/{name}")
+async def react_to_announcement(announcement_id: int, name: str, service: Service,
+                                account: AccountHeader = None) -> Any:
+    await service.react_to_announcement(acting_account_id(account), announcement_id, name, add=True)
+    return {}
+
+
+@app.delete("/internal/announcements/{announcement_id}/reactions/{name}")
+async def take_back_reaction(announcement_id: int, name: str, service: Service,
+                             account: AccountHeader = None) -> Any:
+    await service.react_to_announcement(acting_account_id(account), announcement_id, name, add=False)
+    return {}
 
 
 @app.post("/internal/oauth/token")

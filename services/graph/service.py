@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -33,6 +34,9 @@ from kicau import (
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
+from kicau.announcements import MAX_REACTIONS, Announcement, AnnouncementStore, is_emoji
+from kicau.announcements import entity as announcement_entity
+from kicau.announcements import tell as tell_announcements
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
@@ -135,6 +139,7 @@ def _application(client_id: str, name: str, website: str | None, scopes: set[str
         "vapid_key": "",
     }
 
+
 @dataclass
 class GraphService:
     settings: CommonSettings
@@ -159,6 +164,51 @@ class GraphService:
     directory_index: Directory
     codes: AuthorizationCodes
     requests: FollowRequestStore
+    announcements: AnnouncementStore
+
+    # Announcements (kicau/announcements.py) ----------------------------------------------------------------
+
+    async def announcement_list(self, account_id: int, *, with_dismissed: bool) -> list[dict[str, Any]]:
+        """The announcements shown now, oldest first (as Mastodon orders them), as the account reads them: without
+        those it dismissed unless ``with_dismissed``."""
+        now = datetime.now(UTC)
+        shown = sorted((a for a in await self.announcements.every() if a.shown(now)),
+                       key=lambda a: (a.starts_at or a.published_at, a.id))
+        ids = [a.id for a in shown]
+        read, reactions = await asyncio.gather(self.announcements.read_by(account_id, ids),
+                                               self.announcements.reactions(ids, account_id))
+        return [announcement_entity(a, read=a.id in read, reactions=reactions[a.id],
+                                    public_url=self.settings.public_url)
+                for a in shown if with_dismissed or a.id not in read]
+
+    async def _shown_announcement(self, announcement_id: int) -> Announcement:
+        found = await self.announcements.one(announcement_id)
+        if found is None or not found.shown(datetime.now(UTC)):
+            raise ApiError(404, "Record not found")
+        return found
+
+    async def dismiss_announcement(self, account_id: int, announcement_id: int) -> None:
+        await self._shown_announcement(announcement_id)
+        await self.announcements.dismiss(account_id, announcement_id)
+
+    async def react_to_announcement(self, account_id: int, announcement_id: int, name: str, *, add: bool) -> None:
+        """Add (or take back) the account's reaction: one emoji, at most ``MAX_REACTIONS`` different ones an
+        announcement (Mastodon's 422s)."""
+        await self._shown_announcement(announcement_id)
+        if add:
+            if not is_emoji(name):
+                raise ApiError(422, "Validation failed: Name is not a recognized emoji")
+            kinds = (await self.announcements.reactions([announcement_id], account_id))[announcement_id]
+            if name not in kinds and len(kinds) >= MAX_REACTIONS:
+                raise ApiError(422, "Validation failed: Maximum number of different reactions reached")
+            await self.announcements.react(announcement_id, name, account_id)
+        else:
+            await self.announcements.unreact(announcement_id, name, account_id)
+        # The user streams are told the count now (a reaction taken back that was never there changes nothing).
+        count, _ = (await self.announcements.reactions([announcement_id], account_id))[announcement_id].get(name,
+                                                                                                          (0, False))
+        await tell_announcements(self.redis, "announcement.reaction",
+                                 {"name": name, "count": count, "announcement_id": str(announcement_id)})
 
     # OAuth apps and tokens ----------------------------------------------------------------------------
 
