@@ -40,8 +40,8 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, StatusChange
-from services.post.poll_endings import PollEndings, PollEndingStore
-from services.post.scheduled import ScheduledStore, Scheduler
+from services.post.poll_endings import PollEndingStore, poll_end_runner
+from services.post.scheduled import ScheduledStore, scheduled_runner
 from services.post.service import NewStatus, PostService
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
@@ -145,10 +145,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         service: PostService = app.state.service
         schedulers = [
-            asyncio.create_task(Scheduler(service.scheduled, service.publish_scheduled,
-                                          poll_seconds=own.scheduled_poll_seconds).run()),
-            asyncio.create_task(PollEndings(service.poll_endings, service.publish_poll_end,
-                                            poll_seconds=own.scheduled_poll_seconds).run()),
+            asyncio.create_task(scheduled_runner(service.scheduled, service.publish_scheduled,
+                                                 poll_seconds=own.scheduled_poll_seconds).run()),
+            asyncio.create_task(poll_end_runner(service.poll_endings, service.publish_poll_end,
+                                                poll_seconds=own.scheduled_poll_seconds).run()),
         ]
         try:
             yield

@@ -7,17 +7,16 @@ Mastodon's rules: at least ``MIN_LEAD`` ahead (five minutes), at most ``TOTAL_LI
 visibility, the status it replies to); what it says is published as it was scheduled.
 
 The record is Cassandra's (migration 0027): the account's ``scheduled_statuses`` (the entity as answered) and
-``scheduled_due``, what falls due in each hour, written together in logged batches. The ``Scheduler`` reads the
-hours from the first that may still hold unpublished statuses (``scheduled_progress``) up to the current one, about
-once a second, and publishes what is due through the ordinary post path under the Idempotency-Key
-``scheduled-<id>``: a scheduler that dies between the publish and the removal (or two post services publishing the
-same hour) publish it once, as a client's retry would. A status that can no longer be posted when it falls due (its
-author gone, the status it replies to deleted) is dropped, as Mastodon drops it.
+``scheduled_due``, what falls due in each hour, written together in logged batches. The ``scheduled_runner`` (a
+services/post/due_hours.py runner over ``scheduled_due`` and ``scheduled_progress``) publishes what is due through
+the ordinary post path under the Idempotency-Key ``scheduled-<id>``: a scheduler that dies between the publish and
+the removal (or two post services publishing the same hour) publish it once, as a client's retry would. A status
+that can no longer be posted when it falls due (its author gone, the status it replies to deleted) is dropped, as
+Mastodon drops it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,23 +32,13 @@ from kicau.crash_points import crash_point
 from kicau.marked_lists import MarkedList
 from kicau.metrics import SCHEDULED_TAKEN_UP
 from kicau.web import ApiError
+from services.post.due_hours import DueRunner, HourProgress, hour_of
 
 log = logging.getLogger(__name__)
 
 MIN_LEAD: Final = timedelta(minutes=5)
 TOTAL_LIMIT: Final = 300
 DAILY_LIMIT: Final = 25
-_SHARD: Final = 0
-_HOUR_MS: Final = 3_600_000
-# A scheduler with no progress recorded (its first start) looks this far back.
-FIRST_LOOK_BACK_HOURS: Final = 24
-
-
-def hour_of(moment: datetime) -> int:
-    """Hours since the epoch: ``scheduled_due``'s partition."""
-    return int(moment.timestamp() * 1000) // _HOUR_MS
-
-
 def idempotency_key(scheduled_id: int) -> str:
     """The key a scheduled status is published under: once, whoever publishes it and however often."""
     return f"scheduled-{scheduled_id}"
@@ -121,13 +110,12 @@ class ScheduledStore:
         self._drop = write("DELETE FROM scheduled_statuses WHERE account_id = ? AND id = ?")
         self._plan = write("INSERT INTO scheduled_due (hour, scheduled_at, id, account_id) VALUES (?, ?, ?, ?)")
         self._unplan = write("DELETE FROM scheduled_due WHERE hour = ? AND scheduled_at = ? AND id = ?")
-        self._progress = write("INSERT INTO scheduled_progress (shard, hour) VALUES (?, ?)")
         self._one = session.prepare(
             "SELECT scheduled_at, entity FROM scheduled_statuses WHERE account_id = ? AND id = ?")
         self._times = session.prepare("SELECT scheduled_at FROM scheduled_statuses WHERE account_id = ?")
         self._due = session.prepare(
             "SELECT scheduled_at, id, account_id FROM scheduled_due WHERE hour = ? AND scheduled_at <= ?")
-        self._read_progress = session.prepare("SELECT hour FROM scheduled_progress WHERE shard = ?")
+        self.progress = HourProgress(session, write_consistency, "scheduled_progress")
         self._list = MarkedList.prepare_of(str, session.prepare, "scheduled_statuses", "account_id", "id", "entity")
 
     def _batch(self) -> BatchStatement:
@@ -170,16 +158,9 @@ class ScheduledStore:
         return await self._list.page(self._session, account_id, max_id=max_id, since_id=since_id, min_id=min_id,
                                      limit=limit)
 
-    async def due(self, hour: int, until: datetime) -> list[Due]:
-        rows = await execute(self._session, self._due, (hour, until))
+    async def due(self, hour: int, now: datetime) -> list[Due]:
+        rows = await execute(self._session, self._due, (hour, now))
         return [Due(int(row["account_id"]), int(row["id"]), row["scheduled_at"].replace(tzinfo=UTC)) for row in rows]
-
-    async def progress(self) -> int | None:
-        rows = await execute(self._session, self._read_progress, (_SHARD,))
-        return int(rows[0]["hour"]) if rows else None
-
-    async def advance(self, hour: int) -> None:
-        await execute(self._session, self._progress, (_SHARD, hour))
 
 
 def check_time(moment: datetime, now: datetime, waiting: list[datetime], min_lead: timedelta) -> None:
@@ -197,54 +178,18 @@ def check_time(moment: datetime, now: datetime, waiting: list[datetime], min_lea
 Publish = Callable[[int, ScheduledStatus], Awaitable[object]]
 
 
-class Scheduler:
+def scheduled_runner(store: ScheduledStore, publish: Publish, *, poll_seconds: float = 1.0) -> DueRunner[Due]:
     """Publishes scheduled statuses as they fall due (see the module's docstring). ``publish`` posts one as its
     author (an ``ApiError`` of 4xx: it can no longer be posted, and is dropped)."""
 
-    def __init__(self, store: ScheduledStore, publish: Publish, *, poll_seconds: float = 1.0) -> None:
-        self._store = store
-        self._publish = publish
-        self._poll_seconds = poll_seconds
-        self._first_hour: int | None = None
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.tick(datetime.now(UTC))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("scheduled statuses: a round failed; trying again", exc_info=True)
-            await asyncio.sleep(self._poll_seconds)
-
-    async def tick(self, now: datetime) -> int:
-        """Publish what is due by ``now``; how many were published."""
-        current = hour_of(now)
-        if self._first_hour is None:
-            recorded = await self._store.progress()
-            self._first_hour = recorded if recorded is not None else current - FIRST_LOOK_BACK_HOURS
-        published, complete = 0, True
-        for hour in range(self._first_hour, current + 1):
-            for due in await self._store.due(hour, now):
-                try:
-                    published += await self._publish_one(due)
-                except Exception:
-                    complete = False  # kept, for the next round
-                    log.warning("scheduled status %s: not published yet", due.scheduled_id, exc_info=True)
-        if complete and current > self._first_hour:
-            # Every earlier hour is empty: the next rounds start from this one.
-            await self._store.advance(current)
-            self._first_hour = current
-        return published
-
-    async def _publish_one(self, due: Due) -> int:
-        found = await self._store.one(due.account_id, due.scheduled_id)
+    async def publish_due(due: Due) -> int:
+        found = await store.one(due.account_id, due.scheduled_id)
         if found is None or found[0] != due.scheduled_at:
-            await self._store.unplan(due)  # dropped, or moved to another time meanwhile
+            await store.unplan(due)  # dropped, or moved to another time meanwhile
             return 0
         outcome = "posted"
         try:
-            await self._publish(due.account_id, found[1])
+            await publish(due.account_id, found[1])
         except ApiError as error:
             if error.status_code >= 500 or error.status_code == 409:
                 raise  # the engines, or another publisher still at it: tried again next round
@@ -252,5 +197,7 @@ class Scheduler:
             outcome = "dropped"
         crash_point("post.scheduled.published")
         SCHEDULED_TAKEN_UP.labels(outcome).inc()
-        await self._store.drop(due.account_id, due.scheduled_id, due.scheduled_at)
+        await store.drop(due.account_id, due.scheduled_id, due.scheduled_at)
         return 1
+
+    return DueRunner("scheduled statuses", store, store.progress, publish_due, poll_seconds=poll_seconds)

@@ -1046,7 +1046,7 @@ class PostService:
         await self.scheduled.drop(account_id, scheduled_id, before)
 
     async def publish_scheduled(self, account_id: int, scheduled: ScheduledStatus) -> bytes:
-        """Post a scheduled status as its author, now, under the key that makes it once (``Scheduler``)."""
+        """Post a scheduled status as its author, now, under the key that makes it once (``scheduled_runner``)."""
         params = scheduled.params
         draft = NewStatus(text=params.text, visibility=params.visibility, sensitive=params.sensitive,
                           spoiler_text=params.spoiler_text or "", language=params.language,

@@ -12,7 +12,7 @@ import httpx
 import redis
 
 from kicau import keys, polls
-from services.post.poll_endings import hour_of
+from services.post.due_hours import hour_of
 from tests.conftest import User, eventually
 from tests.timeline.test_notifications import follow, notifications, summary
 
@@ -187,6 +187,30 @@ def test_bad_polls_and_votes_are_a_clear_4xx(http: httpx.Client, make_user: Call
     assert http.get(f"/api/v1/polls/{public['id']}").status_code == 404  # it went with its status
 
 
+def end_now(stack_cassandra: Any, stack_redis: redis.Redis, status: dict[str, Any], author: User) -> datetime:
+    """Time passes: the poll's end moved to a second ago, where Cassandra keeps the poll and plans its end (the
+    post service's runner, services/post/poll_endings.py, reads the plans every second). When it ended."""
+    poll, status_id = status["poll"], int(status["id"])
+    planned = datetime.fromisoformat(poll["expires_at"].replace("Z", "+00:00"))
+    now = datetime.now(UTC)
+    ended_at = now.replace(microsecond=now.microsecond // 1000 * 1000) - timedelta(seconds=1)
+    options = [option["title"] for option in poll["options"]]
+    ended = polls.Definition(options, ended_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                             multiple=poll["multiple"])
+    stack_cassandra.execute("UPDATE statuses SET poll = %s WHERE id = %s", (polls.stored(ended), status_id))
+    stack_cassandra.execute("DELETE FROM poll_endings WHERE hour = %s AND ends_at = %s AND status_id = %s",
+                            (hour_of(planned), planned, status_id))
+    stack_redis.delete(keys.status_cache(status_id))
+    stack_cassandra.execute("INSERT INTO poll_endings (hour, ends_at, status_id, author_id) VALUES (%s, %s, %s, %s)",
+                            (hour_of(ended_at), ended_at, status_id, int(author.id)))
+    return ended_at
+
+
+def planned_ends(stack_cassandra: Any, ended_at: datetime, status_id: int) -> list[Any]:
+    return list(stack_cassandra.execute("SELECT status_id FROM poll_endings WHERE hour = %s AND status_id = %s"
+                                        " ALLOW FILTERING", (hour_of(ended_at), status_id)))
+
+
 def test_the_end_of_a_poll_notifies_its_author_and_voters(
     http: httpx.Client, make_user: Callable[..., User], stack_cassandra: Any, stack_redis: redis.Redis,
 ) -> None:
@@ -194,18 +218,7 @@ def test_the_end_of_a_poll_notifies_its_author_and_voters(
     status = post_poll(http, author, ["sooner", "later"])
     poll, status_id = status["poll"], int(status["id"])
     assert vote(http, voter, poll["id"], 0).status_code == 200
-    # Time passes: the poll's end moved to a second ago, where Cassandra keeps the poll and plans its end (the
-    # post service's scheduler, services/post/poll_endings.py, reads the plans every second).
-    planned = datetime.fromisoformat(poll["expires_at"].replace("Z", "+00:00"))
-    now = datetime.now(UTC)
-    ended_at = now.replace(microsecond=now.microsecond // 1000 * 1000) - timedelta(seconds=1)
-    ended = polls.Definition(["sooner", "later"], ended_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    stack_cassandra.execute("UPDATE statuses SET poll = %s WHERE id = %s", (polls.stored(ended), status_id))
-    stack_cassandra.execute("DELETE FROM poll_endings WHERE hour = %s AND ends_at = %s AND status_id = %s",
-                            (hour_of(planned), planned, status_id))
-    stack_redis.delete(keys.status_cache(status_id))
-    stack_cassandra.execute("INSERT INTO poll_endings (hour, ends_at, status_id, author_id) VALUES (%s, %s, %s, %s)",
-                            (hour_of(ended_at), ended_at, status_id, int(author.id)))
+    ended_at = end_now(stack_cassandra, stack_redis, status, author)
 
     expected = [("poll", author.id, status["id"])]
     def told_of_it(reader: User) -> bool:
@@ -218,5 +231,4 @@ def test_the_end_of_a_poll_notifies_its_author_and_voters(
     assert datetime.fromisoformat(told["created_at"].replace("Z", "+00:00")) == ended_at
     assert notifications(http, bystander, "?types[]=poll") == []
     # Published once, noticed once: the plan is gone.
-    assert list(stack_cassandra.execute("SELECT status_id FROM poll_endings WHERE hour = %s AND status_id = %s"
-                                        " ALLOW FILTERING", (hour_of(ended_at), status_id))) == []
+    assert planned_ends(stack_cassandra, ended_at, status_id) == []
