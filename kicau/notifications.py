@@ -64,21 +64,26 @@ def rendered(notification: Notification, account_card: bytes, status: bytes | No
     return head + account_card + (b',"status":' + status if status is not None else b"") + b"}"
 
 
-class NotificationStore:
-    """The ``notifications`` table: recorded by the fanout, read and dismissed by the timeline service."""
+# The notifications an account's policy held back (kicau/notification_policies.py): the same shape, apart.
+FILTERED_TABLE: Final = "filtered_notifications"
 
-    def __init__(self, session: Session, write_consistency: int) -> None:
+
+class NotificationStore:
+    """The ``notifications`` table (or ``FILTERED_TABLE``): recorded by the fanout, read and dismissed by the
+    timeline service."""
+
+    def __init__(self, session: Session, write_consistency: int, table: str = "notifications") -> None:
         self._session = session
         write = write_preparer(session, write_consistency)
-        self._insert = write("INSERT INTO notifications (account_id, id, type, from_account_id, status_id)"
+        self._insert = write(f"INSERT INTO {table} (account_id, id, type, from_account_id, status_id)"
                              " VALUES (?, ?, ?, ?, ?)")
-        self._delete = write("DELETE FROM notifications WHERE account_id = ? AND id = ?")
-        self._clear = write("DELETE FROM notifications WHERE account_id = ?")
+        self._delete = write(f"DELETE FROM {table} WHERE account_id = ? AND id = ?")
+        self._clear = write(f"DELETE FROM {table} WHERE account_id = ?")
         prepare = session.prepare
-        self._newest = prepare("SELECT * FROM notifications WHERE account_id = ? AND id < ? AND id > ? LIMIT ?")
-        self._oldest_above = prepare("SELECT * FROM notifications WHERE account_id = ? AND id > ? AND id < ?"
+        self._newest = prepare(f"SELECT * FROM {table} WHERE account_id = ? AND id < ? AND id > ? LIMIT ?")
+        self._oldest_above = prepare(f"SELECT * FROM {table} WHERE account_id = ? AND id > ? AND id < ?"
                                      " ORDER BY id ASC LIMIT ?")
-        self._one = prepare("SELECT * FROM notifications WHERE account_id = ? AND id = ?")
+        self._one = prepare(f"SELECT * FROM {table} WHERE account_id = ? AND id = ?")
 
     async def apply(self, recorded: Iterable[Notification], removed: Iterable[tuple[int, int]] = ()) -> None:
         """Record notifications and remove others ((account, id) pairs): each a write of its own, all at once,

@@ -22,7 +22,8 @@ from kicau.follow_options import FollowOptionStore, KeptOptions
 from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
-from kicau.notifications import NotificationStore
+from kicau.notification_policies import PolicyStore, Relations
+from kicau.notifications import FILTERED_TABLE, NotificationStore
 from kicau.polls import PollVotes
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
@@ -70,6 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             conversations=ConversationStore(session, clients.write_consistency(common)),
             thread_mutes=ThreadMuteStore(session, clients.write_consistency(common)),
             poll_votes=PollVotes(redis, session, clients.write_consistency(common)),
+            policies=PolicyStore(session, clients.write_consistency(common)), relations=Relations(session),
+            filtered=NotificationStore(session, clients.write_consistency(common), FILTERED_TABLE),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),

@@ -7,7 +7,8 @@ pipelined chunks, never one round trip per follower.
 
 Notifications (kicau/notifications.py) are recorded in Cassandra alongside the batch's Redis writes: a mention
 for each account a new status mentions, a follow for each new follow; a deleted status's mentions are removed.
-Online accounts get them on their streams with the batch's other deliveries.
+Online accounts get them on their streams with the batch's other deliveries. The notified accounts' policies
+(kicau/notification_policies.py) may hold some back (recorded apart, never streamed) or drop them.
 
 A public status also goes to the public timeline (kicau/public_timeline.py): Cassandra's record of it,
 alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list; and, for each
@@ -41,6 +42,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from redis.asyncio import Redis
@@ -73,6 +75,18 @@ from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import Membership
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
+from kicau.notification_policies import DEFAULT as DEFAULT_POLICY
+from kicau.notification_policies import (
+    FILTERABLE,
+    Facts,
+    Policy,
+    PolicyStore,
+    Relations,
+    needs_facts,
+    private_unanswered,
+    split,
+    verdict,
+)
 from kicau.notifications import (
     FAVOURITE,
     FOLLOW,
@@ -96,7 +110,7 @@ from kicau.status_cards import cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
 from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore, unmuted
-from kicau.visibility import PUBLIC, reaches_followers
+from kicau.visibility import DIRECT, PUBLIC, reaches_followers
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
 
@@ -489,6 +503,9 @@ class Fanout:
     conversations: ConversationStore  # the direct conversations of direct statuses' authors and mentioned accounts
     thread_mutes: ThreadMuteStore  # the threads accounts mute: nothing in them notifies them
     poll_votes: PollVotes  # who voted in a poll that ended (notified of its end)
+    policies: PolicyStore  # what notified accounts hold back from strangers (kicau/notification_policies.py)
+    relations: Relations  # the follows those policies ask about
+    filtered: NotificationStore  # the notifications held back
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -535,6 +552,9 @@ class Fanout:
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
                                                                           for e in endings)))
         follows = [e for e in events if isinstance(e, FollowCreated)]
+        # The notified accounts' policies (kicau/notification_policies.py): one read, if anything may be held,
+        # beside the batch's other reads.
+        policies_read = asyncio.ensure_future(self.policies.of({n.account_id for n in notices if n.type in FILTERABLE}))
         (follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists,
          follows_options) = await asyncio.gather(
             self.follower_lists.followers(follower_ids),
@@ -551,6 +571,7 @@ class Fanout:
         hidden = {author: status_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         silenced = {author: notification_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         notices = [n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())]
+        notices, held = await self._policed(events, notices, await policies_read)
         # The conversations of direct statuses: their authors' and those of the accounts notified of them.
         joining, leaving = conversations.joined(events, notices), conversations.left(events)
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
@@ -581,6 +602,8 @@ class Fanout:
         notices += [n for n in status_notifications(events, followers, {**large_options, **options}, narrowed, hiding)
                     if n.status_id not in gone]
         notices = await self._unmuted(events, notices)
+        if held:
+            held = await self._unmuted(events, held)
         lists = list_audiences(events, followers, narrowed, memberships)
         narrowed.update(exclusive_narrowed(events, followers, narrowed, memberships))
         audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills, lists)
@@ -593,6 +616,8 @@ class Fanout:
         listed: list[Awaitable[object]] = []
         if notices or removed:
             listed.append(self.notifications.apply(notices, removed))
+        if held or removed:  # a removal may be of a notification held back
+            listed.append(self.filtered.apply(held, removed))
         if joining or leaving:
             listed.append(self.conversations.apply(joining, leaving))
         listing = asyncio.ensure_future(asyncio.gather(*listed)) if listed else None
@@ -637,6 +662,32 @@ class Fanout:
         roots.update(await self.thread_mutes.roots_of({n.status_id for n in notices if n.status_id
                                                        and n.account_id in muted and n.status_id not in roots}))
         return unmuted(notices, muted, roots)
+
+    async def _policed(self, events: Sequence[Event], notices: list[Notification], policies: dict[int, Policy],
+                       ) -> tuple[list[Notification], list[Notification]]:
+        """The notices accepted and those held back by their accounts' policies (kicau/notification_policies.py);
+        the dropped are in neither. Follows and permissions are read only for the notices a policy could hold
+        back: with Mastodon's defaults, private mentions alone."""
+        private = {e.status_id: e.in_reply_to_account for e in events
+                   if isinstance(e, StatusCreated) and e.visibility == DIRECT}
+        asked = {index: notice for index, notice in enumerate(notices)
+                 if needs_facts(policies.get(notice.account_id, DEFAULT_POLICY), notice,
+                                private_unanswered(notice, private))}
+        if not asked:
+            return notices, []
+        senders: dict[int, set[int]] = {}
+        for notice in asked.values():
+            senders.setdefault(notice.account_id, set()).add(notice.from_account_id)
+        (follows, followed), permitted = await asyncio.gather(self.relations.of(senders),
+                                                              self.policies.permitted(senders))
+        now = datetime.now(UTC)
+        verdicts = {index: verdict(
+            policies.get(notice.account_id, DEFAULT_POLICY), notice,
+            Facts((notice.account_id, notice.from_account_id) in follows,
+                  followed.get((notice.account_id, notice.from_account_id)), private_unanswered(notice, private)),
+            permitted=(notice.account_id, notice.from_account_id) in permitted, now=now)
+            for index, notice in asked.items()}
+        return split(notices, verdicts)
 
     async def _large_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
         """Large authors' followers that asked to be notified (with the languages they take), kept under their

@@ -35,6 +35,7 @@ from services.gateway.routes import (
     instance,
     lists,
     markers,
+    notification_requests,
     notifications,
     oauth,
     pins,
@@ -162,10 +163,11 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # The routers' routes are added to the application itself rather than with include_router: this FastAPI wraps an
 # included router in an object that matches its routes again, through extra layers, on every request (0.3-0.6 ms
 # to find the home timeline route, more than a whole hello-world request). These routers have no prefix or
-# dependencies of their own, so their routes are complete as they are; no path is served by two routers, so
-# their order only decides how soon a route is found: the most requested first.
-for module in (timelines, statuses, accounts, notifications, favourites, reblogs, bookmarks, pins, thread_mutes,
-               polls, markers, featured_tags, blocks_and_mutes, lists, conversations, filters, scheduled_statuses,
-               oauth, authorize, instance, announcements, streaming):
+# dependencies of their own, so their routes are complete as they are; their order decides how soon a route is
+# found: the most requested first. One path is served by two routers: notification_requests's
+# /api/v2/notifications/policy comes before notifications's /api/v2/notifications/{group_key}.
+for module in (timelines, statuses, accounts, notification_requests, notifications, favourites, reblogs, bookmarks,
+               pins, thread_mutes, polls, markers, featured_tags, blocks_and_mutes, lists, conversations, filters,
+               scheduled_statuses, oauth, authorize, instance, announcements, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

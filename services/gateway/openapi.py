@@ -220,6 +220,41 @@ class Notification(_Entity):
     status: Status | None = None
 
 
+class PolicySummary(_Entity):
+    pending_requests_count: int
+    pending_notifications_count: int
+
+
+class NotificationPolicy(_Entity):
+    """GET /api/v2/notifications/policy (kicau/notification_policies.py)."""
+
+    for_not_following: str
+    for_not_followers: str
+    for_new_accounts: str
+    for_private_mentions: str
+    for_limited_accounts: str
+    summary: PolicySummary
+
+
+class NotificationPolicyV1(_Entity):
+    """GET /api/v1/notifications/policy (Mastodon 4.2's booleans)."""
+
+    filter_not_following: bool
+    filter_not_followers: bool
+    filter_new_accounts: bool
+    filter_private_mentions: bool
+    summary: PolicySummary
+
+
+class NotificationRequest(_Entity):
+    id: str
+    created_at: str
+    updated_at: str
+    notifications_count: str
+    account: Account
+    last_status: Status | None = None
+
+
 class Conversation(_Entity):
     id: str
     unread: bool

@@ -31,7 +31,8 @@ from kicau.lists import MAX_MEMBERS, ListStore
 from kicau.markers import TIMELINES, MarkerStore
 from kicau.newest_ids import NewestIds
 from kicau.notification_groups import GroupSpan, parse_group_key
-from kicau.notifications import NotificationStore, wanted_types
+from kicau.notification_policies import FIELDS, VERDICTS, PolicyStore
+from kicau.notifications import FILTERED_TABLE, NotificationStore, wanted_types
 from kicau.pins import PinStore
 from kicau.polls import PollVotes
 from kicau.public_timeline import PublicStatuses
@@ -141,6 +142,8 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         follow_options=FollowOptionStore(session, clients.write_consistency(common)),
         lists=ListStore(session, clients.write_consistency(common)),
         conversations=ConversationStore(session, clients.write_consistency(common)),
+        policies=PolicyStore(session, clients.write_consistency(common)),
+        filtered=NotificationStore(session, clients.write_consistency(common), FILTERED_TABLE),
         newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
         if own.newest_ids_accounts else None,
     )
@@ -415,10 +418,61 @@ async def notifications(
     types: str | None = None,
     exclude_types: str | None = None,
     account_id: Cursor = None,
+    include_filtered: bool = False,
 ) -> Response:
     page = await service.notification_page(acting_account_id(account), request,
-                                           wanted_types(_names(types), _names(exclude_types)), account_id)
+                                           wanted_types(_names(types), _names(exclude_types)), account_id,
+                                           include_filtered)
     return _respond(page)
+
+
+# Notification policies and requests (kicau/notification_policies.py), before the routes of one notification's id.
+
+
+@app.get("/internal/notifications/policy")
+async def notification_policy(service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    return await service.notification_policy(acting_account_id(account))
+
+
+@app.patch("/internal/notifications/policy")
+async def change_notification_policy(request: Request, service: Service,
+                                     account: AccountHeader = None) -> dict[str, Any]:
+    """The fields to change as query parameters (the gateway checked them)."""
+    given = dict(request.query_params)
+    if any(name not in FIELDS or value not in VERDICTS for name, value in given.items()):
+        raise ApiError(422, f"Validation failed: each of {', '.join(FIELDS)} is one of {', '.join(VERDICTS)}")
+    return await service.change_notification_policy(acting_account_id(account), given)
+
+
+SenderId = Annotated[int, Path(ge=0, lt=1 << 63)]
+
+
+@app.get("/internal/notifications/requests")
+async def notification_requests(service: Service, request: LongPage, account: AccountHeader = None) -> Response:
+    return _respond(await service.notification_requests(acting_account_id(account), request))
+
+
+@app.post("/internal/notifications/requests/{answer}")
+async def answer_notification_requests(answer: str, ids: str, service: Service,
+                                       account: AccountHeader = None) -> Response:
+    """Accept or dismiss the requests of ``ids`` (comma-separated senders); those that are not there are no
+    matter."""
+    if answer not in ("accept", "dismiss"):
+        raise ApiError(404, "Record not found")
+    try:
+        senders = [int(part) for part in _names(ids)]
+    except ValueError:
+        raise ApiError(422, "Validation failed: ids must be request ids") from None
+    await service.answer_requests(acting_account_id(account), senders, accept=answer == "accept")
+    return Response(b"{}", media_type="application/json")
+
+
+@app.get("/internal/notifications/requests/{sender_id}")
+async def notification_request(sender_id: SenderId, service: Service, account: AccountHeader = None) -> Response:
+    page = await service.notification_requests(acting_account_id(account), PageRequest(limit=1), only=sender_id)
+    if page.body == b"[]":
+        raise ApiError(404, "Record not found")
+    return Response(page.body[1:-1], media_type="application/json")
 
 
 @app.post("/internal/notifications/clear")

@@ -49,6 +49,8 @@ from kicau.metrics import TIMELINE_REBUILDS, TIMELINE_REBUILDS_RESTARTED
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
 from kicau.notification_groups import GroupSpan
+from kicau.notification_policies import PolicyStore, changed, rendered_request, requests_of
+from kicau.notification_policies import entity as policy_entity
 from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
@@ -141,6 +143,8 @@ def _replied_to(status: bytes) -> int | None:
 MAX_ANCESTORS, MAX_DESCENDANTS, MAX_DEPTH = 40, 60, 20
 
 
+# An account's held-back notifications read at most, for its requests and its policy's summary.
+HELD_SCAN: Final = 1000
 # Rows a filtered notifications page (types[], exclude_types[], account_id) reads for its limit at most.
 NOTIFICATION_SCAN = 400
 # How many rows of a notification group's window its count reads at most (every type's: the table is by id).
@@ -207,6 +211,8 @@ class TimelineService:
     follow_options: FollowOptionStore
     lists: ListStore
     conversations: ConversationStore
+    policies: PolicyStore  # notification policies and the senders accounts accepted
+    filtered: NotificationStore  # the notifications policies held back (kicau/notification_policies.py)
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Trends as last ranked (hashtags: kicau/tag_trends.py; statuses: kicau/status_trends.py), and when (monotonic
@@ -695,15 +701,20 @@ class TimelineService:
     # Notifications (kicau/notifications.py) --------------------------------------------------------------
 
     async def notification_page(self, account_id: int, request: PageRequest, wanted: frozenset[str],
-                                from_account: int | None = None) -> Page:
+                                from_account: int | None = None, include_filtered: bool = False) -> Page:
         """The account's notifications of the ``wanted`` types (and from ``from_account`` alone, if given),
         newest first, with Mastodon's cursors. A filtered page scans up to ``NOTIFICATION_SCAN`` rows for its
-        ``limit``; its cursors then go on from where the scan stopped, so paging never skips one."""
-        store = self.notifications
+        ``limit``; its cursors then go on from where the scan stopped, so paging never skips one. Those its policy
+        held back (kicau/notification_policies.py) are left out unless ``include_filtered`` or ``from_account``
+        (as Mastodon shows a request's notifications), and then merged in by id."""
         filtered = wanted != RECORDED or from_account is not None
         scan = max(request.limit, NOTIFICATION_SCAN) if filtered else request.limit
-        rows = await store.page(account_id, max_id=request.max_id, since_id=request.since_id,
-                                min_id=request.min_id, limit=scan) if wanted else []
+        stores = [self.notifications, self.filtered] if include_filtered or from_account is not None else [
+            self.notifications]
+        pages = await asyncio.gather(*(store.page(account_id, max_id=request.max_id, since_id=request.since_id,
+                                                  min_id=request.min_id, limit=scan)
+                                       for store in stores)) if wanted else []
+        rows = merged_pages(pages, scan, forward=request.min_id is not None)
         matching = [n for n in rows
                     if n.type in wanted and (from_account is None or n.from_account_id == from_account)]
         forward = request.min_id is not None  # the page nearest min_id: the oldest matches, shown newest first
@@ -752,6 +763,52 @@ class TimelineService:
 
     async def clear_notifications(self, account_id: int) -> None:
         await self.notifications.clear(account_id)
+
+    # Notification policies and requests (kicau/notification_policies.py) ---------------------------------------
+
+    async def _held(self, account_id: int) -> list[Notification]:
+        """The account's held-back notifications, newest first (``HELD_SCAN`` at most)."""
+        return await self.filtered.page(account_id, max_id=None, since_id=None, min_id=None, limit=HELD_SCAN)
+
+    async def notification_policy(self, account_id: int) -> dict[str, Any]:
+        policy, held = await asyncio.gather(self.policies.one(account_id), self._held(account_id))
+        return policy_entity(policy, len(requests_of(held)), len(held))
+
+    async def change_notification_policy(self, account_id: int, given: Mapping[str, str]) -> dict[str, Any]:
+        await self.policies.keep(account_id, changed(await self.policies.one(account_id), given))
+        return await self.notification_policy(account_id)
+
+    async def notification_requests(self, account_id: int, request: PageRequest,
+                                    only: int | None = None) -> Page:
+        """The account's notification requests, the greatest id (sender) first, with Mastodon's cursors (``only``:
+        the one of that sender, for a page of it alone)."""
+        found = requests_of(await self._held(account_id))
+        if only is not None:
+            found = [r for r in found if r.from_account_id == only]
+        below = request.max_id if request.max_id is not None else 1 << 63
+        above = request.min_id if request.min_id is not None else (request.since_id or -1)
+        found = [r for r in found if above < r.from_account_id < below]
+        found = found[-request.limit:] if request.min_id is not None else found[:request.limit]
+        cards, statuses = await asyncio.gather(
+            self.accounts.cards({r.from_account_id for r in found}),
+            self.statuses.render_each([r.last_status_id for r in found if r.last_status_id is not None],
+                                      Reader(account_id, context=NOTIFICATIONS_CONTEXT)))
+        shown = [rendered_request(r, cards[r.from_account_id], statuses.get(r.last_status_id or 0))
+                 for r in found if r.from_account_id in cards]
+        return Page(body=b"[" + b",".join(shown) + b"]",
+                    next_max_id=found[-1].from_account_id if found else None,
+                    prev_min_id=found[0].from_account_id if found else None)
+
+    async def answer_requests(self, account_id: int, senders: Sequence[int], *, accept: bool) -> None:
+        """Accept the senders' requests (their held notifications join the account's list, with their own ids,
+        and they are never held back again) or dismiss them (deleted). The permission first, then the copy,
+        then the removal: a retry after a failure anywhere finishes the job, and nothing is lost."""
+        chosen = set(senders)
+        held = [n for n in await self._held(account_id) if n.from_account_id in chosen]
+        if accept:
+            await self.policies.permit(account_id, chosen)
+            await self.notifications.apply(held)
+        await self.filtered.apply((), [(account_id, n.id) for n in held])
 
     # Direct conversations (kicau/conversations.py) ------------------------------------------------------------
 
@@ -928,6 +985,19 @@ class TimelineService:
                 log.warning("rebuild of %s overtaken %d times; left for the next read", key, _REBUILD_ATTEMPTS)
         finally:
             await self.redis.delete(lock)
+
+
+def merged_pages(pages: Sequence[list[Notification]], scan: int, *, forward: bool) -> list[Notification]:
+    """Pages of several tables (each ``scan`` rows at most, newest first) as one, newest first, cut where the
+    first full one stops: past that, the others' rows could skip some of its own."""
+    if len(pages) == 1:
+        return pages[0]
+    rows = sorted((n for page in pages for n in page), key=lambda n: n.id, reverse=True)
+    for page in (page for page in pages if len(page) >= scan):
+        # Forward (the oldest above the cursor), a full page covers up to its newest; else down to its oldest.
+        bound = page[0].id if forward else page[-1].id
+        rows = [n for n in rows if (n.id <= bound if forward else n.id >= bound)]
+    return rows
 
 
 def _statuses_shown_with(notifications: Sequence[Notification]) -> list[int]:

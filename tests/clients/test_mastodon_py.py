@@ -168,6 +168,34 @@ def test_mentions_and_notifications(gateway_url: str, app_keys: tuple[str, str])
     assert frank.notifications() == []
 
 
+def test_notification_policy_and_requests(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py reads and changes the notification policy, and lists, reads, dismisses and accepts requests."""
+    hana, hana_name, _ = register(gateway_url, app_keys, "hana")
+    ivan, _, _ = register(gateway_url, app_keys, "ivan")
+    jude, _, _ = register(gateway_url, app_keys, "jude")
+    policy = hana.notifications_policy()
+    assert (policy["for_private_mentions"], policy["for_not_following"]) == ("filter", "accept")
+    assert policy["summary"]["pending_requests_count"] == 0
+    from_ivan = ivan.status_post(f"@{hana_name} hello from a stranger", visibility="direct")
+    from_jude = jude.status_post(f"@{hana_name} me too", visibility="direct")
+    eventually(lambda: len(hana.notification_requests()) == 2)
+    ivan_id, jude_id = ivan.account_verify_credentials()["id"], jude.account_verify_credentials()["id"]
+    listed = hana.notification_requests()
+    assert {(r["account"]["id"], r["last_status"]["id"]) for r in listed} == {
+        (ivan_id, from_ivan["id"]), (jude_id, from_jude["id"])}
+    assert hana.notification_request(ivan_id)["notifications_count"] == "1"
+    assert hana.notifications() == []
+    hana.dismiss_notification_request(jude_id)
+    hana.accept_multiple_notification_requests([ivan_id])
+    assert hana.notifications_merged() is True
+    assert hana.notification_requests() == []
+    assert [n["status"]["id"] for n in hana.notifications()] == [from_ivan["id"]]
+    with pytest.raises(MastodonNotFoundError):
+        hana.notification_request(jude_id)
+    changed = hana.update_notifications_policy(for_new_accounts="drop")
+    assert changed["for_new_accounts"] == "drop" and hana.notifications_policy()["for_new_accounts"] == "drop"
+
+
 def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py posts replies and reads a thread's context."""
     hana, _, _ = register(gateway_url, app_keys, "hana")
@@ -429,6 +457,8 @@ def test_conversations(gateway_url: str, app_keys: tuple[str, str]) -> None:
     ``on_conversation``, paging with ``fetch_next``)."""
     amy, _, _ = register(gateway_url, app_keys, "dma")
     ben, ben_name, _ = register(gateway_url, app_keys, "dmb")
+    # Ben takes private mentions from anyone (Mastodon's default holds back those from accounts one does not follow).
+    assert ben.update_notifications_policy(for_private_mentions="accept")["for_private_mentions"] == "accept"
     listener = Conversations()
     handle = ben.stream_direct(listener, run_async=True)
     try:

@@ -16,7 +16,7 @@ from tests.conftest import User, eventually
 from tests.gateway.test_hashtag_stream import frames_until_quiet
 from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.gateway.test_streaming_bounds import ws_url
-from tests.timeline.test_notifications import notifications
+from tests.timeline.test_notifications import accept_private_mentions, notifications
 from tests.timeline.test_visibility import post
 
 
@@ -50,6 +50,7 @@ def dm(http: httpx.Client, author: User, text: str, **fields: Any) -> str:
 
 def test_direct_statuses_make_conversations(http: httpx.Client, make_user: Callable[..., User]) -> None:
     alice, bob, carol = make_user("cnv_a"), make_user("cnv_b"), make_user("cnv_c")
+    accept_private_mentions(http, alice, bob, carol)
     first = dm(http, alice, f"@{bob.username} psst")
     eventually(lambda: len(conversations(http, bob)) == 1)
     (to_bob,) = conversations(http, bob)
@@ -148,6 +149,7 @@ def test_conversation_requests_refuse_bad_input(http: httpx.Client, make_user: C
 def test_conversations_reach_the_direct_stream(gateway_url: str, http: httpx.Client,
                                                make_user: Callable[..., User]) -> None:
     reader, author = make_user("cns_r"), make_user("cns_a")
+    accept_private_mentions(http, reader)
     with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as streamer, \
             streamer.stream("GET", "/api/v1/streaming/direct", headers=reader.auth) as stream:
         assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")

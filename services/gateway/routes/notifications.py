@@ -40,7 +40,9 @@ NAMES = {"type": "array", "items": doc.text(max_length=MAX_TYPE_LENGTH), "maxIte
 FILTERS = [
     doc.query("types[]", NAMES, "Only these types (Kicau records mention, follow, favourite, reblog, status, update)"),
     doc.query("exclude_types[]", NAMES, "Not these types"),
-    doc.query("account_id", doc.CURSOR, "Only those caused by this account"),
+    doc.query("account_id", doc.CURSOR, "Only those caused by this account (held back or not)"),
+    doc.query("include_filtered", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
+              "With those the user's notification policy held back"),
 ]
 PAGE = {"parameters": [  # page_parameters' limit: 40 by default, at most 80 here
     *doc.page_parameters("max_id", "since_id", "min_id"), *FILTERS]}
@@ -67,6 +69,8 @@ def _page_params(query: QueryParams) -> dict[str, object]:
         names = _types(query, name)  # only empty names (``types[]=``) are as none
         if names:
             params[name] = ",".join(names)
+    if optional_flag({"include_filtered": query.get("include_filtered")}, "include_filtered"):
+        params["include_filtered"] = "true"  # with those the user's policy held back (kicau/notification_policies.py)
     from_account = query.get("account_id")
     if from_account:
         account_id = parse_id(from_account)
@@ -104,8 +108,6 @@ GROUPED_PAGE = {"parameters": [
     GROUPED_TYPES_PARAMETER,
     doc.query("expand_accounts", {"type": "string", "enum": ["full", "partial_avatars"]},
               "Accepted; accounts always come in full"),
-    doc.query("include_filtered", {"type": "string", "enum": [*TRUE_WORDS, *FALSE_WORDS]},
-              "Accepted; nothing is filtered"),
 ]}
 
 
@@ -119,7 +121,6 @@ async def grouped_notifications(request: Request, token: NotificationsReader, se
     grouped = _types(query, "grouped_types") or GROUPED_TYPES
     if query.get("expand_accounts") not in (None, "full", "partial_avatars"):
         raise ApiError(422, "Validation failed: expand_accounts must be full or partial_avatars")
-    optional_flag({"include_filtered": query.get("include_filtered")}, "include_filtered")
     params = _page_params(query)
     limit = int(str(params["limit"]))
     params["limit"] = GROUPED_WINDOW
