@@ -19,6 +19,7 @@ from services.gateway.auth import require
 from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import optional_flag, read_params
+from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["notifications"])
@@ -124,8 +125,9 @@ async def requests_merged(token: NotificationsReader) -> dict[str, bool]:
     return {"merged": True}
 
 
-def _bulk_ids(given: dict[str, Any]) -> list[int]:
+async def _bulk_ids(request: Request, settings: GatewaySettings) -> list[int]:
     """``id[]`` (``id``), and ``id[][]``, which Mastodon.py sends (it appends ``[]`` to a list's name again)."""
+    given = await read_params(request, settings.max_body_bytes)
     values: list[Any] = []
     for name in ("id", "id[]"):
         raw = given.get(name, [])
@@ -149,8 +151,7 @@ async def _answer(services: Services, token: TokenInfo, answer: str, ids: list[i
 async def accept_requests(request: Request, token: NotificationsWriter, services: Services,
                           settings: Settings) -> Response:
     """Accept several requests at once (``id[]``); those that are not there are no matter."""
-    ids = _bulk_ids(await read_params(request, settings.max_body_bytes))
-    return await _answer(services, token, "accept", ids)
+    return await _answer(services, token, "accept", await _bulk_ids(request, settings))
 
 
 @router.post("/api/v1/notifications/requests/dismiss", openapi_extra={**BULK, **doc.BEARER},
@@ -158,8 +159,7 @@ async def accept_requests(request: Request, token: NotificationsWriter, services
 async def dismiss_requests(request: Request, token: NotificationsWriter, services: Services,
                            settings: Settings) -> Response:
     """Dismiss several requests at once (``id[]``): their held notifications are deleted."""
-    ids = _bulk_ids(await read_params(request, settings.max_body_bytes))
-    return await _answer(services, token, "dismiss", ids)
+    return await _answer(services, token, "dismiss", await _bulk_ids(request, settings))
 
 
 @router.get("/api/v1/notifications/requests/{request_id}", openapi_extra=doc.BEARER,
