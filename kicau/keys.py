@@ -221,6 +221,9 @@ FILTERS_CHANNEL = "filters:changes"
 # And here for the operator's announcements (kicau/announcements.py): each user stream gets Mastodon's
 # ``announcement``, ``announcement.reaction`` and ``announcement.delete``.
 ANNOUNCEMENTS_CHANNEL = "announcements:changes"
+# And here for accounts that accepted notification requests (the account id, kicau/notification_policies.py): its
+# user and notification streams get Mastodon's ``notifications_merged``.
+NOTIFICATIONS_MERGED_CHANNEL = "notifications:merged"
 
 
 def last_seen(account_id: int) -> str:

@@ -11,7 +11,7 @@ import msgspec
 # direct conversation a status joined (kicau/conversations.py: its member's ``direct`` stream alone); and, from a
 # gateway to its own streams, an account's filters changed (kicau/filters.py).
 StreamKind = Literal["update", "delete", "notification", "status.update", "conversation", "filters_changed",
-                     "announcement", "announcement.reaction", "announcement.delete"]
+                     "announcement", "announcement.reaction", "announcement.delete", "notifications_merged"]
 
 
 class StreamDelivery(msgspec.Struct, frozen=True, omit_defaults=True):

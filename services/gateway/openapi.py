@@ -255,6 +255,20 @@ class NotificationRequest(_Entity):
     last_status: Status | None = None
 
 
+class Report(_Entity):
+    """POST /api/v1/reports (kicau/reports.py)."""
+
+    id: str
+    action_taken: bool
+    category: str
+    comment: str
+    forwarded: bool
+    created_at: str
+    target_account: Account
+    status_ids: list[str] | None = None
+    rule_ids: list[str] | None = None
+
+
 class Conversation(_Entity):
     id: str
     unread: bool

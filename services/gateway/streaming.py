@@ -60,6 +60,9 @@ STREAM_LEASE_SECONDS = 60
 HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
 FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
 ANNOUNCEMENTS_CHANNEL = keys.ANNOUNCEMENTS_CHANNEL.encode()
+NOTIFICATIONS_MERGED_CHANNEL = keys.NOTIFICATIONS_MERGED_CHANNEL.encode()
+# Mastodon's payload of ``notifications_merged``.
+MERGED_PAYLOAD = "1"
 # The events a reader's filters apply to on its streams: statuses (Mastodon's streaming server filters these).
 _FILTERED_EVENTS = frozenset({"update", "status.update"})
 
@@ -138,8 +141,9 @@ PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
 # The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
-                         "announcement.reaction", "announcement.delete"})
-STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS, NOTIFICATION_STREAM: frozenset({"notification"}),
+                         "announcement.reaction", "announcement.delete", "notifications_merged"})
+STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
+                                            NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
                                             DIRECT_STREAM: frozenset({"conversation"})}
 # A hashtag's streams (kicau/tag_timeline.py): the public timeline's events of statuses carrying the hashtag.
 # Each names its hashtag: a subscription to one is kept as ``<stream>#<hashtag>`` (``stream_key``; no stream name
@@ -748,6 +752,18 @@ class StreamHub:
         self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
                                      payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
 
+    def _notifications_merged(self, raw: bytes) -> None:
+        """An account accepted notification requests (kicau/notification_policies.py): its held notifications are in
+        its list now, and its user and notification streams here are told (Mastodon's ``notifications_merged``)."""
+        try:
+            account_id = int(raw)
+        except ValueError:
+            log.error("dropping an unreadable notifications merge %r", raw[:200])
+            return
+        if account_id in self._connections:
+            self.dispatch(StreamDelivery(event="notifications_merged", status_id=0, accepted_at=time.time() * 1000,
+                                         payload=MERGED_PAYLOAD, recipients=[account_id]))
+
     def _announcement_changed(self, raw: bytes) -> None:
         """The operator's announcements changed (kicau/announcements.py): every user stream here is told, with the
         same payload for all (as Mastodon's, rendered for no one in particular)."""
@@ -818,7 +834,8 @@ class StreamHub:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, keys.HIDES_CHANNEL,
-                                       keys.FILTERS_CHANNEL, keys.ANNOUNCEMENTS_CHANNEL)
+                                       keys.FILTERS_CHANNEL, keys.ANNOUNCEMENTS_CHANNEL,
+                                       keys.NOTIFICATIONS_MERGED_CHANNEL)
                 if self._subscribed.is_set():  # subscribed again: hide and filter changes may have been missed
                     for account_id in list(self._unwanted):
                         self._spawn(self._load_unwanted(account_id))
@@ -834,6 +851,9 @@ class StreamHub:
                         continue
                     if message["channel"] == ANNOUNCEMENTS_CHANNEL:
                         self._announcement_changed(message["data"])
+                        continue
+                    if message["channel"] == NOTIFICATIONS_MERGED_CHANNEL:
+                        self._notifications_merged(message["data"])
                         continue
                     try:
                         delivery = decode_delivery(message["data"])

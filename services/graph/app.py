@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
@@ -27,6 +27,7 @@ from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
+from kicau.reports import MAX_COMMENT, MAX_STATUSES, Category, ReportStore
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
@@ -210,6 +211,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             codes=AuthorizationCodes(session, clients.write_consistency(common)),
             requests=FollowRequestStore(session, clients.write_consistency(common)),
             announcements=AnnouncementStore(session, clients.write_consistency(common)),
+            reports=ReportStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -234,6 +236,22 @@ async def create_app(form: AppForm, service: Service) -> dict[str, Any]:
 @app.get("/internal/apps/{client_id}")
 async def application(client_id: str, service: Service) -> dict[str, Any]:
     return await service.application(client_id)
+
+
+class ReportForm(_Body):
+    """A report as the gateway passes it on (kicau/reports.py); the rules were checked against the instance's."""
+
+    account_id: Annotated[StrictInt, Field(ge=0, lt=1 << 63)]
+    status_ids: Annotated[list[Annotated[StrictInt, Field(ge=0, lt=1 << 63)]], Field(max_length=MAX_STATUSES)] = []
+    rule_ids: Annotated[list[Annotated[StrictInt, Field(ge=1, lt=1 << 31)]], Field(max_length=MAX_STATUSES)] = []
+    comment: Annotated[StrictStr, Field(max_length=MAX_COMMENT)] = ""
+    category: Category | None = None
+
+
+@app.post("/internal/reports")
+async def report(form: ReportForm, service: Service, account: AccountHeader = None) -> Any:
+    return await service.report(acting_account_id(account), form.account_id, tuple(form.status_ids),
+                                tuple(form.rule_ids), form.comment, form.category)
 
 
 @app.get("/internal/announcements")

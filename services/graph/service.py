@@ -57,6 +57,8 @@ from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
 from kicau.publishing import publish
+from kicau.reports import Report, ReportStore, category_of
+from kicau.reports import entity as report_entity
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
@@ -165,6 +167,21 @@ class GraphService:
     codes: AuthorizationCodes
     requests: FollowRequestStore
     announcements: AnnouncementStore
+    reports: ReportStore
+
+    # Reports (kicau/reports.py) -----------------------------------------------------------------------------
+
+    async def report(self, account_id: int, target_id: int, status_ids: tuple[int, ...], rule_ids: tuple[int, ...],
+                     comment: str, category: str | None) -> dict[str, Any]:
+        """File a report against ``target_id`` (404 if it does not exist, or if any status named is not one of its,
+        as Mastodon finds them among the target's); the Report entity."""
+        target, authors = await asyncio.gather(self.cards.entity(target_id), self.reports.authors(status_ids))
+        if target is None or any(authors.get(status_id) != target_id for status_id in status_ids):
+            raise ApiError(404, "Record not found")
+        made = Report(self.ids.next_id(), account_id, target_id, tuple(dict.fromkeys(status_ids)),
+                      tuple(dict.fromkeys(rule_ids)), comment, category_of(category, rule_ids))
+        await self.reports.add(made)
+        return report_entity(made, target)
 
     # Announcements (kicau/announcements.py) ----------------------------------------------------------------
 

@@ -809,6 +809,8 @@ class TimelineService:
             await self.policies.permit(account_id, chosen)
             await self.notifications.apply(held)
         await self.filtered.apply((), [(account_id, n.id) for n in held])
+        if accept:  # the user's streams are told (Mastodon's ``notifications_merged``), by every gateway
+            await self.redis.publish(keys.NOTIFICATIONS_MERGED_CHANNEL, str(account_id).encode())
 
     # Direct conversations (kicau/conversations.py) ------------------------------------------------------------
 

@@ -196,6 +196,18 @@ def test_notification_policy_and_requests(gateway_url: str, app_keys: tuple[str,
     assert changed["for_new_accounts"] == "drop" and hana.notifications_policy()["for_new_accounts"] == "drop"
 
 
+def test_report(gateway_url: str, app_keys: tuple[str, str]) -> None:
+    """Mastodon.py's ``report`` (a form, to ``/api/v1/reports/``), with statuses, a comment and a category."""
+    kai, _, _ = register(gateway_url, app_keys, "kai")
+    lou, _, _ = register(gateway_url, app_keys, "lou")
+    spam = lou.status_post("buy now")
+    filed = kai.report(lou.account_verify_credentials()["id"], [spam["id"]], comment="spam", forward=True,
+                       category="spam")
+    assert (filed["category"], filed["comment"], filed["forwarded"], filed["action_taken"]) == (
+        "spam", "spam", False, False)
+    assert filed["status_ids"] == [str(spam["id"])] and filed["target_account"]["acct"] == lou.me()["acct"]
+
+
 def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py posts replies and reads a thread's context."""
     hana, _, _ = register(gateway_url, app_keys, "hana")

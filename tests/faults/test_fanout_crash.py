@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import User
 from tests.faults import harness
 from tests.faults.conftest import Faults
+from tests.timeline.test_notifications import accept_private_mentions
 
 PER_AUTHOR = 100
 
@@ -143,6 +144,7 @@ def test_fanout_sigkill_mid_burst_of_direct_statuses_keeps_each_conversation_onc
     for the mentioned account and for the author, unread for the one and read for the other."""
     writers = [make_user("dca") for _ in range(2)]
     reader = make_user("dcr")
+    accept_private_mentions(http, reader)  # it follows neither writer (kicau/notification_policies.py)
     count = 120
     victim = harness.service_pid("fanout")
     burst = harness.Burst(gateway_url, writers, count, threads=4, text=f"direct crash @{reader.username}",

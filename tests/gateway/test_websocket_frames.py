@@ -132,7 +132,7 @@ def test_subscriptions_send_an_event_once_on_each_stream_that_carries_it() -> No
     update, notification = StreamEvent("update", "1", "{}"), StreamEvent("notification", None, '{"n":1}')
     assert subscriptions.accepts() == frozenset()  # nothing subscribed: the connection takes nothing
     assert subscriptions.add("user:notification") and not subscriptions.add("user:notification")
-    assert subscriptions.accepts() == frozenset({"notification"})
+    assert subscriptions.accepts() == frozenset({"notification", "notifications_merged"})
     assert subscriptions.wire(update) == b""  # taken before an unsubscription: it goes out on no stream
     assert subscriptions.wire(notification) == notification.ws_wire_on("user:notification")
     assert subscriptions.add("user")

@@ -5,13 +5,17 @@ drops other kinds; bad input is a 4xx with a Mastodon error."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+from websockets.sync.client import connect
 
 from tests.conftest import User, eventually
 from tests.faults import harness
+from tests.gateway.test_hashtag_stream import frames_until_quiet
+from tests.gateway.test_streaming_bounds import ws_url
 from tests.timeline.test_notifications import follow, notifications, summary
 from tests.timeline.test_visibility import post
 
@@ -78,6 +82,30 @@ def test_a_private_mention_from_a_stranger_waits_in_a_request_until_accepted(
     later = post(http, stranger, f"again, @{reader.username}", visibility="direct")
     eventually(lambda: summary(notifications(http, reader))[0] == ("mention", stranger.id, later) or None)
     assert requests(http, reader) == []
+
+
+def test_a_held_notification_is_never_streamed_and_an_accepted_request_is_told(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    reader, friend, stranger = make_user("nps_r"), make_user("nps_f"), make_user("nps_s")
+    with connect(ws_url(gateway_url) + "?stream=user:notification", additional_headers=reader.auth,
+                 open_timeout=10) as ws:
+        for _ in range(60):
+            marker = post(http, friend, f"@{reader.username} marker")
+            if any(f["event"] == "notification" and json.loads(str(f["payload"]))["status"]["id"] == marker
+                   for f in frames_until_quiet(ws)):
+                break
+        else:
+            raise AssertionError("the notification stream delivered nothing")
+        held = post(http, stranger, f"@{reader.username} psst", visibility="direct")
+        after = post(http, friend, f"@{reader.username} after it")
+        eventually(lambda: [r["last_status"]["id"] for r in requests(http, reader)] == [held] or None)
+        frames = [(f["event"], json.loads(str(f["payload"]))["status"]["id"]) for f in frames_until_quiet(ws)]
+        assert frames == [("notification", after)]  # the held one never came
+        assert http.post(f"/api/v1/notifications/requests/{stranger.id}/accept",
+                         headers=reader.auth).status_code == 200
+        told = [(f["stream"], f["event"], f["payload"]) for f in frames_until_quiet(ws)]
+        assert told == [(["user:notification"], "notifications_merged", "1")]
 
 
 def test_private_mentions_from_followed_accounts_or_answering_the_reader_are_accepted(
