@@ -17,9 +17,9 @@ A poll's id is its status's: a status has at most one poll, and a poll lives and
 * **Limits** are Mastodon's defaults: 2 to 4 options of at most 50 characters, no two the same, ending between five
   minutes and a month after posting; the instance's ``configuration.polls`` says so.
 
-When a poll ends, its author and voters are notified (``poll``, services/post/poll_endings.py). Not done: polls on
-scheduled statuses (refused with a 422) and changed by edits (an edit keeps the poll; naming other options is a
-422).
+When a poll ends, its author and voters are notified (``poll``, services/post/poll_endings.py). A scheduled status
+may carry one (services/post/scheduled.py: kept as asked, its end counted from when it is posted). Not done: polls
+changed by edits (an edit keeps the poll; naming other options is a 422).
 """
 
 from __future__ import annotations

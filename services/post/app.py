@@ -187,10 +187,9 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
     )
     service: PostService = app.state.service
     if form.scheduled_at:
-        if poll is not None:
-            raise ApiError(422, "Validation failed: a scheduled status cannot carry a poll on this server")
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
                                              scheduled_at=form.scheduled_at,
+                                             poll_seconds=None if poll is None else int(poll.expires_in),
                                              idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER)))
     body = await service.create(account_id=acting_account(scope), draft=draft,
                                 idempotency_key=header(scope, IDEMPOTENCY_KEY_HEADER))

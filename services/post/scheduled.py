@@ -4,7 +4,8 @@ each when its time comes, as if its author posted it then.
 
 Mastodon's rules: at least ``MIN_LEAD`` ahead (five minutes), at most ``TOTAL_LIMIT`` waiting per account and
 ``DAILY_LIMIT`` due on any one day (UTC). A status is checked as a new one is when it is scheduled (its text, its
-visibility, the status it replies to); what it says is published as it was scheduled.
+visibility, the status it replies to, its poll); what it says is published as it was scheduled, and a poll's end is
+counted from then.
 
 The record is Cassandra's (migration 0027): the account's ``scheduled_statuses`` (the entity as answered) and
 ``scheduled_due``, what falls due in each hour, written together in logged batches. The ``scheduled_runner`` (a
@@ -61,6 +62,15 @@ def parse_time(value: str) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+class PollParams(msgspec.Struct):
+    """A scheduled status's poll as asked for (kicau/polls.py): its end is counted from when it is posted."""
+
+    options: list[str]
+    expires_in: int
+    multiple: bool = False
+    hide_totals: bool = False
+
+
 class Params(msgspec.Struct):
     """What a scheduled status will be posted with: Mastodon's ScheduledStatus ``params``."""
 
@@ -70,7 +80,7 @@ class Params(msgspec.Struct):
     spoiler_text: str | None = None
     language: str | None = None
     in_reply_to_id: str | None = None
-    poll: None = None
+    poll: PollParams | None = None
     media_ids: None = None
     application_id: int | None = None
     scheduled_at: None = None

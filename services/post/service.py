@@ -67,6 +67,7 @@ from services.post.edits import EditStore, StatusChange, changes_anything, versi
 from services.post.poll_endings import Ending, PollEndingStore, notification_id
 from services.post.scheduled import (
     Params,
+    PollParams,
     ScheduledStatus,
     ScheduledStore,
     check_time,
@@ -977,10 +978,11 @@ class PostService:
     # Scheduled statuses (services/post/scheduled.py) ---------------------------------------------------------
 
     async def schedule(self, *, account_id: int, draft: NewStatus, scheduled_at: str,
-                       idempotency_key: str | None = None) -> bytes:
+                       idempotency_key: str | None = None, poll_seconds: int | None = None) -> bytes:
         """Keep a status to be posted at ``scheduled_at``: checked now as a new status is (and its time as
         Mastodon checks it), answered as a ScheduledStatus. A repeated Idempotency-Key answers the one it
-        scheduled (the key's claim names the scheduled status's id, as a post's names its status's)."""
+        scheduled (the key's claim names the scheduled status's id, as a post's names its status's). Its poll
+        (``draft.poll``, checked) lasts ``poll_seconds`` from when it is posted."""
         validate(draft, self.own.max_characters)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
@@ -1000,7 +1002,9 @@ class PostService:
         scheduled = ScheduledStatus(id=str(scheduled_id), scheduled_at=iso(moment), params=Params(
             text=draft.text, visibility=draft.visibility, sensitive=draft.sensitive,
             spoiler_text=draft.spoiler_text or None, language=draft.language,
-            in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None))
+            in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
+            poll=None if draft.poll is None or poll_seconds is None else PollParams(
+                draft.poll.options, poll_seconds, draft.poll.multiple, draft.poll.hide_totals)))
         try:
             await self.scheduled.keep(account_id, scheduled, moment)
         except BaseException:
@@ -1048,8 +1052,11 @@ class PostService:
     async def publish_scheduled(self, account_id: int, scheduled: ScheduledStatus) -> bytes:
         """Post a scheduled status as its author, now, under the key that makes it once (``scheduled_runner``)."""
         params = scheduled.params
+        poll = params.poll
         draft = NewStatus(text=params.text, visibility=params.visibility, sensitive=params.sensitive,
                           spoiler_text=params.spoiler_text or "", language=params.language,
-                          in_reply_to_id=int(params.in_reply_to_id) if params.in_reply_to_id else None)
+                          in_reply_to_id=int(params.in_reply_to_id) if params.in_reply_to_id else None,
+                          poll=None if poll is None else polls.definition(poll.options, poll.expires_in,
+                                                                          poll.multiple, poll.hide_totals))
         return await self.create(account_id=account_id, draft=draft,
                                  idempotency_key=idempotency_key(int(scheduled.id)))

@@ -238,6 +238,29 @@ def test_a_scheduled_status_is_posted_once_when_its_time_comes(
     eventually(lambda: posted["id"] in home_ids(http, follower) or None)
 
 
+def test_a_scheduled_poll_is_posted_with_its_status_and_lasts_from_then(
+    http: httpx.Client, make_user: Callable[..., User],
+    eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    author = make_user("sch_poll")
+    url, _ = eager_post_service()
+    kept = schedule_on(url, author, "which one?", 2, poll={"options": ["this", "that"], "expires_in": 600,
+                                                         "multiple": True})
+    assert kept["params"]["poll"] == {"options": ["this", "that"], "expires_in": 600, "multiple": True,
+                                      "hide_totals": False}
+    assert http.get(f"/api/v1/scheduled_statuses/{kept['id']}", headers=author.auth).json() == kept
+    eventually(lambda: scheduled_ids(http, author) == [] or None, timeout=60)
+    [posted] = http.get(f"/api/v1/accounts/{author.id}/statuses", headers=author.auth).json()
+    poll = posted["poll"]
+    assert [o["title"] for o in poll["options"]] == ["this", "that"] and poll["multiple"] is True
+    # Ten minutes from when it was posted, not from when it was scheduled.
+    lasts = datetime.fromisoformat(poll["expires_at"]) - datetime.fromisoformat(posted["created_at"])
+    assert timedelta(seconds=599) <= lasts <= timedelta(seconds=601), lasts
+    voter = make_user("sch_pv")
+    assert http.post(f"/api/v1/polls/{poll['id']}/votes", headers=voter.auth,
+                     json={"choices": ["0", "1"]}).status_code == 200
+
+
 def test_a_scheduler_that_dies_after_publishing_publishes_nothing_twice(
     http: httpx.Client, make_user: Callable[..., User],
     eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],

@@ -152,9 +152,9 @@ def test_bad_polls_and_votes_are_a_clear_4xx(http: httpx.Client, make_user: Call
     ]:
         answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": "q", "poll": poll})
         assert answer.status_code == 422 and wording in answer.json()["error"], (poll, answer.text)
-    scheduled = http.post("/api/v1/statuses", headers=author.auth, json={
+    scheduled = http.post("/api/v1/statuses", headers=author.auth, json={  # checked when scheduled, too
         "status": "later", "scheduled_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-        "poll": {"options": ["a", "b"], "expires_in": 3600}})
+        "poll": {"options": ["a", "a"], "expires_in": 3600}})
     assert scheduled.status_code == 422 and set(scheduled.json()) == {"error"}
     not_an_object = http.post("/api/v1/statuses", headers=author.auth, json={"status": "q", "poll": ["a", "b"]})
     assert not_an_object.status_code == 422
