@@ -327,6 +327,17 @@ async def trending_tags(request: Request, services: Services, token: OptionalTok
     return await _trends("tags", request, services, token, common, page_limit(limit, 10, 20), _offset(offset))
 
 
+@router.get("/api/v1/trends/links", openapi_extra={**TRENDS, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[dict[str, Any]], "None: Kicau fetches no link previews"), **doc.errors(400, 401)})
+async def trending_links(token: OptionalToken, limit: Annotated[str | None, Hidden] = None,
+                         offset: Annotated[str | None, Hidden] = None) -> list[dict[str, Any]]:
+    """The links shared more than usual: none, as Kicau makes no preview cards of links (Mastodon answers the same
+    empty list when its link trends are off). The page's parameters are checked as the other trends'."""
+    page_limit(limit, 10, 20)
+    _offset(offset)
+    return []
+
+
 TRENDING_STATUSES = {"parameters": [
     doc.query("limit", doc.LIMIT, "Page size (clamped to 1..40; 20 when absent)"),
     doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many trending statuses to skip"),
