@@ -26,6 +26,7 @@ from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import Conversation, ConversationStore
+from kicau.crash_points import crash_point
 from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
 from kicau.feeds import Feeds, PageRead, PageRequest
@@ -808,6 +809,7 @@ class TimelineService:
         if accept:
             await self.policies.permit(account_id, chosen)
             await self.notifications.apply(held)
+            crash_point("timeline.requests.copied")
         await self.filtered.apply((), [(account_id, n.id) for n in held])
         if accept:  # the user's streams are told (Mastodon's ``notifications_merged``), by every gateway
             await self.redis.publish(keys.NOTIFICATIONS_MERGED_CHANNEL, str(account_id).encode())
