@@ -10,11 +10,22 @@ its accounts, its statuses, and its accounts active in the last 30 days.
   at zero.
 * **Active in the last 30 days**: the accounts that posted since (the directory's ``active`` scores). Mastodon
   counts sign-ins; Kicau records no sign-in time, and a post is what the directory calls activity.
+
+``/api/v1/instance/activity`` reports the last 12 weeks (from Monday, UTC, as Mastodon's weeks), each week's:
+
+* **statuses** posted (reblogs left out, direct ones in, as Mastodon's activity counts them; deletions do not take
+  them back): a field a week of one hash, which the fanout moves with the same round trip as the count above (and
+  which a replayed batch counts again, as it does);
+* **logins**: the accounts given a token that week (a password or an authorization code grant: signing in), a
+  HyperLogLog a week (kept 13 weeks) the graph service adds to;
+* **registrations**: the directory's accounts whose registration falls in the week (its scores).
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 from redis.asyncio import Redis
@@ -24,6 +35,10 @@ from kicau.resp import command, round_trip
 
 ACTIVE_DAYS: Final = 30
 _STATUSES: Final = keys.statuses_count().encode()
+_WEEKLY: Final = keys.weekly_statuses().encode()
+WEEK_SECONDS: Final = 7 * 86400
+_FIRST_MONDAY: Final = 4 * 86400  # 1970-01-05, the first Monday after the epoch (a Thursday)
+ACTIVITY_WEEKS: Final = 12
 
 
 class Usage(NamedTuple):
@@ -47,3 +62,40 @@ async def usage(redis: Redis) -> Usage:
         command(b"ZCOUNT", keys.directory_active().encode(), b"%d" % since_ms, b"+inf"),
     ])
     return Usage(int(registered) - (marker is not None), max(0, int(statuses or 0)), int(active))
+
+
+def week_of(seconds: float) -> int:
+    """The start (Monday 00:00 UTC, epoch seconds) of the week holding the moment ``seconds``."""
+    return int((seconds - _FIRST_MONDAY) // WEEK_SECONDS * WEEK_SECONDS + _FIRST_MONDAY)
+
+
+def weekly_statuses_commands(posted_ms: Iterable[int]) -> list[bytes]:
+    """The commands counting statuses posted at ``posted_ms`` into their weeks (one a week, nearly always one)."""
+    weeks = Counter(week_of(ms / 1000) for ms in posted_ms)
+    return [command(b"HINCRBY", _WEEKLY, b"%d" % week, b"%d" % count) for week, count in sorted(weeks.items())]
+
+
+def login_commands(account_id: int, now: float | None = None) -> list[bytes]:
+    """The commands recording a sign-in of the account in this week's logins (kept one week past the report's)."""
+    key = keys.weekly_logins(week_of(time.time() if now is None else now)).encode()
+    return [command(b"PFADD", key, b"%d" % account_id),
+            command(b"EXPIRE", key, b"%d" % ((ACTIVITY_WEEKS + 1) * WEEK_SECONDS))]
+
+
+async def activity(redis: Redis, now: float | None = None) -> list[dict[str, str]]:
+    """Mastodon's instance activity: the last ``ACTIVITY_WEEKS`` weeks, this one first (module doc); one round
+    trip."""
+    this_week = week_of(time.time() if now is None else now)
+    weeks = [this_week - n * WEEK_SECONDS for n in range(ACTIVITY_WEEKS)]
+    directory = keys.directory_new().encode()
+    replies = await round_trip(redis, [
+        command(b"HMGET", _WEEKLY, *(b"%d" % week for week in weeks)),
+        *(command(b"PFCOUNT", keys.weekly_logins(week).encode()) for week in weeks),
+        # Registrations: the directory's scores are registration times in milliseconds (its marker's is 0).
+        *(command(b"ZCOUNT", directory, b"%d" % (week * 1000), b"(%d" % ((week + WEEK_SECONDS) * 1000))
+          for week in weeks),
+    ])
+    statuses, logins, registrations = replies[0], replies[1:1 + len(weeks)], replies[1 + len(weeks):]
+    return [{"week": str(week), "statuses": str(int(posted or 0)), "logins": str(int(signed_in)),
+             "registrations": str(int(registered))}
+            for week, posted, signed_in, registered in zip(weeks, statuses, logins, registrations, strict=True)]

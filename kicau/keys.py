@@ -114,6 +114,16 @@ def statuses_count() -> str:
     return "usage:{instance}:statuses"
 
 
+def weekly_statuses() -> str:
+    """A hash: the statuses posted each week (field: the week's start, epoch seconds; kicau/instance_usage.py)."""
+    return "usage:{instance}:statuses:weekly"
+
+
+def weekly_logins(week: int) -> str:
+    """A HyperLogLog of the accounts that signed in during the week starting at ``week`` (epoch seconds)."""
+    return f"usage:{{instance}}:logins:{week}"
+
+
 def tag_names() -> str:
     """Every hashtag a public status carried, by name (kicau/tag_history.py): a sorted set read by prefix."""
     return "tags:{names}"

@@ -72,6 +72,7 @@ from kicau.featured_tags import COUNTED, AccountTagUses
 from kicau.feeds import Feeds
 from kicau.follow_options import FollowOptions, KeptOptions, admitted
 from kicau.follower_lists import FollowerLists, KeptUnderVersions
+from kicau.ids import ms_from_id
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import Membership
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
@@ -850,6 +851,11 @@ class Fanout:
         counted = statuses_counted([plan.event for plan in plans])
         if counted:  # the instance's count of statuses (kicau/instance_usage.py), with the batch's other writes
             writes.raw(instance_usage.statuses_command(counted), 1)
+        # And its weekly activity: the statuses posted, reblogs left out (one command a week, nearly always one).
+        for packed in instance_usage.weekly_statuses_commands(
+                ms_from_id(plan.event.status_id) for plan in plans
+                if isinstance(plan.event, StatusCreated) and not plan.event.reblog_of):
+            writes.raw(packed, 1)
         run: dict[int, list[int]] = {}  # author -> its new statuses in the current run, in order
         chunk = self.own.pipeline_chunk
 

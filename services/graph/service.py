@@ -26,6 +26,7 @@ from kicau import (
     follow_suggestions,
     follower_lists,
     hashtags,
+    instance_usage,
     keys,
     resp,
     tag_history,
@@ -350,6 +351,8 @@ class GraphService:
         token_hash = tokens.hash_token(token)
         await self.store.insert_token(token_hash=token_hash, account_id=account_id, client_id=client_id,
                                       scopes=scopes)
+        if account_id is not None:  # a sign-in, in the instance's weekly activity (kicau/instance_usage.py)
+            await resp.round_trip(self.redis, instance_usage.login_commands(account_id))
         return {
             "access_token": token,
             "token_type": "Bearer",

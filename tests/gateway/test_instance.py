@@ -1,18 +1,24 @@
 """What the instance says of itself, through the public API of the running system: the server's use
 (kicau/instance_usage.py: accounts, statuses as Mastodon counts them, no direct ones, reblogs and deletes counted,
-the accounts active this month), the picture it names, its rules and "about" text as configured, and no peers. On a
-gateway of its own, configured so, that reads the use afresh on every request (the stack's reads it once a
-minute)."""
+the accounts active this month; the weekly activity), the picture it names, its rules and "about" text as
+configured, and no peers. On a gateway of its own, configured so, that reads the use afresh on every request (the
+stack's reads it once a minute)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from kicau import instance_usage, keys, resp
+from stack.services import service_env
 from tests.conftest import User, eventually
 from tests.gateway.gateways import spawned_gateway
 from tests.timeline.test_visibility import post
@@ -90,3 +96,61 @@ def test_the_rules_and_about_text_are_the_configured_ones(fresh: httpx.Client, h
     # Kicau federates with no one, and translates nothing.
     assert fresh.get("/api/v1/instance/peers").json() == []
     assert fresh.get("/api/v1/instance/translation_languages").json() == {}
+
+
+def this_week(client: httpx.Client) -> dict[str, str]:
+    answer = client.get("/api/v1/instance/activity")
+    assert answer.status_code == 200, answer.text
+    weeks: list[dict[str, str]] = answer.json()
+    assert len(weeks) == 12 and all(set(w) == {"week", "statuses", "logins", "registrations"} for w in weeks)
+    starts = [int(w["week"]) for w in weeks]
+    assert starts == [starts[0] - n * 7 * 86400 for n in range(12)]
+    assert datetime.fromtimestamp(starts[0], UTC).strftime("%a %H:%M:%S") == "Mon 00:00:00"
+    assert starts[0] <= time.time() < starts[0] + 7 * 86400
+    return weeks[0]
+
+
+def test_the_weekly_activity_counts_statuses_sign_ins_and_registrations(
+    fresh: httpx.Client, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    settled(fresh)
+    before = this_week(fresh)
+    author, other = make_user("act_a"), make_user("act_b")
+    for text in ("one", "two"):
+        post(http, author, text)
+    post(http, author, f"@{other.username} direct, counted", visibility="direct")
+    gone = post(http, author, "deleted, still counted")
+    assert http.post(f"/api/v1/statuses/{gone}/reblog", headers=other.auth).status_code == 200  # not counted
+    assert http.delete(f"/api/v1/statuses/{gone}", headers=author.auth).status_code == 200
+    settled(fresh)
+    after = this_week(fresh)
+    assert int(after["statuses"]) == int(before["statuses"]) + 4
+    assert int(after["registrations"]) == int(before["registrations"]) + 2
+    assert int(after["logins"]) >= int(before["logins"])  # an estimate (HyperLogLog): exact below, on its own week
+
+
+def test_activity_weeks_as_redis_holds_them(stack_redis: Any) -> None:
+    """kicau/instance_usage.py's reads and writes on the stack's Redis, in a week of its own (years ahead)."""
+    future = datetime(2031, 3, 12, 15, 0, tzinfo=UTC).timestamp()  # a Wednesday
+    week = instance_usage.week_of(future)
+    assert datetime.fromtimestamp(week, UTC) == datetime(2031, 3, 10, tzinfo=UTC)
+    monday_ms = int(week * 1000)
+    written = [*(packed for account in (11, 12, 11) for packed in instance_usage.login_commands(account, now=future)),
+               *instance_usage.weekly_statuses_commands([monday_ms, monday_ms + 5, monday_ms - 1])]
+    try:
+        weeks = asyncio.run(_write_and_read(written, future))
+        assert weeks[0] == {"week": str(week), "statuses": "2", "logins": "2", "registrations": "0"}
+        assert weeks[1]["week"] == str(week - 7 * 86400) and weeks[1]["statuses"] == "1"
+        assert 0 < stack_redis.ttl(keys.weekly_logins(week)) <= 13 * 7 * 86400
+    finally:
+        stack_redis.delete(keys.weekly_logins(week))
+        stack_redis.hdel(keys.weekly_statuses(), str(week), str(week - 7 * 86400))
+
+
+async def _write_and_read(commands: list[bytes], now: float) -> list[dict[str, str]]:
+    redis = Redis.from_url(service_env()["KICAU_REDIS_URL"])
+    try:
+        await resp.round_trip(redis, commands)
+        return await instance_usage.activity(redis, now=now)
+    finally:
+        await redis.aclose()

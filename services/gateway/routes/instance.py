@@ -37,6 +37,15 @@ async def _usage_of(request: Request, settings: GatewaySettings) -> instance_usa
     return kept[1]
 
 
+async def _activity_of(request: Request, settings: GatewaySettings) -> list[dict[str, str]]:
+    """The server's weekly activity (kicau/instance_usage.py), read as the usage above, as often at most."""
+    now = time.monotonic()
+    kept: tuple[float, list[dict[str, str]]] | None = getattr(request.app.state, "instance_activity", None)
+    if kept is None or now - kept[0] >= settings.instance_usage_seconds:
+        kept = request.app.state.instance_activity = (now, await instance_usage.activity(request.app.state.redis))
+    return kept[1]
+
+
 def _streaming_url(public_url: str) -> str:
     return public_url.replace("https://", "wss://").replace("http://", "ws://")
 
@@ -108,6 +117,13 @@ def _rules(settings: GatewaySettings) -> list[dict[str, str]]:
     """Mastodon's Rule entities, numbered in order."""
     return [{"id": str(number), "text": text, "hint": ""}
             for number, text in enumerate(settings.instance_rules, start=1)]
+
+
+@router.get("/api/v1/instance/activity", responses={**doc.ok(list[dict[str, str]]), **doc.errors()})
+async def activity(request: Request, settings: Settings) -> list[dict[str, str]]:
+    """The last 12 weeks (from Monday, UTC), this one first: statuses posted, accounts signed in, registrations
+    (kicau/instance_usage.py); Mastodon's numbers as strings, the week's start as epoch seconds."""
+    return await _activity_of(request, settings)
 
 
 @router.get("/api/v1/instance/rules", responses={**doc.ok(list[Any]), **doc.errors()})
