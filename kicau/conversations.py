@@ -147,6 +147,27 @@ class ConversationStore:
         self._oldest_above = prepare("SELECT last_status_id, id FROM conversations_by_last WHERE account_id = ?"
                                      " AND last_status_id > ? AND last_status_id < ? ORDER BY last_status_id ASC"
                                      " LIMIT ?")
+        self._statuses = prepare("SELECT id, account_id, visibility, conversation_id, mentions, deleted_at"
+                                 " FROM statuses WHERE id IN ?")
+
+    async def joined_late(self, member: int, status_ids: Iterable[int]) -> list[ConversationChange]:
+        """The conversations ``member`` joins now for statuses that mentioned it before without (their
+        notifications held back by its policy, kicau/notification_policies.py, then accepted): those of them
+        still there and direct, unread, as the fanout would have joined them."""
+        wanted = sorted(set(status_ids))
+        if not wanted:
+            return []
+        rows = await execute(self._session, self._statuses, (wanted,))
+        changes = []
+        for row in rows:
+            if row.get("visibility") != DIRECT or row.get("deleted_at") is not None:
+                continue
+            author = int(row["account_id"])
+            everyone = {author, *(int(mentioned) for mentioned, _ in row.get("mentions") or ())}
+            root = thread_root(row)
+            changes.append(ConversationChange(member, conversation_id(root, everyone), root,
+                                              tuple(sorted(everyone - {member})), int(row["id"]), member != author))
+        return changes
 
     def _batch(self) -> BatchStatement:
         # Logged: the row and its place in the order land together or not at all, whatever fails between.

@@ -52,7 +52,7 @@ from kicau.newest_ids import NewestIds
 from kicau.notification_groups import GroupSpan
 from kicau.notification_policies import PolicyStore, changed, rendered_request, requests_of
 from kicau.notification_policies import entity as policy_entity
-from kicau.notifications import REBLOG, RECORDED, Notification, NotificationStore, rendered
+from kicau.notifications import MENTION, REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
 from kicau.reader_copies import ReaderCopies, copy_lifetime
@@ -808,7 +808,10 @@ class TimelineService:
         held = [n for n in await self._held(account_id) if n.from_account_id in chosen]
         if accept:
             await self.policies.permit(account_id, chosen)
-            await self.notifications.apply(held)
+            # The private mentions join the account's conversations, as they would have (Mastodon's unfilter does).
+            joined = await self.conversations.joined_late(
+                account_id, (n.status_id for n in held if n.type == MENTION and n.status_id is not None))
+            await asyncio.gather(self.notifications.apply(held), self.conversations.apply(joined, []))
             crash_point("timeline.requests.copied")
         await self.filtered.apply((), [(account_id, n.id) for n in held])
         if accept:  # the user's streams are told (Mastodon's ``notifications_merged``), by every gateway

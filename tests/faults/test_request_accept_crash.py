@@ -2,7 +2,7 @@
 notification request (kicau/notification_policies.py): after the sender's held notifications were copied into the
 account's list, before they were removed from the held ones. The request answers a Mastodon error, never 500; the
 request is still there to accept again once `stack up` has restarted the service, and accepting it again leaves
-each notification once in the list and none held."""
+each notification once in the list, none held, and each private mention in one conversation."""
 
 from __future__ import annotations
 
@@ -45,5 +45,8 @@ def test_an_accept_retried_after_a_timeline_crash_lists_each_notification_once(
     assert summary(notifications(http, reader)) == expected
     assert summary(notifications(http, reader, "?include_filtered=true")) == expected  # none held, none twice
     assert _requests(http, reader) == []
+    # Each private mention began a thread of its own: three conversations, each joined once.
+    conversations = http.get("/api/v1/conversations", headers=reader.auth).json()
+    assert sorted(c["last_status"]["id"] for c in conversations) == sorted(held)
     harness.figure(f"timeline service died at timeline.requests.copied: answered {broken.status_code}; restarted in "
                    f"{restart_seconds:.1f}s; accepting again listed each of the 3 notifications once, none held")

@@ -78,6 +78,10 @@ def test_a_private_mention_from_a_stranger_waits_in_a_request_until_accepted(
     assert requests(http, reader) == []
     assert policy(http, reader)["summary"] == {"pending_requests_count": 0, "pending_notifications_count": 0}
     assert http.get("/api/v1/notifications/requests/merged", headers=reader.auth).json() == {"merged": True}
+    # And the private mention joined the reader's conversations, unread, as it would have (Mastodon's unfilter).
+    [conversation] = http.get("/api/v1/conversations", headers=reader.auth).json()
+    assert (conversation["last_status"]["id"], conversation["unread"]) == (held, True)
+    assert [a["id"] for a in conversation["accounts"]] == [stranger.id]
     # The sender is let through from now on.
     later = post(http, stranger, f"again, @{reader.username}", visibility="direct")
     eventually(lambda: summary(notifications(http, reader))[0] == ("mention", stranger.id, later) or None)
