@@ -553,11 +553,8 @@ class Fanout:
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
                                                                           for e in endings)))
         follows = [e for e in events if isinstance(e, FollowCreated)]
-        # The notified accounts' policies (kicau/notification_policies.py): one read, if anything may be held,
-        # beside the batch's other reads.
-        policies_read = asyncio.ensure_future(self.policies.of({n.account_id for n in notices if n.type in FILTERABLE}))
         (follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists,
-         follows_options) = await asyncio.gather(
+         (follows_options, policies)) = await asyncio.gather(
             self.follower_lists.followers(follower_ids),
             asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
                              for f in recent_ids)),
@@ -565,14 +562,13 @@ class Fanout:
                              for e in direct)),
             self.tag_followers.followers(sorted({t for e in hashtagged for t in stream_tags(e)})),
             self.hiders.followers(hiders_wanted(events, notices, scale | large)),
-            # Each follow's own options, for its backfill (a follow is rare beside statuses: a read each).
-            asyncio.gather(*(self.follow_options.store.of_follow(e.follower_id, e.followee_id) for e in follows)),
+            self._options_and_policies(follows, notices),
         )
         followers = follower_lists
         hidden = {author: status_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         silenced = {author: notification_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         notices = [n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())]
-        notices, held = await self._policed(events, notices, await policies_read)
+        notices, held = await self._policed(events, notices, policies)
         # The conversations of direct statuses: their authors' and those of the accounts notified of them.
         joining, leaving = conversations.joined(events, notices), conversations.left(events)
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
@@ -663,6 +659,14 @@ class Fanout:
         roots.update(await self.thread_mutes.roots_of({n.status_id for n in notices if n.status_id
                                                        and n.account_id in muted and n.status_id not in roots}))
         return unmuted(notices, muted, roots)
+
+    async def _options_and_policies(self, follows: Sequence[FollowCreated], notices: Sequence[Notification],
+                                    ) -> tuple[list[FollowOptions], dict[int, Policy]]:
+        """Each follow's own options, for its backfill (a follow is rare beside statuses: a read each), and the
+        notified accounts' policies (kicau/notification_policies.py: one read, if anything may be held back)."""
+        return await asyncio.gather(
+            asyncio.gather(*(self.follow_options.store.of_follow(e.follower_id, e.followee_id) for e in follows)),
+            self.policies.of({n.account_id for n in notices if n.type in FILTERABLE}))
 
     async def _policed(self, events: Sequence[Event], notices: list[Notification], policies: dict[int, Policy],
                        ) -> tuple[list[Notification], list[Notification]]:
