@@ -21,14 +21,15 @@ account followed with ``notify`` always notify. A sender whose request was accep
 A private mention *answers* the account when it replies to one of the account's own statuses (Mastodon looks
 further: up the thread for a private mention of the sender by the account; Kicau looks at the status replied to).
 
-The fanout decides, for each notification of a batch (``verdicts``), from the policies of the notified accounts
+The fanout decides, for each notification of a batch (``verdict``), from the policies of the notified accounts
 (one read a batch that notifies anything filterable), and only for those whose policy could hold it back, the
 follows both ways and the permissions (reads of the few accounts concerned). Filtered notifications are recorded in
-a table of their own (kicau/notifications.py, ``FILTERED_TABLE``), with the same ids they would have had: accepting
-a request moves its sender's there into the account's list, as if they had never been held back; dismissing it
-deletes them. A request is the sender's filtered mentions: one exists while any is held, its id is the sender's
-account id, its ``last_status`` the newest of them, its ``notifications_count`` every held notification of the
-sender.
+a table of their own (kicau/notifications.py, ``FILTERED_TABLE``), with the same ids they would have had, and a
+held private mention joins no conversation: accepting a request moves its sender's held notifications into the
+account's list, as if they had never been held back, and its private mentions into the account's conversations
+(kicau/conversations.py, ``joined_late``); dismissing it deletes them. A request is the sender's filtered
+mentions: one exists while any is held, its id is the sender's account id, its ``last_status`` the newest of them,
+its ``notifications_count`` every held notification of the sender.
 """
 
 from __future__ import annotations
