@@ -833,9 +833,13 @@ class StreamHub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, keys.HIDES_CHANNEL,
-                                       keys.FILTERS_CHANNEL, keys.ANNOUNCEMENTS_CHANNEL,
-                                       keys.NOTIFICATIONS_MERGED_CHANNEL)
+                # The channels of changes to accounts and to the instance, each with its handler; every other
+                # message is a stream delivery.
+                changes: dict[bytes, Callable[[bytes], None]] = {
+                    HIDES_CHANNEL: self._hides_changed, FILTERS_CHANNEL: self._filters_changed,
+                    ANNOUNCEMENTS_CHANNEL: self._announcement_changed,
+                    NOTIFICATIONS_MERGED_CHANNEL: self._notifications_merged}
+                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, *changes)
                 if self._subscribed.is_set():  # subscribed again: hide and filter changes may have been missed
                     for account_id in list(self._unwanted):
                         self._spawn(self._load_unwanted(account_id))
@@ -843,17 +847,9 @@ class StreamHub:
                         self._spawn(self._load_filters(account_id))
                 self._subscribed.set()
                 async for message in pubsub.listen():
-                    if message["channel"] == HIDES_CHANNEL:
-                        self._hides_changed(message["data"])
-                        continue
-                    if message["channel"] == FILTERS_CHANNEL:
-                        self._filters_changed(message["data"])
-                        continue
-                    if message["channel"] == ANNOUNCEMENTS_CHANNEL:
-                        self._announcement_changed(message["data"])
-                        continue
-                    if message["channel"] == NOTIFICATIONS_MERGED_CHANNEL:
-                        self._notifications_merged(message["data"])
+                    changed = changes.get(message["channel"])
+                    if changed is not None:
+                        changed(message["data"])
                         continue
                     try:
                         delivery = decode_delivery(message["data"])
