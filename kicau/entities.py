@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from kicau import hashtags, polls
+from kicau import hashtags, media, polls
 from kicau.account_notes import Annotations
 from kicau.blocks_and_mutes import Between
 from kicau.follow_options import FollowOptions
@@ -74,7 +74,10 @@ def _paragraph_html(paragraph: str, mentions: Mapping[str, Mention], public_url:
 def text_to_html(text: str, mentions: Sequence[Mention] = (), public_url: str = "") -> str:
     """Plain text as Mastodon's HTML: paragraphs, line breaks, each resolved mention linked to its account
     (``mentions``: the accounts the text names, ``kicau.mentions.MentionResolver``) and, given the server's
-    ``public_url``, each hashtag to its page (kicau/hashtags.py)."""
+    ``public_url``, each hashtag to its page (kicau/hashtags.py). No text (a status of attachments alone) is no
+    HTML, as Mastodon's."""
+    if not text:
+        return ""
     by_name = {m.username.lower(): m for m in mentions}
     domains = local_domains(public_url) if by_name else frozenset()
     paragraphs = text.replace("\r\n", "\n").split("\n\n")
@@ -156,7 +159,8 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "visibility": row.get("visibility") or "public",
         "sensitive": bool(row.get("sensitive")),
         "spoiler_text": row.get("spoiler_text") or "",
-        "media_attachments": [],
+        # As posted (kicau/media.py): a timeline read never looks an attachment up.
+        "media_attachments": media.entities(row.get("media"), public_url) if not reblog else [],
         "mentions": [mention_entity(m, public_url) for m in stored(row.get("mentions"))],
         # From the text, never stored apart from it (kicau/hashtags.py); a reblog's are its reblogged status's.
         "tags": _tags(row.get("text") or "", public_url) if not reblog else [],

@@ -158,6 +158,16 @@ class Announcement(_Entity):
     reactions: list[dict[str, Any]]
 
 
+class MediaAttachment(_Entity):
+    id: str
+    type: str
+    url: str | None
+    preview_url: str | None
+    meta: dict[str, Any] | None
+    description: str | None
+    blurhash: str | None
+
+
 class Poll(_Entity):
     id: str
     expired: bool

@@ -196,9 +196,10 @@ class Upstream:
         json: Any = None,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> UpstreamResponse:
         sent = _internal_headers(token, headers)
-        request = self._request(method, path, json, params, sent)
+        request = self._request(method, path, json, params, sent, content)
         # A request may be sent twice only if doing it twice changes nothing more than doing it once.
         repeatable = method not in _UNSAFE_METHODS or "Idempotency-Key" in sent
         # The whole call (waiting for a connection, connecting, a second attempt) ends by one deadline.
@@ -213,11 +214,11 @@ class Upstream:
             raise ApiError(503, "Service temporarily unavailable, try again") from exc
 
     def _request(self, method: str, path: str, json: Any, params: Mapping[str, Any] | list[tuple[str, Any]] | None,
-                 headers: Mapping[str, str]) -> bytes:
+                 headers: Mapping[str, str], content: bytes | None = None) -> bytes:
         target = self._prefix + path
         if params:
             target += "?" + _query_string(params)
-        body = b"" if json is None else _encode_json(json)
+        body = content if content is not None else b"" if json is None else _encode_json(json)
         lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), self._host_header]
         if json is not None:
             lines.append(b"Content-Type: application/json\r\n")
@@ -286,6 +287,7 @@ class Caller(Protocol):
         json: Any = None,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
@@ -314,10 +316,11 @@ class CallUpstream:
         json: Any = None,
         params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
     ) -> UpstreamResponse:
         sent = [(name.lower().encode("latin-1"), value.encode("latin-1"))
                 for name, value in _internal_headers(token, headers).items()]
-        body = b""
+        body = content or b""
         if json is not None:
             body = _encode_json(json)
             sent.append((b"content-type", b"application/json"))

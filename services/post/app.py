@@ -13,12 +13,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.types import Receive, Scope
 
-from kicau import clients, polls
+from kicau import clients, media, polls
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
 from kicau.favourites import FavouriteStore
-from kicau.hot_routes import Answer, ServiceApp, acting_account, header, read_body
+from kicau.hot_routes import Answer, ServiceApp, acting_account, header, query_items, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
 from kicau.mentions import MentionResolver
 from kicau.pins import PinStore
@@ -40,9 +40,10 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, StatusChange
+from services.post.media import Attachments, MediaStore
 from services.post.poll_endings import PollEndingStore, poll_end_runner
 from services.post.scheduled import ScheduledStore, scheduled_runner
-from services.post.service import NewStatus, PostService
+from services.post.service import IDEMPOTENCY_IN_FLIGHT_SECONDS, NewStatus, PostService
 from services.post.settings import PostSettings
 from services.post.store import StatusStore
 
@@ -56,6 +57,13 @@ class PollForm(BaseModel):
     hide_totals: Any = False
 
 
+MediaIds = list[Annotated[int, Field(ge=0, lt=1 << 63)]] | None
+
+
+def _each_once(ids: list[int] | None) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(ids or ()))
+
+
 class StatusChangeForm(BaseModel):
     """An edit's body (services/post/edits.py): what Mastodon's update takes beside media (a poll it names must be
     the status's own: kicau/polls.py)."""
@@ -67,6 +75,7 @@ class StatusChangeForm(BaseModel):
     spoiler_text: StrictStr = ""
     language: StrictStr | None = None
     poll: PollForm | None = None
+    media_ids: MediaIds = None
 
 
 class StatusForm(BaseModel):
@@ -82,6 +91,8 @@ class StatusForm(BaseModel):
     scheduled_at: StrictStr | None = None
     # A poll (kicau/polls.py): options, expires_in, multiple, hide_totals, checked there.
     poll: PollForm | None = None
+    # Uploaded attachments (services/post/media.py), in the order shown.
+    media_ids: MediaIds = None
 
 
 class RescheduleForm(BaseModel):
@@ -142,6 +153,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             poll_endings=PollEndingStore(session, clients.write_consistency(common)),
             edits=EditStore(session, clients.write_consistency(common)),
             scheduled=ScheduledStore(session, clients.write_consistency(common)),
+            attachments=Attachments(MediaStore(session, clients.write_consistency(common)), common.public_url,
+                                    in_flight_seconds=IDEMPOTENCY_IN_FLIGHT_SECONDS),
         )
         service: PostService = app.state.service
         schedulers = [
@@ -184,9 +197,12 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
         language=form.language, in_reply_to_id=form.in_reply_to_id,
         poll=None if poll is None else polls.definition(poll.options, poll.expires_in, poll.multiple,
                                                         poll.hide_totals),
+        media_ids=_each_once(form.media_ids),
     )
     service: PostService = app.state.service
     if form.scheduled_at:
+        if draft.media_ids:
+            raise ApiError(422, "Validation failed: a scheduled status cannot carry attachments on this server")
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
                                              scheduled_at=form.scheduled_at,
                                              poll_seconds=None if poll is None else int(poll.expires_in),
@@ -225,7 +241,8 @@ async def vote(status_id: int, form: VoteForm, service: Service, account: Accoun
 async def edit_status(status_id: int, form: StatusChangeForm, service: Service,
                       account: AccountHeader = None) -> Response:
     change = StatusChange(text=form.status, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
-                          language=form.language, poll=form.poll.options if form.poll is not None else None)
+                          language=form.language, poll=form.poll.options if form.poll is not None else None,
+                          media_ids=None if form.media_ids is None else _each_once(form.media_ids))
     return Response(await service.edit(account_id=acting_account_id(account), status_id=status_id, change=change),
                     media_type=JSON)
 
@@ -341,3 +358,58 @@ async def reschedule(scheduled_id: int, form: RescheduleForm, service: Service,
 async def unschedule(scheduled_id: int, service: Service, account: AccountHeader = None) -> Response:
     await service.unschedule(account_id=acting_account_id(account), scheduled_id=scheduled_id)
     return Response(b"{}", media_type=JSON)
+
+
+# Media attachments (services/post/media.py) --------------------------------------------------------------------
+
+
+class MediaChangeForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    description: StrictStr | None = None
+    focus: StrictStr | None = None
+
+
+def _focus(value: str | None) -> tuple[float, float] | None:
+    return None if value is None or value == "" else media.parse_focus(value)
+
+
+async def upload_media(scope: Scope, receive: Receive) -> Answer:
+    """``POST /internal/media?description=&focus=``: the body is the file's bytes (the gateway took them out of the
+    client's form). A hot route: a body of megabytes is read as it comes, without the framework's layers."""
+    data = await read_body(receive, media.MAX_IMAGE_BYTES + 1)
+    given = dict(query_items(scope))
+    service: PostService = app.state.service
+    description = media.check_description(given.get("description", ""))
+    focus = _focus(given.get("focus")) or (0.0, 0.0)
+    return Answer(await service.attachments.upload(service.ids.next_id(), acting_account(scope), data, description,
+                                                   focus))
+
+
+app.hot_routes.add("POST", "/internal/media", upload_media)
+
+
+@app.get("/internal/media/{media_id}")
+async def show_media(media_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.attachments.show(acting_account_id(account), media_id), media_type=JSON)
+
+
+@app.put("/internal/media/{media_id}")
+async def change_media(media_id: int, form: MediaChangeForm, service: Service,
+                       account: AccountHeader = None) -> Response:
+    description = None if form.description is None else media.check_description(form.description)
+    return Response(await service.attachments.describe(acting_account_id(account), media_id, description,
+                                                       _focus(form.focus)), media_type=JSON)
+
+
+@app.delete("/internal/media/{media_id}")
+async def delete_media(media_id: int, service: Service, account: AccountHeader = None) -> Response:
+    await service.attachments.delete(acting_account_id(account), media_id)
+    return Response(b"{}", media_type=JSON)
+
+
+@app.get("/internal/media/{media_id}/files/{name}")
+async def media_file(media_id: int, name: str, service: Service) -> Response:
+    """A file by its public name (``original.jpg``, ``small.png``): public, as Mastodon's files are."""
+    data, content_type = await service.attachments.file(media_id, name)
+    return Response(data, media_type=content_type)

@@ -36,6 +36,9 @@ class StatusChange:
     # A poll the edit names (clients send the status's own back): it must be the one the status has, as this
     # server does not change a poll (kicau/polls.py). None: not named.
     poll: Any = None
+    # The attachments the edit names (clients send the status's own back): they must be the status's, in its
+    # order, as this server does not change them (services/post/media.py). None: not named.
+    media_ids: tuple[int, ...] | None = None
 
     def applied_to(self, row: dict[str, Any]) -> StatusChange:
         """The change with the status's language where it names none."""

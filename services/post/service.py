@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from kicau import directory, hashtags, keys, newest_ids, polls, replies, resp
+from kicau import directory, hashtags, keys, media, newest_ids, polls, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -64,6 +64,7 @@ from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import EditStore, StatusChange, changes_anything, version_time
+from services.post.media import Attachments
 from services.post.poll_endings import Ending, PollEndingStore, notification_id
 from services.post.scheduled import (
     Params,
@@ -161,12 +162,19 @@ class NewStatus:
     language: str | None = None
     in_reply_to_id: int | None = None
     poll: polls.Definition | None = None  # checked when it was made (kicau/polls.py)
+    # Uploaded attachments (kicau/media.py), in the order shown; each once.
+    media_ids: tuple[int, ...] = ()
 
 
 def validate(draft: NewStatus, max_characters: int) -> None:
     text = draft.text
-    if not text.strip():
+    # With attachments a status may say nothing, as Mastodon's may.
+    if not text.strip() and not draft.media_ids:
         raise ApiError(422, "Validation failed: Text can't be blank")
+    if len(draft.media_ids) > media.MAX_PER_STATUS:
+        raise ApiError(422, f"Validation failed: You can't attach more than {media.MAX_PER_STATUS} files")
+    if draft.media_ids and draft.poll is not None:
+        raise ApiError(422, "Validation failed: You can't attach both files and a poll")
     if "\x00" in text or "\x00" in draft.spoiler_text:
         raise ApiError(422, "Validation failed: Text must not contain NUL characters")
     # Mastodon counts characters as the user sees them: normalise so a decomposed "é" counts once.
@@ -215,6 +223,7 @@ class PostService:
     poll_endings: PollEndingStore
     edits: EditStore
     scheduled: ScheduledStore
+    attachments: Attachments
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -260,6 +269,15 @@ class PostService:
                 raise
             if existing is not None:
                 return await self._replay(existing, account_id, username, card)
+        attached: list[media.StoredMedia] = []
+        if draft.media_ids:
+            try:
+                attached = await self.attachments.attach(account_id, draft.media_ids, status_id, self._written)
+            except BaseException:
+                if idempotency_key:
+                    await self._release_quietly(account_id, idempotency_key, status_id)
+                raise
+            crash_point("post.media.attached")
         row = {
             "id": status_id,
             "account_id": account_id,
@@ -275,6 +293,7 @@ class PostService:
             "mentions": mentions,
             "conversation_id": root,
             "poll": polls.stored(draft.poll) if draft.poll is not None else None,
+            "media": media.stored(attached),
         }
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         try:
@@ -357,10 +376,14 @@ class PostService:
             await self._tombstone(row["id"], row["account_id"])
             if idempotency_key:
                 await self.store.release_idempotency_key(row["account_id"], idempotency_key, row["id"])
+            await self.attachments.release(media.ids_of(row.get("media")), row["id"])
         except Exception:
             # Both engines failing at once: the row may remain, unpublished. A retry with the same key
             # republishes it (see _replay); without a key it stays out of every home timeline.
             log.exception("could not roll back status %s", row["id"])
+
+    async def _written(self, status_id: int) -> bool:
+        return await self.store.get(status_id) is not None
 
     async def _release_quietly(self, account_id: int, key: str, status_id: int) -> None:
         try:
@@ -833,6 +856,8 @@ class PostService:
                                  moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
         await self._take_back_all(status_id, account_id)
         await self._unpin_quietly(account_id, status_id)
+        # Free again, as Mastodon's delete leaves them for "delete and redraft" (services/post/media.py).
+        await self.attachments.release(media.ids_of(row.get("media")), status_id)
         return _with_source(rendered, row)
 
     # Edits (services/post/edits.py) ----------------------------------------------------------------------
@@ -875,9 +900,14 @@ class PostService:
             named = change.poll if isinstance(change.poll, list) else None
             if kept is None or named is None or [str(o).strip() for o in named] != kept.options:
                 raise ApiError(422, "Validation failed: a poll cannot be added or changed by an edit on this server")
+        kept_media = tuple(media.ids_of(row.get("media")))
+        if change.media_ids is not None and change.media_ids != kept_media:
+            raise ApiError(422, "Validation failed: attachments cannot be added, removed or reordered by an edit on"
+                                " this server")
         change = change.applied_to(row)
         validate(NewStatus(text=change.text, visibility=row.get("visibility") or PUBLIC, sensitive=change.sensitive,
-                           spoiler_text=change.spoiler_text, language=change.language), self.own.max_characters)
+                           spoiler_text=change.spoiler_text, language=change.language, media_ids=kept_media),
+                 self.own.max_characters)
         card = await self.accounts.card(account_id)
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")

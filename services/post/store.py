@@ -56,8 +56,8 @@ class StatusStore:
 
         self._insert_status = write(
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
-            " in_reply_to_id, in_reply_to_account_id, created_at, mentions, reblog_of_id, conversation_id, poll)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " in_reply_to_id, in_reply_to_account_id, created_at, mentions, reblog_of_id, conversation_id, poll,"
+            " media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct, reblog, language)"
                                    " VALUES (?, ?, ?, ?, ?)")
@@ -132,7 +132,7 @@ class StatusStore:
             row["spoiler_text"], _unset_if_none(row["language"]), _unset_if_none(row["in_reply_to_id"]),
             _unset_if_none(row["in_reply_to_account_id"]), row["created_at"], row["mentions"] or UNSET_VALUE,
             _unset_if_none(row.get("reblog_of_id")), _unset_if_none(row.get("conversation_id")),
-            _unset_if_none(row.get("poll")),
+            _unset_if_none(row.get("poll")), _unset_if_none(row.get("media")),
         ), _entry_values(row))
 
     async def remove(self, status_id: int, account_id: int, in_reply_to_id: int | None = None) -> None:

@@ -15,6 +15,7 @@ the positive-data check are widened for that operation only, with the reason:
 - POST /api/v1/statuses: text and spoiler share one 500-character budget, a reply needs an existing status,
   an Idempotency-Key reused after its status was deleted has nothing to answer, and a scheduled time must be five
   minutes ahead: 422 (and so for PUT /api/v1/scheduled_statuses/{scheduled_id});
+- POST /api/v2/media (and /api/v1/media): a file that is not an image of the kinds taken is a 422;
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
 - POST /api/v1/accounts/{account_id}/pin: endorsing an account the user does not follow is a 422, as on Mastodon;
@@ -105,6 +106,16 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "POST /api/v1/reports"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+# An upload's file is any bytes to the document; one that is not an image (JPEG, PNG, WebP, GIF) is a 422
+# (services/post/media.py).
+[[operations]]
+include-name = "POST /api/v2/media"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "413", "422", "429"]
+
+[[operations]]
+include-name = "POST /api/v1/media"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "413", "422", "429"]
 
 # Mastodon answers an eleventh featured hashtag with 422 (the run features more than ten).
 [[operations]]

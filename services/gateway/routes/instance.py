@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kicau import instance_usage, polls
+from kicau import instance_usage, media, polls
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
 from kicau.web import error_response
@@ -71,8 +71,9 @@ async def instance_v1(request: Request, common: Common, settings: Settings) -> d
         "invites_enabled": False,
         "configuration": {
             "accounts": {"max_featured_tags": MAX_FEATURED},
-            "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
-            "media_attachments": {"supported_mime_types": []},
+            "statuses": {"max_characters": 500, "max_media_attachments": media.MAX_PER_STATUS,
+                         "characters_reserved_per_url": 23},
+            "media_attachments": media.CONFIGURATION,
             "polls": polls.CONFIGURATION,
         },
         "contact_account": None,
@@ -97,8 +98,9 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
         "configuration": {
             "urls": {"streaming": _streaming_url(common.public_url), "status": None},
             "accounts": {"max_featured_tags": MAX_FEATURED, "max_pinned_statuses": MAX_PINS},
-            "statuses": {"max_characters": 500, "max_media_attachments": 0, "characters_reserved_per_url": 23},
-            "media_attachments": {"supported_mime_types": []},
+            "statuses": {"max_characters": 500, "max_media_attachments": media.MAX_PER_STATUS,
+                         "characters_reserved_per_url": 23},
+            "media_attachments": media.CONFIGURATION,
             "polls": polls.CONFIGURATION,
             "translation": {"enabled": False},
             "timelines_access": {

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope
 
+from kicau import media
 from kicau.hot_routes import Answer
+from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
@@ -43,12 +45,29 @@ def _poll(params: dict[str, Any]) -> dict[str, Any] | None:
     return {name: value for name, value in {**(nested or {}), **spelled}.items() if name in POLL_FIELDS}
 
 
+def _media_ids(params: dict[str, Any]) -> list[int] | None:
+    """``media_ids[]`` (``media_ids`` for one), each an attachment's id (kicau/media.py); None when not given."""
+    raw = params.get("media_ids")
+    if raw is None:
+        return None
+    values = raw if isinstance(raw, list) else [raw]
+    ids = [parse_id(value) if isinstance(value, str | int) else None for value in values if value != ""]
+    if len(ids) > media.MAX_PER_STATUS:
+        raise ApiError(422, f"Validation failed: You can't attach more than {media.MAX_PER_STATUS} files")
+    if any(i is None for i in ids):
+        raise ApiError(422, "Validation failed: media_ids must be ids of uploaded attachments")
+    return [i for i in ids if i is not None]
+
+
 def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS) -> dict[str, Any]:
     body = {k: params[k] for k in fields if k in params and params[k] is not None}
+    media_ids = _media_ids(params)
+    if media_ids is not None:
+        body["media_ids"] = media_ids
     if "status" not in body:
-        raise ApiError(422, "Validation failed: Text can't be blank")
-    if params.get("media_ids"):
-        raise ApiError(422, "Validation failed: media attachments are not supported")
+        if not media_ids:
+            raise ApiError(422, "Validation failed: Text can't be blank")
+        body["status"] = ""  # a status of attachments alone
     poll = _poll(params)
     if poll is not None:
         body["poll"] = poll

@@ -1,0 +1,319 @@
+"""Media attachments, the post service's side (kicau/media.py says what they are): reading an upload as an image,
+keeping its files and its row, and attaching it to one status.
+
+* **An upload** is decoded with Pillow in a worker thread (one at a time: two cores, and a 16 MiB image takes
+  a good part of a second), turned upright from its EXIF orientation, scaled down past 3840 x 2160 pixels, and
+  written again without its metadata (EXIF with a camera's GPS position, XMP, comments; the colour profile kept);
+  a GIF is kept byte for byte (its animation), with a PNG of its first frame as the preview. The preview fits 480
+  x 480 pixels' area, the blurhash is computed from a 32 x 32 copy (``blurhash``, the one Mastodon.py uses).
+* **Files** go to ``media_files`` in 1 MiB chunks, then the row to ``media_attachments``: a row is there only once
+  its files are, so a crash in between leaves chunks no row names (no id was ever answered), never a row without
+  its files.
+* **Attaching** claims the row for the status (a lightweight transaction, ``IF status_id = null``), before the
+  status is written, and the status keeps the attachments as they are then (``statuses.media``). A failed post
+  gives its claims back. A claim by a status that was never written (its post service died between the claim
+  and the write) is taken over once that status is old enough that no request can still be writing it, as the
+  Idempotency-Key's claim is (services/post/service.py), so a retry can post the attachment again.
+* **Deleting a status** gives its attachments back, as Mastodon's delete does for "delete and redraft": the
+  client may name them again in the status it posts instead.
+
+Not done: video and audio (refused: 422); a custom ``thumbnail``; changing a status's attachments in an edit (an
+edit that names other ones is a 422); removing attachments left unattached (Mastodon drops them after a day).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import blurhash
+import msgspec
+from cassandra.cluster import Session
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from kicau import media
+from kicau.clients import execute, write_preparer
+from kicau.ids import ms_from_id
+from kicau.media import Size, StoredMedia
+from kicau.web import ApiError
+
+CHUNK_BYTES: Final = 1024 * 1024
+# Pillow decodes nothing larger (its own guard against decompression bombs is at ~179 megapixels).
+MAX_DECODED_PIXELS: Final = 64_000_000
+_FORMATS: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+_SAVE_AS: Final = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+_UNREADABLE: Final = "Validation failed: File could not be read as an image (JPEG, PNG, WebP or GIF)"
+_ENCODE = msgspec.json.Encoder()
+_DECODE = msgspec.json.Decoder(StoredMedia)
+# One upload decoded at a time (see the module's docstring).
+_DECODING = asyncio.Semaphore(1)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Processed:
+    content_type: str
+    extension: str
+    original: bytes
+    original_size: Size
+    small: bytes
+    small_size: Size
+    blurhash: str
+
+
+def _scaled(size: tuple[int, int], most_pixels: int) -> tuple[int, int]:
+    width, height = size
+    if width * height <= most_pixels:
+        return width, height
+    factor = math.sqrt(most_pixels / (width * height))
+    return max(1, int(width * factor)), max(1, int(height * factor))
+
+
+def _encoded(image: Image.Image, extension: str, icc_profile: bytes | None) -> bytes:
+    out = io.BytesIO()
+    options: dict[str, Any] = {"icc_profile": icc_profile} if icc_profile else {}
+    if extension == "jpg":
+        image = image if image.mode in ("RGB", "L") else image.convert("RGB")
+        image.save(out, "JPEG", quality=90, **options)
+    elif extension == "webp":
+        image.save(out, "WEBP", quality=90, **options)
+    else:
+        image.save(out, "PNG", **options)
+    return out.getvalue()
+
+
+def _blurhash(image: Image.Image) -> str:
+    tiny = image.convert("RGB").resize((32, 32))
+    pixels = list(tiny.getdata())
+    rows = [[list(pixels[y * 32 + x]) for x in range(32)] for y in range(32)]
+    return str(blurhash.encode(rows, components_x=4, components_y=3))
+
+
+def process(data: bytes) -> Processed:
+    """The files and figures of an uploaded image; a 422 for what is not one of the images taken."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        content_type = _FORMATS.get(image.format or "")
+        if content_type is None:
+            raise ApiError(422, f"Validation failed: File content type {image.format or 'unknown'} is not supported"
+                                f" (JPEG, PNG, WebP or GIF)")
+        if image.width * image.height > MAX_DECODED_PIXELS:
+            raise ApiError(422, f"Validation failed: the image is larger than {MAX_DECODED_PIXELS:,} pixels")
+        image.load()
+    except ApiError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError,
+            EOFError) as exc:
+        raise ApiError(422, _UNREADABLE) from exc
+    extension = media.IMAGE_TYPES[content_type]
+    if extension == "gif":
+        # Kept as uploaded: re-encoding would cost its animation; a GIF carries no EXIF.
+        original, first = data, image.convert("RGBA")
+        original_size = Size(image.width, image.height)
+    else:
+        icc_profile = image.info.get("icc_profile")
+        upright = ImageOps.exif_transpose(image) or image
+        fitted = upright.resize(_scaled(upright.size, media.MAX_IMAGE_PIXELS), Image.Resampling.LANCZOS) \
+            if upright.width * upright.height > media.MAX_IMAGE_PIXELS else upright
+        # Written from pixels alone: nothing of the upload's metadata is passed on.
+        fitted.info = {}
+        original, first = _encoded(fitted, extension, icc_profile), fitted
+        original_size = Size(fitted.width, fitted.height)
+    small_image = first.resize(_scaled(first.size, media.SMALL_PIXELS), Image.Resampling.LANCZOS) \
+        if first.width * first.height > media.SMALL_PIXELS else first
+    small_extension = "png" if extension == "gif" else extension
+    return Processed(content_type=content_type, extension=extension, original=original, original_size=original_size,
+                     small=_encoded(small_image, small_extension, None),
+                     small_size=Size(small_image.width, small_image.height), blurhash=_blurhash(first))
+
+
+async def processed(data: bytes) -> Processed:
+    if not data:
+        raise ApiError(422, "Validation failed: File can't be blank")
+    if len(data) > media.MAX_IMAGE_BYTES:
+        raise ApiError(422, f"Validation failed: File file size must be less than {media.MAX_IMAGE_BYTES // 2**20} MB")
+    async with _DECODING:
+        return await asyncio.to_thread(process, data)
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    return [data[at:at + CHUNK_BYTES] for at in range(0, len(data), CHUNK_BYTES)] or [b""]
+
+
+class MediaStore:
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        write = write_preparer(session, write_consistency)
+        self._insert_chunk = write("INSERT INTO media_files (id, variant, chunk, data) VALUES (?, ?, ?, ?)")
+        self._insert = write("INSERT INTO media_attachments (id, account_id, media, content_type) VALUES (?, ?, ?, ?)")
+        self._describe = write("UPDATE media_attachments SET media = ? WHERE id = ?")
+        self._row = session.prepare("SELECT * FROM media_attachments WHERE id = ?")
+        self._rows = session.prepare("SELECT * FROM media_attachments WHERE id IN ?")
+        self._file = session.prepare("SELECT data FROM media_files WHERE id = ? AND variant = ?")
+        self._file.fetch_size = 4  # a few chunks a page: an answer of 16 chunks would pass the native frame's limit
+        self._claim = write("UPDATE media_attachments SET status_id = ? WHERE id = ? IF status_id = null")
+        self._take_over = write("UPDATE media_attachments SET status_id = ? WHERE id = ? IF status_id = ?")
+        self._release = write("UPDATE media_attachments SET status_id = null WHERE id = ? IF status_id = ?")
+        self._delete = write("DELETE FROM media_attachments WHERE id = ? IF status_id = null")
+        self._delete_file = write("DELETE FROM media_files WHERE id = ? AND variant = ?")
+
+    async def add(self, media_id: int, account_id: int, files: Processed, description: str,
+                  focus: tuple[float, float]) -> StoredMedia:
+        stored = StoredMedia(id=media_id, extension=files.extension, original=files.original_size,
+                             small=files.small_size, file_size=len(files.original), blurhash=files.blurhash,
+                             description=description, focus_x=focus[0], focus_y=focus[1])
+        await asyncio.gather(*(
+            execute(self._session, self._insert_chunk, (media_id, variant, number, chunk))
+            for variant, data in ((media.ORIGINAL, files.original), (media.SMALL, files.small))
+            for number, chunk in enumerate(_chunks(data))))
+        await execute(self._session, self._insert,
+                      (media_id, account_id, _ENCODE.encode(stored).decode(), files.content_type))
+        return stored
+
+    async def get(self, media_id: int) -> tuple[StoredMedia, dict[str, Any]] | None:
+        rows = await execute(self._session, self._row, (media_id,))
+        if not rows or not rows[0].get("media"):
+            return None
+        return _DECODE.decode(rows[0]["media"]), rows[0]
+
+    async def many(self, media_ids: list[int]) -> dict[int, tuple[StoredMedia, dict[str, Any]]]:
+        rows = await execute(self._session, self._rows, (media_ids,))
+        return {int(row["id"]): (_DECODE.decode(row["media"]), row) for row in rows if row.get("media")}
+
+    async def describe(self, stored: StoredMedia) -> None:
+        await execute(self._session, self._describe, (_ENCODE.encode(stored).decode(), stored.id))
+
+    async def file(self, media_id: int, variant: str) -> bytes:
+        rows = await execute(self._session, self._file, (media_id, variant))
+        return b"".join(row["data"] or b"" for row in rows)
+
+    async def claim(self, media_id: int, status_id: int) -> int | None:
+        """None once ``status_id`` holds the attachment; else the status that holds it."""
+        rows = await execute(self._session, self._claim, (status_id, media_id))
+        return None if rows[0]["[applied]"] else int(rows[0]["status_id"])
+
+    async def take_over(self, media_id: int, stale_id: int, status_id: int) -> bool:
+        rows = await execute(self._session, self._take_over, (status_id, media_id, stale_id))
+        return bool(rows[0]["[applied]"])
+
+    async def release(self, media_id: int, status_id: int) -> None:
+        await execute(self._session, self._release, (media_id, status_id))
+
+    async def delete(self, media_id: int) -> bool:
+        """Removes an unattached attachment and its files; False when a status holds it."""
+        rows = await execute(self._session, self._delete, (media_id,))
+        if not rows[0]["[applied]"]:
+            return False
+        await asyncio.gather(*(execute(self._session, self._delete_file, (media_id, variant))
+                               for variant in media.VARIANTS))
+        return True
+
+
+def claim_is_stale(holder: int, now_ms: float, in_flight_seconds: float) -> bool:
+    """Whether a status that holds an attachment but was never written is old enough that no request can still
+    be writing it."""
+    return now_ms - ms_from_id(holder) >= in_flight_seconds * 1000
+
+
+_NOT_FOUND: Final = "Record not found"
+# Whether a status row exists, by its id.
+Written = Callable[[int], Awaitable[bool]]
+
+
+@dataclass
+class Attachments:
+    """What the post service's routes and its posts do with attachments."""
+
+    store: MediaStore
+    public_url: str
+    # How long a claim by a status never written holds (the Idempotency-Key's wait, services/post/service.py).
+    in_flight_seconds: float
+
+    def rendered(self, stored: StoredMedia) -> bytes:
+        return _ENCODE.encode(media.entity(stored, self.public_url))
+
+    async def upload(self, media_id: int, account_id: int, data: bytes, description: str,
+                     focus: tuple[float, float]) -> bytes:
+        files = await processed(data)
+        return self.rendered(await self.store.add(media_id, account_id, files, description, focus))
+
+    async def _own(self, account_id: int, media_id: int) -> tuple[StoredMedia, dict[str, Any]]:
+        found = await self.store.get(media_id)
+        if found is None or found[1]["account_id"] != account_id:
+            raise ApiError(404, _NOT_FOUND)  # someone else's answers as a missing one
+        return found
+
+    async def show(self, account_id: int, media_id: int) -> bytes:
+        return self.rendered((await self._own(account_id, media_id))[0])
+
+    async def describe(self, account_id: int, media_id: int, description: str | None,
+                       focus: tuple[float, float] | None) -> bytes:
+        stored, row = await self._own(account_id, media_id)
+        if row.get("status_id") is not None:
+            # As Mastodon's: an attachment a status shows is changed by an edit of the status, not here.
+            raise ApiError(404, _NOT_FOUND)
+        changed = msgspec.structs.replace(
+            stored, description=stored.description if description is None else description,
+            focus_x=stored.focus_x if focus is None else focus[0],
+            focus_y=stored.focus_y if focus is None else focus[1])
+        await self.store.describe(changed)
+        return self.rendered(changed)
+
+    async def delete(self, account_id: int, media_id: int) -> None:
+        await self._own(account_id, media_id)
+        if not await self.store.delete(media_id):
+            raise ApiError(422, "Media attachment is currently used by a status")
+
+    async def file(self, media_id: int, name: str) -> tuple[bytes, str]:
+        """A file's bytes and content type, by its public name (``original.jpg``, ``small.png``)."""
+        variant, _, extension = name.partition(".")
+        found = await self.store.get(media_id) if variant in media.VARIANTS else None
+        if found is None:
+            raise ApiError(404, _NOT_FOUND)
+        stored = found[0]
+        wanted = stored.extension if variant == media.ORIGINAL else stored.small_extension
+        if extension != wanted:
+            raise ApiError(404, _NOT_FOUND)
+        content_type = next(kind for kind, ext in media.IMAGE_TYPES.items() if ext == wanted)
+        return await self.store.file(media_id, variant), content_type
+
+    async def attach(self, account_id: int, media_ids: tuple[int, ...], status_id: int,
+                     written: Written) -> list[StoredMedia]:
+        """Claim the account's unattached ``media_ids`` for ``status_id``; the attachments as they are now, in
+        order. ``written``: an awaitable function telling whether a status row exists (a holder never written,
+        and old enough, gives its claim up). Claims already made are given back when one fails."""
+        found = await self.store.many(list(media_ids))
+        missing = [str(i) for i in media_ids if i not in found or found[i][1]["account_id"] != account_id]
+        if missing:
+            raise ApiError(422, f"Validation failed: Media {', '.join(missing)} not found")
+        claimed: list[int] = []
+        try:
+            for media_id in media_ids:
+                holder = await self.store.claim(media_id, status_id)
+                if holder is not None and holder != status_id and not await self._take_over(media_id, holder,
+                                                                                           status_id, written):
+                    raise ApiError(422, f"Validation failed: Media {media_id} is already attached to another post")
+                claimed.append(media_id)
+        except BaseException:
+            await self.release(claimed, status_id)
+            raise
+        return [found[i][0] for i in media_ids]
+
+    async def _take_over(self, media_id: int, holder: int, status_id: int, written: Written) -> bool:
+        if not claim_is_stale(holder, time.time() * 1000, self.in_flight_seconds) or await written(holder):
+            return False
+        return await self.store.take_over(media_id, holder, status_id)
+
+    async def release(self, media_ids: list[int], status_id: int) -> None:
+        """Give claims back (a failed post, a deleted status); a failure is logged, as the post's outcome stands."""
+        results = await asyncio.gather(*(self.store.release(i, status_id) for i in media_ids),
+                                       return_exceptions=True)
+        for media_id, result in zip(media_ids, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("could not give attachment %s back from status %s: %r", media_id, status_id, result)
