@@ -248,7 +248,8 @@ def _profile_filter(params: Mapping[str, str | None]) -> ProfileFilter:
                          exclude_reblogs=params.get("exclude_reblogs") == "1",
                          pinned=params.get("pinned") == "1",
                          tagged=hashtags.normal(tagged) if hashtags.valid(tagged) else "",
-                         nothing=params.get("only_media") == "1" or bool(tagged and not hashtags.valid(tagged)))
+                         only_media=params.get("only_media") == "1",
+                         nothing=bool(tagged and not hashtags.valid(tagged)))
 
 
 app.hot_routes.add("GET", "/internal/accounts/{account_id}/statuses", account_statuses_page)

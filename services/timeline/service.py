@@ -84,17 +84,19 @@ FILTER_SCAN, FILTER_SCANS = 40, 5
 class ProfileFilter:
     """What of an account's statuses a profile read asks for (Mastodon's parameters). ``pinned``: its pinned
     statuses alone (kicau/pins.py). ``tagged``: those carrying this hashtag (its normal form, kicau/hashtags.py).
-    ``nothing``: it asks for statuses with media (Kicau has none) or with a name that is no hashtag's."""
+    ``only_media``: the account's own statuses with attachments (kicau/media.py; a reblog has none of its own, as
+    on Mastodon). ``nothing``: it asks for statuses with a name that is no hashtag's."""
 
     exclude_replies: bool = False
     exclude_reblogs: bool = False
     pinned: bool = False
     tagged: str = ""
+    only_media: bool = False
     nothing: bool = False
 
     @property
     def filters(self) -> bool:
-        return self.exclude_replies or self.exclude_reblogs or bool(self.tagged)
+        return self.exclude_replies or self.exclude_reblogs or bool(self.tagged) or self.only_media
 
     def keeps(self, status: bytes, account_id: int) -> bool:
         """Whether a rendered status of the account's is on the page."""
@@ -106,7 +108,9 @@ class ProfileFilter:
         # A reblog's own tags are empty: it carries the hashtag only as the reblogged status does, as in Mastodon's
         # profile, which lists the account's own statuses with the hashtag.
         untagged = bool(self.tagged) and not any(tag.name == self.tagged for tag in shown.tags)
-        return not ((self.exclude_reblogs and reblog) or (self.exclude_replies and reply_to_another) or untagged)
+        bare = self.only_media and not shown.media_attachments
+        return not ((self.exclude_reblogs and reblog) or (self.exclude_replies and reply_to_another) or untagged
+                    or bare)
 
 
 EVERY_STATUS = ProfileFilter()
@@ -129,6 +133,7 @@ class _Shown(msgspec.Struct):
     reblog: _Id | None = None
     tags: list[_Tag] = msgspec.field(default_factory=list)
     account: _Id | None = None
+    media_attachments: list[_Id] = msgspec.field(default_factory=list)
 
 
 _read_shown = msgspec.json.Decoder(_Shown).decode
@@ -320,9 +325,10 @@ class TimelineService:
     async def public_timeline(self, request: PageRequest, reader: Reader, *, remote: bool = False,
                               only_media: bool = False) -> Page:
         """Every public status, newest first (kicau/public_timeline.py), but those of accounts the reader blocks
-        or mutes or that block it. Kicau's statuses are all local and none has media: ``remote`` or
-        ``only_media`` get an empty page, as Mastodon's would here."""
-        if remote or only_media:
+        or mutes or that block it; with ``only_media``, those with attachments alone (filtered from the page read,
+        so a page may hold fewer than asked, and its cursors go on from where the reading stopped, as for deleted
+        statuses). Kicau's statuses are all local: ``remote`` gets an empty page, as Mastodon's would here."""
+        if remote:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         # The statuses of accounts the reader blocks or mutes, or that block it, are left out as the page is shown
         # (the public context, kicau/status_cards.py).
@@ -331,6 +337,8 @@ class TimelineService:
         if not materialised:
             await self.rebuild_public()
             ids, _ = await self.feeds.read_list(keys.public_feed(), request, fresh=True)
+        if only_media:
+            return await self._filtered_page(ids, reader, media_only=True)
         return await self._page(ids, reader)
 
     async def unwanted_authors(self, account_id: int) -> frozenset[int]:
@@ -338,10 +346,11 @@ class TimelineService:
         blocks or mutes and those that block it (kicau/blocks_and_mutes.py)."""
         return (await self.hide_copies.of(account_id)).unwanted()
 
-    async def _filtered_page(self, ids: list[int], reader: Reader, *, all_of: Sequence[str],
-                             none_of: Sequence[str]) -> Page:
-        """``_page`` of the statuses that carry every hashtag of ``all_of`` and none of ``none_of``: a page may
-        hold fewer than asked, and its cursors go on from where the reading stopped, as for deleted statuses."""
+    async def _filtered_page(self, ids: list[int], reader: Reader, *, all_of: Sequence[str] = (),
+                             none_of: Sequence[str] = (), media_only: bool = False) -> Page:
+        """``_page`` of the statuses that carry every hashtag of ``all_of`` and none of ``none_of`` (and, for
+        ``media_only``, attachments): a page may hold fewer than asked, and its cursors go on from where the
+        reading stopped, as for deleted statuses."""
         rendered = await self.statuses.render_each(ids, reader)
         wanted, unwanted_tags = set(all_of), set(none_of)
         kept = []
@@ -351,7 +360,7 @@ class TimelineService:
                 continue
             shown = _read_shown(status)
             names = {t.name for t in shown.tags}
-            if wanted <= names and not unwanted_tags & names:
+            if wanted <= names and not unwanted_tags & names and (shown.media_attachments or not media_only):
                 kept.append(status)
         return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
                     prev_min_id=ids[0] if ids else None)
@@ -361,11 +370,11 @@ class TimelineService:
                            only_media: bool = False) -> Page:
         """The public statuses carrying a hashtag, or any of ``any_of`` too, newest first (kicau/tag_timeline.py;
         names in normal form). Of those, only the ones also carrying every hashtag of ``all_of`` and none of
-        ``none_of``: filtered from the page read, so a page may hold fewer than asked, and its cursors go on from
-        where the reading stopped, as for deleted statuses. As for the public timeline, ``remote`` or
-        ``only_media`` get an empty page. Statuses of accounts the reader blocks or mutes, or that block it, are
-        left out too."""
-        if remote or only_media:
+        ``none_of`` (and with ``only_media``, attachments): filtered from the page read, so a page may hold fewer
+        than asked, and its cursors go on from where the reading stopped, as for deleted statuses. As for the
+        public timeline, ``remote`` gets an empty page. Statuses of accounts the reader blocks or mutes, or that
+        block it, are left out too."""
+        if remote:
             return Page(body=b"[]", next_max_id=None, prev_min_id=None)
         reader = replace(reader, context=PUBLIC_CONTEXT)
         tags = list(dict.fromkeys((tag, *any_of)))
@@ -374,9 +383,9 @@ class TimelineService:
         ids = sorted(set().union(*pages), reverse=True)
         # Each tag's page holds its newest (or, after min_id, its oldest) statuses: so does their union's.
         ids = ids[-request.limit:] if request.min_id is not None else ids[:request.limit]
-        if not all_of and not none_of:
+        if not all_of and not none_of and not only_media:
             return await self._page(ids, reader)
-        return await self._filtered_page(ids, reader, all_of=all_of, none_of=none_of)
+        return await self._filtered_page(ids, reader, all_of=all_of, none_of=none_of, media_only=only_media)
 
     async def tag(self, tag: str, reader: Reader, *, known: bool = False) -> bytes:
         """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), with ``following`` for a reader

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -84,7 +85,8 @@ def test_an_upload_is_decoded_kept_without_its_metadata_and_served(http: httpx.C
     served = Image.open(io.BytesIO(answer.content))
     assert served.size == (800, 1200)
     assert dict(served.getexif()) == {}  # no camera, no position, no orientation left to apply
-    assert served.getpixel((790, 10))[0] > 200  # the orange corner, turned to the top right
+    corner = served.getpixel((790, 10))
+    assert isinstance(corner, tuple) and corner[0] > 200  # the orange corner, turned to the top right
     preview = opened(http, attachment["preview_url"])
     assert preview.size == (small["width"], small["height"])
 
@@ -146,7 +148,7 @@ def test_a_status_shows_its_attachments_in_every_read(http: httpx.Client, make_u
 
     read = http.get(f"/api/v1/statuses/{status['id']}", headers=follower.auth)
     assert read.status_code == 200 and read.json()["media_attachments"] == status["media_attachments"]
-    in_home = eventually(lambda: home(http, follower).get(status["id"]))
+    in_home: dict[str, Any] = eventually(lambda: home(http, follower).get(status["id"]) or {})
     assert in_home["media_attachments"] == status["media_attachments"]
     profile = http.get(f"/api/v1/accounts/{author.id}/statuses", headers=follower.auth).json()
     assert profile[0]["media_attachments"] == status["media_attachments"]
@@ -191,11 +193,12 @@ def test_a_claim_by_a_status_never_written_is_taken_over_once_stale(http: httpx.
     author = make_user("med_c")
     attachment = uploaded(http, author)
     recent = id_from_ms(int(time.time() * 1000)) + 1
-    stack_cassandra.execute("UPDATE media_attachments SET status_id = %s WHERE id = %s", (recent, int(attachment["id"])))
+    claim = "UPDATE media_attachments SET status_id = %s WHERE id = %s"
+    stack_cassandra.execute(claim, (recent, int(attachment["id"])))
     held = http.post("/api/v1/statuses", headers=author.auth, json={"status": "x", "media_ids": [attachment["id"]]})
     assert held.status_code == 422
     stale = id_from_ms(int((time.time() - 120) * 1000)) + 1  # a status id two minutes old
-    stack_cassandra.execute("UPDATE media_attachments SET status_id = %s WHERE id = %s", (stale, int(attachment["id"])))
+    stack_cassandra.execute(claim, (stale, int(attachment["id"])))
     posted = http.post("/api/v1/statuses", headers=author.auth, json={"status": "x", "media_ids": [attachment["id"]]})
     assert posted.status_code == 200, posted.text
     assert [m["id"] for m in posted.json()["media_attachments"]] == [attachment["id"]]
@@ -255,3 +258,38 @@ def narrow(http: httpx.Client, app_credentials: dict[str, Any]) -> Callable[[Use
     from tests.conftest import narrow_token
 
     return lambda user, scope: narrow_token(http, app_credentials, user, scope)
+
+
+def test_only_media_keeps_the_statuses_with_attachments(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    """``only_media`` on a profile, the public timeline and a hashtag's: the statuses with attachments alone (a
+    reblog has none of its own, as on Mastodon)."""
+    author, booster = make_user("med_om"), make_user("med_bo")
+    tag = f"media{uuid.uuid4().hex[:8]}"
+
+    def post(text: str, **fields: Any) -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, **fields})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    pictured = post(f"a picture #{tag}", media_ids=[uploaded(http, author)["id"]])
+    post(f"words alone #{tag}")
+    older_picture = pictured
+    pictured = post(f"another picture #{tag}", media_ids=[uploaded(http, author)["id"]])
+    post("words again")
+    assert http.post(f"/api/v1/statuses/{pictured}/reblog", headers=booster.auth).status_code == 200
+    assert http.post(f"/api/v1/statuses/{pictured}/reblog", headers=author.auth).status_code == 200
+
+    def ids(path: str) -> list[str]:
+        answer = http.get(path, headers=author.auth)
+        assert answer.status_code == 200, answer.text
+        return [s["id"] for s in answer.json() if s["account"]["id"] == author.id and s["reblog"] is None]
+
+    assert ids(f"/api/v1/accounts/{author.id}/statuses?only_media=true&limit=40") == [pictured, older_picture]
+    profile = http.get(f"/api/v1/accounts/{author.id}/statuses?only_media=true", headers=author.auth).json()
+    assert all(s["reblog"] is None for s in profile)  # the author's reblog of its own picture is left out
+    assert ids(f"/api/v1/accounts/{author.id}/statuses?only_media=true&limit=1") == [pictured]
+    assert eventually(lambda: ids(f"/api/v1/timelines/tag/{tag}?only_media=true") == [pictured, older_picture]
+                      or None)
+    assert eventually(lambda: ids("/api/v1/timelines/public?only_media=true&limit=40") == [pictured, older_picture]
+                      or None)
+    assert len(ids(f"/api/v1/timelines/tag/{tag}")) == 3  # without only_media, the words too

@@ -1,7 +1,7 @@
 """Mastodon's profile parameters on ``GET /api/v1/accounts/:id/statuses``: ``exclude_replies`` leaves out replies
 to other accounts (a thread of one's own stays), paging past runs of them; ``exclude_reblogs`` leaves out reblogs,
-alone or with replies; ``only_media`` asks for what Kicau does not have, as does a ``tagged`` that names no
-hashtag, and gets an empty page; ``pinned`` with nothing pinned gets one too."""
+alone or with replies; ``only_media`` keeps statuses with attachments (tests/post/test_media.py), of which these
+have none; a ``tagged`` that names no hashtag gets an empty page; ``pinned`` with nothing pinned gets one too."""
 
 from __future__ import annotations
 
@@ -59,12 +59,13 @@ def test_a_profile_without_replies_and_with_what_kicau_does_not_have(
     # min_id walks forward: the two just above the oldest.
     assert ids(page(http, author, f"?exclude_replies=true&limit=2&min_id={first}")) == [last, own]
 
-    for query in ("?pinned=true", "?only_media=1", "?tagged=!!", "?pinned=true&exclude_replies=true"):
+    for query in ("?pinned=true", "?tagged=!!", "?pinned=true&exclude_replies=true"):
         answer = page(http, author, query)
         assert answer.json() == [] and "link" not in answer.headers, query
     # No status of the account's carries #kicau: the page reads them all and keeps none (its cursors go on
     # from where it stopped, as exclude_replies's do). Hashtags: tests/timeline/test_tag_timeline.py.
     assert page(http, author, "?tagged=kicau").json() == []
+    assert page(http, author, "?only_media=1").json() == []  # none has attachments
     assert ids(page(http, author, "?pinned=false&only_media=0&exclude_reblogs=true&limit=40")) == everything
 
 

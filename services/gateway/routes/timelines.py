@@ -43,21 +43,21 @@ PROFILE_PAGE = {"parameters": [
     doc.query("exclude_replies", _ANY, "Leave out replies to other accounts (a boolean)"),
     doc.query("exclude_reblogs", _ANY, "Leave out reblogs (a boolean)"),
     doc.query("pinned", _ANY, "Pinned statuses only, most recently pinned first (a boolean)"),
-    doc.query("only_media", _ANY, "Statuses with media only (a boolean; Kicau has none)"),
+    doc.query("only_media", _ANY, "Statuses with attachments only (a boolean)"),
     doc.query("tagged", _ANY, "Statuses with this hashtag only (with or without #, in any case)"),
 ]}
 # Rails' false values, which Mastodon's boolean parameters follow: any other value is true.
 _FALSE = frozenset({"", "0", "f", "false", "off"})
 
 
-# Mastodon's public timeline parameters. Every status here is local and none has media: ``remote`` and
-# ``only_media`` get an empty page, ``local`` changes nothing.
+# Mastodon's public timeline parameters. Every status here is local: ``remote`` gets an empty page, ``local`` changes
+# nothing; ``only_media`` keeps the statuses with attachments.
 PUBLIC_FLAGS = ("local", "remote", "only_media")
 PUBLIC_PAGE = {"parameters": [
     *PAGE["parameters"],
     doc.query("local", _ANY, "Local statuses only (a boolean; every status here is local)"),
     doc.query("remote", _ANY, "Remote statuses only (a boolean; Kicau has none)"),
-    doc.query("only_media", _ANY, "Statuses with media only (a boolean; Kicau has none)"),
+    doc.query("only_media", _ANY, "Statuses with attachments only (a boolean)"),
 ]}
 
 
