@@ -208,6 +208,27 @@ def test_report(gateway_url: str, app_keys: tuple[str, str]) -> None:
     assert filed["status_ids"] == [str(spam["id"])] and filed["target_account"]["acct"] == lou.me()["acct"]
 
 
+def test_media(gateway_url: str, app_keys: tuple[str, str], tmp_path: Any) -> None:
+    """Mastodon.py uploads an image (``media_post``, a multipart form to ``/api/v2/media``), describes it again
+    (``media_update``), posts it (``status_post`` with ``media_ids``) and reads it back with its files."""
+    from PIL import Image
+
+    mia, _, _ = register(gateway_url, app_keys, "mia")
+    picture = tmp_path / "sunset.png"
+    Image.new("RGB", (640, 360), "orange").save(picture)
+    uploaded = mia.media_post(str(picture), description="An orange sky", focus=(0.25, -0.5))
+    assert uploaded["type"] == "image" and uploaded["url"] and uploaded["blurhash"]
+    assert uploaded["meta"]["original"]["width"] == 640
+    assert mia.media_update(uploaded, description="An orange sky at dusk")["description"] == "An orange sky at dusk"
+    status = mia.status_post("the evening", media_ids=[uploaded], sensitive=True)
+    assert [m["id"] for m in status["media_attachments"]] == [uploaded["id"]]
+    assert status["media_attachments"][0]["description"] == "An orange sky at dusk"
+    assert mia.status(status["id"])["media_attachments"][0]["meta"]["focus"] == {"x": 0.25, "y": -0.5}
+    instance = mia.instance()
+    assert instance["configuration"]["statuses"]["max_media_attachments"] == 4
+    assert "image/png" in instance["configuration"]["media_attachments"]["supported_mime_types"]
+
+
 def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py posts replies and reads a thread's context."""
     hana, _, _ = register(gateway_url, app_keys, "hana")

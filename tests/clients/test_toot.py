@@ -166,6 +166,29 @@ def test_toot_lists(gateway_url: str, http: httpx.Client, make_user: Callable[..
     assert http.get("/api/v1/lists", headers=reader.auth).json() == []
 
 
+def test_toot_posts_media(gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+                          tmp_path: Path) -> None:
+    """``toot post --media FILE --description TEXT``: toot uploads each file (``/api/v2/media``) and posts them."""
+    from PIL import Image
+
+    author = make_user("tmed")
+    config = tmp_path / "author"
+    assert "Successfully logged in" in eventually(
+        lambda: toot(config, "login_cli", "-i", gateway_url, "-e", author.email, "-p", author.password),
+        timeout=60, interval=2)
+    pictures = []
+    for n, colour in enumerate(("navy", "gold")):
+        pictures.append(tmp_path / f"picture{n}.jpg")
+        Image.new("RGB", (320, 200), colour).save(pictures[-1])
+    out = toot(config, "post", "two pictures", "-m", str(pictures[0]), "-d", "navy", "-m", str(pictures[1]), "-d",
+               "gold")
+    match = re.search(r"Toot posted: \S+/@" + author.username + r"/(\d+)", out)
+    assert match, out
+    status = http.get(f"/api/v1/statuses/{match.group(1)}").json()
+    assert [(m["description"], m["meta"]["original"]["size"]) for m in status["media_attachments"]] == [
+        ("navy", "320x200"), ("gold", "320x200")]
+
+
 def test_toot_schedules_a_status(gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
                                  tmp_path: Path) -> None:
     """``toot post --scheduled-in`` gets a ScheduledStatus back and says when it will be posted; nothing is posted

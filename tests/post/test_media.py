@@ -16,6 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from kicau import keys
 from kicau.ids import id_from_ms
 from tests.conftest import User, eventually
 from tests.timeline.test_notifications import follow
@@ -131,7 +132,8 @@ def home(http: httpx.Client, reader: User) -> dict[str, dict[str, Any]]:
     return {status["id"]: status for status in answer.json()}
 
 
-def test_a_status_shows_its_attachments_in_every_read(http: httpx.Client, make_user: Callable[..., User]) -> None:
+def test_a_status_shows_its_attachments_in_every_read(http: httpx.Client, make_user: Callable[..., User],
+                                                      stack_redis: Any) -> None:
     author, follower = make_user("med_a"), make_user("med_b")
     follow(http, follower, author)
     first = uploaded(http, author, image_bytes(colour="red"), description="first")
@@ -152,6 +154,10 @@ def test_a_status_shows_its_attachments_in_every_read(http: httpx.Client, make_u
     assert in_home["media_attachments"] == status["media_attachments"]
     profile = http.get(f"/api/v1/accounts/{author.id}/statuses", headers=follower.auth).json()
     assert profile[0]["media_attachments"] == status["media_attachments"]
+    # Rendered again from its Cassandra row once the cached copy is gone.
+    stack_redis.delete(keys.status_cache(int(status["id"])))
+    reread = http.get(f"/api/v1/statuses/{status['id']}", headers=follower.auth)
+    assert reread.status_code == 200 and reread.json()["media_attachments"] == status["media_attachments"]
 
     # One status at a time: naming them again is a 422, as are changes and deletes while a status shows them.
     again = http.post("/api/v1/statuses", headers=author.auth, json={"status": "again", "media_ids": [first["id"]]})
