@@ -187,15 +187,18 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
     return _encode(body)
 
 
-def status_edit_fragment(version: dict[str, Any], made_at: datetime | None) -> bytes:
-    """One StatusEdit of a status's history (services/post/edits.py) without ``account``, as JSON bytes."""
+def status_edit_fragment(version: dict[str, Any], made_at: datetime | None, *, media_column: str | None = None,
+                         public_url: str = "") -> bytes:
+    """One StatusEdit of a status's history (services/post/edits.py) without ``account``, as JSON bytes.
+    ``media_column``: the status's attachments (``statuses.media``), which every version shows, as an edit here
+    never changes them (kicau/media.py)."""
     return _encode({
         "content": version.get("content") or "",
         "spoiler_text": version.get("spoiler_text") or "",
         "sensitive": bool(version.get("sensitive")),
         "created_at": iso_time(made_at),
         "poll": None,
-        "media_attachments": [],
+        "media_attachments": media.entities(media_column, public_url),
         "emojis": [],
     })
 

@@ -993,7 +993,9 @@ class PostService:
         if not versions:
             versions = [{**row, "version_id": status_id}]
         return compose_status_list([
-            compose_status(status_edit_fragment(v, version_time(status_id, v["version_id"], row["created_at"])), card)
+            compose_status(status_edit_fragment(v, version_time(status_id, v["version_id"], row["created_at"]),
+                                                media_column=row.get("media"), public_url=self.settings.public_url),
+                           card)
             for v in versions])
 
     async def source(self, status_id: int, reader: Reader) -> bytes:

@@ -172,6 +172,8 @@ def test_a_status_shows_its_attachments_in_every_read(http: httpx.Client, make_u
                       json={"status": "now with words", "media_ids": [second["id"], first["id"]]})
     assert edited.status_code == 200, edited.text
     assert edited.json()["media_attachments"] == status["media_attachments"]
+    history = http.get(f"/api/v1/statuses/{status['id']}/history", headers=author.auth).json()
+    assert [v["media_attachments"] for v in history] == [status["media_attachments"]] * 2
     reordered = http.put(f"/api/v1/statuses/{status['id']}", headers=author.auth,
                          json={"status": "reordered", "media_ids": [first["id"], second["id"]]})
     assert reordered.status_code == 422
