@@ -99,7 +99,7 @@ class _Matched:
             return self._event
         event = self._event
         return StreamEvent(event.name, event.event_id, with_results(event.data.encode(), results).decode(),
-                           event.accepted_at, event.public, event.tags, event.list_id)
+                           event.accepted_at, event.public, event.tags, event.list_id, event.media)
 # Deliveries (event kind, status id, public or not) a gateway remembers having dispatched, to drop a second copy:
 # the fanout publishes again what it had applied but not committed when it crashed or retried a batch (up to its
 # commit interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
@@ -138,6 +138,12 @@ NOTIFICATION_STREAM = "user:notification"
 DIRECT_STREAM = "direct"
 PUBLIC_STREAM = "public"
 PUBLIC_STREAMS = frozenset({PUBLIC_STREAM, "public:local"})
+# The public timeline's statuses with attachments (kicau/media.py), and the deletions of public statuses (which do
+# not say whether they had any: a client drops an id it never showed).
+PUBLIC_MEDIA_STREAMS = frozenset({"public:media", "public:local:media"})
+# Other servers' public statuses: Kicau does not federate, so these streams are valid and carry nothing but their
+# heartbeats, as Mastodon's do on a server that knows no other.
+QUIET_STREAMS = frozenset({"public:remote", "public:remote:media"})
 # The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
@@ -151,7 +157,10 @@ STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
 HASHTAG_STREAMS = frozenset({"hashtag", "hashtag:local"})
 # A list's stream (kicau/lists.py): its timeline's events, kept as ``list#<list id>`` and framed ``["list", "<id>"]``.
 LIST_STREAM = "list"
-STREAMS = frozenset(STREAM_EVENTS) | PUBLIC_STREAMS | HASHTAG_STREAMS | {LIST_STREAM}
+STREAMS = frozenset(STREAM_EVENTS) | PUBLIC_STREAMS | PUBLIC_MEDIA_STREAMS | QUIET_STREAMS | HASHTAG_STREAMS | {
+    LIST_STREAM}
+# A status's JSON holds this once it has an attachment (msgspec writes no spaces; a status's own text is escaped).
+_WITH_MEDIA = '"media_attachments":[{'
 
 
 def stream_key(stream: str, tag: str | None = None) -> str:
@@ -183,6 +192,8 @@ class StreamEvent:
     tags: tuple[str, ...] = ()
     # An event of a list's timeline (kicau/lists.py), for the connections listening to that list alone.
     list_id: int = 0
+    # A public event the media streams carry: a status with attachments, or a deletion.
+    media: bool = False
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -323,6 +334,11 @@ class Subscriptions:
         return any(stream in PUBLIC_STREAMS for stream in self.streams)
 
     @property
+    def public_media(self) -> bool:
+        """Whether a stream of the public timeline's statuses with attachments is among these."""
+        return any(stream in PUBLIC_MEDIA_STREAMS for stream in self.streams)
+
+    @property
     def tags(self) -> frozenset[str]:
         """The hashtags whose streams are among these (``StreamHub.listen``)."""
         return frozenset(tag for tag in map(_tag_of, self.streams) if tag is not None)
@@ -336,7 +352,8 @@ class Subscriptions:
         if event.list_id:
             return [s for s in self.streams if _list_of(s) == event.list_id]
         if event.public:
-            return [s for s in self.streams if s in PUBLIC_STREAMS or (event.tags and _tag_of(s) in event.tags)]
+            return [s for s in self.streams if s in PUBLIC_STREAMS or (event.media and s in PUBLIC_MEDIA_STREAMS)
+                    or (event.tags and _tag_of(s) in event.tags)]
         return [s for s in self.streams if s in _OWN_STREAMS and event.name in STREAM_EVENTS[s]]
 
     def wire(self, event: StreamEvent) -> bytes:
@@ -562,6 +579,7 @@ class StreamHub:
         # Connections listening to the public timeline, and to each hashtag's (each also among ``_connections``,
         # by its account); the hashtags each connection listens to; and those announced as listening to either.
         self._public: set[Connection] = set()
+        self._public_media: set[Connection] = set()
         self._tagged: dict[str, set[Connection]] = {}
         self._tags_of: dict[Connection, frozenset[str]] = {}
         # Connections listening to each list's stream (kicau/lists.py), and the lists each listens to.
@@ -618,10 +636,11 @@ class StreamHub:
         return connection
 
     async def listen(self, connection: Connection, *, public: bool, tags: frozenset[str] = frozenset(),
-                     lists: frozenset[int] = frozenset()) -> None:
+                     lists: frozenset[int] = frozenset(), public_media: bool = False) -> None:
         """Give an open connection the public timeline's events (``public``) and those of statuses carrying any
         of ``tags``, and no others of the public timeline's; and the events of the timelines of ``lists`` (its
-        account's own: the caller checks), which the fanout delivers to the account like its own. A connection
+        account's own: the caller checks), which the fanout delivers to the account like its own; with
+        ``public_media``, the public timeline's events of statuses with attachments, and its deletions. A connection
         listening to the public timeline or hashtags is announced as the presence of ``PUBLIC_LISTENERS``, so the
         fanout publishes public statuses (with their hashtags) to this gateway; hashtags are matched here."""
         _regroup(self._listing, self._lists_of, connection, lists)
@@ -629,8 +648,12 @@ class StreamHub:
             self._public.add(connection)
         else:
             self._public.discard(connection)
+        if public_media:
+            self._public_media.add(connection)
+        else:
+            self._public_media.discard(connection)
         _regroup(self._tagged, self._tags_of, connection, tags)
-        listening = public or bool(tags)
+        listening = public or public_media or bool(tags)
         if listening and connection.account_id not in self._unwanted:
             await self._load_unwanted(connection.account_id)
         if listening and connection not in self._announced:
@@ -798,9 +821,12 @@ class StreamHub:
                     joining.append(connection)
         elif public:
             listeners: Iterable[Connection] = self._public
+            if self._public_media and (delivery.event == "delete" or _WITH_MEDIA in delivery.payload):
+                event.media = True
+                listeners = self._public | self._public_media
             if delivery.tags and self._tagged:
                 event.tags = delivery.tags
-                listeners = self._public.union(*(self._tagged.get(tag, ()) for tag in delivery.tags))
+                listeners = set(listeners).union(*(self._tagged.get(tag, ()) for tag in delivery.tags))
             author, unwanted = delivery.author_id, self._unwanted
             for connection in listeners:
                 if unwanted and author in unwanted.get(connection.account_id, ()):

@@ -116,7 +116,7 @@ def test_websocket_subscribe_update_delete_unsubscribe(
         with pytest.raises(TimeoutError):
             next_frame(ws, timeout=2)
         # An unknown stream or message type is answered with an error, and the socket stays usable.
-        ws.send(json.dumps({"type": "subscribe", "stream": "public:remote"}))
+        ws.send(json.dumps({"type": "subscribe", "stream": "timeline:nonsense"}))
         assert "error" in next_frame(ws)
         ws.send(json.dumps({"type": "dance"}))
         assert "error" in next_frame(ws)

@@ -225,22 +225,32 @@ async def stream_direct(request: Request) -> Response:
 
 
 async def _public_stream(request: Request, tag: str | None = None) -> Response:
-    """The public timeline's stream, or (``tag``, in normal form) a hashtag's."""
+    """The public timeline's stream (with ``only_media``, its statuses with attachments), or (``tag``, in normal
+    form) a hashtag's."""
     token = await _stream_token(request)
     if tag is None:
+        if _only_media(request):
+            return await _listening_stream(request, token, public_media=True)
         return await _listening_stream(request, token, public=True)
     return await _listening_stream(request, token, tags=frozenset({tag}))
 
 
+def _only_media(request: Request) -> bool:
+    """Mastodon's ``only_media`` of the public streams, read as its streaming server reads it: one of its true
+    words, else false."""
+    return (request.query_params.get("only_media") or "").lower() in ("1", "t", "true", "on")
+
+
 async def _listening_stream(request: Request, token: TokenInfo, *, public: bool = False,
-                            tags: frozenset[str] = frozenset(), lists: frozenset[int] = frozenset()) -> Response:
+                            tags: frozenset[str] = frozenset(), lists: frozenset[int] = frozenset(),
+                            public_media: bool = False) -> Response:
     """An SSE stream of none of the account's own events: the public timeline's, hashtags' or lists' it listens
     to (``StreamHub.listen``), from the moment it listens."""
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
     connection = await hub.open(token.account_id, "sse", accepts=frozenset())
     try:
-        await hub.listen(connection, public=public, tags=tags, lists=lists)
+        await hub.listen(connection, public=public, tags=tags, lists=lists, public_media=public_media)
     except BaseException:
         await hub.close(connection)
         raise
@@ -251,14 +261,22 @@ async def _listening_stream(request: Request, token: TokenInfo, *, public: bool 
 @router.get("/api/v1/streaming/public")
 async def stream_public(request: Request) -> Response:
     """Mastodon's ``public`` stream: every public status as it is posted, and its deletion
-    (kicau/public_timeline.py); with a user's token, as every Kicau stream. No resume: its events carry no id."""
+    (kicau/public_timeline.py); with a user's token, as every Kicau stream. No resume: its events carry no id.
+    ``only_media=true``: ``public:media``, the statuses with attachments (and the deletions)."""
     return await _public_stream(request)
 
 
 @router.get("/api/v1/streaming/public/local")
 async def stream_public_local(request: Request) -> Response:
-    """``public:local``: the same as ``public``, since every status here is local."""
+    """``public:local``: the same as ``public``, since every status here is local (``only_media`` too)."""
     return await _public_stream(request)
+
+
+@router.get("/api/v1/streaming/public/remote")
+async def stream_public_remote(request: Request) -> Response:
+    """``public:remote`` (and, with ``only_media``, ``public:remote:media``): other servers' public statuses, of
+    which Kicau has none (it does not federate): a valid stream of heartbeats alone."""
+    return await _listening_stream(request, await _stream_token(request))
 
 
 def hashtag_of(tag: Any) -> str:
@@ -379,7 +397,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
         else:
             connection.accepts = subscriptions.accepts()
         await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags,
-                         lists=subscriptions.lists)
+                         lists=subscriptions.lists, public_media=subscriptions.public_media)
 
     async def unsubscribe(stream: str) -> None:
         nonlocal connection, sender
@@ -388,7 +406,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
         if subscriptions.streams:
             connection.accepts = subscriptions.accepts()
             await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags,
-                         lists=subscriptions.lists)
+                             lists=subscriptions.lists, public_media=subscriptions.public_media)
             return
         # Nothing left: the stream lease goes back until the next subscription.
         if sender:
