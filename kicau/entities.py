@@ -7,6 +7,7 @@ author's cached Account JSON in front (:func:`compose_status`) so neither is par
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,8 +25,32 @@ _encode = msgspec.json.Encoder().encode
 
 # The profile fields an account may change (PATCH /api/v1/accounts/update_credentials: the gateway passes them on,
 # the graph service writes them), and Mastodon's limits on a local account's.
-PROFILE_FIELDS = ("display_name", "note", "bot", "locked")
+PROFILE_FIELDS = ("display_name", "note", "bot", "locked", "fields", "avatar", "header")
 MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
+# Profile fields (Mastodon's "metadata"): at most four name and value pairs, each side at most 255 characters.
+MAX_PROFILE_FIELDS, MAX_PROFILE_FIELD_CHARS = 4, 255
+_DECODE_FIELDS = msgspec.json.Decoder(list[tuple[str, str]])
+
+
+def profile_fields(column: str | None) -> list[tuple[str, str]]:
+    """The ``accounts.fields`` column's pairs, in order."""
+    return _DECODE_FIELDS.decode(column) if column else []
+
+
+def stored_profile_fields(pairs: Sequence[tuple[str, str]]) -> str:
+    return msgspec.json.encode(list(pairs)).decode()
+
+
+def _field_value_html(value: str) -> str:
+    """A field's value as Mastodon shows it: escaped, and a web address alone made a link."""
+    if _WEB_ADDRESS.fullmatch(value):
+        shown = html.escape(value.split("://", 1)[1])
+        return (f'<a href="{html.escape(value)}" target="_blank" rel="nofollow noopener me" translate="no">'
+                f"{shown}</a>")
+    return html.escape(value)
+
+
+_WEB_ADDRESS = re.compile(r"https?://[^\s<>\"]+")
 
 
 def iso_time(moment: datetime | None) -> str | None:
@@ -95,8 +120,9 @@ def account_entity(
 ) -> dict[str, Any]:
     username = row["username"]
     url = f"{public_url}/@{username}"
-    avatar = f"{public_url}/avatars/original/missing.png"
-    header = f"{public_url}/headers/original/missing.png"
+    # A profile picture's file (kicau/media.py), else Mastodon's default picture (the gateway serves both).
+    avatar = public_url + (row.get("avatar") or "/avatars/original/missing.png")
+    header = public_url + (row.get("header") or "/headers/original/missing.png")
     return {
         "id": str(row["id"]),
         "username": username,
@@ -122,7 +148,8 @@ def account_entity(
         "statuses_count": max(0, statuses_count),
         "last_status_at": last_status_at.strftime("%Y-%m-%d") if last_status_at else None,
         "emojis": [],
-        "fields": [],
+        "fields": [{"name": html.escape(name), "value": _field_value_html(value), "verified_at": None}
+                   for name, value in profile_fields(row.get("fields"))],
         "roles": [],
     }
 
@@ -136,7 +163,8 @@ def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> d
             "sensitive": False,
             "language": None,
             "note": row.get("note") or "",
-            "fields": [],
+            "fields": [{"name": name, "value": value, "verified_at": None}
+                       for name, value in profile_fields(row.get("fields"))],
             "follow_requests_count": 0,
         },
     }

@@ -31,6 +31,19 @@ MAX_IMAGE_PIXELS: Final = 8_294_400  # 3840 x 2160: a larger original is scaled 
 SMALL_PIXELS: Final = 230_400  # the preview's area (480 x 480), Mastodon's "small" style
 # Content types taken, and the extension each is served under.
 IMAGE_TYPES: Final = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}
+# Profile pictures (an account's avatar and header): cropped to fill these sizes, as Mastodon's are.
+PROFILE_PICTURES: Final = {"avatar": (400, 400), "header": (1500, 500)}
+MAX_PROFILE_PICTURE_BYTES: Final = 8 * 1024 * 1024
+# What a profile picture's ``media_attachments.status_id`` holds: no status may take it, and it is not deleted.
+PROFILE_HOLDER: Final = 0
+_PICTURE_PATH = re.compile(r"/system/media/[0-9]{1,19}/original\.(?:jpg|png|webp)")
+
+
+def is_picture_path(value: str) -> bool:
+    """Whether ``value`` is the path of a profile picture's file, as the post service answers it."""
+    return bool(_PICTURE_PATH.fullmatch(value))
+
+
 ORIGINAL: Final = "original"
 SMALL: Final = "small"
 VARIANTS: Final = (ORIGINAL, SMALL)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from fastapi import Request
 from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
 
 from kicau import hot_routes
 from kicau.web import ApiError
@@ -64,6 +65,37 @@ async def read_params(request: Request, limit: int) -> dict[str, Any]:
         params.update(_flatten([(k, v) for k, v in form.multi_items() if isinstance(v, str)]))
         return _without_nul(params)
     raise ApiError(415, f"Unsupported content type: {content_type or 'none'}")
+
+
+async def read_params_and_files(request: Request, limit: int, file_bytes: int,
+                                files: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``read_params``, and from a multipart body the named ``files`` too (each at most ``file_bytes``, a 422
+    beyond; an empty part, as clients send for a file not chosen, is no file). Other bodies are bounded by
+    ``limit`` and carry no files."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type != "multipart/form-data":
+        return await read_params(request, limit), {}
+    params = _flatten(list(request.query_params.multi_items())) if request.scope.get("query_string") else {}
+    request._body = await read_body(request, limit + len(files) * file_bytes)
+    try:
+        form: FormData = await request.form(max_files=len(files), max_fields=MAX_FORM_FIELDS)
+    except MultiPartException as exc:
+        raise ApiError(400, f"The multipart body could not be read: {exc.message}") from None
+    found: dict[str, bytes] = {}
+    fields: list[tuple[str, Any]] = []
+    for name, value in form.multi_items():
+        if isinstance(value, str):
+            fields.append((name, value))
+            continue
+        if name not in files:
+            raise ApiError(422, f"Validation failed: {name[:40]} takes no file")
+        data = await value.read()
+        if len(data) > file_bytes:
+            raise ApiError(422, f"Validation failed: {name} must be less than {file_bytes // 2**20} MB")
+        if data:
+            found[name] = data
+    params.update(_flatten(fields))
+    return _without_nul(params), found
 
 
 def reject_nul(name: str, value: str) -> str:

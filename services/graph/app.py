@@ -94,6 +94,11 @@ class ProfileChanges(_Body):
     note: StrictStr | None = None
     bot: bool | None = None
     locked: bool | None = None
+    # Profile fields as given (the gateway read fields_attributes): they replace the account's, blank ones dropped.
+    fields: list[tuple[StrictStr, StrictStr]] | None = None
+    # Profile pictures: their files' paths (services/post/media.py), "" for the default picture again.
+    avatar: StrictStr | None = None
+    header: StrictStr | None = None
 
 
 class RevokeForm(_Body):

@@ -28,6 +28,7 @@ from kicau import (
     hashtags,
     instance_usage,
     keys,
+    media,
     resp,
     tag_history,
     tokens,
@@ -41,7 +42,15 @@ from kicau.announcements import tell as tell_announcements
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
-from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, credential_account_entity, relationship_entity
+from kicau.entities import (
+    MAX_DISPLAY_NAME,
+    MAX_NOTE,
+    MAX_PROFILE_FIELD_CHARS,
+    MAX_PROFILE_FIELDS,
+    credential_account_entity,
+    relationship_entity,
+    stored_profile_fields,
+)
 from kicau.events import (
     AccountHidden,
     AccountScaleChanged,
@@ -448,7 +457,8 @@ class GraphService:
         return credential_account_entity(entity, row or {})
 
     async def update_profile(self, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the account's display name, note, bot or locked flag (Mastodon's limits: 30 and 500 characters); the
+        """Change the account's display name, note, bot or locked flag (Mastodon's limits: 30 and 500 characters) or
+        its profile fields (all of them at once, ``_profile_fields``); the
         account as verify_credentials shows it. The cached card goes after the write, and every copy of it
         with it (status pages, notifications and streams splice the card in as they render)."""
         display_name, note = changes.get("display_name"), changes.get("note")
@@ -457,6 +467,11 @@ class GraphService:
                                 " characters)")
         if note is not None and len(note) > MAX_NOTE:
             raise ApiError(422, f"Validation failed: Note is too long (maximum is {MAX_NOTE} characters)")
+        if "fields" in changes:
+            changes["fields"] = stored_profile_fields(_profile_fields(changes["fields"]))
+        for picture in ("avatar", "header"):
+            if changes.get(picture) and not media.is_picture_path(changes[picture]):
+                raise ApiError(422, f"Validation failed: {picture} must name a profile picture's file")
         if changes:
             old_name = None
             if display_name is not None:
@@ -1176,3 +1191,15 @@ class GraphService:
         entities = [e for e in [await self.cards.entity(i) for i in ids] if e is not None]
         next_cursor = ids[-1] if len(ids) == limit else None
         return entities, next_cursor
+
+
+def _profile_fields(given: list[Any]) -> list[tuple[str, str]]:
+    """Profile fields as Mastodon keeps them: those with a name or a value, in order, at most
+    ``MAX_PROFILE_FIELDS``, each side at most ``MAX_PROFILE_FIELD_CHARS`` characters (else a 422)."""
+    kept = [(str(name).strip(), str(value).strip()) for name, value in given if str(name).strip() or str(value).strip()]
+    if len(kept) > MAX_PROFILE_FIELDS:
+        raise ApiError(422, f"Validation failed: Fields is too long (maximum is {MAX_PROFILE_FIELDS} fields)")
+    if any(len(side) > MAX_PROFILE_FIELD_CHARS for pair in kept for side in pair):
+        raise ApiError(422, f"Validation failed: a profile field's name and value are at most "
+                            f"{MAX_PROFILE_FIELD_CHARS} characters each")
+    return kept

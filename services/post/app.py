@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
@@ -413,3 +414,16 @@ async def media_file(media_id: int, name: str, service: Service) -> Response:
     """A file by its public name (``original.jpg``, ``small.png``): public, as Mastodon's files are."""
     data, content_type = await service.attachments.file(media_id, name)
     return Response(data, media_type=content_type)
+
+
+async def upload_profile_picture(scope: Scope, receive: Receive) -> Answer:
+    """``POST /internal/profile_pictures?kind=avatar|header``: the body is the image's bytes; answers ``{"path":
+    ...}``, the file's public path, which the gateway hands to the graph service for the account."""
+    data = await read_body(receive, media.MAX_PROFILE_PICTURE_BYTES + 1)
+    service: PostService = app.state.service
+    path = await service.attachments.upload_picture(service.ids.next_id(), acting_account(scope), data,
+                                                    dict(query_items(scope)).get("kind", ""))
+    return Answer(msgspec.json.encode({"path": path}))
+
+
+app.hot_routes.add("POST", "/internal/profile_pictures", upload_profile_picture)

@@ -35,6 +35,7 @@ from typing import Any, Final
 import blurhash
 import msgspec
 from cassandra.cluster import Session
+from cassandra.query import UNSET_VALUE
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from kicau import media
@@ -95,8 +96,9 @@ def _blurhash(image: Image.Image) -> str:
     return str(blurhash.encode(rows, components_x=4, components_y=3))
 
 
-def process(data: bytes) -> Processed:
-    """The files and figures of an uploaded image; a 422 for what is not one of the images taken."""
+def process(data: bytes, crop_to: tuple[int, int] | None = None) -> Processed:
+    """The files and figures of an uploaded image; a 422 for what is not one of the images taken. ``crop_to``: a
+    profile picture's size, which the image is cropped to fill (its centre kept; a GIF's first frame, as a PNG)."""
     try:
         image = Image.open(io.BytesIO(data))
         content_type = _FORMATS.get(image.format or "")
@@ -112,6 +114,16 @@ def process(data: bytes) -> Processed:
             EOFError) as exc:
         raise ApiError(422, _UNREADABLE) from exc
     extension = media.IMAGE_TYPES[content_type]
+    if crop_to is not None:
+        upright = ImageOps.exif_transpose(image) or image
+        if extension == "gif":
+            upright, extension, content_type = upright.convert("RGBA"), "png", "image/png"
+        picture = ImageOps.fit(upright, crop_to, Image.Resampling.LANCZOS)
+        picture.info = {}
+        encoded = _encoded(picture, extension, None)
+        size = Size(picture.width, picture.height)
+        return Processed(content_type=content_type, extension=extension, original=encoded, original_size=size,
+                         small=encoded, small_size=size, blurhash=_blurhash(picture))
     if extension == "gif":
         # Kept as uploaded: re-encoding would cost its animation; a GIF carries no EXIF.
         original, first = data, image.convert("RGBA")
@@ -133,13 +145,14 @@ def process(data: bytes) -> Processed:
                      small_size=Size(small_image.width, small_image.height), blurhash=_blurhash(first))
 
 
-async def processed(data: bytes) -> Processed:
+async def processed(data: bytes, crop_to: tuple[int, int] | None = None,
+                    most_bytes: int = media.MAX_IMAGE_BYTES) -> Processed:
     if not data:
         raise ApiError(422, "Validation failed: File can't be blank")
-    if len(data) > media.MAX_IMAGE_BYTES:
-        raise ApiError(422, f"Validation failed: File file size must be less than {media.MAX_IMAGE_BYTES // 2**20} MB")
+    if len(data) > most_bytes:
+        raise ApiError(422, f"Validation failed: File file size must be less than {most_bytes // 2**20} MB")
     async with _DECODING:
-        return await asyncio.to_thread(process, data)
+        return await asyncio.to_thread(process, data, crop_to)
 
 
 def _chunks(data: bytes) -> list[bytes]:
@@ -151,7 +164,8 @@ class MediaStore:
         self._session = session
         write = write_preparer(session, write_consistency)
         self._insert_chunk = write("INSERT INTO media_files (id, variant, chunk, data) VALUES (?, ?, ?, ?)")
-        self._insert = write("INSERT INTO media_attachments (id, account_id, media, content_type) VALUES (?, ?, ?, ?)")
+        self._insert = write("INSERT INTO media_attachments (id, account_id, media, content_type, status_id)"
+                             " VALUES (?, ?, ?, ?, ?)")
         self._describe = write("UPDATE media_attachments SET media = ? WHERE id = ?")
         self._row = session.prepare("SELECT * FROM media_attachments WHERE id = ?")
         self._rows = session.prepare("SELECT * FROM media_attachments WHERE id IN ?")
@@ -164,7 +178,7 @@ class MediaStore:
         self._delete_file = write("DELETE FROM media_files WHERE id = ? AND variant = ?")
 
     async def add(self, media_id: int, account_id: int, files: Processed, description: str,
-                  focus: tuple[float, float]) -> StoredMedia:
+                  focus: tuple[float, float], held_by: int | None = None) -> StoredMedia:
         stored = StoredMedia(id=media_id, extension=files.extension, original=files.original_size,
                              small=files.small_size, file_size=len(files.original), blurhash=files.blurhash,
                              description=description, focus_x=focus[0], focus_y=focus[1])
@@ -172,8 +186,8 @@ class MediaStore:
             execute(self._session, self._insert_chunk, (media_id, variant, number, chunk))
             for variant, data in ((media.ORIGINAL, files.original), (media.SMALL, files.small))
             for number, chunk in enumerate(_chunks(data))))
-        await execute(self._session, self._insert,
-                      (media_id, account_id, _ENCODE.encode(stored).decode(), files.content_type))
+        await execute(self._session, self._insert, (media_id, account_id, _ENCODE.encode(stored).decode(),
+                                                    files.content_type, UNSET_VALUE if held_by is None else held_by))
         return stored
 
     async def get(self, media_id: int) -> tuple[StoredMedia, dict[str, Any]] | None:
@@ -243,6 +257,16 @@ class Attachments:
         files = await processed(data)
         return self.rendered(await self.store.add(media_id, account_id, files, description, focus))
 
+    async def upload_picture(self, media_id: int, account_id: int, data: bytes, kind: str) -> str:
+        """A profile picture (``kind``: avatar or header, kicau/media.py ``PROFILE_PICTURES``), kept as an
+        attachment no status may take; the path of its file, for the account to name."""
+        size = media.PROFILE_PICTURES.get(kind)
+        if size is None:
+            raise ApiError(422, f"Validation failed: {kind[:40]} is not a profile picture")
+        files = await processed(data, size, media.MAX_PROFILE_PICTURE_BYTES)
+        stored = await self.store.add(media_id, account_id, files, "", (0.0, 0.0), held_by=media.PROFILE_HOLDER)
+        return media.file_path(stored.id, media.ORIGINAL, stored.extension)
+
     async def _own(self, account_id: int, media_id: int) -> tuple[StoredMedia, dict[str, Any]]:
         found = await self.store.get(media_id)
         if found is None or found[1]["account_id"] != account_id:
@@ -296,8 +320,9 @@ class Attachments:
         try:
             for media_id in media_ids:
                 holder = await self.store.claim(media_id, status_id)
-                if holder is not None and holder != status_id and not await self._take_over(media_id, holder,
-                                                                                           status_id, written):
+                if holder is not None and holder != status_id and (
+                        holder == media.PROFILE_HOLDER or not await self._take_over(media_id, holder, status_id,
+                                                                                    written)):
                     raise ApiError(422, f"Validation failed: Media {media_id} is already attached to another post")
                 claimed.append(media_id)
         except BaseException:

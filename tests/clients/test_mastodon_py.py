@@ -229,6 +229,22 @@ def test_media(gateway_url: str, app_keys: tuple[str, str], tmp_path: Any) -> No
     assert "image/png" in instance["configuration"]["media_attachments"]["supported_mime_types"]
 
 
+def test_profile_fields_and_pictures(gateway_url: str, app_keys: tuple[str, str], tmp_path: Any) -> None:
+    """Mastodon.py's ``account_update_credentials`` with ``fields`` (``fields_attributes[N][name]`` in a form) and
+    ``avatar`` (a file in a multipart form)."""
+    from PIL import Image
+
+    ned, _, _ = register(gateway_url, app_keys, "ned")
+    face = tmp_path / "face.png"
+    Image.new("RGB", (500, 300), "teal").save(face)
+    pictured = ned.account_update_credentials(avatar=str(face))
+    assert "/system/media/" in pictured["avatar"] and pictured["avatar_static"] == pictured["avatar"]
+    changed = ned.account_update_credentials(fields=[("Site", "https://example.test"), ("Pronouns", "he/him")])
+    assert [(f["name"], f["verified_at"]) for f in changed["fields"]] == [("Site", None), ("Pronouns", None)]
+    assert [(f["name"], f["value"]) for f in ned.me()["source"]["fields"]] == [
+        ("Site", "https://example.test"), ("Pronouns", "he/him")]
+
+
 def test_a_thread(gateway_url: str, app_keys: tuple[str, str]) -> None:
     """Mastodon.py posts replies and reads a thread's context."""
     hana, _, _ = register(gateway_url, app_keys, "hana")

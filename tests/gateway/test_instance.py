@@ -7,11 +7,13 @@ stack's reads it once a minute)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -79,6 +81,18 @@ def test_the_instance_picture_is_served(fresh: httpx.Client) -> None:
     picture = fresh.get("/thumbnail.png")
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
     assert picture.content.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_every_account_picture_it_names_is_served(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    """The avatar and header every account shows (Mastodon's "missing" pictures) are images, not 404s."""
+    from PIL import Image
+
+    account = http.get(f"/api/v1/accounts/{make_user('pic').id}").json()
+    for name, size in (("avatar", (120, 120)), ("avatar_static", (120, 120)), ("header", (300, 100)),
+                       ("header_static", (300, 100))):
+        picture = http.get(urlsplit(account[name]).path)
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/png", name
+        assert Image.open(io.BytesIO(picture.content)).size == size
 
 
 def test_the_rules_and_about_text_are_the_configured_ones(fresh: httpx.Client, http: httpx.Client) -> None:

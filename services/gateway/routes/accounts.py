@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -10,6 +11,7 @@ import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from kicau import media
 from kicau.account_notes import MAX_NOTE_LENGTH
 from kicau.directory import ORDERS
 from kicau.entities import PROFILE_FIELDS
@@ -18,9 +20,17 @@ from kicau.tokens import TokenInfo
 from kicau.web import NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, require
-from services.gateway.deps import Common, Services, Settings, cursor, listed_ids, page_limit, record_id
+from services.gateway.deps import Common, Services, Settings, Upstreams, cursor, listed_ids, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, optional_str, read_params, reject_nul
+from services.gateway.params import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    optional_flag,
+    optional_str,
+    read_params,
+    read_params_and_files,
+    reject_nul,
+)
 from services.gateway.routes.favourites import PAGE, marked_list
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import passthrough, raise_for_error
@@ -57,9 +67,12 @@ FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
 async def update_credentials(request: Request, token: AccountsWriter, services: Services,
                              settings: Settings) -> Response:
     """Change the user's display name (30 characters), note (500), bot and locked flags (unlocking authorizes
-    every follow request waiting); the account as verify_credentials shows it. Kicau accounts have no avatar,
-    header, profile fields or posting defaults: a request to change those is a 422."""
-    given = await read_params(request, settings.max_body_bytes)
+    every follow request waiting), profile fields (``fields_attributes``: all of them at once, at most four) and
+    pictures (``avatar``, ``header``: image files of 8 MB at most, cropped to 400 x 400 and 1500 x 500); the
+    account as verify_credentials shows it. Kicau accounts have no posting defaults: a request to change those is
+    a 422."""
+    given, pictures = await read_params_and_files(request, settings.max_body_bytes, media.MAX_PROFILE_PICTURE_BYTES,
+                                                  tuple(media.PROFILE_PICTURES))
     source = given.get("source")
     if isinstance(source, dict):  # JSON nests what a form spells source[privacy]
         given.update({f"source[{key}]": value for key, value in source.items()})
@@ -68,12 +81,75 @@ async def update_credentials(request: Request, token: AccountsWriter, services: 
         if value is not None and value not in allowed and not (isinstance(value, str) and value.lower() in allowed):
             raise ApiError(422, f"Validation failed: Kicau does not support changing {name}")
     for name, value in given.items():
-        # Files, and profile fields: a form spells them fields_attributes[0][name], JSON nests them.
-        if name.split("[", 1)[0] in ("avatar", "header", "fields_attributes") and not _blank(value):
-            raise ApiError(422, f"Validation failed: Kicau does not support {name.split('[', 1)[0]}")
-    changes = {name: given[name] for name in PROFILE_FIELDS if given.get(name) is not None}
+        if name.split("[", 1)[0] in media.PROFILE_PICTURES and not _blank(value):
+            raise ApiError(422, f"Validation failed: {name.split('[', 1)[0]} must be an image file")
+    changes: dict[str, Any] = {name: given[name] for name in PROFILE_FIELDS
+                               if name != "fields" and given.get(name) is not None}
+    fields = _profile_fields(given)
+    if fields is not None:
+        changes["fields"] = fields
+    # Each picture is kept first (the post service reads and crops it), then named with the other changes: a
+    # picture kept for a change refused after is never shown.
+    for kind, data in pictures.items():
+        kept = await services.post.call("POST", "/internal/profile_pictures", token=token, params={"kind": kind},
+                                        content=data, headers={"Content-Type": "application/octet-stream"})
+        raise_for_error(kept)
+        changes[kind] = msgspec.json.decode(kept.content)["path"]
     return passthrough(await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile",
                                                  json=changes, token=token))
+
+
+_FIELD_PART = re.compile(r"fields_attributes\[(\d{1,3})\]\[(name|value)\]")
+
+
+def _profile_fields(given: dict[str, Any]) -> list[list[str]] | None:
+    """``fields_attributes`` as [name, value] pairs in the order of their indexes, None when not given: a form
+    spells them ``fields_attributes[0][name]``, JSON nests them as a list or as an object keyed by index. The graph
+    service drops blank pairs and checks the limits."""
+    by_index: dict[int, dict[str, Any]] = {}
+    nested = given.get("fields_attributes")
+    if nested is not None:
+        items = enumerate(nested) if isinstance(nested, list) else nested.items() if isinstance(nested, dict) else None
+        if items is None:
+            raise ApiError(422, "Validation failed: fields_attributes must be a list of name and value pairs")
+        for index, field in items:
+            if not isinstance(field, dict) or not str(index).isdigit():
+                raise ApiError(422, "Validation failed: fields_attributes must be a list of name and value pairs")
+            by_index[int(index)] = field
+    for key, value in given.items():
+        part = _FIELD_PART.fullmatch(key)
+        if part is not None:
+            by_index.setdefault(int(part.group(1)), {})[part.group(2)] = value
+        elif key.startswith("fields_attributes["):
+            raise ApiError(422, f"Validation failed: {key[:60]} is not a profile field's name or value")
+    if nested is None and not by_index:
+        return None
+    pairs = []
+    for index in sorted(by_index):
+        name, value = by_index[index].get("name", ""), by_index[index].get("value", "")
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ApiError(422, "Validation failed: a profile field's name and value must be strings")
+        pairs.append([name, value])
+    return pairs
+
+
+@router.delete("/api/v1/profile/avatar", openapi_extra=doc.BEARER,
+               responses={**doc.ok(doc.Account), **doc.errors(401, 403)})
+async def delete_avatar(token: AccountsWriter, services: Services) -> Response:
+    """The default avatar again; the account as verify_credentials shows it."""
+    return await _default_picture("avatar", token, services)
+
+
+@router.delete("/api/v1/profile/header", openapi_extra=doc.BEARER,
+               responses={**doc.ok(doc.Account), **doc.errors(401, 403)})
+async def delete_header(token: AccountsWriter, services: Services) -> Response:
+    """The default header again; the account as verify_credentials shows it."""
+    return await _default_picture("header", token, services)
+
+
+async def _default_picture(kind: str, token: TokenInfo, services: Upstreams) -> Response:
+    return passthrough(await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile",
+                                                 json={kind: ""}, token=token))
 
 
 def _blank(value: Any) -> bool:

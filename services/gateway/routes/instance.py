@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kicau import instance_usage, media, polls
+from kicau.entities import MAX_PROFILE_FIELD_CHARS, MAX_PROFILE_FIELDS
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
 from kicau.web import error_response
@@ -97,7 +98,10 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
         "api_versions": {"mastodon": MASTODON_API_VERSION},
         "configuration": {
             "urls": {"streaming": _streaming_url(common.public_url), "status": None},
-            "accounts": {"max_featured_tags": MAX_FEATURED, "max_pinned_statuses": MAX_PINS},
+            "accounts": {"max_featured_tags": MAX_FEATURED, "max_pinned_statuses": MAX_PINS,
+                         "max_profile_fields": MAX_PROFILE_FIELDS,
+                         "profile_field_name_limit": MAX_PROFILE_FIELD_CHARS,
+                         "profile_field_value_limit": MAX_PROFILE_FIELD_CHARS},
             "statuses": {"max_characters": 500, "max_media_attachments": media.MAX_PER_STATUS,
                          "characters_reserved_per_url": 23},
             "media_attachments": media.CONFIGURATION,
@@ -171,6 +175,22 @@ THUMBNAIL = _solid_png(64, 64, (0x2E, 0x7D, 0x32))
 @router.get("/thumbnail.png", include_in_schema=False)
 async def thumbnail() -> Response:
     return Response(THUMBNAIL, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+# Every account's avatar and header (kicau/entities.py names them, as Mastodon's "missing" pictures): clients load
+# them for every account they show, and a 404 drew a broken image.
+DEFAULT_AVATAR = _solid_png(120, 120, (0x9E, 0x9E, 0x9E))
+DEFAULT_HEADER = _solid_png(300, 100, (0x61, 0x61, 0x61))
+
+
+@router.get("/avatars/original/missing.png", include_in_schema=False)
+async def default_avatar() -> Response:
+    return Response(DEFAULT_AVATAR, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/headers/original/missing.png", include_in_schema=False)
+async def default_header() -> Response:
+    return Response(DEFAULT_HEADER, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/api/v1/custom_emojis", responses={**doc.ok(list[Any]), **doc.errors()})
