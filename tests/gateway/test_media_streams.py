@@ -5,7 +5,6 @@ quiet, as Kicau knows no other server."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -16,7 +15,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import User
-from tests.gateway.test_public_stream import public_stream
+from tests.gateway.test_public_stream import public_stream, warm_until_public
 from tests.gateway.test_streaming import read_events
 from tests.gateway.test_streaming_bounds import next_frame, post, ws_url
 from tests.post.test_media import uploaded
@@ -74,18 +73,7 @@ def test_media_and_remote_streams_on_one_websocket(gateway_url: str, http: httpx
     with connect(ws_url(gateway_url), additional_headers=reader.auth, open_timeout=10) as ws:
         for stream in ("public:remote", "public:remote:media", "public:media"):
             ws.send(json.dumps({"type": "subscribe", "stream": stream}))
-        for _ in range(100):  # until the subscription, registered asynchronously, delivers
-            post_pictured(http, author, "warm-up")
-            try:
-                next_frame(ws, timeout=0.5)
-                break
-            except TimeoutError:
-                continue
-        else:
-            raise AssertionError("the media subscription delivered nothing")
-        with contextlib.suppress(TimeoutError):
-            while True:
-                next_frame(ws, timeout=1)
+        warm_until_public(http, author, ws, poster=lambda text: post_pictured(http, author, text))
         post(http, author, "words alone")
         shown = post_pictured(http, author, "a picture")
         frame = next_frame(ws)

@@ -101,14 +101,19 @@ def test_public_beside_user_on_one_websocket(gateway_url: str, http: httpx.Clien
             next_frame(ws, timeout=1)
 
 
-def warm_until_public(http: httpx.Client, author: User, ws: object, text: str = "warm-up") -> None:
-    """Post ``text`` until the public subscription (or a hashtag's, for a text that carries the hashtag),
-    registered asynchronously, delivers, then read past what came."""
+def warm_until_public(http: httpx.Client, author: User, ws: object, text: str = "warm-up",
+                      poster: Callable[[str], object] | None = None) -> None:
+    """Post ``text`` (with ``poster``, if given: a status the subscription takes) until the public subscription
+    (or a hashtag's, for a text that carries the hashtag), registered asynchronously, delivers, then read past what
+    came."""
     from websockets.sync.client import ClientConnection
 
     assert isinstance(ws, ClientConnection)
     for _ in range(100):
-        post(http, author, text)
+        if poster is not None:
+            poster(text)
+        else:
+            post(http, author, text)
         try:
             next_frame(ws, timeout=0.5)
             break
