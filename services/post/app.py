@@ -202,8 +202,6 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
     )
     service: PostService = app.state.service
     if form.scheduled_at:
-        if draft.media_ids:
-            raise ApiError(422, "Validation failed: a scheduled status cannot carry attachments on this server")
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
                                              scheduled_at=form.scheduled_at,
                                              poll_seconds=None if poll is None else int(poll.expires_in),

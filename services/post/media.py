@@ -17,6 +17,10 @@ keeping its files and its row, and attaching it to one status.
 * **Deleting a status** gives its attachments back, as Mastodon's delete does for "delete and redraft": the
   client may name them again in the status it posts instead.
 
+A scheduled status claims its attachments under its own id until it is posted; its post takes the claims over.
+Profile pictures (an avatar, a header) are attachments too, cropped to their size and held by the profile
+(``PROFILE_HOLDER``): no status takes them.
+
 Not done: video and audio (refused: 422); a custom ``thumbnail``; changing a status's attachments in an edit (an
 edit that names other ones is a 422); removing attachments left unattached (Mastodon drops them after a day).
 """
@@ -308,10 +312,11 @@ class Attachments:
         return await self.store.file(media_id, variant), content_type
 
     async def attach(self, account_id: int, media_ids: tuple[int, ...], status_id: int,
-                     written: Written) -> list[StoredMedia]:
+                     written: Written, taking_from: int | None = None) -> list[StoredMedia]:
         """Claim the account's unattached ``media_ids`` for ``status_id``; the attachments as they are now, in
-        order. ``written``: an awaitable function telling whether a status row exists (a holder never written,
-        and old enough, gives its claim up). Claims already made are given back when one fails."""
+        order. ``written``: an awaitable function telling whether a status row (or a scheduled status) exists (a
+        holder never written, and old enough, gives its claim up). ``taking_from``: a holder whose claims pass to
+        ``status_id`` (a scheduled status, posted now). Claims already made are given back when one fails."""
         found = await self.store.many(list(media_ids))
         missing = [str(i) for i in media_ids if i not in found or found[i][1]["account_id"] != account_id]
         if missing:
@@ -320,6 +325,9 @@ class Attachments:
         try:
             for media_id in media_ids:
                 holder = await self.store.claim(media_id, status_id)
+                if holder is not None and holder == taking_from and await self.store.take_over(media_id, holder,
+                                                                                             status_id):
+                    holder = None
                 if holder is not None and holder != status_id and (
                         holder == media.PROFILE_HOLDER or not await self._take_over(media_id, holder, status_id,
                                                                                     written)):

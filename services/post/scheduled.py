@@ -81,7 +81,8 @@ class Params(msgspec.Struct):
     language: str | None = None
     in_reply_to_id: str | None = None
     poll: PollParams | None = None
-    media_ids: None = None
+    # Its attachments (services/post/media.py), held by the scheduled status until it is posted.
+    media_ids: list[str] | None = None
     application_id: int | None = None
     scheduled_at: None = None
     idempotency: str | None = None

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -229,7 +230,9 @@ class PostService:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
             await publish(self.producer, self.settings.kafka_statuses_topic, event)
 
-    async def create(self, *, account_id: int, draft: NewStatus, idempotency_key: str | None) -> bytes:
+    async def create(self, *, account_id: int, draft: NewStatus, idempotency_key: str | None,
+                     media_from: int | None = None) -> bytes:
+        """Post a status; ``media_from``: the scheduled status whose attachments it takes."""
         validate(draft, self.own.max_characters)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
@@ -272,7 +275,8 @@ class PostService:
         attached: list[media.StoredMedia] = []
         if draft.media_ids:
             try:
-                attached = await self.attachments.attach(account_id, draft.media_ids, status_id, self._written)
+                attached = await self.attachments.attach(account_id, draft.media_ids, status_id,
+                                                         self._holder_of(account_id), taking_from=media_from)
             except BaseException:
                 if idempotency_key:
                     await self._release_quietly(account_id, idempotency_key, status_id)
@@ -382,8 +386,13 @@ class PostService:
             # republishes it (see _replay); without a key it stays out of every home timeline.
             log.exception("could not roll back status %s", row["id"])
 
-    async def _written(self, status_id: int) -> bool:
-        return await self.store.get(status_id) is not None
+    def _holder_of(self, account_id: int) -> Callable[[int], Awaitable[bool]]:
+        """Whether an id holding one of the account's attachments is a status written or a scheduled status kept
+        (services/post/media.py): either keeps its claim however old."""
+        async def holds(holder: int) -> bool:
+            return (await self.store.get(holder) is not None
+                    or await self.scheduled.one(account_id, holder) is not None)
+        return holds
 
     async def _release_quietly(self, account_id: int, key: str, status_id: int) -> None:
         try:
@@ -1031,15 +1040,22 @@ class PostService:
                 if found is None:  # published, dropped, or a post's key
                     raise ApiError(422, "Validation failed: this Idempotency-Key was already used")
                 return msgspec.json.encode(found[1])
-        scheduled = ScheduledStatus(id=str(scheduled_id), scheduled_at=iso(moment), params=Params(
-            text=draft.text, visibility=draft.visibility, sensitive=draft.sensitive,
-            spoiler_text=draft.spoiler_text or None, language=draft.language,
-            in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
-            poll=None if draft.poll is None or poll_seconds is None else PollParams(
-                draft.poll.options, poll_seconds, draft.poll.multiple, draft.poll.hide_totals)))
+        attached: list[media.StoredMedia] = []
         try:
+            if draft.media_ids:  # held by the scheduled status until it is posted
+                attached = await self.attachments.attach(account_id, draft.media_ids, scheduled_id,
+                                                         self._holder_of(account_id))
+            scheduled = ScheduledStatus(id=str(scheduled_id), scheduled_at=iso(moment), params=Params(
+                text=draft.text, visibility=draft.visibility, sensitive=draft.sensitive,
+                spoiler_text=draft.spoiler_text or None, language=draft.language,
+                in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
+                poll=None if draft.poll is None or poll_seconds is None else PollParams(
+                    draft.poll.options, poll_seconds, draft.poll.multiple, draft.poll.hide_totals),
+                media_ids=[str(m.id) for m in attached] or None),
+                media_attachments=[media.entity(m, self.settings.public_url) for m in attached])
             await self.scheduled.keep(account_id, scheduled, moment)
         except BaseException:
+            await self.attachments.release([m.id for m in attached], scheduled_id)
             if idempotency_key:
                 await self._release_quietly(account_id, idempotency_key, scheduled_id)
             raise
@@ -1078,8 +1094,11 @@ class PostService:
         return msgspec.json.encode(moved)
 
     async def unschedule(self, *, account_id: int, scheduled_id: int) -> None:
-        before, _ = await self._own_scheduled(account_id, scheduled_id)
+        before, scheduled = await self._own_scheduled(account_id, scheduled_id)
         await self.scheduled.drop(account_id, scheduled_id, before)
+        # Free again once nothing will post them (a failure is logged: they stay held by a status that is gone,
+        # and a post naming them takes them over once that is 30 s old, as from a status never written).
+        await self.attachments.release([int(i) for i in scheduled.params.media_ids or ()], scheduled_id)
 
     async def publish_scheduled(self, account_id: int, scheduled: ScheduledStatus) -> bytes:
         """Post a scheduled status as its author, now, under the key that makes it once (``scheduled_runner``)."""
@@ -1089,6 +1108,7 @@ class PostService:
                           spoiler_text=params.spoiler_text or "", language=params.language,
                           in_reply_to_id=int(params.in_reply_to_id) if params.in_reply_to_id else None,
                           poll=None if poll is None else polls.definition(poll.options, poll.expires_in,
-                                                                          poll.multiple, poll.hide_totals))
+                                                                          poll.multiple, poll.hide_totals),
+                          media_ids=tuple(int(i) for i in params.media_ids or ()))
         return await self.create(account_id=account_id, draft=draft,
-                                 idempotency_key=idempotency_key(int(scheduled.id)))
+                                 idempotency_key=idempotency_key(int(scheduled.id)), media_from=int(scheduled.id))

@@ -261,6 +261,36 @@ def test_a_scheduled_poll_is_posted_with_its_status_and_lasts_from_then(
                      json={"choices": ["0", "1"]}).status_code == 200
 
 
+def test_a_scheduled_status_holds_its_attachments_until_it_is_posted_with_them(
+    http: httpx.Client, make_user: Callable[..., User],
+    eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    """Attachments named by a scheduled status are its own until it is posted (no other status may take them),
+    then the posted status's; dropping a scheduled status frees them."""
+    from tests.post.test_media import uploaded
+
+    author = make_user("sch_med")
+    first, second = uploaded(http, author, description="one"), uploaded(http, author, description="two")
+    url, _ = eager_post_service()
+    kept = schedule_on(url, author, "pictures later", 3, media_ids=[second["id"], first["id"]])
+    assert kept["params"]["media_ids"] == [second["id"], first["id"]]
+    assert [m["id"] for m in kept["media_attachments"]] == [second["id"], first["id"]]
+    taken = http.post("/api/v1/statuses", headers=author.auth, json={"status": "x", "media_ids": [first["id"]]})
+    assert taken.status_code == 422, taken.text
+    eventually(lambda: scheduled_ids(http, author) == [] or None, timeout=60)
+    [posted] = http.get(f"/api/v1/accounts/{author.id}/statuses", headers=author.auth).json()
+    assert [(m["id"], m["description"]) for m in posted["media_attachments"]] == [
+        (second["id"], "two"), (first["id"], "one")]
+
+    # Dropped before its time: its attachment is free again.
+    third = uploaded(http, author)
+    dropped = schedule(http, author, "never", later(hours=1), media_ids=[third["id"]])
+    assert dropped.status_code == 200, dropped.text
+    assert http.delete(f"/api/v1/scheduled_statuses/{dropped.json()['id']}", headers=author.auth).status_code == 200
+    free = http.post("/api/v1/statuses", headers=author.auth, json={"status": "now", "media_ids": [third["id"]]})
+    assert free.status_code == 200, free.text
+
+
 def test_a_scheduler_that_dies_after_publishing_publishes_nothing_twice(
     http: httpx.Client, make_user: Callable[..., User],
     eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],
