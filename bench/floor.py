@@ -119,6 +119,7 @@ _ADMIT = [resp.get(TOKEN_KEY), resp.command(b"INCR", COUNTER_KEY.encode()),
 
 
 async def _relay(method: str, path: str, body: bytes | None) -> Answer:
+    # The back's route of the same name.
     await resp.round_trip(_state["redis"], _ADMIT, attempts=1)
     answer = await _state["back"].call(method, path, json=None if body is None else {"status": body.decode()})
     return Answer(answer.content, answer.status_code)
@@ -151,12 +152,24 @@ async def post(scope: Scope, receive: Receive) -> Answer:
     return Answer(STATUS_ANSWER)
 
 
+async def post_to_log(scope: Scope, receive: Receive) -> Answer:
+    """``POST /post_to_log``: the floor of a design that accepts a status once Kafka has it (``acks=all``) and
+    writes Cassandra from a consumer later, off the request: the same hops and publish as ``/post``, no insert.
+    Not one of ``make bench``'s targets; measured by hand when that design is weighed (bench/README.md)."""
+    body = await read_body(receive, 64 * 1024)
+    if "back" in _state:
+        return await _relay("POST", "/post_to_log", body)
+    await _state["producer"].send_and_wait(TOPIC, body, key=b"%d" % random.getrandbits(10))
+    return Answer(STATUS_ANSWER)
+
+
 async def hello(scope: Scope, receive: Receive) -> Answer:
     return Answer(b'{"floor":"up"}')
 
 
 app.hot_routes.add("GET", "/home", home)
 app.hot_routes.add("POST", "/post", post)
+app.hot_routes.add("POST", "/post_to_log", post_to_log)
 app.hot_routes.add("GET", "/hello", hello)
 
 

@@ -161,5 +161,6 @@ ACCOUNT_HEADER = "X-Kicau-Account"
 CLIENT_HEADER = "X-Kicau-Client"
 SCOPES_HEADER = "X-Kicau-Scopes"
 NEXT_CURSOR_HEADER = "X-Kicau-Next"
+PREV_CURSOR_HEADER = "X-Kicau-Prev"
 # Where the next page of a ranking (trending hashtags) starts: its offset.
 NEXT_OFFSET_HEADER = "X-Kicau-Next-Offset"

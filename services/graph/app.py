@@ -35,6 +35,7 @@ from kicau.web import (
     ACCOUNT_HEADER,
     CLIENT_HEADER,
     NEXT_CURSOR_HEADER,
+    PREV_CURSOR_HEADER,
     SCOPES_HEADER,
     ApiError,
     acting_account_id,
@@ -43,6 +44,7 @@ from kicau.web import (
     redis_ready,
 )
 from services.graph.authorization import AuthorizationCodes
+from services.graph.domain_blocks import DomainBlocks
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.service import GraphService
@@ -222,6 +224,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
             ),
         )
+        app.state.domain_blocks = DomainBlocks(session, clients.write_consistency(common), ids)
         yield
 
 
@@ -743,4 +746,42 @@ async def update_filter_v1(keyword_id: FilterId, request: Request, service: Serv
 @app.delete("/internal/filters/v1/{keyword_id}")
 async def delete_filter_v1(keyword_id: FilterId, service: Service, account: AccountHeader = None) -> dict[str, Any]:
     await service.filters.delete_v1(acting_account_id(account), keyword_id)
+    return {}
+
+
+# Domain blocks (services/graph/domain_blocks.py) --------------------------------------------------------------
+
+
+async def _domain_blocks(request: Request) -> DomainBlocks:
+    blocks: DomainBlocks = request.app.state.domain_blocks
+    return blocks
+
+
+DomainBlocksOf = Annotated[DomainBlocks, Depends(_domain_blocks)]
+BlockCursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
+
+
+class DomainForm(_Body):
+    domain: StrictStr
+
+
+@app.get("/internal/domain_blocks")
+async def domain_blocks(blocks: DomainBlocksOf, account: AccountHeader = None, max_id: BlockCursor = None,
+                        since_id: BlockCursor = None, min_id: BlockCursor = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 100) -> Response:
+    found = await blocks.page(acting_account_id(account), max_id=max_id, since_id=since_id, min_id=min_id,
+                              limit=limit)
+    headers = {NEXT_CURSOR_HEADER: str(found[-1][0]), PREV_CURSOR_HEADER: str(found[0][0])} if found else {}
+    return JSONResponse([domain for _, domain in found], headers=headers)
+
+
+@app.post("/internal/domain_blocks")
+async def block_domain(form: DomainForm, blocks: DomainBlocksOf, account: AccountHeader = None) -> Any:
+    await blocks.block(acting_account_id(account), form.domain)
+    return {}
+
+
+@app.delete("/internal/domain_blocks")
+async def unblock_domain(blocks: DomainBlocksOf, domain: str, account: AccountHeader = None) -> Any:
+    await blocks.unblock(acting_account_id(account), domain)
     return {}

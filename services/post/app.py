@@ -41,7 +41,7 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, StatusChange
-from services.post.media import Attachments, MediaStore
+from services.post.media import Attachments, MediaStore, expiry_runner
 from services.post.poll_endings import PollEndingStore, poll_end_runner
 from services.post.scheduled import ScheduledStore, scheduled_runner
 from services.post.service import IDEMPOTENCY_IN_FLIGHT_SECONDS, NewStatus, PostService
@@ -155,7 +155,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             edits=EditStore(session, clients.write_consistency(common)),
             scheduled=ScheduledStore(session, clients.write_consistency(common)),
             attachments=Attachments(MediaStore(session, clients.write_consistency(common)), common.public_url,
-                                    in_flight_seconds=IDEMPOTENCY_IN_FLIGHT_SECONDS),
+                                    in_flight_seconds=IDEMPOTENCY_IN_FLIGHT_SECONDS,
+                                    unattached_seconds=own.unattached_media_seconds),
         )
         service: PostService = app.state.service
         schedulers = [
@@ -163,6 +164,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                  poll_seconds=own.scheduled_poll_seconds).run()),
             asyncio.create_task(poll_end_runner(service.poll_endings, service.publish_poll_end,
                                                 poll_seconds=own.scheduled_poll_seconds).run()),
+            asyncio.create_task(expiry_runner(service.attachments.store, poll_seconds=own.scheduled_poll_seconds)
+                                .run()),
         ]
         try:
             yield

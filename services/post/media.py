@@ -21,8 +21,14 @@ A scheduled status claims its attachments under its own id until it is posted; i
 Profile pictures (an avatar, a header) are attachments too, cropped to their size and held by the profile
 (``PROFILE_HOLDER``): no status takes them.
 
+* **Uploads no status takes** are removed a day later (``KICAU_POST_UNATTACHED_MEDIA_SECONDS``), as Mastodon's:
+  each upload's expiry is planned before its row (``media_expiries``, by hour) and ``expiry_runner`` (a runner of
+  services/post/due_hours.py) deletes the row if no status holds it (the claim's own lightweight transaction
+  decides between a late post and the removal; a claim names the account, so it never revives a removed row),
+  then the files. An attachment given back by a deleted status after its expiry passed is kept.
+
 Not done: video and audio (refused: 422); a custom ``thumbnail``; changing a status's attachments in an edit (an
-edit that names other ones is a 422); removing attachments left unattached (Mastodon drops them after a day).
+edit that names other ones is a 422).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import blurhash
@@ -47,6 +54,7 @@ from kicau.clients import execute, write_preparer
 from kicau.ids import ms_from_id
 from kicau.media import Size, StoredMedia
 from kicau.web import ApiError
+from services.post.due_hours import DueRunner, HourProgress, hour_of
 
 CHUNK_BYTES: Final = 1024 * 1024
 # Pillow decodes nothing larger (its own guard against decompression bombs is at ~179 megapixels).
@@ -163,10 +171,22 @@ def _chunks(data: bytes) -> list[bytes]:
     return [data[at:at + CHUNK_BYTES] for at in range(0, len(data), CHUNK_BYTES)] or [b""]
 
 
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    hour: int
+    expires_at: datetime
+    media_id: int
+
+
 class MediaStore:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
         write = write_preparer(session, write_consistency)
+        self._expire = write("INSERT INTO media_expiries (hour, expires_at, media_id) VALUES (?, ?, ?)")
+        self._forget_expiry = write("DELETE FROM media_expiries WHERE hour = ? AND expires_at = ? AND media_id = ?")
+        self._expiring = session.prepare("SELECT expires_at, media_id FROM media_expiries WHERE hour = ?"
+                                         " AND expires_at <= ?")
+        self.expiries_progress = HourProgress(session, write_consistency, "media_expiries_progress")
         self._insert_chunk = write("INSERT INTO media_files (id, variant, chunk, data) VALUES (?, ?, ?, ?)")
         self._insert = write("INSERT INTO media_attachments (id, account_id, media, content_type, status_id)"
                              " VALUES (?, ?, ?, ?, ?)")
@@ -175,11 +195,24 @@ class MediaStore:
         self._rows = session.prepare("SELECT * FROM media_attachments WHERE id IN ?")
         self._file = session.prepare("SELECT data FROM media_files WHERE id = ? AND variant = ?")
         self._file.fetch_size = 4  # a few chunks a page: an answer of 16 chunks would pass the native frame's limit
-        self._claim = write("UPDATE media_attachments SET status_id = ? WHERE id = ? IF status_id = null")
+        # ``account_id`` in the condition: a row removed meanwhile (an expired upload) has none, and the claim must
+        # not make a row of the status id alone.
+        self._claim = write("UPDATE media_attachments SET status_id = ? WHERE id = ? IF status_id = null"
+                            " AND account_id = ?")
         self._take_over = write("UPDATE media_attachments SET status_id = ? WHERE id = ? IF status_id = ?")
         self._release = write("UPDATE media_attachments SET status_id = null WHERE id = ? IF status_id = ?")
         self._delete = write("DELETE FROM media_attachments WHERE id = ? IF status_id = null")
         self._delete_file = write("DELETE FROM media_files WHERE id = ? AND variant = ?")
+
+    async def expire_at(self, media_id: int, moment: datetime) -> None:
+        await execute(self._session, self._expire, (hour_of(moment), moment, media_id))
+
+    async def forget_expiry(self, expiry: Expiry) -> None:
+        await execute(self._session, self._forget_expiry, (expiry.hour, expiry.expires_at, expiry.media_id))
+
+    async def due(self, hour: int, now: datetime) -> list[Expiry]:
+        rows = await execute(self._session, self._expiring, (hour, now))
+        return [Expiry(hour, row["expires_at"].replace(tzinfo=UTC), int(row["media_id"])) for row in rows]
 
     async def add(self, media_id: int, account_id: int, files: Processed, description: str,
                   focus: tuple[float, float], held_by: int | None = None) -> StoredMedia:
@@ -211,10 +244,15 @@ class MediaStore:
         rows = await execute(self._session, self._file, (media_id, variant))
         return b"".join(row["data"] or b"" for row in rows)
 
-    async def claim(self, media_id: int, status_id: int) -> int | None:
-        """None once ``status_id`` holds the attachment; else the status that holds it."""
-        rows = await execute(self._session, self._claim, (status_id, media_id))
-        return None if rows[0]["[applied]"] else int(rows[0]["status_id"])
+    async def claim(self, media_id: int, account_id: int, status_id: int) -> int | None:
+        """None once ``status_id`` holds the account's attachment; else the status that holds it (404: the
+        attachment is gone, or no longer the account's)."""
+        rows = await execute(self._session, self._claim, (status_id, media_id, account_id))
+        if rows[0]["[applied]"]:
+            return None
+        if rows[0].get("status_id") is None:
+            raise ApiError(422, f"Validation failed: Media {media_id} not found")
+        return int(rows[0]["status_id"])
 
     async def take_over(self, media_id: int, stale_id: int, status_id: int) -> bool:
         rows = await execute(self._session, self._take_over, (status_id, media_id, stale_id))
@@ -252,6 +290,8 @@ class Attachments:
     public_url: str
     # How long a claim by a status never written holds (the Idempotency-Key's wait, services/post/service.py).
     in_flight_seconds: float
+    # How long an upload no status has taken is kept (Mastodon: a day).
+    unattached_seconds: float = 86_400.0
 
     def rendered(self, stored: StoredMedia) -> bytes:
         return _ENCODE.encode(media.entity(stored, self.public_url))
@@ -259,6 +299,8 @@ class Attachments:
     async def upload(self, media_id: int, account_id: int, data: bytes, description: str,
                      focus: tuple[float, float]) -> bytes:
         files = await processed(data)
+        # Its expiry first: a row is never there without one.
+        await self.store.expire_at(media_id, datetime.now(UTC) + timedelta(seconds=self.unattached_seconds))
         return self.rendered(await self.store.add(media_id, account_id, files, description, focus))
 
     async def upload_picture(self, media_id: int, account_id: int, data: bytes, kind: str) -> str:
@@ -324,7 +366,7 @@ class Attachments:
         claimed: list[int] = []
         try:
             for media_id in media_ids:
-                holder = await self.store.claim(media_id, status_id)
+                holder = await self.store.claim(media_id, account_id, status_id)
                 if holder is not None and holder == taking_from and await self.store.take_over(media_id, holder,
                                                                                              status_id):
                     holder = None
@@ -350,3 +392,16 @@ class Attachments:
         for media_id, result in zip(media_ids, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("could not give attachment %s back from status %s: %r", media_id, status_id, result)
+
+
+def expiry_runner(store: MediaStore, *, poll_seconds: float = 1.0) -> DueRunner[Expiry]:
+    """Removes the uploads no status took when their time is up (services/post/due_hours.py): the row only if no
+    status holds it (the same lightweight transaction a claim makes, so a post and the removal never both win),
+    then its files; an attachment a status holds is left, and its expiry forgotten."""
+
+    async def expire(expiry: Expiry) -> int:
+        removed = await store.delete(expiry.media_id)
+        await store.forget_expiry(expiry)
+        return int(removed)
+
+    return DueRunner("unattached media", store, store.expiries_progress, expire, poll_seconds=poll_seconds)

@@ -21,6 +21,8 @@ class PostSettings(InternalListener):
     write_group_max: int = Field(default=MAX_GROUP, ge=1, le=100)
     write_groups_in_flight: int = Field(default=1, ge=1, le=64)
     # Scheduled statuses (services/post/scheduled.py): how far ahead one must be (Mastodon: five minutes), and how
-    # often the scheduler looks for what is due.
+    # often the due runners (scheduled statuses, polls' ends, uploads' expiries) look for what is due.
     scheduled_min_lead_seconds: float = Field(default=300.0, ge=0)
     scheduled_poll_seconds: float = Field(default=1.0, gt=0)
+    # Uploads no status took are removed after this long (services/post/media.py; Mastodon: a day).
+    unattached_media_seconds: float = Field(default=86_400.0, gt=0)

@@ -16,6 +16,7 @@ the positive-data check are widened for that operation only, with the reason:
   an Idempotency-Key reused after its status was deleted has nothing to answer, and a scheduled time must be five
   minutes ahead: 422 (and so for PUT /api/v1/scheduled_statuses/{scheduled_id});
 - POST /api/v2/media (and /api/v1/media): a file that is not an image of the kinds taken is a 422;
+- POST and DELETE /api/v1/domain_blocks: a domain that is no host name is a 422;
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
 - POST /api/v1/accounts/{account_id}/pin: endorsing an account the user does not follow is a 422, as on Mastodon;
@@ -105,6 +106,15 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 # A report's rule ids must name the instance's rules (kicau/reports.py), and this gateway has none: any is a 422.
 [[operations]]
 include-name = "POST /api/v1/reports"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+# A domain to block must be a host name (services/graph/domain_blocks.py); the document says only "text".
+[[operations]]
+include-name = "POST /api/v1/domain_blocks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+[[operations]]
+include-name = "DELETE /api/v1/domain_blocks"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
 
 # An upload's file is any bytes to the document; one that is not an image (JPEG, PNG, WebP, GIF) is a 422

@@ -6,6 +6,7 @@ nothing."""
 from __future__ import annotations
 
 import io
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from PIL import Image
 
 from kicau import keys
 from kicau.ids import id_from_ms
+from kicau.web import ACCOUNT_HEADER
 from tests.conftest import User, eventually
 from tests.timeline.test_notifications import follow
 
@@ -301,3 +303,32 @@ def test_only_media_keeps_the_statuses_with_attachments(http: httpx.Client, make
     assert eventually(lambda: ids("/api/v1/timelines/public?only_media=true&limit=40") == [pictured, older_picture]
                       or None)
     assert len(ids(f"/api/v1/timelines/tag/{tag}")) == 3  # without only_media, the words too
+
+
+def test_uploads_no_status_took_are_removed_when_their_time_is_up(
+    http: httpx.Client, make_user: Callable[..., User],
+    eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    """A post service that keeps unattached uploads three seconds (the stack's keeps them a day, as Mastodon):
+    the one no status took is gone, row and files; the one a status took stays."""
+    author = make_user("med_exp")
+    url, _ = eager_post_service(KICAU_POST_UNATTACHED_MEDIA_SECONDS="3")
+
+    def upload_there() -> dict[str, Any]:
+        answer = httpx.post(f"{url}/internal/media", headers={ACCOUNT_HEADER: author.id}, content=image_bytes(),
+                            timeout=30)
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    kept, dropped = upload_there(), upload_there()
+    posted = httpx.post(f"{url}/internal/statuses", headers={ACCOUNT_HEADER: author.id}, timeout=30,
+                        json={"status": "keeps one", "media_ids": [int(kept["id"])]})
+    assert posted.status_code == 200, posted.text
+    eventually(lambda: http.get(f"/api/v1/media/{dropped['id']}", headers=author.auth).status_code == 404 or None,
+               timeout=60)
+    assert fetched(http, dropped["url"]).status_code == 404
+    assert fetched(http, dropped["preview_url"]).status_code == 404
+    time.sleep(1.5)  # past the kept one's expiry too
+    assert fetched(http, kept["url"]).status_code == 200
+    assert http.get(f"/api/v1/statuses/{posted.json()['id']}").json()["media_attachments"][0]["id"] == kept["id"]

@@ -10,14 +10,10 @@ first to find them due.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,11 +23,8 @@ from kicau.crash_points import CRASH_EXIT_CODE
 from kicau.web import ACCOUNT_HEADER, ApiError
 from services.post.scheduled import DAILY_LIMIT, TOTAL_LIMIT, check_time, iso, parse_time
 from services.post.settings import PostSettings
-from stack.services import service_env
 from tests.conftest import User, eventually
 from tests.timeline.test_home_invariant import home_ids
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def later(**delta: float) -> str:
@@ -141,42 +134,6 @@ def test_the_rules_of_time_as_pure_logic() -> None:
     assert parse_time("2026-12-03T12:00:00.123456+02:00") == datetime(2026, 12, 3, 10, 0, 0, 123000, tzinfo=UTC)
     assert parse_time("2026-12-03T12:00:00") == datetime(2026, 12, 3, 12, 0, tzinfo=UTC)  # no offset: UTC
     assert iso(datetime(2026, 12, 3, 10, 0, 0, 123000, tzinfo=UTC)) == "2026-12-03T10:00:00.123Z"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def eager_post_service() -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
-    """Starts post services that take times a second ahead and look for due statuses every 0.1 s (extra
-    environment given per call), on ports of their own; stops them after the test."""
-    started: list[subprocess.Popen[bytes]] = []
-    logs = []
-
-    def start(**extra: str) -> tuple[str, subprocess.Popen[bytes]]:
-        port = free_port()
-        env = {key: value for key, value in service_env().items() if not key.startswith("KICAU_POST_")}
-        env.update({"KICAU_POST_PORT": str(port), "KICAU_POST_SCHEDULED_MIN_LEAD_SECONDS": "1",
-                    "KICAU_POST_SCHEDULED_POLL_SECONDS": "0.1", **extra})
-        log = open(ROOT / ".stack" / "services" / f"post-eager-{port}.log", "wb")  # noqa: SIM115
-        logs.append(log)
-        process = subprocess.Popen([sys.executable, "-m", "services.post"], cwd=ROOT, env={**os.environ, **env},
-                                   stdout=log, stderr=subprocess.STDOUT)
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        eventually(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, timeout=120, interval=0.5)
-        return url, process
-
-    yield start
-    for process in started:
-        process.terminate()
-    for process in started:
-        process.wait(timeout=30)
-    for log in logs:
-        log.close()
 
 
 STACK_POST = f"http://127.0.0.1:{PostSettings().port}"  # the stack's post service, on its HTTP port

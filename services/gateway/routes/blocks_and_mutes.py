@@ -1,19 +1,21 @@
 """Blocks and mutes (kicau/blocks_and_mutes.py): block, unblock, mute and unmute an account, and the lists of the
-accounts the user blocks and mutes."""
+accounts the user blocks and mutes; and the domains it blocks (services/graph/domain_blocks.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kicau.tokens import TokenInfo
+from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, Settings, record_id
-from services.gateway.params import read_params
+from services.gateway.params import optional_str, read_params
 from services.gateway.routes.favourites import PAGE, marked_list
+from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import passthrough
 
 router = APIRouter(tags=["accounts"])
@@ -78,3 +80,42 @@ async def mutes(request: Request, token: MutesReader, services: Services, common
     """The accounts the user mutes, most recently muted first, each with its ``mute_expires_at`` (null: until
     unmuted); 40 a page by default, at most 80; the cursors are mute ids, as the Link header gives them."""
     return await marked_list(request, common, services, token, "/internal/mutes", 40, 80)
+
+
+DOMAIN_BODY = doc.body(doc.params({"domain": doc.text(min_length=1, max_length=253, blank=False)}, "domain"))
+
+
+async def _domain(request: Request, settings: GatewaySettings) -> str:
+    """The ``domain`` of a form, JSON or the query string (Mastodon reads any); the graph service checks it."""
+    domain = optional_str(await read_params(request, settings.max_body_bytes), "domain")
+    if not domain:
+        raise ApiError(422, "Validation failed: Domain can't be blank")
+    return domain
+
+
+@router.get("/api/v1/domain_blocks", openapi_extra={**PAGE, **doc.BEARER},
+            responses={**doc.ok(list[str]), **doc.errors(400, 401, 403)})
+async def domain_blocks(request: Request, token: BlocksReader, services: Services, common: Common) -> Response:
+    """The domains the user blocks (services/graph/domain_blocks.py), most recently blocked first (100 a page by
+    default, at most 200); the cursors are block ids, as the Link header gives them."""
+    return await marked_list(request, common, services, token, "/internal/domain_blocks", 100, 200,
+                             upstream=services.graph)
+
+
+@router.post("/api/v1/domain_blocks", openapi_extra={**DOMAIN_BODY, **doc.BEARER},
+             responses={**doc.ok(dict[str, Any], "Blocked"), **doc.errors(400, 401, 403, 413, 415, 422)})
+async def block_domain(request: Request, token: BlocksWriter, services: Services, settings: Settings) -> Response:
+    """Block a domain (again: nothing changes): nothing from its accounts would reach the user. Kicau knows no
+    other server, so today it hides nothing; the list is kept as Mastodon keeps it."""
+    domain = await _domain(request, settings)
+    return passthrough(await services.graph.call("POST", "/internal/domain_blocks", json={"domain": domain},
+                                                 token=token))
+
+
+@router.delete("/api/v1/domain_blocks", openapi_extra={**DOMAIN_BODY, **doc.BEARER},
+               responses={**doc.ok(dict[str, Any], "Unblocked"), **doc.errors(400, 401, 403, 413, 415, 422)})
+async def unblock_domain(request: Request, token: BlocksWriter, services: Services, settings: Settings) -> Response:
+    """Undo a domain's block (none: nothing changes)."""
+    domain = await _domain(request, settings)
+    return passthrough(await services.graph.call("DELETE", "/internal/domain_blocks", params={"domain": domain},
+                                                 token=token))
