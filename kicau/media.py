@@ -128,6 +128,17 @@ def entity(media: StoredMedia, public_url: str) -> dict[str, Any]:
     }
 
 
+# A rendered status holds this once it has an attachment (msgspec writes no spaces; a status's own text is escaped,
+# so no text can hold it).
+_WITH_MEDIA: Final = '"media_attachments":[{'
+
+
+def shows_media(status_json: str) -> bool:
+    """Whether a rendered status (its JSON, as the fanout delivers it) has attachments of its own, without
+    decoding it."""
+    return _WITH_MEDIA in status_json
+
+
 def entities(column: str | None, public_url: str) -> list[dict[str, Any]]:
     return [entity(media, public_url) for media in read(column)]
 

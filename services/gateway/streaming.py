@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import keys, resp
+from kicau import keys, media, resp
 from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
@@ -159,8 +159,6 @@ HASHTAG_STREAMS = frozenset({"hashtag", "hashtag:local"})
 LIST_STREAM = "list"
 STREAMS = frozenset(STREAM_EVENTS) | PUBLIC_STREAMS | PUBLIC_MEDIA_STREAMS | QUIET_STREAMS | HASHTAG_STREAMS | {
     LIST_STREAM}
-# A status's JSON holds this once it has an attachment (msgspec writes no spaces; a status's own text is escaped).
-_WITH_MEDIA = '"media_attachments":[{'
 
 
 def stream_key(stream: str, tag: str | None = None) -> str:
@@ -821,7 +819,7 @@ class StreamHub:
                     joining.append(connection)
         elif public:
             listeners: Iterable[Connection] = self._public
-            if self._public_media and (delivery.event == "delete" or _WITH_MEDIA in delivery.payload):
+            if self._public_media and (delivery.event == "delete" or media.shows_media(delivery.payload)):
                 event.media = True
                 listeners = self._public | self._public_media
             if delivery.tags and self._tagged:

@@ -32,6 +32,8 @@ from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import PUBLIC
 from kicau.web import (
     ACCOUNT_HEADER,
+    NEXT_CURSOR_HEADER,
+    PREV_CURSOR_HEADER,
     ApiError,
     acting_account_id,
     cassandra_ready,
@@ -329,7 +331,6 @@ async def delete_status(status_id: int, service: Service, account: AccountHeader
 # Scheduled statuses (services/post/scheduled.py) ----------------------------------------------------------------
 
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
-NEXT_HEADER, PREV_HEADER = "X-Kicau-Next", "X-Kicau-Prev"
 
 
 @app.get("/internal/scheduled_statuses")
@@ -338,8 +339,8 @@ async def scheduled_statuses(service: Service, account: AccountHeader = None, ma
                              limit: Annotated[int, Query(ge=1, le=40)] = 20) -> Response:
     body, older, newer = await service.scheduled_page(account_id=acting_account_id(account), max_id=max_id,
                                                       since_id=since_id, min_id=min_id, limit=limit)
-    headers = {**({NEXT_HEADER: str(older)} if older is not None else {}),
-               **({PREV_HEADER: str(newer)} if newer is not None else {})}
+    headers = {**({NEXT_CURSOR_HEADER: str(older)} if older is not None else {}),
+               **({PREV_CURSOR_HEADER: str(newer)} if newer is not None else {})}
     return Response(body, media_type=JSON, headers=headers)
 
 

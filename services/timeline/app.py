@@ -47,7 +47,9 @@ from kicau.thread_mutes import ThreadMuteStore
 from kicau.tracked_cache import TrackedCache
 from kicau.web import (
     ACCOUNT_HEADER,
+    NEXT_CURSOR_HEADER,
     NEXT_OFFSET_HEADER,
+    PREV_CURSOR_HEADER,
     ApiError,
     acting_account_id,
     cassandra_ready,
@@ -59,8 +61,6 @@ from services.timeline.service import DEFAULT_LIMIT, MAX_LIMIT, Page, ProfileFil
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 
-NEXT_HEADER = "X-Kicau-Next"
-PREV_HEADER = "X-Kicau-Prev"
 COVERED_HEADER = "X-Kicau-Covered"
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 AccountHeader = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
@@ -174,9 +174,9 @@ install_common(app, service="timeline", readiness=[redis_ready(app), cassandra_r
 def _cursor_headers(page: Page) -> dict[str, str]:
     headers = {}
     if page.next_max_id is not None:
-        headers[NEXT_HEADER] = str(page.next_max_id)
+        headers[NEXT_CURSOR_HEADER] = str(page.next_max_id)
     if page.prev_min_id is not None:
-        headers[PREV_HEADER] = str(page.prev_min_id)
+        headers[PREV_CURSOR_HEADER] = str(page.prev_min_id)
     return headers
 
 
