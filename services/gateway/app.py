@@ -21,6 +21,7 @@ from kicau.tracked_cache import TrackedCache
 from kicau.web import install_common, redis_ready
 from services.gateway import openapi
 from services.gateway.deps import Upstreams
+from services.gateway.media_files import MediaFiles
 from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from services.gateway.routes import (
     accounts,
@@ -76,6 +77,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Copies of the token cache's entries (kicau/tracked_cache.py): a known token costs no round trip.
     app.state.token_copies = TrackedCache(redis, max_entries=settings.token_copies) if settings.token_copies else None
     app.state.limiter = RateLimiter(app.state)
+    app.state.media_files = MediaFiles(most_bytes=settings.media_cache_bytes, largest=settings.media_cache_file_bytes,
+                                       seconds=settings.media_cache_seconds)
     if settings.hot_routes and isinstance(app, ServiceApp):
         app.hot_routes.add("GET", "/api/v1/timelines/home", timelines.home_page)
         app.hot_routes.add("GET", "/api/v1/accounts/{account_id}/statuses", timelines.account_statuses_page)

@@ -38,6 +38,11 @@ class GatewaySettings(BaseSettings):
     # 300 requests per 5 minutes per account (authenticated) and per IP (unauthenticated); load tests that
     # drive one account harder raise KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS (see README.md).
     rate_limit_enabled: bool = True
+    # Attachments' files kept in memory (services/gateway/media_files.py): at most this many bytes in all, files of
+    # at most media_cache_file_bytes each, for media_cache_seconds; 0 bytes: none kept.
+    media_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    media_cache_file_bytes: int = Field(default=512 * 1024, ge=0)
+    media_cache_seconds: float = Field(default=300.0, gt=0)
     # Tokens whose cache entry this process keeps a copy of (kicau/tracked_cache.py; ~150 bytes each); 0: none.
     token_copies: int = Field(default=100_000, ge=0)
     rate_limit_window_seconds: int = Field(default=300, ge=1)

@@ -188,7 +188,8 @@ def test_a_status_shows_its_attachments_in_every_read(http: httpx.Client, make_u
                         json={"status": "redrafted", "media_ids": [first["id"]]})
     assert redraft.status_code == 200, redraft.text
     assert [m["id"] for m in redraft.json()["media_attachments"]] == [first["id"]]
-    # An attachment no status shows is deleted, files and all.
+    # An attachment no status shows is deleted, files and all (the gateway's copy of a file read just before too).
+    assert fetched(http, second["url"]).status_code == 200 and fetched(http, second["url"]).status_code == 200
     assert http.delete(f"/api/v1/media/{second['id']}", headers=author.auth).status_code == 200
     assert http.get(f"/api/v1/media/{second['id']}", headers=author.auth).status_code == 404
     assert fetched(http, second["url"]).status_code == 404

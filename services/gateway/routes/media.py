@@ -16,6 +16,7 @@ from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Services, Settings, Upstreams, record_id
+from services.gateway.media_files import MediaFiles
 from services.gateway.params import optional_str, read_body, read_params, reject_nul
 from services.gateway.upstreams import passthrough
 
@@ -120,18 +121,36 @@ async def change(media_id: str, request: Request, token: MediaWriter, services: 
 
 @router.delete("/api/v1/media/{media_id}", openapi_extra=doc.BEARER,
                responses={**doc.ok(dict[str, Any], "Deleted"), **doc.errors(401, 403, 404, 422)})
-async def delete(media_id: str, token: MediaWriter, services: Services) -> Response:
+async def delete(media_id: str, request: Request, token: MediaWriter, services: Services) -> Response:
     """Delete an attachment no status shows (one that a status shows is a 422)."""
-    return passthrough(await services.post.call("DELETE", f"/internal/media/{record_id(media_id)}", token=token))
+    target = record_id(media_id)
+    answer = await services.post.call("DELETE", f"/internal/media/{target}", token=token)
+    if answer.status_code == 200:
+        _files(request).forget(f"{media.PATH_PREFIX}/{target}/")
+    return passthrough(answer)
+
+
+def _files(request: Request) -> MediaFiles:
+    files: MediaFiles = request.app.state.media_files
+    return files
 
 
 @router.get(media.PATH_PREFIX + "/{media_id}/{name}", responses={
     200: {"description": "The file", "content": {kind: {} for kind in media.IMAGE_TYPES}}, **doc.errors(404)})
-async def media_file(media_id: str, name: str, services: Services) -> Response:
+async def media_file(media_id: str, name: str, request: Request, services: Services) -> Response:
     """An attachment's file (``original.<ext>``, ``small.<ext>``, as its ``url`` and ``preview_url`` name them):
-    public, as Mastodon's are, and cached for good."""
+    public, as Mastodon's are, and cached for good; small ones kept in this process a while
+    (services/gateway/media_files.py)."""
     if not FILE_NAME.fullmatch(name):
         raise ApiError(404, "Record not found")
-    answer = await services.post.call("GET", f"/internal/media/{record_id(media_id)}/files/{name}")
-    headers = {"Cache-Control": FILES_CACHE} if answer.status_code == 200 else {}
-    return passthrough(answer, headers)
+    target = record_id(media_id)
+    path = f"{media.PATH_PREFIX}/{target}/{name}"
+    files = _files(request)
+    kept = files.get(path)
+    if kept is None:
+        answer = await services.post.call("GET", f"/internal/media/{target}/files/{name}")
+        if answer.status_code != 200:
+            return passthrough(answer)
+        files.put(path, answer.content, answer.headers.get("content-type", "application/octet-stream"))
+        return passthrough(answer, {"Cache-Control": FILES_CACHE})
+    return Response(kept.data, media_type=kept.content_type, headers={"Cache-Control": FILES_CACHE})
