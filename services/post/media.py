@@ -245,8 +245,8 @@ class MediaStore:
         return b"".join(row["data"] or b"" for row in rows)
 
     async def claim(self, media_id: int, account_id: int, status_id: int) -> int | None:
-        """None once ``status_id`` holds the account's attachment; else the status that holds it (404: the
-        attachment is gone, or no longer the account's)."""
+        """None once ``status_id`` holds the account's attachment; else the status that holds it (a 422 when the
+        attachment is gone, or is not the account's)."""
         rows = await execute(self._session, self._claim, (status_id, media_id, account_id))
         if rows[0]["[applied]"]:
             return None
@@ -278,7 +278,7 @@ def claim_is_stale(holder: int, now_ms: float, in_flight_seconds: float) -> bool
 
 
 _NOT_FOUND: Final = "Record not found"
-# Whether a status row exists, by its id.
+# Whether the holder of a claim (a status, or a scheduled status) still exists, by its id.
 Written = Callable[[int], Awaitable[bool]]
 
 
