@@ -19,7 +19,8 @@ the positive-data check are widened for that operation only, with the reason:
 - POST and DELETE /api/v1/domain_blocks: a domain that is no host name is a 422;
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
-- POST /api/v1/accounts/{account_id}/pin: endorsing an account the user does not follow is a 422, as on Mastodon;
+- POST /api/v1/accounts/{account_id}/pin (and /endorse, its Mastodon 4.4 name): endorsing an account the user does
+  not follow is a 422, as on Mastodon;
 - POST /api/v2/filters (and /api/v1/filters), PUT /api/v2/filters/{filter_id}, POST .../keywords and .../statuses:
   a hundred-and-first
   filter, or rule of a filter, is a 422, and so is a status a filter already holds.
@@ -101,6 +102,10 @@ checks.ensure_resource_availability.enabled = false
 # Mastodon answers an endorsement of an account the user does not follow with 422 (kicau/account_notes.py).
 [[operations]]
 include-name = "POST /api/v1/accounts/{{account_id}}/pin"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+include-name = "POST /api/v1/accounts/{{account_id}}/endorse"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 # A report's rule ids must name the instance's rules (kicau/reports.py), and this gateway has none: any is a 422.

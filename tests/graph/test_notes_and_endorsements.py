@@ -87,7 +87,10 @@ def test_endorsements_feature_followed_accounts(gateway_url: str, http: httpx.Cl
     assert relationship(http, ann, friends[0])["endorsed"] is False
     assert ids(endorsed(http, "/api/v1/endorsements", ann)) == []
 
+    # Mastodon 4.4's names for the same: endorse and unendorse.
     assert follow(http, ann, stranger).status_code == 200
+    assert change(http, ann, stranger, "endorse")["endorsed"] is True
+    assert change(http, ann, stranger, "unendorse")["endorsed"] is False
     change(http, ann, stranger, "pin")
     client = Mastodon(access_token=ann.token, api_base_url=gateway_url, version_check_mode="none")
     assert [str(a.id) for a in client.endorsements()] == [stranger.id]

@@ -607,6 +607,8 @@ async def note(account_id: str, request: Request, token: AccountsWriter, service
                                                  json={"comment": comment}, token=token))
 
 
+# Mastodon 4.4 named them endorse and unendorse; the older pin and unpin stay, as Mastodon keeps them.
+@router.post("/api/v1/accounts/{account_id}/endorse", **ENDORSE_DOC)  # type: ignore[arg-type]
 @router.post("/api/v1/accounts/{account_id}/pin", **ENDORSE_DOC)  # type: ignore[arg-type]
 async def endorse(account_id: str, request: Request, token: AccountsWriter, services: Services,
                   settings: Settings) -> Response:
@@ -617,6 +619,7 @@ async def endorse(account_id: str, request: Request, token: AccountsWriter, serv
                                                  token=token))
 
 
+@router.post("/api/v1/accounts/{account_id}/unendorse", **ENDORSE_DOC)  # type: ignore[arg-type]
 @router.post("/api/v1/accounts/{account_id}/unpin", **ENDORSE_DOC)  # type: ignore[arg-type]
 async def unendorse(account_id: str, request: Request, token: AccountsWriter, services: Services,
                     settings: Settings) -> Response:
