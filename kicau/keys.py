@@ -252,3 +252,9 @@ def display_name_words() -> str:
 def account_names() -> str:
     """Every account's username (kicau/account_names.py): a sorted set of ``<username>:<id>`` read by prefix."""
     return "accounts:{names}"
+
+
+def push_sent(subscription_id: int, notification_id: int) -> str:
+    """Set once a notification was pushed to a subscription (services/push/): a replayed notice is not pushed
+    twice. Kept as long as a push service keeps an undelivered push (kicau/web_push.py, ``PUSH_TTL_SECONDS``)."""
+    return f"push:sent:{subscription_id}:{notification_id}"

@@ -71,6 +71,20 @@ FANOUT_PUBLISH_LAG_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "kicau_fanout_consumer_lag", "Messages behind the end of each assigned partition", ["topic", "partition"]
 )
+# Web push (services/push/): each push's outcome (delivered; gone: the endpoint said 404 or 410 and the subscription
+# was removed; refused: another 4xx; failed: 5xx, 429 or no answer after the retries; unsafe: the endpoint's host
+# resolved to a private address), the notices not pushed by why (alert off, policy, already pushed), and the time
+# from the cause's acceptance to the endpoint's answer.
+PUSH_DELIVERIES = Counter("kicau_push_deliveries_total", "Web pushes sent, by outcome", ["outcome"])
+PUSH_SKIPPED = Counter("kicau_push_notices_skipped_total", "Notices a subscription did not get, by reason",
+                       ["reason"])
+PUSH_LATENCY = Histogram(
+    "kicau_push_delivery_latency_seconds", "Notification's cause accepted to its push accepted by the endpoint",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+PUSH_CONSUMER_LAG = Gauge(
+    "kicau_push_consumer_lag", "Notices behind the end of each assigned partition", ["topic", "partition"]
+)
 # Writes that left together in one batch (kicau/write_groups.py), by statement: 1 while Cassandra keeps up.
 CASSANDRA_WRITE_GROUP_SIZE = Histogram(
     "kicau_cassandra_write_group_size", "Writes of one statement sent to Cassandra as one batch", ["statement"],

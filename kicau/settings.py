@@ -31,6 +31,12 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_statuses_topic: str = "kicau.statuses"
     kafka_follows_topic: str = "kicau.follows"
+    # The fanout's accepted notifications, for the push service (kicau/web_push.py).
+    kafka_notices_topic: str = "kicau.notices"
+    # Web push endpoints over plain http and on private addresses (kicau/web_push.py, ``endpoint_problem``):
+    # only for a development stack and tests, whose receivers listen on 127.0.0.1. Off, a user could aim the
+    # instance's push requests at its own network.
+    push_allow_insecure_endpoints: bool = False
 
     redis_url: str = "redis://127.0.0.1:6379/0"
 
@@ -68,6 +74,8 @@ class CommonSettings(BaseSettings):
     def _refuse_unsafe_production(self) -> CommonSettings:
         if self.environment == "production" and self.public_url.startswith("http://127."):
             raise ValueError("KICAU_PUBLIC_URL must be set to the public address in production")
+        if self.environment == "production" and self.push_allow_insecure_endpoints:
+            raise ValueError("KICAU_PUSH_ALLOW_INSECURE_ENDPOINTS is for development: refused in production")
         if bool(self.cassandra_username) != bool(self.cassandra_password.get_secret_value()):
             raise ValueError("set both KICAU_CASSANDRA_USERNAME and KICAU_CASSANDRA_PASSWORD, or neither")
         return self

@@ -89,4 +89,4 @@ def cassandra_replication() -> str:
     )
 
 
-KAFKA_TOPICS = ("kicau.statuses", "kicau.follows")
+KAFKA_TOPICS = ("kicau.statuses", "kicau.follows", "kicau.notices")

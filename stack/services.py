@@ -76,6 +76,7 @@ SERVICES: list[Service] = [
     Service("post", 8081),
     Service("timeline", 8082),
     Service("fanout", 8083),
+    Service("push", 8085),
     Service("gateway", 8080),
 ]
 
@@ -121,6 +122,9 @@ def service_env() -> dict[str, str]:
     gateway = by_name("gateway")
     if gateway is not None:
         env.setdefault("KICAU_PUBLIC_URL", f"http://{HOST}:{gateway.port}")
+    # A development stack: web push subscriptions may name receivers on this host over plain http (the tests'
+    # receivers, a developer's own); a deployment leaves it off (kicau/settings.py).
+    env.setdefault("KICAU_PUSH_ALLOW_INSECURE_ENDPOINTS", "true")
     return env
 
 

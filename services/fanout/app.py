@@ -33,6 +33,7 @@ from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore
 from kicau.web import cassandra_ready, install_common, redis_ready
+from kicau.web_push import NoticeHandOver
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.service import Fanout
 from services.fanout.settings import FanoutSettings
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
     own = FanoutSettings()
-    async with clients.engines(common, name="fanout") as engines:
+    # The producer hands accepted notifications to the push service (kicau/web_push.py).
+    async with clients.engines(common, name="fanout", producer=True) as engines:
         redis, session = engines.redis, engines.session
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         online = OnlineMirror(redis)
@@ -76,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),
+            pushes=NoticeHandOver(engines.kafka(), common.kafka_notices_topic),
             tag_followers=FollowerLists(redis, TagFollowStore(session, clients.write_consistency(common)).followers,
                                         max_ids=own.follower_cache_ids, version=keys.tag_followers_version),
         )

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -112,6 +112,7 @@ from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
 from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore, unmuted
 from kicau.visibility import DIRECT, PUBLIC, reaches_followers
+from kicau.web_push import NoticeHandOver, PushNotice
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
 
@@ -190,6 +191,24 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
             found.append(Notification(event.reblog_author, event.status_id, REBLOG, event.account_id,
                                       event.reblog_of))
     return found
+
+
+def accepted_times(events: Iterable[Event]) -> dict[int, float]:
+    """When each notification's event was accepted (wall-clock ms), by notification id (a mention's is its
+    status's)."""
+    accepted: dict[int, float] = {}
+    for event in events:
+        if isinstance(event, StatusCreated):
+            accepted[event.status_id] = event.occurred_at
+        elif isinstance(event, FollowCreated | PollEnded):
+            accepted[event.notification_id] = event.occurred_at
+        elif isinstance(event, StatusFavourited):
+            accepted[event.favourite_id] = event.occurred_at
+        elif isinstance(event, StatusEdited):
+            accepted[event.version_id] = event.occurred_at
+        elif isinstance(event, FollowRequested):
+            accepted[event.request_id] = event.occurred_at
+    return accepted
 
 
 def update_notifications(edits: Sequence[StatusEdited], boosters: Sequence[list[int]]) -> list[Notification]:
@@ -507,6 +526,8 @@ class Fanout:
     policies: PolicyStore  # what notified accounts hold back from strangers (kicau/notification_policies.py)
     relations: Relations  # the follows those policies ask about
     filtered: NotificationStore  # the notifications held back
+    # Where the batch's accepted notifications go for web push (kicau/web_push.py); None: no push service.
+    pushes: NoticeHandOver | None = None
 
     async def apply(self, events: Sequence[Event]) -> int:
         """Apply events in order; returns the number of home-timeline entries written."""
@@ -632,6 +653,14 @@ class Fanout:
             records.append(self.tagged.apply(tagged, untagged))
         if used or unused:
             records.append(self.tag_uses.apply(used, unused))
+        if notices and self.pushes is not None:
+            # Handed to the push service (services/push/) before the batch's offsets are committed, so a crash
+            # hands them over again (the push service pushes each notification once).
+            accepted = accepted_times(events)
+            records.append(self.pushes.hand_over(
+                PushNotice(account_id=n.account_id, notification_id=n.id, type=n.type,
+                           from_account_id=n.from_account_id, status_id=n.status_id,
+                           occurred_at=accepted.get(n.id, 0.0)) for n in notices))
         if tagged:
             # Their hashtags' recent use (kicau/tag_history.py) and trends (kicau/tag_trends.py): counts of
             # distinct members, safe to repeat.
@@ -799,24 +828,13 @@ class Fanout:
                 if card is not None:
                     updates[event.status_id] = compose_status(event.status_json.encode(), card).decode()
                     self._deliver_edit(pipe, plan, event, updates[event.status_id], audiences, public_listened)
-        # When each notification's event was accepted, by notification id (a mention's is its status's).
-        accepted: dict[int, float] = {}
+        accepted = accepted_times(p.event for p in plans)
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
         ended: dict[int, str] = {}  # a poll's end's notification id -> its status's JSON
         for event in (p.event for p in plans):
-            if isinstance(event, StatusCreated):
-                accepted[event.status_id] = event.occurred_at
-            elif isinstance(event, FollowCreated):
-                accepted[event.notification_id] = event.occurred_at
-            elif isinstance(event, StatusFavourited):
-                accepted[event.favourite_id] = event.occurred_at
+            if isinstance(event, StatusFavourited):
                 favoured[event.favourite_id] = event.status
-            elif isinstance(event, StatusEdited):
-                accepted[event.version_id] = event.occurred_at
-            elif isinstance(event, FollowRequested):
-                accepted[event.request_id] = event.occurred_at
             elif isinstance(event, PollEnded):
-                accepted[event.notification_id] = event.occurred_at
                 ended[event.notification_id] = event.status_json
         for notice in notices:
             from_card = cards.get(notice.from_account_id)

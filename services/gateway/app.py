@@ -42,6 +42,7 @@ from services.gateway.routes import (
     oauth,
     pins,
     polls,
+    push,
     reblogs,
     reports,
     scheduled_statuses,
@@ -173,6 +174,6 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # /api/v2/notifications/policy comes before notifications's /api/v2/notifications/{group_key}.
 for module in (timelines, statuses, accounts, notification_requests, notifications, favourites, reblogs, bookmarks,
                pins, thread_mutes, polls, markers, featured_tags, blocks_and_mutes, lists, conversations, filters,
-               scheduled_statuses, reports, media, oauth, authorize, instance, announcements, streaming):
+               scheduled_statuses, reports, media, push, oauth, authorize, instance, announcements, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

@@ -147,3 +147,17 @@ def optional_flag(params: dict[str, Any], name: str) -> bool | None:
     if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
         return value.lower() in TRUE_WORDS
     raise ApiError(422, f"Validation failed: {name} must be true or false")
+
+
+def nested(params: dict[str, Any], *path: str) -> Any:
+    """A parameter under ``path`` as a form spells it (``subscription[keys][auth]``) or JSON nests it
+    (``{"subscription": {"keys": {"auth": ...}}}``); None when absent."""
+    flat = path[0] + "".join(f"[{name}]" for name in path[1:])
+    if flat in params:
+        return params[flat]
+    value: Any = params
+    for name in path:
+        if not isinstance(value, dict) or name not in value:
+            return None
+        value = value[name]
+    return value

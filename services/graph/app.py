@@ -43,10 +43,12 @@ from kicau.web import (
     install_common,
     redis_ready,
 )
+from kicau.web_push import ALERTS, POLICIES, load_vapid_key
 from services.graph.authorization import AuthorizationCodes
 from services.graph.domain_blocks import DomainBlocks
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
+from services.graph.push_subscriptions import PushSubscriptions
 from services.graph.service import GraphService
 from services.graph.settings import GraphSettings
 from services.graph.store import GraphStore
@@ -195,6 +197,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         producer = engines.kafka()
         ids = SnowflakeGenerator(await lease_worker(redis))
+        vapid = await load_vapid_key(session)
         app.state.service = GraphService(
             settings=common,
             store=GraphStore(session, clients.write_consistency(common)),
@@ -223,7 +226,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
             ),
+            vapid_key=vapid.public,
         )
+        app.state.push_subscriptions = PushSubscriptions(session, clients.write_consistency(common), ids, vapid)
         app.state.domain_blocks = DomainBlocks(session, clients.write_consistency(common), ids)
         yield
 
@@ -784,4 +789,65 @@ async def block_domain(form: DomainForm, blocks: DomainBlocksOf, account: Accoun
 @app.delete("/internal/domain_blocks")
 async def unblock_domain(blocks: DomainBlocksOf, domain: str, account: AccountHeader = None) -> Any:
     await blocks.unblock(acting_account_id(account), domain)
+    return {}
+
+
+# Push subscriptions (services/graph/push_subscriptions.py) ---------------------------------------------------
+
+
+async def _push_subscriptions(request: Request) -> PushSubscriptions:
+    subscriptions: PushSubscriptions = request.app.state.push_subscriptions
+    return subscriptions
+
+
+PushSubscriptionsOf = Annotated[PushSubscriptions, Depends(_push_subscriptions)]
+TokenHash = Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")]
+Alert = Literal[ALERTS]  # type: ignore[valid-type]
+Policy = Literal[POLICIES]  # type: ignore[valid-type]
+
+
+class PushChange(_Body):
+    """The alerts wanted (those not named are off) and from whom; checked by the gateway."""
+
+    token_hash: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+    alerts: Annotated[list[Alert], Field(max_length=len(ALERTS))] = []
+    policy: Policy = "all"
+
+
+class PushSubscribe(PushChange):
+    endpoint: Annotated[StrictStr, Field(min_length=1, max_length=2048)]
+    p256dh: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    auth: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    standard: StrictBool = False
+
+
+@app.get("/internal/push/server_key")
+async def push_server_key(subscriptions: PushSubscriptionsOf) -> Any:
+    return {"public_key": subscriptions.vapid.public}
+
+
+@app.get("/internal/push_subscription")
+async def push_subscription(subscriptions: PushSubscriptionsOf, token_hash: TokenHash,
+                            account: AccountHeader = None) -> Any:
+    return subscriptions.shown(await subscriptions.get(acting_account_id(account), token_hash))
+
+
+@app.post("/internal/push_subscription")
+async def push_subscribe(form: PushSubscribe, subscriptions: PushSubscriptionsOf,
+                         account: AccountHeader = None) -> Any:
+    return subscriptions.shown(await subscriptions.subscribe(
+        acting_account_id(account), form.token_hash, endpoint=form.endpoint, p256dh=form.p256dh, auth=form.auth,
+        alerts=form.alerts, policy=form.policy, standard=form.standard))
+
+
+@app.put("/internal/push_subscription")
+async def push_change(form: PushChange, subscriptions: PushSubscriptionsOf, account: AccountHeader = None) -> Any:
+    return subscriptions.shown(await subscriptions.change(acting_account_id(account), form.token_hash,
+                                                          alerts=form.alerts, policy=form.policy))
+
+
+@app.delete("/internal/push_subscription")
+async def push_unsubscribe(subscriptions: PushSubscriptionsOf, token_hash: TokenHash,
+                           account: AccountHeader = None) -> Any:
+    await subscriptions.forget(acting_account_id(account), token_hash)
     return {}

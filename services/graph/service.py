@@ -139,7 +139,7 @@ def app_id(client_id: str) -> str:
 
 
 def _application(client_id: str, name: str, website: str | None, scopes: set[str],
-                 redirect_uris: str) -> dict[str, Any]:
+                 redirect_uris: str, vapid_key: str) -> dict[str, Any]:
     """Mastodon's Application entity (what an app's registration answers beside its credentials)."""
     return {
         "id": app_id(client_id),
@@ -148,7 +148,7 @@ def _application(client_id: str, name: str, website: str | None, scopes: set[str
         "scopes": sorted(scopes),
         "redirect_uri": redirect_uris,
         "redirect_uris": redirect_uris.split(),
-        "vapid_key": "",
+        "vapid_key": vapid_key,  # the instance's VAPID public key (kicau/web_push.py), for push subscriptions
     }
 
 
@@ -178,6 +178,7 @@ class GraphService:
     requests: FollowRequestStore
     announcements: AnnouncementStore
     reports: ReportStore
+    vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class GraphService:
             redirect_uri=redirect_uris, scopes=granted,
         )
         return {
-            **_application(client_id, client_name, website, granted, redirect_uris),
+            **_application(client_id, client_name, website, granted, redirect_uris, self.vapid_key),
             "client_id": client_id,
             "client_secret": client_secret,
             "client_secret_expires_at": 0,
@@ -262,7 +263,7 @@ class GraphService:
         if app is None:  # an app's tokens outlive it only until their cached copies expire
             raise ApiError(401, "The access token is invalid")
         return _application(client_id, app["name"], app.get("website"), set(app.get("scopes") or ()),
-                            app.get("redirect_uri") or "")
+                            app.get("redirect_uri") or "", self.vapid_key)
 
     async def _authenticate_app(self, client_id: str | None, client_secret: str | None) -> dict[str, Any]:
         app = await self.store.app(client_id) if client_id else None
@@ -393,6 +394,10 @@ class GraphService:
             if row is not None:
                 raise ApiError(403, "You are not authorized to revoke this token")
             return
+        if row["account_id"] is not None:
+            # The token's push subscription goes first (services/graph/push_subscriptions.py): a retry of a
+            # revoke that failed in between still finds the token, and nothing is pushed for a revoked session.
+            await self.store.forget_push_subscription(int(row["account_id"]), token_hash)
         await self.store.delete_token(token_hash)
         await tokens.forget(self.redis, token_hash)
 

@@ -58,6 +58,7 @@ class GraphStore:
         )
         self._token = prepare("SELECT * FROM oauth_tokens WHERE token_hash = ?")
         self._delete_token = write("DELETE FROM oauth_tokens WHERE token_hash = ?")
+        self._forget_push = write("DELETE FROM push_subscriptions WHERE account_id = ? AND token_hash = ?")
         self._claim_follow = write(
             "INSERT INTO following (follower_id, followee_id, created_at, unsent_notification) VALUES (?, ?, ?, ?)"
             " IF NOT EXISTS"
@@ -163,6 +164,9 @@ class GraphStore:
 
     async def delete_token(self, token_hash: str) -> None:
         await execute(self._session, self._delete_token, (token_hash,))
+
+    async def forget_push_subscription(self, account_id: int, token_hash: str) -> None:
+        await execute(self._session, self._forget_push, (account_id, token_hash))
 
     # Follow graph -------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from kicau import instance_usage, media, polls
 from kicau.entities import MAX_PROFILE_FIELD_CHARS, MAX_PROFILE_FIELDS
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
-from kicau.web import error_response
+from kicau.web import ApiError, error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Common, Settings
 from services.gateway.settings import GatewaySettings
@@ -107,6 +107,7 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
             "media_attachments": media.CONFIGURATION,
             "polls": polls.CONFIGURATION,
             "translation": {"enabled": False},
+            "vapid": {"public_key": await _vapid_key(request)},
             "timelines_access": {
                 "live_feeds": {"local": "public", "remote": "public"},
                 "hashtag_feeds": {"local": "public", "remote": "public"},
@@ -117,6 +118,19 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
         "contact": {"email": f"admin@{common.instance_domain}", "account": None},
         "rules": _rules(settings),
     }
+
+
+async def _vapid_key(request: Request) -> str:
+    """The instance's VAPID public key (kicau/web_push.py), asked of the graph service once and kept: it never
+    changes (every push subscription is bound to it)."""
+    known: str | None = getattr(request.app.state, "vapid_key", None)
+    if known is None:
+        answer = await request.app.state.graph.call("GET", "/internal/push/server_key")
+        if answer.status_code != 200:
+            raise ApiError(503, "Service temporarily unavailable, try again")
+        known = str(answer.json()["public_key"])
+        request.app.state.vapid_key = known
+    return known
 
 
 def _rules(settings: GatewaySettings) -> list[dict[str, str]]:

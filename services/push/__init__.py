@@ -1,0 +1,1 @@
+"""Push service: accepted notifications in, encrypted web pushes to subscribers' push services out."""

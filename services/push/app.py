@@ -1,0 +1,122 @@
+"""Lifecycle of the push service: its consumer of the fanout's notices, plus /healthz, /readyz and /metrics.
+
+The loop: fetch a batch of notices, push them (services/push/service.py), commit the batch's offsets. A batch
+that fails on Redis or Cassandra is held and retried, never skipped; an endpoint that fails does not fail the
+batch (its push is retried inside the sender, then counted as failed). A crash replays the uncommitted batch,
+and pushes already delivered are not sent again (``keys.push_sent``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from kicau import clients
+from kicau.account_cards import AccountCards
+from kicau.metrics import PUSH_CONSUMER_LAG
+from kicau.notification_policies import Relations
+from kicau.settings import CommonSettings
+from kicau.web import cassandra_ready, install_common, redis_ready
+from kicau.web_push import PushNotice, decode_notice, load_vapid_key
+from services.push.sender import PushSender
+from services.push.service import Pusher
+from services.push.settings import PushSettings
+
+log = logging.getLogger(__name__)
+
+COMMIT_SECONDS = 10.0
+
+
+async def consume(consumer: AIOKafkaConsumer, pusher: Pusher, max_batch: int) -> None:
+    while True:
+        batch = await consumer.getmany(timeout_ms=1000, max_records=max_batch)
+        if not batch:
+            continue
+        notices: list[PushNotice] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    notices.append(decode_notice(record.value or b""))
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    log.error("skipping a malformed notice at %s:%d", record.topic, record.offset)
+        delay = 0.1
+        while True:
+            try:
+                await pusher.push(notices)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("pushing a batch of %d notices failed; retrying in %.1fs", len(notices), delay,
+                            exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        try:
+            async with asyncio.timeout(COMMIT_SECONDS):
+                await consumer.commit()
+        except (KafkaError, TimeoutError):
+            # Kept for the next commit; a crash before it replays the batch, which pushes nothing twice.
+            log.warning("committing the push offsets failed", exc_info=True)
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                with contextlib.suppress(Exception):
+                    PUSH_CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                        max(0, highwater - await consumer.position(tp)))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    common = CommonSettings()
+    own = PushSettings()
+    async with clients.engines(common, name="push") as engines:
+        redis, session = engines.redis, engines.session
+        app.state.redis, app.state.session = redis, session  # what the readiness checks ask
+        sender = PushSender(timeout=own.timeout_seconds, attempts=own.attempts,
+                            allow_insecure=common.push_allow_insecure_endpoints)
+        pusher = Pusher(session=session, redis=redis, sender=sender, vapid=await load_vapid_key(session),
+                        cards=AccountCards(redis, session, common.public_url), relations=Relations(session),
+                        write_consistency=clients.write_consistency(common),
+                        contact=own.contact or f"mailto:admin@{common.instance_domain}",
+                        concurrency=own.concurrency)
+        consumer = clients.kafka_consumer(common, common.kafka_notices_topic, group_id=own.group_id,
+                                          max_poll_records=own.max_batch)
+        await consumer.start()
+        task = asyncio.create_task(consume(consumer, pusher, own.max_batch), name="push-worker")
+        task.add_done_callback(_crash_on_failure)
+        app.state.task = task
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.stop()
+            await sender.close()
+
+
+def _crash_on_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # A worker that stopped consuming must not look healthy: exit so the supervisor restarts it.
+        log.critical("push worker died", exc_info=task.exception())
+        os._exit(1)
+
+
+app = FastAPI(title="Kicau push service", lifespan=lifespan)
+
+
+async def _worker_running() -> None:
+    if app.state.task.done():
+        raise RuntimeError("the push worker stopped")
+
+
+install_common(app, service="push", readiness=[redis_ready(app), cassandra_ready(app), _worker_running])

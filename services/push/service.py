@@ -1,0 +1,170 @@
+"""A batch of accepted notifications (the fanout's notices, kicau/web_push.py) made into web pushes.
+
+For each batch: the subscriptions of the notified accounts (one Cassandra read an account), those that want
+each notice (its type among the subscription's ``alerts``; its sender allowed by the ``policy``: ``followed``
+asks whether the account follows the sender, ``follower`` whether the sender follows it, two reads an account
+that has such a policy, kicau/notification_policies.py's ``Relations``), less those already pushed (a replayed
+batch: ``keys.push_sent``, one round trip); then the sender's card and the status's text for each notice, and
+every push at once (up to ``concurrency``). A subscription whose endpoint answers 404 or 410 is removed, unless
+it was replaced meanwhile (``IF id = ?``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cassandra.cluster import Session
+from redis.asyncio import Redis
+
+from kicau import keys
+from kicau.account_cards import AccountCards
+from kicau.clients import execute, write_preparer
+from kicau.metrics import PUSH_DELIVERIES, PUSH_LATENCY, PUSH_SKIPPED
+from kicau.notification_policies import Relations
+from kicau.notifications import FOLLOW, FOLLOW_REQUEST
+from kicau.web_push import (
+    PUSH_TTL_SECONDS,
+    PushNotice,
+    Subscription,
+    VapidKey,
+    body_text,
+    encrypted_request,
+    from_row,
+    payload,
+    title,
+)
+from services.push.sender import Outcome, PushSender
+
+log = logging.getLogger(__name__)
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True)
+class _Push:
+    notice: PushNotice
+    subscription: Subscription
+
+
+@dataclass(frozen=True)
+class _Said:
+    """What a notice's push says, the same for each of its subscriptions."""
+
+    title: str
+    body: str
+    icon: str
+
+
+class Pusher:
+    def __init__(self, *, session: Session, redis: Redis, sender: PushSender, vapid: VapidKey, cards: AccountCards,
+                 relations: Relations, write_consistency: int, contact: str, concurrency: int) -> None:
+        self._session = session
+        self._redis = redis
+        self._sender = sender
+        self._vapid = vapid
+        self._cards = cards
+        self._relations = relations
+        self._contact = contact
+        self._slots = asyncio.Semaphore(concurrency)
+        self._subscriptions = session.prepare("SELECT * FROM push_subscriptions WHERE account_id = ?")
+        self._status = session.prepare("SELECT text, spoiler_text, deleted_at FROM statuses WHERE id = ?")
+        self._forget = write_preparer(session, write_consistency)(
+            "DELETE FROM push_subscriptions WHERE account_id = ? AND token_hash = ? IF id = ?")
+
+    async def push(self, notices: Sequence[PushNotice]) -> None:
+        pushes = await self._wanted(notices)
+        if not pushes:
+            return
+        said = await self._said({p.notice for p in pushes})
+        await asyncio.gather(*(self._push_one(p, said[p.notice]) for p in pushes if p.notice in said))
+
+    async def _wanted(self, notices: Sequence[PushNotice]) -> list[_Push]:
+        accounts = sorted({n.account_id for n in notices})
+        rows = await asyncio.gather(*(execute(self._session, self._subscriptions, (a,)) for a in accounts))
+        held = {account: [from_row(r) for r in found] for account, found in zip(accounts, rows, strict=True)}
+        pushes: list[_Push] = []
+        senders: dict[int, set[int]] = defaultdict(set)  # of accounts with a policy that asks about follows
+        for notice in notices:
+            for subscription in held.get(notice.account_id, ()):
+                if not subscription.wants(notice.type) or subscription.policy == "none":
+                    PUSH_SKIPPED.labels("alert_off" if subscription.policy != "none" else "policy").inc()
+                    continue
+                pushes.append(_Push(notice, subscription))
+                if subscription.policy in ("followed", "follower"):
+                    senders[notice.account_id].add(notice.from_account_id)
+        if senders:
+            follows, followed_by = await self._relations.of(senders)
+            allowed = []
+            for push in pushes:
+                pair = (push.notice.account_id, push.notice.from_account_id)
+                policy = push.subscription.policy
+                if (policy == "followed" and pair not in follows) or (policy == "follower" and pair not in followed_by):
+                    PUSH_SKIPPED.labels("policy").inc()
+                    continue
+                allowed.append(push)
+            pushes = allowed
+        if not pushes:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for push in pushes:
+                pipe.exists(keys.push_sent(push.subscription.id, push.notice.notification_id))
+            sent = await pipe.execute()
+        fresh = [push for push, done in zip(pushes, sent, strict=True) if not done]
+        PUSH_SKIPPED.labels("repeated").inc(len(pushes) - len(fresh))
+        return fresh
+
+    async def _said(self, notices: set[PushNotice]) -> dict[PushNotice, _Said]:
+        """Each notice's title, body and icon: its sender's card (name, picture, and for a follow its bio) and the
+        status it is about; a notice whose status was deleted meanwhile says nothing (it is not pushed)."""
+        status_ids = sorted({n.status_id for n in notices if n.status_id is not None})
+        cards, rows = await asyncio.gather(
+            self._cards.cards({n.from_account_id for n in notices}),
+            asyncio.gather(*(execute(self._session, self._status, (s,)) for s in status_ids)))
+        texts = {status_id: found[0] for status_id, found in zip(status_ids, rows, strict=True)
+                 if found and found[0]["deleted_at"] is None}
+        said: dict[PushNotice, _Said] = {}
+        for notice in notices:
+            raw = cards.get(notice.from_account_id)
+            if raw is None:
+                PUSH_SKIPPED.labels("gone").inc()
+                continue
+            card: dict[str, Any] = json.loads(raw)
+            name = card.get("display_name") or card.get("username") or ""
+            if notice.status_id is not None:
+                status = texts.get(notice.status_id)
+                if status is None:
+                    PUSH_SKIPPED.labels("gone").inc()
+                    continue
+                body = body_text(status["text"] or "", status["spoiler_text"] or "")
+            elif notice.type in (FOLLOW, FOLLOW_REQUEST):
+                body = body_text(html.unescape(_TAG.sub(" ", card.get("note") or "")))
+            else:
+                body = ""
+            said[notice] = _Said(title(notice.type, name), body, card.get("avatar_static") or card.get("avatar") or "")
+        return said
+
+    async def _push_one(self, push: _Push, said: _Said) -> None:
+        notice, subscription = push.notice, push.subscription
+        content = payload(notice, title_text=said.title, body=said.body, icon=said.icon)
+        request = encrypted_request(content, subscription, self._vapid, subject=self._contact)
+        async with self._slots:
+            outcome = await self._sender.send(subscription.endpoint, request)
+        PUSH_DELIVERIES.labels(outcome.value).inc()
+        if outcome is Outcome.DELIVERED:
+            if notice.occurred_at:
+                PUSH_LATENCY.observe(max(0.0, time.time() - notice.occurred_at / 1000))
+            await self._redis.set(keys.push_sent(subscription.id, notice.notification_id), b"1",
+                                  ex=PUSH_TTL_SECONDS)
+        elif outcome is Outcome.GONE:
+            log.info("subscription %d is gone (its endpoint said so): removed", subscription.id)
+            await execute(self._session, self._forget,
+                          (subscription.account_id, subscription.token_hash, subscription.id))

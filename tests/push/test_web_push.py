@@ -1,0 +1,412 @@
+"""Web push end to end: subscriptions through the public API, notifications pushed by the running push service
+to a receiver on this host, decrypted here with the subscriber's private key as a browser would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import http_ece
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from mastodon import Mastodon
+
+from kicau.web_push import ALERTS, PushNotice, encode_notice
+from stack.services import service_env
+from tests.conftest import User, eventually, narrow_token
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A push service of our own: records every push and answers each path's status (201 unless told)."""
+
+    url: str
+    pushes: queue.Queue[Received] = field(default_factory=queue.Queue)
+    answers: dict[str, int] = field(default_factory=dict)
+
+    def endpoint(self, status: int = 201) -> str:
+        path = f"/push/{uuid.uuid4().hex}"
+        self.answers[path] = status
+        return self.url + path
+
+    def next_for(self, endpoint: str, timeout: float = 30.0) -> Received:
+        """The next push to ``endpoint`` (pushes to others are put back for their own tests)."""
+        path = endpoint.removeprefix(self.url)
+        deadline = time.monotonic() + timeout
+        others: list[Received] = []
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no push reached {path} within {timeout}s")
+                try:
+                    got = self.pushes.get(timeout=left)
+                except queue.Empty:
+                    continue
+                if got.path == path:
+                    return got
+                others.append(got)
+        finally:
+            for other in others:
+                self.pushes.put(other)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    holder: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            own = holder["receiver"]
+            own.pushes.put(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(own.answers.get(self.path, 201))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["receiver"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield holder["receiver"]
+    server.shutdown()
+
+
+@dataclass
+class Keys:
+    """A subscriber's keys, as a browser makes them."""
+
+    private: ec.EllipticCurvePrivateKey
+    auth: bytes
+
+    @classmethod
+    def new(cls) -> Keys:
+        return cls(ec.generate_private_key(ec.SECP256R1()), os.urandom(16))
+
+    @property
+    def p256dh(self) -> str:
+        point = self.private.public_key().public_bytes(serialization.Encoding.X962,
+                                                       serialization.PublicFormat.UncompressedPoint)
+        return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+
+    @property
+    def auth_text(self) -> str:
+        return base64.urlsafe_b64encode(self.auth).rstrip(b"=").decode()
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def subscribe(http: httpx.Client, user: User, endpoint: str, keys: Keys, alerts: tuple[str, ...] = ("mention",),
+              policy: str = "all", standard: bool = True) -> dict[str, Any]:
+    answer = http.post("/api/v1/push/subscription", headers=user.auth, json={
+        "subscription": {"endpoint": endpoint, "keys": {"p256dh": keys.p256dh, "auth": keys.auth_text},
+                         "standard": standard},
+        "data": {"alerts": {alert: True for alert in alerts}, "policy": policy},
+    })
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def decrypted(push: Received, keys: Keys) -> dict[str, Any]:
+    """The payload, decrypted as the subscriber does, by the encoding the push names."""
+    encoding = push.headers["content-encoding"]
+    if encoding == "aes128gcm":
+        plain = http_ece.decrypt(push.body, private_key=keys.private, auth_secret=keys.auth, version="aes128gcm")
+    else:
+        assert encoding == "aesgcm"
+        salt = _b64(push.headers["encryption"].removeprefix("salt="))
+        dh = _b64(push.headers["crypto-key"].split(";")[0].removeprefix("dh="))
+        plain = http_ece.decrypt(push.body, salt=salt, private_key=keys.private, dh=dh, auth_secret=keys.auth,
+                                 version="aesgcm")
+    return dict(json.loads(plain))
+
+
+def verify_vapid(jwt: str, server_key: str, audience: str) -> dict[str, Any]:
+    """The JWT's ES256 signature checked against the instance's key (as a push service does); its claims."""
+    head, claims, signature = jwt.split(".")
+    raw = _b64(signature)
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _b64(server_key))
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    try:
+        public.verify(der, f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        pytest.fail("the VAPID signature does not verify with the instance's key")
+    assert json.loads(_b64(head)) == {"typ": "JWT", "alg": "ES256"}
+    decoded = dict(json.loads(_b64(claims)))
+    assert decoded["aud"] == audience
+    assert decoded["exp"] > time.time() + 3600
+    assert decoded["sub"].startswith(("mailto:", "https:"))
+    return decoded
+
+
+def mention(http: httpx.Client, author: User, target: User, text: str = "hello") -> dict[str, Any]:
+    posted = http.post("/api/v1/statuses", headers=author.auth, json={"status": f"@{target.username} {text}"})
+    assert posted.status_code == 200, posted.text
+    return dict(posted.json())
+
+
+def test_a_subscription_is_made_read_changed_and_removed(http: httpx.Client, make_user: Callable[..., User],
+                                                         receiver: Receiver, app_credentials: dict[str, Any]) -> None:
+    user = make_user("push")
+    missing = http.get("/api/v1/push/subscription", headers=user.auth)
+    assert missing.status_code == 404 and missing.json() == {"error": "Record not found"}
+
+    endpoint = receiver.endpoint()
+    made = subscribe(http, user, endpoint, Keys.new(), alerts=("mention", "follow"), policy="followed")
+    assert made["endpoint"] == endpoint and made["policy"] == "followed" and made["standard"] is True
+    assert set(made["alerts"]) == set(ALERTS)
+    assert [a for a, on in made["alerts"].items() if on] == ["mention", "follow"]
+    # The key every client gets, wherever it asks.
+    instance = http.get("/api/v2/instance").json()
+    assert made["server_key"] == instance["configuration"]["vapid"]["public_key"]
+    assert len(_b64(made["server_key"])) == 65
+    assert http.get("/api/v1/push/subscription", headers=user.auth).json() == made
+
+    # PUT replaces the alerts and the policy, as Mastodon's does.
+    changed = http.put("/api/v1/push/subscription", headers=user.auth,
+                       data={"data[alerts][favourite]": "true", "data[alerts][mention]": "1"})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["id"] == made["id"] and body["policy"] == "all"
+    assert sorted(a for a, on in body["alerts"].items() if on) == ["favourite", "mention"]
+
+    # Subscribing again replaces it (a new id); another token of the same user has its own.
+    again = subscribe(http, user, receiver.endpoint(), Keys.new())
+    assert again["id"] != made["id"]
+    other_token = narrow_token(http, app_credentials, user, "push")
+    assert http.get("/api/v1/push/subscription", headers=other_token).status_code == 404
+
+    removed = http.delete("/api/v1/push/subscription", headers=user.auth)
+    assert removed.status_code == 200 and removed.json() == {}
+    assert http.get("/api/v1/push/subscription", headers=user.auth).status_code == 404
+    assert http.delete("/api/v1/push/subscription", headers=user.auth).status_code == 200
+    assert http.put("/api/v1/push/subscription", headers=user.auth,
+                    json={"data": {"alerts": {"mention": True}}}).status_code == 404
+
+
+def test_a_mention_is_pushed_encrypted_and_signed(http: httpx.Client, make_user: Callable[..., User],
+                                                  receiver: Receiver) -> None:
+    user, author = make_user("pushed"), make_user("mentioner")
+    http.patch("/api/v1/accounts/update_credentials", headers=author.auth, data={"display_name": "Ana Mentions"})
+    keys = Keys.new()
+    endpoint = receiver.endpoint()
+    made = subscribe(http, user, endpoint, keys)
+    status = mention(http, author, user, "are you there? " + "x" * 200)
+
+    push = receiver.next_for(endpoint)
+    assert push.headers["content-encoding"] == "aes128gcm"
+    assert push.headers["ttl"] == str(48 * 3600)
+    scheme, _, credentials = push.headers["authorization"].partition(" ")
+    assert scheme == "vapid"
+    parts = dict(part.split("=", 1) for part in credentials.split(","))
+    assert parts["k"] == made["server_key"]
+    verify_vapid(parts["t"], made["server_key"], receiver.url)
+
+    said = decrypted(push, keys)
+    listed = eventually(lambda: http.get("/api/v1/notifications", headers=user.auth).json())
+    assert said["notification_id"] == listed[0]["id"] and listed[0]["status"]["id"] == status["id"]
+    assert said["notification_type"] == "mention"
+    assert said["title"] == "Ana Mentions mentioned you"
+    assert said["body"].startswith(f"@{user.username} are you there? xxx") and len(said["body"]) == 140
+    assert said["icon"].endswith("/avatars/original/missing.png")
+    assert "access_token" not in said  # Kicau keeps only tokens' hashes (kicau/web_push.py)
+
+
+def test_the_older_aesgcm_encoding_for_a_follow(http: httpx.Client, make_user: Callable[..., User],
+                                                receiver: Receiver) -> None:
+    user, follower = make_user("followed"), make_user("follower")
+    http.patch("/api/v1/accounts/update_credentials", headers=follower.auth,
+               data={"note": "I <3 <b>birds</b>\nand bees"})
+    keys = Keys.new()
+    endpoint = receiver.endpoint()
+    made = subscribe(http, user, endpoint, keys, alerts=("follow",), standard=False)
+    assert http.post(f"/api/v1/accounts/{user.id}/follow", headers=follower.auth).status_code == 200
+
+    push = receiver.next_for(endpoint)
+    assert push.headers["content-encoding"] == "aesgcm"
+    assert push.headers["crypto-key"].endswith(f";p256ecdsa={made['server_key']}")
+    assert push.headers["authorization"].startswith("WebPush ")
+    verify_vapid(push.headers["authorization"].removeprefix("WebPush "), made["server_key"], receiver.url)
+    said = decrypted(push, keys)
+    assert said["notification_type"] == "follow"
+    assert said["title"] == f"{follower.username} followed you"
+    assert said["body"] == "I <3 <b>birds</b> and bees"  # the bio's text: its markup (a line break) goes
+
+
+def test_alerts_and_policy_decide_what_is_pushed(http: httpx.Client, make_user: Callable[..., User],
+                                                 receiver: Receiver) -> None:
+    user, stranger, friend = make_user("choosy"), make_user("stranger"), make_user("friend")
+    assert http.post(f"/api/v1/accounts/{friend.id}/follow", headers=user.auth).status_code == 200
+    keys = Keys.new()
+    endpoint = receiver.endpoint()
+    subscribe(http, user, endpoint, keys, alerts=("mention",), policy="followed")
+
+    # Not pushed: a mention by someone the user does not follow, a favourite (its alert is off).
+    mine = http.post("/api/v1/statuses", headers=user.auth, json={"status": "fave me"}).json()
+    mention(http, stranger, user, "from a stranger")
+    assert http.post(f"/api/v1/statuses/{mine['id']}/favourite", headers=friend.auth).status_code == 200
+    # Pushed: the friend's mention. Notices of one account stay in order, so had the others been pushed, they
+    # would have come first.
+    from_friend = mention(http, friend, user, "from a friend")
+    said = decrypted(receiver.next_for(endpoint), keys)
+    assert said["notification_type"] == "mention" and said["notification_id"] == from_friend["id"]
+
+    # policy none: nothing, whatever the alerts.
+    changed = http.put("/api/v1/push/subscription", headers=user.auth,
+                       json={"data": {"alerts": {"mention": True, "favourite": True}, "policy": "none"}})
+    assert changed.status_code == 200 and changed.json()["policy"] == "none"
+    mention(http, friend, user, "not pushed")
+    http.put("/api/v1/push/subscription", headers=user.auth, json={"data": {"alerts": {"mention": True}}})
+    last = mention(http, stranger, user, "policy all again")
+    said = decrypted(receiver.next_for(endpoint), keys)
+    assert said["notification_id"] == last["id"]
+
+
+def test_a_replayed_notice_is_not_pushed_twice(http: httpx.Client, make_user: Callable[..., User],
+                                               receiver: Receiver) -> None:
+    """The fanout hands a batch's notices over again after a crash; the push service sends each once."""
+    user, author = make_user("once"), make_user("twice")
+    keys = Keys.new()
+    endpoint = receiver.endpoint()
+    subscribe(http, user, endpoint, keys)
+    first = mention(http, author, user, "first")
+    said = decrypted(receiver.next_for(endpoint), keys)
+    assert said["notification_id"] == first["id"]
+
+    async def replay() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=service_env()["KICAU_KAFKA_BOOTSTRAP"])
+        await producer.start()
+        try:
+            notice = PushNotice(account_id=int(user.id), notification_id=int(first["id"]), type="mention",
+                                from_account_id=int(author.id), status_id=int(first["id"]))
+            await producer.send_and_wait("kicau.notices", encode_notice(notice), key=user.id.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(replay())
+    second = mention(http, author, user, "second")
+    said = decrypted(receiver.next_for(endpoint), keys)
+    assert said["notification_id"] == second["id"]
+
+
+def test_an_endpoint_that_is_gone_loses_its_subscription(http: httpx.Client, make_user: Callable[..., User],
+                                                         receiver: Receiver) -> None:
+    user, author = make_user("gone"), make_user("caller")
+    endpoint = receiver.endpoint(status=410)
+    subscribe(http, user, endpoint, Keys.new())
+    mention(http, author, user)
+    receiver.next_for(endpoint)
+    eventually(lambda: http.get("/api/v1/push/subscription", headers=user.auth).status_code == 404)
+
+
+def test_revoking_the_token_removes_its_subscription(http: httpx.Client, make_user: Callable[..., User],
+                                                     receiver: Receiver, stack_cassandra: Any,
+                                                     app_credentials: dict[str, Any]) -> None:
+    user = make_user("revoker")
+    app = app_credentials
+    token = narrow_token(http, app, user, "push read")
+    made = http.post("/api/v1/push/subscription", headers=token, json={
+        "subscription": {"endpoint": receiver.endpoint(), "keys": {"p256dh": Keys.new().p256dh,
+                                                                   "auth": Keys.new().auth_text}}})
+    assert made.status_code == 200, made.text
+
+    def rows() -> list[Any]:
+        return list(stack_cassandra.execute("SELECT id FROM push_subscriptions WHERE account_id = %s",
+                                            (int(user.id),)))
+
+    assert [row["id"] for row in rows()] == [int(made.json()["id"])]
+    revoked = http.post("/oauth/revoke", data={"client_id": app["client_id"], "client_secret": app["client_secret"],
+                                               "token": token["Authorization"].removeprefix("Bearer ")})
+    assert revoked.status_code == 200, revoked.text
+    assert rows() == []
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({}, "subscription[endpoint] can't be blank"),
+    ({"subscription": {"endpoint": "not a url", "keys": {"p256dh": "x", "auth": "y"}}}, "Endpoint"),
+    ({"subscription": {"endpoint": "ftp://push.example/x", "keys": {"p256dh": "x", "auth": "y"}}}, "Endpoint"),
+    ({"subscription": {"endpoint": "https://push.example/x", "keys": {"auth": "y"}}},
+     "subscription[keys][p256dh] can't be blank"),
+    ({"subscription": {"endpoint": "https://push.example/x", "keys": {"p256dh": "AAAA", "auth": "y"}}}, "p256dh"),
+    # 65 bytes that are no point on the curve
+    ({"subscription": {"endpoint": "https://push.example/x",
+                       "keys": {"p256dh": base64.urlsafe_b64encode(b"\x04" + b"\x01" * 64).decode(), "auth": "y"}}},
+     "not a point on P-256"),
+    ({"subscription": {"endpoint": "https://push.example/x", "keys": {"p256dh": "GOOD", "auth": "c2hvcnQ"}}},
+     "keys[auth]"),
+    ({"subscription": {"endpoint": "https://push.example/x", "keys": {"p256dh": "GOOD", "auth": "GOOD"}},
+      "data": {"policy": "friends"}}, "policy"),
+    ({"subscription": {"endpoint": "https://push.example/x", "keys": {"p256dh": "GOOD", "auth": "GOOD"}},
+      "data": {"alerts": {"mention": "maybe"}}}, "data[alerts][mention]"),
+    ({"subscription": {"endpoint": ["https://push.example/x"], "keys": {"p256dh": "GOOD", "auth": "GOOD"}}},
+     "must be a string"),
+])
+def test_bad_subscriptions_are_422s_and_keep_nothing(http: httpx.Client, make_user: Callable[..., User],
+                                                     body: dict[str, Any], message: str) -> None:
+    user = make_user("badpush")
+    good = Keys.new()
+    text = json.dumps(body).replace('"GOOD"', json.dumps(good.p256dh), 1).replace('"GOOD"', json.dumps(good.auth_text))
+    answer = http.post("/api/v1/push/subscription", headers={**user.auth, "Content-Type": "application/json"},
+                       content=text)
+    assert answer.status_code == 422, answer.text
+    assert message in answer.json()["error"]
+    assert http.get("/api/v1/push/subscription", headers=user.auth).status_code == 404
+
+
+def test_push_needs_the_push_scope(http: httpx.Client, make_user: Callable[..., User],
+                                   app_credentials: dict[str, Any]) -> None:
+    user = make_user("scoped")
+    no_push = narrow_token(http, app_credentials, user, "read write follow")
+    refused = http.get("/api/v1/push/subscription", headers=no_push)
+    assert refused.status_code == 403 and "error" in refused.json()
+    assert http.get("/api/v1/push/subscription").status_code == 401
+
+
+def test_mastodon_py_subscribes_and_decrypts(gateway_url: str, make_user: Callable[..., User],
+                                             http: httpx.Client, receiver: Receiver) -> None:
+    user, author = make_user("mpy"), make_user("mpyauthor")
+    client = Mastodon(access_token=user.token, api_base_url=gateway_url, version_check_mode="none")
+    private, public = client.push_subscription_generate_keys()
+    endpoint = receiver.endpoint()
+    made = client.push_subscription_set(endpoint, public, mention_events=True, favourite_events=False)
+    assert made.endpoint == endpoint and made.alerts.mention is True and made.alerts.favourite is False
+    assert client.push_subscription().id == made.id
+    updated = client.push_subscription_update(mention_events=True, reblog_events=True)
+    assert updated.alerts.reblog is True
+
+    status = mention(http, author, user, "via Mastodon.py")
+    push = receiver.next_for(endpoint)
+    said = client.push_subscription_decrypt_push(push.body, private, push.headers["encryption"],
+                                                 push.headers["crypto-key"])
+    assert said.notification_type == "mention" and str(said.notification_id) == status["id"]
+    assert said.title == f"{author.username} mentioned you"
+    client.push_subscription_delete()
+    assert http.get("/api/v1/push/subscription", headers=user.auth).status_code == 404
