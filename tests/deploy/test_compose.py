@@ -28,6 +28,7 @@ from services.fanout.settings import FanoutSettings
 from services.gateway.settings import GatewaySettings
 from services.graph.settings import GraphSettings
 from services.post.settings import PostSettings
+from services.push.settings import PushSettings
 from services.timeline.settings import TimelineSettings
 from stack.config import KAFKA_TOPICS
 
@@ -39,6 +40,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "post": PostSettings,
     "timeline": TimelineSettings,
     "fanout": FanoutSettings,
+    "push": PushSettings,
     "gateway": GatewaySettings,
 }
 ENGINES = ("kafka", "cassandra", "redis")
@@ -299,7 +301,8 @@ def test_topics_job_creates_kicau_topics_with_enough_partitions() -> None:
     assert "kafka-topics.sh" in script and "--if-not-exists" in script
     for topic in KAFKA_TOPICS:
         assert topic in script
-    assert set(KAFKA_TOPICS) == {CommonSettings().kafka_statuses_topic, CommonSettings().kafka_follows_topic}
+    common = CommonSettings()
+    assert set(KAFKA_TOPICS) == {common.kafka_statuses_topic, common.kafka_follows_topic, common.kafka_notices_topic}
     partitions = re.search(r"--partitions (\d+)", script)
     assert partitions is not None and int(partitions.group(1)) >= 6
 

@@ -20,6 +20,7 @@ from services.fanout.settings import FanoutSettings
 from services.gateway.settings import GatewaySettings
 from services.graph.settings import GraphSettings
 from services.post.settings import PostSettings
+from services.push.settings import PushSettings
 from services.timeline.settings import TimelineSettings
 from stack.config import KAFKA_TOPICS
 
@@ -31,6 +32,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "post": PostSettings,
     "timeline": TimelineSettings,
     "fanout": FanoutSettings,
+    "push": PushSettings,
     "gateway": GatewaySettings,
 }
 # The oldest Kubernetes minor these manifests promise to fit, and the newest the validator knows.

@@ -19,6 +19,7 @@ from services.fanout.settings import FanoutSettings
 from services.gateway.settings import GatewaySettings
 from services.graph.settings import GraphSettings
 from services.post.settings import PostSettings
+from services.push.settings import PushSettings
 from services.timeline.settings import TimelineSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "post": PostSettings,
     "timeline": TimelineSettings,
     "fanout": FanoutSettings,
+    "push": PushSettings,
     "gateway": GatewaySettings,
 }
 # Labels Prometheus itself attaches to every scraped series.

@@ -17,6 +17,7 @@ the positive-data check are widened for that operation only, with the reason:
   minutes ahead: 422 (and so for PUT /api/v1/scheduled_statuses/{scheduled_id});
 - POST /api/v2/media (and /api/v1/media): a file that is not an image of the kinds taken is a 422;
 - POST and DELETE /api/v1/domain_blocks: a domain that is no host name is a 422;
+- POST /api/v1/push/subscription: an endpoint that is no address, or keys that are no P-256 key and secret, a 422;
 - POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
 - POST /api/v1/accounts/{account_id}/pin (and /endorse, its Mastodon 4.4 name): endorsing an account the user does
@@ -120,6 +121,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]
 include-name = "DELETE /api/v1/domain_blocks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
+
+# A push subscription's endpoint must be an address and its keys a P-256 point and a 16-byte secret
+# (kicau/web_push.py); the document says only "text".
+[[operations]]
+include-name = "POST /api/v1/push/subscription"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
 
 # An upload's file is any bytes to the document; one that is not an image (JPEG, PNG, WebP, GIF) is a 422
