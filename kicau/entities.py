@@ -218,8 +218,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
 def status_edit_fragment(version: dict[str, Any], made_at: datetime | None, *, media_column: str | None = None,
                          public_url: str = "") -> bytes:
     """One StatusEdit of a status's history (services/post/edits.py) without ``account``, as JSON bytes.
-    ``media_column``: the status's attachments (``statuses.media``), which every version shows, as an edit here
-    never changes them (kicau/media.py)."""
+    ``media_column``: the attachments the version had (``statuses.media``'s encoding, kicau/media.py)."""
     return _encode({
         "content": version.get("content") or "",
         "spoiler_text": version.get("spoiler_text") or "",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +33,7 @@ from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore
 from kicau.web import cassandra_ready, install_common, redis_ready
 from kicau.web_push import NoticeHandOver
+from kicau.workers import exit_if_it_dies, worker_running
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.service import Fanout
 from services.fanout.settings import FanoutSettings
@@ -100,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         consumer.subscribe(topics, listener=worker.listener)
         await consumer.start()
         task = asyncio.create_task(worker.run(), name="fanout-worker")
-        task.add_done_callback(_crash_on_failure)
+        exit_if_it_dies(task, "fanout")
         app.state.worker = worker
         app.state.task = task
         try:
@@ -117,20 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await online.stop()
 
 
-def _crash_on_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        # A worker that stopped consuming must not look healthy: exit so the supervisor restarts it.
-        log.critical("fanout worker died", exc_info=task.exception())
-        os._exit(1)
-
-
 app = FastAPI(title="Kicau fanout service", lifespan=lifespan)
 
 
-async def consuming() -> None:
-    # An idle member of a larger group may hold no partitions; a live consume loop is what readiness means.
-    if app.state.task.done():
-        raise RuntimeError("worker stopped")
-
-
-install_common(app, service="fanout", readiness=[redis_ready(app), cassandra_ready(app), consuming])
+install_common(app, service="fanout", readiness=[redis_ready(app), cassandra_ready(app), worker_running(app)])

@@ -27,6 +27,7 @@ from kicau.metrics import (
     FANOUT_LINGER_SECONDS,
     FANOUT_LINGERS,
 )
+from kicau.workers import until_done
 from services.fanout.service import Fanout
 
 log = logging.getLogger(__name__)
@@ -283,19 +284,8 @@ class FanoutWorker:
             log.warning("commit skipped after a rebalance (%s); the batch will be replayed idempotently", exc)
 
     async def _apply_with_retry(self, events: list[Event]) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self.fanout.apply(events)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # Redis or Cassandra unavailable: hold the batch (uncommitted) and retry, never skip it.
-                log.warning("applying a batch of %d events failed; retrying in %.1fs", len(events), delay,
-                            exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        # Redis or Cassandra unavailable: hold the batch (uncommitted) and retry, never skip it.
+        await until_done(lambda: self.fanout.apply(events), f"applying a batch of {len(events)} events")
 
     async def _record_lag(self) -> None:
         self._lag_recorded_at = time.monotonic()

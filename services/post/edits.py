@@ -1,5 +1,5 @@
-"""Status edits: ``PUT /api/v1/statuses/:id`` rewrites a status's text, spoiler, sensitivity and language, and
-every version is kept for ``GET /api/v1/statuses/:id/history``.
+"""Status edits: ``PUT /api/v1/statuses/:id`` rewrites a status's text, spoiler, sensitivity, language and
+attachments, and every version is kept for ``GET /api/v1/statuses/:id/history``.
 
 The status's row is rewritten in place (its id, author, visibility, reply and creation time never change) and
 the versions go to ``status_edits`` in the same logged batch: the first edit also keeps the status as posted,
@@ -36,8 +36,8 @@ class StatusChange:
     # A poll the edit names (clients send the status's own back): it must be the one the status has, as this
     # server does not change a poll (kicau/polls.py). None: not named.
     poll: Any = None
-    # The attachments the edit names (clients send the status's own back): they must be the status's, in its
-    # order, as this server does not change them (services/post/media.py). None: not named.
+    # The attachments the status is to have, in order (services/post/media.py): its own kept, the account's
+    # unattached uploads added, those left out removed (kept for the history). None: not named, unchanged.
     media_ids: tuple[int, ...] | None = None
 
     def applied_to(self, row: dict[str, Any]) -> StatusChange:
@@ -45,11 +45,22 @@ class StatusChange:
         return self if self.language is not None else replace(self, language=row.get("language"))
 
 
-def changes_anything(row: dict[str, Any], change: StatusChange) -> bool:
-    """Whether the edit differs from the status as it stands: an edit that changes nothing keeps no version (and
-    a retried one, whose first try was written, finds it so)."""
-    return ((row.get("text") or "", bool(row.get("sensitive")), row.get("spoiler_text") or "", row.get("language"))
-            != (change.text, change.sensitive, change.spoiler_text, change.language))
+def changes_anything(row: dict[str, Any], change: StatusChange, media_column: str | None) -> bool:
+    """Whether the edit differs from the status as it stands (``media_column``: the attachments it would have):
+    an edit that changes nothing keeps no version (and a retried one, whose first try was written, finds it so)."""
+    return ((row.get("text") or "", bool(row.get("sensitive")), row.get("spoiler_text") or "", row.get("language"),
+             row.get("media")) != (change.text, change.sensitive, change.spoiler_text, change.language, media_column))
+
+
+# A version's attachments when it had none (None in ``status_edits.media``: kept before versions held theirs).
+NO_MEDIA = "[]"
+
+
+def version_media(version: dict[str, Any], row: dict[str, Any]) -> str | None:
+    """The attachments a version had: its own, or for a version kept before versions held theirs, the status's
+    (its attachments had not changed then: the first edit that changes them writes them into such versions)."""
+    kept = version.get("media")
+    return row.get("media") if kept is None else kept
 
 
 def version_time(status_id: int, version_id: int, created_at: datetime) -> datetime:
@@ -69,16 +80,17 @@ class EditStore:
         write = write_preparer(session, write_consistency)
         self._rewrite = write(
             "UPDATE statuses SET text = ?, content = ?, spoiler_text = ?, sensitive = ?, language = ?, mentions = ?,"
-            " edited_at = ? WHERE id = ?")
+            " media = ?, edited_at = ? WHERE id = ?")
         self._keep_version = write(
-            "INSERT INTO status_edits (status_id, version_id, text, content, spoiler_text, sensitive, language)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)")
+            "INSERT INTO status_edits (status_id, version_id, text, content, spoiler_text, sensitive, language,"
+            " media) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        self._version_media = write("UPDATE status_edits SET media = ? WHERE status_id = ? AND version_id = ?")
         self._forget_version = write("DELETE FROM status_edits WHERE status_id = ? AND version_id = ?")
         # A follow's languages are matched against the author's list entries (kicau/follow_options.py).
         self._entry_language = write(
             "UPDATE statuses_by_account SET language = ? WHERE account_id = ? AND status_id = ?")
         self._versions = session.prepare(
-            "SELECT version_id, text, content, spoiler_text, sensitive, language FROM status_edits"
+            "SELECT version_id, text, content, spoiler_text, sensitive, language, media FROM status_edits"
             " WHERE status_id = ?")
 
     def _batch(self) -> BatchStatement:
@@ -86,19 +98,27 @@ class EditStore:
 
     def _version_values(self, status_id: int, version_id: int, row: dict[str, Any]) -> tuple[Any, ...]:
         return (status_id, version_id, row.get("text") or "", row.get("content") or "",
-                row.get("spoiler_text") or "", bool(row.get("sensitive")), row.get("language"))
+                row.get("spoiler_text") or "", bool(row.get("sensitive")), row.get("language"),
+                row.get("media") or NO_MEDIA)
 
     def _row_values(self, status_id: int, row: dict[str, Any], edited_at: datetime | None) -> tuple[Any, ...]:
         return (row.get("text") or "", row.get("content") or "", row.get("spoiler_text") or "",
-                bool(row.get("sensitive")), row.get("language"), row.get("mentions") or None, edited_at, status_id)
+                bool(row.get("sensitive")), row.get("language"), row.get("mentions") or None, row.get("media"),
+                edited_at, status_id)
 
     async def write(self, before: dict[str, Any], after: dict[str, Any], version_id: int,
                     edited_at: datetime) -> None:
-        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit)."""
+        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit). An
+        edit that changes the attachments first writes the status's old ones into the versions kept before
+        versions held theirs (one read of the versions)."""
         status_id = before["id"]
         batch = self._batch()
         if before.get("edited_at") is None:
             batch.add(self._keep_version, self._version_values(status_id, status_id, before))
+        elif after.get("media") != before.get("media"):
+            for version in await self.versions(status_id):
+                if version.get("media") is None:
+                    batch.add(self._version_media, (before.get("media") or NO_MEDIA, status_id, version["version_id"]))
         batch.add(self._keep_version, self._version_values(status_id, version_id, after))
         batch.add(self._rewrite, self._row_values(status_id, after, edited_at))
         if after.get("language") != before.get("language"):

@@ -64,7 +64,7 @@ from kicau.status_trends import engagement_commands
 from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
-from services.post.edits import EditStore, StatusChange, changes_anything, version_time
+from services.post.edits import EditStore, StatusChange, changes_anything, version_media, version_time
 from services.post.media import Attachments
 from services.post.poll_endings import Ending, PollEndingStore, notification_id
 from services.post.scheduled import (
@@ -165,6 +165,13 @@ class NewStatus:
     poll: polls.Definition | None = None  # checked when it was made (kicau/polls.py)
     # Uploaded attachments (kicau/media.py), in the order shown; each once.
     media_ids: tuple[int, ...] = ()
+
+
+@dataclass
+class _EditProgress:
+    """How far an edit got: whether Cassandra's row holds it (then the attachments it added are the status's)."""
+
+    written: bool = False
 
 
 def validate(draft: NewStatus, max_characters: int) -> None:
@@ -865,9 +872,20 @@ class PostService:
                                  moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
         await self._take_back_all(status_id, account_id)
         await self._unpin_quietly(account_id, status_id)
-        # Free again, as Mastodon's delete leaves them for "delete and redraft" (services/post/media.py).
-        await self.attachments.release(media.ids_of(row.get("media")), status_id)
+        # Free again, as Mastodon's delete leaves them for "delete and redraft" (services/post/media.py), with
+        # those an edit removed (held for the history, which goes with the status).
+        await self.attachments.release(await self._media_ever_shown(row), status_id)
         return _with_source(rendered, row)
+
+    async def _media_ever_shown(self, row: dict[str, Any]) -> list[int]:
+        shown = dict.fromkeys(media.ids_of(row.get("media")))
+        if row.get("edited_at") is not None:
+            try:
+                for version in await self.edits.versions(row["id"]):
+                    shown.update(dict.fromkeys(media.ids_of(version.get("media"))))
+            except Exception:  # the delete stands; those stay held by it
+                log.warning("could not read the versions of deleted status %s", row["id"], exc_info=True)
+        return list(shown)
 
     # Edits (services/post/edits.py) ----------------------------------------------------------------------
 
@@ -910,17 +928,45 @@ class PostService:
             if kept is None or named is None or [str(o).strip() for o in named] != kept.options:
                 raise ApiError(422, "Validation failed: a poll cannot be added or changed by an edit on this server")
         kept_media = tuple(media.ids_of(row.get("media")))
-        if change.media_ids is not None and change.media_ids != kept_media:
-            raise ApiError(422, "Validation failed: attachments cannot be added, removed or reordered by an edit on"
-                                " this server")
+        media_ids = kept_media if change.media_ids is None else change.media_ids
         change = change.applied_to(row)
         validate(NewStatus(text=change.text, visibility=row.get("visibility") or PUBLIC, sensitive=change.sensitive,
-                           spoiler_text=change.spoiler_text, language=change.language, media_ids=kept_media),
+                           spoiler_text=change.spoiler_text, language=change.language, media_ids=media_ids,
+                           poll=polls.read(row.get("poll")) if media_ids != kept_media else None),
                  self.own.max_characters)
         card = await self.accounts.card(account_id)
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
-        changed = changes_anything(row, change)
+        # Attachments added are claimed for the status before it is rewritten (given back if the edit fails); those
+        # it keeps are its own already, as it shows them; those removed stay claimed by it: its history still
+        # shows them (as Mastodon keeps them).
+        added = [i for i in media_ids if i not in kept_media]
+        media_column = row.get("media")
+        if media_ids != kept_media:
+            shown = {m.id: m for m in media.read(row.get("media"))}
+            if added:
+                claimed = await self.attachments.attach(account_id, tuple(added), status_id,
+                                                        self._holder_of(account_id))
+                shown.update((m.id, m) for m in claimed)
+            media_column = media.stored(shown[i] for i in media_ids)
+        return await self._edit_written(row, change, media_column, added, card)
+
+    async def _edit_written(self, row: dict[str, Any], change: StatusChange, media_column: str | None,
+                            added: list[int], card: bytes) -> bytes:
+        """The rest of ``_edit``: the row and its versions written, the event published (or both taken back).
+        ``added``: the attachments claimed for this edit, given back if it ends with the status as it was."""
+        progress = _EditProgress()
+        try:
+            return await self._rewrite(row, change, media_column, card, progress)
+        except BaseException:
+            if not progress.written:  # the status lists none of them: they are free again
+                await self.attachments.release(added, row["id"])
+            raise
+
+    async def _rewrite(self, row: dict[str, Any], change: StatusChange, media_column: str | None,
+                       card: bytes, progress: _EditProgress) -> bytes:
+        status_id, account_id = row["id"], row["account_id"]
+        changed = changes_anything(row, change, media_column)
         if not changed and row.get("edited_at") is None:
             return await self.get(status_id, Reader(account_id))  # nothing to keep, nothing to stream
         version_id = self.ids.next_id()
@@ -929,10 +975,11 @@ class PostService:
             edited_at = version_time(status_id, version_id, row["created_at"])
             after = {**row, "text": change.text, "sensitive": change.sensitive, "spoiler_text": change.spoiler_text,
                      "language": change.language, "mentions": mentions, "edited_at": edited_at,
-                     "content": text_to_html(change.text, mentions, self.settings.public_url)}
+                     "media": media_column, "content": text_to_html(change.text, mentions, self.settings.public_url)}
             before_text = row.get("text") or ""
             mentioned_before = {m.account_id for m in stored(row.get("mentions"))}
             await self.edits.write(row, after, version_id, edited_at)
+            progress.written = True
         else:
             # A retry of an edit already written: the event again, from the version before it.
             after = row
@@ -950,8 +997,9 @@ class PostService:
             await self._publish(edited)
         except BaseException:
             if changed:
-                await self._undo_edit(row, self._edited_event(after, row, self.ids.next_id(), username,
-                                                              after["text"], None), version_id)
+                progress.written = not await self._undo_edit(
+                    row, self._edited_event(after, row, self.ids.next_id(), username, after["text"], None),
+                    version_id)
             raise
         if changed:
             STATUSES_EDITED.inc()
@@ -973,23 +1021,27 @@ class PostService:
             tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text),
             mentions_added=added)
 
-    async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int) -> None:
+    async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int) -> bool:
         """Take back an edit whose event was not acknowledged: the row and versions as they were, the cached
         value dropped, and ``restored`` (the edit back to ``row``) handed to the producer. An event that timed out
         may still reach the broker (the producer retries it): the restoring one follows it on the author's
-        partition, so the streams and hashtag timelines end where the status is."""
+        partition, so the streams and hashtag timelines end where the status is. Whether Cassandra's row is as
+        it was again."""
+        taken_back = False
         try:
             await self.edits.undo(row, version_id)
+            taken_back = True
             await resp.round_trip(self.redis, [recount_command(row["id"])])
         except Exception:
             # Both engines failing at once: the edit stays written, unstreamed; a retry of it streams it.
             log.exception("could not take back the edit of status %s", row["id"])
-            return
+            return taken_back
         try:
             async with asyncio.timeout(AFTER_COMMIT_SECONDS):
                 await enqueue(self.producer, self.settings.kafka_statuses_topic, restored)
         except Exception:
             log.warning("could not hand over the event restoring status %s", row["id"], exc_info=True)
+        return True
 
     async def history(self, status_id: int, reader: Reader) -> bytes:
         """Every version of a status the reader may see, oldest first, each with its author's card."""
@@ -1001,10 +1053,10 @@ class PostService:
         versions = await self.edits.versions(status_id) if row.get("edited_at") is not None else []
         if not versions:
             versions = [{**row, "version_id": status_id}]
+        made, public_url = row["created_at"], self.settings.public_url
         return compose_status_list([
-            compose_status(status_edit_fragment(v, version_time(status_id, v["version_id"], row["created_at"]),
-                                                media_column=row.get("media"), public_url=self.settings.public_url),
-                           card)
+            compose_status(status_edit_fragment(v, version_time(status_id, v["version_id"], made),
+                                                media_column=version_media(v, row), public_url=public_url), card)
             for v in versions])
 
     async def source(self, status_id: int, reader: Reader) -> bytes:

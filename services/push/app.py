@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +27,7 @@ from kicau.notification_policies import Relations
 from kicau.settings import CommonSettings
 from kicau.web import cassandra_ready, install_common, redis_ready
 from kicau.web_push import PushNotice, decode_notice, load_vapid_key
+from kicau.workers import exit_if_it_dies, until_done, worker_running
 from services.push.sender import PushSender
 from services.push.service import Pusher
 from services.push.settings import PushSettings
@@ -48,18 +49,7 @@ async def consume(consumer: AIOKafkaConsumer, pusher: Pusher, max_batch: int) ->
                     notices.append(decode_notice(record.value or b""))
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     log.error("skipping a malformed notice at %s:%d", record.topic, record.offset)
-        delay = 0.1
-        while True:
-            try:
-                await pusher.push(notices)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("pushing a batch of %d notices failed; retrying in %.1fs", len(notices), delay,
-                            exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await until_done(functools.partial(pusher.push, notices), f"pushing a batch of {len(notices)} notices")
         try:
             async with asyncio.timeout(COMMIT_SECONDS):
                 await consumer.commit()
@@ -92,7 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                           max_poll_records=own.max_batch)
         await consumer.start()
         task = asyncio.create_task(consume(consumer, pusher, own.max_batch), name="push-worker")
-        task.add_done_callback(_crash_on_failure)
+        exit_if_it_dies(task, "push")
         app.state.task = task
         try:
             yield
@@ -104,19 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await sender.close()
 
 
-def _crash_on_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        # A worker that stopped consuming must not look healthy: exit so the supervisor restarts it.
-        log.critical("push worker died", exc_info=task.exception())
-        os._exit(1)
-
-
 app = FastAPI(title="Kicau push service", lifespan=lifespan)
 
 
-async def _worker_running() -> None:
-    if app.state.task.done():
-        raise RuntimeError("the push worker stopped")
-
-
-install_common(app, service="push", readiness=[redis_ready(app), cassandra_ready(app), _worker_running])
+install_common(app, service="push", readiness=[redis_ready(app), cassandra_ready(app), worker_running(app)])

@@ -65,12 +65,15 @@ def test_an_edit_notifies_each_booster_once_and_never_its_author() -> None:
 
 def test_what_counts_as_a_change() -> None:
     row = {"text": "hello", "sensitive": False, "spoiler_text": "", "language": "en"}
-    assert not changes_anything(row, StatusChange("hello", language="en"))
-    assert not changes_anything(row, StatusChange("hello").applied_to(row))  # no language: the status's own
-    assert changes_anything(row, StatusChange("hello", sensitive=True, language="en"))
-    assert changes_anything(row, StatusChange("hello", spoiler_text="cw", language="en"))
-    assert changes_anything(row, StatusChange("hello", language="de"))
-    assert changes_anything({**row, "text": None}, StatusChange("", language="en")) is False
+    assert not changes_anything(row, StatusChange("hello", language="en"), None)
+    assert not changes_anything(row, StatusChange("hello").applied_to(row), None)  # no language: the status's own
+    assert changes_anything(row, StatusChange("hello", sensitive=True, language="en"), None)
+    assert changes_anything(row, StatusChange("hello", spoiler_text="cw", language="en"), None)
+    assert changes_anything(row, StatusChange("hello", language="de"), None)
+    assert changes_anything({**row, "text": None}, StatusChange("", language="en"), None) is False
+    # Attachments: the ones it would have against the row's.
+    assert changes_anything(row, StatusChange("hello", language="en"), '[{"id":1}]')
+    assert not changes_anything({**row, "media": '[{"id":1}]'}, StatusChange("hello", language="en"), '[{"id":1}]')
 
 
 def test_a_versions_time_is_its_ids_and_the_first_is_the_statuss() -> None:

@@ -208,7 +208,8 @@ def test_an_app_verifies_its_credentials_with_any_of_its_tokens(
     USED_TOKENS.append(app_token)
     expected = {"id": app["id"], "name": "auth-tests", "website": None, "scopes": ["follow", "read", "write"],
                 "redirect_uri": "urn:ietf:wg:oauth:2.0:oob", "redirect_uris": ["urn:ietf:wg:oauth:2.0:oob"],
-                "vapid_key": ""}
+                "vapid_key": http.get("/api/v2/instance").json()["configuration"]["vapid"]["public_key"]}
+    assert len(expected["vapid_key"]) == 87  # the instance's VAPID key: a P-256 point, base64url (kicau/web_push.py)
     for token in (app_token, login(http, app, user, "read:accounts")):  # the app's own, and a user's
         shown = http.get("/api/v1/apps/verify_credentials", headers=bearer(token))
         assert shown.status_code == 200, shown.text

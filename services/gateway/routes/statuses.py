@@ -166,8 +166,9 @@ async def delete_status(status_id: str, token: StatusWriter, services: Services)
             responses={**doc.ok(doc.Status), **doc.errors(400, 401, 403, 404, 409, 413, 415, 422)})
 async def edit_status(status_id: str, request: Request, token: StatusWriter, services: Services,
                       settings: Settings) -> Response:
-    """Rewrite one's own status: its text, spoiler, sensitivity and language (the last kept unless given); its
-    followers' streams get a ``status.update``. Anyone else's status is a 404, as a missing one. Edits of one status
+    """Rewrite one's own status: its text, spoiler, sensitivity, language (kept unless given) and attachments
+    (`media_ids[]`: the ones it is to have, in order; kept unless given); its followers' streams get a
+    ``status.update``. Anyone else's status is a 404, as a missing one. Edits of one status
     run one at a time: one that waited 3 s for another to finish is a 409."""
     body = _status_body(await read_params(request, settings.max_body_bytes), EDIT_FIELDS)
     return passthrough(await services.post.call("PUT", f"/internal/statuses/{record_id(status_id)}", json=body,
