@@ -20,7 +20,7 @@ import logging
 import socket
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from kicau.web_push import PushRequest
 
@@ -39,37 +39,47 @@ class Outcome(enum.Enum):
 
 class PushSender:
     def __init__(self, *, timeout: float, attempts: int, allow_insecure: bool, first_pause: float = 0.5) -> None:
-        # No redirects: a push service never redirects, and following one would leave the checked host.
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False,
-                                         limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                                         headers={"User-Agent": "Kicau web push"})
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
         self._allow_insecure = allow_insecure
         self._first_pause = first_pause
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop (aiohttp binds a session to it). Connections are kept per
+        # push service host (a few hosts serve nearly every subscriber); DNS answers are kept a minute.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60), timeout=self._timeout,
+                headers={"User-Agent": "Kicau web push"})
+        return self._session
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def send(self, endpoint: str, request: PushRequest) -> Outcome:
         if not self._allow_insecure and not await _public_host(endpoint):
             return Outcome.UNSAFE
         pause = self._first_pause
         for attempt in range(1, self._attempts + 1):
+            retry_after = None
             try:
-                answer = await self._client.post(endpoint, content=request.body, headers=request.headers)
-            except httpx.HTTPError as exc:
+                # No redirects: a push service never redirects, and following one would leave the checked host.
+                async with self._client().post(endpoint, data=request.body, headers=request.headers,
+                                               allow_redirects=False) as answer:
+                    status = answer.status
+                    if 200 <= status < 300:
+                        return Outcome.DELIVERED
+                    if status in (404, 410):
+                        return Outcome.GONE
+                    if status != 429 and status < 500:
+                        log.info("push to %s refused: %d %s", urlsplit(endpoint).netloc, status,
+                                 (await answer.text(errors="replace"))[:200])
+                        return Outcome.REFUSED
+                    retry_after = _seconds(answer.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 log.info("push to %s failed (attempt %d): %s", urlsplit(endpoint).netloc, attempt, type(exc).__name__)
-                retry_after = None
-            else:
-                if answer.is_success:
-                    return Outcome.DELIVERED
-                if answer.status_code in (404, 410):
-                    return Outcome.GONE
-                if answer.status_code != 429 and answer.status_code < 500:
-                    log.info("push to %s refused: %d %s", urlsplit(endpoint).netloc, answer.status_code,
-                             answer.text[:200])
-                    return Outcome.REFUSED
-                retry_after = _seconds(answer.headers.get("retry-after"))
             if attempt < self._attempts:
                 await asyncio.sleep(min(MAX_PAUSE_SECONDS, max(pause, retry_after or 0.0)))
                 pause *= 2

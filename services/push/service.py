@@ -4,9 +4,9 @@ For each batch: the subscriptions of the notified accounts (one Cassandra read a
 each notice (its type among the subscription's ``alerts``; its sender allowed by the ``policy``: ``followed``
 asks whether the account follows the sender, ``follower`` whether the sender follows it, two reads an account
 that has such a policy, kicau/notification_policies.py's ``Relations``), less those already pushed (a replayed
-batch: ``keys.push_sent``, one round trip); then the sender's card and the status's text for each notice, and
-every push at once (up to ``concurrency``). A subscription whose endpoint answers 404 or 410 is removed, unless
-it was replaced meanwhile (``IF id = ?``).
+batch: ``keys.push_sent``, one round trip; the batch's deliveries are marked in another); then the sender's card
+and the status's text for each notice, and every push at once (up to ``concurrency``). A subscription whose
+endpoint answers 404 or 410 is removed, unless it was replaced meanwhile (``IF id = ?``).
 """
 
 from __future__ import annotations
@@ -85,7 +85,15 @@ class Pusher:
         if not pushes:
             return
         said = await self._said({p.notice for p in pushes})
-        await asyncio.gather(*(self._push_one(p, said[p.notice]) for p in pushes if p.notice in said))
+        sent = [p for p in pushes if p.notice in said]
+        outcomes = await asyncio.gather(*(self._push_one(p, said[p.notice]) for p in sent))
+        delivered = [p for p, outcome in zip(sent, outcomes, strict=True) if outcome is Outcome.DELIVERED]
+        if delivered:  # marked together, one round trip a batch
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for push in delivered:
+                    pipe.set(keys.push_sent(push.subscription.id, push.notice.notification_id), b"1",
+                             ex=PUSH_TTL_SECONDS)
+                await pipe.execute()
 
     async def _wanted(self, notices: Sequence[PushNotice]) -> list[_Push]:
         accounts = sorted({n.account_id for n in notices})
@@ -152,19 +160,17 @@ class Pusher:
             said[notice] = _Said(title(notice.type, name), body, card.get("avatar_static") or card.get("avatar") or "")
         return said
 
-    async def _push_one(self, push: _Push, said: _Said) -> None:
+    async def _push_one(self, push: _Push, said: _Said) -> Outcome:
         notice, subscription = push.notice, push.subscription
         content = payload(notice, title_text=said.title, body=said.body, icon=said.icon)
         request = encrypted_request(content, subscription, self._vapid, subject=self._contact)
         async with self._slots:
             outcome = await self._sender.send(subscription.endpoint, request)
         PUSH_DELIVERIES.labels(outcome.value).inc()
-        if outcome is Outcome.DELIVERED:
-            if notice.occurred_at:
-                PUSH_LATENCY.observe(max(0.0, time.time() - notice.occurred_at / 1000))
-            await self._redis.set(keys.push_sent(subscription.id, notice.notification_id), b"1",
-                                  ex=PUSH_TTL_SECONDS)
+        if outcome is Outcome.DELIVERED and notice.occurred_at:
+            PUSH_LATENCY.observe(max(0.0, time.time() - notice.occurred_at / 1000))
         elif outcome is Outcome.GONE:
             log.info("subscription %d is gone (its endpoint said so): removed", subscription.id)
             await execute(self._session, self._forget,
                           (subscription.account_id, subscription.token_hash, subscription.id))
+        return outcome
