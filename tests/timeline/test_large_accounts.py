@@ -219,6 +219,10 @@ def test_large_account_streams_follow_the_graph_at_once(
         assert next_update(first_lines) == marker
 
         graph_call(low_threshold_graph, "follow", star, late)  # four followers: still large
+        # The follow's backfill (the fanout, on follow.created, keyed by the follower: no order with the star's
+        # statuses) copies the star's latest statuses into the late follower's timeline; posted before it ran, the
+        # next one would be copied too (a fresh-clone run, 2026-12-05 03:51Z). Wait for it.
+        eventually(lambda: in_home_feed(redis_client, late, large[0]))
         large.append(post(star, "large 2"))
         assert next_update(first_lines) == large[1]
         assert next_update(late_lines) == large[1]
