@@ -80,10 +80,11 @@ async def history_counts(redis: Redis, names: Sequence[str], days: Sequence[int]
 
 
 def entity(tag: str, public_url: str, days: Sequence[int], counts: Sequence[int],
-           following: bool | None = None) -> dict[str, Any]:
+           following: bool | None = None, featuring: bool | None = None) -> dict[str, Any]:
     """Mastodon's Tag: the name in normal form, its page, and its history (``counts`` as ``history_commands``
     read them), today first, with Mastodon's strings (``day`` the day's start in seconds since the epoch).
-    ``following`` only for a reader with a user token, as Mastodon gives it."""
+    ``following`` and ``featuring`` (on the reader's profile) only for a reader with a user token, as Mastodon
+    gives them."""
     body: dict[str, Any] = {
         "name": tag,
         "url": hashtags.url(tag, public_url),
@@ -92,6 +93,8 @@ def entity(tag: str, public_url: str, days: Sequence[int], counts: Sequence[int]
     }
     if following is not None:
         body["following"] = following
+    if featuring is not None:
+        body["featuring"] = featuring
     return body
 
 

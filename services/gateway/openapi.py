@@ -333,6 +333,7 @@ class Tag(_Entity):
     url: str
     history: list[TagHistory]
     following: bool | None = None
+    featuring: bool | None = None
 
 
 class FeaturedTag(_Entity):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from ipaddress import ip_network
 
-from pydantic import Field, IPvAnyNetwork
+from pydantic import BaseModel, Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TermsVersion(BaseModel):
+    """One version of the server's terms of service: the day it takes effect and its text (plain text, paragraphs
+    apart by blank lines)."""
+
+    effective_date: date
+    text: str = Field(min_length=1)
 
 
 class GatewaySettings(BaseSettings):
@@ -29,6 +38,12 @@ class GatewaySettings(BaseSettings):
     # its longer "about" text (plain text: paragraphs apart by blank lines).
     instance_rules: list[str] = Field(default_factory=list)
     instance_extended_description: str = ""
+    # The privacy policy (plain text as above; empty: Kicau's own, which says what it keeps) and when it changed.
+    instance_privacy_policy: str = ""
+    instance_privacy_policy_updated_at: datetime | None = None
+    # The terms of service, every version with the day it takes effect (a JSON list of {"effective_date", "text"});
+    # none: the server has none (a 404, as Mastodon's).
+    instance_terms_of_service: list[TermsVersion] = Field(default_factory=list)
     # How long one reading of the server's use (the instance's stats, kicau/instance_usage.py) is reported.
     instance_usage_seconds: float = Field(default=60.0, ge=0)
     # The home timeline answered as a hot route (kicau/hot_routes.py), without FastAPI's layers; off, it goes

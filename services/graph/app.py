@@ -634,6 +634,19 @@ async def unfollow_tag(tag: str, service: Service, account: AccountHeader = None
     return {}
 
 
+@app.post("/internal/tags/{tag}/feature")
+async def feature_tag_named(tag: str, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    """Feature a hashtag by name (Mastodon 4.4's ``/api/v1/tags/:name/feature``), as ``/internal/featured_tags``."""
+    await service.feature_tag(acting_account_id(account), _hashtag(tag))
+    return {}
+
+
+@app.post("/internal/tags/{tag}/unfeature")
+async def unfeature_tag_named(tag: str, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.unfeature_tag_named(acting_account_id(account), _hashtag(tag))
+    return {}
+
+
 # Filters (kicau/filters.py, services/graph/filters.py): the gateway passes the reader's account and the body as JSON.
 
 FilterId = Annotated[int, Path(ge=0, lt=1 << 63)]

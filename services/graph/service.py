@@ -1083,6 +1083,12 @@ class GraphService:
             raise ApiError(404, "Record not found")
         await self.featured.unfeature(account_id, tag, featured_id)
 
+    async def unfeature_tag_named(self, account_id: int, tag: str) -> None:
+        """Stop featuring hashtag ``tag`` (in normal form); not featured: nothing changes."""
+        featured_id = next((i for i, t in await self.featured.of_account(account_id) if t == tag), None)
+        if featured_id is not None:
+            await self.featured.unfeature(account_id, tag, featured_id)
+
     async def featured_tag_suggestions(self, account_id: int) -> list[dict[str, Any]]:
         """The hashtags the account used most recently and does not feature, as Tags (up to ten)."""
         featured = {tag for _, tag in await self.featured.of_account(account_id)}
@@ -1093,8 +1099,8 @@ class GraphService:
         days = tag_history.history_days()
         counts, following = await asyncio.gather(tag_history.history_counts(self.redis, names, days),
                                                   self.tag_follows.followed_among(account_id, names))
-        return [tag_history.entity(tag, self.settings.public_url, days, counts[i], following=tag in following)
-                for i, tag in enumerate(names)]
+        return [tag_history.entity(tag, self.settings.public_url, days, counts[i], following=tag in following,
+                                   featuring=False) for i, tag in enumerate(names)]
 
     async def followers_among(self, *, account_id: int, candidates: list[int]) -> tuple[list[int], EncodedOptions]:
         """Which of ``candidates`` follow the account, and the options of their follows that are not the defaults

@@ -22,6 +22,7 @@ from kicau.bookmarks import BookmarkStore
 from kicau.conversations import ConversationStore
 from kicau.entities import compose_status_list
 from kicau.favourites import FavouriteStore
+from kicau.featured_tags import FeaturedTagStore
 from kicau.feeds import Feeds, PageRequest
 from kicau.filters import FilterCopies, FilterStore
 from kicau.follow_options import FollowOptionStore
@@ -133,6 +134,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         tagged=TaggedStatuses(session, clients.write_consistency(common)),
         tag_names=TagNames(redis, session),
         tag_follows=TagFollowStore(session, clients.write_consistency(common)),
+        featured_tags=FeaturedTagStore(session, clients.write_consistency(common)),
         favourite_store=favourites,
         bookmark_store=bookmarks,
         pin_store=pins,

@@ -29,6 +29,7 @@ from kicau.conversations import Conversation, ConversationStore
 from kicau.crash_points import crash_point
 from kicau.entities import dumps, iso_time
 from kicau.favourites import FavouriteStore
+from kicau.featured_tags import FeaturedTagStore
 from kicau.feeds import Feeds, PageRead, PageRequest
 from kicau.filters import ACCOUNT as ACCOUNT_CONTEXT
 from kicau.filters import NOTIFICATIONS as NOTIFICATIONS_CONTEXT
@@ -208,6 +209,7 @@ class TimelineService:
     tagged: TaggedStatuses
     tag_names: TagNames
     tag_follows: TagFollowStore
+    featured_tags: FeaturedTagStore  # the graph service's; read for Tags' ``featuring``
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
     pin_store: PinStore
@@ -445,16 +447,23 @@ class TimelineService:
 
     async def _tags(self, names: list[str], reader: Reader, *, followed: bool = False) -> list[dict[str, Any]]:
         """Tags with their histories, counted in one round trip, and (for a reader with an account) whether it
-        follows each, read at once; ``followed``: the caller knows it follows them all."""
+        follows and features each, read at once; ``followed``: the caller knows it follows them all."""
         days = tag_history.history_days()
-        if reader.account_id is None or followed:
+        account_id = reader.account_id
+        if account_id is None:
             counts = await tag_history.history_counts(self.redis, names, days)
-            following = set(names) if followed else None
-        else:
-            counts, following = await asyncio.gather(tag_history.history_counts(self.redis, names, days),
-                                                      self.tag_follows.followed_among(reader.account_id, names))
-        return [tag_history.entity(tag, self.settings.public_url, days, counts[i],
-                                   following=None if following is None else tag in following)
+            return [tag_history.entity(tag, self.settings.public_url, days, counts[i]) for i, tag in enumerate(names)]
+
+        async def followed_among() -> set[str]:
+            return set(names) if followed else await self.tag_follows.followed_among(account_id, names)
+
+        async def featured() -> set[str]:
+            return {tag for _, tag in await self.featured_tags.of_account(account_id)}
+
+        counts, following, featuring = await asyncio.gather(
+            tag_history.history_counts(self.redis, names, days), followed_among(), featured())
+        return [tag_history.entity(tag, self.settings.public_url, days, counts[i], following=tag in following,
+                                   featuring=tag in featuring)
                 for i, tag in enumerate(names)]
 
     async def account_statuses(self, account_id: int, request: PageRequest, reader: Reader,

@@ -166,6 +166,32 @@ def test_granular_scopes_grant_what_mastodons_do(http: httpx.Client, app: dict[s
     assert_error(http.get("/api/v1/timelines/home", headers=bearer(profile)), 403)
 
 
+def test_userinfo_says_who_a_profile_token_belongs_to(http: httpx.Client, user: User, gateway_url: str) -> None:
+    """``/oauth/userinfo`` (Mastodon 4.4, OpenID Connect's UserInfo) for apps that only sign people in: scope
+    ``profile`` alone, by GET or POST; no token, an app's token or one without ``profile`` are refused."""
+    with_profile = http.post("/api/v1/apps", data={"client_name": "sign-in", "scopes": "profile read",
+                                                   "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"}).json()
+    profile = login(http, with_profile, user, "profile")
+    me = http.get("/api/v1/accounts/verify_credentials", headers=bearer(profile)).json()
+    expected = {"iss": f"{gateway_url.rstrip('/')}/", "sub": me["uri"], "name": me["display_name"],
+                "preferred_username": user.username, "profile": me["url"], "picture": me["avatar"]}
+    assert me["uri"].endswith(f"/users/{user.username}") and me["url"].endswith(f"/@{user.username}")
+    for verb in ("GET", "POST"):
+        answer = http.request(verb, "/oauth/userinfo", headers=bearer(profile))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == expected
+    assert http.get(me["avatar"].removeprefix(gateway_url.rstrip("/"))).status_code == 200
+    assert_error(http.get("/oauth/userinfo"), 401)
+    assert_error(http.get("/oauth/userinfo", headers=bearer("not-a-token")), 401)
+    # ``read`` does not carry ``profile`` (nor does ``read:accounts``), as on Mastodon.
+    assert_error(http.get("/oauth/userinfo", headers=bearer(login(http, with_profile, user, "read"))), 403)
+    app_token = http.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": with_profile["client_id"],
+        "client_secret": with_profile["client_secret"], "scope": "profile"}).json()["access_token"]
+    USED_TOKENS.append(app_token)
+    assert_error(http.get("/oauth/userinfo", headers=bearer(app_token)), 422)  # as every user route
+
+
 def test_scopes_beyond_the_app_are_refused(http: httpx.Client, user: User) -> None:
     narrow = http.post("/api/v1/apps", data={"client_name": "narrow", "scopes": "read"}).json()
     answer = http.post("/oauth/token", data={

@@ -11,7 +11,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,12 +27,20 @@ from tests.timeline.test_visibility import post
 
 RULES = ["Be kind.", "No <spam> & no bots posting for others."]
 ABOUT = "Who we are.\nA small server.\n\nWhat we ask: <b>kindness</b> & patience."
+PRIVACY = "We keep <little>.\n\nAsk us."
+TODAY = datetime.now(UTC).date()
+# Three versions of the terms: one replaced, the one in force, one to come.
+TERMS = [{"effective_date": (TODAY - timedelta(days=400)).isoformat(), "text": "First terms."},
+         {"effective_date": (TODAY - timedelta(days=10)).isoformat(), "text": "Current terms.\nNo <spam>."},
+         {"effective_date": (TODAY + timedelta(days=30)).isoformat(), "text": "Coming terms."}]
 
 
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     with spawned_gateway(tmp_path_factory.mktemp("gateway-usage"), instance_usage_seconds="0",
-                         instance_rules=json.dumps(RULES), instance_extended_description=ABOUT) as gateway, \
+                         instance_rules=json.dumps(RULES), instance_extended_description=ABOUT,
+                         instance_privacy_policy=PRIVACY, instance_privacy_policy_updated_at="2026-11-02T10:20:30Z",
+                         instance_terms_of_service=json.dumps(TERMS)) as gateway, \
             httpx.Client(base_url=gateway.url, timeout=10) as client:
         yield client
 
@@ -110,6 +118,68 @@ def test_the_rules_and_about_text_are_the_configured_ones(fresh: httpx.Client, h
     # Kicau federates with no one, and translates nothing.
     assert fresh.get("/api/v1/instance/peers").json() == []
     assert fresh.get("/api/v1/instance/translation_languages").json() == {}
+
+
+def test_the_privacy_policy_is_the_configured_one_or_kicaus(fresh: httpx.Client, http: httpx.Client) -> None:
+    assert fresh.get("/api/v1/instance/privacy_policy").json() == {
+        "updated_at": "2026-11-02T10:20:30.000Z", "content": "<p>We keep &lt;little&gt;.</p><p>Ask us.</p>"}
+    # Unconfigured: Kicau's own, which says what it keeps.
+    own = http.get("/api/v1/instance/privacy_policy").json()
+    assert own["updated_at"] == "2026-12-05T00:00:00.000Z"
+    assert own["content"].startswith("<p>This server runs Kicau.") and "Argon2id" in own["content"]
+    assert own["content"].count("<p>") == 5 and "\\" not in own["content"]
+
+
+def test_the_terms_of_service_in_force_and_by_day(fresh: httpx.Client, http: httpx.Client,
+                                                  gateway_url: str) -> None:
+    from mastodon import Mastodon
+
+    first, current, coming = (t["effective_date"] for t in TERMS)
+    assert fresh.get("/api/v1/instance/terms_of_service").json() == {
+        "effective_date": current, "effective": True, "content": "<p>Current terms.<br>No &lt;spam&gt;.</p>",
+        "succeeded_by": coming}
+    assert fresh.get(f"/api/v1/instance/terms_of_service/{first}").json() == {
+        "effective_date": first, "effective": True, "content": "<p>First terms.</p>", "succeeded_by": current}
+    assert fresh.get(f"/api/v1/instance/terms_of_service/{coming}").json() == {
+        "effective_date": coming, "effective": False, "content": "<p>Coming terms.</p>", "succeeded_by": None}
+    # Mastodon.py asks for a day as a query parameter.
+    assert fresh.get("/api/v1/instance/terms_of_service", params={"date": first}).json()["content"] == (
+        "<p>First terms.</p>")
+    client = Mastodon(api_base_url=str(fresh.base_url))
+    assert client.instance_terms_of_service()["effective_date"].date().isoformat() == current  # parsed by it
+    assert client.instance_terms_of_service(TODAY + timedelta(days=30))["content"] == "<p>Coming terms.</p>"
+    # No version takes effect that day, a day that is no day, and a server with no terms (the stack's): 404.
+    for path, params in ((f"/api/v1/instance/terms_of_service/{TODAY.isoformat()}", {}),
+                         ("/api/v1/instance/terms_of_service/not-a-day", {}),
+                         ("/api/v1/instance/terms_of_service", {"date": "2026-13-40"})):
+        answer = fresh.get(path, params=params)
+        assert (answer.status_code, answer.json()) == (404, {"error": "Record not found"}), (path, answer.text)
+    for path in ("/api/v1/instance/terms_of_service", f"/api/v1/instance/terms_of_service/{current}"):
+        answer = http.get(path)
+        assert (answer.status_code, answer.json()) == (404, {"error": "Record not found"}), (path, answer.text)
+    assert Mastodon(api_base_url=gateway_url).instance_languages()[0] == {"code": "aa", "name": "Afar"}
+
+
+def test_terms_not_yet_in_force_are_the_first_to_come() -> None:
+    from services.gateway.routes.instance import terms_entity, terms_in_force
+    from services.gateway.settings import TermsVersion
+
+    later = [TermsVersion(effective_date=TODAY + timedelta(days=d), text=f"v{d}") for d in (20, 5)]
+    chosen = terms_in_force(later, TODAY)
+    assert chosen is not None and chosen.text == "v5"
+    assert terms_entity(chosen, later, TODAY) == {
+        "effective_date": (TODAY + timedelta(days=5)).isoformat(), "effective": False, "content": "<p>v5</p>",
+        "succeeded_by": (TODAY + timedelta(days=20)).isoformat()}
+    assert terms_in_force([], TODAY) is None
+
+
+def test_the_languages_and_no_moderated_servers(http: httpx.Client) -> None:
+    found = http.get("/api/v1/instance/languages").json()
+    assert len(found) == 184 and [lang["code"] for lang in found] == sorted(lang["code"] for lang in found)
+    assert all(set(lang) == {"code", "name"} and len(lang["code"]) == 2 and lang["name"] for lang in found)
+    names = {lang["code"]: lang["name"] for lang in found}
+    assert (names["en"], names["id"], names["el"], names["ms"]) == ("English", "Indonesian", "Greek", "Malay")
+    assert http.get("/api/v1/instance/domain_blocks").json() == []
 
 
 def this_week(client: httpx.Client) -> dict[str, str]:

@@ -246,6 +246,7 @@ def test_an_https_instance_publishes_its_authorization_server_metadata(http: htt
     assert metadata["issuer"] == "https://kicau.example/"
     assert metadata["authorization_endpoint"] == "https://kicau.example/oauth/authorize"
     assert metadata["token_endpoint"] == "https://kicau.example/oauth/token"
+    assert metadata["userinfo_endpoint"] == "https://kicau.example/oauth/userinfo"
     assert {"authorization_code", "password", "client_credentials"} == set(metadata["grant_types_supported"])
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert {"read", "write:statuses", "profile"} <= set(metadata["scopes_supported"])

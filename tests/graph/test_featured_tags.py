@@ -125,3 +125,73 @@ def test_featured_tags_answer_bad_input_with_4xx(http: httpx.Client, make_user: 
     for verb, path in (("GET", "/api/v1/featured_tags"), ("POST", "/api/v1/featured_tags")):
         answer = http.request(verb, path, headers=narrow)
         assert answer.status_code == 403 and set(answer.json()) == {"error"}, answer.text
+
+
+def tag_as_seen(http: httpx.Client, name: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    answer = http.get(f"/api/v1/tags/{name}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_featuring_a_hashtag_by_its_name(http: httpx.Client, make_user: Callable[..., User],
+                                         gateway_url: str) -> None:
+    """Mastodon 4.4's ``POST /api/v1/tags/:name/feature`` and ``/unfeature``: the same features as
+    ``/api/v1/featured_tags`` makes, and a Tag's ``featuring`` for the reader (absent for anyone without a token)."""
+    from mastodon import Mastodon
+
+    user, other = make_user("featn_a"), make_user("featn_b")
+    name = fresh_tag()
+    post(http, user, f"using #{name}")
+    answer = http.post(f"/api/v1/tags/{name.upper()}/feature", headers=user.auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["name"] == name and answer.json()["featuring"] is True
+    assert answer.json()["following"] is False
+    again = http.post(f"/api/v1/tags/%23{name}/feature", headers=user.auth)  # with "#": the same, once
+    assert again.status_code == 200 and again.json()["featuring"] is True, again.text
+    listed = featured(http, user)
+    assert [t["name"] for t in listed] == [name]
+    eventually(lambda: featured(http, user)[0]["statuses_count"] == "1")
+    # As others see the account, and the Tag as the user, another account and no one see it.
+    assert [t["name"] for t in http.get(f"/api/v1/accounts/{user.id}/featured_tags").json()] == [name]
+    eventually(lambda: tag_as_seen(http, name, user.auth).get("featuring") is True)
+    assert tag_as_seen(http, name, other.auth)["featuring"] is False
+    assert "featuring" not in tag_as_seen(http, name) and "following" not in tag_as_seen(http, name)
+    # Followed hashtags say whether each is featured too.
+    assert http.post(f"/api/v1/tags/{name}/follow", headers=user.auth).status_code == 200
+    followed = http.get("/api/v1/followed_tags", headers=user.auth).json()
+    assert [(t["name"], t["following"], t["featuring"]) for t in followed] == [(name, True, True)]
+    # Unfeaturing by name takes it off the profile; again, or one never featured: nothing changes.
+    gone = http.post(f"/api/v1/tags/{name}/unfeature", headers=user.auth)
+    assert gone.status_code == 200 and gone.json()["featuring"] is False, gone.text
+    assert featured(http, user) == []
+    for _ in range(2):
+        answer = http.post(f"/api/v1/tags/{fresh_tag()}/unfeature", headers=user.auth)
+        assert answer.status_code == 200 and answer.json()["featuring"] is False, answer.text
+    assert http.post(f"/api/v1/tags/{name}/unfeature", headers=user.auth).json()["featuring"] is False
+    # Mastodon.py's calls for them.
+    client = Mastodon(access_token=user.token, api_base_url=gateway_url)
+    assert client.tag_feature(name)["featuring"] is True
+    assert [t["name"] for t in client.featured_tags()] == [name]
+    assert client.tag_unfeature(name)["featuring"] is False
+    assert client.featured_tags() == []
+
+
+def test_featuring_by_name_answers_bad_input_with_4xx(http: httpx.Client, make_user: Callable[..., User],
+                                                      app_credentials: dict[str, Any]) -> None:
+    user = make_user("featn_bad")
+    for bad in ("123", "a%20b", "x" * 301, "%E2%80%8B"):
+        for change in ("feature", "unfeature"):
+            answer = http.post(f"/api/v1/tags/{bad}/{change}", headers=user.auth)
+            assert (answer.status_code, answer.json()) == (404, {"error": "Record not found"}), (bad, answer.text)
+    for _ in range(10):
+        assert http.post(f"/api/v1/tags/{fresh_tag()}/feature", headers=user.auth).status_code == 200
+    eleventh = fresh_tag()
+    answer = http.post(f"/api/v1/tags/{eleventh}/feature", headers=user.auth)
+    assert answer.status_code == 422 and set(answer.json()) == {"error"}, answer.text
+    assert len(featured(http, user)) == 10 and eleventh not in {t["name"] for t in featured(http, user)}
+    for change in ("feature", "unfeature"):
+        answer = http.post(f"/api/v1/tags/{fresh_tag()}/{change}")
+        assert answer.status_code == 401 and set(answer.json()) == {"error"}, answer.text
+        answer = http.post(f"/api/v1/tags/{fresh_tag()}/{change}", headers=narrow_token(http, app_credentials, user))
+        assert answer.status_code == 403 and set(answer.json()) == {"error"}, answer.text

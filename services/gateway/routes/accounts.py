@@ -450,8 +450,8 @@ async def _trends(kind: str, request: Request, services: Services, token: TokenI
 
 
 async def _tag_change(name: str, change: str, token: TokenInfo, services: Services) -> Response:
-    """Follow or unfollow a hashtag (the graph service, kicau/tag_follows.py), then the Tag as the user now sees
-    it (the timeline service)."""
+    """Follow, unfollow, feature or unfeature a hashtag (the graph service: kicau/tag_follows.py,
+    kicau/featured_tags.py), then the Tag as the user now sees it (the timeline service)."""
     path = f"/internal/tags/{quote(name, safe='')}"
     raise_for_error(await services.graph.call("POST", f"{path}/{change}", token=token))
     return passthrough(await services.timeline.call("GET", path, params={"known": "1"}, token=token))
@@ -470,6 +470,21 @@ async def follow_tag(name: str, token: FollowUser, services: Services) -> Respon
 async def unfollow_tag(name: str, token: FollowUser, services: Services) -> Response:
     """Stop following a hashtag (not followed: nothing changes); the Tag, ``following`` false."""
     return await _tag_change(name, "unfollow", token, services)
+
+
+@router.post("/api/v1/tags/{name}/feature", openapi_extra=doc.BEARER,
+             responses={**doc.ok(doc.Tag), **doc.errors(401, 403, 404, 422)})
+async def feature_tag(name: str, token: AccountsWriter, services: Services) -> Response:
+    """Feature a hashtag on the user's profile (again: nothing changes), as ``POST /api/v1/featured_tags`` does;
+    the Tag, ``featuring`` true. 404 when it is no hashtag's name; 422 for an eleventh."""
+    return await _tag_change(name, "feature", token, services)
+
+
+@router.post("/api/v1/tags/{name}/unfeature", openapi_extra=doc.BEARER,
+             responses={**doc.ok(doc.Tag), **doc.errors(401, 403, 404)})
+async def unfeature_tag(name: str, token: AccountsWriter, services: Services) -> Response:
+    """Stop featuring a hashtag (not featured: nothing changes); the Tag, ``featuring`` false."""
+    return await _tag_change(name, "unfeature", token, services)
 
 
 @router.get("/api/v1/followed_tags", openapi_extra={**PAGE, **doc.BEARER},

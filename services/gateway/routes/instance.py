@@ -6,19 +6,21 @@ import html
 import struct
 import time
 import zlib
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kicau import instance_usage, media, polls
+from kicau import instance_usage, languages, media, polls
 from kicau.entities import MAX_PROFILE_FIELD_CHARS, MAX_PROFILE_FIELDS
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
 from kicau.web import ApiError, error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Common, Settings
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import GatewaySettings, TermsVersion
 
 router = APIRouter(tags=["instance"])
 
@@ -152,13 +154,113 @@ async def rules(settings: Settings) -> list[dict[str, str]]:
     return _rules(settings)
 
 
+def _paragraphs(text: str) -> str:
+    """An operator's plain text as HTML: a paragraph for each part apart by a blank line, line breaks kept,
+    everything escaped."""
+    parts = [part.strip() for part in text.split("\n\n") if part.strip()]
+    return "".join(f"<p>{html.escape(part).replace(chr(10), '<br>')}</p>" for part in parts)
+
+
 @router.get("/api/v1/instance/extended_description", responses={**doc.ok(Any), **doc.errors()})
 async def extended_description(settings: Settings) -> dict[str, Any]:
     """The server's longer "about" text (``KICAU_GATEWAY_INSTANCE_EXTENDED_DESCRIPTION``) as HTML: a paragraph for
     each part apart by a blank line, escaped. No time it was changed is known (it is configuration)."""
-    parts = [part.strip() for part in settings.instance_extended_description.split("\n\n") if part.strip()]
-    content = "".join(f"<p>{html.escape(part).replace(chr(10), '<br>')}</p>" for part in parts)
-    return {"updated_at": None, "content": content}
+    return {"updated_at": None, "content": _paragraphs(settings.instance_extended_description)}
+
+
+# Kicau's own privacy policy, for a server whose operator wrote none: what this code keeps and shows, no more.
+DEFAULT_PRIVACY_POLICY = """\
+This server runs Kicau. This policy says what Kicau keeps about you and who may see it; the people who run this \
+server may keep more (their own logs and backups) and should say so here.
+
+What is kept: your account (username, e-mail address, display name, profile fields and pictures, and an Argon2id \
+hash of your password, never the password); what you post (statuses, their earlier versions when edited, \
+attachments, polls and your votes); whom you follow, mute and block, your lists, filters, bookmarks, favourites, \
+reblogs, pins, notes on accounts, reports and reading positions; the apps you authorised, each access token as a \
+hash only; for web push, the address and keys your device gave.
+
+Who sees it: public and unlisted statuses, anyone; followers-only statuses, your followers; direct statuses, the \
+accounts they mention; your profile, follows and followers, anyone. Your e-mail address, password hash, mutes, \
+blocks, lists, filters, bookmarks, notes and reports are shown to you alone (a report to the moderators). Push \
+notifications are encrypted for your device before they leave the server.
+
+Addresses: requests without an account are counted by IP address for rate limiting; those counts expire within \
+the hour. Kicau writes no log of who read what.
+
+Deleting a status removes it from every timeline and stream; its record is kept marked as deleted, \
+without being shown, so that copies replayed later are recognised and stay deleted.
+"""
+DEFAULT_PRIVACY_POLICY_UPDATED_AT = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def _timestamp(when: datetime) -> str:
+    """Mastodon's datetime form: UTC, milliseconds, ``Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+@router.get("/api/v1/instance/privacy_policy", responses={**doc.ok(Any), **doc.errors()})
+async def privacy_policy(settings: Settings) -> dict[str, Any]:
+    """The server's privacy policy as HTML (``KICAU_GATEWAY_INSTANCE_PRIVACY_POLICY``, paragraphs escaped as the
+    "about" text's) and when it last changed (``..._UPDATED_AT``); without one, Kicau's own."""
+    if settings.instance_privacy_policy.strip():
+        text, updated = settings.instance_privacy_policy, settings.instance_privacy_policy_updated_at
+    else:
+        text, updated = DEFAULT_PRIVACY_POLICY, DEFAULT_PRIVACY_POLICY_UPDATED_AT
+    return {"updated_at": _timestamp(updated) if updated is not None else None, "content": _paragraphs(text)}
+
+
+def terms_in_force(versions: Sequence[TermsVersion], today: date) -> TermsVersion | None:
+    """The terms that apply today: the newest version already in effect, or (none yet) the first to come."""
+    started = [v for v in versions if v.effective_date <= today]
+    if started:
+        return max(started, key=lambda v: v.effective_date)
+    return min(versions, key=lambda v: v.effective_date, default=None)
+
+
+def terms_entity(version: TermsVersion, versions: Sequence[TermsVersion], today: date) -> dict[str, Any]:
+    """Mastodon's TermsOfService: the version's day, whether it is in effect, its text and the day of the version
+    that replaces it (None: none planned)."""
+    later = [v.effective_date for v in versions if v.effective_date > version.effective_date]
+    return {"effective_date": version.effective_date.isoformat(), "effective": version.effective_date <= today,
+            "content": _paragraphs(version.text), "succeeded_by": min(later).isoformat() if later else None}
+
+
+@router.get("/api/v1/instance/terms_of_service", responses={**doc.ok(Any), **doc.errors(404)})
+async def terms_of_service(settings: Settings, date: str | None = None) -> Any:
+    """The terms of service in force (``KICAU_GATEWAY_INSTANCE_TERMS_OF_SERVICE``), or the first to come if none
+    is yet, with the day of the version after it; 404 when the server has none. ``date`` (Mastodon.py asks so):
+    as ``/terms_of_service/:date``."""
+    if date is not None:
+        return await terms_of_service_of(date, settings)
+    today = datetime.now(UTC).date()
+    versions = settings.instance_terms_of_service
+    version = terms_in_force(versions, today)
+    if version is None:
+        return error_response(404, "Record not found")
+    return terms_entity(version, versions, today)
+
+
+@router.get("/api/v1/instance/terms_of_service/{effective_date}", responses={**doc.ok(Any), **doc.errors(404)})
+async def terms_of_service_of(effective_date: str, settings: Settings) -> Any:
+    """The version of the terms that takes effect on ``effective_date`` (YYYY-MM-DD); 404 for any other day."""
+    today = datetime.now(UTC).date()
+    versions = settings.instance_terms_of_service
+    for version in versions:
+        if version.effective_date.isoformat() == effective_date:
+            return terms_entity(version, versions, today)
+    return error_response(404, "Record not found")
+
+
+@router.get("/api/v1/instance/languages", responses={**doc.ok(list[dict[str, str]]), **doc.errors()})
+async def instance_languages() -> list[dict[str, str]]:
+    """The languages a status may be marked with (ISO 639-1 codes, English names; kicau/languages.py)."""
+    return languages.entities()
+
+
+@router.get("/api/v1/instance/domain_blocks", responses={**doc.ok(list[Any]), **doc.errors()})
+async def instance_domain_blocks() -> list[Any]:
+    """The servers this one limits or suspends: none, as Kicau federates with no one."""
+    return []
 
 
 @router.get("/api/v1/instance/peers", responses={**doc.ok(list[str]), **doc.errors()})
@@ -237,6 +339,7 @@ async def oauth_metadata(common: Common) -> Any:
         "authorization_endpoint": f"{base}/oauth/authorize",
         "token_endpoint": f"{base}/oauth/token",
         "revocation_endpoint": f"{base}/oauth/revoke",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
         "app_registration_endpoint": f"{base}/api/v1/apps",
         "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],

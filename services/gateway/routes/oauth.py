@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from kicau.tokens import TokenInfo
 from services.gateway import openapi as doc
-from services.gateway.auth import AnyToken
-from services.gateway.deps import Services, Settings
+from services.gateway.auth import AnyToken, require
+from services.gateway.deps import Common, Services, Settings
 from services.gateway.params import read_params
-from services.gateway.upstreams import passthrough
+from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["oauth"])
+
+# Only ``profile`` itself: Mastodon's UserInfo does not take ``read`` (its parent scopes do not include it).
+ProfileOnly = Annotated[TokenInfo, require("profile")]
 
 
 def _strings(params: dict[str, Any]) -> dict[str, Any]:
@@ -64,3 +68,16 @@ async def revoke(request: Request, services: Services, settings: Settings) -> Re
 async def register(request: Request, token: AnyToken, services: Services, settings: Settings) -> Response:
     params = await read_params(request, settings.max_body_bytes)
     return passthrough(await services.graph.call("POST", "/internal/accounts", json=params, token=token))
+
+
+@router.get("/oauth/userinfo", openapi_extra=doc.BEARER, responses={**doc.ok(Any), **doc.errors(401, 403)})
+@router.post("/oauth/userinfo", openapi_extra=doc.BEARER, responses={**doc.ok(Any), **doc.errors(401, 403)})
+async def userinfo(token: ProfileOnly, services: Services, common: Common) -> dict[str, Any]:
+    """Who the token's user is, as an OpenID Connect UserInfo answer (Mastodon 4.4's, for apps that only sign
+    people in): the account's URI as ``sub`` (usernames never change here, so it is stable), its display name,
+    username, profile page and avatar. Scope ``profile`` only, as Mastodon's: a ``read`` token is refused."""
+    answer = await services.graph.call("GET", f"/internal/accounts/{token.account_id}/credentials")
+    raise_for_error(answer)
+    account = answer.json()
+    return {"iss": f"{common.public_url.rstrip('/')}/", "sub": account["uri"], "name": account["display_name"],
+            "preferred_username": account["username"], "profile": account["url"], "picture": account["avatar"]}
