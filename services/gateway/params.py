@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -31,11 +32,24 @@ async def read_body(request: Request, limit: int) -> bytes:
     return await hot_routes.read_body(request.receive, limit)
 
 
+# ``name[][field]``: a list of objects as Rails reads a form (``media_attributes[][id]=1&...[][description]=``).
+_LIST_OF_OBJECTS = re.compile(r"([^\[\]]+)\[\]\[([^\[\]]+)\]")
+
+
 def _flatten(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Form fields as one dict: ``name[]`` a list; ``name[][field]`` a list of objects, a field already given in
+    the last one starting the next (Rails's reading, which Mastodon's clients write for)."""
     params: dict[str, Any] = {}
     for key, value in items:
         if key.endswith("[]"):
             params.setdefault(key[:-2], []).append(value)
+        elif (part := _LIST_OF_OBJECTS.fullmatch(key)) is not None:
+            objects = params.setdefault(part.group(1), [])
+            if not isinstance(objects, list):
+                continue  # ``name`` given plainly too: left for the route to refuse
+            if not objects or not isinstance(objects[-1], dict) or part.group(2) in objects[-1]:
+                objects.append({})
+            objects[-1][part.group(2)] = value
         else:
             params[key] = value
     return params

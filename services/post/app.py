@@ -42,7 +42,7 @@ from kicau.web import (
     reader_of,
     redis_ready,
 )
-from services.post.edits import EditStore, StatusChange
+from services.post.edits import EditStore, MediaAttributes, StatusChange
 from services.post.media import Attachments, MediaStore, expiry_runner
 from services.post.poll_endings import PollEndingStore, poll_end_runner
 from services.post.scheduled import ScheduledStore, scheduled_runner
@@ -67,6 +67,21 @@ def _each_once(ids: list[int] | None) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ids or ()))
 
 
+class MediaAttributesForm(BaseModel):
+    """An attachment's new description and focal point in an edit (the gateway checked both; checked again)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int = Field(ge=0, lt=1 << 63)
+    description: StrictStr | None = None
+    focus: StrictStr | None = None
+
+    def attributes(self) -> MediaAttributes:
+        return MediaAttributes(id=self.id, focus=_focus(self.focus),
+                               description=None if self.description is None else media.check_description(
+                                   self.description))
+
+
 class StatusChangeForm(BaseModel):
     """An edit's body (services/post/edits.py): what Mastodon's update takes beside media (a poll it names must be
     the status's own: kicau/polls.py)."""
@@ -79,6 +94,7 @@ class StatusChangeForm(BaseModel):
     language: StrictStr | None = None
     poll: PollForm | None = None
     media_ids: MediaIds = None
+    media_attributes: list[MediaAttributesForm] | None = Field(default=None, max_length=media.MAX_PER_STATUS)
 
 
 class StatusForm(BaseModel):
@@ -246,9 +262,16 @@ async def edit_status(status_id: int, form: StatusChangeForm, service: Service,
                       account: AccountHeader = None) -> Response:
     change = StatusChange(text=form.status, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
                           language=form.language, poll=form.poll.options if form.poll is not None else None,
-                          media_ids=None if form.media_ids is None else _each_once(form.media_ids))
+                          media_ids=None if form.media_ids is None else _each_once(form.media_ids),
+                          media_attributes=_described_once(form.media_attributes or []))
     return Response(await service.edit(account_id=acting_account_id(account), status_id=status_id, change=change),
                     media_type=JSON)
+
+
+def _described_once(given: list[MediaAttributesForm]) -> tuple[MediaAttributes, ...]:
+    if len({form.id for form in given}) != len(given):
+        raise ApiError(422, "Validation failed: media_attributes must describe each attachment once")
+    return tuple(form.attributes() for form in given)
 
 
 @app.get("/internal/statuses/{status_id}/history")

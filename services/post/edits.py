@@ -13,15 +13,37 @@ the status get a ``status.update`` (the fanout, on ``StatusEdited``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from kicau.clients import execute, write_preparer
 from kicau.ids import ms_from_id
+from kicau.media import StoredMedia
+
+
+@dataclass(frozen=True)
+class MediaAttributes:
+    """An attachment's new description and focal point in an edit (``media_attributes[]``); None: unchanged."""
+
+    id: int
+    description: str | None = None
+    focus: tuple[float, float] | None = None
+
+    def applied_to(self, media: StoredMedia) -> StoredMedia:
+        return msgspec.structs.replace(
+            media, description=media.description if self.description is None else self.description,
+            focus_x=media.focus_x if self.focus is None else self.focus[0],
+            focus_y=media.focus_y if self.focus is None else self.focus[1])
+
+
+# An attachment an edit describes anew: (as the edit leaves it, as it was).
+Described = tuple[StoredMedia, StoredMedia]
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,8 @@ class StatusChange:
     # The attachments the status is to have, in order (services/post/media.py): its own kept, the account's
     # unattached uploads added, those left out removed (kept for the history). None: not named, unchanged.
     media_ids: tuple[int, ...] | None = None
+    # New descriptions and focal points of attachments the status is to have (each once).
+    media_attributes: tuple[MediaAttributes, ...] = ()
 
     def applied_to(self, row: dict[str, Any]) -> StatusChange:
         """The change with the status's language where it names none."""
@@ -70,6 +94,9 @@ def version_time(status_id: int, version_id: int, created_at: datetime) -> datet
     return datetime.fromtimestamp(ms_from_id(version_id) / 1000, UTC)
 
 
+_ENCODE_MEDIA = msgspec.json.Encoder().encode
+
+
 class EditStore:
     """Cassandra's side of an edit: the row rewritten and the versions kept, in one logged batch (both or
     neither: a history never shows a version the status does not have, nor the reverse)."""
@@ -86,6 +113,9 @@ class EditStore:
             " media) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         self._version_media = write("UPDATE status_edits SET media = ? WHERE status_id = ? AND version_id = ?")
         self._forget_version = write("DELETE FROM status_edits WHERE status_id = ? AND version_id = ?")
+        # An attachment's own row (services/post/media.py) follows the description an edit gives it: it is what
+        # the attachment shows if it is attached again, and what ``GET /api/v1/media/:id`` answers.
+        self._describe_media = write("UPDATE media_attachments SET media = ? WHERE id = ?")
         # A follow's languages are matched against the author's list entries (kicau/follow_options.py).
         self._entry_language = write(
             "UPDATE statuses_by_account SET language = ? WHERE account_id = ? AND status_id = ?")
@@ -107,10 +137,10 @@ class EditStore:
                 edited_at, status_id)
 
     async def write(self, before: dict[str, Any], after: dict[str, Any], version_id: int,
-                    edited_at: datetime) -> None:
-        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit). An
-        edit that changes the attachments first writes the status's old ones into the versions kept before
-        versions held theirs (one read of the versions)."""
+                    edited_at: datetime, described: Sequence[Described] = ()) -> None:
+        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit), and
+        the rows of the attachments ``described`` anew. An edit that changes the attachments first writes the
+        status's old ones into the versions kept before versions held theirs (one read of the versions)."""
         status_id = before["id"]
         batch = self._batch()
         if before.get("edited_at") is None:
@@ -123,16 +153,21 @@ class EditStore:
         batch.add(self._rewrite, self._row_values(status_id, after, edited_at))
         if after.get("language") != before.get("language"):
             batch.add(self._entry_language, (after.get("language"), before["account_id"], status_id))
+        for now, _ in described:
+            batch.add(self._describe_media, (_ENCODE_MEDIA(now).decode(), now.id))
         await execute(self._session, batch)
 
-    async def undo(self, before: dict[str, Any], version_id: int) -> None:
+    async def undo(self, before: dict[str, Any], version_id: int, described: Sequence[Described] = ()) -> None:
         """An edit whose event could not be published, taken back: the row as it was, the new version gone (the
-        version as posted may stay: a history reads versions only once the row says it was edited)."""
+        version as posted may stay: a history reads versions only once the row says it was edited), the
+        attachments ``described`` as they were."""
         status_id = before["id"]
         batch = self._batch()
         batch.add(self._forget_version, (status_id, version_id))
         batch.add(self._rewrite, self._row_values(status_id, before, before.get("edited_at")))
         batch.add(self._entry_language, (before.get("language"), before["account_id"], status_id))
+        for _, was in described:
+            batch.add(self._describe_media, (_ENCODE_MEDIA(was).decode(), was.id))
         await execute(self._session, batch)
 
     async def versions(self, status_id: int) -> list[dict[str, Any]]:

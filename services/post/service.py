@@ -64,7 +64,14 @@ from kicau.status_trends import engagement_commands
 from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
-from services.post.edits import EditStore, StatusChange, changes_anything, version_media, version_time
+from services.post.edits import (
+    Described,
+    EditStore,
+    StatusChange,
+    changes_anything,
+    version_media,
+    version_time,
+)
 from services.post.media import Attachments
 from services.post.poll_endings import Ending, PollEndingStore, notification_id
 from services.post.scheduled import (
@@ -940,31 +947,40 @@ class PostService:
         # Attachments added are claimed for the status before it is rewritten (given back if the edit fails); those
         # it keeps are its own already, as it shows them; those removed stay claimed by it: its history still
         # shows them (as Mastodon keeps them).
+        if any(a.id not in media_ids for a in change.media_attributes):
+            raise ApiError(422, "Validation failed: media_attributes must describe attachments the status is to have")
         added = [i for i in media_ids if i not in kept_media]
         media_column = row.get("media")
-        if media_ids != kept_media:
+        described: list[Described] = []
+        if media_ids != kept_media or change.media_attributes:
             shown = {m.id: m for m in media.read(row.get("media"))}
             if added:
                 claimed = await self.attachments.attach(account_id, tuple(added), status_id,
                                                         self._holder_of(account_id))
                 shown.update((m.id, m) for m in claimed)
+            for attributes in change.media_attributes:
+                was = shown[attributes.id]
+                shown[attributes.id] = attributes.applied_to(was)
+                if shown[attributes.id] != was:
+                    described.append((shown[attributes.id], was))
             media_column = media.stored(shown[i] for i in media_ids)
-        return await self._edit_written(row, change, media_column, added, card)
+        return await self._edit_written(row, change, media_column, added, described, card)
 
     async def _edit_written(self, row: dict[str, Any], change: StatusChange, media_column: str | None,
-                            added: list[int], card: bytes) -> bytes:
+                            added: list[int], described: list[Described], card: bytes) -> bytes:
         """The rest of ``_edit``: the row and its versions written, the event published (or both taken back).
-        ``added``: the attachments claimed for this edit, given back if it ends with the status as it was."""
+        ``added``: the attachments claimed for this edit, given back if it ends with the status as it was;
+        ``described``: those whose description or focal point it changes (their rows follow the edit's)."""
         progress = _EditProgress()
         try:
-            return await self._rewrite(row, change, media_column, card, progress)
+            return await self._rewrite(row, change, media_column, described, card, progress)
         except BaseException:
             if not progress.written:  # the status lists none of them: they are free again
                 await self.attachments.release(added, row["id"])
             raise
 
     async def _rewrite(self, row: dict[str, Any], change: StatusChange, media_column: str | None,
-                       card: bytes, progress: _EditProgress) -> bytes:
+                       described: list[Described], card: bytes, progress: _EditProgress) -> bytes:
         status_id, account_id = row["id"], row["account_id"]
         changed = changes_anything(row, change, media_column)
         if not changed and row.get("edited_at") is None:
@@ -978,7 +994,7 @@ class PostService:
                      "media": media_column, "content": text_to_html(change.text, mentions, self.settings.public_url)}
             before_text = row.get("text") or ""
             mentioned_before = {m.account_id for m in stored(row.get("mentions"))}
-            await self.edits.write(row, after, version_id, edited_at)
+            await self.edits.write(row, after, version_id, edited_at, described)
             progress.written = True
         else:
             # A retry of an edit already written: the event again, from the version before it.
@@ -999,7 +1015,7 @@ class PostService:
             if changed:
                 progress.written = not await self._undo_edit(
                     row, self._edited_event(after, row, self.ids.next_id(), username, after["text"], None),
-                    version_id)
+                    version_id, described)
             raise
         if changed:
             STATUSES_EDITED.inc()
@@ -1021,7 +1037,8 @@ class PostService:
             tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text),
             mentions_added=added)
 
-    async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int) -> bool:
+    async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int,
+                         described: list[Described]) -> bool:
         """Take back an edit whose event was not acknowledged: the row and versions as they were, the cached
         value dropped, and ``restored`` (the edit back to ``row``) handed to the producer. An event that timed out
         may still reach the broker (the producer retries it): the restoring one follows it on the author's
@@ -1029,7 +1046,7 @@ class PostService:
         it was again."""
         taken_back = False
         try:
-            await self.edits.undo(row, version_id)
+            await self.edits.undo(row, version_id, described)
             taken_back = True
             await resp.round_trip(self.redis, [recount_command(row["id"])])
         except Exception:

@@ -89,3 +89,35 @@ def test_an_edit_kafka_does_not_take_is_taken_back(
     assert (ids(tagged(http, before)), ids(tagged(http, after))) == ([status_id], [])
     assert _read_by(http, follower, status_id) == posted["content"]
     harness.figure("Kafka paused during an edit: answered 503, the status as before, its hashtags' timelines too")
+
+
+@pytest.mark.timeout(300)
+def test_an_edit_of_descriptions_kafka_does_not_take_is_taken_back(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults,
+) -> None:
+    """The same with ``media_attributes[]``: the attachment's description is restored in the status and in its
+    own record (written in the edit's batch, taken back in the undo's)."""
+    from tests.post.test_media import image_bytes, uploaded
+
+    author = make_user("efm_a")
+    picture = uploaded(http, author, image_bytes(colour="red"), description="as posted")["id"]
+    posted = http.post("/api/v1/statuses", headers=author.auth, json={"status": "pic", "media_ids": [picture]})
+    assert posted.status_code == 200, posted.text
+    status_id = posted.json()["id"]
+
+    broker = harness.engine_pid("kafka")
+    faults.pause(broker)
+    try:
+        refused = http.put(f"/api/v1/statuses/{status_id}", headers=author.auth, json={
+            "status": "pic", "media_attributes": [{"id": picture, "description": "never kept", "focus": "1,1"}]})
+    finally:
+        faults.resume(broker)
+    assert refused.status_code == 503 and set(refused.json()) == {"error"}, refused.text
+    shown = http.get(f"/api/v1/statuses/{status_id}", headers=author.auth).json()
+    assert shown["edited_at"] is None
+    assert [(m["description"], m["meta"]["focus"]) for m in shown["media_attachments"]] == [
+        ("as posted", {"x": 0.0, "y": 0.0})]
+    own = http.get(f"/api/v1/media/{picture}", headers=author.auth).json()
+    assert (own["description"], own["meta"]["focus"]) == ("as posted", {"x": 0.0, "y": 0.0})
+    assert len(history(http, status_id)) == 1
+    harness.figure("Kafka paused during an edit of descriptions: answered 503, status and attachment as before")

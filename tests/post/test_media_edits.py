@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from mastodon import Mastodon
@@ -123,3 +124,102 @@ def test_mastodon_py_edits_attachments(gateway_url: str, make_user: Callable[...
     assert [m.id for m in changed.media_attachments] == [second.id, first.id]
     assert [m.description for m in changed.media_attachments] == ["second", "first"]
     assert [len(v.media_attachments) for v in client.status_history(status.id)] == [1, 2]
+
+
+def described(status: dict[str, Any]) -> list[tuple[str, str | None, dict[str, float] | None]]:
+    return [(m["id"], m["description"], m["meta"].get("focus")) for m in status["media_attachments"]]
+
+
+def test_an_edit_describes_attachments_anew(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    """``media_attributes[]`` (Mastodon's): a new description and focal point for attachments the status is to
+    have, by id, in JSON or either form spelling; a new version, the history keeping the old text; the
+    attachment's own record follows (``GET /api/v1/media/:id``)."""
+    author, follower = make_user("med_d"), make_user("med_g")
+    follow(http, follower, author)
+    a = uploaded(http, author, image_bytes(colour="red"), description="a red square")["id"]
+    b = uploaded(http, author, image_bytes(colour="blue"))["id"]
+    c = uploaded(http, author, image_bytes(colour="green"))["id"]
+    status = http.post("/api/v1/statuses", headers=author.auth, json={"status": "alt", "media_ids": [a, b]}).json()
+
+    # JSON, attributes alone: the attachments stay, described anew.
+    first = edit(http, author, status["id"], status="alt",
+                 media_attributes=[{"id": a, "description": "a red square, bright", "focus": "0.5,-0.25"}])
+    assert first.status_code == 200, first.text
+    assert described(first.json()) == [(a, "a red square, bright", {"x": 0.5, "y": -0.25}), (b, None,
+                                                                                             {"x": 0.0, "y": 0.0})]
+    assert first.json()["edited_at"] is not None
+    assert described(http.get(f"/api/v1/statuses/{status['id']}", headers=follower.auth).json()) == described(
+        first.json())
+    own = http.get(f"/api/v1/media/{a}", headers=author.auth).json()
+    assert (own["description"], own["meta"]["focus"]) == ("a red square, bright", {"x": 0.5, "y": -0.25})
+
+    # A form, Rails's list spelling, with an attachment added in the same edit and described.
+    form = [("status", "alt"), ("media_ids[]", c), ("media_ids[]", a),
+            ("media_attributes[][id]", c), ("media_attributes[][description]", "green"),
+            ("media_attributes[][id]", a), ("media_attributes[][focus]", "1,1")]
+    second = http.put(f"/api/v1/statuses/{status['id']}", content=urlencode(form),
+                      headers={**author.auth, "Content-Type": "application/x-www-form-urlencoded"})
+    assert second.status_code == 200, second.text
+    assert described(second.json()) == [(c, "green", {"x": 0.0, "y": 0.0}),
+                                        (a, "a red square, bright", {"x": 1.0, "y": 1.0})]
+    # Indexed form spelling; an unchanged description keeps no new version.
+    third = http.put(f"/api/v1/statuses/{status['id']}", headers=author.auth, data={
+        "status": "alt", "media_attributes[0][id]": c, "media_attributes[0][description]": "green"})
+    assert third.status_code == 200 and described(third.json()) == described(second.json()), third.text
+    versions = http.get(f"/api/v1/statuses/{status['id']}/history", headers=author.auth).json()
+    assert [[m["description"] for m in v["media_attachments"]] for v in versions] == [
+        ["a red square", None], ["a red square, bright", None], ["green", "a red square, bright"]]
+    # The follower's home timeline shows it as edited.
+    in_home: dict[str, Any] = eventually(lambda: next(
+        (s for s in http.get("/api/v1/timelines/home", headers=follower.auth).json()
+         if s["id"] == status["id"] and s["media_attachments"][0]["id"] == c), None) or {})
+    assert described(in_home) == described(second.json())
+    # Removed by a later edit and posted again after the delete: it carries the description an edit gave it.
+    assert edit(http, author, status["id"], status="alt", media_ids=[c]).status_code == 200
+    assert http.delete(f"/api/v1/statuses/{status['id']}", headers=author.auth).status_code == 200
+    again = http.post("/api/v1/statuses", headers=author.auth, json={"status": "again", "media_ids": [a]})
+    assert again.status_code == 200 and described(again.json()) == [(a, "a red square, bright", {"x": 1.0,
+                                                                                                   "y": 1.0})]
+
+
+def test_media_attributes_refused_change_nothing(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    author, other = make_user("med_r"), make_user("med_s")
+    a = uploaded(http, author, image_bytes(colour="red"), description="kept")["id"]
+    loose = uploaded(http, author, image_bytes(colour="blue"))["id"]
+    theirs = uploaded(http, other, image_bytes(colour="green"))["id"]
+    status = http.post("/api/v1/statuses", headers=author.auth, json={"status": "s", "media_ids": [a]}).json()
+    for attributes in (
+        [{"id": loose, "description": "not the status's"}],  # not among the attachments it is to have
+        [{"id": theirs, "description": "someone else's"}],
+        [{"id": a, "description": "x" * 1501}],
+        [{"id": a, "focus": "2,0"}], [{"id": a, "focus": "left"}], [{"id": a, "focus": 5}],
+        [{"id": a, "description": 7}], [{"id": "abc"}], [{"description": "no id"}], ["just a string"],
+        [{"id": a, "description": "one"}, {"id": a, "description": "twice"}],
+        [{"id": a, "thumbnail": "data"}],
+        [{"id": a}] * 5, "not a list", {"x": {"id": a}},
+    ):
+        answer = edit(http, author, status["id"], status="changed?", media_attributes=attributes)
+        assert answer.status_code == 422 and set(answer.json()) == {"error"}, (attributes, answer.text)
+    for form in ({"status": "s", "media_attributes[0][colour]": "red"},
+                 {"status": "s", "media_attributes[x][id]": str(a)}):
+        answer = http.put(f"/api/v1/statuses/{status['id']}", headers=author.auth, data=form)
+        assert answer.status_code == 422 and set(answer.json()) == {"error"}, (form, answer.text)
+    shown = http.get(f"/api/v1/statuses/{status['id']}", headers=author.auth).json()
+    assert (shown["edited_at"], shown["content"], described(shown)) == (None, "<p>s</p>",
+                                                                        [(a, "kept", {"x": 0.0, "y": 0.0})])
+    assert http.get(f"/api/v1/media/{a}", headers=author.auth).json()["description"] == "kept"
+    # The one outside the status is still free for a status of the author's.
+    assert http.post("/api/v1/statuses", headers=author.auth,
+                     json={"status": "free", "media_ids": [loose]}).status_code == 200
+
+
+def test_mastodon_py_describes_attachments_in_an_edit(gateway_url: str, make_user: Callable[..., User]) -> None:
+    author = make_user("med_k")
+    client = Mastodon(access_token=author.token, api_base_url=gateway_url, version_check_mode="none")
+    picture = client.media_post(image_bytes(colour="green"), mime_type="image/png", description="before")
+    status = client.status_post("described", media_ids=[picture])
+    changed = client.status_update(status.id, "described", media_attributes=[
+        {"id": picture.id, "description": "after", "focus": "-0.5,0.5"}])
+    assert [m.description for m in changed.media_attachments] == ["after"]
+    assert [m.description for v in client.status_history(status.id) for m in v.media_attachments] == [
+        "before", "after"]

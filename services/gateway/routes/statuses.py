@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -57,6 +58,58 @@ def _media_ids(params: dict[str, Any]) -> list[int] | None:
     if any(i is None for i in ids):
         raise ApiError(422, "Validation failed: media_ids must be ids of uploaded attachments")
     return [i for i in ids if i is not None]
+
+
+_ATTRIBUTE_PART = re.compile(r"media_attributes\[(\d{1,3})\]\[([a-z_]+)\]")
+_BAD_ATTRIBUTES = "Validation failed: media_attributes must be a list of objects with an id"
+
+
+def _media_attributes(params: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """An edit's ``media_attributes[]``: each attachment's ``id`` with a new ``description`` and/or ``focus``
+    ("x,y"), as JSON nests them (a list, or an object keyed by index), as a form spells them
+    (``media_attributes[][id]``, or ``media_attributes[0][id]``); checked here, None when not given. A custom
+    ``thumbnail`` is a 422: Kicau makes every preview itself."""
+    by_index: dict[int, Any] = {}
+    given = params.get("media_attributes")
+    if isinstance(given, list):
+        by_index.update(enumerate(given))
+    elif isinstance(given, dict) and all(str(index).isdigit() for index in given):
+        by_index.update((int(index), value) for index, value in given.items())
+    elif given is not None:
+        raise ApiError(422, _BAD_ATTRIBUTES)
+    for key, value in params.items():
+        part = _ATTRIBUTE_PART.fullmatch(key)
+        if part is not None:
+            by_index.setdefault(int(part.group(1)), {})[part.group(2)] = value
+        elif key.startswith("media_attributes["):
+            raise ApiError(422, f"Validation failed: {key[:60]} is not an attachment's id, description or focus")
+    if given is None and not by_index:
+        return None
+    if len(by_index) > media.MAX_PER_STATUS:
+        raise ApiError(422, f"Validation failed: You can't attach more than {media.MAX_PER_STATUS} files")
+    described = []
+    for index in sorted(by_index):
+        attributes = by_index[index]
+        if not isinstance(attributes, dict) or not isinstance(attributes.get("id"), str | int):
+            raise ApiError(422, _BAD_ATTRIBUTES)
+        media_id = parse_id(str(attributes["id"]))
+        if media_id is None:
+            raise ApiError(422, "Validation failed: media_attributes must name ids of uploaded attachments")
+        if attributes.get("thumbnail") not in (None, ""):
+            raise ApiError(422, "Validation failed: Kicau takes no custom thumbnails")
+        one: dict[str, Any] = {"id": media_id}
+        description, focus = attributes.get("description"), attributes.get("focus")
+        if description is not None:
+            if not isinstance(description, str):
+                raise ApiError(422, "Validation failed: an attachment's description must be text")
+            one["description"] = media.check_description(description)
+        if focus not in (None, ""):
+            if not isinstance(focus, str):
+                raise ApiError(422, "Validation failed: focus must be two numbers from -1.0 to 1.0, as x,y")
+            x, y = media.parse_focus(focus)
+            one["focus"] = f"{x},{y}"
+        described.append(one)
+    return described
 
 
 def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS) -> dict[str, Any]:
@@ -167,10 +220,15 @@ async def delete_status(status_id: str, token: StatusWriter, services: Services)
 async def edit_status(status_id: str, request: Request, token: StatusWriter, services: Services,
                       settings: Settings) -> Response:
     """Rewrite one's own status: its text, spoiler, sensitivity, language (kept unless given) and attachments
-    (`media_ids[]`: the ones it is to have, in order; kept unless given); its followers' streams get a
+    (`media_ids[]`: the ones it is to have, in order; kept unless given; `media_attributes[]`: new descriptions and
+    focal points of those, by id); its followers' streams get a
     ``status.update``. Anyone else's status is a 404, as a missing one. Edits of one status
     run one at a time: one that waited 3 s for another to finish is a 409."""
-    body = _status_body(await read_params(request, settings.max_body_bytes), EDIT_FIELDS)
+    params = await read_params(request, settings.max_body_bytes)
+    body = _status_body(params, EDIT_FIELDS)
+    described = _media_attributes(params)
+    if described is not None:
+        body["media_attributes"] = described
     return passthrough(await services.post.call("PUT", f"/internal/statuses/{record_id(status_id)}", json=body,
                                                 token=token))
 
