@@ -18,6 +18,8 @@ from kicau import hashtags, media, polls
 from kicau.account_notes import Annotations
 from kicau.blocks_and_mutes import Between
 from kicau.follow_options import FollowOptions
+from kicau.links import addresses as web_addresses
+from kicau.links import link_html as web_link_html
 from kicau.mentions import MENTION, Mention, link_html, local_domains, local_username, stored
 from kicau.mentions import entity as mention_entity
 
@@ -83,7 +85,8 @@ def _paragraph_html(paragraph: str, mentions: Mapping[str, Mention], public_url:
     if public_url and hashtags.may_carry(paragraph):
         links += ((match.start(), match.end(), hashtags.link_html(match.group(1), public_url))
                   for match in hashtags.found(paragraph))
-        links.sort()
+    links += ((start, end, web_link_html(address)) for start, end, address in web_addresses(paragraph))
+    links.sort()
     if not links:
         return _inline_html(paragraph)
     parts: list[str] = []
