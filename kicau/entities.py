@@ -204,7 +204,8 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "reblog": None,
         # As posted (no votes): every read puts the poll as it is now in its place (kicau/polls.py).
         "poll": polls.entity(int(row["id"]), poll) if (poll := polls.read(row.get("poll"))) and not reblog else None,
-        "card": None,
+        # The first link's preview (services/post/link_previews.py), as stored; none until its page was fetched.
+        "card": msgspec.Raw(card.encode()) if (card := row.get("card")) and not reblog else None,
         "language": row.get("language"),
         "edited_at": iso_time(row.get("edited_at")),
         "application": None,

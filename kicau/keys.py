@@ -7,6 +7,8 @@ where a command spans keys of different users: on Redis Cluster always inside on
 
 from __future__ import annotations
 
+import hashlib
+
 # The last entry of every home timeline (older than any status id). A timeline that ends with it is materialised,
 # and a Redis list cannot be empty: the sentinel lets an empty-but-real timeline exist, told apart from one lost
 # with Redis (which is rebuilt from Cassandra).
@@ -252,6 +254,12 @@ def display_name_words() -> str:
 def account_names() -> str:
     """Every account's username (kicau/account_names.py): a sorted set of ``<username>:<id>`` read by prefix."""
     return "accounts:{names}"
+
+
+def link_card(url: str) -> str:
+    """A page's preview card, or that it makes none (services/post/link_previews.py), by the page's address: a
+    link many statuses share is fetched once a day."""
+    return f"link:card:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
 
 
 def push_sent(subscription_id: int, notification_id: int) -> str:

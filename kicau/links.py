@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Iterator
 from typing import Final
+from urllib.parse import urlsplit
 
 # Where an address may start: not inside a word, an address or a mention.
 _ADDRESS: Final = re.compile(r"(?<![\w/.@:#-])https?://[^\s<>\"/?#]+[^\s<>\"]*", re.IGNORECASE)
@@ -44,8 +45,24 @@ def addresses(text: str) -> Iterator[tuple[int, int, str]]:
 
 
 def first_address(text: str) -> str | None:
-    """The address a status's preview card shows: its first, as Mastodon takes it."""
     return next((address for _, _, address in addresses(text)), None)
+
+
+def preview_address(text: str, own_url: str) -> str | None:
+    """The address a status's preview card shows: its first that is not on this server (``own_url``, the
+    server's public address; the same host and port), as Mastodon makes no card for its own pages."""
+    own = origin(own_url)
+    return next((address for _, _, address in addresses(text) if origin(address) != own), None)
+
+
+def origin(url: str) -> tuple[str, int | None]:
+    """An address's host and port (the scheme's own when it names none)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(parts.scheme.lower())
 
 
 def link_html(address: str) -> str:

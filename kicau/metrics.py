@@ -82,6 +82,12 @@ PUSH_LATENCY = Histogram(
     "kicau_push_delivery_latency_seconds", "Notification's cause accepted to its push accepted by the endpoint",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+LINK_PREVIEWS = Counter(
+    "kicau_link_previews_total", "Statuses' link previews looked for, by outcome (card: shown; none: the page makes "
+    "none or could not be fetched; stale: the status no longer shows the address)", ["outcome"])
+LINK_PREVIEW_FETCH = Histogram(
+    "kicau_link_preview_fetch_seconds", "Fetching a page for its preview card",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
 PUSH_CONSUMER_LAG = Gauge(
     "kicau_push_consumer_lag", "Notices behind the end of each assigned partition", ["topic", "partition"]
 )

@@ -37,6 +37,9 @@ class CommonSettings(BaseSettings):
     # only for a development stack and tests, whose receivers listen on 127.0.0.1. Off, a user could aim the
     # instance's push requests at its own network.
     push_allow_insecure_endpoints: bool = False
+    # Link previews (services/post/link_previews.py) of pages on private addresses (kicau/outbound.py): the same,
+    # for a development stack and tests whose pages are served on 127.0.0.1.
+    link_previews_allow_private_hosts: bool = False
 
     redis_url: str = "redis://127.0.0.1:6379/0"
 
@@ -76,6 +79,8 @@ class CommonSettings(BaseSettings):
             raise ValueError("KICAU_PUBLIC_URL must be set to the public address in production")
         if self.environment == "production" and self.push_allow_insecure_endpoints:
             raise ValueError("KICAU_PUSH_ALLOW_INSECURE_ENDPOINTS is for development: refused in production")
+        if self.environment == "production" and self.link_previews_allow_private_hosts:
+            raise ValueError("KICAU_LINK_PREVIEWS_ALLOW_PRIVATE_HOSTS is for development: refused in production")
         if bool(self.cassandra_username) != bool(self.cassandra_password.get_secret_value()):
             raise ValueError("set both KICAU_CASSANDRA_USERNAME and KICAU_CASSANDRA_PASSWORD, or neither")
         return self

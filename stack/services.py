@@ -123,8 +123,10 @@ def service_env() -> dict[str, str]:
     if gateway is not None:
         env.setdefault("KICAU_PUBLIC_URL", f"http://{HOST}:{gateway.port}")
     # A development stack: web push subscriptions may name receivers on this host over plain http (the tests'
-    # receivers, a developer's own); a deployment leaves it off (kicau/settings.py).
+    # receivers, a developer's own), and statuses' link previews may fetch pages served on it; a deployment leaves
+    # both off (kicau/settings.py, kicau/outbound.py).
     env.setdefault("KICAU_PUSH_ALLOW_INSECURE_ENDPOINTS", "true")
+    env.setdefault("KICAU_LINK_PREVIEWS_ALLOW_PRIVATE_HOSTS", "true")
     return env
 
 

@@ -43,6 +43,7 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, MediaAttributes, StatusChange
+from services.post.link_previews import LinkPreviewStore, PageCards, link_preview_runner
 from services.post.media import Attachments, MediaStore, expiry_runner
 from services.post.poll_endings import PollEndingStore, poll_end_runner
 from services.post.scheduled import ScheduledStore, scheduled_runner
@@ -175,6 +176,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             attachments=Attachments(MediaStore(session, clients.write_consistency(common)), common.public_url,
                                     in_flight_seconds=IDEMPOTENCY_IN_FLIGHT_SECONDS,
                                     unattached_seconds=own.unattached_media_seconds),
+            link_previews=LinkPreviewStore(session, clients.write_consistency(common)),
+            page_cards=PageCards(redis, timeout=own.link_preview_timeout_seconds,
+                                 max_bytes=own.link_preview_max_bytes,
+                                 allow_private=common.link_previews_allow_private_hosts,
+                                 user_agent=f"Kicau link previews (+{common.public_url})")
+            if own.link_previews else None,
         )
         service: PostService = app.state.service
         schedulers = [
@@ -185,6 +192,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             asyncio.create_task(expiry_runner(service.attachments.store, poll_seconds=own.scheduled_poll_seconds)
                                 .run()),
         ]
+        if service.page_cards is not None:
+            previews = link_preview_runner(service.link_previews, service.show_preview,
+                                           poll_seconds=own.scheduled_poll_seconds,
+                                           concurrency=own.link_preview_concurrency)
+            service.previews_planned = previews.wake
+            schedulers.append(asyncio.create_task(previews.run()))
         try:
             yield
         finally:
@@ -192,6 +205,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 scheduler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await scheduler
+            if service.page_cards is not None:
+                await service.page_cards.close()
 
 
 app = ServiceApp(service="post", title="Kicau post service", lifespan=lifespan)

@@ -13,6 +13,7 @@ and forgetting the entry, act on it once in effect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -75,23 +76,34 @@ class DueRunner(Generic[Entry]):
     answers how many it published (0: nothing to publish, the entry was stale); ``what`` names them in the log."""
 
     def __init__(self, what: str, entries: DueEntries[Entry], progress: Progress,
-                 handle: Callable[[Entry], Awaitable[int]], *, poll_seconds: float = 1.0) -> None:
+                 handle: Callable[[Entry], Awaitable[int]], *, poll_seconds: float = 1.0,
+                 concurrency: int = 1) -> None:
         self._what = what
         self._entries = entries
         self._progress = progress
         self._handle = handle
         self._poll_seconds = poll_seconds
         self._first_hour: int | None = None
+        # Entries handled at once (1: in order, one after another); a handler that waits on the network (a page
+        # fetched for a preview) should not hold the others up.
+        self._concurrency = concurrency
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due entries now rather than at the next round (one was just planned, due at once)."""
+        self._woken.set()
 
     async def run(self) -> None:
         while True:
+            self._woken.clear()
             try:
                 await self.tick(datetime.now(UTC))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("%s: a round failed; trying again", self._what, exc_info=True)
-            await asyncio.sleep(self._poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self._poll_seconds)
 
     async def tick(self, now: datetime) -> int:
         """Act on what is due by ``now``; how many were published."""
@@ -101,12 +113,18 @@ class DueRunner(Generic[Entry]):
             self._first_hour = recorded if recorded is not None else current - FIRST_LOOK_BACK_HOURS
         published, complete = 0, True
         for hour in range(self._first_hour, current + 1):
-            for entry in await self._entries.due(hour, now):
-                try:
-                    published += await self._handle(entry)
-                except Exception:
-                    complete = False  # kept, for the next round
-                    log.warning("%s: %r not done yet", self._what, entry, exc_info=True)
+            entries = list(await self._entries.due(hour, now))
+            for start in range(0, len(entries), self._concurrency):
+                for entry, outcome in zip(entries[start:start + self._concurrency], await asyncio.gather(
+                        *map(self._handle, entries[start:start + self._concurrency]), return_exceptions=True),
+                        strict=True):
+                    if isinstance(outcome, Exception):
+                        complete = False  # kept, for the next round
+                        log.warning("%s: %r not done yet", self._what, entry, exc_info=outcome)
+                    elif isinstance(outcome, BaseException):  # cancelled, or the process exiting
+                        raise outcome
+                    else:
+                        published += outcome
         if complete and current > self._first_hour:
             # Every earlier hour is done: the next rounds start from this one.
             await self._progress.advance(current)

@@ -107,7 +107,7 @@ class EditStore:
         write = write_preparer(session, write_consistency)
         self._rewrite = write(
             "UPDATE statuses SET text = ?, content = ?, spoiler_text = ?, sensitive = ?, language = ?, mentions = ?,"
-            " media = ?, edited_at = ? WHERE id = ?")
+            " media = ?, card = ?, edited_at = ? WHERE id = ?")
         self._keep_version = write(
             "INSERT INTO status_edits (status_id, version_id, text, content, spoiler_text, sensitive, language,"
             " media) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -134,7 +134,7 @@ class EditStore:
     def _row_values(self, status_id: int, row: dict[str, Any], edited_at: datetime | None) -> tuple[Any, ...]:
         return (row.get("text") or "", row.get("content") or "", row.get("spoiler_text") or "",
                 bool(row.get("sensitive")), row.get("language"), row.get("mentions") or None, row.get("media"),
-                edited_at, status_id)
+                row.get("card"), edited_at, status_id)
 
     async def write(self, before: dict[str, Any], after: dict[str, Any], version_id: int,
                     edited_at: datetime, described: Sequence[Described] = ()) -> None:

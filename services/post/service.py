@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from kicau import directory, hashtags, keys, media, newest_ids, polls, replies, resp
+from kicau import directory, hashtags, keys, links, media, newest_ids, polls, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -51,7 +51,7 @@ from kicau.events import (
 from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.mentions import MentionResolver, stored
-from kicau.metrics import POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
+from kicau.metrics import LINK_PREVIEWS, POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
 from kicau.pins import MAX_PINS, PinStore
 from kicau.publishing import enqueue, publish
 from kicau.reader_marks import Mark, mark_commands
@@ -72,6 +72,7 @@ from services.post.edits import (
     version_media,
     version_time,
 )
+from services.post.link_previews import DuePreview, LinkPreviewStore, PageCards
 from services.post.media import Attachments
 from services.post.poll_endings import Ending, PollEndingStore, notification_id
 from services.post.scheduled import (
@@ -218,6 +219,10 @@ async def _keep_lease(lock: Lock) -> None:
             log.info("could not renew the lease of %s (%r)", lock.name, exc)
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass
 class PostService:
     settings: CommonSettings
@@ -239,6 +244,50 @@ class PostService:
     edits: EditStore
     scheduled: ScheduledStore
     attachments: Attachments
+    link_previews: LinkPreviewStore
+    # Pages' cards (services/post/link_previews.py); None: no previews (``KICAU_POST_LINK_PREVIEWS=false``).
+    page_cards: PageCards | None = None
+    # Called once a preview is planned: the runner looks at once rather than at its next round.
+    previews_planned: Callable[[], None] = _nothing
+
+    def _preview_address(self, text: str) -> str | None:
+        """The address whose card the status is to show (kicau/links.py), if previews are on."""
+        if self.page_cards is None:
+            return None
+        return links.preview_address(text, self.settings.public_url)
+
+    async def show_preview(self, due: DuePreview) -> bool:
+        """Fetch a planned preview's page and, if it makes a card and the status still shows the address, write the
+        card into its row and drop its cached value behind a new edited mark (services/post/link_previews.py);
+        whether a card was shown. Raises (the plan is kept for the next round) only when an edit holds the status
+        or an engine fails."""
+        if self.page_cards is None or not self._shows_address(await self.store.get(due.status_id), due.url):
+            LINK_PREVIEWS.labels("stale").inc()
+            return False
+        card = await self.page_cards.card(due.url)
+        if card is None:
+            LINK_PREVIEWS.labels("none").inc()
+            return False
+        lock = self.redis.lock(keys.status_edit_lock(due.status_id), timeout=EDIT_LEASE_SECONDS,
+                               blocking_timeout=EDIT_WAIT_SECONDS)
+        if not await lock.acquire():
+            raise RuntimeError(f"status {due.status_id} is being edited: its preview waits for the next round")
+        try:
+            if not self._shows_address(await self.store.get(due.status_id), due.url):  # edited or deleted meanwhile
+                LINK_PREVIEWS.labels("stale").inc()
+                return False
+            await self.link_previews.show(due.status_id, card)
+            await resp.round_trip(self.redis, [edited_command(due.status_id, self.ids.next_id()),
+                                               recount_command(due.status_id)])
+        finally:
+            with contextlib.suppress(LockError):
+                await lock.release()
+        LINK_PREVIEWS.labels("card").inc()
+        return True
+
+    def _shows_address(self, row: dict[str, Any] | None, url: str) -> bool:
+        return (row is not None and row.get("deleted_at") is None and not row.get("reblog_of_id")
+                and self._preview_address(row.get("text") or "") == url)
 
     async def _publish(self, event: Event) -> None:
         async with asyncio.timeout(self.own.publish_timeout_seconds):
@@ -318,6 +367,9 @@ class PostService:
             await self.store.insert(row)
             if draft.poll is not None:  # its end notifies its voters (services/post/poll_endings.py)
                 await self.poll_endings.plan(status_id, account_id, draft.poll.ends())
+            preview = self._preview_address(draft.text)
+            if preview is not None:  # its link's card (services/post/link_previews.py)
+                await self.link_previews.plan(status_id, preview)
             started = time.perf_counter()
             await self._publish(StatusCreated(status_id=status_id, account_id=account_id,
                                               status_json=fragment.decode(), visibility=draft.visibility,
@@ -330,6 +382,8 @@ class PostService:
             await self._roll_back(row, idempotency_key)
             raise
         STATUSES_CREATED.inc()
+        if preview is not None:
+            self.previews_planned()
         crash_point("post.status.published")
         # The answer embeds the card as read plus this status, whether or not the bookkeeping gets through: the
         # status is durable and published, and a 503 now would make a client without an Idempotency-Key post it
@@ -992,6 +1046,8 @@ class PostService:
             after = {**row, "text": change.text, "sensitive": change.sensitive, "spoiler_text": change.spoiler_text,
                      "language": change.language, "mentions": mentions, "edited_at": edited_at,
                      "media": media_column, "content": text_to_html(change.text, mentions, self.settings.public_url)}
+            if self._preview_address(change.text) != self._preview_address(row.get("text") or ""):
+                after["card"] = None  # another page's, fetched once the edit is out
             before_text = row.get("text") or ""
             mentioned_before = {m.account_id for m in stored(row.get("mentions"))}
             await self.edits.write(row, after, version_id, edited_at, described)
@@ -1019,7 +1075,23 @@ class PostService:
             raise
         if changed:
             STATUSES_EDITED.inc()
+        await self._plan_edited_preview(after, row if changed else None)
         return await self.get(status_id, Reader(account_id))
+
+    async def _plan_edited_preview(self, after: dict[str, Any], before: dict[str, Any] | None) -> None:
+        """Plan the card of an edited status's new address (``before``: the status before the edit; None for a
+        retry of an edit already written, which plans it if the status still has no card). Best effort: the edit
+        is out, and a status without a card is still whole."""
+        address = self._preview_address(after.get("text") or "")
+        if address is None or after.get("card") is not None or (
+                before is not None and address == self._preview_address(before.get("text") or "")):
+            return
+        try:
+            await self.link_previews.plan(after["id"], address)
+        except Exception:
+            log.warning("could not plan the preview of edited status %s", after["id"], exc_info=True)
+            return
+        self.previews_planned()
 
     def _edited_event(self, before: dict[str, Any], after: dict[str, Any], version_id: int, username: str,
                       before_text: str, mentioned_before: set[int] | None) -> StatusEdited:

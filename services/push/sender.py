@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import logging
-import socket
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from kicau.outbound import resolves_to_public
 from kicau.web_push import PushRequest
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class PushSender:
             await self._session.close()
 
     async def send(self, endpoint: str, request: PushRequest) -> Outcome:
-        if not self._allow_insecure and not await _public_host(endpoint):
+        if not self._allow_insecure and not await resolves_to_public(endpoint):
             return Outcome.UNSAFE
         pause = self._first_pause
         for attempt in range(1, self._attempts + 1):
@@ -91,12 +90,3 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: the growing pause decides
-
-
-async def _public_host(endpoint: str) -> bool:
-    host = urlsplit(endpoint).hostname or ""
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return True  # unresolvable: the request fails as any other, and is retried
-    return all(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_global for info in found)

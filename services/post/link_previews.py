@@ -1,0 +1,190 @@
+"""Link previews: the card a status shows for the first web address in its text that is not on this server
+(kicau/links.py), made from the page's head (kicau/link_previews.py), as Mastodon's.
+
+* **Planning.** A status with such an address is planned in Cassandra's ``link_previews_due`` (the hour it was
+  posted, migration 0045) after its row is written and before it is published, as a poll's end is
+  (services/post/poll_endings.py): a failed plan fails the post, which is rolled back, and a post service that
+  dies once the status is published leaves the plan for another (or itself, restarted). An edit that changes the
+  address clears the card and plans the new address once the edit is published (a crash between the two leaves
+  the edited status without a card).
+* **Fetching.** ``link_preview_runner`` (services/post/due_hours.py, woken as a plan is made) fetches each page,
+  a few at once: ``GET`` with no cookies, at most three redirects (each checked again), ``link_preview_timeout_seconds``
+  in all, only ``text/html``, no more than ``link_preview_max_bytes`` read. Only public hosts (kicau/outbound.py):
+  a user could otherwise make the server request its own network. A card, or that the page makes none, is kept in
+  Redis by address (``kicau.keys.link_card``: a day, an hour for none), so a link many statuses share is fetched once.
+* **Showing.** The card is written into the status's row only while the row still shows that address (an edit
+  takes the status's edit lock; so does this, after the fetch), then the status's cached value is dropped behind a
+  new edited mark (kicau/status_cards.py): every read renders it from the row with its card, and a creation event
+  applied late caches nothing older. Streams are not told (Mastodon's are not either): the next read shows it.
+  A page that cannot be fetched, or makes no card, leaves the status without one; the plan is removed either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import msgspec
+from cassandra.cluster import Session
+from redis.asyncio import Redis
+
+from kicau import keys, link_previews
+from kicau.clients import execute, write_preparer
+from kicau.metrics import LINK_PREVIEW_FETCH
+from kicau.outbound import PublicResolver, literal_host_problem
+from services.post.due_hours import DueRunner, HourProgress, hour_of
+
+log = logging.getLogger(__name__)
+
+MAX_REDIRECTS: Final = 3
+CARD_SECONDS: Final = 86_400
+NO_CARD_SECONDS: Final = 3_600
+_NO_CARD: Final = b"-"
+_HTML_TYPES: Final = ("text/html", "application/xhtml+xml")
+
+@dataclass(frozen=True, slots=True)
+class DuePreview:
+    hour: int
+    due_at: datetime
+    status_id: int
+    url: str
+
+
+class LinkPreviewStore:
+    """``link_previews_due`` and its progress row, and the card in a status's row."""
+
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        write = write_preparer(session, write_consistency)
+        self._plan = write("INSERT INTO link_previews_due (hour, due_at, status_id, url) VALUES (?, ?, ?, ?)")
+        self._unplan = write("DELETE FROM link_previews_due WHERE hour = ? AND due_at = ? AND status_id = ?")
+        self._due = session.prepare("SELECT due_at, status_id, url FROM link_previews_due WHERE hour = ?"
+                                    " AND due_at <= ?")
+        self._show = write("UPDATE statuses SET card = ? WHERE id = ?")
+        self.progress = HourProgress(session, write_consistency, "link_previews_due_progress")
+
+    async def plan(self, status_id: int, url: str) -> None:
+        now = datetime.now(UTC)
+        await execute(self._session, self._plan, (hour_of(now), now, status_id, url))
+
+    async def unplan(self, due: DuePreview) -> None:
+        await execute(self._session, self._unplan, (due.hour, due.due_at, due.status_id))
+
+    async def due(self, hour: int, now: datetime) -> list[DuePreview]:
+        rows = await execute(self._session, self._due, (hour, now))
+        return [DuePreview(hour, row["due_at"].replace(tzinfo=UTC), int(row["status_id"]), row["url"])
+                for row in rows]
+
+    async def show(self, status_id: int, card: str) -> None:
+        await execute(self._session, self._show, (card, status_id))
+
+
+class PageCards:
+    """Pages' cards: fetched (module doc), kept in Redis by address."""
+
+    def __init__(self, redis: Redis, *, timeout: float, max_bytes: int, allow_private: bool,
+                 user_agent: str) -> None:
+        self._redis = redis
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_bytes = max_bytes
+        self._allow_private = allow_private
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running loop. No cookies kept between pages; names resolved to public
+        # addresses only, and connections made to those very addresses (kicau/outbound.py).
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=64, resolver=None if self._allow_private else PublicResolver())
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": self._user_agent, "Accept": "text/html,application/xhtml+xml"})
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def card(self, url: str) -> str | None:
+        """The page's card as JSON, or None when it makes none (or could not be fetched)."""
+        key = keys.link_card(url)
+        kept = await self._redis.get(key)
+        if kept is not None:
+            text = kept.decode() if isinstance(kept, bytes) else str(kept)
+            return None if text == _NO_CARD.decode() else text
+        found = await self._fetched(url)
+        encoded = msgspec.json.encode(found).decode() if found is not None else None
+        await self._redis.set(key, encoded.encode() if encoded else _NO_CARD,
+                              ex=CARD_SECONDS if encoded else NO_CARD_SECONDS)
+        return encoded
+
+    async def _fetched(self, url: str) -> dict[str, Any] | None:
+        started = time.perf_counter()
+        try:
+            page = await self._page(url)
+        except (aiohttp.ClientError, TimeoutError, OSError, UnicodeError, ValueError) as exc:
+            log.info("no preview of %s: %s", urlsplit(url).netloc, exc)
+            return None
+        finally:
+            LINK_PREVIEW_FETCH.observe(time.perf_counter() - started)
+        return link_previews.card(url, page) if page is not None else None
+
+    async def _page(self, url: str) -> str | None:
+        """The page's HTML (its first ``max_bytes``), following redirects each checked as the first address; None
+        for an answer that is no HTML page."""
+        async with asyncio.timeout(self._timeout.total):
+            current = url
+            for _ in range(MAX_REDIRECTS + 1):
+                problem = None if self._allow_private else literal_host_problem(current)
+                if problem is not None or urlsplit(current).scheme not in ("http", "https"):
+                    log.info("no preview of %s: %s", urlsplit(url).netloc, problem or "not a web address")
+                    return None
+                async with self._client().get(current, allow_redirects=False) as answer:
+                    if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
+                        current = urljoin(current, answer.headers["Location"])
+                        continue
+                    if answer.status != 200 or answer.content_type not in _HTML_TYPES:
+                        return None
+                    chunks: list[bytes] = []
+                    size = 0
+                    while size < self._max_bytes:  # a read answers what has come, up to what is asked
+                        chunk = await answer.content.read(self._max_bytes - size)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+                        size += len(chunk)
+                    return b"".join(chunks).decode(_charset(answer.charset), errors="replace")
+            return None
+
+
+def _charset(declared: str | None) -> str:
+    try:
+        return codecs.lookup(declared or "utf-8").name
+    except LookupError:
+        return "utf-8"
+
+
+# Shows one planned preview (the post service: fetch, then write the card if the status still shows the address);
+# whether a card was shown.
+ShowPreview = Callable[[DuePreview], Awaitable[bool]]
+
+
+def link_preview_runner(store: LinkPreviewStore, show: ShowPreview, *, poll_seconds: float,
+                        concurrency: int) -> DueRunner[DuePreview]:
+    """Fetches planned previews as they come (module doc)."""
+
+    async def show_and_forget(due: DuePreview) -> int:
+        shown = await show(due)
+        await store.unplan(due)
+        return int(shown)
+
+    return DueRunner("link previews", store, store.progress, show_and_forget, poll_seconds=poll_seconds,
+                     concurrency=concurrency)
