@@ -4,9 +4,10 @@ in it (kicau/links.py), made from the page's ``<head>``: its Open Graph properti
 meta tag; its language from ``<html lang>``, its author from ``article:author`` or the ``author`` meta tag.
 
 A page without a title makes no card (Mastodon's rule). Only the head is read: parsing stops at ``<body>`` or
-``</head>``. Texts are unescaped, whitespace runs made one space, and cut to Mastodon's lengths. No image: a card
-that named the page's picture would make every reader's client fetch it from the page's host (Mastodon stores a
-copy and serves that; Kicau does not yet), so ``image`` is null.
+``</head>``. Texts are unescaped, whitespace runs made one space, and cut to Mastodon's lengths. The page's
+picture (``og:image``, else ``twitter:image``) is named apart (``picture_of``): the post service fetches it and
+serves a copy of its own, as Mastodon does, so that no reader's client fetches anything from the page's host; a
+card shows it once kept (``with_picture``).
 
 The fetching is the post service's (services/post/link_previews.py).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 MAX_TITLE: Final = 250
 MAX_DESCRIPTION: Final = 400
@@ -26,8 +27,10 @@ _LANGUAGE: Final = re.compile(r"[a-z]{2,3}", re.IGNORECASE)
 # The tags read, each a meta tag's ``property`` or ``name``; the first of each found is kept.
 _WANTED: Final = frozenset({
     "og:title", "og:description", "og:site_name", "twitter:title", "twitter:description", "description",
-    "article:author", "author",
+    "article:author", "author", "og:image", "og:image:secure_url", "og:image:url", "og:image:alt",
+    "twitter:image", "twitter:image:src", "twitter:image:alt",
 })
+MAX_PICTURE_ADDRESS: Final = 2000
 
 
 class _Head(HTMLParser):
@@ -116,3 +119,21 @@ def card(url: str, page: str) -> dict[str, Any] | None:
         "published_at": None,
         "authors": [{"name": author, "url": "", "account": None}] if author else [],
     }
+
+
+def picture_of(url: str, page: str) -> tuple[str, str] | None:
+    """The address of the page's picture (made absolute against the page's) and its description, or None."""
+    meta = head_of(page).meta
+    named = next((meta[key] for key in ("og:image:secure_url", "og:image", "og:image:url", "twitter:image",
+                                        "twitter:image:src") if meta.get(key, "").strip()), "").strip()
+    address = urljoin(url, named) if named else ""
+    if not address or len(address) > MAX_PICTURE_ADDRESS or urlsplit(address).scheme not in ("http", "https"):
+        return None
+    return address, _clean(meta.get("og:image:alt") or meta.get("twitter:image:alt") or "", MAX_DESCRIPTION)
+
+
+def with_picture(card: dict[str, Any], image: str, width: int, height: int, blurhash: str,
+                 description: str) -> dict[str, Any]:
+    """The card showing its picture as this server keeps it (``image``: the copy's address)."""
+    return {**card, "image": image, "width": width, "height": height, "blurhash": blurhash,
+            "image_description": description}

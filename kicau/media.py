@@ -35,7 +35,10 @@ IMAGE_TYPES: Final = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "we
 PROFILE_PICTURES: Final = {"avatar": (400, 400), "header": (1500, 500)}
 MAX_PROFILE_PICTURE_BYTES: Final = 8 * 1024 * 1024
 # What a profile picture's ``media_attachments.status_id`` holds: no status may take it, and it is not deleted.
+# A linked page's picture (a preview card's copy, services/post/link_previews.py) is held so too.
 PROFILE_HOLDER: Final = 0
+# The account a linked page's picture is kept under: none (no account has id 0), so no one may attach or change it.
+NO_ACCOUNT: Final = 0
 _PICTURE_PATH = re.compile(r"/system/media/[0-9]{1,19}/original\.(?:jpg|png|webp)")
 
 

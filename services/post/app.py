@@ -180,10 +180,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             page_cards=PageCards(redis, timeout=own.link_preview_timeout_seconds,
                                  max_bytes=own.link_preview_max_bytes,
                                  allow_private=common.link_previews_allow_private_hosts,
-                                 user_agent=f"Kicau link previews (+{common.public_url})")
+                                 user_agent=f"Kicau link previews (+{common.public_url})",
+                                 picture_max_bytes=own.link_preview_picture_max_bytes)
             if own.link_previews else None,
         )
         service: PostService = app.state.service
+        if service.page_cards is not None:
+            service.page_cards.keep_pictures(
+                lambda data: service.attachments.keep_page_picture(service.ids.next_id(), data))
         schedulers = [
             asyncio.create_task(scheduled_runner(service.scheduled, service.publish_scheduled,
                                                  poll_seconds=own.scheduled_poll_seconds).run()),

@@ -10,8 +10,11 @@
 * **Fetching.** ``link_preview_runner`` (services/post/due_hours.py, woken as a plan is made) fetches each page,
   a few at once: ``GET`` with no cookies, at most three redirects (each checked again), ``link_preview_timeout_seconds``
   in all, only ``text/html``, no more than ``link_preview_max_bytes`` read. Only public hosts (kicau/outbound.py):
-  a user could otherwise make the server request its own network. A card, or that the page makes none, is kept in
-  Redis by address (``kicau.keys.link_card``: a day, an hour for none), so a link many statuses share is fetched once.
+  a user could otherwise make the server request its own network. The page's picture is fetched the same way (an
+  image type, whole, at most ``link_preview_picture_max_bytes``) and kept as this server's own file
+  (services/post/media.py, as an upload is, held by no status): the card names the copy, so readers' clients fetch
+  nothing from the page's host. A card, or that the page makes none, is kept in Redis by address
+  (``kicau.keys.link_card``: a day, an hour for none), so a link many statuses share is fetched once.
 * **Showing.** The card is written into the status's row only while the row still shows that address (an edit
   takes the status's edit lock; so does this, after the fetch), then the status's cached value is dropped behind a
   new edited mark (kicau/status_cards.py): every read renders it from the row with its card, and a creation event
@@ -36,7 +39,7 @@ import msgspec
 from cassandra.cluster import Session
 from redis.asyncio import Redis
 
-from kicau import keys, link_previews
+from kicau import keys, link_previews, media
 from kicau.clients import execute, write_preparer
 from kicau.metrics import LINK_PREVIEW_FETCH
 from kicau.outbound import PublicResolver, literal_host_problem
@@ -49,6 +52,10 @@ CARD_SECONDS: Final = 86_400
 NO_CARD_SECONDS: Final = 3_600
 _NO_CARD: Final = b"-"
 _HTML_TYPES: Final = ("text/html", "application/xhtml+xml")
+_IMAGE_TYPES: Final = tuple(media.IMAGE_TYPES)
+# Keeps a page's picture as this server's own file (services/post/media.py): its address, width, height and
+# blurhash, or None for what is no image.
+KeepPicture = Callable[[bytes], Awaitable[tuple[str, int, int, str] | None]]
 
 @dataclass(frozen=True, slots=True)
 class DuePreview:
@@ -91,10 +98,12 @@ class PageCards:
     """Pages' cards: fetched (module doc), kept in Redis by address."""
 
     def __init__(self, redis: Redis, *, timeout: float, max_bytes: int, allow_private: bool,
-                 user_agent: str) -> None:
+                 user_agent: str, keep_picture: KeepPicture | None = None, picture_max_bytes: int = 0) -> None:
         self._redis = redis
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_bytes = max_bytes
+        self._keep_picture = keep_picture
+        self._picture_max_bytes = picture_max_bytes
         self._allow_private = allow_private
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
@@ -106,8 +115,12 @@ class PageCards:
             connector = aiohttp.TCPConnector(limit=64, resolver=None if self._allow_private else PublicResolver())
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": self._user_agent, "Accept": "text/html,application/xhtml+xml"})
+                headers={"User-Agent": self._user_agent})
         return self._session
+
+    def keep_pictures(self, keep: KeepPicture) -> None:
+        """Show pages' pictures, kept by ``keep`` (the service's attachments, made after this)."""
+        self._keep_picture = keep
 
     async def close(self) -> None:
         if self._session is not None:
@@ -129,39 +142,51 @@ class PageCards:
     async def _fetched(self, url: str) -> dict[str, Any] | None:
         started = time.perf_counter()
         try:
-            page = await self._page(url)
+            page = await self._get(url, _HTML_TYPES, self._max_bytes)
+            if page is None:
+                return None
+            text = page[0].decode(_charset(page[1]), errors="replace")
+            card = link_previews.card(url, text)
+            picture = link_previews.picture_of(url, text) if card is not None else None
+            if card is not None and picture is not None and self._keep_picture is not None:
+                image = await self._get(picture[0], _IMAGE_TYPES, self._picture_max_bytes)
+                kept = await self._keep_picture(image[0]) if image is not None else None
+                if kept is not None:
+                    card = link_previews.with_picture(card, *kept, description=picture[1])
+            return card
         except (aiohttp.ClientError, TimeoutError, OSError, UnicodeError, ValueError) as exc:
             log.info("no preview of %s: %s", urlsplit(url).netloc, exc)
             return None
         finally:
             LINK_PREVIEW_FETCH.observe(time.perf_counter() - started)
-        return link_previews.card(url, page) if page is not None else None
 
-    async def _page(self, url: str) -> str | None:
-        """The page's HTML (its first ``max_bytes``), following redirects each checked as the first address; None
-        for an answer that is no HTML page."""
+    async def _get(self, url: str, types: tuple[str, ...], max_bytes: int) -> tuple[bytes, str | None] | None:
+        """The body (its first ``max_bytes``) and charset of an answer of one of ``types``, following redirects
+        each checked as the first address; None for any other answer."""
         async with asyncio.timeout(self._timeout.total):
             current = url
             for _ in range(MAX_REDIRECTS + 1):
                 problem = None if self._allow_private else literal_host_problem(current)
                 if problem is not None or urlsplit(current).scheme not in ("http", "https"):
-                    log.info("no preview of %s: %s", urlsplit(url).netloc, problem or "not a web address")
+                    log.info("not fetched from %s: %s", urlsplit(url).netloc, problem or "not a web address")
                     return None
                 async with self._client().get(current, allow_redirects=False) as answer:
                     if answer.status in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
                         current = urljoin(current, answer.headers["Location"])
                         continue
-                    if answer.status != 200 or answer.content_type not in _HTML_TYPES:
+                    if answer.status != 200 or answer.content_type not in types:
                         return None
                     chunks: list[bytes] = []
                     size = 0
-                    while size < self._max_bytes:  # a read answers what has come, up to what is asked
-                        chunk = await answer.content.read(self._max_bytes - size)
+                    while size < max_bytes:  # a read answers what has come, up to what is asked
+                        chunk = await answer.content.read(max_bytes - size)
                         if not chunk:
                             break
                         chunks.append(chunk)
                         size += len(chunk)
-                    return b"".join(chunks).decode(_charset(answer.charset), errors="replace")
+                    if types is _IMAGE_TYPES and not answer.content.at_eof():
+                        return None  # a picture cut short is no picture
+                    return b"".join(chunks), answer.charset
             return None
 
 

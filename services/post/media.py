@@ -303,6 +303,19 @@ class Attachments:
         await self.store.expire_at(media_id, datetime.now(UTC) + timedelta(seconds=self.unattached_seconds))
         return self.rendered(await self.store.add(media_id, account_id, files, description, focus))
 
+    async def keep_page_picture(self, media_id: int, data: bytes) -> tuple[str, int, int, str] | None:
+        """A linked page's picture kept as this server's own file, for its preview card to show (Mastodon serves
+        its copy too: readers' clients fetch nothing from the page's host): the preview size's address, width,
+        height and blurhash; None for what is no image taken here. No account's, held by no status."""
+        try:
+            files = await processed(data)
+        except ApiError:
+            return None
+        stored = await self.store.add(media_id, media.NO_ACCOUNT, files, "", (0.0, 0.0),
+                                      held_by=media.PROFILE_HOLDER)
+        return (self.public_url + media.file_path(stored.id, media.SMALL, stored.small_extension),
+                stored.small.width, stored.small.height, stored.blurhash)
+
     async def upload_picture(self, media_id: int, account_id: int, data: bytes, kind: str) -> str:
         """A profile picture (``kind``: avatar or header, kicau/media.py ``PROFILE_PICTURES``), kept as an
         attachment no status may take; the path of its file, for the account to name."""

@@ -26,9 +26,11 @@ class PostSettings(InternalListener):
     scheduled_poll_seconds: float = Field(default=1.0, gt=0)
     # Uploads no status took are removed after this long (services/post/media.py; Mastodon: a day).
     unattached_media_seconds: float = Field(default=86_400.0, gt=0)
-    # Link previews (services/post/link_previews.py): fetched at all; how long a page may take and how much of it
-    # is read (its head is all a card needs); how many pages are fetched at once.
+    # Link previews (services/post/link_previews.py): fetched at all; how long a page (and then its picture) may
+    # take and how much of it is read (its head is all a card needs); how many pages are fetched at once.
     link_previews: bool = True
     link_preview_timeout_seconds: float = Field(default=5.0, gt=0)
     link_preview_max_bytes: int = Field(default=512 * 1024, ge=4096)
+    # A page's picture, kept as this server's own copy for its card: at most this big (a larger one: no picture).
+    link_preview_picture_max_bytes: int = Field(default=4 * 1024 * 1024, ge=4096, le=16 * 1024 * 1024)
     link_preview_concurrency: int = Field(default=8, ge=1, le=256)

@@ -8,6 +8,7 @@ Without the development stack's permission, pages on private addresses are never
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 import time
 from collections import Counter
@@ -35,6 +36,19 @@ ARTICLE = """<!doctype html><html lang="id-ID"><head><meta charset="utf-8">
 PLAIN = """<html><head><title>A plain page</title><meta name="description" content="Just a title and this.">
 </head><body></body></html>"""
 NO_TITLE = "<html><head><meta name='description' content='no title'></head><body>x</body></html>"
+PICTURED = """<html><head><title>With a picture</title>
+<meta property="og:image" content="/bird.png"><meta property="og:image:alt" content="A small green bird">
+</head></html>"""
+BROKEN_PICTURE = """<html><head><title>Its picture is gone</title>
+<meta name="twitter:image" content="/gone.png"></head></html>"""
+
+
+def png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 160, 60)).save(out, "PNG")
+    return out.getvalue()
 
 
 class Pages:
@@ -55,6 +69,9 @@ class Pages:
             "/big": (200, "text/html", b"<html><head>" + b"<!-- padding -->" * 40_000 + b"<title>Too far</title>",
                      {}),
             "/moved": (302, "text/html", b"", {"Location": "/plain"}),
+            "/pictured": (200, "text/html", PICTURED.encode(), {}),
+            "/bird.png": (200, "image/png", png(1200, 630), {}),
+            "/broken-picture": (200, "text/html", BROKEN_PICTURE.encode(), {}),
             "/loop": (302, "text/html", b"", {"Location": "/loop"}),
         }
 
@@ -205,6 +222,28 @@ def test_pages_that_make_no_card(http: httpx.Client, make_user: Callable[..., Us
     redirected = status(http, author, moved)["card"]
     assert (redirected["url"], redirected["title"]) == (pages.url("/moved"), "A plain page")
     assert status(http, author, latin)["card"]["title"] == "Caf\u00e9 cr\u00e8me"
+
+
+def test_a_card_shows_a_copy_of_the_pages_picture(http: httpx.Client, make_user: Callable[..., User],
+                                                  pages: Pages, gateway_url: str, stack_cassandra: Any) -> None:
+    """The page's picture is fetched once and served by this server (as Mastodon serves its copy): the card names
+    the copy, at the preview's size, with its blurhash and the page's description of it."""
+    author = make_user("lp_p")
+    posted = post(http, author, f"look {pages.url('/pictured')}")
+    card = card_of(http, author, posted["id"])
+    assert card["title"] == "With a picture" and card["image_description"] == "A small green bird"
+    assert card["image"].startswith(f"{gateway_url}/system/media/") and card["image"].endswith("/small.png")
+    assert (card["width"], card["height"]) == (662, 347)  # 1200 x 630 brought to the preview's area, 480 x 480
+    assert isinstance(card["blurhash"], str) and len(card["blurhash"]) > 6
+    served = http.get(card["image"].removeprefix(gateway_url))
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert served.content.startswith(b"\x89PNG")
+    assert pages.asked["/bird.png"] == 1
+    # A picture the page names but does not serve: the card without one.
+    broken = post(http, author, f"look {pages.url('/broken-picture')}")
+    card = card_of(http, author, broken["id"])
+    assert (card["title"], card["image"], card["width"], card["blurhash"]) == ("Its picture is gone", None, 0, None)
+    assert pages.asked["/gone.png"] == 1
 
 
 def test_private_addresses_are_not_fetched_outside_development(pages: Pages) -> None:
