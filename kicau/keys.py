@@ -256,10 +256,29 @@ def account_names() -> str:
     return "accounts:{names}"
 
 
+def _link_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
 def link_card(url: str) -> str:
     """A page's preview card, or that it makes none (services/post/link_previews.py), by the page's address: a
     link many statuses share is fetched once a day."""
-    return f"link:card:{hashlib.sha256(url.encode()).hexdigest()[:32]}"
+    return f"link:card:{_link_hash(url)}"
+
+
+def link_shares(url: str, day: int) -> str:
+    """The public statuses that showed a page's card on a day (kicau/link_trends.py): a HyperLogLog of ids."""
+    return f"link:{{l:{_link_hash(url)}}}:{day}:shares"
+
+
+def link_sharers(url: str, day: int) -> str:
+    """The accounts whose public statuses showed a page's card on a day, in the slot of ``link_shares``."""
+    return f"link:{{l:{_link_hash(url)}}}:{day}:accounts"
+
+
+def link_trend_day(day: int) -> str:
+    """The pages public statuses shared on a day, scored by how many accounts shared each (kicau/link_trends.py)."""
+    return f"trends:{{links}}:{day}"
 
 
 def push_sent(subscription_id: int, notification_id: int) -> str:

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from kicau import directory, hashtags, keys, links, media, newest_ids, polls, replies, resp
+from kicau import directory, hashtags, keys, link_trends, links, media, newest_ids, polls, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -273,7 +273,8 @@ class PostService:
         if not await lock.acquire():
             raise RuntimeError(f"status {due.status_id} is being edited: its preview waits for the next round")
         try:
-            if not self._shows_address(await self.store.get(due.status_id), due.url):  # edited or deleted meanwhile
+            row = await self.store.get(due.status_id)
+            if row is None or not self._shows_address(row, due.url):  # edited or deleted meanwhile
                 LINK_PREVIEWS.labels("stale").inc()
                 return False
             await self.link_previews.show(due.status_id, card)
@@ -282,6 +283,8 @@ class PostService:
         finally:
             with contextlib.suppress(LockError):
                 await lock.release()
+        if row.get("visibility") == PUBLIC:  # a share of the page, for trending links (kicau/link_trends.py)
+            await link_trends.count_share(self.redis, due.url, due.status_id, int(row["account_id"]))
         LINK_PREVIEWS.labels("card").inc()
         return True
 

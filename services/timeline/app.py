@@ -330,11 +330,14 @@ async def tags_starting(service: Service, q: str = "", limit: Annotated[int, Que
 
 
 @app.get("/internal/trends/{kind}")
-async def trends(kind: Literal["tags", "statuses"], service: Service, limit: Annotated[int, Query(ge=1, le=40)] = 20,
+async def trends(kind: Literal["tags", "statuses", "links"], service: Service,
+                 limit: Annotated[int, Query(ge=1, le=40)] = 20,
                  offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0, account: AccountHeader = None) -> Response:
-    """What trends, most first, from ``offset``: hashtags as Tags (kicau/tag_trends.py) or statuses as the reader
-    may see them (kicau/status_trends.py); the gateway sets each one's page size."""
-    ranking = service.trending_tags if kind == "tags" else service.trending_statuses
+    """What trends, most first, from ``offset``: hashtags as Tags (kicau/tag_trends.py), statuses as the reader
+    may see them (kicau/status_trends.py) or pages as their cards (kicau/link_trends.py); the gateway sets each
+    one's page size."""
+    ranking = {"tags": service.trending_tags, "statuses": service.trending_statuses,
+               "links": service.trending_links}[kind]
     body, more = await ranking(reader_of(account), limit, offset)
     return Response(body, media_type="application/json",
                     headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)

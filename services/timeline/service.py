@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import conversations, keys, resp, status_trends, tag_history, tag_trends
+from kicau import conversations, keys, link_trends, resp, status_trends, tag_history, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
@@ -420,6 +420,14 @@ class TimelineService:
         trending = await self._ranked("tags", lambda: tag_trends.trending(self.redis, time.time() * 1000))
         names = trending[offset:offset + limit]
         return (dumps(await self._tags(names, reader)) if names else b"[]"), len(trending) > offset + limit
+
+    async def trending_links(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
+        """The pages public statuses share more than usual (kicau/link_trends.py), as their cards with their
+        histories, most first, from ``offset``, and whether more trend after them (the same for every reader)."""
+        now_ms = time.time() * 1000
+        trending = await self._ranked("links", lambda: link_trends.trending(self.redis, now_ms))
+        shown = trending[offset:offset + limit]
+        return dumps(await link_trends.entities(self.redis, shown, now_ms)), len(trending) > offset + limit
 
     async def trending_statuses(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
         """The statuses that trend (kicau/status_trends.py), most first, from ``offset``, as the reader may see

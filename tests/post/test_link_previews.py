@@ -72,6 +72,9 @@ class Pages:
             "/pictured": (200, "text/html", PICTURED.encode(), {}),
             "/bird.png": (200, "image/png", png(1200, 630), {}),
             "/broken-picture": (200, "text/html", BROKEN_PICTURE.encode(), {}),
+            "/trending": (200, "text/html", b"<title>Everyone shares this</title>", {}),
+            "/few": (200, "text/html", b"<title>Four share this</title>", {}),
+            "/unlisted": (200, "text/html", b"<title>Shared quietly</title>", {}),
             "/loop": (302, "text/html", b"", {"Location": "/loop"}),
         }
 
@@ -244,6 +247,40 @@ def test_a_card_shows_a_copy_of_the_pages_picture(http: httpx.Client, make_user:
     card = card_of(http, author, broken["id"])
     assert (card["title"], card["image"], card["width"], card["blurhash"]) == ("Its picture is gone", None, 0, None)
     assert pages.asked["/gone.png"] == 1
+
+
+def test_pages_many_accounts_share_trend(http: httpx.Client, make_user: Callable[..., User], pages: Pages,
+                                         gateway_url: str) -> None:
+    """``GET /api/v1/trends/links`` (kicau/link_trends.py): a page that five accounts' public statuses share
+    trends, as its card with its history; four are too few, unlisted statuses are not counted, an account counts
+    once."""
+    users = [make_user("lp_t") for _ in range(6)]
+    trending, few, quiet = pages.url("/trending"), pages.url("/few"), pages.url("/unlisted")
+    posted = []
+    for user in users:
+        posted.append(post(http, user, f"everyone: {trending}")["id"])
+    for user in users[:4]:
+        posted.append(post(http, user, f"some: {few}")["id"])
+    for user in users[:5]:
+        answer = http.post("/api/v1/statuses", headers=user.auth,
+                           json={"status": f"quiet: {quiet}", "visibility": "unlisted"})
+        assert answer.status_code == 200, answer.text
+        posted.append(answer.json()["id"])
+    posted.append(post(http, users[0], f"again: {trending}")["id"])
+    for status_id in posted:  # every card shown (and so counted)
+        card_of(http, users[0], status_id)
+
+    def ranked() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = http.get("/api/v1/trends/links?limit=20").json()
+        return found if any(c["url"] == trending for c in found) else []
+
+    links = eventually(ranked, timeout=60)  # each timeline process ranks again at most every 15 s
+    assert few not in {c["url"] for c in links} and quiet not in {c["url"] for c in links}
+    shown = next(c for c in links if c["url"] == trending)
+    assert shown["title"] == "Everyone shares this" and len(shown["history"]) == 7
+    assert (shown["history"][0]["uses"], shown["history"][0]["accounts"]) == ("7", "6")
+    client = Mastodon(api_base_url=gateway_url, version_check_mode="none")
+    assert trending in [c.url for c in client.trending_links()]
 
 
 def test_private_addresses_are_not_fetched_outside_development(pages: Pages) -> None:

@@ -404,15 +404,14 @@ async def trending_tags(request: Request, services: Services, token: OptionalTok
 
 
 @router.get("/api/v1/trends/links", openapi_extra={**TRENDS, **doc.OPTIONAL_BEARER},
-            responses={**doc.ok(list[dict[str, Any]], "None: Kicau does not rank links"), **doc.errors(400, 401)})
-async def trending_links(token: OptionalToken, limit: Annotated[str | None, Hidden] = None,
-                         offset: Annotated[str | None, Hidden] = None) -> list[dict[str, Any]]:
-    """The links shared more than usual: none, as Kicau counts no link's shares yet (statuses have preview cards,
-    services/post/link_previews.py; Mastodon answers the same empty list when its link trends are off). The page's
-    parameters are checked as the other trends'."""
-    page_limit(limit, 10, 20)
-    _offset(offset)
-    return []
+            responses={**doc.ok(list[dict[str, Any]], "Pages as their preview cards, each with its history"),
+                       **doc.errors(400, 401)})
+async def trending_links(request: Request, services: Services, token: OptionalToken, common: Common,
+                         limit: Annotated[str | None, Hidden] = None,
+                         offset: Annotated[str | None, Hidden] = None) -> Response:
+    """The pages public statuses share more than usual (kicau/link_trends.py), most first, each as its preview
+    card with the last seven days' shares and accounts; paged by ``offset``, with a Link header as Mastodon's."""
+    return await _trends("links", request, services, token, common, page_limit(limit, 10, 20), _offset(offset))
 
 
 TRENDING_STATUSES = {"parameters": [
