@@ -175,3 +175,32 @@ def nested(params: dict[str, Any], *path: str) -> Any:
             return None
         value = value[name]
     return value
+
+
+def indexed_objects(params: dict[str, Any], name: str, fields: str, problem: str) -> list[Any] | None:
+    """A list of objects however a client sends it, in index order; None when not given. JSON nests a list, or an
+    object keyed by index; a form spells ``name[][field]`` (``_flatten`` made that a list) or ``name[0][field]``
+    (``fields``: a pattern of the field names taken). ``problem`` is the 422's message for a shape that is none
+    of these; a form field under ``name`` that names another field is a 422 of its own. The items are the
+    caller's to check (each is whatever the client sent)."""
+    by_index: dict[int, Any] = {}
+    given = params.get(name)
+    if isinstance(given, list):
+        by_index.update(enumerate(given))
+    elif isinstance(given, dict) and all(str(index).isdigit() for index in given):
+        by_index.update((int(index), value) for index, value in given.items())
+    elif given is not None:
+        raise ApiError(422, problem)
+    spelled = re.compile(rf"{re.escape(name)}\[(\d{{1,3}})\]\[({fields})\]")
+    for key, value in params.items():
+        part = spelled.fullmatch(key)
+        if part is not None:
+            item = by_index.setdefault(int(part.group(1)), {})
+            if not isinstance(item, dict):
+                raise ApiError(422, problem)
+            item[part.group(2)] = value
+        elif key.startswith(f"{name}["):
+            raise ApiError(422, f"Validation failed: {key[:60]} is not a field of {name}")
+    if given is None and not by_index:
+        return None
+    return [by_index[index] for index in sorted(by_index)]

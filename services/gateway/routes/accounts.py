@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -25,6 +24,7 @@ from services.gateway.pagination import link_header
 from services.gateway.params import (
     FALSE_WORDS,
     TRUE_WORDS,
+    indexed_objects,
     optional_flag,
     optional_str,
     read_params,
@@ -99,34 +99,21 @@ async def update_credentials(request: Request, token: AccountsWriter, services: 
                                                  json=changes, token=token))
 
 
-_FIELD_PART = re.compile(r"fields_attributes\[(\d{1,3})\]\[(name|value)\]")
+_BAD_FIELDS = "Validation failed: fields_attributes must be a list of name and value pairs"
 
 
 def _profile_fields(given: dict[str, Any]) -> list[list[str]] | None:
     """``fields_attributes`` as [name, value] pairs in the order of their indexes, None when not given: a form
-    spells them ``fields_attributes[0][name]``, JSON nests them as a list or as an object keyed by index. The graph
-    service drops blank pairs and checks the limits."""
-    by_index: dict[int, dict[str, Any]] = {}
-    nested = given.get("fields_attributes")
-    if nested is not None:
-        items = enumerate(nested) if isinstance(nested, list) else nested.items() if isinstance(nested, dict) else None
-        if items is None:
-            raise ApiError(422, "Validation failed: fields_attributes must be a list of name and value pairs")
-        for index, field in items:
-            if not isinstance(field, dict) or not str(index).isdigit():
-                raise ApiError(422, "Validation failed: fields_attributes must be a list of name and value pairs")
-            by_index[int(index)] = field
-    for key, value in given.items():
-        part = _FIELD_PART.fullmatch(key)
-        if part is not None:
-            by_index.setdefault(int(part.group(1)), {})[part.group(2)] = value
-        elif key.startswith("fields_attributes["):
-            raise ApiError(422, f"Validation failed: {key[:60]} is not a profile field's name or value")
-    if nested is None and not by_index:
+    spells them ``fields_attributes[0][name]``, JSON nests them as a list or as an object keyed by index
+    (``params.indexed_objects``). The graph service drops blank pairs and checks the limits."""
+    fields = indexed_objects(given, "fields_attributes", "name|value", _BAD_FIELDS)
+    if fields is None:
         return None
     pairs = []
-    for index in sorted(by_index):
-        name, value = by_index[index].get("name", ""), by_index[index].get("value", "")
+    for field in fields:
+        if not isinstance(field, dict):
+            raise ApiError(422, _BAD_FIELDS)
+        name, value = field.get("name", ""), field.get("value", "")
         if not isinstance(name, str) or not isinstance(value, str):
             raise ApiError(422, "Validation failed: a profile field's name and value must be strings")
         pairs.append([name, value])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -18,7 +17,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import OptionalToken, require
 from services.gateway.deps import Services, Settings, listed_ids, record_id
 from services.gateway.hot import counted_and_authorised
-from services.gateway.params import read_params
+from services.gateway.params import indexed_objects, read_params
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import Caller, UpstreamResponse, passthrough
 
@@ -60,36 +59,20 @@ def _media_ids(params: dict[str, Any]) -> list[int] | None:
     return [i for i in ids if i is not None]
 
 
-_ATTRIBUTE_PART = re.compile(r"media_attributes\[(\d{1,3})\]\[([a-z_]+)\]")
 _BAD_ATTRIBUTES = "Validation failed: media_attributes must be a list of objects with an id"
 
 
 def _media_attributes(params: dict[str, Any]) -> list[dict[str, Any]] | None:
     """An edit's ``media_attributes[]``: each attachment's ``id`` with a new ``description`` and/or ``focus``
-    ("x,y"), as JSON nests them (a list, or an object keyed by index), as a form spells them
-    (``media_attributes[][id]``, or ``media_attributes[0][id]``); checked here, None when not given. A custom
-    ``thumbnail`` is a 422: Kicau makes every preview itself."""
-    by_index: dict[int, Any] = {}
-    given = params.get("media_attributes")
-    if isinstance(given, list):
-        by_index.update(enumerate(given))
-    elif isinstance(given, dict) and all(str(index).isdigit() for index in given):
-        by_index.update((int(index), value) for index, value in given.items())
-    elif given is not None:
-        raise ApiError(422, _BAD_ATTRIBUTES)
-    for key, value in params.items():
-        part = _ATTRIBUTE_PART.fullmatch(key)
-        if part is not None:
-            by_index.setdefault(int(part.group(1)), {})[part.group(2)] = value
-        elif key.startswith("media_attributes["):
-            raise ApiError(422, f"Validation failed: {key[:60]} is not an attachment's id, description or focus")
-    if given is None and not by_index:
+    ("x,y"), as JSON nests them or a form spells them (``params.indexed_objects``); checked here, None when not
+    given. A custom ``thumbnail`` is a 422: Kicau makes every preview itself."""
+    given = indexed_objects(params, "media_attributes", "id|description|focus|thumbnail", _BAD_ATTRIBUTES)
+    if given is None:
         return None
-    if len(by_index) > media.MAX_PER_STATUS:
+    if len(given) > media.MAX_PER_STATUS:
         raise ApiError(422, f"Validation failed: You can't attach more than {media.MAX_PER_STATUS} files")
     described = []
-    for index in sorted(by_index):
-        attributes = by_index[index]
+    for attributes in given:
         if not isinstance(attributes, dict) or not isinstance(attributes.get("id"), str | int):
             raise ApiError(422, _BAD_ATTRIBUTES)
         media_id = parse_id(str(attributes["id"]))
