@@ -21,6 +21,7 @@ from kicau.bookmarks import BookmarkStore
 from kicau.favourites import FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, query_items, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
+from kicau.linked_statuses import LinkedStatuses
 from kicau.mentions import MentionResolver
 from kicau.pins import PinStore
 from kicau.polls import PollVotes
@@ -177,6 +178,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                     in_flight_seconds=IDEMPOTENCY_IN_FLIGHT_SECONDS,
                                     unattached_seconds=own.unattached_media_seconds),
             link_previews=LinkPreviewStore(session, clients.write_consistency(common)),
+            linked=LinkedStatuses(session, clients.write_consistency(common)),
             page_cards=PageCards(redis, timeout=own.link_preview_timeout_seconds,
                                  max_bytes=own.link_preview_max_bytes,
                                  allow_private=common.link_previews_allow_private_hosts,

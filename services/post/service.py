@@ -50,6 +50,7 @@ from kicau.events import (
 )
 from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
+from kicau.linked_statuses import LinkedStatuses
 from kicau.mentions import MentionResolver, stored
 from kicau.metrics import LINK_PREVIEWS, POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
 from kicau.pins import MAX_PINS, PinStore
@@ -245,6 +246,7 @@ class PostService:
     scheduled: ScheduledStore
     attachments: Attachments
     link_previews: LinkPreviewStore
+    linked: LinkedStatuses  # the public statuses sharing each page (GET /api/v1/timelines/link)
     # Pages' cards (services/post/link_previews.py); None: no previews (``KICAU_POST_LINK_PREVIEWS=false``).
     page_cards: PageCards | None = None
     # Called once a preview is planned: the runner looks at once rather than at its next round.
@@ -283,8 +285,10 @@ class PostService:
         finally:
             with contextlib.suppress(LockError):
                 await lock.release()
-        if row.get("visibility") == PUBLIC:  # a share of the page, for trending links (kicau/link_trends.py)
-            await link_trends.count_share(self.redis, due.url, due.status_id, int(row["account_id"]))
+        if row.get("visibility") == PUBLIC:  # a share of the page: trending links, the link's timeline
+            await asyncio.gather(
+                link_trends.count_share(self.redis, due.url, due.status_id, int(row["account_id"])),
+                self.linked.add(due.url, due.status_id))
         LINK_PREVIEWS.labels("card").inc()
         return True
 
@@ -1083,11 +1087,17 @@ class PostService:
 
     async def _plan_edited_preview(self, after: dict[str, Any], before: dict[str, Any] | None) -> None:
         """Plan the card of an edited status's new address (``before``: the status before the edit; None for a
-        retry of an edit already written, which plans it if the status still has no card). Best effort: the edit
-        is out, and a status without a card is still whole."""
+        retry of an edit already written, which plans it if the status still has no card), and take the status
+        off its old address's timeline. Best effort: the edit is out, and a status without a card is still
+        whole."""
         address = self._preview_address(after.get("text") or "")
-        if address is None or after.get("card") is not None or (
-                before is not None and address == self._preview_address(before.get("text") or "")):
+        old_address = self._preview_address(before.get("text") or "") if before is not None else address
+        if old_address is not None and old_address != address and before is not None and before.get("card"):
+            try:
+                await self.linked.remove(old_address, after["id"])
+            except Exception:
+                log.warning("could not unlist edited status %s from its old link", after["id"], exc_info=True)
+        if address is None or after.get("card") is not None or (before is not None and address == old_address):
             return
         try:
             await self.link_previews.plan(after["id"], address)

@@ -28,6 +28,7 @@ from kicau.filters import FilterCopies, FilterStore
 from kicau.follow_options import FollowOptionStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, query, reading_account
 from kicau.large_accounts import LargeAccounts
+from kicau.linked_statuses import LinkedStatuses
 from kicau.lists import MAX_MEMBERS, ListStore
 from kicau.markers import TIMELINES, MarkerStore
 from kicau.newest_ids import NewestIds
@@ -135,6 +136,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         tag_names=TagNames(redis, session),
         tag_follows=TagFollowStore(session, clients.write_consistency(common)),
         featured_tags=FeaturedTagStore(session, clients.write_consistency(common)),
+        linked=LinkedStatuses(session, clients.write_consistency(common)),
         favourite_store=favourites,
         bookmark_store=bookmarks,
         pin_store=pins,
@@ -316,6 +318,14 @@ async def tag_timeline(
                                                any_of=normal(any_of), all_of=normal(all_of),
                                                none_of=normal(none_of), remote=remote == "1",
                                                only_media=only_media == "1"))
+
+
+@app.get("/internal/timelines/link")
+async def link_timeline(service: Service, request: StatusPage,
+                        url: Annotated[str, Query(min_length=1, max_length=2000)],
+                        account: AccountHeader = None) -> Response:
+    """The public statuses that share the page at ``url`` (kicau/linked_statuses.py), newest first."""
+    return _respond(await service.link_timeline(url, request, reader_of(account)))
 
 
 @app.get("/internal/tags")

@@ -45,6 +45,7 @@ from kicau.follow_options import (
 )
 from kicau.ids import pack_id
 from kicau.large_accounts import LargeAccounts
+from kicau.linked_statuses import LinkedStatuses
 from kicau.lists import AccountList, ListStore, shows_reply
 from kicau.markers import MarkerStore
 from kicau.metrics import TIMELINE_REBUILDS, TIMELINE_REBUILDS_RESTARTED
@@ -210,6 +211,7 @@ class TimelineService:
     tag_names: TagNames
     tag_follows: TagFollowStore
     featured_tags: FeaturedTagStore  # the graph service's; read for Tags' ``featuring``
+    linked: LinkedStatuses  # the post service's; read for the link timeline
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
     pin_store: PinStore
@@ -388,6 +390,16 @@ class TimelineService:
         if not all_of and not none_of and not only_media:
             return await self._page(ids, reader)
         return await self._filtered_page(ids, reader, all_of=all_of, none_of=none_of, media_only=only_media)
+
+    async def link_timeline(self, url: str, request: PageRequest, reader: Reader) -> Page:
+        """The public statuses that share a page (kicau/linked_statuses.py), newest first, as the reader may see
+        them (blocks and mutes, the public context's filters); 404 for a page no public status has shared."""
+        ids = await self.linked.page(url, max_id=request.max_id, since_id=request.since_id, min_id=request.min_id,
+                                     limit=request.limit)
+        if not ids and request.max_id is None and request.since_id is None and request.min_id is None \
+                and not await self.linked.shared(url):
+            raise ApiError(404, "Record not found")
+        return await self._page(ids, replace(reader, context=PUBLIC_CONTEXT))
 
     async def tag(self, tag: str, reader: Reader, *, known: bool = False) -> bytes:
         """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), with ``following`` for a reader

@@ -18,7 +18,8 @@ the positive-data check are widened for that operation only, with the reason:
 - POST /api/v2/media (and /api/v1/media): a file that is not an image of the kinds taken is a 422;
 - POST and DELETE /api/v1/domain_blocks: a domain that is no host name is a 422;
 - POST /api/v1/push/subscription: an endpoint that is no address, or keys that are no P-256 key and secret, a 422;
-- POST /api/v1/featured_tags: an eleventh featured hashtag is a 422, as on Mastodon;
+- POST /api/v1/featured_tags (and /api/v1/tags/{name}/feature, Mastodon 4.4's): an eleventh featured hashtag is
+  a 422, as on Mastodon;
 - POST /api/v1/lists: a fifty-first list is a 422, as on Mastodon;
 - POST /api/v1/accounts/{account_id}/pin (and /endorse, its Mastodon 4.4 name): endorsing an account the user does
   not follow is a 422, as on Mastodon;
@@ -139,9 +140,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 include-name = "POST /api/v1/media"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "413", "422", "429"]
 
-# Mastodon answers an eleventh featured hashtag with 422 (the run features more than ten).
+# Mastodon answers an eleventh featured hashtag with 422 (the run features more than ten), by either name.
 [[operations]]
 include-name = "POST /api/v1/featured_tags"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+include-name = "POST /api/v1/tags/{{name}}/feature"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 
 # Mastodon answers a fifty-first list with 422 (the run makes more than fifty).

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -192,9 +193,12 @@ def test_an_edit_that_changes_the_link_changes_the_card(http: httpx.Client, make
                     json={"status": f"look at {pages.url('/article-again')}"})
     assert kept.status_code == 200 and kept.json()["card"]["title"] == "Burung & kicau di pagi hari", kept.text
     # Another link: cleared at once, then the new page's.
+    linked = f"/api/v1/timelines/link?url={quote(pages.url('/article-again'), safe='')}"
+    assert [s["id"] for s in http.get(linked).json()] == [posted["id"]]
     moved = http.put(f"/api/v1/statuses/{posted['id']}", headers=author.auth,
                      json={"status": f"no, {pages.url('/plain')}"})
     assert moved.status_code == 200, moved.text
+    assert http.get(linked).status_code == 404  # off the old page's timeline, which no status shares now
     assert moved.json()["card"] is None
     plain = eventually(lambda: (c := status(http, author, posted["id"])["card"]) and c["title"] == "A plain page"
                        and c)
@@ -281,6 +285,24 @@ def test_pages_many_accounts_share_trend(http: httpx.Client, make_user: Callable
     assert (shown["history"][0]["uses"], shown["history"][0]["accounts"]) == ("7", "6")
     client = Mastodon(api_base_url=gateway_url, version_check_mode="none")
     assert trending in [c.url for c in client.trending_links()]
+
+    # The statuses behind it (``/api/v1/timelines/link``): its public statuses newest first, paged by Link headers.
+    sharing = [p for p in posted if "everyone" in status(http, users[0], p)["content"]
+               or "again" in status(http, users[0], p)["content"]]
+    assert len(sharing) == 7
+    pages_read, url = [], f"/api/v1/timelines/link?url={quote(trending, safe='')}&limit=3"
+    while url:
+        answer = http.get(url)
+        assert answer.status_code == 200, answer.text
+        pages_read.append([s["id"] for s in answer.json()])
+        url = answer.links.get("next", {}).get("url", "").removeprefix(gateway_url) if answer.json() else ""
+    assert [i for page in pages_read for i in page] == sorted(sharing, key=int, reverse=True)
+    assert [len(page) for page in pages_read][:3] == [3, 3, 1]
+    # Unlisted statuses are not listed: a page only they share has no timeline; bad input is a 4xx.
+    for query, code in ((f"url={quote(quiet, safe='')}", 404), ("url=", 400), ("", 400),
+                        (f"url={quote(trending, safe='')}&max_id=abc", 400)):
+        answer = http.get(f"/api/v1/timelines/link?{query}")
+        assert answer.status_code == code and set(answer.json()) == {"error"}, (query, answer.text)
 
 
 def test_private_addresses_are_not_fetched_outside_development(pages: Pages) -> None:

@@ -13,6 +13,7 @@ from starlette.types import Receive, Scope
 
 from kicau.hot_routes import Answer, query_items
 from kicau.tokens import TokenInfo
+from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import OptionalToken, require, token_of
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
@@ -130,6 +131,31 @@ async def tag_timeline(hashtag: str, request: Request, services: Services, commo
         "GET", f"/internal/timelines/tag/{quote(hashtag, safe='')}",
         params=[*status_page_params(query).items(), *_public_params(query).items(), *modes], token=token,
     )
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
+                       answer.headers.get("x-kicau-prev"))
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+LINK_PAGE = {"parameters": [
+    {**doc.query("url", {"type": "string", "minLength": 1, "maxLength": 2000}, "The page's address"),
+     "required": True},
+    *PAGE["parameters"],
+]}
+
+
+@router.get("/api/v1/timelines/link", openapi_extra={**LINK_PAGE, **doc.OPTIONAL_BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 404)})
+async def link_timeline(request: Request, services: Services, common: Common, token: OptionalToken) -> Response:
+    """The public statuses that share a page (Mastodon 4.3's, behind a trending link), newest first: the statuses
+    that show its preview card (kicau/linked_statuses.py). 404 for a page no public status shared; 400 without
+    ``url``."""
+    query = request.query_params
+    url = query.get("url", "")
+    if not url or len(url) > 2000:
+        raise ApiError(400, "Missing or invalid parameter: url")
+    answer = await services.timeline.call("GET", "/internal/timelines/link",
+                                          params={"url": url, **status_page_params(query)}, token=token)
     raise_for_error(answer)
     link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
                        answer.headers.get("x-kicau-prev"))
