@@ -8,7 +8,9 @@
 
 Before anything is sent, the endpoint's host is resolved: a name that resolves to a private address is not
 called (``unsafe``) unless insecure endpoints are allowed (development), as the gateway refuses such addresses
-when a subscription is made and a name may be pointed elsewhere later.
+when a subscription is made and a name may be pointed elsewhere later; and the connection itself is made only to
+global addresses its own resolution returned (``kicau.outbound.PublicResolver``), so a name that changes its
+answer between the two (DNS rebinding) fails to connect.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from kicau.outbound import resolves_to_public
+from kicau.outbound import PublicResolver, resolves_to_public
 from kicau.web_push import PushRequest
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,13 @@ class PushSender:
         # Made on first use, inside the running loop (aiohttp binds a session to it). Connections are kept per
         # push service host (a few hosts serve nearly every subscriber); DNS answers are kept a minute.
         if self._session is None:
+            # Outside development, names resolve to global addresses only and connections go to exactly those
+            # (kicau/outbound.py): a name that answered a public address to ``send``'s check and a private one
+            # to the connection's lookup (DNS rebinding) fails to connect instead.
+            resolver = None if self._allow_insecure else PublicResolver()
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60), timeout=self._timeout,
-                headers={"User-Agent": "Kicau web push"})
+                connector=aiohttp.TCPConnector(limit=256, ttl_dns_cache=60, resolver=resolver),
+                timeout=self._timeout, headers={"User-Agent": "Kicau web push"})
         return self._session
 
     async def close(self) -> None:

@@ -39,3 +39,20 @@ def test_the_resolver_refuses_names_of_private_addresses() -> None:
     for host in ("localhost", "127.0.0.1"):
         with pytest.raises(OSError, match="not public"):
             asyncio.run(resolve(host))
+
+
+def test_the_push_sender_never_calls_a_private_address() -> None:
+    """Outside development the push sender answers ``unsafe`` for an endpoint on a private address, by name or
+    by number, before any connection (and its client would refuse to connect there anyway: the resolver above)."""
+    from kicau.web_push import PushRequest
+    from services.push.sender import Outcome, PushSender
+
+    async def send(endpoint: str) -> Outcome:
+        sender = PushSender(timeout=2, attempts=1, allow_insecure=False)
+        try:
+            return await sender.send(endpoint, PushRequest(body=b"", headers={}))
+        finally:
+            await sender.close()
+
+    for endpoint in ("https://localhost:9/push", "https://127.0.0.1:9/push", "https://[::1]:9/push"):
+        assert asyncio.run(send(endpoint)) is Outcome.UNSAFE, endpoint
