@@ -56,6 +56,22 @@ async def _forget(redis: Redis, versions: list[str]) -> None:
         await pipe.execute()
 
 
+async def forget_versions(redis: Redis, versions: list[str]) -> None:
+    """``forget`` for what else is kept under version keys of this protocol (kicau/web_push.py's subscriptions)."""
+    await _forget(redis, versions)
+
+
+async def claim_versions(redis: Redis, versions: Sequence[str]) -> list[bytes]:
+    """The current token of each version key, a fresh one installed where there is none: one Redis round trip.
+    Packed by hand on the shared connection (kicau/resp.py): through a redis-py pipeline this round trip, made for
+    every fanout batch, was ~7% of the fanout's CPU under posts. Safe to send again: a claim that reached Redis
+    before the connection broke returns this same token the second time."""
+    fresh = uuid.uuid4().hex.encode()
+    claimed = await resp.round_trip(redis, [resp.command(b"SET", version.encode(), fresh, b"NX", b"GET")
+                                            for version in versions])
+    return [fresh if current is None else bytes(current) for current in claimed]
+
+
 def forget_now(redis: sync_redis.Redis, account_ids: Sequence[int]) -> None:
     """``forget`` for the synchronous bulk loaders, in chunks of one pipeline each."""
     for start in range(0, len(account_ids), 1000):
@@ -122,16 +138,8 @@ class FollowerLists(Generic[Followed]):
         One Redis round trip."""
         if not account_ids:
             return {}
-        fresh = uuid.uuid4().hex.encode()
-        # Packed by hand on the shared connection (kicau/resp.py): through a redis-py pipeline this round trip,
-        # made for every batch, was ~7% of the fanout's CPU under posts. Safe to send again: a claim that
-        # reached Redis before the connection broke returns this same token the second time.
-        claimed = await resp.round_trip(self._redis, [
-            resp.command(b"SET", self._version(account_id).encode(), fresh, b"NX", b"GET")
-            for account_id in account_ids
-        ])
-        return {account_id: fresh if current is None else bytes(current)
-                for account_id, current in zip(account_ids, claimed, strict=True)}
+        tokens = await claim_versions(self._redis, [self._version(account_id) for account_id in account_ids])
+        return dict(zip(account_ids, tokens, strict=True))
 
     def _keep(self, account_id: Followed, token: bytes, now: float, followers: list[int]) -> None:
         old = self._kept.pop(account_id, None)

@@ -281,6 +281,12 @@ def link_trend_day(day: int) -> str:
     return f"trends:{{links}}:{day}"
 
 
+def push_subscriptions_version(account_id: int) -> str:
+    """The version token of an account's push subscriptions as push services keep them in memory
+    (kicau/follower_lists.py's protocol: the graph service deletes it before and after a change)."""
+    return f"push:subs:{{u:{account_id}}}:v"
+
+
 def push_sent(subscription_id: int, notification_id: int) -> str:
     """Set once a notification was pushed to a subscription (services/push/): a replayed notice is not pushed
     twice. Kept as long as a push service keeps an undelivered push (kicau/web_push.py, ``PUSH_TTL_SECONDS``)."""

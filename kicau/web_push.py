@@ -29,8 +29,11 @@ from cassandra.cluster import Session
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from redis.asyncio import Redis
 
+from kicau import keys
 from kicau.clients import execute
+from kicau.follower_lists import forget_versions
 
 # The alerts a subscription may ask for, in Mastodon's order; each is false unless asked for.
 ALERTS: Final = ("mention", "status", "reblog", "follow", "follow_request", "favourite", "poll", "update",
@@ -306,3 +309,9 @@ def payload(notice: PushNotice, *, title_text: str, body: str, icon: str, locale
         "title": title_text,
         "body": body,
     }, ensure_ascii=False).encode()
+
+
+async def forget_subscriptions(redis: Redis, account_id: int) -> None:
+    """Invalidate every push service's copy of the account's subscriptions (kicau/follower_lists.py's version
+    protocol): called before and after each change of them."""
+    await forget_versions(redis, [keys.push_subscriptions_version(account_id)])

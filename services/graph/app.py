@@ -228,7 +228,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             vapid_key=vapid.public,
         )
-        app.state.push_subscriptions = PushSubscriptions(session, clients.write_consistency(common), ids, vapid)
+        app.state.push_subscriptions = PushSubscriptions(session, redis, clients.write_consistency(common), ids,
+                                                         vapid)
         app.state.domain_blocks = DomainBlocks(session, clients.write_consistency(common), ids)
         yield
 

@@ -8,6 +8,10 @@ notification of the account.
   named are off again, a policy not named is ``all``.
 * **Revoking** the token removes its subscription (services/graph/service.py, ``revoke``).
 
+Push services keep each account's subscriptions in memory under a version token (kicau/follower_lists.py's
+protocol): every change here deletes the account's version key before and after its write
+(``kicau.web_push.forget_subscriptions``), so no copy outlives it.
+
 The gateway checked the endpoint and keys (kicau/web_push.py); this keeps what it was given.
 """
 
@@ -16,18 +20,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cassandra.cluster import Session
+from redis.asyncio import Redis
 
 from kicau.clients import execute, write_preparer
 from kicau.ids import SnowflakeGenerator
 from kicau.web import ApiError
-from kicau.web_push import Subscription, VapidKey, entity, from_row
+from kicau.web_push import Subscription, VapidKey, entity, forget_subscriptions, from_row
 
 NOT_FOUND = "Record not found"
 
 
 class PushSubscriptions:
-    def __init__(self, session: Session, write_consistency: int, ids: SnowflakeGenerator, vapid: VapidKey) -> None:
+    def __init__(self, session: Session, redis: Redis, write_consistency: int, ids: SnowflakeGenerator,
+                 vapid: VapidKey) -> None:
         self._session = session
+        self._redis = redis
         self._ids = ids
         self.vapid = vapid
         write = write_preparer(session, write_consistency)
@@ -50,20 +57,26 @@ class PushSubscriptions:
         subscription = Subscription(id=self._ids.next_id(), account_id=account_id, token_hash=token_hash,
                                     endpoint=endpoint, p256dh=p256dh, auth=auth, alerts=frozenset(alerts),
                                     policy=policy, standard=standard)
+        await forget_subscriptions(self._redis, account_id)
         await execute(self._session, self._save, (
             account_id, token_hash, subscription.id, endpoint, p256dh, auth, set(subscription.alerts), policy,
             standard))
+        await forget_subscriptions(self._redis, account_id)
         return subscription
 
     async def change(self, account_id: int, token_hash: str, *, alerts: Iterable[str], policy: str) -> Subscription:
         wanted = set(alerts)
+        await forget_subscriptions(self._redis, account_id)
         rows = await execute(self._session, self._change, (wanted, policy, account_id, token_hash))
+        await forget_subscriptions(self._redis, account_id)
         if not rows[0]["[applied]"]:
             raise ApiError(404, NOT_FOUND)
         return await self.get(account_id, token_hash)
 
     async def forget(self, account_id: int, token_hash: str) -> None:
+        await forget_subscriptions(self._redis, account_id)
         await execute(self._session, self._forget, (account_id, token_hash))
+        await forget_subscriptions(self._redis, account_id)
 
     def shown(self, subscription: Subscription) -> dict[str, object]:
         return entity(subscription, self.vapid.public)

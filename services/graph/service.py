@@ -32,6 +32,7 @@ from kicau import (
     resp,
     tag_history,
     tokens,
+    web_push,
 )
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
@@ -397,7 +398,10 @@ class GraphService:
         if row["account_id"] is not None:
             # The token's push subscription goes first (services/graph/push_subscriptions.py): a retry of a
             # revoke that failed in between still finds the token, and nothing is pushed for a revoked session.
-            await self.store.forget_push_subscription(int(row["account_id"]), token_hash)
+            account_id = int(row["account_id"])
+            await web_push.forget_subscriptions(self.redis, account_id)  # push services' copies (before and after)
+            await self.store.forget_push_subscription(account_id, token_hash)
+            await web_push.forget_subscriptions(self.redis, account_id)
         await self.store.delete_token(token_hash)
         await tokens.forget(self.redis, token_hash)
 

@@ -1,6 +1,7 @@
 """A batch of accepted notifications (the fanout's notices, kicau/web_push.py) made into web pushes.
 
-For each batch: the subscriptions of the notified accounts (one Cassandra read an account), those that want
+For each batch: the subscriptions of the notified accounts (kept in memory under each account's version token:
+one Redis round trip for the batch, a Cassandra read only for an account whose subscriptions changed), those that want
 each notice (its type among the subscription's ``alerts``; its sender allowed by the ``policy``: ``followed``
 asks whether the account follows the sender, ``follower`` whether the sender follows it, two reads an account
 that has such a policy, kicau/notification_policies.py's ``Relations``), less those already pushed (a replayed
@@ -28,6 +29,7 @@ from redis.asyncio import Redis
 from kicau import keys
 from kicau.account_cards import AccountCards
 from kicau.clients import execute, write_preparer
+from kicau.follower_lists import KeptUnderVersions, claim_versions
 from kicau.metrics import PUSH_DELIVERIES, PUSH_LATENCY, PUSH_SKIPPED
 from kicau.notification_policies import Relations
 from kicau.notifications import FOLLOW, FOLLOW_REQUEST
@@ -38,6 +40,7 @@ from kicau.web_push import (
     VapidKey,
     body_text,
     encrypted_request,
+    forget_subscriptions,
     from_row,
     payload,
     title,
@@ -66,7 +69,8 @@ class _Said:
 
 class Pusher:
     def __init__(self, *, session: Session, redis: Redis, sender: PushSender, vapid: VapidKey, cards: AccountCards,
-                 relations: Relations, write_consistency: int, contact: str, concurrency: int) -> None:
+                 relations: Relations, write_consistency: int, contact: str, concurrency: int,
+                 max_kept: int = 100_000) -> None:
         self._session = session
         self._redis = redis
         self._sender = sender
@@ -76,6 +80,11 @@ class Pusher:
         self._contact = contact
         self._slots = asyncio.Semaphore(concurrency)
         self._subscriptions = session.prepare("SELECT * FROM push_subscriptions WHERE account_id = ?")
+        # Each account's subscriptions as last read, kept under its version token (kicau/follower_lists.py's
+        # protocol, which the graph service's changes follow): a batch costs one Redis round trip for all its
+        # accounts, and Cassandra reads only for accounts whose subscriptions changed (or were never read).
+        self._held: KeptUnderVersions[list[Subscription]] = KeptUnderVersions(self._read_subscriptions,
+                                                                             max_kept=max_kept)
         self._status = session.prepare("SELECT text, spoiler_text, deleted_at FROM statuses WHERE id = ?")
         self._forget = write_preparer(session, write_consistency)(
             "DELETE FROM push_subscriptions WHERE account_id = ? AND token_hash = ? IF id = ?")
@@ -95,10 +104,13 @@ class Pusher:
                              ex=PUSH_TTL_SECONDS)
                 await pipe.execute()
 
+    async def _read_subscriptions(self, account_id: int) -> list[Subscription]:
+        return [from_row(row) for row in await execute(self._session, self._subscriptions, (account_id,))]
+
     async def _wanted(self, notices: Sequence[PushNotice]) -> list[_Push]:
         accounts = sorted({n.account_id for n in notices})
-        rows = await asyncio.gather(*(execute(self._session, self._subscriptions, (a,)) for a in accounts))
-        held = {account: [from_row(r) for r in found] for account, found in zip(accounts, rows, strict=True)}
+        tokens = await claim_versions(self._redis, [keys.push_subscriptions_version(a) for a in accounts])
+        held = await self._held.of(dict(zip(accounts, tokens, strict=True)))
         pushes: list[_Push] = []
         senders: dict[int, set[int]] = defaultdict(set)  # of accounts with a policy that asks about follows
         for notice in notices:
@@ -171,6 +183,8 @@ class Pusher:
             PUSH_LATENCY.observe(max(0.0, time.time() - notice.occurred_at / 1000))
         elif outcome is Outcome.GONE:
             log.info("subscription %d is gone (its endpoint said so): removed", subscription.id)
+            await forget_subscriptions(self._redis, subscription.account_id)
             await execute(self._session, self._forget,
                           (subscription.account_id, subscription.token_hash, subscription.id))
+            await forget_subscriptions(self._redis, subscription.account_id)
         return outcome

@@ -145,6 +145,42 @@ def test_alerts_and_policy_decide_what_is_pushed(http: httpx.Client, make_user: 
     assert said["notification_id"] == last["id"]
 
 
+def test_a_changed_subscription_is_used_at_once(http: httpx.Client, make_user: Callable[..., User],
+                                                receiver: Receiver, app_credentials: dict[str, Any]) -> None:
+    """The push service keeps each account's subscriptions in memory (services/push/service.py): a new
+    subscription, a removed one and a revoked token apply to the very next notification."""
+    user, author = make_user("keptsub"), make_user("keptauthor")
+    first_keys, second_keys = Keys.new(), Keys.new()
+    first, second = receiver.endpoint(), receiver.endpoint()
+    subscribe(http, user, first, first_keys)
+    posted = mention(http, author, user)
+    assert decrypted(receiver.next_for(first), first_keys)["notification_id"] == posted["id"]
+    # Subscribing again replaces it: the next push goes to the new endpoint only.
+    subscribe(http, user, second, second_keys)
+    posted = mention(http, author, user)
+    assert decrypted(receiver.next_for(second), second_keys)["notification_id"] == posted["id"]
+    receiver.assert_quiet(first, seconds=1.0)
+    # Removed: nothing more.
+    assert http.delete("/api/v1/push/subscription", headers=user.auth).status_code == 200
+    mention(http, author, user, "after the removal")
+    receiver.assert_quiet(second, seconds=2.0)
+    # A token's subscription, pushed to once, then the token revoked: nothing more.
+    token = narrow_token(http, app_credentials, user, "push read")
+    third_keys, third = Keys.new(), receiver.endpoint()
+    made = http.post("/api/v1/push/subscription", headers=token, json={
+        "subscription": {"endpoint": third, "keys": {"p256dh": third_keys.p256dh, "auth": third_keys.auth_text}},
+        "data": {"alerts": {"mention": True}}})
+    assert made.status_code == 200, made.text
+    posted = mention(http, author, user)
+    assert decrypted(receiver.next_for(third), third_keys)["notification_id"] == posted["id"]
+    revoked = http.post("/oauth/revoke", data={
+        "client_id": app_credentials["client_id"], "client_secret": app_credentials["client_secret"],
+        "token": token["Authorization"].removeprefix("Bearer ")})
+    assert revoked.status_code == 200, revoked.text
+    mention(http, author, user, "after the revoke")
+    receiver.assert_quiet(third, seconds=2.0)
+
+
 def test_a_replayed_notice_is_not_pushed_twice(http: httpx.Client, make_user: Callable[..., User],
                                                receiver: Receiver) -> None:
     """The fanout hands a batch's notices over again after a crash; the push service sends each once."""
