@@ -9,7 +9,10 @@ leaves it out as every timeline does. The timeline service pages it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from cassandra.cluster import Session
+from cassandra.query import PreparedStatement
 
 from kicau.clients import execute, write_preparer
 
@@ -32,8 +35,13 @@ class LinkedStatuses:
     async def add(self, url: str, status_id: int) -> None:
         await execute(self._session, self._add, (url, status_id))
 
-    async def remove(self, url: str, status_id: int) -> None:
-        await execute(self._session, self._remove, (url, status_id))
+    def listing(self, url: str, status_id: int) -> tuple[PreparedStatement, tuple[Any, ...]]:
+        """``add`` as a statement, for another store's batch."""
+        return self._add, (url, status_id)
+
+    def unlisting(self, url: str, status_id: int) -> tuple[PreparedStatement, tuple[Any, ...]]:
+        """The status taken off the page's timeline, as a statement for another store's batch (an edit's)."""
+        return self._remove, (url, status_id)
 
     async def shared(self, url: str) -> bool:
         """Whether any public status ever showed the page's card."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from kicau.clients import execute, write_preparer
 from kicau.ids import ms_from_id
@@ -44,6 +44,8 @@ class MediaAttributes:
 
 # An attachment an edit describes anew: (as the edit leaves it, as it was).
 Described = tuple[StoredMedia, StoredMedia]
+# A write of another store's that goes into an edit's batch (or its undo's), as that store prepared it.
+Alongside = tuple[PreparedStatement, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,11 @@ class EditStore:
                 row.get("card"), edited_at, status_id)
 
     async def write(self, before: dict[str, Any], after: dict[str, Any], version_id: int,
-                    edited_at: datetime, described: Sequence[Described] = ()) -> None:
-        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit), and
-        the rows of the attachments ``described`` anew. An edit that changes the attachments first writes the
+                    edited_at: datetime, described: Sequence[Described] = (), alongside: Sequence[Alongside] = ()
+                    ) -> None:
+        """The row rewritten to ``after`` and the new version kept (with the one as posted, on a first edit), the
+        rows of the attachments ``described`` anew, and the writes ``alongside`` (the link preview's plan and the
+        old link's timeline, services/post/service.py). An edit that changes the attachments first writes the
         status's old ones into the versions kept before versions held theirs (one read of the versions)."""
         status_id = before["id"]
         batch = self._batch()
@@ -155,12 +159,16 @@ class EditStore:
             batch.add(self._entry_language, (after.get("language"), before["account_id"], status_id))
         for now, _ in described:
             batch.add(self._describe_media, (_ENCODE_MEDIA(now).decode(), now.id))
+        for statement, values in alongside:
+            batch.add(statement, values)
         await execute(self._session, batch)
 
-    async def undo(self, before: dict[str, Any], version_id: int, described: Sequence[Described] = ()) -> None:
+    async def undo(self, before: dict[str, Any], version_id: int, described: Sequence[Described] = (),
+                   alongside: Sequence[Alongside] = ()) -> None:
         """An edit whose event could not be published, taken back: the row as it was, the new version gone (the
         version as posted may stay: a history reads versions only once the row says it was edited), the
-        attachments ``described`` as they were."""
+        attachments ``described`` as they were, and the writes ``alongside`` that restore what the edit's own
+        changed besides."""
         status_id = before["id"]
         batch = self._batch()
         batch.add(self._forget_version, (status_id, version_id))
@@ -168,6 +176,8 @@ class EditStore:
         batch.add(self._entry_language, (before.get("language"), before["account_id"], status_id))
         for _, was in described:
             batch.add(self._describe_media, (_ENCODE_MEDIA(was).decode(), was.id))
+        for statement, values in alongside:
+            batch.add(statement, values)
         await execute(self._session, batch)
 
     async def versions(self, status_id: int) -> list[dict[str, Any]]:

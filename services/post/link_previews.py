@@ -5,8 +5,9 @@
   posted, migration 0045) after its row is written and before it is published, as a poll's end is
   (services/post/poll_endings.py): a failed plan fails the post, which is rolled back, and a post service that
   dies once the status is published leaves the plan for another (or itself, restarted). An edit that changes the
-  address clears the card and plans the new address once the edit is published (a crash between the two leaves
-  the edited status without a card).
+  address clears the card, plans the new address and takes the status off the old page's timeline in the edit's
+  own logged batch (services/post/edits.py): an edit is out with its plan or not at all, and one taken back leaves
+  a plan the runner finds stale.
 * **Fetching.** ``link_preview_runner`` (services/post/due_hours.py, woken as a plan is made) fetches each page,
   a few at once: ``GET`` with no cookies, at most three redirects (each checked again), ``link_preview_timeout_seconds``
   in all, only ``text/html``, no more than ``link_preview_max_bytes`` read. Only public hosts (kicau/outbound.py):
@@ -37,6 +38,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import msgspec
 from cassandra.cluster import Session
+from cassandra.query import PreparedStatement
 from redis.asyncio import Redis
 
 from kicau import keys, link_previews, media
@@ -79,8 +81,12 @@ class LinkPreviewStore:
         self.progress = HourProgress(session, write_consistency, "link_previews_due_progress")
 
     async def plan(self, status_id: int, url: str) -> None:
+        await execute(self._session, *self.planning(status_id, url))
+
+    def planning(self, status_id: int, url: str) -> tuple[PreparedStatement, tuple[Any, ...]]:
+        """``plan`` as a statement, for another store's batch (an edit's)."""
         now = datetime.now(UTC)
-        await execute(self._session, self._plan, (hour_of(now), now, status_id, url))
+        return self._plan, (hour_of(now), now, status_id, url)
 
     async def unplan(self, due: DuePreview) -> None:
         await execute(self._session, self._unplan, (due.hour, due.due_at, due.status_id))

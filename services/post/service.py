@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -66,6 +66,7 @@ from kicau.thread_mutes import ThreadMuteStore
 from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import (
+    Alongside,
     Described,
     EditStore,
     StatusChange,
@@ -181,6 +182,16 @@ class _EditProgress:
     """How far an edit got: whether Cassandra's row holds it (then the attachments it added are the status's)."""
 
     written: bool = False
+
+
+@dataclass(frozen=True)
+class _Relinking:
+    """An edit's change of the address whose card its status shows (``PostService._relinking``)."""
+
+    moved: bool = False  # another address, or none: the card is cleared
+    planned: str | None = None  # the new address, whose preview is planned
+    edit: tuple[Alongside, ...] = ()  # written in the edit's batch
+    undo: tuple[Alongside, ...] = ()  # and in its undo's
 
 
 def validate(draft: NewStatus, max_characters: int) -> None:
@@ -1047,17 +1058,19 @@ class PostService:
         if not changed and row.get("edited_at") is None:
             return await self.get(status_id, Reader(account_id))  # nothing to keep, nothing to stream
         version_id = self.ids.next_id()
+        linking = _Relinking()
         if changed:
             mentions = await self.mentions.resolve(change.text)
             edited_at = version_time(status_id, version_id, row["created_at"])
             after = {**row, "text": change.text, "sensitive": change.sensitive, "spoiler_text": change.spoiler_text,
                      "language": change.language, "mentions": mentions, "edited_at": edited_at,
                      "media": media_column, "content": text_to_html(change.text, mentions, self.settings.public_url)}
-            if self._preview_address(change.text) != self._preview_address(row.get("text") or ""):
-                after["card"] = None  # another page's, fetched once the edit is out
+            linking = self._relinking(row, change.text)
+            if linking.moved:
+                after["card"] = None  # another page's (or none), fetched once the edit is out
             before_text = row.get("text") or ""
             mentioned_before = {m.account_id for m in stored(row.get("mentions"))}
-            await self.edits.write(row, after, version_id, edited_at, described)
+            await self.edits.write(row, after, version_id, edited_at, described, linking.edit)
             progress.written = True
         else:
             # A retry of an edit already written: the event again, from the version before it.
@@ -1078,33 +1091,32 @@ class PostService:
             if changed:
                 progress.written = not await self._undo_edit(
                     row, self._edited_event(after, row, self.ids.next_id(), username, after["text"], None),
-                    version_id, described)
+                    version_id, described, linking.undo)
             raise
         if changed:
             STATUSES_EDITED.inc()
-        await self._plan_edited_preview(after, row if changed else None)
+        if linking.planned is not None:
+            self.previews_planned()
+        crash_point("post.edit.published")
         return await self.get(status_id, Reader(account_id))
 
-    async def _plan_edited_preview(self, after: dict[str, Any], before: dict[str, Any] | None) -> None:
-        """Plan the card of an edited status's new address (``before``: the status before the edit; None for a
-        retry of an edit already written, which plans it if the status still has no card), and take the status
-        off its old address's timeline. Best effort: the edit is out, and a status without a card is still
-        whole."""
-        address = self._preview_address(after.get("text") or "")
-        old_address = self._preview_address(before.get("text") or "") if before is not None else address
-        if old_address is not None and old_address != address and before is not None and before.get("card"):
-            try:
-                await self.linked.remove(old_address, after["id"])
-            except Exception:
-                log.warning("could not unlist edited status %s from its old link", after["id"], exc_info=True)
-        if address is None or after.get("card") is not None or (before is not None and address == old_address):
-            return
-        try:
-            await self.link_previews.plan(after["id"], address)
-        except Exception:
-            log.warning("could not plan the preview of edited status %s", after["id"], exc_info=True)
-            return
-        self.previews_planned()
+    def _relinking(self, row: dict[str, Any], text: str) -> _Relinking:
+        """What an edit of ``row`` to ``text`` does to its link preview, written with the edit (and its undo): a
+        new address is planned (the row's card cleared), and a status that showed the old address's card leaves
+        that page's timeline (a public one comes back to it if the edit is taken back)."""
+        address = self._preview_address(text)
+        old_address = self._preview_address(row.get("text") or "")
+        if address == old_address:
+            return _Relinking()
+        edit: list[Alongside] = []
+        undo: list[Alongside] = []
+        if old_address is not None and row.get("card"):
+            edit.append(self.linked.unlisting(old_address, row["id"]))
+            if row.get("visibility") == PUBLIC:
+                undo.append(self.linked.listing(old_address, row["id"]))
+        if address is not None:
+            edit.append(self.link_previews.planning(row["id"], address))
+        return _Relinking(moved=True, planned=address, edit=tuple(edit), undo=tuple(undo))
 
     def _edited_event(self, before: dict[str, Any], after: dict[str, Any], version_id: int, username: str,
                       before_text: str, mentioned_before: set[int] | None) -> StatusEdited:
@@ -1123,15 +1135,15 @@ class PostService:
             mentions_added=added)
 
     async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int,
-                         described: list[Described]) -> bool:
-        """Take back an edit whose event was not acknowledged: the row and versions as they were, the cached
-        value dropped, and ``restored`` (the edit back to ``row``) handed to the producer. An event that timed out
-        may still reach the broker (the producer retries it): the restoring one follows it on the author's
-        partition, so the streams and hashtag timelines end where the status is. Whether Cassandra's row is as
-        it was again."""
+                         described: list[Described], alongside: Sequence[Alongside] = ()) -> bool:
+        """Take back an edit whose event was not acknowledged: the row and versions as they were (with the writes
+        ``alongside``), the cached value dropped, and ``restored`` (the edit back to ``row``) handed to the
+        producer. An event that timed out may still reach the broker (the producer retries it): the restoring one
+        follows it on the author's partition, so the streams and hashtag timelines end where the status is.
+        Whether Cassandra's row is as it was again."""
         taken_back = False
         try:
-            await self.edits.undo(row, version_id, described)
+            await self.edits.undo(row, version_id, described, alongside)
             taken_back = True
             await resp.round_trip(self.redis, [recount_command(row["id"])])
         except Exception:
