@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -104,6 +105,9 @@ class _Matched:
 # the fanout publishes again what it had applied but not committed when it crashed or retried a batch (up to its
 # commit interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
 RECENT_DELIVERIES = 10_000
+# Waits between tries to read an account's filters or hides while the service holding them is away (the last
+# repeated until it answers or the account's last stream here closes).
+RELOAD_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 # A write round reads the clock once per this many connections written, for the delivery latency of all of them.
 TIMING_BLOCK = 32
 
@@ -586,6 +590,8 @@ class StreamHub:
         self._announced: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        # (what, account) being read again after a failed read (``_keep_loading``).
+        self._reloading: set[tuple[str, int]] = set()
         self._stopping = False
         self._subscribed = asyncio.Event()
         self._dispatched: collections.OrderedDict[tuple[str, int, bool, bool, int, int, int], None] = (
@@ -703,22 +709,46 @@ class StreamHub:
 
     async def _load_unwanted(self, account_id: int) -> None:
         """Read whose statuses the account's public and hashtag streams leave out, again if a hide of its changed
-        meanwhile. Unreadable (the timeline service is away): the streams go unfiltered until the next change, a
-        warning logged, rather than not at all."""
+        meanwhile. Unreadable (the timeline service is away): the streams go unfiltered meanwhile rather than not
+        open at all, and the read is tried again in the background until it succeeds (``_keep_loading``)."""
+        if not await self._read_unwanted(account_id, quiet=False):
+            self._spawn(self._keep_loading("hides", account_id, self._read_unwanted))
+
+    async def _read_unwanted(self, account_id: int, *, quiet: bool) -> bool:
+        """One try of ``_load_unwanted``: whether it got an answer (kept if the account still streams here)."""
         if self.unwanted_of is None:
-            return
+            return True
         for _ in range(5):
             seen = self._hide_changes.get(account_id, 0)
             try:
                 found = frozenset(await self.unwanted_of(account_id))
             except Exception:
-                log.warning("could not read whom %s blocks or mutes; its public streams go unfiltered", account_id,
-                            exc_info=True)
-                return
+                log.log(logging.DEBUG if quiet else logging.WARNING, "could not read whom %s blocks or mutes; its"
+                        " public streams go unfiltered until it can", account_id, exc_info=not quiet)
+                return False
             if self._hide_changes.get(account_id, 0) == seen:
                 if account_id in self._connections:
                     self._unwanted[account_id] = found
-                return
+                return True
+        return True  # changed under each read: the changes themselves read it again
+
+    async def _keep_loading(self, what: str, account_id: int,
+                            read: Callable[..., Awaitable[bool]]) -> None:
+        """Try ``read`` again (``RELOAD_SECONDS`` apart) until it gets an answer, while the account streams here;
+        one such task per account and ``what``."""
+        key = (what, account_id)
+        if key in self._reloading:
+            return
+        self._reloading.add(key)
+        try:
+            for attempt in itertools.count():
+                await asyncio.sleep(RELOAD_SECONDS[min(attempt, len(RELOAD_SECONDS) - 1)])
+                if account_id not in self._connections or await read(account_id, quiet=True):
+                    if account_id in self._connections:
+                        log.warning("read the %s of %s after %d retries", what, account_id, attempt + 1)
+                    return
+        finally:
+            self._reloading.discard(key)
 
     def _hides_changed(self, raw: bytes) -> None:
         """A block or mute was made or undone between two accounts (``account:target:1|0:1|0``, whether each now
@@ -741,17 +771,28 @@ class StreamHub:
 
     async def _load_filters(self, account_id: int) -> None:
         """The account's filters, before its first stream here opens. Unreadable (the graph service is away): its
-        streams go unfiltered until its filters next change, a warning logged, rather than not at all."""
+        streams go unfiltered meanwhile rather than not open at all, and the read is tried again in the background
+        until it succeeds (``_keep_loading``)."""
+        if not await self._read_filters(account_id, quiet=False):
+            self._spawn(self._keep_loading("filters", account_id, self._read_filters))
+
+    async def _read_filters(self, account_id: int, *, quiet: bool) -> bool:
+        """One try of ``_load_filters``: whether it got an answer (kept unless a change came meanwhile)."""
         if self.filters_of is None:
-            return
+            return True
         seen = self._filter_changes.get(account_id, 0)
         try:
             found = await self.filters_of(account_id)
         except Exception:
-            log.warning("could not read the filters of %s; its streams go unfiltered", account_id, exc_info=True)
-            return
+            log.log(logging.DEBUG if quiet else logging.WARNING,
+                    "could not read the filters of %s; its streams go unfiltered until it can", account_id,
+                    exc_info=not quiet)
+            return False
+        if quiet and account_id not in self._connections:  # a retry whose streams closed meanwhile
+            return True
         if self._filter_changes.get(account_id, 0) == seen and found.filters:
             self._filters[account_id] = found
+        return True
 
     def _filters_changed(self, raw: bytes) -> None:
         """An account's filters changed (``<account>:<filters>``, as the graph service announces them, in the form

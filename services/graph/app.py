@@ -601,12 +601,20 @@ async def memberships(account_id: int, service: Service) -> dict[str, list[list[
     return {"lists": [[m.list_id, m.owner_id, int(m.exclusive)] for m in held]}
 
 
-@app.get("/internal/accounts/{account_id}/{direction}")
-async def follow_list(
-    account_id: int, direction: str, service: Service, max_id: int | None = None, limit: int = 40
-) -> Response:
-    if direction not in ("followers", "following"):
-        raise ApiError(404, "Record not found")
+# Named, not ``/{direction}``: a path parameter there took every later ``/internal/accounts/{id}/...`` GET route
+# (the streams' filters answered 404 for as long as that stood).
+@app.get("/internal/accounts/{account_id}/followers")
+async def followers(account_id: int, service: Service, max_id: int | None = None, limit: int = 40) -> Response:
+    return await _follow_list(service, account_id, "followers", max_id, limit)
+
+
+@app.get("/internal/accounts/{account_id}/following")
+async def following(account_id: int, service: Service, max_id: int | None = None, limit: int = 40) -> Response:
+    return await _follow_list(service, account_id, "following", max_id, limit)
+
+
+async def _follow_list(service: GraphService, account_id: int, direction: str, max_id: int | None,
+                       limit: int) -> Response:
     entities, next_cursor = await service.follow_list(
         account_id=account_id, direction=direction, max_id=max_id, limit=limit
     )

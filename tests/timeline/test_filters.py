@@ -255,3 +255,27 @@ def test_streams_filter_and_hear_of_changes(gateway_url: str, http: httpx.Client
         (frame,) = list(frames_until_quiet(ws))
         assert json.loads(str(frame["payload"]))["id"] == later
         assert json.loads(str(frame["payload"]))["filtered"] == []
+
+
+def test_a_stream_opened_after_its_filters_were_made_applies_them(gateway_url: str, http: httpx.Client,
+                                                                  make_user: Callable[..., User]) -> None:
+    """The gateway reads the reader's filters as its first stream opens (the graph service's
+    ``/internal/accounts/:id/filters``, once shadowed by the follow lists' route: such streams went unfiltered)."""
+    reader, author = make_user("flo_r"), make_user("flo_a")
+    follow(http, reader, author)
+    make_filter(http, reader, title="Taxes", context=["home"], filter_action="hide",
+                keywords_attributes=[{"keyword": "taxes"}])
+    make_filter(http, reader, title="Shows", context=["home"], keywords_attributes=[{"keyword": "finale"}])
+    with connect(ws_url(gateway_url) + "?stream=user", additional_headers=reader.auth, open_timeout=10) as ws:
+        for _ in range(60):
+            marker = post(http, author, "marker")
+            if any(f["event"] == "update" and json.loads(str(f["payload"]))["id"] == marker
+                   for f in frames_until_quiet(ws)):
+                break
+        else:
+            raise AssertionError("the user stream delivered nothing")
+        post(http, author, "my taxes")
+        warned = post(http, author, "the finale!")
+        frames = [(f["event"], json.loads(str(f["payload"]))) for f in frames_until_quiet(ws)]
+        assert [(event, status["id"]) for event, status in frames] == [("update", warned)]
+        assert matches(frames[0][1]) == [("Shows", ["finale"], None)]
