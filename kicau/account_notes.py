@@ -22,9 +22,9 @@ from typing import Final, NamedTuple
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
+from kicau.ids import ABOVE_EVERY_ID
 
 MAX_NOTE_LENGTH: Final = 2_000
-_MAX: Final = (1 << 63) - 1
 
 
 class Annotations(NamedTuple):
@@ -82,5 +82,6 @@ class AccountNoteStore:
 
     async def endorsed(self, account_id: int, max_id: int | None, limit: int) -> list[tuple[int, int]]:
         """(endorsement id, target) of the account's endorsements below ``max_id``, newest first."""
-        rows = await execute(self._session, self._page, (account_id, _MAX if max_id is None else max_id, limit))
+        below = ABOVE_EVERY_ID if max_id is None else max_id
+        rows = await execute(self._session, self._page, (account_id, below, limit))
         return [(int(row["endorsement_id"]), int(row["target_id"])) for row in rows]

@@ -30,10 +30,10 @@ from cassandra.query import BatchStatement, BatchType
 
 from kicau.clients import execute, write_preparer
 from kicau.events import Event, StatusCreated, StatusDeleted
+from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID
 from kicau.notifications import MENTION, Notification
 from kicau.visibility import DIRECT
 
-_MAX: Final = (1 << 63) - 1
 # A page's rows read from the ordering table beyond those asked for, so stale ones (above) rarely cost a second
 # read; and how many reads a page may take before it answers with what it has.
 _SPARE: Final = 8
@@ -243,8 +243,8 @@ class ConversationStore:
                    limit: int) -> list[Conversation]:
         """The account's conversations, newest last status first, with Mastodon's cursors (last status ids;
         ``min_id`` walks forward from the cursor)."""
-        upper = max_id if max_id is not None else _MAX
-        lower = since_id if since_id is not None else -1
+        upper = max_id if max_id is not None else ABOVE_EVERY_ID
+        lower = since_id if since_id is not None else BELOW_EVERY_ID
         forward = min_id is not None
         if forward:
             lower = max(lower, min_id or 0)

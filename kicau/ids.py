@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -19,6 +19,10 @@ WORKER_BITS = 6
 SEQUENCE_BITS = 10
 MAX_WORKER = (1 << WORKER_BITS) - 1
 MAX_SEQUENCE = (1 << SEQUENCE_BITS) - 1
+# Bounds that take in every id (ids are positive 63-bit numbers): a page that names no cursor reads below
+# ABOVE_EVERY_ID and above BELOW_EVERY_ID.
+ABOVE_EVERY_ID: Final = (1 << 63) - 1
+BELOW_EVERY_ID: Final = -1
 
 _PACK = struct.Struct(">Q")
 

@@ -15,9 +15,7 @@ from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from kicau.clients import execute, write_preparer
-
-# Bounds for a page that names no cursor (ids are positive 63-bit numbers).
-_NO_ID_BELOW, _NO_ID_ABOVE = -1, (1 << 63) - 1
+from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID
 
 
 class LinkedStatuses:
@@ -50,10 +48,10 @@ class LinkedStatuses:
     async def page(self, url: str, *, max_id: int | None, since_id: int | None, min_id: int | None,
                    limit: int) -> list[int]:
         """Ids newest first: below ``max_id`` and above ``since_id``, or the ``limit`` just above ``min_id``."""
-        below = _NO_ID_ABOVE if max_id is None else max_id
+        below = ABOVE_EVERY_ID if max_id is None else max_id
         if min_id is not None:
             rows = await execute(self._session, self._forward, (url, below, min_id, limit))
             return [int(row["status_id"]) for row in reversed(rows)]
-        above = _NO_ID_BELOW if since_id is None else since_id
+        above = BELOW_EVERY_ID if since_id is None else since_id
         rows = await execute(self._session, self._back, (url, below, above, limit))
         return [int(row["status_id"]) for row in rows]

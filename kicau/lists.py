@@ -33,6 +33,7 @@ from typing import Any, Final
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
+from kicau.ids import ABOVE_EVERY_ID
 
 REPLIES_POLICIES: Final = ("followed", "list", "none")
 DEFAULT_REPLIES_POLICY: Final = "list"
@@ -171,7 +172,7 @@ class ListStore:
     async def members_page(self, list_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                            limit: int) -> list[int]:
         """A page of a list's members, highest account id first, with Mastodon's cursors (account ids)."""
-        upper = max_id if max_id is not None else (1 << 63) - 1
+        upper = max_id if max_id is not None else ABOVE_EVERY_ID
         if min_id is not None:
             rows = await execute(self._session, self._members_above, (list_id, min_id, upper, limit))
             rows.reverse()

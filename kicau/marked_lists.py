@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from kicau.clients import execute
+from kicau.ids import ABOVE_EVERY_ID
 
-_MAX: Final = (1 << 63) - 1
 Held = TypeVar("Held")
 
 
@@ -46,7 +46,7 @@ class MarkedList(Generic[Held]):
                    min_id: int | None, limit: int) -> list[tuple[int, Held]]:
         """(mark id, the other column) newest first, with Mastodon's cursors (``min_id``: the page just above
         it, as Mastodon gives it)."""
-        upper = max_id if max_id is not None else _MAX
+        upper = max_id if max_id is not None else ABOVE_EVERY_ID
         if min_id is not None:
             rows = await execute(session, self.oldest, (key, min_id, upper, limit))
             rows.reverse()

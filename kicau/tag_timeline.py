@@ -21,11 +21,9 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from kicau.clients import execute, write_preparer
-from kicau.ids import ms_from_id
+from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID, ms_from_id
 
 DAY_MS = 86_400_000
-# Bounds for a page that names no cursor (ids are positive 63-bit numbers).
-_NO_ID_BELOW, _NO_ID_ABOVE = -1, (1 << 63) - 1
 # Days listed a read; days whose statuses are read at once.
 _DAYS_A_READ = 64
 _DAYS_AT_ONCE = 4
@@ -92,11 +90,11 @@ class TaggedStatuses:
                    min_id: int | None = None, limit: int = 20) -> list[int]:
         """A page of the hashtag's statuses, newest first, with Mastodon's cursors: older than ``max_id``; newer
         than ``since_id`` (the newest of them) or than ``min_id`` (those just after it)."""
-        upper = _NO_ID_ABOVE if max_id is None else max_id
+        upper = ABOVE_EVERY_ID if max_id is None else max_id
         if min_id is not None:
             lower = max(min_id, since_id) if since_id is not None else min_id
             return list(reversed(await self._read(tag, upper, lower, limit, forward=True)))
-        return await self._read(tag, upper, _NO_ID_BELOW if since_id is None else since_id, limit, forward=False)
+        return await self._read(tag, upper, BELOW_EVERY_ID if since_id is None else since_id, limit, forward=False)
 
     async def _read(self, tag: str, upper: int, lower: int, limit: int, *, forward: bool) -> list[int]:
         """Up to ``limit`` ids strictly between ``lower`` and ``upper``: the newest of them newest first, or

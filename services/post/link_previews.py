@@ -104,11 +104,12 @@ class PageCards:
     """Pages' cards: fetched (module doc), kept in Redis by address."""
 
     def __init__(self, redis: Redis, *, timeout: float, max_bytes: int, allow_private: bool,
-                 user_agent: str, keep_picture: KeepPicture | None = None, picture_max_bytes: int = 0) -> None:
+                 user_agent: str, picture_max_bytes: int = 0) -> None:
         self._redis = redis
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_bytes = max_bytes
-        self._keep_picture = keep_picture
+        # Pages' pictures are shown once ``keep_pictures`` names how to keep them (none until then).
+        self._keep_picture: KeepPicture | None = None
         self._picture_max_bytes = picture_max_bytes
         self._allow_private = allow_private
         self._user_agent = user_agent
