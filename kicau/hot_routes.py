@@ -170,6 +170,16 @@ class HotRoutes:
             raise ValueError(f"a hot route's path holds at most one parameter segment: {path}")
         self._templates.append(_Template(method, prefix, name, suffix, route))
 
+    def declared(self) -> list[tuple[str, str]]:
+        """(method, path template) of every hot route."""
+        return [*self._routes, *((t.method, t.route.route) for t in self._templates)]
+
+    def taking(self, method: str, path: str) -> str | None:
+        """The template of the hot route that answers ``method`` ``path``, if one does (it is answered before any
+        of the application's other routes)."""
+        route = self.find({"type": "http", "method": method, "path": path})
+        return None if route is None else route.route
+
     def find(self, scope: Scope) -> _Route | None:
         if scope["type"] != "http":
             return None
