@@ -8,8 +8,9 @@ its accounts, its statuses, and its accounts active in the last 30 days.
   crash of the fanout (Kafka gives it again) counts its statuses again: a statistic that may drift by a crash's
   batch, never below zero. Redis's append-only file keeps it through a restart; lost with Redis, it starts again
   at zero.
-* **Active in the last 30 days**: the accounts that posted since (the directory's ``active`` scores). Mastodon
-  counts sign-ins; Kicau records no sign-in time, and a post is what the directory calls activity.
+* **Active in the last 30 days** (and, for NodeInfo, 180): the accounts that posted since (the directory's
+  ``active`` scores). Mastodon counts sign-ins; Kicau records no sign-in time, and a post is what the directory
+  calls activity.
 
 ``/api/v1/instance/activity`` reports the last 12 weeks (from Monday, UTC, as Mastodon's weeks), each week's:
 
@@ -34,6 +35,7 @@ from kicau import keys
 from kicau.resp import command, round_trip
 
 ACTIVE_DAYS: Final = 30
+HALFYEAR_DAYS: Final = 180
 _STATUSES: Final = keys.statuses_count().encode()
 _WEEKLY: Final = keys.weekly_statuses().encode()
 WEEK_SECONDS: Final = 7 * 86400
@@ -45,6 +47,7 @@ class Usage(NamedTuple):
     accounts: int
     statuses: int
     active_month: int
+    active_halfyear: int = 0  # posted in the last 180 days (NodeInfo's ``activeHalfyear``)
 
 
 def statuses_command(change: int) -> bytes:
@@ -54,14 +57,16 @@ def statuses_command(change: int) -> bytes:
 
 async def usage(redis: Redis) -> Usage:
     """One round trip."""
-    since_ms = int((time.time() - ACTIVE_DAYS * 86400) * 1000)
-    registered, marker, statuses, active = await round_trip(redis, [
+    now = time.time()
+    month_ms, halfyear_ms = (int((now - days * 86400) * 1000) for days in (ACTIVE_DAYS, HALFYEAR_DAYS))
+    registered, marker, statuses, active, halfyear = await round_trip(redis, [
         command(b"ZCARD", keys.directory_new().encode()),
         command(b"ZSCORE", keys.directory_new().encode(), b""),
         command(b"GET", _STATUSES),
-        command(b"ZCOUNT", keys.directory_active().encode(), b"%d" % since_ms, b"+inf"),
+        command(b"ZCOUNT", keys.directory_active().encode(), b"%d" % month_ms, b"+inf"),
+        command(b"ZCOUNT", keys.directory_active().encode(), b"%d" % halfyear_ms, b"+inf"),
     ])
-    return Usage(int(registered) - (marker is not None), max(0, int(statuses or 0)), int(active))
+    return Usage(int(registered) - (marker is not None), max(0, int(statuses or 0)), int(active), int(halfyear))
 
 
 def week_of(seconds: float) -> int:

@@ -27,6 +27,9 @@ class CommonSettings(BaseSettings):
     environment: str = "development"
     public_url: str = "http://127.0.0.1:8080"
     instance_domain: str = "kicau.local"
+    # The longest status text (characters, as Mastodon counts them): the post service refuses longer ones and the
+    # gateway's instance documents announce it to clients, so both read this one setting.
+    max_characters: int = Field(default=500, ge=1, le=100_000)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_statuses_topic: str = "kicau.statuses"

@@ -314,7 +314,7 @@ class PostService:
     async def create(self, *, account_id: int, draft: NewStatus, idempotency_key: str | None,
                      media_from: int | None = None) -> bytes:
         """Post a status; ``media_from``: the scheduled status whose attachments it takes."""
-        validate(draft, self.own.max_characters)
+        validate(draft, self.settings.max_characters)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
         # The author's cached card (one Redis GET; Cassandra only on a miss) gives the username for the status and,
@@ -1012,7 +1012,7 @@ class PostService:
         validate(NewStatus(text=change.text, visibility=row.get("visibility") or PUBLIC, sensitive=change.sensitive,
                            spoiler_text=change.spoiler_text, language=change.language, media_ids=media_ids,
                            poll=polls.read(row.get("poll")) if media_ids != kept_media else None),
-                 self.own.max_characters)
+                 self.settings.max_characters)
         card = await self.accounts.card(account_id)
         if card is None:
             raise ApiError(401, "This method requires an authenticated user")
@@ -1190,7 +1190,7 @@ class PostService:
         Mastodon checks it), answered as a ScheduledStatus. A repeated Idempotency-Key answers the one it
         scheduled (the key's claim names the scheduled status's id, as a post's names its status's). Its poll
         (``draft.poll``, checked) lasts ``poll_seconds`` from when it is posted."""
-        validate(draft, self.own.max_characters)
+        validate(draft, self.settings.max_characters)
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, "Validation failed: Idempotency-Key must be 1 to 128 characters")
         moment = parse_time(scheduled_at)

@@ -13,7 +13,6 @@ class PostSettings(InternalListener):
     model_config = SettingsConfigDict(env_prefix="KICAU_POST_", extra="ignore")
 
     port: int = 8081
-    max_characters: int = Field(default=500, ge=1, le=100_000)
     # A publish that has not been acknowledged by then is failed (503) and its status rolled back.
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
     # Concurrent posts' writes leave for Cassandra together, one batch per statement (kicau/write_groups.py):

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from mastodon import Mastodon
 from redis.asyncio import Redis
 
 from kicau import instance_usage, keys, resp
@@ -132,8 +133,6 @@ def test_the_privacy_policy_is_the_configured_one_or_kicaus(fresh: httpx.Client,
 
 def test_the_terms_of_service_in_force_and_by_day(fresh: httpx.Client, http: httpx.Client,
                                                   gateway_url: str) -> None:
-    from mastodon import Mastodon
-
     first, current, coming = (t["effective_date"] for t in TERMS)
     assert fresh.get("/api/v1/instance/terms_of_service").json() == {
         "effective_date": current, "effective": True, "content": "<p>Current terms.<br>No &lt;spam&gt;.</p>",
@@ -238,3 +237,52 @@ async def _write_and_read(commands: list[bytes], now: float) -> list[dict[str, s
         return await instance_usage.activity(redis, now=now)
     finally:
         await redis.aclose()
+
+
+def test_the_instance_announces_the_character_limit_posts_are_held_to(http: httpx.Client,
+                                                                      make_user: Callable[..., User]) -> None:
+    """One setting (``KICAU_MAX_CHARACTERS``) for the post service's check and the instance documents: clients
+    count against what the instance says (the gateway announced 500 whatever the post service allowed)."""
+    v1, v2 = http.get("/api/v1/instance").json(), http.get("/api/v2/instance").json()
+    limit = v1["configuration"]["statuses"]["max_characters"]
+    assert v2["configuration"]["statuses"]["max_characters"] == limit
+    author = make_user("mxc_a")
+    fits = http.post("/api/v1/statuses", headers=author.auth, json={"status": "\u00e9" * limit})
+    assert fits.status_code == 200, fits.text
+    longer = http.post("/api/v1/statuses", headers=author.auth, json={"status": "\u00e9" * (limit + 1)})
+    assert longer.status_code == 422, longer.text
+    assert longer.json() == {"error": f"Validation failed: Text character limit of {limit} exceeded"}
+
+
+def test_nodeinfo_names_kicau_and_counts_its_use(fresh: httpx.Client, http: httpx.Client, gateway_url: str,
+                                                 make_user: Callable[..., User]) -> None:
+    schema = "http://nodeinfo.diaspora.software/ns/schema/"
+    links = fresh.get("/.well-known/nodeinfo").json()["links"]
+    assert [(link["rel"], urlsplit(link["href"]).path) for link in links] == [
+        (f"{schema}2.0", "/nodeinfo/2.0"), (f"{schema}2.1", "/nodeinfo/2.1")]
+
+    def nodeinfo(version: str = "2.0") -> dict[str, Any]:
+        answer = fresh.get(f"/nodeinfo/{version}")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == f'application/json; profile="{schema}{version}#"'
+        body: dict[str, Any] = answer.json()
+        return body
+
+    accounts, statuses, active = settled(fresh)
+    first = nodeinfo()
+    assert (first["version"], first["software"]["name"], first["protocols"], first["openRegistrations"]) == (
+        "2.0", "kicau", [], True)
+    users = first["usage"]["users"]
+    assert (users["total"], users["activeMonth"], first["usage"]["localPosts"]) == (accounts, active, statuses)
+    assert users["activeHalfyear"] >= users["activeMonth"]
+    assert nodeinfo("2.1")["version"] == "2.1"
+
+    author = make_user("ndi_a")
+    post(http, author, "now active")
+    now = eventually(lambda: (u := nodeinfo()["usage"])["users"]["activeMonth"] == active + 1 and u, timeout=60)
+    assert (now["users"]["total"], now["users"]["activeHalfyear"]) == (accounts + 1, users["activeHalfyear"] + 1)
+    assert now["localPosts"] >= statuses + 1
+
+    assert Mastodon(api_base_url=gateway_url).instance_nodeinfo()["software"]["name"] == "kicau"
+    missing = fresh.get("/nodeinfo/1.0")
+    assert (missing.status_code, missing.json()) == (404, {"error": "Record not found"})

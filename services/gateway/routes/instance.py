@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -74,7 +75,7 @@ async def instance_v1(request: Request, common: Common, settings: Settings) -> d
         "invites_enabled": False,
         "configuration": {
             "accounts": {"max_featured_tags": MAX_FEATURED},
-            "statuses": {"max_characters": 500, "max_media_attachments": media.MAX_PER_STATUS,
+            "statuses": {"max_characters": common.max_characters, "max_media_attachments": media.MAX_PER_STATUS,
                          "characters_reserved_per_url": 23},
             "media_attachments": media.CONFIGURATION,
             "polls": polls.CONFIGURATION,
@@ -104,7 +105,7 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
                          "max_profile_fields": MAX_PROFILE_FIELDS,
                          "profile_field_name_limit": MAX_PROFILE_FIELD_CHARS,
                          "profile_field_value_limit": MAX_PROFILE_FIELD_CHARS},
-            "statuses": {"max_characters": 500, "max_media_attachments": media.MAX_PER_STATUS,
+            "statuses": {"max_characters": common.max_characters, "max_media_attachments": media.MAX_PER_STATUS,
                          "characters_reserved_per_url": 23},
             "media_attachments": media.CONFIGURATION,
             "polls": polls.CONFIGURATION,
@@ -349,3 +350,40 @@ async def oauth_metadata(common: Common) -> Any:
         "token_endpoint_auth_methods_supported": ["client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
     }
+
+
+# NodeInfo (nodeinfo.diaspora.software): which software a server runs and how much it is used, where clients and
+# directories look first (Mastodon.py's ``instance_nodeinfo``; web clients that tell servers apart by software).
+NODEINFO_SCHEMA = "http://nodeinfo.diaspora.software/ns/schema/"
+NODEINFO_VERSIONS = ("2.0", "2.1")
+
+
+@router.get("/.well-known/nodeinfo", include_in_schema=False)
+async def nodeinfo_links(common: Common) -> dict[str, Any]:
+    return {"links": [{"rel": f"{NODEINFO_SCHEMA}{version}", "href": f"{common.public_url}/nodeinfo/{version}"}
+                      for version in NODEINFO_VERSIONS]}
+
+
+@router.get("/nodeinfo/{version}", include_in_schema=False)
+async def nodeinfo(version: str, request: Request, common: Common, settings: Settings) -> Response:
+    """The document in schema 2.0 or 2.1 (2.1 adds the software's repository and homepage, which Kicau leaves
+    out as it has no public one). ``protocols`` is empty: Kicau speaks no federation protocol, and naming one
+    (Mastodon names ``activitypub``) would send other servers here for nothing, though the schema asks for one."""
+    if version not in NODEINFO_VERSIONS:
+        return error_response(404, "Record not found")
+    usage = await _usage_of(request, settings)
+    document = {
+        "version": version,
+        "software": {"name": "kicau", "version": KICAU_VERSION},
+        "protocols": [],
+        "services": {"inbound": [], "outbound": []},
+        "openRegistrations": True,
+        "usage": {"users": {"total": usage.accounts, "activeMonth": usage.active_month,
+                            "activeHalfyear": usage.active_halfyear},
+                  "localPosts": usage.statuses},
+        "metadata": {"nodeName": settings.instance_title, "nodeDescription": settings.instance_description,
+                     "mastodonApiVersion": MASTODON_VERSION},
+    }
+    profile = f'application/json; profile="{NODEINFO_SCHEMA}{version}#"'
+    return Response(msgspec.json.encode(document), media_type=profile,
+                    headers={"Cache-Control": "public, max-age=1800"})
