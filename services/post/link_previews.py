@@ -154,7 +154,14 @@ class PageCards:
                 return None
             text = page[0].decode(_charset(page[1]), errors="replace")
             card = link_previews.card(url, text)
-            picture = link_previews.picture_of(url, text) if card is not None else None
+            picture = link_previews.picture_of(url, text)
+            oembed_url = link_previews.oembed_of(url, text)
+            if oembed_url is not None:
+                document = await self._oembed(oembed_url)
+                card = link_previews.with_oembed(card, url, document, oembed_url)
+                thumbnail = link_previews.oembed_picture(document, oembed_url)
+                if thumbnail is not None:
+                    picture = (thumbnail, picture[1] if picture is not None else "")
             if card is not None and picture is not None and self._keep_picture is not None:
                 image = await self._get(picture[0], _IMAGE_TYPES, self._picture_max_bytes)
                 kept = await self._keep_picture(image[0]) if image is not None else None
@@ -166,6 +173,17 @@ class PageCards:
             return None
         finally:
             LINK_PREVIEW_FETCH.observe(time.perf_counter() - started)
+
+    async def _oembed(self, url: str) -> Any:
+        """The page's oEmbed document, decoded, or None (not fetched, not JSON, larger than is read)."""
+        found = await self._get(url, link_previews.OEMBED_TYPES, link_previews.MAX_OEMBED_BYTES)
+        if found is None:
+            return None
+        try:
+            return msgspec.json.decode(found[0])
+        except msgspec.DecodeError:
+            log.info("no oEmbed document at %s", urlsplit(url).netloc)
+            return None
 
     async def _get(self, url: str, types: tuple[str, ...], max_bytes: int) -> tuple[bytes, str | None] | None:
         """The body (its first ``max_bytes``) and charset of an answer of one of ``types``, following redirects

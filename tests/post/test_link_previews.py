@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import threading
 import time
 from collections import Counter
@@ -40,6 +41,13 @@ NO_TITLE = "<html><head><meta name='description' content='no title'></head><body
 PICTURED = """<html><head><title>With a picture</title>
 <meta property="og:image" content="/bird.png"><meta property="og:image:alt" content="A small green bird">
 </head></html>"""
+VIDEO = """<html><head><title>Watch: dawn chorus</title><meta property="og:image" content="/bird.png">
+<link rel="alternate" type="application/json+oembed" href="/oembed.json?for=video"></head></html>"""
+OEMBED = json.dumps({
+    "type": "video", "version": "1.0", "title": "Dawn chorus (full)", "author_name": "Ana",
+    "provider_name": "Burung TV", "width": 560, "height": 315, "thumbnail_url": "/thumb.png",
+    "html": '<iframe src="https://burung.example/embed/7" width="560" height="315" allowfullscreen onload="x()">'
+            "</iframe><script>x()</script>"})
 BROKEN_PICTURE = """<html><head><title>Its picture is gone</title>
 <meta name="twitter:image" content="/gone.png"></head></html>"""
 
@@ -73,6 +81,9 @@ class Pages:
             "/pictured": (200, "text/html", PICTURED.encode(), {}),
             "/bird.png": (200, "image/png", png(1200, 630), {}),
             "/broken-picture": (200, "text/html", BROKEN_PICTURE.encode(), {}),
+            "/video": (200, "text/html", VIDEO.encode(), {}),
+            "/oembed.json": (200, "application/json", OEMBED.encode(), {}),
+            "/thumb.png": (200, "image/png", png(640, 360), {}),
             "/trending": (200, "text/html", b"<title>Everyone shares this</title>", {}),
             "/few": (200, "text/html", b"<title>Four share this</title>", {}),
             "/unlisted": (200, "text/html", b"<title>Shared quietly</title>", {}),
@@ -251,6 +262,24 @@ def test_a_card_shows_a_copy_of_the_pages_picture(http: httpx.Client, make_user:
     card = card_of(http, author, broken["id"])
     assert (card["title"], card["image"], card["width"], card["blurhash"]) == ("Its picture is gone", None, 0, None)
     assert pages.asked["/gone.png"] == 1
+
+
+def test_a_page_with_an_oembed_player_makes_a_video_card(http: httpx.Client, make_user: Callable[..., User],
+                                                        pages: Pages, gateway_url: str) -> None:
+    """The page names its oEmbed document: the card is the document's (a video, its player's frame alone, its
+    size), with the document's thumbnail kept as this server's copy rather than the page's own picture."""
+    author = make_user("lp_v")
+    posted = post(http, author, f"listen {pages.url('/video')}")
+    card = card_of(http, author, posted["id"])
+    assert (card["type"], card["title"], card["author_name"], card["provider_name"]) == (
+        "video", "Dawn chorus (full)", "Ana", "Burung TV")
+    assert card["html"] == ('<iframe src="https://burung.example/embed/7" width="560" height="315" allowfullscreen>'
+                            "</iframe>")
+    assert (card["width"], card["height"]) == (560, 315)
+    assert card["image"].startswith(f"{gateway_url}/system/media/") and card["image"].endswith("/small.png")
+    assert pages.asked["/oembed.json"] == 1 and pages.asked["/thumb.png"] == 1
+    client = Mastodon(access_token=author.token, api_base_url=gateway_url, version_check_mode="none")
+    assert client.status(posted["id"]).card.type == "video"
 
 
 def test_pages_many_accounts_share_trend(http: httpx.Client, make_user: Callable[..., User], pages: Pages,
