@@ -1,7 +1,8 @@
 """A page's preview card (Mastodon's PreviewCard): what a status shows under its text for the first web address
 in it (kicau/links.py), made from the page's ``<head>``: its Open Graph properties (``og:title``,
 ``og:description``, ``og:site_name``), else Twitter's card tags, else the ``<title>`` and the ``description``
-meta tag; its language from ``<html lang>``, its author from ``article:author`` or the ``author`` meta tag.
+meta tag; its language from ``<html lang>``, its author from ``article:author`` or the ``author`` meta tag, when
+it was published from ``article:published_time``.
 
 A page without a title makes no card (Mastodon's rule). Only the head is read: parsing stops at ``<body>`` or
 ``</head>``. Texts are unescaped, whitespace runs made one space, and cut to Mastodon's lengths. The page's
@@ -23,10 +24,13 @@ The fetching is the post service's (services/post/link_previews.py).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from html import escape
 from html.parser import HTMLParser
 from typing import Any, Final
 from urllib.parse import urljoin, urlsplit
+
+from kicau.entities import iso_time
 
 MAX_TITLE: Final = 250
 MAX_DESCRIPTION: Final = 400
@@ -37,7 +41,8 @@ _LANGUAGE: Final = re.compile(r"[a-z]{2,3}", re.IGNORECASE)
 _WANTED: Final = frozenset({
     "og:title", "og:description", "og:site_name", "twitter:title", "twitter:description", "description",
     "article:author", "author", "og:image", "og:image:secure_url", "og:image:url", "og:image:alt",
-    "twitter:image", "twitter:image:src", "twitter:image:alt",
+    "twitter:image", "twitter:image:src", "twitter:image:alt", "article:published_time", "og:published_time",
+    "date",
 })
 MAX_PICTURE_ADDRESS: Final = 2000
 OEMBED_TYPES: Final = ("application/json+oembed", "application/json", "text/json", "text/javascript")
@@ -119,6 +124,8 @@ def card(url: str, page: str) -> dict[str, Any] | None:
     if "://" in author:
         author = ""  # an author's page, not a name
     language = _LANGUAGE.match(head.language.strip())
+    published = _published(meta.get("article:published_time") or meta.get("og:published_time")
+                           or meta.get("date") or "")
     return {
         "url": url,
         "title": title,
@@ -136,9 +143,22 @@ def card(url: str, page: str) -> dict[str, Any] | None:
         "image_description": "",
         "embed_url": "",
         "blurhash": None,
-        "published_at": None,
+        "published_at": published,
         "authors": [{"name": author, "url": "", "account": None}] if author else [],
     }
+
+
+def _published(value: str) -> str | None:
+    """When the page says it was published (an ISO 8601 date or time, as ``article:published_time`` gives it), in
+    Mastodon's form (UTC, milliseconds); None for anything else. A date alone is that day's midnight, UTC."""
+    value = value.strip()
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+    if when is None or not 1900 <= when.year <= 9999:
+        return None
+    return iso_time(when)
 
 
 def picture_of(url: str, page: str) -> tuple[str, str] | None:

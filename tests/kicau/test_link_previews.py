@@ -87,3 +87,17 @@ def test_photo_and_link_documents() -> None:
     # Sizes that are not sizes read as none.
     odd = with_oembed(page_card, PAGE, {**PLAYER, "width": True, "height": "-3"}, OEMBED)
     assert odd is not None and (odd["width"], odd["height"]) == (0, 0)
+
+
+@pytest.mark.parametrize(("given", "published"), [
+    ("2026-11-30T08:15:00+07:00", "2026-11-30T01:15:00.000Z"),
+    ("2026-11-30T01:02:03.456789Z", "2026-11-30T01:02:03.456Z"),
+    ("2026-11-30", "2026-11-30T00:00:00.000Z"),
+    ("yesterday", None),
+    ("0001-01-01", None),
+    ("", None),
+])
+def test_when_the_page_was_published(given: str, published: str | None) -> None:
+    page = f'<head><title>News</title><meta property="article:published_time" content="{given}"></head>'
+    made = card(PAGE, page)
+    assert made is not None and made["published_at"] == published
