@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from tests.conftest import User, eventually
 from tests.gateway.test_hashtag_stream import frames_until_quiet
@@ -223,18 +223,23 @@ def test_filter_requests_refuse_bad_input(http: httpx.Client, make_user: Callabl
     assert refused.status_code == 403 and "error" in refused.json()
 
 
+def delivering(http: httpx.Client, author: User, ws: ClientConnection) -> None:
+    """Post as ``author`` until a marker arrives on the user stream ``ws`` (registered asynchronously), reading past
+    everything that came meanwhile."""
+    for _ in range(60):
+        marker = post(http, author, "marker")
+        if any(f["event"] == "update" and json.loads(str(f["payload"]))["id"] == marker
+               for f in frames_until_quiet(ws)):
+            return
+    raise AssertionError("the user stream delivered nothing")
+
+
 def test_streams_filter_and_hear_of_changes(gateway_url: str, http: httpx.Client,
                                             make_user: Callable[..., User]) -> None:
     reader, author = make_user("fls_r"), make_user("fls_a")
     follow(http, reader, author)
     with connect(ws_url(gateway_url) + "?stream=user", additional_headers=reader.auth, open_timeout=10) as ws:
-        for _ in range(60):
-            marker = post(http, author, "marker")
-            if any(f["event"] == "update" and json.loads(str(f["payload"]))["id"] == marker
-                   for f in frames_until_quiet(ws)):
-                break
-        else:
-            raise AssertionError("the user stream delivered nothing")
+        delivering(http, author, ws)
         shows = make_filter(http, reader, title="Shows", context=["home"], keywords_attributes=[{"keyword": "finale"}])
         make_filter(http, reader, title="Taxes", context=["home"], filter_action="hide",
                     keywords_attributes=[{"keyword": "taxes"}])
@@ -267,13 +272,7 @@ def test_a_stream_opened_after_its_filters_were_made_applies_them(gateway_url: s
                 keywords_attributes=[{"keyword": "taxes"}])
     make_filter(http, reader, title="Shows", context=["home"], keywords_attributes=[{"keyword": "finale"}])
     with connect(ws_url(gateway_url) + "?stream=user", additional_headers=reader.auth, open_timeout=10) as ws:
-        for _ in range(60):
-            marker = post(http, author, "marker")
-            if any(f["event"] == "update" and json.loads(str(f["payload"]))["id"] == marker
-                   for f in frames_until_quiet(ws)):
-                break
-        else:
-            raise AssertionError("the user stream delivered nothing")
+        delivering(http, author, ws)
         post(http, author, "my taxes")
         warned = post(http, author, "the finale!")
         frames = [(f["event"], json.loads(str(f["payload"]))) for f in frames_until_quiet(ws)]
