@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from kicau import hashtags, media, polls
+from kicau import hashtags, media, polls, quotes
 from kicau.account_notes import Annotations
 from kicau.blocks_and_mutes import Between
 from kicau.follow_options import FollowOptions
@@ -163,6 +163,7 @@ def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> d
         **account,
         "source": {
             "privacy": "public",
+            "quote_policy": "public",  # a status names its own (kicau/quotes.py)
             "sensitive": False,
             "language": None,
             "note": row.get("note") or "",
@@ -199,6 +200,7 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "reblogs_count": 0,
         "favourites_count": 0,
         "replies_count": 0,
+        "quotes_count": 0,
         "in_reply_to_id": str(in_reply_to) if in_reply_to else None,
         "in_reply_to_account_id": str(row["in_reply_to_account_id"]) if row.get("in_reply_to_account_id") else None,
         "reblog": None,
@@ -206,6 +208,10 @@ def status_fragment(row: dict[str, Any], *, username: str, public_url: str) -> b
         "poll": polls.entity(int(row["id"]), poll) if (poll := polls.read(row.get("poll"))) and not reblog else None,
         # The first link's preview (services/post/link_previews.py), as stored; none until its page was fetched.
         "card": msgspec.Raw(card.encode()) if (card := row.get("card")) and not reblog else None,
+        # Quote posts (kicau/quotes.py): the status it quotes, shallow until a read renders it for its reader; who
+        # may quote this one, as a reader neither its author nor anonymous sees it.
+        "quote": quotes.shallow(row) if not reblog else None,
+        "quote_approval": quotes.approval(quotes.policy_of(row)),
         "language": row.get("language"),
         "edited_at": iso_time(row.get("edited_at")),
         "application": None,

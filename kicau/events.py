@@ -60,6 +60,8 @@ class StatusCreated(_Event, tag="status.created"):
     # The root of its thread (kicau/conversations.py): a direct status joins its members' conversation of that
     # thread. 0 for the status's own id (a status that replies to nothing, and events from before the field).
     conversation_id: int = 0
+    # The author of the status it quotes (kicau/quotes.py), who is notified (``quote``); 0 for no quote.
+    quoted_account: int = 0
 
 
 class StatusDeleted(_Event, tag="status.deleted"):

@@ -177,10 +177,10 @@ def status_edited(status_id: int) -> str:
 
 
 def status_cache(status_id: int) -> str:
-    # "status7": the value carries who may see the status, its counts, the status it reblogs, the root of its thread
-    # and whether it has a poll (kicau/status_cards.py, kicau/status_tallies.py). Values under older prefixes lack
-    # some of those; they expire within a day, and reads never look at them.
-    return f"status7:{{s:{status_id}}}"
+    # "status8": the value carries who may see the status, its four counts (quotes_count since "status8"), the status
+    # it reblogs, the root of its thread and its flags (kicau/status_cards.py, kicau/status_tallies.py). Values under
+    # older prefixes lack some of those; they expire within a day, and reads never look at them.
+    return f"status8:{{s:{status_id}}}"
 
 
 def marks(account_id: int) -> str:

@@ -29,7 +29,7 @@ from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ms_from_id
+from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID, ms_from_id
 from kicau.notification_groups import group_key
 
 MENTION: Final = "mention"
@@ -40,9 +40,11 @@ STATUS: Final = "status"  # a new status of an account followed with ``notify`` 
 UPDATE: Final = "update"  # a status the account reblogged was edited (services/post/edits.py)
 FOLLOW_REQUEST: Final = "follow_request"  # an account asks to follow this locked one (kicau/follow_requests.py)
 POLL: Final = "poll"  # a poll the account posted or voted in ended (kicau/polls.py)
+QUOTE: Final = "quote"  # a status quotes one of the account's (kicau/quotes.py); its id is the quoting status's
+QUOTED_UPDATE: Final = "quoted_update"  # a status the account quotes was edited; names the account's quote
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
-RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL})
-_MAX: Final = (1 << 63) - 1
+RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE,
+                             QUOTED_UPDATE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +100,12 @@ class NotificationStore:
     async def page(self, account_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                    limit: int) -> list[Notification]:
         """Newest first, with Mastodon's cursors (``min_id`` walks forward from the cursor)."""
-        upper = max_id if max_id is not None else _MAX
+        upper = max_id if max_id is not None else ABOVE_EVERY_ID
         if min_id is not None:
             rows = await execute(self._session, self._oldest_above, (account_id, min_id, upper, limit))
             rows.reverse()
         else:
-            lower = since_id if since_id is not None else -1
+            lower = since_id if since_id is not None else BELOW_EVERY_ID
             rows = await execute(self._session, self._newest, (account_id, upper, lower, limit))
         return [_from_row(row) for row in rows]
 

@@ -28,6 +28,7 @@ import re
 import struct
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -35,7 +36,7 @@ from cassandra.cluster import Session
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import keys, polls, resp, visibility
+from kicau import keys, polls, quotes, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
@@ -44,12 +45,25 @@ from kicau.favourites import COUNT_QUERY
 from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, text_of, with_results
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
+from kicau.quotes import COUNT_QUERY as COUNT_QUOTES_QUERY
 from kicau.reader_marks import NOTHING, Marked, ReaderMarks
 from kicau.reblogs import COUNT_QUERY as COUNT_REBLOGS_QUERY
 from kicau.reblogs import with_reblog
 from kicau.replies import COUNT_QUERY as COUNT_REPLIES_QUERY
 from kicau.resp import command
-from kicau.status_tallies import COUNTS, COUNTS_AT, FLAGS_AT, HAS_POLL, HEAD, PLAIN, REBLOG_OF_AT, ROOT_AT
+from kicau.status_tallies import (
+    COUNTS,
+    COUNTS_AT,
+    FLAGS_AT,
+    HAS_POLL,
+    HAS_QUOTE,
+    HEAD,
+    PLAIN,
+    QUOTED_BY_ANYONE,
+    QUOTED_BY_FOLLOWERS,
+    REBLOG_OF_AT,
+    ROOT_AT,
+)
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import Reader
 
@@ -78,6 +92,7 @@ _ROOT = struct.Struct(">Q")
 _FAVOURITES_ZERO = b'"favourites_count":0'
 _REPLIES_ZERO = b'"replies_count":0'
 _REBLOGS_ZERO = b'"reblogs_count":0'
+_QUOTES_ZERO = b'"quotes_count":0'
 _NOT_FAVOURITED = b'"favourited":false'
 _NOT_REBLOGGED = b'"reblogged":false'
 _NOT_BOOKMARKED = b'"bookmarked":false'
@@ -95,13 +110,21 @@ class Loaded(NamedTuple):
     reblogs: int = 0
     reblog_of: int = 0  # the status it reblogs, if it is a reblog
     root: int = 0  # the root of its thread (kicau/conversations.py), 0 for the status itself
+    quotes: int = 0
 
 
 def cache_value(account_id: int, fragment: bytes, favourites: int = 0, replies: int = 0, reblogs: int = 0,
-                reblog_of: int = 0, root: int = 0) -> bytes:
+                reblog_of: int = 0, root: int = 0, quoted: int = 0) -> bytes:
+    """The cached value of a status (kicau/status_tallies.py); ``quoted``: its quotes_count."""
     flags = HAS_POLL if polls.poll_in(fragment) is not None else 0
+    if quotes.quoted_in(fragment) is not None:
+        flags |= HAS_QUOTE
+    if quotes.QUOTABLE_BY_ANYONE in fragment:
+        flags |= QUOTED_BY_ANYONE
+    elif quotes.QUOTABLE_BY_FOLLOWERS in fragment:
+        flags |= QUOTED_BY_FOLLOWERS
     return HEAD.pack(account_id, visibility.audience(visibility.of_fragment(fragment)), favourites, replies,
-                     reblogs, reblog_of, root, flags) + fragment
+                     reblogs, quoted, reblog_of, root, flags) + fragment
 
 
 def thread_of(status_id: int, value: bytes) -> int:
@@ -129,12 +152,14 @@ def shown_fragment(value: bytes, favourited: bool = False, bookmarked: bool = Fa
     one favourites, answers or reblogs. None of the keys can occur earlier in the fragment, as a string's own
     quotes are escaped; the reblogged status goes in last, since its own keys would come before the reblog's
     flags."""
-    favourites, replies, reblogs = COUNTS.unpack_from(value, COUNTS_AT)
+    favourites, replies, reblogs, quoted = COUNTS.unpack_from(value, COUNTS_AT)
     fragment = memoryview(value)[_FRAGMENT_AT:]
-    if not (favourites or replies or reblogs or favourited or bookmarked or reblogged or pinned or muted
+    if not (favourites or replies or reblogs or quoted or favourited or bookmarked or reblogged or pinned or muted
             or reblog is not None):
         return fragment
     patched = bytes(fragment)
+    if quoted:
+        patched = patched.replace(_QUOTES_ZERO, b'"quotes_count":%d' % quoted, 1)
     if reblogs:
         patched = patched.replace(_REBLOGS_ZERO, b'"reblogs_count":%d' % reblogs, 1)
     if favourites:
@@ -231,6 +256,10 @@ class Visible(NamedTuple):
     filtered: dict[int, bytes] = {}  # a shared default, never changed
     # status id -> its poll as it is now, as the reader sees it (kicau/polls.py), for the statuses with one
     polls: dict[int, bytes] = {}  # a shared default, never changed
+    # status id -> the Quote the reader is shown (kicau/quotes.py), for the statuses that quote another
+    quotes: dict[int, bytes] = {}  # a shared default, never changed
+    # the statuses whose quote_approval.current_user the reader sees otherwise than their fragment says
+    approvals: frozenset[int] = frozenset()
 
 
 def _shown_fragment(status_id: int, value: bytes, visible: Visible) -> bytes | memoryview:
@@ -238,6 +267,10 @@ def _shown_fragment(status_id: int, value: bytes, visible: Visible) -> bytes | m
     shown = shown_fragment(value, status_id in marked.favourited, status_id in marked.bookmarked,
                            status_id in marked.reblogged, visible.originals.get(status_id),
                            status_id in marked.pinned, status_id in marked.muted)
+    if status_id in visible.quotes:
+        shown = quotes.with_quote(bytes(shown), visible.quotes[status_id])
+    if status_id in visible.approvals:
+        shown = quotes.with_current_user(bytes(shown), not value[FLAGS_AT] & QUOTED_BY_ANYONE)
     if status_id in visible.polls:
         shown = polls.with_poll(shown, visible.polls[status_id])
     if filtered and status_id in filtered:
@@ -287,6 +320,7 @@ class StatusCards:
         self._count_favourites = session.prepare(COUNT_QUERY)
         self._count_replies = session.prepare(COUNT_REPLIES_QUERY)
         self._count_reblogs = session.prepare(COUNT_REBLOGS_QUERY)
+        self._count_quotes = session.prepare(COUNT_QUOTES_QUERY)
         self._session = session
         self._accounts = accounts
         self._public_url = public_url
@@ -362,11 +396,12 @@ class StatusCards:
     async def _load(self, status_id: int) -> Loaded | str | None:
         """The status and its counts; None for a deleted or unknown status; ``_UNWRITTEN`` for one whose row may
         still be on its way."""
-        rows, favourites, replies, reblogs = await asyncio.gather(
+        rows, favourites, replies, reblogs, quoted = await asyncio.gather(
             execute(self._session, self._select, (status_id,)),
             execute(self._session, self._count_favourites, (status_id,)),
             execute(self._session, self._count_replies, (status_id,)),
-            execute(self._session, self._count_reblogs, (status_id,)))
+            execute(self._session, self._count_reblogs, (status_id,)),
+            execute(self._session, self._count_quotes, (status_id,)))
         if not rows:
             young = time.time() * 1000 - ms_from_id(status_id) < UNWRITTEN_GRACE_SECONDS * 1000
             return _UNWRITTEN if young else None
@@ -378,7 +413,7 @@ class StatusCards:
             return None
         fragment = status_fragment(row, username=author["username"], public_url=self._public_url)
         return Loaded(int(row["account_id"]), fragment, _counted(favourites), _counted(replies), _counted(reblogs),
-                      int(row.get("reblog_of_id") or 0), int(row.get("conversation_id") or 0))
+                      int(row.get("reblog_of_id") or 0), int(row.get("conversation_id") or 0), _counted(quoted))
 
     async def hides_of(self, account_id: int) -> Hides:
         """What the account's reads leave out (kicau/blocks_and_mutes.py); nothing without the copies."""
@@ -412,14 +447,15 @@ class StatusCards:
                 if visibility.may_see(audience, author, reader, author in followed, named)]
 
     async def _visible(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
-                       reblogs: bool = True, reblogged: bool = False) -> Visible:
+                       reblogs: bool = True, reblogged: bool = False, quoted: bool = True) -> Visible:
         """Each status the reader may see, in order; which of them it marked (``marks``: or none); and, for each
         reblog among them, the reblogged status rendered for the reader (a reblog whose status the reader may not
         see, or that was deleted, is left out; so is every reblog without ``reblogs``, for what a reblog never
         reblogs). Statuses by accounts that block the reader are left out; so are, where the reader's context
         says so, those by accounts it blocks or mutes, and, everywhere, others' reblogs of them (``Hides``); and
         statuses the reader's follows' options do not admit (``Reader.followed_options``). Statuses shown inside
-        reblogs (``reblogged``) are left out by the first rule alone: the reblogs decide the rest (``_originals``)."""
+        reblogs (``reblogged``) are left out by the first rule alone: the reblogs decide the rest (``_originals``).
+        With ``quoted``, each status that quotes another gets the Quote the reader is shown (``_quotes``)."""
         hydrated, restricted, reblogs_of = await self._hydrate(status_ids)
         hides = NO_HIDES
         if hydrated and reader.account_id is not None and self._hides is not None:
@@ -451,7 +487,64 @@ class StatusCards:
             active = (await self._filters.of(reader.account_id)).in_context(reader.context)
             if active is not None:  # rare: most readers have no filters
                 seen, filtered = _filter(seen, active, reblogs_of, originals)
-        return Visible(seen, marked, originals, filtered, await self._polls_now(seen, reader))
+        shown_quotes = await self._quotes(seen, reader, marks, hides) if quoted else {}
+        return Visible(seen, marked, originals, filtered, await self._polls_now(seen, reader), shown_quotes,
+                       await self._approvals(seen, reader))
+
+    async def _quotes(self, seen: list[Hydrated], reader: Reader, marks: bool, hides: Hides) -> dict[int, bytes]:
+        """For each status that quotes another (a flag in its head says so), the Quote its reader is shown
+        (kicau/quotes.py): the quoted status rendered for the reader with its own quote left shallow, or why not."""
+        quoting = {status_id: quoted for status_id, value, _ in seen if value[FLAGS_AT] & HAS_QUOTE
+                   and (quoted := quotes.quoted_in(memoryview(value)[_FRAGMENT_AT:])) is not None}
+        if not quoting:
+            return {}
+        wanted = list(dict.fromkeys(quoting.values()))
+        live = {status_id for status_id, _, _ in (await self._hydrate(wanted))[0]}
+        # Not the reader's filters: a quote shows what was quoted, as a reblog's original is matched through it.
+        inner = await self._visible([s for s in wanted if s in live], replace(reader, context=""), marks,
+                                    reblogs=False, reblogged=True, quoted=False)
+        shown = {status_id: (_AUTHOR_AUDIENCE.unpack_from(value)[0],
+                             compose_status(bytes(_shown_fragment(status_id, value, inner)), card))
+                 for status_id, value, card in inner.seen}
+        found: dict[int, bytes] = {}
+        for status_id, quoted_id in quoting.items():
+            if quoted_id not in live:
+                found[status_id] = quotes.entity(quotes.DELETED)
+            elif quoted_id not in shown:
+                found[status_id] = quotes.entity(quotes.UNAUTHORIZED)
+            else:
+                author, rendered = shown[quoted_id]
+                state = (quotes.BLOCKED_ACCOUNT if author in hides.blocking
+                         else quotes.MUTED_ACCOUNT if author in hides.hidden else quotes.ACCEPTED)
+                found[status_id] = quotes.entity(state, rendered)
+        return found
+
+    async def _approvals(self, seen: list[Hydrated], reader: Reader) -> frozenset[int]:
+        """The statuses whose ``quote_approval.current_user`` the reader sees otherwise than their fragment says
+        (kicau/quotes.py): anyone may quote a ``public`` one but an anonymous reader; its author may quote any of
+        its own but a direct one or a reblog; a follower of its author may quote a ``followers`` one."""
+        reading = reader.account_id
+        if reading is None:
+            return frozenset(status_id for status_id, value, _ in seen if value[FLAGS_AT] & QUOTED_BY_ANYONE)
+        flipped: list[int] = []
+        ask: dict[int, list[int]] = {}
+        for status_id, value, _ in seen:
+            flags = value[FLAGS_AT]
+            if flags & QUOTED_BY_ANYONE:
+                continue  # the usual status: automatic for every reader with an account
+            author, audience, reblogged = _HYDRATED_HEAD.unpack_from(value)
+            if author == reading:
+                if audience != visibility.AUTHOR and not reblogged:
+                    flipped.append(status_id)
+            elif flags & QUOTED_BY_FOLLOWERS:
+                if reader.follows_every_author:
+                    flipped.append(status_id)
+                else:
+                    ask.setdefault(author, []).append(status_id)
+        if ask:
+            rows = await execute(self._session, self._follows_among, (reading, sorted(ask)))
+            flipped += [status_id for row in rows for status_id in ask.get(int(row["followee_id"]), ())]
+        return frozenset(flipped)
 
     async def _polls_now(self, seen: list[Hydrated], reader: Reader) -> dict[int, bytes]:
         """The poll of each status that has one, as it is now and as the reader sees it (kicau/polls.py): one
@@ -485,9 +578,9 @@ class StatusCards:
         return {s: shown[o][1] for s, o in reblogged.items() if o in shown}
 
     async def _shown(self, status_ids: Sequence[int], reader: Reader, marks: bool = True,
-                     reblogs: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
+                     reblogs: bool = True, quoted: bool = True) -> list[tuple[int, bytes | memoryview, bytes]]:
         """(status id, Status fragment as the reader is shown it, author's card) of each status it may see."""
-        visible = await self._visible(status_ids, reader, marks, reblogs)
+        visible = await self._visible(status_ids, reader, marks, reblogs, quoted=quoted)
         return [(status_id, _shown_fragment(status_id, value, visible), card)
                 for status_id, value, card in visible.seen]
 
@@ -507,6 +600,10 @@ class StatusCards:
             anything = anything | visible.filtered.keys()
         if visible.polls:
             anything = anything | visible.polls.keys()
+        if visible.quotes:
+            anything = anything | visible.quotes.keys()
+        if visible.approvals:
+            anything = anything | visible.approvals
         for status_id, value, card in visible.seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most
@@ -533,6 +630,11 @@ class StatusCards:
         seen = (await self._visible(list(dict.fromkeys(status_ids)), reader, marks=False)).seen
         return {status_id for status_id, _, _ in seen}
 
+    async def author_of(self, status_id: int) -> int | None:
+        """Who wrote a status (whoever may see it); None for one deleted or unknown."""
+        hydrated, _, _ = await self._hydrate([status_id])
+        return _AUTHOR_AUDIENCE.unpack_from(hydrated[0][1])[0] if hydrated else None
+
     async def parent_of(self, status_id: int) -> int | None:
         """What a status replies to, whoever may see it: its parent's id, 0 for none; None for a status deleted or
         unknown. Mastodon walks a thread up past the statuses its reader may not see (those of an account that
@@ -543,8 +645,10 @@ class StatusCards:
         parent = _read_parent(memoryview(hydrated[0][1])[_FRAGMENT_AT:]).in_reply_to_id
         return int(parent) if parent else 0
 
-    async def render_one(self, status_id: int, reader: Reader, marks: bool = True) -> bytes | None:
+    async def render_one(self, status_id: int, reader: Reader, marks: bool = True,
+                         quoted: bool = True) -> bytes | None:
         """The status as the reader sees it; without ``marks``, as no one in particular (every flag false: what a
-        stream event carries to all its readers)."""
-        shown = await self._shown([status_id], reader, marks)
+        stream event carries to all its readers); without ``quoted``, its own quote left shallow (as a quote shows
+        the status it quotes, kicau/quotes.py)."""
+        shown = await self._shown([status_id], reader, marks, quoted=quoted)
         return compose_status(bytes(shown[0][1]), shown[0][2]) if shown else None

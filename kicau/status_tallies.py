@@ -1,15 +1,17 @@
-"""The head of a status's cached value: its counts (``favourites_count``, ``replies_count``, ``reblogs_count``),
-for a reblog the status it reblogs, and the root of its thread.
+"""The head of a status's cached value: its counts (``favourites_count``, ``replies_count``, ``reblogs_count``,
+``quotes_count``), for a reblog the status it reblogs, and the root of its thread.
 
 A cached status (kicau/status_cards.py) is its author's id (8 bytes, big-endian), who may see it (1 byte), the
-three counts (4 bytes each, big-endian), the id of the status it reblogs (8 bytes, 0 for any other status), the
+four counts (4 bytes each, big-endian), the id of the status it reblogs (8 bytes, 0 for any other status), the
 root of its thread (8 bytes, kicau/conversations.py; 0 for a status that is its own root: ``muted``, through the
 reader's muted threads, kicau/reader_marks.py), a byte of flags (``HAS_POLL``: its fragment carries a poll, which
-every read replaces with the poll as it is now, kicau/polls.py) and then the Status fragment, which never changes.
+every read replaces with the poll as it is now, kicau/polls.py; ``HAS_QUOTE``: it quotes a status, which every
+read renders for its reader; ``QUOTED_BY_ANYONE``, ``QUOTED_BY_FOLLOWERS``: its quote policy, kicau/quotes.py) and
+then the Status fragment, which never changes.
 The counts do change, so they live beside the fragment and are spliced into it when it is rendered.
 
-The writer of what a count counts (the post service: a favourite, a reply, a reblog) moves the count of a cached
-status by one in place (``MOVE``, one script call that keeps the value's expiry): a viral status favourited or
+The writer of what a count counts (the post service: a favourite, a reply, a reblog, a quote) moves the count of a
+cached status by one in place (``MOVE``, one script call that keeps the value's expiry): a viral status favourited or
 answered a hundred times a second is not counted again each time. A status cached from Cassandra is counted there
 (kicau/favourites.py, kicau/replies.py, kicau/reblogs.py). Where a crash may have come between the record's change
 and the count's, the writer drops the cached value instead (``RECOUNT``), and the next read counts it again. What is
@@ -26,15 +28,18 @@ from typing import Final
 from kicau import keys
 from kicau.resp import command
 
-# The author id, who may see the status, favourites_count, replies_count, reblogs_count, the reblogged status's id,
-# the root of its thread, flags.
-HEAD: Final = struct.Struct(">QBIIIQQB")
-COUNTS: Final = struct.Struct(">III")
+# The author id, who may see the status, favourites_count, replies_count, reblogs_count, quotes_count, the reblogged
+# status's id, the root of its thread, flags.
+HEAD: Final = struct.Struct(">QBIIIIQQB")
+COUNTS: Final = struct.Struct(">IIII")
 COUNTS_AT: Final = 9  # after the author id and the audience
 REBLOG_OF_AT: Final = COUNTS_AT + COUNTS.size  # the reblogged status's id (8 bytes)
 ROOT_AT: Final = REBLOG_OF_AT + 8  # the root of its thread (8 bytes)
 FLAGS_AT: Final = ROOT_AT + 8  # one byte
 HAS_POLL: Final = 1
+HAS_QUOTE: Final = 2  # an accepted quote of another status (kicau/quotes.py)
+QUOTED_BY_ANYONE: Final = 4  # its quote policy is ``public``
+QUOTED_BY_FOLLOWERS: Final = 8  # its quote policy is ``followers``
 # What follows the audience in the head of the usual status, up to its thread's root: no counts, no reblog.
 PLAIN: Final = bytes(ROOT_AT - COUNTS_AT)
 
@@ -45,6 +50,7 @@ class Tally(enum.IntEnum):
     FAVOURITES = COUNTS_AT
     REPLIES = COUNTS_AT + 4
     REBLOGS = COUNTS_AT + 8
+    QUOTES = COUNTS_AT + 12
 
 
 # KEYS[1] = a status's cached value; ARGV[1] = +1 or -1; ARGV[2] = where the count begins (a Tally). Moves it,

@@ -26,6 +26,7 @@ from kicau.notifications import FILTERED_TABLE, NotificationStore
 from kicau.polls import PollVotes
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
+from kicau.quotes import QuoteStore
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.tag_follows import TagFollowStore
@@ -70,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=AccountCards(redis, session, common.public_url), online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             reblogs=ReblogStore(session, clients.write_consistency(common)),
+            quotes=QuoteStore(session, clients.write_consistency(common)),
             conversations=ConversationStore(session, clients.write_consistency(common)),
             thread_mutes=ThreadMuteStore(session, clients.write_consistency(common)),
             poll_votes=PollVotes(redis, session, clients.write_consistency(common)),

@@ -94,6 +94,8 @@ from kicau.notifications import (
     FOLLOW_REQUEST,
     MENTION,
     POLL,
+    QUOTE,
+    QUOTED_UPDATE,
     REBLOG,
     STATUS,
     UPDATE,
@@ -104,6 +106,7 @@ from kicau.notifications import (
 from kicau.polls import PollVotes
 from kicau.presence import PUBLIC_LISTENERS, OnlineMirror
 from kicau.public_timeline import PublicStatuses
+from kicau.quotes import QuoteStore
 from kicau.reblogs import ReblogStore, with_reblog
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
@@ -190,6 +193,12 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
         if isinstance(event, StatusCreated) and event.reblog_of and event.reblog_author != event.account_id:
             found.append(Notification(event.reblog_author, event.status_id, REBLOG, event.account_id,
                                       event.reblog_of))
+        # A quote tells the quoted status's author (kicau/quotes.py), unless the quote mentions it: the mention,
+        # whose id is the same, tells it then.
+        if isinstance(event, StatusCreated) and event.quoted_account and event.quoted_account != event.account_id \
+                and event.quoted_account not in event.mentions:
+            found.append(Notification(event.quoted_account, event.status_id, QUOTE, event.account_id,
+                                      event.status_id))
     return found
 
 
@@ -211,12 +220,25 @@ def accepted_times(events: Iterable[Event]) -> dict[int, float]:
     return accepted
 
 
-def update_notifications(edits: Sequence[StatusEdited], boosters: Sequence[list[int]]) -> list[Notification]:
+def update_notifications(edits: Sequence[StatusEdited], boosters: Sequence[list[int]],
+                         quoters: Sequence[list[tuple[int, int]]] = ()) -> list[Notification]:
     """An ``update`` for each account that reblogged an edited status (``boosters``, each edit's), as Mastodon
-    notifies an edit; never the author itself. Its id is the edit's version: each edit notifies once."""
-    return [Notification(account, edit.version_id, UPDATE, edit.account_id, edit.status_id)
-            for edit, accounts in zip(edits, boosters, strict=True)
-            for account in dict.fromkeys(accounts) if account != edit.account_id]
+    notifies an edit, and a ``quoted_update`` for each account that quotes it (``quoters``: each edit's quoting
+    statuses and their authors), naming its quote (its newest, for one that quotes it twice); never the author
+    itself. Their id is the edit's version: each edit notifies an account once, so one that both reblogged and
+    quoted the status is told by the ``update``."""
+    found: list[Notification] = []
+    for edit, accounts, quoting in zip(edits, boosters, quoters or [[] for _ in edits], strict=True):
+        told = {account for account in accounts if account != edit.account_id}
+        found += [Notification(account, edit.version_id, UPDATE, edit.account_id, edit.status_id)
+                  for account in dict.fromkeys(accounts) if account in told]
+        newest: dict[int, int] = {}
+        for quote_id, account in quoting:
+            if account != edit.account_id and account not in told:
+                newest[account] = max(quote_id, newest.get(account, 0))
+        found += [Notification(account, edit.version_id, QUOTED_UPDATE, edit.account_id, quote_id)
+                  for account, quote_id in newest.items()]
+    return found
 
 
 def poll_notifications(endings: Sequence[PollEnded], voters: Sequence[list[int]]) -> list[Notification]:
@@ -520,6 +542,7 @@ class Fanout:
     follow_options: KeptOptions  # followers' options of each author, under its follower list's version
     list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
     reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
+    quotes: QuoteStore  # who quotes an edited status (notified too)
     conversations: ConversationStore  # the direct conversations of direct statuses' authors and mentioned accounts
     thread_mutes: ThreadMuteStore  # the threads accounts mute: nothing in them notifies them
     poll_votes: PollVotes  # who voted in a poll that ended (notified of its end)
@@ -566,9 +589,11 @@ class Fanout:
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
         edits = [e for e in events if isinstance(e, StatusEdited) and e.status_id not in gone]
-        if edits:  # rare: a read of each edited status's reblogs
-            notices += update_notifications(edits, await asyncio.gather(*(self.reblogs.boosters(e.status_id)
-                                                                          for e in edits)))
+        if edits:  # rare: a read of each edited status's reblogs and quotes
+            boosters, quoters = await asyncio.gather(
+                asyncio.gather(*(self.reblogs.boosters(e.status_id) for e in edits)),
+                asyncio.gather(*(self.quotes.quoters(e.status_id) for e in edits)))
+            notices += update_notifications(edits, boosters, quoters)
         endings = [e for e in events if isinstance(e, PollEnded) and e.status_id not in gone]
         if endings:  # rare: a read of each ended poll's voters
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)

@@ -480,6 +480,7 @@ def params(properties: dict[str, JSONSchema], *required: str) -> JSONSchema:
             "propertyNames": {"pattern": NO_NUL}, "additionalProperties": CLEAN_REF}
 
 
+QUOTE_POLICY: JSONSchema = {"type": "string", "enum": ["public", "followers", "nobody"]}
 STATUS_BODY = body(params({
     # Text and spoiler together may hold 500 characters (Mastodon's rule: both count).
     "status": text(min_length=1, max_length=500, blank=False),
@@ -494,6 +495,10 @@ STATUS_BODY = body(params({
     # empty (a form's blank field): posted now, as on Mastodon.
     "scheduled_at": nullable({"anyOf": [{"type": "string", "format": "date-time"},
                                         {"type": "string", "maxLength": 0}]}),
+    # A status to quote (kicau/quotes.py; one that does not exist, or may not be quoted, is a 422) and who may
+    # quote this one.
+    "quoted_status_id": nullable({"type": ["string", "integer"]}),
+    "quote_approval_policy": nullable(QUOTE_POLICY),
 }, "status"))
 # A vote (kicau/polls.py): the indices of the options chosen, as strings (a form) or numbers (JSON).
 VOTE_BODY = body(params({"choices": {"anyOf": [
@@ -509,7 +514,10 @@ STATUS_EDIT_BODY = body(params({
     "spoiler_text": nullable(text(max_length=500)),
     "sensitive": nullable(BOOLEAN),
     "language": nullable({"type": "string", "maxLength": 16, "pattern": "^$|^(-*[A-Za-z0-9])+-*$"}),
+    "quote_approval_policy": nullable(QUOTE_POLICY),
 }, "status"))
+# Who may quote a status (PUT /api/v1/statuses/:id/interaction_policy).
+INTERACTION_POLICY_BODY = body(params({"quote_approval_policy": QUOTE_POLICY}, "quote_approval_policy"))
 # Whom a reblog is shown to (kicau/reblogs.py: a followers-only status's reblog stays followers-only).
 # A hashtag's name, with or without its '#' (kicau/hashtags.py): anything else is a 422.
 FEATURE_BODY = body(params({"name": {"type": "string", "maxLength": hashtags.MAX_NAME + 1,

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Query, Request
@@ -97,6 +97,9 @@ class StatusChangeForm(BaseModel):
     poll: PollForm | None = None
     media_ids: MediaIds = None
     media_attributes: list[MediaAttributesForm] | None = Field(default=None, max_length=media.MAX_PER_STATUS)
+    # A quote post's (kicau/quotes.py): the status it quotes, named again (an edit keeps it), and who may quote it.
+    quoted_status_id: int | None = Field(default=None, ge=0, lt=1 << 63)
+    quote_approval_policy: Literal["public", "followers", "nobody"] | None = None
 
 
 class StatusForm(BaseModel):
@@ -114,6 +117,9 @@ class StatusForm(BaseModel):
     poll: PollForm | None = None
     # Uploaded attachments (services/post/media.py), in the order shown.
     media_ids: MediaIds = None
+    # Quote posts (kicau/quotes.py): the status quoted, and who may quote this one.
+    quoted_status_id: int | None = Field(default=None, ge=0, lt=1 << 63)
+    quote_approval_policy: Literal["public", "followers", "nobody"] | None = None
 
 
 class RescheduleForm(BaseModel):
@@ -241,9 +247,13 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
         poll=None if poll is None else polls.definition(poll.options, poll.expires_in, poll.multiple,
                                                         poll.hide_totals),
         media_ids=_each_once(form.media_ids),
+        quoted_status_id=form.quoted_status_id, quote_policy=form.quote_approval_policy,
     )
     service: PostService = app.state.service
     if form.scheduled_at:
+        if form.quoted_status_id is not None or form.quote_approval_policy not in (None, "public"):
+            raise ApiError(422, "Validation failed: a scheduled status cannot quote another or limit its quotes"
+                                " on this server")
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
                                              scheduled_at=form.scheduled_at,
                                              poll_seconds=None if poll is None else int(poll.expires_in),
@@ -284,9 +294,29 @@ async def edit_status(status_id: int, form: StatusChangeForm, service: Service,
     change = StatusChange(text=form.status, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
                           language=form.language, poll=form.poll.options if form.poll is not None else None,
                           media_ids=None if form.media_ids is None else _each_once(form.media_ids),
-                          media_attributes=_described_once(form.media_attributes or []))
+                          media_attributes=_described_once(form.media_attributes or []),
+                          quoted_status_id=form.quoted_status_id, quote_policy=form.quote_approval_policy)
     return Response(await service.edit(account_id=acting_account_id(account), status_id=status_id, change=change),
                     media_type=JSON)
+
+
+class InteractionPolicyForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    quote_approval_policy: Literal["public", "followers", "nobody"]
+
+
+@app.put("/internal/statuses/{status_id}/interaction_policy")
+async def interaction_policy(status_id: int, form: InteractionPolicyForm, service: Service,
+                             account: AccountHeader = None) -> Response:
+    return Response(await service.set_quote_policy(account_id=acting_account_id(account), status_id=status_id,
+                                                   policy=form.quote_approval_policy), media_type=JSON)
+
+
+@app.post("/internal/statuses/{status_id}/quotes/{quote_id}/revoke")
+async def revoke_quote(status_id: int, quote_id: int, service: Service, account: AccountHeader = None) -> Response:
+    return Response(await service.revoke_quote(account_id=acting_account_id(account), status_id=status_id,
+                                               quote_id=quote_id), media_type=JSON)
 
 
 def _described_once(given: list[MediaAttributesForm]) -> tuple[MediaAttributes, ...]:

@@ -65,6 +65,10 @@ class StatusChange:
     media_ids: tuple[int, ...] | None = None
     # New descriptions and focal points of attachments the status is to have (each once).
     media_attributes: tuple[MediaAttributes, ...] = ()
+    # A quote post's (kicau/quotes.py): the status it quotes as the edit names it (None: not named; an edit may not
+    # change it), and who may quote it from now on (None: unchanged).
+    quoted_status_id: int | None = None
+    quote_policy: str | None = None
 
     def applied_to(self, row: dict[str, Any]) -> StatusChange:
         """The change with the status's language where it names none."""

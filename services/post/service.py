@@ -15,7 +15,7 @@ import logging
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from kicau import directory, hashtags, keys, link_trends, links, media, newest_ids, polls, replies, resp
+from kicau import directory, hashtags, keys, link_trends, links, media, newest_ids, polls, quotes, replies, resp
 from kicau.account_cards import AccountCards, with_statuses_count_moved
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
@@ -63,7 +63,7 @@ from kicau.status_cards import StatusCards, cache_command, edited_command, tombs
 from kicau.status_tallies import Tally, move_command, recount_command
 from kicau.status_trends import engagement_commands
 from kicau.thread_mutes import ThreadMuteStore
-from kicau.visibility import DIRECT, PUBLIC, VISIBILITIES, Reader
+from kicau.visibility import DIRECT, PUBLIC, UNLISTED, VISIBILITIES, Reader
 from kicau.web import ApiError
 from services.post.edits import (
     Alongside,
@@ -131,6 +131,36 @@ def _author_of(status: bytes) -> int:
     return int(_read_author(status).account.id)
 
 
+class _Addresses(msgspec.Struct):
+    uri: str
+    url: str | None = None
+
+
+_read_addresses = msgspec.json.Decoder(_Addresses).decode
+
+
+class _Quoted(NamedTuple):
+    """A status a new one quotes (``PostService._quoting``)."""
+
+    status_id: int
+    author_id: int
+    visibility: str
+    url: str
+    uri: str
+    shown: bytes  # as the quoter sees it, its own quote left shallow
+
+
+def _as_author_sees(fragment: bytes, row: dict[str, Any], quoting: _Quoted | None) -> bytes:
+    """A new status's fragment as its author is answered it: the Quote of the status it quotes (as the author sees
+    that status), and ``quote_approval.current_user`` automatic where the fragment says what others see
+    (kicau/quotes.py)."""
+    if quoting is not None:
+        fragment = quotes.with_quote(fragment, quotes.entity(quotes.ACCEPTED, quoting.shown))
+    if quotes.policy_of(row) != quotes.ANYONE and row.get("visibility") != DIRECT:
+        fragment = quotes.with_current_user(fragment, True)
+    return fragment
+
+
 class _Reblog(msgspec.Struct):
     reblog: _Id | None = None
 
@@ -156,6 +186,18 @@ def _counted_parent(row: dict[str, Any]) -> int | None:
     return parent if parent is not None and replies.counted(row.get("visibility")) else None
 
 
+def _counted_in(row: dict[str, Any], delta: int) -> tuple[Moved, ...]:
+    """The counts of other statuses a status counts in, moved by ``delta``: its parent's replies_count (a counted
+    reply, kicau/replies.py) and the quoted status's quotes_count (an accepted quote, kicau/quotes.py)."""
+    moved: tuple[Moved, ...] = ()
+    parent = _counted_parent(row)
+    if parent is not None:
+        moved += (Moved(parent, Tally.REPLIES, delta),)
+    if row.get("quote_of_id") and (row.get("quote_state") or quotes.ACCEPTED) == quotes.ACCEPTED:
+        moved += (Moved(int(row["quote_of_id"]), Tally.QUOTES, delta),)
+    return moved
+
+
 class Moved(NamedTuple):
     """A count of another status that a change moves (kicau/status_tallies.py)."""
 
@@ -175,6 +217,9 @@ class NewStatus:
     poll: polls.Definition | None = None  # checked when it was made (kicau/polls.py)
     # Uploaded attachments (kicau/media.py), in the order shown; each once.
     media_ids: tuple[int, ...] = ()
+    # The status it quotes, and who may quote it (kicau/quotes.py; None: what its visibility allows).
+    quoted_status_id: int | None = None
+    quote_policy: str | None = None
 
 
 @dataclass
@@ -203,6 +248,10 @@ def validate(draft: NewStatus, max_characters: int) -> None:
         raise ApiError(422, f"Validation failed: You can't attach more than {media.MAX_PER_STATUS} files")
     if draft.media_ids and draft.poll is not None:
         raise ApiError(422, "Validation failed: You can't attach both files and a poll")
+    if draft.quoted_status_id is not None and (draft.media_ids or draft.poll is not None):
+        raise ApiError(422, "Validation failed: A quote post cannot have attachments or a poll")
+    if draft.quote_policy is not None and draft.quote_policy not in quotes.POLICIES:
+        raise ApiError(422, "Validation failed: Quote approval policy is not included in the list")
     if "\x00" in text or "\x00" in draft.spoiler_text:
         raise ApiError(422, "Validation failed: Text must not contain NUL characters")
     # Mastodon counts characters as the user sees them: normalise so a decomposed "é" counts once.
@@ -336,9 +385,16 @@ class PostService:
                 raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
             parent_author = _author_of(parent)
             root = thread_root(parent_row)
+        quoting = None
+        if draft.quoted_status_id is not None:
+            quoting = await self._quoting(account_id, draft.quoted_status_id)
+            draft = replace(draft, visibility=quotes.visibility_of_quote(quoting.visibility, draft.visibility))
         username = str(msgspec.json.decode(card)["username"])
         # Before anything is written: a status's mentions are resolved once, and kept with it (kicau/mentions.py).
         mentions = await self.mentions.resolve(draft.text)
+        if quoting is not None and draft.visibility == DIRECT and quoting.author_id != account_id \
+                and quoting.author_id not in {m.account_id for m in mentions}:
+            raise ApiError(422, "Validation failed: A direct quote must mention the author of the quoted post")
         status_id = self.ids.next_id()
         if idempotency_key:
             try:
@@ -363,7 +419,7 @@ class PostService:
                     await self._release_quietly(account_id, idempotency_key, status_id)
                 raise
             crash_point("post.media.attached")
-        row = {
+        row: dict[str, Any] = {
             "id": status_id,
             "account_id": account_id,
             "text": draft.text,
@@ -379,7 +435,12 @@ class PostService:
             "conversation_id": root,
             "poll": polls.stored(draft.poll) if draft.poll is not None else None,
             "media": media.stored(attached),
+            "quote_policy": draft.quote_policy if draft.visibility in (PUBLIC, UNLISTED) else None,
         }
+        if quoting is not None:
+            row.update(quote_of_id=quoting.status_id, quote_state=quotes.ACCEPTED)
+            if not quotes.links_to(draft.text, quoting.url, quoting.uri):
+                row["content"] = quotes.inline_link(quoting.url) + row["content"]
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
         try:
             await self.store.insert(row)
@@ -394,7 +455,8 @@ class PostService:
                                               mentions=[m.account_id for m in mentions],
                                               tags=hashtags.names(draft.text),
                                               in_reply_to_account=parent_author or 0,
-                                              language=draft.language or "", conversation_id=root or 0))
+                                              language=draft.language or "", conversation_id=root or 0,
+                                              quoted_account=quoting.author_id if quoting is not None else 0))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -409,15 +471,30 @@ class PostService:
         # A direct status is not counted (kicau/status_counts.py).
         bumped = card if draft.visibility == DIRECT else with_statuses_count_moved(card, +1)
         started = time.perf_counter()
-        counted_under = _counted_parent(row)
-        await self._after_change(status_id, account_id, fragment, (card, bumped),
-                                 None if counted_under is None else Moved(counted_under, Tally.REPLIES, +1),
+        await self._after_change(status_id, account_id, fragment, (card, bumped), _counted_in(row, +1),
                                  root=root or 0)
         _CACHES_SECONDS.observe(time.perf_counter() - started)
         if draft.poll is not None:  # as its author reads it (kicau/polls.py): no votes yet, and "voted"
             fragment = polls.with_poll(fragment, polls.encoded(polls.entity(status_id, draft.poll, reader=account_id,
                                                                             author=account_id)))
-        return compose_status(fragment, bumped)
+        return compose_status(_as_author_sees(fragment, row, quoting), bumped)
+
+    async def _quoting(self, account_id: int, quoted_id: int) -> _Quoted:
+        """The status ``quoted_id`` as its quoter may quote it (kicau/quotes.py): one it may see, no reblog, whose
+        policy lets it quote; else a 422 (one it may not see looks missing, as a reply's parent does)."""
+        shown, row = await asyncio.gather(self.statuses.render_one(quoted_id, Reader(account_id), quoted=False),
+                                          self.store.get(quoted_id))
+        if shown is None or row is None or row.get("deleted_at") is not None:
+            raise ApiError(422, "Validation failed: The post you are trying to quote does not appear to exist")
+        if row.get("reblog_of_id"):
+            raise ApiError(422, "Validation failed: A reblog cannot be quoted")
+        author_id, visibility, policy = int(row["account_id"]), row.get("visibility") or PUBLIC, quotes.policy_of(row)
+        follows = policy == quotes.FOLLOWERS and author_id != account_id and \
+            await self.store.quotes.follows(account_id, author_id)
+        if not quotes.may_quote(policy, visibility, author_id, account_id, follows):
+            raise ApiError(422, "Validation failed: You are not allowed to quote this post")
+        addresses = _read_addresses(shown)
+        return _Quoted(quoted_id, author_id, visibility, addresses.url or addresses.uri, addresses.uri, shown)
 
     async def _claim(self, account_id: int, key: str, status_id: int) -> int | None:
         """None once this request owns the key, else the id of the status the key already belongs to.
@@ -450,10 +527,9 @@ class PostService:
                                           in_reply_to_account=int(row.get("in_reply_to_account_id") or 0),
                                           language=row.get("language") or "",
                                           conversation_id=int(row.get("conversation_id") or 0)))
-        parent = _counted_parent(row)
-        if parent is not None:
-            # The first request may have died before or after counting the reply: its parent is counted again.
-            await self._recount_quietly(parent)
+        for counted in _counted_in(row, +1):
+            # The first request may have died before or after counting the reply (or the quote): counted again.
+            await self._recount_quietly(counted.status_id)
         return compose_status(fragment, card)
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
@@ -494,7 +570,7 @@ class PostService:
             log.warning("could not tombstone rolled-back status %s", status_id, exc_info=True)
 
     async def _after_change(self, status_id: int, account_id: int, fragment: bytes | None,
-                            card_change: tuple[bytes, bytes] | None = None, moved: Moved | None = None,
+                            card_change: tuple[bytes, bytes] | None = None, moved: Sequence[Moved] = (),
                             reblog_of: int = 0, root: int = 0) -> None:
         """Best-effort bookkeeping after the status is safe: the caches. Failures here lose nothing, and it is
         bounded in time so that an engine stalling now cannot turn the success into a timeout."""
@@ -504,15 +580,15 @@ class PostService:
         except Exception:
             log.warning("bookkeeping after status %s failed", status_id, exc_info=True)
             await self._forget_cached(account_id)
-            if moved is not None:
-                await self._recount_quietly(moved.status_id)
+            for each in moved:
+                await self._recount_quietly(each.status_id)
 
     async def _refresh_caches(self, status_id: int, account_id: int, fragment: bytes | None,
-                              card_change: tuple[bytes, bytes] | None, moved: Moved | None,
+                              card_change: tuple[bytes, bytes] | None, moved: Sequence[Moved],
                               reblog_of: int, root: int) -> None:
         """The status cache (a new status's, or its tombstone) and the author's cached card in one hand-packed
-        round trip, with a count of another status (``moved``: a reply's parent, a reblogged status) moved by one.
-        The card is replaced by the one with the new count (``card_change``: as read before the write, and
+        round trip, with counts of other statuses (``moved``: a reply's parent, a reblogged or quoted status) moved
+        by one. The card is replaced by the one with the new count (``card_change``: as read before the write, and
         bumped) if nobody changed it meanwhile, else dropped; without ``card_change`` it is dropped. Nothing in
         Cassandra: the count is the length of the author's list, which the status's own writes have already
         changed (kicau/status_counts.py)."""
@@ -527,8 +603,7 @@ class PostService:
             # The author's list changed: every copy of its newest page is dead (kicau/newest_ids.py).
             newest_ids.forget_command(account_id),
         ]
-        if moved is not None:
-            commands.append(move_command(*moved))
+        commands += [move_command(*each) for each in moved]
         if fragment is not None:  # the author's place in the profile directory (kicau/directory.py)
             commands.append(directory.posted_command(account_id, status_id))
         await resp.round_trip(self.redis, commands, attempts=1)
@@ -693,7 +768,7 @@ class PostService:
         if claim.created:
             STATUSES_CREATED.inc()
             await self._after_change(claim.id, account_id, fragment, (card, with_statuses_count_moved(card, +1)),
-                                     Moved(status_id, Tally.REBLOGS, +1), reblog_of=status_id)
+                                     (Moved(status_id, Tally.REBLOGS, +1),), reblog_of=status_id)
         else:
             # A retry: the first call may have died before or after counting the reblog, on the status and on the
             # booster's card. Both are counted again.
@@ -731,7 +806,7 @@ class PostService:
         crash_point("post.unreblog.published")
         if await self.reblogs.release(account_id, status_id, reblog_id):
             STATUSES_DELETED.inc()
-            await self._after_change(reblog_id, account_id, None, moved=Moved(status_id, Tally.REBLOGS, -1))
+            await self._after_change(reblog_id, account_id, None, moved=(Moved(status_id, Tally.REBLOGS, -1),))
 
     async def _take_back_all(self, status_id: int, author: int) -> None:
         """After a status is deleted: every reblog of it deleted too, as Mastodon does, so that they leave their
@@ -946,9 +1021,7 @@ class PostService:
             await self._forget_cached(account_id)
             raise
         STATUSES_DELETED.inc()
-        parent = _counted_parent(row)
-        await self._after_change(status_id, account_id, None,
-                                 moved=None if parent is None else Moved(parent, Tally.REPLIES, -1))
+        await self._after_change(status_id, account_id, None, moved=_counted_in(row, -1))
         await self._take_back_all(status_id, account_id)
         await self._unpin_quietly(account_id, status_id)
         # Free again, as Mastodon's delete leaves them for "delete and redraft" (services/post/media.py), with
@@ -984,6 +1057,8 @@ class PostService:
             raise ApiError(409, "Another edit of this status is in progress; try again")
         keeper = asyncio.create_task(_keep_lease(lock))
         try:
+            if change.quote_policy is not None:
+                await self._apply_quote_policy(await self._own_status(account_id, status_id), change.quote_policy)
             return await self._edit(account_id=account_id, status_id=status_id, change=change)
         finally:
             keeper.cancel()
@@ -1001,6 +1076,8 @@ class PostService:
         row = await self._own_status(account_id, status_id)
         if row.get("reblog_of_id"):
             raise ApiError(422, "Validation failed: A reblog cannot be edited")
+        if change.quoted_status_id is not None and change.quoted_status_id != row.get("quote_of_id"):
+            raise ApiError(422, "Validation failed: a quote cannot be added or changed by an edit on this server")
         if change.poll is not None:
             kept = polls.read(row.get("poll"))
             named = change.poll if isinstance(change.poll, list) else None
@@ -1064,7 +1141,9 @@ class PostService:
             edited_at = version_time(status_id, version_id, row["created_at"])
             after = {**row, "text": change.text, "sensitive": change.sensitive, "spoiler_text": change.spoiler_text,
                      "language": change.language, "mentions": mentions, "edited_at": edited_at,
-                     "media": media_column, "content": text_to_html(change.text, mentions, self.settings.public_url)}
+                     "media": media_column,
+                     "content": quotes.kept_inline(row.get("content") or "", change.text,
+                                                   text_to_html(change.text, mentions, self.settings.public_url))}
             linking = self._relinking(row, change.text)
             if linking.moved:
                 after["card"] = None  # another page's (or none), fetched once the edit is out
@@ -1117,6 +1196,50 @@ class PostService:
         if address is not None:
             edit.append(self.link_previews.planning(row["id"], address))
         return _Relinking(moved=True, planned=address, edit=tuple(edit), undo=tuple(undo))
+
+    # Quote posts (kicau/quotes.py) ---------------------------------------------------------------------------
+
+    async def set_quote_policy(self, *, account_id: int, status_id: int, policy: str) -> bytes:
+        """``PUT /api/v1/statuses/:id/interaction_policy``: who may quote the account's own status from now on
+        (quotes already made stand, as Mastodon's); the status as it now reads."""
+        row = await self._own_status(account_id, status_id)
+        if row.get("reblog_of_id"):
+            raise ApiError(422, "Validation failed: A reblog cannot be edited")
+        await self._apply_quote_policy(row, policy)
+        return await self.get(status_id, Reader(account_id))
+
+    async def _apply_quote_policy(self, row: dict[str, Any], policy: str) -> None:
+        """Keep ``policy`` for the status (a followers-only or direct one is quoted by no one whatever it says), and
+        drop its cached value behind a new edited mark: every read renders the new ``quote_approval``."""
+        if (row.get("visibility") or PUBLIC) not in (PUBLIC, UNLISTED) or quotes.policy_of(row) == policy:
+            return
+        await self.store.set_quote_policy(row["id"], policy)
+        await resp.round_trip(self.redis, [edited_command(row["id"], self.ids.next_id()),
+                                           recount_command(row["id"])])
+
+    async def revoke_quote(self, *, account_id: int, status_id: int, quote_id: int) -> bytes:
+        """``POST /api/v1/statuses/:id/quotes/:quoting_status_id/revoke``: the author of ``status_id`` takes back
+        the quote of it in ``quote_id``, which then shows the quote ``revoked``; the quoting status as the author
+        sees it. 404 for a status it may not see or a quote that is not there; 403 for another's status."""
+        reader = Reader(account_id)
+        quoted = await self.store.get(status_id)
+        if quoted is None or quoted.get("deleted_at") is not None or \
+                await self.statuses.render_one(status_id, reader, marks=False, quoted=False) is None:
+            raise ApiError(404, "Record not found")
+        if quoted["account_id"] != account_id:
+            raise ApiError(403, "This action is not allowed")
+        quoting = await self.store.get(quote_id)
+        if quoting is None or quoting.get("deleted_at") is not None or quoting.get("quote_of_id") != status_id \
+                or await self.statuses.render_one(quote_id, reader, marks=False, quoted=False) is None:
+            raise ApiError(404, "Record not found")
+        if (quoting.get("quote_state") or quotes.ACCEPTED) == quotes.ACCEPTED:
+            await self.store.revoke_quote(quoting)
+            crash_point("post.quote.revoked")
+        # Its fragment changes (the quote revoked) and the quoted status counts one quote less: both dropped and
+        # read again from Cassandra, where both already are; again by a retry, which a crash before this needs.
+        await resp.round_trip(self.redis, [edited_command(quote_id, self.ids.next_id()),
+                                           recount_command(quote_id), recount_command(status_id)])
+        return await self.get(quote_id, reader)
 
     def _edited_event(self, before: dict[str, Any], after: dict[str, Any], version_id: int, username: str,
                       before_text: str, mentioned_before: set[int] | None) -> StatusEdited:

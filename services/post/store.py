@@ -13,6 +13,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 from kicau import replies
 from kicau.clients import execute, write_preparer
 from kicau.metrics import POST_STAGE_SECONDS
+from kicau.quotes import ACCEPTED, REVOKED, QuoteStore
 from kicau.status_counts import FORGET_MARK
 from kicau.visibility import DIRECT
 from kicau.write_groups import MAX_GROUP, GroupedWrite
@@ -31,6 +32,11 @@ def _entry_values(row: dict[str, Any]) -> tuple[int, int, Any, Any, Any]:
 def _reply_values(row: dict[str, Any]) -> tuple[int, int, Any]:
     """A reply's row among its parent's: whether it counts is set only when it does (kicau/replies.py)."""
     return row["in_reply_to_id"], row["id"], True if replies.counted(row.get("visibility")) else UNSET_VALUE
+
+
+def _quoting(row: dict[str, Any]) -> bool:
+    """Whether the status's row holds an accepted quote (listed among the quoted status's quotes)."""
+    return bool(row.get("quote_of_id")) and (row.get("quote_state") or ACCEPTED) == ACCEPTED
 
 
 def _unset_if_none(value: Any) -> Any:
@@ -57,7 +63,8 @@ class StatusStore:
         self._insert_status = write(
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
             " in_reply_to_id, in_reply_to_account_id, created_at, mentions, reblog_of_id, conversation_id, poll,"
-            " media) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " media, quote_of_id, quote_state, quote_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?)"
         )
         self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct, reblog, language)"
                                    " VALUES (?, ?, ?, ?, ?)")
@@ -78,6 +85,10 @@ class StatusStore:
         self._index_reply = write("INSERT INTO replies (status_id, reply_id, counted) VALUES (?, ?, ?)")
         self._unindex_reply = write("DELETE FROM replies WHERE status_id = ? AND reply_id = ?")
         self._uncount_reply = write("DELETE counted FROM replies WHERE status_id = ? AND reply_id = ?")
+        # A quote's place among the quoted status's quotes (kicau/quotes.py).
+        self.quotes = QuoteStore(session, write_consistency)
+        self._set_policy = write("UPDATE statuses SET quote_policy = ? WHERE id = ?")
+        self._revoke = write("UPDATE statuses SET quote_state = ? WHERE id = ?")
 
         def grouped(statement: PreparedStatement, name: str, **options: Any) -> GroupedWrite:
             return GroupedWrite(session, statement, name=name, max_group=group_max, max_in_flight=groups_in_flight,
@@ -117,11 +128,16 @@ class StatusStore:
         0.80-1.20 and the post service's 1.00-1.05 ms against 1.16-1.38 (bench/README.md).
         """
         started = time.perf_counter()
+        beside = []
         if row["in_reply_to_id"] is not None:
             # Its place among the parent's replies (a thread's descendants), beside the grouped writes: a reader
             # that finds it before the row leaves the reply out, as a status found in a list before its row.
-            await asyncio.gather(self._write_status(row), execute(
-                self._session, self._index_reply, _reply_values(row)))
+            beside.append(execute(self._session, self._index_reply, _reply_values(row)))
+        if _quoting(row):  # the same among the quoted status's quotes
+            beside.append(execute(self._session, *self.quotes.listing(row["quote_of_id"], row["id"],
+                                                                      row["account_id"])))
+        if beside:
+            await asyncio.gather(self._write_status(row), *beside)
         else:
             await self._write_status(row)
         _WRITES_SECONDS.observe(time.perf_counter() - started)
@@ -133,14 +149,19 @@ class StatusStore:
             _unset_if_none(row["in_reply_to_account_id"]), row["created_at"], row["mentions"] or UNSET_VALUE,
             _unset_if_none(row.get("reblog_of_id")), _unset_if_none(row.get("conversation_id")),
             _unset_if_none(row.get("poll")), _unset_if_none(row.get("media")),
+            _unset_if_none(row.get("quote_of_id")), _unset_if_none(row.get("quote_state")),
+            _unset_if_none(row.get("quote_policy")),
         ), _entry_values(row))
 
-    async def remove(self, status_id: int, account_id: int, in_reply_to_id: int | None = None) -> None:
+    async def remove(self, status_id: int, account_id: int, in_reply_to_id: int | None = None,
+                     quote_of_id: int | None = None) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
         batch.add(self._remove_status, (status_id,))
         batch.add(self._unindex_status, (account_id, status_id))
         if in_reply_to_id is not None:
             batch.add(self._unindex_reply, (in_reply_to_id, status_id))
+        if quote_of_id is not None:
+            batch.add(*self.quotes.unlisting(quote_of_id, status_id))
         batch.add(self._forget_count_mark, (account_id,))
         await execute(self._session, batch)
 
@@ -156,11 +177,26 @@ class StatusStore:
             batch.add(self._index_status, _entry_values(row))
             if row.get("in_reply_to_id") is not None:
                 batch.add(self._index_reply, _reply_values(row))
+            if _quoting(row):
+                batch.add(*self.quotes.listing(row["quote_of_id"], status_id, account_id))
         else:
             batch.add(self._unindex_status, (account_id, status_id))
             if row.get("in_reply_to_id") is not None:
                 batch.add(self._uncount_reply, (row["in_reply_to_id"], status_id))
+            if _quoting(row):  # a deleted quote is no longer among the quoted status's (nor in its count)
+                batch.add(*self.quotes.unlisting(row["quote_of_id"], status_id))
         batch.add(self._forget_count_mark, (account_id,))
+        await execute(self._session, batch)
+
+    async def set_quote_policy(self, status_id: int, policy: str) -> None:
+        await execute(self._session, self._set_policy, (policy, status_id))
+
+    async def revoke_quote(self, quoting: dict[str, Any]) -> None:
+        """The quote of the status ``quoting`` revoked: so marked in its row, and gone from the quoted status's
+        quotes, in one logged batch."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED, consistency_level=self._consistency)
+        batch.add(self._revoke, (REVOKED, quoting["id"]))
+        batch.add(*self.quotes.unlisting(quoting["quote_of_id"], quoting["id"]))
         await execute(self._session, batch)
 
     async def get(self, status_id: int) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ from kicau.notifications import FILTERED_TABLE, NotificationStore, wanted_types
 from kicau.pins import PinStore
 from kicau.polls import PollVotes
 from kicau.public_timeline import PublicStatuses
+from kicau.quotes import QuoteStore
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
@@ -137,6 +138,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         tag_follows=TagFollowStore(session, clients.write_consistency(common)),
         featured_tags=FeaturedTagStore(session, clients.write_consistency(common)),
         linked=LinkedStatuses(session, clients.write_consistency(common)),
+        quotes=QuoteStore(session, clients.write_consistency(common)),
         favourite_store=favourites,
         bookmark_store=bookmarks,
         pin_store=pins,
@@ -326,6 +328,12 @@ async def link_timeline(service: Service, request: StatusPage,
                         account: AccountHeader = None) -> Response:
     """The public statuses that share the page at ``url`` (kicau/linked_statuses.py), newest first."""
     return _respond(await service.link_timeline(url, request, reader_of(account)))
+
+
+@app.get("/internal/statuses/{status_id}/quotes")
+async def quotes_of(status_id: int, service: Service, request: StatusPage, account: AccountHeader = None) -> Response:
+    """The accepted quotes of a status (kicau/quotes.py), newest first."""
+    return _respond(await service.quotes_of(status_id, request, reader_of(account)))
 
 
 @app.get("/internal/tags")

@@ -57,6 +57,7 @@ from kicau.notification_policies import entity as policy_entity
 from kicau.notifications import MENTION, REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
+from kicau.quotes import QuoteStore
 from kicau.reader_copies import ReaderCopies, copy_lifetime
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
@@ -212,6 +213,7 @@ class TimelineService:
     tag_follows: TagFollowStore
     featured_tags: FeaturedTagStore  # the graph service's; read for Tags' ``featuring``
     linked: LinkedStatuses  # the post service's; read for the link timeline
+    quotes: QuoteStore  # the post service's; read for a status's quotes
     favourite_store: FavouriteStore
     bookmark_store: BookmarkStore
     pin_store: PinStore
@@ -400,6 +402,17 @@ class TimelineService:
                 and not await self.linked.shared(url):
             raise ApiError(404, "Record not found")
         return await self._page(ids, replace(reader, context=PUBLIC_CONTEXT))
+
+    async def quotes_of(self, status_id: int, request: PageRequest, reader: Reader) -> Page:
+        """The accepted quotes of a status its reader may see (kicau/quotes.py), newest first, as the reader may
+        see them: its author sees every one, others not those of accounts they block or mute, nor those their
+        thread filters hide. 404 for a status the reader may not see."""
+        if await self.statuses.render_one(status_id, reader, marks=False, quoted=False) is None:
+            raise ApiError(404, "Record not found")
+        ids = await self.quotes.page(status_id, max_id=request.max_id, since_id=request.since_id,
+                                     min_id=request.min_id, limit=request.limit)
+        author = await self.statuses.author_of(status_id)
+        return await self._page(ids, reader if author == reader.account_id else replace(reader, context=THREAD))
 
     async def tag(self, tag: str, reader: Reader, *, known: bool = False) -> bytes:
         """Mastodon's Tag for a hashtag in normal form (kicau/tag_history.py), with ``following`` for a reader

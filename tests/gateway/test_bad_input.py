@@ -48,9 +48,11 @@ def status_count(http: httpx.Client, user: User) -> int:
         ({"json": {"status": "hi", "in_reply_to_id": "not-an-id"}}, 404),
         ({"json": {"status": "hi", "sensitive": "maybe"}}, 422),
         ({"json": {"status": "hi", "language": "<script>"}}, 422),
-        # Quote posts (Mastodon 4.5): refused, never posted without the quote.
+        # Quote posts (kicau/quotes.py): a status that does not exist, or no id at all, is never posted without it.
         ({"json": {"status": "hi", "quoted_status_id": "1"}}, 422),
         ({"data": {"status": "hi", "quote_id": "1"}}, 422),
+        ({"json": {"status": "hi", "quoted_status_id": "not-an-id"}}, 422),
+        ({"json": {"status": "hi", "quote_approval_policy": "friends"}}, 422),
     ],
 )
 def test_bad_status_posts(http: httpx.Client, user: User, kwargs: dict[str, Any], status: int) -> None:

@@ -18,7 +18,8 @@ def test_preferences_emoji_and_follow_requests(http: httpx.Client, make_user: Ca
     assert preferences.status_code == 200, preferences.text
     assert preferences.json() == {
         "posting:default:visibility": "public", "posting:default:sensitive": False,
-        "posting:default:language": None, "reading:expand:media": "default", "reading:expand:spoilers": False,
+        "posting:default:language": None, "posting:default:quote_policy": "public",
+        "reading:expand:media": "default", "reading:expand:spoilers": False,
     }
     assert http.get("/api/v1/follow_requests", headers=user.auth).json() == []
     assert http.get("/api/v1/custom_emojis").json() == []  # anonymous, as on Mastodon

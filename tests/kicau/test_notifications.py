@@ -26,6 +26,8 @@ from kicau.notifications import (
     FOLLOW_REQUEST,
     MENTION,
     POLL,
+    QUOTE,
+    QUOTED_UPDATE,
     REBLOG,
     STATUS,
     UPDATE,
@@ -81,9 +83,11 @@ def test_a_follow_request_notifies_until_it_ends() -> None:
 
 
 def test_the_types_a_request_asks_for() -> None:
-    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL}
+    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE,
+                                    QUOTED_UPDATE}
     assert wanted_types(["mention", "favourite", "admin.report"], []) == {MENTION, FAVOURITE}
-    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST}
+    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, QUOTE,
+                                                    QUOTED_UPDATE}
     assert wanted_types(["follow"], ["follow"]) == set()
     assert wanted_types(["admin.sign_up"], []) == set()  # Mastodon's, never recorded here
 

@@ -9,6 +9,7 @@ import pytest
 from kicau import visibility
 from kicau.entities import status_fragment
 from kicau.status_cards import cache_value
+from kicau.status_tallies import QUOTED_BY_ANYONE
 from kicau.visibility import ANONYMOUS, Reader
 
 AUTHOR, FOLLOWER, STRANGER = 1, 2, 3
@@ -78,10 +79,12 @@ def test_a_follow_is_asked_only_where_it_decides() -> None:
 
 def test_cached_statuses_carry_their_audience() -> None:
     for shown in visibility.VISIBILITIES:
-        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3, replies=4, reblogs=5, reblog_of=6, root=2)
+        value = cache_value(AUTHOR, fragment("hi", shown), favourites=3, replies=4, reblogs=5, reblog_of=6, root=2,
+                            quoted=7)
         assert value[:8] == AUTHOR.to_bytes(8, "big") and value[8] == visibility.audience(shown)
-        # favourites_count, replies_count, reblogs_count, the reblogged status, the thread's root and no flags (no
-        # poll) (kicau/status_tallies.py)
-        assert value[9:38] == (b"".join(n.to_bytes(4, "big") for n in (3, 4, 5)) + (6).to_bytes(8, "big")
-                               + (2).to_bytes(8, "big") + b"\x00")
-        assert value[38:] == fragment("hi", shown)
+        # favourites_count, replies_count, reblogs_count, quotes_count, the reblogged status, the thread's root and
+        # the flags: no poll, no quote, quoted by anyone when its visibility lets it be (kicau/status_tallies.py)
+        flags = QUOTED_BY_ANYONE if shown in ("public", "unlisted") else 0
+        assert value[9:42] == (b"".join(n.to_bytes(4, "big") for n in (3, 4, 5, 7)) + (6).to_bytes(8, "big")
+                               + (2).to_bytes(8, "big") + bytes([flags]))
+        assert value[42:] == fragment("hi", shown)

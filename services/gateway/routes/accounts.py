@@ -59,6 +59,8 @@ FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
     "source[privacy]": ("public",),
     "source[sensitive]": (False, "false", "0", "f", "off", "no", "n", 0),
     "source[language]": ("",),
+    # Who may quote one's new statuses (kicau/quotes.py): a status names its own, else anyone who may see it.
+    "source[quote_policy]": ("public",),
 }
 
 
@@ -149,9 +151,11 @@ def _blank(value: Any) -> bool:
 
 
 # Mastodon's preferences as every Kicau account has them: there are no per-account posting or reading defaults
-# (update_credentials refuses to change source[privacy], source[sensitive] and source[language]).
+# (update_credentials refuses to change source[privacy], source[sensitive], source[language] and
+# source[quote_policy]).
 PREFERENCES = {
     "posting:default:visibility": "public",
+    "posting:default:quote_policy": "public",
     "posting:default:sensitive": False,
     "posting:default:language": None,
     "reading:expand:media": "default",

@@ -27,7 +27,8 @@ router = APIRouter(tags=["instance"])
 
 # Mastodon.py and toot read the version to decide which features they may use.
 MASTODON_VERSION = "4.5.0"
-MASTODON_API_VERSION = 6
+# 7: Mastodon 4.5's quote posts (kicau/quotes.py), which clients look for before they offer quoting.
+MASTODON_API_VERSION = 7
 KICAU_VERSION = "0.1.0"
 
 

@@ -8,22 +8,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope
 
-from kicau import media
+from kicau import media, quotes
 from kicau.hot_routes import Answer
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import OptionalToken, require
-from services.gateway.deps import Services, Settings, listed_ids, record_id
+from services.gateway.deps import Common, Services, Settings, listed_ids, record_id
 from services.gateway.hot import counted_and_authorised
 from services.gateway.params import indexed_objects, read_params
+from services.gateway.routes.favourites import marked_page, paged
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import Caller, UpstreamResponse, passthrough
 
 router = APIRouter(tags=["statuses"])
 
 STATUS_FIELDS = ("status", "visibility", "sensitive", "spoiler_text", "language", "in_reply_to_id", "scheduled_at")
+# Quote posts' own fields (``_status_body``) are read apart: ``quoted_status_id``, ``quote_approval_policy``.
 # What an edit may change (services/post/edits.py): neither the visibility nor the status replied to.
 EDIT_FIELDS = ("status", "sensitive", "spoiler_text", "language")
 StatusWriter = Annotated[TokenInfo, require("write:statuses")]
@@ -95,16 +97,24 @@ def _media_attributes(params: dict[str, Any]) -> list[dict[str, Any]] | None:
     return described
 
 
-# Mastodon 4.5's quote posts (and the older name clients sent for them): Kicau has none, and says so (its
-# ``api_versions.mastodon`` is 6, below the version clients look for before they offer quoting) rather than post
-# the status without the quote its author asked for.
+# Mastodon 4.5's quote posts (kicau/quotes.py): the status quoted, under its name or the older one some clients
+# send (Fedibird's ``quote_id``), checked by the post service.
 QUOTE_FIELDS = ("quoted_status_id", "quote_id")
 
 
 def _status_body(params: dict[str, Any], fields: tuple[str, ...] = STATUS_FIELDS) -> dict[str, Any]:
-    if any(params.get(name) not in (None, "") for name in QUOTE_FIELDS):
-        raise ApiError(422, "Validation failed: this server does not support quote posts")
     body = {k: params[k] for k in fields if k in params and params[k] is not None}
+    quoted = next((params[name] for name in QUOTE_FIELDS if params.get(name) not in (None, "")), None)
+    if quoted is not None:
+        quoted_id = parse_id(str(quoted))
+        if quoted_id is None:
+            raise ApiError(422, "Validation failed: The post you are trying to quote does not appear to exist")
+        body["quoted_status_id"] = quoted_id
+    policy = params.get("quote_approval_policy")
+    if policy not in (None, ""):
+        if policy not in quotes.POLICIES:
+            raise ApiError(422, "Validation failed: Quote approval policy is not included in the list")
+        body["quote_approval_policy"] = policy
     media_ids = _media_ids(params)
     if media_ids is not None:
         body["media_ids"] = media_ids
@@ -222,6 +232,47 @@ async def edit_status(status_id: str, request: Request, token: StatusWriter, ser
         body["media_attributes"] = described
     return passthrough(await services.post.call("PUT", f"/internal/statuses/{record_id(status_id)}", json=body,
                                                 token=token))
+
+
+QUOTES_PAGE = {"parameters": doc.page_parameters("max_id", "since_id", "min_id")}
+
+
+@router.get("/api/v1/statuses/{status_id}/quotes", openapi_extra={**QUOTES_PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.Status]), **doc.errors(400, 401, 403, 404)})
+async def status_quotes(status_id: str, request: Request, token: StatusReader, services: Services,
+                        common: Common) -> Response:
+    """The statuses that quote a status (kicau/quotes.py), newest first, as the reader may see them (20 a page by
+    default, at most 40; Link headers). 404 for a status the reader may not see."""
+    answer = await services.timeline.call("GET", f"/internal/statuses/{record_id(status_id)}/quotes",
+                                          params=marked_page(request, 20, 40), token=token)
+    return paged(request, common, answer)
+
+
+@router.post("/api/v1/statuses/{status_id}/quotes/{quoting_status_id}/revoke", openapi_extra=doc.BEARER,
+             responses={**doc.ok(doc.Status), **doc.errors(401, 403, 404)})
+async def revoke_quote(status_id: str, quoting_status_id: str, token: StatusWriter, services: Services) -> Response:
+    """Take back another status's quote of one's own: the quoting status then shows its quote ``revoked``. 404
+    for a status or quote the user may not see, 403 for a status not the user's."""
+    return passthrough(await services.post.call(
+        "POST", f"/internal/statuses/{record_id(status_id)}/quotes/{record_id(quoting_status_id)}/revoke",
+        token=token))
+
+
+@router.put("/api/v1/statuses/{status_id}/interaction_policy",
+            openapi_extra={**doc.INTERACTION_POLICY_BODY, **doc.BEARER},
+            responses={**doc.ok(doc.Status), **doc.errors(400, 401, 403, 404, 415, 422)})
+async def interaction_policy(status_id: str, request: Request, token: StatusWriter, services: Services,
+                             settings: Settings) -> Response:
+    """Who may quote one's own status from now on (``quote_approval_policy``: ``public``, ``followers`` or
+    ``nobody``; a followers-only or direct status is quoted by no one whatever it says); quotes already made
+    stand."""
+    params = await read_params(request, settings.max_body_bytes)
+    policy = params.get("quote_approval_policy")
+    if policy not in quotes.POLICIES:
+        raise ApiError(422, "Validation failed: Quote approval policy is not included in the list")
+    return passthrough(await services.post.call(
+        "PUT", f"/internal/statuses/{record_id(status_id)}/interaction_policy",
+        json={"quote_approval_policy": policy}, token=token))
 
 
 @router.get("/api/v1/statuses/{status_id}/history", openapi_extra=doc.OPTIONAL_BEARER,

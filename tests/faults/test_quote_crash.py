@@ -1,0 +1,47 @@
+"""A quote revoked by its quoted status's author while the post service dies (``os._exit`` at a crash point, as a
+SIGKILL would end it) after Cassandra took the revoke and before the cached values were dropped
+(services/post/service.py, ``revoke_quote``). The client gets a Mastodon error, never a 500; once `stack up` has
+restarted the service, its retry finds the quote revoked and drops the cached values the crash left: the quoting
+status shows its quote revoked, and the quoted status counts and lists it no more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from kicau.crash_points import CRASH_EXIT_CODE
+from tests.conftest import User
+from tests.faults import harness
+from tests.faults.conftest import Faults
+from tests.post.test_quotes import post, read
+
+
+@pytest.mark.timeout(300)
+def test_a_revoke_cut_short_by_a_crash_is_finished_by_its_retry(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults,
+) -> None:
+    author, quoter = make_user("qrc_a"), make_user("qrc_q")
+    quoted = post(http, author, "quote me")
+    quote = post(http, quoter, "quoting", quoted_status_id=quoted["id"])
+    # Both cached as they are before the revoke (a read caches them).
+    assert read(http, quote["id"], author)["quote"]["state"] == "accepted"
+    assert read(http, quoted["id"], author)["quotes_count"] == 1
+
+    faults.kill(harness.service_pid("post"))
+    crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": "post.quote.revoked"})
+    harness.wait_http_ready(crashing.port)
+    path = f"/api/v1/statuses/{quoted['id']}/quotes/{quote['id']}/revoke"
+    broken = http.post(path, headers=author.auth)
+    assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
+    assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, "the post service did not die at its crash point"
+
+    restart_seconds = harness.stack_up()
+    retried = http.post(path, headers=author.auth)
+    assert retried.status_code == 200 and retried.json()["quote"] == {"state": "revoked", "quoted_status": None}
+    assert read(http, quote["id"], quoter)["quote"]["state"] == "revoked"
+    assert read(http, quoted["id"], author)["quotes_count"] == 0
+    assert http.get(f"/api/v1/statuses/{quoted['id']}/quotes", headers=author.auth).json() == []
+    harness.figure(f"post service died at post.quote.revoked: answered {broken.status_code}; restarted in "
+                   f"{restart_seconds:.1f}s; the retry left the quote revoked, uncounted and unlisted")
