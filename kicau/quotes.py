@@ -39,8 +39,8 @@ from cassandra.cluster import Session
 from cassandra.query import PreparedStatement
 
 from kicau.clients import execute, write_preparer
-from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID
 from kicau.links import link_html
+from kicau.marked_lists import MarkedList
 from kicau.visibility import DIRECT, PRIVATE, PUBLIC, UNLISTED
 
 # Who may quote a status (``quote_approval_policy``).
@@ -162,10 +162,7 @@ class QuoteStore:
         self._list = write("INSERT INTO quotes (status_id, quote_id, account_id) VALUES (?, ?, ?)")
         self._unlist = write("DELETE FROM quotes WHERE status_id = ? AND quote_id = ?")
         prepare = session.prepare
-        self._back = prepare("SELECT quote_id, account_id FROM quotes WHERE status_id = ? AND quote_id < ?"
-                             " AND quote_id > ? LIMIT ?")
-        self._forward = prepare("SELECT quote_id, account_id FROM quotes WHERE status_id = ? AND quote_id < ?"
-                                " AND quote_id > ? ORDER BY quote_id ASC LIMIT ?")
+        self._of_status = MarkedList.prepare(prepare, "quotes", "status_id", "quote_id", "account_id")
         self._all = prepare("SELECT quote_id, account_id FROM quotes WHERE status_id = ?")
         self._one = prepare("SELECT account_id FROM quotes WHERE status_id = ? AND quote_id = ?")
         # Whom a quoter follows, for a ``followers`` policy (the graph service's table).
@@ -187,15 +184,9 @@ class QuoteStore:
 
     async def page(self, status_id: int, *, max_id: int | None, since_id: int | None, min_id: int | None,
                    limit: int) -> list[int]:
-        """Quoting statuses' ids, newest first: below ``max_id`` and above ``since_id``, or the ``limit`` just
-        above ``min_id``."""
-        below = ABOVE_EVERY_ID if max_id is None else max_id
-        if min_id is not None:
-            rows = await execute(self._session, self._forward, (status_id, below, min_id, limit))
-            return [int(row["quote_id"]) for row in reversed(rows)]
-        above = BELOW_EVERY_ID if since_id is None else since_id
-        rows = await execute(self._session, self._back, (status_id, below, above, limit))
-        return [int(row["quote_id"]) for row in rows]
+        """Quoting statuses' ids, newest first, with Mastodon's cursors (kicau/marked_lists.py)."""
+        return [quote_id for quote_id, _ in await self._of_status.page(
+            self._session, status_id, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit)]
 
     async def quoters(self, status_id: int) -> list[tuple[int, int]]:
         """(quoting status, its author) of every accepted quote of the status (an edit tells each author)."""
