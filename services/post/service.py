@@ -534,7 +534,7 @@ class PostService:
 
     async def _roll_back(self, row: dict[str, Any], idempotency_key: str | None) -> None:
         try:
-            await self.store.remove(row["id"], row["account_id"], row["in_reply_to_id"])
+            await self.store.remove(row["id"], row["account_id"], row["in_reply_to_id"], row.get("quote_of_id"))
             # A publish that timed out may still be delivered: the idempotent producer retries its batch until
             # the broker takes it, so the fanout can see this status later. The tombstone keeps it out of every
             # read (the fanout's cache write never replaces one). A profile read meanwhile may have kept the
