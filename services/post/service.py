@@ -150,6 +150,15 @@ class _Quoted(NamedTuple):
     shown: bytes  # as the quoter sees it, its own quote left shallow
 
 
+def _new_quote_policy(row: dict[str, Any], policy: str | None) -> str | None:
+    """``policy``, if it changes who may quote the status of ``row`` (one that is not public or unlisted is quoted
+    by no one whatever it says, kicau/quotes.py); None for no change."""
+    if policy is None or (row.get("visibility") or PUBLIC) not in (PUBLIC, UNLISTED) or \
+            quotes.policy_of(row) == policy:
+        return None
+    return policy
+
+
 def _as_author_sees(fragment: bytes, row: dict[str, Any], quoting: _Quoted | None) -> bytes:
     """A new status's fragment as its author is answered it: the Quote of the status it quotes (as the author sees
     that status), and ``quote_approval.current_user`` automatic where the fragment says what others see
@@ -1057,8 +1066,6 @@ class PostService:
             raise ApiError(409, "Another edit of this status is in progress; try again")
         keeper = asyncio.create_task(_keep_lease(lock))
         try:
-            if change.quote_policy is not None:
-                await self._apply_quote_policy(await self._own_status(account_id, status_id), change.quote_policy)
             return await self._edit(account_id=account_id, status_id=status_id, change=change)
         finally:
             keeper.cancel()
@@ -1132,8 +1139,13 @@ class PostService:
                        described: list[Described], card: bytes, progress: _EditProgress) -> bytes:
         status_id, account_id = row["id"], row["account_id"]
         changed = changes_anything(row, change, media_column)
-        if not changed and row.get("edited_at") is None:
-            return await self.get(status_id, Reader(account_id))  # nothing to keep, nothing to stream
+        policy = _new_quote_policy(row, change.quote_policy)
+        if not changed:
+            # Who may quote it, alone (kicau/quotes.py): no version, no event. Everything was checked before.
+            if policy is not None:
+                await self._apply_quote_policy(row, policy)
+            if row.get("edited_at") is None:
+                return await self.get(status_id, Reader(account_id))  # nothing to keep, nothing to stream
         version_id = self.ids.next_id()
         linking = _Relinking()
         if changed:
@@ -1149,7 +1161,13 @@ class PostService:
                 after["card"] = None  # another page's (or none), fetched once the edit is out
             before_text = row.get("text") or ""
             mentioned_before = {m.account_id for m in stored(row.get("mentions"))}
-            await self.edits.write(row, after, version_id, edited_at, described, linking.edit)
+            alongside, restoring = linking.edit, linking.undo
+            if policy is not None:  # in the edit's batch, and its undo's
+                after["quote_policy"] = policy
+                alongside += (self.store.quote_policy_setting(status_id, policy),)
+                restoring += (self.store.quote_policy_setting(status_id, row.get("quote_policy")),)
+                linking = replace(linking, undo=restoring)
+            await self.edits.write(row, after, version_id, edited_at, described, alongside)
             progress.written = True
         else:
             # A retry of an edit already written: the event again, from the version before it.
@@ -1211,7 +1229,7 @@ class PostService:
     async def _apply_quote_policy(self, row: dict[str, Any], policy: str) -> None:
         """Keep ``policy`` for the status (a followers-only or direct one is quoted by no one whatever it says), and
         drop its cached value behind a new edited mark: every read renders the new ``quote_approval``."""
-        if (row.get("visibility") or PUBLIC) not in (PUBLIC, UNLISTED) or quotes.policy_of(row) == policy:
+        if _new_quote_policy(row, policy) is None:
             return
         await self.store.set_quote_policy(row["id"], policy)
         await resp.round_trip(self.redis, [edited_command(row["id"], self.ids.next_id()),

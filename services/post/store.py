@@ -17,6 +17,7 @@ from kicau.quotes import ACCEPTED, REVOKED, QuoteStore
 from kicau.status_counts import FORGET_MARK
 from kicau.visibility import DIRECT
 from kicau.write_groups import MAX_GROUP, GroupedWrite
+from services.post.edits import Alongside
 
 _WRITES_SECONDS = POST_STAGE_SECONDS.labels("status_writes")
 
@@ -189,7 +190,11 @@ class StatusStore:
         await execute(self._session, batch)
 
     async def set_quote_policy(self, status_id: int, policy: str) -> None:
-        await execute(self._session, self._set_policy, (policy, status_id))
+        await execute(self._session, *self.quote_policy_setting(status_id, policy))
+
+    def quote_policy_setting(self, status_id: int, policy: str | None) -> Alongside:
+        """Who may quote the status (kicau/quotes.py), as a statement: alone, or in an edit's batch."""
+        return self._set_policy, (policy, status_id)
 
     async def revoke_quote(self, quoting: dict[str, Any]) -> None:
         """The quote of the status ``quoting`` revoked: so marked in its row, and gone from the quoted status's

@@ -228,6 +228,11 @@ def test_changing_who_may_quote(http: httpx.Client, make_user: Callable[..., Use
     assert read(http, status["id"], other)["quote_approval"]["current_user"] == "denied"
     refused(http, other, "too late", "You are not allowed to quote this post", quoted_status_id=status["id"])
     assert read(http, earlier["id"], other)["quote"]["state"] == "accepted"  # past quotes stand
+    # An edit refused leaves who may quote as it was (the policy goes with the edit's own write).
+    too_long = http.put(f"/api/v1/statuses/{status['id']}", headers=author.auth,
+                        json={"status": "x" * 501, "quote_approval_policy": "public"})
+    assert too_long.status_code == 422, too_long.text
+    assert read(http, status["id"], other)["quote_approval"]["automatic"] == []
     # Through an edit too, which also keeps the quote of a quoting status and its leading link.
     edited = http.put(f"/api/v1/statuses/{status['id']}", headers=author.auth,
                       json={"status": "open again", "quote_approval_policy": "public"})
