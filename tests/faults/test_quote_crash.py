@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from kicau import keys
-from kicau.crash_points import CRASH_EXIT_CODE
 from tests.conftest import User
 from tests.faults import harness
 from tests.faults.conftest import Faults
@@ -31,15 +30,9 @@ def test_a_revoke_cut_short_by_a_crash_is_finished_by_its_retry(
     assert read(http, quote["id"], author)["quote"]["state"] == "accepted"
     assert read(http, quoted["id"], author)["quotes_count"] == 1
 
-    faults.kill(harness.service_pid("post"))
-    crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": "post.quote.revoked"})
-    harness.wait_http_ready(crashing.port)
     path = f"/api/v1/statuses/{quoted['id']}/quotes/{quote['id']}/revoke"
-    broken = http.post(path, headers=author.auth)
-    assert broken.status_code in (502, 503) and "error" in broken.json(), broken.text
-    assert crashing.proc.wait(timeout=30) == CRASH_EXIT_CODE, "the post service did not die at its crash point"
-
-    restart_seconds = harness.stack_up()
+    broken, restart_seconds = faults.crash_during("post", "post.quote.revoked",
+                                                  lambda: http.post(path, headers=author.auth))
     retried = http.post(path, headers=author.auth)
     assert retried.status_code == 200 and retried.json()["quote"] == {"state": "revoked", "quoted_status": None}
     assert read(http, quote["id"], quoter)["quote"]["state"] == "revoked"
