@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from kicau import hashtags, media, polls, quotes
+from kicau import hashtags, media, polls, posting_defaults, quotes
 from kicau.account_notes import Annotations
 from kicau.blocks_and_mutes import Between
 from kicau.follow_options import FollowOptions
@@ -162,10 +162,7 @@ def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> d
     return {
         **account,
         "source": {
-            "privacy": "public",
-            "quote_policy": "public",  # a status names its own (kicau/quotes.py)
-            "sensitive": False,
-            "language": None,
+            **posting_defaults.source(posting_defaults.of_row(row)),
             "note": row.get("note") or "",
             "fields": [{"name": name, "value": value, "verified_at": None}
                        for name, value in profile_fields(row.get("fields"))],

@@ -81,8 +81,9 @@ class StatusDeleted(_Event, tag="status.deleted"):
 
 
 class StatusEdited(_Event, tag="status.edited"):
-    """A status rewritten by its author (services/post/edits.py): its streams get a ``status.update``, its
-    hashtags' timelines follow its new text. Home and list timelines hold ids, and reads render the new version."""
+    """A status rewritten by its author (services/post/edits.py), or shown otherwise than before (``notifies``
+    false): its streams get a ``status.update``, its hashtags' timelines follow its new text. Home and list
+    timelines hold ids, and reads render the new version."""
 
     status_id: int
     account_id: int
@@ -101,6 +102,10 @@ class StatusEdited(_Event, tag="status.edited"):
     # new status's (Mastodon tells them nothing, its issue 20543; a mention added to fix a wrong handle is the
     # usual edit). An event taking an edit back adds none.
     mentions_added: list[int] = msgspec.field(default_factory=list)
+    # Whether those who reblogged or quote it are told (``update``, ``quoted_update``): an edit's event does; one
+    # that takes an edit back, or restates the status after a change its text did not make (its quote revoked, who
+    # may quote it), only streams the status as it now reads.
+    notifies: bool = True
 
 
 class PollEnded(_Event, tag="poll.ended"):

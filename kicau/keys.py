@@ -208,6 +208,16 @@ def hides_version(account_id: int) -> str:
     return f"hidesv:{{u:{account_id}}}"
 
 
+def posting_defaults(account_id: int) -> str:
+    """The account's posting defaults as posters hold them (kicau/posting_defaults.py), and the version each change
+    moves."""
+    return f"postdef:{{u:{account_id}}}"
+
+
+def posting_defaults_version(account_id: int) -> str:
+    return f"postdefv:{{u:{account_id}}}"
+
+
 def account_cache(account_id: int) -> str:
     return f"account:{{u:{account_id}}}"
 

@@ -27,6 +27,9 @@ nor anonymous sees it. A read renders the quoted status for its reader and puts 
 status's own quote stays shallow, as Mastodon nests them. ``current_user`` is corrected for the reader where it
 differs: the author (who may quote any status of its own but direct ones), a follower under ``followers``, anyone
 without an account (``denied``). Stream events carry the fragment as posted: the ShallowQuote, which clients fetch.
+A revoke and a change of policy are streamed as ``status.update`` of the status changed, telling no one
+(``StatusEdited.notifies``), as Mastodon distributes them. A scheduled status may quote: checked when it is
+scheduled and again when it is posted.
 """
 
 from __future__ import annotations

@@ -588,7 +588,7 @@ class Fanout:
         taken_back = set(removed)
         notices = [n for n in notifications_of(events)
                    if n.status_id not in gone and (n.account_id, n.id) not in taken_back]
-        edits = [e for e in events if isinstance(e, StatusEdited) and e.status_id not in gone]
+        edits = [e for e in events if isinstance(e, StatusEdited) and e.notifies and e.status_id not in gone]
         if edits:  # rare: a read of each edited status's reblogs and quotes
             boosters, quoters = await asyncio.gather(
                 asyncio.gather(*(self.reblogs.boosters(e.status_id) for e in edits)),

@@ -637,6 +637,11 @@ PROFILE_BODY = body(params({
     "note": nullable(text(max_length=MAX_NOTE)),
     "bot": nullable(BOOLEAN),
     "locked": nullable(BOOLEAN),
+    # Posting defaults (kicau/posting_defaults.py).
+    "source[privacy]": nullable({"type": "string", "enum": ["public", "unlisted", "private"]}),
+    "source[sensitive]": nullable(BOOLEAN),
+    "source[language]": nullable(text(max_length=2)),
+    "source[quote_policy]": nullable({"type": "string", "enum": ["public", "followers", "nobody"]}),
 }), required=False)
 # Markers (Mastodon's shape): `home[last_read_id]=<id>` in a form (Mastodon.py), {"home": {"last_read_id": <id>}}
 # in JSON; `notifications` likewise; other names are ignored. What is not an id is a 422.

@@ -103,6 +103,9 @@ class ProfileChanges(_Body):
     # Profile pictures: their files' paths (services/post/media.py), "" for the default picture again.
     avatar: StrictStr | None = None
     header: StrictStr | None = None
+    # Posting defaults (kicau/posting_defaults.py): ``source[privacy]`` and the others, by their short names,
+    # checked by the graph service.
+    source: dict[str, Any] | None = None
 
 
 class RevokeForm(_Body):

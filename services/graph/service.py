@@ -29,6 +29,7 @@ from kicau import (
     instance_usage,
     keys,
     media,
+    posting_defaults,
     resp,
     tag_history,
     tokens,
@@ -466,10 +467,11 @@ class GraphService:
         return credential_account_entity(entity, row or {})
 
     async def update_profile(self, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change the account's display name, note, bot or locked flag (Mastodon's limits: 30 and 500 characters) or
-        its profile fields (all of them at once, ``_profile_fields``); the
-        account as verify_credentials shows it. The cached card goes after the write, and every copy of it
-        with it (status pages, notifications and streams splice the card in as they render)."""
+        """Change the account's display name, note, bot or locked flag (Mastodon's limits: 30 and 500 characters),
+        its profile fields (all of them at once, ``_profile_fields``) or its posting defaults (``source``,
+        kicau/posting_defaults.py), in one write; the account as verify_credentials shows it. The cached card goes
+        after the write, and every copy of it with it (status pages, notifications and streams splice the card in as
+        they render)."""
         display_name, note = changes.get("display_name"), changes.get("note")
         if display_name is not None and len(display_name) > MAX_DISPLAY_NAME:
             raise ApiError(422, f"Validation failed: Display name is too long (maximum is {MAX_DISPLAY_NAME}"
@@ -481,6 +483,10 @@ class GraphService:
         for picture in ("avatar", "header"):
             if changes.get(picture) and not media.is_picture_path(changes[picture]):
                 raise ApiError(422, f"Validation failed: {picture} must name a profile picture's file")
+        defaults = posting_defaults.checked(changes.pop("source", None) or {})
+        changes.update(defaults)
+        # Posters read the defaults through copies (kicau/posting_defaults.py): retired before the write and after.
+        retire = posting_defaults.change_commands_of(account_id) if defaults else []
         if changes:
             old_name = None
             if display_name is not None:
@@ -491,7 +497,11 @@ class GraphService:
                 added = self.name_words.add_commands(account_id, display_name)
                 if added:  # an empty name, or one of no words, has none
                     await resp.round_trip(self.redis, added)
+            if retire:
+                await resp.round_trip(self.redis, retire)
             await self.store.update_profile(account_id, changes)
+            if retire:
+                await resp.round_trip(self.redis, retire)
             await self.cards.forget(account_id)
             if changes.get("locked") is False:
                 # Unlocked (or said again, as a retry would): whoever was waiting follows now.

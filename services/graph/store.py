@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
+from kicau import posting_defaults
 from kicau.clients import execute, write_preparer
 from kicau.entities import PROFILE_FIELDS
 
@@ -44,7 +45,7 @@ class GraphStore:
         # One statement per profile field: an update writes only the fields it changes, so two updates of
         # different fields at once both stand (a read-merge-write would let one undo the other).
         self._set_profile = {field: write(f"UPDATE accounts SET {field} = ? WHERE id = ?")
-                             for field in PROFILE_FIELDS}
+                             for field in (*PROFILE_FIELDS, *posting_defaults.COLUMNS.values())}
         self._by_username = prepare("SELECT account_id FROM accounts_by_username WHERE username = ?")
         self._by_email = prepare("SELECT account_id FROM accounts_by_email WHERE email = ?")
         self._account = prepare("SELECT * FROM accounts WHERE id = ?")
@@ -118,7 +119,8 @@ class GraphStore:
         )
 
     async def update_profile(self, account_id: int, changes: dict[str, Any]) -> None:
-        """Write the given profile fields (of ``PROFILE_FIELDS``) in one batch of one partition: all or none."""
+        """Write the given profile fields (of ``PROFILE_FIELDS``, and the posting defaults' columns) in one batch of
+        one partition: all or none."""
         batch = BatchStatement(batch_type=BatchType.UNLOGGED,
                                consistency_level=self._write_consistency)
         for field, value in changes.items():

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from starlette.types import Receive, Scope
 
-from kicau import clients, media, polls
+from kicau import clients, media, polls, posting_defaults
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
@@ -25,11 +25,13 @@ from kicau.linked_statuses import LinkedStatuses
 from kicau.mentions import MentionResolver
 from kicau.pins import PinStore
 from kicau.polls import PollVotes
+from kicau.posting_defaults import DefaultsCopies, DefaultsStore
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
 from kicau.status_cards import StatusCards
 from kicau.thread_mutes import ThreadMuteStore
+from kicau.tracked_cache import TrackedCache
 from kicau.visibility import PUBLIC
 from kicau.web import (
     ACCOUNT_HEADER,
@@ -106,8 +108,9 @@ class StatusForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: StrictStr
-    visibility: StrictStr = "public"
-    sensitive: bool = False
+    # Not given: the author's posting default (kicau/posting_defaults.py), as the language and quote policy.
+    visibility: StrictStr | None = None
+    sensitive: bool | None = None
     spoiler_text: StrictStr = ""
     language: StrictStr | None = None
     in_reply_to_id: int | None = Field(default=None, ge=0, lt=1 << 63)
@@ -148,6 +151,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis, session = engines.redis, engines.session
         app.state.redis, app.state.session = redis, session  # what the readiness checks ask
         producer = engines.kafka()
+        # This process's tracked copies of per-account values it reads on every post (kicau/tracked_cache.py).
+        copies = TrackedCache(redis, max_entries=own.local_cache_entries) if own.local_cache_entries else None
         accounts = AccountCards(redis, session, common.public_url)
         favourites = FavouriteStore(session, clients.write_consistency(common))
         bookmarks = BookmarkStore(session, clients.write_consistency(common))
@@ -185,6 +190,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                     unattached_seconds=own.unattached_media_seconds),
             link_previews=LinkPreviewStore(session, clients.write_consistency(common)),
             linked=LinkedStatuses(session, clients.write_consistency(common)),
+            defaults=DefaultsCopies(redis, DefaultsStore(session), copies),
             page_cards=PageCards(redis, timeout=own.link_preview_timeout_seconds,
                                  max_bytes=own.link_preview_max_bytes,
                                  allow_private=common.link_previews_allow_private_hosts,
@@ -219,6 +225,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     await scheduler
             if service.page_cards is not None:
                 await service.page_cards.close()
+            if copies is not None:
+                copies.close()
 
 
 app = ServiceApp(service="post", title="Kicau post service", lifespan=lifespan)
@@ -241,19 +249,19 @@ async def create_status(scope: Scope, receive: Receive) -> Answer:
     except ValidationError as exc:
         raise ApiError(422, describe_errors(exc.errors())) from None
     poll = form.poll
+    service: PostService = app.state.service
+    visibility, sensitive, language, quote_policy = posting_defaults.applied(
+        await service.defaults.of(acting_account(scope)), visibility=form.visibility, sensitive=form.sensitive,
+        language=form.language, quote_policy=form.quote_approval_policy)
     draft = NewStatus(
-        text=form.status, visibility=form.visibility, sensitive=form.sensitive, spoiler_text=form.spoiler_text,
-        language=form.language, in_reply_to_id=form.in_reply_to_id,
+        text=form.status, visibility=visibility, sensitive=sensitive, spoiler_text=form.spoiler_text,
+        language=language, in_reply_to_id=form.in_reply_to_id,
         poll=None if poll is None else polls.definition(poll.options, poll.expires_in, poll.multiple,
                                                         poll.hide_totals),
         media_ids=_each_once(form.media_ids),
-        quoted_status_id=form.quoted_status_id, quote_policy=form.quote_approval_policy,
+        quoted_status_id=form.quoted_status_id, quote_policy=quote_policy,
     )
-    service: PostService = app.state.service
     if form.scheduled_at:
-        if form.quoted_status_id is not None or form.quote_approval_policy not in (None, "public"):
-            raise ApiError(422, "Validation failed: a scheduled status cannot quote another or limit its quotes"
-                                " on this server")
         return Answer(await service.schedule(account_id=acting_account(scope), draft=draft,
                                              scheduled_at=form.scheduled_at,
                                              poll_seconds=None if poll is None else int(poll.expires_in),

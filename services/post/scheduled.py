@@ -12,8 +12,8 @@ The record is Cassandra's (migration 0027): the account's ``scheduled_statuses``
 services/post/due_hours.py runner over ``scheduled_due`` and ``scheduled_progress``) publishes what is due through
 the ordinary post path under the Idempotency-Key ``scheduled-<id>``: a scheduler that dies between the publish and
 the removal (or two post services publishing the same hour) publish it once, as a client's retry would. A status
-that can no longer be posted when it falls due (its author gone, the status it replies to deleted) is dropped, as
-Mastodon drops it.
+that can no longer be posted when it falls due (its author gone, the status it replies to or quotes deleted, a
+quote its policy no longer allows) is dropped, as Mastodon drops it.
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ class Params(msgspec.Struct):
     poll: PollParams | None = None
     # Its attachments (services/post/media.py), held by the scheduled status until it is posted.
     media_ids: list[str] | None = None
+    # The status it will quote, and who may quote it (kicau/quotes.py), as Mastodon 4.5 keeps them.
+    quoted_status_id: str | None = None
+    quote_approval_policy: str | None = None
     application_id: int | None = None
     scheduled_at: None = None
     idempotency: str | None = None

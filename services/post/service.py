@@ -51,9 +51,10 @@ from kicau.events import (
 from kicau.favourites import FavouriteStore
 from kicau.ids import SnowflakeGenerator, ms_from_id
 from kicau.linked_statuses import LinkedStatuses
-from kicau.mentions import MentionResolver, stored
+from kicau.mentions import Mention, MentionResolver, stored
 from kicau.metrics import LINK_PREVIEWS, POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
 from kicau.pins import MAX_PINS, PinStore
+from kicau.posting_defaults import DefaultsCopies
 from kicau.publishing import enqueue, publish
 from kicau.reader_marks import Mark, mark_commands
 from kicau.reblogs import VISIBILITIES as REBLOG_VISIBILITIES
@@ -248,6 +249,14 @@ class _Relinking:
     undo: tuple[Alongside, ...] = ()  # and in its undo's
 
 
+def _check_direct_quote(quoting: _Quoted | None, visibility: str, mentions: Sequence[Mention],
+                        account_id: int) -> None:
+    """A direct quote must mention the quoted status's author (unless it quotes its own): 422 otherwise."""
+    if quoting is not None and visibility == DIRECT and quoting.author_id != account_id \
+            and quoting.author_id not in {m.account_id for m in mentions}:
+        raise ApiError(422, "Validation failed: A direct quote must mention the author of the quoted post")
+
+
 def validate(draft: NewStatus, max_characters: int) -> None:
     text = draft.text
     # With attachments a status may say nothing, as Mastodon's may.
@@ -316,6 +325,7 @@ class PostService:
     attachments: Attachments
     link_previews: LinkPreviewStore
     linked: LinkedStatuses  # the public statuses sharing each page (GET /api/v1/timelines/link)
+    defaults: DefaultsCopies  # what a new status is when its request does not say (kicau/posting_defaults.py)
     # Pages' cards (services/post/link_previews.py); None: no previews (``KICAU_POST_LINK_PREVIEWS=false``).
     page_cards: PageCards | None = None
     # Called once a preview is planned: the runner looks at once rather than at its next round.
@@ -401,9 +411,7 @@ class PostService:
         username = str(msgspec.json.decode(card)["username"])
         # Before anything is written: a status's mentions are resolved once, and kept with it (kicau/mentions.py).
         mentions = await self.mentions.resolve(draft.text)
-        if quoting is not None and draft.visibility == DIRECT and quoting.author_id != account_id \
-                and quoting.author_id not in {m.account_id for m in mentions}:
-            raise ApiError(422, "Validation failed: A direct quote must mention the author of the quoted post")
+        _check_direct_quote(quoting, draft.visibility, mentions, account_id)
         status_id = self.ids.next_id()
         if idempotency_key:
             try:
@@ -1227,13 +1235,33 @@ class PostService:
         return await self.get(status_id, Reader(account_id))
 
     async def _apply_quote_policy(self, row: dict[str, Any], policy: str) -> None:
-        """Keep ``policy`` for the status (a followers-only or direct one is quoted by no one whatever it says), and
-        drop its cached value behind a new edited mark: every read renders the new ``quote_approval``."""
+        """Keep ``policy`` for the status (a followers-only or direct one is quoted by no one whatever it says), drop
+        its cached value behind a new edited mark (every read renders the new ``quote_approval``), and stream it."""
         if _new_quote_policy(row, policy) is None:
             return
         await self.store.set_quote_policy(row["id"], policy)
-        await resp.round_trip(self.redis, [edited_command(row["id"], self.ids.next_id()),
-                                           recount_command(row["id"])])
+        await self._restate({**row, "quote_policy": policy})
+
+    async def _restate(self, row: dict[str, Any], *, recounted: Sequence[int] = ()) -> None:
+        """After a change to what ``row`` (as Cassandra now has it) shows that is not an edit of its text (its
+        quote revoked, who may quote it): its cached value dropped behind a new edited mark (and the counts of
+        ``recounted`` read again), then a ``status.update`` to every stream its edits reach, which tells no one
+        (``StatusEdited.notifies``), as Mastodon distributes such an update. Repeated by a retry, which a crash
+        between the write and this needs: each is one more update of the same status."""
+        version_id = self.ids.next_id()
+        await resp.round_trip(self.redis, [edited_command(row["id"], version_id), recount_command(row["id"]),
+                                           *(recount_command(i) for i in recounted)])
+        card = await self.accounts.card(int(row["account_id"]))
+        if card is None:  # its author is gone: so are its streams
+            return
+        text = row.get("text") or ""
+        await self._publish(StatusEdited(
+            status_id=row["id"], account_id=row["account_id"], version_id=version_id,
+            status_json=status_fragment(row, username=str(msgspec.json.decode(card)["username"]),
+                                        public_url=self.settings.public_url).decode(),
+            visibility=row.get("visibility") or PUBLIC,
+            mentions=sorted({m.account_id for m in stored(row.get("mentions"))}),
+            tags=hashtags.names(text), tags_before=hashtags.names(text), notifies=False))
 
     async def revoke_quote(self, *, account_id: int, status_id: int, quote_id: int) -> bytes:
         """``POST /api/v1/statuses/:id/quotes/:quoting_status_id/revoke``: the author of ``status_id`` takes back
@@ -1253,10 +1281,9 @@ class PostService:
         if (quoting.get("quote_state") or quotes.ACCEPTED) == quotes.ACCEPTED:
             await self.store.revoke_quote(quoting)
             crash_point("post.quote.revoked")
-        # Its fragment changes (the quote revoked) and the quoted status counts one quote less: both dropped and
-        # read again from Cassandra, where both already are; again by a retry, which a crash before this needs.
-        await resp.round_trip(self.redis, [edited_command(quote_id, self.ids.next_id()),
-                                           recount_command(quote_id), recount_command(status_id)])
+        # Its fragment changes (the quote revoked) and the quoted status counts one quote less: both read again
+        # from Cassandra, where both already are, and the quote streamed as it now reads.
+        await self._restate({**quoting, "quote_state": quotes.REVOKED}, recounted=(status_id,))
         return await self.get(quote_id, reader)
 
     def _edited_event(self, before: dict[str, Any], after: dict[str, Any], version_id: int, username: str,
@@ -1273,7 +1300,7 @@ class PostService:
             visibility=after.get("visibility") or PUBLIC,
             mentions=sorted({m.account_id for m in (*stored(before.get("mentions")), *stored(after.get("mentions")))}),
             tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text),
-            mentions_added=added)
+            mentions_added=added, notifies=mentioned_before is not None)
 
     async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int,
                          described: list[Described], alongside: Sequence[Alongside] = ()) -> bool:
@@ -1338,6 +1365,11 @@ class PostService:
         if draft.in_reply_to_id is not None and await self.statuses.render_one(
                 draft.in_reply_to_id, Reader(account_id)) is None:
             raise ApiError(422, "The status you are trying to reply to does not appear to exist.")
+        if draft.quoted_status_id is not None:  # checked again when it is posted: the quote may be refused then
+            quoting = await self._quoting(account_id, draft.quoted_status_id)
+            draft = replace(draft, visibility=quotes.visibility_of_quote(quoting.visibility, draft.visibility))
+            if draft.visibility == DIRECT:
+                _check_direct_quote(quoting, draft.visibility, await self.mentions.resolve(draft.text), account_id)
         check_time(moment, datetime.now(UTC), await self.scheduled.times(account_id), self._min_lead)
         scheduled_id = self.ids.next_id()
         if idempotency_key:
@@ -1358,7 +1390,9 @@ class PostService:
                 in_reply_to_id=str(draft.in_reply_to_id) if draft.in_reply_to_id is not None else None,
                 poll=None if draft.poll is None or poll_seconds is None else PollParams(
                     draft.poll.options, poll_seconds, draft.poll.multiple, draft.poll.hide_totals),
-                media_ids=[str(m.id) for m in attached] or None),
+                media_ids=[str(m.id) for m in attached] or None,
+                quoted_status_id=None if draft.quoted_status_id is None else str(draft.quoted_status_id),
+                quote_approval_policy=draft.quote_policy),
                 media_attachments=[media.entity(m, self.settings.public_url) for m in attached])
             await self.scheduled.keep(account_id, scheduled, moment)
         except BaseException:
@@ -1416,6 +1450,8 @@ class PostService:
                           in_reply_to_id=int(params.in_reply_to_id) if params.in_reply_to_id else None,
                           poll=None if poll is None else polls.definition(poll.options, poll.expires_in,
                                                                           poll.multiple, poll.hide_totals),
-                          media_ids=tuple(int(i) for i in params.media_ids or ()))
+                          media_ids=tuple(int(i) for i in params.media_ids or ()),
+                          quoted_status_id=int(params.quoted_status_id) if params.quoted_status_id else None,
+                          quote_policy=params.quote_approval_policy)
         return await self.create(account_id=account_id, draft=draft,
                                  idempotency_key=idempotency_key(int(scheduled.id)), media_from=int(scheduled.id))

@@ -33,3 +33,6 @@ class PostSettings(InternalListener):
     # A page's picture, kept as this server's own copy for its card: at most this big (a larger one: no picture).
     link_preview_picture_max_bytes: int = Field(default=4 * 1024 * 1024, ge=4096, le=16 * 1024 * 1024)
     link_preview_concurrency: int = Field(default=8, ge=1, le=256)
+    # Tracked copies of per-account values read on every post (its author's posting defaults): at most this many
+    # (each ~100 bytes); 0: read them from Redis each time.
+    local_cache_entries: int = Field(default=10_000, ge=0)

@@ -66,7 +66,7 @@ def test_bad_profile_input_is_a_clear_4xx_and_writes_nothing(
         ({"bot": "perhaps"}, 422),
         ({"locked": "perhaps"}, 422),
         ({"discoverable": "false"}, 422),
-        ({"source[privacy]": "private"}, 422),
+        ({"source[privacy]": "direct"}, 422),  # a posting default Mastodon refuses (kicau/posting_defaults.py)
         ({f"fields_attributes[{n}][name]": f"f{n}" for n in range(5)}, 422),  # four at most
         ({"fields_attributes[0][name]": "n" * 256}, 422),
         ({"fields_attributes[0][value]": "v" * 256}, 422),

@@ -4,6 +4,7 @@ changing who may quote, the ``quote`` and ``quoted_update`` notifications, edits
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +12,12 @@ from typing import Any
 import httpx
 import pytest
 from mastodon import Mastodon
+from websockets.sync.client import connect
 
 from tests.conftest import User, eventually
+from tests.gateway.test_hashtag_stream import frames_until_quiet
+from tests.gateway.test_streaming_bounds import ws_url
+from tests.timeline.test_filters import delivering
 from tests.timeline.test_notifications import follow, notifications
 
 STATUS = re.compile(r"/statuses/([0-9]+)$")
@@ -252,6 +257,46 @@ def test_changing_who_may_quote(http: httpx.Client, make_user: Callable[..., Use
     bad = http.put(f"/api/v1/statuses/{status['id']}/interaction_policy", headers=author.auth,
                    json={"quote_approval_policy": "friends"})
     assert bad.status_code == 422 and "error" in bad.json()
+
+
+def test_a_revoke_and_a_policy_change_are_streamed(http: httpx.Client, make_user: Callable[..., User],
+                                                   gateway_url: str) -> None:
+    """As Mastodon distributes them: a ``status.update`` of the quote revoked, and of the status whose policy
+    changed, to the streams its edits reach; neither tells anyone (no ``update`` or ``quoted_update``)."""
+    author, quoter, reader = make_user("qs_a"), make_user("qs_q"), make_user("qs_r")
+    follow(http, reader, quoter)
+    follow(http, reader, author)
+    follow(http, author, quoter)  # a reblog of the quote by the author would be notified of an edit: none is
+    quoted = post(http, author, "stream me")
+    with connect(ws_url(gateway_url) + "?stream=user", additional_headers=reader.auth, open_timeout=10) as ws:
+        delivering(http, quoter, ws)
+        quote = post(http, quoter, "on the stream", quoted_status_id=quoted["id"])
+        assert http.post(f"/api/v1/statuses/{quote['id']}/reblog", headers=author.auth).status_code == 200
+        assert quote["id"] in [json.loads(str(f["payload"]))["id"] for f in frames_until_quiet(ws)]
+
+        assert http.post(f"/api/v1/statuses/{quoted['id']}/quotes/{quote['id']}/revoke",
+                         headers=author.auth).status_code == 200
+        (frame,) = list(frames_until_quiet(ws))
+        updated = json.loads(str(frame["payload"]))
+        assert (frame["event"], updated["id"]) == ("status.update", quote["id"])
+        assert updated["quote"] == {"state": "revoked", "quoted_status": None}
+        assert updated["edited_at"] is None and updated["content"] == quote["content"]
+
+        assert http.put(f"/api/v1/statuses/{quoted['id']}/interaction_policy", headers=author.auth,
+                        json={"quote_approval_policy": "followers"}).status_code == 200
+        (frame,) = list(frames_until_quiet(ws))
+        updated = json.loads(str(frame["payload"]))
+        assert (frame["event"], updated["id"]) == ("status.update", quoted["id"])
+        assert updated["quote_approval"]["automatic"] == ["followers"] and updated["edited_at"] is None
+        # The same policy again changes nothing, and streams nothing.
+        assert http.put(f"/api/v1/statuses/{quoted['id']}/interaction_policy", headers=author.auth,
+                        json={"quote_approval_policy": "followers"}).status_code == 200
+        assert list(frames_until_quiet(ws)) == []
+    # A real edit after both notifies as an edit does; neither change before it told anyone.
+    assert http.put(f"/api/v1/statuses/{quote['id']}", headers=quoter.auth,
+                    json={"status": "on the stream, edited"}).status_code == 200
+    assert [n["type"] for n in notified(http, author, "update")] == ["update"]
+    assert notifications(http, quoter, "?types[]=quoted_update&types[]=update") == []
 
 
 def test_an_edit_of_a_quoted_status_tells_those_who_quote_it(http: httpx.Client,

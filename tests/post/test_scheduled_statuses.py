@@ -218,6 +218,37 @@ def test_a_scheduled_poll_is_posted_with_its_status_and_lasts_from_then(
                      json={"choices": ["0", "1"]}).status_code == 200
 
 
+def test_a_scheduled_quote_is_checked_now_and_again_when_posted(
+    http: httpx.Client, make_user: Callable[..., User],
+    eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    author, quoter = make_user("sch_qa"), make_user("sch_qq")
+    open_one = http.post("/api/v1/statuses", headers=author.auth, json={"status": "quote me later"}).json()
+    closing = http.post("/api/v1/statuses", headers=author.auth, json={"status": "not for long"}).json()
+    closed = http.post("/api/v1/statuses", headers=author.auth,
+                       json={"status": "never", "quote_approval_policy": "nobody"}).json()
+    # Refused when it is scheduled, as a quote posted now would be.
+    refused = schedule(http, quoter, "no", later(hours=1), quoted_status_id=closed["id"])
+    assert (refused.status_code, refused.json()) == (
+        422, {"error": "Validation failed: You are not allowed to quote this post"})
+    url, _ = eager_post_service()
+    kept = schedule_on(url, quoter, "quoted on time", 2, quoted_status_id=open_one["id"],
+                       quote_approval_policy="followers")
+    assert (kept["params"]["quoted_status_id"], kept["params"]["quote_approval_policy"]) == (
+        open_one["id"], "followers")
+    # Its quote no longer allowed when its time comes: dropped, as Mastodon drops what can no longer be posted.
+    schedule_on(url, quoter, "quoted too late", 2, quoted_status_id=closing["id"])
+    assert http.put(f"/api/v1/statuses/{closing['id']}/interaction_policy", headers=author.auth,
+                    json={"quote_approval_policy": "nobody"}).status_code == 200
+
+    eventually(lambda: scheduled_ids(http, quoter) == [] or None, timeout=60)
+    [posted] = http.get(f"/api/v1/accounts/{quoter.id}/statuses", headers=quoter.auth).json()
+    assert posted["content"].endswith("<p>quoted on time</p>")
+    assert posted["quote"]["state"] == "accepted" and posted["quote"]["quoted_status"]["id"] == open_one["id"]
+    assert posted["quote_approval"]["automatic"] == ["followers"]
+    assert http.get(f"/api/v1/statuses/{open_one['id']}", headers=author.auth).json()["quotes_count"] == 1
+
+
 def test_a_scheduled_status_holds_its_attachments_until_it_is_posted_with_them(
     http: httpx.Client, make_user: Callable[..., User],
     eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],

@@ -10,7 +10,7 @@ import msgspec
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from kicau import media
+from kicau import media, posting_defaults
 from kicau.account_notes import MAX_NOTE_LENGTH
 from kicau.directory import ORDERS
 from kicau.entities import PROFILE_FIELDS
@@ -52,15 +52,10 @@ AccountsWriter = Annotated[TokenInfo, require("write:accounts")]
 AccountsReader = Annotated[TokenInfo, require("read:accounts")]
 FollowsReader = Annotated[TokenInfo, require("read:follows", "follow")]
 
-# Profile fields Kicau keeps, and those it has no place for: given with anything but the value every Kicau account
-# has, the latter are a 422 rather than taken and dropped (Mastodon's edit-profile screens send them all).
+# Profile fields Kicau has no place for: given with anything but the value every Kicau account has, they are a 422
+# rather than taken and dropped (Mastodon's edit-profile screens send them all).
 FIXED_FIELDS: dict[str, tuple[Any, ...]] = {
     "discoverable": (True, "true", "1", "t", "on", "yes", "y", 1),
-    "source[privacy]": ("public",),
-    "source[sensitive]": (False, "false", "0", "f", "off", "no", "n", 0),
-    "source[language]": ("",),
-    # Who may quote one's new statuses (kicau/quotes.py): a status names its own, else anyone who may see it.
-    "source[quote_policy]": ("public",),
 }
 
 
@@ -70,9 +65,9 @@ async def update_credentials(request: Request, token: AccountsWriter, services: 
                              settings: Settings) -> Response:
     """Change the user's display name (30 characters), note (500), bot and locked flags (unlocking authorizes
     every follow request waiting), profile fields (``fields_attributes``: all of them at once, at most four) and
-    pictures (``avatar``, ``header``: image files of 8 MB at most, cropped to 400 x 400 and 1500 x 500); the
-    account as verify_credentials shows it. Kicau accounts have no posting defaults: a request to change those is
-    a 422."""
+    pictures (``avatar``, ``header``: image files of 8 MB at most, cropped to 400 x 400 and 1500 x 500) and posting
+    defaults (``source[privacy]``, ``source[sensitive]``, ``source[language]``, ``source[quote_policy]``,
+    kicau/posting_defaults.py, checked by the graph service); the account as verify_credentials shows it."""
     given, pictures = await read_params_and_files(request, settings.max_body_bytes, media.MAX_PROFILE_PICTURE_BYTES,
                                                   tuple(media.PROFILE_PICTURES))
     source = given.get("source")
@@ -90,6 +85,10 @@ async def update_credentials(request: Request, token: AccountsWriter, services: 
     fields = _profile_fields(given)
     if fields is not None:
         changes["fields"] = fields
+    defaults = {name: given[f"source[{name}]"] for name in posting_defaults.COLUMNS
+                if given.get(f"source[{name}]") is not None}
+    if defaults:
+        changes["source"] = defaults
     # Each picture is kept first (the post service reads and crops it), then named with the other changes: a
     # picture kept for a change refused after is never shown.
     for kind, data in pictures.items():
@@ -150,24 +149,14 @@ def _blank(value: Any) -> bool:
     return value is None or value == ""
 
 
-# Mastodon's preferences as every Kicau account has them: there are no per-account posting or reading defaults
-# (update_credentials refuses to change source[privacy], source[sensitive], source[language] and
-# source[quote_policy]).
-PREFERENCES = {
-    "posting:default:visibility": "public",
-    "posting:default:quote_policy": "public",
-    "posting:default:sensitive": False,
-    "posting:default:language": None,
-    "reading:expand:media": "default",
-    "reading:expand:spoilers": False,
-}
-
-
 @router.get("/api/v1/preferences", openapi_extra=doc.BEARER,
             responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403)})
-async def preferences(token: AccountsReader) -> dict[str, Any]:
-    """The user's posting and reading defaults (clients read them on start): Kicau's, the same for everyone."""
-    return PREFERENCES
+async def preferences(token: AccountsReader, services: Services) -> dict[str, Any]:
+    """The user's posting defaults (kicau/posting_defaults.py; clients read them on start) and reading defaults
+    (Mastodon's, the same for everyone: Kicau keeps none)."""
+    credentials = await services.graph.call("GET", f"/internal/accounts/{token.account_id}/credentials")
+    raise_for_error(credentials)
+    return posting_defaults.preferences(msgspec.json.decode(credentials.content).get("source") or {})
 
 
 FollowsWriter = Annotated[TokenInfo, require("write:follows", "follow")]
