@@ -106,6 +106,10 @@ class StatusEdited(_Event, tag="status.edited"):
     # that takes an edit back, or restates the status after a change its text did not make (its quote revoked, who
     # may quote it), only streams the status as it now reads.
     notifies: bool = True
+    # The id of the ``quoted_update`` it gives each account that quotes it (the ``update`` of those that reblogged
+    # it is ``version_id``): an account that did both is told both, as Mastodon tells it. 0: ``version_id`` (an event
+    # published before 2026-12-05, whose accounts were told the ``update`` alone).
+    quoted_update_id: int = 0
 
 
 class PollEnded(_Event, tag="poll.ended"):

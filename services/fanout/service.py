@@ -215,6 +215,8 @@ def accepted_times(events: Iterable[Event]) -> dict[int, float]:
             accepted[event.favourite_id] = event.occurred_at
         elif isinstance(event, StatusEdited):
             accepted[event.version_id] = event.occurred_at
+            if event.quoted_update_id:
+                accepted[event.quoted_update_id] = event.occurred_at
         elif isinstance(event, FollowRequested):
             accepted[event.request_id] = event.occurred_at
     return accepted
@@ -225,18 +227,21 @@ def update_notifications(edits: Sequence[StatusEdited], boosters: Sequence[list[
     """An ``update`` for each account that reblogged an edited status (``boosters``, each edit's), as Mastodon
     notifies an edit, and a ``quoted_update`` for each account that quotes it (``quoters``: each edit's quoting
     statuses and their authors), naming its quote (its newest, for one that quotes it twice); never the author
-    itself. Their id is the edit's version: each edit notifies an account once, so one that both reblogged and
-    quoted the status is told by the ``update``."""
+    itself. The ``update``'s id is the edit's version, the ``quoted_update``'s the event's ``quoted_update_id``: an
+    account that both reblogged and quotes the status is told both (by an older event without that id, the
+    ``update`` alone)."""
     found: list[Notification] = []
     for edit, accounts, quoting in zip(edits, boosters, quoters or [[] for _ in edits], strict=True):
         told = {account for account in accounts if account != edit.account_id}
         found += [Notification(account, edit.version_id, UPDATE, edit.account_id, edit.status_id)
                   for account in dict.fromkeys(accounts) if account in told]
+        shared_id = not edit.quoted_update_id
         newest: dict[int, int] = {}
         for quote_id, account in quoting:
-            if account != edit.account_id and account not in told:
+            if account != edit.account_id and not (shared_id and account in told):
                 newest[account] = max(quote_id, newest.get(account, 0))
-        found += [Notification(account, edit.version_id, QUOTED_UPDATE, edit.account_id, quote_id)
+        found += [Notification(account, edit.quoted_update_id or edit.version_id, QUOTED_UPDATE, edit.account_id,
+                               quote_id)
                   for account, quote_id in newest.items()]
     return found
 

@@ -1300,7 +1300,8 @@ class PostService:
             visibility=after.get("visibility") or PUBLIC,
             mentions=sorted({m.account_id for m in (*stored(before.get("mentions")), *stored(after.get("mentions")))}),
             tags=hashtags.names(after.get("text") or ""), tags_before=hashtags.names(before_text),
-            mentions_added=added, notifies=mentioned_before is not None)
+            mentions_added=added, notifies=mentioned_before is not None,
+            quoted_update_id=self.ids.next_id() if mentioned_before is not None else 0)
 
     async def _undo_edit(self, row: dict[str, Any], restored: StatusEdited, version_id: int,
                          described: list[Described], alongside: Sequence[Alongside] = ()) -> bool:

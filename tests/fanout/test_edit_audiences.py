@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from kicau.events import StatusCreated, StatusDeleted, StatusEdited
 from kicau.featured_tags import COUNTED
 from kicau.ids import ms_from_id
-from kicau.notifications import UPDATE, Notification
+from kicau.notifications import QUOTED_UPDATE, UPDATE, Notification
 from services.fanout.service import (
     PUBLIC_ONLY,
     edited_tags,
@@ -61,6 +61,19 @@ def test_an_edit_notifies_each_booster_once_and_never_its_author() -> None:
     first, second = edited(1, [], [], version_id=10), edited(2, [], [], version_id=11)
     assert update_notifications([first, second], [[5, 7, 5, 6], []]) == [
         Notification(5, 10, UPDATE, 7, 1), Notification(6, 10, UPDATE, 7, 1)]
+
+
+def test_an_edit_tells_those_who_quote_it_under_an_id_of_its_own() -> None:
+    """Account 5 reblogged status 1 and quotes it (in 100 and 102), 8 quotes it, 7 is its author: 5 is told both,
+    its quoted_update naming its newest quote; by an event from before ``quoted_update_id``, the update alone."""
+    quoting = [(100, 5), (101, 8), (102, 5), (103, 7)]
+    now = StatusEdited(status_id=1, account_id=7, version_id=10, status_json="{}", quoted_update_id=11)
+    assert update_notifications([now], [[5]], [quoting]) == [
+        Notification(5, 10, UPDATE, 7, 1), Notification(5, 11, QUOTED_UPDATE, 7, 102),
+        Notification(8, 11, QUOTED_UPDATE, 7, 101)]
+    older = StatusEdited(status_id=1, account_id=7, version_id=10, status_json="{}")
+    assert update_notifications([older], [[5]], [quoting]) == [
+        Notification(5, 10, UPDATE, 7, 1), Notification(8, 10, QUOTED_UPDATE, 7, 101)]
 
 
 def test_what_counts_as_a_change() -> None:

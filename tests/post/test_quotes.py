@@ -305,6 +305,8 @@ def test_an_edit_of_a_quoted_status_tells_those_who_quote_it(http: httpx.Client,
     status = post(http, author, "first words")
     quote = post(http, quoter, "about that", quoted_status_id=status["id"])
     assert http.post(f"/api/v1/statuses/{status['id']}/reblog", headers=booster.auth).status_code == 200
+    # One that both reblogged and quotes it is told both, as Mastodon tells it.
+    both = post(http, booster, "and me", quoted_status_id=status["id"])
     assert http.put(f"/api/v1/statuses/{status['id']}", headers=author.auth,
                     json={"status": "second words"}).status_code == 200
     told = notified(http, quoter, "quoted_update")
@@ -313,6 +315,9 @@ def test_an_edit_of_a_quoted_status_tells_those_who_quote_it(http: httpx.Client,
     assert told[0]["status"]["quote"]["quoted_status"]["content"] == "<p>second words</p>"
     updates = notified(http, booster, "update")
     assert [n["type"] for n in updates] == ["update"]
+    quoted_updates = notified(http, booster, "quoted_update")
+    assert [(n["type"], n["status"]["id"]) for n in quoted_updates] == [("quoted_update", both["id"])]
+    assert quoted_updates[0]["id"] != updates[0]["id"]
 
 
 @pytest.mark.parametrize("policy", ["public", "followers", "nobody"])
