@@ -46,7 +46,7 @@ from kicau.web import (
     redis_ready,
 )
 from services.post.edits import EditStore, MediaAttributes, StatusChange
-from services.post.link_previews import LinkPreviewStore, PageCards, link_preview_runner
+from services.post.link_previews import LinkPreviewStore, PageCards, PagePictures, link_preview_runner
 from services.post.media import Attachments, MediaStore, expiry_runner
 from services.post.poll_endings import PollEndingStore, poll_end_runner
 from services.post.scheduled import ScheduledStore, scheduled_runner
@@ -200,8 +200,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         service: PostService = app.state.service
         if service.page_cards is not None:
-            service.page_cards.keep_pictures(
-                lambda data: service.attachments.keep_page_picture(service.ids.next_id(), data))
+            service.page_cards.keep_pictures(PagePictures(
+                session, clients.write_consistency(common), keep=service.attachments.keep_page_picture,
+                drop=service.attachments.drop_page_picture, next_id=service.ids.next_id))
         schedulers = [
             asyncio.create_task(scheduled_runner(service.scheduled, service.publish_scheduled,
                                                  poll_seconds=own.scheduled_poll_seconds).run()),

@@ -14,8 +14,10 @@
   a user could otherwise make the server request its own network. The page's picture is fetched the same way (an
   image type, whole, at most ``link_preview_picture_max_bytes``) and kept as this server's own file
   (services/post/media.py, as an upload is, held by no status): the card names the copy, so readers' clients fetch
-  nothing from the page's host. A card, or that the page makes none, is kept in Redis by address
-  (``kicau.keys.link_card``: a day, an hour for none), so a link many statuses share is fetched once.
+  nothing from the page's host. One copy per picture address (``PagePictures``, for 30 days): pages that share a
+  picture, and a page whose card is fetched again, name the copy already kept rather than keep another. A card, or
+  that the page makes none, is kept in Redis by address (``kicau.keys.link_card``: a day, an hour for none), so a
+  link many statuses share is fetched once.
 * **Showing.** The card is written into the status's row only while the row still shows that address (an edit
   takes the status's edit lock; so does this, after the fetch), then the status's cached value is dropped behind a
   new edited mark (kicau/status_cards.py): every read renders it from the row with its card, and a creation event
@@ -55,9 +57,13 @@ NO_CARD_SECONDS: Final = 3_600
 _NO_CARD: Final = b"-"
 _HTML_TYPES: Final = ("text/html", "application/xhtml+xml")
 _IMAGE_TYPES: Final = tuple(media.IMAGE_TYPES)
-# Keeps a page's picture as this server's own file (services/post/media.py): its address, width, height and
-# blurhash, or None for what is no image.
-KeepPicture = Callable[[bytes], Awaitable[tuple[str, int, int, str] | None]]
+# A page's picture as this server's own file (services/post/media.py): its address, width, height and blurhash.
+Kept = tuple[str, int, int, str]
+# Keeps a picture under the given id; None for what is no image.
+KeepPicture = Callable[[int, bytes], Awaitable[Kept | None]]
+# How long a kept picture answers for its address: after that the next card that names it fetches it again (a
+# page's picture may change), and the copy before stays for the cards that name it.
+PICTURE_SECONDS: Final = 30 * 86_400
 
 @dataclass(frozen=True, slots=True)
 class DuePreview:
@@ -100,6 +106,41 @@ class LinkPreviewStore:
         await execute(self._session, self._show, (card, status_id))
 
 
+class PagePictures:
+    """Pages' pictures, one copy per picture address (Cassandra ``page_pictures``, migration 0049): a card's picture
+    already kept (another page's, or this page's before its card expired) is named again, not fetched and kept
+    again. Two fetches that keep the same picture at once: the first written stands, the other's copy is removed."""
+
+    def __init__(self, session: Session, write_consistency: int, *, keep: KeepPicture,
+                 drop: Callable[[int], Awaitable[None]], next_id: Callable[[], int]) -> None:
+        self._session = session
+        self._keep = keep
+        self._drop = drop
+        self._next_id = next_id
+        write = write_preparer(session, write_consistency)
+        self._read = session.prepare("SELECT address, width, height, blurhash FROM page_pictures WHERE url = ?")
+        self._claim = write("INSERT INTO page_pictures (url, media_id, address, width, height, blurhash)"
+                            f" VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL {PICTURE_SECONDS}")
+
+    async def kept(self, url: str) -> Kept | None:
+        rows = await execute(self._session, self._read, (url,))
+        if not rows:
+            return None
+        row = rows[0]
+        return str(row["address"]), int(row["width"]), int(row["height"]), str(row["blurhash"])
+
+    async def keep(self, url: str, data: bytes) -> Kept | None:
+        media_id = self._next_id()
+        kept = await self._keep(media_id, data)
+        if kept is None:
+            return None
+        rows = await execute(self._session, self._claim, (url, media_id, *kept))
+        if rows[0]["[applied]"]:
+            return kept
+        await self._drop(media_id)
+        return str(rows[0]["address"]), int(rows[0]["width"]), int(rows[0]["height"]), str(rows[0]["blurhash"])
+
+
 class PageCards:
     """Pages' cards: fetched (module doc), kept in Redis by address."""
 
@@ -109,7 +150,7 @@ class PageCards:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_bytes = max_bytes
         # Pages' pictures are shown once ``keep_pictures`` names how to keep them (none until then).
-        self._keep_picture: KeepPicture | None = None
+        self._pictures: PagePictures | None = None
         self._picture_max_bytes = picture_max_bytes
         self._allow_private = allow_private
         self._user_agent = user_agent
@@ -125,9 +166,9 @@ class PageCards:
                 headers={"User-Agent": self._user_agent})
         return self._session
 
-    def keep_pictures(self, keep: KeepPicture) -> None:
-        """Show pages' pictures, kept by ``keep`` (the service's attachments, made after this)."""
-        self._keep_picture = keep
+    def keep_pictures(self, pictures: PagePictures) -> None:
+        """Show pages' pictures, kept by ``pictures`` (over the service's attachments, made after this)."""
+        self._pictures = pictures
 
     async def close(self) -> None:
         if self._session is not None:
@@ -162,9 +203,11 @@ class PageCards:
                 thumbnail = link_previews.oembed_picture(document, oembed_url)
                 if thumbnail is not None:
                     picture = (thumbnail, picture[1] if picture is not None else "")
-            if card is not None and picture is not None and self._keep_picture is not None:
-                image = await self._get(picture[0], _IMAGE_TYPES, self._picture_max_bytes)
-                kept = await self._keep_picture(image[0]) if image is not None else None
+            if card is not None and picture is not None and self._pictures is not None:
+                kept = await self._pictures.kept(picture[0])
+                if kept is None:
+                    image = await self._get(picture[0], _IMAGE_TYPES, self._picture_max_bytes)
+                    kept = await self._pictures.keep(picture[0], image[0]) if image is not None else None
                 if kept is not None:
                     card = link_previews.with_picture(card, *kept, description=picture[1])
             return card

@@ -202,6 +202,7 @@ class MediaStore:
         self._take_over = write("UPDATE media_attachments SET status_id = ? WHERE id = ? IF status_id = ?")
         self._release = write("UPDATE media_attachments SET status_id = null WHERE id = ? IF status_id = ?")
         self._delete = write("DELETE FROM media_attachments WHERE id = ? IF status_id = null")
+        self._remove = write("DELETE FROM media_attachments WHERE id = ?")
         self._delete_file = write("DELETE FROM media_files WHERE id = ? AND variant = ?")
 
     async def expire_at(self, media_id: int, moment: datetime) -> None:
@@ -266,9 +267,17 @@ class MediaStore:
         rows = await execute(self._session, self._delete, (media_id,))
         if not rows[0]["[applied]"]:
             return False
+        await self._delete_files(media_id)
+        return True
+
+    async def remove(self, media_id: int) -> None:
+        """Removes one of this server's own files (a page's picture no card names), whoever holds it."""
+        await execute(self._session, self._remove, (media_id,))
+        await self._delete_files(media_id)
+
+    async def _delete_files(self, media_id: int) -> None:
         await asyncio.gather(*(execute(self._session, self._delete_file, (media_id, variant))
                                for variant in media.VARIANTS))
-        return True
 
 
 def claim_is_stale(holder: int, now_ms: float, in_flight_seconds: float) -> bool:
@@ -315,6 +324,10 @@ class Attachments:
                                       held_by=media.PROFILE_HOLDER)
         return (self.public_url + media.file_path(stored.id, media.SMALL, stored.small_extension),
                 stored.small.width, stored.small.height, stored.blurhash)
+
+    async def drop_page_picture(self, media_id: int) -> None:
+        """A page's picture kept twice at once (two fetches): the copy no card names goes."""
+        await self.store.remove(media_id)
 
     async def upload_picture(self, media_id: int, account_id: int, data: bytes, kind: str) -> str:
         """A profile picture (``kind``: avatar or header, kicau/media.py ``PROFILE_PICTURES``), kept as an

@@ -79,6 +79,7 @@ class Pages:
                      {}),
             "/moved": (302, "text/html", b"", {"Location": "/plain"}),
             "/pictured": (200, "text/html", PICTURED.encode(), {}),
+            "/pictured-too": (200, "text/html", PICTURED.encode(), {}),
             "/bird.png": (200, "image/png", png(1200, 630), {}),
             "/broken-picture": (200, "text/html", BROKEN_PICTURE.encode(), {}),
             "/video": (200, "text/html", VIDEO.encode(), {}),
@@ -243,9 +244,11 @@ def test_pages_that_make_no_card(http: httpx.Client, make_user: Callable[..., Us
 
 
 def test_a_card_shows_a_copy_of_the_pages_picture(http: httpx.Client, make_user: Callable[..., User],
-                                                  pages: Pages, gateway_url: str, stack_cassandra: Any) -> None:
+                                                  pages: Pages, gateway_url: str, stack_cassandra: Any,
+                                                  stack_redis: Any) -> None:
     """The page's picture is fetched once and served by this server (as Mastodon serves its copy): the card names
-    the copy, at the preview's size, with its blurhash and the page's description of it."""
+    the copy, at the preview's size, with its blurhash and the page's description of it; another page with the same
+    picture, and the page's card fetched again, name that same copy."""
     author = make_user("lp_p")
     posted = post(http, author, f"look {pages.url('/pictured')}")
     card = card_of(http, author, posted["id"])
@@ -257,6 +260,15 @@ def test_a_card_shows_a_copy_of_the_pages_picture(http: httpx.Client, make_user:
     assert served.status_code == 200 and served.headers["content-type"] == "image/png"
     assert served.content.startswith(b"\x89PNG")
     assert pages.asked["/bird.png"] == 1
+    # The same picture on another page, and this page's card fetched again once its kept card is gone: one copy.
+    shared = card_of(http, author, post(http, author, f"also {pages.url('/pictured-too')}")["id"])
+    stack_redis.delete(keys.link_card(pages.url("/pictured")))
+    again = card_of(http, author, post(http, author, f"again {pages.url('/pictured')}")["id"])
+    assert pages.asked["/pictured"] == 2 and pages.asked["/pictured-too"] == 1
+    assert shared["image"] == again["image"] == card["image"] and pages.asked["/bird.png"] == 1
+    (kept,) = stack_cassandra.execute("SELECT media_id, address FROM page_pictures WHERE url = %s",
+                                      (f"{pages.base}/bird.png",))
+    assert kept["address"] == card["image"] and f"/{kept['media_id']}/" in card["image"]
     # A picture the page names but does not serve: the card without one.
     broken = post(http, author, f"look {pages.url('/broken-picture')}")
     card = card_of(http, author, broken["id"])
