@@ -47,6 +47,11 @@ def is_picture_path(value: str) -> bool:
     return bool(_PICTURE_PATH.fullmatch(value))
 
 
+def picture_id(path: str) -> int:
+    """The attachment id in a profile picture's path (one ``is_picture_path`` accepts)."""
+    return int(path.split("/")[3])
+
+
 ORIGINAL: Final = "original"
 SMALL: Final = "small"
 VARIANTS: Final = (ORIGINAL, SMALL)

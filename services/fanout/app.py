@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from kicau import clients, keys
 from kicau.account_cards import AccountCards
-from kicau.blocks_and_mutes import BlocksAndMutes
+from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.conversations import ConversationStore
 from kicau.featured_tags import AccountTagUses
 from kicau.feeds import Feeds, calls_must_stay_in_one_slot
@@ -29,6 +29,7 @@ from kicau.public_timeline import PublicStatuses
 from kicau.quotes import QuoteStore
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
+from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore
@@ -59,6 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await large.reload()
         hides = BlocksAndMutes(session, clients.write_consistency(common))
         graph = FollowGraph(session, hides)
+        accounts = AccountCards(redis, session, common.public_url)
         fanout = Fanout(
             settings=common, own=own, redis=redis,
             feeds=Feeds(redis, cap=common.home_timeline_cap, ttl_seconds=int(common.inactive_days * 86400),
@@ -68,10 +70,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             hiders=FollowerLists(redis, hides.hiders, max_ids=own.follower_cache_ids),
             follow_options=KeptOptions(FollowOptionStore(session, clients.write_consistency(common))),
             list_memberships=KeptUnderVersions(ListStore(session, clients.write_consistency(common)).lists_of_member),
-            accounts=AccountCards(redis, session, common.public_url), online=online,
+            accounts=accounts, online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             reblogs=ReblogStore(session, clients.write_consistency(common)),
             quotes=QuoteStore(session, clients.write_consistency(common)),
+            statuses=StatusCards(redis, session, accounts, common.public_url, hides=HideCopies(redis, hides)),
             conversations=ConversationStore(session, clients.write_consistency(common)),
             thread_mutes=ThreadMuteStore(session, clients.write_consistency(common)),
             poll_votes=PollVotes(redis, session, clients.write_consistency(common)),

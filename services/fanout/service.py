@@ -110,11 +110,11 @@ from kicau.quotes import QuoteStore
 from kicau.reblogs import ReblogStore, with_reblog
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
-from kicau.status_cards import cache_command, tombstone_command
+from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
 from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore, unmuted
-from kicau.visibility import DIRECT, PUBLIC, reaches_followers
+from kicau.visibility import DIRECT, PUBLIC, Reader, reaches_followers
 from kicau.web_push import NoticeHandOver, PushNotice
 from services.fanout.follow_graph import FollowGraph
 from services.fanout.settings import FanoutSettings
@@ -548,6 +548,9 @@ class Fanout:
     list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
     reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
     quotes: QuoteStore  # who quotes an edited status (notified too)
+    # A status as one reader sees it, for a notification whose status no event of the batch carries (the quote a
+    # ``quoted_update`` names, shown with the edited status in it).
+    statuses: StatusCards
     conversations: ConversationStore  # the direct conversations of direct statuses' authors and mentioned accounts
     thread_mutes: ThreadMuteStore  # the threads accounts mute: nothing in them notifies them
     poll_votes: PollVotes  # who voted in a poll that ended (notified of its end)
@@ -798,6 +801,7 @@ class Fanout:
         if not len(self.online):
             return
         notices = [n for n in notices if self.online.any_online((n.account_id,))]
+        quotes_shown = await self._quotes_shown(notices)
         public_listened = self.online.any_online((PUBLIC_LISTENERS,))
         cards = await self._cards_for_online([p.event for p in plans], followers, large,
                                              {n.from_account_id for n in notices}, public_listened, by_tags)
@@ -871,6 +875,7 @@ class Fanout:
             status = (favoured.get(notice.id) if notice.type == FAVOURITE
                       else ended.get(notice.id) if notice.type == POLL
                       else reblogged.get(notice.id) if notice.type == REBLOG
+                      else quotes_shown.get((notice.account_id, notice.id)) if notice.type == QUOTED_UPDATE
                       else updates.get(notice.status_id) if notice.status_id is not None else None)
             if from_card is None or (notice.status_id is not None and status is None):
                 continue
@@ -1108,6 +1113,17 @@ class Fanout:
                                           accepted_at=accepted[change.status_id], payload=payload,
                                           recipients=online)
                 pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
+
+    async def _quotes_shown(self, notices: Sequence[Notification]) -> dict[tuple[int, int], str]:
+        """The quote each ``quoted_update`` among ``notices`` names, as its recipient (its author) sees it, by
+        (recipient, notification id): rare (an edit of a quoted status), so each is rendered here, as a read would."""
+        wanted = [n for n in notices if n.type == QUOTED_UPDATE and n.status_id is not None]
+        if not wanted:
+            return {}
+        shown = await asyncio.gather(*(self.statuses.render_one(n.status_id, Reader(n.account_id), marks=False)
+                                       for n in wanted if n.status_id is not None))
+        return {(n.account_id, n.id): status.decode() for n, status in zip(wanted, shown, strict=True)
+                if status is not None}
 
     def _notify(self, pipe: Pipeline, notice: Notification, payload: str, accepted_at: float) -> None:
         for gateway, online in self.online.gateways_of((notice.account_id,)).items():

@@ -512,3 +512,9 @@ async def upload_profile_picture(scope: Scope, receive: Receive) -> Answer:
 
 
 app.hot_routes.add("POST", "/internal/profile_pictures", upload_profile_picture)
+
+
+@app.delete("/internal/profile_pictures")
+async def remove_profile_picture(path: str, service: Service, account: AccountHeader = None) -> dict[str, Any]:
+    await service.attachments.remove_picture(acting_account_id(account), path)
+    return {}

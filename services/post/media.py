@@ -325,6 +325,14 @@ class Attachments:
         return (self.public_url + media.file_path(stored.id, media.SMALL, stored.small_extension),
                 stored.small.width, stored.small.height, stored.blurhash)
 
+    async def remove_picture(self, account_id: int, path: str) -> None:
+        """Remove the account's profile picture at ``path`` (the gateway, once the account names another or the
+        default one, or its change was refused); 404 for what is not one of the account's profile pictures."""
+        found = await self.store.get(media.picture_id(path)) if media.is_picture_path(path) else None
+        if found is None or found[1]["account_id"] != account_id or found[1].get("status_id") != media.PROFILE_HOLDER:
+            raise ApiError(404, _NOT_FOUND)
+        await self.store.remove(found[0].id)
+
     async def drop_page_picture(self, media_id: int) -> None:
         """A page's picture kept twice at once (two fetches): the copy no card names goes."""
         await self.store.remove(media_id)

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from kicau.web import ACCOUNT_HEADER
+from services.post.settings import PostSettings
 from tests.conftest import User, eventually
 from tests.timeline.test_notifications import follow, notifications
 
@@ -155,11 +157,21 @@ def test_profile_pictures_are_cropped_kept_and_shown(http: httpx.Client, make_us
     assert refused.status_code == 422, refused.text
     assert http.delete(f"/api/v1/media/{picture_id}", headers=author.auth).status_code == 422
 
+    # Replaced, a picture's file goes (Mastodon removes it too); the new one is served.
+    replaced = http.patch("/api/v1/accounts/update_credentials", headers=author.auth,
+                          files={"avatar": ("again.png", picture((500, 500), "PNG"), "image/png")})
+    assert replaced.status_code == 200, replaced.text
+    assert http.get(urlsplit(shown["avatar"]).path).status_code == 404
+    assert http.get(urlsplit(replaced.json()["avatar"]).path).status_code == 200
+    assert http.get(urlsplit(shown["header"]).path).status_code == 200  # not replaced: kept
+
     gone = http.delete("/api/v1/profile/avatar", headers=author.auth)
     assert gone.status_code == 200 and gone.json()["avatar"].endswith("/avatars/original/missing.png")
     assert gone.json()["header"] == shown["header"]
+    assert http.get(urlsplit(replaced.json()["avatar"]).path).status_code == 404
     assert http.delete("/api/v1/profile/header", headers=author.auth).json()["header"].endswith(
         "/headers/original/missing.png")
+    assert http.get(urlsplit(shown["header"]).path).status_code == 404
     assert http.delete("/api/v1/profile/avatar").status_code == 401
 
 
@@ -183,6 +195,16 @@ def test_bad_profile_pictures_change_nothing(http: httpx.Client, make_user: Call
     text_avatar = http.patch("/api/v1/accounts/update_credentials", headers=user.auth,
                              data={"avatar": "https://example.test/me.png"})
     assert text_avatar.status_code == 422
+    # Only the account's own pictures can be removed, and only its profile pictures (the internal route).
+    other = make_user("prf_q2")
+    theirs = http.patch("/api/v1/accounts/update_credentials", headers=other.auth,
+                        files={"avatar": ("a.png", picture((100, 100), "PNG"), "image/png")}).json()["avatar"]
+    post_url = f"http://127.0.0.1:{PostSettings().port}"  # the stack's post service, on its HTTP port
+    for path in (urlsplit(theirs).path, "/system/media/1/original.png", "/etc/passwd"):
+        refused = httpx.delete(f"{post_url}/internal/profile_pictures", params={"path": path},
+                               headers={ACCOUNT_HEADER: user.id})
+        assert (refused.status_code, refused.json()) == (404, {"error": "Record not found"}), path
+    assert http.get(urlsplit(theirs).path).status_code == 200
     # An empty file part (a picture not chosen) is no picture.
     empty = patch(avatar=("", b"", "application/octet-stream"))
     assert empty.status_code == 200 and empty.json()["avatar"] == before["avatar"]

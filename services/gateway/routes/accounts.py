@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 from fastapi import APIRouter, Query, Request
@@ -32,8 +33,11 @@ from services.gateway.params import (
     reject_nul,
 )
 from services.gateway.routes.favourites import PAGE, marked_list
+from services.gateway.routes.media import media_files
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import passthrough, raise_for_error
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["accounts"])
 # Mastodon's scopes for these: its own profile with read:accounts or, since 4.3, profile alone; relationships with
@@ -89,15 +93,52 @@ async def update_credentials(request: Request, token: AccountsWriter, services: 
                 if given.get(f"source[{name}]") is not None}
     if defaults:
         changes["source"] = defaults
-    # Each picture is kept first (the post service reads and crops it), then named with the other changes: a
-    # picture kept for a change refused after is never shown.
-    for kind, data in pictures.items():
-        kept = await services.post.call("POST", "/internal/profile_pictures", token=token, params={"kind": kind},
-                                        content=data, headers={"Content-Type": "application/octet-stream"})
-        raise_for_error(kept)
-        changes[kind] = msgspec.json.decode(kept.content)["path"]
-    return passthrough(await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile",
-                                                 json=changes, token=token))
+    # Each picture is kept first (the post service reads and crops it), then named with the other changes.
+    named = await _pictures_named(services, token) if pictures else {}
+    kept_now: list[str] = []
+    try:
+        for kind, data in pictures.items():
+            kept = await services.post.call("POST", "/internal/profile_pictures", token=token,
+                                            params={"kind": kind}, content=data,
+                                            headers={"Content-Type": "application/octet-stream"})
+            raise_for_error(kept)
+            changes[kind] = msgspec.json.decode(kept.content)["path"]
+            kept_now.append(changes[kind])
+        answer = await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile", json=changes,
+                                           token=token)
+    except ApiError:
+        await _remove_pictures(request, services, token, kept_now)  # refused: named by nothing
+        raise
+    if 400 <= answer.status_code < 500:
+        await _remove_pictures(request, services, token, kept_now)
+    elif answer.status_code < 300:
+        replaced = [path for kind, path in named.items() if kind in pictures and changes[kind] != path]
+        await _remove_pictures(request, services, token, replaced)
+    return passthrough(answer)
+
+
+async def _pictures_named(services: Upstreams, token: TokenInfo) -> dict[str, str]:
+    """The paths of the profile pictures the account names now (its own files, not the default pictures)."""
+    credentials = await services.graph.call("GET", f"/internal/accounts/{token.account_id}/credentials")
+    raise_for_error(credentials)
+    shown = msgspec.json.decode(credentials.content)
+    return {kind: path for kind in media.PROFILE_PICTURES
+            if media.is_picture_path(path := urlsplit(str(shown.get(kind) or "")).path)}
+
+
+async def _remove_pictures(request: Request, services: Upstreams, token: TokenInfo, paths: list[str]) -> None:
+    """Remove profile pictures no account names any more (replaced, or kept for a change refused), and this
+    gateway's copies of their files: best effort, a failure is logged and the file stays."""
+    for path in paths:
+        try:
+            removed = await services.post.call("DELETE", "/internal/profile_pictures", token=token,
+                                               params={"path": path})
+            if removed.status_code >= 300:
+                log.warning("profile picture %s not removed: %s", path, removed.status_code)
+            else:
+                media_files(request).forget(path.rsplit("/", 1)[0] + "/")
+        except Exception:
+            log.warning("profile picture %s not removed", path, exc_info=True)
 
 
 _BAD_FIELDS = "Validation failed: fields_attributes must be a list of name and value pairs"
@@ -123,21 +164,26 @@ def _profile_fields(given: dict[str, Any]) -> list[list[str]] | None:
 
 @router.delete("/api/v1/profile/avatar", openapi_extra=doc.BEARER,
                responses={**doc.ok(doc.Account), **doc.errors(401, 403)})
-async def delete_avatar(token: AccountsWriter, services: Services) -> Response:
+async def delete_avatar(request: Request, token: AccountsWriter, services: Services) -> Response:
     """The default avatar again; the account as verify_credentials shows it."""
-    return await _default_picture("avatar", token, services)
+    return await _default_picture(request, "avatar", token, services)
 
 
 @router.delete("/api/v1/profile/header", openapi_extra=doc.BEARER,
                responses={**doc.ok(doc.Account), **doc.errors(401, 403)})
-async def delete_header(token: AccountsWriter, services: Services) -> Response:
+async def delete_header(request: Request, token: AccountsWriter, services: Services) -> Response:
     """The default header again; the account as verify_credentials shows it."""
-    return await _default_picture("header", token, services)
+    return await _default_picture(request, "header", token, services)
 
 
-async def _default_picture(kind: str, token: TokenInfo, services: Upstreams) -> Response:
-    return passthrough(await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile",
-                                                 json={kind: ""}, token=token))
+async def _default_picture(request: Request, kind: str, token: TokenInfo, services: Upstreams) -> Response:
+    """The default picture named, then the account's own file it named removed."""
+    named = await _pictures_named(services, token)
+    answer = await services.graph.call("PATCH", f"/internal/accounts/{token.account_id}/profile", json={kind: ""},
+                                       token=token)
+    if answer.status_code < 300 and kind in named:
+        await _remove_pictures(request, services, token, [named[kind]])
+    return passthrough(answer)
 
 
 def _blank(value: Any) -> bool:

@@ -126,11 +126,12 @@ async def delete(media_id: str, request: Request, token: MediaWriter, services: 
     target = record_id(media_id)
     answer = await services.post.call("DELETE", f"/internal/media/{target}", token=token)
     if answer.status_code == 200:
-        _files(request).forget(f"{media.PATH_PREFIX}/{target}/")
+        media_files(request).forget(f"{media.PATH_PREFIX}/{target}/")
     return passthrough(answer)
 
 
-def _files(request: Request) -> MediaFiles:
+def media_files(request: Request) -> MediaFiles:
+    """This gateway's copies of attachments' files."""
     files: MediaFiles = request.app.state.media_files
     return files
 
@@ -145,7 +146,7 @@ async def media_file(media_id: str, name: str, request: Request, services: Servi
         raise ApiError(404, "Record not found")
     target = record_id(media_id)
     path = f"{media.PATH_PREFIX}/{target}/{name}"
-    files = _files(request)
+    files = media_files(request)
     kept = files.get(path)
     if kept is None:
         answer = await services.post.call("GET", f"/internal/media/{target}/files/{name}")
