@@ -120,6 +120,31 @@ class NotificationStore:
         await execute(self._session, self._clear, (account_id,))
 
 
+class UpdateNotices:
+    """The ``update`` an edited status's boosters were last told (Cassandra ``status_update_notices``, migration
+    0050): each edit's replaces the one before (removed as the new one is recorded), as Mastodon keeps one ``update``
+    per status and account. The row names the latest and the one before it, so a batch applied again (the same
+    edit's notification the latest already) still finds the one to remove."""
+
+    def __init__(self, session: Session, write_consistency: int) -> None:
+        self._session = session
+        self._read = session.prepare("SELECT notification_id, previous_id FROM status_update_notices"
+                                     " WHERE status_id = ?")
+        self._write = write_preparer(session, write_consistency)(
+            "INSERT INTO status_update_notices (status_id, notification_id, previous_id) VALUES (?, ?, ?)")
+
+    async def replaced(self, status_id: int, notification_id: int) -> int:
+        """The id of the ``update`` that ``notification_id`` replaces for the status's boosters (0: none), noted as
+        the status's latest."""
+        rows = await execute(self._session, self._read, (status_id,))
+        latest = int(rows[0]["notification_id"] or 0) if rows else 0
+        previous = int(rows[0]["previous_id"] or 0) if rows else 0
+        replaced = previous if latest == notification_id else latest
+        if latest != notification_id:
+            await execute(self._session, self._write, (status_id, notification_id, replaced))
+        return replaced
+
+
 def _from_row(row: dict[str, Any]) -> Notification:
     status_id = row.get("status_id")
     return Notification(int(row["account_id"]), int(row["id"]), str(row["type"]), int(row["from_account_id"]),

@@ -22,7 +22,7 @@ from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
 from kicau.notification_policies import PolicyStore, Relations
-from kicau.notifications import FILTERED_TABLE, NotificationStore
+from kicau.notifications import FILTERED_TABLE, NotificationStore, UpdateNotices
 from kicau.polls import PollVotes
 from kicau.presence import OnlineMirror
 from kicau.public_timeline import PublicStatuses
@@ -73,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             accounts=accounts, online=online,
             large=large, notifications=NotificationStore(session, clients.write_consistency(common)),
             reblogs=ReblogStore(session, clients.write_consistency(common)),
+            update_notices=UpdateNotices(session, clients.write_consistency(common)),
             quotes=QuoteStore(session, clients.write_consistency(common)),
             statuses=StatusCards(redis, session, accounts, common.public_url, hides=HideCopies(redis, hides)),
             conversations=ConversationStore(session, clients.write_consistency(common)),

@@ -101,6 +101,7 @@ from kicau.notifications import (
     UPDATE,
     Notification,
     NotificationStore,
+    UpdateNotices,
     rendered,
 )
 from kicau.polls import PollVotes
@@ -547,6 +548,7 @@ class Fanout:
     follow_options: KeptOptions  # followers' options of each author, under its follower list's version
     list_memberships: KeptUnderVersions[list[Membership]]  # the lists each author is in, kept the same way
     reblogs: ReblogStore  # who reblogs an edited status (notified of the edit)
+    update_notices: UpdateNotices  # the update each edit's replaces
     quotes: QuoteStore  # who quotes an edited status (notified too)
     # A status as one reader sees it, for a notification whose status no event of the batch carries (the quote a
     # ``quoted_update`` names, shown with the edited status in it).
@@ -602,6 +604,7 @@ class Fanout:
                 asyncio.gather(*(self.reblogs.boosters(e.status_id) for e in edits)),
                 asyncio.gather(*(self.quotes.quoters(e.status_id) for e in edits)))
             notices += update_notifications(edits, boosters, quoters)
+            removed += await self._updates_replaced(edits, boosters)
         endings = [e for e in events if isinstance(e, PollEnded) and e.status_id not in gone]
         if endings:  # rare: a read of each ended poll's voters
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
@@ -1113,6 +1116,15 @@ class Fanout:
                                           accepted_at=accepted[change.status_id], payload=payload,
                                           recipients=online)
                 pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
+
+    async def _updates_replaced(self, edits: Sequence[StatusEdited], boosters: Sequence[list[int]],
+                                ) -> list[tuple[int, int]]:
+        """The ``update`` notifications the batch's edits replace (kicau/notifications.py, ``UpdateNotices``): each
+        booster's of the status's edit before."""
+        told = [(e, accounts) for e, accounts in zip(edits, boosters, strict=True) if accounts]
+        replaced = await asyncio.gather(*(self.update_notices.replaced(e.status_id, e.version_id) for e, _ in told))
+        return [(account, old) for (e, accounts), old in zip(told, replaced, strict=True) if old
+                for account in dict.fromkeys(accounts) if account != e.account_id]
 
     async def _quotes_shown(self, notices: Sequence[Notification]) -> dict[tuple[int, int], str]:
         """The quote each ``quoted_update`` among ``notices`` names, as its recipient (its author) sees it, by
