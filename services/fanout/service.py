@@ -604,7 +604,12 @@ class Fanout:
                 asyncio.gather(*(self.reblogs.boosters(e.status_id) for e in edits)),
                 asyncio.gather(*(self.quotes.quoters(e.status_id) for e in edits)))
             notices += update_notifications(edits, boosters, quoters)
-            removed += await self._updates_replaced(edits, boosters)
+            # An update replaced by a later edit of the same batch is never recorded (a row both recorded and
+            # removed in one call would race).
+            replaced = await self._updates_replaced(edits, boosters)
+            superseded = set(replaced) & {(n.account_id, n.id) for n in notices}
+            notices = [n for n in notices if (n.account_id, n.id) not in superseded]
+            removed += [pair for pair in replaced if pair not in superseded]
         endings = [e for e in events if isinstance(e, PollEnded) and e.status_id not in gone]
         if endings:  # rare: a read of each ended poll's voters
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
@@ -1120,11 +1125,15 @@ class Fanout:
     async def _updates_replaced(self, edits: Sequence[StatusEdited], boosters: Sequence[list[int]],
                                 ) -> list[tuple[int, int]]:
         """The ``update`` notifications the batch's edits replace (kicau/notifications.py, ``UpdateNotices``): each
-        booster's of the status's edit before."""
-        told = [(e, accounts) for e, accounts in zip(edits, boosters, strict=True) if accounts]
-        replaced = await asyncio.gather(*(self.update_notices.replaced(e.status_id, e.version_id) for e, _ in told))
-        return [(account, old) for (e, accounts), old in zip(told, replaced, strict=True) if old
-                for account in dict.fromkeys(accounts) if account != e.account_id]
+        booster's of the status's edit before. One edit after another, in the batch's order: two edits of a status
+        in one batch, the second replaces the first's."""
+        found: list[tuple[int, int]] = []
+        for e, accounts in zip(edits, boosters, strict=True):
+            if accounts:
+                old = await self.update_notices.replaced(e.status_id, e.version_id)
+                if old:
+                    found += [(account, old) for account in dict.fromkeys(accounts) if account != e.account_id]
+        return found
 
     async def _quotes_shown(self, notices: Sequence[Notification]) -> dict[tuple[int, int], str]:
         """The quote each ``quoted_update`` among ``notices`` names, as its recipient (its author) sees it, by

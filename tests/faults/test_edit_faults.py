@@ -6,7 +6,9 @@
   version, read everywhere, the status moved to its new hashtag's timeline.
 - Kafka is paused (SIGSTOP) while an edit is published: the edit answers 503 and is taken back (the status reads
   as before, with one version), and once Kafka resumes, the event that timed out, if the producer still delivers
-  it, is followed by the one restoring the status: its hashtag timelines end as its text says."""
+  it, is followed by the one restoring the status: its hashtag timelines end as its text says.
+- The fanout is paused while a reblogged status is edited twice: both edits reach it in one batch, and the booster
+  holds one ``update``, the second's."""
 
 from __future__ import annotations
 
@@ -121,3 +123,41 @@ def test_an_edit_of_descriptions_kafka_does_not_take_is_taken_back(
     assert (own["description"], own["meta"]["focus"]) == ("as posted", {"x": 0.0, "y": 0.0})
     assert len(history(http, status_id)) == 1
     harness.figure("Kafka paused during an edit of descriptions: answered 503, status and attachment as before")
+
+
+@pytest.mark.timeout(300)
+def test_two_edits_in_one_fanout_batch_leave_one_update(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults,
+) -> None:
+    """The fanout paused (SIGSTOP) while a reblogged status is edited twice: both edits reach it in one batch, and
+    the booster is told once, by the second (the first's ``update`` replaced before it was ever recorded: a row
+    both recorded and removed in one write would race; kicau/notifications.py ``UpdateNotices``)."""
+    author, booster = make_user("e2b_a"), make_user("e2b_b")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=booster.auth).status_code == 200
+    assert home_ids(http, booster) == []
+    status_id = post(http, author, "to be edited twice")["id"]
+    assert http.post(f"/api/v1/statuses/{status_id}/reblog", headers=booster.auth).status_code == 200
+    assert edit(http, author, status_id, "edited once").status_code == 200
+    _fanned_out(http, author, booster)
+
+    def updates() -> list[dict[str, object]]:
+        answer = http.get("/api/v1/notifications?types[]=update", headers=booster.auth)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, object]] = answer.json()
+        return found
+
+    (first,) = updates()
+    fanout = harness.service_pid("fanout")
+    faults.pause(fanout)
+    try:
+        assert edit(http, author, status_id, "edited twice").status_code == 200
+        third = edit(http, author, status_id, "edited thrice")
+        assert third.status_code == 200, third.text
+    finally:
+        faults.resume(fanout)
+    _fanned_out(http, author, booster)
+    found = updates()
+    assert len(found) == 1 and found[0]["id"] != first["id"], found
+    status = found[0]["status"]
+    assert isinstance(status, dict) and status["content"] == third.json()["content"]
+    harness.figure("two edits in one fanout batch: the booster holds one update, the second's")
