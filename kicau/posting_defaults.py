@@ -27,15 +27,13 @@ from kicau.languages import ISO_639_1
 from kicau.reader_copies import COPY_SECONDS, ReaderCopies, change_commands
 from kicau.tracked_cache import TrackedCache
 from kicau.visibility import PRIVATE, PUBLIC, UNLISTED
-from kicau.web import ApiError
+from kicau.web import ApiError, flag
 
 # The visibilities a default may be (Mastodon's ``source[privacy]``).
 PRIVACIES: Final = (PUBLIC, UNLISTED, PRIVATE)
 # ``source[...]`` as update_credentials takes them -> the accounts table's columns.
 COLUMNS: Final = {"privacy": "posting_privacy", "sensitive": "posting_sensitive",
                   "language": "posting_language", "quote_policy": "posting_quote_policy"}
-_TRUE: Final = frozenset({"true", "1", "t", "on", "yes", "y"})
-_FALSE: Final = frozenset({"false", "0", "f", "off", "no", "n"})
 
 
 class PostingDefaults(msgspec.Struct, frozen=True):
@@ -84,7 +82,7 @@ def checked(given: dict[str, Any]) -> dict[str, Any]:
         columns[COLUMNS["privacy"]] = privacy
     sensitive = given.get("sensitive")
     if sensitive is not None:
-        columns[COLUMNS["sensitive"]] = _flag(sensitive)
+        columns[COLUMNS["sensitive"]] = flag(sensitive, "source[sensitive]")
     language = given.get("language")
     if language is not None:
         if not isinstance(language, str) or (language and language.lower() not in ISO_639_1):
@@ -96,16 +94,6 @@ def checked(given: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(422, "Validation failed: source[quote_policy] must be public, followers or nobody")
         columns[COLUMNS["quote_policy"]] = policy
     return columns
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise ApiError(422, "Validation failed: source[sensitive] must be true or false")
 
 
 def source(defaults: PostingDefaults) -> dict[str, Any]:

@@ -24,6 +24,21 @@ log = logging.getLogger("kicau")
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
+# Rails' words for booleans, as Mastodon reads them (any case); JSON's true and false, 1 and 0.
+TRUE_WORDS, FALSE_WORDS = ("1", "t", "true", "y", "yes", "on"), ("0", "f", "false", "n", "no", "off")
+
+
+def flag(value: Any, name: str) -> bool:
+    """A boolean as a client may send it: anything but a boolean, 0, 1 or one of Rails' words is a 422."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.lower() in TRUE_WORDS
+    raise ApiError(422, f"Validation failed: {name} must be true or false")
+
+
 class ApiError(Exception):
     """A failure the client should see as-is: an HTTP status and a Mastodon error message."""
 

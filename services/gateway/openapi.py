@@ -28,7 +28,7 @@ from kicau.filters import MAX_RULES as FILTER_MAX_RULES
 from kicau.filters import MAX_TITLE as FILTER_MAX_TITLE
 from kicau.follow_options import MAX_LANGUAGES
 from kicau.lists import MAX_TITLE, REPLIES_POLICIES
-from services.gateway.params import FALSE_WORDS, TRUE_WORDS
+from kicau.web import FALSE_WORDS, TRUE_WORDS
 
 JSONSchema = dict[str, Any]
 

@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException
 
 from kicau import hot_routes
-from kicau.web import ApiError
+from kicau.web import ApiError, flag
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # How many fields a form body may hold (Starlette's default): the body's size is bounded apart, and a documented
@@ -145,22 +145,10 @@ def optional_str(params: dict[str, Any], name: str) -> str | None:
     return value
 
 
-# Rails' words for booleans, as Mastodon reads them (any case); JSON's true and false, 1 and 0.
-TRUE_WORDS, FALSE_WORDS = ("1", "t", "true", "y", "yes", "on"), ("0", "f", "false", "n", "no", "off")
-
-
 def optional_flag(params: dict[str, Any], name: str) -> bool | None:
     """A boolean parameter (None when absent): anything but a boolean, 0, 1 or one of Rails' words is a 422."""
     value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in TRUE_WORDS + FALSE_WORDS:
-        return value.lower() in TRUE_WORDS
-    raise ApiError(422, f"Validation failed: {name} must be true or false")
+    return None if value is None else flag(value, name)
 
 
 def nested(params: dict[str, Any], *path: str) -> Any:

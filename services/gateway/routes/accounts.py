@@ -17,14 +17,12 @@ from kicau.directory import ORDERS
 from kicau.entities import PROFILE_FIELDS
 from kicau.tag_trends import MAX_TRENDS
 from kicau.tokens import TokenInfo
-from kicau.web import NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, ApiError
+from kicau.web import FALSE_WORDS, NEXT_CURSOR_HEADER, NEXT_OFFSET_HEADER, TRUE_WORDS, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import FollowUser, OptionalToken, require
 from services.gateway.deps import Common, Services, Settings, Upstreams, cursor, listed_ids, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import (
-    FALSE_WORDS,
-    TRUE_WORDS,
     indexed_objects,
     optional_flag,
     optional_str,

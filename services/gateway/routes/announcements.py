@@ -10,11 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kicau.tokens import TokenInfo
-from kicau.web import ApiError
+from kicau.web import FALSE_WORDS, TRUE_WORDS, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Services, record_id
-from services.gateway.params import FALSE_WORDS, TRUE_WORDS
 from services.gateway.upstreams import passthrough
 
 router = APIRouter(tags=["announcements"])

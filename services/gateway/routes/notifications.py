@@ -20,12 +20,12 @@ from kicau.notification_groups import (
     parse_group_key,
 )
 from kicau.tokens import TokenInfo
-from kicau.web import ApiError
+from kicau.web import FALSE_WORDS, TRUE_WORDS, ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import FALSE_WORDS, TRUE_WORDS, optional_flag, reject_nul
+from services.gateway.params import optional_flag, reject_nul
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["notifications"])
