@@ -6,6 +6,7 @@ author and the voter are each told once, and the plan is gone afterwards."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 import redis
 
 from kicau.crash_points import CRASH_EXIT_CODE
+from services.post.due_hours import hour_of
 from tests.conftest import User, eventually
 from tests.faults import harness
 from tests.faults.conftest import Faults
@@ -20,7 +22,22 @@ from tests.timeline.test_notifications import notifications, summary
 from tests.timeline.test_polls import end_now, planned_ends, post_poll, vote
 
 
-@pytest.mark.timeout(300)
+def _no_other_end_due_soon(stack_cassandra: Any, status_id: int, seconds: float = 90.0) -> None:
+    """Wait until no other poll's end is due within ``seconds`` (those due by then published by the stack's post
+    service): the armed post service dies at the first end it publishes, and an earlier test's poll ending just as
+    it starts (a 600-second poll posted ten minutes before, in CI at 12:57Z on 2026-12-05) killed it before it was
+    ever ready."""
+    def quiet() -> bool:
+        now = datetime.now(UTC)
+        soon = now + timedelta(seconds=seconds)
+        due = [row for hour in sorted({hour_of(now - timedelta(hours=1)), hour_of(now), hour_of(soon)})
+               for row in stack_cassandra.execute(
+                   "SELECT status_id FROM poll_endings WHERE hour = %s AND ends_at <= %s", (hour, soon))]
+        return all(int(row["status_id"]) == status_id for row in due)
+    harness.wait_for(quiet, seconds + 60, "other polls' ends due soon to be published")
+
+
+@pytest.mark.timeout(400)
 def test_a_poll_end_published_before_a_crash_notifies_once(
     http: httpx.Client, make_user: Callable[..., User], faults: Faults, stack_cassandra: Any,
     stack_redis: redis.Redis,
@@ -29,7 +46,8 @@ def test_a_poll_end_published_before_a_crash_notifies_once(
     status = post_poll(http, author, ["now", "never"])
     assert vote(http, voter, status["poll"]["id"], 1).status_code == 200
 
-    # The only post service running is one armed to die right after it publishes an end.
+    # The only post service running is one armed to die right after it publishes an end: this poll's.
+    _no_other_end_due_soon(stack_cassandra, int(status["id"]))
     faults.kill(harness.service_pid("post"))
     crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": "post.poll_end.published"})
     harness.wait_http_ready(crashing.port)
