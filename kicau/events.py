@@ -62,6 +62,10 @@ class StatusCreated(_Event, tag="status.created"):
     conversation_id: int = 0
     # The author of the status it quotes (kicau/quotes.py), who is notified (``quote``); 0 for no quote.
     quoted_account: int = 0
+    # The id of that ``quote`` notification, made when the status was: a quote that also mentions the quoted
+    # author tells it twice, the mention (its id the status's) and the quote, as Mastodon tells it. 0: the status's
+    # own id (an event published before 2026-12-05, whose quote that mentions its author told the mention alone).
+    quote_notification_id: int = 0
 
 
 class StatusDeleted(_Event, tag="status.deleted"):

@@ -40,7 +40,7 @@ STATUS: Final = "status"  # a new status of an account followed with ``notify`` 
 UPDATE: Final = "update"  # a status the account reblogged was edited (services/post/edits.py)
 FOLLOW_REQUEST: Final = "follow_request"  # an account asks to follow this locked one (kicau/follow_requests.py)
 POLL: Final = "poll"  # a poll the account posted or voted in ended (kicau/polls.py)
-QUOTE: Final = "quote"  # a status quotes one of the account's (kicau/quotes.py); its id is the quoting status's
+QUOTE: Final = "quote"  # a status quotes one of the account's (kicau/quotes.py); id StatusCreated.quote_notification_id
 QUOTED_UPDATE: Final = "quoted_update"  # a status the account quotes was edited; names the account's quote
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
 RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE,

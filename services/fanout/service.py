@@ -194,12 +194,13 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
         if isinstance(event, StatusCreated) and event.reblog_of and event.reblog_author != event.account_id:
             found.append(Notification(event.reblog_author, event.status_id, REBLOG, event.account_id,
                                       event.reblog_of))
-        # A quote tells the quoted status's author (kicau/quotes.py), unless the quote mentions it: the mention,
-        # whose id is the same, tells it then.
+        # A quote tells the quoted status's author (kicau/quotes.py), apart from any mention of it, as Mastodon
+        # does; by an older event without a notification id of its own, only when it does not mention it (the
+        # mention's id is the status's too).
         if isinstance(event, StatusCreated) and event.quoted_account and event.quoted_account != event.account_id \
-                and event.quoted_account not in event.mentions:
-            found.append(Notification(event.quoted_account, event.status_id, QUOTE, event.account_id,
-                                      event.status_id))
+                and (event.quote_notification_id or event.quoted_account not in event.mentions):
+            found.append(Notification(event.quoted_account, event.quote_notification_id or event.status_id, QUOTE,
+                                      event.account_id, event.status_id))
     return found
 
 
@@ -210,6 +211,8 @@ def accepted_times(events: Iterable[Event]) -> dict[int, float]:
     for event in events:
         if isinstance(event, StatusCreated):
             accepted[event.status_id] = event.occurred_at
+            if event.quote_notification_id:
+                accepted[event.quote_notification_id] = event.occurred_at
         elif isinstance(event, FollowCreated | PollEnded):
             accepted[event.notification_id] = event.occurred_at
         elif isinstance(event, StatusFavourited):

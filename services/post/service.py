@@ -455,7 +455,8 @@ class PostService:
             "quote_policy": draft.quote_policy if draft.visibility in (PUBLIC, UNLISTED) else None,
         }
         if quoting is not None:
-            row.update(quote_of_id=quoting.status_id, quote_state=quotes.ACCEPTED)
+            row.update(quote_of_id=quoting.status_id, quote_state=quotes.ACCEPTED,
+                       quote_notification_id=self.ids.next_id())
             if not quotes.links_to(draft.text, quoting.url, quoting.uri):
                 row["content"] = quotes.inline_link(quoting.url) + row["content"]
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
@@ -473,7 +474,8 @@ class PostService:
                                               tags=hashtags.names(draft.text),
                                               in_reply_to_account=parent_author or 0,
                                               language=draft.language or "", conversation_id=root or 0,
-                                              quoted_account=quoting.author_id if quoting is not None else 0))
+                                              quoted_account=quoting.author_id if quoting is not None else 0,
+                                              quote_notification_id=row.get("quote_notification_id") or 0))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -530,6 +532,13 @@ class PostService:
                 return None
         raise ApiError(409, "A request with this Idempotency-Key is still in progress, try again shortly")
 
+    async def _quoted_author(self, row: dict[str, Any]) -> int:
+        """The author of the status ``row`` quotes, while its quote stands (who is told of it); else 0."""
+        if not row.get("quote_of_id") or (row.get("quote_state") or quotes.ACCEPTED) != quotes.ACCEPTED:
+            return 0
+        quoted = await self.store.get(int(row["quote_of_id"]))
+        return int(quoted["account_id"]) if quoted is not None and quoted.get("deleted_at") is None else 0
+
     async def _replay(self, status_id: int, account_id: int, username: str, card: bytes) -> bytes:
         row = await self.store.get(status_id)
         if row is None or row.get("deleted_at") is not None or row["account_id"] != account_id:
@@ -543,7 +552,9 @@ class PostService:
                                           tags=hashtags.names(row.get("text") or ""),
                                           in_reply_to_account=int(row.get("in_reply_to_account_id") or 0),
                                           language=row.get("language") or "",
-                                          conversation_id=int(row.get("conversation_id") or 0)))
+                                          conversation_id=int(row.get("conversation_id") or 0),
+                                          quoted_account=await self._quoted_author(row),
+                                          quote_notification_id=int(row.get("quote_notification_id") or 0)))
         for counted in _counted_in(row, +1):
             # The first request may have died before or after counting the reply (or the quote): counted again.
             await self._recount_quietly(counted.status_id)

@@ -71,6 +71,23 @@ def test_what_events_notify() -> None:
     assert notifications_removed(events) == [(BOB, 10), (CAROL, 10), (AUTHOR, 9)]
 
 
+def test_a_quote_tells_the_quoted_author_beside_any_mention() -> None:
+    """A quote notifies the quoted status's author (``quote``, its id the event's ``quote_notification_id``) and,
+    if it also mentions that author, the mention too, as Mastodon tells both; never a quote of one's own. By an
+    event from before the id, a quote that mentions its author told the mention alone (the ids were the same)."""
+    def quoting(status_id: int, mentions: list[int], notification_id: int, author: int = AUTHOR) -> StatusCreated:
+        return StatusCreated(status_id=status_id, account_id=author, status_json="{}", mentions=mentions,
+                             quoted_account=BOB, quote_notification_id=notification_id)
+
+    assert notifications_of([quoting(30, [], 31)]) == [Notification(BOB, 31, QUOTE, AUTHOR, 30)]
+    assert notifications_of([quoting(32, [BOB], 33)]) == [Notification(BOB, 32, MENTION, AUTHOR, 32),
+                                                           Notification(BOB, 33, QUOTE, AUTHOR, 32)]
+    assert notifications_of([quoting(34, [], 35, author=BOB)]) == []
+    assert notifications_of([quoting(36, [], 0)]) == [Notification(BOB, 36, QUOTE, AUTHOR, 36)]
+    assert notifications_of([quoting(37, [BOB, CAROL], 0)]) == [Notification(BOB, 37, MENTION, AUTHOR, 37),
+                                                                 Notification(CAROL, 37, MENTION, AUTHOR, 37)]
+
+
 def test_a_follow_request_notifies_until_it_ends() -> None:
     """A follow request's notification (kicau/follow_requests.py) has the request's id; however the request ends,
     that notification is removed."""

@@ -102,6 +102,41 @@ def test_a_quote_shows_the_quoted_status_to_each_reader(http: httpx.Client, make
     assert read(http, quoted["id"], author)["quotes_count"] == 2
 
 
+def test_a_quote_that_mentions_the_quoted_author_tells_it_twice(http: httpx.Client,
+                                                               make_user: Callable[..., User]) -> None:
+    """As Mastodon: the mention is one notification, the quote another, each with an id of its own; dismissing one
+    leaves the other, and a deleted quote takes both. A retry with the same Idempotency-Key, which publishes the
+    status again, tells no one twice."""
+    author, quoter = make_user("qm_a"), make_user("qm_q")
+    quoted = post(http, author, "say my name")
+    form = {"status": f"@{author.username} quoted you", "quoted_status_id": quoted["id"]}
+    headers = {**quoter.auth, "Idempotency-Key": f"quote-{quoter.id}"}
+    answers = [http.post("/api/v1/statuses", headers=headers, json=form) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and answers[0].json()["id"] == answers[1].json()["id"]
+    made = answers[0].json()
+    assert [m["id"] for m in made["mentions"]] == [author.id] and made["quote"]["state"] == "accepted"
+
+    def both() -> list[dict[str, Any]]:
+        got = notifications(http, author, "?types[]=mention&types[]=quote")
+        assert len(got) == 2
+        return got
+    told = eventually(both)
+    assert sorted((n["type"], n["account"]["id"], n["status"]["id"]) for n in told) == [
+        ("mention", quoter.id, made["id"]), ("quote", quoter.id, made["id"])]
+    assert len({n["id"] for n in told}) == 2
+    by_type = {n["type"]: n for n in told}
+    assert by_type["mention"]["id"] == made["id"] and int(by_type["quote"]["id"]) > int(made["id"])
+
+    dismissed = http.post(f"/api/v1/notifications/{by_type['mention']['id']}/dismiss", headers=author.auth)
+    assert dismissed.status_code == 200
+    assert [n["type"] for n in notifications(http, author, "?types[]=mention&types[]=quote")] == ["quote"]
+    assert http.delete(f"/api/v1/statuses/{made['id']}", headers=quoter.auth).status_code == 200
+
+    def none_left() -> bool:
+        return notifications(http, author, "?types[]=mention&types[]=quote") == []
+    eventually(none_left)
+
+
 def test_who_may_quote_what(http: httpx.Client, make_user: Callable[..., User]) -> None:
     author, follower, stranger = make_user("qw_a"), make_user("qw_f"), make_user("qw_s")
     follow(http, follower, author)
