@@ -66,6 +66,11 @@ class StatusCreated(_Event, tag="status.created"):
     # author tells it twice, the mention (its id the status's) and the quote, as Mastodon tells it. 0: the status's
     # own id (an event published before 2026-12-05, whose quote that mentions its author told the mention alone).
     quote_notification_id: int = 0
+    # The id of the ``status`` notifications it gives its author's followers who asked (kicau/follow_options.py),
+    # made when it mentions anyone: a follower it also mentions is told both, as Mastodon tells it. 0: the status's
+    # own id (a status that mentions no one, or an event from before 2026-12-05, whose mentioned followers were told
+    # the mention alone).
+    status_notification_id: int = 0
 
 
 class StatusDeleted(_Event, tag="status.deleted"):

@@ -1,9 +1,10 @@
 """Notifications: an account is told when a status mentions it, when someone starts following it, when someone
 favourites or reblogs one of its statuses (kicau/favourites.py, kicau/reblogs.py), when an account it follows
-with ``notify`` posts (kicau/follow_options.py; its id is the status's, as a mention's: a status that mentions the
-follower notifies it once, of the mention), and when a status it reblogged is edited (``update``; its id is the
-edit's version id, services/post/edits.py), and when an account asks to follow it, locked (``follow_request``, its
-id the request's, kicau/follow_requests.py; removed when the request ends).
+with ``notify`` posts (kicau/follow_options.py; its id is the status's, or ``StatusCreated.status_notification_id``
+for a status that mentions anyone: a follower it mentions is told both, as Mastodon tells it), and when a status
+it reblogged is edited (``update``; its id is the edit's version id, services/post/edits.py), and when an account
+asks to follow it, locked (``follow_request``, its id the request's, kicau/follow_requests.py; removed when the
+request ends).
 
 They are derived from events, as home timelines are. The fanout records them in Cassandra (``notifications``,
 one partition an account, newest first) in the batch that applies the event, and delivers them to the account's

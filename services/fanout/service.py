@@ -211,8 +211,9 @@ def accepted_times(events: Iterable[Event]) -> dict[int, float]:
     for event in events:
         if isinstance(event, StatusCreated):
             accepted[event.status_id] = event.occurred_at
-            if event.quote_notification_id:
-                accepted[event.quote_notification_id] = event.occurred_at
+            for notice_id in (event.quote_notification_id, event.status_notification_id):
+                if notice_id:
+                    accepted[notice_id] = event.occurred_at
         elif isinstance(event, FollowCreated | PollEnded):
             accepted[event.notification_id] = event.occurred_at
         elif isinstance(event, StatusFavourited):
@@ -317,8 +318,8 @@ def status_notifications(events: Sequence[Event], followers: dict[int, list[int]
                          options: Mapping[int, Mapping[int, FollowOptions]], narrowed: dict[int, list[int]],
                          large: Mapping[int, set[int]] | None = None) -> list[Notification]:
     """The ``status`` notifications of a batch: for each status that ``notifies_followers``, each follower that
-    follows its author with ``notify`` and receives it, unless the status mentions it (its mention notifies it,
-    under the same id).
+    follows its author with ``notify`` and receives it; one the status also mentions is told of both, the
+    ``status`` under ``StatusCreated.status_notification_id`` (by an event without one, of the mention alone).
 
     A status posted while its author was large (``large``: each such status's author's followers that hide it or
     its notifications) is not fanned out and its followers are never read whole: its receivers among those asking
@@ -338,8 +339,11 @@ def status_notifications(events: Sequence[Event], followers: dict[int, list[int]
             receivers = {f for f in notified if f not in hiding and options[event.account_id][f].takes(event.language)}
         else:
             receivers = set(narrowed.get(event.status_id, followers.get(event.account_id, ())))
-        mentioned = set(event.mentions)
-        found += [Notification(follower, event.status_id, STATUS, event.account_id, event.status_id)
+        # Under an id of its own, beside the mention of a follower the status mentions; by an older event (the
+        # mention's id and the status notification's were the same), the mention alone.
+        notice_id = event.status_notification_id or event.status_id
+        mentioned = set() if event.status_notification_id else set(event.mentions)
+        found += [Notification(follower, notice_id, STATUS, event.account_id, event.status_id)
                   for follower in notified if follower in receivers and follower not in mentioned]
     return found
 

@@ -453,6 +453,8 @@ class PostService:
             "poll": polls.stored(draft.poll) if draft.poll is not None else None,
             "media": media.stored(attached),
             "quote_policy": draft.quote_policy if draft.visibility in (PUBLIC, UNLISTED) else None,
+            # A follower it mentions, and asked to be told of its author's statuses, is told of both.
+            "status_notification_id": self.ids.next_id() if mentions else None,
         }
         if quoting is not None:
             row.update(quote_of_id=quoting.status_id, quote_state=quotes.ACCEPTED,
@@ -475,7 +477,8 @@ class PostService:
                                               in_reply_to_account=parent_author or 0,
                                               language=draft.language or "", conversation_id=root or 0,
                                               quoted_account=quoting.author_id if quoting is not None else 0,
-                                              quote_notification_id=row.get("quote_notification_id") or 0))
+                                              quote_notification_id=row.get("quote_notification_id") or 0,
+                                              status_notification_id=row["status_notification_id"] or 0))
             _PUBLISH_SECONDS.observe(time.perf_counter() - started)
         except BaseException:
             await self._roll_back(row, idempotency_key)
@@ -554,7 +557,8 @@ class PostService:
                                           language=row.get("language") or "",
                                           conversation_id=int(row.get("conversation_id") or 0),
                                           quoted_account=await self._quoted_author(row),
-                                          quote_notification_id=int(row.get("quote_notification_id") or 0)))
+                                          quote_notification_id=int(row.get("quote_notification_id") or 0),
+                                          status_notification_id=int(row.get("status_notification_id") or 0)))
         for counted in _counted_in(row, +1):
             # The first request may have died before or after counting the reply (or the quote): counted again.
             await self._recount_quietly(counted.status_id)

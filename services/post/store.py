@@ -64,8 +64,8 @@ class StatusStore:
         self._insert_status = write(
             "INSERT INTO statuses (id, account_id, content, text, visibility, sensitive, spoiler_text, language,"
             " in_reply_to_id, in_reply_to_account_id, created_at, mentions, reblog_of_id, conversation_id, poll,"
-            " media, quote_of_id, quote_state, quote_policy, quote_notification_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " media, quote_of_id, quote_state, quote_policy, quote_notification_id, status_notification_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._index_status = write("INSERT INTO statuses_by_account (account_id, status_id, direct, reblog, language)"
                                    " VALUES (?, ?, ?, ?, ?)")
@@ -152,6 +152,7 @@ class StatusStore:
             _unset_if_none(row.get("poll")), _unset_if_none(row.get("media")),
             _unset_if_none(row.get("quote_of_id")), _unset_if_none(row.get("quote_state")),
             _unset_if_none(row.get("quote_policy")), _unset_if_none(row.get("quote_notification_id")),
+            _unset_if_none(row.get("status_notification_id")),
         ), _entry_values(row))
 
     async def remove(self, status_id: int, account_id: int, in_reply_to_id: int | None = None,
