@@ -13,10 +13,10 @@ dismiss) or dropped (never recorded):
   never matches.
 
 Mastodon's defaults are those of an account that never changed its policy: everything accepted but private
-mentions from strangers and limited accounts, filtered. Only mentions, favourites, reblogs, follows and follow
-requests are ever filtered (``FILTERABLE``): a poll's end, an edit of a reblogged status or a new status of an
-account followed with ``notify`` always notify. A sender whose request was accepted is never filtered again (a
-*permission*). Where several kinds match, a drop wins over a filter.
+mentions from strangers and limited accounts, filtered. Only mentions, quotes, favourites, reblogs, follows and
+follow requests are ever filtered (``FILTERABLE``, Mastodon 4.5's filterable types): a poll's end, an edit of a
+reblogged or quoted status and a new status of an account followed with ``notify`` always notify. A sender whose
+request was accepted is never filtered again (a *permission*). Where several kinds match, a drop wins over a filter.
 
 A private mention *answers* the account when it replies to one of the account's own statuses (Mastodon looks
 further: up the thread for a private mention of the sender by the account; Kicau looks at the status replied to).
@@ -28,8 +28,10 @@ a table of their own (kicau/notifications.py, ``FILTERED_TABLE``), with the same
 held private mention joins no conversation: accepting a request moves its sender's held notifications into the
 account's list, as if they had never been held back, and its private mentions into the account's conversations
 (kicau/conversations.py, ``joined_late``); dismissing it deletes them. A request is the sender's filtered
-mentions: one exists while any is held, its id is the sender's account id, its ``last_status`` the newest of them,
-its ``notifications_count`` every held notification of the sender.
+mentions and quotes, as Mastodon 4.5 makes them: one exists while any is held, its id is the sender's account id,
+its ``last_status`` the newest of them, its ``notifications_count`` how many of them are held (at most
+``MEANINGFUL``; the sender's other held notifications are not counted, and go with the request all the same). The
+policy's summary counts the requests and sums their counts, both at most ``MEANINGFUL`` requests' worth.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from cassandra.cluster import Session
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
 from kicau.ids import ms_from_id
-from kicau.notifications import FAVOURITE, FOLLOW, FOLLOW_REQUEST, MENTION, REBLOG, Notification
+from kicau.notifications import FAVOURITE, FOLLOW, FOLLOW_REQUEST, MENTION, QUOTE, REBLOG, Notification
 
 ACCEPT: Final = "accept"
 FILTER: Final = "filter"
@@ -54,7 +56,11 @@ DROP: Final = "drop"
 Verdict = Literal["accept", "filter", "drop"]
 VERDICTS: Final[tuple[str, ...]] = (ACCEPT, FILTER, DROP)
 
-FILTERABLE: Final = frozenset({MENTION, REBLOG, FOLLOW, FOLLOW_REQUEST, FAVOURITE})
+FILTERABLE: Final = frozenset({MENTION, QUOTE, REBLOG, FOLLOW, FOLLOW_REQUEST, FAVOURITE})
+# The notifications that make a request, and that its count counts.
+REQUESTING: Final = frozenset({MENTION, QUOTE})
+# Mastodon's MAX_MEANINGFUL_COUNT: no count of requests, or of a request's notifications, goes past it.
+MEANINGFUL: Final = 100
 NEW_ACCOUNT: Final = timedelta(days=30)
 NEW_FOLLOWER: Final = timedelta(days=3)
 
@@ -135,8 +141,8 @@ class Request:
     from_account_id: int
     created_id: int  # the oldest held notification's id (its time: the request's creation)
     updated_id: int  # the newest's
-    last_status_id: int | None  # the newest held mention's status
-    count: int
+    last_status_id: int | None  # the newest held mention's or quote's status
+    count: int  # the held mentions and quotes (at most MEANINGFUL)
 
 
 def rendered_request(request: Request, account_card: bytes, last_status: bytes | None) -> bytes:
@@ -150,20 +156,27 @@ def rendered_request(request: Request, account_card: bytes, last_status: bytes |
 
 
 def requests_of(held: Iterable[Notification]) -> list[Request]:
-    """The requests ``held`` (an account's filtered notifications) make: one per sender of a held mention, the
-    greatest sender id first (a request's id is its sender's)."""
+    """The requests ``held`` (an account's filtered notifications) make: one per sender of a held mention or
+    quote, the greatest sender id first (a request's id is its sender's)."""
     by_sender: dict[int, list[Notification]] = {}
     for notice in held:
         by_sender.setdefault(notice.from_account_id, []).append(notice)
     found = []
     for sender, notices in by_sender.items():
-        mentions = [n for n in notices if n.type == MENTION]
-        if not mentions:
+        asking = [n for n in notices if n.type in REQUESTING]
+        if not asking:
             continue
         ids = [n.id for n in notices]
-        newest = max(mentions, key=lambda n: n.id)
-        found.append(Request(sender, min(ids), max(ids), newest.status_id, len(notices)))
+        newest = max(asking, key=lambda n: n.id)
+        found.append(Request(sender, min(ids), max(ids), newest.status_id, min(len(asking), MEANINGFUL)))
     return sorted(found, key=lambda r: r.from_account_id, reverse=True)
+
+
+def summary_counts(requests: Sequence[Request]) -> tuple[int, int]:
+    """The policy summary's ``pending_requests_count`` and ``pending_notifications_count``: the requests, and the
+    sum of their counts, over ``MEANINGFUL`` of them at most (as Mastodon sums them)."""
+    counted = requests[:MEANINGFUL]
+    return len(counted), sum(r.count for r in counted)
 
 
 class PolicyStore:

@@ -52,7 +52,7 @@ from kicau.metrics import TIMELINE_REBUILDS, TIMELINE_REBUILDS_RESTARTED
 from kicau.newest_ids import KEPT as NEWEST_KEPT
 from kicau.newest_ids import NewestIds
 from kicau.notification_groups import GroupSpan
-from kicau.notification_policies import PolicyStore, changed, rendered_request, requests_of
+from kicau.notification_policies import PolicyStore, changed, rendered_request, requests_of, summary_counts
 from kicau.notification_policies import entity as policy_entity
 from kicau.notifications import MENTION, REBLOG, RECORDED, Notification, NotificationStore, rendered
 from kicau.pins import PinStore
@@ -824,7 +824,7 @@ class TimelineService:
 
     async def notification_policy(self, account_id: int) -> dict[str, Any]:
         policy, held = await asyncio.gather(self.policies.one(account_id), self._held(account_id))
-        return policy_entity(policy, len(requests_of(held)), len(held))
+        return policy_entity(policy, *summary_counts(requests_of(held)))
 
     async def change_notification_policy(self, account_id: int, given: Mapping[str, str]) -> dict[str, Any]:
         await self.policies.keep(account_id, changed(await self.policies.one(account_id), given))

@@ -9,16 +9,18 @@ from datetime import UTC, datetime, timedelta
 from kicau.ids import id_from_ms
 from kicau.notification_policies import (
     DEFAULT,
+    MEANINGFUL,
     Facts,
     Policy,
     needs_facts,
     private_unanswered,
     requests_of,
     split,
+    summary_counts,
     v1_entity,
     verdict,
 )
-from kicau.notifications import FAVOURITE, FOLLOW, MENTION, POLL, STATUS, Notification
+from kicau.notifications import FAVOURITE, FOLLOW, MENTION, POLL, QUOTE, QUOTED_UPDATE, STATUS, Notification
 
 NOW = datetime(2026, 12, 4, 21, 0, tzinfo=UTC)
 READER = id_from_ms(int((NOW - timedelta(days=400)).timestamp() * 1000))
@@ -77,13 +79,34 @@ def test_a_private_mention_answers_its_reader_when_it_replies_to_it() -> None:
     assert not private_unanswered(notice(FAVOURITE, status_id=8), private)
 
 
-def test_requests_are_senders_of_held_mentions() -> None:
+def test_requests_are_senders_of_held_mentions_and_quotes() -> None:
+    """As Mastodon 4.5: a sender's held mentions and quotes make its request and its count; its other held
+    notifications neither (they go with the request all the same)."""
     held = [notice(MENTION, OLD_SENDER, 70, 30), notice(FAVOURITE, OLD_SENDER, 71, 20),
             notice(MENTION, OLD_SENDER, 72, 10), notice(FOLLOW, NEW_SENDER, None, 25)]
     [request] = requests_of(held)
     assert (request.from_account_id, request.created_id, request.updated_id, request.last_status_id,
-            request.count) == (OLD_SENDER, 10, 30, 70, 3)
+            request.count) == (OLD_SENDER, 10, 30, 70, 2)
     assert split([held[0], held[1], held[3]], {0: "filter", 1: "drop"}) == ([held[3]], [held[0]])
+    quoted = [*held, notice(QUOTE, NEW_SENDER, 80, 40)]
+    assert [(r.from_account_id, r.last_status_id, r.count) for r in requests_of(quoted)] == [
+        (NEW_SENDER, 80, 1), (OLD_SENDER, 70, 2)]
+    assert summary_counts(requests_of(quoted)) == (2, 3)
+
+
+def test_counts_stop_where_mastodon_stops_counting() -> None:
+    many = [notice(MENTION, OLD_SENDER, 1000 + n, 1000 + n) for n in range(MEANINGFUL + 5)]
+    assert [r.count for r in requests_of(many)] == [MEANINGFUL]
+    senders = [notice(MENTION, sender, 7, sender) for sender in range(1, MEANINGFUL + 8)]
+    assert summary_counts(requests_of(senders)) == (MEANINGFUL, MEANINGFUL)
+
+
+def test_quotes_are_filtered_edits_of_quoted_statuses_never() -> None:
+    policy = Policy(for_not_following="filter")
+    assert verdict(policy, notice(QUOTE), STRANGER, permitted=False, now=NOW) == "filter"
+    assert verdict(policy, notice(QUOTED_UPDATE), STRANGER, permitted=False, now=NOW) == "accept"
+    assert needs_facts(policy, notice(QUOTE), private=False)
+    assert not needs_facts(policy, notice(QUOTED_UPDATE), private=False)
 
 
 def test_v1_shows_a_drop_as_filtered() -> None:

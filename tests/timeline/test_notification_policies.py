@@ -152,15 +152,18 @@ def test_a_changed_policy_filters_or_drops_other_kinds_and_a_dismissed_request_i
     assert notifications(http, reader) == []
     held = summary(notifications(http, reader, "?include_filtered=true"))
     assert sorted(held) == sorted([("favourite", friend.id, mine), ("follow", follower.id, None)])
-    assert requests(http, reader) == []  # only mentions make requests
-    assert policy(http, reader)["summary"] == {"pending_requests_count": 0, "pending_notifications_count": 2}
+    assert requests(http, reader) == []  # only mentions (and quotes) make requests
+    # Mastodon's summary sums its requests' counts: held notifications outside any request count for nothing.
+    assert policy(http, reader)["summary"] == {"pending_requests_count": 0, "pending_notifications_count": 0}
     assert notifications(http, reader, f"?account_id={stranger.id}") == []  # dropped: never recorded
 
     # The friend's private mention makes a request (it does not follow the reader); dismissed in bulk, its
     # held notifications are deleted.
     psst = post(http, friend, f"@{reader.username} psst", visibility="direct")
     eventually(lambda: [r["last_status"]["id"] for r in requests(http, reader)] == [psst] or None)
-    assert requests(http, reader)[0]["notifications_count"] == "2"
+    # Its count is the held mentions and quotes alone; the held favourite goes with it all the same.
+    assert requests(http, reader)[0]["notifications_count"] == "1"
+    assert policy(http, reader)["summary"] == {"pending_requests_count": 1, "pending_notifications_count": 1}
     dismissed = http.post("/api/v1/notifications/requests/dismiss", headers=reader.auth,
                           data={"id[]": [friend.id, "12345"]})
     assert dismissed.status_code == 200, dismissed.text
@@ -172,6 +175,26 @@ def test_a_changed_policy_filters_or_drops_other_kinds_and_a_dismissed_request_i
     assert http.post(f"/api/v1/statuses/{mine}/unfavourite", headers=stranger.auth).status_code == 200
     assert http.post(f"/api/v1/statuses/{mine}/favourite", headers=stranger.auth).status_code == 200
     eventually(lambda: summary(notifications(http, reader)) == [("favourite", stranger.id, mine)] or None)
+
+
+def test_a_strangers_quote_is_held_in_a_request_as_a_mention_is(
+    http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """Mastodon 4.5 filters a quote as it filters a mention, and a held quote makes a request of its own."""
+    reader, stranger = make_user("npq_r"), make_user("npq_s")
+    assert http.patch("/api/v2/notifications/policy", headers=reader.auth,
+                      json={"for_not_following": "filter"}).status_code == 200
+    mine = post(http, reader, "worth quoting")
+    quote = post(http, stranger, "quoting you", quoted_status_id=mine)
+    eventually(lambda: [r["last_status"]["id"] for r in requests(http, reader)] == [quote] or None)
+    assert notifications(http, reader) == []
+    assert summary(notifications(http, reader, "?include_filtered=true")) == [("quote", stranger.id, quote)]
+    assert requests(http, reader)[0]["notifications_count"] == "1"
+    assert policy(http, reader)["summary"] == {"pending_requests_count": 1, "pending_notifications_count": 1}
+    accepted = http.post(f"/api/v1/notifications/requests/{stranger.id}/accept", headers=reader.auth)
+    assert accepted.status_code == 200, accepted.text
+    eventually(lambda: summary(notifications(http, reader)) == [("quote", stranger.id, quote)] or None)
+    assert requests(http, reader) == []
 
 
 def test_bad_input_is_refused_with_a_mastodon_error(http: httpx.Client, make_user: Callable[..., User]) -> None:
