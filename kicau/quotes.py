@@ -99,6 +99,12 @@ def visibility_of_quote(quoted_visibility: str, asked: str) -> str:
     return PRIVATE if quoted_visibility == PRIVATE and asked in (PUBLIC, UNLISTED) else asked
 
 
+def stands(row: dict[str, Any]) -> bool:
+    """Whether a status's row holds a quote that stands (accepted: listed among the quoted status's quotes and
+    counted in them, its author told of it)."""
+    return bool(row.get("quote_of_id")) and (row.get("quote_state") or ACCEPTED) == ACCEPTED
+
+
 def shallow(row: dict[str, Any]) -> dict[str, str | None] | None:
     """The quote a status's fragment holds, from its row: an accepted one as a ShallowQuote (each read puts the
     Quote its reader sees in its place), a revoked one as the Quote everyone sees; None for no quote."""

@@ -203,7 +203,7 @@ def _counted_in(row: dict[str, Any], delta: int) -> tuple[Moved, ...]:
     parent = _counted_parent(row)
     if parent is not None:
         moved += (Moved(parent, Tally.REPLIES, delta),)
-    if row.get("quote_of_id") and (row.get("quote_state") or quotes.ACCEPTED) == quotes.ACCEPTED:
+    if quotes.stands(row):
         moved += (Moved(int(row["quote_of_id"]), Tally.QUOTES, delta),)
     return moved
 
@@ -537,7 +537,7 @@ class PostService:
 
     async def _quoted_author(self, row: dict[str, Any]) -> int:
         """The author of the status ``row`` quotes, while its quote stands (who is told of it); else 0."""
-        if not row.get("quote_of_id") or (row.get("quote_state") or quotes.ACCEPTED) != quotes.ACCEPTED:
+        if not quotes.stands(row):
             return 0
         quoted = await self.store.get(int(row["quote_of_id"]))
         return int(quoted["account_id"]) if quoted is not None and quoted.get("deleted_at") is None else 0
@@ -1293,7 +1293,7 @@ class PostService:
         if quoting is None or quoting.get("deleted_at") is not None or quoting.get("quote_of_id") != status_id \
                 or await self.statuses.render_one(quote_id, reader, marks=False, quoted=False) is None:
             raise ApiError(404, "Record not found")
-        if (quoting.get("quote_state") or quotes.ACCEPTED) == quotes.ACCEPTED:
+        if quotes.stands(quoting):
             await self.store.revoke_quote(quoting)
             crash_point("post.quote.revoked")
         # Its fragment changes (the quote revoked) and the quoted status counts one quote less: both read again

@@ -13,7 +13,7 @@ from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStat
 from kicau import replies
 from kicau.clients import execute, write_preparer
 from kicau.metrics import POST_STAGE_SECONDS
-from kicau.quotes import ACCEPTED, REVOKED, QuoteStore
+from kicau.quotes import REVOKED, QuoteStore, stands
 from kicau.status_counts import FORGET_MARK
 from kicau.visibility import DIRECT
 from kicau.write_groups import MAX_GROUP, GroupedWrite
@@ -33,11 +33,6 @@ def _entry_values(row: dict[str, Any]) -> tuple[int, int, Any, Any, Any]:
 def _reply_values(row: dict[str, Any]) -> tuple[int, int, Any]:
     """A reply's row among its parent's: whether it counts is set only when it does (kicau/replies.py)."""
     return row["in_reply_to_id"], row["id"], True if replies.counted(row.get("visibility")) else UNSET_VALUE
-
-
-def _quoting(row: dict[str, Any]) -> bool:
-    """Whether the status's row holds an accepted quote (listed among the quoted status's quotes)."""
-    return bool(row.get("quote_of_id")) and (row.get("quote_state") or ACCEPTED) == ACCEPTED
 
 
 def _unset_if_none(value: Any) -> Any:
@@ -134,7 +129,7 @@ class StatusStore:
             # Its place among the parent's replies (a thread's descendants), beside the grouped writes: a reader
             # that finds it before the row leaves the reply out, as a status found in a list before its row.
             beside.append(execute(self._session, self._index_reply, _reply_values(row)))
-        if _quoting(row):  # the same among the quoted status's quotes
+        if stands(row):  # the same among the quoted status's quotes
             beside.append(execute(self._session, *self.quotes.listing(row["quote_of_id"], row["id"],
                                                                       row["account_id"])))
         if beside:
@@ -179,13 +174,13 @@ class StatusStore:
             batch.add(self._index_status, _entry_values(row))
             if row.get("in_reply_to_id") is not None:
                 batch.add(self._index_reply, _reply_values(row))
-            if _quoting(row):
+            if stands(row):
                 batch.add(*self.quotes.listing(row["quote_of_id"], status_id, account_id))
         else:
             batch.add(self._unindex_status, (account_id, status_id))
             if row.get("in_reply_to_id") is not None:
                 batch.add(self._uncount_reply, (row["in_reply_to_id"], status_id))
-            if _quoting(row):  # a deleted quote is no longer among the quoted status's (nor in its count)
+            if stands(row):  # a deleted quote is no longer among the quoted status's (nor in its count)
                 batch.add(*self.quotes.unlisting(row["quote_of_id"], status_id))
         batch.add(self._forget_count_mark, (account_id,))
         await execute(self._session, batch)
