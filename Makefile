@@ -45,14 +45,16 @@ ARGS ?=
 bench: venv
 	$(PY) -m bench $(ARGS)
 
-# Locust headless (loadtests/README.md): `make load USERS=50 SPAWN=10 DURATION=60s RATE=0`.
+# Locust headless (loadtests/README.md): `make load USERS=50 SPAWN=10 DURATION=60s RATE=0`. Without HOST it runs
+# against a load gateway it starts beside the running stack's (loadtests/run.py: the per-account rate limit out of
+# reach); with HOST, against that gateway as it is.
 USERS ?= 50
 SPAWN ?= 10
 DURATION ?= 60s
 RATE ?= 0
-HOST ?= http://127.0.0.1:8080
+HOST ?=
 load: venv
 	mkdir -p loadtests/results
-	KICAU_LOAD_RATE=$(RATE) $(PY) -m locust -f loadtests/locustfile.py --headless -u $(USERS) -r $(SPAWN) \
-		-t $(DURATION) --host $(HOST) --csv loadtests/results/load --html loadtests/results/load.html \
+	KICAU_LOAD_RATE=$(RATE) $(PY) -m loadtests.run --host "$(HOST)" -- --headless -u $(USERS) -r $(SPAWN) \
+		-t $(DURATION) --csv loadtests/results/load --html loadtests/results/load.html \
 		--only-summary $(LOAD_ARGS)

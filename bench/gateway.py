@@ -34,7 +34,6 @@ from bench.common import (
     TIMELINE_METRICS,
     BenchError,
     CpuMeter,
-    free_port,
     log,
     sample_sum,
     scrape,
@@ -46,6 +45,7 @@ from kicau import keys
 from kicau.feeds import Feeds
 from kicau.settings import CommonSettings
 from stack.config import fits_socket_address
+from stack.procs import free_port
 from stack.services import service_env
 
 SAFETY_TTL_SECONDS = 3600  # bench timelines vanish by themselves if a run is interrupted before its cleanup

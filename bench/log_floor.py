@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench.common import STATE, free_port, wait_for_port
+from bench.common import STATE, wait_for_port
 from bench.gateway import _serve, wrk
+from stack.procs import free_port
 
 
 def main() -> None:

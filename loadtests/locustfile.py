@@ -146,8 +146,9 @@ def _tell_accounts(environment: Environment, **_: Any) -> None:
         logging.warning(
             "kicau: %d requests were refused by the gateway's rate limits (429). Each account may make 300 "
             "requests in 5 minutes (Mastodon's default), about 1 a second, and a closed-loop user makes far more. "
-            "Either run an open loop within it (KICAU_LOAD_RATE=0.8) or start the gateway with a limit for load "
-            "tests, e.g. KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS=100000000 (loadtests/README.md).", _rate_limited)
+            "Either run an open loop within it (KICAU_LOAD_RATE=0.8), or `make load` without HOST (a load gateway "
+            "of its own beside the stack's), or start the gateway with a limit for load tests, e.g. "
+            "KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS=100000000 (loadtests/README.md).", _rate_limited)
 
 
 # Typed here: Locust's own hooks are not.

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections import deque
@@ -198,6 +199,14 @@ def spawn(argv: list[str], log_file: Path, cwd: Path, env: dict[str, str] | None
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick), for a process started beside the
+    stack: a test's own gateway, the load tests' gateway, a benchmark's apps."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def which(program: str) -> str | None:

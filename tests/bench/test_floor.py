@@ -22,8 +22,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.floor import COUNTER_KEY, KEYSPACE, STATUS_ANSWER, TABLE, TOPIC
 from stack.config import ROOT, VENV_PYTHON
+from stack.gateways import wait_until_answering
+from stack.procs import free_port
 from stack.services import service_env
-from tests.gateway.gateways import free_port, wait_until_answering
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from kicau.crash_points import CRASH_EXIT_CODE
+from stack import procs
 from tests.faults import harness
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +60,7 @@ class Faults:
         self.paused.discard(pid)
 
     def spawn_fanout(self) -> harness.ExtraProcess:
-        extra = harness.spawn_fanout(harness.free_port())
+        extra = harness.spawn_fanout(procs.free_port())
         self.extra.append(extra)
         return extra
 

@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -128,12 +127,6 @@ def stack_status_ok() -> str | None:
                           text=True, timeout=60, check=False)
     return None if proc.returncode == 0 else proc.stdout + proc.stderr
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_http_ready(port: int, timeout: float = 90.0) -> None:

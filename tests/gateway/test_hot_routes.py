@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kicau.settings import CommonSettings
+from stack.gateways import Gateway, spawned_gateway
 from tests.conftest import User
-from tests.gateway.gateways import Gateway, spawned_gateway
 
 ROUTE = "/api/v1/timelines/home"
 

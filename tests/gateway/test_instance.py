@@ -21,9 +21,9 @@ from mastodon import Mastodon
 from redis.asyncio import Redis
 
 from kicau import instance_usage, keys, resp
+from stack.gateways import spawned_gateway
 from stack.services import service_env
 from tests.conftest import User, eventually
-from tests.gateway.gateways import spawned_gateway
 from tests.timeline.test_visibility import post
 
 RULES = ["Be kind.", "No <spam> & no bots posting for others."]

@@ -15,8 +15,8 @@ import pytest
 
 from kicau import keys
 from services.gateway.ratelimit import LEASE_MAX, lease_size
+from stack.gateways import Gateway, spawned_gateway
 from tests.conftest import User
-from tests.gateway.gateways import Gateway, spawned_gateway
 
 LIMIT, WINDOW = 60, 3600
 ME = "/api/v1/accounts/verify_credentials"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from mastodon import Mastodon, MastodonRatelimitError
 
+from stack.gateways import Gateway, spawned_gateway
 from tests.conftest import User
-from tests.gateway.gateways import Gateway, spawned_gateway
 
 ACCOUNT, IP, LOGIN, REGISTRATION = 5, 4, 3, 2
 WINDOW = 3600

@@ -48,8 +48,8 @@ from pathlib import Path
 import pytest
 
 from stack.config import ROOT
+from stack.gateways import Gateway, spawned_gateway
 from tests.conftest import User
-from tests.gateway.gateways import Gateway, spawned_gateway
 
 SEED = 20261130
 MAX_EXAMPLES = 20

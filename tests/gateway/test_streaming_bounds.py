@@ -20,8 +20,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from stack.gateways import Gateway, spawned_gateway
 from tests.conftest import User, eventually
-from tests.gateway.gateways import Gateway, spawned_gateway
 
 QUEUE = 32
 HEARTBEAT = 0.5

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from mastodon import Mastodon
 
+from stack.gateways import spawned_gateway
 from tests.conftest import User
-from tests.gateway.gateways import spawned_gateway
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 CALLBACK = "https://app.example/callback?from=kicau"

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from stack.config import ROOT
+from stack.gateways import spawned_gateway
 from stack.services import service_env
 from tests.conftest import User
-from tests.gateway.gateways import spawned_gateway
 from tests.timeline.test_visibility import post
 
 RULES = ["Be kind.", "No spam."]

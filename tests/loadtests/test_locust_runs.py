@@ -1,5 +1,6 @@
 """``make load``'s Locust runs against the running stack, as a user starts them: one process, and distributed
-(a master and two workers, ``--processes 2``). Each must finish with no failed request, give every request of
+(a master and two workers, ``--processes 2``), against the stack's gateway, and ``make load``'s own way, against a
+load gateway it starts beside it (loadtests/run.py). Each must finish with no failed request, give every request of
 the mix and the streaming users' delivery entry in the CSV and the HTML report, and, distributed, give every
 worker the API users of all of them (the follow graph spans workers)."""
 
@@ -111,3 +112,26 @@ def test_a_closed_loop_against_the_usual_rate_limits_fails_and_says_why(tmp_path
     # The process counts to its very end; the CSV may be written a moment before.
     assert int(refused.group(1)) >= failures > 0
     assert "KICAU_GATEWAY_RATE_LIMIT_ACCOUNT_REQUESTS" in run.stderr  # ...and how to run without measuring them
+
+
+def test_make_load_runs_a_closed_loop_on_a_load_gateway_of_its_own(tmp_path: Path) -> None:
+    """``make load`` with no HOST: a closed loop, which the stack's gateway refuses within seconds (the test
+    above), runs with no failure on the load gateway, and that gateway is gone afterwards."""
+    recipe = subprocess.run(["make", "-n", "load"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "-m loadtests.run" in recipe, recipe
+    env = {**os.environ, "KICAU_LOAD_RATE": "0", "KICAU_LOAD_STREAM_SECONDS": "4"}
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtests.run", "--", "--headless", "-u", str(USERS), "-r", str(USERS), "-t", "20s",
+         "--csv", str(tmp_path / "load"), "--html", str(tmp_path / "load.html"), "--only-summary"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    with (tmp_path / "load_stats.csv").open() as stats:
+        rows = {row["Name"]: row for row in csv.DictReader(stats)}
+    check_run(run, rows, tmp_path, "SSE")
+    started = re.search(r"kicau: load gateway on (http://127\.0\.0\.1:(\d+)) \(pid (\d+),", run.stderr)
+    assert started is not None, run.stderr[-3000:]
+    assert started.group(1) != GATEWAY
+    # The API users made more requests than their accounts may make in a window under the usual limits.
+    assert sum(int(rows[name]["Request Count"]) for name in MIX) > (USERS - 1) * 300, rows
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(started.group(3)), 0)  # stopped, and reaped by its parent

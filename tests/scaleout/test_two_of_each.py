@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stack.procs import free_port
 from tests.conftest import GATEWAY, User, eventually
 from tests.timeline.test_home_invariant import home_ids
 
@@ -26,11 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 READERS = 12
 POSTS = 120
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_service(name: str, port: int, log_name: str) -> subprocess.Popen[bytes]:

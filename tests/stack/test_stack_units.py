@@ -38,10 +38,7 @@ def serve_once(reply: bytes) -> Iterator[int]:
 
 @pytest.fixture
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+    return procs.free_port()
 
 
 def test_kafka_request_layout() -> None:

@@ -12,7 +12,6 @@ import contextlib
 import functools
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from kicau import keys
 from kicau.feeds import feed_member
 from kicau.reader_copies import ReaderCopies
 from kicau.web import ACCOUNT_HEADER
+from stack.procs import free_port
 from tests.conftest import User, eventually
 from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.timeline.test_home_invariant import home_ids
@@ -37,11 +37,6 @@ from tests.timeline.test_home_invariant import home_ids
 ROOT = Path(__file__).resolve().parents[2]
 THRESHOLD = 3
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
