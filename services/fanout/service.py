@@ -308,10 +308,20 @@ def statuses_counted(events: Sequence[Event]) -> int:
 
 
 def notifies_followers(event: Event) -> TypeGuard[StatusCreated]:
-    """Whether a status may bring ``status`` notifications to followers that asked for them: a new status that
-    reaches its author's followers and is neither a reblog nor a reply to someone else."""
+    """Whether a status may bring ``status`` notifications to followers that asked for them: a new status, neither
+    a reblog nor a reply to someone else, that reaches its author's followers, or a direct one (to the followers it
+    mentions, as Mastodon's fanout puts it in their home feeds and its feed worker notifies whatever the
+    visibility)."""
     return (isinstance(event, StatusCreated) and not event.reblog_of
-            and event.in_reply_to_account in (0, event.account_id) and reaches_followers(event.visibility))
+            and event.in_reply_to_account in (0, event.account_id)
+            and (reaches_followers(event.visibility) or event.visibility == DIRECT))
+
+
+def notified_from_options(event: Event, large: bool) -> TypeGuard[StatusCreated]:
+    """Whether a status's ``status`` notifications are found from its author's options alone, its followers not
+    read whole: a large author's (its followers are never read) and a direct status (its audience is the
+    followers it mentions, not the follower list)."""
+    return notifies_followers(event) and (large or event.visibility == DIRECT)
 
 
 def status_notifications(events: Sequence[Event], followers: dict[int, list[int]],
@@ -321,17 +331,22 @@ def status_notifications(events: Sequence[Event], followers: dict[int, list[int]
     follows its author with ``notify`` and receives it; one the status also mentions is told of both, the
     ``status`` under ``StatusCreated.status_notification_id`` (by an event without one, of the mention alone).
 
-    A status posted while its author was large (``large``: each such status's author's followers that hide it or
-    its notifications) is not fanned out and its followers are never read whole: its receivers among those asking
-    to be notified are those its author's options name (every follow with options of its own has a row,
-    kicau/follow_options.py) whose languages take it and who do not hide the author. The work is that of the
-    notifications themselves, not of the follower count."""
+    A status posted while its author was large is not fanned out and its followers are never read whole; nor is a
+    direct status's author's list (``notified_from_options``). For those (``large``: each such status's author's
+    followers that hide it or its notifications), the receivers among those asking to be notified are those its
+    author's options name (every follow with options of its own has a row, kicau/follow_options.py) whose
+    languages take it and who do not hide the author; of a direct status, only those it mentions. The work is that
+    of the notifications themselves, not of the follower count."""
     found: list[Notification] = []
     for event in events:
         if not notifies_followers(event):
             continue
         chosen = options.get(event.account_id)
         notified = [follower for follower, option in chosen.items() if option.notify] if chosen else []
+        if event.visibility == DIRECT:
+            notified = [follower for follower in notified if follower in event.mentions]
+            if large is None or event.status_id not in large:
+                continue  # its receivers are known only through ``large``
         if not notified:
             continue
         if large is not None and event.status_id in large:
@@ -654,19 +669,19 @@ class Fanout:
                      for e, among in zip(direct, mentioned_followers, strict=True)}
         # The followers' options of the authors whose lists were just claimed (kicau/follow_options.py), and the
         # lists those authors are in (kicau/lists.py): read from Cassandra only for a list whose version changed.
-        # Of a large author that posted a status that may notify, only the options: under its list's version,
-        # claimed without reading the list.
-        notifying_large = {p.event.status_id: p.event.account_id for p in plans
-                           if p.large and notifies_followers(p.event) and p.event.status_id not in gone}
-        options, memberships, large_options = await asyncio.gather(
+        # Of a large author that posted a status that may notify, and of a direct status's author, only the
+        # options: under its list's version, claimed without reading the list.
+        from_options = {p.event.status_id: p.event.account_id for p in plans
+                        if notified_from_options(p.event, p.large) and p.event.status_id not in gone}
+        options, memberships, notifying_options = await asyncio.gather(
             self.follow_options.options(self.follower_lists.claimed),
             self.list_memberships.of(self.follower_lists.claimed),
-            self._large_options(sorted(set(notifying_large.values()))))
+            self._notifying_options(sorted(set(from_options.values()))))
         narrowed = narrowed_audiences(events, followers, hidden, options)
         hiding = {status_id: hidden.get(author, set()) | silenced.get(author, set())
-                  for status_id, author in notifying_large.items()}
-        notices += [n for n in status_notifications(events, followers, {**large_options, **options}, narrowed, hiding)
-                    if n.status_id not in gone]
+                  for status_id, author in from_options.items()}
+        notices += [n for n in status_notifications(events, followers, {**notifying_options, **options}, narrowed,
+                                                    hiding) if n.status_id not in gone]
         notices = await self._unmuted(events, notices)
         if held:
             held = await self._unmuted(events, held)
@@ -771,10 +786,11 @@ class Fanout:
             for index, notice in asked.items()}
         return split(notices, verdicts)
 
-    async def _large_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
-        """Large authors' followers that asked to be notified (with the languages they take), kept under their
-        follower lists' versions: only those, whose number is the notifications' own (the partition of every
-        non-default option of a large account could be as long as a good part of its audience)."""
+    async def _notifying_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
+        """The followers that asked to be notified (with the languages they take) of authors whose lists are not
+        read (``notified_from_options``), kept under their follower lists' versions: only those, whose number is
+        the notifications' own (the partition of every non-default option of a large account could be as long as a
+        good part of its audience)."""
         if not authors:
             return {}
         return await self.follow_options.notified.of(await self.follower_lists.claim(authors))

@@ -132,3 +132,28 @@ def test_notify_brings_a_status_notification(
     eventually(lambda: marker in notification_ids(http, reader) or None)
     eventually(lambda: quiet in home_ids(http, reader) or None)
     assert quiet not in notification_ids(http, reader)
+
+
+def test_a_direct_status_notifies_the_mentioned_followers_that_asked(
+    http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """As Mastodon (its fanout puts a direct status in the mentioned followers' home feeds, and its feed worker
+    notifies whatever the visibility): the mentioned follower that asked is told of the mention and of the status;
+    a follower that asked but is not mentioned is told of nothing."""
+    reader, bystander, author = make_user("fod_r"), make_user("fod_b"), make_user("fod_a")
+    follow(http, reader, author, notify=True)
+    follow(http, bystander, author, notify=True)
+    whisper = post(http, author, f"@{reader.username} between us", visibility="direct")
+
+    def both_told() -> dict[str, str]:
+        notices = http.get("/api/v1/notifications?limit=40", headers=reader.auth).json()
+        told = {n["type"]: n["id"] for n in notices if n.get("status") and n["status"]["id"] == whisper}
+        assert set(told) == {"mention", "status"}, notices
+        return told
+    told = eventually(both_told)
+    assert told["mention"] == whisper and int(told["status"]) > int(whisper)
+    # The author's events are ordered on their partition: once its next status notified the bystander, the
+    # direct one had been fanned out, and told the bystander nothing.
+    said = post(http, author, "for everyone")
+    eventually(lambda: said in notification_ids(http, bystander) or None)
+    assert whisper not in notification_ids(http, bystander)

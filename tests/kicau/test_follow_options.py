@@ -11,7 +11,7 @@ from kicau.events import StatusCreated
 from kicau.follow_options import DEFAULT, FollowOptions, FollowOptionStore, KeptOptions, ListEntry, admitted
 from kicau.notifications import STATUS, Notification
 from kicau.web import ApiError
-from services.fanout.service import narrowed_audiences, status_notifications
+from services.fanout.service import narrowed_audiences, notified_from_options, status_notifications
 from services.gateway.params import optional_flag
 
 AUTHOR, QUIET, PICKY, NOSY, PLAIN = 1, 2, 3, 4, 5
@@ -78,6 +78,27 @@ def test_whom_a_large_accounts_status_notifies() -> None:
         Notification(NOSY, 30, STATUS, AUTHOR, 30),
         Notification(NOSY, 31, STATUS, AUTHOR, 31), Notification(german_nosy, 31, STATUS, AUTHOR, 31)]
     assert status_notifications([english], {}, {}, {}, hiding) == []  # no options: no one asked
+
+
+def test_whom_a_direct_status_notifies() -> None:
+    """As Mastodon's feed worker: a direct status tells the followers it mentions that asked (found from the
+    options alone, its author's list unread), under the status notification's own id beside the mention; not one
+    it does not mention, not one that hides the author, nor one whose languages skip it."""
+    shy, german_nosy = 6, 7
+    options = {AUTHOR: {**OPTIONS[AUTHOR], shy: FollowOptions(notify=True),
+                        german_nosy: FollowOptions(notify=True, languages=frozenset({"de"}))}}
+    to_all = created(40, visibility="direct", mentions=[NOSY, shy, german_nosy, PLAIN], language="en",
+                     status_notification_id=41)
+    unmentioned = created(42, visibility="direct", mentions=[PLAIN], status_notification_id=43)
+    reply_elsewhere = created(44, visibility="direct", mentions=[NOSY], in_reply_to_account=8,
+                              status_notification_id=45)
+    events = [to_all, unmentioned, reply_elsewhere]
+    assert notified_from_options(to_all, large=False) and not notified_from_options(reply_elsewhere, large=False)
+    assert not notified_from_options(created(46), large=False) and notified_from_options(created(46), large=True)
+    hiding = {40: {shy}, 42: set(), 44: set()}
+    assert status_notifications(events, FOLLOWERS, options, {}, hiding) == [Notification(NOSY, 41, STATUS, AUTHOR, 40)]
+    # Without the options-only audience (the fanout always gives it), a direct status tells no one.
+    assert status_notifications(events, FOLLOWERS, options, {}) == []
 
 
 class CountingStore(FollowOptionStore):
