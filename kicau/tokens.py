@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Final
 
 import msgspec
 from redis.asyncio import Redis
@@ -15,12 +16,21 @@ from redis.asyncio import Redis
 from kicau import keys
 
 TOKEN_CACHE_SECONDS = 3600
+# A token resolved from Cassandra more slowly than this is answered but not cached: it may have read its account
+# before the operator disabled it, and would put back an entry the operator's tool has already dropped for the last
+# time (services/graph/accounts.py drops them again after waiting longer than this).
+FRESH_RESOLUTION_SECONDS: Final = 2.0
+# Mastodon's answer to a token of a disabled account, and to its sign-in.
+DISABLED_LOGIN: Final = "Your login is currently disabled"
 
 
-class TokenInfo(msgspec.Struct, frozen=True):
+class TokenInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     account_id: int | None
     client_id: str
     scopes: list[str]
+    # The token's account is disabled by the operator: every request with it is refused (403). Entries cached
+    # before the field have none: not disabled.
+    disabled: bool = False
 
     def allows(self, scope: str) -> bool:
         """Mastodon's scopes are hierarchical: ``write`` grants ``write:statuses`` and so on."""
@@ -53,5 +63,6 @@ async def cache(redis: Redis, token_hash: str, info: TokenInfo) -> None:
     await redis.set(keys.token_cache(token_hash), _encode(info), ex=TOKEN_CACHE_SECONDS)
 
 
-async def forget(redis: Redis, token_hash: str) -> None:
-    await redis.delete(keys.token_cache(token_hash))
+async def forget(redis: Redis, *token_hashes: str) -> None:
+    if token_hashes:
+        await redis.delete(*(keys.token_cache(token_hash) for token_hash in token_hashes))

@@ -1,9 +1,10 @@
 """Bearer-token authentication and scope checks.
 
 A token is resolved from its Redis cache entry in one GET, or from this process's copy of that entry
-(``kicau/tracked_cache.py``: Redis drops the copy when the graph service deletes the entry on revocation); on a
-miss (new token, or Redis lost) the graph service reads it from Cassandra and refills the cache. Token values
-are never logged: only their hashes leave this module.
+(``kicau/tracked_cache.py``: Redis drops the copy when the graph service deletes the entry on revocation, or the
+operator's tool as it disables or enables the account); on a miss (new token, or Redis lost) the graph service
+reads it from Cassandra and refills the cache. A token of a disabled account is refused with 403, as Mastodon's.
+Token values are never logged: only their hashes leave this module.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ async def resolve(redis: Redis, graph: Caller, token: str, copies: TrackedCache 
             info = await tokens.cached(redis, token_hash)
     except Exception:
         info = None  # Redis down: Cassandra (through the graph service) still knows every token.
-    if info is not None:
-        return info
-    return await resolve_uncached(graph, token_hash)
+    if info is None:
+        info = await resolve_uncached(graph, token_hash)
+    if info.disabled:
+        raise ApiError(403, tokens.DISABLED_LOGIN)
+    return info
 
 
 async def resolve_uncached(graph: Caller, token_hash: str) -> TokenInfo:
@@ -62,7 +65,8 @@ async def resolve_uncached(graph: Caller, token_hash: str) -> TokenInfo:
     if answer.status_code != 200:
         raise ApiError(503, "Service temporarily unavailable, try again")
     body = answer.json()
-    return TokenInfo(account_id=body["account_id"], client_id=body["client_id"], scopes=body["scopes"])
+    return TokenInfo(account_id=body["account_id"], client_id=body["client_id"], scopes=body["scopes"],
+                     disabled=bool(body.get("disabled")))
 
 
 async def optional_token(request: Request) -> TokenInfo | None:

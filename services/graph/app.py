@@ -19,6 +19,7 @@ from kicau.account_notes import AccountNoteStore
 from kicau.announcements import AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.directory import Directory
+from kicau.disabled_accounts import DisabledAccounts
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
@@ -225,6 +226,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             requests=FollowRequestStore(session, clients.write_consistency(common)),
             announcements=AnnouncementStore(session, clients.write_consistency(common)),
             reports=ReportStore(session, clients.write_consistency(common)),
+            disabled=DisabledAccounts(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -333,7 +335,8 @@ async def resolve_token(token_hash: str, service: Service) -> Response:
     info = await service.resolve_token(token_hash)
     if info is None:
         raise ApiError(401, "The access token is invalid")
-    return JSONResponse({"account_id": info.account_id, "client_id": info.client_id, "scopes": info.scopes})
+    return JSONResponse({"account_id": info.account_id, "client_id": info.client_id, "scopes": info.scopes,
+                         "disabled": info.disabled})
 
 
 @app.post("/internal/accounts")

@@ -44,6 +44,7 @@ from kicau.announcements import tell as tell_announcements
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
+from kicau.disabled_accounts import DisabledAccounts
 from kicau.entities import (
     MAX_DISPLAY_NAME,
     MAX_NOTE,
@@ -180,6 +181,7 @@ class GraphService:
     requests: FollowRequestStore
     announcements: AnnouncementStore
     reports: ReportStore
+    disabled: DisabledAccounts  # whose login the operator disabled (services/graph/accounts.py)
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -325,6 +327,8 @@ class GraphService:
         try:
             account_id = await self._check_password(login, password)
         except ApiError as refused:
+            if refused.message == tokens.DISABLED_LOGIN:
+                raise
             raise ApiError(401, "Invalid username, e-mail address or password.") from refused
         code = await self.codes.issue(client_id=request["client_id"], account_id=account_id,
                                       scopes=set(request["scopes"]), redirect_uri=request["redirect_uri"],
@@ -355,7 +359,9 @@ class GraphService:
         if not await self.passwords.verify(row["password_hash"] if row else None, password):
             raise ApiError(400, "The provided authorization grant is invalid, expired, revoked, does not match "
                            "the redirection URI used in the authorization request, or was issued to another client.")
-        assert account_id is not None
+        assert account_id is not None and row is not None
+        if row.get("disabled"):  # told only to whoever knows the password
+            raise ApiError(403, tokens.DISABLED_LOGIN)
         return account_id
 
     async def _new_token(self, account_id: int | None, client_id: str, scopes: set[str]) -> dict[str, Any]:
@@ -373,16 +379,18 @@ class GraphService:
         }
 
     async def resolve_token(self, token_hash: str) -> TokenInfo | None:
+        started = time.monotonic()
         info = await tokens.cached(self.redis, token_hash)
         if info is not None:
             return info
         row = await self.store.token(token_hash)
         if row is None:
             return None
-        info = TokenInfo(
-            account_id=row["account_id"], client_id=row["client_id"], scopes=sorted(row["scopes"] or ())
-        )
-        await tokens.cache(self.redis, token_hash, info)
+        account_id = row["account_id"]
+        info = TokenInfo(account_id=account_id, client_id=row["client_id"], scopes=sorted(row["scopes"] or ()),
+                         disabled=account_id is not None and await self.disabled.disabled(account_id))
+        if time.monotonic() - started <= tokens.FRESH_RESOLUTION_SECONDS:
+            await tokens.cache(self.redis, token_hash, info)
         return info
 
     async def revoke(self, *, token: str | None, client_id: str | None, client_secret: str | None) -> None:

@@ -58,6 +58,8 @@ class GraphStore:
             "INSERT INTO oauth_tokens (token_hash, account_id, client_id, scopes, created_at) VALUES (?, ?, ?, ?, ?)"
         )
         self._token = prepare("SELECT * FROM oauth_tokens WHERE token_hash = ?")
+        # The operator's lookup, never a request's: the table has no index by account, so this reads every token.
+        self._tokens_of = prepare("SELECT token_hash FROM oauth_tokens WHERE account_id = ? ALLOW FILTERING")
         self._delete_token = write("DELETE FROM oauth_tokens WHERE token_hash = ?")
         self._forget_push = write("DELETE FROM push_subscriptions WHERE account_id = ? AND token_hash = ?")
         self._claim_follow = write(
@@ -130,6 +132,11 @@ class GraphStore:
     async def account(self, account_id: int) -> dict[str, Any] | None:
         rows = await execute(self._session, self._account, (account_id,))
         return rows[0] if rows else None
+
+    async def token_hashes_of(self, account_id: int) -> list[str]:
+        """Every token of the account (a scan of all tokens: for the operator's tool, not for requests)."""
+        rows = await execute(self._session, self._tokens_of, (account_id,), request_timeout=300)
+        return [str(row["token_hash"]) for row in rows]
 
     async def account_id_by_username(self, username_key: str) -> int | None:
         rows = await execute(self._session, self._by_username, (username_key,))

@@ -24,6 +24,7 @@ from kicau.web import ACCOUNT_HEADER, ApiError
 from services.post.scheduled import DAILY_LIMIT, TOTAL_LIMIT, check_time, iso, parse_time
 from services.post.settings import PostSettings
 from tests.conftest import User, eventually
+from tests.graph.test_disabled_accounts import accounts_tool
 from tests.timeline.test_home_invariant import home_ids
 
 
@@ -193,6 +194,27 @@ def test_a_scheduled_status_is_posted_once_when_its_time_comes(
     assert after.get("dropped", 0) - before.get("dropped", 0) >= 1
     # Fanned out as any status: the follower's home timeline has it.
     eventually(lambda: posted["id"] in home_ids(http, follower) or None)
+
+
+def test_a_disabled_accounts_scheduled_status_is_dropped_when_due(
+    http: httpx.Client, make_user: Callable[..., User],
+    eager_post_service: Callable[..., tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    """As Mastodon's PublishScheduledStatusWorker: an author whose login the operator disabled posts nothing when
+    its scheduled status falls due, and the status is dropped (not kept for after an ``enable``)."""
+    author = make_user("sch_dis")
+    url, _ = eager_post_service()
+    before = taken_up(url, STACK_POST)
+    schedule_on(url, author, "never to be posted", 8)
+    accounts_tool("disable", author.username)
+    try:
+        eventually(lambda: taken_up(url, STACK_POST).get("dropped", 0) > before.get("dropped", 0) or None,
+                   timeout=60)
+    finally:
+        accounts_tool("enable", author.username)
+    assert scheduled_ids(http, author) == []
+    assert profile_texts(http, author) == []
+    assert taken_up(url, STACK_POST).get("posted", 0) == before.get("posted", 0)
 
 
 def test_a_scheduled_poll_is_posted_with_its_status_and_lasts_from_then(
