@@ -246,6 +246,10 @@ ANNOUNCEMENTS_CHANNEL = "announcements:changes"
 # And here for accounts that accepted notification requests (the account id, kicau/notification_policies.py): its
 # user and notification streams get Mastodon's ``notifications_merged``.
 NOTIFICATIONS_MERGED_CHANNEL = "notifications:merged"
+# And here for sessions that ended (kicau/tokens.py, ``end_streams``): ``token:<hash>`` when a token is revoked,
+# ``account:<id>`` when the operator disables an account; the streams opened with it end, as Mastodon's streaming
+# server ends them on ``kill``.
+SESSIONS_ENDED_CHANNEL = "sessions:ended"
 
 
 def last_seen(account_id: int) -> str:

@@ -63,6 +63,19 @@ async def cache(redis: Redis, token_hash: str, info: TokenInfo) -> None:
     await redis.set(keys.token_cache(token_hash), _encode(info), ex=TOKEN_CACHE_SECONDS)
 
 
+async def end_streams(redis: Redis, *, token_hash: str | None = None, account_id: int | None = None) -> None:
+    """Tell every gateway to end the streams opened with a token (revoked), or with any token of an account
+    (disabled): ``keys.SESSIONS_ENDED_CHANNEL``."""
+    for ended in ([f"token:{token_hash}"] if token_hash else []) + ([f"account:{account_id}"] if account_id else []):
+        await redis.publish(keys.SESSIONS_ENDED_CHANNEL, ended)
+
+
+def ended_session(raw: bytes) -> tuple[str, str] | None:
+    """What an ``end_streams`` message names: ("token", hash) or ("account", id); None if it names neither."""
+    kind, _, subject = raw.decode(errors="replace").partition(":")
+    return (kind, subject) if kind in ("token", "account") and subject else None
+
+
 async def forget(redis: Redis, *token_hashes: str) -> None:
     if token_hashes:
         await redis.delete(*(keys.token_cache(token_hash) for token_hash in token_hashes))

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import keys, media, resp
+from kicau import keys, media, resp, tokens
 from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
@@ -62,6 +62,7 @@ HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
 FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
 ANNOUNCEMENTS_CHANNEL = keys.ANNOUNCEMENTS_CHANNEL.encode()
 NOTIFICATIONS_MERGED_CHANNEL = keys.NOTIFICATIONS_MERGED_CHANNEL.encode()
+SESSIONS_ENDED_CHANNEL = keys.SESSIONS_ENDED_CHANNEL.encode()
 # Mastodon's payload of ``notifications_merged``.
 MERGED_PAYLOAD = "1"
 # The events a reader's filters apply to on its streams: statuses (Mastodon's streaming server filters these).
@@ -405,7 +406,12 @@ class Connection:
     # public timeline's events reach only connections listening to it, and are not filtered here.
     accepts: frozenset[str] = USER_EVENTS
     connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The hash of the token the stream was opened with: its revocation ends the stream (``StreamHub``).
+    session: str = ""
     overflowed: bool = False
+    # Cut off because its session ended (its token revoked, its account disabled), not because it fell behind:
+    # it ends without the overflow event.
+    ended: bool = False
     _queue: collections.deque[StreamEvent] = field(default_factory=collections.deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     # Set on overflow. The writer may be blocked in a send to a reader that stopped reading, where it never
@@ -444,6 +450,11 @@ class Connection:
         self._held.clear()
         self.overflow.set()
         self._wake.set()
+
+    def end(self) -> None:
+        """Its session ended: stop it, as a reader that fell behind is stopped (whoever runs it is woken)."""
+        self.ended = True
+        self._cut_off()
 
     def write_directly(self, sink: TransportSink) -> None:
         """Switch to direct writes: first whatever queued up meanwhile (synchronously, so nothing can slip in
@@ -614,11 +625,12 @@ class StreamHub:
     def connection_count(self) -> int:
         return sum(len(c) for c in self._connections.values())
 
-    async def open(self, account_id: int, transport: str, accepts: frozenset[str] = USER_EVENTS) -> Connection:
-        """Register a stream (of the ``accepts`` kinds of event, if given), or 429 when the account already holds
-        its cap of streams (on any gateway)."""
+    async def open(self, account_id: int, transport: str, accepts: frozenset[str] = USER_EVENTS, *,
+                   session: str = "") -> Connection:
+        """Register a stream (of the ``accepts`` kinds of event, if given) opened with the token whose hash is
+        ``session``, or 429 when the account already holds its cap of streams (on any gateway)."""
         connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
-                                accepts=accepts)
+                                accepts=accepts, session=session)
         key = _lease_key(account_id)
         now = time.time()
         pipe = self.redis.pipeline(transaction=True)
@@ -826,6 +838,21 @@ class StreamHub:
             self.dispatch(StreamDelivery(event="notifications_merged", status_id=0, accepted_at=time.time() * 1000,
                                          payload=MERGED_PAYLOAD, recipients=[account_id]))
 
+    def _sessions_ended(self, raw: bytes) -> None:
+        """A token was revoked, or an account disabled (kicau/tokens.py, ``end_streams``): the streams here opened
+        with it end. Revocations are rare, so a token's streams are found by looking at every stream here."""
+        ended = tokens.ended_session(raw)
+        if ended is None:
+            log.error("dropping an unreadable session end %r", raw[:200])
+            return
+        kind, subject = ended
+        if kind == "account":
+            ending = list(self._connections.get(int(subject), ())) if subject.isdigit() else []
+        else:
+            ending = [c for held in self._connections.values() for c in held if c.session == subject]
+        for connection in ending:
+            connection.end()
+
     def _announcement_changed(self, raw: bytes) -> None:
         """The operator's announcements changed (kicau/announcements.py): every user stream here is told, with the
         same payload for all (as Mastodon's, rendered for no one in particular)."""
@@ -903,7 +930,8 @@ class StreamHub:
                 changes: dict[bytes, Callable[[bytes], None]] = {
                     HIDES_CHANNEL: self._hides_changed, FILTERS_CHANNEL: self._filters_changed,
                     ANNOUNCEMENTS_CHANNEL: self._announcement_changed,
-                    NOTIFICATIONS_MERGED_CHANNEL: self._notifications_merged}
+                    NOTIFICATIONS_MERGED_CHANNEL: self._notifications_merged,
+                    SESSIONS_ENDED_CHANNEL: self._sessions_ended}
                 await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, *changes)
                 if self._subscribed.is_set():  # subscribed again: hide and filter changes may have been missed
                     for account_id in list(self._unwanted):

@@ -17,9 +17,10 @@ caches nothing it took longer than ``FRESH_RESOLUTION_SECONDS`` to resolve, and 
 time after waiting longer than that.
 
 The tokens are found by a scan of ``oauth_tokens`` (it has no index by account): fine for an operator's action, not
-for a request. Streams the account had open when it was disabled run until they end (a token revoked through
-``/oauth/revoke`` does the same); the next one is refused. It reads and writes Cassandra and Redis directly, with
-the services' settings (``KICAU_CASSANDRA_*``, ``KICAU_REDIS_URL``), as the reports and announcements tools do.
+for a request. Last, every gateway is told to end the streams the account has open (``tokens.end_streams``, as a
+token revoked through ``/oauth/revoke`` ends its own); the next one is refused. It reads and writes Cassandra and
+Redis directly, with the services' settings (``KICAU_CASSANDRA_*``, ``KICAU_REDIS_URL``), as the reports and
+announcements tools do.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ async def set_disabled(store: GraphStore, flags: DisabledAccounts, redis: Redis,
     await tokens.forget(redis, *token_hashes)
     await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS + 0.5)
     await tokens.forget(redis, *token_hashes)
+    if disabled:  # last: a stream opened meanwhile on a resolution made before the flag ends too
+        await tokens.end_streams(redis, account_id=account_id)
     return len(token_hashes)
 
 

@@ -413,6 +413,7 @@ class GraphService:
             await web_push.forget_subscriptions(self.redis, account_id)
         await self.store.delete_token(token_hash)
         await tokens.forget(self.redis, token_hash)
+        await tokens.end_streams(self.redis, token_hash=token_hash)  # its open streams end, as on Mastodon
 
     # Accounts -----------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from kicau import hashtags
+from kicau import hashtags, tokens
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
@@ -60,9 +60,10 @@ _split = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _read_id = msgspec.json.Decoder(_HasId).decode
 
 
-async def _stream_token(request: Request | WebSocket) -> TokenInfo:
-    """Bearer header, or for browsers (which cannot set headers on EventSource/WebSocket) the
-    ``access_token`` query parameter or the WebSocket subprotocol, as Mastodon accepts."""
+async def _stream_token(request: Request | WebSocket) -> tuple[TokenInfo, str]:
+    """The stream's token and its hash (the session whose end ends the stream: ``StreamHub``). Bearer header, or
+    for browsers (which cannot set headers on EventSource/WebSocket) the ``access_token`` query parameter or the
+    WebSocket subprotocol, as Mastodon accepts."""
     value = bearer_value(request) if isinstance(request, Request) else None
     if value is None and isinstance(request, WebSocket):
         header = request.headers.get("authorization", "")
@@ -77,7 +78,7 @@ async def _stream_token(request: Request | WebSocket) -> TokenInfo:
         raise ApiError(401, "This stream requires a user token")
     if not (info.allows("read") or info.allows("read:statuses")):
         raise ApiError(403, "This action is outside the authorized scopes")
-    return info
+    return info, tokens.hash_token(value)
 
 
 async def _backlog(request: Request, token: TokenInfo, last_event_id: int) -> tuple[list[StreamEvent], bool]:
@@ -160,7 +161,7 @@ class EventStreamResponse(Response):
         # go out within a second the response is left unfinished and the server closes the connection.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(1.0):
-                if connection.overflowed:
+                if connection.overflowed and not connection.ended:  # an ended session's stream just ends
                     final = StreamEvent(OVERFLOW_EVENT, None, OVERFLOW_DATA)
                     if connection.sink is not None:
                         # Past the bound by design: the reader gets it if it ever drains its buffer.
@@ -177,7 +178,7 @@ async def streaming_health() -> PlainTextResponse:
 
 @router.get("/api/v1/streaming/user")
 async def stream_user(request: Request) -> Response:
-    token = await _stream_token(request)
+    token, session = await _stream_token(request)
     assert token.account_id is not None
     raw_last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     last_event_id = parse_id(raw_last) if raw_last else None
@@ -185,7 +186,7 @@ async def stream_user(request: Request) -> Response:
         raise ApiError(400, "Last-Event-ID must be a status id")
     hub: StreamHub = request.app.state.hub
     # Registered before the backlog is read: anything fanned out meanwhile is queued, then de-duplicated.
-    connection = await hub.open(token.account_id, "sse")
+    connection = await hub.open(token.account_id, "sse", session=session)
     backlog: list[StreamEvent] = []
     try:
         if last_event_id is not None:
@@ -203,10 +204,10 @@ async def stream_user(request: Request) -> Response:
 async def stream_user_notifications(request: Request) -> Response:
     """Mastodon's ``user:notification`` stream: the user stream's ``notification`` events alone
     (kicau/notifications.py). Nothing to resume: ``Last-Event-ID`` is ignored, as notifications carry no id."""
-    token = await _stream_token(request)
+    token, session = await _stream_token(request)
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    connection = await hub.open(token.account_id, "sse", accepts=STREAM_EVENTS[NOTIFICATION_STREAM])
+    connection = await hub.open(token.account_id, "sse", accepts=STREAM_EVENTS[NOTIFICATION_STREAM], session=session)
     settings = request.app.state.settings
     return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
@@ -216,10 +217,10 @@ async def stream_direct(request: Request) -> Response:
     """Mastodon's ``direct`` stream: a ``conversation`` event each time a direct status joins one of the user's
     conversations (kicau/conversations.py), the conversation as the user reads it. Nothing to resume, as for
     notifications."""
-    token = await _stream_token(request)
+    token, session = await _stream_token(request)
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    connection = await hub.open(token.account_id, "sse", accepts=STREAM_EVENTS[DIRECT_STREAM])
+    connection = await hub.open(token.account_id, "sse", accepts=STREAM_EVENTS[DIRECT_STREAM], session=session)
     settings = request.app.state.settings
     return EventStreamResponse(hub, connection, [], settings.heartbeat_seconds, settings.stream_buffer_bytes)
 
@@ -241,14 +242,15 @@ def _only_media(request: Request) -> bool:
     return (request.query_params.get("only_media") or "").lower() in ("1", "t", "true", "on")
 
 
-async def _listening_stream(request: Request, token: TokenInfo, *, public: bool = False,
+async def _listening_stream(request: Request, stream_token: tuple[TokenInfo, str], *, public: bool = False,
                             tags: frozenset[str] = frozenset(), lists: frozenset[int] = frozenset(),
                             public_media: bool = False) -> Response:
     """An SSE stream of none of the account's own events: the public timeline's, hashtags' or lists' it listens
     to (``StreamHub.listen``), from the moment it listens."""
+    token, session = stream_token
     assert token.account_id is not None
     hub: StreamHub = request.app.state.hub
-    connection = await hub.open(token.account_id, "sse", accepts=frozenset())
+    connection = await hub.open(token.account_id, "sse", accepts=frozenset(), session=session)
     try:
         await hub.listen(connection, public=public, tags=tags, lists=lists, public_media=public_media)
     except BaseException:
@@ -321,7 +323,7 @@ async def stream_list(request: Request) -> Response:
     """Mastodon's ``list`` stream (``?list=``): the statuses reaching one of the user's lists' timelines as they are
     posted, and their deletions (kicau/lists.py). No resume, as for ``public``."""
     token = await _stream_token(request)
-    list_id = await list_of(request, token, request.query_params.get("list"))
+    list_id = await list_of(request, token[0], request.query_params.get("list"))
     return await _listening_stream(request, token, lists=frozenset({list_id}))
 
 
@@ -331,7 +333,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
     with ``tag`` for the ``hashtag`` streams and ``list`` for the ``list`` stream, any number of subscriptions a
     socket (``Subscriptions``), all served by one hub connection."""
     try:
-        token = await _stream_token(websocket)
+        token, session = await _stream_token(websocket)
     except ApiError as error:
         await websocket.close(code=4001 if error.status_code == 401 else 4003, reason=error.message)
         return
@@ -376,6 +378,9 @@ async def stream_websocket(websocket: WebSocket) -> None:
             await hub.close(conn)
             try:
                 async with asyncio.timeout(1.0):
+                    if conn.ended:  # its token revoked, its account disabled
+                        await websocket.close(code=1008, reason="session ended")
+                        return
                     await websocket.send_json({"stream": [key.partition("#")[0] for key in subscriptions.streams]
                                                or [USER_STREAM],
                                                "event": OVERFLOW_EVENT, "payload": "{}"})
@@ -392,7 +397,10 @@ async def stream_websocket(websocket: WebSocket) -> None:
         if not subscriptions.add(stream):
             return
         if connection is None:
-            connection = await hub.open(account_id, "websocket", accepts=subscriptions.accepts())
+            # The token again, as at the start: a socket that held no stream when its session ended (revoked,
+            # disabled) is not ended by it (``StreamHub``), and must not open one now.
+            await _stream_token(websocket)
+            connection = await hub.open(account_id, "websocket", accepts=subscriptions.accepts(), session=session)
             sender = asyncio.create_task(send_events(connection))
         else:
             connection.accepts = subscriptions.accepts()
