@@ -228,12 +228,12 @@ async def stream_direct(request: Request) -> Response:
 async def _public_stream(request: Request, tag: str | None = None) -> Response:
     """The public timeline's stream (with ``only_media``, its statuses with attachments), or (``tag``, in normal
     form) a hashtag's."""
-    token = await _stream_token(request)
+    stream_token = await _stream_token(request)
     if tag is None:
         if _only_media(request):
-            return await _listening_stream(request, token, public_media=True)
-        return await _listening_stream(request, token, public=True)
-    return await _listening_stream(request, token, tags=frozenset({tag}))
+            return await _listening_stream(request, stream_token, public_media=True)
+        return await _listening_stream(request, stream_token, public=True)
+    return await _listening_stream(request, stream_token, tags=frozenset({tag}))
 
 
 def _only_media(request: Request) -> bool:
@@ -322,9 +322,9 @@ async def list_of(request: Request | WebSocket, token: TokenInfo, list_id: Any) 
 async def stream_list(request: Request) -> Response:
     """Mastodon's ``list`` stream (``?list=``): the statuses reaching one of the user's lists' timelines as they are
     posted, and their deletions (kicau/lists.py). No resume, as for ``public``."""
-    token = await _stream_token(request)
-    list_id = await list_of(request, token[0], request.query_params.get("list"))
-    return await _listening_stream(request, token, lists=frozenset({list_id}))
+    token, session = await _stream_token(request)
+    list_id = await list_of(request, token, request.query_params.get("list"))
+    return await _listening_stream(request, (token, session), lists=frozenset({list_id}))
 
 
 @router.websocket("/api/v1/streaming")
