@@ -96,7 +96,8 @@ def test_a_disabled_login_is_refused_until_enabled(
     second_auth = {"Authorization": f"Bearer {second.json()['access_token']}"}
 
     with user_stream(gateway_url, user.auth) as lines, \
-            websocket_seeing(gateway_url, user, second_auth, http) as ws:
+            websocket_seeing(gateway_url, user, second_auth, http) as ws, \
+            connect(ws_url(gateway_url), additional_headers=user.auth, open_timeout=10) as idle:
         said_by_tool = accounts_tool("disable", user.username)
         # Its open streams end: the SSE one without the overflow event, the WebSocket with a close frame.
         assert not any("kicau.overflow" in line for line in ends_within(lines, 20))
@@ -104,6 +105,12 @@ def test_a_disabled_login_is_refused_until_enabled(
             while True:
                 next_frame(ws, timeout=20)
         assert closed.value.rcvd is not None and closed.value.rcvd.reason == "session ended"
+        # A socket that held no stream is not ended, but opens none now: refused as a new one would be.
+        idle.send(json.dumps({"type": "subscribe", "stream": "user"}))
+        assert next_frame(idle) == {**DISABLED, "status": 403}
+        with pytest.raises(ConnectionClosed) as refused_socket:
+            next_frame(idle)
+        assert refused_socket.value.rcvd is not None and refused_socket.value.rcvd.code == 4003
     assert said_by_tool.startswith(f"@{user.username} (id {user.id}) disabled; its 2 tokens"), said_by_tool
     assert accounts_tool("show", f"@{user.username}").split("\t")[2] == "disabled"
     for auth in (user.auth, second_auth):  # every token of the account, at once

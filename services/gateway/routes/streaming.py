@@ -60,6 +60,11 @@ _split = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _read_id = msgspec.json.Decoder(_HasId).decode
 
 
+# A WebSocket refused, or ended by a refusal (its token checked again as it subscribes, a cap on streams), closes
+# with the refusal's status in the 4000s of private-use codes; anything else is the server's error (1011).
+_CLOSE_CODES = {401: 4001, 403: 4003, 429: 4029}
+
+
 async def _stream_token(request: Request | WebSocket) -> tuple[TokenInfo, str]:
     """The stream's token and its hash (the session whose end ends the stream: ``StreamHub``). Bearer header, or
     for browsers (which cannot set headers on EventSource/WebSocket) the ``access_token`` query parameter or the
@@ -335,7 +340,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
     try:
         token, session = await _stream_token(websocket)
     except ApiError as error:
-        await websocket.close(code=4001 if error.status_code == 401 else 4003, reason=error.message)
+        await websocket.close(code=_CLOSE_CODES.get(error.status_code, 4003), reason=error.message)
         return
     account_id = token.account_id
     assert account_id is not None
@@ -465,7 +470,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
     except ApiError as error:
         with contextlib.suppress(Exception):
             await websocket.send_json({"error": error.message, "status": error.status_code})
-            await websocket.close(code=4029 if error.status_code == 429 else 1011)
+            await websocket.close(code=_CLOSE_CODES.get(error.status_code, 1011))
     finally:
         if sender:
             sender.cancel()
