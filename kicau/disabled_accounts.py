@@ -15,10 +15,17 @@ class DisabledAccounts:
         self._session = session
         self._read = session.prepare("SELECT disabled FROM accounts WHERE id = ?")
         self._write = write_preparer(session, write_consistency)("UPDATE accounts SET disabled = ? WHERE id = ?")
+        # The operator's listing, never a request's: every account is read (no index on the flag).
+        self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
     async def disabled(self, account_id: int) -> bool:
         rows = await execute(self._session, self._read, (account_id,))
         return bool(rows and rows[0]["disabled"])
+
+    async def every(self) -> list[tuple[int, str]]:
+        """Every disabled account, (id, username), by username: a scan of all accounts, for the operator's tool."""
+        rows = await execute(self._session, self._every, request_timeout=300)
+        return sorted(((int(row["id"]), str(row["username"])) for row in rows), key=lambda found: found[1])
 
     async def set(self, account_id: int, disabled: bool) -> None:
         """For an account that exists (an UPDATE of another would make a row)."""

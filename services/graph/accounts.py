@@ -4,6 +4,7 @@ USERNAME --disable``).
     python -m services.graph.accounts disable USERNAME
     python -m services.graph.accounts enable USERNAME
     python -m services.graph.accounts show USERNAME
+    python -m services.graph.accounts disabled
 
 A disabled account's tokens are refused with 403 ``{"error": "Your login is currently disabled"}`` on every request,
 and signing in (the password grant, the authorization form) answers the same to whoever gives its password. Its
@@ -56,6 +57,10 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
     try:
         store = GraphStore(session, clients.write_consistency(settings))
         flags = DisabledAccounts(session, clients.write_consistency(settings))
+        if args.command == "disabled":
+            for disabled_id, disabled_name in await flags.every():
+                print(f"@{disabled_name}\tid {disabled_id}")
+            return 0
         username = args.username.removeprefix("@").lower()
         account_id = await store.account_id_by_username(username)
         if account_id is None:
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("enable", "give the account its tokens and sign-ins back"),
                        ("show", "whether the account is disabled, and how many tokens it has")):
         commands.add_parser(name, help=what).add_argument("username", help="the account's username (@ optional)")
+    commands.add_parser("disabled", help="every disabled account, by username (a scan of all accounts)")
     args = parser.parse_args(argv)
     return asyncio.run(_run(args, CommonSettings()))
 

@@ -113,6 +113,7 @@ def test_a_disabled_login_is_refused_until_enabled(
         assert refused_socket.value.rcvd is not None and refused_socket.value.rcvd.code == 4003
     assert said_by_tool.startswith(f"@{user.username} (id {user.id}) disabled; its 2 tokens"), said_by_tool
     assert accounts_tool("show", f"@{user.username}").split("\t")[2] == "disabled"
+    assert f"@{user.username}\tid {user.id}" in accounts_tool("disabled").splitlines()
     for auth in (user.auth, second_auth):  # every token of the account, at once
         refused = http.get("/api/v1/accounts/verify_credentials", headers=auth)
         assert (refused.status_code, refused.json()) == (403, DISABLED)
@@ -137,6 +138,7 @@ def test_a_disabled_login_is_refused_until_enabled(
 
     assert "work again" in accounts_tool("enable", user.username)
     assert accounts_tool("show", user.username.upper()).split("\t")[2] == "enabled"  # usernames: any case
+    assert f"@{user.username}\tid {user.id}" not in accounts_tool("disabled").splitlines()
     for auth in (user.auth, second_auth):
         assert http.get("/api/v1/accounts/verify_credentials", headers=auth).status_code == 200
     assert password_grant(http, app_credentials, user, user.password).status_code == 200
