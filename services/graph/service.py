@@ -327,7 +327,7 @@ class GraphService:
         try:
             account_id = await self._check_password(login, password)
         except ApiError as refused:
-            if refused.message == tokens.DISABLED_LOGIN:
+            if refused.status_code == 403:  # disabled: said to whoever gave its password
                 raise
             raise ApiError(401, "Invalid username, e-mail address or password.") from refused
         code = await self.codes.issue(client_id=request["client_id"], account_id=account_id,

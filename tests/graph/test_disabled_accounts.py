@@ -26,6 +26,7 @@ from stack.services import service_env
 from tests.conftest import User
 from tests.gateway.test_streaming import read_events
 from tests.gateway.test_streaming_bounds import next_frame, ws_url
+from tests.graph.test_authorization_code import OOB, approve, make_app
 from tests.timeline.test_visibility import post
 
 DISABLED = {"error": "Your login is currently disabled"}
@@ -130,6 +131,12 @@ def test_a_disabled_login_is_refused_until_enabled(
     assert (signed_in.status_code, signed_in.json()) == (403, DISABLED)
     guessed = password_grant(http, app_credentials, user, "not the password at all")
     assert guessed.status_code == 400 and guessed.json() != DISABLED
+    # And through the authorization form: the page says why, after the password.
+    app = make_app(http)
+    params = {"response_type": "code", "client_id": app["client_id"], "redirect_uri": OOB, "scope": "read"}
+    in_browser = approve(http, user, params)
+    assert in_browser.status_code == 403 and DISABLED["error"] in in_browser.text
+    assert approve(http, user, params, password="not the password at all").status_code == 401
     # The rest of the instance reads the account and its statuses as before.
     assert http.get(f"/api/v1/statuses/{said}").status_code == 200
     assert http.get(f"/api/v1/accounts/{user.id}", headers=reader.auth).json()["username"] == user.username
