@@ -66,8 +66,10 @@ async def cache(redis: Redis, token_hash: str, info: TokenInfo) -> None:
 async def end_streams(redis: Redis, *, token_hash: str | None = None, account_id: int | None = None) -> None:
     """Tell every gateway to end the streams opened with a token (revoked), or with any token of an account
     (disabled): ``keys.SESSIONS_ENDED_CHANNEL``."""
-    for ended in ([f"token:{token_hash}"] if token_hash else []) + ([f"account:{account_id}"] if account_id else []):
-        await redis.publish(keys.SESSIONS_ENDED_CHANNEL, ended)
+    if token_hash:
+        await redis.publish(keys.SESSIONS_ENDED_CHANNEL, f"token:{token_hash}")
+    if account_id:
+        await redis.publish(keys.SESSIONS_ENDED_CHANNEL, f"account:{account_id}")
 
 
 def ended_session(raw: bytes) -> tuple[str, str] | None:
