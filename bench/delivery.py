@@ -286,8 +286,8 @@ class Poster:
             try:
                 return await self._exchange(reader, request)
             except ConnectionError:
-                # The server closed the idle connection just as the request left (its keep-alive timeout is 5 s,
-                # rates are further apart): it never read the request, so it goes again on a new connection.
+                # The server closed the idle connection just as the request left (its keep-alive timeout ran
+                # out between two posts): it never read the request, so it goes again on a new connection.
                 if reader.buffer:
                     raise
         _, fresh = await asyncio.get_running_loop().create_connection(_AnswerReader, self.host, self.port)

@@ -114,3 +114,16 @@ async def _call_hello(path: Path) -> tuple[int, bytes]:
         return status, body
     finally:
         await client.aclose()
+
+
+def test_the_gateway_holds_an_idle_connection_longer_than_clients_do(gateway_url: str) -> None:
+    """An idle keep-alive connection is still served after httpx's 5 s idle expiry: a client lets go of it before
+    the gateway closes it, so a request never leaves on a connection the server is closing at that moment."""
+    host, port = httpx.URL(gateway_url).host, httpx.URL(gateway_url).port
+    request = f"GET /readyz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, port), timeout=10) as connection:
+        for pause in (0.0, httpx.Limits().keepalive_expiry or 5.0):
+            time.sleep(pause + 1)
+            connection.sendall(request)
+            answer = connection.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), (pause, answer)
