@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,7 @@ from kicau.lists import Membership
 from kicau.settings import CommonSettings
 from kicau.tracked_cache import TrackedCache
 from kicau.web import install_common, redis_ready
-from services.gateway import openapi
+from services.gateway import auth, openapi
 from services.gateway.deps import Upstreams
 from services.gateway.media_files import MediaFiles
 from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
@@ -111,7 +112,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
                     followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of,
-                    memberships_of=memberships_of, filters_of=filters_of)
+                    memberships_of=memberships_of, filters_of=filters_of,
+                    ended_among=functools.partial(auth.ended_sessions, redis, upstreams.graph))
     await hub.start()
     app.state.hub = hub
     try:

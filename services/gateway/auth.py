@@ -9,6 +9,7 @@ Token values are never logged: only their hashes leave this module.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -67,6 +68,36 @@ async def resolve_uncached(graph: Caller, token_hash: str) -> TokenInfo:
     body = answer.json()
     return TokenInfo(account_id=body["account_id"], client_id=body["client_id"], scopes=body["scopes"],
                      disabled=bool(body.get("disabled")))
+
+
+# How many tokens ``ended_sessions`` checks at once: a gateway's thousands of streams are not a burst on the graph.
+_SESSION_CHECKS_AT_ONCE = 16
+
+
+async def ended_sessions(redis: Redis, graph: Caller, token_hashes: list[str]) -> set[str]:
+    """Which of these tokens (by hash) no longer open a session: revoked, or of a disabled account. One that cannot
+    be told now (the graph service unreachable) is not counted as ended. For the stream hub, after its channel was
+    lost with any ``sessions:ended`` message in it (streaming.py): Redis's entries first, the graph service for the
+    rest, a few at a time."""
+    gate = asyncio.Semaphore(_SESSION_CHECKS_AT_ONCE)
+
+    async def ended(token_hash: str) -> bool:
+        async with gate:
+            try:
+                info = await tokens.cached(redis, token_hash)
+            except Exception:
+                info = None
+            if info is None:
+                try:
+                    info = await resolve_uncached(graph, token_hash)
+                except ApiError as refused:
+                    return refused.status_code == 401
+                except Exception:
+                    return False
+            return info.disabled
+
+    verdicts = await asyncio.gather(*(ended(h) for h in token_hashes))
+    return {h for h, gone in zip(token_hashes, verdicts, strict=True) if gone}
 
 
 async def optional_token(request: Request) -> TokenInfo | None:

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from kicau import keys, media, resp, tokens
 from kicau.announcements import decode_change as decode_announcement_change
@@ -564,15 +565,18 @@ UnwantedOf = Callable[[int], Awaitable[list[int]]]
 MembershipsOf = Callable[[int], Awaitable[list[Membership]]]
 # An account's filters (kicau/filters.py), as the graph service gives them.
 FiltersOf = Callable[[int], Awaitable[ReaderFilters]]
+# Which of the given sessions (token hashes) have ended: revoked, or their account's login disabled.
+EndedAmong = Callable[[list[str]], Awaitable[set[str]]]
 
 
 class StreamHub:
     def __init__(
         self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None,
         unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
-        filters_of: FiltersOf | None = None,
+        filters_of: FiltersOf | None = None, ended_among: EndedAmong | None = None,
     ) -> None:
         self.redis = redis
+        self.ended_among = ended_among
         self.filters_of = filters_of
         # The filters (kicau/filters.py) of each account holding streams here that has any, and a count of the
         # changes seen for each account held (a load that saw one arrive meanwhile keeps what the change said).
@@ -853,6 +857,22 @@ class StreamHub:
         for connection in ending:
             connection.end()
 
+    async def _end_lapsed_sessions(self) -> None:
+        """After the channel was lost: end the streams whose sessions ended meanwhile (``_sessions_ended`` would have
+        ended them had its message arrived). A session that cannot be checked now keeps its streams."""
+        held = {c.session for connections in self._connections.values() for c in connections if c.session}
+        if not held or self.ended_among is None:
+            return
+        try:
+            ended = await self.ended_among(sorted(held))
+        except Exception:
+            log.warning("could not check the sessions of %d streams after resubscribing", len(held), exc_info=True)
+            return
+        if ended:
+            log.info("ending the streams of %d sessions that ended while the channel was lost", len(ended))
+        for connection in [c for cs in self._connections.values() for c in cs if c.session in ended]:
+            connection.end()
+
     def _announcement_changed(self, raw: bytes) -> None:
         """The operator's announcements changed (kicau/announcements.py): every user stream here is told, with the
         same payload for all (as Mastodon's, rendered for no one in particular)."""
@@ -933,11 +953,13 @@ class StreamHub:
                     NOTIFICATIONS_MERGED_CHANNEL: self._notifications_merged,
                     SESSIONS_ENDED_CHANNEL: self._sessions_ended}
                 await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, *changes)
-                if self._subscribed.is_set():  # subscribed again: hide and filter changes may have been missed
-                    for account_id in list(self._unwanted):
-                        self._spawn(self._load_unwanted(account_id))
-                    for account_id in list(self._connections):
-                        self._spawn(self._load_filters(account_id))
+                if self._subscribed.is_set():  # subscribed again after giving up on the channel
+                    self._channel_restored()
+                # redis-py reconnects a dropped pub/sub connection and subscribes it again by itself, silently
+                # (its retries): this hears of each such reconnection, where messages may have been missed too.
+                subscribed_on = pubsub.connection
+                if subscribed_on is not None:
+                    subscribed_on.register_connect_callback(self._channel_restored)
                 self._subscribed.set()
                 async for message in pubsub.listen():
                     changed = changes.get(message["channel"])
@@ -957,12 +979,28 @@ class StreamHub:
                     else:
                         self.dispatch(delivery)
             except asyncio.CancelledError:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._close_channel(pubsub)
                 raise
             except Exception:
                 log.warning("stream channel lost; resubscribing", exc_info=True)
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._close_channel(pubsub)
                 await asyncio.sleep(0.5)
+
+    async def _close_channel(self, pubsub: PubSub) -> None:
+        if pubsub.connection is not None:  # it goes back to the pool: nobody else's reconnections are ours
+            pubsub.connection.deregister_connect_callback(self._channel_restored)
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _channel_restored(self, _connection: object = None) -> None:
+        """The channel is back after it was lost: whatever was published meanwhile never arrives. Hide and filter
+        changes are read again for every account held here, and the end of a session, which nothing says again, is
+        looked for among every stream's (``_end_lapsed_sessions``)."""
+        log.warning("stream channel restored; reading again what it may have missed")
+        for account_id in list(self._unwanted):
+            self._spawn(self._load_unwanted(account_id))
+        for account_id in list(self._connections):
+            self._spawn(self._load_filters(account_id))
+        self._spawn(self._end_lapsed_sessions())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -173,3 +173,24 @@ def test_a_revoked_token_ends_its_own_streams_alone(
         assert read_events(kept, 1)[0].get("id") == said
     refused = http.get("/api/v1/accounts/verify_credentials", headers=other_auth)
     assert refused.status_code == 401
+
+
+def test_a_session_that_ended_while_the_channel_was_lost_ends_its_streams(
+    http: httpx.Client, make_user: Callable[..., User], app_credentials: dict[str, Any], gateway_url: str,
+    stack_cassandra: Any, stack_redis: redis.Redis,
+) -> None:
+    """A token revoked with its ``sessions:ended`` message lost (the row and the cache entry deleted, nothing
+    published), then the gateway's channel dropped: resubscribed, the gateway checks the sessions of its streams
+    and ends the revoked token's, not the other token's."""
+    user = make_user("lost_u")
+    other = password_grant(http, app_credentials, user, user.password).json()["access_token"]
+    other_auth = {"Authorization": f"Bearer {other}"}
+    with user_stream(gateway_url, user.auth) as kept, user_stream(gateway_url, other_auth) as revoked:
+        token_hash = tokens.hash_token(other)
+        stack_cassandra.execute("DELETE FROM oauth_tokens WHERE token_hash = %s", (token_hash,))
+        stack_redis.delete(keys.token_cache(token_hash))
+        assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # every subscriber here, the gateways' included
+        ends_within(revoked, 20)
+        said = post(http, user, "still streaming after the channel came back")
+        assert read_events(kept, 1)[0].get("id") == said
+    assert http.get("/api/v1/accounts/verify_credentials", headers=other_auth).status_code == 401

@@ -174,6 +174,11 @@ class EventStreamResponse(Response):
                     else:
                         await chunk(final.sse_frame())
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if connection.overflowed and transport is not None:
+            # Cut off, or its session ended: the connection goes with the stream. Kept alive for another request
+            # instead, a reader that stopped reading would hold it (and what waits in its buffers) for the whole
+            # keep-alive timeout (kicau/serve.py). close() still sends whatever is buffered first.
+            transport.close()
 
 
 @router.get("/api/v1/streaming/health")
