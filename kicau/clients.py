@@ -21,6 +21,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, dict_factory
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -47,6 +48,27 @@ def redis_client(settings: CommonSettings, *, name: str, max_connections: int = 
                     supported_errors=(redis.exceptions.ConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)
+
+
+# Called with the connection each time redis-py connects a pub/sub connection again.
+Reconnected = Callable[[Any], None]
+
+
+async def subscribe(pubsub: PubSub, *channels: str | bytes, reconnected: Reconnected) -> None:
+    """Subscribe, and hear of every later reconnection. redis-py connects a dropped pub/sub connection again and
+    subscribes it again by itself, raising nothing: whatever was published in between never arrives, and only
+    ``reconnected`` tells the subscriber to look for what it missed. It must be a bound method (kept weakly)."""
+    await pubsub.subscribe(*channels)
+    if pubsub.connection is not None:
+        pubsub.connection.register_connect_callback(reconnected)
+
+
+async def unsubscribe(pubsub: PubSub, reconnected: Reconnected) -> None:
+    """Close what ``subscribe`` opened: the connection goes back to the pool, where its reconnections are no
+    longer this subscriber's."""
+    if pubsub.connection is not None:
+        pubsub.connection.deregister_connect_callback(reconnected)
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def kafka_producer(settings: CommonSettings) -> AIOKafkaProducer:

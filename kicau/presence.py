@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
-from kicau import keys
+from kicau import clients, keys
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,9 @@ class OnlineMirror:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(keys.PRESENCE_CHANNEL)
+                # Announcements missed while redis-py reconnected the channel: a snapshot at once, rather than at
+                # the next periodic one (up to HEARTBEAT_TTL later, a reader's statuses not published to it till then).
+                await clients.subscribe(pubsub, keys.PRESENCE_CHANNEL, reconnected=self._reconnected)
                 await self._snapshot()
                 self._ready.set()
                 resync_at = asyncio.get_running_loop().time() + HEARTBEAT_TTL
@@ -199,9 +201,13 @@ class OnlineMirror:
                         await self._snapshot()
                         resync_at = asyncio.get_running_loop().time() + HEARTBEAT_TTL
             except asyncio.CancelledError:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await clients.unsubscribe(pubsub, self._reconnected)
                 raise
             except Exception:
                 log.warning("presence mirror lost its subscription; resubscribing", exc_info=True)
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await clients.unsubscribe(pubsub, self._reconnected)
                 await asyncio.sleep(1)
+
+    def _reconnected(self, _connection: object = None) -> None:
+        self._resync_now = True
+

@@ -39,9 +39,8 @@ from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
-from kicau import keys, media, resp, tokens
+from kicau import clients, keys, media, resp, tokens
 from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
@@ -952,14 +951,10 @@ class StreamHub:
                     ANNOUNCEMENTS_CHANNEL: self._announcement_changed,
                     NOTIFICATIONS_MERGED_CHANNEL: self._notifications_merged,
                     SESSIONS_ENDED_CHANNEL: self._sessions_ended}
-                await pubsub.subscribe(self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, *changes)
+                await clients.subscribe(pubsub, self.presence.channel, keys.LARGE_ACCOUNTS_CHANNEL, *changes,
+                                        reconnected=self._channel_restored)
                 if self._subscribed.is_set():  # subscribed again after giving up on the channel
                     self._channel_restored()
-                # redis-py reconnects a dropped pub/sub connection and subscribes it again by itself, silently
-                # (its retries): this hears of each such reconnection, where messages may have been missed too.
-                subscribed_on = pubsub.connection
-                if subscribed_on is not None:
-                    subscribed_on.register_connect_callback(self._channel_restored)
                 self._subscribed.set()
                 async for message in pubsub.listen():
                     changed = changes.get(message["channel"])
@@ -979,17 +974,12 @@ class StreamHub:
                     else:
                         self.dispatch(delivery)
             except asyncio.CancelledError:
-                await self._close_channel(pubsub)
+                await clients.unsubscribe(pubsub, self._channel_restored)
                 raise
             except Exception:
                 log.warning("stream channel lost; resubscribing", exc_info=True)
-                await self._close_channel(pubsub)
+                await clients.unsubscribe(pubsub, self._channel_restored)
                 await asyncio.sleep(0.5)
-
-    async def _close_channel(self, pubsub: PubSub) -> None:
-        if pubsub.connection is not None:  # it goes back to the pool: nobody else's reconnections are ours
-            pubsub.connection.deregister_connect_callback(self._channel_restored)
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _channel_restored(self, _connection: object = None) -> None:
         """The channel is back after it was lost: whatever was published meanwhile never arrives. Hide and filter

@@ -1,14 +1,20 @@
-"""Who is online, as a fanout worker mirrors it (kicau/presence.py ``OnlineMirror``), pure logic over the
-presence messages it reads from pub/sub (the pub/sub itself is exercised by the streaming and fault tests):
-``any_online`` agrees with ``gateways_of`` on whether anyone is there to deliver to."""
+"""Who is online, as a fanout worker mirrors it (kicau/presence.py ``OnlineMirror``): pure logic over the
+presence messages it reads from pub/sub (``any_online`` agrees with ``gateways_of`` on whether anyone is there to
+deliver to), and, on the stack's Redis, a mirror whose channel was dropped and silently reconnected by redis-py
+reads a snapshot at once rather than at its next periodic one."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+import uuid
 
 from redis.asyncio import Redis
 
+from kicau import presence
 from kicau.presence import OnlineMirror
+from stack.services import service_env
 
 
 def test_any_online_agrees_with_gateways_of() -> None:
@@ -32,3 +38,33 @@ def test_an_account_whose_last_stream_closed_is_offline() -> None:
     mirror._apply("g2 7 0")
     assert not mirror.any_online([5, 7]) and not mirror.gateways_of([5, 7])
     assert not mirror.any_online([])
+
+
+async def test_a_mirror_reads_what_it_missed_as_soon_as_its_channel_is_back() -> None:
+    name = f"kicau-test-mirror-{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(service_env()["KICAU_REDIS_URL"], client_name=name)
+    mirror = OnlineMirror(redis)
+    gateway, account = f"test-{uuid.uuid4().hex[:8]}", random.randrange(10**15, 10**16)
+    hash_key = presence.GATEWAY_KEYS_PREFIX + gateway + "}"
+    try:
+        await mirror.start()
+        # A gateway announced a stream while the mirror's channel was down: the state is in Redis, the message gone.
+        await redis.sadd(presence.GATEWAYS, gateway)
+        await redis.set(f"{hash_key}:alive", b"1", ex=presence.HEARTBEAT_TTL)
+        await redis.hset(hash_key, str(account), b"1")
+        await asyncio.sleep(1.5)
+        assert not mirror.any_online([account])  # nothing told it
+        subscribed = [c for c in await redis.client_list() if c.get("name") == name and c.get("sub") != "0"]
+        assert len(subscribed) == 1, subscribed
+        assert await redis.client_kill_filter(_id=str(subscribed[0]["id"])) == 1
+        deadline = time.monotonic() + 10  # its next periodic snapshot is up to HEARTBEAT_TTL (30 s) away
+        while not mirror.any_online([account]):
+            assert time.monotonic() < deadline, "the mirror did not read a snapshot when its channel came back"
+            await asyncio.sleep(0.1)
+        assert mirror.gateways_of([account]) == {gateway: [account]}
+    finally:
+        await mirror.stop()
+        await asyncio.sleep(0.2)  # its task, cancelled, closes its channel
+        await redis.srem(presence.GATEWAYS, gateway)
+        await redis.delete(hash_key, f"{hash_key}:alive")
+        await redis.aclose()
