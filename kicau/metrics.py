@@ -116,6 +116,11 @@ LOCAL_CACHE_INVALIDATIONS = Counter(
 LOCAL_CACHE_FLUSHES = Counter(
     "kicau_local_cache_flushes_total", "Times the process-local cache dropped every copy (connection lost, flush)"
 )
+# A pub/sub channel connected again after a drop (kicau/clients.py ``subscribe``): whatever was published meanwhile
+# was missed, and the subscriber read again what it could. Frequent ones point at Redis or the network.
+PUBSUB_RECONNECTIONS = Counter(
+    "kicau_pubsub_reconnections_total", "Pub/sub channels connected again after a drop, by subscriber", ["subscriber"]
+)
 ACCOUNT_NEWEST_PAGES = Counter(
     "kicau_account_newest_pages_total",
     "Newest pages of an account's statuses the timeline served, by where their ids came from", ["source"],

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 
 from kicau import clients, keys
+from kicau.metrics import PUBSUB_RECONNECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -209,5 +210,6 @@ class OnlineMirror:
                 await asyncio.sleep(1)
 
     def _reconnected(self, _connection: object = None) -> None:
+        PUBSUB_RECONNECTIONS.labels("presence_mirror").inc()
         self._resync_now = True
 

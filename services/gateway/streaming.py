@@ -50,7 +50,7 @@ from kicau.filters import ReaderFilters, searchable_text, with_results
 from kicau.filters import decode as decode_filters
 from kicau.follow_options import FollowOptions
 from kicau.lists import Membership
-from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, STREAM_DELIVERIES_REPEATED
+from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, PUBSUB_RECONNECTIONS, STREAM_DELIVERIES_REPEATED
 from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
 from kicau.web import ApiError
@@ -986,6 +986,7 @@ class StreamHub:
         changes are read again for every account held here, and the end of a session, which nothing says again, is
         looked for among every stream's (``_end_lapsed_sessions``)."""
         log.warning("stream channel restored; reading again what it may have missed")
+        PUBSUB_RECONNECTIONS.labels("stream_hub").inc()
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
         for account_id in list(self._connections):

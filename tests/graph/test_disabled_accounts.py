@@ -189,8 +189,17 @@ def test_a_session_that_ended_while_the_channel_was_lost_ends_its_streams(
         token_hash = tokens.hash_token(other)
         stack_cassandra.execute("DELETE FROM oauth_tokens WHERE token_hash = %s", (token_hash,))
         stack_redis.delete(keys.token_cache(token_hash))
+        reconnections = hub_reconnections(http)
         assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # every subscriber here, the gateways' included
         ends_within(revoked, 20)
+        assert hub_reconnections(http) > reconnections  # counted for the operator
         said = post(http, user, "still streaming after the channel came back")
         assert read_events(kept, 1)[0].get("id") == said
     assert http.get("/api/v1/accounts/verify_credentials", headers=other_auth).status_code == 401
+
+
+def hub_reconnections(http: httpx.Client) -> float:
+    """The gateway's count of its stream hub's channel reconnections (``kicau_pubsub_reconnections_total``)."""
+    series = 'kicau_pubsub_reconnections_total{subscriber="stream_hub"} '
+    lines = [line for line in http.get("/metrics").text.splitlines() if line.startswith(series)]
+    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0

@@ -10,6 +10,7 @@ import random
 import time
 import uuid
 
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from kicau import clients, presence
@@ -59,15 +60,22 @@ async def test_a_mirror_reads_what_it_missed_as_soon_as_its_channel_is_back() ->
         assert not mirror.any_online([account])  # nothing told it
         subscribed = [c for c in await redis.client_list() if c.get("name") == name and c.get("sub") != "0"]
         assert len(subscribed) == 1, subscribed
+        reconnections = _reconnections()
         assert await redis.client_kill_filter(_id=str(subscribed[0]["id"])) == 1
         deadline = time.monotonic() + 10  # its next periodic snapshot is up to HEARTBEAT_TTL (30 s) away
         while not mirror.any_online([account]):
             assert time.monotonic() < deadline, "the mirror did not read a snapshot when its channel came back"
             await asyncio.sleep(0.1)
         assert mirror.gateways_of([account]) == {gateway: [account]}
+        assert _reconnections() == reconnections + 1  # counted for the operator
     finally:
         await mirror.stop()
         await asyncio.sleep(0.2)  # its task, cancelled, closes its channel
         await redis.srem(presence.GATEWAYS, gateway)
         await redis.delete(hash_key, f"{hash_key}:alive")
         await redis.aclose()
+
+
+def _reconnections() -> float:
+    counted = REGISTRY.get_sample_value("kicau_pubsub_reconnections_total", {"subscriber": "presence_mirror"})
+    return counted or 0.0
