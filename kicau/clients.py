@@ -57,8 +57,8 @@ Reconnected = Callable[[Any], None]
 async def subscribe(pubsub: PubSub, *channels: str | bytes, reconnected: Reconnected) -> None:
     """Subscribe, and hear of every later reconnection. With the retries of ``redis_client``, redis-py connects a
     dropped pub/sub connection again and subscribes it again by itself, raising nothing: whatever was published in
-    between never arrives, and only
-    ``reconnected`` tells the subscriber to look for what it missed. It must be a bound method (kept weakly)."""
+    between never arrives, and only ``reconnected`` tells the subscriber to look for what it missed. It must be a
+    bound method (redis-py keeps it weakly)."""
     await pubsub.subscribe(*channels)
     if pubsub.connection is not None:
         pubsub.connection.register_connect_callback(reconnected)

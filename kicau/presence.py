@@ -212,4 +212,3 @@ class OnlineMirror:
     def _reconnected(self, _connection: object = None) -> None:
         PUBSUB_RECONNECTIONS.labels("presence_mirror").inc()
         self._resync_now = True
-
