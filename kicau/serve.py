@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import functools
 import gc
+import logging
 import os
+import resource
 import socket
 import stat
 from typing import Any
@@ -21,6 +23,11 @@ from kicau.metrics import time_garbage_collections
 from kicau.web import configure_logging
 
 GC_FIRST_GENERATION_THRESHOLD = 50_000
+# Where the hard limit of open files is "unlimited", the soft one is raised this far: Linux refuses more than its
+# ``fs.nr_open`` (1,048,576 by default) anyway.
+OPEN_FILES_WHEN_UNLIMITED = 1_048_576
+
+log = logging.getLogger("kicau")
 
 
 class _Server(uvicorn.Server):
@@ -111,12 +118,35 @@ def unix_listener(path: str) -> socket.socket:
 KEEP_ALIVE_SECONDS = 75
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit; the soft limit now in force.
+
+    Every connection a service holds is a descriptor: a gateway's open streams above all. Many hosts start a process
+    with a soft limit of 1,024 under a far higher hard one (systemd's default for services and logins; Docker's for
+    containers since 25.0), and asyncio never raises it, so past ~1,000 connections every accept failed with EMFILE
+    and the clients beyond were reset (tests/kicau/test_serve.py). The JVMs, Redis and Go programs raise theirs
+    themselves; Locust raises its own to 10,000. A host that wants a lower bound sets the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WHEN_UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as refused:
+            log.warning("open files: the soft limit stays at %d (raising it to %d was refused: %s)",
+                        soft, wanted, refused)
+            return soft
+        log.info("open files: soft limit raised from %d to %d", soft, wanted)
+        return wanted
+    return soft
+
+
 def run(app_path: str, *, host: str, port: int, unix_socket: str = "", call_socket: str = "") -> None:
     """Serve ``app_path`` on ``host:port``; when ``unix_socket`` is a path, HTTP on that Unix socket too: callers
     on the same host skip the TCP stack on both ends of every request: ~6% less CPU per home page for the
     timeline's (bench/README.md); and when ``call_socket`` is a path, internal calls as frames on it
     (kicau/internal_rpc.py: what the gateway uses under the stack)."""
     configure_logging()
+    raise_open_files_limit()
     time_garbage_collections()
     config = uvicorn.Config(
         app_path,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import stat
@@ -127,3 +128,55 @@ def test_the_gateway_holds_an_idle_connection_longer_than_clients_do(gateway_url
             connection.sendall(request)
             answer = connection.recv(65536)
             assert answer.startswith(b"HTTP/1.1 200"), (pause, answer)
+
+
+def test_a_service_holds_more_connections_than_the_soft_open_files_limit_it_started_with() -> None:
+    """Many hosts start a process with a soft limit of 1,024 open files (systemd's default; Docker's since 25.0)
+    under a much higher hard one, and an asyncio server never raises it: past the soft limit every accept fails
+    (EMFILE) and new clients wait in the listen queue, so a gateway would hold fewer than ~1,000 streams. A service
+    run through kicau.serve raises its soft limit to the hard one: started at 256, it answers 400 connections held
+    open at once."""
+    held, soft = 400, 256
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < held + 64:
+        pytest.fail(f"this host's hard limit of open files ({hard}) is below what the test holds")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = subprocess.Popen(
+        [sys.executable, "-c", f"from kicau.serve import run; run('bench.hello:app', host='127.0.0.1', port={port})"],
+        cwd=Path(__file__).resolve().parents[2],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+    connections: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert served.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        limits = Path(f"/proc/{served.pid}/limits").read_text()
+        open_files = next(line for line in limits.splitlines() if line.startswith("Max open files")).split()
+        assert open_files[3] == open_files[4], limits  # soft raised to hard
+        request = f"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        for _ in range(held):
+            connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+            connections.append(connection)
+            connection.sendall(request)
+        # Every one answered while all are open (a keep-alive connection holds its descriptor in the server).
+        answered = sum(_answered(connection) for connection in connections)
+        assert answered == held
+    finally:
+        for connection in connections:
+            connection.close()
+        served.kill()
+        served.wait(timeout=10)
+
+
+def _answered(connection: socket.socket) -> bool:
+    try:
+        return connection.recv(4096).startswith(b"HTTP/1.1 200")
+    except OSError:  # reset: what a server out of descriptors does to the connections it cannot take
+        return False
