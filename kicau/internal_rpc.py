@@ -164,7 +164,7 @@ async def answer_call(app: ASGIApp, scope: Scope, body: bytes) -> Answer:
     as over HTTP), else through the whole application, middleware and error handlers included."""
     if isinstance(app, ServiceApp):
         route = app.hot_routes.find(scope)
-        if route is not None:
+        if route is not None and not route.streams:
             scope["app"] = app
             return await app.hot_routes.answer(route, scope, _Receive(body))
     return await _Exchange(body).run(app, scope)

@@ -15,7 +15,7 @@ from kicau.filters import decode as decode_filters
 from kicau.follow_options import DEFAULT as DEFAULT_OPTIONS
 from kicau.follow_options import FollowOptions, decode_options
 from kicau.follower_lists import KnownFollowers
-from kicau.hot_routes import ServiceApp
+from kicau.hot_routes import HotRoutes, ServiceApp
 from kicau.lists import Membership
 from kicau.settings import CommonSettings
 from kicau.tracked_cache import TrackedCache
@@ -58,6 +58,16 @@ from services.gateway.upstreams import Caller
 from services.gateway.upstreams import upstream as upstreams_at
 
 
+def add_hot_routes(hot: HotRoutes) -> None:
+    """The gateway's requests served without FastAPI's layers (kicau/hot_routes.py): the two timelines read most,
+    posting, and every SSE stream (held open, a stream would otherwise keep those layers for its whole life)."""
+    hot.add("GET", "/api/v1/timelines/home", timelines.home_page)
+    hot.add("GET", "/api/v1/accounts/{account_id}/statuses", timelines.account_statuses_page)
+    hot.add("POST", "/api/v1/statuses", statuses.create_status_hot)
+    for path, route in streaming.SSE_ROUTES.items():
+        hot.add_stream("GET", path, streaming.hot_stream(route))
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     common = CommonSettings()
@@ -82,9 +92,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.media_files = MediaFiles(most_bytes=settings.media_cache_bytes, largest=settings.media_cache_file_bytes,
                                        seconds=settings.media_cache_seconds)
     if settings.hot_routes and isinstance(app, ServiceApp):
-        app.hot_routes.add("GET", "/api/v1/timelines/home", timelines.home_page)
-        app.hot_routes.add("GET", "/api/v1/accounts/{account_id}/statuses", timelines.account_statuses_page)
-        app.hot_routes.add("POST", "/api/v1/statuses", statuses.create_status_hot)
+        add_hot_routes(app.hot_routes)
+
     async def followers_among(author: int, candidates: list[int]) -> dict[int, FollowOptions]:
         answer = await upstreams.graph.call(
             "POST", f"/internal/accounts/{author}/followers-among", json={"candidates": candidates}

@@ -2,7 +2,7 @@
 service: answered without the framework's layers, they must still give everything those layers gave: the request
 metrics of both services (named by route template, never by id), the rate-limit headers on every answer (errors
 too), Mastodon errors and the Link header. The last tests compare them, answer for answer, with a gateway that
-serves the same routes through FastAPI."""
+serves the same routes through FastAPI; the SSE streams too, which the gateway serves as hot streams."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from prometheus_client.parser import text_string_to_metric_families
 
+from kicau.hot_routes import HotRoutes
 from kicau.settings import CommonSettings
+from services.gateway.app import add_hot_routes
+from services.gateway.routes import streaming
 from stack.gateways import Gateway, spawned_gateway
 from tests.conftest import User
+from tests.gateway.test_streaming import read_events, warm_until_seen
 
 ROUTE = "/api/v1/timelines/home"
 
@@ -215,3 +220,75 @@ def test_posting_through_the_hot_route_answers_exactly_as_the_framework_route(
         assert first.status_code == again.status_code == 200
         assert first.json()["id"] == again.json()["id"]
     assert http.get(f"/api/v1/accounts/{author.id}").json()["statuses_count"] == 11
+
+
+def test_streams_answer_exactly_as_the_framework_routes(http: httpx.Client, gateway_url: str,
+                                                        framework_gateway: Gateway,
+                                                        make_user: Callable[..., User]) -> None:
+    """Every SSE stream is served as a hot stream (``streaming.SSE_ROUTES``): its refusals are the framework
+    route's to the byte, an open stream has the same head and carries the same statuses, and it is counted under
+    its route template as it opens."""
+    reader, author = make_user("hs"), make_user("hs")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
+    write_only = http.post("/oauth/token", data={
+        "grant_type": "password", **_app(http), "username": reader.username, "password": reader.password,
+        "scope": "write"}).json()["access_token"]
+    refusals: list[tuple[str, dict[str, str], dict[str, str]]] = [
+        ("/api/v1/streaming/user", {}, {}),
+        ("/api/v1/streaming/user", {}, {"Authorization": "Bearer not-a-token"}),
+        ("/api/v1/streaming/user", {}, {"Authorization": "Basic abc"}),
+        ("/api/v1/streaming/user", {}, {"Authorization": f"Bearer {write_only}"}),
+        ("/api/v1/streaming/user", {"last_event_id": "x"}, reader.auth),
+        ("/api/v1/streaming/public", {"access_token": "not-a-token"}, {}),
+        ("/api/v1/streaming/hashtag", {}, reader.auth),
+        ("/api/v1/streaming/hashtag/local", {"tag": "not a tag!"}, reader.auth),
+        ("/api/v1/streaming/list", {}, reader.auth),
+        ("/api/v1/streaming/list", {"list": "x"}, reader.auth),
+        ("/api/v1/streaming/list", {"list": "123456789"}, reader.auth),
+        ("/api/v1/streaming/direct", {}, {}),
+    ]
+    with httpx.Client(base_url=framework_gateway.url, timeout=30) as framework:
+        for path, params, headers in refusals:
+            hot, plain = http.get(path, params=params, headers=headers), framework.get(path, params=params,
+                                                                                    headers=headers)
+            assert (hot.status_code, hot.content) == (plain.status_code, plain.content), (path, params, headers)
+            assert 400 <= hot.status_code < 500 and "error" in hot.json(), (path, params, hot.text)
+    route = "/api/v1/streaming/user"
+    opened_before = requests_counted(gateway_url, "gateway", route, 200)
+    timeout = httpx.Timeout(30, read=60)
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as hot_client, \
+            httpx.Client(base_url=framework_gateway.url, timeout=timeout) as plain_client, \
+            hot_client.stream("GET", route, headers=reader.auth) as hot, \
+            plain_client.stream("GET", route, headers=reader.auth) as plain:
+        assert hot.status_code == plain.status_code == 200
+        for name in ("content-type", "cache-control", "x-accel-buffering", "transfer-encoding"):
+            assert hot.headers.get(name) == plain.headers.get(name), name
+        assert requests_counted(gateway_url, "gateway", route, 200) == opened_before + 1
+        hot_lines, plain_lines = hot.iter_lines(), plain.iter_lines()
+        warm_until_seen(gateway_url, author, hot_lines)
+        warm_until_seen(gateway_url, author, plain_lines, text="warm-up too")
+        posted = http.post("/api/v1/statuses", headers=author.auth, data={"status": "to both"}).json()["id"]
+        # The hot stream also got the second warm-up's posts (one reader, two streams): each is read up to the status.
+        hot_event, plain_event = _event_of(hot_lines, posted), _event_of(plain_lines, posted)
+        assert hot_event == plain_event and hot_event["event"] == "update"
+
+
+def _event_of(lines: Iterator[str], status_id: str) -> dict[str, str]:
+    while True:
+        event = read_events(lines, 1)[0]
+        if event.get("id") == status_id:
+            return event
+
+
+def test_every_sse_route_is_a_hot_stream() -> None:
+    """Every SSE stream the gateway declares (all its GET routes under /api/v1/streaming but the health check) is
+    served as a hot stream: a stream route added later without joining ``SSE_ROUTES`` would fail here."""
+    hot = HotRoutes("gateway-test-hot-streams")
+    add_hot_routes(hot)
+    declared = {route.path for route in streaming.router.routes if isinstance(route, APIRoute)
+                and "GET" in (route.methods or ()) and route.path != "/api/v1/streaming/health"}
+    assert declared and declared == set(streaming.SSE_ROUTES)
+    for path in declared:
+        taken = hot.find({"type": "http", "method": "GET", "path": path})
+        assert taken is not None and taken.streams and taken.route == path
+    assert hot.find({"type": "http", "method": "HEAD", "path": "/api/v1/streaming/user"}) is None  # the framework's

@@ -3,11 +3,18 @@ segment, whose value lands in ``scope["path_params"]`` as Starlette's router put
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import pytest
+from fastapi.responses import StreamingResponse
+from prometheus_client import REGISTRY
 
-from kicau.hot_routes import Answer, HotRoutes
+from kicau.hot_routes import Answer, HotRoutes, ServiceApp
+from kicau.internal_rpc import answer_call
+from kicau.web import ApiError
 
 
 async def _nothing(scope: Any, receive: Any) -> Answer:
@@ -45,3 +52,59 @@ def test_a_path_holds_at_most_one_parameter() -> None:
         routes.add("GET", "/a/{x}/b/{y}", _nothing)
     with pytest.raises(ValueError):
         routes.add("GET", "/a/{}/b", _nothing)
+
+
+async def test_a_stream_route_runs_its_response_with_the_servers_send() -> None:
+    """A hot stream (``add_stream``) answers before the application's own routes (this one has none for the path,
+    so the framework would answer 404): its response is run with the server's ``send``, body after body; a refusal
+    raised while opening it is a Mastodon error; both are counted under the route. An internal call is not answered
+    by the opener directly (``HotRoutes.answer`` takes whole answers only) but through the whole application."""
+    app = ServiceApp(service="test-hot-streams")
+
+    async def opener(scope: Any, receive: Any) -> StreamingResponse:
+        if scope["query_string"] == b"refuse":
+            raise ApiError(403, "This action is outside the authorized scopes")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"data: one\n\n"
+            yield b"data: two\n\n"
+
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    app.hot_routes.add_stream("GET", "/stream", opener)
+
+    async def connected() -> dict[str, Any]:  # a client that stays until the answer ends
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def exchange(query: bytes) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
+
+        await app({"type": "http", "method": "GET", "path": "/stream", "query_string": query, "headers": []},
+                  connected, send)
+        return sent
+
+    before = _counted("test-hot-streams", "/stream", "200"), _counted("test-hot-streams", "/stream", "403")
+    streamed = await exchange(b"")
+    assert streamed[0]["type"] == "http.response.start" and streamed[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in streamed[1:]) == b"data: one\n\ndata: two\n\n"
+    assert streamed[-1].get("more_body", False) is False
+    refused = await exchange(b"refuse")
+    assert refused[0]["status"] == 403
+    assert json.loads(refused[1]["body"]) == {"error": "This action is outside the authorized scopes"}
+    assert (_counted("test-hot-streams", "/stream", "200"), _counted("test-hot-streams", "/stream", "403")) == (
+        before[0] + 1, before[1] + 1)
+
+    called = await answer_call(app, {"type": "http", "method": "GET", "path": "/stream", "query_string": b"",
+                                     "headers": []}, b"")
+    # Through the whole application, whose first step serves the stream: its whole body, as for any streaming answer.
+    assert (called.status, called.body) == (200, b"data: one\n\ndata: two\n\n")
+
+
+def _counted(service: str, route: str, status: str) -> float:
+    value = REGISTRY.get_sample_value("kicau_http_requests_total", {"service": service, "method": "GET",
+                                                                    "route": route, "status": status})
+    return value or 0.0

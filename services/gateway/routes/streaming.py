@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from kicau import hashtags, tokens
+from kicau.hot_routes import StreamOpener
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
@@ -335,6 +337,30 @@ async def stream_list(request: Request) -> Response:
     token, session = await _stream_token(request)
     list_id = await list_of(request, token, request.query_params.get("list"))
     return await _listening_stream(request, (token, session), lists=frozenset({list_id}))
+
+
+def hot_stream(route: Callable[[Request], Awaitable[Response]]) -> StreamOpener:
+    """An SSE route served as a hot stream (kicau/hot_routes.py): the same function, given the request the
+    framework would have made, without the framework's layers held for the stream's life."""
+
+    async def open_stream(scope: Scope, receive: Receive) -> Response:
+        return await route(Request(scope, receive))
+
+    return open_stream
+
+
+# Every SSE stream's route, by path: answered as hot streams unless KICAU_GATEWAY_HOT_ROUTES is off (app.py).
+SSE_ROUTES: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    "/api/v1/streaming/user": stream_user,
+    "/api/v1/streaming/user/notification": stream_user_notifications,
+    "/api/v1/streaming/direct": stream_direct,
+    "/api/v1/streaming/public": stream_public,
+    "/api/v1/streaming/public/local": stream_public_local,
+    "/api/v1/streaming/public/remote": stream_public_remote,
+    "/api/v1/streaming/hashtag": stream_hashtag,
+    "/api/v1/streaming/hashtag/local": stream_hashtag_local,
+    "/api/v1/streaming/list": stream_list,
+}
 
 
 @router.websocket("/api/v1/streaming")
