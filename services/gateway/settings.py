@@ -46,8 +46,9 @@ class GatewaySettings(BaseSettings):
     instance_terms_of_service: list[TermsVersion] = Field(default_factory=list)
     # How long one reading of the server's use (the instance's stats, kicau/instance_usage.py) is reported.
     instance_usage_seconds: float = Field(default=60.0, ge=0)
-    # The home timeline answered as a hot route (kicau/hot_routes.py), without FastAPI's layers; off, it goes
-    # through the ordinary route (same answers, about twice the gateway's CPU per page).
+    # The home timeline, an account's statuses, posting and the SSE streams answered as hot routes
+    # (kicau/hot_routes.py, ``add_hot_routes`` in app.py), without FastAPI's layers; off, they go through the
+    # ordinary routes (same answers; about twice the gateway's CPU per home page, and for a stream ~60% more memory).
     hot_routes: bool = True
     # Request rate limits (ratelimit.py), fixed windows counted in Redis. Mastodon's documented defaults:
     # 300 requests per 5 minutes per account (authenticated) and per IP (unauthenticated); load tests that
