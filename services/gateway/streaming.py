@@ -151,8 +151,13 @@ PUBLIC_MEDIA_STREAMS = frozenset({"public:media", "public:local:media"})
 QUIET_STREAMS = frozenset({"public:remote", "public:remote:media"})
 # The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
+# Kicau's own: the client should reload its home timeline, or reconnect with Last-Event-ID (which replays it),
+# because the stream may have missed events (routes/streaming.py; ``StreamHub._channel_restored``).
+REFETCH_EVENT = "kicau.refetch"
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
-                         "announcement.reaction", "announcement.delete", "notifications_merged"})
+                         "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
+# What a user stream is told once the hub's channel is back after a loss.
+CHANNEL_GAP = '{"reason":"the server\'s event channel was interrupted: events may be missing"}'
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
                                             NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
                                             DIRECT_STREAM: frozenset({"conversation"})}
@@ -932,6 +937,14 @@ class StreamHub:
         if joining and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
 
+    def _push_to_all(self, event: StreamEvent) -> None:
+        """One event of the gateway's own to every connection that takes its kind, in the next write round."""
+        round_due = bool(self._round)
+        for held in self._connections.values():
+            self._round.extend(connection for connection in held if connection.push(event))
+        if self._round and not round_due:
+            asyncio.get_running_loop().call_soon(self._write_round)
+
     def _write_round(self) -> None:
         """Write every connection that holds events, each once; see the module doc."""
         connections, self._round = self._round, []
@@ -987,6 +1000,11 @@ class StreamHub:
         looked for among every stream's (``_end_lapsed_sessions``)."""
         log.warning("stream channel restored; reading again what it may have missed")
         PUBSUB_RECONNECTIONS.labels("stream_hub").inc()
+        if self._connections:
+            # Whatever was published meanwhile is lost for every stream here. A user stream carries the home
+            # timeline's resume points, so its client is told: reconnecting with Last-Event-ID (or reloading the
+            # timeline) brings back what it missed. Mastodon clients ignore an event they do not know.
+            self._push_to_all(StreamEvent(REFETCH_EVENT, None, CHANNEL_GAP))
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
         for account_id in list(self._connections):

@@ -172,3 +172,40 @@ def test_stream_refuses_bad_tokens(http: httpx.Client, headers: dict[str, str]) 
 def test_stream_health(http: httpx.Client) -> None:
     answer = http.get("/api/v1/streaming/health")
     assert answer.status_code == 200 and answer.text == "OK"
+
+
+def test_a_user_stream_is_told_when_the_gateways_channel_was_interrupted(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """What is published while the gateway's channel to Redis is down never reaches its streams (redis-py
+    subscribes again by itself, silently). Once the channel is back, every user stream gets ``kicau.refetch``
+    without an id, so its Last-Event-ID stays the last status it had and a reconnection with it replays what was
+    missed; the stream itself goes on live. A stream of notifications alone, which has nothing to resume, is not
+    told."""
+    author, reader = make_user("gap_a"), make_user("gap_r")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
+    timeout = httpx.Timeout(30, read=30)
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
+            client.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as user, \
+            client.stream("GET", "/api/v1/streaming/user/notification", headers=reader.auth) as notifications:
+        assert user.status_code == notifications.status_code == 200
+        user_lines, notification_lines = user.iter_lines(), notifications.iter_lines()
+        warm_until_seen(gateway_url, author, user_lines)
+        warm_until_seen(gateway_url, author, notification_lines, text=f"@{reader.username} warm-up")
+        assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # every subscriber here, the gateway's included
+        notice = read_events(user_lines, 1)[0]
+        while notice["event"] != "kicau.refetch":  # the second warm-up's statuses reached this stream too
+            assert notice["event"] in ("update", "notification"), notice
+            notice = read_events(user_lines, 1)[0]
+        assert "id" not in notice, notice
+        assert "interrupted" in json.loads(notice["data"])["reason"]
+        said = http.post("/api/v1/statuses", headers=author.auth,
+                         data={"status": f"@{reader.username} after the channel came back"}).json()["id"]
+        event = read_events(user_lines, 1)[0]
+        while event.get("id") != said:  # the stream goes on live
+            assert event["event"] in ("update", "notification"), event
+            event = read_events(user_lines, 1)[0]
+        mentioned = read_events(notification_lines, 1)[0]
+        while status_of(mentioned) != said:
+            assert mentioned["event"] == "notification", mentioned  # never the notice
+            mentioned = read_events(notification_lines, 1)[0]

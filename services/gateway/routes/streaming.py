@@ -31,6 +31,7 @@ from services.gateway.streaming import (
     HASHTAG_STREAMS,
     LIST_STREAM,
     NOTIFICATION_STREAM,
+    REFETCH_EVENT,
     SERVER_SEND_KEY,
     STREAM_EVENTS,
     STREAMS,
@@ -49,7 +50,6 @@ from services.gateway.upstreams import raise_for_error
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 
-REFETCH_EVENT = "kicau.refetch"
 OVERFLOW_EVENT = "kicau.overflow"
 OVERFLOW_DATA = '{"reason":"reader too slow, reconnect with Last-Event-ID"}'
 
