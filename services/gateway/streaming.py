@@ -1002,8 +1002,9 @@ class StreamHub:
         PUBSUB_RECONNECTIONS.labels("stream_hub").inc()
         if self._connections:
             # Whatever was published meanwhile is lost for every stream here. A user stream carries the home
-            # timeline's resume points, so its client is told: reconnecting with Last-Event-ID (or reloading the
-            # timeline) brings back what it missed. Mastodon clients ignore an event they do not know.
+            # timeline's resume points, so its client is told: reconnecting with Last-Event-ID brings back the
+            # statuses it missed (reloading its notifications, the rest). Mastodon clients ignore an event they
+            # do not know.
             self._push_to_all(StreamEvent(REFETCH_EVENT, None, CHANNEL_GAP))
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
