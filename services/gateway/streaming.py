@@ -149,11 +149,11 @@ PUBLIC_MEDIA_STREAMS = frozenset({"public:media", "public:local:media"})
 # Other servers' public statuses: Kicau does not federate, so these streams are valid and carry nothing but their
 # heartbeats, as Mastodon's do on a server that knows no other.
 QUIET_STREAMS = frozenset({"public:remote", "public:remote:media"})
-# The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
-# Mastodon. (The public streams carry every kind of the public timeline's events.)
 # Kicau's own: the client should reload its home timeline, or reconnect with Last-Event-ID (which replays it),
 # because the stream may have missed events (routes/streaming.py; ``StreamHub._channel_restored``).
 REFETCH_EVENT = "kicau.refetch"
+# The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
+# Mastodon. (The public streams carry every kind of the public timeline's events.)
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
                          "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
 # What a user stream is told once the hub's channel is back after a loss.
