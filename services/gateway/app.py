@@ -122,7 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub = StreamHub(redis, queue_size=settings.stream_queue_size, per_account=settings.streams_per_account,
                     followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of,
                     memberships_of=memberships_of, filters_of=filters_of,
-                    ended_among=functools.partial(auth.ended_sessions, redis, upstreams.graph))
+                    ended_among=functools.partial(auth.ended_sessions, redis, upstreams.graph),
+                    home_after=functools.partial(streaming.home_after, upstreams.timeline, rebuild=False))
     await hub.start()
     app.state.hub = hub
     try:

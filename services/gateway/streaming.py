@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import clients, keys, media, resp, tokens
+from kicau import clients, ids, keys, media, resp, tokens
 from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
@@ -58,6 +58,9 @@ from kicau.web import ApiError
 log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
+# Home timeline reads in flight at once after a channel loss, one an account with user streams here: a gateway
+# holding thousands of streams must not send the timeline service thousands of reads at once.
+GAP_READS_IN_FLIGHT = 16
 HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
 FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
 ANNOUNCEMENTS_CHANNEL = keys.ANNOUNCEMENTS_CHANNEL.encode()
@@ -156,7 +159,10 @@ REFETCH_EVENT = "kicau.refetch"
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
                          "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
-# What a user stream is told once the hub's channel is back after a loss.
+# What a user stream is told once the hub's channel is back after a loss: that the statuses it missed were sent
+# again (``StreamHub._fill_gap``), or that they could not be.
+GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses missed were sent again; '
+              'other events may be missing"}')
 CHANNEL_GAP = '{"reason":"the server\'s event channel was interrupted: events may be missing"}'
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
                                             NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
@@ -429,6 +435,14 @@ class Connection:
     sink: TransportSink | None = None
     # A direct connection's events dispatched this turn, for the hub's next write round (module doc).
     _held: list[StreamEvent] = field(default_factory=list)
+    # Where the home timeline's statuses missed by this stream begin when nothing was sent on it yet: the status
+    # id of its opening (or the last status its resume backlog sent). ``_last_update`` is the last status update
+    # taken since. Both are read once the hub's channel comes back after a loss (``StreamHub._fill_gap``).
+    resume_from: int = 0
+    _last_update: StreamEvent | None = None
+    # Live events held back while the statuses missed during a loss of the hub's channel are read, so that
+    # those go out first (``StreamHub._fill_gap``); None when not held.
+    _holding: list[StreamEvent] | None = None
 
     def push(self, event: StreamEvent) -> bool:
         """Take one event; True when it is held for the hub's next write round and this connection was not yet
@@ -438,6 +452,14 @@ class Connection:
         if self.replayed and event.event_id in self.replayed:
             self.replayed.discard(event.event_id)
             return False
+        if self._holding is not None:
+            if len(self._holding) >= self.limit:
+                self._cut_off()
+            else:
+                self._holding.append(event)
+            return False
+        if event.event_id is not None and event.name == "update":
+            self._last_update = event
         if self.sink is not None:
             self._held.append(event)
             return len(self._held) == 1
@@ -448,11 +470,28 @@ class Connection:
         self._wake.set()
         return False
 
+    def resume_point(self) -> int:
+        """The id after which this stream has not been sent the home timeline's statuses."""
+        last = self._last_update
+        return max(self.resume_from, int(last.event_id)) if last is not None and last.event_id else self.resume_from
+
+    def hold(self) -> None:
+        """Hold live events back (in order, under the same bound as its queue) until ``release``."""
+        if self._holding is None:
+            self._holding = []
+
+    def release(self) -> list[StreamEvent]:
+        """Stop holding live events back; those held, for the caller to push again after what goes first."""
+        held, self._holding = self._holding or [], None
+        return held
+
     def _cut_off(self) -> None:
         """Falling behind by a whole queue: stop buffering for this reader and tell it to go."""
         self.overflowed = True
         self._queue.clear()
         self._held.clear()
+        if self._holding is not None:
+            self._holding.clear()
         self.overflow.set()
         self._wake.set()
 
@@ -571,6 +610,9 @@ MembershipsOf = Callable[[int], Awaitable[list[Membership]]]
 FiltersOf = Callable[[int], Awaitable[ReaderFilters]]
 # Which of the given sessions (token hashes) have ended: revoked, or their account's login disabled.
 EndedAmong = Callable[[list[str]], Awaitable[set[str]]]
+# An account's home timeline after a status id, oldest first, as ``update`` events, and whether that is provably
+# everything after it (the timeline service's resume read, routes/streaming.py).
+HomeAfter = Callable[[int, int], Awaitable[tuple[list["StreamEvent"], bool]]]
 
 
 class StreamHub:
@@ -578,8 +620,14 @@ class StreamHub:
         self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None,
         unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
         filters_of: FiltersOf | None = None, ended_among: EndedAmong | None = None,
+        home_after: HomeAfter | None = None,
     ) -> None:
         self.redis = redis
+        self.home_after = home_after
+        # Accounts whose user streams' missed statuses are being read after a channel loss, each with whether
+        # another loss came meanwhile (then read again); and a bound on those reads in flight (``_fill_gap``).
+        self._gap_reads: dict[int, bool] = {}
+        self._gap_slots = asyncio.Semaphore(GAP_READS_IN_FLIGHT)
         self.ended_among = ended_among
         self.filters_of = filters_of
         # The filters (kicau/filters.py) of each account holding streams here that has any, and a count of the
@@ -637,10 +685,10 @@ class StreamHub:
                    session: str = "") -> Connection:
         """Register a stream (of the ``accepts`` kinds of event, if given) opened with the token whose hash is
         ``session``, or 429 when the account already holds its cap of streams (on any gateway)."""
-        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
-                                accepts=accepts, session=session)
-        key = _lease_key(account_id)
         now = time.time()
+        connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
+                                accepts=accepts, session=session, resume_from=ids.id_from_ms(int(now * 1000)))
+        key = _lease_key(account_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.zremrangebyscore(key, 0, now - STREAM_LEASE_SECONDS)
         pipe.zadd(key, {connection.connection_id: now})
@@ -937,11 +985,66 @@ class StreamHub:
         if joining and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
 
-    def _push_to_all(self, event: StreamEvent) -> None:
-        """One event of the gateway's own to every connection that takes its kind, in the next write round."""
+    def _fill_gaps(self) -> None:
+        """After a loss of the channel: every user stream here is sent the statuses it missed meanwhile."""
+        for account_id, held in self._connections.items():
+            if account_id in self._gap_reads:
+                self._gap_reads[account_id] = True  # read again once the read in flight is done
+                continue
+            users = [connection for connection in held if "update" in connection.accepts]
+            if users:
+                self._gap_reads[account_id] = False
+                self._spawn(self._fill_gap(account_id, users))
+
+    async def _fill_gap(self, account_id: int, users: list[Connection]) -> None:
+        """Send the user streams ``users`` of ``account_id`` the statuses of its home timeline after the last each
+        was sent (read once for all of them, from the oldest point), then ``kicau.refetch`` saying so, then the
+        live events that arrived meanwhile (held back till then, so nothing newer goes first; any of them among
+        the statuses read goes out once). Should the read fail or not reach back far enough, the notice says that
+        events may be missing, and the client reloads or reconnects with its Last-Event-ID."""
+        points = {connection: connection.resume_point() for connection in users}
+        for connection in users:
+            connection.hold()
+        missed: list[StreamEvent] = []
+        covered = False
+        try:
+            while True:
+                if self.home_after is not None:
+                    try:
+                        async with self._gap_slots:
+                            missed, covered = await self.home_after(account_id, min(points.values()))
+                    except Exception:
+                        log.warning("could not read the statuses %s's streams missed", account_id, exc_info=True)
+                        missed, covered = [], False
+                if not self._gap_reads.get(account_id):
+                    break
+                self._gap_reads[account_id] = False  # lost again meanwhile: what was read may be short
+        finally:
+            del self._gap_reads[account_id]
+        filtering = self._filters if account_id in self._filters else None
+        open_here = self._connections.get(account_id, set())
         round_due = bool(self._round)
-        for held in self._connections.values():
-            self._round.extend(connection for connection in held if connection.push(event))
+        for connection in users:
+            live = connection.release()
+            if connection.overflowed or connection not in open_here:
+                continue
+            sending: list[StreamEvent] = []
+            if covered:
+                arrived = {event.event_id for event in live if event.event_id}
+                point = points[connection]
+                for event in missed:
+                    if event.event_id and int(event.event_id) > point and event.event_id not in arrived:
+                        shown = _Matched(event).for_reader(filtering, account_id, HOME_CONTEXT) if filtering else event
+                        if shown is not None:
+                            sending.append(shown)
+            sending.append(StreamEvent(REFETCH_EVENT, None, GAP_FILLED if covered else CHANNEL_GAP))
+            joined = False
+            for event in itertools.chain(sending, live):
+                joined = connection.push(event) or joined
+            # A status read here may still arrive live (fanned out as it was read): sent once.
+            connection.replayed.update(event.event_id for event in sending if event.event_id)
+            if joined:
+                self._round.append(connection)
         if self._round and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
 
@@ -1000,12 +1103,10 @@ class StreamHub:
         looked for among every stream's (``_end_lapsed_sessions``)."""
         log.warning("stream channel restored; reading again what it may have missed")
         PUBSUB_RECONNECTIONS.labels("stream_hub").inc()
-        if self._connections:
-            # Whatever was published meanwhile is lost for every stream here. A user stream carries the home
-            # timeline's resume points, so its client is told: reconnecting with Last-Event-ID brings back the
-            # statuses it missed (reloading its notifications, the rest). Mastodon clients ignore an event they
-            # do not know.
-            self._push_to_all(StreamEvent(REFETCH_EVENT, None, CHANNEL_GAP))
+        # Whatever was published meanwhile is lost for every stream here. A user stream is sent again the
+        # statuses of its home timeline it missed, and told what else it may have missed (``_fill_gap``); a
+        # stream of notifications alone or of a public timeline has no resume point and is not told.
+        self._fill_gaps()
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
         for account_id in list(self._connections):

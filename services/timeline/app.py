@@ -418,8 +418,9 @@ async def home_after(
     service: Service,
     after: Annotated[int, Query(ge=0, lt=1 << 63)],
     account: AccountHeader = None,
+    rebuild: bool = True,
 ) -> Response:
-    covered, statuses = await service.home_after(acting_account_id(account), after)
+    covered, statuses = await service.home_after(acting_account_id(account), after, rebuild=rebuild)
     return Response(
         compose_status_list(statuses), media_type="application/json",
         headers={COVERED_HEADER: "1" if covered else "0"},

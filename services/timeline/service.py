@@ -315,14 +315,21 @@ class TimelineService:
         await asyncio.gather(*rebuilds)
         return await self.feeds.read_page(account_id, request, large_followees, key=key, fresh=True)
 
-    async def home_after(self, account_id: int, after_id: int) -> tuple[bool, list[bytes]]:
+    async def home_after(self, account_id: int, after_id: int, *, rebuild: bool = True) -> tuple[bool, list[bytes]]:
         """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
-        that is provably everything the reader missed."""
+        that is provably everything the reader missed. Without ``rebuild``, a timeline Redis does not hold (it lost
+        its data) is not rebuilt from Cassandra here, and nothing is provably everything: the gateway's reads after
+        a loss of its channel (one per account with a user stream, all at once) must not rebuild every online
+        reader's home at once; the reader's own next read rebuilds it."""
         followed = await self.large_followees(account_id)
         if not await self.feeds.is_materialised(keys.home_feed(account_id)):
+            if not rebuild:
+                return False, []
             await self.rebuild_home(account_id)
         for author in followed.ids:
             if not await self.feeds.is_materialised(keys.author_feed(author)):
+                if not rebuild:
+                    return False, []
                 await self.rebuild_author_feed(author)
         cap = self.settings.home_timeline_cap
         covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, followed.ids)

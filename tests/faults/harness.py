@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -488,12 +489,14 @@ class Burst:
 
 
 class Listener(threading.Thread):
-    """A reader that keeps reading: records the id of every ``update`` event."""
+    """A reader that keeps reading: records the id of every ``update`` event, and the reason of every
+    ``kicau.refetch``."""
 
     def __init__(self, gateway: str, user: User) -> None:
         super().__init__(daemon=True)
         self.gateway, self.user = gateway, user
         self.updates: list[str] = []
+        self.refetch_reasons: list[str] = []
         self.opened = threading.Event()
         self.closing = threading.Event()
 
@@ -513,6 +516,8 @@ class Listener(threading.Thread):
                     continue
                 if frame.get("event") == "update" and "id" in frame:
                     self.updates.append(frame["id"])
+                elif frame.get("event") == "kicau.refetch":
+                    self.refetch_reasons.append(json.loads(frame["data"])["reason"])
                 frame = {}
 
 

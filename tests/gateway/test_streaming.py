@@ -3,6 +3,7 @@ without a gap or a duplicate; bad tokens are refused before the stream starts.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -13,6 +14,8 @@ import httpx
 import pytest
 from mastodon import Mastodon, StreamListener
 
+from kicau import keys
+from kicau.presence import GATEWAYS
 from tests.conftest import User, eventually
 
 
@@ -179,8 +182,8 @@ def test_a_user_stream_is_told_when_the_gateways_channel_was_interrupted(
 ) -> None:
     """What is published while the gateway's channel to Redis is down never reaches its streams (redis-py
     subscribes again by itself, silently). Once the channel is back, every user stream gets ``kicau.refetch``
-    without an id, so its Last-Event-ID stays the last status it had and a reconnection with it replays what was
-    missed; the stream itself goes on live. A stream of notifications alone, which has nothing to resume, is not
+    without an id (after the statuses it missed: the next test), so its Last-Event-ID stays the last status it
+    had; the stream itself goes on live. A stream of notifications alone, which has nothing to resume, is not
     told."""
     author, reader = make_user("gap_a"), make_user("gap_r")
     assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
@@ -209,3 +212,67 @@ def test_a_user_stream_is_told_when_the_gateways_channel_was_interrupted(
         while status_of(mentioned) != said:
             assert mentioned["event"] == "notification", mentioned  # never the notice
             mentioned = read_events(notification_lines, 1)[0]
+
+
+def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel_was_down(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """A status fanned out while the gateway's channel was down never reaches its streams live. Once the channel
+    is back, each user stream is sent what its home timeline got after the last status it was sent (once, oldest
+    first), then ``kicau.refetch`` saying so, then its live events. The gap is made on purpose: the fanout is told
+    that the reader holds no stream, so the status goes to its home timeline alone, while a second follower's
+    stream shows that the fanout has handled it."""
+    author, reader, witness = make_user("fill_a"), make_user("fill_r"), make_user("fill_w")
+    for follower in (reader, witness):
+        assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
+    timeout = httpx.Timeout(30, read=30)
+    received: list[dict[str, str]] = []
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
+            client.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as user, \
+            client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching:
+        assert user.status_code == watching.status_code == 200
+        user_lines, witness_lines = user.iter_lines(), watching.iter_lines()
+        warm_until_seen(gateway_url, author, user_lines)
+        warm_until_seen(gateway_url, author, witness_lines)
+
+        def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
+            with contextlib.suppress(Exception):  # ended by the stream's closing
+                while events := read_events(user_lines, 1):
+                    received.append(events[0])
+
+        reading = threading.Thread(target=keep_reading, daemon=True)
+        reading.start()
+        holding = [gateway.decode() for gateway in stack_redis.smembers(GATEWAYS)
+                   if stack_redis.hget(f"online:{{g:{gateway.decode()}}}", str(reader.id))]
+        assert len(holding) == 1, holding
+        missed: list[str] = []
+        for attempt in range(5):  # the fanout applies the presence change as it reads it: a first status may beat it
+            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
+            time.sleep(0.2)
+            said = http.post("/api/v1/statuses", headers=author.auth,
+                             data={"status": f"while the channel was down {attempt}"}).json()["id"]
+            seen = status_of(read_events(witness_lines, 1)[0])
+            while seen != said:
+                seen = status_of(read_events(witness_lines, 1)[0])
+            time.sleep(1.0)  # the reader's stream would have had it in the same write round as the witness's
+            if said not in {event.get("id") for event in received}:
+                missed.append(said)
+                break
+        assert missed, "the fanout kept publishing to the reader's stream"
+        assert said in {status["id"] for status in http.get("/api/v1/timelines/home", headers=reader.auth).json()}
+        assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # the gateway's channel, and the fanout's mirror
+
+        def notice_index() -> int | None:
+            return next((i for i, event in enumerate(received) if event["event"] == "kicau.refetch"), None)
+
+        eventually(lambda: notice_index() is not None)
+        index = notice_index()
+        assert index is not None
+        notice = received[index]
+        assert "id" not in notice and "sent again" in json.loads(notice["data"])["reason"], notice
+        filled = [event.get("id") for event in received if event.get("id") == said]
+        assert filled == [said], received  # once, and before the notice
+        assert received.index(next(e for e in received if e.get("id") == said)) < index
+        live = http.post("/api/v1/statuses", headers=author.auth, data={"status": "after the gap"}).json()["id"]
+        eventually(lambda: live in {event.get("id") for event in received[index + 1:]})
+        assert [event.get("id") for event in received].count(live) == 1

@@ -23,7 +23,7 @@ from kicau import hashtags, tokens
 from kicau.hot_routes import StreamOpener
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
-from kicau.web import ApiError
+from kicau.web import ACCOUNT_HEADER, ApiError
 from services.gateway.auth import bearer_value, resolve
 from services.gateway.deps import Upstreams
 from services.gateway.streaming import (
@@ -45,7 +45,7 @@ from services.gateway.streaming import (
     stream_key,
     websocket_sink,
 )
-from services.gateway.upstreams import raise_for_error
+from services.gateway.upstreams import Caller, raise_for_error
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
@@ -88,10 +88,15 @@ async def _stream_token(request: Request | WebSocket) -> tuple[TokenInfo, str]:
     return info, tokens.hash_token(value)
 
 
-async def _backlog(request: Request, token: TokenInfo, last_event_id: int) -> tuple[list[StreamEvent], bool]:
-    answer = await request.app.state.upstreams.timeline.call(
-        "GET", "/internal/timelines/home/after", params={"after": last_event_id}, token=token
-    )
+async def home_after(timeline: Caller, account_id: int, after: int, *,
+                     rebuild: bool = True) -> tuple[list[StreamEvent], bool]:
+    """The statuses of ``account_id``'s home timeline after the status id ``after``, oldest first, as the events
+    that carried them, and whether that is provably all of them: a stream's resume backlog, and (without
+    ``rebuild``: a timeline Redis lost is not rebuilt for it) what a user stream missed while the hub's channel
+    was lost (``StreamHub._fill_gap``)."""
+    answer = await timeline.call("GET", "/internal/timelines/home/after",
+                                 params={"after": after, "rebuild": int(rebuild)},
+                                 headers={ACCOUNT_HEADER: str(account_id)})
     if answer.status_code != 200:
         raise ApiError(503, "Service temporarily unavailable, try again")
     events = [StreamEvent("update", _read_id(raw).id, bytes(raw).decode()) for raw in _split(answer.content)]
@@ -202,9 +207,13 @@ async def stream_user(request: Request) -> Response:
     backlog: list[StreamEvent] = []
     try:
         if last_event_id is not None:
-            backlog, covered = await _backlog(request, token, last_event_id)
+            backlog, covered = await home_after(request.app.state.upstreams.timeline, token.account_id,
+                                                last_event_id)
             if not covered:
                 backlog = [StreamEvent(REFETCH_EVENT, None, '{"reason":"missed events exceed the home timeline"}')]
+            else:
+                connection.resume_from = max([last_event_id, *(int(event.event_id) for event in backlog
+                                                               if event.event_id)])
     except BaseException:
         await hub.close(connection)
         raise

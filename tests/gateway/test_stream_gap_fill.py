@@ -1,0 +1,172 @@
+"""What a user stream is sent once its gateway's channel is back after a loss (``StreamHub._fill_gap``): the
+statuses its home timeline got after the last one it was sent, then ``kicau.refetch``, then the live events that
+arrived meanwhile, each status once and in that order. The home timeline's read is a function of the test's own,
+so that live events can be made to arrive while it is in flight; the hub's Redis is never used here. The same end
+to end, with the stack's timeline and a real loss of the channel:
+``tests/gateway/test_streaming.py::test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel_was_down``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from kicau.stream_events import StreamDelivery
+from services.gateway.streaming import (
+    CHANNEL_GAP,
+    GAP_FILLED,
+    REFETCH_EVENT,
+    STREAM_EVENTS,
+    Connection,
+    StreamEvent,
+    StreamHub,
+    TransportSink,
+)
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class Timeline:
+    """The home timeline's read after a status id, answered when the test says so."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int]] = []
+        self.answer: asyncio.Future[tuple[list[StreamEvent], bool]] | None = None
+
+    async def home_after(self, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+        self.asked.append((account_id, after))
+        self.answer = asyncio.get_running_loop().create_future()
+        return await self.answer
+
+
+def _update(status_id: int) -> StreamEvent:
+    return StreamEvent("update", str(status_id), f'{{"id":"{status_id}"}}')
+
+
+def _delivery(status_id: int, recipients: list[int]) -> StreamDelivery:
+    return StreamDelivery(event="update", status_id=status_id, accepted_at=0.0, payload=f'{{"id":"{status_id}"}}',
+                          recipients=recipients)
+
+
+def _open(hub: StreamHub, account_id: int, accepts: frozenset[str] = STREAM_EVENTS["user"],
+          resume_from: int = 1) -> tuple[Connection, Transport]:
+    connection = Connection(account_id=account_id, transport="sse", limit=8, accepts=accepts, resume_from=resume_from)
+    transport = Transport()
+    connection.write_directly(TransportSink(transport, limit_bytes=1 << 20))  # type: ignore[arg-type]
+    hub._connections[account_id].add(connection)  # as StreamHub.open registers it, without Redis
+    return connection, transport
+
+
+def _sent(transport: Transport) -> list[str]:
+    """Each SSE frame written, as ``<event>:<id>`` (no id: ``<event>``, and the notice's reason's first word)."""
+    names: list[str] = []
+    for frame in b"".join(transport.writes).decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if "event" in fields:
+            names.append(f"{fields['event']}:{fields['id']}" if "id" in fields else fields["event"])
+    return names
+
+
+async def _turns(count: int = 3) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_missed_statuses_go_first_then_the_notice_then_what_arrived_meanwhile_each_once() -> None:
+    timeline = Timeline()
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    (_, behind), (ahead_connection, ahead) = _open(hub, 7), _open(hub, 7)
+    _, notifications = _open(hub, 7, accepts=STREAM_EVENTS["user:notification"])
+    hub.dispatch(_delivery(10, [7]))
+    await _turns()
+    ahead_connection.push(_update(12))  # this one was also sent 12 before the loss
+    ahead_connection.write_held()
+    hub._channel_restored()
+    await _turns()
+    assert timeline.asked == [(7, 10)], "one read for the account, from the oldest point of its streams"
+    hub.dispatch(_delivery(13, [7]))  # live while the read is in flight: held back
+    hub.dispatch(_delivery(14, [7]))
+    await _turns()
+    assert _sent(behind) == ["update:10"]
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(11), _update(12), _update(13)], True))
+    await _turns()
+    assert _sent(behind) == ["update:10", "update:11", "update:12", REFETCH_EVENT, "update:13", "update:14"]
+    assert _sent(ahead) == ["update:10", "update:12", REFETCH_EVENT, "update:13", "update:14"]
+    assert GAP_FILLED.encode() in b"".join(behind.writes)
+    hub.dispatch(_delivery(12, [7]))  # a status read above, arriving live after all: not sent again
+    hub.dispatch(_delivery(15, [7]))
+    await _turns()
+    assert _sent(behind)[-1:] == ["update:15"] and _sent(behind).count("update:12") == 1
+    assert _sent(notifications) == [], "a stream of notifications alone has no resume point and is not told"
+
+
+async def test_a_read_that_fails_or_falls_short_says_events_may_be_missing_and_loses_no_live_event() -> None:
+    timeline = Timeline()
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    _, stream = _open(hub, 7, resume_from=5)
+    hub._channel_restored()
+    await _turns()
+    assert timeline.asked == [(7, 5)], "nothing sent yet: from the stream's opening"
+    hub.dispatch(_delivery(20, [7]))
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(19)], False))  # the timeline does not reach back to the stream's point
+    await _turns()
+    assert _sent(stream) == [REFETCH_EVENT, "update:20"]
+    assert CHANNEL_GAP.encode() in b"".join(stream.writes)
+
+    async def unavailable(account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+        raise OSError("the timeline service is away")
+
+    hub.home_after = unavailable
+    hub._channel_restored()
+    await _turns(6)
+    assert _sent(stream) == [REFETCH_EVENT, "update:20", REFETCH_EVENT]
+
+
+async def test_a_second_loss_during_the_read_reads_again_before_anything_is_sent() -> None:
+    timeline = Timeline()
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    _, stream = _open(hub, 7, resume_from=5)
+    hub._channel_restored()
+    await _turns()
+    first = timeline.answer
+    hub._channel_restored()  # lost again while the first read is in flight
+    await _turns()
+    assert first is not None and len(timeline.asked) == 1
+    first.set_result(([_update(6)], True))
+    await _turns()
+    assert _sent(stream) == [] and timeline.asked == [(7, 5), (7, 5)], "read again, from the same point"
+    assert timeline.answer is not None and timeline.answer is not first
+    timeline.answer.set_result(([_update(6), _update(8)], True))
+    await _turns()
+    assert _sent(stream) == ["update:6", "update:8", REFETCH_EVENT]
+
+
+async def test_a_reader_that_falls_behind_while_held_is_cut_off() -> None:
+    timeline = Timeline()
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    connection, stream = _open(hub, 7)
+    hub._channel_restored()
+    await _turns()
+    for status_id in range(100, 109):  # one more than the stream's bound of 8
+        hub.dispatch(_delivery(status_id, [7]))
+    await _turns()
+    assert connection.overflowed
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(99)], True))
+    await _turns()
+    assert _sent(stream) == []
