@@ -14,11 +14,12 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError
 
-from kicau import clients, keys
+from kicau import clients, keys, resp
 from kicau.metrics import PUBSUB_RECONNECTIONS
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ GATEWAY_KEYS_PREFIX = "online:{g:"  # every key of one gateway's presence starts
 PUBLIC_LISTENERS = 0
 HEARTBEAT_SECONDS = 5
 HEARTBEAT_TTL = 30
+# Tries of a presence change while the connection to Redis breaks (Redis restarting).
+CHANGE_ATTEMPTS = 3
+_PRESENCE_CHANNEL = keys.PRESENCE_CHANNEL.encode()
 
 
 def _hash(gateway_id: str) -> str:
@@ -89,20 +93,38 @@ class GatewayPresence:
         await pipe.execute()
         self.last_beat = time.monotonic()
 
-    async def change(self, account_id: int, delta: int) -> None:
+    async def change(self, account_id: int, delta: int, *, also: Sequence[bytes] = ()) -> None:
+        """Count a stream of the account opened (+1) or closed (-1): the hash's entry written and the new count
+        announced, in one round trip with the packed commands ``also`` (kicau/resp.py).
+
+        Hand-packed on the process's shared connection rather than a redis-py MULTI pipeline: that pipeline was
+        ~10% of the gateway's CPU to open a stream. No transaction is needed: the entry and the announcement are
+        both the absolute count, so a reader that sees one before the other, or a repeat, is told nothing false;
+        and one connection keeps this process's changes in the order they were made. A repeat after the
+        connection broke sends the count as it is then, never an older one."""
         count = self._local.get(account_id, 0) + delta
         if count > 0:
             self._local[account_id] = count
         else:
             self._local.pop(account_id, None)
-        pipe = self.redis.pipeline(transaction=True)
-        if count > 0:
-            pipe.hset(_hash(self.gateway_id), str(account_id), count)
-        else:
-            pipe.hdel(_hash(self.gateway_id), str(account_id))
-        pipe.expire(_hash(self.gateway_id), HEARTBEAT_TTL)
-        pipe.publish(keys.PRESENCE_CHANNEL, f"{self.gateway_id} {account_id} {max(count, 0)}")
-        await pipe.execute()
+        presence = _hash(self.gateway_id).encode()
+        for attempt in range(CHANGE_ATTEMPTS):
+            count = self._local.get(account_id, 0)
+            account = b"%d" % account_id
+            packed = [
+                resp.command(b"HSET", presence, account, b"%d" % count) if count > 0
+                else resp.command(b"HDEL", presence, account),
+                resp.command(b"EXPIRE", presence, b"%d" % HEARTBEAT_TTL),
+                resp.command(b"PUBLISH", _PRESENCE_CHANNEL, b"%b %b %d" % (self.gateway_id.encode(), account, count)),
+                *also,
+            ]
+            try:
+                await resp.round_trip(self.redis, packed, attempts=1)
+                return
+            except (ConnectionError, OSError):
+                if attempt == CHANGE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.02 * (attempt + 1))
 
 
 class OnlineMirror:
