@@ -24,7 +24,7 @@ from kicau.hot_routes import StreamOpener
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
 from kicau.web import ACCOUNT_HEADER, ApiError
-from services.gateway.auth import bearer_value, resolve
+from services.gateway.auth import bearer_value, resolve_with
 from services.gateway.deps import Upstreams
 from services.gateway.streaming import (
     DIRECT_STREAM,
@@ -80,7 +80,7 @@ async def _stream_token(request: Request | WebSocket) -> tuple[TokenInfo, str]:
     value = value or request.query_params.get("access_token")
     if not value:
         raise ApiError(401, "Missing access token")
-    info = await resolve(request.app.state.redis, request.app.state.graph, value)
+    info = await resolve_with(request.app.state, value)
     if info.account_id is None:
         raise ApiError(401, "This stream requires a user token")
     if not (info.allows("read") or info.allows("read:statuses")):
