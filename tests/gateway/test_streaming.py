@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from mastodon import Mastodon, StreamListener
+from websockets.sync.client import ClientConnection, connect
 
 from kicau import keys
 from kicau.presence import GATEWAYS
@@ -221,7 +222,8 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
     is back, each user stream is sent what its home timeline got after the last status it was sent (once, oldest
     first), then ``kicau.refetch`` saying so, then its live events. The gap is made on purpose: the fanout is told
     that the reader holds no stream, so the status goes to its home timeline alone, while a second follower's
-    stream shows that the fanout has handled it."""
+    stream shows that the fanout has handled it. The reader holds a WebSocket on ``user`` too, which is filled
+    alike."""
     author, reader, witness = make_user("fill_a"), make_user("fill_r"), make_user("fill_w")
     for follower in (reader, witness):
         assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
@@ -229,11 +231,14 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
     received: list[dict[str, str]] = []
     with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
             client.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as user, \
-            client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching:
+            client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching, \
+            connect(gateway_url.replace("http://", "ws://") + "/api/v1/streaming?stream=user",
+                    additional_headers=reader.auth, open_timeout=10) as socket:
         assert user.status_code == watching.status_code == 200
         user_lines, witness_lines = user.iter_lines(), watching.iter_lines()
         warm_until_seen(gateway_url, author, user_lines)
         warm_until_seen(gateway_url, author, witness_lines)
+        assert any(event == "update" for event, _ in _frames_until_quiet(socket)), "the socket got no warm-up"
 
         def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
             with contextlib.suppress(Exception):  # ended by the stream's closing
@@ -259,6 +264,7 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
                 missed.append(said)
                 break
         assert missed, "the fanout kept publishing to the reader's stream"
+        assert ("update", said) not in _frames_until_quiet(socket)
         assert said in {status["id"] for status in http.get("/api/v1/timelines/home", headers=reader.auth).json()}
         assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # the gateway's channel, and the fanout's mirror
 
@@ -273,6 +279,21 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
         filled = [event.get("id") for event in received if event.get("id") == said]
         assert filled == [said], received  # once, and before the notice
         assert received.index(next(e for e in received if e.get("id") == said)) < index
+        on_socket = _frames_until_quiet(socket)
+        assert on_socket[:1] == [("update", said)] and on_socket[-1][0] == "kicau.refetch", on_socket
         live = http.post("/api/v1/statuses", headers=author.auth, data={"status": "after the gap"}).json()["id"]
         eventually(lambda: live in {event.get("id") for event in received[index + 1:]})
         assert [event.get("id") for event in received].count(live) == 1
+        assert [frame for frame in _frames_until_quiet(socket) if frame[0] == "update"] == [("update", live)]
+
+
+def _frames_until_quiet(socket: ClientConnection) -> list[tuple[str, str | None]]:
+    """Every frame a WebSocket gets until 1.5 s pass without one, as (event, the status's id or None)."""
+    frames: list[tuple[str, str | None]] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            frame = json.loads(socket.recv(timeout=1.5))
+            payload = frame.get("payload")
+            status = json.loads(payload).get("id") if frame.get("event") == "update" else None
+            frames.append((frame["event"], status))
+    return frames
