@@ -130,6 +130,16 @@ STREAM_DELIVERIES_REPEATED = Counter(
     "kicau_stream_deliveries_repeated_total",
     "Stream deliveries a gateway dropped as already dispatched (the fanout replaying after a crash or retry)",
 )
+STREAM_GAP_READS = Counter(
+    "kicau_stream_gap_reads_total",
+    "Home timelines a gateway read after losing its channel, for the statuses its user streams missed, by result "
+    "(filled; short: the timeline did not reach back far enough or Redis had lost it; failed)",
+    ["result"],
+)
+STREAM_GAP_STATUSES = Counter(
+    "kicau_stream_gap_statuses_total",
+    "Statuses sent again on user streams after their gateway's channel was lost (one per stream sent to)",
+)
 
 
 class CheapHistogram:

@@ -50,7 +50,14 @@ from kicau.filters import ReaderFilters, searchable_text, with_results
 from kicau.filters import decode as decode_filters
 from kicau.follow_options import FollowOptions
 from kicau.lists import Membership
-from kicau.metrics import DELIVERY_LATENCY, OPEN_STREAMS, PUBSUB_RECONNECTIONS, STREAM_DELIVERIES_REPEATED
+from kicau.metrics import (
+    DELIVERY_LATENCY,
+    OPEN_STREAMS,
+    PUBSUB_RECONNECTIONS,
+    STREAM_DELIVERIES_REPEATED,
+    STREAM_GAP_READS,
+    STREAM_GAP_STATUSES,
+)
 from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
 from kicau.web import ApiError
@@ -1025,8 +1032,10 @@ class StreamHub:
                     try:
                         async with self._gap_slots:
                             missed, covered = await self.home_after(account_id, min(points.values()))
+                        STREAM_GAP_READS.labels("filled" if covered else "short").inc()
                     except Exception:
                         log.warning("could not read the statuses %s's streams missed", account_id, exc_info=True)
+                        STREAM_GAP_READS.labels("failed").inc()
                         missed, covered = [], False
                 if not self._gap_reads.get(account_id):
                     break
@@ -1049,6 +1058,7 @@ class StreamHub:
                         shown = _Matched(event).for_reader(filtering, account_id, HOME_CONTEXT) if filtering else event
                         if shown is not None:
                             sending.append(shown)
+            STREAM_GAP_STATUSES.inc(len(sending))
             sending.append(StreamEvent(REFETCH_EVENT, None, GAP_FILLED if covered else CHANNEL_GAP))
             joined = False
             for event in itertools.chain(sending, live):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -266,6 +267,7 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
         assert missed, "the fanout kept publishing to the reader's stream"
         assert ("update", said) not in _frames_until_quiet(socket)
         assert said in {status["id"] for status in http.get("/api/v1/timelines/home", headers=reader.auth).json()}
+        counted = _gap_counts(gateway_url)
         assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # the gateway's channel, and the fanout's mirror
 
         def notice_index() -> int | None:
@@ -281,10 +283,20 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
         assert received.index(next(e for e in received if e.get("id") == said)) < index
         on_socket = _frames_until_quiet(socket)
         assert on_socket[:1] == [("update", said)] and on_socket[-1][0] == "kicau.refetch", on_socket
+        reads, statuses = (after - before for after, before in zip(_gap_counts(gateway_url), counted, strict=True))
+        assert reads >= 1 and statuses >= 2, (reads, statuses)  # the reader's (one read, two streams); others'
         live = http.post("/api/v1/statuses", headers=author.auth, data={"status": "after the gap"}).json()["id"]
         eventually(lambda: live in {event.get("id") for event in received[index + 1:]})
         assert [event.get("id") for event in received].count(live) == 1
         assert [frame for frame in _frames_until_quiet(socket) if frame[0] == "update"] == [("update", live)]
+
+
+def _gap_counts(gateway_url: str) -> tuple[float, float]:
+    """The gateway's home timelines read after channel losses and found whole, and statuses sent again."""
+    text = httpx.get(f"{gateway_url}/metrics", timeout=10).text
+    reads = re.search(r'^kicau_stream_gap_reads_total\{result="filled"\} (\S+)$', text, re.M)
+    statuses = re.search(r"^kicau_stream_gap_statuses_total (\S+)$", text, re.M)
+    return float(reads.group(1)) if reads else 0.0, float(statuses.group(1)) if statuses else 0.0
 
 
 def _frames_until_quiet(socket: ClientConnection) -> list[tuple[str, str | None]]:
