@@ -321,10 +321,11 @@ class TimelineService:
         its data) is not rebuilt from Cassandra here, and nothing is provably everything: the gateway's reads after
         a loss of its channel (one per account with a user stream, all at once) must not rebuild every online
         reader's home at once; the reader's own next read rebuilds it."""
+        materialised = await self.feeds.is_materialised(keys.home_feed(account_id))
+        if not materialised and not rebuild:
+            return False, []  # before the large followees, which may need Cassandra
         followed = await self.large_followees(account_id)
-        if not await self.feeds.is_materialised(keys.home_feed(account_id)):
-            if not rebuild:
-                return False, []
+        if not materialised:
             await self.rebuild_home(account_id)
         for author in followed.ids:
             if not await self.feeds.is_materialised(keys.author_feed(author)):
