@@ -51,6 +51,12 @@ class Timeline:
         return await self.answer
 
 
+def _hub() -> tuple[Timeline, StreamHub]:
+    """A hub whose home timeline reads are the test's (its Redis is never connected)."""
+    timeline = Timeline()
+    return timeline, StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+
+
 def _update(status_id: int) -> StreamEvent:
     return StreamEvent("update", str(status_id), f'{{"id":"{status_id}"}}')
 
@@ -85,8 +91,7 @@ async def _turns(count: int = 3) -> None:
 
 
 async def test_missed_statuses_go_first_then_the_notice_then_what_arrived_meanwhile_each_once() -> None:
-    timeline = Timeline()
-    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    timeline, hub = _hub()
     (_, behind), (ahead_connection, ahead) = _open(hub, 7), _open(hub, 7)
     _, notifications = _open(hub, 7, accepts=STREAM_EVENTS["user:notification"])
     hub.dispatch(_delivery(10, [7]))
@@ -114,8 +119,7 @@ async def test_missed_statuses_go_first_then_the_notice_then_what_arrived_meanwh
 
 
 async def test_a_read_that_fails_or_falls_short_says_events_may_be_missing_and_loses_no_live_event() -> None:
-    timeline = Timeline()
-    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    timeline, hub = _hub()
     _, stream = _open(hub, 7, resume_from=5)
     hub._channel_restored()
     await _turns()
@@ -138,8 +142,7 @@ async def test_a_read_that_fails_or_falls_short_says_events_may_be_missing_and_l
 
 
 async def test_a_second_loss_during_the_read_reads_again_before_anything_is_sent() -> None:
-    timeline = Timeline()
-    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    timeline, hub = _hub()
     _, stream = _open(hub, 7, resume_from=5)
     hub._channel_restored()
     await _turns()
@@ -157,8 +160,7 @@ async def test_a_second_loss_during_the_read_reads_again_before_anything_is_sent
 
 
 async def test_a_reader_that_falls_behind_while_held_is_cut_off() -> None:
-    timeline = Timeline()
-    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    timeline, hub = _hub()
     connection, stream = _open(hub, 7)
     hub._channel_restored()
     await _turns()
