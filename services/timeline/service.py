@@ -321,10 +321,16 @@ class TimelineService:
         its data) is not rebuilt from Cassandra here, and nothing is provably everything: the gateway's reads after
         a loss of its channel (one per account with a user stream, all at once) must not rebuild every online
         reader's home at once; the reader's own next read rebuilds it."""
-        materialised = await self.feeds.is_materialised(keys.home_feed(account_id))
+        # Whether the timeline is there and the reader's cached large followees, in one round trip: a loss of a
+        # gateway's channel sends one of these reads for every account streaming there.
+        cached = keys.large_followees(account_id)
+        last, cached_followees = await resp.round_trip(
+            self.redis, [resp.command(b"LINDEX", keys.home_feed(account_id).encode(), b"-1"), resp.get(cached)])
+        materialised = last == keys.FEED_SENTINEL
         if not materialised and not rebuild:
             return False, []  # before the large followees, which may need Cassandra
-        followed = await self.large_followees(account_id)
+        large = await self.large.current()
+        followed = await self._large_followees(account_id, large, cached_followees) if large else NO_LARGE_FOLLOWEES
         if not materialised:
             await self.rebuild_home(account_id)
         for author in followed.ids:

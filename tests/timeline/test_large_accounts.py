@@ -113,6 +113,14 @@ def test_large_account_crossing_both_ways(
 
     expected = sorted([*before, *large_posts, *plain_posts], key=int, reverse=True)
     eventually(lambda: home_ids(http, reader) == expected)
+    # A stream resumed from before them (Last-Event-ID: the timeline service's home/after) replays both kinds,
+    # oldest first, the large account's merged from its author feed.
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as resumer, \
+            resumer.stream("GET", "/api/v1/streaming/user",
+                           headers={**reader.auth, "Last-Event-ID": before[-1]}) as resumed:
+        assert resumed.status_code == 200
+        replayed = [event.get("id") for event in read_events(resumed.iter_lines(), 12)]
+    assert replayed == sorted([*large_posts, *plain_posts], key=int)
     # Posts made while large were never written into followers' timelines: they are merged at read time.
     assert not any(in_home_feed(redis_client, reader, s) for s in large_posts)
     assert all(in_home_feed(redis_client, reader, s) for s in plain_posts)
