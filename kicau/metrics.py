@@ -132,13 +132,16 @@ STREAM_DELIVERIES_REPEATED = Counter(
 )
 STREAM_GAP_READS = Counter(
     "kicau_stream_gap_reads_total",
-    "Home timelines a gateway read after losing its channel, for the statuses its user streams missed, by result "
-    "(filled; short: the timeline did not reach back far enough or Redis had lost it; failed)",
-    ["result"],
+    "Reads of an account's home timeline (kind=statuses) or notifications a gateway made after losing its channel, "
+    "for what its streams missed, by result (filled; short: it did not reach back far enough, or Redis had lost the "
+    "timeline; failed)",
+    ["kind", "result"],
 )
-STREAM_GAP_STATUSES = Counter(
-    "kicau_stream_gap_statuses_total",
-    "Statuses sent again on user streams after their gateway's channel was lost (one per stream sent to)",
+STREAM_GAP_EVENTS = Counter(
+    "kicau_stream_gap_events_total",
+    "Statuses (update) and notifications sent again on streams after their gateway's channel was lost, one per "
+    "stream sent to",
+    ["event"],
 )
 
 

@@ -123,7 +123,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     followers_among=KnownFollowers(redis, followers_among), unwanted_of=unwanted_of,
                     memberships_of=memberships_of, filters_of=filters_of,
                     ended_among=functools.partial(auth.ended_sessions, redis, upstreams.graph),
-                    home_after=functools.partial(streaming.home_after, upstreams.timeline, rebuild=False))
+                    home_after=functools.partial(streaming.home_after, upstreams.timeline, rebuild=False),
+                    notifications_after=functools.partial(streaming.notifications_after, upstreams.timeline))
     await hub.start()
     app.state.hub = hub
     try:

@@ -55,8 +55,8 @@ from kicau.metrics import (
     OPEN_STREAMS,
     PUBSUB_RECONNECTIONS,
     STREAM_DELIVERIES_REPEATED,
+    STREAM_GAP_EVENTS,
     STREAM_GAP_READS,
-    STREAM_GAP_STATUSES,
 )
 from kicau.presence import HEARTBEAT_SECONDS, PUBLIC_LISTENERS, GatewayPresence
 from kicau.stream_events import StreamDelivery, decode_delivery
@@ -166,10 +166,11 @@ REFETCH_EVENT = "kicau.refetch"
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
                          "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
-# What a user stream is told once the hub's channel is back after a loss: that the statuses it missed were sent
-# again (``StreamHub._fill_gap``), or that they could not be.
-GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses missed were sent again; '
-              'other events may be missing"}')
+# The events a stream is sent again after a loss of the hub's channel, and what a user stream is told then: that
+# the statuses and notifications it missed were sent again (``StreamHub._fill_gap``), or that they could not be.
+_FILLED_EVENTS = frozenset({"update", "notification"})
+GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses and notifications missed were '
+              'sent again; other events may be missing"}')
 CHANNEL_GAP = '{"reason":"the server\'s event channel was interrupted: events may be missing"}'
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
                                             NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
@@ -215,6 +216,9 @@ class StreamEvent:
     list_id: int = 0
     # A public event the media streams carry: a status with attachments, or a deletion.
     media: bool = False
+    # A notification's id (it carries no SSE id: notifications are not the home timeline's resume points), for
+    # what a stream missed while the hub's channel was lost (``StreamHub._fill_gap``).
+    notification_id: int = 0
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -447,6 +451,7 @@ class Connection:
     # taken since. Both are read once the hub's channel comes back after a loss (``StreamHub._fill_gap``).
     resume_from: int = 0
     _last_update: StreamEvent | None = None
+    _last_notification: int = 0
     # Live events held back while the statuses missed during a loss of the hub's channel are read, so that
     # those go out first (``StreamHub._fill_gap``); None when not held.
     _holding: list[StreamEvent] | None = None
@@ -456,17 +461,22 @@ class Connection:
         part of that round (the hub then lists it, once)."""
         if self.overflowed or (not (event.public or event.list_id) and event.name not in self.accepts):
             return False
-        if self.replayed and event.event_id in self.replayed:
-            self.replayed.discard(event.event_id)
-            return False
+        if self.replayed:
+            key = _replay_key(event)
+            if key is not None and key in self.replayed:
+                self.replayed.discard(key)
+                return False
         if self._holding is not None:
             if len(self._holding) >= self.limit:
                 self._cut_off()
             else:
                 self._holding.append(event)
             return False
-        if event.event_id is not None and event.name == "update":
-            self._last_update = event
+        if event.event_id is not None:
+            if event.name == "update":
+                self._last_update = event
+        elif event.notification_id:
+            self._last_notification = event.notification_id
         if self.sink is not None:
             self._held.append(event)
             return len(self._held) == 1
@@ -481,6 +491,10 @@ class Connection:
         """The id after which this stream has not been sent the home timeline's statuses."""
         last = self._last_update
         return max(self.resume_from, int(last.event_id)) if last is not None and last.event_id else self.resume_from
+
+    def notification_point(self) -> int:
+        """The id after which this stream has not been sent the account's notifications."""
+        return max(self.resume_from, self._last_notification)
 
     def hold(self) -> None:
         """Hold live events back (in order, under the same bound as its queue) until ``release``."""
@@ -603,6 +617,13 @@ class DeliveryTally:
         self._writes = 0
 
 
+def _replay_key(event: StreamEvent) -> str | None:
+    """How an event is kept among a connection's ``replayed``: a status's SSE id, or a notification's id."""
+    if event.event_id is not None:
+        return event.event_id
+    return f"n{event.notification_id}" if event.notification_id else None
+
+
 def _lease_key(account_id: int) -> str:
     return f"streams:{{u:{account_id}}}"
 
@@ -634,6 +655,8 @@ EndedAmong = Callable[[list[str]], Awaitable[set[str]]]
 # An account's home timeline after a status id, oldest first, as ``update`` events, and whether that is provably
 # everything after it (the timeline service's resume read, routes/streaming.py).
 HomeAfter = Callable[[int, int], Awaitable[tuple[list["StreamEvent"], bool]]]
+# An account's notifications after an id, oldest first, as ``notification`` events, and whether that is all of them.
+NotificationsAfter = Callable[[int, int], Awaitable[tuple[list["StreamEvent"], bool]]]
 
 
 class StreamHub:
@@ -641,10 +664,11 @@ class StreamHub:
         self, redis: Redis, *, queue_size: int, per_account: int, followers_among: FollowersAmong | None = None,
         unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
         filters_of: FiltersOf | None = None, ended_among: EndedAmong | None = None,
-        home_after: HomeAfter | None = None,
+        home_after: HomeAfter | None = None, notifications_after: NotificationsAfter | None = None,
     ) -> None:
         self.redis = redis
         self.home_after = home_after
+        self.notifications_after = notifications_after
         # Accounts whose user streams' missed statuses are being read after a channel loss, each with whether
         # another loss came meanwhile (then read again); and a bound on those reads in flight (``_fill_gap``).
         self._gap_reads: dict[int, bool] = {}
@@ -965,6 +989,7 @@ class StreamHub:
             event_id=str(delivery.status_id)
             if delivery.event in _RESUMABLE and not public and not delivery.list_id else None,
             data=delivery.payload, accepted_at=delivery.accepted_at, public=public, list_id=delivery.list_id,
+            notification_id=delivery.status_id if delivery.event == "notification" else 0,
         )
         round_due = bool(self._round)
         joining = self._round
@@ -1005,38 +1030,33 @@ class StreamHub:
             asyncio.get_running_loop().call_soon(self._write_round)
 
     def _fill_gaps(self) -> None:
-        """After a loss of the channel: every user stream here is sent the statuses it missed meanwhile."""
+        """After a loss of the channel: every stream here that takes its account's statuses or notifications is
+        sent those it missed meanwhile (``_fill_gap``)."""
         for account_id, held in self._connections.items():
             if account_id in self._gap_reads:
                 self._gap_reads[account_id] = True  # read again once the read in flight is done
                 continue
-            users = [connection for connection in held if "update" in connection.accepts]
-            if users:
+            streams = [connection for connection in held if not _FILLED_EVENTS.isdisjoint(connection.accepts)]
+            if streams:
                 self._gap_reads[account_id] = False
-                self._spawn(self._fill_gap(account_id, users))
+                self._spawn(self._fill_gap(account_id, streams))
 
-    async def _fill_gap(self, account_id: int, users: list[Connection]) -> None:
-        """Send the user streams ``users`` of ``account_id`` the statuses of its home timeline after the last each
-        was sent (read once for all of them, from the oldest point), then ``kicau.refetch`` saying so, then the
-        live events that arrived meanwhile (held back till then, so nothing newer goes first; any of them among
-        the statuses read goes out once). Should the read fail or not reach back far enough, the notice says that
-        events may be missing, and the client reloads or reconnects with its Last-Event-ID."""
-        points = {connection: connection.resume_point() for connection in users}
-        for connection in users:
+    async def _fill_gap(self, account_id: int, streams: list[Connection]) -> None:
+        """Send the ``streams`` of ``account_id`` what they missed: the statuses of its home timeline after the last
+        each was sent, and its notifications likewise (each read once for all of them, from the oldest point), in
+        order of their ids; then, on a user stream, ``kicau.refetch`` saying so; then the live events that arrived
+        meanwhile (held back till then, so nothing newer goes first; any of them among those read goes out once).
+        Should a read fail or not reach back far enough, the notice says that events may be missing, and the client
+        reloads or reconnects with its Last-Event-ID."""
+        status_points = {c: c.resume_point() for c in streams if "update" in c.accepts}
+        notification_points = {c: c.notification_point() for c in streams if "notification" in c.accepts}
+        for connection in streams:
             connection.hold()
-        missed: list[StreamEvent] = []
-        covered = False
         try:
             while True:
-                if self.home_after is not None:
-                    try:
-                        async with self._gap_slots:
-                            missed, covered = await self.home_after(account_id, min(points.values()))
-                        STREAM_GAP_READS.labels("filled" if covered else "short").inc()
-                    except Exception:
-                        log.warning("could not read the statuses %s's streams missed", account_id, exc_info=True)
-                        STREAM_GAP_READS.labels("failed").inc()
-                        missed, covered = [], False
+                (statuses, statuses_whole), (notifications, notifications_whole) = await asyncio.gather(
+                    self._read_missed("statuses", self.home_after, account_id, status_points),
+                    self._read_missed("notifications", self.notifications_after, account_id, notification_points))
                 if not self._gap_reads.get(account_id):
                     break
                 self._gap_reads[account_id] = False  # lost again meanwhile: what was read may be short
@@ -1045,30 +1065,60 @@ class StreamHub:
         filtering = self._filters if account_id in self._filters else None
         open_here = self._connections.get(account_id, set())
         round_due = bool(self._round)
-        for connection in users:
+        for connection in streams:
             live = connection.release()
             if connection.overflowed or connection not in open_here:
                 continue
-            sending: list[StreamEvent] = []
-            if covered:
-                arrived = {event.event_id for event in live if event.event_id}
-                point = points[connection]
-                for event in missed:
+            arrived = {_replay_key(event) for event in live}
+            missed: list[StreamEvent] = []
+            whole = True
+            if connection in status_points:
+                whole = statuses_whole
+                point = status_points[connection]
+                for event in statuses if statuses_whole else ():
                     if event.event_id and int(event.event_id) > point and event.event_id not in arrived:
                         shown = _Matched(event).for_reader(filtering, account_id, HOME_CONTEXT) if filtering else event
                         if shown is not None:
-                            sending.append(shown)
-            STREAM_GAP_STATUSES.inc(len(sending))
-            sending.append(StreamEvent(REFETCH_EVENT, None, GAP_FILLED if covered else CHANNEL_GAP))
+                            missed.append(shown)
+            if connection in notification_points:
+                whole = whole and notifications_whole
+                point = notification_points[connection]
+                missed += [event for event in (notifications if notifications_whole else ())
+                           if event.notification_id > point and _replay_key(event) not in arrived]
+            # Oldest first, a mention's notification after its status (the same id).
+            missed.sort(key=lambda event: (int(event.event_id or 0) or event.notification_id, event.notification_id))
+            for event in missed:
+                STREAM_GAP_EVENTS.labels(event.name).inc()
+            sending = missed
+            if REFETCH_EVENT in connection.accepts:
+                sending = [*missed, StreamEvent(REFETCH_EVENT, None, GAP_FILLED if whole else CHANNEL_GAP)]
             joined = False
             for event in itertools.chain(sending, live):
                 joined = connection.push(event) or joined
-            # A status read here may still arrive live (fanned out as it was read): sent once.
-            connection.replayed.update(event.event_id for event in sending if event.event_id)
+            # What was read here may still arrive live (fanned out as it was read): sent once.
+            connection.replayed.update(key for key in map(_replay_key, missed) if key is not None)
             if joined:
                 self._round.append(connection)
         if self._round and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
+
+    async def _read_missed(self, kind: str, read: HomeAfter | NotificationsAfter | None, account_id: int,
+                           points: dict[Connection, int]) -> tuple[list[StreamEvent], bool]:
+        """One of ``_fill_gap``'s reads, from the oldest of ``points``: what it found, and whether that is all
+        (nothing to read is all; no way to read it is not)."""
+        if not points:
+            return [], True
+        if read is None:
+            return [], False
+        try:
+            async with self._gap_slots:
+                found, whole = await read(account_id, min(points.values()))
+        except Exception:
+            log.warning("could not read the %s %s's streams missed", kind, account_id, exc_info=True)
+            STREAM_GAP_READS.labels(kind, "failed").inc()
+            return [], False
+        STREAM_GAP_READS.labels(kind, "filled" if whole else "short").inc()
+        return found, whole
 
     def _write_round(self) -> None:
         """Write every connection that holds events, each once; see the module doc."""

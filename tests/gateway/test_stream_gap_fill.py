@@ -8,6 +8,8 @@ to end, with the stack's timeline and a real loss of the channel:
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Literal
 
 from redis.asyncio import Redis
 
@@ -39,11 +41,18 @@ class Transport:
 
 
 class Timeline:
-    """The home timeline's read after a status id, answered when the test says so."""
+    """The home timeline's read after a status id, answered when the test says so; and the notifications' read,
+    answered at once with ``notifications`` (all of them)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[int, int]] = []
         self.answer: asyncio.Future[tuple[list[StreamEvent], bool]] | None = None
+        self.notifications: list[StreamEvent] = []
+        self.asked_notifications: list[tuple[int, int]] = []
+
+    async def notifications_after(self, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+        self.asked_notifications.append((account_id, after))
+        return [n for n in self.notifications if n.notification_id > after], True
 
     async def home_after(self, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
         self.asked.append((account_id, after))
@@ -54,15 +63,21 @@ class Timeline:
 def _hub() -> tuple[Timeline, StreamHub]:
     """A hub whose home timeline reads are the test's (its Redis is never connected)."""
     timeline = Timeline()
-    return timeline, StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after)
+    return timeline, StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after,
+                               notifications_after=timeline.notifications_after)
 
 
 def _update(status_id: int) -> StreamEvent:
     return StreamEvent("update", str(status_id), f'{{"id":"{status_id}"}}')
 
 
-def _delivery(status_id: int, recipients: list[int]) -> StreamDelivery:
-    return StreamDelivery(event="update", status_id=status_id, accepted_at=0.0, payload=f'{{"id":"{status_id}"}}',
+def _notification(notification_id: int) -> StreamEvent:
+    return StreamEvent("notification", None, f'{{"id":"{notification_id}"}}', notification_id=notification_id)
+
+
+def _delivery(status_id: int, recipients: list[int], event: Literal["update", "notification"] = "update",
+              ) -> StreamDelivery:
+    return StreamDelivery(event=event, status_id=status_id, accepted_at=0.0, payload=f'{{"id":"{status_id}"}}',
                           recipients=recipients)
 
 
@@ -76,16 +91,18 @@ def _open(hub: StreamHub, account_id: int, accepts: frozenset[str] = STREAM_EVEN
 
 
 def _sent(transport: Transport) -> list[str]:
-    """Each SSE frame written, as ``<event>:<id>`` (no id: ``<event>``, and the notice's reason's first word)."""
+    """Each SSE frame written, as ``<event>:<id>`` (a notification's: its own id; no id: ``<event>``)."""
     names: list[str] = []
     for frame in b"".join(transport.writes).decode().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
-        if "event" in fields:
+        if fields.get("event") == "notification":
+            names.append(f"notification:{json.loads(fields['data'])['id']}")
+        elif "event" in fields:
             names.append(f"{fields['event']}:{fields['id']}" if "id" in fields else fields["event"])
     return names
 
 
-async def _turns(count: int = 3) -> None:
+async def _turns(count: int = 8) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
 
@@ -172,3 +189,27 @@ async def test_a_reader_that_falls_behind_while_held_is_cut_off() -> None:
     timeline.answer.set_result(([_update(99)], True))
     await _turns()
     assert _sent(stream) == []
+
+
+async def test_missed_notifications_go_to_every_stream_that_takes_them_in_order_with_the_statuses() -> None:
+    timeline, hub = _hub()
+    _, user = _open(hub, 7, resume_from=5)
+    _, notifications = _open(hub, 7, accepts=STREAM_EVENTS["user:notification"], resume_from=5)
+    hub.dispatch(_delivery(8, [7], "notification"))  # before the loss: sent, and the notifications' point
+    await _turns()
+    timeline.notifications = [_notification(8), _notification(30), _notification(40)]
+    hub._channel_restored()
+    await _turns()
+    assert timeline.asked == [(7, 5)] and timeline.asked_notifications == [(7, 8)]
+    hub.dispatch(_delivery(40, [7], "notification"))  # read, and arriving live meanwhile: sent once
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(30), _update(35)], True))  # 30 mentions the account (notification 30)
+    await _turns()
+    assert _sent(user) == ["notification:8", "update:30", "notification:30", "update:35", REFETCH_EVENT,
+                           "notification:40"]
+    assert _sent(notifications) == ["notification:8", "notification:30", "notification:40"], "no notice here"
+    assert GAP_FILLED.encode() in b"".join(user.writes)
+    hub.dispatch(_delivery(30, [7], "notification"))  # read above, arriving live after all: not sent again
+    await _turns()
+    assert _sent(user).count("notification:30") == _sent(notifications).count("notification:30") == 1

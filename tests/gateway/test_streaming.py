@@ -216,15 +216,16 @@ def test_a_user_stream_is_told_when_the_gateways_channel_was_interrupted(
             mentioned = read_events(notification_lines, 1)[0]
 
 
-def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel_was_down(
+def test_streams_are_sent_the_statuses_and_notifications_they_missed_while_the_gateways_channel_was_down(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
 ) -> None:
-    """A status fanned out while the gateway's channel was down never reaches its streams live. Once the channel
-    is back, each user stream is sent what its home timeline got after the last status it was sent (once, oldest
-    first), then ``kicau.refetch`` saying so, then its live events. The gap is made on purpose: the fanout is told
-    that the reader holds no stream, so the status goes to its home timeline alone, while a second follower's
-    stream shows that the fanout has handled it. The reader holds a WebSocket on ``user`` too, which is filled
-    alike."""
+    """A status fanned out while the gateway's channel was down never reaches its streams live, nor does its
+    mention's notification. Once the channel is back, each user stream is sent what its home timeline got after
+    the last status it was sent and the notifications after the last one (once, oldest first), then
+    ``kicau.refetch`` saying so, then its live events; a stream of notifications alone gets the notification.
+    The gap is made on purpose: the fanout is told that the reader holds no stream, so the status goes to its
+    home timeline and its notification to Cassandra alone, while a second follower's stream shows that the fanout
+    has handled it. The reader holds a WebSocket on ``user`` too, which is filled alike."""
     author, reader, witness = make_user("fill_a"), make_user("fill_r"), make_user("fill_w")
     for follower in (reader, witness):
         assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
@@ -233,12 +234,15 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
     with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
             client.stream("GET", "/api/v1/streaming/user", headers=reader.auth) as user, \
             client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching, \
+            client.stream("GET", "/api/v1/streaming/user/notification", headers=reader.auth) as notifying, \
             connect(gateway_url.replace("http://", "ws://") + "/api/v1/streaming?stream=user",
                     additional_headers=reader.auth, open_timeout=10) as socket:
-        assert user.status_code == watching.status_code == 200
-        user_lines, witness_lines = user.iter_lines(), watching.iter_lines()
+        assert user.status_code == watching.status_code == notifying.status_code == 200
+        user_lines, witness_lines, notification_lines = user.iter_lines(), watching.iter_lines(), notifying.iter_lines()
         warm_until_seen(gateway_url, author, user_lines)
         warm_until_seen(gateway_url, author, witness_lines)
+        warm_until_seen(gateway_url, author, notification_lines, text=f"@{reader.username} warm-up")
+        warm_until_seen(gateway_url, author, user_lines, text="settled")  # past the mentions the user stream got
         assert any(event == "update" for event, _ in _frames_until_quiet(socket)), "the socket got no warm-up"
 
         def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
@@ -256,7 +260,7 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
             stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
             time.sleep(0.2)
             said = http.post("/api/v1/statuses", headers=author.auth,
-                             data={"status": f"while the channel was down {attempt}"}).json()["id"]
+                             data={"status": f"@{reader.username} while the channel was down {attempt}"}).json()["id"]
             seen = status_of(read_events(witness_lines, 1)[0])
             while seen != said:
                 seen = status_of(read_events(witness_lines, 1)[0])
@@ -278,25 +282,36 @@ def test_a_user_stream_is_sent_the_statuses_it_missed_while_the_gateways_channel
         assert index is not None
         notice = received[index]
         assert "id" not in notice and "sent again" in json.loads(notice["data"])["reason"], notice
-        filled = [event.get("id") for event in received if event.get("id") == said]
-        assert filled == [said], received  # once, and before the notice
-        assert received.index(next(e for e in received if e.get("id") == said)) < index
+        filled = [(event["event"], status_of(event)) for event in received if status_of(event) == said]
+        assert filled == [("update", said), ("notification", said)], received  # once each, the status first
+        assert max(i for i, event in enumerate(received) if status_of(event) == said) < index
+        mentioned = read_events(notification_lines, 1)[0]
+        while status_of(mentioned) != said:  # a stream of notifications alone: the notification, no notice
+            assert mentioned["event"] == "notification", mentioned
+            mentioned = read_events(notification_lines, 1)[0]
         on_socket = _frames_until_quiet(socket)
         assert on_socket[:1] == [("update", said)] and on_socket[-1][0] == "kicau.refetch", on_socket
-        reads, statuses = (after - before for after, before in zip(_gap_counts(gateway_url), counted, strict=True))
-        assert reads >= 1 and statuses >= 2, (reads, statuses)  # the reader's (one read, two streams); others'
+        reads, statuses, notifications = (
+            after - before for after, before in zip(_gap_counts(gateway_url), counted, strict=True))
+        # The reader's: one read of each kind; the status on two streams, its notification on three. Others' too.
+        assert reads >= 2 and statuses >= 2 and notifications >= 3, (reads, statuses, notifications)
         live = http.post("/api/v1/statuses", headers=author.auth, data={"status": "after the gap"}).json()["id"]
         eventually(lambda: live in {event.get("id") for event in received[index + 1:]})
         assert [event.get("id") for event in received].count(live) == 1
         assert [frame for frame in _frames_until_quiet(socket) if frame[0] == "update"] == [("update", live)]
 
 
-def _gap_counts(gateway_url: str) -> tuple[float, float]:
-    """The gateway's home timelines read after channel losses and found whole, and statuses sent again."""
+def _gap_counts(gateway_url: str) -> tuple[float, float, float]:
+    """The gateway's reads after channel losses found whole (both kinds), and statuses and notifications sent
+    again."""
     text = httpx.get(f"{gateway_url}/metrics", timeout=10).text
-    reads = re.search(r'^kicau_stream_gap_reads_total\{result="filled"\} (\S+)$', text, re.M)
-    statuses = re.search(r"^kicau_stream_gap_statuses_total (\S+)$", text, re.M)
-    return float(reads.group(1)) if reads else 0.0, float(statuses.group(1)) if statuses else 0.0
+
+    def value(pattern: str) -> float:
+        return sum(float(found) for found in re.findall(pattern, text, re.M))
+
+    return (value(r'^kicau_stream_gap_reads_total\{kind="\w+",result="filled"\} (\S+)$'),
+            value(r'^kicau_stream_gap_events_total\{event="update"\} (\S+)$'),
+            value(r'^kicau_stream_gap_events_total\{event="notification"\} (\S+)$'))
 
 
 def _frames_until_quiet(socket: ClientConnection) -> list[tuple[str, str | None]]:

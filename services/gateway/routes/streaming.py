@@ -103,6 +103,25 @@ async def home_after(timeline: Caller, account_id: int, after: int, *,
     return events, answer.headers.get("x-kicau-covered") == "1"
 
 
+# As many notifications as one read of the timeline service gives (Mastodon's most a page).
+NOTIFICATIONS_A_READ = 80
+
+
+async def notifications_after(timeline: Caller, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+    """The account's notifications after the id ``after``, oldest first, as the events that carried them, and
+    whether that is all of them (fewer than a read gives): what its streams missed while the hub's channel was
+    lost (``StreamHub._fill_gap``)."""
+    answer = await timeline.call("GET", "/internal/notifications",
+                                 params={"min_id": after, "limit": NOTIFICATIONS_A_READ},
+                                 headers={ACCOUNT_HEADER: str(account_id)})
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    found = _split(answer.content)  # the page nearest ``after``, newest first
+    events = [StreamEvent("notification", None, bytes(raw).decode(), notification_id=int(_read_id(raw).id))
+              for raw in reversed(found)]
+    return events, len(found) < NOTIFICATIONS_A_READ
+
+
 class EventStreamResponse(Response):
     """Writes one SSE stream until the client leaves or falls behind; the connection is released in all cases."""
 
