@@ -65,8 +65,8 @@ from kicau.web import ApiError
 log = logging.getLogger(__name__)
 
 STREAM_LEASE_SECONDS = 60
-# Home timeline reads in flight at once after a channel loss, one an account with user streams here: a gateway
-# holding thousands of streams must not send the timeline service thousands of reads at once.
+# Reads (an account's home timeline, its notifications) in flight at once after a channel loss, for the streams
+# here: a gateway holding thousands of streams must not send the timeline service thousands of reads at once.
 GAP_READS_IN_FLIGHT = 16
 HIDES_CHANNEL = keys.HIDES_CHANNEL.encode()
 FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
@@ -446,14 +446,14 @@ class Connection:
     sink: TransportSink | None = None
     # A direct connection's events dispatched this turn, for the hub's next write round (module doc).
     _held: list[StreamEvent] = field(default_factory=list)
-    # Where the home timeline's statuses missed by this stream begin when nothing was sent on it yet: the status
-    # id of its opening (or the last status its resume backlog sent). ``_last_update`` is the last status update
-    # taken since. Both are read once the hub's channel comes back after a loss (``StreamHub._fill_gap``).
+    # Where the statuses and notifications missed by this stream begin when nothing was sent on it yet: the id of
+    # its opening (or of the last status its resume backlog sent). ``_last_update`` and ``_last_notification`` are
+    # the last of each taken since. Read once the hub's channel comes back after a loss (``StreamHub._fill_gap``).
     resume_from: int = 0
     _last_update: StreamEvent | None = None
     _last_notification: int = 0
-    # Live events held back while the statuses missed during a loss of the hub's channel are read, so that
-    # those go out first (``StreamHub._fill_gap``); None when not held.
+    # Live events held back while what was missed during a loss of the hub's channel is read, so that it goes
+    # out first (``StreamHub._fill_gap``); None when not held.
     _holding: list[StreamEvent] | None = None
 
     def push(self, event: StreamEvent) -> bool:
@@ -618,8 +618,10 @@ class DeliveryTally:
 
 
 def _replay_key(event: StreamEvent) -> str | None:
-    """How an event is kept among a connection's ``replayed``: a status's SSE id, or a notification's id."""
-    if event.event_id is not None:
+    """How an event is kept among a connection's ``replayed``: a status update's SSE id, or a notification's id.
+    Never a deletion's, though it carries the status's id: the deletion of a status sent from a backlog must
+    still go out."""
+    if event.name == "update":
         return event.event_id
     return f"n{event.notification_id}" if event.notification_id else None
 

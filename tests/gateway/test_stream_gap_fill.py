@@ -75,7 +75,7 @@ def _notification(notification_id: int) -> StreamEvent:
     return StreamEvent("notification", None, f'{{"id":"{notification_id}"}}', notification_id=notification_id)
 
 
-def _delivery(status_id: int, recipients: list[int], event: Literal["update", "notification"] = "update",
+def _delivery(status_id: int, recipients: list[int], event: Literal["update", "notification", "delete"] = "update",
               ) -> StreamDelivery:
     return StreamDelivery(event=event, status_id=status_id, accepted_at=0.0, payload=f'{{"id":"{status_id}"}}',
                           recipients=recipients)
@@ -213,3 +213,18 @@ async def test_missed_notifications_go_to_every_stream_that_takes_them_in_order_
     hub.dispatch(_delivery(30, [7], "notification"))  # read above, arriving live after all: not sent again
     await _turns()
     assert _sent(user).count("notification:30") == _sent(notifications).count("notification:30") == 1
+
+
+async def test_the_deletion_of_a_status_sent_again_still_goes_out() -> None:
+    """A status sent from the read is remembered so that its live copy is not sent twice; its deletion carries the
+    same id and must not be taken for that copy."""
+    timeline, hub = _hub()
+    _, stream = _open(hub, 7, resume_from=5)
+    hub._channel_restored()
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(6)], True))
+    await _turns()
+    hub.dispatch(_delivery(6, [7], "delete"))
+    await _turns()
+    assert _sent(stream) == ["update:6", REFETCH_EVENT, "delete:6"]
