@@ -24,20 +24,7 @@ from services.gateway.streaming import (
     StreamHub,
     TransportSink,
 )
-
-
-class Transport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def is_closing(self) -> bool:
-        return False
+from tests.gateway.test_stream_write_rounds import Transport
 
 
 class Timeline:
