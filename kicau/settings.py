@@ -65,6 +65,9 @@ class CommonSettings(BaseSettings):
 
     # Home timelines keep this many newest entries (Mastodon and Twitter both keep 800).
     home_timeline_cap: int = Field(default=800, ge=20, le=5000)
+    # Deletions and edits are kept this long (kicau/retractions.py) for streams that resume, or whose gateway lost
+    # its channel, to be told of those they missed; a stream away longer reloads its timeline instead.
+    retraction_log_hours: int = Field(default=48, ge=1, le=24 * 30)
     # How many of a followee's statuses a new follow merges into the follower's home timeline.
     follow_backfill: int = Field(default=800, ge=0, le=5000)
     # Accounts with at least this many followers are not fanned out on write: their statuses are merged into

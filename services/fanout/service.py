@@ -48,7 +48,7 @@ from typing import Any, TypeGuard
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from kicau import conversations, instance_usage, keys, resp, tag_trends
+from kicau import conversations, instance_usage, keys, resp, retractions, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.conversations import Conversation, ConversationChange, ConversationStore
@@ -701,6 +701,12 @@ class Fanout:
             listed.append(self.filtered.apply(held, removed))
         if joining or leaving:
             listed.append(self.conversations.apply(joining, leaving))
+        retracted = [retractions.of_event(e) for e in events if isinstance(e, StatusDeleted | StatusEdited)]
+        if retracted:
+            # Logged before any delivery or timeline write of the batch: a stream resuming once its timeline no
+            # longer holds a deleted status finds the deletion in the log (kicau/retractions.py).
+            await resp.round_trip(self.redis, retractions.append_commands(
+                retracted, int(time.time() * 1000), self.settings.retraction_log_hours * 3_600_000))
         listing = asyncio.ensure_future(asyncio.gather(*listed)) if listed else None
         try:
             await self._deliver_all(plans, audiences, large, notices, joining, listing)

@@ -167,10 +167,11 @@ REFETCH_EVENT = "kicau.refetch"
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
                          "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
 # The events a stream is sent again after a loss of the hub's channel, and what a user stream is told then: that
-# the statuses and notifications it missed were sent again (``StreamHub._fill_gap``), or that they could not be.
+# the statuses, notifications, edits and deletions it missed were sent again (``StreamHub._fill_gap``; edits and
+# deletions come with the statuses' read), or that they could not be.
 _FILLED_EVENTS = frozenset({"update", "notification"})
-GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses and notifications missed were '
-              'sent again; other events may be missing"}')
+GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses, notifications, edits and '
+              'deletions missed were sent again; other events may be missing"}')
 CHANNEL_GAP = '{"reason":"the server\'s event channel was interrupted: events may be missing"}'
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
                                             NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
@@ -1073,15 +1074,28 @@ class StreamHub:
                 continue
             arrived = {_replay_key(event) for event in live}
             missed: list[StreamEvent] = []
+            # The statuses edited and deleted since the oldest point (kicau/retractions.py), after the statuses and
+            # notifications: an edit's current version, a deletion of one sent just before, go out last.
+            retracted: list[StreamEvent] = []
             whole = True
             if connection in status_points:
                 whole = statuses_whole
                 point = status_points[connection]
+                deleted_live = {event.event_id for event in live if event.name == "delete"}
                 for event in statuses if statuses_whole else ():
-                    if event.event_id and int(event.event_id) > point and event.event_id not in arrived:
-                        shown = _Matched(event).for_reader(filtering, account_id, HOME_CONTEXT) if filtering else event
-                        if shown is not None:
-                            missed.append(shown)
+                    if event.name == REFETCH_EVENT:  # the edits and deletions may not be all
+                        whole = False
+                        continue
+                    if event.name == "delete":
+                        if event.event_id not in deleted_live:
+                            retracted.append(event)
+                        continue
+                    if event.name == "update" and (not event.event_id or int(event.event_id) <= point
+                                                   or event.event_id in arrived):
+                        continue
+                    shown = _Matched(event).for_reader(filtering, account_id, HOME_CONTEXT) if filtering else event
+                    if shown is not None:
+                        (missed if event.name == "update" else retracted).append(shown)
             if connection in notification_points:
                 whole = whole and notifications_whole
                 point = notification_points[connection]
@@ -1089,6 +1103,7 @@ class StreamHub:
                            if event.notification_id > point and _replay_key(event) not in arrived]
             # Oldest first, a mention's notification after its status (the same id).
             missed.sort(key=lambda event: (int(event.event_id or 0) or event.notification_id, event.notification_id))
+            missed += retracted
             for event in missed:
                 STREAM_GAP_EVENTS.labels(event.name).inc()
             sending = missed

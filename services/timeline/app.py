@@ -414,17 +414,25 @@ async def mutes(service: Service, request: AccountPage, account: AccountHeader =
 
 
 async def home_after_page(scope: Scope, _: Receive | None = None) -> Answer:
-    """The home timeline after a status id, oldest first, for a stream's resume and for what the gateway's user
-    streams missed while its channel was lost (a burst of one read an account streaming there): a hot route.
-    ``after`` is required; ``rebuild=0`` leaves a timeline Redis lost unrebuilt (then ``X-Kicau-Covered: 0``)."""
+    """The home timeline after a status id, oldest first, with the statuses edited and deleted since (the reader's
+    own, those of the accounts and hashtags it follows, those that mention it), for a stream's resume and for what
+    the gateway's user streams missed while its channel was lost (a burst of one read an account streaming there):
+    a hot route. ``{"statuses": [...], "edited": [...], "deleted": ["<id>", ...], "retractions_covered": bool}``:
+    ``X-Kicau-Covered`` says whether the statuses are all, ``retractions_covered`` whether the edits and deletions
+    are. ``after`` is required; ``rebuild=0`` leaves a timeline Redis lost unrebuilt (then ``X-Kicau-Covered:
+    0``)."""
     params = query(scope)
     after = _cursor(params.get("after"), "after")
     if after is None:
         raise ApiError(400, "after is required")
     rebuild = params.get("rebuild", "1").lower() not in ("0", "false")
     service: TimelineService = app.state.service
-    covered, statuses = await service.home_after(acting_account(scope), after, rebuild=rebuild)
-    return Answer(compose_status_list(statuses), headers=[(_COVERED_KEY, b"1" if covered else b"0")])
+    missed = await service.home_after(acting_account(scope), after, rebuild=rebuild)
+    body = b'{"statuses":%b,"edited":%b,"deleted":[%b],"retractions_covered":%b}' % (
+        compose_status_list(missed.statuses), compose_status_list(missed.edited),
+        b",".join(b'"%d"' % status_id for status_id in missed.deleted),
+        b"true" if missed.retractions_covered else b"false")
+    return Answer(body, headers=[(_COVERED_KEY, b"1" if missed.covered else b"0")])
 
 
 async def home_after(request: Request) -> Response:

@@ -21,7 +21,7 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import conversations, keys, link_trends, resp, status_trends, tag_history, tag_trends
+from kicau import conversations, keys, link_trends, resp, retractions, status_trends, tag_history, tag_trends
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
@@ -43,7 +43,7 @@ from kicau.follow_options import (
     decode_options,
     encode_options,
 )
-from kicau.ids import pack_id
+from kicau.ids import ms_from_id, pack_id
 from kicau.large_accounts import LargeAccounts
 from kicau.linked_statuses import LinkedStatuses
 from kicau.lists import AccountList, ListStore, shows_reply
@@ -171,6 +171,20 @@ class Page:
 @functools.lru_cache(maxsize=8)  # the registry changes rarely; hashing it for every home read cost ~1.5%
 def _registry_version(large: frozenset[int]) -> str:
     return hashlib.blake2b(b"".join(pack_id(a) for a in sorted(large)), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True)
+class HomeAfter:
+    """What a stream missed since a point (``TimelineService.home_after``): whether it is provably all of it, the
+    home timeline's statuses after the point (oldest first), and the statuses edited since (rendered as they are
+    now) and deleted since, that concern the reader."""
+
+    covered: bool
+    statuses: list[bytes]
+    edited: list[bytes]
+    deleted: list[int]
+    # Whether the edits and deletions are provably all (the log reaches back to the point: kicau/retractions.py).
+    retractions_covered: bool = False
 
 
 class LargeFollowees(NamedTuple):
@@ -315,20 +329,24 @@ class TimelineService:
         await asyncio.gather(*rebuilds)
         return await self.feeds.read_page(account_id, request, large_followees, key=key, fresh=True)
 
-    async def home_after(self, account_id: int, after_id: int, *, rebuild: bool = True) -> tuple[bool, list[bytes]]:
-        """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether
-        that is provably everything the reader missed. Without ``rebuild``, a timeline Redis does not hold (it lost
-        its data) is not rebuilt from Cassandra here, and nothing is provably everything: the gateway's reads after
-        a loss of its channel (one per account with a user stream, all at once) must not rebuild every online
-        reader's home at once; the reader's own next read rebuilds it."""
-        # Whether the timeline is there and the reader's cached large followees, in one round trip: a loss of a
-        # gateway's channel sends one of these reads for every account streaming there.
+    async def home_after(self, account_id: int, after_id: int, *, rebuild: bool = True) -> HomeAfter:
+        """Everything in the home timeline newer than ``after_id``, oldest first (stream resume), and whether that
+        is provably everything; the statuses edited and deleted since then that concern the reader
+        (kicau/retractions.py), and whether those are. Without ``rebuild``, a timeline Redis does not hold (it
+        lost its data) is not rebuilt from Cassandra here, and nothing is provably everything: the gateway's reads
+        after a loss of its channel (one per account with a user stream, all at once) must not rebuild every
+        online reader's home at once; the reader's own next read rebuilds it."""
+        # Whether the timeline is there, the reader's cached large followees and the log of deletions and edits
+        # since the point, in one round trip: a loss of a gateway's channel sends one of these reads for every
+        # account streaming there.
         cached = keys.large_followees(account_id)
-        last, cached_followees = await resp.round_trip(
-            self.redis, [resp.command(b"LINDEX", keys.home_feed(account_id).encode(), b"-1"), resp.get(cached)])
+        now_ms = int(time.time() * 1000)
+        last, cached_followees, *logged = await resp.round_trip(
+            self.redis, [resp.command(b"LINDEX", keys.home_feed(account_id).encode(), b"-1"), resp.get(cached),
+                         *retractions.read_commands(ms_from_id(after_id), now_ms)])
         materialised = last == keys.FEED_SENTINEL
         if not materialised and not rebuild:
-            return False, []  # before the large followees, which may need Cassandra
+            return HomeAfter(False, [], [], [])  # before the large followees, which may need Cassandra
         large = await self.large.current()
         followed = await self._large_followees(account_id, large, cached_followees) if large else NO_LARGE_FOLLOWEES
         if not materialised:
@@ -336,11 +354,32 @@ class TimelineService:
         for author in followed.ids:
             if not await self.feeds.is_materialised(keys.author_feed(author)):
                 if not rebuild:
-                    return False, []
+                    return HomeAfter(False, [], [], [])
                 await self.rebuild_author_feed(author)
         cap = self.settings.home_timeline_cap
-        covered, ids = await self.feeds.newest_after(account_id, after_id, cap + 1, followed.ids)
-        return covered, await self.statuses.render(ids, Reader.home_of(account_id, followed.options))
+        logged_window = retractions.window(logged, ms_from_id(after_id), now_ms,
+                                           self.settings.retraction_log_hours * 3_600_000)
+        (covered, ids), retracted = await asyncio.gather(
+            self.feeds.newest_after(account_id, after_id, cap + 1, followed.ids),
+            self._retracted_for(account_id, logged_window.retractions))
+        statuses, edited = await asyncio.gather(
+            self.statuses.render(ids, Reader.home_of(account_id, followed.options)),
+            # Rendered as any reader's view of them, not as its home's: an edit logged for a hashtag it follows may
+            # be of a status its home would not hold.
+            self.statuses.render(retracted.edited, Reader(account_id, context="home")))
+        return HomeAfter(covered, statuses, edited, retracted.deleted, logged_window.covered)
+
+    async def _retracted_for(self, account_id: int, logged: list[retractions.Retraction]) -> retractions.Retracted:
+        """Which of the deletions and edits ``logged`` concern the reader: those whose authors or hashtags it
+        follows are looked up (few: a resume's span holds few deletions and edits)."""
+        if not logged:
+            return retractions.Retracted([], [])
+        authors = retractions.deciding_authors(logged, account_id)
+        followed = set(await self.store.followees_among(account_id, authors)) if authors else set()
+        tags = retractions.deciding_tags(logged, account_id, followed)
+        tags_followed = await self.tag_follows.followed_among(account_id, tags) if tags else set()
+        return retractions.collapse(retractions.concerning(logged, account_id, followed, tags_followed))
+
 
     async def public_timeline(self, request: PageRequest, reader: Reader, *, remote: bool = False,
                               only_media: bool = False) -> Page:

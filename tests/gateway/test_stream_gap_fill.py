@@ -215,3 +215,38 @@ async def test_the_deletion_of_a_status_sent_again_still_goes_out() -> None:
     hub.dispatch(_delivery(6, [7], "delete"))
     await _turns()
     assert _sent(stream) == ["update:6", REFETCH_EVENT, "delete:6"]
+
+
+async def test_edits_and_deletions_missed_go_after_the_statuses_and_a_deletion_that_arrived_live_goes_once() -> None:
+    """The home read also carries the statuses edited and deleted since the oldest point (kicau/retractions.py):
+    each stream gets them after the statuses and notifications it missed, an edit as its live ``status.update``
+    (no id), a deletion as its live ``delete`` (the status's id), then the notice; a deletion that also arrived
+    live while the read was in flight goes out once, live."""
+    timeline, hub = _hub()
+    (_, user) = _open(hub, 7, resume_from=20)
+    timeline.notifications = [_notification(25)]
+    hub._channel_restored()
+    await _turns()
+    hub.dispatch(_delivery(5, [7], event="delete"))  # live during the read, and also in what the read finds
+    await _turns()
+    assert timeline.answer is not None
+    edited = StreamEvent("status.update", None, '{"id":"3","content":"<p>now</p>"}')
+    timeline.answer.set_result(([_update(21), edited, StreamEvent("delete", "5", "5"),
+                                 StreamEvent("delete", "4", "4")], True))
+    await _turns()
+    assert _sent(user) == ["update:21", "notification:25", "status.update", "delete:4", REFETCH_EVENT, "delete:5"]
+
+
+async def test_a_read_whose_edits_and_deletions_may_not_be_all_says_events_may_be_missing() -> None:
+    """The home read ends with ``kicau.refetch`` when the log of edits and deletions does not reach back to the
+    point (routes/streaming.py, ``home_after``): what was read still goes out, then the notice that events may be
+    missing, never that notice itself."""
+    timeline, hub = _hub()
+    (_, user) = _open(hub, 7, resume_from=20)
+    hub._channel_restored()
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(21), StreamEvent(REFETCH_EVENT, None, '{"reason":"not kept"}')], True))
+    await _turns()
+    assert _sent(user) == ["update:21", REFETCH_EVENT]
+    assert CHANNEL_GAP.encode() in b"".join(user.writes) and b"not kept" not in b"".join(user.writes)

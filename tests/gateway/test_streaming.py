@@ -16,7 +16,7 @@ import pytest
 from mastodon import Mastodon, StreamListener
 from websockets.sync.client import ClientConnection, connect
 
-from kicau import keys
+from kicau import keys, retractions
 from kicau.presence import GATEWAYS
 from tests.conftest import User, eventually
 
@@ -153,6 +153,52 @@ def test_sse_wire_format_and_resume_with_last_event_id(
         assert nxt[0]["id"] == live and nxt[0]["event"] == "update"
 
 
+def test_resume_sends_the_edits_and_deletions_missed_while_away_after_the_statuses(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """A client away from its stream misses edits and deletions as well as statuses, and its home timeline keeps
+    no trace of either (kicau/retractions.py). Resuming with Last-Event-ID, it gets the statuses it missed, then
+    each status edited since as it is now (``status.update``, no id, as live), then each deleted since
+    (``delete`` with the status's id, as live), then live events; not the deletion of a status by an account it
+    does not follow. Its Last-Event-ID stays the newest status it was sent."""
+    author, stranger, reader = make_user("rt_a"), make_user("rt_s"), make_user("rt_r")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
+
+    def post(who: User, text: str) -> str:
+        return str(http.post("/api/v1/statuses", headers=who.auth, data={"status": text}).json()["id"])
+
+    older, doomed = post(author, "to be edited"), post(author, "to be deleted")
+    elsewhere = post(stranger, "deleted by someone the reader does not follow")
+    seen = post(author, "the last status the stream had")
+    eventually(lambda: seen in [s["id"] for s in http.get("/api/v1/timelines/home", headers=reader.auth).json()])
+    time.sleep(retractions.CLOCK_SLACK_MS / 1000)  # what happens next is past the read's slack before ``seen``
+    missed = post(author, "posted while away")
+    assert http.put(f"/api/v1/statuses/{older}", headers=author.auth,
+                    json={"status": "edited while away"}).status_code == 200
+    assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
+    assert http.delete(f"/api/v1/statuses/{elsewhere}", headers=stranger.auth).status_code == 200
+
+    def logged() -> set[int]:
+        return {retractions._decode(fields[b"r"]).status_id
+                for _, fields in stack_redis.xrevrange(retractions.LOG, count=200)}
+
+    eventually(lambda: {int(doomed), int(elsewhere), int(older)} <= logged())  # the fanout applied all three
+    headers = {**reader.auth, "Last-Event-ID": seen}
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(20, read=20)) as stream_client, \
+            stream_client.stream("GET", "/api/v1/streaming/user", headers=headers) as stream:
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        replayed = read_events(lines, 3)
+        assert [(e["event"], e.get("id")) for e in replayed] == [
+            ("update", missed), ("status.update", None), ("delete", doomed)], replayed
+        edited = json.loads(replayed[1]["data"])
+        assert edited["id"] == older and "edited while away" in edited["content"] and edited["edited_at"]
+        assert replayed[2]["data"] == doomed
+        live = post(author, "live after the resume")
+        event = read_events(lines, 1)[0]
+        assert (event["event"], event.get("id")) == ("update", live), event  # nothing of the stranger's first
+
+
 def test_resume_from_far_back_on_an_untrimmed_timeline_replays_everything(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User]
 ) -> None:
@@ -162,9 +208,11 @@ def test_resume_from_far_back_on_an_untrimmed_timeline_replays_everything(
     headers = {**reader.auth, "Last-Event-ID": "1"}
     with httpx.Client(base_url=gateway_url, timeout=20) as stream_client, \
             stream_client.stream("GET", "/api/v1/streaming/user", headers=headers) as stream:
-        events = read_events(stream.iter_lines(), 1)
-    # One own status in a never-trimmed timeline is provably all that was missed: it is replayed.
+        events = read_events(stream.iter_lines(), 2)
+    # One own status in a never-trimmed timeline is provably all that was missed: it is replayed. The edits and
+    # deletions since then are not all kept (kicau/retractions.py): the client is told so after it.
     assert events[0]["event"] == "update"
+    assert events[1]["event"] == "kicau.refetch" and "not kept" in json.loads(events[1]["data"])["reason"], events
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer invalid"}])
@@ -216,13 +264,14 @@ def test_a_user_stream_is_told_when_the_gateways_channel_was_interrupted(
             mentioned = read_events(notification_lines, 1)[0]
 
 
-def test_streams_are_sent_the_statuses_and_notifications_they_missed_while_the_gateways_channel_was_down(
+def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_while_the_gateways_channel_was_down(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
 ) -> None:
     """A status fanned out while the gateway's channel was down never reaches its streams live, nor does its
     mention's notification. Once the channel is back, each user stream is sent what its home timeline got after
-    the last status it was sent and the notifications after the last one (once, oldest first), then
-    ``kicau.refetch`` saying so, then its live events; a stream of notifications alone gets the notification.
+    the last status it was sent and the notifications after the last one (once, oldest first), then the deletions
+    since (kicau/retractions.py), then ``kicau.refetch`` saying so, then its live events; a stream of
+    notifications alone gets the notification.
     The gap is made on purpose: the fanout is told that the reader holds no stream, so the status goes to its
     home timeline and its notification to Cassandra alone, while a second follower's stream shows that the fanout
     has handled it. The reader holds a WebSocket on ``user`` too, which is filled alike."""
@@ -244,6 +293,9 @@ def test_streams_are_sent_the_statuses_and_notifications_they_missed_while_the_g
         warm_until_seen(gateway_url, author, notification_lines, text=f"@{reader.username} warm-up")
         warm_until_seen(gateway_url, author, user_lines, text="settled")  # past the mentions the user stream got
         assert any(event == "update" for event, _ in _frames_until_quiet(socket)), "the socket got no warm-up"
+        doomed = http.post("/api/v1/statuses", headers=author.auth, data={"status": "deleted while away"}).json()["id"]
+        while status_of(read_events(user_lines, 1)[0]) != doomed:  # the reader's streams have it
+            pass
 
         def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
             with contextlib.suppress(Exception):  # ended by the stream's closing
@@ -269,6 +321,15 @@ def test_streams_are_sent_the_statuses_and_notifications_they_missed_while_the_g
                 missed.append(said)
                 break
         assert missed, "the fanout kept publishing to the reader's stream"
+        # Deleted while the reader is thought offline: the witness is told live, the reader not.
+        stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
+        time.sleep(0.2)
+        assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
+        gone = read_events(witness_lines, 1)[0]
+        while (gone["event"], gone.get("id")) != ("delete", doomed):
+            gone = read_events(witness_lines, 1)[0]
+        time.sleep(1.0)
+        assert doomed not in {event.get("id") for event in received if event["event"] == "delete"}
         assert ("update", said) not in _frames_until_quiet(socket)
         assert said in {status["id"] for status in http.get("/api/v1/timelines/home", headers=reader.auth).json()}
         counted = _gap_counts(gateway_url)
@@ -285,12 +346,17 @@ def test_streams_are_sent_the_statuses_and_notifications_they_missed_while_the_g
         filled = [(event["event"], status_of(event)) for event in received if status_of(event) == said]
         assert filled == [("update", said), ("notification", said)], received  # once each, the status first
         assert max(i for i, event in enumerate(received) if status_of(event) == said) < index
+        # The deletion, from the log of edits and deletions (kicau/retractions.py): after them, before the notice.
+        deleted = [i for i, event in enumerate(received) if (event["event"], event.get("id")) == ("delete", doomed)]
+        assert len(deleted) == 1 and max(i for i, event in enumerate(received) if status_of(event) == said) < \
+            deleted[0] < index, received
         mentioned = read_events(notification_lines, 1)[0]
         while status_of(mentioned) != said:  # a stream of notifications alone: the notification, no notice
             assert mentioned["event"] == "notification", mentioned
             mentioned = read_events(notification_lines, 1)[0]
         on_socket = _frames_until_quiet(socket)
-        assert on_socket[:1] == [("update", said)] and on_socket[-1][0] == "kicau.refetch", on_socket
+        assert on_socket[:1] == [("update", said)] and on_socket[-2:] == [("delete", None), ("kicau.refetch", None)], \
+            on_socket
         reads, statuses, notifications = (
             after - before for after, before in zip(_gap_counts(gateway_url), counted, strict=True))
         # The reader's: one read of each kind; the status on two streams, its notification on three. Others' too.

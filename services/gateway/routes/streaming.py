@@ -88,18 +88,41 @@ async def _stream_token(request: Request | WebSocket) -> tuple[TokenInfo, str]:
     return info, tokens.hash_token(value)
 
 
+class _Missed(msgspec.Struct):
+    statuses: list[msgspec.Raw]
+    edited: list[msgspec.Raw] = []
+    deleted: list[str] = []
+    retractions_covered: bool = False
+
+
+# After what a stream missed, when the log of edits and deletions does not reach back to its point (it keeps them
+# for ``retraction_log_hours``; a Redis that lost its data began it again).
+RETRACTIONS_GAP = '{"reason":"edits and deletions this far back are not kept: some may be missing"}'
+
+
+_read_missed = msgspec.json.Decoder(_Missed).decode
+
+
 async def home_after(timeline: Caller, account_id: int, after: int, *,
                      rebuild: bool = True) -> tuple[list[StreamEvent], bool]:
-    """The statuses of ``account_id``'s home timeline after the status id ``after``, oldest first, as the events
-    that carried them, and whether that is provably all of them: a stream's resume backlog, and (without
-    ``rebuild``: a timeline Redis lost is not rebuilt for it) what a user stream missed while the hub's channel
-    was lost (``StreamHub._fill_gap``)."""
+    """What ``account_id``'s user stream missed after the status id ``after``, as the events that would have carried
+    it: the statuses of its home timeline, oldest first; then the statuses edited since, as they are now; then
+    those deleted since (kicau/retractions.py), followed by ``kicau.refetch`` if those may not be all; and whether
+    the statuses are provably all. A stream's resume backlog,
+    and (without ``rebuild``: a timeline Redis lost is not rebuilt for it) what a user stream missed while the
+    hub's channel was lost (``StreamHub._fill_gap``). Edits and deletions carry what their live events carry: no
+    SSE id for an edit, the status's id for a deletion."""
     answer = await timeline.call("GET", "/internal/timelines/home/after",
                                  params={"after": after, "rebuild": int(rebuild)},
                                  headers={ACCOUNT_HEADER: str(account_id)})
     if answer.status_code != 200:
         raise ApiError(503, "Service temporarily unavailable, try again")
-    events = [StreamEvent("update", _read_id(raw).id, bytes(raw).decode()) for raw in _split(answer.content)]
+    missed = _read_missed(answer.content)
+    events = [StreamEvent("update", _read_id(raw).id, bytes(raw).decode()) for raw in missed.statuses]
+    events += [StreamEvent("status.update", None, bytes(raw).decode()) for raw in missed.edited]
+    events += [StreamEvent("delete", status_id, status_id) for status_id in missed.deleted]
+    if not missed.retractions_covered:
+        events.append(StreamEvent(REFETCH_EVENT, None, RETRACTIONS_GAP))
     return events, answer.headers.get("x-kicau-covered") == "1"
 
 
@@ -153,7 +176,8 @@ class EventStreamResponse(Response):
 
         async def write() -> None:
             await chunk(b":)\n")
-            connection.replayed.update(e.event_id for e in self.backlog if e.event_id)
+            # The statuses sent here that may still arrive live (a deletion's id is never taken for one).
+            connection.replayed.update(e.event_id for e in self.backlog if e.name == "update" and e.event_id)
             for event in self.backlog:
                 await chunk(event.sse_frame())
             if transport is not None:
@@ -231,8 +255,9 @@ async def stream_user(request: Request) -> Response:
             if not covered:
                 backlog = [StreamEvent(REFETCH_EVENT, None, '{"reason":"missed events exceed the home timeline"}')]
             else:
+                # A deletion's id is of the status deleted, however old: not a point to resume from.
                 connection.resume_from = max([last_event_id, *(int(event.event_id) for event in backlog
-                                                               if event.event_id)])
+                                                               if event.name == "update" and event.event_id)])
     except BaseException:
         await hub.close(connection)
         raise
