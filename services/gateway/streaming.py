@@ -318,8 +318,11 @@ def server_transport(send: Callable[..., Awaitable[None]]) -> asyncio.WriteTrans
 
 # The streams of an account's own events.
 _OWN_STREAMS = frozenset(STREAM_EVENTS)
-# The events whose SSE id is a resume point: a home timeline's new and deleted statuses.
-_RESUMABLE = frozenset({"update", "delete"})
+# The events whose SSE id is a resume point: a home timeline's new statuses. Not a deletion: its status may be of
+# any age, and a browser's EventSource sends back the last id it was given, so a deletion of an old status carrying
+# one would move the client's Last-Event-ID back (the resume would send again what it had, or give up past the
+# timeline's reach). A frame without an id leaves the last one as it was.
+_RESUMABLE = frozenset({"update"})
 
 
 class Subscriptions:
@@ -620,8 +623,7 @@ class DeliveryTally:
 
 def _replay_key(event: StreamEvent) -> str | None:
     """How an event is kept among a connection's ``replayed``: a status update's SSE id, or a notification's id.
-    Never a deletion's, though it carries the status's id: the deletion of a status sent from a backlog must
-    still go out."""
+    Never a deletion's: the deletion of a status sent from a backlog must still go out."""
     if event.name == "update":
         return event.event_id
     return f"n{event.notification_id}" if event.notification_id else None
@@ -986,8 +988,8 @@ class StreamHub:
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
         event = StreamEvent(
-            # Neither a notification, an edit, nor a public timeline's or a list's event carries an SSE id: ids are
-            # the home timeline's resume points (Last-Event-ID).
+            # Only a home timeline's update carries an SSE id: ids are its resume points (Last-Event-ID). Not a
+            # notification, an edit, a deletion (``_RESUMABLE``), nor a public timeline's or a list's event.
             name=delivery.event,
             event_id=str(delivery.status_id)
             if delivery.event in _RESUMABLE and not public and not delivery.list_id else None,
@@ -1081,13 +1083,13 @@ class StreamHub:
             if connection in status_points:
                 whole = statuses_whole
                 point = status_points[connection]
-                deleted_live = {event.event_id for event in live if event.name == "delete"}
+                deleted_live = {event.data for event in live if event.name == "delete"}
                 for event in statuses if statuses_whole else ():
                     if event.name == REFETCH_EVENT:  # the edits and deletions may not be all
                         whole = False
                         continue
                     if event.name == "delete":
-                        if event.event_id not in deleted_live:
+                        if event.data not in deleted_live:
                             retracted.append(event)
                         continue
                     if event.name == "update" and (not event.event_id or int(event.event_id) <= point

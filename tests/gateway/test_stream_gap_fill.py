@@ -64,8 +64,9 @@ def _notification(notification_id: int) -> StreamEvent:
 
 def _delivery(status_id: int, recipients: list[int], event: Literal["update", "notification", "delete"] = "update",
               ) -> StreamDelivery:
-    return StreamDelivery(event=event, status_id=status_id, accepted_at=0.0, payload=f'{{"id":"{status_id}"}}',
-                          recipients=recipients)
+    # A deletion's payload is the bare id, as the fanout sends it.
+    payload = str(status_id) if event == "delete" else f'{{"id":"{status_id}"}}'
+    return StreamDelivery(event=event, status_id=status_id, accepted_at=0.0, payload=payload, recipients=recipients)
 
 
 def _open(hub: StreamHub, account_id: int, accepts: frozenset[str] = STREAM_EVENTS["user"],
@@ -203,8 +204,8 @@ async def test_missed_notifications_go_to_every_stream_that_takes_them_in_order_
 
 
 async def test_the_deletion_of_a_status_sent_again_still_goes_out() -> None:
-    """A status sent from the read is remembered so that its live copy is not sent twice; its deletion carries the
-    same id and must not be taken for that copy."""
+    """A status sent from the read is remembered so that its live copy is not sent twice; its deletion (about the
+    same status) must not be taken for that copy."""
     timeline, hub = _hub()
     _, stream = _open(hub, 7, resume_from=5)
     hub._channel_restored()
@@ -214,13 +215,13 @@ async def test_the_deletion_of_a_status_sent_again_still_goes_out() -> None:
     await _turns()
     hub.dispatch(_delivery(6, [7], "delete"))
     await _turns()
-    assert _sent(stream) == ["update:6", REFETCH_EVENT, "delete:6"]
+    assert _sent(stream) == ["update:6", REFETCH_EVENT, "delete"]
 
 
 async def test_edits_and_deletions_missed_go_after_the_statuses_and_a_deletion_that_arrived_live_goes_once() -> None:
     """The home read also carries the statuses edited and deleted since the oldest point (kicau/retractions.py):
     each stream gets them after the statuses and notifications it missed, an edit as its live ``status.update``
-    (no id), a deletion as its live ``delete`` (the status's id), then the notice; a deletion that also arrived
+    (no id), a deletion as its live ``delete`` (no id either), then the notice; a deletion that also arrived
     live while the read was in flight goes out once, live."""
     timeline, hub = _hub()
     (_, user) = _open(hub, 7, resume_from=20)
@@ -231,10 +232,12 @@ async def test_edits_and_deletions_missed_go_after_the_statuses_and_a_deletion_t
     await _turns()
     assert timeline.answer is not None
     edited = StreamEvent("status.update", None, '{"id":"3","content":"<p>now</p>"}')
-    timeline.answer.set_result(([_update(21), edited, StreamEvent("delete", "5", "5"),
-                                 StreamEvent("delete", "4", "4")], True))
+    timeline.answer.set_result(([_update(21), edited, StreamEvent("delete", None, "5"),
+                                 StreamEvent("delete", None, "4")], True))
     await _turns()
-    assert _sent(user) == ["update:21", "notification:25", "status.update", "delete:4", REFETCH_EVENT, "delete:5"]
+    assert _sent(user) == ["update:21", "notification:25", "status.update", "delete", REFETCH_EVENT, "delete"]
+    deletions = [frame for frame in b"".join(user.writes).decode().split("\n\n") if "event: delete" in frame]
+    assert [frame.splitlines()[-1] for frame in deletions] == ["data: 4", "data: 5"]
 
 
 async def test_a_read_whose_edits_and_deletions_may_not_be_all_says_events_may_be_missing() -> None:

@@ -158,9 +158,10 @@ def test_resume_sends_the_edits_and_deletions_missed_while_away_after_the_status
 ) -> None:
     """A client away from its stream misses edits and deletions as well as statuses, and its home timeline keeps
     no trace of either (kicau/retractions.py). Resuming with Last-Event-ID, it gets the statuses it missed, then
-    each status edited since as it is now (``status.update``, no id, as live), then each deleted since
-    (``delete`` with the status's id, as live), then live events; not the deletion of a status by an account it
-    does not follow. Its Last-Event-ID stays the newest status it was sent."""
+    each status edited since as it is now (``status.update``), then each deleted since (``delete``, its data the
+    id), then live events; not the deletion of a status by an account it does not follow. Neither an edit nor a
+    deletion, resumed or live, carries an SSE id: the client's Last-Event-ID stays the newest status it was sent
+    (a deletion of an old status would otherwise move it back)."""
     author, stranger, reader = make_user("rt_a"), make_user("rt_s"), make_user("rt_r")
     assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
 
@@ -190,13 +191,16 @@ def test_resume_sends_the_edits_and_deletions_missed_while_away_after_the_status
         lines = stream.iter_lines()
         replayed = read_events(lines, 3)
         assert [(e["event"], e.get("id")) for e in replayed] == [
-            ("update", missed), ("status.update", None), ("delete", doomed)], replayed
+            ("update", missed), ("status.update", None), ("delete", None)], replayed
         edited = json.loads(replayed[1]["data"])
         assert edited["id"] == older and "edited while away" in edited["content"] and edited["edited_at"]
         assert replayed[2]["data"] == doomed
         live = post(author, "live after the resume")
         event = read_events(lines, 1)[0]
         assert (event["event"], event.get("id")) == ("update", live), event  # nothing of the stranger's first
+        assert http.delete(f"/api/v1/statuses/{older}", headers=author.auth).status_code == 200
+        event = read_events(lines, 1)[0]
+        assert (event["event"], event["data"], "id" in event) == ("delete", older, False), event
 
 
 def test_resume_from_far_back_on_an_untrimmed_timeline_replays_everything(
@@ -326,10 +330,10 @@ def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_w
         time.sleep(0.2)
         assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
         gone = read_events(witness_lines, 1)[0]
-        while (gone["event"], gone.get("id")) != ("delete", doomed):
+        while (gone["event"], gone["data"]) != ("delete", doomed):
             gone = read_events(witness_lines, 1)[0]
         time.sleep(1.0)
-        assert doomed not in {event.get("id") for event in received if event["event"] == "delete"}
+        assert doomed not in {event["data"] for event in received if event["event"] == "delete"}
         assert ("update", said) not in _frames_until_quiet(socket)
         assert said in {status["id"] for status in http.get("/api/v1/timelines/home", headers=reader.auth).json()}
         counted = _gap_counts(gateway_url)
@@ -347,7 +351,7 @@ def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_w
         assert filled == [("update", said), ("notification", said)], received  # once each, the status first
         assert max(i for i, event in enumerate(received) if status_of(event) == said) < index
         # The deletion, from the log of edits and deletions (kicau/retractions.py): after them, before the notice.
-        deleted = [i for i, event in enumerate(received) if (event["event"], event.get("id")) == ("delete", doomed)]
+        deleted = [i for i, event in enumerate(received) if (event["event"], event["data"]) == ("delete", doomed)]
         assert len(deleted) == 1 and max(i for i, event in enumerate(received) if status_of(event) == said) < \
             deleted[0] < index, received
         mentioned = read_events(notification_lines, 1)[0]

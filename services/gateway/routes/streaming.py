@@ -1,9 +1,10 @@
 """The real-time stream, in Mastodon's wire formats: Server-Sent Events and WebSocket.
 
-Beyond Mastodon: every event carries ``id: <status id>``, and a client reconnecting with ``Last-Event-ID``
-first receives every status it missed from its home timeline (oldest first), then live events, with no gap
-and no duplicate. When the missed span reaches past what the timeline holds, a ``kicau.refetch`` event tells
-the client to reload its timeline instead.
+Beyond Mastodon: every status update on the user stream carries ``id: <status id>``, and a client reconnecting
+with ``Last-Event-ID`` first receives every status it missed from its home timeline (oldest first), then the
+edits and deletions it missed (kicau/retractions.py), then live events, with no gap and no duplicate. When the
+missed span reaches past what the timeline holds, a ``kicau.refetch`` event tells the client to reload its
+timeline instead.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ async def home_after(timeline: Caller, account_id: int, after: int, *,
     those deleted since (kicau/retractions.py), followed by ``kicau.refetch`` if those may not be all; and whether
     the statuses are provably all. A stream's resume backlog,
     and (without ``rebuild``: a timeline Redis lost is not rebuilt for it) what a user stream missed while the
-    hub's channel was lost (``StreamHub._fill_gap``). Edits and deletions carry what their live events carry: no
-    SSE id for an edit, the status's id for a deletion."""
+    hub's channel was lost (``StreamHub._fill_gap``). Like their live events, edits and deletions carry no SSE
+    id."""
     answer = await timeline.call("GET", "/internal/timelines/home/after",
                                  params={"after": after, "rebuild": int(rebuild)},
                                  headers={ACCOUNT_HEADER: str(account_id)})
@@ -120,7 +121,7 @@ async def home_after(timeline: Caller, account_id: int, after: int, *,
     missed = _read_missed(answer.content)
     events = [StreamEvent("update", _read_id(raw).id, bytes(raw).decode()) for raw in missed.statuses]
     events += [StreamEvent("status.update", None, bytes(raw).decode()) for raw in missed.edited]
-    events += [StreamEvent("delete", status_id, status_id) for status_id in missed.deleted]
+    events += [StreamEvent("delete", None, status_id) for status_id in missed.deleted]
     if not missed.retractions_covered:
         events.append(StreamEvent(REFETCH_EVENT, None, RETRACTIONS_GAP))
     return events, answer.headers.get("x-kicau-covered") == "1"
@@ -176,8 +177,7 @@ class EventStreamResponse(Response):
 
         async def write() -> None:
             await chunk(b":)\n")
-            # The statuses sent here that may still arrive live (a deletion's id is never taken for one).
-            connection.replayed.update(e.event_id for e in self.backlog if e.name == "update" and e.event_id)
+            connection.replayed.update(e.event_id for e in self.backlog if e.event_id)
             for event in self.backlog:
                 await chunk(event.sse_frame())
             if transport is not None:
@@ -255,9 +255,8 @@ async def stream_user(request: Request) -> Response:
             if not covered:
                 backlog = [StreamEvent(REFETCH_EVENT, None, '{"reason":"missed events exceed the home timeline"}')]
             else:
-                # A deletion's id is of the status deleted, however old: not a point to resume from.
                 connection.resume_from = max([last_event_id, *(int(event.event_id) for event in backlog
-                                                               if event.name == "update" and event.event_id)])
+                                                               if event.event_id)])
     except BaseException:
         await hub.close(connection)
         raise
