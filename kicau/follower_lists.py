@@ -132,6 +132,31 @@ class FollowerLists(Generic[Followed]):
         FANOUT_FOLLOWER_LISTS.labels("cassandra").inc(len(stale))
         return found
 
+    async def followed_by(self, follower: int, account_ids: Sequence[Followed]) -> set[Followed]:
+        """Which of ``account_ids`` ``follower`` is among the followers of, from the lists as ``followers`` keeps
+        them, without copying a list out (a membership test in the kept array): for many readers asking about the
+        same few authors (a stream's resume, kicau/retractions.py)."""
+        if not account_ids:
+            return set()
+        claimed = await self.claim(account_ids)
+        now = time.monotonic()
+        found: set[Followed] = set()
+        stale: list[tuple[Followed, bytes]] = []
+        for account_id, token in claimed.items():
+            kept = self._kept.get(account_id)
+            if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
+                self._kept.move_to_end(account_id)
+                if follower in kept[2]:
+                    found.add(account_id)
+            else:
+                stale.append((account_id, token))
+        lists = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
+        for (account_id, token), followers in zip(stale, lists, strict=True):
+            self._keep(account_id, token, now, followers)
+            if follower in followers:
+                found.add(account_id)
+        return found
+
     async def claim(self, account_ids: Sequence[Followed]) -> dict[Followed, bytes]:
         """The current version token of each list (installed where there is none), without reading any list: for
         what is kept under the versions of lists too long to read whole (a large account's, kicau/follow_options.py).

@@ -21,6 +21,9 @@ class TimelineSettings(InternalListener):
     # Keep home page reads (the timeline's range) among those copies too, until the fanout writes into that
     # timeline: a reread of an unchanged timeline then costs no Redis round trip (kicau/feeds.py).
     home_page_copies: bool = True
+    # Follower ids kept in memory, at most, of the authors of edits and deletions resumed streams are told of
+    # (kicau/retractions.py, under the fanout's follower list versions: kicau/follower_lists.py), 8 bytes each.
+    retraction_follower_ids: int = Field(default=1_000_000, ge=0)
     # Keep the newest ids of accounts whose profiles are read (kicau/newest_ids.py), at most this many accounts
     # (~400 bytes each); 0: read every profile's ids from Cassandra.
     newest_ids_accounts: int = Field(default=50_000, ge=0)

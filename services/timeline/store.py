@@ -26,6 +26,8 @@ class TimelineStore:
             " ORDER BY status_id ASC LIMIT ?"
         )
         self._following = prepare("SELECT followee_id FROM following WHERE follower_id = ?")
+        self._followers = prepare("SELECT follower_id FROM followers WHERE followee_id = ?")
+        self._followers.fetch_size = 5000
         self._newest_entries = prepare(NEWEST_ENTRIES)
         self._replies = prepare("SELECT reply_id FROM replies WHERE status_id = ? LIMIT ?")
         self._following_among = prepare(
@@ -60,6 +62,11 @@ class TimelineStore:
     async def followees(self, account_id: int) -> list[int]:
         rows = await execute(self._session, self._following, (account_id,))
         return [int(r["followee_id"]) for r in rows]
+
+    async def followers(self, account_id: int) -> list[int]:
+        """Every follower of the account (kept in memory for the log of edits and deletions: kicau/retractions.py)."""
+        rows = await execute(self._session, self._followers, (account_id,))
+        return [int(r["follower_id"]) for r in rows]
 
     async def followees_among(self, account_id: int, candidates: Iterable[int]) -> list[int]:
         """Which of ``candidates`` the account follows: reads within its one partition, 100 keys at a time."""

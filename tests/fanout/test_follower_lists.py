@@ -84,6 +84,32 @@ def test_copies_are_used_until_the_version_changes() -> None:
     asyncio.run(scenario())
 
 
+def test_which_authors_a_reader_follows_is_answered_from_the_kept_lists_under_their_versions() -> None:
+    """``followed_by`` (the timeline's resumed streams, kicau/retractions.py): many readers asking about the same
+    authors read each list once; a follow (the version forgotten) makes the next question read it again."""
+    async def scenario() -> None:
+        redis = Redis(port=REDIS_PORT)
+        base = random.randrange(10**12, 10**13)
+        a, b = base, base + 1
+        reads = CountingReads({a: [1, 2, 3], b: [3, 4]})
+        lists = FollowerLists(redis, reads)
+        try:
+            assert await lists.followed_by(3, [a, b]) == {a, b}
+            assert await lists.followed_by(1, [a, b]) == {a}
+            assert await lists.followed_by(9, [a, b]) == set()
+            assert await lists.followed_by(9, []) == set()
+            assert sorted(reads.calls) == [a, b], "each list read once for every reader"
+            reads.lists[b] = [3, 4, 9]  # 9 follows b
+            await follower_lists.forget(redis, b)
+            assert await lists.followed_by(9, [a, b]) == {b}
+            assert sorted(reads.calls) == [a, b, b]
+        finally:
+            await redis.delete(keys.followers_version(a), keys.followers_version(b))
+            await redis.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_the_synchronous_forget_of_bulk_loaders() -> None:
     async def scenario() -> None:
         redis = Redis(port=REDIS_PORT)
