@@ -20,21 +20,31 @@ deletions and edits are few next to new statuses. Its limit is that a resume rea
 whoever they concern: at most ``READ_AT_MOST`` of them, and a span holding more is reported as not covered, so
 the client reloads instead.
 
-The log is covered from its ``SINCE`` marker on: set (if absent) by every append and every read, it tells
-when the log began, so a Redis that lost its data does not make an empty log look like "nothing happened".
+The log is covered from its ``SINCE`` marker on: the fanout sets it (if absent) with every append and every
+``MARK_SECONDS`` (``keep_marking``), so it tells when the log began to hold everything the fanout applied, and
+a Redis that lost its data (a restart without it, a ``FLUSHALL``) does not make an empty log look like "nothing
+happened": the spans that begin before the marker is set again are not covered. Readers never set it: only the
+fanout knows that it appends every deletion and edit it applies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
+from redis.asyncio import Redis
 
+from kicau import resp
 from kicau.events import StatusDeleted, StatusEdited
 from kicau.resp import command, get
 from kicau.visibility import reaches_followers
+
+log = logging.getLogger(__name__)
 
 LOG = "stream:retractions"
 SINCE = "stream:retractions:since"
@@ -44,6 +54,8 @@ READ_AT_MOST = 2000
 # the log's entry ids by Redis's, and a deletion fanned out from another partition may trail a newer status by
 # a batch. Reading a few seconds early repeats deletions the stream already had, which changes nothing.
 CLOCK_SLACK_MS = 5_000
+# How often the fanout sets the marker if it is missing: how long after a loss of the log no span is covered.
+MARK_SECONDS = 5.0
 
 DELETE: Literal["delete"] = "delete"
 UPDATE: Literal["status.update"] = "status.update"
@@ -80,17 +92,31 @@ def append_commands(retractions: Sequence[Retraction], now_ms: int, keep_ms: int
     ``keep_ms`` as they go (approximately: Redis trims whole nodes, so it keeps a little more, never less)."""
     oldest = b"%d" % max(0, now_ms - keep_ms)
     packed = [command(b"XADD", LOG.encode(), b"MINID", b"~", oldest, b"*", _FIELD, _encode(r)) for r in retractions]
-    packed.append(command(b"SET", SINCE.encode(), b"%d" % now_ms, b"NX"))
+    packed.append(mark_command(now_ms))
     return packed
 
 
-def read_commands(after_ms: int, now_ms: int) -> list[bytes]:
-    """The commands of a read of the entries since ``after_ms`` (less the slack), three replies for ``window``:
-    the entries, the marker set if it was missing, and the marker."""
+def mark_command(now_ms: int) -> bytes:
+    """Set the marker to now if it is missing (the log lost): the log holds everything from now on."""
+    return command(b"SET", SINCE.encode(), b"%d" % now_ms, b"NX")
+
+
+async def keep_marking(redis: Redis, every: float = MARK_SECONDS) -> None:
+    """The fanout's: set the marker again within ``every`` seconds of a loss, whether or not anything is
+    deleted or edited meanwhile (a failure is retried at the next turn)."""
+    while True:
+        try:
+            await resp.round_trip(redis, [mark_command(int(time.time() * 1000))])
+        except Exception:
+            log.warning("could not mark the log of edits and deletions", exc_info=True)
+        await asyncio.sleep(every)
+
+
+def read_commands(after_ms: int) -> list[bytes]:
+    """The commands of a read of the entries since ``after_ms`` (less the slack), two replies for ``window``:
+    the entries and the marker."""
     start = b"%d" % max(0, after_ms - CLOCK_SLACK_MS)
-    return [command(b"XRANGE", LOG.encode(), start, b"+", b"COUNT", b"%d" % (READ_AT_MOST + 1)),
-            command(b"SET", SINCE.encode(), b"%d" % now_ms, b"NX"),
-            get(SINCE)]
+    return [command(b"XRANGE", LOG.encode(), start, b"+", b"COUNT", b"%d" % (READ_AT_MOST + 1)), get(SINCE)]
 
 
 @dataclass(frozen=True)
@@ -103,9 +129,9 @@ class Window:
 
 def window(replies: Sequence[Any], after_ms: int, now_ms: int, keep_ms: int) -> Window:
     """The read's ``Window`` from the replies of ``read_commands``. Covered when the log began before the span
-    (a log Redis lost began again when next touched), the span is within what the log keeps, and the span holds
-    no more than a read takes."""
-    entries, _, since = replies
+    (a log Redis lost began again when the fanout marked it), the span is within what the log keeps, and the span
+    holds no more than a read takes."""
+    entries, since = replies
     start = max(0, after_ms - CLOCK_SLACK_MS)
     found = [_decode(_field_of(fields)) for _, fields in entries or ()]
     covered = (since is not None and int(since) <= start and start >= now_ms - keep_ms

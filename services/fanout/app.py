@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 
-from kicau import clients, keys
+from kicau import clients, keys, retractions
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.conversations import ConversationStore
@@ -107,14 +107,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await consumer.start()
         task = asyncio.create_task(worker.run(), name="fanout-worker")
         exit_if_it_dies(task, "fanout")
+        # The log of edits and deletions is marked as begun again soon after Redis lost it (kicau/retractions.py).
+        marking = asyncio.create_task(retractions.keep_marking(redis), name="retraction-log-marker")
         app.state.worker = worker
         app.state.task = task
         try:
             yield
         finally:
             task.cancel()
+            marking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await marking
             try:
                 await worker.commit_pending()  # what was applied, so that a restart does not replay it
             except Exception:

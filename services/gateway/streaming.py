@@ -1034,6 +1034,25 @@ class StreamHub:
         if joining and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
 
+    def send_backlog(self, connection: Connection, backlog: list[StreamEvent]) -> None:
+        """Send a stream held (``Connection.hold``) since before its ``backlog`` was read (a WebSocket's resume:
+        routes/streaming.py) the backlog, then the live events that arrived meanwhile; a status both read and live
+        goes out once, live, and one read that still arrives live later is not sent again."""
+        live = connection.release()
+        if connection.overflowed or connection not in self._connections.get(connection.account_id, ()):
+            return
+        arrived = {_replay_key(event) for event in live}
+        sending = [event for event in backlog if _replay_key(event) not in arrived or _replay_key(event) is None]
+        joined = False
+        for event in itertools.chain(sending, live):
+            joined = connection.push(event) or joined
+        connection.replayed.update(key for key in map(_replay_key, sending) if key is not None)
+        if joined:
+            round_due = bool(self._round)
+            self._round.append(connection)
+            if not round_due:
+                asyncio.get_running_loop().call_soon(self._write_round)
+
     def _fill_gaps(self) -> None:
         """After a loss of the channel: every stream here that takes its account's statuses or notifications is
         sent those it missed meanwhile (``_fill_gap``)."""

@@ -347,7 +347,7 @@ class TimelineService:
         now_ms = int(time.time() * 1000)
         last, cached_followees, *logged = await resp.round_trip(
             self.redis, [resp.command(b"LINDEX", keys.home_feed(account_id).encode(), b"-1"), resp.get(cached),
-                         *retractions.read_commands(ms_from_id(after_id), now_ms)])
+                         *retractions.read_commands(ms_from_id(after_id))])
         materialised = last == keys.FEED_SENTINEL
         if not materialised and not rebuild:
             return HomeAfter(False, [], [], [])  # before the large followees, which may need Cassandra

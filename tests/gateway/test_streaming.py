@@ -17,6 +17,7 @@ from mastodon import Mastodon, StreamListener
 from websockets.sync.client import ClientConnection, connect
 
 from kicau import keys, retractions
+from kicau.ids import ms_from_id
 from kicau.presence import GATEWAYS
 from tests.conftest import User, eventually
 
@@ -179,11 +180,7 @@ def test_resume_sends_the_edits_and_deletions_missed_while_away_after_the_status
     assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
     assert http.delete(f"/api/v1/statuses/{elsewhere}", headers=stranger.auth).status_code == 200
 
-    def logged() -> set[int]:
-        return {retractions._decode(fields[b"r"]).status_id
-                for _, fields in stack_redis.xrevrange(retractions.LOG, count=200)}
-
-    eventually(lambda: {int(doomed), int(elsewhere), int(older)} <= logged())  # the fanout applied all three
+    eventually(lambda: {int(doomed), int(elsewhere), int(older)} <= _logged(stack_redis))  # the fanout applied them
     headers = {**reader.auth, "Last-Event-ID": seen}
     with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(20, read=20)) as stream_client, \
             stream_client.stream("GET", "/api/v1/streaming/user", headers=headers) as stream:
@@ -201,6 +198,100 @@ def test_resume_sends_the_edits_and_deletions_missed_while_away_after_the_status
         assert http.delete(f"/api/v1/statuses/{older}", headers=author.auth).status_code == 200
         event = read_events(lines, 1)[0]
         assert (event["event"], event["data"], "id" in event) == ("delete", older, False), event
+
+
+def test_a_resume_past_a_lost_log_of_edits_and_deletions_is_told_some_may_be_missing(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """Redis losing the log (a restart without its data, a ``FLUSHALL``) must not pass for "nothing was edited
+    or deleted": the fanout marks the log as begun again within seconds (``retractions.keep_marking``), and a
+    stream resuming from before that gets the statuses it missed, then ``kicau.refetch`` saying that edits and
+    deletions this far back are not kept. A stream resuming from after it is told nothing of the kind."""
+    author, reader = make_user("lost_a"), make_user("lost_r")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
+
+    def post(text: str) -> str:
+        return str(http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).json()["id"])
+
+    def home() -> list[str]:
+        return [s["id"] for s in http.get("/api/v1/timelines/home", headers=reader.auth).json()]
+
+    seen = post("before the log was lost")
+    eventually(lambda: seen in home())
+    stack_redis.delete(retractions.LOG, retractions.SINCE)  # as Redis losing them, and nothing else
+    eventually(lambda: stack_redis.get(retractions.SINCE) is not None, timeout=3 * retractions.MARK_SECONDS)
+    since = int(stack_redis.get(retractions.SINCE))
+    time.sleep(retractions.CLOCK_SLACK_MS / 1000)
+    after = post("after the log was marked again")
+    eventually(lambda: after in home())
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(20, read=20)) as client:
+        with client.stream("GET", "/api/v1/streaming/user", headers={**reader.auth, "Last-Event-ID": seen}) as stream:
+            events = read_events(stream.iter_lines(), 2)
+        assert [(e["event"], e.get("id")) for e in events] == [("update", after), ("kicau.refetch", None)], events
+        assert "not kept" in json.loads(events[1]["data"])["reason"]
+        assert ms_from_id(int(after)) - retractions.CLOCK_SLACK_MS >= since, "the point is after the mark"
+        with client.stream("GET", "/api/v1/streaming/user", headers={**reader.auth, "Last-Event-ID": after}) as stream:
+            lines = stream.iter_lines()
+            live = post("live")
+            assert [(e["event"], e.get("id")) for e in read_events(lines, 1)] == [("update", live)]
+
+
+def _logged(stack_redis: Any) -> set[int]:
+    """The statuses of the newest entries of the log of edits and deletions (kicau/retractions.py)."""
+    return {retractions._decode(fields[b"r"]).status_id
+            for _, fields in stack_redis.xrevrange(retractions.LOG, count=200)}
+
+
+def _socket_frames(socket: ClientConnection, count: int) -> list[tuple[str, str | None, str | None]]:
+    """The next ``count`` frames of a WebSocket, as (event, the status's id: an update's or a deletion's, the
+    frame's own id)."""
+    frames: list[tuple[str, str | None, str | None]] = []
+    while len(frames) < count:
+        frame = json.loads(socket.recv(timeout=15))
+        payload = frame.get("payload")
+        status = (str(json.loads(payload)["id"]) if frame.get("event") in ("update", "status.update")
+                  else payload if frame.get("event") == "delete" else None)
+        frames.append((frame.get("event") or "error", status, frame.get("id")))
+    return frames
+
+
+def test_a_websocket_user_stream_resumes_after_its_last_event_id_too(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """A WebSocket's ``user`` stream, subscribed with ``last_event_id`` (on connecting, or in the ``subscribe``
+    message), first gets what the SSE stream would resume with: the statuses missed, oldest first, each frame
+    with its ``id``; then the deletions since; then live frames. Bad resume points are refused with an error
+    frame, and the socket stays open."""
+    author, reader = make_user("wsr_a"), make_user("wsr_r")
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=reader.auth).status_code == 200
+
+    def post(text: str) -> str:
+        return str(http.post("/api/v1/statuses", headers=author.auth, data={"status": text}).json()["id"])
+
+    doomed = post("deleted while away")
+    seen = post("the last status the socket had")
+    eventually(lambda: seen in [s["id"] for s in http.get("/api/v1/timelines/home", headers=reader.auth).json()])
+    time.sleep(retractions.CLOCK_SLACK_MS / 1000)  # the deletion is past the read's slack before ``seen``
+    missed = [post(f"missed {n}") for n in range(3)]
+    assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
+    eventually(lambda: int(doomed) in _logged(stack_redis))
+    eventually(lambda: missed[-1] in [s["id"] for s in http.get("/api/v1/timelines/home", headers=reader.auth).json()])
+    ws_url = gateway_url.replace("http://", "ws://") + "/api/v1/streaming"
+    with connect(f"{ws_url}?stream=user&last_event_id={seen}", additional_headers=reader.auth,
+                 open_timeout=10) as socket:
+        assert _socket_frames(socket, 4) == [*(("update", m, m) for m in missed), ("delete", doomed, None)]
+        live = post("live after the socket resumed")
+        assert _socket_frames(socket, 1) == [("update", live, live)]
+    with connect(ws_url, additional_headers=reader.auth, open_timeout=10) as socket:
+        for bad, said in ((missed[0], "Only the user stream"), ("not-an-id", "must be a status id")):
+            stream = "public" if said.startswith("Only") else "user"
+            socket.send(json.dumps({"type": "subscribe", "stream": stream, "last_event_id": bad}))
+            refused = json.loads(socket.recv(timeout=15))
+            assert refused["status"] == 400 and said in refused["error"], refused
+        socket.send(json.dumps({"type": "subscribe", "stream": "user", "last_event_id": missed[0]}))
+        assert _socket_frames(socket, 3) == [("update", missed[1], missed[1]), ("update", missed[2], missed[2]),
+                                             ("update", live, live)]
+        assert _socket_frames(socket, 1) == [("delete", doomed, None)]  # deleted after ``missed[0]`` was posted
 
 
 def test_resume_from_far_back_on_an_untrimmed_timeline_replays_everything(

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 
 OVERFLOW_EVENT = "kicau.overflow"
+# What a resume is sent instead of a backlog the home timeline cannot provably give whole, or could not be read.
+MISSED_TOO_MUCH = '{"reason":"missed events exceed the home timeline"}'
+RESUME_FAILED = '{"reason":"what was missed could not be read: reload the timeline"}'
 OVERFLOW_DATA = '{"reason":"reader too slow, reconnect with Last-Event-ID"}'
 
 
@@ -253,7 +256,7 @@ async def stream_user(request: Request) -> Response:
             backlog, covered = await home_after(request.app.state.upstreams.timeline, token.account_id,
                                                 last_event_id)
             if not covered:
-                backlog = [StreamEvent(REFETCH_EVENT, None, '{"reason":"missed events exceed the home timeline"}')]
+                backlog = [StreamEvent(REFETCH_EVENT, None, MISSED_TOO_MUCH)]
             else:
                 connection.resume_from = max([last_event_id, *(int(event.event_id) for event in backlog
                                                                if event.event_id)])
@@ -419,7 +422,12 @@ SSE_ROUTES: dict[str, Callable[[Request], Awaitable[Response]]] = {
 async def stream_websocket(websocket: WebSocket) -> None:
     """Mastodon's WebSocket stream: ``subscribe`` and ``unsubscribe`` messages (or ``?stream=`` on connecting),
     with ``tag`` for the ``hashtag`` streams and ``list`` for the ``list`` stream, any number of subscriptions a
-    socket (``Subscriptions``), all served by one hub connection."""
+    socket (``Subscriptions``), all served by one hub connection.
+
+    Beyond Mastodon, the ``user`` stream resumes as the SSE one does: subscribed with ``last_event_id`` (in the
+    message, or on connecting as ``?stream=user&last_event_id=`` or the ``Last-Event-ID`` header), its frames
+    begin with what was missed after that status (``home_after``), then go on live, with no gap and no duplicate.
+    Every status update's frame carries its ``id``, the point to resume from."""
     try:
         token, session = await _stream_token(websocket)
     except ApiError as error:
@@ -480,7 +488,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 if handler is not None:
                     handler.cancel()
 
-    async def subscribe(stream: str) -> None:
+    async def subscribe(stream: str, resume_after: int | None = None) -> None:
         nonlocal connection, sender
         if not subscriptions.add(stream):
             return
@@ -489,11 +497,31 @@ async def stream_websocket(websocket: WebSocket) -> None:
             # disabled) is not ended by it (``StreamHub``), and must not open one now.
             await _stream_token(websocket)
             connection = await hub.open(account_id, "websocket", accepts=subscriptions.accepts(), session=session)
+            if resume_after is not None:
+                connection.hold()  # before anything live can be written: the backlog goes first
             sender = asyncio.create_task(send_events(connection))
         else:
+            if resume_after is not None:
+                connection.hold()
             connection.accepts = subscriptions.accepts()
         await hub.listen(connection, public=subscriptions.public, tags=subscriptions.tags,
                          lists=subscriptions.lists, public_media=subscriptions.public_media)
+        if resume_after is not None:
+            await resume(connection, resume_after)
+
+    async def resume(conn: Connection, after: int) -> None:
+        """Send the held ``conn`` what its ``user`` stream missed after the status ``after``, then what arrived
+        live meanwhile (``StreamHub.send_backlog``); if it cannot be read, ``kicau.refetch`` instead."""
+        try:
+            backlog, covered = await home_after(websocket.app.state.upstreams.timeline, account_id, after)
+        except Exception:
+            log.warning("could not read what the stream of %s missed after %s", account_id, after, exc_info=True)
+            backlog, covered = [StreamEvent(REFETCH_EVENT, None, RESUME_FAILED)], True
+        if not covered:
+            backlog = [StreamEvent(REFETCH_EVENT, None, MISSED_TOO_MUCH)]
+        else:
+            conn.resume_from = max([after, *(int(event.event_id) for event in backlog if event.event_id)])
+        hub.send_backlog(conn, backlog)
 
     async def unsubscribe(stream: str) -> None:
         nonlocal connection, sender
@@ -519,13 +547,26 @@ async def stream_websocket(websocket: WebSocket) -> None:
             return stream_key(stream, str(await list_of(websocket, token, list_id)))
         return stream_key(stream, hashtag_of(tag) if stream in HASHTAG_STREAMS else None)
 
+    def resume_point(key: str, raw: Any) -> int | None:
+        """The status id a ``user`` subscription resumes after, if it names one; 400 for anything else."""
+        if raw is None or raw == "":
+            return None
+        if key != USER_STREAM:
+            raise ApiError(400, "Only the user stream resumes from a last_event_id")
+        after = parse_id(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+        if after is None:
+            raise ApiError(400, "last_event_id must be a status id")
+        return after
+
     hub_heartbeat = websocket.app.state.settings.heartbeat_seconds
     try:
         on_connect = websocket.query_params.get("stream")
         if on_connect in STREAMS:
             try:
                 query = websocket.query_params
-                await subscribe(await key_of(on_connect, query.get("tag"), query.get("list")))
+                key = await key_of(on_connect, query.get("tag"), query.get("list"))
+                await subscribe(key, resume_point(key, query.get("last_event_id")
+                                                  or websocket.headers.get("last-event-id")))
             except ApiError as error:
                 if error.status_code not in (400, 404):
                     raise
@@ -538,11 +579,12 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 continue
             try:
                 key = await key_of(message.get("stream"), message.get("tag"), message.get("list"))
+                after = resume_point(key, message.get("last_event_id")) if kind == "subscribe" else None
             except ApiError as error:
                 await websocket.send_json({"error": error.message, "status": error.status_code})
                 continue
             if kind == "subscribe":
-                await subscribe(key)
+                await subscribe(key, after)
             else:
                 await unsubscribe(key)
     except (WebSocketDisconnect, ValueError, RuntimeError):
