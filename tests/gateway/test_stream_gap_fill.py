@@ -253,3 +253,24 @@ async def test_a_read_whose_edits_and_deletions_may_not_be_all_says_events_may_b
     await _turns()
     assert _sent(user) == ["update:21", REFETCH_EVENT]
     assert CHANNEL_GAP.encode() in b"".join(user.writes) and b"not kept" not in b"".join(user.writes)
+
+
+async def test_a_resumed_websockets_backlog_goes_before_what_arrived_live_while_it_was_read_each_status_once() -> None:
+    """``StreamHub.send_backlog`` (a WebSocket's resume, routes/streaming.py): the stream is held from before the
+    backlog is read; then the backlog goes out, then the live events held meanwhile; a status both read and live
+    goes out once (live, in its place), and one read that still arrives live later is not sent again."""
+    _, hub = _hub()
+    connection, stream = _open(hub, 7)
+    connection.hold()
+    hub.dispatch(_delivery(13, [7]))  # live while the backlog is read
+    hub.dispatch(_delivery(14, [7]))
+    await _turns()
+    assert _sent(stream) == []
+    hub.send_backlog(connection, [_update(11), _update(12), _update(13), StreamEvent("delete", None, "9")])
+    await _turns()
+    assert _sent(stream) == ["update:11", "update:12", "delete", "update:13", "update:14"]
+    hub.dispatch(_delivery(12, [7]))  # read, and arriving live after all
+    hub.dispatch(_delivery(15, [7]))
+    await _turns()
+    assert _sent(stream)[5:] == ["update:15"]
+    assert connection.resume_point() == 15
