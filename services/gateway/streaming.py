@@ -732,9 +732,10 @@ class StreamHub:
         return sum(len(c) for c in self._connections.values())
 
     async def open(self, account_id: int, transport: str, accepts: frozenset[str] = USER_EVENTS, *,
-                   session: str = "") -> Connection:
+                   session: str = "", hold: bool = False) -> Connection:
         """Register a stream (of the ``accepts`` kinds of event, if given) opened with the token whose hash is
-        ``session``, or 429 when the account already holds its cap of streams (on any gateway)."""
+        ``session``, or 429 when the account already holds its cap of streams (on any gateway). With ``hold``, its
+        live events are held from the first (``Connection.hold``), for a backlog to go first (``send_backlog``)."""
         now = time.time()
         connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
                                 accepts=accepts, session=session, resume_from=ids.id_from_ms(int(now * 1000)))
@@ -750,6 +751,8 @@ class StreamHub:
             await self._load_filters(account_id)
         # Registered locally before presence is announced, so no event published after the announcement
         # can miss this connection.
+        if hold:
+            connection.hold()
         self._connections[account_id].add(connection)
         await self.presence.change(account_id, +1)
         OPEN_STREAMS.labels(transport).inc()

@@ -496,9 +496,9 @@ async def stream_websocket(websocket: WebSocket) -> None:
             # The token again, as at the start: a socket that held no stream when its session ended (revoked,
             # disabled) is not ended by it (``StreamHub``), and must not open one now.
             await _stream_token(websocket)
-            connection = await hub.open(account_id, "websocket", accepts=subscriptions.accepts(), session=session)
-            if resume_after is not None:
-                connection.hold()  # before anything live can be written: the backlog goes first
+            # Held from its registration when it resumes: nothing live is written before the backlog.
+            connection = await hub.open(account_id, "websocket", accepts=subscriptions.accepts(), session=session,
+                                        hold=resume_after is not None)
             sender = asyncio.create_task(send_events(connection))
         else:
             if resume_after is not None:
