@@ -52,9 +52,12 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["streaming"])
 
 OVERFLOW_EVENT = "kicau.overflow"
-# What a resume is sent instead of a backlog the home timeline cannot provably give whole, or could not be read.
+# What a resume is sent instead of a backlog the home timeline cannot provably give whole, or could not be read;
+# and after a backlog when the log of edits and deletions does not reach back to its point (it keeps them for
+# ``retraction_log_hours``; a Redis that lost its data began it again).
 MISSED_TOO_MUCH = '{"reason":"missed events exceed the home timeline"}'
 RESUME_FAILED = '{"reason":"what was missed could not be read: reload the timeline"}'
+RETRACTIONS_GAP = '{"reason":"edits and deletions this far back are not kept: some may be missing"}'
 OVERFLOW_DATA = '{"reason":"reader too slow, reconnect with Last-Event-ID"}'
 
 
@@ -99,11 +102,6 @@ class _Missed(msgspec.Struct):
     retractions_covered: bool = False
 
 
-# After what a stream missed, when the log of edits and deletions does not reach back to its point (it keeps them
-# for ``retraction_log_hours``; a Redis that lost its data began it again).
-RETRACTIONS_GAP = '{"reason":"edits and deletions this far back are not kept: some may be missing"}'
-
-
 _read_missed = msgspec.json.Decoder(_Missed).decode
 
 
@@ -112,10 +110,9 @@ async def home_after(timeline: Caller, account_id: int, after: int, *,
     """What ``account_id``'s user stream missed after the status id ``after``, as the events that would have carried
     it: the statuses of its home timeline, oldest first; then the statuses edited since, as they are now; then
     those deleted since (kicau/retractions.py), followed by ``kicau.refetch`` if those may not be all; and whether
-    the statuses are provably all. A stream's resume backlog,
-    and (without ``rebuild``: a timeline Redis lost is not rebuilt for it) what a user stream missed while the
-    hub's channel was lost (``StreamHub._fill_gap``). Like their live events, edits and deletions carry no SSE
-    id."""
+    the statuses are provably all. A stream's resume backlog, and (without ``rebuild``: a timeline Redis lost is
+    not rebuilt for it) what a user stream missed while the hub's channel was lost (``StreamHub._fill_gap``).
+    Like their live events, edits and deletions carry no SSE id."""
     answer = await timeline.call("GET", "/internal/timelines/home/after",
                                  params={"after": after, "rebuild": int(rebuild)},
                                  headers={ACCOUNT_HEADER: str(account_id)})
@@ -516,7 +513,8 @@ async def stream_websocket(websocket: WebSocket) -> None:
             backlog, covered = await home_after(websocket.app.state.upstreams.timeline, account_id, after)
         except Exception:
             log.warning("could not read what the stream of %s missed after %s", account_id, after, exc_info=True)
-            backlog, covered = [StreamEvent(REFETCH_EVENT, None, RESUME_FAILED)], True
+            hub.send_backlog(conn, [StreamEvent(REFETCH_EVENT, None, RESUME_FAILED)])
+            return
         if not covered:
             backlog = [StreamEvent(REFETCH_EVENT, None, MISSED_TOO_MUCH)]
         else:
