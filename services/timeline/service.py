@@ -366,11 +366,14 @@ class TimelineService:
         (covered, ids), retracted = await asyncio.gather(
             self.feeds.newest_after(account_id, after_id, cap + 1, followed.ids),
             self._retracted_for(account_id, logged_window.retractions, large, followed.ids))
-        statuses, edited = await asyncio.gather(
-            self.statuses.render(ids, Reader.home_of(account_id, followed.options)),
-            # Rendered as any reader's view of them, not as its home's: an edit logged for a hashtag it follows may
-            # be of a status its home would not hold.
-            self.statuses.render(retracted.edited, Reader(account_id, context="home")))
+        if not retracted.edited:  # as nearly always
+            statuses, edited = await self.statuses.render(ids, Reader.home_of(account_id, followed.options)), []
+        else:
+            statuses, edited = await asyncio.gather(
+                self.statuses.render(ids, Reader.home_of(account_id, followed.options)),
+                # Rendered as any reader's view of them, not as its home's: an edit logged for a hashtag it follows
+                # may be of a status its home would not hold.
+                self.statuses.render(retracted.edited, Reader(account_id, context="home")))
         return HomeAfter(covered, statuses, edited, retracted.deleted, logged_window.covered)
 
     async def _retracted_for(self, account_id: int, logged: list[retractions.Retraction], large: frozenset[int],
