@@ -366,8 +366,9 @@ class TimelineService:
         (covered, ids), retracted = await asyncio.gather(
             self.feeds.newest_after(account_id, after_id, cap + 1, followed.ids),
             self._retracted_for(account_id, logged_window.retractions, large, followed.ids))
+        edited: list[bytes] = []
         if not retracted.edited:  # as nearly always
-            statuses, edited = await self.statuses.render(ids, Reader.home_of(account_id, followed.options)), []
+            statuses = await self.statuses.render(ids, Reader.home_of(account_id, followed.options))
         else:
             statuses, edited = await asyncio.gather(
                 self.statuses.render(ids, Reader.home_of(account_id, followed.options)),
