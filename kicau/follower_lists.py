@@ -105,57 +105,50 @@ class FollowerLists(Generic[Followed]):
 
     async def followers(self, account_ids: Sequence[Followed]) -> dict[Followed, list[int]]:
         """The follower lists of ``account_ids``: one Redis round trip, then Cassandra for stale ones only."""
+        kept, read, seconds = await self._lists(account_ids)
+        if read:
+            FANOUT_FOLLOWER_READ_SECONDS.observe(seconds)
+            FANOUT_FOLLOWERS_READ.inc(sum(len(f) for f in read.values()))
+        FANOUT_FOLLOWER_LISTS.labels("memory").inc(len(kept))
+        FANOUT_FOLLOWER_LISTS.labels("cassandra").inc(len(read))
+        return {**{account_id: followers.tolist() for account_id, followers in kept.items()}, **read}
+
+    async def followed_by(self, follower: int, account_ids: Sequence[Followed]) -> set[Followed]:
+        """Which of ``account_ids`` ``follower`` is among the followers of, from the same lists, without copying a
+        kept one out (a membership test in its array): for many readers asking about the same few authors (a
+        stream's resume, kicau/retractions.py). Not counted in the fanout's metrics: the timeline service asks."""
+        kept, read, _ = await self._lists(account_ids)
+        return {account_id for lists in (kept, read) for account_id, followers in lists.items()
+                if follower in followers}
+
+    async def _lists(self, account_ids: Sequence[Followed]) -> tuple[dict[Followed, array[int]],
+                                                                      dict[Followed, list[int]], float]:
+        """The lists kept under their current versions, as kept; the others, read from Cassandra (and kept); and
+        how long those reads took."""
         if not account_ids:
             self.claimed = {}
-            return {}
+            return {}, {}, 0.0
         self.claimed = await self.claim(account_ids)
         now = time.monotonic()
-        found: dict[Followed, list[int]] = {}
+        kept: dict[Followed, array[int]] = {}
         stale: list[tuple[Followed, bytes]] = []
         for account_id, token in self.claimed.items():
-            kept = self._kept.get(account_id)
-            if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
+            copy = self._kept.get(account_id)
+            if copy is not None and copy[0] == token and now - copy[1] < self.max_age:
                 self._kept.move_to_end(account_id)
-                found[account_id] = kept[2].tolist()
+                kept[account_id] = copy[2]
             else:
                 stale.append((account_id, token))
         lists: list[list[int]] = []
+        started = time.perf_counter()
         if stale:
-            started = time.perf_counter()
             lists = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
-            FANOUT_FOLLOWER_READ_SECONDS.observe(time.perf_counter() - started)
-            FANOUT_FOLLOWERS_READ.inc(sum(len(f) for f in lists))
+        seconds = time.perf_counter() - started
+        read: dict[Followed, list[int]] = {}
         for (account_id, token), followers in zip(stale, lists, strict=True):
             self._keep(account_id, token, now, followers)
-            found[account_id] = followers
-        FANOUT_FOLLOWER_LISTS.labels("memory").inc(len(found) - len(stale))
-        FANOUT_FOLLOWER_LISTS.labels("cassandra").inc(len(stale))
-        return found
-
-    async def followed_by(self, follower: int, account_ids: Sequence[Followed]) -> set[Followed]:
-        """Which of ``account_ids`` ``follower`` is among the followers of, from the lists as ``followers`` keeps
-        them, without copying a list out (a membership test in the kept array): for many readers asking about the
-        same few authors (a stream's resume, kicau/retractions.py)."""
-        if not account_ids:
-            return set()
-        claimed = await self.claim(account_ids)
-        now = time.monotonic()
-        found: set[Followed] = set()
-        stale: list[tuple[Followed, bytes]] = []
-        for account_id, token in claimed.items():
-            kept = self._kept.get(account_id)
-            if kept is not None and kept[0] == token and now - kept[1] < self.max_age:
-                self._kept.move_to_end(account_id)
-                if follower in kept[2]:
-                    found.add(account_id)
-            else:
-                stale.append((account_id, token))
-        lists = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
-        for (account_id, token), followers in zip(stale, lists, strict=True):
-            self._keep(account_id, token, now, followers)
-            if follower in followers:
-                found.add(account_id)
-        return found
+            read[account_id] = followers
+        return kept, read, seconds
 
     async def claim(self, account_ids: Sequence[Followed]) -> dict[Followed, bytes]:
         """The current version token of each list (installed where there is none), without reading any list: for

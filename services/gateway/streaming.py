@@ -629,6 +629,11 @@ def _replay_key(event: StreamEvent) -> str | None:
     return f"n{event.notification_id}" if event.notification_id else None
 
 
+def _replay_keys(events: Iterable[StreamEvent]) -> set[str]:
+    """The replay keys of those of ``events`` that have one."""
+    return {key for key in map(_replay_key, events) if key is not None}
+
+
 def _lease_key(account_id: int) -> str:
     return f"streams:{{u:{account_id}}}"
 
@@ -1044,17 +1049,16 @@ class StreamHub:
         live = connection.release()
         if connection.overflowed or connection not in self._connections.get(connection.account_id, ()):
             return
-        arrived = {_replay_key(event) for event in live}
-        sending = [event for event in backlog if _replay_key(event) not in arrived or _replay_key(event) is None]
+        arrived = _replay_keys(live)
+        sending = [event for event in backlog if _replay_key(event) not in arrived]
         joined = False
         for event in itertools.chain(sending, live):
             joined = connection.push(event) or joined
-        connection.replayed.update(key for key in map(_replay_key, sending) if key is not None)
+        connection.replayed.update(_replay_keys(sending))
         if joined:
-            round_due = bool(self._round)
-            self._round.append(connection)
-            if not round_due:
+            if not self._round:
                 asyncio.get_running_loop().call_soon(self._write_round)
+            self._round.append(connection)
 
     def _fill_gaps(self) -> None:
         """After a loss of the channel: every stream here that takes its account's statuses or notifications is
@@ -1096,7 +1100,7 @@ class StreamHub:
             live = connection.release()
             if connection.overflowed or connection not in open_here:
                 continue
-            arrived = {_replay_key(event) for event in live}
+            arrived = _replay_keys(live)
             missed: list[StreamEvent] = []
             # The statuses edited and deleted since the oldest point (kicau/retractions.py), after the statuses and
             # notifications: an edit's current version, a deletion of one sent just before, go out last.
@@ -1137,7 +1141,7 @@ class StreamHub:
             for event in itertools.chain(sending, live):
                 joined = connection.push(event) or joined
             # What was read here may still arrive live (fanned out as it was read): sent once.
-            connection.replayed.update(key for key in map(_replay_key, missed) if key is not None)
+            connection.replayed.update(_replay_keys(missed))
             if joined:
                 self._round.append(connection)
         if self._round and not round_due:
