@@ -127,6 +127,17 @@ async def home_after(timeline: Caller, account_id: int, after: int, *,
     return events, answer.headers.get("x-kicau-covered") == "1"
 
 
+async def resume_backlog(timeline: Caller, connection: Connection, after: int) -> list[StreamEvent]:
+    """What a stream resuming after the status ``after`` is sent before its live events (``home_after``), or
+    ``kicau.refetch`` alone when that is not provably every status it missed; its resume point (for a later loss of
+    the hub's channel) moves past the statuses sent."""
+    backlog, covered = await home_after(timeline, connection.account_id, after)
+    if not covered:
+        return [StreamEvent(REFETCH_EVENT, None, MISSED_TOO_MUCH)]
+    connection.resume_from = max([after, *(int(event.event_id) for event in backlog if event.event_id)])
+    return backlog
+
+
 # As many notifications as one read of the timeline service gives (Mastodon's most a page).
 NOTIFICATIONS_A_READ = 80
 
@@ -250,13 +261,7 @@ async def stream_user(request: Request) -> Response:
     backlog: list[StreamEvent] = []
     try:
         if last_event_id is not None:
-            backlog, covered = await home_after(request.app.state.upstreams.timeline, token.account_id,
-                                                last_event_id)
-            if not covered:
-                backlog = [StreamEvent(REFETCH_EVENT, None, MISSED_TOO_MUCH)]
-            else:
-                connection.resume_from = max([last_event_id, *(int(event.event_id) for event in backlog
-                                                               if event.event_id)])
+            backlog = await resume_backlog(request.app.state.upstreams.timeline, connection, last_event_id)
     except BaseException:
         await hub.close(connection)
         raise
@@ -510,15 +515,10 @@ async def stream_websocket(websocket: WebSocket) -> None:
         """Send the held ``conn`` what its ``user`` stream missed after the status ``after``, then what arrived
         live meanwhile (``StreamHub.send_backlog``); if it cannot be read, ``kicau.refetch`` instead."""
         try:
-            backlog, covered = await home_after(websocket.app.state.upstreams.timeline, account_id, after)
+            backlog = await resume_backlog(websocket.app.state.upstreams.timeline, conn, after)
         except Exception:
             log.warning("could not read what the stream of %s missed after %s", account_id, after, exc_info=True)
-            hub.send_backlog(conn, [StreamEvent(REFETCH_EVENT, None, RESUME_FAILED)])
-            return
-        if not covered:
-            backlog = [StreamEvent(REFETCH_EVENT, None, MISSED_TOO_MUCH)]
-        else:
-            conn.resume_from = max([after, *(int(event.event_id) for event in backlog if event.event_id)])
+            backlog = [StreamEvent(REFETCH_EVENT, None, RESUME_FAILED)]
         hub.send_backlog(conn, backlog)
 
     async def unsubscribe(stream: str) -> None:
