@@ -19,7 +19,15 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope
 
 from kicau.hot_routes import Answer, ServiceApp, read_body
-from kicau.internal_rpc import CallClient, CallLostError, CallServer, CallTimeoutError, _Frames, frame
+from kicau.internal_rpc import (
+    FLUSH_AT_FRAMES,
+    CallClient,
+    CallLostError,
+    CallServer,
+    CallTimeoutError,
+    _Frames,
+    frame,
+)
 from kicau.serve import unix_listener
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError, install_common
@@ -266,3 +274,29 @@ def test_frames_are_cut_alike_however_the_bytes_arrive(piece: int) -> None:
     for at in range(0, len(stream), piece):
         receiver.data_received(stream[at:at + piece])
     assert receiver.frames == sent
+
+
+class _Written:
+    """A transport that records each write system call's frames."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[bytes]] = []
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self.writes.append(list(chunks))
+
+
+async def test_frames_of_one_turn_leave_together_a_few_at_a_time() -> None:
+    # Why a few at a time: a turn answering many calls must not hold its first answers until its last is computed
+    # (kicau/internal_rpc.py, FLUSH_AT_FRAMES). Frames still keep their order.
+    sender = _Collected()
+    transport = _Written()
+    sender.connection_made(transport)  # type: ignore[arg-type]
+    sent = [frame([n, "GET", "/p"], b"x") for n in range(FLUSH_AT_FRAMES * 2 + 1)]
+    for data in sent:
+        sender.send(data)
+    assert transport.writes == [sent[:FLUSH_AT_FRAMES], sent[FLUSH_AT_FRAMES:-1]]
+    await asyncio.sleep(0)  # the end of the turn: what is left leaves
+    assert transport.writes[2:] == [sent[-1:]]
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 3
