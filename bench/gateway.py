@@ -332,6 +332,10 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
         "post_floor_rps": best["post_floor"]["rps"],
         "home_floor_ratio": ratio(best["home_floor"]["rps"]),
         "post_floor_ratio": ratio(best["post_floor"]["rps"]),
+        # Each round's rate over the hello world run of the same round, minutes apart at most: the machine's phase
+        # moves a single-process hello world more than a path over several processes, so the spread of these says
+        # how far one run's ratio of the bests can be trusted.
+        "round_ratios": round_ratios(runs),
         "home_of_floor": share(best["home"]["rps"], best["home_floor"]["rps"]),
         "post_of_floor": share(best["post"]["rps"], best["post_floor"]["rps"]),
         # Where the time goes: CPU per request of each process during the best run (µs; /proc deltas). The stack's
@@ -346,6 +350,13 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 f"interleaved rounds; requests spread over {opts.accounts} accounts (per-account rate limit)",
         "runs": runs,
     }
+
+
+def round_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, list[float | None]]:
+    """Each target's rate in each round over hello world's rate in that round."""
+    hello = runs.get("hello", [])
+    return {name: [share(run["rps"], base["rps"]) for run, base in zip(target, hello, strict=False)]
+            for name, target in runs.items() if name != "hello"}
 
 
 def _percent(share: float | None) -> str:

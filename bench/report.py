@@ -112,6 +112,11 @@ def markdown(results: dict[str, Any], command: str) -> str:
         ratio = g.get(f"{name}_ratio") if name != "hello" else 1.0
         lines.append(f"| {name.replace('_', ' ')} | {_fmt(best.get('rps'))} | {_fmt(best.get('p50_ms'))} "
                      f"| {_fmt(best.get('p99_ms'))} | {_fmt(ratio, 3)} | {_share(best.get('machine_steal_share'))} |")
+    paired = g.get("round_ratios") or {}
+    if paired:
+        lines += ["", "Each round's ratio to that round's hello world: " + "; ".join(
+            f"{name.replace('_', ' ')} {' / '.join(_fmt(r, 3) for r in ratios)}"
+            for name, ratios in paired.items() if ratios) + "."]
     if "home_floor" in runs:
         lines += [
             "",
