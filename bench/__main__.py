@@ -20,6 +20,7 @@ import uvloop
 
 from bench import celebrity, delivery, fanout, gateway, memory, report
 from bench.common import (
+    LOG_LINES,
     RESULTS,
     BenchError,
     check_stack,
@@ -169,7 +170,7 @@ def cli(argv: list[str]) -> int:
 
         print(json.dumps(results, indent=2))
     else:
-        for path in report.write(results, command):
+        for path in report.write(results, command, log_lines=LOG_LINES):
             log(f"wrote {path.relative_to(RESULTS.parent.parent)}")
         print((RESULTS / "latest.md").read_text())
     return 1 if results.get("errors") else 0

@@ -66,12 +66,16 @@ CELEBRITY_AUTHOR = BENCH_BASE + 5  # reserved for the celebrity section
 CELEBRITY_FOLLOWERS = BENCH_BASE + 6_000_000  # reserved for the celebrity section
 
 _STARTED = time.monotonic()
+# Every progress line of this run, written beside the results as latest.log (bench/report.py).
+LOG_LINES: list[str] = []
 
 
 def log(message: str) -> None:
     """One progress line with the time since the bench started."""
     elapsed = time.monotonic() - _STARTED
-    print(f"[{int(elapsed // 60):02d}:{elapsed % 60:05.2f}] {message}", flush=True)
+    line = f"[{int(elapsed // 60):02d}:{elapsed % 60:05.2f}] {message}"
+    LOG_LINES.append(line)
+    print(line, flush=True)
 
 
 class BenchError(RuntimeError):

@@ -3,6 +3,7 @@ PNG plots beside them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -293,11 +294,17 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
     return written
 
 
-def write(results: dict[str, Any], command: str, out: Path = RESULTS) -> list[Path]:
+def write(results: dict[str, Any], command: str, out: Path = RESULTS,
+          log_lines: Sequence[str] = ()) -> list[Path]:
+    """latest.json, latest.md, the plots and, with ``log_lines``, the run's progress log (latest.log): each from
+    this run, so that none of them describes an earlier one."""
     results["verdicts"] = verdicts(results)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "latest.json", results)
     (out / "latest.md").write_text(markdown(results, command))
     written = [out / "latest.json", out / "latest.md"]
+    if log_lines:
+        (out / "latest.log").write_text("".join(f"{line}\n" for line in log_lines))
+        written.append(out / "latest.log")
     written += [out / name for name in plots(results, out)]
     return written
