@@ -18,10 +18,11 @@ from typing import Any
 
 import uvloop
 
-from bench import celebrity, delivery, fanout, gateway, memory, report
+from bench import celebrity, delivery, fanout, gateway, memory, profiling, report
 from bench.common import (
     LOG_LINES,
     RESULTS,
+    STATE,
     BenchError,
     check_stack,
     cpu_ticks,
@@ -67,7 +68,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--skip", default="", help="comma-separated sections to skip")
     p.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs (a smoke test, ~3 min)")
     p.add_argument("--profile", action="store_true",
-                   help="py-spy profiles of the services each section loads (loadtests/results/profiles/*.folded)")
+                   help="py-spy profiles of the services each section loads (loadtests/results/profiles/*.folded; "
+                        "with --no-write, .stack/bench/profiles/)")
     p.add_argument("--fanout-followers", type=int, default=30_000)
     p.add_argument("--fanout-posts", type=int, default=10)
     p.add_argument("--streams", type=int, default=1000)
@@ -157,6 +159,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.no_write:
+        profiling.write_to(STATE / "profiles")
     # SIGTERM (a stopped `make bench`) unwinds like Ctrl-C, so sections still remove what they wrote to Redis.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

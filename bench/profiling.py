@@ -17,6 +17,13 @@ from pathlib import Path
 from bench.common import RESULTS, STATE, log, service_pid
 
 PYSPY_VERSION = "0.4.3"
+# Where profiles go: beside the results, or under the bench's state for a run that writes no results
+# (``--no-write``), so that such a run leaves the committed profiles as they are.
+_OUT = {"directory": RESULTS / "profiles"}
+
+
+def write_to(directory: Path) -> None:
+    _OUT["directory"] = directory
 
 
 def pyspy() -> Path | None:
@@ -43,9 +50,9 @@ def start(service: str, *, seconds: int, suffix: str = "") -> subprocess.Popen[b
     if pid is None or binary is None:
         log(f"  no profile of {service} (pid {pid}, py-spy {binary})")
         return None
-    out = RESULTS / "profiles" / f"{service}{suffix}.folded"
+    out = _OUT["directory"] / f"{service}{suffix}.folded"
     out.parent.mkdir(parents=True, exist_ok=True)
-    log(f"  profiling {service} (pid {pid}) for {seconds}s -> {out.relative_to(RESULTS.parent.parent)}")
+    log(f"  profiling {service} (pid {pid}) for {seconds}s -> {out}")
     return subprocess.Popen([str(binary), "record", "-d", str(seconds), "-r", "100", "-p", str(pid),
                              "-o", str(out), "-f", "raw", "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
