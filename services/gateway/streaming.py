@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -45,8 +46,8 @@ from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
 from kicau.filters import HOME as HOME_CONTEXT
+from kicau.filters import NO_FILTERS, ReaderFilters, searchable_text, with_results
 from kicau.filters import PUBLIC as PUBLIC_CONTEXT
-from kicau.filters import ReaderFilters, searchable_text, with_results
 from kicau.filters import decode as decode_filters
 from kicau.follow_options import FollowOptions
 from kicau.lists import Membership
@@ -893,15 +894,19 @@ class StreamHub:
                 self._unwanted[holder] = current | {other} if leaves_out else current - {other}
                 self._spawn(self._load_unwanted(holder))
 
-    async def _load_filters(self, account_id: int) -> None:
-        """The account's filters, before its first stream here opens. Unreadable (the graph service is away): its
-        streams go unfiltered meanwhile rather than not open at all, and the read is tried again in the background
-        until it succeeds (``_keep_loading``)."""
-        if not await self._read_filters(account_id, quiet=False):
-            self._spawn(self._keep_loading("filters", account_id, self._read_filters))
+    async def _load_filters(self, account_id: int, *, after_loss: bool = False) -> None:
+        """The account's filters, before its first stream here opens, or again once the channel is back after a
+        loss (``after_loss``: a change announced meanwhile never arrived). Unreadable (the graph service is away):
+        its streams go unfiltered meanwhile rather than not open at all, and the read is tried again in the
+        background until it succeeds (``_keep_loading``)."""
+        if not await self._read_filters(account_id, quiet=False, after_loss=after_loss):
+            self._spawn(self._keep_loading("filters", account_id,
+                                           functools.partial(self._read_filters, after_loss=after_loss)))
 
-    async def _read_filters(self, account_id: int, *, quiet: bool) -> bool:
-        """One try of ``_load_filters``: whether it got an answer (kept unless a change came meanwhile)."""
+    async def _read_filters(self, account_id: int, *, quiet: bool, after_loss: bool = False) -> bool:
+        """One try of ``_load_filters``: whether it got an answer (kept unless a change came meanwhile). After a
+        loss of the channel, filters that differ from those held here are a change this gateway missed: its
+        streams take them, and its user streams are told as they would have been (``filters_changed``)."""
         if self.filters_of is None:
             return True
         seen = self._filter_changes.get(account_id, 0)
@@ -914,8 +919,18 @@ class StreamHub:
             return False
         if quiet and account_id not in self._connections:  # a retry whose streams closed meanwhile
             return True
-        if self._filter_changes.get(account_id, 0) == seen and found.filters:
+        if self._filter_changes.get(account_id, 0) != seen:  # announced meanwhile: that change is the newer
+            return True
+        held = self._filters.get(account_id, NO_FILTERS)
+        if found.filters == held.filters:
+            return True
+        if found.filters:
             self._filters[account_id] = found
+        else:  # all of them deleted while the channel was down
+            self._filters.pop(account_id, None)
+        if after_loss and account_id in self._connections:
+            self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
+                                         payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
         return True
 
     def _filters_changed(self, raw: bytes) -> None:
@@ -1227,7 +1242,7 @@ class StreamHub:
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
         for account_id in list(self._connections):
-            self._spawn(self._load_filters(account_id))
+            self._spawn(self._load_filters(account_id, after_loss=True))
         self._spawn(self._end_lapsed_sessions())
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:

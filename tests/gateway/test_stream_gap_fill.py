@@ -13,6 +13,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from kicau.filters import NO_FILTERS, Filter, Keyword, ReaderFilters
 from kicau.stream_events import StreamDelivery
 from services.gateway.streaming import (
     CHANNEL_GAP,
@@ -274,3 +275,35 @@ async def test_a_resumed_websockets_backlog_goes_before_what_arrived_live_while_
     await _turns()
     assert _sent(stream)[5:] == ["update:15"]
     assert connection.resume_point() == 15
+
+
+def _filters(filter_id: int, word: str) -> ReaderFilters:
+    return ReaderFilters([Filter(id=filter_id, title=word, contexts=("home",), action="hide", expires_at=None,
+                                 keywords=(Keyword(id=filter_id, filter_id=filter_id, keyword=word, whole_word=True),))])
+
+
+async def test_filters_changed_while_the_channel_was_down_are_taken_and_the_user_streams_told() -> None:
+    """A change of filters is announced on the channel: one made while it was down never arrives. Once it is back
+    the hub reads every account's filters again; where they differ from the ones it held (changed, or all
+    deleted), its streams filter with the new ones and its user streams get ``filters_changed``, as they would
+    have live; where they are the same, nothing is sent."""
+    timeline = Timeline()
+    now = {7: _filters(1, "new"), 8: _filters(2, "same"), 9: NO_FILTERS}
+
+    async def nothing_missed(account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+        return [], True
+
+    async def filters_of(account_id: int) -> ReaderFilters:
+        return now[account_id]
+
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=nothing_missed,
+                    notifications_after=timeline.notifications_after, filters_of=filters_of)
+    hub._filters.update({7: _filters(1, "old"), 8: _filters(2, "same"), 9: _filters(3, "gone")})
+    (_, changed), (_, same), (_, deleted) = _open(hub, 7), _open(hub, 8), _open(hub, 9)
+    hub._channel_restored()
+    await _turns(20)
+    assert _sent(changed) == [REFETCH_EVENT, "filters_changed"]
+    assert _sent(same) == [REFETCH_EVENT]
+    assert _sent(deleted) == [REFETCH_EVENT, "filters_changed"]
+    assert hub._filters[7] is now[7] and 9 not in hub._filters
+    assert hub._filters[8].filters == now[8].filters

@@ -7,6 +7,8 @@ input; and the streams (filtered there too, and told ``filters_changed``)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
+from kicau.web import ACCOUNT_HEADER, CLIENT_HEADER, SCOPES_HEADER
 from tests.conftest import User, eventually
+from tests.faults.harness import service_pid, service_port
 from tests.gateway.test_hashtag_stream import frames_until_quiet
 from tests.gateway.test_streaming_bounds import ws_url
 from tests.timeline.test_notifications import follow, notifications
@@ -260,6 +264,51 @@ def test_streams_filter_and_hear_of_changes(gateway_url: str, http: httpx.Client
         (frame,) = list(frames_until_quiet(ws))
         assert json.loads(str(frame["payload"]))["id"] == later
         assert json.loads(str(frame["payload"]))["filtered"] == []
+
+
+def test_filters_changed_while_the_gateways_channel_was_down_reach_its_streams_once_it_is_back(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """A change of filters reaches a gateway as a message on its channel: one made while the channel is down never
+    arrives. Once the channel is back, the gateway reads the reader's filters again; its stream filters with them
+    and is told ``filters_changed``, as it would have been live. A filter made while the channel is down, then
+    deleted while it is down again (the gateway kept filtering with a deleted filter after such a loss).
+
+    The loss is made sure of: the gateway is stopped (SIGSTOP), its channel closed by Redis, and the change made
+    through the graph service itself, before the gateway runs again and subscribes anew."""
+    reader, author = make_user("flc_r"), make_user("flc_a")
+    follow(http, reader, author)
+    gateway = service_pid("gateway")
+    graph = f"http://127.0.0.1:{service_port('graph')}/internal/filters"
+    acting = {ACCOUNT_HEADER: str(reader.id), CLIENT_HEADER: "test", SCOPES_HEADER: "read write"}
+
+    def while_away(change: Callable[[], httpx.Response]) -> httpx.Response:
+        os.kill(gateway, signal.SIGSTOP)
+        try:
+            assert stack_redis.client_kill_filter(_type="pubsub") >= 1
+            return change()
+        finally:
+            os.kill(gateway, signal.SIGCONT)
+
+    with connect(ws_url(gateway_url) + "?stream=user", additional_headers=reader.auth, open_timeout=10) as ws:
+        delivering(http, author, ws)
+        taxes = {"title": "Taxes", "context": ["home"], "filter_action": "hide",
+                 "keywords_attributes": [{"keyword": "taxes"}]}
+        made = while_away(lambda: httpx.post(graph, headers=acting, timeout=10, json=taxes))
+        assert made.status_code == 200, made.text
+        events = [f["event"] for f in frames_until_quiet(ws)]
+        assert events.count("filters_changed") == 1 and "kicau.refetch" in events, events
+        hidden, plain = post(http, author, "my taxes"), post(http, author, "plain")
+        shown = [json.loads(str(f["payload"]))["id"] for f in frames_until_quiet(ws) if f["event"] == "update"]
+        assert shown == [plain] and hidden not in shown
+
+        gone = while_away(lambda: httpx.delete(f"{graph}/{made.json()['id']}", headers=acting, timeout=10))
+        assert gone.status_code == 200, gone.text
+        events = [f["event"] for f in frames_until_quiet(ws)]
+        assert events.count("filters_changed") == 1 and "kicau.refetch" in events, events
+        again = post(http, author, "more taxes")
+        shown = [json.loads(str(f["payload"]))["id"] for f in frames_until_quiet(ws) if f["event"] == "update"]
+        assert shown == [again]
 
 
 def test_a_stream_opened_after_its_filters_were_made_applies_them(gateway_url: str, http: httpx.Client,
