@@ -278,8 +278,9 @@ async def test_a_resumed_websockets_backlog_goes_before_what_arrived_live_while_
 
 
 def _filters(filter_id: int, word: str) -> ReaderFilters:
+    keyword = Keyword(id=filter_id, filter_id=filter_id, keyword=word, whole_word=True)
     return ReaderFilters([Filter(id=filter_id, title=word, contexts=("home",), action="hide", expires_at=None,
-                                 keywords=(Keyword(id=filter_id, filter_id=filter_id, keyword=word, whole_word=True),))])
+                                 keywords=(keyword,))])
 
 
 async def test_filters_changed_while_the_channel_was_down_are_taken_and_the_user_streams_told() -> None:
