@@ -929,9 +929,13 @@ class StreamHub:
         else:  # all of them deleted while the channel was down
             self._filters.pop(account_id, None)
         if after_loss and account_id in self._connections:
-            self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
-                                         payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
+            self._tell_filters_changed(account_id)
         return True
+
+    def _tell_filters_changed(self, account_id: int) -> None:
+        """Mastodon's ``filters_changed`` (no payload) to the account's user streams here."""
+        self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
+                                     payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
 
     def _filters_changed(self, raw: bytes) -> None:
         """An account's filters changed (``<account>:<filters>``, as the graph service announces them, in the form
@@ -950,8 +954,7 @@ class StreamHub:
             self._filters[account_id] = found
         else:
             self._filters.pop(account_id, None)
-        self.dispatch(StreamDelivery(event="filters_changed", status_id=0, accepted_at=time.time() * 1000,
-                                     payload=FILTERS_CHANGED_PAYLOAD, recipients=[account_id]))
+        self._tell_filters_changed(account_id)
 
     def _notifications_merged(self, raw: bytes) -> None:
         """An account accepted notification requests (kicau/notification_policies.py): its held notifications are in
