@@ -29,12 +29,10 @@ from urllib.parse import parse_qsl
 import msgspec
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import Counter
-from prometheus_client.metrics import Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from kicau.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from kicau.metrics import HTTP_LATENCY, HTTP_REQUESTS, CheapHistogram, CountedSeries
 from kicau.visibility import Reader
 from kicau.web import ACCOUNT_HEADER, ApiError, acting_account_id, reader_of
 
@@ -100,7 +98,19 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 def query_items(scope: Scope) -> list[tuple[str, str]]:
     """The query string's parameters in order, repeated ones included."""
     raw: bytes = scope.get("query_string", b"")
-    return parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if raw else []
+    if not raw:
+        return []
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    # Nothing to decode (a page's cursors and limit, as the gateway passes them on): split as parse_qsl would,
+    # without its per-field unquoting (~0.7 µs for a page's query, against parse_qsl's ~1.8).
+    items = []
+    for part in text.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            items.append((name, value))
+    return items
 
 
 def query(scope: Scope) -> dict[str, str]:
@@ -132,10 +142,10 @@ def reading_account(scope: Scope) -> Reader:
 @dataclass(slots=True)
 class _Route:
     handler: Callable[[Scope, Receive], Awaitable[Answer | Response]]
-    latency: Histogram  # the route's child of HTTP_LATENCY, made once
+    latency: CheapHistogram  # the route's child of HTTP_LATENCY, made once
     method: str
     route: str
-    counted: dict[int, Counter] = field(default_factory=dict)  # status -> its child of HTTP_REQUESTS
+    counted: dict[int, CountedSeries] = field(default_factory=dict)  # status -> its child of HTTP_REQUESTS
     streams: bool = False  # answered by a StreamOpener: over HTTP only, never as an internal call
 
 

@@ -86,7 +86,10 @@ class TrackedCache:
         in one round trip on the tracking connection."""
         self._renew()
         copies = self._copies
-        found: list[bytes | None] = [copies.get(key) for key in keys]
+        found: list[bytes | None] = list(map(copies.get, keys))
+        if None not in found:  # as on most home pages: every status and card held
+            _HITS.inc(len(keys))
+            return found
         missing = [key for key, value in zip(keys, found, strict=True) if value is None]
         if len(missing) < len(keys):
             _HITS.inc(len(keys) - len(missing))

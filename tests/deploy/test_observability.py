@@ -57,20 +57,23 @@ def default_port(name: str) -> int:
 
 @cache
 def defined_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:
-    """name -> (type, label names) for every Counter/Gauge/Histogram/Summary (or CheapHistogram) built in
+    """name -> (type, label names) for every Counter/Gauge/Histogram/Summary (or CheapHistogram, CheapCounter) built in
     kicau/metrics.py."""
     tree = ast.parse((ROOT / "kicau/metrics.py").read_text())
     found: dict[str, tuple[str, tuple[str, ...]]] = {}
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
             continue
-        # kicau.metrics.CheapHistogram is exposed exactly as a Histogram (tests/kicau/test_cheap_histogram.py).
-        kind = "Histogram" if node.func.id == "CheapHistogram" else node.func.id
+        # kicau.metrics.CheapHistogram and CheapCounter are exposed exactly as a Histogram and a Counter
+        # (tests/kicau/test_cheap_histogram.py).
+        kind = {"CheapHistogram": "Histogram", "CheapCounter": "Counter"}.get(node.func.id, node.func.id)
         if kind not in ("Counter", "Gauge", "Histogram", "Summary") or not node.args:
             continue
+        if not isinstance(node.args[0], ast.Constant):
+            continue  # inside the cheap metrics' classes: a labelled family making one series
         name = ast.literal_eval(node.args[0])
         labels: Any = ()
-        if len(node.args) >= 3:
+        if len(node.args) >= 3 and node.func.id != "CheapHistogram":  # its third argument is the buckets
             labels = ast.literal_eval(node.args[2])
         for keyword in node.keywords:
             if keyword.arg == "labelnames":

@@ -23,7 +23,7 @@ TTL = 1000
 
 
 def _hits() -> float:
-    return float(LOCAL_CACHE_READS.labels("hit")._value.get())
+    return float(LOCAL_CACHE_READS.labels("hit").value)
 
 
 async def _until(check: Callable[[], bool]) -> None:

@@ -64,7 +64,7 @@ async def _until(check: Callable[[], bool]) -> None:
 
 
 def _hits() -> float:
-    return float(LOCAL_CACHE_READS.labels("hit")._value.get())
+    return float(LOCAL_CACHE_READS.labels("hit").value)
 
 
 async def test_a_value_read_once_is_served_from_the_copy(world: World) -> None:
