@@ -21,7 +21,8 @@ def page_links(public_url: str, path: str, query: Iterable[tuple[str, str]], nex
         return None
     # The other parameters are encoded once for both links; a cursor (digits, from the timeline service) needs
     # no quoting. Built on every page read: urlencode per link was ~4% of the gateway's CPU for a home page.
-    kept = urlencode([(k, v) for k, v in query if k not in CURSORS])
+    others = [(k, v) for k, v in query if k not in CURSORS]
+    kept = urlencode(others) if others else ""
     base = f"{public_url}{path}?{kept}&" if kept else f"{public_url}{path}?"
     links = []
     if next_max_id:

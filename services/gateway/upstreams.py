@@ -35,6 +35,8 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Not sent twice after a connection broke under them, unless the client gave an Idempotency-Key.
 _UNSAFE_METHODS = frozenset({"POST", "PATCH"})
+# Tokens whose call headers a CallUpstream keeps encoded (``CallUpstream._headers_of``): ~0.5 KB each.
+_TOKEN_HEADERS_KEPT = 10_000
 _encode_json = msgspec.json.Encoder().encode
 
 
@@ -303,9 +305,24 @@ class CallUpstream:
         # As many calls in flight as HTTP would have connections: an overloaded service gets no more work than
         # it is already late with, and callers beyond it wait here, within their deadline.
         self._slots = asyncio.Semaphore(in_flight)
+        # id(token) -> (the token, its call headers), ``_headers_of``; the oldest go first beyond the bound.
+        self._token_headers: dict[int, tuple[TokenInfo, list[tuple[bytes, bytes]]]] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def _headers_of(self, token: TokenInfo | None) -> list[tuple[bytes, bytes]]:
+        """The headers of a call made with ``token`` alone, encoded once per token: the token copies hand out the
+        same TokenInfo for a token until it changes, and encoding who acts was ~1 µs of every page relayed."""
+        if token is None:
+            return []
+        held = self._token_headers.get(id(token))
+        if held is None or held[0] is not token:
+            held = (token, _encoded(_internal_headers(token, None)))
+            self._token_headers[id(token)] = held  # holding the token keeps its id from naming another object
+            if len(self._token_headers) > _TOKEN_HEADERS_KEPT:
+                del self._token_headers[next(iter(self._token_headers))]
+        return list(held[1])  # a list of its own: a call may add its content type
 
     async def call(
         self,
@@ -318,8 +335,7 @@ class CallUpstream:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> UpstreamResponse:
-        sent = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in _internal_headers(token, headers).items()]
+        sent = self._headers_of(token) if headers is None else _encoded(_internal_headers(token, headers))
         body = content or b""
         if json is not None:
             body = _encode_json(json)
@@ -380,6 +396,10 @@ def _internal_headers(token: TokenInfo | None, headers: Mapping[str, str] | None
         if "\r" in value or "\n" in value:
             raise ApiError(400, f"Invalid {name} header")
     return sent
+
+
+def _encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
 
 
 def _query_string(params: Mapping[str, Any] | list[tuple[str, Any]]) -> str:
