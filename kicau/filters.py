@@ -152,6 +152,9 @@ def searchable_text(content: str, spoiler_text: str) -> str:
 class _Compiled:
     found: Filter
     words: tuple[tuple[Keyword, re.Pattern[str]], ...]
+    # All of the filter's keywords in one pattern: most statuses match none, and one search of the alternation
+    # tells that where each keyword's own search took one pass over the text a keyword.
+    any_word: re.Pattern[str] | None
     statuses: dict[int, StatusRule]
     result_head: bytes  # '{"filter":{...},' encoded once
 
@@ -164,9 +167,12 @@ class ContextFilters:
     def __init__(self, filters: Sequence[Filter]) -> None:
         compiled = []
         for found in filters:
-            words = tuple((k, re.compile(_keyword_pattern(k), re.IGNORECASE)) for k in found.keywords)
+            patterns = [_keyword_pattern(k) for k in found.keywords]
+            words = tuple((k, re.compile(pattern, re.IGNORECASE)) for k, pattern in zip(found.keywords, patterns,
+                                                                                         strict=True))
+            any_word = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
             head = b'{"filter":' + msgspec.json.encode(filter_entity(found, rules=False)) + b","
-            compiled.append(_Compiled(found, words, {s.status_id: s for s in found.statuses}, head))
+            compiled.append(_Compiled(found, words, any_word, {s.status_id: s for s in found.statuses}, head))
         self._filters = tuple(compiled)
 
     def results(self, status_ids: Sequence[int], text: str | None) -> tuple[bool, bytes | None]:
@@ -175,7 +181,8 @@ class ContextFilters:
         (None: read only if a keyword needs it, which the caller then gives)."""
         results: list[bytes] = []
         for compiled in self._filters:
-            words = [k.keyword for k, pattern in compiled.words if text is not None and pattern.search(text)]
+            words = ([k.keyword for k, pattern in compiled.words if pattern.search(text)]
+                     if text is not None and compiled.any_word is not None and compiled.any_word.search(text) else [])
             matched = [str(compiled.statuses[s].status_id) for s in status_ids if s in compiled.statuses]
             if not words and not matched:
                 continue
@@ -197,21 +204,25 @@ class ReaderFilters:
 
     def __init__(self, filters: Sequence[Filter]) -> None:
         self.filters = tuple(filters)
-        self._contexts: dict[str, ContextFilters | None] = {}
+        # context -> (its filters compiled, None for none; the moment the first of them expires, None for never).
+        # A filter only ever stops applying (a change is a new ReaderFilters), so what applies stays the same
+        # until that moment. Compiling on every page, as a reader with an expiring filter did, was ~20% of its
+        # page (the patterns, and each filter's entity encoded).
+        self._contexts: dict[str, tuple[ContextFilters | None, datetime | None]] = {}
 
     def in_context(self, context: str, now: datetime | None = None) -> ContextFilters | None:
         """The filters that apply in ``context`` now; None when none does (the usual reader)."""
         if not self.filters:
             return None
         moment = now or datetime.now(UTC)
+        kept = self._contexts.get(context)
+        if kept is not None and (kept[1] is None or moment < kept[1]):
+            return kept[0]
         active = [f for f in self.filters if context in f.contexts and f.active(moment)]
-        if not active:
-            return None
-        if any(f.expires_at is not None for f in active):  # not kept: it changes as they expire
-            return ContextFilters(active)
-        if context not in self._contexts:
-            self._contexts[context] = ContextFilters(active)
-        return self._contexts[context]
+        expiries = [f.expires_at for f in active if f.expires_at is not None]
+        compiled = ContextFilters(active) if active else None
+        self._contexts[context] = (compiled, min(expiries) if expiries else None)
+        return compiled
 
 
 NO_FILTERS: Final = ReaderFilters(())
@@ -242,6 +253,34 @@ def text_of(status_json: bytes | memoryview | str) -> str:
     if found.poll is not None and found.poll.options:
         text += "\n\n" + "\n\n".join(option.title for option in found.poll.options)
     return text
+
+
+class SearchableTexts:
+    """Statuses' searchable text (``text_of``), derived once for each version of a status and remembered by its id.
+
+    Why: a reader with keyword filters had each status of every page it read parsed, stripped of its markup and
+    unescaped again: ~30% of such a page's time in the timeline service (py-spy). ``source`` is what the text
+    comes from: a status's cached value (its fragment from ``start``), or the status rendered whole, as a reblog
+    shows the status it reblogs (``start`` 0). The two are remembered apart, a status being read both ways on one
+    page. The remembered text serves while the source is the same bytes, so an edit, which changes them, is read
+    again."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max_entries = max_entries
+        self._held: dict[tuple[int, int], tuple[bytes, str]] = {}
+
+    def of(self, status_id: int, source: bytes, start: int = 0) -> str:
+        """The searchable text of ``source[start:]``, the Status JSON (or fragment) of ``status_id``."""
+        key = (status_id, start)
+        held = self._held.get(key)
+        if held is not None and held[0] == source:  # mostly the same object, as the copies hand it out
+            return held[1]
+        text = text_of(memoryview(source)[start:])
+        self._held.pop(key, None)
+        self._held[key] = (source, text)
+        if len(self._held) > self._max_entries:
+            del self._held[next(iter(self._held))]
+        return text
 
 
 _NONE_FILTERED: Final = b'"filtered":[]}'

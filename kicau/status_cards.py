@@ -42,7 +42,7 @@ from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
 from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
 from kicau.favourites import COUNT_QUERY
-from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, text_of, with_results
+from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, SearchableTexts, with_results
 from kicau.ids import ms_from_id
 from kicau.mentions import mentioned_in
 from kicau.quotes import COUNT_QUERY as COUNT_QUOTES_QUERY
@@ -279,7 +279,7 @@ def _shown_fragment(status_id: int, value: bytes, visible: Visible) -> bytes | m
 
 
 def _filter(seen: list[Hydrated], active: ContextFilters, reblogged: dict[int, int],
-            originals: dict[int, bytes]) -> tuple[list[Hydrated], dict[int, bytes]]:
+            originals: dict[int, bytes], texts: SearchableTexts) -> tuple[list[Hydrated], dict[int, bytes]]:
     """The statuses the reader's filters leave (those of a ``hide`` filter go), and the FilterResults of those a
     filter warns of. A reblog is matched by the status it reblogs (its text, and its id beside the reblog's)."""
     kept: list[Hydrated] = []
@@ -291,8 +291,8 @@ def _filter(seen: list[Hydrated], active: ContextFilters, reblogged: dict[int, i
         ids = (status_id,) if original is None else (status_id, original)
         text = None
         if text_needed:
-            text = text_of(originals[status_id]) if original is not None and status_id in originals \
-                else text_of(memoryview(value)[_FRAGMENT_AT:])
+            text = texts.of(original, originals[status_id]) if original is not None and status_id in originals \
+                else texts.of(status_id, value, _FRAGMENT_AT)
         hide, results = active.results(ids, text)
         if hide:
             continue
@@ -328,6 +328,7 @@ class StatusCards:
         self._follows_among = session.prepare(
             "SELECT followee_id FROM following WHERE follower_id = ? AND followee_id IN ?")
         self._authors: dict[int, int] = {}
+        self._texts = SearchableTexts()
 
     async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[Hydrated], bool, dict[int, int]]:
         """(status id, cached value, author's card) of each live status, in the order given (the value: its head,
@@ -486,7 +487,7 @@ class StatusCards:
         if reader.context and seen and reader.account_id is not None and self._filters is not None:
             active = (await self._filters.of(reader.account_id)).in_context(reader.context)
             if active is not None:  # rare: most readers have no filters
-                seen, filtered = _filter(seen, active, reblogs_of, originals)
+                seen, filtered = _filter(seen, active, reblogs_of, originals, self._texts)
         shown_quotes = await self._quotes(seen, reader, marks, hides) if quoted else {}
         return Visible(seen, marked, originals, filtered, await self._polls_now(seen, reader), shown_quotes,
                        await self._approvals(seen, reader))

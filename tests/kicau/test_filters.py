@@ -10,6 +10,7 @@ from kicau.filters import (
     Filter,
     Keyword,
     ReaderFilters,
+    SearchableTexts,
     StatusRule,
     decode,
     encode,
@@ -86,3 +87,57 @@ def test_results_replace_the_empty_filtered_member() -> None:
     spliced = json.loads(with_results(status, b'[{"x":1}]'))
     assert spliced["filtered"] == [{"x": 1}] and spliced["reblog"]["filtered"] == []
     assert json.loads(with_results(b'{"id":"1"}', b"[]")) == {"id": "1", "filtered": []}
+
+
+def test_filters_in_a_context_are_compiled_once_until_one_expires() -> None:
+    start = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+    filters = ReaderFilters([
+        _filter(1, ("cats", True)),
+        _filter(2, ("dogs", True), expires_at=start + timedelta(minutes=10)),
+        _filter(3, ("birds", True), expires_at=start + timedelta(minutes=20)),
+    ])
+
+    def matched(at: datetime) -> list[str]:
+        active = filters.in_context("home", now=at)
+        assert active is not None
+        _, results = active.results((1,), "cats and dogs and birds")
+        return [r["filter"]["title"] for r in json.loads(results or b"[]")]
+
+    first = filters.in_context("home", now=start)
+    assert filters.in_context("home", now=start + timedelta(minutes=9)) is first  # kept: nothing expired
+    assert matched(start) == ["f1", "f2", "f3"]
+    assert matched(start + timedelta(minutes=10)) == ["f1", "f3"]  # f2's expiry: compiled again
+    assert filters.in_context("home", now=start + timedelta(minutes=10)) is not first
+    assert matched(start + timedelta(minutes=25)) == ["f1"]
+    kept = filters.in_context("home", now=start + timedelta(minutes=25))
+    assert filters.in_context("home", now=start + timedelta(days=400)) is kept  # none left to expire
+    assert filters.in_context("public", now=start) is None
+
+
+def test_one_search_of_every_keyword_matches_as_each_keyword_alone() -> None:
+    words = [("cat", True), ("c++", True), ("dog", False), ("a.b", True), ("(x)", False), ("Ünï", True)]
+    one = ReaderFilters([_filter(1, *words)]).in_context("home")
+    apart = [ReaderFilters([_filter(n, word)]).in_context("home") for n, word in enumerate(words, start=2)]
+    texts = ["A CAT", "concatenate", "c++ and C++", "hotdogs", "a.b", "axb", "f(x)", "ünï!", "zünïz", ""]
+    for text in texts:
+        _, together = one.results((1,), text) if one is not None else (False, None)
+        alone = [json.loads(results)[0]["keyword_matches"][0] for active in apart if active is not None
+                 for _, results in [active.results((1,), text)] if results is not None]
+        assert (json.loads(together)[0]["keyword_matches"] if together else []) == alone, text
+
+
+def test_searchable_texts_are_derived_once_for_each_version_of_a_status() -> None:
+    texts = SearchableTexts(max_entries=3)
+    head = b"\x00\x01"
+    first = head + json.dumps({"content": "<p>one &amp; two</p>", "spoiler_text": ""}).encode()
+    assert texts.of(7, first, len(head)) == "\n\none & two\n"
+    assert texts.of(7, first, len(head)) is texts.of(7, first, len(head))
+    edited = head + json.dumps({"content": "<p>three</p>", "spoiler_text": "cw"}).encode()
+    assert texts.of(7, edited, len(head)) == "cw\n\nthree\n"
+    # The same status rendered whole (as a reblog shows it) is remembered apart from its cached value.
+    rendered = json.dumps({"id": "7", "content": "<p>three</p>", "spoiler_text": "cw"}).encode()
+    assert texts.of(7, rendered) == "cw\n\nthree\n"
+    assert texts.of(7, edited, len(head)) == "cw\n\nthree\n"
+    for status_id in (8, 9, 10):
+        texts.of(status_id, rendered)
+    assert len(texts._held) == 3
