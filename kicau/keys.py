@@ -42,7 +42,9 @@ def home_bucket(account_id: int) -> int:
 
 # "feed3": timelines kept as lists, newest first (kicau/feeds.py). Timelines under the earlier names ("feed:..."
 # and "feed2:...", sorted sets) are never read again: each is rebuilt from Cassandra on its next read, as after a
-# Redis loss, and the old keys expire with their TTL.
+# Redis loss, and the old keys expire with their TTL. Remembered: every home page names its reader's (as
+# ``status_cache`` below).
+@functools.lru_cache(maxsize=32_768)
 def home_feed(account_id: int) -> str:
     return home_feed_in(home_bucket(account_id), account_id)
 
