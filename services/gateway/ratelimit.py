@@ -115,6 +115,17 @@ def reset_header(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=64)
+def _reset_value(epoch_seconds: int) -> bytes:
+    return reset_header(epoch_seconds).encode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _count_value(count: int) -> bytes:
+    # The limit, and the counts left near it, repeat from request to request.
+    return b"%d" % count
+
+
 @dataclass(slots=True)
 class _Lease:
     top: int  # the bucket's count in Redis once this lease was taken
@@ -126,7 +137,7 @@ def lease_size(limit: int, counted: int) -> int:
     return max(1, min(LEASE_MAX, (limit - counted) // LEASE_SHARE))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made on every request, and a frozen one's making costs twice as much
 class Admission:
     """A counted request: the headers its answer carries, and the 429 to send instead when it is over."""
 
@@ -173,6 +184,9 @@ class RateLimiter:
         self._last_warning = 0.0
         self._leases: OrderedDict[str, _Lease] = OrderedDict()  # the bucket's key in its window -> its lease
         self._taking: dict[str, asyncio.Future[None]] = {}  # keys a lease is being taken for
+        self._buckets: dict[int, tuple[TokenInfo, Bucket]] = {}  # id(token) -> (token, its bucket)
+        # (bucket name, subject) -> (window, the bucket's key in that window)
+        self._window_keys: dict[tuple[str, str], tuple[int, str]] = {}
 
     async def admit(self, scope: Scope) -> Admission | None:
         """Count the request in its bucket. None: not counted (limits off, an exempt peer, Redis down)."""
@@ -185,9 +199,9 @@ class RateLimiter:
             return None
         count, window_end = counted
         headers = [
-            (b"x-ratelimit-limit", str(bucket.limit).encode()),
-            (b"x-ratelimit-remaining", str(max(0, bucket.limit - count)).encode()),
-            (b"x-ratelimit-reset", reset_header(window_end).encode()),
+            (b"x-ratelimit-limit", _count_value(bucket.limit)),
+            (b"x-ratelimit-remaining", _count_value(max(0, bucket.limit - count))),
+            (b"x-ratelimit-reset", _reset_value(window_end)),
         ]
         if count > bucket.limit:
             retry_after = max(1, window_end - int(time.time()))
@@ -212,8 +226,7 @@ class RateLimiter:
         if value is not None:
             token = await self._resolve(scope, state, value)
         if token is not None:
-            bucket = Bucket("account", _subject(token), settings.rate_limit_account_requests,
-                            settings.rate_limit_window_seconds)
+            bucket = self._account_bucket(token, settings)
         else:
             ip_bucket = self._ip_bucket(scope, settings, "ip", settings.rate_limit_ip_requests,
                                         settings.rate_limit_window_seconds)
@@ -221,6 +234,17 @@ class RateLimiter:
                 return None, None
             bucket = ip_bucket
         return bucket, await self._count(state, bucket)
+
+    def _account_bucket(self, token: TokenInfo, settings: GatewaySettings) -> Bucket:
+        """The bucket of a token's account (or app), made once per token the token copies hand out."""
+        held = self._buckets.get(id(token))
+        if held is None or held[0] is not token:
+            held = (token, Bucket("account", _subject(token), settings.rate_limit_account_requests,
+                                  settings.rate_limit_window_seconds))
+            self._buckets[id(token)] = held  # holding the token keeps its id from naming another object
+            if len(self._buckets) > MAX_LEASES:
+                del self._buckets[next(iter(self._buckets))]
+        return held[1]
 
     @staticmethod
     def _ip_bucket(scope: Scope, settings: GatewaySettings, name: str, limit: int, window: int) -> Bucket | None:
@@ -240,11 +264,18 @@ class RateLimiter:
         scope.setdefault("state", {})[RESOLVED_TOKEN] = (value, info)
         return info if isinstance(info, TokenInfo) else None
 
-    @staticmethod
-    def _key(bucket: Bucket) -> tuple[str, int]:
-        """The bucket's Redis key in the current window, and the end of that window."""
+    def _key(self, bucket: Bucket) -> tuple[str, int]:
+        """The bucket's Redis key in the current window (made once a window), and the end of that window."""
         window = int(time.time()) // bucket.window
-        return keys.rate_limit(bucket.name, bucket.subject, window), (window + 1) * bucket.window
+        named = (bucket.name, bucket.subject)
+        held = self._window_keys.get(named)
+        if held is None or held[0] != window:
+            held = (window, keys.rate_limit(bucket.name, bucket.subject, window))
+            self._window_keys.pop(named, None)
+            self._window_keys[named] = held
+            if len(self._window_keys) > MAX_LEASES:
+                del self._window_keys[next(iter(self._window_keys))]
+        return held[1], (window + 1) * bucket.window
 
     async def _count(self, state: Any, bucket: Bucket) -> tuple[int, int] | None:
         """The bucket's count after this request and the end of its window, or None when Redis failed."""
