@@ -44,6 +44,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from kicau import keys
+from kicau.identity_memo import IdentityMemo
 from kicau.resp import bulk, command, round_trip
 from kicau.tracked_cache import TrackedCache
 
@@ -335,10 +336,8 @@ class Feeds:
         self.trim_slack = max(1, cap // 16) if trim_slack is None else trim_slack
         # Timeline keys as the fanout packs them, by account (see ``FramedKeys``).
         self.framed_keys = FramedKeys()
-        # The status ids of range replies the copies hand out again and again, parsed once: id(reply) -> (the
-        # reply, its ids). Holding the reply keeps its id from naming another object while the entry lives; a
-        # changed timeline is a new reply, so an entry is never stale, only unused until it is pushed out.
-        self._parsed: OrderedDict[int, tuple[Any, list[int]]] = OrderedDict()
+        # The status ids of range replies the copies hand out again and again, parsed once (``_ids_of``).
+        self._parsed: IdentityMemo[list[bytes], list[int]] = IdentityMemo(_PARSED_KEPT)
 
     # Writes ------------------------------------------------------------------------------------------------
 
@@ -445,15 +444,7 @@ class Feeds:
         timeline's time on each home page (py-spy), for the same reply until the timeline changed."""
         if not reply:
             return []
-        parsed = self._parsed
-        found = parsed.get(id(reply))
-        if found is not None and found[0] is reply:
-            return found[1]
-        ids = statuses_of(reply)
-        parsed[id(reply)] = (reply, ids)
-        if len(parsed) > _PARSED_KEPT:
-            parsed.popitem(last=False)
-        return ids
+        return self._parsed.get(reply, statuses_of)
 
     def _expiry_due(self, home: str) -> bool:
         refreshed = self._refreshed.get(home)

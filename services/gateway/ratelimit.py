@@ -49,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kicau import keys, resp
 from kicau.hot_routes import Answer
+from kicau.identity_memo import IdentityMemo
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway.auth import RESOLVED_TOKEN, resolve_with
@@ -184,7 +185,7 @@ class RateLimiter:
         self._last_warning = 0.0
         self._leases: OrderedDict[str, _Lease] = OrderedDict()  # the bucket's key in its window -> its lease
         self._taking: dict[str, asyncio.Future[None]] = {}  # keys a lease is being taken for
-        self._buckets: dict[int, tuple[TokenInfo, Bucket]] = {}  # id(token) -> (token, its bucket)
+        self._buckets: IdentityMemo[TokenInfo, Bucket] = IdentityMemo(MAX_LEASES)  # each token's bucket
         # (bucket name, subject) -> (window, the bucket's key in that window)
         self._window_keys: dict[tuple[str, str], tuple[int, str]] = {}
 
@@ -237,14 +238,9 @@ class RateLimiter:
 
     def _account_bucket(self, token: TokenInfo, settings: GatewaySettings) -> Bucket:
         """The bucket of a token's account (or app), made once per token the token copies hand out."""
-        held = self._buckets.get(id(token))
-        if held is None or held[0] is not token:
-            held = (token, Bucket("account", _subject(token), settings.rate_limit_account_requests,
-                                  settings.rate_limit_window_seconds))
-            self._buckets[id(token)] = held  # holding the token keeps its id from naming another object
-            if len(self._buckets) > MAX_LEASES:
-                del self._buckets[next(iter(self._buckets))]
-        return held[1]
+        return self._buckets.get(token, lambda held: Bucket("account", _subject(held),
+                                                             settings.rate_limit_account_requests,
+                                                             settings.rate_limit_window_seconds))
 
     @staticmethod
     def _ip_bucket(scope: Scope, settings: GatewaySettings, name: str, limit: int, window: int) -> Bucket | None:

@@ -25,6 +25,7 @@ import httptools
 import msgspec
 from fastapi.responses import Response
 
+from kicau.identity_memo import IdentityMemo
 from kicau.internal_rpc import CallClient, CallLostError, CallTimeoutError
 from kicau.tokens import TokenInfo
 from kicau.web import ACCOUNT_HEADER, CLIENT_HEADER, SCOPES_HEADER, ApiError
@@ -305,8 +306,8 @@ class CallUpstream:
         # As many calls in flight as HTTP would have connections: an overloaded service gets no more work than
         # it is already late with, and callers beyond it wait here, within their deadline.
         self._slots = asyncio.Semaphore(in_flight)
-        # id(token) -> (the token, its call headers), ``_headers_of``; the oldest go first beyond the bound.
-        self._token_headers: dict[int, tuple[TokenInfo, list[tuple[bytes, bytes]]]] = {}
+        # Each token's call headers, encoded once (``_headers_of``).
+        self._token_headers: IdentityMemo[TokenInfo, list[tuple[bytes, bytes]]] = IdentityMemo(_TOKEN_HEADERS_KEPT)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -316,13 +317,8 @@ class CallUpstream:
         same TokenInfo for a token until it changes, and encoding who acts was ~1 µs of every page relayed."""
         if token is None:
             return []
-        held = self._token_headers.get(id(token))
-        if held is None or held[0] is not token:
-            held = (token, _encoded(_internal_headers(token, None)))
-            self._token_headers[id(token)] = held  # holding the token keeps its id from naming another object
-            if len(self._token_headers) > _TOKEN_HEADERS_KEPT:
-                del self._token_headers[next(iter(self._token_headers))]
-        return list(held[1])  # a list of its own: a call may add its content type
+        # A list of its own: a call may add its content type.
+        return list(self._token_headers.get(token, lambda held: _encoded(_internal_headers(held, None))))
 
     async def call(
         self,

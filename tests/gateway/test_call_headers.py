@@ -39,7 +39,7 @@ def test_a_token_that_would_add_headers_is_refused_every_time() -> None:
         with pytest.raises(ApiError) as refused:
             caller._headers_of(forged)
         assert refused.value.status_code == 400
-    assert caller._token_headers == {}
+    assert len(caller._token_headers) == 0
 
 
 def test_the_tokens_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,4 +48,4 @@ def test_the_tokens_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = [TokenInfo(account_id=n, client_id="app", scopes=["read"]) for n in range(4)]
     for token in tokens:
         caller._headers_of(token)
-    assert [held for held, _ in caller._token_headers.values()] == tokens[2:]
+    assert caller._token_headers.sources() == tokens[2:]

@@ -36,4 +36,4 @@ def test_the_parsed_replies_kept_are_bounded(monkeypatch: Any) -> None:
     for reply in replies:
         timelines._ids_of(reply)
     assert len(timelines._parsed) == 3
-    assert [entry[0] for entry in timelines._parsed.values()] == replies[2:]
+    assert timelines._parsed.sources() == replies[2:]
