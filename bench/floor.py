@@ -63,6 +63,13 @@ async def _start_back(page_keys: Path) -> None:
 
     settings = CommonSettings()
     _state["page"] = _page_reads(page_keys)
+    # The card as it is now: the bench starts the floor right after reading the readers' pages, so it is cached.
+    # Kicau's copies keep serving it while its Redis entry may expire before the floor's first request; without
+    # it, a floor round that met the card gone answered 503 throughout (2026-12-06 12:57Z: a round's 99,448
+    # requests, and its two retries).
+    card = (await resp.round_trip(_state["redis"], _state["page"][-1:]))[0]
+    if card is not None:
+        _state["card"] = card
     session = cassandra_session(settings)
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")

@@ -92,6 +92,22 @@ def test_home_floor_outlives_the_cards_expiry(floor: str, page: tuple[Path, list
         stack_redis.set(card_key, card, ex=600)
 
 
+def test_home_floor_keeps_the_card_it_found_at_start(page: tuple[Path, list[bytes]], stack_redis: redis.Redis,
+                                                     tmp_path: Path) -> None:
+    """The card may expire between the floor's start and its first request (Kicau's copies keep serving it, so
+    nothing reads it back into Redis): the back reads it as it starts, and answers it once it is gone."""
+    *statuses, card = page[1]
+    card_key = page[0].read_text().split()[-1]
+    try:
+        with _floor(tmp_path / "back.log", "--page-keys", str(page[0])) as back:
+            stack_redis.delete(card_key)
+            answer = httpx.get(f"{back}/home", timeout=10)
+        assert answer.status_code == 200
+        assert answer.content == b"[" + b",".join(status + card for status in statuses) + b"]"
+    finally:
+        stack_redis.set(card_key, card, ex=600)
+
+
 def _events() -> int:
     """How many events the floor's topic holds (its partitions' end offsets added up)."""
 
