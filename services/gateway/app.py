@@ -124,7 +124,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     memberships_of=memberships_of, filters_of=filters_of,
                     ended_among=functools.partial(auth.ended_sessions, redis, upstreams.graph),
                     home_after=functools.partial(streaming.home_after, upstreams.timeline, rebuild=False),
-                    notifications_after=functools.partial(streaming.notifications_after, upstreams.timeline))
+                    notifications_after=functools.partial(streaming.notifications_after, upstreams.timeline),
+                    conversations_after=functools.partial(streaming.conversations_after, upstreams.timeline))
     await hub.start()
     app.state.hub = hub
     try:

@@ -168,11 +168,11 @@ REFETCH_EVENT = "kicau.refetch"
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
                          "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
 # The events a stream is sent again after a loss of the hub's channel, and what a user stream is told then: that
-# the statuses, notifications, edits and deletions it missed were sent again (``StreamHub._fill_gap``; edits and
-# deletions come with the statuses' read), or that they could not be.
-_FILLED_EVENTS = frozenset({"update", "notification"})
-GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses, notifications, edits and '
-              'deletions missed were sent again; other events may be missing"}')
+# the statuses, notifications, conversations, edits and deletions it missed were sent again
+# (``StreamHub._fill_gap``; edits and deletions come with the statuses' read), or that they could not be.
+_FILLED_EVENTS = frozenset({"update", "notification", "conversation"})
+GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statuses, notifications, conversations, '
+              'edits and deletions missed were sent again; other events may be missing"}')
 CHANNEL_GAP = '{"reason":"the server\'s event channel was interrupted: events may be missing"}'
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
                                             NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
@@ -221,6 +221,9 @@ class StreamEvent:
     # A notification's id (it carries no SSE id: notifications are not the home timeline's resume points), for
     # what a stream missed while the hub's channel was lost (``StreamHub._fill_gap``).
     notification_id: int = 0
+    # A ``conversation`` event's last status (the order of an account's conversations, as Mastodon pages them),
+    # for the same reason; 0 for any other event, or for a conversation whose last status its member may not see.
+    conversation_status: int = 0
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -451,12 +454,14 @@ class Connection:
     sink: TransportSink | None = None
     # A direct connection's events dispatched this turn, for the hub's next write round (module doc).
     _held: list[StreamEvent] = field(default_factory=list)
-    # Where the statuses and notifications missed by this stream begin when nothing was sent on it yet: the id of
-    # its opening (or of the last status its resume backlog sent). ``_last_update`` and ``_last_notification`` are
-    # the last of each taken since. Read once the hub's channel comes back after a loss (``StreamHub._fill_gap``).
+    # Where the statuses, notifications and conversations missed by this stream begin when nothing was sent on it
+    # yet: the id of its opening (or of the last status its resume backlog sent). ``_last_update``,
+    # ``_last_notification`` and ``_last_conversation`` are the last of each taken since. Read once the hub's
+    # channel comes back after a loss (``StreamHub._fill_gap``).
     resume_from: int = 0
     _last_update: StreamEvent | None = None
     _last_notification: int = 0
+    _last_conversation: int = 0
     # Live events held back while what was missed during a loss of the hub's channel is read, so that it goes
     # out first (``StreamHub._fill_gap``); None when not held.
     _holding: list[StreamEvent] | None = None
@@ -482,6 +487,8 @@ class Connection:
                 self._last_update = event
         elif event.notification_id:
             self._last_notification = event.notification_id
+        elif event.conversation_status:
+            self._last_conversation = max(self._last_conversation, event.conversation_status)
         if self.sink is not None:
             self._held.append(event)
             return len(self._held) == 1
@@ -500,6 +507,10 @@ class Connection:
     def notification_point(self) -> int:
         """The id after which this stream has not been sent the account's notifications."""
         return max(self.resume_from, self._last_notification)
+
+    def conversation_point(self) -> int:
+        """The last status id after which this stream has not been sent the account's conversations."""
+        return max(self.resume_from, self._last_conversation)
 
     def hold(self) -> None:
         """Hold live events back (in order, under the same bound as its queue) until ``release``."""
@@ -623,11 +634,25 @@ class DeliveryTally:
 
 
 def _replay_key(event: StreamEvent) -> str | None:
-    """How an event is kept among a connection's ``replayed``: a status update's SSE id, or a notification's id.
-    Never a deletion's: the deletion of a status sent from a backlog must still go out."""
+    """How an event is kept among a connection's ``replayed``: a status update's SSE id, a notification's id, or a
+    conversation's last status. Never a deletion's: the deletion of a status sent from a backlog must still go
+    out."""
     if event.name == "update":
         return event.event_id
-    return f"n{event.notification_id}" if event.notification_id else None
+    if event.notification_id:
+        return f"n{event.notification_id}"
+    return f"c{event.conversation_status}" if event.conversation_status else None
+
+
+def _gap_order(event: StreamEvent) -> tuple[int, int]:
+    """Where an event sent again after a loss of the hub's channel goes: oldest first, by the id of its status,
+    notification or conversation's last status; of a direct mention, its status, then its notification, then its
+    conversation."""
+    if event.event_id:
+        return int(event.event_id), 0
+    if event.notification_id:
+        return event.notification_id, 1
+    return event.conversation_status, 2
 
 
 def _replay_keys(events: Iterable[StreamEvent]) -> set[str]:
@@ -663,11 +688,17 @@ MembershipsOf = Callable[[int], Awaitable[list[Membership]]]
 FiltersOf = Callable[[int], Awaitable[ReaderFilters]]
 # Which of the given sessions (token hashes) have ended: revoked, or their account's login disabled.
 EndedAmong = Callable[[list[str]], Awaitable[set[str]]]
-# An account's home timeline after a status id, oldest first, as ``update`` events, and whether that is provably
-# everything after it (the timeline service's resume read, routes/streaming.py).
-HomeAfter = Callable[[int, int], Awaitable[tuple[list["StreamEvent"], bool]]]
+# A read of what an account's streams missed after an id (routes/streaming.py): the events that would have carried
+# it, oldest first, and whether that is all of it.
+MissedAfter = Callable[[int, int], Awaitable[tuple[list["StreamEvent"], bool]]]
+# An account's home timeline after a status id, as ``update`` events; "all" is provably everything after it (the
+# timeline service's resume read).
+HomeAfter = MissedAfter
 # An account's notifications after an id, oldest first, as ``notification`` events, and whether that is all of them.
-NotificationsAfter = Callable[[int, int], Awaitable[tuple[list["StreamEvent"], bool]]]
+NotificationsAfter = MissedAfter
+# An account's conversations whose last status is after an id, oldest first, as ``conversation`` events, and
+# whether that is all of them.
+ConversationsAfter = MissedAfter
 
 
 class StreamHub:
@@ -676,10 +707,12 @@ class StreamHub:
         unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
         filters_of: FiltersOf | None = None, ended_among: EndedAmong | None = None,
         home_after: HomeAfter | None = None, notifications_after: NotificationsAfter | None = None,
+        conversations_after: ConversationsAfter | None = None,
     ) -> None:
         self.redis = redis
         self.home_after = home_after
         self.notifications_after = notifications_after
+        self.conversations_after = conversations_after
         # Accounts whose user streams' missed statuses are being read after a channel loss, each with whether
         # another loss came meanwhile (then read again); and a bound on those reads in flight (``_fill_gap``).
         self._gap_reads: dict[int, bool] = {}
@@ -1021,6 +1054,7 @@ class StreamHub:
             if delivery.event in _RESUMABLE and not public and not delivery.list_id else None,
             data=delivery.payload, accepted_at=delivery.accepted_at, public=public, list_id=delivery.list_id,
             notification_id=delivery.status_id if delivery.event == "notification" else 0,
+            conversation_status=delivery.status_id if delivery.event == "conversation" else 0,
         )
         round_due = bool(self._round)
         joining = self._round
@@ -1079,8 +1113,8 @@ class StreamHub:
             self._round.append(connection)
 
     def _fill_gaps(self) -> None:
-        """After a loss of the channel: every stream here that takes its account's statuses or notifications is
-        sent those it missed meanwhile (``_fill_gap``)."""
+        """After a loss of the channel: every stream here that takes its account's statuses, notifications or
+        conversations is sent those it missed meanwhile (``_fill_gap``)."""
         for account_id, held in self._connections.items():
             if account_id in self._gap_reads:
                 self._gap_reads[account_id] = True  # read again once the read in flight is done
@@ -1092,20 +1126,24 @@ class StreamHub:
 
     async def _fill_gap(self, account_id: int, streams: list[Connection]) -> None:
         """Send the ``streams`` of ``account_id`` what they missed: the statuses of its home timeline after the last
-        each was sent, and its notifications likewise (each read once for all of them, from the oldest point), in
-        order of their ids; then, on a user stream, ``kicau.refetch`` saying so; then the live events that arrived
-        meanwhile (held back till then, so nothing newer goes first; any of them among those read goes out once).
+        each was sent, its notifications and its conversations (by their last status) likewise (each read once for
+        all of them, from the oldest point), in order of their ids; then, on a user stream, ``kicau.refetch`` saying
+        so; then the live events that arrived meanwhile (held back till then, so nothing newer goes first; any of
+        them among those read goes out once).
         Should a read fail or not reach back far enough, the notice says that events may be missing, and the client
         reloads or reconnects with its Last-Event-ID."""
         status_points = {c: c.resume_point() for c in streams if "update" in c.accepts}
         notification_points = {c: c.notification_point() for c in streams if "notification" in c.accepts}
+        conversation_points = {c: c.conversation_point() for c in streams if "conversation" in c.accepts}
         for connection in streams:
             connection.hold()
         try:
             while True:
-                (statuses, statuses_whole), (notifications, notifications_whole) = await asyncio.gather(
+                ((statuses, statuses_whole), (notifications, notifications_whole),
+                 (conversations, conversations_whole)) = await asyncio.gather(
                     self._read_missed("statuses", self.home_after, account_id, status_points),
-                    self._read_missed("notifications", self.notifications_after, account_id, notification_points))
+                    self._read_missed("notifications", self.notifications_after, account_id, notification_points),
+                    self._read_missed("conversations", self.conversations_after, account_id, conversation_points))
                 if not self._gap_reads.get(account_id):
                     break
                 self._gap_reads[account_id] = False  # lost again meanwhile: what was read may be short
@@ -1147,8 +1185,14 @@ class StreamHub:
                 point = notification_points[connection]
                 missed += [event for event in (notifications if notifications_whole else ())
                            if event.notification_id > point and _replay_key(event) not in arrived]
-            # Oldest first, a mention's notification after its status (the same id).
-            missed.sort(key=lambda event: (int(event.event_id or 0) or event.notification_id, event.notification_id))
+            if connection in conversation_points:
+                whole = whole and conversations_whole
+                point = conversation_points[connection]
+                # One whose last status the member may not see has no point of its own: the read began after ours.
+                missed += [event for event in (conversations if conversations_whole else ())
+                           if (event.conversation_status > point or not event.conversation_status)
+                           and _replay_key(event) not in arrived]
+            missed.sort(key=_gap_order)
             missed += retracted
             for event in missed:
                 STREAM_GAP_EVENTS.labels(event.name).inc()
@@ -1165,7 +1209,7 @@ class StreamHub:
         if self._round and not round_due:
             asyncio.get_running_loop().call_soon(self._write_round)
 
-    async def _read_missed(self, kind: str, read: HomeAfter | NotificationsAfter | None, account_id: int,
+    async def _read_missed(self, kind: str, read: MissedAfter | None, account_id: int,
                            points: dict[Connection, int]) -> tuple[list[StreamEvent], bool]:
         """One of ``_fill_gap``'s reads, from the oldest of ``points``: what it found, and whether that is all
         (nothing to read is all; no way to read it is not)."""

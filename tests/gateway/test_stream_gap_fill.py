@@ -29,14 +29,24 @@ from tests.gateway.test_stream_write_rounds import Transport
 
 
 class Timeline:
-    """The home timeline's read after a status id, answered when the test says so; and the notifications' read,
-    answered at once with ``notifications`` (all of them)."""
+    """The home timeline's read after a status id, answered when the test says so; the notifications' read,
+    answered at once with ``notifications`` (all of them); and the conversations' read likewise (or failing, with
+    ``conversations_fail``)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[int, int]] = []
         self.answer: asyncio.Future[tuple[list[StreamEvent], bool]] | None = None
         self.notifications: list[StreamEvent] = []
         self.asked_notifications: list[tuple[int, int]] = []
+        self.conversations: list[StreamEvent] = []
+        self.asked_conversations: list[tuple[int, int]] = []
+        self.conversations_fail = False
+
+    async def conversations_after(self, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+        self.asked_conversations.append((account_id, after))
+        if self.conversations_fail:
+            raise ConnectionError("the timeline service is away")
+        return [c for c in self.conversations if c.conversation_status > after], True
 
     async def notifications_after(self, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
         self.asked_notifications.append((account_id, after))
@@ -52,7 +62,8 @@ def _hub() -> tuple[Timeline, StreamHub]:
     """A hub whose home timeline reads are the test's (its Redis is never connected)."""
     timeline = Timeline()
     return timeline, StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after,
-                               notifications_after=timeline.notifications_after)
+                               notifications_after=timeline.notifications_after,
+                               conversations_after=timeline.conversations_after)
 
 
 def _update(status_id: int) -> StreamEvent:
@@ -63,10 +74,22 @@ def _notification(notification_id: int) -> StreamEvent:
     return StreamEvent("notification", None, f'{{"id":"{notification_id}"}}', notification_id=notification_id)
 
 
-def _delivery(status_id: int, recipients: list[int], event: Literal["update", "notification", "delete"] = "update",
-              ) -> StreamDelivery:
+def _conversation_data(last_status: int) -> str:
+    """A Conversation entity (kicau/conversations.py), its id made from its last status's for the test."""
+    return json.dumps({"id": str(last_status + 1000), "unread": True, "accounts": [],
+                       "last_status": {"id": str(last_status)}})
+
+
+def _conversation(last_status: int) -> StreamEvent:
+    """A conversation as the conversations' read gives it (routes/streaming.py, ``conversations_after``)."""
+    return StreamEvent("conversation", None, _conversation_data(last_status), conversation_status=last_status)
+
+
+def _delivery(status_id: int, recipients: list[int],
+              event: Literal["update", "notification", "delete", "conversation"] = "update") -> StreamDelivery:
     # A deletion's payload is the bare id, as the fanout sends it.
-    payload = str(status_id) if event == "delete" else f'{{"id":"{status_id}"}}'
+    payload = (str(status_id) if event == "delete" else _conversation_data(status_id) if event == "conversation"
+               else f'{{"id":"{status_id}"}}')
     return StreamDelivery(event=event, status_id=status_id, accepted_at=0.0, payload=payload, recipients=recipients)
 
 
@@ -80,12 +103,15 @@ def _open(hub: StreamHub, account_id: int, accepts: frozenset[str] = STREAM_EVEN
 
 
 def _sent(transport: Transport) -> list[str]:
-    """Each SSE frame written, as ``<event>:<id>`` (a notification's: its own id; no id: ``<event>``)."""
+    """Each SSE frame written, as ``<event>:<id>`` (a notification's: its own id; a conversation's: its last
+    status's; no id: ``<event>``)."""
     names: list[str] = []
     for frame in b"".join(transport.writes).decode().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
         if fields.get("event") == "notification":
             names.append(f"notification:{json.loads(fields['data'])['id']}")
+        elif fields.get("event") == "conversation":
+            names.append(f"conversation:{json.loads(fields['data'])['last_status']['id']}")
         elif "event" in fields:
             names.append(f"{fields['event']}:{fields['id']}" if "id" in fields else fields["event"])
     return names
@@ -308,3 +334,65 @@ async def test_filters_changed_while_the_channel_was_down_are_taken_and_the_user
     assert _sent(deleted) == [REFETCH_EVENT, "filters_changed"]
     assert hub._filters[7] is now[7] and 9 not in hub._filters
     assert hub._filters[8].filters == now[8].filters
+
+
+async def test_missed_conversations_go_to_direct_streams_oldest_first_each_once_without_a_notice() -> None:
+    """A ``direct`` stream is sent again the conversations whose last status came after the last one it was sent
+    (each as it is now), oldest first, then what arrived live meanwhile, each once; it takes no ``kicau.refetch``
+    (Mastodon's clients know none on it). A user stream is not sent them."""
+    timeline, hub = _hub()
+    _, direct = _open(hub, 7, accepts=STREAM_EVENTS["direct"], resume_from=5)
+    _, user = _open(hub, 7, resume_from=5)
+    hub.dispatch(_delivery(8, [7], "conversation"))  # before the loss: sent, and the conversations' point
+    await _turns()
+    timeline.conversations = [_conversation(8), _conversation(30), _conversation(40)]
+    hub._channel_restored()
+    await _turns()
+    assert timeline.asked_conversations == [(7, 8)], "from the last conversation the direct stream was sent"
+    hub.dispatch(_delivery(40, [7], "conversation"))  # read, and arriving live meanwhile: sent once
+    hub.dispatch(_delivery(50, [7], "conversation"))  # live meanwhile, not read: after what was
+    await _turns()
+    assert _sent(direct) == ["conversation:8"], "held back while the account's reads are in flight"
+    assert timeline.answer is not None
+    timeline.answer.set_result(([], True))  # the user stream's home timeline: nothing missed
+    await _turns()
+    assert _sent(direct) == ["conversation:8", "conversation:30", "conversation:40", "conversation:50"]
+    assert _sent(user) == [REFETCH_EVENT] and GAP_FILLED.encode() in b"".join(user.writes)
+    hub.dispatch(_delivery(30, [7], "conversation"))  # read above, arriving live after all: not sent again
+    hub.dispatch(_delivery(60, [7], "conversation"))
+    await _turns()
+    assert _sent(direct)[-1:] == ["conversation:60"] and _sent(direct).count("conversation:30") == 1
+
+
+async def test_a_streams_missed_status_its_notification_and_its_conversation_go_in_that_order() -> None:
+    """One connection that takes the user stream's events and the direct stream's (a WebSocket subscribed to both)
+    gets a direct mention it missed as it would have live: the status, its notification, its conversation; then
+    the notice."""
+    timeline, hub = _hub()
+    connection, stream = _open(hub, 7, accepts=STREAM_EVENTS["user"] | STREAM_EVENTS["direct"], resume_from=5)
+    timeline.notifications = [_notification(30)]
+    timeline.conversations = [_conversation(30)]
+    hub._channel_restored()
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([_update(30)], True))
+    await _turns()
+    assert _sent(stream) == ["update:30", "notification:30", "conversation:30", REFETCH_EVENT]
+    assert connection.conversation_point() == 30
+
+
+async def test_a_failed_conversations_read_loses_no_live_event_and_says_events_may_be_missing() -> None:
+    timeline, hub = _hub()
+    timeline.conversations_fail = True
+    _, direct = _open(hub, 7, accepts=STREAM_EVENTS["direct"], resume_from=5)
+    _, both = _open(hub, 7, accepts=STREAM_EVENTS["user"] | STREAM_EVENTS["direct"], resume_from=5)
+    hub._channel_restored()
+    await _turns()
+    hub.dispatch(_delivery(40, [7], "conversation"))  # live while the reads are in flight
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([], True))
+    await _turns()
+    assert _sent(direct) == ["conversation:40"]
+    assert _sent(both) == [REFETCH_EVENT, "conversation:40"]
+    assert CHANNEL_GAP.encode() in b"".join(both.writes)

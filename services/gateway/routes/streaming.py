@@ -157,6 +157,36 @@ async def notifications_after(timeline: Caller, account_id: int, after: int) -> 
     return events, len(found) < NOTIFICATIONS_A_READ
 
 
+# As many conversations as one read of the timeline service gives (Mastodon's most a page).
+CONVERSATIONS_A_READ = 40
+
+
+class _LastStatus(msgspec.Struct):
+    last_status: _HasId | None = None
+
+
+_read_last_status = msgspec.json.Decoder(_LastStatus).decode
+
+
+async def conversations_after(timeline: Caller, account_id: int, after: int) -> tuple[list[StreamEvent], bool]:
+    """The account's conversations whose last status is after the id ``after``, oldest first, as the ``conversation``
+    events that would have carried them (each as it is now, not once per status that joined it), and whether that
+    is all of them (fewer than a read gives): what its ``direct`` streams missed while the hub's channel was lost
+    (``StreamHub._fill_gap``)."""
+    answer = await timeline.call("GET", "/internal/conversations",
+                                 params={"min_id": after, "limit": CONVERSATIONS_A_READ},
+                                 headers={ACCOUNT_HEADER: str(account_id)})
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    found = _split(answer.content)  # the page nearest ``after``, newest first
+    events = []
+    for raw in reversed(found):
+        last = _read_last_status(raw).last_status
+        events.append(StreamEvent("conversation", None, bytes(raw).decode(),
+                                  conversation_status=int(last.id) if last is not None else 0))
+    return events, len(found) < CONVERSATIONS_A_READ
+
+
 class EventStreamResponse(Response):
     """Writes one SSE stream until the client leaves or falls behind; the connection is released in all cases."""
 
