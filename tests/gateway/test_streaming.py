@@ -462,6 +462,66 @@ def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_w
         assert [frame for frame in _frames_until_quiet(socket) if frame[0] == "update"] == [("update", live)]
 
 
+def test_a_direct_stream_is_sent_the_conversations_it_missed_while_the_gateways_channel_was_down(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """A direct status fanned out while the gateway's channel was down never reaches the ``direct`` stream of an
+    account it mentions. Once the channel is back, that stream is sent the conversation it missed as it is now (its
+    last status the one missed), once, without an SSE id, then its live events. The gap is made as above: the
+    fanout is told that the reader holds no stream, while the direct stream of a second account the status
+    mentions shows that the fanout has handled it."""
+    author, reader, witness = make_user("dgap_a"), make_user("dgap_r"), make_user("dgap_w")
+    for member in (reader, witness):  # private mentions from accounts not followed are held back by default
+        assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=member.auth).status_code == 200
+    mention = f"@{reader.username} @{witness.username}"
+    timeout = httpx.Timeout(30, read=30)
+    received: list[dict[str, str]] = []
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
+            client.stream("GET", "/api/v1/streaming/direct", headers=reader.auth) as direct, \
+            client.stream("GET", "/api/v1/streaming/direct", headers=witness.auth) as watching:
+        assert direct.status_code == watching.status_code == 200
+        direct_lines, witness_lines = direct.iter_lines(), watching.iter_lines()
+        warm_until_seen(gateway_url, author, direct_lines, text=f"{mention} warm-up", visibility="direct")
+        warm_until_seen(gateway_url, author, witness_lines, text=f"{mention} witness", visibility="direct")
+        warm_until_seen(gateway_url, author, direct_lines, text=f"{mention} settled", visibility="direct")
+
+        def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
+            with contextlib.suppress(Exception):  # ended by the stream's closing
+                while events := read_events(direct_lines, 1):
+                    received.append(events[0])
+
+        reading = threading.Thread(target=keep_reading, daemon=True)
+        reading.start()
+        holding = [gateway.decode() for gateway in stack_redis.smembers(GATEWAYS)
+                   if stack_redis.hget(f"online:{{g:{gateway.decode()}}}", str(reader.id))]
+        assert len(holding) == 1, holding
+        missed: str | None = None
+        for attempt in range(5):  # the fanout applies the presence change as it reads it: a first status may beat it
+            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
+            time.sleep(0.2)
+            said = http.post("/api/v1/statuses", headers=author.auth,
+                             data={"status": f"{mention} while the channel was down {attempt}",
+                                   "visibility": "direct"}).json()["id"]
+            while status_of(read_events(witness_lines, 1)[0]) != said:
+                pass
+            time.sleep(1.0)  # the reader's stream would have had it in the same write round as the witness's
+            if said not in {status_of(event) for event in received}:
+                missed = said
+                break
+        assert missed is not None, "the fanout kept publishing to the reader's stream"
+        assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # the gateway's channel, and the fanout's mirror
+        eventually(lambda: missed in {status_of(event) for event in received})
+        filled = [event for event in received if status_of(event) == missed]
+        assert len(filled) == 1 and filled[0]["event"] == "conversation" and "id" not in filled[0], received
+        assert {account["id"] for account in json.loads(filled[0]["data"])["accounts"]} == {author.id, witness.id}
+        assert all(event["event"] == "conversation" for event in received), "a direct stream takes nothing else"
+        live = http.post("/api/v1/statuses", headers=author.auth,
+                         data={"status": f"{mention} after the gap", "visibility": "direct"}).json()["id"]
+        eventually(lambda: live in {status_of(event) for event in received})
+        order = [status_of(event) for event in received]
+        assert order.count(live) == 1 and order.index(missed) < order.index(live), order
+
+
 def _gap_counts(gateway_url: str) -> tuple[float, float, float]:
     """The gateway's reads after channel losses found whole (both kinds), and statuses and notifications sent
     again."""
