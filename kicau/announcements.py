@@ -12,7 +12,8 @@ Every change is told to the user streams as Mastodon's are (``ANNOUNCEMENTS_CHAN
 listens to): ``announcement`` (the Announcement, as no one in particular reads it) when the tool adds one,
 ``announcement.delete`` (its id) when it takes one down, ``announcement.reaction`` (``name``, ``count``,
 ``announcement_id``) when an account reacts or takes its reaction back. A stream closed at that moment learns of it
-when its client next asks.
+when its client next asks; a gateway whose channel lost changes reads what is shown again once it is back, and tells
+its streams the difference (``missed``).
 """
 
 from __future__ import annotations
@@ -178,6 +179,88 @@ def decode_change(raw: bytes) -> Change:
     if not change.event.startswith("announcement"):
         raise ValueError(f"not an announcement's event: {change.event}")
     return change
+
+
+# An id no account has: announcements read "as no one in particular" (none dismissed, no reaction its own), as the
+# streams are told of them.
+NO_ONE: Final = 0
+
+
+class Told(msgspec.Struct, frozen=True):
+    """What the user streams were last told of one announcement: when it was last edited, and each reaction's
+    count."""
+
+    updated_at: str
+    reactions: dict[str, int]
+
+
+class _Reaction(msgspec.Struct):
+    name: str
+    count: int
+
+
+class _Shown(msgspec.Struct):
+    id: str
+    updated_at: str
+    reactions: list[_Reaction] = []
+
+
+class _ReactionChange(msgspec.Struct):
+    name: str
+    count: int
+    announcement_id: str
+
+
+_read_shown = msgspec.json.Decoder(_Shown).decode
+_read_reaction = msgspec.json.Decoder(_ReactionChange).decode
+
+
+def told_of(shown: list[bytes]) -> dict[int, Told]:
+    """What a stream knows once told of each of ``shown`` (Announcement JSON), by id."""
+    found: dict[int, Told] = {}
+    for raw in shown:
+        each = _read_shown(raw)
+        found[int(each.id)] = Told(each.updated_at, {r.name: r.count for r in each.reactions})
+    return found
+
+
+def apply(told: dict[int, Told], change: Change) -> None:
+    """Bring ``told`` up to date with a change the streams were just told of."""
+    try:
+        if change.event == "announcement":
+            told.update(told_of([change.payload.encode()]))
+        elif change.event == "announcement.delete":
+            told.pop(int(change.payload), None)
+        elif change.event == "announcement.reaction":
+            reaction = _read_reaction(change.payload)
+            known = told.get(int(reaction.announcement_id))
+            if known is not None:
+                told[int(reaction.announcement_id)] = Told(known.updated_at,
+                                                           {**known.reactions, reaction.name: reaction.count})
+    except (msgspec.DecodeError, ValueError):
+        pass  # a change the streams could not have read either: nothing learnt
+
+
+def missed(told: dict[int, Told], shown: list[bytes]) -> list[Change]:
+    """The changes that turn what the streams were told (``told``) into what is shown now (``shown``, Announcement
+    JSON as no one in particular reads it), as the events that would have told them live: each announcement taken
+    down or no longer shown (``announcement.delete``), each new or edited one, or one whose reactions it cannot
+    tell apart (``announcement``, the whole of it), and each reaction whose count moved (``announcement.reaction``,
+    0 for one taken back by all)."""
+    now = told_of(shown)
+    changes = [Change("announcement.delete", str(gone)) for gone in sorted(told.keys() - now.keys())]
+    for raw in shown:
+        announcement_id = int(_read_shown(raw).id)
+        before, after = told.get(announcement_id), now[announcement_id]
+        if before is None or before.updated_at != after.updated_at:
+            changes.append(Change("announcement", raw.decode()))
+            continue
+        for name in sorted(before.reactions.keys() | after.reactions.keys()):
+            count = after.reactions.get(name, 0)
+            if before.reactions.get(name, 0) != count:
+                changes.append(Change("announcement.reaction", msgspec.json.encode(
+                    {"name": name, "count": count, "announcement_id": str(announcement_id)}).decode()))
+    return changes
 
 
 async def tell(redis: Redis, event: StreamKind, payload: Any) -> None:

@@ -125,7 +125,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     ended_among=functools.partial(auth.ended_sessions, redis, upstreams.graph),
                     home_after=functools.partial(streaming.home_after, upstreams.timeline, rebuild=False),
                     notifications_after=functools.partial(streaming.notifications_after, upstreams.timeline),
-                    conversations_after=functools.partial(streaming.conversations_after, upstreams.timeline))
+                    conversations_after=functools.partial(streaming.conversations_after, upstreams.timeline),
+                    announcements_shown=functools.partial(streaming.announcements_shown, upstreams.graph))
     await hub.start()
     app.state.hub = hub
     try:

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import clients, ids, keys, media, resp, tokens
+from kicau import announcements, clients, ids, keys, media, resp, tokens
 from kicau.announcements import decode_change as decode_announcement_change
 from kicau.coalesced_writes import unwrapped
 from kicau.filters import CHANGED_PAYLOAD as FILTERS_CHANGED_PAYLOAD
@@ -699,6 +699,8 @@ NotificationsAfter = MissedAfter
 # An account's conversations whose last status is after an id, oldest first, as ``conversation`` events, and
 # whether that is all of them.
 ConversationsAfter = MissedAfter
+# The announcements shown now, as no one in particular reads them (Announcement JSON each).
+AnnouncementsShown = Callable[[], Awaitable[list[bytes]]]
 
 
 class StreamHub:
@@ -708,11 +710,16 @@ class StreamHub:
         filters_of: FiltersOf | None = None, ended_among: EndedAmong | None = None,
         home_after: HomeAfter | None = None, notifications_after: NotificationsAfter | None = None,
         conversations_after: ConversationsAfter | None = None,
+        announcements_shown: AnnouncementsShown | None = None,
     ) -> None:
         self.redis = redis
         self.home_after = home_after
         self.notifications_after = notifications_after
         self.conversations_after = conversations_after
+        self.announcements_shown = announcements_shown
+        # What the user streams here were last told of the announcements (kicau/announcements.py), kept up to date
+        # by the changes the channel brings, so that what a loss of it hid can be told: None until first read.
+        self._told: dict[int, announcements.Told] | None = None
         # Accounts whose user streams' missed statuses are being read after a channel loss, each with whether
         # another loss came meanwhile (then read again); and a bound on those reads in flight (``_fill_gap``).
         self._gap_reads: dict[int, bool] = {}
@@ -759,6 +766,8 @@ class StreamHub:
         await self.presence.start()
         self._tasks.append(asyncio.create_task(self._receive(), name="stream-hub-receive"))
         self._tasks.append(asyncio.create_task(self._maintain(), name="stream-hub-maintain"))
+        if self.announcements_shown is not None:
+            self._spawn(self._learn_announcements())  # not among ``_tasks``: it ends, and they must not (``healthy``)
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
 
     async def stop(self) -> None:
@@ -1040,9 +1049,46 @@ class StreamHub:
         except ValueError:
             log.error("dropping an unreadable announcement change %r", raw[:200])
             return
+        if self._told is not None:
+            announcements.apply(self._told, change)
+        self._announce(change)
+
+    def _announce(self, change: announcements.Change) -> None:
         if self._connections:
             self.dispatch(StreamDelivery(event=change.event, status_id=0, accepted_at=time.time() * 1000,
                                          payload=change.payload, recipients=list(self._connections)))
+
+    async def _learn_announcements(self) -> None:
+        """Read what the streams are told of the announcements, until a read succeeds (``RELOAD_SECONDS`` apart):
+        without it, what a loss of the channel hid from them cannot be told."""
+        for attempt in itertools.count():
+            if self._stopping or await self._announcements_missed(quiet=attempt > 0):
+                return
+            await asyncio.sleep(RELOAD_SECONDS[min(attempt, len(RELOAD_SECONDS) - 1)])
+
+    async def _announcements_missed(self, *, quiet: bool = False) -> bool:
+        """Read the announcements shown now and tell every user stream here how they differ from what it was told
+        (``announcements.missed``: the announcements made, edited or taken down, the reactions whose counts moved);
+        the first read only learns them. Whether the read succeeded. A change that arrives live while the read is in
+        flight may be told twice; a second telling of an announcement or of a count changes nothing."""
+        if self.announcements_shown is None:
+            return True
+        try:
+            shown = await self.announcements_shown()
+            now = announcements.told_of(shown)
+        except Exception:
+            log.log(logging.DEBUG if quiet else logging.WARNING, "could not read the announcements shown",
+                    exc_info=not quiet)
+            STREAM_GAP_READS.labels("announcements", "failed").inc()
+            return False
+        told, self._told = self._told, now
+        if told is not None:
+            changes = announcements.missed(told, shown)
+            for change in changes:
+                STREAM_GAP_EVENTS.labels(change.event).inc()
+                self._announce(change)
+            STREAM_GAP_READS.labels("announcements", "filled").inc()
+        return True
 
     def dispatch(self, delivery: StreamDelivery) -> None:
         public = delivery.public
@@ -1286,11 +1332,18 @@ class StreamHub:
         # statuses of its home timeline it missed, and told what else it may have missed (``_fill_gap``); a
         # stream of notifications alone or of a public timeline has no resume point and is not told.
         self._fill_gaps()
+        self._spawn(self._announcements_after_loss())
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
         for account_id in list(self._connections):
             self._spawn(self._load_filters(account_id, after_loss=True))
         self._spawn(self._end_lapsed_sessions())
+
+    async def _announcements_after_loss(self) -> None:
+        if self._told is None:
+            return  # never read yet: the task that reads them until it can is still at it (``start``)
+        if not await self._announcements_missed():
+            await self._learn_announcements()  # what is shown later is still told against what was told before
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

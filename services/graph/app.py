@@ -16,7 +16,7 @@ from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
-from kicau.announcements import AnnouncementStore
+from kicau.announcements import NO_ONE, AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.directory import Directory
 from kicau.disabled_accounts import DisabledAccounts
@@ -276,6 +276,13 @@ async def report(form: ReportForm, service: Service, account: AccountHeader = No
 @app.get("/internal/announcements")
 async def announcements(service: Service, account: AccountHeader = None, with_dismissed: bool = False) -> Any:
     return await service.announcement_list(acting_account_id(account), with_dismissed=with_dismissed)
+
+
+@app.get("/internal/announcements/shown")
+async def shown_announcements(service: Service) -> Any:
+    """The announcements shown now as no one in particular reads them, as the user streams are told of them: what a
+    gateway tells its streams they missed once its channel is back after a loss."""
+    return await service.announcement_list(NO_ONE, with_dismissed=True)
 
 
 @app.post("/internal/announcements/{announcement_id}/dismiss")

@@ -396,3 +396,74 @@ async def test_a_failed_conversations_read_loses_no_live_event_and_says_events_m
     assert _sent(direct) == ["conversation:40"]
     assert _sent(both) == [REFETCH_EVENT, "conversation:40"]
     assert CHANNEL_GAP.encode() in b"".join(both.writes)
+
+
+def _announcement(announcement_id: int, updated_at: str = "2026-12-06T10:00:00.000Z") -> bytes:
+    return json.dumps({"id": str(announcement_id), "updated_at": updated_at, "read": False,
+                       "reactions": []}).encode()
+
+
+def _told(transport: Transport) -> list[tuple[str, str]]:
+    """Each announcement event written, as (event, its announcement's id)."""
+    found: list[tuple[str, str]] = []
+    for frame in b"".join(transport.writes).decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if fields.get("event", "").startswith("announcement"):
+            data = fields["data"]
+            found.append((fields["event"], data if fields["event"] == "announcement.delete"
+                          else str(json.loads(data).get("announcement_id") or json.loads(data)["id"])))
+    return found
+
+
+async def test_user_streams_are_told_the_announcements_changed_while_the_channel_was_down() -> None:
+    """The hub learns what is shown, keeps it up to date with the live changes, and once its channel is back tells
+    every user stream what changed meanwhile: an announcement made, one taken down; not one it was told live."""
+    timeline, _ = _hub()
+    shown = [_announcement(1), _announcement(2)]
+
+    async def announcements_shown() -> list[bytes]:
+        return list(shown)
+
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after,
+                    notifications_after=timeline.notifications_after, announcements_shown=announcements_shown)
+    assert await hub._announcements_missed(), "learnt"
+    _, stream = _open(hub, 7)
+    shown.append(_announcement(3))
+    hub._announcement_changed(json.dumps({"event": "announcement", "payload": _announcement(3).decode()}).encode())
+    await _turns()
+    assert _told(stream) == [("announcement", "3")], "told live"
+    shown[:] = [_announcement(2), _announcement(3), _announcement(4)]  # 1 taken down, 4 made, while away
+    hub._channel_restored()
+    await _turns()
+    assert timeline.answer is not None
+    timeline.answer.set_result(([], True))
+    await _turns()
+    assert _told(stream) == [("announcement", "3"), ("announcement.delete", "1"), ("announcement", "4")]
+    hub._channel_restored()  # lost again, nothing changed: nothing told
+    await _turns()
+    timeline.answer.set_result(([], True))
+    await _turns()
+    assert len(_told(stream)) == 3
+
+
+async def test_announcements_unread_at_the_loss_are_told_once_a_read_succeeds() -> None:
+    timeline, _ = _hub()
+    shown = [_announcement(1)]
+    failing = [False]
+
+    async def announcements_shown() -> list[bytes]:
+        if failing[0]:
+            raise ConnectionError("the graph service is away")
+        return list(shown)
+
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, home_after=timeline.home_after,
+                    notifications_after=timeline.notifications_after, announcements_shown=announcements_shown)
+    assert await hub._announcements_missed()
+    _, stream = _open(hub, 7)
+    shown.append(_announcement(2))
+    failing[0] = True
+    assert not await hub._announcements_missed(), "a failed read"
+    failing[0] = False
+    assert await hub._announcements_missed()
+    await _turns()
+    assert _told(stream) == [("announcement", "2")], "against what was told before the failed read"

@@ -5,6 +5,8 @@ input, and taken down. The emoji test is pure."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,9 +18,11 @@ import httpx
 import pytest
 
 from kicau.announcements import is_emoji
+from kicau.web import ACCOUNT_HEADER
 from stack.config import ROOT
 from stack.services import service_env
 from tests.conftest import User
+from tests.faults.harness import service_pid, service_port
 from tests.gateway.test_streaming import read_events
 from tests.timeline.test_visibility import user_streams
 
@@ -112,6 +116,51 @@ def test_user_streams_are_told_of_announcements(
         announce("remove", gone)
         (event,) = read_events(lines, 1)
         assert (event["event"], event["data"]) == ("announcement.delete", gone)
+
+
+def test_user_streams_are_told_the_announcements_they_missed_while_the_channel_was_down(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], made: list[str], stack_redis: Any,
+) -> None:
+    """Changes are told to the streams on a Redis channel: those made while a gateway's channel is down never reach
+    it. Once it is back, the gateway reads what is shown and tells its user streams the difference, as the live
+    events would have: an announcement made, a reaction's count, an announcement taken down; not one it was told
+    before. The loss is made sure of as in tests/timeline/test_filters.py: the gateway stopped (SIGSTOP), its
+    channel closed by Redis, the change made meanwhile (a reaction through the graph service itself)."""
+    alice = make_user("anl_a")
+    gateway = service_pid("gateway")
+    reactions_url = f"http://127.0.0.1:{service_port('graph')}/internal/announcements/{{}}/reactions/{{}}"
+
+    def while_away(change: Callable[[], object]) -> None:
+        os.kill(gateway, signal.SIGSTOP)
+        try:
+            assert stack_redis.client_kill_filter(_type="pubsub") >= 1
+            change()
+        finally:
+            os.kill(gateway, signal.SIGCONT)
+
+    def told(lines: Iterator[str], until: str) -> list[tuple[str, str]]:
+        """The announcement events up to the first ``until`` (the user stream's other events left out)."""
+        found: list[tuple[str, str]] = []
+        while not found or found[-1][0] != until:
+            (event,) = read_events(lines, 1)
+            if event["event"].startswith("announcement"):
+                data = event["data"] if event["event"] == "announcement.delete" else json.loads(event["data"])
+                found.append((event["event"], data if isinstance(data, str) else
+                              f"{data.get('announcement_id') or data['id']}:{data.get('count', '')}"))
+        return found
+
+    made.append(announce("add", "Told before the loss"))
+    with user_streams(gateway_url, http, alice, alice) as (lines,):
+        while_away(lambda: made.append(announce("add", "Made while away")))
+        assert told(lines, "announcement") == [("announcement", f"{made[-1]}:")]
+        while_away(lambda: httpx.put(reactions_url.format(made[-1], quote("🎉")), timeout=10,
+                                     headers={ACCOUNT_HEADER: alice.id}).raise_for_status())
+        assert told(lines, "announcement.reaction") == [("announcement.reaction", f"{made[-1]}:1")]
+        gone = made.pop()
+        while_away(lambda: announce("remove", gone))
+        assert told(lines, "announcement.delete") == [("announcement.delete", gone)]
+        assert react(http, alice, made[0], "🎉").status_code == 200  # and live, as before
+        assert told(lines, "announcement.reaction") == [("announcement.reaction", f"{made[0]}:1")]
 
 
 def test_bad_announcement_requests_are_a_clear_4xx(

@@ -187,6 +187,15 @@ async def conversations_after(timeline: Caller, account_id: int, after: int) -> 
     return events, len(found) < CONVERSATIONS_A_READ
 
 
+async def announcements_shown(graph: Caller) -> list[bytes]:
+    """The announcements shown now, as no one in particular reads them (Announcement JSON each), as the user streams
+    are told of them: what the stream hub compares with what it told them once its channel is back after a loss."""
+    answer = await graph.call("GET", "/internal/announcements/shown")
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    return [bytes(raw) for raw in _split(answer.content)]
+
+
 class EventStreamResponse(Response):
     """Writes one SSE stream until the client leaves or falls behind; the connection is released in all cases."""
 
