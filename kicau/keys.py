@@ -257,6 +257,14 @@ ANNOUNCEMENTS_CHANNEL = "announcements:changes"
 # And here for accounts that accepted notification requests (the account id, kicau/notification_policies.py): its
 # user and notification streams get Mastodon's ``notifications_merged``.
 NOTIFICATIONS_MERGED_CHANNEL = "notifications:merged"
+# When an account last accepted notification requests (ms since the epoch), kept a day: a gateway whose channel was
+# lost meanwhile tells the streams that missed the live ``notifications_merged`` once it is back.
+MERGED_AT_SECONDS = 86_400
+
+
+def notifications_merged_at(account_id: int) -> str:
+    return f"notifications:merged:{{u:{account_id}}}"
+
 # And here for sessions that ended (kicau/tokens.py, ``end_streams``): ``token:<hash>`` when a token is revoked,
 # ``account:<id>`` when the operator disables an account; the streams opened with it end, as Mastodon's streaming
 # server ends them on ``kill``.

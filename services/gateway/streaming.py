@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
@@ -74,7 +74,8 @@ FILTERS_CHANNEL = keys.FILTERS_CHANNEL.encode()
 ANNOUNCEMENTS_CHANNEL = keys.ANNOUNCEMENTS_CHANNEL.encode()
 NOTIFICATIONS_MERGED_CHANNEL = keys.NOTIFICATIONS_MERGED_CHANNEL.encode()
 SESSIONS_ENDED_CHANNEL = keys.SESSIONS_ENDED_CHANNEL.encode()
-# Mastodon's payload of ``notifications_merged``.
+# Mastodon's event and payload when notification requests were merged into an account's notifications.
+MERGED_EVENT: Final = "notifications_merged"
 MERGED_PAYLOAD = "1"
 # The events a reader's filters apply to on its streams: statuses (Mastodon's streaming server filters these).
 _FILTERED_EVENTS = frozenset({"update", "status.update"})
@@ -166,7 +167,7 @@ REFETCH_EVENT = "kicau.refetch"
 # The kinds of the user's own events each of its streams carries: ``conversation`` on ``direct`` alone, as on
 # Mastodon. (The public streams carry every kind of the public timeline's events.)
 USER_EVENTS = frozenset({"update", "delete", "notification", "status.update", "filters_changed", "announcement",
-                         "announcement.reaction", "announcement.delete", "notifications_merged", REFETCH_EVENT})
+                         "announcement.reaction", "announcement.delete", MERGED_EVENT, REFETCH_EVENT})
 # The events a stream is sent again after a loss of the hub's channel, and what a user stream is told then: that
 # the statuses, notifications, conversations, edits and deletions it missed were sent again
 # (``StreamHub._fill_gap``; edits and deletions come with the statuses' read), or that they could not be.
@@ -175,7 +176,7 @@ GAP_FILLED = ('{"reason":"the server\'s event channel was interrupted: the statu
               'edits and deletions missed were sent again; other events may be missing"}')
 CHANNEL_GAP = '{"reason":"the server\'s event channel was interrupted: events may be missing"}'
 STREAM_EVENTS: dict[str, frozenset[str]] = {USER_STREAM: USER_EVENTS,
-                                            NOTIFICATION_STREAM: frozenset({"notification", "notifications_merged"}),
+                                            NOTIFICATION_STREAM: frozenset({"notification", MERGED_EVENT}),
                                             DIRECT_STREAM: frozenset({"conversation"})}
 # A hashtag's streams (kicau/tag_timeline.py): the public timeline's events of statuses carrying the hashtag.
 # Each names its hashtag: a subscription to one is kept as ``<stream>#<hashtag>`` (``stream_key``; no stream name
@@ -462,6 +463,10 @@ class Connection:
     _last_update: StreamEvent | None = None
     _last_notification: int = 0
     _last_conversation: int = 0
+    # When this stream was last told that its account's notification requests were merged (ms since the epoch), or
+    # opened: a merge after it that a loss of the hub's channel hid is told once the channel is back
+    # (``StreamHub._merges_missed``).
+    merges_told_at: float = 0.0
     # Live events held back while what was missed during a loss of the hub's channel is read, so that it goes
     # out first (``StreamHub._fill_gap``); None when not held.
     _holding: list[StreamEvent] | None = None
@@ -489,6 +494,8 @@ class Connection:
             self._last_notification = event.notification_id
         elif event.conversation_status:
             self._last_conversation = max(self._last_conversation, event.conversation_status)
+        elif event.name == MERGED_EVENT and event.accepted_at:
+            self.merges_told_at = max(self.merges_told_at, event.accepted_at)
         if self.sink is not None:
             self._held.append(event)
             return len(self._held) == 1
@@ -786,7 +793,8 @@ class StreamHub:
         live events are held from the first (``Connection.hold``), for a backlog to go first (``send_backlog``)."""
         now = time.time()
         connection = Connection(account_id=account_id, transport=transport, limit=self.queue_size,
-                                accepts=accepts, session=session, resume_from=ids.id_from_ms(int(now * 1000)))
+                                accepts=accepts, session=session, resume_from=ids.id_from_ms(int(now * 1000)),
+                                merges_told_at=now * 1000)
         # One script (atomic across gateways, safe to repeat), hand-packed: redis-py's MULTI pipeline and the
         # refusal's ZREM were ~10% of the gateway's CPU to open a stream.
         [held] = await resp.round_trip(self.redis, [resp.command(
@@ -1007,8 +1015,45 @@ class StreamHub:
             log.error("dropping an unreadable notifications merge %r", raw[:200])
             return
         if account_id in self._connections:
-            self.dispatch(StreamDelivery(event="notifications_merged", status_id=0, accepted_at=time.time() * 1000,
+            self.dispatch(StreamDelivery(event=MERGED_EVENT, status_id=0, accepted_at=time.time() * 1000,
                                          payload=MERGED_PAYLOAD, recipients=[account_id]))
+
+    def _push_to(self, connections: Iterable[Connection], event: StreamEvent) -> None:
+        """One event for these connections, written in the hub's next write round."""
+        round_due = bool(self._round)
+        for connection in connections:
+            if connection.push(event):
+                self._round.append(connection)
+        if self._round and not round_due:
+            asyncio.get_running_loop().call_soon(self._write_round)
+
+    async def _merges_missed(self) -> None:
+        """After a loss of the channel: tell each stream here that takes ``notifications_merged`` of a merge of its
+        account's notification requests it was not told of (kicau/keys.py, ``notifications_merged_at``: when the
+        account last accepted requests). One round trip for every account held."""
+        accounts = [account_id for account_id, held in self._connections.items()
+                    if any(MERGED_EVENT in connection.accepts for connection in held)]
+        if not accounts:
+            return
+        try:
+            merged = await resp.round_trip(self.redis, [resp.get(keys.notifications_merged_at(a)) for a in accounts])
+        except Exception:
+            log.warning("could not read when the accounts streaming here last merged notification requests",
+                        exc_info=True)
+            STREAM_GAP_READS.labels("merges", "failed").inc()
+            return
+        STREAM_GAP_READS.labels("merges", "filled").inc()
+        now = time.time() * 1000
+        for account_id, raw in zip(accounts, merged, strict=True):
+            if raw is None:
+                continue
+            at = float(raw)
+            behind = [c for c in self._connections.get(account_id, ()) if MERGED_EVENT in c.accepts
+                      and c.merges_told_at < at]
+            if behind:
+                STREAM_GAP_EVENTS.labels(MERGED_EVENT).inc(len(behind))
+                event = StreamEvent(MERGED_EVENT, None, MERGED_PAYLOAD, accepted_at=now)
+                self._push_to(behind, event)
 
     def _sessions_ended(self, raw: bytes) -> None:
         """A token was revoked, or an account disabled (kicau/tokens.py, ``end_streams``): the streams here opened
@@ -1333,6 +1378,7 @@ class StreamHub:
         # stream of notifications alone or of a public timeline has no resume point and is not told.
         self._fill_gaps()
         self._spawn(self._announcements_after_loss())
+        self._spawn(self._merges_missed())
         for account_id in list(self._unwanted):
             self._spawn(self._load_unwanted(account_id))
         for account_id in list(self._connections):

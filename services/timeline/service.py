@@ -932,8 +932,12 @@ class TimelineService:
             await asyncio.gather(self.notifications.apply(held), self.conversations.apply(joined, []))
             crash_point("timeline.requests.copied")
         await self.filtered.apply((), [(account_id, n.id) for n in held])
-        if accept:  # the user's streams are told (Mastodon's ``notifications_merged``), by every gateway
-            await self.redis.publish(keys.NOTIFICATIONS_MERGED_CHANNEL, str(account_id).encode())
+        if accept:  # the user's streams are told (Mastodon's ``notifications_merged``), by every gateway; and when,
+            # for a gateway whose channel is down at this moment (services/gateway/streaming.py, ``_merges_missed``)
+            await resp.round_trip(self.redis, [
+                resp.command(b"SET", keys.notifications_merged_at(account_id).encode(),
+                             b"%d" % int(time.time() * 1000), b"EX", b"%d" % keys.MERGED_AT_SECONDS),
+                resp.command(b"PUBLISH", keys.NOTIFICATIONS_MERGED_CHANNEL.encode(), str(account_id).encode())])
 
     # Direct conversations (kicau/conversations.py) ------------------------------------------------------------
 

@@ -6,12 +6,15 @@ drops other kinds; bad input is a 4xx with a Mastodon error."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from websockets.sync.client import connect
 
+from kicau.web import ACCOUNT_HEADER
 from tests.conftest import User, eventually
 from tests.faults import harness
 from tests.gateway.test_hashtag_stream import frames_until_quiet
@@ -110,6 +113,48 @@ def test_a_held_notification_is_never_streamed_and_an_accepted_request_is_told(
                          headers=reader.auth).status_code == 200
         told = [(f["stream"], f["event"], f["payload"]) for f in frames_until_quiet(ws)]
         assert told == [(["user:notification"], "notifications_merged", "1")]
+
+
+def test_a_merge_made_while_the_gateways_channel_was_down_is_told_once_it_is_back(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any,
+) -> None:
+    """``notifications_merged`` reaches a gateway on its Redis channel: one published while the channel is down
+    never arrives. Once it is back, the gateway reads when each account streaming there last merged requests, and
+    tells the streams that were not told since. The loss is made sure of as in tests/timeline/test_filters.py:
+    the gateway stopped (SIGSTOP), its channel closed by Redis, the request accepted through the timeline service
+    itself meanwhile."""
+    reader, friend, stranger = make_user("npl_r"), make_user("npl_f"), make_user("npl_s")
+    gateway = harness.service_pid("gateway")
+    accept = f"http://127.0.0.1:{harness.service_port('timeline')}/internal/notifications/requests/accept"
+    with connect(ws_url(gateway_url) + "?stream=user:notification", additional_headers=reader.auth,
+                 open_timeout=10) as ws:
+        for _ in range(60):
+            marker = post(http, friend, f"@{reader.username} marker")
+            if any(f["event"] == "notification" and json.loads(str(f["payload"]))["status"]["id"] == marker
+                   for f in frames_until_quiet(ws)):
+                break
+        else:
+            raise AssertionError("the notification stream delivered nothing")
+        held = post(http, stranger, f"@{reader.username} psst", visibility="direct")
+        eventually(lambda: [r["last_status"]["id"] for r in requests(http, reader)] == [held] or None)
+        assert list(frames_until_quiet(ws)) == []
+        os.kill(gateway, signal.SIGSTOP)
+        try:
+            assert stack_redis.client_kill_filter(_type="pubsub") >= 1
+            answer = httpx.post(accept, params={"ids": stranger.id}, headers={ACCOUNT_HEADER: reader.id}, timeout=10)
+            assert answer.status_code == 200, answer.text
+        finally:
+            os.kill(gateway, signal.SIGCONT)
+        told: list[tuple[str, object]] = []
+
+        def merged_told() -> bool:
+            told.extend((str(f["event"]), f["payload"]) for f in frames_until_quiet(ws))
+            return ("notifications_merged", "1") in told
+
+        eventually(merged_told, timeout=20)
+        # Once, and beside it at most the merged notification itself, read again after the loss.
+        assert told.count(("notifications_merged", "1")) == 1, told
+        assert all(event == "notification" for event, _ in told if event != "notifications_merged"), told
 
 
 def test_private_mentions_from_followed_accounts_or_answering_the_reader_are_accepted(
