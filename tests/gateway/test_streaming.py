@@ -359,6 +359,25 @@ def test_a_user_stream_is_told_when_the_gateways_channel_was_interrupted(
             mentioned = read_events(notification_lines, 1)[0]
 
 
+def keep_reading(lines: Iterator[str], received: list[dict[str, str]]) -> None:
+    """Read a stream into ``received`` as it arrives, from a thread of its own, so nothing is waited for in vain."""
+
+    def read() -> None:
+        with contextlib.suppress(Exception):  # ended by the stream's closing
+            while events := read_events(lines, 1):
+                received.append(events[0])
+
+    threading.Thread(target=read, daemon=True).start()
+
+
+def gateway_holding(stack_redis: Any, reader: User) -> str:
+    """The one gateway holding the reader's streams, as its presence says."""
+    holding: list[str] = [gateway.decode() for gateway in stack_redis.smembers(GATEWAYS)
+                          if stack_redis.hget(f"online:{{g:{gateway.decode()}}}", str(reader.id))]
+    assert len(holding) == 1, holding
+    return holding[0]
+
+
 def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_while_the_gateways_channel_was_down(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
 ) -> None:
@@ -392,19 +411,11 @@ def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_w
         while status_of(read_events(user_lines, 1)[0]) != doomed:  # the reader's streams have it
             pass
 
-        def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
-            with contextlib.suppress(Exception):  # ended by the stream's closing
-                while events := read_events(user_lines, 1):
-                    received.append(events[0])
-
-        reading = threading.Thread(target=keep_reading, daemon=True)
-        reading.start()
-        holding = [gateway.decode() for gateway in stack_redis.smembers(GATEWAYS)
-                   if stack_redis.hget(f"online:{{g:{gateway.decode()}}}", str(reader.id))]
-        assert len(holding) == 1, holding
+        keep_reading(user_lines, received)
+        holding = gateway_holding(stack_redis, reader)
         missed: list[str] = []
         for attempt in range(5):  # the fanout applies the presence change as it reads it: a first status may beat it
-            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
+            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding} {reader.id} 0")
             time.sleep(0.2)
             said = http.post("/api/v1/statuses", headers=author.auth,
                              data={"status": f"@{reader.username} while the channel was down {attempt}"}).json()["id"]
@@ -417,7 +428,7 @@ def test_streams_are_sent_the_statuses_notifications_and_deletions_they_missed_w
                 break
         assert missed, "the fanout kept publishing to the reader's stream"
         # Deleted while the reader is thought offline: the witness is told live, the reader not.
-        stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
+        stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding} {reader.id} 0")
         time.sleep(0.2)
         assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
         gone = read_events(witness_lines, 1)[0]
@@ -485,19 +496,11 @@ def test_a_direct_stream_is_sent_the_conversations_it_missed_while_the_gateways_
         warm_until_seen(gateway_url, author, witness_lines, text=f"{mention} witness", visibility="direct")
         warm_until_seen(gateway_url, author, direct_lines, text=f"{mention} settled", visibility="direct")
 
-        def keep_reading() -> None:  # the reader's stream, as it arrives, so nothing is waited for in vain
-            with contextlib.suppress(Exception):  # ended by the stream's closing
-                while events := read_events(direct_lines, 1):
-                    received.append(events[0])
-
-        reading = threading.Thread(target=keep_reading, daemon=True)
-        reading.start()
-        holding = [gateway.decode() for gateway in stack_redis.smembers(GATEWAYS)
-                   if stack_redis.hget(f"online:{{g:{gateway.decode()}}}", str(reader.id))]
-        assert len(holding) == 1, holding
+        keep_reading(direct_lines, received)
+        holding = gateway_holding(stack_redis, reader)
         missed: str | None = None
         for attempt in range(5):  # the fanout applies the presence change as it reads it: a first status may beat it
-            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding[0]} {reader.id} 0")
+            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding} {reader.id} 0")
             time.sleep(0.2)
             said = http.post("/api/v1/statuses", headers=author.auth,
                              data={"status": f"{mention} while the channel was down {attempt}",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from kicau.web import ACCOUNT_HEADER
 from tests.conftest import User, eventually
@@ -91,19 +91,24 @@ def test_a_private_mention_from_a_stranger_waits_in_a_request_until_accepted(
     assert requests(http, reader) == []
 
 
+def notified_until_delivered(http: httpx.Client, friend: User, reader: User, ws: ClientConnection) -> None:
+    """Mention the reader as ``friend`` until a mention reaches the socket's notification stream (registered
+    asynchronously), reading past everything that came meanwhile."""
+    for _ in range(60):
+        marker = post(http, friend, f"@{reader.username} marker")
+        if any(f["event"] == "notification" and json.loads(str(f["payload"]))["status"]["id"] == marker
+               for f in frames_until_quiet(ws)):
+            return
+    raise AssertionError("the notification stream delivered nothing")
+
+
 def test_a_held_notification_is_never_streamed_and_an_accepted_request_is_told(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
 ) -> None:
     reader, friend, stranger = make_user("nps_r"), make_user("nps_f"), make_user("nps_s")
     with connect(ws_url(gateway_url) + "?stream=user:notification", additional_headers=reader.auth,
                  open_timeout=10) as ws:
-        for _ in range(60):
-            marker = post(http, friend, f"@{reader.username} marker")
-            if any(f["event"] == "notification" and json.loads(str(f["payload"]))["status"]["id"] == marker
-                   for f in frames_until_quiet(ws)):
-                break
-        else:
-            raise AssertionError("the notification stream delivered nothing")
+        notified_until_delivered(http, friend, reader, ws)
         held = post(http, stranger, f"@{reader.username} psst", visibility="direct")
         after = post(http, friend, f"@{reader.username} after it")
         eventually(lambda: [r["last_status"]["id"] for r in requests(http, reader)] == [held] or None)
@@ -128,13 +133,7 @@ def test_a_merge_made_while_the_gateways_channel_was_down_is_told_once_it_is_bac
     accept = f"http://127.0.0.1:{harness.service_port('timeline')}/internal/notifications/requests/accept"
     with connect(ws_url(gateway_url) + "?stream=user:notification", additional_headers=reader.auth,
                  open_timeout=10) as ws:
-        for _ in range(60):
-            marker = post(http, friend, f"@{reader.username} marker")
-            if any(f["event"] == "notification" and json.loads(str(f["payload"]))["status"]["id"] == marker
-                   for f in frames_until_quiet(ws)):
-                break
-        else:
-            raise AssertionError("the notification stream delivered nothing")
+        notified_until_delivered(http, friend, reader, ws)
         held = post(http, stranger, f"@{reader.username} psst", visibility="direct")
         eventually(lambda: [r["last_status"]["id"] for r in requests(http, reader)] == [held] or None)
         assert list(frames_until_quiet(ws)) == []

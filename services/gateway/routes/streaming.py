@@ -138,6 +138,18 @@ async def resume_backlog(timeline: Caller, connection: Connection, after: int) -
     return backlog
 
 
+async def _oldest_after(timeline: Caller, path: str, account_id: int, after: int,
+                        limit: int) -> tuple[list[msgspec.Raw], bool]:
+    """The account's page of ``path`` nearest after the id ``after`` (Mastodon's ``min_id``), oldest first, and
+    whether that is all of what comes after it (fewer than ``limit``)."""
+    answer = await timeline.call("GET", path, params={"min_id": after, "limit": limit},
+                                 headers={ACCOUNT_HEADER: str(account_id)})
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    found = _split(answer.content)  # newest first
+    return found[::-1], len(found) < limit
+
+
 # As many notifications as one read of the timeline service gives (Mastodon's most a page).
 NOTIFICATIONS_A_READ = 80
 
@@ -146,15 +158,9 @@ async def notifications_after(timeline: Caller, account_id: int, after: int) -> 
     """The account's notifications after the id ``after``, oldest first, as the events that carried them, and
     whether that is all of them (fewer than a read gives): what its streams missed while the hub's channel was
     lost (``StreamHub._fill_gap``)."""
-    answer = await timeline.call("GET", "/internal/notifications",
-                                 params={"min_id": after, "limit": NOTIFICATIONS_A_READ},
-                                 headers={ACCOUNT_HEADER: str(account_id)})
-    if answer.status_code != 200:
-        raise ApiError(503, "Service temporarily unavailable, try again")
-    found = _split(answer.content)  # the page nearest ``after``, newest first
-    events = [StreamEvent("notification", None, bytes(raw).decode(), notification_id=int(_read_id(raw).id))
-              for raw in reversed(found)]
-    return events, len(found) < NOTIFICATIONS_A_READ
+    found, whole = await _oldest_after(timeline, "/internal/notifications", account_id, after, NOTIFICATIONS_A_READ)
+    return [StreamEvent("notification", None, bytes(raw).decode(), notification_id=int(_read_id(raw).id))
+            for raw in found], whole
 
 
 # As many conversations as one read of the timeline service gives (Mastodon's most a page).
@@ -173,18 +179,13 @@ async def conversations_after(timeline: Caller, account_id: int, after: int) -> 
     events that would have carried them (each as it is now, not once per status that joined it), and whether that
     is all of them (fewer than a read gives): what its ``direct`` streams missed while the hub's channel was lost
     (``StreamHub._fill_gap``)."""
-    answer = await timeline.call("GET", "/internal/conversations",
-                                 params={"min_id": after, "limit": CONVERSATIONS_A_READ},
-                                 headers={ACCOUNT_HEADER: str(account_id)})
-    if answer.status_code != 200:
-        raise ApiError(503, "Service temporarily unavailable, try again")
-    found = _split(answer.content)  # the page nearest ``after``, newest first
+    found, whole = await _oldest_after(timeline, "/internal/conversations", account_id, after, CONVERSATIONS_A_READ)
     events = []
-    for raw in reversed(found):
+    for raw in found:
         last = _read_last_status(raw).last_status
         events.append(StreamEvent("conversation", None, bytes(raw).decode(),
                                   conversation_status=int(last.id) if last is not None else 0))
-    return events, len(found) < CONVERSATIONS_A_READ
+    return events, whole
 
 
 async def announcements_shown(graph: Caller) -> list[bytes]:
