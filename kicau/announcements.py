@@ -244,9 +244,9 @@ def apply(told: dict[int, Told], change: Change) -> None:
 def missed(told: dict[int, Told], shown: list[bytes]) -> list[Change]:
     """The changes that turn what the streams were told (``told``) into what is shown now (``shown``, Announcement
     JSON as no one in particular reads it), as the events that would have told them live: each announcement taken
-    down or no longer shown (``announcement.delete``), each new or edited one, or one whose reactions it cannot
-    tell apart (``announcement``, the whole of it), and each reaction whose count moved (``announcement.reaction``,
-    0 for one taken back by all)."""
+    down or no longer shown (``announcement.delete``), each new or edited one (``announcement``, the whole of it,
+    its reactions with it), and on the others each reaction whose count moved (``announcement.reaction``, 0 for one
+    taken back by all)."""
     now = told_of(shown)
     changes = [Change("announcement.delete", str(gone)) for gone in sorted(told.keys() - now.keys())]
     for raw in shown:
