@@ -1018,14 +1018,18 @@ class StreamHub:
             self.dispatch(StreamDelivery(event=MERGED_EVENT, status_id=0, accepted_at=time.time() * 1000,
                                          payload=MERGED_PAYLOAD, recipients=[account_id]))
 
+    def _join_round(self, connection: Connection) -> None:
+        """Write this connection, which now holds events, in the hub's next write round (scheduled by the first
+        connection to join it). The hot ``dispatch`` does the same inline, once for all its connections."""
+        if not self._round:
+            asyncio.get_running_loop().call_soon(self._write_round)
+        self._round.append(connection)
+
     def _push_to(self, connections: Iterable[Connection], event: StreamEvent) -> None:
         """One event for these connections, written in the hub's next write round."""
-        round_due = bool(self._round)
         for connection in connections:
             if connection.push(event):
-                self._round.append(connection)
-        if self._round and not round_due:
-            asyncio.get_running_loop().call_soon(self._write_round)
+                self._join_round(connection)
 
     async def _merges_missed(self) -> None:
         """After a loss of the channel: tell each stream here that takes ``notifications_merged`` of a merge of its
@@ -1199,9 +1203,7 @@ class StreamHub:
             joined = connection.push(event) or joined
         connection.replayed.update(_replay_keys(sending))
         if joined:
-            if not self._round:
-                asyncio.get_running_loop().call_soon(self._write_round)
-            self._round.append(connection)
+            self._join_round(connection)
 
     def _fill_gaps(self) -> None:
         """After a loss of the channel: every stream here that takes its account's statuses, notifications or
@@ -1242,7 +1244,6 @@ class StreamHub:
             del self._gap_reads[account_id]
         filtering = self._filters if account_id in self._filters else None
         open_here = self._connections.get(account_id, set())
-        round_due = bool(self._round)
         for connection in streams:
             live = connection.release()
             if connection.overflowed or connection not in open_here:
@@ -1296,9 +1297,7 @@ class StreamHub:
             # What was read here may still arrive live (fanned out as it was read): sent once.
             connection.replayed.update(_replay_keys(missed))
             if joined:
-                self._round.append(connection)
-        if self._round and not round_due:
-            asyncio.get_running_loop().call_soon(self._write_round)
+                self._join_round(connection)
 
     async def _read_missed(self, kind: str, read: MissedAfter | None, account_id: int,
                            points: dict[Connection, int]) -> tuple[list[StreamEvent], bool]:
