@@ -202,16 +202,18 @@ class Histogram:
     count: float
 
     @staticmethod
-    def read(samples: Samples, name: str) -> Histogram:
+    def read(samples: Samples, name: str, **labels: str) -> Histogram:
+        """Every series of ``name`` whose labels include ``labels``, summed bucket by bucket."""
+        wanted = set(labels.items())
         bounds: dict[float, float] = {}
-        for (n, labels), value in samples.items():
-            if n == f"{name}_bucket":
-                bound = float(dict(labels)["le"])
+        for (n, series), value in samples.items():
+            if n == f"{name}_bucket" and wanted <= set(series):
+                bound = float(dict(series)["le"])
                 bounds[bound] = bounds.get(bound, 0.0) + value
         return Histogram(
             buckets=tuple(sorted(bounds.items())),
-            total=sample_sum(samples, f"{name}_sum"),
-            count=sample_sum(samples, f"{name}_count"),
+            total=sample_sum(samples, f"{name}_sum", **labels),
+            count=sample_sum(samples, f"{name}_count", **labels),
         )
 
     def minus(self, before: Histogram) -> Histogram:
@@ -308,6 +310,16 @@ def cpu_ticks() -> tuple[int, int]:
     return (fields[7] if len(fields) > 7 else 0), sum(fields)
 
 
+def idle_ticks() -> tuple[int, int]:
+    """(idle, all) clock ticks of the machine's CPUs so far, iowait counted as idle; (0, 0) where unreadable."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return fields[3] + fields[4], sum(fields)
+
+
 def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
     """Of the machine's CPU time between two ``cpu_ticks()``, the share stolen by the hypervisor."""
     elapsed = after[1] - before[1]
@@ -330,6 +342,30 @@ STACK_SERVICES = ("gateway", "graph", "post", "timeline", "fanout")
 _JVMS = ("cassandra", "kafka")
 _ENGINE_PID_FILES = {"cassandra": ROOT / ".stack" / "cassandra" / "pid", "kafka": ROOT / ".stack" / "kafka" / "pid"}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# The JVMs' collection logs (stack/engines.py, gc_log_flags): one line a pause, e.g.
+# ``[2026-12-06T15:48:29.805+0000][2644ms] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 52M->12M(1024M) 41.614ms``
+ENGINE_GC_LOGS = {name: path.with_name("gc.log") for name, path in _ENGINE_PID_FILES.items()}
+
+
+def jvm_pauses(log: Path, start: datetime, end: datetime) -> list[float]:
+    """The stop-the-world pauses (ms) that began between two moments, from a JVM's GC log (``ENGINE_GC_LOGS``)
+    and the file it rotated into, if any; in the order they began; empty when there is no log."""
+    pauses: list[tuple[datetime, float]] = []
+    for path in sorted(log.parent.glob(f"{log.name}*")):
+        with contextlib.suppress(OSError):
+            for line in path.read_text(errors="replace").splitlines():
+                if " Pause " not in line or not line.startswith("[") or not line.endswith("ms"):
+                    continue
+                try:
+                    at = datetime.strptime(line[1:line.index("]")], "%Y-%m-%dT%H:%M:%S.%f%z")
+                    took = float(line.rsplit(" ", 1)[1][:-2])
+                except ValueError:
+                    continue
+                if start <= at <= end:
+                    pauses.append((at, took))
+    return [took for _, took in sorted(pauses)]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -385,6 +421,8 @@ class CpuMeter:
         self._jit_before: dict[str, float] = {}
         self._jit_after: dict[str, float] = {}
         self._ticks_before = self._ticks_after = (0, 0)
+        self._idle_before = self._idle_after = (0, 0)
+        self._started = self._seconds = 0.0
 
     def _jit(self) -> dict[str, float]:
         return {name: jit_seconds(pid) for name, pid in self._pids.items() if name in _JVMS}
@@ -392,17 +430,32 @@ class CpuMeter:
     def __enter__(self) -> CpuMeter:
         self._before = {name: used for name, pid in self._pids.items() if (used := cpu_seconds(pid)) is not None}
         self._jit_before = self._jit()
-        self._ticks_before = cpu_ticks()
+        self._ticks_before, self._idle_before = cpu_ticks(), idle_ticks()
+        self._started = time.monotonic()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._ticks_after = cpu_ticks()
+        self._seconds = time.monotonic() - self._started
+        self._ticks_after, self._idle_after = cpu_ticks(), idle_ticks()
         self._after = {name: used for name, pid in self._pids.items() if (used := cpu_seconds(pid)) is not None}
         self._jit_after = self._jit()
 
     def steal_share(self) -> float | None:
         """The machine's CPU time stolen by the hypervisor during the run (see ``cpu_ticks``)."""
         return steal_share(self._ticks_before, self._ticks_after)
+
+    def idle_share(self) -> float | None:
+        """The machine's CPU time left idle during the run (all cores together)."""
+        elapsed = self._idle_after[1] - self._idle_before[1]
+        return round((self._idle_after[0] - self._idle_before[0]) / elapsed, 3) if elapsed > 0 else None
+
+    def cores(self) -> dict[str, float]:
+        """Each process's CPU over the run, in cores (1.0 = one core busy all along), busiest first."""
+        if self._seconds <= 0:
+            return {}
+        used = {name: round((self._after[name] - before) / self._seconds, 2)
+                for name, before in self._before.items() if name in self._after}
+        return dict(sorted(used.items(), key=lambda item: item[1], reverse=True))
 
     def per_request_us(self, requests: int) -> dict[str, float]:
         if not requests:

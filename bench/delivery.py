@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,16 +32,21 @@ from bench.common import (
     DELIVERY_LISTENERS,
     DELIVERY_P99_TARGET_MS,
     DELIVERY_POSTERS,
+    ENGINE_GC_LOGS,
     FANOUT_METRICS,
     GATEWAY,
     GATEWAY_METRICS,
+    POST_METRICS,
     REDIS_URL,
     STATE,
+    CpuMeter,
     Histogram,
     cpu_ticks,
+    jvm_pauses,
     log,
     percentiles,
     scrape,
+    stack_pids,
     steal_share,
 )
 from bench.common import Samples as Scraped
@@ -52,16 +58,24 @@ PUBLISH_LAG = "kicau_fanout_publish_lag_seconds"
 GC_PAUSES = "kicau_gc_pause_seconds"
 
 
+POST_STAGES = "kicau_post_stage_duration_seconds"
+HTTP_SECONDS = "kicau_http_request_duration_seconds"
+# The post service's stages (services/post/service.py and store.py), in the order a status goes through them.
+STAGE_NAMES = ("card", "status_writes", "publish", "caches")
+
+
 @dataclass
 class ServerSide:
-    """What the gateway and the fanout say about one rate: where a late delivery's time went."""
+    """What the post service, the gateway and the fanout say about one rate: where a late delivery's time went."""
 
     gateway: Scraped
     fanout: Scraped
+    post: Scraped
+    at: datetime
 
     @staticmethod
     def read() -> ServerSide:
-        return ServerSide(scrape(GATEWAY_METRICS), scrape(FANOUT_METRICS))
+        return ServerSide(scrape(GATEWAY_METRICS), scrape(FANOUT_METRICS), scrape(POST_METRICS), datetime.now(UTC))
 
     def since(self, before: ServerSide) -> dict[str, Any]:
         lag = Histogram.read(self.fanout, PUBLISH_LAG).minus(Histogram.read(before.fanout, PUBLISH_LAG))
@@ -69,10 +83,31 @@ class ServerSide:
             "fanout_publish_lag_p99_ms": _ms(lag.quantile(0.99)),
             "fanout_publish_lag_max_ms_at_most": _ms(lag.upper_bound_of_largest()),
         }
-        for name, now, then in (("gateway", self.gateway, before.gateway), ("fanout", self.fanout, before.fanout)):
+        # A post's answer as the gateway timed it, and the part of it the post service took: the difference is
+        # the gateway's (reading the request, waiting for its loop).
+        for name, samples, then, service, route in (
+                ("gateway_post", self.gateway, before.gateway, "gateway", "/api/v1/statuses"),
+                ("post_service", self.post, before.post, "post", "/internal/statuses")):
+            took = Histogram.read(samples, HTTP_SECONDS, service=service, method="POST", route=route).minus(
+                Histogram.read(then, HTTP_SECONDS, service=service, method="POST", route=route))
+            out[f"{name}_p50_ms"] = _ms(took.quantile(0.5))
+            out[f"{name}_p99_ms"] = _ms(took.quantile(0.99))
+        # A post answered late was late in one of these; each stage's p99 and the bound on its slowest.
+        for stage in STAGE_NAMES:
+            took = Histogram.read(self.post, POST_STAGES, stage=stage).minus(
+                Histogram.read(before.post, POST_STAGES, stage=stage))
+            out[f"post_{stage}_p99_ms"] = _ms(took.quantile(0.99))
+            out[f"post_{stage}_max_ms_at_most"] = _ms(took.upper_bound_of_largest())
+        for name, now, then in (("gateway", self.gateway, before.gateway), ("fanout", self.fanout, before.fanout),
+                                ("post", self.post, before.post)):
             pauses = Histogram.read(now, GC_PAUSES).minus(Histogram.read(then, GC_PAUSES))
             out[f"{name}_gc_pauses"] = int(pauses.count)
             out[f"{name}_gc_pause_max_ms_at_most"] = _ms(pauses.upper_bound_of_largest())
+        # Cassandra and Kafka stop the world too: their pauses, from their GC logs (exact, not bucketed).
+        for engine in ("cassandra", "kafka"):
+            pauses_ms = jvm_pauses(ENGINE_GC_LOGS[engine], before.at, self.at)
+            out[f"{engine}_gc_pauses"] = len(pauses_ms)
+            out[f"{engine}_gc_pause_max_ms"] = round(max(pauses_ms), 1) if pauses_ms else None
         return out
 
 
@@ -417,6 +452,10 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                 await asyncio.sleep(0.1)
             log(f"  {len(warm_ids)} warm-up posts reached {got}/{live * len(warm_ids)} stream deliveries")
 
+            # Every process that shares the machine during a rate, the measuring ones included: at the highest
+            # rates the machine runs out of CPU before any one process does.
+            pids = {**stack_pids(int((await redis.info("server"))["process_id"])),
+                    "listeners": listeners_client.process.pid, "bench": os.getpid()}
             for rate in opts.rates:
                 log(f"delivery: {rate:g} posts/s for {opts.seconds:g}s to {live} streams")
                 # This process's garbage collections would hold up the open-loop posting schedule: collect
@@ -429,7 +468,8 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                 ticks_before = cpu_ticks()
                 client_cpu_before = listeners_client.dump().cpu_seconds
                 started = time.perf_counter()
-                ids, answer_ms, failed = await _post_schedule(client, tokens, rate, opts.seconds)
+                with CpuMeter(pids) as meter:
+                    ids, answer_ms, failed = await _post_schedule(client, tokens, rate, opts.seconds)
                 posting_s = time.perf_counter() - started
                 expected = len(ids) * live
                 deadline = time.monotonic() + opts.drain_seconds
@@ -478,6 +518,9 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     "client_cpu_us_per_delivery": _round(
                         (recorded.cpu_seconds - client_cpu_before) * 1e6 / len(recorded.deliveries), 2,
                     ) if recorded.deliveries else None,
+                    # While posting: each process's CPU in cores, and what the machine had left.
+                    "cpu_cores": meter.cores(),
+                    "machine_idle_share": meter.idle_share(),
                     **sides,
                 }
                 gc.enable()
@@ -490,6 +533,11 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     f"(max <= {row['fanout_publish_lag_max_ms_at_most']}); GC pauses: gateway "
                     f"{row['gateway_gc_pauses']} (max <= {row['gateway_gc_pause_max_ms_at_most']} ms), fanout "
                     f"{row['fanout_gc_pauses']} (max <= {row['fanout_gc_pause_max_ms_at_most']} ms); "
+                    f"Cassandra {row['cassandra_gc_pauses']} (max {row['cassandra_gc_pause_max_ms']} ms), Kafka "
+                    f"{row['kafka_gc_pauses']} (max {row['kafka_gc_pause_max_ms']} ms); post p99 at the gateway "
+                    f"{row['gateway_post_p99_ms']} ms, in the post service {row['post_service_p99_ms']} ms, stage p99s "
+                    f"{ {stage: row[f'post_{stage}_p99_ms'] for stage in STAGE_NAMES} }; "
+                    f"machine idle {row['machine_idle_share']}, cores {row['cpu_cores']}; "
                     f"machine steal {'unknown' if stolen is None else f'{stolen:.0%}'}; "
                     f"stream client {row['client_cpu_us_per_delivery']} µs of CPU a delivery")
         finally:

@@ -23,6 +23,35 @@ def _push(fanout: dict[str, Any], fill: str, figure: str = "timelines_per_redis_
     """A figure of the fanout section's push-script measure (``fill``: "empty" or "full")."""
     return ((fanout.get("push_script") or {}).get(fill) or {}).get(figure)
 
+def _post_path_while_delivering(rates: list[dict[str, Any]]) -> list[str]:
+    """Per rate: where a post's answer went and what the machine had left while the streams were written (runs
+    from before these keys were recorded have none, and no table)."""
+    rows = [r for r in rates if "cpu_cores" in r]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "While posting at each rate: a post's answer at the gateway and in the post service (p99), the post "
+        "service's stages (p99), the JVMs' collections (from their GC logs), the machine's idle share and the "
+        "busiest processes in cores:",
+        "",
+        "| posts/s | gateway p50 / p99 ms | post service p99 ms | card / writes / publish / caches p99 ms "
+        "| Cassandra / Kafka pauses (longest ms) | machine idle | busiest processes (cores) |",
+        "|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for r in rows:
+        stages = " / ".join(_fmt(r.get(f"post_{stage}_p99_ms")) for stage in ("card", "status_writes", "publish",
+                                                                             "caches"))
+        pauses = " / ".join(f"{_fmt(r.get(f'{jvm}_gc_pauses'))} ({_fmt(r.get(f'{jvm}_gc_pause_max_ms'))})"
+                            for jvm in ("cassandra", "kafka"))
+        busiest = ", ".join(f"{name} {cores:.2f}" for name, cores in list(r["cpu_cores"].items())[:5])
+        lines.append(
+            f"| {_fmt(r['posts_per_s'])} | {_fmt(r.get('gateway_post_p50_ms'))} / {_fmt(r.get('gateway_post_p99_ms'))} "
+            f"| {_fmt(r.get('post_service_p99_ms'))} | {stages} | {pauses} | {_share(r.get('machine_idle_share'))} "
+            f"| {busiest} |")
+    return lines
+
+
 def _share(value: Any) -> str:
     """A share as a percentage; runs written before a figure was recorded show a dash."""
     return "—" if not isinstance(value, int | float) else f"{value:.0%}"
@@ -197,6 +226,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "`kicau_stream_delivery_latency_seconds` (accepted → written), interpolated inside its buckets. Fanout "
         "publish lag = `kicau_fanout_publish_lag_seconds` (accepted → published to the gateways); GC pauses = "
         "collections during the rate and the bucket bound of the longest (`kicau_gc_pause_seconds`).",
+        *_post_path_while_delivering(d.get("rates", [])),
         "",
         "## 4. Redis memory",
         "",

@@ -48,6 +48,13 @@ def java() -> str:
     return found
 
 
+def gc_log_flags(log: Path) -> list[str]:
+    """Every collection's pause, one line each, in a file of the engine's own (two of 8 MB at most, rotated), as
+    Cassandra's and Kafka's own start scripts do. Cassandra logs only pauses over 200 ms (GCInspector); the
+    shorter ones that stall a write for tens of ms show here, and the bench reads them (bench/delivery.py)."""
+    return [f"-Xlog:gc:file={log}:time,uptimemillis:filecount=2,filesize=8m"]
+
+
 def cds_flags(engine: str, jars: list[str], java_agent: bool = False) -> list[str]:
     """Application class-data sharing: the first start records the loaded classes at exit, later starts map them.
 
@@ -96,6 +103,11 @@ class Engine:
     @property
     def logs(self) -> list[Path]:
         return [self.stdout_log]
+
+    @property
+    def gc_log(self) -> Path:
+        """The JVM engines' collections, one line a pause (``gc_log_flags``)."""
+        return self.dir / "gc.log"
 
     @property
     def port(self) -> int:
@@ -156,7 +168,7 @@ class Kafka(Engine):
         return [
             java(), "-Xms256m", "-Xmx512m", *cds_flags(self.name, jars),
             "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-            "-XX:+ExplicitGCInvokesConcurrent",
+            "-XX:+ExplicitGCInvokesConcurrent", *gc_log_flags(self.gc_log),
             *self._jvm_opts(),
             "-cp", cp, "kafka.Kafka", str(props),
         ]  # fmt: skip
@@ -226,7 +238,7 @@ class Cassandra(Engine):
             *_without_memlock(), java(), "-Xms1G", "-Xmx1G", "-Xss256k", *cds_flags(self.name, jars, java_agent=True),
             "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxGCPauseMillis=300",
             "-XX:+HeapDumpOnOutOfMemoryError", f"-XX:HeapDumpPath={self.dir / 'logs'}",
-            "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem",
+            "-XX:+ExitOnOutOfMemoryError", "-XX:+PerfDisableSharedMem", *gc_log_flags(self.gc_log),
             "-Djava.net.preferIPv4Stack=true", "-Dchronicle.analytics.disable=true",
             *cassandra_jpms_flags(),
             "-Dio.netty.tryReflectionSetAccessible=true", "-Dio.netty.allocator.useCacheForAllThreads=true",
