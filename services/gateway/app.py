@@ -126,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     home_after=functools.partial(streaming.home_after, upstreams.timeline, rebuild=False),
                     notifications_after=functools.partial(streaming.notifications_after, upstreams.timeline),
                     conversations_after=functools.partial(streaming.conversations_after, upstreams.timeline),
+                    timeline_after=functools.partial(streaming.timeline_after, upstreams.timeline),
                     announcements_shown=functools.partial(streaming.announcements_shown, upstreams.graph))
     await hub.start()
     app.state.hub = hub

@@ -113,7 +113,8 @@ class _Matched:
             return self._event
         event = self._event
         return StreamEvent(event.name, event.event_id, with_results(event.data.encode(), results).decode(),
-                           event.accepted_at, event.public, event.tags, event.list_id, event.media)
+                           event.accepted_at, event.public, event.tags, event.list_id, event.media,
+                           status_id=event.status_id)
 # Deliveries (event kind, status id, public or not) a gateway remembers having dispatched, to drop a second copy:
 # the fanout publishes again what it had applied but not committed when it crashed or retried a batch (up to its
 # commit interval, 0.5 s), and a stream must not show a status twice. Minutes of statuses at any rate seen here, ~1 MB.
@@ -205,6 +206,23 @@ def _list_of(key: str) -> int | None:
     return int(list_id) if stream == LIST_STREAM else None
 
 
+# The timelines a connection listens to besides its account's own, as one key each (``Connection.listening_since``):
+# what it missed of each while the hub's channel was lost is read once for every connection here listening to it.
+PUBLIC_KEY = PUBLIC_STREAM
+PUBLIC_MEDIA_KEY = "public:media"
+
+
+def public_keys(*, public: bool, public_media: bool, tags: Iterable[str], lists: Iterable[int]) -> set[str]:
+    """The keys of what ``StreamHub.listen`` gives a connection: the public timeline, its statuses with
+    attachments, each hashtag's (``hashtag#<name>``) and each list's (``list#<id>``)."""
+    keys = {stream_key("hashtag", tag) for tag in tags} | {stream_key(LIST_STREAM, str(list_id)) for list_id in lists}
+    if public:
+        keys.add(PUBLIC_KEY)
+    if public_media:
+        keys.add(PUBLIC_MEDIA_KEY)
+    return keys
+
+
 @dataclass(slots=True)
 class StreamEvent:
     name: str
@@ -225,6 +243,9 @@ class StreamEvent:
     # A ``conversation`` event's last status (the order of an account's conversations, as Mastodon pages them),
     # for the same reason; 0 for any other event, or for a conversation whose last status its member may not see.
     conversation_status: int = 0
+    # The status of an ``update`` of the public timeline's, a hashtag's or a list's streams (they carry no SSE id),
+    # likewise; 0 for any other event.
+    status_id: int = 0
     # The SSE frame, encoded by the first connection that writes the event and reused by every other one: a
     # status followed by a thousand open streams is serialised once, not a thousand times.
     _sse: bytes | None = None
@@ -463,6 +484,11 @@ class Connection:
     _last_update: StreamEvent | None = None
     _last_notification: int = 0
     _last_conversation: int = 0
+    # The timelines it listens to besides its account's own (``public_key``), each with the id of the moment it began
+    # to; and the newest status it was sent on any of them: what it missed while the hub's channel was lost begins
+    # after both (``public_point``).
+    listening_since: dict[str, int] = field(default_factory=dict)
+    _last_public: int = 0
     # When this stream was last told that its account's notification requests were merged (ms since the epoch), or
     # opened: a merge after it that a loss of the hub's channel hid is told once the channel is back
     # (``StreamHub._merges_missed``).
@@ -494,6 +520,9 @@ class Connection:
             self._last_notification = event.notification_id
         elif event.conversation_status:
             self._last_conversation = max(self._last_conversation, event.conversation_status)
+        elif event.status_id:
+            if event.status_id > self._last_public:
+                self._last_public = event.status_id
         elif event.name == MERGED_EVENT and event.accepted_at:
             self.merges_told_at = max(self.merges_told_at, event.accepted_at)
         if self.sink is not None:
@@ -518,6 +547,10 @@ class Connection:
     def conversation_point(self) -> int:
         """The last status id after which this stream has not been sent the account's conversations."""
         return max(self.resume_from, self._last_conversation)
+
+    def public_point(self, key: str) -> int:
+        """The status id after which this stream has not been sent the statuses of the timeline ``key``."""
+        return max(self.listening_since.get(key, self.resume_from), self._last_public)
 
     def hold(self) -> None:
         """Hold live events back (in order, under the same bound as its queue) until ``release``."""
@@ -641,11 +674,14 @@ class DeliveryTally:
 
 
 def _replay_key(event: StreamEvent) -> str | None:
-    """How an event is kept among a connection's ``replayed``: a status update's SSE id, a notification's id, or a
-    conversation's last status. Never a deletion's: the deletion of a status sent from a backlog must still go
-    out."""
+    """How an event is kept among a connection's ``replayed``: a status update's SSE id (of the home timeline) or
+    status id (of the public timeline's streams, or of a list's: the same status may come on each), a
+    notification's id, or a conversation's last status. Never a deletion's: the deletion of a status sent from a
+    backlog must still go out."""
     if event.name == "update":
-        return event.event_id
+        if event.event_id or not event.status_id:
+            return event.event_id
+        return f"l{event.list_id}:{event.status_id}" if event.list_id else f"p{event.status_id}"
     if event.notification_id:
         return f"n{event.notification_id}"
     return f"c{event.conversation_status}" if event.conversation_status else None
@@ -657,6 +693,8 @@ def _gap_order(event: StreamEvent) -> tuple[int, int]:
     conversation."""
     if event.event_id:
         return int(event.event_id), 0
+    if event.status_id:
+        return event.status_id, 0
     if event.notification_id:
         return event.notification_id, 1
     return event.conversation_status, 2
@@ -706,8 +744,23 @@ NotificationsAfter = MissedAfter
 # An account's conversations whose last status is after an id, oldest first, as ``conversation`` events, and
 # whether that is all of them.
 ConversationsAfter = MissedAfter
+
+
+@dataclass(frozen=True, slots=True)
+class MissedStatus:
+    """A status of a timeline a stream listens to besides its account's own, as the ``update`` that would have
+    carried it, and its author (whom a listener may block or mute)."""
+
+    event: StreamEvent
+    author_id: int
+
+
+# What one of those timelines (a ``public_keys`` key) had after a status id, oldest first, and whether that is all of
+# it: a list's read as its owner, given by the account id; the others as no one in particular, whoever is given.
+TimelineAfter = Callable[[str, int, int], Awaitable[tuple[list[MissedStatus], bool]]]
 # The announcements shown now, as no one in particular reads them (Announcement JSON each).
 AnnouncementsShown = Callable[[], Awaitable[list[bytes]]]
+_Found = TypeVar("_Found", StreamEvent, MissedStatus)
 
 
 class StreamHub:
@@ -716,11 +769,15 @@ class StreamHub:
         unwanted_of: UnwantedOf | None = None, memberships_of: MembershipsOf | None = None,
         filters_of: FiltersOf | None = None, ended_among: EndedAmong | None = None,
         home_after: HomeAfter | None = None, notifications_after: NotificationsAfter | None = None,
-        conversations_after: ConversationsAfter | None = None,
+        conversations_after: ConversationsAfter | None = None, timeline_after: TimelineAfter | None = None,
         announcements_shown: AnnouncementsShown | None = None,
     ) -> None:
         self.redis = redis
         self.home_after = home_after
+        self.timeline_after = timeline_after
+        # After a loss of the channel: one read of each timeline listened to here besides the accounts' own, shared
+        # by every stream listening to it (``_fill_gaps``).
+        self._timeline_reads: dict[str, asyncio.Task[tuple[list[MissedStatus], bool]]] = {}
         self.notifications_after = notifications_after
         self.conversations_after = conversations_after
         self.announcements_shown = announcements_shown
@@ -823,6 +880,15 @@ class StreamHub:
         listening to the public timeline or hashtags is announced as the presence of ``PUBLIC_LISTENERS``, so the
         fanout publishes public statuses (with their hashtags) to this gateway; hashtags are matched here."""
         _regroup(self._listing, self._lists_of, connection, lists)
+        # Each timeline newly listened to is missed, after a loss of the channel, from now on (``_fill_gap``).
+        now = public_keys(public=public, public_media=public_media, tags=tags, lists=lists)
+        since = connection.listening_since
+        for key in since.keys() - now:
+            del since[key]
+        if now - since.keys():
+            began = ids.id_from_ms(int(time.time() * 1000))
+            for key in now - since.keys():
+                since[key] = began
         if public:
             self._public.add(connection)
         else:
@@ -1150,6 +1216,7 @@ class StreamHub:
             data=delivery.payload, accepted_at=delivery.accepted_at, public=public, list_id=delivery.list_id,
             notification_id=delivery.status_id if delivery.event == "notification" else 0,
             conversation_status=delivery.status_id if delivery.event == "conversation" else 0,
+            status_id=delivery.status_id if delivery.event == "update" and (public or delivery.list_id) else 0,
         )
         round_due = bool(self._round)
         joining = self._round
@@ -1207,36 +1274,66 @@ class StreamHub:
 
     def _fill_gaps(self) -> None:
         """After a loss of the channel: every stream here that takes its account's statuses, notifications or
-        conversations is sent those it missed meanwhile (``_fill_gap``)."""
+        conversations, or listens to the public timeline, hashtags or lists, is sent those it missed meanwhile
+        (``_fill_gap``)."""
+        self._timeline_reads = self._read_timelines_missed()
         for account_id, held in self._connections.items():
             if account_id in self._gap_reads:
                 self._gap_reads[account_id] = True  # read again once the read in flight is done
                 continue
-            streams = [connection for connection in held if not _FILLED_EVENTS.isdisjoint(connection.accepts)]
+            streams = [connection for connection in held
+                       if not _FILLED_EVENTS.isdisjoint(connection.accepts) or connection.listening_since]
             if streams:
                 self._gap_reads[account_id] = False
                 self._spawn(self._fill_gap(account_id, streams))
 
+    def _read_timelines_missed(self) -> dict[str, asyncio.Task[tuple[list[MissedStatus], bool]]]:
+        """One read of each timeline listened to here besides the accounts' own, from the oldest point among its
+        listeners (a list's as its owner, its one listener's account)."""
+        oldest: dict[str, tuple[int, int]] = {}
+        for held in self._connections.values():
+            for connection in held:
+                for key in connection.listening_since:
+                    point = connection.public_point(key)
+                    if key not in oldest or point < oldest[key][0]:
+                        oldest[key] = (point, connection.account_id)
+        read = self.timeline_after
+        return {key: asyncio.ensure_future(self._guarded_read(
+                    key.partition("#")[0], None if read is None else functools.partial(read, key, reader, point),
+                    f"timeline {key}"))
+                for key, (point, reader) in oldest.items()}
+
+    async def _timelines_missed(self, keys: Iterable[str]) -> dict[str, tuple[list[MissedStatus], bool]]:
+        """The reads of ``_read_timelines_missed`` for these keys. A key it has no read for was first listened to
+        once the channel was back: nothing of it was missed."""
+        reads = self._timeline_reads
+        return {key: await reads[key] if key in reads else ([], True) for key in keys}
+
     async def _fill_gap(self, account_id: int, streams: list[Connection]) -> None:
         """Send the ``streams`` of ``account_id`` what they missed: the statuses of its home timeline after the last
         each was sent, its notifications and its conversations (by their last status) likewise (each read once for
-        all of them, from the oldest point), in order of their ids; then, on a user stream, ``kicau.refetch`` saying
-        so; then the live events that arrived meanwhile (held back till then, so nothing newer goes first; any of
-        them among those read goes out once).
+        all of them, from the oldest point), and the statuses of the public timeline, hashtags and lists it listens
+        to after the last it was sent or its beginning to listen (each timeline read once for the whole hub), in
+        order of their ids; then, on a user stream, ``kicau.refetch`` saying so; then the live events that arrived
+        meanwhile (held back till then, so nothing newer goes first; any of them among those read goes out once).
         Should a read fail or not reach back far enough, the notice says that events may be missing, and the client
         reloads or reconnects with its Last-Event-ID."""
         status_points = {c: c.resume_point() for c in streams if "update" in c.accepts}
         notification_points = {c: c.notification_point() for c in streams if "notification" in c.accepts}
         conversation_points = {c: c.conversation_point() for c in streams if "conversation" in c.accepts}
+        timeline_points = {c: {key: c.public_point(key) for key in c.listening_since}
+                           for c in streams if c.listening_since}
+        listened = {key for points in timeline_points.values() for key in points}
         for connection in streams:
             connection.hold()
         try:
             while True:
                 ((statuses, statuses_whole), (notifications, notifications_whole),
-                 (conversations, conversations_whole)) = await asyncio.gather(
+                 (conversations, conversations_whole), timelines) = await asyncio.gather(
                     self._read_missed("statuses", self.home_after, account_id, status_points),
                     self._read_missed("notifications", self.notifications_after, account_id, notification_points),
-                    self._read_missed("conversations", self.conversations_after, account_id, conversation_points))
+                    self._read_missed("conversations", self.conversations_after, account_id, conversation_points),
+                    self._timelines_missed(listened))
                 if not self._gap_reads.get(account_id):
                     break
                 self._gap_reads[account_id] = False  # lost again meanwhile: what was read may be short
@@ -1284,6 +1381,9 @@ class StreamHub:
                 missed += [event for event in (conversations if conversations_whole else ())
                            if (event.conversation_status > point or not event.conversation_status)
                            and _replay_key(event) not in arrived]
+            if connection in timeline_points:
+                missed += self._timeline_statuses_missed(connection, timeline_points[connection], timelines, arrived,
+                                                         filtering)
             missed.sort(key=_gap_order)
             missed += retracted
             for event in missed:
@@ -1299,19 +1399,54 @@ class StreamHub:
             if joined:
                 self._join_round(connection)
 
+    def _timeline_statuses_missed(self, connection: Connection, points: dict[str, int],
+                                  timelines: dict[str, tuple[list[MissedStatus], bool]], arrived: set[str],
+                                  filtering: dict[int, ReaderFilters] | None) -> list[StreamEvent]:
+        """Of the timelines' reads, the statuses this connection missed of those it still listens to: after its
+        point in each, once each (a status of the public timeline may also be a hashtag's), not arrived live, and as
+        the live dispatch would have shown them to it (not of an author it blocks or mutes, its filters applied)."""
+        account_id = connection.account_id
+        unwanted = self._unwanted.get(account_id, frozenset())
+        missed: list[StreamEvent] = []
+        taken: set[str | None] = set()
+        for key, point in points.items():
+            if key not in connection.listening_since:
+                continue  # no longer listened to
+            for status in timelines.get(key, ([], True))[0]:
+                event = status.event
+                replay_key = _replay_key(event)
+                if event.status_id <= point or replay_key in arrived or replay_key in taken:
+                    continue
+                if not event.list_id and status.author_id in unwanted:
+                    continue
+                shown = (_Matched(event).for_reader(filtering, account_id,
+                                                    HOME_CONTEXT if event.list_id else PUBLIC_CONTEXT)
+                         if filtering else event)
+                if shown is not None:
+                    taken.add(replay_key)
+                    missed.append(shown)
+        return missed
+
     async def _read_missed(self, kind: str, read: MissedAfter | None, account_id: int,
                            points: dict[Connection, int]) -> tuple[list[StreamEvent], bool]:
         """One of ``_fill_gap``'s reads, from the oldest of ``points``: what it found, and whether that is all
         (nothing to read is all; no way to read it is not)."""
         if not points:
             return [], True
+        return await self._guarded_read(kind, None if read is None else functools.partial(
+            read, account_id, min(points.values())), f"account {account_id}")
+
+    async def _guarded_read(self, kind: str, read: Callable[[], Awaitable[tuple[list[_Found], bool]]] | None,
+                            whose: str) -> tuple[list[_Found], bool]:
+        """A read of what streams missed, at most ``GAP_READS_IN_FLIGHT`` at once; one that fails (logged and
+        counted) or that there is no way to make found nothing, and not all."""
         if read is None:
             return [], False
         try:
             async with self._gap_slots:
-                found, whole = await read(account_id, min(points.values()))
+                found, whole = await read()
         except Exception:
-            log.warning("could not read the %s %s's streams missed", kind, account_id, exc_info=True)
+            log.warning("could not read the %s the streams of %s missed", kind, whose, exc_info=True)
             STREAM_GAP_READS.labels(kind, "failed").inc()
             return [], False
         STREAM_GAP_READS.labels(kind, "filled" if whole else "short").inc()
@@ -1373,8 +1508,8 @@ class StreamHub:
         log.warning("stream channel restored; reading again what it may have missed")
         PUBSUB_RECONNECTIONS.labels("stream_hub").inc()
         # Whatever was published meanwhile is lost for every stream here. A user stream is sent again the
-        # statuses of its home timeline it missed, and told what else it may have missed (``_fill_gap``); a
-        # stream of notifications alone or of a public timeline has no resume point and is not told.
+        # statuses of its home timeline it missed, and told what else it may have missed; a stream of the public
+        # timeline, a hashtag or a list, the statuses it missed, untold (``_fill_gap``).
         self._fill_gaps()
         self._spawn(self._announcements_after_loss())
         self._spawn(self._merges_missed())

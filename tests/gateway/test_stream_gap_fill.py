@@ -21,9 +21,11 @@ from services.gateway.streaming import (
     REFETCH_EVENT,
     STREAM_EVENTS,
     Connection,
+    MissedStatus,
     StreamEvent,
     StreamHub,
     TransportSink,
+    public_keys,
 )
 from tests.gateway.test_stream_write_rounds import Transport
 
@@ -467,3 +469,157 @@ async def test_announcements_unread_at_the_loss_are_told_once_a_read_succeeds() 
     assert await hub._announcements_missed()
     await _turns()
     assert _told(stream) == [("announcement", "2")], "against what was told before the failed read"
+
+
+class Timelines:
+    """The reads of the timelines streams listen to besides their accounts' own (``StreamHub.timeline_after``):
+    each answered at once from ``statuses`` (key -> the statuses it holds, oldest first), every read noted."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, int, int]] = []
+        self.statuses: dict[str, list[MissedStatus]] = {}
+
+    async def timeline_after(self, key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
+        self.asked.append((key, account_id, after))
+        return [s for s in self.statuses.get(key, []) if s.event.status_id > after], True
+
+
+def _listening_hub() -> tuple[Timeline, Timelines, StreamHub]:
+    timeline, timelines = Timeline(), Timelines()
+    return timeline, timelines, StreamHub(
+        Redis(), queue_size=8, per_account=4, home_after=timeline.home_after,
+        notifications_after=timeline.notifications_after, conversations_after=timeline.conversations_after,
+        timeline_after=timelines.timeline_after)
+
+
+def _public_status(status_id: int, author_id: int = 50, tags: tuple[str, ...] = (), list_id: int = 0,
+                   text: str = "") -> MissedStatus:
+    data = json.dumps({"id": str(status_id), "account": {"id": str(author_id)}, "content": text})
+    return MissedStatus(StreamEvent("update", None, data, public=not list_id, tags=tags, list_id=list_id,
+                                    status_id=status_id), author_id)
+
+
+def _public_delivery(status_id: int, author_id: int = 50, tags: tuple[str, ...] = ()) -> StreamDelivery:
+    return StreamDelivery(event="update", status_id=status_id, accepted_at=0.0, recipients=[], public=True,
+                          author_id=author_id, tags=tags,
+                          payload=json.dumps({"id": str(status_id), "account": {"id": str(author_id)}}))
+
+
+def _listen(hub: StreamHub, account_id: int, since: int, *, public: bool = False, tags: frozenset[str] = frozenset(),
+            lists: frozenset[int] = frozenset()) -> tuple[Connection, Transport]:
+    """A stream of the account's listening to these timelines since the status id ``since`` (as
+    ``StreamHub.listen`` registers it, without Redis or the graph service)."""
+    connection, transport = _open(hub, account_id, accepts=frozenset(), resume_from=since)
+    if public:
+        hub._public.add(connection)
+    for tag in tags:
+        hub._tagged.setdefault(tag, set()).add(connection)
+    hub._tags_of[connection] = tags
+    for list_id in lists:
+        hub._listing.setdefault(list_id, set()).add(connection)
+    connection.listening_since.update(
+        dict.fromkeys(public_keys(public=public, public_media=False, tags=tags, lists=lists), since))
+    return connection, transport
+
+
+def _statuses_sent(transport: Transport) -> list[str]:
+    """Each SSE frame written, as ``<event>:<the id in its data>`` (the public streams' updates carry no SSE id)."""
+    sent = []
+    for frame in b"".join(transport.writes).decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+        if "event" in fields:
+            sent.append(f"{fields['event']}:{json.loads(fields['data'])['id']}")
+    return sent
+
+
+async def test_public_streams_are_sent_the_statuses_they_missed_from_one_read_for_the_whole_hub() -> None:
+    """Each stream after its own point (the last status it was sent, or its beginning to listen), oldest first,
+    not of an author its account blocks or mutes, and what arrived live meanwhile after them."""
+    _, timelines, hub = _listening_hub()
+    _, early = _listen(hub, 7, since=5, public=True)
+    _, late = _listen(hub, 8, since=5, public=True)
+    hub._unwanted[8] = frozenset({60})  # account 8 blocks or mutes account 60
+    hub.dispatch(_public_delivery(10))
+    await _turns()
+    late_connection = next(iter(hub._connections[8]))
+    late_connection.push(StreamEvent("update", None, json.dumps({"id": "12"}), public=True, status_id=12))
+    late_connection.write_held()  # account 8's stream also got 12 before the loss
+    timelines.statuses["public"] = [_public_status(10), _public_status(11, author_id=60), _public_status(12),
+                                    _public_status(13)]
+    hub._channel_restored()
+    await _turns()
+    assert timelines.asked == [("public", 7, 10)], "one read, from the oldest point among the listeners"
+    assert _statuses_sent(early) == ["update:10", "update:11", "update:12", "update:13"]
+    assert _statuses_sent(late) == ["update:10", "update:12", "update:13"], "not 11, of an author it hides"
+    assert not any(REFETCH_EVENT in name for name in _statuses_sent(early)), "no notice on a public stream"
+    hub.dispatch(_public_delivery(13))  # read, then arriving live after all: not sent again
+    hub.dispatch(_public_delivery(14))
+    await _turns()
+    assert _statuses_sent(early)[-2:] == ["update:13", "update:14"] and _statuses_sent(early).count("update:13") == 1
+
+
+async def test_a_status_of_two_timelines_listened_to_goes_once_and_live_ones_wait_for_the_read() -> None:
+    _, timelines, hub = _listening_hub()
+    _, stream = _listen(hub, 7, since=5, public=True, tags=frozenset({"kicau"}))
+    answer: asyncio.Future[tuple[list[MissedStatus], bool]] = asyncio.get_running_loop().create_future()
+    reads = timelines.timeline_after
+
+    async def slow_public(key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
+        if key == "public":
+            timelines.asked.append((key, account_id, after))
+            return await answer
+        return await reads(key, account_id, after)
+
+    hub.timeline_after = slow_public
+    timelines.statuses["hashtag#kicau"] = [_public_status(8, tags=("kicau",))]
+    hub._channel_restored()
+    await _turns()
+    assert sorted(timelines.asked) == [("hashtag#kicau", 7, 5), ("public", 7, 5)]
+    hub.dispatch(_public_delivery(20))  # live while the public read is in flight: held back
+    await _turns()
+    assert _statuses_sent(stream) == []
+    answer.set_result(([_public_status(6), _public_status(8, tags=("kicau",)), _public_status(20)], True))
+    await _turns()
+    assert _statuses_sent(stream) == ["update:6", "update:8", "update:20"]
+
+
+async def test_a_lists_stream_is_sent_what_it_missed_read_as_the_lists_owner() -> None:
+    _, timelines, hub = _listening_hub()
+    _, stream = _listen(hub, 7, since=5, lists=frozenset({3}))
+    timelines.statuses["list#3"] = [_public_status(6, author_id=60, list_id=3)]
+    hub._unwanted[7] = frozenset({60})  # a list's statuses are its owner's choice: not hidden as public ones are
+    hub._channel_restored()
+    await _turns()
+    assert timelines.asked == [("list#3", 7, 5)]
+    assert _statuses_sent(stream) == ["update:6"]
+    assert b'event: update\n' in b"".join(stream.writes)
+
+
+async def test_a_public_stream_missed_status_a_filter_hides_or_warns_of_is_shown_as_live() -> None:
+    _, timelines, hub = _listening_hub()
+    _, stream = _listen(hub, 7, since=5, public=True)
+    hub._filters[7] = ReaderFilters([
+        Filter(id=1, title="spoilers", contexts=("public",), action="hide", expires_at=None,
+               keywords=(Keyword(id=1, filter_id=1, keyword="finale", whole_word=True),)),
+        Filter(id=2, title="cats", contexts=("public",), action="warn", expires_at=None,
+               keywords=(Keyword(id=2, filter_id=2, keyword="cat", whole_word=True),))])
+    timelines.statuses["public"] = [_public_status(6, text="the finale"), _public_status(7, text="a cat"),
+                                    _public_status(8, text="hello")]
+    hub._channel_restored()
+    await _turns()
+    assert _statuses_sent(stream) == ["update:7", "update:8"]
+    assert b'"filtered"' in b"".join(stream.writes)
+
+
+async def test_a_failed_timeline_read_loses_no_live_event() -> None:
+    _, _, hub = _listening_hub()
+    _, stream = _listen(hub, 7, since=5, public=True)
+
+    async def unavailable(key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
+        raise OSError("the timeline service is away")
+
+    hub.timeline_after = unavailable
+    hub._channel_restored()
+    hub.dispatch(_public_delivery(9))
+    await _turns()
+    assert _statuses_sent(stream) == ["update:9"]

@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from kicau import keys, retractions
 from kicau.ids import ms_from_id
-from kicau.presence import GATEWAYS
+from kicau.presence import GATEWAYS, PUBLIC_LISTENERS
 from tests.conftest import User, eventually
 
 
@@ -523,6 +524,75 @@ def test_a_direct_stream_is_sent_the_conversations_it_missed_while_the_gateways_
         eventually(lambda: live in {status_of(event) for event in received})
         order = [status_of(event) for event in received]
         assert order.count(live) == 1 and order.index(missed) < order.index(live), order
+
+
+def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while_the_gateways_channel_was_down(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], stack_redis: Any
+) -> None:
+    """A public status fanned out while the gateway's channel was down never reaches the streams of the public
+    timeline, of its hashtag and of a list its author is on. Once the channel is back, each is sent it, once, as
+    its live ``update`` (no SSE id, no notice), then its live events. The gap is made as above: the fanout is told
+    that the gateway holds no public listener and no stream of the list's owner, while a follower's user stream
+    shows that the fanout has handled the status."""
+    author, reader, witness = make_user("pgap_a"), make_user("pgap_r"), make_user("pgap_w")
+    for follower in (reader, witness):
+        assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
+    listed = http.post("/api/v1/lists", headers=reader.auth, json={"title": "gap"}).json()["id"]
+    assert http.post(f"/api/v1/lists/{listed}/accounts", headers=reader.auth,
+                     json={"account_ids": [author.id]}).status_code == 200
+    tag = f"gapfill{uuid.uuid4().hex[:8]}"
+    timeout = httpx.Timeout(30, read=30)
+    on_public: list[dict[str, str]] = []
+    on_tag: list[dict[str, str]] = []
+    on_list: list[dict[str, str]] = []
+
+    def statuses(received: list[dict[str, str]]) -> list[str | None]:
+        return [status_of(event) for event in list(received)]
+
+    with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
+            client.stream("GET", "/api/v1/streaming/public", headers=reader.auth) as public, \
+            client.stream("GET", "/api/v1/streaming/hashtag", params={"tag": tag}, headers=reader.auth) as tagged, \
+            client.stream("GET", "/api/v1/streaming/list", params={"list": listed}, headers=reader.auth) as listing, \
+            client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching:
+        assert public.status_code == tagged.status_code == listing.status_code == watching.status_code == 200
+        public_lines, tag_lines, witness_lines = public.iter_lines(), tagged.iter_lines(), watching.iter_lines()
+        list_lines = listing.iter_lines()
+        warm_until_seen(gateway_url, author, list_lines, text="listed warm-up")
+        warm_until_seen(gateway_url, author, tag_lines, text=f"#{tag} warm-up")
+        warm_until_seen(gateway_url, author, witness_lines, text=f"#{tag} witness")
+        warm_until_seen(gateway_url, author, public_lines, text="settled")  # past every warm-up before it
+
+        keep_reading(public_lines, on_public)
+        keep_reading(tag_lines, on_tag)
+        keep_reading(list_lines, on_list)
+        streams = (on_public, on_tag, on_list)
+        holding = gateway_holding(stack_redis, reader)
+        missed: str | None = None
+        for attempt in range(5):  # the fanout applies the presence change as it reads it: a first status may beat it
+            for listener in (PUBLIC_LISTENERS, reader.id):
+                stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding} {listener} 0")
+            time.sleep(0.2)
+            said = http.post("/api/v1/statuses", headers=author.auth,
+                             data={"status": f"#{tag} while the channel was down {attempt}"}).json()["id"]
+            while status_of(read_events(witness_lines, 1)[0]) != said:
+                pass
+            time.sleep(1.0)  # the public streams would have had it in the same write round as the witness's
+            if all(said not in statuses(received) for received in streams):
+                missed = said
+                break
+        assert missed is not None, "the fanout kept publishing to the gateway's public and list streams"
+        assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # the gateway's channel, and the fanout's mirror
+        eventually(lambda: all(missed in statuses(received) for received in streams))
+        for received in streams:
+            filled = [event for event in list(received) if status_of(event) == missed]
+            assert len(filled) == 1 and filled[0]["event"] == "update" and "id" not in filled[0], received
+            assert json.loads(filled[0]["data"])["account"]["id"] == author.id
+            assert "kicau.refetch" not in {event["event"] for event in list(received)}, "no notice on these"
+        live = http.post("/api/v1/statuses", headers=author.auth, data={"status": f"#{tag} after the gap"}).json()["id"]
+        eventually(lambda: all(live in statuses(received) for received in streams))
+        for received in streams:
+            order = statuses(received)
+            assert order.count(live) == order.count(missed) == 1 and order.index(missed) < order.index(live), order
 
 
 def _gap_counts(gateway_url: str) -> tuple[float, float, float]:

@@ -14,13 +14,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from kicau import hashtags, tokens
+from kicau import hashtags, media, tokens
 from kicau.hot_routes import StreamOpener
 from kicau.ids import parse_id
 from kicau.tokens import TokenInfo
@@ -32,12 +33,15 @@ from services.gateway.streaming import (
     HASHTAG_STREAMS,
     LIST_STREAM,
     NOTIFICATION_STREAM,
+    PUBLIC_KEY,
+    PUBLIC_MEDIA_KEY,
     REFETCH_EVENT,
     SERVER_SEND_KEY,
     STREAM_EVENTS,
     STREAMS,
     USER_STREAM,
     Connection,
+    MissedStatus,
     StreamEvent,
     StreamHub,
     Subscriptions,
@@ -138,12 +142,12 @@ async def resume_backlog(timeline: Caller, connection: Connection, after: int) -
     return backlog
 
 
-async def _oldest_after(timeline: Caller, path: str, account_id: int, after: int,
-                        limit: int) -> tuple[list[msgspec.Raw], bool]:
-    """The account's page of ``path`` nearest after the id ``after`` (Mastodon's ``min_id``), oldest first, and
-    whether that is all of what comes after it (fewer than ``limit``)."""
-    answer = await timeline.call("GET", path, params={"min_id": after, "limit": limit},
-                                 headers={ACCOUNT_HEADER: str(account_id)})
+async def _oldest_after(timeline: Caller, path: str, account_id: int | None, after: int, limit: int,
+                        **params: Any) -> tuple[list[msgspec.Raw], bool]:
+    """The account's page of ``path`` (as no one in particular reads it without one) nearest after the id ``after``
+    (Mastodon's ``min_id``), oldest first, and whether that is all of what comes after it (fewer than ``limit``)."""
+    answer = await timeline.call("GET", path, params={**params, "min_id": after, "limit": limit},
+                                 headers={} if account_id is None else {ACCOUNT_HEADER: str(account_id)})
     if answer.status_code != 200:
         raise ApiError(503, "Service temporarily unavailable, try again")
     found = _split(answer.content)  # newest first
@@ -186,6 +190,56 @@ async def conversations_after(timeline: Caller, account_id: int, after: int) -> 
         events.append(StreamEvent("conversation", None, bytes(raw).decode(),
                                   conversation_status=int(last.id) if last is not None else 0))
     return events, whole
+
+
+# As many statuses of a timeline as one read of the timeline service gives (Mastodon's most a page).
+STATUSES_A_READ = 40
+
+
+class _Tag(msgspec.Struct):
+    name: str
+
+
+class _ListedStatus(msgspec.Struct):
+    id: str
+    account: _HasId
+    tags: list[_Tag] = []
+
+
+_read_listed = msgspec.json.Decoder(_ListedStatus).decode
+
+
+async def timeline_after(timeline: Caller, key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
+    """The statuses of the timeline ``key`` (``streaming.public_keys``) after the id ``after``, oldest first, as the
+    ``update`` events its streams would have been sent, and whether that is all of them (fewer than a read gives):
+    what they missed while the hub's channel was lost (``StreamHub._fill_gap``). The public timeline's and a
+    hashtag's are read as no one in particular reads them, as the fanout renders their live events (the hub hides
+    what each listener blocks, mutes or filters); a list's as ``account_id``, its owner."""
+    stream, _, name = key.partition("#")
+    list_id = 0
+    if key == PUBLIC_KEY:
+        found, whole = await _oldest_after(timeline, "/internal/timelines/public", None, after, STATUSES_A_READ)
+    elif key == PUBLIC_MEDIA_KEY:
+        found, whole = await _oldest_after(timeline, "/internal/timelines/public", None, after, STATUSES_A_READ,
+                                           only_media=1)
+    elif stream in HASHTAG_STREAMS:
+        found, whole = await _oldest_after(timeline, f"/internal/timelines/tag/{quote(name, safe='')}", None, after,
+                                           STATUSES_A_READ)
+    elif stream == LIST_STREAM:
+        list_id = int(name)
+        found, whole = await _oldest_after(timeline, f"/internal/timelines/list/{list_id}", account_id, after,
+                                           STATUSES_A_READ)
+    else:
+        raise ValueError(f"no timeline is read for the stream key {key!r}")
+    missed = []
+    for raw in found:
+        status = _read_listed(raw)
+        data = bytes(raw).decode()
+        missed.append(MissedStatus(StreamEvent(
+            "update", None, data, public=not list_id, list_id=list_id, status_id=int(status.id),
+            tags=tuple(hashtags.normal(tag.name) for tag in status.tags) if not list_id else (),
+            media=not list_id and media.shows_media(data)), int(status.account.id)))
+    return missed, whole
 
 
 async def announcements_shown(graph: Caller) -> list[bytes]:
