@@ -533,7 +533,8 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
     timeline, of its hashtag and of a list its author is on. Once the channel is back, each is sent it, once, as
     its live ``update`` (no SSE id, no notice), then its live events. The gap is made as above: the fanout is told
     that the gateway holds no public listener and no stream of the list's owner, while a follower's user stream
-    shows that the fanout has handled the status."""
+    shows that the fanout has handled the status. A WebSocket subscribed to the hashtag gets it framed as its
+    stream's; the statuses write the hashtag in capitals, which the stream's name matches whatever the case."""
     author, reader, witness = make_user("pgap_a"), make_user("pgap_r"), make_user("pgap_w")
     for follower in (reader, witness):
         assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
@@ -553,18 +554,21 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
             client.stream("GET", "/api/v1/streaming/public", headers=reader.auth) as public, \
             client.stream("GET", "/api/v1/streaming/hashtag", params={"tag": tag}, headers=reader.auth) as tagged, \
             client.stream("GET", "/api/v1/streaming/list", params={"list": listed}, headers=reader.auth) as listing, \
-            client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching:
+            client.stream("GET", "/api/v1/streaming/user", headers=witness.auth) as watching, \
+            connect(gateway_url.replace("http://", "ws://") + f"/api/v1/streaming?stream=hashtag&tag={tag}",
+                    additional_headers=reader.auth, open_timeout=10) as socket:
         assert public.status_code == tagged.status_code == listing.status_code == watching.status_code == 200
         public_lines, tag_lines, witness_lines = public.iter_lines(), tagged.iter_lines(), watching.iter_lines()
         list_lines = listing.iter_lines()
         warm_until_seen(gateway_url, author, list_lines, text="listed warm-up")
-        warm_until_seen(gateway_url, author, tag_lines, text=f"#{tag} warm-up")
-        warm_until_seen(gateway_url, author, witness_lines, text=f"#{tag} witness")
+        warm_until_seen(gateway_url, author, tag_lines, text=f"#{tag.upper()} warm-up")
+        warm_until_seen(gateway_url, author, witness_lines, text=f"#{tag.upper()} witness")
         warm_until_seen(gateway_url, author, public_lines, text="settled")  # past every warm-up before it
 
         keep_reading(public_lines, on_public)
         keep_reading(tag_lines, on_tag)
         keep_reading(list_lines, on_list)
+        assert any(event == "update" for event, _ in _frames_until_quiet(socket)), "the socket got no warm-up"
         streams = (on_public, on_tag, on_list)
         holding = gateway_holding(stack_redis, reader)
         missed: str | None = None
@@ -573,7 +577,7 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
                 stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding} {listener} 0")
             time.sleep(0.2)
             said = http.post("/api/v1/statuses", headers=author.auth,
-                             data={"status": f"#{tag} while the channel was down {attempt}"}).json()["id"]
+                             data={"status": f"#{tag.upper()} while the channel was down {attempt}"}).json()["id"]
             while status_of(read_events(witness_lines, 1)[0]) != said:
                 pass
             time.sleep(1.0)  # the public streams would have had it in the same write round as the witness's
@@ -588,7 +592,14 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
             assert len(filled) == 1 and filled[0]["event"] == "update" and "id" not in filled[0], received
             assert json.loads(filled[0]["data"])["account"]["id"] == author.id
             assert "kicau.refetch" not in {event["event"] for event in list(received)}, "no notice on these"
-        live = http.post("/api/v1/statuses", headers=author.auth, data={"status": f"#{tag} after the gap"}).json()["id"]
+        framed = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                frame = json.loads(socket.recv(timeout=1.5))
+                framed.append((frame["stream"], frame["event"], json.loads(frame["payload"]).get("id")))
+        assert framed.count((["hashtag", tag], "update", missed)) == 1, framed
+        live = http.post("/api/v1/statuses", headers=author.auth,
+                         data={"status": f"#{tag.upper()} after the gap"}).json()["id"]
         eventually(lambda: all(live in statuses(received) for received in streams))
         for received in streams:
             order = statuses(received)
