@@ -4,7 +4,8 @@ A status's deletion or edit reaches open streams once, as it happens (the fanout
 ``status.update`` deliveries). A stream that was not open then (its client reconnecting with Last-Event-ID),
 or whose gateway lost its Redis channel meanwhile, would otherwise keep showing a deleted status or an old
 version. Unlike a new status, neither leaves a trace in the home timeline to read back: a deletion takes its
-entry out, an edit changes nothing there.
+entry out, an edit changes nothing there. The same goes for the public timeline's and its hashtags' streams, which
+are told of a public status's deletion and edits (``of_public``; the timeline service's ``public_retracted``).
 
 So the fanout appends each deletion and edit it applies to one Redis stream (``LOG``), before any of the
 batch's deliveries or timeline writes, and trims it by age. A resume's read of the home timeline
@@ -42,7 +43,7 @@ from redis.asyncio import Redis
 from kicau import resp
 from kicau.events import StatusDeleted, StatusEdited
 from kicau.resp import command, get
-from kicau.visibility import reaches_followers
+from kicau.visibility import PUBLIC, reaches_followers
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class Retraction(msgspec.Struct, array_like=True, frozen=True):
     direct: bool
     mentions: list[int]
     tags: list[str]
+    # The public timeline's streams and its hashtags' had it: a public status, not a reblog. Last, with a default:
+    # entries logged before it was recorded read as not public.
+    public: bool = False
 
 
 _encode = msgspec.json.Encoder().encode
@@ -82,9 +86,11 @@ def of_event(event: StatusDeleted | StatusEdited) -> Retraction:
     """The entry of a deletion or an edit (an edit's hashtags both before and after: it left or joined them)."""
     if isinstance(event, StatusDeleted):
         return Retraction(DELETE, event.status_id, event.account_id, not reaches_followers(event.visibility),
-                          list(event.mentions), list(event.tags))
+                          list(event.mentions), list(event.tags),
+                          public=event.visibility == PUBLIC and not event.reblog_of)
     return Retraction(UPDATE, event.status_id, event.account_id, not reaches_followers(event.visibility),
-                      list(event.mentions), sorted({*event.tags, *event.tags_before}))
+                      list(event.mentions), sorted({*event.tags, *event.tags_before}),
+                      public=event.visibility == PUBLIC)
 
 
 def append_commands(retractions: Sequence[Retraction], now_ms: int, keep_ms: int) -> list[bytes]:
@@ -169,6 +175,12 @@ def concerning(retractions: Sequence[Retraction], reader: int, followed: Collect
     return [r for r in retractions
             if r.author_id == reader or reader in r.mentions
             or (not r.direct and (r.author_id in followed or not tags.isdisjoint(r.tags)))]
+
+
+def of_public(retractions: Sequence[Retraction], tag: str | None = None) -> list[Retraction]:
+    """The entries the public timeline's streams would have been sent (a public status's, not a reblog's), or with
+    ``tag`` (in normal form), that hashtag's streams: of a status that carried it (before or after an edit)."""
+    return [r for r in retractions if r.public and (tag is None or tag in r.tags)]
 
 
 @dataclass(frozen=True)

@@ -749,14 +749,17 @@ ConversationsAfter = MissedAfter
 @dataclass(frozen=True, slots=True)
 class MissedStatus:
     """A status of a timeline a stream listens to besides its account's own, as the ``update`` that would have
-    carried it, and its author (whom a listener may block or mute)."""
+    carried it (or, for one edited or deleted since, the ``status.update`` or ``delete``), with its id and its
+    author (whom a listener may block or mute)."""
 
     event: StreamEvent
     author_id: int
+    status_id: int
 
 
-# What one of those timelines (a ``public_keys`` key) had after a status id, oldest first, and whether that is all of
-# it: a list's read as its owner, given by the account id; the others as no one in particular, whoever is given.
+# What one of those timelines (a ``public_keys`` key) had after a status id, oldest first, then the edits and
+# deletions of its statuses since, and whether the statuses are all of it: a list's read as its owner, given by the
+# account id; the others as no one in particular, whoever is given.
 TimelineAfter = Callable[[str, int, int], Awaitable[tuple[list[MissedStatus], bool]]]
 # The announcements shown now, as no one in particular reads them (Announcement JSON each).
 AnnouncementsShown = Callable[[], Awaitable[list[bytes]]]
@@ -1346,6 +1349,7 @@ class StreamHub:
             if connection.overflowed or connection not in open_here:
                 continue
             arrived = _replay_keys(live)
+            deleted_live = {event.data for event in live if event.name == "delete"}
             missed: list[StreamEvent] = []
             # The statuses edited and deleted since the oldest point (kicau/retractions.py), after the statuses and
             # notifications: an edit's current version, a deletion of one sent just before, go out last.
@@ -1354,7 +1358,6 @@ class StreamHub:
             if connection in status_points:
                 whole = statuses_whole
                 point = status_points[connection]
-                deleted_live = {event.data for event in live if event.name == "delete"}
                 for event in statuses if statuses_whole else ():
                     if event.name == REFETCH_EVENT:  # the edits and deletions may not be all
                         whole = False
@@ -1382,8 +1385,10 @@ class StreamHub:
                            if (event.conversation_status > point or not event.conversation_status)
                            and _replay_key(event) not in arrived]
             if connection in timeline_points:
-                missed += self._timeline_statuses_missed(connection, timeline_points[connection], timelines, arrived,
-                                                         filtering)
+                timeline_statuses, timeline_retracted = self._timeline_statuses_missed(
+                    connection, timeline_points[connection], timelines, arrived, deleted_live, filtering)
+                missed += timeline_statuses
+                retracted += timeline_retracted
             missed.sort(key=_gap_order)
             missed += retracted
             for event in missed:
@@ -1401,31 +1406,37 @@ class StreamHub:
 
     def _timeline_statuses_missed(self, connection: Connection, points: dict[str, int],
                                   timelines: dict[str, tuple[list[MissedStatus], bool]], arrived: set[str],
-                                  filtering: dict[int, ReaderFilters] | None) -> list[StreamEvent]:
-        """Of the timelines' reads, the statuses this connection missed of those it still listens to: after its
-        point in each, once each (a status of the public timeline may also be a hashtag's), not arrived live, and as
-        the live dispatch would have shown them to it (not of an author it blocks or mutes, its filters applied)."""
+                                  deleted_live: set[str], filtering: dict[int, ReaderFilters] | None,
+                                  ) -> tuple[list[StreamEvent], list[StreamEvent]]:
+        """Of the timelines' reads, what this connection missed of those it still listens to: the statuses after
+        its point in each that did not arrive live, and the edits and deletions (but those that arrived live); each
+        once (a status of the public timeline may also be a hashtag's), and as the live dispatch would have shown it
+        (not of an author it blocks or mutes, its filters applied)."""
         account_id = connection.account_id
         unwanted = self._unwanted.get(account_id, frozenset())
-        missed: list[StreamEvent] = []
-        taken: set[str | None] = set()
+        statuses: list[StreamEvent] = []
+        retracted: list[StreamEvent] = []
+        taken: set[tuple[str, int]] = set()
         for key, point in points.items():
             if key not in connection.listening_since:
                 continue  # no longer listened to
             for status in timelines.get(key, ([], True))[0]:
                 event = status.event
-                replay_key = _replay_key(event)
-                if event.status_id <= point or replay_key in arrived or replay_key in taken:
+                once = (event.name, status.status_id)
+                if once in taken or (not event.list_id and status.author_id in unwanted):
                     continue
-                if not event.list_id and status.author_id in unwanted:
+                if event.name == "update":
+                    if status.status_id <= point or _replay_key(event) in arrived:
+                        continue
+                elif event.name == "delete" and event.data in deleted_live:
                     continue
                 shown = (_Matched(event).for_reader(filtering, account_id,
                                                     HOME_CONTEXT if event.list_id else PUBLIC_CONTEXT)
-                         if filtering else event)
+                         if filtering and event.name in _FILTERED_EVENTS else event)
                 if shown is not None:
-                    taken.add(replay_key)
-                    missed.append(shown)
-        return missed
+                    taken.add(once)
+                    (statuses if event.name == "update" else retracted).append(shown)
+        return statuses, retracted
 
     async def _read_missed(self, kind: str, read: MissedAfter | None, account_id: int,
                            points: dict[Connection, int]) -> tuple[list[StreamEvent], bool]:

@@ -322,6 +322,25 @@ async def tag_timeline(
                                                only_media=only_media == "1"))
 
 
+@app.get("/internal/timelines/retracted")
+async def public_retracted(service: Service, after: Cursor = None, tag: str | None = None) -> Response:
+    """The public statuses (of the hashtag ``tag``, if given) edited and deleted since the status id ``after``, for
+    the gateway's public and hashtag streams after a loss of its channel: ``{"edited": [<Status>, ...], "deleted":
+    [{"id": "<id>", "account_id": "<author>", "tags": ["<hashtag>", ...]}, ...], "covered": bool}``, ``covered``
+    saying whether those are provably all (kicau/retractions.py)."""
+    if after is None:
+        raise ApiError(400, "after is required")
+    if tag is not None and not hashtags.valid(tag.removeprefix("#")):
+        raise ApiError(422, "tag is not a hashtag")
+    found = await service.public_retracted(after, None if tag is None else hashtags.normal(tag.removeprefix("#")))
+    body = b'{"edited":%b,"deleted":[%b],"covered":%b}' % (
+        compose_status_list(found.edited),
+        b",".join(msgspec.json.encode({"id": str(r.status_id), "account_id": str(r.author_id), "tags": r.tags})
+                  for r in found.deleted),
+        b"true" if found.covered else b"false")
+    return Response(body, media_type="application/json")
+
+
 @app.get("/internal/timelines/link")
 async def link_timeline(service: Service, request: StatusPage,
                         url: Annotated[str, Query(min_length=1, max_length=2000)],

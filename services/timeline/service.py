@@ -66,7 +66,7 @@ from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import TagNames
 from kicau.tag_timeline import TaggedStatuses
-from kicau.visibility import Reader
+from kicau.visibility import ANONYMOUS, Reader
 from kicau.web import ApiError
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
@@ -186,6 +186,17 @@ class HomeAfter:
     deleted: list[int]
     # Whether the edits and deletions are provably all (the log reaches back to the point: kicau/retractions.py).
     retractions_covered: bool = False
+
+
+@dataclass(frozen=True)
+class PublicRetracted:
+    """The public statuses edited since a point (rendered as they are now, as no one in particular reads them) and
+    deleted since (each with its author and hashtags), that the public timeline's streams or a hashtag's were sent
+    live (``TimelineService.public_retracted``); and whether those are provably all."""
+
+    covered: bool
+    edited: list[bytes]
+    deleted: list[retractions.Retraction]
 
 
 class LargeFollowees(NamedTuple):
@@ -376,6 +387,20 @@ class TimelineService:
                 # may be of a status its home would not hold.
                 self.statuses.render(retracted.edited, Reader(account_id, context="home")))
         return HomeAfter(covered, statuses, edited, retracted.deleted, logged_window.covered)
+
+    async def public_retracted(self, after_id: int, tag: str | None = None) -> PublicRetracted:
+        """The public statuses edited and deleted since the status id ``after_id`` (kicau/retractions.py), of a
+        hashtag's (its normal form) if ``tag``: what the public timeline's streams, or that hashtag's, missed of
+        them while a gateway's channel was lost. One read of the log for every stream of the gateway listening."""
+        now_ms = int(time.time() * 1000)
+        logged = retractions.window(
+            await resp.round_trip(self.redis, retractions.read_commands(ms_from_id(after_id))),
+            ms_from_id(after_id), now_ms, self.settings.retraction_log_hours * 3_600_000)
+        chosen = retractions.of_public(logged.retractions, tag)
+        collapsed = retractions.collapse(chosen)
+        deletions = {r.status_id: r for r in chosen if r.kind == retractions.DELETE}
+        edited = await self.statuses.render(collapsed.edited, ANONYMOUS) if collapsed.edited else []
+        return PublicRetracted(logged.covered, edited, [deletions[status] for status in collapsed.deleted])
 
     async def _retracted_for(self, account_id: int, logged: list[retractions.Retraction], large: frozenset[int],
                              large_followed: list[int]) -> retractions.Retracted:

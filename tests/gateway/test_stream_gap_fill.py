@@ -481,7 +481,7 @@ class Timelines:
 
     async def timeline_after(self, key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
         self.asked.append((key, account_id, after))
-        return [s for s in self.statuses.get(key, []) if s.event.status_id > after], True
+        return [s for s in self.statuses.get(key, []) if s.event.name != "update" or s.status_id > after], True
 
 
 def _listening_hub() -> tuple[Timeline, Timelines, StreamHub]:
@@ -496,7 +496,16 @@ def _public_status(status_id: int, author_id: int = 50, tags: tuple[str, ...] = 
                    text: str = "") -> MissedStatus:
     data = json.dumps({"id": str(status_id), "account": {"id": str(author_id)}, "content": text})
     return MissedStatus(StreamEvent("update", None, data, public=not list_id, tags=tags, list_id=list_id,
-                                    status_id=status_id), author_id)
+                                    status_id=status_id), author_id, status_id)
+
+
+def _public_edit(status_id: int, author_id: int = 50, text: str = "edited") -> MissedStatus:
+    data = json.dumps({"id": str(status_id), "account": {"id": str(author_id)}, "content": text})
+    return MissedStatus(StreamEvent("status.update", None, data, public=True), author_id, status_id)
+
+
+def _public_deletion(status_id: int, author_id: int = 50) -> MissedStatus:
+    return MissedStatus(StreamEvent("delete", None, str(status_id), public=True, media=True), author_id, status_id)
 
 
 def _public_delivery(status_id: int, author_id: int = 50, tags: tuple[str, ...] = ()) -> StreamDelivery:
@@ -527,7 +536,9 @@ def _statuses_sent(transport: Transport) -> list[str]:
     sent = []
     for frame in b"".join(transport.writes).decode().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
-        if "event" in fields:
+        if fields.get("event") == "delete":  # the bare id
+            sent.append(f"delete:{fields['data']}")
+        elif "event" in fields:
             sent.append(f"{fields['event']}:{json.loads(fields['data'])['id']}")
     return sent
 
@@ -623,3 +634,30 @@ async def test_a_failed_timeline_read_loses_no_live_event() -> None:
     hub.dispatch(_public_delivery(9))
     await _turns()
     assert _statuses_sent(stream) == ["update:9"]
+
+
+async def test_a_public_stream_is_sent_the_edits_and_deletions_it_missed_after_the_statuses_each_once() -> None:
+    """Whatever the stream's point (an edit or a deletion may be of an older status), but not of an author it
+    hides, a deletion that arrived live meanwhile not again, and an edit as its filters show it."""
+    _, _, hub = _listening_hub()
+    _, stream = _listen(hub, 7, since=5, public=True, tags=frozenset({"kicau"}))
+    hub._unwanted[7] = frozenset({60})
+    hub._filters[7] = ReaderFilters([Filter(id=1, title="spoilers", contexts=("public",), action="hide",
+                                            expires_at=None,
+                                            keywords=(Keyword(id=1, filter_id=1, keyword="finale", whole_word=True),))])
+    answer: asyncio.Future[tuple[list[MissedStatus], bool]] = asyncio.get_running_loop().create_future()
+
+    async def slow(key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
+        return await answer if key == "public" else ([_public_edit(2), _public_deletion(3)], True)
+
+    hub.timeline_after = slow
+    hub._channel_restored()
+    await _turns()
+    hub.dispatch(StreamDelivery(event="delete", status_id=4, accepted_at=0.0, payload="4", recipients=[],
+                                public=True, author_id=50))  # live while the read is in flight
+    await _turns()
+    answer.set_result(([_public_status(6), _public_edit(2), _public_edit(1, text="the finale"),
+                        _public_edit(9, author_id=60), _public_deletion(3), _public_deletion(4)], True))
+    await _turns()
+    assert _statuses_sent(stream) == ["update:6", "status.update:2", "delete:3", "delete:4"], \
+        "each once (2 and 3 were read for the hashtag too), not 1 (filtered) nor 9 (hidden), 4 as it arrived live"

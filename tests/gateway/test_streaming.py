@@ -531,10 +531,11 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
 ) -> None:
     """A public status fanned out while the gateway's channel was down never reaches the streams of the public
     timeline, of its hashtag and of a list its author is on. Once the channel is back, each is sent it, once, as
-    its live ``update`` (no SSE id, no notice), then its live events. The gap is made as above: the fanout is told
-    that the gateway holds no public listener and no stream of the list's owner, while a follower's user stream
-    shows that the fanout has handled the status. A WebSocket subscribed to the hashtag gets it framed as its
-    stream's; the statuses write the hashtag in capitals, which the stream's name matches whatever the case."""
+    its live ``update`` (no SSE id, no notice), then its live events; the public and hashtag streams also the edit
+    and the deletion of statuses they had, made meanwhile. The gap is made as above: the fanout is told that the
+    gateway holds no public listener and no stream of the list's owner, while a follower's user stream shows that
+    the fanout has handled the status. A WebSocket subscribed to the hashtag gets it framed as its stream's; the
+    statuses write the hashtag in capitals, which the stream's name matches whatever the case."""
     author, reader, witness = make_user("pgap_a"), make_user("pgap_r"), make_user("pgap_w")
     for follower in (reader, witness):
         assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=follower.auth).status_code == 200
@@ -549,6 +550,11 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
 
     def statuses(received: list[dict[str, str]]) -> list[str | None]:
         return [status_of(event) for event in list(received)]
+
+    def retractions_of(received: list[dict[str, str]]) -> list[tuple[str, str]]:
+        """The edits and deletions a stream got, as (event, status id)."""
+        return [(event["event"], event["data"] if event["event"] == "delete" else json.loads(event["data"])["id"])
+                for event in list(received) if event["event"] in ("delete", "status.update")]
 
     with httpx.Client(base_url=gateway_url, timeout=timeout) as client, \
             client.stream("GET", "/api/v1/streaming/public", headers=reader.auth) as public, \
@@ -570,6 +576,10 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
         keep_reading(list_lines, on_list)
         assert any(event == "update" for event, _ in _frames_until_quiet(socket)), "the socket got no warm-up"
         streams = (on_public, on_tag, on_list)
+        doomed, changing = (http.post("/api/v1/statuses", headers=author.auth,
+                                      data={"status": f"#{tag.upper()} {text}"}).json()["id"]
+                            for text in ("to be deleted", "to be edited"))
+        eventually(lambda: all({doomed, changing} <= set(statuses(received)) for received in streams))
         holding = gateway_holding(stack_redis, reader)
         missed: str | None = None
         for attempt in range(5):  # the fanout applies the presence change as it reads it: a first status may beat it
@@ -585,6 +595,21 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
                 missed = said
                 break
         assert missed is not None, "the fanout kept publishing to the gateway's public and list streams"
+        for listener in (PUBLIC_LISTENERS, reader.id):
+            stack_redis.publish(keys.PRESENCE_CHANNEL, f"{holding} {listener} 0")
+        time.sleep(0.2)
+        assert http.delete(f"/api/v1/statuses/{doomed}", headers=author.auth).status_code == 200
+        assert http.put(f"/api/v1/statuses/{changing}", headers=author.auth,
+                        data={"status": f"#{tag.upper()} edited while the channel was down"}).status_code == 200
+        told: set[tuple[str, str]] = set()
+        while told != {("delete", doomed), ("status.update", changing)}:  # the witness is told, live
+            event = read_events(witness_lines, 1)[0]
+            if event["event"] == "delete":
+                told.add(("delete", event["data"]))
+            elif event["event"] == "status.update":
+                told.add(("status.update", json.loads(event["data"])["id"]))
+        time.sleep(1.0)
+        assert all(not retractions_of(received) for received in streams), "told live after all: no gap"
         assert stack_redis.client_kill_filter(_type="pubsub") >= 1  # the gateway's channel, and the fanout's mirror
         eventually(lambda: all(missed in statuses(received) for received in streams))
         for received in streams:
@@ -592,12 +617,24 @@ def test_public_hashtag_and_list_streams_are_sent_the_statuses_they_missed_while
             assert len(filled) == 1 and filled[0]["event"] == "update" and "id" not in filled[0], received
             assert json.loads(filled[0]["data"])["account"]["id"] == author.id
             assert "kicau.refetch" not in {event["event"] for event in list(received)}, "no notice on these"
+        for received in (on_public, on_tag):  # after the status missed, each once
+            def both_told(seen: list[dict[str, str]] = received) -> bool:
+                return len(retractions_of(seen)) == 2
+
+            eventually(both_told)
+            assert sorted(retractions_of(received)) == [("delete", doomed), ("status.update", changing)], received
+            edit = next(event for event in list(received) if event["event"] == "status.update")
+            assert "edited while the channel was down" in json.loads(edit["data"])["content"]
+            sequence = [(event["event"], status_of(event)) for event in list(received)]
+            assert sequence.index(("update", missed)) < sequence.index(("delete", doomed))
         framed = []
         with contextlib.suppress(TimeoutError):
             while True:
                 frame = json.loads(socket.recv(timeout=1.5))
-                framed.append((frame["stream"], frame["event"], json.loads(frame["payload"]).get("id")))
+                payload = frame["payload"] if frame["event"] == "delete" else json.loads(frame["payload"])["id"]
+                framed.append((frame["stream"], frame["event"], payload))
         assert framed.count((["hashtag", tag], "update", missed)) == 1, framed
+        assert framed.count((["hashtag", tag], "delete", doomed)) == 1, framed
         live = http.post("/api/v1/statuses", headers=author.auth,
                          data={"status": f"#{tag.upper()} after the gap"}).json()["id"]
         eventually(lambda: all(live in statuses(received) for received in streams))

@@ -31,6 +31,21 @@ def test_an_entry_keeps_what_decides_who_is_told() -> None:
     assert edited == Retraction(UPDATE, 6, 2, False, [], ["new", "old"])  # the hashtags it left and joined
 
 
+def test_the_public_streams_are_told_of_public_statuses_not_reblogs_and_a_hashtags_of_those_that_carried_it() -> None:
+    public = retractions.of_event(StatusDeleted(status_id=5, account_id=2, visibility="public", tags=["a"]))
+    reblog = retractions.of_event(StatusDeleted(status_id=6, account_id=2, visibility="public", reblog_of=5))
+    unlisted = retractions.of_event(StatusDeleted(status_id=7, account_id=2, visibility="unlisted", tags=["a"]))
+    edited = retractions.of_event(StatusEdited(status_id=8, account_id=2, version_id=9, status_json="{}",
+                                               visibility="public", tags=["b"], tags_before=["a"]))
+    assert [r.public for r in (public, reblog, unlisted, edited)] == [True, False, False, True]
+    logged = [public, reblog, unlisted, edited]
+    assert retractions.of_public(logged) == [public, edited]
+    assert retractions.of_public(logged, "a") == [public, edited], "the edit left the hashtag: its streams had it"
+    assert retractions.of_public(logged, "c") == []
+    # An entry logged before the flag was recorded (six fields) reads as not public.
+    assert retractions._decode(b'["delete",5,2,false,[],["a"]]').public is False
+
+
 def test_the_reader_is_told_of_its_own_its_mentions_and_what_it_follows_but_direct_statuses_only_if_addressed(
 ) -> None:
     logged = [

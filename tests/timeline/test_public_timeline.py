@@ -16,6 +16,7 @@ import redis
 
 from kicau import keys
 from tests.conftest import User, eventually
+from tests.faults.harness import service_port
 from tests.timeline.test_visibility import post
 
 
@@ -102,3 +103,48 @@ def test_bad_public_timeline_input_is_a_400(http: httpx.Client) -> None:
         assert answer.status_code == 400, (query, answer.text)
         assert set(answer.json()) == {"error"}, answer.text
     assert http.get("/api/v1/timelines/public", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_the_public_edits_and_deletions_since_a_status_for_the_gateways_streams(
+    http: httpx.Client, make_user: Callable[..., User]
+) -> None:
+    """``/internal/timelines/retracted``: what the gateway's public and hashtag streams missed of edits and
+    deletions while its channel was lost (services/gateway/streaming.py). The public statuses alone, a hashtag's
+    if asked; edits rendered as they are now; bad input a 4xx."""
+    author = make_user("retracted")
+    tag = f"retracted{random.randrange(10**9)}"
+    before = post(http, author, "before")  # the point: what follows it
+    kept, dropped, private = (post(http, author, f"#{tag} {text}", visibility=visibility)
+                              for text, visibility in (("kept", "public"), ("dropped", "public"),
+                                                       ("private", "private")))
+    untagged = post(http, author, "no hashtag")
+    assert http.put(f"/api/v1/statuses/{kept}", headers=author.auth, data={"status": f"#{tag} kept, edited"}
+                    ).status_code == 200
+    for status in (dropped, private, untagged):
+        assert http.delete(f"/api/v1/statuses/{status}", headers=author.auth).status_code == 200
+    timeline = f"http://127.0.0.1:{service_port('timeline')}/internal/timelines/retracted"
+
+    def read(**params: str) -> dict[str, Any]:
+        answer = httpx.get(timeline, params={"after": before, **params}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+    def told(found: dict[str, Any]) -> tuple[list[str], list[str]]:
+        return ([s["id"] for s in found["edited"] if s["account"]["id"] == author.id],
+                [d["id"] for d in found["deleted"] if d["account_id"] == author.id])
+
+    def all_told() -> dict[str, Any] | None:
+        found = read()
+        return found if told(found) == ([kept], [dropped, untagged]) else None
+
+    everything = eventually(all_told)
+    assert everything is not None
+    assert everything["covered"] is True
+    assert "kept, edited" in everything["edited"][[s["id"] for s in everything["edited"]].index(kept)]["content"]
+    assert {"id": dropped, "account_id": author.id, "tags": [tag]} in everything["deleted"]
+    assert told(read(tag=tag)) == ([kept], [dropped]), "the hashtag's: not the untagged status"
+    assert told(read(tag=f"#{tag.upper()}")) == ([kept], [dropped]), "any case, with or without #"
+    for bad in ({}, {"after": "x"}, {"after": before, "tag": "not a tag"}):
+        answer = httpx.get(timeline, params=bad, timeout=10)
+        assert 400 <= answer.status_code < 500 and "error" in answer.json(), (bad, answer.text)

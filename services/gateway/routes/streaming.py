@@ -209,37 +209,74 @@ class _ListedStatus(msgspec.Struct):
 _read_listed = msgspec.json.Decoder(_ListedStatus).decode
 
 
+class _Deleted(msgspec.Struct):
+    id: str
+    account_id: str
+    tags: list[str] = []
+
+
+class _Retracted(msgspec.Struct):
+    edited: list[msgspec.Raw]
+    deleted: list[_Deleted]
+
+
+_read_retracted = msgspec.json.Decoder(_Retracted).decode
+
+
 async def timeline_after(timeline: Caller, key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
     """The statuses of the timeline ``key`` (``streaming.public_keys``) after the id ``after``, oldest first, as the
-    ``update`` events its streams would have been sent, and whether that is all of them (fewer than a read gives):
-    what they missed while the hub's channel was lost (``StreamHub._fill_gap``). The public timeline's and a
+    ``update`` events its streams would have been sent, then (but for a list's) the ``status.update`` and
+    ``delete`` of those edited and deleted since; and whether the statuses are all (fewer than a read gives): what
+    the streams missed while the hub's channel was lost (``StreamHub._fill_gap``). The public timeline's and a
     hashtag's are read as no one in particular reads them, as the fanout renders their live events (the hub hides
     what each listener blocks, mutes or filters); a list's as ``account_id``, its owner."""
     stream, _, name = key.partition("#")
-    list_id = 0
-    if key == PUBLIC_KEY:
-        found, whole = await _oldest_after(timeline, "/internal/timelines/public", None, after, STATUSES_A_READ)
-    elif key == PUBLIC_MEDIA_KEY:
-        found, whole = await _oldest_after(timeline, "/internal/timelines/public", None, after, STATUSES_A_READ,
-                                           only_media=1)
-    elif stream in HASHTAG_STREAMS:
-        found, whole = await _oldest_after(timeline, f"/internal/timelines/tag/{quote(name, safe='')}", None, after,
+    tag = name if stream in HASHTAG_STREAMS else None
+    if key in (PUBLIC_KEY, PUBLIC_MEDIA_KEY) or tag is not None:
+        path = "/internal/timelines/public" if tag is None else f"/internal/timelines/tag/{quote(tag, safe='')}"
+        only_media = {"only_media": 1} if key == PUBLIC_MEDIA_KEY else {}
+        (found, whole), retracted = await asyncio.gather(
+            _oldest_after(timeline, path, None, after, STATUSES_A_READ, **only_media),
+            _public_retracted(timeline, after, tag, media_only=key == PUBLIC_MEDIA_KEY))
+        return [_missed_update(raw, 0, tag) for raw in found] + retracted, whole
+    if stream == LIST_STREAM:
+        found, whole = await _oldest_after(timeline, f"/internal/timelines/list/{int(name)}", account_id, after,
                                            STATUSES_A_READ)
-    elif stream == LIST_STREAM:
-        list_id = int(name)
-        found, whole = await _oldest_after(timeline, f"/internal/timelines/list/{list_id}", account_id, after,
-                                           STATUSES_A_READ)
-    else:
-        raise ValueError(f"no timeline is read for the stream key {key!r}")
-    missed = []
-    for raw in found:
-        status = _read_listed(raw)
-        data = bytes(raw).decode()
-        missed.append(MissedStatus(StreamEvent(
-            "update", None, data, public=not list_id, list_id=list_id, status_id=int(status.id),
-            tags=tuple(hashtags.normal(tag.name) for tag in status.tags) if not list_id else (),
-            media=not list_id and media.shows_media(data)), int(status.account.id)))
-    return missed, whole
+        return [_missed_update(raw, int(name), None) for raw in found], whole
+    raise ValueError(f"no timeline is read for the stream key {key!r}")
+
+
+def _missed_update(raw: msgspec.Raw, list_id: int, tag: str | None, name: str = "update") -> MissedStatus:
+    """A status read (of a list's timeline if ``list_id``), as the event of ``name`` that would have carried it:
+    of the public timeline's streams, with its hashtags (and ``tag``, the one it was read for) and whether it has
+    attachments, as the live dispatch frames it."""
+    status = _read_listed(raw)
+    data = bytes(raw).decode()
+    tags = () if list_id else tuple(dict.fromkeys([*(hashtags.normal(t.name) for t in status.tags),
+                                                   *((tag,) if tag else ())]))
+    status_id = int(status.id)
+    return MissedStatus(StreamEvent(name, None, data, public=not list_id, list_id=list_id, tags=tags,
+                                    media=not list_id and media.shows_media(data),
+                                    status_id=status_id if name == "update" else 0),
+                        int(status.account.id), status_id)
+
+
+async def _public_retracted(timeline: Caller, after: int, tag: str | None, *,
+                            media_only: bool) -> list[MissedStatus]:
+    """The public statuses (of ``tag``) edited and deleted since the id ``after``, as the ``status.update`` and
+    ``delete`` events their streams would have been sent (of the media streams: the edits of those with
+    attachments, and every deletion, as live). Those the timeline service cannot say are all are sent all the
+    same: an edit or a deletion twice changes nothing for a client."""
+    answer = await timeline.call("GET", "/internal/timelines/retracted",
+                                 params={"after": after, **({"tag": tag} if tag else {})})
+    if answer.status_code != 200:
+        raise ApiError(503, "Service temporarily unavailable, try again")
+    found = _read_retracted(answer.content)
+    edits = [_missed_update(raw, 0, tag, "status.update") for raw in found.edited]
+    deletions = [MissedStatus(StreamEvent("delete", None, deleted.id, public=True, tags=tuple(deleted.tags),
+                                          media=True), int(deleted.account_id), int(deleted.id))
+                 for deleted in found.deleted]
+    return [edit for edit in edits if edit.event.media or not media_only] + deletions
 
 
 async def announcements_shown(graph: Caller) -> list[bytes]:
