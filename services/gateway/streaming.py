@@ -484,7 +484,7 @@ class Connection:
     _last_update: StreamEvent | None = None
     _last_notification: int = 0
     _last_conversation: int = 0
-    # The timelines it listens to besides its account's own (``public_key``), each with the id of the moment it began
+    # The timelines it listens to besides its account's own (``public_keys``), each with the id of the moment it began
     # to; and the newest status it was sent on any of them: what it missed while the hub's channel was lost begins
     # after both (``public_point``).
     listening_since: dict[str, int] = field(default_factory=dict)
@@ -819,7 +819,7 @@ class StreamHub:
         self._lists_of: dict[Connection, frozenset[int]] = {}
         self._announced: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[Any]] = set()
         # (what, account) being read again after a failed read (``_keep_loading``).
         self._reloading: set[tuple[str, int]] = set()
         self._stopping = False
@@ -1301,10 +1301,14 @@ class StreamHub:
                     if key not in oldest or point < oldest[key][0]:
                         oldest[key] = (point, connection.account_id)
         read = self.timeline_after
-        return {key: asyncio.ensure_future(self._guarded_read(
-                    key.partition("#")[0], None if read is None else functools.partial(read, key, reader, point),
-                    f"timeline {key}"))
-                for key, (point, reader) in oldest.items()}
+        reads = {key: asyncio.create_task(self._guarded_read(
+                     key.partition("#")[0], None if read is None else functools.partial(read, key, reader, point),
+                     f"timeline {key}"))
+                 for key, (point, reader) in oldest.items()}
+        for task in reads.values():  # held till done, whether or not a stream still awaits it
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return reads
 
     async def _timelines_missed(self, keys: Iterable[str]) -> dict[str, tuple[list[MissedStatus], bool]]:
         """The reads of ``_read_timelines_missed`` for these keys. A key it has no read for was first listened to
