@@ -323,16 +323,22 @@ async def tag_timeline(
 
 
 @app.get("/internal/timelines/retracted")
-async def public_retracted(service: Service, after: Cursor = None, tag: str | None = None) -> Response:
-    """The public statuses (of the hashtag ``tag``, if given) edited and deleted since the status id ``after``, for
-    the gateway's public and hashtag streams after a loss of its channel: ``{"edited": [<Status>, ...], "deleted":
-    [{"id": "<id>", "account_id": "<author>", "tags": ["<hashtag>", ...]}, ...], "covered": bool}``, ``covered``
-    saying whether those are provably all (kicau/retractions.py)."""
+async def retracted(service: Service, after: Cursor = None, tag: str | None = None,
+                    list_id: Annotated[int | None, Query(alias="list", ge=1, lt=1 << 63)] = None,
+                    account: AccountHeader = None) -> Response:
+    """The public statuses (of the hashtag ``tag``, if given), or those of the members of the reader's list
+    ``list``, edited and deleted since the status id ``after``, for the gateway's public, hashtag and list streams
+    after a loss of its channel: ``{"edited": [<Status>, ...], "deleted": [{"id": "<id>", "account_id": "<author>",
+    "tags": ["<hashtag>", ...]}, ...], "covered": bool}``, ``covered`` saying whether those are provably all
+    (kicau/retractions.py)."""
     if after is None:
         raise ApiError(400, "after is required")
-    if tag is not None and not hashtags.valid(tag.removeprefix("#")):
-        raise ApiError(422, "tag is not a hashtag")
-    found = await service.public_retracted(after, None if tag is None else hashtags.normal(tag.removeprefix("#")))
+    if list_id is not None:
+        found = await service.list_retracted(acting_account_id(account), list_id, after)
+    else:
+        if tag is not None and not hashtags.valid(tag.removeprefix("#")):
+            raise ApiError(422, "tag is not a hashtag")
+        found = await service.public_retracted(after, None if tag is None else hashtags.normal(tag.removeprefix("#")))
     body = b'{"edited":%b,"deleted":[%b],"covered":%b}' % (
         compose_status_list(found.edited),
         b",".join(msgspec.json.encode({"id": str(r.status_id), "account_id": str(r.author_id), "tags": r.tags})

@@ -190,9 +190,10 @@ class HomeAfter:
 
 @dataclass(frozen=True)
 class PublicRetracted:
-    """The public statuses edited since a point (rendered as they are now, as no one in particular reads them) and
-    deleted since (each with its author and hashtags), that the public timeline's streams or a hashtag's were sent
-    live (``TimelineService.public_retracted``); and whether those are provably all."""
+    """The statuses edited since a point (rendered as they are now, as no one in particular reads them, or a list's
+    owner) and deleted since (each with its author and hashtags), that the public timeline's streams, a hashtag's or
+    a list's were sent live (``TimelineService.public_retracted``, ``list_retracted``); and whether those are
+    provably all."""
 
     covered: bool
     edited: list[bytes]
@@ -392,15 +393,31 @@ class TimelineService:
         """The public statuses edited and deleted since the status id ``after_id`` (kicau/retractions.py), of a
         hashtag's (its normal form) if ``tag``: what the public timeline's streams, or that hashtag's, missed of
         them while a gateway's channel was lost. One read of the log for every stream of the gateway listening."""
-        now_ms = int(time.time() * 1000)
-        logged = retractions.window(
+        logged = await self._logged_since(after_id)
+        return await self._retracted(logged.covered, retractions.of_public(logged.retractions, tag), ANONYMOUS)
+
+    async def list_retracted(self, account_id: int, list_id: int, after_id: int) -> PublicRetracted:
+        """The statuses of the members of the reader's list edited and deleted since the status id ``after_id``
+        (but direct ones), the edits as the reader sees them: what the list's stream missed of them while a
+        gateway's channel was lost (the fanout told it live of its members' statuses)."""
+        await self._own_list(account_id, list_id)
+        members, logged = await asyncio.gather(self.lists.members(list_id), self._logged_since(after_id))
+        among = set(members)
+        chosen = [r for r in logged.retractions if not r.direct and r.author_id in among]
+        return await self._retracted(logged.covered, chosen, Reader(account_id, context="home"))
+
+    async def _logged_since(self, after_id: int) -> retractions.Window:
+        """The log of edits and deletions since the status id ``after_id`` (kicau/retractions.py)."""
+        return retractions.window(
             await resp.round_trip(self.redis, retractions.read_commands(ms_from_id(after_id))),
-            ms_from_id(after_id), now_ms, self.settings.retraction_log_hours * 3_600_000)
-        chosen = retractions.of_public(logged.retractions, tag)
+            ms_from_id(after_id), int(time.time() * 1000), self.settings.retraction_log_hours * 3_600_000)
+
+    async def _retracted(self, covered: bool, chosen: list[retractions.Retraction], reader: Reader) -> PublicRetracted:
+        """The statuses of ``chosen`` edited (rendered for ``reader``) and deleted, each once."""
         collapsed = retractions.collapse(chosen)
         deletions = {r.status_id: r for r in chosen if r.kind == retractions.DELETE}
-        edited = await self.statuses.render(collapsed.edited, ANONYMOUS) if collapsed.edited else []
-        return PublicRetracted(logged.covered, edited, [deletions[status] for status in collapsed.deleted])
+        edited = await self.statuses.render(collapsed.edited, reader) if collapsed.edited else []
+        return PublicRetracted(covered, edited, [deletions[status] for status in collapsed.deleted])
 
     async def _retracted_for(self, account_id: int, logged: list[retractions.Retraction], large: frozenset[int],
                              large_followed: list[int]) -> retractions.Retracted:

@@ -14,7 +14,9 @@ import redis
 
 from kicau import keys
 from kicau.feeds import feed_member
+from kicau.web import ACCOUNT_HEADER
 from tests.conftest import User, eventually
+from tests.faults.harness import service_port
 from tests.gateway.test_streaming import read_events, warm_until_seen
 from tests.graph.test_lists import add, follow, make_list
 from tests.timeline.test_home_invariant import home_ids
@@ -246,3 +248,41 @@ def test_joining_or_leaving_an_exclusive_list_moves_the_members_statuses_out_of_
     assert not in_home()
     assert http.delete(f"/api/v1/lists/{list_id}", headers=owner.auth).status_code == 200
     settles_to(True)  # the list deleted
+
+
+def test_the_edits_and_deletions_of_a_lists_members_since_a_status_for_the_gateways_list_streams(
+    http: httpx.Client, make_user: Callable[..., User]
+) -> None:
+    """``/internal/timelines/retracted?list=``: what a list's streams missed of its members' edits and deletions
+    while the gateway's channel was lost; of members alone, direct statuses left out, edits as the owner sees them
+    (a private status of a member it follows included); the owner's list alone."""
+    owner, member, stranger = make_user("lret_o"), make_user("lret_m"), make_user("lret_s")
+    follow(http, owner, member, stranger)
+    listed = make_list(http, owner)["id"]
+    assert add(http, owner, listed, member).status_code == 200
+    before = post(http, member, "before")
+    edited = post(http, member, "private, to be edited", visibility="private")
+    deleted = post(http, member, "to be deleted")
+    direct = post(http, member, f"@{owner.username} direct", visibility="direct")
+    elsewhere = post(http, stranger, "not a member's")
+    assert http.put(f"/api/v1/statuses/{edited}", headers=member.auth, data={"status": "private, edited"}
+                    ).status_code == 200
+    for author, status in ((member, deleted), (member, direct), (stranger, elsewhere)):
+        assert http.delete(f"/api/v1/statuses/{status}", headers=author.auth).status_code == 200
+    timeline = f"http://127.0.0.1:{service_port('timeline')}/internal/timelines/retracted"
+
+    def read(reader: User) -> httpx.Response:
+        return httpx.get(timeline, params={"after": before, "list": listed}, headers={ACCOUNT_HEADER: reader.id},
+                         timeout=10)
+
+    def told() -> dict[str, Any] | None:
+        found: dict[str, Any] = read(owner).json()
+        return found if [d["id"] for d in found["deleted"]] == [deleted] and found["edited"] else None
+
+    found = eventually(told)
+    assert found is not None and found["covered"] is True
+    assert [s["id"] for s in found["edited"]] == [edited] and "private, edited" in found["edited"][0]["content"]
+    assert read(stranger).status_code == 404, "another account's list"
+    answer = httpx.get(timeline, params={"after": before, "list": "x"}, headers={ACCOUNT_HEADER: owner.id},
+                       timeout=10)
+    assert 400 <= answer.status_code < 500 and "error" in answer.json()

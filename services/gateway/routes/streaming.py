@@ -225,11 +225,11 @@ _read_retracted = msgspec.json.Decoder(_Retracted).decode
 
 async def timeline_after(timeline: Caller, key: str, account_id: int, after: int) -> tuple[list[MissedStatus], bool]:
     """The statuses of the timeline ``key`` (``streaming.public_keys``) after the id ``after``, oldest first, as the
-    ``update`` events its streams would have been sent, then (but for a list's) the ``status.update`` and
-    ``delete`` of those edited and deleted since; and whether the statuses are all (fewer than a read gives): what
-    the streams missed while the hub's channel was lost (``StreamHub._fill_gap``). The public timeline's and a
-    hashtag's are read as no one in particular reads them, as the fanout renders their live events (the hub hides
-    what each listener blocks, mutes or filters); a list's as ``account_id``, its owner."""
+    ``update`` events its streams would have been sent, then the ``status.update`` and ``delete`` of those edited
+    and deleted since; and whether the statuses are all (fewer than a read gives): what the streams missed while
+    the hub's channel was lost (``StreamHub._fill_gap``). The public timeline's and a hashtag's are read as no one
+    in particular reads them, as the fanout renders their live events (the hub hides what each listener blocks,
+    mutes or filters); a list's as ``account_id``, its owner."""
     stream, _, name = key.partition("#")
     tag = name if stream in HASHTAG_STREAMS else None
     if key in (PUBLIC_KEY, PUBLIC_MEDIA_KEY) or tag is not None:
@@ -237,12 +237,14 @@ async def timeline_after(timeline: Caller, key: str, account_id: int, after: int
         only_media = {"only_media": 1} if key == PUBLIC_MEDIA_KEY else {}
         (found, whole), retracted = await asyncio.gather(
             _oldest_after(timeline, path, None, after, STATUSES_A_READ, **only_media),
-            _public_retracted(timeline, after, tag, media_only=key == PUBLIC_MEDIA_KEY))
+            _retracted_since(timeline, after, tag=tag, media_only=key == PUBLIC_MEDIA_KEY))
         return [_missed_update(raw, 0, tag) for raw in found] + retracted, whole
     if stream == LIST_STREAM:
-        found, whole = await _oldest_after(timeline, f"/internal/timelines/list/{int(name)}", account_id, after,
-                                           STATUSES_A_READ)
-        return [_missed_update(raw, int(name), None) for raw in found], whole
+        list_id = int(name)
+        (found, whole), retracted = await asyncio.gather(
+            _oldest_after(timeline, f"/internal/timelines/list/{list_id}", account_id, after, STATUSES_A_READ),
+            _retracted_since(timeline, after, list_id=list_id, owner=account_id))
+        return [_missed_update(raw, list_id, None) for raw in found] + retracted, whole
     raise ValueError(f"no timeline is read for the stream key {key!r}")
 
 
@@ -261,20 +263,23 @@ def _missed_update(raw: msgspec.Raw, list_id: int, tag: str | None, name: str = 
                         int(status.account.id), status_id)
 
 
-async def _public_retracted(timeline: Caller, after: int, tag: str | None, *,
-                            media_only: bool) -> list[MissedStatus]:
-    """The public statuses (of ``tag``) edited and deleted since the id ``after``, as the ``status.update`` and
-    ``delete`` events their streams would have been sent (of the media streams: the edits of those with
-    attachments, and every deletion, as live). Those the timeline service cannot say are all are sent all the
-    same: an edit or a deletion twice changes nothing for a client."""
-    answer = await timeline.call("GET", "/internal/timelines/retracted",
-                                 params={"after": after, **({"tag": tag} if tag else {})})
+async def _retracted_since(timeline: Caller, after: int, *, tag: str | None = None, media_only: bool = False,
+                           list_id: int = 0, owner: int = 0) -> list[MissedStatus]:
+    """The public statuses (of ``tag``), or those of the members of the ``owner``'s list ``list_id``, edited and
+    deleted since the id ``after``, as the ``status.update`` and ``delete`` events their streams would have been
+    sent (of the media streams: the edits of those with attachments, and every deletion, as live). Those the
+    timeline service cannot say are all are sent all the same: an edit or a deletion twice changes nothing for a
+    client."""
+    params: dict[str, Any] = {"after": after, **({"tag": tag} if tag else {}), **({"list": list_id} if list_id else {})}
+    answer = await timeline.call("GET", "/internal/timelines/retracted", params=params,
+                                 headers={ACCOUNT_HEADER: str(owner)} if list_id else {})
     if answer.status_code != 200:
         raise ApiError(503, "Service temporarily unavailable, try again")
     found = _read_retracted(answer.content)
-    edits = [_missed_update(raw, 0, tag, "status.update") for raw in found.edited]
-    deletions = [MissedStatus(StreamEvent("delete", None, deleted.id, public=True, tags=tuple(deleted.tags),
-                                          media=True), int(deleted.account_id), int(deleted.id))
+    edits = [_missed_update(raw, list_id, tag, "status.update") for raw in found.edited]
+    deletions = [MissedStatus(StreamEvent("delete", None, deleted.id, public=not list_id, list_id=list_id,
+                                          tags=() if list_id else tuple(deleted.tags), media=not list_id),
+                              int(deleted.account_id), int(deleted.id))
                  for deleted in found.deleted]
     return [edit for edit in edits if edit.event.media or not media_only] + deletions
 
