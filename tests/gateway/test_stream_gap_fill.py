@@ -597,12 +597,14 @@ async def test_a_status_of_two_timelines_listened_to_goes_once_and_live_ones_wai
 async def test_a_lists_stream_is_sent_what_it_missed_read_as_the_lists_owner() -> None:
     _, timelines, hub = _listening_hub()
     _, stream = _listen(hub, 7, since=5, lists=frozenset({3}))
-    timelines.statuses["list#3"] = [_public_status(6, author_id=60, list_id=3)]
+    timelines.statuses["list#3"] = [
+        _public_status(6, author_id=60, list_id=3),
+        MissedStatus(StreamEvent("delete", None, "2", list_id=3), 60, 2)]
     hub._unwanted[7] = frozenset({60})  # a list's statuses are its owner's choice: not hidden as public ones are
     hub._channel_restored()
     await _turns()
     assert timelines.asked == [("list#3", 7, 5)]
-    assert _statuses_sent(stream) == ["update:6"]
+    assert _statuses_sent(stream) == ["update:6", "delete:2"]
     assert b'event: update\n' in b"".join(stream.writes)
 
 
