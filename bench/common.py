@@ -301,27 +301,29 @@ def cpu_ticks() -> tuple[int, int]:
 
     Steal is time the hypervisor ran something else while this virtual machine had work to run: during a run it
     slows everything measured alike, and no load average shows it."""
+    fields = _machine_ticks()
+    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def _machine_ticks() -> list[int]:
+    """The machine's CPU time so far in clock ticks, by kind (``/proc/stat``: user nice system idle iowait irq
+    softirq steal); empty where unreadable."""
     try:
         with open("/proc/stat") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:9]]
+            return [int(value) for value in stat.readline().split()[1:9]]
     except (OSError, ValueError):
-        return 0, 0
-    # user nice system idle iowait irq softirq steal
-    return (fields[7] if len(fields) > 7 else 0), sum(fields)
+        return []
 
 
 def idle_ticks() -> tuple[int, int]:
     """(idle, all) clock ticks of the machine's CPUs so far, iowait counted as idle; (0, 0) where unreadable."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return 0, 0
-    return fields[3] + fields[4], sum(fields)
+    fields = _machine_ticks()
+    return (fields[3] + fields[4], sum(fields)) if len(fields) > 4 else (0, 0)
 
 
 def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
-    """Of the machine's CPU time between two ``cpu_ticks()``, the share stolen by the hypervisor."""
+    """Of the machine's CPU time between two ``cpu_ticks()`` (or ``idle_ticks()``), the share stolen by the
+    hypervisor (or left idle)."""
     elapsed = after[1] - before[1]
     return round((after[0] - before[0]) / elapsed, 3) if elapsed > 0 else None
 
@@ -366,6 +368,11 @@ def jvm_pauses(log: Path, start: datetime, end: datetime) -> list[float]:
                 if start <= at <= end:
                     pauses.append((at, took))
     return [took for _, took in sorted(pauses)]
+
+
+# The post service's stages (services/post/service.py and store.py, ``kicau_post_stage_duration_seconds``), in the
+# order a status goes through them.
+POST_STAGE_NAMES = ("card", "status_writes", "publish", "caches")
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -446,8 +453,7 @@ class CpuMeter:
 
     def idle_share(self) -> float | None:
         """The machine's CPU time left idle during the run (all cores together)."""
-        elapsed = self._idle_after[1] - self._idle_before[1]
-        return round((self._idle_after[0] - self._idle_before[0]) / elapsed, 3) if elapsed > 0 else None
+        return steal_share(self._idle_before, self._idle_after)
 
     def cores(self) -> dict[str, float]:
         """Each process's CPU over the run, in cores (1.0 = one core busy all along), busiest first."""

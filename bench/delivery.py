@@ -37,6 +37,7 @@ from bench.common import (
     GATEWAY,
     GATEWAY_METRICS,
     POST_METRICS,
+    POST_STAGE_NAMES,
     REDIS_URL,
     STATE,
     CpuMeter,
@@ -60,8 +61,6 @@ GC_PAUSES = "kicau_gc_pause_seconds"
 
 POST_STAGES = "kicau_post_stage_duration_seconds"
 HTTP_SECONDS = "kicau_http_request_duration_seconds"
-# The post service's stages (services/post/service.py and store.py), in the order a status goes through them.
-STAGE_NAMES = ("card", "status_writes", "publish", "caches")
 
 
 @dataclass
@@ -93,7 +92,7 @@ class ServerSide:
             out[f"{name}_p50_ms"] = _ms(took.quantile(0.5))
             out[f"{name}_p99_ms"] = _ms(took.quantile(0.99))
         # A post answered late was late in one of these; each stage's p99 and the bound on its slowest.
-        for stage in STAGE_NAMES:
+        for stage in POST_STAGE_NAMES:
             took = Histogram.read(self.post, POST_STAGES, stage=stage).minus(
                 Histogram.read(before.post, POST_STAGES, stage=stage))
             out[f"post_{stage}_p99_ms"] = _ms(took.quantile(0.99))
@@ -536,7 +535,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     f"Cassandra {row['cassandra_gc_pauses']} (max {row['cassandra_gc_pause_max_ms']} ms), Kafka "
                     f"{row['kafka_gc_pauses']} (max {row['kafka_gc_pause_max_ms']} ms); post p99 at the gateway "
                     f"{row['gateway_post_p99_ms']} ms, in the post service {row['post_service_p99_ms']} ms, stage p99s "
-                    f"{ {stage: row[f'post_{stage}_p99_ms'] for stage in STAGE_NAMES} }; "
+                    f"{ {stage: row[f'post_{stage}_p99_ms'] for stage in POST_STAGE_NAMES} }; "
                     f"machine idle {row['machine_idle_share']}, cores {row['cpu_cores']}; "
                     f"machine steal {'unknown' if stolen is None else f'{stolen:.0%}'}; "
                     f"stream client {row['client_cpu_us_per_delivery']} µs of CPU a delivery")

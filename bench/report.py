@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import DELIVERY_P99_TARGET_MS, RESULTS, write_json
+from bench.common import DELIVERY_P99_TARGET_MS, POST_STAGE_NAMES, RESULTS, write_json
 
 # (section, key, target, comparison, label)
 TARGETS = (
@@ -40,8 +40,7 @@ def _post_path_while_delivering(rates: list[dict[str, Any]]) -> list[str]:
         "|---:|---:|---:|---:|---|---:|---|",
     ]
     for r in rows:
-        stages = " / ".join(_fmt(r.get(f"post_{stage}_p99_ms")) for stage in ("card", "status_writes", "publish",
-                                                                             "caches"))
+        stages = " / ".join(_fmt(r.get(f"post_{stage}_p99_ms")) for stage in POST_STAGE_NAMES)
         pauses = " / ".join(f"{_fmt(r.get(f'{jvm}_gc_pauses'))} ({_fmt(r.get(f'{jvm}_gc_pause_max_ms'))})"
                             for jvm in ("cassandra", "kafka"))
         busiest = ", ".join(f"{name} {cores:.2f}" for name, cores in list(r["cpu_cores"].items())[:5])

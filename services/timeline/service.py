@@ -189,7 +189,7 @@ class HomeAfter:
 
 
 @dataclass(frozen=True)
-class PublicRetracted:
+class StreamsRetracted:
     """The statuses edited since a point (rendered as they are now, as no one in particular reads them, or a list's
     owner) and deleted since (each with its author and hashtags), that the public timeline's streams, a hashtag's or
     a list's were sent live (``TimelineService.public_retracted``, ``list_retracted``); and whether those are
@@ -389,14 +389,14 @@ class TimelineService:
                 self.statuses.render(retracted.edited, Reader(account_id, context="home")))
         return HomeAfter(covered, statuses, edited, retracted.deleted, logged_window.covered)
 
-    async def public_retracted(self, after_id: int, tag: str | None = None) -> PublicRetracted:
+    async def public_retracted(self, after_id: int, tag: str | None = None) -> StreamsRetracted:
         """The public statuses edited and deleted since the status id ``after_id`` (kicau/retractions.py), of a
         hashtag's (its normal form) if ``tag``: what the public timeline's streams, or that hashtag's, missed of
         them while a gateway's channel was lost. One read of the log for every stream of the gateway listening."""
         logged = await self._logged_since(after_id)
         return await self._retracted(logged.covered, retractions.of_public(logged.retractions, tag), ANONYMOUS)
 
-    async def list_retracted(self, account_id: int, list_id: int, after_id: int) -> PublicRetracted:
+    async def list_retracted(self, account_id: int, list_id: int, after_id: int) -> StreamsRetracted:
         """The statuses of the members of the reader's list edited and deleted since the status id ``after_id``
         (but direct ones), the edits as the reader sees them: what the list's stream missed of them while a
         gateway's channel was lost (the fanout told it live of its members' statuses)."""
@@ -412,12 +412,12 @@ class TimelineService:
             await resp.round_trip(self.redis, retractions.read_commands(ms_from_id(after_id))),
             ms_from_id(after_id), int(time.time() * 1000), self.settings.retraction_log_hours * 3_600_000)
 
-    async def _retracted(self, covered: bool, chosen: list[retractions.Retraction], reader: Reader) -> PublicRetracted:
+    async def _retracted(self, covered: bool, chosen: list[retractions.Retraction], reader: Reader) -> StreamsRetracted:
         """The statuses of ``chosen`` edited (rendered for ``reader``) and deleted, each once."""
         collapsed = retractions.collapse(chosen)
         deletions = {r.status_id: r for r in chosen if r.kind == retractions.DELETE}
         edited = await self.statuses.render(collapsed.edited, reader) if collapsed.edited else []
-        return PublicRetracted(covered, edited, [deletions[status] for status in collapsed.deleted])
+        return StreamsRetracted(covered, edited, [deletions[status] for status in collapsed.deleted])
 
     async def _retracted_for(self, account_id: int, logged: list[retractions.Retraction], large: frozenset[int],
                              large_followed: list[int]) -> retractions.Retracted:
