@@ -485,10 +485,11 @@ class Connection:
     _last_notification: int = 0
     _last_conversation: int = 0
     # The timelines it listens to besides its account's own (``public_keys``), each with the id of the moment it began
-    # to; and the newest status it was sent on any of them: what it missed while the hub's channel was lost begins
-    # after both (``public_point``).
+    # to; and the newest status it was sent of each: what it missed of one while the hub's channel was lost begins
+    # after both (``public_point``). One point a timeline, as a status of one may be fanned out after a newer one of
+    # another has already been sent.
     listening_since: dict[str, int] = field(default_factory=dict)
-    _last_public: int = 0
+    _last_public: dict[str, int] = field(default_factory=dict)
     # When this stream was last told that its account's notification requests were merged (ms since the epoch), or
     # opened: a merge after it that a loss of the hub's channel hid is told once the channel is back
     # (``StreamHub._merges_missed``).
@@ -521,8 +522,7 @@ class Connection:
         elif event.conversation_status:
             self._last_conversation = max(self._last_conversation, event.conversation_status)
         elif event.status_id:
-            if event.status_id > self._last_public:
-                self._last_public = event.status_id
+            self._sent_of_timelines(event)
         elif event.name == MERGED_EVENT and event.accepted_at:
             self.merges_told_at = max(self.merges_told_at, event.accepted_at)
         if self.sink is not None:
@@ -550,7 +550,25 @@ class Connection:
 
     def public_point(self, key: str) -> int:
         """The status id after which this stream has not been sent the statuses of the timeline ``key``."""
-        return max(self.listening_since.get(key, self.resume_from), self._last_public)
+        return max(self.listening_since.get(key, self.resume_from), self._last_public.get(key, 0))
+
+    def stop_listening(self, key: str) -> None:
+        """No longer listening to the timeline ``key``: nothing more of it is missed."""
+        self.listening_since.pop(key, None)
+        self._last_public.pop(key, None)
+
+    def _sent_of_timelines(self, event: StreamEvent) -> None:
+        """Move the point of each timeline listened to that carries this status (``event.status_id``): its list's,
+        or the public timeline's, its media's when it has attachments and its hashtags'."""
+        since, last, status_id = self.listening_since, self._last_public, event.status_id
+        if event.list_id:
+            keys: Iterable[str] = (stream_key(LIST_STREAM, str(event.list_id)),)
+        else:
+            keys = [PUBLIC_KEY, *((PUBLIC_MEDIA_KEY,) if event.media else ()),
+                    *(stream_key("hashtag", tag) for tag in event.tags)]
+        for key in keys:
+            if key in since and status_id > last.get(key, 0):
+                last[key] = status_id
 
     def hold(self) -> None:
         """Hold live events back (in order, under the same bound as its queue) until ``release``."""
@@ -887,7 +905,7 @@ class StreamHub:
         now = public_keys(public=public, public_media=public_media, tags=tags, lists=lists)
         since = connection.listening_since
         for key in since.keys() - now:
-            del since[key]
+            connection.stop_listening(key)
         if now - since.keys():
             began = ids.id_from_ms(int(time.time() * 1000))
             for key in now - since.keys():

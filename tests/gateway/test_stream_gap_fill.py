@@ -663,3 +663,29 @@ async def test_a_public_stream_is_sent_the_edits_and_deletions_it_missed_after_t
     await _turns()
     assert _statuses_sent(stream) == ["update:6", "status.update:2", "delete:3", "delete:4"], \
         "each once (2 and 3 were read for the hashtag too), not 1 (filtered) nor 9 (hidden), 4 as it arrived live"
+
+
+async def test_each_timeline_listened_to_is_missed_after_the_last_status_sent_of_it() -> None:
+    """A stream of two hashtags was sent 20 of one before the loss; 15 of the other, fanned out later than 20, was
+    not sent: the other hashtag is read after the stream's beginning, not after 20, and 15 goes out."""
+    _, timelines, hub = _listening_hub()
+    _, stream = _listen(hub, 7, since=5, tags=frozenset({"cats", "dogs"}))
+    hub.dispatch(_public_delivery(20, tags=("cats",)))
+    await _turns()
+    timelines.statuses["hashtag#cats"] = [_public_status(20, tags=("cats",)), _public_status(22, tags=("cats",))]
+    timelines.statuses["hashtag#dogs"] = [_public_status(15, tags=("dogs",))]
+    hub._channel_restored()
+    await _turns()
+    assert sorted(timelines.asked) == [("hashtag#cats", 7, 20), ("hashtag#dogs", 7, 5)]
+    assert _statuses_sent(stream) == ["update:20", "update:15", "update:22"]
+
+
+async def test_a_timeline_no_longer_listened_to_forgets_its_point() -> None:
+    _, _, hub = _listening_hub()
+    connection, _ = _listen(hub, 7, since=5, tags=frozenset({"cats"}))
+    hub.dispatch(_public_delivery(20, tags=("cats",)))
+    await _turns()
+    assert connection.public_point("hashtag#cats") == 20
+    connection.stop_listening("hashtag#cats")
+    assert "hashtag#cats" not in connection.listening_since
+    assert connection.public_point("hashtag#cats") == 5, "back to the stream's opening"
