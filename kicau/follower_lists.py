@@ -235,7 +235,7 @@ class KeptUnderVersions(Generic[Kept]):
 
     def __init__(self, read: Callable[[int], Awaitable[Kept]], *, max_kept: int = 100_000,
                  max_age: float = 300.0) -> None:
-        self._read = read
+        self.read = read  # straight from Cassandra, nothing kept
         self.max_kept = max_kept
         self.max_age = max_age
         self._kept: OrderedDict[int, tuple[bytes, float, Kept]] = OrderedDict()
@@ -253,7 +253,7 @@ class KeptUnderVersions(Generic[Kept]):
             else:
                 stale.append((account_id, token))
         if stale:
-            read = await asyncio.gather(*(self._read(account_id) for account_id, _ in stale))
+            read = await asyncio.gather(*(self.read(account_id) for account_id, _ in stale))
             for (account_id, token), value in zip(stale, read, strict=True):
                 self._kept[account_id] = (token, now, value)
                 self._kept.move_to_end(account_id)

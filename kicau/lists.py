@@ -7,16 +7,18 @@ out of the follower's lists. A list's timeline holds its members' statuses that 
 (the same follow options and blocks and mutes apply), reblogs included, the owner's own statuses not; which replies
 it shows is the list's ``replies_policy``: replies to any account the owner follows (``followed``), to the list's
 members (``list``, the default) or none (``none``); a reply to the owner, or an author's reply to itself, always.
-An ``exclusive`` list keeps its members' statuses out of the owner's home timeline and user stream.
+An ``exclusive`` list keeps its members' statuses out of the owner's home timeline and user stream. Pages apply the
+replies policy as they are read (a changed policy shows at once); the list's stream as each status is sent
+(``showing_reply``), as Mastodon pushes it.
 
 The record is Cassandra's (stack/migrations/0023_lists.cql), written by the graph service:
 
 * ``lists``: the owner's lists and their settings;
 * ``list_members``: a list's members (paged by account id, and read by the timeline's rebuild);
 * ``list_memberships``: which of an owner's lists hold an account (an unfollow's removal, an account's lists);
-* ``member_lists``: the lists an author is in, with their owners and ``exclusive``, for the fanout, which keeps
-  copies of them under the author's follower list version (kicau/follower_lists.py, ``KeptUnderVersions``): the
-  graph service drops that version before and after each change, as for a follow.
+* ``member_lists``: the lists an author is in, with their owners, ``exclusive`` and ``replies_policy``, for the
+  fanout, which keeps copies of them under the author's follower list version (kicau/follower_lists.py,
+  ``KeptUnderVersions``): the graph service drops that version before and after each change, as for a follow.
 
 Every write is idempotent (a membership is keyed by its list and account), so a retried request repairs a crash in
 between. A list's timeline in Redis (``keys.list_feed``) is written by the fanout as home timelines are, into
@@ -26,7 +28,7 @@ timelines that exist; a change of membership deletes it, and the next read rebui
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -67,6 +69,8 @@ class Membership:
     list_id: int
     owner_id: int
     exclusive: bool
+    # Which of the author's replies the list's stream is sent as they are posted (``showing_reply``).
+    replies_policy: str = DEFAULT_REPLIES_POLICY
 
 
 def shows_reply(policy: str, *, owner_id: int, author_id: int, replied_to: int, members: Iterable[int],
@@ -81,6 +85,33 @@ def shows_reply(policy: str, *, owner_id: int, author_id: int, replied_to: int, 
     if policy == "list":
         return replied_to in members
     return False
+
+
+async def showing_reply(memberships: list[Membership], *, author_id: int, replied_to: int,
+                        lists_of: Callable[[int], Awaitable[list[Membership]]],
+                        followers_among: Callable[[int, list[int]], Awaitable[Iterable[int]]]) -> list[Membership]:
+    """Of the lists a new status by ``author_id`` goes to, those whose streams are sent it: as a list's page shows
+    it (``shows_reply``), each list's policy deciding for a reply to someone else (``replied_to``). Mastodon's
+    streams apply the policy as a status is pushed; pages apply it as they are read, so a changed policy shows on
+    every page at once. Reads only what the policies ask: the lists the replied-to account is in (``list``) and
+    which owners follow it (``followed``), each once."""
+    if replied_to in (0, author_id):
+        return memberships
+    asking = [m for m in memberships if m.owner_id != replied_to]
+    in_lists = any(m.replies_policy == "list" for m in asking)
+    owners = sorted({m.owner_id for m in asking if m.replies_policy == "followed"})
+    replied_lists, following = await asyncio.gather(lists_of(replied_to) if in_lists else _no_lists(),
+                                                    followers_among(replied_to, owners) if owners else _no_lists())
+    listed = {m.list_id for m in replied_lists}
+    followers = set(following)
+    return [m for m in memberships
+            if shows_reply(m.replies_policy, owner_id=m.owner_id, author_id=author_id, replied_to=replied_to,
+                           members=(replied_to,) if m.list_id in listed else (),
+                           followed=(replied_to,) if m.owner_id in followers else ())]
+
+
+async def _no_lists() -> list[Any]:
+    return []
 
 
 def _list_of(row: dict[str, Any]) -> AccountList:
@@ -103,8 +134,8 @@ class ListStore:
         self._add_membership = write("INSERT INTO list_memberships (owner_id, member_id, list_id) VALUES (?, ?, ?)")
         self._remove_membership = write("DELETE FROM list_memberships WHERE owner_id = ? AND member_id = ?"
                                         " AND list_id = ?")
-        self._add_member_list = write("INSERT INTO member_lists (member_id, list_id, owner_id, exclusive)"
-                                      " VALUES (?, ?, ?, ?)")
+        self._add_member_list = write("INSERT INTO member_lists (member_id, list_id, owner_id, exclusive,"
+                                      " replies_policy) VALUES (?, ?, ?, ?, ?)")
         self._remove_member_list = write("DELETE FROM member_lists WHERE member_id = ? AND list_id = ?")
         self._of_owner = prepare("SELECT * FROM lists WHERE account_id = ?")
         self._one = prepare("SELECT * FROM lists WHERE account_id = ? AND list_id = ?")
@@ -115,7 +146,8 @@ class ListStore:
         self._members_above = prepare("SELECT account_id FROM list_members WHERE list_id = ? AND account_id > ?"
                                       " AND account_id < ? ORDER BY account_id ASC LIMIT ?")
         self._holding = prepare("SELECT list_id FROM list_memberships WHERE owner_id = ? AND member_id = ?")
-        self._member_lists = prepare("SELECT list_id, owner_id, exclusive FROM member_lists WHERE member_id = ?")
+        self._member_lists = prepare("SELECT list_id, owner_id, exclusive, replies_policy FROM member_lists"
+                                     " WHERE member_id = ?")
         self._member_lists.fetch_size = FETCH_SIZE
 
     # Writes (the graph service) ------------------------------------------------------------------------------
@@ -129,12 +161,12 @@ class ListStore:
 
     async def add_member(self, entry: AccountList, member_id: int) -> None:
         """The two rows of a membership beside the list's own (idempotent; written again to change
-        ``exclusive``). The list's own row goes after (``list_member``): an account listed there is wholly a
-        member, and ``GraphService.add_to_list`` takes it as one."""
+        ``exclusive`` or ``replies_policy``). The list's own row goes after (``list_member``): an account listed
+        there is wholly a member, and ``GraphService.add_to_list`` takes it as one."""
         await asyncio.gather(
             execute(self._session, self._add_membership, (entry.owner_id, member_id, entry.list_id)),
             execute(self._session, self._add_member_list, (member_id, entry.list_id, entry.owner_id,
-                                                           entry.exclusive)))
+                                                           entry.exclusive, entry.replies_policy)))
 
     async def list_member(self, list_id: int, member_id: int) -> None:
         await execute(self._session, self._add_member, (list_id, member_id))
@@ -189,4 +221,5 @@ class ListStore:
     async def lists_of_member(self, member_id: int) -> list[Membership]:
         """Every list the account is in (the fanout's read, kept under its follower list version)."""
         rows = await execute(self._session, self._member_lists, (member_id,))
-        return [Membership(int(row["list_id"]), int(row["owner_id"]), bool(row["exclusive"])) for row in rows]
+        return [Membership(int(row["list_id"]), int(row["owner_id"]), bool(row["exclusive"]),
+                           row["replies_policy"] or DEFAULT_REPLIES_POLICY) for row in rows]

@@ -74,7 +74,7 @@ from kicau.follow_options import FollowOptions, KeptOptions, admitted
 from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.ids import ms_from_id
 from kicau.large_accounts import LargeAccounts
-from kicau.lists import Membership
+from kicau.lists import Membership, showing_reply
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.notification_policies import DEFAULT as DEFAULT_POLICY
 from kicau.notification_policies import (
@@ -548,6 +548,9 @@ class _Audiences:
     hidden: dict[int, set[int]]  # who hides an author (a large account's broadcast names them)
     backfills: dict[tuple[int, int], list[int]]  # what each new (follower, followee) follow backfills
     lists: dict[int, list[Membership]]  # the lists each status goes to (``list_audiences``)
+    # Of those, the lists whose streams are sent each new status: a reply to someone else only where the list's
+    # replies policy shows it (``Fanout._lists_streamed``); the timelines take it all the same, pages apply it.
+    list_streams: dict[int, list[Membership]]
 
 
 @dataclass
@@ -687,7 +690,8 @@ class Fanout:
             held = await self._unmuted(events, held)
         lists = list_audiences(events, followers, narrowed, memberships)
         narrowed.update(exclusive_narrowed(events, followers, narrowed, memberships))
-        audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills, lists)
+        audiences = _Audiences(followers, addressed, by_tags, narrowed, hidden, backfills, lists,
+                               await self._lists_streamed(events, lists))
         published, unpublished = public_changes(events)
         tagged, untagged = edited_tags(events, *tag_changes(events, published, unpublished), PUBLIC_ONLY)
         used, unused = edited_tags(events, *account_tag_changes(events), COUNTED, account=True)
@@ -870,12 +874,12 @@ class Fanout:
                 elif event.status_id in narrowed:
                     self._deliver(pipe, "update", event, payload,
                                   [*narrowed[event.status_id], *by_tags.get(event.status_id, ())])
-                    self._deliver_to_lists(pipe, "update", event, payload, audiences.lists)
+                    self._deliver_to_lists(pipe, "update", event, payload, audiences.list_streams)
                 else:
                     # One delivery a gateway for a status: a gateway drops a second as a replay.
                     self._deliver(pipe, "update", event, payload,
                                   [event.account_id, *followers[event.account_id], *by_tags.get(event.status_id, ())])
-                    self._deliver_to_lists(pipe, "update", event, payload, audiences.lists)
+                    self._deliver_to_lists(pipe, "update", event, payload, audiences.list_streams)
             elif isinstance(event, StatusDeleted):
                 # The bare id, as Mastodon sends it: "data: 123" on SSE, "payload":"123" on a WebSocket.
                 payload = str(event.status_id)
@@ -1120,6 +1124,22 @@ class Fanout:
                 list_id=list_id,
             )
             pipe.publish(keys.stream_channel(gateway), encode_delivery(delivery))
+
+    async def _lists_streamed(self, events: Sequence[Event],
+                              lists: dict[int, list[Membership]]) -> dict[int, list[Membership]]:
+        """Of the lists each new status goes to, those whose streams are sent it: a reply to someone else only where
+        the list's replies policy shows it, as Mastodon pushes it (kicau/lists.py, ``showing_reply``). What that
+        asks of Cassandra (the lists the replied-to account is in, which owners follow it) is read for such
+        replies alone."""
+        replies = [e for e in events if isinstance(e, StatusCreated) and e.status_id in lists
+                   and e.in_reply_to_account not in (0, e.account_id)]
+        if not replies:
+            return lists
+        shown = await asyncio.gather(*(
+            showing_reply(lists[e.status_id], author_id=e.account_id, replied_to=e.in_reply_to_account,
+                          lists_of=self.list_memberships.read, followers_among=self.graph.followers_among)
+            for e in replies))
+        return {**lists, **{e.status_id: found for e, found in zip(replies, shown, strict=True)}}
 
     def _deliver_to_lists(self, pipe: Pipeline, kind: StreamKind, event: StatusCreated | StatusDeleted | StatusEdited,
                           payload: str, lists: dict[int, list[Membership]]) -> None:

@@ -111,8 +111,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async def memberships_of(author: int) -> list[Membership]:
         answer = await upstreams.graph.call("GET", f"/internal/accounts/{author}/memberships")
         answer.raise_for_status()
-        return [Membership(list_id, owner_id, bool(exclusive))
-                for list_id, owner_id, exclusive in answer.json()["lists"]]
+        return [Membership(int(list_id), int(owner_id), bool(exclusive), str(policy))
+                for list_id, owner_id, exclusive, policy in answer.json()["lists"]]
 
     async def filters_of(account_id: int) -> ReaderFilters:
         answer = await upstreams.graph.call("GET", f"/internal/accounts/{account_id}/filters")

@@ -50,7 +50,7 @@ from kicau.filters import NO_FILTERS, ReaderFilters, searchable_text, with_resul
 from kicau.filters import PUBLIC as PUBLIC_CONTEXT
 from kicau.filters import decode as decode_filters
 from kicau.follow_options import FollowOptions
-from kicau.lists import Membership
+from kicau.lists import Membership, showing_reply
 from kicau.metrics import (
     DELIVERY_LATENCY,
     OPEN_STREAMS,
@@ -1585,18 +1585,28 @@ class StreamHub:
         apart = {m.owner_id for m in memberships if m.exclusive}
         recipients = [a for a in followers if a not in apart] if apart else list(followers)
         refused: set[int] = set()
-        if any(not options.default for options in followers.values()):
+        traits = _status_traits(delivery) if memberships or any(
+            not options.default for options in followers.values()) else None
+        if traits is not None and any(not options.default for options in followers.values()):
             # Their follows' options (kicau/follow_options.py), which the fanout applies to everyone else's, on
             # their home and list streams alike.
-            traits = _status_traits(delivery)
-            if traits is not None:
-                refused = {a for a, options in followers.items()
-                           if not options.admits(reblog=traits.reblog is not None, language=traits.language or "")}
-                recipients = [a for a in recipients if a not in refused]
+            refused = {a for a, options in followers.items()
+                       if not options.admits(reblog=traits.reblog is not None, language=traits.language or "")}
+            recipients = [a for a in recipients if a not in refused]
         if author in self._connections:
             recipients = [*recipients, author]
         if recipients:
             self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
+        replied_to = int(traits.in_reply_to_account_id or 0) if traits is not None and delivery.event == "update" else 0
+        if memberships and replied_to and self.memberships_of and self.followers_among:
+            # A reply to someone else reaches the lists whose replies policy shows it, as the fanout sends the
+            # other authors' (kicau/lists.py).
+            try:
+                memberships = await showing_reply(memberships, author_id=author, replied_to=replied_to,
+                                                  lists_of=self.memberships_of, followers_among=self.followers_among)
+            except Exception:
+                log.warning("could not read the lists' replies policies for a reply of %s", author, exc_info=True)
+                return
         for membership in memberships:
             if (membership.list_id in self._listing and membership.owner_id not in hidden
                     and membership.owner_id not in refused):
@@ -1662,10 +1672,12 @@ def _regroup(listeners: dict[Grouped, set[Connection]], held: dict[Connection, f
 
 
 class _StatusTraits(msgspec.Struct):
-    """What a follow's options look at in a status (kicau/follow_options.py)."""
+    """What a follow's options look at in a status (kicau/follow_options.py), and what a list's replies policy
+    does (kicau/lists.py)."""
 
     reblog: Any = None
     language: str | None = None
+    in_reply_to_account_id: str | None = None
 
 
 _decode_traits = msgspec.json.Decoder(_StatusTraits).decode

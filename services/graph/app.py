@@ -607,11 +607,12 @@ async def lists_holding(account_id: int, service: Service, account: AccountHeade
 
 
 @app.get("/internal/accounts/{account_id}/memberships")
-async def memberships(account_id: int, service: Service) -> dict[str, list[list[int]]]:
-    """Every list the account is in, as ``[list id, owner id, exclusive (0 or 1)]``: a gateway's stream of a list
-    gets a large member's statuses by this, and an exclusive list's owner's user stream is left without them."""
+async def memberships(account_id: int, service: Service) -> dict[str, list[list[int | str]]]:
+    """Every list the account is in, as ``[list id, owner id, exclusive (0 or 1), replies policy]``: a gateway's
+    stream of a list gets a large member's statuses by this (its replies as the policy shows them), and an exclusive
+    list's owner's user stream is left without them."""
     held = await service.lists.lists_of_member(account_id)
-    return {"lists": [[m.list_id, m.owner_id, int(m.exclusive)] for m in held]}
+    return {"lists": [[m.list_id, m.owner_id, int(m.exclusive), m.replies_policy] for m in held]}
 
 
 # Named, not ``/{direction}``: a path parameter there took every later ``/internal/accounts/{id}/...`` GET route

@@ -923,20 +923,27 @@ class GraphService:
 
     async def update_list(self, account_id: int, list_id: int, *, title: str | None, replies_policy: str | None,
                           exclusive: bool | None) -> dict[str, Any]:
-        """Change a list's title, replies policy or exclusiveness (those given). Made exclusive (or not), its
-        members' copies for the fanout change between two drops of their follower list versions, and the owner's
-        home reads see its large members again."""
+        """Change a list's title, replies policy or exclusiveness (those given). Its members' copies for the fanout
+        (exclusiveness and replies policy, ``member_lists``) change between two drops of their follower list
+        versions; made exclusive (or not), the owner's home reads see its large members again."""
         current = await self.own_list(account_id, list_id)
         changed = replace(current, title=current.title if title is None else _list_title(title),
                           replies_policy=replies_policy or current.replies_policy,
                           exclusive=current.exclusive if exclusive is None else exclusive)
-        if changed.exclusive != current.exclusive:
+        exclusive_changed = changed.exclusive != current.exclusive
+        if exclusive_changed or changed.replies_policy != current.replies_policy:
             members = await self.lists.members(list_id)
             await follower_lists.forget(self.redis, *members)
-            await resp.round_trip(self.redis, followee_changes(account_id))
-            await self.lists.save(changed)
+            if exclusive_changed:
+                await resp.round_trip(self.redis, followee_changes(account_id))
+            # The members' rows before the list's own: a retry after a crash in between still finds the change
+            # to make, and makes it whole.
             await asyncio.gather(*(self.lists.add_member(changed, member) for member in members))
+            crash_point("graph.list.members_restated")
+            await self.lists.save(changed)
             await follower_lists.forget(self.redis, *members)
+            if not exclusive_changed:
+                return changed.entity()
             await resp.round_trip(self.redis, followee_changes(account_id))
             if changed.exclusive:
                 await self._keep_out_of_home(account_id, members)

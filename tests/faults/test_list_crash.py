@@ -8,6 +8,7 @@ timeline (or not)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -56,3 +57,33 @@ def test_a_list_change_retried_after_a_graph_crash_is_whole(
     assert (shown in list_ids(http, owner, list_id)) is not undo
     harness.figure(f"graph service died at {crash_at}: answered {broken.status_code}; restarted in "
                    f"{restart_seconds:.1f}s; the retry left the list whole")
+
+
+@pytest.mark.timeout(300)
+def test_a_replies_policy_change_retried_after_a_graph_crash_reaches_every_members_copy(
+    http: httpx.Client, make_user: Callable[..., User], faults: Faults, stack_cassandra: Any,
+) -> None:
+    """Dead after restating the members' copies for the fanout (``member_lists``), before the list's own row: the
+    list still reads as before, so the retry makes the whole change again, and every copy ends with the new
+    policy (what the fanout sends the list's stream by, kicau/lists.py)."""
+    owner, members = make_user("lpc_o"), [make_user("lpc_m") for _ in range(2)]
+    for member in members:
+        assert http.post(f"/api/v1/accounts/{member.id}/follow", headers=owner.auth).status_code == 200
+    list_id = http.post("/api/v1/lists", headers=owner.auth, json={"title": "Policy"}).json()["id"]
+    assert http.post(f"/api/v1/lists/{list_id}/accounts", headers=owner.auth,
+                     json={"account_ids": [m.id for m in members]}).status_code == 200
+
+    def change() -> httpx.Response:
+        return http.put(f"/api/v1/lists/{list_id}", headers=owner.auth, json={"replies_policy": "none"})
+
+    broken, restart_seconds = faults.crash_during("graph", "graph.list.members_restated", change)
+    assert http.get(f"/api/v1/lists/{list_id}", headers=owner.auth).json()["replies_policy"] == "list"
+
+    retried = change()
+    assert (retried.status_code, retried.json()["replies_policy"]) == (200, "none"), retried.text
+    copies = [row["replies_policy"] for member in members for row in stack_cassandra.execute(
+        "SELECT replies_policy FROM member_lists WHERE member_id = %s AND list_id = %s", (int(member.id),
+                                                                                         int(list_id)))]
+    assert copies == ["none", "none"]
+    harness.figure(f"graph service died restating a list's members: answered {broken.status_code}; restarted in "
+                   f"{restart_seconds:.1f}s; the retry changed every member's copy")

@@ -6,7 +6,7 @@ the user's is a 404, none named a 400."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 from websockets.sync.client import connect
@@ -17,6 +17,7 @@ from tests.gateway.test_public_stream import public_stream, warm_until_public
 from tests.gateway.test_streaming import read_events, status_of, warm_until_seen
 from tests.gateway.test_streaming_bounds import next_frame, post, ws_url
 from tests.graph.test_lists import add, follow, make_list
+from tests.timeline.test_visibility import post as visible_post
 
 
 def test_a_lists_statuses_and_their_deletions_stream_to_its_owner(
@@ -90,3 +91,45 @@ def test_list_streams_refuse_bad_requests(gateway_url: str, http: httpx.Client,
     with connect(ws_url(gateway_url) + f"?stream=list&list={list_id}", additional_headers=other.auth,
                  open_timeout=10) as ws:
         assert next_frame(ws) == {"error": "Record not found", "status": 404}
+
+
+def updates_until(lines: Iterator[str], last: str) -> list[str]:
+    """The ids of the ``update`` events read up to and with ``last``."""
+    seen: list[str] = []
+    while not seen or seen[-1] != last:
+        (event,) = read_events(lines, 1)
+        if event["event"] == "update":
+            seen.append(json.loads(event["data"])["id"])
+    return seen
+
+
+def test_a_lists_stream_is_sent_the_replies_its_policy_shows(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """As Mastodon pushes them, and as the list's page shows them (tests/timeline/test_list_timelines.py): a member's
+    reply to the owner or to itself always; to another member under ``list``; to any account the owner follows
+    under ``followed``; to no one else under ``none``; never to a stranger. A changed policy applies from the next
+    status on."""
+    owner, member, fellow, followed, stranger = (make_user("lrp_o"), make_user("lrp_m"), make_user("lrp_f"),
+                                                 make_user("lrp_d"), make_user("lrp_s"))
+    follow(http, owner, member, fellow, followed)
+    list_id = make_list(http, owner, "Replies")["id"]
+    assert add(http, owner, list_id, member, fellow).status_code == 200
+    parents = {who.id: visible_post(http, who, f"a status of {who.username}")
+               for who in (owner, member, fellow, followed, stranger)}
+
+    def replies(policy: str) -> tuple[dict[str, str], str]:
+        made = {to.username: visible_post(http, member, f"@{to.username} under {policy}",
+                                          in_reply_to_id=parents[to.id])
+                for to in (stranger, followed, fellow, owner, member)}
+        return made, visible_post(http, member, f"marker under {policy}")
+
+    expected = {"list": (fellow, owner, member), "followed": (followed, fellow, owner, member),
+                "none": (owner, member)}
+    with public_stream(gateway_url, owner, f"/api/v1/streaming/list?list={list_id}") as lines:
+        warm_until_seen(gateway_url, member, lines)
+        for policy in ("list", "followed", "none"):
+            changed = http.put(f"/api/v1/lists/{list_id}", headers=owner.auth, json={"replies_policy": policy})
+            assert changed.status_code == 200 and changed.json()["replies_policy"] == policy, changed.text
+            made, marker = replies(policy)
+            assert updates_until(lines, marker) == [*(made[to.username] for to in expected[policy]), marker], policy

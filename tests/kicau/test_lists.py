@@ -9,7 +9,7 @@ import msgspec
 
 from kicau.events import Event, StatusCreated, StatusDeleted
 from kicau.follower_lists import KeptUnderVersions
-from kicau.lists import AccountList, Membership, shows_reply
+from kicau.lists import AccountList, Membership, showing_reply, shows_reply
 from services.fanout.service import exclusive_narrowed, list_audiences
 
 AUTHOR, OWNER, OTHER_OWNER, FAN, LARGE = 1, 2, 3, 4, 5
@@ -87,3 +87,36 @@ async def test_the_fanouts_copies_of_an_authors_lists_follow_its_version() -> No
     await kept.of({7: b"t1"})  # a third account: the least recently used goes
     await kept.of({6: b"t1"})
     assert reads == [AUTHOR, 6, AUTHOR, 7, 6]
+
+
+async def test_which_lists_streams_are_sent_a_reply_each_policy_reading_only_what_it_asks() -> None:
+    """``showing_reply``: a status to no one else goes to every list with nothing read; a reply to someone else
+    (9 here) to the lists whose policy shows it, reading the lists 9 is in only for a ``list`` policy and which
+    owners follow 9 only for a ``followed`` one (once, for all of them)."""
+    listed_with_9 = Membership(20, OWNER, False, "list")
+    listed_without_9 = Membership(21, OWNER, False, "list")
+    followed_by_owner = Membership(22, OWNER, False, "followed")
+    followed_not = Membership(23, OTHER_OWNER, False, "followed")
+    shown_none = Membership(24, OWNER, False, "none")
+    of_9 = Membership(25, 9, False, "none")  # the replied-to account's own list: a reply to its owner
+    every = [listed_with_9, listed_without_9, followed_by_owner, followed_not, shown_none, of_9]
+    asked: list[tuple[str, int, list[int]]] = []
+
+    async def lists_of(account_id: int) -> list[Membership]:
+        asked.append(("lists", account_id, []))
+        return [Membership(20, OWNER, False, "list"), Membership(30, 77, False, "list")]
+
+    async def followers_among(account_id: int, candidates: list[int]) -> list[int]:
+        asked.append(("followers", account_id, candidates))
+        return [c for c in candidates if c == OWNER]
+
+    async def shown(replied_to: int, memberships: list[Membership] = every) -> list[Membership]:
+        return await showing_reply(memberships, author_id=AUTHOR, replied_to=replied_to, lists_of=lists_of,
+                                   followers_among=followers_among)
+
+    assert await shown(0) == every and await shown(AUTHOR) == every and asked == []
+    assert await shown(9) == [listed_with_9, followed_by_owner, of_9]
+    assert asked == [("lists", 9, []), ("followers", 9, [OWNER, OTHER_OWNER])]
+    asked.clear()
+    assert await shown(9, [shown_none, of_9]) == [of_9] and asked == [], "nothing to read for `none`"
+    assert await shown(9, [listed_without_9]) == [] and asked == [("lists", 9, [])]

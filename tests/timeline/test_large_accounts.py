@@ -658,3 +658,42 @@ def test_a_follows_options_apply_to_a_large_members_statuses_in_lists(
         post(star, "more English", language="en")
         german = post(star, "mehr Deutsch", language="de")
         assert next_update(lines) == german  # the English one never came
+
+
+def test_a_large_members_replies_stream_on_its_lists_as_their_policies_show(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User], low_threshold_graph: str,
+) -> None:
+    """The gateways send a large member's replies to someone else to the lists whose replies policy shows them, as
+    the fanout does for every other member (kicau/lists.py): under ``list`` a reply to the owner, not one to an
+    account the owner follows outside the list; under ``followed`` that one too; a stranger's never."""
+    star, followed, stranger = make_user("lrs_star"), make_user("lrs_d"), make_user("lrs_s")
+    fans = [make_user("lrs_fan") for _ in range(THRESHOLD)]
+    owner = fans[0]
+    for fan in fans:
+        graph_call(low_threshold_graph, "follow", star, fan)
+    assert http.post(f"/api/v1/accounts/{followed.id}/follow", headers=owner.auth).status_code == 200
+    made = http.post("/api/v1/lists", headers=owner.auth, json={"title": "Large replies"}).json()
+    answer = http.post(f"/api/v1/lists/{made['id']}/accounts", headers=owner.auth, json={"account_ids": [star.id]})
+    assert answer.status_code == 200, answer.text
+
+    def post(author: User, text: str, **fields: str) -> str:
+        answer = http.post("/api/v1/statuses", headers=author.auth, json={"status": text, **fields})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["id"])
+
+    parents = {who.id: post(who, "a parent") for who in (owner, followed, stranger)}
+    with httpx.Client(base_url=gateway_url, timeout=httpx.Timeout(30, read=30)) as client, \
+            client.stream("GET", f"/api/v1/streaming/list?list={made['id']}", headers=owner.auth) as listed:
+        assert listed.status_code == 200
+        lines = listed.iter_lines()
+        warm_until_seen(gateway_url, star, lines)
+        for policy, shown in (("list", (owner,)), ("followed", (followed, owner))):
+            changed = http.put(f"/api/v1/lists/{made['id']}", headers=owner.auth, json={"replies_policy": policy})
+            assert changed.status_code == 200, changed.text
+            replies = {to.id: post(star, f"@{to.username} under {policy}", in_reply_to_id=parents[to.id])
+                       for to in (stranger, followed, owner)}
+            marker = post(star, f"marker under {policy}")
+            streamed = [next_update(lines)]
+            while streamed[-1] != marker:
+                streamed.append(next_update(lines))
+            assert streamed == [*(replies[to.id] for to in shown), marker], policy
