@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
@@ -90,7 +91,8 @@ def shows_reply(policy: str, *, owner_id: int, author_id: int, replied_to: int, 
 async def showing_reply(memberships: list[Membership], *, author_id: int, replied_to: int,
                         lists_of: Callable[[int], Awaitable[list[Membership]]],
                         followers_among: Callable[[int, list[int]], Awaitable[Iterable[int]]]) -> list[Membership]:
-    """Of the lists a new status by ``author_id`` goes to, those whose streams are sent it: as a list's page shows
+    """Of the lists a status by ``author_id`` (new or edited) goes to, those whose streams are sent it: as a list's
+    page shows
     it (``shows_reply``), each list's policy deciding for a reply to someone else (``replied_to``). Mastodon's
     streams apply the policy as a status is pushed; pages apply it as they are read, so a changed policy shows on
     every page at once. Reads only what the policies ask: the lists the replied-to account is in (``list``) and
@@ -112,6 +114,23 @@ async def showing_reply(memberships: list[Membership], *, author_id: int, replie
 
 async def _no_lists() -> list[Any]:
     return []
+
+
+class _Reply(msgspec.Struct):
+    in_reply_to_account_id: str | None = None
+
+
+_read_reply = msgspec.json.Decoder(_Reply).decode
+
+
+def replied_account(status: bytes | str) -> int:
+    """The account a rendered Status replies to (its ``in_reply_to_account_id``): what decides whether a list shows
+    an edit of it; 0 for none, or for a Status that cannot be read."""
+    try:
+        found = _read_reply(status).in_reply_to_account_id
+        return int(found) if found else 0
+    except (msgspec.DecodeError, ValueError):
+        return 0
 
 
 def _list_of(row: dict[str, Any]) -> AccountList:

@@ -74,7 +74,7 @@ from kicau.follow_options import FollowOptions, KeptOptions, admitted
 from kicau.follower_lists import FollowerLists, KeptUnderVersions
 from kicau.ids import ms_from_id
 from kicau.large_accounts import LargeAccounts
-from kicau.lists import Membership, showing_reply
+from kicau.lists import Membership, replied_account, showing_reply
 from kicau.metrics import FANOUT_BATCH_SECONDS, FANOUT_ENTRIES, FANOUT_EVENTS, FANOUT_PUBLISH_LAG_SECONDS
 from kicau.notification_policies import DEFAULT as DEFAULT_POLICY
 from kicau.notification_policies import (
@@ -548,8 +548,8 @@ class _Audiences:
     hidden: dict[int, set[int]]  # who hides an author (a large account's broadcast names them)
     backfills: dict[tuple[int, int], list[int]]  # what each new (follower, followee) follow backfills
     lists: dict[int, list[Membership]]  # the lists each status goes to (``list_audiences``)
-    # Of those, the lists whose streams are sent each new status: a reply to someone else only where the list's
-    # replies policy shows it (``Fanout._lists_streamed``); the timelines take it all the same, pages apply it.
+    # Of those, the lists whose streams are sent each new or edited status: a reply to someone else only where the
+    # list's replies policy shows it (``Fanout._lists_streamed``); the timelines take it all the same, pages apply it.
     list_streams: dict[int, list[Membership]]
 
 
@@ -1081,7 +1081,7 @@ class Fanout:
         else:
             self._deliver(pipe, "status.update", event, payload,
                           [event.account_id, *audiences.followers[event.account_id], *by_tags])
-            self._deliver_to_lists(pipe, "status.update", event, payload, audiences.lists)
+            self._deliver_to_lists(pipe, "status.update", event, payload, audiences.list_streams)
 
     async def _cards_for_online(
         self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int], notifiers: set[int],
@@ -1127,19 +1127,25 @@ class Fanout:
 
     async def _lists_streamed(self, events: Sequence[Event],
                               lists: dict[int, list[Membership]]) -> dict[int, list[Membership]]:
-        """Of the lists each new status goes to, those whose streams are sent it: a reply to someone else only where
-        the list's replies policy shows it, as Mastodon pushes it (kicau/lists.py, ``showing_reply``). What that
+        """Of the lists each new or edited status goes to, those whose streams are sent it (its ``update`` or
+        ``status.update``): a reply to someone else only where the list's replies policy shows it, as Mastodon pushes
+        it (kicau/lists.py, ``showing_reply``). What that
         asks of Cassandra (the lists the replied-to account is in, which owners follow it) is read for such
-        replies alone."""
-        replies = [e for e in events if isinstance(e, StatusCreated) and e.status_id in lists
-                   and e.in_reply_to_account not in (0, e.account_id)]
+        replies alone, and only for the lists whose owners have a stream open."""
+        replies = {e.status_id: (e.account_id, replied_to) for e in events
+                   if isinstance(e, StatusCreated | StatusEdited) and e.status_id in lists
+                   and (replied_to := (e.in_reply_to_account if isinstance(e, StatusCreated)
+                                       else replied_account(e.status_json))) not in (0, e.account_id)}
         if not replies:
             return lists
+        owners = {m.owner_id for status_id in replies for m in lists[status_id]}
+        streaming = {a for accounts in self.online.gateways_of(owners).values() for a in accounts}
         shown = await asyncio.gather(*(
-            showing_reply(lists[e.status_id], author_id=e.account_id, replied_to=e.in_reply_to_account,
-                          lists_of=self.list_memberships.read, followers_among=self.graph.followers_among)
-            for e in replies))
-        return {**lists, **{e.status_id: found for e, found in zip(replies, shown, strict=True)}}
+            showing_reply([m for m in lists[status_id] if m.owner_id in streaming], author_id=author,
+                          replied_to=replied_to, lists_of=self.list_memberships.read,
+                          followers_among=self.graph.followers_among)
+            for status_id, (author, replied_to) in replies.items()))
+        return {**lists, **dict(zip(replies, shown, strict=True))}
 
     def _deliver_to_lists(self, pipe: Pipeline, kind: StreamKind, event: StatusCreated | StatusDeleted | StatusEdited,
                           payload: str, lists: dict[int, list[Membership]]) -> None:

@@ -1585,7 +1585,9 @@ class StreamHub:
         apart = {m.owner_id for m in memberships if m.exclusive}
         recipients = [a for a in followers if a not in apart] if apart else list(followers)
         refused: set[int] = set()
-        traits = _status_traits(delivery) if memberships or any(
+        # The lists holding the author that a stream here listens to, and whose owner does not hide it.
+        streamed = [m for m in memberships if m.list_id in self._listing and m.owner_id not in hidden]
+        traits = _status_traits(delivery) if streamed or any(
             not options.default for options in followers.values()) else None
         if traits is not None and any(not options.default for options in followers.values()):
             # Their follows' options (kicau/follow_options.py), which the fanout applies to everyone else's, on
@@ -1597,19 +1599,18 @@ class StreamHub:
             recipients = [*recipients, author]
         if recipients:
             self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
-        replied_to = int(traits.in_reply_to_account_id or 0) if traits is not None and delivery.event == "update" else 0
-        if memberships and replied_to and self.memberships_of and self.followers_among:
+        replied_to = int(traits.in_reply_to_account_id or 0) if traits is not None else 0
+        if streamed and replied_to and self.memberships_of and self.followers_among:
             # A reply to someone else reaches the lists whose replies policy shows it, as the fanout sends the
             # other authors' (kicau/lists.py).
             try:
-                memberships = await showing_reply(memberships, author_id=author, replied_to=replied_to,
-                                                  lists_of=self.memberships_of, followers_among=self.followers_among)
+                streamed = await showing_reply(streamed, author_id=author, replied_to=replied_to,
+                                               lists_of=self.memberships_of, followers_among=self.followers_among)
             except Exception:
                 log.warning("could not read the lists' replies policies for a reply of %s", author, exc_info=True)
                 return
-        for membership in memberships:
-            if (membership.list_id in self._listing and membership.owner_id not in hidden
-                    and membership.owner_id not in refused):
+        for membership in streamed:
+            if membership.owner_id not in refused:
                 self.dispatch(msgspec.structs.replace(delivery, recipients=[membership.owner_id],
                                                       list_id=membership.list_id, followers_of_author=False))
 

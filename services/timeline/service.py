@@ -398,13 +398,28 @@ class TimelineService:
 
     async def list_retracted(self, account_id: int, list_id: int, after_id: int) -> StreamsRetracted:
         """The statuses of the members of the reader's list edited and deleted since the status id ``after_id``
-        (but direct ones), the edits as the reader sees them: what the list's stream missed of them while a
-        gateway's channel was lost (the fanout told it live of its members' statuses)."""
-        await self._own_list(account_id, list_id)
+        (but direct ones), the edits as the reader sees them and as the list's replies policy shows them: what the
+        list's stream missed of them while a gateway's channel was lost (the fanout told it live of its members'
+        statuses, kicau/lists.py)."""
+        found = await self._own_list(account_id, list_id)
         members, logged = await asyncio.gather(self.lists.members(list_id), self._logged_since(after_id))
         among = set(members)
         chosen = [r for r in logged.retractions if not r.direct and r.author_id in among]
-        return await self._retracted(logged.covered, chosen, Reader(account_id, context="home"))
+        retracted = await self._retracted(logged.covered, chosen, Reader(account_id, context="home"))
+        return StreamsRetracted(retracted.covered, await self._list_shows(found, among, retracted.edited),
+                                retracted.deleted)
+
+    async def _list_shows(self, found: AccountList, members: set[int], rendered: list[bytes]) -> list[bytes]:
+        """Of statuses rendered for the owner of the list ``found``, in order, those its replies policy shows
+        (kicau/lists.py, ``shows_reply``): whom the owner follows is read only for a ``followed`` list."""
+        shown = [(status, _read_shown(status)) for status in rendered]
+        replied = {int(s.in_reply_to_account_id) for _, s in shown if s.in_reply_to_account_id}
+        followed: set[int] = set()
+        if found.replies_policy == "followed" and replied:
+            followed = set(await self.store.followees_among(found.owner_id, replied))
+        return [status for status, s in shown if shows_reply(
+            found.replies_policy, owner_id=found.owner_id, author_id=int(s.account.id) if s.account else 0,
+            replied_to=int(s.in_reply_to_account_id or 0), members=members, followed=followed)]
 
     async def _logged_since(self, after_id: int) -> retractions.Window:
         """The log of edits and deletions since the status id ``after_id`` (kicau/retractions.py)."""
@@ -720,16 +735,7 @@ class TimelineService:
                                     functools.partial(self.rebuild_list, found), key)
         ids = read.ids
         rendered = await self.statuses.render_each(ids, Reader.home_of(account_id, options))
-        shown = {i: _read_shown(status) for i, status in rendered.items()}
-        replied = {i: int(s.in_reply_to_account_id) for i, s in shown.items() if s.in_reply_to_account_id}
-        followed: set[int] = set()
-        if found.replies_policy == "followed" and replied:
-            followed = set(await self.store.followees_among(account_id, set(replied.values())))
-        member_set = set(members)
-        authors = {i: int(account.id) for i, s in shown.items() if (account := s.account) is not None}
-        kept = [rendered[i] for i in ids if i in rendered and shows_reply(
-            found.replies_policy, owner_id=account_id, author_id=authors.get(i, 0), replied_to=replied.get(i, 0),
-            members=member_set, followed=followed)]
+        kept = await self._list_shows(found, set(members), [rendered[i] for i in ids if i in rendered])
         return Page(body=b"[" + b",".join(kept) + b"]", next_max_id=ids[-1] if ids else None,
                     prev_min_id=ids[0] if ids else None)
 

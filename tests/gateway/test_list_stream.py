@@ -133,3 +133,28 @@ def test_a_lists_stream_is_sent_the_replies_its_policy_shows(
             assert changed.status_code == 200 and changed.json()["replies_policy"] == policy, changed.text
             made, marker = replies(policy)
             assert updates_until(lines, marker) == [*(made[to.username] for to in expected[policy]), marker], policy
+
+
+def test_a_lists_stream_is_sent_the_edits_of_the_replies_its_policy_shows(
+    gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+) -> None:
+    """An edit's ``status.update`` goes where its status would: a member's reply to a stranger, kept off the list's
+    stream, is kept off it when edited; its reply to the owner is not."""
+    owner, member, stranger = make_user("lre_o"), make_user("lre_m"), make_user("lre_s")
+    follow(http, owner, member)
+    list_id = make_list(http, owner, "Edited replies")["id"]
+    assert add(http, owner, list_id, member).status_code == 200
+    to_stranger = visible_post(http, member, f"@{stranger.username} hi",
+                               in_reply_to_id=visible_post(http, stranger, "a parent"))
+    to_owner = visible_post(http, member, f"@{owner.username} hi", in_reply_to_id=visible_post(http, owner, "mine"))
+    with public_stream(gateway_url, owner, f"/api/v1/streaming/list?list={list_id}") as lines:
+        warm_until_seen(gateway_url, member, lines)
+        for reply in (to_stranger, to_owner):
+            answer = http.put(f"/api/v1/statuses/{reply}", headers=member.auth, json={"status": "edited"})
+            assert answer.status_code == 200, answer.text
+        marker = visible_post(http, member, "marker")
+        seen: list[tuple[str, str]] = []
+        while not seen or seen[-1] != ("update", marker):
+            (event,) = read_events(lines, 1)
+            seen.append((event["event"], json.loads(event["data"])["id"]))
+        assert seen == [("status.update", to_owner), ("update", marker)]

@@ -697,3 +697,13 @@ def test_a_large_members_replies_stream_on_its_lists_as_their_policies_show(
             while streamed[-1] != marker:
                 streamed.append(next_update(lines))
             assert streamed == [*(replies[to.id] for to in shown), marker], policy
+        # Their edits go where they went: the reply to the stranger's stays off the stream.
+        for to in (stranger, owner):
+            answer = http.put(f"/api/v1/statuses/{replies[to.id]}", headers=star.auth, json={"status": "edited"})
+            assert answer.status_code == 200, answer.text
+        marker = post(star, "marker after the edits")
+        seen: list[tuple[str, str]] = []
+        while not seen or seen[-1] != ("update", marker):
+            (event,) = read_events(lines, 1)
+            seen.append((event["event"], json.loads(event["data"])["id"]))
+        assert seen == [("status.update", replies[owner.id]), ("update", marker)]

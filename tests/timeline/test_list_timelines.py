@@ -255,13 +255,18 @@ def test_the_edits_and_deletions_of_a_lists_members_since_a_status_for_the_gatew
 ) -> None:
     """``/internal/timelines/retracted?list=``: what a list's streams missed of its members' edits and deletions
     while the gateway's channel was lost; of members alone, direct statuses left out, edits as the owner sees them
-    (a private status of a member it follows included); the owner's list alone."""
+    (a private status of a member it follows included) and as the list's replies policy shows them; the owner's
+    list alone."""
     owner, member, stranger = make_user("lret_o"), make_user("lret_m"), make_user("lret_s")
     follow(http, owner, member, stranger)
     listed = make_list(http, owner)["id"]
     assert add(http, owner, listed, member).status_code == 200
+    parent = post(http, stranger, "a parent")
     before = post(http, member, "before")
     edited = post(http, member, "private, to be edited", visibility="private")
+    reply = post(http, member, f"@{stranger.username} a reply", in_reply_to_id=parent)
+    assert http.put(f"/api/v1/statuses/{reply}", headers=member.auth, data={"status": "a reply, edited"}
+                    ).status_code == 200
     deleted = post(http, member, "to be deleted")
     direct = post(http, member, f"@{owner.username} direct", visibility="direct")
     elsewhere = post(http, stranger, "not a member's")
@@ -281,7 +286,11 @@ def test_the_edits_and_deletions_of_a_lists_members_since_a_status_for_the_gatew
 
     found = eventually(told)
     assert found is not None and found["covered"] is True
+    # Not the reply to the stranger: outside the list, under the default policy (``list``), the list hides it.
     assert [s["id"] for s in found["edited"]] == [edited] and "private, edited" in found["edited"][0]["content"]
+    changed = http.put(f"/api/v1/lists/{listed}", headers=owner.auth, json={"replies_policy": "followed"})
+    assert changed.status_code == 200, changed.text
+    assert sorted(s["id"] for s in read(owner).json()["edited"]) == sorted([edited, reply]), "the owner follows it"
     assert read(stranger).status_code == 404, "another account's list"
     answer = httpx.get(timeline, params={"after": before, "list": "x"}, headers={ACCOUNT_HEADER: owner.id},
                        timeout=10)
