@@ -238,7 +238,15 @@ class ListStore:
         return [int(row["list_id"]) for row in rows]
 
     async def lists_of_member(self, member_id: int) -> list[Membership]:
-        """Every list the account is in (the fanout's read, kept under its follower list version)."""
+        """Every list the account is in (the fanout's read, kept under its follower list version). A row written
+        before it carried the replies policy (migration 0053) takes it from its list's own row."""
         rows = await execute(self._session, self._member_lists, (member_id,))
+        older = [row for row in rows if row["replies_policy"] is None]
+        policies = dict(zip([int(row["list_id"]) for row in older], await asyncio.gather(*(
+            self.one(int(row["owner_id"]), int(row["list_id"])) for row in older)), strict=True))
         return [Membership(int(row["list_id"]), int(row["owner_id"]), bool(row["exclusive"]),
-                           row["replies_policy"] or DEFAULT_REPLIES_POLICY) for row in rows]
+                           row["replies_policy"] or _policy_of(policies.get(int(row["list_id"])))) for row in rows]
+
+
+def _policy_of(found: AccountList | None) -> str:
+    return found.replies_policy if found is not None else DEFAULT_REPLIES_POLICY

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from cassandra import ConsistencyLevel
 
-from kicau.lists import MAX_LISTS
+from kicau.lists import MAX_LISTS, ListStore
 from tests.conftest import User, narrow_token
 
 
@@ -215,3 +216,20 @@ def test_an_account_holds_at_most_fifty_lists(http: httpx.Client, make_user: Cal
     assert (answer.status_code, answer.json()) == (
         422, {"error": f"Validation failed: You cannot have more than {MAX_LISTS} lists"}), answer.text
     assert len(http.get("/api/v1/lists", headers=owner.auth).json()) == MAX_LISTS
+
+
+async def test_a_members_copy_from_before_the_replies_policy_takes_its_lists(
+    http: httpx.Client, make_user: Callable[..., User], stack_cassandra: Any,
+) -> None:
+    """A ``member_lists`` row written before it carried the replies policy (migration 0053) reads as its list's own
+    policy, not the default: what the fanout sends the list's stream by (kicau/lists.py)."""
+    owner, member = make_user("lpo_o"), make_user("lpo_m")
+    follow(http, owner, member)
+    quiet = make_list(http, owner, "Quiet", replies_policy="none")["id"]
+    plain = make_list(http, owner, "Plain")["id"]
+    for list_id in (quiet, plain):
+        assert add(http, owner, list_id, member).status_code == 200
+        stack_cassandra.execute("UPDATE member_lists SET replies_policy = null WHERE member_id = %s AND list_id = %s",
+                                (int(member.id), int(list_id)))
+    found = await ListStore(stack_cassandra, ConsistencyLevel.LOCAL_ONE).lists_of_member(int(member.id))
+    assert {(m.list_id, m.replies_policy) for m in found} == {(int(quiet), "none"), (int(plain), "list")}
