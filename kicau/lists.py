@@ -92,10 +92,9 @@ async def showing_reply(memberships: list[Membership], *, author_id: int, replie
                         lists_of: Callable[[int], Awaitable[list[Membership]]],
                         followers_among: Callable[[int, list[int]], Awaitable[Iterable[int]]]) -> list[Membership]:
     """Of the lists a status by ``author_id`` (new or edited) goes to, those whose streams are sent it: as a list's
-    page shows
-    it (``shows_reply``), each list's policy deciding for a reply to someone else (``replied_to``). Mastodon's
-    streams apply the policy as a status is pushed; pages apply it as they are read, so a changed policy shows on
-    every page at once. Reads only what the policies ask: the lists the replied-to account is in (``list``) and
+    page shows it (``shows_reply``), each list's policy deciding for a reply to someone else (``replied_to``).
+    Mastodon's streams apply the policy as a status is pushed; pages apply it as they are read, so a changed policy
+    shows on every page at once. Reads only what the policies ask: the lists the replied-to account is in (``list``) and
     which owners follow it (``followed``), each once."""
     if replied_to in (0, author_id):
         return memberships

@@ -1129,9 +1129,9 @@ class Fanout:
                               lists: dict[int, list[Membership]]) -> dict[int, list[Membership]]:
         """Of the lists each new or edited status goes to, those whose streams are sent it (its ``update`` or
         ``status.update``): a reply to someone else only where the list's replies policy shows it, as Mastodon pushes
-        it (kicau/lists.py, ``showing_reply``). What that
-        asks of Cassandra (the lists the replied-to account is in, which owners follow it) is read for such
-        replies alone, and only for the lists whose owners have a stream open."""
+        it (kicau/lists.py, ``showing_reply``). What that asks of Cassandra (the lists the replied-to account is in,
+        which owners follow it) is read for such replies alone, and only for the lists whose owners have a stream
+        open."""
         replies = {e.status_id: (e.account_id, replied_to) for e in events
                    if isinstance(e, StatusCreated | StatusEdited) and e.status_id in lists
                    and (replied_to := (e.in_reply_to_account if isinstance(e, StatusCreated)
