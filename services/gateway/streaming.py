@@ -1587,9 +1587,9 @@ class StreamHub:
         refused: set[int] = set()
         # The lists holding the author that a stream here listens to, and whose owner does not hide it.
         streamed = [m for m in memberships if m.list_id in self._listing and m.owner_id not in hidden]
-        traits = _status_traits(delivery) if streamed or any(
-            not options.default for options in followers.values()) else None
-        if traits is not None and any(not options.default for options in followers.values()):
+        optioned = any(not options.default for options in followers.values())
+        traits = _status_traits(delivery) if streamed or optioned else None
+        if traits is not None and optioned:
             # Their follows' options (kicau/follow_options.py), which the fanout applies to everyone else's, on
             # their home and list streams alike.
             refused = {a for a, options in followers.items()
