@@ -49,6 +49,7 @@ class Ports:
     cassandra_storage: int
     cassandra_jmx: int
     redis: int
+    prometheus: int
 
 
 def ports() -> Ports:
@@ -59,6 +60,7 @@ def ports() -> Ports:
         cassandra_storage=env_int("KICAU_CASSANDRA_STORAGE_PORT", 7000),
         cassandra_jmx=env_int("KICAU_CASSANDRA_JMX_PORT", 7199),
         redis=env_int("KICAU_REDIS_PORT", 6379),
+        prometheus=env_int("KICAU_PROMETHEUS_PORT", 9090),
     )
 
 

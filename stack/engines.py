@@ -1,4 +1,5 @@
-"""The three engines: how to configure, start, probe and stop Kafka, Cassandra and Redis under .stack/."""
+"""The engines: how to configure, start, probe and stop Kafka, Cassandra and Redis under .stack/, and Prometheus
+scraping the stack's services."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from stack import classpath, probes, procs
+import yaml
+
+from stack import classpath, probes, procs, services
 from stack.config import ENGINES_SRC, HOST, REDIS_SOCKET, ROOT, STACK_DIR, StackError, fits_socket_address, ports
 
 Say = Callable[[str], None]
@@ -322,26 +325,71 @@ def redis_unix_socket(path: Path) -> str:
 
 
 def ensure_redis_installed(say: Say) -> str:
-    found = procs.which("redis-server")
+    return ensure_debian_command("redis-server", "redis-server", say, "install redis-server 7.x by hand")
+
+
+def ensure_debian_command(command: str, package: str, say: Say, by_hand: str) -> str:
+    """The path of ``command``, installing Debian's ``package`` first when it is missing (as root only)."""
+    found = procs.which(command)
     if found:
         return found
     if os.geteuid() != 0:
-        raise StackError("redis-server is not installed", "run: sudo apt-get install -y redis-server")
-    say("redis-server missing: installing the Debian package")
+        raise StackError(f"{command} is not installed", f"run: sudo apt-get install -y {package}")
+    say(f"{command} missing: installing the Debian package {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "redis-server"]
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
     if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
         # Fresh containers ship with empty package lists.
         subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
         proc = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-10:]
-            raise StackError("apt-get install redis-server failed:\n  " + "\n  ".join(tail),
-                             "install redis-server 7.x by hand")  # fmt: skip
-    found = procs.which("redis-server")
+            raise StackError(f"apt-get install {package} failed:\n  " + "\n  ".join(tail), by_hand)
+    found = procs.which(command)
     if not found:
-        raise StackError("redis-server is still missing after apt-get install", "install redis-server by hand")
+        raise StackError(f"{command} is still missing after apt-get install {package}", by_hand)
     return found
+
+
+# deploy/prometheus's configuration for Kicau run without containers: its jobs, scrape intervals and labels are
+# what deploy/grafana's dashboard is written against, so the stack's Prometheus takes them as they are.
+PROMETHEUS_JOBS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+
+
+class Prometheus(Engine):
+    """Prometheus from Debian's package, scraping this stack's services with deploy/prometheus's jobs: the metrics,
+    and deploy/grafana's dashboard queries, can be looked at (``http://127.0.0.1:9090``) without containers."""
+
+    name = "prometheus"
+    marker = "prometheus"
+
+    @property
+    def port(self) -> int:
+        return ports().prometheus
+
+    def probe(self) -> str | None:
+        return probes.probe_http(self.port, "/-/ready")
+
+    def prepare(self, say: Say) -> list[str]:
+        binary = ensure_debian_command("prometheus", "prometheus", say, "install Prometheus 2.x by hand")
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "prometheus.yml"
+        _write_if_changed(config, prometheus_config(PROMETHEUS_JOBS.read_text()))
+        return [binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+                f"--web.listen-address={HOST}:{self.port}", "--storage.tsdb.retention.time=7d"]
+
+
+def prometheus_config(jobs_yaml: str) -> str:
+    """deploy/prometheus's configuration with each service's job pointed at the port the stack runs it on
+    (``KICAU_<NAME>_PORT``); a job that names no Kicau service is kept as it is."""
+    config = yaml.safe_load(jobs_yaml)
+    for job in config.get("scrape_configs", []):
+        service = services.by_name(job.get("job_name", ""))
+        if service is not None:
+            job["static_configs"] = [{"targets": [f"{HOST}:{service.port}"]}]
+    header = "# Written by `python -m stack up` from deploy/prometheus/prometheus.yml, with this stack's ports.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
 
 
 class _Collector(list[str]):
@@ -356,7 +404,7 @@ class _Collector(list[str]):
         self._say(line)
 
 
-ENGINES: list[Engine] = [Kafka(), Cassandra(), Redis()]
+ENGINES: list[Engine] = [Kafka(), Cassandra(), Redis(), Prometheus()]
 
 
 def by_name(name: str) -> Engine | None:

@@ -207,3 +207,21 @@ def test_classpath_cache_is_dropped_when_a_jar_vanishes(tmp_path: Path, monkeypa
     assert classpath.cached("kafka") == [str(jar)]
     jar.unlink()
     assert classpath.cached("kafka") is None
+
+
+def test_the_stacks_prometheus_scrapes_each_service_where_the_stack_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    monkeypatch.setenv("KICAU_TIMELINE_PORT", "18082")
+    jobs = engines.PROMETHEUS_JOBS.read_text() + (
+        "  - job_name: elsewhere\n    static_configs:\n      - targets: [\"10.0.0.9:9100\"]\n")
+    config = yaml.safe_load(engines.prometheus_config(jobs))
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets.pop("elsewhere") == ["10.0.0.9:9100"]  # not a Kicau service: left as deploy/ wrote it
+    assert targets == {service.name: [f"127.0.0.1:{service.port}"] for service in services.SERVICES}
+    assert targets["timeline"] == ["127.0.0.1:18082"]
+    # What the dashboard relies on is kept: the jobs' names and scrape intervals, the global settings.
+    original = yaml.safe_load(engines.PROMETHEUS_JOBS.read_text())
+    assert config["global"] == original["global"]
+    assert [job.get("scrape_interval") for job in config["scrape_configs"][:-1]] == \
+        [job.get("scrape_interval") for job in original["scrape_configs"]]
