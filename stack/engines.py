@@ -382,8 +382,11 @@ class Prometheus(Engine):
 
 def prometheus_config(jobs_yaml: str) -> str:
     """deploy/prometheus's configuration with each service's job pointed at the port the stack runs it on
-    (``KICAU_<NAME>_PORT``); a job that names no Kicau service is kept as it is."""
+    (``KICAU_<NAME>_PORT``), and its rule files (the alerts) named where they are; a job that names no Kicau service
+    is kept as it is."""
     config = yaml.safe_load(jobs_yaml)
+    # Rule files are named relative to deploy/prometheus, where the configuration is written from.
+    config["rule_files"] = [str(PROMETHEUS_JOBS.parent / path) for path in config.get("rule_files", [])]
     for job in config.get("scrape_configs", []):
         service = services.by_name(job.get("job_name", ""))
         if service is not None:

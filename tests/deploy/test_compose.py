@@ -338,7 +338,11 @@ def bind_mounts(name: str) -> dict[str, str]:
 
 def test_observability_mounts_exist_in_the_repository() -> None:
     prometheus = bind_mounts("prometheus")
-    assert prometheus == {"/etc/prometheus/prometheus.yml": "./deploy/prometheus/prometheus.compose.yml"}
+    assert prometheus == {"/etc/prometheus/prometheus.yml": "./deploy/prometheus/prometheus.compose.yml",
+                          "/etc/prometheus/alerts.yml": "./deploy/prometheus/alerts.yml"}
+    # The rules are read from beside the configuration, where they are mounted.
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.compose.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in command_words(services()["prometheus"])
     grafana = bind_mounts("grafana")
     for source in (*prometheus.values(), *grafana.values()):

@@ -225,3 +225,6 @@ def test_the_stacks_prometheus_scrapes_each_service_where_the_stack_runs_it(monk
     assert config["global"] == original["global"]
     assert [job.get("scrape_interval") for job in config["scrape_configs"][:-1]] == \
         [job.get("scrape_interval") for job in original["scrape_configs"]]
+    # The alerts, named where they are: the written configuration lives in .stack/prometheus/, not beside them.
+    assert config["rule_files"] == [str(engines.PROMETHEUS_JOBS.parent / "alerts.yml")]
+    assert Path(config["rule_files"][0]).is_file()
