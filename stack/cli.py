@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from stack import engines, migrate, procs, services, topics
-from stack.config import HOST, ROOT, STACK_DIR, StackError, cassandra_keyspace, engine_timeout, service_timeout
+from stack.config import (
+    HOST,
+    ROOT,
+    STACK_DIR,
+    StackError,
+    cassandra_keyspace,
+    engine_timeout,
+    ports,
+    service_timeout,
+)
 
 T = TypeVar("T")
 
@@ -90,7 +99,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     gateway = services.by_name("gateway")
     assert gateway is not None
     if "gateway" in running:
-        say("stack", f"up: gateway at http://{HOST}:{gateway.port}")
+        say("stack", f"up: gateway at http://{HOST}:{gateway.port}, Prometheus at http://{HOST}:{ports().prometheus}")
     else:
         say("stack", f"up: engines ready; gateway not running yet (would be http://{HOST}:{gateway.port})")
     return 0
