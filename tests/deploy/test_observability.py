@@ -25,6 +25,7 @@ from services.timeline.settings import TimelineSettings
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/kicau-overview.json"
 DATASOURCES = ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
+ALERT_RULES = ROOT / "deploy/prometheus/alerts.yml"
 
 SETTINGS: dict[str, type[BaseSettings]] = {
     "graph": GraphSettings,
@@ -82,10 +83,19 @@ def defined_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:
     return found
 
 
+def alert_labels() -> frozenset[str]:
+    """The labels of Prometheus's ``ALERTS`` series for deploy/prometheus/alerts.yml: the alert's name and state,
+    the labels its rule sets, and those its expression keeps (``up``'s target labels, the 5xx rule's service)."""
+    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    set_by_rules = {label for group in groups for rule in group["rules"] for label in rule.get("labels", {})}
+    return frozenset({"alertname", "alertstate", "service"} | set_by_rules | TARGET_LABELS)
+
+
 @cache
 def exposed_series() -> dict[str, tuple[str, frozenset[str]]]:
-    """Series names Prometheus will see (with prometheus_client's suffixes) -> (metric, labels allowed on them)."""
-    series: dict[str, tuple[str, frozenset[str]]] = {}
+    """Series names Prometheus will see (with prometheus_client's suffixes) -> (metric, labels allowed on them);
+    and ``ALERTS``, which Prometheus itself makes from the alerting rules."""
+    series: dict[str, tuple[str, frozenset[str]]] = {"ALERTS": ("ALERTS", alert_labels())}
     for name, (kind, labels) in defined_metrics().items():
         allowed = frozenset(labels) | TARGET_LABELS
         if kind == "Counter":
@@ -129,8 +139,8 @@ def queries() -> list[tuple[str, str]]:
     return found
 
 
-_SERIES = re.compile(r"\b(kicau_[a-z0-9_]+)\b")
-_SELECTOR = re.compile(r"\b(kicau_[a-z0-9_]+)\s*\{([^}]*)\}")
+_SERIES = re.compile(r"\b(kicau_[a-z0-9_]+|ALERTS)\b")
+_SELECTOR = re.compile(r"\b(kicau_[a-z0-9_]+|ALERTS)\s*\{([^}]*)\}")
 _MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
 _GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
 _LABEL_VALUES = re.compile(r"label_values\(\s*(kicau_[a-z0-9_]+)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)")
@@ -192,6 +202,13 @@ def test_the_label_check_catches_a_wrong_label() -> None:
     assert label_problems("label_values(kicau_http_requests_total, transport)") == [
         ("kicau_http_requests_total", "transport")
     ]
+    assert label_problems('sum by (alertname, severity) (ALERTS{alertstate="firing"})') == []
+    assert label_problems('sum by (route) (ALERTS{state="firing"})') == [("ALERTS", "state"), ("by", "route")]
+
+
+def test_the_dashboard_shows_the_alerts_firing_and_pending() -> None:
+    alerting = [expr for _, expr in queries() if "ALERTS" in expr]
+    assert {state for expr in alerting for state in re.findall(r'alertstate="(\w+)"', expr)} == {"firing", "pending"}
 
 
 @pytest.mark.parametrize("metric", list(REQUIRED))

@@ -1,6 +1,6 @@
 """The stack's Prometheus raises deploy/prometheus/alerts.yml's KicauServiceDown for a service that stops answering
 (the push service, SIGSTOPped: its scrapes time out as a hung process's would), after the rule's minute, for that
-service alone, and drops it once the service answers again."""
+service alone, as the dashboard's alerts panel shows, and drops it once the service answers again."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from stack.config import HOST, ports
+from tests.deploy.test_dashboard_live import panel_queries, query
 from tests.faults import harness
 from tests.faults.conftest import Faults
 
@@ -41,6 +42,11 @@ def test_a_paused_service_is_reported_down_after_a_minute_and_no_longer_once_it_
         (alert,) = alerts_of(prometheus)
         assert alert["labels"]["severity"] == "critical"
         assert alert["annotations"]["summary"] == "Kicau push is not answering Prometheus"
+        # The dashboard's alerts panel shows it as firing (deploy/grafana).
+        firing_panel, _ = [expr for title, expr in panel_queries() if title == "Alerts firing and pending"]
+        shown = {(series["metric"]["alertname"], series["metric"]["severity"]): float(series["value"][1])
+                 for series in query(prometheus, firing_panel)}
+        assert shown.get((ALERT, "critical")) == 1.0, shown
 
         faults.resume(push)
         cleared = harness.wait_for(lambda: not alerts_of(prometheus), 60, "KicauServiceDown cleared")
