@@ -838,6 +838,9 @@ class StreamHub:
         self._announced: set[Connection] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
+        # The last delivery of each large author still being resolved (``_deliver_large``): the next one waits for
+        # it before dispatching, so that an author's statuses, edits and deletions reach streams in their order.
+        self._large_pending: dict[int, asyncio.Task[None]] = {}
         # (what, account) being read again after a failed read (``_keep_loading``).
         self._reloading: set[tuple[str, int]] = set()
         self._stopping = False
@@ -1523,7 +1526,7 @@ class StreamHub:
                         continue
                     if delivery.followers_of_author:
                         if self._connections:
-                            self._spawn(self._deliver_large(delivery))
+                            self._deliver_large_in_order(delivery)
                     else:
                         self.dispatch(delivery)
             except asyncio.CancelledError:
@@ -1563,14 +1566,30 @@ class StreamHub:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _deliver_large(self, delivery: StreamDelivery) -> None:
+    def _deliver_large_in_order(self, delivery: StreamDelivery) -> None:
+        """``_deliver_large``, in a task of its own (its reads wait on the graph service, and the channel must be
+        read on meanwhile), dispatching only after the author's delivery before it has: resolved concurrently, a
+        reply (which reads the lists' replies policies too) could reach a stream after the author's next status, or
+        a status after its own deletion."""
+        author = delivery.author_id
+        task = asyncio.create_task(self._deliver_large(delivery, after=self._large_pending.get(author)))
+        self._large_pending[author] = task
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        task.add_done_callback(functools.partial(self._large_delivered, author))
+
+    def _large_delivered(self, author: int, task: asyncio.Task[None]) -> None:
+        if self._large_pending.get(author) is task:
+            del self._large_pending[author]
+
+    async def _deliver_large(self, delivery: StreamDelivery, after: asyncio.Task[None] | None = None) -> None:
         """A large account's status arrives once for every gateway: find which of this gateway's connected
         accounts follow the author (one partition read per 100 of them) and deliver to those whose follows'
         options admit the status (kicau/follow_options.py), and, with the lists
         the author is in (one read, made beside it), to this gateway's streams of those lists whose owners' options
         admit it too. An owner of an
         exclusive list holding the author gets it on that list's stream alone, as its home timeline leaves it out
-        (kicau/lists.py)."""
+        (kicau/lists.py). Dispatched once ``after`` (the author's delivery before this one) is."""
         author = delivery.author_id
         hidden = set(delivery.hidden_from)  # who blocks or mutes the author (kicau/blocks_and_mutes.py)
         candidates = [a for a in self._connections if a != author and a not in hidden]
@@ -1597,8 +1616,6 @@ class StreamHub:
             recipients = [a for a in recipients if a not in refused]
         if author in self._connections:
             recipients = [*recipients, author]
-        if recipients:
-            self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
         replied_to = int(traits.in_reply_to_account_id or 0) if traits is not None else 0
         if streamed and replied_to and self.memberships_of and self.followers_among:
             # A reply to someone else reaches the lists whose replies policy shows it, as the fanout sends the
@@ -1608,7 +1625,11 @@ class StreamHub:
                                                lists_of=self.memberships_of, followers_among=self.followers_among)
             except Exception:
                 log.warning("could not read the lists' replies policies for a reply of %s", author, exc_info=True)
-                return
+                streamed = []
+        if after is not None:
+            await asyncio.wait((after,))  # its outcome is its own: only its moment matters here
+        if recipients:
+            self.dispatch(msgspec.structs.replace(delivery, recipients=recipients))
         for membership in streamed:
             if membership.owner_id not in refused:
                 self.dispatch(msgspec.structs.replace(delivery, recipients=[membership.owner_id],
