@@ -52,6 +52,17 @@ def _frame(event: Literal["update", "delete"], status_id: int) -> bytes:
     return StreamEvent("update", str(status_id), f'{{"id":"{status_id}"}}').sse_chunk()
 
 
+def _hub_reading(graph: Graph) -> tuple[StreamHub, Transport]:
+    """A hub asking ``graph``, and the transport of ``READER``'s one stream on it, written directly."""
+    hub = StreamHub(Redis(), queue_size=8, per_account=4, followers_among=graph.followers_among,
+                    memberships_of=graph.memberships_of)
+    connection = Connection(account_id=READER, transport="sse", limit=8)
+    transport = Transport()
+    connection.write_directly(TransportSink(transport, limit_bytes=1 << 20))  # type: ignore[arg-type]
+    hub._connections[READER].add(connection)  # as StreamHub.open registers it, without Redis
+    return hub, transport
+
+
 async def _turns(count: int = 20) -> None:
     for _ in range(count):
         await asyncio.sleep(0)
@@ -59,12 +70,7 @@ async def _turns(count: int = 20) -> None:
 
 async def test_a_large_authors_deliveries_reach_streams_in_order_whatever_their_reads_take() -> None:
     graph = Graph()
-    hub = StreamHub(Redis(), queue_size=8, per_account=4, followers_among=graph.followers_among,
-                    memberships_of=graph.memberships_of)
-    connection = Connection(account_id=READER, transport="sse", limit=8)
-    transport = Transport()
-    connection.write_directly(TransportSink(transport, limit_bytes=1 << 20))  # type: ignore[arg-type]
-    hub._connections[READER].add(connection)  # as StreamHub.open registers it, without Redis
+    hub, transport = _hub_reading(graph)
 
     hub._deliver_large_in_order(_large("update", 10, SLOW))  # its reads wait
     hub._deliver_large_in_order(_large("update", 11, SLOW))
@@ -93,12 +99,7 @@ async def test_a_delivery_whose_reads_fail_does_not_hold_back_the_next() -> None
             return dict.fromkeys(candidates, DEFAULT)
 
     graph = Failing()
-    hub = StreamHub(Redis(), queue_size=8, per_account=4, followers_among=graph.followers_among,
-                    memberships_of=graph.memberships_of)
-    connection = Connection(account_id=READER, transport="sse", limit=8)
-    transport = Transport()
-    connection.write_directly(TransportSink(transport, limit_bytes=1 << 20))  # type: ignore[arg-type]
-    hub._connections[READER].add(connection)
+    hub, transport = _hub_reading(graph)
 
     hub._deliver_large_in_order(_large("update", 10, SLOW))  # lost: its followers could not be read
     hub._deliver_large_in_order(_large("update", 11, SLOW))
