@@ -1571,7 +1571,7 @@ class StreamHub:
         read on meanwhile), dispatching only after the author's delivery before it has: resolved concurrently, a
         reply (which reads the lists' replies policies too) could reach a stream after the author's next status, or
         a status after its own deletion. A read that hangs holds the author's later deliveries back with it, until
-        the graph call's timeout (``KICAU_UPSTREAM_TIMEOUT_SECONDS``) ends it."""
+        the graph call's timeout (``KICAU_GATEWAY_UPSTREAM_TIMEOUT_SECONDS``) ends it."""
         author = delivery.author_id
         task = asyncio.create_task(self._deliver_large(delivery, after=self._large_pending.get(author)))
         self._large_pending[author] = task
