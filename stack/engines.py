@@ -307,7 +307,7 @@ class Redis(Engine):
         return probes.probe_redis(self.port)
 
     def prepare(self, say: Say) -> list[str]:
-        binary = ensure_redis_installed(say)
+        binary = ensure_debian_command("redis-server", "redis-server", say, "install redis-server 7.x by hand")
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "redis.conf"
@@ -322,10 +322,6 @@ def redis_unix_socket(path: Path) -> str:
     if not fits_socket_address(path):
         return "# no Unix socket: this checkout's path is too long for a socket address"
     return f"unixsocket {path}\nunixsocketperm 700"
-
-
-def ensure_redis_installed(say: Say) -> str:
-    return ensure_debian_command("redis-server", "redis-server", say, "install redis-server 7.x by hand")
 
 
 def ensure_debian_command(command: str, package: str, say: Say, by_hand: str) -> str:

@@ -5,26 +5,14 @@ without error. tests/faults/test_alerts.py shows one raised by a real fault."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
-from stack.config import HOST, ports
 from tests.conftest import eventually
-from tests.deploy.test_dashboard_live import ROOT
-
-RULES = ROOT / "deploy" / "prometheus"
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    found = shutil.which("promtool")
-    assert found is not None, "promtool comes with Debian's prometheus package, which `python -m stack up` installs"
-    return subprocess.run([found, *args], capture_output=True, text=True, check=False, cwd=RULES)
+from tests.deploy.conftest import PROMETHEUS_FILES as RULES
+from tests.deploy.conftest import promtool
 
 
 def rule_names() -> list[str]:
@@ -58,12 +46,6 @@ def test_a_wrong_expectation_fails_the_unit_tests(tmp_path: Any) -> None:
     wrong.write_text(yaml.safe_dump(cases))
     tested = promtool("test", "rules", str(wrong))
     assert tested.returncode != 0 and 'job="push"' in tested.stderr, tested.stdout + tested.stderr
-
-
-@pytest.fixture(scope="module")
-def prometheus() -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://{HOST}:{ports().prometheus}", timeout=10) as client:
-        yield client
 
 
 def test_the_stacks_prometheus_evaluates_every_rule(prometheus: httpx.Client) -> None:

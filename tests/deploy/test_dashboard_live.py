@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from stack.config import HOST, ports
 from tests.conftest import User, eventually
+from tests.deploy.conftest import promtool
 from tests.deploy.test_observability import DASHBOARD
 from tests.gateway.test_streaming import keep_reading, status_of
 
-ROOT = Path(__file__).resolve().parents[2]
 # Grafana's $__rate_interval: the larger of four scrape intervals (5 s, the datasource's timeInterval) and the
 # panel's interval plus one; a dashboard a few minutes wide on a screen gets about a minute.
 RATE_INTERVAL = "1m"
@@ -47,12 +43,6 @@ def by_title() -> dict[str, str]:
     """The query of each panel that has one alone."""
     titles = [title for title, _ in panel_queries()]
     return {title: expr for title, expr in panel_queries() if titles.count(title) == 1}
-
-
-@pytest.fixture(scope="module")
-def prometheus() -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"http://{HOST}:{ports().prometheus}", timeout=10) as client:
-        yield client
 
 
 def query(prometheus: httpx.Client, expr: str) -> list[dict[str, Any]]:
@@ -89,11 +79,8 @@ def test_the_service_variable_lists_the_services(prometheus: httpx.Client) -> No
 
 
 @pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.compose.yml"])
-def test_promtool_accepts_the_scrape_configs(config: str, tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool is not None, "promtool comes with Debian's prometheus package, which `python -m stack up` installs"
-    checked = subprocess.run([promtool, "check", "config", str(ROOT / "deploy" / "prometheus" / config)],
-                             capture_output=True, text=True, check=False, cwd=tmp_path)
+def test_promtool_accepts_the_scrape_configs(config: str) -> None:
+    checked = promtool("check", "config", config)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
