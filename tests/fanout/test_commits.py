@@ -165,9 +165,14 @@ def test_busy_commits_wait_for_the_interval_and_an_idle_worker_commits_at_once()
 def test_interval_zero_commits_after_every_batch() -> None:
     async def scenario() -> None:
         async with _broker() as kafka, _worker(kafka, Recorder(), interval=0.0) as worker:
+            async def counted(batches: int) -> bool:
+                return worker.batches == batches
+
             for status_id in range(5):
                 await kafka.produce(status_id)
                 await _until(lambda n=status_id + 1: kafka.committed_is(n))  # type: ignore[misc]
+                # The worker counts a batch once its commit has returned: the broker may show the commit first.
+                await _until(lambda n=status_id + 1: counted(n))  # type: ignore[misc]
             assert worker.batches == worker.commits == 5
 
     asyncio.run(scenario())
