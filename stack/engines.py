@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -324,6 +325,13 @@ def redis_unix_socket(path: Path) -> str:
     return f"unixsocket {path}\nunixsocketperm 700"
 
 
+# The engines are prepared in parallel threads (stack/cli.py), and dpkg takes one installer at a time: on a machine
+# with neither Redis nor Prometheus, two concurrent apt-get runs made the second fail on dpkg's lock.
+_DEBIAN_INSTALLS = threading.Lock()
+# Another installer outside the stack (unattended-upgrades, a provisioning script) is waited for, not failed on.
+_DPKG_LOCK_WAIT_S = 600
+
+
 def ensure_debian_command(command: str, package: str, say: Say, by_hand: str) -> str:
     """The path of ``command``, installing Debian's ``package`` first when it is missing (as root only)."""
     found = procs.which(command)
@@ -331,12 +339,19 @@ def ensure_debian_command(command: str, package: str, say: Say, by_hand: str) ->
         return found
     if os.geteuid() != 0:
         raise StackError(f"{command} is not installed", f"run: sudo apt-get install -y {package}")
+    with _DEBIAN_INSTALLS:
+        return procs.which(command) or _apt_install(command, package, say, by_hand)
+
+
+def _apt_install(command: str, package: str, say: Say, by_hand: str) -> str:
     say(f"{command} missing: installing the Debian package {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    install = ["apt-get", "-o", f"DPkg::Lock::Timeout={_DPKG_LOCK_WAIT_S}", "install", "-y",
+               "--no-install-recommends", package]
     if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
         # Fresh containers ship with empty package lists.
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
+        subprocess.run(["apt-get", "-o", f"DPkg::Lock::Timeout={_DPKG_LOCK_WAIT_S}", "update"], env=env,
+                       capture_output=True, check=False)
         proc = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-10:]

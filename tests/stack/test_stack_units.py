@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +230,42 @@ def test_the_stacks_prometheus_scrapes_each_service_where_the_stack_runs_it(monk
     # The alerts, named where they are: the written configuration lives in .stack/prometheus/, not beside them.
     assert config["rule_files"] == [str(engines.PROMETHEUS_JOBS.parent / "alerts.yml")]
     assert Path(config["rule_files"][0]).is_file()
+
+
+def test_debian_installs_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis and Prometheus are prepared in parallel threads; dpkg refuses a second installer while one runs (a cold
+    `make up` failed so), so their installs are taken in turn, each waiting on dpkg's lock for outside installers."""
+    installed: set[str] = set()
+    running = 0
+    most_at_once = 0
+    calls: list[list[str]] = []
+    guard = threading.Lock()
+
+    def fake_run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        nonlocal running, most_at_once
+        with guard:
+            calls.append(argv)
+            running += 1
+            most_at_once = max(most_at_once, running)
+        time.sleep(0.05)
+        installed.add(argv[-1])
+        with guard:
+            running -= 1
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(procs, "which", lambda command: f"/usr/bin/{command}" if command in installed else None)
+    found: list[str] = []
+    wanted = ["redis-server", "prometheus", "redis-server"]  # the third asks for what the first installs
+    threads = [threading.Thread(target=lambda c=c: found.append(engines.ensure_debian_command(c, c, lambda _: None,
+                                                                                              "by hand")))
+               for c in wanted]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert sorted(found) == ["/usr/bin/prometheus", "/usr/bin/redis-server", "/usr/bin/redis-server"]
+    assert most_at_once == 1
+    assert len(calls) == 2, "a package installed while a caller waited is not installed again"
+    assert all(any(arg.startswith("DPkg::Lock::Timeout=") for arg in argv) for argv in calls)
