@@ -53,6 +53,28 @@ from services.gateway.streaming import (
 from services.gateway.upstreams import Caller, raise_for_error
 
 log = logging.getLogger(__name__)
+
+
+# What a client's WebSocket message was when it was not a JSON value (``_client_message``).
+_BINARY = object()
+_NOT_JSON = object()
+_decode_client_json = msgspec.json.Decoder().decode
+
+
+async def _client_message(websocket: WebSocket) -> Any:
+    """The JSON value of the client's next message; ``_NOT_JSON`` for text that is not JSON, ``_BINARY`` for a binary
+    frame. Starlette's ``receive_json`` raised for both (a KeyError for a binary frame, logged as a failure of the
+    route), and the socket was dropped without a word: a client's typo now gets Mastodon's error frame instead."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        return _BINARY
+    try:
+        return _decode_client_json(text)
+    except msgspec.DecodeError:
+        return _NOT_JSON
 router = APIRouter(tags=["streaming"])
 
 OVERFLOW_EVENT = "kicau.overflow"
@@ -706,7 +728,14 @@ async def stream_websocket(websocket: WebSocket) -> None:
                     raise
                 await websocket.send_json({"error": error.message, "status": error.status_code})
         while True:
-            message: Any = await websocket.receive_json()
+            message = await _client_message(websocket)
+            if message is _BINARY:
+                # As Mastodon's streaming server: the protocol is JSON text; a binary message ends the socket.
+                await websocket.close(code=1003, reason="binary messages are not supported")
+                return
+            if message is _NOT_JSON:
+                await websocket.send_json({"error": "Message is not JSON", "status": 400})
+                continue
             kind = message.get("type") if isinstance(message, dict) else None
             if kind not in ("subscribe", "unsubscribe"):
                 await websocket.send_json({"error": "Unknown message type", "status": 400})
