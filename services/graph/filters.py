@@ -75,6 +75,8 @@ def _expires_at(value: Any) -> datetime | None:
         return None
     if isinstance(value, str) and value.isdigit():
         value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3600.0 is JSON Schema's integer too, as for a mute's duration and a poll's expires_in
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_EXPIRES_IN:
         raise _invalid(f"Expires in must be a number of seconds from 1 to {MAX_EXPIRES_IN}")
     return datetime.now(UTC) + timedelta(seconds=value)
