@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -475,3 +476,23 @@ class CpuMeter:
             return {}
         return {name: round((self._jit_after[name] - before) / requests * 1e6, 1)
                 for name, before in self._jit_before.items() if name in self._jit_after}
+
+
+# The gateway section's rounds (bench/gateway.py), and its report (bench/report.py).
+def clean(run: dict[str, Any]) -> bool:
+    """Whether a run counts as throughput: one with errors (a service restarting under it, timeouts) does not."""
+    return bool(run["errors"] <= 0.01 * max(1, run["requests"]))
+
+
+def round_stolen(round_runs: list[dict[str, Any]], max_steal: float) -> bool:
+    """Whether the hypervisor took more than ``max_steal`` of the machine's CPU during any run of a round."""
+    return any((run.get("machine_steal_share") or 0.0) > max_steal for run in round_runs)
+
+
+def best_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A target's fastest run among the clean ones of the rounds kept; failing that, among the clean ones; failing
+    that, among all."""
+    for pool in ([r for r in runs if clean(r) and not r.get("set_aside")], [r for r in runs if clean(r)], runs):
+        if pool:
+            return max(pool, key=lambda r: r["rps"])
+    raise ValueError("no runs")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import DELIVERY_P99_TARGET_MS, POST_STAGE_NAMES, RESULTS, write_json
+from bench.common import DELIVERY_P99_TARGET_MS, POST_STAGE_NAMES, RESULTS, best_run, write_json
 
 # (section, key, target, comparison, label)
 TARGETS = (
@@ -137,15 +137,23 @@ def markdown(results: dict[str, Any], command: str) -> str:
     runs = g.get("runs") or {}
     targets = [name for name in ("hello", "home", "post", "home_floor", "post_floor") if name in runs]
     for name in targets:
-        best = max(runs.get(name) or [{}], key=lambda r: r.get("rps", 0))
+        best = best_run(runs[name])
         ratio = g.get(f"{name}_ratio") if name != "hello" else 1.0
         lines.append(f"| {name.replace('_', ' ')} | {_fmt(best.get('rps'))} | {_fmt(best.get('p50_ms'))} "
                      f"| {_fmt(best.get('p99_ms'))} | {_fmt(ratio, 3)} | {_share(best.get('machine_steal_share'))} |")
     paired = g.get("round_ratios") or {}
     if paired:
+        aside = [bool(run.get("set_aside")) for run in runs.get("hello", [])]
+
+        def marked(ratios: list[Any]) -> str:
+            return " / ".join(_fmt(r, 3) + ("*" if i < len(aside) and aside[i] else "") for i, r in enumerate(ratios))
+
         lines += ["", "Each round's ratio to that round's hello world: " + "; ".join(
-            f"{name.replace('_', ' ')} {' / '.join(_fmt(r, 3) for r in ratios)}"
-            for name, ratios in paired.items() if ratios) + "."]
+            f"{name.replace('_', ' ')} {marked(ratios)}" for name, ratios in paired.items() if ratios) + "."]
+        if any(aside):
+            lines[-1] += (f" Rounds marked * were set aside, the hypervisor having taken over "
+                          f"{_share(g.get('max_steal'))} of the CPU during one of their runs; the bests above come "
+                          + ("from the others." if not all(aside) else "from all of them, none being kept."))
     if "home_floor" in runs:
         lines += [
             "",
