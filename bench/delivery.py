@@ -142,6 +142,12 @@ class DeliveryOptions:
     connect_concurrency: int = 50
     # "sse" (``GET /api/v1/streaming/user``) or "websocket" (``/api/v1/streaming?stream=user``, Mastodon's frames).
     transport: str = "sse"
+    # A rate during which the hypervisor took more than ``max_steal`` of the machine's CPU is run once more
+    # (``set_aside`` in its row keeps the first run's figures): on 2026-12-06 23:40Z (a Xeon) 10 and 15 posts/s ran
+    # with 21% and 19% stolen and missed the p99 target, 20 posts/s with 3% met it. Once only: the posters share
+    # the gateway's 300 requests an account in 5 minutes.
+    max_steal: float = 0.10
+    stolen_retries: int = 1
 
 
 class _Dump(msgspec.Struct):
@@ -395,6 +401,10 @@ async def _post_schedule(client: Poster, tokens: list[str], rate: float, seconds
     return ids, answer_ms, failed
 
 
+# What a row keeps of a run of its rate that was set aside for the CPU the hypervisor took during it.
+SET_ASIDE_KEYS = ("p50_ms", "p99_ms", "server_p99_ms", "deliveries", "expected_deliveries", "machine_steal_share")
+
+
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -455,7 +465,10 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
             # rates the machine runs out of CPU before any one process does.
             pids = {**stack_pids(int((await redis.info("server"))["process_id"])),
                     "listeners": listeners_client.process.pid, "bench": os.getpid()}
-            for rate in opts.rates:
+
+            async def measure(rate: float) -> dict[str, Any]:
+                """One rate: posting open-loop, then waiting for every stream; its row."""
+                nonlocal parse_errors
                 log(f"delivery: {rate:g} posts/s for {opts.seconds:g}s to {live} streams")
                 # This process's garbage collections would hold up the open-loop posting schedule: collect
                 # between rates, never during one.
@@ -523,7 +536,6 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     **sides,
                 }
                 gc.enable()
-                per_rate.append(row)
                 log(f"  client p50/p95/p99 {row['p50_ms']}/{row['p95_ms']}/{row['p99_ms']} ms, "
                     f"server p50/p99 {row['server_p50_ms']}/{row['server_p99_ms']} ms, "
                     f"{row['deliveries']:,}/{expected:,} delivered, post answer p50 {row['post_answer_p50_ms']} ms; "
@@ -539,6 +551,17 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
                     f"machine idle {row['machine_idle_share']}, cores {row['cpu_cores']}; "
                     f"machine steal {'unknown' if stolen is None else f'{stolen:.0%}'}; "
                     f"stream client {row['client_cpu_us_per_delivery']} µs of CPU a delivery")
+                return row
+
+            for rate in opts.rates:
+                row = await measure(rate)
+                set_aside: list[dict[str, Any]] = []
+                while (row["machine_steal_share"] or 0.0) > opts.max_steal and len(set_aside) < opts.stolen_retries:
+                    log(f"  set aside: {row['machine_steal_share']:.0%} of the CPU stolen; {rate:g} posts/s again")
+                    set_aside.append({key: row[key] for key in SET_ASIDE_KEYS})
+                    row = await measure(rate)
+                row["set_aside"] = set_aside
+                per_rate.append(row)
         finally:
             client.close()
     finally:
@@ -564,6 +587,7 @@ async def run(opts: DeliveryOptions) -> dict[str, Any]:
         "other_events": other_events,
         "parse_errors": parse_errors,
         "p99_within_target_up_to_posts_per_s": within_target_up_to(per_rate),
+        "max_steal": opts.max_steal,
         "rates": per_rate,
     }
 

@@ -56,6 +56,19 @@ def _share(value: Any) -> str:
     return "—" if not isinstance(value, int | float) else f"{value:.0%}"
 
 
+def _runs_set_aside(rates: list[dict[str, Any]], max_steal: Any) -> list[str]:
+    """A sentence on the rates run again because the hypervisor took too much of the CPU during their first run
+    (bench/delivery.py); nothing when none was."""
+    again = [(r, first) for r in rates for first in r.get("set_aside") or []]
+    if not again:
+        return []
+    return ["", f"Run again, the hypervisor having taken over {_share(max_steal)} of the machine's CPU during the "
+                "first run (the rows above are the second): " + "; ".join(
+                    f"{_fmt(r['posts_per_s'])} posts/s{' over ' + r['over'] if 'over' in r else ''} (first run p99 "
+                    f"{_fmt(first.get('p99_ms'))} ms, {_share(first.get('machine_steal_share'))} stolen)"
+                    for r, first in again) + "."]
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "—"
@@ -233,6 +246,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
         "`kicau_stream_delivery_latency_seconds` (accepted → written), interpolated inside its buckets. Fanout "
         "publish lag = `kicau_fanout_publish_lag_seconds` (accepted → published to the gateways); GC pauses = "
         "collections during the rate and the bucket bound of the longest (`kicau_gc_pause_seconds`).",
+        *_runs_set_aside([*d.get("rates", []), *websocket_rates], d.get("max_steal")),
         *_post_path_while_delivering(d.get("rates", [])),
         "",
         "## 4. Redis memory",
