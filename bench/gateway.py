@@ -306,9 +306,9 @@ async def run(opts: GatewayOptions) -> dict[str, Any]:
                 result["set_aside"] = stolen
             number += 1
             if stolen:
-                left = opts.rounds + opts.extra_rounds - number
+                another = number < opts.rounds + opts.extra_rounds
                 log(f"  round {number} set aside: over {_percent(opts.max_steal)} of the CPU stolen during a run"
-                    + (" (another round in its place)" if left and kept < opts.rounds else ""))
+                    + (" (another round in its place)" if another else ""))
             else:
                 kept += 1
         copies_after = _local_copy_reads()

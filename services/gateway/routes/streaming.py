@@ -54,7 +54,6 @@ from services.gateway.upstreams import Caller, raise_for_error
 
 log = logging.getLogger(__name__)
 
-
 # What a client's WebSocket message was when it was not a JSON value (``_client_message``).
 _BINARY = object()
 _NOT_JSON = object()
@@ -75,6 +74,8 @@ async def _client_message(websocket: WebSocket) -> Any:
         return _decode_client_json(text)
     except msgspec.DecodeError:
         return _NOT_JSON
+
+
 router = APIRouter(tags=["streaming"])
 
 OVERFLOW_EVENT = "kicau.overflow"
