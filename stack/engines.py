@@ -346,12 +346,11 @@ def ensure_debian_command(command: str, package: str, say: Say, by_hand: str) ->
 def _apt_install(command: str, package: str, say: Say, by_hand: str) -> str:
     say(f"{command} missing: installing the Debian package {package}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "-o", f"DPkg::Lock::Timeout={_DPKG_LOCK_WAIT_S}", "install", "-y",
-               "--no-install-recommends", package]
+    apt_get = ["apt-get", "-o", f"DPkg::Lock::Timeout={_DPKG_LOCK_WAIT_S}"]
+    install = [*apt_get, "install", "-y", "--no-install-recommends", package]
     if subprocess.run(install, env=env, capture_output=True, check=False).returncode != 0:
         # Fresh containers ship with empty package lists.
-        subprocess.run(["apt-get", "-o", f"DPkg::Lock::Timeout={_DPKG_LOCK_WAIT_S}", "update"], env=env,
-                       capture_output=True, check=False)
+        subprocess.run([*apt_get, "update"], env=env, capture_output=True, check=False)
         proc = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-10:]
