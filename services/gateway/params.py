@@ -81,6 +81,18 @@ async def read_params(request: Request, limit: int) -> dict[str, Any]:
     raise ApiError(415, f"Unsupported content type: {content_type or 'none'}")
 
 
+async def read_oauth_params(request: Request, limit: int) -> dict[str, Any]:
+    """``read_params`` for OAuth's own endpoints (token, revocation, authorization), which answer a malformed request
+    with 400, OAuth's ``invalid_request`` (RFC 6749 4.1.2.1 and 5.2, RFC 7009 2.2.1), where the API's routes
+    answer 422."""
+    try:
+        return await read_params(request, limit)
+    except ApiError as error:
+        if error.status_code != 422:
+            raise
+        raise ApiError(400, error.message, error.headers) from None
+
+
 async def read_params_and_files(request: Request, limit: int, file_bytes: int,
                                 files: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """``read_params``, and from a multipart body the named ``files`` too (each at most ``file_bytes``, a 422

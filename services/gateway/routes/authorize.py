@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kicau.web import error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Services, Settings
-from services.gateway.params import read_params
+from services.gateway.params import read_oauth_params
 from services.gateway.upstreams import UpstreamResponse
 
 router = APIRouter(tags=["oauth"])
@@ -126,7 +126,7 @@ _HTML_PAGE: Final = {"content": {"text/html": {"schema": {"type": "string"}}}}
                        **doc.errors(400)})
 @router.get("/oauth/authorize/", include_in_schema=False)  # toot's login URL ends so
 async def authorization_form(request: Request, services: Services, settings: Settings) -> Response:
-    params = _strings(await read_params(request, settings.max_body_bytes))
+    params = _strings(await read_oauth_params(request, settings.max_body_bytes))
     asked = {name: params.get(name) for name in REQUEST_FIELDS}
     answer = await services.graph.call("POST", "/internal/oauth/authorization_request", json=asked)
     if answer.status_code != 200:
@@ -140,7 +140,7 @@ async def authorization_form(request: Request, services: Services, settings: Set
                         302: {"description": "Back to the app's redirect URI with code and state (or error)"},
                         **doc.errors(400, 401, 403, 413, 415)})
 async def authorization_decision(request: Request, services: Services, settings: Settings) -> Response:
-    params = _strings(await read_params(request, settings.max_body_bytes))
+    params = _strings(await read_oauth_params(request, settings.max_body_bytes))
     asked = {name: params.get(name) for name in REQUEST_FIELDS}
     state = params.get("state")
     if params.get("decision") == "deny":

@@ -12,7 +12,7 @@ from kicau.tokens import TokenInfo
 from services.gateway import openapi as doc
 from services.gateway.auth import AnyToken, require
 from services.gateway.deps import Common, Services, Settings
-from services.gateway.params import read_params
+from services.gateway.params import read_oauth_params, read_params
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["oauth"])
@@ -51,7 +51,7 @@ async def verify_app_credentials(token: AnyToken, services: Services) -> Respons
 @router.post("/oauth/token", openapi_extra=doc.TOKEN_BODY,
              responses={**doc.ok(doc.Token), **doc.errors(400, 401, 413, 415, 422)})
 async def token(request: Request, services: Services, settings: Settings) -> Response:
-    params = _strings(await read_params(request, settings.max_body_bytes))
+    params = _strings(await read_oauth_params(request, settings.max_body_bytes))
     return passthrough(await services.graph.call("POST", "/internal/oauth/token", json=params))
 
 
@@ -59,7 +59,7 @@ async def token(request: Request, services: Services, settings: Settings) -> Res
              responses={**doc.ok(dict[str, str], "Revoked (also when the token was unknown)"),
                         **doc.errors(400, 401, 403, 413, 415, 422)})
 async def revoke(request: Request, services: Services, settings: Settings) -> Response:
-    params = await read_params(request, settings.max_body_bytes)
+    params = await read_oauth_params(request, settings.max_body_bytes)
     return passthrough(await services.graph.call("POST", "/internal/oauth/revoke", json=params))
 
 
