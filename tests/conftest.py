@@ -40,6 +40,22 @@ def eventually(check: Callable[[], T], *, timeout: float = 30.0, interval: float
         interval = min(interval * 1.25, max(interval, MAX_POLL_INTERVAL))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries the warnings and errors the stack's services logged while it ran
+    (tests/service_logs.py): in CI they are all there is to tell why."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    from stack.config import STACK_DIR
+    from tests.service_logs import logged_since
+
+    logged = logged_since(call.start, STACK_DIR / "services")
+    if logged:
+        report.sections.append(("services' warnings and errors during the test", logged))
+
+
 @dataclass
 class User:
     id: str

@@ -33,10 +33,18 @@ def _read_by(http: httpx.Client, reader: User, status_id: str) -> str:
 
 
 def _fanned_out(http: httpx.Client, author: User, reader: User) -> None:
-    """Wait until the fanout has dealt with every event of ``author`` so far: a new status of its reaches
-    ``reader``'s home timeline (one author's events are fanned out in order)."""
+    """Wait until the fanout has applied every event of ``author`` so far, whole.
+
+    A new status of its is published after them (an event only handed to the producer, as an edit's undo, is in
+    the log before it), and reaches ``reader``'s home timeline once the fanout has come to it (one author's events
+    are fanned out in order). That alone is not the end of the batch that carried it: the batch's home timeline
+    writes go out beside its Cassandra records (hashtag timelines, notifications), so a read right after the marker
+    shows could find an event of the same batch half written (a fresh-clone CI run, 2026-12-07: the hashtag
+    timelines of an edit taken back read empty, the restoring event's insert not yet there). The fanout commits a
+    batch's offsets only once all of it is written: no lag left means the batch is done."""
     marker = post(http, author, "marker")["id"]
     eventually(lambda: marker in home_ids(http, reader) or None, timeout=60)
+    harness.wait_for(lambda: harness.consumer_lag() == 0, 60, "the fanout to commit the marker's batch")
 
 
 @pytest.mark.timeout(300)
