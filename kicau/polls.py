@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 from kicau import keys
 from kicau.clients import execute, write_preparer
 from kicau.crash_points import crash_point
+from kicau.durations import whole_seconds
 from kicau.resp import command, round_trip
 from kicau.web import ApiError
 
@@ -93,11 +94,8 @@ def definition(options: Any, expires_in: Any, multiple: Any = False, hide_totals
                             "each")
     if len({option.strip() for option in options}) < len(options):
         raise ApiError(422, "Validation failed: Poll options contain duplicate items")
-    try:
-        seconds = int(expires_in)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(422, "Validation failed: Poll expires_in must be a number of seconds") from exc
-    if isinstance(expires_in, bool) or (isinstance(expires_in, float) and not expires_in.is_integer()):
+    seconds = whole_seconds(expires_in)
+    if seconds is None:
         raise ApiError(422, "Validation failed: Poll expires_in must be a number of seconds")
     if seconds < MIN_EXPIRATION:
         raise ApiError(422, "Validation failed: Poll expiration date is too soon")

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
@@ -20,6 +28,7 @@ from kicau.announcements import NO_ONE, AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.directory import Directory
 from kicau.disabled_accounts import DisabledAccounts
+from kicau.durations import whole_seconds
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
@@ -41,6 +50,7 @@ from kicau.web import (
     ApiError,
     acting_account_id,
     cassandra_ready,
+    describe_errors,
     install_common,
     redis_ready,
 )
@@ -115,6 +125,23 @@ class RevokeForm(_Body):
     client_secret: StrictStr | None = None
 
 
+OAuthForm = TypeVar("OAuthForm", TokenForm, RevokeForm, AuthorizationRequest)
+
+
+def _oauth_form(model: type[OAuthForm]) -> Callable[[Request], Awaitable[OAuthForm]]:
+    """The body of one of OAuth's endpoints as ``model``. Those answer a malformed request with 400, OAuth's
+    ``invalid_request`` (RFC 6749 5.2, RFC 7009 2.2.1), where the API's routes answer 422: the body is checked
+    here rather than by FastAPI's validation (the gateway's ``read_oauth_params`` does the same for its own)."""
+
+    async def read(request: Request) -> OAuthForm:
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise ApiError(400, describe_errors(exc.errors())) from None
+
+    return read
+
+
 class Candidates(_Body):
     candidates: list[int]
 
@@ -146,13 +173,10 @@ class MuteForm(_Body):
     @field_validator("duration", mode="before")
     @classmethod
     def _whole_seconds(cls, value: object) -> object:
-        # Pydantic's lax mode would read JSON's false as 0, which is no number of seconds. A whole float (3600.0)
-        # is JSON Schema's integer too; a form sends digits.
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 3600.0 is JSON Schema's integer too
-        if isinstance(value, bool | float) or (isinstance(value, str) and not re.fullmatch(r"[0-9]{1,12}", value)):
+        seconds = whole_seconds(value)
+        if seconds is None:
             raise ValueError("must be a whole number of seconds")
-        return value
+        return seconds
 
 
 class ListForm(_Body):
@@ -306,7 +330,7 @@ async def take_back_reaction(announcement_id: int, name: str, service: Service,
 
 
 @app.post("/internal/oauth/token")
-async def token(form: TokenForm, service: Service) -> dict[str, Any]:
+async def token(form: Annotated[TokenForm, Depends(_oauth_form(TokenForm))], service: Service) -> dict[str, Any]:
     return await service.issue_token(
         grant_type=form.grant_type, client_id=form.client_id, client_secret=form.client_secret,
         username=form.username, password=form.password, scope=form.scope,
@@ -315,7 +339,8 @@ async def token(form: TokenForm, service: Service) -> dict[str, Any]:
 
 
 @app.post("/internal/oauth/authorization_request")
-async def authorization_request(form: AuthorizationRequest, service: Service) -> dict[str, Any]:
+async def authorization_request(form: Annotated[AuthorizationRequest, Depends(_oauth_form(AuthorizationRequest))],
+                                service: Service) -> dict[str, Any]:
     """What the approval form shows, once the request is found valid."""
     return await service.authorization_request(
         response_type=form.response_type, client_id=form.client_id, redirect_uri=form.redirect_uri,
@@ -323,7 +348,8 @@ async def authorization_request(form: AuthorizationRequest, service: Service) ->
 
 
 @app.post("/internal/oauth/authorize")
-async def authorize(form: AuthorizationRequest, service: Service) -> dict[str, Any]:
+async def authorize(form: Annotated[AuthorizationRequest, Depends(_oauth_form(AuthorizationRequest))],
+                    service: Service) -> dict[str, Any]:
     """The user approved: a code for the app, and where to send it."""
     return await service.authorize(
         response_type=form.response_type, client_id=form.client_id, redirect_uri=form.redirect_uri,
@@ -332,7 +358,7 @@ async def authorize(form: AuthorizationRequest, service: Service) -> dict[str, A
 
 
 @app.post("/internal/oauth/revoke")
-async def revoke(form: RevokeForm, service: Service) -> dict[str, Any]:
+async def revoke(form: Annotated[RevokeForm, Depends(_oauth_form(RevokeForm))], service: Service) -> dict[str, Any]:
     await service.revoke(token=form.token, client_id=form.client_id, client_secret=form.client_secret)
     return {}
 

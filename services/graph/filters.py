@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from kicau import keys
 from kicau.clients import execute
+from kicau.durations import whole_seconds
 from kicau.filters import (
     ACTIONS,
     CONTEXTS,
@@ -73,13 +74,10 @@ def _expires_at(value: Any) -> datetime | None:
     """``expires_in`` seconds from now; none (or an empty value) for a filter that never expires."""
     if value is None or value == "":
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    elif isinstance(value, float) and value.is_integer():
-        value = int(value)  # 3600.0 is JSON Schema's integer too, as for a mute's duration and a poll's expires_in
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_EXPIRES_IN:
+    seconds = whole_seconds(value)
+    if seconds is None or not 0 < seconds <= MAX_EXPIRES_IN:
         raise _invalid(f"Expires in must be a number of seconds from 1 to {MAX_EXPIRES_IN}")
-    return datetime.now(UTC) + timedelta(seconds=value)
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _flag(value: Any, default: bool) -> bool:

@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from kicau.web import error_response
+from kicau.web import ApiError, error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Services, Settings
 from services.gateway.params import read_oauth_params
@@ -46,14 +46,22 @@ _STYLE: Final = ("body{font-family:sans-serif;max-width:28em;margin:3em auto;pad
                  "label,input,button{display:block;width:100%;margin:.3em 0}.error{color:#a00}")
 
 
+# Every parameter the authorization's form and request read; others are ignored, as OAuth asks (RFC 6749 3.1).
+KNOWN_FIELDS: Final = (*REQUEST_FIELDS, "state", "login", "password", "decision")
+
+
 def _strings(params: dict[str, Any]) -> dict[str, str]:
-    """The request's string parameters (``scope`` may come as a list, as Mastodon.py sends ``scopes``)."""
+    """The request's string parameters (``scope`` may come as a list, as Mastodon.py sends ``scopes``). One it
+    reads given as anything else (a JSON number, an object) is a malformed request: 400, OAuth's
+    ``invalid_request``, rather than the parameter taken as missing (a scope of 5 read as the default scope)."""
     found: dict[str, str] = {}
     for key, value in params.items():
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             value = " ".join(value)
         if isinstance(value, str):
             found[key] = value
+        elif key in KNOWN_FIELDS and value is not None:
+            raise ApiError(400, f"Validation failed: {key} must be a string")
     return found
 
 
