@@ -35,8 +35,8 @@ test: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	.venv/bin/ruff check kicau services stack tests bench loadtests
-	.venv/bin/mypy kicau services stack tests bench loadtests
+	.venv/bin/ruff check kicau services stack tests bench loadtests deploy
+	.venv/bin/mypy kicau services stack tests bench loadtests deploy
 
 # Benchmarks of issue #6 against the running stack (`make up` first): fanout vs Redis, gateway vs hello world,
 # stream delivery latency, Redis bytes per timeline entry. Writes loadtests/results/latest.{json,md} and PNGs.

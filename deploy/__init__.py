@@ -1,0 +1,1 @@
+"""Deployment: Kubernetes and Compose files, Prometheus and Grafana configuration, and the tools that write them."""

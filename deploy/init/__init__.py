@@ -1,0 +1,1 @@
+"""Init jobs run before the services start (the schema migration)."""
