@@ -99,7 +99,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     gateway = services.by_name("gateway")
     assert gateway is not None
     if "gateway" in running:
-        say("stack", f"up: gateway at http://{HOST}:{gateway.port}, Prometheus at http://{HOST}:{ports().prometheus}")
+        say("stack", f"up: gateway at http://{HOST}:{gateway.port}, Prometheus at http://{HOST}:{ports().prometheus}, "
+                     f"Alertmanager at http://{HOST}:{ports().alertmanager}")
     else:
         say("stack", f"up: engines ready; gateway not running yet (would be http://{HOST}:{gateway.port})")
     return 0

@@ -50,6 +50,7 @@ class Ports:
     cassandra_jmx: int
     redis: int
     prometheus: int
+    alertmanager: int
 
 
 def ports() -> Ports:
@@ -61,6 +62,8 @@ def ports() -> Ports:
         cassandra_jmx=env_int("KICAU_CASSANDRA_JMX_PORT", 7199),
         redis=env_int("KICAU_REDIS_PORT", 6379),
         prometheus=env_int("KICAU_PROMETHEUS_PORT", 9090),
+        # Not Alertmanager's 9093, which is Kafka's controller here (its gossip port, 9094, is not opened).
+        alertmanager=env_int("KICAU_ALERTMANAGER_PORT", 9095),
     )
 
 

@@ -392,17 +392,46 @@ class Prometheus(Engine):
 
 def prometheus_config(jobs_yaml: str) -> str:
     """deploy/prometheus's configuration with each service's job pointed at the port the stack runs it on
-    (``KICAU_<NAME>_PORT``), and its rule files (the alerts) named where they are; a job that names no Kicau service
-    is kept as it is."""
+    (``KICAU_<NAME>_PORT``), its rule files (the alerts) named where they are, and its alerts sent to the stack's
+    Alertmanager; a job that names no Kicau service is kept as it is."""
     config = yaml.safe_load(jobs_yaml)
     # Rule files are named relative to deploy/prometheus, where the configuration is written from.
     config["rule_files"] = [str(PROMETHEUS_JOBS.parent / path) for path in config.get("rule_files", [])]
+    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [f"{HOST}:{ports().alertmanager}"]}]}]}
     for job in config.get("scrape_configs", []):
         service = services.by_name(job.get("job_name", ""))
         if service is not None:
             job["static_configs"] = [{"targets": [f"{HOST}:{service.port}"]}]
     header = "# Written by `python -m stack up` from deploy/prometheus/prometheus.yml, with this stack's ports.\n"
     return header + yaml.safe_dump(config, sort_keys=False)
+
+
+# Where deploy/prometheus/alerts.yml's alerts go once Prometheus raises them: deploy/alertmanager's routing, as it is.
+ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+class Alertmanager(Engine):
+    """Alertmanager from Debian's package, with deploy/alertmanager's routing: the stack's Prometheus sends it the
+    alerts it raises, which it groups, inhibits and sends on to the receivers configured there (none by default:
+    ``http://127.0.0.1:9095`` lists them). One instance: its gossip for a highly available pair is not opened."""
+
+    name = "alertmanager"
+    marker = "alertmanager"
+
+    @property
+    def port(self) -> int:
+        return ports().alertmanager
+
+    def probe(self) -> str | None:
+        return probes.probe_http(self.port, "/-/ready")
+
+    def prepare(self, say: Say) -> list[str]:
+        binary = ensure_debian_command("prometheus-alertmanager", "prometheus-alertmanager", say,
+                                       "install Alertmanager 0.2x by hand")
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        return [binary, f"--config.file={ALERTMANAGER_CONFIG}", f"--storage.path={data}",
+                f"--web.listen-address={HOST}:{self.port}", "--cluster.listen-address="]
 
 
 class _Collector(list[str]):
@@ -417,7 +446,7 @@ class _Collector(list[str]):
         self._say(line)
 
 
-ENGINES: list[Engine] = [Kafka(), Cassandra(), Redis(), Prometheus()]
+ENGINES: list[Engine] = [Kafka(), Cassandra(), Redis(), Alertmanager(), Prometheus()]
 
 
 def by_name(name: str) -> Engine | None:

@@ -45,7 +45,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 ENGINES = ("kafka", "cassandra", "redis")
 INIT_JOBS = ("kafka-topics", "cassandra-schema")
-OBSERVABILITY = ("prometheus", "grafana")
+OBSERVABILITY = ("prometheus", "alertmanager", "grafana")
 
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<braced>[^}]+)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
 
@@ -202,7 +202,7 @@ def test_service_environment_reaches_the_engines_and_services_by_compose_name(na
 
 def test_only_the_gateway_is_published_and_only_on_loopback_by_default() -> None:
     published = {name: s["ports"] for name, s in services().items() if s.get("ports")}
-    assert set(published) == {"gateway", "prometheus", "grafana"}
+    assert set(published) == {"gateway", "prometheus", "alertmanager", "grafana"}
     for name, ports in published.items():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), (name, port)
@@ -344,8 +344,14 @@ def test_observability_mounts_exist_in_the_repository() -> None:
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.compose.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in command_words(services()["prometheus"])
+    # Alerts go to the compose file's Alertmanager, which reads deploy/alertmanager's routing.
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+    alertmanager = bind_mounts("alertmanager")
+    assert alertmanager == {"/etc/alertmanager/alertmanager.yml": "./deploy/alertmanager/alertmanager.yml"}
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in command_words(services()["alertmanager"])
     grafana = bind_mounts("grafana")
-    for source in (*prometheus.values(), *grafana.values()):
+    for source in (*prometheus.values(), *alertmanager.values(), *grafana.values()):
         assert (ROOT / source).exists(), source
     provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/kicau.yml").read_text())
     dashboards_path = provider["providers"][0]["options"]["path"]

@@ -1,6 +1,7 @@
 """The stack's Prometheus raises deploy/prometheus/alerts.yml's KicauServiceDown for a service that stops answering
 (the push service, SIGSTOPped: its scrapes time out as a hung process's would), after the rule's minute, for that
-service alone, as the dashboard's alerts panel shows, and drops it once the service answers again."""
+service alone, as the dashboard's alerts panel shows; sends it to the stack's Alertmanager, which holds it for its
+receiver; and drops it, there too, once the service answers again."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ def alerts_of(prometheus: httpx.Client) -> list[dict[str, Any]]:
     answer = prometheus.get("/api/v1/alerts")
     assert answer.status_code == 200, answer.text
     return [alert for alert in answer.json()["data"]["alerts"] if alert["labels"]["alertname"] == ALERT]
+
+
+def held_by(alertmanager: httpx.Client) -> list[dict[str, Any]]:
+    """The KicauServiceDown alerts Alertmanager holds (resolved ones it no longer lists)."""
+    answer = alertmanager.get("/api/v2/alerts", params={"filter": f'alertname="{ALERT}"'})
+    assert answer.status_code == 200, answer.text
+    found: list[dict[str, Any]] = answer.json()
+    return found
 
 
 @pytest.mark.timeout(300)
@@ -47,8 +56,18 @@ def test_a_paused_service_is_reported_down_after_a_minute_and_no_longer_once_it_
         shown = {(series["metric"]["alertname"], series["metric"]["severity"]): float(series["value"][1])
                  for series in query(prometheus, firing_panel)}
         assert shown.get((ALERT, "critical")) == 1.0, shown
+        # Prometheus sends it to the stack's Alertmanager (deploy/alertmanager), which holds it for its receiver.
+        with httpx.Client(base_url=f"http://{HOST}:{ports().alertmanager}", timeout=10) as alertmanager:
+            sent = harness.wait_for(lambda: bool(held_by(alertmanager)), 60, "KicauServiceDown in Alertmanager")
+            (held,) = held_by(alertmanager)
+            assert held["labels"]["job"] == "push" and held["labels"]["severity"] == "critical", held
+            assert held["status"]["state"] == "active", held
+            assert [r["name"] for r in held["receivers"]] == ["kicau-operators"], held
 
-        faults.resume(push)
-        cleared = harness.wait_for(lambda: not alerts_of(prometheus), 60, "KicauServiceDown cleared")
+            faults.resume(push)
+            cleared = harness.wait_for(lambda: not alerts_of(prometheus), 60, "KicauServiceDown cleared")
+            # Prometheus sends the resolution on: Alertmanager no longer holds it.
+            resolved = harness.wait_for(lambda: not held_by(alertmanager), 60, "KicauServiceDown resolved")
         harness.figure(f"alerts: push paused; KicauServiceDown pending after {pending:.1f}s, firing "
-                       f"{firing:.1f}s later; cleared {cleared:.1f}s after the push service was resumed")
+                       f"{firing:.1f}s later, in Alertmanager {sent:.1f}s after; cleared {cleared:.1f}s after the "
+                       f"push service was resumed, resolved in Alertmanager {resolved:.1f}s after")

@@ -215,6 +215,7 @@ def test_the_stacks_prometheus_scrapes_each_service_where_the_stack_runs_it(monk
     import yaml
 
     monkeypatch.setenv("KICAU_TIMELINE_PORT", "18082")
+    monkeypatch.setenv("KICAU_ALERTMANAGER_PORT", "19095")
     jobs = engines.PROMETHEUS_JOBS.read_text() + (
         "  - job_name: elsewhere\n    static_configs:\n      - targets: [\"10.0.0.9:9100\"]\n")
     config = yaml.safe_load(engines.prometheus_config(jobs))
@@ -230,6 +231,19 @@ def test_the_stacks_prometheus_scrapes_each_service_where_the_stack_runs_it(monk
     # The alerts, named where they are: the written configuration lives in .stack/prometheus/, not beside them.
     assert config["rule_files"] == [str(engines.PROMETHEUS_JOBS.parent / "alerts.yml")]
     assert Path(config["rule_files"][0]).is_file()
+    # Its alerts go to the stack's Alertmanager, at the port the stack runs it on.
+    assert config["alerting"] == {"alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:19095"]}]}]}
+    assert original["alerting"]["alertmanagers"][0]["static_configs"] == [{"targets": ["127.0.0.1:9095"]}]
+
+
+def test_every_engine_has_ports_of_its_own() -> None:
+    # Alertmanager's usual 9093 is Kafka's controller here: the stack runs it on 9095.
+    names = [engine.name for engine in engines.ENGINES]
+    assert "alertmanager" in names and len(set(names)) == len(names)
+    engine_ports = [port for engine in engines.ENGINES for port in engine.all_ports]
+    assert 9093 in engine_ports and 9095 in engine_ports
+    assert len(set(engine_ports)) == len(engine_ports), engine_ports
+    assert engines.ALERTMANAGER_CONFIG.is_file()
 
 
 def test_debian_installs_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
