@@ -35,7 +35,7 @@ _t0 = time.monotonic()
 def say(who: str, message: str) -> None:
     with _print_lock:
         for i, line in enumerate(message.splitlines() or [""]):
-            prefix = f"[{time.monotonic() - _t0:6.1f}s] {who:<10}|" if i == 0 else " " * 20 + "|"
+            prefix = f"[{time.monotonic() - _t0:6.1f}s] {who:<12}|" if i == 0 else " " * 22 + "|"
             print(f"{prefix} {line}", flush=True)
 
 
