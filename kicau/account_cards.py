@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from kicau import keys, resp
 from kicau.clients import execute
 from kicau.entities import account_entity, dumps
+from kicau.staff import EVERYONE, ROLE_OF, profile_roles, role_named
 from kicau.status_counts import StatusCounts
 
 CARD_TTL_SECONDS = 300
@@ -66,6 +67,7 @@ class AccountCards:
             "SELECT followers_count, following_count FROM account_stats WHERE account_id = ?"
         )
         self._statuses = StatusCounts(session)
+        self._select_role = session.prepare(ROLE_OF)
         # Card misses being loaded in this process, by account (``_load_once``).
         self._loading: dict[int, asyncio.Task[dict[str, Any] | None]] = {}
 
@@ -83,12 +85,14 @@ class AccountCards:
 
     async def entity(self, account_id: int) -> dict[str, Any] | None:
         """The Account entity from Cassandra (fresh counts), refreshing the cache."""
-        row, stats = await self.load_rows(account_id)
+        (row, stats), roles = await asyncio.gather(self.load_rows(account_id),
+                                                   execute(self._session, self._select_role, (account_id,)))
         if row is None:
             return None
         entity = account_entity(
             row,
             public_url=self._public_url,
+            roles=profile_roles(role_named(roles[0]["role"]) if roles else EVERYONE),
             statuses_count=int(stats.get("statuses_count") or 0),
             followers_count=int(stats.get("followers_count") or 0),
             following_count=int(stats.get("following_count") or 0),

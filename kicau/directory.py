@@ -65,6 +65,31 @@ class Directory:
             present, members = await resp.round_trip(self._redis, read)
         return [int(bytes(member)) for member in members if bytes(member) != _PRESENT]
 
+    async def around(self, account_id: int) -> tuple[int, int]:
+        """Where ``account_id`` stands among the accounts newest first: (how many are newer, the rank the older
+        ones begin at); pages before and after it are read from there. For an id the set does not hold (a cursor a
+        client made up), the accounts registered after the moment its id says are the newer ones."""
+        await self._present()
+        key = keys.directory_new().encode()
+        rank, newer = await resp.round_trip(self._redis, [
+            command(b"ZREVRANK", key, str(account_id).encode()),
+            command(b"ZCOUNT", key, b"(" + str(ms_from_id(account_id)).encode(), b"+inf")])
+        return (int(rank), int(rank) + 1) if rank is not None else (int(newer), int(newer))
+
+    async def ranked(self, start: int, stop: int) -> list[int]:
+        """The account ids ranked ``start`` to ``stop`` (excluded) among the newest first."""
+        if stop <= start:
+            return []
+        await self._present()
+        members = await resp.round_trip(self._redis, [command(
+            b"ZRANGE", keys.directory_new().encode(), str(start).encode(), str(stop - 1).encode(), b"REV")])
+        return [int(bytes(member)) for member in members[0] if bytes(member) != _PRESENT]
+
+    async def _present(self) -> None:
+        present = await resp.round_trip(self._redis, [command(b"ZSCORE", keys.directory_new().encode(), _PRESENT)])
+        if present[0] is None:
+            await self._rebuild()
+
     async def _rebuild_once(self) -> None:
         # Registered when its row says (accounts the seeding tools wrote have ids from no clock), else when its id
         # does.

@@ -120,6 +120,7 @@ def account_entity(
     followers_count: int = 0,
     following_count: int = 0,
     last_status_at: datetime | None = None,
+    roles: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     username = row["username"]
     url = f"{public_url}/@{username}"
@@ -153,7 +154,8 @@ def account_entity(
         "emojis": [],
         "fields": [{"name": html.escape(name), "value": _field_value_html(value), "verified_at": None}
                    for name, value in profile_fields(row.get("fields"))],
-        "roles": [],
+        # The staff role the profile shows (kicau/staff.py), as Mastodon's highlighted roles.
+        "roles": roles or [],
     }
 
 

@@ -15,6 +15,7 @@ Report entity back; Mastodon's API gives accounts no way to list their reports, 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
@@ -30,6 +31,12 @@ CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
 MAX_COMMENT: Final = 1000
 MAX_STATUSES: Final = 100  # a report names this many statuses at most (Mastodon sets no number; Kicau bounds it)
 _DAY_MS: Final = 86_400_000
+# The admin API's listing (``ReportStore.page``): how many day partitions it reads at once, how far back it reads,
+# and how many rows of one day it takes at a time (a day's reports past it wait for the next page).
+SCAN_DAYS: Final = 31
+LISTED_DAYS: Final = 366
+PER_DAY_READ: Final = 400
+MAX_REPORT_ID: Final = (1 << 63) - 1
 
 
 def day_of(report_id: int) -> int:
@@ -47,6 +54,11 @@ class Report:
     comment: str
     category: str
     action_taken_at: datetime | None = None
+    # Handled through the admin API (services/graph/admin.py): the moderator who took the report on, the one who
+    # resolved it, and when it last changed (None: never since it was filed).
+    assigned_account_id: int | None = None
+    action_taken_by_account_id: int | None = None
+    updated_at: datetime | None = None
 
     @property
     def created_at(self) -> datetime:
@@ -82,8 +94,14 @@ class ReportStore:
         write = write_preparer(session, write_consistency)
         self._add = write("INSERT INTO reports (day, id, account_id, target_account_id, status_ids, rule_ids, comment,"
                           " category, forwarded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, false)")
-        self._resolve = write("UPDATE reports SET action_taken_at = ? WHERE day = ? AND id = ?")
+        self._resolve = write("UPDATE reports SET action_taken_at = ?, action_taken_by_account_id = ?, updated_at = ?"
+                              " WHERE day = ? AND id = ?")
+        self._assign = write("UPDATE reports SET assigned_account_id = ?, updated_at = ? WHERE day = ? AND id = ?")
+        self._classify = write("UPDATE reports SET category = ?, rule_ids = ?, updated_at = ? WHERE day = ? AND id = ?")
         self._day = session.prepare("SELECT * FROM reports WHERE day = ? LIMIT ?")
+        self._older = session.prepare("SELECT * FROM reports WHERE day = ? AND id < ? AND id > ? LIMIT ?")
+        self._newer = session.prepare("SELECT * FROM reports WHERE day = ? AND id > ? AND id < ? ORDER BY id ASC"
+                                      " LIMIT ?")
         self._one = session.prepare("SELECT * FROM reports WHERE day = ? AND id = ?")
         self._authors = session.prepare("SELECT id, account_id FROM statuses WHERE id IN ?")
 
@@ -105,18 +123,74 @@ class ReportStore:
 
     async def newest(self, days: int, limit: int, *, today: int | None = None) -> list[Report]:
         """The newest reports of the last ``days`` days, ``limit`` at most, newest first."""
-        first = today if today is not None else int(datetime.now(UTC).timestamp() * 1000) // _DAY_MS
+        first = today if today is not None else _today()
         pages = await asyncio.gather(*(execute(self._session, self._day, (day, limit))
                                        for day in range(first, first - days, -1)))
         return [_from_row(row) for rows in pages for row in rows][:limit]
 
-    async def resolve(self, report: Report, at: datetime) -> None:
-        await execute(self._session, self._resolve, (at, day_of(report.id), report.id))
+    async def page(self, wanted: Callable[[Report], bool], limit: int, *, below: int | None = None,
+                   above: int | None = None, oldest_first: bool = False) -> tuple[list[Report], int | None]:
+        """Up to ``limit`` reports that ``wanted`` keeps, with ids between ``above`` and ``below`` (both excluded),
+        newest first; with ``oldest_first``, the oldest such (Mastodon's ``min_id``), still listed newest first.
+        And where the next page in the same direction starts (the last id read), or None when nothing is left.
+
+        Reads the day partitions in turn, ``SCAN_DAYS`` at a time, back at most ``LISTED_DAYS`` days from the newest
+        one it may list (the operator's tool lists older ones). A day with more than ``PER_DAY_READ`` reports ends
+        the page at the last one read, so that none is skipped."""
+        newest_day = day_of(below) if below is not None else _today()
+        oldest_day = max(newest_day - LISTED_DAYS + 1, day_of(above) if above is not None else 0)
+        days = list(range(oldest_day, newest_day + 1)) if oldest_first else list(range(newest_day, oldest_day - 1, -1))
+        low, high = -1 if above is None else above, MAX_REPORT_ID if below is None else below
+        statement = self._newer if oldest_first else self._older
+        found: list[Report] = []
+        for start in range(0, len(days), SCAN_DAYS):
+            pages = await asyncio.gather(*(
+                execute(self._session, statement, (day, low, high, PER_DAY_READ) if oldest_first
+                        else (day, high, low, PER_DAY_READ))
+                for day in days[start:start + SCAN_DAYS]))
+            for rows in pages:
+                for report in map(_from_row, rows):
+                    if wanted(report):
+                        found.append(report)
+                        if len(found) == limit:
+                            return _listed(found), report.id
+                if len(rows) == PER_DAY_READ:  # more of this day than one read takes: the next page goes on here
+                    return _listed(found), int(rows[-1]["id"])
+        return _listed(found), None
+
+    async def resolve(self, report: Report, at: datetime, by: int | None = None) -> None:
+        await execute(self._session, self._resolve, (at, by, at, day_of(report.id), report.id))
+
+    async def reopen(self, report: Report, at: datetime) -> None:
+        await execute(self._session, self._resolve, (None, None, at, day_of(report.id), report.id))
+
+    async def assign(self, report: Report, to: int | None, at: datetime) -> None:
+        await execute(self._session, self._assign, (to, at, day_of(report.id), report.id))
+
+    async def classify(self, report: Report, category: str, rule_ids: tuple[int, ...], at: datetime) -> None:
+        await execute(self._session, self._classify, (category, list(rule_ids), at, day_of(report.id), report.id))
+
+
+def _listed(reports: list[Report]) -> list[Report]:
+    return sorted(reports, key=lambda report: report.id, reverse=True)
+
+
+def _today() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000) // _DAY_MS
 
 
 def _from_row(row: dict[str, Any]) -> Report:
     taken = row.get("action_taken_at")
     return Report(int(row["id"]), int(row["account_id"]), int(row["target_account_id"]),
                   tuple(int(s) for s in row.get("status_ids") or ()), tuple(int(r) for r in row.get("rule_ids") or ()),
-                  row.get("comment") or "", row.get("category") or "other",
-                  taken.replace(tzinfo=UTC) if taken is not None else None)
+                  row.get("comment") or "", row.get("category") or "other", _utc(taken),
+                  _optional_id(row.get("assigned_account_id")), _optional_id(row.get("action_taken_by_account_id")),
+                  _utc(row.get("updated_at")))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None else None
+
+
+def _optional_id(value: Any) -> int | None:
+    return int(value) if value is not None else None

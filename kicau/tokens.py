@@ -33,9 +33,21 @@ class TokenInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     disabled: bool = False
 
     def allows(self, scope: str) -> bool:
-        """Mastodon's scopes are hierarchical: ``write`` grants ``write:statuses`` and so on."""
-        top = scope.split(":", 1)[0]
-        return scope in self.scopes or top in self.scopes
+        return granted(scope, self.scopes)
+
+
+def granted(scope: str, scopes: list[str] | set[str]) -> bool:
+    """Whether ``scopes`` grant ``scope``: Mastodon's scopes are hierarchical, so ``write`` grants
+    ``write:statuses`` and ``admin:read`` grants ``admin:read:reports`` (``admin`` alone is no scope, and ``read``
+    grants no ``admin:read``)."""
+    if scope in scopes:
+        return True
+    head, colon, _ = scope.rpartition(":")
+    while colon:
+        if head in scopes:
+            return True
+        head, colon, _ = head.rpartition(":")
+    return False
 
 
 _encode = msgspec.json.Encoder().encode

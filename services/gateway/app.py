@@ -26,6 +26,7 @@ from services.gateway.media_files import MediaFiles
 from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from services.gateway.routes import (
     accounts,
+    admin,
     announcements,
     authorize,
     blocks_and_mutes,
@@ -190,6 +191,6 @@ install_common(app, service="gateway", readiness=[redis_ready(app), services_rea
 # /api/v2/notifications/policy comes before notifications's /api/v2/notifications/{group_key}.
 for module in (timelines, statuses, accounts, notification_requests, notifications, favourites, reblogs, bookmarks,
                pins, thread_mutes, polls, markers, featured_tags, blocks_and_mutes, lists, conversations, filters,
-               scheduled_statuses, reports, media, push, oauth, authorize, instance, announcements, streaming):
+               scheduled_statuses, reports, admin, media, push, oauth, authorize, instance, announcements, streaming):
     app.router.routes.extend(module.router.routes)
 app.openapi = openapi.install(app)  # type: ignore[method-assign]

@@ -28,6 +28,7 @@ from kicau.filters import MAX_RULES as FILTER_MAX_RULES
 from kicau.filters import MAX_TITLE as FILTER_MAX_TITLE
 from kicau.follow_options import MAX_LANGUAGES
 from kicau.lists import MAX_TITLE, REPLIES_POLICIES
+from kicau.staff import ADMIN_RESOURCES
 from kicau.web import FALSE_WORDS, TRUE_WORDS
 
 JSONSchema = dict[str, Any]
@@ -279,6 +280,60 @@ class Report(_Entity):
     rule_ids: list[str] | None = None
 
 
+class Role(_Entity):
+    id: str
+    name: str
+    color: str
+    permissions: str
+    highlighted: bool
+
+
+class AdminAccount(_Entity):
+    """GET /api/v1/admin/accounts (services/graph/admin.py)."""
+
+    id: str
+    username: str
+    domain: str | None
+    created_at: str
+    email: str
+    ip: str | None
+    ips: list[Any]
+    locale: str
+    role: Role
+    confirmed: bool
+    approved: bool
+    disabled: bool
+    sensitized: bool
+    silenced: bool
+    suspended: bool
+    account: Account
+
+
+class Rule(_Entity):
+    id: str
+    text: str
+    hint: str
+
+
+class AdminReport(_Entity):
+    """GET /api/v1/admin/reports (services/graph/admin.py, services/gateway/routes/admin.py)."""
+
+    id: str
+    action_taken: bool
+    action_taken_at: str | None
+    category: str
+    comment: str
+    forwarded: bool
+    created_at: str
+    updated_at: str
+    account: AdminAccount
+    target_account: AdminAccount
+    assigned_account: AdminAccount | None
+    action_taken_by_account: AdminAccount | None
+    statuses: list[Status]
+    rules: list[Rule]
+
+
 class Conversation(_Entity):
     id: str
     unread: bool
@@ -448,7 +503,8 @@ TRUE: JSONSchema = {"anyOf": [
     {"enum": [True, 1]}, {"type": "string", "pattern": f"^({_any_case(*TRUE_WORDS)})$"},
 ]}
 # Scopes, space- or plus-separated (lists too, as scopes[]); a scope is known by what precedes its colon.
-_SCOPE = f"(read|write|follow|push|profile)(:[^{WS}+\\u0000]*)?"
+_SCOPE = (f"((read|write|follow|push|profile)(:[^{WS}+\\u0000]*)?|admin:(read|write)"
+          f"(:({'|'.join(ADMIN_RESOURCES)}))?)")
 _SCOPE_LIST = f"^[{WS}+]*({_SCOPE}([{WS}+]+{_SCOPE})*)?[{WS}+]*$"
 SCOPES: JSONSchema = {"anyOf": [
     {"type": "string", "pattern": _SCOPE_LIST},

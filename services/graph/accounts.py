@@ -5,6 +5,8 @@ USERNAME --disable``).
     python -m services.graph.accounts enable USERNAME
     python -m services.graph.accounts show USERNAME
     python -m services.graph.accounts disabled
+    python -m services.graph.accounts role USERNAME Moderator|Admin|Owner|none
+    python -m services.graph.accounts staff
 
 A disabled account's tokens are refused with 403 ``{"error": "Your login is currently disabled"}`` on every request,
 and signing in (the password grant, the authorization form) answers the same to whoever gives its password. Its
@@ -16,6 +18,10 @@ with any of its tokens is resolved again from Cassandra by the graph service, wh
 that read the account just before the flag changed could put an old entry back after the drop; the graph service
 caches nothing it took longer than ``FRESH_RESOLUTION_SECONDS`` to resolve, and this tool drops the entries a second
 time after waiting longer than that.
+
+``role`` makes the account staff (kicau/staff.py), who then moderate through Mastodon's admin API with a token of
+an ``admin:*`` scope; ``none`` takes the role away; ``staff`` lists every staff account and its role. The first
+owner is made here: no API gives a role.
 
 The tokens are found by a scan of ``oauth_tokens`` (it has no index by account): fine for an operator's action, not
 for a request. Last, every gateway is told to end the streams the account has open (``tokens.end_streams``, as a
@@ -33,8 +39,10 @@ import sys
 from redis.asyncio import Redis
 
 from kicau import clients, tokens
+from kicau.account_cards import AccountCards
 from kicau.disabled_accounts import DisabledAccounts
 from kicau.settings import CommonSettings
+from kicau.staff import EVERYONE, ROLES, StaffStore
 from services.graph.store import GraphStore
 
 
@@ -57,9 +65,15 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
     try:
         store = GraphStore(session, clients.write_consistency(settings))
         flags = DisabledAccounts(session, clients.write_consistency(settings))
+        staff = StaffStore(session, clients.write_consistency(settings))
         if args.command == "disabled":
             for disabled_id, disabled_name in await flags.every():
                 print(f"@{disabled_name}\tid {disabled_id}")
+            return 0
+        if args.command == "staff":
+            for staff_id, role in sorted((await staff.every()).items(), key=lambda member: -member[1].position):
+                found = await store.account(staff_id)
+                print(f"@{found['username'] if found else '?'}\tid {staff_id}\t{role.name}")
             return 0
         username = args.username.removeprefix("@").lower()
         account_id = await store.account_id_by_username(username)
@@ -67,9 +81,17 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
             print(f"no account @{username}", file=sys.stderr)
             return 1
         if args.command == "show":
-            disabled = await flags.disabled(account_id)
+            disabled, role = await asyncio.gather(flags.disabled(account_id), staff.role_of(account_id))
             held = len(await store.token_hashes_of(account_id))
-            print(f"@{username}\tid {account_id}\t{'disabled' if disabled else 'enabled'}\t{held} tokens")
+            print(f"@{username}\tid {account_id}\t{'disabled' if disabled else 'enabled'}\t{held} tokens\t"
+                  f"{role.name or 'not staff'}")
+            return 0
+        if args.command == "role":
+            role = EVERYONE if args.role == "none" else ROLES[args.role]
+            await staff.set(account_id, role)
+            # The profile shows the role (the Account's ``roles``): every copy of the card goes with the cached one.
+            await AccountCards(redis, session, settings.public_url).forget(account_id)
+            print(f"@{username} (id {account_id}) {'is no longer staff' if role == EVERYONE else 'is ' + role.name}")
             return 0
         held = await set_disabled(store, flags, redis, account_id, args.command == "disable")
         print(f"@{username} (id {account_id}) {args.command}d; its {held} tokens "
@@ -88,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
                        ("show", "whether the account is disabled, and how many tokens it has")):
         commands.add_parser(name, help=what).add_argument("username", help="the account's username (@ optional)")
     commands.add_parser("disabled", help="every disabled account, by username (a scan of all accounts)")
+    giving = commands.add_parser("role", help="make the account staff, or (none) no longer")
+    giving.add_argument("username", help="the account's username (@ optional)")
+    giving.add_argument("role", choices=[*ROLES, "none"])
+    commands.add_parser("staff", help="every staff account and its role, highest first")
     args = parser.parse_args(argv)
     return asyncio.run(_run(args, CommonSettings()))
 

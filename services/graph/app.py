@@ -39,6 +39,7 @@ from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
 from kicau.reports import MAX_COMMENT, MAX_STATUSES, Category, ReportStore
 from kicau.settings import CommonSettings
+from kicau.staff import StaffStore
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import (
@@ -55,6 +56,8 @@ from kicau.web import (
     redis_ready,
 )
 from kicau.web_push import ALERTS, POLICIES, load_vapid_key
+from services.graph.admin import Admin
+from services.graph.admin import router as admin_routes
 from services.graph.authorization import AuthorizationCodes
 from services.graph.domain_blocks import DomainBlocks
 from services.graph.filters import FilterService
@@ -251,6 +254,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             announcements=AnnouncementStore(session, clients.write_consistency(common)),
             reports=ReportStore(session, clients.write_consistency(common)),
             disabled=DisabledAccounts(session, clients.write_consistency(common)),
+            staff=StaffStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -260,6 +264,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.push_subscriptions = PushSubscriptions(session, redis, clients.write_consistency(common), ids,
                                                          vapid)
         app.state.domain_blocks = DomainBlocks(session, clients.write_consistency(common), ids)
+        app.state.admin = Admin(app.state.service, session)
         yield
 
 
@@ -267,6 +272,8 @@ app = FastAPI(title="Kicau graph service", lifespan=lifespan)
 
 
 install_common(app, service="graph", readiness=[redis_ready(app), cassandra_ready(app)])
+# Added as they are (their paths carry the router's prefix), as the gateway adds its routers' routes.
+app.router.routes.extend(admin_routes.routes)
 
 
 @app.post("/internal/apps")

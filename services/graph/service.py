@@ -73,6 +73,7 @@ from kicau.publishing import publish
 from kicau.reports import Report, ReportStore, category_of
 from kicau.reports import entity as report_entity
 from kicau.settings import CommonSettings
+from kicau.staff import ADMIN_SCOPES, StaffStore, role_entity
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
@@ -119,7 +120,7 @@ def _list_title(title: str) -> str:
 def parse_scopes(raw: str | None, default: str = "read") -> set[str]:
     scopes = set((raw or default).replace("+", " ").split())
     for scope in scopes:
-        if scope.split(":", 1)[0] not in KNOWN_SCOPES:
+        if scope.split(":", 1)[0] not in KNOWN_SCOPES and scope not in ADMIN_SCOPES:
             raise ApiError(400, f"The requested scope is invalid, unknown, or malformed: {scope}")
     return scopes
 
@@ -128,7 +129,7 @@ def _scopes_within(app: dict[str, Any], scope: str | None) -> set[str]:
     """The scopes a token or a code asks (``read`` if none), each the app's or under one of the app's."""
     requested = parse_scopes(scope)
     allowed = set(app["scopes"] or ())
-    if not all(s in allowed or s.split(":", 1)[0] in allowed for s in requested):
+    if not all(tokens.granted(s, allowed) for s in requested):
         raise ApiError(400, "The requested scope is invalid, unknown, or malformed.")
     return requested
 
@@ -182,6 +183,7 @@ class GraphService:
     announcements: AnnouncementStore
     reports: ReportStore
     disabled: DisabledAccounts  # whose login the operator disabled (services/graph/accounts.py)
+    staff: StaffStore  # the operator's moderators, admins and owners (kicau/staff.py)
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -472,8 +474,10 @@ class GraphService:
 
     async def credentials(self, account_id: int) -> dict[str, Any]:
         entity = await self.account(account_id)
-        row = await self.store.account(account_id)
-        return credential_account_entity(entity, row or {})
+        row, role = await asyncio.gather(self.store.account(account_id), self.staff.role_of(account_id))
+        # Mastodon's CredentialAccount carries the user's role: clients show their moderation menus by its
+        # permissions.
+        return {**credential_account_entity(entity, row or {}), "role": role_entity(role)}
 
     async def update_profile(self, account_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Change the account's display name, note, bot or locked flag (Mastodon's limits: 30 and 500 characters),

@@ -18,6 +18,7 @@ from kicau import instance_usage, languages, media, polls
 from kicau.entities import MAX_PROFILE_FIELD_CHARS, MAX_PROFILE_FIELDS
 from kicau.featured_tags import MAX_FEATURED
 from kicau.pins import MAX_PINS
+from kicau.staff import ADMIN_SCOPES
 from kicau.web import ApiError, error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Common, Settings
@@ -317,13 +318,15 @@ async def custom_emojis() -> list[Any]:
     return []
 
 
-# The scopes an app may ask (services/graph/service.py takes any scope under these five): Mastodon's list.
+# The scopes an app may ask (services/graph/service.py takes any scope under these five, and the admin scopes of
+# kicau/staff.py): Mastodon's list.
 SCOPES_SUPPORTED = (
     "read", "write", "follow", "push", "profile",
     *(f"read:{s}" for s in ("accounts", "blocks", "bookmarks", "favourites", "filters", "follows", "lists",
                             "mutes", "notifications", "search", "statuses")),
     *(f"write:{s}" for s in ("accounts", "blocks", "bookmarks", "conversations", "favourites", "filters",
                              "follows", "lists", "media", "mutes", "notifications", "reports", "statuses")),
+    *ADMIN_SCOPES,
 )
 
 

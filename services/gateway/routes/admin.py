@@ -1,0 +1,322 @@
+"""Mastodon's admin API for accounts and reports (services/graph/admin.py holds the rules; kicau/staff.py the
+roles): the gateway checks the token's ``admin:*`` scope, reads Mastodon's v1 and v2 parameters into the graph
+service's one form, and completes each Admin::Report with its statuses (from the timeline service) and the
+instance's rules it names (from the gateway's own ``instance_rules``).
+
+A report's statuses are rendered as its reporter sees them: the reporter could read them when reporting, and a
+status whose author has since deleted it, or that its reporter can no longer see, is left out, as Mastodon's
+report shows only the statuses that still exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from kicau.ids import parse_id
+from kicau.reports import CATEGORIES, MAX_STATUSES
+from kicau.tokens import TokenInfo
+from kicau.web import ApiError, flag
+from services.gateway import openapi as doc
+from services.gateway.auth import require
+from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
+from services.gateway.pagination import link_header
+from services.gateway.params import optional_flag, optional_str, read_params
+from services.gateway.upstreams import UpstreamResponse, passthrough, raise_for_error
+
+router = APIRouter(tags=["admin"])
+
+AccountsReader = Annotated[TokenInfo, require("admin:read:accounts")]
+AccountsWriter = Annotated[TokenInfo, require("admin:write:accounts")]
+ReportsReader = Annotated[TokenInfo, require("admin:read:reports")]
+ReportsWriter = Annotated[TokenInfo, require("admin:write:reports")]
+
+PAGE_DEFAULT: Final = 100
+PAGE_MOST: Final = 200
+# The timeline service's statuses-by-id route takes this many ids a request.
+STATUSES_A_READ: Final = 40
+ACTIONS: Final = ("none", "sensitive", "disable", "silence", "suspend")
+V1_STATES: Final = ("active", "pending", "disabled", "silenced", "suspended", "sensitized")
+V2_STATES: Final = ("active", "pending", "disabled", "silenced", "suspended")
+_TEXT_FILTERS: Final = ("username", "display_name", "email", "ip", "by_domain")
+
+ACCOUNTS_PAGE = {"parameters": [
+    *doc.page_parameters("max_id", "since_id", "min_id"),
+    *(doc.query(name, doc.text(max_length=300), f"Only accounts whose {name} matches") for name in _TEXT_FILTERS),
+]}
+ACCOUNTS_V1_PAGE = {"parameters": [
+    *ACCOUNTS_PAGE["parameters"],
+    *(doc.query(name, doc.BOOLEAN, f"Only {name} accounts") for name in ("local", "remote", "staff", *V1_STATES)),
+]}
+ACCOUNTS_V2_PAGE = {"parameters": [
+    *ACCOUNTS_PAGE["parameters"],
+    doc.query("origin", {"type": "string", "enum": ["local", "remote"]}, "Local or remote accounts"),
+    doc.query("status", {"type": "string", "enum": list(V2_STATES)}, "Accounts in this moderation state"),
+    doc.query("permissions", {"type": "string", "enum": ["staff"]}, "Only staff"),
+    doc.query("role_ids[]", {"type": "array", "items": doc.CURSOR, "maxItems": 40}, "Only accounts of these roles"),
+    doc.query("invited_by", doc.CURSOR, "Only accounts this account invited"),
+]}
+REPORTS_PAGE = {"parameters": [
+    *doc.page_parameters("max_id", "since_id", "min_id"),
+    doc.query("resolved", doc.BOOLEAN, "Resolved reports (unresolved ones by default)"),
+    doc.query("unresolved", doc.BOOLEAN, "With resolved: every report"),
+    doc.query("account_id", doc.CURSOR, "Reports filed by this account"),
+    doc.query("target_account_id", doc.CURSOR, "Reports against this account"),
+]}
+ACTION_BODY = doc.body(doc.params({
+    "type": doc.nullable({"type": "string", "enum": list(ACTIONS)}),
+    "report_id": doc.nullable(doc.CURSOR),
+    "warning_preset_id": doc.nullable(doc.CURSOR),
+    "text": doc.nullable(doc.text(max_length=5000)),
+    "send_email_notification": doc.nullable(doc.BOOLEAN),
+}), required=False)
+REPORT_CHANGE_BODY = doc.body(doc.params({
+    "category": doc.nullable({"type": "string", "enum": list(CATEGORIES)}),
+    "rule_ids": doc.nullable({"anyOf": [doc.CURSOR, {"type": "array", "items": doc.CURSOR,
+                                                      "maxItems": MAX_STATUSES}]}),
+}), required=False)
+
+ACCOUNT_ANSWER = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
+ACCOUNT_CHANGE = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
+REPORT_ANSWER = {**doc.ok(doc.AdminReport), **doc.errors(401, 403, 404)}
+
+
+# Accounts --------------------------------------------------------------------------------------------------------
+
+@router.get("/api/v1/admin/accounts", openapi_extra={**ACCOUNTS_V1_PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.AdminAccount]), **doc.errors(400, 401, 403, 422)})
+async def accounts_v1(request: Request, token: AccountsReader, services: Services, common: Common) -> Response:
+    """Accounts for a moderator (Mastodon's v1 filters: ``remote``, ``by_domain``, ``active``, ``pending``,
+    ``disabled``, ``silenced``, ``suspended``, ``sensitized``, ``username``, ``display_name``, ``email``, ``ip``,
+    ``staff``), newest first, 100 a page (at most 200)."""
+    query = request.query_params
+    given = {name: flag(query[name], name) for name in ("local", "remote", "staff", *V1_STATES) if name in query}
+    states = [state for state in V1_STATES if given.get(state)]
+    never = [state for state in states if state not in ("active", "disabled")]
+    params: list[tuple[str, Any]] = [("remote", given.get("remote", False)), ("staff", given.get("staff", False))]
+    if never or "disabled" in states:
+        params.append(("status", never[0] if never else "disabled"))
+    return await _accounts(request, token, services, common, params)
+
+
+@router.get("/api/v2/admin/accounts", openapi_extra={**ACCOUNTS_V2_PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.AdminAccount]), **doc.errors(400, 401, 403, 422)})
+async def accounts_v2(request: Request, token: AccountsReader, services: Services, common: Common) -> Response:
+    """Accounts for a moderator (Mastodon's v2 filters: ``origin``, ``status``, ``permissions``, ``role_ids[]``,
+    ``invited_by``, ``username``, ``display_name``, ``by_domain``, ``email``, ``ip``), newest first, 100 a page (at
+    most 200)."""
+    query = request.query_params
+    origin, status, permissions = query.get("origin") or None, query.get("status") or None, query.get("permissions")
+    if origin not in (None, "local", "remote"):
+        raise ApiError(400, f"Unknown origin: {origin}")
+    if status not in (None, *V2_STATES):
+        raise ApiError(400, f"Unknown status: {status}")
+    if permissions not in (None, "", "staff"):
+        raise ApiError(400, f"Unknown permissions: {permissions}")
+    params: list[tuple[str, Any]] = [("remote", origin == "remote"), ("staff", permissions == "staff")]
+    if status is not None:
+        params.append(("status", status))
+    for raw in query.getlist("role_ids[]") + query.getlist("role_ids"):
+        try:
+            params.append(("role_ids", int(raw)))
+        except ValueError:
+            raise ApiError(400, "role_ids must be role ids") from None
+    invited_by = query.get("invited_by")
+    if invited_by:
+        params.append(("invited_by", record_id(invited_by)))
+    return await _accounts(request, token, services, common, params)
+
+
+async def _accounts(request: Request, token: TokenInfo, services: Services, common: Common,
+                    params: list[tuple[str, Any]]) -> Response:
+    query = request.query_params
+    for name in _TEXT_FILTERS:
+        value = query.get(name)
+        if value:
+            params.append((name, value))
+    params.extend(_page(request))
+    answer = await services.graph.call("GET", "/internal/admin/accounts", params=params, token=token)
+    return _paged(request, common, answer)
+
+
+@router.get("/api/v1/admin/accounts/{account_id}", openapi_extra=doc.BEARER, responses=ACCOUNT_ANSWER)
+async def account(account_id: str, token: AccountsReader, services: Services) -> Response:
+    """One account for a moderator: the Admin::Account."""
+    return passthrough(await services.graph.call("GET", f"/internal/admin/accounts/{record_id(account_id)}",
+                                                 token=token))
+
+
+@router.post("/api/v1/admin/accounts/{account_id}/action", openapi_extra={**ACTION_BODY, **doc.BEARER},
+             responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403, 404, 413, 415, 422)})
+async def act(account_id: str, request: Request, token: AccountsWriter, services: Services,
+              settings: Settings) -> Response:
+    """A moderation action on an account: ``type`` ``none`` (a note in the report only) or ``disable`` (its login:
+    its tokens are refused and its streams end); ``sensitive``, ``silence`` and ``suspend`` are a 422 (Kicau does
+    not take them). With ``report_id`` (a report against the account), the report is resolved by this moderator.
+    ``text``, ``warning_preset_id`` and ``send_email_notification`` are accepted: Kicau sends no warnings."""
+    given = await read_params(request, settings.max_body_bytes)
+    kind = optional_str(given, "type") or "none"
+    if kind not in ACTIONS:
+        raise ApiError(422, f"Validation failed: type must be one of {', '.join(ACTIONS)}")
+    body: dict[str, Any] = {"type": kind}
+    raw_report = given.get("report_id")
+    if raw_report not in (None, ""):
+        report_id = parse_id(str(raw_report)) if isinstance(raw_report, str | int) else None
+        if report_id is None or isinstance(raw_report, bool):
+            raise ApiError(422, "Validation failed: report_id must be a report id")
+        body["report_id"] = report_id
+    optional_str(given, "text")
+    optional_flag(given, "send_email_notification")
+    return passthrough(await services.graph.call(
+        "POST", f"/internal/admin/accounts/{record_id(account_id)}/action", json=body, token=token))
+
+
+def _account_change(change: str, what: str) -> None:
+    async def route(account_id: str, token: AccountsWriter, services: Services) -> Response:
+        return passthrough(await services.graph.call(
+            "POST", f"/internal/admin/accounts/{record_id(account_id)}/{change}", token=token))
+
+    route.__name__ = f"admin_account_{change}"
+    route.__doc__ = what
+    router.post(f"/api/v1/admin/accounts/{{account_id}}/{change}", openapi_extra=doc.BEARER,
+                responses=ACCOUNT_CHANGE)(route)
+
+
+_account_change("enable", "Give a disabled account its login back; the Admin::Account.")
+_account_change("unsilence", "Undo a silence: Kicau silences no one, so nothing changes; the Admin::Account.")
+_account_change("unsensitive", "Undo a sensitive mark: Kicau marks no one, so nothing changes; the Admin::Account.")
+_account_change("unsuspend", "403: Kicau suspends no one (Mastodon's answer for an account not suspended).")
+_account_change("approve", "403: every Kicau account is approved as it registers (Mastodon's answer for one "
+                           "already approved).")
+_account_change("reject", "403: every Kicau account is approved as it registers (Mastodon's answer for one "
+                          "already approved).")
+
+
+# Reports ---------------------------------------------------------------------------------------------------------
+
+@router.get("/api/v1/admin/reports", openapi_extra={**REPORTS_PAGE, **doc.BEARER},
+            responses={**doc.ok(list[doc.AdminReport]), **doc.errors(400, 401, 403, 422)})
+async def reports(request: Request, token: ReportsReader, services: Services, common: Common,
+                  settings: Settings) -> Response:
+    """Reports for a moderator, newest first, 100 a page (at most 200): unresolved ones, or with ``resolved``
+    the resolved ones, or with both ``resolved`` and ``unresolved`` all; ``account_id`` (filed by) and
+    ``target_account_id`` (against) narrow them."""
+    query = request.query_params
+    resolved = flag(query["resolved"], "resolved") if query.get("resolved") else False
+    unresolved = flag(query["unresolved"], "unresolved") if query.get("unresolved") else False
+    params: list[tuple[str, Any]] = [("state", "all" if resolved and unresolved else
+                                      "resolved" if resolved else "open"), *_page(request)]
+    for name in ("account_id", "target_account_id"):
+        value = query.get(name)
+        if value:
+            parsed = parse_id(value)
+            if parsed is None:
+                raise ApiError(400, f"{name} must be an account id")
+            params.append((name, parsed))
+    answer = await services.graph.call("GET", "/internal/admin/reports", params=params, token=token)
+    raise_for_error(answer)
+    listed = await asyncio.gather(*(_complete(report, services, settings.instance_rules) for report in answer.json()))
+    link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
+                       answer.headers.get("x-kicau-prev"))
+    return JSONResponse(listed, headers={"Link": link} if link else None)
+
+
+@router.get("/api/v1/admin/reports/{report_id}", openapi_extra=doc.BEARER, responses=REPORT_ANSWER)
+async def report(report_id: str, token: ReportsReader, services: Services, settings: Settings) -> Response:
+    """One report for a moderator: the Admin::Report."""
+    answer = await services.graph.call("GET", f"/internal/admin/reports/{record_id(report_id)}", token=token)
+    return await _report(answer, services, settings.instance_rules)
+
+
+@router.put("/api/v1/admin/reports/{report_id}", openapi_extra={**REPORT_CHANGE_BODY, **doc.BEARER},
+            responses={**REPORT_ANSWER, **doc.errors(401, 403, 404, 413, 415, 422)})
+async def classify(report_id: str, request: Request, token: ReportsWriter, services: Services,
+                   settings: Settings) -> Response:
+    """Change a report's ``category`` and the instance's rules it names (``rule_ids[]``: kept only under
+    ``violation``, as Mastodon keeps them); the Admin::Report."""
+    given = await read_params(request, settings.max_body_bytes)
+    body: dict[str, Any] = {}
+    category = optional_str(given, "category") or None
+    if category is not None:
+        if category not in CATEGORIES:
+            raise ApiError(422, f"Validation failed: category must be one of {', '.join(CATEGORIES)}")
+        body["category"] = category
+    if "rule_ids" in given or "rule_ids[]" in given:
+        raw = given.get("rule_ids", given.get("rule_ids[]"))
+        values = [] if raw is None or raw == "" else raw if isinstance(raw, list) else [raw]
+        rules = [parse_id(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else None
+                 for value in values]
+        if len(rules) > MAX_STATUSES or any(rule is None or not 1 <= rule <= len(settings.instance_rules)
+                                            for rule in rules):
+            raise ApiError(422, "Validation failed: Rule ids must name the instance's rules")
+        body["rule_ids"] = rules
+    answer = await services.graph.call("PUT", f"/internal/admin/reports/{record_id(report_id)}", json=body,
+                                       token=token)
+    return await _report(answer, services, settings.instance_rules)
+
+
+def _report_change(change: str, what: str) -> None:
+    async def route(report_id: str, token: ReportsWriter, services: Services, settings: Settings) -> Response:
+        answer = await services.graph.call("POST", f"/internal/admin/reports/{record_id(report_id)}/{change}",
+                                           token=token)
+        return await _report(answer, services, settings.instance_rules)
+
+    route.__name__ = f"admin_report_{change}"
+    route.__doc__ = what
+    router.post(f"/api/v1/admin/reports/{{report_id}}/{change}", openapi_extra=doc.BEARER,
+                responses=REPORT_ANSWER)(route)
+
+
+_report_change("assign_to_self", "Take the report on; the Admin::Report.")
+_report_change("unassign", "Leave the report to anyone; the Admin::Report.")
+_report_change("resolve", "Mark the report resolved (by this moderator), with no action on the account; the "
+                          "Admin::Report.")
+_report_change("reopen", "Mark a resolved report unresolved again; the Admin::Report.")
+
+
+# Helpers ---------------------------------------------------------------------------------------------------------
+
+def _page(request: Request) -> list[tuple[str, Any]]:
+    query = request.query_params
+    params: list[tuple[str, Any]] = [("limit", page_limit(query.get("limit"), PAGE_DEFAULT, PAGE_MOST))]
+    for name in ("max_id", "since_id", "min_id"):
+        value = cursor(query.get(name), name)
+        if value is not None:
+            params.append((name, value))
+    return params
+
+
+def _paged(request: Request, common: Common, answer: UpstreamResponse) -> Response:
+    raise_for_error(answer)
+    link = link_header(request, common.public_url, answer.headers.get("x-kicau-next"),
+                       answer.headers.get("x-kicau-prev"))
+    return passthrough(answer, {"Link": link} if link else None)
+
+
+async def _report(answer: UpstreamResponse, services: Services, rules: list[str]) -> Response:
+    raise_for_error(answer)
+    return JSONResponse(await _complete(answer.json(), services, rules))
+
+
+async def _complete(report: dict[str, Any], services: Services, rules: list[str]) -> dict[str, Any]:
+    """The graph service's report with its statuses (as its reporter sees them) and rules in place of their ids."""
+    status_ids = [int(status_id) for status_id in report.pop("status_ids", [])]
+    rule_ids = [int(rule_id) for rule_id in report.pop("rule_ids", [])]
+    reporter = report.get("account") or {}
+    statuses: list[Any] = []
+    if status_ids and reporter.get("id"):
+        as_reporter = TokenInfo(account_id=int(reporter["id"]), client_id="", scopes=["read"])
+        reads = await asyncio.gather(*(
+            services.timeline.call("GET", "/internal/statuses", token=as_reporter,
+                                   params=[("id", i) for i in status_ids[start:start + STATUSES_A_READ]])
+            for start in range(0, len(status_ids), STATUSES_A_READ)))
+        for read in reads:
+            raise_for_error(read)
+            statuses.extend(read.json())
+    report["statuses"] = statuses
+    report["rules"] = [{"id": str(rule), "text": rules[rule - 1], "hint": ""} for rule in rule_ids
+                       if 1 <= rule <= len(rules)]
+    return report
