@@ -215,7 +215,8 @@ def test_a_moderator_disables_and_enables_an_account(
 
     # Disabled with the report: its tokens are refused at once, the report is resolved by the moderator.
     done = http.post(f"/api/v1/admin/accounts/{target.id}/action", headers=auth,
-                     data={"type": "disable", "report_id": filed["id"], "text": "no spam", "send_email_notification": "1"})
+                     data={"type": "disable", "report_id": filed["id"], "text": "no spam",
+                           "send_email_notification": "1"})
     assert (done.status_code, done.json()) == (200, {})
     refused = http.get("/api/v1/timelines/home", headers=target.auth)
     assert (refused.status_code, refused.json()) == (403, DISABLED)
@@ -267,7 +268,8 @@ def test_accounts_are_listed_newest_first_and_paged(
     four = [a["id"] for a in listed(limit="4").json()]
     assert four[:3] == newest_first
     page = listed(limit="2")
-    assert [a["id"] for a in page.json()] + [a["id"] for a in http.get(next_link(page) or "", headers=auth).json()] == four
+    second = http.get(next_link(page) or "", headers=auth).json()
+    assert [a["id"] for a in page.json()] + [a["id"] for a in second] == four
     assert [a["id"] for a in listed(min_id=four[3], limit="2").json()] == four[1:3]
     assert [a["id"] for a in listed(since_id=four[2]).json()] == four[:2]
 
