@@ -426,7 +426,7 @@ async def accounts(
     role_ids: Annotated[list[Annotated[int, Field(ge=-(1 << 31), lt=1 << 31)]], Query(max_length=40)] = [],  # noqa: B006
     username: Annotated[str | None, Query(max_length=300)] = None,
     display_name: Annotated[str | None, Query(max_length=300)] = None,
-    email: Annotated[str | None, Query(max_length=300)] = None, ip: Annotated[str | None, Query(max_length=100)] = None,
+    email: Annotated[str | None, Query(max_length=300)] = None, ip: Annotated[str | None, Query(max_length=300)] = None,
     invited_by: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
     max_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
     since_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,

@@ -45,6 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from stack.config import ROOT
@@ -242,3 +243,44 @@ def test_gateway_conforms_to_its_openapi(gateway: Gateway, make_user: Callable[.
     assert user.token not in output, "schemathesis printed the bearer token"
     assert run.returncode == 0, output[-20000:]
     assert summary is not None and int(summary.group(1)) > 500, output[-3000:]
+
+
+# A rule id the instance does not have is a 422 (the spawned gateway has none), as for POST /api/v1/reports.
+ADMIN_CONFIG = """
+[checks]
+enabled = true
+
+[[operations]]
+include-name = "PUT /api/v1/admin/reports/{report_id}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+"""
+
+
+@pytest.mark.timeout(600)
+def test_the_admin_api_conforms_as_a_moderator_uses_it(gateway: Gateway, make_user: Callable[..., User],
+                                                       tmp_path: Path) -> None:
+    """The admin routes again, as a moderator (the run above is refused them all): reading accounts and reports, and
+    changing reports. Never acting on accounts: the run would disable the suite's other accounts."""
+    from tests.graph.test_admin import ADMIN_SCOPES, accounts_tool, token  # the admin tests' app and tool
+
+    moderator = make_user("sta")
+    accounts_tool("role", moderator.username, "Moderator")
+    with httpx.Client(base_url=gateway.url, timeout=30) as http:
+        app = http.post("/api/v1/apps", data={"client_name": "schemathesis-admin", "scopes": ADMIN_SCOPES,
+                                              "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"}).json()
+        auth = token(http, app, moderator, "admin:read admin:write:reports")
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(ADMIN_CONFIG)
+    run = subprocess.run(
+        [str(SCHEMATHESIS), "--config-file", str(config), "--no-color", "run", f"{gateway.url}/openapi.json",
+         "--header", f"Authorization: {auth['Authorization']}", "--include-path-regex", "^/api/v[12]/admin/",
+         "--seed", str(SEED), "--generation-deterministic", "--max-examples", str(MAX_EXAMPLES), "--workers", "1",
+         "--request-timeout", "30", "--report", "junit", "--report-dir", str(tmp_path / "report")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=540,
+    )
+    output = run.stdout + run.stderr
+    summary = re.search(r"(\d+) generated.*", output)
+    print(f"\nschemathesis (admin): {summary.group(0) if summary else '?'}")
+    assert auth["Authorization"].split()[1] not in output, "schemathesis printed the bearer token"
+    assert run.returncode == 0, output[-20000:]
+    assert summary is not None and int(summary.group(1)) > 100, output[-3000:]

@@ -24,7 +24,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import optional_flag, optional_str, read_params
+from services.gateway.params import optional_flag, optional_str, read_params, reject_nul
 from services.gateway.upstreams import UpstreamResponse, passthrough, raise_for_error
 
 router = APIRouter(tags=["admin"])
@@ -120,13 +120,20 @@ async def accounts_v2(request: Request, token: AccountsReader, services: Service
     if status is not None:
         params.append(("status", status))
     for raw in query.getlist("role_ids[]") + query.getlist("role_ids"):
+        if raw == "":
+            continue
         try:
-            params.append(("role_ids", int(raw)))
+            role_id = int(raw)
         except ValueError:
             raise ApiError(400, "role_ids must be role ids") from None
+        # An id past any role's is a role no account has (0: no role's id), not a malformed request.
+        params.append(("role_ids", role_id if -(1 << 31) <= role_id < 1 << 31 else 0))
     invited_by = query.get("invited_by")
     if invited_by:
-        params.append(("invited_by", record_id(invited_by)))
+        inviter = parse_id(invited_by)
+        if inviter is None:
+            raise ApiError(400, "invited_by must be an account id")
+        params.append(("invited_by", inviter))  # Kicau has no invitations: any inviter lists nothing
     return await _accounts(request, token, services, common, params)
 
 
@@ -136,7 +143,7 @@ async def _accounts(request: Request, token: TokenInfo, services: Services, comm
     for name in _TEXT_FILTERS:
         value = query.get(name)
         if value:
-            params.append((name, value))
+            params.append((name, reject_nul(name, value)))
     params.extend(_page(request))
     answer = await services.graph.call("GET", "/internal/admin/accounts", params=params, token=token)
     return _paged(request, common, answer)
@@ -150,7 +157,7 @@ async def account(account_id: str, token: AccountsReader, services: Services) ->
 
 
 @router.post("/api/v1/admin/accounts/{account_id}/action", openapi_extra={**ACTION_BODY, **doc.BEARER},
-             responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403, 404, 413, 415, 422)})
+             responses={**doc.ok(dict[str, Any]), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def act(account_id: str, request: Request, token: AccountsWriter, services: Services,
               settings: Settings) -> Response:
     """A moderation action on an account: ``type`` ``none`` (a note in the report only) or ``disable`` (its login:
@@ -205,8 +212,8 @@ async def reports(request: Request, token: ReportsReader, services: Services, co
     the resolved ones, or with both ``resolved`` and ``unresolved`` all; ``account_id`` (filed by) and
     ``target_account_id`` (against) narrow them."""
     query = request.query_params
-    resolved = flag(query["resolved"], "resolved") if query.get("resolved") else False
-    unresolved = flag(query["unresolved"], "unresolved") if query.get("unresolved") else False
+    resolved = flag(query["resolved"], "resolved") if "resolved" in query else False
+    unresolved = flag(query["unresolved"], "unresolved") if "unresolved" in query else False
     params: list[tuple[str, Any]] = [("state", "all" if resolved and unresolved else
                                       "resolved" if resolved else "open"), *_page(request)]
     for name in ("account_id", "target_account_id"):
@@ -232,11 +239,11 @@ async def report(report_id: str, token: ReportsReader, services: Services, setti
 
 
 @router.put("/api/v1/admin/reports/{report_id}", openapi_extra={**REPORT_CHANGE_BODY, **doc.BEARER},
-            responses={**REPORT_ANSWER, **doc.errors(401, 403, 404, 413, 415, 422)})
+            responses={**REPORT_ANSWER, **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def classify(report_id: str, request: Request, token: ReportsWriter, services: Services,
                    settings: Settings) -> Response:
     """Change a report's ``category`` and the instance's rules it names (``rule_ids[]``: kept only under
-    ``violation``, as Mastodon keeps them); the Admin::Report."""
+    ``violation``, as Mastodon keeps them, and ignored with another category); the Admin::Report."""
     given = await read_params(request, settings.max_body_bytes)
     body: dict[str, Any] = {}
     category = optional_str(given, "category") or None
@@ -249,10 +256,12 @@ async def classify(report_id: str, request: Request, token: ReportsWriter, servi
         values = [] if raw is None or raw == "" else raw if isinstance(raw, list) else [raw]
         rules = [parse_id(str(value)) if isinstance(value, str | int) and not isinstance(value, bool) else None
                  for value in values]
-        if len(rules) > MAX_STATUSES or any(rule is None or not 1 <= rule <= len(settings.instance_rules)
-                                            for rule in rules):
-            raise ApiError(422, "Validation failed: Rule ids must name the instance's rules")
-        body["rule_ids"] = rules
+        if len(rules) > MAX_STATUSES or any(rule is None for rule in rules):
+            raise ApiError(422, "Validation failed: rule_ids must be rule ids")
+        if category in (None, "violation"):  # another category names no rules: they are not read
+            if any(rule is None or not 1 <= rule <= len(settings.instance_rules) for rule in rules):
+                raise ApiError(422, "Validation failed: Rule ids must name the instance's rules")
+            body["rule_ids"] = rules
     answer = await services.graph.call("PUT", f"/internal/admin/reports/{record_id(report_id)}", json=body,
                                        token=token)
     return await _report(answer, services, settings.instance_rules)
