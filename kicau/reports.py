@@ -70,8 +70,8 @@ def category_of(given: str | None, rule_ids: tuple[int, ...]) -> str:
     return given or ("violation" if rule_ids else "other")
 
 
-def entity(report: Report, target: dict[str, Any]) -> dict[str, Any]:
-    """Mastodon's Report entity, with the target's Account entity."""
+def shared_fields(report: Report) -> dict[str, Any]:
+    """What Mastodon's Report and Admin::Report (services/graph/admin.py) both say of a report."""
     return {
         "id": str(report.id),
         "action_taken": report.action_taken_at is not None,
@@ -80,6 +80,13 @@ def entity(report: Report, target: dict[str, Any]) -> dict[str, Any]:
         "comment": report.comment,
         "forwarded": False,
         "created_at": iso_time(report.created_at),
+    }
+
+
+def entity(report: Report, target: dict[str, Any]) -> dict[str, Any]:
+    """Mastodon's Report entity, with the target's Account entity."""
+    return {
+        **shared_fields(report),
         "status_ids": [str(s) for s in report.status_ids] or None,
         "rule_ids": [str(r) for r in report.rule_ids] or None,
         "target_account": target,

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from kicau.clients import execute
 from kicau.entities import iso_time
-from kicau.reports import MAX_STATUSES, Category, Report
+from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
 from kicau.web import ACCOUNT_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, ApiError, acting_account_id
 from services.graph.accounts import set_disabled
@@ -378,13 +378,7 @@ def admin_report_entity(report: Report, accounts: dict[int, dict[str, Any]]) -> 
         return accounts.get(account_id) if account_id is not None else None
 
     return {
-        "id": str(report.id),
-        "action_taken": report.action_taken_at is not None,
-        "action_taken_at": iso_time(report.action_taken_at),
-        "category": report.category,
-        "comment": report.comment,
-        "forwarded": False,
-        "created_at": iso_time(report.created_at),
+        **shared_fields(report),
         "updated_at": iso_time(report.updated_at or report.created_at),
         "account": person(report.account_id),
         "target_account": person(report.target_account_id),
