@@ -15,8 +15,9 @@ them for an account that is not suspended or already approved.
 How accounts are listed: newest registration first, as the profile directory keeps them (kicau/directory.py), from
 a cursor's rank. A filtered page reads at most ``SCAN_BUDGET`` accounts; if it found fewer than asked, its next
 cursor is the last account it read, so a client paging on finds the rest. Staff and role filters read the staff
-table, and ``username`` the index of names (every account whose username begins with it, as Mastodon matches it):
-both list by id, newest first.
+table, and ``username`` the index of names (the accounts whose username begins with it, in any case, as Mastodon
+matches it; the first ``NAMES_READ`` such names in the index's order): both list by id, newest first, which is the
+order of registration for every account the API registered (seeded accounts have ids of no clock).
 """
 
 from __future__ import annotations
