@@ -68,8 +68,8 @@ class Directory:
     async def around(self, account_id: int) -> tuple[int, int]:
         """Where ``account_id`` stands among the accounts newest first: (how many are newer, the rank the older
         ones begin at); pages before and after it are read from there. For an id the set does not hold (a cursor a
-        client made up), the accounts registered after the moment its id says are the newer ones."""
-        await self._present()
+        client made up), the accounts registered after the moment its id says are the newer ones. After
+        ``ensure``."""
         key = keys.directory_new().encode()
         rank, newer = await resp.round_trip(self._redis, [
             command(b"ZREVRANK", key, str(account_id).encode()),
@@ -77,15 +77,15 @@ class Directory:
         return (int(rank), int(rank) + 1) if rank is not None else (int(newer), int(newer))
 
     async def ranked(self, start: int, stop: int) -> list[int]:
-        """The account ids ranked ``start`` to ``stop`` (excluded) among the newest first."""
+        """The account ids ranked ``start`` to ``stop`` (excluded) among the newest first. After ``ensure``."""
         if stop <= start:
             return []
-        await self._present()
         members = await resp.round_trip(self._redis, [command(
             b"ZRANGE", keys.directory_new().encode(), str(start).encode(), str(stop - 1).encode(), b"REV")])
         return [int(bytes(member)) for member in members[0] if bytes(member) != _PRESENT]
 
-    async def _present(self) -> None:
+    async def ensure(self) -> None:
+        """Rebuild the set of the newest if Redis lost it: once before a listing's ``around`` and ``ranked``."""
         present = await resp.round_trip(self._redis, [command(b"ZSCORE", keys.directory_new().encode(), _PRESENT)])
         if present[0] is None:
             await self._rebuild()

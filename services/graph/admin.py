@@ -218,6 +218,7 @@ class Admin:
     async def _by_rank(self, wanted: AccountFilter, roles: dict[int, Role], cursors: Cursors, limit: int) -> Page:
         """A page of every account, newest registration first, by the ranks of the cursors (module doc)."""
         directory = self._graph.directory_index
+        await directory.ensure()
         start, stop = 0, None
         if cursors.max_id is not None:
             start = (await directory.around(cursors.max_id))[1]
