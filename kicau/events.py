@@ -3,7 +3,8 @@
 Status events are keyed by author id so one author's creates and deletes stay ordered in one partition;
 follow events are keyed by follower id so one follower's follows and unfollows stay ordered (and a block's or mute's
 with them, by the account that hides), and favourite events
-by the account that favourites, for the same reason.
+by the account that favourites, for the same reason. A sign-up and a report, which the staff are told of, travel on
+the follows topic too, by the account that signs up or reports.
 """
 
 from __future__ import annotations
@@ -202,15 +203,35 @@ class StatusUnfavourited(_Event, tag="status.unfavourited"):
     favourite_id: int
 
 
+class AccountRegistered(_Event, tag="account.registered"):
+    """An account signed up (services/graph/service.py ``register``), once it exists: the staff who may manage
+    accounts are told (Mastodon's ``admin.sign_up``, its id the account's)."""
+
+    account_id: int
+
+
+class ReportFiled(_Event, tag="report.filed"):
+    """A report was filed (kicau/reports.py), once it is kept: the staff who may manage reports are told
+    (Mastodon's ``admin.report``, its id the report's)."""
+
+    report_id: int
+    account_id: int  # who reported
+    target_id: int
+    # The Report entity as filed, with its target's Account, for the notification the streams carry.
+    report_json: str
+
+
 StatusEvent = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
                | StatusUnfavourited | PollEnded)
-FollowEvent = FollowCreated | FollowDeleted | AccountHidden | FollowRequested | FollowRequestSettled
+FollowEvent = (FollowCreated | FollowDeleted | AccountHidden | FollowRequested | FollowRequestSettled
+               | AccountRegistered | ReportFiled)
 Event = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | FollowCreated | FollowDeleted
-         | StatusFavourited | StatusUnfavourited | AccountHidden | FollowRequested | FollowRequestSettled | PollEnded)
+         | StatusFavourited | StatusUnfavourited | AccountHidden | FollowRequested | FollowRequestSettled | PollEnded
+         | AccountRegistered | ReportFiled)
 EventType = Literal[
     "status.created", "status.deleted", "status.edited", "account.scale_changed", "follow.created",
     "follow.deleted", "status.favourited", "status.unfavourited", "account.hidden", "follow.requested",
-    "follow.request_settled", "poll.ended",
+    "follow.request_settled", "poll.ended", "account.registered", "report.filed",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -232,8 +253,9 @@ def event_key(event: Event) -> bytes:
     if isinstance(event, StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
                   | StatusUnfavourited | PollEnded):
         return str(event.account_id).encode()
-    if isinstance(event, AccountHidden):
-        return str(event.account_id).encode()  # with the hider's follows
+    if isinstance(event, AccountHidden | AccountRegistered | ReportFiled):
+        # a block's or mute's with the hider's follows; a sign-up or a report by the account that makes it
+        return str(event.account_id).encode()
     if isinstance(event, FollowRequested | FollowRequestSettled):
         return str(event.requester_id).encode()  # with the requester's follows
     return str(event.follower_id).encode()

@@ -151,6 +151,8 @@ def grouped_page(window: bytes, limit: int, more: bool, grouped: Iterable[str] =
             if status:
                 group["status_id"] = status["id"]
                 statuses.setdefault(status["id"], status)
+            if "report" in notice:  # an ``admin.report``'s, in the group as Mastodon's NotificationGroup has it
+                group["report"] = notice["report"]
         group["notifications_count"] += 1
         group["page_min_id"] = notice["id"]
         if len(group["sample_account_ids"]) < SAMPLE_ACCOUNTS and account["id"] not in group["sample_account_ids"]:

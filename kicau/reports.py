@@ -15,11 +15,12 @@ Report entity back; Mastodon's API gives accounts no way to list their reports, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
+import msgspec
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
@@ -93,6 +94,12 @@ def entity(report: Report, target: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def rendered_entity(report: Report, target_card: bytes) -> bytes:
+    """``entity`` as JSON, with the target's cached card (Account JSON) spliced in undecoded: an ``admin.report``
+    notification's report, as the timeline service renders it (kicau/notifications.py)."""
+    return msgspec.json.encode({**entity(report, {}), "target_account": msgspec.Raw(target_card)})
+
+
 class ReportStore:
     """Cassandra ``reports``."""
 
@@ -127,6 +134,13 @@ class ReportStore:
     async def one(self, report_id: int) -> Report | None:
         rows = await execute(self._session, self._one, (day_of(report_id), report_id))
         return _from_row(rows[0]) if rows else None
+
+    async def some(self, report_ids: Iterable[int]) -> dict[int, Report]:
+        """Those of ``report_ids`` that exist, by id: one read each, all at once (a page of notifications names a
+        few)."""
+        wanted = sorted(set(report_ids))
+        found = await asyncio.gather(*(self.one(report_id) for report_id in wanted))
+        return {report.id: report for report in found if report is not None}
 
     async def newest(self, days: int, limit: int, *, today: int | None = None) -> list[Report]:
         """The newest reports of the last ``days`` days, ``limit`` at most, newest first."""

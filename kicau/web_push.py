@@ -283,6 +283,8 @@ TITLES: Final = {
     "favourite": "{name} favorited your post",
     "poll": "A poll has ended",
     "update": "{name} edited a post",
+    "admin.sign_up": "{name} signed up",
+    "admin.report": "{name} submitted a report",
 }
 BODY_CHARACTERS: Final = 140
 

@@ -29,6 +29,7 @@ from kicau.public_timeline import PublicStatuses
 from kicau.quotes import QuoteStore
 from kicau.reblogs import ReblogStore
 from kicau.settings import CommonSettings
+from kicau.staff import StaffStore
 from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_timeline import TaggedStatuses
@@ -81,6 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             poll_votes=PollVotes(redis, session, clients.write_consistency(common)),
             policies=PolicyStore(session, clients.write_consistency(common)), relations=Relations(session),
             filtered=NotificationStore(session, clients.write_consistency(common), FILTERED_TABLE),
+            staff=StaffStore(session, clients.write_consistency(common)),
             public=PublicStatuses(session, clients.write_consistency(common)),
             tagged=TaggedStatuses(session, clients.write_consistency(common)),
             tag_uses=AccountTagUses(session, clients.write_consistency(common)),

@@ -8,7 +8,8 @@ pipelined chunks, never one round trip per follower.
 Notifications (kicau/notifications.py) are recorded in Cassandra alongside the batch's Redis writes: a mention
 for each account a new status mentions, a follow for each new follow; a deleted status's mentions are removed.
 Online accounts get them on their streams with the batch's other deliveries. The notified accounts' policies
-(kicau/notification_policies.py) may hold some back (recorded apart, never streamed) or drop them.
+(kicau/notification_policies.py) may hold some back (recorded apart, never streamed) or drop them. A sign-up or
+a report (published by the graph service) tells the staff whose role may act on it (kicau/staff.py), read then.
 
 A public status also goes to the public timeline (kicau/public_timeline.py): Cassandra's record of it,
 alongside the notifications, and then (as a rebuild of Redis's list reads that record) Redis's list; and, for each
@@ -55,6 +56,7 @@ from kicau.conversations import Conversation, ConversationChange, ConversationSt
 from kicau.entities import compose_status
 from kicau.events import (
     AccountHidden,
+    AccountRegistered,
     AccountScaleChanged,
     Event,
     FollowCreated,
@@ -62,6 +64,7 @@ from kicau.events import (
     FollowRequested,
     FollowRequestSettled,
     PollEnded,
+    ReportFiled,
     StatusCreated,
     StatusDeleted,
     StatusEdited,
@@ -89,6 +92,8 @@ from kicau.notification_policies import (
     verdict,
 )
 from kicau.notifications import (
+    ADMIN_REPORT,
+    ADMIN_SIGN_UP,
     FAVOURITE,
     FOLLOW,
     FOLLOW_REQUEST,
@@ -97,6 +102,7 @@ from kicau.notifications import (
     QUOTE,
     QUOTED_UPDATE,
     REBLOG,
+    STAFF_TYPES,
     STATUS,
     UPDATE,
     Notification,
@@ -111,6 +117,7 @@ from kicau.quotes import QuoteStore
 from kicau.reblogs import ReblogStore, with_reblog
 from kicau.resp import Sender, command
 from kicau.settings import CommonSettings
+from kicau.staff import Role, StaffStore
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
 from kicau.tag_timeline import TaggedStatuses
@@ -204,6 +211,23 @@ def notifications_of(events: Sequence[Event]) -> list[Notification]:
     return found
 
 
+def staff_notifications(events: Sequence[Event], staff: Mapping[int, Role]) -> list[Notification]:
+    """What the staff are told of (kicau/notifications.py ``STAFF_TYPES``): each sign-up, told to every staff
+    account that may manage accounts, and each report, to every one that may manage reports, but never to the
+    account that signed up or reported (Mastodon tells no one of its own act)."""
+    found: list[Notification] = []
+    for event in events:
+        if isinstance(event, AccountRegistered):
+            kind, about, told_by = ADMIN_SIGN_UP, event.account_id, event.account_id
+        elif isinstance(event, ReportFiled):
+            kind, about, told_by = ADMIN_REPORT, event.report_id, event.account_id
+        else:
+            continue
+        found += [Notification(account, about, kind, told_by) for account, role in sorted(staff.items())
+                  if account != told_by and role.can(STAFF_TYPES[kind])]
+    return found
+
+
 def accepted_times(events: Iterable[Event]) -> dict[int, float]:
     """When each notification's event was accepted (wall-clock ms), by notification id (a mention's is its
     status's)."""
@@ -224,6 +248,10 @@ def accepted_times(events: Iterable[Event]) -> dict[int, float]:
                 accepted[event.quoted_update_id] = event.occurred_at
         elif isinstance(event, FollowRequested):
             accepted[event.request_id] = event.occurred_at
+        elif isinstance(event, AccountRegistered):
+            accepted[event.account_id] = event.occurred_at
+        elif isinstance(event, ReportFiled):
+            accepted[event.report_id] = event.occurred_at
     return accepted
 
 
@@ -584,6 +612,7 @@ class Fanout:
     policies: PolicyStore  # what notified accounts hold back from strangers (kicau/notification_policies.py)
     relations: Relations  # the follows those policies ask about
     filtered: NotificationStore  # the notifications held back
+    staff: StaffStore  # who is told of sign-ups and reports (kicau/staff.py)
     # Where the batch's accepted notifications go for web push (kicau/web_push.py); None: no push service.
     pushes: NoticeHandOver | None = None
 
@@ -635,6 +664,8 @@ class Fanout:
             superseded = set(replaced) & {(n.account_id, n.id) for n in notices}
             notices = [n for n in notices if (n.account_id, n.id) not in superseded]
             removed += [pair for pair in replaced if pair not in superseded]
+        if any(isinstance(e, AccountRegistered | ReportFiled) for e in events):  # rare: a read of the few staff
+            notices += staff_notifications(events, await self.staff.every())
         endings = [e for e in events if isinstance(e, PollEnded) and e.status_id not in gone]
         if endings:  # rare: a read of each ended poll's voters
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
@@ -906,11 +937,14 @@ class Fanout:
         accepted = accepted_times(p.event for p in plans)
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
         ended: dict[int, str] = {}  # a poll's end's notification id -> its status's JSON
+        filed: dict[int, bytes] = {}  # report id -> the Report JSON
         for event in (p.event for p in plans):
             if isinstance(event, StatusFavourited):
                 favoured[event.favourite_id] = event.status
             elif isinstance(event, PollEnded):
                 ended[event.notification_id] = event.status_json
+            elif isinstance(event, ReportFiled):
+                filed[event.report_id] = event.report_json.encode()
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
             status = (favoured.get(notice.id) if notice.type == FAVOURITE
@@ -920,7 +954,9 @@ class Fanout:
                       else updates.get(notice.status_id) if notice.status_id is not None else None)
             if from_card is None or (notice.status_id is not None and status is None):
                 continue
-            self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None).decode(),
+            report = filed.get(notice.id) if notice.type == ADMIN_REPORT else None
+            self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None,
+                                                report).decode(),
                          accepted[notice.id])
         joining = [c for c in joining if self.online.any_online((c.account_id,))]
         await self._deliver_conversations(pipe, joining, updates, cards, accepted)
@@ -1021,7 +1057,7 @@ class Fanout:
                     entries += to_lists(event)
                     continue
                 if isinstance(event, StatusFavourited | StatusUnfavourited | FollowRequested | FollowRequestSettled
-                              | PollEnded):
+                              | PollEnded | AccountRegistered | ReportFiled):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
                 if isinstance(event, StatusEdited):
                     continue  # timelines hold ids: reads render the new version (services/post/edits.py)

@@ -194,6 +194,7 @@ class NotificationGroup(_Entity):
     latest_page_notification_at: str
     sample_account_ids: list[str]
     status_id: str | None = None
+    report: Report | None = None  # an ``admin.report``'s
 
 
 class GroupedNotifications(_Entity):
@@ -229,6 +230,7 @@ class Notification(_Entity):
     group_key: str
     account: Account
     status: Status | None = None
+    report: Report | None = None  # an ``admin.report``'s
 
 
 class PolicySummary(_Entity):

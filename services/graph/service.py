@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import logging
 import re
 import secrets
 import time
@@ -56,11 +58,13 @@ from kicau.entities import (
 )
 from kicau.events import (
     AccountHidden,
+    AccountRegistered,
     AccountScaleChanged,
     FollowCreated,
     FollowDeleted,
     FollowRequested,
     FollowRequestSettled,
+    ReportFiled,
 )
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, encode_options
@@ -69,6 +73,7 @@ from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
+from kicau.metrics import STAFF_NOTICES_UNSENT
 from kicau.publishing import publish
 from kicau.reports import Report, ReportStore, category_of
 from kicau.reports import entity as report_entity
@@ -82,6 +87,8 @@ from services.graph.authorization import AuthorizationCodes
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.store import GraphStore
+
+log = logging.getLogger(__name__)
 
 KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
@@ -198,7 +205,20 @@ class GraphService:
         made = Report(self.ids.next_id(), account_id, target_id, tuple(dict.fromkeys(status_ids)),
                       tuple(dict.fromkeys(rule_ids)), comment, category_of(category, rule_ids))
         await self.reports.add(made)
-        return report_entity(made, target)
+        entity = report_entity(made, target)
+        await self._tell_staff(ReportFiled(report_id=made.id, account_id=account_id, target_id=target_id,
+                                           report_json=json.dumps(entity, separators=(",", ":"))))
+        return entity
+
+    async def _tell_staff(self, event: AccountRegistered | ReportFiled) -> None:
+        """Publish a sign-up or a report for the staff's notifications (the fanout tells them). What it tells of is
+        kept already and is answered whatever happens here: a notice that cannot be published is logged and
+        counted, never a failed request, which a client would repeat into a second report or a taken name."""
+        try:
+            await publish(self.producer, self.settings.kafka_follows_topic, event)
+        except Exception:
+            STAFF_NOTICES_UNSENT.inc()
+            log.warning("the staff were not told of %s", event.__struct_config__.tag, exc_info=True)
 
     # Announcements (kicau/announcements.py) ----------------------------------------------------------------
 
@@ -457,6 +477,7 @@ class GraphService:
             # Leave no half-registered account: release the name so the user can retry it.
             await self.store.release_username(username_key, account_id)
             raise
+        await self._tell_staff(AccountRegistered(account_id=account_id))
         scopes = set(app_token.scopes) & {"read", "write", "follow", "push"} or {"read"}
         return await self._new_token(account_id, app_token.client_id, scopes)
 

@@ -41,7 +41,9 @@ from kicau.public_timeline import PublicStatuses
 from kicau.quotes import QuoteStore
 from kicau.reader_marks import Mark, ReaderMarks
 from kicau.reblogs import ReblogStore
+from kicau.reports import ReportStore
 from kicau.settings import CommonSettings
+from kicau.staff import StaffStore
 from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import PREFIX, TagNames
@@ -150,6 +152,8 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         conversations=ConversationStore(session, clients.write_consistency(common)),
         policies=PolicyStore(session, clients.write_consistency(common)),
         filtered=NotificationStore(session, clients.write_consistency(common), FILTERED_TABLE),
+        reports=ReportStore(session, clients.write_consistency(common)),
+        staff=StaffStore(session, clients.write_consistency(common)),
         newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
         if own.newest_ids_accounts else None,
     )

@@ -55,13 +55,25 @@ from kicau.newest_ids import NewestIds
 from kicau.notification_groups import GroupSpan
 from kicau.notification_policies import PolicyStore, changed, rendered_request, requests_of, summary_counts
 from kicau.notification_policies import entity as policy_entity
-from kicau.notifications import MENTION, REBLOG, RECORDED, Notification, NotificationStore, rendered
+from kicau.notifications import (
+    ADMIN_REPORT,
+    MENTION,
+    REBLOG,
+    RECORDED,
+    STAFF_TYPES,
+    Notification,
+    NotificationStore,
+    rendered,
+)
 from kicau.pins import PinStore
 from kicau.public_timeline import PublicStatuses
 from kicau.quotes import QuoteStore
 from kicau.reader_copies import ReaderCopies, copy_lifetime
 from kicau.reblogs import ReblogStore
+from kicau.reports import ReportStore
+from kicau.reports import rendered_entity as report_entity
 from kicau.settings import CommonSettings
+from kicau.staff import StaffStore
 from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import TagNames
@@ -252,6 +264,8 @@ class TimelineService:
     conversations: ConversationStore
     policies: PolicyStore  # notification policies and the senders accounts accepted
     filtered: NotificationStore  # the notifications policies held back (kicau/notification_policies.py)
+    reports: ReportStore  # the graph service's; read for ``admin.report`` notifications
+    staff: StaffStore  # the graph service's; who may read the staff's notifications
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Trends as last ranked (hashtags: kicau/tag_trends.py; statuses: kicau/status_trends.py), and when (monotonic
@@ -908,11 +922,12 @@ class TimelineService:
         everyone = [n for notices in found.values() for n in notices]
         if not everyone:
             return dict.fromkeys(found, 0)
+        staff_types = await self._staff_types(account_id, everyone)
         cards, statuses = await asyncio.gather(
             self.accounts.cards({n.from_account_id for n in everyone}),
             self.statuses.visible_ids(_statuses_shown_with(everyone),
                                       Reader(account_id, context=NOTIFICATIONS_CONTEXT)))
-        return {key: sum(_shows(n, cards, statuses) for n in notices) for key, notices in found.items()}
+        return {key: sum(_shows(n, cards, statuses, staff_types) for n in notices) for key, notices in found.items()}
 
     async def notification(self, account_id: int, notification_id: int) -> bytes:
         found = await self.notifications.one(account_id, notification_id)
@@ -1033,14 +1048,32 @@ class TimelineService:
         the reblogged status, and is shown while the reblog, whose id it bears, is there)."""
         if not notifications:
             return []
+        staff_types = await self._staff_types(account_id, notifications)
+        reports = await self.reports.some(n.id for n in notifications
+                                          if n.type == ADMIN_REPORT and ADMIN_REPORT in staff_types)
         cards, statuses = await asyncio.gather(
-            self.accounts.cards({n.from_account_id for n in notifications}),
+            self.accounts.cards({n.from_account_id for n in notifications}
+                                | {r.target_account_id for r in reports.values()}),
             self.statuses.render_each(_statuses_shown_with(notifications),
                                       Reader(account_id, context=NOTIFICATIONS_CONTEXT)),
         )
+        # A report shows with its target's card: one whose target is gone shows not at all.
+        shown_reports = {report_id: report_entity(report, cards[report.target_account_id])
+                         for report_id, report in reports.items() if report.target_account_id in cards}
         return [rendered(notice, cards[notice.from_account_id],
-                         statuses[notice.status_id] if notice.status_id is not None else None)
-                for notice in notifications if _shows(notice, cards, statuses)]
+                         statuses[notice.status_id] if notice.status_id is not None else None,
+                         shown_reports.get(notice.id) if notice.type == ADMIN_REPORT else None)
+                for notice in notifications
+                if _shows(notice, cards, statuses, staff_types)
+                and (notice.type != ADMIN_REPORT or notice.id in shown_reports)]
+
+    async def _staff_types(self, account_id: int, notifications: Sequence[Notification]) -> frozenset[str]:
+        """The staff's notification types (kicau/notifications.py ``STAFF_TYPES``) the reader's role lets it read
+        now; its role is read only for notifications of those types."""
+        if not any(n.type in STAFF_TYPES for n in notifications):
+            return frozenset()
+        role = await self.staff.role_of(account_id)
+        return frozenset(kind for kind, permission in STAFF_TYPES.items() if role.can(permission))
 
     # Rebuilds ---------------------------------------------------------------------------------------------
 
@@ -1184,9 +1217,12 @@ def _statuses_shown_with(notifications: Sequence[Notification]) -> list[int]:
             *(n.id for n in notifications if n.type == REBLOG)]
 
 
-def _shows(notice: Notification, cards: Container[int], statuses: Container[int]) -> bool:
+def _shows(notice: Notification, cards: Container[int], statuses: Container[int],
+           staff_types: Container[str] = frozenset()) -> bool:
     """Whether a notification shows: its account still has a card, and its reader may still see its status (a
     deleted status takes its mentions with it) and, for a reblog, the reblog (given back, it takes its notification
-    with it). ``cards`` and ``statuses``: those there and seen."""
+    with it); one of the staff's types, while the reader's role lets it read them (``staff_types``). ``cards`` and
+    ``statuses``: those there and seen."""
     return (notice.from_account_id in cards and (notice.status_id is None or notice.status_id in statuses)
-            and (notice.type != REBLOG or notice.id in statuses))
+            and (notice.type != REBLOG or notice.id in statuses)
+            and (notice.type not in STAFF_TYPES or notice.type in staff_types))

@@ -7,20 +7,26 @@ from __future__ import annotations
 import msgspec
 
 from kicau.events import (
+    AccountRegistered,
     Event,
     FollowCreated,
     FollowDeleted,
     FollowRequested,
     FollowRequestSettled,
+    ReportFiled,
     StatusCreated,
     StatusDeleted,
     StatusEdited,
     StatusFavourited,
     StatusUnfavourited,
+    decode_event,
+    encode_event,
     event_key,
 )
 from kicau.ids import id_from_ms
 from kicau.notifications import (
+    ADMIN_REPORT,
+    ADMIN_SIGN_UP,
     FAVOURITE,
     FOLLOW,
     FOLLOW_REQUEST,
@@ -35,7 +41,10 @@ from kicau.notifications import (
     rendered,
     wanted_types,
 )
-from services.fanout.service import notifications_of, notifications_removed
+from kicau.reports import Report
+from kicau.reports import rendered_entity as report_entity
+from kicau.staff import ADMIN, EVERYONE, FLAGS, MODERATOR, OWNER, Role
+from services.fanout.service import accepted_times, notifications_of, notifications_removed, staff_notifications
 
 AUTHOR, BOB, CAROL = 1, 2, 3
 
@@ -99,14 +108,39 @@ def test_a_follow_request_notifies_until_it_ends() -> None:
     assert event_key(events[0]) == event_key(FollowCreated(follower_id=BOB, followee_id=CAROL)) == b"2"
 
 
+def test_the_staff_are_told_of_sign_ups_and_reports() -> None:
+    """A sign-up tells every staff account that may manage accounts, a report every one that may manage reports
+    (a moderator both, an admin and an owner everything); never the account that signed up or reported. The
+    notification's id is the account's or the report's; other events tell the staff nothing."""
+    staff = {BOB: MODERATOR, CAROL: ADMIN, 4: OWNER, 5: Role(9, "Reports only", FLAGS["manage_reports"], 5, False),
+             6: EVERYONE}
+    events: list[Event] = [
+        AccountRegistered(account_id=7),
+        ReportFiled(report_id=40, account_id=CAROL, target_id=7, report_json="{}"),
+        FollowCreated(follower_id=7, followee_id=BOB, notification_id=41),
+    ]
+    assert staff_notifications(events, staff) == [
+        Notification(BOB, 7, ADMIN_SIGN_UP, 7), Notification(CAROL, 7, ADMIN_SIGN_UP, 7),
+        Notification(4, 7, ADMIN_SIGN_UP, 7),
+        Notification(BOB, 40, ADMIN_REPORT, CAROL), Notification(4, 40, ADMIN_REPORT, CAROL),
+        Notification(5, 40, ADMIN_REPORT, CAROL),
+    ]
+    assert staff_notifications(events, {}) == []
+    assert notifications_of(events) == [Notification(BOB, 41, FOLLOW, 7)]  # the graph's, apart
+    assert accepted_times(events) == {7: events[0].occurred_at, 40: events[1].occurred_at, 41: events[2].occurred_at}
+    # Each rides the follows topic by the account that signs up or reports; decoded as it was encoded.
+    assert [event_key(e) for e in events[:2]] == [b"7", b"3"]
+    assert [decode_event(encode_event(e)) for e in events[:2]] == events[:2]
+
+
 def test_the_types_a_request_asks_for() -> None:
-    assert wanted_types([], []) == {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE,
-                                    QUOTED_UPDATE}
-    assert wanted_types(["mention", "favourite", "admin.report"], []) == {MENTION, FAVOURITE}
-    assert wanted_types([], ["follow", "poll"]) == {MENTION, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, QUOTE,
-                                                    QUOTED_UPDATE}
+    every = {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE, QUOTED_UPDATE,
+             ADMIN_SIGN_UP, ADMIN_REPORT}
+    assert wanted_types([], []) == every
+    assert wanted_types(["mention", "favourite", "admin.report"], []) == {MENTION, FAVOURITE, ADMIN_REPORT}
+    assert wanted_types([], ["follow", "poll"]) == every - {FOLLOW, POLL}
     assert wanted_types(["follow"], ["follow"]) == set()
-    assert wanted_types(["admin.sign_up"], []) == set()  # Mastodon's, never recorded here
+    assert wanted_types(["severed_relationships"], []) == set()  # Mastodon's, never recorded here
 
 
 def test_the_rendered_entity() -> None:
@@ -120,3 +154,13 @@ def test_the_rendered_entity() -> None:
     }
     follow = Notification(CAROL, id_from_ms(moment), FOLLOW, BOB)
     assert "status" not in msgspec.json.decode(rendered(follow, card, None))
+    # A report's notification carries the Report, its target's card spliced in.
+    report = Report(id_from_ms(moment) | 9, BOB, AUTHOR, (77,), (), "spam", "spam")
+    told = Notification(CAROL, report.id, ADMIN_REPORT, BOB)
+    shown = msgspec.json.decode(rendered(told, card, None, report_entity(report, b'{"id":"1"}')))
+    assert shown["type"] == "admin.report" and shown["account"] == {"id": "2", "username": "bob"}
+    assert "status" not in shown and shown["report"] == {
+        "id": str(report.id), "action_taken": False, "action_taken_at": None, "category": "spam",
+        "comment": "spam", "forwarded": False, "created_at": "2025-12-02T00:00:00.123Z", "status_ids": ["77"],
+        "rule_ids": None, "target_account": {"id": "1"},
+    }
