@@ -19,7 +19,7 @@ from mastodon import Mastodon
 
 from stack.config import ROOT
 from stack.services import service_env
-from tests.conftest import User
+from tests.conftest import User, eventually
 from tests.graph.test_reports import RULES, ruled  # noqa: F401  (the gateway with two rules, a fixture)
 from tests.timeline.test_visibility import post
 
@@ -311,3 +311,7 @@ def test_mastodon_py_moderates(gateway_url: str, http: httpx.Client, admin_app: 
     assert client.admin_report_resolve(filed["id"]).action_taken is True
     assert client.admin_account_enable(target.id).disabled is False
     assert http.get("/api/v1/timelines/home", headers=target.auth).status_code == 200
+    # The moderator was told of the report (tests/graph/test_staff_notifications.py), as Mastodon.py reads it.
+    told = eventually(lambda: client.notifications(types=["admin.report"]))
+    assert str(told[0].report.id) == filed["id"] and str(told[0].report.target_account.id) == target.id
+    assert told[0].report.action_taken is True
