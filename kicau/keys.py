@@ -324,3 +324,14 @@ def push_sent(subscription_id: int, notification_id: int) -> str:
     """Set once a notification was pushed to a subscription (services/push/): a replayed notice is not pushed
     twice. Kept as long as a push service keeps an undelivered push (kicau/web_push.py, ``PUSH_TTL_SECONDS``)."""
     return f"push:sent:{subscription_id}:{notification_id}"
+
+
+def email_block_uses(domain: str, day: int) -> str:
+    """How many sign-ups the e-mail domain block of ``domain`` refused on the day starting at ``day`` (epoch seconds;
+    kicau/email_domain_blocks.py)."""
+    return f"email_block:{{d:{domain}}}:{day}:uses"
+
+
+def email_block_accounts(domain: str, day: int) -> str:
+    """A HyperLogLog of the addresses whose sign-ups that block refused that day."""
+    return f"email_block:{{d:{domain}}}:{day}:accounts"

@@ -317,6 +317,15 @@ class Rule(_Entity):
     hint: str
 
 
+class AdminEmailDomainBlock(_Entity):
+    """GET /api/v1/admin/email_domain_blocks (kicau/email_domain_blocks.py)."""
+
+    id: str
+    domain: str
+    created_at: str
+    history: list[dict[str, str]]
+
+
 class AdminReport(_Entity):
     """GET /api/v1/admin/reports (services/graph/admin.py, services/gateway/routes/admin.py)."""
 

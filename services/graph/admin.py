@@ -405,7 +405,7 @@ AdminDep = Annotated[Admin, Depends(_admin)]
 Actor = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
 
 
-def _paged(page: Page) -> JSONResponse:
+def paged(page: Page) -> JSONResponse:
     headers = {}
     if page.next_max_id is not None:
         headers[NEXT_CURSOR_HEADER] = str(page.next_max_id)
@@ -430,7 +430,7 @@ async def accounts(
 ) -> JSONResponse:
     wanted = AccountFilter(status=status, remote=remote, by_domain=by_domain, staff=staff, role_ids=tuple(role_ids),
                            username=username, display_name=display_name, email=email, ip=ip, invited_by=invited_by)
-    return _paged(await admin.accounts(acting_account_id(actor), wanted, Cursors(max_id, since_id, min_id), limit))
+    return paged(await admin.accounts(acting_account_id(actor), wanted, Cursors(max_id, since_id, min_id), limit))
 
 
 @router.get("/accounts/{account_id}")
@@ -468,7 +468,7 @@ async def reports(
     since_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
     min_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None, limit: Limit = PAGE_DEFAULT,
 ) -> JSONResponse:
-    return _paged(await admin.reports(acting_account_id(actor), state=state, account_id=account_id,
+    return paged(await admin.reports(acting_account_id(actor), state=state, account_id=account_id,
                                       target_account_id=target_account_id, cursors=Cursors(max_id, since_id, min_id),
                                       limit=limit))
 

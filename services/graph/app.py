@@ -29,6 +29,7 @@ from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.directory import Directory
 from kicau.disabled_accounts import DisabledAccounts
 from kicau.durations import whole_seconds
+from kicau.email_domain_blocks import EmailDomainBlockStore
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.filters import FilterStore, encode, filter_entity
 from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
@@ -60,6 +61,7 @@ from services.graph.admin import Admin
 from services.graph.admin import router as admin_routes
 from services.graph.authorization import AuthorizationCodes
 from services.graph.domain_blocks import DomainBlocks
+from services.graph.email_blocks import router as email_block_routes
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
 from services.graph.push_subscriptions import PushSubscriptions
@@ -255,6 +257,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             reports=ReportStore(session, clients.write_consistency(common)),
             disabled=DisabledAccounts(session, clients.write_consistency(common)),
             staff=StaffStore(session, clients.write_consistency(common)),
+            email_blocks=EmailDomainBlockStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -274,6 +277,7 @@ app = FastAPI(title="Kicau graph service", lifespan=lifespan)
 install_common(app, service="graph", readiness=[redis_ready(app), cassandra_ready(app)])
 # Added as they are (their paths carry the router's prefix), as the gateway adds its routers' routes.
 app.router.routes.extend(admin_routes.routes)
+app.router.routes.extend(email_block_routes.routes)
 
 
 @app.post("/internal/apps")

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from kicau import (
     directory,
+    email_domain_blocks,
     featured_tags,
     follow_suggestions,
     follower_lists,
@@ -47,6 +48,7 @@ from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_chang
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
 from kicau.disabled_accounts import DisabledAccounts
+from kicau.email_domain_blocks import EmailDomainBlockStore
 from kicau.entities import (
     MAX_DISPLAY_NAME,
     MAX_NOTE,
@@ -191,6 +193,7 @@ class GraphService:
     reports: ReportStore
     disabled: DisabledAccounts  # whose login the operator disabled (services/graph/accounts.py)
     staff: StaffStore  # the operator's moderators, admins and owners (kicau/staff.py)
+    email_blocks: EmailDomainBlockStore  # the e-mail domains no account may register with
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -456,6 +459,12 @@ class GraphService:
         if errors:
             raise ApiError(422, "Validation failed: " + ", ".join(f"{k} is invalid" for k in errors))
         assert username and email and password
+        # Before anything is claimed: a refused sign-up leaves nothing behind but its count in the block's history.
+        blocked = await self.email_blocks.matching(email)
+        if blocked is not None:
+            await resp.round_trip(self.redis, email_domain_blocks.refusal_commands(blocked.domain, email),
+                                  attempts=1)
+            raise ApiError(422, email_domain_blocks.REFUSED)
         account_id = self.ids.next_id()
         username_key = username.lower()
         email_key = email.lower()

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from kicau.email_domain_blocks import MAX_DOMAIN
 from kicau.ids import parse_id
 from kicau.reports import CATEGORIES, MAX_STATUSES
 from kicau.tokens import TokenInfo
@@ -33,6 +34,8 @@ AccountsReader = Annotated[TokenInfo, require("admin:read:accounts")]
 AccountsWriter = Annotated[TokenInfo, require("admin:write:accounts")]
 ReportsReader = Annotated[TokenInfo, require("admin:read:reports")]
 ReportsWriter = Annotated[TokenInfo, require("admin:write:reports")]
+BlocksReader = Annotated[TokenInfo, require("admin:read:email_domain_blocks")]
+BlocksWriter = Annotated[TokenInfo, require("admin:write:email_domain_blocks")]
 
 PAGE_DEFAULT: Final = 100
 PAGE_MOST: Final = 200
@@ -80,6 +83,11 @@ REPORT_CHANGE_BODY = doc.body(doc.params({
                                                       "maxItems": MAX_STATUSES}]}),
 }), required=False)
 
+BLOCK_BODY = doc.body(doc.params({
+    "domain": doc.text(max_length=MAX_DOMAIN * 2, blank=False),
+    "allow_with_approval": doc.nullable(doc.BOOLEAN),
+}, "domain"))
+BLOCK_ANSWER = {**doc.ok(doc.AdminEmailDomainBlock), **doc.errors(401, 403, 404)}
 ACCOUNT_ANSWER = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
 ACCOUNT_CHANGE = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
 REPORT_ANSWER = {**doc.ok(doc.AdminReport), **doc.errors(401, 403, 404)}
@@ -285,6 +293,49 @@ _report_change("unassign", "Leave the report to anyone; the Admin::Report.")
 _report_change("resolve", "Mark the report resolved (by this moderator), with no action on the account; the "
                           "Admin::Report.")
 _report_change("reopen", "Mark a resolved report unresolved again; the Admin::Report.")
+
+
+# E-mail domain blocks (kicau/email_domain_blocks.py, services/graph/email_blocks.py) ---------------------------
+
+@router.get("/api/v1/admin/email_domain_blocks", openapi_extra={
+    "parameters": doc.page_parameters("max_id", "since_id", "min_id"), **doc.BEARER},
+    responses={**doc.ok(list[doc.AdminEmailDomainBlock]), **doc.errors(400, 401, 403, 422)})
+async def email_domain_blocks(request: Request, token: BlocksReader, services: Services, common: Common) -> Response:
+    """The e-mail domains no account may register with, newest first, 100 a page (at most 200), each with its last
+    seven days of refused sign-ups."""
+    answer = await services.graph.call("GET", "/internal/admin/email_domain_blocks", params=_page(request),
+                                       token=token)
+    return _paged(request, common, answer)
+
+
+@router.get("/api/v1/admin/email_domain_blocks/{block_id}", openapi_extra=doc.BEARER, responses=BLOCK_ANSWER)
+async def email_domain_block(block_id: str, token: BlocksReader, services: Services) -> Response:
+    """One e-mail domain block: the Admin::EmailDomainBlock."""
+    return passthrough(await services.graph.call(
+        "GET", f"/internal/admin/email_domain_blocks/{record_id(block_id)}", token=token))
+
+
+@router.post("/api/v1/admin/email_domain_blocks", openapi_extra={**BLOCK_BODY, **doc.BEARER},
+             responses={**BLOCK_ANSWER, **doc.errors(400, 401, 403, 413, 415, 422)})
+async def block_email_domain(request: Request, token: BlocksWriter, services: Services,
+                             settings: Settings) -> Response:
+    """Refuse sign-ups with addresses of ``domain`` and of the domains under it; the Admin::EmailDomainBlock. A
+    domain blocked already is a 422, as is ``allow_with_approval`` (Kicau holds no sign-ups for approval)."""
+    given = await read_params(request, settings.max_body_bytes)
+    domain = optional_str(given, "domain")
+    if not domain or not domain.strip():
+        raise ApiError(422, "Validation failed: Domain can't be blank")
+    body = {"domain": domain, "allow_with_approval": bool(optional_flag(given, "allow_with_approval"))}
+    return passthrough(await services.graph.call("POST", "/internal/admin/email_domain_blocks", json=body,
+                                                 token=token))
+
+
+@router.delete("/api/v1/admin/email_domain_blocks/{block_id}", openapi_extra=doc.BEARER,
+               responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403, 404)})
+async def unblock_email_domain(block_id: str, token: BlocksWriter, services: Services) -> Response:
+    """Lift an e-mail domain block; an empty object."""
+    return passthrough(await services.graph.call(
+        "DELETE", f"/internal/admin/email_domain_blocks/{record_id(block_id)}", token=token))
 
 
 # Helpers ---------------------------------------------------------------------------------------------------------
