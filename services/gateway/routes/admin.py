@@ -1,7 +1,8 @@
 """Mastodon's admin API for accounts, reports and e-mail domain blocks (services/graph/admin.py and
-services/graph/email_blocks.py hold the rules; kicau/staff.py the roles): the gateway checks the token's ``admin:*`` scope, reads Mastodon's v1 and v2 parameters into the graph
-service's one form, and completes each Admin::Report with its statuses (from the timeline service) and the
-instance's rules it names (from the gateway's own ``instance_rules``).
+services/graph/email_blocks.py hold the rules; kicau/staff.py the roles): the gateway checks the token's ``admin:*``
+scope, reads Mastodon's v1 and v2 parameters into the graph service's one form, and completes each Admin::Report with
+its statuses (from the timeline service) and the instance's rules it names (from the gateway's own
+``instance_rules``).
 
 A report's statuses are rendered as its reporter sees them: the reporter could read them when reporting, and a
 status whose author has since deleted it, or that its reporter can no longer see, is left out, as Mastodon's
