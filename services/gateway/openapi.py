@@ -510,6 +510,10 @@ BOOLEAN: JSONSchema = {"anyOf": [
     {"type": "boolean"}, {"enum": [0, 1]},
     {"type": "string", "pattern": f"^({_any_case(*TRUE_WORDS, *FALSE_WORDS)})$"},
 ]}
+# A flag only false is accepted for (a true one is a 422: what it asks for Kicau does not do).
+FALSE: JSONSchema = {"anyOf": [
+    {"enum": [False, 0]}, {"type": "string", "pattern": f"^({_any_case(*FALSE_WORDS)})$"},
+]}
 TRUE: JSONSchema = {"anyOf": [
     {"enum": [True, 1]}, {"type": "string", "pattern": f"^({_any_case(*TRUE_WORDS)})$"},
 ]}

@@ -253,6 +253,11 @@ enabled = true
 [[operations]]
 include-name = "PUT /api/v1/admin/reports/{report_id}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# A string that is no domain name, or a domain blocked already, is a 422 (Mastodon's answers).
+[[operations]]
+include-name = "POST /api/v1/admin/email_domain_blocks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 """
 
 

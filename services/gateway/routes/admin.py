@@ -86,7 +86,7 @@ REPORT_CHANGE_BODY = doc.body(doc.params({
 
 BLOCK_BODY = doc.body(doc.params({
     "domain": doc.text(max_length=MAX_DOMAIN * 2, blank=False),
-    "allow_with_approval": doc.nullable(doc.BOOLEAN),
+    "allow_with_approval": doc.nullable(doc.FALSE),  # no sign-ups are held for approval: true is a 422
 }, "domain"))
 BLOCK_ANSWER = {**doc.ok(doc.AdminEmailDomainBlock), **doc.errors(401, 403, 404)}
 ACCOUNT_ANSWER = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
