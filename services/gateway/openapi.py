@@ -326,6 +326,13 @@ class AdminEmailDomainBlock(_Entity):
     history: list[dict[str, str]]
 
 
+class AdminCanonicalEmailBlock(_Entity):
+    """GET /api/v1/admin/canonical_email_blocks (kicau/canonical_email_blocks.py)."""
+
+    id: str
+    canonical_email_hash: str
+
+
 class AdminReport(_Entity):
     """GET /api/v1/admin/reports (services/graph/admin.py, services/gateway/routes/admin.py)."""
 

@@ -26,6 +26,7 @@ from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
 from kicau.announcements import NO_ONE, AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
+from kicau.canonical_email_blocks import CanonicalEmailBlockStore
 from kicau.directory import Directory
 from kicau.disabled_accounts import DisabledAccounts
 from kicau.durations import whole_seconds
@@ -258,6 +259,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             disabled=DisabledAccounts(session, clients.write_consistency(common)),
             staff=StaffStore(session, clients.write_consistency(common)),
             email_blocks=EmailDomainBlockStore(session, clients.write_consistency(common)),
+            address_blocks=CanonicalEmailBlockStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,

@@ -1,5 +1,7 @@
-"""Mastodon's admin API for e-mail domain blocks, the graph service's side (kicau/email_domain_blocks.py holds the
-rules; the gateway's routes are in services/gateway/routes/admin.py): ``/internal/admin/email_domain_blocks``.
+"""Mastodon's admin API for the blocks that refuse sign-ups, the graph service's side (the gateway's routes are in
+services/gateway/routes/admin.py): e-mail domain blocks (kicau/email_domain_blocks.py,
+``/internal/admin/email_domain_blocks``) and canonical e-mail blocks (kicau/canonical_email_blocks.py,
+``/internal/admin/canonical_email_blocks``).
 
 The acting account's role must hold ``manage_blocks`` (Mastodon's Admin and Owner roles; not its Moderator), else
 403 "This action is not allowed". Blocks list newest first, 100 a page (at most 200), with Mastodon's cursors over
@@ -8,13 +10,14 @@ their ids.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
-from kicau import email_domain_blocks
+from kicau import canonical_email_blocks, email_domain_blocks
+from kicau.canonical_email_blocks import HASH, CanonicalEmailBlock, canonical_hash
 from kicau.email_domain_blocks import EmailDomainBlock, histories, normalized_domain
 from kicau.web import ApiError, acting_account_id
 from services.graph.admin import PAGE_DEFAULT, Actor, AdminDep, Cursors, Limit, Page, paged
@@ -24,7 +27,15 @@ PERMISSION: Final = "manage_blocks"
 Id = Annotated[int, Path(ge=0, lt=1 << 63)]
 Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 
-router = APIRouter(prefix="/internal/admin/email_domain_blocks")
+router = APIRouter(prefix="/internal/admin")
+
+
+class _Block(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+B = TypeVar("B", bound=_Block)
 
 
 def _graph(request: Request) -> GraphService:
@@ -32,7 +43,7 @@ def _graph(request: Request) -> GraphService:
     return graph
 
 
-def window(blocks: list[EmailDomainBlock], cursors: Cursors, limit: int) -> list[EmailDomainBlock]:
+def window(blocks: list[B], cursors: Cursors, limit: int) -> list[B]:
     """The page of ``blocks`` (newest first) the cursors ask for (``min_id`` reads upward: the oldest above it,
     still listed newest first)."""
     below = [b for b in blocks if cursors.max_id is None or b.id < cursors.max_id]
@@ -53,7 +64,7 @@ async def _one(graph: GraphService, block_id: int) -> EmailDomainBlock:
     return found
 
 
-@router.get("")
+@router.get("/email_domain_blocks")
 async def listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
                   since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
@@ -63,7 +74,7 @@ async def listing(request: Request, admin: AdminDep, actor: Actor = None, max_id
     return paged(Page(items, shown[-1].id if shown else None, shown[0].id if shown else None))
 
 
-@router.get("/{block_id}")
+@router.get("/email_domain_blocks/{block_id}")
 async def one(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = _graph(request)
@@ -76,7 +87,7 @@ class BlockForm(BaseModel):
     allow_with_approval: StrictBool = False
 
 
-@router.post("")
+@router.post("/email_domain_blocks")
 async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     """Block a domain (and the domains under it) for sign-ups; the Admin::EmailDomainBlock."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
@@ -94,10 +105,80 @@ async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor
     return (await _rendered(graph, [made]))[0]
 
 
-@router.delete("/{block_id}")
+@router.delete("/email_domain_blocks/{block_id}")
 async def unblock(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     """Lift a block; an empty object, as Mastodon answers."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = _graph(request)
     await graph.email_blocks.remove(await _one(graph, block_id))
+    return {}
+
+
+# Canonical e-mail blocks ----------------------------------------------------------------------------------------
+
+async def _one_address(graph: GraphService, block_id: int) -> CanonicalEmailBlock:
+    found = next((b for b in await graph.address_blocks.every() if b.id == block_id), None)
+    if found is None:
+        raise ApiError(404, "Record not found")
+    return found
+
+
+@router.get("/canonical_email_blocks")
+async def address_listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
+                          since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
+    await admin.staff_role(acting_account_id(actor), PERMISSION)
+    shown = window(await _graph(request).address_blocks.every(), Cursors(max_id, since_id, min_id), limit)
+    return paged(Page([canonical_email_blocks.entity(b) for b in shown], shown[-1].id if shown else None,
+                      shown[0].id if shown else None))
+
+
+@router.get("/canonical_email_blocks/{block_id}")
+async def address_block(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
+    await admin.staff_role(acting_account_id(actor), PERMISSION)
+    return canonical_email_blocks.entity(await _one_address(_graph(request), block_id))
+
+
+class AddressForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    email: StrictStr | None = None
+    canonical_email_hash: StrictStr | None = None
+
+
+@router.post("/canonical_email_blocks/test")
+async def test_address(form: AddressForm, request: Request, admin: AdminDep,
+                       actor: Actor = None) -> list[dict[str, Any]]:
+    """The blocks an address meets (none or one): Mastodon's way to ask whether it may sign up."""
+    await admin.staff_role(acting_account_id(actor), PERMISSION)
+    if not form.email:
+        raise ApiError(422, "Validation failed: Email can't be blank")
+    found = await _graph(request).address_blocks.matching(form.email)
+    return [canonical_email_blocks.entity(found)] if found is not None else []
+
+
+@router.post("/canonical_email_blocks")
+async def block_address(form: AddressForm, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
+    """Block an address (``email``, of which only the canonical form's hash is kept) or a hash given as such
+    (``canonical_email_hash``); the Admin::CanonicalEmailBlock."""
+    await admin.staff_role(acting_account_id(actor), PERMISSION)
+    if form.email:
+        digest = canonical_hash(form.email)
+    elif form.canonical_email_hash:
+        digest = form.canonical_email_hash.strip().lower()
+        if not HASH.fullmatch(digest):
+            raise ApiError(422, "Validation failed: Canonical email hash must be a SHA-256 in hex")
+    else:
+        raise ApiError(422, "Validation failed: Canonical email hash can't be blank")
+    graph = _graph(request)
+    made = CanonicalEmailBlock(graph.ids.next_id(), digest)
+    if not await graph.address_blocks.add(made):
+        raise ApiError(422, "Validation failed: Canonical email hash has already been taken")
+    return canonical_email_blocks.entity(made)
+
+
+@router.delete("/canonical_email_blocks/{block_id}")
+async def unblock_address(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
+    """Lift a block; an empty object, as Mastodon answers."""
+    await admin.staff_role(acting_account_id(actor), PERMISSION)
+    graph = _graph(request)
+    await graph.address_blocks.remove(await _one_address(graph, block_id))
     return {}

@@ -45,6 +45,7 @@ from kicau.announcements import MAX_REACTIONS, Announcement, AnnouncementStore, 
 from kicau.announcements import entity as announcement_entity
 from kicau.announcements import tell as tell_announcements
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
+from kicau.canonical_email_blocks import CanonicalEmailBlockStore
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
 from kicau.disabled_accounts import DisabledAccounts
@@ -92,6 +93,7 @@ from services.graph.store import GraphStore
 
 log = logging.getLogger(__name__)
 
+EMAIL_TAKEN = "Validation failed: E-mail has already been taken"
 KNOWN_SCOPES = {"read", "write", "follow", "push", "profile"}
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 # Familiar followers (GET /api/v1/accounts/familiar_followers): how many targets a request reads, how many of the
@@ -194,6 +196,7 @@ class GraphService:
     disabled: DisabledAccounts  # whose login the operator disabled (services/graph/accounts.py)
     staff: StaffStore  # the operator's moderators, admins and owners (kicau/staff.py)
     email_blocks: EmailDomainBlockStore  # the e-mail domains no account may register with
+    address_blocks: CanonicalEmailBlockStore  # the addresses no account may register with again
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -465,6 +468,8 @@ class GraphService:
             await resp.round_trip(self.redis, email_domain_blocks.refusal_commands(blocked.domain, email),
                                   attempts=1)
             raise ApiError(422, email_domain_blocks.REFUSED)
+        if await self.address_blocks.matching(email) is not None:
+            raise ApiError(422, EMAIL_TAKEN)  # as Mastodon answers it: the address's owner is not told why
         account_id = self.ids.next_id()
         username_key = username.lower()
         email_key = email.lower()
@@ -472,7 +477,7 @@ class GraphService:
             raise ApiError(422, "Validation failed: Username has already been taken")
         try:
             if not await self.store.claim_email(email_key, account_id):
-                raise ApiError(422, "Validation failed: E-mail has already been taken")
+                raise ApiError(422, EMAIL_TAKEN)
             # Searchable and in the directory before it exists (kicau/account_names.py, kicau/directory.py): an
             # entry left by a failure names no account.
             await resp.round_trip(self.redis, [self.names.add_command(username_key, account_id),

@@ -258,6 +258,15 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "POST /api/v1/admin/email_domain_blocks"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# Neither an address nor a hash, a hash that is no SHA-256, or one blocked already: a 422 (Mastodon's answers).
+[[operations]]
+include-name = "POST /api/v1/admin/canonical_email_blocks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+include-name = "POST /api/v1/admin/canonical_email_blocks/test"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 """
 
 

@@ -1,10 +1,12 @@
 """E-mail domain blocks against the running system (kicau/email_domain_blocks.py, services/graph/email_blocks.py):
 an admin blocks a domain through Mastodon's admin API, sign-ups with its addresses (and its subdomains') are refused
 with a 422 and leave nothing behind, each refusal counts in the block's history, the block lists, pages and lifts;
-only a role with ``manage_blocks`` and a token with the scope may; bad input is a 4xx."""
+only a role with ``manage_blocks`` and a token with the scope may; bad input is a 4xx. A canonical e-mail block
+(kicau/canonical_email_blocks.py) refuses one address however it is dressed up."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -151,3 +153,66 @@ def test_mastodon_py_blocks_email_domains(gateway_url: str, http: httpx.Client,
     finally:
         client.admin_delete_email_domain_block(made.id)
     assert domain not in {b.domain for b in client.admin_email_domain_blocks(limit=200)}
+
+
+ADDRESSES = "/api/v1/admin/canonical_email_blocks"
+TAKEN = {"error": "Validation failed: E-mail has already been taken"}
+
+
+def test_a_blocked_address_cannot_sign_up_again(http: httpx.Client, app_credentials: dict[str, Any],
+                                                admin_app: dict[str, Any],  # noqa: F811
+                                                staff: Callable[[str, str], tuple[User, dict[str, str]]],  # noqa: F811
+                                                ) -> None:
+    admin_user, admin = staff("ceb_a", "Admin")
+    _, moderator = staff("ceb_m", "Moderator")
+    reader = token_of(http, admin_app, admin_user, "admin:read:canonical_email_blocks")
+    app_token = http.post("/oauth/token", data={
+        "grant_type": "client_credentials", "client_id": app_credentials["client_id"],
+        "client_secret": app_credentials["client_secret"], "scope": "read write"}).json()["access_token"]
+    local = f"spam.mer{uuid.uuid4().hex[:6]}"
+    address = f"{local}@mail.example"
+    made = http.post(ADDRESSES, headers=admin, data={"email": f"{local.upper()}+tag@Mail.example"})
+    assert made.status_code == 200, made.text
+    block = made.json()
+    try:
+        assert block["canonical_email_hash"] == hashlib.sha256(
+            f"{local.replace('.', '')}@mail.example".encode()).hexdigest()
+        assert address not in made.text  # only the hash is kept
+        # However it is dressed up, the address is answered as taken; another address is not.
+        for email in (address, f"{local.replace('.', '')}+again@MAIL.example", f"{local}.@mail.example"):
+            refused = sign_up(http, app_token, email)
+            assert refused.status_code == 422 and refused.json() == TAKEN, (email, refused.text)
+        assert sign_up(http, app_token, f"{local}@other.example").status_code == 200
+        # Test, list, show; the same hash given as such is a 422; who may.
+        assert http.post(f"{ADDRESSES}/test", headers=reader, data={"email": address}).json() == [block]
+        assert http.post(f"{ADDRESSES}/test", headers=reader, data={"email": "x@y.example"}).json() == []
+        assert block in http.get(f"{ADDRESSES}?limit=200", headers=reader).json()
+        assert http.get(f"{ADDRESSES}/{block['id']}", headers=reader).json() == block
+        again = http.post(ADDRESSES, headers=admin, json={"canonical_email_hash": block["canonical_email_hash"]})
+        assert again.status_code == 422 and again.json() == {
+            "error": "Validation failed: Canonical email hash has already been taken"}
+        assert http.post(ADDRESSES, headers=reader, data={"email": "r@y.example"}).json() == OUT_OF_SCOPE
+        assert http.get(ADDRESSES, headers=moderator).json() == NOT_ALLOWED
+        assert http.delete(f"{ADDRESSES}/{block['id']}", headers=moderator).json() == NOT_ALLOWED
+        for body, error in (({}, "Validation failed: Canonical email hash can't be blank"),
+                            ({"canonical_email_hash": "abc"},
+                             "Validation failed: Canonical email hash must be a SHA-256 in hex"),
+                            ({"canonical_email_hash": "g" * 64},
+                             "Validation failed: Canonical email hash must be a SHA-256 in hex")):
+            answer = http.post(ADDRESSES, headers=admin, data=body)
+            assert answer.status_code == 422 and answer.json() == {"error": error}, (body, answer.text)
+        assert http.post(f"{ADDRESSES}/test", headers=reader, data={}).json() == {
+            "error": "Validation failed: Email can't be blank"}
+        # A hash given as such blocks the address it is of.
+        other = f"other{uuid.uuid4().hex[:6]}@mail.example"
+        by_hash = http.post(ADDRESSES, headers=admin, json={
+            "canonical_email_hash": hashlib.sha256(other.encode()).hexdigest().upper()}).json()
+        assert by_hash["canonical_email_hash"] == hashlib.sha256(other.encode()).hexdigest()
+        assert sign_up(http, app_token, other).json() == TAKEN
+        assert http.delete(f"{ADDRESSES}/{by_hash['id']}", headers=admin).json() == {}
+        assert sign_up(http, app_token, other).status_code == 200
+    finally:
+        http.delete(f"{ADDRESSES}/{block['id']}", headers=admin)
+    # Lifted: the address signs up.
+    assert sign_up(http, app_token, address).status_code == 200
+    assert http.get(f"{ADDRESSES}/{block['id']}", headers=admin).status_code == 404

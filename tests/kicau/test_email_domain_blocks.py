@@ -1,9 +1,14 @@
 """E-mail domain blocks as pure logic (kicau/email_domain_blocks.py, services/graph/email_blocks.py): which domains
-a block may name, which blocks an address meets, the history's days, and the pages of a listing. Blocking and
+a block may name, which blocks an address meets, the history's days, and the pages of a listing; an address's
+canonical form (kicau/canonical_email_blocks.py). Blocking and
 refusing sign-ups run against the real system in tests/graph/test_email_domain_blocks.py."""
 
 from __future__ import annotations
 
+import hashlib
+
+from kicau.canonical_email_blocks import CanonicalEmailBlock, canonical_email, canonical_hash
+from kicau.canonical_email_blocks import entity as canonical_entity
 from kicau.email_domain_blocks import EmailDomainBlock, day_of, domains_of, entity, normalized_domain, refusal_commands
 from services.graph.admin import Cursors
 from services.graph.email_blocks import window
@@ -47,3 +52,13 @@ def test_a_listing_pages_newest_first() -> None:
     assert ids(Cursors(since_id=10)) == [50, 40]  # the newest above it
     assert ids(Cursors(max_id=50, since_id=30)) == [40]
     assert ids(Cursors(), 200) == [50, 40, 30, 20, 10]
+
+
+def test_an_address_in_its_canonical_form() -> None:
+    """Mastodon's: lower case, no dots in the local part, nothing after a ``+``; only its SHA-256 is kept."""
+    assert canonical_email(" J.Doe+spam@Mail.Example ") == "jdoe@mail.example"
+    assert canonical_email("a.b.c@x.example") == canonical_email("ABC+1+2@X.example") == "abc@x.example"
+    assert canonical_hash("J.Doe+x@mail.example") == hashlib.sha256(b"jdoe@mail.example").hexdigest()
+    assert canonical_hash("jdoe@mail.example") != canonical_hash("jdoe@other.example")
+    block = CanonicalEmailBlock(7, canonical_hash("jdoe@mail.example"))
+    assert canonical_entity(block) == {"id": "7", "canonical_email_hash": block.canonical_email_hash}

@@ -37,7 +37,11 @@ ReportsReader = Annotated[TokenInfo, require("admin:read:reports")]
 ReportsWriter = Annotated[TokenInfo, require("admin:write:reports")]
 BlocksReader = Annotated[TokenInfo, require("admin:read:email_domain_blocks")]
 BlocksWriter = Annotated[TokenInfo, require("admin:write:email_domain_blocks")]
+AddressBlocksReader = Annotated[TokenInfo, require("admin:read:canonical_email_blocks")]
+AddressBlocksWriter = Annotated[TokenInfo, require("admin:write:canonical_email_blocks")]
 
+# Longer than any address a registration accepts (services/graph/service.py EMAIL_RE: 64 + 1 + 255 + 1 + 63).
+MAX_EMAIL: Final = 2 * MAX_DOMAIN
 PAGE_DEFAULT: Final = 100
 PAGE_MOST: Final = 200
 # The timeline service's statuses-by-id route takes this many ids a request.
@@ -89,6 +93,11 @@ BLOCK_BODY = doc.body(doc.params({
     "allow_with_approval": doc.nullable(doc.FALSE),  # no sign-ups are held for approval: true is a 422
 }, "domain"))
 BLOCK_ANSWER = {**doc.ok(doc.AdminEmailDomainBlock), **doc.errors(401, 403, 404)}
+ADDRESS_BODY = doc.body(doc.params({
+    "email": doc.nullable(doc.text(max_length=MAX_EMAIL)),
+    "canonical_email_hash": doc.nullable(doc.text(max_length=64)),
+}))
+ADDRESS_ANSWER = {**doc.ok(doc.AdminCanonicalEmailBlock), **doc.errors(401, 403, 404)}
 ACCOUNT_ANSWER = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
 ACCOUNT_CHANGE = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
 REPORT_ANSWER = {**doc.ok(doc.AdminReport), **doc.errors(401, 403, 404)}
@@ -337,6 +346,64 @@ async def unblock_email_domain(block_id: str, token: BlocksWriter, services: Ser
     """Lift an e-mail domain block; an empty object."""
     return passthrough(await services.graph.call(
         "DELETE", f"/internal/admin/email_domain_blocks/{record_id(block_id)}", token=token))
+
+
+# Canonical e-mail blocks (kicau/canonical_email_blocks.py, services/graph/email_blocks.py) ----------------------
+
+@router.get("/api/v1/admin/canonical_email_blocks", openapi_extra={
+    "parameters": doc.page_parameters("max_id", "since_id", "min_id"), **doc.BEARER},
+    responses={**doc.ok(list[doc.AdminCanonicalEmailBlock]), **doc.errors(400, 401, 403, 422)})
+async def canonical_email_blocks(request: Request, token: AddressBlocksReader, services: Services,
+                                 common: Common) -> Response:
+    """The addresses no account may register with again (their canonical forms' hashes), newest first, 100 a page
+    (at most 200)."""
+    answer = await services.graph.call("GET", "/internal/admin/canonical_email_blocks", params=_page(request),
+                                       token=token)
+    return _paged(request, common, answer)
+
+
+@router.get("/api/v1/admin/canonical_email_blocks/{block_id}", openapi_extra=doc.BEARER, responses=ADDRESS_ANSWER)
+async def canonical_email_block(block_id: str, token: AddressBlocksReader, services: Services) -> Response:
+    """One canonical e-mail block: the Admin::CanonicalEmailBlock."""
+    return passthrough(await services.graph.call(
+        "GET", f"/internal/admin/canonical_email_blocks/{record_id(block_id)}", token=token))
+
+
+async def _address_params(request: Request, settings: Settings) -> dict[str, str]:
+    given = await read_params(request, settings.max_body_bytes)
+    found = {name: value for name in ("email", "canonical_email_hash") if (value := optional_str(given, name))}
+    if len(found.get("email", "")) > MAX_EMAIL:
+        raise ApiError(422, f"Validation failed: email is too long (at most {MAX_EMAIL} characters)")
+    if len(found.get("canonical_email_hash", "")) > 64:
+        raise ApiError(422, "Validation failed: Canonical email hash must be a SHA-256 in hex")
+    return found
+
+
+@router.post("/api/v1/admin/canonical_email_blocks/test", openapi_extra={**ADDRESS_BODY, **doc.BEARER},
+             responses={**doc.ok(list[doc.AdminCanonicalEmailBlock]), **doc.errors(400, 401, 403, 413, 415, 422)})
+async def test_canonical_email(request: Request, token: AddressBlocksReader, services: Services,
+                               settings: Settings) -> Response:
+    """The blocks ``email`` meets (none or one), by its canonical form."""
+    return passthrough(await services.graph.call("POST", "/internal/admin/canonical_email_blocks/test",
+                                                 json=await _address_params(request, settings), token=token))
+
+
+@router.post("/api/v1/admin/canonical_email_blocks", openapi_extra={**ADDRESS_BODY, **doc.BEARER},
+             responses={**ADDRESS_ANSWER, **doc.errors(400, 401, 403, 413, 415, 422)})
+async def block_canonical_email(request: Request, token: AddressBlocksWriter, services: Services,
+                                settings: Settings) -> Response:
+    """Refuse sign-ups with ``email`` however it is dressed up (dots, ``+`` tags, case), or with the address
+    whose canonical form hashes to ``canonical_email_hash``; the Admin::CanonicalEmailBlock."""
+    return passthrough(await services.graph.call("POST", "/internal/admin/canonical_email_blocks",
+                                                 json=await _address_params(request, settings), token=token))
+
+
+@router.delete("/api/v1/admin/canonical_email_blocks/{block_id}", openapi_extra=doc.BEARER,
+               responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403, 404)})
+async def unblock_canonical_email(block_id: str, token: AddressBlocksWriter, services: Services) -> Response:
+    """Lift a canonical e-mail block; an empty object."""
+    return passthrough(await services.graph.call(
+        "DELETE", f"/internal/admin/canonical_email_blocks/{record_id(block_id)}", token=token))
 
 
 # Helpers ---------------------------------------------------------------------------------------------------------
