@@ -57,11 +57,21 @@ async def _rendered(graph: GraphService, blocks: list[EmailDomainBlock]) -> list
     return [email_domain_blocks.entity(b, found[b.domain]) for b in blocks]
 
 
-async def _one(graph: GraphService, block_id: int) -> EmailDomainBlock:
-    found = next((b for b in await graph.email_blocks.every() if b.id == block_id), None)
+def _found(blocks: list[B], block_id: int) -> B:
+    """The block of ``block_id`` among ``blocks``; 404 if none is."""
+    found = next((b for b in blocks if b.id == block_id), None)
     if found is None:
         raise ApiError(404, "Record not found")
     return found
+
+
+def _listed(shown: list[B], items: list[dict[str, Any]]) -> JSONResponse:
+    """A page of blocks (``items``, the entities of ``shown``), with its cursors."""
+    return paged(Page(items, shown[-1].id if shown else None, shown[0].id if shown else None))
+
+
+async def _one(graph: GraphService, block_id: int) -> EmailDomainBlock:
+    return _found(await graph.email_blocks.every(), block_id)
 
 
 @router.get("/email_domain_blocks")
@@ -70,8 +80,7 @@ async def listing(request: Request, admin: AdminDep, actor: Actor = None, max_id
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = _graph(request)
     shown = window(await graph.email_blocks.every(), Cursors(max_id, since_id, min_id), limit)
-    items = await _rendered(graph, shown)
-    return paged(Page(items, shown[-1].id if shown else None, shown[0].id if shown else None))
+    return _listed(shown, await _rendered(graph, shown))
 
 
 @router.get("/email_domain_blocks/{block_id}")
@@ -117,10 +126,7 @@ async def unblock(block_id: Id, request: Request, admin: AdminDep, actor: Actor 
 # Canonical e-mail blocks ----------------------------------------------------------------------------------------
 
 async def _one_address(graph: GraphService, block_id: int) -> CanonicalEmailBlock:
-    found = next((b for b in await graph.address_blocks.every() if b.id == block_id), None)
-    if found is None:
-        raise ApiError(404, "Record not found")
-    return found
+    return _found(await graph.address_blocks.every(), block_id)
 
 
 @router.get("/canonical_email_blocks")
@@ -128,8 +134,7 @@ async def address_listing(request: Request, admin: AdminDep, actor: Actor = None
                           since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     shown = window(await _graph(request).address_blocks.every(), Cursors(max_id, since_id, min_id), limit)
-    return paged(Page([canonical_email_blocks.entity(b) for b in shown], shown[-1].id if shown else None,
-                      shown[0].id if shown else None))
+    return _listed(shown, [canonical_email_blocks.entity(b) for b in shown])
 
 
 @router.get("/canonical_email_blocks/{block_id}")
