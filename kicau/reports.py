@@ -7,9 +7,11 @@ report never points at another's), a comment (1,000 characters at most), a categ
 reads it) and the instance's rules it breaks (the gateway checks them against its own ``instance_rules``).
 ``forward`` is accepted and never acted on: there is no other server to forward to, so ``forwarded`` is false.
 
-The graph service keeps them in Cassandra ``reports`` (migration 0038, a partition a day, newest first); the
-operator reads and resolves them with ``python -m services.graph.reports list|resolve``. The reporter gets the
-Report entity back; Mastodon's API gives accounts no way to list their reports, and neither does Kicau's.
+The graph service keeps them in Cassandra ``reports`` (migration 0038, a partition a day, newest first), and the
+open ones by their target in ``open_reports_by_target`` (migration 0057: the staff are told of the first open report
+against an account only, services/graph/service.py); the operator reads and resolves them with ``python -m
+services.graph.reports list|resolve``. The reporter gets the Report entity back; Mastodon's API gives accounts no way
+to list their reports, and neither does Kicau's.
 """
 
 from __future__ import annotations
@@ -118,11 +120,21 @@ class ReportStore:
                                       " LIMIT ?")
         self._one = session.prepare("SELECT * FROM reports WHERE day = ? AND id = ?")
         self._authors = session.prepare("SELECT id, account_id FROM statuses WHERE id IN ?")
+        self._opened = write("INSERT INTO open_reports_by_target (target_account_id, report_id) VALUES (?, ?)")
+        self._closed = write("DELETE FROM open_reports_by_target WHERE target_account_id = ? AND report_id = ?")
+        self._open_against = session.prepare("SELECT report_id FROM open_reports_by_target"
+                                             " WHERE target_account_id = ? LIMIT 1")
 
     async def add(self, report: Report) -> None:
-        await execute(self._session, self._add, (
-            day_of(report.id), report.id, report.account_id, report.target_account_id, list(report.status_ids),
-            list(report.rule_ids), report.comment, report.category))
+        await asyncio.gather(
+            execute(self._session, self._add, (
+                day_of(report.id), report.id, report.account_id, report.target_account_id, list(report.status_ids),
+                list(report.rule_ids), report.comment, report.category)),
+            execute(self._session, self._opened, (report.target_account_id, report.id)))
+
+    async def any_open_against(self, target_account_id: int) -> bool:
+        """Whether a report against the account is open (of those filed since migration 0057)."""
+        return bool(await execute(self._session, self._open_against, (target_account_id,)))
 
     async def authors(self, status_ids: tuple[int, ...]) -> dict[int, int]:
         """The author of each of ``status_ids`` that exists."""
@@ -180,10 +192,12 @@ class ReportStore:
         return _listed(found), None
 
     async def resolve(self, report: Report, at: datetime, by: int | None = None) -> None:
-        await execute(self._session, self._resolve, (at, by, at, day_of(report.id), report.id))
+        await asyncio.gather(execute(self._session, self._resolve, (at, by, at, day_of(report.id), report.id)),
+                             execute(self._session, self._closed, (report.target_account_id, report.id)))
 
     async def reopen(self, report: Report, at: datetime) -> None:
-        await execute(self._session, self._resolve, (None, None, at, day_of(report.id), report.id))
+        await asyncio.gather(execute(self._session, self._resolve, (None, None, at, day_of(report.id), report.id)),
+                             execute(self._session, self._opened, (report.target_account_id, report.id)))
 
     async def assign(self, report: Report, to: int | None, at: datetime) -> None:
         await execute(self._session, self._assign, (to, at, day_of(report.id), report.id))

@@ -210,10 +210,14 @@ class GraphService:
             raise ApiError(404, "Record not found")
         made = Report(self.ids.next_id(), account_id, target_id, tuple(dict.fromkeys(status_ids)),
                       tuple(dict.fromkeys(rule_ids)), comment, category_of(category, rule_ids))
+        # The staff are told of the first open report against an account, not of every one that follows it (as
+        # Mastodon tells them). Read before this one is kept: two filed at once both notify, never neither.
+        told_already = await self.reports.any_open_against(target_id)
         await self.reports.add(made)
         entity = report_entity(made, target)
-        await self._tell_staff(ReportFiled(report_id=made.id, account_id=account_id, target_id=target_id,
-                                           report_json=json.dumps(entity, separators=(",", ":"))))
+        if not told_already:
+            await self._tell_staff(ReportFiled(report_id=made.id, account_id=account_id, target_id=target_id,
+                                               report_json=json.dumps(entity, separators=(",", ":"))))
         return entity
 
     async def _tell_staff(self, event: AccountRegistered | ReportFiled) -> None:

@@ -1,7 +1,8 @@
 """The staff's notifications against the running system (kicau/notifications.py ``STAFF_TYPES``): a sign-up tells
 the staff who may manage accounts (``admin.sign_up``), a report those who may manage reports (``admin.report``, with
 the Report), on their streams and in their lists, v1 and v2; never the account that reported, never an account
-that is not staff; shown only while the reader's role grants the permission; the report as it is now."""
+that is not staff; not again for an account with a report open already; shown only while the reader's role grants
+the permission; the report as it is now."""
 
 from __future__ import annotations
 
@@ -97,6 +98,19 @@ def test_staff_are_told_of_sign_ups_and_reports(
     eventually(lambda: own.json()["id"] in {n["id"] for n in staff_notices(http, moderator)} or None)
     assert own.json()["id"] not in {n["id"] for n in staff_notices(http, colleague)}
     assert staff_notices(http, bystander) == [] and staff_notices(http, reporter) == []
+
+    # While a report against an account is open, another against it tells no one (Mastodon's rule); a report
+    # against another account does. Both by one reporter: their events keep their order.
+    sibling = http.post("/api/v1/reports", headers=reporter.auth, data={"account_id": target.id, "comment": "again"})
+    elsewhere = http.post("/api/v1/reports", headers=reporter.auth, data={"account_id": bystander.id})
+    assert sibling.status_code == elsewhere.status_code == 200, (sibling.text, elsewhere.text)
+    eventually(lambda: elsewhere.json()["id"] in {n["id"] for n in staff_notices(http, moderator)} or None)
+    assert sibling.json()["id"] not in {n["id"] for n in staff_notices(http, moderator)}
+    for report in (own, sibling):  # resolved, the target's next report tells the staff again
+        assert http.post(f"/api/v1/admin/reports/{report.json()['id']}/resolve",
+                         headers=moderator_admin).status_code == 200
+    later = http.post("/api/v1/reports", headers=reporter.auth, data={"account_id": target.id, "comment": "later"})
+    eventually(lambda: later.json()["id"] in {n["id"] for n in staff_notices(http, moderator)} or None)
 
     # Its role taken away, the moderator reads none of them (its other notifications stay); given back, all again.
     accounts_tool("role", moderator.username, "none")
