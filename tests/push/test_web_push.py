@@ -114,6 +114,32 @@ def test_the_older_aesgcm_encoding_for_a_follow(http: httpx.Client, make_user: C
     assert said["body"] == "I <3 <b>birds</b> and bees"  # the bio's text: its markup (a line break) goes
 
 
+def test_the_staff_are_pushed_reports_and_sign_ups(http: httpx.Client, make_user: Callable[..., User],
+                                                    receiver: Receiver) -> None:
+    """The staff's notifications (kicau/notifications.py ``STAFF_TYPES``) are pushed as any other, by their own
+    alerts (off unless asked for, as Mastodon's): a report's title names its reporter."""
+    from tests.graph.test_admin import accounts_tool  # the operator's tool, as the admin tests run it
+
+    moderator, reporter, target = make_user("push_m"), make_user("push_r"), make_user("push_t")
+    accounts_tool("role", moderator.username, "Moderator")
+    keys = Keys.new()
+    endpoint = receiver.endpoint()
+    subscribe(http, moderator, endpoint, keys, alerts=("admin.report",))
+    make_user("push_s")  # a sign-up: its alert is off
+    filed = http.post("/api/v1/reports", headers=reporter.auth, data={"account_id": target.id, "comment": "spam"})
+    assert filed.status_code == 200, filed.text
+    said = decrypted(receiver.next_for(endpoint), keys)
+    assert said["notification_type"] == "admin.report" and said["notification_id"] == filed.json()["id"], said
+    assert said["title"] == f"{reporter.username} submitted a report" and said["body"] == ""
+    receiver.assert_quiet(endpoint, seconds=1.0)
+
+    http.put("/api/v1/push/subscription", headers=moderator.auth, json={"data": {"alerts": {"admin.sign_up": True}}})
+    newcomer = make_user("push_n")
+    said = decrypted(receiver.next_for(endpoint), keys)
+    assert said["notification_type"] == "admin.sign_up" and said["notification_id"] == newcomer.id, said
+    assert said["title"] == f"{newcomer.username} signed up"
+
+
 def test_alerts_and_policy_decide_what_is_pushed(http: httpx.Client, make_user: Callable[..., User],
                                                  receiver: Receiver) -> None:
     user, stranger, friend = make_user("choosy"), make_user("stranger"), make_user("friend")
