@@ -205,14 +205,15 @@ class GraphService:
                      comment: str, category: str | None) -> dict[str, Any]:
         """File a report against ``target_id`` (404 if it does not exist, or if any status named is not one of its,
         as Mastodon finds them among the target's); the Report entity."""
-        target, authors = await asyncio.gather(self.cards.entity(target_id), self.reports.authors(status_ids))
+        # The staff are told of the first open report against an account, not of every one that follows it (as
+        # Mastodon tells them): whether one is open is read before this one is kept, so that two filed at once both
+        # notify, never neither.
+        target, authors, told_already = await asyncio.gather(
+            self.cards.entity(target_id), self.reports.authors(status_ids), self.reports.any_open_against(target_id))
         if target is None or any(authors.get(status_id) != target_id for status_id in status_ids):
             raise ApiError(404, "Record not found")
         made = Report(self.ids.next_id(), account_id, target_id, tuple(dict.fromkeys(status_ids)),
                       tuple(dict.fromkeys(rule_ids)), comment, category_of(category, rule_ids))
-        # The staff are told of the first open report against an account, not of every one that follows it (as
-        # Mastodon tells them). Read before this one is kept: two filed at once both notify, never neither.
-        told_already = await self.reports.any_open_against(target_id)
         await self.reports.add(made)
         entity = report_entity(made, target)
         if not told_already:
@@ -467,12 +468,13 @@ class GraphService:
             raise ApiError(422, "Validation failed: " + ", ".join(f"{k} is invalid" for k in errors))
         assert username and email and password
         # Before anything is claimed: a refused sign-up leaves nothing behind but its count in the block's history.
-        blocked = await self.email_blocks.matching(email)
+        blocked, blocked_address = await asyncio.gather(self.email_blocks.matching(email),
+                                                        self.address_blocks.matching(email))
         if blocked is not None:
             await resp.round_trip(self.redis, email_domain_blocks.refusal_commands(blocked.domain, email),
                                   attempts=1)
             raise ApiError(422, email_domain_blocks.REFUSED)
-        if await self.address_blocks.matching(email) is not None:
+        if blocked_address is not None:
             raise ApiError(422, EMAIL_TAKEN)  # as Mastodon answers it: the address's owner is not told why
         account_id = self.ids.next_id()
         username_key = username.lower()

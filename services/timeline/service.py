@@ -1048,9 +1048,9 @@ class TimelineService:
         the reblogged status, and is shown while the reblog, whose id it bears, is there)."""
         if not notifications:
             return []
-        staff_types = await self._staff_types(account_id, notifications)
-        reports = await self.reports.some(n.id for n in notifications
-                                          if n.type == ADMIN_REPORT and ADMIN_REPORT in staff_types)
+        staff_types, reports = await asyncio.gather(
+            self._staff_types(account_id, notifications),
+            self.reports.some(n.id for n in notifications if n.type == ADMIN_REPORT))
         cards, statuses = await asyncio.gather(
             self.accounts.cards({n.from_account_id for n in notifications}
                                 | {r.target_account_id for r in reports.values()}),
