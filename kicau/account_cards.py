@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ from redis.asyncio import Redis
 
 from kicau import keys, resp
 from kicau.clients import execute
-from kicau.entities import account_entity, dumps
+from kicau.entities import account_entity, dumps, is_suspended_card
 from kicau.staff import EVERYONE, ROLE_OF, profile_roles, role_named
 from kicau.status_counts import StatusCounts
 
@@ -55,6 +56,12 @@ return 0
 
 
 _REPLACE_IF_UNCHANGED_SOURCE = _REPLACE_IF_UNCHANGED.encode()
+
+
+def without_suspended(cards: Mapping[int, bytes]) -> dict[int, bytes]:
+    """The cards of accounts not suspended (kicau/entities.py ``is_suspended_card``): a list of accounts, or of
+    notifications from them, shows none of the others, as Mastodon leaves suspended accounts out of them."""
+    return {account_id: card for account_id, card in cards.items() if not is_suspended_card(card)}
 
 
 class AccountCards:

@@ -1,9 +1,12 @@
-"""Whether the operator disabled an account's login (``accounts.disabled``, migration 0052; set by
-``python -m services.graph.accounts``). Read by the graph service as it resolves a token or signs someone in, and by
-the post service before it publishes a scheduled status (a disabled account's are dropped, as Mastodon's
-``PublishScheduledStatusWorker`` does)."""
+"""Whether an account may sign in: not if the operator or staff disabled its login (``accounts.disabled``, migration
+0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor if staff suspended it
+(``accounts.suspended_at``, migration 0058; the admin action ``suspend``). Read by the graph service as it resolves a
+token or signs someone in, and by the post service before it publishes a scheduled status (a refused account's are
+dropped, as Mastodon's ``PublishScheduledStatusWorker`` does)."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from cassandra.cluster import Session
 
@@ -13,14 +16,21 @@ from kicau.clients import execute, write_preparer
 class DisabledAccounts:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
-        self._read = session.prepare("SELECT disabled FROM accounts WHERE id = ?")
-        self._write = write_preparer(session, write_consistency)("UPDATE accounts SET disabled = ? WHERE id = ?")
+        self._read = session.prepare("SELECT disabled, suspended_at FROM accounts WHERE id = ?")
+        prepare_write = write_preparer(session, write_consistency)
+        self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
+        self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
     async def disabled(self, account_id: int) -> bool:
+        """Whether the account's login is refused: disabled or suspended."""
         rows = await execute(self._session, self._read, (account_id,))
-        return bool(rows and rows[0]["disabled"])
+        return bool(rows and (rows[0]["disabled"] or rows[0]["suspended_at"] is not None))
+
+    async def suspended(self, account_id: int) -> bool:
+        rows = await execute(self._session, self._read, (account_id,))
+        return bool(rows and rows[0]["suspended_at"] is not None)
 
     async def every(self) -> list[tuple[int, str]]:
         """Every disabled account, (id, username), by username: a scan of all accounts, for the operator's tool."""
@@ -30,3 +40,7 @@ class DisabledAccounts:
     async def set(self, account_id: int, disabled: bool) -> None:
         """For an account that exists (an UPDATE of another would make a row)."""
         await execute(self._session, self._write, (disabled, account_id))
+
+    async def set_suspended(self, account_id: int, since: datetime | None) -> None:
+        """Suspended since ``since``, or no longer (None). For an account that exists, as ``set``."""
+        await execute(self._session, self._suspend, (since, account_id))

@@ -122,25 +122,30 @@ def account_entity(
     last_status_at: datetime | None = None,
     roles: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """Mastodon's Account. A suspended account's (``suspended_at``, set by staff) shows no profile, as Mastodon
+    shows it: no display name, note, fields, role or pictures, neither locked nor a bot nor discoverable, and
+    ``"suspended":true`` as its last key (``SUSPENDED_CARD_END``: readers tell such a card by its end alone)."""
     username = row["username"]
     url = f"{public_url}/@{username}"
+    suspended = row.get("suspended_at") is not None
+    shown = {} if suspended else row
     # A profile picture's file (kicau/media.py), else Mastodon's default picture (the gateway serves both).
-    avatar = public_url + (row.get("avatar") or "/avatars/original/missing.png")
-    header = public_url + (row.get("header") or "/headers/original/missing.png")
-    return {
+    avatar = public_url + (shown.get("avatar") or "/avatars/original/missing.png")
+    header = public_url + (shown.get("header") or "/headers/original/missing.png")
+    entity = {
         "id": str(row["id"]),
         "username": username,
         "acct": username,
-        "display_name": row.get("display_name") or "",
-        "locked": bool(row.get("locked")),
-        "bot": bool(row.get("bot")),
+        "display_name": shown.get("display_name") or "",
+        "locked": bool(shown.get("locked")),
+        "bot": bool(shown.get("bot")),
         "group": False,
-        "discoverable": True,
+        "discoverable": not suspended,
         "indexable": False,
         "hide_collections": False,
         "noindex": False,
         "created_at": iso_time(row.get("created_at")),
-        "note": text_to_html(row["note"]) if row.get("note") else "",
+        "note": text_to_html(shown["note"]) if shown.get("note") else "",
         "url": url,
         "uri": f"{public_url}/users/{username}",
         "avatar": avatar,
@@ -153,10 +158,24 @@ def account_entity(
         "last_status_at": last_status_at.strftime("%Y-%m-%d") if last_status_at else None,
         "emojis": [],
         "fields": [{"name": html.escape(name), "value": _field_value_html(value), "verified_at": None}
-                   for name, value in profile_fields(row.get("fields"))],
+                   for name, value in profile_fields(shown.get("fields"))],
         # The staff role the profile shows (kicau/staff.py), as Mastodon's highlighted roles.
-        "roles": roles or [],
+        "roles": [] if suspended else roles or [],
     }
+    if suspended:
+        entity["suspended"] = True
+    return entity
+
+
+# How a suspended account's card ends (``account_entity``; msgspec keeps a dict's order). No other card can end so: a
+# string's quotes are escaped, and every other key comes before ``suspended``.
+SUSPENDED_CARD_END = b',"suspended":true}'
+
+
+def is_suspended_card(card: bytes) -> bool:
+    """Whether a cached card (``account_entity``'s JSON) is a suspended account's: a test of its last bytes, cheap
+    enough for every status of every page."""
+    return card.endswith(SUSPENDED_CARD_END)
 
 
 def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,9 @@ SCAN_DAYS: Final = 31
 LISTED_DAYS: Final = 366
 PER_DAY_READ: Final = 400
 MAX_REPORT_ID: Final = (1 << 63) - 1
+# An action on an account resolves at most this many of its open reports at once (a moderator acting again takes
+# the rest).
+OPEN_READ: Final = 1000
 
 
 def day_of(report_id: int) -> int:
@@ -123,7 +126,7 @@ class ReportStore:
         self._opened = write("INSERT INTO open_reports_by_target (target_account_id, report_id) VALUES (?, ?)")
         self._closed = write("DELETE FROM open_reports_by_target WHERE target_account_id = ? AND report_id = ?")
         self._open_against = session.prepare("SELECT report_id FROM open_reports_by_target"
-                                             " WHERE target_account_id = ? LIMIT 1")
+                                             " WHERE target_account_id = ? LIMIT ?")
 
     async def add(self, report: Report) -> None:
         await asyncio.gather(
@@ -134,7 +137,14 @@ class ReportStore:
 
     async def any_open_against(self, target_account_id: int) -> bool:
         """Whether a report against the account is open (of those filed since migration 0057)."""
-        return bool(await execute(self._session, self._open_against, (target_account_id,)))
+        return bool(await execute(self._session, self._open_against, (target_account_id, 1)))
+
+    async def open_against(self, target_account_id: int) -> list[Report]:
+        """The open reports against the account (of those filed since migration 0057; ``OPEN_READ`` at most), in no
+        order: an action taken on the account resolves them all, as Mastodon's does."""
+        rows = await execute(self._session, self._open_against, (target_account_id, OPEN_READ))
+        found = await self.some(int(row["report_id"]) for row in rows)
+        return [report for report in found.values() if report.action_taken_at is None]
 
     async def authors(self, status_ids: tuple[int, ...]) -> dict[int, int]:
         """The author of each of ``status_ids`` that exists."""

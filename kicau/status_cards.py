@@ -40,7 +40,7 @@ from kicau import keys, polls, quotes, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
-from kicau.entities import ACCOUNT_OPENING, compose_status, status_fragment
+from kicau.entities import ACCOUNT_OPENING, compose_status, is_suspended_card, status_fragment
 from kicau.favourites import COUNT_QUERY
 from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, SearchableTexts, with_results
 from kicau.ids import ms_from_id
@@ -330,11 +330,13 @@ class StatusCards:
         self._authors: dict[int, int] = {}
         self._texts = SearchableTexts()
 
-    async def _hydrate(self, status_ids: Sequence[int]) -> tuple[list[Hydrated], bool, dict[int, int]]:
+    async def _hydrate(self, status_ids: Sequence[int], *, suspended_too: bool = False,
+                       ) -> tuple[list[Hydrated], bool, dict[int, int]]:
         """(status id, cached value, author's card) of each live status, in the order given (the value: its head,
         kicau/status_tallies.py, then the Status fragment); deleted and unknown statuses, and any whose author has
-        no card, are left out. And whether any of them is not for everyone to see, and the status each reblog
-        among them reblogs (read here, with the rest of the head, as this loop is the one every page pays for).
+        no card or (unless ``suspended_too``) is suspended, are left out. And whether any of them is not for
+        everyone to see, and the status each reblog among them reblogs (read here, with the rest of the head, as
+        this loop is the one every page pays for).
 
         The author of a status never changes, so this process remembers it: the cards of the authors it knows
         are read in the same round trip as the statuses, and only unknown (or uncached) authors take a second
@@ -386,7 +388,9 @@ class StatusCards:
         unread = {author for _, author, _ in live} - cards.keys()
         if unread:
             cards.update(await self._accounts.cards(unread))
-        return ([(status_id, value, cards[author]) for status_id, author, value in live if author in cards],
+        # A suspended author's statuses are left out as deleted ones are, for every reader (kicau/entities.py).
+        return ([(status_id, value, card) for status_id, author, value in live
+                 if (card := cards.get(author)) is not None and (suspended_too or not is_suspended_card(card))],
                 restricted != visibility.EVERYONE, reblogs)
 
     def _remember_author(self, status_id: int, author: int) -> None:
@@ -457,7 +461,7 @@ class StatusCards:
         statuses the reader's follows' options do not admit (``Reader.followed_options``). Statuses shown inside
         reblogs (``reblogged``) are left out by the first rule alone: the reblogs decide the rest (``_originals``).
         With ``quoted``, each status that quotes another gets the Quote the reader is shown (``_quotes``)."""
-        hydrated, restricted, reblogs_of = await self._hydrate(status_ids)
+        hydrated, restricted, reblogs_of = await self._hydrate(status_ids, suspended_too=reader.moderating)
         hides = NO_HIDES
         if hydrated and reader.account_id is not None and self._hides is not None:
             hides = await self._hides.of(reader.account_id)
@@ -500,7 +504,7 @@ class StatusCards:
         if not quoting:
             return {}
         wanted = list(dict.fromkeys(quoting.values()))
-        live = {status_id for status_id, _, _ in (await self._hydrate(wanted))[0]}
+        live = {status_id for status_id, _, _ in (await self._hydrate(wanted, suspended_too=reader.moderating))[0]}
         # Not the reader's filters: a quote shows what was quoted, as a reblog's original is matched through it.
         inner = await self._visible([s for s in wanted if s in live], replace(reader, context=""), marks,
                                     reblogs=False, reblogged=True, quoted=False)

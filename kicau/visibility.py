@@ -87,6 +87,9 @@ class Reader:
     # Its follows' options (kicau/follow_options.py) for authors whose statuses reach its page at read time (large
     # accounts merged into its home timeline): those the options do not admit are left out.
     followed_options: Mapping[int, FollowOptions] | None = None
+    # A moderator reading a report's statuses (services/gateway/routes/admin.py): a suspended author's are shown too,
+    # as Mastodon shows them to its staff; every other reader is shown none (kicau/status_cards.py).
+    moderating: bool = False
 
     @classmethod
     def home_of(cls, account_id: int, followed_options: Mapping[int, FollowOptions] | None = None) -> Reader:

@@ -62,6 +62,8 @@ class Account(_Entity):
     last_status_at: str | None
     emojis: list[Any]
     fields: list[Any]
+    # Present, and true, on a suspended account's only (its profile then shows blank, as Mastodon's).
+    suspended: bool | None = None
 
 
 class Status(_Entity):

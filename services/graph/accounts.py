@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -50,11 +51,30 @@ async def set_disabled(store: GraphStore, flags: DisabledAccounts, redis: Redis,
                        disabled: bool) -> int:
     """Disable or enable the account's login; how many tokens it has."""
     await flags.set(account_id, disabled)
+    return await _sessions_follow(store, redis, account_id, ended=disabled)
+
+
+async def set_suspended(store: GraphStore, flags: DisabledAccounts, cards: AccountCards, redis: Redis,
+                        account_id: int, since: datetime | None) -> int:
+    """Suspend the account (since ``since``) or, with None, no longer: its login as ``set_disabled``'s, and its card
+    (kicau/entities.py ``account_entity``), which every read of its statuses, notifications and profile goes by,
+    dropped with every copy of it; how many tokens it has."""
+    await flags.set_suspended(account_id, since)
+    await cards.forget(account_id)
+    held = await _sessions_follow(store, redis, account_id, ended=since is not None)
+    # Again after the wait: a card loaded from the row as it was before the write may have been cached meanwhile.
+    await cards.forget(account_id)
+    return held
+
+
+async def _sessions_follow(store: GraphStore, redis: Redis, account_id: int, *, ended: bool) -> int:
+    """Every token of the account resolved afresh (module doc), and with ``ended`` its streams ended; how many
+    tokens it has."""
     token_hashes = await store.token_hashes_of(account_id)
     await tokens.forget(redis, *token_hashes)
     await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS + 0.5)
     await tokens.forget(redis, *token_hashes)
-    if disabled:  # last: a stream opened meanwhile on a resolution made before the flag ends too
+    if ended:  # last: a stream opened meanwhile on a resolution made before the flag ends too
         await tokens.end_streams(redis, account_id=account_id)
     return len(token_hashes)
 
@@ -81,10 +101,11 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
             print(f"no account @{username}", file=sys.stderr)
             return 1
         if args.command == "show":
-            disabled, role = await asyncio.gather(flags.disabled(account_id), staff.role_of(account_id))
+            refused, suspended, role = await asyncio.gather(
+                flags.disabled(account_id), flags.suspended(account_id), staff.role_of(account_id))
             held = len(await store.token_hashes_of(account_id))
-            print(f"@{username}\tid {account_id}\t{'disabled' if disabled else 'enabled'}\t{held} tokens\t"
-                  f"{role.name or 'not staff'}")
+            state = "suspended" if suspended else "disabled" if refused else "enabled"
+            print(f"@{username}\tid {account_id}\t{state}\t{held} tokens\t{role.name or 'not staff'}")
             return 0
         if args.command == "role":
             role = EVERYONE if args.role == "none" else ROLES[args.role]
@@ -107,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, what in (("disable", "refuse the account's tokens and sign-ins"),
                        ("enable", "give the account its tokens and sign-ins back"),
-                       ("show", "whether the account is disabled, and how many tokens it has")):
+                       ("show", "whether the account is enabled, disabled or suspended, and how many tokens it has")):
         commands.add_parser(name, help=what).add_argument("username", help="the account's username (@ optional)")
     commands.add_parser("disabled", help="every disabled account, by username (a scan of all accounts)")
     giving = commands.add_parser("role", help="make the account staff, or (none) no longer")

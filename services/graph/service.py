@@ -638,7 +638,7 @@ class GraphService:
         change of name), are not ``unwanted`` and, given a ``follower``, are followed by it, in order."""
         entities = await asyncio.gather(*(self.cards.entity(i) for i in candidates))
         found = [(i, e) for i, e in zip(candidates, entities, strict=True)
-                 if e is not None and i not in unwanted and matches(e)]
+                 if e is not None and not e.get("suspended") and i not in unwanted and matches(e)]
         if follower is not None and found:
             followed = await self.store.followees_among(follower, [i for i, _ in found])
             found = [(i, e) for i, e in found if i in followed]
@@ -662,7 +662,7 @@ class GraphService:
                                        for t in targets)) if follows else [[] for _ in targets]
         shown = [found[:FAMILIAR_SHOWN] for found in among]
         entities = await asyncio.gather(*(self.cards.entity(i) for i in {i for found in shown for i in found}))
-        by_id = {int(e["id"]): e for e in entities if e is not None}
+        by_id = {int(e["id"]): e for e in entities if e is not None and not e.get("suspended")}
         return [{"id": str(target), "accounts": [by_id[i] for i in found if i in by_id]}
                 for target, found in zip(targets, shown, strict=True)]
 
@@ -680,7 +680,7 @@ class GraphService:
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
         followee = await self.store.account(followee_id)
-        if followee is None:
+        if followee is None or followee.get("suspended_at") is not None:  # no one follows a suspended account
             raise ApiError(404, "Record not found")
         if await self.hides.blocked_either_way(follower_id, followee_id):
             raise ApiError(403, "This action is not allowed")
@@ -1204,7 +1204,7 @@ class GraphService:
             hides, _ = await self.hides.hidden_from(viewer)
             found = [a for a in found if a not in hides.hidden and a not in hides.blockers]
         entities = await asyncio.gather(*(self.cards.entity(a) for a in found))
-        return [e for e in entities if e is not None]
+        return [e for e in entities if e is not None and not e.get("suspended")]
 
     # Follow suggestions (kicau/follow_suggestions.py) --------------------------------------------------------
 
@@ -1223,7 +1223,8 @@ class GraphService:
         chosen = [(a, sources) for a, sources in found if a not in followed][:limit]
         entities = await asyncio.gather(*(self.cards.entity(a) for a, _ in chosen))
         return [{"source": follow_suggestions.SOURCE[sources[0]], "sources": sources, "account": entity}
-                for (_, sources), entity in zip(chosen, entities, strict=True) if entity is not None]
+                for (_, sources), entity in zip(chosen, entities, strict=True)
+                if entity is not None and not entity.get("suspended")]
 
     async def dismiss_suggestion(self, *, account_id: int, target_id: int) -> None:
         await self._require_account(target_id)
@@ -1266,15 +1267,20 @@ class GraphService:
     async def follow_list(
         self, *, account_id: int, direction: str, max_id: int | None, limit: int
     ) -> tuple[list[dict[str, Any]], int | None]:
-        """One page of followers or followees, highest id first, and the cursor of the next page."""
-        await self._require_account(account_id)
+        """One page of followers or followees, highest id first, and the cursor of the next page. Suspended accounts
+        are left out (the page may then hold fewer), and a suspended account's lists are empty, as on Mastodon."""
+        row = await self.store.account(account_id)
+        if row is None:
+            raise ApiError(404, "Record not found")
+        if row.get("suspended_at") is not None:
+            return [], None
         limit = max(1, min(limit, MAX_PAGE))
         cursor = max_id if max_id is not None else (1 << 63) - 1
         if direction == "followers":
             ids = await self.store.followers_page(account_id, cursor, limit)
         else:
             ids = await self.store.following_page(account_id, cursor, limit)
-        entities = [e for e in [await self.cards.entity(i) for i in ids] if e is not None]
+        entities = [e for e in [await self.cards.entity(i) for i in ids] if e is not None and not e.get("suspended")]
         next_cursor = ids[-1] if len(ids) == limit else None
         return entities, next_cursor
 

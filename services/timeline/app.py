@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -666,9 +667,12 @@ async def favourited_by(
 async def statuses_by_id(
     service: Service, account: AccountHeader = None,
     ids: Annotated[list[Annotated[int, Field(ge=0, lt=1 << 63)]], Query(alias="id", max_length=40)] = [],  # noqa: B006
+    moderating: bool = False,
 ) -> Response:
-    """Statuses by id (``TimelineService.statuses_by_id``), for their reader: the token is optional."""
-    return Response(await service.statuses_by_id(ids, reader_of(account)), media_type="application/json")
+    """Statuses by id (``TimelineService.statuses_by_id``), for their reader: the token is optional. With
+    ``moderating`` (a report's statuses, read for its moderator), a suspended author's are shown too."""
+    reader = replace(reader_of(account), moderating=moderating)
+    return Response(await service.statuses_by_id(ids, reader), media_type="application/json")
 
 
 @app.get("/internal/statuses/{status_id}/context")

@@ -22,7 +22,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from kicau import conversations, keys, link_trends, resp, retractions, status_trends, tag_history, tag_trends
-from kicau.account_cards import AccountCards
+from kicau.account_cards import AccountCards, without_suspended
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import Conversation, ConversationStore
@@ -814,10 +814,15 @@ class TimelineService:
         return await self._accounts_page(found)
 
     async def _accounts_page(self, found: list[tuple[int, int]]) -> Page:
-        """A page of (mark id, account id), newest first: the accounts' cards, and the marks' cursors."""
-        cards = await self.accounts.cards({account_id for _, account_id in found})
+        """A page of (mark id, account id), newest first: the accounts' cards (suspended accounts left out), and the
+        marks' cursors."""
+        cards = await self._shown_cards({account_id for _, account_id in found})
         return Page(body=b"[" + b",".join(cards[a] for _, a in found if a in cards) + b"]",
                     next_max_id=found[-1][0] if found else None, prev_min_id=found[0][0] if found else None)
+
+    async def _shown_cards(self, account_ids: set[int]) -> dict[int, bytes]:
+        """The cards of those accounts that are neither gone nor suspended."""
+        return without_suspended(await self.accounts.cards(account_ids))
 
     # Threads ----------------------------------------------------------------------------------------------
 
@@ -927,7 +932,8 @@ class TimelineService:
             self.accounts.cards({n.from_account_id for n in everyone}),
             self.statuses.visible_ids(_statuses_shown_with(everyone),
                                       Reader(account_id, context=NOTIFICATIONS_CONTEXT)))
-        return {key: sum(_shows(n, cards, statuses, staff_types) for n in notices) for key, notices in found.items()}
+        shown = without_suspended(cards)
+        return {key: sum(_shows(n, shown, statuses, staff_types) for n in notices) for key, notices in found.items()}
 
     async def notification(self, account_id: int, notification_id: int) -> bytes:
         found = await self.notifications.one(account_id, notification_id)
@@ -972,7 +978,7 @@ class TimelineService:
         found = [r for r in found if above < r.from_account_id < below]
         found = found[-request.limit:] if request.min_id is not None else found[:request.limit]
         cards, statuses = await asyncio.gather(
-            self.accounts.cards({r.from_account_id for r in found}),
+            self._shown_cards({r.from_account_id for r in found}),
             self.statuses.render_each([r.last_status_id for r in found if r.last_status_id is not None],
                                       Reader(account_id, context=NOTIFICATIONS_CONTEXT)))
         shown = [rendered_request(r, cards[r.from_account_id], statuses.get(r.last_status_id or 0))
@@ -1057,14 +1063,15 @@ class TimelineService:
             self.statuses.render_each(_statuses_shown_with(notifications),
                                       Reader(account_id, context=NOTIFICATIONS_CONTEXT)),
         )
-        # A report shows with its target's card: one whose target is gone shows not at all.
+        # A report shows with its target's card (suspended or not): one whose target is gone shows not at all.
         shown_reports = {report_id: report_entity(report, cards[report.target_account_id])
                          for report_id, report in reports.items() if report.target_account_id in cards}
+        senders = without_suspended(cards)  # notifications from a suspended account show not at all
         return [rendered(notice, cards[notice.from_account_id],
                          statuses[notice.status_id] if notice.status_id is not None else None,
                          shown_reports.get(notice.id) if notice.type == ADMIN_REPORT else None)
                 for notice in notifications
-                if _shows(notice, cards, statuses, staff_types)
+                if _shows(notice, senders, statuses, staff_types)
                 and (notice.type != ADMIN_REPORT or notice.id in shown_reports)]
 
     async def _staff_types(self, account_id: int, notifications: Sequence[Notification]) -> frozenset[str]:

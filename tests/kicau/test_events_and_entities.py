@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from kicau.entities import compose_status, iso_time, status_fragment, text_to_html
+from kicau.account_cards import with_statuses_count_moved, without_suspended
+from kicau.entities import (
+    account_entity,
+    compose_status,
+    dumps,
+    is_suspended_card,
+    iso_time,
+    status_fragment,
+    text_to_html,
+)
 from kicau.events import FollowCreated, StatusCreated, StatusDeleted, decode_event, encode_event, event_key
 
 
@@ -58,3 +67,26 @@ def test_text_to_html_escapes_everything() -> None:
 def test_times_are_written_as_mastodon_writes_them(moment: datetime, written: str) -> None:
     assert iso_time(moment) == written
     assert iso_time(None) is None
+
+
+def test_a_suspended_account_shows_blank_and_its_card_says_so_at_its_end() -> None:
+    row = {"id": 7, "username": "spam", "display_name": 'Spam ,"suspended":true}', "note": "buy now", "locked": True,
+           "bot": True, "avatar": "/system/a.png", "header": "/system/h.png", "fields": '[["shop","cheap"]]',
+           "created_at": datetime(2026, 12, 1, tzinfo=UTC)}
+    roles = [{"id": "1", "name": "Moderator", "color": ""}]
+    shown = account_entity(row, public_url="https://k.example", statuses_count=3, roles=roles)
+    card = dumps(shown)
+    assert "suspended" not in shown and not is_suspended_card(card)  # a display name cannot fake the end
+    assert shown["display_name"].startswith("Spam") and shown["avatar"] == "https://k.example/system/a.png"
+    suspended = account_entity({**row, "suspended_at": datetime(2026, 12, 7, tzinfo=UTC)},
+                               public_url="https://k.example", statuses_count=3, roles=roles)
+    assert suspended == {**shown, "display_name": "", "note": "", "locked": False, "bot": False, "discoverable": False,
+                         "fields": [], "roles": [], "avatar": "https://k.example/avatars/original/missing.png",
+                         "avatar_static": "https://k.example/avatars/original/missing.png",
+                         "header": "https://k.example/headers/original/missing.png",
+                         "header_static": "https://k.example/headers/original/missing.png", "suspended": True}
+    suspended_card = dumps(suspended)
+    assert is_suspended_card(suspended_card)
+    # A count moved in place keeps the card a suspended one's.
+    assert is_suspended_card(with_statuses_count_moved(suspended_card, +1))
+    assert without_suspended({1: card, 2: suspended_card}) == {1: card}

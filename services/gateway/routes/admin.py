@@ -6,7 +6,8 @@ its statuses (from the timeline service) and the instance's rules it names (from
 
 A report's statuses are rendered as its reporter sees them: the reporter could read them when reporting, and a
 status whose author has since deleted it, or that its reporter can no longer see, is left out, as Mastodon's
-report shows only the statuses that still exist.
+report shows only the statuses that still exist. Those of a suspended author are shown (``moderating``), as the
+report is how staff judge the suspension.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ REPORTS_PAGE = {"parameters": [
     doc.query("target_account_id", doc.CURSOR, "Reports against this account"),
 ]}
 ACTION_BODY = doc.body(doc.params({
-    # Mastodon's other three (sensitive, silence, suspend) are a 422 here: documented as not taken.
-    "type": doc.nullable({"type": "string", "enum": ["none", "disable"]}),
+    # Mastodon's other two (sensitive, silence) are a 422 here: documented as not taken.
+    "type": doc.nullable({"type": "string", "enum": ["none", "disable", "suspend"]}),
     "report_id": doc.nullable(doc.CURSOR),
     "warning_preset_id": doc.nullable(doc.CURSOR),
     "text": doc.nullable(doc.text(max_length=5000)),
@@ -114,10 +115,11 @@ async def accounts_v1(request: Request, token: AccountsReader, services: Service
     query = request.query_params
     given = {name: flag(query[name], name) for name in ("local", "remote", "staff", *V1_STATES) if name in query}
     states = [state for state in V1_STATES if given.get(state)]
-    never = [state for state in states if state not in ("active", "disabled")]
+    # One state is filtered by: a state no Kicau account is in before the others, as it lists nothing whatever else.
+    chosen = sorted(states, key=("pending", "silenced", "sensitized", "suspended", "disabled", "active").index)
     params: list[tuple[str, Any]] = [("remote", given.get("remote", False)), ("staff", given.get("staff", False))]
-    if never or "disabled" in states:
-        params.append(("status", never[0] if never else "disabled"))
+    if chosen:
+        params.append(("status", chosen[0]))
     return await _accounts(request, token, services, common, params)
 
 
@@ -179,10 +181,12 @@ async def account(account_id: str, token: AccountsReader, services: Services) ->
              responses={**doc.ok(dict[str, Any]), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def act(account_id: str, request: Request, token: AccountsWriter, services: Services,
               settings: Settings) -> Response:
-    """A moderation action on an account: ``type`` ``none`` (a note in the report only) or ``disable`` (its login:
-    its tokens are refused and its streams end); ``sensitive``, ``silence`` and ``suspend`` are a 422 (Kicau does
-    not take them). With ``report_id`` (a report against the account), the report is resolved by this moderator.
-    ``text``, ``warning_preset_id`` and ``send_email_notification`` are accepted: Kicau sends no warnings."""
+    """A moderation action on an account: ``type`` ``none`` (a note in the report only), ``disable`` (its login:
+    its tokens are refused and its streams end) or ``suspend`` (its login as for ``disable``, and its profile,
+    statuses and notifications left out of every read until ``unsuspend``); ``sensitive`` and ``silence`` are a 422
+    (Kicau does not take them). With ``report_id`` (a report against the account), the report is resolved by this
+    moderator; ``disable`` and ``suspend`` resolve every open report against the account. ``text``,
+    ``warning_preset_id`` and ``send_email_notification`` are accepted: Kicau sends no warnings."""
     given = await read_params(request, settings.max_body_bytes)
     kind = optional_str(given, "type") or "none"
     if kind not in ACTIONS:
@@ -214,7 +218,8 @@ def _account_change(change: str, what: str) -> None:
 _account_change("enable", "Give a disabled account its login back; the Admin::Account.")
 _account_change("unsilence", "Undo a silence: Kicau silences no one, so nothing changes; the Admin::Account.")
 _account_change("unsensitive", "Undo a sensitive mark: Kicau marks no one, so nothing changes; the Admin::Account.")
-_account_change("unsuspend", "403: Kicau suspends no one (Mastodon's answer for an account not suspended).")
+_account_change("unsuspend", "Give a suspended account back its login, profile, statuses and notifications; the "
+                             "Admin::Account (403 for an account not suspended, as Mastodon answers).")
 _account_change("approve", "403: every Kicau account is approved as it registers (Mastodon's answer for one "
                            "already approved).")
 _account_change("reject", "403: every Kicau account is approved as it registers (Mastodon's answer for one "
@@ -440,7 +445,8 @@ async def _complete(report: dict[str, Any], services: Services, rules: list[str]
         as_reporter = TokenInfo(account_id=int(reporter["id"]), client_id="", scopes=["read"])
         reads = await asyncio.gather(*(
             services.timeline.call("GET", "/internal/statuses", token=as_reporter,
-                                   params=[("id", i) for i in status_ids[start:start + STATUSES_A_READ]])
+                                   params=[("moderating", "true"),
+                                           *(("id", i) for i in status_ids[start:start + STATUSES_A_READ])])
             for start in range(0, len(status_ids), STATUSES_A_READ)))
         for read in reads:
             raise_for_error(read)
