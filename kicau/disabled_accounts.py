@@ -1,6 +1,7 @@
 """Whether an account may sign in: not if the operator or staff disabled its login (``accounts.disabled``, migration
 0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor if staff suspended it
-(``accounts.suspended_at``, migration 0058; the admin action ``suspend``). Read by the graph service as it resolves a
+(``accounts.suspended_at``, migration 0058; the admin action ``suspend``). Also where staff limited (silenced) it
+(``accounts.silenced_at``, migration 0059), which leaves its login alone. Read by the graph service as it resolves a
 token or signs someone in, and by the post service before it publishes a scheduled status (a refused account's are
 dropped, as Mastodon's ``PublishScheduledStatusWorker`` does)."""
 
@@ -20,6 +21,8 @@ class DisabledAccounts:
         prepare_write = write_preparer(session, write_consistency)
         self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
         self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
+        self._silence = prepare_write("UPDATE accounts SET silenced_at = ? WHERE id = ?")
+        self._moderated = session.prepare("SELECT suspended_at, silenced_at FROM accounts WHERE id = ?")
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
@@ -31,6 +34,10 @@ class DisabledAccounts:
     async def suspended(self, account_id: int) -> bool:
         rows = await execute(self._session, self._read, (account_id,))
         return bool(rows and rows[0]["suspended_at"] is not None)
+
+    async def silenced(self, account_id: int) -> bool:
+        rows = await execute(self._session, self._moderated, (account_id,))
+        return bool(rows and rows[0]["silenced_at"] is not None)
 
     async def every(self) -> list[tuple[int, str]]:
         """Every disabled account, (id, username), by username: a scan of all accounts, for the operator's tool."""
@@ -44,3 +51,7 @@ class DisabledAccounts:
     async def set_suspended(self, account_id: int, since: datetime | None) -> None:
         """Suspended since ``since``, or no longer (None). For an account that exists, as ``set``."""
         await execute(self._session, self._suspend, (since, account_id))
+
+    async def set_silenced(self, account_id: int, since: datetime | None) -> None:
+        """Limited (silenced) since ``since``, or no longer (None). For an account that exists, as ``set``."""
+        await execute(self._session, self._silence, (since, account_id))

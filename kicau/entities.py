@@ -124,7 +124,8 @@ def account_entity(
 ) -> dict[str, Any]:
     """Mastodon's Account. A suspended account's (``suspended_at``, set by staff) shows no profile, as Mastodon
     shows it: no display name, note, fields, role or pictures, neither locked nor a bot nor discoverable, and
-    ``"suspended":true`` as its last key (``SUSPENDED_CARD_END``: readers tell such a card by its end alone)."""
+    ``"suspended":true`` as its last key (``SUSPENDED_CARD_END``: readers tell such a card by its end alone). A
+    limited (silenced) account's has ``"limited":true`` (``silenced_at``), last but for ``suspended``."""
     username = row["username"]
     url = f"{public_url}/@{username}"
     suspended = row.get("suspended_at") is not None
@@ -162,20 +163,30 @@ def account_entity(
         # The staff role the profile shows (kicau/staff.py), as Mastodon's highlighted roles.
         "roles": [] if suspended else roles or [],
     }
+    if row.get("silenced_at") is not None:
+        entity["limited"] = True
     if suspended:
         entity["suspended"] = True
     return entity
 
 
-# How a suspended account's card ends (``account_entity``; msgspec keeps a dict's order). No other card can end so: a
-# string's quotes are escaped, and every other key comes before ``suspended``.
+# How a suspended account's card ends, and a limited (silenced) one's that is not suspended (``account_entity``;
+# msgspec keeps a dict's order). No other card can end so: a string's quotes are escaped, and every other key comes
+# before ``limited`` and ``suspended``.
 SUSPENDED_CARD_END = b',"suspended":true}'
+LIMITED_CARD_END = b',"limited":true}'
 
 
 def is_suspended_card(card: bytes) -> bool:
     """Whether a cached card (``account_entity``'s JSON) is a suspended account's: a test of its last bytes, cheap
     enough for every status of every page."""
     return card.endswith(SUSPENDED_CARD_END)
+
+
+def is_limited_card(card: bytes) -> bool:
+    """Whether a cached card is a limited (silenced) account's that is not suspended (a suspended one's statuses are
+    left out everywhere already): a test of its last bytes, as ``is_suspended_card``."""
+    return card.endswith(LIMITED_CARD_END)
 
 
 def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,8 @@ dismiss) or dropped (never recorded):
 * ``for_not_followers``: accounts that do not follow it, or have for less than three days;
 * ``for_new_accounts``: accounts made less than 30 days ago (that it does not follow);
 * ``for_private_mentions``: private mentions from accounts it does not follow, unless they answer it (below);
-* ``for_limited_accounts``: accounts a moderator limited. Kicau has no moderators' limits: kept and answered, it
-  never matches.
+* ``for_limited_accounts``: accounts a moderator limited (silenced: the admin action ``silence``) that it does not
+  follow.
 
 Mastodon's defaults are those of an account that never changed its policy: everything accepted but private
 mentions from strangers and limited accounts, filtered. Only mentions, quotes, favourites, reblogs, follows and
@@ -93,15 +93,17 @@ class Facts:
     follows_sender: bool  # the recipient follows the sender
     followed_since: datetime | None  # since when the sender follows the recipient, if it does
     private_unanswered: bool = False  # a private mention that does not reply to the recipient
+    sender_limited: bool = False  # a moderator limited the sender
 
 
-def needs_facts(policy: Policy, notice: Notification, private: bool) -> bool:
-    """Whether ``policy`` could hold ``notice`` back at all (``private``: it is a private mention); if not, it is
-    accepted without a read."""
+def needs_facts(policy: Policy, notice: Notification, private: bool, limited: bool = False) -> bool:
+    """Whether ``policy`` could hold ``notice`` back at all (``private``: it is a private mention; ``limited``: its
+    sender is limited); if not, it is accepted without a read."""
     if notice.type not in FILTERABLE or notice.account_id == notice.from_account_id:
         return False
     kinds = (policy.for_not_following, policy.for_not_followers, policy.for_new_accounts)
-    return any(kind != ACCEPT for kind in kinds) or (private and policy.for_private_mentions != ACCEPT)
+    return (any(kind != ACCEPT for kind in kinds) or (private and policy.for_private_mentions != ACCEPT)
+            or (limited and policy.for_limited_accounts != ACCEPT))
 
 
 def verdict(policy: Policy, notice: Notification, facts: Facts, *, permitted: bool, now: datetime) -> Verdict:
@@ -116,6 +118,7 @@ def verdict(policy: Policy, notice: Notification, facts: Facts, *, permitted: bo
         (policy.for_not_followers, not_follower),
         (policy.for_new_accounts, not_following and created > now - NEW_ACCOUNT),
         (policy.for_private_mentions, not_following and facts.private_unanswered),
+        (policy.for_limited_accounts, not_following and facts.sender_limited),
     ) if applies]
     if DROP in matched:
         return DROP

@@ -40,7 +40,7 @@ from kicau import keys, polls, quotes, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
-from kicau.entities import ACCOUNT_OPENING, compose_status, is_suspended_card, status_fragment
+from kicau.entities import ACCOUNT_OPENING, compose_status, is_limited_card, is_suspended_card, status_fragment
 from kicau.favourites import COUNT_QUERY
 from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, SearchableTexts, with_results
 from kicau.ids import ms_from_id
@@ -462,6 +462,10 @@ class StatusCards:
         reblogs (``reblogged``) are left out by the first rule alone: the reblogs decide the rest (``_originals``).
         With ``quoted``, each status that quotes another gets the Quote the reader is shown (``_quotes``)."""
         hydrated, restricted, reblogs_of = await self._hydrate(status_ids, suspended_too=reader.moderating)
+        if reader.context == PUBLIC and hydrated:
+            # A limited (silenced) account's statuses are left out of the public reads (public, hashtag and link
+            # timelines, trends), as Mastodon's public feeds leave them out; its followers read them elsewhere.
+            hydrated = [item for item in hydrated if not is_limited_card(item[2])]
         hides = NO_HIDES
         if hydrated and reader.account_id is not None and self._hides is not None:
             hides = await self._hides.of(reader.account_id)

@@ -53,7 +53,7 @@ from kicau import conversations, instance_usage, keys, resp, retractions, tag_tr
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.conversations import Conversation, ConversationChange, ConversationStore
-from kicau.entities import compose_status
+from kicau.entities import compose_status, is_limited_card
 from kicau.events import (
     AccountHidden,
     AccountRegistered,
@@ -808,9 +808,10 @@ class Fanout:
         back: with Mastodon's defaults, private mentions alone."""
         private = {e.status_id: e.in_reply_to_account for e in events
                    if isinstance(e, StatusCreated) and e.visibility == DIRECT}
+        limited = await self._limited_senders(notices)
         asked = {index: notice for index, notice in enumerate(notices)
                  if needs_facts(policies.get(notice.account_id, DEFAULT_POLICY), notice,
-                                private_unanswered(notice, private))}
+                                private_unanswered(notice, private), notice.from_account_id in limited)}
         if not asked:
             return notices, []
         senders: dict[int, set[int]] = {}
@@ -822,10 +823,19 @@ class Fanout:
         verdicts = {index: verdict(
             policies.get(notice.account_id, DEFAULT_POLICY), notice,
             Facts((notice.account_id, notice.from_account_id) in follows,
-                  followed.get((notice.account_id, notice.from_account_id)), private_unanswered(notice, private)),
+                  followed.get((notice.account_id, notice.from_account_id)), private_unanswered(notice, private),
+                  notice.from_account_id in limited),
             permitted=(notice.account_id, notice.from_account_id) in permitted, now=now)
             for index, notice in asked.items()}
         return split(notices, verdicts)
+
+    async def _limited_senders(self, notices: Sequence[Notification]) -> set[int]:
+        """The senders of filterable notices that a moderator limited (their cards say so, kicau/entities.py): one
+        pipelined read of their cards, for a batch that notifies anything filterable."""
+        senders = {n.from_account_id for n in notices if n.type in FILTERABLE and n.account_id != n.from_account_id}
+        if not senders:
+            return set()
+        return {sender for sender, card in (await self.accounts.cards(senders)).items() if is_limited_card(card)}
 
     async def _notifying_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
         """The followers that asked to be notified (with the languages they take) of authors whose lists are not
@@ -892,7 +902,9 @@ class Fanout:
                     reblogged[event.status_id] = event.reblog
                 payload = compose_status(fragment, card).decode()
                 updates[event.status_id] = payload
-                if public_listened and event.visibility == PUBLIC and not event.reblog_of:
+                # Not a limited (silenced) author's: the public streams leave it out, as the public timelines do.
+                if public_listened and event.visibility == PUBLIC and not event.reblog_of \
+                        and not is_limited_card(card):
                     self._deliver(pipe, "update", event, payload, [PUBLIC_LISTENERS], public=True,
                                   tags=tuple(event.tags))
                 if not reaches_followers(event.visibility):
@@ -933,7 +945,8 @@ class Fanout:
                 card = cards.get(event.account_id)
                 if card is not None:
                     updates[event.status_id] = compose_status(event.status_json.encode(), card).decode()
-                    self._deliver_edit(pipe, plan, event, updates[event.status_id], audiences, public_listened)
+                    self._deliver_edit(pipe, plan, event, updates[event.status_id], audiences,
+                                       public_listened and not is_limited_card(card))
         accepted = accepted_times(p.event for p in plans)
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
         ended: dict[int, str] = {}  # a poll's end's notification id -> its status's JSON
@@ -1103,7 +1116,8 @@ class Fanout:
                       public_listened: bool) -> None:
         """An edit's ``status.update``, to the streams its status went to: as a delete's, to its author and
         followers (or their gateways, for a large author), its hashtags' followers and streams (of both
-        versions' hashtags), its author's lists, and a direct status's mentioned accounts (of either version)."""
+        versions' hashtags), its author's lists, and a direct status's mentioned accounts (of either version).
+        ``public_listened``: someone listens to the public streams, and the author is not limited."""
         by_tags = audiences.by_tags.get(event.status_id, [])
         if public_listened and event.visibility == PUBLIC:
             self._deliver(pipe, "status.update", event, payload, [PUBLIC_LISTENERS], public=True,

@@ -64,6 +64,8 @@ class Account(_Entity):
     fields: list[Any]
     # Present, and true, on a suspended account's only (its profile then shows blank, as Mastodon's).
     suspended: bool | None = None
+    # Present, and true, on a limited (silenced) account's only.
+    limited: bool | None = None
 
 
 class Status(_Entity):

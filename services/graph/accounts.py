@@ -67,6 +67,16 @@ async def set_suspended(store: GraphStore, flags: DisabledAccounts, cards: Accou
     return held
 
 
+async def set_silenced(flags: DisabledAccounts, cards: AccountCards, account_id: int, since: datetime | None) -> None:
+    """Limit (silence) the account since ``since`` or, with None, no longer: its card (``"limited":true``), which
+    the public reads and streams go by, dropped with every copy of it."""
+    await flags.set_silenced(account_id, since)
+    await cards.forget(account_id)
+    # Again a moment later: a card loaded from the row as it was before the write may have been cached meanwhile.
+    await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS)
+    await cards.forget(account_id)
+
+
 async def _sessions_follow(store: GraphStore, redis: Redis, account_id: int, *, ended: bool) -> int:
     """Every token of the account resolved afresh (module doc), and with ``ended`` its streams ended; how many
     tokens it has."""

@@ -6,15 +6,16 @@ hold the permission (``manage_users`` for accounts, ``manage_reports`` for repor
 allowed", as Mastodon answers. Acting on an account (disabling, suspending, or undoing either) also needs a role
 above the account's own: a moderator cannot disable an admin, nor anyone their own account.
 
-What Kicau's accounts can be: disabled or not, suspended or not (kicau/disabled_accounts.py). A suspended account
-cannot sign in, and its profile, statuses and notifications are left out of every read (migration 0058,
-``services.graph.accounts.set_suspended``); ``unsuspend`` gives them all back, as nothing of it was deleted. An
-action other than ``none`` resolves every open report against the account, as Mastodon's does; ``none`` resolves the
-report it names. Kicau never silences, marks accounts sensitive or holds registrations for approval, so those filters
-list nothing, an action of those kinds is a 422 that says so, and undoing one that never happened (``unsilence``,
-``unsensitive``) changes nothing, as on Mastodon for an account that is not silenced. ``unsuspend`` of an account not
-suspended, ``approve`` and ``reject`` are 403, as Mastodon answers them for an account that is not suspended or
-already approved.
+What Kicau's accounts can be: disabled or not, suspended or not, limited (silenced) or not
+(kicau/disabled_accounts.py). A suspended account cannot sign in, and its profile, statuses and notifications are
+left out of every read (migration 0058, ``services.graph.accounts.set_suspended``); ``unsuspend`` gives them all
+back, as nothing of it was deleted. A limited account's statuses are left out of the public reads and streams, and
+its notifications to those who do not follow it go by their policies (migration 0059, ``set_silenced``). An action
+other than ``none`` resolves every open report against the account, as Mastodon's does; ``none`` resolves the report
+it names. Kicau never marks accounts sensitive or holds registrations for approval, so those filters list nothing,
+``sensitive`` is a 422 that says so, and ``unsensitive`` changes nothing, as on Mastodon for an account that is not
+marked. ``unsuspend`` of an account not suspended, ``approve`` and ``reject`` are 403, as Mastodon answers them for
+an account that is not suspended or already approved.
 
 How accounts are listed: newest registration first, as the profile directory keeps them (kicau/directory.py), from
 a cursor's rank. A filtered page reads at most ``SCAN_BUDGET`` accounts; if it found fewer than asked, its next
@@ -44,7 +45,7 @@ from kicau.entities import iso_time
 from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
 from kicau.web import ACCOUNT_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, ApiError, acting_account_id
-from services.graph.accounts import set_disabled, set_suspended
+from services.graph.accounts import set_disabled, set_silenced, set_suspended
 from services.graph.service import GraphService
 
 NOT_ALLOWED: Final = "This action is not allowed"
@@ -61,9 +62,9 @@ AccountChange = Literal["enable", "unsilence", "unsuspend", "unsensitive", "appr
 ReportChange = Literal["assign_to_self", "unassign", "resolve", "reopen"]
 ReportState = Literal["open", "resolved", "all"]
 ACTIONS: Final = get_args(Action)
-_NOT_DONE: Final = {"sensitive": "mark accounts sensitive", "silence": "silence accounts"}
+_NOT_DONE: Final = {"sensitive": "mark accounts sensitive"}
 # Kicau's accounts are never in these states (module doc).
-NEVER: Final = ("pending", "silenced", "sensitized")
+NEVER: Final = ("pending", "sensitized")
 
 Id = Annotated[int, Field(ge=0, lt=1 << 63)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MOST)]
@@ -75,7 +76,7 @@ _loads = msgspec.json.decode
 class AccountFilter:
     """What an accounts page keeps (the gateway reads Mastodon's v1 and v2 parameters into it)."""
 
-    status: str | None = None  # active, disabled, suspended, or one of ``NEVER``
+    status: str | None = None  # active, disabled, suspended, silenced, or one of ``NEVER``
     remote: bool = False
     by_domain: str | None = None
     staff: bool = False
@@ -96,6 +97,8 @@ class AccountFilter:
         if self.status in ("active", "suspended") and (self.status == "suspended") != (row.get("suspended_at")
                                                                                        is not None):
             return False  # Mastodon's ``active``: not suspended
+        if self.status == "silenced" and row.get("silenced_at") is None:
+            return False
         if (self.staff and role == EVERYONE) or (self.role_ids and role.id not in self.role_ids):
             return False
         if self.username is not None and not str(row["username"]).lower().startswith(self.username.lower()):
@@ -126,7 +129,8 @@ class Admin:
         self._graph = graph
         self._session = session
         self._rows = session.prepare(
-            "SELECT id, username, email, display_name, created_at, disabled, suspended_at FROM accounts WHERE id IN ?")
+            "SELECT id, username, email, display_name, created_at, disabled, suspended_at, silenced_at FROM accounts"
+            " WHERE id IN ?")
         self._local_domain = (urlsplit(graph.settings.public_url).hostname or "").lower()
 
     # Who may -----------------------------------------------------------------------------------------------
@@ -158,13 +162,13 @@ class Admin:
         return await self._one_account(account_id)
 
     async def act(self, actor: int, account_id: int, kind: str, report_id: int | None) -> None:
-        """A moderation action on the account (``none``, ``disable`` or ``suspend``), resolving ``report_id`` if
-        given (a report against this account) and, for an action other than ``none``, every open report against
-        it."""
+        """A moderation action on the account (``none``, ``disable``, ``silence`` or ``suspend``), resolving
+        ``report_id`` if given (a report against this account) and, for an action other than ``none``, every open
+        report against it."""
         role = await self.staff_role(actor, "manage_users")
         if kind in _NOT_DONE:
-            raise ApiError(422, f"Validation failed: Kicau does not {_NOT_DONE[kind]}; type must be none, disable "
-                                "or suspend")
+            raise ApiError(422, f"Validation failed: Kicau does not {_NOT_DONE[kind]}; type must be none, disable, "
+                                "silence or suspend")
         target_role = await self._target(account_id)
         report = await self._graph.reports.one(report_id) if report_id is not None else None
         if report_id is not None and (report is None or report.target_account_id != account_id):
@@ -174,6 +178,8 @@ class Admin:
         graph = self._graph
         if kind == "disable":
             await set_disabled(graph.store, graph.disabled, graph.redis, account_id, True)
+        elif kind == "silence" and not await graph.disabled.silenced(account_id):
+            await set_silenced(graph.disabled, graph.cards, account_id, datetime.now(UTC))
         elif kind == "suspend" and not await graph.disabled.suspended(account_id):
             await set_suspended(graph.store, graph.disabled, graph.cards, graph.redis, account_id, datetime.now(UTC))
         # Resolved once the action is done: a report is never closed for an action that failed halfway.
@@ -191,12 +197,14 @@ class Admin:
             raise ApiError(403, NOT_ALLOWED)
         if change == "unsuspend" and not await graph.disabled.suspended(account_id):
             raise ApiError(403, NOT_ALLOWED)  # Mastodon's answer for an account not suspended
-        if change in ("enable", "unsuspend") and not role.overrides(target_role):
+        if change in ("enable", "unsuspend", "unsilence") and not role.overrides(target_role):
             raise ApiError(403, NOT_ALLOWED)
         if change == "enable":
             await set_disabled(graph.store, graph.disabled, graph.redis, account_id, False)
         elif change == "unsuspend":
             await set_suspended(graph.store, graph.disabled, graph.cards, graph.redis, account_id, None)
+        elif change == "unsilence" and await graph.disabled.silenced(account_id):
+            await set_silenced(graph.disabled, graph.cards, account_id, None)
         return await self._one_account(account_id)
 
     async def _target(self, account_id: int) -> Role:
@@ -385,7 +393,7 @@ def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role) 
         "approved": True,
         "disabled": bool(row.get("disabled")),
         "sensitized": False,
-        "silenced": False,
+        "silenced": row.get("silenced_at") is not None,
         "suspended": row.get("suspended_at") is not None,
         "account": card,
         "created_by_application_id": None,

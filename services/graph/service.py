@@ -1204,7 +1204,8 @@ class GraphService:
             hides, _ = await self.hides.hidden_from(viewer)
             found = [a for a in found if a not in hides.hidden and a not in hides.blockers]
         entities = await asyncio.gather(*(self.cards.entity(a) for a in found))
-        return [e for e in entities if e is not None and not e.get("suspended")]
+        # Neither suspended nor limited accounts are shown, as Mastodon's directory shows neither.
+        return [e for e in entities if e is not None and not e.get("suspended") and not e.get("limited")]
 
     # Follow suggestions (kicau/follow_suggestions.py) --------------------------------------------------------
 
@@ -1224,7 +1225,7 @@ class GraphService:
         entities = await asyncio.gather(*(self.cards.entity(a) for a, _ in chosen))
         return [{"source": follow_suggestions.SOURCE[sources[0]], "sources": sources, "account": entity}
                 for (_, sources), entity in zip(chosen, entities, strict=True)
-                if entity is not None and not entity.get("suspended")]
+                if entity is not None and not entity.get("suspended") and not entity.get("limited")]
 
     async def dismiss_suggestion(self, *, account_id: int, target_id: int) -> None:
         await self._require_account(target_id)

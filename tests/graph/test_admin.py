@@ -194,8 +194,7 @@ def test_a_moderator_disables_and_enables_an_account(
 
     # Bad input first: nothing changes.
     cases: list[tuple[str, dict[str, Any], int]] = [
-        (target.id, {"type": "silence"}, 422), (target.id, {"type": "sensitive"}, 422),
-        (target.id, {"type": "ban"}, 422),
+        (target.id, {"type": "sensitive"}, 422), (target.id, {"type": "ban"}, 422),
         (target.id, {"type": "disable", "report_id": "x"}, 422),
         (target.id, {"type": "disable", "report_id": elsewhere["id"]}, 404),  # a report against another account
         ("123", {"type": "disable"}, 404), ("me", {"type": "disable"}, 404),
@@ -275,7 +274,7 @@ def test_accounts_are_listed_newest_first_and_paged(
 
     # What Kicau's accounts never are lists nothing; unknown values are refused.
     for version, params in (("v2", {"origin": "remote"}), ("v2", {"status": "pending"}), ("v1", {"remote": "1"}),
-                            ("v1", {"silenced": "true"}), ("v2", {"by_domain": "elsewhere.example"}),
+                            ("v1", {"sensitized": "true"}), ("v2", {"by_domain": "elsewhere.example"}),
                             ("v2", {"ip": "127.0.0.1"})):
         assert listed(version, **params).json() == [], (version, params)
     assert listed("v2", origin="local", username=prefix).json()[0]["id"] == newest_first[0]

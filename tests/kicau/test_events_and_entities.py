@@ -12,6 +12,7 @@ from kicau.entities import (
     account_entity,
     compose_status,
     dumps,
+    is_limited_card,
     is_suspended_card,
     iso_time,
     status_fragment,
@@ -90,3 +91,14 @@ def test_a_suspended_account_shows_blank_and_its_card_says_so_at_its_end() -> No
     # A count moved in place keeps the card a suspended one's.
     assert is_suspended_card(with_statuses_count_moved(suspended_card, +1))
     assert without_suspended({1: card, 2: suspended_card}) == {1: card}
+
+
+def test_a_limited_account_says_so_and_keeps_its_profile() -> None:
+    row = {"id": 8, "username": "loud", "display_name": "Loud", "note": "hi", "silenced_at": datetime(2026, 12, 7)}
+    card = dumps(account_entity(row, public_url="https://k.example"))
+    entity = msgspec.json.decode(card)
+    assert (entity["limited"], entity["display_name"], "suspended" in entity) == (True, "Loud", False)
+    assert is_limited_card(card) and not is_suspended_card(card)
+    assert not is_limited_card(dumps(account_entity({**row, "silenced_at": None}, public_url="https://k.example")))
+    both = dumps(account_entity({**row, "suspended_at": datetime(2026, 12, 7)}, public_url="https://k.example"))
+    assert is_suspended_card(both) and msgspec.json.decode(both)["limited"] is True

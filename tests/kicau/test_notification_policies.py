@@ -61,6 +61,22 @@ def test_each_kind_of_sender_and_drop_over_filter() -> None:
     assert verdict(young, notice(FAVOURITE, OLD_SENDER), STRANGER, permitted=False, now=NOW) == "accept"
 
 
+def test_a_limited_sender_is_held_back_from_those_that_do_not_follow_it() -> None:
+    limited = Facts(follows_sender=False, followed_since=None, sender_limited=True)
+    assert verdict(DEFAULT, notice(MENTION), limited, permitted=False, now=NOW) == "filter"
+    assert verdict(DEFAULT, notice(FOLLOW, status_id=None), limited, permitted=False, now=NOW) == "filter"
+    assert verdict(DEFAULT, notice(MENTION), Facts(True, None, sender_limited=True), permitted=False,
+                   now=NOW) == "accept"  # the reader follows it
+    assert verdict(DEFAULT, notice(MENTION), limited, permitted=True, now=NOW) == "accept"  # an accepted sender
+    assert verdict(Policy(for_limited_accounts="drop"), notice(MENTION), limited, permitted=False, now=NOW) == "drop"
+    assert verdict(Policy(for_limited_accounts="accept"), notice(MENTION), limited, permitted=False,
+                   now=NOW) == "accept"
+    # The relations are read for a limited sender's notices only, unless the policy accepts them anyway.
+    assert needs_facts(DEFAULT, notice(FAVOURITE), private=False, limited=True)
+    assert not needs_facts(Policy(for_limited_accounts="accept"), notice(FAVOURITE), private=False, limited=True)
+    assert not needs_facts(DEFAULT, notice(POLL), private=False, limited=True)
+
+
 def test_kinds_never_filtered_and_oneself() -> None:
     everything = Policy("drop", "drop", "drop", "drop", "drop")
     for kind in (POLL, STATUS):

@@ -76,8 +76,8 @@ REPORTS_PAGE = {"parameters": [
     doc.query("target_account_id", doc.CURSOR, "Reports against this account"),
 ]}
 ACTION_BODY = doc.body(doc.params({
-    # Mastodon's other two (sensitive, silence) are a 422 here: documented as not taken.
-    "type": doc.nullable({"type": "string", "enum": ["none", "disable", "suspend"]}),
+    # Mastodon's other one (sensitive) is a 422 here: documented as not taken.
+    "type": doc.nullable({"type": "string", "enum": ["none", "disable", "silence", "suspend"]}),
     "report_id": doc.nullable(doc.CURSOR),
     "warning_preset_id": doc.nullable(doc.CURSOR),
     "text": doc.nullable(doc.text(max_length=5000)),
@@ -116,7 +116,7 @@ async def accounts_v1(request: Request, token: AccountsReader, services: Service
     given = {name: flag(query[name], name) for name in ("local", "remote", "staff", *V1_STATES) if name in query}
     states = [state for state in V1_STATES if given.get(state)]
     # One state is filtered by: a state no Kicau account is in before the others, as it lists nothing whatever else.
-    chosen = sorted(states, key=("pending", "silenced", "sensitized", "suspended", "disabled", "active").index)
+    chosen = sorted(states, key=("pending", "sensitized", "suspended", "silenced", "disabled", "active").index)
     params: list[tuple[str, Any]] = [("remote", given.get("remote", False)), ("staff", given.get("staff", False))]
     if chosen:
         params.append(("status", chosen[0]))
@@ -182,11 +182,13 @@ async def account(account_id: str, token: AccountsReader, services: Services) ->
 async def act(account_id: str, request: Request, token: AccountsWriter, services: Services,
               settings: Settings) -> Response:
     """A moderation action on an account: ``type`` ``none`` (a note in the report only), ``disable`` (its login:
-    its tokens are refused and its streams end) or ``suspend`` (its login as for ``disable``, and its profile,
-    statuses and notifications left out of every read until ``unsuspend``); ``sensitive`` and ``silence`` are a 422
-    (Kicau does not take them). With ``report_id`` (a report against the account), the report is resolved by this
-    moderator; ``disable`` and ``suspend`` resolve every open report against the account. ``text``,
-    ``warning_preset_id`` and ``send_email_notification`` are accepted: Kicau sends no warnings."""
+    its tokens are refused and its streams end), ``silence`` (limited: its statuses left out of the public
+    timelines, hashtags, trends and public streams, its notifications to those who do not follow it filtered by
+    their policies, until ``unsilence``) or ``suspend`` (its login as for ``disable``, and its profile, statuses and
+    notifications left out of every read until ``unsuspend``); ``sensitive`` is a 422 (Kicau does not take it).
+    With ``report_id`` (a report against the account), the report is resolved by this moderator; every type but
+    ``none`` resolves every open report against the account. ``text``, ``warning_preset_id`` and
+    ``send_email_notification`` are accepted: Kicau sends no warnings."""
     given = await read_params(request, settings.max_body_bytes)
     kind = optional_str(given, "type") or "none"
     if kind not in ACTIONS:
@@ -216,7 +218,8 @@ def _account_change(change: str, what: str) -> None:
 
 
 _account_change("enable", "Give a disabled account its login back; the Admin::Account.")
-_account_change("unsilence", "Undo a silence: Kicau silences no one, so nothing changes; the Admin::Account.")
+_account_change("unsilence", "Lift a limit (silence): the account's statuses show in public reads again; the "
+                             "Admin::Account (an account not limited is left as it is).")
 _account_change("unsensitive", "Undo a sensitive mark: Kicau marks no one, so nothing changes; the Admin::Account.")
 _account_change("unsuspend", "Give a suspended account back its login, profile, statuses and notifications; the "
                              "Admin::Account (403 for an account not suspended, as Mastodon answers).")
