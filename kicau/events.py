@@ -221,13 +221,23 @@ class ReportFiled(_Event, tag="report.filed"):
     report_json: str
 
 
+class AccountWarned(_Event, tag="account.warned"):
+    """Staff took an action on the account and asked that it be told (kicau/account_warnings.py), once the warning
+    is kept: Mastodon's ``moderation_warning``, its id the warning's."""
+
+    warning_id: int
+    account_id: int  # the warned account
+    # The AccountWarning entity, with the account's Account, for the notification the streams carry.
+    warning_json: str
+
+
 StatusEvent = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
                | StatusUnfavourited | PollEnded)
 FollowEvent = (FollowCreated | FollowDeleted | AccountHidden | FollowRequested | FollowRequestSettled
-               | AccountRegistered | ReportFiled)
+               | AccountRegistered | ReportFiled | AccountWarned)
 Event = (StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | FollowCreated | FollowDeleted
          | StatusFavourited | StatusUnfavourited | AccountHidden | FollowRequested | FollowRequestSettled | PollEnded
-         | AccountRegistered | ReportFiled)
+         | AccountRegistered | ReportFiled | AccountWarned)
 EventType = Literal[
     "status.created", "status.deleted", "status.edited", "account.scale_changed", "follow.created",
     "follow.deleted", "status.favourited", "status.unfavourited", "account.hidden", "follow.requested",
@@ -253,8 +263,9 @@ def event_key(event: Event) -> bytes:
     if isinstance(event, StatusCreated | StatusDeleted | StatusEdited | AccountScaleChanged | StatusFavourited
                   | StatusUnfavourited | PollEnded):
         return str(event.account_id).encode()
-    if isinstance(event, AccountHidden | AccountRegistered | ReportFiled):
-        # a block's or mute's with the hider's follows; a sign-up or a report by the account that makes it
+    if isinstance(event, AccountHidden | AccountRegistered | ReportFiled | AccountWarned):
+        # a block's or mute's with the hider's follows; a sign-up or a report by the account that makes it; a
+        # warning with the warned account's events
         return str(event.account_id).encode()
     if isinstance(event, FollowRequested | FollowRequestSettled):
         return str(event.requester_id).encode()  # with the requester's follows

@@ -210,9 +210,12 @@ PUSH_LATENCY = Histogram(
     "kicau_push_delivery_latency_seconds", "Notification's cause accepted to its push accepted by the endpoint",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-# A sign-up or a report kept but not published for the staff's notifications (services/graph/service.py).
-STAFF_NOTICES_UNSENT = Counter("kicau_staff_notices_unsent_total",
-                               "Sign-ups and reports the staff were not told of (their event not published)")
+# A sign-up, a report or a warning kept but not published for its notifications (services/graph/service.py), by its
+# event's kind (account.registered, report.filed, account.warned).
+MODERATION_NOTICES_UNSENT = Counter(
+    "kicau_moderation_notices_unsent_total",
+    "Sign-ups and reports the staff, and warnings the accounts, were not told of (their event not published)",
+    ["kind"])
 LINK_PREVIEWS = Counter(
     "kicau_link_previews_total", "Statuses' link previews looked for, by outcome (card: shown; none: the page makes "
     "none or could not be fetched; stale: the status no longer shows the address)", ["outcome"])

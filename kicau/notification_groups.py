@@ -153,6 +153,8 @@ def grouped_page(window: bytes, limit: int, more: bool, grouped: Iterable[str] =
                 statuses.setdefault(status["id"], status)
             if "report" in notice:  # an ``admin.report``'s, in the group as Mastodon's NotificationGroup has it
                 group["report"] = notice["report"]
+            if "moderation_warning" in notice:  # likewise a ``moderation_warning``'s
+                group["moderation_warning"] = notice["moderation_warning"]
         group["notifications_count"] += 1
         group["page_min_id"] = notice["id"]
         if len(group["sample_account_ids"]) < SAMPLE_ACCOUNTS and account["id"] not in group["sample_account_ids"]:

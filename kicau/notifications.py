@@ -6,7 +6,8 @@ it reblogged is edited (``update``; its id is the edit's version id, services/po
 asks to follow it, locked (``follow_request``, its id the request's, kicau/follow_requests.py; removed when the
 request ends). Staff are told when an account signs up (``admin.sign_up``, to those who may manage accounts) and when
 a report is filed (``admin.report``, with the Report, to those who may manage reports), as Mastodon tells them; a
-staff account reads them only while its role still grants that permission (``STAFF_TYPES``).
+staff account reads them only while its role still grants that permission (``STAFF_TYPES``). An account is told
+when staff act on it (``moderation_warning``, with the AccountWarning, kicau/account_warnings.py).
 
 They are derived from events, as home timelines are. The fanout records them in Cassandra (``notifications``,
 one partition an account, newest first) in the batch that applies the event, and delivers them to the account's
@@ -48,9 +49,11 @@ QUOTED_UPDATE: Final = "quoted_update"  # a status the account quotes was edited
 # The staff's (kicau/staff.py): an account signed up (its id the account's), a report was filed (the report's).
 ADMIN_SIGN_UP: Final = "admin.sign_up"
 ADMIN_REPORT: Final = "admin.report"
+# Staff took an action on the account (kicau/account_warnings.py): its id the warning's, from the account itself.
+MODERATION_WARNING: Final = "moderation_warning"
 # The types Kicau records; a request may name any of Mastodon's (``types[]``), and the others match nothing.
 RECORDED: Final = frozenset({MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE,
-                             QUOTED_UPDATE, ADMIN_SIGN_UP, ADMIN_REPORT})
+                             QUOTED_UPDATE, ADMIN_SIGN_UP, ADMIN_REPORT, MODERATION_WARNING})
 # Who among the staff is told of each of the staff's types, by the permission it needs (kicau/staff.py); only
 # while it has the permission does a staff account read them.
 STAFF_TYPES: Final = {ADMIN_SIGN_UP: "manage_users", ADMIN_REPORT: "manage_reports"}
@@ -66,15 +69,17 @@ class Notification:
 
 
 def rendered(notification: Notification, account_card: bytes, status: bytes | None,
-             report: bytes | None = None) -> bytes:
-    """Mastodon's Notification entity, with the account's card, the status (Status JSON, as its reader may see it)
-    and for an ``admin.report`` the report (Report JSON) spliced in undecoded."""
+             report: bytes | None = None, warning: bytes | None = None) -> bytes:
+    """Mastodon's Notification entity, with the account's card, the status (Status JSON, as its reader may see it),
+    for an ``admin.report`` the report (Report JSON) and for a ``moderation_warning`` the warning (AccountWarning
+    JSON) spliced in undecoded."""
     moment = iso_time(datetime.fromtimestamp(ms_from_id(notification.id) / 1000, UTC))
     key = group_key(notification.id, notification.type, notification.status_id)
     head = (f'{{"id":"{notification.id}","type":"{notification.type}","created_at":"{moment}",'
             f'"group_key":"{key}","account":').encode()
     return (head + account_card + (b',"status":' + status if status is not None else b"")
-            + (b',"report":' + report if report is not None else b"") + b"}")
+            + (b',"report":' + report if report is not None else b"")
+            + (b',"moderation_warning":' + warning if warning is not None else b"") + b"}")
 
 
 # The notifications an account's policy held back (kicau/notification_policies.py): the same shape, apart.

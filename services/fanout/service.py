@@ -58,6 +58,7 @@ from kicau.events import (
     AccountHidden,
     AccountRegistered,
     AccountScaleChanged,
+    AccountWarned,
     Event,
     FollowCreated,
     FollowDeleted,
@@ -98,6 +99,7 @@ from kicau.notifications import (
     FOLLOW,
     FOLLOW_REQUEST,
     MENTION,
+    MODERATION_WARNING,
     POLL,
     QUOTE,
     QUOTED_UPDATE,
@@ -228,6 +230,12 @@ def staff_notifications(events: Sequence[Event], staff: Mapping[int, Role]) -> l
     return found
 
 
+def warning_notifications(events: Sequence[Event]) -> list[Notification]:
+    """A ``moderation_warning`` for each account warned (kicau/account_warnings.py), from itself, as Mastodon's."""
+    return [Notification(e.account_id, e.warning_id, MODERATION_WARNING, e.account_id)
+            for e in events if isinstance(e, AccountWarned)]
+
+
 def accepted_times(events: Iterable[Event]) -> dict[int, float]:
     """When each notification's event was accepted (wall-clock ms), by notification id (a mention's is its
     status's)."""
@@ -252,6 +260,8 @@ def accepted_times(events: Iterable[Event]) -> dict[int, float]:
             accepted[event.account_id] = event.occurred_at
         elif isinstance(event, ReportFiled):
             accepted[event.report_id] = event.occurred_at
+        elif isinstance(event, AccountWarned):
+            accepted[event.warning_id] = event.occurred_at
     return accepted
 
 
@@ -666,6 +676,7 @@ class Fanout:
             removed += [pair for pair in replaced if pair not in superseded]
         if any(isinstance(e, AccountRegistered | ReportFiled) for e in events):  # rare: a read of the few staff
             notices += staff_notifications(events, await self.staff.every())
+        notices += warning_notifications(events)
         endings = [e for e in events if isinstance(e, PollEnded) and e.status_id not in gone]
         if endings:  # rare: a read of each ended poll's voters
             notices += poll_notifications(endings, await asyncio.gather(*(self.poll_votes.voters(e.status_id)
@@ -951,6 +962,7 @@ class Fanout:
         favoured: dict[int, str] = {}  # favourite id -> the favourited Status JSON
         ended: dict[int, str] = {}  # a poll's end's notification id -> its status's JSON
         filed: dict[int, bytes] = {}  # report id -> the Report JSON
+        warned: dict[int, bytes] = {}  # warning id -> the AccountWarning JSON
         for event in (p.event for p in plans):
             if isinstance(event, StatusFavourited):
                 favoured[event.favourite_id] = event.status
@@ -958,6 +970,8 @@ class Fanout:
                 ended[event.notification_id] = event.status_json
             elif isinstance(event, ReportFiled):
                 filed[event.report_id] = event.report_json.encode()
+            elif isinstance(event, AccountWarned):
+                warned[event.warning_id] = event.warning_json.encode()
         for notice in notices:
             from_card = cards.get(notice.from_account_id)
             status = (favoured.get(notice.id) if notice.type == FAVOURITE
@@ -968,8 +982,9 @@ class Fanout:
             if from_card is None or (notice.status_id is not None and status is None):
                 continue
             report = filed.get(notice.id) if notice.type == ADMIN_REPORT else None
+            warning = warned.get(notice.id) if notice.type == MODERATION_WARNING else None
             self._notify(pipe, notice, rendered(notice, from_card, status.encode() if status else None,
-                                                report).decode(),
+                                                report, warning).decode(),
                          accepted[notice.id])
         joining = [c for c in joining if self.online.any_online((c.account_id,))]
         await self._deliver_conversations(pipe, joining, updates, cards, accepted)
@@ -1070,7 +1085,7 @@ class Fanout:
                     entries += to_lists(event)
                     continue
                 if isinstance(event, StatusFavourited | StatusUnfavourited | FollowRequested | FollowRequestSettled
-                              | PollEnded | AccountRegistered | ReportFiled):
+                              | PollEnded | AccountRegistered | ReportFiled | AccountWarned):
                     continue  # nothing in Redis: its notification is recorded with the batch's others
                 if isinstance(event, StatusEdited):
                     continue  # timelines hold ids: reads render the new version (services/post/edits.py)

@@ -188,6 +188,18 @@ class Token(_Entity):
     created_at: int
 
 
+class AccountWarning(_Entity):
+    """What an account is told of a moderation action on it (kicau/account_warnings.py)."""
+
+    id: str
+    action: str
+    text: str
+    status_ids: list[str] | None
+    target_account: Account
+    appeal: Any | None
+    created_at: str
+
+
 class NotificationGroup(_Entity):
     group_key: str
     notifications_count: int
@@ -199,6 +211,7 @@ class NotificationGroup(_Entity):
     sample_account_ids: list[str]
     status_id: str | None = None
     report: Report | None = None  # an ``admin.report``'s
+    moderation_warning: AccountWarning | None = None  # a ``moderation_warning``'s
 
 
 class GroupedNotifications(_Entity):
@@ -235,6 +248,7 @@ class Notification(_Entity):
     account: Account
     status: Status | None = None
     report: Report | None = None  # an ``admin.report``'s
+    moderation_warning: AccountWarning | None = None  # a ``moderation_warning``'s
 
 
 class PolicySummary(_Entity):

@@ -28,6 +28,7 @@ order of registration for every account the API registered (seeded accounts have
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,8 +41,11 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from kicau.account_warnings import MAX_TEXT, AccountWarning
+from kicau.account_warnings import entity as warning_entity
 from kicau.clients import execute
 from kicau.entities import iso_time
+from kicau.events import AccountWarned
 from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
 from kicau.web import ACCOUNT_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, ApiError, acting_account_id
@@ -161,10 +165,12 @@ class Admin:
         await self.staff_role(actor, "manage_users")
         return await self._one_account(account_id)
 
-    async def act(self, actor: int, account_id: int, kind: str, report_id: int | None) -> None:
+    async def act(self, actor: int, account_id: int, kind: str, report_id: int | None, *, text: str = "",
+                  notify: bool = True) -> None:
         """A moderation action on the account (``none``, ``disable``, ``silence`` or ``suspend``), resolving
         ``report_id`` if given (a report against this account) and, for an action other than ``none``, every open
-        report against it."""
+        report against it. It leaves a warning (kicau/account_warnings.py: the action, ``text`` and the report's
+        statuses), which the account is told of with ``notify``."""
         role = await self.staff_role(actor, "manage_users")
         if kind in _NOT_DONE:
             raise ApiError(422, f"Validation failed: Kicau does not {_NOT_DONE[kind]}; type must be none, disable, "
@@ -188,6 +194,16 @@ class Admin:
             resolved.update((found.id, found) for found in await graph.reports.open_against(account_id))
         now = datetime.now(UTC)
         await asyncio.gather(*(graph.reports.resolve(found, now, actor) for found in resolved.values()))
+        warning = AccountWarning(graph.ids.next_id(), account_id, kind, text,
+                                 report.status_ids if report is not None else (), report_id, actor)
+        await graph.warnings.add(warning)
+        if notify:
+            # The account as it is now (limited, suspended: as the action left it).
+            card = await graph.cards.entity(account_id)
+            if card is not None:
+                await graph.tell(AccountWarned(warning_id=warning.id, account_id=account_id,
+                                               warning_json=json.dumps(warning_entity(warning, card),
+                                                                       separators=(",", ":"))))
 
     async def change_account(self, actor: int, account_id: int, change: str) -> dict[str, Any]:
         role = await self.staff_role(actor, "manage_users")
@@ -471,12 +487,16 @@ class ActionForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: Action = "none"
     report_id: Annotated[StrictInt, Field(ge=0, lt=1 << 63)] | None = None
+    # The warning's text, and whether the account is told of it (Mastodon's ``send_email_notification``).
+    text: Annotated[str, Field(max_length=MAX_TEXT)] = ""
+    notify: bool = True
 
 
 @router.post("/accounts/{account_id}/action")
 async def act(account_id: Annotated[int, Path(ge=0, lt=1 << 63)], form: ActionForm, admin: AdminDep,
               actor: Actor = None) -> dict[str, Any]:
-    await admin.act(acting_account_id(actor), account_id, form.type, form.report_id)
+    await admin.act(acting_account_id(actor), account_id, form.type, form.report_id, text=form.text,
+                    notify=form.notify)
     return {}
 
 

@@ -24,6 +24,7 @@ from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
+from kicau.account_warnings import WarningStore
 from kicau.announcements import NO_ONE, AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.canonical_email_blocks import CanonicalEmailBlockStore
@@ -256,6 +257,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             requests=FollowRequestStore(session, clients.write_consistency(common)),
             announcements=AnnouncementStore(session, clients.write_consistency(common)),
             reports=ReportStore(session, clients.write_consistency(common)),
+            warnings=WarningStore(session, clients.write_consistency(common)),
             disabled=DisabledAccounts(session, clients.write_consistency(common)),
             staff=StaffStore(session, clients.write_consistency(common)),
             email_blocks=EmailDomainBlockStore(session, clients.write_consistency(common)),

@@ -41,6 +41,7 @@ from kicau import (
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
+from kicau.account_warnings import WarningStore
 from kicau.announcements import MAX_REACTIONS, Announcement, AnnouncementStore, is_emoji
 from kicau.announcements import entity as announcement_entity
 from kicau.announcements import tell as tell_announcements
@@ -63,6 +64,7 @@ from kicau.events import (
     AccountHidden,
     AccountRegistered,
     AccountScaleChanged,
+    AccountWarned,
     FollowCreated,
     FollowDeleted,
     FollowRequested,
@@ -76,7 +78,7 @@ from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator
 from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
-from kicau.metrics import STAFF_NOTICES_UNSENT
+from kicau.metrics import MODERATION_NOTICES_UNSENT
 from kicau.publishing import publish
 from kicau.reports import Report, ReportStore, category_of
 from kicau.reports import entity as report_entity
@@ -193,6 +195,7 @@ class GraphService:
     requests: FollowRequestStore
     announcements: AnnouncementStore
     reports: ReportStore
+    warnings: WarningStore  # what staff's actions on accounts left (kicau/account_warnings.py)
     disabled: DisabledAccounts  # whose login the operator disabled (services/graph/accounts.py)
     staff: StaffStore  # the operator's moderators, admins and owners (kicau/staff.py)
     email_blocks: EmailDomainBlockStore  # the e-mail domains no account may register with
@@ -217,19 +220,20 @@ class GraphService:
         await self.reports.add(made)
         entity = report_entity(made, target)
         if not told_already:
-            await self._tell_staff(ReportFiled(report_id=made.id, account_id=account_id, target_id=target_id,
+            await self.tell(ReportFiled(report_id=made.id, account_id=account_id, target_id=target_id,
                                                report_json=json.dumps(entity, separators=(",", ":"))))
         return entity
 
-    async def _tell_staff(self, event: AccountRegistered | ReportFiled) -> None:
-        """Publish a sign-up or a report for the staff's notifications (the fanout tells them). What it tells of is
-        kept already and is answered whatever happens here: a notice that cannot be published is logged and
-        counted, never a failed request, which a client would repeat into a second report or a taken name."""
+    async def tell(self, event: AccountRegistered | ReportFiled | AccountWarned) -> None:
+        """Publish a sign-up or a report for the staff's notifications, or a warning for its account's (the fanout
+        tells them). What it tells of is kept already and is answered whatever happens here: a notice that cannot
+        be published is logged and counted, never a failed request, which a client would repeat into a second
+        report, a taken name or a second action."""
         try:
             await publish(self.producer, self.settings.kafka_follows_topic, event)
         except Exception:
-            STAFF_NOTICES_UNSENT.inc()
-            log.warning("the staff were not told of %s", event.__struct_config__.tag, exc_info=True)
+            MODERATION_NOTICES_UNSENT.labels(event.__struct_config__.tag).inc()
+            log.warning("no one was told of %s", event.__struct_config__.tag, exc_info=True)
 
     # Announcements (kicau/announcements.py) ----------------------------------------------------------------
 
@@ -497,7 +501,7 @@ class GraphService:
             # Leave no half-registered account: release the name so the user can retry it.
             await self.store.release_username(username_key, account_id)
             raise
-        await self._tell_staff(AccountRegistered(account_id=account_id))
+        await self.tell(AccountRegistered(account_id=account_id))
         scopes = set(app_token.scopes) & {"read", "write", "follow", "push"} or {"read"}
         return await self._new_token(account_id, app_token.client_id, scopes)
 

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
+from kicau.account_warnings import WarningStore
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import ConversationStore
@@ -154,6 +155,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         policies=PolicyStore(session, clients.write_consistency(common)),
         filtered=NotificationStore(session, clients.write_consistency(common), FILTERED_TABLE),
         reports=ReportStore(session, clients.write_consistency(common)),
+        warnings=WarningStore(session, clients.write_consistency(common)),
         staff=StaffStore(session, clients.write_consistency(common)),
         newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
         if own.newest_ids_accounts else None,

@@ -23,6 +23,8 @@ from redis.asyncio import Redis
 
 from kicau import conversations, keys, link_trends, resp, retractions, status_trends, tag_history, tag_trends
 from kicau.account_cards import AccountCards, without_suspended
+from kicau.account_warnings import WarningStore
+from kicau.account_warnings import rendered_entity as rendered_warning
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import Conversation, ConversationStore
@@ -58,6 +60,7 @@ from kicau.notification_policies import entity as policy_entity
 from kicau.notifications import (
     ADMIN_REPORT,
     MENTION,
+    MODERATION_WARNING,
     REBLOG,
     RECORDED,
     STAFF_TYPES,
@@ -265,6 +268,7 @@ class TimelineService:
     policies: PolicyStore  # notification policies and the senders accounts accepted
     filtered: NotificationStore  # the notifications policies held back (kicau/notification_policies.py)
     reports: ReportStore  # the graph service's; read for ``admin.report`` notifications
+    warnings: WarningStore  # the graph service's; read for ``moderation_warning`` notifications
     staff: StaffStore  # the graph service's; who may read the staff's notifications
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -1054,9 +1058,10 @@ class TimelineService:
         the reblogged status, and is shown while the reblog, whose id it bears, is there)."""
         if not notifications:
             return []
-        staff_types, reports = await asyncio.gather(
+        staff_types, reports, warnings = await asyncio.gather(
             self._staff_types(account_id, notifications),
-            self.reports.some(n.id for n in notifications if n.type == ADMIN_REPORT))
+            self.reports.some(n.id for n in notifications if n.type == ADMIN_REPORT),
+            self.warnings.some(account_id, [n.id for n in notifications if n.type == MODERATION_WARNING]))
         cards, statuses = await asyncio.gather(
             self.accounts.cards({n.from_account_id for n in notifications}
                                 | {r.target_account_id for r in reports.values()}),
@@ -1066,13 +1071,18 @@ class TimelineService:
         # A report shows with its target's card (suspended or not): one whose target is gone shows not at all.
         shown_reports = {report_id: report_entity(report, cards[report.target_account_id])
                          for report_id, report in reports.items() if report.target_account_id in cards}
+        # A warning shows with the warned account's card: the reader's own, the notification's account too.
+        shown_warnings = {warning_id: rendered_warning(warning, cards[account_id])
+                          for warning_id, warning in warnings.items() if account_id in cards}
         senders = without_suspended(cards)  # notifications from a suspended account show not at all
         return [rendered(notice, cards[notice.from_account_id],
                          statuses[notice.status_id] if notice.status_id is not None else None,
-                         shown_reports.get(notice.id) if notice.type == ADMIN_REPORT else None)
+                         shown_reports.get(notice.id) if notice.type == ADMIN_REPORT else None,
+                         shown_warnings.get(notice.id) if notice.type == MODERATION_WARNING else None)
                 for notice in notifications
                 if _shows(notice, senders, statuses, staff_types)
-                and (notice.type != ADMIN_REPORT or notice.id in shown_reports)]
+                and (notice.type != ADMIN_REPORT or notice.id in shown_reports)
+                and (notice.type != MODERATION_WARNING or notice.id in shown_warnings)]
 
     async def _staff_types(self, account_id: int, notifications: Sequence[Notification]) -> frozenset[str]:
         """The staff's notification types (kicau/notifications.py ``STAFF_TYPES``) the reader's role lets it read

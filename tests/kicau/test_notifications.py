@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import msgspec
 
+from kicau.account_warnings import AccountWarning
+from kicau.account_warnings import rendered_entity as warning_entity
 from kicau.events import (
     AccountRegistered,
+    AccountWarned,
     Event,
     FollowCreated,
     FollowDeleted,
@@ -31,6 +34,7 @@ from kicau.notifications import (
     FOLLOW,
     FOLLOW_REQUEST,
     MENTION,
+    MODERATION_WARNING,
     POLL,
     QUOTE,
     QUOTED_UPDATE,
@@ -44,7 +48,13 @@ from kicau.notifications import (
 from kicau.reports import Report
 from kicau.reports import rendered_entity as report_entity
 from kicau.staff import ADMIN, EVERYONE, FLAGS, MODERATOR, OWNER, Role
-from services.fanout.service import accepted_times, notifications_of, notifications_removed, staff_notifications
+from services.fanout.service import (
+    accepted_times,
+    notifications_of,
+    notifications_removed,
+    staff_notifications,
+    warning_notifications,
+)
 
 AUTHOR, BOB, CAROL = 1, 2, 3
 
@@ -135,7 +145,7 @@ def test_the_staff_are_told_of_sign_ups_and_reports() -> None:
 
 def test_the_types_a_request_asks_for() -> None:
     every = {MENTION, FOLLOW, FAVOURITE, REBLOG, STATUS, UPDATE, FOLLOW_REQUEST, POLL, QUOTE, QUOTED_UPDATE,
-             ADMIN_SIGN_UP, ADMIN_REPORT}
+             ADMIN_SIGN_UP, ADMIN_REPORT, MODERATION_WARNING}
     assert wanted_types([], []) == every
     assert wanted_types(["mention", "favourite", "admin.report"], []) == {MENTION, FAVOURITE, ADMIN_REPORT}
     assert wanted_types([], ["follow", "poll"]) == every - {FOLLOW, POLL}
@@ -164,3 +174,21 @@ def test_the_rendered_entity() -> None:
         "comment": "spam", "forwarded": False, "created_at": "2025-12-02T00:00:00.123Z", "status_ids": ["77"],
         "rule_ids": None, "target_account": {"id": "1"},
     }
+
+
+def test_an_account_is_told_of_its_warnings_by_itself() -> None:
+    """A warning tells the warned account alone, from itself (Mastodon's: a warning shows no moderator), its id the
+    warning's; it rides the follows topic by the warned account; its notification carries the AccountWarning."""
+    events: list[Event] = [AccountWarned(warning_id=50, account_id=7, warning_json="{}"),
+                           FollowCreated(follower_id=7, followee_id=BOB, notification_id=41)]
+    assert warning_notifications(events) == [Notification(7, 50, MODERATION_WARNING, 7)]
+    assert accepted_times(events)[50] == events[0].occurred_at
+    assert event_key(events[0]) == b"7" and decode_event(encode_event(events[0])) == events[0]
+    moment = 1_764_633_600_123
+    warning = AccountWarning(id_from_ms(moment) | 3, 7, "silence", "Stop.", (77,), 40, BOB)
+    shown = msgspec.json.decode(rendered(Notification(7, warning.id, MODERATION_WARNING, 7), b'{"id":"7"}', None,
+                                         None, warning_entity(warning, b'{"id":"7"}')))
+    assert shown["type"] == "moderation_warning" and "report" not in shown and shown["moderation_warning"] == {
+        "id": str(warning.id), "action": "silence", "text": "Stop.", "status_ids": ["77"],
+        "target_account": {"id": "7"}, "appeal": None, "created_at": "2025-12-02T00:00:00.123Z"}
+    assert "by_account_id" not in shown["moderation_warning"]  # the moderator is never shown

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from kicau.account_warnings import MAX_TEXT
 from kicau.email_domain_blocks import MAX_DOMAIN
 from kicau.ids import parse_id
 from kicau.reports import CATEGORIES, MAX_STATUSES
@@ -80,7 +81,7 @@ ACTION_BODY = doc.body(doc.params({
     "type": doc.nullable({"type": "string", "enum": ["none", "disable", "silence", "suspend"]}),
     "report_id": doc.nullable(doc.CURSOR),
     "warning_preset_id": doc.nullable(doc.CURSOR),
-    "text": doc.nullable(doc.text(max_length=5000)),
+    "text": doc.nullable(doc.text(max_length=MAX_TEXT)),
     "send_email_notification": doc.nullable(doc.BOOLEAN),
 }), required=False)
 REPORT_CHANGE_BODY = doc.body(doc.params({
@@ -187,8 +188,10 @@ async def act(account_id: str, request: Request, token: AccountsWriter, services
     their policies, until ``unsilence``) or ``suspend`` (its login as for ``disable``, and its profile, statuses and
     notifications left out of every read until ``unsuspend``); ``sensitive`` is a 422 (Kicau does not take it).
     With ``report_id`` (a report against the account), the report is resolved by this moderator; every type but
-    ``none`` resolves every open report against the account. ``text``, ``warning_preset_id`` and
-    ``send_email_notification`` are accepted: Kicau sends no warnings."""
+    ``none`` resolves every open report against the account. Each action leaves a warning with ``text`` (5,000
+    characters at most) and the report's statuses, which the account is told of as a ``moderation_warning``
+    notification unless ``send_email_notification`` is false (Kicau sends no e-mail); ``warning_preset_id`` is
+    accepted, and names no preset (Kicau keeps none)."""
     given = await read_params(request, settings.max_body_bytes)
     kind = optional_str(given, "type") or "none"
     if kind not in ACTIONS:
@@ -200,8 +203,11 @@ async def act(account_id: str, request: Request, token: AccountsWriter, services
         if report_id is None or isinstance(raw_report, bool):
             raise ApiError(422, "Validation failed: report_id must be a report id")
         body["report_id"] = report_id
-    optional_str(given, "text")
-    optional_flag(given, "send_email_notification")
+    text = optional_str(given, "text") or ""
+    if len(text) > MAX_TEXT:
+        raise ApiError(422, f"Validation failed: text is too long (maximum is {MAX_TEXT} characters)")
+    body["text"] = reject_nul("text", text)
+    body["notify"] = optional_flag(given, "send_email_notification") is not False
     return passthrough(await services.graph.call(
         "POST", f"/internal/admin/accounts/{record_id(account_id)}/action", json=body, token=token))
 
