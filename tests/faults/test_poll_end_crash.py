@@ -51,7 +51,7 @@ def test_a_poll_end_published_before_a_crash_notifies_once(
     faults.kill(harness.service_pid("post"))
     crashing = faults.spawn_service("post", {"KICAU_CRASH_AT": "post.poll_end.published"})
     harness.wait_http_ready(crashing.port)
-    ended_at = end_now(stack_cassandra, stack_redis, status, author)
+    ended_at = end_now(http, stack_cassandra, stack_redis, status, author)
     assert crashing.proc.wait(timeout=60) == CRASH_EXIT_CODE, "the post service did not die after publishing"
     assert planned_ends(stack_cassandra, ended_at, int(status["id"])) != []  # published, not yet forgotten
 
