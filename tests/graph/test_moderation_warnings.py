@@ -77,13 +77,18 @@ def test_an_account_is_told_of_what_staff_did_to_it(
     assert http.post(f"/api/v1/admin/accounts/{target.id}/enable", headers=auth).status_code == 200
     noted = http.post(f"/api/v1/admin/accounts/{target.id}/action", headers=auth, json={"type": "none"})
     assert noted.status_code == 200, noted.text
-    told = eventually(lambda: (found := warnings(http, target)) and len(found) == 2 and found)
+    def both() -> list[dict[str, Any]]:
+        found = warnings(http, target)
+        assert len(found) == 2, found
+        return found
+
+    told = eventually(both)
     assert [n["moderation_warning"]["action"] for n in told] == ["none", "silence"]
     assert told[0]["moderation_warning"]["text"] == "" and told[0]["moderation_warning"]["status_ids"] is None
 
     # Mastodon.py reads it.
-    client = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
+    reader = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
                       api_base_url=gateway_url, version_check_mode="none")
-    client.log_in(target.email, target.password, scopes=["read"])
-    read = client.notifications(types=["moderation_warning"])
+    reader.log_in(target.email, target.password, scopes=["read"])
+    read = reader.notifications(types=["moderation_warning"])
     assert [n.moderation_warning.action for n in read] == ["none", "silence"]
