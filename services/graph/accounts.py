@@ -41,25 +41,25 @@ from redis.asyncio import Redis
 
 from kicau import clients, tokens
 from kicau.account_cards import AccountCards
-from kicau.disabled_accounts import DisabledAccounts
+from kicau.account_standing import AccountStanding
 from kicau.settings import CommonSettings
 from kicau.staff import EVERYONE, ROLES, StaffStore
 from services.graph.store import GraphStore
 
 
-async def set_disabled(store: GraphStore, flags: DisabledAccounts, redis: Redis, account_id: int,
+async def set_disabled(store: GraphStore, standing: AccountStanding, redis: Redis, account_id: int,
                        disabled: bool) -> int:
     """Disable or enable the account's login; how many tokens it has."""
-    await flags.set(account_id, disabled)
+    await standing.set(account_id, disabled)
     return await _sessions_follow(store, redis, account_id, ended=disabled)
 
 
-async def set_suspended(store: GraphStore, flags: DisabledAccounts, cards: AccountCards, redis: Redis,
+async def set_suspended(store: GraphStore, standing: AccountStanding, cards: AccountCards, redis: Redis,
                         account_id: int, since: datetime | None) -> int:
     """Suspend the account (since ``since``) or, with None, no longer: its login as ``set_disabled``'s, and its card
     (kicau/entities.py ``account_entity``), which every read of its statuses, notifications and profile goes by,
     dropped with every copy of it; how many tokens it has."""
-    await flags.set_suspended(account_id, since)
+    await standing.set_suspended(account_id, since)
     await cards.forget(account_id)
     held = await _sessions_follow(store, redis, account_id, ended=since is not None)
     # Again after the wait: a card loaded from the row as it was before the write may have been cached meanwhile.
@@ -67,10 +67,10 @@ async def set_suspended(store: GraphStore, flags: DisabledAccounts, cards: Accou
     return held
 
 
-async def set_silenced(flags: DisabledAccounts, cards: AccountCards, account_id: int, since: datetime | None) -> None:
+async def set_silenced(standing: AccountStanding, cards: AccountCards, account_id: int, since: datetime | None) -> None:
     """Limit (silence) the account since ``since`` or, with None, no longer: its card (``"limited":true``), which
     the public reads and streams go by, dropped with every copy of it."""
-    await flags.set_silenced(account_id, since)
+    await standing.set_silenced(account_id, since)
     await cards.forget(account_id)
     # Again a moment later: a card loaded from the row as it was before the write may have been cached meanwhile.
     await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS)
@@ -94,10 +94,10 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
     redis = clients.redis_client(settings, name="accounts", max_connections=2)
     try:
         store = GraphStore(session, clients.write_consistency(settings))
-        flags = DisabledAccounts(session, clients.write_consistency(settings))
+        standing = AccountStanding(session, clients.write_consistency(settings))
         staff = StaffStore(session, clients.write_consistency(settings))
         if args.command == "disabled":
-            for disabled_id, disabled_name in await flags.every():
+            for disabled_id, disabled_name in await standing.every():
                 print(f"@{disabled_name}\tid {disabled_id}")
             return 0
         if args.command == "staff":
@@ -112,7 +112,7 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
             return 1
         if args.command == "show":
             refused, suspended, role = await asyncio.gather(
-                flags.disabled(account_id), flags.suspended(account_id), staff.role_of(account_id))
+                standing.login_refused(account_id), standing.suspended(account_id), staff.role_of(account_id))
             held = len(await store.token_hashes_of(account_id))
             state = "suspended" if suspended else "disabled" if refused else "enabled"
             print(f"@{username}\tid {account_id}\t{state}\t{held} tokens\t{role.name or 'not staff'}")
@@ -124,7 +124,7 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
             await AccountCards(redis, session, settings.public_url).forget(account_id)
             print(f"@{username} (id {account_id}) {'is no longer staff' if role == EVERYONE else 'is ' + role.name}")
             return 0
-        held = await set_disabled(store, flags, redis, account_id, args.command == "disable")
+        held = await set_disabled(store, standing, redis, account_id, args.command == "disable")
         print(f"@{username} (id {account_id}) {args.command}d; its {held} tokens "
               f"{'refused from now on' if args.command == 'disable' else 'work again'}")
         return 0

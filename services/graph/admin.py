@@ -3,11 +3,11 @@ and act on accounts and reports (``/internal/admin/...``).
 
 Who may: the gateway has checked the token's ``admin:*`` scope; here the acting account's role (kicau/staff.py) must
 hold the permission (``manage_users`` for accounts, ``manage_reports`` for reports), else 403 "This action is not
-allowed", as Mastodon answers. Acting on an account (disabling, suspending, or undoing either) also needs a role
-above the account's own: a moderator cannot disable an admin, nor anyone their own account.
+allowed", as Mastodon answers. Acting on an account (disabling, silencing, suspending, or undoing any) also needs a
+role above the account's own: a moderator cannot disable an admin, nor anyone their own account.
 
 What Kicau's accounts can be: disabled or not, suspended or not, limited (silenced) or not
-(kicau/disabled_accounts.py). A suspended account cannot sign in, and its profile, statuses and notifications are
+(kicau/account_standing.py). A suspended account cannot sign in, and its profile, statuses and notifications are
 left out of every read (migration 0058, ``services.graph.accounts.set_suspended``); ``unsuspend`` gives them all
 back, as nothing of it was deleted. A limited account's statuses are left out of the public reads and streams, and
 its notifications to those who do not follow it go by their policies (migration 0059, ``set_silenced``). An action
@@ -183,11 +183,11 @@ class Admin:
             raise ApiError(403, NOT_ALLOWED)
         graph = self._graph
         if kind == "disable":
-            await set_disabled(graph.store, graph.disabled, graph.redis, account_id, True)
-        elif kind == "silence" and not await graph.disabled.silenced(account_id):
-            await set_silenced(graph.disabled, graph.cards, account_id, datetime.now(UTC))
-        elif kind == "suspend" and not await graph.disabled.suspended(account_id):
-            await set_suspended(graph.store, graph.disabled, graph.cards, graph.redis, account_id, datetime.now(UTC))
+            await set_disabled(graph.store, graph.standing, graph.redis, account_id, True)
+        elif kind == "silence" and not await graph.standing.silenced(account_id):
+            await set_silenced(graph.standing, graph.cards, account_id, datetime.now(UTC))
+        elif kind == "suspend" and not await graph.standing.suspended(account_id):
+            await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, datetime.now(UTC))
         # Resolved once the action is done: a report is never closed for an action that failed halfway.
         resolved = {report.id: report} if report is not None else {}
         if kind != "none":
@@ -211,16 +211,16 @@ class Admin:
         graph = self._graph
         if change in ("approve", "reject"):  # approved at registration
             raise ApiError(403, NOT_ALLOWED)
-        if change == "unsuspend" and not await graph.disabled.suspended(account_id):
+        if change == "unsuspend" and not await graph.standing.suspended(account_id):
             raise ApiError(403, NOT_ALLOWED)  # Mastodon's answer for an account not suspended
         if change in ("enable", "unsuspend", "unsilence") and not role.overrides(target_role):
             raise ApiError(403, NOT_ALLOWED)
         if change == "enable":
-            await set_disabled(graph.store, graph.disabled, graph.redis, account_id, False)
+            await set_disabled(graph.store, graph.standing, graph.redis, account_id, False)
         elif change == "unsuspend":
-            await set_suspended(graph.store, graph.disabled, graph.cards, graph.redis, account_id, None)
-        elif change == "unsilence" and await graph.disabled.silenced(account_id):
-            await set_silenced(graph.disabled, graph.cards, account_id, None)
+            await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, None)
+        elif change == "unsilence" and await graph.standing.silenced(account_id):
+            await set_silenced(graph.standing, graph.cards, account_id, None)
         return await self._one_account(account_id)
 
     async def _target(self, account_id: int) -> Role:

@@ -24,12 +24,12 @@ from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
+from kicau.account_standing import AccountStanding
 from kicau.account_warnings import WarningStore
 from kicau.announcements import NO_ONE, AnnouncementStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.canonical_email_blocks import CanonicalEmailBlockStore
 from kicau.directory import Directory
-from kicau.disabled_accounts import DisabledAccounts
 from kicau.durations import whole_seconds
 from kicau.email_domain_blocks import EmailDomainBlockStore
 from kicau.featured_tags import AccountTagUses, FeaturedTagStore
@@ -258,7 +258,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             announcements=AnnouncementStore(session, clients.write_consistency(common)),
             reports=ReportStore(session, clients.write_consistency(common)),
             warnings=WarningStore(session, clients.write_consistency(common)),
-            disabled=DisabledAccounts(session, clients.write_consistency(common)),
+            standing=AccountStanding(session, clients.write_consistency(common)),
             staff=StaffStore(session, clients.write_consistency(common)),
             email_blocks=EmailDomainBlockStore(session, clients.write_consistency(common)),
             address_blocks=CanonicalEmailBlockStore(session, clients.write_consistency(common)),

@@ -41,6 +41,7 @@ from kicau import (
 from kicau.account_cards import AccountCards
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
+from kicau.account_standing import AccountStanding
 from kicau.account_warnings import WarningStore
 from kicau.announcements import MAX_REACTIONS, Announcement, AnnouncementStore, is_emoji
 from kicau.announcements import entity as announcement_entity
@@ -49,7 +50,6 @@ from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_chang
 from kicau.canonical_email_blocks import CanonicalEmailBlockStore
 from kicau.crash_points import crash_point
 from kicau.directory import Directory
-from kicau.disabled_accounts import DisabledAccounts
 from kicau.email_domain_blocks import EmailDomainBlockStore
 from kicau.entities import (
     MAX_DISPLAY_NAME,
@@ -196,7 +196,7 @@ class GraphService:
     announcements: AnnouncementStore
     reports: ReportStore
     warnings: WarningStore  # what staff's actions on accounts left (kicau/account_warnings.py)
-    disabled: DisabledAccounts  # whose login the operator disabled (services/graph/accounts.py)
+    standing: AccountStanding  # whose login is refused, who is limited (services/graph/accounts.py, admin.py)
     staff: StaffStore  # the operator's moderators, admins and owners (kicau/staff.py)
     email_blocks: EmailDomainBlockStore  # the e-mail domains no account may register with
     address_blocks: CanonicalEmailBlockStore  # the addresses no account may register with again
@@ -425,7 +425,7 @@ class GraphService:
             return None
         account_id = row["account_id"]
         info = TokenInfo(account_id=account_id, client_id=row["client_id"], scopes=sorted(row["scopes"] or ()),
-                         disabled=account_id is not None and await self.disabled.disabled(account_id))
+                         disabled=account_id is not None and await self.standing.login_refused(account_id))
         if time.monotonic() - started <= tokens.FRESH_RESOLUTION_SECONDS:
             await tokens.cache(self.redis, token_hash, info)
         return info

@@ -16,9 +16,9 @@ from starlette.types import Receive, Scope
 
 from kicau import clients, media, polls, posting_defaults
 from kicau.account_cards import AccountCards
+from kicau.account_standing import AccountStanding
 from kicau.blocks_and_mutes import BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
-from kicau.disabled_accounts import DisabledAccounts
 from kicau.favourites import FavouriteStore
 from kicau.hot_routes import Answer, ServiceApp, acting_account, header, query_items, read_body
 from kicau.ids import SnowflakeGenerator, lease_worker
@@ -192,7 +192,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             link_previews=LinkPreviewStore(session, clients.write_consistency(common)),
             linked=LinkedStatuses(session, clients.write_consistency(common)),
             defaults=DefaultsCopies(redis, DefaultsStore(session), copies),
-            disabled=DisabledAccounts(session, clients.write_consistency(common)),
+            standing=AccountStanding(session, clients.write_consistency(common)),
             page_cards=PageCards(redis, timeout=own.link_preview_timeout_seconds,
                                  max_bytes=own.link_preview_max_bytes,
                                  allow_private=common.link_previews_allow_private_hosts,

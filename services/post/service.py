@@ -27,11 +27,11 @@ from redis.exceptions import LockError, RedisError
 
 from kicau import directory, hashtags, keys, link_trends, links, media, newest_ids, polls, quotes, replies, resp, tokens
 from kicau.account_cards import AccountCards, with_statuses_count_moved
+from kicau.account_standing import AccountStanding
 from kicau.bookmarks import BookmarkStore
 from kicau.claims import Claim
 from kicau.conversations import thread_root
 from kicau.crash_points import crash_point
-from kicau.disabled_accounts import DisabledAccounts
 from kicau.entities import (
     compose_status,
     compose_status_list,
@@ -327,7 +327,7 @@ class PostService:
     link_previews: LinkPreviewStore
     linked: LinkedStatuses  # the public statuses sharing each page (GET /api/v1/timelines/link)
     defaults: DefaultsCopies  # what a new status is when its request does not say (kicau/posting_defaults.py)
-    disabled: DisabledAccounts  # whose login the operator disabled: their scheduled statuses are dropped
+    standing: AccountStanding  # whose login is refused (disabled, suspended): their scheduled statuses are dropped
     # Pages' cards (services/post/link_previews.py); None: no previews (``KICAU_POST_LINK_PREVIEWS=false``).
     page_cards: PageCards | None = None
     # Called once a preview is planned: the runner looks at once rather than at its next round.
@@ -1462,7 +1462,7 @@ class PostService:
     async def publish_scheduled(self, account_id: int, scheduled: ScheduledStatus) -> bytes:
         """Post a scheduled status as its author, now, under the key that makes it once (``scheduled_runner``). An
         author whose login the operator disabled posts nothing: the 403 drops it, as Mastodon's worker does."""
-        if await self.disabled.disabled(account_id):
+        if await self.standing.login_refused(account_id):
             raise ApiError(403, tokens.DISABLED_LOGIN)
         params = scheduled.params
         poll = params.poll

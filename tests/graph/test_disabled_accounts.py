@@ -1,4 +1,4 @@
-"""An account's login disabled by the operator (``python -m services.graph.accounts``, kicau/disabled_accounts.py),
+"""An account's login disabled by the operator (``python -m services.graph.accounts``, kicau/account_standing.py),
 against the running system: its tokens are refused with Mastodon's 403 at once (the gateways' copies of their
 cache entries included, and with Redis's entries gone), its open streams end, its sign-in is refused to whoever
 knows its password, the rest of the instance reads it as before, and ``enable`` gives it all back. And a token

@@ -1,9 +1,11 @@
-"""Whether an account may sign in: not if the operator or staff disabled its login (``accounts.disabled``, migration
-0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor if staff suspended it
-(``accounts.suspended_at``, migration 0058; the admin action ``suspend``). Also where staff limited (silenced) it
-(``accounts.silenced_at``, migration 0059), which leaves its login alone. Read by the graph service as it resolves a
-token or signs someone in, and by the post service before it publishes a scheduled status (a refused account's are
-dropped, as Mastodon's ``PublishScheduledStatusWorker`` does)."""
+"""An account's standing with the staff. Whether it may sign in: not if the operator or staff disabled its login
+(``accounts.disabled``, migration 0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor
+if staff suspended it (``accounts.suspended_at``, migration 0058; the admin action ``suspend``). And whether staff
+limited (silenced) it (``accounts.silenced_at``, migration 0059), which leaves its login alone.
+
+The login is read by the graph service as it resolves a token or signs someone in, and by the post service before
+it publishes a scheduled status (a refused account's are dropped, as Mastodon's ``PublishScheduledStatusWorker``
+does). Suspension and limits show to readers through the account's card (kicau/entities.py), not from here."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from cassandra.cluster import Session
 from kicau.clients import execute, write_preparer
 
 
-class DisabledAccounts:
+class AccountStanding:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
         self._read = session.prepare("SELECT disabled, suspended_at FROM accounts WHERE id = ?")
@@ -26,7 +28,7 @@ class DisabledAccounts:
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
-    async def disabled(self, account_id: int) -> bool:
+    async def login_refused(self, account_id: int) -> bool:
         """Whether the account's login is refused: disabled or suspended."""
         rows = await execute(self._session, self._read, (account_id,))
         return bool(rows and (rows[0]["disabled"] or rows[0]["suspended_at"] is not None))
