@@ -11,7 +11,7 @@ import asyncio
 import functools
 import random
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgspec
 from cassandra.cluster import Session
@@ -56,6 +56,18 @@ return 0
 
 
 _REPLACE_IF_UNCHANGED_SOURCE = _REPLACE_IF_UNCHANGED.encode()
+
+
+def listed(entity: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    """Whether an Account entity (decoded, as ``AccountCards.entity`` gives it) shows in lists of accounts: it
+    exists and is not suspended, as Mastodon lists no suspended account."""
+    return entity is not None and not entity.get("suspended")
+
+
+def discoverable(entity: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    """Whether it is shown to accounts looking for whom to follow (the directory, suggestions): ``listed``, and
+    not limited by staff, as Mastodon's directory shows no silenced account."""
+    return listed(entity) and not entity.get("limited")
 
 
 def without_suspended(cards: Mapping[int, bytes]) -> dict[int, bytes]:

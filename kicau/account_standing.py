@@ -10,6 +10,7 @@ does). Suspension and limits show to readers through the account's card (kicau/e
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from cassandra.cluster import Session
 
@@ -19,27 +20,28 @@ from kicau.clients import execute, write_preparer
 class AccountStanding:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
-        self._read = session.prepare("SELECT disabled, suspended_at FROM accounts WHERE id = ?")
+        self._read = session.prepare("SELECT disabled, suspended_at, silenced_at FROM accounts WHERE id = ?")
         prepare_write = write_preparer(session, write_consistency)
         self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
         self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
         self._silence = prepare_write("UPDATE accounts SET silenced_at = ? WHERE id = ?")
-        self._moderated = session.prepare("SELECT suspended_at, silenced_at FROM accounts WHERE id = ?")
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
+    async def _row(self, account_id: int) -> dict[str, Any]:
+        rows = await execute(self._session, self._read, (account_id,))
+        return rows[0] if rows else {}
+
     async def login_refused(self, account_id: int) -> bool:
         """Whether the account's login is refused: disabled or suspended."""
-        rows = await execute(self._session, self._read, (account_id,))
-        return bool(rows and (rows[0]["disabled"] or rows[0]["suspended_at"] is not None))
+        row = await self._row(account_id)
+        return bool(row.get("disabled")) or row.get("suspended_at") is not None
 
     async def suspended(self, account_id: int) -> bool:
-        rows = await execute(self._session, self._read, (account_id,))
-        return bool(rows and rows[0]["suspended_at"] is not None)
+        return (await self._row(account_id)).get("suspended_at") is not None
 
     async def silenced(self, account_id: int) -> bool:
-        rows = await execute(self._session, self._moderated, (account_id,))
-        return bool(rows and rows[0]["silenced_at"] is not None)
+        return (await self._row(account_id)).get("silenced_at") is not None
 
     async def every(self) -> list[tuple[int, str]]:
         """Every disabled account, (id, username), by username: a scan of all accounts, for the operator's tool."""

@@ -38,7 +38,7 @@ from kicau import (
     tokens,
     web_push,
 )
-from kicau.account_cards import AccountCards
+from kicau.account_cards import AccountCards, discoverable, listed
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
 from kicau.account_standing import AccountStanding
@@ -642,7 +642,7 @@ class GraphService:
         change of name), are not ``unwanted`` and, given a ``follower``, are followed by it, in order."""
         entities = await asyncio.gather(*(self.cards.entity(i) for i in candidates))
         found = [(i, e) for i, e in zip(candidates, entities, strict=True)
-                 if e is not None and not e.get("suspended") and i not in unwanted and matches(e)]
+                 if listed(e) and i not in unwanted and matches(e)]
         if follower is not None and found:
             followed = await self.store.followees_among(follower, [i for i, _ in found])
             found = [(i, e) for i, e in found if i in followed]
@@ -666,7 +666,7 @@ class GraphService:
                                        for t in targets)) if follows else [[] for _ in targets]
         shown = [found[:FAMILIAR_SHOWN] for found in among]
         entities = await asyncio.gather(*(self.cards.entity(i) for i in {i for found in shown for i in found}))
-        by_id = {int(e["id"]): e for e in entities if e is not None and not e.get("suspended")}
+        by_id = {int(e["id"]): e for e in entities if listed(e)}
         return [{"id": str(target), "accounts": [by_id[i] for i in found if i in by_id]}
                 for target, found in zip(targets, shown, strict=True)]
 
@@ -1208,8 +1208,7 @@ class GraphService:
             hides, _ = await self.hides.hidden_from(viewer)
             found = [a for a in found if a not in hides.hidden and a not in hides.blockers]
         entities = await asyncio.gather(*(self.cards.entity(a) for a in found))
-        # Neither suspended nor limited accounts are shown, as Mastodon's directory shows neither.
-        return [e for e in entities if e is not None and not e.get("suspended") and not e.get("limited")]
+        return [e for e in entities if discoverable(e)]
 
     # Follow suggestions (kicau/follow_suggestions.py) --------------------------------------------------------
 
@@ -1229,7 +1228,7 @@ class GraphService:
         entities = await asyncio.gather(*(self.cards.entity(a) for a, _ in chosen))
         return [{"source": follow_suggestions.SOURCE[sources[0]], "sources": sources, "account": entity}
                 for (_, sources), entity in zip(chosen, entities, strict=True)
-                if entity is not None and not entity.get("suspended") and not entity.get("limited")]
+                if discoverable(entity)]
 
     async def dismiss_suggestion(self, *, account_id: int, target_id: int) -> None:
         await self._require_account(target_id)
@@ -1285,7 +1284,7 @@ class GraphService:
             ids = await self.store.followers_page(account_id, cursor, limit)
         else:
             ids = await self.store.following_page(account_id, cursor, limit)
-        entities = [e for e in [await self.cards.entity(i) for i in ids] if e is not None and not e.get("suspended")]
+        entities = [e for e in [await self.cards.entity(i) for i in ids] if listed(e)]
         next_cursor = ids[-1] if len(ids) == limit else None
         return entities, next_cursor
 
