@@ -20,7 +20,7 @@ from kicau.clients import execute, write_preparer
 class AccountStanding:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
-        self._read = session.prepare("SELECT disabled, suspended_at, silenced_at FROM accounts WHERE id = ?")
+        self._read = session.prepare("SELECT disabled, suspended_at FROM accounts WHERE id = ?")
         prepare_write = write_preparer(session, write_consistency)
         self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
         self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
@@ -39,9 +39,6 @@ class AccountStanding:
 
     async def suspended(self, account_id: int) -> bool:
         return (await self._row(account_id)).get("suspended_at") is not None
-
-    async def silenced(self, account_id: int) -> bool:
-        return (await self._row(account_id)).get("silenced_at") is not None
 
     async def every(self) -> list[tuple[int, str]]:
         """Every disabled account, (id, username), by username: a scan of all accounts, for the operator's tool."""

@@ -53,7 +53,7 @@ from kicau import conversations, instance_usage, keys, resp, retractions, tag_tr
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.conversations import Conversation, ConversationChange, ConversationStore
-from kicau.entities import compose_status, is_limited_card
+from kicau.entities import compose_status, is_limited_card, is_suspended_card
 from kicau.events import (
     AccountHidden,
     AccountRegistered,
@@ -234,6 +234,13 @@ def warning_notifications(events: Sequence[Event]) -> list[Notification]:
     """A ``moderation_warning`` for each account warned (kicau/account_warnings.py), from itself, as Mastodon's."""
     return [Notification(e.account_id, e.warning_id, MODERATION_WARNING, e.account_id)
             for e in events if isinstance(e, AccountWarned)]
+
+
+def to_available(notices: Sequence[Notification], cards: Mapping[int, bytes]) -> list[Notification]:
+    """The notices but those to a suspended account (its card, in ``cards``, says so): Mastodon drops every
+    notification to an account that is unavailable, of any kind (the warning of its own suspension too: the staff
+    keep the warning itself), so none is recorded, streamed or pushed while it is suspended, and none shows after."""
+    return [n for n in notices if not ((card := cards.get(n.account_id)) is not None and is_suspended_card(card))]
 
 
 def accepted_times(events: Iterable[Event]) -> dict[int, float]:
@@ -683,7 +690,7 @@ class Fanout:
                                                                           for e in endings)))
         follows = [e for e in events if isinstance(e, FollowCreated)]
         (follower_lists, status_lists, mentioned_followers, tag_followers, hider_lists,
-         (follows_options, policies)) = await asyncio.gather(
+         ((follows_options, policies), parties)) = await asyncio.gather(
             self.follower_lists.followers(follower_ids),
             asyncio.gather(*(self.graph.newest_statuses(f, max(cap, self.settings.follow_backfill))
                              for f in recent_ids)),
@@ -691,13 +698,14 @@ class Fanout:
                              for e in direct)),
             self.tag_followers.followers(sorted({t for e in hashtagged for t in stream_tags(e)})),
             self.hiders.followers(hiders_wanted(events, notices, scale | large)),
-            self._options_and_policies(follows, notices),
+            asyncio.gather(self._options_and_policies(follows, notices), self._cards_of_parties(notices)),
         )
         followers = follower_lists
         hidden = {author: status_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
         silenced = {author: notification_hiders(encoded) for author, encoded in hider_lists.items() if encoded}
-        notices = [n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())]
-        notices, held = await self._policed(events, notices, policies)
+        notices = to_available([n for n in notices if n.account_id not in silenced.get(n.from_account_id, ())],
+                               parties)
+        notices, held = await self._policed(events, notices, policies, parties)
         # The conversations of direct statuses: their authors' and those of the accounts notified of them.
         joining, leaving = conversations.joined(events, notices), conversations.left(events)
         by_tags = await self._tag_audiences(plans, hashtagged, tag_followers, followers, hidden)
@@ -725,8 +733,11 @@ class Fanout:
         narrowed = narrowed_audiences(events, followers, hidden, options)
         hiding = {status_id: hidden.get(author, set()) | silenced.get(author, set())
                   for status_id, author in from_options.items()}
-        notices += [n for n in status_notifications(events, followers, {**notifying_options, **options}, narrowed,
-                                                    hiding) if n.status_id not in gone]
+        told = [n for n in status_notifications(events, followers, {**notifying_options, **options}, narrowed, hiding)
+                if n.status_id not in gone]
+        if told:  # only followers that asked to be told of their followees' statuses: their cards, if not read yet
+            parties.update(await self.accounts.cards({n.account_id for n in told} - parties.keys()))
+            notices += to_available(told, parties)
         notices = await self._unmuted(events, notices)
         if held:
             held = await self._unmuted(events, held)
@@ -755,7 +766,7 @@ class Fanout:
                 retracted, int(time.time() * 1000), self.settings.retraction_log_hours * 3_600_000))
         listing = asyncio.ensure_future(asyncio.gather(*listed)) if listed else None
         try:
-            await self._deliver_all(plans, audiences, large, notices, joining, listing)
+            await self._deliver_all(plans, audiences, large, notices, joining, listing, parties)
         except BaseException:
             if listing is not None:  # retrieved, so a failed write is not also reported as never awaited
                 await asyncio.gather(listing, return_exceptions=True)
@@ -813,13 +824,16 @@ class Fanout:
             self.policies.of({n.account_id for n in notices if n.type in FILTERABLE}))
 
     async def _policed(self, events: Sequence[Event], notices: list[Notification], policies: dict[int, Policy],
-                       ) -> tuple[list[Notification], list[Notification]]:
+                       parties: Mapping[int, bytes]) -> tuple[list[Notification], list[Notification]]:
         """The notices accepted and those held back by their accounts' policies (kicau/notification_policies.py);
         the dropped are in neither. Follows and permissions are read only for the notices a policy could hold
-        back: with Mastodon's defaults, private mentions alone."""
+        back: with Mastodon's defaults, private mentions alone. ``parties``: the cards ``_cards_of_parties`` read,
+        which say whose senders a moderator limited."""
         private = {e.status_id: e.in_reply_to_account for e in events
                    if isinstance(e, StatusCreated) and e.visibility == DIRECT}
-        limited = await self._limited_senders(notices)
+        limited = {n.from_account_id for n in notices
+                   if n.type in FILTERABLE and (card := parties.get(n.from_account_id)) is not None
+                   and is_limited_card(card)}
         asked = {index: notice for index, notice in enumerate(notices)
                  if needs_facts(policies.get(notice.account_id, DEFAULT_POLICY), notice,
                                 private_unanswered(notice, private), notice.from_account_id in limited)}
@@ -840,13 +854,12 @@ class Fanout:
             for index, notice in asked.items()}
         return split(notices, verdicts)
 
-    async def _limited_senders(self, notices: Sequence[Notification]) -> set[int]:
-        """The senders of filterable notices that a moderator limited (their cards say so, kicau/entities.py): one
-        pipelined read of their cards, for a batch that notifies anything filterable."""
-        senders = {n.from_account_id for n in notices if n.type in FILTERABLE and n.account_id != n.from_account_id}
-        if not senders:
-            return set()
-        return {sender for sender, card in (await self.accounts.cards(senders)).items() if is_limited_card(card)}
+    async def _cards_of_parties(self, notices: Sequence[Notification]) -> dict[int, bytes]:
+        """The cards of the notified accounts and of who notified them, one pipelined read beside the batch's other
+        reads: a suspended account is told of nothing (``to_available``), a limited sender's notices go by the
+        recipient's policy (``_policed``), and the deliveries of notifications render their senders from them."""
+        parties = {n.account_id for n in notices} | {n.from_account_id for n in notices}
+        return await self.accounts.cards(parties) if parties else {}
 
     async def _notifying_options(self, authors: list[int]) -> dict[int, dict[int, FollowOptions]]:
         """The followers that asked to be notified (with the languages they take) of authors whose lists are not
@@ -885,10 +898,11 @@ class Fanout:
 
     async def _deliver_all(self, plans: list[_Plan], audiences: _Audiences, large: set[int],
                            notices: list[Notification], joining: list[ConversationChange],
-                           listing: asyncio.Future[list[object]] | None) -> None:
+                           listing: asyncio.Future[list[object]] | None, parties: Mapping[int, bytes]) -> None:
         """Stream deliveries of the whole batch, in a round trip of their own before any timeline write: a
         status reaches open streams in the time of one small pipeline, not after the batch's timeline writes.
-        If it carries a notification or a conversation, it goes out once ``listing`` (their records) is done."""
+        If it carries a notification or a conversation, it goes out once ``listing`` (their records) is done.
+        ``parties``: the cards already read of the notifications' accounts, not read again."""
         followers, addressed, by_tags = audiences.followers, audiences.addressed, audiences.by_tags
         narrowed, hidden = audiences.narrowed, audiences.hidden
         if not len(self.online):
@@ -897,7 +911,8 @@ class Fanout:
         quotes_shown = await self._quotes_shown(notices)
         public_listened = self.online.any_online((PUBLIC_LISTENERS,))
         cards = await self._cards_for_online([p.event for p in plans], followers, large,
-                                             {n.from_account_id for n in notices}, public_listened, by_tags)
+                                             {n.from_account_id for n in notices}, public_listened, by_tags,
+                                             parties)
         pipe = self.redis.pipeline(transaction=False)
         updates: dict[int, str] = {}  # status id -> its Status JSON, for the mentions among ``notices``
         reblogged: dict[int, str] = {}  # reblog id -> the reblogged Status JSON, for the reblogs among ``notices``
@@ -1151,11 +1166,14 @@ class Fanout:
     async def _cards_for_online(
         self, events: Sequence[Event], followers: dict[int, list[int]], large: set[int], notifiers: set[int],
         public_listened: bool = False, by_tags: dict[int, list[int]] | None = None,
+        known: Mapping[int, bytes] | None = None,
     ) -> dict[int, bytes]:
         """Author cards, fetched only for statuses someone may be streaming right now (on the public timeline's
         streams too, when ``public_listened``; followers of their hashtags, ``by_tags``); and the cards of who
-        caused the notifications of online accounts (``notifiers``)."""
+        caused the notifications of online accounts (``notifiers``). Those in ``known`` (read earlier in the
+        batch) are not read again."""
         by_tags = by_tags or {}
+        known = known or {}
         wanted = {
             e.account_id
             for e in events
@@ -1165,7 +1183,11 @@ class Fanout:
                  or self.online.any_online([e.account_id, *followers[e.account_id]])
                  or self.online.any_online(by_tags.get(e.status_id, ())))
         } | notifiers
-        return await self.accounts.cards(wanted) if wanted else {}
+        cards = {account_id: known[account_id] for account_id in wanted if account_id in known}
+        missing = wanted - cards.keys()
+        if missing:
+            cards.update(await self.accounts.cards(missing))
+        return cards
 
     def _deliver(
         self, pipe: Pipeline, kind: StreamKind, event: StatusCreated | StatusDeleted | StatusEdited, payload: str,

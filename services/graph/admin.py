@@ -175,7 +175,7 @@ class Admin:
         if kind in _NOT_DONE:
             raise ApiError(422, f"Validation failed: Kicau does not {_NOT_DONE[kind]}; type must be none, disable, "
                                 "silence or suspend")
-        target_role = await self._target(account_id)
+        target_role, row = await self._target(account_id)
         report = await self._graph.reports.one(report_id) if report_id is not None else None
         if report_id is not None and (report is None or report.target_account_id != account_id):
             raise ApiError(404, "Record not found")
@@ -184,9 +184,9 @@ class Admin:
         graph = self._graph
         if kind == "disable":
             await set_disabled(graph.store, graph.standing, graph.redis, account_id, True)
-        elif kind == "silence" and not await graph.standing.silenced(account_id):
+        elif kind == "silence" and row.get("silenced_at") is None:
             await set_silenced(graph.standing, graph.cards, account_id, datetime.now(UTC))
-        elif kind == "suspend" and not await graph.standing.suspended(account_id):
+        elif kind == "suspend" and row.get("suspended_at") is None:
             await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, datetime.now(UTC))
         # Resolved once the action is done: a report is never closed for an action that failed halfway.
         resolved = {report.id: report} if report is not None else {}
@@ -207,11 +207,11 @@ class Admin:
 
     async def change_account(self, actor: int, account_id: int, change: str) -> dict[str, Any]:
         role = await self.staff_role(actor, "manage_users")
-        target_role = await self._target(account_id)
+        target_role, row = await self._target(account_id)
         graph = self._graph
         if change in ("approve", "reject"):  # approved at registration
             raise ApiError(403, NOT_ALLOWED)
-        if change == "unsuspend" and not await graph.standing.suspended(account_id):
+        if change == "unsuspend" and row.get("suspended_at") is None:
             raise ApiError(403, NOT_ALLOWED)  # Mastodon's answer for an account not suspended
         if change in ("enable", "unsuspend", "unsilence") and not role.overrides(target_role):
             raise ApiError(403, NOT_ALLOWED)
@@ -219,17 +219,18 @@ class Admin:
             await set_disabled(graph.store, graph.standing, graph.redis, account_id, False)
         elif change == "unsuspend":
             await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, None)
-        elif change == "unsilence" and await graph.standing.silenced(account_id):
+        elif change == "unsilence" and row.get("silenced_at") is not None:
             await set_silenced(graph.standing, graph.cards, account_id, None)
         return await self._one_account(account_id)
 
-    async def _target(self, account_id: int) -> Role:
-        """The role of an account acted on (404 if there is no such account)."""
+    async def _target(self, account_id: int) -> tuple[Role, dict[str, Any]]:
+        """The role and the row (``_account_rows``'s: its standing too) of an account acted on (404 if there is no
+        such account)."""
         rows, role = await asyncio.gather(self._account_rows([account_id]), self._graph.staff.role_of(account_id))
         if not rows:
             raise ApiError(404, "Record not found")
         found: Role = role
-        return found
+        return found, rows[0]
 
     async def _one_account(self, account_id: int) -> dict[str, Any]:
         rows = await self._account_rows([account_id])

@@ -15,6 +15,7 @@ from mastodon import Mastodon
 
 from tests.conftest import User, eventually
 from tests.graph.test_admin import ADMIN_SCOPES, DISABLED, NOT_ALLOWED, admin_app, staff  # noqa: F401  (fixtures)
+from tests.push.receiver import Keys, decrypted, mention, running_receiver, subscribe
 from tests.timeline.test_visibility import post
 
 
@@ -181,3 +182,52 @@ def test_mastodon_py_suspends_and_unsuspends(gateway_url: str, http: httpx.Clien
     assert [str(a.id) for a in client.admin_accounts_v2(status="suspended", username=target.username)] == [target.id]
     assert client.admin_account_unsuspend(target.id).suspended is False
     assert [str(s.id) for s in client.account_statuses(target.id)] == [status]
+
+
+def test_a_suspended_account_is_told_of_nothing(http: httpx.Client, make_user: Callable[..., User],
+                                                staff: Callable[[str, str], tuple[User, dict[str, str]]],  # noqa: F811
+                                                ) -> None:
+    """Mastodon drops every notification to a suspended account: none is recorded, streamed or pushed (its phone
+    stays quiet though its subscription is kept), the warning of its suspension neither, and none shows once it is
+    unsuspended. What happens after that notifies it again."""
+    _, auth = staff("sut_m", "Moderator")
+    target, friend = make_user("sut_t"), make_user("sut_f")
+    followed = http.post(f"/api/v1/accounts/{friend.id}/follow", headers=target.auth, data={"notify": "true"})
+    assert followed.status_code == 200 and followed.json()["notifying"] is True, followed.text
+    with running_receiver() as receiver:
+        keys = Keys.new()
+        endpoint = receiver.endpoint()
+        subscribe(http, target, endpoint, keys, alerts=("mention", "status"))
+
+        suspended = http.post(f"/api/v1/admin/accounts/{target.id}/action", headers=auth,
+                              json={"type": "suspend", "text": "spam"})
+        assert suspended.status_code == 200, suspended.text
+        during = [mention(http, friend, target, "are you there?")["id"], post(http, friend, "a status to tell of")]
+        # Both went through the fanout (the author's own home holds them), the notices too: none was kept.
+        eventually(lambda: set(during) <= set(ids(http.get("/api/v1/timelines/home", headers=friend.auth))))
+        receiver.assert_quiet(endpoint, seconds=2.0)
+
+        back = http.post(f"/api/v1/admin/accounts/{target.id}/unsuspend", headers=auth)
+        assert back.status_code == 200, back.text
+        after = mention(http, friend, target, "welcome back")["id"]
+        # The first push since the subscription. Waited for longer than most: the push service's batches wait for
+        # their slowest endpoint, and a development stack holds staff subscriptions of earlier runs' receivers, long
+        # gone, that each sign-up is pushed to (and retried).
+        said = decrypted(receiver.next_for(endpoint, timeout=90), keys)
+        assert (said["notification_type"], said["title"]) == ("mention", f"{friend.username} mentioned you"), said
+        told = post(http, friend, "told again")
+        said = decrypted(receiver.next_for(endpoint, timeout=90), keys)
+        assert (said["notification_type"], said["title"]) == ("status", f"{friend.username} just posted"), said
+
+    def listed() -> list[tuple[str, str | None]]:
+        answer = http.get("/api/v1/notifications?limit=40", headers=target.auth)
+        assert answer.status_code == 200, answer.text
+        return [(n["type"], (n.get("status") or {}).get("id")) for n in answer.json()]
+
+    # The mention tells of a status too, as its author is followed with ``notify``.
+    eventually(lambda: listed() == [("status", told), ("status", after), ("mention", after)])
+    # Nor does any show in the grouped notifications, nor as a notification request.
+    grouped = http.get("/api/v2/notifications", headers=target.auth).json()
+    assert sorted(g["type"] for g in grouped["notification_groups"]) == ["mention", "status", "status"]
+    requests = http.get("/api/v1/notifications/requests", headers=target.auth)
+    assert (requests.status_code, requests.json()) == (200, [])

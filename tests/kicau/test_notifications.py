@@ -53,6 +53,7 @@ from services.fanout.service import (
     notifications_of,
     notifications_removed,
     staff_notifications,
+    to_available,
     warning_notifications,
 )
 
@@ -174,6 +175,17 @@ def test_the_rendered_entity() -> None:
         "comment": "spam", "forwarded": False, "created_at": "2025-12-02T00:00:00.123Z", "status_ids": ["77"],
         "rule_ids": None, "target_account": {"id": "1"},
     }
+
+
+def test_a_suspended_account_is_told_of_nothing() -> None:
+    """Every notice to an account whose card says it is suspended is dropped, whatever its kind and sender (its
+    own warning too); a limited account is told as before, and so is one whose card could not be had."""
+    cards = {7: b'{"id":"7","suspended":true}', 8: b'{"id":"8","limited":true}', BOB: b'{"id":"2"}'}
+    notices = [Notification(7, 1, "mention", BOB), Notification(7, 2, MODERATION_WARNING, 7),
+               Notification(8, 3, "favourite", BOB), Notification(BOB, 4, "follow", 7),
+               Notification(99, 5, "status", BOB)]
+    assert to_available(notices, cards) == notices[2:]
+    assert to_available(notices, {}) == notices
 
 
 def test_an_account_is_told_of_its_warnings_by_itself() -> None:
