@@ -335,3 +335,8 @@ def email_block_uses(domain: str, day: int) -> str:
 def email_block_accounts(domain: str, day: int) -> str:
     """A HyperLogLog of the addresses whose sign-ups that block refused that day."""
     return f"email_block:{{d:{domain}}}:{day}:accounts"
+
+
+# Moved (INCR) by the graph service after each change to the IP blocks (kicau/ip_blocks.py): every gateway process
+# reads it each second and loads the blocks again when it moved.
+IP_BLOCKS_VERSION = "ip_blocks:version"

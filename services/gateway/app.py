@@ -22,6 +22,7 @@ from kicau.tracked_cache import TrackedCache
 from kicau.web import install_common, redis_ready
 from services.gateway import auth, openapi
 from services.gateway.deps import Upstreams
+from services.gateway.ip_blocks import IpBlocksFollower, denied, refuse
 from services.gateway.media_files import MediaFiles
 from services.gateway.ratelimit import RateLimiter, RateLimitMiddleware
 from services.gateway.routes import (
@@ -131,9 +132,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     announcements_shown=functools.partial(streaming.announcements_shown, upstreams.graph))
     await hub.start()
     app.state.hub = hub
+    ip_blocks = IpBlocksFollower(redis, upstreams.graph)
+    await ip_blocks.start()
+    app.state.ip_blocks = ip_blocks
+    if isinstance(app, GatewayApp):
+        app.ip_blocks = ip_blocks
     try:
         yield
     finally:
+        await ip_blocks.stop()
         await hub.stop()
         for client in (upstreams.graph, upstreams.post, upstreams.timeline):
             await client.aclose()
@@ -143,8 +150,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class GatewayApp(ServiceApp):
+    ip_blocks: IpBlocksFollower | None = None  # set by the lifespan
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
+            # Before anything else, the hot routes and streams too: an address staff refused (kicau/ip_blocks.py).
+            # One attribute's test a request while no such block is in force.
+            if self.ip_blocks is not None and self.ip_blocks.blocklist.denying \
+                    and denied(self.ip_blocks.blocklist, scope, self.state.settings):
+                await refuse(scope, receive, send)
+                return
             # The server's own send, before any middleware wraps it: SSE and WebSocket streams write their events
             # straight onto the transport behind it (services/gateway/streaming.py).
             scope[SERVER_SEND_KEY] = send

@@ -351,6 +351,17 @@ class AdminCanonicalEmailBlock(_Entity):
     canonical_email_hash: str
 
 
+class AdminIpBlock(_Entity):
+    """GET /api/v1/admin/ip_blocks (kicau/ip_blocks.py)."""
+
+    id: str
+    ip: str
+    severity: str
+    comment: str
+    created_at: str
+    expires_at: str | None
+
+
 class AdminReport(_Entity):
     """GET /api/v1/admin/reports (services/graph/admin.py, services/gateway/routes/admin.py)."""
 

@@ -38,6 +38,7 @@ from kicau.follow_options import MAX_LANGUAGES, FollowOptionStore
 from kicau.follow_requests import FollowRequestStore
 from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator, lease_worker
+from kicau.ip_blocks import IpBlockStore
 from kicau.large_accounts import LargeAccounts
 from kicau.lists import ListStore
 from kicau.reports import MAX_COMMENT, MAX_STATUSES, Category, ReportStore
@@ -65,6 +66,7 @@ from services.graph.authorization import AuthorizationCodes
 from services.graph.domain_blocks import DomainBlocks
 from services.graph.email_blocks import router as email_block_routes
 from services.graph.filters import FilterService
+from services.graph.ip_blocks import router as ip_block_routes
 from services.graph.passwords import Passwords
 from services.graph.push_subscriptions import PushSubscriptions
 from services.graph.service import GraphService
@@ -262,6 +264,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             staff=StaffStore(session, clients.write_consistency(common)),
             email_blocks=EmailDomainBlockStore(session, clients.write_consistency(common)),
             address_blocks=CanonicalEmailBlockStore(session, clients.write_consistency(common)),
+            ip_blocks=IpBlockStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -282,6 +285,7 @@ install_common(app, service="graph", readiness=[redis_ready(app), cassandra_read
 # Added as they are (their paths carry the router's prefix), as the gateway adds its routers' routes.
 app.router.routes.extend(admin_routes.routes)
 app.router.routes.extend(email_block_routes.routes)
+app.router.routes.extend(ip_block_routes.routes)
 
 
 @app.post("/internal/apps")

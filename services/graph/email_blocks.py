@@ -38,7 +38,7 @@ class _Block(Protocol):
 B = TypeVar("B", bound=_Block)
 
 
-def _graph(request: Request) -> GraphService:
+def graph_of(request: Request) -> GraphService:
     graph: GraphService = request.app.state.service
     return graph
 
@@ -57,7 +57,7 @@ async def _rendered(graph: GraphService, blocks: list[EmailDomainBlock]) -> list
     return [email_domain_blocks.entity(b, found[b.domain]) for b in blocks]
 
 
-def _found(blocks: list[B], block_id: int) -> B:
+def found_block(blocks: list[B], block_id: int) -> B:
     """The block of ``block_id`` among ``blocks``; 404 if none is."""
     found = next((b for b in blocks if b.id == block_id), None)
     if found is None:
@@ -65,28 +65,28 @@ def _found(blocks: list[B], block_id: int) -> B:
     return found
 
 
-def _listed(shown: list[B], items: list[dict[str, Any]]) -> JSONResponse:
+def listed_blocks(shown: list[B], items: list[dict[str, Any]]) -> JSONResponse:
     """A page of blocks (``items``, the entities of ``shown``), with its cursors."""
     return paged(Page(items, shown[-1].id if shown else None, shown[0].id if shown else None))
 
 
 async def _one(graph: GraphService, block_id: int) -> EmailDomainBlock:
-    return _found(await graph.email_blocks.every(), block_id)
+    return found_block(await graph.email_blocks.every(), block_id)
 
 
 @router.get("/email_domain_blocks")
 async def listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
                   since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    graph = _graph(request)
+    graph = graph_of(request)
     shown = window(await graph.email_blocks.every(), Cursors(max_id, since_id, min_id), limit)
-    return _listed(shown, await _rendered(graph, shown))
+    return listed_blocks(shown, await _rendered(graph, shown))
 
 
 @router.get("/email_domain_blocks/{block_id}")
 async def one(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    graph = _graph(request)
+    graph = graph_of(request)
     return (await _rendered(graph, [await _one(graph, block_id)]))[0]
 
 
@@ -107,7 +107,7 @@ async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor
     domain = normalized_domain(form.domain)
     if domain is None:
         raise ApiError(422, "Validation failed: Domain is invalid")
-    graph = _graph(request)
+    graph = graph_of(request)
     made = EmailDomainBlock(graph.ids.next_id(), domain)
     if not await graph.email_blocks.add(made):
         raise ApiError(422, "Validation failed: Domain has already been taken")
@@ -118,7 +118,7 @@ async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor
 async def unblock(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     """Lift a block; an empty object, as Mastodon answers."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    graph = _graph(request)
+    graph = graph_of(request)
     await graph.email_blocks.remove(await _one(graph, block_id))
     return {}
 
@@ -126,21 +126,21 @@ async def unblock(block_id: Id, request: Request, admin: AdminDep, actor: Actor 
 # Canonical e-mail blocks ----------------------------------------------------------------------------------------
 
 async def _one_address(graph: GraphService, block_id: int) -> CanonicalEmailBlock:
-    return _found(await graph.address_blocks.every(), block_id)
+    return found_block(await graph.address_blocks.every(), block_id)
 
 
 @router.get("/canonical_email_blocks")
 async def address_listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
                           since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    shown = window(await _graph(request).address_blocks.every(), Cursors(max_id, since_id, min_id), limit)
-    return _listed(shown, [canonical_email_blocks.entity(b) for b in shown])
+    shown = window(await graph_of(request).address_blocks.every(), Cursors(max_id, since_id, min_id), limit)
+    return listed_blocks(shown, [canonical_email_blocks.entity(b) for b in shown])
 
 
 @router.get("/canonical_email_blocks/{block_id}")
 async def address_block(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    return canonical_email_blocks.entity(await _one_address(_graph(request), block_id))
+    return canonical_email_blocks.entity(await _one_address(graph_of(request), block_id))
 
 
 class AddressForm(BaseModel):
@@ -156,7 +156,7 @@ async def test_address(form: AddressForm, request: Request, admin: AdminDep,
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     if not form.email:
         raise ApiError(422, "Validation failed: Email can't be blank")
-    found = await _graph(request).address_blocks.matching(form.email)
+    found = await graph_of(request).address_blocks.matching(form.email)
     return [canonical_email_blocks.entity(found)] if found is not None else []
 
 
@@ -173,7 +173,7 @@ async def block_address(form: AddressForm, request: Request, admin: AdminDep, ac
             raise ApiError(422, "Validation failed: Canonical email hash must be a SHA-256 in hex")
     else:
         raise ApiError(422, "Validation failed: Canonical email hash can't be blank")
-    graph = _graph(request)
+    graph = graph_of(request)
     made = CanonicalEmailBlock(graph.ids.next_id(), digest)
     if not await graph.address_blocks.add(made):
         raise ApiError(422, "Validation failed: Canonical email hash has already been taken")
@@ -184,6 +184,6 @@ async def block_address(form: AddressForm, request: Request, admin: AdminDep, ac
 async def unblock_address(block_id: Id, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
     """Lift a block; an empty object, as Mastodon answers."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    graph = _graph(request)
+    graph = graph_of(request)
     await graph.address_blocks.remove(await _one_address(graph, block_id))
     return {}

@@ -76,6 +76,7 @@ from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, enc
 from kicau.follow_requests import FollowRequest, FollowRequestStore
 from kicau.follow_suggestions import DismissalStore
 from kicau.ids import SnowflakeGenerator
+from kicau.ip_blocks import IpBlockStore
 from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
 from kicau.metrics import MODERATION_NOTICES_UNSENT
@@ -200,6 +201,7 @@ class GraphService:
     staff: StaffStore  # the operator's moderators, admins and owners (kicau/staff.py)
     email_blocks: EmailDomainBlockStore  # the e-mail domains no account may register with
     address_blocks: CanonicalEmailBlockStore  # the addresses no account may register with again
+    ip_blocks: IpBlockStore  # the addresses staff refuse sign-ups or every request from (the gateways apply them)
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from kicau.account_warnings import MAX_TEXT
 from kicau.email_domain_blocks import MAX_DOMAIN
 from kicau.ids import parse_id
+from kicau.ip_blocks import ENFORCED, MAX_COMMENT, MAX_EXPIRES_IN
 from kicau.reports import CATEGORIES, MAX_STATUSES
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError, flag
@@ -41,7 +42,11 @@ BlocksReader = Annotated[TokenInfo, require("admin:read:email_domain_blocks")]
 BlocksWriter = Annotated[TokenInfo, require("admin:write:email_domain_blocks")]
 AddressBlocksReader = Annotated[TokenInfo, require("admin:read:canonical_email_blocks")]
 AddressBlocksWriter = Annotated[TokenInfo, require("admin:write:canonical_email_blocks")]
+IpBlocksReader = Annotated[TokenInfo, require("admin:read:ip_blocks")]
+IpBlocksWriter = Annotated[TokenInfo, require("admin:write:ip_blocks")]
 
+# Longer than any network's text (an IPv6 address written out in full, with a zone and a prefix).
+MAX_IP: Final = 100
 # Longer than any address a registration accepts (services/graph/service.py EMAIL_RE: 64 + 1 + 255 + 1 + 63).
 MAX_EMAIL: Final = 2 * MAX_DOMAIN
 PAGE_DEFAULT: Final = 100
@@ -100,6 +105,22 @@ ADDRESS_BODY = doc.body(doc.params({
     "canonical_email_hash": doc.nullable(doc.text(max_length=64)),
 }))
 ADDRESS_ANSWER = {**doc.ok(doc.AdminCanonicalEmailBlock), **doc.errors(401, 403, 404)}
+# An address or a network in CIDR notation; what is none is a 422 (the graph service parses it).
+_IP_FIELDS: dict[str, Any] = {
+    "ip": doc.text(max_length=MAX_IP, blank=False),
+    # sign_up_requires_approval is a 422 here (no sign-ups are held for approval): documented as not taken.
+    "severity": {"type": "string", "enum": list(ENFORCED)},
+    "comment": doc.nullable(doc.text(max_length=MAX_COMMENT)),
+    "expires_in": doc.nullable({"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN},
+                                          {"type": "string", "pattern": "^[0-9]{1,10}$"}]}),
+}
+IP_BLOCK_BODY = doc.body(doc.params(_IP_FIELDS, "ip", "severity"))
+IP_BLOCK_CHANGE_BODY = doc.body(doc.params({
+    **{name: doc.nullable(schema) for name, schema in _IP_FIELDS.items() if name != "expires_in"},
+    # Empty: the block no longer expires.
+    "expires_in": doc.nullable({"anyOf": [_IP_FIELDS["expires_in"], {"enum": [""]}]}),
+}), required=False)
+IP_BLOCK_ANSWER = {**doc.ok(doc.AdminIpBlock), **doc.errors(401, 403, 404)}
 ACCOUNT_ANSWER = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
 ACCOUNT_CHANGE = {**doc.ok(doc.AdminAccount), **doc.errors(401, 403, 404)}
 REPORT_ANSWER = {**doc.ok(doc.AdminReport), **doc.errors(401, 403, 404)}
@@ -464,3 +485,73 @@ async def _complete(report: dict[str, Any], services: Services, rules: list[str]
     report["rules"] = [{"id": str(rule), "text": rules[rule - 1], "hint": ""} for rule in rule_ids
                        if 1 <= rule <= len(rules)]
     return report
+
+
+# IP blocks (kicau/ip_blocks.py, services/graph/ip_blocks.py) -----------------------------------------------------
+
+@router.get("/api/v1/admin/ip_blocks", openapi_extra={
+    "parameters": doc.page_parameters("max_id", "since_id", "min_id"), **doc.BEARER},
+    responses={**doc.ok(list[doc.AdminIpBlock]), **doc.errors(400, 401, 403, 422)})
+async def ip_blocks(request: Request, token: IpBlocksReader, services: Services, common: Common) -> Response:
+    """The addresses and ranges sign-ups, or all requests, are refused from, newest first, 100 a page (at most
+    200)."""
+    answer = await services.graph.call("GET", "/internal/admin/ip_blocks", params=_page(request), token=token)
+    return _paged(request, common, answer)
+
+
+@router.get("/api/v1/admin/ip_blocks/{block_id}", openapi_extra=doc.BEARER, responses=IP_BLOCK_ANSWER)
+async def ip_block(block_id: str, token: IpBlocksReader, services: Services) -> Response:
+    """One IP block: the Admin::IpBlock."""
+    return passthrough(await services.graph.call("GET", f"/internal/admin/ip_blocks/{record_id(block_id)}",
+                                                 token=token))
+
+
+async def _ip_block_params(request: Request, settings: Settings) -> dict[str, Any]:
+    """The fields given (``expires_in`` empty: null, it no longer expires), checked for their kind and length; the
+    graph service checks what they say."""
+    given = await read_params(request, settings.max_body_bytes)
+    found: dict[str, Any] = {}
+    for name, longest in (("ip", MAX_IP), ("severity", 40), ("comment", MAX_COMMENT)):
+        value = optional_str(given, name)
+        if value is not None:
+            if len(value) > longest:
+                raise ApiError(422, f"Validation failed: {name} is too long (at most {longest} characters)")
+            found[name] = value
+    raw = given.get("expires_in")
+    if raw == "":
+        found["expires_in"] = None
+    elif raw is not None:
+        seconds = raw if isinstance(raw, int) and not isinstance(raw, bool) else \
+            int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10 else None
+        if seconds is None or not 0 < seconds <= MAX_EXPIRES_IN:
+            raise ApiError(422, f"Validation failed: expires_in must be a number of seconds from 1 to "
+                                f"{MAX_EXPIRES_IN}")
+        found["expires_in"] = seconds
+    return found
+
+
+@router.post("/api/v1/admin/ip_blocks", openapi_extra={**IP_BLOCK_BODY, **doc.BEARER},
+             responses={**IP_BLOCK_ANSWER, **doc.errors(400, 401, 403, 413, 415, 422)})
+async def block_ip(request: Request, token: IpBlocksWriter, services: Services, settings: Settings) -> Response:
+    """Refuse sign-ups (``sign_up_block``) or every request (``no_access``) from ``ip``, an address or a network
+    in CIDR notation, for ``expires_in`` seconds or for good; the Admin::IpBlock. Applied by every gateway within
+    about a second."""
+    return passthrough(await services.graph.call("POST", "/internal/admin/ip_blocks",
+                                                 json=await _ip_block_params(request, settings), token=token))
+
+
+@router.put("/api/v1/admin/ip_blocks/{block_id}", openapi_extra={**IP_BLOCK_CHANGE_BODY, **doc.BEARER},
+            responses={**IP_BLOCK_ANSWER, **doc.errors(400, 401, 403, 404, 413, 415, 422)})
+async def change_ip_block(block_id: str, request: Request, token: IpBlocksWriter, services: Services,
+                          settings: Settings) -> Response:
+    """Change what is given of an IP block (``expires_in`` empty: it no longer expires); the Admin::IpBlock."""
+    return passthrough(await services.graph.call("PUT", f"/internal/admin/ip_blocks/{record_id(block_id)}",
+                                                 json=await _ip_block_params(request, settings), token=token))
+
+
+@router.delete("/api/v1/admin/ip_blocks/{block_id}", openapi_extra=doc.BEARER,
+               responses={**doc.ok(dict[str, Any]), **doc.errors(401, 403, 404)})
+async def unblock_ip(block_id: str, token: IpBlocksWriter, services: Services) -> Response:
+    """Lift an IP block; an empty object."""
+    return passthrough(await services.graph.call("DELETE", f"/internal/admin/ip_blocks/{record_id(block_id)}",
+                                                 token=token))

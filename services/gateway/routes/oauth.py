@@ -9,10 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kicau.tokens import TokenInfo
+from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import AnyToken, require
 from services.gateway.deps import Common, Services, Settings
 from services.gateway.params import read_oauth_params, read_params
+from services.gateway.ratelimit import client_ip
 from services.gateway.upstreams import passthrough, raise_for_error
 
 router = APIRouter(tags=["oauth"])
@@ -66,6 +68,10 @@ async def revoke(request: Request, services: Services, settings: Settings) -> Re
 @router.post("/api/v1/accounts", openapi_extra={**doc.REGISTRATION_BODY, **doc.BEARER},
              responses={**doc.ok(doc.Token), **doc.errors(400, 401, 403, 413, 415, 422)})
 async def register(request: Request, token: AnyToken, services: Services, settings: Settings) -> Response:
+    """Register an account (the graph service checks and makes it). From an address an IP block refuses sign-ups
+    from (kicau/ip_blocks.py), Mastodon's 403, before anything is read."""
+    if request.app.state.ip_blocks.blocklist.refuses_sign_up(client_ip(request.scope, settings.trusted_proxies)):
+        raise ApiError(403, "This action is not allowed")
     params = await read_params(request, settings.max_body_bytes)
     return passthrough(await services.graph.call("POST", "/internal/accounts", json=params, token=token))
 
