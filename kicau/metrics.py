@@ -204,6 +204,8 @@ CONSUMER_LAG = Gauge(
 # resolved to a private address), the notices not pushed by why (alert off, policy, already pushed), and the time
 # from the cause's acceptance to the endpoint's answer.
 PUSH_DELIVERIES = Counter("kicau_push_deliveries_total", "Web pushes sent, by outcome", ["outcome"])
+IP_BLOCK_REFUSALS = Counter("kicau_ip_block_refusals_total",
+                            "Requests an IP block refused (kicau/ip_blocks.py), by the block's severity", ["severity"])
 PUSH_SKIPPED = Counter("kicau_push_notices_skipped_total", "Notices a subscription did not get, by reason",
                        ["reason"])
 PUSH_LATENCY = Histogram(

@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from kicau import keys
-from kicau.ip_blocks import Blocklist
+from kicau.ip_blocks import NO_ACCESS, Blocklist
+from kicau.metrics import IP_BLOCK_REFUSALS
 from services.gateway.ratelimit import client_ip
 from services.gateway.settings import GatewaySettings
 from services.gateway.upstreams import Caller
@@ -41,6 +42,7 @@ def denied(blocklist: Blocklist, scope: Scope, settings: GatewaySettings) -> boo
 
 async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
     """403 ``{"error": "Blocked"}``; a WebSocket is closed before it opens (its client sees the server's 403)."""
+    IP_BLOCK_REFUSALS.labels(NO_ACCESS).inc()
     if scope["type"] == "websocket":
         await receive()  # the connection's opening
         await send({"type": "websocket.close", "code": 1008, "reason": "Blocked"})

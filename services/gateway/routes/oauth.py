@@ -8,6 +8,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from kicau.ip_blocks import SIGN_UP_BLOCK
+from kicau.metrics import IP_BLOCK_REFUSALS
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
 from services.gateway import openapi as doc
@@ -71,6 +73,7 @@ async def register(request: Request, token: AnyToken, services: Services, settin
     """Register an account (the graph service checks and makes it). From an address an IP block refuses sign-ups
     from (kicau/ip_blocks.py), Mastodon's 403, before anything is read."""
     if request.app.state.ip_blocks.blocklist.refuses_sign_up(client_ip(request.scope, settings.trusted_proxies)):
+        IP_BLOCK_REFUSALS.labels(SIGN_UP_BLOCK).inc()
         raise ApiError(403, "This action is not allowed")
     params = await read_params(request, settings.max_body_bytes)
     return passthrough(await services.graph.call("POST", "/internal/accounts", json=params, token=token))
