@@ -244,6 +244,36 @@ def test_an_endpoint_that_is_gone_loses_its_subscription(http: httpx.Client, mak
     eventually(lambda: http.get("/api/v1/push/subscription", headers=user.auth).status_code == 404)
 
 
+def test_a_failing_push_service_is_given_up_on_for_a_while(http: httpx.Client, make_user: Callable[..., User],
+                                                           receiver: Receiver) -> None:
+    """A push service (an origin) that failed a push's every attempt is not called again for a while
+    (services/push/sender.py ``Unreachable``), and pushes to other push services go on: its subscribers' pushes
+    cost the batch nothing meanwhile. The notifications themselves are listed as ever."""
+    unlucky, lucky, author = make_user("unlucky"), make_user("lucky"), make_user("caller")
+    keys = Keys.new()
+    live = receiver.endpoint()
+    subscribe(http, lucky, live, keys)
+    with running_receiver() as failing_service:
+        failing = failing_service.endpoint(status=503)
+        subscribe(http, unlucky, failing, Keys.new())
+        mention(http, author, unlucky, "first")
+        for _ in range(3):  # KICAU_PUSH_ATTEMPTS, each answered 503
+            failing_service.next_for(failing)
+        failing_service.assert_quiet(failing, seconds=1.0)
+        both = http.post("/api/v1/statuses", headers=author.auth,
+                         json={"status": f"@{unlucky.username} @{lucky.username} again"})
+        assert both.status_code == 200, both.text
+        said = decrypted(receiver.next_for(live), keys)
+        assert said["notification_type"] == "mention"
+        failing_service.assert_quiet(failing, seconds=3.0)  # not called: given up on for now
+
+    def listed() -> list[str]:
+        return [n["status"]["id"] for n in http.get("/api/v1/notifications", headers=unlucky.auth).json()]
+
+    eventually(lambda: len(listed()) == 2)
+    assert listed()[0] == both.json()["id"]
+
+
 def test_revoking_the_token_removes_its_subscription(http: httpx.Client, make_user: Callable[..., User],
                                                      receiver: Receiver, stack_cassandra: Any,
                                                      app_credentials: dict[str, Any]) -> None:
