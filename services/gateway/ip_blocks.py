@@ -2,7 +2,8 @@
 start and again whenever ``keys.IP_BLOCKS_VERSION`` moves (read each second), and at least each minute.
 
 A process that cannot load them (the graph service or Redis down) keeps applying those it has, and starts with
-none: an outage of either must not take the whole API down with it, as the rate limiter's does not.
+none (its first load is in the background, not in its start): an outage of either must not take the whole API
+down with it, as the rate limiter's does not.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
 
 from kicau import keys
+from kicau.account_ips import CLIENT_IP_HEADER
 from kicau.ip_blocks import NO_ACCESS, Blocklist
 from kicau.metrics import IP_BLOCK_REFUSALS
 from services.gateway.ratelimit import client_ip
@@ -38,6 +40,12 @@ def denied(blocklist: Blocklist, scope: Scope, settings: GatewaySettings) -> boo
     metrics routes are always answered)."""
     return blocklist.denying and scope["path"] not in OPERATOR_PATHS \
         and blocklist.denies(client_ip(scope, settings.trusted_proxies))
+
+
+def client_address_header(scope: Scope, settings: GatewaySettings) -> dict[str, str]:
+    """The client's address for the graph service, which records where accounts sign in and up from
+    (kicau/account_ips.py): the same address the blocks and the rate limits go by."""
+    return {CLIENT_IP_HEADER: client_ip(scope, settings.trusted_proxies)}
 
 
 async def refuse(scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +73,8 @@ class IpBlocksFollower:
         self._last_warning = 0.0
 
     async def start(self) -> None:
-        await self._refresh(force=True)
+        # The first load is the task's, not the start's: a gateway starting while the graph service is down is up
+        # at once (applying no block until it can load them), not held for the call's timeout.
         self._task = asyncio.create_task(self._follow(), name="ip-blocks")
 
     async def stop(self) -> None:
@@ -74,9 +83,11 @@ class IpBlocksFollower:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _follow(self) -> None:
+        await self._refresh(force=True)
         while True:
             await asyncio.sleep(POLL_SECONDS)
-            await self._refresh(force=time.monotonic() - self._loaded_at >= RELOAD_SECONDS)
+            # Forced each minute, and after a failed load (nothing loaded since: ``_loaded_at`` did not move).
+            await self._refresh(force=self._loaded_at == 0.0 or time.monotonic() - self._loaded_at >= RELOAD_SECONDS)
 
     async def _refresh(self, force: bool) -> None:
         try:

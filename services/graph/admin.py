@@ -46,6 +46,7 @@ from kicau.account_warnings import entity as warning_entity
 from kicau.clients import execute
 from kicau.entities import iso_time
 from kicau.events import AccountWarned
+from kicau.ip_blocks import parsed_network
 from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
 from kicau.web import ACCOUNT_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, ApiError, acting_account_id
@@ -92,7 +93,7 @@ class AccountFilter:
     invited_by: int | None = None
 
     def matches_nothing(self, local_domain: str) -> bool:
-        return (self.remote or self.status in NEVER or self.ip is not None or self.invited_by is not None
+        return (self.remote or self.status in NEVER or self.invited_by is not None
                 or (self.by_domain is not None and self.by_domain.lower() != local_domain))
 
     def keeps(self, row: dict[str, Any], role: Role) -> bool:
@@ -152,12 +153,25 @@ class Admin:
         if wanted.matches_nothing(self._local_domain):
             return Page([], None, None)
         roles = await self._graph.staff.every()
-        if wanted.staff or wanted.role_ids or wanted.username is not None:
-            if wanted.username is not None:
-                entries = await self._graph.names.starting_with(wanted.username.lower(), NAMES_READ)
-                candidates = {account_id for _, account_id in entries}
-            else:
-                candidates = set(roles)
+        # The accounts a filter names, when one does (the others keep or drop each row): those that used the
+        # address or network (kicau/account_ips.py), those whose name starts so, the staff.
+        named: list[set[int]] = []
+        if wanted.ip is not None:
+            network = parsed_network(wanted.ip)
+            if network is None:
+                raise ApiError(422, "Validation failed: ip is not an address or a network")
+            used = await self._graph.ips.accounts_in(network)
+            if used is None:
+                raise ApiError(422, "Validation failed: ip names too wide a network (at most an IPv4 /8 or an "
+                                    "IPv6 /24)")
+            named.append(used)
+        if wanted.username is not None:
+            entries = await self._graph.names.starting_with(wanted.username.lower(), NAMES_READ)
+            named.append({account_id for _, account_id in entries})
+        elif wanted.staff or wanted.role_ids:
+            named.append(set(roles))
+        if named:
+            candidates = set.intersection(*named)
             return await self._by_id(sorted(candidates, reverse=True), wanted, roles, cursors, limit)
         return await self._by_rank(wanted, roles, cursors, limit)
 
@@ -318,10 +332,13 @@ class Admin:
         return [row for row in rows if row.get("username") is not None]
 
     async def _render(self, rows: list[dict[str, Any]], roles: dict[int, Role]) -> list[dict[str, Any]]:
-        """Mastodon's Admin::Account of each row, in order (one whose card cannot be had is left out)."""
-        cards = await self._graph.cards.cards({int(row["id"]) for row in rows})
-        return [admin_account_entity(row, _loads(cards[int(row["id"])]), roles.get(int(row["id"]), EVERYONE))
-                for row in rows if int(row["id"]) in cards]
+        """Mastodon's Admin::Account of each row, in order (one whose card cannot be had is left out), with the
+        addresses it signed up and in from (kicau/account_ips.py: a read an account, all at once)."""
+        ids = [int(row["id"]) for row in rows]
+        cards, used = await asyncio.gather(self._graph.cards.cards(set(ids)),
+                                           asyncio.gather(*(self._graph.ips.of(account_id) for account_id in ids)))
+        return [admin_account_entity(row, _loads(cards[account_id]), roles.get(account_id, EVERYONE), ips)
+                for row, account_id, ips in zip(rows, ids, used, strict=True) if account_id in cards]
 
     # Reports -----------------------------------------------------------------------------------------------
 
@@ -392,8 +409,10 @@ class Admin:
         return [admin_report_entity(report, accounts) for report in reports]
 
 
-def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role) -> dict[str, Any]:
-    """Mastodon's Admin::Account. Kicau keeps no sign-in addresses, invitations or locale."""
+def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role,
+                         ips: Sequence[tuple[str, datetime]] = ()) -> dict[str, Any]:
+    """Mastodon's Admin::Account; ``ips``: the addresses it signed up and in from, the latest first
+    (kicau/account_ips.py). Kicau keeps no invitations or locale."""
     created = row.get("created_at")
     return {
         "id": str(row["id"]),
@@ -401,8 +420,8 @@ def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role) 
         "domain": None,
         "created_at": iso_time(created) if created is not None else card.get("created_at"),
         "email": row.get("email") or "",
-        "ip": None,
-        "ips": [],
+        "ip": ips[0][0] if ips else None,
+        "ips": [{"ip": address, "used_at": iso_time(used_at)} for address, used_at in ips],
         "locale": "",
         "invite_request": None,
         "role": role_entity(role),

@@ -22,6 +22,7 @@ from pydantic import (
 
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
+from kicau.account_ips import CLIENT_IP_HEADER, AccountIps, client_address
 from kicau.account_names import AccountNames, DisplayNameWords
 from kicau.account_notes import AccountNoteStore
 from kicau.account_standing import AccountStanding
@@ -265,6 +266,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             email_blocks=EmailDomainBlockStore(session, clients.write_consistency(common)),
             address_blocks=CanonicalEmailBlockStore(session, clients.write_consistency(common)),
             ip_blocks=IpBlockStore(session, clients.write_consistency(common)),
+            ips=AccountIps(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -348,12 +350,18 @@ async def take_back_reaction(announcement_id: int, name: str, service: Service,
     return {}
 
 
+# The client's address, as the gateway saw it (kicau/account_ips.py): recorded where an account signs in or up.
+ClientAddress = Annotated[str | None, Header(alias=CLIENT_IP_HEADER)]
+
+
 @app.post("/internal/oauth/token")
-async def token(form: Annotated[TokenForm, Depends(_oauth_form(TokenForm))], service: Service) -> dict[str, Any]:
+async def token(form: Annotated[TokenForm, Depends(_oauth_form(TokenForm))], service: Service,
+                address: ClientAddress = None) -> dict[str, Any]:
     return await service.issue_token(
         grant_type=form.grant_type, client_id=form.client_id, client_secret=form.client_secret,
         username=form.username, password=form.password, scope=form.scope,
         code=form.code, redirect_uri=form.redirect_uri, code_verifier=form.code_verifier,
+        address=client_address(address),
     )
 
 
@@ -368,12 +376,12 @@ async def authorization_request(form: Annotated[AuthorizationRequest, Depends(_o
 
 @app.post("/internal/oauth/authorize")
 async def authorize(form: Annotated[AuthorizationRequest, Depends(_oauth_form(AuthorizationRequest))],
-                    service: Service) -> dict[str, Any]:
+                    service: Service, address: ClientAddress = None) -> dict[str, Any]:
     """The user approved: a code for the app, and where to send it."""
     return await service.authorize(
         response_type=form.response_type, client_id=form.client_id, redirect_uri=form.redirect_uri,
         scope=form.scope, code_challenge=form.code_challenge, code_challenge_method=form.code_challenge_method,
-        login=form.login, password=form.password)
+        login=form.login, password=form.password, address=client_address(address))
 
 
 @app.post("/internal/oauth/revoke")
@@ -397,13 +405,14 @@ async def register(
     service: Service,
     client_id: Annotated[str | None, Header(alias=CLIENT_HEADER)] = None,
     scopes: Annotated[str | None, Header(alias=SCOPES_HEADER)] = None,
+    address: ClientAddress = None,
 ) -> dict[str, Any]:
     if not client_id:
         raise ApiError(401, "This method requires an app token")
     app_token = TokenInfo(account_id=None, client_id=client_id, scopes=(scopes or "").split())
     return await service.register(
         app_token=app_token, username=form.username, email=form.email, password=form.password,
-        agreement=form.agreement, locale=form.locale,
+        agreement=form.agreement, locale=form.locale, address=client_address(address),
     )
 
 

@@ -39,6 +39,7 @@ from kicau import (
     web_push,
 )
 from kicau.account_cards import AccountCards, discoverable, listed
+from kicau.account_ips import AccountIps
 from kicau.account_names import AccountNames, DisplayNameWords, name_words, names_match
 from kicau.account_notes import MAX_NOTE_LENGTH, AccountNoteStore
 from kicau.account_standing import AccountStanding
@@ -202,6 +203,7 @@ class GraphService:
     email_blocks: EmailDomainBlockStore  # the e-mail domains no account may register with
     address_blocks: CanonicalEmailBlockStore  # the addresses no account may register with again
     ip_blocks: IpBlockStore  # the addresses staff refuse sign-ups or every request from (the gateways apply them)
+    ips: AccountIps  # where accounts signed up and signed in from (kicau/account_ips.py), for staff
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -321,7 +323,9 @@ class GraphService:
         self, *, grant_type: str | None, client_id: str | None, client_secret: str | None,
         username: str | None, password: str | None, scope: str | None,
         code: str | None = None, redirect_uri: str | None = None, code_verifier: str | None = None,
+        address: str | None = None,
     ) -> dict[str, Any]:
+        """A token; ``address``: the client's (kicau/account_ips.py), recorded for a sign-in by password."""
         app = await self._authenticate_app(client_id, client_secret)
         if grant_type == "authorization_code":
             # The scopes are the code's, approved by the user; a ``scope`` sent along is not another request.
@@ -334,7 +338,7 @@ class GraphService:
             account_id = None
         else:
             raise ApiError(400, "The authorization grant type is not supported by the authorization server.")
-        return await self._new_token(account_id, app["client_id"], requested)
+        return await self._new_token(account_id, app["client_id"], requested, address)
 
     async def authorization_request(
         self, *, response_type: str | None, client_id: str | None, redirect_uri: str | None, scope: str | None,
@@ -356,6 +360,7 @@ class GraphService:
     async def authorize(
         self, *, response_type: str | None, client_id: str | None, redirect_uri: str | None, scope: str | None,
         code_challenge: str | None, code_challenge_method: str | None, login: str | None, password: str | None,
+        address: str | None = None,
     ) -> dict[str, Any]:
         """The user signed in and approved the request: a code for it, and the address to send it to."""
         request = await self.authorization_request(
@@ -372,6 +377,7 @@ class GraphService:
         code = await self.codes.issue(client_id=request["client_id"], account_id=account_id,
                                       scopes=set(request["scopes"]), redirect_uri=request["redirect_uri"],
                                       challenge=request["code_challenge"])
+        await self._signed_in_from(account_id, address)  # the user's own browser, unlike the code's exchange
         return {"code": code, "redirect_uri": request["redirect_uri"]}
 
     async def _exchange_code(self, app: dict[str, Any], code: str | None, redirect_uri: str | None,
@@ -403,13 +409,21 @@ class GraphService:
             raise ApiError(403, tokens.DISABLED_LOGIN)
         return account_id
 
-    async def _new_token(self, account_id: int | None, client_id: str, scopes: set[str]) -> dict[str, Any]:
+    async def _signed_in_from(self, account_id: int, address: str | None) -> None:
+        """Record where the account signed in (or up) from, for staff (kicau/account_ips.py); nothing without an
+        address the gateway passed."""
+        if address is not None:
+            await self.ips.record(account_id, address, datetime.now(UTC))
+
+    async def _new_token(self, account_id: int | None, client_id: str, scopes: set[str],
+                         address: str | None = None) -> dict[str, Any]:
         token = tokens.new_token()
         token_hash = tokens.hash_token(token)
         await self.store.insert_token(token_hash=token_hash, account_id=account_id, client_id=client_id,
                                       scopes=scopes)
         if account_id is not None:  # a sign-in, in the instance's weekly activity (kicau/instance_usage.py)
-            await resp.round_trip(self.redis, instance_usage.login_commands(account_id))
+            await asyncio.gather(resp.round_trip(self.redis, instance_usage.login_commands(account_id)),
+                                 self._signed_in_from(account_id, address))
         return {
             "access_token": token,
             "token_type": "Bearer",
@@ -458,7 +472,7 @@ class GraphService:
 
     async def register(
         self, *, app_token: TokenInfo, username: str | None, email: str | None, password: str | None,
-        agreement: bool, locale: str | None,
+        agreement: bool, locale: str | None, address: str | None = None,
     ) -> dict[str, Any]:
         errors: dict[str, list[dict[str, str]]] = {}
         # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
@@ -505,7 +519,7 @@ class GraphService:
             raise
         await self.tell(AccountRegistered(account_id=account_id))
         scopes = set(app_token.scopes) & {"read", "write", "follow", "push"} or {"read"}
-        return await self._new_token(account_id, app_token.client_id, scopes)
+        return await self._new_token(account_id, app_token.client_id, scopes, address)
 
     async def accounts(self, account_ids: list[int]) -> bytes:
         """The accounts that exist among ``account_ids``, in the order asked (each once): their cards, joined."""

@@ -275,7 +275,7 @@ def test_accounts_are_listed_newest_first_and_paged(
     # What Kicau's accounts never are lists nothing; unknown values are refused.
     for version, params in (("v2", {"origin": "remote"}), ("v2", {"status": "pending"}), ("v1", {"remote": "1"}),
                             ("v1", {"sensitized": "true"}), ("v2", {"by_domain": "elsewhere.example"}),
-                            ("v2", {"ip": "127.0.0.1"})):
+                            ("v2", {"ip": "192.0.2.1"})):  # an address no account used
         assert listed(version, **params).json() == [], (version, params)
     assert listed("v2", origin="local", username=prefix).json()[0]["id"] == newest_first[0]
     for version, params in (("v2", {"origin": "mars"}), ("v2", {"status": "asleep"}), ("v2", {"permissions": "x"}),

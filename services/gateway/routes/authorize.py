@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kicau.web import ApiError, error_response
 from services.gateway import openapi as doc
 from services.gateway.deps import Services, Settings
+from services.gateway.ip_blocks import client_address_header
 from services.gateway.params import read_oauth_params
 from services.gateway.upstreams import UpstreamResponse
 
@@ -161,7 +162,8 @@ async def authorization_decision(request: Request, services: Services, settings:
         return _redirect(redirect_uri, error="access_denied",
                          error_description="The resource owner denied the request.", state=state)
     answer = await services.graph.call("POST", "/internal/oauth/authorize", json={
-        **asked, "login": params.get("login"), "password": params.get("password")})
+        **asked, "login": params.get("login"), "password": params.get("password")},
+        headers=client_address_header(request.scope, settings))
     if answer.status_code == 401 and _wants_html(request):
         # A wrong password: the form again, to try once more (the request itself was found valid).
         shown = await services.graph.call("POST", "/internal/oauth/authorization_request", json=asked)

@@ -15,6 +15,7 @@ from kicau.web import ApiError
 from services.gateway import openapi as doc
 from services.gateway.auth import AnyToken, require
 from services.gateway.deps import Common, Services, Settings
+from services.gateway.ip_blocks import client_address_header
 from services.gateway.params import read_oauth_params, read_params
 from services.gateway.ratelimit import client_ip
 from services.gateway.upstreams import passthrough, raise_for_error
@@ -56,7 +57,8 @@ async def verify_app_credentials(token: AnyToken, services: Services) -> Respons
              responses={**doc.ok(doc.Token), **doc.errors(400, 401, 413, 415, 422)})
 async def token(request: Request, services: Services, settings: Settings) -> Response:
     params = _strings(await read_oauth_params(request, settings.max_body_bytes))
-    return passthrough(await services.graph.call("POST", "/internal/oauth/token", json=params))
+    return passthrough(await services.graph.call("POST", "/internal/oauth/token", json=params,
+                                                 headers=client_address_header(request.scope, settings)))
 
 
 @router.post("/oauth/revoke", openapi_extra=doc.REVOKE_BODY,
@@ -76,7 +78,8 @@ async def register(request: Request, token: AnyToken, services: Services, settin
         IP_BLOCK_REFUSALS.labels(SIGN_UP_BLOCK).inc()
         raise ApiError(403, "This action is not allowed")
     params = await read_params(request, settings.max_body_bytes)
-    return passthrough(await services.graph.call("POST", "/internal/accounts", json=params, token=token))
+    return passthrough(await services.graph.call("POST", "/internal/accounts", json=params, token=token,
+                                                 headers=client_address_header(request.scope, settings)))
 
 
 @router.get("/oauth/userinfo", openapi_extra=doc.BEARER, responses={**doc.ok(Any), **doc.errors(401, 403)})
