@@ -155,7 +155,7 @@ class GatewayApp(ServiceApp):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             # Before anything else, the hot routes and streams too: an address staff refused (kicau/ip_blocks.py).
-            # One attribute's test a request while no such block is in force.
+            # Two attribute tests a request while no such block is in force.
             if self.ip_blocks is not None and self.ip_blocks.blocklist.denying \
                     and denied(self.ip_blocks.blocklist, scope, self.state.settings):
                 await refuse(scope, receive, send)
