@@ -102,8 +102,11 @@ class AccountCards:
             return None, {}
         return rows[0], {**(stats[0] if stats else {}), "statuses_count": statuses}
 
-    async def entity(self, account_id: int) -> dict[str, Any] | None:
-        """The Account entity from Cassandra (fresh counts), refreshing the cache."""
+    async def entity(self, account_id: int, *, replace: bool = True) -> dict[str, Any] | None:
+        """The Account entity from Cassandra (fresh counts), refreshing the cache. ``replace=False`` (a miss's
+        load) caches it only if no card was put meanwhile: a load that read the counts before a post's write must
+        not overwrite the card that post cached after it (``replace_if_unchanged_command``), which would keep a
+        count one short until the card expires."""
         (row, stats), roles = await asyncio.gather(self.load_rows(account_id),
                                                    execute(self._session, self._select_role, (account_id,)))
         if row is None:
@@ -116,7 +119,7 @@ class AccountCards:
             followers_count=int(stats.get("followers_count") or 0),
             following_count=int(stats.get("following_count") or 0),
         )
-        await self._redis.set(keys.account_cache(account_id), dumps(entity), ex=card_ttl_seconds())
+        await self._redis.set(keys.account_cache(account_id), dumps(entity), ex=card_ttl_seconds(), nx=not replace)
         return entity
 
     async def cards(self, account_ids: set[int]) -> dict[int, bytes]:
@@ -146,7 +149,7 @@ class AccountCards:
         never joins one."""
         loading = self._loading.get(account_id)
         if loading is None:
-            loading = asyncio.ensure_future(self.entity(account_id))
+            loading = asyncio.ensure_future(self.entity(account_id, replace=False))
             self._loading[account_id] = loading
             loading.add_done_callback(functools.partial(self._loaded, account_id))
         # A caller that gives up (its request was cancelled) leaves the load to the others.
