@@ -100,6 +100,12 @@ class AutoPipeline:
         """The replies of ``packed`` commands (one reply each), in order. An error reply is raised as
         ``ResponseError`` once all of them are read; a broken connection as ``ConnectionError``.
         ``on_replies`` gets them first, the moment they are read (even if the caller was cancelled since)."""
+        if not packed:
+            # Nothing to send, so no reply will come: a waiter expecting none would sit at the head of the queue
+            # and take the next request's replies as its own, wedging the connection until the watchdog.
+            if on_replies is not None:
+                on_replies([])
+            return []
         if self._transport is None or self._loop is not asyncio.get_running_loop():
             await self._connect()
         replies = await self._send(b"".join(packed), len(packed), on_replies)

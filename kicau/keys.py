@@ -340,3 +340,8 @@ def email_block_accounts(domain: str, day: int) -> str:
 # Moved (INCR) by the graph service after each change to the IP blocks (kicau/ip_blocks.py): every gateway process
 # reads it each second and loads the blocks again when it moved.
 IP_BLOCKS_VERSION = "ip_blocks:version"
+
+
+# Moved (INCR) by the timeline service after each review of a trend (kicau/trend_reviews.py): every timeline process
+# reads it with each trends read and loads the reviews again when it moved.
+TREND_REVIEWS_VERSION = "trend_reviews:version"

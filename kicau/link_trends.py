@@ -72,17 +72,23 @@ async def trending(redis: Redis, now_ms: float) -> list[str]:
 async def entities(redis: Redis, urls: Sequence[str], now_ms: float) -> list[dict[str, Any]]:
     """The trending pages' cards, each with its history (Mastodon's TrendsLink: a PreviewCard and ``history``,
     today first, counts as strings); a page whose card is no longer kept is left out."""
+    return [card for _, card in await cards_of(redis, urls, now_ms)]
+
+
+async def cards_of(redis: Redis, urls: Sequence[str], now_ms: float) -> list[tuple[str, dict[str, Any]]]:
+    """``entities``, each with the URL it was counted under (a card's own ``url`` may be the page's canonical
+    one)."""
     if not urls:
         return []
     days = history_days(now_ms)
     found, counts = await resp.round_trip(redis, [resp.get(keys.link_card(url)) for url in urls]), \
         await histories(redis, urls, days)
     shown = []
-    for raw, history in zip(found, counts, strict=True):
+    for url, raw, history in zip(urls, found, counts, strict=True):
         if not raw or bytes(raw) == b"-":
             continue
         card = _decode_card(bytes(raw))
         card["history"] = [{"day": str(day * DAY_MS // 1000), "uses": str(history[2 * i]),
                             "accounts": str(history[2 * i + 1])} for i, day in enumerate(days)]
-        shown.append(card)
+        shown.append((url, card))
     return shown

@@ -438,6 +438,23 @@ class Tag(_Entity):
     featuring: bool | None = None
 
 
+class AdminTag(Tag):
+    """GET /api/v1/admin/trends/tags (kicau/trend_reviews.py): the id is the name in normal form."""
+
+    id: str
+    trendable: bool
+    usable: bool
+    requires_review: bool
+    listable: bool
+
+
+class AdminTrendsStatus(Status):
+    """GET /api/v1/admin/trends/statuses (kicau/trend_reviews.py)."""
+
+    requires_review: bool
+    trendable: bool
+
+
 class FeaturedTag(_Entity):
     id: str
     name: str

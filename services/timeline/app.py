@@ -52,6 +52,7 @@ from kicau.tag_history import PREFIX, TagNames
 from kicau.tag_timeline import TaggedStatuses
 from kicau.thread_mutes import ThreadMuteStore
 from kicau.tracked_cache import TrackedCache
+from kicau.trend_reviews import TrendReviews
 from kicau.web import (
     ACCOUNT_HEADER,
     NEXT_CURSOR_HEADER,
@@ -157,6 +158,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         reports=ReportStore(session, clients.write_consistency(common)),
         warnings=WarningStore(session, clients.write_consistency(common)),
         staff=StaffStore(session, clients.write_consistency(common)),
+        trend_reviews=TrendReviews(session, clients.write_consistency(common), redis),
         newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
         if own.newest_ids_accounts else None,
     )
@@ -391,6 +393,26 @@ async def trends(kind: Literal["tags", "statuses", "links"], service: Service,
     body, more = await ranking(reader_of(account), limit, offset)
     return Response(body, media_type="application/json",
                     headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
+
+
+@app.get("/internal/admin/trends/{kind}")
+async def reviewed_trends(kind: Literal["tags", "statuses", "links"], service: Service,
+                          limit: Annotated[int, Query(ge=1, le=40)] = 20,
+                          offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+                          account: AccountHeader = None) -> Response:
+    """Staff's listing of a trend (kicau/trend_reviews.py): what trends, reviewed or not, from ``offset``."""
+    body, more = await service.reviewed_trends(acting_account_id(account), kind, limit, offset)
+    return Response(body, media_type="application/json",
+                    headers={NEXT_OFFSET_HEADER: str(offset + limit)} if more else None)
+
+
+@app.post("/internal/admin/trends/{kind}/{item_id}/{verdict}")
+async def review_trend(kind: Literal["tags", "statuses", "links"], item_id: str,
+                       verdict: Literal["approve", "reject"], service: Service,
+                       account: AccountHeader = None) -> Response:
+    """Staff let a hashtag, status or page trend, or keep it from trending (kicau/trend_reviews.py)."""
+    body = await service.review_trend(acting_account_id(account), kind, item_id, verdict == "approve")
+    return Response(body, media_type="application/json")
 
 
 @app.get("/internal/tags/{tag}")

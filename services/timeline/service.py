@@ -21,7 +21,17 @@ from typing import Any, Final, NamedTuple
 import msgspec
 from redis.asyncio import Redis
 
-from kicau import conversations, keys, link_trends, resp, retractions, status_trends, tag_history, tag_trends
+from kicau import (
+    conversations,
+    hashtags,
+    keys,
+    link_trends,
+    resp,
+    retractions,
+    status_trends,
+    tag_history,
+    tag_trends,
+)
 from kicau.account_cards import AccountCards, without_suspended
 from kicau.account_warnings import WarningStore
 from kicau.account_warnings import rendered_entity as rendered_warning
@@ -46,7 +56,7 @@ from kicau.follow_options import (
     encode_options,
 )
 from kicau.follower_lists import FollowerLists
-from kicau.ids import ms_from_id, pack_id
+from kicau.ids import ms_from_id, pack_id, parse_id
 from kicau.large_accounts import LargeAccounts
 from kicau.linked_statuses import LinkedStatuses
 from kicau.lists import AccountList, ListStore, shows_reply
@@ -81,6 +91,9 @@ from kicau.status_cards import StatusCards
 from kicau.tag_follows import TagFollowStore
 from kicau.tag_history import TagNames
 from kicau.tag_timeline import TaggedStatuses
+from kicau.trend_reviews import PERMISSION as REVIEW_PERMISSION
+from kicau.trend_reviews import Kind as TrendKind
+from kicau.trend_reviews import Review, TrendReviews, lets_trend, link_id, link_url, review_fields
 from kicau.visibility import ANONYMOUS, Reader
 from kicau.web import ApiError
 from services.timeline.settings import TimelineSettings
@@ -269,7 +282,8 @@ class TimelineService:
     filtered: NotificationStore  # the notifications policies held back (kicau/notification_policies.py)
     reports: ReportStore  # the graph service's; read for ``admin.report`` notifications
     warnings: WarningStore  # the graph service's; read for ``moderation_warning`` notifications
-    staff: StaffStore  # the graph service's; who may read the staff's notifications
+    staff: StaffStore  # the graph service's; who may read the staff's notifications and review trends
+    trend_reviews: TrendReviews
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Trends as last ranked (hashtags: kicau/tag_trends.py; statuses: kicau/status_trends.py), and when (monotonic
@@ -581,28 +595,93 @@ class TimelineService:
         return dumps(await self._tags(names, reader)) if names else b"[]"
 
     async def trending_tags(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
-        """The Tags of the hashtags that trend (kicau/tag_trends.py), most first, from ``offset``, and whether
-        more trend after them: ranked again when the ranking this process holds is older than
-        ``trend_rank_seconds``."""
-        trending = await self._ranked("tags", lambda: tag_trends.trending(self.redis, time.time() * 1000))
+        """The Tags of the hashtags that trend (kicau/tag_trends.py) and staff let trend (kicau/trend_reviews.py),
+        most first, from ``offset``, and whether more trend after them: ranked again when the ranking this process
+        holds is older than ``trend_rank_seconds``."""
+        trending = await self._allowed("tags")
         names = trending[offset:offset + limit]
         return (dumps(await self._tags(names, reader)) if names else b"[]"), len(trending) > offset + limit
 
     async def trending_links(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
-        """The pages public statuses share more than usual (kicau/link_trends.py), as their cards with their
-        histories, most first, from ``offset``, and whether more trend after them (the same for every reader)."""
-        now_ms = time.time() * 1000
-        trending = await self._ranked("links", lambda: link_trends.trending(self.redis, now_ms))
+        """The pages public statuses share more than usual (kicau/link_trends.py) and staff let trend, as their
+        cards with their histories, most first, from ``offset``, and whether more trend after them (the same for
+        every reader)."""
+        trending = await self._allowed("links")
         shown = trending[offset:offset + limit]
-        return dumps(await link_trends.entities(self.redis, shown, now_ms)), len(trending) > offset + limit
+        return dumps(await link_trends.entities(self.redis, shown, time.time() * 1000)), len(trending) > offset + limit
 
     async def trending_statuses(self, reader: Reader, limit: int, offset: int) -> tuple[bytes, bool]:
-        """The statuses that trend (kicau/status_trends.py), most first, from ``offset``, as the reader may see
-        them (in the ``public`` context of its filters), and whether more trend after them."""
-        trending = await self._ranked("statuses", self._rank_statuses)
+        """The statuses that trend (kicau/status_trends.py) and staff let trend, most first, from ``offset``, as
+        the reader may see them (in the ``public`` context of its filters), and whether more trend after them."""
+        trending = await self._allowed("statuses")
         shown = trending[offset:offset + limit]
         body = await self.statuses.render_array(shown, replace(reader, context=PUBLIC_CONTEXT)) if shown else b"[]"
         return body, len(trending) > offset + limit
+
+    async def _allowed(self, kind: TrendKind) -> list[Any]:
+        """The kind's ranking without what staff rejected, or (``trendable_by_default`` false) have not approved."""
+        ranking, reviews = await asyncio.gather(self._ranking_of(kind), self.trend_reviews.of_kind(kind))
+        by_default = self.own.trendable_by_default
+        if by_default and not reviews:
+            return list(ranking)
+        return [item for item in ranking if lets_trend(reviews.get(str(item)), by_default)]
+
+    async def _ranking_of(self, kind: TrendKind) -> list[Any]:
+        """What trends of ``kind``, most first, whether staff let it or not."""
+        if kind == "statuses":
+            return await self._ranked(kind, self._rank_statuses)
+        ranker = tag_trends.trending if kind == "tags" else link_trends.trending
+        return await self._ranked(kind, lambda: ranker(self.redis, time.time() * 1000))
+
+    async def reviewed_trends(self, actor: int, kind: TrendKind, limit: int, offset: int) -> tuple[bytes, bool]:
+        """Staff's listing of a trend (Mastodon's ``/api/v1/admin/trends/...``): the whole ranking from
+        ``offset``, reviewed or not, each item with its review; and whether more trend after them."""
+        await self._may_review(actor)
+        ranking, reviews = await asyncio.gather(self._ranking_of(kind), self.trend_reviews.of_kind(kind))
+        shown = ranking[offset:offset + limit]
+        return dumps(await self._with_reviews(kind, shown, reviews)), len(ranking) > offset + limit
+
+    async def review_trend(self, actor: int, kind: TrendKind, item_id: str, trendable: bool) -> bytes:
+        """Staff approve (``trendable``) or reject a hashtag (its name), a status (its id) or a page (its id,
+        kicau/trend_reviews.py), trending or not; the item as staff's listing shows it. 404 for what names no
+        hashtag a public status carried, no status or no page whose card is kept."""
+        await self._may_review(actor)
+        item: Any
+        if kind == "tags":
+            name = item_id.removeprefix("#")
+            item = hashtags.normal(name) if hashtags.valid(name) else None
+            if item is None or not await self.tagged.exists(item):
+                raise ApiError(404, "Record not found")
+        elif kind == "statuses":
+            item = parse_id(item_id)
+            if item is None or not await self.statuses.render_each([item], ANONYMOUS, marks=False):
+                raise ApiError(404, "Record not found")
+        else:
+            item = link_url(item_id)
+            if item is None or not await link_trends.cards_of(self.redis, [item], time.time() * 1000):
+                raise ApiError(404, "Record not found")
+        review = await self.trend_reviews.review(kind, str(item), trendable, actor)
+        return dumps((await self._with_reviews(kind, [item], {str(item): review}))[0])
+
+    async def _may_review(self, actor: int) -> None:
+        if not (await self.staff.role_of(actor)).can(REVIEW_PERMISSION):
+            raise ApiError(403, "This action is not allowed")
+
+    async def _with_reviews(self, kind: TrendKind, items: list[Any],
+                            reviews: Mapping[str, Review]) -> list[dict[str, Any]]:
+        """Items as staff's listing shows them: Mastodon's Admin::Tag, Admin::Trends::Status and
+        Admin::Trends::Link (``requires_review``, and ``trendable``: whether it trends now)."""
+        by_default = self.own.trendable_by_default
+        if kind == "tags":
+            # A hashtag's id is its name in normal form: Kicau keeps no hashtag records.
+            return [{"id": tag["name"], **tag, **review_fields(reviews.get(tag["name"]), by_default), "usable": True,
+                     "listable": True} for tag in await self._tags(items, ANONYMOUS)]
+        if kind == "statuses":
+            rendered = await self.statuses.render_each(items, ANONYMOUS, marks=False)
+            return [{**msgspec.json.decode(rendered[s]), **review_fields(reviews.get(str(s)), by_default)}
+                    for s in items if s in rendered]
+        return [{"id": link_id(url), **card, **review_fields(reviews.get(url), by_default)}
+                for url, card in await link_trends.cards_of(self.redis, items, time.time() * 1000)]
 
     async def _rank_statuses(self) -> list[int]:
         """The candidates that trend, of those that may (rendered as no one in particular sees them)."""

@@ -30,3 +30,6 @@ class TimelineSettings(InternalListener):
     # How long a ranking of trending hashtags (kicau/tag_trends.py) is served before it is ranked again; each
     # ranking reads ~400 hashtags' seven-day histories in one Redis round trip.
     trend_rank_seconds: float = Field(default=15.0, ge=0)
+    # Whether what staff have not reviewed trends (kicau/trend_reviews.py): false is Mastodon's default, where
+    # nothing trends until staff approve it.
+    trendable_by_default: bool = True

@@ -82,6 +82,24 @@ async def test_a_cancelled_request_does_not_shift_the_replies_of_the_next() -> N
         pipeline.close()
 
 
+async def test_an_empty_request_answers_at_once_and_leaves_the_next_its_replies() -> None:
+    """A request of no commands (a page of no hashtags, say) gets no replies and costs nothing; concurrent
+    requests keep theirs (until 2026-12-07 it waited at the head of the queue for a reply that never came, took
+    the next request's, and wedged the connection until the 5 s watchdog failed every request on it)."""
+    pipeline = AutoPipeline(Endpoint(port=REDIS_PORT))
+    key = f"kicau:test:autopipeline:{uuid.uuid4().hex}".encode()
+    seen: list[list[Any]] = []
+    try:
+        await pipeline.execute([resp.command(b"SET", key, b"v", b"EX", b"60")])
+        replies = await asyncio.wait_for(asyncio.gather(
+            pipeline.execute([], seen.append), pipeline.execute([resp.command(b"GET", key)]),
+            pipeline.execute([]), pipeline.execute([resp.command(b"STRLEN", key)])), timeout=2)
+        assert list(replies) == [[], [b"v"], [], [1]] and seen == [[]]
+    finally:
+        await pipeline.execute([resp.command(b"DEL", key)])
+        pipeline.close()
+
+
 async def test_a_killed_connection_is_replaced() -> None:
     name = _name()
     pipeline = AutoPipeline(Endpoint(port=REDIS_PORT, client_name=name))

@@ -23,9 +23,11 @@ import pytest
 from mastodon import Mastodon
 
 from kicau import keys
+from kicau.trend_reviews import link_id
 from services.post.link_previews import PageCards
 from stack.services import service_env
 from tests.conftest import User, eventually
+from tests.graph.test_admin import admin_app, staff  # noqa: F401
 from tests.timeline.test_notifications import follow
 
 ARTICLE = """<!doctype html><html lang="id-ID"><head><meta charset="utf-8">
@@ -88,6 +90,7 @@ class Pages:
             "/trending": (200, "text/html", b"<title>Everyone shares this</title>", {}),
             "/few": (200, "text/html", b"<title>Four share this</title>", {}),
             "/unlisted": (200, "text/html", b"<title>Shared quietly</title>", {}),
+            "/reviewed": (200, "text/html", b"<title>Staff look at this</title>", {}),
             "/loop": (302, "text/html", b"", {"Location": "/loop"}),
         }
 
@@ -344,6 +347,35 @@ def test_pages_many_accounts_share_trend(http: httpx.Client, make_user: Callable
                         (f"url={quote(trending, safe='')}&max_id=abc", 400)):
         answer = http.get(f"/api/v1/timelines/link?{query}")
         assert answer.status_code == code and set(answer.json()) == {"error"}, (query, answer.text)
+
+
+def test_staff_reject_and_approve_trending_pages(http: httpx.Client, make_user: Callable[..., User], pages: Pages,
+                                                 staff: Callable[[str, str], tuple[User, dict[str, str]]],  # noqa: F811
+                                                 ) -> None:
+    """Trends review of pages (kicau/trend_reviews.py; hashtags and statuses: tests/timeline/test_trend_reviews.py):
+    staff's listing shows a trending page with an id that names it; rejected, it leaves everyone's trends at once;
+    approved, it comes back."""
+    _, moderator = staff("lp_rm", "Moderator")
+    users = [make_user("lp_r") for _ in range(5)]
+    page = pages.url("/reviewed")
+    for user in users:
+        card_of(http, user, post(http, user, f"look: {page}")["id"])
+
+    def public() -> set[str]:
+        return {c["url"] for c in http.get("/api/v1/trends/links?limit=20").json()}
+
+    eventually(lambda: page in public() or None, timeout=60)
+    listed = [c for c in http.get("/api/v1/admin/trends/links?limit=20", headers=moderator).json() if c["url"] == page]
+    assert len(listed) == 1 and (listed[0]["requires_review"], listed[0]["trendable"]) == (True, True), listed
+    assert listed[0]["id"] == link_id(page) and listed[0]["title"] == "Staff look at this"
+    rejected = http.post(f"/api/v1/admin/trends/links/{listed[0]['id']}/reject", headers=moderator)
+    assert rejected.status_code == 200, rejected.text
+    assert (rejected.json()["url"], rejected.json()["requires_review"], rejected.json()["trendable"]) == \
+        (page, False, False)
+    assert page not in public()
+    approved = http.post(f"/api/v1/admin/trends/links/{listed[0]['id']}/approve", headers=moderator)
+    assert approved.status_code == 200 and approved.json()["trendable"] is True, approved.text
+    assert page in public()
 
 
 def test_private_addresses_are_not_fetched_outside_development(pages: Pages) -> None:

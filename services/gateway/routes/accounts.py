@@ -327,7 +327,7 @@ ACCOUNT_SEARCH = {"parameters": [
 ]}
 
 
-def _offset(value: str | None) -> int:
+def offset_param(value: str | None) -> int:
     if value is None or value == "":
         return 0
     if not value.isascii() or not value.isdigit() or len(value) > 9:
@@ -357,7 +357,7 @@ async def search_accounts(services: Services, token: AccountsReader, q: Annotate
         raise ApiError(422, "Validation failed: q is too long")
     reject_nul("q", q)
     page = page_limit(limit, 40, 80)
-    skipped = _offset(offset)
+    skipped = offset_param(offset)
     only_followed = optional_flag({"following": following}, "following") or False
     optional_flag({"resolve": resolve}, "resolve")
     if not q.strip():
@@ -424,7 +424,8 @@ async def trending_tags(request: Request, services: Services, token: OptionalTok
     """The hashtags public statuses use more than usual (kicau/tag_trends.py), most first, with their use over
     the last seven days; paged by ``offset``, with a Link header as Mastodon's. ``/api/v1/trends`` is Mastodon's
     older name for it."""
-    return await _trends("tags", request, services, token, common, page_limit(limit, 10, 20), _offset(offset))
+    return await trends_page("/internal/trends/tags", request, services, token, common, page_limit(limit, 10, 20),
+                             offset_param(offset))
 
 
 @router.get("/api/v1/trends/links", openapi_extra={**TRENDS, **doc.OPTIONAL_BEARER},
@@ -435,7 +436,8 @@ async def trending_links(request: Request, services: Services, token: OptionalTo
                          offset: Annotated[str | None, Hidden] = None) -> Response:
     """The pages public statuses share more than usual (kicau/link_trends.py), most first, each as its preview
     card with the last seven days' shares and accounts; paged by ``offset``, with a Link header as Mastodon's."""
-    return await _trends("links", request, services, token, common, page_limit(limit, 10, 20), _offset(offset))
+    return await trends_page("/internal/trends/links", request, services, token, common, page_limit(limit, 10, 20),
+                             offset_param(offset))
 
 
 TRENDING_STATUSES = {"parameters": [
@@ -451,15 +453,16 @@ async def trending_statuses(request: Request, services: Services, token: Optiona
                             offset: Annotated[str | None, Hidden] = None) -> Response:
     """The public statuses most favourited and reblogged of late (kicau/status_trends.py), as the reader may see
     them; paged by ``offset``, with a Link header as Mastodon's."""
-    return await _trends("statuses", request, services, token, common, page_limit(limit, 20, 40), _offset(offset))
+    return await trends_page("/internal/trends/statuses", request, services, token, common, page_limit(limit, 20, 40),
+                             offset_param(offset))
 
 
-async def _trends(kind: str, request: Request, services: Services, token: TokenInfo | None, common: Common,
-                  page: int, offset: int) -> Response:
-    """A page of a trend's ranking from the timeline service, with Link headers that move its ``offset``."""
+async def trends_page(path: str, request: Request, services: Services, token: TokenInfo | None, common: Common,
+                      page: int, offset: int) -> Response:
+    """A page of a trend's ranking from the timeline service's ``path``, with Link headers that move its
+    ``offset``."""
     skipped = min(offset, MAX_TRENDS)
-    answer = await services.timeline.call("GET", f"/internal/trends/{kind}", params={"limit": page, "offset": skipped},
-                                          token=token)
+    answer = await services.timeline.call("GET", path, params={"limit": page, "offset": skipped}, token=token)
     raise_for_error(answer)
     kept = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "offset"])
     base = f"{common.public_url}{request.url.path}?{kept + '&' if kept else ''}offset="
@@ -590,7 +593,8 @@ async def directory(services: Services, token: OptionalToken, limit: Annotated[s
     if order not in (None, "", *ORDERS):
         raise ApiError(422, "Validation failed: order must be active or new")
     optional_flag({"local": local}, "local")
-    params = {"limit": page_limit(limit, 40, 80), "offset": min(_offset(offset), 1_000_000), "order": order or "active"}
+    params = {"limit": page_limit(limit, 40, 80), "offset": min(offset_param(offset), 1_000_000),
+              "order": order or "active"}
     return passthrough(await services.graph.call("GET", "/internal/directory", params=params, token=token))
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any, Final
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from kicau.account_warnings import MAX_TEXT
@@ -30,6 +31,7 @@ from services.gateway.auth import require
 from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
 from services.gateway.params import optional_flag, optional_str, read_params, reject_nul
+from services.gateway.routes.accounts import offset_param, trends_page
 from services.gateway.upstreams import UpstreamResponse, passthrough, raise_for_error
 
 router = APIRouter(tags=["admin"])
@@ -44,6 +46,7 @@ AddressBlocksReader = Annotated[TokenInfo, require("admin:read:canonical_email_b
 AddressBlocksWriter = Annotated[TokenInfo, require("admin:write:canonical_email_blocks")]
 IpBlocksReader = Annotated[TokenInfo, require("admin:read:ip_blocks")]
 IpBlocksWriter = Annotated[TokenInfo, require("admin:write:ip_blocks")]
+Hidden = Query(include_in_schema=False)  # declared in openapi_extra, with the types the route really accepts
 
 # Longer than any network's text (an IPv6 address written out in full, with a zone and a prefix).
 MAX_IP: Final = 100
@@ -555,3 +558,48 @@ async def unblock_ip(block_id: str, token: IpBlocksWriter, services: Services) -
     """Lift an IP block; an empty object."""
     return passthrough(await services.graph.call("DELETE", f"/internal/admin/ip_blocks/{record_id(block_id)}",
                                                  token=token))
+
+
+# Trends review (kicau/trend_reviews.py; the timeline service holds the trends and the reviews) -----------------------
+
+TrendsReader = Annotated[TokenInfo, require("admin:read")]
+TrendsWriter = Annotated[TokenInfo, require("admin:write")]
+# Each kind's page sizes (default, most), as its public listing's (services/gateway/routes/accounts.py).
+_TREND_PAGES: Final = {"tags": (10, 20), "links": (10, 20), "statuses": (20, 40)}
+_TREND_ENTITIES: Final[dict[str, Any]] = {"tags": doc.AdminTag, "links": dict[str, Any],
+                                          "statuses": doc.AdminTrendsStatus}
+
+
+def _trend_routes(kind: str) -> None:
+    """Mastodon's ``/api/v1/admin/trends/<kind>`` and its ``approve`` and ``reject`` for one kind of trend."""
+    default, most = _TREND_PAGES[kind]
+    entity = _TREND_ENTITIES[kind]
+
+    @router.get(f"/api/v1/admin/trends/{kind}", name=f"admin_trending_{kind}", openapi_extra={
+        "parameters": [doc.query("limit", doc.LIMIT, f"Page size (clamped to 1..{most}; {default} when absent)"),
+                       doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many to skip")],
+        **doc.BEARER}, responses={**doc.ok(list[entity]), **doc.errors(400, 401, 403)})  # type: ignore[valid-type]
+    async def listing(request: Request, token: TrendsReader, services: Services, common: Common,
+                      limit: Annotated[str | None, Hidden] = None,
+                      offset: Annotated[str | None, Hidden] = None) -> Response:
+        """What trends now, reviewed by staff or not, most first, each with ``requires_review`` (no one has) and
+        ``trendable`` (whether it trends for everyone); paged by ``offset``."""
+        return await trends_page(f"/internal/admin/trends/{kind}", request, services, token, common,
+                                 page_limit(limit, default, most), offset_param(offset))
+
+    for verdict in ("approve", "reject"):
+        _review_route(kind, verdict, entity)
+
+
+def _review_route(kind: str, verdict: str, entity: Any) -> None:
+    @router.post(f"/api/v1/admin/trends/{kind}/{{item_id}}/{verdict}", name=f"admin_{verdict}_trending_{kind}",
+                 openapi_extra=doc.BEARER, responses={**doc.ok(entity), **doc.errors(401, 403, 404)})
+    async def review(item_id: str, token: TrendsWriter, services: Services) -> Response:
+        """Let it trend (``approve``) or keep it from trending (``reject``), whatever its use; the item as the
+        listing shows it. A hashtag's id is its name, a status's its id, a page's the ``id`` the listing gives."""
+        return passthrough(await services.timeline.call(
+            "POST", f"/internal/admin/trends/{kind}/{quote(item_id, safe='')}/{verdict}", token=token))
+
+
+for _kind in _TREND_PAGES:
+    _trend_routes(_kind)
