@@ -6,13 +6,20 @@ Pages: tests/post/test_link_previews.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from mastodon import Mastodon
 
 from kicau import tag_trends
+from kicau.web import ACCOUNT_HEADER
+from stack.procs import free_port
+from stack.services import service_env
 from tests.conftest import User, eventually
 from tests.graph.test_admin import ADMIN_SCOPES, NOT_ALLOWED, OUT_OF_SCOPE, admin_app, staff  # noqa: F401
 from tests.timeline.test_tag_timeline import fresh_tag
@@ -20,6 +27,7 @@ from tests.timeline.test_trends import every_trend
 from tests.timeline.test_visibility import post
 
 ADMIN_TRENDS = "/api/v1/admin/trends"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def staff_listing(http: httpx.Client, auth: dict[str, str], kind: str) -> dict[str, dict[str, Any]]:
@@ -148,3 +156,54 @@ def test_mastodon_py_reviews_trends(gateway_url: str, http: httpx.Client, make_u
     assert tag not in [t["name"] for t in every_trend(http)]
     assert client.admin_approve_trending_tag(tag).trendable is True
     assert isinstance(client.admin_trending_statuses(), list) and isinstance(client.admin_trending_links(), list)
+
+
+@pytest.fixture
+def reviewing_timeline() -> Iterator[str]:
+    """A second timeline process, on a port of its own, where nothing trends until staff approve it (Mastodon's
+    default): the stack's own keeps the development default."""
+    port = free_port()
+    env = {k: v for k, v in service_env().items() if not k.startswith("KICAU_TIMELINE_")}
+    env |= {"KICAU_TIMELINE_PORT": str(port), "KICAU_TIMELINE_TRENDABLE_BY_DEFAULT": "false"}
+    with open(ROOT / ".stack" / "services" / f"timeline-reviewing-{port}.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "services.timeline"], cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            eventually(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, timeout=120, interval=0.5)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_where_nothing_trends_unreviewed_staff_approve_it(
+        http: httpx.Client, make_user: Callable[..., User], reviewing_timeline: str,
+        staff: Callable[[str, str], tuple[User, dict[str, str]]]) -> None:  # noqa: F811
+    """``trendable_by_default`` false: a hashtag five accounts use is listed for staff, needing review and not
+    trending, and trends for everyone once approved through the gateway (which the stack's timeline process serves:
+    the other process hears of it by the version it reads with each trends read)."""
+    moderator, auth = staff("trv_dm", "Moderator")
+    users = [make_user("trv_du") for _ in range(tag_trends.TREND_MIN_ACCOUNTS)]
+    tag = fresh_tag()
+    for user in users:
+        post(http, user, f"new here #{tag}")
+
+    def on_the_second(path: str, account: str | None = None) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{reviewing_timeline}{path}", params={"limit": 40},
+                           headers={ACCOUNT_HEADER: account} if account else {}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()
+        return found
+
+    def listed() -> dict[str, Any] | None:
+        return next((t for t in on_the_second("/internal/admin/trends/tags", moderator.id) if t["name"] == tag),
+                    None)
+
+    item = eventually(listed, timeout=60)  # the fanout counts the uses asynchronously
+    assert item is not None and (item["requires_review"], item["trendable"]) == (True, False)
+    assert tag not in {t["name"] for t in on_the_second("/internal/trends/tags")}
+    approved = http.post(f"{ADMIN_TRENDS}/tags/{tag}/approve", headers=auth)
+    assert approved.status_code == 200, approved.text
+    assert tag in {t["name"] for t in on_the_second("/internal/trends/tags")}
+    assert (listed() or {}).get("requires_review") is False
