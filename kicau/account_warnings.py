@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -23,7 +23,7 @@ from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ms_from_id
+from kicau.ids import time_of_id
 
 # Mastodon's limit on a warning's text is its form's; Kicau's gateway takes this many characters at most.
 MAX_TEXT: Final = 5000
@@ -41,7 +41,7 @@ class AccountWarning:
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromtimestamp(ms_from_id(self.id) / 1000, UTC)
+        return time_of_id(self.id)
 
 
 def entity(warning: AccountWarning, target: dict[str, Any] | msgspec.Raw) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from cassandra.cluster import Session
@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 from kicau import keys
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ms_from_id
+from kicau.ids import time_of_id
 from kicau.resp import command, round_trip
 
 HISTORY_DAYS: Final = 7
@@ -48,7 +48,7 @@ class EmailDomainBlock:
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromtimestamp(ms_from_id(self.id) / 1000, UTC)
+        return time_of_id(self.id)
 
 
 def normalized_domain(raw: str) -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +26,7 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from kicau.clients import execute, write_preparer
-from kicau.ids import ms_from_id
+from kicau.ids import ms_from_id, time_of_id
 from kicau.visibility import PUBLIC, UNLISTED
 
 MAX_FEATURED = 10
@@ -46,8 +45,7 @@ def entity(featured_id: int, tag: str, username: str, public_url: str, count: in
            newest: int | None) -> dict[str, Any]:
     """Mastodon's FeaturedTag; ``newest`` the id of the account's newest status with the hashtag. The count is a
     string, as Mastodon writes it (and Mastodon.py reads it)."""
-    last = (datetime.fromtimestamp(ms_from_id(newest) / 1000, UTC).strftime("%Y-%m-%d")
-            if newest is not None else None)
+    last = time_of_id(newest).strftime("%Y-%m-%d") if newest is not None else None
     return {"id": str(featured_id), "name": tag,
             "url": f"{public_url}/@{username}/tagged/{quote(tag, safe='')}",
             "statuses_count": str(count), "last_status_at": last}

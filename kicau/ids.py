@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -61,6 +62,11 @@ def id_from_ms(unix_ms: int) -> int:
 
 def ms_from_id(snowflake: int) -> int:
     return snowflake >> 16
+
+
+def time_of_id(snowflake: int) -> datetime:
+    """When an id was made (UTC, to the millisecond): the creation time of whatever it names."""
+    return datetime.fromtimestamp(ms_from_id(snowflake) / 1000, UTC)
 
 
 def pack_id(snowflake: int) -> bytes:

@@ -38,7 +38,7 @@ from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ms_from_id
+from kicau.ids import time_of_id
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,7 +64,7 @@ class IpBlock:
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromtimestamp(ms_from_id(self.id) / 1000, UTC)
+        return time_of_id(self.id)
 
     @property
     def ip(self) -> str:
@@ -174,11 +174,12 @@ class Blocklist:
     def __len__(self) -> int:
         return sum(len(found) for prefixes in self._by_severity.values() for found in prefixes.values())
 
-    def _matches(self, address: str, severity: str) -> bool:
+    def _matches(self, address: str, *severities: str) -> bool:
+        """Whether a block of any of ``severities`` names ``address``: the address parsed once for all of them."""
         if self._next_expiry is not None and time.time() >= self._next_expiry:
             self._build(time.time())
-        prefixes = self._by_severity[severity]
-        if not prefixes:
+        searched = [self._by_severity[s] for s in severities if self._by_severity[s]]
+        if not searched:
             return False
         try:
             parsed = ipaddress.ip_address(address)
@@ -187,8 +188,8 @@ class Blocklist:
         if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
             parsed = parsed.ipv4_mapped
         value, bits = int(parsed), parsed.max_prefixlen
-        return any((value >> (bits - length)) in found for (version, length), found in prefixes.items()
-                   if version == parsed.version)
+        return any((value >> (bits - length)) in found for prefixes in searched
+                   for (version, length), found in prefixes.items() if version == parsed.version)
 
     def denies(self, address: str) -> bool:
         """Whether no request from ``address`` is answered (``no_access``)."""
@@ -196,4 +197,4 @@ class Blocklist:
 
     def refuses_sign_up(self, address: str) -> bool:
         """Whether no account may be registered from ``address`` (``sign_up_block``, or ``no_access``)."""
-        return self.refusing_sign_ups and (self._matches(address, SIGN_UP_BLOCK) or self._matches(address, NO_ACCESS))
+        return self.refusing_sign_ups and self._matches(address, SIGN_UP_BLOCK, NO_ACCESS)

@@ -47,7 +47,7 @@ from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ms_from_id
+from kicau.ids import time_of_id
 from kicau.notifications import FAVOURITE, FOLLOW, FOLLOW_REQUEST, MENTION, QUOTE, REBLOG, Notification
 
 ACCEPT: Final = "accept"
@@ -112,7 +112,7 @@ def verdict(policy: Policy, notice: Notification, facts: Facts, *, permitted: bo
         return ACCEPT
     not_following = not facts.follows_sender
     not_follower = facts.followed_since is None or facts.followed_since > now - NEW_FOLLOWER
-    created = datetime.fromtimestamp(ms_from_id(notice.from_account_id) / 1000, UTC)
+    created = time_of_id(notice.from_account_id)
     matched = [kind for kind, applies in (
         (policy.for_not_following, not_following),
         (policy.for_not_followers, not_follower),
@@ -151,7 +151,7 @@ class Request:
 def rendered_request(request: Request, account_card: bytes, last_status: bytes | None) -> bytes:
     """Mastodon's NotificationRequest, with the sender's card and the last status (as its reader may see it;
     none: left out) spliced in undecoded."""
-    created, updated = (iso_time(datetime.fromtimestamp(ms_from_id(i) / 1000, UTC))
+    created, updated = (iso_time(time_of_id(i))
                         for i in (request.created_id, request.updated_id))
     head = (f'{{"id":"{request.from_account_id}","created_at":"{created}","updated_at":"{updated}",'
             f'"notifications_count":"{request.count}","account":').encode()

@@ -26,14 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID, ms_from_id
+from kicau.ids import ABOVE_EVERY_ID, BELOW_EVERY_ID, time_of_id
 from kicau.notification_groups import group_key
 
 MENTION: Final = "mention"
@@ -73,7 +72,7 @@ def rendered(notification: Notification, account_card: bytes, status: bytes | No
     """Mastodon's Notification entity, with the account's card, the status (Status JSON, as its reader may see it),
     for an ``admin.report`` the report (Report JSON) and for a ``moderation_warning`` the warning (AccountWarning
     JSON) spliced in undecoded."""
-    moment = iso_time(datetime.fromtimestamp(ms_from_id(notification.id) / 1000, UTC))
+    moment = iso_time(time_of_id(notification.id))
     key = group_key(notification.id, notification.type, notification.status_id)
     head = (f'{{"id":"{notification.id}","type":"{notification.type}","created_at":"{moment}",'
             f'"group_key":"{key}","account":').encode()

@@ -27,7 +27,7 @@ from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
-from kicau.ids import ms_from_id
+from kicau.ids import ms_from_id, time_of_id
 
 Category = Literal["spam", "legal", "violation", "other"]
 CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
@@ -68,7 +68,7 @@ class Report:
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromtimestamp(ms_from_id(self.id) / 1000, UTC)
+        return time_of_id(self.id)
 
 
 def category_of(given: str | None, rule_ids: tuple[int, ...]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -23,7 +23,7 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from kicau.clients import execute, write_preparer
-from kicau.ids import ms_from_id
+from kicau.ids import time_of_id
 from kicau.media import StoredMedia
 
 
@@ -97,7 +97,7 @@ def version_time(status_id: int, version_id: int, created_at: datetime) -> datet
     """When a version was made: the status's own creation for the version as posted, else its snowflake's."""
     if version_id == status_id:
         return created_at
-    return datetime.fromtimestamp(ms_from_id(version_id) / 1000, UTC)
+    return time_of_id(version_id)
 
 
 _ENCODE_MEDIA = msgspec.json.Encoder().encode

@@ -50,7 +50,7 @@ from kicau.events import (
     StatusUnfavourited,
 )
 from kicau.favourites import FavouriteStore
-from kicau.ids import SnowflakeGenerator, ms_from_id
+from kicau.ids import SnowflakeGenerator, ms_from_id, time_of_id
 from kicau.linked_statuses import LinkedStatuses
 from kicau.mentions import Mention, MentionResolver, stored
 from kicau.metrics import LINK_PREVIEWS, POST_STAGE_SECONDS, STATUSES_CREATED, STATUSES_DELETED, STATUSES_EDITED
@@ -783,7 +783,7 @@ class PostService:
             "sensitive": False, "spoiler_text": "", "language": None, "in_reply_to_id": None,
             "in_reply_to_account_id": None, "mentions": [], "reblog_of_id": status_id,
             # From its id, so that a retry writes the same row.
-            "created_at": datetime.fromtimestamp(ms_from_id(claim.id) / 1000, UTC),
+            "created_at": time_of_id(claim.id),
         }
         username = str(msgspec.json.decode(card)["username"])
         fragment = status_fragment(row, username=username, public_url=self.settings.public_url)
