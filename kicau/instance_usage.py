@@ -20,6 +20,14 @@ its accounts, its statuses, and its accounts active in the last 30 days.
 * **logins**: the accounts given a token that week (a password or an authorization code grant: signing in), a
   HyperLogLog a week (kept 13 weeks) the graph service adds to;
 * **registrations**: the directory's accounts whose registration falls in the week (its scores).
+
+Each day's (UTC) activity, for staff's dashboard (``/api/v1/admin/measures``, kicau/instance_measures.py), counted by
+the fanout with each batch's other writes and kept ``DAILY_KEPT_DAYS``:
+
+* **posters**: a HyperLogLog of the accounts that posted that day (Kicau's measure of an active account, as for
+  ``active_month`` above; Mastodon's counts the accounts that used the server);
+* **interactions**: the favourites, reblogs and replies of another account's status made that day (Mastodon's
+  ``interactions``); a replayed batch counts its interactions again, as it does its statuses.
 """
 
 from __future__ import annotations
@@ -78,6 +86,27 @@ def weekly_statuses_commands(posted_ms: Iterable[int]) -> list[bytes]:
     """The commands counting statuses posted at ``posted_ms`` into their weeks (one a week, nearly always one)."""
     weeks = Counter(week_of(ms / 1000) for ms in posted_ms)
     return [command(b"HINCRBY", _WEEKLY, b"%d" % week, b"%d" % count) for week, count in sorted(weeks.items())]
+
+
+# How long a day's posters and interactions are kept: a year's dashboard, and the year before it for comparison.
+DAILY_KEPT_DAYS: Final = 800
+
+
+def daily_activity_commands(posters: Iterable[tuple[int, int]], interactions: Iterable[int]) -> list[bytes]:
+    """The commands counting (day, account) posts into their days' posters, and one interaction for each day in
+    ``interactions`` (days since the epoch, UTC): a few commands a day the batch touches, nearly always one day."""
+    kept = b"%d" % (DAILY_KEPT_DAYS * 86400)
+    by_day: dict[int, set[int]] = {}
+    for day, account_id in posters:
+        by_day.setdefault(day, set()).add(account_id)
+    packed: list[bytes] = []
+    for day, accounts in sorted(by_day.items()):
+        key = keys.daily_posters(day).encode()
+        packed += (command(b"PFADD", key, *(b"%d" % a for a in sorted(accounts))), command(b"EXPIRE", key, kept))
+    for day, count in sorted(Counter(interactions).items()):
+        key = keys.daily_interactions(day).encode()
+        packed += (command(b"INCRBY", key, b"%d" % count), command(b"EXPIRE", key, kept))
+    return packed
 
 
 def login_commands(account_id: int, now: float | None = None) -> list[bytes]:

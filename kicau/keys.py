@@ -124,6 +124,16 @@ def weekly_statuses() -> str:
     return "usage:{instance}:statuses:weekly"
 
 
+def daily_posters(day: int) -> str:
+    """A HyperLogLog of the accounts that posted on ``day`` (days since the epoch, UTC; kicau/instance_usage.py)."""
+    return f"usage:{{instance}}:posters:{day}"
+
+
+def daily_interactions(day: int) -> str:
+    """How many favourites, reblogs and replies of another account's status were made on ``day``."""
+    return f"usage:{{instance}}:interactions:{day}"
+
+
 def weekly_logins(week: int) -> str:
     """A HyperLogLog of the accounts that signed in during the week starting at ``week`` (epoch seconds)."""
     return f"usage:{{instance}}:logins:{week}"

@@ -122,6 +122,7 @@ class ReportStore:
         self._newer = session.prepare("SELECT * FROM reports WHERE day = ? AND id > ? AND id < ? ORDER BY id ASC"
                                       " LIMIT ?")
         self._one = session.prepare("SELECT * FROM reports WHERE day = ? AND id = ?")
+        self._filed = session.prepare("SELECT action_taken_at FROM reports WHERE day = ?")
         self._authors = session.prepare("SELECT id, account_id FROM statuses WHERE id IN ?")
         self._opened = write("INSERT INTO open_reports_by_target (target_account_id, report_id) VALUES (?, ?)")
         self._closed = write("DELETE FROM open_reports_by_target WHERE target_account_id = ? AND report_id = ?")
@@ -200,6 +201,19 @@ class ReportStore:
                 if len(rows) == PER_DAY_READ:  # more of this day than one read takes: the next page goes on here
                     return _listed(found), int(rows[-1]["id"])
         return _listed(found), None
+
+    async def filed_between(self, first_day: int, last_day: int) -> list[tuple[int, datetime | None]]:
+        """Every report filed from ``first_day`` to ``last_day`` (days since the epoch, both counted): the day it
+        was filed and when it was resolved (None while open), for staff's dashboard (kicau/instance_measures.py).
+        ``SCAN_DAYS`` partitions at a time."""
+        days = list(range(first_day, last_day + 1))
+        found: list[tuple[int, datetime | None]] = []
+        for start in range(0, len(days), SCAN_DAYS):
+            pages = await asyncio.gather(*(execute(self._session, self._filed, (day,))
+                                           for day in days[start:start + SCAN_DAYS]))
+            found += [(day, row["action_taken_at"]) for day, rows in zip(days[start:start + SCAN_DAYS], pages,
+                                                                         strict=True) for row in rows]
+        return found
 
     async def resolve(self, report: Report, at: datetime, by: int | None = None) -> None:
         await asyncio.gather(execute(self._session, self._resolve, (at, by, at, day_of(report.id), report.id)),

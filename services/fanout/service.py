@@ -122,7 +122,7 @@ from kicau.settings import CommonSettings
 from kicau.staff import Role, StaffStore
 from kicau.status_cards import StatusCards, cache_command, tombstone_command
 from kicau.stream_events import StreamDelivery, StreamKind, encode_delivery
-from kicau.tag_timeline import TaggedStatuses
+from kicau.tag_timeline import TaggedStatuses, day_of
 from kicau.thread_mutes import ThreadMuteStore, unmuted
 from kicau.visibility import DIRECT, PUBLIC, Reader, reaches_followers
 from kicau.web_push import NoticeHandOver, PushNotice
@@ -350,6 +350,23 @@ def statuses_counted(events: Sequence[Event]) -> int:
     those deleted, direct ones left out, as Mastodon counts them."""
     return sum(1 if isinstance(e, StatusCreated) else -1 for e in events
                if isinstance(e, StatusCreated | StatusDeleted) and reaches_followers(e.visibility))
+
+
+def daily_activity(events: Sequence[Event]) -> tuple[list[tuple[int, int]], list[int]]:
+    """What a batch adds to each day's activity (kicau/instance_usage.py): (day, account) of each status posted,
+    and the day of each interaction (a favourite, a reblog or a reply of another account's status)."""
+    posters: list[tuple[int, int]] = []
+    interactions: list[int] = []
+    for event in events:
+        if isinstance(event, StatusCreated):
+            day = day_of(event.status_id)
+            posters.append((day, event.account_id))
+            if (event.reblog_of and event.reblog_author != event.account_id) or \
+                    event.in_reply_to_account not in (0, event.account_id):
+                interactions.append(day)
+        elif isinstance(event, StatusFavourited) and event.author_id != event.account_id:
+            interactions.append(day_of(event.favourite_id))
+    return posters, interactions
 
 
 def notifies_followers(event: Event) -> TypeGuard[StatusCreated]:
@@ -1032,6 +1049,9 @@ class Fanout:
         for packed in instance_usage.weekly_statuses_commands(
                 ms_from_id(plan.event.status_id) for plan in plans
                 if isinstance(plan.event, StatusCreated) and not plan.event.reblog_of):
+            writes.raw(packed, 1)
+        # And each day's, for staff's dashboard: who posted, how many interactions.
+        for packed in instance_usage.daily_activity_commands(*daily_activity([plan.event for plan in plans])):
             writes.raw(packed, 1)
         run: dict[int, list[int]] = {}  # author -> its new statuses in the current run, in order
         chunk = self.own.pipeline_chunk

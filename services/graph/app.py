@@ -68,6 +68,7 @@ from services.graph.domain_blocks import DomainBlocks
 from services.graph.email_blocks import router as email_block_routes
 from services.graph.filters import FilterService
 from services.graph.ip_blocks import router as ip_block_routes
+from services.graph.measures import router as measure_routes
 from services.graph.passwords import Passwords
 from services.graph.push_subscriptions import PushSubscriptions
 from services.graph.service import GraphService
@@ -288,6 +289,7 @@ install_common(app, service="graph", readiness=[redis_ready(app), cassandra_read
 app.router.routes.extend(admin_routes.routes)
 app.router.routes.extend(email_block_routes.routes)
 app.router.routes.extend(ip_block_routes.routes)
+app.router.routes.extend(measure_routes.routes)
 
 
 @app.post("/internal/apps")

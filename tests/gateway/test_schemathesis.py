@@ -276,6 +276,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-name = "POST /api/v1/admin/canonical_email_blocks/test"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+# A date the pattern lets through but no calendar has, or a period over a year or ending before it starts: a 422.
+[[operations]]
+include-name = "POST /api/v1/admin/measures"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 """
 
 

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from kicau.account_warnings import MAX_TEXT
 from kicau.email_domain_blocks import MAX_DOMAIN
 from kicau.ids import parse_id
+from kicau.instance_measures import MEASURES, TAG_MEASURES
 from kicau.ip_blocks import ENFORCED, MAX_COMMENT, MAX_EXPIRES_IN
 from kicau.reports import CATEGORIES, MAX_STATUSES
 from kicau.tokens import TokenInfo
@@ -30,7 +31,7 @@ from services.gateway import openapi as doc
 from services.gateway.auth import require
 from services.gateway.deps import Common, Services, Settings, cursor, page_limit, record_id
 from services.gateway.pagination import link_header
-from services.gateway.params import optional_flag, optional_str, read_params, reject_nul
+from services.gateway.params import nested, optional_flag, optional_str, read_params, reject_nul
 from services.gateway.routes.accounts import offset_param, trends_page
 from services.gateway.upstreams import UpstreamResponse, passthrough, raise_for_error
 
@@ -46,6 +47,8 @@ AddressBlocksReader = Annotated[TokenInfo, require("admin:read:canonical_email_b
 AddressBlocksWriter = Annotated[TokenInfo, require("admin:write:canonical_email_blocks")]
 IpBlocksReader = Annotated[TokenInfo, require("admin:read:ip_blocks")]
 IpBlocksWriter = Annotated[TokenInfo, require("admin:write:ip_blocks")]
+AdminReader = Annotated[TokenInfo, require("admin:read")]  # trends and measures: Mastodon's broad scopes
+AdminWriter = Annotated[TokenInfo, require("admin:write")]
 Hidden = Query(include_in_schema=False)  # declared in openapi_extra, with the types the route really accepts
 
 # Longer than any network's text (an IPv6 address written out in full, with a zone and a prefix).
@@ -562,8 +565,6 @@ async def unblock_ip(block_id: str, token: IpBlocksWriter, services: Services) -
 
 # Trends review (kicau/trend_reviews.py; the timeline service holds the trends and the reviews) -----------------------
 
-TrendsReader = Annotated[TokenInfo, require("admin:read")]
-TrendsWriter = Annotated[TokenInfo, require("admin:write")]
 # Each kind's page sizes (default, most), as its public listing's (services/gateway/routes/accounts.py).
 _TREND_PAGES: Final = {"tags": (10, 20), "links": (10, 20), "statuses": (20, 40)}
 _TREND_ENTITIES: Final[dict[str, Any]] = {"tags": doc.AdminTag, "links": dict[str, Any],
@@ -579,7 +580,7 @@ def _trend_routes(kind: str) -> None:
         "parameters": [doc.query("limit", doc.LIMIT, f"Page size (clamped to 1..{most}; {default} when absent)"),
                        doc.query("offset", {"type": "string", "pattern": "^[0-9]{0,9}$"}, "How many to skip")],
         **doc.BEARER}, responses={**doc.ok(list[entity]), **doc.errors(400, 401, 403)})  # type: ignore[valid-type]
-    async def listing(request: Request, token: TrendsReader, services: Services, common: Common,
+    async def listing(request: Request, token: AdminReader, services: Services, common: Common,
                       limit: Annotated[str | None, Hidden] = None,
                       offset: Annotated[str | None, Hidden] = None) -> Response:
         """What trends now, reviewed by staff or not, most first, each with ``requires_review`` (no one has) and
@@ -594,7 +595,7 @@ def _trend_routes(kind: str) -> None:
 def _review_route(kind: str, verdict: str, entity: Any) -> None:
     @router.post(f"/api/v1/admin/trends/{kind}/{{item_id}}/{verdict}", name=f"admin_{verdict}_trending_{kind}",
                  openapi_extra=doc.BEARER, responses={**doc.ok(entity), **doc.errors(401, 403, 404)})
-    async def review(item_id: str, token: TrendsWriter, services: Services) -> Response:
+    async def review(item_id: str, token: AdminWriter, services: Services) -> Response:
         """Let it trend (``approve``) or keep it from trending (``reject``), whatever its use; the item as the
         listing shows it. A hashtag's id is its name, a status's its id, a page's the ``id`` the listing gives."""
         return passthrough(await services.timeline.call(
@@ -603,3 +604,43 @@ def _review_route(kind: str, verdict: str, entity: Any) -> None:
 
 for _kind in _TREND_PAGES:
     _trend_routes(_kind)
+
+
+# Measures (kicau/instance_measures.py, services/graph/measures.py) --------------------------------------------------
+
+MEASURES_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["keys", "start_at", "end_at"],
+    "properties": {
+        "keys": {"type": "array", "items": {"type": "string", "enum": list(MEASURES)}, "maxItems": 20},
+        **{end: {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9:.]+([Zz]|[+-][0-9:]+)?)?$",
+                 "maxLength": 40} for end in ("start_at", "end_at")},
+        **{key: {"type": "object", "properties": {"id": doc.text(max_length=100)}} for key in TAG_MEASURES},
+    }}}}}}
+
+
+@router.post("/api/v1/admin/measures", openapi_extra={**MEASURES_BODY, **doc.BEARER},
+             responses={**doc.ok(list[dict[str, Any]], "Admin::Measure each"), **doc.errors(400, 401, 403, 404,
+                                                                                           413, 415, 422)})
+async def measures(request: Request, token: AdminReader, services: Services, settings: Settings) -> Response:
+    """Figures a day over a period of whole days (``start_at`` to ``end_at``, dates or times in ISO 8601): the
+    ``keys`` asked for among ``active_users``, ``new_users``, ``interactions``, ``opened_reports``,
+    ``resolved_reports``, and ``tag_accounts``, ``tag_uses``, ``tag_servers`` with ``{"id": <hashtag>}``; each with
+    its total and that of the period before."""
+    given = await read_params(request, settings.max_body_bytes)
+    keys = given.get("keys", [])
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > 20:
+        raise ApiError(422, "Validation failed: keys must be a list of at most 20 names")
+    tags: dict[str, str] = {}
+    for key in TAG_MEASURES:
+        tag = nested(given, key, "id")
+        if tag is not None and key in keys:
+            if not isinstance(tag, str | int) or isinstance(tag, bool) or len(str(tag)) > 100:
+                raise ApiError(422, f"Validation failed: {key}[id] must be a hashtag's name")
+            tags[key] = str(tag)
+    for name in ("start_at", "end_at"):
+        if given.get(name) is not None and not isinstance(given[name], str):
+            raise ApiError(422, f"Validation failed: {name} must be a date or a time in ISO 8601")
+    body = {"keys": keys, "start_at": given.get("start_at"), "end_at": given.get("end_at"), "tags": tags}
+    return passthrough(await services.graph.call("POST", "/internal/admin/measures", json=body, token=token))
