@@ -27,7 +27,9 @@ the fanout with each batch's other writes and kept ``DAILY_KEPT_DAYS``:
 * **posters**: a HyperLogLog of the accounts that posted that day (Kicau's measure of an active account, as for
   ``active_month`` above; Mastodon's counts the accounts that used the server);
 * **interactions**: the favourites, reblogs and replies of another account's status made that day (Mastodon's
-  ``interactions``); a replayed batch counts its interactions again, as it does its statuses.
+  ``interactions``); a replayed batch counts its interactions again, as it does its statuses;
+* **languages**: the statuses posted that day in each language their authors gave (reblogs and statuses without
+  one left out), for ``/api/v1/admin/dimensions`` (kicau/instance_dimensions.py).
 """
 
 from __future__ import annotations
@@ -92,9 +94,11 @@ def weekly_statuses_commands(posted_ms: Iterable[int]) -> list[bytes]:
 DAILY_KEPT_DAYS: Final = 800
 
 
-def daily_activity_commands(posters: Iterable[tuple[int, int]], interactions: Iterable[int]) -> list[bytes]:
-    """The commands counting (day, account) posts into their days' posters, and one interaction for each day in
-    ``interactions`` (days since the epoch, UTC): a few commands a day the batch touches, nearly always one day."""
+def daily_activity_commands(posters: Iterable[tuple[int, int]], interactions: Iterable[int],
+                            languages: Iterable[tuple[int, str]] = ()) -> list[bytes]:
+    """The commands counting (day, account) posts into their days' posters, one interaction for each day in
+    ``interactions`` and one status for each (day, language) (days since the epoch, UTC): a few commands a day the
+    batch touches, nearly always one day."""
     kept = b"%d" % (DAILY_KEPT_DAYS * 86400)
     by_day: dict[int, set[int]] = {}
     for day, account_id in posters:
@@ -106,6 +110,9 @@ def daily_activity_commands(posters: Iterable[tuple[int, int]], interactions: It
     for day, count in sorted(Counter(interactions).items()):
         key = keys.daily_interactions(day).encode()
         packed += (command(b"INCRBY", key, b"%d" % count), command(b"EXPIRE", key, kept))
+    for (day, language), count in sorted(Counter(languages).items()):
+        key = keys.daily_languages(day).encode()
+        packed += (command(b"HINCRBY", key, language.encode(), b"%d" % count), command(b"EXPIRE", key, kept))
     return packed
 
 

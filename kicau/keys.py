@@ -134,6 +134,11 @@ def daily_interactions(day: int) -> str:
     return f"usage:{{instance}}:interactions:{day}"
 
 
+def daily_languages(day: int) -> str:
+    """A hash: the statuses posted on ``day`` in each language (field: its ISO 639-1 code)."""
+    return f"usage:{{instance}}:languages:{day}"
+
+
 def weekly_logins(week: int) -> str:
     """A HyperLogLog of the accounts that signed in during the week starting at ``week`` (epoch seconds)."""
     return f"usage:{{instance}}:logins:{week}"

@@ -352,21 +352,25 @@ def statuses_counted(events: Sequence[Event]) -> int:
                if isinstance(e, StatusCreated | StatusDeleted) and reaches_followers(e.visibility))
 
 
-def daily_activity(events: Sequence[Event]) -> tuple[list[tuple[int, int]], list[int]]:
+def daily_activity(events: Sequence[Event]) -> tuple[list[tuple[int, int]], list[int], list[tuple[int, str]]]:
     """What a batch adds to each day's activity (kicau/instance_usage.py): (day, account) of each status posted,
-    and the day of each interaction (a favourite, a reblog or a reply of another account's status)."""
+    the day of each interaction (a favourite, a reblog or a reply of another account's status), and (day,
+    language) of each status that names its language, reblogs left out."""
     posters: list[tuple[int, int]] = []
     interactions: list[int] = []
+    languages: list[tuple[int, str]] = []
     for event in events:
         if isinstance(event, StatusCreated):
             day = day_of(event.status_id)
             posters.append((day, event.account_id))
+            if event.language and not event.reblog_of:
+                languages.append((day, event.language))
             if (event.reblog_of and event.reblog_author != event.account_id) or \
                     event.in_reply_to_account not in (0, event.account_id):
                 interactions.append(day)
         elif isinstance(event, StatusFavourited) and event.author_id != event.account_id:
             interactions.append(day_of(event.favourite_id))
-    return posters, interactions
+    return posters, interactions, languages
 
 
 def notifies_followers(event: Event) -> TypeGuard[StatusCreated]:

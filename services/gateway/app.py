@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
+import kicau
 from kicau import clients
 from kicau.filters import ReaderFilters
 from kicau.filters import decode as decode_filters
@@ -178,7 +179,7 @@ app = GatewayApp(
     service="gateway",
     title="Kicau",
     summary="Mastodon client API subset over an event-driven backend",
-    version="0.1.0",
+    version=kicau.__version__,
     lifespan=lifespan,
 )
 

@@ -1,5 +1,6 @@
-"""Mastodon's ``POST /api/v1/admin/measures`` (kicau/instance_measures.py), the graph service's side:
-``/internal/admin/measures``. The acting account's role must hold ``view_dashboard`` (every staff role does)."""
+"""Mastodon's ``POST /api/v1/admin/measures`` and ``/dimensions`` (kicau/instance_measures.py,
+kicau/instance_dimensions.py), the graph service's side: ``/internal/admin/measures`` and ``/dimensions``. The acting
+account's role must hold ``view_dashboard`` (every staff role does)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from kicau import hashtags
+from kicau import hashtags, instance_dimensions
+from kicau.clients import execute
 from kicau.instance_measures import (
     MEASURES,
     REPORT_MEASURES,
@@ -66,3 +68,38 @@ async def measures(form: MeasuresForm, request: Request, admin: AdminDep, actor:
     from_redis, from_reports = await asyncio.gather(redis_measures(graph.redis, wanted, period, tags), reports())
     found = {**from_redis, **from_reports}
     return [found[key] for key in wanted if key in found]
+
+
+class DimensionsForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    keys: list[StrictStr]
+    start_at: Any = None
+    end_at: Any = None
+    limit: int = Field(default=instance_dimensions.MAX_LIMIT, ge=1, le=instance_dimensions.MAX_LIMIT)
+
+
+@router.post("/admin/dimensions")
+async def dimensions(form: DimensionsForm, request: Request, admin: AdminDep,
+                     actor: Actor = None) -> list[dict[str, Any]]:
+    """The dimensions asked for that Kicau keeps, in the order asked (others left out, as for measures)."""
+    await admin.staff_role(acting_account_id(actor), PERMISSION)
+    period = period_of(form.start_at, form.end_at)
+    wanted = [key for key in dict.fromkeys(form.keys) if key in instance_dimensions.DIMENSIONS]
+    graph, session = graph_of(request), request.app.state.session
+    found: dict[str, dict[str, Any]] = {}
+    if "languages" in wanted:
+        found["languages"] = await instance_dimensions.languages(graph.redis, period, form.limit)
+    if "software_versions" in wanted or "space_usage" in wanted:
+        info = await graph.redis.info()
+        if "software_versions" in wanted:
+            rows = await execute(session, "SELECT release_version FROM system.local")
+            found["software_versions"] = instance_dimensions.software_versions(
+                str(info.get("redis_version", "")), str(rows[0]["release_version"]) if rows else "")
+        if "space_usage" in wanted:
+            rows = await execute(session, DISK_USAGE, (graph.settings.cassandra_keyspace,))
+            found["space_usage"] = instance_dimensions.space_usage(
+                int(info.get("used_memory", 0)), {row["table_name"]: int(row["mebibytes"] or 0) for row in rows})
+    return [found[key] for key in wanted]
+
+
+DISK_USAGE = "SELECT table_name, mebibytes FROM system_views.disk_usage WHERE keyspace_name = %s"

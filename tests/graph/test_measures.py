@@ -1,7 +1,8 @@
-"""Staff's dashboard figures against the running system (kicau/instance_measures.py, services/graph/measures.py):
-``POST /api/v1/admin/measures`` counts today's new accounts, posting accounts, interactions, reports filed and
-resolved, and a hashtag's uses, accounts and servers, each a day over the period with the totals of the period and
-the one before; bad periods are a 4xx; only staff with ``admin:read`` may; Mastodon.py reads it unchanged.
+"""Staff's dashboard figures against the running system (kicau/instance_measures.py, kicau/instance_dimensions.py,
+services/graph/measures.py): ``POST /api/v1/admin/measures`` counts today's new accounts, posting accounts,
+interactions, reports filed and resolved, and a hashtag's uses, accounts and servers, each a day over the period with
+the totals of the period and the one before; ``/dimensions`` the statuses by language, the software's versions and
+the space used; bad periods are a 4xx; only staff with ``admin:read`` may; Mastodon.py reads both unchanged.
 
 Other tests run before this one on the same stack, so today's figures are read before and after, and compared."""
 
@@ -125,3 +126,55 @@ def test_mastodon_py_reads_measures(gateway_url: str, admin_app: dict[str, Any],
     assert [m.key for m in found] == [*EVERY, "tag_uses"]
     assert all(len(m.data) == 3 and int(m.total) >= 0 for m in found)
     assert int(found[1].data[-1].value) >= 1  # this test's owner registered today
+    dimensions = client.admin_dimensions(now - timedelta(days=2), now, limit=5, languages=True,
+                                         software_versions=True, space_usage=True)
+    assert [d.key for d in dimensions] == ["languages", "space_usage", "software_versions"]  # as asked
+    assert len(dimensions[0].data) <= 5
+
+
+def test_dimensions_count_languages_and_report_the_stack(http: httpx.Client, make_user: Callable[..., User],
+                                                         staff: Callable[[str, str], tuple[User, dict[str, str]]],  # noqa: F811
+                                                         ) -> None:
+    _, moderator = staff("msr_d", "Moderator")
+    body = {"keys": ["languages", "software_versions", "space_usage", "servers"], "start_at": today(),
+            "end_at": today()}
+
+    def dimensions() -> dict[str, dict[str, Any]]:
+        answer = http.post("/api/v1/admin/dimensions", headers=moderator, json=body)
+        assert answer.status_code == 200, answer.text
+        return {d["key"]: d for d in answer.json()}
+
+    def languages() -> dict[str, int]:
+        return {item["key"]: int(item["value"]) for item in dimensions()["languages"]["data"]}
+
+    before = dimensions()
+    assert list(before) == ["languages", "software_versions", "space_usage"]  # no other servers: left out
+    author = make_user("msr_l")
+    was = languages()
+    for language in ("id", "id", "eo"):
+        post(http, author, f"in {language}", language=language)
+    post(http, author, "no language given")
+    def counted() -> dict[str, int] | None:
+        now = languages()
+        return now if now.get("eo", 0) > was.get("eo", 0) else None
+
+    grew = eventually(counted, timeout=30)
+    assert grew is not None
+    assert (grew["id"] - was.get("id", 0), grew["eo"] - was.get("eo", 0)) == (2, 1)
+    named = {item["key"]: item["human_key"] for item in dimensions()["languages"]["data"]}
+    assert (named["id"], named["eo"]) == ("Indonesian", "Esperanto")
+
+    versions = {item["key"]: item["value"] for item in before["software_versions"]["data"]}
+    assert set(versions) == {"kicau", "python", "redis", "cassandra"} and versions["cassandra"].startswith("5.")
+    assert all(versions.values())
+    space = {item["key"]: item for item in before["space_usage"]["data"]}
+    assert set(space) == {"cassandra", "redis", "media"}
+    assert int(space["redis"]["value"]) > 0 and int(space["cassandra"]["value"]) >= int(space["media"]["value"])
+    assert all(item["unit"] == "bytes" and item["human_value"] for item in space.values())
+
+    limited = http.post("/api/v1/admin/dimensions", headers=moderator,
+                        json={"keys": ["languages"], "start_at": today(), "end_at": today(), "limit": 1})
+    assert len(limited.json()[0]["data"]) == 1, limited.text
+    for bad in ({"limit": 0}, {"limit": "x"}, {"start_at": "never"}, {"end_at": None}):
+        answer = http.post("/api/v1/admin/dimensions", headers=moderator, json={**body, **bad})
+        assert answer.status_code in (400, 422) and set(answer.json()) == {"error"}, (bad, answer.text)

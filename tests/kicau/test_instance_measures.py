@@ -10,6 +10,7 @@ import pytest
 
 from kicau.events import Event, StatusCreated, StatusDeleted, StatusFavourited
 from kicau.ids import id_from_ms
+from kicau.instance_dimensions import human_size, software_versions, space_usage
 from kicau.instance_measures import MAX_DAYS, Period, day_iso, entity, period_of, report_measures
 from kicau.instance_usage import daily_activity_commands
 from kicau.resp import command
@@ -65,25 +66,40 @@ def test_reports_count_on_the_day_filed_and_the_day_resolved() -> None:
 
 def test_a_batch_counts_its_posters_and_interactions_by_day() -> None:
     events: list[Event] = [
-        StatusCreated(status_id=at(DAY), account_id=1, status_json="{}"),
-        StatusCreated(status_id=at(DAY), account_id=1, status_json="{}", in_reply_to_account=1),  # own thread
+        StatusCreated(status_id=at(DAY), account_id=1, status_json="{}", language="en"),
+        StatusCreated(status_id=at(DAY), account_id=1, status_json="{}", in_reply_to_account=1,  # own thread
+                      language="id"),
         StatusCreated(status_id=at(DAY), account_id=2, status_json="{}", in_reply_to_account=1),  # a reply
-        StatusCreated(status_id=at(DAY), account_id=2, status_json="{}", reblog_of=9, reblog_author=1),
+        StatusCreated(status_id=at(DAY), account_id=2, status_json="{}", reblog_of=9, reblog_author=1,
+                      language="en"),  # a reblog: no language of its own
         StatusCreated(status_id=at(DAY), account_id=1, status_json="{}", reblog_of=8, reblog_author=1),  # own
         StatusFavourited(account_id=3, status_id=9, author_id=1, favourite_id=at(DAY - 1, 23), status="{}"),
         StatusFavourited(account_id=1, status_id=9, author_id=1, favourite_id=at(DAY), status="{}"),  # own
         StatusDeleted(status_id=at(DAY), account_id=4),
     ]
-    posters, interactions = daily_activity(events)
+    posters, interactions, languages = daily_activity(events)
     assert sorted(set(posters)) == [(DAY, 1), (DAY, 2)]
     assert sorted(interactions) == [DAY - 1, DAY, DAY]
+    assert sorted(languages) == [(DAY, "en"), (DAY, "id")]
     kept = b"%d" % (800 * 86400)
-    assert daily_activity_commands(posters, interactions) == [
+    assert daily_activity_commands(posters, interactions, [(DAY, "en"), (DAY, "en")]) == [
         command(b"PFADD", f"usage:{{instance}}:posters:{DAY}".encode(), b"1", b"2"),
         command(b"EXPIRE", f"usage:{{instance}}:posters:{DAY}".encode(), kept),
         command(b"INCRBY", f"usage:{{instance}}:interactions:{DAY - 1}".encode(), b"1"),
         command(b"EXPIRE", f"usage:{{instance}}:interactions:{DAY - 1}".encode(), kept),
         command(b"INCRBY", f"usage:{{instance}}:interactions:{DAY}".encode(), b"2"),
         command(b"EXPIRE", f"usage:{{instance}}:interactions:{DAY}".encode(), kept),
+        command(b"HINCRBY", f"usage:{{instance}}:languages:{DAY}".encode(), b"en", b"2"),
+        command(b"EXPIRE", f"usage:{{instance}}:languages:{DAY}".encode(), kept),
     ]
     assert daily_activity_commands([], []) == []
+
+
+def test_space_is_shown_in_bytes_and_as_a_person_reads_it() -> None:
+    assert [human_size(n) for n in (0, 1023, 1024, 1536, 10 * 1024**2, 1023 * 1024**3, 5 * 1024**5)] == [
+        "0 Bytes", "1023 Bytes", "1 KB", "1.5 KB", "10 MB", "1023 GB", "5 PB"]
+    used = space_usage(2048, {"statuses": 10, "media_files": 3, "page_pictures": 1})
+    assert [(d["key"], d["value"], d["unit"]) for d in used["data"]] == [
+        ("cassandra", str(14 * 1024**2), "bytes"), ("redis", "2048", "bytes"), ("media", str(4 * 1024**2), "bytes")]
+    versions = software_versions("7.0.15", "5.0.8")
+    assert [(d["key"], d["value"]) for d in versions["data"]][2:] == [("redis", "7.0.15"), ("cassandra", "5.0.8")]

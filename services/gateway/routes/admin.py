@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from kicau.account_warnings import MAX_TEXT
 from kicau.email_domain_blocks import MAX_DOMAIN
 from kicau.ids import parse_id
+from kicau.instance_dimensions import DIMENSIONS
 from kicau.instance_measures import MEASURES, TAG_MEASURES
 from kicau.ip_blocks import ENFORCED, MAX_COMMENT, MAX_EXPIRES_IN
 from kicau.reports import CATEGORIES, MAX_STATUSES
@@ -608,14 +609,31 @@ for _kind in _TREND_PAGES:
 
 # Measures (kicau/instance_measures.py, services/graph/measures.py) --------------------------------------------------
 
+_PERIOD_END: Final = {"type": "string", "maxLength": 40,
+                      "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9:.]+([Zz]|[+-][0-9:]+)?)?$"}
 MEASURES_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["keys", "start_at", "end_at"],
     "properties": {
         "keys": {"type": "array", "items": {"type": "string", "enum": list(MEASURES)}, "maxItems": 20},
-        **{end: {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9:.]+([Zz]|[+-][0-9:]+)?)?$",
-                 "maxLength": 40} for end in ("start_at", "end_at")},
+        "start_at": _PERIOD_END, "end_at": _PERIOD_END,
         **{key: {"type": "object", "properties": {"id": doc.text(max_length=100)}} for key in TAG_MEASURES},
     }}}}}}
+
+
+def _keys(given: dict[str, Any]) -> list[str]:
+    keys = given.get("keys", [])
+    if isinstance(keys, str):
+        keys = [keys]
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > 20:
+        raise ApiError(422, "Validation failed: keys must be a list of at most 20 names")
+    return keys
+
+
+def _period(given: dict[str, Any]) -> dict[str, Any]:
+    for name in ("start_at", "end_at"):
+        if given.get(name) is not None and not isinstance(given[name], str):
+            raise ApiError(422, f"Validation failed: {name} must be a date or a time in ISO 8601")
+    return {"start_at": given.get("start_at"), "end_at": given.get("end_at")}
 
 
 @router.post("/api/v1/admin/measures", openapi_extra={**MEASURES_BODY, **doc.BEARER},
@@ -627,11 +645,7 @@ async def measures(request: Request, token: AdminReader, services: Services, set
     ``resolved_reports``, and ``tag_accounts``, ``tag_uses``, ``tag_servers`` with ``{"id": <hashtag>}``; each with
     its total and that of the period before."""
     given = await read_params(request, settings.max_body_bytes)
-    keys = given.get("keys", [])
-    if isinstance(keys, str):
-        keys = [keys]
-    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(keys) > 20:
-        raise ApiError(422, "Validation failed: keys must be a list of at most 20 names")
+    keys = _keys(given)
     tags: dict[str, str] = {}
     for key in TAG_MEASURES:
         tag = nested(given, key, "id")
@@ -639,8 +653,31 @@ async def measures(request: Request, token: AdminReader, services: Services, set
             if not isinstance(tag, str | int) or isinstance(tag, bool) or len(str(tag)) > 100:
                 raise ApiError(422, f"Validation failed: {key}[id] must be a hashtag's name")
             tags[key] = str(tag)
-    for name in ("start_at", "end_at"):
-        if given.get(name) is not None and not isinstance(given[name], str):
-            raise ApiError(422, f"Validation failed: {name} must be a date or a time in ISO 8601")
-    body = {"keys": keys, "start_at": given.get("start_at"), "end_at": given.get("end_at"), "tags": tags}
+    body = {"keys": keys, **_period(given), "tags": tags}
     return passthrough(await services.graph.call("POST", "/internal/admin/measures", json=body, token=token))
+
+
+DIMENSIONS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["keys", "start_at", "end_at"],
+    "properties": {
+        "keys": {"type": "array", "items": {"type": "string", "enum": list(DIMENSIONS)}, "maxItems": 20},
+        "start_at": _PERIOD_END, "end_at": _PERIOD_END, "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    }}}}}}
+
+
+@router.post("/api/v1/admin/dimensions", openapi_extra={**DIMENSIONS_BODY, **doc.BEARER},
+             responses={**doc.ok(list[dict[str, Any]], "Admin::Dimension each"), **doc.errors(400, 401, 403, 413,
+                                                                                               415, 422)})
+async def dimensions(request: Request, token: AdminReader, services: Services, settings: Settings) -> Response:
+    """Breakdowns over a period (``start_at`` to ``end_at``): the ``keys`` asked for among ``languages`` (the
+    statuses posted in each, ``limit`` of them, 100 at most), ``software_versions`` and ``space_usage``."""
+    given = await read_params(request, settings.max_body_bytes)
+    body = {"keys": _keys(given), **_period(given)}
+    raw = given.get("limit")
+    if raw is not None and raw != "":
+        limit = raw if isinstance(raw, int) and not isinstance(raw, bool) else \
+            int(raw) if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+        if limit is None or limit < 1:
+            raise ApiError(422, "Validation failed: limit must be a positive number")
+        body["limit"] = min(limit, 100)
+    return passthrough(await services.graph.call("POST", "/internal/admin/dimensions", json=body, token=token))

@@ -14,6 +14,7 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+import kicau
 from kicau import instance_usage, languages, media, polls
 from kicau.entities import MAX_PROFILE_FIELD_CHARS, MAX_PROFILE_FIELDS
 from kicau.featured_tags import MAX_FEATURED
@@ -30,7 +31,7 @@ router = APIRouter(tags=["instance"])
 MASTODON_VERSION = "4.5.0"
 # 7: Mastodon 4.5's quote posts (kicau/quotes.py), which clients look for before they offer quoting.
 MASTODON_API_VERSION = 7
-KICAU_VERSION = "0.1.0"
+KICAU_VERSION = kicau.__version__
 
 
 async def _usage_of(request: Request, settings: GatewaySettings) -> instance_usage.Usage:
