@@ -67,6 +67,14 @@ def staff(http: httpx.Client, admin_app: dict[str, Any],
     return make
 
 
+def signed_in_client(gateway_url: str, app: dict[str, Any], user: User) -> Mastodon:
+    """Mastodon.py signed in as ``user`` through the admin app, with the admin scopes."""
+    client = Mastodon(client_id=app["client_id"], client_secret=app["client_secret"], api_base_url=gateway_url,
+                      version_check_mode="none")
+    client.log_in(user.email, user.password, scopes=ADMIN_SCOPES.split())
+    return client
+
+
 def next_link(answer: httpx.Response) -> str | None:
     found = re.search(r'<([^>]+)>; rel="next"', answer.headers.get("link", ""))
     return found.group(1) if found else None
@@ -289,9 +297,7 @@ def test_mastodon_py_moderates(gateway_url: str, http: httpx.Client, admin_app: 
                                make_user: Callable[..., User]) -> None:
     moderator, reporter, target = make_user("adp_m"), make_user("adp_r"), make_user("adp_t")
     accounts_tool("role", moderator.username, "Moderator")
-    client = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
-                      api_base_url=gateway_url, version_check_mode="none")
-    client.log_in(moderator.email, moderator.password, scopes=ADMIN_SCOPES.split())
+    client = signed_in_client(gateway_url, admin_app, moderator)
     status = post(http, target, "spam from Mastodon.py's view")
     filed = http.post("/api/v1/reports", headers=reporter.auth,
                       json={"account_id": target.id, "status_ids": [status], "comment": "spam"}).json()

@@ -13,10 +13,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from mastodon import Mastodon
 
 from tests.conftest import User
-from tests.graph.test_admin import ADMIN_SCOPES, NOT_ALLOWED, OUT_OF_SCOPE, admin_app, next_link, staff  # noqa: F401
+from tests.graph.test_admin import (  # noqa: F401
+    NOT_ALLOWED,
+    OUT_OF_SCOPE,
+    admin_app,
+    next_link,
+    signed_in_client,
+    staff,
+)
 from tests.graph.test_admin import token as token_of
 
 REFUSED = {"error": "Validation failed: Email uses a disallowed e-mail provider"}
@@ -141,9 +147,7 @@ def test_mastodon_py_blocks_email_domains(gateway_url: str, http: httpx.Client,
                                           staff: Callable[[str, str], tuple[User, dict[str, str]]],  # noqa: F811
                                           ) -> None:
     owner, _ = staff("edb_o", "Owner")
-    client = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
-                      api_base_url=gateway_url, version_check_mode="none")
-    client.log_in(owner.email, owner.password, scopes=ADMIN_SCOPES.split())
+    client = signed_in_client(gateway_url, admin_app, owner)
     domain = f"py-{uuid.uuid4().hex[:8]}.example"
     made = client.admin_create_email_domain_block(domain)
     try:

@@ -18,12 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from mastodon import Mastodon
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.conftest import User, eventually
-from tests.graph.test_admin import ADMIN_SCOPES, NOT_ALLOWED, OUT_OF_SCOPE, admin_app, staff  # noqa: F401
+from tests.graph.test_admin import NOT_ALLOWED, OUT_OF_SCOPE, admin_app, signed_in_client, staff  # noqa: F401
 from tests.graph.test_email_domain_blocks import sign_up
 
 BLOCKS = "/api/v1/admin/ip_blocks"
@@ -190,9 +189,7 @@ def test_bad_input_and_who_may(http: httpx.Client, make_user: Callable[..., User
 def test_mastodon_py_manages_ip_blocks(gateway_url: str, admin_app: dict[str, Any],  # noqa: F811
                                        staff: Callable[[str, str], tuple[User, dict[str, str]]]) -> None:  # noqa: F811
     owner, _ = staff("ipb_o", "Admin")
-    client = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
-                      api_base_url=gateway_url, version_check_mode="none")
-    client.log_in(owner.email, owner.password, scopes=ADMIN_SCOPES.split())
+    client = signed_in_client(gateway_url, admin_app, owner)
     v6 = f"2001:db8:{random.randint(1, 0xffff):x}::/48"
     made = client.admin_create_ip_block(v6, "no_access", comment="via Mastodon.py", expires_in=600)
     try:

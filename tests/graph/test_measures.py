@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from mastodon import Mastodon
 
 from tests.conftest import User, eventually
-from tests.graph.test_admin import ADMIN_SCOPES, NOT_ALLOWED, OUT_OF_SCOPE, admin_app, staff  # noqa: F401
+from tests.graph.test_admin import NOT_ALLOWED, OUT_OF_SCOPE, admin_app, signed_in_client, staff  # noqa: F401
 from tests.timeline.test_tag_timeline import fresh_tag
 from tests.timeline.test_visibility import post
 
@@ -117,9 +116,7 @@ def test_bad_periods_and_who_may(http: httpx.Client, make_user: Callable[..., Us
 def test_mastodon_py_reads_measures(gateway_url: str, admin_app: dict[str, Any],  # noqa: F811
                                     staff: Callable[[str, str], tuple[User, dict[str, str]]]) -> None:  # noqa: F811
     owner, _ = staff("msr_o", "Admin")
-    client = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
-                      api_base_url=gateway_url, version_check_mode="none")
-    client.log_in(owner.email, owner.password, scopes=ADMIN_SCOPES.split())
+    client = signed_in_client(gateway_url, admin_app, owner)
     now = datetime.now(UTC)
     found = client.admin_measures(now - timedelta(days=2), now, active_users=True, new_users=True,
                                   interactions=True, opened_reports=True, resolved_reports=True, tag_uses="kicau")

@@ -14,14 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-from mastodon import Mastodon
 
 from kicau import tag_trends
 from kicau.web import ACCOUNT_HEADER
 from stack.procs import free_port
 from stack.services import service_env
 from tests.conftest import User, eventually
-from tests.graph.test_admin import ADMIN_SCOPES, NOT_ALLOWED, OUT_OF_SCOPE, admin_app, staff  # noqa: F401
+from tests.graph.test_admin import NOT_ALLOWED, OUT_OF_SCOPE, admin_app, signed_in_client, staff  # noqa: F401
 from tests.timeline.test_tag_timeline import fresh_tag
 from tests.timeline.test_trends import every_trend
 from tests.timeline.test_visibility import post
@@ -148,9 +147,7 @@ def test_mastodon_py_reviews_trends(gateway_url: str, http: httpx.Client, make_u
     for user in users:
         post(http, user, f"#{tag} again")
     eventually(lambda: tag in {t["name"] for t in every_trend(http)} or None, timeout=60)
-    client = Mastodon(client_id=admin_app["client_id"], client_secret=admin_app["client_secret"],
-                      api_base_url=gateway_url, version_check_mode="none")
-    client.log_in(owner.email, owner.password, scopes=ADMIN_SCOPES.split())
+    client = signed_in_client(gateway_url, admin_app, owner)
     assert all(t.requires_review in (True, False) for t in client.admin_trending_tags(limit=20))
     assert client.admin_reject_trending_tag(tag).trendable is False  # a hashtag's id is its name
     assert tag not in [t["name"] for t in every_trend(http)]
