@@ -218,6 +218,9 @@ MODERATION_NOTICES_UNSENT = Counter(
     "kicau_moderation_notices_unsent_total",
     "Sign-ups and reports the staff, and warnings the accounts, were not told of (their event not published)",
     ["kind"])
+AUDIT_LOG_UNWRITTEN = Counter(
+    "kicau_audit_log_unwritten_total",
+    "Staff actions done whose audit log entry could not be written (kicau/audit_log.py)")
 LINK_PREVIEWS = Counter(
     "kicau_link_previews_total", "Statuses' link previews looked for, by outcome (card: shown; none: the page makes "
     "none or could not be fetched; stale: the status no longer shows the address)", ["outcome"])

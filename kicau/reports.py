@@ -28,6 +28,7 @@ from cassandra.cluster import Session
 from kicau.clients import execute, write_preparer
 from kicau.entities import iso_time
 from kicau.ids import ms_from_id, time_of_id
+from kicau.time_partitions import PartitionedRows
 
 Category = Literal["spam", "legal", "violation", "other"]
 CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
@@ -39,7 +40,6 @@ _DAY_MS: Final = 86_400_000
 SCAN_DAYS: Final = 31
 LISTED_DAYS: Final = 366
 PER_DAY_READ: Final = 400
-MAX_REPORT_ID: Final = (1 << 63) - 1
 # An action on an account resolves at most this many of its open reports at once (a moderator acting again takes
 # the rest).
 OPEN_READ: Final = 1000
@@ -124,6 +124,7 @@ class ReportStore:
         self._one = session.prepare("SELECT * FROM reports WHERE day = ? AND id = ?")
         self._filed = session.prepare("SELECT action_taken_at FROM reports WHERE day = ?")
         self._authors = session.prepare("SELECT id, account_id FROM statuses WHERE id IN ?")
+        self._pages = PartitionedRows(session, self._older, self._newer, _from_row, PER_DAY_READ, SCAN_DAYS)
         self._opened = write("INSERT INTO open_reports_by_target (target_account_id, report_id) VALUES (?, ?)")
         self._closed = write("DELETE FROM open_reports_by_target WHERE target_account_id = ? AND report_id = ?")
         self._open_against = session.prepare("SELECT report_id FROM open_reports_by_target"
@@ -178,29 +179,13 @@ class ReportStore:
         newest first; with ``oldest_first``, the oldest such (Mastodon's ``min_id``), still listed newest first.
         And where the next page in the same direction starts (the last id read), or None when nothing is left.
 
-        Reads the day partitions in turn, ``SCAN_DAYS`` at a time, back at most ``LISTED_DAYS`` days from the newest
-        one it may list (the operator's tool lists older ones). A day with more than ``PER_DAY_READ`` reports ends
-        the page at the last one read, so that none is skipped."""
+        Reads the day partitions (kicau/time_partitions.py), ``SCAN_DAYS`` at a time, back at most ``LISTED_DAYS``
+        days from the newest one it may list (the operator's tool lists older ones), ``PER_DAY_READ`` rows of a day
+        at a time."""
         newest_day = day_of(below) if below is not None else _today()
         oldest_day = max(newest_day - LISTED_DAYS + 1, day_of(above) if above is not None else 0)
-        days = list(range(oldest_day, newest_day + 1)) if oldest_first else list(range(newest_day, oldest_day - 1, -1))
-        low, high = -1 if above is None else above, MAX_REPORT_ID if below is None else below
-        statement = self._newer if oldest_first else self._older
-        found: list[Report] = []
-        for start in range(0, len(days), SCAN_DAYS):
-            pages = await asyncio.gather(*(
-                execute(self._session, statement, (day, low, high, PER_DAY_READ) if oldest_first
-                        else (day, high, low, PER_DAY_READ))
-                for day in days[start:start + SCAN_DAYS]))
-            for rows in pages:
-                for report in map(_from_row, rows):
-                    if wanted(report):
-                        found.append(report)
-                        if len(found) == limit:
-                            return _listed(found), report.id
-                if len(rows) == PER_DAY_READ:  # more of this day than one read takes: the next page goes on here
-                    return _listed(found), int(rows[-1]["id"])
-        return _listed(found), None
+        return await self._pages.page(list(range(newest_day, oldest_day - 1, -1)), wanted, limit, below=below,
+                                      above=above, oldest_first=oldest_first, id_of=_id_of)
 
     async def filed_between(self, first_day: int, last_day: int) -> list[tuple[int, datetime | None]]:
         """Every report filed from ``first_day`` to ``last_day`` (days since the epoch, both counted): the day it
@@ -230,8 +215,8 @@ class ReportStore:
         await execute(self._session, self._classify, (category, list(rule_ids), at, day_of(report.id), report.id))
 
 
-def _listed(reports: list[Report]) -> list[Report]:
-    return sorted(reports, key=lambda report: report.id, reverse=True)
+def _id_of(report: Report) -> int:
+    return report.id
 
 
 def _today() -> int:

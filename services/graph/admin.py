@@ -43,6 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from kicau.account_warnings import MAX_TEXT, AccountWarning
 from kicau.account_warnings import entity as warning_entity
+from kicau.audit_log import ActionLog
+from kicau.audit_log import entity as audit_entity
 from kicau.clients import execute
 from kicau.entities import iso_time
 from kicau.events import AccountWarned
@@ -211,6 +213,17 @@ class Admin:
         warning = AccountWarning(graph.ids.next_id(), account_id, kind, text,
                                  report.status_ids if report is not None else (), report_id, actor)
         await graph.warnings.add(warning)
+        # The audit log (kicau/audit_log.py): the action, as Mastodon names it, and each report it resolved.
+        human = str(row.get("username") or "")
+        if kind == "none":
+            await graph.log_action(actor, "create", "account_warning", warning.id, human=human,
+                                   target_account_id=account_id)
+        else:
+            await graph.log_action(actor, kind, "user" if kind == "disable" else "account", account_id, human=human,
+                                   target_account_id=account_id)
+        for found in resolved.values():
+            await graph.log_action(actor, "resolve", "report", found.id, human=str(found.id),
+                                   target_account_id=account_id)
         if notify:
             # The account as it is now (limited, suspended: as the action left it).
             card = await graph.cards.entity(account_id)
@@ -235,6 +248,9 @@ class Admin:
             await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, None)
         elif change == "unsilence" and row.get("silenced_at") is not None:
             await set_silenced(graph.standing, graph.cards, account_id, None)
+        if change in ("enable", "unsuspend", "unsilence"):
+            await graph.log_action(actor, change, "user" if change == "enable" else "account", account_id,
+                                   human=str(row.get("username") or ""), target_account_id=account_id)
         return await self._one_account(account_id)
 
     async def _target(self, account_id: int) -> tuple[Role, dict[str, Any]]:
@@ -365,6 +381,36 @@ class Admin:
                 next_max_id = resume
         return Page(items, next_max_id, prev_min_id)
 
+    # The audit log (kicau/audit_log.py) ------------------------------------------------------------------------
+
+    async def audit_log(self, actor: int, *, action_type: str | None, account_id: int | None,
+                        target_account_id: int | None, cursors: Cursors, limit: int) -> Page:
+        """Staff's actions, newest first, filtered as Mastodon's (``action_type``, who acted, whom it concerned),
+        by the entries' id cursors."""
+        await self.staff_role(actor, "view_audit_log")
+
+        def wanted(entry: ActionLog) -> bool:
+            return (action_type in (None, entry.action_type) and account_id in (None, entry.account_id)
+                    and target_account_id in (None, entry.target_account_id))
+
+        upward = cursors.min_id is not None
+        found, resume = await self._graph.audit.page(
+            wanted, limit, below=cursors.max_id, above=cursors.min_id if upward else cursors.since_id,
+            oldest_first=upward)
+        people = sorted({p for entry in found for p in (entry.account_id, entry.target_account_id) if p is not None})
+        rows, roles = await asyncio.gather(self._account_rows(people), self._graph.staff.every()) if people \
+            else ([], {})
+        accounts = {int(shown["id"]): shown for shown in await self._render(rows, roles)} if rows else {}
+        items = [audit_entity(entry, accounts) for entry in found]
+        next_max_id = found[-1].id if found else None
+        prev_min_id = found[0].id if found else None
+        if resume is not None and len(found) < limit:  # a month's many entries ended the read: page on from there
+            if upward:
+                prev_min_id = resume
+            else:
+                next_max_id = resume
+        return Page(items, next_max_id, prev_min_id)
+
     async def report(self, actor: int, report_id: int) -> dict[str, Any]:
         await self.staff_role(actor, "manage_reports")
         return (await self._render_reports([await self._report(report_id)]))[0]
@@ -381,6 +427,9 @@ class Admin:
             await store.resolve(report, now, actor)
         else:
             await store.reopen(report, now)
+        logged = {"assign_to_self": "assigned_to_self", "unassign": "unassigned"}.get(change, change)
+        await self._graph.log_action(actor, logged, "report", report.id, human=str(report.id),
+                                     target_account_id=report.target_account_id)
         return await self.report(actor, report_id)
 
     async def classify_report(self, actor: int, report_id: int, category: str | None,
@@ -392,6 +441,8 @@ class Admin:
         new_category = category or report.category
         new_rules = (rule_ids if rule_ids is not None else report.rule_ids) if new_category == "violation" else ()
         await self._graph.reports.classify(report, new_category, tuple(dict.fromkeys(new_rules)), datetime.now(UTC))
+        await self._graph.log_action(actor, "update", "report", report.id, human=str(report.id),
+                                     target_account_id=report.target_account_id)
         return await self.report(actor, report_id)
 
     async def _report(self, report_id: int) -> Report:
@@ -539,6 +590,20 @@ async def reports(
     return paged(await admin.reports(acting_account_id(actor), state=state, account_id=account_id,
                                       target_account_id=target_account_id, cursors=Cursors(max_id, since_id, min_id),
                                       limit=limit))
+
+
+@router.get("/audit_logs")
+async def audit_logs(
+    admin: AdminDep, actor: Actor = None, action_type: Annotated[str | None, Query(max_length=100)] = None,
+    account_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
+    target_account_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
+    max_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
+    since_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
+    min_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None, limit: Limit = PAGE_DEFAULT,
+) -> JSONResponse:
+    return paged(await admin.audit_log(acting_account_id(actor), action_type=action_type, account_id=account_id,
+                                       target_account_id=target_account_id,
+                                       cursors=Cursors(max_id, since_id, min_id), limit=limit))
 
 
 @router.get("/reports/{report_id}")

@@ -28,6 +28,7 @@ from kicau.account_notes import AccountNoteStore
 from kicau.account_standing import AccountStanding
 from kicau.account_warnings import WarningStore
 from kicau.announcements import NO_ONE, AnnouncementStore
+from kicau.audit_log import AuditLogStore
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS, BlocksAndMutes
 from kicau.canonical_email_blocks import CanonicalEmailBlockStore
 from kicau.directory import Directory
@@ -268,6 +269,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             address_blocks=CanonicalEmailBlockStore(session, clients.write_consistency(common)),
             ip_blocks=IpBlockStore(session, clients.write_consistency(common)),
             ips=AccountIps(session, clients.write_consistency(common)),
+            audit=AuditLogStore(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,

@@ -111,7 +111,10 @@ async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor
     made = EmailDomainBlock(graph.ids.next_id(), domain)
     if not await graph.email_blocks.add(made):
         raise ApiError(422, "Validation failed: Domain has already been taken")
-    return (await _rendered(graph, [made]))[0]
+    shown = (await _rendered(graph, [made]))[0]
+    await graph.log_action(acting_account_id(actor), "create", "email_domain_block", made.id, human=domain,
+                           target=shown)
+    return shown
 
 
 @router.delete("/email_domain_blocks/{block_id}")
@@ -119,7 +122,10 @@ async def unblock(block_id: Id, request: Request, admin: AdminDep, actor: Actor 
     """Lift a block; an empty object, as Mastodon answers."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = graph_of(request)
-    await graph.email_blocks.remove(await _one(graph, block_id))
+    gone = await _one(graph, block_id)
+    await graph.email_blocks.remove(gone)
+    await graph.log_action(acting_account_id(actor), "destroy", "email_domain_block", gone.id, human=gone.domain,
+                           target=(await _rendered(graph, [gone]))[0])
     return {}
 
 
@@ -177,7 +183,10 @@ async def block_address(form: AddressForm, request: Request, admin: AdminDep, ac
     made = CanonicalEmailBlock(graph.ids.next_id(), digest)
     if not await graph.address_blocks.add(made):
         raise ApiError(422, "Validation failed: Canonical email hash has already been taken")
-    return canonical_email_blocks.entity(made)
+    shown = canonical_email_blocks.entity(made)
+    await graph.log_action(acting_account_id(actor), "create", "canonical_email_block", made.id, human=digest,
+                           target=shown)
+    return shown
 
 
 @router.delete("/canonical_email_blocks/{block_id}")
@@ -185,5 +194,9 @@ async def unblock_address(block_id: Id, request: Request, admin: AdminDep, actor
     """Lift a block; an empty object, as Mastodon answers."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = graph_of(request)
-    await graph.address_blocks.remove(await _one_address(graph, block_id))
+    gone = await _one_address(graph, block_id)
+    await graph.address_blocks.remove(gone)
+    shown = canonical_email_blocks.entity(gone)
+    await graph.log_action(acting_account_id(actor), "destroy", "canonical_email_block", gone.id,
+                           human=shown["canonical_email_hash"], target=shown)
     return {}

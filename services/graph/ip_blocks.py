@@ -83,14 +83,18 @@ def _expires_at(raw: int | None) -> datetime | None:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=raw)
 
 
-async def _kept(graph: GraphService, block: IpBlock, others: list[IpBlock]) -> dict[str, Any]:
-    """Write ``block`` (new or changed) unless another of ``others`` blocks its network already, and tell the
-    gateways; its Admin::IpBlock."""
+async def _kept(graph: GraphService, actor: int, block: IpBlock, others: list[IpBlock]) -> dict[str, Any]:
+    """Write ``block`` (new or changed) unless another of ``others`` blocks its network already, tell the gateways,
+    and log it; its Admin::IpBlock."""
     if any(other.network == block.network and other.id != block.id for other in others):
         raise ApiError(422, "Validation failed: Ip has already been taken")
     await graph.ip_blocks.put(block)
     await graph.redis.incr(keys.IP_BLOCKS_VERSION)
-    return entity(block)
+    shown = entity(block)
+    changed = any(other.id == block.id for other in others)
+    await graph.log_action(actor, "update" if changed else "create", "ip_block", block.id, human=shown["ip"],
+                           target=shown)
+    return shown
 
 
 @router.get("/ip_blocks")
@@ -121,7 +125,7 @@ async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor
     graph = graph_of(request)
     made = IpBlock(graph.ids.next_id(), _network(form.ip), _severity(form.severity), _comment(form.comment),
                    _expires_at(form.expires_in))
-    return await _kept(graph, made, await graph.ip_blocks.every())
+    return await _kept(graph, acting_account_id(actor), made, await graph.ip_blocks.every())
 
 
 @router.put("/admin/ip_blocks/{block_id}")
@@ -140,7 +144,7 @@ async def change(block_id: Id, form: BlockForm, request: Request, admin: AdminDe
         _comment(form.comment) if "comment" in given else was.comment,
         _expires_at(form.expires_in) if "expires_in" in given else was.expires_at,
     )
-    return await _kept(graph, changed, every)
+    return await _kept(graph, acting_account_id(actor), changed, every)
 
 
 @router.delete("/admin/ip_blocks/{block_id}")
@@ -148,6 +152,9 @@ async def unblock(block_id: Id, request: Request, admin: AdminDep, actor: Actor 
     """Lift a block; an empty object, as Mastodon answers."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = graph_of(request)
-    await graph.ip_blocks.remove(found_block(await graph.ip_blocks.every(), block_id))
+    gone = found_block(await graph.ip_blocks.every(), block_id)
+    await graph.ip_blocks.remove(gone)
     await graph.redis.incr(keys.IP_BLOCKS_VERSION)
+    shown = entity(gone)
+    await graph.log_action(acting_account_id(actor), "destroy", "ip_block", gone.id, human=shown["ip"], target=shown)
     return {}

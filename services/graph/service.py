@@ -47,6 +47,7 @@ from kicau.account_warnings import WarningStore
 from kicau.announcements import MAX_REACTIONS, Announcement, AnnouncementStore, is_emoji
 from kicau.announcements import entity as announcement_entity
 from kicau.announcements import tell as tell_announcements
+from kicau.audit_log import ActionLog, AuditLogStore
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, Kind, copy_changes
 from kicau.canonical_email_blocks import CanonicalEmailBlockStore
 from kicau.crash_points import crash_point
@@ -204,6 +205,7 @@ class GraphService:
     address_blocks: CanonicalEmailBlockStore  # the addresses no account may register with again
     ip_blocks: IpBlockStore  # the addresses staff refuse sign-ups or every request from (the gateways apply them)
     ips: AccountIps  # where accounts signed up and signed in from (kicau/account_ips.py), for staff
+    audit: AuditLogStore  # what staff did (kicau/audit_log.py)
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -227,6 +229,13 @@ class GraphService:
             await self.tell(ReportFiled(report_id=made.id, account_id=account_id, target_id=target_id,
                                                report_json=json.dumps(entity, separators=(",", ":"))))
         return entity
+
+    async def log_action(self, actor: int, action: str, target_type: str, target_id: int | str, *,
+                         human: str = "", target_account_id: int | None = None,
+                         target: dict[str, Any] | None = None) -> None:
+        """An entry in the audit log (kicau/audit_log.py) for what ``actor`` just did."""
+        await self.audit.add(ActionLog(self.ids.next_id(), actor, action, target_type, str(target_id), human,
+                                       target_account_id, target))
 
     async def tell(self, event: AccountRegistered | ReportFiled | AccountWarned) -> None:
         """Publish a sign-up or a report for the staff's notifications, or a warning for its account's (the fanout

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope
 from kicau import clients, hashtags
 from kicau.account_cards import AccountCards
 from kicau.account_warnings import WarningStore
+from kicau.audit_log import AuditLogStore
 from kicau.blocks_and_mutes import BLOCK, MUTE, BlocksAndMutes, HideCopies
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import ConversationStore
@@ -159,6 +160,7 @@ def build_service(common: CommonSettings, own: TimelineSettings, redis: Redis, s
         warnings=WarningStore(session, clients.write_consistency(common)),
         staff=StaffStore(session, clients.write_consistency(common)),
         trend_reviews=TrendReviews(session, clients.write_consistency(common), redis),
+        audit=AuditLogStore(session, clients.write_consistency(common)),
         newest_ids=NewestIds(redis, store.newest_status_ids, copies, max_accounts=own.newest_ids_accounts)
         if own.newest_ids_accounts else None,
     )

@@ -35,6 +35,7 @@ from kicau import (
 from kicau.account_cards import AccountCards, without_suspended
 from kicau.account_warnings import WarningStore
 from kicau.account_warnings import rendered_entity as rendered_warning
+from kicau.audit_log import ActionLog, AuditLogStore, unclaimed_id
 from kicau.blocks_and_mutes import MUTE, BlocksAndMutes, HideCopies, Kind
 from kicau.bookmarks import BookmarkStore
 from kicau.conversations import Conversation, ConversationStore
@@ -284,6 +285,7 @@ class TimelineService:
     warnings: WarningStore  # the graph service's; read for ``moderation_warning`` notifications
     staff: StaffStore  # the graph service's; who may read the staff's notifications and review trends
     trend_reviews: TrendReviews
+    audit: AuditLogStore  # the graph service's; a trend's review is logged for staff (kicau/audit_log.py)
     newest_ids: NewestIds | None = None
     _rebuilds: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Trends as last ranked (hashtags: kicau/tag_trends.py; statuses: kicau/status_trends.py), and when (monotonic
@@ -661,7 +663,12 @@ class TimelineService:
             if item is None or not await link_trends.cards_of(self.redis, [item], time.time() * 1000):
                 raise ApiError(404, "Record not found")
         review = await self.trend_reviews.review(kind, str(item), trendable, actor)
-        return dumps((await self._with_reviews(kind, [item], {str(item): review}))[0])
+        shown = (await self._with_reviews(kind, [item], {str(item): review}))[0]
+        target_type = {"tags": "tag", "statuses": "status", "links": "preview_card"}[kind]
+        author = int(shown["account"]["id"]) if kind == "statuses" else None
+        await self.audit.add(ActionLog(unclaimed_id(), actor, "approve" if trendable else "reject", target_type,
+                                       item_id if kind == "links" else str(item), str(item), author))
+        return dumps(shown)
 
     async def _may_review(self, actor: int) -> None:
         if not (await self.staff.role_of(actor)).can(REVIEW_PERMISSION):

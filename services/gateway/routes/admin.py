@@ -277,13 +277,7 @@ async def reports(request: Request, token: ReportsReader, services: Services, co
     unresolved = flag(query["unresolved"], "unresolved") if "unresolved" in query else False
     params: list[tuple[str, Any]] = [("state", "all" if resolved and unresolved else
                                       "resolved" if resolved else "open"), *_page(request)]
-    for name in ("account_id", "target_account_id"):
-        value = query.get(name)
-        if value:
-            parsed = parse_id(value)
-            if parsed is None:
-                raise ApiError(400, f"{name} must be an account id")
-            params.append((name, parsed))
+    params += _account_filters(request)
     answer = await services.graph.call("GET", "/internal/admin/reports", params=params, token=token)
     raise_for_error(answer)
     listed = await asyncio.gather(*(_complete(report, services, settings.instance_rules) for report in answer.json()))
@@ -457,6 +451,19 @@ def _page(request: Request) -> list[tuple[str, Any]]:
         value = cursor(query.get(name), name)
         if value is not None:
             params.append((name, value))
+    return params
+
+
+def _account_filters(request: Request) -> list[tuple[str, Any]]:
+    """``account_id`` and ``target_account_id`` as given (a 400 for what is no id)."""
+    params: list[tuple[str, Any]] = []
+    for name in ("account_id", "target_account_id"):
+        value = request.query_params.get(name)
+        if value:
+            parsed = parse_id(value)
+            if parsed is None:
+                raise ApiError(400, f"{name} must be an account id")
+            params.append((name, parsed))
     return params
 
 
@@ -681,3 +688,29 @@ async def dimensions(request: Request, token: AdminReader, services: Services, s
             raise ApiError(422, "Validation failed: limit must be a positive number")
         body["limit"] = min(limit, 100)
     return passthrough(await services.graph.call("POST", "/internal/admin/dimensions", json=body, token=token))
+
+
+# The audit log (kicau/audit_log.py, services/graph/admin.py) --------------------------------------------------------
+
+AUDIT_PAGE = {"parameters": [
+    *doc.page_parameters("max_id", "since_id", "min_id"),
+    doc.query("action_type", doc.text(max_length=100), "Only this kind of action (Mastodon's, e.g. suspend_account)"),
+    doc.query("account_id", doc.CURSOR, "Only what this account did"),
+    doc.query("target_account_id", doc.CURSOR, "Only what concerned this account"),
+]}
+
+
+@router.get("/api/v1/admin/audit_logs", openapi_extra={**AUDIT_PAGE, **doc.BEARER},
+            responses={**doc.ok(list[dict[str, Any]], "Admin::ActionLog each"), **doc.errors(400, 401, 403, 422)})
+async def audit_logs(request: Request, token: AdminReader, services: Services, common: Common) -> Response:
+    """What staff did through the admin API, newest first, 100 a page (at most 200): who acted (``account``), the
+    action (``action_type``), what it concerned (``target_type``, ``target_id``, ``target_account``, a block as it
+    was)."""
+    params = [*_page(request), *_account_filters(request)]
+    action_type = request.query_params.get("action_type")
+    if action_type:
+        if len(action_type) > 100:
+            raise ApiError(400, "action_type is too long")
+        params.append(("action_type", action_type))
+    answer = await services.graph.call("GET", "/internal/admin/audit_logs", params=params, token=token)
+    return _paged(request, common, answer)
