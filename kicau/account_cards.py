@@ -3,6 +3,14 @@
 Several services embed accounts in what they return (statuses carry their author), so the read path lives
 here once. Writers that change what a card shows drop the cached copy (follows), or replace it with their change
 applied when nobody else changed it meanwhile (new and deleted statuses, see ``replace_if_unchanged_command``).
+
+A load on a miss must not cache counts older than a writer's change. Each writer, after its change is in Cassandra,
+moves the account's *epoch* (``keys.account_cache_epoch``) in the same script that drops or replaces the card; a
+load reads the epoch before it reads Cassandra, and caches its card only if the epoch has not moved since (and no
+card was put meanwhile). Either the writer's move came first, and the load read the change; or it came after the
+load's read began, and then the load caches nothing, or cached before the writer's drop or replace, which then
+corrects it. Until 2026-12-07 a load cached whatever it read: the fanout loading a followee's card for a follow's
+notification while a second follow of it was written kept a followers count one short until the card expired.
 """
 
 from __future__ import annotations
@@ -45,7 +53,10 @@ def with_statuses_count_moved(card: bytes, delta: int) -> bytes:
 # Replace a cached card only if it is still exactly the copy the writer started from, keeping its expiry (so a
 # card bumped again and again still goes back to Cassandra within CARD_TTL_SECONDS); otherwise drop it, since
 # someone else changed it meanwhile and the next reader must load the counts afresh.
+# Both move the card's epoch (KEYS[2]), kept a little longer than any card.
 _REPLACE_IF_UNCHANGED = """
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
     return 1
@@ -53,9 +64,30 @@ end
 redis.call('DEL', KEYS[1])
 return 0
 """
-
-
+_FORGET = """
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1])
+"""
+# A load's card, cached only if the epoch is still the one read before the load (ARGV[2], '' for none) and no card
+# was put meanwhile.
+_CACHE_IF_CURRENT = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then
+    return 0
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3], 'NX') then
+    return 1
+end
+return 0
+"""
 _REPLACE_IF_UNCHANGED_SOURCE = _REPLACE_IF_UNCHANGED.encode()
+_FORGET_SOURCE = _FORGET.encode()
+_CACHE_IF_CURRENT_SOURCE = _CACHE_IF_CURRENT.encode()
+_EPOCH_TTL = b"%d" % (2 * CARD_TTL_SECONDS)
+
+
+def _card_keys(account_id: int) -> tuple[bytes, bytes]:
+    return keys.account_cache(account_id).encode(), keys.account_cache_epoch(account_id).encode()
 
 
 def listed(entity: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
@@ -104,9 +136,10 @@ class AccountCards:
 
     async def entity(self, account_id: int, *, replace: bool = True) -> dict[str, Any] | None:
         """The Account entity from Cassandra (fresh counts), refreshing the cache. ``replace=False`` (a miss's
-        load) caches it only if no card was put meanwhile: a load that read the counts before a post's write must
-        not overwrite the card that post cached after it (``replace_if_unchanged_command``), which would keep a
-        count one short until the card expires."""
+        load) caches it only if no writer moved the card's epoch since the load began and no card was put
+        meanwhile (module doc)."""
+        card_key, epoch_key = _card_keys(account_id)
+        epoch = None if replace else await self._redis.get(epoch_key)
         (row, stats), roles = await asyncio.gather(self.load_rows(account_id),
                                                    execute(self._session, self._select_role, (account_id,)))
         if row is None:
@@ -119,7 +152,12 @@ class AccountCards:
             followers_count=int(stats.get("followers_count") or 0),
             following_count=int(stats.get("following_count") or 0),
         )
-        await self._redis.set(keys.account_cache(account_id), dumps(entity), ex=card_ttl_seconds(), nx=not replace)
+        if replace:
+            await self._redis.set(card_key, dumps(entity), ex=card_ttl_seconds())
+        else:
+            await resp.round_trip(self._redis, [resp.command(
+                b"EVAL", _CACHE_IF_CURRENT_SOURCE, b"2", card_key, epoch_key, dumps(entity),
+                epoch.encode() if isinstance(epoch, str) else epoch or b"", b"%d" % card_ttl_seconds())])
         return entity
 
     async def cards(self, account_ids: set[int]) -> dict[int, bytes]:
@@ -174,16 +212,14 @@ class AccountCards:
         back (two Cassandra reads): the card it read before its write, plus its own change, is the new card,
         unless a concurrent writer changed the card meanwhile, and then the next reader loads it afresh. EVAL
         rather than EVALSHA: nothing to load again after Redis restarts, and Redis compiles the script once."""
-        return resp.command(b"EVAL", _REPLACE_IF_UNCHANGED_SOURCE, b"1", keys.account_cache(account_id).encode(), old,
-                            new)
+        return resp.command(b"EVAL", _REPLACE_IF_UNCHANGED_SOURCE, b"2", *_card_keys(account_id), old, new,
+                            _EPOCH_TTL)
 
     @staticmethod
     def forget_command(account_id: int) -> bytes:
-        return resp.command(b"DEL", keys.account_cache(account_id).encode())
+        """Drop the account's cached card (and move its epoch, so that no load begun before caches it again)."""
+        return resp.command(b"EVAL", _FORGET_SOURCE, b"2", *_card_keys(account_id), _EPOCH_TTL)
 
     async def forget(self, *account_ids: int) -> None:
         if account_ids:
-            pipe = self._redis.pipeline(transaction=False)
-            for account_id in account_ids:
-                pipe.delete(keys.account_cache(account_id))
-            await pipe.execute()
+            await resp.round_trip(self._redis, [self.forget_command(account_id) for account_id in account_ids])

@@ -248,6 +248,12 @@ def account_cache(account_id: int) -> str:
     return f"account:{{u:{account_id}}}"
 
 
+def account_cache_epoch(account_id: int) -> str:
+    """Moved by every writer that drops or replaces the account's card (kicau/account_cards.py): a load that began
+    before a move caches nothing."""
+    return f"account:{{u:{account_id}}}:epoch"
+
+
 def token_cache(token_hash: str) -> str:
     return f"token:{{t:{token_hash}}}"
 

@@ -31,6 +31,17 @@ def _pages(http: httpx.Client, user: User) -> list[list[dict[str, Any]]]:
     return harness.paged(http, "/api/v1/timelines/home", user, limit=20)
 
 
+def _differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """Where two pages (or anything JSON) differ, as ``path: before != after``, for the failure's message."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [d for key in sorted(before.keys() | after.keys())
+                for d in _differences(before.get(key), after.get(key), f"{path}.{key}")]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [d for i, (b, a) in enumerate(zip(before, after, strict=True))
+                for d in _differences(b, a, f"{path}[{i}]")]
+    return [] if before == after else [f"{path}: {before!r} != {after!r}"]
+
+
 @pytest.mark.timeout(420)
 def test_redis_flushed_then_restarted_empty_timelines_read_back_exactly(
     gateway_url: str, http: httpx.Client, make_user: Callable[..., User], faults: Faults
@@ -93,7 +104,7 @@ def test_redis_flushed_then_restarted_empty_timelines_read_back_exactly(
                 f"({sum(len(p) for p in before.values())} pages); {READERS} concurrent reads of one timeline "
                 f"rebuilt it {concurrent:.0f} time(s); {total:.0f} rebuilds in all")
         assert concurrent == 1, line
-        assert same == len(followees), line
+        assert same == len(followees), (line, {r: _differences(before[r], after[r])[:10] for r in followees})
         assert total == len(followees), line
         return line
 

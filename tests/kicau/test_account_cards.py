@@ -50,7 +50,7 @@ async def cached() -> AsyncIterator[CachedCard]:
     try:
         yield CachedCard(redis, account, key)
     finally:
-        await redis.delete(key)
+        await redis.delete(key, keys.account_cache_epoch(account))
         await redis.aclose()
 
 
@@ -69,6 +69,9 @@ async def test_the_card_is_replaced_only_if_unchanged_and_keeps_its_expiry(cache
     await redis.set(key, card(9), ex=100)
     await resp.round_trip(redis, [AccountCards.forget_command(cached.account)], attempts=1)
     assert await redis.get(key) is None
+    # Each of the four moved the card's epoch, which outlives any card.
+    epoch = keys.account_cache_epoch(cached.account)
+    assert await redis.get(epoch) == b"4" and CARD_TTL_SECONDS < await redis.ttl(epoch) <= 2 * CARD_TTL_SECONDS
 
 
 async def test_concurrent_writers_leave_the_exact_count_or_no_card(cached: CachedCard) -> None:

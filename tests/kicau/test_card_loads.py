@@ -54,3 +54,36 @@ async def test_concurrent_misses_of_one_card_share_one_load(make_user: Callable[
         assert loads == 2
     finally:
         await redis.aclose()
+
+
+async def test_a_load_begun_before_a_writers_change_caches_nothing(make_user: Callable[..., User],
+                                                                   stack_cassandra: Any, stack_redis: Any) -> None:
+    """The race the card's epoch closes: a miss reads the counts, a writer changes them in Cassandra and drops the
+    card, and the miss would then cache the counts from before (a follower short until the card expired)."""
+    user = make_user("cardrace")
+    account = int(user.id)
+    redis = Redis.from_url(service_env()["KICAU_REDIS_URL"])
+    cards = AccountCards(redis, stack_cassandra, CommonSettings().public_url)
+    read_counts, writer_done = asyncio.Event(), asyncio.Event()
+    load_rows = cards.load_rows
+
+    async def slow_rows(account_id: int) -> Any:
+        found = await load_rows(account_id)
+        read_counts.set()
+        await writer_done.wait()  # the writer's change lands after this load read the counts
+        return found
+
+    cards.load_rows = slow_rows  # type: ignore[method-assign]
+    try:
+        stack_redis.delete(keys.account_cache(account))
+        miss = asyncio.ensure_future(cards.card(account))
+        await read_counts.wait()
+        await cards.forget(account)  # what a writer does once its change is in Cassandra
+        writer_done.set()
+        assert await miss is not None  # the caller still gets the card it loaded
+        assert stack_redis.get(keys.account_cache(account)) is None  # but it was not cached
+        cards.load_rows = load_rows  # type: ignore[method-assign]
+        again = await cards.card(account)  # a load begun after the change caches its card
+        assert stack_redis.get(keys.account_cache(account)) == again
+    finally:
+        await redis.aclose()
