@@ -107,3 +107,5 @@ def test_who_may_read_the_audit_log(http: httpx.Client, make_user: Callable[...,
         answer = http.get(f"{LOG}?{query}", headers=moderator)
         assert answer.status_code == 400 and set(answer.json()) == {"error"}, (query, answer.text)
     assert entries(http, moderator, "action_type=no_such_action") == []
+    answer = http.get(f"{LOG}?action_type=a%00b", headers=moderator)  # NUL is in no parameter (schemathesis)
+    assert answer.status_code == 422 and set(answer.json()) == {"error"}, answer.text

@@ -711,6 +711,6 @@ async def audit_logs(request: Request, token: AdminReader, services: Services, c
     if action_type:
         if len(action_type) > 100:
             raise ApiError(400, "action_type is too long")
-        params.append(("action_type", action_type))
+        params.append(("action_type", reject_nul("action_type", action_type)))
     answer = await services.graph.call("GET", "/internal/admin/audit_logs", params=params, token=token)
     return _paged(request, common, answer)
