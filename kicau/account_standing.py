@@ -1,7 +1,9 @@
 """An account's standing with the staff. Whether it may sign in: not if the operator or staff disabled its login
 (``accounts.disabled``, migration 0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor
 if staff suspended it (``accounts.suspended_at``, migration 0058; the admin action ``suspend``). And whether staff
-limited (silenced) it (``accounts.silenced_at``, migration 0059), which leaves its login alone.
+limited (silenced) it (``accounts.silenced_at``, migration 0059), which leaves its login alone. And whether its
+sign-up still waits for staff's approval (``accounts.approval_pending``, migration 0065, services/graph/sign_ups.py):
+its tokens are refused until then, with Mastodon's other answer.
 
 The login is read by the graph service as it resolves a token or signs someone in, and by the post service before
 it publishes a scheduled status (a refused account's are dropped, as Mastodon's ``PublishScheduledStatusWorker``
@@ -20,11 +22,12 @@ from kicau.clients import execute, write_preparer
 class AccountStanding:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
-        self._read = session.prepare("SELECT disabled, suspended_at FROM accounts WHERE id = ?")
+        self._read = session.prepare("SELECT disabled, suspended_at, approval_pending FROM accounts WHERE id = ?")
         prepare_write = write_preparer(session, write_consistency)
         self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
         self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
         self._silence = prepare_write("UPDATE accounts SET silenced_at = ? WHERE id = ?")
+        self._pending = prepare_write("UPDATE accounts SET approval_pending = ? WHERE id = ?")
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
@@ -36,6 +39,15 @@ class AccountStanding:
         """Whether the account's login is refused: disabled or suspended."""
         row = await self._row(account_id)
         return bool(row.get("disabled")) or row.get("suspended_at") is not None
+
+    async def login(self, account_id: int) -> tuple[bool, bool]:
+        """(refused: disabled or suspended, pending: its sign-up waits for approval) in one read."""
+        row = await self._row(account_id)
+        return bool(row.get("disabled")) or row.get("suspended_at") is not None, bool(row.get("approval_pending"))
+
+    async def pending(self, account_id: int) -> bool:
+        """Whether the account's sign-up waits for staff's approval (others are told it does not exist)."""
+        return bool((await self._row(account_id)).get("approval_pending"))
 
     async def suspended(self, account_id: int) -> bool:
         return (await self._row(account_id)).get("suspended_at") is not None
@@ -56,3 +68,8 @@ class AccountStanding:
     async def set_silenced(self, account_id: int, since: datetime | None) -> None:
         """Limited (silenced) since ``since``, or no longer (None). For an account that exists, as ``set``."""
         await execute(self._session, self._silence, (since, account_id))
+
+    async def set_pending(self, account_id: int, pending: bool) -> None:
+        """Waiting for staff's approval, or no longer (null, as for accounts that never waited). For an account that
+        exists, as ``set``."""
+        await execute(self._session, self._pending, (True if pending else None, account_id))

@@ -7,7 +7,7 @@ would repeat). The entries and their Mastodon action types:
 
 * on accounts (services/graph/admin.py): ``disable_user``, ``silence_account``, ``suspend_account`` (and
   ``create_account_warning`` for ``none``: a warning alone), ``enable_user``, ``unsilence_account``,
-  ``unsuspend_account``;
+  ``unsuspend_account``, and for sign-ups held for approval ``approve_user`` and ``reject_user``;
 * on reports: ``assigned_to_self_report``, ``unassigned_report``, ``resolve_report``, ``reopen_report``,
   ``update_report`` (its category or rules);
 * on blocks: ``create_``/``destroy_email_domain_block``, ``create_``/``destroy_canonical_email_block``,

@@ -29,6 +29,8 @@ _encode = msgspec.json.Encoder().encode
 # the graph service writes them), and Mastodon's limits on a local account's.
 PROFILE_FIELDS = ("display_name", "note", "bot", "locked", "fields", "avatar", "header")
 MAX_DISPLAY_NAME, MAX_NOTE = 30, 500
+# What an applicant may write for staff with a sign-up held for approval (Mastodon's invite request's limit).
+MAX_SIGN_UP_REASON = 420
 # Profile fields (Mastodon's "metadata"): at most four name and value pairs, each side at most 255 characters.
 MAX_PROFILE_FIELDS, MAX_PROFILE_FIELD_CHARS = 4, 255
 _DECODE_FIELDS = msgspec.json.Decoder(list[tuple[str, str]])

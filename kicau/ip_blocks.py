@@ -7,8 +7,9 @@ A block names a network (``192.0.2.7`` is ``192.0.2.7/32``; ``2001:db8::/32`` a 
   is not allowed");
 - ``no_access``: no request from it is answered (403 ``{"error": "Blocked"}``; a WebSocket is refused before it
   opens), sign-ups included. Health, readiness and metrics stay open: they are the operator's, not the public's;
-- ``sign_up_requires_approval`` is refused (422): Kicau holds no sign-ups for approval, as with e-mail domain
-  blocks.
+- ``sign_up_requires_approval``: an account registered from it waits for staff's approval before it may sign in
+  (services/graph/sign_ups.py), whatever the instance's registrations mode. The graph service reads the blocks as
+  it registers an account (rare, and limited per address), so gateways keep no copy of these.
 
 A block may expire (``expires_in`` seconds): it is written with that TTL, so Cassandra drops it when it lapses,
 and every gateway stops applying it at that moment without waiting to hear of it.
@@ -90,6 +91,15 @@ def parsed_network(raw: str) -> Network | None:
             and network.prefixlen >= 96:
         return ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
     return network
+
+
+def requires_approval(blocks: Iterable[IpBlock], address: str | None) -> bool:
+    """Whether a ``sign_up_requires_approval`` block among ``blocks`` (those in force) names ``address``."""
+    network = parsed_network(address) if address else None
+    if network is None or network.num_addresses != 1:
+        return False  # no address (a Unix socket, a test client's name): nothing names it
+    return any(block.severity == SIGN_UP_REQUIRES_APPROVAL and network.subnet_of(block.network)  # type: ignore[arg-type]
+               for block in blocks if block.network.version == network.version)
 
 
 def entity(block: IpBlock) -> dict[str, Any]:

@@ -6,6 +6,8 @@ engine endpoints are read from ``KICAU_*`` everywhere so one environment configu
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,6 +32,10 @@ class CommonSettings(BaseSettings):
     # The longest status text (characters, as Mastodon counts them): the post service refuses longer ones and the
     # gateway's instance documents announce it to clients, so both read this one setting.
     max_characters: int = Field(default=500, ge=1, le=100_000)
+    # Who may register (Mastodon's registrations mode): ``open`` to anyone, ``approved`` held until staff approve
+    # each sign-up (kicau/sign_ups.py), ``none`` nobody. The graph service applies it and the gateway's instance
+    # documents announce it, so both read this one setting.
+    registrations_mode: Literal["open", "approved", "none"] = "open"
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_statuses_topic: str = "kicau.statuses"

@@ -22,6 +22,8 @@ TOKEN_CACHE_SECONDS = 3600
 FRESH_RESOLUTION_SECONDS: Final = 2.0
 # Mastodon's answer to a token of a disabled account, and to its sign-in.
 DISABLED_LOGIN: Final = "Your login is currently disabled"
+# Mastodon's answer to a token of an account whose sign-up waits for staff's approval (services/graph/sign_ups.py).
+PENDING_LOGIN: Final = "Your login is currently pending approval"
 
 
 class TokenInfo(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -31,6 +33,13 @@ class TokenInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     # The token's account is disabled by the operator: every request with it is refused (403). Entries cached
     # before the field have none: not disabled.
     disabled: bool = False
+    # The account's sign-up waits for staff's approval: refused (403) too, with Mastodon's other answer.
+    pending: bool = False
+
+    @property
+    def refusal(self) -> str | None:
+        """Why every request with the token is refused (403), or None if it is not."""
+        return DISABLED_LOGIN if self.disabled else PENDING_LOGIN if self.pending else None
 
     def allows(self, scope: str) -> bool:
         return granted(scope, self.scopes)

@@ -3,7 +3,8 @@
 A token is resolved from its Redis cache entry in one GET, or from this process's copy of that entry
 (``kicau/tracked_cache.py``: Redis drops the copy when the graph service deletes the entry on revocation, or the
 operator's tool as it disables or enables the account); on a miss (new token, or Redis lost) the graph service
-reads it from Cassandra and refills the cache. A token of a disabled account is refused with 403, as Mastodon's.
+reads it from Cassandra and refills the cache. A token of a disabled account, or of one whose sign-up waits for
+approval, is refused with 403, as Mastodon's.
 Token values are never logged: only their hashes leave this module.
 """
 
@@ -53,8 +54,8 @@ async def resolve(redis: Redis, graph: Caller, token: str, copies: TrackedCache 
         info = None  # Redis down: Cassandra (through the graph service) still knows every token.
     if info is None:
         info = await resolve_uncached(graph, token_hash)
-    if info.disabled:
-        raise ApiError(403, tokens.DISABLED_LOGIN)
+    if info.refusal is not None:
+        raise ApiError(403, info.refusal)
     return info
 
 
@@ -67,7 +68,7 @@ async def resolve_uncached(graph: Caller, token_hash: str) -> TokenInfo:
         raise ApiError(503, "Service temporarily unavailable, try again")
     body = answer.json()
     return TokenInfo(account_id=body["account_id"], client_id=body["client_id"], scopes=body["scopes"],
-                     disabled=bool(body.get("disabled")))
+                     disabled=bool(body.get("disabled")), pending=bool(body.get("pending")))
 
 
 # How many tokens ``ended_sessions`` checks at once: a gateway's thousands of streams are not a burst on the graph.
@@ -94,7 +95,7 @@ async def ended_sessions(redis: Redis, graph: Caller, token_hashes: list[str]) -
                     return refused.status_code == 401
                 except Exception:
                     return False
-            return info.disabled
+            return info.refusal is not None
 
     verdicts = await asyncio.gather(*(ended(h) for h in token_hashes))
     return {h for h, gone in zip(token_hashes, verdicts, strict=True) if gone}

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kicau import hashtags
 from kicau.blocks_and_mutes import MAX_MUTE_SECONDS
-from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE
+from kicau.entities import MAX_DISPLAY_NAME, MAX_NOTE, MAX_SIGN_UP_REASON
 from kicau.filters import ACTIONS as FILTER_ACTIONS
 from kicau.filters import CONTEXTS as FILTER_CONTEXTS
 from kicau.filters import MAX_EXPIRES_IN as FILTER_MAX_EXPIRES_IN
@@ -753,7 +753,7 @@ REGISTRATION_BODY = body(params({
     "password": {"type": "string", "pattern": NO_NUL, "minLength": 8, "maxLength": 72},
     "agreement": TRUE,
     "locale": nullable(text()),
-    "reason": nullable(text()),
+    "reason": nullable(text(max_length=MAX_SIGN_UP_REASON)),
 }, "username", "email", "password", "agreement"))
 # update_credentials: what Kicau keeps; the rest of Mastodon's fields are checked by the route (422 unless unchanged).
 PROFILE_BODY = body(params({

@@ -12,10 +12,11 @@ left out of every read (migration 0058, ``services.graph.accounts.set_suspended`
 back, as nothing of it was deleted. A limited account's statuses are left out of the public reads and streams, and
 its notifications to those who do not follow it go by their policies (migration 0059, ``set_silenced``). An action
 other than ``none`` resolves every open report against the account, as Mastodon's does; ``none`` resolves the report
-it names. Kicau never marks accounts sensitive or holds registrations for approval, so those filters list nothing,
-``sensitive`` is a 422 that says so, and ``unsensitive`` changes nothing, as on Mastodon for an account that is not
-marked. ``unsuspend`` of an account not suspended, ``approve`` and ``reject`` are 403, as Mastodon answers them for
-an account that is not suspended or already approved.
+it names. A sign-up held for approval (services/graph/sign_ups.py) is listed by the ``pending`` filter, and
+``approve`` lets it in, ``reject`` deletes it (403 for an account not waiting, as Mastodon answers). Kicau never
+marks accounts sensitive, so that filter lists nothing, ``sensitive`` is a 422 that says so, and ``unsensitive``
+changes nothing, as on Mastodon for an account that is not marked. ``unsuspend`` of an account not suspended is
+403, as Mastodon answers it.
 
 How accounts are listed: newest registration first, as the profile directory keeps them (kicau/directory.py), from
 a cursor's rank. A filtered page reads at most ``SCAN_BUDGET`` accounts; if it found fewer than asked, its next
@@ -52,6 +53,7 @@ from kicau.ip_blocks import parsed_network
 from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
 from kicau.web import ACCOUNT_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, ApiError, acting_account_id
+from services.graph import sign_ups
 from services.graph.accounts import set_disabled, set_silenced, set_suspended
 from services.graph.service import GraphService
 
@@ -71,7 +73,7 @@ ReportState = Literal["open", "resolved", "all"]
 ACTIONS: Final = get_args(Action)
 _NOT_DONE: Final = {"sensitive": "mark accounts sensitive"}
 # Kicau's accounts are never in these states (module doc).
-NEVER: Final = ("pending", "sensitized")
+NEVER: Final = ("sensitized",)
 
 Id = Annotated[int, Field(ge=0, lt=1 << 63)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MOST)]
@@ -83,7 +85,7 @@ _loads = msgspec.json.decode
 class AccountFilter:
     """What an accounts page keeps (the gateway reads Mastodon's v1 and v2 parameters into it)."""
 
-    status: str | None = None  # active, disabled, suspended, silenced, or one of ``NEVER``
+    status: str | None = None  # active, pending, disabled, suspended, silenced, or one of ``NEVER``
     remote: bool = False
     by_domain: str | None = None
     staff: bool = False
@@ -100,6 +102,8 @@ class AccountFilter:
 
     def keeps(self, row: dict[str, Any], role: Role) -> bool:
         if self.status == "disabled" and not row.get("disabled"):
+            return False
+        if self.status == "pending" and not row.get("approval_pending"):
             return False
         if self.status in ("active", "suspended") and (self.status == "suspended") != (row.get("suspended_at")
                                                                                        is not None):
@@ -136,8 +140,8 @@ class Admin:
         self._graph = graph
         self._session = session
         self._rows = session.prepare(
-            "SELECT id, username, email, display_name, created_at, disabled, suspended_at, silenced_at FROM accounts"
-            " WHERE id IN ?")
+            "SELECT id, username, email, display_name, created_at, disabled, suspended_at, silenced_at,"
+            " approval_pending, sign_up_reason FROM accounts WHERE id IN ?")
         self._local_domain = (urlsplit(graph.settings.public_url).hostname or "").lower()
 
     # Who may -----------------------------------------------------------------------------------------------
@@ -167,7 +171,9 @@ class Admin:
                 raise ApiError(422, "Validation failed: ip names too wide a network (at most an IPv4 /8 or an "
                                     "IPv6 /24)")
             named.append(used)
-        if wanted.username is not None:
+        if wanted.status == "pending":  # not in the directory (nor the names) until approved
+            named.append(set(await self._graph.pending_sign_ups.every()))
+        if wanted.username is not None and wanted.status != "pending":
             entries = await self._graph.names.starting_with(wanted.username.lower(), NAMES_READ)
             named.append({account_id for _, account_id in entries})
         elif wanted.staff or wanted.role_ids:
@@ -233,11 +239,15 @@ class Admin:
                                                                        separators=(",", ":"))))
 
     async def change_account(self, actor: int, account_id: int, change: str) -> dict[str, Any]:
+        """The Admin::Account after the change; ``{}`` after ``reject``, as Mastodon answers (it is gone)."""
         role = await self.staff_role(actor, "manage_users")
         target_role, row = await self._target(account_id)
         graph = self._graph
-        if change in ("approve", "reject"):  # approved at registration
-            raise ApiError(403, NOT_ALLOWED)
+        if change in ("approve", "reject"):
+            await (sign_ups.approve if change == "approve" else sign_ups.reject)(graph, row)
+            await graph.log_action(actor, change, "user", account_id, human=str(row.get("username") or ""),
+                                   target_account_id=account_id)
+            return {} if change == "reject" else await self._one_account(account_id)
         if change == "unsuspend" and row.get("suspended_at") is None:
             raise ApiError(403, NOT_ALLOWED)  # Mastodon's answer for an account not suspended
         if change in ("enable", "unsuspend", "unsilence") and not role.overrides(target_role):
@@ -474,10 +484,10 @@ def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role,
         "ip": ips[0][0] if ips else None,
         "ips": [{"ip": address, "used_at": iso_time(used_at)} for address, used_at in ips],
         "locale": "",
-        "invite_request": None,
+        "invite_request": row.get("sign_up_reason"),
         "role": role_entity(role),
         "confirmed": True,
-        "approved": True,
+        "approved": not row.get("approval_pending"),
         "disabled": bool(row.get("disabled")),
         "sensitized": False,
         "silenced": row.get("silenced_at") is not None,

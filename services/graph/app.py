@@ -74,6 +74,7 @@ from services.graph.passwords import Passwords
 from services.graph.push_subscriptions import PushSubscriptions
 from services.graph.service import GraphService
 from services.graph.settings import GraphSettings
+from services.graph.sign_ups import PendingSignUps
 from services.graph.store import GraphStore
 
 
@@ -270,6 +271,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ip_blocks=IpBlockStore(session, clients.write_consistency(common)),
             ips=AccountIps(session, clients.write_consistency(common)),
             audit=AuditLogStore(session, clients.write_consistency(common)),
+            pending_sign_ups=PendingSignUps(session, clients.write_consistency(common)),
             passwords=Passwords(
                 concurrency=own.argon2_concurrency, time_cost=own.argon2_time_cost,
                 memory_kib=own.argon2_memory_kib, parallelism=own.argon2_parallelism,
@@ -400,7 +402,7 @@ async def resolve_token(token_hash: str, service: Service) -> Response:
     if info is None:
         raise ApiError(401, "The access token is invalid")
     return JSONResponse({"account_id": info.account_id, "client_id": info.client_id, "scopes": info.scopes,
-                         "disabled": info.disabled})
+                         "disabled": info.disabled, "pending": info.pending})
 
 
 @app.post("/internal/accounts")
@@ -416,7 +418,7 @@ async def register(
     app_token = TokenInfo(account_id=None, client_id=client_id, scopes=(scopes or "").split())
     return await service.register(
         app_token=app_token, username=form.username, email=form.email, password=form.password,
-        agreement=form.agreement, locale=form.locale, address=client_address(address),
+        agreement=form.agreement, locale=form.locale, address=client_address(address), reason=form.reason,
     )
 
 

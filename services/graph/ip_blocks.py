@@ -23,7 +23,6 @@ from kicau.ip_blocks import (
     MAX_COMMENT,
     MAX_EXPIRES_IN,
     SEVERITIES,
-    SIGN_UP_REQUIRES_APPROVAL,
     IpBlock,
     Network,
     enforced,
@@ -63,8 +62,6 @@ def _severity(raw: str | None) -> str:
         raise ApiError(422, "Validation failed: Severity can't be blank")
     if raw not in SEVERITIES:
         raise ApiError(422, "Validation failed: Severity is not included in the list")
-    if raw == SIGN_UP_REQUIRES_APPROVAL:
-        raise ApiError(422, "Validation failed: Kicau holds no sign-ups for approval: use sign_up_block")
     return raw
 
 

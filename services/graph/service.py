@@ -90,10 +90,11 @@ from kicau.staff import ADMIN_SCOPES, StaffStore, role_entity
 from kicau.tag_follows import TagFollowStore
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError
-from services.graph import authorization
+from services.graph import authorization, sign_ups
 from services.graph.authorization import AuthorizationCodes
 from services.graph.filters import FilterService
 from services.graph.passwords import Passwords
+from services.graph.sign_ups import PendingSignUps
 from services.graph.store import GraphStore
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ class GraphService:
     ip_blocks: IpBlockStore  # the addresses staff refuse sign-ups or every request from (the gateways apply them)
     ips: AccountIps  # where accounts signed up and signed in from (kicau/account_ips.py), for staff
     audit: AuditLogStore  # what staff did (kicau/audit_log.py)
+    pending_sign_ups: PendingSignUps  # the sign-ups waiting for staff's approval (services/graph/sign_ups.py)
     vapid_key: str  # the instance's VAPID public key (kicau/web_push.py)
 
     # Reports (kicau/reports.py) -----------------------------------------------------------------------------
@@ -449,8 +451,9 @@ class GraphService:
         if row is None:
             return None
         account_id = row["account_id"]
+        refused, pending = await self.standing.login(account_id) if account_id is not None else (False, False)
         info = TokenInfo(account_id=account_id, client_id=row["client_id"], scopes=sorted(row["scopes"] or ()),
-                         disabled=account_id is not None and await self.standing.login_refused(account_id))
+                         disabled=refused, pending=pending)
         if time.monotonic() - started <= tokens.FRESH_RESOLUTION_SECONDS:
             await tokens.cache(self.redis, token_hash, info)
         return info
@@ -481,8 +484,12 @@ class GraphService:
 
     async def register(
         self, *, app_token: TokenInfo, username: str | None, email: str | None, password: str | None,
-        agreement: bool, locale: str | None, address: str | None = None,
+        agreement: bool, locale: str | None, address: str | None = None, reason: str | None = None,
     ) -> dict[str, Any]:
+        """A new account and a token for it. One held for staff's approval (services/graph/sign_ups.py) is
+        neither searchable nor in the directory until approved, and its token is refused until then."""
+        held = await sign_ups.held_for_approval(self, address)
+        reason = sign_ups.checked_reason(reason)
         errors: dict[str, list[dict[str, str]]] = {}
         # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
         if not username or not USERNAME_RE.fullmatch(username):
@@ -513,14 +520,17 @@ class GraphService:
         try:
             if not await self.store.claim_email(email_key, account_id):
                 raise ApiError(422, EMAIL_TAKEN)
-            # Searchable and in the directory before it exists (kicau/account_names.py, kicau/directory.py): an
-            # entry left by a failure names no account.
-            await resp.round_trip(self.redis, [self.names.add_command(username_key, account_id),
-                                               directory.joined_command(account_id)])
+            if held:  # listed for staff before it exists: no waiting account is missing from the list
+                await self.pending_sign_ups.add(account_id)
+            else:
+                # Searchable and in the directory before it exists (kicau/account_names.py, kicau/directory.py): an
+                # entry left by a failure names no account.
+                await resp.round_trip(self.redis, [self.names.add_command(username_key, account_id),
+                                                   directory.joined_command(account_id)])
             password_hash = await self.passwords.hash(password)
             await self.store.insert_account(
                 account_id=account_id, username=username, email=email_key, display_name=username,
-                password_hash=password_hash,
+                password_hash=password_hash, pending=held, reason=reason,
             )
         except BaseException:
             # Leave no half-registered account: release the name so the user can retry it.
@@ -537,10 +547,12 @@ class GraphService:
         return b"[" + b",".join(cards[a] for a in wanted if a in cards) + b"]"
 
     async def account(self, account_id: int) -> dict[str, Any]:
-        entity = await self.cards.entity(account_id)
-        if entity is None:
+        """The account's profile; 404 for none, and for one whose sign-up waits for staff (sign_ups.py)."""
+        entity, pending = await asyncio.gather(self.cards.entity(account_id), self.standing.pending(account_id))
+        if entity is None or pending:
             raise ApiError(404, "Record not found")
-        return entity
+        found: dict[str, Any] = entity
+        return found
 
     async def credentials(self, account_id: int) -> dict[str, Any]:
         entity = await self.account(account_id)
@@ -626,6 +638,8 @@ class GraphService:
             self.store.account_id_by_username(username) if by_username else _no_account(),
             self.hides.blocking(viewer) if viewer is not None else _nothing(),
             self.hides.blocked_by(viewer) if viewer is not None else _nothing())
+        if exact is not None and await self.standing.pending(exact):
+            exact = None  # its name is claimed, but to others it is not there until staff approve it (sign_ups.py)
         follower = viewer if following else None
         found: list[dict[str, Any]] = []
         if exact is not None:
@@ -698,7 +712,9 @@ class GraphService:
     # Follow graph -------------------------------------------------------------------------------------
 
     async def _require_account(self, account_id: int) -> None:
-        if await self.store.account(account_id) is None:
+        """404 unless the account exists for others: not one whose sign-up waits for staff (sign_ups.py)."""
+        row = await self.store.account(account_id)
+        if row is None or row.get("approval_pending"):
             raise ApiError(404, "Record not found")
 
     async def follow(self, *, follower_id: int, followee_id: int, reblogs: bool | None = None,
@@ -709,7 +725,8 @@ class GraphService:
         if follower_id == followee_id:
             raise ApiError(403, "You cannot follow yourself")
         followee = await self.store.account(followee_id)
-        if followee is None or followee.get("suspended_at") is not None:  # no one follows a suspended account
+        # No one follows a suspended account, nor one whose sign-up waits (sign_ups.py): to others it is not there.
+        if followee is None or followee.get("suspended_at") is not None or followee.get("approval_pending"):
             raise ApiError(404, "Record not found")
         if await self.hides.blocked_either_way(follower_id, followee_id):
             raise ApiError(403, "This action is not allowed")

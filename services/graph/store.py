@@ -38,10 +38,12 @@ class GraphStore:
         )
         self._release_username = write("DELETE FROM accounts_by_username WHERE username = ? IF account_id = ?")
         self._claim_email = write("INSERT INTO accounts_by_email (email, account_id) VALUES (?, ?) IF NOT EXISTS")
+        self._release_email = write("DELETE FROM accounts_by_email WHERE email = ? IF account_id = ?")
         self._insert_account = write(
-            "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, false, false, ?, ?)"
+            "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at,"
+            " approval_pending, sign_up_reason) VALUES (?, ?, ?, ?, ?, false, false, ?, ?, ?, ?)"
         )
+        self._delete_account = write("DELETE FROM accounts WHERE id = ?")
         # One statement per profile field: an update writes only the fields it changes, so two updates of
         # different fields at once both stand (a read-merge-write would let one undo the other).
         self._set_profile = {field: write(f"UPDATE accounts SET {field} = ? WHERE id = ?")
@@ -111,14 +113,25 @@ class GraphStore:
         rows = await execute(self._session, self._claim_email, (email, account_id))
         return bool(rows[0]["[applied]"])
 
+    async def release_email(self, email: str, account_id: int) -> None:
+        await execute(self._session, self._release_email, (email, account_id))
+
     async def insert_account(
-        self, *, account_id: int, username: str, email: str, display_name: str, password_hash: str
+        self, *, account_id: int, username: str, email: str, display_name: str, password_hash: str,
+        pending: bool = False, reason: str | None = None,
     ) -> None:
+        """``pending``: its sign-up waits for staff's approval (services/graph/sign_ups.py); ``reason``, what the
+        applicant wrote for staff."""
         await execute(
             self._session,
             self._insert_account,
-            (account_id, username, email, display_name, "", password_hash, _now()),
+            (account_id, username, email, display_name, "", password_hash, _now(), True if pending else None,
+             reason or None),
         )
+
+    async def delete_account(self, account_id: int) -> None:
+        """The account's row (a rejected sign-up's: services/graph/sign_ups.py)."""
+        await execute(self._session, self._delete_account, (account_id,))
 
     async def update_profile(self, account_id: int, changes: dict[str, Any]) -> None:
         """Write the given profile fields (of ``PROFILE_FIELDS``, and the posting defaults' columns) in one batch of

@@ -281,7 +281,8 @@ def test_accounts_are_listed_newest_first_and_paged(
     assert [a["id"] for a in listed(since_id=four[2]).json()] == four[:2]
 
     # What Kicau's accounts never are lists nothing; unknown values are refused.
-    for version, params in (("v2", {"origin": "remote"}), ("v2", {"status": "pending"}), ("v1", {"remote": "1"}),
+    for version, params in (("v2", {"origin": "remote"}), ("v2", {"status": "pending", "username": prefix}),
+                            ("v1", {"remote": "1"}),
                             ("v1", {"sensitized": "true"}), ("v2", {"by_domain": "elsewhere.example"}),
                             ("v2", {"ip": "192.0.2.1"})):  # an address no account used
         assert listed(version, **params).json() == [], (version, params)

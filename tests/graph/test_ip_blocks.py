@@ -154,8 +154,6 @@ def test_bad_input_and_who_may(http: httpx.Client, make_user: Callable[..., User
             ({"ip": "spam.example", "severity": "no_access"}, "Validation failed: Ip is invalid"),
             ({"ip": "198.51.100.7"}, "Validation failed: Severity can't be blank"),
             ({"ip": "198.51.100.7", "severity": "ban"}, "Validation failed: Severity is not included in the list"),
-            ({"ip": "198.51.100.7", "severity": "sign_up_requires_approval"},
-             "Validation failed: Kicau holds no sign-ups for approval: use sign_up_block"),
             ({"ip": network, "severity": "no_access"}, "Validation failed: Ip has already been taken"),
             ({"ip": "198.51.100.7", "severity": "no_access", "expires_in": -5},
              "Validation failed: expires_in must be a number of seconds from 1 to 630720000"),

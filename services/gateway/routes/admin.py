@@ -24,7 +24,7 @@ from kicau.email_domain_blocks import MAX_DOMAIN
 from kicau.ids import parse_id
 from kicau.instance_dimensions import DIMENSIONS
 from kicau.instance_measures import MEASURES, TAG_MEASURES
-from kicau.ip_blocks import ENFORCED, MAX_COMMENT, MAX_EXPIRES_IN
+from kicau.ip_blocks import MAX_COMMENT, MAX_EXPIRES_IN, SEVERITIES
 from kicau.reports import CATEGORIES, MAX_STATUSES
 from kicau.tokens import TokenInfo
 from kicau.web import ApiError, flag
@@ -115,8 +115,7 @@ ADDRESS_ANSWER = {**doc.ok(doc.AdminCanonicalEmailBlock), **doc.errors(401, 403,
 # An address or a network in CIDR notation; what is none is a 422 (the graph service parses it).
 _IP_FIELDS: dict[str, Any] = {
     "ip": doc.text(max_length=MAX_IP, blank=False),
-    # sign_up_requires_approval is a 422 here (no sign-ups are held for approval): documented as not taken.
-    "severity": {"type": "string", "enum": list(ENFORCED)},
+    "severity": {"type": "string", "enum": list(SEVERITIES)},
     "comment": doc.nullable(doc.text(max_length=MAX_COMMENT)),
     "expires_in": doc.nullable({"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_EXPIRES_IN},
                                           {"type": "string", "pattern": "^[0-9]{1,10}$"}]}),
@@ -240,7 +239,7 @@ async def act(account_id: str, request: Request, token: AccountsWriter, services
         "POST", f"/internal/admin/accounts/{record_id(account_id)}/action", json=body, token=token))
 
 
-def _account_change(change: str, what: str) -> None:
+def _account_change(change: str, what: str, responses: dict[int | str, dict[str, Any]] = ACCOUNT_CHANGE) -> None:
     async def route(account_id: str, token: AccountsWriter, services: Services) -> Response:
         return passthrough(await services.graph.call(
             "POST", f"/internal/admin/accounts/{record_id(account_id)}/{change}", token=token))
@@ -248,7 +247,7 @@ def _account_change(change: str, what: str) -> None:
     route.__name__ = f"admin_account_{change}"
     route.__doc__ = what
     router.post(f"/api/v1/admin/accounts/{{account_id}}/{change}", openapi_extra=doc.BEARER,
-                responses=ACCOUNT_CHANGE)(route)
+                responses=responses)(route)
 
 
 _account_change("enable", "Give a disabled account its login back; the Admin::Account.")
@@ -257,10 +256,12 @@ _account_change("unsilence", "Lift a limit (silence): the account's statuses sho
 _account_change("unsensitive", "Undo a sensitive mark: Kicau marks no one, so nothing changes; the Admin::Account.")
 _account_change("unsuspend", "Give a suspended account back its login, profile, statuses and notifications; the "
                              "Admin::Account (403 for an account not suspended, as Mastodon answers).")
-_account_change("approve", "403: every Kicau account is approved as it registers (Mastodon's answer for one "
-                           "already approved).")
-_account_change("reject", "403: every Kicau account is approved as it registers (Mastodon's answer for one "
-                          "already approved).")
+_account_change("approve", "Let in an account whose sign-up waits for approval (services/graph/sign_ups.py): it may "
+                           "sign in, and others find it; the Admin::Account (403 for one not waiting, as Mastodon "
+                           "answers).")
+_account_change("reject", "Delete an account whose sign-up waits for approval, reserving nothing: its username and "
+                          "e-mail address may be registered again; ``{}`` (403 for one not waiting, as Mastodon "
+                          "answers).", {**doc.ok(dict[str, Any]), **doc.errors(401, 403, 404)})
 
 
 # Reports ---------------------------------------------------------------------------------------------------------
@@ -547,9 +548,9 @@ async def _ip_block_params(request: Request, settings: Settings) -> dict[str, An
 @router.post("/api/v1/admin/ip_blocks", openapi_extra={**IP_BLOCK_BODY, **doc.BEARER},
              responses={**IP_BLOCK_ANSWER, **doc.errors(400, 401, 403, 413, 415, 422)})
 async def block_ip(request: Request, token: IpBlocksWriter, services: Services, settings: Settings) -> Response:
-    """Refuse sign-ups (``sign_up_block``) or every request (``no_access``) from ``ip``, an address or a network
-    in CIDR notation, for ``expires_in`` seconds or for good; the Admin::IpBlock. Applied by every gateway within
-    about a second."""
+    """Hold sign-ups for staff's approval (``sign_up_requires_approval``), refuse them (``sign_up_block``) or refuse
+    every request (``no_access``) from ``ip``, an address or a network in CIDR notation, for ``expires_in`` seconds
+    or for good; the Admin::IpBlock. Applied by every gateway within about a second."""
     return passthrough(await services.graph.call("POST", "/internal/admin/ip_blocks",
                                                  json=await _ip_block_params(request, settings), token=token))
 

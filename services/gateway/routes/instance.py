@@ -73,8 +73,8 @@ async def instance_v1(request: Request, common: Common, settings: Settings) -> d
         "stats": {"user_count": usage.accounts, "status_count": usage.statuses, "domain_count": 0},
         "thumbnail": None,
         "languages": ["en"],
-        "registrations": True,
-        "approval_required": False,
+        "registrations": common.registrations_mode != "none",
+        "approval_required": common.registrations_mode == "approved",
         "invites_enabled": False,
         "configuration": {
             "accounts": {"max_featured_tags": MAX_FEATURED},
@@ -120,7 +120,8 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
                 "trending_link_feeds": {"local": "public", "remote": "public"},
             },
         },
-        "registrations": {"enabled": True, "approval_required": False, "message": None},
+        "registrations": {"enabled": common.registrations_mode != "none",
+                          "approval_required": common.registrations_mode == "approved", "message": None},
         "contact": {"email": f"admin@{common.instance_domain}", "account": None},
         "rules": _rules(settings),
     }
