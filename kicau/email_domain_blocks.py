@@ -7,9 +7,10 @@ address is a 422 (Mastodon's "uses a disallowed e-mail provider") and leaves not
 against the block that matched it (the most specific), for its history: how many times it refused a sign-up each
 of the last seven days (``uses``) and how many different addresses tried (``accounts``).
 
-Mastodon also resolves the address's mail servers and refuses an address whose servers' domains are blocked; Kicau
-looks at the address alone (no DNS on the sign-up path), and has no sign-ups held for approval, so a block that
-would only hold them for approval (``allow_with_approval``) is refused.
+A block made with ``allow_with_approval`` refuses nothing: a sign-up it covers waits for staff's approval instead
+(services/graph/sign_ups.py), unless another block covering the address refuses it. Mastodon also resolves the
+address's mail servers and refuses an address whose servers' domains are blocked; Kicau looks at the address alone
+(no DNS on the sign-up path).
 
 Kept in Cassandra ``email_domain_blocks`` (migration 0055), a row a domain (created with a lightweight transaction,
 so one domain is blocked once); a listing reads them all (an instance holds hundreds, not millions). The history's
@@ -45,6 +46,7 @@ REFUSED: Final = "Validation failed: Email uses a disallowed e-mail provider"
 class EmailDomainBlock:
     id: int  # a snowflake of when it was made
     domain: str
+    allow_with_approval: bool = False  # holds the sign-ups it covers for approval instead of refusing them
 
     @property
     def created_at(self) -> datetime:
@@ -111,7 +113,7 @@ async def histories(redis: Redis, domains: Sequence[str], now: float | None = No
 def entity(block: EmailDomainBlock, history: list[dict[str, str]]) -> dict[str, Any]:
     """Mastodon's Admin::EmailDomainBlock."""
     return {"id": str(block.id), "domain": block.domain, "created_at": iso_time(block.created_at),
-            "history": history}
+            "history": history, "allow_with_approval": block.allow_with_approval}
 
 
 class EmailDomainBlockStore:
@@ -121,14 +123,17 @@ class EmailDomainBlockStore:
         self._session = session
         write = write_preparer(session, write_consistency)
         # A lightweight transaction: two moderators blocking one domain at once make one block.
-        self._add = session.prepare("INSERT INTO email_domain_blocks (domain, id) VALUES (?, ?) IF NOT EXISTS")
+        self._add = session.prepare("INSERT INTO email_domain_blocks (domain, id, allow_with_approval) VALUES (?, ?, ?)"
+                                    " IF NOT EXISTS")
         self._remove = write("DELETE FROM email_domain_blocks WHERE domain = ?")
-        self._every = session.prepare("SELECT domain, id FROM email_domain_blocks")
-        self._matching = session.prepare("SELECT domain, id FROM email_domain_blocks WHERE domain IN ?")
+        self._every = session.prepare("SELECT domain, id, allow_with_approval FROM email_domain_blocks")
+        self._matching = session.prepare(
+            "SELECT domain, id, allow_with_approval FROM email_domain_blocks WHERE domain IN ?")
 
     async def add(self, block: EmailDomainBlock) -> bool:
         """Make the block; False if the domain was blocked already."""
-        rows = await execute(self._session, self._add, (block.domain, block.id))
+        rows = await execute(self._session, self._add,
+                             (block.domain, block.id, True if block.allow_with_approval else None))
         return bool(rows[0]["[applied]"])
 
     async def remove(self, block: EmailDomainBlock) -> None:
@@ -137,14 +142,22 @@ class EmailDomainBlockStore:
     async def every(self) -> list[EmailDomainBlock]:
         """Every block, newest first."""
         rows = await execute(self._session, self._every)
-        return sorted((EmailDomainBlock(int(row["id"]), str(row["domain"])) for row in rows),
-                      key=lambda block: block.id, reverse=True)
+        return sorted(map(_block, rows), key=lambda block: block.id, reverse=True)
 
-    async def matching(self, email: str) -> EmailDomainBlock | None:
-        """The most specific block covering the address's domain, if any."""
+    async def covering(self, email: str) -> list[EmailDomainBlock]:
+        """The blocks covering the address's domain, the most specific first."""
         domains = domains_of(email)
         if not domains:
-            return None
+            return []
         rows = await execute(self._session, self._matching, (domains,))
-        found = {str(row["domain"]): EmailDomainBlock(int(row["id"]), str(row["domain"])) for row in rows}
-        return next((found[domain] for domain in domains if domain in found), None)
+        found = {block.domain: block for block in map(_block, rows)}
+        return [found[domain] for domain in domains if domain in found]
+
+
+def refusing(covering: Sequence[EmailDomainBlock]) -> EmailDomainBlock | None:
+    """Of the blocks covering an address (``covering``'s), the most specific that refuses it, if any."""
+    return next((block for block in covering if not block.allow_with_approval), None)
+
+
+def _block(row: dict[str, Any]) -> EmailDomainBlock:
+    return EmailDomainBlock(int(row["id"]), str(row["domain"]), bool(row.get("allow_with_approval")))

@@ -322,6 +322,7 @@ class AdminAccount(_Entity):
     role: Role
     confirmed: bool
     approved: bool
+    invite_request: str | None
     disabled: bool
     sensitized: bool
     silenced: bool
@@ -342,6 +343,7 @@ class AdminEmailDomainBlock(_Entity):
     domain: str
     created_at: str
     history: list[dict[str, str]]
+    allow_with_approval: bool
 
 
 class AdminCanonicalEmailBlock(_Entity):

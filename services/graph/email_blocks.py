@@ -98,17 +98,16 @@ class BlockForm(BaseModel):
 
 @router.post("/email_domain_blocks")
 async def block(form: BlockForm, request: Request, admin: AdminDep, actor: Actor = None) -> dict[str, Any]:
-    """Block a domain (and the domains under it) for sign-ups; the Admin::EmailDomainBlock."""
+    """Block a domain (and the domains under it) for sign-ups, or with ``allow_with_approval`` hold them for staff's
+    approval (services/graph/sign_ups.py); the Admin::EmailDomainBlock."""
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    if form.allow_with_approval:
-        raise ApiError(422, "Validation failed: Kicau holds no sign-ups for approval: a block refuses them")
     if not form.domain.strip():
         raise ApiError(422, "Validation failed: Domain can't be blank")
     domain = normalized_domain(form.domain)
     if domain is None:
         raise ApiError(422, "Validation failed: Domain is invalid")
     graph = graph_of(request)
-    made = EmailDomainBlock(graph.ids.next_id(), domain)
+    made = EmailDomainBlock(graph.ids.next_id(), domain, form.allow_with_approval)
     if not await graph.email_blocks.add(made):
         raise ApiError(422, "Validation failed: Domain has already been taken")
     shown = (await _rendered(graph, [made]))[0]

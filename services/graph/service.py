@@ -504,14 +504,19 @@ class GraphService:
             raise ApiError(422, "Validation failed: " + ", ".join(f"{k} is invalid" for k in errors))
         assert username and email and password
         # Before anything is claimed: a refused sign-up leaves nothing behind but its count in the block's history.
-        blocked, blocked_address = await asyncio.gather(self.email_blocks.matching(email),
-                                                        self.address_blocks.matching(email))
+        covering, blocked_address = await asyncio.gather(self.email_blocks.covering(email),
+                                                         self.address_blocks.matching(email))
+        blocked = email_domain_blocks.refusing(covering)
         if blocked is not None:
             await resp.round_trip(self.redis, email_domain_blocks.refusal_commands(blocked.domain, email),
                                   attempts=1)
             raise ApiError(422, email_domain_blocks.REFUSED)
         if blocked_address is not None:
             raise ApiError(422, EMAIL_TAKEN)  # as Mastodon answers it: the address's owner is not told why
+        if covering:  # only blocks that hold sign-ups for approval (sign_ups.py): counted in the history alike
+            held = True
+            await resp.round_trip(self.redis, email_domain_blocks.refusal_commands(covering[0].domain, email),
+                                  attempts=1)
         account_id = self.ids.next_id()
         username_key = username.lower()
         email_key = email.lower()

@@ -118,8 +118,6 @@ def test_blocks_page_and_check_who_may(http: httpx.Client, admin_app: dict[str, 
                             ({"domain": "not a domain"}, "Validation failed: Domain is invalid"),
                             ({"domain": "-bad-.example"}, "Validation failed: Domain is invalid"),
                             ({"domain": "a" * 64 + ".example"}, "Validation failed: Domain is invalid"),
-                            ({"domain": f"w-{stem}.example", "allow_with_approval": "true"},
-                             "Validation failed: Kicau holds no sign-ups for approval: a block refuses them"),
                             ({"domain": f"x-{stem}.example", "allow_with_approval": "maybe"},
                              "Validation failed: allow_with_approval must be true or false")):
             answer = http.post(BLOCKS, headers=admin, data=body)

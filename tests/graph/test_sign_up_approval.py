@@ -2,7 +2,8 @@
 block marks ``sign_up_requires_approval``, a sign-up answers a token that every route refuses with Mastodon's 403
 "pending approval", the account is invisible to others and waits in staff's ``pending`` listing with its reason;
 ``approve`` lets it in (its token works, others find it, the audit log says who), ``reject`` deletes it and frees its
-username and address; bad input is a 4xx that leaves nothing; a second graph service in the ``approved`` mode holds
+username and address; an e-mail domain block with ``allow_with_approval`` holds sign-ups as an IP block does; bad
+input is a 4xx that leaves nothing; a second graph service in the ``approved`` mode holds
 every sign-up, and one in mode ``none`` takes none; Mastodon.py's methods work unchanged."""
 
 from __future__ import annotations
@@ -152,6 +153,38 @@ def admin_app_client(http: httpx.Client) -> dict[str, Any]:
         assert answer.status_code == 200, answer.text
         _ADMIN_APP.update(answer.json())
     return _ADMIN_APP
+
+
+def test_an_email_domain_block_may_hold_sign_ups_instead_of_refusing_them(
+        http: httpx.Client, app_token: str,  # noqa: F811
+        staff: Callable[[str, str], tuple[User, dict[str, str]]]) -> None:  # noqa: F811
+    _, admin = staff("sue_a", "Admin")
+    stem = uuid.uuid4().hex[:8]
+    held_domain, refused_domain = f"held-{stem}.example", f"strict.held-{stem}.example"
+    made = [http.post("/api/v1/admin/email_domain_blocks", headers=admin,
+                      json={"domain": domain, "allow_with_approval": approval})
+            for domain, approval in ((held_domain, True), (refused_domain, False))]
+    try:
+        assert [(m.status_code, m.json()["allow_with_approval"]) for m in made] == [(200, True), (200, False)]
+        # Under the holding block: held, and counted in its history; under the refusing one below it: refused.
+        name, _, held = register(http, app_token, email=f"someone@mail.{held_domain}")
+        assert held.status_code == 200, held.text
+        assert pending_listing(http, admin)[name]["approved"] is False
+        refused_name, _, refused = register(http, app_token, email=f"someone@{refused_domain}")
+        assert (refused.status_code, refused.json()) == (
+            422, {"error": "Validation failed: Email uses a disallowed e-mail provider"})
+        assert http.get("/api/v1/accounts/lookup", params={"acct": refused_name}).status_code == 404
+        shown = http.get(f"/api/v1/admin/email_domain_blocks/{made[0].json()['id']}", headers=admin).json()
+        assert (shown["allow_with_approval"], shown["history"][0]["uses"]) == (True, "1")
+        # Another domain signs up as before.
+        free_name, _, free = register(http, app_token, email=f"someone@free-{stem}.example")
+        assert free.status_code == 200 and free_name not in pending_listing(http, admin)
+        held_id = pending_listing(http, admin)[name]["id"]
+        assert http.post(f"/api/v1/admin/accounts/{held_id}/reject", headers=admin).json() == {}
+    finally:
+        for answer in made:
+            if answer.status_code == 200:
+                http.delete(f"/api/v1/admin/email_domain_blocks/{answer.json()['id']}", headers=admin)
 
 
 def test_bad_input_leaves_nothing_and_only_staff_approve(

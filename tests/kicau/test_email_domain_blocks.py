@@ -9,7 +9,15 @@ import hashlib
 
 from kicau.canonical_email_blocks import CanonicalEmailBlock, canonical_email, canonical_hash
 from kicau.canonical_email_blocks import entity as canonical_entity
-from kicau.email_domain_blocks import EmailDomainBlock, day_of, domains_of, entity, normalized_domain, refusal_commands
+from kicau.email_domain_blocks import (
+    EmailDomainBlock,
+    day_of,
+    domains_of,
+    entity,
+    normalized_domain,
+    refusal_commands,
+    refusing,
+)
 from services.graph.admin import Cursors
 from services.graph.email_blocks import window
 
@@ -37,6 +45,15 @@ def test_the_history_and_the_entity() -> None:
     block = EmailDomainBlock(115_000_000_000_000_000, "spam.example")
     shown = entity(block, [])
     assert shown["id"] == str(block.id) and shown["domain"] == "spam.example" and shown["created_at"].endswith("Z")
+    assert shown["allow_with_approval"] is False
+
+
+def test_a_block_that_refuses_prevails_over_one_that_holds_for_approval() -> None:
+    holding, refusing_parent = EmailDomainBlock(2, "mail.example", True), EmailDomainBlock(1, "example")
+    assert refusing([holding, refusing_parent]) == refusing_parent  # the most specific that refuses
+    assert refusing([holding]) is None  # held, not refused
+    assert refusing([EmailDomainBlock(3, "a.mail.example"), holding]) == EmailDomainBlock(3, "a.mail.example")
+    assert refusing([]) is None
 
 
 def test_a_listing_pages_newest_first() -> None:

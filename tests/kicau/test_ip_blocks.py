@@ -16,6 +16,7 @@ from kicau.ip_blocks import (
     IpBlock,
     entity,
     parsed_network,
+    requires_approval,
 )
 
 
@@ -72,3 +73,17 @@ def test_the_listing_a_gateway_loads_and_the_entity() -> None:
                              "expires_at": "2026-01-02T03:04:05.000Z"}
     assert block.seconds_left(datetime(2026, 1, 2, 3, 4, 0, tzinfo=UTC).timestamp()) == 5
     assert block.seconds_left(datetime(2027, 1, 1, tzinfo=UTC).timestamp()) == 1  # written lapsed: at once
+
+
+def test_which_sign_ups_an_approval_block_holds() -> None:
+    holding = IpBlock(1, ipaddress.IPv4Network("192.0.2.0/24"), SIGN_UP_REQUIRES_APPROVAL)
+    refusing = IpBlock(2, ipaddress.IPv4Network("198.51.100.0/24"), SIGN_UP_BLOCK)
+    v6 = IpBlock(3, ipaddress.IPv6Network("2001:db8::/32"), SIGN_UP_REQUIRES_APPROVAL)
+    blocks = [holding, refusing, v6]
+    assert requires_approval(blocks, "192.0.2.77")
+    assert requires_approval(blocks, "::ffff:192.0.2.77")  # the IPv4 address written inside IPv6
+    assert requires_approval(blocks, "2001:db8::1")
+    assert not requires_approval(blocks, "198.51.100.7")  # another severity: the gateways refuse those
+    assert not requires_approval(blocks, "192.0.3.1")
+    for nothing in (None, "", "testclient", "192.0.2.0/24"):  # no single address: nothing names it
+        assert not requires_approval(blocks, nothing), nothing

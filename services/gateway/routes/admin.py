@@ -104,7 +104,7 @@ REPORT_CHANGE_BODY = doc.body(doc.params({
 
 BLOCK_BODY = doc.body(doc.params({
     "domain": doc.text(max_length=MAX_DOMAIN * 2, blank=False),
-    "allow_with_approval": doc.nullable(doc.FALSE),  # no sign-ups are held for approval: true is a 422
+    "allow_with_approval": doc.nullable(doc.BOOLEAN),
 }, "domain"))
 BLOCK_ANSWER = {**doc.ok(doc.AdminEmailDomainBlock), **doc.errors(401, 403, 404)}
 ADDRESS_BODY = doc.body(doc.params({
@@ -366,8 +366,8 @@ async def email_domain_block(block_id: str, token: BlocksReader, services: Servi
              responses={**BLOCK_ANSWER, **doc.errors(400, 401, 403, 413, 415, 422)})
 async def block_email_domain(request: Request, token: BlocksWriter, services: Services,
                              settings: Settings) -> Response:
-    """Refuse sign-ups with addresses of ``domain`` and of the domains under it; the Admin::EmailDomainBlock. A
-    domain blocked already is a 422, as is ``allow_with_approval`` (Kicau holds no sign-ups for approval)."""
+    """Refuse sign-ups with addresses of ``domain`` and of the domains under it, or with ``allow_with_approval``
+    hold them for staff's approval; the Admin::EmailDomainBlock. A domain blocked already is a 422."""
     given = await read_params(request, settings.max_body_bytes)
     domain = optional_str(given, "domain")
     if not domain or not domain.strip():
