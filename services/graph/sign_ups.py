@@ -3,8 +3,8 @@
 
 When a sign-up waits: the instance's ``KICAU_REGISTRATIONS_MODE`` is ``approved``; or, whatever the mode, the
 applicant's address is in a network an IP block marks ``sign_up_requires_approval`` (kicau/ip_blocks.py), or its
-e-mail address is under an e-mail domain block made with ``allow_with_approval`` (kicau/email_domain_blocks.py). In mode ``none``
-nobody may register (403, Mastodon's "This action is not allowed").
+e-mail address is under an e-mail domain block made with ``allow_with_approval`` (kicau/email_domain_blocks.py).
+In mode ``none`` nobody may register (403, Mastodon's "This action is not allowed").
 
 While it waits (``accounts.approval_pending``, migration 0065):
 
