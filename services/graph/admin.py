@@ -527,6 +527,16 @@ async def _admin(request: Request) -> Admin:
 
 
 AdminDep = Annotated[Admin, Depends(_admin)]
+OptionalId = Annotated[int | None, Query(ge=0, lt=1 << 63)]
+
+
+async def _page_cursors(max_id: OptionalId = None, since_id: OptionalId = None,
+                        min_id: OptionalId = None) -> Cursors:
+    return Cursors(max_id, since_id, min_id)
+
+
+# A listing's id cursors, as every admin listing takes them (Mastodon's ``max_id``, ``since_id``, ``min_id``).
+PageCursors = Annotated[Cursors, Depends(_page_cursors)]
 Actor = Annotated[str | None, Header(alias=ACCOUNT_HEADER)]
 
 
@@ -541,21 +551,19 @@ def paged(page: Page) -> JSONResponse:
 
 @router.get("/accounts")
 async def accounts(
-    admin: AdminDep, actor: Actor = None,
+    admin: AdminDep, cursors: PageCursors, actor: Actor = None,
     status: Literal["active", "disabled", "pending", "silenced", "suspended", "sensitized"] | None = None,
     remote: bool = False, by_domain: Annotated[str | None, Query(max_length=300)] = None, staff: bool = False,
     role_ids: Annotated[list[Annotated[int, Field(ge=-(1 << 31), lt=1 << 31)]], Query(max_length=40)] = [],  # noqa: B006
     username: Annotated[str | None, Query(max_length=300)] = None,
     display_name: Annotated[str | None, Query(max_length=300)] = None,
     email: Annotated[str | None, Query(max_length=300)] = None, ip: Annotated[str | None, Query(max_length=300)] = None,
-    invited_by: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    max_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    since_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    min_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None, limit: Limit = PAGE_DEFAULT,
+    invited_by: OptionalId = None,
+    limit: Limit = PAGE_DEFAULT,
 ) -> JSONResponse:
     wanted = AccountFilter(status=status, remote=remote, by_domain=by_domain, staff=staff, role_ids=tuple(role_ids),
                            username=username, display_name=display_name, email=email, ip=ip, invited_by=invited_by)
-    return paged(await admin.accounts(acting_account_id(actor), wanted, Cursors(max_id, since_id, min_id), limit))
+    return paged(await admin.accounts(acting_account_id(actor), wanted, cursors, limit))
 
 
 @router.get("/accounts/{account_id}")
@@ -590,30 +598,22 @@ async def change_account(account_id: Annotated[int, Path(ge=0, lt=1 << 63)],
 
 @router.get("/reports")
 async def reports(
-    admin: AdminDep, actor: Actor = None, state: ReportState = "open",
-    account_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    target_account_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    max_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    since_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    min_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None, limit: Limit = PAGE_DEFAULT,
+    admin: AdminDep, cursors: PageCursors, actor: Actor = None, state: ReportState = "open",
+    account_id: OptionalId = None, target_account_id: OptionalId = None,
+    limit: Limit = PAGE_DEFAULT,
 ) -> JSONResponse:
     return paged(await admin.reports(acting_account_id(actor), state=state, account_id=account_id,
-                                      target_account_id=target_account_id, cursors=Cursors(max_id, since_id, min_id),
-                                      limit=limit))
+                                      target_account_id=target_account_id, cursors=cursors, limit=limit))
 
 
 @router.get("/audit_logs")
 async def audit_logs(
-    admin: AdminDep, actor: Actor = None, action_type: Annotated[str | None, Query(max_length=100)] = None,
-    account_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    target_account_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    max_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    since_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None,
-    min_id: Annotated[int | None, Query(ge=0, lt=1 << 63)] = None, limit: Limit = PAGE_DEFAULT,
+    admin: AdminDep, cursors: PageCursors, actor: Actor = None,
+    action_type: Annotated[str | None, Query(max_length=100)] = None, account_id: OptionalId = None,
+    target_account_id: OptionalId = None, limit: Limit = PAGE_DEFAULT,
 ) -> JSONResponse:
     return paged(await admin.audit_log(acting_account_id(actor), action_type=action_type, account_id=account_id,
-                                       target_account_id=target_account_id,
-                                       cursors=Cursors(max_id, since_id, min_id), limit=limit))
+                                       target_account_id=target_account_id, cursors=cursors, limit=limit))
 
 
 @router.get("/reports/{report_id}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Protocol, TypeVar
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
 
@@ -20,12 +20,11 @@ from kicau import canonical_email_blocks, email_domain_blocks
 from kicau.canonical_email_blocks import HASH, CanonicalEmailBlock, canonical_hash
 from kicau.email_domain_blocks import EmailDomainBlock, histories, normalized_domain
 from kicau.web import ApiError, acting_account_id
-from services.graph.admin import PAGE_DEFAULT, Actor, AdminDep, Cursors, Limit, Page, paged
+from services.graph.admin import PAGE_DEFAULT, Actor, AdminDep, Cursors, Limit, Page, PageCursors, paged
 from services.graph.service import GraphService
 
 PERMISSION: Final = "manage_blocks"
 Id = Annotated[int, Path(ge=0, lt=1 << 63)]
-Cursor = Annotated[int | None, Query(ge=0, lt=1 << 63)]
 
 router = APIRouter(prefix="/internal/admin")
 
@@ -75,11 +74,11 @@ async def _one(graph: GraphService, block_id: int) -> EmailDomainBlock:
 
 
 @router.get("/email_domain_blocks")
-async def listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
-                  since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
+async def listing(request: Request, admin: AdminDep, cursors: PageCursors, actor: Actor = None,
+                  limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
     graph = graph_of(request)
-    shown = window(await graph.email_blocks.every(), Cursors(max_id, since_id, min_id), limit)
+    shown = window(await graph.email_blocks.every(), cursors, limit)
     return listed_blocks(shown, await _rendered(graph, shown))
 
 
@@ -135,10 +134,10 @@ async def _one_address(graph: GraphService, block_id: int) -> CanonicalEmailBloc
 
 
 @router.get("/canonical_email_blocks")
-async def address_listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
-                          since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
+async def address_listing(request: Request, admin: AdminDep, cursors: PageCursors, actor: Actor = None,
+                          limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    shown = window(await graph_of(request).address_blocks.every(), Cursors(max_id, since_id, min_id), limit)
+    shown = window(await graph_of(request).address_blocks.every(), cursors, limit)
     return listed_blocks(shown, [canonical_email_blocks.entity(b) for b in shown])
 
 

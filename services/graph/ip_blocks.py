@@ -30,8 +30,8 @@ from kicau.ip_blocks import (
     parsed_network,
 )
 from kicau.web import ApiError, acting_account_id
-from services.graph.admin import PAGE_DEFAULT, Actor, AdminDep, Cursors, Limit
-from services.graph.email_blocks import PERMISSION, Cursor, Id, found_block, graph_of, listed_blocks, window
+from services.graph.admin import PAGE_DEFAULT, Actor, AdminDep, Limit, PageCursors
+from services.graph.email_blocks import PERMISSION, Id, found_block, graph_of, listed_blocks, window
 from services.graph.service import GraphService
 
 router = APIRouter(prefix="/internal")
@@ -102,10 +102,10 @@ async def in_force(request: Request) -> dict[str, Any]:
 
 
 @router.get("/admin/ip_blocks")
-async def listing(request: Request, admin: AdminDep, actor: Actor = None, max_id: Cursor = None,
-                  since_id: Cursor = None, min_id: Cursor = None, limit: Limit = PAGE_DEFAULT) -> JSONResponse:
+async def listing(request: Request, admin: AdminDep, cursors: PageCursors, actor: Actor = None,
+                  limit: Limit = PAGE_DEFAULT) -> JSONResponse:
     await admin.staff_role(acting_account_id(actor), PERMISSION)
-    shown = window(await graph_of(request).ip_blocks.every(), Cursors(max_id, since_id, min_id), limit)
+    shown = window(await graph_of(request).ip_blocks.every(), cursors, limit)
     return listed_blocks(shown, [entity(b) for b in shown])
 
 

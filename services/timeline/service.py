@@ -652,18 +652,16 @@ class TimelineService:
         if kind == "tags":
             name = item_id.removeprefix("#")
             item = hashtags.normal(name) if hashtags.valid(name) else None
-            if item is None or not await self.tagged.exists(item):
-                raise ApiError(404, "Record not found")
-        elif kind == "statuses":
-            item = parse_id(item_id)
-            if item is None or not await self.statuses.render_each([item], ANONYMOUS, marks=False):
-                raise ApiError(404, "Record not found")
+            if item is not None and not await self.tagged.exists(item):
+                item = None
         else:
-            item = link_url(item_id)
-            if item is None or not await link_trends.cards_of(self.redis, [item], time.time() * 1000):
-                raise ApiError(404, "Record not found")
+            item = parse_id(item_id) if kind == "statuses" else link_url(item_id)
+        # Rendered once, before the review (no status or page to render: 404), and given the review's fields after.
+        found = await self._with_reviews(kind, [item], {}) if item is not None else []
+        if not found:
+            raise ApiError(404, "Record not found")
         review = await self.trend_reviews.review(kind, str(item), trendable, actor)
-        shown = (await self._with_reviews(kind, [item], {str(item): review}))[0]
+        shown = {**found[0], **review_fields(review, self.own.trendable_by_default)}
         target_type = {"tags": "tag", "statuses": "status", "links": "preview_card"}[kind]
         author = int(shown["account"]["id"]) if kind == "statuses" else None
         await self.audit.add(ActionLog(unclaimed_id(), actor, "approve" if trendable else "reject", target_type,
