@@ -341,6 +341,10 @@ def push_subscriptions_version(account_id: int) -> str:
     return f"push:subs:{{u:{account_id}}}:v"
 
 
+# The pushes the push services try again later (services/push/later.py): a sorted set scored by when each is due.
+PUSH_LATER = "push:{later}:due"
+
+
 def push_sent(subscription_id: int, notification_id: int) -> str:
     """Set once a notification was pushed to a subscription (services/push/): a replayed notice is not pushed
     twice. Kept as long as a push service keeps an undelivered push (kicau/web_push.py, ``PUSH_TTL_SECONDS``)."""

@@ -208,6 +208,11 @@ IP_BLOCK_REFUSALS = Counter("kicau_ip_block_refusals_total",
                             "Requests an IP block refused (kicau/ip_blocks.py), by the block's severity", ["severity"])
 PUSH_SKIPPED = Counter("kicau_push_notices_skipped_total", "Notices a subscription did not get, by reason",
                        ["reason"])
+# Pushes that failed (or whose push service was given up on) kept for a later round, and those given up after the
+# last round (services/push/later.py).
+PUSH_LATER = Counter("kicau_push_later_total", "Failed pushes kept for a later round, or given up after the last",
+                     ["event"])
+PUSH_LATER_WAITING = Gauge("kicau_push_later_waiting", "Pushes kept for a later round, not yet tried")
 PUSH_LATENCY = Histogram(
     "kicau_push_delivery_latency_seconds", "Notification's cause accepted to its push accepted by the endpoint",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),

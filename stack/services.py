@@ -127,6 +127,9 @@ def service_env() -> dict[str, str]:
     # both off (kicau/settings.py, kicau/outbound.py).
     env.setdefault("KICAU_PUSH_ALLOW_INSECURE_ENDPOINTS", "true")
     env.setdefault("KICAU_LINK_PREVIEWS_ALLOW_PRIVATE_HOSTS", "true")
+    # A failed push's later rounds come seconds apart, not minutes (services/push/later.py), so that a test sees
+    # one within its wait.
+    env.setdefault("KICAU_PUSH_LATER_FIRST_SECONDS", "3")
     return env
 
 

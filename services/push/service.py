@@ -7,7 +7,9 @@ asks whether the account follows the sender, ``follower`` whether the sender fol
 that has such a policy, kicau/notification_policies.py's ``Relations``), less those already pushed (a replayed
 batch: ``keys.push_sent``, one round trip; the batch's deliveries are marked in another); then the sender's card
 and the status's text for each notice, and every push at once (up to ``concurrency``). A subscription whose
-endpoint answers 404 or 410 is removed, unless it was replaced meanwhile (``IF id = ?``).
+endpoint answers 404 or 410 is removed, unless it was replaced meanwhile (``IF id = ?``). A push whose endpoint failed
+every attempt, or whose push service is being given up on, is kept for a later round (services/push/later.py),
+which ``retry_due`` tries as the subscription then is.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from kicau import keys
 from kicau.account_cards import AccountCards
 from kicau.clients import execute, write_preparer
 from kicau.follower_lists import KeptUnderVersions, claim_versions
-from kicau.metrics import PUSH_DELIVERIES, PUSH_LATENCY, PUSH_SKIPPED
+from kicau.metrics import PUSH_DELIVERIES, PUSH_LATENCY, PUSH_LATER, PUSH_SKIPPED
 from kicau.notification_policies import Relations
 from kicau.notifications import FOLLOW, FOLLOW_REQUEST
 from kicau.web_push import (
@@ -45,17 +47,21 @@ from kicau.web_push import (
     payload,
     title,
 )
+from services.push.later import LaterPushes
 from services.push.sender import Outcome, PushSender
 
 log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"<[^>]*>")
+# The outcomes that keep a push for a later round (services/push/later.py).
+_TRIED_AGAIN = (Outcome.FAILED, Outcome.UNREACHABLE)
 
 
 @dataclass(frozen=True)
 class _Push:
     notice: PushNotice
     subscription: Subscription
+    round: int = 0  # 0: the batch's own tries; then the later rounds (services/push/later.py)
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,10 @@ class _Said:
 
 class Pusher:
     def __init__(self, *, session: Session, redis: Redis, sender: PushSender, vapid: VapidKey, cards: AccountCards,
-                 relations: Relations, write_consistency: int, contact: str, concurrency: int,
+                 relations: Relations, write_consistency: int, contact: str, concurrency: int, later: LaterPushes,
                  max_kept: int = 100_000) -> None:
         self._session = session
+        self._later = later
         self._redis = redis
         self._sender = sender
         self._vapid = vapid
@@ -91,6 +98,34 @@ class Pusher:
 
     async def push(self, notices: Sequence[PushNotice]) -> None:
         pushes = await self._wanted(notices)
+        if pushes:
+            await self._deliver(pushes)
+
+    async def retry_due(self) -> int:
+        """Try the later rounds that are due (services/push/later.py); how many were taken."""
+        taken = await self._later.take_due()
+        if not taken:
+            return 0
+        due = [(member, later) for member, later in taken if later is not None]
+        accounts = sorted({later.notice.account_id for _, later in due})
+        tokens = await claim_versions(self._redis, [keys.push_subscriptions_version(a) for a in accounts])
+        held = await self._held.of(dict(zip(accounts, tokens, strict=True)))
+        pushes: list[_Push] = []
+        for _, later in due:
+            # The subscription as it is now: gone, or replaced by another, and the push is not made.
+            subscription = next((found for found in held.get(later.notice.account_id, ())
+                                 if found.id == later.subscription_id), None)
+            if subscription is None or not subscription.wants(later.notice.type) or subscription.policy == "none":
+                PUSH_SKIPPED.labels("gone").inc()
+                continue
+            pushes.append(_Push(later.notice, subscription, later.round))
+        if pushes:
+            await self._deliver(await self._unsent(pushes))
+        await self._later.done([member for member, _ in taken])
+        return len(taken)
+
+    async def _deliver(self, pushes: list[_Push]) -> None:
+        """Push each, mark those delivered, and keep those that failed for their next round."""
         if not pushes:
             return
         said = await self._said({p.notice for p in pushes})
@@ -103,6 +138,12 @@ class Pusher:
                     pipe.set(keys.push_sent(push.subscription.id, push.notice.notification_id), b"1",
                              ex=PUSH_TTL_SECONDS)
                 await pipe.execute()
+        again = [(p, outcome) for p, outcome in zip(sent, outcomes, strict=True) if outcome in _TRIED_AGAIN]
+        later = [found for p, outcome in again if (found := self._later.after_failure(
+            p.notice, p.subscription.id, p.round, attempted=outcome is Outcome.FAILED))]
+        await self._later.keep(later)
+        PUSH_LATER.labels("kept").inc(len(later))
+        PUSH_LATER.labels("given_up").inc(len(again) - len(later))
 
     async def _read_subscriptions(self, account_id: int) -> list[Subscription]:
         return [from_row(row) for row in await execute(self._session, self._subscriptions, (account_id,))]
@@ -132,6 +173,10 @@ class Pusher:
                     continue
                 allowed.append(push)
             pushes = allowed
+        return await self._unsent(pushes)
+
+    async def _unsent(self, pushes: list[_Push]) -> list[_Push]:
+        """Those not pushed already (a replayed batch, a later round of a push delivered meanwhile)."""
         if not pushes:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -19,6 +19,10 @@ class PushSettings(BaseSettings):
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Tries of a push an endpoint answered 429 or 5xx or did not answer (a growing pause between them).
     attempts: int = Field(default=3, ge=1, le=10)
+    # Later rounds of a push that failed every attempt (services/push/later.py): how many (0: none), and how long
+    # after the failure the first comes (each next one four times as long after the last).
+    later_rounds: int = Field(default=5, ge=0, le=6)
+    later_first_seconds: float = Field(default=60.0, gt=0, le=3600)
     # The VAPID subject push services may contact about this instance (RFC 8292: mailto: or https:); empty:
     # mailto:admin@<KICAU_INSTANCE_DOMAIN>.
     contact: str = ""

@@ -32,20 +32,30 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = 0.0  # time.monotonic() as it arrived
 
 
 @dataclass
 class Receiver:
-    """A push service of our own: records every push and answers each path's status (201 unless told)."""
+    """A push service of our own: records every push and answers each path's status (201 unless told), after
+    answering 503 to as many of its first pushes as told (``failing_first``)."""
 
     url: str
     pushes: queue.Queue[Received] = field(default_factory=queue.Queue)
     answers: dict[str, int] = field(default_factory=dict)
+    failing: dict[str, int] = field(default_factory=dict)
 
-    def endpoint(self, status: int = 201) -> str:
+    def endpoint(self, status: int = 201, failing_first: int = 0) -> str:
         path = f"/push/{uuid.uuid4().hex}"
         self.answers[path] = status
+        self.failing[path] = failing_first
         return self.url + path
+
+    def answer_to(self, path: str) -> int:
+        if self.failing.get(path, 0) > 0:
+            self.failing[path] -= 1
+            return 503
+        return self.answers.get(path, 201)
 
     def next_for(self, endpoint: str, timeout: float = 30.0) -> Received:
         """The next push to ``endpoint`` (pushes to others are put back for their own tests)."""
@@ -82,14 +92,18 @@ class Receiver:
 def running_receiver() -> Iterator[Receiver]:
     """A receiver listening on 127.0.0.1 (a free port) while the block runs."""
     holder: dict[str, Receiver] = {}
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             own = holder["receiver"]
-            own.pushes.put(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(own.answers.get(self.path, 201))
+            with lock:
+                status = own.answer_to(self.path)
+            own.pushes.put(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                                    time.monotonic()))
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

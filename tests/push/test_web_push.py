@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -272,6 +273,39 @@ def test_a_failing_push_service_is_given_up_on_for_a_while(http: httpx.Client, m
 
     eventually(lambda: len(listed()) == 2)
     assert listed()[0] == both.json()["id"]
+
+
+def test_a_push_that_failed_is_tried_again_later(http: httpx.Client, make_user: Callable[..., User]) -> None:
+    """A push whose push service failed every attempt of its batch is kept for a later round
+    (services/push/later.py): once the push service answers again (and is no longer given up on), the push arrives,
+    once. A later round finds its subscription as it is then: one removed meanwhile is pushed nothing."""
+    patient, leaving, author = make_user("patient"), make_user("leaving"), make_user("caller")
+    keys = Keys.new()
+    with running_receiver() as flaky_service, running_receiver() as failing_service:
+        recovering = flaky_service.endpoint(failing_first=3)  # KICAU_PUSH_ATTEMPTS, each answered 503
+        failing = failing_service.endpoint(status=503)
+        subscribe(http, patient, recovering, keys)
+        subscribe(http, leaving, failing, Keys.new())
+        posted = http.post("/api/v1/statuses", headers=author.auth,
+                           json={"status": f"@{patient.username} @{leaving.username} are you there?"})
+        assert posted.status_code == 200, posted.text
+        for _ in range(3):
+            flaky_service.next_for(recovering)
+        removed = http.delete("/api/v1/push/subscription", headers=leaving.auth)
+        assert removed.status_code == 200, removed.text
+        left_at = time.monotonic()
+        # The push service was given up on for 30 s after the batch failed; the later rounds (3 s apart in a
+        # development stack) find it given up on, spend no round, and try it once it is not.
+        arrived = flaky_service.next_for(recovering, timeout=90)
+        said = decrypted(arrived, keys)
+        assert (said["notification_type"], said["title"]) == ("mention", f"{author.username} mentioned you")
+        flaky_service.assert_quiet(recovering, seconds=4.0)  # delivered once
+        late = []
+        while not failing_service.pushes.empty():
+            got = failing_service.pushes.get()
+            if got.at > left_at + 1.0:
+                late.append(got)
+        assert late == []  # its subscription was gone by its later round
 
 
 def test_revoking_the_token_removes_its_subscription(http: httpx.Client, make_user: Callable[..., User],
