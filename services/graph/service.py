@@ -77,7 +77,7 @@ from kicau.featured_tags import AccountTagUses, FeaturedTagStore
 from kicau.follow_options import DEFAULT, EncodedOptions, FollowOptionStore, encode_options
 from kicau.follow_requests import FollowRequest, FollowRequestStore
 from kicau.follow_suggestions import DismissalStore
-from kicau.ids import SnowflakeGenerator
+from kicau.ids import SnowflakeGenerator, time_of_id
 from kicau.ip_blocks import IpBlockStore
 from kicau.large_accounts import LargeAccounts, followee_changes
 from kicau.lists import DEFAULT_REPLIES_POLICY, MAX_LISTS, MAX_MEMBERS, MAX_TITLE, AccountList, ListStore
@@ -122,6 +122,10 @@ async def _no_account() -> int | None:
 IndexRead = Callable[[str, int, tuple[str, int] | None], Awaitable[list[tuple[str, int]]]]
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
 MAX_PAGE = 80
+# A username's or address's claim whose account is still missing this long after the claim was left by a sign-up
+# that died halfway (``GraphService._claim``): far longer than a sign-up takes between its claims and its account
+# (a password's hash, a few writes).
+ABANDONED_CLAIM_SECONDS = 30
 AUTHORIZED_AT_ONCE = 8  # follow requests authorized at once when an account unlocks
 
 
@@ -520,11 +524,14 @@ class GraphService:
         account_id = self.ids.next_id()
         username_key = username.lower()
         email_key = email.lower()
-        if not await self.store.claim_username(username_key, account_id):
+        if not await self._claim(username_key, account_id, self.store.claim_username,
+                                 self.store.account_id_by_username, self.store.take_over_username):
             raise ApiError(422, "Validation failed: Username has already been taken")
         try:
-            if not await self.store.claim_email(email_key, account_id):
+            if not await self._claim(email_key, account_id, self.store.claim_email, self.store.account_id_by_email,
+                                     self.store.take_over_email):
                 raise ApiError(422, EMAIL_TAKEN)
+            crash_point("graph.register.claimed")
             if held:  # listed for staff before it exists: no waiting account is missing from the list
                 await self.pending_sign_ups.add(account_id)
             else:
@@ -538,12 +545,32 @@ class GraphService:
                 password_hash=password_hash, pending=held, reason=reason,
             )
         except BaseException:
-            # Leave no half-registered account: release the name so the user can retry it.
+            # Leave no half-registered account: release the name and the address (each only if this sign-up holds
+            # it) so the user can retry with them, and take it off staff's waiting list.
             await self.store.release_username(username_key, account_id)
+            await self.store.release_email(email_key, account_id)
+            if held:
+                await self.pending_sign_ups.drop(account_id)
             raise
         await self.tell(AccountRegistered(account_id=account_id))
         scopes = set(app_token.scopes) & {"read", "write", "follow", "push"} or {"read"}
         return await self._new_token(account_id, app_token.client_id, scopes, address)
+
+    async def _claim(self, key: str, account_id: int, claim: Callable[[str, int], Awaitable[bool]],
+                     holder_of: Callable[[str], Awaitable[int | None]],
+                     take_over: Callable[[str, int, int], Awaitable[bool]]) -> bool:
+        """Claim a username or an address for a new account; one a sign-up claimed and then never made its account
+        for (the graph service died between: its rollback never ran) is taken over once that is plainly over:
+        ``ABANDONED_CLAIM_SECONDS`` after the claim (its holder's id tells when), with no account of that id."""
+        if await claim(key, account_id):
+            return True
+        holder = await holder_of(key)
+        if holder is None or time.time() - time_of_id(holder).timestamp() < ABANDONED_CLAIM_SECONDS:
+            return False
+        if await self.store.account(holder) is not None:
+            return False
+        log.warning("a sign-up's claim of %r by %d was never followed by its account: taken over", key, holder)
+        return await take_over(key, holder, account_id)
 
     async def accounts(self, account_ids: list[int]) -> bytes:
         """The accounts that exist among ``account_ids``, in the order asked (each once): their cards, joined."""

@@ -39,6 +39,9 @@ class GraphStore:
         self._release_username = write("DELETE FROM accounts_by_username WHERE username = ? IF account_id = ?")
         self._claim_email = write("INSERT INTO accounts_by_email (email, account_id) VALUES (?, ?) IF NOT EXISTS")
         self._release_email = write("DELETE FROM accounts_by_email WHERE email = ? IF account_id = ?")
+        self._take_over_username = write(
+            "UPDATE accounts_by_username SET account_id = ? WHERE username = ? IF account_id = ?")
+        self._take_over_email = write("UPDATE accounts_by_email SET account_id = ? WHERE email = ? IF account_id = ?")
         self._insert_account = write(
             "INSERT INTO accounts (id, username, email, display_name, note, locked, bot, password_hash, created_at,"
             " approval_pending, sign_up_reason) VALUES (?, ?, ?, ?, ?, false, false, ?, ?, ?, ?)"
@@ -115,6 +118,17 @@ class GraphStore:
 
     async def release_email(self, email: str, account_id: int) -> None:
         await execute(self._session, self._release_email, (email, account_id))
+
+    async def take_over_username(self, username_key: str, holder: int, account_id: int) -> bool:
+        """Claim a username ``holder`` claimed for an account it never made (services/graph/service.py
+        ``_claim``); False if another took it over first."""
+        rows = await execute(self._session, self._take_over_username, (account_id, username_key, holder))
+        return bool(rows[0]["[applied]"])
+
+    async def take_over_email(self, email: str, holder: int, account_id: int) -> bool:
+        """The same for an e-mail address."""
+        rows = await execute(self._session, self._take_over_email, (account_id, email, holder))
+        return bool(rows[0]["[applied]"])
 
     async def insert_account(
         self, *, account_id: int, username: str, email: str, display_name: str, password_hash: str,
