@@ -18,7 +18,7 @@ While it waits (``accounts.approval_pending``, migration 0065):
 
 ``approve`` (403 for an account not waiting, as Mastodon's): the account's entries in the index of names and the
 directory first (harmless while it still waits: readers go by its card and its row), then the flag, then its entry
-in the waiting list; last, its tokens' cache entries are dropped (twice, as for disabling,
+in the waiting list; its tokens' cache entries are dropped before the flag and after it (twice, as for disabling,
 services/graph/accounts.py), so every token of it works at once. ``reject`` (403 likewise) deletes the account as
 Mastodon's does, reserving nothing: its tokens, then its username's and e-mail address's claims (either may be
 registered again at once), then its row and its entry in the waiting list. A retry after a failure part way finds
@@ -97,10 +97,13 @@ async def approve(graph: GraphService, row: dict[str, Any]) -> None:
     account_id = int(row["id"])
     await resp.round_trip(graph.redis, [graph.names.add_command(str(row["username"]).lower(), account_id),
                                         directory.joined_command(account_id)])
+    # Its tokens' cache entries (which say it waits) dropped before the flag too: a crash right after the flag
+    # leaves none of them refusing it for the hour they are kept.
+    token_hashes = await graph.store.token_hashes_of(account_id)
+    await tokens.forget(graph.redis, *token_hashes)
     await graph.standing.set_pending(account_id, False)
     await graph.pending_sign_ups.drop(account_id)
     await graph.cards.forget(account_id)
-    token_hashes = await graph.store.token_hashes_of(account_id)
     await tokens.forget(graph.redis, *token_hashes)
     # Again after a resolution begun before the flag's change could have cached the old answer (accounts.py).
     await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS + 0.5)
