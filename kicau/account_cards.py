@@ -134,15 +134,17 @@ class AccountCards:
             return None, {}
         return rows[0], {**(stats[0] if stats else {}), "statuses_count": statuses}
 
-    async def entity(self, account_id: int, *, replace: bool = True) -> dict[str, Any] | None:
+    async def entity(self, account_id: int, *, replace: bool = True,
+                     for_others: bool = False) -> dict[str, Any] | None:
         """The Account entity from Cassandra (fresh counts), refreshing the cache. ``replace=False`` (a miss's
         load) caches it only if no writer moved the card's epoch since the load began and no card was put
-        meanwhile (module doc)."""
+        meanwhile (module doc). ``for_others``: None for an account whose sign-up still waits for staff's approval
+        (services/graph/sign_ups.py), read from the same row."""
         card_key, epoch_key = _card_keys(account_id)
         epoch = None if replace else await self._redis.get(epoch_key)
         (row, stats), roles = await asyncio.gather(self.load_rows(account_id),
                                                    execute(self._session, self._select_role, (account_id,)))
-        if row is None:
+        if row is None or (for_others and row.get("approval_pending")):
             return None
         entity = account_entity(
             row,

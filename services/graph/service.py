@@ -580,11 +580,10 @@ class GraphService:
 
     async def account(self, account_id: int) -> dict[str, Any]:
         """The account's profile; 404 for none, and for one whose sign-up waits for staff (sign_ups.py)."""
-        entity, pending = await asyncio.gather(self.cards.entity(account_id), self.standing.pending(account_id))
-        if entity is None or pending:
+        entity = await self.cards.entity(account_id, for_others=True)
+        if entity is None:
             raise ApiError(404, "Record not found")
-        found: dict[str, Any] = entity
-        return found
+        return entity
 
     async def credentials(self, account_id: int) -> dict[str, Any]:
         entity = await self.account(account_id)
