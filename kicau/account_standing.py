@@ -1,7 +1,8 @@
 """An account's standing with the staff. Whether it may sign in: not if the operator or staff disabled its login
 (``accounts.disabled``, migration 0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor
 if staff suspended it (``accounts.suspended_at``, migration 0058; the admin action ``suspend``). And whether staff
-limited (silenced) it (``accounts.silenced_at``, migration 0059), which leaves its login alone. And whether its
+limited (silenced) it (``accounts.silenced_at``, migration 0059) or marked it sensitive (``accounts.sensitized_at``,
+migration 0067), which leave its login alone. And whether its
 sign-up still waits for staff's approval (``accounts.approval_pending``, migration 0065, services/graph/sign_ups.py):
 its tokens are refused until then, with Mastodon's other answer.
 
@@ -27,6 +28,7 @@ class AccountStanding:
         self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
         self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
         self._silence = prepare_write("UPDATE accounts SET silenced_at = ? WHERE id = ?")
+        self._sensitize = prepare_write("UPDATE accounts SET sensitized_at = ? WHERE id = ?")
         self._pending = prepare_write("UPDATE accounts SET approval_pending = ? WHERE id = ?")
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
@@ -68,6 +70,10 @@ class AccountStanding:
     async def set_silenced(self, account_id: int, since: datetime | None) -> None:
         """Limited (silenced) since ``since``, or no longer (None). For an account that exists, as ``set``."""
         await execute(self._session, self._silence, (since, account_id))
+
+    async def set_sensitized(self, account_id: int, since: datetime | None) -> None:
+        """Marked sensitive since ``since``, or no longer (None). For an account that exists, as ``set``."""
+        await execute(self._session, self._sensitize, (since, account_id))
 
     async def set_pending(self, account_id: int, pending: bool) -> None:
         """Waiting for staff's approval, or no longer (null, as for accounts that never waited). For an account that

@@ -1,13 +1,13 @@
 """Account warnings: what an account is told of a moderation action taken on it (Mastodon's strikes, its
 AccountWarning entity and its ``moderation_warning`` notification).
 
-Every action of the admin API on an account (services/graph/admin.py: ``none``, ``disable``, ``silence``,
-``suspend``) leaves a warning: the action, the moderator's ``text``, and the statuses of the report it was taken on,
-if any. Unless the moderator sets ``send_email_notification`` to false, the account is told of it: the graph service
-publishes ``account.warned`` and the fanout records and streams a ``moderation_warning`` notification, its id the
-warning's and its account the warned account's own (Mastodon's: a warning has no sender to show). Kicau sends no
-e-mail; the notification is the telling. Kept in Cassandra ``account_warnings`` (migration 0060); appeals are not
-taken.
+Every action of the admin API on an account (services/graph/admin.py: ``none``, ``sensitive``, ``disable``,
+``silence``, ``suspend``) leaves a warning: the action, the moderator's ``text``, and the statuses of the report it
+was taken on, if any. Unless the moderator sets ``send_email_notification`` to false, the account is told of it: the
+graph service publishes ``account.warned`` and the fanout records and streams a ``moderation_warning`` notification,
+its id the warning's and its account the warned account's own (Mastodon's: a warning has no sender to show). Kicau
+sends no e-mail; the notification is the telling. Kept in Cassandra ``account_warnings`` (migration 0060); appeals
+are not taken.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ MAX_TEXT: Final = 5000
 class AccountWarning:
     id: int
     account_id: int  # the warned account
-    action: str  # none, disable, silence or suspend
+    action: str  # none, sensitive, disable, silence or suspend
     text: str
     status_ids: tuple[int, ...] = ()
     report_id: int | None = None

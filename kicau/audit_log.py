@@ -5,9 +5,10 @@ Each moderation action that changes something leaves one entry, written after th
 halfway leaves none; an entry that cannot be written is logged and counted, never a failed request, which staff
 would repeat). The entries and their Mastodon action types:
 
-* on accounts (services/graph/admin.py): ``disable_user``, ``silence_account``, ``suspend_account`` (and
-  ``create_account_warning`` for ``none``: a warning alone), ``enable_user``, ``unsilence_account``,
-  ``unsuspend_account``, and for sign-ups held for approval ``approve_user`` and ``reject_user``;
+* on accounts (services/graph/admin.py): ``sensitive_account``, ``disable_user``, ``silence_account``,
+  ``suspend_account`` (and ``create_account_warning`` for ``none``: a warning alone), ``unsensitive_account``,
+  ``enable_user``, ``unsilence_account``, ``unsuspend_account``, and for sign-ups held for approval ``approve_user``
+  and ``reject_user``;
 * on reports: ``assigned_to_self_report``, ``unassigned_report``, ``resolve_report``, ``reopen_report``,
   ``update_report`` (its category or rules);
 * on blocks: ``create_``/``destroy_email_domain_block``, ``create_``/``destroy_canonical_email_block``,

@@ -127,7 +127,10 @@ def account_entity(
     """Mastodon's Account. A suspended account's (``suspended_at``, set by staff) shows no profile, as Mastodon
     shows it: no display name, note, fields, role or pictures, neither locked nor a bot nor discoverable, and
     ``"suspended":true`` as its last key (``SUSPENDED_CARD_END``: readers tell such a card by its end alone). A
-    limited (silenced) account's has ``"limited":true`` (``silenced_at``), last but for ``suspended``."""
+    limited (silenced) account's has ``"limited":true`` (``silenced_at``), last but for ``suspended``. One staff
+    marked sensitive (``sensitized_at``) has ``"sensitized":true`` just before those: a key of Kicau's (Mastodon
+    shows it to staff alone), by which every reader shows its statuses sensitive without another read
+    (``is_sensitized_card``, ``shown_sensitive``)."""
     username = row["username"]
     url = f"{public_url}/@{username}"
     suspended = row.get("suspended_at") is not None
@@ -165,6 +168,8 @@ def account_entity(
         # The staff role the profile shows (kicau/staff.py), as Mastodon's highlighted roles.
         "roles": [] if suspended else roles or [],
     }
+    if row.get("sensitized_at") is not None and not suspended:
+        entity["sensitized"] = True
     if row.get("silenced_at") is not None:
         entity["limited"] = True
     if suspended:
@@ -177,6 +182,7 @@ def account_entity(
 # before ``limited`` and ``suspended``.
 SUSPENDED_CARD_END = b',"suspended":true}'
 LIMITED_CARD_END = b',"limited":true}'
+SENSITIZED_CARD_ENDS = (b',"sensitized":true}', b',"sensitized":true,"limited":true}')
 
 
 def is_suspended_card(card: bytes) -> bool:
@@ -189,6 +195,20 @@ def is_limited_card(card: bytes) -> bool:
     """Whether a cached card is a limited (silenced) account's that is not suspended (a suspended one's statuses are
     left out everywhere already): a test of its last bytes, as ``is_suspended_card``."""
     return card.endswith(LIMITED_CARD_END)
+
+
+def is_sensitized_card(card: bytes) -> bool:
+    """Whether a cached card is that of an account staff marked sensitive (and did not suspend): a test of its last
+    bytes, as ``is_suspended_card``."""
+    return card.endswith(SENSITIZED_CARD_ENDS)
+
+
+def shown_sensitive(fragment: bytes) -> bytes:
+    """A Status fragment (``status_fragment``'s, or one a reader is shown) with ``sensitive`` true, as everyone but
+    its author is shown the statuses of an account staff marked sensitive (Mastodon's ``account.sensitized? ||
+    sensitive``). The first ``"sensitive":`` of a fragment is its own: a string's quotes are escaped, and a reblogged
+    or quoted status comes after it."""
+    return fragment.replace(b'"sensitive":false', b'"sensitive":true', 1)
 
 
 def credential_account_entity(account: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,15 @@ from kicau import keys, polls, quotes, resp, visibility
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import NO_HIDES, HideCopies, Hides
 from kicau.clients import execute
-from kicau.entities import ACCOUNT_OPENING, compose_status, is_limited_card, is_suspended_card, status_fragment
+from kicau.entities import (
+    ACCOUNT_OPENING,
+    compose_status,
+    is_limited_card,
+    is_sensitized_card,
+    is_suspended_card,
+    shown_sensitive,
+    status_fragment,
+)
 from kicau.favourites import COUNT_QUERY
 from kicau.filters import HOME, PUBLIC, THREAD, ContextFilters, FilterCopies, SearchableTexts, with_results
 from kicau.ids import ms_from_id
@@ -260,6 +268,9 @@ class Visible(NamedTuple):
     quotes: dict[int, bytes] = {}  # a shared default, never changed
     # the statuses whose quote_approval.current_user the reader sees otherwise than their fragment says
     approvals: frozenset[int] = frozenset()
+    # the statuses the reader is shown sensitive, whatever they were posted with: those of an account staff marked
+    # sensitive, to everyone but their author (kicau/entities.py ``shown_sensitive``)
+    sensitized: frozenset[int] = frozenset()
 
 
 def _shown_fragment(status_id: int, value: bytes, visible: Visible) -> bytes | memoryview:
@@ -273,9 +284,18 @@ def _shown_fragment(status_id: int, value: bytes, visible: Visible) -> bytes | m
         shown = quotes.with_current_user(bytes(shown), not value[FLAGS_AT] & QUOTED_BY_ANYONE)
     if status_id in visible.polls:
         shown = polls.with_poll(shown, visible.polls[status_id])
+    if status_id in visible.sensitized:
+        shown = shown_sensitive(bytes(shown))
     if filtered and status_id in filtered:
         return with_results(bytes(shown), filtered[status_id])
     return shown
+
+
+def _sensitized(seen: list[Hydrated], reader: Reader) -> frozenset[int]:
+    """The statuses among ``seen`` the reader is shown sensitive (``Visible.sensitized``): a test of each card's
+    last bytes, and of the author for the few whose card says so."""
+    return frozenset(status_id for status_id, value, card in seen
+                     if is_sensitized_card(card) and _AUTHOR_AUDIENCE.unpack_from(value)[0] != reader.account_id)
 
 
 def _filter(seen: list[Hydrated], active: ContextFilters, reblogged: dict[int, int],
@@ -498,7 +518,7 @@ class StatusCards:
                 seen, filtered = _filter(seen, active, reblogs_of, originals, self._texts)
         shown_quotes = await self._quotes(seen, reader, marks, hides) if quoted else {}
         return Visible(seen, marked, originals, filtered, await self._polls_now(seen, reader), shown_quotes,
-                       await self._approvals(seen, reader))
+                       await self._approvals(seen, reader), _sensitized(seen, reader))
 
     async def _quotes(self, seen: list[Hydrated], reader: Reader, marks: bool, hides: Hides) -> dict[int, bytes]:
         """For each status that quotes another (a flag in its head says so), the Quote its reader is shown
@@ -613,6 +633,8 @@ class StatusCards:
             anything = anything | visible.quotes.keys()
         if visible.approvals:
             anything = anything | visible.approvals
+        if visible.sensitized:
+            anything = anything | visible.sensitized
         for status_id, value, card in visible.seen:
             # As compose_status: the card under "account", then the fragment without its opening brace. The usual
             # status (no counts, no reblog, not marked by the reader) straight from its cached bytes; this is most

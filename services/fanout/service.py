@@ -53,7 +53,7 @@ from kicau import conversations, instance_usage, keys, resp, retractions, tag_tr
 from kicau.account_cards import AccountCards
 from kicau.blocks_and_mutes import notification_hiders, status_hiders
 from kicau.conversations import Conversation, ConversationChange, ConversationStore
-from kicau.entities import compose_status, is_limited_card, is_suspended_card
+from kicau.entities import compose_status, is_limited_card, is_sensitized_card, is_suspended_card, shown_sensitive
 from kicau.events import (
     AccountHidden,
     AccountRegistered,
@@ -234,6 +234,12 @@ def warning_notifications(events: Sequence[Event]) -> list[Notification]:
     """A ``moderation_warning`` for each account warned (kicau/account_warnings.py), from itself, as Mastodon's."""
     return [Notification(e.account_id, e.warning_id, MODERATION_WARNING, e.account_id)
             for e in events if isinstance(e, AccountWarned)]
+
+
+def _as_streamed(fragment: bytes, card: bytes) -> bytes:
+    """A status as its stream event shows it to every reader: sensitive if staff marked its author so (the author's
+    own streams too: the event is rendered once for all of them, as Mastodon's is)."""
+    return shown_sensitive(fragment) if is_sensitized_card(card) else fragment
 
 
 def to_available(notices: Sequence[Notification], cards: Mapping[int, bytes]) -> list[Notification]:
@@ -943,7 +949,7 @@ class Fanout:
                 card = cards.get(event.account_id)
                 if card is None:
                     continue
-                fragment = event.status_json.encode()
+                fragment = _as_streamed(event.status_json.encode(), card)
                 if event.reblog:
                     fragment = with_reblog(fragment, event.reblog.encode())
                     reblogged[event.status_id] = event.reblog
@@ -991,7 +997,8 @@ class Fanout:
             elif isinstance(event, StatusEdited):
                 card = cards.get(event.account_id)
                 if card is not None:
-                    updates[event.status_id] = compose_status(event.status_json.encode(), card).decode()
+                    updates[event.status_id] = compose_status(_as_streamed(event.status_json.encode(), card),
+                                                              card).decode()
                     self._deliver_edit(pipe, plan, event, updates[event.status_id], audiences,
                                        public_listened and not is_limited_card(card))
         accepted = accepted_times(p.event for p in plans)

@@ -66,6 +66,8 @@ class Account(_Entity):
     suspended: bool | None = None
     # Present, and true, on a limited (silenced) account's only.
     limited: bool | None = None
+    # Present, and true, on the account of one staff marked sensitive only (a key of Kicau's).
+    sensitized: bool | None = None
 
 
 class Status(_Entity):

@@ -71,6 +71,19 @@ async def set_silenced(standing: AccountStanding, cards: AccountCards, account_i
     """Limit (silence) the account since ``since`` or, with None, no longer: its card (``"limited":true``), which
     the public reads and streams go by, dropped with every copy of it."""
     await standing.set_silenced(account_id, since)
+    await _card_changed(cards, account_id)
+
+
+async def set_sensitized(standing: AccountStanding, cards: AccountCards, account_id: int,
+                         since: datetime | None) -> None:
+    """Mark the account sensitive since ``since`` or, with None, no longer: its card (``"sensitized":true``), which
+    every read and stream of its statuses goes by, dropped with every copy of it."""
+    await standing.set_sensitized(account_id, since)
+    await _card_changed(cards, account_id)
+
+
+async def _card_changed(cards: AccountCards, account_id: int) -> None:
+    """The account's card dropped, with every copy of it, after a change of the row it is rendered from."""
     await cards.forget(account_id)
     # Again a moment later: a card loaded from the row as it was before the write may have been cached meanwhile.
     await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS)

@@ -6,17 +6,18 @@ hold the permission (``manage_users`` for accounts, ``manage_reports`` for repor
 allowed", as Mastodon answers. Acting on an account (disabling, silencing, suspending, or undoing any) also needs a
 role above the account's own: a moderator cannot disable an admin, nor anyone their own account.
 
-What Kicau's accounts can be: disabled or not, suspended or not, limited (silenced) or not
-(kicau/account_standing.py). A suspended account cannot sign in, and its profile, statuses and notifications are
+What Kicau's accounts can be: disabled or not, suspended or not, limited (silenced) or not, marked sensitive or
+not (kicau/account_standing.py). A suspended account cannot sign in, and its profile, statuses and notifications are
 left out of every read (migration 0058, ``services.graph.accounts.set_suspended``); ``unsuspend`` gives them all
 back, as nothing of it was deleted. A limited account's statuses are left out of the public reads and streams, and
-its notifications to those who do not follow it go by their policies (migration 0059, ``set_silenced``). An action
+its notifications to those who do not follow it go by their policies (migration 0059, ``set_silenced``). A marked
+sensitive account's statuses read ``sensitive: true`` to everyone but their author and never trend (migration 0067,
+``set_sensitized``); ``unsensitive`` gives each its own flag back. An action
 other than ``none`` resolves every open report against the account, as Mastodon's does; ``none`` resolves the report
 it names. A sign-up held for approval (services/graph/sign_ups.py) is listed by the ``pending`` filter, and
-``approve`` lets it in, ``reject`` deletes it (403 for an account not waiting, as Mastodon answers). Kicau never
-marks accounts sensitive, so that filter lists nothing, ``sensitive`` is a 422 that says so, and ``unsensitive``
-changes nothing, as on Mastodon for an account that is not marked. ``unsuspend`` of an account not suspended is
-403, as Mastodon answers it.
+``approve`` lets it in, ``reject`` deletes it (403 for an account not waiting, as Mastodon answers).
+``unsensitive`` and ``unsilence`` of an account not so marked change nothing, as on Mastodon; ``unsuspend`` of an
+account not suspended is 403, as Mastodon answers it.
 
 How accounts are listed: newest registration first, as the profile directory keeps them (kicau/directory.py), from
 a cursor's rank. A filtered page reads at most ``SCAN_BUDGET`` accounts; if it found fewer than asked, its next
@@ -54,7 +55,7 @@ from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
 from kicau.web import ACCOUNT_HEADER, NEXT_CURSOR_HEADER, PREV_CURSOR_HEADER, ApiError, acting_account_id
 from services.graph import sign_ups
-from services.graph.accounts import set_disabled, set_silenced, set_suspended
+from services.graph.accounts import set_disabled, set_sensitized, set_silenced, set_suspended
 from services.graph.service import GraphService
 
 NOT_ALLOWED: Final = "This action is not allowed"
@@ -71,9 +72,6 @@ AccountChange = Literal["enable", "unsilence", "unsuspend", "unsensitive", "appr
 ReportChange = Literal["assign_to_self", "unassign", "resolve", "reopen"]
 ReportState = Literal["open", "resolved", "all"]
 ACTIONS: Final = get_args(Action)
-_NOT_DONE: Final = {"sensitive": "mark accounts sensitive"}
-# Kicau's accounts are never in these states (module doc).
-NEVER: Final = ("sensitized",)
 
 Id = Annotated[int, Field(ge=0, lt=1 << 63)]
 Limit = Annotated[int, Query(ge=1, le=PAGE_MOST)]
@@ -85,7 +83,7 @@ _loads = msgspec.json.decode
 class AccountFilter:
     """What an accounts page keeps (the gateway reads Mastodon's v1 and v2 parameters into it)."""
 
-    status: str | None = None  # active, pending, disabled, suspended, silenced, or one of ``NEVER``
+    status: str | None = None  # active, pending, disabled, suspended, silenced or sensitized
     remote: bool = False
     by_domain: str | None = None
     staff: bool = False
@@ -97,7 +95,7 @@ class AccountFilter:
     invited_by: int | None = None
 
     def matches_nothing(self, local_domain: str) -> bool:
-        return (self.remote or self.status in NEVER or self.invited_by is not None
+        return (self.remote or self.invited_by is not None
                 or (self.by_domain is not None and self.by_domain.lower() != local_domain))
 
     def keeps(self, row: dict[str, Any], role: Role) -> bool:
@@ -109,6 +107,8 @@ class AccountFilter:
                                                                                        is not None):
             return False  # Mastodon's ``active``: not suspended
         if self.status == "silenced" and row.get("silenced_at") is None:
+            return False
+        if self.status == "sensitized" and row.get("sensitized_at") is None:
             return False
         if (self.staff and role == EVERYONE) or (self.role_ids and role.id not in self.role_ids):
             return False
@@ -141,7 +141,7 @@ class Admin:
         self._session = session
         self._rows = session.prepare(
             "SELECT id, username, email, display_name, created_at, disabled, suspended_at, silenced_at,"
-            " approval_pending, sign_up_reason FROM accounts WHERE id IN ?")
+            " sensitized_at, approval_pending, sign_up_reason FROM accounts WHERE id IN ?")
         self._local_domain = (urlsplit(graph.settings.public_url).hostname or "").lower()
 
     # Who may -----------------------------------------------------------------------------------------------
@@ -189,14 +189,11 @@ class Admin:
 
     async def act(self, actor: int, account_id: int, kind: str, report_id: int | None, *, text: str = "",
                   notify: bool = True) -> None:
-        """A moderation action on the account (``none``, ``disable``, ``silence`` or ``suspend``), resolving
-        ``report_id`` if given (a report against this account) and, for an action other than ``none``, every open
-        report against it. It leaves a warning (kicau/account_warnings.py: the action, ``text`` and the report's
-        statuses), which the account is told of with ``notify``."""
+        """A moderation action on the account (``none``, ``sensitive``, ``disable``, ``silence`` or ``suspend``),
+        resolving ``report_id`` if given (a report against this account) and, for an action other than ``none``,
+        every open report against it. It leaves a warning (kicau/account_warnings.py: the action, ``text`` and the
+        report's statuses), which the account is told of with ``notify``."""
         role = await self.staff_role(actor, "manage_users")
-        if kind in _NOT_DONE:
-            raise ApiError(422, f"Validation failed: Kicau does not {_NOT_DONE[kind]}; type must be none, disable, "
-                                "silence or suspend")
         target_role, row = await self._target(account_id)
         report = await self._graph.reports.one(report_id) if report_id is not None else None
         if report_id is not None and (report is None or report.target_account_id != account_id):
@@ -208,6 +205,8 @@ class Admin:
             await set_disabled(graph.store, graph.standing, graph.redis, account_id, True)
         elif kind == "silence" and row.get("silenced_at") is None:
             await set_silenced(graph.standing, graph.cards, account_id, datetime.now(UTC))
+        elif kind == "sensitive" and row.get("sensitized_at") is None:
+            await set_sensitized(graph.standing, graph.cards, account_id, datetime.now(UTC))
         elif kind == "suspend" and row.get("suspended_at") is None:
             await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, datetime.now(UTC))
         # Resolved once the action is done: a report is never closed for an action that failed halfway.
@@ -250,7 +249,7 @@ class Admin:
             return {} if change == "reject" else await self._one_account(account_id)
         if change == "unsuspend" and row.get("suspended_at") is None:
             raise ApiError(403, NOT_ALLOWED)  # Mastodon's answer for an account not suspended
-        if change in ("enable", "unsuspend", "unsilence") and not role.overrides(target_role):
+        if change in ("enable", "unsuspend", "unsilence", "unsensitive") and not role.overrides(target_role):
             raise ApiError(403, NOT_ALLOWED)
         if change == "enable":
             await set_disabled(graph.store, graph.standing, graph.redis, account_id, False)
@@ -258,7 +257,9 @@ class Admin:
             await set_suspended(graph.store, graph.standing, graph.cards, graph.redis, account_id, None)
         elif change == "unsilence" and row.get("silenced_at") is not None:
             await set_silenced(graph.standing, graph.cards, account_id, None)
-        if change in ("enable", "unsuspend", "unsilence"):
+        elif change == "unsensitive" and row.get("sensitized_at") is not None:
+            await set_sensitized(graph.standing, graph.cards, account_id, None)
+        if change in ("enable", "unsuspend", "unsilence", "unsensitive"):
             await graph.log_action(actor, change, "user" if change == "enable" else "account", account_id,
                                    human=str(row.get("username") or ""), target_account_id=account_id)
         return await self._one_account(account_id)
@@ -489,7 +490,7 @@ def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role,
         "confirmed": True,
         "approved": not row.get("approval_pending"),
         "disabled": bool(row.get("disabled")),
-        "sensitized": False,
+        "sensitized": row.get("sensitized_at") is not None,
         "silenced": row.get("silenced_at") is not None,
         "suspended": row.get("suspended_at") is not None,
         "account": card,

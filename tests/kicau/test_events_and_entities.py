@@ -13,8 +13,10 @@ from kicau.entities import (
     compose_status,
     dumps,
     is_limited_card,
+    is_sensitized_card,
     is_suspended_card,
     iso_time,
+    shown_sensitive,
     status_fragment,
     text_to_html,
 )
@@ -102,3 +104,28 @@ def test_a_limited_account_says_so_and_keeps_its_profile() -> None:
     assert not is_limited_card(dumps(account_entity({**row, "silenced_at": None}, public_url="https://k.example")))
     both = dumps(account_entity({**row, "suspended_at": datetime(2026, 12, 7)}, public_url="https://k.example"))
     assert is_suspended_card(both) and msgspec.json.decode(both)["limited"] is True
+
+
+def test_a_sensitized_accounts_card_says_so_before_its_other_marks() -> None:
+    at = datetime(2026, 12, 8)
+    row = {"id": 9, "username": "pics", "display_name": '"sensitized":true}', "sensitized_at": at}
+    card = dumps(account_entity(row, public_url="https://k.example"))
+    assert msgspec.json.decode(card)["sensitized"] is True and is_sensitized_card(card)
+    limited = dumps(account_entity({**row, "silenced_at": at}, public_url="https://k.example"))
+    assert is_sensitized_card(limited) and is_limited_card(limited)
+    # A suspended card shows nothing of the profile, the mark neither; a display name cannot fake the end.
+    suspended = dumps(account_entity({**row, "suspended_at": at}, public_url="https://k.example"))
+    assert is_suspended_card(suspended) and not is_sensitized_card(suspended)
+    assert "sensitized" not in msgspec.json.decode(suspended)
+    plain = dumps(account_entity({**row, "sensitized_at": None}, public_url="https://k.example"))
+    assert not is_sensitized_card(plain) and not is_sensitized_card(with_statuses_count_moved(plain, +1))
+    assert is_sensitized_card(with_statuses_count_moved(card, +1))
+
+
+def test_shown_sensitive_turns_the_statuses_own_flag_alone() -> None:
+    row = {"id": 42, "account_id": 7, "text": '"sensitive":false', "created_at": datetime(2026, 1, 2, tzinfo=UTC)}
+    fragment = status_fragment(row, username="ann", public_url="http://x")
+    status = msgspec.json.decode(compose_status(shown_sensitive(fragment), b'{"id":"7"}'))
+    assert status["sensitive"] is True and status["content"] == '<p>&quot;sensitive&quot;:false</p>'
+    already = status_fragment({**row, "sensitive": True}, username="ann", public_url="http://x")
+    assert shown_sensitive(already) == already

@@ -89,8 +89,7 @@ REPORTS_PAGE = {"parameters": [
     doc.query("target_account_id", doc.CURSOR, "Reports against this account"),
 ]}
 ACTION_BODY = doc.body(doc.params({
-    # Mastodon's other one (sensitive) is a 422 here: documented as not taken.
-    "type": doc.nullable({"type": "string", "enum": ["none", "disable", "silence", "suspend"]}),
+    "type": doc.nullable({"type": "string", "enum": list(ACTIONS)}),
     "report_id": doc.nullable(doc.CURSOR),
     "warning_preset_id": doc.nullable(doc.CURSOR),
     "text": doc.nullable(doc.text(max_length=MAX_TEXT)),
@@ -209,16 +208,17 @@ async def account(account_id: str, token: AccountsReader, services: Services) ->
              responses={**doc.ok(dict[str, Any]), **doc.errors(400, 401, 403, 404, 413, 415, 422)})
 async def act(account_id: str, request: Request, token: AccountsWriter, services: Services,
               settings: Settings) -> Response:
-    """A moderation action on an account: ``type`` ``none`` (a note in the report only), ``disable`` (its login:
-    its tokens are refused and its streams end), ``silence`` (limited: its statuses left out of the public
-    timelines, hashtags, trends and public streams, its notifications to those who do not follow it filtered by
-    their policies, until ``unsilence``) or ``suspend`` (its login as for ``disable``, and its profile, statuses and
-    notifications left out of every read until ``unsuspend``); ``sensitive`` is a 422 (Kicau does not take it).
-    With ``report_id`` (a report against the account), the report is resolved by this moderator; every type but
-    ``none`` resolves every open report against the account. Each action leaves a warning with ``text`` (5,000
-    characters at most) and the report's statuses, which the account is told of as a ``moderation_warning``
-    notification unless ``send_email_notification`` is false (Kicau sends no e-mail); ``warning_preset_id`` is
-    accepted, and names no preset (Kicau keeps none)."""
+    """A moderation action on an account: ``type`` ``none`` (a note in the report only), ``sensitive`` (each of its
+    statuses, older ones too, reads ``sensitive: true`` to everyone but its author and never trends, until
+    ``unsensitive``), ``disable`` (its login: its tokens are refused and its streams end), ``silence`` (limited: its
+    statuses left out of the public timelines, hashtags, trends and public streams, its notifications to those who
+    do not follow it filtered by their policies, until ``unsilence``) or ``suspend`` (its login as for ``disable``,
+    and its profile, statuses and notifications left out of every read until ``unsuspend``). With ``report_id`` (a
+    report against the account), the report is resolved by this moderator; every type but ``none`` resolves every
+    open report against the account. Each action leaves a warning with ``text`` (5,000 characters at most) and the
+    report's statuses, which the account is told of as a ``moderation_warning`` notification unless
+    ``send_email_notification`` is false (Kicau sends no e-mail); ``warning_preset_id`` is accepted, and names no
+    preset (Kicau keeps none)."""
     given = await read_params(request, settings.max_body_bytes)
     kind = optional_str(given, "type") or "none"
     if kind not in ACTIONS:
@@ -253,7 +253,8 @@ def _account_change(change: str, what: str, responses: dict[int | str, dict[str,
 _account_change("enable", "Give a disabled account its login back; the Admin::Account.")
 _account_change("unsilence", "Lift a limit (silence): the account's statuses show in public reads again; the "
                              "Admin::Account (an account not limited is left as it is).")
-_account_change("unsensitive", "Undo a sensitive mark: Kicau marks no one, so nothing changes; the Admin::Account.")
+_account_change("unsensitive", "Undo a sensitive mark: each of the account's statuses reads with its own flag again; "
+                               "the Admin::Account (an account not marked is left as it is).")
 _account_change("unsuspend", "Give a suspended account back its login, profile, statuses and notifications; the "
                              "Admin::Account (403 for an account not suspended, as Mastodon answers).")
 _account_change("approve", "Let in an account whose sign-up waits for approval (services/graph/sign_ups.py): it may "
