@@ -12,18 +12,31 @@ does). Suspension and limits show to readers through the account's card (kicau/e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cassandra.cluster import Session
 
 from kicau.clients import execute, write_preparer
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    disabled: bool
+    suspended: bool
+    pending: bool  # its sign-up waits for staff's approval (others are told it does not exist)
+
+    @property
+    def login_refused(self) -> bool:
+        """Disabled or suspended (a sign-up waiting is refused otherwise: ``pending``)."""
+        return self.disabled or self.suspended
+
+
 class AccountStanding:
     def __init__(self, session: Session, write_consistency: int) -> None:
         self._session = session
         self._read = session.prepare("SELECT disabled, suspended_at, approval_pending FROM accounts WHERE id = ?")
+        self._read_pending = session.prepare("SELECT id, approval_pending FROM accounts WHERE id IN ?")
         prepare_write = write_preparer(session, write_consistency)
         self._write = prepare_write("UPDATE accounts SET disabled = ? WHERE id = ?")
         self._suspend = prepare_write("UPDATE accounts SET suspended_at = ? WHERE id = ?")
@@ -33,26 +46,19 @@ class AccountStanding:
         # The operator's listing, never a request's: every account is read (no index on the flag).
         self._every = session.prepare("SELECT id, username FROM accounts WHERE disabled = true ALLOW FILTERING")
 
-    async def _row(self, account_id: int) -> dict[str, Any]:
+    async def of(self, account_id: int) -> Standing:
+        """The account's standing, in one read (one that does not exist: none of it)."""
         rows = await execute(self._session, self._read, (account_id,))
-        return rows[0] if rows else {}
+        row = rows[0] if rows else {}
+        return Standing(bool(row.get("disabled")), row.get("suspended_at") is not None,
+                        bool(row.get("approval_pending")))
 
-    async def login_refused(self, account_id: int) -> bool:
-        """Whether the account's login is refused: disabled or suspended."""
-        row = await self._row(account_id)
-        return bool(row.get("disabled")) or row.get("suspended_at") is not None
-
-    async def login(self, account_id: int) -> tuple[bool, bool]:
-        """(refused: disabled or suspended, pending: its sign-up waits for approval) in one read."""
-        row = await self._row(account_id)
-        return bool(row.get("disabled")) or row.get("suspended_at") is not None, bool(row.get("approval_pending"))
-
-    async def pending(self, account_id: int) -> bool:
-        """Whether the account's sign-up waits for staff's approval (others are told it does not exist)."""
-        return bool((await self._row(account_id)).get("approval_pending"))
-
-    async def suspended(self, account_id: int) -> bool:
-        return (await self._row(account_id)).get("suspended_at") is not None
+    async def pending_among(self, account_ids: list[int]) -> set[int]:
+        """Those of the accounts whose sign-up waits for staff's approval, in one read."""
+        if not account_ids:
+            return set()
+        rows = await execute(self._session, self._read_pending, (account_ids,))
+        return {int(row["id"]) for row in rows if row.get("approval_pending")}
 
     async def every(self) -> list[tuple[int, str]]:
         """Every disabled account, (id, username), by username: a scan of all accounts, for the operator's tool."""

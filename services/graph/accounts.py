@@ -124,10 +124,9 @@ async def _run(args: argparse.Namespace, settings: CommonSettings) -> int:
             print(f"no account @{username}", file=sys.stderr)
             return 1
         if args.command == "show":
-            refused, suspended, role = await asyncio.gather(
-                standing.login_refused(account_id), standing.suspended(account_id), staff.role_of(account_id))
+            now, role = await asyncio.gather(standing.of(account_id), staff.role_of(account_id))
             held = len(await store.token_hashes_of(account_id))
-            state = "suspended" if suspended else "disabled" if refused else "enabled"
+            state = "suspended" if now.suspended else "disabled" if now.disabled else "enabled"
             print(f"@{username}\tid {account_id}\t{state}\t{held} tokens\t{role.name or 'not staff'}")
             return 0
         if args.command == "role":

@@ -14,7 +14,9 @@ its notifications to those who do not follow it go by their policies (migration 
 sensitive account's statuses read ``sensitive: true`` to everyone but their author and never trend (migration 0067,
 ``set_sensitized``); ``unsensitive`` gives each its own flag back. An action
 other than ``none`` resolves every open report against the account, as Mastodon's does; ``none`` resolves the report
-it names. A sign-up held for approval (services/graph/sign_ups.py) is listed by the ``pending`` filter, and
+it names. A sign-up held for approval (services/graph/sign_ups.py) is listed by the ``pending`` filter, and among
+the others in its place by registration time (merged from the waiting list: the directory and the names hold it
+only once approved), and
 ``approve`` lets it in, ``reject`` deletes it (403 for an account not waiting, as Mastodon answers).
 ``unsensitive`` and ``unsilence`` of an account not so marked change nothing, as on Mastodon; ``unsuspend`` of an
 account not suspended is 403, as Mastodon answers it.
@@ -50,6 +52,7 @@ from kicau.audit_log import entity as audit_entity
 from kicau.clients import execute
 from kicau.entities import iso_time
 from kicau.events import AccountWarned
+from kicau.ids import ms_from_id
 from kicau.ip_blocks import parsed_network
 from kicau.reports import MAX_STATUSES, Category, Report, shared_fields
 from kicau.staff import EVERYONE, Role, role_entity
@@ -171,11 +174,14 @@ class Admin:
                 raise ApiError(422, "Validation failed: ip names too wide a network (at most an IPv4 /8 or an "
                                     "IPv6 /24)")
             named.append(used)
-        if wanted.status == "pending":  # not in the directory (nor the names) until approved
-            named.append(set(await self._graph.pending_sign_ups.every()))
+        # The sign-ups waiting for staff are in neither the directory nor the names until approved.
+        waiting = set(await self._graph.pending_sign_ups.every()) if wanted.status == "pending" \
+            or wanted.username is not None else set()
+        if wanted.status == "pending":
+            named.append(waiting)
         if wanted.username is not None and wanted.status != "pending":
             entries = await self._graph.names.starting_with(wanted.username.lower(), NAMES_READ)
-            named.append({account_id for _, account_id in entries})
+            named.append({account_id for _, account_id in entries} | waiting)
         elif wanted.staff or wanted.role_ids:
             named.append(set(roles))
         if named:
@@ -336,15 +342,44 @@ class Admin:
                         break
             if exhausted:
                 break
+        # The sign-ups waiting for staff, which the directory holds only once approved, in their places.
+        ended = exhausted and len(kept) < limit
+        edge = None if ended else int(kept[-1]["id"]) if len(kept) == limit else last_read
+        before = len(kept)
+        kept = await self._with_waiting(kept, wanted, roles, Cursors(cursors.max_id, lower, None), edge, upward,
+                                        limit)
         if upward:
             kept.reverse()
         page = await self._page(kept, roles)
-        if len(kept) < limit and not exhausted and last_read is not None:
+        if before < limit and len(kept) < limit and not exhausted and last_read is not None:
             # The budget ran out before the page filled: page on from the last account read.
             if upward:
                 return Page(page.items, page.next_max_id, last_read)
             return Page(page.items, last_read, page.prev_min_id)
         return page
+
+    async def _with_waiting(self, kept: list[dict[str, Any]], wanted: AccountFilter, roles: dict[int, Role],
+                            bounds: Cursors, edge: int | None, upward: bool, limit: int) -> list[dict[str, Any]]:
+        """``kept`` (a page read from the directory, in its order: newest first, or nearest ``since_id`` first
+        ``upward``) with the waiting sign-ups the filter keeps merged in by registration time: those between the
+        cursors (``bounds``: ``max_id`` and the lower one) and short of the page's ``edge`` (the last account it
+        kept or read; None when the directory had no more), as Mastodon lists them among the others; ``limit`` at
+        most."""
+        waiting = [account_id for account_id in await self._graph.pending_sign_ups.every()
+                   if (bounds.max_id is None or account_id < bounds.max_id)
+                   and (bounds.since_id is None or account_id > bounds.since_id)
+                   and (edge is None or (account_id < edge if upward else account_id > edge))]
+        if not waiting:
+            return kept
+        rows = [row for row in await self._account_rows(waiting)
+                if row.get("approval_pending") and wanted.keeps(row, roles.get(int(row["id"]), EVERYONE))]
+        merged = list(kept)
+        for row in sorted(rows, key=_registered_ms, reverse=not upward):
+            moment = _registered_ms(row)
+            at = next((i for i, other in enumerate(merged)
+                       if (_registered_ms(other) > moment if upward else _registered_ms(other) < moment)), len(merged))
+            merged.insert(at, row)
+        return merged[:limit]
 
     async def _page(self, rows: list[dict[str, Any]], roles: dict[int, Role]) -> Page:
         items = await self._render(rows, roles)
@@ -469,6 +504,12 @@ class Admin:
         rows, roles = await asyncio.gather(self._account_rows(sorted(people)), self._graph.staff.every())
         accounts = {int(entity["id"]): entity for entity in await self._render(rows, roles)}
         return [admin_report_entity(report, accounts) for report in reports]
+
+
+def _registered_ms(row: dict[str, Any]) -> int:
+    """When an account registered, as the directory ranks it (kicau/directory.py): its row's time, else its id's."""
+    created = row.get("created_at")
+    return int(created.replace(tzinfo=UTC).timestamp() * 1000) if created is not None else ms_from_id(int(row["id"]))
 
 
 def admin_account_entity(row: dict[str, Any], card: dict[str, Any], role: Role,

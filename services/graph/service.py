@@ -455,9 +455,10 @@ class GraphService:
         if row is None:
             return None
         account_id = row["account_id"]
-        refused, pending = await self.standing.login(account_id) if account_id is not None else (False, False)
+        standing = await self.standing.of(account_id) if account_id is not None else None
         info = TokenInfo(account_id=account_id, client_id=row["client_id"], scopes=sorted(row["scopes"] or ()),
-                         disabled=refused, pending=pending)
+                         disabled=standing is not None and standing.login_refused,
+                         pending=standing is not None and standing.pending)
         if time.monotonic() - started <= tokens.FRESH_RESOLUTION_SECONDS:
             await tokens.cache(self.redis, token_hash, info)
         return info
@@ -573,10 +574,11 @@ class GraphService:
         return await take_over(key, holder, account_id)
 
     async def accounts(self, account_ids: list[int]) -> bytes:
-        """The accounts that exist among ``account_ids``, in the order asked (each once): their cards, joined."""
+        """The accounts that exist among ``account_ids``, in the order asked (each once): their cards, joined. One
+        whose sign-up waits for staff is left out, as its profile is 404 (sign_ups.py)."""
         wanted = list(dict.fromkeys(account_ids))
-        cards = await self.cards.cards(set(wanted))
-        return b"[" + b",".join(cards[a] for a in wanted if a in cards) + b"]"
+        cards, waiting = await asyncio.gather(self.cards.cards(set(wanted)), self.standing.pending_among(wanted))
+        return b"[" + b",".join(cards[a] for a in wanted if a in cards and a not in waiting) + b"]"
 
     async def account(self, account_id: int) -> dict[str, Any]:
         """The account's profile; 404 for none, and for one whose sign-up waits for staff (sign_ups.py)."""
@@ -669,7 +671,7 @@ class GraphService:
             self.store.account_id_by_username(username) if by_username else _no_account(),
             self.hides.blocking(viewer) if viewer is not None else _nothing(),
             self.hides.blocked_by(viewer) if viewer is not None else _nothing())
-        if exact is not None and await self.standing.pending(exact):
+        if exact is not None and (await self.standing.of(exact)).pending:
             exact = None  # its name is claimed, but to others it is not there until staff approve it (sign_ups.py)
         follower = viewer if following else None
         found: list[dict[str, Any]] = []

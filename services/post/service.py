@@ -1462,7 +1462,7 @@ class PostService:
     async def publish_scheduled(self, account_id: int, scheduled: ScheduledStatus) -> bytes:
         """Post a scheduled status as its author, now, under the key that makes it once (``scheduled_runner``). An
         author whose login the operator disabled posts nothing: the 403 drops it, as Mastodon's worker does."""
-        if await self.standing.login_refused(account_id):
+        if (await self.standing.of(account_id)).login_refused:
             raise ApiError(403, tokens.DISABLED_LOGIN)
         params = scheduled.params
         poll = params.poll

@@ -21,7 +21,7 @@ import pytest
 from stack.procs import free_port
 from stack.services import service_env
 from tests.conftest import User, eventually
-from tests.graph.test_admin import admin_app, signed_in_client, staff  # noqa: F401
+from tests.graph.test_admin import admin_app, next_link, signed_in_client, staff  # noqa: F401
 from tests.graph.test_ip_blocks import app_token, block_of, client_from, fresh_network  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +94,8 @@ def test_a_held_sign_up_waits_then_staff_approve_or_reject_it(
         assert (answer.status_code, answer.json()) == (404, NOT_FOUND)
         searched = http.get("/api/v2/search", headers=other.auth, params={"q": name, "type": "accounts"})
         assert searched.status_code == 200 and searched.json()["accounts"] == []
+        both = {"id[]": [held_id, other.id]}
+        assert [a["id"] for a in http.get("/api/v1/accounts", params=both).json()] == [other.id]
         # The username and the address stay taken meanwhile.
         assert register(free_client, app_token, username=name.upper())[2].status_code == 422
         assert register(free_client, app_token, email=email)[2].status_code == 422
@@ -103,6 +105,18 @@ def test_a_held_sign_up_waits_then_staff_approve_or_reject_it(
         assert (entry["approved"], entry["invite_request"], entry["email"]) == (False, "I run the local choir", email)
         assert inside in [used["ip"] for used in entry["ips"]]  # signed up from there (then in from 127.0.0.1)
         assert name in pending_listing(http, auth, "v1")
+        # Among the others too, in their places by registration (as Mastodon lists them), and paged through.
+        def newest(version: str = "v2", **params: str) -> httpx.Response:
+            answer = http.get(f"/api/{version}/admin/accounts", headers=auth, params=params)
+            assert answer.status_code == 200, answer.text
+            return answer
+
+        assert [a["username"] for a in newest(limit="3").json()] == [spare_name, name, free_name]
+        assert [a["username"] for a in newest("v1", active="true", limit="3").json()] == [spare_name, name, free_name]
+        first = newest(limit="1")
+        assert [a["username"] for a in http.get(next_link(first) or "", headers=auth).json()] == [name]
+        assert [a["username"] for a in newest(max_id=held_id, limit="1").json()] == [free_name]
+        assert [a["username"] for a in newest(username=name).json()] == [name]
         assert http.get(f"/api/v1/admin/accounts/{held_id}", headers=auth).json()["approved"] is False
         assert listed[spare_name]["invite_request"] is None
 
@@ -116,6 +130,9 @@ def test_a_held_sign_up_waits_then_staff_approve_or_reject_it(
         assert http.get("/api/v1/timelines/home", headers=later_auth).status_code == 200
         assert http.get(f"/api/v1/accounts/{held_id}").json()["username"] == name
         assert http.get("/api/v1/accounts/lookup", params={"acct": name}).json()["id"] == held_id
+        assert [a["id"] for a in http.get("/api/v1/accounts", params=both).json()] == [held_id, other.id]
+        # Listed once, from the directory now.
+        assert [a["username"] for a in newest(limit="3").json()] == [spare_name, name, free_name]
         assert http.post(f"/api/v1/accounts/{held_id}/follow", headers=other.auth).json()["following"] is True
         eventually(lambda: [a["id"] for a in http.get("/api/v2/search", headers=other.auth, params={
             "q": name, "type": "accounts"}).json()["accounts"]] == [held_id])

@@ -28,13 +28,13 @@ async def test_concurrent_misses_of_one_card_share_one_load(make_user: Callable[
     gate = asyncio.Event()
     load = cards.entity
 
-    async def counted(account_id: int, *, replace: bool = True) -> dict[str, Any] | None:
+    async def counted(account_id: int, *, replace: bool = True, for_others: bool = False) -> dict[str, Any] | None:
         # Each load still reads the real Cassandra; it waits for the gate so that every caller misses meanwhile.
         nonlocal loads
         loads += 1
         assert replace is False  # a miss's load never replaces a card put meanwhile
         await gate.wait()
-        return await load(account_id, replace=replace)
+        return await load(account_id, replace=replace, for_others=for_others)
 
     cards.entity = counted  # type: ignore[method-assign]
     try:

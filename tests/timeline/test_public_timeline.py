@@ -57,6 +57,9 @@ def test_public_statuses_alone_newest_first_to_anyone(http: httpx.Client, make_u
     assert ids(public(http, f"?max_id={third}&limit=40"), author) == [second, first]
     assert ids(public(http, f"?since_id={first}&limit=40"), author) == [third, second]
     assert ids(public(http, f"?min_id={first}&limit=1")) == [second]
+    # A page of one after ``third`` reads ``doomed``'s place until the fanout has taken the deletion out of the feed
+    # (a page holds fewer than asked where it read deleted statuses): seen under load, 2026-12-08.
+    assert eventually(lambda: ids(public(http, f"?max_id={third}&limit=1")) == [second] or None)
     paged = public(http, "?limit=1")
     assert ids(paged) == [third]
     following = re.search(r'<([^>]+)>; rel="next"', paged.headers["link"])
