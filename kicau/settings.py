@@ -36,6 +36,9 @@ class CommonSettings(BaseSettings):
     # each sign-up (kicau/sign_ups.py), ``none`` nobody. The graph service applies it and the gateway's instance
     # documents announce it, so both read this one setting.
     registrations_mode: Literal["open", "approved", "none"] = "open"
+    # Mastodon's "require a reason to join": in the ``approved`` mode, a sign-up without a ``reason`` is a 422 (the
+    # graph service refuses it, the instance document announces ``reason_required``).
+    sign_up_reason_required: bool = False
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_statuses_topic: str = "kicau.statuses"
@@ -96,6 +99,12 @@ class CommonSettings(BaseSettings):
         if bool(self.cassandra_username) != bool(self.cassandra_password.get_secret_value()):
             raise ValueError("set both KICAU_CASSANDRA_USERNAME and KICAU_CASSANDRA_PASSWORD, or neither")
         return self
+
+    @property
+    def reason_required(self) -> bool:
+        """Whether a sign-up must say why it wants in: asked for, and only in the ``approved`` mode (a sign-up an
+        IP or e-mail domain block holds was never told to), as Mastodon's ``require_invite_text``."""
+        return self.sign_up_reason_required and self.registrations_mode == "approved"
 
     @property
     def cassandra_host_list(self) -> list[str]:

@@ -494,7 +494,7 @@ class GraphService:
         """A new account and a token for it. One held for staff's approval (services/graph/sign_ups.py) is
         neither searchable nor in the directory until approved, and its token is refused until then."""
         held = await sign_ups.held_for_approval(self, address)
-        reason = sign_ups.checked_reason(reason)
+        reason = sign_ups.checked_reason(reason, self.settings.reason_required)
         errors: dict[str, list[dict[str, str]]] = {}
         # fullmatch: with match, "$" also matches before a final newline, and "name\n" was a valid username.
         if not username or not USERNAME_RE.fullmatch(username):

@@ -4,17 +4,20 @@
 When a sign-up waits: the instance's ``KICAU_REGISTRATIONS_MODE`` is ``approved``; or, whatever the mode, the
 applicant's address is in a network an IP block marks ``sign_up_requires_approval`` (kicau/ip_blocks.py), or its
 e-mail address is under an e-mail domain block made with ``allow_with_approval`` (kicau/email_domain_blocks.py).
-In mode ``none`` nobody may register (403, Mastodon's "This action is not allowed").
+In mode ``none`` nobody may register (403, Mastodon's "This action is not allowed"). With
+``KICAU_SIGN_UP_REASON_REQUIRED`` in mode ``approved`` (Mastodon's "require a reason to join"), a sign-up without a
+``reason`` is a 422 "Reason can't be blank", before anything is claimed.
 
 While it waits (``accounts.approval_pending``, migration 0065):
 
 - the sign-up answers a token, as Mastodon's does, and so does signing in later; every request with any of the
   account's tokens is 403 "Your login is currently pending approval" (kicau/tokens.py), streams included;
-- to everyone else the account does not exist: its profile and its lookup are 404, it cannot be followed, blocked or
-  muted, and it is in neither the index of names (search, mentions) nor the profile directory;
+- to everyone else the account does not exist: its profile and its lookup are 404, ``GET /api/v1/accounts?id[]=``
+  leaves it out, it cannot be followed, blocked or muted, and it is in neither the index of names (search, mentions)
+  nor the profile directory;
 - staff are told of it (the ``admin.sign_up`` notification, as for every sign-up) and list it with the ``pending``
-  filter (``status=pending`` in v2), with ``approved: false`` and what the applicant wrote as ``invite_request``
-  (``reason``, at most ``MAX_REASON`` characters, Mastodon's limit).
+  filter (``status=pending`` in v2), and among the others (services/graph/admin.py), with ``approved: false`` and what
+  the applicant wrote as ``invite_request`` (``reason``, at most ``MAX_REASON`` characters, Mastodon's limit).
 
 ``approve`` (403 for an account not waiting, as Mastodon's): the account's entries in the index of names and the
 directory first (harmless while it still waits: readers go by its card and its row), then the flag, then its entry
@@ -83,11 +86,15 @@ async def held_for_approval(graph: GraphService, address: str | None) -> bool:
     return address is not None and requires_approval(await graph.ip_blocks.every(), address)
 
 
-def checked_reason(reason: str | None) -> str | None:
-    """What the applicant wrote for staff, or None; 422 if it is longer than Mastodon takes."""
+def checked_reason(reason: str | None, required: bool = False) -> str | None:
+    """What the applicant wrote for staff, or None; 422 if it is longer than Mastodon takes, or missing where it
+    is ``required``."""
     if reason is not None and len(reason) > MAX_REASON:
         raise ApiError(422, f"Validation failed: Reason is too long (maximum is {MAX_REASON} characters)")
-    return reason.strip() or None if reason is not None else None
+    written = reason.strip() or None if reason is not None else None
+    if required and written is None:
+        raise ApiError(422, "Validation failed: Reason can't be blank")
+    return written
 
 
 async def approve(graph: GraphService, row: dict[str, Any]) -> None:

@@ -255,10 +255,12 @@ def graph_in_mode() -> Iterator[Callable[[str], str]]:
     started: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
 
     def start(mode: str) -> str:
+        """``approved+reason``: the ``approved`` mode, where a sign-up must give a reason."""
         if mode not in started:
             port = free_port()
             env = {k: v for k, v in service_env().items() if not k.startswith("KICAU_GRAPH_")}
-            env |= {"KICAU_GRAPH_PORT": str(port), "KICAU_REGISTRATIONS_MODE": mode}
+            env |= {"KICAU_GRAPH_PORT": str(port), "KICAU_REGISTRATIONS_MODE": mode.removesuffix("+reason"),
+                    "KICAU_SIGN_UP_REASON_REQUIRED": str(mode.endswith("+reason")).lower()}
             with open(ROOT / ".stack" / "services" / f"graph-{mode}-{port}.log", "wb") as log:
                 process = subprocess.Popen([sys.executable, "-m", "services.graph"], cwd=ROOT, env=env, stdout=log,
                                            stderr=subprocess.STDOUT)
@@ -279,16 +281,16 @@ def test_the_registrations_mode(http: httpx.Client, app_credentials: dict[str, A
     _, admin = staff("sud_a", "Admin")
     # The stack's own graph service is open: the instance says so.
     assert http.get("/api/v2/instance").json()["registrations"] == {
-        "enabled": True, "approval_required": False, "message": None}
+        "enabled": True, "approval_required": False, "message": None, "reason_required": False, "min_age": None}
     assert {k: http.get("/api/v1/instance").json()[k] for k in ("registrations", "approval_required")} == {
         "registrations": True, "approval_required": False}
 
-    def sign_up_at(url: str) -> tuple[str, httpx.Response]:
+    def sign_up_at(url: str, reason: str | None = "from the approved mode") -> tuple[str, httpx.Response]:
         username = f"sud_{uuid.uuid4().hex[:10]}"
         answer = httpx.post(f"{url}/internal/accounts", headers={
             "X-Kicau-Client": app_credentials["client_id"], "X-Kicau-Scopes": "read write"}, json={
             "username": username, "email": f"{username}@example.test", "password": PASSWORD, "agreement": True,
-            "reason": "from the approved mode"}, timeout=30)
+            **({"reason": reason} if reason is not None else {})}, timeout=30)
         return username, answer
 
     name, held = sign_up_at(graph_in_mode("approved"))
@@ -299,6 +301,21 @@ def test_the_registrations_mode(http: httpx.Client, app_credentials: dict[str, A
     entry = pending_listing(http, admin)[name]
     assert entry["invite_request"] == "from the approved mode"
     assert http.post(f"/api/v1/admin/accounts/{entry['id']}/reject", headers=admin).json() == {}
+
+    # Where a reason is required, a sign-up without one (or with blanks alone) is refused and leaves nothing.
+    asking = graph_in_mode("approved+reason")
+    for reason in (None, "", "   "):
+        unexplained_name, unexplained = sign_up_at(asking, reason)
+        assert (unexplained.status_code, unexplained.json()) == (
+            422, {"error": "Validation failed: Reason can't be blank"}), reason
+        assert unexplained_name not in pending_listing(http, admin)
+    explained_name, explained = sign_up_at(asking, "I sing")
+    assert explained.status_code == 200, explained.text
+    assert pending_listing(http, admin)[explained_name]["invite_request"] == "I sing"
+    # Without a reason where none is required, as before.
+    unasked_name, unasked = sign_up_at(graph_in_mode("approved"), None)
+    assert unasked.status_code == 200, unasked.text
+    assert pending_listing(http, admin)[unasked_name]["invite_request"] is None
 
     refused_name, refused = sign_up_at(graph_in_mode("none"))
     assert (refused.status_code, refused.json()) == (403, NOT_ALLOWED)

@@ -121,7 +121,8 @@ async def instance_v2(request: Request, common: Common, settings: Settings) -> d
             },
         },
         "registrations": {"enabled": common.registrations_mode != "none",
-                          "approval_required": common.registrations_mode == "approved", "message": None},
+                          "approval_required": common.registrations_mode == "approved", "message": None,
+                          "reason_required": common.reason_required, "min_age": None},
         "contact": {"email": f"admin@{common.instance_domain}", "account": None},
         "rules": _rules(settings),
     }
