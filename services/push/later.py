@@ -7,9 +7,9 @@ Rounds: the first ``first_seconds`` (60) after the failure, each next one four t
 (1, 4, 16, 64, 256 minutes for the default five rounds: under six hours, well inside the two days a push and its
 ``push:sent`` mark live, kicau/web_push.py). Only a real attempt spends a round: a round that finds its push
 service still given up on (``Unreachable``, at most five minutes at a time) is tried again ``first_seconds`` later,
-at no cost but a lookup. After the last round the push is given up (counted). A round finds the subscription as it
-is then: one removed or changed since, a notice already pushed (its mark) or a status deleted meanwhile is not
-pushed.
+at no cost but a lookup. After the last round the push is given up (counted). A round finds the subscription and
+the follows as they are then: one removed or changed since, a policy that no longer lets the sender through
+(``followed``, ``follower``), a notice already pushed (its mark) or a status deleted meanwhile is not pushed.
 
 Kept in Redis, one sorted set (``keys.PUSH_LATER``), each member a push (its notice as the notices topic carries
 it, the subscription's id, the round), scored by when it is due. Every push process takes due members by *leasing*

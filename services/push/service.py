@@ -119,6 +119,8 @@ class Pusher:
                 PUSH_SKIPPED.labels("gone").inc()
                 continue
             pushes.append(_Push(later.notice, subscription, later.round))
+        # The policy as the follows are now too: a follow undone since the first try keeps its push from going.
+        pushes = await self._by_policy(pushes)
         if pushes:
             await self._deliver(await self._unsent(pushes))
         await self._later.done([member for member, _ in taken])
@@ -153,27 +155,34 @@ class Pusher:
         tokens = await claim_versions(self._redis, [keys.push_subscriptions_version(a) for a in accounts])
         held = await self._held.of(dict(zip(accounts, tokens, strict=True)))
         pushes: list[_Push] = []
-        senders: dict[int, set[int]] = defaultdict(set)  # of accounts with a policy that asks about follows
         for notice in notices:
             for subscription in held.get(notice.account_id, ()):
                 if not subscription.wants(notice.type) or subscription.policy == "none":
                     PUSH_SKIPPED.labels("alert_off" if subscription.policy != "none" else "policy").inc()
                     continue
                 pushes.append(_Push(notice, subscription))
-                if subscription.policy in ("followed", "follower"):
-                    senders[notice.account_id].add(notice.from_account_id)
-        if senders:
-            follows, followed_by = await self._relations.of(senders)
-            allowed = []
-            for push in pushes:
-                pair = (push.notice.account_id, push.notice.from_account_id)
-                policy = push.subscription.policy
-                if (policy == "followed" and pair not in follows) or (policy == "follower" and pair not in followed_by):
-                    PUSH_SKIPPED.labels("policy").inc()
-                    continue
-                allowed.append(push)
-            pushes = allowed
-        return await self._unsent(pushes)
+        return await self._unsent(await self._by_policy(pushes))
+
+    async def _by_policy(self, pushes: list[_Push]) -> list[_Push]:
+        """Those whose subscription's policy lets their sender through as the follows are now: ``followed`` asks
+        that its account follow the sender, ``follower`` that the sender follow it (one read of the follows for
+        all the pushes that ask)."""
+        senders: dict[int, set[int]] = defaultdict(set)  # of accounts with a policy that asks about follows
+        for push in pushes:
+            if push.subscription.policy in ("followed", "follower"):
+                senders[push.notice.account_id].add(push.notice.from_account_id)
+        if not senders:
+            return pushes
+        follows, followed_by = await self._relations.of(senders)
+        allowed = []
+        for push in pushes:
+            pair = (push.notice.account_id, push.notice.from_account_id)
+            policy = push.subscription.policy
+            if (policy == "followed" and pair not in follows) or (policy == "follower" and pair not in followed_by):
+                PUSH_SKIPPED.labels("policy").inc()
+                continue
+            allowed.append(push)
+        return allowed
 
     async def _unsent(self, pushes: list[_Push]) -> list[_Push]:
         """Those not pushed already (a replayed batch, a later round of a push delivered meanwhile)."""

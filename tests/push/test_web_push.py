@@ -278,21 +278,27 @@ def test_a_failing_push_service_is_given_up_on_for_a_while(http: httpx.Client, m
 def test_a_push_that_failed_is_tried_again_later(http: httpx.Client, make_user: Callable[..., User]) -> None:
     """A push whose push service failed every attempt of its batch is kept for a later round
     (services/push/later.py): once the push service answers again (and is no longer given up on), the push arrives,
-    once. A later round finds its subscription as it is then: one removed meanwhile is pushed nothing."""
-    patient, leaving, author = make_user("patient"), make_user("leaving"), make_user("caller")
+    once. A later round finds its subscription and the follows as they are then: one removed meanwhile is pushed
+    nothing, nor one whose policy (``followed``) no longer lets the sender through."""
+    patient, leaving, picky, author = (make_user(p) for p in ("patient", "leaving", "picky", "caller"))
     keys = Keys.new()
+    assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=picky.auth).status_code == 200
     with running_receiver() as flaky_service, running_receiver() as failing_service:
         recovering = flaky_service.endpoint(failing_first=3)  # KICAU_PUSH_ATTEMPTS, each answered 503
+        unfollowing = flaky_service.endpoint(failing_first=3)
         failing = failing_service.endpoint(status=503)
         subscribe(http, patient, recovering, keys)
         subscribe(http, leaving, failing, Keys.new())
-        posted = http.post("/api/v1/statuses", headers=author.auth,
-                           json={"status": f"@{patient.username} @{leaving.username} are you there?"})
+        subscribe(http, picky, unfollowing, Keys.new(), policy="followed")
+        posted = http.post("/api/v1/statuses", headers=author.auth, json={
+            "status": f"@{patient.username} @{leaving.username} @{picky.username} are you there?"})
         assert posted.status_code == 200, posted.text
         for _ in range(3):
             flaky_service.next_for(recovering)
+            flaky_service.next_for(unfollowing)
         removed = http.delete("/api/v1/push/subscription", headers=leaving.auth)
         assert removed.status_code == 200, removed.text
+        assert http.post(f"/api/v1/accounts/{author.id}/unfollow", headers=picky.auth).status_code == 200
         left_at = time.monotonic()
         # The push service was given up on for 30 s after the batch failed; the later rounds (3 s apart in a
         # development stack) find it given up on, spend no round, and try it once it is not.
@@ -300,6 +306,7 @@ def test_a_push_that_failed_is_tried_again_later(http: httpx.Client, make_user: 
         said = decrypted(arrived, keys)
         assert (said["notification_type"], said["title"]) == ("mention", f"{author.username} mentioned you")
         flaky_service.assert_quiet(recovering, seconds=4.0)  # delivered once
+        flaky_service.assert_quiet(unfollowing, seconds=0.1)  # kept in the same round: no longer followed
         late = []
         while not failing_service.pushes.empty():
             got = failing_service.pushes.get()
