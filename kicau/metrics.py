@@ -208,10 +208,11 @@ IP_BLOCK_REFUSALS = Counter("kicau_ip_block_refusals_total",
                             "Requests an IP block refused (kicau/ip_blocks.py), by the block's severity", ["severity"])
 PUSH_SKIPPED = Counter("kicau_push_notices_skipped_total", "Notices a subscription did not get, by reason",
                        ["reason"])
-# Pushes that failed (or whose push service was given up on) kept for a later round, and those given up after the
-# last round (services/push/later.py).
-PUSH_LATER = Counter("kicau_push_later_total", "Failed pushes kept for a later round, or given up after the last",
-                     ["event"])
+# Pushes that failed kept for their next round (``kept``), those whose push service was still given up on kept for
+# the same round again (``deferred``: no attempt made), and those given up after the last round
+# (services/push/later.py).
+PUSH_LATER = Counter("kicau_push_later_total", "Failed pushes kept for a later round (kept, deferred), or given up "
+                     "after the last (given_up)", ["event"])
 PUSH_LATER_WAITING = Gauge("kicau_push_later_waiting", "Pushes kept for a later round, not yet tried")
 PUSH_LATENCY = Histogram(
     "kicau_push_delivery_latency_seconds", "Notification's cause accepted to its push accepted by the endpoint",

@@ -141,10 +141,14 @@ class Pusher:
                              ex=PUSH_TTL_SECONDS)
                 await pipe.execute()
         again = [(p, outcome) for p, outcome in zip(sent, outcomes, strict=True) if outcome in _TRIED_AGAIN]
-        later = [found for p, outcome in again if (found := self._later.after_failure(
+        followed = [(p, found) for p, outcome in again if (found := self._later.after_failure(
             p.notice, p.subscription.id, p.round, attempted=outcome is Outcome.FAILED))]
+        later = [found for _, found in followed]
         await self._later.keep(later)
-        PUSH_LATER.labels("kept").inc(len(later))
+        # A round spent (a real attempt failed), or the same round again (its push service still given up on).
+        spent = sum(1 for p, (kept, _) in followed if kept.round > p.round)
+        PUSH_LATER.labels("kept").inc(spent)
+        PUSH_LATER.labels("deferred").inc(len(later) - spent)
         PUSH_LATER.labels("given_up").inc(len(again) - len(later))
 
     async def _read_subscriptions(self, account_id: int) -> list[Subscription]:

@@ -16,8 +16,9 @@ from aiokafka import AIOKafkaProducer
 from mastodon import Mastodon
 
 from kicau.web_push import ALERTS, PushNotice, encode_notice
-from stack.services import service_env
+from stack.services import by_name, service_env
 from tests.conftest import User, eventually, narrow_token
+from tests.faults.harness import metric_value
 from tests.push.receiver import Keys, Receiver, b64_bytes, decrypted, mention, running_receiver, subscribe, verify_vapid
 
 
@@ -282,6 +283,13 @@ def test_a_push_that_failed_is_tried_again_later(http: httpx.Client, make_user: 
     nothing, nor one whose policy (``followed``) no longer lets the sender through."""
     patient, leaving, picky, author = (make_user(p) for p in ("patient", "leaving", "picky", "caller"))
     keys = Keys.new()
+    push = by_name("push")
+    assert push is not None
+
+    def later(event: str) -> float:
+        return metric_value(push.port, f'kicau_push_later_total{{event="{event}"}}', default=0.0)
+
+    kept_before = later("kept")
     assert http.post(f"/api/v1/accounts/{author.id}/follow", headers=picky.auth).status_code == 200
     with running_receiver() as flaky_service, running_receiver() as failing_service:
         recovering = flaky_service.endpoint(failing_first=3)  # KICAU_PUSH_ATTEMPTS, each answered 503
@@ -307,6 +315,10 @@ def test_a_push_that_failed_is_tried_again_later(http: httpx.Client, make_user: 
         assert (said["notification_type"], said["title"]) == ("mention", f"{author.username} mentioned you")
         flaky_service.assert_quiet(recovering, seconds=4.0)  # delivered once
         flaky_service.assert_quiet(unfollowing, seconds=0.1)  # kept in the same round: no longer followed
+        # Three kept for their first later round (more if an earlier test's pushes are still in their rounds); the
+        # rounds that met their push service given up on spent nothing, and are counted apart.
+        assert later("kept") - kept_before >= 3
+        assert later("deferred") > 0
         late = []
         while not failing_service.pushes.empty():
             got = failing_service.pushes.get()
