@@ -44,6 +44,7 @@ from kicau.account_cards import AccountCards
 from kicau.account_standing import AccountStanding
 from kicau.settings import CommonSettings
 from kicau.staff import EVERYONE, ROLES, StaffStore
+from kicau.web_push import forget_subscriptions
 from services.graph.store import GraphStore
 
 
@@ -91,12 +92,15 @@ async def _card_changed(cards: AccountCards, account_id: int) -> None:
 
 
 async def _sessions_follow(store: GraphStore, redis: Redis, account_id: int, *, ended: bool) -> int:
-    """Every token of the account resolved afresh (module doc), and with ``ended`` its streams ended; how many
-    tokens it has."""
+    """Every token of the account resolved afresh (module doc), and its push subscriptions read afresh by every push
+    service (which pushes nothing to a refused account, services/push/service.py), and with ``ended`` its streams
+    ended; how many tokens it has."""
     token_hashes = await store.token_hashes_of(account_id)
     await tokens.forget(redis, *token_hashes)
+    await forget_subscriptions(redis, account_id)
     await asyncio.sleep(tokens.FRESH_RESOLUTION_SECONDS + 0.5)
     await tokens.forget(redis, *token_hashes)
+    await forget_subscriptions(redis, account_id)
     if ended:  # last: a stream opened meanwhile on a resolution made before the flag ends too
         await tokens.end_streams(redis, account_id=account_id)
     return len(token_hashes)

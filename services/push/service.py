@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 
 from kicau import keys
 from kicau.account_cards import AccountCards
+from kicau.account_standing import AccountStanding
 from kicau.clients import execute, write_preparer
 from kicau.follower_lists import KeptUnderVersions, claim_versions
 from kicau.metrics import PUSH_DELIVERIES, PUSH_LATENCY, PUSH_LATER, PUSH_SKIPPED
@@ -87,6 +88,7 @@ class Pusher:
         self._contact = contact
         self._slots = asyncio.Semaphore(concurrency)
         self._subscriptions = session.prepare("SELECT * FROM push_subscriptions WHERE account_id = ?")
+        self._standing = AccountStanding(session, write_consistency)
         # Each account's subscriptions as last read, kept under its version token (kicau/follower_lists.py's
         # protocol, which the graph service's changes follow): a batch costs one Redis round trip for all its
         # accounts, and Cassandra reads only for accounts whose subscriptions changed (or were never read).
@@ -152,7 +154,12 @@ class Pusher:
         PUSH_LATER.labels("given_up").inc(len(again) - len(later))
 
     async def _read_subscriptions(self, account_id: int) -> list[Subscription]:
-        return [from_row(row) for row in await execute(self._session, self._subscriptions, (account_id,))]
+        """The account's subscriptions; none while staff have it disabled or suspended (its tokens are refused
+        meanwhile, and so are its pushes: the graph service moves the version of its subscriptions with its
+        standing, services/graph/accounts.py)."""
+        rows, standing = await asyncio.gather(execute(self._session, self._subscriptions, (account_id,)),
+                                              self._standing.of(account_id))
+        return [] if standing.login_refused else [from_row(row) for row in rows]
 
     async def _wanted(self, notices: Sequence[PushNotice]) -> list[_Push]:
         accounts = sorted({n.account_id for n in notices})

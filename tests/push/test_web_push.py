@@ -19,6 +19,7 @@ from kicau.web_push import ALERTS, PushNotice, encode_notice
 from stack.services import by_name, service_env
 from tests.conftest import User, eventually, narrow_token
 from tests.faults.harness import metric_value
+from tests.graph.test_admin import accounts_tool
 from tests.push.receiver import Keys, Receiver, b64_bytes, decrypted, mention, running_receiver, subscribe, verify_vapid
 
 
@@ -93,6 +94,25 @@ def test_a_mention_is_pushed_encrypted_and_signed(http: httpx.Client, make_user:
     assert said["body"].startswith(f"@{user.username} are you there? xxx") and len(said["body"]) == 140
     assert said["icon"].endswith("/avatars/original/missing.png")
     assert "access_token" not in said  # Kicau keeps only tokens' hashes (kicau/web_push.py)
+
+
+def test_a_disabled_account_is_pushed_nothing_until_enabled(http: httpx.Client, make_user: Callable[..., User],
+                                                            receiver: Receiver) -> None:
+    """Staff disabling an account (its tokens refused) stops its pushes too, and enabling it gives them back: the
+    push services read its subscriptions afresh with its standing (services/push/service.py)."""
+    user, author = make_user("pdis"), make_user("pdis_a")
+    keys = Keys.new()
+    endpoint = receiver.endpoint()
+    subscribe(http, user, endpoint, keys)
+    mention(http, author, user, "before")
+    assert decrypted(receiver.next_for(endpoint), keys)["body"] == f"@{user.username} before"
+    accounts_tool("disable", user.username)
+    mention(http, author, user, "while disabled")
+    receiver.assert_quiet(endpoint, seconds=4.0)
+    accounts_tool("enable", user.username)
+    mention(http, author, user, "after")
+    assert decrypted(receiver.next_for(endpoint), keys)["body"] == f"@{user.username} after"
+    receiver.assert_quiet(endpoint, seconds=1.0)
 
 
 def test_the_older_aesgcm_encoding_for_a_follow(http: httpx.Client, make_user: Callable[..., User],
