@@ -26,17 +26,11 @@ from stack.services import service_env
 from tests.conftest import User
 from tests.gateway.test_streaming import read_events
 from tests.gateway.test_streaming_bounds import next_frame, ws_url
+from tests.graph.test_admin import accounts_tool
 from tests.graph.test_authorization_code import OOB, approve, make_app
 from tests.timeline.test_visibility import post
 
 DISABLED = {"error": "Your login is currently disabled"}
-
-
-def accounts_tool(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "services.graph.accounts", *args], cwd=ROOT, env=service_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def password_grant(http: httpx.Client, app: dict[str, Any], user: User, password: str) -> httpx.Response:

@@ -24,7 +24,7 @@ from kicau.web import ACCOUNT_HEADER, ApiError
 from services.post.scheduled import DAILY_LIMIT, TOTAL_LIMIT, check_time, iso, parse_time
 from services.post.settings import PostSettings
 from tests.conftest import User, eventually
-from tests.graph.test_disabled_accounts import accounts_tool
+from tests.graph.test_admin import accounts_tool
 from tests.timeline.test_home_invariant import home_ids
 
 

@@ -140,7 +140,6 @@ def test_the_staff_are_pushed_reports_and_sign_ups(http: httpx.Client, make_user
                                                     receiver: Receiver) -> None:
     """The staff's notifications (kicau/notifications.py ``STAFF_TYPES``) are pushed as any other, by their own
     alerts (off unless asked for, as Mastodon's): a report's title names its reporter."""
-    from tests.graph.test_admin import accounts_tool  # the operator's tool, as the admin tests run it
 
     moderator, reporter, target = make_user("push_m"), make_user("push_r"), make_user("push_t")
     accounts_tool("role", moderator.username, "Moderator")
