@@ -12,17 +12,21 @@ the follows as they are then: one removed or changed since, a policy that no lon
 (``followed``, ``follower``), a notice already pushed (its mark) or a status deleted meanwhile is not pushed.
 
 Kept in Redis, one sorted set (``keys.PUSH_LATER``), each member a push (its notice as the notices topic carries
-it, the subscription's id, the round), scored by when it is due. Every push process takes due members by *leasing*
-them (their score moved ``LEASE_SECONDS`` ahead, atomically), tries them, then removes them (and adds the next round
-of those that failed again). A process that dies holding a lease leaves its members to come due again after the
-lease; one that took a member another had leased cannot, since the lease moved its score first. A push tried twice
-so (a crash between its delivery and its mark) is sent twice at worst, as a replayed batch is.
+it, the subscription's id, the round), scored by when it is due. The same push kept twice (a batch of notices
+replayed after a restart, before its first round) is one member. Every push process takes due members by *leasing*
+them (their score moved ``LEASE_SECONDS`` ahead, atomically), tries them, then adds the next round of those that
+failed again and removes the others (a round kept again while its push service is given up on is the same member,
+its score moved to when the push service is tried again). A process that dies holding a lease leaves its members to
+come due again after the lease; one that took a member another had leased cannot, since the lease moved its score
+first. A push tried twice so (a crash between its delivery and its mark) is sent twice at worst, as a replayed batch
+is.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 import msgspec
@@ -49,8 +53,7 @@ class LaterPush(msgspec.Struct, frozen=True, array_like=True):
     notice: PushNotice
     subscription_id: int
     round: int  # 1 for the first try after the batch's
-    # When it was kept (ns): a round kept again (its push service still given up on) is a member of its own, not
-    # the one just taken, which the taker then removes.
+    # Written 0 since 2026-12-08 (a push is one member however often it is kept); members kept before carry when.
     kept_ns: int = 0
 
 
@@ -71,25 +74,27 @@ class LaterPushes:
         self._key = key.encode()
 
     def after_failure(self, notice: PushNotice, subscription_id: int, failed_round: int,
-                      *, attempted: bool) -> tuple[LaterPush, float] | None:
+                      *, attempted: bool, paused: float = 0.0) -> tuple[LaterPush, float] | None:
         """What follows a push's round ``failed_round`` (0: the batch's own tries) that failed, and in how many
         seconds; None once no round is left. ``attempted``: the endpoint was called (else its push service was
-        being given up on, and a later round is tried again soon, module doc)."""
+        being given up on for ``paused`` seconds more, and a later round is tried again once it is not, or
+        ``first_seconds`` later if that is later: module doc)."""
         if not attempted and failed_round > 0:
-            return LaterPush(notice, subscription_id, failed_round), self._first_seconds
+            return LaterPush(notice, subscription_id, failed_round), max(self._first_seconds, paused)
         if failed_round >= self.rounds:
             return None
         return LaterPush(notice, subscription_id, failed_round + 1), due_after(failed_round + 1, self._first_seconds)
 
-    async def keep(self, pushes: Sequence[tuple[LaterPush, float]], now: float | None = None) -> None:
-        """Each push, due in its seconds (one round trip)."""
+    async def keep(self, pushes: Sequence[tuple[LaterPush, float]], now: float | None = None) -> set[bytes]:
+        """Each push, due in its seconds (one round trip); the members written."""
         if not pushes:
-            return
+            return set()
         start = time.time() if now is None else now
-        kept_ns = time.time_ns()
+        members = [(b"%f" % (start + seconds), _encode(msgspec.structs.replace(push, kept_ns=0)))
+                   for push, seconds in pushes]
         await resp.round_trip(self._redis, [resp.command(
-            b"ZADD", self._key, *(part for push, seconds in pushes for part in (
-                b"%f" % (start + seconds), _encode(msgspec.structs.replace(push, kept_ns=kept_ns)))))])
+            b"ZADD", self._key, *(part for pair in members for part in pair))])
+        return {member for _, member in members}
 
     async def take_due(self, now: float | None = None) -> list[tuple[bytes, LaterPush | None]]:
         """The pushes due now, leased (module doc): each member with its push (None for a member that cannot be
@@ -107,9 +112,11 @@ class LaterPushes:
                 taken.append((raw, None))
         return taken
 
-    async def done(self, members: Sequence[bytes]) -> None:
-        if members:
-            await resp.round_trip(self._redis, [resp.command(b"ZREM", self._key, *members)])
+    async def done(self, members: Sequence[bytes], kept: AbstractSet[bytes] = frozenset()) -> None:
+        """Remove the members taken but those ``kept`` again (the same push, due later)."""
+        gone = [member for member in members if member not in kept]
+        if gone:
+            await resp.round_trip(self._redis, [resp.command(b"ZREM", self._key, *gone)])
 
     async def waiting(self) -> int:
         [count] = await resp.round_trip(self._redis, [resp.command(b"ZCARD", self._key)])

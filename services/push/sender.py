@@ -77,6 +77,11 @@ class Unreachable:
     def answered(self, origin: str) -> None:
         self._down.pop(origin, None)
 
+    def remaining(self, origin: str) -> float:
+        """Seconds until ``origin`` may be tried again (0 if it is not given up on)."""
+        down = self._down.get(origin)
+        return max(0.0, down[0] - self._clock()) if down is not None else 0.0
+
     def __len__(self) -> int:
         return len(self._down)
 
@@ -107,6 +112,10 @@ class PushSender:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    def paused_for(self, endpoint: str) -> float:
+        """Seconds until the endpoint's push service, given up on, is called again (0 if it is not)."""
+        return self._unreachable.remaining(origin_of(endpoint))
 
     async def send(self, endpoint: str, request: PushRequest) -> Outcome:
         origin = origin_of(endpoint)

@@ -123,15 +123,14 @@ class Pusher:
             pushes.append(_Push(later.notice, subscription, later.round))
         # The policy as the follows are now too: a follow undone since the first try keeps its push from going.
         pushes = await self._by_policy(pushes)
-        if pushes:
-            await self._deliver(await self._unsent(pushes))
-        await self._later.done([member for member, _ in taken])
+        kept = await self._deliver(await self._unsent(pushes)) if pushes else set()
+        await self._later.done([member for member, _ in taken], kept)
         return len(taken)
 
-    async def _deliver(self, pushes: list[_Push]) -> None:
-        """Push each, mark those delivered, and keep those that failed for their next round."""
+    async def _deliver(self, pushes: list[_Push]) -> set[bytes]:
+        """Push each, mark those delivered, and keep those that failed for their next round; the members kept."""
         if not pushes:
-            return
+            return set()
         said = await self._said({p.notice for p in pushes})
         sent = [p for p in pushes if p.notice in said]
         outcomes = await asyncio.gather(*(self._push_one(p, said[p.notice]) for p in sent))
@@ -144,14 +143,16 @@ class Pusher:
                 await pipe.execute()
         again = [(p, outcome) for p, outcome in zip(sent, outcomes, strict=True) if outcome in _TRIED_AGAIN]
         followed = [(p, found) for p, outcome in again if (found := self._later.after_failure(
-            p.notice, p.subscription.id, p.round, attempted=outcome is Outcome.FAILED))]
+            p.notice, p.subscription.id, p.round, attempted=outcome is Outcome.FAILED,
+            paused=self._sender.paused_for(p.subscription.endpoint)))]
         later = [found for _, found in followed]
-        await self._later.keep(later)
+        kept = await self._later.keep(later)
         # A round spent (a real attempt failed), or the same round again (its push service still given up on).
         spent = sum(1 for p, (kept, _) in followed if kept.round > p.round)
         PUSH_LATER.labels("kept").inc(spent)
         PUSH_LATER.labels("deferred").inc(len(later) - spent)
         PUSH_LATER.labels("given_up").inc(len(again) - len(later))
+        return kept
 
     async def _read_subscriptions(self, account_id: int) -> list[Subscription]:
         """The account's subscriptions; none while staff have it disabled or suspended (its tokens are refused
@@ -196,7 +197,9 @@ class Pusher:
         return allowed
 
     async def _unsent(self, pushes: list[_Push]) -> list[_Push]:
-        """Those not pushed already (a replayed batch, a later round of a push delivered meanwhile)."""
+        """Those not pushed already (a replayed batch, a later round of a push delivered meanwhile), each once (a
+        batch may carry a notice twice: the notices topic is read at least once)."""
+        pushes = list({(p.notice.notification_id, p.subscription.id): p for p in pushes}.values())
         if not pushes:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:

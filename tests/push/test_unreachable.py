@@ -13,10 +13,11 @@ def test_a_failing_origin_is_paused_longer_each_time_until_it_answers() -> None:
     assert origin == "https://push.example:8443" and not down.skips(origin)
     down.failed(origin)
     assert down.skips(origin) and not down.skips("https://other.example")
+    assert (down.remaining(origin), down.remaining("https://other.example")) == (30, 0)
     now[0] += 29.9
-    assert down.skips(origin)
+    assert down.skips(origin) and round(down.remaining(origin), 6) == 0.1
     now[0] += 0.2
-    assert not down.skips(origin)  # tried again; it fails again: twice the pause
+    assert not down.skips(origin) and down.remaining(origin) == 0  # tried again; it fails again: twice the pause
     down.failed(origin)
     now[0] += 59.9
     assert down.skips(origin)
