@@ -6,20 +6,19 @@ hold the permission (``manage_users`` for accounts, ``manage_reports`` for repor
 allowed", as Mastodon answers. Acting on an account (disabling, silencing, suspending, or undoing any) also needs a
 role above the account's own: a moderator cannot disable an admin, nor anyone their own account.
 
-What Kicau's accounts can be: disabled or not, suspended or not, limited (silenced) or not, marked sensitive or
-not (kicau/account_standing.py). A suspended account cannot sign in, and its profile, statuses and notifications are
+What Kicau's accounts can be: disabled or not, suspended or not, limited (silenced) or not, marked sensitive or not
+(kicau/account_standing.py). A suspended account cannot sign in, and its profile, statuses and notifications are
 left out of every read (migration 0058, ``services.graph.accounts.set_suspended``); ``unsuspend`` gives them all
 back, as nothing of it was deleted. A limited account's statuses are left out of the public reads and streams, and
 its notifications to those who do not follow it go by their policies (migration 0059, ``set_silenced``). A marked
 sensitive account's statuses read ``sensitive: true`` to everyone but their author and never trend (migration 0067,
-``set_sensitized``); ``unsensitive`` gives each its own flag back. An action
-other than ``none`` resolves every open report against the account, as Mastodon's does; ``none`` resolves the report
-it names. A sign-up held for approval (services/graph/sign_ups.py) is listed by the ``pending`` filter, and among
-the others in its place by registration time (merged from the waiting list: the directory and the names hold it
-only once approved), and
-``approve`` lets it in, ``reject`` deletes it (403 for an account not waiting, as Mastodon answers).
-``unsensitive`` and ``unsilence`` of an account not so marked change nothing, as on Mastodon; ``unsuspend`` of an
-account not suspended is 403, as Mastodon answers it.
+``set_sensitized``); ``unsensitive`` gives each its own flag back. An action other than ``none`` resolves every open
+report against the account, as Mastodon's does; ``none`` resolves the report it names. A sign-up held for approval
+(services/graph/sign_ups.py) is listed by the ``pending`` filter, and among the others in its place by registration
+time (merged from the waiting list: the directory and the names hold it only once approved), and ``approve`` lets it
+in, ``reject`` deletes it (403 for an account not waiting, as Mastodon answers). ``unsensitive`` and ``unsilence``
+of an account not so marked change nothing, as on Mastodon; ``unsuspend`` of an account not suspended is 403, as
+Mastodon answers it.
 
 How accounts are listed: newest registration first, as the profile directory keeps them (kicau/directory.py), from
 a cursor's rank. A filtered page reads at most ``SCAN_BUDGET`` accounts; if it found fewer than asked, its next

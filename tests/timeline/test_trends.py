@@ -19,6 +19,7 @@ from kicau import keys, tag_trends
 from kicau.tag_timeline import DAY_MS
 from stack.services import service_env
 from tests.conftest import User, eventually
+from tests.graph.test_admin import admin_app, staff  # noqa: F401  (fixtures)
 from tests.timeline.test_tag_timeline import fresh_tag
 from tests.timeline.test_visibility import post
 
@@ -101,18 +102,24 @@ def test_counting_a_use_again_changes_no_score(stack_redis: redis.Redis) -> None
     assert 0 < stack_redis.ttl(keys.tag_trend_day(day)) <= 3 * 86_400
 
 
-def test_statuses_enough_accounts_favourite_or_reblog_trend(gateway_url: str, http: httpx.Client,
-                                                            make_user: Callable[..., User]) -> None:
+def test_statuses_enough_accounts_favourite_or_reblog_trend(
+        gateway_url: str, http: httpx.Client, make_user: Callable[..., User],
+        staff: Callable[[str, str], tuple[User, dict[str, str]]]) -> None:  # noqa: F811
     """``GET /api/v1/trends/statuses``: a public status favourited and reblogged by five accounts trends, one with
-    four does not, nor a reply, nor one with a content warning; a reader does not see those of an account it blocks;
-    a favourite repeated counts once."""
-    author, other = make_user("trend_sa"), make_user("trend_so")
+    four does not, nor a reply, nor one with a content warning, nor one of an account staff marked sensitive; a
+    reader does not see those of an account it blocks; a favourite repeated counts once."""
+    author, other, marked_author = make_user("trend_sa"), make_user("trend_so"), make_user("trend_sm")
     fans = [make_user("trend_sf") for _ in range(6)]
     most = post(http, author, "liked by everyone")
     enough = post(http, other, "liked by five")
     too_few = post(http, author, "liked by four")
     reply = post(http, other, "a reply", in_reply_to_id=most)
     warned = post(http, other, "behind a warning", spoiler_text="cw")
+    marked = post(http, marked_author, "liked by five, from an account staff marked sensitive")
+    _, moderator = staff("trend_m", "Moderator")
+    sensitized = http.post(f"/api/v1/admin/accounts/{marked_author.id}/action", headers=moderator,
+                           json={"type": "sensitive", "send_email_notification": False})
+    assert sensitized.status_code == 200, sensitized.text
 
     def engage(status: str, users: list[User], verb: str = "favourite") -> None:
         for user in users:
@@ -128,6 +135,7 @@ def test_statuses_enough_accounts_favourite_or_reblog_trend(gateway_url: str, ht
     engage(too_few, fans[:4])
     engage(reply, fans[:5])
     engage(warned, fans[:5])
+    engage(marked, fans[:5])
 
     def trending(reader: User | None = None) -> list[str]:
         found: list[str] = []
@@ -145,7 +153,7 @@ def test_statuses_enough_accounts_favourite_or_reblog_trend(gateway_url: str, ht
 
     ids = eventually(ranked_both)  # each timeline process ranks again at most every 15 s
     assert ids.index(most) < ids.index(enough)
-    assert too_few not in ids and reply not in ids and warned not in ids
+    assert too_few not in ids and reply not in ids and warned not in ids and marked not in ids
     # As each reader may see them: one that blocks the other author does not see its status.
     blocker = make_user("trend_sb")
     assert http.post(f"/api/v1/accounts/{other.id}/block", headers=blocker.auth).status_code == 200
