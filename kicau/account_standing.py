@@ -2,13 +2,14 @@
 (``accounts.disabled``, migration 0052; ``python -m services.graph.accounts`` or the admin action ``disable``), nor
 if staff suspended it (``accounts.suspended_at``, migration 0058; the admin action ``suspend``). And whether staff
 limited (silenced) it (``accounts.silenced_at``, migration 0059) or marked it sensitive (``accounts.sensitized_at``,
-migration 0067), which leave its login alone. And whether its
-sign-up still waits for staff's approval (``accounts.approval_pending``, migration 0065, services/graph/sign_ups.py):
-its tokens are refused until then, with Mastodon's other answer.
+migration 0067), which leave its login alone. And whether its sign-up still waits for staff's approval
+(``accounts.approval_pending``, migration 0065, services/graph/sign_ups.py): its tokens are refused until then, with
+Mastodon's other answer.
 
-The login is read by the graph service as it resolves a token or signs someone in, and by the post service before
-it publishes a scheduled status (a refused account's are dropped, as Mastodon's ``PublishScheduledStatusWorker``
-does). Suspension and limits show to readers through the account's card (kicau/entities.py), not from here."""
+The login is read by the graph service as it resolves a token or signs someone in, by the post service before it
+publishes a scheduled status (a refused account's are dropped, as Mastodon's ``PublishScheduledStatusWorker`` does),
+and by the push service with the account's subscriptions (a refused account is pushed nothing). Suspension, limits
+and the sensitive mark show to readers through the account's card (kicau/entities.py), not from here."""
 
 from __future__ import annotations
 
